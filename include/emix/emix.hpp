@@ -1,0 +1,10 @@
+// emix: mixture models fitted by EM on CPUs and NVIDIA GPUs. The one header to include.
+#pragma once
+
+#include "emix/data.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+#include "emix/io.hpp"
+#include "emix/model.hpp"
+#include "emix/options.hpp"
+#include "emix/version.hpp"

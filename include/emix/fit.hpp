@@ -1,0 +1,60 @@
+// Fitting, prediction and scoring.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "emix/data.hpp"
+#include "emix/model.hpp"
+#include "emix/options.hpp"
+
+namespace emix {
+
+struct FitReport {
+  Model model;
+  double log_likelihood = 0;       // total sum_n w_n log p(x_n | model) at the final parameters
+  double mean_log_likelihood = 0;  // log_likelihood / sum_n w_n
+  // Total log-likelihood under theta(0), theta(1), ..., theta(n_iter) of the best restart.
+  std::vector<double> history;
+  int n_iter = 0;  // M-steps taken
+  bool converged = false;
+  int best_init = 0;
+  std::string engine;     // for example "cpu (2 threads)" or "gpu (NVIDIA H100 80GB HBM3)"
+  std::string precision;  // "float32" / "float64": the data's element type
+  double seconds = 0;
+  std::vector<std::string> warnings;
+};
+
+// Fits a mixture to x (N x D). sample_weight: host, N non-negative values (repetition counts),
+// or null for all ones. Throws InvalidArgument on bad options or data.
+FitReport fit(const DataView& x, const FitOptions& options, const double* sample_weight = nullptr);
+
+// Most probable component of each row (N).
+std::vector<std::int32_t> predict(const Model& model, const DataView& x,
+                                  const EngineOptions& engine = {});
+// Responsibilities p(k | x_n), N x K row-major.
+std::vector<double> predict_proba(const Model& model, const DataView& x,
+                                  const EngineOptions& engine = {});
+// log p(x_n) per row (N).
+std::vector<double> score_samples(const Model& model, const DataView& x,
+                                  const EngineOptions& engine = {});
+// Weighted mean of log p(x_n).
+double score(const Model& model, const DataView& x, const EngineOptions& engine = {},
+             const double* sample_weight = nullptr);
+
+// -2 log L + p log N, and -2 log L + 2 p, with p = model.n_parameters().
+double bic(const Model& model, const DataView& x, const EngineOptions& engine = {});
+double aic(const Model& model, const DataView& x, const EngineOptions& engine = {});
+
+// Draws n points from the model: x (n x D, row-major) and the component of each.
+struct Sample {
+  std::vector<double> x;
+  std::vector<std::int32_t> labels;
+};
+Sample sample(const Model& model, std::int64_t n, std::uint64_t seed);
+
+// True when this build has a GPU engine and a CUDA device answers.
+bool gpu_available();
+
+}  // namespace emix

@@ -1,0 +1,67 @@
+// Options for fitting and evaluating mixtures.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "emix/model.hpp"
+
+namespace emix {
+
+enum class Init {
+  kKMeansPlusPlus,  // k-means++ seeding refined by a few k-means iterations (default)
+  kRandom,          // random responsibilities (scikit-learn's init_params="random")
+  kRandomFromData,  // K distinct random rows as means (scikit-learn's "random_from_data")
+};
+enum class Device { kAuto, kCpu, kGpu };
+
+const char* to_string(Init init);  // "kmeans++", "random", "random-from-data"
+const char* to_string(Device device);
+Init parse_init(const std::string& name);
+Device parse_device(const std::string& name);
+
+// Where and how the E-step runs. Results never depend on n_threads.
+struct EngineOptions {
+  Device device = Device::kAuto;  // kAuto: the GPU engine when a GPU answers, else the CPU
+  int n_threads = 0;              // CPU engine: OpenMP threads, 0 = OpenMP's default
+  std::int64_t block_rows = 0;    // CPU engine: rows per tile, 0 = chosen from K and D
+  std::int64_t chunk_rows = 0;    // GPU engine: rows per device chunk, 0 = chosen from memory
+  bool allow_tf32 = false;        // GPU engine: TF32 matrix products (faster, less exact)
+};
+
+// What happened in one EM iteration (passed to FitOptions::on_iteration).
+struct IterationInfo {
+  int init_run = 0;            // which of the n_init restarts
+  int iteration = 0;           // 0 = the initial parameters
+  double log_likelihood = 0;   // total, sum_n w_n log p(x_n)
+  double mean_log_likelihood = 0;
+  double change = 0;           // change in mean log-likelihood from the previous iteration
+  double seconds = 0;          // wall time of this iteration
+};
+
+struct FitOptions {
+  int n_components = 1;
+  Family family = Family::kGaussian;
+  Covariance covariance = Covariance::kFull;
+  int trials = 1;  // binomial: trials per entry
+
+  Init init = Init::kKMeansPlusPlus;
+  // Starting parameters, used exactly as given (component order kept); overrides `init`.
+  std::optional<Model> init_model;
+  int kmeans_iter = 10;                        // k-means refinement steps after k-means++
+  std::int64_t init_max_rows = 1 << 20;        // initialisation sees at most this many rows
+  bool fixed_weights = false;                  // keep the initial mixing weights
+  int n_init = 1;                              // restarts; the best final log-likelihood wins
+  int max_iter = 100;
+  double tol = 1e-3;         // on the change in mean log-likelihood per sample; 0 = max_iter steps
+  double reg_covar = 1e-6;   // added to covariance diagonals
+  double prob_epsilon = 1e-10;  // Bernoulli / binomial probabilities kept in [eps, 1 - eps]
+  std::uint64_t seed = 0;
+
+  EngineOptions engine;
+  std::function<void(const IterationInfo&)> on_iteration;  // progress; may be empty
+};
+
+}  // namespace emix

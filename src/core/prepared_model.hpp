@@ -1,0 +1,54 @@
+// What the E-step needs from a model, precomputed once per iteration on the host in double.
+// Engines read only this; they never see Model or the M-step.
+#pragma once
+
+#include <vector>
+
+#include "emix/model.hpp"
+#include "statistics.hpp"
+
+namespace emix {
+
+// Per-point log-densities, for component k and row x (D values):
+//
+// Gaussian (every covariance type), with U_k the upper-triangular factor of the precision
+// (Sigma_k^-1 = U_k U_k^T, scikit-learn's precisions_cholesky) and y = x^T U_k - mean_prec_k:
+//     log p(x | k) = log_norm_k - 0.5 * ||y||^2
+//     log_norm_k   = -0.5 D log(2 pi) + sum_d log U_k[d][d]
+//   full:      prec_chol K x D x D (row-major U_k; entries below the diagonal are 0)
+//   tied:      prec_chol D x D (one U shared by all k)
+//   diag:      prec_chol K x D (the diagonal of U_k: 1 / sigma_kd)
+//   spherical: prec_chol K (1 / sigma_k)
+//   mean_prec  K x D: mean_k^T U_k
+//
+// Bernoulli and binomial (m = trials; m = 1 for Bernoulli), x_d in 0..m:
+//     log p(x | k) = log_norm_k + sum_d x_d * logit_kd  + log_binom(x)
+//     logit_kd     = log p_kd - log(1 - p_kd)
+//     log_norm_k   = m * sum_d log(1 - p_kd)
+//     log_binom(x) = sum_d log C(m, x_d)   (0 for Bernoulli; independent of k)
+//
+// Every family: log_weights_k = log w_k, and the statistics are shifted by centres (K x D):
+// the current means for Gaussians, zero for Bernoulli / binomial.
+struct PreparedModel {
+  Family family = Family::kGaussian;
+  Covariance covariance = Covariance::kFull;
+  int k = 0;
+  int d = 0;
+  int trials = 1;
+  StatisticsLayout layout;
+
+  std::vector<double> log_weights;  // K
+  std::vector<double> log_norm;     // K
+  std::vector<double> centres;      // K x D
+
+  std::vector<double> prec_chol;  // Gaussian, see above
+  std::vector<double> mean_prec;  // Gaussian, K x D
+  std::vector<double> means;      // Gaussian, K x D
+
+  std::vector<double> logit;  // Bernoulli / binomial, K x D
+};
+
+// Throws NumericalError if a covariance is not positive definite.
+PreparedModel prepare(const Model& model);
+
+}  // namespace emix
