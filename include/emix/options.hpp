@@ -28,6 +28,9 @@ struct EngineOptions {
   int n_threads = 0;              // CPU engine: OpenMP threads, 0 = OpenMP's default
   std::int64_t block_rows = 0;    // CPU engine: rows per tile, 0 = chosen from K and D
   std::int64_t chunk_rows = 0;    // GPU engine: rows per device chunk, 0 = chosen from memory
+  // GPU engine: device memory it may use, in bytes (0 = what is free). Host data that do not fit
+  // are streamed through in chunks every iteration instead of uploaded once.
+  std::int64_t device_memory_limit = 0;
   bool allow_tf32 = false;        // GPU engine: TF32 matrix products (faster, less exact)
 };
 

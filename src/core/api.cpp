@@ -1,1 +1,135 @@
-// placeholder: being written
+// Prediction, scoring and sampling on a fitted model.
+#include <cmath>
+#include <random>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "core/engine.hpp"
+#include "core/prepared_model.hpp"
+#include "core/validate.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+
+namespace emix {
+
+namespace {
+
+struct Evaluation {
+  std::vector<double> log_prob;
+  std::vector<double> resp;
+  std::vector<std::int32_t> labels;
+};
+
+Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& options,
+                    bool want_log_prob, bool want_resp, bool want_labels) {
+  validate_model_for_data(model, x);
+  const PreparedModel prepared = prepare(model);
+  std::unique_ptr<Engine> engine = make_engine(x, nullptr, options);
+  Evaluation e;
+  const std::size_t n = static_cast<std::size_t>(x.rows);
+  if (want_log_prob) e.log_prob.resize(n);
+  if (want_resp) e.resp.resize(n * static_cast<std::size_t>(model.n_components));
+  if (want_labels) e.labels.resize(n);
+  engine->evaluate(prepared, want_log_prob ? e.log_prob.data() : nullptr,
+                   want_resp ? e.resp.data() : nullptr, want_labels ? e.labels.data() : nullptr);
+  return e;
+}
+
+}  // namespace
+
+std::vector<std::int32_t> predict(const Model& model, const DataView& x,
+                                  const EngineOptions& engine) {
+  return evaluate(model, x, engine, false, false, true).labels;
+}
+
+std::vector<double> predict_proba(const Model& model, const DataView& x,
+                                  const EngineOptions& engine) {
+  return evaluate(model, x, engine, false, true, false).resp;
+}
+
+std::vector<double> score_samples(const Model& model, const DataView& x,
+                                  const EngineOptions& engine) {
+  return evaluate(model, x, engine, true, false, false).log_prob;
+}
+
+double score(const Model& model, const DataView& x, const EngineOptions& engine,
+             const double* sample_weight) {
+  validate_sample_weight(sample_weight, x.rows);
+  const std::vector<double> log_prob = score_samples(model, x, engine);
+  double total = 0, weight = 0;
+  for (std::size_t n = 0; n < log_prob.size(); ++n) {
+    const double w = sample_weight ? sample_weight[n] : 1.0;
+    total += w * log_prob[n];
+    weight += w;
+  }
+  return total / weight;
+}
+
+double bic(const Model& model, const DataView& x, const EngineOptions& engine) {
+  const double log_likelihood = score(model, x, engine) * static_cast<double>(x.rows);
+  return -2.0 * log_likelihood +
+         static_cast<double>(model.n_parameters()) * std::log(static_cast<double>(x.rows));
+}
+
+double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
+  const double log_likelihood = score(model, x, engine) * static_cast<double>(x.rows);
+  return -2.0 * log_likelihood + 2.0 * static_cast<double>(model.n_parameters());
+}
+
+Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
+  model.validate();
+  if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
+  const int k = model.n_components, d = model.n_features;
+  const std::size_t du = static_cast<std::size_t>(d);
+  std::mt19937_64 rng(seed);
+  std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
+  std::normal_distribution<double> normal(0.0, 1.0);
+
+  // Per component: a factor A with A A^T = covariance (Gaussian).
+  std::vector<Eigen::MatrixXd> factors;
+  if (model.family == Family::kGaussian) {
+    using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    for (int c = 0; c < k; ++c) {
+      Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
+      switch (model.covariance) {
+        case Covariance::kFull:
+          cov = Eigen::Map<const RowMatrix>(&model.covariances[c * du * du], d, d);
+          break;
+        case Covariance::kTied:
+          cov = Eigen::Map<const RowMatrix>(model.covariances.data(), d, d);
+          break;
+        case Covariance::kDiag:
+          for (int j = 0; j < d; ++j) cov(j, j) = model.covariances[c * du + j];
+          break;
+        case Covariance::kSpherical:
+          cov.diagonal().setConstant(model.covariances[c]);
+          break;
+      }
+      factors.push_back(Eigen::LLT<Eigen::MatrixXd>(cov).matrixL());
+    }
+  }
+
+  Sample out;
+  out.x.resize(static_cast<std::size_t>(n) * du);
+  out.labels.resize(static_cast<std::size_t>(n));
+  Eigen::VectorXd z(d);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int c = component(rng);
+    out.labels[i] = c;
+    double* row = &out.x[static_cast<std::size_t>(i) * du];
+    if (model.family == Family::kGaussian) {
+      for (int j = 0; j < d; ++j) z[j] = normal(rng);
+      Eigen::Map<Eigen::VectorXd>(row, d) =
+          Eigen::Map<const Eigen::VectorXd>(&model.means[c * du], d) + factors[c] * z;
+    } else {
+      for (int j = 0; j < d; ++j) {
+        std::binomial_distribution<int> draw(model.trials, model.probabilities[c * du + j]);
+        row[j] = draw(rng);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace emix

@@ -1,1 +1,253 @@
-// placeholder: being written
+// The EM driver: initialisation, the loop, convergence, restarts, re-seeding. It never sees the
+// data: only statistics from the engine and, for re-seeding, rows it asks the engine for.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "core/engine.hpp"
+#include "core/initialize.hpp"
+#include "core/maximize.hpp"
+#include "core/prepared_model.hpp"
+#include "core/validate.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+
+namespace emix {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_number(double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.6g", value);
+  return buffer;
+}
+
+// Components whose (full or tied) covariance does not factor.
+std::vector<int> singular_components(const Model& model) {
+  std::vector<int> bad;
+  if (model.family != Family::kGaussian) return bad;
+  const int d = model.n_features;
+  const auto factors = [d](const double* a) {
+    Eigen::Map<const RowMatrix> m(a, d, d);
+    Eigen::LLT<Eigen::MatrixXd> llt(m);
+    return llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 0;
+  };
+  switch (model.covariance) {
+    case Covariance::kFull:
+      for (int c = 0; c < model.n_components; ++c) {
+        if (!factors(&model.covariances[static_cast<std::size_t>(c) * d * d])) bad.push_back(c);
+      }
+      break;
+    case Covariance::kTied:
+      if (!factors(model.covariances.data())) {
+        throw NumericalError(
+            "the tied covariance is singular; the data may lie in a subspace: increase reg_covar");
+      }
+      break;
+    case Covariance::kDiag:
+    case Covariance::kSpherical:
+      for (std::size_t i = 0; i < model.covariances.size(); ++i) {
+        if (!(model.covariances[i] > 0)) {
+          bad.push_back(static_cast<int>(i / (model.covariances.size() / model.n_components)));
+        }
+      }
+      break;
+  }
+  return bad;
+}
+
+class Run {
+ public:
+  Run(Engine& engine, std::int64_t n_rows, const FitOptions& options, int run_index,
+      std::mt19937_64& rng)
+      : engine_(engine), n_rows_(n_rows), options_(options), run_(run_index), rng_(rng) {}
+
+  // EM from `model`; fills the report's model, history, n_iter, converged and warnings.
+  void operator()(Model model, FitReport& report) {
+    std::vector<double> stats;
+    MaximizeOptions mopt;
+    mopt.reg_covar = options_.reg_covar;
+    mopt.prob_epsilon = options_.prob_epsilon;
+    mopt.fixed_weights = options_.fixed_weights;
+    double previous_mean = 0;
+    for (int iteration = 0;; ++iteration) {
+      const auto start = Clock::now();
+      const PreparedModel prepared = prepare(model, options_.prob_epsilon);
+      stats.assign(prepared.layout.size(), 0.0);
+      engine_.accumulate(prepared, stats.data());
+      const double log_likelihood = stats[StatisticsLayout::kLogLikelihood];
+      const double weight_sum = stats[StatisticsLayout::kWeightSum];
+      const double mean = log_likelihood / weight_sum;
+      if (!std::isfinite(log_likelihood)) {
+        throw NumericalError("the log-likelihood is " + format_number(log_likelihood) +
+                             " at iteration " + std::to_string(iteration) +
+                             " (check the data for extreme values)");
+      }
+      report.history.push_back(log_likelihood);
+      const double change =
+          iteration == 0 ? std::numeric_limits<double>::quiet_NaN() : mean - previous_mean;
+      if (options_.on_iteration) {
+        IterationInfo info;
+        info.init_run = run_;
+        info.iteration = iteration;
+        info.log_likelihood = log_likelihood;
+        info.mean_log_likelihood = mean;
+        info.change = change;
+        info.seconds = seconds_since(start);
+        options_.on_iteration(info);
+      }
+      report.model = model;
+      report.log_likelihood = log_likelihood;
+      report.mean_log_likelihood = mean;
+      report.n_iter = iteration;
+      if (iteration > 0 && std::abs(change) < options_.tol) {
+        report.converged = true;
+        break;
+      }
+      if (iteration == options_.max_iter) break;
+      previous_mean = mean;
+
+      std::vector<int> empty;
+      Model next = maximize(model, prepared, stats.data(), mopt, &empty);
+      for (int c : empty) {
+        reseed(next, model, c, iteration + 1, "was empty", report);
+      }
+      for (int c : singular_components(next)) {
+        reseed(next, model, c, iteration + 1, "collapsed (singular covariance)", report);
+      }
+      model = std::move(next);
+    }
+  }
+
+ private:
+  // Moves component c onto a random row, keeping its previous (valid) covariance.
+  void reseed(Model& next, const Model& previous, int c, int iteration, const char* why,
+              FitReport& report) {
+    std::uniform_int_distribution<std::int64_t> pick(0, n_rows_ - 1);
+    const std::int64_t row = pick(rng_);
+    const std::size_t d = static_cast<std::size_t>(next.n_features);
+    std::vector<double> x(d);
+    engine_.gather_rows(&row, 1, x.data());
+    if (next.family == Family::kGaussian) {
+      std::copy(x.begin(), x.end(), next.means.begin() + c * d);
+      if (next.covariance != Covariance::kTied) {
+        const std::size_t per = next.covariance_size() / next.n_components;
+        std::copy(previous.covariances.begin() + c * per,
+                  previous.covariances.begin() + (c + 1) * per, next.covariances.begin() + c * per);
+      }
+    } else {
+      for (std::size_t j = 0; j < d; ++j) {
+        next.probabilities[c * d + j] =
+            std::clamp(x[j] / next.trials, options_.prob_epsilon, 1.0 - options_.prob_epsilon);
+      }
+    }
+    if (!options_.fixed_weights) {
+      // One row's share, then renormalised.
+      double total = 0;
+      next.weights[c] = 1.0 / static_cast<double>(n_rows_);
+      for (double w : next.weights) total += w;
+      for (double& w : next.weights) w /= total;
+    }
+    std::ostringstream msg;
+    msg << "iteration " << iteration << ": component " << c << " " << why << "; re-seeded at row "
+        << row;
+    if (options_.n_init > 1) msg << " (restart " << run_ << ")";
+    ++reseeds_;
+    if (reseeds_ <= kMaxReseedWarnings) report.warnings.push_back(msg.str());
+    if (reseeds_ > kMaxReseeds) {
+      throw NumericalError("components kept collapsing (" + std::to_string(reseeds_) +
+                           " re-seeds); try fewer components or a larger reg_covar");
+    }
+  }
+
+  static constexpr int kMaxReseedWarnings = 20;
+  static constexpr int kMaxReseeds = 1000;
+
+  Engine& engine_;
+  std::int64_t n_rows_;
+  const FitOptions& options_;
+  int run_;
+  std::mt19937_64& rng_;
+  int reseeds_ = 0;
+};
+
+std::string identifiability_warning(const FitOptions& options, int d, double mean_of_x) {
+  if (options.n_components < 2 || d != 1) return {};
+  if (options.family == Family::kBernoulli) {
+    return "a Bernoulli mixture of one feature is not identifiable: every set of weights and "
+           "probabilities with sum_k w_k p_k = " +
+           format_number(mean_of_x) +
+           " (the sample mean) has the same likelihood, so the fitted parameters depend on the "
+           "initial values (the three-coin model's ridge of maxima)";
+  }
+  if (options.family == Family::kBinomial && options.trials < 2 * options.n_components - 1) {
+    return "a binomial mixture of " + std::to_string(options.n_components) +
+           " components on one feature is identifiable only with trials >= " +
+           std::to_string(2 * options.n_components - 1) + " (here " +
+           std::to_string(options.trials) + "): the fitted parameters depend on the initial values";
+  }
+  return {};
+}
+
+}  // namespace
+
+FitReport fit(const DataView& x, const FitOptions& options, const double* sample_weight) {
+  const auto start = Clock::now();
+  validate_fit_arguments(x, options, sample_weight);
+  std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.engine);
+
+  FitReport best;
+  bool have_best = false;
+  std::vector<std::string> notes;
+  for (int run = 0; run < options.n_init; ++run) {
+    std::seed_seq seq{static_cast<std::uint64_t>(options.seed & 0xffffffffu),
+                      static_cast<std::uint64_t>(options.seed >> 32),
+                      static_cast<std::uint64_t>(run)};
+    std::mt19937_64 rng(seq);
+    Model initial = options.init_model
+                        ? *options.init_model
+                        : initialize(*engine, x.rows, static_cast<int>(x.cols), sample_weight,
+                                     options, rng, run == 0 ? &notes : nullptr);
+    FitReport report;
+    Run(*engine, x.rows, options, run, rng)(std::move(initial), report);
+    report.best_init = run;
+    if (!have_best || report.log_likelihood > best.log_likelihood) {
+      best = std::move(report);
+      have_best = true;
+    }
+  }
+
+  best.engine = engine->name();
+  best.precision = to_string(x.dtype);
+  for (const std::string& note : notes) best.warnings.push_back(note);
+  if (!best.converged && options.tol > 0) {
+    best.warnings.push_back("did not converge in " + std::to_string(options.max_iter) +
+                            " iterations (tol " + format_number(options.tol) +
+                            "); try a larger max_iter or tol, or another initialisation");
+  }
+  if (options.family != Family::kGaussian && x.cols == 1 && options.n_components > 1) {
+    double mean = 0;
+    for (int c = 0; c < best.model.n_components; ++c) {
+      mean += best.model.weights[c] * best.model.probabilities[c] * best.model.trials;
+    }
+    const std::string warning = identifiability_warning(options, 1, mean);
+    if (!warning.empty()) best.warnings.push_back(warning);
+  }
+  best.seconds = seconds_since(start);
+  return best;
+}
+
+}  // namespace emix

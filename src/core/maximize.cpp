@@ -1,1 +1,111 @@
-// placeholder: being written
+#include "core/maximize.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <Eigen/Core>
+
+namespace emix {
+
+namespace {
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+}
+
+Model maximize(const Model& current, const PreparedModel& prepared, const double* stats,
+               const MaximizeOptions& options, std::vector<int>* empty) {
+  const StatisticsLayout& layout = prepared.layout;
+  const int k = prepared.k, d = prepared.d;
+  const std::size_t du = static_cast<std::size_t>(d);
+  Model next = current;
+  if (empty) empty->clear();
+
+  const double* nk = stats + layout.nk();
+  double nk_total = 0;
+  for (int c = 0; c < k; ++c) nk_total += nk[c];
+  const double empty_below = std::max(kEmptyComponentShare * nk_total, 1e-300);
+  std::vector<bool> is_empty(k, false);
+  for (int c = 0; c < k; ++c) {
+    if (!(nk[c] > empty_below)) {
+      is_empty[c] = true;
+      if (empty) empty->push_back(c);
+    }
+  }
+  if (!options.fixed_weights) {
+    for (int c = 0; c < k; ++c) next.weights[c] = nk[c] / nk_total;
+  }
+
+  Eigen::Map<const RowMatrix> centres(prepared.centres.data(), k, d);
+  Eigen::Map<const RowMatrix> s(stats + layout.s(), k, d);
+
+  if (current.family != Family::kGaussian) {
+    const double trials = current.trials;
+    for (int c = 0; c < k; ++c) {
+      if (is_empty[c]) continue;
+      for (int j = 0; j < d; ++j) {
+        const double p = s(c, j) / nk[c] / trials;
+        next.probabilities[c * du + j] =
+            std::clamp(p, options.prob_epsilon, 1.0 - options.prob_epsilon);
+      }
+    }
+    return next;
+  }
+
+  // mean = c + S / N;  scatter about the new mean = Q / N - delta delta^T, delta = S / N.
+  RowMatrix delta(k, d);
+  for (int c = 0; c < k; ++c) {
+    if (is_empty[c]) {
+      delta.row(c).setZero();
+      continue;
+    }
+    delta.row(c) = s.row(c) / nk[c];
+    Eigen::Map<Eigen::RowVectorXd>(&next.means[c * du], d) = centres.row(c) + delta.row(c);
+  }
+  const double* q = stats + layout.q();
+  const std::size_t qk = layout.q_per_component();
+  switch (current.covariance) {
+    case Covariance::kFull:
+      for (int c = 0; c < k; ++c) {
+        if (is_empty[c]) continue;
+        Eigen::Map<const RowMatrix> qc(q + c * qk, d, d);
+        RowMatrix cov = qc / nk[c] - delta.row(c).transpose() * delta.row(c);
+        cov = 0.5 * (cov + cov.transpose()).eval();
+        cov.diagonal().array() += options.reg_covar;
+        Eigen::Map<RowMatrix>(&next.covariances[c * du * du], d, d) = cov;
+      }
+      break;
+    case Covariance::kTied: {
+      RowMatrix cov = RowMatrix::Zero(d, d);
+      for (int c = 0; c < k; ++c) {
+        if (is_empty[c]) continue;
+        Eigen::Map<const RowMatrix> qc(q + c * qk, d, d);
+        cov += qc - nk[c] * delta.row(c).transpose() * delta.row(c);
+      }
+      cov /= nk_total;
+      cov = 0.5 * (cov + cov.transpose()).eval();
+      cov.diagonal().array() += options.reg_covar;
+      Eigen::Map<RowMatrix>(next.covariances.data(), d, d) = cov;
+      break;
+    }
+    case Covariance::kDiag:
+    case Covariance::kSpherical:
+      for (int c = 0; c < k; ++c) {
+        if (is_empty[c]) continue;
+        double sum = 0;
+        for (int j = 0; j < d; ++j) {
+          // Rounding can take a zero variance slightly negative; it is never below zero.
+          const double var = std::max(q[c * qk + j] / nk[c] - delta(c, j) * delta(c, j), 0.0);
+          if (current.covariance == Covariance::kDiag) {
+            next.covariances[c * du + j] = var + options.reg_covar;
+          }
+          sum += var;
+        }
+        if (current.covariance == Covariance::kSpherical) {
+          next.covariances[c] = sum / d + options.reg_covar;
+        }
+      }
+      break;
+  }
+  return next;
+}
+
+}  // namespace emix

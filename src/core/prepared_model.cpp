@@ -1,1 +1,149 @@
-// placeholder: being written
+#include "core/prepared_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "emix/errors.hpp"
+
+namespace emix {
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+
+// U with U U^T = cov^-1, upper triangular (scikit-learn's precisions_cholesky), written
+// row-major to out; returns sum log diag(U).
+double precision_cholesky(const double* cov, int d, double* out, const std::string& what) {
+  Eigen::Map<const RowMatrix> sigma(cov, d, d);
+  Eigen::LLT<Eigen::MatrixXd> llt(sigma);
+  if (llt.info() != Eigen::Success) {
+    throw NumericalError(what + " is not positive definite (Cholesky factorisation failed)");
+  }
+  Eigen::MatrixXd lower = llt.matrixL();
+  if (!(lower.diagonal().minCoeff() > 0)) {
+    throw NumericalError(what + " is singular");
+  }
+  // U = L^-T: solve L^T U = I.
+  Eigen::MatrixXd u =
+      lower.transpose().triangularView<Eigen::Upper>().solve(Eigen::MatrixXd::Identity(d, d));
+  Eigen::Map<RowMatrix>(out, d, d) = u;
+  return u.diagonal().array().log().sum();
+}
+
+}  // namespace
+
+double log_binomial_coefficients(const double* x, int d, int trials) {
+  const double log_m_factorial = std::lgamma(trials + 1.0);
+  double sum = 0;
+  for (int j = 0; j < d; ++j) {
+    sum += log_m_factorial - std::lgamma(x[j] + 1.0) - std::lgamma(trials - x[j] + 1.0);
+  }
+  return sum;
+}
+
+PreparedModel prepare(const Model& model, double prob_epsilon) {
+  PreparedModel p;
+  p.family = model.family;
+  p.covariance = model.covariance;
+  p.k = model.n_components;
+  p.d = model.n_features;
+  p.trials = model.family == Family::kGaussian ? 1 : model.trials;
+  p.layout = StatisticsLayout(model.family, model.covariance, p.k, p.d);
+  const std::size_t k = static_cast<std::size_t>(p.k);
+  const std::size_t d = static_cast<std::size_t>(p.d);
+
+  p.log_weights.resize(k);
+  for (std::size_t c = 0; c < k; ++c) p.log_weights[c] = std::log(model.weights[c]);
+  p.log_norm.assign(k, 0.0);
+  p.centres.assign(k * d, 0.0);
+
+  if (model.family != Family::kGaussian) {
+    p.logit.resize(k * d);
+    for (std::size_t c = 0; c < k; ++c) {
+      double log_norm = 0;
+      for (std::size_t j = 0; j < d; ++j) {
+        const double prob =
+            std::clamp(model.probabilities[c * d + j], prob_epsilon, 1.0 - prob_epsilon);
+        p.logit[c * d + j] = std::log(prob) - std::log1p(-prob);
+        log_norm += std::log1p(-prob);
+      }
+      p.log_norm[c] = p.trials * log_norm;
+    }
+    return p;
+  }
+
+  p.means = model.means;
+  p.centres = model.means;
+  p.mean_prec.assign(k * d, 0.0);
+  const double* cov = model.covariances.data();
+  std::vector<double> log_det(k, 0.0);
+  switch (model.covariance) {
+    case Covariance::kFull: {
+      p.prec_chol.resize(k * d * d);
+      for (std::size_t c = 0; c < k; ++c) {
+        log_det[c] = precision_cholesky(cov + c * d * d, p.d, &p.prec_chol[c * d * d],
+                                        "covariance of component " + std::to_string(c));
+        Eigen::Map<const RowMatrix> u(&p.prec_chol[c * d * d], p.d, p.d);
+        Eigen::Map<const Eigen::RowVectorXd> mean(&p.means[c * d], p.d);
+        Eigen::Map<Eigen::RowVectorXd>(&p.mean_prec[c * d], p.d) = mean * u;
+      }
+      break;
+    }
+    case Covariance::kTied: {
+      p.prec_chol.resize(d * d);
+      const double shared = precision_cholesky(cov, p.d, p.prec_chol.data(), "tied covariance");
+      Eigen::Map<const RowMatrix> u(p.prec_chol.data(), p.d, p.d);
+      for (std::size_t c = 0; c < k; ++c) {
+        log_det[c] = shared;
+        Eigen::Map<const Eigen::RowVectorXd> mean(&p.means[c * d], p.d);
+        Eigen::Map<Eigen::RowVectorXd>(&p.mean_prec[c * d], p.d) = mean * u;
+      }
+      break;
+    }
+    case Covariance::kDiag: {
+      p.prec_chol.resize(k * d);
+      for (std::size_t i = 0; i < k * d; ++i) {
+        if (!(cov[i] > 0)) {
+          throw NumericalError("variance " + std::to_string(i % d) + " of component " +
+                               std::to_string(i / d) + " is not positive");
+        }
+        p.prec_chol[i] = 1.0 / std::sqrt(cov[i]);
+        log_det[i / d] += std::log(p.prec_chol[i]);
+        p.mean_prec[i] = p.means[i] * p.prec_chol[i];
+      }
+      break;
+    }
+    case Covariance::kSpherical: {
+      p.prec_chol.resize(k);
+      for (std::size_t c = 0; c < k; ++c) {
+        if (!(cov[c] > 0)) {
+          throw NumericalError("variance of component " + std::to_string(c) + " is not positive");
+        }
+        p.prec_chol[c] = 1.0 / std::sqrt(cov[c]);
+        log_det[c] = static_cast<double>(d) * std::log(p.prec_chol[c]);
+        for (std::size_t j = 0; j < d; ++j) {
+          p.mean_prec[c * d + j] = p.means[c * d + j] * p.prec_chol[c];
+        }
+      }
+      break;
+    }
+  }
+  for (std::size_t c = 0; c < k; ++c) {
+    p.log_norm[c] = -0.5 * static_cast<double>(d) * kLog2Pi + log_det[c];
+  }
+  return p;
+}
+
+StatisticsLayout::StatisticsLayout(Family family, Covariance covariance, int k_, int d_)
+    : k(k_), d(d_) {
+  has_scatter = family == Family::kGaussian;
+  full_scatter =
+      has_scatter && (covariance == Covariance::kFull || covariance == Covariance::kTied);
+}
+
+}  // namespace emix

@@ -48,7 +48,11 @@ struct PreparedModel {
   std::vector<double> logit;  // Bernoulli / binomial, K x D
 };
 
-// Throws NumericalError if a covariance is not positive definite.
-PreparedModel prepare(const Model& model);
+// Throws NumericalError if a covariance is not positive definite. Bernoulli / binomial
+// probabilities are clamped to [prob_epsilon, 1 - prob_epsilon] so that no log is infinite.
+PreparedModel prepare(const Model& model, double prob_epsilon = 1e-10);
+
+// sum_d log C(m, x_d), the k-independent part of a binomial log-density.
+double log_binomial_coefficients(const double* x, int d, int trials);
 
 }  // namespace emix

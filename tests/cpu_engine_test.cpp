@@ -1,0 +1,201 @@
+// The CPU engine's statistics against a naive reference computed straight from the model's
+// definition (covariance inverses through a separate factorisation, no centring tricks).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <tuple>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include "core/engine.hpp"
+#include "core/prepared_model.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// log p(x | k) from the model's own parameters.
+double reference_log_density(const emix::Model& m, int c, const double* x) {
+  const int d = m.n_features;
+  if (m.family != Family::kGaussian) {
+    double s = 0;
+    for (int j = 0; j < d; ++j) {
+      const double p = m.probabilities[c * d + j];
+      const double log_choose = std::lgamma(m.trials + 1.0) - std::lgamma(x[j] + 1.0) -
+                                std::lgamma(m.trials - x[j] + 1.0);
+      s += log_choose + x[j] * std::log(p) + (m.trials - x[j]) * std::log(1 - p);
+    }
+    return s;
+  }
+  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
+  switch (m.covariance) {
+    case Covariance::kFull:
+      cov = Eigen::Map<const RowMatrix>(&m.covariances[static_cast<std::size_t>(c) * d * d], d, d);
+      break;
+    case Covariance::kTied:
+      cov = Eigen::Map<const RowMatrix>(m.covariances.data(), d, d);
+      break;
+    case Covariance::kDiag:
+      for (int j = 0; j < d; ++j) cov(j, j) = m.covariances[c * d + j];
+      break;
+    case Covariance::kSpherical:
+      cov.diagonal().setConstant(m.covariances[c]);
+      break;
+  }
+  Eigen::VectorXd diff(d);
+  for (int j = 0; j < d; ++j) diff[j] = x[j] - m.means[c * d + j];
+  const Eigen::LDLT<Eigen::MatrixXd> ldlt(cov);
+  const double maha = diff.dot(ldlt.solve(diff));
+  const double log_det = ldlt.vectorD().array().log().sum();
+  return -0.5 * (d * std::log(2 * std::acos(-1.0)) + log_det + maha);
+}
+
+std::vector<double> reference_statistics(const emix::Model& m, const emix::PreparedModel& p,
+                                         const std::vector<double>& x, std::int64_t n,
+                                         const std::vector<double>& w) {
+  const int k = m.n_components, d = m.n_features;
+  const auto& layout = p.layout;
+  std::vector<double> stats(layout.size(), 0.0);
+  std::vector<double> lp(k);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double* row = &x[i * d];
+    double mx = -INFINITY;
+    for (int c = 0; c < k; ++c) {
+      lp[c] = std::log(m.weights[c]) + reference_log_density(m, c, row);
+      mx = std::max(mx, lp[c]);
+    }
+    double sum = 0;
+    for (int c = 0; c < k; ++c) sum += std::exp(lp[c] - mx);
+    const double lse = mx + std::log(sum);
+    stats[0] += w[i] * lse;
+    stats[1] += w[i];
+    for (int c = 0; c < k; ++c) {
+      const double g = w[i] * std::exp(lp[c] - lse);
+      stats[layout.nk() + c] += g;
+      for (int a = 0; a < d; ++a) {
+        const double da = row[a] - p.centres[c * d + a];
+        stats[layout.s() + c * d + a] += g * da;
+        if (!layout.has_scatter) continue;
+        if (layout.full_scatter) {
+          for (int b = 0; b < d; ++b) {
+            const double db = row[b] - p.centres[c * d + b];
+            stats[layout.q() + c * layout.q_per_component() + a * d + b] += g * da * db;
+          }
+        } else {
+          stats[layout.q() + c * layout.q_per_component() + a] += g * da * da;
+        }
+      }
+    }
+  }
+  return stats;
+}
+
+struct Case {
+  Family family;
+  Covariance covariance;
+  int k, d;
+};
+
+class CpuStatistics : public ::testing::TestWithParam<std::tuple<Case, bool>> {};
+
+TEST_P(CpuStatistics, MatchNaiveReference) {
+  const auto [c, use_float] = GetParam();
+  const int trials = c.family == Family::kBinomial ? 5 : 1;
+  const std::uint64_t seed = 1000 + c.k * 10 + c.d;
+  const emix::Model model =
+      emix::testing::random_model(c.family, c.covariance, c.k, c.d, seed, trials);
+  // Awkward sizes: n not a multiple of the tile, data far from the origin (offset 1e3) so that
+  // uncentred sums would cancel.
+  const std::int64_t n = 1237;
+  const emix::Sample s = emix::sample(model, n, seed + 1);
+  std::vector<double> x = s.x;
+  if (c.family == Family::kGaussian) {
+    for (double& v : x) v += 1e3;
+  }
+  emix::Model shifted = model;
+  if (c.family == Family::kGaussian) {
+    for (double& v : shifted.means) v += 1e3;
+  }
+  std::vector<double> w(n);
+  std::mt19937_64 rng(seed + 2);
+  std::uniform_real_distribution<double> u(0.0, 2.0);
+  for (double& v : w) v = u(rng);
+
+  const emix::PreparedModel prepared = emix::prepare(shifted);
+  const std::vector<double> expected = reference_statistics(shifted, prepared, x, n, w);
+  std::vector<float> xf(x.begin(), x.end());
+  emix::EngineOptions eo;
+  eo.block_rows = 100;
+  const auto engine =
+      use_float ? emix::make_cpu_engine(emix::DataView::host(xf.data(), n, c.d), w.data(), eo)
+                : emix::make_cpu_engine(emix::DataView::host(x.data(), n, c.d), w.data(), eo);
+  std::vector<double> got(prepared.layout.size());
+  engine->accumulate(prepared, got.data());
+
+  // float64: same quantities by another route, so agreement to rounding (1e-10 of each
+  // group's scale). float32: the data rounded to 24 bits at magnitude 1e3 carry ~1e-4 absolute
+  // error, relative ~1e-5 of the spread; 2e-3 of each group's scale bounds that with room.
+  const double tol = use_float ? 2e-3 : 1e-10;
+  const auto& L = prepared.layout;
+  const auto group = [&](std::size_t begin, std::size_t end) {
+    return std::vector<double>(expected.begin() + begin, expected.begin() + end);
+  };
+  const auto group_got = [&](std::size_t begin, std::size_t end) {
+    return std::vector<double>(got.begin() + begin, got.begin() + end);
+  };
+  const std::pair<std::size_t, std::size_t> groups[] = {
+      {0, 1}, {1, 2}, {L.nk(), L.s()}, {L.s(), L.q()}, {L.q(), L.size()}};
+  const char* names[] = {"log-likelihood", "weight sum", "N_k", "S_k", "Q_k"};
+  for (int g = 0; g < 5; ++g) {
+    if (groups[g].first == groups[g].second) continue;
+    const double scale_floor = g == 3 ? 1.0 : 1e-300;  // S_k is near 0 when centred on the mean
+    EXPECT_LE(emix::testing::max_relative_difference(group(groups[g].first, groups[g].second),
+                                                     group_got(groups[g].first, groups[g].second),
+                                                     scale_floor),
+              tol)
+        << names[g] << " for " << emix::testing::describe(c.family, c.covariance) << " k=" << c.k
+        << " d=" << c.d << (use_float ? " float32" : " float64") << " seed " << seed;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllFamilies, CpuStatistics,
+    ::testing::Combine(::testing::Values(Case{Family::kGaussian, Covariance::kFull, 3, 4},
+                                         Case{Family::kGaussian, Covariance::kFull, 1, 1},
+                                         Case{Family::kGaussian, Covariance::kTied, 4, 3},
+                                         Case{Family::kGaussian, Covariance::kDiag, 5, 7},
+                                         Case{Family::kGaussian, Covariance::kSpherical, 2, 5},
+                                         Case{Family::kBernoulli, Covariance::kFull, 3, 6},
+                                         Case{Family::kBinomial, Covariance::kFull, 4, 3}),
+                       ::testing::Bool()));
+
+TEST(CpuEngine, EvaluateGivesNormalisedResponsibilitiesAndArgmaxLabels) {
+  const emix::Model model =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 4, 3, 7);
+  const emix::Sample s = emix::sample(model, 500, 8);
+  const auto x = emix::DataView::host(s.x.data(), 500, 3);
+  const std::vector<double> resp = emix::predict_proba(model, x);
+  const std::vector<std::int32_t> labels = emix::predict(model, x);
+  const std::vector<double> log_prob = emix::score_samples(model, x);
+  for (int i = 0; i < 500; ++i) {
+    double sum = 0;
+    int best = 0;
+    for (int c = 0; c < 4; ++c) {
+      sum += resp[i * 4 + c];
+      if (resp[i * 4 + c] > resp[i * 4 + best]) best = c;
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-12);
+    EXPECT_EQ(labels[i], best);
+    double p = 0;
+    for (int c = 0; c < 4; ++c)
+      p += model.weights[c] * std::exp(reference_log_density(model, c, &s.x[i * 3]));
+    EXPECT_NEAR(log_prob[i], std::log(p), 1e-10 * std::abs(std::log(p)));
+  }
+}
+
+}  // namespace

@@ -1,0 +1,245 @@
+// Properties every fit must have: EM never lowers the likelihood; K = 1 is the sample mean and
+// covariance; results do not depend on the thread count; integer sample weights equal repeated
+// rows; a known mixture is recovered.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+
+struct Shape {
+  Family family;
+  Covariance covariance;
+};
+
+const Shape kShapes[] = {
+    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull}};
+
+emix::FitOptions options_for(const Shape& s, int k) {
+  emix::FitOptions o;
+  o.family = s.family;
+  o.covariance = s.covariance;
+  o.n_components = k;
+  o.trials = s.family == Family::kBinomial ? 6 : 1;
+  o.engine.device = emix::Device::kCpu;
+  return o;
+}
+
+class EveryShape : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(EveryShape, LogLikelihoodNeverDecreases) {
+  const Shape s = GetParam();
+  for (std::uint64_t seed : {11u, 12u, 13u}) {
+    const emix::Model truth =
+        emix::testing::random_model(s.family, s.covariance, 3, 4, seed, 6, 1.5);
+    const emix::Sample data = emix::sample(truth, 3000, seed);
+    emix::FitOptions o = options_for(s, 4);  // one more component than the truth
+    o.tol = 0;
+    o.max_iter = 40;
+    o.seed = seed;
+    o.init = emix::Init::kRandom;
+    const emix::FitReport r = emix::fit(emix::DataView::host(data.x.data(), 3000, 4), o);
+    ASSERT_EQ(r.history.size(), 41u);
+    for (std::size_t i = 1; i < r.history.size(); ++i) {
+      // Rounding only: 1e-10 of the log-likelihood's magnitude.
+      EXPECT_GE(r.history[i], r.history[i - 1] - 1e-10 * std::abs(r.history[i - 1]))
+          << emix::testing::describe(s.family, s.covariance) << " seed " << seed << " step " << i;
+    }
+  }
+}
+
+TEST_P(EveryShape, BitwiseIdenticalWithOneTwoAndThreeThreads) {
+  const Shape s = GetParam();
+  const emix::Model truth = emix::testing::random_model(s.family, s.covariance, 3, 5, 21, 6, 2.0);
+  const std::int64_t n = 40000;  // many tiles
+  const emix::Sample data = emix::sample(truth, n, 22);
+  std::vector<emix::FitReport> reports;
+  for (int threads : {1, 2, 3}) {
+    emix::FitOptions o = options_for(s, 3);
+    o.tol = 0;
+    o.max_iter = 5;
+    o.seed = 5;
+    o.engine.n_threads = threads;
+    reports.push_back(emix::fit(emix::DataView::host(data.x.data(), n, 5), o));
+  }
+  const auto same = [](const std::vector<double>& a, const std::vector<double>& b) {
+    return a.size() == b.size() &&
+           (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+  };
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_TRUE(same(reports[0].history, reports[i].history)) << i + 1 << " threads";
+    EXPECT_TRUE(same(reports[0].model.weights, reports[i].model.weights)) << i + 1 << " threads";
+    EXPECT_TRUE(same(reports[0].model.means, reports[i].model.means)) << i + 1 << " threads";
+    EXPECT_TRUE(same(reports[0].model.covariances, reports[i].model.covariances));
+    EXPECT_TRUE(same(reports[0].model.probabilities, reports[i].model.probabilities));
+  }
+}
+
+TEST_P(EveryShape, IntegerSampleWeightsEqualRepeatedRows) {
+  const Shape s = GetParam();
+  const emix::Model truth = emix::testing::random_model(s.family, s.covariance, 2, 3, 31, 6, 2.0);
+  const std::int64_t n = 800;
+  const emix::Sample data = emix::sample(truth, n, 32);
+  std::mt19937_64 rng(33);
+  std::uniform_int_distribution<int> count(0, 3);
+  std::vector<double> weights(n), repeated;
+  for (std::int64_t i = 0; i < n; ++i) {
+    weights[i] = count(rng);
+    for (int r = 0; r < weights[i]; ++r) {
+      repeated.insert(repeated.end(), data.x.begin() + i * 3, data.x.begin() + (i + 1) * 3);
+    }
+  }
+  emix::FitOptions o = options_for(s, 2);
+  o.init_model = emix::testing::random_model(s.family, s.covariance, 2, 3, 34, 6, 2.0);
+  o.tol = 0;
+  o.max_iter = 15;
+  const emix::FitReport weighted =
+      emix::fit(emix::DataView::host(data.x.data(), n, 3), o, weights.data());
+  const emix::FitReport plain = emix::fit(
+      emix::DataView::host(repeated.data(), static_cast<std::int64_t>(repeated.size() / 3), 3), o);
+  // Same sums in a different order: agreement to rounding, 1e-9 after 15 iterations.
+  using emix::testing::max_relative_difference;
+  EXPECT_LE(max_relative_difference(weighted.model.weights, plain.model.weights), 1e-9);
+  EXPECT_LE(max_relative_difference(weighted.model.means, plain.model.means), 1e-9);
+  EXPECT_LE(max_relative_difference(weighted.model.covariances, plain.model.covariances), 1e-9);
+  EXPECT_LE(max_relative_difference(weighted.model.probabilities, plain.model.probabilities), 1e-9);
+  EXPECT_NEAR(weighted.log_likelihood, plain.log_likelihood, 1e-9 * std::abs(plain.log_likelihood));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EveryShape, ::testing::ValuesIn(kShapes),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           std::string name =
+                               emix::testing::describe(info.param.family, info.param.covariance);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+TEST(Em, OneComponentIsTheSampleMeanAndCovariance) {
+  const emix::Model truth =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 1, 3, 41);
+  const emix::Sample data = emix::sample(truth, 1000, 42);
+  emix::FitOptions o;
+  o.n_components = 1;
+  o.reg_covar = 0;
+  const emix::FitReport r = emix::fit(emix::DataView::host(data.x.data(), 1000, 3), o);
+  std::vector<double> mean(3, 0.0), cov(9, 0.0);
+  for (int i = 0; i < 1000; ++i) {
+    for (int a = 0; a < 3; ++a) mean[a] += data.x[i * 3 + a] / 1000;
+  }
+  for (int i = 0; i < 1000; ++i) {
+    for (int a = 0; a < 3; ++a) {
+      for (int b = 0; b < 3; ++b) {
+        cov[a * 3 + b] += (data.x[i * 3 + a] - mean[a]) * (data.x[i * 3 + b] - mean[b]) / 1000;
+      }
+    }
+  }
+  EXPECT_LE(emix::testing::max_relative_difference(r.model.means, mean), 1e-12);
+  EXPECT_LE(emix::testing::max_relative_difference(r.model.covariances, cov), 1e-12);
+  EXPECT_TRUE(r.converged);
+}
+
+TEST(Em, EmptyComponentIsReseededNotNan) {
+  // Five components on three distinct points, duplicated: some components must go empty.
+  std::vector<double> x;
+  for (int i = 0; i < 30; ++i) x.push_back(i % 3 == 0 ? 0.0 : (i % 3 == 1 ? 10.0 : 20.0));
+  emix::FitOptions o;
+  o.n_components = 5;
+  o.covariance = Covariance::kSpherical;
+  o.max_iter = 20;
+  o.tol = 0;
+  emix::Model init;
+  init.covariance = Covariance::kSpherical;
+  init.n_components = 5;
+  init.n_features = 1;
+  init.weights = {0.2, 0.2, 0.2, 0.2, 0.2};
+  init.means = {0, 10, 20, 1000, 2000};  // the last two are far from every point
+  init.covariances = {1, 1, 1, 1, 1};
+  o.init_model = init;
+  const emix::FitReport r = emix::fit(emix::DataView::host(x.data(), 30, 1), o);
+  bool reseeded = false;
+  for (const auto& w : r.warnings) reseeded |= w.find("re-seeded") != std::string::npos;
+  EXPECT_TRUE(reseeded);
+  for (double v : r.model.means) EXPECT_TRUE(std::isfinite(v));
+  for (double v : r.model.covariances) EXPECT_TRUE(std::isfinite(v) && v > 0);
+  EXPECT_TRUE(std::isfinite(r.log_likelihood));
+}
+
+// Fits N = 100,000 points drawn from a known mixture and matches components to the truth by
+// their nearest parameters.
+class Recovery : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Recovery, KnownMixtureIsFittedBack) {
+  const Shape s = GetParam();
+  // A Bernoulli mixture needs many features to be well identified (3 components on 4 binary
+  // features have 14 parameters for 15 pattern frequencies); binomial counts carry more.
+  const int k = 3, d = s.family == Family::kBernoulli ? 12 : 4;
+  emix::Model truth = emix::testing::random_model(s.family, s.covariance, k, d, 51, 10, 6.0);
+  truth.weights = {0.2, 0.3, 0.5};
+  const std::int64_t n = 100000;
+  const emix::Sample data = emix::sample(truth, n, 52);
+  emix::FitOptions o = options_for(s, k);
+  o.trials = truth.trials;
+  o.n_init = 3;
+  o.seed = 53;
+  o.tol = 1e-8;
+  o.max_iter = 500;
+  const emix::FitReport r = emix::fit(emix::DataView::host(data.x.data(), n, d), o);
+  const std::vector<double>& fitted_loc =
+      s.family == Family::kGaussian ? r.model.means : r.model.probabilities;
+  const std::vector<double>& true_loc =
+      s.family == Family::kGaussian ? truth.means : truth.probabilities;
+  for (int c = 0; c < k; ++c) {
+    int match = 0;
+    double best = INFINITY;
+    for (int f = 0; f < k; ++f) {
+      double dist = 0;
+      for (int j = 0; j < d; ++j) {
+        dist += std::pow(fitted_loc[f * d + j] - true_loc[c * d + j], 2);
+      }
+      if (dist < best) best = dist, match = f;
+    }
+    // Standard errors with >= 20,000 points per component are ~1% of a unit spread; these
+    // tolerances are several of them.
+    EXPECT_NEAR(r.model.weights[match], truth.weights[c], 0.01) << "component " << c;
+    const double loc_tol = s.family == Family::kGaussian ? 0.05 : 0.01;
+    for (int j = 0; j < d; ++j) {
+      EXPECT_NEAR(fitted_loc[match * d + j], true_loc[c * d + j], loc_tol);
+    }
+    if (s.family == Family::kGaussian && s.covariance == Covariance::kFull) {
+      for (int j = 0; j < d * d; ++j) {
+        EXPECT_NEAR(r.model.covariances[match * d * d + j], truth.covariances[c * d * d + j], 0.05);
+      }
+    }
+    if (s.family == Family::kGaussian && s.covariance == Covariance::kDiag) {
+      for (int j = 0; j < d; ++j) {
+        EXPECT_NEAR(r.model.covariances[match * d + j], truth.covariances[c * d + j],
+                    0.05 * truth.covariances[c * d + j]);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Recovery,
+                         ::testing::Values(Shape{Family::kGaussian, Covariance::kFull},
+                                           Shape{Family::kGaussian, Covariance::kDiag},
+                                           Shape{Family::kBernoulli, Covariance::kFull},
+                                           Shape{Family::kBinomial, Covariance::kFull}),
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                           std::string name =
+                               emix::testing::describe(info.param.family, info.param.covariance);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+}  // namespace

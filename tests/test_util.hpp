@@ -1,0 +1,83 @@
+// Helpers shared by the tests: random models and data, tolerant comparisons.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "emix/emix.hpp"
+
+namespace emix::testing {
+
+// A random valid model of the given shape (seeded). Covariances are A A^T + I scaled.
+inline Model random_model(Family family, Covariance covariance, int k, int d, std::uint64_t seed,
+                          int trials = 1, double spread = 5.0) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::normal_distribution<double> z(0.0, 1.0);
+  Model m;
+  m.family = family;
+  m.covariance = covariance;
+  m.n_components = k;
+  m.n_features = d;
+  m.trials = family == Family::kBinomial ? trials : 1;
+  double total = 0;
+  for (int c = 0; c < k; ++c) {
+    m.weights.push_back(0.5 + u(rng));
+    total += m.weights.back();
+  }
+  for (double& w : m.weights) w /= total;
+  if (family != Family::kGaussian) {
+    for (int i = 0; i < k * d; ++i) m.probabilities.push_back(0.05 + 0.9 * u(rng));
+    return m;
+  }
+  for (int i = 0; i < k * d; ++i) m.means.push_back(spread * z(rng));
+  const auto spd = [&](double* out) {
+    std::vector<double> a(static_cast<std::size_t>(d) * d);
+    for (double& v : a) v = 0.5 * z(rng);
+    for (int i = 0; i < d; ++i) {
+      for (int j = 0; j < d; ++j) {
+        double s = i == j ? 0.5 : 0.0;
+        for (int l = 0; l < d; ++l) s += a[i * d + l] * a[j * d + l];
+        out[i * d + j] = s;
+      }
+    }
+  };
+  m.covariances.resize(m.covariance_size());
+  switch (covariance) {
+    case Covariance::kFull:
+      for (int c = 0; c < k; ++c) spd(&m.covariances[static_cast<std::size_t>(c) * d * d]);
+      break;
+    case Covariance::kTied:
+      spd(m.covariances.data());
+      break;
+    case Covariance::kDiag:
+    case Covariance::kSpherical:
+      for (double& v : m.covariances) v = 0.3 + u(rng);
+      break;
+  }
+  return m;
+}
+
+// Relative difference of two vectors against the larger magnitude of a (at least `floor`).
+inline double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b,
+                                      double floor = 1e-300) {
+  EXPECT_EQ(a.size(), b.size());
+  double scale = floor;
+  for (double v : a) scale = std::max(scale, std::abs(v));
+  double worst = 0;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    worst = std::max(worst, std::abs(a[i] - b[i]) / scale);
+  }
+  return worst;
+}
+
+inline std::string describe(Family f, Covariance c) {
+  return std::string(to_string(f)) +
+         (f == Family::kGaussian ? std::string("-") + to_string(c) : "");
+}
+
+}  // namespace emix::testing
