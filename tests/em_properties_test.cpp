@@ -118,9 +118,9 @@ TEST_P(EveryShape, IntegerSampleWeightsEqualRepeatedRows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, EveryShape, ::testing::ValuesIn(kShapes),
-                         [](const ::testing::TestParamInfo<Shape>& info) {
-                           std::string name =
-                               emix::testing::describe(info.param.family, info.param.covariance);
+                         [](const ::testing::TestParamInfo<Shape>& param_info) {
+                           std::string name = emix::testing::describe(param_info.param.family,
+                                                                      param_info.param.covariance);
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
@@ -235,9 +235,9 @@ INSTANTIATE_TEST_SUITE_P(Families, Recovery,
                                            Shape{Family::kGaussian, Covariance::kDiag},
                                            Shape{Family::kBernoulli, Covariance::kFull},
                                            Shape{Family::kBinomial, Covariance::kFull}),
-                         [](const ::testing::TestParamInfo<Shape>& info) {
-                           std::string name =
-                               emix::testing::describe(info.param.family, info.param.covariance);
+                         [](const ::testing::TestParamInfo<Shape>& param_info) {
+                           std::string name = emix::testing::describe(param_info.param.family,
+                                                                      param_info.param.covariance);
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });

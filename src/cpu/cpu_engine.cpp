@@ -1,17 +1,23 @@
-// The CPU engine: Eigen for the GEMM-shaped parts, OpenMP across tiles of rows.
+// The CPU engine: Eigen GEMMs on tiles of rows, OpenMP across tiles.
 //
-// Determinism: the rows are cut into tiles of a size that depends only on (K, D, element type),
-// never on the thread count. Tile t is added into slot t % n_slots, each slot walking its tiles
-// in increasing order; the slots are then summed in slot order. Whichever thread runs a slot,
-// the additions happen in the same order, so the result is bitwise independent of n_threads.
+// Every family is two GEMMs per tile around one feature matrix F (B x P) built from the tile:
+//   log-densities   L = F W + b        (B x K; W and b from the model, see make_plan)
+//   statistics      T = G^T F          (K x P; G the weighted responsibilities)
+// For Gaussians F = [u, products of u] with u = x - m0, m0 one shift for the whole pass (the
+// model's overall mean), so that the quadratic form (x - mu)^T P (x - mu) is linear in F:
+//   full / tied: F = [u_1..u_D, u_a u_b for a <= b];  diag / spherical: F = [u, u^2].
+// T then holds sum g u and sum g (u u^T) (packed); they are moved from m0 to the centres c_k
+// once per pass, in double. Bernoulli / binomial: F = x, W = logit^T.
+//
+// Determinism: tiles have a size fixed by (K, D, element type), never by the thread count.
+// Tile t is added into slot t % n_slots, each slot walking its tiles in increasing order, and
+// the slots are summed in slot order, so results are bitwise independent of n_threads.
 #define EIGEN_DONT_PARALLELIZE  // one thread per tile; OpenMP parallelism is across tiles
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -32,63 +38,94 @@ using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 template <typename T>
 using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
 
-// The prepared model converted to the data's element type and laid out for GEMMs.
+bool quadratic_pairs(const PreparedModel& p) {
+  return p.family == Family::kGaussian &&
+         (p.covariance == Covariance::kFull || p.covariance == Covariance::kTied);
+}
+
+// Number of feature columns for the model's shape.
+int feature_count(const PreparedModel& p) {
+  if (p.family != Family::kGaussian) return p.d;
+  return quadratic_pairs(p) ? p.d + p.d * (p.d + 1) / 2 : 2 * p.d;
+}
+
+// What one pass needs, in the data's element type.
 template <typename T>
-struct TypedModel {
-  Matrix<T> prec_cat;     // full: D x (K*D), [U_1 ... U_K]; tied: D x D
-  Matrix<T> mean_prec;    // K x D
-  Matrix<T> means;        // K x D
-  Matrix<T> prec_diag;    // diag: K x D; spherical: K x 1
-  Matrix<T> logit_t;      // D x K (Bernoulli / binomial)
-  RowVector<T> log_norm;  // 1 x K, includes log_weights
+struct Plan {
+  int features = 0;
+  RowVector<double> shift;  // m0, 1 x D (zero for Bernoulli / binomial)
+  Matrix<T> w;              // features x K
+  RowVector<T> bias;        // 1 x K
 };
 
 template <typename T>
-TypedModel<T> make_typed(const PreparedModel& p) {
-  TypedModel<T> t;
+Plan<T> make_plan(const PreparedModel& p) {
   const int k = p.k, d = p.d;
-  t.log_norm.resize(k);
-  for (int c = 0; c < k; ++c) t.log_norm[c] = static_cast<T>(p.log_norm[c] + p.log_weights[c]);
+  Plan<T> plan;
+  plan.features = feature_count(p);
+  plan.shift = RowVector<double>::Zero(d);
+  Matrix<double> w = Matrix<double>::Zero(plan.features, k);
+  RowVector<double> bias(k);
+  for (int c = 0; c < k; ++c) bias[c] = p.log_norm[c] + p.log_weights[c];
   if (p.family != Family::kGaussian) {
-    t.logit_t = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose().cast<T>();
-    return t;
+    w = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose();
+    plan.w = w.cast<T>();
+    plan.bias = bias.cast<T>();
+    return plan;
   }
-  t.mean_prec = Eigen::Map<const RowMatrix<double>>(p.mean_prec.data(), k, d).cast<T>();
-  t.means = Eigen::Map<const RowMatrix<double>>(p.means.data(), k, d).cast<T>();
-  switch (p.covariance) {
-    case Covariance::kFull:
-      t.prec_cat.resize(d, static_cast<Eigen::Index>(k) * d);
-      for (int c = 0; c < k; ++c) {
-        t.prec_cat.middleCols(static_cast<Eigen::Index>(c) * d, d) =
-            Eigen::Map<const RowMatrix<double>>(&p.prec_chol[static_cast<std::size_t>(c) * d * d],
-                                                d, d)
-                .cast<T>();
+  Eigen::Map<const RowMatrix<double>> means(p.means.data(), k, d);
+  for (int c = 0; c < k; ++c) plan.shift += std::exp(p.log_weights[c]) * means.row(c);
+  for (int c = 0; c < k; ++c) {
+    // Precision matrix P = U U^T of component c.
+    Matrix<double> precision = Matrix<double>::Zero(d, d);
+    switch (p.covariance) {
+      case Covariance::kFull:
+      case Covariance::kTied: {
+        const std::size_t offset =
+            p.covariance == Covariance::kFull ? static_cast<std::size_t>(c) * d * d : 0;
+        Eigen::Map<const RowMatrix<double>> u(p.prec_chol.data() + offset, d, d);
+        precision = u * u.transpose();
+        break;
       }
-      break;
-    case Covariance::kTied:
-      t.prec_cat = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), d, d).cast<T>();
-      break;
-    case Covariance::kDiag:
-      t.prec_diag = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), k, d).cast<T>();
-      break;
-    case Covariance::kSpherical:
-      t.prec_diag = Eigen::Map<const Vector<double>>(p.prec_chol.data(), k).cast<T>();
-      break;
+      case Covariance::kDiag:
+        for (int j = 0; j < d; ++j) {
+          precision(j, j) = p.prec_chol[static_cast<std::size_t>(c) * d + j] *
+                            p.prec_chol[static_cast<std::size_t>(c) * d + j];
+        }
+        break;
+      case Covariance::kSpherical:
+        precision.diagonal().setConstant(p.prec_chol[c] * p.prec_chol[c]);
+        break;
+    }
+    // -0.5 (u - delta)^T P (u - delta) = -0.5 u^T P u + u^T P delta - 0.5 delta^T P delta
+    const Vector<double> delta = (means.row(c) - plan.shift).transpose();
+    const Vector<double> p_delta = precision * delta;
+    w.col(c).head(d) = p_delta;
+    bias[c] -= 0.5 * delta.dot(p_delta);
+    if (quadratic_pairs(p)) {
+      int j = d;
+      for (int a = 0; a < d; ++a) {
+        w(j++, c) = -0.5 * precision(a, a);
+        for (int b = a + 1; b < d; ++b) w(j++, c) = -precision(a, b);
+      }
+    } else {
+      for (int a = 0; a < d; ++a) w(d + a, c) = -0.5 * precision(a, a);
+    }
   }
-  return t;
+  plan.w = w.cast<T>();
+  plan.bias = bias.cast<T>();
+  return plan;
 }
 
 // Per-thread work space for one tile, sized once.
 template <typename T>
 struct Scratch {
-  Matrix<T> x;         // B x D, the tile minus its shift (column-major for the GEMMs)
-  Matrix<T> y;         // B x (K*D) or B x D: X U
-  Matrix<T> log_dens;  // B x K: log w_k + log p(x_n | k), then responsibilities g_nk
-  Vector<T> lse;       // B
-  Matrix<T> z;         // B x (K*D) responsibility-scaled rows (full / tied scatter)
-  Matrix<T> gx;        // K x D
-  Matrix<T> q;         // (K*D) x D or K x D
-  RowVector<double> shift;
+  Matrix<T> f;     // B x features
+  Matrix<T> resp;  // B x K: log-densities, then responsibilities, then weighted
+  Vector<T> lse;   // B: log p(x_n)
+  Vector<T> sum;   // B
+  Vector<T> inverse_sum;
+  Matrix<T> t;  // K x features
 };
 
 template <typename T>
@@ -108,43 +145,43 @@ class CpuEngine final : public Engine {
   }
 
   void accumulate(const PreparedModel& model, double* stats) override {
-    const TypedModel<T> typed = make_typed<T>(model);
-    const std::int64_t block = block_rows(model);
+    const Plan<T> plan = make_plan<T>(model);
+    const int k = model.k;
+    const std::int64_t block = block_rows(plan);
     const std::int64_t n_tiles = (n_ + block - 1) / block;
-    const std::size_t size = model.layout.size();
-    // Slots bound memory to about 64 MiB of partial statistics; their count depends only on
-    // the statistics' size.
+    // Packed partial sums: log-likelihood, weight sum, N_k, then T (K x features, col-major).
+    const std::size_t packed = 2 + static_cast<std::size_t>(k) * (1 + plan.features);
+    // Slots bound memory to about 64 MiB; their count depends only on the problem's shape.
     const std::int64_t n_slots = std::clamp<std::int64_t>(
-        static_cast<std::int64_t>((64u << 20) / (size * sizeof(double))), 1, 64);
+        static_cast<std::int64_t>((64u << 20) / (packed * sizeof(double))), 1, 64);
     const std::int64_t used_slots = std::min(n_slots, std::max<std::int64_t>(n_tiles, 1));
-    std::vector<double> slots(static_cast<std::size_t>(used_slots) * size, 0.0);
+    std::vector<double> slots(static_cast<std::size_t>(used_slots) * packed, 0.0);
 
 #pragma omp parallel num_threads(threads_)
     {
       Scratch<T> scratch;
-      std::vector<double> tile_stats(size);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t s = 0; s < used_slots; ++s) {
-        double* slot = &slots[static_cast<std::size_t>(s) * size];
+        double* slot = &slots[static_cast<std::size_t>(s) * packed];
         for (std::int64_t t = s; t < n_tiles; t += used_slots) {
           const std::int64_t begin = t * block;
           const std::int64_t rows = std::min(block, n_ - begin);
-          tile_statistics(model, typed, begin, rows, scratch, tile_stats.data());
-          for (std::size_t i = 0; i < size; ++i) slot[i] += tile_stats[i];
+          add_tile_statistics(model, plan, begin, rows, scratch, slot);
         }
       }
     }
-    std::fill(stats, stats + size, 0.0);
+    std::vector<double> total(packed, 0.0);
     for (std::int64_t s = 0; s < used_slots; ++s) {
-      const double* slot = &slots[static_cast<std::size_t>(s) * size];
-      for (std::size_t i = 0; i < size; ++i) stats[i] += slot[i];
+      const double* slot = &slots[static_cast<std::size_t>(s) * packed];
+      for (std::size_t i = 0; i < packed; ++i) total[i] += slot[i];
     }
+    unpack(model, plan, total, stats);
   }
 
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
                 std::int32_t* labels) override {
-    const TypedModel<T> typed = make_typed<T>(model);
-    const std::int64_t block = block_rows(model);
+    const Plan<T> plan = make_plan<T>(model);
+    const std::int64_t block = block_rows(plan);
     const std::int64_t n_tiles = (n_ + block - 1) / block;
     const int k = model.k;
 #pragma omp parallel num_threads(threads_)
@@ -154,18 +191,18 @@ class CpuEngine final : public Engine {
       for (std::int64_t t = 0; t < n_tiles; ++t) {
         const std::int64_t begin = t * block;
         const std::int64_t rows = std::min(block, n_ - begin);
-        responsibilities(model, typed, begin, rows, scratch);
+        responsibilities(model, plan, begin, rows, scratch);
         for (std::int64_t i = 0; i < rows; ++i) {
           const std::int64_t row = begin + i;
           if (log_prob) log_prob[row] = static_cast<double>(scratch.lse[i]);
           if (resp) {
             for (int c = 0; c < k; ++c) {
-              resp[row * k + c] = static_cast<double>(scratch.log_dens(i, c));
+              resp[row * k + c] = static_cast<double>(scratch.resp(i, c));
             }
           }
           if (labels) {
             Eigen::Index best = 0;
-            scratch.log_dens.row(i).maxCoeff(&best);
+            scratch.resp.row(i).maxCoeff(&best);
             labels[row] = static_cast<std::int32_t>(best);
           }
         }
@@ -182,79 +219,55 @@ class CpuEngine final : public Engine {
   }
 
  private:
-  // Rows per tile: the B x (K*D) work matrices stay within about 512 KiB (L2).
-  std::int64_t block_rows(const PreparedModel& model) const {
+  // Rows per tile: the feature matrix stays near 1 MiB (L2), within [32, 1024] rows.
+  std::int64_t block_rows(const Plan<T>& plan) const {
     if (options_.block_rows > 0) return options_.block_rows;
-    const std::int64_t row_bytes =
-        static_cast<std::int64_t>(sizeof(T)) * std::max(model.k * std::max(model.d, 1), 8);
-    return std::clamp<std::int64_t>((512 << 10) / (2 * row_bytes), 64, 2048) / 16 * 16;
+    const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(T)) * plan.features;
+    return std::clamp<std::int64_t>((1 << 20) / row_bytes, 32, 1024) / 16 * 16;
   }
 
-  // Fills scratch.log_dens with p(k | x_n) (not yet weighted) and scratch.lse with log p(x_n)
-  // for rows [begin, begin + rows); scratch.x holds the tile minus scratch.shift.
-  void responsibilities(const PreparedModel& model, const TypedModel<T>& typed, std::int64_t begin,
+  // F, responsibilities and log p(x_n) for rows [begin, begin + rows).
+  void responsibilities(const PreparedModel& model, const Plan<T>& plan, std::int64_t begin,
                         std::int64_t rows, Scratch<T>& s) const {
-    const int k = model.k, d = d_;
+    const int d = d_;
     Eigen::Map<const RowMatrix<T>> tile(data_ + begin * d, rows, d);
-    auto& log_dens = s.log_dens;
-    log_dens.resize(rows, k);
-    switch (model.family) {
-      case Family::kGaussian:
-        switch (model.covariance) {
-          case Covariance::kFull:
-            s.y.noalias() = tile * typed.prec_cat;
-            for (int c = 0; c < k; ++c) {
-              log_dens.col(c) = (s.y.middleCols(static_cast<Eigen::Index>(c) * d, d).rowwise() -
-                                 typed.mean_prec.row(c))
-                                    .rowwise()
-                                    .squaredNorm();
-            }
-            break;
-          case Covariance::kTied:
-            s.y.noalias() = tile * typed.prec_cat;
-            for (int c = 0; c < k; ++c) {
-              log_dens.col(c) = (s.y.rowwise() - typed.mean_prec.row(c)).rowwise().squaredNorm();
-            }
-            break;
-          case Covariance::kDiag:
-            for (int c = 0; c < k; ++c) {
-              log_dens.col(c) = ((tile.rowwise() - typed.means.row(c)).array().rowwise() *
-                                 typed.prec_diag.row(c).array())
-                                    .matrix()
-                                    .rowwise()
-                                    .squaredNorm();
-            }
-            break;
-          case Covariance::kSpherical:
-            for (int c = 0; c < k; ++c) {
-              const T prec = typed.prec_diag(c, 0);
-              log_dens.col(c) =
-                  (tile.rowwise() - typed.means.row(c)).rowwise().squaredNorm() * (prec * prec);
-            }
-            break;
+    s.f.resize(rows, plan.features);
+    if (model.family == Family::kGaussian) {
+      s.f.leftCols(d) = tile.rowwise() - plan.shift.template cast<T>();
+      if (quadratic_pairs(model)) {
+        Eigen::Index j = d;
+        for (int a = 0; a < d; ++a) {
+          for (int b = a; b < d; ++b) s.f.col(j++) = s.f.col(a).cwiseProduct(s.f.col(b));
         }
-        log_dens = (T(-0.5) * log_dens).rowwise() + typed.log_norm;
-        break;
-      case Family::kBernoulli:
-      case Family::kBinomial:
-        log_dens.noalias() = tile * typed.logit_t;
-        log_dens.rowwise() += typed.log_norm;
-        if (model.family == Family::kBinomial) {
-          for (std::int64_t i = 0; i < rows; ++i) {
-            log_dens.row(i).array() += static_cast<T>(log_binomial(tile.row(i), model.trials));
-          }
-        }
-        break;
+      } else {
+        s.f.rightCols(d) = s.f.leftCols(d).array().square();
+      }
+    } else {
+      s.f = tile;
+    }
+    s.resp.noalias() = s.f * plan.w;
+    s.resp.rowwise() += plan.bias;
+    if (model.family == Family::kBinomial) {
+      for (std::int64_t i = 0; i < rows; ++i) {
+        s.resp.row(i).array() += static_cast<T>(log_binomial(tile.row(i), model.trials));
+      }
     }
     // Log-sum-exp over components, then responsibilities in place.
-    s.lse = log_dens.rowwise().maxCoeff();
+    s.lse = s.resp.rowwise().maxCoeff();
     for (std::int64_t i = 0; i < rows; ++i) {
-      if (!std::isfinite(s.lse[i])) s.lse[i] = 0;  // all -inf: keep exp() finite
+      if (!std::isfinite(s.lse[i])) s.lse[i] = 0;  // every component -inf: keep exp() finite
     }
-    log_dens = (log_dens.colwise() - s.lse).array().exp().matrix();
-    const Vector<T> sum = log_dens.rowwise().sum();
-    log_dens.array().colwise() /= sum.array();
-    s.lse.array() += sum.array().log();
+    // Column by column: plain vector expressions, which Eigen vectorises (exp included).
+    s.sum.setZero(rows);
+    for (Eigen::Index c = 0; c < s.resp.cols(); ++c) {
+      s.resp.col(c) = (s.resp.col(c) - s.lse).array().exp().matrix();
+      s.sum += s.resp.col(c);
+    }
+    s.inverse_sum = s.sum.cwiseInverse();
+    for (Eigen::Index c = 0; c < s.resp.cols(); ++c) {
+      s.resp.col(c) = s.resp.col(c).cwiseProduct(s.inverse_sum);
+    }
+    s.lse.array() += s.sum.array().log();
   }
 
   static double log_binomial(const Eigen::Ref<const RowVector<T>>& x, int trials) {
@@ -267,18 +280,16 @@ class CpuEngine final : public Engine {
     return sum;
   }
 
-  // The statistics of one tile, in double, shifted by the model's centres.
-  void tile_statistics(const PreparedModel& model, const TypedModel<T>& typed, std::int64_t begin,
-                       std::int64_t rows, Scratch<T>& s, double* out) const {
-    const int k = model.k, d = d_;
-    const StatisticsLayout& layout = model.layout;
-    responsibilities(model, typed, begin, rows, s);
-    auto& g = s.log_dens;  // responsibilities, weighted below
+  // Adds one tile's packed statistics to `slot`.
+  void add_tile_statistics(const PreparedModel& model, const Plan<T>& plan, std::int64_t begin,
+                           std::int64_t rows, Scratch<T>& s, double* slot) const {
+    const int k = model.k;
+    responsibilities(model, plan, begin, rows, s);
     double log_likelihood = 0, weight_sum = 0;
     if (weight_) {
       for (std::int64_t i = 0; i < rows; ++i) {
         const double w = weight_[begin + i];
-        g.row(i) *= static_cast<T>(w);
+        s.resp.row(i) *= static_cast<T>(w);
         log_likelihood += w * static_cast<double>(s.lse[i]);
         weight_sum += w;
       }
@@ -286,50 +297,48 @@ class CpuEngine final : public Engine {
       for (std::int64_t i = 0; i < rows; ++i) log_likelihood += static_cast<double>(s.lse[i]);
       weight_sum = static_cast<double>(rows);
     }
-    out[StatisticsLayout::kLogLikelihood] = log_likelihood;
-    out[StatisticsLayout::kWeightSum] = weight_sum;
-    const RowVector<double> nk = g.colwise().sum().template cast<double>();
-    Eigen::Map<RowVector<double>>(out + layout.nk(), k) = nk;
+    slot[0] += log_likelihood;
+    slot[1] += weight_sum;
+    const RowVector<T> nk = s.resp.colwise().sum();
+    for (int c = 0; c < k; ++c) slot[2 + c] += static_cast<double>(nk[c]);
+    s.t.noalias() = s.resp.transpose() * s.f;
+    double* t_out = slot + 2 + k;
+    const T* t_in = s.t.data();
+    const std::size_t size = static_cast<std::size_t>(k) * plan.features;
+    for (std::size_t i = 0; i < size; ++i) t_out[i] += static_cast<double>(t_in[i]);
+  }
 
-    Eigen::Map<const RowMatrix<T>> tile(data_ + begin * d, rows, d);
-    if (!layout.has_scatter) {
-      // Centres are zero and the counts are small integers: no shift needed.
-      s.gx.noalias() = g.transpose() * tile;
-      Eigen::Map<RowMatrix<double>>(out + layout.s(), k, d) = s.gx.template cast<double>();
-      return;
-    }
-    // Sums are taken around the tile's mean m (small values, little rounding), then moved to
-    // each component's centre c in double:
-    //   sum g (x - c)            = s_m + N (m - c)
-    //   sum g (x - c)(x - c)^T   = Q_m + (m - c) s_m^T + s_m (m - c)^T + N (m - c)(m - c)^T
-    s.shift = tile.template cast<double>().colwise().mean();
-    s.x = tile.rowwise() - s.shift.template cast<T>();
-    s.gx.noalias() = g.transpose() * s.x;  // K x D
-    if (layout.full_scatter) {
-      s.z.resize(rows, static_cast<Eigen::Index>(k) * d);
-      for (int c = 0; c < k; ++c) {
-        s.z.middleCols(static_cast<Eigen::Index>(c) * d, d) =
-            s.x.array().colwise() * g.col(c).array();
-      }
-      s.q.noalias() = s.z.transpose() * s.x;  // (K*D) x D
-    } else {
-      s.q.noalias() = g.transpose() * s.x.array().square().matrix();  // K x D
-    }
+  // Packed sums about m0 -> the statistics layout, shifted to the centres c_k:
+  //   sum g (x - c)           = s0 + N (m0 - c)
+  //   sum g (x - c)(x - c)^T  = Q0 + e s0^T + s0 e^T + N e e^T,  e = m0 - c
+  void unpack(const PreparedModel& model, const Plan<T>& plan, const std::vector<double>& packed,
+              double* stats) const {
+    const int k = model.k, d = d_;
+    const StatisticsLayout& layout = model.layout;
+    std::fill(stats, stats + layout.size(), 0.0);
+    stats[StatisticsLayout::kLogLikelihood] = packed[0];
+    stats[StatisticsLayout::kWeightSum] = packed[1];
+    Eigen::Map<const Matrix<double>> t(packed.data() + 2 + k, k, plan.features);
     Eigen::Map<const RowMatrix<double>> centres(model.centres.data(), k, d);
     for (int c = 0; c < k; ++c) {
-      const RowVector<double> delta = s.shift - centres.row(c);
-      const RowVector<double> sm = s.gx.row(c).template cast<double>();
-      Eigen::Map<RowVector<double>>(out + layout.s() + static_cast<std::size_t>(c) * d, d) =
-          sm + nk[c] * delta;
-      double* q_out = out + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
+      const double nk = packed[2 + c];
+      stats[layout.nk() + c] = nk;
+      const RowVector<double> s0 = t.row(c).head(d);
+      const RowVector<double> e = plan.shift - centres.row(c);
+      Eigen::Map<RowVector<double>>(stats + layout.s() + static_cast<std::size_t>(c) * d, d) =
+          s0 + nk * e;
+      if (!layout.has_scatter) continue;
+      double* q_out = stats + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
       if (layout.full_scatter) {
         Eigen::Map<RowMatrix<double>> q(q_out, d, d);
-        q = s.q.middleRows(static_cast<Eigen::Index>(c) * d, d).template cast<double>();
-        q += delta.transpose() * sm + sm.transpose() * delta + nk[c] * delta.transpose() * delta;
+        Eigen::Index j = d;
+        for (int a = 0; a < d; ++a) {
+          for (int b = a; b < d; ++b) q(a, b) = q(b, a) = t(c, j++);
+        }
+        q += e.transpose() * s0 + s0.transpose() * e + nk * e.transpose() * e;
       } else {
         Eigen::Map<RowVector<double>> q(q_out, d);
-        q = s.q.row(c).template cast<double>().array() + 2.0 * delta.array() * sm.array() +
-            nk[c] * delta.array().square();
+        q = t.row(c).tail(d).array() + 2.0 * e.array() * s0.array() + nk * e.array().square();
       }
     }
   }
