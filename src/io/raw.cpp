@@ -1,1 +1,41 @@
-// placeholder: being written
+// Raw binary: rows of raw_cols elements of raw_dtype, in the host's byte order, no header.
+#include <cstdint>
+#include <string>
+
+#include "emix/errors.hpp"
+#include "io/common.hpp"
+
+namespace emix::io::detail {
+
+HostMatrix read_raw(const std::string& path, const ReadOptions& options) {
+  Scalar scalar;
+  if (options.raw_dtype.empty()) {
+    throw InvalidArgument(path +
+                          ": raw binary needs its element type (raw_dtype, --dtype) and "
+                          "its number of columns (raw_cols, --dims)");
+  }
+  if (!parse_scalar_name(options.raw_dtype, &scalar)) {
+    throw InvalidArgument(path + ": unknown raw dtype '" + options.raw_dtype +
+                          "' (expected float32, float64, int8, uint8, int16, uint16, int32, "
+                          "uint32, int64, uint64 or bool)");
+  }
+  if (options.raw_cols < 1) {
+    throw InvalidArgument(path + ": raw binary needs raw_cols (--dims) >= 1, got " +
+                          std::to_string(options.raw_cols));
+  }
+  check_row_options(path, options);
+  InputFile file(path);
+  const std::uint64_t row_bytes =
+      static_cast<std::uint64_t>(options.raw_cols) * scalar_size(scalar);
+  if (file.size() % row_bytes != 0) {
+    throw_io(path, "size " + std::to_string(file.size()) +
+                       " bytes is not a multiple of the row size " + std::to_string(row_bytes) +
+                       " bytes (" + std::to_string(options.raw_cols) + " columns of " +
+                       scalar_name(scalar) + ")");
+  }
+  const auto rows = static_cast<std::int64_t>(file.size() / row_bytes);
+  const RowRange range = resolve_rows(path, options, rows);
+  return read_row_major(file, 0, scalar, false, options.raw_cols, range, options);
+}
+
+}  // namespace emix::io::detail

@@ -1,1 +1,260 @@
-// placeholder: being written
+// CSV and whitespace-separated text. The separator is chosen once per file from its first
+// non-comment line: ';' if it has one, else ',' if it has one, else runs of spaces and tabs.
+// A first line that does not parse as numbers is a header; blank lines and lines whose first
+// non-blank character is '#' are skipped.
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+#include "emix/errors.hpp"
+#include "io/common.hpp"
+
+namespace emix::io::detail {
+namespace {
+
+// Yields the file's lines (without "\n" or "\r\n") from large buffered reads.
+class LineReader {
+ public:
+  explicit LineReader(InputFile& file) : file_(file), buffer_(std::size_t{1} << 22) {}
+
+  bool next(std::string_view* line) {
+    while (true) {
+      const char* begin = buffer_.data() + begin_;
+      const auto* newline = static_cast<const char*>(std::memchr(begin, '\n', end_ - begin_));
+      if (newline != nullptr) {
+        std::size_t length = static_cast<std::size_t>(newline - begin);
+        begin_ += length + 1;
+        return emit(begin, length, line);
+      }
+      if (eof_) {
+        if (begin_ == end_) return false;
+        const std::size_t length = end_ - begin_;
+        begin_ = end_;
+        return emit(begin, length, line);
+      }
+      refill();
+    }
+  }
+
+  std::int64_t line_number() const { return line_number_; }
+
+ private:
+  bool emit(const char* begin, std::size_t length, std::string_view* line) {
+    if (length > 0 && begin[length - 1] == '\r') --length;
+    ++line_number_;
+    if (line_number_ == 1 && length >= 3 && std::memcmp(begin, "\xEF\xBB\xBF", 3) == 0) {
+      begin += 3;  // a UTF-8 byte-order mark, as spreadsheet programs write
+      length -= 3;
+    }
+    *line = std::string_view(begin, length);
+    return true;
+  }
+
+  void refill() {
+    // Keep the partial line, moved to the front; grow only for a line longer than the buffer.
+    const std::size_t kept = end_ - begin_;
+    std::memmove(buffer_.data(), buffer_.data() + begin_, kept);
+    begin_ = 0;
+    end_ = kept;
+    if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    const std::size_t got = file_.read_some(buffer_.data() + end_, buffer_.size() - end_);
+    end_ += got;
+    if (got == 0) eof_ = true;
+  }
+
+  InputFile& file_;
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  bool eof_ = false;
+  std::int64_t line_number_ = 0;
+};
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// separator 0: runs of blanks.
+void split(std::string_view line, char separator, std::vector<std::string_view>* cells) {
+  cells->clear();
+  if (separator == 0) {
+    std::size_t i = 0;
+    const std::size_t n = line.size();
+    while (true) {
+      while (i < n && is_blank(line[i])) ++i;
+      if (i == n) return;
+      const std::size_t start = i;
+      while (i < n && !is_blank(line[i])) ++i;
+      cells->push_back(line.substr(start, i - start));
+    }
+  }
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = line.find(separator, start);
+    if (end == std::string_view::npos) {
+      cells->push_back(trim(line.substr(start)));
+      return;
+    }
+    cells->push_back(trim(line.substr(start, end - start)));
+    start = end + 1;
+  }
+}
+
+enum class Parse { kOk, kNotNumber, kOutOfRange };
+
+Parse parse_number(std::string_view cell, double* value) {
+  const char* first = cell.data();
+  const char* last = first + cell.size();
+  if (first != last && *first == '+' && last - first > 1 && first[1] != '-') ++first;
+  if (first == last) return Parse::kNotNumber;
+  const auto result = std::from_chars(first, last, *value);
+  if (result.ptr != last) return Parse::kNotNumber;
+  if (result.ec == std::errc::result_out_of_range) {
+    // from_chars leaves the value unset; strtod gives +-HUGE_VAL (inf) or the nearest tiny value.
+    const std::string copy(first, last);
+    *value = std::strtod(copy.c_str(), nullptr);
+    return std::isfinite(*value) ? Parse::kOk : Parse::kOutOfRange;
+  }
+  if (result.ec != std::errc()) return Parse::kNotNumber;
+  return Parse::kOk;
+}
+
+std::string quoted(std::string_view cell) {
+  constexpr std::size_t kMax = 40;
+  if (cell.size() > kMax) return "'" + std::string(cell.substr(0, kMax)) + "...'";
+  return "'" + std::string(cell) + "'";
+}
+
+template <typename T>
+HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
+  const std::string& path = file.path();
+  const std::int64_t first = options.first_row;
+  const std::int64_t last =
+      options.row_count < 0 ? std::numeric_limits<std::int64_t>::max() : first + options.row_count;
+  const DType dtype = std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64;
+
+  LineReader lines(file);
+  std::vector<T> values;
+  std::vector<std::string_view> cells;
+  std::int64_t cols = -1;
+  std::int64_t header_cols = -1;
+  std::int64_t header_line = 0;
+  bool seen_first = false;
+  char separator = 0;
+  std::int64_t data_row = 0;  // data rows seen so far; the current one's 1-based number
+  std::string_view line;
+
+  while (lines.next(&line)) {
+    std::size_t start = 0;
+    while (start < line.size() && is_blank(line[start])) ++start;
+    if (start == line.size() || line[start] == '#') continue;
+
+    if (!seen_first) {
+      seen_first = true;
+      separator = line.find(';') != std::string_view::npos   ? ';'
+                  : line.find(',') != std::string_view::npos ? ','
+                                                             : '\0';
+      split(line, separator, &cells);
+      // A header has a cell that is text; an empty cell alone ("1,,3") makes a bad data row.
+      const bool header = std::any_of(cells.begin(), cells.end(), [](std::string_view cell) {
+        double v;
+        return !cell.empty() && parse_number(cell, &v) == Parse::kNotNumber;
+      });
+      if (header) {
+        header_cols = static_cast<std::int64_t>(cells.size());
+        header_line = lines.line_number();
+        continue;
+      }
+    }
+
+    ++data_row;
+    const bool wanted = data_row > first && data_row <= last;
+    if (!wanted && cols >= 0) {
+      if (data_row > last) break;
+      continue;  // skipped rows are counted, not parsed
+    }
+    split(line, separator, &cells);
+    const auto n_cells = static_cast<std::int64_t>(cells.size());
+    // Built only for messages: most rows never need it.
+    auto at_line = [&] { return " (line " + std::to_string(lines.line_number()) + ")"; };
+    if (cols < 0) {
+      cols = n_cells;
+      if (header_cols >= 0 && header_cols != cols) {
+        throw_io(path, "the header (line " + std::to_string(header_line) + ") has " +
+                           std::to_string(header_cols) + " columns but row 1 has " +
+                           std::to_string(cols) + at_line());
+      }
+      if (options.row_count > 0) {
+        values.reserve(static_cast<std::size_t>(
+            std::min<std::int64_t>(options.row_count, std::int64_t{1} << 24) * cols));
+      }
+    }
+    if (n_cells != cols) {
+      throw_io(path, "row " + std::to_string(data_row) + " has " + std::to_string(n_cells) +
+                         " columns, expected " + std::to_string(cols) + at_line());
+    }
+    if (!wanted) {
+      if (data_row > last) break;
+      continue;
+    }
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const std::string_view cell = cells[static_cast<std::size_t>(c)];
+      double value;
+      const Parse status = parse_number(cell, &value);
+      auto where = [&] {
+        return "row " + std::to_string(data_row) + ", column " + std::to_string(c + 1);
+      };
+      if (status == Parse::kNotNumber) {
+        if (cell.empty()) throw_io(path, where() + " is empty" + at_line());
+        throw_io(path, where() + ": " + quoted(cell) + " is not a number" + at_line());
+      }
+      if (options.require_finite && status == Parse::kOutOfRange) {
+        throw InvalidArgument(path + ": " + where() + ": " + quoted(cell) +
+                              " is out of the range of float64" + at_line());
+      }
+      T out;
+      if constexpr (std::is_same_v<T, float>) {
+        out = narrow_to_float(value);
+      } else {
+        out = value;
+      }
+      if (options.require_finite && !std::isfinite(out)) {
+        throw_not_finite(path, data_row, c + 1, value, dtype, at_line());
+      }
+      values.push_back(out);
+    }
+  }
+
+  if (cols < 0) throw_io(path, "contains no data rows");
+  // data_row is the number of data rows, or more than `last` when reading stopped early.
+  resolve_rows(path, options, data_row);
+  const std::int64_t rows =
+      static_cast<std::int64_t>(values.size()) / std::max<std::int64_t>(cols, 1);
+  HostMatrix out(dtype, rows, cols);
+  if (!values.empty()) std::memcpy(out.data(), values.data(), values.size() * sizeof(T));
+  return out;
+}
+
+}  // namespace
+
+HostMatrix read_text(const std::string& path, const ReadOptions& options) {
+  check_row_options(path, options);
+  InputFile file(path);
+  if (options.dtype == DType::kFloat32) return read_text_as<float>(file, options);
+  return read_text_as<double>(file, options);
+}
+
+}  // namespace emix::io::detail

@@ -1,0 +1,295 @@
+#include "io/common.hpp"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "emix/errors.hpp"
+
+namespace emix::io::detail {
+namespace {
+
+template <typename S>
+S load(const unsigned char* p, bool swap) {
+  S value;
+  if (swap) {
+    unsigned char bytes[sizeof(S)];
+    for (std::size_t i = 0; i < sizeof(S); ++i) bytes[i] = p[sizeof(S) - 1 - i];
+    std::memcpy(&value, bytes, sizeof(S));
+  } else {
+    std::memcpy(&value, p, sizeof(S));
+  }
+  return value;
+}
+
+template <typename S, typename D>
+std::size_t convert_typed(const unsigned char* src, bool swap, std::size_t count, D* dst,
+                          bool check_finite, double* bad_value) {
+  if constexpr (std::is_same_v<S, bool>) {
+    for (std::size_t i = 0; i < count; ++i) dst[i] = src[i] != 0 ? D(1) : D(0);
+  } else if constexpr (std::is_integral_v<S>) {
+    // Every integer fits in float's range, so none can fail the finite check.
+    for (std::size_t i = 0; i < count; ++i) {
+      dst[i] = static_cast<D>(load<S>(src + i * sizeof(S), swap));
+    }
+  } else {
+    for (std::size_t i = 0; i < count; ++i) {
+      const double value = static_cast<double>(load<S>(src + i * sizeof(S), swap));
+      D out;
+      if constexpr (std::is_same_v<D, float>) {
+        out = narrow_to_float(value);
+      } else {
+        out = value;
+      }
+      if (check_finite && !std::isfinite(out)) {
+        *bad_value = value;
+        return i;
+      }
+      dst[i] = out;
+    }
+  }
+  return count;
+}
+
+template <typename D>
+std::size_t convert_to(const unsigned char* src, Scalar scalar, bool swap, std::size_t count,
+                       D* dst, bool check_finite, double* bad_value) {
+  switch (scalar) {
+    case Scalar::kBool:
+      return convert_typed<bool>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kInt8:
+      return convert_typed<std::int8_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kUInt8:
+      return convert_typed<std::uint8_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kInt16:
+      return convert_typed<std::int16_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kUInt16:
+      return convert_typed<std::uint16_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kInt32:
+      return convert_typed<std::int32_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kUInt32:
+      return convert_typed<std::uint32_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kInt64:
+      return convert_typed<std::int64_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kUInt64:
+      return convert_typed<std::uint64_t>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kFloat32:
+      return convert_typed<float>(src, swap, count, dst, check_finite, bad_value);
+    case Scalar::kFloat64:
+      return convert_typed<double>(src, swap, count, dst, check_finite, bad_value);
+  }
+  return count;
+}
+
+}  // namespace
+
+std::size_t scalar_size(Scalar scalar) {
+  switch (scalar) {
+    case Scalar::kBool:
+    case Scalar::kInt8:
+    case Scalar::kUInt8:
+      return 1;
+    case Scalar::kInt16:
+    case Scalar::kUInt16:
+      return 2;
+    case Scalar::kInt32:
+    case Scalar::kUInt32:
+    case Scalar::kFloat32:
+      return 4;
+    case Scalar::kInt64:
+    case Scalar::kUInt64:
+    case Scalar::kFloat64:
+      return 8;
+  }
+  return 1;
+}
+
+const char* scalar_name(Scalar scalar) {
+  switch (scalar) {
+    case Scalar::kBool:
+      return "bool";
+    case Scalar::kInt8:
+      return "int8";
+    case Scalar::kUInt8:
+      return "uint8";
+    case Scalar::kInt16:
+      return "int16";
+    case Scalar::kUInt16:
+      return "uint16";
+    case Scalar::kInt32:
+      return "int32";
+    case Scalar::kUInt32:
+      return "uint32";
+    case Scalar::kInt64:
+      return "int64";
+    case Scalar::kUInt64:
+      return "uint64";
+    case Scalar::kFloat32:
+      return "float32";
+    case Scalar::kFloat64:
+      return "float64";
+  }
+  return "?";
+}
+
+bool parse_scalar_name(std::string_view name, Scalar* scalar) {
+  static constexpr Scalar kAll[] = {Scalar::kBool,    Scalar::kInt8,   Scalar::kUInt8,
+                                    Scalar::kInt16,   Scalar::kUInt16, Scalar::kInt32,
+                                    Scalar::kUInt32,  Scalar::kInt64,  Scalar::kUInt64,
+                                    Scalar::kFloat32, Scalar::kFloat64};
+  for (Scalar s : kAll) {
+    if (name == scalar_name(s)) {
+      *scalar = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+float narrow_to_float(double value) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (value > kMax) return std::numeric_limits<float>::infinity();
+  if (value < -kMax) return -std::numeric_limits<float>::infinity();
+  return static_cast<float>(value);
+}
+
+std::size_t convert(const unsigned char* src, Scalar scalar, bool swap, std::size_t count,
+                    DType dtype, void* dst, bool check_finite, double* bad_value) {
+  if (dtype == DType::kFloat32) {
+    return convert_to(src, scalar, swap, count, static_cast<float*>(dst), check_finite, bad_value);
+  }
+  return convert_to(src, scalar, swap, count, static_cast<double*>(dst), check_finite, bad_value);
+}
+
+void throw_not_finite(const std::string& path, std::int64_t row, std::int64_t col, double value,
+                      DType dtype, const std::string& suffix) {
+  std::string where = path + ": row " + std::to_string(row) + ", column " + std::to_string(col);
+  if (std::isnan(value)) throw InvalidArgument(where + " is nan" + suffix);
+  if (std::isinf(value))
+    throw InvalidArgument(where + (value > 0 ? " is inf" : " is -inf") + suffix);
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof(text), value).ptr;  // shortest round trip
+  throw InvalidArgument(where + ": " + std::string(text, end) + " does not fit in " +
+                        to_string(dtype) + suffix);
+}
+
+void check_row_options(const std::string& path, const ReadOptions& options) {
+  if (options.first_row < 0) {
+    throw InvalidArgument(path + ": first_row must be >= 0, got " +
+                          std::to_string(options.first_row));
+  }
+  if (options.row_count < -1) {
+    throw InvalidArgument(path + ": row_count must be >= 0 (or -1 for all rows), got " +
+                          std::to_string(options.row_count));
+  }
+}
+
+RowRange resolve_rows(const std::string& path, const ReadOptions& options,
+                      std::int64_t total_rows) {
+  check_row_options(path, options);
+  if (options.first_row > total_rows) {
+    throw InvalidArgument(path + ": first_row " + std::to_string(options.first_row) +
+                          " is past the end: the file has " + std::to_string(total_rows) + " rows");
+  }
+  RowRange range;
+  range.first = options.first_row;
+  range.count = options.row_count < 0 ? total_rows - options.first_row : options.row_count;
+  if (range.count > total_rows - range.first) {
+    throw InvalidArgument(path + ": rows [" + std::to_string(range.first) + ", " +
+                          std::to_string(range.first + range.count) +
+                          ") requested but the file has " + std::to_string(total_rows) + " rows");
+  }
+  return range;
+}
+
+void throw_io(const std::string& path, const std::string& message, int error) {
+  std::string text = path + ": " + message;
+  if (error != 0) text += std::string(": ") + std::strerror(error);
+  throw IoError(text);
+}
+
+InputFile::InputFile(const std::string& path) : path_(path) {
+  file_ = std::fopen(path.c_str(), "rb");
+  if (file_ == nullptr) throw_io(path, "cannot open", errno);
+  struct stat info;
+  if (::fstat(::fileno(file_), &info) != 0) {
+    const int error = errno;
+    std::fclose(file_);
+    throw_io(path, "cannot stat", error);
+  }
+  if (S_ISDIR(info.st_mode)) {
+    std::fclose(file_);
+    throw_io(path, "is a directory, not a file");
+  }
+  size_ = static_cast<std::uint64_t>(info.st_size);
+}
+
+InputFile::~InputFile() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void InputFile::seek(std::uint64_t offset) {
+  if (offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) ||
+      ::fseeko(file_, static_cast<off_t>(offset), SEEK_SET) != 0) {
+    throw_io(path_, "cannot seek to byte " + std::to_string(offset), errno);
+  }
+}
+
+std::size_t InputFile::read_some(void* data, std::size_t size) {
+  const std::size_t got = std::fread(data, 1, size, file_);
+  if (got < size && std::ferror(file_) != 0) throw_io(path_, "read failed", errno);
+  return got;
+}
+
+void InputFile::read_exact(void* data, std::size_t size, const char* what) {
+  const std::size_t got = read_some(data, size);
+  if (got < size) {
+    throw_io(path_, std::string("truncated: the file ends inside ") + what + " (" +
+                        std::to_string(got) + " of " + std::to_string(size) + " bytes)");
+  }
+}
+
+HostMatrix read_row_major(InputFile& file, std::uint64_t data_offset, Scalar scalar, bool swap,
+                          std::int64_t cols, RowRange range, const ReadOptions& options) {
+  HostMatrix out(options.dtype, range.count, cols);
+  if (range.count == 0 || cols == 0) return out;
+  const std::size_t item = scalar_size(scalar);
+  const std::uint64_t row_bytes = static_cast<std::uint64_t>(cols) * item;
+  file.seek(data_offset + static_cast<std::uint64_t>(range.first) * row_bytes);
+
+  // Blocks of whole rows, about 4 MiB each, so a large file never needs a second full copy.
+  const std::uint64_t block_rows =
+      std::max<std::uint64_t>(1, (std::uint64_t{4} << 20) / std::max<std::uint64_t>(1, row_bytes));
+  std::vector<unsigned char> buffer(static_cast<std::size_t>(
+      std::min<std::uint64_t>(block_rows, static_cast<std::uint64_t>(range.count)) * row_bytes));
+  const std::size_t out_item = dtype_size(options.dtype);
+  auto* dst = static_cast<unsigned char*>(out.data());
+  for (std::int64_t row = 0; row < range.count;) {
+    const auto rows = static_cast<std::int64_t>(
+        std::min<std::uint64_t>(block_rows, static_cast<std::uint64_t>(range.count - row)));
+    const std::size_t count = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+    file.read_exact(buffer.data(), count * item, "the data");
+    double bad = 0;
+    const std::size_t done =
+        convert(buffer.data(), scalar, swap, count, options.dtype,
+                dst + static_cast<std::size_t>(row) * static_cast<std::size_t>(cols) * out_item,
+                options.require_finite, &bad);
+    if (done < count) {
+      const std::int64_t r = range.first + row + static_cast<std::int64_t>(done) / cols;
+      throw_not_finite(file.path(), r + 1, static_cast<std::int64_t>(done) % cols + 1, bad,
+                       options.dtype);
+    }
+    row += rows;
+  }
+  return out;
+}
+
+}  // namespace emix::io::detail

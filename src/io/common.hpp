@@ -1,0 +1,101 @@
+// Pieces shared by the .npy, text and raw readers: element types on disk, conversion to float or
+// double, row ranges, finite checks and a checked input file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "emix/data.hpp"
+#include "emix/io.hpp"
+
+namespace emix::io::detail {
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+constexpr bool kHostLittleEndian = false;
+#else
+constexpr bool kHostLittleEndian = true;
+#endif
+
+// Element types a data file may hold.
+enum class Scalar {
+  kBool,
+  kInt8,
+  kUInt8,
+  kInt16,
+  kUInt16,
+  kInt32,
+  kUInt32,
+  kInt64,
+  kUInt64,
+  kFloat32,
+  kFloat64
+};
+
+std::size_t scalar_size(Scalar scalar);
+const char* scalar_name(Scalar scalar);  // "bool", "int8", ..., "float64"
+// Parses a raw-binary dtype name ("float32", "uint16", ...); false when unknown.
+bool parse_scalar_name(std::string_view name, Scalar* scalar);
+
+// The double nearest to `value` as a float, +-inf beyond float's range (where a plain cast is
+// undefined behaviour).
+float narrow_to_float(double value);
+
+// Converts `count` elements at `src` (of type `scalar`, byte-swapped when `swap`) to `dtype`
+// at `dst`. With `check_finite`, stops at the first element that is NaN / Inf or does not fit in
+// `dtype`, stores its source value in *bad_value and returns its index; otherwise returns count.
+std::size_t convert(const unsigned char* src, Scalar scalar, bool swap, std::size_t count,
+                    DType dtype, void* dst, bool check_finite, double* bad_value);
+
+// Throws InvalidArgument "PATH: row R, column C is nan" (or "is inf", "is -inf", or "VALUE does
+// not fit in float32"); row and col are 1-based. `suffix` is appended (for example " (line 9)").
+[[noreturn]] void throw_not_finite(const std::string& path, std::int64_t row, std::int64_t col,
+                                   double value, DType dtype, const std::string& suffix = {});
+
+struct RowRange {
+  std::int64_t first = 0;
+  std::int64_t count = 0;
+};
+// Throws InvalidArgument for a negative first_row or a row_count below -1.
+void check_row_options(const std::string& path, const ReadOptions& options);
+// The rows options ask for, out of `total_rows`; InvalidArgument when out of range.
+RowRange resolve_rows(const std::string& path, const ReadOptions& options, std::int64_t total_rows);
+
+// Throws IoError "PATH: MESSAGE: strerror(error)".
+[[noreturn]] void throw_io(const std::string& path, const std::string& message, int error = 0);
+
+// A file open for reading; every failure throws IoError naming it.
+class InputFile {
+ public:
+  explicit InputFile(const std::string& path);
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::uint64_t size() const { return size_; }
+  std::FILE* get() { return file_; }
+  void seek(std::uint64_t offset);
+  // Reads exactly `size` bytes; `what` names them in the error ("the .npy header").
+  void read_exact(void* data, std::size_t size, const char* what);
+  // Reads up to `size` bytes; fewer only at the end of the file.
+  std::size_t read_some(void* data, std::size_t size);
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  std::uint64_t size_ = 0;
+};
+
+// Reads rows [range.first, range.first + range.count) of a row-major array of `cols` columns of
+// `scalar` that starts at byte `data_offset`, seeking past the rows before it.
+HostMatrix read_row_major(InputFile& file, std::uint64_t data_offset, Scalar scalar, bool swap,
+                          std::int64_t cols, RowRange range, const ReadOptions& options);
+
+HostMatrix read_npy(const std::string& path, const ReadOptions& options);
+HostMatrix read_text(const std::string& path, const ReadOptions& options);
+HostMatrix read_raw(const std::string& path, const ReadOptions& options);
+
+}  // namespace emix::io::detail

@@ -1,0 +1,412 @@
+// The JSON model file: round trips, the layout other programs read, and every malformed input.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+#include "emix/io.hpp"
+#include "emix/model.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using emix::Covariance;
+using emix::Family;
+using emix::InvalidArgument;
+using emix::IoError;
+using emix::Model;
+namespace io = emix::io;
+
+class ModelFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("emix_io_model_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  std::string file(const std::string& name, const std::string& content) const {
+    std::ofstream out(path(name), std::ios::binary);
+    out << content;
+    return path(name);
+  }
+
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      names.push_back(entry.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  fs::path dir_;
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+template <typename E, typename F>
+void expect_error(F f, const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception; expected one containing: " << text;
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
+        << "message: " << e.what() << "\nexpected to contain: " << text;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+// Random valid parameters with awkward doubles (no short decimal form), so that a round trip
+// that lost a digit would show.
+Model random_model(Family family, Covariance covariance, int k, int d, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.05, 1.0);
+  Model m;
+  m.family = family;
+  m.covariance = covariance;
+  m.n_components = k;
+  m.n_features = d;
+  double total = 0;
+  for (int i = 0; i < k; ++i) {
+    m.weights.push_back(unit(rng));
+    total += m.weights.back();
+  }
+  for (double& w : m.weights) w /= total;
+  if (family != Family::kGaussian) {
+    m.trials = family == Family::kBinomial ? 7 : 1;
+    for (int i = 0; i < k * d; ++i) m.probabilities.push_back(unit(rng) * 0.9);
+    return m;
+  }
+  for (int i = 0; i < k * d; ++i) m.means.push_back((unit(rng) - 0.5) * 1e4 / 3.0);
+  auto spd = [&](std::vector<double>* out) {
+    // A A^T + d I: symmetric positive definite, with exactly symmetric entries.
+    std::vector<double> a(static_cast<std::size_t>(d * d));
+    for (double& v : a) v = unit(rng) - 0.5;
+    for (int r = 0; r < d; ++r) {
+      for (int c = 0; c < d; ++c) {
+        double s = r == c ? d : 0.0;
+        for (int j = 0; j < d; ++j) {
+          s += a[static_cast<std::size_t>(r * d + j)] * a[static_cast<std::size_t>(c * d + j)];
+        }
+        out->push_back(s);
+      }
+    }
+  };
+  switch (covariance) {
+    case Covariance::kFull:
+      for (int i = 0; i < k; ++i) spd(&m.covariances);
+      break;
+    case Covariance::kTied:
+      spd(&m.covariances);
+      break;
+    case Covariance::kDiag:
+      for (int i = 0; i < k * d; ++i) m.covariances.push_back(unit(rng) / 7.0);
+      break;
+    case Covariance::kSpherical:
+      for (int i = 0; i < k; ++i) m.covariances.push_back(unit(rng) / 7.0);
+      break;
+  }
+  return m;
+}
+
+bool bitwise_equal(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+void expect_same(const Model& a, const Model& b) {
+  EXPECT_EQ(a.family, b.family);
+  if (a.family == Family::kGaussian) {
+    EXPECT_EQ(a.covariance, b.covariance);
+  }
+  EXPECT_EQ(a.n_components, b.n_components);
+  EXPECT_EQ(a.n_features, b.n_features);
+  EXPECT_EQ(a.trials, b.trials);
+  EXPECT_TRUE(bitwise_equal(a.weights, b.weights));
+  EXPECT_TRUE(bitwise_equal(a.means, b.means));
+  EXPECT_TRUE(bitwise_equal(a.covariances, b.covariances));
+  EXPECT_TRUE(bitwise_equal(a.probabilities, b.probabilities));
+}
+
+TEST_F(ModelFileTest, RoundTripIsBitwiseForEveryFamilyAndCovariance) {
+  struct Case {
+    Family family;
+    Covariance covariance;
+  };
+  const Case cases[] = {
+      {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+      {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+      {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull}};
+  std::uint64_t seed = 1;
+  for (const Case& c : cases) {
+    for (const auto& [k, d] : {std::pair{1, 1}, std::pair{3, 4}, std::pair{2, 5}}) {
+      SCOPED_TRACE(std::string(emix::to_string(c.family)) + " " + emix::to_string(c.covariance) +
+                   " k=" + std::to_string(k) + " d=" + std::to_string(d) +
+                   " seed=" + std::to_string(seed));
+      const Model m = random_model(c.family, c.covariance, k, d, seed++);
+      io::write_model(path("m.json"), m);
+      expect_same(io::read_model(path("m.json")), m);
+    }
+  }
+  // Values whose shortest decimal forms are long, tiny or huge.
+  Model m = random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 99);
+  m.means = {0.1,
+             1.0 / 3.0,
+             -std::numeric_limits<double>::denorm_min(),
+             std::numeric_limits<double>::max(),
+             -0.0,
+             123456789.123456789};
+  io::write_model(path("m.json"), m);
+  expect_same(io::read_model(path("m.json")), m);
+  EXPECT_EQ(entries(), std::vector<std::string>{"m.json"});
+}
+
+TEST_F(ModelFileTest, LayoutIsTheDocumentedOne) {
+  Model m = random_model(Family::kGaussian, Covariance::kFull, 2, 3, 5);
+  emix::FitReport report;
+  report.log_likelihood = -1234.5;
+  report.mean_log_likelihood = -1.2345;
+  report.history = {-2000, -1500.25, -1234.5};
+  report.n_iter = 2;
+  report.converged = true;
+  report.best_init = 1;
+  report.engine = "cpu (2 threads)";
+  report.precision = "float64";
+  report.seconds = 0.25;
+  report.warnings = {"component 1 was re-seeded at iteration 3", "a \"quoted\", warning"};
+  io::write_model(path("g.json"), m, &report);
+
+  const std::string text = read_text(path("g.json"));
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["format"], "emix-model");
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["family"], "gaussian");
+  EXPECT_EQ(j["covariance"], "full");
+  EXPECT_EQ(j["n_components"], 2);
+  EXPECT_EQ(j["n_features"], 3);
+  ASSERT_EQ(j["weights"].size(), 2u);
+  ASSERT_EQ(j["means"].size(), 2u);
+  ASSERT_EQ(j["means"][1].size(), 3u);
+  EXPECT_EQ(j["means"][1][2].get<double>(), m.means[5]);
+  ASSERT_EQ(j["covariances"].size(), 2u);
+  ASSERT_EQ(j["covariances"][1].size(), 3u);
+  ASSERT_EQ(j["covariances"][1][2].size(), 3u);
+  EXPECT_EQ(j["covariances"][1][2][0].get<double>(), m.covariances[9 + 6]);
+  EXPECT_FALSE(j.contains("probabilities"));
+  EXPECT_FALSE(j.contains("trials"));
+  const auto& fit = j["fit"];
+  EXPECT_EQ(fit["log_likelihood"], -1234.5);
+  EXPECT_EQ(fit["mean_log_likelihood"], -1.2345);
+  EXPECT_EQ(fit["history"], nlohmann::json({-2000.0, -1500.25, -1234.5}));
+  EXPECT_EQ(fit["n_iter"], 2);
+  EXPECT_EQ(fit["converged"], true);
+  EXPECT_EQ(fit["engine"], "cpu (2 threads)");
+  EXPECT_EQ(fit["precision"], "float64");
+  EXPECT_EQ(fit["seconds"], 0.25);
+  EXPECT_EQ(fit["warnings"][1], "a \"quoted\", warning");
+  EXPECT_EQ(fit["best_init"], 1);
+  // Keys in the documented order, and each row of a matrix on one line.
+  EXPECT_LT(text.find("\"format\""), text.find("\"version\""));
+  EXPECT_LT(text.find("\"weights\""), text.find("\"means\""));
+  EXPECT_LT(text.find("\"covariances\""), text.find("\"fit\""));
+  EXPECT_EQ(text.back(), '\n');
+  // The fit section is ignored on reading.
+  expect_same(io::read_model(path("g.json")), m);
+
+  const Model b = random_model(Family::kBinomial, Covariance::kFull, 2, 2, 6);
+  io::write_model(path("b.json"), b);
+  const auto jb = nlohmann::json::parse(read_text(path("b.json")));
+  EXPECT_EQ(jb["family"], "binomial");
+  EXPECT_EQ(jb["trials"], 7);
+  EXPECT_FALSE(jb.contains("covariance"));
+  EXPECT_FALSE(jb.contains("means"));
+  EXPECT_FALSE(jb.contains("fit"));
+  EXPECT_EQ(jb["probabilities"].size(), 2u);
+  const Model c = random_model(Family::kBernoulli, Covariance::kFull, 2, 1, 7);
+  io::write_model(path("c.json"), c);
+  EXPECT_EQ(nlohmann::json::parse(read_text(path("c.json")))["trials"], 1);
+}
+
+TEST_F(ModelFileTest, InitModelNeedsOnlyTheParameters) {
+  const std::string p = file("init.json", R"({
+    "family": "gaussian", "covariance": "spherical",
+    "weights": [0.25, 0.75],
+    "means": [[0, 1, 2], [3, 4, 5]],
+    "covariances": [1, 2]
+  })");
+  const Model m = io::read_model(p);
+  EXPECT_EQ(m.n_components, 2);
+  EXPECT_EQ(m.n_features, 3);
+  EXPECT_EQ(m.covariance, Covariance::kSpherical);
+  EXPECT_EQ(m.means, (std::vector<double>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(m.covariances, (std::vector<double>{1, 2}));
+
+  // The seed's three-coin model: pi, p, q as a two-component Bernoulli mixture with D = 1.
+  const std::string coin = file("coin.json", R"({"family": "bernoulli",
+    "weights": [0.46, 0.54], "probabilities": [[0.55], [0.67]]})");
+  const Model c = io::read_model(coin);
+  EXPECT_EQ(c.family, Family::kBernoulli);
+  EXPECT_EQ(c.n_components, 2);
+  EXPECT_EQ(c.n_features, 1);
+  EXPECT_EQ(c.trials, 1);
+  EXPECT_EQ(c.probabilities, (std::vector<double>{0.55, 0.67}));
+
+  const std::string tied = file("tied.json", R"({"family": "gaussian", "covariance": "tied",
+    "n_components": 1, "n_features": 2, "weights": [1],
+    "means": [[0, 0]], "covariances": [[2, 0.5], [0.5, 1]]})");
+  EXPECT_EQ(io::read_model(tied).covariances, (std::vector<double>{2, 0.5, 0.5, 1}));
+}
+
+TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
+  const std::string missing = path("missing.json");
+  expect_error<IoError>([&] { io::read_model(missing); },
+                        missing + ": cannot open: No such file or directory");
+
+  const std::string bad = file("bad.json", "{\"family\": \"gaussian\",\n \"weights\": [1,]}");
+  expect_error<IoError>([&] { io::read_model(bad); },
+                        bad + ": not valid JSON: parse error at line 2");
+
+  struct Case {
+    const char* json;
+    const char* message;
+  };
+  const Case cases[] = {
+      {R"([1, 2])", "the top level is an array, expected an object"},
+      {R"({"covariance": "diag", "weights": [1], "means": [[0]], "covariances": [[1]]})",
+       "missing key 'family'"},
+      {R"({"family": 3, "covariance": "diag", "weights": [1], "means": [[0]], "covariances": [[1]]})",
+       "'family' is the number 3, expected a string"},
+      {R"({"family": "gaussian", "weights": [1], "means": [[0]], "covariances": [[1]]})",
+       "missing key 'covariance'"},
+      {R"({"family": "gaussian", "covariance": "diag", "means": [[0]], "covariances": [[1]]})",
+       "missing key 'weights'"},
+      {R"({"family": "gaussian", "covariance": "diag", "weights": [1], "covariances": [[1]]})",
+       "missing key 'means'"},
+      {R"({"family": "gaussian", "covariance": "diag", "weights": [1], "means": [[0]]})",
+       "missing key 'covariances'"},
+      {R"({"family": "gaussian", "covariance": "diag", "n_components": 2,
+           "weights": [0.5, 0.5], "means": [[0, 1], [2, 3], [4, 5]], "covariances": [[1, 1], [1, 1]]})",
+       "'means' has 3 rows, expected n_components = 2"},
+      {R"({"family": "gaussian", "covariance": "diag", "n_components": 2, "n_features": 2,
+           "weights": [0.5, 0.5], "means": [[0, 1], [2, 3, 4]], "covariances": [[1, 1], [1, 1]]})",
+       "'means'[1] has 3 values, expected n_features = 2"},
+      {R"({"family": "gaussian", "covariance": "diag", "n_components": 3,
+           "weights": [0.5, 0.5], "means": [[0, 1], [2, 3]], "covariances": [[1, 1], [1, 1]]})",
+       "'weights' has 2 values, expected n_components = 3"},
+      {R"({"family": "gaussian", "covariance": "diag",
+           "weights": [0.5, "0.5"], "means": [[0, 1], [2, 3]], "covariances": [[1, 1], [1, 1]]})",
+       "'weights'[1] is the string \"0.5\", expected a number"},
+      {R"({"family": "gaussian", "covariance": "diag",
+           "weights": [0.5, 0.5], "means": [[0, 1], [2, null]], "covariances": [[1, 1], [1, 1]]})",
+       "'means'[1][1] is null, expected a number"},
+      {R"({"family": "gaussian", "covariance": "diag",
+           "weights": [0.5, 0.5], "means": [[0, 1], [2, 3]], "covariances": [1, 1]})",
+       "'covariances'[0] is the number 1, expected an array of 2 numbers (n_features)"},
+      {R"({"family": "gaussian", "covariance": "full",
+           "weights": [0.5, 0.5], "means": [[0, 1], [2, 3]], "covariances": [[[1, 0], [0, 1]]]})",
+       "'covariances' has 1 matrices, expected n_components = 2"},
+      {R"({"family": "gaussian", "covariance": "full",
+           "weights": [1], "means": [[0, 1]], "covariances": [[[1, 0], [0, 1, 2]]]})",
+       "'covariances'[0][1] has 3 values, expected n_features = 2"},
+      {R"({"family": "gaussian", "covariance": "tied",
+           "weights": [1], "means": [[0, 1]], "covariances": [[1, 0]]})",
+       "'covariances' has 1 rows, expected n_features = 2"},
+      {R"({"family": "gaussian", "covariance": "diag", "weights": {"a": 1},
+           "means": [[0]], "covariances": [[1]]})",
+       "'weights' is an object, expected an array of numbers"},
+      {R"({"family": "gaussian", "covariance": "diag", "weights": [],
+           "means": [[0]], "covariances": [[1]]})",
+       "'weights' is empty"},
+      {R"({"family": "gaussian", "covariance": "diag", "weights": [1],
+           "means": [0], "covariances": [[1]]})",
+       "cannot tell the number of features: give 'n_features', or 'means' as an array of rows"},
+      {R"({"family": "gaussian", "covariance": "diag", "n_components": 0, "weights": [1],
+           "means": [[0]], "covariances": [[1]]})",
+       "'n_components' is 0, expected an integer >= 1"},
+      {R"({"family": "gaussian", "covariance": "diag", "n_features": 1.5, "weights": [1],
+           "means": [[0]], "covariances": [[1]]})",
+       "'n_features' is the number 1.5, expected an integer"},
+      {R"({"format": "something-else", "family": "bernoulli", "weights": [1],
+           "probabilities": [[0.5]]})",
+       "'format' is \"something-else\", expected \"emix-model\""},
+      {R"({"format": "emix-model", "version": 2, "family": "bernoulli", "weights": [1],
+           "probabilities": [[0.5]]})",
+       "unsupported model version 2 (this emix reads version 1)"},
+      {R"({"family": "binomial", "weights": [1], "probabilities": [[0.5]]})",
+       "missing key 'trials'"},
+      {R"({"family": "binomial", "trials": -2, "weights": [1], "probabilities": [[0.5]]})",
+       "'trials' is -2, expected an integer >= 1"},
+      {R"({"family": "bernoulli", "trials": 3, "weights": [1], "probabilities": [[0.5]]})",
+       "'trials' is 3 but a bernoulli model has 1 trial per entry"},
+      {R"({"family": "bernoulli", "weights": [1], "means": [[0.5]]})",
+       "missing key 'probabilities'"},
+  };
+  for (const Case& c : cases) {
+    const std::string p = file("model.json", c.json);
+    expect_error<IoError>([&] { io::read_model(p); }, p + ": " + c.message);
+  }
+}
+
+TEST_F(ModelFileTest, InvalidValuesAreRejectedNamingTheFile) {
+  // Parsing succeeds; Model::validate() objects, and its message gets the file name.
+  const std::string sum = file("sum.json", R"({"family": "bernoulli", "weights": [0.2, 0.3],
+    "probabilities": [[0.5], [0.5]]})");
+  expect_error<InvalidArgument>([&] { io::read_model(sum); }, sum + ": ");
+  expect_error<InvalidArgument>([&] { io::read_model(sum); }, "weights");
+  const std::string spd = file("spd.json", R"({"family": "gaussian", "covariance": "full",
+    "weights": [1], "means": [[0, 0]], "covariances": [[[1, 2], [2, 1]]]})");
+  expect_error<InvalidArgument>([&] { io::read_model(spd); }, spd + ": ");
+  expect_error<InvalidArgument>([&] { io::read_model(spd); }, "positive definite");
+  const std::string family = file("family.json", R"({"family": "poisson", "weights": [1]})");
+  expect_error<InvalidArgument>([&] { io::read_model(family); }, family + ": 'family': ");
+  expect_error<InvalidArgument>([&] { io::read_model(family); }, "poisson");
+  const std::string cov = file("cov.json", R"({"family": "gaussian", "covariance": "banded",
+    "weights": [1], "means": [[0]], "covariances": [[1]]})");
+  expect_error<InvalidArgument>([&] { io::read_model(cov); }, cov + ": 'covariance': ");
+  expect_error<InvalidArgument>([&] { io::read_model(cov); }, "banded");
+}
+
+TEST_F(ModelFileTest, FailedWritesLeaveTheOldFileOrNothing) {
+  const Model good = random_model(Family::kGaussian, Covariance::kDiag, 2, 2, 3);
+  io::write_model(path("m.json"), good);
+  const std::string before = read_text(path("m.json"));
+
+  Model nan = good;
+  nan.means[3] = std::numeric_limits<double>::quiet_NaN();
+  expect_error<InvalidArgument>([&] { io::write_model(path("m.json"), nan); },
+                                "write_model(" + path("m.json") + "): 'means' element 3 is nan");
+  Model short_means = good;
+  short_means.means.pop_back();
+  expect_error<InvalidArgument>(
+      [&] { io::write_model(path("m.json"), short_means); },
+      "write_model(" + path("m.json") +
+          "): 'means' has 3 values, expected n_components x n_features = 4");
+  EXPECT_EQ(read_text(path("m.json")), before);
+
+  const std::string target = path("no/dir/m.json");
+  expect_error<IoError>([&] { io::write_model(target, good); }, target + ": cannot write");
+  EXPECT_EQ(entries(), std::vector<std::string>{"m.json"});
+}
+
+}  // namespace

@@ -1,0 +1,320 @@
+// CSV / whitespace text and raw binary input.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "emix/errors.hpp"
+#include "emix/io.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using emix::DType;
+using emix::HostMatrix;
+using emix::InvalidArgument;
+using emix::IoError;
+namespace io = emix::io;
+
+class TextTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("emix_io_text_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes `content` to a file named `name` in the test directory and returns its path.
+  std::string file(const std::string& name, const std::string& content) const {
+    const std::string p = (dir_ / name).string();
+    std::ofstream out(p, std::ios::binary);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    return p;
+  }
+
+  fs::path dir_;
+};
+
+std::vector<double> values_of(const HostMatrix& m) {
+  std::vector<double> out;
+  for (std::int64_t n = 0; n < m.rows(); ++n) {
+    for (std::int64_t d = 0; d < m.cols(); ++d) out.push_back(m.at(n, d));
+  }
+  return out;
+}
+
+template <typename E, typename F>
+void expect_error(F f, const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception; expected one containing: " << text;
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
+        << "message: " << e.what() << "\nexpected to contain: " << text;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+TEST_F(TextTest, CsvWithHeaderRow) {
+  const std::string p = file("a.csv", "x,y,z\n1,2,3\n4.5,-6e-1,+7\n");
+  const HostMatrix m = io::read_matrix(p);
+  EXPECT_EQ(m.rows(), 2);
+  EXPECT_EQ(m.cols(), 3);
+  EXPECT_EQ(values_of(m), (std::vector<double>{1, 2, 3, 4.5, -0.6, 7}));
+}
+
+TEST_F(TextTest, SeparatorsAreDetectedPerFile) {
+  const std::vector<double> expected = {1, 2, 3, 4, 5, 6};
+  EXPECT_EQ(values_of(io::read_matrix(file("c.csv", "1, 2 ,3\n4 ,5, 6\n"))), expected);
+  EXPECT_EQ(values_of(io::read_matrix(file("s.csv", "a;b;c\n1;2;3\n4;5;6\n"))), expected);
+  EXPECT_EQ(values_of(io::read_matrix(file("t.tsv", "1\t2\t3\n4\t5\t6\n"))), expected);
+  EXPECT_EQ(values_of(io::read_matrix(file("w.txt", "  1   2\t 3  \n4 5 6"))), expected);
+  // Any extension other than .npy / .bin / .raw is text.
+  EXPECT_EQ(values_of(io::read_matrix(file("data", "1 2 3\n4 5 6\n"))), expected);
+  // An explicit format overrides the extension.
+  io::ReadOptions text;
+  text.format = io::FileFormat::kText;
+  EXPECT_EQ(values_of(io::read_matrix(file("odd.npy", "1 2 3\n4 5 6\n"), text)), expected);
+}
+
+TEST_F(TextTest, CommentsBlankLinesCrlfAndByteOrderMark) {
+  const std::string p = file("c.csv",
+                             "\xEF\xBB\xBF# produced by a spreadsheet\r\n"
+                             "\r\n"
+                             "a,b\r\n"
+                             "   # indented comment\r\n"
+                             "1,2\r\n"
+                             "\r\n"
+                             "  \t\r\n"
+                             "3,4");  // no final newline
+  EXPECT_EQ(values_of(io::read_matrix(p)), (std::vector<double>{1, 2, 3, 4}));
+}
+
+TEST_F(TextTest, NumberSyntax) {
+  const std::string p = file("n.txt", "0.5 .5 5. -0 +1e3 1E-3 -2.5e+2 123456789012345678\n");
+  EXPECT_EQ(values_of(io::read_matrix(p)),
+            (std::vector<double>{0.5, 0.5, 5, -0.0, 1000, 1e-3, -250, 123456789012345678.0}));
+  // The nearest double, as strtod gives it.
+  const HostMatrix m = io::read_matrix(file("p.txt", "0.1\n3.141592653589793238\n"));
+  EXPECT_EQ(m.at(0, 0), 0.1);
+  EXPECT_EQ(m.at(1, 0), 3.141592653589793);
+  io::ReadOptions as_float;
+  as_float.dtype = DType::kFloat32;
+  const HostMatrix f = io::read_matrix(file("q.txt", "0.1\n"), as_float);
+  EXPECT_EQ(f.dtype(), DType::kFloat32);
+  EXPECT_EQ(f.as<float>()[0], 0.1f);
+}
+
+TEST_F(TextTest, RaggedRowsNameTheRow) {
+  // Row 7 (line 9: header, rows 1-6, a comment, then row 7) has 3 columns.
+  const std::string p = file("file.csv",
+                             "a,b,c,d\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n"
+                             "# note\n1,2,3\n1,2,3,4\n");
+  expect_error<IoError>([&] { io::read_matrix(p); },
+                        p + ": row 7 has 3 columns, expected 4 (line 9)");
+  const std::string q = file("long.txt", "1 2\n3 4 5\n");
+  expect_error<IoError>([&] { io::read_matrix(q); }, q + ": row 2 has 3 columns, expected 2");
+  const std::string h = file("h.csv", "a,b,c\n1,2\n");
+  expect_error<IoError>([&] { io::read_matrix(h); },
+                        h + ": the header (line 1) has 3 columns but row 1 has 2 (line 2)");
+}
+
+TEST_F(TextTest, NonNumericCellsAfterTheFirstLineAreErrors) {
+  const std::string p = file("x.csv", "a,b,c\n1,2,3\n4,5,abc\n");
+  expect_error<IoError>([&] { io::read_matrix(p); },
+                        p + ": row 2, column 3: 'abc' is not a number (line 3)");
+  const std::string e = file("e.csv", "1,,3\n");
+  expect_error<IoError>([&] { io::read_matrix(e); }, e + ": row 1, column 2 is empty (line 1)");
+  const std::string t = file("t.csv", "1,2,\n");
+  expect_error<IoError>([&] { io::read_matrix(t); }, t + ": row 1, column 3 is empty (line 1)");
+  // A second header-like line is data, and wrong.
+  const std::string two = file("two.csv", "a,b\nc,d\n1,2\n");
+  expect_error<IoError>([&] { io::read_matrix(two); },
+                        two + ": row 1, column 1: 'c' is not a number (line 2)");
+  // Decimal commas in a ';' file are not numbers.
+  const std::string eu = file("eu.csv", "a;b\n1,5;2,5\n");
+  expect_error<IoError>([&] { io::read_matrix(eu); },
+                        eu + ": row 1, column 1: '1,5' is not a number (line 2)");
+}
+
+TEST_F(TextTest, NonFiniteValuesNameRowAndColumn) {
+  const std::string p = file("n.csv", "a,b\n1,2\n3,nan\n");
+  expect_error<InvalidArgument>([&] { io::read_matrix(p); }, p + ": row 2, column 2 is nan");
+  const std::string q = file("i.txt", "# c\n1 2\n\n3 4\n-inf 5\n");
+  expect_error<InvalidArgument>([&] { io::read_matrix(q); },
+                                q + ": row 3, column 1 is -inf (line 5)");
+  const std::string r = file("r.txt", "1 Infinity\n");
+  expect_error<InvalidArgument>([&] { io::read_matrix(r); }, r + ": row 1, column 2 is inf");
+  const std::string big = file("big.txt", "1 1e400\n");
+  expect_error<InvalidArgument>([&] { io::read_matrix(big); },
+                                big + ": row 1, column 2: '1e400' is out of the range of float64");
+  io::ReadOptions as_float;
+  as_float.dtype = DType::kFloat32;
+  const std::string f = file("f.txt", "1e300\n");
+  expect_error<InvalidArgument>([&] { io::read_matrix(f, as_float); },
+                                f + ": row 1, column 1: 1e+300 does not fit in float32");
+
+  io::ReadOptions lenient;
+  lenient.require_finite = false;
+  const HostMatrix m = io::read_matrix(p, lenient);
+  EXPECT_TRUE(std::isnan(m.at(1, 1)));
+  EXPECT_EQ(io::read_matrix(big, lenient).at(0, 1), std::numeric_limits<double>::infinity());
+  // Underflow is not an error: the nearest double.
+  EXPECT_EQ(io::read_matrix(file("u.txt", "1e-400\n")).at(0, 0), 0.0);
+}
+
+TEST_F(TextTest, RowRangesSkipOtherRows) {
+  // Rows outside the range hold garbage that would fail to parse.
+  const std::string p = file("r.csv", "a,b\nxx,yy\n1,2\n# c\n3,4\n5,6\nzz,ww\n");
+  io::ReadOptions options;
+  options.first_row = 1;
+  options.row_count = 3;
+  EXPECT_EQ(values_of(io::read_matrix(p, options)), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  options.first_row = 2;
+  options.row_count = 2;
+  EXPECT_EQ(values_of(io::read_matrix(p, options)), (std::vector<double>{3, 4, 5, 6}));
+  options.row_count = 0;
+  const HostMatrix none = io::read_matrix(p, options);
+  EXPECT_EQ(none.rows(), 0);
+  EXPECT_EQ(none.cols(), 2);
+
+  const std::string q = file("q.txt", "1\n2\n3\n4\n5\n");
+  options.first_row = 3;
+  options.row_count = -1;
+  EXPECT_EQ(values_of(io::read_matrix(q, options)), (std::vector<double>{4, 5}));
+  options.first_row = 5;
+  EXPECT_EQ(io::read_matrix(q, options).rows(), 0);
+  options.first_row = 3;
+  options.row_count = 3;
+  expect_error<InvalidArgument>([&] { io::read_matrix(q, options); },
+                                q + ": rows [3, 6) requested but the file has 5 rows");
+  options.first_row = 6;
+  options.row_count = -1;
+  expect_error<InvalidArgument>([&] { io::read_matrix(q, options); },
+                                q + ": first_row 6 is past the end: the file has 5 rows");
+}
+
+TEST_F(TextTest, EmptyOrMissingFiles) {
+  const std::string e = file("e.csv", "");
+  expect_error<IoError>([&] { io::read_matrix(e); }, e + ": contains no data rows");
+  const std::string h = file("h.csv", "# only\na,b\n\n");
+  expect_error<IoError>([&] { io::read_matrix(h); }, h + ": contains no data rows");
+  const std::string missing = (dir_ / "missing.csv").string();
+  expect_error<IoError>([&] { io::read_matrix(missing); },
+                        missing + ": cannot open: No such file or directory");
+}
+
+TEST_F(TextTest, ReadVectorFromText) {
+  EXPECT_EQ(io::read_vector(file("w.txt", "# weights\n1\n2.5\n\n3\n")),
+            (std::vector<double>{1, 2.5, 3}));
+  EXPECT_EQ(io::read_vector(file("h.csv", "weight\n4\n5\n")), (std::vector<double>{4, 5}));
+  EXPECT_EQ(io::read_vector(file("row.csv", "4,5,6\n")), (std::vector<double>{4, 5, 6}));
+  const std::string m = file("m.csv", "1,2\n3,4\n");
+  expect_error<IoError>([&] { io::read_vector(m); }, m + ": expected a vector");
+  const std::string n = file("n.txt", "1\nnan\n");
+  expect_error<InvalidArgument>([&] { io::read_vector(n); }, n + ": row 2, column 1 is nan");
+}
+
+TEST_F(TextTest, LinesLongerThanTheReadBufferAndManyBuffers) {
+  // One line of 600,000 values (about 4.2 MB) is longer than the 4 MiB read buffer.
+  std::string wide;
+  const int cols = 600000;
+  for (int c = 0; c < cols; ++c) wide += std::to_string(c % 1000) + (c + 1 < cols ? "," : "\n");
+  const HostMatrix w = io::read_matrix(file("wide.csv", wide + wide));
+  ASSERT_EQ(w.rows(), 2);
+  ASSERT_EQ(w.cols(), cols);
+  EXPECT_EQ(w.at(1, cols - 1), (cols - 1) % 1000);
+
+  // 400,000 rows (about 5 MB): lines straddle buffer refills.
+  std::string tall;
+  const int rows = 400000;
+  for (int r = 0; r < rows; ++r) tall += std::to_string(r) + " " + std::to_string(-r) + "\n";
+  const HostMatrix t = io::read_matrix(file("tall.txt", tall));
+  ASSERT_EQ(t.rows(), rows);
+  for (int r = 0; r < rows; ++r) {
+    ASSERT_EQ(t.at(r, 0), r);
+    ASSERT_EQ(t.at(r, 1), -r);
+  }
+}
+
+// Raw binary.
+
+template <typename T>
+std::string bytes_of(const std::vector<T>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+TEST_F(TextTest, RawBinaryWithDtypeAndColumns) {
+  const std::vector<float> v = {1, 2, 3, 4, 5, 6};
+  const std::string p = file("x.bin", bytes_of(v));
+  io::ReadOptions options;
+  options.raw_dtype = "float32";
+  options.raw_cols = 3;
+  HostMatrix m = io::read_matrix(p, options);
+  EXPECT_EQ(m.rows(), 2);
+  EXPECT_EQ(m.cols(), 3);
+  EXPECT_EQ(values_of(m), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  options.raw_cols = 2;
+  EXPECT_EQ(io::read_matrix(p, options).rows(), 3);
+
+  // Any extension is raw when raw_dtype is given; integer types convert.
+  const std::string q = file("x.dat", bytes_of(std::vector<std::uint16_t>{1, 65535, 3, 4}));
+  io::ReadOptions u16;
+  u16.raw_dtype = "uint16";
+  u16.raw_cols = 2;
+  u16.dtype = DType::kFloat32;
+  EXPECT_EQ(values_of(io::read_matrix(q, u16)), (std::vector<double>{1, 65535, 3, 4}));
+
+  // Row ranges seek: the NaN in row 1 is never read.
+  std::vector<double> d = {std::numeric_limits<double>::quiet_NaN(), 0, 10, 11, 20, 21, 30, 31};
+  const std::string r = file("r.raw", bytes_of(d));
+  io::ReadOptions range;
+  range.raw_dtype = "float64";
+  range.raw_cols = 2;
+  range.first_row = 1;
+  range.row_count = 2;
+  EXPECT_EQ(values_of(io::read_matrix(r, range)), (std::vector<double>{10, 11, 20, 21}));
+  range.first_row = 0;
+  expect_error<InvalidArgument>([&] { io::read_matrix(r, range); }, r + ": row 1, column 1 is nan");
+  range.first_row = 3;
+  expect_error<InvalidArgument>([&] { io::read_matrix(r, range); },
+                                r + ": rows [3, 5) requested but the file has 4 rows");
+}
+
+TEST_F(TextTest, RawBinaryErrors) {
+  const std::string p = file("x.bin", std::string(20, '\0'));
+  io::ReadOptions options;
+  options.raw_dtype = "float64";
+  options.raw_cols = 2;
+  expect_error<IoError>([&] { io::read_matrix(p, options); },
+                        p + ": size 20 bytes is not a multiple of the row size 16 bytes (2 "
+                            "columns of float64)");
+  expect_error<InvalidArgument>([&] { io::read_matrix(p); },
+                                p + ": raw binary needs its element type");
+  options.raw_dtype = "complex64";
+  expect_error<InvalidArgument>([&] { io::read_matrix(p, options); },
+                                p + ": unknown raw dtype 'complex64'");
+  options.raw_dtype = "int32";
+  options.raw_cols = 0;
+  expect_error<InvalidArgument>([&] { io::read_matrix(p, options); },
+                                p + ": raw binary needs raw_cols (--dims) >= 1, got 0");
+  options.raw_cols = 5;
+  const std::string missing = (dir_ / "missing.raw").string();
+  expect_error<IoError>([&] { io::read_matrix(missing, options); },
+                        missing + ": cannot open: No such file or directory");
+}
+
+}  // namespace
