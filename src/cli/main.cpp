@@ -1,1 +1,182 @@
-int main() { return 0; }
+// The `emix` program: parses the command line (CLI11) and runs one subcommand. Every failure
+// ends as one line "emix: error: <message>" on stderr: exit code 2 for bad input or usage (an
+// emix::Error or a command-line error), 1 for anything else.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+#include "emix/version.hpp"
+
+namespace {
+
+using emix::cli::DataArgs;
+
+const std::vector<std::string> kFamilies = {"gaussian", "bernoulli", "binomial"};
+const std::vector<std::string> kCovariances = {"full", "diag", "spherical", "tied"};
+const std::vector<std::string> kInits = {"kmeans++", "random", "random-from-data"};
+const std::vector<std::string> kDevices = {"auto", "cpu", "gpu"};
+
+void add_data_options(CLI::App* app, DataArgs& data) {
+  app->add_option("--dtype", data.raw_dtype,
+                  "INPUT is raw binary with this element type (float32, float64, int8, uint8, "
+                  "int16, uint16, int32, uint32, int64, uint64); needs --dims")
+      ->check(CLI::IsMember({"float32", "float64", "int8", "uint8", "int16", "uint16", "int32",
+                             "uint32", "int64", "uint64"}));
+  app->add_option("--dims", data.raw_cols, "raw binary INPUT: the number of columns D");
+  app->add_option("--device", data.device, "where the E-step runs")
+      ->check(CLI::IsMember(kDevices))
+      ->capture_default_str();
+  app->add_option("--precision", data.precision,
+                  "element type the data are held in: float, double, or auto (float on the GPU, "
+                  "double on the CPU)")
+      ->check(CLI::IsMember({"auto", "float", "double"}))
+      ->capture_default_str();
+  app->add_option("--threads", data.threads, "CPU engine threads (0: OpenMP's default)")
+      ->capture_default_str();
+  app->add_option("--chunk-rows", data.chunk_rows,
+                  "GPU engine: rows per device chunk (0: chosen from the GPU's memory)")
+      ->capture_default_str();
+  app->add_flag("-q,--quiet", data.quiet, "no progress or summary on stderr");
+}
+
+int report_error(const std::string& message, int code) {
+  std::fprintf(stderr, "emix: error: %s\n", message.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "emix: mixture models (Gaussian, Bernoulli, binomial) fitted by EM on CPUs and "
+      "NVIDIA GPUs"};
+  app.set_version_flag("--version", std::string("emix ") + emix::kVersion);
+  app.require_subcommand(1);
+
+  const emix::FitOptions defaults;
+  emix::cli::FitArgs fit_args;
+  fit_args.n_init = defaults.n_init;
+  fit_args.max_iter = defaults.max_iter;
+  fit_args.tol = defaults.tol;
+  fit_args.reg_covar = defaults.reg_covar;
+  fit_args.seed = defaults.seed;
+  CLI::App* fit = app.add_subcommand("fit", "fit a mixture to INPUT and write MODEL.json");
+  fit->add_option("INPUT", fit_args.input, "data: .npy, CSV / whitespace text, or raw binary")
+      ->required();
+  CLI::Option* k_opt = fit->add_option("-k,--n-components", fit_args.k,
+                                       "number of components (default: the init model's)");
+  CLI::Option* family_opt = fit->add_option("--family", fit_args.family, "mixture family")
+                                ->check(CLI::IsMember(kFamilies))
+                                ->capture_default_str();
+  CLI::Option* covariance_opt =
+      fit->add_option("--covariance", fit_args.covariance, "Gaussian covariance type")
+          ->check(CLI::IsMember(kCovariances))
+          ->capture_default_str();
+  CLI::Option* trials_opt =
+      fit->add_option("--trials", fit_args.trials, "binomial: trials per entry (counts in 0..M)");
+  fit->add_option("--init", fit_args.init, "initialisation")
+      ->check(CLI::IsMember(kInits))
+      ->capture_default_str();
+  fit->add_option("--init-model", fit_args.init_model,
+                  "start from this model (used exactly as given; overrides --init)");
+  fit->add_flag("--fixed-weights", fit_args.fixed_weights, "keep the initial mixing weights");
+  fit->add_option("--sample-weight", fit_args.sample_weight,
+                  "per-row weights (N values, .npy or text), acting as repetition counts");
+  fit->add_option("--n-init", fit_args.n_init, "restarts; the best log-likelihood wins")
+      ->capture_default_str();
+  fit->add_option("--max-iter", fit_args.max_iter, "most EM iterations")->capture_default_str();
+  fit->add_option("--tol", fit_args.tol,
+                  "stop when the mean log-likelihood changes by less (0: run --max-iter)")
+      ->capture_default_str();
+  fit->add_option("--reg-covar", fit_args.reg_covar, "added to covariance diagonals")
+      ->capture_default_str();
+  fit->add_option("--seed", fit_args.seed, "random seed")->capture_default_str();
+  fit->add_option("-o,--output", fit_args.output, "the fitted model (JSON)")->required();
+  fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
+  fit->add_option("--responsibilities", fit_args.responsibilities,
+                  "also write the N x K responsibilities (float64 .npy)");
+  add_data_options(fit, fit_args.data);
+
+  emix::cli::PredictArgs predict_args;
+  CLI::App* predict =
+      app.add_subcommand("predict", "write the most probable component of each row");
+  predict->add_option("MODEL", predict_args.model, "model file (JSON)")->required();
+  predict->add_option("INPUT", predict_args.input, "data")->required();
+  predict->add_option("-o,--output", predict_args.output, "labels (int32 .npy)")->required();
+  predict->add_flag("--proba", predict_args.proba,
+                    "write the N x K responsibilities (float64) instead of labels");
+  add_data_options(predict, predict_args.data);
+
+  emix::cli::ScoreArgs score_args;
+  CLI::App* score =
+      app.add_subcommand("score", "print the mean log-likelihood per row of INPUT under MODEL");
+  score->add_option("MODEL", score_args.model, "model file (JSON)")->required();
+  score->add_option("INPUT", score_args.input, "data")->required();
+  add_data_options(score, score_args.data);
+
+  emix::cli::GenerateArgs gen_args;
+  CLI::App* generate = app.add_subcommand(
+      "generate", "draw a random well-separated mixture and stream N rows from it to a .npy file");
+  generate->add_option("--n", gen_args.n, "rows")->required();
+  generate->add_option("--d", gen_args.d, "columns")->required();
+  generate->add_option("-k,--n-components", gen_args.k, "components")->required();
+  generate->add_option("--seed", gen_args.seed, "random seed")->capture_default_str();
+  generate->add_option("-o,--output", gen_args.output, "the data (.npy)")->required();
+  generate->add_option("--truth", gen_args.truth, "also write the true model (JSON)");
+  generate->add_option("--family", gen_args.family, "mixture family")
+      ->check(CLI::IsMember(kFamilies))
+      ->capture_default_str();
+  generate->add_option("--covariance", gen_args.covariance, "Gaussian covariance type")
+      ->check(CLI::IsMember(kCovariances))
+      ->capture_default_str();
+  generate->add_option("--trials", gen_args.trials, "binomial: trials per entry")
+      ->capture_default_str();
+  generate->add_option("--precision", gen_args.precision, "element type written")
+      ->check(CLI::IsMember({"float", "double"}))
+      ->capture_default_str();
+  generate->add_option("--block-rows", gen_args.block_rows, "rows drawn and written at a time")
+      ->capture_default_str();
+  generate->add_flag("-q,--quiet", gen_args.quiet, "no summary on stderr");
+
+  emix::cli::DemoArgs demo_args;
+  CLI::App* demo = app.add_subcommand(
+      "demo", "the seed's problems solved, then a 1,000,000-point fit timed on each engine");
+  demo->add_option("--threads", demo_args.threads, "CPU engine threads (0: OpenMP's default)")
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return report_error(e.what(), 2);
+  }
+
+  try {
+    if (*fit) {
+      fit_args.k_given = k_opt->count() > 0;
+      fit_args.family_given = family_opt->count() > 0;
+      fit_args.covariance_given = covariance_opt->count() > 0;
+      fit_args.trials_given = trials_opt->count() > 0;
+      return emix::cli::run_fit(fit_args);
+    }
+    if (*predict) return emix::cli::run_predict(predict_args);
+    if (*score) return emix::cli::run_score(score_args);
+    if (*generate) return emix::cli::run_generate(gen_args);
+    if (*demo) return emix::cli::run_demo(demo_args);
+    return report_error("no command given (emix --help lists them)", 2);
+  } catch (const emix::Error& e) {
+    return report_error(e.what(), 2);
+  } catch (const std::bad_alloc&) {
+    return report_error("out of memory", 1);
+  } catch (const std::exception& e) {
+    return report_error(e.what(), 1);
+  } catch (...) {
+    return report_error("unknown failure", 1);
+  }
+}

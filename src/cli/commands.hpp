@@ -1,0 +1,78 @@
+// The `emix` subcommands. main.cpp parses the command line into these structs; each run_*
+// validates its arguments before reading any data and throws emix::Error on bad input.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cli/common.hpp"
+
+namespace emix::cli {
+
+struct FitArgs {
+  std::string input;
+  std::string output;            // -o MODEL.json
+  std::string labels;            // --labels FILE.npy
+  std::string responsibilities;  // --responsibilities FILE.npy
+  // k, family, covariance and trials may come from --init-model instead; *_given says whether
+  // the flag was on the command line (an explicit flag must agree with the init model).
+  int k = 0;
+  bool k_given = false;
+  std::string family = "gaussian";
+  bool family_given = false;
+  std::string covariance = "full";
+  bool covariance_given = false;
+  int trials = 1;
+  bool trials_given = false;
+  std::string init = "kmeans++";
+  std::string init_model;
+  bool fixed_weights = false;
+  std::string sample_weight;
+  int n_init = 1;
+  int max_iter = 100;
+  double tol = 1e-3;
+  double reg_covar = 1e-6;
+  std::uint64_t seed = 0;
+  DataArgs data;
+};
+
+struct PredictArgs {
+  std::string model;
+  std::string input;
+  std::string output;
+  bool proba = false;  // N x K float64 responsibilities instead of N int32 labels
+  DataArgs data;
+};
+
+struct ScoreArgs {
+  std::string model;
+  std::string input;
+  DataArgs data;
+};
+
+struct GenerateArgs {
+  std::int64_t n = 0;
+  int d = 0;
+  int k = 0;
+  std::uint64_t seed = 0;
+  std::string output;
+  std::string truth;  // --truth MODEL.json
+  std::string family = "gaussian";
+  std::string covariance = "full";
+  int trials = 10;
+  std::string precision = "double";
+  std::int64_t block_rows = 65536;
+  bool quiet = false;
+};
+
+struct DemoArgs {
+  int threads = 0;  // CPU engine threads, 0 = OpenMP's default
+};
+
+int run_fit(const FitArgs& args);
+int run_predict(const PredictArgs& args);
+int run_score(const ScoreArgs& args);
+int run_generate(const GenerateArgs& args);
+int run_demo(const DemoArgs& args);
+
+}  // namespace emix::cli

@@ -1,0 +1,225 @@
+// emix fit INPUT -k K ... -o MODEL.json [--labels FILE.npy] [--responsibilities FILE.npy]
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+#include "emix/io.hpp"
+
+namespace emix::cli {
+
+namespace {
+
+void validate_scalars(const FitArgs& a) {
+  if (a.k_given && a.k < 1) {
+    throw InvalidArgument("-k " + std::to_string(a.k) +
+                          ": the number of components must be at least 1");
+  }
+  if (!a.k_given && a.init_model.empty()) {
+    throw InvalidArgument(
+        "-k K is required (the number of components), unless --init-model gives the model to "
+        "start from");
+  }
+  if (a.trials_given && a.trials < 1) {
+    throw InvalidArgument("--trials " + std::to_string(a.trials) +
+                          ": the number of trials per entry must be at least 1");
+  }
+  if (a.n_init < 1) {
+    throw InvalidArgument("--n-init " + std::to_string(a.n_init) +
+                          ": the number of initialisations must be at least 1");
+  }
+  if (a.max_iter < 0) {
+    throw InvalidArgument("--max-iter " + std::to_string(a.max_iter) + ": must be 0 or more");
+  }
+  if (!(a.tol >= 0) || !std::isfinite(a.tol)) {
+    throw InvalidArgument("--tol " + format("%g", a.tol) + ": must be a finite number >= 0");
+  }
+  if (!(a.reg_covar >= 0) || !std::isfinite(a.reg_covar)) {
+    throw InvalidArgument("--reg-covar " + format("%g", a.reg_covar) +
+                          ": must be a finite number >= 0");
+  }
+}
+
+// Reads --init-model and reconciles it with the flags: a flag given explicitly must agree with
+// the model; a flag left out takes the model's value.
+Model reconcile_init_model(const FitArgs& a, Family& family, Covariance& covariance, int& k,
+                           int& trials) {
+  Model model = io::read_model(a.init_model);
+  const std::string from = " (--init-model " + a.init_model + ")";
+  if (a.family_given && model.family != family) {
+    throw InvalidArgument("--family " + a.family + " differs from the init model's family " +
+                          to_string(model.family) + from);
+  }
+  if (a.covariance_given && model.family == Family::kGaussian && model.covariance != covariance) {
+    throw InvalidArgument("--covariance " + a.covariance +
+                          " differs from the init model's covariance " +
+                          to_string(model.covariance) + from);
+  }
+  if (a.k_given && model.n_components != k) {
+    throw InvalidArgument("-k " + std::to_string(k) + " differs from the init model's " +
+                          std::to_string(model.n_components) + " components" + from);
+  }
+  if (a.trials_given && model.family == Family::kBinomial && model.trials != trials) {
+    throw InvalidArgument("--trials " + std::to_string(trials) +
+                          " differs from the init model's trials " + std::to_string(model.trials) +
+                          from);
+  }
+  family = model.family;
+  covariance = model.covariance;
+  k = model.n_components;
+  trials = model.family == Family::kBinomial ? model.trials : trials;
+  return model;
+}
+
+std::vector<double> load_sample_weights(const std::string& path, std::int64_t rows,
+                                        const std::string& input) {
+  std::vector<double> w = io::read_vector(path);
+  if (static_cast<std::int64_t>(w.size()) != rows) {
+    throw InvalidArgument("--sample-weight " + path + " has " + std::to_string(w.size()) +
+                          " values, but " + input + " has " + std::to_string(rows) + " rows");
+  }
+  for (std::size_t n = 0; n < w.size(); ++n) {
+    if (!std::isfinite(w[n]) || w[n] < 0) {
+      throw InvalidArgument(path + ": row " + std::to_string(n + 1) + " is " + format("%g", w[n]) +
+                            ", but a sample weight must be a finite number >= 0");
+    }
+  }
+  return w;
+}
+
+std::string iterations(int n) {
+  return std::to_string(n) + (n == 1 ? " iteration" : " iterations");
+}
+
+void print_summary(const FitReport& r, const FitOptions& options, std::int64_t rows,
+                   const std::vector<std::string>& written, bool quiet) {
+  if (!quiet) {
+    std::string outcome;
+    if (r.converged) {
+      outcome =
+          "converged after " + iterations(r.n_iter) + " (tol " + format("%g", options.tol) + ")";
+    } else if (options.tol == 0) {
+      outcome = "ran " + iterations(r.n_iter) + " (tol 0: no convergence test)";
+    } else {
+      outcome = "did not converge within " + iterations(r.n_iter) + " (tol " +
+                format("%g", options.tol) + "); raise --max-iter or --tol";
+    }
+    std::fprintf(stderr, "%s\n", outcome.c_str());
+    std::fprintf(stderr, "mean log-likelihood %s per row (total %s over %lld rows)\n",
+                 format("%.10e", r.mean_log_likelihood).c_str(),
+                 format("%.10e", r.log_likelihood).c_str(), static_cast<long long>(rows));
+    std::string engine =
+        "engine " + r.engine + ", " + r.precision + ", " + format("%.3f", r.seconds) + " s";
+    if (options.n_init > 1) {
+      engine += ", best of " + std::to_string(options.n_init) + " inits: #" +
+                std::to_string(r.best_init + 1);
+    }
+    std::fprintf(stderr, "%s\n", engine.c_str());
+    std::string files = "wrote";
+    for (const std::string& f : written) files += " " + f;
+    std::fprintf(stderr, "%s\n", files.c_str());
+  }
+  // Warnings are outcomes the user must see (identifiability, re-seeded components), so
+  // --quiet does not hide them.
+  for (const std::string& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+}
+
+}  // namespace
+
+int run_fit(const FitArgs& a) {
+  validate(a.data);
+  validate_scalars(a);
+  Family family = parse_family(a.family);
+  Covariance covariance = parse_covariance(a.covariance);
+  const Init init = parse_init(a.init);
+  int k = a.k;
+  int trials = a.trials;
+
+  // Every output is checked and given its temporary name before the slow work; the model is
+  // staged last so that it is also renamed into place last.
+  StagedOutputs outputs;
+  outputs.add_input(a.input, "INPUT");
+  outputs.add_input(a.init_model, "--init-model");
+  outputs.add_input(a.sample_weight, "--sample-weight");
+  std::vector<std::string> written;
+  std::string labels_tmp;
+  std::string resp_tmp;
+  if (!a.labels.empty()) {
+    labels_tmp = outputs.stage(a.labels, "--labels");
+    written.push_back(a.labels);
+  }
+  if (!a.responsibilities.empty()) {
+    resp_tmp = outputs.stage(a.responsibilities, "--responsibilities");
+    written.push_back(a.responsibilities);
+  }
+  const std::string model_tmp = outputs.stage(a.output, "-o");
+  written.push_back(a.output);
+
+  FitOptions options;
+  if (!a.init_model.empty()) {
+    options.init_model = reconcile_init_model(a, family, covariance, k, trials);
+  }
+  if (family == Family::kBinomial && !a.trials_given && !options.init_model) {
+    throw InvalidArgument("--family binomial needs --trials M (the number of trials per entry)");
+  }
+  if (family != Family::kBinomial && a.trials_given) {
+    throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
+                          std::string(to_string(family)) + ")");
+  }
+  if (family == Family::kBernoulli) trials = 1;
+
+  const HostMatrix x = load_data(a.input, a.data);
+  if (k > x.rows()) {
+    throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
+                          std::to_string(x.rows()) + ") in " + a.input);
+  }
+  if (options.init_model && options.init_model->n_features != x.cols()) {
+    throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
+                          std::to_string(options.init_model->n_features) + ", but " + a.input +
+                          " has " + std::to_string(x.cols()) + " columns");
+  }
+  check_family_values(x, family, trials, a.input);
+  std::vector<double> weights;
+  if (!a.sample_weight.empty()) weights = load_sample_weights(a.sample_weight, x.rows(), a.input);
+
+  options.n_components = k;
+  options.family = family;
+  options.covariance = covariance;
+  options.trials = trials;
+  options.init = init;
+  options.fixed_weights = a.fixed_weights;
+  options.n_init = a.n_init;
+  options.max_iter = a.max_iter;
+  options.tol = a.tol;
+  options.reg_covar = a.reg_covar;
+  options.seed = a.seed;
+  options.engine = engine_options(a.data);
+  Progress progress(a.data.quiet, a.n_init);
+  options.on_iteration = [&progress](const IterationInfo& info) { progress(info); };
+
+  FitReport report;
+  try {
+    report = fit(x.view(), options, weights.empty() ? nullptr : weights.data());
+  } catch (...) {
+    progress.finish();
+    throw;
+  }
+  progress.finish();
+
+  if (!labels_tmp.empty()) {
+    io::write_npy(labels_tmp, predict(report.model, x.view(), options.engine));
+  }
+  if (!resp_tmp.empty()) {
+    const std::vector<double> resp = predict_proba(report.model, x.view(), options.engine);
+    io::write_npy(resp_tmp, resp.data(), x.rows(), report.model.n_components);
+  }
+  io::write_model(model_tmp, report.model, &report);
+  outputs.commit();
+  print_summary(report, options, x.rows(), written, a.data.quiet);
+  return 0;
+}
+
+}  // namespace emix::cli

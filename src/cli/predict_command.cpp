@@ -1,0 +1,67 @@
+// emix predict MODEL.json INPUT -o LABELS.npy [--proba]
+// emix score MODEL.json INPUT
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+#include "emix/io.hpp"
+
+namespace emix::cli {
+
+namespace {
+
+// The model first (small, and a bad one is reported before a large input is read), then the
+// data, checked against the model's shape and family.
+HostMatrix load_for_model(const Model& model, const std::string& model_path,
+                          const std::string& input, const DataArgs& data) {
+  HostMatrix x = load_data(input, data);
+  if (x.cols() != model.n_features) {
+    throw InvalidArgument(input + " has " + std::to_string(x.cols()) + " columns, but the model " +
+                          model_path + " has n_features " + std::to_string(model.n_features));
+  }
+  check_family_values(x, model.family, model.trials, input);
+  return x;
+}
+
+}  // namespace
+
+int run_predict(const PredictArgs& a) {
+  validate(a.data);
+  StagedOutputs outputs;
+  outputs.add_input(a.model, "MODEL");
+  outputs.add_input(a.input, "INPUT");
+  const std::string tmp = outputs.stage(a.output, "-o");
+  const Model model = io::read_model(a.model);
+  const HostMatrix x = load_for_model(model, a.model, a.input, a.data);
+  const EngineOptions engine = engine_options(a.data);
+  if (a.proba) {
+    const std::vector<double> resp = predict_proba(model, x.view(), engine);
+    io::write_npy(tmp, resp.data(), x.rows(), model.n_components);
+  } else {
+    io::write_npy(tmp, predict(model, x.view(), engine));
+  }
+  outputs.commit();
+  if (!a.data.quiet) {
+    const std::string what =
+        a.proba ? std::to_string(model.n_components) + " responsibilities (float64) per row"
+                : "a label (int32) per row";
+    std::fprintf(stderr, "wrote %s: %s, %lld rows\n", a.output.c_str(), what.c_str(),
+                 static_cast<long long>(x.rows()));
+  }
+  return 0;
+}
+
+int run_score(const ScoreArgs& a) {
+  validate(a.data);
+  const Model model = io::read_model(a.model);
+  const HostMatrix x = load_for_model(model, a.model, a.input, a.data);
+  const double value = score(model, x.view(), engine_options(a.data));
+  // 17 significant digits: the printed number reads back as the same double.
+  std::printf("%.17g\n", value);
+  return 0;
+}
+
+}  // namespace emix::cli
