@@ -31,17 +31,17 @@ struct EngineOptions {
   // GPU engine: device memory it may use, in bytes (0 = what is free). Host data that do not fit
   // are streamed through in chunks every iteration instead of uploaded once.
   std::int64_t device_memory_limit = 0;
-  bool allow_tf32 = false;        // GPU engine: TF32 matrix products (faster, less exact)
+  bool allow_tf32 = false;  // GPU engine: TF32 matrix products (faster, less exact)
 };
 
 // What happened in one EM iteration (passed to FitOptions::on_iteration).
 struct IterationInfo {
-  int init_run = 0;            // which of the n_init restarts
-  int iteration = 0;           // 0 = the initial parameters
-  double log_likelihood = 0;   // total, sum_n w_n log p(x_n)
+  int init_run = 0;           // which of the n_init restarts
+  int iteration = 0;          // 0 = the initial parameters
+  double log_likelihood = 0;  // total, sum_n w_n log p(x_n)
   double mean_log_likelihood = 0;
-  double change = 0;           // change in mean log-likelihood from the previous iteration
-  double seconds = 0;          // wall time of this iteration
+  double change = 0;   // change in mean log-likelihood from the previous iteration
+  double seconds = 0;  // wall time of this iteration
 };
 
 struct FitOptions {
@@ -53,13 +53,14 @@ struct FitOptions {
   Init init = Init::kKMeansPlusPlus;
   // Starting parameters, used exactly as given (component order kept); overrides `init`.
   std::optional<Model> init_model;
-  int kmeans_iter = 10;                        // k-means refinement steps after k-means++
-  std::int64_t init_max_rows = 1 << 20;        // initialisation sees at most this many rows
-  bool fixed_weights = false;                  // keep the initial mixing weights
-  int n_init = 1;                              // restarts; the best final log-likelihood wins
+  int kmeans_iter = 10;  // k-means refinement steps after k-means++
+  std::int64_t init_max_rows =
+      1 << 17;                 // initialisation sees a random sample of at most this many rows
+  bool fixed_weights = false;  // keep the initial mixing weights
+  int n_init = 1;              // restarts; the best final log-likelihood wins
   int max_iter = 100;
-  double tol = 1e-3;         // on the change in mean log-likelihood per sample; 0 = max_iter steps
-  double reg_covar = 1e-6;   // added to covariance diagonals
+  double tol = 1e-3;        // on the change in mean log-likelihood per sample; 0 = max_iter steps
+  double reg_covar = 1e-6;  // added to covariance diagonals
   double prob_epsilon = 1e-10;  // Bernoulli / binomial probabilities kept in [eps, 1 - eps]
   std::uint64_t seed = 0;
 
