@@ -1,0 +1,191 @@
+// Options of fit(): initialisations, restarts, seeds, fixed weights, and the errors that bad
+// arguments get.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+
+struct Data {
+  emix::Model truth;
+  emix::Sample sample;
+  emix::DataView view() const {
+    return emix::DataView::host(sample.x.data(), static_cast<std::int64_t>(sample.labels.size()),
+                                truth.n_features);
+  }
+};
+
+Data make_data(Family family, Covariance covariance, std::int64_t n, std::uint64_t seed) {
+  Data data;
+  data.truth = emix::testing::random_model(family, covariance, 3, 4, seed, 5, 3.0);
+  data.sample = emix::sample(data.truth, n, seed + 1);
+  return data;
+}
+
+emix::FitOptions options(Family family, Covariance covariance) {
+  emix::FitOptions o;
+  o.family = family;
+  o.covariance = covariance;
+  o.trials = family == Family::kBinomial ? 5 : 1;
+  o.n_components = 3;
+  o.engine.device = emix::Device::kCpu;
+  return o;
+}
+
+TEST(Init, EveryMethodGivesAFiniteConvergedFitForEveryFamily) {
+  const std::pair<Family, Covariance> shapes[] = {
+      {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+      {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+      {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull}};
+  for (const auto& [family, covariance] : shapes) {
+    const Data data = make_data(family, covariance, 2000, 3);
+    for (emix::Init init :
+         {emix::Init::kKMeansPlusPlus, emix::Init::kRandom, emix::Init::kRandomFromData}) {
+      emix::FitOptions o = options(family, covariance);
+      o.init = init;
+      o.seed = 9;
+      o.max_iter = 300;
+      const emix::FitReport r = emix::fit(data.view(), o);
+      const std::string what =
+          emix::testing::describe(family, covariance) + " init " + emix::to_string(init);
+      EXPECT_TRUE(std::isfinite(r.log_likelihood)) << what;
+      EXPECT_TRUE(r.converged) << what;
+      EXPECT_NO_THROW(r.model.validate()) << what;
+      EXPECT_EQ(r.history.size(), static_cast<std::size_t>(r.n_iter) + 1) << what;
+    }
+  }
+}
+
+TEST(Init, SameSeedSameModelBitwiseOtherSeedOtherStart) {
+  const Data data = make_data(Family::kGaussian, Covariance::kFull, 3000, 5);
+  emix::FitOptions o = options(Family::kGaussian, Covariance::kFull);
+  o.seed = 77;
+  o.max_iter = 3;
+  o.tol = 0;
+  const emix::FitReport a = emix::fit(data.view(), o);
+  const emix::FitReport b = emix::fit(data.view(), o);
+  ASSERT_EQ(a.model.means.size(), b.model.means.size());
+  EXPECT_EQ(0, std::memcmp(a.model.means.data(), b.model.means.data(),
+                           a.model.means.size() * sizeof(double)));
+  EXPECT_EQ(0, std::memcmp(a.history.data(), b.history.data(), a.history.size() * sizeof(double)));
+  // Another seed, another start (random responsibilities differ for every seed; k-means
+  // often finds the same partition from different draws).
+  o.init = emix::Init::kRandom;
+  const emix::FitReport c = emix::fit(data.view(), o);
+  o.seed = 78;
+  const emix::FitReport d = emix::fit(data.view(), o);
+  EXPECT_NE(c.history[0], d.history[0]);
+}
+
+TEST(Init, MoreRestartsNeverEndLower) {
+  // Restart 0 uses the same stream for any n_init, so the best of five includes it.
+  const Data data = make_data(Family::kGaussian, Covariance::kDiag, 2000, 6);
+  emix::FitOptions o = options(Family::kGaussian, Covariance::kDiag);
+  o.n_components = 6;  // more than the truth: several local optima
+  o.init = emix::Init::kRandom;
+  o.seed = 4;
+  const emix::FitReport one = emix::fit(data.view(), o);
+  o.n_init = 5;
+  const emix::FitReport five = emix::fit(data.view(), o);
+  EXPECT_GE(five.log_likelihood, one.log_likelihood);
+  EXPECT_GE(five.best_init, 0);
+  EXPECT_LT(five.best_init, 5);
+}
+
+TEST(FixedWeights, KeepTheInitialWeightsExactly) {
+  const Data data = make_data(Family::kGaussian, Covariance::kFull, 2000, 7);
+  emix::FitOptions o = options(Family::kGaussian, Covariance::kFull);
+  o.init_model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, 4, 8);
+  o.init_model->weights = {0.5, 0.3, 0.2};
+  o.fixed_weights = true;
+  o.tol = 0;
+  o.max_iter = 10;
+  const emix::FitReport r = emix::fit(data.view(), o);
+  EXPECT_EQ(r.model.weights, (std::vector<double>{0.5, 0.3, 0.2}));
+  EXPECT_NE(r.model.means, o.init_model->means);  // the rest was estimated
+  for (std::size_t i = 1; i < r.history.size(); ++i) {
+    EXPECT_GE(r.history[i], r.history[i - 1] - 1e-10 * std::abs(r.history[i - 1]));
+  }
+}
+
+TEST(InitModel, IsUsedExactlyAsGivenWithComponentOrderKept) {
+  const Data data = make_data(Family::kGaussian, Covariance::kDiag, 500, 9);
+  emix::FitOptions o = options(Family::kGaussian, Covariance::kDiag);
+  o.init_model = data.truth;
+  o.max_iter = 0;
+  const emix::FitReport r = emix::fit(data.view(), o);
+  EXPECT_EQ(r.model.means, data.truth.means);
+  EXPECT_EQ(r.n_iter, 0);
+  ASSERT_EQ(r.history.size(), 1u);
+  // history[0] is the log-likelihood under the given parameters.
+  const std::vector<double> lp = emix::score_samples(data.truth, data.view());
+  double total = 0;
+  for (double v : lp) total += v;
+  EXPECT_NEAR(r.history[0], total, 1e-12 * std::abs(total));
+}
+
+// ---- errors ----
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const emix::InvalidArgument& e) {
+    return e.what();
+  }
+  return "(no InvalidArgument thrown)";
+}
+
+TEST(Errors, NameTheBadValue) {
+  const Data data = make_data(Family::kGaussian, Covariance::kFull, 20, 10);
+  emix::FitOptions o = options(Family::kGaussian, Covariance::kFull);
+  o.n_components = 0;
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }), "n_components is 0, must be at least 1");
+  o.n_components = 21;
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }),
+            "n_components = 21 is larger than the number of rows (20)");
+
+  std::vector<double> x = data.sample.x;
+  x[4 * 4 + 2] = std::numeric_limits<double>::quiet_NaN();
+  o.n_components = 2;
+  EXPECT_EQ(error_of([&] { emix::fit(emix::DataView::host(x.data(), 20, 4), o); }),
+            "data: row 5, column 3 is nan, which is not finite");
+
+  std::vector<double> bits(20, 1.0);
+  bits[7] = 2;
+  emix::FitOptions b = options(Family::kBernoulli, Covariance::kFull);
+  b.n_components = 2;
+  EXPECT_EQ(error_of([&] { emix::fit(emix::DataView::host(bits.data(), 20, 1), b); }),
+            "data: row 8, column 1 is 2, which is not 0 or 1, as a Bernoulli mixture needs");
+
+  std::vector<double> w(20, 1.0);
+  w[3] = -1;
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o, w.data()); }),
+            "sample weight of row 4 is -1; weights must be finite and non-negative");
+
+  emix::Model bad = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 4, 11);
+  bad.weights = {0.5, 0.6};
+  o.init_model = bad;
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }), "model: weights sum to 1.1, not 1");
+  bad.weights = {0.5, 0.5};
+  bad.covariances[1] += 1;  // (0, 1) of component 0, not (1, 0)
+  o.init_model = bad;
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }), "model: covariance 0 is not symmetric");
+  bad = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 4, 11);
+  for (int i = 0; i < 16; ++i) bad.covariances[i] = 1.0;  // rank one
+  o.init_model = bad;
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }),
+            "model: covariance 0 is not positive definite");
+  o.init_model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, 11);
+  EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }),
+            "init model has 3 features, but the data have 4 columns");
+}
+
+}  // namespace
