@@ -2,6 +2,7 @@
 // src/core/engine_factory.cpp, which alone decides whether a GPU engine exists.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,27 @@ bool device_available();
 // The current device's name, for example "NVIDIA H100 80GB HBM3".
 std::string device_name();
 // A GPU engine over x (host or device memory). Throws CudaError / OutOfMemory.
+//
+// Host data are uploaded once when they fit in the memory budget (options.device_memory_limit,
+// or the device's free memory less a margin); otherwise they are streamed through the device
+// chunk by chunk on every call. Device data are used in place. The budget covers the data and
+// the per-chunk buffers; the CUDA context and cuBLAS's fixed workspace (32 MiB, full and tied
+// covariance only) are outside it.
 std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_weight,
                                       const EngineOptions& options);
+
+// How a GPU engine placed its work, for tests and reports.
+struct EngineInfo {
+  bool device_input = false;      // the caller's device memory, used in place
+  bool streaming = false;         // host data copied in chunks on every call
+  std::int64_t chunk_rows = 0;    // rows per chunk (0 until the first call sized the buffers)
+  std::int64_t device_bytes = 0;  // device memory the engine holds now
+};
+// Throws InvalidArgument when `engine` is not a GPU engine.
+EngineInfo engine_info(const Engine& engine);
+
+// For tests: with false, diag / spherical / Bernoulli / binomial statistics take the general
+// kernels (one per step) instead of the single-pass fused kernel. Process-wide; default true.
+void set_fused_kernels(bool enabled);
 
 }  // namespace emix::gpu

@@ -1,0 +1,846 @@
+// The GPU engine against the CPU engine: the statistics of one E-step, per-row results, and
+// whole fits, for every family and covariance type, float64 and float32 data, one chunk and
+// many, host data uploaded or streamed, and data already in device memory. Plus determinism,
+// the seed's problems, more than 2^31 rows, and out-of-memory handling.
+//
+// Every test skips, saying why, where no CUDA device answers. Seeds are fixed and printed with
+// every failure.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/engine.hpp"
+#include "core/prepared_model.hpp"
+#include "emix/emix.hpp"
+#include "test_util.hpp"
+
+#if EMIX_HAS_CUDA
+#include <cuda_runtime_api.h>
+
+#include "kernels/gpu_engine.hpp"
+#endif
+
+namespace {
+
+using emix::Covariance;
+using emix::DType;
+using emix::Family;
+
+constexpr const char* kNoGpu = "no CUDA device answers on this machine";
+constexpr int kTrials = 5;  // binomial trials in every binomial case
+
+// ---------------------------------------------------------------------------------------------
+// Test data
+
+struct Problem {
+  emix::Model model;
+  std::int64_t n = 0;
+  int d = 0;
+  std::vector<double> x;        // N x D, double
+  std::vector<float> xf;        // the same rounded to float
+  std::vector<double> xf64;     // xf widened back to double: what a float32 engine sees
+  std::vector<double> weights;  // N sample weights, or empty
+  std::uint64_t seed = 0;
+
+  const double* w() const { return weights.empty() ? nullptr : weights.data(); }
+  // The data a float64 CPU reference should see for this dtype.
+  const std::vector<double>& reference_x(DType dtype) const {
+    return dtype == DType::kFloat32 ? xf64 : x;
+  }
+};
+
+Problem make_problem(Family family, Covariance covariance, int k, int d, std::int64_t n,
+                     std::uint64_t seed, bool weighted) {
+  Problem p;
+  p.seed = seed;
+  p.n = n;
+  p.d = d;
+  p.model = emix::testing::random_model(family, covariance, k, d, seed, kTrials);
+  const emix::Sample s = emix::sample(p.model, n, seed + 1);
+  p.x = s.x;
+  p.xf.assign(p.x.begin(), p.x.end());
+  p.xf64.assign(p.xf.begin(), p.xf.end());
+  if (weighted) {
+    std::mt19937_64 rng(seed + 2);
+    std::uniform_real_distribution<double> u(0.25, 2.0);
+    p.weights.resize(static_cast<std::size_t>(n));
+    for (double& w : p.weights) w = u(rng);
+    p.weights[3] = 0.0;  // a row of weight zero contributes nothing
+  }
+  return p;
+}
+
+// Starting parameters near (not at) the generating ones.
+emix::Model perturbed(const emix::Model& m, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(0.0, 1.0);
+  emix::Model out = m;
+  const double k = m.n_components;
+  for (double& w : out.weights) w = 0.8 * w + 0.2 / k;
+  for (double& mu : out.means) mu += 0.3 * z(rng);
+  for (double& c : out.covariances) c *= 1.2;  // keeps full / tied covariances SPD
+  for (double& p : out.probabilities) p = 0.8 * p + 0.1;
+  return out;
+}
+
+#if EMIX_HAS_CUDA
+// A copy of host data in device memory, as a caller's own CUDA code would hold it.
+class DeviceCopy {
+ public:
+  DeviceCopy(const void* host, std::size_t bytes) {
+    check(cudaMalloc(&ptr_, bytes), "cudaMalloc");
+    check(cudaMemcpy(ptr_, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  }
+  ~DeviceCopy() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+  }
+  DeviceCopy(const DeviceCopy&) = delete;
+  DeviceCopy& operator=(const DeviceCopy&) = delete;
+  const void* get() const { return ptr_; }
+
+  static void check(cudaError_t status, const char* what) {
+    if (status != cudaSuccess) {
+      throw std::runtime_error(std::string("test: ") + what +
+                               " failed: " + cudaGetErrorName(status));
+    }
+  }
+
+ private:
+  void* ptr_ = nullptr;
+};
+#endif
+
+// How the data reach the GPU engine.
+enum class Input {
+  kOneChunk,         // host data uploaded, one chunk
+  kChunked,          // host data uploaded, chunks of 37 rows (N not a multiple)
+  kChunkedWeighted,  // the same with sample weights
+  kDevice,           // the caller's device memory, chunks of 37 rows, sample weights
+  kStreamed,         // host data streamed through a 4 MiB budget, chunks of 37 rows
+  kStreamedAuto,     // host data streamed through a 64 KiB budget, chunk size chosen from it
+};
+
+const char* to_string(Input input) {
+  switch (input) {
+    case Input::kOneChunk:
+      return "one_chunk";
+    case Input::kChunked:
+      return "chunked";
+    case Input::kChunkedWeighted:
+      return "chunked_weighted";
+    case Input::kDevice:
+      return "device";
+    case Input::kStreamed:
+      return "streamed";
+    case Input::kStreamedAuto:
+      return "streamed_auto";
+  }
+  return "?";
+}
+
+bool weighted(Input input) {
+  return input == Input::kChunkedWeighted || input == Input::kDevice ||
+         input == Input::kStreamedAuto;
+}
+
+emix::EngineOptions gpu_options(Input input) {
+  emix::EngineOptions o;
+  o.device = emix::Device::kGpu;
+  switch (input) {
+    case Input::kOneChunk:
+      break;
+    case Input::kChunked:
+    case Input::kChunkedWeighted:
+    case Input::kDevice:
+      o.chunk_rows = 37;
+      break;
+    case Input::kStreamed:
+      o.chunk_rows = 37;
+      o.device_memory_limit = 4 << 20;
+      break;
+    case Input::kStreamedAuto:
+      o.device_memory_limit = 64 << 10;
+      break;
+  }
+  return o;
+}
+
+// The problem's data as the GPU engine should see them, owning a device copy where needed.
+struct GpuData {
+  emix::DataView view;
+#if EMIX_HAS_CUDA
+  std::unique_ptr<DeviceCopy> device;
+#endif
+};
+
+GpuData gpu_data(const Problem& p, DType dtype, Input input) {
+  GpuData g;
+  g.view = dtype == DType::kFloat32 ? emix::DataView::host(p.xf.data(), p.n, p.d)
+                                    : emix::DataView::host(p.x.data(), p.n, p.d);
+#if EMIX_HAS_CUDA
+  if (input == Input::kDevice) {
+    const std::size_t bytes = static_cast<std::size_t>(p.n * p.d) * emix::dtype_size(dtype);
+    g.device = std::make_unique<DeviceCopy>(g.view.data, bytes);
+    g.view.data = g.device->get();
+    g.view.space = emix::MemorySpace::kDevice;
+  }
+#else
+  (void)input;
+#endif
+  return g;
+}
+
+std::vector<double> statistics(emix::Engine& engine, const emix::PreparedModel& prepared) {
+  std::vector<double> stats(prepared.layout.size(), -1.0);
+  engine.accumulate(prepared, stats.data());
+  return stats;
+}
+
+std::vector<double> cpu_statistics(const Problem& p, DType dtype,
+                                   const emix::PreparedModel& prepared) {
+  emix::EngineOptions o;
+  o.device = emix::Device::kCpu;
+  const std::vector<double>& x = p.reference_x(dtype);
+  auto cpu = emix::make_cpu_engine(emix::DataView::host(x.data(), p.n, p.d), p.w(), o);
+  return statistics(*cpu, prepared);
+}
+
+// Compares two statistics buffers element by element, each against a scale that bounds it:
+//   log-likelihood: max(|ll|, W);  W, N_k: W;
+//   S_kd: sqrt(N_k Q_kdd) for Gaussians (Cauchy-Schwarz), N_k m for Bernoulli / binomial;
+//   Q_kij: sqrt(Q_kii Q_kjj).
+// Every scale is floored at 1e-9 W. Reports the first element over tol.
+::testing::AssertionResult stats_close(const emix::PreparedModel& prepared,
+                                       const std::vector<double>& gpu,
+                                       const std::vector<double>& cpu, double tol) {
+  const emix::StatisticsLayout& layout = prepared.layout;
+  if (gpu.size() != layout.size() || cpu.size() != layout.size()) {
+    return ::testing::AssertionFailure() << "sizes " << gpu.size() << " / " << cpu.size();
+  }
+  const int k = layout.k, d = layout.d;
+  const double w = cpu[emix::StatisticsLayout::kWeightSum];
+  const auto q_at = [&](int c, int i, int j) {
+    if (!layout.has_scatter) return 0.0;
+    if (layout.full_scatter) {
+      return cpu[layout.q() + (static_cast<std::size_t>(c) * d + i) * d + j];
+    }
+    return cpu[layout.q() + static_cast<std::size_t>(c) * d + i];
+  };
+  double worst = 0;
+  std::size_t worst_at = 0;
+  const auto check = [&](std::size_t e, double scale) {
+    scale = std::max(scale, 1e-9 * w);
+    const double r = std::abs(gpu[e] - cpu[e]) / scale;
+    if (!(r <= worst) || std::isnan(r)) {
+      worst = std::isnan(r) ? INFINITY : r;
+      worst_at = e;
+    }
+  };
+  check(0, std::max(std::abs(cpu[0]), w));
+  check(1, w);
+  for (int c = 0; c < k; ++c) {
+    check(layout.nk() + c, w);
+    const double nk = cpu[layout.nk() + c];
+    for (int j = 0; j < d; ++j) {
+      const double scale =
+          layout.has_scatter ? std::sqrt(std::max(0.0, nk * q_at(c, j, j))) : nk * prepared.trials;
+      check(layout.s() + static_cast<std::size_t>(c) * d + j, scale);
+    }
+    if (!layout.has_scatter) continue;
+    for (int i = 0; i < d; ++i) {
+      const int j_end = layout.full_scatter ? d : 1;
+      for (int j = 0; j < j_end; ++j) {
+        const int jj = layout.full_scatter ? j : i;
+        const std::size_t e = layout.q() + static_cast<std::size_t>(c) * layout.q_per_component() +
+                              (layout.full_scatter ? static_cast<std::size_t>(i) * d + j : i);
+        check(e, std::sqrt(std::max(0.0, q_at(c, i, i) * q_at(c, jj, jj))));
+      }
+    }
+  }
+  if (worst <= tol) return ::testing::AssertionSuccess() << "worst " << worst;
+  return ::testing::AssertionFailure()
+         << "element " << worst_at << " (layout: nk at " << layout.nk() << ", s at " << layout.s()
+         << ", q at " << layout.q() << "): gpu " << gpu[worst_at] << " cpu " << cpu[worst_at]
+         << ", scaled difference " << worst << " > " << tol;
+}
+
+// Largest |a - b| over an array, relative to the array's largest |b| (at least `floor`).
+double array_difference(const std::vector<double>& a, const std::vector<double>& b,
+                        double floor = 1.0) {
+  if (a.size() != b.size()) return INFINITY;
+  double scale = floor, worst = 0;
+  for (double v : b) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double r = std::abs(a[i] - b[i]) / scale;
+    worst = std::isnan(r) ? INFINITY : std::max(worst, r);
+  }
+  return worst;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics of one E-step, GPU against CPU
+
+struct FamilyCase {
+  Family family;
+  Covariance covariance;
+};
+struct Shape {
+  std::int64_t n;
+  int d;
+  int k;
+};
+
+const FamilyCase kFamilies[] = {
+    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
+};
+const Shape kShapes[] = {{1000, 3, 4}, {1000, 7, 1}, {1000, 7, 4}};
+const Input kInputs[] = {Input::kOneChunk, Input::kChunked,  Input::kChunkedWeighted,
+                         Input::kDevice,   Input::kStreamed, Input::kStreamedAuto};
+
+using StatsParam = std::tuple<FamilyCase, DType, Shape, Input>;
+
+std::string stats_name(const ::testing::TestParamInfo<StatsParam>& info) {
+  const auto& [f, dtype, shape, input] = info.param;
+  std::ostringstream s;
+  s << emix::testing::describe(f.family, f.covariance) << "_" << emix::to_string(dtype) << "_n"
+    << shape.n << "_d" << shape.d << "_k" << shape.k << "_" << to_string(input);
+  std::string name = s.str();
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+std::uint64_t seed_for(const FamilyCase& f, const Shape& s) {
+  return 1000 + 100 * static_cast<std::uint64_t>(f.family) +
+         10 * static_cast<std::uint64_t>(f.covariance) + static_cast<std::uint64_t>(s.d * s.k);
+}
+
+class GpuStatistics : public ::testing::TestWithParam<StatsParam> {};
+
+// float64: the same sums in another order, 1e-12 of their scale. float32: the data are exact in
+// both engines, the GPU's float GEMMs and its float block sums of sqrt(g)(x - c) products round
+// at about 1e-7 relative, so 1e-5 of the scale.
+TEST_P(GpuStatistics, MatchCpuEngine) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const auto& [f, dtype, shape, input] = GetParam();
+  const std::uint64_t seed = seed_for(f, shape);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const Problem p =
+      make_problem(f.family, f.covariance, shape.k, shape.d, shape.n, seed, weighted(input));
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  const std::vector<double> cpu = cpu_statistics(p, dtype, prepared);
+
+  const GpuData data = gpu_data(p, dtype, input);
+  auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(input));
+  EXPECT_EQ(gpu->name().rfind("gpu (", 0), 0u) << gpu->name();
+  const std::vector<double> stats = statistics(*gpu, prepared);
+  const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
+  EXPECT_TRUE(stats_close(prepared, stats, cpu, tol));
+
+#if EMIX_HAS_CUDA
+  const emix::gpu::EngineInfo info = emix::gpu::engine_info(*gpu);
+  EXPECT_EQ(info.device_input, input == Input::kDevice);
+  EXPECT_EQ(info.streaming, input == Input::kStreamed || input == Input::kStreamedAuto);
+  if (input == Input::kStreamedAuto) {
+    EXPECT_LT(info.chunk_rows, p.n) << "the 64 KiB budget should force several chunks";
+  } else if (input != Input::kOneChunk) {
+    EXPECT_EQ(info.chunk_rows, 37);
+  } else {
+    EXPECT_EQ(info.chunk_rows, p.n);
+  }
+#endif
+
+  // A second call on the same engine gives bitwise the same statistics.
+  const std::vector<double> again = statistics(*gpu, prepared);
+  EXPECT_EQ(0, std::memcmp(again.data(), stats.data(), stats.size() * sizeof(double)));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GpuStatistics,
+                         ::testing::Combine(::testing::ValuesIn(kFamilies),
+                                            ::testing::Values(DType::kFloat64, DType::kFloat32),
+                                            ::testing::ValuesIn(kShapes),
+                                            ::testing::ValuesIn(kInputs)),
+                         stats_name);
+
+// The same chunking over uploaded, streamed and device-resident data runs the same kernels on the
+// same numbers: bitwise the same statistics.
+TEST(GpuStatisticsPaths, UploadedStreamedAndDeviceDataGiveBitwiseEqualStatistics) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  for (const FamilyCase& f : kFamilies) {
+    for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+      const std::uint64_t seed = 77;
+      SCOPED_TRACE(emix::testing::describe(f.family, f.covariance) + " " + emix::to_string(dtype) +
+                   " seed 77");
+      const Problem p = make_problem(f.family, f.covariance, 3, 5, 777, seed, true);
+      const emix::PreparedModel prepared = emix::prepare(p.model);
+      std::vector<std::vector<double>> results;
+      for (Input input : {Input::kChunkedWeighted, Input::kDevice}) {
+        const GpuData data = gpu_data(p, dtype, input);
+        results.push_back(
+            statistics(*emix::make_gpu_engine(data.view, p.w(), gpu_options(input)), prepared));
+      }
+      emix::EngineOptions streamed = gpu_options(Input::kStreamed);
+      const GpuData data = gpu_data(p, dtype, Input::kStreamed);
+      results.push_back(statistics(*emix::make_gpu_engine(data.view, p.w(), streamed), prepared));
+      for (std::size_t i = 1; i < results.size(); ++i) {
+        EXPECT_EQ(0, std::memcmp(results[i].data(), results[0].data(),
+                                 results[0].size() * sizeof(double)))
+            << "path " << i;
+      }
+    }
+  }
+}
+
+#if EMIX_HAS_CUDA
+// Restores the fused kernels however the test ends.
+struct FusedKernels {
+  explicit FusedKernels(bool enabled) { emix::gpu::set_fused_kernels(enabled); }
+  ~FusedKernels() { emix::gpu::set_fused_kernels(true); }
+};
+
+// Diag / spherical / Bernoulli / binomial normally take the single-pass fused kernel; the general
+// kernels (also used where a block cannot hold the statistics) must give the same statistics.
+TEST(GpuStatisticsPaths, GeneralAndFusedKernelsMatchCpu) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const FamilyCase families[] = {{Family::kGaussian, Covariance::kDiag},
+                                 {Family::kGaussian, Covariance::kSpherical},
+                                 {Family::kBernoulli, Covariance::kFull},
+                                 {Family::kBinomial, Covariance::kFull}};
+  for (const FamilyCase& f : families) {
+    for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+      for (Input input : {Input::kOneChunk, Input::kChunkedWeighted, Input::kDevice}) {
+        const std::uint64_t seed = 88;
+        SCOPED_TRACE(emix::testing::describe(f.family, f.covariance) + " " +
+                     emix::to_string(dtype) + " " + to_string(input) + " seed 88");
+        const Problem p = make_problem(f.family, f.covariance, 4, 7, 1000, seed, weighted(input));
+        const emix::PreparedModel prepared = emix::prepare(p.model);
+        const std::vector<double> cpu = cpu_statistics(p, dtype, prepared);
+        const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
+        const GpuData data = gpu_data(p, dtype, input);
+        for (bool fused : {true, false}) {
+          FusedKernels guard(fused);
+          auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(input));
+          EXPECT_TRUE(stats_close(prepared, statistics(*gpu, prepared), cpu, tol))
+              << (fused ? "fused" : "general") << " kernels";
+        }
+      }
+    }
+  }
+  // K x D too large for one block's statistics: the general kernels, chosen automatically.
+  const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 16, 40, 600, 89, true);
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  auto gpu = emix::make_gpu_engine(emix::DataView::host(p.x.data(), p.n, p.d), p.w(),
+                                   gpu_options(Input::kOneChunk));
+  EXPECT_TRUE(stats_close(prepared, statistics(*gpu, prepared),
+                          cpu_statistics(p, DType::kFloat64, prepared), 1e-12))
+      << "seed 89";
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Per-row results and gathered rows
+
+using EvaluateParam = std::tuple<FamilyCase, DType, Input>;
+
+std::string evaluate_name(const ::testing::TestParamInfo<EvaluateParam>& info) {
+  const FamilyCase f = std::get<0>(info.param);
+  std::string name = emix::testing::describe(f.family, f.covariance) + "_" +
+                     emix::to_string(std::get<1>(info.param)) + "_" +
+                     to_string(std::get<2>(info.param));
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+class GpuEvaluate : public ::testing::TestWithParam<EvaluateParam> {};
+
+TEST_P(GpuEvaluate, MatchCpuEngine) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const auto& [f, dtype, input] = GetParam();
+  const std::uint64_t seed = 4242;
+  SCOPED_TRACE("seed 4242");
+  const Problem p = make_problem(f.family, f.covariance, 4, 3, 500, seed, false);
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  const int k = p.model.n_components;
+  const std::size_t n = static_cast<std::size_t>(p.n);
+
+  emix::EngineOptions cpu_o;
+  cpu_o.device = emix::Device::kCpu;
+  const std::vector<double>& xr = p.reference_x(dtype);
+  auto cpu = emix::make_cpu_engine(emix::DataView::host(xr.data(), p.n, p.d), nullptr, cpu_o);
+  std::vector<double> lp_c(n), resp_c(n * k);
+  std::vector<std::int32_t> lab_c(n);
+  cpu->evaluate(prepared, lp_c.data(), resp_c.data(), lab_c.data());
+
+  const GpuData data = gpu_data(p, dtype, input);
+  auto gpu = emix::make_gpu_engine(data.view, nullptr, gpu_options(input));
+  std::vector<double> lp_g(n, -1), resp_g(n * k, -1);
+  std::vector<std::int32_t> lab_g(n, -1);
+  gpu->evaluate(prepared, lp_g.data(), resp_g.data(), lab_g.data());
+
+  // float64: 1e-12 of max(|log p|, 1) and of 1 for responsibilities; float32: float GEMMs on
+  // centred data give log-densities to about 1e-6 absolute, hence 1e-5.
+  const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_NEAR(lp_g[i], lp_c[i], tol * std::max(1.0, std::abs(lp_c[i]))) << "row " << i;
+    double top = 0, second = 0;
+    for (int c = 0; c < k; ++c) {
+      ASSERT_NEAR(resp_g[i * k + c], resp_c[i * k + c], tol) << "row " << i << " k " << c;
+      const double r = resp_c[i * k + c];
+      if (r > top) {
+        second = top;
+        top = r;
+      } else {
+        second = std::max(second, r);
+      }
+    }
+    if (top - second > 10 * tol) {
+      EXPECT_EQ(lab_g[i], lab_c[i]) << "row " << i;
+    }
+  }
+
+  // Only the labels asked for: the other outputs may be null.
+  std::vector<std::int32_t> lab_only(n, -1);
+  gpu->evaluate(prepared, nullptr, nullptr, lab_only.data());
+  EXPECT_EQ(lab_only, lab_g);
+
+  const std::vector<std::int64_t> idx = {0, p.n - 1, 37, 5, 5, 499};
+  std::vector<double> rows(idx.size() * p.d, -1);
+  gpu->gather_rows(idx.data(), static_cast<std::int64_t>(idx.size()), rows.data());
+  for (std::size_t r = 0; r < idx.size(); ++r) {
+    for (int j = 0; j < p.d; ++j) {
+      EXPECT_EQ(rows[r * p.d + j], xr[idx[r] * p.d + j]) << "gathered row " << idx[r];
+    }
+  }
+  const std::int64_t bad = p.n;
+  EXPECT_THROW(gpu->gather_rows(&bad, 1, rows.data()), emix::InvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GpuEvaluate,
+                         ::testing::Combine(::testing::ValuesIn(kFamilies),
+                                            ::testing::Values(DType::kFloat64, DType::kFloat32),
+                                            ::testing::Values(Input::kOneChunk, Input::kDevice,
+                                                              Input::kStreamed)),
+                         evaluate_name);
+
+// ---------------------------------------------------------------------------------------------
+// Whole fits, GPU against CPU
+
+emix::FitOptions fit_options(const emix::Model& init) {
+  emix::FitOptions o;
+  o.n_components = init.n_components;
+  o.family = init.family;
+  o.covariance = init.covariance;
+  o.trials = init.trials;
+  o.init_model = init;
+  o.tol = 0;
+  o.max_iter = 20;
+  o.seed = 5;
+  return o;
+}
+
+class GpuFit : public ::testing::TestWithParam<StatsParam> {};
+
+// float64: twenty iterations of the same arithmetic in another order stay within 1e-10.
+// float32 GPU against float64 CPU on the same (float-representable) data: the statistics agree
+// to ~1e-6, which EM does not amplify near a well-separated solution: 1e-6 for the
+// log-likelihood, 1e-4 for the parameters.
+TEST_P(GpuFit, TwentyIterationsMatchCpuFit) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const auto& [f, dtype, shape, input] = GetParam();
+  const std::uint64_t seed = 9000 + seed_for(f, shape);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const Problem p =
+      make_problem(f.family, f.covariance, shape.k, shape.d, shape.n, seed, weighted(input));
+  emix::FitOptions o = fit_options(perturbed(p.model, seed + 3));
+
+  o.engine.device = emix::Device::kCpu;
+  const std::vector<double>& xr = p.reference_x(dtype);
+  const emix::FitReport cpu = emix::fit(emix::DataView::host(xr.data(), p.n, p.d), o, p.w());
+
+  o.engine = gpu_options(input);
+  const GpuData data = gpu_data(p, dtype, input);
+  const emix::FitReport gpu = emix::fit(data.view, o, p.w());
+  EXPECT_EQ(gpu.engine.rfind("gpu (", 0), 0u) << gpu.engine;
+  EXPECT_EQ(gpu.precision, emix::to_string(dtype));
+  ASSERT_EQ(gpu.n_iter, cpu.n_iter);
+
+  const double tol_ll = dtype == DType::kFloat64 ? 1e-10 : 1e-6;
+  const double tol_p = dtype == DType::kFloat64 ? 1e-10 : 1e-4;
+  EXPECT_NEAR(gpu.log_likelihood, cpu.log_likelihood, tol_ll * std::abs(cpu.log_likelihood));
+  EXPECT_LE(array_difference(gpu.model.weights, cpu.model.weights), tol_p);
+  EXPECT_LE(array_difference(gpu.model.means, cpu.model.means), tol_p);
+  EXPECT_LE(array_difference(gpu.model.covariances, cpu.model.covariances), tol_p);
+  EXPECT_LE(array_difference(gpu.model.probabilities, cpu.model.probabilities), tol_p);
+  ASSERT_EQ(gpu.history.size(), cpu.history.size());
+  for (std::size_t i = 0; i < gpu.history.size(); ++i) {
+    EXPECT_NEAR(gpu.history[i], cpu.history[i], tol_ll * std::abs(cpu.history[i]))
+        << "iteration " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GpuFit,
+                         ::testing::Combine(::testing::ValuesIn(kFamilies),
+                                            ::testing::Values(DType::kFloat64, DType::kFloat32),
+                                            ::testing::Values(Shape{1000, 3, 4}, Shape{1000, 7, 1}),
+                                            ::testing::Values(Input::kOneChunk, Input::kStreamed,
+                                                              Input::kDevice)),
+                         stats_name);
+
+TEST(GpuDeterminism, TwoFitsAreBitwiseEqual) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  for (const FamilyCase& f : kFamilies) {
+    for (Input input : {Input::kOneChunk, Input::kStreamed}) {
+      const std::uint64_t seed = 31337;
+      SCOPED_TRACE(emix::testing::describe(f.family, f.covariance) + " " + to_string(input) +
+                   " seed 31337");
+      const Problem p = make_problem(f.family, f.covariance, 4, 6, 3000, seed, true);
+      emix::FitOptions o = fit_options(perturbed(p.model, seed + 3));
+      o.engine = gpu_options(input);
+      const emix::DataView view = emix::DataView::host(p.xf.data(), p.n, p.d);
+      const emix::FitReport a = emix::fit(view, o, p.w());
+      const emix::FitReport b = emix::fit(view, o, p.w());
+      const auto same = [](const std::vector<double>& u, const std::vector<double>& v) {
+        return u.size() == v.size() &&
+               (u.empty() || std::memcmp(u.data(), v.data(), u.size() * sizeof(double)) == 0);
+      };
+      EXPECT_TRUE(same(a.model.weights, b.model.weights));
+      EXPECT_TRUE(same(a.model.means, b.model.means));
+      EXPECT_TRUE(same(a.model.covariances, b.model.covariances));
+      EXPECT_TRUE(same(a.model.probabilities, b.model.probabilities));
+      EXPECT_TRUE(same(a.history, b.history));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The seed's problems (../shared/seed/homework-em.md)
+
+struct CoinCase {
+  double pi0, p0, q0;
+  double pi, p, q;  // theta(1), printed by the seed to 4 decimals
+};
+
+class GpuThreeCoins : public ::testing::TestWithParam<std::tuple<CoinCase, DType>> {};
+
+TEST_P(GpuThreeCoins, FirstIterateMatchesTheSeed) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const auto& [c, dtype] = GetParam();
+  const std::vector<double> coins = {1, 1, 0, 1, 0, 0, 1, 0, 1, 1};
+  const std::vector<float> coins_f(coins.begin(), coins.end());
+  emix::Model m;
+  m.family = Family::kBernoulli;
+  m.n_components = 2;
+  m.n_features = 1;
+  m.weights = {c.pi0, 1 - c.pi0};
+  m.probabilities = {c.p0, c.q0};
+  const double tol = 0.5e-4 + 1e-12;  // within half a unit of the seed's last printed digit
+  for (int iterations : {1, 2}) {
+    emix::FitOptions o = fit_options(m);
+    o.max_iter = iterations;
+    o.engine.device = emix::Device::kGpu;
+    const emix::DataView view = dtype == DType::kFloat32
+                                    ? emix::DataView::host(coins_f.data(), 10, 1)
+                                    : emix::DataView::host(coins.data(), 10, 1);
+    const emix::FitReport r = emix::fit(view, o);
+    ASSERT_EQ(r.n_iter, iterations);
+    EXPECT_NEAR(r.model.weights[0], c.pi, tol) << "theta(" << iterations << ")";
+    EXPECT_NEAR(r.model.probabilities[0], c.p, tol) << "theta(" << iterations << ")";
+    EXPECT_NEAR(r.model.probabilities[1], c.q, tol) << "theta(" << iterations << ")";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Seed, GpuThreeCoins,
+    ::testing::Combine(::testing::Values(CoinCase{0.46, 0.55, 0.67, 0.4619, 0.5346, 0.6561},
+                                         CoinCase{0.5, 0.5, 0.5, 0.5, 0.6, 0.6},
+                                         CoinCase{0.4, 0.6, 0.7, 0.4064, 0.5368, 0.6432}),
+                       ::testing::Values(DType::kFloat64, DType::kFloat32)));
+
+// The 15-point Gaussian mixture: the GPU's iterates are the CPU's. The seed's starts have two
+// identical components, an unstable fixed point that amplifies rounding differences by a constant
+// factor per iteration (see seed_test.cpp), so ten iterations and 1e-9.
+TEST(GpuSeed, FifteenPointMixtureMatchesTheCpuEngine) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const std::vector<double> points = {-67, -48, 6, 8, 14, 16, 23, 24, 28, 29, 41, 49, 56, 60, 75};
+  const double starts[][5] = {
+      {0.5, 100, 100, 1000, 1000}, {0.4, 10, 10, 100, 100}, {0.3, -50, 30, 200, 600}};
+  for (const auto& s : starts) {
+    emix::Model m;
+    m.n_components = 2;
+    m.n_features = 1;
+    m.weights = {s[0], 1 - s[0]};
+    m.means = {s[1], s[2]};
+    m.covariances = {s[3], s[4]};
+    emix::FitOptions o = fit_options(m);
+    o.max_iter = 10;
+    o.reg_covar = 0;
+    o.engine.device = emix::Device::kCpu;
+    const emix::DataView view = emix::DataView::host(points.data(), 15, 1);
+    const emix::FitReport cpu = emix::fit(view, o);
+    o.engine.device = emix::Device::kGpu;
+    const emix::FitReport gpu = emix::fit(view, o);
+    SCOPED_TRACE("start alpha1 = " + std::to_string(s[0]));
+    EXPECT_LE(array_difference(gpu.model.weights, cpu.model.weights), 1e-9);
+    EXPECT_LE(array_difference(gpu.model.means, cpu.model.means), 1e-9);
+    EXPECT_LE(array_difference(gpu.model.covariances, cpu.model.covariances), 1e-9);
+    EXPECT_NEAR(gpu.log_likelihood, cpu.log_likelihood, 1e-9 * std::abs(cpu.log_likelihood));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes and failures
+
+#if EMIX_HAS_CUDA
+// More than 2^31 rows in device memory (float32, D = 1): zeros, with a block of 2^20 ones that
+// straddles row 2^31. A 32-bit row index anywhere would misplace the ones. The model's numbers
+// are exact in float (c0 = 0.5, x - c0 = +-0.5), so the statistics have a closed form.
+TEST(GpuLarge, MoreThan2To31Rows) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const std::int64_t n = (std::int64_t{1} << 31) + (std::int64_t{1} << 20);
+  const std::int64_t n_ones = std::int64_t{1} << 20;
+  const std::int64_t first_one = (std::int64_t{1} << 31) - n_ones / 2;
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
+  std::size_t free_bytes = 0, total_bytes = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+  if (free_bytes < bytes + (std::size_t{2} << 30)) {
+    GTEST_SKIP() << "needs " << (bytes >> 20) + 2048 << " MiB of free device memory";
+  }
+  void* x = nullptr;
+  ASSERT_EQ(cudaMalloc(&x, bytes), cudaSuccess);
+  std::unique_ptr<void, decltype(&cudaFree)> owner(x, &cudaFree);
+  ASSERT_EQ(cudaMemset(x, 0, bytes), cudaSuccess);
+  const std::vector<float> ones(static_cast<std::size_t>(n_ones), 1.0f);
+  ASSERT_EQ(cudaMemcpy(static_cast<float*>(x) + first_one, ones.data(), n_ones * sizeof(float),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+
+  emix::Model m;
+  m.covariance = Covariance::kDiag;
+  m.n_components = 2;
+  m.n_features = 1;
+  m.weights = {0.5, 0.5};
+  m.means = {-1.0, 2.0};
+  m.covariances = {1.0, 4.0};
+  const emix::PreparedModel prepared = emix::prepare(m);
+  emix::EngineOptions o;
+  o.device = emix::Device::kGpu;
+  auto gpu =
+      emix::make_gpu_engine(emix::DataView::device(static_cast<const float*>(x), n, 1), nullptr, o);
+  const std::vector<double> stats = statistics(*gpu, prepared);
+
+  // Closed form: n0 rows at 0 and n1 at 1.
+  const double pi = std::acos(-1.0);
+  const auto joint = [&](int c, double v) {
+    const double var = m.covariances[c], mu = m.means[c];
+    return std::log(m.weights[c]) - 0.5 * std::log(2 * pi * var) - 0.5 * (v - mu) * (v - mu) / var;
+  };
+  const double n1 = static_cast<double>(n_ones), n0 = static_cast<double>(n - n_ones);
+  std::vector<double> expected(prepared.layout.size(), 0.0);
+  for (double v : {0.0, 1.0}) {
+    const double count = v == 0.0 ? n0 : n1;
+    const double a = joint(0, v), b = joint(1, v);
+    const double lse = std::max(a, b) + std::log1p(std::exp(-std::abs(a - b)));
+    expected[0] += count * lse;
+    expected[1] += count;
+    for (int c = 0; c < 2; ++c) {
+      const double r = std::exp((c == 0 ? a : b) - lse);
+      const double diff = v - m.means[c];
+      expected[prepared.layout.nk() + c] += count * r;
+      expected[prepared.layout.s() + c] += count * r * diff;
+      expected[prepared.layout.q() + c] += count * r * diff * diff;
+    }
+  }
+  for (std::size_t e = 0; e < expected.size(); ++e) {
+    EXPECT_NEAR(stats[e], expected[e], 1e-10 * std::abs(expected[e])) << "element " << e;
+  }
+}
+#endif
+
+TEST(GpuErrors, TooSmallAMemoryLimitIsAnOutOfMemoryErrorNotACrash) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 4, 3, 1000, 55, false);
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  emix::EngineOptions o;
+  o.device = emix::Device::kGpu;
+  o.device_memory_limit = 1024;  // bytes: no chunk of 32 rows fits
+  for (Input input : {Input::kOneChunk, Input::kDevice}) {
+    const GpuData data = gpu_data(p, DType::kFloat64, input);
+    auto gpu = emix::make_gpu_engine(data.view, nullptr, o);
+    std::vector<double> stats(prepared.layout.size());
+    try {
+      gpu->accumulate(prepared, stats.data());
+      ADD_FAILURE() << to_string(input) << ": no OutOfMemory";
+    } catch (const emix::OutOfMemory& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("device_memory_limit"), std::string::npos) << what;
+      EXPECT_NE(what.find("bytes"), std::string::npos) << what;
+    }
+  }
+}
+
+TEST(GpuErrors, BadArgumentsAreInvalidArgument) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const Problem p = make_problem(Family::kGaussian, Covariance::kFull, 2, 3, 100, 56, false);
+  emix::EngineOptions o;
+  o.device = emix::Device::kGpu;
+  const emix::DataView view = emix::DataView::host(p.x.data(), p.n, p.d);
+  auto gpu = emix::make_gpu_engine(view, nullptr, o);
+  // A model of another width.
+  const emix::Model other =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 4, 1);
+  std::vector<double> stats(emix::prepare(other).layout.size());
+  EXPECT_THROW(gpu->accumulate(emix::prepare(other), stats.data()), emix::InvalidArgument);
+  // A negative sample weight.
+  std::vector<double> w(static_cast<std::size_t>(p.n), 1.0);
+  w[17] = -1.0;
+  EXPECT_THROW(emix::make_gpu_engine(view, w.data(), o), emix::InvalidArgument);
+  // A "device" view of host memory.
+  const emix::DataView fake = emix::DataView::device(p.x.data(), p.n, p.d);
+  EXPECT_THROW(emix::make_gpu_engine(fake, nullptr, o), emix::InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A few small cases for compute-sanitizer (scripts/gpu-check runs --gtest_filter='GpuSanitize*'):
+// every kernel, both element types, chunk tails, streaming and device input.
+
+TEST(GpuSanitize, EveryPathOnSmallData) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  for (const FamilyCase& f : kFamilies) {
+    for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+      for (Input input : {Input::kChunkedWeighted, Input::kDevice, Input::kStreamed}) {
+#if EMIX_HAS_CUDA
+        // The general kernels too, for the families that normally take the fused one.
+        FusedKernels guard(input != Input::kDevice);
+#endif
+        const std::uint64_t seed = 606;
+        SCOPED_TRACE(emix::testing::describe(f.family, f.covariance) + " " +
+                     emix::to_string(dtype) + " " + to_string(input) + " seed 606");
+        const Problem p = make_problem(f.family, f.covariance, 3, 5, 100, seed, true);
+        const emix::PreparedModel prepared = emix::prepare(p.model);
+        const GpuData data = gpu_data(p, dtype, input);
+        auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(input));
+        const std::vector<double> stats = statistics(*gpu, prepared);
+        EXPECT_TRUE(stats_close(prepared, stats, cpu_statistics(p, dtype, prepared),
+                                dtype == DType::kFloat64 ? 1e-12 : 1e-5));
+        std::vector<double> lp(static_cast<std::size_t>(p.n)), resp(lp.size() * 3);
+        std::vector<std::int32_t> labels(lp.size());
+        gpu->evaluate(prepared, lp.data(), resp.data(), labels.data());
+        const std::vector<std::int64_t> idx = {0, 99, 42};
+        std::vector<double> rows(idx.size() * p.d);
+        gpu->gather_rows(idx.data(), 3, rows.data());
+      }
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,125 @@
+// The GPU kernels' per-point math (kernels/pointwise.cuh), compiled here by the host compiler and
+// checked against closed forms and the CPU engine's own log C(m, x).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/prepared_model.hpp"
+#include "kernels/pointwise.cuh"
+
+namespace {
+
+using emix::gpu::argmax_strided;
+using emix::gpu::log_binomial_coefficient;
+using emix::gpu::log_sum_exp_strided;
+using emix::gpu::responsibility;
+using emix::gpu::weighted_log_prob;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+double lse(const std::vector<double>& v) {
+  return log_sum_exp_strided(v.data(), static_cast<int>(v.size()), 1);
+}
+
+TEST(Pointwise, LogSumExpOfLargeNegativeValuesDoesNotUnderflow) {
+  // Naively exp(-1000) underflows to 0 and the log is -inf.
+  EXPECT_NEAR(lse({-1000.0, -1001.0}), -1000.0 + std::log1p(std::exp(-1.0)), 1e-12);
+  EXPECT_NEAR(lse({-745.0, -745.0, -745.0}), -745.0 + std::log(3.0), 1e-12);
+  EXPECT_NEAR(lse({1000.0, 1000.0}), 1000.0 + std::log(2.0), 1e-12);  // no overflow either
+}
+
+TEST(Pointwise, LogSumExpMatchesNaiveSumForModerateValues) {
+  std::mt19937_64 rng(20240611);
+  std::uniform_real_distribution<double> u(-30.0, 30.0);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<double> v(1 + trial % 9);
+    double naive = 0;
+    for (double& x : v) {
+      x = u(rng);
+      naive += std::exp(x);
+    }
+    EXPECT_NEAR(lse(v), std::log(naive), 1e-13 * std::max(1.0, std::abs(std::log(naive))))
+        << "trial " << trial << " (seed 20240611)";
+  }
+}
+
+TEST(Pointwise, LogSumExpLargestTermExactAndSingleTerm) {
+  EXPECT_EQ(lse({-3.25}), -3.25);  // m + log(exp(0)) = m exactly
+  EXPECT_EQ(lse({0.0}), 0.0);
+}
+
+TEST(Pointwise, LogSumExpSpecialValues) {
+  EXPECT_EQ(log_sum_exp_strided(nullptr, 0, 1), -kInf);
+  EXPECT_EQ(lse({-kInf, -kInf}), -kInf);
+  EXPECT_EQ(lse({-kInf, 2.0}), 2.0);
+  EXPECT_EQ(lse({1.0, kInf}), kInf);
+  EXPECT_TRUE(std::isnan(lse({1.0, std::nan("")})));
+  EXPECT_TRUE(std::isnan(lse({-kInf, std::nan("")})));
+}
+
+TEST(Pointwise, LogSumExpStrided) {
+  // Column 1 of a 3 x 4 column-major layout: elements 1, 5, 9.
+  const std::vector<double> v = {9, -2.0, 9, 9, 9, -3.0, 9, 9, 9, -4.0, 9, 9};
+  const double expected = std::log(std::exp(-2.0) + std::exp(-3.0) + std::exp(-4.0));
+  EXPECT_NEAR(log_sum_exp_strided(v.data() + 1, 3, 4), expected, 1e-15);
+}
+
+TEST(Pointwise, ResponsibilitiesSumToOne) {
+  // Large |log p|: exp(v - lse) would sum to 1 only within about 1000 * 1e-16.
+  const std::vector<double> v = {-1000.0, -1001.5, -999.25, -1200.0};
+  const emix::gpu::LogSumExp parts = emix::gpu::log_sum_exp_parts(v.data(), 4, 1);
+  double sum = 0;
+  for (double x : v) sum += responsibility(x, parts);
+  EXPECT_NEAR(sum, 1.0, 4e-16 * static_cast<double>(v.size()));
+  EXPECT_EQ(responsibility(-999.25, parts), 1.0 / parts.sum);  // the largest: exp(0) / sum
+  const std::vector<double> none = {-kInf, -kInf};
+  const emix::gpu::LogSumExp empty = emix::gpu::log_sum_exp_parts(none.data(), 2, 1);
+  EXPECT_EQ(responsibility(-kInf, empty), 0.0);  // not 0 / 0
+  const std::vector<double> one_live = {-kInf, -5.0};
+  EXPECT_EQ(responsibility(-kInf, emix::gpu::log_sum_exp_parts(one_live.data(), 2, 1)), 0.0);
+  EXPECT_EQ(responsibility(-5.0, emix::gpu::log_sum_exp_parts(one_live.data(), 2, 1)), 1.0);
+}
+
+TEST(Pointwise, ArgmaxTakesTheLowestIndexOnTies) {
+  const std::vector<double> v = {1.0, 3.0, 3.0, 2.0};
+  EXPECT_EQ(argmax_strided(v.data(), 4, 1), 1);
+  const std::vector<double> w = {std::nan(""), 2.0, 1.0};
+  EXPECT_EQ(argmax_strided(w.data(), 3, 1), 1);
+  const std::vector<double> strided = {0.0, 9.0, 5.0, 9.0, 7.0, 9.0};  // 0, 5, 7 at stride 2
+  EXPECT_EQ(argmax_strided(strided.data(), 3, 2), 2);
+}
+
+TEST(Pointwise, LogBinomialCoefficientSmallExactValues) {
+  EXPECT_EQ(log_binomial_coefficient(1.0, 0.0), 0.0);
+  EXPECT_EQ(log_binomial_coefficient(1.0, 1.0), 0.0);
+  EXPECT_EQ(log_binomial_coefficient(5.0, 0.0), 0.0);
+  EXPECT_EQ(log_binomial_coefficient(5.0, 5.0), 0.0);
+  EXPECT_NEAR(log_binomial_coefficient(5.0, 2.0), std::log(10.0), 1e-14);
+  EXPECT_NEAR(log_binomial_coefficient(5.0, 3.0), std::log(10.0), 1e-14);
+  EXPECT_NEAR(log_binomial_coefficient(10.0, 3.0), std::log(120.0), 1e-14);
+  EXPECT_NEAR(log_binomial_coefficient(52.0, 5.0), std::log(2598960.0), 1e-13);
+}
+
+TEST(Pointwise, LogBinomialCoefficientLargeM) {
+  // log C(1000, 500) = sum_{i=1}^{500} log((500 + i) / i).
+  double expected = 0;
+  for (int i = 1; i <= 500; ++i) expected += std::log((500.0 + i) / i);
+  EXPECT_NEAR(log_binomial_coefficient(1000.0, 500.0), expected, 1e-12 * expected);
+}
+
+TEST(Pointwise, LogBinomialMatchesTheCpuEngine) {
+  const std::vector<double> x = {0, 1, 2, 3, 4, 5, 2};
+  double sum = 0;
+  for (double v : x) sum += log_binomial_coefficient(5.0, v);
+  EXPECT_NEAR(sum, emix::log_binomial_coefficients(x.data(), static_cast<int>(x.size()), 5), 1e-14);
+}
+
+TEST(Pointwise, WeightedLogProbOfZeroWeightIsZero) {
+  EXPECT_EQ(weighted_log_prob(0.0, -kInf), 0.0);
+  EXPECT_EQ(weighted_log_prob(2.0, -3.0), -6.0);
+}
+
+}  // namespace
