@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "io_test_util.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +23,9 @@
 
 namespace {
 
+using emix::testing::expect_error;
+using emix::testing::values_of;
+
 namespace fs = std::filesystem;
 using emix::Covariance;
 using emix::Family;
@@ -29,53 +34,11 @@ using emix::IoError;
 using emix::Model;
 namespace io = emix::io;
 
-class ModelFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("emix_io_model_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string file(const std::string& name, const std::string& content) const {
-    std::ofstream out(path(name), std::ios::binary);
-    out << content;
-    return path(name);
-  }
-
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(dir_)) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  fs::path dir_;
-};
+class ModelFileTest : public emix::testing::TempDirTest {};
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-template <typename E, typename F>
-void expect_error(F f, const std::string& text) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one containing: " << text;
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << text;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
 }
 
 // Random valid parameters with awkward doubles (no short decimal form), so that a round trip

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "io_test_util.hpp"
+
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -22,6 +24,9 @@
 
 namespace {
 
+using emix::testing::expect_error;
+using emix::testing::values_of;
+
 namespace fs = std::filesystem;
 using emix::DType;
 using emix::HostMatrix;
@@ -30,31 +35,7 @@ using emix::IoError;
 namespace io = emix::io;
 
 // A fresh directory per test, removed afterwards.
-class NpyTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("emix_io_npy_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  // Names of all entries in the directory (to see that no temporary is left behind).
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(dir_)) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  fs::path dir_;
-};
+class NpyTest : public emix::testing::TempDirTest {};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -97,28 +78,6 @@ std::string bytes_of(const std::vector<T>& values, bool big_endian = false) {
     out.append(b, sizeof(T));
   }
   return out;
-}
-
-std::vector<double> values_of(const HostMatrix& m) {
-  std::vector<double> out;
-  for (std::int64_t n = 0; n < m.rows(); ++n) {
-    for (std::int64_t d = 0; d < m.cols(); ++d) out.push_back(m.at(n, d));
-  }
-  return out;
-}
-
-// Runs `f`, expects an exception of type E whose message contains `text`.
-template <typename E, typename F>
-void expect_error(F f, const std::string& text) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one containing: " << text;
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << text;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
 }
 
 TEST_F(NpyTest, WriteReadRoundTripIsBitwiseInBothPrecisions) {

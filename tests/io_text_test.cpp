@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "io_test_util.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +20,9 @@
 
 namespace {
 
+using emix::testing::expect_error;
+using emix::testing::values_of;
+
 namespace fs = std::filesystem;
 using emix::DType;
 using emix::HostMatrix;
@@ -25,48 +30,7 @@ using emix::InvalidArgument;
 using emix::IoError;
 namespace io = emix::io;
 
-class TextTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("emix_io_text_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // Writes `content` to a file named `name` in the test directory and returns its path.
-  std::string file(const std::string& name, const std::string& content) const {
-    const std::string p = (dir_ / name).string();
-    std::ofstream out(p, std::ios::binary);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    return p;
-  }
-
-  fs::path dir_;
-};
-
-std::vector<double> values_of(const HostMatrix& m) {
-  std::vector<double> out;
-  for (std::int64_t n = 0; n < m.rows(); ++n) {
-    for (std::int64_t d = 0; d < m.cols(); ++d) out.push_back(m.at(n, d));
-  }
-  return out;
-}
-
-template <typename E, typename F>
-void expect_error(F f, const std::string& text) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one containing: " << text;
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << text;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+class TextTest : public emix::testing::TempDirTest {};
 
 TEST_F(TextTest, CsvWithHeaderRow) {
   const std::string p = file("a.csv", "x,y,z\n1,2,3\n4.5,-6e-1,+7\n");
