@@ -189,3 +189,28 @@ TEST(Errors, NameTheBadValue) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Criteria, BicAndAicFollowTheirDefinitionsWithScikitLearnsParameterCounts) {
+  // scikit-learn's _n_parameters: covariance parameters + K * D means + K - 1 weights.
+  const int k = 3, d = 4;
+  const std::pair<Covariance, std::int64_t> gaussian[] = {{Covariance::kFull, k * d * (d + 1) / 2},
+                                                          {Covariance::kDiag, k * d},
+                                                          {Covariance::kSpherical, k},
+                                                          {Covariance::kTied, d * (d + 1) / 2}};
+  for (const auto& [covariance, cov_params] : gaussian) {
+    const Data data = make_data(Family::kGaussian, covariance, 500, 12);
+    const double log_likelihood = 500 * emix::score(data.truth, data.view());
+    const std::int64_t p = cov_params + k * d + k - 1;
+    EXPECT_EQ(data.truth.n_parameters(), p) << emix::to_string(covariance);
+    EXPECT_NEAR(emix::bic(data.truth, data.view()), -2 * log_likelihood + p * std::log(500.0),
+                1e-9 * std::abs(log_likelihood));
+    EXPECT_NEAR(emix::aic(data.truth, data.view()), -2 * log_likelihood + 2.0 * p,
+                1e-9 * std::abs(log_likelihood));
+  }
+  const Data bits = make_data(Family::kBernoulli, Covariance::kFull, 500, 13);
+  EXPECT_EQ(bits.truth.n_parameters(), k * d + k - 1);
+}
+
+}  // namespace

@@ -59,7 +59,10 @@ TEST_P(ThreeCoins, FirstTwoIteratesMatchTheSeed) {
 INSTANTIATE_TEST_SUITE_P(Seed, ThreeCoins,
                          ::testing::Values(CoinCase{0.46, 0.55, 0.67, 0.4619, 0.5346, 0.6561},
                                            CoinCase{0.5, 0.5, 0.5, 0.5, 0.6, 0.6},
-                                           CoinCase{0.4, 0.6, 0.7, 0.4064, 0.5368, 0.6432}));
+                                           CoinCase{0.4, 0.6, 0.7, 0.4064, 0.5368, 0.6432}),
+                         [](const ::testing::TestParamInfo<CoinCase>& param_info) {
+                           return "start" + std::to_string(param_info.index);
+                         });
 
 TEST(ThreeCoins, ReportsTheRidgeOfEqualLikelihood) {
   const emix::FitReport r = three_coin_fit(0.46, 0.55, 0.67, 2);
@@ -115,6 +118,11 @@ Gmm1d reference_step(const Gmm1d& t) {
 
 class FifteenPoints : public ::testing::TestWithParam<Gmm1d> {};
 
+std::string fifteen_point_start_name(const ::testing::TestParamInfo<Gmm1d>& param_info) {
+  static const char* const kNames[] = {"seed_init_A", "seed_init_B", "asymmetric"};
+  return kNames[param_info.index];
+}
+
 TEST_P(FifteenPoints, EveryIterateMatchesAnIndependentEm) {
   const Gmm1d start = GetParam();
   emix::Model m;
@@ -156,7 +164,8 @@ TEST_P(FifteenPoints, EveryIterateMatchesAnIndependentEm) {
 INSTANTIATE_TEST_SUITE_P(Seed, FifteenPoints,
                          ::testing::Values(Gmm1d{0.5, 100, 100, 1000, 1000},
                                            Gmm1d{0.4, 10, 10, 100, 100},
-                                           Gmm1d{0.3, -50, 30, 200, 600}));
+                                           Gmm1d{0.3, -50, 30, 200, 600}),
+                         fifteen_point_start_name);
 
 TEST(FifteenPoints, IdenticalComponentsStayIdenticalAtTheOneGaussianSolution) {
   // Two equal components are a fixed point of EM: both converge to the data's mean and
