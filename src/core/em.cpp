@@ -184,8 +184,16 @@ class Run {
   int reseeds_ = 0;
 };
 
-std::string identifiability_warning(const FitOptions& options, int d, double mean_of_x) {
-  if (options.n_components < 2 || d != 1) return {};
+// Mixtures of one discrete feature whose parameters the data cannot pin down; `model` is the
+// fitted one (at an EM fixed point its mean equals the sample mean).
+std::string identifiability_warning(const FitOptions& options, const Model& model) {
+  if (options.family == Family::kGaussian || model.n_features != 1 || model.n_components < 2) {
+    return {};
+  }
+  double mean_of_x = 0;
+  for (int c = 0; c < model.n_components; ++c) {
+    mean_of_x += model.weights[c] * model.probabilities[c] * model.trials;
+  }
   if (options.family == Family::kBernoulli) {
     return "a Bernoulli mixture of one feature is not identifiable: every set of weights and "
            "probabilities with sum_k w_k p_k = " +
@@ -238,14 +246,8 @@ FitReport fit(const DataView& x, const FitOptions& options, const double* sample
                             " iterations (tol " + format_number(options.tol) +
                             "); try a larger max_iter or tol, or another initialisation");
   }
-  if (options.family != Family::kGaussian && x.cols == 1 && options.n_components > 1) {
-    double mean = 0;
-    for (int c = 0; c < best.model.n_components; ++c) {
-      mean += best.model.weights[c] * best.model.probabilities[c] * best.model.trials;
-    }
-    const std::string warning = identifiability_warning(options, 1, mean);
-    if (!warning.empty()) best.warnings.push_back(warning);
-  }
+  const std::string warning = identifiability_warning(options, best.model);
+  if (!warning.empty()) best.warnings.push_back(warning);
   best.seconds = seconds_since(start);
   return best;
 }
