@@ -56,5 +56,7 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed);
 
 // True when this build has a GPU engine and a CUDA device answers.
 bool gpu_available();
+// True when this build has a GPU engine (compiled with CUDA), whether or not a device answers.
+bool gpu_built();
 
 }  // namespace emix

@@ -44,9 +44,11 @@ void validate(const DataArgs& args) {
   }
   const Device device = parse_device(args.device);
   if (device == Device::kGpu && !gpu_available()) {
-    throw NotAvailable(
-        "--device gpu: no GPU engine is available (this build has no CUDA support, or no CUDA "
-        "device answers on this machine); use --device cpu or auto");
+    throw NotAvailable(gpu_built()
+                           ? "--device gpu: no CUDA device answers on this machine; use --device "
+                             "cpu or auto"
+                           : "--device gpu: this build of emix has no GPU support (built without "
+                             "CUDA); use --device cpu or auto");
   }
 }
 

@@ -18,6 +18,8 @@ bool gpu_available() {
 #endif
 }
 
+bool gpu_built() { return EMIX_HAS_CUDA; }
+
 std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_weight,
                                         const EngineOptions& options) {
 #if EMIX_HAS_CUDA
