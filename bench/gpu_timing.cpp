@@ -1,6 +1,7 @@
 // Times the GPU engine's E-step with its statistics (Engine::accumulate, one EM iteration's
 // device work) on synthetic data, and prints seconds per iteration, the rate at which X is read,
-// the arithmetic rate, and the memory floor (X's bytes over the measured copy bandwidth).
+// the arithmetic rate, and the memory floor (X's bytes over the measured copy bandwidth). A second
+// table times full covariance with each scatter method (batched GEMM, tiled, fused) per shape.
 //
 // Plain main(), no Google Benchmark (the GPU machine may not have it). accumulate() returns the
 // statistics on the host, so it is synchronous: wall-clock time around it is the iteration's
@@ -18,11 +19,13 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "emix/emix.hpp"
+#include "kernels/gpu_engine.hpp"
 
 namespace {
 
@@ -150,13 +153,11 @@ double validate(const Case& c, const std::vector<T>& x, const emix::PreparedMode
   return worst / scale;
 }
 
+// Times accumulate() on x with the current scatter method and prints one row; `method` is
+// printed after the data column when not null (the scatter table).
 template <typename T>
-void run_case(const Case& c, double bandwidth) {
-  const emix::Model m = make_model(c);
-  const emix::PreparedModel p = emix::prepare(m);
-  const auto gen_start = Clock::now();
-  const std::vector<T> x = make_data<T>(c, m);
-  const double gen_s = std::chrono::duration<double>(Clock::now() - gen_start).count();
+void time_case(const Case& c, const std::vector<T>& x, const emix::PreparedModel& p,
+               double bandwidth, double gen_s, const char* method) {
   const double check = validate(c, x, p);
 
   emix::EngineOptions o;
@@ -180,13 +181,62 @@ void run_case(const Case& c, double bandwidth) {
   const double flops =
       c.covariance == emix::Covariance::kFull ? 4.0 * n * k * d * d : 8.0 * n * k * d;
   const double floor_s = x_bytes / (bandwidth / 2);  // X read once at the copy's read rate
-  std::printf(
-      "%-22s %11lld %4d %4d %-5s %-8s %-8s %10.4f %9.1f %9.1f %9.3f %8.1f %9.1e  (gen %.1fs, setup "
-      "%.1fs)\n",
-      c.label, static_cast<long long>(c.n), c.d, c.k, emix::to_string(c.covariance),
-      emix::to_string(c.dtype), c.stream ? "streamed" : "resident", t, x_bytes / t / 1e9,
-      flops / t / 1e9, floor_s * 1e3, t / floor_s, check, gen_s, setup_s);
+  std::printf("%-22s %11lld %4d %4d %-5s %-8s %-8s ", c.label, static_cast<long long>(c.n), c.d,
+              c.k, emix::to_string(c.covariance), emix::to_string(c.dtype),
+              c.stream ? "streamed" : "resident");
+  if (method != nullptr) std::printf("%-6s ", method);
+  std::printf("%10.4f %9.1f %9.1f %9.3f %8.1f %9.1e  (gen %.1fs, setup %.1fs)\n", t,
+              x_bytes / t / 1e9, flops / t / 1e9, floor_s * 1e3, t / floor_s, check, gen_s,
+              setup_s);
   std::fflush(stdout);
+}
+
+template <typename T>
+std::vector<T> generate(const Case& c, const emix::Model& m, double* gen_s) {
+  const auto gen_start = Clock::now();
+  std::vector<T> x = make_data<T>(c, m);
+  *gen_s = std::chrono::duration<double>(Clock::now() - gen_start).count();
+  return x;
+}
+
+template <typename T>
+void run_case(const Case& c, double bandwidth) {
+  const emix::Model m = make_model(c);
+  const emix::PreparedModel p = emix::prepare(m);
+  double gen_s = 0;
+  const std::vector<T> x = generate<T>(c, m, &gen_s);
+  time_case(c, x, p, bandwidth, gen_s, nullptr);
+}
+
+// Full / tied covariance: the same data timed with each scatter method (emix::gpu::ScatterMethod:
+// batched GEMM, tiled kernel, and the single-pass fused kernel where the shape fits it), one row
+// per method, so that the fastest per shape can be read off one run.
+template <typename T>
+void run_scatter_case(const Case& c, double bandwidth) {
+  const emix::Model m = make_model(c);
+  const emix::PreparedModel p = emix::prepare(m);
+  double gen_s = 0;
+  const std::vector<T> x = generate<T>(c, m, &gen_s);
+  const std::pair<emix::gpu::ScatterMethod, const char*> methods[] = {
+      {emix::gpu::ScatterMethod::kBatchedGemm, "gemm"},
+      {emix::gpu::ScatterMethod::kTiled, "tiled"},
+      {emix::gpu::ScatterMethod::kFused, "fused"}};
+  for (const auto& [method, name] : methods) {
+    // The fused kernel takes only small K x D^2; elsewhere kFused would time the default again.
+    if (method == emix::gpu::ScatterMethod::kFused && !emix::gpu::fused_full_fits(c.d, c.k)) {
+      continue;
+    }
+    emix::gpu::set_scatter_method(method);
+    time_case(c, x, p, bandwidth, gen_s, name);
+  }
+  emix::gpu::set_scatter_method(emix::gpu::ScatterMethod::kAuto);
+}
+
+void print_header(bool with_method) {
+  std::printf("%-22s %11s %4s %4s %-5s %-8s %-8s ", "case", "N", "D", "K", "cov", "dtype", "data");
+  if (with_method) std::printf("%-6s ", "method");
+  std::printf("%10s %9s %9s %9s %8s %9s\n", "s/iter", "GB/s(X)", "GFLOP/s", "floor_ms", "x_floor",
+              "check");
 }
 
 }  // namespace
@@ -211,9 +261,7 @@ int main(int argc, char** argv) {
               static_cast<double>(total_bytes) / (1 << 30), omp_get_max_threads(), date);
   std::printf("device-to-device copy: %.0f GB/s (read + write); floor = X bytes at half that\n",
               bandwidth / 1e9);
-  std::printf("%-22s %11s %4s %4s %-5s %-8s %-8s %10s %9s %9s %9s %8s %9s\n", "case", "N", "D", "K",
-              "cov", "dtype", "data", "s/iter", "GB/s(X)", "GFLOP/s", "floor_ms", "x_floor",
-              "check");
+  print_header(false);
 
   const std::int64_t scale = quick ? 10 : 1;
   // Cap the largest case by device memory: the data plus ~1 GiB of chunk buffers.
@@ -237,6 +285,20 @@ int main(int argc, char** argv) {
       run_case<double>(c, bandwidth);
     }
   }
+
+  // Full covariance scatter matrices: batched GEMM, tiled kernel, fused kernel, float32.
+  std::printf(
+      "\nscatter method, full covariance (the automatic choice today: %s)\n",
+      emix::gpu::scatter_method_for(16, 16) == emix::gpu::ScatterMethod::kTiled ? "tiled" : "gemm");
+  print_header(true);
+  const Case scatter_cases[] = {
+      {"scatter-1e6-16x16-f32", 1000000 / scale, 16, 16, Covariance::kFull, DType::kFloat32, false},
+      {"scatter-1e7-32x32-f32", 10000000 / scale, 32, 32, Covariance::kFull, DType::kFloat32,
+       false},
+      {"scatter-1e6-8x4-f32", 1000000 / scale, 8, 4, Covariance::kFull, DType::kFloat32, false},
+      {"scatter-1e6-64x8-f32", 1000000 / scale, 64, 8, Covariance::kFull, DType::kFloat32, false},
+  };
+  for (const Case& c : scatter_cases) run_scatter_case<float>(c, bandwidth);
   std::printf("check: max |gpu - cpu| / max |cpu| over the statistics of the first 1e5 rows\n");
   return 0;
 }

@@ -3,6 +3,7 @@
 // rows in order, then a warp's lanes by shuffles, then the warps in order, then the blocks in
 // order. No atomics, so results are bitwise the same run after run.
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <string>
 
@@ -13,10 +14,12 @@
 namespace emix::gpu {
 namespace {
 
-constexpr int kRowThreads = 256;  // threads per block for the per-row kernels
-constexpr int kMaxGridY = 65535;  // components beyond this loop inside the kernels
-constexpr int kGroup = 32;        // features reduced per shared-memory round in stats_partials
-constexpr int kReduceY = 16;      // partials summed in parallel per output of reduce_partials
+constexpr int kRowThreads = 256;      // threads per block for the per-row kernels
+constexpr int kMaxGridY = 65535;      // components beyond this loop inside the kernels
+constexpr int kGroup = 32;            // features reduced per shared-memory round in stats_partials
+constexpr int kReduceY = 16;          // partials summed in parallel per output of reduce_partials
+constexpr int kScatterThreads = 256;  // threads per block of scatter_tiled
+constexpr int kScatterRows = 32;      // rows staged in shared memory per round of scatter_tiled
 
 unsigned grid_for(std::int64_t items, int per_block) {
   const std::int64_t blocks = (items + per_block - 1) / per_block;
@@ -395,6 +398,224 @@ __global__ void __launch_bounds__(kMaxBlockRows)
   }
 }
 
+// Full / tied Gaussian in one pass, for small K and D: as fused_stats_kernel, with the log-joint
+// from the precision Cholesky factors (y = (x - c0) U_k, then |y - a_k|^2, in double) and the
+// full scatter entries g (x_i - c_ki)(x_j - c_kj) among the statistics, so that part[b] holds
+// all layout.size() entries. Shared memory (doubles): U (K_u x D x D, K_u = 1 when tied), a,
+// shift (K x D), log_norm, log_w (K), then per tile x (R x Dp), g (R x Kp), w log p, w (R).
+template <typename T>
+__global__ void __launch_bounds__(kMaxBlockRows)
+    fused_full_kernel(const T* __restrict__ x, std::int64_t count, int d, const T* __restrict__ c0,
+                      const double* __restrict__ weights, const T* __restrict__ u, bool tied,
+                      const double* __restrict__ a, const double* __restrict__ shift,
+                      const double* __restrict__ log_norm, const double* __restrict__ log_w,
+                      int n_comp, double* __restrict__ part, std::int64_t stride) {
+  extern __shared__ double smem[];
+  const int rb = static_cast<int>(blockDim.x);
+  const int tid = static_cast<int>(threadIdx.x);
+  const int kd = n_comp * d;
+  const int dd = d * d;
+  const int n_u = (tied ? 1 : n_comp) * dd;
+  const int dp = d | 1;
+  const int kp = n_comp | 1;
+  double* s_u = smem;
+  double* s_a = s_u + n_u;
+  double* s_shift = s_a + kd;
+  double* s_norm = s_shift + kd;
+  double* s_logw = s_norm + n_comp;
+  double* s_x = s_logw + n_comp;
+  double* s_g = s_x + rb * dp;
+  double* s_ll = s_g + rb * kp;
+  double* s_w = s_ll + rb;
+  for (int i = tid; i < n_u; i += rb) s_u[i] = static_cast<double>(u[i]);
+  for (int i = tid; i < kd; i += rb) {
+    s_a[i] = a[i];
+    s_shift[i] = shift[i];
+  }
+  for (int i = tid; i < n_comp; i += rb) {
+    s_norm[i] = log_norm[i];
+    s_logw[i] = log_w[i];
+  }
+  const int n_entries = static_cast<int>(stride);
+  const int q_first = 2 + n_comp + kd;
+  double acc[kFusedMaxEntries];
+#pragma unroll
+  for (int j = 0; j < kFusedMaxEntries; ++j) acc[j] = 0.0;
+
+  const std::int64_t block_first = static_cast<std::int64_t>(blockIdx.x) * rb * kRowsPerThread;
+  for (int tile = 0; tile < kRowsPerThread; ++tile) {
+    const std::int64_t row0 = block_first + static_cast<std::int64_t>(tile) * rb;
+    if (row0 >= count) break;  // uniform across the block
+    const int rows = static_cast<int>(min(static_cast<std::int64_t>(rb), count - row0));
+    __syncthreads();  // the parameters are loaded; the previous tile has been summed
+    const T* xt = x + row0 * d;
+    for (int i = tid; i < rb * d; i += rb) {
+      const int r = i / d;
+      const int j = i - r * d;
+      s_x[r * dp + j] = r < rows ? static_cast<double>(static_cast<T>(xt[i] - c0[j])) : 0.0;
+    }
+    __syncthreads();
+    {
+      const int r = tid;
+      double* gr = s_g + r * kp;
+      const double* xr = s_x + r * dp;
+      if (r < rows) {
+        const double w = weights != nullptr ? weights[row0 + r] : 1.0;
+        for (int k = 0; k < n_comp; ++k) {
+          const double* uk = s_u + (tied ? 0 : k * dd);
+          const double* ak = s_a + k * d;
+          double t = 0.0;
+          for (int j = 0; j < d; ++j) {
+            const double* ukj = uk + j * d;  // column j of U_k
+            double y = 0.0;
+            for (int i = 0; i < d; ++i) y += xr[i] * ukj[i];
+            const double v = y - ak[j];
+            t += v * v;
+          }
+          gr[k] = (s_norm[k] - 0.5 * t) + s_logw[k];
+        }
+        const LogSumExp lse = log_sum_exp_parts(gr, n_comp, 1);
+        s_ll[r] = weighted_log_prob(w, log_sum_exp_value(lse));
+        s_w[r] = w;
+        for (int k = 0; k < n_comp; ++k) {
+          gr[k] = w == 0.0 ? 0.0 : w * responsibility(gr[k], lse);
+        }
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kFusedMaxEntries; ++j) {
+      const int e = tid + j * rb;
+      if (e < n_entries) {
+        double s = acc[j];
+        if (e == 0) {
+          for (int r = 0; r < rows; ++r) s += s_ll[r];
+        } else if (e == 1) {
+          for (int r = 0; r < rows; ++r) s += s_w[r];
+        } else if (e < 2 + n_comp) {
+          const int k = e - 2;
+          for (int r = 0; r < rows; ++r) s += s_g[r * kp + k];
+        } else if (e < q_first) {
+          const int e2 = e - 2 - n_comp;
+          const int k = e2 / d;
+          const int jj = e2 - k * d;
+          const double c = s_shift[e2];
+          for (int r = 0; r < rows; ++r) s += s_g[r * kp + k] * (s_x[r * dp + jj] - c);
+        } else {
+          const int e3 = e - q_first;
+          const int k = e3 / dd;
+          const int rem = e3 - k * dd;
+          const int ii = rem / d;
+          const int jj = rem - ii * d;
+          const double ci = s_shift[k * d + ii];
+          const double cj = s_shift[k * d + jj];
+          for (int r = 0; r < rows; ++r) {
+            const double* xr = s_x + r * dp;
+            s += s_g[r * kp + k] * (xr[ii] - ci) * (xr[jj] - cj);
+          }
+        }
+        acc[j] = s;
+      }
+    }
+  }
+  double* out = part + static_cast<std::int64_t>(blockIdx.x) * stride;
+#pragma unroll
+  for (int j = 0; j < kFusedMaxEntries; ++j) {
+    const int e = tid + j * rb;
+    if (e < n_entries) out[e] = acc[j];
+  }
+}
+
+// Block (b, k, t): rows [b * rows_per, min((b + 1) * rows_per, padded)) of component k, feature
+// tile pair t = (ti, tj), ti <= tj, numbered row by row. Per round, kScatterRows rows of
+// a = g (x_i - c_i) and b = x_j - c_j are staged in shared memory (double) for the tile's
+// features; each thread then adds its entries' products over the round's rows in order.
+// kTile 32: 4 entries (i, i + 8, i + 16, i + 24) per thread. kTile 8: each entry's rows split
+// over kSplit threads by row index modulo kSplit, their sums added in order at the end.
+template <typename T, int kTile>
+__global__ void __launch_bounds__(kScatterThreads)
+    scatter_tiled_kernel(const double* __restrict__ g, const T* __restrict__ xc, std::int64_t ld,
+                         const double* __restrict__ shift, int n_comp, int d, std::int64_t padded,
+                         std::int64_t rows_per, int n_tiles, T* __restrict__ qp) {
+  constexpr int kEntries = kTile * kTile;
+  constexpr int kPer = kEntries >= kScatterThreads ? kEntries / kScatterThreads : 1;
+  constexpr int kSplit = kEntries >= kScatterThreads ? 1 : kScatterThreads / kEntries;
+  constexpr int kIStep = kScatterThreads / kTile;
+  __shared__ double sa[kScatterRows][kTile + 1];
+  __shared__ double sb[kScatterRows][kTile + 1];
+  __shared__ double red[kSplit > 1 ? kScatterThreads : 1];
+  const int tid = static_cast<int>(threadIdx.x);
+  int t = static_cast<int>(blockIdx.z), ti = 0;
+  while (t >= n_tiles - ti) {
+    t -= n_tiles - ti;
+    ++ti;
+  }
+  const int tj = ti + t;
+  const int i0 = ti * kTile, j0 = tj * kTile;
+  const int jx = tid % kTile;
+  const int rest = tid / kTile;
+  const int iy = kSplit > 1 ? rest % kTile : rest;
+  const int group = kSplit > 1 ? rest / kTile : 0;
+  const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * rows_per;
+  const std::int64_t row_end = row0 + rows_per < padded ? row0 + rows_per : padded;
+  const std::int64_t n_q = (padded + rows_per - 1) / rows_per;
+  const std::int64_t dd = static_cast<std::int64_t>(d) * d;
+
+  for (int k = blockIdx.y; k < n_comp; k += gridDim.y) {
+    const double* gk = g + static_cast<std::int64_t>(k) * ld;
+    const double* ck = shift + static_cast<std::int64_t>(k) * d;
+    double acc[kPer];
+    for (int m = 0; m < kPer; ++m) acc[m] = 0.0;
+    for (std::int64_t r0 = row0; r0 < row_end; r0 += kScatterRows) {
+      __syncthreads();  // the previous round's (or component's) reads of sa / sb are done
+      for (int e = tid; e < kScatterRows * kTile; e += kScatterThreads) {
+        const int r = e % kScatterRows;
+        const int f = e / kScatterRows;
+        const std::int64_t n = r0 + r;
+        double a = 0.0, b = 0.0;
+        if (n < row_end) {
+          if (i0 + f < d) {
+            a = gk[n] *
+                (static_cast<double>(xc[static_cast<std::int64_t>(i0 + f) * ld + n]) - ck[i0 + f]);
+          }
+          if (j0 + f < d) {
+            b = static_cast<double>(xc[static_cast<std::int64_t>(j0 + f) * ld + n]) - ck[j0 + f];
+          }
+        }
+        sa[r][f] = a;
+        sb[r][f] = b;
+      }
+      __syncthreads();
+      for (int r = group; r < kScatterRows; r += kSplit) {
+        const double bv = sb[r][jx];
+        for (int m = 0; m < kPer; ++m) acc[m] += sa[r][iy + m * kIStep] * bv;
+      }
+    }
+    if constexpr (kSplit > 1) {
+      red[tid] = acc[0];
+      __syncthreads();
+      if (group == 0) {
+        double v = 0.0;
+        for (int s = 0; s < kSplit; ++s) v += red[(s * kTile + iy) * kTile + jx];
+        acc[0] = v;
+      }
+      __syncthreads();  // red is reused by the next component
+    }
+    if (group == 0) {
+      T* out = qp + (static_cast<std::int64_t>(k) * n_q + blockIdx.x) * dd;
+      const int j = j0 + jx;
+      for (int m = 0; m < kPer; ++m) {
+        const int i = i0 + iy + m * kIStep;
+        if (i < d && j < d) {
+          const T v = static_cast<T>(acc[m]);
+          out[static_cast<std::int64_t>(i) * d + j] = v;
+          if (ti != tj) out[static_cast<std::int64_t>(j) * d + i] = v;
+        }
+      }
+    }
+  }
+}
+
 // Block 32 x kReduceY: threadIdx.x picks the output element (coalesced reads across a row of
 // partials), threadIdx.y strides over the partials; the kReduceY sums are added in order.
 template <typename T>
@@ -547,6 +768,37 @@ void launch_fused_stats(bool linear, const T* x, std::int64_t count, int d, cons
   EMIX_CHECK_LAUNCH(stream);
 }
 
+std::int64_t fused_full_shared_bytes(int k, int d, bool tied, int block_rows) {
+  const std::int64_t kd = static_cast<std::int64_t>(k) * d;
+  const std::int64_t dd = static_cast<std::int64_t>(d) * d;
+  const std::int64_t entries = 2 + k + kd + k * dd;
+  const std::int64_t bytes = 8 * ((tied ? 1 : k) * dd + 2 * kd + 2 * k +
+                                  static_cast<std::int64_t>(block_rows) * ((d | 1) + (k | 1) + 2));
+  if (entries > static_cast<std::int64_t>(kFusedMaxEntries) * block_rows ||
+      bytes > kFusedMaxShared) {
+    return 0;
+  }
+  return bytes;
+}
+
+template <typename T>
+void launch_fused_full(const T* x, std::int64_t count, int d, const T* c0, const double* weights,
+                       const T* u, bool tied, const double* a, const double* shift,
+                       const double* log_norm, const double* log_w, int k, int block_rows,
+                       double* part, std::int64_t stride, cudaStream_t stream) {
+  const std::int64_t shared = fused_full_shared_bytes(k, d, tied, block_rows);
+  const std::int64_t expected = 2 + k + static_cast<std::int64_t>(k) * d * (1 + d);
+  if (shared == 0 || stride != expected || block_rows < 32 || block_rows > kMaxBlockRows) {
+    throw InvalidArgument(
+        "GPU engine: the fused full-covariance kernel cannot take K = " + std::to_string(k) +
+        ", D = " + std::to_string(d) + " in blocks of " + std::to_string(block_rows) + " rows");
+  }
+  const unsigned grid = grid_for(stats_blocks(count, block_rows), 1);
+  fused_full_kernel<T><<<grid, block_rows, static_cast<std::size_t>(shared), stream>>>(
+      x, count, d, c0, weights, u, tied, a, shift, log_norm, log_w, k, part, stride);
+  EMIX_CHECK_LAUNCH(stream);
+}
+
 template <typename T>
 void launch_reduce_partials(const double* part, std::int64_t stride, std::int64_t n_part,
                             const T* qp, std::int64_t n_q, int d, std::int64_t total, double* acc,
@@ -554,6 +806,42 @@ void launch_reduce_partials(const double* part, std::int64_t stride, std::int64_
   const dim3 block(32, kReduceY);
   reduce_partials_kernel<T>
       <<<grid_for(total, 32), block, 0, stream>>>(part, stride, n_part, qp, n_q, d, total, acc);
+  EMIX_CHECK_LAUNCH(stream);
+}
+
+namespace {
+int scatter_tile(int d) { return d <= 8 ? 8 : (d <= 16 ? 16 : 32); }
+std::int64_t scatter_tile_pairs(int d) {
+  const std::int64_t tiles = (d + scatter_tile(d) - 1) / scatter_tile(d);
+  return tiles * (tiles + 1) / 2;
+}
+}  // namespace
+
+bool scatter_tiled_supported(int d) { return d >= 1 && scatter_tile_pairs(d) <= kMaxGridY; }
+
+template <typename T>
+void launch_scatter_tiled(const double* g, const T* xc, std::int64_t ld, const double* shift, int k,
+                          int d, std::int64_t padded, std::int64_t rows_per, T* qp,
+                          cudaStream_t stream) {
+  if (!scatter_tiled_supported(d) || rows_per < 1) {
+    throw InvalidArgument(
+        "GPU engine: the tiled scatter kernel cannot take D = " + std::to_string(d) +
+        " in blocks of " + std::to_string(rows_per) + " rows");
+  }
+  const int tile = scatter_tile(d);
+  const int n_tiles = (d + tile - 1) / tile;
+  const dim3 grid(grid_for(padded, static_cast<int>(std::min<std::int64_t>(rows_per, INT_MAX))),
+                  grid_y(k), static_cast<unsigned>(scatter_tile_pairs(d)));
+  if (tile == 8) {
+    scatter_tiled_kernel<T, 8><<<grid, kScatterThreads, 0, stream>>>(g, xc, ld, shift, k, d, padded,
+                                                                     rows_per, n_tiles, qp);
+  } else if (tile == 16) {
+    scatter_tiled_kernel<T, 16><<<grid, kScatterThreads, 0, stream>>>(
+        g, xc, ld, shift, k, d, padded, rows_per, n_tiles, qp);
+  } else {
+    scatter_tiled_kernel<T, 32><<<grid, kScatterThreads, 0, stream>>>(
+        g, xc, ld, shift, k, d, padded, rows_per, n_tiles, qp);
+  }
   EMIX_CHECK_LAUNCH(stream);
 }
 
@@ -585,6 +873,11 @@ void launch_gather_rows(const T* x, int d, const std::int64_t* idx, std::int64_t
                                          bool, T*, double*, std::int64_t, cudaStream_t);           \
   template void launch_reduce_partials<T>(const double*, std::int64_t, std::int64_t, const T*,     \
                                           std::int64_t, int, std::int64_t, double*, cudaStream_t); \
+  template void launch_scatter_tiled<T>(const double*, const T*, std::int64_t, const double*, int, \
+                                        int, std::int64_t, std::int64_t, T*, cudaStream_t);        \
+  template void launch_fused_full<T>(                                                              \
+      const T*, std::int64_t, int, const T*, const double*, const T*, bool, const double*,         \
+      const double*, const double*, const double*, int, int, double*, std::int64_t, cudaStream_t); \
   template void launch_gather_rows<T>(const T*, int, const std::int64_t*, std::int64_t, double*,   \
                                       cudaStream_t);                                               \
   template void launch_fused_stats<T>(bool, const T*, std::int64_t, int, const T*, const double*,  \

@@ -96,6 +96,31 @@ void launch_fused_stats(bool linear, const T* x, std::int64_t count, int d, cons
                         int trials, int block_rows, double* part, std::int64_t stride,
                         cudaStream_t stream);
 
+// The full scatter without Z: for each component k and block b of `rows_per` rows (the last one
+// cut at `padded`), qp[(k * n_q + b) * D * D + i * D + j] = sum over the block's rows n, in
+// order, of g_nk (xc_ni - shift_ki)(xc_nj - shift_kj), summed in double and stored as T, with
+// n_q = ceil(padded / rows_per): the layout launch_reduce_partials reads. Square tiles of
+// features on or above the diagonal are computed; an off-diagonal tile is written to both
+// triangles. scatter_tiled_supported says whether D fits the launch (grid z <= 65535).
+bool scatter_tiled_supported(int d);
+template <typename T>
+void launch_scatter_tiled(const double* g, const T* xc, std::int64_t ld, const double* shift, int k,
+                          int d, std::int64_t padded, std::int64_t rows_per, T* qp,
+                          cudaStream_t stream);
+
+// Full / tied Gaussian in one pass over the chunk's rows x (count x D, row-major, T), as
+// launch_fused_stats: the log-joint through the precision Cholesky factors u (D x D column-major
+// per component, one when tied; the layout of the log-density GEMM), log-sum-exp and
+// responsibilities, and every statistic including the full scatter Q_k, in double, so that
+// part[b * stride + e] holds all stride = layout.size() entries (reduce with qp = null).
+// fused_full_shared_bytes gives the shared memory it needs, or 0 when the shape does not fit.
+std::int64_t fused_full_shared_bytes(int k, int d, bool tied, int block_rows);
+template <typename T>
+void launch_fused_full(const T* x, std::int64_t count, int d, const T* c0, const double* weights,
+                       const T* u, bool tied, const double* a, const double* shift,
+                       const double* log_norm, const double* log_w, int k, int block_rows,
+                       double* part, std::int64_t stride, cudaStream_t stream);
+
 // acc[e] += sum over the chunk's partials of element e, in a fixed order, for e < total:
 //   e < stride:  part[b * stride + e], b < n_part
 //   e >= stride: the full scatter, e - stride = (k * D + i) * D + j, from the K x n_q blocks of

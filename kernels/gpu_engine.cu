@@ -6,10 +6,12 @@
 //      diag / spherical / Bernoulli / binomial directly
 //   3. one kernel per row: log-sum-exp, g = w p(k | x), w log p(x)
 //   4. partial statistics of fixed blocks of rows, in double; the full scatter as a batched GEMM
-//      of sqrt(g)(x - c_k) blocks per component and row block
+//      of sqrt(g)(x - c_k) blocks per component and row block, or by a tiled kernel
+//      (ScatterMethod, chosen by shape)
 //   5. the partials added in a fixed order to a running device total
 // Diag / spherical / Bernoulli / binomial do 1-4 in one kernel when a block can hold the
-// statistics (fused_stats_kernel), reading X once.
+// statistics (fused_stats_kernel), reading X once; so can full / tied with small K and D
+// (fused_full_kernel, ScatterMethod::kFused).
 // Only the total (layout.size() doubles) comes back to the host. Nothing of size N x K is held.
 #include <algorithm>
 #include <atomic>
@@ -47,6 +49,7 @@ constexpr std::int64_t kGatherBatch = std::int64_t{1} << 16;
 
 std::atomic<bool> g_fused_kernels{true};
 bool fused_kernels_enabled() { return g_fused_kernels.load(std::memory_order_relaxed); }
+std::atomic<ScatterMethod> g_scatter_method{ScatterMethod::kAuto};
 
 enum class Mode { kFull, kTied, kDiag, kLinear };
 
@@ -184,6 +187,7 @@ class GpuEngine final : public GpuEngineBase {
   void check_model(const PreparedModel& model) const;
   std::int64_t fixed_bytes(const PreparedModel& model) const;
   std::int64_t chunk_bytes(const ChunkPlan& plan, int k, Mode mode) const;
+  std::int64_t part_stride(const ChunkPlan& plan, int k, Mode mode) const;
   std::int64_t resident_bytes() const { return d_x_.bytes() + d_w_.bytes(); }
   void ensure_workspace(const PreparedModel& model);
   void allocate_workspace(const ChunkPlan& plan, const PreparedModel& model, Mode mode);
@@ -212,7 +216,9 @@ class GpuEngine final : public GpuEngineBase {
   std::string device_name_;
   bool device_input_ = false;
   bool streaming_ = false;
-  std::int64_t limit_ = 0;  // device_memory_limit, or 0 for the free memory at each sizing
+  std::int64_t limit_ = 0;      // device_memory_limit, or 0 for the free memory at each sizing
+  bool tiled_scatter_ = false;  // the last accumulate's scatter method, for engine_info
+  bool fused_full_ = false;
 
   // Declared before the buffers so that they outlive them.
   Stream compute_;
@@ -325,6 +331,8 @@ EngineInfo GpuEngine<T>::info() const {
   info.device_input = device_input_;
   info.streaming = streaming_;
   info.chunk_rows = plan_.rows;
+  info.tiled_scatter = tiled_scatter_;
+  info.fused_full = fused_full_;
   info.device_bytes = d_blas_workspace_.bytes() + d_x_.bytes() + d_w_.bytes() + d_xc_.bytes() +
                       d_yz_.bytes() + d_qp_.bytes() + d_tparams_.bytes() + d_lj_.bytes() +
                       d_g_.bytes() + d_ll_.bytes() + d_wrow_.bytes() + d_part_.bytes() +
@@ -397,12 +405,23 @@ std::int64_t GpuEngine<T>::fixed_bytes(const PreparedModel& m) const {
 template <typename T>
 std::int64_t GpuEngine<T>::chunk_bytes(const ChunkPlan& p, int k, Mode mode) const {
   const std::int64_t st = sizeof(T), d = d_, kk = k;
-  const std::int64_t stride = 2 + kk + kk * d + (mode == Mode::kDiag ? kk * d : 0);
+  const std::int64_t stride = part_stride(p, k, mode);
   std::int64_t bytes =
       p.ld * d * st + 2 * kk * p.ld * 8 + 2 * p.ld * 8 + p.ld * 4 + p.n_part * stride * 8;
   if (uses_gemm(mode)) bytes += kk * d * p.ld * st + kk * p.n_q * d * d * st;
   if (streaming_) bytes += 2 * (p.rows * d * st + (h_weights_ != nullptr ? p.rows * 8 : 0));
   return bytes;
+}
+
+// Doubles per statistics partial: every statistic where the fused full / tied kernel can take
+// the shape (it may be chosen at any call), else those without the full scatter.
+template <typename T>
+std::int64_t GpuEngine<T>::part_stride(const ChunkPlan& p, int k, Mode mode) const {
+  const std::int64_t d = d_, kk = k;
+  if (uses_gemm(mode) && fused_full_shared_bytes(k, d_, mode == Mode::kTied, p.block_rows) > 0) {
+    return 2 + kk + kk * d + kk * d * d;
+  }
+  return 2 + kk + kk * d + (mode == Mode::kDiag ? kk * d : 0);
 }
 
 template <typename T>
@@ -439,7 +458,7 @@ void GpuEngine<T>::ensure_cublas() {
 template <typename T>
 void GpuEngine<T>::allocate_workspace(const ChunkPlan& p, const PreparedModel& m, Mode mode) {
   const std::int64_t k = m.k, d = d_;
-  const std::int64_t stride = 2 + k + k * d + (mode == Mode::kDiag ? k * d : 0);
+  const std::int64_t stride = part_stride(p, m.k, mode);
   d_xc_.allocate(p.ld * d, "the staged chunk");
   d_lj_.allocate(k * p.ld, "the chunk's log-densities");
   d_g_.allocate(k * p.ld, "the chunk's responsibilities");
@@ -709,9 +728,30 @@ void GpuEngine<T>::accumulate(const PreparedModel& m, double* stats) {
   // Diag / spherical / Bernoulli / binomial whose statistics fit a block: one pass over X.
   const bool fused = fused_kernels_enabled() && !uses_gemm(mode) &&
                      fused_stats_shared_bytes(k, d, mode == Mode::kLinear, rb) > 0;
+  ScatterMethod method = g_scatter_method.load(std::memory_order_relaxed);
+  // kAuto takes the single-pass kernel wherever it fits: it beat both scatter methods in the
+  // one shape it fits of those measured (bench/results/2026-11-26-h200-gpu-check).
+  const bool want_fused_full = method == ScatterMethod::kFused ||
+                               (method == ScatterMethod::kAuto && fused_kernels_enabled());
+  const bool fused_full = uses_gemm(mode) && want_fused_full &&
+                          fused_full_shared_bytes(k, d, mode == Mode::kTied, rb) > 0;
+  if (method == ScatterMethod::kAuto || method == ScatterMethod::kFused) {
+    method = scatter_method_for(d, k);
+  }
+  const bool tiled = !fused_full && uses_gemm(mode) && method == ScatterMethod::kTiled &&
+                     scatter_tiled_supported(d);
+  tiled_scatter_ = tiled;
+  fused_full_ = fused_full;
   EMIX_CUDA_TRY(cudaMemsetAsync(d_acc_.data(), 0, static_cast<std::size_t>(total) * 8, s));
 
   for_each_chunk([&](const T* x, const double* w, std::int64_t, std::int64_t count) {
+    if (fused_full) {
+      launch_fused_full<T>(x, count, d, p_c0(), w, p_u(), mode == Mode::kTied, p_a(), p_shift(),
+                           p_log_norm(), p_log_w(), k, rb, d_part_.data(), total, s);
+      launch_reduce_partials<T>(d_part_.data(), total, stats_blocks(count, rb), nullptr, 0, d,
+                                total, d_acc_.data(), s);
+      return;
+    }
     if (fused) {
       launch_fused_stats<T>(mode == Mode::kLinear, x, count, d, p_c0(), w, p_a(), p_b(), p_shift(),
                             p_log_norm(), p_log_w(), k, trials, rb, d_part_.data(), stride, s);
@@ -726,10 +766,18 @@ void GpuEngine<T>::accumulate(const PreparedModel& m, double* stats) {
     log_joint(m, padded);
     launch_estep_rows<T>(d_lj_.data(), plan_.ld, k, count, padded, w, d_xc_.data(), d, trials,
                          d_g_.data(), d_ll_.data(), d_wrow_.data(), s);
-    T* z = uses_gemm(mode) ? d_yz_.data() : nullptr;
+    T* z = uses_gemm(mode) && !tiled ? d_yz_.data() : nullptr;
     launch_stats_partials<T>(d_g_.data(), d_ll_.data(), d_wrow_.data(), d_xc_.data(), plan_.ld,
                              p_shift(), k, d, padded, rb, mode == Mode::kDiag, z, d_part_.data(),
                              stride, s);
+    if (tiled) {
+      // One partial per statistics block (not per block_rows rows): an eighth of the GEMM's.
+      launch_scatter_tiled<T>(d_g_.data(), d_xc_.data(), plan_.ld, p_shift(), k, d, padded,
+                              std::int64_t{rb} * kRowsPerThread, d_qp_.data(), s);
+      launch_reduce_partials<T>(d_part_.data(), stride, n_part, d_qp_.data(), n_part, d, total,
+                                d_acc_.data(), s);
+      return;
+    }
     if (uses_gemm(mode)) {
       // Q block (k, b) = Z^T Z for the rb x D column-major block Z of component k, row block b.
       const T one = T(1), zero = T(0);
@@ -875,6 +923,19 @@ std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_we
 }
 
 void set_fused_kernels(bool enabled) { g_fused_kernels.store(enabled, std::memory_order_relaxed); }
+
+void set_scatter_method(ScatterMethod method) {
+  g_scatter_method.store(method, std::memory_order_relaxed);
+}
+
+// The batched GEMM until bench/gpu_timing's per-shape comparison has been run on a GPU.
+// Measured on an H200 (float32, N = 1e6..1e7; D x K = 16x16, 32x32, 8x4, 64x8): the batched
+// GEMM was faster than the tiled kernel on every shape, by 10% to 40%.
+ScatterMethod scatter_method_for(int, int) { return ScatterMethod::kBatchedGemm; }
+
+bool fused_full_fits(int d, int k) {
+  return k >= 1 && d >= 1 && fused_full_shared_bytes(k, d, false, kMaxBlockRows) > 0;
+}
 
 EngineInfo engine_info(const Engine& engine) {
   const auto* gpu = dynamic_cast<const GpuEngineBase*>(&engine);

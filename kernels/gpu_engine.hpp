@@ -30,6 +30,8 @@ struct EngineInfo {
   bool streaming = false;         // host data copied in chunks on every call
   std::int64_t chunk_rows = 0;    // rows per chunk (0 until the first call sized the buffers)
   std::int64_t device_bytes = 0;  // device memory the engine holds now
+  bool tiled_scatter = false;     // the last accumulate summed the scatter by the tiled kernel
+  bool fused_full = false;        // the last accumulate ran full / tied in the single-pass kernel
 };
 // Throws InvalidArgument when `engine` is not a GPU engine.
 EngineInfo engine_info(const Engine& engine);
@@ -37,5 +39,19 @@ EngineInfo engine_info(const Engine& engine);
 // For tests: with false, diag / spherical / Bernoulli / binomial statistics take the general
 // kernels (one per step) instead of the single-pass fused kernel. Process-wide; default true.
 void set_fused_kernels(bool enabled);
+
+// How full / tied covariance scatter matrices are summed per block of rows: kBatchedGemm, a
+// batched cuBLAS GEMM over sqrt(g)(x - c_k) blocks; kTiled, a kernel that reads the staged rows
+// and responsibilities directly; kFused, E-step and all statistics in one kernel reading X once,
+// where a block can hold K x D^2 sums (small D and K; otherwise as kAuto). kAuto: kFused where
+// it fits (unless set_fused_kernels(false)), else scatter_method_for. For tests and benchmarks;
+// process-wide; default kAuto.
+enum class ScatterMethod { kAuto, kBatchedGemm, kTiled, kFused };
+void set_scatter_method(ScatterMethod method);
+// The method kAuto takes for D features and K components.
+ScatterMethod scatter_method_for(int d, int k);
+// Whether kFused can run full / tied covariance with D features and K components in one pass
+// (in blocks of 256 rows, those of a chunk of 256 rows or more).
+bool fused_full_fits(int d, int k);
 
 }  // namespace emix::gpu

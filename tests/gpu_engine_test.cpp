@@ -445,6 +445,81 @@ TEST(GpuStatisticsPaths, GeneralAndFusedKernelsMatchCpu) {
                           cpu_statistics(p, DType::kFloat64, prepared), 1e-12))
       << "seed 89";
 }
+
+// Restores the automatic scatter method however the test ends.
+struct ScatterMethodGuard {
+  explicit ScatterMethodGuard(emix::gpu::ScatterMethod m) { emix::gpu::set_scatter_method(m); }
+  ~ScatterMethodGuard() { emix::gpu::set_scatter_method(emix::gpu::ScatterMethod::kAuto); }
+};
+
+using ScatterParam = std::tuple<Covariance, DType, Shape, Input>;
+
+std::string scatter_name(const ::testing::TestParamInfo<ScatterParam>& info) {
+  const auto& [cov, dtype, shape, input] = info.param;
+  std::ostringstream s;
+  s << emix::to_string(cov) << "_" << emix::to_string(dtype) << "_n" << shape.n << "_d" << shape.d
+    << "_k" << shape.k << "_" << to_string(input);
+  return s.str();
+}
+
+class GpuTiledScatter : public ::testing::TestWithParam<ScatterParam> {};
+
+// The tiled scatter kernel and the fused full / tied kernel against the CPU engine, with the
+// tolerances of
+// GpuStatistics.MatchCpuEngine: its sums are in double, stored in the data type per block of
+// 2048 rows like the GEMM's. D = 3, 12, 40 take the 8, 16 and 32 feature tiles (40: two tiles, so
+// an off-diagonal tile written to both triangles, and a partial tile); N = 2500 in one chunk
+// gives two row blocks, the last one partial. Chunks of 37 rows add sample weights.
+TEST_P(GpuTiledScatter, MatchesCpuEngineAndBatchedGemm) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const auto& [cov, dtype, shape, input] = GetParam();
+  const std::uint64_t seed = 500 + static_cast<std::uint64_t>(shape.d * shape.k);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const Problem p =
+      make_problem(Family::kGaussian, cov, shape.k, shape.d, shape.n, seed, weighted(input));
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  const std::vector<double> cpu = cpu_statistics(p, dtype, prepared);
+  const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
+  const GpuData data = gpu_data(p, dtype, input);
+
+  std::vector<double> tiled;
+  {
+    ScatterMethodGuard guard(emix::gpu::ScatterMethod::kTiled);
+    auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(input));
+    tiled = statistics(*gpu, prepared);
+    EXPECT_TRUE(emix::gpu::engine_info(*gpu).tiled_scatter);
+    EXPECT_TRUE(stats_close(prepared, tiled, cpu, tol)) << "tiled";
+    const std::vector<double> again = statistics(*gpu, prepared);
+    EXPECT_EQ(0, std::memcmp(again.data(), tiled.data(), tiled.size() * sizeof(double)));
+  }
+  {
+    // The single-pass kernel where K x D^2 sums fit a block (D = 3 and 12 here), else the
+    // automatic method (D = 40).
+    ScatterMethodGuard guard(emix::gpu::ScatterMethod::kFused);
+    auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(input));
+    const std::vector<double> fused = statistics(*gpu, prepared);
+    EXPECT_EQ(emix::gpu::engine_info(*gpu).fused_full, shape.d <= 12);
+    EXPECT_TRUE(stats_close(prepared, fused, cpu, tol)) << "fused";
+    const std::vector<double> again = statistics(*gpu, prepared);
+    EXPECT_EQ(0, std::memcmp(again.data(), fused.data(), fused.size() * sizeof(double)));
+  }
+  ScatterMethodGuard guard(emix::gpu::ScatterMethod::kBatchedGemm);
+  auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(input));
+  const std::vector<double> gemm = statistics(*gpu, prepared);
+  EXPECT_FALSE(emix::gpu::engine_info(*gpu).tiled_scatter);
+  EXPECT_FALSE(emix::gpu::engine_info(*gpu).fused_full);
+  EXPECT_TRUE(stats_close(prepared, gemm, tiled, tol)) << "batched GEMM against tiled";
+}
+
+const Shape kScatterShapes[] = {{2500, 3, 4}, {700, 12, 3}, {700, 40, 2}};
+
+INSTANTIATE_TEST_SUITE_P(All, GpuTiledScatter,
+                         ::testing::Combine(::testing::Values(Covariance::kFull, Covariance::kTied),
+                                            ::testing::Values(DType::kFloat64, DType::kFloat32),
+                                            ::testing::ValuesIn(kScatterShapes),
+                                            ::testing::Values(Input::kOneChunk,
+                                                              Input::kChunkedWeighted)),
+                         scatter_name);
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -842,5 +917,38 @@ TEST(GpuSanitize, EveryPathOnSmallData) {
     }
   }
 }
+
+#if EMIX_HAS_CUDA
+// The tiled scatter and fused full / tied kernels under compute-sanitizer (gpu-check runs
+// GpuSanitize*): one feature tile (D = 5) and two (D = 40, an off-diagonal tile and a partial
+// one), chunks of 37 rows; the fused kernel takes D = 5.
+TEST(GpuSanitize, TiledScatterAndFusedFull) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  for (auto method : {emix::gpu::ScatterMethod::kTiled, emix::gpu::ScatterMethod::kFused})
+    for (Covariance cov : {Covariance::kFull, Covariance::kTied}) {
+      ScatterMethodGuard guard(method);
+      for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+        for (int d : {5, 40}) {
+          const std::uint64_t seed = 607;
+          SCOPED_TRACE(std::string(emix::to_string(cov)) + " " + emix::to_string(dtype) + " d " +
+                       std::to_string(d) + " seed 607");
+          const Problem p = make_problem(Family::kGaussian, cov, 3, d, 100, seed, true);
+          const emix::PreparedModel prepared = emix::prepare(p.model);
+          const GpuData data = gpu_data(p, dtype, Input::kChunkedWeighted);
+          auto gpu = emix::make_gpu_engine(data.view, p.w(), gpu_options(Input::kChunkedWeighted));
+          EXPECT_TRUE(stats_close(prepared, statistics(*gpu, prepared),
+                                  cpu_statistics(p, dtype, prepared),
+                                  dtype == DType::kFloat64 ? 1e-12 : 1e-5));
+          const emix::gpu::EngineInfo info = emix::gpu::engine_info(*gpu);
+          if (method == emix::gpu::ScatterMethod::kTiled) {
+            EXPECT_TRUE(info.tiled_scatter);
+          } else {
+            EXPECT_EQ(info.fused_full, d == 5);
+          }
+        }
+      }
+    }
+}
+#endif
 
 }  // namespace
