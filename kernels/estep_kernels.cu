@@ -269,6 +269,67 @@ __global__ void __launch_bounds__(kMaxBlockRows)
 constexpr int kFusedMaxEntries = 8;  // statistics per thread in fused_stats_kernel
 constexpr std::int64_t kFusedMaxShared = 48 * 1024;
 
+// Pieces shared by the single-pass kernels (fused_stats_kernel, fused_full_kernel).
+
+// Loads rows [row0, row0 + rows) of x coalesced into s_x (row stride dp) as x - c0 (in T, as
+// stage_rows), widened to double; rows of the R-row tile past `rows` are zero.
+template <typename T>
+__device__ inline void fused_stage_tile(const T* __restrict__ x, std::int64_t row0, int rows, int d,
+                                        int dp, const T* __restrict__ c0, double* s_x, int rb,
+                                        int tid) {
+  const T* xt = x + row0 * d;
+  for (int i = tid; i < rb * d; i += rb) {
+    const int r = i / d;
+    const int j = i - r * d;
+    s_x[r * dp + j] = r < rows ? static_cast<double>(static_cast<T>(xt[i] - c0[j])) : 0.0;
+  }
+}
+
+// gr holds one row's log-joints (K of them); turns them into g = w p(k | x) and records
+// w (log p(x) + extra) and w.
+__device__ inline void fused_finish_row(double* gr, int n_comp, double w, double extra,
+                                        double* ll_r, double* w_r) {
+  const LogSumExp lse = log_sum_exp_parts(gr, n_comp, 1);
+  *ll_r = weighted_log_prob(w, log_sum_exp_value(lse) + extra);
+  *w_r = w;
+  for (int k = 0; k < n_comp; ++k) gr[k] = w == 0.0 ? 0.0 : w * responsibility(gr[k], lse);
+}
+
+// Adds the tile's rows, in order, to statistic e when it is the log-likelihood, the weight sum,
+// an N_k or an S_k entry (e < 2 + K + K*D); returns false for the scatter entries after them.
+__device__ inline bool fused_first_moments(int e, int rows, const double* s_ll, const double* s_w,
+                                           const double* s_g, int kp, const double* s_x, int dp,
+                                           const double* s_shift, int n_comp, int d, double& s) {
+  if (e == 0) {
+    for (int r = 0; r < rows; ++r) s += s_ll[r];
+  } else if (e == 1) {
+    for (int r = 0; r < rows; ++r) s += s_w[r];
+  } else if (e < 2 + n_comp) {
+    const int k = e - 2;
+    for (int r = 0; r < rows; ++r) s += s_g[r * kp + k];
+  } else if (e < 2 + n_comp + n_comp * d) {
+    const int e2 = e - 2 - n_comp;
+    const int k = e2 / d;
+    const int jj = e2 - k * d;
+    const double c = s_shift[e2];
+    for (int r = 0; r < rows; ++r) s += s_g[r * kp + k] * (s_x[r * dp + jj] - c);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Each thread's statistics e = tid, tid + R, ... of block b into part[b].
+__device__ inline void fused_write_partials(const double (&acc)[kFusedMaxEntries], double* part,
+                                            std::int64_t stride, int n_entries, int rb, int tid) {
+  double* out = part + static_cast<std::int64_t>(blockIdx.x) * stride;
+#pragma unroll
+  for (int j = 0; j < kFusedMaxEntries; ++j) {
+    const int e = tid + j * rb;
+    if (e < n_entries) out[e] = acc[j];
+  }
+}
+
 // Block of R = blockDim.x threads over kRowsPerThread tiles of R consecutive rows, block b
 // starting at row b * R * kRowsPerThread (the partition of stats_partials_kernel). Per tile:
 //   1. the tile's rows are loaded coalesced, x - c0 (in T, as stage_rows), widened to double
@@ -320,12 +381,7 @@ __global__ void __launch_bounds__(kMaxBlockRows)
     if (row0 >= count) break;  // uniform across the block
     const int rows = static_cast<int>(min(static_cast<std::int64_t>(rb), count - row0));
     __syncthreads();  // the parameters are loaded; the previous tile has been summed
-    const T* xt = x + row0 * d;
-    for (int i = tid; i < rb * d; i += rb) {
-      const int r = i / d;
-      const int j = i - r * d;
-      s_x[r * dp + j] = r < rows ? static_cast<double>(static_cast<T>(xt[i] - c0[j])) : 0.0;
-    }
+    fused_stage_tile(x, row0, rows, d, dp, c0, s_x, rb, tid);
     __syncthreads();
     {
       const int r = tid;
@@ -348,16 +404,11 @@ __global__ void __launch_bounds__(kMaxBlockRows)
             gr[k] = (s_norm[k] - 0.5 * t) + s_logw[k];
           }
         }
-        const LogSumExp lse = log_sum_exp_parts(gr, n_comp, 1);
         double lb = 0.0;
         if (kLinear && trials > 1) {
           for (int j = 0; j < d; ++j) lb += log_binomial_coefficient(trials, xr[j]);
         }
-        s_ll[r] = weighted_log_prob(w, log_sum_exp_value(lse) + lb);
-        s_w[r] = w;
-        for (int k = 0; k < n_comp; ++k) {
-          gr[k] = w == 0.0 ? 0.0 : w * responsibility(gr[k], lse);
-        }
+        fused_finish_row(gr, n_comp, w, lb, s_ll + r, s_w + r);
       }
     }
     __syncthreads();
@@ -366,36 +417,23 @@ __global__ void __launch_bounds__(kMaxBlockRows)
       const int e = tid + j * rb;
       if (e < n_entries) {
         double s = acc[j];
-        if (e == 0) {
-          for (int r = 0; r < rows; ++r) s += s_ll[r];
-        } else if (e == 1) {
-          for (int r = 0; r < rows; ++r) s += s_w[r];
-        } else if (e < 2 + n_comp) {
-          const int k = e - 2;
-          for (int r = 0; r < rows; ++r) s += s_g[r * kp + k];
-        } else {
-          int e2 = e - 2 - n_comp;
-          const bool square = e2 >= kd;
-          if (square) e2 -= kd;
+        if (!fused_first_moments(e, rows, s_ll, s_w, s_g, kp, s_x, dp, s_shift, n_comp, d, s)) {
+          // Q_k's diagonal: g (x_j - c_kj)^2, as (g (x_j - c_kj)) (x_j - c_kj).
+          const int e2 = e - 2 - n_comp - kd;
           const int k = e2 / d;
           const int jj = e2 - k * d;
           const double c = s_shift[e2];
           for (int r = 0; r < rows; ++r) {
             const double diff = s_x[r * dp + jj] - c;
             const double gd = s_g[r * kp + k] * diff;
-            s += square ? gd * diff : gd;
+            s += gd * diff;
           }
         }
         acc[j] = s;
       }
     }
   }
-  double* out = part + static_cast<std::int64_t>(blockIdx.x) * stride;
-#pragma unroll
-  for (int j = 0; j < kFusedMaxEntries; ++j) {
-    const int e = tid + j * rb;
-    if (e < n_entries) out[e] = acc[j];
-  }
+  fused_write_partials(acc, part, stride, n_entries, rb, tid);
 }
 
 // Full / tied Gaussian in one pass, for small K and D: as fused_stats_kernel, with the log-joint
@@ -448,12 +486,7 @@ __global__ void __launch_bounds__(kMaxBlockRows)
     if (row0 >= count) break;  // uniform across the block
     const int rows = static_cast<int>(min(static_cast<std::int64_t>(rb), count - row0));
     __syncthreads();  // the parameters are loaded; the previous tile has been summed
-    const T* xt = x + row0 * d;
-    for (int i = tid; i < rb * d; i += rb) {
-      const int r = i / d;
-      const int j = i - r * d;
-      s_x[r * dp + j] = r < rows ? static_cast<double>(static_cast<T>(xt[i] - c0[j])) : 0.0;
-    }
+    fused_stage_tile(x, row0, rows, d, dp, c0, s_x, rb, tid);
     __syncthreads();
     {
       const int r = tid;
@@ -474,12 +507,7 @@ __global__ void __launch_bounds__(kMaxBlockRows)
           }
           gr[k] = (s_norm[k] - 0.5 * t) + s_logw[k];
         }
-        const LogSumExp lse = log_sum_exp_parts(gr, n_comp, 1);
-        s_ll[r] = weighted_log_prob(w, log_sum_exp_value(lse));
-        s_w[r] = w;
-        for (int k = 0; k < n_comp; ++k) {
-          gr[k] = w == 0.0 ? 0.0 : w * responsibility(gr[k], lse);
-        }
+        fused_finish_row(gr, n_comp, w, 0.0, s_ll + r, s_w + r);
       }
     }
     __syncthreads();
@@ -488,20 +516,7 @@ __global__ void __launch_bounds__(kMaxBlockRows)
       const int e = tid + j * rb;
       if (e < n_entries) {
         double s = acc[j];
-        if (e == 0) {
-          for (int r = 0; r < rows; ++r) s += s_ll[r];
-        } else if (e == 1) {
-          for (int r = 0; r < rows; ++r) s += s_w[r];
-        } else if (e < 2 + n_comp) {
-          const int k = e - 2;
-          for (int r = 0; r < rows; ++r) s += s_g[r * kp + k];
-        } else if (e < q_first) {
-          const int e2 = e - 2 - n_comp;
-          const int k = e2 / d;
-          const int jj = e2 - k * d;
-          const double c = s_shift[e2];
-          for (int r = 0; r < rows; ++r) s += s_g[r * kp + k] * (s_x[r * dp + jj] - c);
-        } else {
+        if (!fused_first_moments(e, rows, s_ll, s_w, s_g, kp, s_x, dp, s_shift, n_comp, d, s)) {
           const int e3 = e - q_first;
           const int k = e3 / dd;
           const int rem = e3 - k * dd;
@@ -518,12 +533,7 @@ __global__ void __launch_bounds__(kMaxBlockRows)
       }
     }
   }
-  double* out = part + static_cast<std::int64_t>(blockIdx.x) * stride;
-#pragma unroll
-  for (int j = 0; j < kFusedMaxEntries; ++j) {
-    const int e = tid + j * rb;
-    if (e < n_entries) out[e] = acc[j];
-  }
+  fused_write_partials(acc, part, stride, n_entries, rb, tid);
 }
 
 // Block (b, k, t): rows [b * rows_per, min((b + 1) * rows_per, padded)) of component k, feature
