@@ -913,9 +913,25 @@ std::string device_name() {
   return props.name;
 }
 
+int device_count() {
+  if (!device_available()) return 0;
+  int count = 0;
+  EMIX_CUDA_TRY(cudaGetDeviceCount(&count));
+  return count;
+}
+
 std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_weight,
                                       const EngineOptions& options) {
   validate_input(x, sample_weight);
+  if (options.gpu_device >= 0) {
+    const int count = device_count();
+    if (options.gpu_device >= count) {
+      throw InvalidArgument("gpu_device is " + std::to_string(options.gpu_device) +
+                            ", but this machine has " + std::to_string(count) + " CUDA device" +
+                            (count == 1 ? "" : "s"));
+    }
+    EMIX_CUDA_TRY(cudaSetDevice(options.gpu_device));
+  }
   if (x.dtype == DType::kFloat32) {
     return std::make_unique<GpuEngine<float>>(x, sample_weight, options);
   }

@@ -12,9 +12,12 @@ namespace emix::gpu {
 
 // True when a CUDA device answers (cudaGetDeviceCount > 0 and the runtime initialises).
 bool device_available();
+// CUDA devices this process can use (0 when none answers).
+int device_count();
 // The current device's name, for example "NVIDIA H100 80GB HBM3".
 std::string device_name();
-// A GPU engine over x (host or device memory). Throws CudaError / OutOfMemory.
+// A GPU engine over x (host or device memory). Throws CudaError / OutOfMemory. With
+// options.gpu_device >= 0 it first makes that device current for the calling thread.
 //
 // Host data are uploaded once when they fit in the memory budget (options.device_memory_limit,
 // or the device's free memory less a margin); otherwise they are streamed through the device

@@ -51,4 +51,10 @@ class CudaError : public Error {
   using Error::Error;
 };
 
+// An MPI call failed, or another rank of a distributed fit failed (the message names the rank).
+class MpiError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace emix

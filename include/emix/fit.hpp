@@ -58,5 +58,7 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed);
 bool gpu_available();
 // True when this build has a GPU engine (compiled with CUDA), whether or not a device answers.
 bool gpu_built();
+// CUDA devices the GPU engine can use (0 without CUDA or without a device).
+int gpu_count();
 
 }  // namespace emix

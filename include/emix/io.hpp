@@ -32,6 +32,9 @@ struct ReadOptions {
 
 // An N x D matrix. A 1-D .npy array of length N is read as N x 1.
 HostMatrix read_matrix(const std::string& path, const ReadOptions& options = {});
+// The number of rows read_matrix would return for row_count -1 and first_row 0: from the header
+// (.npy) or the size (raw binary) without reading data; a text file is read through.
+std::int64_t count_rows(const std::string& path, const ReadOptions& options = {});
 // A vector of N values (.npy 1-D or N x 1, or one value per text line).
 std::vector<double> read_vector(const std::string& path);
 

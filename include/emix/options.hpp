@@ -32,6 +32,9 @@ struct EngineOptions {
   // are streamed through in chunks every iteration instead of uploaded once.
   std::int64_t device_memory_limit = 0;
   bool allow_tf32 = false;  // GPU engine: TF32 matrix products (faster, less exact)
+  // GPU engine: the CUDA device to run on, made current for the calling thread; -1 = the
+  // current device. (mpi::fit picks one per rank when this is -1.)
+  int gpu_device = -1;
 };
 
 // What happened in one EM iteration (passed to FitOptions::on_iteration).

@@ -1,9 +1,10 @@
+// The version of emix these headers belong to.
 #pragma once
 
-#define EMIX_VERSION_MAJOR 0
-#define EMIX_VERSION_MINOR 1
-#define EMIX_VERSION_PATCH 0
+#include "emix/config.h"
 
 namespace emix {
-inline constexpr const char* kVersion = "0.1.0";
-}
+inline constexpr const char* kVersion = EMIX_VERSION_STRING;
+// The version of the library linked at run time (may differ from kVersion with a shared library).
+const char* version();
+}  // namespace emix

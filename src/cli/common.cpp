@@ -68,7 +68,9 @@ DType resolve_precision(const DataArgs& args) {
   return on_gpu ? DType::kFloat32 : DType::kFloat64;
 }
 
-HostMatrix load_data(const std::string& path, const DataArgs& args) {
+namespace {
+
+io::ReadOptions read_options(const DataArgs& args) {
   io::ReadOptions options;
   options.dtype = resolve_precision(args);
   if (!args.raw_dtype.empty()) {
@@ -76,14 +78,28 @@ HostMatrix load_data(const std::string& path, const DataArgs& args) {
     options.raw_dtype = args.raw_dtype;
     options.raw_cols = args.raw_cols;
   }
+  return options;
+}
+
+}  // namespace
+
+HostMatrix load_data(const std::string& path, const DataArgs& args, std::int64_t first_row,
+                     std::int64_t row_count) {
+  io::ReadOptions options = read_options(args);
+  options.first_row = first_row;
+  options.row_count = row_count;
   return io::read_matrix(path, options);
+}
+
+std::int64_t count_input_rows(const std::string& path, const DataArgs& args) {
+  return io::count_rows(path, read_options(args));
 }
 
 namespace {
 
 template <typename T>
 void check_values(const T* x, std::int64_t rows, std::int64_t cols, Family family, int trials,
-                  const std::string& path) {
+                  const std::string& path, std::int64_t first_row) {
   for (std::int64_t n = 0; n < rows; ++n) {
     for (std::int64_t d = 0; d < cols; ++d) {
       const double v = static_cast<double>(x[n * cols + d]);
@@ -91,7 +107,7 @@ void check_values(const T* x, std::int64_t rows, std::int64_t cols, Family famil
                           ? (v == 0.0 || v == 1.0)
                           : (v >= 0.0 && v <= trials && v == std::floor(v));
       if (ok) continue;
-      std::string where = path + ": row " + std::to_string(n + 1) + ", column " +
+      std::string where = path + ": row " + std::to_string(first_row + n + 1) + ", column " +
                           std::to_string(d + 1) + " is " + format("%.17g", v);
       if (family == Family::kBernoulli) {
         throw InvalidArgument(where + ", but a Bernoulli mixture needs 0 or 1");
@@ -105,12 +121,13 @@ void check_values(const T* x, std::int64_t rows, std::int64_t cols, Family famil
 
 }  // namespace
 
-void check_family_values(const HostMatrix& x, Family family, int trials, const std::string& path) {
+void check_family_values(const HostMatrix& x, Family family, int trials, const std::string& path,
+                         std::int64_t first_row) {
   if (family == Family::kGaussian) return;
   if (x.dtype() == DType::kFloat32) {
-    check_values(x.as<float>(), x.rows(), x.cols(), family, trials, path);
+    check_values(x.as<float>(), x.rows(), x.cols(), family, trials, path, first_row);
   } else {
-    check_values(x.as<double>(), x.rows(), x.cols(), family, trials, path);
+    check_values(x.as<double>(), x.rows(), x.cols(), family, trials, path, first_row);
   }
 }
 

@@ -30,12 +30,18 @@ EngineOptions engine_options(const DataArgs& args);
 // "auto" is float32 where the GPU engine will run (--device gpu, or auto with a GPU), else
 // float64: the GPU's float throughput is what makes it fast, the CPU gains little from float.
 DType resolve_precision(const DataArgs& args);
-// Reads INPUT (.npy, text, or raw binary with --dtype/--dims) in the resolved precision.
-HostMatrix load_data(const std::string& path, const DataArgs& args);
+// Reads INPUT (.npy, text, or raw binary with --dtype/--dims) in the resolved precision: rows
+// [first_row, first_row + row_count), row_count -1 for all.
+HostMatrix load_data(const std::string& path, const DataArgs& args, std::int64_t first_row = 0,
+                     std::int64_t row_count = -1);
+// INPUT's number of rows, read from its header where it has one.
+std::int64_t count_input_rows(const std::string& path, const DataArgs& args);
 
 // Throws InvalidArgument naming the file, row and column (1-based) of the first value a
 // `family` mixture cannot take: Bernoulli needs 0 or 1, binomial an integer count in 0..trials.
-void check_family_values(const HostMatrix& x, Family family, int trials, const std::string& path);
+// x holds the file's rows from first_row on.
+void check_family_values(const HostMatrix& x, Family family, int trials, const std::string& path,
+                         std::int64_t first_row = 0);
 
 // Output files written under temporary names in their target's folder and renamed into place
 // together by commit(); whatever was not committed is removed on destruction, so a command

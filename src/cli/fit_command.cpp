@@ -1,13 +1,21 @@
 // emix fit INPUT -k K ... -o MODEL.json [--labels FILE.npy] [--responsibilities FILE.npy]
+// Under mpirun (cli/mpi_session.hpp) each rank reads its own rows and rank 0 writes the model.
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/mpi_session.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
+
+#if EMIX_HAS_MPI
+#include "emix/mpi.hpp"
+#include "mpi/collective.hpp"
+#endif
 
 namespace emix::cli {
 
@@ -74,20 +82,71 @@ Model reconcile_init_model(const FitArgs& a, Family& family, Covariance& covaria
   return model;
 }
 
-std::vector<double> load_sample_weights(const std::string& path, std::int64_t rows,
-                                        const std::string& input) {
-  std::vector<double> w = io::read_vector(path);
-  if (static_cast<std::int64_t>(w.size()) != rows) {
-    throw InvalidArgument("--sample-weight " + path + " has " + std::to_string(w.size()) +
-                          " values, but " + input + " has " + std::to_string(rows) + " rows");
-  }
+void check_sample_weights(const std::vector<double>& w, const std::string& path,
+                          std::int64_t first_row) {
   for (std::size_t n = 0; n < w.size(); ++n) {
     if (!std::isfinite(w[n]) || w[n] < 0) {
-      throw InvalidArgument(path + ": row " + std::to_string(n + 1) + " is " + format("%g", w[n]) +
+      throw InvalidArgument(path + ": row " + std::to_string(first_row + n + 1) + " is " +
+                            format("%g", w[n]) +
                             ", but a sample weight must be a finite number >= 0");
     }
   }
+}
+
+void check_weight_count(const std::string& path, std::int64_t values, std::int64_t rows,
+                        const std::string& input) {
+  if (values != rows) {
+    throw InvalidArgument("--sample-weight " + path + " has " + std::to_string(values) +
+                          " values, but " + input + " has " + std::to_string(rows) + " rows");
+  }
+}
+
+std::vector<double> load_sample_weights(const std::string& path, std::int64_t rows,
+                                        const std::string& input) {
+  std::vector<double> w = io::read_vector(path);
+  check_weight_count(path, static_cast<std::int64_t>(w.size()), rows, input);
+  check_sample_weights(w, path, 0);
   return w;
+}
+
+// The weights of rows [first_row, first_row + row_count) of an N x 1 or 1-D file of total_rows.
+std::vector<double> load_sample_weight_shard(const std::string& path, std::int64_t total_rows,
+                                             std::int64_t first_row, std::int64_t row_count,
+                                             const std::string& input) {
+  check_weight_count(path, io::count_rows(path), total_rows, input);
+  io::ReadOptions options;
+  options.first_row = first_row;
+  options.row_count = row_count;
+  options.require_finite = false;  // check_sample_weights names the bad value
+  const HostMatrix m = io::read_matrix(path, options);
+  if (m.cols() != 1) {
+    throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got " +
+                          std::to_string(m.cols()) +
+                          " columns (under mpirun the weights file "
+                          "must be N values or N x 1)");
+  }
+  std::vector<double> w(m.as<double>(), m.as<double>() + m.rows());
+  check_sample_weights(w, path, first_row);
+  return w;
+}
+
+// Runs `step`; under mpirun, then throws on every rank when it failed on any, so that no rank
+// waits for one that has given up.
+template <typename Step>
+void on_every_rank(Step&& step) {
+#if EMIX_HAS_MPI
+  if (mpi_active()) {
+    std::exception_ptr error;
+    try {
+      step();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    mpi::raise_if_any_failed(MPI_COMM_WORLD, error);
+    return;
+  }
+#endif
+  step();
 }
 
 std::string iterations(int n) {
@@ -137,31 +196,44 @@ int run_fit(const FitArgs& a) {
   const Init init = parse_init(a.init);
   int k = a.k;
   int trials = a.trials;
+  const bool distributed = mpi_active();
+  const bool root = mpi_rank() == 0;  // under mpirun, the rank that writes and reports
+  if (distributed && (!a.labels.empty() || !a.responsibilities.empty())) {
+    throw InvalidArgument(
+        "--labels and --responsibilities are not available under mpirun; fit, then run "
+        "`emix predict MODEL.json INPUT` for them");
+  }
 
   // Every output is checked and given its temporary name before the slow work; the model is
   // staged last so that it is also renamed into place last.
   StagedOutputs outputs;
-  outputs.add_input(a.input, "INPUT");
-  outputs.add_input(a.init_model, "--init-model");
-  outputs.add_input(a.sample_weight, "--sample-weight");
   std::vector<std::string> written;
   std::string labels_tmp;
   std::string resp_tmp;
-  if (!a.labels.empty()) {
-    labels_tmp = outputs.stage(a.labels, "--labels");
-    written.push_back(a.labels);
-  }
-  if (!a.responsibilities.empty()) {
-    resp_tmp = outputs.stage(a.responsibilities, "--responsibilities");
-    written.push_back(a.responsibilities);
-  }
-  const std::string model_tmp = outputs.stage(a.output, "-o");
-  written.push_back(a.output);
+  std::string model_tmp;
+  on_every_rank([&] {
+    if (!root) return;
+    outputs.add_input(a.input, "INPUT");
+    outputs.add_input(a.init_model, "--init-model");
+    outputs.add_input(a.sample_weight, "--sample-weight");
+    if (!a.labels.empty()) {
+      labels_tmp = outputs.stage(a.labels, "--labels");
+      written.push_back(a.labels);
+    }
+    if (!a.responsibilities.empty()) {
+      resp_tmp = outputs.stage(a.responsibilities, "--responsibilities");
+      written.push_back(a.responsibilities);
+    }
+    model_tmp = outputs.stage(a.output, "-o");
+    written.push_back(a.output);
+  });
 
   FitOptions options;
-  if (!a.init_model.empty()) {
-    options.init_model = reconcile_init_model(a, family, covariance, k, trials);
-  }
+  on_every_rank([&] {
+    if (!a.init_model.empty()) {
+      options.init_model = reconcile_init_model(a, family, covariance, k, trials);
+    }
+  });
   if (family == Family::kBinomial && !a.trials_given && !options.init_model) {
     throw InvalidArgument("--family binomial needs --trials M (the number of trials per entry)");
   }
@@ -171,19 +243,39 @@ int run_fit(const FitArgs& a) {
   }
   if (family == Family::kBernoulli) trials = 1;
 
-  const HostMatrix x = load_data(a.input, a.data);
-  if (k > x.rows()) {
-    throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
-                          std::to_string(x.rows()) + ") in " + a.input);
-  }
-  if (options.init_model && options.init_model->n_features != x.cols()) {
-    throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
-                          std::to_string(options.init_model->n_features) + ", but " + a.input +
-                          " has " + std::to_string(x.cols()) + " columns");
-  }
-  check_family_values(x, family, trials, a.input);
+  // This process's rows: all of them, or under mpirun its rank's even share.
+  HostMatrix x;
+  std::int64_t total_rows = 0;
   std::vector<double> weights;
-  if (!a.sample_weight.empty()) weights = load_sample_weights(a.sample_weight, x.rows(), a.input);
+  on_every_rank([&] {
+    std::int64_t first_row = 0;
+    if (distributed) {
+      total_rows = count_input_rows(a.input, a.data);
+#if EMIX_HAS_MPI
+      const mpi::Shard shard = mpi::shard_rows(total_rows, mpi_rank(), mpi_size());
+      first_row = shard.first_row;
+      x = load_data(a.input, a.data, shard.first_row, shard.row_count);
+#endif
+    } else {
+      x = load_data(a.input, a.data);
+      total_rows = x.rows();
+    }
+    if (k > total_rows) {
+      throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
+                            std::to_string(total_rows) + ") in " + a.input);
+    }
+    if (options.init_model && options.init_model->n_features != x.cols()) {
+      throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
+                            std::to_string(options.init_model->n_features) + ", but " + a.input +
+                            " has " + std::to_string(x.cols()) + " columns");
+    }
+    check_family_values(x, family, trials, a.input, first_row);
+    if (!a.sample_weight.empty()) {
+      weights = distributed ? load_sample_weight_shard(a.sample_weight, total_rows, first_row,
+                                                       x.rows(), a.input)
+                            : load_sample_weights(a.sample_weight, x.rows(), a.input);
+    }
+  });
 
   options.n_components = k;
   options.family = family;
@@ -197,17 +289,27 @@ int run_fit(const FitArgs& a) {
   options.reg_covar = a.reg_covar;
   options.seed = a.seed;
   options.engine = engine_options(a.data);
-  Progress progress(a.data.quiet, a.n_init);
+  Progress progress(a.data.quiet || !root, a.n_init);
   options.on_iteration = [&progress](const IterationInfo& info) { progress(info); };
 
   FitReport report;
   try {
-    report = fit(x.view(), options, weights.empty() ? nullptr : weights.data());
+    const double* w = weights.empty() ? nullptr : weights.data();
+#if EMIX_HAS_MPI
+    if (distributed) {
+      report = mpi::fit(MPI_COMM_WORLD, x.view(), options, w);
+    } else {
+      report = fit(x.view(), options, w);
+    }
+#else
+    report = fit(x.view(), options, w);
+#endif
   } catch (...) {
     progress.finish();
     throw;
   }
   progress.finish();
+  if (!root) return 0;
 
   if (!labels_tmp.empty()) {
     io::write_npy(labels_tmp, predict(report.model, x.view(), options.engine));
@@ -218,7 +320,7 @@ int run_fit(const FitArgs& a) {
   }
   io::write_model(model_tmp, report.model, &report);
   outputs.commit();
-  print_summary(report, options, x.rows(), written, a.data.quiet);
+  print_summary(report, options, total_rows, written, a.data.quiet);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
+#include "cli/mpi_session.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/version.hpp"
@@ -53,6 +54,7 @@ int report_error(const std::string& message, int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const emix::cli::MpiSession mpi(&argc, &argv);
   CLI::App app{
       "emix: mixture models (Gaussian, Bernoulli, binomial) fitted by EM on CPUs and "
       "NVIDIA GPUs"};

@@ -10,8 +10,11 @@
 #include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
+#include "emix/version.hpp"
 
 namespace emix {
+
+const char* version() { return EMIX_VERSION_STRING; }
 
 namespace {
 

@@ -10,6 +10,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/em.hpp"
 #include "core/engine.hpp"
 #include "core/initialize.hpp"
 #include "core/maximize.hpp"
@@ -212,11 +213,9 @@ std::string identifiability_warning(const FitOptions& options, const Model& mode
 
 }  // namespace
 
-FitReport fit(const DataView& x, const FitOptions& options, const double* sample_weight) {
+FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtype,
+                 const WeightGather& gather_weights, const FitOptions& options) {
   const auto start = Clock::now();
-  validate_fit_arguments(x, options, sample_weight);
-  std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.engine);
-
   FitReport best;
   bool have_best = false;
   std::vector<std::string> notes;
@@ -225,12 +224,11 @@ FitReport fit(const DataView& x, const FitOptions& options, const double* sample
                       static_cast<std::uint64_t>(options.seed >> 32),
                       static_cast<std::uint64_t>(run)};
     std::mt19937_64 rng(seq);
-    Model initial = options.init_model
-                        ? *options.init_model
-                        : initialize(*engine, x.rows, static_cast<int>(x.cols), sample_weight,
-                                     options, rng, run == 0 ? &notes : nullptr);
+    Model initial = options.init_model ? *options.init_model
+                                       : initialize(engine, n_rows, n_features, gather_weights,
+                                                    options, rng, run == 0 ? &notes : nullptr);
     FitReport report;
-    Run(*engine, x.rows, options, run, rng)(std::move(initial), report);
+    Run(engine, n_rows, options, run, rng)(std::move(initial), report);
     report.best_init = run;
     if (!have_best || report.log_likelihood > best.log_likelihood) {
       best = std::move(report);
@@ -238,8 +236,8 @@ FitReport fit(const DataView& x, const FitOptions& options, const double* sample
     }
   }
 
-  best.engine = engine->name();
-  best.precision = to_string(x.dtype);
+  best.engine = engine.name();
+  best.precision = to_string(dtype);
   for (const std::string& note : notes) best.warnings.push_back(note);
   if (!best.converged && options.tol > 0) {
     best.warnings.push_back("did not converge in " + std::to_string(options.max_iter) +
@@ -250,6 +248,20 @@ FitReport fit(const DataView& x, const FitOptions& options, const double* sample
   if (!warning.empty()) best.warnings.push_back(warning);
   best.seconds = seconds_since(start);
   return best;
+}
+
+FitReport fit(const DataView& x, const FitOptions& options, const double* sample_weight) {
+  const auto start = Clock::now();
+  validate_fit_arguments(x, options, sample_weight);
+  std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.engine);
+  const WeightGather gather_weights = [sample_weight](const std::int64_t* idx, std::int64_t count,
+                                                      double* out) {
+    for (std::int64_t i = 0; i < count; ++i) out[i] = sample_weight ? sample_weight[idx[i]] : 1.0;
+  };
+  FitReport report =
+      run_em(*engine, x.rows, static_cast<int>(x.cols), x.dtype, gather_weights, options);
+  report.seconds = seconds_since(start);  // with validation and the engine's set-up
+  return report;
 }
 
 }  // namespace emix

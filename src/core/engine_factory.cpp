@@ -20,6 +20,14 @@ bool gpu_available() {
 
 bool gpu_built() { return EMIX_HAS_CUDA; }
 
+int gpu_count() {
+#if EMIX_HAS_CUDA
+  return gpu::device_count();
+#else
+  return 0;
+#endif
+}
+
 std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_weight,
                                         const EngineOptions& options) {
 #if EMIX_HAS_CUDA

@@ -175,8 +175,9 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
 
 }  // namespace
 
-Model initialize(Engine& engine, std::int64_t n_rows, int n_features, const double* sample_weight,
-                 const FitOptions& options, std::mt19937_64& rng, std::vector<std::string>* notes) {
+Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
+                 const WeightGather& gather_weights, const FitOptions& options,
+                 std::mt19937_64& rng, std::vector<std::string>* notes) {
   const int k = options.n_components;
   // The rows initialisation looks at: all of them, or a uniform sample without replacement.
   std::vector<std::int64_t> rows;
@@ -205,10 +206,8 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features, const doub
   const Eigen::Index n = static_cast<Eigen::Index>(rows.size());
   RowMatrix x(n, n_features);
   engine.gather_rows(rows.data(), n, x.data());
-  Eigen::VectorXd w = Eigen::VectorXd::Ones(n);
-  if (sample_weight) {
-    for (Eigen::Index i = 0; i < n; ++i) w[i] = sample_weight[rows[i]];
-  }
+  Eigen::VectorXd w(n);
+  gather_weights(rows.data(), n, w.data());
   std::int64_t positive = 0;
   for (Eigen::Index i = 0; i < n; ++i) positive += w[i] > 0;
   if (positive < k) {

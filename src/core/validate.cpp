@@ -51,7 +51,8 @@ void check_data(const DataView& x, Family family, int trials) {
 
 }  // namespace
 
-void validate_sample_weight(const double* sample_weight, std::int64_t rows) {
+void validate_sample_weight(const double* sample_weight, std::int64_t rows,
+                            bool require_positive_sum) {
   if (!sample_weight) return;
   double total = 0;
   for (std::int64_t n = 0; n < rows; ++n) {
@@ -64,17 +65,13 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows) {
     }
     total += w;
   }
-  if (!(total > 0)) throw InvalidArgument("sample weights sum to 0");
+  if (require_positive_sum && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
 }
 
-void validate_fit_arguments(const DataView& x, const FitOptions& o, const double* sample_weight) {
+void validate_fit_options(const FitOptions& o, std::int64_t cols) {
   const auto fail = [](const std::string& what) { throw InvalidArgument(what); };
   if (o.n_components < 1) {
     fail("n_components is " + std::to_string(o.n_components) + ", must be at least 1");
-  }
-  if (x.rows >= 1 && o.n_components > x.rows) {
-    fail("n_components = " + std::to_string(o.n_components) +
-         " is larger than the number of rows (" + std::to_string(x.rows) + ")");
   }
   if (o.family == Family::kBinomial && o.trials < 1) {
     fail("trials is " + std::to_string(o.trials) + ", must be at least 1");
@@ -85,9 +82,6 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
   if (!(o.prob_epsilon > 0 && o.prob_epsilon < 0.5)) fail("prob_epsilon must be in (0, 0.5)");
   if (o.n_init < 1) fail("n_init is " + std::to_string(o.n_init) + ", must be at least 1");
   if (o.init_max_rows < o.n_components) fail("init_max_rows must be at least n_components");
-  const int trials = o.family == Family::kBinomial ? o.trials : 1;
-  check_data(x, o.family, trials);
-  validate_sample_weight(sample_weight, x.rows);
   if (o.init_model) {
     const Model& m = *o.init_model;
     m.validate();
@@ -103,15 +97,29 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
       fail("init model has " + std::to_string(m.n_components) +
            " components, but the fit asks for " + std::to_string(o.n_components));
     }
-    if (m.n_features != x.cols) {
+    if (m.n_features != cols) {
       fail("init model has " + std::to_string(m.n_features) + " features, but the data have " +
-           std::to_string(x.cols) + " columns");
+           std::to_string(cols) + " columns");
     }
     if (m.family == Family::kBinomial && m.trials != o.trials) {
       fail("init model has trials = " + std::to_string(m.trials) + ", but the fit asks for " +
            std::to_string(o.trials));
     }
   }
+}
+
+void validate_fit_data(const DataView& x, const FitOptions& o) {
+  check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1);
+}
+
+void validate_fit_arguments(const DataView& x, const FitOptions& o, const double* sample_weight) {
+  if (o.n_components >= 1 && x.rows >= 1 && o.n_components > x.rows) {
+    throw InvalidArgument("n_components = " + std::to_string(o.n_components) +
+                          " is larger than the number of rows (" + std::to_string(x.rows) + ")");
+  }
+  validate_fit_options(o, x.cols);
+  validate_fit_data(x, o);
+  validate_sample_weight(sample_weight, x.rows);
 }
 
 void validate_model_for_data(const Model& model, const DataView& x) {

@@ -97,5 +97,8 @@ HostMatrix read_row_major(InputFile& file, std::uint64_t data_offset, Scalar sca
 HostMatrix read_npy(const std::string& path, const ReadOptions& options);
 HostMatrix read_text(const std::string& path, const ReadOptions& options);
 HostMatrix read_raw(const std::string& path, const ReadOptions& options);
+// The number of rows, from the header (.npy) or the file's size (raw), reading no data.
+std::int64_t count_npy_rows(const std::string& path);
+std::int64_t count_raw_rows(const std::string& path, const ReadOptions& options);
 
 }  // namespace emix::io::detail

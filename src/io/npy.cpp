@@ -318,6 +318,16 @@ NpyHeader read_header(InputFile& file) {
 
 }  // namespace
 
+std::int64_t count_npy_rows(const std::string& path) {
+  InputFile file(path);
+  const NpyHeader header = read_header(file);
+  if (header.shape.empty() || header.shape.size() > 2) {
+    throw_io(path, "is a " + std::to_string(header.shape.size()) + "-D array of shape " +
+                       shape_text(header.shape) + "; expected a 1-D or 2-D array");
+  }
+  return header.shape[0];
+}
+
 HostMatrix read_npy(const std::string& path, const ReadOptions& options) {
   check_row_options(path, options);
   InputFile file(path);

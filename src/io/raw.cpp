@@ -7,7 +7,11 @@
 
 namespace emix::io::detail {
 
-HostMatrix read_raw(const std::string& path, const ReadOptions& options) {
+namespace {
+
+// The element type on disk and the number of rows; throws naming what is wrong.
+std::int64_t raw_rows(const std::string& path, const ReadOptions& options, InputFile& file,
+                      Scalar* element) {
   Scalar scalar;
   if (options.raw_dtype.empty()) {
     throw InvalidArgument(path +
@@ -23,8 +27,6 @@ HostMatrix read_raw(const std::string& path, const ReadOptions& options) {
     throw InvalidArgument(path + ": raw binary needs raw_cols (--dims) >= 1, got " +
                           std::to_string(options.raw_cols));
   }
-  check_row_options(path, options);
-  InputFile file(path);
   const std::uint64_t row_bytes =
       static_cast<std::uint64_t>(options.raw_cols) * scalar_size(scalar);
   if (file.size() % row_bytes != 0) {
@@ -33,7 +35,23 @@ HostMatrix read_raw(const std::string& path, const ReadOptions& options) {
                        " bytes (" + std::to_string(options.raw_cols) + " columns of " +
                        scalar_name(scalar) + ")");
   }
-  const auto rows = static_cast<std::int64_t>(file.size() / row_bytes);
+  *element = scalar;
+  return static_cast<std::int64_t>(file.size() / row_bytes);
+}
+
+}  // namespace
+
+std::int64_t count_raw_rows(const std::string& path, const ReadOptions& options) {
+  InputFile file(path);
+  Scalar scalar;
+  return raw_rows(path, options, file, &scalar);
+}
+
+HostMatrix read_raw(const std::string& path, const ReadOptions& options) {
+  check_row_options(path, options);
+  InputFile file(path);
+  Scalar scalar;
+  const std::int64_t rows = raw_rows(path, options, file, &scalar);
   const RowRange range = resolve_rows(path, options, rows);
   return read_row_major(file, 0, scalar, false, options.raw_cols, range, options);
 }

@@ -45,6 +45,23 @@ HostMatrix read_matrix(const std::string& path, const ReadOptions& options) {
   return detail::read_text(path, options);
 }
 
+std::int64_t count_rows(const std::string& path, const ReadOptions& options) {
+  switch (resolve_format(path, options)) {
+    case FileFormat::kNpy:
+      return detail::count_npy_rows(path);
+    case FileFormat::kRaw:
+      return detail::count_raw_rows(path, options);
+    case FileFormat::kText:
+    case FileFormat::kAuto:
+      break;
+  }
+  ReadOptions all = options;
+  all.first_row = 0;
+  all.row_count = -1;
+  all.require_finite = false;
+  return detail::read_text(path, all).rows();
+}
+
 std::vector<double> read_vector(const std::string& path) {
   ReadOptions options;
   options.dtype = DType::kFloat64;

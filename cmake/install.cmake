@@ -1,0 +1,64 @@
+# cmake --install: headers, libemix.so and libemix.a, the emix program, the CMake package
+# (find_package(emix 0.1) -> emix::emix, emix::emix_static) and emix.pc for pkg-config.
+# Every installed path is relative to the prefix, so the tree can be moved.
+include(CMakePackageConfigHelpers)
+
+set(EMIX_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/emix)
+set(EMIX_FORTRAN_DIR ${CMAKE_INSTALL_DATADIR}/emix/fortran)
+
+install(TARGETS emix_shared emix_static EXPORT emixTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TARGET emix_cli)
+  install(TARGETS emix_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
+
+install(DIRECTORY include/emix DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h"
+        PATTERN "mpi.hpp" EXCLUDE PATTERN "emix_mpi.h" EXCLUDE)
+if(EMIX_HAS_MPI)
+  install(FILES include/emix/mpi.hpp include/emix/emix_mpi.h
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/emix)
+endif()
+install(FILES ${PROJECT_BINARY_DIR}/include/emix/config.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/emix)
+# The Fortran binding is source: Fortran module files are specific to one compiler's version,
+# so the program that uses it compiles it (emixConfig.cmake names it: emix_FORTRAN_SOURCES).
+install(FILES fortran/emix.f90 DESTINATION ${EMIX_FORTRAN_DIR})
+
+install(EXPORT emixTargets NAMESPACE emix:: DESTINATION ${EMIX_CMAKE_DIR})
+configure_package_config_file(cmake/emixConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/emixConfig.cmake
+  INSTALL_DESTINATION ${EMIX_CMAKE_DIR}
+  PATH_VARS EMIX_FORTRAN_DIR)
+# 0.x: minor versions may break the API, so 0.1 accepts 0.1.* only.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/emixConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/emixConfig.cmake ${PROJECT_BINARY_DIR}/emixConfigVersion.cmake
+        DESTINATION ${EMIX_CMAKE_DIR})
+
+# pkg-config: ${pcfiledir} keeps the file relocatable. Libs.private lists what a static link
+# needs besides libemix.a.
+file(RELATIVE_PATH EMIX_PC_TO_PREFIX
+     ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+set(EMIX_PC_CFLAGS "")
+set(EMIX_PC_LIBS_PRIVATE "-lstdc++ -lm")
+foreach(flag ${OpenMP_CXX_FLAGS})
+  string(APPEND EMIX_PC_LIBS_PRIVATE " ${flag}")
+endforeach()
+if(EMIX_HAS_CUDA)
+  string(APPEND EMIX_PC_LIBS_PRIVATE
+         " -L${CUDAToolkit_LIBRARY_DIR} -lcublas -lcudart_static -lrt -lpthread -ldl")
+endif()
+set(EMIX_PC_LIBS_MPI "")
+if(EMIX_HAS_MPI)
+  foreach(dir ${MPI_C_INCLUDE_DIRS})
+    string(APPEND EMIX_PC_CFLAGS " -I${dir}")
+  endforeach()
+  foreach(lib ${MPI_C_LIBRARIES})
+    string(APPEND EMIX_PC_LIBS_MPI " ${lib}")
+  endforeach()
+endif()
+configure_file(cmake/emix.pc.in ${PROJECT_BINARY_DIR}/emix.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/emix.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,63 @@
+! Fits a three-component Gaussian mixture through emix's Fortran binding (emix.f90).
+program fit_fortran
+  use, intrinsic :: iso_c_binding
+  use emix
+  implicit none
+  integer, parameter :: n = 3000
+  ! One point per column: x(:, i) is point i, the row-major n x 2 matrix emix reads.
+  real(c_double), target :: x(2, n), means(2, 3)
+  real(c_double) :: centres(2, 3), u(2), score
+  type(c_ptr) :: options, model, back
+  type(emix_fit_result) :: result
+  integer :: i, c, k, found
+
+  centres = reshape([0d0, 0d0, 6d0, 0d0, 0d0, 6d0], [2, 3])
+  call random_seed(put=[(7 + i, i = 1, 64)])
+  do i = 1, n
+    call random_number(u)  ! Box-Muller: two independent normals
+    x(:, i) = centres(:, mod(i - 1, 3) + 1) + sqrt(-2 * log(1 - u(1))) * &
+              [cos(6.283185307179586d0 * u(2)), sin(6.283185307179586d0 * u(2))]
+  end do
+
+  call check(emix_options_create(options))
+  call check(emix_options_set_n_components(options, 3_c_int))
+  call check(emix_options_set_covariance(options, EMIX_FULL))
+  call check(emix_options_set_seed(options, 1_c_int64_t))
+  call check(emix_fit(options, c_loc(x), int(n, c_int64_t), 2_c_int64_t, EMIX_FLOAT64, &
+                      EMIX_HOST, c_null_ptr, model, result))
+  print '(a, a, a, i0, a, f10.6)', 'emix ', emix_version_string(), ': iterations ', &
+    result%n_iter, ', mean log-likelihood ', result%mean_log_likelihood
+
+  call check(emix_model_get_means(model, means))
+  found = 0
+  do c = 1, 3
+    do k = 1, 3
+      if (norm2(means(:, k) - centres(:, c)) < 0.2d0) then
+        found = found + 1
+        exit
+      end if
+    end do
+  end do
+
+  call check(emix_model_write(model, "fit_fortran_model.json" // c_null_char))
+  call check(emix_model_read("fit_fortran_model.json" // c_null_char, back))
+  call check(emix_score(back, c_null_ptr, c_loc(x), int(n, c_int64_t), 2_c_int64_t, &
+                        EMIX_FLOAT64, EMIX_HOST, c_null_ptr, score))
+  print '(a, i0, a, f10.6)', 'centres found: ', found, ' of 3; score read back: ', score
+
+  call emix_model_destroy(back)
+  call emix_model_destroy(model)
+  call emix_options_destroy(options)
+  if (found /= 3 .or. abs(score - result%mean_log_likelihood) > 1d-9) error stop 1
+
+contains
+
+  subroutine check(status)
+    integer(c_int), intent(in) :: status
+    if (status /= EMIX_OK) then
+      print '(a)', 'emix: ' // emix_error_message()
+      error stop 1
+    end if
+  end subroutine check
+
+end program fit_fortran

@@ -1,0 +1,479 @@
+! Fortran binding of emix's C API (emix/emix.h) through iso_c_binding. Compile this file with
+! your program (CMake: find_package(emix) sets emix_FORTRAN_SOURCES) and link emix::emix.
+!
+! Arrays cross as in C: row-major. A Fortran array x(d, n) (column-major, one point per
+! column) is exactly the row-major n x d matrix emix expects, so pass x with rows = n,
+! cols = d. Results come back the same way: resp(k, n), means(d, k).
+!
+! Every function returns an integer(c_int) status (EMIX_OK = 0); emix_error_message() gives
+! the last error's message as a Fortran string.
+module emix
+  use, intrinsic :: iso_c_binding
+  implicit none
+  private
+
+  integer(c_int), parameter, public :: EMIX_OK = 0, EMIX_INVALID_ARGUMENT = 1, &
+    EMIX_IO_ERROR = 2, EMIX_NOT_AVAILABLE = 3, EMIX_OUT_OF_MEMORY = 4, &
+    EMIX_NUMERICAL_ERROR = 5, EMIX_CUDA_ERROR = 6, EMIX_MPI_ERROR = 7, EMIX_INTERNAL_ERROR = 8
+  integer(c_int), parameter, public :: EMIX_GAUSSIAN = 0, EMIX_BERNOULLI = 1, EMIX_BINOMIAL = 2
+  integer(c_int), parameter, public :: EMIX_FULL = 0, EMIX_DIAG = 1, EMIX_SPHERICAL = 2, &
+    EMIX_TIED = 3
+  integer(c_int), parameter, public :: EMIX_INIT_KMEANSPP = 0, EMIX_INIT_RANDOM = 1, &
+    EMIX_INIT_RANDOM_FROM_DATA = 2
+  integer(c_int), parameter, public :: EMIX_DEVICE_AUTO = 0, EMIX_DEVICE_CPU = 1, &
+    EMIX_DEVICE_GPU = 2
+  integer(c_int), parameter, public :: EMIX_FLOAT32 = 0, EMIX_FLOAT64 = 1
+  integer(c_int), parameter, public :: EMIX_HOST = 0, EMIX_DEVICE = 1
+
+  type, bind(c), public :: emix_fit_result
+    real(c_double) :: log_likelihood
+    real(c_double) :: mean_log_likelihood
+    integer(c_int) :: n_iter
+    integer(c_int) :: converged
+    integer(c_int) :: best_init
+    integer(c_int) :: n_warnings
+    real(c_double) :: seconds
+  end type emix_fit_result
+
+  public :: emix_error_message, emix_version_string
+
+  interface
+    function emix_last_error() bind(c, name="emix_last_error") result(message)
+      import :: c_ptr
+      type(c_ptr) :: message
+    end function
+
+    function emix_version() bind(c, name="emix_version") result(version)
+      import :: c_ptr
+      type(c_ptr) :: version
+    end function
+
+    function emix_gpu_available() bind(c, name="emix_gpu_available") result(available)
+      import :: c_int
+      integer(c_int) :: available
+    end function
+
+    ! ---- Options
+    function emix_options_create(options) bind(c, name="emix_options_create") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), intent(out) :: options
+      integer(c_int) :: status
+    end function
+
+    subroutine emix_options_destroy(options) bind(c, name="emix_options_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: options
+    end subroutine
+
+    function emix_options_set_n_components(options, value) &
+        bind(c, name="emix_options_set_n_components") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_family(options, value) bind(c, name="emix_options_set_family") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_covariance(options, value) &
+        bind(c, name="emix_options_set_covariance") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_trials(options, value) bind(c, name="emix_options_set_trials") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_init(options, value) bind(c, name="emix_options_set_init") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_init_model(options, model) &
+        bind(c, name="emix_options_set_init_model") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      type(c_ptr), value :: model
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_kmeans_iter(options, value) &
+        bind(c, name="emix_options_set_kmeans_iter") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_init_max_rows(options, value) &
+        bind(c, name="emix_options_set_init_max_rows") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int64_t), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_fixed_weights(options, value) &
+        bind(c, name="emix_options_set_fixed_weights") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_n_init(options, value) bind(c, name="emix_options_set_n_init") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_max_iter(options, value) &
+        bind(c, name="emix_options_set_max_iter") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_tol(options, value) bind(c, name="emix_options_set_tol") &
+        result(status)
+      import :: c_int, c_double, c_ptr
+      type(c_ptr), value :: options
+      real(c_double), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_reg_covar(options, value) &
+        bind(c, name="emix_options_set_reg_covar") result(status)
+      import :: c_int, c_double, c_ptr
+      type(c_ptr), value :: options
+      real(c_double), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_prob_epsilon(options, value) &
+        bind(c, name="emix_options_set_prob_epsilon") result(status)
+      import :: c_int, c_double, c_ptr
+      type(c_ptr), value :: options
+      real(c_double), value :: value
+      integer(c_int) :: status
+    end function
+
+    ! The seed is a C uint64_t; Fortran has no unsigned type, so pass a non-negative value.
+    function emix_options_set_seed(options, value) bind(c, name="emix_options_set_seed") &
+        result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int64_t), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_device(options, value) bind(c, name="emix_options_set_device") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_n_threads(options, value) &
+        bind(c, name="emix_options_set_n_threads") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_block_rows(options, value) &
+        bind(c, name="emix_options_set_block_rows") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int64_t), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_chunk_rows(options, value) &
+        bind(c, name="emix_options_set_chunk_rows") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int64_t), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_device_memory_limit(options, value) &
+        bind(c, name="emix_options_set_device_memory_limit") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int64_t), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_allow_tf32(options, value) &
+        bind(c, name="emix_options_set_allow_tf32") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_gpu_device(options, value) &
+        bind(c, name="emix_options_set_gpu_device") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), value :: value
+      integer(c_int) :: status
+    end function
+
+    ! ---- Models
+    function emix_model_create(family, covariance, n_components, n_features, trials, weights, &
+        means, covariances, probabilities, model) bind(c, name="emix_model_create") result(status)
+      import :: c_int, c_ptr
+      integer(c_int), value :: family, covariance, n_components, n_features, trials
+      type(c_ptr), value :: weights, means, covariances, probabilities  ! c_loc(...) or c_null_ptr
+      type(c_ptr), intent(out) :: model
+      integer(c_int) :: status
+    end function
+
+    subroutine emix_model_destroy(model) bind(c, name="emix_model_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: model
+    end subroutine
+
+    function emix_model_read(path, model) bind(c, name="emix_model_read") result(status)
+      import :: c_char, c_int, c_ptr
+      character(kind=c_char), dimension(*), intent(in) :: path  ! trim(name) // c_null_char
+      type(c_ptr), intent(out) :: model
+      integer(c_int) :: status
+    end function
+
+    function emix_model_write(model, path) bind(c, name="emix_model_write") result(status)
+      import :: c_char, c_int, c_ptr
+      type(c_ptr), value :: model
+      character(kind=c_char), dimension(*), intent(in) :: path
+      integer(c_int) :: status
+    end function
+
+    function emix_model_shape(model, family, covariance, n_components, n_features, trials) &
+        bind(c, name="emix_model_shape") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: model
+      integer(c_int), intent(out) :: family, covariance, n_components, n_features, trials
+      integer(c_int) :: status
+    end function
+
+    function emix_model_covariance_size(model, size) &
+        bind(c, name="emix_model_covariance_size") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model
+      integer(c_int64_t), intent(out) :: size
+      integer(c_int) :: status
+    end function
+
+    function emix_model_get_weights(model, weights) bind(c, name="emix_model_get_weights") &
+        result(status)
+      import :: c_double, c_int, c_ptr
+      type(c_ptr), value :: model
+      real(c_double), intent(out) :: weights(*)
+      integer(c_int) :: status
+    end function
+
+    function emix_model_get_means(model, means) bind(c, name="emix_model_get_means") &
+        result(status)
+      import :: c_double, c_int, c_ptr
+      type(c_ptr), value :: model
+      real(c_double), intent(out) :: means(*)
+      integer(c_int) :: status
+    end function
+
+    function emix_model_get_covariances(model, covariances) &
+        bind(c, name="emix_model_get_covariances") result(status)
+      import :: c_double, c_int, c_ptr
+      type(c_ptr), value :: model
+      real(c_double), intent(out) :: covariances(*)
+      integer(c_int) :: status
+    end function
+
+    function emix_model_get_probabilities(model, probabilities) &
+        bind(c, name="emix_model_get_probabilities") result(status)
+      import :: c_double, c_int, c_ptr
+      type(c_ptr), value :: model
+      real(c_double), intent(out) :: probabilities(*)
+      integer(c_int) :: status
+    end function
+
+    function emix_model_n_parameters(model, n_parameters) &
+        bind(c, name="emix_model_n_parameters") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model
+      integer(c_int64_t), intent(out) :: n_parameters
+      integer(c_int) :: status
+    end function
+
+    function emix_model_warning_count(model, count) bind(c, name="emix_model_warning_count") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: model
+      integer(c_int), intent(out) :: count
+      integer(c_int) :: status
+    end function
+
+    ! ---- Fitting, prediction, scoring. x: c_loc of a real(c_double) or real(c_float) array.
+    function emix_fit(options, x, rows, cols, dtype, memory, sample_weight, model, result) &
+        bind(c, name="emix_fit") result(status)
+      import :: c_int, c_int64_t, c_ptr, emix_fit_result
+      type(c_ptr), value :: options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight  ! c_loc(w) or c_null_ptr
+      type(c_ptr), intent(out) :: model
+      type(emix_fit_result), intent(out) :: result
+      integer(c_int) :: status
+    end function
+
+    ! comm: an MPI communicator's Fortran handle (mpi module INTEGER, or comm%MPI_VAL).
+    ! Needs emix built with MPI.
+    function emix_fit_mpi_f(comm, options, x, local_rows, cols, dtype, memory, &
+        local_sample_weight, model, result) bind(c, name="emix_fit_mpi_f") result(status)
+      import :: c_int, c_int64_t, c_ptr, emix_fit_result
+      integer(c_int), value :: comm
+      type(c_ptr), value :: options, x
+      integer(c_int64_t), value :: local_rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: local_sample_weight
+      type(c_ptr), intent(out) :: model
+      type(emix_fit_result), intent(out) :: result
+      integer(c_int) :: status
+    end function
+
+    function emix_predict(model, options, x, rows, cols, dtype, memory, labels) &
+        bind(c, name="emix_predict") result(status)
+      import :: c_int, c_int32_t, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      integer(c_int32_t), intent(out) :: labels(*)  ! 0-based component numbers
+      integer(c_int) :: status
+    end function
+
+    function emix_predict_proba(model, options, x, rows, cols, dtype, memory, resp) &
+        bind(c, name="emix_predict_proba") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      real(c_double), intent(out) :: resp(*)
+      integer(c_int) :: status
+    end function
+
+    function emix_score_samples(model, options, x, rows, cols, dtype, memory, log_prob) &
+        bind(c, name="emix_score_samples") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      real(c_double), intent(out) :: log_prob(*)
+      integer(c_int) :: status
+    end function
+
+    function emix_score(model, options, x, rows, cols, dtype, memory, sample_weight, score) &
+        bind(c, name="emix_score") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight
+      real(c_double), intent(out) :: score
+      integer(c_int) :: status
+    end function
+
+    function emix_bic(model, options, x, rows, cols, dtype, memory, bic) &
+        bind(c, name="emix_bic") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      real(c_double), intent(out) :: bic
+      integer(c_int) :: status
+    end function
+
+    function emix_aic(model, options, x, rows, cols, dtype, memory, aic) &
+        bind(c, name="emix_aic") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      real(c_double), intent(out) :: aic
+      integer(c_int) :: status
+    end function
+  end interface
+
+  public :: emix_gpu_available, emix_options_create, emix_options_destroy, &
+    emix_options_set_n_components, emix_options_set_family, emix_options_set_covariance, &
+    emix_options_set_trials, emix_options_set_init, emix_options_set_init_model, &
+    emix_options_set_kmeans_iter, emix_options_set_init_max_rows, &
+    emix_options_set_fixed_weights, emix_options_set_n_init, emix_options_set_max_iter, &
+    emix_options_set_tol, emix_options_set_reg_covar, emix_options_set_prob_epsilon, &
+    emix_options_set_seed, emix_options_set_device, emix_options_set_n_threads, &
+    emix_options_set_block_rows, emix_options_set_chunk_rows, &
+    emix_options_set_device_memory_limit, emix_options_set_allow_tf32, &
+    emix_options_set_gpu_device, emix_model_create, emix_model_destroy, emix_model_read, &
+    emix_model_write, emix_model_shape, emix_model_covariance_size, emix_model_get_weights, &
+    emix_model_get_means, emix_model_get_covariances, emix_model_get_probabilities, &
+    emix_model_n_parameters, emix_model_warning_count, emix_fit, emix_fit_mpi_f, &
+    emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic
+
+contains
+
+  ! A C string (owned by emix) as a Fortran string.
+  function c_string(p) result(text)
+    type(c_ptr), intent(in) :: p
+    character(len=:), allocatable :: text
+    character(kind=c_char), pointer :: chars(:)
+    integer :: n
+    interface
+      function strlen(s) bind(c, name="strlen") result(length)
+        import :: c_ptr, c_size_t
+        type(c_ptr), value :: s
+        integer(c_size_t) :: length
+      end function
+    end interface
+    if (.not. c_associated(p)) then
+      text = ""
+      return
+    end if
+    n = int(strlen(p))
+    call c_f_pointer(p, chars, [n])
+    allocate (character(len=n) :: text)
+    text = transfer(chars(1:n), text)
+  end function c_string
+
+  ! The message of this thread's last error.
+  function emix_error_message() result(text)
+    character(len=:), allocatable :: text
+    text = c_string(emix_last_error())
+  end function emix_error_message
+
+  function emix_version_string() result(text)
+    character(len=:), allocatable :: text
+    text = c_string(emix_version())
+  end function emix_version_string
+
+end module emix

@@ -1,0 +1,194 @@
+/* emix's C API: fit, predict and score mixtures from C, Fortran (iso_c_binding) or any
+ * language with a C FFI.
+ *
+ * Conventions
+ * - Every function that can fail returns an emix_status: EMIX_OK (0) or an error code. After an
+ *   error, emix_last_error() gives its message (for this thread), naming what was wrong.
+ * - No C++ exception ever crosses this boundary.
+ * - Options and models are opaque handles: create, use, destroy. Destroying NULL does nothing.
+ * - Data are caller-owned, dense, row-major (element (n, d) at x[n * cols + d]), float or double
+ *   (EMIX_FLOAT32 / EMIX_FLOAT64), in host memory or, for the GPU engine, in the memory of the
+ *   current CUDA device (EMIX_DEVICE). Results go to caller-owned host buffers of the sizes the
+ *   functions state.
+ * - Enumerations are passed as int (their values below are stable), booleans as int (0 / 1).
+ *
+ * A fit, in short:
+ *
+ *   emix_options* opt;  emix_model* model;  emix_fit_result r;
+ *   emix_options_create(&opt);
+ *   emix_options_set_n_components(opt, 3);
+ *   if (emix_fit(opt, x, n, d, EMIX_FLOAT64, EMIX_HOST, NULL, &model, &r) != EMIX_OK)
+ *     fprintf(stderr, "%s\n", emix_last_error());
+ *   ...
+ *   emix_model_destroy(model);  emix_options_destroy(opt);
+ */
+#ifndef EMIX_EMIX_H
+#define EMIX_EMIX_H
+
+#include <stdint.h>
+
+#include "emix/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int emix_status;
+enum {
+  EMIX_OK = 0,
+  EMIX_INVALID_ARGUMENT = 1, /* a bad argument, option, model or data value */
+  EMIX_IO_ERROR = 2,         /* a file that cannot be read or written, or is malformed */
+  EMIX_NOT_AVAILABLE = 3,    /* a capability this build or machine lacks (GPU, MPI) */
+  EMIX_OUT_OF_MEMORY = 4,    /* host or device memory could not be allocated */
+  EMIX_NUMERICAL_ERROR = 5,  /* a numerical failure no policy recovered from */
+  EMIX_CUDA_ERROR = 6,       /* a CUDA runtime or cuBLAS call failed */
+  EMIX_MPI_ERROR = 7,        /* an MPI call failed */
+  EMIX_INTERNAL_ERROR = 8    /* a bug in emix: please report it with the message */
+};
+
+/* Families, covariance types, initialisations, devices, element types, memory spaces. */
+enum { EMIX_GAUSSIAN = 0, EMIX_BERNOULLI = 1, EMIX_BINOMIAL = 2 };
+enum { EMIX_FULL = 0, EMIX_DIAG = 1, EMIX_SPHERICAL = 2, EMIX_TIED = 3 };
+enum { EMIX_INIT_KMEANSPP = 0, EMIX_INIT_RANDOM = 1, EMIX_INIT_RANDOM_FROM_DATA = 2 };
+enum { EMIX_DEVICE_AUTO = 0, EMIX_DEVICE_CPU = 1, EMIX_DEVICE_GPU = 2 };
+enum { EMIX_FLOAT32 = 0, EMIX_FLOAT64 = 1 };
+enum { EMIX_HOST = 0, EMIX_DEVICE = 1 };
+
+/* The library's version, for example "0.1.0" (compare with EMIX_VERSION_STRING). */
+const char* emix_version(void);
+/* The message of this thread's last error ("" when none). Valid until this thread's next call. */
+const char* emix_last_error(void);
+/* The name of a status code, for example "EMIX_INVALID_ARGUMENT". */
+const char* emix_status_name(emix_status status);
+/* 1 when this build has the GPU engine and a CUDA device answers, else 0. */
+int emix_gpu_available(void);
+
+typedef struct emix_options emix_options;
+typedef struct emix_model emix_model;
+
+/* ---- Options ------------------------------------------------------------------------------ */
+
+/* Defaults: 1 Gaussian full-covariance component, k-means++ init, max_iter 100, tol 1e-3,
+ * reg_covar 1e-6, seed 0, device auto (the GPU when one answers). */
+emix_status emix_options_create(emix_options** options);
+void emix_options_destroy(emix_options* options);
+
+emix_status emix_options_set_n_components(emix_options* options, int n_components);
+emix_status emix_options_set_family(emix_options* options, int family);
+emix_status emix_options_set_covariance(emix_options* options, int covariance);
+emix_status emix_options_set_trials(emix_options* options, int trials); /* binomial */
+emix_status emix_options_set_init(emix_options* options, int init);
+/* Starting parameters, used as given; overrides the init method. The model is copied; NULL
+ * clears it. */
+emix_status emix_options_set_init_model(emix_options* options, const emix_model* model);
+emix_status emix_options_set_kmeans_iter(emix_options* options, int kmeans_iter);
+emix_status emix_options_set_init_max_rows(emix_options* options, int64_t init_max_rows);
+emix_status emix_options_set_fixed_weights(emix_options* options, int fixed_weights);
+emix_status emix_options_set_n_init(emix_options* options, int n_init);
+emix_status emix_options_set_max_iter(emix_options* options, int max_iter);
+emix_status emix_options_set_tol(emix_options* options, double tol);
+emix_status emix_options_set_reg_covar(emix_options* options, double reg_covar);
+emix_status emix_options_set_prob_epsilon(emix_options* options, double prob_epsilon);
+emix_status emix_options_set_seed(emix_options* options, uint64_t seed);
+/* Engine: where the E-step runs. */
+emix_status emix_options_set_device(emix_options* options, int device);
+emix_status emix_options_set_n_threads(emix_options* options, int n_threads);
+emix_status emix_options_set_block_rows(emix_options* options, int64_t block_rows);
+emix_status emix_options_set_chunk_rows(emix_options* options, int64_t chunk_rows);
+emix_status emix_options_set_device_memory_limit(emix_options* options, int64_t bytes);
+emix_status emix_options_set_allow_tf32(emix_options* options, int allow_tf32);
+emix_status emix_options_set_gpu_device(emix_options* options, int gpu_device); /* -1: current */
+
+/* Called after every EM iteration's E-step (iteration 0: the initial parameters). */
+typedef struct emix_iteration_info {
+  int init_run;
+  int iteration;
+  double log_likelihood; /* total, sum_n w_n log p(x_n) */
+  double mean_log_likelihood;
+  double change; /* in mean log-likelihood since the previous iteration (NaN at iteration 0) */
+  double seconds;
+} emix_iteration_info;
+typedef void (*emix_iteration_callback)(const emix_iteration_info* info, void* user_data);
+/* NULL removes the callback. */
+emix_status emix_options_set_iteration_callback(emix_options* options,
+                                                emix_iteration_callback callback, void* user_data);
+
+/* ---- Models ------------------------------------------------------------------------------- */
+
+/* A model from its parameters (copied; row-major doubles), validated:
+ *   weights        K
+ *   means          K x D           Gaussian only (else NULL)
+ *   covariances    full K x D x D, diag K x D, spherical K, tied D x D   (Gaussian only)
+ *   probabilities  K x D           Bernoulli / binomial only (else NULL)
+ * trials: binomial trials per entry (ignored for other families). */
+emix_status emix_model_create(int family, int covariance, int n_components, int n_features,
+                              int trials, const double* weights, const double* means,
+                              const double* covariances, const double* probabilities,
+                              emix_model** model);
+void emix_model_destroy(emix_model* model);
+
+/* Model files (JSON, see the README). Writing a fitted model includes its fit summary. */
+emix_status emix_model_read(const char* path, emix_model** model);
+emix_status emix_model_write(const emix_model* model, const char* path);
+
+/* Any of the outputs may be NULL. */
+emix_status emix_model_shape(const emix_model* model, int* family, int* covariance,
+                             int* n_components, int* n_features, int* trials);
+/* The number of doubles emix_model_get_covariances writes (0 for non-Gaussian families). */
+emix_status emix_model_covariance_size(const emix_model* model, int64_t* size);
+emix_status emix_model_get_weights(const emix_model* model, double* weights); /* K */
+emix_status emix_model_get_means(const emix_model* model, double* means);     /* K x D */
+emix_status emix_model_get_covariances(const emix_model* model, double* covariances);
+emix_status emix_model_get_probabilities(const emix_model* model, double* probabilities);
+/* Free parameters, as scikit-learn counts them (for BIC / AIC). */
+emix_status emix_model_n_parameters(const emix_model* model, int64_t* n_parameters);
+/* Warnings of the fit that made this model (re-seeded components, non-convergence,
+ * identifiability): their number, and the i-th (0-based; valid while the model lives). */
+emix_status emix_model_warning_count(const emix_model* model, int* count);
+emix_status emix_model_warning(const emix_model* model, int index, const char** text);
+
+/* ---- Fitting ------------------------------------------------------------------------------ */
+
+typedef struct emix_fit_result {
+  double log_likelihood;      /* total, sum_n w_n log p(x_n | model) */
+  double mean_log_likelihood; /* log_likelihood / sum_n w_n */
+  int n_iter;                 /* M-steps taken */
+  int converged;              /* 1 when the change fell below tol */
+  int best_init;              /* which of the n_init restarts won (0-based) */
+  int n_warnings;
+  double seconds;
+} emix_fit_result;
+
+/* Fits a mixture to x (rows x cols). sample_weight: host, rows non-negative values, or NULL
+ * for all ones. *model receives a new model (destroy it); result may be NULL. */
+emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, int64_t cols,
+                     int dtype, int memory, const double* sample_weight, emix_model** model,
+                     emix_fit_result* result);
+
+/* ---- Prediction and scoring ---------------------------------------------------------------
+ * options: only its engine settings are used (device, threads, ...); NULL for the defaults. */
+
+/* Most probable component of each row: labels[rows]. */
+emix_status emix_predict(const emix_model* model, const emix_options* options, const void* x,
+                         int64_t rows, int64_t cols, int dtype, int memory, int32_t* labels);
+/* Responsibilities p(k | x_n): resp[rows x K], row-major. */
+emix_status emix_predict_proba(const emix_model* model, const emix_options* options, const void* x,
+                               int64_t rows, int64_t cols, int dtype, int memory, double* resp);
+/* log p(x_n): log_prob[rows]. */
+emix_status emix_score_samples(const emix_model* model, const emix_options* options, const void* x,
+                               int64_t rows, int64_t cols, int dtype, int memory, double* log_prob);
+/* Weighted mean of log p(x_n) (sample_weight may be NULL). */
+emix_status emix_score(const emix_model* model, const emix_options* options, const void* x,
+                       int64_t rows, int64_t cols, int dtype, int memory,
+                       const double* sample_weight, double* score);
+/* -2 log L + p log N and -2 log L + 2 p. */
+emix_status emix_bic(const emix_model* model, const emix_options* options, const void* x,
+                     int64_t rows, int64_t cols, int dtype, int memory, double* bic);
+emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,
+                     int64_t rows, int64_t cols, int dtype, int memory, double* aic);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMIX_EMIX_H */

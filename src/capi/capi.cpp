@@ -1,0 +1,441 @@
+// The C API (include/emix/emix.h) over the C++ one: every entry point runs inside
+// capi::guarded, so no exception crosses into C.
+#include "capi/capi.hpp"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "emix/io.hpp"
+#include "emix/version.hpp"
+
+namespace emix::capi {
+
+namespace {
+
+thread_local std::string g_last_error;
+
+template <typename Enum>
+Enum enum_value(int value, int count, const char* what, const char* names) {
+  if (value < 0 || value >= count) {
+    throw InvalidArgument(std::string(what) + " is " + std::to_string(value) + "; expected " +
+                          names);
+  }
+  return static_cast<Enum>(value);
+}
+
+Family family_of(int value) {
+  return enum_value<Family>(value, 3, "family",
+                            "EMIX_GAUSSIAN (0), EMIX_BERNOULLI (1) or EMIX_BINOMIAL (2)");
+}
+
+Covariance covariance_of(int value) {
+  return enum_value<Covariance>(
+      value, 4, "covariance", "EMIX_FULL (0), EMIX_DIAG (1), EMIX_SPHERICAL (2) or EMIX_TIED (3)");
+}
+
+EngineOptions engine_of(const emix_options* options) {
+  return options ? options->fit.engine : EngineOptions{};
+}
+
+// Copies one of the model's arrays out; `what` names it for the message when it is empty.
+emix_status copy_array(const char* fn, const emix_model* model, double* out,
+                       const std::vector<double> Model::*member, const char* what) {
+  return guarded(fn, [&] {
+    require(model, fn, "model");
+    require(out, fn, "the output buffer");
+    const std::vector<double>& values = model->model.*member;
+    if (values.empty()) {
+      throw InvalidArgument(std::string("a ") + to_string(model->model.family) + " model has no " +
+                            what);
+    }
+    std::memcpy(out, values.data(), values.size() * sizeof(double));
+  });
+}
+
+// The shared shape of the evaluation functions: check the model and output, build the view.
+template <typename Body>
+emix_status evaluate(const char* fn, const emix_model* model, const void* x, int64_t rows,
+                     int64_t cols, int dtype, int memory, const void* out, Body&& body) {
+  return guarded(fn, [&] {
+    require(model, fn, "model");
+    require(out, fn, "the output buffer");
+    body(data_view(x, rows, cols, dtype, memory));
+  });
+}
+
+}  // namespace
+
+emix_status record_error(emix_status status, const char* function, const char* message) noexcept {
+  try {
+    g_last_error = std::string(function) + ": " + message;
+  } catch (...) {
+    g_last_error.clear();  // no memory for the message; the status still says what happened
+  }
+  return status;
+}
+
+void require(const void* p, const char* function, const char* name) {
+  if (!p) throw InvalidArgument(std::string(function) + ": " + name + " is NULL");
+}
+
+DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory) {
+  DataView view;
+  view.data = x;
+  view.rows = rows;
+  view.cols = cols;
+  view.dtype = enum_value<DType>(dtype, 2, "dtype", "EMIX_FLOAT32 (0) or EMIX_FLOAT64 (1)");
+  view.space = enum_value<MemorySpace>(memory, 2, "memory", "EMIX_HOST (0) or EMIX_DEVICE (1)");
+  if (rows < 0 || cols < 0) {
+    throw InvalidArgument("data: rows and cols must be >= 0, got " + std::to_string(rows) + " x " +
+                          std::to_string(cols));
+  }
+  return view;
+}
+
+FitOptions fit_options(const emix_options& handle) {
+  FitOptions options = handle.fit;
+  if (handle.callback) {
+    const emix_iteration_callback callback = handle.callback;
+    void* const user_data = handle.user_data;
+    options.on_iteration = [callback, user_data](const IterationInfo& info) {
+      const emix_iteration_info c{info.init_run,       info.iteration,
+                                  info.log_likelihood, info.mean_log_likelihood,
+                                  info.change,         info.seconds};
+      callback(&c, user_data);
+    };
+  }
+  return options;
+}
+
+void deliver(FitReport&& report, emix_model** model, emix_fit_result* result) {
+  auto handle = std::make_unique<emix_model>();
+  if (result) {
+    result->log_likelihood = report.log_likelihood;
+    result->mean_log_likelihood = report.mean_log_likelihood;
+    result->n_iter = report.n_iter;
+    result->converged = report.converged ? 1 : 0;
+    result->best_init = report.best_init;
+    result->n_warnings = static_cast<int>(report.warnings.size());
+    result->seconds = report.seconds;
+  }
+  handle->model = report.model;
+  handle->report = std::move(report);
+  *model = handle.release();
+}
+
+}  // namespace emix::capi
+
+using emix::capi::copy_array;
+using emix::capi::evaluate;
+using emix::capi::guarded;
+using emix::capi::require;
+
+extern "C" {
+
+const char* emix_version(void) { return emix::version(); }
+
+const char* emix_last_error(void) { return emix::capi::g_last_error.c_str(); }
+
+const char* emix_status_name(emix_status status) {
+  switch (status) {
+    case EMIX_OK:
+      return "EMIX_OK";
+    case EMIX_INVALID_ARGUMENT:
+      return "EMIX_INVALID_ARGUMENT";
+    case EMIX_IO_ERROR:
+      return "EMIX_IO_ERROR";
+    case EMIX_NOT_AVAILABLE:
+      return "EMIX_NOT_AVAILABLE";
+    case EMIX_OUT_OF_MEMORY:
+      return "EMIX_OUT_OF_MEMORY";
+    case EMIX_NUMERICAL_ERROR:
+      return "EMIX_NUMERICAL_ERROR";
+    case EMIX_CUDA_ERROR:
+      return "EMIX_CUDA_ERROR";
+    case EMIX_MPI_ERROR:
+      return "EMIX_MPI_ERROR";
+    case EMIX_INTERNAL_ERROR:
+      return "EMIX_INTERNAL_ERROR";
+    default:
+      return "unknown emix_status";
+  }
+}
+
+int emix_gpu_available(void) {
+  int available = 0;
+  guarded("emix_gpu_available", [&] { available = emix::gpu_available() ? 1 : 0; });
+  return available;
+}
+
+// ---- Options ----------------------------------------------------------------------------------
+
+emix_status emix_options_create(emix_options** options) {
+  return guarded("emix_options_create", [&] {
+    require(options, "emix_options_create", "options");
+    *options = new emix_options();
+  });
+}
+
+void emix_options_destroy(emix_options* options) { delete options; }
+
+// One setter: checks the handle, then applies `set` to the options.
+#define EMIX_OPTION_SETTER(NAME, TYPE, BODY)                               \
+  emix_status emix_options_set_##NAME(emix_options* options, TYPE value) { \
+    return guarded("emix_options_set_" #NAME, [&] {                        \
+      require(options, "emix_options_set_" #NAME, "options");              \
+      emix::FitOptions& o = options->fit;                                  \
+      BODY;                                                                \
+    });                                                                    \
+  }
+
+EMIX_OPTION_SETTER(n_components, int, o.n_components = value)
+EMIX_OPTION_SETTER(family, int, o.family = emix::capi::family_of(value))
+EMIX_OPTION_SETTER(covariance, int, o.covariance = emix::capi::covariance_of(value))
+EMIX_OPTION_SETTER(trials, int, o.trials = value)
+EMIX_OPTION_SETTER(
+    init, int,
+    o.init = emix::capi::enum_value<emix::Init>(value, 3, "init",
+                                                "EMIX_INIT_KMEANSPP (0), EMIX_INIT_RANDOM (1) or "
+                                                "EMIX_INIT_RANDOM_FROM_DATA (2)"))
+EMIX_OPTION_SETTER(kmeans_iter, int, o.kmeans_iter = value)
+EMIX_OPTION_SETTER(init_max_rows, int64_t, o.init_max_rows = value)
+EMIX_OPTION_SETTER(fixed_weights, int, o.fixed_weights = value != 0)
+EMIX_OPTION_SETTER(n_init, int, o.n_init = value)
+EMIX_OPTION_SETTER(max_iter, int, o.max_iter = value)
+EMIX_OPTION_SETTER(tol, double, o.tol = value)
+EMIX_OPTION_SETTER(reg_covar, double, o.reg_covar = value)
+EMIX_OPTION_SETTER(prob_epsilon, double, o.prob_epsilon = value)
+EMIX_OPTION_SETTER(seed, uint64_t, o.seed = value)
+EMIX_OPTION_SETTER(device, int,
+                   o.engine.device = emix::capi::enum_value<emix::Device>(
+                       value, 3, "device",
+                       "EMIX_DEVICE_AUTO (0), EMIX_DEVICE_CPU (1) or EMIX_DEVICE_GPU (2)"))
+EMIX_OPTION_SETTER(n_threads, int, o.engine.n_threads = value)
+EMIX_OPTION_SETTER(block_rows, int64_t, o.engine.block_rows = value)
+EMIX_OPTION_SETTER(chunk_rows, int64_t, o.engine.chunk_rows = value)
+EMIX_OPTION_SETTER(device_memory_limit, int64_t, o.engine.device_memory_limit = value)
+EMIX_OPTION_SETTER(allow_tf32, int, o.engine.allow_tf32 = value != 0)
+EMIX_OPTION_SETTER(gpu_device, int, o.engine.gpu_device = value)
+
+#undef EMIX_OPTION_SETTER
+
+emix_status emix_options_set_init_model(emix_options* options, const emix_model* model) {
+  return guarded("emix_options_set_init_model", [&] {
+    require(options, "emix_options_set_init_model", "options");
+    if (model) {
+      options->fit.init_model = model->model;
+    } else {
+      options->fit.init_model.reset();
+    }
+  });
+}
+
+emix_status emix_options_set_iteration_callback(emix_options* options,
+                                                emix_iteration_callback callback, void* user_data) {
+  return guarded("emix_options_set_iteration_callback", [&] {
+    require(options, "emix_options_set_iteration_callback", "options");
+    options->callback = callback;
+    options->user_data = user_data;
+  });
+}
+
+// ---- Models -----------------------------------------------------------------------------------
+
+emix_status emix_model_create(int family, int covariance, int n_components, int n_features,
+                              int trials, const double* weights, const double* means,
+                              const double* covariances, const double* probabilities,
+                              emix_model** model) {
+  const char* fn = "emix_model_create";
+  return guarded(fn, [&] {
+    require(model, fn, "model");
+    require(weights, fn, "weights");
+    if (n_components < 1 || n_features < 1) {
+      throw emix::InvalidArgument("n_components and n_features must be >= 1, got " +
+                                  std::to_string(n_components) + " and " +
+                                  std::to_string(n_features));
+    }
+    auto handle = std::make_unique<emix_model>();
+    emix::Model& m = handle->model;
+    m.family = emix::capi::family_of(family);
+    m.covariance = m.family == emix::Family::kGaussian ? emix::capi::covariance_of(covariance)
+                                                       : emix::Covariance::kFull;
+    m.n_components = n_components;
+    m.n_features = n_features;
+    m.trials = m.family == emix::Family::kBinomial ? trials : 1;
+    const auto k = static_cast<std::size_t>(n_components);
+    const auto kd = k * static_cast<std::size_t>(n_features);
+    m.weights.assign(weights, weights + k);
+    if (m.family == emix::Family::kGaussian) {
+      require(means, fn, "means (a Gaussian model needs them)");
+      require(covariances, fn, "covariances (a Gaussian model needs them)");
+      m.means.assign(means, means + kd);
+      m.covariances.assign(covariances, covariances + m.covariance_size());
+    } else {
+      require(probabilities, fn, "probabilities (a Bernoulli or binomial model needs them)");
+      m.probabilities.assign(probabilities, probabilities + kd);
+    }
+    m.validate();
+    *model = handle.release();
+  });
+}
+
+void emix_model_destroy(emix_model* model) { delete model; }
+
+emix_status emix_model_read(const char* path, emix_model** model) {
+  return guarded("emix_model_read", [&] {
+    require(path, "emix_model_read", "path");
+    require(model, "emix_model_read", "model");
+    auto handle = std::make_unique<emix_model>();
+    handle->model = emix::io::read_model(path);
+    *model = handle.release();
+  });
+}
+
+emix_status emix_model_write(const emix_model* model, const char* path) {
+  return guarded("emix_model_write", [&] {
+    require(model, "emix_model_write", "model");
+    require(path, "emix_model_write", "path");
+    emix::io::write_model(path, model->model, model->report ? &*model->report : nullptr);
+  });
+}
+
+emix_status emix_model_shape(const emix_model* model, int* family, int* covariance,
+                             int* n_components, int* n_features, int* trials) {
+  return guarded("emix_model_shape", [&] {
+    require(model, "emix_model_shape", "model");
+    const emix::Model& m = model->model;
+    if (family) *family = static_cast<int>(m.family);
+    if (covariance) *covariance = static_cast<int>(m.covariance);
+    if (n_components) *n_components = m.n_components;
+    if (n_features) *n_features = m.n_features;
+    if (trials) *trials = m.trials;
+  });
+}
+
+emix_status emix_model_covariance_size(const emix_model* model, int64_t* size) {
+  return guarded("emix_model_covariance_size", [&] {
+    require(model, "emix_model_covariance_size", "model");
+    require(size, "emix_model_covariance_size", "size");
+    *size = static_cast<int64_t>(model->model.covariances.size());
+  });
+}
+
+emix_status emix_model_get_weights(const emix_model* model, double* weights) {
+  return copy_array("emix_model_get_weights", model, weights, &emix::Model::weights, "weights");
+}
+
+emix_status emix_model_get_means(const emix_model* model, double* means) {
+  return copy_array("emix_model_get_means", model, means, &emix::Model::means, "means");
+}
+
+emix_status emix_model_get_covariances(const emix_model* model, double* covariances) {
+  return copy_array("emix_model_get_covariances", model, covariances, &emix::Model::covariances,
+                    "covariances");
+}
+
+emix_status emix_model_get_probabilities(const emix_model* model, double* probabilities) {
+  return copy_array("emix_model_get_probabilities", model, probabilities,
+                    &emix::Model::probabilities, "probabilities");
+}
+
+emix_status emix_model_n_parameters(const emix_model* model, int64_t* n_parameters) {
+  return guarded("emix_model_n_parameters", [&] {
+    require(model, "emix_model_n_parameters", "model");
+    require(n_parameters, "emix_model_n_parameters", "n_parameters");
+    *n_parameters = model->model.n_parameters();
+  });
+}
+
+emix_status emix_model_warning_count(const emix_model* model, int* count) {
+  return guarded("emix_model_warning_count", [&] {
+    require(model, "emix_model_warning_count", "model");
+    require(count, "emix_model_warning_count", "count");
+    *count = model->report ? static_cast<int>(model->report->warnings.size()) : 0;
+  });
+}
+
+emix_status emix_model_warning(const emix_model* model, int index, const char** text) {
+  return guarded("emix_model_warning", [&] {
+    require(model, "emix_model_warning", "model");
+    require(text, "emix_model_warning", "text");
+    const int count = model->report ? static_cast<int>(model->report->warnings.size()) : 0;
+    if (index < 0 || index >= count) {
+      throw emix::InvalidArgument("index " + std::to_string(index) + " is outside [0, " +
+                                  std::to_string(count) + ")");
+    }
+    *text = model->report->warnings[static_cast<std::size_t>(index)].c_str();
+  });
+}
+
+// ---- Fitting, prediction, scoring -------------------------------------------------------------
+
+emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, int64_t cols,
+                     int dtype, int memory, const double* sample_weight, emix_model** model,
+                     emix_fit_result* result) {
+  return guarded("emix_fit", [&] {
+    require(options, "emix_fit", "options");
+    require(model, "emix_fit", "model");
+    const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
+    emix::capi::deliver(emix::fit(view, emix::capi::fit_options(*options), sample_weight), model,
+                        result);
+  });
+}
+
+emix_status emix_predict(const emix_model* model, const emix_options* options, const void* x,
+                         int64_t rows, int64_t cols, int dtype, int memory, int32_t* labels) {
+  return evaluate(
+      "emix_predict", model, x, rows, cols, dtype, memory, labels, [&](const emix::DataView& view) {
+        const auto out = emix::predict(model->model, view, emix::capi::engine_of(options));
+        std::memcpy(labels, out.data(), out.size() * sizeof(int32_t));
+      });
+}
+
+emix_status emix_predict_proba(const emix_model* model, const emix_options* options, const void* x,
+                               int64_t rows, int64_t cols, int dtype, int memory, double* resp) {
+  return evaluate("emix_predict_proba", model, x, rows, cols, dtype, memory, resp,
+                  [&](const emix::DataView& view) {
+                    const auto out =
+                        emix::predict_proba(model->model, view, emix::capi::engine_of(options));
+                    std::memcpy(resp, out.data(), out.size() * sizeof(double));
+                  });
+}
+
+emix_status emix_score_samples(const emix_model* model, const emix_options* options, const void* x,
+                               int64_t rows, int64_t cols, int dtype, int memory,
+                               double* log_prob) {
+  return evaluate("emix_score_samples", model, x, rows, cols, dtype, memory, log_prob,
+                  [&](const emix::DataView& view) {
+                    const auto out =
+                        emix::score_samples(model->model, view, emix::capi::engine_of(options));
+                    std::memcpy(log_prob, out.data(), out.size() * sizeof(double));
+                  });
+}
+
+emix_status emix_score(const emix_model* model, const emix_options* options, const void* x,
+                       int64_t rows, int64_t cols, int dtype, int memory,
+                       const double* sample_weight, double* score) {
+  return evaluate(
+      "emix_score", model, x, rows, cols, dtype, memory, score, [&](const emix::DataView& view) {
+        *score = emix::score(model->model, view, emix::capi::engine_of(options), sample_weight);
+      });
+}
+
+emix_status emix_bic(const emix_model* model, const emix_options* options, const void* x,
+                     int64_t rows, int64_t cols, int dtype, int memory, double* bic) {
+  return evaluate("emix_bic", model, x, rows, cols, dtype, memory, bic,
+                  [&](const emix::DataView& view) {
+                    *bic = emix::bic(model->model, view, emix::capi::engine_of(options));
+                  });
+}
+
+emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,
+                     int64_t rows, int64_t cols, int dtype, int memory, double* aic) {
+  return evaluate("emix_aic", model, x, rows, cols, dtype, memory, aic,
+                  [&](const emix::DataView& view) {
+                    *aic = emix::aic(model->model, view, emix::capi::engine_of(options));
+                  });
+}
+
+}  // extern "C"

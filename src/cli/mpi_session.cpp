@@ -1,0 +1,52 @@
+#include "cli/mpi_session.hpp"
+
+#include <cstdlib>
+
+#if EMIX_HAS_MPI
+#include "emix/mpi.hpp"
+#endif
+
+namespace emix::cli {
+
+namespace {
+
+bool g_active = false;
+int g_rank = 0;
+int g_size = 1;
+
+// Launchers announce themselves in the environment: Open MPI, PMIx (Slurm, Open MPI 5), and
+// PMI / Hydra (MPICH, Intel MPI, MVAPICH).
+bool started_by_mpi_launcher() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"}) {
+    if (std::getenv(name)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+#if EMIX_HAS_MPI
+  if (!started_by_mpi_launcher()) return;
+  MPI_Init(argc, argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  g_active = true;
+#else
+  (void)argc;
+  (void)argv;
+#endif
+}
+
+MpiSession::~MpiSession() {
+#if EMIX_HAS_MPI
+  if (g_active) MPI_Finalize();
+  g_active = false;
+#endif
+}
+
+bool mpi_active() { return g_active; }
+int mpi_rank() { return g_rank; }
+int mpi_size() { return g_size; }
+
+}  // namespace emix::cli

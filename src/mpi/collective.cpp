@@ -1,0 +1,160 @@
+#include "mpi/collective.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <new>
+#include <vector>
+
+#include "emix/errors.hpp"
+
+namespace emix::mpi {
+
+namespace {
+
+// Exception kinds as numbers for the exchange (0: no error).
+enum Kind : int {
+  kNone = 0,
+  kInvalidArgument,
+  kIo,
+  kNotAvailable,
+  kOutOfMemory,
+  kNumerical,
+  kCuda,
+  kMpi,
+  kOther
+};
+
+Kind classify(const std::exception_ptr& error, std::string* message) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const InvalidArgument& e) {
+    *message = e.what();
+    return kInvalidArgument;
+  } catch (const IoError& e) {
+    *message = e.what();
+    return kIo;
+  } catch (const NotAvailable& e) {
+    *message = e.what();
+    return kNotAvailable;
+  } catch (const OutOfMemory& e) {
+    *message = e.what();
+    return kOutOfMemory;
+  } catch (const NumericalError& e) {
+    *message = e.what();
+    return kNumerical;
+  } catch (const CudaError& e) {
+    *message = e.what();
+    return kCuda;
+  } catch (const MpiError& e) {
+    *message = e.what();
+    return kMpi;
+  } catch (const std::bad_alloc&) {
+    *message = "out of host memory";
+    return kOutOfMemory;
+  } catch (const std::exception& e) {
+    *message = e.what();
+    return kOther;
+  } catch (...) {
+    *message = "unknown exception";
+    return kOther;
+  }
+}
+
+[[noreturn]] void raise(Kind kind, const std::string& message) {
+  switch (kind) {
+    case kInvalidArgument:
+      throw InvalidArgument(message);
+    case kIo:
+      throw IoError(message);
+    case kNotAvailable:
+      throw NotAvailable(message);
+    case kOutOfMemory:
+      throw OutOfMemory(message);
+    case kNumerical:
+      throw NumericalError(message);
+    case kCuda:
+      throw CudaError(message);
+    case kMpi:
+      throw MpiError(message);
+    case kNone:
+    case kOther:
+      break;
+  }
+  throw Error(message);
+}
+
+// MPI counts are int: larger buffers go in pieces.
+constexpr std::int64_t kMaxPiece = INT_MAX / 2;
+
+}  // namespace
+
+void check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(rc, text, &length) != MPI_SUCCESS) length = 0;
+  throw MpiError(std::string(call) +
+                 " failed: " + std::string(text, static_cast<std::size_t>(length)));
+}
+
+void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
+  int rank = 0, size = 1;
+  check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  std::string message;
+  const int kind = local_error ? classify(local_error, &message) : kNone;
+  std::vector<int> kinds(static_cast<std::size_t>(size));
+  check(MPI_Allgather(&kind, 1, MPI_INT, kinds.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  const auto failed = std::find_if(kinds.begin(), kinds.end(), [](int k) { return k != kNone; });
+  if (failed == kinds.end()) return;
+  const int root = static_cast<int>(failed - kinds.begin());
+  int length = static_cast<int>(std::min<std::size_t>(message.size(), 1 << 16));
+  check(MPI_Bcast(&length, 1, MPI_INT, root, comm), "MPI_Bcast");
+  message.resize(static_cast<std::size_t>(length));
+  check(MPI_Bcast(message.data(), length, MPI_CHAR, root, comm), "MPI_Bcast");
+  raise(static_cast<Kind>(*failed),
+        "rank " + std::to_string(root) + " of " + std::to_string(size) + ": " + message);
+}
+
+void ordered_sum(MPI_Comm comm, double* values, std::int64_t count) {
+  int rank = 0, size = 1;
+  check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  if (size == 1 || count == 0) return;
+  // Binomial tree towards rank 0: at distance `step`, rank r (a multiple of 2 step) adds what
+  // r + step holds after its own subtree, always as mine + theirs. The grouping depends on the
+  // number of ranks only.
+  std::vector<double> incoming;
+  for (int step = 1; step < size; step *= 2) {
+    if (rank % (2 * step) == step) {
+      for (std::int64_t first = 0; first < count; first += kMaxPiece) {
+        const int n = static_cast<int>(std::min(kMaxPiece, count - first));
+        check(MPI_Send(values + first, n, MPI_DOUBLE, rank - step, 0, comm), "MPI_Send");
+      }
+      break;
+    }
+    if (rank + step < size) {
+      incoming.resize(static_cast<std::size_t>(std::min(kMaxPiece, count)));
+      for (std::int64_t first = 0; first < count; first += kMaxPiece) {
+        const int n = static_cast<int>(std::min(kMaxPiece, count - first));
+        check(MPI_Recv(incoming.data(), n, MPI_DOUBLE, rank + step, 0, comm, MPI_STATUS_IGNORE),
+              "MPI_Recv");
+        for (int i = 0; i < n; ++i) values[first + i] += incoming[static_cast<std::size_t>(i)];
+      }
+    }
+  }
+  for (std::int64_t first = 0; first < count; first += kMaxPiece) {
+    const int n = static_cast<int>(std::min(kMaxPiece, count - first));
+    check(MPI_Bcast(values + first, n, MPI_DOUBLE, 0, comm), "MPI_Bcast");
+  }
+}
+
+void exclusive_sum(MPI_Comm comm, double* values, std::int64_t count) {
+  for (std::int64_t first = 0; first < count; first += kMaxPiece) {
+    const int n = static_cast<int>(std::min(kMaxPiece, count - first));
+    check(MPI_Allreduce(MPI_IN_PLACE, values + first, n, MPI_DOUBLE, MPI_SUM, comm),
+          "MPI_Allreduce");
+  }
+}
+
+}  // namespace emix::mpi

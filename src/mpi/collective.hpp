@@ -1,0 +1,30 @@
+// The collectives a distributed fit is built from, each deterministic and identical on every
+// rank, and the rule that keeps a failure on one rank from leaving the others waiting.
+#pragma once
+
+#include "emix/emix_mpi.h"  // <mpi.h>, without MPI's C++ bindings
+
+#include <cstdint>
+#include <exception>
+#include <string>
+
+namespace emix::mpi {
+
+// Throws MpiError naming `call` unless rc is MPI_SUCCESS.
+void check(int rc, const char* call);
+
+// Collective. Every rank passes what its last local step threw (or null). When any rank failed,
+// every rank throws: the exception type of the lowest failing rank, with its message prefixed
+// "rank R of P: ". Returns normally on every rank when none failed.
+void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error);
+
+// Collective. Sums `count` doubles elementwise across ranks in a fixed binomial-tree order and
+// broadcasts the result, so every rank holds bitwise the same sums whatever MPI_Allreduce's
+// algorithm would have done. On one rank the values are left as they are.
+void ordered_sum(MPI_Comm comm, double* values, std::int64_t count);
+
+// Collective. Elementwise sum where each element is nonzero on at most one rank (an exact
+// operation in any order): how rows owned by one rank reach all.
+void exclusive_sum(MPI_Comm comm, double* values, std::int64_t count);
+
+}  // namespace emix::mpi

@@ -1,0 +1,243 @@
+// mpi::fit: the single-process EM driver (run_em) on an engine whose statistics are the sum
+// over ranks. Each rank's own engine (CPU or GPU) sees only its rows; rows are numbered
+// globally in rank order, which is how initialisation and re-seeding address them.
+#include "emix/mpi.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/em.hpp"
+#include "core/engine.hpp"
+#include "core/validate.hpp"
+#include "emix/errors.hpp"
+#include "mpi/collective.hpp"
+
+namespace emix::mpi {
+
+namespace {
+
+int rank_of(MPI_Comm comm) {
+  int rank = 0;
+  check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  return rank;
+}
+
+int size_of(MPI_Comm comm) {
+  int size = 1;
+  check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  return size;
+}
+
+// This rank's index among the ranks of `comm` on the same node.
+int node_rank(MPI_Comm comm) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+  const int rank = rank_of(node);
+  MPI_Comm_free(&node);
+  return rank;
+}
+
+// Runs `step` on this rank, then agrees with the others on whether every rank succeeded.
+template <typename Step>
+void on_every_rank(MPI_Comm comm, Step&& step) {
+  std::exception_ptr error;
+  try {
+    step();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  raise_if_any_failed(comm, error);
+}
+
+class DistributedEngine final : public Engine {
+ public:
+  // local: this rank's engine, or null when it holds no rows; first_row: its first global row.
+  DistributedEngine(MPI_Comm comm, std::unique_ptr<Engine> local, std::int64_t first_row,
+                    std::int64_t rows, int cols)
+      : comm_(comm),
+        size_(size_of(comm)),
+        local_(std::move(local)),
+        first_row_(first_row),
+        rows_(rows),
+        cols_(cols) {}
+
+  std::string name() const override {
+    const std::string ranks = std::to_string(size_) + " MPI rank" + (size_ == 1 ? "" : "s");
+    return local_ ? local_->name() + " x " + ranks : "no local rows, " + ranks;
+  }
+
+  void accumulate(const PreparedModel& model, double* stats) override {
+    const auto n = static_cast<std::int64_t>(model.layout.size());
+    // One more element, the number of ranks that failed, travels with the statistics so that
+    // a failure costs no extra collective when there is none.
+    buffer_.assign(static_cast<std::size_t>(n + 1), 0.0);
+    std::exception_ptr error;
+    if (local_) {
+      try {
+        local_->accumulate(model, buffer_.data());
+      } catch (...) {
+        error = std::current_exception();
+        buffer_[static_cast<std::size_t>(n)] = 1;
+      }
+    }
+    ordered_sum(comm_, buffer_.data(), n + 1);
+    if (buffer_[static_cast<std::size_t>(n)] != 0) raise_if_any_failed(comm_, error);
+    std::copy(buffer_.begin(), buffer_.end() - 1, stats);
+  }
+
+  // This rank's rows only (not used by the fit).
+  void evaluate(const PreparedModel& model, double* log_prob, double* resp,
+                std::int32_t* labels) override {
+    if (local_) local_->evaluate(model, log_prob, resp, labels);
+  }
+
+  void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
+    std::fill(out, out + count * cols_, 0.0);
+    std::exception_ptr error;
+    try {
+      std::vector<std::int64_t> mine, where;
+      for (std::int64_t i = 0; i < count; ++i) {
+        if (idx[i] >= first_row_ && idx[i] < first_row_ + rows_) {
+          mine.push_back(idx[i] - first_row_);
+          where.push_back(i);
+        }
+      }
+      if (!mine.empty()) {
+        std::vector<double> rows(mine.size() * static_cast<std::size_t>(cols_));
+        local_->gather_rows(mine.data(), static_cast<std::int64_t>(mine.size()), rows.data());
+        for (std::size_t j = 0; j < mine.size(); ++j) {
+          std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(j * cols_), cols_,
+                      out + where[j] * cols_);
+        }
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    raise_if_any_failed(comm_, error);
+    exclusive_sum(comm_, out, count * cols_);
+  }
+
+ private:
+  MPI_Comm comm_;
+  int size_;
+  std::unique_ptr<Engine> local_;
+  std::int64_t first_row_;
+  std::int64_t rows_;
+  int cols_;
+  std::vector<double> buffer_;
+};
+
+}  // namespace
+
+Shard shard_rows(std::int64_t total_rows, int rank, int size) {
+  if (total_rows < 0 || size < 1 || rank < 0 || rank >= size) {
+    throw InvalidArgument("shard_rows: need total_rows >= 0 and 0 <= rank < size, got " +
+                          std::to_string(total_rows) + ", " + std::to_string(rank) + ", " +
+                          std::to_string(size));
+  }
+  const std::int64_t base = total_rows / size;
+  const std::int64_t extra = total_rows % size;
+  Shard shard;
+  shard.first_row = base * rank + std::min<std::int64_t>(rank, extra);
+  shard.row_count = base + (rank < extra ? 1 : 0);
+  return shard;
+}
+
+FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& options,
+              const double* local_sample_weight) {
+  const int rank = rank_of(comm);
+  const int size = size_of(comm);
+
+  // The shape of the whole first (every rank learns every rank's rows and columns, and whether
+  // it has weights), so that a rank's complaint about its data can name the global rows.
+  const std::int64_t mine[3] = {local_rows.rows, local_rows.cols, local_sample_weight ? 1 : 0};
+  std::vector<std::int64_t> shapes(static_cast<std::size_t>(3 * size));
+  check(MPI_Allgather(mine, 3, MPI_INT64_T, shapes.data(), 3, MPI_INT64_T, comm), "MPI_Allgather");
+  std::int64_t total_rows = 0, first_row = 0, cols = 0;
+  int reference = -1;  // the first rank with rows: its width is the data's
+  for (int r = 0; r < size; ++r) {
+    const std::int64_t rows = shapes[3 * r], width = shapes[3 * r + 1];
+    if (r == rank) first_row = total_rows;
+    total_rows += rows;
+    if (rows <= 0) continue;
+    if (reference < 0) {
+      reference = r;
+      cols = width;
+    } else if (width != cols) {
+      throw InvalidArgument("rank " + std::to_string(r) + " of " + std::to_string(size) +
+                            ": its rows have " + std::to_string(width) + " columns, but rank " +
+                            std::to_string(reference) + "'s have " + std::to_string(cols));
+    }
+    if (shapes[3 * r + 2] != shapes[3 * reference + 2]) {
+      throw InvalidArgument("sample weights: rank " + std::to_string(r) +
+                            (shapes[3 * r + 2] ? " passes" : " does not pass") + " them but rank " +
+                            std::to_string(reference) +
+                            (shapes[3 * r + 2] ? " does not" : " does"));
+    }
+  }
+  on_every_rank(comm, [&] {
+    try {
+      if (local_rows.rows < 0) throw InvalidArgument("data: negative number of rows");
+      if (local_rows.rows > 0) validate_fit_data(local_rows, options);
+      validate_sample_weight(local_sample_weight, local_rows.rows, false);
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(std::string(e.what()) + " (this rank's rows are rows " +
+                            std::to_string(first_row + 1) + " to " +
+                            std::to_string(first_row + local_rows.rows) + " of all)");
+    }
+  });
+  if (total_rows == 0)
+    throw InvalidArgument("data: no rows on any of the " + std::to_string(size) + " ranks");
+  on_every_rank(comm, [&] { validate_fit_options(options, cols); });
+  if (options.n_components > total_rows) {
+    throw InvalidArgument("n_components = " + std::to_string(options.n_components) +
+                          " is larger than the number of rows (" + std::to_string(total_rows) +
+                          " over " + std::to_string(size) + " ranks)");
+  }
+  if (local_sample_weight) {
+    double weight_sum = 0;
+    for (std::int64_t n = 0; n < local_rows.rows; ++n) weight_sum += local_sample_weight[n];
+    ordered_sum(comm, &weight_sum, 1);
+    if (!(weight_sum > 0)) throw InvalidArgument("sample weights sum to 0 over all ranks");
+  }
+
+  EngineOptions engine_options = options.engine;
+  const bool host_data_on_gpu = local_rows.space == MemorySpace::kHost &&
+                                (engine_options.device == Device::kGpu ||
+                                 (engine_options.device == Device::kAuto && gpu_available()));
+  const int local_index = node_rank(comm);  // collective: every rank asks
+  if (host_data_on_gpu && engine_options.gpu_device < 0 && gpu_count() > 0) {
+    engine_options.gpu_device = local_index % gpu_count();
+  }
+  std::unique_ptr<Engine> local_engine;
+  on_every_rank(comm, [&] {
+    if (local_rows.rows > 0) {
+      local_engine = make_engine(local_rows, local_sample_weight, engine_options);
+    }
+  });
+  DistributedEngine engine(comm, std::move(local_engine), first_row, local_rows.rows,
+                           static_cast<int>(cols));
+
+  const WeightGather gather_weights = [&](const std::int64_t* idx, std::int64_t count,
+                                          double* out) {
+    if (!local_sample_weight) {
+      std::fill(out, out + count, 1.0);
+      return;
+    }
+    std::fill(out, out + count, 0.0);
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (idx[i] >= first_row && idx[i] < first_row + local_rows.rows) {
+        out[i] = local_sample_weight[idx[i] - first_row];
+      }
+    }
+    exclusive_sum(comm, out, count);
+  };
+  return run_em(engine, total_rows, static_cast<int>(cols), local_rows.dtype, gather_weights,
+                options);
+}
+
+}  // namespace emix::mpi

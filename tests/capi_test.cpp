@@ -1,0 +1,319 @@
+// The C API (emix/emix.h) against the C++ API it wraps: the same fits and evaluations, every
+// option reaching the fit, and every failure a status code with a message (no exception).
+#include "emix/emix.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace emix {
+namespace {
+
+using testing::random_model;
+
+// Owns the handles a test creates.
+struct Handles {
+  emix_options* options = nullptr;
+  std::vector<emix_model*> models;
+  Handles() { EXPECT_EQ(emix_options_create(&options), EMIX_OK); }
+  ~Handles() {
+    for (emix_model* m : models) emix_model_destroy(m);
+    emix_options_destroy(options);
+  }
+  emix_model* keep(emix_model* m) {
+    models.push_back(m);
+    return m;
+  }
+};
+
+std::vector<double> get(const emix_model* m, emix_status (*getter)(const emix_model*, double*),
+                        std::size_t n) {
+  std::vector<double> out(n);
+  EXPECT_EQ(getter(m, out.data()), EMIX_OK) << emix_last_error();
+  return out;
+}
+
+struct Shape {
+  Family family;
+  Covariance covariance;
+};
+
+class CapiFit : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(CapiFit, EqualsTheCppFitAndEvaluations) {
+  const Shape s = GetParam();
+  const Model truth = random_model(s.family, s.covariance, 3, 4, 21, 5);
+  const Sample data = sample(truth, 800, 22);
+  FitOptions cpp;
+  cpp.n_components = 3;
+  cpp.family = s.family;
+  cpp.covariance = s.covariance;
+  cpp.trials = 5;
+  cpp.seed = 3;
+  cpp.max_iter = 25;
+  cpp.engine.device = Device::kCpu;
+  const DataView view = DataView::host(data.x.data(), 800, 4);
+  const FitReport expected = fit(view, cpp);
+
+  Handles h;
+  emix_options_set_n_components(h.options, 3);
+  emix_options_set_family(h.options, static_cast<int>(s.family));
+  emix_options_set_covariance(h.options, static_cast<int>(s.covariance));
+  emix_options_set_trials(h.options, 5);
+  emix_options_set_seed(h.options, 3);
+  emix_options_set_max_iter(h.options, 25);
+  ASSERT_EQ(emix_options_set_device(h.options, EMIX_DEVICE_CPU), EMIX_OK);
+  emix_model* model = nullptr;
+  emix_fit_result result{};
+  ASSERT_EQ(
+      emix_fit(h.options, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, &result),
+      EMIX_OK)
+      << emix_last_error();
+  h.keep(model);
+
+  EXPECT_EQ(result.n_iter, expected.n_iter);
+  EXPECT_EQ(result.converged, expected.converged ? 1 : 0);
+  EXPECT_EQ(result.log_likelihood, expected.log_likelihood);
+  int family = -1, covariance = -1, k = 0, d = 0, trials = 0;
+  ASSERT_EQ(emix_model_shape(model, &family, &covariance, &k, &d, &trials), EMIX_OK);
+  EXPECT_EQ(family, static_cast<int>(s.family));
+  EXPECT_EQ(k, 3);
+  EXPECT_EQ(d, 4);
+  const Model& m = expected.model;
+  EXPECT_EQ(get(model, emix_model_get_weights, 3), m.weights);
+  if (s.family == Family::kGaussian) {
+    EXPECT_EQ(covariance, static_cast<int>(s.covariance));
+    std::int64_t size = 0;
+    ASSERT_EQ(emix_model_covariance_size(model, &size), EMIX_OK);
+    EXPECT_EQ(static_cast<std::size_t>(size), m.covariances.size());
+    EXPECT_EQ(get(model, emix_model_get_means, 12), m.means);
+    EXPECT_EQ(get(model, emix_model_get_covariances, m.covariances.size()), m.covariances);
+    EXPECT_EQ(emix_model_get_probabilities(model, std::vector<double>(12).data()),
+              EMIX_INVALID_ARGUMENT);
+  } else {
+    EXPECT_EQ(get(model, emix_model_get_probabilities, 12), m.probabilities);
+    EXPECT_EQ(emix_model_get_means(model, std::vector<double>(12).data()), EMIX_INVALID_ARGUMENT);
+  }
+  std::int64_t p = 0;
+  ASSERT_EQ(emix_model_n_parameters(model, &p), EMIX_OK);
+  EXPECT_EQ(p, m.n_parameters());
+
+  // Evaluations, with float data too.
+  std::vector<float> xf(data.x.begin(), data.x.end());
+  const DataView view_f = DataView::host(xf.data(), 800, 4);
+  std::vector<std::int32_t> labels(800);
+  ASSERT_EQ(
+      emix_predict(model, h.options, xf.data(), 800, 4, EMIX_FLOAT32, EMIX_HOST, labels.data()),
+      EMIX_OK);
+  EXPECT_EQ(labels, predict(m, view_f, cpp.engine));
+  std::vector<double> resp(800 * 3), log_prob(800);
+  ASSERT_EQ(emix_predict_proba(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST,
+                               resp.data()),
+            EMIX_OK);
+  EXPECT_EQ(resp, predict_proba(m, view));
+  ASSERT_EQ(emix_score_samples(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST,
+                               log_prob.data()),
+            EMIX_OK);
+  EXPECT_EQ(log_prob, score_samples(m, view));
+  double value = 0;
+  ASSERT_EQ(
+      emix_score(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, nullptr, &value),
+      EMIX_OK);
+  EXPECT_EQ(value, score(m, view));
+  ASSERT_EQ(emix_bic(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, &value),
+            EMIX_OK);
+  EXPECT_EQ(value, bic(m, view));
+  ASSERT_EQ(emix_aic(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, &value),
+            EMIX_OK);
+  EXPECT_EQ(value, aic(m, view));
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFamily, CapiFit,
+                         ::testing::Values(Shape{Family::kGaussian, Covariance::kFull},
+                                           Shape{Family::kGaussian, Covariance::kDiag},
+                                           Shape{Family::kGaussian, Covariance::kSpherical},
+                                           Shape{Family::kGaussian, Covariance::kTied},
+                                           Shape{Family::kBernoulli, Covariance::kFull},
+                                           Shape{Family::kBinomial, Covariance::kFull}),
+                         [](const ::testing::TestParamInfo<Shape>& param_info) {
+                           std::string name = testing::describe(param_info.param.family,
+                                                                param_info.param.covariance);
+                           for (char& c : name) c = c == '-' ? '_' : c;
+                           return name;
+                         });
+
+void count_iterations(const emix_iteration_info* info, void* user_data) {
+  auto* seen = static_cast<std::vector<int>*>(user_data);
+  seen->push_back(info->init_run * 1000 + info->iteration);
+}
+
+TEST(CapiOptions, EveryOptionReachesTheFit) {
+  const Model truth = random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 5);
+  const Sample data = sample(truth, 500, 6);
+  Handles h;
+  emix_model* start = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_DIAG, 2, 3, 1, truth.weights.data(),
+                              truth.means.data(), truth.covariances.data(), nullptr, &start),
+            EMIX_OK)
+      << emix_last_error();
+  h.keep(start);
+  std::vector<int> seen;
+  emix_options_set_n_components(h.options, 2);
+  emix_options_set_covariance(h.options, EMIX_DIAG);
+  emix_options_set_init_model(h.options, start);
+  emix_options_set_fixed_weights(h.options, 1);
+  emix_options_set_max_iter(h.options, 4);
+  emix_options_set_tol(h.options, 0);
+  emix_options_set_reg_covar(h.options, 1e-3);
+  emix_options_set_device(h.options, EMIX_DEVICE_CPU);
+  emix_options_set_n_threads(h.options, 1);
+  emix_options_set_block_rows(h.options, 64);
+  emix_options_set_iteration_callback(h.options, count_iterations, &seen);
+  emix_model* model = nullptr;
+  emix_fit_result result{};
+  ASSERT_EQ(
+      emix_fit(h.options, data.x.data(), 500, 3, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, &result),
+      EMIX_OK)
+      << emix_last_error();
+  h.keep(model);
+  EXPECT_EQ(result.n_iter, 4);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(get(model, emix_model_get_weights, 2), truth.weights);  // fixed
+
+  FitOptions cpp;
+  cpp.n_components = 2;
+  cpp.covariance = Covariance::kDiag;
+  cpp.init_model = truth;
+  cpp.fixed_weights = true;
+  cpp.max_iter = 4;
+  cpp.tol = 0;
+  cpp.reg_covar = 1e-3;
+  cpp.engine.device = Device::kCpu;
+  cpp.engine.n_threads = 1;
+  cpp.engine.block_rows = 64;  // tiles group the sums: bitwise equality needs the same tiles
+  const FitReport expected = fit(DataView::host(data.x.data(), 500, 3), cpp);
+  EXPECT_EQ(get(model, emix_model_get_covariances, 6), expected.model.covariances);
+
+  // Restarts and random initialisation: n_init picks the best, best_init says which.
+  Handles r;
+  emix_options_set_n_components(r.options, 2);
+  emix_options_set_covariance(r.options, EMIX_DIAG);
+  emix_options_set_init(r.options, EMIX_INIT_RANDOM_FROM_DATA);
+  emix_options_set_n_init(r.options, 3);
+  emix_options_set_seed(r.options, 8);
+  emix_options_set_kmeans_iter(r.options, 2);
+  emix_options_set_init_max_rows(r.options, 100);
+  emix_options_set_device(r.options, EMIX_DEVICE_CPU);
+  ASSERT_EQ(
+      emix_fit(r.options, data.x.data(), 500, 3, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, &result),
+      EMIX_OK);
+  r.keep(model);
+  FitOptions restarts;
+  restarts.n_components = 2;
+  restarts.covariance = Covariance::kDiag;
+  restarts.init = Init::kRandomFromData;
+  restarts.n_init = 3;
+  restarts.seed = 8;
+  restarts.kmeans_iter = 2;
+  restarts.init_max_rows = 100;
+  restarts.engine.device = Device::kCpu;
+  const FitReport best = fit(DataView::host(data.x.data(), 500, 3), restarts);
+  EXPECT_EQ(result.best_init, best.best_init);
+  EXPECT_EQ(result.log_likelihood, best.log_likelihood);
+}
+
+TEST(CapiModels, FilesRoundTripAndWarningsAreReadable) {
+  const Model truth = random_model(Family::kBernoulli, Covariance::kFull, 2, 1, 9);
+  std::vector<double> x(400);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 3 == 0 ? 1.0 : 0.0;
+  Handles h;
+  emix_options_set_n_components(h.options, 2);
+  emix_options_set_family(h.options, EMIX_BERNOULLI);
+  emix_options_set_device(h.options, EMIX_DEVICE_CPU);
+  emix_model* model = nullptr;
+  emix_fit_result result{};
+  ASSERT_EQ(
+      emix_fit(h.options, x.data(), 400, 1, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, &result),
+      EMIX_OK);
+  h.keep(model);
+  // One Bernoulli feature: not identifiable, which the fit reports as a warning.
+  int count = 0;
+  ASSERT_EQ(emix_model_warning_count(model, &count), EMIX_OK);
+  EXPECT_EQ(count, result.n_warnings);
+  ASSERT_GE(count, 1);
+  const char* text = nullptr;
+  ASSERT_EQ(emix_model_warning(model, count - 1, &text), EMIX_OK);
+  EXPECT_NE(std::string(text).find("not identifiable"), std::string::npos) << text;
+  EXPECT_EQ(emix_model_warning(model, count, &text), EMIX_INVALID_ARGUMENT);
+
+  const std::string path = ::testing::TempDir() + "capi_model.json";
+  ASSERT_EQ(emix_model_write(model, path.c_str()), EMIX_OK) << emix_last_error();
+  emix_model* back = nullptr;
+  ASSERT_EQ(emix_model_read(path.c_str(), &back), EMIX_OK) << emix_last_error();
+  h.keep(back);
+  EXPECT_EQ(get(back, emix_model_get_probabilities, 2),
+            get(model, emix_model_get_probabilities, 2));
+  EXPECT_EQ(get(back, emix_model_get_weights, 2), get(model, emix_model_get_weights, 2));
+  std::remove(path.c_str());
+}
+
+TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
+  Handles h;
+  emix_model* model = nullptr;
+  const double x[6] = {0, 1, 2, 3, NAN, 5};
+
+  EXPECT_EQ(emix_fit(nullptr, x, 3, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(), "emix_fit: emix_fit: options is NULL");
+  EXPECT_EQ(emix_fit(h.options, x, 3, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("row 3, column 1 is nan"), std::string::npos)
+      << emix_last_error();
+  EXPECT_EQ(model, nullptr);
+  EXPECT_EQ(emix_fit(h.options, x, 3, 2, 7, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("dtype is 7"), std::string::npos);
+  emix_options_set_n_components(h.options, 5);
+  EXPECT_EQ(emix_fit(h.options, x, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("larger than the number of rows"),
+            std::string::npos);
+  EXPECT_EQ(emix_options_set_covariance(h.options, -1), EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(emix_options_set_device(nullptr, EMIX_DEVICE_CPU), EMIX_INVALID_ARGUMENT);
+
+  const double bad_weights[2] = {0.7, 0.7};
+  const double means[2] = {0, 1};
+  const double variances[2] = {1, 1};
+  EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 2, 1, 1, bad_weights, means, variances,
+                              nullptr, &model),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("sum"), std::string::npos) << emix_last_error();
+  EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 2, 1, 1, bad_weights, nullptr,
+                              variances, nullptr, &model),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("means"), std::string::npos);
+
+  EXPECT_EQ(emix_model_read("/nonexistent/model.json", &model), EMIX_IO_ERROR);
+  EXPECT_NE(std::string(emix_last_error()).find("/nonexistent/model.json"), std::string::npos);
+
+  if (!gpu_available()) {
+    emix_options_set_n_components(h.options, 1);
+    emix_options_set_device(h.options, EMIX_DEVICE_GPU);
+    const double fine[4] = {0, 1, 2, 3};
+    EXPECT_EQ(emix_fit(h.options, fine, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+              EMIX_NOT_AVAILABLE);
+    EXPECT_NE(std::string(emix_last_error()).find("gpu"), std::string::npos);
+  }
+  EXPECT_STREQ(emix_status_name(EMIX_NOT_AVAILABLE), "EMIX_NOT_AVAILABLE");
+  EXPECT_STREQ(emix_version(), EMIX_VERSION_STRING);
+  emix_model_destroy(nullptr);
+  emix_options_destroy(nullptr);
+}
+
+}  // namespace
+}  // namespace emix

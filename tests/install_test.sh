@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# cmake --install into a fresh prefix, then: no build or source path in the installed text
+# files or in the binaries' run paths; examples/ (C++, C, Fortran, and MPI where built) configured
+# with find_package(emix 0.1) against that prefix, built and run; the C example also built
+# with pkg-config alone.
+#   install_test.sh BUILD_DIR SOURCE_DIR [MPIEXEC]
+set -euo pipefail
+build=$(cd "$1" && pwd)
+source=$(cd "$2" && pwd)
+mpiexec=${3:-}
+work=$(mktemp -d "${TMPDIR:-/tmp}/emix-install-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for f in lib/libemix.so lib/libemix.a lib/cmake/emix/emixConfig.cmake \
+         lib/cmake/emix/emixConfigVersion.cmake lib/pkgconfig/emix.pc include/emix/emix.h \
+         include/emix/emix.hpp include/emix/config.h share/emix/fortran/emix.f90 bin/emix; do
+  [ -e "$prefix/$f" ] || { echo "FAIL: $f was not installed" >&2; exit 1; }
+done
+
+# grep -I skips binary files: the text files must not name where emix was built from.
+if leaks=$(grep -rIl -e "$build" -e "$source" "$prefix"); then
+  echo "FAIL: installed files name the build or source tree:" >&2
+  echo "$leaks" >&2
+  exit 1
+fi
+for binary in "$prefix"/lib/libemix.so "$prefix"/bin/emix; do
+  if readelf -d "$binary" | grep -E 'RPATH|RUNPATH' | grep -q -e "$build" -e "$source"; then
+    echo "FAIL: $binary has a run path into the build tree" >&2
+    exit 1
+  fi
+done
+
+cmake -S "$source/examples" -B "$work/examples" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" 2>&1 ||
+  { cat "$work/configure.log" >&2; exit 1; }
+cmake --build "$work/examples" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+
+cd "$work"
+for example in fit_cpp fit_cpp_static fit_c fit_fortran; do
+  if [ ! -x "$work/examples/$example" ]; then
+    [ "$example" = fit_fortran ] && { echo "skip $example: no Fortran compiler"; continue; }
+    echo "FAIL: $example was not built" >&2
+    exit 1
+  fi
+  echo "== $example"
+  "$work/examples/$example"
+done
+if [ -x "$work/examples/fit_mpi_c" ] && [ -n "$mpiexec" ]; then
+  echo "== mpiexec -n 3 fit_mpi_c"
+  "$mpiexec" -n 3 "$work/examples/fit_mpi_c"
+fi
+
+echo "== fit.c with pkg-config"
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+# shellcheck disable=SC2046
+cc -std=c99 "$source/examples/fit.c" -o "$work/fit_c_pkgconfig" $(pkg-config --cflags --libs emix) -lm
+LD_LIBRARY_PATH=$prefix/lib "$work/fit_c_pkgconfig"
+[ "$(pkg-config --modversion emix)" = "$(sed -n 's/.*EMIX_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/emix/config.h")" ]
+echo "install test passed"

@@ -1,0 +1,295 @@
+// emix::mpi::fit under mpiexec -n 1, 2 and 3 (tests/CMakeLists.txt runs it each way). Every rank
+// also fits all the rows alone with emix::fit, the reference the distributed fit must equal.
+//
+// Tolerance: the distributed statistics are the same sums grouped by rank (a fixed tree), so
+// they differ from the single-process sums by rounding, about 1e-16 relative per addition. On
+// these well-conditioned problems EM contracts such differences; 1e-9 relative on every
+// parameter (and the same number of iterations) leaves a margin of about 10^5 over what the
+// runs show, and is far below any real disagreement (a wrong shard, a row counted twice).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "emix/emix.hpp"
+#include "emix/emix_mpi.h"
+#include "emix/mpi.hpp"
+
+namespace {
+
+int g_rank = 0;
+int g_size = 1;
+int g_failures = 0;
+
+#define EXPECT(cond, ...)                                                                       \
+  do {                                                                                          \
+    if (!(cond)) {                                                                              \
+      ++g_failures;                                                                             \
+      std::fprintf(stderr, "rank %d: %s:%d: expected %s: ", g_rank, __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                                                        \
+      std::fprintf(stderr, "\n");                                                               \
+    }                                                                                           \
+  } while (0)
+
+std::vector<double> parameters(const emix::Model& m) {
+  std::vector<double> p = m.weights;
+  for (const auto* v : {&m.means, &m.covariances, &m.probabilities}) {
+    p.insert(p.end(), v->begin(), v->end());
+  }
+  return p;
+}
+
+double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1e-12, std::abs(b[i])));
+  }
+  return worst;
+}
+
+// Rows owned by each rank: `counts` (summing to the rows), else an even split.
+struct Split {
+  std::int64_t first = 0;
+  std::int64_t count = 0;
+};
+Split my_rows(std::int64_t rows, const std::vector<std::int64_t>& counts) {
+  if (counts.empty()) {
+    const emix::mpi::Shard s = emix::mpi::shard_rows(rows, g_rank, g_size);
+    return {s.first_row, s.row_count};
+  }
+  Split s;
+  for (int r = 0; r < g_rank; ++r) s.first += counts[static_cast<std::size_t>(r)];
+  s.count = counts[static_cast<std::size_t>(g_rank)];
+  return s;
+}
+
+// Every rank holds bitwise the same parameters.
+bool same_on_every_rank(const std::vector<double>& p) {
+  std::vector<double> root = p;
+  MPI_Bcast(root.data(), static_cast<int>(root.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  int same = std::memcmp(root.data(), p.data(), p.size() * sizeof(double)) == 0;
+  int all = 0;
+  MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return all == 1;
+}
+
+void compare_with_single_process(const std::string& name, const emix::Model& truth,
+                                 std::int64_t rows, const emix::FitOptions& options,
+                                 const std::vector<std::int64_t>& counts = {},
+                                 bool weighted = false) {
+  const emix::Sample data = emix::sample(truth, rows, 11);
+  const int d = truth.n_features;
+  std::vector<double> weights;
+  if (weighted) {
+    for (std::int64_t n = 0; n < rows; ++n) weights.push_back(0.5 + static_cast<double>(n % 4));
+  }
+  const emix::FitReport single = emix::fit(emix::DataView::host(data.x.data(), rows, d), options,
+                                           weighted ? weights.data() : nullptr);
+  const Split mine = my_rows(rows, counts);
+  const emix::FitReport distributed = emix::mpi::fit(
+      MPI_COMM_WORLD, emix::DataView::host(data.x.data() + mine.first * d, mine.count, d), options,
+      weighted ? weights.data() + mine.first : nullptr);
+  const double diff =
+      max_relative_difference(parameters(distributed.model), parameters(single.model));
+  EXPECT(diff < 1e-9, "%s: parameters differ from the single-process fit by %.3g", name.c_str(),
+         diff);
+  EXPECT(distributed.n_iter == single.n_iter, "%s: %d iterations, single process %d", name.c_str(),
+         distributed.n_iter, single.n_iter);
+  EXPECT(std::abs(distributed.log_likelihood - single.log_likelihood) <=
+             1e-9 * std::abs(single.log_likelihood),
+         "%s: log-likelihood %.17g, single process %.17g", name.c_str(), distributed.log_likelihood,
+         single.log_likelihood);
+  EXPECT(same_on_every_rank(parameters(distributed.model)), "%s: the ranks' models differ",
+         name.c_str());
+  if (g_rank == 0) {
+    std::printf("%-44s %d ranks: %2d iterations, max relative difference %.2g\n", name.c_str(),
+                g_size, distributed.n_iter, diff);
+  }
+}
+
+emix::FitOptions options_for(const emix::Model& truth) {
+  emix::FitOptions o;
+  o.n_components = truth.n_components;
+  o.family = truth.family;
+  o.covariance = truth.covariance;
+  o.trials = truth.trials;
+  o.seed = 5;
+  o.max_iter = 30;
+  o.tol = 0;
+  o.engine.device = emix::Device::kCpu;
+  o.engine.n_threads = 1;
+  return o;
+}
+
+emix::Model gaussian(emix::Covariance covariance, int k, int d) {
+  emix::Model m;
+  m.family = emix::Family::kGaussian;
+  m.covariance = covariance;
+  m.n_components = k;
+  m.n_features = d;
+  m.weights.assign(static_cast<std::size_t>(k), 1.0 / k);
+  for (int c = 0; c < k; ++c) {
+    for (int j = 0; j < d; ++j) m.means.push_back(6.0 * ((c + j) % k) - 3.0 * j);
+  }
+  switch (covariance) {
+    case emix::Covariance::kFull:
+      for (int c = 0; c < k; ++c) {
+        for (int i = 0; i < d; ++i) {
+          for (int j = 0; j < d; ++j) m.covariances.push_back(i == j ? 1.0 + 0.2 * c : 0.3);
+        }
+      }
+      break;
+    case emix::Covariance::kDiag:
+      for (int i = 0; i < k * d; ++i) m.covariances.push_back(0.5 + 0.1 * (i % 5));
+      break;
+    case emix::Covariance::kSpherical:
+      for (int c = 0; c < k; ++c) m.covariances.push_back(1.0 + 0.5 * c);
+      break;
+    case emix::Covariance::kTied:
+      for (int i = 0; i < d; ++i) {
+        for (int j = 0; j < d; ++j) m.covariances.push_back(i == j ? 1.5 : 0.4);
+      }
+      break;
+  }
+  return m;
+}
+
+emix::Model bernoulli(int k, int d) {
+  emix::Model m;
+  m.family = emix::Family::kBernoulli;
+  m.n_components = k;
+  m.n_features = d;
+  m.weights.assign(static_cast<std::size_t>(k), 1.0 / k);
+  for (int i = 0; i < k * d; ++i) m.probabilities.push_back(i % 3 == 0 ? 0.9 : 0.15);
+  return m;
+}
+
+// A failure on one rank: every rank must get the same error (and none may hang).
+void expect_same_error_everywhere(
+    const std::string& name, int bad_rank,
+    const std::function<void(emix::DataView&, std::vector<double>&)>& spoil,
+    const std::string& words) {
+  const emix::Model truth = gaussian(emix::Covariance::kDiag, 2, 3);
+  const emix::Sample data = emix::sample(truth, 300, 3);
+  const Split mine = my_rows(300, {});
+  std::vector<double> local(data.x.begin() + mine.first * 3,
+                            data.x.begin() + (mine.first + mine.count) * 3);
+  emix::DataView view = emix::DataView::host(local.data(), mine.count, 3);
+  if (g_rank == bad_rank) spoil(view, local);
+  std::string message;
+  try {
+    emix::mpi::fit(MPI_COMM_WORLD, view, options_for(truth));
+  } catch (const emix::InvalidArgument& e) {
+    message = e.what();
+  }
+  EXPECT(message.find(words) != std::string::npos, "%s: the error \"%s\" does not say \"%s\"",
+         name.c_str(), message.c_str(), words.c_str());
+  // Every rank got exactly rank 0's message.
+  std::vector<char> root(message.begin(), message.end());
+  int length = static_cast<int>(root.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  root.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(root.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  EXPECT(std::string(root.begin(), root.end()) == message, "%s: rank 0 said \"%.*s\"", name.c_str(),
+         length, root.data());
+  if (g_rank == 0)
+    std::printf("%-44s %d ranks: every rank: %s\n", name.c_str(), g_size, message.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  try {
+    using emix::Covariance;
+    for (Covariance c :
+         {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical, Covariance::kTied}) {
+      const emix::Model truth = gaussian(c, 3, 4);
+      compare_with_single_process(std::string("gaussian ") + emix::to_string(c), truth, 2000,
+                                  options_for(truth));
+    }
+    {
+      // Initialisation on a sample (init_max_rows < rows): drawn across ranks as one process
+      // would, then k-means++ on it.
+      const emix::Model truth = gaussian(Covariance::kFull, 4, 3);
+      emix::FitOptions o = options_for(truth);
+      o.init_max_rows = 700;
+      o.n_init = 2;
+      compare_with_single_process("sampled k-means++ init, 2 restarts", truth, 3001, o);
+    }
+    {
+      const emix::Model truth = bernoulli(3, 8);
+      compare_with_single_process("bernoulli, weighted", truth, 1500, options_for(truth), {}, true);
+    }
+    {
+      // Uneven shards, and rank 0 with no rows at all.
+      const emix::Model truth = gaussian(Covariance::kFull, 2, 2);
+      std::vector<std::int64_t> counts(static_cast<std::size_t>(g_size), 0);
+      std::int64_t left = 1000;
+      for (int r = g_size - 1; r >= 1; --r) {
+        counts[static_cast<std::size_t>(r)] = r == 1 ? left : 100 * r;
+        left -= counts[static_cast<std::size_t>(r)];
+      }
+      if (g_size == 1) counts[0] = 1000;
+      compare_with_single_process(g_size > 1 ? "uneven shards, rank 0 empty" : "one rank, all rows",
+                                  truth, 1000, options_for(truth), counts);
+    }
+    {
+      // The C API's emix_fit_mpi gives the same model as the C++ one.
+      const emix::Model truth = gaussian(Covariance::kDiag, 2, 2);
+      const emix::Sample data = emix::sample(truth, 600, 2);
+      const Split mine = my_rows(600, {});
+      const emix::FitReport cpp = emix::mpi::fit(
+          MPI_COMM_WORLD, emix::DataView::host(data.x.data() + mine.first * 2, mine.count, 2),
+          options_for(truth));
+      emix_options* options = nullptr;
+      emix_options_create(&options);
+      emix_options_set_n_components(options, 2);
+      emix_options_set_covariance(options, EMIX_DIAG);
+      emix_options_set_seed(options, 5);
+      emix_options_set_max_iter(options, 30);
+      emix_options_set_tol(options, 0);
+      emix_options_set_device(options, EMIX_DEVICE_CPU);
+      emix_options_set_n_threads(options, 1);
+      emix_model* model = nullptr;
+      emix_fit_result result{};
+      const emix_status status =
+          emix_fit_mpi(MPI_COMM_WORLD, options, data.x.data() + mine.first * 2, mine.count, 2,
+                       EMIX_FLOAT64, EMIX_HOST, nullptr, &model, &result);
+      EXPECT(status == EMIX_OK, "emix_fit_mpi: %s", emix_last_error());
+      if (status == EMIX_OK) {
+        std::vector<double> means(4);
+        emix_model_get_means(model, means.data());
+        EXPECT(means == cpp.model.means, "emix_fit_mpi's means differ from emix::mpi::fit's");
+        EXPECT(result.n_iter == cpp.n_iter, "emix_fit_mpi: %d iterations", result.n_iter);
+      }
+      emix_model_destroy(model);
+      emix_options_destroy(options);
+    }
+    const int last = g_size - 1;
+    expect_same_error_everywhere(
+        "a NaN on the last rank", last, [](emix::DataView&, std::vector<double>& x) { x[4] = NAN; },
+        "not finite");
+    expect_same_error_everywhere(
+        "a shard of another width", last,
+        [](emix::DataView& v, std::vector<double>&) {
+          v.cols = 2;
+          v.rows = 1;
+        },
+        g_size > 1 ? "columns" : "larger than the number of rows");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rank %d: unexpected exception: %s\n", g_rank, e.what());
+    ++g_failures;
+  }
+  int failures = 0;
+  MPI_Allreduce(&g_failures, &failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Finalize();
+  if (g_rank == 0) std::printf(failures == 0 ? "all passed\n" : "%d failures\n", failures);
+  return failures == 0 ? 0 : 1;
+}
