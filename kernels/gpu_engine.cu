@@ -938,6 +938,15 @@ std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_we
   return std::make_unique<GpuEngine<double>>(x, sample_weight, options);
 }
 
+void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) {
+  cudaPointerAttributes attributes{};
+  EMIX_CUDA_TRY(cudaPointerGetAttributes(&attributes, device_destination));
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
+    throw InvalidArgument("the output buffer is not CUDA device memory, but the data are");
+  }
+  EMIX_CUDA_TRY(cudaMemcpy(device_destination, host_source, bytes, cudaMemcpyHostToDevice));
+}
+
 void set_fused_kernels(bool enabled) { g_fused_kernels.store(enabled, std::memory_order_relaxed); }
 
 void set_scatter_method(ScatterMethod method) {

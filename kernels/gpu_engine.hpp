@@ -12,6 +12,8 @@ namespace emix::gpu {
 
 // True when a CUDA device answers (cudaGetDeviceCount > 0 and the runtime initialises).
 bool device_available();
+// Copies host bytes to memory of a CUDA device (the C API's results for device data).
+void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes);
 // CUDA devices this process can use (0 when none answers).
 int device_count();
 // The current device's name, for example "NVIDIA H100 80GB HBM3".

@@ -20,6 +20,7 @@
 
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
+#include "emix/emix.h"
 #include "emix/emix.hpp"
 #include "test_util.hpp"
 
@@ -948,6 +949,57 @@ TEST(GpuSanitize, TiledScatterAndFusedFull) {
         }
       }
     }
+}
+#endif
+
+#if EMIX_HAS_CUDA
+// The C API with device data: the fit runs on the GPU and per-row results land in device
+// buffers, equal to the host path's.
+TEST(GpuCapi, DeviceDataAndDeviceResults) {
+  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 3, 4, 500, 811, false);
+  const std::size_t n = 500, k = 3;
+  const DeviceCopy x(p.x.data(), p.x.size() * sizeof(double));
+  emix_options* options = nullptr;
+  ASSERT_EQ(emix_options_create(&options), EMIX_OK);
+  emix_options_set_n_components(options, 3);
+  emix_options_set_covariance(options, EMIX_DIAG);
+  emix_options_set_max_iter(options, 10);
+  emix_model* model = nullptr;
+  emix_fit_result result{};
+  ASSERT_EQ(emix_fit(options, x.get(), 500, 4, EMIX_FLOAT64, EMIX_DEVICE, nullptr, &model, &result),
+            EMIX_OK)
+      << emix_last_error();
+  const std::vector<std::int32_t> zeros_i(n, -1);
+  const std::vector<double> zeros_d(n * k, 0.0);
+  const DeviceCopy labels(zeros_i.data(), n * sizeof(std::int32_t));
+  const DeviceCopy resp(zeros_d.data(), n * k * sizeof(double));
+  auto* d_labels = static_cast<std::int32_t*>(const_cast<void*>(labels.get()));
+  auto* d_resp = static_cast<double*>(const_cast<void*>(resp.get()));
+  ASSERT_EQ(emix_predict(model, options, x.get(), 500, 4, EMIX_FLOAT64, EMIX_DEVICE, d_labels),
+            EMIX_OK)
+      << emix_last_error();
+  ASSERT_EQ(emix_predict_proba(model, options, x.get(), 500, 4, EMIX_FLOAT64, EMIX_DEVICE, d_resp),
+            EMIX_OK)
+      << emix_last_error();
+  std::vector<std::int32_t> got_labels(n), host_labels(n);
+  std::vector<double> got_resp(n * k), host_resp(n * k);
+  ASSERT_EQ(cudaMemcpy(got_labels.data(), d_labels, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(got_resp.data(), d_resp, n * k * 8, cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(
+      emix_predict(model, options, p.x.data(), 500, 4, EMIX_FLOAT64, EMIX_HOST, host_labels.data()),
+      EMIX_OK);
+  ASSERT_EQ(emix_predict_proba(model, options, p.x.data(), 500, 4, EMIX_FLOAT64, EMIX_HOST,
+                               host_resp.data()),
+            EMIX_OK);
+  EXPECT_EQ(got_labels, host_labels);
+  EXPECT_EQ(got_resp, host_resp);
+  // A host buffer for device data's results is an error, not a crash.
+  EXPECT_EQ(
+      emix_predict(model, options, x.get(), 500, 4, EMIX_FLOAT64, EMIX_DEVICE, host_labels.data()),
+      EMIX_INVALID_ARGUMENT);
+  emix_model_destroy(model);
+  emix_options_destroy(options);
 }
 #endif
 

@@ -8,8 +8,9 @@
  * - Options and models are opaque handles: create, use, destroy. Destroying NULL does nothing.
  * - Data are caller-owned, dense, row-major (element (n, d) at x[n * cols + d]), float or double
  *   (EMIX_FLOAT32 / EMIX_FLOAT64), in host memory or, for the GPU engine, in the memory of the
- *   current CUDA device (EMIX_DEVICE). Results go to caller-owned host buffers of the sizes the
- *   functions state.
+ *   current CUDA device (EMIX_DEVICE). Results go to caller-owned buffers of the sizes the
+ *   functions state: per-row results (labels, responsibilities, log-densities) in the same
+ *   memory as the data, everything else (models, scores, fit results) in host memory.
  * - Enumerations are passed as int (their values below are stable), booleans as int (0 / 1).
  *
  * A fit, in short:

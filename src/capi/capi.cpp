@@ -2,6 +2,8 @@
 // capi::guarded, so no exception crosses into C.
 #include "capi/capi.hpp"
 
+#include "core/engine.hpp"
+
 #include <cstring>
 #include <memory>
 #include <string>
@@ -37,6 +39,17 @@ Covariance covariance_of(int value) {
 
 EngineOptions engine_of(const emix_options* options) {
   return options ? options->fit.engine : EngineOptions{};
+}
+
+// Per-row results go where the data are: host memory, or device memory for device data.
+template <typename T>
+void store(const DataView& data, T* destination, const std::vector<T>& values) {
+  const std::size_t bytes = values.size() * sizeof(T);
+  if (data.space == MemorySpace::kDevice) {
+    copy_host_to_device(destination, values.data(), bytes);
+  } else {
+    std::memcpy(destination, values.data(), bytes);
+  }
 }
 
 // Copies one of the model's arrays out; `what` names it for the message when it is empty.
@@ -398,7 +411,7 @@ emix_status emix_predict_proba(const emix_model* model, const emix_options* opti
                   [&](const emix::DataView& view) {
                     const auto out =
                         emix::predict_proba(model->model, view, emix::capi::engine_of(options));
-                    std::memcpy(resp, out.data(), out.size() * sizeof(double));
+                    emix::capi::store(view, resp, out);
                   });
 }
 
@@ -409,7 +422,7 @@ emix_status emix_score_samples(const emix_model* model, const emix_options* opti
                   [&](const emix::DataView& view) {
                     const auto out =
                         emix::score_samples(model->model, view, emix::capi::engine_of(options));
-                    std::memcpy(log_prob, out.data(), out.size() * sizeof(double));
+                    emix::capi::store(view, log_prob, out);
                   });
 }
 

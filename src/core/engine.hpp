@@ -46,4 +46,7 @@ std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_
 std::unique_ptr<Engine> make_engine(const DataView& x, const double* sample_weight,
                                     const EngineOptions& options);
 
+// Copies host bytes to device memory; NotAvailable in a build without CUDA.
+void copy_host_to_device(void* device_destination, const void* host_source, std::size_t bytes);
+
 }  // namespace emix

@@ -28,6 +28,17 @@ int gpu_count() {
 #endif
 }
 
+void copy_host_to_device(void* device_destination, const void* host_source, std::size_t bytes) {
+#if EMIX_HAS_CUDA
+  gpu::copy_to_device(device_destination, host_source, bytes);
+#else
+  (void)device_destination;
+  (void)host_source;
+  (void)bytes;
+  throw NotAvailable("device memory: this build of emix has no GPU support (built without CUDA)");
+#endif
+}
+
 std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_weight,
                                         const EngineOptions& options) {
 #if EMIX_HAS_CUDA
