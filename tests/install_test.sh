@@ -25,6 +25,14 @@ if leaks=$(grep -rIl -e "$build" -e "$source" "$prefix"); then
   echo "$leaks" >&2
   exit 1
 fi
+# Binaries: no path into the build tree at all. (Source paths remain in the GPU code's line
+# tables, which compute-sanitizer uses to name a faulting line.)
+for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix.a "$prefix"/bin/emix; do
+  if grep -q -a -F "$build/" "$binary"; then
+    echo "FAIL: $binary names the build tree $build" >&2
+    exit 1
+  fi
+done
 for binary in "$prefix"/lib/libemix.so "$prefix"/bin/emix; do
   if readelf -d "$binary" | grep -E 'RPATH|RUNPATH' | grep -q -e "$build" -e "$source"; then
     echo "FAIL: $binary has a run path into the build tree" >&2
