@@ -1,6 +1,7 @@
 #include "cli/mpi_session.hpp"
 
 #include <cstdlib>
+#include <initializer_list>
 
 #if EMIX_HAS_MPI
 #include "emix/mpi.hpp"
@@ -14,6 +15,7 @@ bool g_active = false;
 int g_rank = 0;
 int g_size = 1;
 
+#if EMIX_HAS_MPI
 // Launchers announce themselves in the environment: Open MPI, PMIx (Slurm, Open MPI 5), and
 // PMI / Hydra (MPICH, Intel MPI, MVAPICH).
 bool started_by_mpi_launcher() {
@@ -22,6 +24,7 @@ bool started_by_mpi_launcher() {
   }
   return false;
 }
+#endif
 
 }  // namespace
 
