@@ -56,7 +56,13 @@ struct Plan {
   RowVector<double> shift;  // m0, 1 x D (zero for Bernoulli / binomial)
   Matrix<T> w;              // features x K
   RowVector<T> bias;        // 1 x K
+  // Binomial: log C(m, v) for v = 0..m, so that a row's k-independent term is D lookups rather
+  // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
+  // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
+  std::vector<double> log_choose;
 };
+
+constexpr int kMaxLogChooseTable = 1 << 20;
 
 template <typename T>
 Plan<T> make_plan(const PreparedModel& p) {
@@ -67,6 +73,13 @@ Plan<T> make_plan(const PreparedModel& p) {
   Matrix<double> w = Matrix<double>::Zero(plan.features, k);
   RowVector<double> bias(k);
   for (int c = 0; c < k; ++c) bias[c] = p.log_norm[c] + p.log_weights[c];
+  if (p.family == Family::kBinomial && p.trials <= kMaxLogChooseTable) {
+    const double log_m_factorial = std::lgamma(p.trials + 1.0);
+    for (int v = 0; v <= p.trials; ++v) {
+      plan.log_choose.push_back(log_m_factorial - std::lgamma(v + 1.0) -
+                                std::lgamma(p.trials - v + 1.0));
+    }
+  }
   if (p.family != Family::kGaussian) {
     w = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose();
     plan.w = w.cast<T>();
@@ -249,7 +262,8 @@ class CpuEngine final : public Engine {
     s.resp.rowwise() += plan.bias;
     if (model.family == Family::kBinomial) {
       for (std::int64_t i = 0; i < rows; ++i) {
-        s.resp.row(i).array() += static_cast<T>(log_binomial(tile.row(i), model.trials));
+        s.resp.row(i).array() +=
+            static_cast<T>(log_binomial(tile.row(i), model.trials, plan.log_choose));
       }
     }
     // Log-sum-exp over components, then responsibilities in place.
@@ -270,8 +284,16 @@ class CpuEngine final : public Engine {
     s.lse.array() += s.sum.array().log();
   }
 
-  static double log_binomial(const Eigen::Ref<const RowVector<T>>& x, int trials) {
+  // sum_d log C(m, x_d); each term is the same double with or without the table.
+  static double log_binomial(const Eigen::Ref<const RowVector<T>>& x, int trials,
+                             const std::vector<double>& log_choose) {
     double sum = 0;
+    if (!log_choose.empty()) {
+      for (Eigen::Index j = 0; j < x.size(); ++j) {
+        sum += log_choose[static_cast<std::size_t>(x[j])];
+      }
+      return sum;
+    }
     const double log_m_factorial = std::lgamma(trials + 1.0);
     for (Eigen::Index j = 0; j < x.size(); ++j) {
       const double v = static_cast<double>(x[j]);
