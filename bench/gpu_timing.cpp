@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_random.hpp"
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "emix/emix.hpp"
@@ -50,20 +51,9 @@ struct Case {
   bool stream;  // host data streamed through the device every iteration
 };
 
-std::uint64_t splitmix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-double uniform(std::uint64_t& s) {
-  s = splitmix(s);
-  return (static_cast<double>(s >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-double normal(std::uint64_t& s) {
-  const double u = uniform(s), v = uniform(s);
-  return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
-}
+using emix::bench::normal;
+using emix::bench::splitmix;
+using emix::bench::uniform;
 
 // K well-separated components: means uniform in [-4, 4]^D, unit-variance-ish covariances.
 emix::Model make_model(const Case& c) {
