@@ -167,6 +167,8 @@ int main(int argc, char** argv) {
       fit_args.trials_given = trials_opt->count() > 0;
       return emix::cli::run_fit(fit_args);
     }
+    // Under mpirun only `fit` is distributed; every other command runs once, on rank 0.
+    if (emix::cli::mpi_rank() != 0) return 0;
     if (*predict) return emix::cli::run_predict(predict_args);
     if (*score) return emix::cli::run_score(score_args);
     if (*generate) return emix::cli::run_generate(gen_args);

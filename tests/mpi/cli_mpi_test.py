@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`mpiexec -n P emix fit` against `emix fit`: the same model for P = 2 and 3 (each rank reads
-only its rows of the .npy), a sample-weights file sharded the same way, and a NaN in the last
-rank's rows ends every rank with one clear message and no model file, without hanging.
+only its rows of the .npy), a sample-weights file sharded the same way, other commands run once,
+and a NaN in the last rank's rows ends every rank with one clear message and no model file,
+without hanging.
 
 Tolerance 1e-9 relative per parameter: the ranks' statistics are the single process's sums
 grouped differently (see tests/mpi/mpi_fit_test.cpp)."""
@@ -59,6 +60,13 @@ def main():
                       f"difference from one process {diff:.2g}")
                 if not diff < 1e-9:
                     failures.append(f"{ranks} ranks: parameters differ by {diff:.3g}")
+
+        # Commands other than fit run once, on rank 0.
+        r = run([args.mpiexec, "-n", "3", args.emix, "score", single, data])
+        lines = [line for line in r.stdout.splitlines() if line.strip()]
+        print("score under 3 ranks:", lines)
+        if r.returncode != 0 or len(lines) != 1:
+            failures.append(f"emix score under 3 ranks: exit {r.returncode}, output {lines}")
 
         # A NaN in the last rank's rows (rows 20001..30001 of 3 ranks).
         x = np.load(data)
