@@ -40,6 +40,16 @@ for binary in "$prefix"/lib/libemix.so "$prefix"/bin/emix; do
   fi
 done
 
+# libemix.so exports emix's symbols only (cmake/libemix.map): no Eigen, JSON or standard-library
+# template instances that could clash with a program's own.
+foreign=$(nm -D --defined-only -C "$prefix/lib/libemix.so" | cut -d' ' -f3- |
+          grep -v -E '^(emix|(typeinfo|typeinfo name|vtable|VTT) for emix::)' || true)
+if [ -n "$foreign" ]; then
+  echo "FAIL: libemix.so exports symbols that are not emix's:" >&2
+  echo "$foreign" | head -20 >&2
+  exit 1
+fi
+
 cmake -S "$source/examples" -B "$work/examples" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" 2>&1 ||
   { cat "$work/configure.log" >&2; exit 1; }
