@@ -28,6 +28,9 @@ program fit_fortran
   print '(a, a, a, i0, a, f10.6)', 'emix ', emix_version_string(), ': iterations ', &
     result%n_iter, ', mean log-likelihood ', result%mean_log_likelihood
 
+  do i = 0, result%n_warnings - 1
+    print '(a)', 'warning: ' // emix_warning_text(model, int(i, c_int))
+  end do
   call check(emix_model_get_means(model, means))
   found = 0
   do c = 1, 3

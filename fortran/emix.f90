@@ -35,12 +35,18 @@ module emix
     real(c_double) :: seconds
   end type emix_fit_result
 
-  public :: emix_error_message, emix_version_string
+  public :: emix_error_message, emix_version_string, emix_status_text, emix_warning_text
 
   interface
     function emix_last_error() bind(c, name="emix_last_error") result(message)
       import :: c_ptr
       type(c_ptr) :: message
+    end function
+
+    function emix_status_name(status) bind(c, name="emix_status_name") result(name)
+      import :: c_int, c_ptr
+      integer(c_int), value :: status
+      type(c_ptr) :: name
     end function
 
     function emix_version() bind(c, name="emix_version") result(version)
@@ -335,6 +341,26 @@ module emix
       integer(c_int) :: status
     end function
 
+    function emix_model_warning(model, index, text) bind(c, name="emix_model_warning") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: model
+      integer(c_int), value :: index  ! 0-based
+      type(c_ptr), intent(out) :: text  ! emix_warning_text() gives it as a Fortran string
+      integer(c_int) :: status
+    end function
+
+    ! The rows [first_row, first_row + row_count) (0-based) that rank `rank` of `size` holds when
+    ! total_rows are split evenly. Needs emix built with MPI.
+    function emix_mpi_shard(total_rows, rank, size, first_row, row_count) &
+        bind(c, name="emix_mpi_shard") result(status)
+      import :: c_int, c_int64_t
+      integer(c_int64_t), value :: total_rows
+      integer(c_int), value :: rank, size
+      integer(c_int64_t), intent(out) :: first_row, row_count
+      integer(c_int) :: status
+    end function
+
     ! ---- Fitting, prediction, scoring. x: c_loc of a real(c_double) or real(c_float) array.
     function emix_fit(options, x, rows, cols, dtype, memory, sample_weight, model, result) &
         bind(c, name="emix_fit") result(status)
@@ -437,7 +463,8 @@ module emix
     emix_options_set_gpu_device, emix_model_create, emix_model_destroy, emix_model_read, &
     emix_model_write, emix_model_shape, emix_model_covariance_size, emix_model_get_weights, &
     emix_model_get_means, emix_model_get_covariances, emix_model_get_probabilities, &
-    emix_model_n_parameters, emix_model_warning_count, emix_fit, emix_fit_mpi_f, &
+    emix_model_n_parameters, emix_model_warning_count, emix_model_warning, emix_fit, &
+    emix_fit_mpi_f, emix_mpi_shard, emix_status_name, &
     emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic
 
 contains
@@ -470,6 +497,26 @@ contains
     character(len=:), allocatable :: text
     text = c_string(emix_last_error())
   end function emix_error_message
+
+  ! The name of a status code, for example "EMIX_INVALID_ARGUMENT".
+  function emix_status_text(status) result(text)
+    integer(c_int), intent(in) :: status
+    character(len=:), allocatable :: text
+    text = c_string(emix_status_name(status))
+  end function emix_status_text
+
+  ! The fit's i-th warning (0-based), or "" when there is none.
+  function emix_warning_text(model, index) result(text)
+    type(c_ptr), intent(in) :: model
+    integer(c_int), intent(in) :: index
+    character(len=:), allocatable :: text
+    type(c_ptr) :: p
+    if (emix_model_warning(model, index, p) /= EMIX_OK) then
+      text = ""
+    else
+      text = c_string(p)
+    end if
+  end function emix_warning_text
 
   function emix_version_string() result(text)
     character(len=:), allocatable :: text

@@ -57,7 +57,8 @@ enum { EMIX_HOST = 0, EMIX_DEVICE = 1 };
 
 /* The library's version, for example "0.1.0" (compare with EMIX_VERSION_STRING). */
 const char* emix_version(void);
-/* The message of this thread's last error ("" when none). Valid until this thread's next call. */
+/* The message of this thread's most recent error ("" before the first); a successful call
+ * leaves it as it was. Valid until this thread's next failing call. */
 const char* emix_last_error(void);
 /* The name of a status code, for example "EMIX_INVALID_ARGUMENT". */
 const char* emix_status_name(emix_status status);

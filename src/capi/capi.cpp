@@ -401,7 +401,7 @@ emix_status emix_predict(const emix_model* model, const emix_options* options, c
   return evaluate(
       "emix_predict", model, x, rows, cols, dtype, memory, labels, [&](const emix::DataView& view) {
         const auto out = emix::predict(model->model, view, emix::capi::engine_of(options));
-        std::memcpy(labels, out.data(), out.size() * sizeof(int32_t));
+        emix::capi::store(view, labels, out);
       });
 }
 

@@ -189,8 +189,10 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
 }  // namespace
 
 int run_fit(const FitArgs& a) {
-  validate(a.data);
-  validate_scalars(a);
+  on_every_rank([&] {  // --device gpu is checked against each rank's own machine
+    validate(a.data);
+    validate_scalars(a);
+  });
   Family family = parse_family(a.family);
   Covariance covariance = parse_covariance(a.covariance);
   const Init init = parse_init(a.init);

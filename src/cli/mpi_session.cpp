@@ -1,5 +1,6 @@
 #include "cli/mpi_session.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 
@@ -15,7 +16,6 @@ bool g_active = false;
 int g_rank = 0;
 int g_size = 1;
 
-#if EMIX_HAS_MPI
 // Launchers announce themselves in the environment: Open MPI, PMIx (Slurm, Open MPI 5), and
 // PMI / Hydra (MPICH, Intel MPI, MVAPICH).
 bool started_by_mpi_launcher() {
@@ -24,7 +24,6 @@ bool started_by_mpi_launcher() {
   }
   return false;
 }
-#endif
 
 }  // namespace
 
@@ -38,6 +37,11 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 #else
   (void)argc;
   (void)argv;
+  if (started_by_mpi_launcher()) {
+    std::fprintf(stderr,
+                 "emix: warning: started by an MPI launcher, but this emix was built without MPI: "
+                 "every process runs alone on all the data\n");
+  }
 #endif
 }
 

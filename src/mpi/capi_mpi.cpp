@@ -1,8 +1,11 @@
 // The C API's MPI entry points (include/emix/emix_mpi.h).
 #include "emix/emix_mpi.h"
 
+#include <exception>
+
 #include "capi/capi.hpp"
 #include "emix/mpi.hpp"
+#include "mpi/collective.hpp"
 
 extern "C" {
 
@@ -11,12 +14,22 @@ emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void*
                          const double* local_sample_weight, emix_model** model,
                          emix_fit_result* result) {
   return emix::capi::guarded("emix_fit_mpi", [&] {
-    emix::capi::require(options, "emix_fit_mpi", "options");
-    emix::capi::require(model, "emix_fit_mpi", "model");
-    const emix::DataView view = emix::capi::data_view(x, local_rows, cols, dtype, memory);
-    emix::capi::deliver(
-        emix::mpi::fit(comm, view, emix::capi::fit_options(*options), local_sample_weight), model,
-        result);
+    // Arguments are checked on every rank before any rank starts the fit's collectives, so
+    // that a bad argument on one rank ends all of them.
+    emix::DataView view;
+    emix::FitOptions fit_options;
+    std::exception_ptr error;
+    try {
+      emix::capi::require(options, "emix_fit_mpi", "options");
+      emix::capi::require(model, "emix_fit_mpi", "model");
+      view = emix::capi::data_view(x, local_rows, cols, dtype, memory);
+      fit_options = emix::capi::fit_options(*options);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    emix::mpi::raise_if_any_failed(comm, error);
+    emix::capi::deliver(emix::mpi::fit(comm, view, fit_options, local_sample_weight), model,
+                        result);
   });
 }
 

@@ -4,6 +4,7 @@
 #include "emix/mpi.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <memory>
 #include <string>
 #include <utility>
@@ -65,6 +66,14 @@ class DistributedEngine final : public Engine {
         rows_(rows),
         cols_(cols) {}
 
+  // A failure outside the engine (the caller's progress callback) to report, as this rank's,
+  // at the next collective.
+  void fail_at_next_exchange(std::exception_ptr error) {
+    if (!pending_) pending_ = std::move(error);
+  }
+  // Collective: throws on every rank if any rank has a failure pending.
+  void raise_pending() { raise_if_any_failed(comm_, std::exchange(pending_, nullptr)); }
+
   std::string name() const override {
     const std::string ranks = std::to_string(size_) + " MPI rank" + (size_ == 1 ? "" : "s");
     return local_ ? local_->name() + " x " + ranks : "no local rows, " + ranks;
@@ -75,8 +84,10 @@ class DistributedEngine final : public Engine {
     // One more element, the number of ranks that failed, travels with the statistics so that
     // a failure costs no extra collective when there is none.
     buffer_.assign(static_cast<std::size_t>(n + 1), 0.0);
-    std::exception_ptr error;
-    if (local_) {
+    std::exception_ptr error = std::exchange(pending_, nullptr);
+    if (error) {
+      buffer_[static_cast<std::size_t>(n)] = 1;
+    } else if (local_) {
       try {
         local_->accumulate(model, buffer_.data());
       } catch (...) {
@@ -97,31 +108,37 @@ class DistributedEngine final : public Engine {
 
   void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
     std::fill(out, out + count * cols_, 0.0);
-    std::exception_ptr error;
-    try {
-      std::vector<std::int64_t> mine, where;
-      for (std::int64_t i = 0; i < count; ++i) {
-        if (idx[i] >= first_row_ && idx[i] < first_row_ + rows_) {
-          mine.push_back(idx[i] - first_row_);
-          where.push_back(i);
-        }
+    std::exception_ptr error = std::exchange(pending_, nullptr);
+    if (!error) {
+      try {
+        copy_own_rows(idx, count, out);
+      } catch (...) {
+        error = std::current_exception();
       }
-      if (!mine.empty()) {
-        std::vector<double> rows(mine.size() * static_cast<std::size_t>(cols_));
-        local_->gather_rows(mine.data(), static_cast<std::int64_t>(mine.size()), rows.data());
-        for (std::size_t j = 0; j < mine.size(); ++j) {
-          std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(j * cols_), cols_,
-                      out + where[j] * cols_);
-        }
-      }
-    } catch (...) {
-      error = std::current_exception();
     }
     raise_if_any_failed(comm_, error);
     exclusive_sum(comm_, out, count * cols_);
   }
 
  private:
+  // Rows idx[i] this rank holds, into out's row i (other rows left as they are).
+  void copy_own_rows(const std::int64_t* idx, std::int64_t count, double* out) {
+    std::vector<std::int64_t> mine, where;
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (idx[i] >= first_row_ && idx[i] < first_row_ + rows_) {
+        mine.push_back(idx[i] - first_row_);
+        where.push_back(i);
+      }
+    }
+    if (mine.empty()) return;
+    std::vector<double> rows(mine.size() * static_cast<std::size_t>(cols_));
+    local_->gather_rows(mine.data(), static_cast<std::int64_t>(mine.size()), rows.data());
+    for (std::size_t j = 0; j < mine.size(); ++j) {
+      std::copy_n(rows.begin() + static_cast<std::ptrdiff_t>(j * cols_), cols_,
+                  out + where[j] * cols_);
+    }
+  }
+
   MPI_Comm comm_;
   int size_;
   std::unique_ptr<Engine> local_;
@@ -129,6 +146,21 @@ class DistributedEngine final : public Engine {
   std::int64_t rows_;
   int cols_;
   std::vector<double> buffer_;
+  std::exception_ptr pending_;
+};
+
+// A duplicate of the caller's communicator for emix's own messages, so that they can never
+// match the caller's (MPI_ANY_SOURCE / MPI_ANY_TAG receives included).
+class PrivateComm {
+ public:
+  explicit PrivateComm(MPI_Comm comm) { check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup"); }
+  ~PrivateComm() { MPI_Comm_free(&comm_); }
+  PrivateComm(const PrivateComm&) = delete;
+  PrivateComm& operator=(const PrivateComm&) = delete;
+  MPI_Comm get() const { return comm_; }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
 }  // namespace
@@ -147,8 +179,10 @@ Shard shard_rows(std::int64_t total_rows, int rank, int size) {
   return shard;
 }
 
-FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& options,
+FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions& options,
               const double* local_sample_weight) {
+  const PrivateComm private_comm(caller_comm);
+  const MPI_Comm comm = private_comm.get();
   const int rank = rank_of(comm);
   const int size = size_of(comm);
 
@@ -179,6 +213,8 @@ FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& optio
                             (shapes[3 * r + 2] ? " does not" : " does"));
     }
   }
+  // Decided once for all ranks (a rank without rows may pass no weights either way).
+  const bool weighted = reference >= 0 && shapes[3 * reference + 2] != 0;
   on_every_rank(comm, [&] {
     try {
       if (local_rows.rows < 0) throw InvalidArgument("data: negative number of rows");
@@ -198,33 +234,34 @@ FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& optio
                           " is larger than the number of rows (" + std::to_string(total_rows) +
                           " over " + std::to_string(size) + " ranks)");
   }
-  if (local_sample_weight) {
+  if (weighted) {
     double weight_sum = 0;
-    for (std::int64_t n = 0; n < local_rows.rows; ++n) weight_sum += local_sample_weight[n];
+    if (local_sample_weight) {
+      for (std::int64_t n = 0; n < local_rows.rows; ++n) weight_sum += local_sample_weight[n];
+    }
     ordered_sum(comm, &weight_sum, 1);
     if (!(weight_sum > 0)) throw InvalidArgument("sample weights sum to 0 over all ranks");
   }
 
-  EngineOptions engine_options = options.engine;
-  const bool host_data_on_gpu = local_rows.space == MemorySpace::kHost &&
-                                (engine_options.device == Device::kGpu ||
-                                 (engine_options.device == Device::kAuto && gpu_available()));
   const int local_index = node_rank(comm);  // collective: every rank asks
-  if (host_data_on_gpu && engine_options.gpu_device < 0 && gpu_count() > 0) {
-    engine_options.gpu_device = local_index % gpu_count();
-  }
   std::unique_ptr<Engine> local_engine;
   on_every_rank(comm, [&] {
-    if (local_rows.rows > 0) {
-      local_engine = make_engine(local_rows, local_sample_weight, engine_options);
+    if (local_rows.rows == 0) return;
+    EngineOptions engine_options = options.engine;
+    const bool host_data_on_gpu = local_rows.space == MemorySpace::kHost &&
+                                  (engine_options.device == Device::kGpu ||
+                                   (engine_options.device == Device::kAuto && gpu_available()));
+    if (host_data_on_gpu && engine_options.gpu_device < 0 && gpu_count() > 0) {
+      engine_options.gpu_device = local_index % gpu_count();
     }
+    local_engine = make_engine(local_rows, local_sample_weight, engine_options);
   });
   DistributedEngine engine(comm, std::move(local_engine), first_row, local_rows.rows,
                            static_cast<int>(cols));
 
   const WeightGather gather_weights = [&](const std::int64_t* idx, std::int64_t count,
                                           double* out) {
-    if (!local_sample_weight) {
+    if (!weighted) {
       std::fill(out, out + count, 1.0);
       return;
     }
@@ -236,8 +273,22 @@ FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& optio
     }
     exclusive_sum(comm, out, count);
   };
-  return run_em(engine, total_rows, static_cast<int>(cols), local_rows.dtype, gather_weights,
-                options);
+  // The caller's progress callback runs on every rank; if it throws on one, the others must not
+  // wait for that rank at the next exchange: the failure travels with it instead.
+  FitOptions run_options = options;
+  if (options.on_iteration) {
+    run_options.on_iteration = [&engine, &options](const IterationInfo& info) {
+      try {
+        options.on_iteration(info);
+      } catch (...) {
+        engine.fail_at_next_exchange(std::current_exception());
+      }
+    };
+  }
+  FitReport report = run_em(engine, total_rows, static_cast<int>(cols), local_rows.dtype,
+                            gather_weights, run_options);
+  engine.raise_pending();  // a callback that failed after the last exchange
+  return report;
 }
 
 }  // namespace emix::mpi

@@ -90,9 +90,11 @@ void compare_with_single_process(const std::string& name, const emix::Model& tru
   const emix::FitReport single = emix::fit(emix::DataView::host(data.x.data(), rows, d), options,
                                            weighted ? weights.data() : nullptr);
   const Split mine = my_rows(rows, counts);
+  // A rank without rows passes no weights even in a weighted fit (as a C caller would).
+  const double* my_weights = weighted && mine.count > 0 ? weights.data() + mine.first : nullptr;
   const emix::FitReport distributed = emix::mpi::fit(
       MPI_COMM_WORLD, emix::DataView::host(data.x.data() + mine.first * d, mine.count, d), options,
-      weighted ? weights.data() + mine.first : nullptr);
+      my_weights);
   const double diff =
       max_relative_difference(parameters(distributed.model), parameters(single.model));
   EXPECT(diff < 1e-9, "%s: parameters differ from the single-process fit by %.3g", name.c_str(),
@@ -239,6 +241,9 @@ int main(int argc, char** argv) {
       if (g_size == 1) counts[0] = 1000;
       compare_with_single_process(g_size > 1 ? "uneven shards, rank 0 empty" : "one rank, all rows",
                                   truth, 1000, options_for(truth), counts);
+      compare_with_single_process(g_size > 1 ? "uneven weighted shards, rank 0 empty, no weights"
+                                             : "one rank, all rows, weighted",
+                                  truth, 1000, options_for(truth), counts, true);
     }
     {
       // The C API's emix_fit_mpi gives the same model as the C++ one.
@@ -283,6 +288,51 @@ int main(int argc, char** argv) {
           v.rows = 1;
         },
         g_size > 1 ? "columns" : "larger than the number of rows");
+    {
+      // The caller's progress callback throws on the last rank at iteration 3: every rank ends
+      // with that error rather than waiting for the rank that stopped.
+      const emix::Model truth = gaussian(Covariance::kDiag, 2, 3);
+      const emix::Sample data = emix::sample(truth, 400, 8);
+      const Split mine = my_rows(400, {});
+      emix::FitOptions o = options_for(truth);
+      const int thrower = g_size - 1;
+      o.on_iteration = [thrower](const emix::IterationInfo& info) {
+        if (g_rank == thrower && info.iteration == 3)
+          throw emix::NumericalError("callback gave up");
+      };
+      std::string message;
+      try {
+        emix::mpi::fit(MPI_COMM_WORLD,
+                       emix::DataView::host(data.x.data() + mine.first * 3, mine.count, 3), o);
+      } catch (const emix::NumericalError& e) {
+        message = e.what();
+      }
+      EXPECT(message.find("callback gave up") != std::string::npos &&
+                 message.find("rank " + std::to_string(thrower)) != std::string::npos,
+             "a throwing callback on rank %d: every rank should say so, this one says \"%s\"", last,
+             message.c_str());
+      if (g_rank == 0) {
+        std::printf("%-44s %d ranks: every rank: %s\n", "a callback throwing on the last rank",
+                    g_size, message.c_str());
+      }
+    }
+    {
+      // A bad argument to emix_fit_mpi on one rank only: every rank gets the error.
+      emix_options* options = nullptr;
+      emix_options_create(&options);
+      emix_options_set_n_components(options, 1);
+      emix_options_set_device(options, EMIX_DEVICE_CPU);
+      const double x[4] = {0, 1, 2, 3};
+      emix_model* model = nullptr;
+      const int dtype = g_rank == g_size - 1 ? 9 : EMIX_FLOAT64;
+      const emix_status status = emix_fit_mpi(MPI_COMM_WORLD, options, x, 2, 2, dtype, EMIX_HOST,
+                                              nullptr, &model, nullptr);
+      EXPECT(status == EMIX_INVALID_ARGUMENT &&
+                 std::string(emix_last_error()).find("dtype is 9") != std::string::npos,
+             "a bad dtype on the last rank: status %d, \"%s\"", status, emix_last_error());
+      emix_model_destroy(model);
+      emix_options_destroy(options);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rank %d: unexpected exception: %s\n", g_rank, e.what());
     ++g_failures;
