@@ -65,9 +65,12 @@ for example in fit_cpp fit_cpp_static fit_c fit_fortran; do
   echo "== $example"
   "$work/examples/$example"
 done
-if [ -x "$work/examples/fit_mpi_c" ] && [ -n "$mpiexec" ]; then
-  echo "== mpiexec -n 3 fit_mpi_c"
-  "$mpiexec" -n 3 "$work/examples/fit_mpi_c"
+if [ -n "$mpiexec" ]; then
+  for example in fit_mpi_c fit_mpi_fortran; do
+    [ -x "$work/examples/$example" ] || { echo "skip $example: not built"; continue; }
+    echo "== mpiexec -n 3 $example"
+    "$mpiexec" -n 3 "$work/examples/$example"
+  done
 fi
 
 echo "== fit.c with pkg-config"
