@@ -277,6 +277,15 @@ int main(int argc, char** argv) {
       emix_model_destroy(model);
       emix_options_destroy(options);
     }
+    if (emix::gpu_available()) {
+      // Each rank on its node's GPU (rank-local choice), against one process on one GPU.
+      const emix::Model truth = gaussian(Covariance::kFull, 3, 4);
+      emix::FitOptions o = options_for(truth);
+      o.engine.device = emix::Device::kGpu;
+      compare_with_single_process("gaussian full on the GPU", truth, 2000, o);
+    } else if (g_rank == 0) {
+      std::printf("%-44s skipped: no GPU answers on this machine\n", "gaussian full on the GPU");
+    }
     const int last = g_size - 1;
     expect_same_error_everywhere(
         "a NaN on the last rank", last, [](emix::DataView&, std::vector<double>& x) { x[4] = NAN; },
