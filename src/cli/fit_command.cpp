@@ -1,5 +1,6 @@
 // emix fit INPUT -k K ... -o MODEL.json [--labels FILE.npy] [--responsibilities FILE.npy]
-// Under mpirun (cli/mpi_session.hpp) each rank reads its own rows and rank 0 writes the model.
+// Under mpirun (cli/mpi_session.hpp) each rank reads its own rows and rank 0 writes the model
+// and, gathered from every rank, the labels and responsibilities.
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -13,6 +14,7 @@
 #include "emix/io.hpp"
 
 #if EMIX_HAS_MPI
+#include "cli/distributed_output.hpp"
 #include "emix/mpi.hpp"
 #include "mpi/collective.hpp"
 #endif
@@ -200,11 +202,6 @@ int run_fit(const FitArgs& a) {
   int trials = a.trials;
   const bool distributed = mpi_active();
   const bool root = mpi_rank() == 0;  // under mpirun, the rank that writes and reports
-  if (distributed && (!a.labels.empty() || !a.responsibilities.empty())) {
-    throw InvalidArgument(
-        "--labels and --responsibilities are not available under mpirun; fit, then run "
-        "`emix predict MODEL.json INPUT` for them");
-  }
 
   // Every output is checked and given its temporary name before the slow work; the model is
   // staged last so that it is also renamed into place last.
@@ -311,12 +308,33 @@ int run_fit(const FitArgs& a) {
     throw;
   }
   progress.finish();
+
+#if EMIX_HAS_MPI
+  if (distributed) {
+    // Each rank labels its own rows; rank 0 writes them all in rank order.
+    const bool has_rows = x.rows() > 0;
+    if (!a.labels.empty()) {
+      std::vector<std::int32_t> labels;
+      on_every_rank([&] {
+        if (has_rows) labels = predict(report.model, x.view(), options.engine);
+      });
+      write_distributed_labels(labels_tmp, labels, total_rows);
+    }
+    if (!a.responsibilities.empty()) {
+      std::vector<double> resp;
+      on_every_rank([&] {
+        if (has_rows) resp = predict_proba(report.model, x.view(), options.engine);
+      });
+      write_distributed_responsibilities(resp_tmp, resp, total_rows, report.model.n_components);
+    }
+  }
+#endif
   if (!root) return 0;
 
-  if (!labels_tmp.empty()) {
+  if (!distributed && !labels_tmp.empty()) {
     io::write_npy(labels_tmp, predict(report.model, x.view(), options.engine));
   }
-  if (!resp_tmp.empty()) {
+  if (!distributed && !resp_tmp.empty()) {
     const std::vector<double> resp = predict_proba(report.model, x.view(), options.engine);
     io::write_npy(resp_tmp, resp.data(), x.rows(), report.model.n_components);
   }

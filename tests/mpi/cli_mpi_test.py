@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`mpiexec -n P emix fit` against `emix fit`: the same model for P = 2 and 3 (each rank reads
-only its rows of the .npy), a sample-weights file sharded the same way, other commands run once,
+"""`mpiexec -n P emix fit` against `emix fit`: the same model, labels and responsibilities for
+P = 2 and 3 (each rank reads only its rows of the .npy; rank 0 gathers the per-row outputs), a sample-weights file sharded the same way, other commands run once,
 and a NaN in the last rank's rows ends every rank with one clear message and no model file,
 without hanging.
 
@@ -45,21 +45,38 @@ def main():
         for weighted in (False, True):
             extra = ["--sample-weight", weights] if weighted else []
             single = os.path.join(tmp, "single.json")
-            r = run([args.emix, "fit", data, *common, *extra, "-o", single])
+            outputs = ["--labels", os.path.join(tmp, "labels.npy"),
+                       "--responsibilities", os.path.join(tmp, "resp.npy")]
+            r = run([args.emix, "fit", data, *common, *extra, "-o", single, *outputs])
             assert r.returncode == 0, r.stderr
+            labels = np.load(os.path.join(tmp, "labels.npy"))
+            resp = np.load(os.path.join(tmp, "resp.npy"))
             for ranks in (2, 3):
                 out = os.path.join(tmp, f"mpi{ranks}.json")
+                mpi_labels = os.path.join(tmp, f"labels{ranks}.npy")
+                mpi_resp = os.path.join(tmp, f"resp{ranks}.npy")
                 r = run([args.mpiexec, "-n", str(ranks), args.emix, "fit", data, *common, *extra,
-                         "-o", out])
+                         "-o", out, "--labels", mpi_labels, "--responsibilities", mpi_resp])
                 if r.returncode != 0:
                     failures.append(f"{ranks} ranks: exit {r.returncode}: {r.stderr}")
                     continue
                 a, b = parameters(out), parameters(single)
                 diff = np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))
+                # Labels and responsibilities, gathered from every rank in rank order, are the
+                # single process's (responsibilities to the same rounding as the parameters).
+                got_labels, got_resp = np.load(mpi_labels), np.load(mpi_resp)
+                same_labels = got_labels.shape == labels.shape and np.array_equal(got_labels, labels)
+                resp_diff = (np.max(np.abs(got_resp - resp)) if got_resp.shape == resp.shape
+                             else np.inf)
                 print(f"{ranks} ranks{' weighted' if weighted else ''}: max relative "
-                      f"difference from one process {diff:.2g}")
+                      f"difference from one process {diff:.2g}; labels equal: {same_labels}; "
+                      f"responsibilities differ by {resp_diff:.2g}")
                 if not diff < 1e-9:
                     failures.append(f"{ranks} ranks: parameters differ by {diff:.3g}")
+                if not same_labels:
+                    failures.append(f"{ranks} ranks: labels differ from one process's")
+                if not resp_diff < 1e-9:
+                    failures.append(f"{ranks} ranks: responsibilities differ by {resp_diff:.3g}")
 
         # Commands other than fit run once, on rank 0.
         r = run([args.mpiexec, "-n", "3", args.emix, "score", single, data])
