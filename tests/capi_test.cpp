@@ -269,7 +269,7 @@ TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
 
   EXPECT_EQ(emix_fit(nullptr, x, 3, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
             EMIX_INVALID_ARGUMENT);
-  EXPECT_STREQ(emix_last_error(), "emix_fit: emix_fit: options is NULL");
+  EXPECT_STREQ(emix_last_error(), "emix_fit: options is NULL");
   EXPECT_EQ(emix_fit(h.options, x, 3, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
             EMIX_INVALID_ARGUMENT);
   EXPECT_NE(std::string(emix_last_error()).find("row 3, column 1 is nan"), std::string::npos)

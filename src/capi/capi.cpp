@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "emix/errors.hpp"
 #include "emix/io.hpp"
 #include "emix/version.hpp"
 
@@ -56,8 +57,8 @@ void store(const DataView& data, T* destination, const std::vector<T>& values) {
 emix_status copy_array(const char* fn, const emix_model* model, double* out,
                        const std::vector<double> Model::*member, const char* what) {
   return guarded(fn, [&] {
-    require(model, fn, "model");
-    require(out, fn, "the output buffer");
+    require(model, "model");
+    require(out, "the output buffer");
     const std::vector<double>& values = model->model.*member;
     if (values.empty()) {
       throw InvalidArgument(std::string("a ") + to_string(model->model.family) + " model has no " +
@@ -72,8 +73,8 @@ template <typename Body>
 emix_status evaluate(const char* fn, const emix_model* model, const void* x, int64_t rows,
                      int64_t cols, int dtype, int memory, const void* out, Body&& body) {
   return guarded(fn, [&] {
-    require(model, fn, "model");
-    require(out, fn, "the output buffer");
+    require(model, "model");
+    require(out, "the output buffer");
     body(data_view(x, rows, cols, dtype, memory));
   });
 }
@@ -89,8 +90,8 @@ emix_status record_error(emix_status status, const char* function, const char* m
   return status;
 }
 
-void require(const void* p, const char* function, const char* name) {
-  if (!p) throw InvalidArgument(std::string(function) + ": " + name + " is NULL");
+void require(const void* p, const char* name) {
+  if (!p) throw InvalidArgument(std::string(name) + " is NULL");
 }
 
 DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory) {
@@ -186,7 +187,7 @@ int emix_gpu_available(void) {
 
 emix_status emix_options_create(emix_options** options) {
   return guarded("emix_options_create", [&] {
-    require(options, "emix_options_create", "options");
+    require(options, "options");
     *options = new emix_options();
   });
 }
@@ -197,7 +198,7 @@ void emix_options_destroy(emix_options* options) { delete options; }
 #define EMIX_OPTION_SETTER(NAME, TYPE, BODY)                               \
   emix_status emix_options_set_##NAME(emix_options* options, TYPE value) { \
     return guarded("emix_options_set_" #NAME, [&] {                        \
-      require(options, "emix_options_set_" #NAME, "options");              \
+      require(options, "options");                                         \
       emix::FitOptions& o = options->fit;                                  \
       BODY;                                                                \
     });                                                                    \
@@ -236,7 +237,7 @@ EMIX_OPTION_SETTER(gpu_device, int, o.engine.gpu_device = value)
 
 emix_status emix_options_set_init_model(emix_options* options, const emix_model* model) {
   return guarded("emix_options_set_init_model", [&] {
-    require(options, "emix_options_set_init_model", "options");
+    require(options, "options");
     if (model) {
       options->fit.init_model = model->model;
     } else {
@@ -248,7 +249,7 @@ emix_status emix_options_set_init_model(emix_options* options, const emix_model*
 emix_status emix_options_set_iteration_callback(emix_options* options,
                                                 emix_iteration_callback callback, void* user_data) {
   return guarded("emix_options_set_iteration_callback", [&] {
-    require(options, "emix_options_set_iteration_callback", "options");
+    require(options, "options");
     options->callback = callback;
     options->user_data = user_data;
   });
@@ -262,8 +263,8 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
                               emix_model** model) {
   const char* fn = "emix_model_create";
   return guarded(fn, [&] {
-    require(model, fn, "model");
-    require(weights, fn, "weights");
+    require(model, "model");
+    require(weights, "weights");
     if (n_components < 1 || n_features < 1) {
       throw emix::InvalidArgument("n_components and n_features must be >= 1, got " +
                                   std::to_string(n_components) + " and " +
@@ -281,12 +282,12 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
     const auto kd = k * static_cast<std::size_t>(n_features);
     m.weights.assign(weights, weights + k);
     if (m.family == emix::Family::kGaussian) {
-      require(means, fn, "means (a Gaussian model needs them)");
-      require(covariances, fn, "covariances (a Gaussian model needs them)");
+      require(means, "means (a Gaussian model needs them)");
+      require(covariances, "covariances (a Gaussian model needs them)");
       m.means.assign(means, means + kd);
       m.covariances.assign(covariances, covariances + m.covariance_size());
     } else {
-      require(probabilities, fn, "probabilities (a Bernoulli or binomial model needs them)");
+      require(probabilities, "probabilities (a Bernoulli or binomial model needs them)");
       m.probabilities.assign(probabilities, probabilities + kd);
     }
     m.validate();
@@ -298,8 +299,8 @@ void emix_model_destroy(emix_model* model) { delete model; }
 
 emix_status emix_model_read(const char* path, emix_model** model) {
   return guarded("emix_model_read", [&] {
-    require(path, "emix_model_read", "path");
-    require(model, "emix_model_read", "model");
+    require(path, "path");
+    require(model, "model");
     auto handle = std::make_unique<emix_model>();
     handle->model = emix::io::read_model(path);
     *model = handle.release();
@@ -308,8 +309,8 @@ emix_status emix_model_read(const char* path, emix_model** model) {
 
 emix_status emix_model_write(const emix_model* model, const char* path) {
   return guarded("emix_model_write", [&] {
-    require(model, "emix_model_write", "model");
-    require(path, "emix_model_write", "path");
+    require(model, "model");
+    require(path, "path");
     emix::io::write_model(path, model->model, model->report ? &*model->report : nullptr);
   });
 }
@@ -317,7 +318,7 @@ emix_status emix_model_write(const emix_model* model, const char* path) {
 emix_status emix_model_shape(const emix_model* model, int* family, int* covariance,
                              int* n_components, int* n_features, int* trials) {
   return guarded("emix_model_shape", [&] {
-    require(model, "emix_model_shape", "model");
+    require(model, "model");
     const emix::Model& m = model->model;
     if (family) *family = static_cast<int>(m.family);
     if (covariance) *covariance = static_cast<int>(m.covariance);
@@ -329,8 +330,8 @@ emix_status emix_model_shape(const emix_model* model, int* family, int* covarian
 
 emix_status emix_model_covariance_size(const emix_model* model, int64_t* size) {
   return guarded("emix_model_covariance_size", [&] {
-    require(model, "emix_model_covariance_size", "model");
-    require(size, "emix_model_covariance_size", "size");
+    require(model, "model");
+    require(size, "size");
     *size = static_cast<int64_t>(model->model.covariances.size());
   });
 }
@@ -355,24 +356,24 @@ emix_status emix_model_get_probabilities(const emix_model* model, double* probab
 
 emix_status emix_model_n_parameters(const emix_model* model, int64_t* n_parameters) {
   return guarded("emix_model_n_parameters", [&] {
-    require(model, "emix_model_n_parameters", "model");
-    require(n_parameters, "emix_model_n_parameters", "n_parameters");
+    require(model, "model");
+    require(n_parameters, "n_parameters");
     *n_parameters = model->model.n_parameters();
   });
 }
 
 emix_status emix_model_warning_count(const emix_model* model, int* count) {
   return guarded("emix_model_warning_count", [&] {
-    require(model, "emix_model_warning_count", "model");
-    require(count, "emix_model_warning_count", "count");
+    require(model, "model");
+    require(count, "count");
     *count = model->report ? static_cast<int>(model->report->warnings.size()) : 0;
   });
 }
 
 emix_status emix_model_warning(const emix_model* model, int index, const char** text) {
   return guarded("emix_model_warning", [&] {
-    require(model, "emix_model_warning", "model");
-    require(text, "emix_model_warning", "text");
+    require(model, "model");
+    require(text, "text");
     const int count = model->report ? static_cast<int>(model->report->warnings.size()) : 0;
     if (index < 0 || index >= count) {
       throw emix::InvalidArgument("index " + std::to_string(index) + " is outside [0, " +
@@ -388,8 +389,8 @@ emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, i
                      int dtype, int memory, const double* sample_weight, emix_model** model,
                      emix_fit_result* result) {
   return guarded("emix_fit", [&] {
-    require(options, "emix_fit", "options");
-    require(model, "emix_fit", "model");
+    require(options, "options");
+    require(model, "model");
     const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
     emix::capi::deliver(emix::fit(view, emix::capi::fit_options(*options), sample_weight), model,
                         result);

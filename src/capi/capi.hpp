@@ -3,12 +3,11 @@
 #pragma once
 
 #include <exception>
-#include <new>
 #include <optional>
 #include <string>
 
+#include "capi/status.hpp"
 #include "emix/emix.h"
-#include "emix/errors.hpp"
 #include "emix/fit.hpp"
 
 struct emix_options {
@@ -24,8 +23,8 @@ struct emix_model {
 
 namespace emix::capi {
 
-// Throws InvalidArgument "FUNCTION: NAME is NULL" when p is null.
-void require(const void* p, const char* function, const char* name);
+// Throws InvalidArgument "NAME is NULL" when p is null (guarded prefixes the function's name).
+void require(const void* p, const char* name);
 DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory);
 // The options a fit runs with: a copy of handle's, with its C callback wired in.
 FitOptions fit_options(const emix_options& handle);
@@ -42,26 +41,10 @@ emix_status guarded(const char* function, Body&& body) noexcept {
   try {
     body();
     return EMIX_OK;
-  } catch (const InvalidArgument& e) {
-    return record_error(EMIX_INVALID_ARGUMENT, function, e.what());
-  } catch (const IoError& e) {
-    return record_error(EMIX_IO_ERROR, function, e.what());
-  } catch (const NotAvailable& e) {
-    return record_error(EMIX_NOT_AVAILABLE, function, e.what());
-  } catch (const OutOfMemory& e) {
-    return record_error(EMIX_OUT_OF_MEMORY, function, e.what());
-  } catch (const NumericalError& e) {
-    return record_error(EMIX_NUMERICAL_ERROR, function, e.what());
-  } catch (const CudaError& e) {
-    return record_error(EMIX_CUDA_ERROR, function, e.what());
-  } catch (const MpiError& e) {
-    return record_error(EMIX_MPI_ERROR, function, e.what());
-  } catch (const std::bad_alloc&) {
-    return record_error(EMIX_OUT_OF_MEMORY, function, "out of host memory");
-  } catch (const std::exception& e) {
-    return record_error(EMIX_INTERNAL_ERROR, function, e.what());
   } catch (...) {
-    return record_error(EMIX_INTERNAL_ERROR, function, "unknown exception");
+    std::string message;
+    const emix_status status = status_of(std::current_exception(), &message);
+    return record_error(status, function, message.c_str());
   }
 }
 

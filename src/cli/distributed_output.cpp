@@ -14,6 +14,12 @@ namespace emix::cli {
 
 namespace {
 
+int rank() {
+  int r = 0;
+  mpi::check(MPI_Comm_rank(MPI_COMM_WORLD, &r), "MPI_Comm_rank");
+  return r;
+}
+
 template <typename T>
 MPI_Datatype mpi_type();
 template <>
@@ -31,8 +37,7 @@ MPI_Datatype mpi_type<double>() {
 template <typename T>
 void gather_to_root(const std::vector<T>& local, std::int64_t piece,
                     const std::function<void(const T*, std::int64_t)>& sink) {
-  int rank = 0, size = 1;
-  mpi::check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
+  int size = 1;
   mpi::check(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size");
   std::exception_ptr error;
   const auto deliver = [&](const T* data, std::int64_t count) {
@@ -44,7 +49,7 @@ void gather_to_root(const std::vector<T>& local, std::int64_t piece,
     }
   };
   const auto count = static_cast<std::int64_t>(local.size());
-  if (rank == 0) {
+  if (rank() == 0) {
     for (std::int64_t first = 0; first < count; first += piece) {
       deliver(local.data() + first, std::min(piece, count - first));
     }
@@ -78,52 +83,33 @@ void gather_to_root(const std::vector<T>& local, std::int64_t piece,
 
 void write_distributed_labels(const std::string& path, const std::vector<std::int32_t>& local,
                               std::int64_t total_rows) {
+  const bool root = rank() == 0;
   std::vector<std::int32_t> all;
+  if (root) all.reserve(static_cast<std::size_t>(total_rows));
   gather_to_root<std::int32_t>(local, std::int64_t{1} << 24,
                                [&](const std::int32_t* data, std::int64_t count) {
-                                 if (all.empty()) all.reserve(static_cast<std::size_t>(total_rows));
                                  all.insert(all.end(), data, data + count);
                                });
-  std::exception_ptr error;
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank == 0) {
-    try {
-      io::write_npy(path, all);
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  mpi::raise_if_any_failed(MPI_COMM_WORLD, error);
+  mpi::on_every_rank(MPI_COMM_WORLD, [&] {
+    if (root) io::write_npy(path, all);
+  });
 }
 
 void write_distributed_responsibilities(const std::string& path, const std::vector<double>& local,
                                         std::int64_t total_rows, int k) {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const bool root = rank() == 0;
   std::unique_ptr<io::NpyWriter> writer;
-  std::exception_ptr error;
-  if (rank == 0) {
-    try {
-      writer = std::make_unique<io::NpyWriter>(path, DType::kFloat64, total_rows, k);
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  mpi::raise_if_any_failed(MPI_COMM_WORLD, error);
+  mpi::on_every_rank(MPI_COMM_WORLD, [&] {
+    if (root) writer = std::make_unique<io::NpyWriter>(path, DType::kFloat64, total_rows, k);
+  });
   // Pieces of whole rows, about 16 M values.
   const std::int64_t piece = std::max<std::int64_t>(1, (std::int64_t{1} << 24) / k) * k;
   gather_to_root<double>(local, piece, [&](const double* data, std::int64_t count) {
     writer->append(data, count / k);
   });
-  if (rank == 0) {
-    try {
-      writer->commit();
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }
-  mpi::raise_if_any_failed(MPI_COMM_WORLD, error);
+  mpi::on_every_rank(MPI_COMM_WORLD, [&] {
+    if (root) writer->commit();
+  });
 }
 
 }  // namespace emix::cli

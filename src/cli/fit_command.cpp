@@ -137,16 +137,7 @@ std::vector<double> load_sample_weight_shard(const std::string& path, std::int64
 template <typename Step>
 void on_every_rank(Step&& step) {
 #if EMIX_HAS_MPI
-  if (mpi_active()) {
-    std::exception_ptr error;
-    try {
-      step();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    mpi::raise_if_any_failed(MPI_COMM_WORLD, error);
-    return;
-  }
+  if (mpi_active()) return mpi::on_every_rank(MPI_COMM_WORLD, std::forward<Step>(step));
 #endif
   step();
 }

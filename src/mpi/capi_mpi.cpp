@@ -1,8 +1,6 @@
 // The C API's MPI entry points (include/emix/emix_mpi.h).
 #include "emix/emix_mpi.h"
 
-#include <exception>
-
 #include "capi/capi.hpp"
 #include "emix/mpi.hpp"
 #include "mpi/collective.hpp"
@@ -18,16 +16,12 @@ emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void*
     // that a bad argument on one rank ends all of them.
     emix::DataView view;
     emix::FitOptions fit_options;
-    std::exception_ptr error;
-    try {
-      emix::capi::require(options, "emix_fit_mpi", "options");
-      emix::capi::require(model, "emix_fit_mpi", "model");
+    emix::mpi::on_every_rank(comm, [&] {
+      emix::capi::require(options, "options");
+      emix::capi::require(model, "model");
       view = emix::capi::data_view(x, local_rows, cols, dtype, memory);
       fit_options = emix::capi::fit_options(*options);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    emix::mpi::raise_if_any_failed(comm, error);
+    });
     emix::capi::deliver(emix::mpi::fit(comm, view, fit_options, local_sample_weight), model,
                         result);
   });
@@ -44,8 +38,8 @@ emix_status emix_fit_mpi_f(MPI_Fint comm, const emix_options* options, const voi
 emix_status emix_mpi_shard(int64_t total_rows, int rank, int size, int64_t* first_row,
                            int64_t* row_count) {
   return emix::capi::guarded("emix_mpi_shard", [&] {
-    emix::capi::require(first_row, "emix_mpi_shard", "first_row");
-    emix::capi::require(row_count, "emix_mpi_shard", "row_count");
+    emix::capi::require(first_row, "first_row");
+    emix::capi::require(row_count, "row_count");
     const emix::mpi::Shard shard = emix::mpi::shard_rows(total_rows, rank, size);
     *first_row = shard.first_row;
     *row_count = shard.row_count;

@@ -2,86 +2,14 @@
 
 #include <algorithm>
 #include <climits>
-#include <new>
 #include <vector>
 
+#include "capi/status.hpp"
 #include "emix/errors.hpp"
 
 namespace emix::mpi {
 
 namespace {
-
-// Exception kinds as numbers for the exchange (0: no error).
-enum Kind : int {
-  kNone = 0,
-  kInvalidArgument,
-  kIo,
-  kNotAvailable,
-  kOutOfMemory,
-  kNumerical,
-  kCuda,
-  kMpi,
-  kOther
-};
-
-Kind classify(const std::exception_ptr& error, std::string* message) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const InvalidArgument& e) {
-    *message = e.what();
-    return kInvalidArgument;
-  } catch (const IoError& e) {
-    *message = e.what();
-    return kIo;
-  } catch (const NotAvailable& e) {
-    *message = e.what();
-    return kNotAvailable;
-  } catch (const OutOfMemory& e) {
-    *message = e.what();
-    return kOutOfMemory;
-  } catch (const NumericalError& e) {
-    *message = e.what();
-    return kNumerical;
-  } catch (const CudaError& e) {
-    *message = e.what();
-    return kCuda;
-  } catch (const MpiError& e) {
-    *message = e.what();
-    return kMpi;
-  } catch (const std::bad_alloc&) {
-    *message = "out of host memory";
-    return kOutOfMemory;
-  } catch (const std::exception& e) {
-    *message = e.what();
-    return kOther;
-  } catch (...) {
-    *message = "unknown exception";
-    return kOther;
-  }
-}
-
-[[noreturn]] void raise(Kind kind, const std::string& message) {
-  switch (kind) {
-    case kInvalidArgument:
-      throw InvalidArgument(message);
-    case kIo:
-      throw IoError(message);
-    case kNotAvailable:
-      throw NotAvailable(message);
-    case kOutOfMemory:
-      throw OutOfMemory(message);
-    case kNumerical:
-      throw NumericalError(message);
-    case kCuda:
-      throw CudaError(message);
-    case kMpi:
-      throw MpiError(message);
-    case kNone:
-    case kOther:
-      break;
-  }
-  throw Error(message);
-}
 
 // MPI counts are int: larger buffers go in pieces.
 constexpr std::int64_t kMaxPiece = INT_MAX / 2;
@@ -102,18 +30,19 @@ void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
   check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   std::string message;
-  const int kind = local_error ? classify(local_error, &message) : kNone;
-  std::vector<int> kinds(static_cast<std::size_t>(size));
-  check(MPI_Allgather(&kind, 1, MPI_INT, kinds.data(), 1, MPI_INT, comm), "MPI_Allgather");
-  const auto failed = std::find_if(kinds.begin(), kinds.end(), [](int k) { return k != kNone; });
-  if (failed == kinds.end()) return;
-  const int root = static_cast<int>(failed - kinds.begin());
+  const emix_status status = local_error ? capi::status_of(local_error, &message) : EMIX_OK;
+  std::vector<emix_status> statuses(static_cast<std::size_t>(size));
+  check(MPI_Allgather(&status, 1, MPI_INT, statuses.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  const auto failed =
+      std::find_if(statuses.begin(), statuses.end(), [](emix_status s) { return s != EMIX_OK; });
+  if (failed == statuses.end()) return;
+  const int root = static_cast<int>(failed - statuses.begin());
   int length = static_cast<int>(std::min<std::size_t>(message.size(), 1 << 16));
   check(MPI_Bcast(&length, 1, MPI_INT, root, comm), "MPI_Bcast");
   message.resize(static_cast<std::size_t>(length));
   check(MPI_Bcast(message.data(), length, MPI_CHAR, root, comm), "MPI_Bcast");
-  raise(static_cast<Kind>(*failed),
-        "rank " + std::to_string(root) + " of " + std::to_string(size) + ": " + message);
+  capi::throw_status(
+      *failed, "rank " + std::to_string(root) + " of " + std::to_string(size) + ": " + message);
 }
 
 void ordered_sum(MPI_Comm comm, double* values, std::int64_t count) {

@@ -18,6 +18,19 @@ void check(int rc, const char* call);
 // "rank R of P: ". Returns normally on every rank when none failed.
 void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error);
 
+// Collective. Runs `step` on this rank, then raise_if_any_failed with what it threw, so that a
+// step failing on one rank ends every rank instead of leaving the others waiting.
+template <typename Step>
+void on_every_rank(MPI_Comm comm, Step&& step) {
+  std::exception_ptr error;
+  try {
+    step();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  raise_if_any_failed(comm, error);
+}
+
 // Collective. Sums `count` doubles elementwise across ranks in a fixed binomial-tree order and
 // broadcasts the result, so every rank holds bitwise the same sums whatever MPI_Allreduce's
 // algorithm would have done. On one rank the values are left as they are.

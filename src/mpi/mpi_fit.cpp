@@ -42,18 +42,6 @@ int node_rank(MPI_Comm comm) {
   return rank;
 }
 
-// Runs `step` on this rank, then agrees with the others on whether every rank succeeded.
-template <typename Step>
-void on_every_rank(MPI_Comm comm, Step&& step) {
-  std::exception_ptr error;
-  try {
-    step();
-  } catch (...) {
-    error = std::current_exception();
-  }
-  raise_if_any_failed(comm, error);
-}
-
 class DistributedEngine final : public Engine {
  public:
   // local: this rank's engine, or null when it holds no rows; first_row: its first global row.
