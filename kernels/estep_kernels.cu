@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/pointwise.hpp"
 #include "kernels/cuda_utils.cuh"
 #include "kernels/estep_kernels.hpp"
-#include "kernels/pointwise.cuh"
 
 namespace emix::gpu {
 namespace {
@@ -133,7 +133,7 @@ __global__ void estep_rows_kernel(const double* __restrict__ lj, std::int64_t ld
        n < padded; n += stride) {
     if (n < count) {
       const double w = weights != nullptr ? weights[n] : 1.0;
-      const LogSumExp lse = log_sum_exp_parts(lj + n, n_comp, ld);
+      const LogSumExp<double> lse = log_sum_exp_parts(lj + n, n_comp, ld);
       ll[n] = weighted_log_prob(w, log_sum_exp_value(lse) + row_log_binom(xc, ld, n, d, trials));
       wrow[n] = w;
       for (int k = 0; k < n_comp; ++k) {
@@ -155,7 +155,7 @@ __global__ void evaluate_rows_kernel(const double* __restrict__ lj, std::int64_t
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t n = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; n < count;
        n += stride) {
-    const LogSumExp lse = log_sum_exp_parts(lj + n, n_comp, ld);
+    const LogSumExp<double> lse = log_sum_exp_parts(lj + n, n_comp, ld);
     if (log_prob != nullptr) {
       log_prob[n] = log_sum_exp_value(lse) + row_log_binom(xc, ld, n, d, trials);
     }
@@ -289,7 +289,7 @@ __device__ inline void fused_stage_tile(const T* __restrict__ x, std::int64_t ro
 // w (log p(x) + extra) and w.
 __device__ inline void fused_finish_row(double* gr, int n_comp, double w, double extra,
                                         double* ll_r, double* w_r) {
-  const LogSumExp lse = log_sum_exp_parts(gr, n_comp, 1);
+  const LogSumExp<double> lse = log_sum_exp_parts(gr, n_comp, 1);
   *ll_r = weighted_log_prob(w, log_sum_exp_value(lse) + extra);
   *w_r = w;
   for (int k = 0; k < n_comp; ++k) gr[k] = w == 0.0 ? 0.0 : w * responsibility(gr[k], lse);

@@ -214,3 +214,26 @@ TEST(Criteria, BicAndAicFollowTheirDefinitionsWithScikitLearnsParameterCounts) {
 }
 
 }  // namespace
+
+// The report's times: one entry per evaluated parameter set of the best restart, none negative,
+// and the parts inside the whole.
+TEST(Report, TimesCoverSetUpInitialisationAndEveryIteration) {
+  const Data data = make_data(Family::kGaussian, Covariance::kDiag, 4000, 11);
+  for (int n_init : {1, 3}) {
+    emix::FitOptions o = options(Family::kGaussian, Covariance::kDiag);
+    o.max_iter = 4;
+    o.tol = 0;
+    o.n_init = n_init;
+    const emix::FitReport r = emix::fit(data.view(), o);
+    ASSERT_EQ(r.iteration_seconds.size(), static_cast<std::size_t>(r.n_iter) + 1) << n_init;
+    ASSERT_EQ(r.iteration_seconds.size(), r.history.size()) << n_init;
+    double sum = 0;
+    for (double s : r.iteration_seconds) {
+      EXPECT_GE(s, 0.0);
+      sum += s;
+    }
+    EXPECT_GT(r.init_seconds, 0.0);
+    EXPECT_GE(r.setup_seconds, 0.0);
+    EXPECT_LE(r.setup_seconds + r.init_seconds + sum, r.seconds) << n_init;
+  }
+}

@@ -22,7 +22,16 @@ struct FitReport {
   int best_init = 0;
   std::string engine;     // for example "cpu (2 threads)" or "gpu (NVIDIA H100 80GB HBM3)"
   std::string precision;  // "float32" / "float64": the data's element type
+  // Wall times, seconds. seconds: the whole fit (validation, set-up, initialisation, EM).
+  // setup_seconds: validation and the engine's set-up (for a GPU, the upload of the data).
+  // init_seconds: initialisation of every restart (k-means++, k-means, ...).
+  // iteration_seconds[i], i = 0 ... n_iter, of the best restart: the E-step under theta(i) and
+  // the M-step to theta(i + 1) (the last entry has no M-step). Per-iteration speed is their
+  // median or mean, free of set-up and initialisation.
   double seconds = 0;
+  double setup_seconds = 0;
+  double init_seconds = 0;
+  std::vector<double> iteration_seconds;
   std::vector<std::string> warnings;
 };
 

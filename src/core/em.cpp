@@ -86,6 +86,14 @@ class Run {
     double previous_mean = 0;
     for (int iteration = 0;; ++iteration) {
       const auto start = Clock::now();
+      // This iteration's time runs until the next one starts (or the loop ends): the E-step
+      // and the M-step after it.
+      report.iteration_seconds.push_back(0.0);
+      struct Timer {
+        double& slot;
+        Clock::time_point start;
+        ~Timer() { slot = seconds_since(start); }
+      } timer{report.iteration_seconds.back(), start};
       const PreparedModel prepared = prepare(model, options_.prob_epsilon);
       stats.assign(prepared.layout.size(), 0.0);
       engine_.accumulate(prepared, stats.data());
@@ -218,15 +226,18 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
   const auto start = Clock::now();
   FitReport best;
   bool have_best = false;
+  double init_seconds = 0;
   std::vector<std::string> notes;
   for (int run = 0; run < options.n_init; ++run) {
     std::seed_seq seq{static_cast<std::uint64_t>(options.seed & 0xffffffffu),
                       static_cast<std::uint64_t>(options.seed >> 32),
                       static_cast<std::uint64_t>(run)};
     std::mt19937_64 rng(seq);
+    const auto init_start = Clock::now();
     Model initial = options.init_model ? *options.init_model
                                        : initialize(engine, n_rows, n_features, gather_weights,
                                                     options, rng, run == 0 ? &notes : nullptr);
+    init_seconds += seconds_since(init_start);
     FitReport report;
     Run(engine, n_rows, options, run, rng)(std::move(initial), report);
     report.best_init = run;
@@ -236,6 +247,7 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
     }
   }
 
+  best.init_seconds = init_seconds;
   best.engine = engine.name();
   best.precision = to_string(dtype);
   for (const std::string& note : notes) best.warnings.push_back(note);
@@ -254,6 +266,7 @@ FitReport fit(const DataView& x, const FitOptions& options, const double* sample
   const auto start = Clock::now();
   validate_fit_arguments(x, options, sample_weight);
   std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.engine);
+  const double setup_seconds = seconds_since(start);
   const WeightGather gather_weights = [sample_weight](const std::int64_t* idx, std::int64_t count,
                                                       double* out) {
     for (std::int64_t i = 0; i < count; ++i) out[i] = sample_weight ? sample_weight[idx[i]] : 1.0;
@@ -261,6 +274,7 @@ FitReport fit(const DataView& x, const FitOptions& options, const double* sample
   FitReport report =
       run_em(*engine, x.rows, static_cast<int>(x.cols), x.dtype, gather_weights, options);
   report.seconds = seconds_since(start);  // with validation and the engine's set-up
+  report.setup_seconds = setup_seconds;
   return report;
 }
 

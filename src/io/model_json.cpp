@@ -391,6 +391,9 @@ void write_model(const std::string& path, const Model& model, const FitReport* r
     fit["engine"] = report->engine;
     fit["precision"] = report->precision;
     fit["seconds"] = report->seconds;
+    fit["setup_seconds"] = report->setup_seconds;
+    fit["init_seconds"] = report->init_seconds;
+    fit["iteration_seconds"] = report->iteration_seconds;
     fit["warnings"] = report->warnings;
     fit["best_init"] = report->best_init;
     root["fit"] = std::move(fit);

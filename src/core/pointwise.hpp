@@ -1,0 +1,96 @@
+// The per-row rules of the E-step, written once for every engine: the CPU engine, the GPU kernels
+// and their CPU tests (tests/pointwise_test.cpp) compile this header. Plain C++ apart from the
+// EMIX_HD qualifier, templated on the arithmetic type (float or double) where a kernel may
+// compute in float: nothing here may call a CUDA-only function.
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+
+#include "core/host_device.hpp"
+
+namespace emix {
+
+template <typename V = double>
+EMIX_HD inline V negative_infinity() {
+  return static_cast<V>(-HUGE_VAL);
+}
+
+// exp and log in the arithmetic type (expf / logf for float).
+EMIX_HD inline double exp_of(double v) { return exp(v); }
+EMIX_HD inline float exp_of(float v) { return expf(v); }
+EMIX_HD inline double log_of(double v) { return log(v); }
+EMIX_HD inline float log_of(float v) { return logf(v); }
+
+// The two parts of a log-sum-exp over v[k * stride], k < n: the largest term and
+// sum_k exp(v_k - max), in which the largest term contributes exactly exp(0) = 1.
+template <typename V = double>
+struct LogSumExp {
+  V max;
+  V sum;
+};
+
+// NaN in any term gives max = NaN; no terms, or every term -inf, gives max = -inf.
+template <typename V>
+EMIX_HD inline LogSumExp<V> log_sum_exp_parts(const V* v, int n, std::int64_t stride) {
+  LogSumExp<V> p{negative_infinity<V>(), V(0)};
+  for (int k = 0; k < n; ++k) {
+    const V t = v[k * stride];
+    if (t != t) return LogSumExp<V>{t, t};
+    if (t > p.max) p.max = t;
+  }
+  if (!(p.max > negative_infinity<V>()) || p.max == -negative_infinity<V>()) return p;
+  for (int k = 0; k < n; ++k) p.sum += exp_of(v[k * stride] - p.max);
+  return p;
+}
+
+// log sum_k exp(v_k) = max + log(sum), as scikit-learn's logsumexp: -inf when every term is
+// -inf, +inf when a term is +inf, NaN when a term is NaN.
+template <typename V>
+EMIX_HD inline V log_sum_exp_value(const LogSumExp<V>& p) {
+  if (!(p.max > negative_infinity<V>()) || p.max == -negative_infinity<V>()) return p.max;
+  return p.max + log_of(p.sum);
+}
+
+template <typename V>
+EMIX_HD inline V log_sum_exp_strided(const V* v, int n, std::int64_t stride) {
+  return log_sum_exp_value(log_sum_exp_parts(v, n, stride));
+}
+
+// p(k | x) = exp(v_k - max) / sum. Not exp(v_k - lse): lse rounds at the scale of |v_k|, which
+// would make the responsibilities of rows with large |log p| sum to 1 only within |v| * 1e-16.
+// Zero when every component has density zero (max = -inf), where the ratio would be 0 / 0.
+template <typename V>
+EMIX_HD inline V responsibility(V v, const LogSumExp<V>& p) {
+  return p.max == negative_infinity<V>() ? V(0) : exp_of(v - p.max) / p.sum;
+}
+
+// The first k (lowest index on ties) with the largest v[k * stride]; 0 when every term is NaN.
+template <typename V>
+EMIX_HD inline int argmax_strided(const V* v, int n, std::int64_t stride) {
+  int best = 0;
+  V best_value = v[0];
+  for (int k = 1; k < n; ++k) {
+    const V t = v[k * stride];
+    if (t > best_value || (best_value != best_value && t == t)) {
+      best = k;
+      best_value = t;
+    }
+  }
+  return best;
+}
+
+// log C(m, x) = lgamma(m + 1) - lgamma(x + 1) - lgamma(m - x + 1), for a count x in 0..m of
+// successes out of m trials (one term of the binomial log-density's log_binom(x)).
+EMIX_HD inline double log_binomial_coefficient(double m, double x) {
+  return lgamma(m + 1.0) - lgamma(x + 1.0) - lgamma(m - x + 1.0);
+}
+
+// A row's contribution w * log p(x) to the log-likelihood. A row of weight zero contributes
+// nothing, even where log p(x) = -inf (0 * -inf would be NaN).
+EMIX_HD inline double weighted_log_prob(double w, double log_prob) {
+  return w == 0.0 ? 0.0 : w * log_prob;
+}
+
+}  // namespace emix
