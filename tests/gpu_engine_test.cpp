@@ -22,6 +22,7 @@
 #include "core/prepared_model.hpp"
 #include "emix/emix.h"
 #include "emix/emix.hpp"
+#include "stats_compare.hpp"
 #include "test_util.hpp"
 
 #if EMIX_HAS_CUDA
@@ -35,6 +36,7 @@ namespace {
 using emix::Covariance;
 using emix::DType;
 using emix::Family;
+using emix::testing::stats_close;
 
 constexpr const char* kNoGpu = "no CUDA device answers on this machine";
 constexpr int kTrials = 5;  // binomial trials in every binomial case
@@ -213,65 +215,6 @@ std::vector<double> cpu_statistics(const Problem& p, DType dtype,
   const std::vector<double>& x = p.reference_x(dtype);
   auto cpu = emix::make_cpu_engine(emix::DataView::host(x.data(), p.n, p.d), p.w(), o);
   return statistics(*cpu, prepared);
-}
-
-// Compares two statistics buffers element by element, each against a scale that bounds it:
-//   log-likelihood: max(|ll|, W);  W, N_k: W;
-//   S_kd: sqrt(N_k Q_kdd) for Gaussians (Cauchy-Schwarz), N_k m for Bernoulli / binomial;
-//   Q_kij: sqrt(Q_kii Q_kjj).
-// Every scale is floored at 1e-9 W. Reports the first element over tol.
-::testing::AssertionResult stats_close(const emix::PreparedModel& prepared,
-                                       const std::vector<double>& gpu,
-                                       const std::vector<double>& cpu, double tol) {
-  const emix::StatisticsLayout& layout = prepared.layout;
-  if (gpu.size() != layout.size() || cpu.size() != layout.size()) {
-    return ::testing::AssertionFailure() << "sizes " << gpu.size() << " / " << cpu.size();
-  }
-  const int k = layout.k, d = layout.d;
-  const double w = cpu[emix::StatisticsLayout::kWeightSum];
-  const auto q_at = [&](int c, int i, int j) {
-    if (!layout.has_scatter) return 0.0;
-    if (layout.full_scatter) {
-      return cpu[layout.q() + (static_cast<std::size_t>(c) * d + i) * d + j];
-    }
-    return cpu[layout.q() + static_cast<std::size_t>(c) * d + i];
-  };
-  double worst = 0;
-  std::size_t worst_at = 0;
-  const auto check = [&](std::size_t e, double scale) {
-    scale = std::max(scale, 1e-9 * w);
-    const double r = std::abs(gpu[e] - cpu[e]) / scale;
-    if (!(r <= worst) || std::isnan(r)) {
-      worst = std::isnan(r) ? INFINITY : r;
-      worst_at = e;
-    }
-  };
-  check(0, std::max(std::abs(cpu[0]), w));
-  check(1, w);
-  for (int c = 0; c < k; ++c) {
-    check(layout.nk() + c, w);
-    const double nk = cpu[layout.nk() + c];
-    for (int j = 0; j < d; ++j) {
-      const double scale =
-          layout.has_scatter ? std::sqrt(std::max(0.0, nk * q_at(c, j, j))) : nk * prepared.trials;
-      check(layout.s() + static_cast<std::size_t>(c) * d + j, scale);
-    }
-    if (!layout.has_scatter) continue;
-    for (int i = 0; i < d; ++i) {
-      const int j_end = layout.full_scatter ? d : 1;
-      for (int j = 0; j < j_end; ++j) {
-        const int jj = layout.full_scatter ? j : i;
-        const std::size_t e = layout.q() + static_cast<std::size_t>(c) * layout.q_per_component() +
-                              (layout.full_scatter ? static_cast<std::size_t>(i) * d + j : i);
-        check(e, std::sqrt(std::max(0.0, q_at(c, i, i) * q_at(c, jj, jj))));
-      }
-    }
-  }
-  if (worst <= tol) return ::testing::AssertionSuccess() << "worst " << worst;
-  return ::testing::AssertionFailure()
-         << "element " << worst_at << " (layout: nk at " << layout.nk() << ", s at " << layout.s()
-         << ", q at " << layout.q() << "): gpu " << gpu[worst_at] << " cpu " << cpu[worst_at]
-         << ", scaled difference " << worst << " > " << tol;
 }
 
 // Largest |a - b| over an array, relative to the array's largest |b| (at least `floor`).

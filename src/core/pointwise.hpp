@@ -66,6 +66,37 @@ EMIX_HD inline V responsibility(V v, const LogSumExp<V>& p) {
   return p.max == negative_infinity<V>() ? V(0) : exp_of(v - p.max) / p.sum;
 }
 
+// Turns the log-joints v[k * stride], k < n, into weight * p(k | x) in place and returns the
+// log-sum-exp parts: the values of weight * responsibility(v_k, parts) (0 where weight is 0),
+// bitwise, with each exp computed once where the largest term is finite.
+template <typename V>
+EMIX_HD inline LogSumExp<V> softmax_in_place(V* v, int n, std::int64_t stride, V weight) {
+  V max = negative_infinity<V>();
+  bool nan = false;
+  for (int k = 0; k < n; ++k) {
+    const V t = v[k * stride];
+    if (t != t) nan = true;
+    if (t > max) max = t;
+  }
+  if (nan || !(max > negative_infinity<V>()) || max == -negative_infinity<V>()) {
+    const LogSumExp<V> p = log_sum_exp_parts(v, n, stride);
+    for (int k = 0; k < n; ++k) {
+      v[k * stride] = weight == V(0) ? V(0) : weight * responsibility(v[k * stride], p);
+    }
+    return p;
+  }
+  V sum = V(0);
+  for (int k = 0; k < n; ++k) {
+    const V e = exp_of(v[k * stride] - max);
+    v[k * stride] = e;
+    sum += e;
+  }
+  for (int k = 0; k < n; ++k) {
+    v[k * stride] = weight == V(0) ? V(0) : weight * (v[k * stride] / sum);
+  }
+  return LogSumExp<V>{max, sum};
+}
+
 // The first k (lowest index on ties) with the largest v[k * stride]; 0 when every term is NaN.
 template <typename V>
 EMIX_HD inline int argmax_strided(const V* v, int n, std::int64_t stride) {

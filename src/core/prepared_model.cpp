@@ -146,4 +146,23 @@ StatisticsLayout::StatisticsLayout(Family family, Covariance covariance, int k_,
       has_scatter && (covariance == Covariance::kFull || covariance == Covariance::kTied);
 }
 
+void unpack_scatter(const StatisticsLayout& layout, const double* in, double* out) {
+  const StatisticsLayout packed = layout.packed();
+  std::copy(in, in + layout.q(), out);
+  if (!layout.has_scatter) return;
+  if (!layout.full_scatter) {
+    std::copy(in + layout.q(), in + layout.size(), out + layout.q());
+    return;
+  }
+  for (int c = 0; c < layout.k; ++c) {
+    for (int i = 0; i < layout.d; ++i) {
+      for (int j = i; j < layout.d; ++j) {
+        const double v = in[packed.q_at(c, i, j)];
+        out[layout.q_at(c, i, j)] = v;
+        out[layout.q_at(c, j, i)] = v;
+      }
+    }
+  }
+}
+
 }  // namespace emix

@@ -1,0 +1,383 @@
+// The GPU's single-pass E-step (kernels/fused_estep.cuh) run on the CPU, one thread of the block
+// after another between the points where the kernel has a barrier: its tiling, padding, work
+// mapping and statistics layout checked against the CPU engine on every family and covariance
+// type, awkward shapes, several blocks and short last tiles, where no GPU answers. And the
+// plans: every statistic owned by exactly one work item, shared memory within its budget.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "core/engine.hpp"
+#include "core/prepared_model.hpp"
+#include "kernels/fused_estep.cuh"
+#include "kernels/fused_params.hpp"
+#include "stats_compare.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+using emix::gpu::FusedArgs;
+using emix::gpu::FusedFamily;
+using emix::gpu::FusedPlan;
+
+constexpr int kTrials = 5;
+constexpr std::int64_t kLargeShared = 227 * 1024;  // an H100 / H200 block's opt-in limit
+
+struct Kind {
+  Family family;
+  Covariance covariance;
+};
+const Kind kKinds[] = {
+    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
+};
+
+std::string describe(const Kind& kind, int k, int d) {
+  std::ostringstream s;
+  s << emix::testing::describe(kind.family, kind.covariance) << " K=" << k << " D=" << d;
+  return s.str();
+}
+
+// Runs a launch of `grid` blocks over a.count rows, as the kernel would, thread by thread.
+// Returns the number of blocks launched (at most max_blocks, as the launcher does).
+template <FusedFamily F, typename T, typename C, bool kEvaluate>
+int emulate(const FusedPlan& p, const FusedArgs<T, C>& a, int max_blocks) {
+  using namespace emix::gpu;
+  const int grid = fused_grid(p, a.count, max_blocks);
+  // Shared memory starts as NaN bytes: a read of anything the block did not write shows.
+  std::vector<double> storage(static_cast<std::size_t>(p.shared_bytes) / 8 + 2);
+  unsigned char* base = reinterpret_cast<unsigned char*>(storage.data());
+  const std::int64_t tiles = fused_tiles(p, a.count);
+  for (int block = 0; block < grid; ++block) {
+    std::memset(base, 0xff, static_cast<std::size_t>(p.shared_bytes));
+    const FusedShared<C> s = carve_shared<C>(base, p);
+    double* slice = kEvaluate ? nullptr : a.part + block * a.layout.size();
+    std::vector<FusedThreadSums> sums(static_cast<std::size_t>(p.threads));
+    for (int t = 0; t < p.threads; ++t) fused_clear(t, p, s);
+    for (std::int64_t tile = block; tile < tiles; tile += grid) {
+      const std::int64_t row0 = tile * p.rows;
+      const int rows = static_cast<int>(std::min<std::int64_t>(p.rows, a.count - row0));
+      for (int t = 0; t < p.threads; ++t) fused_stage(t, p, a, s, row0, rows);
+      for (int t = 0; t < p.threads; ++t) fused_log_joint<F>(t, p, a, s);
+      if constexpr (kEvaluate) {
+        for (int t = 0; t < p.threads; ++t) fused_evaluate_rows<F>(t, p, a, s, row0, rows);
+        if (a.resp != nullptr) {
+          for (int t = 0; t < p.threads; ++t) fused_write_responsibilities(t, p, a, s, row0, rows);
+        }
+      } else {
+        for (int t = 0; t < p.threads; ++t) {
+          fused_responsibilities<F>(t, p, a, s, rows, sums[static_cast<std::size_t>(t)]);
+        }
+        const bool first = tile == block;
+        for (int round = 0; round < p.rounds; ++round) {
+          for (int t = 0; t < p.threads; ++t) {
+            fused_statistics_round<F>(t, p, a, s, rows, round, slice, first);
+          }
+          if (p.row_groups > 1) {
+            for (int t = 0; t < p.threads; ++t) fused_combine_groups<F>(t, p, a, s, slice, first);
+          }
+        }
+      }
+    }
+    if constexpr (!kEvaluate) {
+      for (int t = 0; t < p.threads; ++t) {
+        fused_publish_sums(t, p, s.fin, sums[static_cast<std::size_t>(t)]);
+      }
+      for (int t = 0; t < p.threads; ++t) fused_finish_sums(t, p, s.fin, slice);
+    }
+  }
+  return grid;
+}
+
+template <typename T, typename C, bool kEvaluate>
+int emulate_any(const FusedPlan& p, const FusedArgs<T, C>& a, int max_blocks) {
+  switch (p.family) {
+    case FusedFamily::kDiag:
+      return emulate<FusedFamily::kDiag, T, C, kEvaluate>(p, a, max_blocks);
+    case FusedFamily::kLinear:
+      return emulate<FusedFamily::kLinear, T, C, kEvaluate>(p, a, max_blocks);
+    case FusedFamily::kFull:
+      return emulate<FusedFamily::kFull, T, C, kEvaluate>(p, a, max_blocks);
+  }
+  return 0;
+}
+
+struct Problem {
+  emix::Model model;
+  emix::PreparedModel prepared;
+  std::int64_t n = 0;
+  int d = 0;
+  std::vector<double> x;
+  std::vector<float> xf;
+  std::vector<double> xf64;
+  std::vector<double> weights;
+};
+
+Problem make_problem(const Kind& kind, int k, int d, std::int64_t n, std::uint64_t seed) {
+  Problem p;
+  p.n = n;
+  p.d = d;
+  p.model = emix::testing::random_model(kind.family, kind.covariance, k, d, seed, kTrials);
+  p.x = emix::sample(p.model, n, seed + 1).x;
+  p.xf.assign(p.x.begin(), p.x.end());
+  p.xf64.assign(p.xf.begin(), p.xf.end());
+  std::mt19937_64 rng(seed + 2);
+  std::uniform_real_distribution<double> u(0.25, 2.0);
+  p.weights.resize(static_cast<std::size_t>(n));
+  for (double& w : p.weights) w = u(rng);
+  p.weights[1] = 0.0;
+  // Parameters a little off the generating ones, so that responsibilities are not all 0 or 1.
+  emix::Model start = p.model;
+  for (double& w : start.weights) w = 0.7 * w + 0.3 / k;
+  for (double& c : start.covariances) c *= 1.5;
+  for (double& pr : start.probabilities) pr = 0.8 * pr + 0.1;
+  p.prepared = emix::prepare(start);
+  return p;
+}
+
+template <typename C>
+struct DeviceLikeParams {
+  emix::gpu::FusedParams<C> params;
+  template <typename T>
+  FusedArgs<T, C> args(const Problem& p, const FusedPlan& plan, const T* x,
+                       const double* weights) const {
+    FusedArgs<T, C> a;
+    a.x = x;
+    a.count = p.n;
+    a.weights = weights;
+    a.c0 = params.c0.data();
+    a.a = params.a.data();
+    a.b = params.b.data();
+    a.shift = params.shift.data();
+    a.cst = params.cst.data();
+    a.u = params.u.empty() ? nullptr : params.u.data();
+    a.log_choose = params.log_choose.empty() ? nullptr : params.log_choose.data();
+    a.trials = p.prepared.trials;
+    a.layout = p.prepared.layout.packed();
+    (void)plan;
+    return a;
+  }
+};
+
+// The statistics of all rows through `grid` emulated blocks, summed in block order and unpacked.
+template <typename T, typename C>
+std::vector<double> emulated_statistics(const Problem& p, const FusedPlan& plan, const T* x,
+                                        const double* weights, int grid) {
+  DeviceLikeParams<C> dev{emix::gpu::make_fused_params<C>(p.prepared, plan)};
+  FusedArgs<T, C> a = dev.template args<T>(p, plan, x, weights);
+  const std::size_t stride = a.layout.size();
+  std::vector<double> part(stride * static_cast<std::size_t>(grid), std::nan(""));
+  a.part = part.data();
+  grid = emulate_any<T, C, false>(plan, a, grid);
+  std::vector<double> packed(stride, 0.0);
+  for (int b = 0; b < grid; ++b) {
+    for (std::size_t e = 0; e < stride; ++e) packed[e] += part[b * stride + e];
+  }
+  std::vector<double> out(p.prepared.layout.size());
+  emix::unpack_scatter(p.prepared.layout, packed.data(), out.data());
+  return out;
+}
+
+std::vector<double> cpu_statistics(const Problem& p, const std::vector<double>& x,
+                                   const double* weights) {
+  emix::EngineOptions o;
+  o.device = emix::Device::kCpu;
+  auto cpu = emix::make_cpu_engine(emix::DataView::host(x.data(), p.n, p.d), weights, o);
+  std::vector<double> stats(p.prepared.layout.size());
+  cpu->accumulate(p.prepared, stats.data());
+  return stats;
+}
+
+struct Shape {
+  int k;
+  int d;
+  std::int64_t n;
+};
+// Tiny, odd and larger shapes: K = 1, D not a multiple of 4 or 8, several tiles with a short
+// last one, K beyond one register block, many scatter blocks.
+const Shape kShapes[] = {{1, 1, 50}, {4, 3, 1000}, {1, 7, 1000}, {5, 13, 700}, {9, 33, 300}};
+
+// Tile caps: the plan's own choice, and tiles of 32 rows, so that many tiles, several rounds or
+// row groups, and short last tiles all occur.
+const int kMaxRows[] = {0, 32};
+
+TEST(FusedEstepEmulation, StatisticsMatchCpuEngine) {
+  for (const Kind& kind : kKinds) {
+    for (const Shape& shape : kShapes) {
+      const std::uint64_t seed = 500 + 10 * static_cast<std::uint64_t>(shape.k) + shape.d;
+      const Problem p = make_problem(kind, shape.k, shape.d, shape.n, seed);
+      for (int max_rows : kMaxRows) {
+        for (int grid : {1, 3}) {
+          SCOPED_TRACE(describe(kind, shape.k, shape.d) + " n=" + std::to_string(shape.n) +
+                       " max_rows " + std::to_string(max_rows) + " grid " + std::to_string(grid) +
+                       " seed " + std::to_string(seed));
+          const auto plan64 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k,
+                                                           shape.d, 8, kLargeShared, max_rows);
+          const auto plan32 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k,
+                                                           shape.d, 4, kLargeShared, max_rows);
+          ASSERT_TRUE(plan64.has_value());
+          ASSERT_TRUE(plan32.has_value());
+          // float64: the same sums in another order, 1e-12 of their scale. float32: each row's
+          // values round at about 1e-7 relative and tiles sum at most 512 rows in float,
+          // hence 1e-5 of the scale (the GPU tests' float tolerance).
+          EXPECT_TRUE(emix::testing::stats_close(
+              p.prepared,
+              emulated_statistics<double, double>(p, *plan64, p.x.data(), p.weights.data(), grid),
+              cpu_statistics(p, p.x, p.weights.data()), 1e-12));
+          EXPECT_TRUE(emix::testing::stats_close(
+              p.prepared, emulated_statistics<float, float>(p, *plan32, p.xf.data(), nullptr, grid),
+              cpu_statistics(p, p.xf64, nullptr), 1e-5));
+        }
+      }
+    }
+  }
+}
+
+TEST(FusedEstepEmulation, EvaluationMatchesCpuEngine) {
+  for (const Kind& kind : kKinds) {
+    for (const Shape& shape : kShapes) {
+      const std::uint64_t seed = 900 + 10 * static_cast<std::uint64_t>(shape.k) + shape.d;
+      const Problem p = make_problem(kind, shape.k, shape.d, shape.n, seed);
+      SCOPED_TRACE(describe(kind, shape.k, shape.d) + " seed " + std::to_string(seed));
+      const auto plan = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d,
+                                                     8, kLargeShared, 32);
+      ASSERT_TRUE(plan.has_value());
+      const std::size_t n = static_cast<std::size_t>(p.n);
+      const int k = shape.k;
+      DeviceLikeParams<double> dev{emix::gpu::make_fused_params<double>(p.prepared, *plan)};
+      FusedArgs<double, double> a = dev.args<double>(p, *plan, p.x.data(), nullptr);
+      std::vector<double> lp(n, std::nan("")), resp(n * k, std::nan(""));
+      std::vector<std::int32_t> labels(n, -1);
+      a.log_prob = lp.data();
+      a.resp = resp.data();
+      a.labels = labels.data();
+      emulate_any<double, double, true>(*plan, a, 3);
+
+      emix::EngineOptions o;
+      o.device = emix::Device::kCpu;
+      auto cpu = emix::make_cpu_engine(emix::DataView::host(p.x.data(), p.n, p.d), nullptr, o);
+      std::vector<double> lp_c(n), resp_c(n * k);
+      std::vector<std::int32_t> labels_c(n);
+      cpu->evaluate(p.prepared, lp_c.data(), resp_c.data(), labels_c.data());
+      // 1e-12 of max(|log p|, 1); responsibilities within 1e-12; labels equal where the top
+      // two responsibilities differ by more than that.
+      for (std::size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(lp[i], lp_c[i], 1e-12 * std::max(1.0, std::abs(lp_c[i]))) << "row " << i;
+        double top = -1, second = -1;
+        for (int c = 0; c < k; ++c) {
+          ASSERT_NEAR(resp[i * k + c], resp_c[i * k + c], 1e-12) << "row " << i << " k " << c;
+          const double r = resp_c[i * k + c];
+          if (r > top) {
+            second = top;
+            top = r;
+          } else {
+            second = std::max(second, r);
+          }
+        }
+        if (top - second > 1e-9) {
+          EXPECT_EQ(labels[i], labels_c[i]) << "row " << i;
+        }
+      }
+    }
+  }
+}
+
+// Every statistic except the two row sums is written by exactly one (item, value) of phase C.
+template <FusedFamily F>
+void expect_each_statistic_owned_once(const FusedPlan& p, const emix::StatisticsLayout& layout) {
+  std::vector<int> owners(layout.size(), 0);
+  for (int item = 0; item < p.items; ++item) {
+    const emix::gpu::FusedItem it = emix::gpu::fused_decode_item<F>(p, item);
+    for (int e = 0; e < p.item_entries; ++e) {
+      const std::int64_t at = emix::gpu::fused_item_target<F>(p, layout, it, e);
+      if (at < 0) continue;
+      ASSERT_LT(static_cast<std::size_t>(at), layout.size()) << "item " << item << " value " << e;
+      ++owners[static_cast<std::size_t>(at)];
+    }
+  }
+  for (std::size_t i = 2; i < owners.size(); ++i) {
+    EXPECT_EQ(owners[i], 1) << "statistic " << i << " of " << layout.size();
+  }
+}
+
+TEST(FusedPlan, EveryStatisticHasOneOwnerAndTheLayoutFits) {
+  for (const Kind& kind : kKinds) {
+    for (int k : {1, 2, 3, 4, 5, 8, 16, 31, 64}) {
+      for (int d : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 32, 63}) {
+        for (int elem : {4, 8}) {
+          SCOPED_TRACE(describe(kind, k, d) + " elem " + std::to_string(elem));
+          const auto plan =
+              emix::gpu::choose_fused_plan(kind.family, kind.covariance, k, d, elem, kLargeShared);
+          ASSERT_TRUE(plan.has_value());
+          const FusedPlan& p = *plan;
+          EXPECT_LE(p.shared_bytes, kLargeShared);
+          EXPECT_EQ(p.rows % 32, 0);
+          EXPECT_GE(p.dp, p.dq);
+          EXPECT_EQ(p.dp * elem % 32, 16) << "rows must be an odd number of 16-byte units apart";
+          EXPECT_EQ(p.kp % 4, 0);
+          EXPECT_GE(p.row_groups, 1);
+          EXPECT_LE(p.items_per_round * p.row_groups, p.threads);
+          EXPECT_GE(p.items_per_round * p.rounds, p.items);
+          const emix::StatisticsLayout layout =
+              emix::StatisticsLayout(kind.family, kind.covariance, k, d).packed();
+          switch (p.family) {
+            case FusedFamily::kDiag:
+              expect_each_statistic_owned_once<FusedFamily::kDiag>(p, layout);
+              break;
+            case FusedFamily::kLinear:
+              expect_each_statistic_owned_once<FusedFamily::kLinear>(p, layout);
+              break;
+            case FusedFamily::kFull:
+              expect_each_statistic_owned_once<FusedFamily::kFull>(p, layout);
+              break;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(FusedPlan, ShapesBeyondSharedMemoryTakeTheGeneralPath) {
+  // A tile of 32 rows of 100,000 float features needs 12.8 MB of shared memory.
+  EXPECT_FALSE(emix::gpu::choose_fused_plan(Family::kBernoulli, Covariance::kFull, 4, 100000, 4,
+                                            kLargeShared)
+                   .has_value());
+  EXPECT_FALSE(
+      emix::gpu::choose_fused_plan(Family::kGaussian, Covariance::kDiag, 20000, 4, 4, kLargeShared)
+          .has_value());
+  EXPECT_TRUE(
+      emix::gpu::choose_fused_plan(Family::kGaussian, Covariance::kFull, 32, 32, 8, kLargeShared)
+          .has_value());
+}
+
+TEST(StatisticsLayout, PackedScatterUnpacksToASymmetricFullScatter) {
+  const emix::StatisticsLayout layout(Family::kGaussian, Covariance::kFull, 3, 4);
+  const emix::StatisticsLayout packed = layout.packed();
+  EXPECT_EQ(packed.size(), layout.q() + 3 * 10u);
+  std::vector<double> in(packed.size());
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<double>(i) + 0.5;
+  std::vector<double> out(layout.size(), -1);
+  emix::unpack_scatter(layout, in.data(), out.data());
+  for (std::size_t i = 0; i < layout.q(); ++i) EXPECT_EQ(out[i], in[i]);
+  for (int c = 0; c < 3; ++c) {
+    for (int i = 0; i < 4; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        EXPECT_EQ(out[layout.q_at(c, i, j)], in[packed.q_at(c, std::min(i, j), std::max(i, j))]);
+      }
+    }
+  }
+  // Diagonal and linear layouts are their own packing.
+  const emix::StatisticsLayout diag(Family::kGaussian, Covariance::kDiag, 3, 4);
+  EXPECT_EQ(diag.packed().size(), diag.size());
+}
+
+}  // namespace
