@@ -64,8 +64,12 @@ inline std::string describe_cuda_error(cudaError_t status, const char* call, con
   throw CudaError(text);
 }
 
-// For destructors: a failure there cannot be thrown, so it is reported on stderr.
+// For destructors: a failure there cannot be thrown, so it is reported on stderr. Except when
+// the program is exiting and the CUDA runtime has already torn itself down (an engine held in
+// a static or global object outlives it): the runtime has released every resource then, so
+// nothing leaked and there is nothing to report.
 inline void report_cuda_error(cudaError_t status, const char* call, const char* file, int line) {
+  if (status == cudaErrorCudartUnloading) return;
   std::fprintf(stderr, "emix: %s (ignored while releasing a resource)\n",
                describe_cuda_error(status, call, file, line).c_str());
 }
@@ -251,7 +255,8 @@ class CublasHandle {
   ~CublasHandle() {
     if (handle_ != nullptr) {
       const cublasStatus_t status = cublasDestroy(handle_);
-      if (status != CUBLAS_STATUS_SUCCESS) {
+      // At exit, after the CUDA runtime's own teardown, cuBLAS cannot reach it either.
+      if (status != CUBLAS_STATUS_SUCCESS && cudaPeekAtLastError() != cudaErrorCudartUnloading) {
         std::fprintf(stderr, "emix: cublasDestroy failed with %s (ignored)\n",
                      cublasGetStatusName(status));
       }

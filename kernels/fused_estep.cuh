@@ -361,12 +361,20 @@ EMIX_HD inline FusedItem fused_decode_item(const FusedPlan& p, int item) {
 //   e[4 i + j]       Q_k[4 ib + i][4 jb + j] = sum g (x_i - shift_ki)(x_j - shift_kj)
 //   e[16 + i]        S_k[4 ib + i]   (diagonal blocks)
 //   e[20]            N_k             (diagonal blocks)
+// Values per item of family F, a compile-time constant so that e[] stays in registers.
+template <FusedFamily F>
+EMIX_HD constexpr int item_entries() {
+  return F == FusedFamily::kFull
+             ? kFullItemEntries
+             : (F == FusedFamily::kDiag ? kDiagItemEntries : kLinearItemEntries);
+}
+
 template <FusedFamily F, typename T, typename C>
 EMIX_HD inline void fused_item_sums(const FusedPlan& p, const FusedArgs<T, C>& a,
                                     const FusedShared<C>& s, const FusedItem& it, int g, int rows,
                                     C* e) {
   const int G = p.row_groups;
-  for (int i = 0; i < p.item_entries; ++i) e[i] = C(0);
+  for (int i = 0; i < item_entries<F>(); ++i) e[i] = C(0);
   if constexpr (F == FusedFamily::kFull) {
     const bool diagonal = it.ib == it.jb;
     const C* sk = a.shift + static_cast<std::int64_t>(it.k) * p.dq;
@@ -395,7 +403,7 @@ EMIX_HD inline void fused_item_sums(const FusedPlan& p, const FusedArgs<T, C>& a
         shift[c] = load4_readonly(a.shift + static_cast<std::int64_t>(it.k + c) * p.dq + 4 * it.dc);
       }
     }
-    const int n_at = p.item_entries - 2;
+    constexpr int n_at = item_entries<F>() - 2;
     for (int r = g; r < rows; r += G) {
       const Vec4<C> x = load4(s.xs + r * p.dp + 4 * it.dc);
       for (int c = 0; c < 2; ++c) {
@@ -435,7 +443,7 @@ EMIX_HD inline std::int64_t fused_item_target(const FusedPlan& p, const Statisti
     }
     return it.ib == 0 ? static_cast<std::int64_t>(layout.nk() + it.k) : -1;
   } else {
-    const int n_at = p.item_entries - 2;
+    constexpr int n_at = item_entries<F>() - 2;
     if (e >= n_at) {
       const int k = it.k + (e - n_at);
       return it.dc == 0 && k < p.k ? static_cast<std::int64_t>(layout.nk() + k) : -1;
@@ -461,15 +469,15 @@ EMIX_HD inline void fused_statistics_round(int tid, const FusedPlan& p, const Fu
   if (item >= p.items) return;
   const int g = tid / P;
   const FusedItem it = fused_decode_item<F>(p, item);
-  C e[kMaxItemEntries];
+  C e[item_entries<F>()];
   fused_item_sums<F>(p, a, s, it, g, rows, e);
   if (G == 1) {
-    for (int i = 0; i < p.item_entries; ++i) {
+    for (int i = 0; i < item_entries<F>(); ++i) {
       const std::int64_t at = fused_item_target<F>(p, a.layout, it, i);
       if (at >= 0) fused_add(slice, static_cast<std::size_t>(at), static_cast<double>(e[i]), first);
     }
   } else {
-    for (int i = 0; i < p.item_entries; ++i) s.red[i * p.threads + tid] = e[i];
+    for (int i = 0; i < item_entries<F>(); ++i) s.red[i * p.threads + tid] = e[i];
   }
 }
 

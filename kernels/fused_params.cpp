@@ -86,6 +86,21 @@ FusedParams<C> make_fused_params(const PreparedModel& m, const FusedPlan& p) {
   return out;
 }
 
+FusedParamLayout fused_param_layout(const FusedPlan& p) {
+  const auto round4 = [](std::int64_t n) { return (n + 3) / 4 * 4; };
+  const std::int64_t kd = std::int64_t{p.kp} * p.dq;
+  FusedParamLayout l;
+  l.c0 = 0;
+  l.a = round4(p.dq);
+  l.b = l.a + kd;
+  l.shift = l.b + kd;
+  l.cst = l.shift + kd;
+  l.u = l.cst + round4(p.kp);
+  const std::int64_t u_blocks = p.family == FusedFamily::kFull ? (p.tied ? 1 : p.k) : 0;
+  l.total = l.u + u_blocks * p.dq * p.dq8;
+  return l;
+}
+
 template FusedParams<float> make_fused_params<float>(const PreparedModel&, const FusedPlan&);
 template FusedParams<double> make_fused_params<double>(const PreparedModel&, const FusedPlan&);
 

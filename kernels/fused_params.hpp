@@ -31,3 +31,14 @@ template <typename C>
 FusedParams<C> make_fused_params(const PreparedModel& model, const FusedPlan& plan);
 
 }  // namespace emix::gpu
+
+namespace emix::gpu {
+
+// Where each array of FusedParams sits in the one device buffer the engine uploads them to:
+// element offsets, each a multiple of 4 (16-byte aligned for float, 32 for double).
+struct FusedParamLayout {
+  std::int64_t c0 = 0, a = 0, b = 0, shift = 0, cst = 0, u = 0, total = 0;
+};
+FusedParamLayout fused_param_layout(const FusedPlan& plan);
+
+}  // namespace emix::gpu

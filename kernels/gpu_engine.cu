@@ -1,20 +1,18 @@
 // The GPU engine: the E-step and its sufficient statistics on one CUDA device.
 //
-// Per chunk of rows (statistics.hpp for what is summed, estep_kernels.hpp for the layouts):
-//   1. stage: x (row-major, T) -> xc = x - c0, column-major and zero-padded
-//   2. log-joint lj (K x rows, double): full / tied through one GEMM y = xc U over all components,
-//      diag / spherical / Bernoulli / binomial directly
-//   3. one kernel per row: log-sum-exp, g = w p(k | x), w log p(x)
-//   4. partial statistics of fixed blocks of rows, in double; the full scatter as a batched GEMM
-//      of sqrt(g)(x - c_k) blocks per component and row block, or by a tiled kernel
-//      (ScatterMethod, chosen by shape)
-//   5. the partials added in a fixed order to a running device total
-// Diag / spherical / Bernoulli / binomial do 1-4 in one kernel when a block can hold the
-// statistics (fused_stats_kernel), reading X once; so can full / tied with small K and D
-// (fused_full_kernel, ScatterMethod::kFused).
-// Only the total (layout.size() doubles) comes back to the host. Nothing of size N x K is held.
+// Two paths (engine_plan.hpp chooses, per model shape):
+//   single-pass  fused_estep.cuh: each tile of rows is read once; log-densities, log-sum-exp,
+//                responsibilities and every statistic in one kernel; each block sums into its
+//                own slice, the slices are added in a fixed order (reduce_partials).
+//   general      general_estep.hpp: rows staged column-major, log-densities by cuBLAS (full /
+//                tied) or a kernel, one kernel per row, partial statistics per block of rows,
+//                the full scatter as a batched GEMM; for shapes whose tile does not fit shared
+//                memory.
+// Data: the caller's device memory in place; host data uploaded once when they fit, else
+// streamed every call in chunks, stream_slots at a time, copies on their own stream.
+// Every buffer comes from one table (plan_buffers). Only the statistics (layout.size() doubles)
+// come back to the host. Nothing of size N x K is held.
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -29,27 +27,29 @@
 #include "core/statistics.hpp"
 #include "emix/errors.hpp"
 #include "kernels/cuda_utils.cuh"
-#include "kernels/estep_kernels.hpp"
+#include "kernels/engine_plan.hpp"
+#include "kernels/fused_estep.hpp"
+#include "kernels/fused_params.hpp"
+#include "kernels/general_estep.hpp"
 #include "kernels/gpu_engine.hpp"
 
 namespace emix::gpu {
 namespace {
 
 constexpr std::int64_t kMiB = std::int64_t{1} << 20;
-// Per-chunk buffers aimed at when options.chunk_rows is 0. A fixed size rather than a share of
-// free memory, so that the chunking, hence the order of the sums, does not change from run to run.
+// Per-chunk buffers aimed at when options.chunk_rows is 0 (general path; per-row outputs). A
+// fixed size rather than a share of free memory, so that the chunking, hence the order of the
+// sums, does not change from run to run.
 constexpr std::int64_t kScratchTarget = 256 * kMiB;
-constexpr std::int64_t kMemoryMargin = 256 * kMiB;  // left free for the context and other users
+constexpr std::int64_t kStreamChunkBytes = 64 * kMiB;  // X per streamed chunk
+constexpr int kStreamSlots = 3;                        // streamed chunks in flight
+constexpr std::int64_t kMemoryMargin = 256 * kMiB;     // left free for the context and others
 // Host data are uploaded only when this much (or a sixteenth of the budget) is left beside them.
 constexpr std::int64_t kResidentReserve = 64 * kMiB;
-constexpr std::int64_t kMaxChunkRows = std::int64_t{1} << 24;
+constexpr std::int64_t kMaxGeneralChunkRows = std::int64_t{1} << 24;
 constexpr std::int64_t kMinChunkRows = 32;
 constexpr std::int64_t kCublasWorkspace = 32 * kMiB;  // NVIDIA's recommendation for Hopper
 constexpr std::int64_t kGatherBatch = std::int64_t{1} << 16;
-
-std::atomic<bool> g_fused_kernels{true};
-bool fused_kernels_enabled() { return g_fused_kernels.load(std::memory_order_relaxed); }
-std::atomic<ScatterMethod> g_scatter_method{ScatterMethod::kAuto};
 
 enum class Mode { kFull, kTied, kDiag, kLinear };
 
@@ -108,31 +108,6 @@ struct Blas<double> {
   }
 };
 
-// The shape of one chunk's buffers.
-struct ChunkPlan {
-  std::int64_t rows = 0;    // rows per chunk
-  int block_rows = 0;       // statistics block (threads), power of two 32..256
-  std::int64_t ld = 0;      // padded rows: the column stride of every per-chunk matrix
-  std::int64_t n_part = 0;  // statistics partials of a full chunk
-  std::int64_t n_q = 0;     // scatter blocks of a full chunk (full / tied)
-};
-
-int block_rows_for(std::int64_t rows) {
-  int r = 32;
-  while (r < kMaxBlockRows && r < rows) r *= 2;
-  return r;
-}
-
-ChunkPlan make_plan(std::int64_t rows) {
-  ChunkPlan p;
-  p.rows = rows;
-  p.block_rows = block_rows_for(rows);
-  p.ld = round_up(rows, p.block_rows);
-  p.n_part = stats_blocks(p.ld, p.block_rows);
-  p.n_q = p.ld / p.block_rows;
-  return p;
-}
-
 void validate_input(const DataView& x, const double* sample_weight) {
   if (x.rows < 1 || x.cols < 1) {
     throw InvalidArgument("GPU engine: the data have " + std::to_string(x.rows) + " rows and " +
@@ -159,6 +134,15 @@ void validate_input(const DataView& x, const double* sample_weight) {
   }
 }
 
+bool is_page_locked(const void* p) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
+
 class GpuEngineBase : public Engine {
  public:
   virtual EngineInfo info() const = 0;
@@ -167,7 +151,8 @@ class GpuEngineBase : public Engine {
 template <typename T>
 class GpuEngine final : public GpuEngineBase {
  public:
-  GpuEngine(const DataView& x, const double* sample_weight, const EngineOptions& options);
+  GpuEngine(const DataView& x, const double* sample_weight, const EngineOptions& options,
+            const GpuSettings& settings);
   ~GpuEngine() override;
 
   std::string name() const override { return "gpu (" + device_name_ + ")"; }
@@ -178,83 +163,114 @@ class GpuEngine final : public GpuEngineBase {
   EngineInfo info() const override;
 
  private:
+  // The buffers depend on the model's shape and on whether per-row outputs were asked for.
   struct Key {
     int k = 0;
-    Mode mode = Mode::kDiag;
-    bool operator==(const Key& o) const { return k == o.k && mode == o.mode; }
+    Family family = Family::kGaussian;
+    Covariance covariance = Covariance::kFull;
+    bool outputs = false;
+    bool operator==(const Key& o) const {
+      return k == o.k && family == o.family && covariance == o.covariance && outputs == o.outputs;
+    }
   };
 
   void check_model(const PreparedModel& model) const;
-  std::int64_t fixed_bytes(const PreparedModel& model) const;
-  std::int64_t chunk_bytes(const ChunkPlan& plan, int k, Mode mode) const;
-  std::int64_t part_stride(const ChunkPlan& plan, int k, Mode mode) const;
-  std::int64_t resident_bytes() const { return d_x_.bytes() + d_w_.bytes(); }
-  void ensure_workspace(const PreparedModel& model);
-  void allocate_workspace(const ChunkPlan& plan, const PreparedModel& model, Mode mode);
-  void release_workspace();
+  void configure(const PreparedModel& model, bool outputs);
+  BufferPlanInputs plan_inputs(const PreparedModel& model, bool outputs, std::int64_t rows,
+                               int slices) const;
+  std::int64_t budget() const;
+  void allocate(const BufferPlan& plan);
+  void release_working();
+  void start_streaming();
   void ensure_cublas();
-  void upload_params(const PreparedModel& model);
-  void log_joint(const PreparedModel& model, std::int64_t padded);
-  template <typename Fn>
-  void for_each_chunk(Fn&& fn);
+  std::int64_t launch_rows(bool evaluating) const;
 
-  // Offsets into d_params_ (double) and d_tparams_ (T); see upload_params.
-  const double* p_log_w() const { return d_params_.data(); }
-  const double* p_log_norm() const { return d_params_.data() + key_.k; }
-  const double* p_shift() const { return d_params_.data() + 2 * key_.k; }
-  const double* p_a() const { return p_shift() + std::int64_t{key_.k} * d_; }
-  const double* p_b() const { return p_a() + std::int64_t{key_.k} * d_; }
-  const T* p_c0() const { return d_tparams_.data(); }
-  const T* p_u() const { return d_tparams_.data() + d_; }
+  template <typename U>
+  U* dev(Buf b) const {
+    return reinterpret_cast<U*>(buffers_[static_cast<int>(b)].data());
+  }
+  template <typename U>
+  U* pinned(Buf b) const {
+    return reinterpret_cast<U*>(pinned_buffers_[static_cast<int>(b)].data());
+  }
+
+  template <typename Fn>
+  void for_each_chunk(std::int64_t rows, Fn&& fn);
+
+  FusedArgs<T, T> fused_args(const PreparedModel& model);
+  void upload_fused_params(const PreparedModel& model);
+  void accumulate_fused(const PreparedModel& model, double* stats);
+  void evaluate_fused(const PreparedModel& model, double* log_prob, double* resp,
+                      std::int32_t* labels);
+
+  void upload_general_params(const PreparedModel& model);
+  void general_log_joint(const PreparedModel& model, std::int64_t padded);
+  void accumulate_general(const PreparedModel& model, double* stats);
+  void evaluate_general(const PreparedModel& model, double* log_prob, double* resp,
+                        std::int32_t* labels);
+
+  // Offsets into the general path's kParams (see upload_general_params).
+  const double* g_log_w() const { return dev<double>(Buf::kParams); }
+  const double* g_log_norm() const { return g_log_w() + key_.k; }
+  const double* g_shift() const { return g_log_w() + 2 * key_.k; }
+  const double* g_a() const { return g_shift() + std::int64_t{key_.k} * d_; }
+  const double* g_b() const { return g_a() + std::int64_t{key_.k} * d_; }
+  const T* g_c0() const {
+    return reinterpret_cast<const T*>(dev<unsigned char>(Buf::kParams) +
+                                      general_param_typed_offset(key_.k, d_));
+  }
+  const T* g_u() const { return g_c0() + d_; }
 
   DataView x_;
   const double* h_weights_;
   EngineOptions options_;
+  GpuSettings settings_;
   std::int64_t n_ = 0;
   int d_ = 0;
   int device_ = 0;
   std::string device_name_;
+  std::int64_t max_shared_ = 0;
   bool device_input_ = false;
   bool streaming_ = false;
-  std::int64_t limit_ = 0;      // device_memory_limit, or 0 for the free memory at each sizing
-  bool tiled_scatter_ = false;  // the last accumulate's scatter method, for engine_info
-  bool fused_full_ = false;
+  bool registered_x_ = false;  // cudaHostRegister'ed by this engine, unregistered at the end
+  bool registered_w_ = false;
+  bool staging_ = false;
+
+  bool configured_ = false;
+  Key key_;
+  PathChoice path_;
+  int fused_slices_ = 0;         // blocks of the widest accumulate launch (fused)
+  int eval_blocks_ = 0;          // blocks of the widest evaluate launch (fused)
+  std::int64_t chunk_rows_ = 0;  // rows of the per-chunk buffers
+  std::int64_t last_launch_rows_ = 0;
+  bool last_fused_ = false;
+  BufferPlan plan_;
 
   // Declared before the buffers so that they outlive them.
   Stream compute_;
   Stream copy_;
-  Event copy_done_[2];
-  Event compute_done_[2];
+  Event copy_done_[kStreamSlots];
+  Event compute_done_[kStreamSlots];
   DeviceBuffer<unsigned char> d_blas_workspace_;  // outlives the handle that uses it
   std::unique_ptr<CublasHandle> blas_;
 
-  DeviceBuffer<T> d_x_;       // host data uploaded once
-  DeviceBuffer<double> d_w_;  // sample weights, when the data are on the device
-
-  Key key_;
-  ChunkPlan plan_;
-  DeviceBuffer<T> d_xc_, d_yz_, d_qp_, d_tparams_;
-  DeviceBuffer<double> d_lj_, d_g_, d_ll_, d_wrow_, d_part_, d_acc_, d_params_;
-  DeviceBuffer<std::int32_t> d_labels_;
-  DeviceBuffer<T> d_in_x_[2];  // streaming: the chunk being copied in / computed on
-  DeviceBuffer<double> d_in_w_[2];
-  PinnedBuffer<T> h_in_x_[2];
-  PinnedBuffer<double> h_in_w_[2];
-  PinnedBuffer<double> h_stats_;
-  std::vector<double> h_params_;
-  std::vector<T> h_tparams_;
+  std::array<DeviceBuffer<unsigned char>, static_cast<int>(Buf::kCount)> buffers_;
+  std::array<PinnedBuffer<unsigned char>, static_cast<int>(Buf::kCount)> pinned_buffers_;
+  std::vector<unsigned char> h_params_;
 };
 
 template <typename T>
 GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
-                        const EngineOptions& options)
+                        const EngineOptions& options, const GpuSettings& settings)
     : x_(x),
       h_weights_(sample_weight),
       options_(options),
+      settings_(settings),
       n_(x.rows),
       d_(static_cast<int>(x.cols)) {
   EMIX_CUDA_TRY(cudaGetDevice(&device_));
   device_name_ = device_name();
+  max_shared_ = fused_max_shared_bytes();
   device_input_ = x.space == MemorySpace::kDevice;
   if (device_input_) {
     cudaPointerAttributes attributes{};
@@ -280,49 +296,74 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
     throw InvalidArgument("GPU engine: chunk_rows = " + std::to_string(options.chunk_rows) +
                           " is negative");
   }
-  limit_ = options.device_memory_limit;
-
-  std::int64_t budget = limit_;
-  if (budget == 0) {
-    std::size_t free_bytes = 0, total_bytes = 0;
-    EMIX_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    budget = std::max<std::int64_t>(0, static_cast<std::int64_t>(free_bytes) - kMemoryMargin);
-  }
+  const std::int64_t limit = budget();
   const std::int64_t x_bytes = n_ * d_ * static_cast<std::int64_t>(sizeof(T));
   const std::int64_t w_bytes = sample_weight != nullptr ? n_ * 8 : 0;
   const cudaStream_t s = compute_.get();
+  DeviceBuffer<unsigned char>& data = buffers_[static_cast<int>(Buf::kData)];
+  DeviceBuffer<unsigned char>& weights = buffers_[static_cast<int>(Buf::kWeights)];
   if (device_input_) {
     if (sample_weight != nullptr) {
-      d_w_.allocate(n_, "the sample weights");
-      EMIX_CUDA_TRY(cudaMemcpyAsync(d_w_.data(), sample_weight, static_cast<std::size_t>(w_bytes),
-                                    cudaMemcpyHostToDevice, s));
+      weights.allocate(w_bytes, describe(Buf::kWeights));
+      EMIX_CUDA_TRY(cudaMemcpyAsync(weights.data(), sample_weight,
+                                    static_cast<std::size_t>(w_bytes), cudaMemcpyHostToDevice, s));
     }
-  } else if (x_bytes + w_bytes + std::max(kResidentReserve, budget / 16) <= budget) {
+  } else if (x_bytes + w_bytes + std::max(kResidentReserve, limit / 16) <= limit) {
     try {
-      d_x_.allocate(n_ * d_, "the data");
-      if (sample_weight != nullptr) d_w_.allocate(n_, "the sample weights");
+      data.allocate(x_bytes, describe(Buf::kData));
+      if (sample_weight != nullptr) weights.allocate(w_bytes, describe(Buf::kWeights));
     } catch (const OutOfMemory&) {
-      d_x_.reset();
-      d_w_.reset();
+      data.reset();
+      weights.reset();
     }
-    if (d_x_.data() != nullptr) {
-      EMIX_CUDA_TRY(cudaMemcpyAsync(d_x_.data(), x.data, static_cast<std::size_t>(x_bytes),
+    if (data.data() != nullptr) {
+      EMIX_CUDA_TRY(cudaMemcpyAsync(data.data(), x.data, static_cast<std::size_t>(x_bytes),
                                     cudaMemcpyHostToDevice, s));
       if (sample_weight != nullptr) {
-        EMIX_CUDA_TRY(cudaMemcpyAsync(d_w_.data(), sample_weight, static_cast<std::size_t>(w_bytes),
-                                      cudaMemcpyHostToDevice, s));
+        EMIX_CUDA_TRY(cudaMemcpyAsync(weights.data(), sample_weight,
+                                      static_cast<std::size_t>(w_bytes), cudaMemcpyHostToDevice,
+                                      s));
       }
     }
   }
-  streaming_ = !device_input_ && d_x_.data() == nullptr;
+  if (!device_input_ && data.data() == nullptr) start_streaming();
   compute_.synchronize();
 }
 
 template <typename T>
 GpuEngine<T>::~GpuEngine() {
-  // Work still in flight may use the buffers about to be freed.
+  // Work still in flight may use the buffers about to be freed, and the registered memory.
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(copy_.get()));
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(compute_.get()));
+  if (registered_x_) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<void*>(x_.data)));
+  if (registered_w_) {
+    EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<double*>(h_weights_)));
+  }
+}
+
+// Streamed chunks copy straight from page-locked host memory: the caller's, or the caller's
+// pageable memory registered here for the engine's lifetime. Where registration fails (locked
+// memory limits), each chunk goes through pinned staging buffers instead.
+template <typename T>
+void GpuEngine<T>::start_streaming() {
+  streaming_ = true;
+  buffers_[static_cast<int>(Buf::kData)].reset();
+  buffers_[static_cast<int>(Buf::kWeights)].reset();
+  const auto lock = [this](const void* p, std::int64_t bytes, bool& registered) {
+    if (p == nullptr || is_page_locked(p)) return true;
+    if (!settings_.register_host_memory) return false;
+    if (cudaHostRegister(const_cast<void*>(p), static_cast<std::size_t>(bytes),
+                         cudaHostRegisterDefault) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    registered = true;
+    return true;
+  };
+  const bool x_locked =
+      lock(x_.data, n_ * d_ * static_cast<std::int64_t>(sizeof(T)), registered_x_);
+  const bool w_locked = lock(h_weights_, n_ * 8, registered_w_);
+  staging_ = !(x_locked && w_locked);
 }
 
 template <typename T>
@@ -330,14 +371,19 @@ EngineInfo GpuEngine<T>::info() const {
   EngineInfo info;
   info.device_input = device_input_;
   info.streaming = streaming_;
-  info.chunk_rows = plan_.rows;
-  info.tiled_scatter = tiled_scatter_;
-  info.fused_full = fused_full_;
-  info.device_bytes = d_blas_workspace_.bytes() + d_x_.bytes() + d_w_.bytes() + d_xc_.bytes() +
-                      d_yz_.bytes() + d_qp_.bytes() + d_tparams_.bytes() + d_lj_.bytes() +
-                      d_g_.bytes() + d_ll_.bytes() + d_wrow_.bytes() + d_part_.bytes() +
-                      d_acc_.bytes() + d_params_.bytes() + d_labels_.bytes() + d_in_x_[0].bytes() +
-                      d_in_x_[1].bytes() + d_in_w_[0].bytes() + d_in_w_[1].bytes();
+  info.host_registered = registered_x_;
+  info.staging = streaming_ && staging_;
+  info.stream_slots = streaming_ ? kStreamSlots : 0;
+  info.chunk_rows = last_launch_rows_;
+  for (const auto& b : buffers_) info.device_bytes += b.size();
+  for (const auto& b : pinned_buffers_) info.pinned_bytes += b.size();
+  info.device_bytes += d_blas_workspace_.bytes();
+  info.fused = last_fused_;
+  if (configured_ && path_.fused) {
+    info.tile_rows = path_.plan.rows;
+    info.blocks = fused_slices_;
+  }
+  if (configured_ && !path_.fused) info.general_reason = path_.reason;
   return info;
 }
 
@@ -393,48 +439,65 @@ void GpuEngine<T>::check_model(const PreparedModel& m) const {
 }
 
 template <typename T>
-std::int64_t GpuEngine<T>::fixed_bytes(const PreparedModel& m) const {
-  const std::int64_t k = m.k, d = d_;
-  std::int64_t u = 0;
-  if (mode_of(m) == Mode::kFull) u = k * d * d;
-  if (mode_of(m) == Mode::kTied) u = d * d;
-  return (2 * k + 3 * k * d) * 8 + (d + u) * static_cast<std::int64_t>(sizeof(T)) +
-         static_cast<std::int64_t>(m.layout.size()) * 8;
+std::int64_t GpuEngine<T>::budget() const {
+  if (options_.device_memory_limit > 0) return options_.device_memory_limit;
+  std::size_t free_bytes = 0, total_bytes = 0;
+  EMIX_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+  // What this engine already holds counts as available to it.
+  std::int64_t held = 0;
+  for (const auto& b : buffers_) held += b.size();
+  return std::max<std::int64_t>(0, static_cast<std::int64_t>(free_bytes) + held - kMemoryMargin);
 }
 
 template <typename T>
-std::int64_t GpuEngine<T>::chunk_bytes(const ChunkPlan& p, int k, Mode mode) const {
-  const std::int64_t st = sizeof(T), d = d_, kk = k;
-  const std::int64_t stride = part_stride(p, k, mode);
-  std::int64_t bytes =
-      p.ld * d * st + 2 * kk * p.ld * 8 + 2 * p.ld * 8 + p.ld * 4 + p.n_part * stride * 8;
-  if (uses_gemm(mode)) bytes += kk * d * p.ld * st + kk * p.n_q * d * d * st;
-  if (streaming_) bytes += 2 * (p.rows * d * st + (h_weights_ != nullptr ? p.rows * 8 : 0));
-  return bytes;
+BufferPlanInputs GpuEngine<T>::plan_inputs(const PreparedModel& m, bool outputs, std::int64_t rows,
+                                           int slices) const {
+  BufferPlanInputs in;
+  in.fused = path_.fused;
+  in.fused_plan = path_.plan;
+  in.fused_slices = slices;
+  in.data_size = static_cast<int>(sizeof(T));
+  in.k = m.k;
+  in.d = d_;
+  in.family = m.family;
+  in.covariance = m.covariance;
+  in.stats_size =
+      static_cast<std::int64_t>(path_.fused ? m.layout.packed().size() : m.layout.size());
+  in.trials = m.family == Family::kBinomial ? m.trials : 1;
+  const bool resident = !device_input_ && !streaming_;
+  in.resident_rows = resident ? n_ : 0;
+  in.resident_weights = (resident || device_input_) && h_weights_ != nullptr;
+  in.rows = n_;
+  in.chunk_rows = rows;
+  in.outputs = outputs;
+  in.stream_slots = streaming_ ? kStreamSlots : 0;
+  in.staging = staging_;
+  in.weights = h_weights_ != nullptr;
+  return in;
 }
 
-// Doubles per statistics partial: every statistic where the fused full / tied kernel can take
-// the shape (it may be chosen at any call), else those without the full scatter.
 template <typename T>
-std::int64_t GpuEngine<T>::part_stride(const ChunkPlan& p, int k, Mode mode) const {
-  const std::int64_t d = d_, kk = k;
-  if (uses_gemm(mode) && fused_full_shared_bytes(k, d_, mode == Mode::kTied, p.block_rows) > 0) {
-    return 2 + kk + kk * d + kk * d * d;
+void GpuEngine<T>::release_working() {
+  for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+    const Buf b = static_cast<Buf>(i);
+    if (b != Buf::kData && b != Buf::kWeights) buffers_[static_cast<std::size_t>(i)].reset();
+    pinned_buffers_[static_cast<std::size_t>(i)].reset();
   }
-  return 2 + kk + kk * d + (mode == Mode::kDiag ? kk * d : 0);
+  configured_ = false;
 }
 
 template <typename T>
-void GpuEngine<T>::release_workspace() {
-  for (auto* b : {&d_xc_, &d_yz_, &d_qp_, &d_tparams_, &d_in_x_[0], &d_in_x_[1]}) b->reset();
-  for (auto* b :
-       {&d_lj_, &d_g_, &d_ll_, &d_wrow_, &d_part_, &d_acc_, &d_params_, &d_in_w_[0], &d_in_w_[1]}) {
-    b->reset();
+void GpuEngine<T>::allocate(const BufferPlan& plan) {
+  for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+    const Buf b = static_cast<Buf>(i);
+    if (b == Buf::kData || b == Buf::kWeights) continue;  // held since construction
+    const std::int64_t bytes = plan[b];
+    if (is_pinned(b)) {
+      pinned_buffers_[static_cast<std::size_t>(i)].allocate(bytes, describe(b));
+    } else {
+      buffers_[static_cast<std::size_t>(i)].allocate(bytes, describe(b));
+    }
   }
-  d_labels_.reset();
-  for (auto* b : {&h_in_x_[0], &h_in_x_[1]}) b->reset();
-  for (auto* b : {&h_in_w_[0], &h_in_w_[1], &h_stats_}) b->reset();
-  plan_ = ChunkPlan{};
 }
 
 template <typename T>
@@ -455,117 +518,303 @@ void GpuEngine<T>::ensure_cublas() {
   blas_ = std::move(blas);
 }
 
+// Chooses the path for the model's shape and sizes every buffer to the budget: chunks as large
+// as aimed for, halved (and, single-pass, fewer blocks) until the plan fits; where not even a
+// small chunk fits beside uploaded data, the data are streamed instead.
 template <typename T>
-void GpuEngine<T>::allocate_workspace(const ChunkPlan& p, const PreparedModel& m, Mode mode) {
-  const std::int64_t k = m.k, d = d_;
-  const std::int64_t stride = part_stride(p, m.k, mode);
-  d_xc_.allocate(p.ld * d, "the staged chunk");
-  d_lj_.allocate(k * p.ld, "the chunk's log-densities");
-  d_g_.allocate(k * p.ld, "the chunk's responsibilities");
-  d_ll_.allocate(p.ld, "the chunk's log-likelihoods");
-  d_wrow_.allocate(p.ld, "the chunk's weights");
-  d_labels_.allocate(p.ld, "the chunk's labels");
-  d_part_.allocate(p.n_part * stride, "the partial statistics");
-  if (uses_gemm(mode)) {
-    d_yz_.allocate(k * d * p.ld, "the chunk's projected rows");
-    d_qp_.allocate(k * p.n_q * d * d, "the partial scatter matrices");
+void GpuEngine<T>::configure(const PreparedModel& m, bool outputs) {
+  // Per-row outputs keep the buffers they need once asked for.
+  const Key key{m.k, m.family, m.covariance, outputs || (configured_ && key_.outputs)};
+  if (configured_ && key == key_) return;
+  release_working();
+  path_ = choose_path(m.family, m.covariance, m.k, d_, static_cast<int>(sizeof(T)), max_shared_,
+                      settings_);
+  if (!path_.fused && uses_gemm(mode_of(m))) ensure_cublas();
+  int slices = 0;
+  if (path_.fused) {
+    fused_slices_ = fused_max_blocks<T, T>(path_.plan, false);
+    eval_blocks_ = fused_max_blocks<T, T>(path_.plan, true);
+    slices = fused_slices_;
   }
-  std::int64_t u = mode == Mode::kFull ? k * d * d : (mode == Mode::kTied ? d * d : 0);
-  d_params_.allocate(2 * k + 3 * k * d, "the model parameters");
-  d_tparams_.allocate(d + u, "the model parameters");
-  d_acc_.allocate(static_cast<std::int64_t>(m.layout.size()), "the statistics");
-  h_stats_.allocate(static_cast<std::int64_t>(m.layout.size()), "the statistics");
-  if (streaming_) {
-    for (int i = 0; i < 2; ++i) {
-      d_in_x_[i].allocate(p.rows * d, "a streamed chunk");
-      h_in_x_[i].allocate(p.rows * d, "a streamed chunk");
-      if (h_weights_ != nullptr) {
-        d_in_w_[i].allocate(p.rows, "a streamed chunk's weights");
-        h_in_w_[i].allocate(p.rows, "a streamed chunk's weights");
-      }
-    }
-  }
-}
-
-template <typename T>
-void GpuEngine<T>::ensure_workspace(const PreparedModel& m) {
-  const Mode mode = mode_of(m);
-  const Key key{m.k, mode};
-  if (plan_.rows > 0 && key == key_) return;
-  release_workspace();
-  if (uses_gemm(mode)) ensure_cublas();
-  key_ = key;
-
-  const std::int64_t fixed = fixed_bytes(m);
+  const std::int64_t row_bytes = d_ * static_cast<std::int64_t>(sizeof(T));
   for (;;) {
-    std::int64_t available = 0;
-    if (limit_ > 0) {
-      available = limit_ - resident_bytes() - fixed;
-    } else {
-      std::size_t free_bytes = 0, total_bytes = 0;
-      EMIX_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-      available = static_cast<std::int64_t>(free_bytes) - kMemoryMargin - fixed;
-    }
     std::int64_t rows = options_.chunk_rows;
     if (rows == 0) {
-      // Rows whose buffers fill kScratchTarget, in whole statistics blocks.
-      const std::int64_t per_row =
-          std::max<std::int64_t>(1, chunk_bytes(make_plan(1 << 16), m.k, mode) >> 16);
-      rows = std::max<std::int64_t>(kMaxBlockRows,
-                                    kScratchTarget / per_row / kMaxBlockRows * kMaxBlockRows);
+      if (streaming_) {
+        rows = std::max<std::int64_t>(kMinChunkRows, kStreamChunkBytes / row_bytes);
+      } else {
+        // Rows whose per-chunk buffers fill kScratchTarget.
+        const BufferPlan probe = plan_buffers(plan_inputs(m, key.outputs, 1 << 16, 0));
+        const std::int64_t fixed = plan_buffers(plan_inputs(m, key.outputs, 0, 0)).working_bytes();
+        const std::int64_t per_row =
+            std::max<std::int64_t>(1, (probe.working_bytes() - fixed) >> 16);
+        rows = std::max<std::int64_t>(kMinChunkRows, kScratchTarget / per_row);
+        if (!path_.fused) rows = std::min(rows, kMaxGeneralChunkRows);
+      }
     }
-    rows = std::min({rows, n_, kMaxChunkRows});
+    rows = std::min(rows, n_);
     const std::int64_t min_rows = std::min(rows, kMinChunkRows);
-    std::int64_t smallest_bytes = 0;
+    const std::int64_t limit = budget();
+    std::int64_t smallest = 0;
     for (;;) {
-      const ChunkPlan plan = make_plan(rows);
-      smallest_bytes = chunk_bytes(plan, m.k, mode);
-      if (smallest_bytes <= available) {
+      const BufferPlan plan = plan_buffers(plan_inputs(m, key.outputs, rows, slices));
+      smallest = plan.device_bytes();
+      if (smallest <= limit) {
         try {
-          allocate_workspace(plan, m, mode);
+          allocate(plan);
           plan_ = plan;
+          key_ = key;
+          chunk_rows_ = rows;
+          fused_slices_ = slices;
+          configured_ = true;
           return;
         } catch (const OutOfMemory&) {
-          release_workspace();  // smaller chunks may still fit
+          release_working();  // smaller chunks may still fit
         }
       }
-      if (rows <= min_rows) break;
-      rows = std::max(min_rows, rows / 2);
+      if (rows <= min_rows && slices <= 1) break;
+      if (rows > min_rows) {
+        rows = std::max(min_rows, rows / 2);
+      } else {
+        slices = std::max(1, slices / 2);
+      }
     }
     if (!device_input_ && !streaming_) {
       // Not even a small chunk fits beside the uploaded data: stream the data instead.
-      d_x_.reset();
-      d_w_.reset();
-      streaming_ = true;
+      start_streaming();
+      slices = fused_slices_;
       continue;
     }
-    key_ = Key{};
-    throw OutOfMemory(
-        "GPU engine: not enough device memory for K = " + std::to_string(m.k) +
-        " components over D = " + std::to_string(d_) + " features: a chunk of " +
-        std::to_string(rows) + " rows needs " + format_bytes(smallest_bytes) +
-        " and the parameters " + format_bytes(fixed) + ", beside " +
-        format_bytes(resident_bytes()) + " of data, but only " +
-        format_bytes(std::max<std::int64_t>(0, available + fixed)) + " are available (" +
-        (limit_ > 0 ? "device_memory_limit" : "free device memory less a margin") + ")");
+    throw OutOfMemory("GPU engine: not enough device memory for K = " + std::to_string(m.k) +
+                      " components over D = " + std::to_string(d_) +
+                      " features: the smallest plan needs " + format_bytes(smallest) +
+                      ", but only " + format_bytes(limit) + " are available (" +
+                      (options_.device_memory_limit > 0 ? "device_memory_limit"
+                                                        : "free device memory less a margin") +
+                      ")");
   }
 }
 
 template <typename T>
-void GpuEngine<T>::upload_params(const PreparedModel& m) {
+std::int64_t GpuEngine<T>::launch_rows(bool evaluating) const {
+  // The single-pass kernel needs no per-chunk buffers to sum statistics: data already on the
+  // device go in one launch, unless the caller asked for chunks.
+  if (path_.fused && !streaming_ && !evaluating && options_.chunk_rows == 0) return n_;
+  return chunk_rows_;
+}
+
+// Calls fn(chunk rows on the device, their weights on the device or null, first row, row count)
+// for each chunk of `rows` rows in order, all work enqueued on compute_. Streamed host data go
+// through kStreamSlots device buffers: the copy of chunk i + 1 (and i + 2) on copy_ overlaps the
+// kernels of chunk i; events keep each buffer from being overwritten while still in use. From
+// pageable memory that could not be registered, the host first copies each chunk into a pinned
+// staging buffer.
+template <typename T>
+template <typename Fn>
+void GpuEngine<T>::for_each_chunk(std::int64_t rows, Fn&& fn) {
+  const std::int64_t n_chunks = (n_ + rows - 1) / rows;
+  const std::int64_t d = d_;
+  last_launch_rows_ = std::min(rows, n_);
+  if (!streaming_) {
+    const T* base = device_input_ ? static_cast<const T*>(x_.data) : dev<T>(Buf::kData);
+    const double* w = dev<double>(Buf::kWeights);
+    for (std::int64_t i = 0; i < n_chunks; ++i) {
+      const std::int64_t first = i * rows;
+      fn(base + first * d, w != nullptr ? w + first : nullptr, first, std::min(rows, n_ - first));
+    }
+    return;
+  }
+  if (rows > chunk_rows_) {
+    throw InvalidArgument("GPU engine: streamed chunks of " + std::to_string(rows) +
+                          " rows exceed the buffers' " + std::to_string(chunk_rows_));
+  }
+  const T* host_x = static_cast<const T*>(x_.data);
+  for (std::int64_t i = 0; i < n_chunks; ++i) {
+    const int slot = static_cast<int>(i % kStreamSlots);
+    const std::int64_t first = i * rows;
+    const std::int64_t count = std::min(rows, n_ - first);
+    const std::size_t x_bytes = static_cast<std::size_t>(count * d) * sizeof(T);
+    const std::size_t w_bytes = static_cast<std::size_t>(count) * 8;
+    T* d_x = dev<T>(Buf::kStreamRows) + slot * chunk_rows_ * d;
+    double* d_w =
+        h_weights_ != nullptr ? dev<double>(Buf::kStreamWeights) + slot * chunk_rows_ : nullptr;
+    const T* src_x = host_x + first * d;
+    const double* src_w = h_weights_ != nullptr ? h_weights_ + first : nullptr;
+    if (staging_) {
+      // The staging buffer is free once its previous copy to the device has finished.
+      EMIX_CUDA_TRY(cudaEventSynchronize(copy_done_[slot].get()));
+      T* stage_x = pinned<T>(Buf::kHostStageRows) + slot * chunk_rows_ * d;
+      std::memcpy(stage_x, src_x, x_bytes);
+      src_x = stage_x;
+      if (src_w != nullptr) {
+        double* stage_w = pinned<double>(Buf::kHostStageWeights) + slot * chunk_rows_;
+        std::memcpy(stage_w, src_w, w_bytes);
+        src_w = stage_w;
+      }
+    }
+    // The device buffer is free once the kernels of chunk i - kStreamSlots have finished.
+    EMIX_CUDA_TRY(cudaStreamWaitEvent(copy_.get(), compute_done_[slot].get(), 0));
+    EMIX_CUDA_TRY(cudaMemcpyAsync(d_x, src_x, x_bytes, cudaMemcpyHostToDevice, copy_.get()));
+    if (src_w != nullptr) {
+      EMIX_CUDA_TRY(cudaMemcpyAsync(d_w, src_w, w_bytes, cudaMemcpyHostToDevice, copy_.get()));
+    }
+    EMIX_CUDA_TRY(cudaEventRecord(copy_done_[slot].get(), copy_.get()));
+    EMIX_CUDA_TRY(cudaStreamWaitEvent(compute_.get(), copy_done_[slot].get(), 0));
+    fn(static_cast<const T*>(d_x), static_cast<const double*>(d_w), first, count);
+    EMIX_CUDA_TRY(cudaEventRecord(compute_done_[slot].get(), compute_.get()));
+  }
+}
+
+template <typename T>
+void GpuEngine<T>::accumulate(const PreparedModel& m, double* stats) {
+  check_model(m);
+  if (stats == nullptr) throw InvalidArgument("GPU engine: accumulate: stats is null");
+  DeviceGuard guard(device_);
+  configure(m, false);
+  last_fused_ = path_.fused;
+  if (path_.fused) {
+    accumulate_fused(m, stats);
+  } else {
+    accumulate_general(m, stats);
+  }
+}
+
+template <typename T>
+void GpuEngine<T>::evaluate(const PreparedModel& m, double* log_prob, double* resp,
+                            std::int32_t* labels) {
+  check_model(m);
+  if (log_prob == nullptr && resp == nullptr && labels == nullptr) return;
+  DeviceGuard guard(device_);
+  configure(m, true);
+  last_fused_ = path_.fused;
+  if (path_.fused) {
+    evaluate_fused(m, log_prob, resp, labels);
+  } else {
+    evaluate_general(m, log_prob, resp, labels);
+  }
+}
+
+// ---- the single-pass path ----
+
+template <typename T>
+void GpuEngine<T>::upload_fused_params(const PreparedModel& m) {
+  const FusedParams<T> p = make_fused_params<T>(m, path_.plan);
+  const FusedParamLayout l = fused_param_layout(path_.plan);
+  h_params_.assign(static_cast<std::size_t>(l.total) * sizeof(T), 0);
+  T* out = reinterpret_cast<T*>(h_params_.data());
+  const auto put = [out](const std::vector<T>& v, std::int64_t at) {
+    std::copy(v.begin(), v.end(), out + at);
+  };
+  put(p.c0, l.c0);
+  put(p.a, l.a);
+  put(p.b, l.b);
+  put(p.shift, l.shift);
+  put(p.cst, l.cst);
+  put(p.u, l.u);
+  const cudaStream_t s = compute_.get();
+  // Pageable sources: each call returns once the source has been staged, so the host vectors
+  // may change afterwards; the copies stay ordered before the kernels on the stream.
+  EMIX_CUDA_TRY(cudaMemcpyAsync(dev<unsigned char>(Buf::kParams), h_params_.data(),
+                                h_params_.size(), cudaMemcpyHostToDevice, s));
+  if (!p.log_choose.empty()) {
+    EMIX_CUDA_TRY(cudaMemcpyAsync(dev<double>(Buf::kLogChoose), p.log_choose.data(),
+                                  p.log_choose.size() * 8, cudaMemcpyHostToDevice, s));
+  }
+}
+
+template <typename T>
+FusedArgs<T, T> GpuEngine<T>::fused_args(const PreparedModel& m) {
+  const FusedParamLayout l = fused_param_layout(path_.plan);
+  const T* params = dev<T>(Buf::kParams);
+  FusedArgs<T, T> a;
+  a.c0 = params + l.c0;
+  a.a = params + l.a;
+  a.b = params + l.b;
+  a.shift = params + l.shift;
+  a.cst = params + l.cst;
+  a.u = path_.plan.family == FusedFamily::kFull ? params + l.u : nullptr;
+  a.log_choose = plan_[Buf::kLogChoose] > 0 ? dev<double>(Buf::kLogChoose) : nullptr;
+  a.trials = m.family == Family::kBinomial ? m.trials : 1;
+  a.layout = m.layout.packed();
+  return a;
+}
+
+template <typename T>
+void GpuEngine<T>::accumulate_fused(const PreparedModel& m, double* stats) {
+  upload_fused_params(m);
+  const cudaStream_t s = compute_.get();
+  const FusedPlan& plan = path_.plan;
+  FusedArgs<T, T> a = fused_args(m);
+  const std::int64_t stride = static_cast<std::int64_t>(a.layout.size());
+  double* totals = dev<double>(Buf::kTotals);
+  a.part = dev<double>(Buf::kPartials);
+  EMIX_CUDA_TRY(cudaMemsetAsync(totals, 0, static_cast<std::size_t>(stride) * 8, s));
+  for_each_chunk(
+      launch_rows(false), [&](const T* x, const double* w, std::int64_t, std::int64_t count) {
+        a.x = x;
+        a.count = count;
+        a.weights = w;
+        const int grid = fused_grid(plan, count, fused_slices_);
+        launch_fused_accumulate(plan, a, grid, s);
+        launch_reduce_partials<T>(a.part, stride, grid, nullptr, 0, d_, stride, totals, s);
+      });
+  double* host = pinned<double>(Buf::kHostTotals);
+  EMIX_CUDA_TRY(cudaMemcpyAsync(host, totals, static_cast<std::size_t>(stride) * 8,
+                                cudaMemcpyDeviceToHost, s));
+  compute_.synchronize();
+  unpack_scatter(m.layout, host, stats);
+}
+
+template <typename T>
+void GpuEngine<T>::evaluate_fused(const PreparedModel& m, double* log_prob, double* resp,
+                                  std::int32_t* labels) {
+  upload_fused_params(m);
+  const cudaStream_t s = compute_.get();
+  const FusedPlan& plan = path_.plan;
+  FusedArgs<T, T> a = fused_args(m);
+  a.log_prob = log_prob != nullptr ? dev<double>(Buf::kOutLogProb) : nullptr;
+  a.resp = resp != nullptr ? dev<double>(Buf::kOutResp) : nullptr;
+  a.labels = labels != nullptr ? dev<std::int32_t>(Buf::kLabels) : nullptr;
+  const int k = m.k;
+  for_each_chunk(launch_rows(true), [&](const T* x, const double*, std::int64_t first,
+                                        std::int64_t count) {
+    a.x = x;
+    a.count = count;
+    launch_fused_evaluate(plan, a, fused_grid(plan, count, eval_blocks_), s);
+    // Copies to pageable memory return once complete, so the buffers are free for the next chunk.
+    const std::size_t n = static_cast<std::size_t>(count);
+    if (log_prob != nullptr) {
+      EMIX_CUDA_TRY(
+          cudaMemcpyAsync(log_prob + first, a.log_prob, n * 8, cudaMemcpyDeviceToHost, s));
+    }
+    if (resp != nullptr) {
+      EMIX_CUDA_TRY(cudaMemcpyAsync(resp + first * k, a.resp, n * static_cast<std::size_t>(k) * 8,
+                                    cudaMemcpyDeviceToHost, s));
+    }
+    if (labels != nullptr) {
+      EMIX_CUDA_TRY(cudaMemcpyAsync(labels + first, a.labels, n * 4, cudaMemcpyDeviceToHost, s));
+    }
+  });
+  compute_.synchronize();
+}
+
+// ---- the general path ----
+
+template <typename T>
+void GpuEngine<T>::upload_general_params(const PreparedModel& m) {
   const int k = m.k, d = d_;
   const std::int64_t kd = std::int64_t{k} * d;
-  const Mode mode = key_.mode;
-  h_params_.assign(static_cast<std::size_t>(2 * k + 3 * kd), 0.0);
-  double* log_w = h_params_.data();
+  const Mode mode = mode_of(m);
+  const std::int64_t typed_at = general_param_typed_offset(k, d);
+  const std::int64_t u_size =
+      mode == Mode::kFull ? kd * d : (mode == Mode::kTied ? std::int64_t{d} * d : 0);
+  h_params_.assign(static_cast<std::size_t>(typed_at + (d + u_size) * std::int64_t(sizeof(T))), 0);
+  double* log_w = reinterpret_cast<double*>(h_params_.data());
   double* log_norm = log_w + k;
   double* shift = log_norm + k;
   double* a = shift + kd;
   double* b = a + kd;
-  const std::int64_t u_size =
-      mode == Mode::kFull ? kd * d : (mode == Mode::kTied ? std::int64_t{d} * d : 0);
-  h_tparams_.assign(static_cast<std::size_t>(d + u_size), T(0));
-  T* c0 = h_tparams_.data();
+  T* c0 = reinterpret_cast<T*>(h_params_.data() + typed_at);
   T* u = c0 + d;
 
   // c0: one shift for all rows, the weighted mean of the centres rounded to T, taken off the data
@@ -627,157 +876,72 @@ void GpuEngine<T>::upload_params(const PreparedModel& m) {
       std::copy(m.logit.begin(), m.logit.end(), a);
       break;
   }
-  const cudaStream_t s = compute_.get();
-  // Pageable sources: each call returns once the source has been staged, so the host vectors
-  // may change afterwards; the copies stay ordered before the chunk kernels on the stream.
-  EMIX_CUDA_TRY(cudaMemcpyAsync(d_params_.data(), h_params_.data(), h_params_.size() * 8,
-                                cudaMemcpyHostToDevice, s));
-  EMIX_CUDA_TRY(cudaMemcpyAsync(d_tparams_.data(), h_tparams_.data(), h_tparams_.size() * sizeof(T),
-                                cudaMemcpyHostToDevice, s));
+  EMIX_CUDA_TRY(cudaMemcpyAsync(dev<unsigned char>(Buf::kParams), h_params_.data(),
+                                h_params_.size(), cudaMemcpyHostToDevice, compute_.get()));
 }
 
 template <typename T>
-void GpuEngine<T>::log_joint(const PreparedModel& m, std::int64_t padded) {
+void GpuEngine<T>::general_log_joint(const PreparedModel& m, std::int64_t padded) {
   const cudaStream_t s = compute_.get();
   const int k = m.k, d = d_;
-  const std::int64_t ld = plan_.ld;
-  switch (key_.mode) {
+  const std::int64_t ld = general_chunk(chunk_rows_).ld;
+  const Mode mode = mode_of(m);
+  switch (mode) {
     case Mode::kFull:
     case Mode::kTied: {
       const T one = T(1), zero = T(0);
-      const int n = key_.mode == Mode::kFull ? k * d : d;
+      const int n = mode == Mode::kFull ? k * d : d;
       // y (padded x n, column-major, ld) = xc (padded x D, ld) * U (D x n, column-major, D).
-      EMIX_CUBLAS_TRY(Blas<T>::gemm(
-          blas_->get(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(padded), n, d, &one,
-          d_xc_.data(), static_cast<int>(ld), p_u(), d, &zero, d_yz_.data(), static_cast<int>(ld)));
-      launch_log_joint_gemm<T>(d_yz_.data(), ld, key_.mode == Mode::kFull, p_a(), p_log_norm(),
-                               p_log_w(), k, d, padded, d_lj_.data(), s);
+      EMIX_CUBLAS_TRY(Blas<T>::gemm(blas_->get(), CUBLAS_OP_N, CUBLAS_OP_N,
+                                    static_cast<int>(padded), n, d, &one, dev<T>(Buf::kStaged),
+                                    static_cast<int>(ld), g_u(), d, &zero, dev<T>(Buf::kProjected),
+                                    static_cast<int>(ld)));
+      launch_log_joint_gemm<T>(dev<T>(Buf::kProjected), ld, mode == Mode::kFull, g_a(),
+                               g_log_norm(), g_log_w(), k, d, padded, dev<double>(Buf::kLogJoint),
+                               s);
       break;
     }
     case Mode::kDiag:
     case Mode::kLinear:
-      launch_log_joint_direct<T>(key_.mode == Mode::kLinear, d_xc_.data(), ld, p_a(), p_b(),
-                                 p_log_norm(), p_log_w(), k, d, padded, d_lj_.data(), s);
+      launch_log_joint_direct<T>(mode == Mode::kLinear, dev<T>(Buf::kStaged), ld, g_a(), g_b(),
+                                 g_log_norm(), g_log_w(), k, d, padded, dev<double>(Buf::kLogJoint),
+                                 s);
       break;
   }
 }
 
-// Calls fn(chunk rows on the device, their weights on the device or null, first row, row count)
-// for each chunk in order, all work enqueued on compute_. Streamed host data go through two
-// pinned buffers and two device buffers: while chunk i is computed, chunk i + 1 is copied into
-// pinned memory by the host and on to the device on copy_; events keep each buffer from being
-// overwritten while still in use.
 template <typename T>
-template <typename Fn>
-void GpuEngine<T>::for_each_chunk(Fn&& fn) {
-  const std::int64_t rows = plan_.rows;
-  const std::int64_t n_chunks = (n_ + rows - 1) / rows;
-  const std::int64_t d = d_;
-  if (!streaming_) {
-    const T* base = device_input_ ? static_cast<const T*>(x_.data) : d_x_.data();
-    const double* w = d_w_.data();
-    for (std::int64_t i = 0; i < n_chunks; ++i) {
-      const std::int64_t first = i * rows;
-      fn(base + first * d, w != nullptr ? w + first : nullptr, first, std::min(rows, n_ - first));
-    }
-    return;
-  }
-  const T* host_x = static_cast<const T*>(x_.data);
-  for (std::int64_t i = 0; i < n_chunks; ++i) {
-    const int slot = static_cast<int>(i & 1);
-    const std::int64_t first = i * rows;
-    const std::int64_t count = std::min(rows, n_ - first);
-    const std::size_t x_bytes = static_cast<std::size_t>(count * d) * sizeof(T);
-    // The pinned buffer is free once its previous copy to the device has finished.
-    EMIX_CUDA_TRY(cudaEventSynchronize(copy_done_[slot].get()));
-    std::memcpy(h_in_x_[slot].data(), host_x + first * d, x_bytes);
-    if (h_weights_ != nullptr) {
-      std::memcpy(h_in_w_[slot].data(), h_weights_ + first, static_cast<std::size_t>(count) * 8);
-    }
-    // The device buffer is free once the kernels of chunk i - 2 have finished with it.
-    EMIX_CUDA_TRY(cudaStreamWaitEvent(copy_.get(), compute_done_[slot].get(), 0));
-    EMIX_CUDA_TRY(cudaMemcpyAsync(d_in_x_[slot].data(), h_in_x_[slot].data(), x_bytes,
-                                  cudaMemcpyHostToDevice, copy_.get()));
-    if (h_weights_ != nullptr) {
-      EMIX_CUDA_TRY(cudaMemcpyAsync(d_in_w_[slot].data(), h_in_w_[slot].data(),
-                                    static_cast<std::size_t>(count) * 8, cudaMemcpyHostToDevice,
-                                    copy_.get()));
-    }
-    EMIX_CUDA_TRY(cudaEventRecord(copy_done_[slot].get(), copy_.get()));
-    EMIX_CUDA_TRY(cudaStreamWaitEvent(compute_.get(), copy_done_[slot].get(), 0));
-    fn(d_in_x_[slot].data(), h_weights_ != nullptr ? d_in_w_[slot].data() : nullptr, first, count);
-    EMIX_CUDA_TRY(cudaEventRecord(compute_done_[slot].get(), compute_.get()));
-  }
-}
-
-template <typename T>
-void GpuEngine<T>::accumulate(const PreparedModel& m, double* stats) {
-  check_model(m);
-  if (stats == nullptr) throw InvalidArgument("GPU engine: accumulate: stats is null");
-  DeviceGuard guard(device_);
-  ensure_workspace(m);
-  upload_params(m);
+void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
+  upload_general_params(m);
   const cudaStream_t s = compute_.get();
   const int k = m.k, d = d_;
-  const Mode mode = key_.mode;
+  const Mode mode = mode_of(m);
   const std::int64_t total = static_cast<std::int64_t>(m.layout.size());
   const std::int64_t stride =
       2 + k + std::int64_t{k} * d + (mode == Mode::kDiag ? std::int64_t{k} * d : 0);
   const int trials = m.family == Family::kBinomial ? m.trials : 1;
-  const int rb = plan_.block_rows;
-  // Diag / spherical / Bernoulli / binomial whose statistics fit a block: one pass over X.
-  const bool fused = fused_kernels_enabled() && !uses_gemm(mode) &&
-                     fused_stats_shared_bytes(k, d, mode == Mode::kLinear, rb) > 0;
-  ScatterMethod method = g_scatter_method.load(std::memory_order_relaxed);
-  // kAuto takes the single-pass kernel wherever it fits: it beat both scatter methods in the
-  // one shape it fits of those measured (bench/results/2026-11-26-h200-gpu-check).
-  const bool want_fused_full = method == ScatterMethod::kFused ||
-                               (method == ScatterMethod::kAuto && fused_kernels_enabled());
-  const bool fused_full = uses_gemm(mode) && want_fused_full &&
-                          fused_full_shared_bytes(k, d, mode == Mode::kTied, rb) > 0;
-  if (method == ScatterMethod::kAuto || method == ScatterMethod::kFused) {
-    method = scatter_method_for(d, k);
-  }
-  const bool tiled = !fused_full && uses_gemm(mode) && method == ScatterMethod::kTiled &&
-                     scatter_tiled_supported(d);
-  tiled_scatter_ = tiled;
-  fused_full_ = fused_full;
-  EMIX_CUDA_TRY(cudaMemsetAsync(d_acc_.data(), 0, static_cast<std::size_t>(total) * 8, s));
+  const GeneralChunk chunk = general_chunk(chunk_rows_);
+  const int rb = chunk.block_rows;
+  double* totals = dev<double>(Buf::kTotals);
+  T* xc = dev<T>(Buf::kStaged);
+  double* g = dev<double>(Buf::kResp);
+  double* ll = dev<double>(Buf::kRowLogLik);
+  double* wrow = dev<double>(Buf::kRowWeight);
+  double* part = dev<double>(Buf::kPartials);
+  T* qp = dev<T>(Buf::kScatterParts);
+  EMIX_CUDA_TRY(cudaMemsetAsync(totals, 0, static_cast<std::size_t>(total) * 8, s));
 
-  for_each_chunk([&](const T* x, const double* w, std::int64_t, std::int64_t count) {
-    if (fused_full) {
-      launch_fused_full<T>(x, count, d, p_c0(), w, p_u(), mode == Mode::kTied, p_a(), p_shift(),
-                           p_log_norm(), p_log_w(), k, rb, d_part_.data(), total, s);
-      launch_reduce_partials<T>(d_part_.data(), total, stats_blocks(count, rb), nullptr, 0, d,
-                                total, d_acc_.data(), s);
-      return;
-    }
-    if (fused) {
-      launch_fused_stats<T>(mode == Mode::kLinear, x, count, d, p_c0(), w, p_a(), p_b(), p_shift(),
-                            p_log_norm(), p_log_w(), k, trials, rb, d_part_.data(), stride, s);
-      launch_reduce_partials<T>(d_part_.data(), stride, stats_blocks(count, rb), nullptr, 0, d,
-                                total, d_acc_.data(), s);
-      return;
-    }
+  for_each_chunk(chunk_rows_, [&](const T* x, const double* w, std::int64_t, std::int64_t count) {
     const std::int64_t padded = round_up(count, rb);
     const std::int64_t n_part = stats_blocks(padded, rb);
     const std::int64_t n_q = padded / rb;
-    launch_stage_rows<T>(x, count, padded, d, p_c0(), d_xc_.data(), plan_.ld, s);
-    log_joint(m, padded);
-    launch_estep_rows<T>(d_lj_.data(), plan_.ld, k, count, padded, w, d_xc_.data(), d, trials,
-                         d_g_.data(), d_ll_.data(), d_wrow_.data(), s);
-    T* z = uses_gemm(mode) && !tiled ? d_yz_.data() : nullptr;
-    launch_stats_partials<T>(d_g_.data(), d_ll_.data(), d_wrow_.data(), d_xc_.data(), plan_.ld,
-                             p_shift(), k, d, padded, rb, mode == Mode::kDiag, z, d_part_.data(),
-                             stride, s);
-    if (tiled) {
-      // One partial per statistics block (not per block_rows rows): an eighth of the GEMM's.
-      launch_scatter_tiled<T>(d_g_.data(), d_xc_.data(), plan_.ld, p_shift(), k, d, padded,
-                              std::int64_t{rb} * kRowsPerThread, d_qp_.data(), s);
-      launch_reduce_partials<T>(d_part_.data(), stride, n_part, d_qp_.data(), n_part, d, total,
-                                d_acc_.data(), s);
-      return;
-    }
+    launch_stage_rows<T>(x, count, padded, d, g_c0(), xc, chunk.ld, s);
+    general_log_joint(m, padded);
+    launch_estep_rows<T>(dev<double>(Buf::kLogJoint), chunk.ld, k, count, padded, w, xc, d, trials,
+                         g, ll, wrow, s);
+    T* z = uses_gemm(mode) ? dev<T>(Buf::kProjected) : nullptr;
+    launch_stats_partials<T>(g, ll, wrow, xc, chunk.ld, g_shift(), k, d, padded, rb,
+                             mode == Mode::kDiag, z, part, stride, s);
     if (uses_gemm(mode)) {
       // Q block (k, b) = Z^T Z for the rb x D column-major block Z of component k, row block b.
       const T one = T(1), zero = T(0);
@@ -786,66 +950,66 @@ void GpuEngine<T>::accumulate(const PreparedModel& m, double* stats) {
       const long long q_stride = static_cast<long long>(d) * d;
       for (std::int64_t first = 0; first < batches; first += INT_MAX) {
         const int count_b = static_cast<int>(std::min<std::int64_t>(INT_MAX, batches - first));
-        EMIX_CUBLAS_TRY(Blas<T>::gemm_batched(
-            blas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, d, d, rb, &one, z + first * z_stride, rb,
-            z_stride, z + first * z_stride, rb, z_stride, &zero, d_qp_.data() + first * q_stride, d,
-            q_stride, count_b));
+        EMIX_CUBLAS_TRY(Blas<T>::gemm_batched(blas_->get(), CUBLAS_OP_T, CUBLAS_OP_N, d, d, rb,
+                                              &one, z + first * z_stride, rb, z_stride,
+                                              z + first * z_stride, rb, z_stride, &zero,
+                                              qp + first * q_stride, d, q_stride, count_b));
       }
     }
-    launch_reduce_partials<T>(d_part_.data(), stride, n_part, d_qp_.data(), n_q, d, total,
-                              d_acc_.data(), s);
+    launch_reduce_partials<T>(part, stride, n_part, qp, n_q, d, total, totals, s);
   });
 
-  EMIX_CUDA_TRY(cudaMemcpyAsync(h_stats_.data(), d_acc_.data(), static_cast<std::size_t>(total) * 8,
+  double* host = pinned<double>(Buf::kHostTotals);
+  EMIX_CUDA_TRY(cudaMemcpyAsync(host, totals, static_cast<std::size_t>(total) * 8,
                                 cudaMemcpyDeviceToHost, s));
   compute_.synchronize();
-  std::memcpy(stats, h_stats_.data(), static_cast<std::size_t>(total) * 8);
+  std::memcpy(stats, host, static_cast<std::size_t>(total) * 8);
   if (m.layout.has_scatter && m.layout.full_scatter) {
     // The GEMM gives each block symmetric up to rounding; keep one triangle so Q_k is exactly so.
     for (int c = 0; c < k; ++c) {
-      double* q = stats + m.layout.q() + static_cast<std::size_t>(c) * d * d;
       for (int i = 0; i < d; ++i) {
-        for (int j = i + 1; j < d; ++j) q[std::size_t(j) * d + i] = q[std::size_t(i) * d + j];
+        for (int j = i + 1; j < d; ++j)
+          stats[m.layout.q_at(c, j, i)] = stats[m.layout.q_at(c, i, j)];
       }
     }
   }
 }
 
 template <typename T>
-void GpuEngine<T>::evaluate(const PreparedModel& m, double* log_prob, double* resp,
-                            std::int32_t* labels) {
-  check_model(m);
-  if (log_prob == nullptr && resp == nullptr && labels == nullptr) return;
-  DeviceGuard guard(device_);
-  ensure_workspace(m);
-  upload_params(m);
+void GpuEngine<T>::evaluate_general(const PreparedModel& m, double* log_prob, double* resp,
+                                    std::int32_t* labels) {
+  upload_general_params(m);
   const cudaStream_t s = compute_.get();
   const int k = m.k, d = d_;
   const int trials = m.family == Family::kBinomial ? m.trials : 1;
-  const int rb = plan_.block_rows;
-  for_each_chunk([&](const T* x, const double*, std::int64_t first, std::int64_t count) {
-    const std::int64_t padded = round_up(count, rb);
-    launch_stage_rows<T>(x, count, padded, d, p_c0(), d_xc_.data(), plan_.ld, s);
-    log_joint(m, padded);
-    launch_evaluate_rows<T>(d_lj_.data(), plan_.ld, k, count, d_xc_.data(), d, trials,
-                            log_prob != nullptr ? d_ll_.data() : nullptr,
-                            resp != nullptr ? d_g_.data() : nullptr,
-                            labels != nullptr ? d_labels_.data() : nullptr, s);
-    // Copies to pageable memory return once complete, so the buffers are free for the next chunk.
-    const std::size_t n = static_cast<std::size_t>(count);
-    if (log_prob != nullptr) {
-      EMIX_CUDA_TRY(
-          cudaMemcpyAsync(log_prob + first, d_ll_.data(), n * 8, cudaMemcpyDeviceToHost, s));
-    }
-    if (resp != nullptr) {
-      EMIX_CUDA_TRY(
-          cudaMemcpyAsync(resp + first * k, d_g_.data(), n * k * 8, cudaMemcpyDeviceToHost, s));
-    }
-    if (labels != nullptr) {
-      EMIX_CUDA_TRY(
-          cudaMemcpyAsync(labels + first, d_labels_.data(), n * 4, cudaMemcpyDeviceToHost, s));
-    }
-  });
+  const GeneralChunk chunk = general_chunk(chunk_rows_);
+  const int rb = chunk.block_rows;
+  T* xc = dev<T>(Buf::kStaged);
+  double* ll = dev<double>(Buf::kRowLogLik);
+  double* g = dev<double>(Buf::kResp);
+  std::int32_t* lab = dev<std::int32_t>(Buf::kLabels);
+  for_each_chunk(
+      chunk_rows_, [&](const T* x, const double*, std::int64_t first, std::int64_t count) {
+        const std::int64_t padded = round_up(count, rb);
+        launch_stage_rows<T>(x, count, padded, d, g_c0(), xc, chunk.ld, s);
+        general_log_joint(m, padded);
+        launch_evaluate_rows<T>(dev<double>(Buf::kLogJoint), chunk.ld, k, count, xc, d, trials,
+                                log_prob != nullptr ? ll : nullptr, resp != nullptr ? g : nullptr,
+                                labels != nullptr ? lab : nullptr, s);
+        // Copies to pageable memory return once complete, so the buffers are free for the next
+        // chunk.
+        const std::size_t n = static_cast<std::size_t>(count);
+        if (log_prob != nullptr) {
+          EMIX_CUDA_TRY(cudaMemcpyAsync(log_prob + first, ll, n * 8, cudaMemcpyDeviceToHost, s));
+        }
+        if (resp != nullptr) {
+          EMIX_CUDA_TRY(cudaMemcpyAsync(resp + first * k, g, n * static_cast<std::size_t>(k) * 8,
+                                        cudaMemcpyDeviceToHost, s));
+        }
+        if (labels != nullptr) {
+          EMIX_CUDA_TRY(cudaMemcpyAsync(labels + first, lab, n * 4, cudaMemcpyDeviceToHost, s));
+        }
+      });
   compute_.synchronize();
 }
 
@@ -921,7 +1085,7 @@ int device_count() {
 }
 
 std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_weight,
-                                      const EngineOptions& options) {
+                                      const EngineOptions& options, const GpuSettings& settings) {
   validate_input(x, sample_weight);
   if (options.gpu_device >= 0) {
     const int count = device_count();
@@ -933,9 +1097,9 @@ std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_we
     EMIX_CUDA_TRY(cudaSetDevice(options.gpu_device));
   }
   if (x.dtype == DType::kFloat32) {
-    return std::make_unique<GpuEngine<float>>(x, sample_weight, options);
+    return std::make_unique<GpuEngine<float>>(x, sample_weight, options, settings);
   }
-  return std::make_unique<GpuEngine<double>>(x, sample_weight, options);
+  return std::make_unique<GpuEngine<double>>(x, sample_weight, options, settings);
 }
 
 void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) {
@@ -945,21 +1109,6 @@ void copy_to_device(void* device_destination, const void* host_source, std::size
     throw InvalidArgument("the output buffer is not CUDA device memory, but the data are");
   }
   EMIX_CUDA_TRY(cudaMemcpy(device_destination, host_source, bytes, cudaMemcpyHostToDevice));
-}
-
-void set_fused_kernels(bool enabled) { g_fused_kernels.store(enabled, std::memory_order_relaxed); }
-
-void set_scatter_method(ScatterMethod method) {
-  g_scatter_method.store(method, std::memory_order_relaxed);
-}
-
-// The batched GEMM until bench/gpu_timing's per-shape comparison has been run on a GPU.
-// Measured on an H200 (float32, N = 1e6..1e7; D x K = 16x16, 32x32, 8x4, 64x8): the batched
-// GEMM was faster than the tiled kernel on every shape, by 10% to 40%.
-ScatterMethod scatter_method_for(int, int) { return ScatterMethod::kBatchedGemm; }
-
-bool fused_full_fits(int d, int k) {
-  return k >= 1 && d >= 1 && fused_full_shared_bytes(k, d, false, kMaxBlockRows) > 0;
 }
 
 EngineInfo engine_info(const Engine& engine) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/engine.hpp"
+#include "kernels/engine_plan.hpp"
 
 namespace emix::gpu {
 
@@ -23,40 +24,32 @@ std::string device_name();
 //
 // Host data are uploaded once when they fit in the memory budget (options.device_memory_limit,
 // or the device's free memory less a margin); otherwise they are streamed through the device
-// chunk by chunk on every call. Device data are used in place. The budget covers the data and
-// the per-chunk buffers; the CUDA context and cuBLAS's fixed workspace (32 MiB, full and tied
-// covariance only) are outside it.
+// chunk by chunk on every call, straight from page-locked memory (the caller's, or the
+// caller's pageable memory registered for the engine's lifetime) or through pinned staging
+// buffers. Device data are used in place. The budget covers the data and every buffer of the
+// engine's plan (engine_plan.hpp); the CUDA context and cuBLAS's fixed workspace (32 MiB, general
+// path with full or tied covariance only) are outside it.
 std::unique_ptr<Engine> create_engine(const DataView& x, const double* sample_weight,
-                                      const EngineOptions& options);
+                                      const EngineOptions& options,
+                                      const GpuSettings& settings = {});
 
-// How a GPU engine placed its work, for tests and reports.
+// How a GPU engine placed its work, for tests, benchmarks and reports.
 struct EngineInfo {
-  bool device_input = false;      // the caller's device memory, used in place
-  bool streaming = false;         // host data copied in chunks on every call
-  std::int64_t chunk_rows = 0;    // rows per chunk (0 until the first call sized the buffers)
+  bool device_input = false;  // the caller's device memory, used in place
+  bool streaming = false;     // host data copied in chunks on every call
+  bool host_registered =
+      false;             // streaming: the caller's pageable memory, page-locked by the engine
+  bool staging = false;  // streaming: through pinned staging buffers
+  int stream_slots = 0;  // streaming: chunks in flight
+  std::int64_t chunk_rows = 0;    // rows per launch of the last call (0 before the first call)
   std::int64_t device_bytes = 0;  // device memory the engine holds now
-  bool tiled_scatter = false;     // the last accumulate summed the scatter by the tiled kernel
-  bool fused_full = false;        // the last accumulate ran full / tied in the single-pass kernel
+  std::int64_t pinned_bytes = 0;  // pinned host memory the engine holds now
+  bool fused = false;             // the last call ran the single-pass kernel
+  int tile_rows = 0;              // its tile
+  int blocks = 0;                 // its widest grid
+  std::string general_reason;     // why the general path, when it ran
 };
 // Throws InvalidArgument when `engine` is not a GPU engine.
 EngineInfo engine_info(const Engine& engine);
-
-// For tests: with false, diag / spherical / Bernoulli / binomial statistics take the general
-// kernels (one per step) instead of the single-pass fused kernel. Process-wide; default true.
-void set_fused_kernels(bool enabled);
-
-// How full / tied covariance scatter matrices are summed per block of rows: kBatchedGemm, a
-// batched cuBLAS GEMM over sqrt(g)(x - c_k) blocks; kTiled, a kernel that reads the staged rows
-// and responsibilities directly; kFused, E-step and all statistics in one kernel reading X once,
-// where a block can hold K x D^2 sums (small D and K; otherwise as kAuto). kAuto: kFused where
-// it fits (unless set_fused_kernels(false)), else scatter_method_for. For tests and benchmarks;
-// process-wide; default kAuto.
-enum class ScatterMethod { kAuto, kBatchedGemm, kTiled, kFused };
-void set_scatter_method(ScatterMethod method);
-// The method kAuto takes for D features and K components.
-ScatterMethod scatter_method_for(int d, int k);
-// Whether kFused can run full / tied covariance with D features and K components in one pass
-// (in blocks of 256 rows, those of a chunk of 256 rows or more).
-bool fused_full_fits(int d, int k);
 
 }  // namespace emix::gpu

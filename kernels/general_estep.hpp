@@ -1,4 +1,6 @@
-// Launchers for the E-step kernels (estep_kernels.cu), instantiated for T = float and double.
+// Launchers for the general path's E-step kernels (general_estep.cu): one kernel per step, for
+// shapes the single-pass kernel (fused_estep.cuh) cannot take, or when a test asks for them.
+// Launchers, instantiated for T = float and double.
 // Only kernels/ includes this header. Every launcher enqueues on `stream` and checks the launch.
 //
 // One chunk of `count` rows is processed in a padded column-major layout: row n of the chunk is
@@ -16,12 +18,9 @@
 
 #include <cstdint>
 
-namespace emix::gpu {
+#include "kernels/engine_plan.hpp"
 
-// Statistics blocks: block_rows threads (a power of two, 32..256), each thread summing
-// kRowsPerThread rows, so one block covers block_rows * kRowsPerThread rows.
-constexpr int kMaxBlockRows = 256;
-constexpr int kRowsPerThread = 8;
+namespace emix::gpu {
 
 // xc[d * ld + n] = x[n * D + d] - shift[d] for n < count, 0 for count <= n < padded.
 // x: count x D row-major (device); shift: D (device).
@@ -62,8 +61,8 @@ void launch_evaluate_rows(const double* lj, std::int64_t ld, int k, std::int64_t
                           int d, int trials, double* log_prob, double* resp, std::int32_t* labels,
                           cudaStream_t stream);
 
-// Partial statistics of each block of block_rows * kRowsPerThread rows, summed in double in a
-// fixed order, into part[b * stride + e] with e laid out as StatisticsLayout (loglik, weight sum,
+// Partial statistics of each block of block_rows * kGeneralRowsPerThread rows, summed in double in
+// a fixed order, into part[b * stride + e] with e laid out as StatisticsLayout (loglik, weight sum,
 // N_k, S_k, and Q_k's diagonal when diag_q). shift: K x D, c_k - c0.
 // When z is not null (full / tied scatter), also writes z = sqrt(g_nk) (x_n - c_k) as one
 // column-major block_rows x D matrix per (k, row block of block_rows rows):
@@ -76,50 +75,9 @@ void launch_stats_partials(const double* g, const double* ll, const double* wrow
 
 // Number of statistics blocks for `padded` rows.
 inline std::int64_t stats_blocks(std::int64_t padded, int block_rows) {
-  const std::int64_t rows = static_cast<std::int64_t>(block_rows) * kRowsPerThread;
+  const std::int64_t rows = static_cast<std::int64_t>(block_rows) * kGeneralRowsPerThread;
   return (padded + rows - 1) / rows;
 }
-
-// Diag / spherical (linear = false) and Bernoulli / binomial (linear = true) in one pass over
-// the chunk's rows x (count x D, row-major, T): the log-joint as launch_log_joint_direct, then
-// as launch_estep_rows, then the partials as launch_stats_partials (same layout and number of
-// blocks), without writing anything per row to memory: X is read once. Each block stages tiles
-// of block_rows rows in shared memory; the sums run over a block's rows in order.
-// weights: the chunk's sample weights (device) or null; c0: D (T); a, b, shift: K x D.
-// fused_stats_shared_bytes gives the shared memory it needs, or 0 when the shape does not fit
-// (then use the separate kernels).
-std::int64_t fused_stats_shared_bytes(int k, int d, bool linear, int block_rows);
-template <typename T>
-void launch_fused_stats(bool linear, const T* x, std::int64_t count, int d, const T* c0,
-                        const double* weights, const double* a, const double* b,
-                        const double* shift, const double* log_norm, const double* log_w, int k,
-                        int trials, int block_rows, double* part, std::int64_t stride,
-                        cudaStream_t stream);
-
-// The full scatter without Z: for each component k and block b of `rows_per` rows (the last one
-// cut at `padded`), qp[(k * n_q + b) * D * D + i * D + j] = sum over the block's rows n, in
-// order, of g_nk (xc_ni - shift_ki)(xc_nj - shift_kj), summed in double and stored as T, with
-// n_q = ceil(padded / rows_per): the layout launch_reduce_partials reads. Square tiles of
-// features on or above the diagonal are computed; an off-diagonal tile is written to both
-// triangles. scatter_tiled_supported says whether D fits the launch (grid z <= 65535).
-bool scatter_tiled_supported(int d);
-template <typename T>
-void launch_scatter_tiled(const double* g, const T* xc, std::int64_t ld, const double* shift, int k,
-                          int d, std::int64_t padded, std::int64_t rows_per, T* qp,
-                          cudaStream_t stream);
-
-// Full / tied Gaussian in one pass over the chunk's rows x (count x D, row-major, T), as
-// launch_fused_stats: the log-joint through the precision Cholesky factors u (D x D column-major
-// per component, one when tied; the layout of the log-density GEMM), log-sum-exp and
-// responsibilities, and every statistic including the full scatter Q_k, in double, so that
-// part[b * stride + e] holds all stride = layout.size() entries (reduce with qp = null).
-// fused_full_shared_bytes gives the shared memory it needs, or 0 when the shape does not fit.
-std::int64_t fused_full_shared_bytes(int k, int d, bool tied, int block_rows);
-template <typename T>
-void launch_fused_full(const T* x, std::int64_t count, int d, const T* c0, const double* weights,
-                       const T* u, bool tied, const double* a, const double* shift,
-                       const double* log_norm, const double* log_w, int k, int block_rows,
-                       double* part, std::int64_t stride, cudaStream_t stream);
 
 // acc[e] += sum over the chunk's partials of element e, in a fixed order, for e < total:
 //   e < stride:  part[b * stride + e], b < n_part

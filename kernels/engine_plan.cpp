@@ -1,0 +1,188 @@
+#include "kernels/engine_plan.hpp"
+
+#include <algorithm>
+
+#include "emix/errors.hpp"
+#include "kernels/fused_params.hpp"
+
+namespace emix::gpu {
+
+PathChoice choose_path(Family family, Covariance covariance, int k, int d, int elem_size,
+                       std::int64_t max_shared_bytes, const GpuSettings& settings) {
+  PathChoice choice;
+  if (settings.path == GpuPath::kGeneral) {
+    choice.reason = "the general path was asked for";
+    return choice;
+  }
+  const std::optional<FusedPlan> plan = choose_fused_plan(family, covariance, k, d, elem_size,
+                                                          max_shared_bytes, settings.max_tile_rows);
+  if (plan) {
+    choice.fused = true;
+    choice.plan = *plan;
+    return choice;
+  }
+  choice.reason = "a tile of 32 rows of K = " + std::to_string(k) +
+                  " components over D = " + std::to_string(d) + " features needs more than the " +
+                  std::to_string(max_shared_bytes) + " bytes of shared memory a block may have";
+  if (settings.path == GpuPath::kFused) {
+    throw InvalidArgument("GPU engine: the single-pass kernel cannot run: " + choice.reason);
+  }
+  return choice;
+}
+
+GeneralChunk general_chunk(std::int64_t rows) {
+  GeneralChunk c;
+  c.rows = rows;
+  c.block_rows = 32;
+  while (c.block_rows < kGeneralMaxBlockRows && c.block_rows < rows) c.block_rows *= 2;
+  c.ld = (rows + c.block_rows - 1) / c.block_rows * c.block_rows;
+  const std::int64_t per_block = std::int64_t{c.block_rows} * kGeneralRowsPerThread;
+  c.n_part = (c.ld + per_block - 1) / per_block;
+  c.n_q = c.ld / c.block_rows;
+  return c;
+}
+
+const char* describe(Buf buffer) {
+  switch (buffer) {
+    case Buf::kData:
+      return "the data";
+    case Buf::kWeights:
+      return "the sample weights";
+    case Buf::kParams:
+      return "the model parameters";
+    case Buf::kLogChoose:
+      return "the binomial coefficients";
+    case Buf::kTotals:
+      return "the statistics";
+    case Buf::kPartials:
+      return "the partial statistics";
+    case Buf::kStaged:
+      return "the staged chunk";
+    case Buf::kLogJoint:
+      return "the chunk's log-densities";
+    case Buf::kResp:
+      return "the chunk's responsibilities";
+    case Buf::kRowLogLik:
+      return "the chunk's log-likelihoods";
+    case Buf::kRowWeight:
+      return "the chunk's weights";
+    case Buf::kLabels:
+      return "the chunk's labels";
+    case Buf::kProjected:
+      return "the chunk's projected rows";
+    case Buf::kScatterParts:
+      return "the partial scatter matrices";
+    case Buf::kOutLogProb:
+      return "the chunk's log-probabilities";
+    case Buf::kOutResp:
+      return "the chunk's responsibilities";
+    case Buf::kStreamRows:
+      return "the streamed chunks";
+    case Buf::kStreamWeights:
+      return "the streamed chunks' weights";
+    case Buf::kHostTotals:
+      return "the statistics (pinned host copy)";
+    case Buf::kHostStageRows:
+      return "the pinned staging chunks";
+    case Buf::kHostStageWeights:
+      return "the pinned staging chunks' weights";
+    case Buf::kCount:
+      break;
+  }
+  return "?";
+}
+
+bool is_pinned(Buf buffer) {
+  return buffer == Buf::kHostTotals || buffer == Buf::kHostStageRows ||
+         buffer == Buf::kHostStageWeights;
+}
+
+std::int64_t BufferPlan::device_bytes() const {
+  std::int64_t total = 0;
+  for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+    if (!is_pinned(static_cast<Buf>(i))) total += bytes[static_cast<std::size_t>(i)];
+  }
+  return total;
+}
+
+std::int64_t BufferPlan::pinned_bytes() const {
+  std::int64_t total = 0;
+  for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+    if (is_pinned(static_cast<Buf>(i))) total += bytes[static_cast<std::size_t>(i)];
+  }
+  return total;
+}
+
+std::int64_t BufferPlan::working_bytes() const {
+  return device_bytes() - (*this)[Buf::kData] - (*this)[Buf::kWeights];
+}
+
+std::int64_t fused_param_bytes(const FusedPlan& plan) {
+  return fused_param_layout(plan).total * plan.elem_size;
+}
+
+std::int64_t general_param_doubles(int k, int d) {
+  return 2 * std::int64_t{k} + 3 * std::int64_t{k} * d;
+}
+
+std::int64_t general_param_typed_offset(int k, int d) {
+  return (general_param_doubles(k, d) * 8 + 15) / 16 * 16;
+}
+
+std::int64_t general_param_bytes(int k, int d, int data_size, Covariance covariance,
+                                 bool gaussian) {
+  const std::int64_t kk = k, dd = d;
+  std::int64_t u = 0;
+  if (gaussian && covariance == Covariance::kFull) u = kk * dd * dd;
+  if (gaussian && covariance == Covariance::kTied) u = dd * dd;
+  return general_param_typed_offset(k, d) + (dd + u) * data_size;
+}
+
+BufferPlan plan_buffers(const BufferPlanInputs& in) {
+  BufferPlan plan;
+  auto set = [&plan](Buf b, std::int64_t bytes) { plan.bytes[static_cast<int>(b)] = bytes; };
+  const std::int64_t t = in.data_size, k = in.k, d = in.d;
+  set(Buf::kData, in.resident_rows * d * t);
+  set(Buf::kWeights, in.resident_weights ? in.rows * 8 : 0);
+  set(Buf::kTotals, in.stats_size * 8);
+  set(Buf::kHostTotals, in.stats_size * 8);
+  set(Buf::kLogChoose, in.trials > 1 && in.trials <= kMaxLogChoose ? (in.trials + 1) * 8 : 0);
+  const std::int64_t rows = in.chunk_rows;
+  if (in.fused) {
+    set(Buf::kParams, fused_param_bytes(in.fused_plan));
+    set(Buf::kPartials, std::int64_t{in.fused_slices} * in.stats_size * 8);
+    if (in.outputs) {
+      set(Buf::kOutLogProb, rows * 8);
+      set(Buf::kOutResp, rows * k * 8);
+      set(Buf::kLabels, rows * 4);
+    }
+  } else {
+    const GeneralChunk c = general_chunk(rows);
+    const bool gaussian = in.family == Family::kGaussian;
+    const bool full_scatter = fused_family_of(in.family, in.covariance) == FusedFamily::kFull;
+    const std::int64_t stride = 2 + k + k * d + (gaussian && !full_scatter ? k * d : 0);
+    set(Buf::kParams, general_param_bytes(in.k, in.d, in.data_size, in.covariance, gaussian));
+    set(Buf::kStaged, c.ld * d * t);
+    set(Buf::kLogJoint, k * c.ld * 8);
+    set(Buf::kResp, k * c.ld * 8);
+    set(Buf::kRowLogLik, c.ld * 8);
+    set(Buf::kRowWeight, c.ld * 8);
+    set(Buf::kLabels, c.ld * 4);
+    set(Buf::kPartials, c.n_part * stride * 8);
+    if (full_scatter) {
+      set(Buf::kProjected, k * d * c.ld * t);
+      set(Buf::kScatterParts, k * c.n_q * d * d * t);
+    }
+  }
+  if (in.stream_slots > 0) {
+    set(Buf::kStreamRows, in.stream_slots * rows * d * t);
+    set(Buf::kStreamWeights, in.weights ? in.stream_slots * rows * 8 : 0);
+    if (in.staging) {
+      set(Buf::kHostStageRows, in.stream_slots * rows * d * t);
+      set(Buf::kHostStageWeights, in.weights ? in.stream_slots * rows * 8 : 0);
+    }
+  }
+  return plan;
+}
+
+}  // namespace emix::gpu
