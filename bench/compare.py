@@ -742,7 +742,7 @@ def gpu_floor(case_, rates):
 
 
 def fmt_list(values):
-    return "[" + ", ".join("%.3f" % v for v in values) + "]"
+    return "[" + ", ".join("%.4g" % v for v in values) + "]"
 
 
 def rel(a, b):
