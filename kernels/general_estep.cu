@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/pointwise.hpp"
+#include "core/statistics.hpp"
 #include "kernels/cuda_utils.cuh"
 #include "kernels/general_estep.hpp"
 
@@ -167,15 +168,19 @@ __global__ void evaluate_rows_kernel(const double* __restrict__ lj, std::int64_t
 }
 
 // Block (b, k): rows b * R * kGeneralRowsPerThread + r * R + tid for r < kGeneralRowsPerThread (R =
-// blockDim.x), component k. Writes N_k, S_k (and Q_k's diagonal) of those rows to part[b], plus the
-// log-likelihood and weight sums from the k == 0 block. All threads reach every __syncthreads.
+// blockDim.x), component k. Writes N_k, S_k (and Q_k's diagonal) of those rows to part[b], at
+// their places in `layout`, plus the log-likelihood and weight sums from the k == 0 block.
+// All threads reach every __syncthreads.
 template <typename T>
 __global__ void __launch_bounds__(kGeneralMaxBlockRows)
     stats_partials_kernel(const double* __restrict__ g, const double* __restrict__ ll,
                           const double* __restrict__ wrow, const T* __restrict__ xc,
-                          std::int64_t ld, const double* __restrict__ shift, int n_comp, int d,
-                          std::int64_t padded, bool diag_q, T* __restrict__ z,
+                          std::int64_t ld, const double* __restrict__ shift,
+                          const StatisticsLayout layout, std::int64_t padded, T* __restrict__ z,
                           double* __restrict__ part, std::int64_t stride) {
+  const int n_comp = layout.k;
+  const int d = layout.d;
+  const bool diag_q = layout.has_scatter && !layout.full_scatter;
   __shared__ double sh[kGeneralMaxBlockRows / 32][2 * kGroup];
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid & 31;
@@ -186,8 +191,6 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
       static_cast<std::int64_t>(blockIdx.x) * rb * kGeneralRowsPerThread + tid;
   const std::int64_t n_qblocks = padded / rb;
   double* out = part + static_cast<std::int64_t>(blockIdx.x) * stride;
-  const std::int64_t s_offset = 2 + n_comp;
-  const std::int64_t q_offset = s_offset + static_cast<std::int64_t>(n_comp) * d;
 
   for (int k = blockIdx.y; k < n_comp; k += gridDim.y) {
     const double* gk = g + static_cast<std::int64_t>(k) * ld;
@@ -215,9 +218,9 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
       double t = 0.0;
       for (int w = 0; w < n_warps; ++w) t += sh[w][tid];
       if (tid == 0) {
-        out[2 + k] = t;
+        out[layout.nk() + k] = t;
       } else if (k == 0) {
-        out[tid - 1] = t;  // [0] log-likelihood, [1] weight sum
+        out[tid == 1 ? StatisticsLayout::kLogLikelihood : StatisticsLayout::kWeightSum] = t;
       }
     }
     __syncthreads();
@@ -257,7 +260,7 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
         if (j < dn && (is_s || diag_q)) {
           double v = 0.0;
           for (int w = 0; w < n_warps; ++w) v += sh[w][t];
-          out[(is_s ? s_offset : q_offset) + static_cast<std::int64_t>(k) * d + d0 + j] = v;
+          out[is_s ? layout.s_at(k, d0 + j) : layout.q_at(k, d0 + j, d0 + j)] = v;
         }
       }
       __syncthreads();
@@ -366,17 +369,17 @@ void launch_evaluate_rows(const double* lj, std::int64_t ld, int k, std::int64_t
 
 template <typename T>
 void launch_stats_partials(const double* g, const double* ll, const double* wrow, const T* xc,
-                           std::int64_t ld, const double* shift, int k, int d, std::int64_t padded,
-                           int block_rows, bool diag_q, T* z, double* part, std::int64_t stride,
-                           cudaStream_t stream) {
+                           std::int64_t ld, const double* shift, const StatisticsLayout& layout,
+                           std::int64_t padded, int block_rows, T* z, double* part,
+                           std::int64_t stride, cudaStream_t stream) {
   if (block_rows < 32 || block_rows > kGeneralMaxBlockRows ||
       (block_rows & (block_rows - 1)) != 0 || padded % block_rows != 0) {
     throw InvalidArgument("GPU engine: statistics block of " + std::to_string(block_rows) +
                           " rows does not tile " + std::to_string(padded) + " rows");
   }
-  const dim3 grid(grid_for(stats_blocks(padded, block_rows), 1), grid_y(k));
-  stats_partials_kernel<T><<<grid, block_rows, 0, stream>>>(g, ll, wrow, xc, ld, shift, k, d,
-                                                            padded, diag_q, z, part, stride);
+  const dim3 grid(grid_for(stats_blocks(padded, block_rows), 1), grid_y(layout.k));
+  stats_partials_kernel<T><<<grid, block_rows, 0, stream>>>(g, ll, wrow, xc, ld, shift, layout,
+                                                            padded, z, part, stride);
   EMIX_CHECK_LAUNCH(stream);
 }
 
@@ -413,9 +416,9 @@ void launch_gather_rows(const T* x, int d, const std::int64_t* idx, std::int64_t
                                      cudaStream_t);                                                \
   template void launch_evaluate_rows<T>(const double*, std::int64_t, int, std::int64_t, const T*,  \
                                         int, int, double*, double*, std::int32_t*, cudaStream_t);  \
-  template void launch_stats_partials<T>(const double*, const double*, const double*, const T*,    \
-                                         std::int64_t, const double*, int, int, std::int64_t, int, \
-                                         bool, T*, double*, std::int64_t, cudaStream_t);           \
+  template void launch_stats_partials<T>(                                                          \
+      const double*, const double*, const double*, const T*, std::int64_t, const double*,          \
+      const StatisticsLayout&, std::int64_t, int, T*, double*, std::int64_t, cudaStream_t);        \
   template void launch_reduce_partials<T>(const double*, std::int64_t, std::int64_t, const T*,     \
                                           std::int64_t, int, std::int64_t, double*, cudaStream_t); \
   template void launch_gather_rows<T>(const T*, int, const std::int64_t*, std::int64_t, double*,   \

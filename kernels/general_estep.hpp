@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "core/statistics.hpp"
 #include "kernels/engine_plan.hpp"
 
 namespace emix::gpu {
@@ -62,16 +63,17 @@ void launch_evaluate_rows(const double* lj, std::int64_t ld, int k, std::int64_t
                           cudaStream_t stream);
 
 // Partial statistics of each block of block_rows * kGeneralRowsPerThread rows, summed in double in
-// a fixed order, into part[b * stride + e] with e laid out as StatisticsLayout (loglik, weight sum,
-// N_k, S_k, and Q_k's diagonal when diag_q). shift: K x D, c_k - c0.
+// a fixed order, into part[b * stride + e] at their places in `layout` (the log-likelihood, the
+// weight sum, N_k, S_k, and diag / spherical Q_k; stride: layout.q(), or layout.size() without a
+// full scatter). shift: K x D, c_k - c0.
 // When z is not null (full / tied scatter), also writes z = sqrt(g_nk) (x_n - c_k) as one
 // column-major block_rows x D matrix per (k, row block of block_rows rows):
 //   z[((k * (padded / block_rows) + n / block_rows) * D + d) * block_rows + n % block_rows]
 template <typename T>
 void launch_stats_partials(const double* g, const double* ll, const double* wrow, const T* xc,
-                           std::int64_t ld, const double* shift, int k, int d, std::int64_t padded,
-                           int block_rows, bool diag_q, T* z, double* part, std::int64_t stride,
-                           cudaStream_t stream);
+                           std::int64_t ld, const double* shift, const StatisticsLayout& layout,
+                           std::int64_t padded, int block_rows, T* z, double* part,
+                           std::int64_t stride, cudaStream_t stream);
 
 // Number of statistics blocks for `padded` rows.
 inline std::int64_t stats_blocks(std::int64_t padded, int block_rows) {

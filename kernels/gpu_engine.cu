@@ -917,8 +917,9 @@ void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
   const int k = m.k, d = d_;
   const Mode mode = mode_of(m);
   const std::int64_t total = static_cast<std::int64_t>(m.layout.size());
+  // The partials hold everything but a full scatter, which the batched GEMM sums.
   const std::int64_t stride =
-      2 + k + std::int64_t{k} * d + (mode == Mode::kDiag ? std::int64_t{k} * d : 0);
+      static_cast<std::int64_t>(m.layout.full_scatter ? m.layout.q() : m.layout.size());
   const int trials = m.family == Family::kBinomial ? m.trials : 1;
   const GeneralChunk chunk = general_chunk(chunk_rows_);
   const int rb = chunk.block_rows;
@@ -940,8 +941,8 @@ void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
     launch_estep_rows<T>(dev<double>(Buf::kLogJoint), chunk.ld, k, count, padded, w, xc, d, trials,
                          g, ll, wrow, s);
     T* z = uses_gemm(mode) ? dev<T>(Buf::kProjected) : nullptr;
-    launch_stats_partials<T>(g, ll, wrow, xc, chunk.ld, g_shift(), k, d, padded, rb,
-                             mode == Mode::kDiag, z, part, stride, s);
+    launch_stats_partials<T>(g, ll, wrow, xc, chunk.ld, g_shift(), m.layout, padded, rb, z, part,
+                             stride, s);
     if (uses_gemm(mode)) {
       // Q block (k, b) = Z^T Z for the rb x D column-major block Z of component k, row block b.
       const T one = T(1), zero = T(0);
