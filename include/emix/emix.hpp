@@ -7,4 +7,5 @@
 #include "emix/io.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
+#include "emix/statistics.hpp"
 #include "emix/version.hpp"

@@ -11,10 +11,9 @@ namespace {
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 }
 
-Model maximize(const Model& current, const PreparedModel& prepared, const double* stats,
-               const MaximizeOptions& options, std::vector<int>* empty) {
-  const StatisticsLayout& layout = prepared.layout;
-  const int k = prepared.k, d = prepared.d;
+Model maximize(const Model& current, const StatisticsLayout& layout, const double* centre_values,
+               const double* stats, const MaximizeOptions& options, std::vector<int>* empty) {
+  const int k = layout.k, d = layout.d;
   const std::size_t du = static_cast<std::size_t>(d);
   Model next = current;
   if (empty) empty->clear();
@@ -34,7 +33,7 @@ Model maximize(const Model& current, const PreparedModel& prepared, const double
     for (int c = 0; c < k; ++c) next.weights[c] = nk[c] / nk_total;
   }
 
-  Eigen::Map<const RowMatrix> centres(prepared.centres.data(), k, d);
+  Eigen::Map<const RowMatrix> centres(centre_values, k, d);
   Eigen::Map<const RowMatrix> s(stats + layout.s(), k, d);
 
   if (current.family != Family::kGaussian) {

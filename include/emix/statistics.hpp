@@ -1,0 +1,99 @@
+// The sufficient statistics of EM, as a public value: what an E-step over some rows gives and
+// everything the M-step needs. Statistics of disjoint sets of rows under the same model merge
+// by summing, so they serve fits out of core (chunk by chunk), distributed fits (MPI, Dask)
+// and online EM. Plain C++17.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "emix/data.hpp"
+#include "emix/model.hpp"
+#include "emix/options.hpp"
+
+namespace emix {
+
+// Sums over rows n (sample weights w_n, responsibilities g_nk = w_n p(k | x_n) under the model
+// they were accumulated under), in double, in one flat buffer (values()):
+//
+//   [0]            log-likelihood  sum_n w_n log p(x_n)
+//   [1]            weight sum      sum_n w_n
+//   [2, 2 + K)     N_k             sum_n g_nk
+//   then K x D     S_k             sum_n g_nk (x_n - c_k)
+//   then Q_k       Gaussian full / tied: K x D x D, sum_n g_nk (x_n - c_k)(x_n - c_k)^T;
+//                  diag / spherical: K x D, its diagonal; Bernoulli / binomial: none
+//
+// with c_k = centres() (K x D, row-major): the model's means for Gaussian mixtures (so that the
+// sums do not cancel), zero for Bernoulli and binomial ones.
+class Statistics {
+ public:
+  Statistics() = default;
+  // Zero statistics of `model`'s shape, centred as an E-step under `model` centres them.
+  explicit Statistics(const Model& model);
+
+  Family family() const { return family_; }
+  Covariance covariance() const { return covariance_; }
+  int n_components() const { return k_; }
+  int n_features() const { return d_; }
+  int trials() const { return trials_; }
+
+  double log_likelihood() const { return values_.empty() ? 0.0 : values_[0]; }
+  double weight_sum() const { return values_.empty() ? 0.0 : values_[1]; }
+  const std::vector<double>& centres() const { return centres_; }
+  const std::vector<double>& values() const { return values_; }
+  std::vector<double>& values() { return values_; }
+
+  // this += other, element by element. Both must come from E-steps under the same model: the
+  // same shape and bitwise the same centres (InvalidArgument otherwise). Addition commutes, so
+  // a.merge(b) and b.merge(a) are bitwise equal; three or more sets depend on the order, which
+  // merge_in_order fixes.
+  Statistics& merge(const Statistics& other);
+  // Every sum times `factor` (finite, >= 0): the weighting of online EM.
+  Statistics& scale(double factor);
+  // The same sums taken about other centres (K x D): S' = S + N (c - c'),
+  // Q' = Q + (c - c') S^T + S (c - c')^T + N (c - c')(c - c')^T (diagonal: its diagonal), in
+  // double. Exact in exact arithmetic; Bernoulli / binomial statistics are not centred (their
+  // centres stay zero and InvalidArgument is thrown for others).
+  Statistics recentred(const std::vector<double>& centres) const;
+
+  // A self-describing little-endian byte string (format, shape, centres, values) and back.
+  // deserialize throws InvalidArgument naming the first thing wrong with malformed bytes.
+  std::vector<std::uint8_t> serialize() const;
+  static Statistics deserialize(const void* bytes, std::size_t size);
+
+ private:
+  Family family_ = Family::kGaussian;
+  Covariance covariance_ = Covariance::kFull;
+  int k_ = 0;
+  int d_ = 0;
+  int trials_ = 1;
+  std::vector<double> centres_;
+  std::vector<double> values_;
+};
+
+// parts[0] + parts[1] + ... summed in one stated order: a balanced binary tree over the index
+// (pairs (0, 1), (2, 3), ..., then pairs of those sums, ...), the same for every caller, so that
+// a distributed fit gives bitwise the same total whatever merges first. Throws InvalidArgument
+// for an empty list or parts that cannot merge.
+Statistics merge_in_order(const std::vector<Statistics>& parts);
+
+// The E-step of `model` over rows x (N x D, host or device): their statistics. sample_weight:
+// host, N non-negative values, or null for ones. Validates as fit() does.
+Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine = {},
+                      const double* sample_weight = nullptr);
+
+struct MStepOptions {
+  double reg_covar = 1e-6;      // added to covariance diagonals
+  double prob_epsilon = 1e-10;  // Bernoulli / binomial probabilities kept in [eps, 1 - eps]
+  bool fixed_weights = false;   // keep `model`'s mixing weights
+};
+
+// The M-step: new parameters from statistics accumulated under `model` (or recentred onto its
+// means). Components whose N_k is (numerically) zero keep `model`'s parameters and are listed in
+// `empty` when it is not null; fit() re-seeds them. Throws InvalidArgument when the statistics'
+// shape is not the model's.
+Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options = {},
+               std::vector<int>* empty = nullptr);
+
+}  // namespace emix

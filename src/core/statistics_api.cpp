@@ -1,0 +1,259 @@
+// The public statistics API (emix/statistics.hpp) over the engines' seam (core/statistics.hpp).
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "core/engine.hpp"
+#include "core/maximize.hpp"
+#include "core/prepared_model.hpp"
+#include "core/statistics.hpp"
+#include "core/validate.hpp"
+#include "emix/errors.hpp"
+#include "emix/statistics.hpp"
+
+namespace emix {
+
+namespace {
+
+StatisticsLayout layout_of(const Statistics& s) {
+  return StatisticsLayout(s.family(), s.covariance(), s.n_components(), s.n_features());
+}
+
+std::string shape_of(Family family, Covariance covariance, int k, int d) {
+  std::string s = to_string(family);
+  if (family == Family::kGaussian) s += std::string(" ") + to_string(covariance);
+  return s + ", K = " + std::to_string(k) + ", D = " + std::to_string(d);
+}
+
+// The serialised form: a header of fixed-size fields, then the centres and the values.
+constexpr char kMagic[8] = {'E', 'M', 'I', 'X', 'S', 'T', 'A', 'T'};
+constexpr std::uint32_t kFormatVersion = 1;
+struct Header {
+  char magic[8];
+  std::uint32_t version;
+  std::uint32_t family;
+  std::uint32_t covariance;
+  std::int32_t k;
+  std::int32_t d;
+  std::int32_t trials;
+  std::uint64_t n_centres;
+  std::uint64_t n_values;
+};
+static_assert(sizeof(Header) == 48, "the header's layout is the format");
+
+}  // namespace
+
+Statistics::Statistics(const Model& model)
+    : family_(model.family),
+      covariance_(model.covariance),
+      k_(model.n_components),
+      d_(model.n_features),
+      trials_(model.family == Family::kBinomial ? model.trials : 1) {
+  if (k_ < 1 || d_ < 1) {
+    throw InvalidArgument("statistics: the model has K = " + std::to_string(k_) +
+                          " components and D = " + std::to_string(d_) + " features");
+  }
+  const std::size_t kd = static_cast<std::size_t>(k_) * static_cast<std::size_t>(d_);
+  centres_.assign(kd, 0.0);
+  if (family_ == Family::kGaussian) {
+    if (model.means.size() != kd) {
+      throw InvalidArgument("statistics: the model has " + std::to_string(model.means.size()) +
+                            " mean values for K x D = " + std::to_string(kd));
+    }
+    centres_ = model.means;
+  }
+  values_.assign(layout_of(*this).size(), 0.0);
+}
+
+Statistics& Statistics::merge(const Statistics& other) {
+  if (other.family_ != family_ || other.covariance_ != covariance_ || other.k_ != k_ ||
+      other.d_ != d_ || other.trials_ != trials_ || other.values_.size() != values_.size()) {
+    throw InvalidArgument("statistics: cannot merge " +
+                          shape_of(other.family_, other.covariance_, other.k_, other.d_) +
+                          " into " + shape_of(family_, covariance_, k_, d_));
+  }
+  if (std::memcmp(other.centres_.data(), centres_.data(), centres_.size() * sizeof(double)) != 0) {
+    throw InvalidArgument(
+        "statistics: cannot merge statistics centred elsewhere (they come from E-steps under "
+        "different models; recentred() moves them onto one model's means)");
+  }
+  for (std::size_t i = 0; i < values_.size(); ++i) values_[i] += other.values_[i];
+  return *this;
+}
+
+Statistics& Statistics::scale(double factor) {
+  if (!(factor >= 0) || !std::isfinite(factor)) {
+    throw InvalidArgument("statistics: scale factor " + std::to_string(factor) +
+                          " is not a finite non-negative number");
+  }
+  for (double& v : values_) v *= factor;
+  return *this;
+}
+
+Statistics Statistics::recentred(const std::vector<double>& centres) const {
+  const std::size_t kd = static_cast<std::size_t>(k_) * static_cast<std::size_t>(d_);
+  if (centres.size() != kd) {
+    throw InvalidArgument("statistics: " + std::to_string(centres.size()) +
+                          " centre values for K x D = " + std::to_string(kd));
+  }
+  Statistics out = *this;
+  out.centres_ = centres;
+  if (family_ != Family::kGaussian) {
+    for (double c : centres) {
+      if (c != 0.0) {
+        throw InvalidArgument(
+            "statistics: Bernoulli and binomial statistics are sums of x itself (centres zero)");
+      }
+    }
+    return out;
+  }
+  const StatisticsLayout layout = layout_of(*this);
+  const std::size_t d = static_cast<std::size_t>(d_);
+  std::vector<double> delta(d);
+  for (int c = 0; c < k_; ++c) {
+    const double n = values_[layout.nk() + c];
+    for (std::size_t j = 0; j < d; ++j) delta[j] = centres_[c * d + j] - centres[c * d + j];
+    // Q first: it reads the old S.
+    if (layout.full_scatter) {
+      for (int i = 0; i < d_; ++i) {
+        for (int j = 0; j < d_; ++j) {
+          out.values_[layout.q_at(c, i, j)] += delta[i] * values_[layout.s_at(c, j)] +
+                                               values_[layout.s_at(c, i)] * delta[j] +
+                                               n * delta[i] * delta[j];
+        }
+      }
+    } else {
+      for (int i = 0; i < d_; ++i) {
+        out.values_[layout.q_at(c, i, i)] +=
+            2.0 * delta[i] * values_[layout.s_at(c, i)] + n * delta[i] * delta[i];
+      }
+    }
+    for (int j = 0; j < d_; ++j) out.values_[layout.s_at(c, j)] += n * delta[j];
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> Statistics::serialize() const {
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.version = kFormatVersion;
+  h.family = static_cast<std::uint32_t>(family_);
+  h.covariance = static_cast<std::uint32_t>(covariance_);
+  h.k = k_;
+  h.d = d_;
+  h.trials = trials_;
+  h.n_centres = centres_.size();
+  h.n_values = values_.size();
+  std::vector<std::uint8_t> out(sizeof h + (centres_.size() + values_.size()) * sizeof(double));
+  std::memcpy(out.data(), &h, sizeof h);
+  std::memcpy(out.data() + sizeof h, centres_.data(), centres_.size() * sizeof(double));
+  std::memcpy(out.data() + sizeof h + centres_.size() * sizeof(double), values_.data(),
+              values_.size() * sizeof(double));
+  return out;
+}
+
+Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
+  const auto fail = [](const std::string& what) {
+    throw InvalidArgument("statistics bytes: " + what);
+  };
+  if (bytes == nullptr) fail("null pointer");
+  if (size < sizeof(Header)) {
+    fail(std::to_string(size) + " bytes, fewer than the " + std::to_string(sizeof(Header)) +
+         "-byte header");
+  }
+  Header h;
+  std::memcpy(&h, bytes, sizeof h);
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) fail("not emix statistics (bad magic)");
+  if (h.version != kFormatVersion) {
+    fail("format version " + std::to_string(h.version) + ", this emix reads version " +
+         std::to_string(kFormatVersion));
+  }
+  if (h.family > static_cast<std::uint32_t>(Family::kBinomial) ||
+      h.covariance > static_cast<std::uint32_t>(Covariance::kTied)) {
+    fail("unknown family " + std::to_string(h.family) + " or covariance " +
+         std::to_string(h.covariance));
+  }
+  if (h.k < 1 || h.d < 1 || h.trials < 1) {
+    fail("K = " + std::to_string(h.k) + ", D = " + std::to_string(h.d) +
+         ", trials = " + std::to_string(h.trials));
+  }
+  Statistics s;
+  s.family_ = static_cast<Family>(h.family);
+  s.covariance_ = static_cast<Covariance>(h.covariance);
+  s.k_ = h.k;
+  s.d_ = h.d;
+  s.trials_ = h.trials;
+  const std::uint64_t kd = static_cast<std::uint64_t>(h.k) * static_cast<std::uint64_t>(h.d);
+  const std::uint64_t expected_values = layout_of(s).size();
+  if (h.n_centres != kd || h.n_values != expected_values) {
+    fail(std::to_string(h.n_centres) + " centres and " + std::to_string(h.n_values) +
+         " values, but K = " + std::to_string(h.k) + " and D = " + std::to_string(h.d) + " need " +
+         std::to_string(kd) + " and " + std::to_string(expected_values));
+  }
+  const std::uint64_t body = (kd + expected_values) * sizeof(double);
+  if (size - sizeof h != body) {
+    fail(std::to_string(size) + " bytes, expected " + std::to_string(sizeof h + body));
+  }
+  const auto* p = static_cast<const std::uint8_t*>(bytes) + sizeof h;
+  s.centres_.resize(kd);
+  s.values_.resize(expected_values);
+  std::memcpy(s.centres_.data(), p, kd * sizeof(double));
+  std::memcpy(s.values_.data(), p + kd * sizeof(double), expected_values * sizeof(double));
+  return s;
+}
+
+Statistics merge_in_order(const std::vector<Statistics>& parts) {
+  if (parts.empty()) throw InvalidArgument("merge_in_order: no statistics to merge");
+  std::vector<Statistics> level = parts;
+  while (level.size() > 1) {
+    std::vector<Statistics> next;
+    next.reserve((level.size() + 1) / 2);
+    for (std::size_t i = 0; i + 1 < level.size(); i += 2) {
+      next.push_back(std::move(level[i].merge(level[i + 1])));
+    }
+    if (level.size() % 2 == 1) next.push_back(std::move(level.back()));
+    level = std::move(next);
+  }
+  return std::move(level.front());
+}
+
+Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
+                      const double* sample_weight) {
+  validate_model_for_data(model, x);
+  validate_sample_weight(sample_weight, x.rows, false);
+  const PreparedModel prepared = prepare(model);
+  Statistics stats(model);
+  std::unique_ptr<Engine> e = make_engine(x, sample_weight, engine);
+  e->accumulate(prepared, stats.values().data());
+  return stats;
+}
+
+Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options,
+               std::vector<int>* empty) {
+  model.validate();
+  const int trials = model.family == Family::kBinomial ? model.trials : 1;
+  if (statistics.family() != model.family || statistics.covariance() != model.covariance ||
+      statistics.n_components() != model.n_components ||
+      statistics.n_features() != model.n_features || statistics.trials() != trials) {
+    throw InvalidArgument(
+        "maximize: statistics of " +
+        shape_of(statistics.family(), statistics.covariance(), statistics.n_components(),
+                 statistics.n_features()) +
+        " for a model of " +
+        shape_of(model.family, model.covariance, model.n_components, model.n_features));
+  }
+  const StatisticsLayout layout = layout_of(statistics);
+  if (statistics.values().size() != layout.size()) {
+    throw InvalidArgument("maximize: " + std::to_string(statistics.values().size()) +
+                          " statistics values, expected " + std::to_string(layout.size()));
+  }
+  if (!(options.reg_covar >= 0) || !(options.prob_epsilon > 0 && options.prob_epsilon < 0.5)) {
+    throw InvalidArgument("maximize: reg_covar must be >= 0 and prob_epsilon in (0, 0.5)");
+  }
+  return maximize(model, layout, statistics.centres().data(), statistics.values().data(), options,
+                  empty);
+}
+
+}  // namespace emix

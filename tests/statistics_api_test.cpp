@@ -1,0 +1,236 @@
+// The public statistics API: accumulate / merge / maximize / serialise, against one E-step over
+// all rows and one EM iteration of fit(), for every family and covariance type.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "emix/emix.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+
+struct Kind {
+  Family family;
+  Covariance covariance;
+};
+const Kind kKinds[] = {
+    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
+};
+
+struct Problem {
+  emix::Model model;  // where the E-steps are taken
+  std::vector<double> x;
+  std::vector<double> w;
+  std::int64_t n = 0;
+  int d = 0;
+  emix::DataView rows(std::int64_t first, std::int64_t count) const {
+    return emix::DataView::host(x.data() + first * d, count, d);
+  }
+};
+
+Problem make_problem(const Kind& kind, std::uint64_t seed) {
+  Problem p;
+  p.n = 3001;
+  p.d = 5;
+  const emix::Model truth =
+      emix::testing::random_model(kind.family, kind.covariance, 3, p.d, seed, 6);
+  p.x = emix::sample(truth, p.n, seed + 1).x;
+  p.model = truth;
+  for (double& m : p.model.means) m += 0.25;
+  for (double& c : p.model.covariances) c *= 1.3;
+  for (double& pr : p.model.probabilities) pr = 0.9 * pr + 0.05;
+  std::mt19937_64 rng(seed + 2);
+  std::uniform_int_distribution<int> u(0, 3);
+  for (std::int64_t i = 0; i < p.n; ++i) p.w.push_back(u(rng));
+  return p;
+}
+
+emix::EngineOptions cpu() {
+  emix::EngineOptions o;
+  o.device = emix::Device::kCpu;
+  return o;
+}
+
+// Largest |a - b| over the largest |b| (both vectors of one statistics layout).
+double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  double scale = 0, worst = 0;
+  for (double v : b) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst / scale;
+}
+
+// Chunks summed in a stated order give the statistics of all rows to rounding (1e-12 of the
+// largest value: the same sums in another order); the same chunking gives bitwise the same.
+TEST(StatisticsApi, ChunksMergedEqualAllRows) {
+  for (const Kind& kind : kKinds) {
+    const std::uint64_t seed = 31;
+    SCOPED_TRACE(emix::testing::describe(kind.family, kind.covariance) + " seed 31");
+    const Problem p = make_problem(kind, seed);
+    const emix::Statistics all = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
+    for (std::int64_t chunk : {1000, 777, 3001}) {
+      std::vector<emix::Statistics> parts;
+      for (std::int64_t first = 0; first < p.n; first += chunk) {
+        const std::int64_t count = std::min(chunk, p.n - first);
+        parts.push_back(emix::accumulate(p.model, p.rows(first, count), cpu(), p.w.data() + first));
+      }
+      const emix::Statistics merged = emix::merge_in_order(parts);
+      EXPECT_LE(relative_difference(merged.values(), all.values()), 1e-12) << "chunk " << chunk;
+      const emix::Statistics again = emix::merge_in_order(parts);
+      EXPECT_EQ(0, std::memcmp(again.values().data(), merged.values().data(),
+                               merged.values().size() * sizeof(double)));
+      // One EM step from the merged statistics is the step from all rows' (1e-12 relative).
+      const emix::Model from_parts = emix::maximize(p.model, merged);
+      const emix::Model from_all = emix::maximize(p.model, all);
+      EXPECT_LE(emix::testing::max_relative_difference(from_parts.weights, from_all.weights),
+                1e-12);
+      EXPECT_LE(emix::testing::max_relative_difference(from_parts.means, from_all.means), 1e-12);
+      EXPECT_LE(
+          emix::testing::max_relative_difference(from_parts.covariances, from_all.covariances),
+          1e-12);
+      EXPECT_LE(
+          emix::testing::max_relative_difference(from_parts.probabilities, from_all.probabilities),
+          1e-12);
+    }
+  }
+}
+
+// accumulate + maximize is one EM iteration: fit() from the same start with max_iter = 1 and
+// tol = 0 reports history[0] = the log-likelihood accumulated, and its model is the M-step's.
+TEST(StatisticsApi, AccumulateThenMaximizeIsOneIterationOfFit) {
+  for (const Kind& kind : kKinds) {
+    SCOPED_TRACE(emix::testing::describe(kind.family, kind.covariance) + " seed 41");
+    const Problem p = make_problem(kind, 41);
+    emix::FitOptions o;
+    o.family = kind.family;
+    o.covariance = kind.covariance;
+    o.trials = p.model.trials;
+    o.n_components = p.model.n_components;
+    o.init_model = p.model;
+    o.max_iter = 1;
+    o.tol = 0;
+    o.engine = cpu();
+    const emix::FitReport r = emix::fit(p.rows(0, p.n), o);
+    const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+    ASSERT_EQ(r.history.size(), 2u);
+    EXPECT_EQ(s.log_likelihood(), r.history[0]);
+    EXPECT_EQ(s.weight_sum(), static_cast<double>(p.n));
+    emix::MStepOptions m;
+    m.reg_covar = o.reg_covar;
+    const emix::Model next = emix::maximize(p.model, s, m);
+    EXPECT_EQ(next.weights, r.model.weights);
+    EXPECT_EQ(next.means, r.model.means);
+    EXPECT_EQ(next.covariances, r.model.covariances);
+    EXPECT_EQ(next.probabilities, r.model.probabilities);
+  }
+}
+
+// Statistics taken under one model and recentred onto another's means equal those taken about
+// those means directly: the first moments shift by N delta, the second by the cross terms.
+// 1e-10 of the largest value: the algebra cancels what centring avoided, here a shift of one
+// standard deviation.
+TEST(StatisticsApi, RecentredStatisticsEqualThoseTakenAboutTheNewCentres) {
+  for (const Kind& kind : kKinds) {
+    if (kind.family != Family::kGaussian) continue;
+    SCOPED_TRACE(emix::testing::describe(kind.family, kind.covariance) + " seed 51");
+    const Problem p = make_problem(kind, 51);
+    const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
+    std::vector<double> other = p.model.means;
+    for (std::size_t i = 0; i < other.size(); ++i) other[i] += 0.5 + 0.1 * static_cast<double>(i);
+    const emix::Statistics moved = s.recentred(other);
+    EXPECT_EQ(moved.centres(), other);
+    // Direct sums about `other`, from the responsibilities of p.model.
+    const std::vector<double> resp = emix::predict_proba(p.model, p.rows(0, p.n), cpu());
+    const int k = p.model.n_components, d = p.d;
+    const bool full = kind.covariance == Covariance::kFull || kind.covariance == Covariance::kTied;
+    std::vector<double> expected = moved.values();
+    const std::size_t s_at = 2 + k, q_at = s_at + k * d;
+    std::fill(expected.begin() + s_at, expected.end(), 0.0);
+    for (std::int64_t n = 0; n < p.n; ++n) {
+      for (int c = 0; c < k; ++c) {
+        const double g = p.w[n] * resp[n * k + c];
+        for (int i = 0; i < d; ++i) {
+          const double di = p.x[n * d + i] - other[c * d + i];
+          expected[s_at + c * d + i] += g * di;
+          if (full) {
+            for (int j = 0; j < d; ++j) {
+              expected[q_at + (c * d + i) * d + j] += g * di * (p.x[n * d + j] - other[c * d + j]);
+            }
+          } else {
+            expected[q_at + c * d + i] += g * di * di;
+          }
+        }
+      }
+    }
+    EXPECT_LE(relative_difference(moved.values(), expected), 1e-10);
+  }
+}
+
+TEST(StatisticsApi, SerialisedStatisticsComeBackBitwise) {
+  for (const Kind& kind : kKinds) {
+    const Problem p = make_problem(kind, 61);
+    const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
+    const std::vector<std::uint8_t> bytes = s.serialize();
+    const emix::Statistics back = emix::Statistics::deserialize(bytes.data(), bytes.size());
+    EXPECT_EQ(back.family(), s.family());
+    EXPECT_EQ(back.covariance(), s.covariance());
+    EXPECT_EQ(back.trials(), s.trials());
+    EXPECT_EQ(0, std::memcmp(back.values().data(), s.values().data(),
+                             s.values().size() * sizeof(double)));
+    EXPECT_EQ(back.centres(), s.centres());
+    EXPECT_EQ(back.serialize(), bytes);
+  }
+}
+
+// Each malformed input gets InvalidArgument naming what is wrong, never a crash.
+TEST(StatisticsApi, BadInputsAreInvalidArguments) {
+  const Problem p = make_problem(kKinds[0], 71);
+  const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+  const std::vector<std::uint8_t> good = s.serialize();
+  const auto message_of = [](auto&& fn) {
+    try {
+      fn();
+    } catch (const emix::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_NE(message_of([&] { emix::Statistics::deserialize(good.data(), 10); }).find("header"),
+            std::string::npos);
+  std::vector<std::uint8_t> bad = good;
+  bad[0] = 'X';
+  EXPECT_NE(
+      message_of([&] { emix::Statistics::deserialize(bad.data(), bad.size()); }).find("magic"),
+      std::string::npos);
+  EXPECT_NE(message_of([&] {
+              emix::Statistics::deserialize(good.data(), good.size() - 8);
+            }).find("bytes"),
+            std::string::npos);
+  bad = good;
+  bad[23] = 0x80;  // the high byte of K (little-endian, at byte 20): K < 0
+  EXPECT_NE(message_of([&] { emix::Statistics::deserialize(bad.data(), bad.size()); }).find("K ="),
+            std::string::npos);
+  // Statistics under another model cannot be merged without recentring.
+  emix::Model moved = p.model;
+  moved.means[0] += 1.0;
+  emix::Statistics other = emix::accumulate(moved, p.rows(0, 10), cpu());
+  emix::Statistics copy = s;
+  EXPECT_NE(message_of([&] { copy.merge(other); }).find("centred elsewhere"), std::string::npos);
+  // Another shape.
+  const emix::Model diag =
+      emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 3, 5, 1);
+  EXPECT_NE(message_of([&] { copy.merge(emix::Statistics(diag)); }).find("cannot merge"),
+            std::string::npos);
+  EXPECT_NE(message_of([&] { emix::maximize(diag, s); }).find("maximize"), std::string::npos);
+  EXPECT_NE(message_of([&] { copy.scale(-1.0); }).find("scale"), std::string::npos);
+  EXPECT_NE(message_of([] { emix::merge_in_order({}); }).find("no statistics"), std::string::npos);
+}
+
+}  // namespace
