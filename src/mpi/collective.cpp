@@ -52,7 +52,8 @@ void ordered_sum(MPI_Comm comm, double* values, std::int64_t count) {
   if (size == 1 || count == 0) return;
   // Binomial tree towards rank 0: at distance `step`, rank r (a multiple of 2 step) adds what
   // r + step holds after its own subtree, always as mine + theirs. The grouping depends on the
-  // number of ranks only.
+  // number of ranks only, and is emix::merge_in_order's over the ranks' statistics (pairs
+  // (0, 1), (2, 3), ..., then pairs of those; tests/mpi checks the two agree bitwise).
   std::vector<double> incoming;
   for (int step = 1; step < size; step *= 2) {
     if (rank % (2 * step) == step) {
