@@ -18,6 +18,7 @@
 #include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
+#include "emix/statistics.hpp"
 
 namespace emix {
 
@@ -78,7 +79,6 @@ class Run {
 
   // EM from `model`; fills the report's model, history, n_iter, converged and warnings.
   void operator()(Model model, FitReport& report) {
-    std::vector<double> stats;
     MaximizeOptions mopt;
     mopt.reg_covar = options_.reg_covar;
     mopt.prob_epsilon = options_.prob_epsilon;
@@ -95,10 +95,12 @@ class Run {
         ~Timer() { slot = seconds_since(start); }
       } timer{report.iteration_seconds.back(), start};
       const PreparedModel prepared = prepare(model, options_.prob_epsilon);
-      stats.assign(prepared.layout.size(), 0.0);
-      engine_.accumulate(prepared, stats.data());
-      const double log_likelihood = stats[StatisticsLayout::kLogLikelihood];
-      const double weight_sum = stats[StatisticsLayout::kWeightSum];
+      // The public statistics value (emix/statistics.hpp): what chunked, distributed and online
+      // fits merge; here one engine fills it for every row.
+      Statistics stats(model);
+      engine_.accumulate(prepared, stats.values().data());
+      const double log_likelihood = stats.log_likelihood();
+      const double weight_sum = stats.weight_sum();
       const double mean = log_likelihood / weight_sum;
       if (!std::isfinite(log_likelihood)) {
         throw NumericalError("the log-likelihood is " + format_number(log_likelihood) +
@@ -130,7 +132,8 @@ class Run {
       previous_mean = mean;
 
       std::vector<int> empty;
-      Model next = maximize(model, prepared, stats.data(), mopt, &empty);
+      Model next = maximize(model, prepared.layout, stats.centres().data(), stats.values().data(),
+                            mopt, &empty);
       for (int c : empty) {
         reseed(next, model, c, iteration + 1, "was empty", report);
       }
