@@ -7,5 +7,6 @@
 #include "emix/io.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
+#include "emix/select.hpp"
 #include "emix/statistics.hpp"
 #include "emix/version.hpp"

@@ -22,14 +22,19 @@
 
 namespace emix {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+std::mt19937_64 run_rng(std::uint64_t seed, int run) {
+  std::seed_seq seq{static_cast<std::uint64_t>(seed & 0xffffffffu),
+                    static_cast<std::uint64_t>(seed >> 32), static_cast<std::uint64_t>(run)};
+  return std::mt19937_64(seq);
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 std::string format_number(double value) {
   char buffer[64];
@@ -71,130 +76,142 @@ std::vector<int> singular_components(const Model& model) {
   return bad;
 }
 
-class Run {
- public:
-  Run(Engine& engine, std::int64_t n_rows, const FitOptions& options, int run_index,
-      std::mt19937_64& rng)
-      : engine_(engine), n_rows_(n_rows), options_(options), run_(run_index), rng_(rng) {}
+}  // namespace
 
-  // EM from `model`; fills the report's model, history, n_iter, converged and warnings.
-  void operator()(Model model, FitReport& report) {
-    MaximizeOptions mopt;
-    mopt.reg_covar = options_.reg_covar;
-    mopt.prob_epsilon = options_.prob_epsilon;
-    mopt.fixed_weights = options_.fixed_weights;
-    double previous_mean = 0;
-    for (int iteration = 0;; ++iteration) {
-      const auto start = Clock::now();
-      // This iteration's time runs until the next one starts (or the loop ends): the E-step
-      // and the M-step after it.
-      report.iteration_seconds.push_back(0.0);
-      struct Timer {
-        double& slot;
-        Clock::time_point start;
-        ~Timer() { slot = seconds_since(start); }
-      } timer{report.iteration_seconds.back(), start};
-      const PreparedModel prepared = prepare(model, options_.prob_epsilon);
-      // The public statistics value (emix/statistics.hpp): what chunked, distributed and online
-      // fits merge; here one engine fills it for every row.
-      Statistics stats(model);
-      engine_.accumulate(prepared, stats.values().data());
-      const double log_likelihood = stats.log_likelihood();
-      const double weight_sum = stats.weight_sum();
-      const double mean = log_likelihood / weight_sum;
-      if (!std::isfinite(log_likelihood)) {
-        throw NumericalError("the log-likelihood is " + format_number(log_likelihood) +
-                             " at iteration " + std::to_string(iteration) +
-                             " (check the data for extreme values)");
-      }
-      report.history.push_back(log_likelihood);
-      const double change =
-          iteration == 0 ? std::numeric_limits<double>::quiet_NaN() : mean - previous_mean;
-      if (options_.on_iteration) {
-        IterationInfo info;
-        info.init_run = run_;
-        info.iteration = iteration;
-        info.log_likelihood = log_likelihood;
-        info.mean_log_likelihood = mean;
-        info.change = change;
-        info.seconds = seconds_since(start);
-        options_.on_iteration(info);
-      }
-      report.model = model;
-      report.log_likelihood = log_likelihood;
-      report.mean_log_likelihood = mean;
-      report.n_iter = iteration;
-      if (iteration > 0 && std::abs(change) < options_.tol) {
-        report.converged = true;
-        break;
-      }
-      if (iteration == options_.max_iter) break;
-      previous_mean = mean;
+EmRun::EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std::mt19937_64 rng,
+             Model initial)
+    : n_rows_(n_rows),
+      options_(options),
+      run_(run_index),
+      rng_(std::move(rng)),
+      model_(std::move(initial)) {
+  mstep_.reg_covar = options_.reg_covar;
+  mstep_.prob_epsilon = options_.prob_epsilon;
+  mstep_.fixed_weights = options_.fixed_weights;
+  report_.best_init = run_index;
+}
 
-      std::vector<int> empty;
-      Model next = maximize(model, prepared.layout, stats.centres().data(), stats.values().data(),
-                            mopt, &empty);
-      for (int c : empty) {
-        reseed(next, model, c, iteration + 1, "was empty", report);
-      }
-      for (int c : singular_components(next)) {
-        reseed(next, model, c, iteration + 1, "collapsed (singular covariance)", report);
-      }
-      model = std::move(next);
+const PreparedModel& EmRun::prepare_next() {
+  prepared_ = prepare(model_, options_.prob_epsilon);
+  return prepared_;
+}
+
+void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point start) {
+  const double log_likelihood = stats.log_likelihood();
+  const double mean = log_likelihood / stats.weight_sum();
+  if (!std::isfinite(log_likelihood)) {
+    throw NumericalError("the log-likelihood is " + format_number(log_likelihood) +
+                         " at iteration " + std::to_string(iteration_) +
+                         " (check the data for extreme values)");
+  }
+  report_.history.push_back(log_likelihood);
+  const double change =
+      iteration_ == 0 ? std::numeric_limits<double>::quiet_NaN() : mean - previous_mean_;
+  if (options_.on_iteration) {
+    IterationInfo info;
+    info.init_run = run_;
+    info.iteration = iteration_;
+    info.log_likelihood = log_likelihood;
+    info.mean_log_likelihood = mean;
+    info.change = change;
+    info.seconds = seconds_since(start);
+    options_.on_iteration(info);
+  }
+  report_.model = model_;
+  report_.log_likelihood = log_likelihood;
+  report_.mean_log_likelihood = mean;
+  report_.n_iter = iteration_;
+  // The returned parameters are the ones whose log-likelihood was just measured: convergence is
+  // tested before another M-step.
+  if (iteration_ > 0 && std::abs(change) < options_.tol) report_.converged = true;
+  if (report_.converged || iteration_ == options_.max_iter) {
+    report_.iteration_seconds.push_back(seconds_since(start));
+    done_ = true;
+    return;
+  }
+  previous_mean_ = mean;
+
+  std::vector<int> empty;
+  Model next = maximize(model_, prepared_.layout, stats.centres().data(), stats.values().data(),
+                        mstep_, &empty);
+  for (int c : empty) reseed(engine, next, c, "was empty");
+  for (int c : singular_components(next)) {
+    reseed(engine, next, c, "collapsed (singular covariance)");
+  }
+  model_ = std::move(next);
+  ++iteration_;
+  // This iteration's time: its E-step pass and the M-step after it.
+  report_.iteration_seconds.push_back(seconds_since(start));
+}
+
+// Moves component c onto a random row, keeping its previous (valid) covariance.
+void EmRun::reseed(Engine& engine, Model& next, int c, const char* why) {
+  const Model& previous = model_;
+  std::uniform_int_distribution<std::int64_t> pick(0, n_rows_ - 1);
+  const std::int64_t row = pick(rng_);
+  const std::size_t d = static_cast<std::size_t>(next.n_features);
+  std::vector<double> x(d);
+  engine.gather_rows(&row, 1, x.data());
+  if (next.family == Family::kGaussian) {
+    std::copy(x.begin(), x.end(), next.means.begin() + c * d);
+    if (next.covariance != Covariance::kTied) {
+      const std::size_t per = next.covariance_size() / next.n_components;
+      std::copy(previous.covariances.begin() + c * per,
+                previous.covariances.begin() + (c + 1) * per, next.covariances.begin() + c * per);
+    }
+  } else {
+    for (std::size_t j = 0; j < d; ++j) {
+      next.probabilities[c * d + j] =
+          std::clamp(x[j] / next.trials, options_.prob_epsilon, 1.0 - options_.prob_epsilon);
     }
   }
-
- private:
-  // Moves component c onto a random row, keeping its previous (valid) covariance.
-  void reseed(Model& next, const Model& previous, int c, int iteration, const char* why,
-              FitReport& report) {
-    std::uniform_int_distribution<std::int64_t> pick(0, n_rows_ - 1);
-    const std::int64_t row = pick(rng_);
-    const std::size_t d = static_cast<std::size_t>(next.n_features);
-    std::vector<double> x(d);
-    engine_.gather_rows(&row, 1, x.data());
-    if (next.family == Family::kGaussian) {
-      std::copy(x.begin(), x.end(), next.means.begin() + c * d);
-      if (next.covariance != Covariance::kTied) {
-        const std::size_t per = next.covariance_size() / next.n_components;
-        std::copy(previous.covariances.begin() + c * per,
-                  previous.covariances.begin() + (c + 1) * per, next.covariances.begin() + c * per);
-      }
-    } else {
-      for (std::size_t j = 0; j < d; ++j) {
-        next.probabilities[c * d + j] =
-            std::clamp(x[j] / next.trials, options_.prob_epsilon, 1.0 - options_.prob_epsilon);
-      }
-    }
-    if (!options_.fixed_weights) {
-      // One row's share, then renormalised.
-      double total = 0;
-      next.weights[c] = 1.0 / static_cast<double>(n_rows_);
-      for (double w : next.weights) total += w;
-      for (double& w : next.weights) w /= total;
-    }
-    std::ostringstream msg;
-    msg << "iteration " << iteration << ": component " << c << " " << why << "; re-seeded at row "
-        << row;
-    if (options_.n_init > 1) msg << " (restart " << run_ << ")";
-    ++reseeds_;
-    if (reseeds_ <= kMaxReseedWarnings) report.warnings.push_back(msg.str());
-    if (reseeds_ > kMaxReseeds) {
-      throw NumericalError("components kept collapsing (" + std::to_string(reseeds_) +
-                           " re-seeds); try fewer components or a larger reg_covar");
-    }
+  if (!options_.fixed_weights) {
+    // One row's share, then renormalised.
+    double total = 0;
+    next.weights[c] = 1.0 / static_cast<double>(n_rows_);
+    for (double w : next.weights) total += w;
+    for (double& w : next.weights) w /= total;
   }
+  std::ostringstream msg;
+  msg << "iteration " << iteration_ + 1 << ": component " << c << " " << why
+      << "; re-seeded at row " << row;
+  if (options_.n_init > 1) msg << " (restart " << run_ << ")";
+  ++reseeds_;
+  if (reseeds_ <= kMaxReseedWarnings) report_.warnings.push_back(msg.str());
+  if (reseeds_ > kMaxReseeds) {
+    throw NumericalError("components kept collapsing (" + std::to_string(reseeds_) +
+                         " re-seeds); try fewer components or a larger reg_covar");
+  }
+}
 
-  static constexpr int kMaxReseedWarnings = 20;
-  static constexpr int kMaxReseeds = 1000;
+int run_together(Engine& engine, const std::vector<EmRun*>& runs) {
+  int passes = 0;
+  std::vector<EmRun*> active;
+  std::vector<const PreparedModel*> models;
+  std::vector<Statistics> stats;
+  std::vector<double*> values;
+  for (;;) {
+    active.clear();
+    for (EmRun* run : runs) {
+      if (!run->done()) active.push_back(run);
+    }
+    if (active.empty()) return passes;
+    ++passes;
+    const auto start = Clock::now();
+    models.clear();
+    stats.clear();
+    values.clear();
+    for (EmRun* run : active) {
+      models.push_back(&run->prepare_next());
+      stats.emplace_back(run->model());
+    }
+    for (Statistics& s : stats) values.push_back(s.values().data());
+    engine.accumulate_many(models, values);
+    for (std::size_t i = 0; i < active.size(); ++i) active[i]->advance(engine, stats[i], start);
+  }
+}
 
-  Engine& engine_;
-  std::int64_t n_rows_;
-  const FitOptions& options_;
-  int run_;
-  std::mt19937_64& rng_;
-  int reseeds_ = 0;
-};
+namespace {
 
 // Mixtures of one discrete feature whose parameters the data cannot pin down; `model` is the
 // fitted one (at an EM fixed point its mean equals the sample mean).
@@ -224,6 +241,20 @@ std::string identifiability_warning(const FitOptions& options, const Model& mode
 
 }  // namespace
 
+void finish_report(FitReport& report, const Engine& engine, DType dtype, const FitOptions& options,
+                   const std::vector<std::string>& notes) {
+  report.engine = engine.name();
+  report.precision = to_string(dtype);
+  for (const std::string& note : notes) report.warnings.push_back(note);
+  if (!report.converged && options.tol > 0) {
+    report.warnings.push_back("did not converge in " + std::to_string(options.max_iter) +
+                              " iterations (tol " + format_number(options.tol) +
+                              "); try a larger max_iter or tol, or another initialisation");
+  }
+  const std::string warning = identifiability_warning(options, report.model);
+  if (!warning.empty()) report.warnings.push_back(warning);
+}
+
 FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtype,
                  const WeightGather& gather_weights, const FitOptions& options) {
   const auto start = Clock::now();
@@ -231,36 +262,32 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
   bool have_best = false;
   double init_seconds = 0;
   std::vector<std::string> notes;
+  // Every restart is initialised first, then all take their EM iterations together, sharing
+  // each pass over the data (Engine::accumulate_many); each run's arithmetic is what it would be
+  // alone.
+  std::vector<EmRun> runs;
+  runs.reserve(static_cast<std::size_t>(options.n_init));
   for (int run = 0; run < options.n_init; ++run) {
-    std::seed_seq seq{static_cast<std::uint64_t>(options.seed & 0xffffffffu),
-                      static_cast<std::uint64_t>(options.seed >> 32),
-                      static_cast<std::uint64_t>(run)};
-    std::mt19937_64 rng(seq);
+    std::mt19937_64 rng = run_rng(options.seed, run);
     const auto init_start = Clock::now();
     Model initial = options.init_model ? *options.init_model
                                        : initialize(engine, n_rows, n_features, gather_weights,
                                                     options, rng, run == 0 ? &notes : nullptr);
     init_seconds += seconds_since(init_start);
-    FitReport report;
-    Run(engine, n_rows, options, run, rng)(std::move(initial), report);
-    report.best_init = run;
-    if (!have_best || report.log_likelihood > best.log_likelihood) {
-      best = std::move(report);
+    runs.emplace_back(n_rows, options, run, std::move(rng), std::move(initial));
+  }
+  std::vector<EmRun*> pointers;
+  for (EmRun& run : runs) pointers.push_back(&run);
+  run_together(engine, pointers);
+  for (EmRun& run : runs) {
+    if (!have_best || run.report().log_likelihood > best.log_likelihood) {
+      best = std::move(run.report());
       have_best = true;
     }
   }
 
   best.init_seconds = init_seconds;
-  best.engine = engine.name();
-  best.precision = to_string(dtype);
-  for (const std::string& note : notes) best.warnings.push_back(note);
-  if (!best.converged && options.tol > 0) {
-    best.warnings.push_back("did not converge in " + std::to_string(options.max_iter) +
-                            " iterations (tol " + format_number(options.tol) +
-                            "); try a larger max_iter or tol, or another initialisation");
-  }
-  const std::string warning = identifiability_warning(options, best.model);
-  if (!warning.empty()) best.warnings.push_back(warning);
+  finish_report(best, engine, dtype, options, notes);
   best.seconds = seconds_since(start);
   return best;
 }

@@ -2,13 +2,75 @@
 // every row (for MPI, one that combines the ranks' statistics) and get the same iterations.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "core/engine.hpp"
+#include "core/maximize.hpp"
+#include "core/prepared_model.hpp"
 #include "emix/fit.hpp"
+#include "emix/statistics.hpp"
 
 namespace emix {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start);
+
+// The random stream of restart `run` of a fit seeded `seed`: initialisation, then re-seeding.
+std::mt19937_64 run_rng(std::uint64_t seed, int run);
+
+// One EM run from an initial model, advanced one iteration at a time, so that several runs
+// (restarts, model-selection candidates) can share each pass over the data. Each run's
+// arithmetic is what it would be alone.
+class EmRun {
+ public:
+  EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std::mt19937_64 rng,
+        Model initial);
+
+  bool done() const { return done_; }
+  const Model& model() const { return model_; }
+  // Prepares the current model for its E-step (prepared() until the next call).
+  const PreparedModel& prepare_next();
+  const PreparedModel& prepared() const { return prepared_; }
+  // The E-step's statistics under prepared(), from a pass that began at `start`: records the
+  // iteration, tests convergence and, unless done, takes the M-step (re-seeding empty or
+  // collapsed components with rows gathered from `engine`).
+  void advance(Engine& engine, const Statistics& stats, Clock::time_point start);
+  // The model, history, iterations, convergence, times and warnings so far.
+  FitReport& report() { return report_; }
+
+ private:
+  void reseed(Engine& engine, Model& next, int c, const char* why);
+
+  static constexpr int kMaxReseedWarnings = 20;
+  static constexpr int kMaxReseeds = 1000;
+
+  std::int64_t n_rows_;
+  FitOptions options_;
+  int run_;
+  std::mt19937_64 rng_;
+  Model model_;
+  PreparedModel prepared_;
+  MaximizeOptions mstep_;
+  FitReport report_;
+  int iteration_ = 0;
+  double previous_mean_ = 0;
+  int reseeds_ = 0;
+  bool done_ = false;
+};
+
+// Advances every run to its end; each pass over the data serves the runs not yet done
+// (Engine::accumulate_many). Returns the number of passes.
+int run_together(Engine& engine, const std::vector<EmRun*>& runs);
+
+// The parts of a report that come from outside the run: the engine, the precision, the
+// initialisation's notes and the warnings about convergence and identifiability.
+void finish_report(FitReport& report, const Engine& engine, DType dtype, const FitOptions& options,
+                   const std::vector<std::string>& notes);
 
 // Writes the sample weights of rows idx[0..count) to out (1 where the fit has no weights).
 using WeightGather = std::function<void(const std::int64_t* idx, std::int64_t count, double* out)>;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "emix/data.hpp"
 #include "emix/options.hpp"
@@ -23,6 +24,15 @@ class Engine {
   // Writes model.layout.size() doubles to stats (host memory): the statistics of all rows
   // under `model`. Deterministic: the same inputs give bitwise the same output.
   virtual void accumulate(const PreparedModel& model, double* stats) = 0;
+
+  // The statistics of several models from one pass over the data: stats[i] receives
+  // models[i]->layout.size() doubles, bitwise what accumulate(*models[i], stats[i]) gives.
+  // Engines that can share each tile's read among the models override this; the default takes
+  // one pass per model.
+  virtual void accumulate_many(const std::vector<const PreparedModel*>& models,
+                               const std::vector<double*>& stats) {
+    for (std::size_t i = 0; i < models.size(); ++i) accumulate(*models[i], stats[i]);
+  }
 
   // Per-row results into host buffers; any of them may be null.
   //   log_prob  N      log p(x_n)

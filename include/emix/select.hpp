@@ -1,0 +1,67 @@
+// Model selection: a grid of mixtures (numbers of components x covariance types, each with its
+// restarts) fitted together, every pass over the data serving every model still iterating, and
+// scored by BIC, AIC and ICL.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "emix/data.hpp"
+#include "emix/fit.hpp"
+#include "emix/model.hpp"
+#include "emix/options.hpp"
+
+namespace emix {
+
+// Lower is better for all three.
+//   BIC = -2 log L + p log W    AIC = -2 log L + 2 p    ICL = BIC + 2 sum_n w_n H_n
+// with log L the weighted log-likelihood, p the model's free parameters, W the sum of the
+// sample weights (N without weights) and H_n = -sum_k p(k | x_n) log p(k | x_n) the entropy of
+// row n's responsibilities (ICL: Biernacki, Celeux & Govaert, 2000).
+enum class Criterion { kBic, kAic, kIcl };
+const char* to_string(Criterion criterion);  // "bic", "aic", "icl"
+Criterion parse_criterion(const std::string& name);
+
+struct SelectOptions {
+  std::vector<int> n_components;  // the K grid, each >= 1
+  // Gaussian: the covariance types to try; Bernoulli and binomial take one entry (kFull).
+  std::vector<Covariance> covariances = {Covariance::kFull};
+  Criterion criterion = Criterion::kBic;
+  // Everything else every candidate's fit uses (family, trials, initialisation, n_init, tol,
+  // max_iter, reg_covar, seed, engine, on_iteration); its n_components, covariance and
+  // init_model are ignored. Each candidate's result is bitwise that of fit() with these options
+  // and the candidate's K and covariance type.
+  FitOptions fit;
+};
+
+struct SelectCandidate {
+  int n_components = 0;
+  Covariance covariance = Covariance::kFull;
+  FitReport fit;  // the best of its restarts, as fit() reports it
+  std::int64_t n_parameters = 0;
+  double bic = 0;
+  double aic = 0;
+  double icl = 0;
+  double criterion(Criterion c) const {
+    return c == Criterion::kBic ? bic : (c == Criterion::kAic ? aic : icl);
+  }
+};
+
+struct SelectReport {
+  std::vector<SelectCandidate> candidates;  // covariance types in the given order, then K
+  std::size_t best = 0;  // the lowest criterion (the first such candidate on ties)
+  Criterion criterion = Criterion::kBic;
+  std::string engine;
+  double seconds = 0;  // the whole selection
+  int passes = 0;      // passes over the data (E-steps of all candidates together)
+};
+
+// Fits every candidate of the grid on x (N x D; sample_weight: host, N values or null) and
+// scores it. Deterministic: the same data, options and seed give bitwise the same report
+// (times aside), so the chosen model does not change from run to run. Throws InvalidArgument
+// for an empty grid, K < 1 or K > N, or anything fit() rejects.
+SelectReport select(const DataView& x, const SelectOptions& options,
+                    const double* sample_weight = nullptr);
+
+}  // namespace emix

@@ -1,0 +1,168 @@
+// Model selection (emix/select.hpp): every candidate's restarts run together on one engine, each
+// pass over the data serving every run not yet converged.
+#include "emix/select.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/em.hpp"
+#include "core/engine.hpp"
+#include "core/initialize.hpp"
+#include "core/validate.hpp"
+#include "emix/errors.hpp"
+
+namespace emix {
+
+const char* to_string(Criterion criterion) {
+  switch (criterion) {
+    case Criterion::kBic:
+      return "bic";
+    case Criterion::kAic:
+      return "aic";
+    case Criterion::kIcl:
+      return "icl";
+  }
+  return "?";
+}
+
+Criterion parse_criterion(const std::string& name) {
+  if (name == "bic") return Criterion::kBic;
+  if (name == "aic") return Criterion::kAic;
+  if (name == "icl") return Criterion::kIcl;
+  throw InvalidArgument("criterion \"" + name + "\": expected bic, aic or icl");
+}
+
+namespace {
+
+// Rows per slice when the responsibilities' entropy is summed (N x K values at a time).
+constexpr std::int64_t kEntropySliceValues = std::int64_t{1} << 22;
+
+// sum_n w_n H_n, H_n = -sum_k p(k | x_n) log p(k | x_n), over slices of the rows.
+double weighted_entropy(const Model& model, const DataView& x, const EngineOptions& engine,
+                        const double* sample_weight) {
+  const std::int64_t slice = std::max<std::int64_t>(1, kEntropySliceValues / model.n_components);
+  const std::size_t row_bytes = static_cast<std::size_t>(x.cols) * dtype_size(x.dtype);
+  double total = 0;
+  for (std::int64_t first = 0; first < x.rows; first += slice) {
+    DataView part = x;
+    part.rows = std::min(slice, x.rows - first);
+    part.data =
+        static_cast<const unsigned char*>(x.data) + static_cast<std::size_t>(first) * row_bytes;
+    const std::vector<double> resp = predict_proba(model, part, engine);
+    const std::size_t k = static_cast<std::size_t>(model.n_components);
+    for (std::int64_t n = 0; n < part.rows; ++n) {
+      double h = 0;
+      for (std::size_t c = 0; c < k; ++c) {
+        const double p = resp[static_cast<std::size_t>(n) * k + c];
+        if (p > 0) h -= p * std::log(p);
+      }
+      total += (sample_weight != nullptr ? sample_weight[first + n] : 1.0) * h;
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+SelectReport select(const DataView& x, const SelectOptions& options, const double* sample_weight) {
+  const auto start = Clock::now();
+  if (options.n_components.empty()) throw InvalidArgument("select: the K grid is empty");
+  std::vector<Covariance> covariances = options.covariances;
+  if (options.fit.family != Family::kGaussian) covariances = {Covariance::kFull};
+  if (covariances.empty()) throw InvalidArgument("select: no covariance type to try");
+
+  struct Grid {
+    int k;
+    Covariance covariance;
+    FitOptions options;
+  };
+  std::vector<Grid> grid;
+  for (Covariance covariance : covariances) {
+    for (int k : options.n_components) {
+      FitOptions o = options.fit;
+      o.n_components = k;
+      o.covariance = covariance;
+      o.init_model.reset();
+      grid.push_back({k, covariance, std::move(o)});
+    }
+  }
+  // The data and weights once; each candidate's options on their own.
+  validate_fit_arguments(x, grid.front().options, sample_weight);
+  for (const Grid& g : grid) {
+    validate_fit_options(g.options, x.cols);
+    if (g.k > x.rows) {
+      throw InvalidArgument("select: K = " + std::to_string(g.k) + " is more than the " +
+                            std::to_string(x.rows) + " rows");
+    }
+  }
+
+  std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.fit.engine);
+  const WeightGather gather_weights = [sample_weight](const std::int64_t* idx, std::int64_t count,
+                                                      double* out) {
+    for (std::int64_t i = 0; i < count; ++i) out[i] = sample_weight ? sample_weight[idx[i]] : 1.0;
+  };
+  const int d = static_cast<int>(x.cols);
+
+  // Every run of every candidate, initialised as fit() would initialise it.
+  std::vector<std::vector<EmRun>> runs(grid.size());
+  std::vector<std::vector<std::string>> notes(grid.size());
+  std::vector<double> init_seconds(grid.size(), 0.0);
+  std::vector<EmRun*> all;
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    const FitOptions& o = grid[i].options;
+    runs[i].reserve(static_cast<std::size_t>(o.n_init));
+    for (int run = 0; run < o.n_init; ++run) {
+      std::mt19937_64 rng = run_rng(o.seed, run);
+      const auto init_start = Clock::now();
+      Model initial =
+          initialize(*engine, x.rows, d, gather_weights, o, rng, run == 0 ? &notes[i] : nullptr);
+      init_seconds[i] += seconds_since(init_start);
+      runs[i].emplace_back(x.rows, o, run, std::move(rng), std::move(initial));
+    }
+    for (EmRun& run : runs[i]) all.push_back(&run);
+  }
+
+  SelectReport report;
+  report.criterion = options.criterion;
+  report.passes = run_together(*engine, all);
+  report.engine = engine->name();
+  double weight_total = 0;
+  for (std::int64_t n = 0; n < x.rows; ++n) weight_total += sample_weight ? sample_weight[n] : 1.0;
+
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    SelectCandidate c;
+    c.n_components = grid[i].k;
+    c.covariance = grid[i].covariance;
+    bool have = false;
+    for (EmRun& run : runs[i]) {
+      if (!have || run.report().log_likelihood > c.fit.log_likelihood) {
+        c.fit = run.report();
+        have = true;
+      }
+    }
+    c.fit.init_seconds = init_seconds[i];
+    finish_report(c.fit, *engine, x.dtype, grid[i].options, notes[i]);
+    double iterations = 0;
+    for (double s : c.fit.iteration_seconds) iterations += s;
+    c.fit.seconds = init_seconds[i] + iterations;
+    c.n_parameters = c.fit.model.n_parameters();
+    const double p = static_cast<double>(c.n_parameters);
+    c.bic = -2.0 * c.fit.log_likelihood + p * std::log(weight_total);
+    c.aic = -2.0 * c.fit.log_likelihood + 2.0 * p;
+    c.icl = c.bic + 2.0 * weighted_entropy(c.fit.model, x, options.fit.engine, sample_weight);
+    report.candidates.push_back(std::move(c));
+  }
+  for (std::size_t i = 1; i < report.candidates.size(); ++i) {
+    if (report.candidates[i].criterion(options.criterion) <
+        report.candidates[report.best].criterion(options.criterion)) {
+      report.best = i;
+    }
+  }
+  report.seconds = seconds_since(start);
+  return report;
+}
+
+}  // namespace emix

@@ -1,0 +1,170 @@
+// Model selection: the grid fitted together equals each candidate fitted alone, bitwise; the
+// criteria match their definitions; the true K of a known mixture is chosen; runs repeat.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "emix/emix.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+
+struct Data {
+  emix::Model truth;
+  std::vector<double> x;
+  std::int64_t n = 0;
+  emix::DataView view() const { return emix::DataView::host(x.data(), n, truth.n_features); }
+};
+
+// Three well-separated components in 4 dimensions.
+Data make_data(std::uint64_t seed, std::int64_t n = 3000) {
+  Data d;
+  d.truth = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, 4, seed, 1, 8.0);
+  d.n = n;
+  d.x = emix::sample(d.truth, n, seed + 1).x;
+  return d;
+}
+
+emix::SelectOptions grid(std::vector<int> ks, std::vector<Covariance> covariances) {
+  emix::SelectOptions o;
+  o.n_components = std::move(ks);
+  o.covariances = std::move(covariances);
+  o.fit.engine.device = emix::Device::kCpu;
+  o.fit.seed = 7;
+  o.fit.n_init = 2;
+  o.fit.max_iter = 200;
+  return o;
+}
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+// Every candidate, its restarts sharing passes with all the others, is bitwise the fit() of its
+// K and covariance type alone: the same parameters, log-likelihoods and iterations.
+TEST(Select, EachCandidateEqualsItsOwnFit) {
+  const Data data = make_data(5);
+  const emix::SelectOptions o = grid({1, 2, 3, 5}, {Covariance::kFull, Covariance::kDiag,
+                                                    Covariance::kSpherical, Covariance::kTied});
+  const emix::SelectReport r = emix::select(data.view(), o);
+  ASSERT_EQ(r.candidates.size(), 16u);
+  int max_iter = 0;
+  for (const emix::SelectCandidate& c : r.candidates) {
+    emix::FitOptions alone = o.fit;
+    alone.n_components = c.n_components;
+    alone.covariance = c.covariance;
+    const emix::FitReport f = emix::fit(data.view(), alone);
+    const std::string what =
+        std::string(emix::to_string(c.covariance)) + " K=" + std::to_string(c.n_components);
+    EXPECT_TRUE(same_bits(c.fit.model.weights, f.model.weights)) << what;
+    EXPECT_TRUE(same_bits(c.fit.model.means, f.model.means)) << what;
+    EXPECT_TRUE(same_bits(c.fit.model.covariances, f.model.covariances)) << what;
+    EXPECT_TRUE(same_bits(c.fit.history, f.history)) << what;
+    EXPECT_EQ(c.fit.n_iter, f.n_iter) << what;
+    EXPECT_EQ(c.fit.converged, f.converged) << what;
+    EXPECT_EQ(c.fit.best_init, f.best_init) << what;
+    max_iter = std::max(max_iter, c.fit.n_iter);
+  }
+  // Candidates that converge drop out: the passes are those of the longest run, not the sum.
+  EXPECT_EQ(r.passes, max_iter + 1);
+}
+
+// BIC and AIC as emix::bic / emix::aic define them (the same numbers, summed in another order:
+// 1e-12 relative); ICL is BIC plus twice the responsibilities' entropy, computed here from
+// predict_proba over all rows at once.
+TEST(Select, CriteriaMatchTheirDefinitions) {
+  const Data data = make_data(11);
+  emix::SelectOptions o = grid({2, 3, 4}, {Covariance::kFull, Covariance::kDiag});
+  o.fit.n_init = 1;
+  const emix::SelectReport r = emix::select(data.view(), o);
+  emix::EngineOptions cpu;
+  cpu.device = emix::Device::kCpu;
+  for (const emix::SelectCandidate& c : r.candidates) {
+    const double bic = emix::bic(c.fit.model, data.view(), cpu);
+    const double aic = emix::aic(c.fit.model, data.view(), cpu);
+    EXPECT_NEAR(c.bic, bic, 1e-12 * std::abs(bic));
+    EXPECT_NEAR(c.aic, aic, 1e-12 * std::abs(aic));
+    EXPECT_EQ(c.n_parameters, c.fit.model.n_parameters());
+    const std::vector<double> resp = emix::predict_proba(c.fit.model, data.view(), cpu);
+    double entropy = 0;
+    for (double p : resp) {
+      if (p > 0) entropy -= p * std::log(p);
+    }
+    EXPECT_NEAR(c.icl, c.bic + 2 * entropy, 1e-12 * std::abs(c.icl));
+    EXPECT_GE(c.icl, c.bic);
+  }
+}
+
+// On data drawn from three well-separated components, every criterion picks K = 3.
+TEST(Select, PicksTheTrueNumberOfComponents) {
+  for (std::uint64_t seed : {21u, 22u, 23u}) {
+    const Data data = make_data(seed, 4000);
+    for (emix::Criterion criterion :
+         {emix::Criterion::kBic, emix::Criterion::kAic, emix::Criterion::kIcl}) {
+      emix::SelectOptions o = grid({1, 2, 3, 4, 5, 6}, {Covariance::kFull, Covariance::kDiag});
+      o.criterion = criterion;
+      const emix::SelectReport r = emix::select(data.view(), o);
+      EXPECT_EQ(r.candidates[r.best].n_components, 3)
+          << "seed " << seed << " criterion " << emix::to_string(criterion);
+      EXPECT_EQ(r.candidates[r.best].covariance, Covariance::kFull);
+    }
+  }
+}
+
+// Two runs give bitwise the same report (times aside): the chosen K never changes.
+TEST(Select, IsDeterministic) {
+  const Data data = make_data(31);
+  const emix::SelectOptions o = grid({1, 2, 3, 4}, {Covariance::kDiag, Covariance::kFull});
+  const emix::SelectReport a = emix::select(data.view(), o);
+  const emix::SelectReport b = emix::select(data.view(), o);
+  ASSERT_EQ(a.candidates.size(), b.candidates.size());
+  EXPECT_EQ(a.best, b.best);
+  for (std::size_t i = 0; i < a.candidates.size(); ++i) {
+    EXPECT_EQ(a.candidates[i].bic, b.candidates[i].bic);
+    EXPECT_EQ(a.candidates[i].icl, b.candidates[i].icl);
+    EXPECT_TRUE(same_bits(a.candidates[i].fit.model.means, b.candidates[i].fit.model.means));
+  }
+}
+
+// Bernoulli mixtures have no covariance grid; with sample weights (repetition counts) the BIC's
+// sample size is the weight total.
+TEST(Select, BernoulliTakesNoCovarianceGridAndWeightsCountInTheBic) {
+  const emix::Model truth =
+      emix::testing::random_model(Family::kBernoulli, Covariance::kFull, 2, 6, 41);
+  const std::vector<double> x = emix::sample(truth, 500, 42).x;
+  std::vector<double> weights;
+  for (std::int64_t n = 0; n < 500; ++n) weights.push_back(1 + static_cast<int>(n % 3));
+  emix::SelectOptions o = grid({1, 2, 3}, {Covariance::kDiag, Covariance::kFull});
+  o.fit.family = Family::kBernoulli;
+  o.fit.init = emix::Init::kRandomFromData;
+  o.fit.n_init = 1;
+  o.fit.tol = 0;
+  o.fit.max_iter = 20;
+  const emix::SelectReport r =
+      emix::select(emix::DataView::host(x.data(), 500, 6), o, weights.data());
+  ASSERT_EQ(r.candidates.size(), 3u);  // one covariance entry for Bernoulli
+  double total = 0;
+  for (double w : weights) total += w;
+  for (const emix::SelectCandidate& c : r.candidates) {
+    EXPECT_NEAR(c.bic, -2 * c.fit.log_likelihood + c.n_parameters * std::log(total),
+                1e-12 * std::abs(c.bic));
+  }
+}
+
+TEST(Select, BadGridsAreInvalidArguments) {
+  const Data data = make_data(51, 100);
+  EXPECT_THROW(emix::select(data.view(), grid({}, {Covariance::kFull})), emix::InvalidArgument);
+  EXPECT_THROW(emix::select(data.view(), grid({2}, {})), emix::InvalidArgument);
+  EXPECT_THROW(emix::select(data.view(), grid({2, 101}, {Covariance::kFull})),
+               emix::InvalidArgument);
+  EXPECT_THROW(emix::select(data.view(), grid({0, 2}, {Covariance::kFull})), emix::InvalidArgument);
+  EXPECT_EQ(emix::parse_criterion("icl"), emix::Criterion::kIcl);
+  EXPECT_THROW(emix::parse_criterion("bick"), emix::InvalidArgument);
+}
+
+}  // namespace
