@@ -1,6 +1,7 @@
 // emix: mixture models fitted by EM on CPUs and NVIDIA GPUs. The one header to include.
 #pragma once
 
+#include "emix/chunks.hpp"
 #include "emix/data.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"

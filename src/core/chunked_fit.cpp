@@ -1,0 +1,231 @@
+// Fits over a ChunkSource (emix/chunks.hpp): an Engine whose every call walks the chunks in
+// order, each through an engine of its own (the CPU engine over a view costs no copy; the GPU
+// engine uploads the chunk), so that the EM driver runs unchanged on data of any size.
+#include <algorithm>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/em.hpp"
+#include "core/engine.hpp"
+#include "core/validate.hpp"
+#include "emix/chunks.hpp"
+#include "emix/errors.hpp"
+
+namespace emix {
+
+namespace {
+
+class ChunkedEngine final : public Engine {
+ public:
+  // One pass over the source: each chunk's shape, values and weights are checked (errors name
+  // the chunk), and their row counts recorded.
+  ChunkedEngine(ChunkSource& source, const FitOptions& options)
+      : source_(source), options_(options.engine) {
+    const std::int64_t n = source_.n_chunks();
+    if (n < 1) throw InvalidArgument("chunk source: no chunks");
+    double weight_total = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const DataView view = source_.chunk(i);
+      const double* w = source_.chunk_weights(i);
+      first_row_.push_back(rows_);
+      chunk_rows_.push_back(view.rows);
+      if (i == 0) {
+        cols_ = view.cols;
+        dtype_ = view.dtype;
+        weighted_ = w != nullptr;
+      }
+      check_chunk(i, view, w);
+      try {
+        validate_fit_data(view, options);
+        validate_sample_weight(w, view.rows, false);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(where(i) + ", counted within the chunk: " + e.what());
+      }
+      for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) weight_total += w[r];
+      rows_ += view.rows;
+    }
+    first_row_.push_back(rows_);
+    if (rows_ < 1) throw InvalidArgument("chunk source: the chunks hold no rows");
+    if (weighted_ && !(weight_total > 0)) {
+      throw InvalidArgument("chunk source: the sample weights sum to 0");
+    }
+  }
+
+  std::string name() const override {
+    return engine_name_.empty()
+               ? "chunks"
+               : engine_name_ + ", " + std::to_string(chunk_rows_.size()) + " chunks";
+  }
+
+  std::int64_t rows() const { return rows_; }
+  std::int64_t cols() const { return cols_; }
+  DType dtype() const { return dtype_; }
+  bool weighted() const { return weighted_; }
+
+  // The chunks' statistics, added in chunk order.
+  void accumulate(const PreparedModel& model, double* stats) override {
+    const std::size_t size = model.layout.size();
+    std::fill(stats, stats + size, 0.0);
+    std::vector<double> part(size);
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
+      const DataView view = reread(i);
+      if (view.rows == 0) continue;
+      std::unique_ptr<Engine> engine = engine_for(view, source_.chunk_weights(i));
+      engine->accumulate(model, part.data());
+      for (std::size_t e = 0; e < size; ++e) stats[e] += part[e];
+    }
+  }
+
+  void evaluate(const PreparedModel& model, double* log_prob, double* resp,
+                std::int32_t* labels) override {
+    const std::int64_t k = model.k;
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
+      const DataView view = reread(i);
+      if (view.rows == 0) continue;
+      const std::int64_t first = first_row_[static_cast<std::size_t>(i)];
+      engine_for(view, nullptr)
+          ->evaluate(model, log_prob ? log_prob + first : nullptr,
+                     resp ? resp + first * k : nullptr, labels ? labels + first : nullptr);
+    }
+  }
+
+  void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
+    // Each chunk is read once, for the rows it holds.
+    std::vector<std::int64_t> order(static_cast<std::size_t>(count));
+    std::iota(order.begin(), order.end(), 0);
+    for (std::int64_t r = 0; r < count; ++r) {
+      if (idx[r] < 0 || idx[r] >= rows_) {
+        throw InvalidArgument("gather_rows: row " + std::to_string(idx[r]) + " is outside 0.." +
+                              std::to_string(rows_ - 1));
+      }
+    }
+    std::sort(order.begin(), order.end(),
+              [idx](std::int64_t a, std::int64_t b) { return idx[a] < idx[b]; });
+    std::size_t at = 0;
+    while (at < order.size()) {
+      const std::int64_t row = idx[order[at]];
+      const std::int64_t i = chunk_of(row);
+      const std::int64_t first = first_row_[static_cast<std::size_t>(i)];
+      const std::int64_t end = first_row_[static_cast<std::size_t>(i) + 1];
+      std::vector<std::int64_t> local, where_to;
+      for (; at < order.size() && idx[order[at]] < end; ++at) {
+        local.push_back(idx[order[at]] - first);
+        where_to.push_back(order[at]);
+      }
+      const DataView view = reread(i);
+      std::vector<double> rows(local.size() * static_cast<std::size_t>(cols_));
+      engine_for(view, nullptr)
+          ->gather_rows(local.data(), static_cast<std::int64_t>(local.size()), rows.data());
+      for (std::size_t r = 0; r < local.size(); ++r) {
+        std::copy(rows.begin() + static_cast<std::ptrdiff_t>(r * cols_),
+                  rows.begin() + static_cast<std::ptrdiff_t>((r + 1) * cols_),
+                  out + where_to[r] * cols_);
+      }
+    }
+  }
+
+  // Sample weights of global rows idx (ones without weights).
+  void gather_weights(const std::int64_t* idx, std::int64_t count, double* out) {
+    for (std::int64_t r = 0; r < count; ++r) {
+      if (!weighted_) {
+        out[r] = 1.0;
+        continue;
+      }
+      const std::int64_t i = chunk_of(idx[r]);
+      reread(i);
+      out[r] = source_.chunk_weights(i)[idx[r] - first_row_[static_cast<std::size_t>(i)]];
+    }
+  }
+
+ private:
+  // "chunk 7 (rows 701..800)", rows of the whole data counted from 1.
+  std::string where(std::int64_t i) const {
+    std::string s = "chunk " + std::to_string(i);
+    const std::size_t u = static_cast<std::size_t>(i);
+    if (u < first_row_.size() && u < chunk_rows_.size()) {
+      s += " (rows " + std::to_string(first_row_[u] + 1) + ".." +
+           std::to_string(first_row_[u] + chunk_rows_[u]) + ")";
+    }
+    return s;
+  }
+
+  void check_chunk(std::int64_t i, const DataView& view, const double* w) const {
+    if (view.rows < 0 || (view.rows > 0 && view.data == nullptr)) {
+      throw InvalidArgument(where(i) + ": no data (" + std::to_string(view.rows) + " rows)");
+    }
+    if (view.cols != cols_) {
+      throw InvalidArgument(where(i) + ": " + std::to_string(view.cols) +
+                            " columns, but chunk 0 has " + std::to_string(cols_));
+    }
+    if (view.dtype != dtype_) {
+      throw InvalidArgument(where(i) + ": " + to_string(view.dtype) + " values, but chunk 0 has " +
+                            to_string(dtype_));
+    }
+    if ((w != nullptr) != weighted_) {
+      throw InvalidArgument(where(i) + (weighted_ ? ": no sample weights, but chunk 0 has them"
+                                                  : ": sample weights, but chunk 0 has none"));
+    }
+  }
+
+  // Chunk i again, checked against the first pass.
+  DataView reread(std::int64_t i) {
+    const DataView view = source_.chunk(i);
+    check_chunk(i, view, source_.chunk_weights(i));
+    const std::int64_t expected = chunk_rows_[static_cast<std::size_t>(i)];
+    if (view.rows != expected) {
+      throw InvalidArgument(where(i) + ": " + std::to_string(view.rows) + " rows now, but " +
+                            std::to_string(expected) +
+                            " on the first pass; a chunk source must give the same chunks on "
+                            "every pass");
+    }
+    return view;
+  }
+
+  std::unique_ptr<Engine> engine_for(const DataView& view, const double* weights) {
+    std::unique_ptr<Engine> engine = make_engine(view, weights, options_);
+    if (engine_name_.empty()) engine_name_ = engine->name();
+    return engine;
+  }
+
+  std::int64_t chunk_of(std::int64_t row) const {
+    const auto it = std::upper_bound(first_row_.begin(), first_row_.end(), row);
+    return static_cast<std::int64_t>(it - first_row_.begin()) - 1;
+  }
+
+  ChunkSource& source_;
+  EngineOptions options_;
+  std::int64_t cols_ = 0;
+  DType dtype_ = DType::kFloat64;
+  bool weighted_ = false;
+  std::int64_t rows_ = 0;
+  std::vector<std::int64_t> chunk_rows_;
+  std::vector<std::int64_t> first_row_;  // and the total at the end
+  std::string engine_name_;
+};
+
+}  // namespace
+
+FitReport fit(ChunkSource& source, const FitOptions& options) {
+  const auto start = Clock::now();
+  ChunkedEngine engine(source, options);
+  validate_fit_options(options, engine.cols());
+  if (options.n_components > engine.rows()) {
+    throw InvalidArgument("n_components = " + std::to_string(options.n_components) +
+                          " is larger than the number of rows (" + std::to_string(engine.rows()) +
+                          ")");
+  }
+  const double setup_seconds = seconds_since(start);
+  const WeightGather gather_weights = [&engine](const std::int64_t* idx, std::int64_t count,
+                                                double* out) {
+    engine.gather_weights(idx, count, out);
+  };
+  FitReport report = run_em(engine, engine.rows(), static_cast<int>(engine.cols()), engine.dtype(),
+                            gather_weights, options);
+  report.seconds = seconds_since(start);
+  report.setup_seconds = setup_seconds;
+  return report;
+}
+
+}  // namespace emix

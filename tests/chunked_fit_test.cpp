@@ -1,0 +1,170 @@
+// Fits over chunk sources: equal to the fit of all rows in one array, for every family, with and
+// without weights; and every bad source named by its chunk.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "emix/emix.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::Family;
+
+// Chunks of `rows_per` rows of a host matrix; `tamper` may change what chunk i gives on a
+// given pass (pass 0 is the first read).
+class VectorChunks : public emix::ChunkSource {
+ public:
+  VectorChunks(const std::vector<double>& x, std::int64_t rows, int d, std::int64_t rows_per,
+               const std::vector<double>* weights = nullptr)
+      : x_(x), rows_(rows), d_(d), per_(rows_per), weights_(weights) {}
+  std::int64_t n_chunks() override { return (rows_ + per_ - 1) / per_; }
+  emix::DataView chunk(std::int64_t i) override {
+    ++reads_[i];
+    emix::DataView v =
+        emix::DataView::host(x_.data() + i * per_ * d_, std::min(per_, rows_ - i * per_), d_);
+    if (tamper) tamper(i, reads_[i] - 1, v);
+    return v;
+  }
+  const double* chunk_weights(std::int64_t i) override {
+    return weights_ ? weights_->data() + i * per_ : nullptr;
+  }
+  std::function<void(std::int64_t, int, emix::DataView&)> tamper;
+  std::map<std::int64_t, int> reads_;
+
+ private:
+  const std::vector<double>& x_;
+  std::int64_t rows_;
+  int d_;
+  std::int64_t per_;
+  const std::vector<double>* weights_;
+};
+
+struct Kind {
+  Family family;
+  Covariance covariance;
+};
+const Kind kKinds[] = {
+    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
+};
+
+emix::FitOptions options_for(const Kind& kind) {
+  emix::FitOptions o;
+  o.family = kind.family;
+  o.covariance = kind.covariance;
+  o.trials = kind.family == Family::kBinomial ? 5 : 1;
+  o.n_components = 3;
+  o.seed = 3;
+  o.init_max_rows = 800;  // a sample drawn across the chunks
+  o.max_iter = 25;
+  o.tol = 0;
+  o.engine.device = emix::Device::kCpu;
+  return o;
+}
+
+// The same EM, its sums grouped by chunk: 1e-12 relative on every parameter after 25
+// iterations (the iterations contract rounding differences on these well-separated problems).
+TEST(ChunkedFit, EqualsTheFitOfAllRows) {
+  for (const Kind& kind : kKinds) {
+    for (bool weighted : {false, true}) {
+      const std::uint64_t seed = 17;
+      SCOPED_TRACE(emix::testing::describe(kind.family, kind.covariance) +
+                   (weighted ? " weighted" : "") + " seed 17");
+      const emix::Model truth =
+          emix::testing::random_model(kind.family, kind.covariance, 3, 4, seed, 5, 6.0);
+      const std::int64_t n = 2500;
+      const std::vector<double> x = emix::sample(truth, n, seed + 1).x;
+      std::vector<double> w;
+      std::mt19937_64 rng(seed + 2);
+      std::uniform_real_distribution<double> u(0.5, 2.0);
+      for (std::int64_t i = 0; i < n; ++i) w.push_back(u(rng));
+      const emix::FitOptions o = options_for(kind);
+      const emix::FitReport whole =
+          emix::fit(emix::DataView::host(x.data(), n, 4), o, weighted ? w.data() : nullptr);
+      for (std::int64_t per : {2500, 999, 250}) {
+        VectorChunks chunks(x, n, 4, per, weighted ? &w : nullptr);
+        const emix::FitReport r = emix::fit(chunks, o);
+        EXPECT_EQ(r.n_iter, whole.n_iter);
+        EXPECT_LE(emix::testing::max_relative_difference(r.model.means, whole.model.means, 1.0),
+                  1e-12)
+            << per << " rows per chunk";
+        EXPECT_LE(emix::testing::max_relative_difference(r.model.covariances,
+                                                         whole.model.covariances, 1.0),
+                  1e-12)
+            << per;
+        EXPECT_LE(emix::testing::max_relative_difference(r.model.probabilities,
+                                                         whole.model.probabilities, 1.0),
+                  1e-12)
+            << per;
+        EXPECT_LE(emix::testing::max_relative_difference(r.model.weights, whole.model.weights),
+                  1e-12)
+            << per;
+        EXPECT_NEAR(r.log_likelihood, whole.log_likelihood, 1e-12 * std::abs(whole.log_likelihood));
+        // Every chunk is read once per E-step (plus the checking pass and the init sample).
+        EXPECT_GE(chunks.reads_[0], r.n_iter + 2);
+      }
+    }
+  }
+}
+
+std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const emix::InvalidArgument& e) {
+    return e.what();
+  }
+  return "no InvalidArgument";
+}
+
+// A changing width, a NaN in chunk 7, and a source that gives other chunks on a later pass: each
+// an InvalidArgument naming the chunk.
+TEST(ChunkedFit, BadSourcesNameTheChunk) {
+  const Kind kind{Family::kGaussian, Covariance::kDiag};
+  const emix::Model truth = emix::testing::random_model(kind.family, kind.covariance, 2, 3, 5);
+  std::vector<double> x = emix::sample(truth, 1000, 6).x;
+  const emix::FitOptions o = options_for(kind);
+
+  VectorChunks wider(x, 1000, 3, 100);
+  wider.tamper = [](std::int64_t i, int, emix::DataView& v) {
+    if (i == 2) v.cols = 2;
+  };
+  EXPECT_NE(message_of([&] { emix::fit(wider, o); }).find("chunk 2 (rows 201..300): 2 columns"),
+            std::string::npos)
+      << message_of([&] { emix::fit(wider, o); });
+
+  std::vector<double> with_nan = x;
+  with_nan[(7 * 100 + 4) * 3 + 1] = std::numeric_limits<double>::quiet_NaN();
+  VectorChunks nan_chunks(with_nan, 1000, 3, 100);
+  const std::string nan_message = message_of([&] { emix::fit(nan_chunks, o); });
+  EXPECT_NE(nan_message.find("chunk 7 (rows 701..800)"), std::string::npos) << nan_message;
+  EXPECT_NE(nan_message.find("row 5, column 2"), std::string::npos) << nan_message;
+
+  VectorChunks shrinking(x, 1000, 3, 100);
+  shrinking.tamper = [](std::int64_t i, int pass, emix::DataView& v) {
+    if (i == 4 && pass >= 2) v.rows -= 1;
+  };
+  const std::string reread = message_of([&] { emix::fit(shrinking, o); });
+  EXPECT_NE(reread.find("chunk 4"), std::string::npos) << reread;
+  EXPECT_NE(reread.find("same chunks on every pass"), std::string::npos) << reread;
+
+  std::vector<double> w(1000, 1.0);
+  VectorChunks half_weighted(x, 1000, 3, 100, &w);
+  struct NoWeightsAfter : VectorChunks {
+    using VectorChunks::VectorChunks;
+    const double* chunk_weights(std::int64_t i) override {
+      return i < 3 ? VectorChunks::chunk_weights(i) : nullptr;
+    }
+  } mixed(x, 1000, 3, 100, &w);
+  EXPECT_NE(message_of([&] { emix::fit(mixed, o); }).find("chunk 3"), std::string::npos);
+}
+
+}  // namespace
