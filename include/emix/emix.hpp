@@ -7,6 +7,7 @@
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
 #include "emix/model.hpp"
+#include "emix/online.hpp"
 #include "emix/options.hpp"
 #include "emix/select.hpp"
 #include "emix/statistics.hpp"
