@@ -189,6 +189,36 @@ emix_status emix_bic(const emix_model* model, const emix_options* options, const
 emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* aic);
 
+/* ---- Sufficient statistics (emix/statistics.hpp) ---------------------------------------------
+ * The E-step's sums over some rows under one model: what out-of-core, distributed and online
+ * fits merge. An emix_statistics handle is created by emix_accumulate or
+ * emix_statistics_deserialize and destroyed by emix_statistics_destroy. */
+typedef struct emix_statistics emix_statistics;
+
+/* The statistics of rows x (rows x cols, dtype, memory as for emix_fit) under `model`, on the
+ * engine `options` chooses (NULL: defaults). sample_weight: host, `rows` values, or NULL. */
+emix_status emix_accumulate(const emix_model* model, const emix_options* options, const void* x,
+                            int64_t rows, int64_t cols, int dtype, int memory,
+                            const double* sample_weight, emix_statistics** statistics);
+void emix_statistics_destroy(emix_statistics* statistics);
+/* into += other: statistics of other rows under the same model (EMIX_INVALID_ARGUMENT for
+ * another shape or statistics centred on another model's means). Merging in a fixed order gives
+ * bitwise the same sums every time. */
+emix_status emix_statistics_merge(emix_statistics* into, const emix_statistics* other);
+/* The total weighted log-likelihood and the sum of the weights of the rows summed. */
+emix_status emix_statistics_totals(const emix_statistics* statistics, double* log_likelihood,
+                                   double* weight_sum);
+/* A self-describing byte string: with buffer NULL, *size receives the bytes needed; otherwise
+ * `capacity` bytes are available at buffer and *size receives the bytes written. */
+emix_status emix_statistics_serialize(const emix_statistics* statistics, void* buffer,
+                                      int64_t capacity, int64_t* size);
+emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
+                                        emix_statistics** statistics);
+/* The M-step: a new model from statistics accumulated under `model`, with the options'
+ * reg_covar and fixed weights (NULL: defaults). */
+emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
+                          const emix_options* options, emix_model** next);
+
 #ifdef __cplusplus
 }
 #endif

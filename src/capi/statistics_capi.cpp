@@ -1,0 +1,96 @@
+// The C API's statistics functions (emix.h, "Sufficient statistics") over emix/statistics.hpp.
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "capi/capi.hpp"
+#include "emix/errors.hpp"
+#include "emix/statistics.hpp"
+
+struct emix_statistics {
+  emix::Statistics statistics;
+};
+
+using emix::capi::guarded;
+using emix::capi::require;
+
+emix_status emix_accumulate(const emix_model* model, const emix_options* options, const void* x,
+                            int64_t rows, int64_t cols, int dtype, int memory,
+                            const double* sample_weight, emix_statistics** statistics) {
+  return guarded("emix_accumulate", [&] {
+    require(model, "model");
+    require(statistics, "statistics");
+    const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
+    const emix::EngineOptions engine = options ? options->fit.engine : emix::EngineOptions{};
+    auto handle = std::make_unique<emix_statistics>();
+    handle->statistics = emix::accumulate(model->model, view, engine, sample_weight);
+    *statistics = handle.release();
+  });
+}
+
+void emix_statistics_destroy(emix_statistics* statistics) { delete statistics; }
+
+emix_status emix_statistics_merge(emix_statistics* into, const emix_statistics* other) {
+  return guarded("emix_statistics_merge", [&] {
+    require(into, "into");
+    require(other, "other");
+    into->statistics.merge(other->statistics);
+  });
+}
+
+emix_status emix_statistics_totals(const emix_statistics* statistics, double* log_likelihood,
+                                   double* weight_sum) {
+  return guarded("emix_statistics_totals", [&] {
+    require(statistics, "statistics");
+    if (log_likelihood) *log_likelihood = statistics->statistics.log_likelihood();
+    if (weight_sum) *weight_sum = statistics->statistics.weight_sum();
+  });
+}
+
+emix_status emix_statistics_serialize(const emix_statistics* statistics, void* buffer,
+                                      int64_t capacity, int64_t* size) {
+  return guarded("emix_statistics_serialize", [&] {
+    require(statistics, "statistics");
+    require(size, "size");
+    const std::vector<std::uint8_t> bytes = statistics->statistics.serialize();
+    const auto needed = static_cast<int64_t>(bytes.size());
+    if (buffer != nullptr) {
+      if (capacity < needed) {
+        throw emix::InvalidArgument("the buffer holds " + std::to_string(capacity) +
+                                    " bytes; the statistics need " + std::to_string(needed));
+      }
+      std::memcpy(buffer, bytes.data(), bytes.size());
+    }
+    *size = needed;
+  });
+}
+
+emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
+                                        emix_statistics** statistics) {
+  return guarded("emix_statistics_deserialize", [&] {
+    require(bytes, "bytes");
+    require(statistics, "statistics");
+    if (size < 0) throw emix::InvalidArgument("size is " + std::to_string(size));
+    auto handle = std::make_unique<emix_statistics>();
+    handle->statistics = emix::Statistics::deserialize(bytes, static_cast<std::size_t>(size));
+    *statistics = handle.release();
+  });
+}
+
+emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
+                          const emix_options* options, emix_model** next) {
+  return guarded("emix_maximize", [&] {
+    require(model, "model");
+    require(statistics, "statistics");
+    require(next, "next");
+    emix::MStepOptions m;
+    if (options != nullptr) {
+      m.reg_covar = options->fit.reg_covar;
+      m.prob_epsilon = options->fit.prob_epsilon;
+      m.fixed_weights = options->fit.fixed_weights;
+    }
+    auto handle = std::make_unique<emix_model>();
+    handle->model = emix::maximize(model->model, statistics->statistics, m);
+    *next = handle.release();
+  });
+}

@@ -1,0 +1,82 @@
+// The C API's statistics functions against the C++ ones: statistics of two halves merged,
+// serialised and maximised give bitwise the C++ results; bad calls give statuses and messages.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "emix/emix.h"
+#include "emix/emix.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+TEST(CapiStatistics, MatchTheCppApi) {
+  const emix::Model truth =
+      emix::testing::random_model(emix::Family::kGaussian, emix::Covariance::kFull, 3, 4, 71);
+  const std::int64_t n = 1000;
+  const std::vector<double> x = emix::sample(truth, n, 72).x;
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, 3, 4, 1, truth.weights.data(),
+                              truth.means.data(), truth.covariances.data(), nullptr, &model),
+            EMIX_OK)
+      << emix_last_error();
+  emix_options* options = nullptr;
+  ASSERT_EQ(emix_options_create(&options), EMIX_OK);
+  ASSERT_EQ(emix_options_set_device(options, EMIX_DEVICE_CPU), EMIX_OK);
+
+  emix_statistics *first = nullptr, *second = nullptr;
+  ASSERT_EQ(
+      emix_accumulate(model, options, x.data(), 600, 4, EMIX_FLOAT64, EMIX_HOST, nullptr, &first),
+      EMIX_OK)
+      << emix_last_error();
+  ASSERT_EQ(emix_accumulate(model, options, x.data() + 600 * 4, 400, 4, EMIX_FLOAT64, EMIX_HOST,
+                            nullptr, &second),
+            EMIX_OK);
+  ASSERT_EQ(emix_statistics_merge(first, second), EMIX_OK);
+
+  // The same in C++.
+  emix::EngineOptions cpu;
+  cpu.device = emix::Device::kCpu;
+  emix::Statistics cpp = emix::accumulate(truth, emix::DataView::host(x.data(), 600, 4), cpu);
+  cpp.merge(emix::accumulate(truth, emix::DataView::host(x.data() + 600 * 4, 400, 4), cpu));
+
+  int64_t size = 0;
+  ASSERT_EQ(emix_statistics_serialize(first, nullptr, 0, &size), EMIX_OK);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  ASSERT_EQ(emix_statistics_serialize(first, bytes.data(), size, &size), EMIX_OK);
+  EXPECT_EQ(bytes, cpp.serialize());
+  double ll = 0, w = 0;
+  ASSERT_EQ(emix_statistics_totals(first, &ll, &w), EMIX_OK);
+  EXPECT_EQ(ll, cpp.log_likelihood());
+  EXPECT_EQ(w, 1000.0);
+
+  emix_statistics* back = nullptr;
+  ASSERT_EQ(emix_statistics_deserialize(bytes.data(), size, &back), EMIX_OK);
+  emix_model* next = nullptr;
+  ASSERT_EQ(emix_maximize(model, back, options, &next), EMIX_OK) << emix_last_error();
+  const emix::Model expected = emix::maximize(truth, cpp);
+  std::vector<double> means(12);
+  ASSERT_EQ(emix_model_get_means(next, means.data()), EMIX_OK);
+  EXPECT_EQ(means, expected.means);
+
+  // Failures: a status and a message naming the problem, no exception.
+  EXPECT_EQ(emix_statistics_serialize(first, bytes.data(), size - 1, &size), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("the statistics need"), std::string::npos);
+  EXPECT_EQ(emix_statistics_deserialize(bytes.data(), 5, &back), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("header"), std::string::npos);
+  EXPECT_EQ(emix_statistics_merge(first, nullptr), EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      emix_accumulate(nullptr, options, x.data(), 10, 4, EMIX_FLOAT64, EMIX_HOST, nullptr, &second),
+      EMIX_INVALID_ARGUMENT);
+
+  emix_model_destroy(next);
+  emix_statistics_destroy(back);
+  emix_statistics_destroy(first);
+  emix_statistics_destroy(second);
+  emix_model_destroy(model);
+  emix_options_destroy(options);
+}
+
+}  // namespace
