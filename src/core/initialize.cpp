@@ -188,13 +188,11 @@ std::int64_t draw_weighted(const Eigen::VectorXd& weights, double total, std::mt
   return 0;
 }
 
-// Squared distance of every row to one centre (n), rows and centre centred alike.
-void distances_to(const RowMatrix& x, const Eigen::RowVectorXd& centre, int threads,
-                  Eigen::VectorXd& out) {
-  for_each_block(x.rows(), threads, [&](Eigen::Index, Eigen::Index begin, Eigen::Index rows) {
-    out.segment(begin, rows) =
-        (x.middleRows(begin, rows).rowwise() - centre).rowwise().squaredNorm();
-  });
+// Squared distance of every row to one centre (n), rows and centre centred alike. On the calling
+// thread: it is a few milliseconds, and a parallel region per k-means++ step cost more than that
+// whenever the cores were shared (each region waits for a thread the OS has not scheduled yet).
+void distances_to(const RowMatrix& x, const Eigen::RowVectorXd& centre, Eigen::VectorXd& out) {
+  out = (x.rowwise() - centre).rowwise().squaredNorm();
 }
 
 // Sum of v in blocks of kBlockRows, the blocks added in order: the same double for every
@@ -207,6 +205,61 @@ double blocked_sum(const Eigen::VectorXd& v) {
   return total;
 }
 
+// Where the compiler can, assign_block is compiled for x86-64-v3 and v4 besides the default and
+// the loader picks the version the CPU runs (GCC's target_clones): initialisation runs outside
+// the engine's dispatched kernels, and the assignment step is most of its time.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && \
+    defined(__ELF__)
+#define EMIX_CPU_LEVEL_CLONES \
+  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define EMIX_CPU_LEVEL_CLONES
+#endif
+
+// One k-means assignment step on a block of rows: each row's nearest centre (lowest index on
+// ties) by |c|^2 - 2 x.c, its squared distance |x|^2 - 2 x.c + |c|^2 (clamped at 0 against
+// rounding) into own, and, when add_sums, w x and w added to its centre's sums (sums K x D
+// row-major, counts K, both zeroed first). Plain loops over the K centres (centres_t is D x K)
+// that the compiler vectorises; every dot product is summed in the same order, j = 0..D-1, in
+// every version. Returns whether any label changed.
+EMIX_CPU_LEVEL_CLONES
+bool assign_block(const double* x, const double* norms, const double* w, std::int64_t rows, int d,
+                  const double* centres_t, const double* centre_norms, int k, bool add_sums,
+                  double* dots, int* labels, double* own, double* sums, double* counts) {
+  bool changed = false;
+  if (add_sums) {
+    std::fill(sums, sums + static_cast<std::size_t>(k) * d, 0.0);
+    std::fill(counts, counts + k, 0.0);
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const double* row = x + i * d;
+    for (int c = 0; c < k; ++c) dots[c] = 0.0;
+    for (int j = 0; j < d; ++j) {
+      const double v = row[j];
+      const double* centre_j = centres_t + static_cast<std::size_t>(j) * k;
+      for (int c = 0; c < k; ++c) dots[c] += v * centre_j[c];
+    }
+    int best = 0;
+    double best_value = centre_norms[0] - 2.0 * dots[0];
+    for (int c = 1; c < k; ++c) {
+      const double value = centre_norms[c] - 2.0 * dots[c];
+      if (value < best_value) {
+        best = c;
+        best_value = value;
+      }
+    }
+    own[i] = std::max(norms[i] + best_value, 0.0);
+    if (labels[i] != best) changed = true;
+    labels[i] = best;
+    if (add_sums) {
+      double* sum = sums + static_cast<std::size_t>(best) * d;
+      for (int j = 0; j < d; ++j) sum[j] += w[i] * row[j];
+      counts[best] += w[i];
+    }
+  }
+  return changed;
+}
+
 // Weighted k-means++ seeding (one candidate per step), then Lloyd iterations; returns labels.
 std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int iterations,
                         int threads, std::mt19937_64& rng) {
@@ -215,14 +268,14 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
   RowMatrix centres(k, d);
   centres.row(0) = x.row(draw_weighted(w, blocked_sum(w), rng));
   Eigen::VectorXd nearest(n), to_new(n);
-  distances_to(x, centres.row(0), threads, nearest);
+  distances_to(x, centres.row(0), nearest);
   for (int c = 1; c < k; ++c) {
     const Eigen::VectorXd score = nearest.cwiseProduct(w);
     const double total = blocked_sum(score);
     const std::int64_t pick =
         total > 0 ? draw_weighted(score, total, rng) : draw_weighted(w, blocked_sum(w), rng);
     centres.row(c) = x.row(pick);
-    distances_to(x, centres.row(c), threads, to_new);
+    distances_to(x, centres.row(c), to_new);
     nearest = nearest.cwiseMin(to_new);
   }
 
@@ -230,33 +283,18 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
   Eigen::VectorXd own(n);  // squared distance of each row to its own centre
   const Eigen::Index blocks = block_count(n);
   std::vector<char> block_changed(static_cast<std::size_t>(blocks));
-  RowMatrix block_sums(blocks * k, d);
+  RowMatrix block_sums(blocks * k, d);  // block b's K x D sums in rows b K .. b K + K - 1
   RowMatrix block_counts(blocks, k);
   for (int it = 0; it <= iterations; ++it) {
     const Eigen::VectorXd centre_norms = centres.rowwise().squaredNorm();
     const bool last = it == iterations;
+    const RowMatrix centres_t = centres.transpose();  // D x K, row-major
     for_each_block(n, threads, [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
-      // |x|^2 - 2 x.c + |c|^2, clamped at 0 against rounding.
-      RowMatrix dist = -2.0 * x.middleRows(begin, rows) * centres.transpose();
-      dist.colwise() += norms.segment(begin, rows);
-      dist.rowwise() += centre_norms.transpose();
-      bool changed = false;
-      auto sums = block_sums.middleRows(b * k, k);
-      auto counts = block_counts.row(b);
-      sums.setZero();
-      counts.setZero();
-      for (Eigen::Index i = 0; i < rows; ++i) {
-        Eigen::Index best = 0;
-        own[begin + i] = std::max(dist.row(i).minCoeff(&best), 0.0);
-        int& label = labels[static_cast<std::size_t>(begin + i)];
-        if (label != best) changed = true;
-        label = static_cast<int>(best);
-        if (!last) {
-          sums.row(best) += w[begin + i] * x.row(begin + i);
-          counts[best] += w[begin + i];
-        }
-      }
-      block_changed[static_cast<std::size_t>(b)] = changed;
+      std::vector<double> dots(static_cast<std::size_t>(k));
+      block_changed[static_cast<std::size_t>(b)] = assign_block(
+          x.row(begin).data(), norms.data() + begin, w.data() + begin, rows, static_cast<int>(d),
+          centres_t.data(), centre_norms.data(), k, !last, dots.data(), labels.data() + begin,
+          own.data() + begin, block_sums.row(b * k).data(), block_counts.row(b).data());
     });
     const bool changed =
         std::find(block_changed.begin(), block_changed.end(), 1) != block_changed.end();
