@@ -22,10 +22,14 @@ parameters for the same number of EM iterations on the same cores (and the same 
   machine without a GPU.)
 
 Seconds per iteration (one E-step and one M-step):
-  emix:      the median of the fit report's iteration_seconds[0 .. T-1] (each one E-step and the
-             M-step after it, timed inside emix::fit), medians over the repeats. Set-up (reading,
-             the upload to a GPU) and initialisation are outside them, so no difference of two
-             noisy totals is taken (that once gave a negative time per iteration).
+  emix:      the median of the fit report's iteration_seconds[1:T] (the model file's
+             "fit" object; entry i is the E-step under theta(i) and the M-step to theta(i+1),
+             timed inside emix::fit), per run; the median of those over the repeats. Entry 0 is
+             left out because it pays first-touch costs (pages of the work space, on a GPU the
+             first kernel launches) that later iterations do not, and entry T because it has no
+             M-step. (The former (seconds(T) - seconds(0)) / T subtracted two noisy whole-fit
+             times and went negative on the GPU.) A time that is not positive gives no ratio and
+             no verdict.
   sklearn, sklearn-torch:
              (time of fit(max_iter=T) - time of fit(max_iter=1)) / (T - 1), medians over the
              repeats. Every fit also validates the data and runs a final labelling E-step; the
@@ -35,6 +39,14 @@ Seconds per iteration (one E-step and one M-step):
              iterations when given parameters and km_iter = 0).
   torch-em:  time of the T iterations (torch.cuda.synchronize before and after) / T, median over
              the repeats, after one untimed warm-up iteration.
+Data: the "overlapping" cases (full-1e6x16x16, ...) draw from a random mixture whose components
+overlap (make_data) and start every tool from k-means++ means with the data's covariance; the
+"sep-" cases are what `emix generate` makes (components far apart, as in most real data sets)
+and start every tool from the generating model, so that almost every log-responsibility is below
+-700 throughout: the case that exposed subnormal arithmetic (issue 10). --emix-native adds an
+emix built with -DEMIX_NATIVE=ON (tools emix-native-double / -float) for the portable-against-
+native target. For each case emix-double also runs once from its own k-means++ start
+(--max-iter 3), for the initialisation target (init_seconds against 3 iterations).
 The mean log-likelihood under theta(T) is compared with the reference (emix-double's history[T] /
 N; emix-gpu-double's where emix-double did not run): emix's history[T] / N, sklearn's score(X),
 Armadillo's avg_log_p(X), torch-em's mean log p(x) after its T iterations. A tool outside its
@@ -104,36 +116,48 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REG_COVAR = 1e-6
 
 
-def case(n, d, k, covariance, seed, target=None, gpu_only=False):
+def case(n, d, k, covariance, seed, target=None, gpu_only=False, separated=False, twin=None):
     return {"n": n, "d": d, "k": k, "covariance": covariance, "seed": seed, "target": target,
-            "gpu_only": gpu_only}
+            "gpu_only": gpu_only, "separated": separated, "twin": twin}
 
 
-# target: the issue's sklearn / emix-double target on the CPU (None: no target). gpu_only: the
-# issue's GPU cases, run only when the GPU tools run (or when named in --cases).
+# target: sklearn / emix-double on the CPU (None: no target); issue 10's: the overlapping cases
+# at least their 2026-11-26 margins (25x, 15x, 6x), the separated ones 50x (full) and 20x
+# (diag). gpu_only: the GPU cases, run only when the GPU tools run (or when named in --cases).
+# separated: data from `emix generate`, started from the generating model; twin: the
+# overlapping case of the same shape, for the "within 1.3x of overlapping" target.
 CASES = {
-    "full-1e6x16x16": case(1_000_000, 16, 16, "full", 1001, 10.0),
-    "diag-1e6x16x16": case(1_000_000, 16, 16, "diag", 1002, 5.0),
-    "full-2e5x64x32": case(200_000, 64, 32, "full", 1003, 5.0),
+    "full-1e6x16x16": case(1_000_000, 16, 16, "full", 1001, 25.0),
+    "diag-1e6x16x16": case(1_000_000, 16, 16, "diag", 1002, 15.0),
+    "sep-full-1e6x16x16": case(1_000_000, 16, 16, "full", 1011, 50.0, separated=True,
+                               twin="full-1e6x16x16"),
+    "sep-diag-1e6x16x16": case(1_000_000, 16, 16, "diag", 1012, 20.0, separated=True,
+                               twin="diag-1e6x16x16"),
+    "full-2e5x64x32": case(200_000, 64, 32, "full", 1003, 6.0),
     "diag-1e7x4x8": case(10_000_000, 4, 8, "diag", 1004, 5.0),
     "full-1e7x32x32": case(10_000_000, 32, 32, "full", 1007, gpu_only=True),
     "diag-1e8x8x8": case(100_000_000, 8, 8, "diag", 1008, gpu_only=True),
     # Seconds, for checking the script itself: --cases smoke-full,smoke-diag
     "smoke-full": case(20_000, 8, 4, "full", 1005),
     "smoke-diag": case(20_000, 8, 4, "diag", 1006),
+    "smoke-sep-full": case(20_000, 8, 4, "full", 1015, separated=True, twin="smoke-full"),
 }
 GROUPS = {
-    "cpu": ["full-1e6x16x16", "diag-1e6x16x16", "full-2e5x64x32", "diag-1e7x4x8"],
+    "cpu": ["full-1e6x16x16", "diag-1e6x16x16", "sep-full-1e6x16x16", "sep-diag-1e6x16x16",
+            "full-2e5x64x32", "diag-1e7x4x8"],
     "gpu": ["full-1e7x32x32", "diag-1e8x8x8"],
-    "smoke": ["smoke-full", "smoke-diag"],
+    "smoke": ["smoke-full", "smoke-diag", "smoke-sep-full"],
 }
 GROUPS["issue"] = GROUPS["cpu"] + GROUPS["gpu"]
-DEFAULT_CASES = ("full-1e6x16x16", "diag-1e6x16x16", "full-2e5x64x32")
-CPU_TOOLS = ("emix-double", "emix-float", "sklearn", "armadillo")
+DEFAULT_CASES = ("full-1e6x16x16", "diag-1e6x16x16", "sep-full-1e6x16x16", "sep-diag-1e6x16x16",
+                 "full-2e5x64x32")
+CPU_TOOLS = ("emix-double", "emix-float", "emix-native-double", "emix-native-float", "sklearn",
+             "armadillo")
+NATIVE_TOOLS = ("emix-native-double", "emix-native-float")
 GPU_TOOLS = ("emix-gpu-float", "emix-gpu-double")
 TORCH_TOOLS = ("sklearn-torch", "torch-em")
 ALL_TOOLS = CPU_TOOLS + GPU_TOOLS + TORCH_TOOLS
-FLOAT32_TOOLS = ("emix-float", "emix-gpu-float", "sklearn-torch", "torch-em")
+FLOAT32_TOOLS = ("emix-float", "emix-native-float", "emix-gpu-float", "sklearn-torch", "torch-em")
 
 # Peers too slow for --iters x --repeats within the run's budget run fewer iterations (time is
 # compared per iteration; the log-likelihood against the reference's history at the same
@@ -167,11 +191,17 @@ CAPS = {
 #     reduction of N = 1e8 terms has relative error ~ log2(N) * 6e-8 ~ 2e-6 even when done as a
 #     tree) and the M-step's moments (diag: E[x^2] - mean^2 cancels about two digits when the
 #     means are ~3 standard deviations out), then T iterations: 1e-4.
-LL_TOLERANCE = {"sklearn": 1e-9, "emix-gpu-double": 1e-9, "emix-float": 1e-5,
-                "emix-gpu-float": 1e-5, "armadillo": 1e-5, "sklearn-torch": 1e-4,
-                "torch-em": 1e-4}
+LL_TOLERANCE = {"sklearn": 1e-9, "emix-gpu-double": 1e-9, "emix-native-double": 1e-9,
+                "emix-float": 1e-5, "emix-native-float": 1e-5, "emix-gpu-float": 1e-5,
+                "armadillo": 1e-5, "sklearn-torch": 1e-4, "torch-em": 1e-4}
 # float64 torch (--torch-dtype float64) is the same algorithm as sklearn's in float64.
 LL_TOLERANCE_TORCH64 = 1e-9
+
+# Issue 10's CPU targets (besides CASES' sklearn ratios).
+SEPARATED_WITHIN = 1.3   # emix per iteration on separated data within 1.3x of overlapping data
+FLOAT_OVER_DOUBLE = 1.6  # emix float32 at least 1.6x faster than float64, every case and build
+PORTABLE_WITHIN = 1.25   # the default (portable) build within 1.25x of -DEMIX_NATIVE=ON
+INIT_ITERATIONS = 3      # k-means++ and k-means in at most 3 EM iterations' time
 
 # Issue 4's targets.
 GPU_VS_SKLEARN = 100.0   # emix GPU at least 100x scikit-learn on the GPU machine's cores
@@ -335,6 +365,24 @@ def make_data(path, n, d, k, seed):
     return x
 
 
+def make_separated(emix, path, truth_path, n, d, k, covariance, seed):
+    """What `emix generate` makes (well-separated components) and its generating model;
+    reused when already there. Returns the data and (weights, means, covariances)."""
+    if not (os.path.exists(path) and os.path.exists(truth_path)
+            and np.load(path, mmap_mode="r").shape == (n, d)):
+        tmp, tmp_truth = path + ".tmp.npy", truth_path + ".tmp.json"
+        subprocess.run([emix, "generate", "--n", str(n), "--d", str(d), "-k", str(k),
+                        "--covariance", covariance, "--seed", str(seed), "-o", tmp,
+                        "--truth", tmp_truth, "-q"], check=True)
+        os.replace(tmp, path)
+        os.replace(tmp_truth, truth_path)
+    with open(truth_path) as f:
+        truth = json.load(f)
+    return (np.load(path), (np.asarray(truth["weights"], float),
+                            np.asarray(truth["means"], float),
+                            np.asarray(truth["covariances"], float)))
+
+
 def make_init(x, k, covariance, seed):
     """Means: k-means++ seeding (D^2 sampling) on a 20,000-row sample, so they are data rows
     spread over the clusters; covariances: the data covariance (its diagonal for diag); equal
@@ -379,19 +427,28 @@ class Case:
     """One problem: its data (file and array), initial parameters and, for the torch tools, the
     data as a tensor (made on first use)."""
 
-    def __init__(self, workdir, name, spec):
+    def __init__(self, workdir, name, spec, emix):
         self.name = name
         self.n, self.d, self.k = spec["n"], spec["d"], spec["k"]
         self.covariance = spec["covariance"]
         self.seed = spec["seed"]
         self.target = spec["target"]
         self.gpu_only = spec["gpu_only"]
+        self.separated = spec.get("separated", False)
+        self.twin = spec.get("twin")
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.data = os.path.join(self.dir, "data_seed%d.npy" % self.seed)
-        self.x = make_data(self.data, self.n, self.d, self.k, self.seed)
-        self.weights, self.means, self.covs = make_init(self.x, self.k, self.covariance,
-                                                        self.seed)
+        if self.separated:
+            # Started from the generating model, as from a fitted one: every row's
+            # responsibilities are 0 or 1 to within e^-700 from the first iteration on.
+            self.x, (self.weights, self.means, self.covs) = make_separated(
+                emix, self.data, os.path.join(self.dir, "truth_seed%d.json" % self.seed),
+                self.n, self.d, self.k, self.covariance, self.seed)
+        else:
+            self.x = make_data(self.data, self.n, self.d, self.k, self.seed)
+            self.weights, self.means, self.covs = make_init(self.x, self.k, self.covariance,
+                                                            self.seed)
         self.prefix = os.path.join(self.dir, "init")
         write_init(self.prefix, self.covariance, self.weights, self.means, self.covs)
         self._tensor = None
@@ -416,11 +473,14 @@ class Case:
 # The tools
 
 
-def emix_fit(args, data, init_json, covariance, k, iters, precision, device, out):
-    cmd = [args.emix, "fit", data, "-k", str(k), "--covariance", covariance,
-           "--init-model", init_json, "--tol", "0", "--max-iter", str(iters),
-           "--reg-covar", repr(REG_COVAR), "--device", device, "--precision", precision,
-           "--threads", str(args.threads), "-o", out, "--quiet"]
+def emix_fit(args, data, init_json, covariance, k, iters, precision, device, out, program=None):
+    """One `emix fit` from init_json (None: emix's own k-means++ start); the model file."""
+    cmd = [program or args.emix, "fit", data, "-k", str(k), "--covariance", covariance,
+           "--tol", "0", "--max-iter", str(iters), "--reg-covar", repr(REG_COVAR), "--device",
+           device, "--precision", precision, "--threads", str(args.threads), "-o", out,
+           "--quiet"]
+    if init_json:
+        cmd += ["--init-model", init_json]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError("emix failed: %s\n%s" % (" ".join(cmd), proc.stderr.strip()))
@@ -428,26 +488,39 @@ def emix_fit(args, data, init_json, covariance, k, iters, precision, device, out
         return json.load(f)
 
 
-def run_emix(args, c, precision, device, iters, repeats):
+def per_iteration(fit):
+    """The median of a fit report's iteration_seconds[1:T]: full iterations (E-step and M-step)
+    after the first, which pays first-touch costs; entry T has no M-step. With T = 1 there is no
+    such entry and entry 0 is used."""
+    times = fit["iteration_seconds"]
+    middle = times[1:-1] if len(times) > 2 else times[:1]
+    return statistics.median(middle)
+
+
+def run_emix(args, c, precision, device, iters, repeats, program=None):
     out = os.path.join(c.dir, "emix_%s_%s.json" % (device, precision))
-    per_run, setups = [], []
-    model = None
+    per_run, model = [], None
     for _ in range(repeats):
         model = emix_fit(args, c.data, c.prefix + ".json", c.covariance, c.k, iters, precision,
-                         device, out)
-        # The last entry is an E-step alone (no M-step follows it).
-        steps = model["fit"]["iteration_seconds"][:iters]
-        if len(steps) != iters or min(steps) <= 0:
-            raise RuntimeError("emix reported iteration times %s" % steps)
-        per_run.append(statistics.median(steps))
-        setups.append(model["fit"]["setup_seconds"])
+                         device, out, program)
+        if "iteration_seconds" not in model["fit"]:
+            raise RuntimeError("this emix writes no fit.iteration_seconds (an older build?)")
+        per_run.append(per_iteration(model["fit"]))
     hist = model["fit"]["history"]
     if len(hist) != iters + 1:
         raise RuntimeError("emix ran %d iterations, expected %d" % (len(hist) - 1, iters))
-    return {"seconds_per_iter": statistics.median(per_run), "mean_ll": hist[-1] / c.n,
-            "history_mean": [h / c.n for h in hist],
-            "runs": "per iteration: %s; set-up: %s" % (fmt_list(per_run), fmt_list(setups)),
-            "engine": model["fit"]["engine"]}
+    result = {"seconds_per_iter": statistics.median(per_run), "mean_ll": hist[-1] / c.n,
+              "history_mean": [h / c.n for h in hist],
+              "runs": "per-run medians %s" % fmt_list(per_run),
+              "engine": model["fit"]["engine"]}
+    if device == "cpu" and precision == "double" and program is None:
+        # The initialisation target: emix's own k-means++ and k-means on its sample, against
+        # the per-iteration time of the same fit.
+        init = emix_fit(args, c.data, None, c.covariance, c.k, INIT_ITERATIONS, precision,
+                        device, os.path.join(c.dir, "emix_init.json"))["fit"]
+        result["init_seconds"] = init["init_seconds"]
+        result["init_fit_per_iter"] = per_iteration(init)
+    return result
 
 
 def sklearn_model(covariance, k, weights, means, covs, iters):
@@ -777,6 +850,8 @@ class Toolset:
         for tool in CPU_TOOLS:
             if tool in skip:
                 continue
+            if tool in NATIVE_TOOLS and not args.emix_native:
+                continue
             if tool == "armadillo" and not os.path.exists(args.arma):
                 log("no arma_gmm at %s: Armadillo left out (build target arma_gmm, or pass "
                     "--arma)" % args.arma)
@@ -851,6 +926,8 @@ def caps_for(args, name, tool):
 def run_tool(args, tool, c, iters, repeats):
     if tool in ("emix-double", "emix-float"):
         return run_emix(args, c, tool[5:], "cpu", iters, repeats)
+    if tool in NATIVE_TOOLS:
+        return run_emix(args, c, tool[12:], "cpu", iters, repeats, program=args.emix_native)
     if tool in ("emix-gpu-double", "emix-gpu-float"):
         return run_emix(args, c, tool[9:], "gpu", iters, repeats)
     if tool == "sklearn":
@@ -905,7 +982,7 @@ def run_cases(args, toolset, names, header):
         log("\n== %s: N=%d D=%d K=%d %s, %d iterations, load %s" % (
             name, spec["n"], spec["d"], spec["k"], spec["covariance"], args.iters, loadavg()))
         t0 = time.time()
-        c = Case(args.workdir, name, spec)
+        c = Case(args.workdir, name, spec, args.emix)
         log("   data and init ready in %.1f s" % (time.time() - t0))
         results = {}
         for tool in toolset.tools:
@@ -942,8 +1019,11 @@ def case_rows(args, c, results, toolset):
     floor_s, floor_mem, floor_flop = gpu_floor(c, toolset.floor_rates)
 
     def ratio(r, base):
-        return "%.3g" % (r["seconds_per_iter"] / ok[base]["seconds_per_iter"]) \
-            if base in ok and "seconds_per_iter" in r else ""
+        # No ratio from a time that is not positive (a timing at or below its resolution).
+        if base not in ok or "seconds_per_iter" not in r or not r["seconds_per_iter"] > 0 \
+                or not ok[base]["seconds_per_iter"] > 0:
+            return ""
+        return "%.3g" % (r["seconds_per_iter"] / ok[base]["seconds_per_iter"])
 
     rows = []
     for tool, r in results.items():
@@ -955,7 +1035,11 @@ def case_rows(args, c, results, toolset):
                "ll_agrees": "", "target": "", "floor_seconds": "", "x_floor": "",
                "runs_seconds": "", "load_before": r.get("load", ""),
                "others_cpu_pct": "%.0f" % r["others_pct"] if "others_pct" in r else "",
-               "steal_pct": "%.0f" % r["steal_pct"] if "steal_pct" in r else ""}
+               "steal_pct": "%.0f" % r["steal_pct"] if "steal_pct" in r else "",
+               "engine": r.get("engine", ""),
+               "init_seconds": "%.4g" % r["init_seconds"] if "init_seconds" in r else "",
+               "init_fit_seconds_per_iter": "%.4g" % r["init_fit_per_iter"]
+                                            if "init_fit_per_iter" in r else ""}
         if tool == "sklearn" and c.target is not None:
             row["target"] = "%gx" % c.target
         if r["status"] == "ok":
@@ -965,7 +1049,7 @@ def case_rows(args, c, results, toolset):
             row["ratio_to_emix_gpu_float"] = ratio(r, "emix-gpu-float")
             row["mean_log_likelihood"] = "%.15g" % r["mean_ll"]
             row["runs_seconds"] = r["runs"]
-            if tool in GPU_TOOLS + TORCH_TOOLS and floor_s and \
+            if tool in GPU_TOOLS + TORCH_TOOLS and floor_s and r["seconds_per_iter"] > 0 and \
                     (tool in GPU_TOOLS or str(toolset.torch_device).startswith("cuda")):
                 row["floor_seconds"] = "%.4g" % floor_s
                 row["x_floor"] = "%.3g" % (r["seconds_per_iter"] / floor_s)
@@ -993,6 +1077,15 @@ def verdict_at_least(ratio, target):
     return "MISSED by %.2fx" % (target / ratio)
 
 
+def verdict_at_most(ratio, target):
+    """'met (1.2x under)' when 0 < ratio <= target, else 'MISSED by 1.3x'."""
+    if not ratio > 0:
+        return "n/a (a time at or below the timing's resolution)"
+    if ratio <= target:
+        return "met (%.2fx under)" % (target / ratio)
+    return "MISSED by %.2fx" % (ratio / target)
+
+
 def targets_table(rows, toolset):
     """The issue's targets, one line per case and target, with met / missed-by."""
     by_case = {}
@@ -1000,8 +1093,10 @@ def targets_table(rows, toolset):
         by_case.setdefault(row["case"], {})[row["tool"]] = row
 
     def sec(tools, tool):
+        """Seconds per iteration, or None where there is no positive time: no verdict then."""
         row = tools.get(tool)
-        return float(row["seconds_per_iter"]) if row and row["seconds_per_iter"] else None
+        value = float(row["seconds_per_iter"]) if row and row["seconds_per_iter"] else None
+        return value if value is not None and value > 0 else None
 
     lines = ["| case | target | measured | verdict |", "|---|---|---|---|"]
     for name, tools in by_case.items():
@@ -1023,6 +1118,35 @@ def targets_table(rows, toolset):
                            "MISSED by %.2fx" % (t / limit))
                 lines.append("| %s | GPU: %s <= %g s per iteration | %.3g s | %s |" % (
                     name, tool, limit, t, verdict))
+        for double, single in (("emix-double", "emix-float"),
+                               ("emix-native-double", "emix-native-float")):
+            d64, f32 = sec(tools, double), sec(tools, single)
+            if d64 and f32:
+                lines.append("| %s | CPU: %s / %s >= %g | %.3g | %s |" % (
+                    name, double, single, FLOAT_OVER_DOUBLE, d64 / f32,
+                    verdict_at_least(d64 / f32, FLOAT_OVER_DOUBLE)))
+        for portable, native in (("emix-double", "emix-native-double"),
+                                 ("emix-float", "emix-native-float")):
+            p_s, n_s = sec(tools, portable), sec(tools, native)
+            if p_s and n_s:
+                lines.append("| %s | CPU: %s / %s <= %g (portable build against native) | %.3g | "
+                             "%s |" % (name, portable, native, PORTABLE_WITHIN, p_s / n_s,
+                                       verdict_at_most(p_s / n_s, PORTABLE_WITHIN)))
+        twin = by_case.get(spec.get("twin") or "", {})
+        twin_d = sec(twin, "emix-double")
+        if emix_d and twin_d:
+            lines.append("| %s | CPU: emix-double here / on %s <= %g (separated against "
+                         "overlapping) | %.3g | %s |" % (
+                             name, spec["twin"], SEPARATED_WITHIN, emix_d / twin_d,
+                             verdict_at_most(emix_d / twin_d, SEPARATED_WITHIN)))
+        row = tools.get("emix-double")
+        if row and row.get("init_seconds") and row.get("init_fit_seconds_per_iter"):
+            init, it = float(row["init_seconds"]), float(row["init_fit_seconds_per_iter"])
+            if init > 0 and it > 0:
+                lines.append("| %s | CPU: k-means++ and k-means (init_seconds) <= %d iterations "
+                             "of the same fit | %.3g iterations (%.3g s) | %s |" % (
+                                 name, INIT_ITERATIONS, init / it, init,
+                                 verdict_at_most(init / it, INIT_ITERATIONS)))
         gpu = sec(tools, "emix-gpu-float")
         if not gpu:
             continue
@@ -1074,10 +1198,12 @@ def summary_table(rows):
         row = tools.get(tool)
         return row[column] if row and row[column] else "-"
 
-    lines = ["| case | emix double s/it | emix float s/it | sklearn s/it | Armadillo s/it | "
+    native = any(t in tools for tools in by_case.values() for t in NATIVE_TOOLS)
+    lines = ["| case | emix double s/it | emix float s/it | %ssklearn s/it | Armadillo s/it | "
              "sklearn / emix double | sklearn / emix float | Armadillo / emix double | "
-             "target (sklearn / emix double) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "target (sklearn / emix double) |" % (
+                 "emix native double s/it | emix native float s/it | " if native else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if native else "")]
     for case_name, tools in by_case.items():
         sk = tools.get("sklearn")
         verdict = "-"
@@ -1085,8 +1211,11 @@ def summary_table(rows):
             target = float(sk["target"].rstrip("x"))
             verdict = "%s: %s" % (sk["target"], verdict_at_least(
                 float(sk["ratio_to_emix_double"]), target))
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            case_name, sec(tools, "emix-double"), sec(tools, "emix-float"), sec(tools, "sklearn"),
+        native_cells = "%s | %s | " % (sec(tools, "emix-native-double"),
+                                       sec(tools, "emix-native-float")) if native else ""
+        lines.append("| %s | %s | %s | %s%s | %s | %s | %s | %s | %s |" % (
+            case_name, sec(tools, "emix-double"), sec(tools, "emix-float"), native_cells,
+            sec(tools, "sklearn"),
             sec(tools, "armadillo"), rat(tools, "sklearn", "ratio_to_emix_double"),
             rat(tools, "sklearn", "ratio_to_emix_float"),
             rat(tools, "armadillo", "ratio_to_emix_double"), verdict))
@@ -1142,7 +1271,7 @@ def run_scaling(args, toolset, header):
             name = "scaling-%s-%dx%dx%d" % (covariance, n, d, k)
             spec = case(n, d, k, covariance, 2000 + d * 10 + k)
             log("\n== %s, %d iterations" % (name, args.iters))
-            c = Case(args.workdir, name, spec)
+            c = Case(args.workdir, name, spec, args.emix)
             for tool in tools:
                 r = timed_tool(args, toolset, tool, c, args.iters, args.repeats)
                 log("   %-15s %s" % (tool, "%.5g s/iter" % r["seconds_per_iter"]
@@ -1319,6 +1448,9 @@ def main():
                         help="tools timed by --scaling (those of this run; default: %(default)s)")
     parser.add_argument("--emix", default=os.path.join(ROOT, "build-bench", "emix"))
     parser.add_argument("--arma", default=os.path.join(ROOT, "build-bench", "bench", "arma_gmm"))
+    parser.add_argument("--emix-native", metavar="PATH",
+                        help="an emix built with -DEMIX_NATIVE=ON: adds emix-native-double and "
+                             "emix-native-float, and the portable-against-native target")
     parser.add_argument("--skip", default="",
                         help="comma-separated tools to leave out (%s)" % ", ".join(ALL_TOOLS))
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
@@ -1447,7 +1579,7 @@ def main():
                 "the peer's time over emix's (higher: emix faster). See bench/README.md for how "
                 "each is timed.\n\n" % (args.repeats, args.iters))
         f.write(table)
-        f.write("\nTargets (issue 4):\n\n")
+        f.write("\nTargets (issues 4 and 10):\n\n")
         f.write(targets)
         f.write("\nLog-likelihood: mean per point under theta(iterations), relative difference "
                 "from the reference's under the same theta:\n\n")

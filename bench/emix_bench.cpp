@@ -5,7 +5,7 @@
 //   emix_bench [--short] [Google Benchmark flags, e.g. --benchmark_filter=estep/cpu]
 //   EMIX_BENCH_SHORT=1 emix_bench          (the same as --short)
 //
-// Benchmarks (names are step/engine/family[-covariance]/dtype/N:/D:/K:):
+// Benchmarks (names are step/engine/family[-covariance][/sep]/dtype/N:/D:/K:):
 //   estep      Engine::accumulate: the E-step with its sufficient statistics (engine.hpp), on
 //              data the engine already holds (a GPU engine has uploaded it once).
 //   iteration  prepare + accumulate + maximize: one whole EM iteration as the driver runs it
@@ -24,6 +24,11 @@
 //                            tied/full: [u, u u^T]; Bernoulli/binomial: one GEMM on x), so the
 //                            reduced grid shows their cost without tripling the run.
 //   mstep, prepare           D in {2, 16, 64} x K in {2, 16, 64}, all six models.
+//   .../sep/...              gaussian full and diag estep, N in {1e5, 1e6}, D = K = 16, float32
+//                            and float64, on well-separated data (source means 80 apart instead of
+//                            8, as `emix generate` makes): almost every log-responsibility is
+//                            below -700, the case in which subnormal arithmetic once made the CPU
+//                            engine 40-80x slower. Its time should match the overlapping case's.
 // Skipped (never registered, counted in a line printed at start): cases whose data would not fit
 // host memory (available memory from sysconf / /proc/meminfo) or, for the GPU, device memory
 // (cudaMemGetInfo); CPU cases above EMIX_BENCH_CPU_MAX_FLOP FLOPs per iteration (default 3e11,
@@ -324,12 +329,14 @@ struct DataKey {
   DType dtype = DType::kFloat64;
   std::int64_t n = 0;
   int d = 0;
+  bool separated = false;  // Gaussian: source means uniform in [-40, 40]^D instead of [-4, 4]^D
   bool operator==(const DataKey& o) const {
-    return kind == o.kind && dtype == o.dtype && n == o.n && d == o.d;
+    return kind == o.kind && dtype == o.dtype && n == o.n && d == o.d && separated == o.separated;
   }
 };
 
-// Rows from an 8-component source: Gaussian: means uniform in [-4, 4]^D, noise of standard
+// Rows from an 8-component source: Gaussian: means uniform in [-4, 4]^D ([-40, 40]^D when
+// separated), noise of standard
 // deviation 0.7 (a sum of four uniforms: cheap and near normal); Bernoulli: 0/1 with
 // per-component probabilities in [0.1, 0.9]; binomial: counts out of kTrials drawn exactly by
 // inverting the CDF.
@@ -339,7 +346,9 @@ void generate(const DataKey& key, T* x) {
   std::vector<double> centre(static_cast<std::size_t>(kSourceComponents) * d);
   std::uint64_t s = 20261126 + static_cast<std::uint64_t>(key.kind);
   for (double& v : centre) {
-    v = key.kind == Kind::kGaussian ? -4.0 + 8.0 * uniform(s) : 0.1 + 0.8 * uniform(s);
+    const double half_width = key.separated ? 40.0 : 4.0;
+    v = key.kind == Kind::kGaussian ? half_width * (2.0 * uniform(s) - 1.0)
+                                    : 0.1 + 0.8 * uniform(s);
   }
   std::vector<double> cdf;  // binomial: per (component, feature), kTrials + 1 values
   if (key.kind == Kind::kBinomial) {
@@ -497,6 +506,7 @@ struct Spec {
   std::int64_t n = 0;
   int d = 0;
   int k = 0;
+  bool separated = false;
 };
 
 std::string model_name(Family family, Covariance covariance) {
@@ -510,6 +520,7 @@ std::string spec_name(const Spec& s) {
   const bool host = s.step == Step::kMStep || s.step == Step::kPrepare;
   name += host ? "/host/" : (s.gpu ? "/gpu/" : "/cpu/");
   name += model_name(s.family, s.covariance);
+  if (s.separated) name += "/sep";
   if (!host) {
     name += s.dtype == DType::kFloat32 ? "/f32" : "/f64";
     name += "/N:" + std::to_string(s.n);
@@ -544,7 +555,7 @@ void report(benchmark::State& state, const Spec& s, double seconds, std::size_t 
 }
 
 void run_estep(benchmark::State& state, const Spec& s) {
-  Workspace& w = workspace({kind_of(s.family), s.dtype, s.n, s.d});
+  Workspace& w = workspace({kind_of(s.family), s.dtype, s.n, s.d, s.separated});
   emix::Engine& e = engine(w, s.gpu);
   const emix::PreparedModel prepared = emix::prepare(make_model(s.family, s.covariance, s.k, w));
   std::vector<double> stats(prepared.layout.size());
@@ -559,7 +570,7 @@ void run_estep(benchmark::State& state, const Spec& s) {
 }
 
 void run_iteration(benchmark::State& state, const Spec& s) {
-  Workspace& w = workspace({kind_of(s.family), s.dtype, s.n, s.d});
+  Workspace& w = workspace({kind_of(s.family), s.dtype, s.n, s.d, s.separated});
   emix::Engine& e = engine(w, s.gpu);
   const emix::Model initial = make_model(s.family, s.covariance, s.k, w);
   emix::Model model = initial;
@@ -748,6 +759,15 @@ void register_all() {
       }
     }
   }
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    for (std::int64_t n : {std::int64_t{100000}, std::int64_t{1000000}}) {
+      for (bool gpu : engines) {
+        for (Covariance cov : {Covariance::kFull, Covariance::kDiag}) {
+          add({Step::kEStep, gpu, Family::kGaussian, cov, dtype, n, 16, 16, true}, 0);
+        }
+      }
+    }
+  }
   for (Family family : {Family::kBernoulli, Family::kBinomial}) {
     for (bool gpu : engines) {
       const DType dtype = gpu ? DType::kFloat32 : DType::kFloat64;
@@ -762,9 +782,9 @@ void register_all() {
 }
 
 // A representative subset for a quick look (about 15 s on 2 cores): each kind of step and every
-// model at D = K = 16; the CPU at N = 1e5 (and 1e6 for full and diag, the first cases),
-// the GPU at N = 1e6 plus the two large cases (full N = 1e7, D = K = 32; diag N = 1e7,
-// D = K = 8, a tenth of the N = 1e8).
+// model at D = K = 16, full and diag also on well-separated data; the CPU at N = 1e5 (and 1e6 for
+// full and diag, the first cases), the GPU at N = 1e6 plus the two large cases
+// (full N = 1e7, D = K = 32; diag N = 1e7, D = K = 8, a tenth of the N = 1e8).
 void register_short() {
   const double t = 0.2;
   for (const auto& [family, covariance] : kModels) {
@@ -784,6 +804,12 @@ void register_short() {
   }
   for (Family family : {Family::kBernoulli, Family::kBinomial}) {
     add({Step::kEStep, false, family, Covariance::kFull, DType::kFloat64, 100000, 16, 16}, t);
+  }
+  // Well-separated data beside the overlapping cases above (same shape, N, D, K).
+  for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+    for (Covariance cov : {Covariance::kFull, Covariance::kDiag}) {
+      add({Step::kEStep, false, Family::kGaussian, cov, dtype, 100000, 16, 16, true}, t);
+    }
   }
   if (!g_rates.gpu) return;
   for (DType dtype : {DType::kFloat32, DType::kFloat64}) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -120,6 +121,42 @@ TEST(Pointwise, LogBinomialMatchesTheCpuEngine) {
 TEST(Pointwise, WeightedLogProbOfZeroWeightIsZero) {
   EXPECT_EQ(weighted_log_prob(0.0, -kInf), 0.0);
   EXPECT_EQ(weighted_log_prob(2.0, -3.0), -6.0);
+}
+
+}  // namespace
+
+namespace {
+
+// softmax_in_place, used by the GPU kernels, is bitwise weight * responsibility() over
+// log_sum_exp_parts(): ordinary rows, negligible terms (exactly zero), -inf, +inf and NaN rows,
+// zero weights, in float and double.
+template <typename V>
+void expect_softmax_matches_responsibility() {
+  const V inf = std::numeric_limits<V>::infinity();
+  const V nan = std::numeric_limits<V>::quiet_NaN();
+  const std::vector<std::vector<V>> rows = {
+      {V(-1), V(-2.5), V(-0.25)}, {V(-10), V(-900), V(-75)}, {V(3)},
+      {-inf, -inf, -inf},         {V(1), inf, V(2)},         {V(1), nan, V(0)},
+      {-inf, V(-4), -inf}};
+  for (const std::vector<V>& row : rows) {
+    for (V weight : {V(1), V(0), V(2.5)}) {
+      std::vector<V> v = row;
+      const emix::LogSumExp<V> parts = emix::softmax_in_place(v.data(), int(v.size()), 1, weight);
+      const emix::LogSumExp<V> expected = emix::log_sum_exp_parts(row.data(), int(row.size()), 1);
+      EXPECT_TRUE(std::memcmp(&parts, &expected, sizeof parts) == 0 ||
+                  (parts.max != parts.max && expected.max != expected.max));
+      for (std::size_t k = 0; k < row.size(); ++k) {
+        const V r = weight == V(0) ? V(0) : weight * emix::responsibility(row[k], expected);
+        EXPECT_TRUE(std::memcmp(&v[k], &r, sizeof r) == 0 || (v[k] != v[k] && r != r))
+            << "term " << k << " of a row of " << row.size() << ": " << v[k] << " vs " << r;
+      }
+    }
+  }
+}
+
+TEST(Pointwise, SoftmaxInPlaceIsWeightTimesResponsibility) {
+  expect_softmax_matches_responsibility<double>();
+  expect_softmax_matches_responsibility<float>();
 }
 
 }  // namespace

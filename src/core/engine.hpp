@@ -18,7 +18,8 @@ class Engine {
  public:
   virtual ~Engine() = default;
 
-  // For example "cpu (2 threads)" or "gpu (NVIDIA H100 80GB HBM3)".
+  // For example "cpu (2 threads, avx512)" (the CPU kernels' instruction-set level last) or
+  // "gpu (NVIDIA H100 80GB HBM3)".
   virtual std::string name() const = 0;
 
   // Writes model.layout.size() doubles to stats (host memory): the statistics of all rows

@@ -1,4 +1,17 @@
+// Initialisation: k-means++ seeding, k-means, and the M-step from their labels, on a sample of
+// at most FitOptions::init_max_rows rows.
+//
+// Speed: the rows are cut into blocks of a fixed size (kBlockRows) that the engine's threads
+// share (FitOptions::engine.n_threads); each block's sums are kept apart and added in block
+// order, so that the result is bitwise the same for every thread count. Eigen is told not to
+// start threads of its own (its parallel GEMM on these tall, thin matrices took seconds where a
+// block loop takes milliseconds). Every thread runs with FTZ / DAZ set and restored after
+// (cpu/fp_environment.hpp), like the engine's.
+#define EIGEN_DONT_PARALLELIZE
+
 #include "core/initialize.hpp"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,6 +22,7 @@
 
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -16,6 +30,32 @@ namespace emix {
 namespace {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Rows per block: small enough that 131,072 rows give every thread several blocks, large enough
+// that a block's GEMM runs at speed.
+constexpr Eigen::Index kBlockRows = 2048;
+
+Eigen::Index block_count(Eigen::Index n) { return (n + kBlockRows - 1) / kBlockRows; }
+
+// Calls body(block, begin, rows) for every block of n rows on `threads` threads, each with
+// FTZ / DAZ set for the duration.
+template <typename Body>
+void for_each_block(Eigen::Index n, int threads, const Body& body) {
+  const Eigen::Index blocks = block_count(n);
+#pragma omp parallel num_threads(threads)
+  {
+    const cpu::ScopedFlushDenormals flush;
+#pragma omp for schedule(dynamic, 1)
+    for (Eigen::Index b = 0; b < blocks; ++b) {
+      const Eigen::Index begin = b * kBlockRows;
+      body(b, begin, std::min(kBlockRows, n - begin));
+    }
+  }
+}
+
+int thread_count(const FitOptions& options) {
+  return options.engine.n_threads > 0 ? options.engine.n_threads : omp_get_max_threads();
+}
 
 // An empty model of the requested shape, ready for maximize() to fill.
 Model blank_model(const FitOptions& options, int d) {
@@ -53,13 +93,15 @@ Model blank_model(const FitOptions& options, int d) {
   return m;
 }
 
-// One M-step on host rows with given responsibilities (n x K); statistics centred on the
-// weighted mean of the rows.
-Model maximize_from_responsibilities(const RowMatrix& x, const Eigen::VectorXd& w,
-                                     const RowMatrix& resp, const FitOptions& options,
-                                     std::vector<int>* empty) {
+// One M-step on host rows, given either their responsibilities (resp, n x K) or their labels (a
+// component per row, resp empty); statistics centred on the weighted mean of the rows, summed
+// block by block (for_each_block) and the blocks added in order.
+Model maximize_from_assignments(const RowMatrix& x, const Eigen::VectorXd& w, const RowMatrix& resp,
+                                const std::vector<int>& labels, const FitOptions& options,
+                                std::vector<int>* empty) {
   const int k = options.n_components;
   const int d = static_cast<int>(x.cols());
+  const Eigen::Index n = x.rows();
   Model model = blank_model(options, d);
   PreparedModel frame;
   frame.family = options.family;
@@ -69,30 +111,63 @@ Model maximize_from_responsibilities(const RowMatrix& x, const Eigen::VectorXd& 
   frame.layout = StatisticsLayout(options.family, options.covariance, k, d);
   const StatisticsLayout& layout = frame.layout;
 
-  const RowMatrix g = resp.array().colwise() * w.array();
   Eigen::RowVectorXd centre = Eigen::RowVectorXd::Zero(d);
   if (layout.has_scatter) centre = (w.transpose() * x) / w.sum();
   frame.centres.resize(static_cast<std::size_t>(k) * d);
   for (int c = 0; c < k; ++c) {
     Eigen::Map<Eigen::RowVectorXd>(&frame.centres[static_cast<std::size_t>(c) * d], d) = centre;
   }
-  const RowMatrix xc = x.rowwise() - centre;
 
-  std::vector<double> stats(layout.size(), 0.0);
-  stats[StatisticsLayout::kWeightSum] = w.sum();
-  Eigen::Map<Eigen::RowVectorXd>(&stats[layout.nk()], k) = g.colwise().sum();
-  Eigen::Map<RowMatrix>(&stats[layout.s()], k, d) = g.transpose() * xc;
-  if (layout.has_scatter) {
-    for (int c = 0; c < k; ++c) {
-      double* q = &stats[layout.q() + static_cast<std::size_t>(c) * layout.q_per_component()];
-      if (layout.full_scatter) {
-        Eigen::Map<RowMatrix>(q, d, d) =
-            (xc.array().colwise() * g.col(c).array()).matrix().transpose() * xc;
-      } else {
-        Eigen::Map<Eigen::RowVectorXd>(q, d) = g.col(c).transpose() * xc.array().square().matrix();
-      }
-    }
+  const std::size_t size = layout.size();
+  std::vector<double> partial(static_cast<std::size_t>(block_count(n)) * size, 0.0);
+  for_each_block(
+      n, thread_count(options), [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
+        double* stats = &partial[static_cast<std::size_t>(b) * size];
+        const RowMatrix xc = x.middleRows(begin, rows).rowwise() - centre;
+        const auto q_of = [&](int c) {
+          return stats + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
+        };
+        if (resp.size() == 0) {
+          // One-hot responsibilities: each row adds to its own component only.
+          for (Eigen::Index i = 0; i < rows; ++i) {
+            const int c = labels[static_cast<std::size_t>(begin + i)];
+            const double g = w[begin + i];
+            const auto u = xc.row(i);
+            stats[layout.nk() + c] += g;
+            Eigen::Map<Eigen::RowVectorXd>(&stats[layout.s() + static_cast<std::size_t>(c) * d],
+                                           d) += g * u;
+            if (!layout.has_scatter) continue;
+            if (layout.full_scatter) {
+              // A rank-one update, coefficient by coefficient: a GEMM call per row costs more
+              // than the D x D multiply-adds it does.
+              Eigen::Map<RowMatrix>(q_of(c), d, d).noalias() += (g * u).transpose().lazyProduct(u);
+            } else {
+              Eigen::Map<Eigen::RowVectorXd>(q_of(c), d) += g * u.array().square().matrix();
+            }
+          }
+          return;
+        }
+        const RowMatrix g =
+            resp.middleRows(begin, rows).array().colwise() * w.segment(begin, rows).array();
+        Eigen::Map<Eigen::RowVectorXd>(&stats[layout.nk()], k) = g.colwise().sum();
+        Eigen::Map<RowMatrix>(&stats[layout.s()], k, d) = g.transpose() * xc;
+        if (!layout.has_scatter) return;
+        for (int c = 0; c < k; ++c) {
+          if (layout.full_scatter) {
+            Eigen::Map<RowMatrix>(q_of(c), d, d) =
+                (xc.array().colwise() * g.col(c).array()).matrix().transpose() * xc;
+          } else {
+            Eigen::Map<Eigen::RowVectorXd>(q_of(c), d) =
+                g.col(c).transpose() * xc.array().square().matrix();
+          }
+        }
+      });
+  std::vector<double> stats(size, 0.0);
+  for (Eigen::Index b = 0; b < block_count(n); ++b) {
+    for (std::size_t i = 0; i < size; ++i)
+      stats[i] += partial[static_cast<std::size_t>(b) * size + i];
   }
+  stats[StatisticsLayout::kWeightSum] = w.sum();
   MaximizeOptions mopt;
   mopt.reg_covar = options.reg_covar;
   mopt.prob_epsilon = options.prob_epsilon;
@@ -113,48 +188,122 @@ std::int64_t draw_weighted(const Eigen::VectorXd& weights, double total, std::mt
   return 0;
 }
 
-// Squared distances of every row to every centre (n x K), rows and centres centred alike.
-RowMatrix squared_distances(const RowMatrix& x, const Eigen::VectorXd& x_norms,
-                            const RowMatrix& centres) {
-  RowMatrix dist = -2.0 * x * centres.transpose();
-  dist.colwise() += x_norms;
-  dist.rowwise() += centres.rowwise().squaredNorm().transpose();
-  return dist.cwiseMax(0.0);
+// Squared distance of every row to one centre (n), rows and centre centred alike. On the calling
+// thread: it is a few milliseconds, and a parallel region per k-means++ step cost more than that
+// whenever the cores were shared (each region waits for a thread the OS has not scheduled yet).
+void distances_to(const RowMatrix& x, const Eigen::RowVectorXd& centre, Eigen::VectorXd& out) {
+  out = (x.rowwise() - centre).rowwise().squaredNorm();
+}
+
+// Sum of v in blocks of kBlockRows, the blocks added in order: the same double for every
+// thread count.
+double blocked_sum(const Eigen::VectorXd& v) {
+  double total = 0;
+  for (Eigen::Index begin = 0; begin < v.size(); begin += kBlockRows) {
+    total += v.segment(begin, std::min(kBlockRows, v.size() - begin)).sum();
+  }
+  return total;
+}
+
+// Where the compiler can, assign_block is compiled for x86-64-v3 and v4 besides the default and
+// the loader picks the version the CPU runs (GCC's target_clones): initialisation runs outside
+// the engine's dispatched kernels, and the assignment step is most of its time.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && \
+    defined(__ELF__)
+#define EMIX_CPU_LEVEL_CLONES \
+  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define EMIX_CPU_LEVEL_CLONES
+#endif
+
+// One k-means assignment step on a block of rows: each row's nearest centre (lowest index on
+// ties) by |c|^2 - 2 x.c, its squared distance |x|^2 - 2 x.c + |c|^2 (clamped at 0 against
+// rounding) into own, and, when add_sums, w x and w added to its centre's sums (sums K x D
+// row-major, counts K, both zeroed first). Plain loops over the K centres (centres_t is D x K)
+// that the compiler vectorises; every dot product is summed in the same order, j = 0..D-1, in
+// every version. Returns whether any label changed.
+EMIX_CPU_LEVEL_CLONES
+bool assign_block(const double* x, const double* norms, const double* w, std::int64_t rows, int d,
+                  const double* centres_t, const double* centre_norms, int k, bool add_sums,
+                  double* dots, int* labels, double* own, double* sums, double* counts) {
+  bool changed = false;
+  if (add_sums) {
+    std::fill(sums, sums + static_cast<std::size_t>(k) * d, 0.0);
+    std::fill(counts, counts + k, 0.0);
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const double* row = x + i * d;
+    for (int c = 0; c < k; ++c) dots[c] = 0.0;
+    for (int j = 0; j < d; ++j) {
+      const double v = row[j];
+      const double* centre_j = centres_t + static_cast<std::size_t>(j) * k;
+      for (int c = 0; c < k; ++c) dots[c] += v * centre_j[c];
+    }
+    int best = 0;
+    double best_value = centre_norms[0] - 2.0 * dots[0];
+    for (int c = 1; c < k; ++c) {
+      const double value = centre_norms[c] - 2.0 * dots[c];
+      if (value < best_value) {
+        best = c;
+        best_value = value;
+      }
+    }
+    own[i] = std::max(norms[i] + best_value, 0.0);
+    if (labels[i] != best) changed = true;
+    labels[i] = best;
+    if (add_sums) {
+      double* sum = sums + static_cast<std::size_t>(best) * d;
+      for (int j = 0; j < d; ++j) sum[j] += w[i] * row[j];
+      counts[best] += w[i];
+    }
+  }
+  return changed;
 }
 
 // Weighted k-means++ seeding (one candidate per step), then Lloyd iterations; returns labels.
 std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int iterations,
-                        std::mt19937_64& rng) {
-  const Eigen::Index n = x.rows();
+                        int threads, std::mt19937_64& rng) {
+  const Eigen::Index n = x.rows(), d = x.cols();
   const Eigen::VectorXd norms = x.rowwise().squaredNorm();
-  RowMatrix centres(k, x.cols());
-  centres.row(0) = x.row(draw_weighted(w, w.sum(), rng));
-  Eigen::VectorXd nearest = (x.rowwise() - centres.row(0)).rowwise().squaredNorm();
+  RowMatrix centres(k, d);
+  centres.row(0) = x.row(draw_weighted(w, blocked_sum(w), rng));
+  Eigen::VectorXd nearest(n), to_new(n);
+  distances_to(x, centres.row(0), nearest);
   for (int c = 1; c < k; ++c) {
     const Eigen::VectorXd score = nearest.cwiseProduct(w);
-    const double total = score.sum();
+    const double total = blocked_sum(score);
     const std::int64_t pick =
-        total > 0 ? draw_weighted(score, total, rng) : draw_weighted(w, w.sum(), rng);
+        total > 0 ? draw_weighted(score, total, rng) : draw_weighted(w, blocked_sum(w), rng);
     centres.row(c) = x.row(pick);
-    nearest = nearest.cwiseMin((x.rowwise() - centres.row(c)).rowwise().squaredNorm());
+    distances_to(x, centres.row(c), to_new);
+    nearest = nearest.cwiseMin(to_new);
   }
 
   std::vector<int> labels(static_cast<std::size_t>(n), -1);
+  Eigen::VectorXd own(n);  // squared distance of each row to its own centre
+  const Eigen::Index blocks = block_count(n);
+  std::vector<char> block_changed(static_cast<std::size_t>(blocks));
+  RowMatrix block_sums(blocks * k, d);  // block b's K x D sums in rows b K .. b K + K - 1
+  RowMatrix block_counts(blocks, k);
   for (int it = 0; it <= iterations; ++it) {
-    const RowMatrix dist = squared_distances(x, norms, centres);
-    bool changed = false;
-    for (Eigen::Index i = 0; i < n; ++i) {
-      Eigen::Index best = 0;
-      dist.row(i).minCoeff(&best);
-      if (labels[i] != best) changed = true;
-      labels[i] = static_cast<int>(best);
-    }
-    if (!changed || it == iterations) break;
-    RowMatrix sums = RowMatrix::Zero(k, x.cols());
-    Eigen::VectorXd counts = Eigen::VectorXd::Zero(k);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      sums.row(labels[i]) += w[i] * x.row(i);
-      counts[labels[i]] += w[i];
+    const Eigen::VectorXd centre_norms = centres.rowwise().squaredNorm();
+    const bool last = it == iterations;
+    const RowMatrix centres_t = centres.transpose();  // D x K, row-major
+    for_each_block(n, threads, [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
+      std::vector<double> dots(static_cast<std::size_t>(k));
+      block_changed[static_cast<std::size_t>(b)] = assign_block(
+          x.row(begin).data(), norms.data() + begin, w.data() + begin, rows, static_cast<int>(d),
+          centres_t.data(), centre_norms.data(), k, !last, dots.data(), labels.data() + begin,
+          own.data() + begin, block_sums.row(b * k).data(), block_counts.row(b).data());
+    });
+    const bool changed =
+        std::find(block_changed.begin(), block_changed.end(), 1) != block_changed.end();
+    if (!changed || last) break;
+    RowMatrix sums = RowMatrix::Zero(k, d);
+    Eigen::RowVectorXd counts = Eigen::RowVectorXd::Zero(k);
+    for (Eigen::Index b = 0; b < blocks; ++b) {
+      sums += block_sums.middleRows(b * k, k);
+      counts += block_counts.row(b);
     }
     for (int c = 0; c < k; ++c) {
       if (counts[c] > 0) {
@@ -162,15 +311,21 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
       } else {
         // An empty cluster takes the row farthest from its own centre.
         Eigen::Index far = 0;
-        Eigen::VectorXd own(n);
-        for (Eigen::Index i = 0; i < n; ++i) own[i] = w[i] > 0 ? dist(i, labels[i]) : -1.0;
-        own.maxCoeff(&far);
+        (w.array() > 0).select(own, -1.0).maxCoeff(&far);
         centres.row(c) = x.row(far);
-        labels[far] = c;
+        own[far] = 0;
+        labels[static_cast<std::size_t>(far)] = c;
       }
     }
   }
   return labels;
+}
+
+void note_empty(const std::vector<int>& empty, std::vector<std::string>* notes) {
+  if (!empty.empty() && notes) {
+    notes->push_back("initialisation left " + std::to_string(empty.size()) +
+                     " component(s) empty; they start from placeholder parameters");
+  }
 }
 
 }  // namespace
@@ -216,23 +371,28 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
         " rows have positive weight, fewer than n_components = " + std::to_string(k));
   }
 
-  RowMatrix resp = RowMatrix::Zero(n, k);
   switch (options.init) {
     case Init::kKMeansPlusPlus: {
       // k-means on centred rows: squared distances then lose nothing to large offsets.
       const Eigen::RowVectorXd mean = (w.transpose() * x) / w.sum();
-      const std::vector<int> labels =
-          kmeans(x.rowwise() - mean, w, k, std::max(options.kmeans_iter, 0), rng);
-      for (Eigen::Index i = 0; i < n; ++i) resp(i, labels[i]) = 1.0;
-      break;
+      const std::vector<int> labels = kmeans(
+          x.rowwise() - mean, w, k, std::max(options.kmeans_iter, 0), thread_count(options), rng);
+      std::vector<int> empty;
+      Model model = maximize_from_assignments(x, w, RowMatrix(), labels, options, &empty);
+      note_empty(empty, notes);
+      return model;
     }
     case Init::kRandom: {
+      RowMatrix resp(n, k);
       std::uniform_real_distribution<double> uniform(0.0, 1.0);
       for (Eigen::Index i = 0; i < n; ++i) {
         for (int c = 0; c < k; ++c) resp(i, c) = uniform(rng);
       }
       resp.array().colwise() /= resp.rowwise().sum().array();
-      break;
+      std::vector<int> empty;
+      Model model = maximize_from_assignments(x, w, resp, {}, options, &empty);
+      note_empty(empty, notes);
+      return model;
     }
     case Init::kRandomFromData: {
       // K distinct rows of positive weight become the means; every component starts with the
@@ -247,7 +407,7 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
       one.setOnes();
       FitOptions single = options;
       single.n_components = 1;
-      const Model overall = maximize_from_responsibilities(x, w, one, single, nullptr);
+      const Model overall = maximize_from_assignments(x, w, one, {}, single, nullptr);
       Model m = blank_model(options, n_features);
       const std::size_t d = static_cast<std::size_t>(n_features);
       for (int c = 0; c < k; ++c) {
@@ -273,13 +433,7 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
       return m;
     }
   }
-  std::vector<int> empty;
-  Model model = maximize_from_responsibilities(x, w, resp, options, &empty);
-  if (!empty.empty() && notes) {
-    notes->push_back("initialisation left " + std::to_string(empty.size()) +
-                     " component(s) empty; they start from placeholder parameters");
-  }
-  return model;
+  throw InvalidArgument("initialisation: unknown method");
 }
 
 }  // namespace emix

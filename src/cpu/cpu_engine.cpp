@@ -12,22 +12,39 @@
 // Determinism: tiles have a size fixed by (K, D, element type), never by the thread count.
 // Tile t is added into slot t % n_slots, each slot walking its tiles in increasing order, and
 // the slots are summed in slot order, so results are bitwise independent of n_threads.
+//
+// Speed on every data set and CPU: the tiles' work (cpu_kernels_impl.hpp) is compiled for
+// several instruction-set levels and the highest one the CPU supports runs (cpu_dispatch.cpp).
+// Negligible responsibilities are exactly zero (core/pointwise.hpp, exp_or_zero), and every
+// thread of a call runs with FTZ / DAZ set (fp_environment.hpp), its caller's mode restored
+// after: no subnormal number reaches a matrix product, where each costs a microcode assist.
 #define EIGEN_DONT_PARALLELIZE  // one thread per tile; OpenMP parallelism is across tiles
+
+#include "cpu/cpu_engine.hpp"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 
 #include "core/engine.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
 namespace {
+
+using cpu::FeatureKind;
+using cpu::IsaLevel;
+using cpu::TilePlan;
 
 template <typename T>
 using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
@@ -56,6 +73,7 @@ struct Plan {
   RowVector<double> shift;  // m0, 1 x D (zero for Bernoulli / binomial)
   Matrix<T> w;              // features x K
   RowVector<T> bias;        // 1 x K
+  RowVector<T> shift_t;     // m0 in T, as the kernels subtract it
   // Binomial: log C(m, v) for v = 0..m, so that a row's k-independent term is D lookups rather
   // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
   // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
@@ -127,43 +145,62 @@ Plan<T> make_plan(const PreparedModel& p) {
   }
   plan.w = w.cast<T>();
   plan.bias = bias.cast<T>();
+  plan.shift_t = plan.shift.template cast<T>();
   return plan;
 }
 
-// Per-thread work space for one tile, sized once.
+FeatureKind feature_kind(const PreparedModel& p) {
+  if (p.family != Family::kGaussian) return FeatureKind::kRaw;
+  return quadratic_pairs(p) ? FeatureKind::kPairs : FeatureKind::kSquares;
+}
+
 template <typename T>
-struct Scratch {
-  Matrix<T> f;     // B x features
-  Matrix<T> resp;  // B x K: log-densities, then responsibilities, then weighted
-  Vector<T> lse;   // B: log p(x_n)
-  Vector<T> sum;   // B
-  Vector<T> inverse_sum;
-  Matrix<T> t;  // K x features
+const cpu::Kernels<T>& kernels_for(IsaLevel level) {
+  if constexpr (std::is_same_v<T, float>) {
+    return cpu::kernels_f32(level);
+  } else {
+    return cpu::kernels_f64(level);
+  }
+}
+
+// FTZ / DAZ on the calling thread or a worker, unless the test-only reference keeps subnormals.
+class MaybeFlushDenormals {
+ public:
+  explicit MaybeFlushDenormals(bool flush) {
+    if (flush) guard_.emplace();
+  }
+
+ private:
+  std::optional<cpu::ScopedFlushDenormals> guard_;
 };
 
 template <typename T>
 class CpuEngine final : public Engine {
  public:
-  CpuEngine(const DataView& x, const double* sample_weight, const EngineOptions& options)
+  CpuEngine(const DataView& x, const double* sample_weight, const EngineOptions& options,
+            const cpu::CpuEngineSettings& settings)
       : data_(static_cast<const T*>(x.data)),
         n_(x.rows),
         d_(static_cast<int>(x.cols)),
         weight_(sample_weight),
-        options_(options) {
+        options_(options),
+        kernels_(kernels_for<T>(settings.level ? *settings.level : cpu::level_from_environment())),
+        keep_negligible_(settings.keep_negligible) {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
   }
 
+  // "cpu (2 threads, avx512)": the kernels' instruction-set level is part of what ran.
   std::string name() const override {
-    return "cpu (" + std::to_string(threads_) + (threads_ == 1 ? " thread)" : " threads)");
+    return "cpu (" + std::to_string(threads_) + (threads_ == 1 ? " thread, " : " threads, ") +
+           cpu::to_string(kernels_.level) + (keep_negligible_ ? ", keeping subnormals)" : ")");
   }
 
   void accumulate(const PreparedModel& model, double* stats) override {
+    const MaybeFlushDenormals caller_guard(!keep_negligible_);
     const Plan<T> plan = make_plan<T>(model);
-    const int k = model.k;
-    const std::int64_t block = block_rows(plan);
-    const std::int64_t n_tiles = (n_ + block - 1) / block;
-    // Packed partial sums: log-likelihood, weight sum, N_k, then T (K x features, col-major).
-    const std::size_t packed = 2 + static_cast<std::size_t>(k) * (1 + plan.features);
+    const TilePlan<T> tiles = tile_plan(model, plan);
+    const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
+    const std::size_t packed = static_cast<std::size_t>(cpu::packed_size(model.k, plan.features));
     // Slots bound memory to about 64 MiB; their count depends only on the problem's shape.
     const std::int64_t n_slots = std::clamp<std::int64_t>(
         static_cast<std::int64_t>((64u << 20) / (packed * sizeof(double))), 1, 64);
@@ -172,15 +209,10 @@ class CpuEngine final : public Engine {
 
 #pragma omp parallel num_threads(threads_)
     {
-      Scratch<T> scratch;
+      const MaybeFlushDenormals worker_guard(!keep_negligible_);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t s = 0; s < used_slots; ++s) {
-        double* slot = &slots[static_cast<std::size_t>(s) * packed];
-        for (std::int64_t t = s; t < n_tiles; t += used_slots) {
-          const std::int64_t begin = t * block;
-          const std::int64_t rows = std::min(block, n_ - begin);
-          add_tile_statistics(model, plan, begin, rows, scratch, slot);
-        }
+        kernels_.add_statistics(tiles, s, used_slots, &slots[static_cast<std::size_t>(s) * packed]);
       }
     }
     std::vector<double> total(packed, 0.0);
@@ -193,32 +225,20 @@ class CpuEngine final : public Engine {
 
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
                 std::int32_t* labels) override {
+    const MaybeFlushDenormals caller_guard(!keep_negligible_);
     const Plan<T> plan = make_plan<T>(model);
-    const std::int64_t block = block_rows(plan);
-    const std::int64_t n_tiles = (n_ + block - 1) / block;
-    const int k = model.k;
+    const TilePlan<T> tiles = tile_plan(model, plan);
+    const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
+    // Runs of consecutive tiles, several per thread for balance; each run sizes its work space
+    // once. Per-row results do not depend on how the tiles are grouped.
+    const std::int64_t n_runs = std::min<std::int64_t>(n_tiles, 8 * threads_);
 #pragma omp parallel num_threads(threads_)
     {
-      Scratch<T> scratch;
+      const MaybeFlushDenormals worker_guard(!keep_negligible_);
 #pragma omp for schedule(dynamic, 1)
-      for (std::int64_t t = 0; t < n_tiles; ++t) {
-        const std::int64_t begin = t * block;
-        const std::int64_t rows = std::min(block, n_ - begin);
-        responsibilities(model, plan, begin, rows, scratch);
-        for (std::int64_t i = 0; i < rows; ++i) {
-          const std::int64_t row = begin + i;
-          if (log_prob) log_prob[row] = static_cast<double>(scratch.lse[i]);
-          if (resp) {
-            for (int c = 0; c < k; ++c) {
-              resp[row * k + c] = static_cast<double>(scratch.resp(i, c));
-            }
-          }
-          if (labels) {
-            Eigen::Index best = 0;
-            scratch.resp.row(i).maxCoeff(&best);
-            labels[row] = static_cast<std::int32_t>(best);
-          }
-        }
+      for (std::int64_t r = 0; r < n_runs; ++r) {
+        kernels_.evaluate(tiles, r * n_tiles / n_runs, (r + 1) * n_tiles / n_runs, log_prob, resp,
+                          labels);
       }
     }
   }
@@ -239,95 +259,24 @@ class CpuEngine final : public Engine {
     return std::clamp<std::int64_t>((1 << 20) / row_bytes, 32, 1024) / 16 * 16;
   }
 
-  // F, responsibilities and log p(x_n) for rows [begin, begin + rows).
-  void responsibilities(const PreparedModel& model, const Plan<T>& plan, std::int64_t begin,
-                        std::int64_t rows, Scratch<T>& s) const {
-    const int d = d_;
-    Eigen::Map<const RowMatrix<T>> tile(data_ + begin * d, rows, d);
-    s.f.resize(rows, plan.features);
-    if (model.family == Family::kGaussian) {
-      s.f.leftCols(d) = tile.rowwise() - plan.shift.template cast<T>();
-      if (quadratic_pairs(model)) {
-        Eigen::Index j = d;
-        for (int a = 0; a < d; ++a) {
-          for (int b = a; b < d; ++b) s.f.col(j++) = s.f.col(a).cwiseProduct(s.f.col(b));
-        }
-      } else {
-        s.f.rightCols(d) = s.f.leftCols(d).array().square();
-      }
-    } else {
-      s.f = tile;
-    }
-    s.resp.noalias() = s.f * plan.w;
-    s.resp.rowwise() += plan.bias;
-    if (model.family == Family::kBinomial) {
-      for (std::int64_t i = 0; i < rows; ++i) {
-        s.resp.row(i).array() +=
-            static_cast<T>(log_binomial(tile.row(i), model.trials, plan.log_choose));
-      }
-    }
-    // Log-sum-exp over components, then responsibilities in place.
-    s.lse = s.resp.rowwise().maxCoeff();
-    for (std::int64_t i = 0; i < rows; ++i) {
-      if (!std::isfinite(s.lse[i])) s.lse[i] = 0;  // every component -inf: keep exp() finite
-    }
-    // Column by column: plain vector expressions, which Eigen vectorises (exp included).
-    s.sum.setZero(rows);
-    for (Eigen::Index c = 0; c < s.resp.cols(); ++c) {
-      s.resp.col(c) = (s.resp.col(c) - s.lse).array().exp().matrix();
-      s.sum += s.resp.col(c);
-    }
-    s.inverse_sum = s.sum.cwiseInverse();
-    for (Eigen::Index c = 0; c < s.resp.cols(); ++c) {
-      s.resp.col(c) = s.resp.col(c).cwiseProduct(s.inverse_sum);
-    }
-    s.lse.array() += s.sum.array().log();
-  }
-
-  // sum_d log C(m, x_d); each term is the same double with or without the table.
-  static double log_binomial(const Eigen::Ref<const RowVector<T>>& x, int trials,
-                             const std::vector<double>& log_choose) {
-    double sum = 0;
-    if (!log_choose.empty()) {
-      for (Eigen::Index j = 0; j < x.size(); ++j) {
-        sum += log_choose[static_cast<std::size_t>(x[j])];
-      }
-      return sum;
-    }
-    const double log_m_factorial = std::lgamma(trials + 1.0);
-    for (Eigen::Index j = 0; j < x.size(); ++j) {
-      const double v = static_cast<double>(x[j]);
-      sum += log_m_factorial - std::lgamma(v + 1.0) - std::lgamma(trials - v + 1.0);
-    }
-    return sum;
-  }
-
-  // Adds one tile's packed statistics to `slot`.
-  void add_tile_statistics(const PreparedModel& model, const Plan<T>& plan, std::int64_t begin,
-                           std::int64_t rows, Scratch<T>& s, double* slot) const {
-    const int k = model.k;
-    responsibilities(model, plan, begin, rows, s);
-    double log_likelihood = 0, weight_sum = 0;
-    if (weight_) {
-      for (std::int64_t i = 0; i < rows; ++i) {
-        const double w = weight_[begin + i];
-        s.resp.row(i) *= static_cast<T>(w);
-        log_likelihood += w * static_cast<double>(s.lse[i]);
-        weight_sum += w;
-      }
-    } else {
-      for (std::int64_t i = 0; i < rows; ++i) log_likelihood += static_cast<double>(s.lse[i]);
-      weight_sum = static_cast<double>(rows);
-    }
-    slot[0] += log_likelihood;
-    slot[1] += weight_sum;
-    const RowVector<T> nk = s.resp.colwise().sum();
-    for (int c = 0; c < k; ++c) slot[2 + c] += static_cast<double>(nk[c]);
-    s.t.noalias() = s.resp.transpose() * s.f;
-    double* t_out = slot + 2 + k;
-    const T* t_in = s.t.data();
-    const std::size_t size = static_cast<std::size_t>(k) * plan.features;
-    for (std::size_t i = 0; i < size; ++i) t_out[i] += static_cast<double>(t_in[i]);
+  TilePlan<T> tile_plan(const PreparedModel& model, const Plan<T>& plan) const {
+    TilePlan<T> t;
+    t.x = data_;
+    t.sample_weight = weight_;
+    t.n = n_;
+    t.d = d_;
+    t.k = model.k;
+    t.features = plan.features;
+    t.block_rows = block_rows(plan);
+    t.kind = feature_kind(model);
+    t.shift = plan.shift_t.data();
+    t.w = plan.w.data();
+    t.bias = plan.bias.data();
+    t.binomial = model.family == Family::kBinomial;
+    t.trials = model.trials;
+    t.log_choose = plan.log_choose.empty() ? nullptr : plan.log_choose.data();
+    t.keep_negligible = keep_negligible_;
+    return t;
   }
 
   // Packed sums about m0 -> the statistics layout, shifted to the centres c_k:
@@ -370,20 +319,57 @@ class CpuEngine final : public Engine {
   int d_;
   const double* weight_;
   EngineOptions options_;
+  const cpu::Kernels<T>& kernels_;
+  bool keep_negligible_ = false;
   int threads_ = 1;
 };
 
 }  // namespace
 
-std::unique_ptr<Engine> make_cpu_engine(const DataView& x, const double* sample_weight,
-                                        const EngineOptions& options) {
+namespace cpu {
+
+IsaLevel parse_level(const char* name) {
+  IsaLevel levels[8];
+  const int count = compiled_levels(levels, 8);
+  for (const IsaLevel level :
+       {IsaLevel::kBaseline, IsaLevel::kV2, IsaLevel::kV3, IsaLevel::kV4, IsaLevel::kNative}) {
+    if (std::strcmp(name, to_string(level)) != 0) continue;
+    if (std::find(levels, levels + count, level) == levels + count) {
+      throw InvalidArgument(std::string("EMIX_CPU_LEVEL=") + name +
+                            ": this build of emix has no CPU kernels for that level");
+    }
+    if (!cpu_supports(level)) {
+      throw InvalidArgument(std::string("EMIX_CPU_LEVEL=") + name +
+                            ": this CPU does not support that instruction set");
+    }
+    return level;
+  }
+  throw InvalidArgument(std::string("EMIX_CPU_LEVEL=") + name +
+                        ": not a level (x86-64, x86-64-v2, avx2, avx512 or native)");
+}
+
+IsaLevel level_from_environment() {
+  const char* name = std::getenv("EMIX_CPU_LEVEL");
+  return name != nullptr && *name != '\0' ? parse_level(name) : best_level();
+}
+
+std::unique_ptr<Engine> make_engine(const DataView& x, const double* sample_weight,
+                                    const EngineOptions& options,
+                                    const CpuEngineSettings& settings) {
   if (x.space != MemorySpace::kHost) {
     throw InvalidArgument("the CPU engine needs data in host memory");
   }
   if (x.dtype == DType::kFloat32) {
-    return std::make_unique<CpuEngine<float>>(x, sample_weight, options);
+    return std::make_unique<CpuEngine<float>>(x, sample_weight, options, settings);
   }
-  return std::make_unique<CpuEngine<double>>(x, sample_weight, options);
+  return std::make_unique<CpuEngine<double>>(x, sample_weight, options, settings);
+}
+
+}  // namespace cpu
+
+std::unique_ptr<Engine> make_cpu_engine(const DataView& x, const double* sample_weight,
+                                        const EngineOptions& options) {
+  return cpu::make_engine(x, sample_weight, options, cpu::CpuEngineSettings{});
 }
 
 }  // namespace emix

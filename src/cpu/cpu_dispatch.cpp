@@ -1,0 +1,186 @@
+// Which instruction-set levels this build compiled (EMIX_CPU_LEVEL_* from src/cpu/CMakeLists.txt)
+// and which of them the CPU running us supports.
+#include <string>
+
+#include "cpu/cpu_kernels.hpp"
+#include "emix/errors.hpp"
+
+namespace emix::cpu {
+
+// Each level's tables (cpu_kernels_impl.hpp).
+#define EMIX_DECLARE_LEVEL(ns)        \
+  namespace ns {                      \
+  const Kernels<float>& table_f32();  \
+  const Kernels<double>& table_f64(); \
+  }
+#if EMIX_CPU_LEVEL_NATIVE
+EMIX_DECLARE_LEVEL(native)
+#else
+EMIX_DECLARE_LEVEL(baseline)
+#endif
+#if EMIX_CPU_LEVEL_V2
+EMIX_DECLARE_LEVEL(v2)
+#endif
+#if EMIX_CPU_LEVEL_V3
+EMIX_DECLARE_LEVEL(v3)
+#endif
+#if EMIX_CPU_LEVEL_V4
+EMIX_DECLARE_LEVEL(v4)
+#endif
+#undef EMIX_DECLARE_LEVEL
+
+const char* to_string(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kBaseline:
+      return "x86-64";
+    case IsaLevel::kV2:
+      return "x86-64-v2";
+    case IsaLevel::kV3:
+      return "avx2";
+    case IsaLevel::kV4:
+      return "avx512";
+    case IsaLevel::kNative:
+      return "native";
+  }
+  return "unknown";
+}
+
+int compiled_levels(IsaLevel* out, int capacity) {
+  const IsaLevel levels[] = {
+#if EMIX_CPU_LEVEL_NATIVE
+    IsaLevel::kNative,
+#else
+    IsaLevel::kBaseline,
+#endif
+#if EMIX_CPU_LEVEL_V2
+    IsaLevel::kV2,
+#endif
+#if EMIX_CPU_LEVEL_V3
+    IsaLevel::kV3,
+#endif
+#if EMIX_CPU_LEVEL_V4
+    IsaLevel::kV4,
+#endif
+  };
+  const int count = static_cast<int>(sizeof levels / sizeof levels[0]);
+  for (int i = 0; i < count && i < capacity; ++i) out[i] = levels[i];
+  return count;
+}
+
+// What the CPU reports (cpuid, and the OS's saving of the wider registers, which
+// __builtin_cpu_supports checks too). The baseline and a native build run wherever this program
+// was built to run.
+bool cpu_supports(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::kBaseline:
+    case IsaLevel::kNative:
+      return true;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    case IsaLevel::kV2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("x86-64-v2");
+    case IsaLevel::kV3:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("x86-64-v3");
+    case IsaLevel::kV4:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("x86-64-v4");
+#else
+    default:
+      return false;
+#endif
+  }
+  return false;
+}
+
+IsaLevel best_level() {
+  IsaLevel levels[8];
+  const int count = compiled_levels(levels, 8);
+  IsaLevel best = levels[0];
+  for (int i = 1; i < count; ++i) {
+    if (cpu_supports(levels[i])) best = levels[i];
+  }
+  return best;
+}
+
+namespace {
+
+bool compiled(IsaLevel level) {
+  IsaLevel levels[8];
+  const int count = compiled_levels(levels, 8);
+  for (int i = 0; i < count; ++i) {
+    if (levels[i] == level) return true;
+  }
+  return false;
+}
+
+void check_usable(IsaLevel level) {
+  if (!compiled(level)) {
+    throw InvalidArgument(std::string("CPU kernels for ") + to_string(level) +
+                          ": not compiled into this build of emix");
+  }
+  if (!cpu_supports(level)) {
+    throw InvalidArgument(std::string("CPU kernels for ") + to_string(level) +
+                          ": this CPU does not support that instruction set");
+  }
+}
+
+}  // namespace
+
+const Kernels<float>& kernels_f32(IsaLevel level) {
+  check_usable(level);
+  switch (level) {
+#if EMIX_CPU_LEVEL_NATIVE
+    case IsaLevel::kNative:
+      return native::table_f32();
+#else
+    case IsaLevel::kBaseline:
+      return baseline::table_f32();
+#endif
+#if EMIX_CPU_LEVEL_V2
+    case IsaLevel::kV2:
+      return v2::table_f32();
+#endif
+#if EMIX_CPU_LEVEL_V3
+    case IsaLevel::kV3:
+      return v3::table_f32();
+#endif
+#if EMIX_CPU_LEVEL_V4
+    case IsaLevel::kV4:
+      return v4::table_f32();
+#endif
+    default:
+      break;
+  }
+  throw InvalidArgument("CPU kernels: unknown instruction-set level");
+}
+
+const Kernels<double>& kernels_f64(IsaLevel level) {
+  check_usable(level);
+  switch (level) {
+#if EMIX_CPU_LEVEL_NATIVE
+    case IsaLevel::kNative:
+      return native::table_f64();
+#else
+    case IsaLevel::kBaseline:
+      return baseline::table_f64();
+#endif
+#if EMIX_CPU_LEVEL_V2
+    case IsaLevel::kV2:
+      return v2::table_f64();
+#endif
+#if EMIX_CPU_LEVEL_V3
+    case IsaLevel::kV3:
+      return v3::table_f64();
+#endif
+#if EMIX_CPU_LEVEL_V4
+    case IsaLevel::kV4:
+      return v4::table_f64();
+#endif
+    default:
+      break;
+  }
+  throw InvalidArgument("CPU kernels: unknown instruction-set level");
+}
+
+}  // namespace emix::cpu

@@ -1,0 +1,78 @@
+// The CPU engine's hot loops, compiled once per x86-64 instruction-set level (cpu_kernels_*.cpp)
+// and picked at run time by what the CPU reports (cpu_dispatch.cpp). This header is what the
+// levels share with the rest of the library: plain data and function pointers, no Eigen and no
+// standard containers, because each level's translation unit is compiled with its own -march and
+// must not hand an inline function compiled for AVX-512 to code that runs on an older CPU.
+#pragma once
+
+#include <cstdint>
+
+namespace emix::cpu {
+
+// Instruction-set levels, lowest first. kBaseline is plain x86-64 (SSE2; or whatever the
+// compiler's default is off x86-64); v2 adds SSE4.2 and POPCNT, v3 AVX2 and FMA, v4 AVX-512
+// (F, BW, DQ, VL). kNative: a -DEMIX_NATIVE=ON build, one level compiled with -march=native.
+enum class IsaLevel { kBaseline, kV2, kV3, kV4, kNative };
+
+// "x86-64", "x86-64-v2", "avx2", "avx512" or "native": what the engine's name reports.
+const char* to_string(IsaLevel level);
+
+// How a tile's feature matrix F is built from its rows (see cpu_engine.cpp's header comment).
+enum class FeatureKind {
+  kPairs,    // Gaussian full / tied: [u, u_a u_b for a <= b], u = x - shift
+  kSquares,  // Gaussian diag / spherical: [u, u^2]
+  kRaw,      // Bernoulli / binomial: x
+};
+
+// Everything a level's kernels read, for one pass over the data in element type T. Pointers are
+// host memory owned by the engine for the duration of the call.
+template <typename T>
+struct TilePlan {
+  const T* x = nullptr;                   // N x D, row-major
+  const double* sample_weight = nullptr;  // N, or null for all ones
+  std::int64_t n = 0;
+  int d = 0;
+  int k = 0;
+  int features = 0;
+  std::int64_t block_rows = 0;  // rows per tile; fixed by the shape, never by the thread count
+  FeatureKind kind = FeatureKind::kRaw;
+  const T* shift = nullptr;  // D: m0, subtracted from every row (Gaussian)
+  const T* w = nullptr;      // features x K, column-major
+  const T* bias = nullptr;   // K
+  // Binomial: trials m, and log C(m, v) for v = 0..m (null: lgamma per entry, for large m).
+  bool binomial = false;
+  int trials = 0;
+  const double* log_choose = nullptr;
+  // Test-only: keep subnormal responsibilities (no exp_or_zero flush), the reference that
+  // tests/cpu_underflow_test.cpp compares the flushed engine with. Never set by the library.
+  bool keep_negligible = false;
+};
+
+// Packed statistics of a slot: [log-likelihood, weight sum, N_k (K), T (K x features,
+// column-major)], each tile's sums added in double.
+inline std::int64_t packed_size(int k, int features) {
+  return 2 + static_cast<std::int64_t>(k) * (1 + features);
+}
+
+template <typename T>
+struct Kernels {
+  IsaLevel level;
+  // Adds the packed statistics of tiles first, first + stride, ... (< the plan's tile count),
+  // in that order, to slot.
+  void (*add_statistics)(const TilePlan<T>& plan, std::int64_t first, std::int64_t stride,
+                         double* slot);
+  // Per-row results of tiles [first, last); any output may be null.
+  //   log_prob N, resp N x K row-major, labels N (argmax of the log-densities, lowest on ties)
+  void (*evaluate)(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, double* log_prob,
+                   double* resp, std::int32_t* labels);
+};
+
+// The levels this build compiled, lowest first, and the highest of them this CPU supports.
+int compiled_levels(IsaLevel* out, int capacity);
+bool cpu_supports(IsaLevel level);
+IsaLevel best_level();
+// The kernels of a level (InvalidArgument when it was not compiled or the CPU lacks it).
+const Kernels<float>& kernels_f32(IsaLevel level);
+const Kernels<double>& kernels_f64(IsaLevel level);
+
+}  // namespace emix::cpu

@@ -1,0 +1,34 @@
+// Flush-to-zero (FTZ) and denormals-are-zero (DAZ) for the CPU engine's threads, for the duration
+// of one call. Negligible responsibilities are already exactly zero (core/pointwise.hpp,
+// exp_or_zero); this guard catches what that rule cannot, such as a responsibility times a tiny
+// sample weight or data that themselves hold subnormal numbers, so that no subnormal operand
+// reaches a matrix product (each one costs a microcode assist of about 100 cycles on x86-64).
+//
+// A library must leave its caller's floating-point environment as it found it: the guard saves
+// the thread's MXCSR on construction and writes it back on destruction (also when an exception
+// unwinds the scope). Each OpenMP worker needs its own guard, inside the parallel region: MXCSR
+// is per thread. On other architectures the guard does nothing.
+#pragma once
+
+namespace emix::cpu {
+
+class ScopedFlushDenormals {
+ public:
+  ScopedFlushDenormals();
+  ~ScopedFlushDenormals();
+  ScopedFlushDenormals(const ScopedFlushDenormals&) = delete;
+  ScopedFlushDenormals& operator=(const ScopedFlushDenormals&) = delete;
+
+ private:
+  unsigned saved_ = 0;
+};
+
+// The calling thread's floating-point control register (MXCSR on x86-64; 0 elsewhere), and the
+// bits of it that are modes (FTZ, DAZ, rounding, exception masks) rather than sticky status
+// flags, which any arithmetic may set. For tests and diagnostics.
+unsigned fp_control_register();
+unsigned fp_mode_bits(unsigned control_register);
+// FTZ and DAZ bits (0 on other architectures).
+unsigned fp_flush_bits();
+
+}  // namespace emix::cpu
