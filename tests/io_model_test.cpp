@@ -94,8 +94,10 @@ Model random_model(Family family, Covariance covariance, int k, int d, std::uint
   return m;
 }
 
+// memcmp of an empty vector's data() (which may be null) is undefined behaviour even for 0 bytes.
 bool bitwise_equal(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 void expect_same(const Model& a, const Model& b) {
