@@ -250,7 +250,7 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
 
   const std::string bad = file("bad.json", "{\"family\": \"gaussian\",\n \"weights\": [1,]}");
   expect_error<IoError>([&] { io::read_model(bad); },
-                        bad + ": not valid JSON: parse error at line 2");
+                        bad + ": not valid JSON: line 2, column 16, in 'weights'[1]: syntax error");
 
   struct Case {
     const char* json;
@@ -281,7 +281,7 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
        "'weights' has 2 values, expected n_components = 3"},
       {R"({"family": "gaussian", "covariance": "diag",
            "weights": [0.5, "0.5"], "means": [[0, 1], [2, 3]], "covariances": [[1, 1], [1, 1]]})",
-       "'weights'[1] is the string \"0.5\", expected a number"},
+       "'weights'[1] is the string '0.5', expected a number"},
       {R"({"family": "gaussian", "covariance": "diag",
            "weights": [0.5, 0.5], "means": [[0, 1], [2, null]], "covariances": [[1, 1], [1, 1]]})",
        "'means'[1][1] is null, expected a number"},
@@ -308,20 +308,20 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
        "cannot tell the number of features: give 'n_features', or 'means' as an array of rows"},
       {R"({"family": "gaussian", "covariance": "diag", "n_components": 0, "weights": [1],
            "means": [[0]], "covariances": [[1]]})",
-       "'n_components' is 0, expected an integer >= 1"},
+       "'n_components' is 0, expected an integer from 1 to 2147483647"},
       {R"({"family": "gaussian", "covariance": "diag", "n_features": 1.5, "weights": [1],
            "means": [[0]], "covariances": [[1]]})",
        "'n_features' is the number 1.5, expected an integer"},
       {R"({"format": "something-else", "family": "bernoulli", "weights": [1],
            "probabilities": [[0.5]]})",
-       "'format' is \"something-else\", expected \"emix-model\""},
+       "'format' is the string 'something-else', expected \"emix-model\""},
       {R"({"format": "emix-model", "version": 2, "family": "bernoulli", "weights": [1],
            "probabilities": [[0.5]]})",
        "unsupported model version 2 (this emix reads version 1)"},
       {R"({"family": "binomial", "weights": [1], "probabilities": [[0.5]]})",
        "missing key 'trials'"},
       {R"({"family": "binomial", "trials": -2, "weights": [1], "probabilities": [[0.5]]})",
-       "'trials' is -2, expected an integer >= 1"},
+       "'trials' is -2, expected an integer from 1 to 2147483647"},
       {R"({"family": "bernoulli", "trials": 3, "weights": [1], "probabilities": [[0.5]]})",
        "'trials' is 3 but a bernoulli model has 1 trial per entry"},
       {R"({"family": "bernoulli", "weights": [1], "means": [[0.5]]})",
