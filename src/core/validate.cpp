@@ -1,5 +1,6 @@
 #include "core/validate.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +34,8 @@ std::string number(double value) {
   }
   return text;
 }
+
+std::string whole(double value) { return std::to_string(static_cast<std::int64_t>(value)); }
 
 std::string gigabytes(double bytes) {
   char text[32];
@@ -189,7 +192,8 @@ double largest_precision(const Model& m) {
   return largest;
 }
 
-// Physical memory, or the cgroup's limit where one is set lower (containers, batch jobs).
+// Physical memory, or the cgroup's limit (containers, batch jobs) or this process's address
+// space or data limit (ulimit -v, -d), whichever is lowest.
 double memory_of_this_machine() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
   const long page_size = ::sysconf(_SC_PAGESIZE);
@@ -201,6 +205,12 @@ double memory_of_this_machine() {
     std::ifstream in(limit_file);
     double limit = 0;
     if (in >> limit && limit > 0) bytes = std::min(bytes, limit);  // "max" reads as nothing
+  }
+  for (const int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit limit;
+    if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+      bytes = std::min(bytes, static_cast<double>(limit.rlim_cur));
+    }
   }
   return bytes;
 }
@@ -402,10 +412,10 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o)
   if (needed <= available) return;
   std::string what =
       init_bytes >= em_bytes
-          ? "initialisation holds " + number(init_matrices) + " matrices of " + number(sample) +
-                " sampled rows x " + number(k) + " components in double precision"
-          : "the model and its statistics hold " + number(k) + " components x " + number(d) +
-                (full ? " x " + number(d) : std::string()) + " values several times";
+          ? "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
+                " sampled rows x " + whole(k) + " components in double precision"
+          : "the model and its statistics hold " + whole(k) + " components x " + whole(d) +
+                (full ? " x " + whole(d) : std::string()) + " values several times";
   throw OutOfMemory(
       "n_components = " + std::to_string(o.n_components) + " needs at least " + gigabytes(needed) +
       " of memory (" + what + "), more than the " + gigabytes(available) +
