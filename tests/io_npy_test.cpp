@@ -540,6 +540,32 @@ TEST_F(NpyTest, NpyWriterWithoutCommitOrWithMissingRowsLeavesNothing) {
   EXPECT_TRUE(entries().empty());
 }
 
+// A header length is read from the file; a huge claim is refused before being allocated.
+TEST_F(NpyTest, HeadersLongerThan64KiBAreRefusedBeforeBeingRead) {
+  std::string bytes = "\x93NUMPY\x02";
+  bytes += '\0';
+  bytes += std::string("\x00\x00\x00\x40", 4);  // 2^30 bytes, version 2's 4-byte length
+  write_bytes(path("h.npy"), bytes);
+  expect_error<IoError>([&] { io::read_matrix(path("h.npy")); },
+                        path("h.npy") +
+                            ": the .npy header says it is 1073741824 bytes long; emix "
+                            "reads headers of at most 65536 bytes");
+  // A malformed header is quoted from where parsing stopped, shortly.
+  write_bytes(path("m.npy"), npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3x" +
+                                     std::string(5000, 'x') + "), }",
+                                 ""));
+  try {
+    io::read_matrix(path("m.npy"));
+    ADD_FAILURE() << "no exception";
+  } catch (const IoError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 300u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(expected ',' or ')' in the shape at character 55): "
+                                         "'xxxxxxxxxx"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(HostMatrixTest, ShapeAccessAndConversion) {
   HostMatrix m(DType::kFloat64, 2, 3);
   EXPECT_EQ(m.rows(), 2);

@@ -38,12 +38,14 @@ class DataError : public InvalidArgument {
 
   Source source() const { return source_; }
   std::int64_t row() const { return row_; }
-  std::int64_t column() const { return column_; }  // 0 for a sample weight
+  // 0 for a sample weight, and for a problem of the whole row (one that cannot be evaluated).
+  std::int64_t column() const { return column_; }
   const std::string& problem() const { return problem_; }
 
  private:
   static std::string describe(Source source, std::int64_t row, std::int64_t column) {
     if (source == Source::kSampleWeight) return "sample weights: row " + std::to_string(row);
+    if (column == 0) return "data: row " + std::to_string(row);
     return "data: row " + std::to_string(row) + ", column " + std::to_string(column);
   }
 

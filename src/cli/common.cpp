@@ -94,7 +94,7 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
   if (path.empty()) throw InvalidArgument(error.what());
   const std::int64_t row = files.first_row + error.row();
   std::string message = path + ": row " + std::to_string(row);
-  if (!weights) message += ", column " + std::to_string(error.column());
+  if (!weights && error.column() > 0) message += ", column " + std::to_string(error.column());
   message += " " + error.problem();
   // Looked up only now, on the way out: text rows and lines differ by headers and comments.
   const std::int64_t line = io::text_line_of_row(path, row);

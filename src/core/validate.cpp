@@ -25,6 +25,7 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 
 // Shortest text that reads back as the same double ("2", "0.1", "5e-324").
 std::string number(double value) {
+  if (std::isnan(value)) return "nan";  // printf may write "-nan"
   char text[32];
   std::snprintf(text, sizeof text, "%.17g", value);
   for (int precision = 1; precision < 17; ++precision) {
@@ -461,11 +462,13 @@ void check_evaluation(const std::vector<double>& log_prob, const std::vector<dou
       for (std::size_t c = 0; c < kk && !bad; ++c) bad = std::isnan(resp[n * kk + c]);
     }
     if (bad) {
-      throw NumericalError("row " + std::to_string(n + 1) +
-                           " cannot be evaluated: its log-density under the model is " +
-                           number(log_prob[n]) +
-                           (std::isnan(log_prob[n]) ? "" : " but its responsibilities are nan") +
-                           " (values in the data or the model too large for the element type)");
+      // A DataError (naming the row, for a caller to name its file): values this large in the
+      // data, or against this model, are beyond what the element type can evaluate.
+      throw DataError(DataError::Source::kData, static_cast<std::int64_t>(n) + 1, 0,
+                      "cannot be evaluated: its log-density under the model is " +
+                          number(log_prob[n]) +
+                          (std::isnan(log_prob[n]) ? "" : " but its responsibilities are nan") +
+                          " (values too large for the element type, in the data or the model)");
     }
   }
 }

@@ -46,9 +46,10 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
 // this machine (or of its cgroup), before any of it is allocated.
 void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& options);
 
-// After an evaluation: throws NumericalError at the first row whose log-density is NaN, or whose
-// responsibilities are NaN although its log-density is finite (resp may be empty). A row that
-// every component gives -inf is not judged here.
+// After an evaluation: throws DataError (column 0: the whole row) at the first row whose
+// log-density is NaN, or whose responsibilities are NaN although its log-density is finite
+// (resp may be empty), rather than return a NaN answer. A row that every component gives -inf
+// is not judged here.
 void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k);
 
 }  // namespace emix
