@@ -243,6 +243,8 @@ std::string quoted_excerpt(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
+void validate_model_shape(const Model& model) { check_shape(model); }
+
 void Model::validate() const {
   check_shape(*this);
   const std::size_t k = static_cast<std::size_t>(n_components);

@@ -29,6 +29,10 @@ constexpr int kMaxThreads = 1024;
 // 'abc...' (20000000 bytes). Error messages never copy unbounded or unprintable input.
 std::string quoted_excerpt(std::string_view text, std::size_t max_bytes = 40);
 
+// The first check of Model::validate: K >= 1, 1 <= D <= kMaxFeatures and K x D x D countable.
+// For a caller that sizes the parameter arrays from K and D before it fills them.
+void validate_model_shape(const Model& model);
+
 void validate_fit_arguments(const DataView& x, const FitOptions& options,
                             const double* sample_weight);
 // The parts of validate_fit_arguments a distributed fit runs per rank: option values (and the
