@@ -368,7 +368,7 @@ TEST_F(CliTest, ErrorLinesQuoteShortPrintableExcerpts) {
                  {"long.json: 'family': unknown family 'xxxxxxxxxx", "(20000002 bytes)"});
   EXPECT_LT(emix("score long.json data.npy").err.size(), kLongestErrorLine);
 
-  write("control.csv", std::string("1,2\n3,\x01\x1b[31mred\n", 18) + "5,6\n");
+  write("control.csv", std::string("1,2\n3,\x01\x1b[31mred\n") + "5,6\n");
   expect_failure("fit control.csv -k 1 -o model.json",
                  {"control.csv: row 2, column 2: '\\x01\\x1b[31mred' is not a number"});
   write("huge-cell.csv", "1,2\n3," + std::string(5000000, '7') + "x\n");

@@ -311,7 +311,7 @@ TEST_F(TextTest, EndlessLinesEndInAnErrorNotInAllOfMemory) {
 }
 
 TEST_F(TextTest, CellsAreQuotedAsShortPrintableExcerpts) {
-  const std::string p = file("c.csv", std::string("1,2\n3,\x01\x1b[2Jz\n", 14));
+  const std::string p = file("c.csv", std::string("1,2\n3,\x01\x1b[2Jz\n"));
   expect_error<IoError>([&] { io::read_matrix(p); },
                         p + ": row 2, column 2: '\\x01\\x1b[2Jz' is not a number (line 2)");
   const std::string long_cell = file("l.csv", "1," + std::string(100000, '9') + "q\n");
