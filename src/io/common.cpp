@@ -37,9 +37,11 @@ std::size_t convert_typed(const unsigned char* src, bool swap, std::size_t count
   if constexpr (std::is_same_v<S, bool>) {
     for (std::size_t i = 0; i < count; ++i) dst[i] = src[i] != 0 ? D(1) : D(0);
   } else if constexpr (std::is_integral_v<S>) {
-    // Every integer fits in float's range, so none can fail the finite check.
+    // Every integer fits in float's range, so none can fail the finite check. Through double
+    // even for float: a float32 read is then exactly the float64 read narrowed (int64 -> float
+    // directly can round differently from int64 -> double -> float beyond 2^53).
     for (std::size_t i = 0; i < count; ++i) {
-      dst[i] = static_cast<D>(load<S>(src + i * sizeof(S), swap));
+      dst[i] = static_cast<D>(static_cast<double>(load<S>(src + i * sizeof(S), swap)));
     }
   } else {
     for (std::size_t i = 0; i < count; ++i) {
