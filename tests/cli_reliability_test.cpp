@@ -267,6 +267,9 @@ TEST_F(CliTest, GenerateRefusesATrueModelLargerThanMemoryBeforeAllocating) {
             "emix: error: -k 1000000 --d 64: the true model would hold 4160000000 parameters; "
             "generate draws models of at most 134217728\n");
   EXPECT_TRUE(listing().empty());
+  // The rows of one block are drawn in memory too.
+  expect_failure("generate --n 1000000000000 --d 2 -k 2 --block-rows 1000000000000 -o g.npy",
+                 {"--block-rows 1000000000000 x --d 2: a block of more than 134217728 values"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,13 @@ int run_generate(const GenerateArgs& a) {
   if (a.block_rows < 1) {
     throw InvalidArgument("--block-rows " + std::to_string(a.block_rows) + ": must be at least 1");
   }
+  // A block is drawn in memory before it is written: at most 2^27 values (1 GiB of doubles).
+  constexpr std::int64_t kMaxBlockValues = std::int64_t{1} << 27;
+  if (std::min(a.block_rows, a.n) > kMaxBlockValues / a.d) {
+    throw InvalidArgument("--block-rows " + std::to_string(a.block_rows) + " x --d " +
+                          std::to_string(a.d) + ": a block of more than " +
+                          std::to_string(kMaxBlockValues) + " values; use a smaller --block-rows");
+  }
   const Family family = parse_family(a.family);
   const Covariance covariance = parse_covariance(a.covariance);
   const DType dtype = a.precision == "float" ? DType::kFloat32 : DType::kFloat64;
