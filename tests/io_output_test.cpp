@@ -136,6 +136,25 @@ TEST_F(OutputFileTest, FifoReceivesTheBytesOpenedAtTheFirstWrite) {
   EXPECT_TRUE(S_ISFIFO(info.st_mode));
 }
 
+// /dev/stdout when stdout is a pipe: a link, through /proc/self/fd, to "pipe:[...]", which only
+// the kernel can follow.
+TEST_F(OutputFileTest, PipeReachedThroughProcSelfFdIsWrittenInPlace) {
+  int ends[2];
+  ASSERT_EQ(::pipe(ends), 0);
+  const std::string through_proc = "/proc/self/fd/" + std::to_string(ends[1]);
+  {
+    io::OutputFile out(through_proc);
+    EXPECT_FALSE(out.replaced_by_rename());
+    out.write("through the pipe");
+    out.commit();
+  }
+  ::close(ends[1]);
+  char buffer[64] = {};
+  const ssize_t got = ::read(ends[0], buffer, sizeof buffer);
+  ::close(ends[0]);
+  EXPECT_EQ(std::string(buffer, got > 0 ? static_cast<std::size_t>(got) : 0), "through the pipe");
+}
+
 TEST_F(OutputFileTest, FoldersSocketsAndMissingFoldersAreRefused) {
   fs::create_directory(dir_ / "folder");
   expect_error<IoError>([&] { io::OutputFile out(path("folder")); },

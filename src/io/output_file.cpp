@@ -148,14 +148,17 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   if (name.empty() || name == "." || name == "..") cannot_write(path, "not a file name");
 
   // What the name leads to decides how it is written: only a regular file is ever replaced.
-  s.target = follow_links(path);
+  // The kernel follows the links here: it alone resolves the "links" of /proc/self/fd, which
+  // /dev/stdout is (to "pipe:[...]" for a pipe).
   struct stat info;
-  if (::stat(s.target.c_str(), &info) == 0) {
+  if (::stat(path.c_str(), &info) == 0) {
     if (S_ISCHR(info.st_mode) || S_ISFIFO(info.st_mode)) {
       s.mode = State::Mode::kInPlace;
+      s.target = path;
       s.fifo = S_ISFIFO(info.st_mode);
       if (s.fifo) {
-        if (::access(s.target.c_str(), W_OK) != 0) cannot_write(path, "the FIFO", errno);
+        if (::access(path.c_str(), W_OK) != 0)
+          cannot_write(path, "the FIFO is not writable", errno);
       } else {
         s.fd = open_in_place(path, s.target);
       }
@@ -165,9 +168,14 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
       cannot_write(path, std::string("it is ") + kind_of(info.st_mode) +
                              "; emix writes regular files, FIFOs and character devices");
     }
+  } else if (errno == ELOOP) {
+    cannot_write(path, "too many levels of symbolic links");
   } else if (errno != ENOENT) {
     cannot_write(path, "cannot look it up", errno);
   }
+  // A regular file, or nothing yet (perhaps at the end of a dangling link): the name the links
+  // lead to is the one replaced, so that they stay links.
+  s.target = follow_links(path);
 
   // A regular file or a new one: a temporary beside it, renamed over it by commit(). Its name
   // keeps at most 200 bytes of the target's, so that it stays within NAME_MAX.
