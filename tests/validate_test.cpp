@@ -145,6 +145,20 @@ TEST(FitValidation, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
   emix::check_fit_memory(10000000, 2, o);
 }
 
+// N x K responsibilities are the result of predict_proba; their size is checked before it is
+// allocated.
+TEST(Evaluation, ResultsLargerThanTheMachineAreRefusedBeforeAllocating) {
+  const std::string message =
+      error_of<emix::OutOfMemory>([] { emix::check_result_memory(std::int64_t{1} << 40, 1000); });
+  // 2^40 x (12 + 8 x 1000) bytes.
+  EXPECT_EQ(message.rfind("the results for 1099511627776 rows x 1000 responsibilities need "
+                          "8809287.2 GB of memory, more than the ",
+                          0),
+            0u)
+      << message;
+  emix::check_result_memory(1000, 1000);
+}
+
 // Old: score and predict_proba returned NaN for data too large for the element type.
 TEST(Evaluation, NanAnswersAreRefusedNamingTheRow) {
   const Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);

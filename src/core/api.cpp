@@ -29,6 +29,7 @@ Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& 
                     bool want_resp, bool want_labels) {
   validate(options);
   validate_model_for_data(model, x);
+  check_result_memory(x.rows, want_resp ? model.n_components : 0);
   const PreparedModel prepared = prepare(model);
   std::unique_ptr<Engine> engine = make_engine(x, nullptr, options);
   Evaluation e;

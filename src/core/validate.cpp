@@ -426,6 +426,17 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o)
       (init_bytes >= em_bytes ? " or a smaller init_max_rows (at least n_components)" : ""));
 }
 
+void check_result_memory(std::int64_t rows, int k) {
+  // log p(x) and the labels for every row, and k responsibilities per row.
+  const double needed = static_cast<double>(rows) * (12.0 + 8.0 * k);
+  const double available = memory_of_this_machine();
+  if (needed <= available) return;
+  throw OutOfMemory("the results for " + std::to_string(rows) + " rows" +
+                    (k > 0 ? " x " + std::to_string(k) + " responsibilities" : std::string()) +
+                    " need " + gigabytes(needed) + " of memory, more than the " +
+                    gigabytes(available) + " of this machine");
+}
+
 void validate_fit_arguments(const DataView& x, const FitOptions& o, const double* sample_weight) {
   if (o.n_components >= 1 && x.rows >= 1 && o.n_components > x.rows) {
     throw InvalidArgument("n_components = " + std::to_string(o.n_components) +

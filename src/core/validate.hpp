@@ -50,6 +50,10 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
 // this machine (or of its cgroup), before any of it is allocated.
 void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& options);
 
+// Throws OutOfMemory when the results of an evaluation of `rows` rows (log p(x), and `k`
+// responsibilities per row when k > 0) cannot fit in memory, before they are allocated.
+void check_result_memory(std::int64_t rows, int k);
+
 // After an evaluation: throws DataError (column 0: the whole row) at the first row whose
 // log-density is NaN, or whose responsibilities are NaN although its log-density is finite
 // (resp may be empty), rather than return a NaN answer. A row that every component gives -inf
