@@ -298,6 +298,29 @@ TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
             EMIX_INVALID_ARGUMENT);
   EXPECT_NE(std::string(emix_last_error()).find("means"), std::string::npos);
 
+  // Old: K x D x D (2^71 here) wrapped before the arrays were copied from the caller's buffers.
+  EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, 2147483647, 1 << 20, 1, variances, means,
+                              variances, nullptr, &model),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_model_create: model: n_components x n_features x n_features = 2147483647 x "
+               "1048576 x 1048576 covariance values is more than emix supports");
+  EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_DIAG, 0, 1, 1, variances, means, variances,
+                              nullptr, &model),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_model_create: model: n_components is 0, must be at least 1");
+  // Option values are the library's to check: an absurd thread count is refused at the fit.
+  emix_options_set_n_components(h.options, 1);
+  emix_options_set_n_threads(h.options, 100000);
+  const double two_rows[4] = {0, 1, 2, 3};
+  EXPECT_EQ(emix_fit(h.options, two_rows, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_fit: n_threads is 100000, must be 0 (OpenMP's default) to 1024");
+  emix_options_set_n_threads(h.options, 0);
+  EXPECT_EQ(model, nullptr);
+
   EXPECT_EQ(emix_model_read("/nonexistent/model.json", &model), EMIX_IO_ERROR);
   EXPECT_NE(std::string(emix_last_error()).find("/nonexistent/model.json"), std::string::npos);
 

@@ -16,96 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string make_temp_dir(const char* stem) {
-  std::string pattern = (fs::temp_directory_path() / (std::string(stem) + "XXXXXX")).string();
-  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-  return pattern;
-}
-
-class CliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = make_temp_dir("emix_cli_test_");
-    // stdout and stderr are captured outside dir_, so that dir_ holds only what emix wrote.
-    capture_ = make_temp_dir("emix_cli_capture_");
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-    fs::remove_all(capture_, ignored);
-  }
-
-  // Runs `emix <args>` with dir_ as the working folder.
-  CliRun emix(const std::string& args) {
-    const std::string out = capture_ + "/stdout.txt";
-    const std::string err = capture_ + "/stderr.txt";
-    const std::string command = "cd '" + dir_ + "' && '" + EMIX_CLI_PATH + "' " + args + " > '" +
-                                out + "' 2> '" + err + "'";
-    const int status = std::system(command.c_str());
-    CliRun r;
-    r.code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
-    r.out = read_text(out);
-    r.err = read_text(err);
-    return r;
-  }
-
-  fs::path path(const std::string& name) const { return fs::path(dir_) / name; }
-
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(path(name), std::ios::binary) << text;
-  }
-
-  std::set<std::string> listing() const {
-    std::set<std::string> names;
-    for (const auto& entry : fs::directory_iterator(dir_)) {
-      names.insert(entry.path().filename().string());
-    }
-    return names;
-  }
-
-  // Runs a command that must fail: exit code 2, one "emix: error: " line that contains every
-  // expected fragment, and the folder exactly as before (no output, no temporary).
-  void expect_failure(const std::string& args, const std::vector<std::string>& fragments) {
-    SCOPED_TRACE("emix " + args);
-    const std::set<std::string> before = listing();
-    const CliRun r = emix(args);
-    EXPECT_EQ(r.code, 2) << r.err;
-    EXPECT_EQ(r.err.rfind("emix: error: ", 0), 0u) << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    for (const std::string& f : fragments) {
-      EXPECT_NE(r.err.find(f), std::string::npos) << "expected \"" << f << "\" in: " << r.err;
-    }
-    EXPECT_EQ(listing(), before);
-  }
-
-  // A small well-separated Gaussian data set, data.npy (rows x 3).
-  void generate(int rows) {
-    const CliRun r =
-        emix("generate --n " + std::to_string(rows) + " --d 3 -k 2 --seed 5 -o data.npy");
-    ASSERT_EQ(r.code, 0) << r.err;
-  }
-
-  std::string dir_;
-  std::string capture_;
-};
+using emix::testing::CliRun;
+using emix::testing::CliTest;
+using emix::testing::read_text;
 
 nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_text(path)); }
 
@@ -199,7 +119,7 @@ TEST_F(CliTest, MissingInputFile) {
 
 TEST_F(CliTest, ZeroComponents) {
   generate(20);
-  expect_failure("fit data.npy -k 0 -o model.json", {"-k 0"});
+  expect_failure("fit data.npy -k 0 -o model.json", {"-k: n_components is 0, must be at least 1"});
 }
 
 TEST_F(CliTest, MoreComponentsThanRows) {

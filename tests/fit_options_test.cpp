@@ -156,19 +156,19 @@ TEST(Errors, NameTheBadValue) {
   x[4 * 4 + 2] = std::numeric_limits<double>::quiet_NaN();
   o.n_components = 2;
   EXPECT_EQ(error_of([&] { emix::fit(emix::DataView::host(x.data(), 20, 4), o); }),
-            "data: row 5, column 3 is nan, which is not finite");
+            "data: row 5, column 3 is nan");
 
   std::vector<double> bits(20, 1.0);
   bits[7] = 2;
   emix::FitOptions b = options(Family::kBernoulli, Covariance::kFull);
   b.n_components = 2;
   EXPECT_EQ(error_of([&] { emix::fit(emix::DataView::host(bits.data(), 20, 1), b); }),
-            "data: row 8, column 1 is 2, which is not 0 or 1, as a Bernoulli mixture needs");
+            "data: row 8, column 1 is 2, but a Bernoulli mixture needs 0 or 1");
 
   std::vector<double> w(20, 1.0);
   w[3] = -1;
   EXPECT_EQ(error_of([&] { emix::fit(data.view(), o, w.data()); }),
-            "sample weight of row 4 is -1; weights must be finite and non-negative");
+            "sample weights: row 4 is -1, but a sample weight must be a finite number >= 0");
 
   emix::Model bad = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 4, 11);
   bad.weights = {0.5, 0.6};
@@ -204,9 +204,11 @@ TEST(Criteria, BicAndAicFollowTheirDefinitionsWithScikitLearnsParameterCounts) {
     const double log_likelihood = 500 * emix::score(data.truth, data.view());
     const std::int64_t p = cov_params + k * d + k - 1;
     EXPECT_EQ(data.truth.n_parameters(), p) << emix::to_string(covariance);
-    EXPECT_NEAR(emix::bic(data.truth, data.view()), -2 * log_likelihood + p * std::log(500.0),
+    const auto parameters = static_cast<double>(p);  // a few dozen: exact in double
+    EXPECT_NEAR(emix::bic(data.truth, data.view()),
+                -2 * log_likelihood + parameters * std::log(500.0),
                 1e-9 * std::abs(log_likelihood));
-    EXPECT_NEAR(emix::aic(data.truth, data.view()), -2 * log_likelihood + 2.0 * p,
+    EXPECT_NEAR(emix::aic(data.truth, data.view()), -2 * log_likelihood + 2.0 * parameters,
                 1e-9 * std::abs(log_likelihood));
   }
   const Data bits = make_data(Family::kBernoulli, Covariance::kFull, 500, 13);

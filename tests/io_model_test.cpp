@@ -94,8 +94,10 @@ Model random_model(Family family, Covariance covariance, int k, int d, std::uint
   return m;
 }
 
+// memcmp of an empty vector's data() (which may be null) is undefined behaviour even for 0 bytes.
 bool bitwise_equal(const std::vector<double>& a, const std::vector<double>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 void expect_same(const Model& a, const Model& b) {
@@ -248,7 +250,7 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
 
   const std::string bad = file("bad.json", "{\"family\": \"gaussian\",\n \"weights\": [1,]}");
   expect_error<IoError>([&] { io::read_model(bad); },
-                        bad + ": not valid JSON: parse error at line 2");
+                        bad + ": not valid JSON: line 2, column 16, in 'weights'[1]: syntax error");
 
   struct Case {
     const char* json;
@@ -279,7 +281,7 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
        "'weights' has 2 values, expected n_components = 3"},
       {R"({"family": "gaussian", "covariance": "diag",
            "weights": [0.5, "0.5"], "means": [[0, 1], [2, 3]], "covariances": [[1, 1], [1, 1]]})",
-       "'weights'[1] is the string \"0.5\", expected a number"},
+       "'weights'[1] is the string '0.5', expected a number"},
       {R"({"family": "gaussian", "covariance": "diag",
            "weights": [0.5, 0.5], "means": [[0, 1], [2, null]], "covariances": [[1, 1], [1, 1]]})",
        "'means'[1][1] is null, expected a number"},
@@ -306,20 +308,20 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
        "cannot tell the number of features: give 'n_features', or 'means' as an array of rows"},
       {R"({"family": "gaussian", "covariance": "diag", "n_components": 0, "weights": [1],
            "means": [[0]], "covariances": [[1]]})",
-       "'n_components' is 0, expected an integer >= 1"},
+       "'n_components' is 0, expected an integer from 1 to 2147483647"},
       {R"({"family": "gaussian", "covariance": "diag", "n_features": 1.5, "weights": [1],
            "means": [[0]], "covariances": [[1]]})",
        "'n_features' is the number 1.5, expected an integer"},
       {R"({"format": "something-else", "family": "bernoulli", "weights": [1],
            "probabilities": [[0.5]]})",
-       "'format' is \"something-else\", expected \"emix-model\""},
+       "'format' is the string 'something-else', expected \"emix-model\""},
       {R"({"format": "emix-model", "version": 2, "family": "bernoulli", "weights": [1],
            "probabilities": [[0.5]]})",
        "unsupported model version 2 (this emix reads version 1)"},
       {R"({"family": "binomial", "weights": [1], "probabilities": [[0.5]]})",
        "missing key 'trials'"},
       {R"({"family": "binomial", "trials": -2, "weights": [1], "probabilities": [[0.5]]})",
-       "'trials' is -2, expected an integer >= 1"},
+       "'trials' is -2, expected an integer from 1 to 2147483647"},
       {R"({"family": "bernoulli", "trials": 3, "weights": [1], "probabilities": [[0.5]]})",
        "'trials' is 3 but a bernoulli model has 1 trial per entry"},
       {R"({"family": "bernoulli", "weights": [1], "means": [[0.5]]})",
@@ -370,6 +372,88 @@ TEST_F(ModelFileTest, FailedWritesLeaveTheOldFileOrNothing) {
   const std::string target = path("no/dir/m.json");
   expect_error<IoError>([&] { io::write_model(target, good); }, target + ": cannot write");
   EXPECT_EQ(entries(), std::vector<std::string>{"m.json"});
+}
+
+// Old: 100,000 deep crashed (SIGSEGV in dump() while the message was built); 20,000 deep gave a
+// 40 KB message.
+TEST_F(ModelFileTest, DeepNestingIsRefusedWhileParsing) {
+  for (const std::size_t depth : {100000u, 20000u, 33u}) {
+    const std::string p = file("deep.json", std::string(depth, '[') + std::string(depth, ']'));
+    expect_error<IoError>([&] { io::read_model(p); },
+                          p + ": arrays and objects nested more than 32 deep, in [0][0]");
+    try {
+      io::read_model(p);
+    } catch (const IoError& e) {
+      EXPECT_LT(std::string(e.what()).size(), 400u);
+    }
+  }
+  // Inside a key: the path names it.
+  const std::string k = file("k.json", "{\"means\": " + std::string(40, '[') + "]}");
+  expect_error<IoError>([&] { io::read_model(k); },
+                        k + ": arrays and objects nested more than 32 deep, in 'means'[0][0]");
+  // 32 deep is still parsed (and then rejected for what it holds, not how deep it is).
+  const std::string ok = file("ok.json", std::string(32, '[') + std::string(32, ']'));
+  expect_error<IoError>([&] { io::read_model(ok); }, "the top level is an array");
+}
+
+// Old: exit 1 with "[json.exception.out_of_range.406] number overflow parsing '1e400'", naming
+// neither the file nor the field.
+TEST_F(ModelFileTest, NumbersBeyondDoubleNameFileLineAndField) {
+  const std::string p = file("big.json", "{\"weights\": [1],\n \"covariances\": [[1, -1e400]]}");
+  expect_error<IoError>([&] { io::read_model(p); },
+                        p + ": line 2, column 27, in 'covariances'[0][1]: the number '-1e400' is "
+                            "out of the range of a double");
+  const std::string digits = file("d.json", "{\"weights\": [1" + std::string(400, '0') + "]}");
+  expect_error<IoError>([&] { io::read_model(digits); },
+                        "in 'weights'[0]: the number '1000000000000000000000000000000000000000...' "
+                        "(401 bytes) is out of the range of a double");
+}
+
+// Old: a 20 MB string in a model made a 20 MB error line, control bytes and NULs included.
+TEST_F(ModelFileTest, StringsAndTokensAreQuotedAsShortExcerpts) {
+  const std::string p =
+      file("s.json", "{\"family\": \"" + std::string(20000000, 'f') + "\\u0000\\u001b\"}");
+  try {
+    io::read_model(p);
+    ADD_FAILURE() << "no exception";
+  } catch (const InvalidArgument& e) {
+    EXPECT_EQ(std::string(e.what()),
+              p + ": 'family': unknown family 'ffffffffffffffffffffffffffffffffffffffff...' "
+                  "(20000002 bytes) (expected one of: gaussian, bernoulli, binomial)");
+  }
+  const std::string garbage = file("g.json", "{\"a\": tru" + std::string(1000000, 'e') + "}");
+  try {
+    io::read_model(garbage);
+    ADD_FAILURE() << "no exception";
+  } catch (const IoError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u) << e.what();
+    EXPECT_NE(std::string(e.what()).find(garbage + ": not valid JSON: line 1, column "),
+              std::string::npos)
+        << e.what();
+  }
+  const std::string version = file("v.json", "{\"version\": \"" + std::string(100000, 'v') + "\"}");
+  expect_error<IoError>(
+      [&] { io::read_model(version); },
+      "unsupported model version the string 'vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+      "...' (100000 bytes)");
+}
+
+// Old: 2147483647 x the element size was reserved before the arrays were compared with it.
+TEST_F(ModelFileTest, ArraysAreCheckedAgainstHugeClaimedShapesWithoutReserving) {
+  const std::string p = file("w.json", R"({"family": "gaussian", "covariance": "full",
+    "n_components": 2147483647, "n_features": 2147483647, "weights": [1], "means": [[0]],
+    "covariances": [[[1]]]})");
+  expect_error<IoError>([&] { io::read_model(p); },
+                        p + ": 'weights' has 1 values, expected n_components = 2147483647");
+}
+
+// The same model written and read through a symbolic link: the link stays.
+TEST_F(ModelFileTest, WritingThroughALinkKeepsTheLink) {
+  const Model m = random_model(Family::kGaussian, Covariance::kTied, 2, 3, 5);
+  std::filesystem::create_symlink("target.json", dir_ / "link.json");
+  io::write_model(path("link.json"), m);
+  EXPECT_TRUE(std::filesystem::is_symlink(dir_ / "link.json"));
+  expect_same(io::read_model(path("target.json")), m);
 }
 
 }  // namespace

@@ -131,11 +131,14 @@ TEST_F(TextTest, NonFiniteValuesNameRowAndColumn) {
   expect_error<InvalidArgument>([&] { io::read_matrix(f, as_float); },
                                 f + ": row 1, column 1: 1e+300 does not fit in float32");
 
+  // Without the check NaN and Inf written in the file pass through; a number no double holds
+  // is still an error, since it would silently become inf.
   io::ReadOptions lenient;
   lenient.require_finite = false;
   const HostMatrix m = io::read_matrix(p, lenient);
   EXPECT_TRUE(std::isnan(m.at(1, 1)));
-  EXPECT_EQ(io::read_matrix(big, lenient).at(0, 1), std::numeric_limits<double>::infinity());
+  expect_error<InvalidArgument>([&] { io::read_matrix(big, lenient); },
+                                big + ": row 1, column 2: '1e400' is out of the range of float64");
   // Underflow is not an error: the nearest double.
   EXPECT_EQ(io::read_matrix(file("u.txt", "1e-400\n")).at(0, 0), 0.0);
 }
@@ -274,11 +277,71 @@ TEST_F(TextTest, RawBinaryErrors) {
   options.raw_dtype = "int32";
   options.raw_cols = 0;
   expect_error<InvalidArgument>([&] { io::read_matrix(p, options); },
-                                p + ": raw binary needs raw_cols (--dims) >= 1, got 0");
+                                p + ": raw binary needs raw_cols >= 1, got 0");
   options.raw_cols = 5;
   const std::string missing = (dir_ / "missing.raw").string();
   expect_error<IoError>([&] { io::read_matrix(missing, options); },
                         missing + ": cannot open: No such file or directory");
+}
+
+// Old: a first row with one non-numeric cell was taken as a header and silently dropped.
+TEST_F(TextTest, AHeaderHasNoNumberAndNoMissingValueMarker) {
+  const std::string na = file("na.csv", "NA,1,2\n3,4,5\n");
+  expect_error<IoError>([&] { io::read_matrix(na); },
+                        na + ": row 1, column 1: 'NA' is not a number (line 1)");
+  const std::string id = file("id.csv", "id,3\n4,5\n");
+  expect_error<IoError>([&] { io::read_matrix(id); },
+                        id + ": row 1, column 1: 'id' is not a number (line 1)");
+  const std::string missing = file("m.csv", "x,N/A\n1,2\n");
+  expect_error<IoError>([&] { io::read_matrix(missing); },
+                        missing + ": row 1, column 1: 'x' is not a number (line 1)");
+  // Names only, with or without an empty one, are a header.
+  EXPECT_EQ(values_of(io::read_matrix(file("h.csv", "x,y\n1,2\n"))), (std::vector<double>{1, 2}));
+  EXPECT_EQ(values_of(io::read_matrix(file("e.csv", ",y\n1,2\n"))), (std::vector<double>{1, 2}));
+  EXPECT_EQ(io::read_matrix(file("w.txt", "alpha beta\n1 2\n3 4\n")).rows(), 2);
+}
+
+// Old: a file without a newline (a device such as /dev/zero) was read into one ever-growing
+// line until memory ran out.
+TEST_F(TextTest, EndlessLinesEndInAnErrorNotInAllOfMemory) {
+  io::ReadOptions text;
+  text.format = io::FileFormat::kText;
+  expect_error<IoError>([&] { io::read_matrix("/dev/zero", text); },
+                        "/dev/zero: line 1 is longer than 256 MiB");
+}
+
+TEST_F(TextTest, CellsAreQuotedAsShortPrintableExcerpts) {
+  const std::string p = file("c.csv", std::string("1,2\n3,\x01\x1b[2Jz\n"));
+  expect_error<IoError>([&] { io::read_matrix(p); },
+                        p + ": row 2, column 2: '\\x01\\x1b[2Jz' is not a number (line 2)");
+  const std::string long_cell = file("l.csv", "1," + std::string(100000, '9') + "q\n");
+  expect_error<IoError>([&] { io::read_matrix(long_cell); },
+                        long_cell +
+                            ": row 1, column 2: '9999999999999999999999999999999999999999"
+                            "...' (100001 bytes) is not a number (line 1)");
+}
+
+TEST_F(TextTest, TextLineOfRowSkipsHeaderCommentsAndBlankLines) {
+  const std::string p = file("t.csv", "# comment\nx,y\n1,2\n\n# more\n3,4\n5,6\n");
+  EXPECT_EQ(io::text_line_of_row(p, 1), 3);
+  EXPECT_EQ(io::text_line_of_row(p, 2), 6);
+  EXPECT_EQ(io::text_line_of_row(p, 3), 7);
+  EXPECT_EQ(io::text_line_of_row(p, 4), 0);
+  EXPECT_EQ(io::text_line_of_row(path("t.npy"), 1), 0);  // not text
+}
+
+// Old: raw_cols x the element size wrapped (2^61 x 8 = 0) and the file size was divided by it.
+TEST_F(TextTest, RawRowSizeIsCheckedBeforeItIsUsed) {
+  const std::string p = file("x.bin", std::string(16, '\0'));
+  io::ReadOptions options;
+  options.raw_dtype = "float64";
+  options.raw_cols = std::int64_t{1} << 61;
+  expect_error<InvalidArgument>([&] { io::read_matrix(p, options); },
+                                p + ": raw_cols 2305843009213693952 of float64 makes a row larger "
+                                    "than 2^63 bytes");
+  EXPECT_THROW(io::count_rows(p, options), InvalidArgument);
+  options.raw_cols = (std::int64_t{1} << 60) - 1;
+  expect_error<IoError>([&] { io::read_matrix(p, options); }, "is not a multiple of the row size");
 }
 
 }  // namespace

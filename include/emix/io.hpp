@@ -1,11 +1,13 @@
 // Reading and writing data matrices (.npy, CSV / whitespace text, raw binary) and model files
-// (JSON). Every writer writes to a temporary name beside the target and renames it into place,
-// so a failed write never leaves a partial file. Errors throw IoError (unreadable or malformed
+// (JSON). Every writer goes through an OutputFile, so a failed write never leaves a partial file
+// and never replaces anything but a regular file. Errors throw IoError (unreadable or malformed
 // file) or InvalidArgument (bad values), naming the file and, where it applies, row and column
-// (1-based, as a person counts them).
+// (1-based, as a person counts them); text from a file is quoted as a short printable excerpt.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,7 +29,11 @@ struct ReadOptions {
   // Rows [first_row, first_row + row_count) only (row_count -1: to the end); for sharded reads.
   std::int64_t first_row = 0;
   std::int64_t row_count = -1;
-  bool require_finite = true;  // NaN / Inf is an error naming file, row and column
+  // NaN / Inf in the file is an error naming file, row and column. Without it they pass through
+  // (fit and the evaluation functions then reject them, naming row and column). A finite value
+  // that does not fit the element type (1e300 as float32, 1e400 in text) is an error either way:
+  // it would silently become inf.
+  bool require_finite = true;
 };
 
 // An N x D matrix. A 1-D .npy array of length N is read as N x 1.
@@ -37,6 +43,50 @@ HostMatrix read_matrix(const std::string& path, const ReadOptions& options = {})
 std::int64_t count_rows(const std::string& path, const ReadOptions& options = {});
 // A vector of N values (.npy 1-D or N x 1, or one value per text line).
 std::vector<double> read_vector(const std::string& path);
+// The 1-based line of a text file on which its data row `row` (1-based, header, comments and
+// blank lines not counted) stands, for messages about a value read from it; 0 when the file is
+// not text or has fewer rows.
+std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
+
+// One output file, written completely or not at all. What the path names decides how:
+//   - nothing yet, or a regular file: the bytes go to a temporary file in the same folder
+//     (".NAME.emix-tmp.PID.N"), which commit() renames over the target, so readers see the old
+//     file or the new one, never a part of one, and an abandoned write leaves the old file;
+//   - a symbolic link: the same, beside the file the link leads to; the link stays a link;
+//   - a FIFO or a character device (/dev/null, a terminal): written in place, since there is
+//     nothing to replace (a FIFO is opened at the first write, which waits for a reader);
+//   - anything else (a folder, a socket, a block device): refused.
+// The constructor makes every check and creates the temporary, so an output that cannot be
+// written fails before any slow work. Errors throw IoError naming the path as given.
+class OutputFile {
+ public:
+  explicit OutputFile(const std::string& path);
+  ~OutputFile();  // uncommitted: removes the temporary
+  OutputFile(OutputFile&&) noexcept;
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  const std::string& path() const;
+  // False for a FIFO or a device, where a failure part way cannot be undone.
+  bool replaced_by_rename() const;
+  // Writes all `size` bytes or throws IoError (and discards the file).
+  void write(const void* data, std::size_t size);
+  void write(const std::string& text) { write(text.data(), text.size()); }
+  // Closes the file and renames it into place; IoError (and the file discarded) on failure.
+  void commit();
+  // Removes the temporary; later writes and commit() throw.
+  void discard() noexcept;
+
+ private:
+  [[noreturn]] void fail(const std::string& why, int error);
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Removes the temporary files of every OutputFile not yet committed or discarded, at once.
+// Async-signal-safe: for a SIGINT or SIGTERM handler that then ends the process (the
+// destructors, which would remove them, do not run then).
+void remove_temporary_files() noexcept;
 
 // Writes a 2-D .npy file (format 1.0, little-endian, C order).
 void write_npy(const std::string& path, const HostMatrix& matrix);
@@ -44,12 +94,19 @@ void write_npy(const std::string& path, const double* data, std::int64_t rows, s
 void write_npy(const std::string& path, const float* data, std::int64_t rows, std::int64_t cols);
 // 1-D int32 array (labels).
 void write_npy(const std::string& path, const std::vector<std::int32_t>& values);
+// The same into an open output, without committing it (the caller commits, for example after
+// every output of a command has been written).
+void write_npy(OutputFile& out, const double* data, std::int64_t rows, std::int64_t cols);
+void write_npy(OutputFile& out, const std::vector<std::int32_t>& values);
 
 // Writes a .npy file of known shape block by block, for data larger than memory. The file
 // appears at `path` only when commit() succeeds; destroyed uncommitted, it leaves nothing.
 class NpyWriter {
  public:
   NpyWriter(const std::string& path, DType dtype, std::int64_t rows, std::int64_t cols);
+  // Into an open output (which must outlive the writer); commit() then only checks the row
+  // count, and the caller commits `out`.
+  NpyWriter(OutputFile& out, DType dtype, std::int64_t rows, std::int64_t cols);
   ~NpyWriter();
   NpyWriter(const NpyWriter&) = delete;
   NpyWriter& operator=(const NpyWriter&) = delete;
@@ -59,7 +116,7 @@ class NpyWriter {
 
  private:
   struct State;
-  State* state_;
+  std::unique_ptr<State> state_;
 };
 
 // The model file format (see README): {"format": "emix-model", "version": 1, ...}.
@@ -67,5 +124,7 @@ class NpyWriter {
 Model read_model(const std::string& path);
 // Writes the model and, when `report` is given, its "fit" section.
 void write_model(const std::string& path, const Model& model, const FitReport* report = nullptr);
+// The same into an open output, without committing it.
+void write_model(OutputFile& out, const Model& model, const FitReport* report = nullptr);
 
 }  // namespace emix::io

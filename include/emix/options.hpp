@@ -71,4 +71,10 @@ struct FitOptions {
   std::function<void(const IterationInfo&)> on_iteration;  // progress; may be empty
 };
 
+// Throw InvalidArgument naming the first option out of range: what fit() and the evaluation
+// functions check before they look at the data (an init model is validated too), so that a
+// caller can check options before reading a large input.
+void validate(const EngineOptions& options);
+void validate(const FitOptions& options);
+
 }  // namespace emix

@@ -3,6 +3,7 @@
 #include "capi/capi.hpp"
 
 #include "core/engine.hpp"
+#include "core/validate.hpp"
 
 #include <cstring>
 #include <memory>
@@ -265,11 +266,6 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
   return guarded(fn, [&] {
     require(model, "model");
     require(weights, "weights");
-    if (n_components < 1 || n_features < 1) {
-      throw emix::InvalidArgument("n_components and n_features must be >= 1, got " +
-                                  std::to_string(n_components) + " and " +
-                                  std::to_string(n_features));
-    }
     auto handle = std::make_unique<emix_model>();
     emix::Model& m = handle->model;
     m.family = emix::capi::family_of(family);
@@ -278,6 +274,8 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
     m.n_components = n_components;
     m.n_features = n_features;
     m.trials = m.family == emix::Family::kBinomial ? trials : 1;
+    // The array lengths below come from K and D: the library checks them before they are used.
+    emix::validate_model_shape(m);
     const auto k = static_cast<std::size_t>(n_components);
     const auto kd = k * static_cast<std::size_t>(n_features);
     m.weights.assign(weights, weights + k);

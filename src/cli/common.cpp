@@ -1,7 +1,9 @@
 #include "cli/common.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -23,14 +25,6 @@ std::string format(const char* fmt, double value) {
 }
 
 void validate(const DataArgs& args) {
-  if (args.threads < 0) {
-    throw InvalidArgument("--threads " + std::to_string(args.threads) +
-                          ": the number of threads must be 0 (OpenMP's default) or more");
-  }
-  if (args.chunk_rows < 0) {
-    throw InvalidArgument("--chunk-rows " + std::to_string(args.chunk_rows) +
-                          ": must be 0 (chosen from the GPU's memory) or more");
-  }
   if (!args.raw_dtype.empty() && args.raw_cols < 1) {
     throw InvalidArgument("--dtype " + args.raw_dtype +
                           " reads raw binary data and needs --dims D (the number of columns)");
@@ -38,9 +32,6 @@ void validate(const DataArgs& args) {
   if (args.raw_cols != 0 && args.raw_dtype.empty()) {
     throw InvalidArgument("--dims " + std::to_string(args.raw_cols) +
                           " reads raw binary data and needs --dtype (the element type on disk)");
-  }
-  if (args.raw_cols < 0) {
-    throw InvalidArgument("--dims " + std::to_string(args.raw_cols) + ": must be at least 1");
   }
   const Device device = parse_device(args.device);
   if (device == Device::kGpu && !gpu_available()) {
@@ -50,6 +41,7 @@ void validate(const DataArgs& args) {
                            : "--device gpu: this build of emix has no GPU support (built without "
                              "CUDA); use --device cpu or auto");
   }
+  emix::validate(engine_options(args));
 }
 
 EngineOptions engine_options(const DataArgs& args) {
@@ -83,11 +75,12 @@ io::ReadOptions read_options(const DataArgs& args) {
 
 }  // namespace
 
-HostMatrix load_data(const std::string& path, const DataArgs& args, std::int64_t first_row,
-                     std::int64_t row_count) {
+HostMatrix load_data(const std::string& path, const DataArgs& args, bool require_finite,
+                     std::int64_t first_row, std::int64_t row_count) {
   io::ReadOptions options = read_options(args);
   options.first_row = first_row;
   options.row_count = row_count;
+  options.require_finite = require_finite;
   return io::read_matrix(path, options);
 }
 
@@ -95,82 +88,66 @@ std::int64_t count_input_rows(const std::string& path, const DataArgs& args) {
   return io::count_rows(path, read_options(args));
 }
 
+void rethrow_in_file(const DataError& error, const DataFiles& files) {
+  const bool weights = error.source() == DataError::Source::kSampleWeight;
+  const std::string& path = weights ? files.sample_weight : files.data;
+  if (path.empty()) throw InvalidArgument(error.what());
+  const std::int64_t row = files.first_row + error.row();
+  std::string message = path + ": row " + std::to_string(row);
+  if (!weights && error.column() > 0) message += ", column " + std::to_string(error.column());
+  message += " " + error.problem();
+  // Looked up only now, on the way out: text rows and lines differ by headers and comments.
+  const std::int64_t line = io::text_line_of_row(path, row);
+  if (line > 0) message += " (line " + std::to_string(line) + ")";
+  throw InvalidArgument(message);
+}
+
+std::uint64_t parse_seed(const std::string& text, const std::string& option) {
+  std::uint64_t value = 0;
+  const char* first = text.data();
+  const char* last = first + text.size();
+  const auto result = std::from_chars(first, last, value);
+  if (text.empty() || result.ptr != last || result.ec != std::errc()) {
+    throw InvalidArgument(option + " " + text +
+                          ": must be a whole number from 0 to 18446744073709551615");
+  }
+  return value;
+}
+
 namespace {
 
-template <typename T>
-void check_values(const T* x, std::int64_t rows, std::int64_t cols, Family family, int trials,
-                  const std::string& path, std::int64_t first_row) {
-  for (std::int64_t n = 0; n < rows; ++n) {
-    for (std::int64_t d = 0; d < cols; ++d) {
-      const double v = static_cast<double>(x[n * cols + d]);
-      const bool ok = family == Family::kBernoulli
-                          ? (v == 0.0 || v == 1.0)
-                          : (v >= 0.0 && v <= trials && v == std::floor(v));
-      if (ok) continue;
-      std::string where = path + ": row " + std::to_string(first_row + n + 1) + ", column " +
-                          std::to_string(d + 1) + " is " + format("%.17g", v);
-      if (family == Family::kBernoulli) {
-        throw InvalidArgument(where + ", but a Bernoulli mixture needs 0 or 1");
-      }
-      throw InvalidArgument(where + ", but a binomial mixture with --trials " +
-                            std::to_string(trials) + " needs a whole number of successes in 0.." +
-                            std::to_string(trials));
-    }
-  }
+bool is_character_device(const std::string& path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0 && S_ISCHR(info.st_mode);
 }
 
 }  // namespace
 
-void check_family_values(const HostMatrix& x, Family family, int trials, const std::string& path,
-                         std::int64_t first_row) {
-  if (family == Family::kGaussian) return;
-  if (x.dtype() == DType::kFloat32) {
-    check_values(x.as<float>(), x.rows(), x.cols(), family, trials, path, first_row);
-  } else {
-    check_values(x.as<double>(), x.rows(), x.cols(), family, trials, path, first_row);
-  }
-}
-
-StagedOutputs::~StagedOutputs() {
-  for (const Entry& entry : entries_) {
-    if (!entry.renamed) {
-      std::error_code ignored;
-      fs::remove(entry.temporary, ignored);
-    }
-  }
-}
-
-std::string StagedOutputs::stage(const std::string& target, const std::string& option) {
+io::OutputFile& StagedOutputs::stage(const std::string& target, const std::string& option) {
   if (target.empty()) throw InvalidArgument(option + ": the output path is empty");
-  const fs::path path(target);
   std::error_code ec;
-  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  if (!fs::is_directory(folder, ec)) {
-    throw IoError(option + " " + target + ": the folder " + folder.string() + " does not exist");
-  }
-  if (fs::is_directory(path, ec)) {
-    throw IoError(option + " " + target + ": is a folder, not a file");
-  }
-  const fs::path canonical = fs::weakly_canonical(path, ec);
-  for (const auto& [input, input_option] : inputs_) {
-    if (fs::weakly_canonical(input, ec) == canonical) {
-      throw InvalidArgument(option + " " + target + ": is also the input " + input_option + " " +
-                            input + "; refusing to overwrite it");
+  const fs::path canonical = fs::weakly_canonical(target, ec);
+  // A device (/dev/null) discards or passes on what it is given, so it may take several outputs.
+  if (!is_character_device(target)) {
+    for (const auto& [input, input_option] : inputs_) {
+      if (fs::weakly_canonical(input, ec) == canonical) {
+        throw InvalidArgument(option + " " + target + ": is also the input " + input_option + " " +
+                              input + "; refusing to overwrite it");
+      }
+    }
+    for (const Entry& entry : entries_) {
+      if (fs::weakly_canonical(entry.target, ec) == canonical) {
+        throw InvalidArgument(option + " " + target + ": " + entry.option + " " + entry.target +
+                              " goes to the same file");
+      }
     }
   }
-  for (const Entry& entry : entries_) {
-    if (fs::weakly_canonical(entry.target, ec) == canonical) {
-      throw InvalidArgument(option + " " + target +
-                            ": another output of this command goes to "
-                            "the same file");
-    }
+  try {
+    entries_.push_back({target, option, std::make_unique<io::OutputFile>(target)});
+  } catch (const IoError& e) {
+    throw IoError(option + " " + e.what());  // "-o out/m.json: cannot write: ..."
   }
-  // The temporary keeps the target's name at its end (so its extension) and sits in the same
-  // folder, so the final rename stays on one file system and is atomic.
-  const std::string name = ".emix-tmp-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(entries_.size()) + "-" + path.filename().string();
-  entries_.push_back({target, (folder / name).string(), false});
-  return entries_.back().temporary;
+  return *entries_.back().file;
 }
 
 void StagedOutputs::add_input(const std::string& path, const std::string& option) {
@@ -178,14 +155,7 @@ void StagedOutputs::add_input(const std::string& path, const std::string& option
 }
 
 void StagedOutputs::commit() {
-  for (Entry& entry : entries_) {
-    std::error_code ec;
-    fs::rename(entry.temporary, entry.target, ec);
-    if (ec) {
-      throw IoError(entry.target + ": cannot move the finished file into place: " + ec.message());
-    }
-    entry.renamed = true;
-  }
+  for (Entry& entry : entries_) entry.file->commit();
 }
 
 Progress::Progress(bool quiet, int n_init)

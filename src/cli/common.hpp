@@ -1,13 +1,18 @@
-// What the `emix` commands share: reading data as the options say, checking values against a
-// family, staging output files so a failed command leaves none, and progress on stderr.
+// What the `emix` commands share: reading data as the options say, naming the file behind a
+// bad value the library reports, staging output files so a failed or interrupted command leaves
+// none, and progress on stderr. The library validates every value; the commands check only what
+// concerns their flags and files.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "emix/data.hpp"
+#include "emix/errors.hpp"
+#include "emix/io.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
 
@@ -24,49 +29,62 @@ struct DataArgs {
   bool quiet = false;              // --quiet
 };
 
-// Checks the option values themselves (before any file is opened).
+// Checks what only the command line knows (--dtype and --dims go together, --device gpu needs
+// a GPU), then the engine options through the library, before any file is opened.
 void validate(const DataArgs& args);
 EngineOptions engine_options(const DataArgs& args);
 // "auto" is float32 where the GPU engine will run (--device gpu, or auto with a GPU), else
 // float64: the GPU's float throughput is what makes it fast, the CPU gains little from float.
 DType resolve_precision(const DataArgs& args);
 // Reads INPUT (.npy, text, or raw binary with --dtype/--dims) in the resolved precision: rows
-// [first_row, first_row + row_count), row_count -1 for all.
-HostMatrix load_data(const std::string& path, const DataArgs& args, std::int64_t first_row = 0,
-                     std::int64_t row_count = -1);
+// [first_row, first_row + row_count), row_count -1 for all. NaN and Inf pass through unless
+// `require_finite`: the library's validation names them, and scanning the data once is enough.
+HostMatrix load_data(const std::string& path, const DataArgs& args, bool require_finite,
+                     std::int64_t first_row = 0, std::int64_t row_count = -1);
 // INPUT's number of rows, read from its header where it has one.
 std::int64_t count_input_rows(const std::string& path, const DataArgs& args);
 
-// Throws InvalidArgument naming the file, row and column (1-based) of the first value a
-// `family` mixture cannot take: Bernoulli needs 0 or 1, binomial an integer count in 0..trials.
-// x holds the file's rows from first_row on.
-void check_family_values(const HostMatrix& x, Family family, int trials, const std::string& path,
-                         std::int64_t first_row = 0);
+// The files a library call read its data and sample weights from, so that a DataError it
+// throws can name the file, its row and column and, for text, its line.
+struct DataFiles {
+  std::string data;
+  std::string sample_weight;   // empty: none
+  std::int64_t first_row = 0;  // file row of the view's first row, minus 1 (sharded reads)
+};
 
-// Output files written under temporary names in their target's folder and renamed into place
-// together by commit(); whatever was not committed is removed on destruction, so a command
-// that fails leaves neither a partial output nor a temporary behind.
+// Runs `call`; a DataError becomes an InvalidArgument naming the file:
+// "data.csv: row 3, column 2 is nan (line 5)".
+template <typename Call>
+auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
+[[noreturn]] void rethrow_in_file(const DataError& error, const DataFiles& files);
+
+// Parses --seed: a whole number in 0 .. 2^64 - 1, or InvalidArgument naming `option` (a value
+// out of range is an error rather than silently clamped or wrapped).
+std::uint64_t parse_seed(const std::string& text, const std::string& option);
+
+// Every output of one command: each is checked, and its temporary created, by stage() before the
+// slow work starts, so an unwritable output fails first. commit() renames them into place in the
+// order staged; whatever was not committed is removed on destruction (and by the signal handler,
+// emix::io::remove_temporary_files), so a command that fails leaves no partial file behind.
 class StagedOutputs {
  public:
   StagedOutputs() = default;
   StagedOutputs(const StagedOutputs&) = delete;
   StagedOutputs& operator=(const StagedOutputs&) = delete;
-  ~StagedOutputs();
 
-  // Checks that `target` can be written (its folder exists, it is not a folder, no other output
-  // of this command has the same path) and returns the temporary path to write it to. `option`
-  // names the flag, for messages. Call for every output before the slow work starts.
-  std::string stage(const std::string& target, const std::string& option);
+  // Refuses a target that is also an input of the command or another output (a character
+  // device such as /dev/null may take several), then opens it. `option` names the flag, for
+  // messages: "-o out/model.json: cannot write: ...".
+  io::OutputFile& stage(const std::string& target, const std::string& option);
   // Records a file the command reads: stage() refuses to make it an output.
   void add_input(const std::string& path, const std::string& option);
-  // Renames every staged file to its target, in the order staged.
   void commit();
 
  private:
   struct Entry {
     std::string target;
-    std::string temporary;
-    bool renamed = false;
+    std::string option;
+    std::unique_ptr<io::OutputFile> file;
   };
   std::vector<Entry> entries_;
   std::vector<std::pair<std::string, std::string>> inputs_;  // path, option that names it
@@ -92,5 +110,14 @@ class Progress {
 
 // "1.234567e+05" style formatting through printf, for the messages and summaries.
 std::string format(const char* fmt, double value);
+
+template <typename Call>
+auto naming_files(const DataFiles& files, Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const DataError& e) {
+    rethrow_in_file(e, files);
+  }
+}
 
 }  // namespace emix::cli

@@ -81,7 +81,7 @@ void gather_to_root(const std::vector<T>& local, std::int64_t piece,
 
 }  // namespace
 
-void write_distributed_labels(const std::string& path, const std::vector<std::int32_t>& local,
+void write_distributed_labels(io::OutputFile* out, const std::vector<std::int32_t>& local,
                               std::int64_t total_rows) {
   const bool root = rank() == 0;
   std::vector<std::int32_t> all;
@@ -91,16 +91,16 @@ void write_distributed_labels(const std::string& path, const std::vector<std::in
                                  all.insert(all.end(), data, data + count);
                                });
   mpi::on_every_rank(MPI_COMM_WORLD, [&] {
-    if (root) io::write_npy(path, all);
+    if (root) io::write_npy(*out, all);
   });
 }
 
-void write_distributed_responsibilities(const std::string& path, const std::vector<double>& local,
+void write_distributed_responsibilities(io::OutputFile* out, const std::vector<double>& local,
                                         std::int64_t total_rows, int k) {
   const bool root = rank() == 0;
   std::unique_ptr<io::NpyWriter> writer;
   mpi::on_every_rank(MPI_COMM_WORLD, [&] {
-    if (root) writer = std::make_unique<io::NpyWriter>(path, DType::kFloat64, total_rows, k);
+    if (root) writer = std::make_unique<io::NpyWriter>(*out, DType::kFloat64, total_rows, k);
   });
   // Pieces of whole rows, about 16 M values.
   const std::int64_t piece = std::max<std::int64_t>(1, (std::int64_t{1} << 24) / k) * k;

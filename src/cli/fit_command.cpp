@@ -23,33 +23,13 @@ namespace emix::cli {
 
 namespace {
 
-void validate_scalars(const FitArgs& a) {
-  if (a.k_given && a.k < 1) {
-    throw InvalidArgument("-k " + std::to_string(a.k) +
-                          ": the number of components must be at least 1");
-  }
+// What only the command line decides: -k or --init-model, --trials with its family. Option
+// values themselves are checked by the library (emix::validate) once the options are built.
+void check_flags(const FitArgs& a) {
   if (!a.k_given && a.init_model.empty()) {
     throw InvalidArgument(
         "-k K is required (the number of components), unless --init-model gives the model to "
         "start from");
-  }
-  if (a.trials_given && a.trials < 1) {
-    throw InvalidArgument("--trials " + std::to_string(a.trials) +
-                          ": the number of trials per entry must be at least 1");
-  }
-  if (a.n_init < 1) {
-    throw InvalidArgument("--n-init " + std::to_string(a.n_init) +
-                          ": the number of initialisations must be at least 1");
-  }
-  if (a.max_iter < 0) {
-    throw InvalidArgument("--max-iter " + std::to_string(a.max_iter) + ": must be 0 or more");
-  }
-  if (!(a.tol >= 0) || !std::isfinite(a.tol)) {
-    throw InvalidArgument("--tol " + format("%g", a.tol) + ": must be a finite number >= 0");
-  }
-  if (!(a.reg_covar >= 0) || !std::isfinite(a.reg_covar)) {
-    throw InvalidArgument("--reg-covar " + format("%g", a.reg_covar) +
-                          ": must be a finite number >= 0");
   }
 }
 
@@ -84,17 +64,7 @@ Model reconcile_init_model(const FitArgs& a, Family& family, Covariance& covaria
   return model;
 }
 
-void check_sample_weights(const std::vector<double>& w, const std::string& path,
-                          std::int64_t first_row) {
-  for (std::size_t n = 0; n < w.size(); ++n) {
-    if (!std::isfinite(w[n]) || w[n] < 0) {
-      throw InvalidArgument(path + ": row " + std::to_string(first_row + n + 1) + " is " +
-                            format("%g", w[n]) +
-                            ", but a sample weight must be a finite number >= 0");
-    }
-  }
-}
-
+// The library takes the weights as a bare array, so only here can their count be checked.
 void check_weight_count(const std::string& path, std::int64_t values, std::int64_t rows,
                         const std::string& input) {
   if (values != rows) {
@@ -103,23 +73,28 @@ void check_weight_count(const std::string& path, std::int64_t values, std::int64
   }
 }
 
-std::vector<double> load_sample_weights(const std::string& path, std::int64_t rows,
+// The weights of rows [first_row, first_row + row_count) of an N-value file of total_rows
+// values. Their values are validated by the fit (a DataError naming the file's row).
+std::vector<double> load_sample_weights(const std::string& path, std::int64_t total_rows,
+                                        std::int64_t first_row, std::int64_t row_count,
                                         const std::string& input) {
-  std::vector<double> w = io::read_vector(path);
-  check_weight_count(path, static_cast<std::int64_t>(w.size()), rows, input);
-  check_sample_weights(w, path, 0);
-  return w;
-}
-
-// The weights of rows [first_row, first_row + row_count) of an N x 1 or 1-D file of total_rows.
-std::vector<double> load_sample_weight_shard(const std::string& path, std::int64_t total_rows,
-                                             std::int64_t first_row, std::int64_t row_count,
-                                             const std::string& input) {
+  if (first_row == 0 && row_count == total_rows) {
+    io::ReadOptions options;
+    options.require_finite = false;
+    const HostMatrix m = io::read_matrix(path, options);
+    if (m.cols() != 1 && m.rows() != 1) {
+      throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got a " +
+                            std::to_string(m.rows()) + " x " + std::to_string(m.cols()) +
+                            " matrix");
+    }
+    check_weight_count(path, m.rows() * m.cols(), total_rows, input);
+    return std::vector<double>(m.as<double>(), m.as<double>() + m.rows() * m.cols());
+  }
   check_weight_count(path, io::count_rows(path), total_rows, input);
   io::ReadOptions options;
   options.first_row = first_row;
   options.row_count = row_count;
-  options.require_finite = false;  // check_sample_weights names the bad value
+  options.require_finite = false;
   const HostMatrix m = io::read_matrix(path, options);
   if (m.cols() != 1) {
     throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got " +
@@ -127,9 +102,7 @@ std::vector<double> load_sample_weight_shard(const std::string& path, std::int64
                           " columns (under mpirun the weights file "
                           "must be N values or N x 1)");
   }
-  std::vector<double> w(m.as<double>(), m.as<double>() + m.rows());
-  check_sample_weights(w, path, first_row);
-  return w;
+  return std::vector<double>(m.as<double>(), m.as<double>() + m.rows());
 }
 
 // Runs `step`; under mpirun, then throws on every rank when it failed on any, so that no rank
@@ -184,7 +157,7 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
 int run_fit(const FitArgs& a) {
   on_every_rank([&] {  // --device gpu is checked against each rank's own machine
     validate(a.data);
-    validate_scalars(a);
+    check_flags(a);
   });
   Family family = parse_family(a.family);
   Covariance covariance = parse_covariance(a.covariance);
@@ -194,27 +167,28 @@ int run_fit(const FitArgs& a) {
   const bool distributed = mpi_active();
   const bool root = mpi_rank() == 0;  // under mpirun, the rank that writes and reports
 
-  // Every output is checked and given its temporary name before the slow work; the model is
-  // staged last so that it is also renamed into place last.
+  // Every output is opened (its temporary created) before the slow work, so an output that
+  // cannot be written fails now rather than after the fit; the model is staged last so that it
+  // is also renamed into place last.
   StagedOutputs outputs;
   std::vector<std::string> written;
-  std::string labels_tmp;
-  std::string resp_tmp;
-  std::string model_tmp;
+  io::OutputFile* labels_out = nullptr;
+  io::OutputFile* resp_out = nullptr;
+  io::OutputFile* model_out = nullptr;
   on_every_rank([&] {
     if (!root) return;
     outputs.add_input(a.input, "INPUT");
     outputs.add_input(a.init_model, "--init-model");
     outputs.add_input(a.sample_weight, "--sample-weight");
     if (!a.labels.empty()) {
-      labels_tmp = outputs.stage(a.labels, "--labels");
+      labels_out = &outputs.stage(a.labels, "--labels");
       written.push_back(a.labels);
     }
     if (!a.responsibilities.empty()) {
-      resp_tmp = outputs.stage(a.responsibilities, "--responsibilities");
+      resp_out = &outputs.stage(a.responsibilities, "--responsibilities");
       written.push_back(a.responsibilities);
     }
-    model_tmp = outputs.stage(a.output, "-o");
+    model_out = &outputs.stage(a.output, "-o");
     written.push_back(a.output);
   });
 
@@ -233,40 +207,6 @@ int run_fit(const FitArgs& a) {
   }
   if (family == Family::kBernoulli) trials = 1;
 
-  // This process's rows: all of them, or under mpirun its rank's even share.
-  HostMatrix x;
-  std::int64_t total_rows = 0;
-  std::vector<double> weights;
-  on_every_rank([&] {
-    std::int64_t first_row = 0;
-    if (distributed) {
-      total_rows = count_input_rows(a.input, a.data);
-#if EMIX_HAS_MPI
-      const mpi::Shard shard = mpi::shard_rows(total_rows, mpi_rank(), mpi_size());
-      first_row = shard.first_row;
-      x = load_data(a.input, a.data, shard.first_row, shard.row_count);
-#endif
-    } else {
-      x = load_data(a.input, a.data);
-      total_rows = x.rows();
-    }
-    if (k > total_rows) {
-      throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
-                            std::to_string(total_rows) + ") in " + a.input);
-    }
-    if (options.init_model && options.init_model->n_features != x.cols()) {
-      throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
-                            std::to_string(options.init_model->n_features) + ", but " + a.input +
-                            " has " + std::to_string(x.cols()) + " columns");
-    }
-    check_family_values(x, family, trials, a.input, first_row);
-    if (!a.sample_weight.empty()) {
-      weights = distributed ? load_sample_weight_shard(a.sample_weight, total_rows, first_row,
-                                                       x.rows(), a.input)
-                            : load_sample_weights(a.sample_weight, x.rows(), a.input);
-    }
-  });
-
   options.n_components = k;
   options.family = family;
   options.covariance = covariance;
@@ -279,6 +219,46 @@ int run_fit(const FitArgs& a) {
   options.reg_covar = a.reg_covar;
   options.seed = a.seed;
   options.engine = engine_options(a.data);
+  // Every option value before the data are read: a bad --max-iter does not wait for a large
+  // INPUT to load.
+  on_every_rank([&] { emix::validate(options); });
+
+  // This process's rows: all of them, or under mpirun its rank's even share. A single process
+  // leaves NaN / Inf to the fit's validation (one scan of the data, which names the file's row
+  // through naming_files); under mpirun the reader checks them, since a rank's error reaches the
+  // others as text only.
+  HostMatrix x;
+  std::int64_t total_rows = 0;
+  std::vector<double> weights;
+  DataFiles files{a.input, a.sample_weight, 0};
+  on_every_rank([&] {
+    if (distributed) {
+      total_rows = count_input_rows(a.input, a.data);
+#if EMIX_HAS_MPI
+      const mpi::Shard shard = mpi::shard_rows(total_rows, mpi_rank(), mpi_size());
+      files.first_row = shard.first_row;
+      x = load_data(a.input, a.data, true, shard.first_row, shard.row_count);
+#endif
+    } else {
+      x = load_data(a.input, a.data, false);
+      total_rows = x.rows();
+    }
+    // Shapes that involve two files are named here, with both files; the fit checks them too.
+    if (k > total_rows) {
+      throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
+                            std::to_string(total_rows) + ") in " + a.input);
+    }
+    if (options.init_model && options.init_model->n_features != x.cols()) {
+      throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
+                            std::to_string(options.init_model->n_features) + ", but " + a.input +
+                            " has " + std::to_string(x.cols()) + " columns");
+    }
+    if (!a.sample_weight.empty()) {
+      weights =
+          load_sample_weights(a.sample_weight, total_rows, files.first_row, x.rows(), a.input);
+    }
+  });
+
   Progress progress(a.data.quiet || !root, a.n_init);
   options.on_iteration = [&progress](const IterationInfo& info) { progress(info); };
 
@@ -289,10 +269,10 @@ int run_fit(const FitArgs& a) {
     if (distributed) {
       report = mpi::fit(MPI_COMM_WORLD, x.view(), options, w);
     } else {
-      report = fit(x.view(), options, w);
+      report = naming_files(files, [&] { return fit(x.view(), options, w); });
     }
 #else
-    report = fit(x.view(), options, w);
+    report = naming_files(files, [&] { return fit(x.view(), options, w); });
 #endif
   } catch (...) {
     progress.finish();
@@ -309,27 +289,27 @@ int run_fit(const FitArgs& a) {
       on_every_rank([&] {
         if (has_rows) labels = predict(report.model, x.view(), options.engine);
       });
-      write_distributed_labels(labels_tmp, labels, total_rows);
+      write_distributed_labels(labels_out, labels, total_rows);
     }
     if (!a.responsibilities.empty()) {
       std::vector<double> resp;
       on_every_rank([&] {
         if (has_rows) resp = predict_proba(report.model, x.view(), options.engine);
       });
-      write_distributed_responsibilities(resp_tmp, resp, total_rows, report.model.n_components);
+      write_distributed_responsibilities(resp_out, resp, total_rows, report.model.n_components);
     }
   }
 #endif
   if (!root) return 0;
 
-  if (!distributed && !labels_tmp.empty()) {
-    io::write_npy(labels_tmp, predict(report.model, x.view(), options.engine));
+  if (!distributed && labels_out != nullptr) {
+    io::write_npy(*labels_out, predict(report.model, x.view(), options.engine));
   }
-  if (!distributed && !resp_tmp.empty()) {
+  if (!distributed && resp_out != nullptr) {
     const std::vector<double> resp = predict_proba(report.model, x.view(), options.engine);
-    io::write_npy(resp_tmp, resp.data(), x.rows(), report.model.n_components);
+    io::write_npy(*resp_out, resp.data(), x.rows(), report.model.n_components);
   }
-  io::write_model(model_tmp, report.model, &report);
+  io::write_model(*model_out, report.model, &report);
   outputs.commit();
   print_summary(report, options, total_rows, written, a.data.quiet);
   return 0;

@@ -26,19 +26,40 @@ int run_generate(const GenerateArgs& a) {
   if (a.block_rows < 1) {
     throw InvalidArgument("--block-rows " + std::to_string(a.block_rows) + ": must be at least 1");
   }
+  // A block is drawn in memory before it is written: at most 2^27 values (1 GiB of doubles).
+  constexpr std::int64_t kMaxBlockValues = std::int64_t{1} << 27;
+  if (std::min(a.block_rows, a.n) > kMaxBlockValues / a.d) {
+    throw InvalidArgument("--block-rows " + std::to_string(a.block_rows) + " x --d " +
+                          std::to_string(a.d) + ": a block of more than " +
+                          std::to_string(kMaxBlockValues) + " values; use a smaller --block-rows");
+  }
   const Family family = parse_family(a.family);
   const Covariance covariance = parse_covariance(a.covariance);
   const DType dtype = a.precision == "float" ? DType::kFloat32 : DType::kFloat64;
+  // The true model is held (and its covariance factors drawn) in memory: bound it before
+  // anything is allocated. 2^27 doubles is 1 GiB.
+  const double per_component = family != Family::kGaussian ? a.d
+                               : covariance == Covariance::kFull
+                                   ? a.d + static_cast<double>(a.d) * a.d
+                                   : a.d + (covariance == Covariance::kDiag ? a.d : 1.0);
+  const double model_values = static_cast<double>(a.k) * per_component;
+  constexpr double kMaxModelValues = 1 << 27;
+  if (model_values > kMaxModelValues) {
+    throw InvalidArgument("-k " + std::to_string(a.k) + " --d " + std::to_string(a.d) +
+                          ": the true model would hold " + format("%.0f", model_values) +
+                          " parameters; generate draws models of at most " +
+                          format("%.0f", kMaxModelValues));
+  }
 
   StagedOutputs outputs;
-  const std::string data_tmp = outputs.stage(a.output, "-o");
-  const std::string truth_tmp = a.truth.empty() ? "" : outputs.stage(a.truth, "--truth");
+  io::OutputFile& data_out = outputs.stage(a.output, "-o");
+  io::OutputFile* truth_out = a.truth.empty() ? nullptr : &outputs.stage(a.truth, "--truth");
 
   // Stream 0 of the seed draws the model, stream b + 1 the rows of block b, so a block's rows do
   // not depend on the block before it.
   const Model model = random_model(family, covariance, a.k, a.d, a.trials, derive_seed(a.seed, 0));
   {
-    io::NpyWriter writer(data_tmp, dtype, a.n, a.d);
+    io::NpyWriter writer(data_out, dtype, a.n, a.d);
     std::vector<float> narrow;
     for (std::int64_t first = 0, block = 0; first < a.n; first += a.block_rows, ++block) {
       const std::int64_t rows = std::min(a.block_rows, a.n - first);
@@ -53,7 +74,7 @@ int run_generate(const GenerateArgs& a) {
     }
     writer.commit();
   }
-  if (!truth_tmp.empty()) io::write_model(truth_tmp, model);
+  if (truth_out != nullptr) io::write_model(*truth_out, model);
   outputs.commit();
   if (!a.quiet) {
     std::string kind = std::string(to_string(family));

@@ -1,17 +1,23 @@
 // The `emix` program: parses the command line (CLI11) and runs one subcommand. Every failure
 // ends as one line "emix: error: <message>" on stderr: exit code 2 for bad input or usage (an
-// emix::Error or a command-line error), 1 for anything else.
+// emix::Error or a command-line error), 1 for anything else. SIGINT, SIGTERM and SIGHUP end it
+// at once with exit code 130, 143 or 129, after removing every temporary output file.
+#include <signal.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "cli/commands.hpp"
 #include "cli/mpi_session.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
+#include "emix/io.hpp"
 #include "emix/version.hpp"
 
 namespace {
@@ -46,15 +52,81 @@ void add_data_options(CLI::App* app, DataArgs& data) {
   app->add_flag("-q,--quiet", data.quiet, "no progress or summary on stderr");
 }
 
+// One line, at most about 1,000 characters, printable: a message may quote a file name or a
+// command-line value, and neither may break the one-line rule or send a terminal control bytes.
+std::string one_printable_line(const std::string& message) {
+  constexpr std::size_t kMaxLength = 1000;
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < message.size() && out.size() < kMaxLength; ++i) {
+    const auto c = static_cast<unsigned char>(message[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += c == '\n' ? "\\n" : std::string("\\x") + kHex[c >> 4] + kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (out.size() >= kMaxLength) out += "... (message cut)";
+  return out;
+}
+
 int report_error(const std::string& message, int code) {
-  std::fprintf(stderr, "emix: error: %s\n", message.c_str());
+  std::fprintf(stderr, "emix: error: %s\n", one_printable_line(message).c_str());
   return code;
+}
+
+// The flag that sets a library option, for messages about its value.
+std::string flag_of(const std::string& option) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"n_components", "-k"},     {"trials", "--trials"},         {"max_iter", "--max-iter"},
+      {"tol", "--tol"},           {"reg_covar", "--reg-covar"},   {"n_init", "--n-init"},
+      {"n_threads", "--threads"}, {"chunk_rows", "--chunk-rows"}, {"init_model", "--init-model"}};
+  for (const auto& [name, flag] : kFlags) {
+    if (option == name) return flag;
+  }
+  return option;
+}
+
+// A signal that asks the program to stop ends it here and now, in the middle of a fit or a
+// write: the temporaries are removed (the destructors that would remove them do not run after
+// _exit) and the exit code is the shell's 128 + signal number. Only async-signal-safe calls.
+extern "C" void stop_on_signal(int signal_number) {
+  emix::io::remove_temporary_files();
+  const char* name = signal_number == SIGINT    ? "SIGINT"
+                     : signal_number == SIGTERM ? "SIGTERM"
+                                                : "SIGHUP";
+  const char prefix[] = "emix: stopped by ";
+  const char suffix[] = "; no output was left half written\n";
+  ssize_t ignored = ::write(2, prefix, sizeof prefix - 1);
+  ignored = ::write(2, name, std::strlen(name));
+  ignored = ::write(2, suffix, sizeof suffix - 1);
+  (void)ignored;
+  ::_exit(128 + signal_number);
+}
+
+void install_signal_handlers() {
+  struct sigaction action;
+  std::memset(&action, 0, sizeof action);
+  action.sa_handler = stop_on_signal;
+  sigfillset(&action.sa_mask);  // one handler at a time: a second signal waits
+  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction previous;
+    // A signal the parent set to be ignored (nohup, a background job's SIGINT) stays ignored.
+    if (::sigaction(signal_number, nullptr, &previous) == 0 && previous.sa_handler == SIG_IGN) {
+      continue;
+    }
+    ::sigaction(signal_number, &action, nullptr);
+  }
+  // A FIFO or pipe whose reader went away: the write fails with EPIPE and the command ends
+  // through its normal error path (temporaries removed), instead of being killed by SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const emix::cli::MpiSession mpi(&argc, &argv);
+  install_signal_handlers();
   CLI::App app{
       "emix: mixture models (Gaussian, Bernoulli, binomial) fitted by EM on CPUs and "
       "NVIDIA GPUs"};
@@ -67,7 +139,7 @@ int main(int argc, char** argv) {
   fit_args.max_iter = defaults.max_iter;
   fit_args.tol = defaults.tol;
   fit_args.reg_covar = defaults.reg_covar;
-  fit_args.seed = defaults.seed;
+  std::string fit_seed = std::to_string(defaults.seed);
   CLI::App* fit = app.add_subcommand("fit", "fit a mixture to INPUT and write MODEL.json");
   fit->add_option("INPUT", fit_args.input, "data: .npy, CSV / whitespace text, or raw binary")
       ->required();
@@ -98,7 +170,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   fit->add_option("--reg-covar", fit_args.reg_covar, "added to covariance diagonals")
       ->capture_default_str();
-  fit->add_option("--seed", fit_args.seed, "random seed")->capture_default_str();
+  fit->add_option("--seed", fit_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
   fit->add_option("-o,--output", fit_args.output, "the fitted model (JSON)")->required();
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
   fit->add_option("--responsibilities", fit_args.responsibilities,
@@ -128,7 +200,9 @@ int main(int argc, char** argv) {
   generate->add_option("--n", gen_args.n, "rows")->required();
   generate->add_option("--d", gen_args.d, "columns")->required();
   generate->add_option("-k,--n-components", gen_args.k, "components")->required();
-  generate->add_option("--seed", gen_args.seed, "random seed")->capture_default_str();
+  std::string generate_seed = "0";
+  generate->add_option("--seed", generate_seed, "random seed, 0 to 2^64 - 1")
+      ->capture_default_str();
   generate->add_option("-o,--output", gen_args.output, "the data (.npy)")->required();
   generate->add_option("--truth", gen_args.truth, "also write the true model (JSON)");
   generate->add_option("--family", gen_args.family, "mixture family")
@@ -161,6 +235,7 @@ int main(int argc, char** argv) {
 
   try {
     if (*fit) {
+      fit_args.seed = emix::cli::parse_seed(fit_seed, "--seed");
       fit_args.k_given = k_opt->count() > 0;
       fit_args.family_given = family_opt->count() > 0;
       fit_args.covariance_given = covariance_opt->count() > 0;
@@ -171,9 +246,15 @@ int main(int argc, char** argv) {
     if (emix::cli::mpi_rank() != 0) return 0;
     if (*predict) return emix::cli::run_predict(predict_args);
     if (*score) return emix::cli::run_score(score_args);
-    if (*generate) return emix::cli::run_generate(gen_args);
+    if (*generate) {
+      gen_args.seed = emix::cli::parse_seed(generate_seed, "--seed");
+      return emix::cli::run_generate(gen_args);
+    }
     if (*demo) return emix::cli::run_demo(demo_args);
     return report_error("no command given (emix --help lists them)", 2);
+  } catch (const emix::OptionError& e) {
+    // The library names its option ("max_iter"); a user of the program typed the flag.
+    return report_error(flag_of(e.option()) + ": " + e.what(), 2);
   } catch (const emix::Error& e) {
     return report_error(e.what(), 2);
   } catch (const std::bad_alloc&) {

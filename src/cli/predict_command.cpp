@@ -14,15 +14,15 @@ namespace emix::cli {
 namespace {
 
 // The model first (small, and a bad one is reported before a large input is read), then the
-// data, checked against the model's shape and family.
+// data. Their values are validated by the evaluation itself (see naming_files); only the width,
+// which involves both files, is named here.
 HostMatrix load_for_model(const Model& model, const std::string& model_path,
                           const std::string& input, const DataArgs& data) {
-  HostMatrix x = load_data(input, data);
+  HostMatrix x = load_data(input, data, false);
   if (x.cols() != model.n_features) {
     throw InvalidArgument(input + " has " + std::to_string(x.cols()) + " columns, but the model " +
                           model_path + " has n_features " + std::to_string(model.n_features));
   }
-  check_family_values(x, model.family, model.trials, input);
   return x;
 }
 
@@ -33,15 +33,17 @@ int run_predict(const PredictArgs& a) {
   StagedOutputs outputs;
   outputs.add_input(a.model, "MODEL");
   outputs.add_input(a.input, "INPUT");
-  const std::string tmp = outputs.stage(a.output, "-o");
+  io::OutputFile& out = outputs.stage(a.output, "-o");
   const Model model = io::read_model(a.model);
   const HostMatrix x = load_for_model(model, a.model, a.input, a.data);
   const EngineOptions engine = engine_options(a.data);
+  const DataFiles files{a.input, "", 0};
   if (a.proba) {
-    const std::vector<double> resp = predict_proba(model, x.view(), engine);
-    io::write_npy(tmp, resp.data(), x.rows(), model.n_components);
+    const std::vector<double> resp =
+        naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
+    io::write_npy(out, resp.data(), x.rows(), model.n_components);
   } else {
-    io::write_npy(tmp, predict(model, x.view(), engine));
+    io::write_npy(out, naming_files(files, [&] { return predict(model, x.view(), engine); }));
   }
   outputs.commit();
   if (!a.data.quiet) {
@@ -58,7 +60,8 @@ int run_score(const ScoreArgs& a) {
   validate(a.data);
   const Model model = io::read_model(a.model);
   const HostMatrix x = load_for_model(model, a.model, a.input, a.data);
-  const double value = score(model, x.view(), engine_options(a.data));
+  const double value = naming_files(DataFiles{a.input, "", 0},
+                                    [&] { return score(model, x.view(), engine_options(a.data)); });
   // 17 significant digits: the printed number reads back as the same double.
   std::printf("%.17g\n", value);
   return 0;

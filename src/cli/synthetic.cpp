@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace emix::cli {
@@ -55,8 +58,43 @@ std::vector<double> random_spd(Rng& rng, int d) {
   return s;
 }
 
+constexpr double kMinDistance = 8;
+
+// Beyond this many components the best-of-200-draws placement below compares each candidate
+// with every mean so far, O(200 K^2 D): minutes at K = 10^5, days at 10^6.
+constexpr int kMaxComponentsPlacedByDraws = 4096;
+
+// K distinct cells of a cubic lattice of spacing kMinDistance + 2, each mean its cell's centre
+// moved by at most 1 along every axis: means are then at least kMinDistance apart, in O(K D).
+// The lattice has at least 2K cells, so drawing a free one takes about two tries.
+std::vector<double> lattice_means(Rng& rng, int k, int d) {
+  constexpr double kSpacing = kMinDistance + 2;
+  const auto per_axis = static_cast<std::uint64_t>(
+      std::ceil(std::pow(2.0 * static_cast<double>(k), 1.0 / static_cast<double>(d))));
+  std::vector<double> means(static_cast<std::size_t>(k) * d);
+  std::unordered_set<std::string> taken;
+  std::string cell(static_cast<std::size_t>(d) * sizeof(std::uint64_t), '\0');
+  for (int c = 0; c < k; ++c) {
+    while (true) {
+      for (int j = 0; j < d; ++j) {
+        const std::uint64_t index = rng.next() % per_axis;
+        std::memcpy(&cell[static_cast<std::size_t>(j) * sizeof index], &index, sizeof index);
+      }
+      if (taken.insert(cell).second) break;
+    }
+    for (int j = 0; j < d; ++j) {
+      std::uint64_t index;
+      std::memcpy(&index, &cell[static_cast<std::size_t>(j) * sizeof index], sizeof index);
+      const double centre =
+          (static_cast<double>(index) - 0.5 * static_cast<double>(per_axis - 1)) * kSpacing;
+      means[static_cast<std::size_t>(c) * d + j] = centre + (2 * rng.uniform() - 1);
+    }
+  }
+  return means;
+}
+
 std::vector<double> random_means(Rng& rng, int k, int d) {
-  constexpr double kMinDistance = 8;
+  if (k > kMaxComponentsPlacedByDraws) return lattice_means(rng, k, d);
   const double half_width = 16.0 * std::pow(static_cast<double>(k), 1.0 / d);
   std::vector<double> means(static_cast<std::size_t>(k) * d);
   std::vector<double> candidate(d);

@@ -27,7 +27,8 @@ std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream);
 // A random K-component mixture over D features:
 //   Gaussian: means at least 8 apart where the box allows (covariance eigenvalues lie in
 //             [0.5, 2.5], so components are well separated), random SPD covariances of the
-//             requested type;
+//             requested type; beyond 4096 components the means are jittered points of a
+//             lattice instead (always 8 apart, drawn in O(K D) rather than O(K^2 D));
 //   Bernoulli / binomial: probabilities uniform in [0.05, 0.95];
 //   weights: normalised Gamma(4) draws (a Dirichlet(4, ..., 4) draw), so none is tiny.
 Model random_model(Family family, Covariance covariance, int k, int d, int trials,

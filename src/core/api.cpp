@@ -24,18 +24,22 @@ struct Evaluation {
   std::vector<std::int32_t> labels;
 };
 
+// log_prob is always computed: check_evaluation() needs it to refuse a NaN answer.
 Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& options,
-                    bool want_log_prob, bool want_resp, bool want_labels) {
+                    bool want_resp, bool want_labels) {
+  validate(options);
   validate_model_for_data(model, x);
+  check_result_memory(x.rows, want_resp ? model.n_components : 0);
   const PreparedModel prepared = prepare(model);
   std::unique_ptr<Engine> engine = make_engine(x, nullptr, options);
   Evaluation e;
   const std::size_t n = static_cast<std::size_t>(x.rows);
-  if (want_log_prob) e.log_prob.resize(n);
+  e.log_prob.resize(n);
   if (want_resp) e.resp.resize(n * static_cast<std::size_t>(model.n_components));
   if (want_labels) e.labels.resize(n);
-  engine->evaluate(prepared, want_log_prob ? e.log_prob.data() : nullptr,
-                   want_resp ? e.resp.data() : nullptr, want_labels ? e.labels.data() : nullptr);
+  engine->evaluate(prepared, e.log_prob.data(), want_resp ? e.resp.data() : nullptr,
+                   want_labels ? e.labels.data() : nullptr);
+  check_evaluation(e.log_prob, e.resp, model.n_components);
   return e;
 }
 
@@ -43,17 +47,17 @@ Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& 
 
 std::vector<std::int32_t> predict(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
-  return evaluate(model, x, engine, false, false, true).labels;
+  return evaluate(model, x, engine, false, true).labels;
 }
 
 std::vector<double> predict_proba(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
-  return evaluate(model, x, engine, false, true, false).resp;
+  return evaluate(model, x, engine, true, false).resp;
 }
 
 std::vector<double> score_samples(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
-  return evaluate(model, x, engine, true, false, false).log_prob;
+  return evaluate(model, x, engine, false, false).log_prob;
 }
 
 double score(const Model& model, const DataView& x, const EngineOptions& engine,

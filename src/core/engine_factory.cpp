@@ -43,14 +43,14 @@ std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_
                                         const EngineOptions& options) {
 #if EMIX_HAS_CUDA
   if (!gpu::device_available()) {
-    throw NotAvailable("--device gpu: no CUDA device answers on this machine");
+    throw NotAvailable("device gpu: no CUDA device answers on this machine");
   }
   return gpu::create_engine(x, sample_weight, options);
 #else
   (void)x;
   (void)sample_weight;
   (void)options;
-  throw NotAvailable("--device gpu: this build of emix has no GPU support (built without CUDA)");
+  throw NotAvailable("device gpu: this build of emix has no GPU support (built without CUDA)");
 #endif
 }
 

@@ -1,11 +1,8 @@
 #include "emix/model.hpp"
 
-#include <cmath>
-#include <sstream>
+#include <string>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
-
+#include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "emix/options.hpp"
 
@@ -70,8 +67,8 @@ Enum parse_name(const std::string& name, const char* what, const Enum (&values)[
     if (name == to_string(value)) return value;
     choices += (choices.empty() ? "" : ", ") + std::string(to_string(value));
   }
-  throw InvalidArgument("unknown " + std::string(what) + " '" + name +
-                        "' (expected one of: " + choices + ")");
+  throw InvalidArgument("unknown " + std::string(what) + " " + quoted_excerpt(name) +
+                        " (expected one of: " + choices + ")");
 }
 
 }  // namespace
@@ -136,110 +133,6 @@ std::int64_t Model::n_parameters() const {
   return cov + k * d + k - 1;
 }
 
-namespace {
-
-void check_size(const std::vector<double>& v, std::size_t expected, const char* name) {
-  if (v.size() != expected) {
-    std::ostringstream msg;
-    msg << "model: '" << name << "' has " << v.size() << " values, expected " << expected;
-    throw InvalidArgument(msg.str());
-  }
-}
-
-void check_finite(const std::vector<double>& v, const char* name) {
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (!std::isfinite(v[i])) {
-      std::ostringstream msg;
-      msg << "model: '" << name << "'[" << i << "] is " << v[i];
-      throw InvalidArgument(msg.str());
-    }
-  }
-}
-
-void check_spd(const double* a, int d, const std::string& what) {
-  Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> m(a, d,
-                                                                                             d);
-  const double scale = m.cwiseAbs().maxCoeff();
-  const double asymmetry = (m - m.transpose()).cwiseAbs().maxCoeff();
-  if (!(asymmetry <= 1e-8 * std::max(scale, 1e-300))) {
-    throw InvalidArgument("model: " + what + " is not symmetric");
-  }
-  Eigen::LLT<Eigen::MatrixXd> llt(m);
-  if (llt.info() != Eigen::Success || !(llt.matrixLLT().diagonal().minCoeff() > 0)) {
-    throw InvalidArgument("model: " + what + " is not positive definite");
-  }
-}
-
-}  // namespace
-
-void Model::validate() const {
-  if (n_components < 1) {
-    throw InvalidArgument("model: n_components is " + std::to_string(n_components) +
-                          ", must be at least 1");
-  }
-  if (n_features < 1) {
-    throw InvalidArgument("model: n_features is " + std::to_string(n_features) +
-                          ", must be at least 1");
-  }
-  const std::size_t k = static_cast<std::size_t>(n_components);
-  const std::size_t d = static_cast<std::size_t>(n_features);
-  check_size(weights, k, "weights");
-  check_finite(weights, "weights");
-  double total = 0;
-  for (std::size_t i = 0; i < k; ++i) {
-    if (weights[i] < 0) {
-      throw InvalidArgument("model: weights[" + std::to_string(i) + "] is negative (" +
-                            std::to_string(weights[i]) + ")");
-    }
-    total += weights[i];
-  }
-  if (std::abs(total - 1.0) > 1e-6) {
-    std::ostringstream msg;
-    msg.precision(10);
-    msg << "model: weights sum to " << total << ", not 1";
-    throw InvalidArgument(msg.str());
-  }
-  if (family == Family::kGaussian) {
-    check_size(means, k * d, "means");
-    check_finite(means, "means");
-    check_size(covariances, covariance_size(), "covariances");
-    check_finite(covariances, "covariances");
-    switch (covariance) {
-      case Covariance::kFull:
-        for (std::size_t c = 0; c < k; ++c) {
-          check_spd(&covariances[c * d * d], n_features, "covariance " + std::to_string(c));
-        }
-        break;
-      case Covariance::kTied:
-        check_spd(covariances.data(), n_features, "tied covariance");
-        break;
-      case Covariance::kDiag:
-      case Covariance::kSpherical:
-        for (std::size_t i = 0; i < covariances.size(); ++i) {
-          if (!(covariances[i] > 0)) {
-            throw InvalidArgument("model: covariances[" + std::to_string(i) + "] is " +
-                                  std::to_string(covariances[i]) + " (variances must be positive)");
-          }
-        }
-        break;
-    }
-  } else {
-    if (trials < 1) {
-      throw InvalidArgument("model: trials is " + std::to_string(trials) + ", must be at least 1");
-    }
-    if (family == Family::kBernoulli && trials != 1) {
-      throw InvalidArgument("model: a Bernoulli mixture has trials = 1, not " +
-                            std::to_string(trials));
-    }
-    check_size(probabilities, k * d, "probabilities");
-    check_finite(probabilities, "probabilities");
-    for (std::size_t i = 0; i < probabilities.size(); ++i) {
-      if (probabilities[i] < 0 || probabilities[i] > 1) {
-        throw InvalidArgument("model: probabilities[" + std::to_string(i) + "] is " +
-                              std::to_string(probabilities[i]) + ", outside [0, 1]");
-      }
-    }
-  }
-}
+// Model::validate() is in validate.cpp, with the library's other argument checks.
 
 }  // namespace emix

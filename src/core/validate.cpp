@@ -1,7 +1,19 @@
 #include "core/validate.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
 #include <sstream>
+#include <string>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
 
 #include "emix/errors.hpp"
 
@@ -9,26 +21,50 @@ namespace emix {
 
 namespace {
 
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Shortest text that reads back as the same double ("2", "0.1", "5e-324").
+std::string number(double value) {
+  if (std::isnan(value)) return "nan";  // printf may write "-nan"
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  for (int precision = 1; precision < 17; ++precision) {
+    char shorter[32];
+    std::snprintf(shorter, sizeof shorter, "%.*g", precision, value);
+    if (std::strtod(shorter, nullptr) == value) return shorter;
+  }
+  return text;
+}
+
+std::string whole(double value) { return std::to_string(static_cast<std::int64_t>(value)); }
+
+std::string gigabytes(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f GB", bytes / 1e9);
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data and sample weights
+
 template <typename T>
 void check_values(const T* data, std::int64_t rows, std::int64_t cols, Family family, int trials) {
   for (std::int64_t n = 0; n < rows; ++n) {
     for (std::int64_t d = 0; d < cols; ++d) {
       const double v = static_cast<double>(data[n * cols + d]);
-      const char* problem = nullptr;
-      if (!std::isfinite(v)) {
-        problem = "is not finite";
+      std::string problem;
+      if (std::isnan(v)) {
+        problem = "is nan";
+      } else if (std::isinf(v)) {
+        problem = v > 0 ? "is inf" : "is -inf";
       } else if (family == Family::kBernoulli && v != 0.0 && v != 1.0) {
-        problem = "is not 0 or 1, as a Bernoulli mixture needs";
+        problem = "is " + number(v) + ", but a Bernoulli mixture needs 0 or 1";
       } else if (family == Family::kBinomial && (v < 0 || v > trials || v != std::floor(v))) {
-        problem = "is not a whole count in [0, trials]";
+        problem = "is " + number(v) +
+                  ", but a binomial mixture with trials = " + std::to_string(trials) +
+                  " needs a whole number of successes in 0.." + std::to_string(trials);
       }
-      if (problem) {
-        std::ostringstream msg;
-        msg << "data: row " << n + 1 << ", column " << d + 1 << " is " << v << ", which "
-            << problem;
-        if (family == Family::kBinomial) msg << " (trials = " << trials << ")";
-        throw InvalidArgument(msg.str());
-      }
+      if (!problem.empty()) throw DataError(DataError::Source::kData, n + 1, d + 1, problem);
     }
   }
 }
@@ -37,9 +73,9 @@ void check_data(const DataView& x, Family family, int trials) {
   if (x.rows < 1) throw InvalidArgument("data: no rows");
   if (x.cols < 1) throw InvalidArgument("data: no columns");
   if (!x.data) throw InvalidArgument("data: null pointer");
-  if (x.cols > (1 << 20)) {
-    throw InvalidArgument("data: " + std::to_string(x.cols) +
-                          " columns is more than emix supports");
+  if (x.cols > kMaxFeatures) {
+    throw InvalidArgument("data: " + std::to_string(x.cols) + " columns is more than the " +
+                          std::to_string(kMaxFeatures) + " emix supports");
   }
   if (x.space != MemorySpace::kHost) return;  // device data are the caller's responsibility
   if (x.dtype == DType::kFloat32) {
@@ -49,7 +85,210 @@ void check_data(const DataView& x, Family family, int trials) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Models
+
+void check_size(const std::vector<double>& v, std::size_t expected, const char* name) {
+  if (v.size() != expected) {
+    throw InvalidArgument("model: '" + std::string(name) + "' has " + std::to_string(v.size()) +
+                          " values, expected " + std::to_string(expected));
+  }
+}
+
+void check_finite(const std::vector<double>& v, const char* name) {
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      throw InvalidArgument("model: '" + std::string(name) + "'[" + std::to_string(i) + "] is " +
+                            number(v[i]));
+    }
+  }
+}
+
+// The largest |entry| of the inverse of the symmetric matrix `a` (d x d); InvalidArgument when
+// it is not symmetric positive definite.
+double check_spd(const double* a, int d, const std::string& what) {
+  Eigen::Map<const RowMatrix> m(a, d, d);
+  const double scale = m.cwiseAbs().maxCoeff();
+  const double asymmetry = (m - m.transpose()).cwiseAbs().maxCoeff();
+  if (!(asymmetry <= 1e-8 * std::max(scale, 1e-300))) {
+    throw InvalidArgument("model: " + what + " is not symmetric");
+  }
+  Eigen::LLT<Eigen::MatrixXd> llt(m);
+  if (llt.info() != Eigen::Success || !(llt.matrixLLT().diagonal().minCoeff() > 0)) {
+    throw InvalidArgument("model: " + what + " is not positive definite");
+  }
+  // The E-step uses the inverse; a matrix so close to singular that its inverse overflows
+  // would turn every density into NaN.
+  const Eigen::MatrixXd lower = llt.matrixL();
+  const Eigen::MatrixXd lower_inverse =
+      lower.triangularView<Eigen::Lower>().solve(Eigen::MatrixXd::Identity(d, d));
+  const Eigen::MatrixXd precision = lower_inverse.transpose() * lower_inverse;
+  if (!precision.allFinite()) {
+    throw InvalidArgument("model: " + what +
+                          " is too close to singular: its inverse overflows double precision");
+  }
+  return precision.cwiseAbs().maxCoeff();
+}
+
+// Every parameter array's length fits in memory arithmetic: K x D x D is computed in 64 bits.
+void check_shape(const Model& m) {
+  if (m.n_components < 1) {
+    throw InvalidArgument("model: n_components is " + std::to_string(m.n_components) +
+                          ", must be at least 1");
+  }
+  if (m.n_features < 1) {
+    throw InvalidArgument("model: n_features is " + std::to_string(m.n_features) +
+                          ", must be at least 1");
+  }
+  if (m.n_features > kMaxFeatures) {
+    throw InvalidArgument("model: n_features is " + std::to_string(m.n_features) +
+                          ", more than the " + std::to_string(kMaxFeatures) + " emix supports");
+  }
+  // D <= 2^20 and K < 2^31, so K x D x D < 2^71 could wrap; checked against 2^62 by division.
+  const std::uint64_t k = static_cast<std::uint64_t>(m.n_components);
+  const std::uint64_t d = static_cast<std::uint64_t>(m.n_features);
+  constexpr std::uint64_t kMaxValues = std::uint64_t{1} << 62;
+  if (m.family == Family::kGaussian && m.covariance == Covariance::kFull &&
+      k > kMaxValues / (d * d)) {
+    throw InvalidArgument("model: n_components x n_features x n_features = " + std::to_string(k) +
+                          " x " + std::to_string(d) + " x " + std::to_string(d) +
+                          " covariance values is more than emix supports");
+  }
+}
+
+// The largest entry of any component's precision matrix (the inverse covariance).
+double largest_precision(const Model& m) {
+  const int d = m.n_features;
+  const std::size_t du = static_cast<std::size_t>(d);
+  double largest = 0;
+  switch (m.covariance) {
+    case Covariance::kFull:
+      for (int c = 0; c < m.n_components; ++c) {
+        largest = std::max(largest, check_spd(&m.covariances[static_cast<std::size_t>(c) * du * du],
+                                              d, "covariance " + std::to_string(c)));
+      }
+      break;
+    case Covariance::kTied:
+      largest = check_spd(m.covariances.data(), d, "tied covariance");
+      break;
+    case Covariance::kDiag:
+    case Covariance::kSpherical:
+      for (std::size_t i = 0; i < m.covariances.size(); ++i) {
+        const double v = m.covariances[i];
+        if (!(v > 0)) {
+          throw InvalidArgument("model: covariances[" + std::to_string(i) + "] is " + number(v) +
+                                " (variances must be positive)");
+        }
+        // Below the smallest normal double, 1 / variance overflows: every density would be NaN.
+        if (v < DBL_MIN) {
+          throw InvalidArgument("model: covariances[" + std::to_string(i) + "] is " + number(v) +
+                                ", too small: 1 / variance overflows double precision (variances "
+                                "must be at least " +
+                                number(DBL_MIN) + ")");
+        }
+        largest = std::max(largest, 1.0 / v);
+      }
+      break;
+  }
+  return largest;
+}
+
+// Physical memory, or the cgroup's limit (containers, batch jobs) or this process's address
+// space or data limit (ulimit -v, -d), whichever is lowest.
+double memory_of_this_machine() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  double bytes = pages > 0 && page_size > 0
+                     ? static_cast<double>(pages) * static_cast<double>(page_size)
+                     : std::numeric_limits<double>::infinity();
+  for (const char* limit_file :
+       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(limit_file);
+    double limit = 0;
+    if (in >> limit && limit > 0) bytes = std::min(bytes, limit);  // "max" reads as nothing
+  }
+  for (const int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit limit;
+    if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+      bytes = std::min(bytes, static_cast<double>(limit.rlim_cur));
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
+
+std::string quoted_excerpt(std::string_view text, std::size_t max_bytes) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  const std::size_t shown = std::min(text.size(), max_bytes);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\\' || c == '\'') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += shown < text.size() ? "...' (" + std::to_string(text.size()) + " bytes)" : "'";
+  return out;
+}
+
+void validate_model_shape(const Model& model) { check_shape(model); }
+
+void Model::validate() const {
+  check_shape(*this);
+  const std::size_t k = static_cast<std::size_t>(n_components);
+  const std::size_t d = static_cast<std::size_t>(n_features);
+  check_size(weights, k, "weights");
+  check_finite(weights, "weights");
+  double total = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    if (weights[i] < 0) {
+      throw InvalidArgument("model: weights[" + std::to_string(i) + "] is negative (" +
+                            number(weights[i]) + ")");
+    }
+    total += weights[i];
+  }
+  if (std::abs(total - 1.0) > 1e-6) {
+    std::ostringstream msg;
+    msg.precision(10);
+    msg << "model: weights sum to " << total << ", not 1";
+    throw InvalidArgument(msg.str());
+  }
+  if (family == Family::kGaussian) {
+    check_size(means, k * d, "means");
+    check_finite(means, "means");
+    check_size(covariances, covariance_size(), "covariances");
+    check_finite(covariances, "covariances");
+    largest_precision(*this);
+  } else {
+    if (trials < 1) {
+      throw InvalidArgument("model: trials is " + std::to_string(trials) + ", must be at least 1");
+    }
+    if (family == Family::kBernoulli && trials != 1) {
+      throw InvalidArgument("model: a Bernoulli mixture has trials = 1, not " +
+                            std::to_string(trials));
+    }
+    check_size(probabilities, k * d, "probabilities");
+    check_finite(probabilities, "probabilities");
+    for (std::size_t i = 0; i < probabilities.size(); ++i) {
+      if (probabilities[i] < 0 || probabilities[i] > 1) {
+        throw InvalidArgument("model: probabilities[" + std::to_string(i) + "] is " +
+                              number(probabilities[i]) + ", outside [0, 1]");
+      }
+    }
+  }
+}
 
 void validate_sample_weight(const double* sample_weight, std::int64_t rows,
                             bool require_positive_sum) {
@@ -58,58 +297,144 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
   for (std::int64_t n = 0; n < rows; ++n) {
     const double w = sample_weight[n];
     if (!std::isfinite(w) || w < 0) {
-      std::ostringstream msg;
-      msg << "sample weight of row " << n + 1 << " is " << w
-          << "; weights must be finite and non-negative";
-      throw InvalidArgument(msg.str());
+      throw DataError(DataError::Source::kSampleWeight, n + 1, 0,
+                      "is " + number(w) + ", but a sample weight must be a finite number >= 0");
     }
     total += w;
   }
   if (require_positive_sum && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
 }
 
-void validate_fit_options(const FitOptions& o, std::int64_t cols) {
-  const auto fail = [](const std::string& what) { throw InvalidArgument(what); };
+void validate(const EngineOptions& e) {
+  if (e.n_threads < 0 || e.n_threads > kMaxThreads) {
+    throw OptionError("n_threads", "n_threads is " + std::to_string(e.n_threads) +
+                                       ", must be 0 (OpenMP's default) to " +
+                                       std::to_string(kMaxThreads));
+  }
+  if (e.block_rows < 0) {
+    throw OptionError("block_rows", "block_rows is " + std::to_string(e.block_rows) +
+                                        ", must be 0 (chosen from K and D) or more");
+  }
+  if (e.chunk_rows < 0) {
+    throw OptionError("chunk_rows", "chunk_rows is " + std::to_string(e.chunk_rows) +
+                                        ", must be 0 (chosen from the GPU's memory) or more");
+  }
+  if (e.device_memory_limit < 0) {
+    throw OptionError("device_memory_limit", "device_memory_limit is " +
+                                                 std::to_string(e.device_memory_limit) +
+                                                 ", must be 0 (what is free) or more");
+  }
+  if (e.gpu_device < -1) {
+    throw OptionError("gpu_device", "gpu_device is " + std::to_string(e.gpu_device) +
+                                        ", must be -1 (the current device) or a device number");
+  }
+}
+
+void validate(const FitOptions& o) {
+  const auto fail = [](const char* option, const std::string& what) {
+    throw OptionError(option, what);
+  };
   if (o.n_components < 1) {
-    fail("n_components is " + std::to_string(o.n_components) + ", must be at least 1");
+    fail("n_components",
+         "n_components is " + std::to_string(o.n_components) + ", must be at least 1");
   }
   if (o.family == Family::kBinomial && o.trials < 1) {
-    fail("trials is " + std::to_string(o.trials) + ", must be at least 1");
+    fail("trials", "trials is " + std::to_string(o.trials) + ", must be at least 1");
   }
-  if (o.max_iter < 0) fail("max_iter is " + std::to_string(o.max_iter) + ", must be >= 0");
-  if (!(o.tol >= 0)) fail("tol must be >= 0");
-  if (!(o.reg_covar >= 0) || !std::isfinite(o.reg_covar)) fail("reg_covar must be >= 0");
-  if (!(o.prob_epsilon > 0 && o.prob_epsilon < 0.5)) fail("prob_epsilon must be in (0, 0.5)");
-  if (o.n_init < 1) fail("n_init is " + std::to_string(o.n_init) + ", must be at least 1");
-  if (o.init_max_rows < o.n_components) fail("init_max_rows must be at least n_components");
+  if (o.max_iter < 0) {
+    fail("max_iter", "max_iter is " + std::to_string(o.max_iter) + ", must be >= 0");
+  }
+  if (!(o.tol >= 0) || !std::isfinite(o.tol)) {
+    fail("tol", "tol is " + number(o.tol) + ", must be a finite number >= 0");
+  }
+  if (!(o.reg_covar >= 0) || !std::isfinite(o.reg_covar)) {
+    fail("reg_covar", "reg_covar is " + number(o.reg_covar) + ", must be a finite number >= 0");
+  }
+  if (!(o.prob_epsilon > 0 && o.prob_epsilon < 0.5)) {
+    fail("prob_epsilon", "prob_epsilon is " + number(o.prob_epsilon) + ", must be in (0, 0.5)");
+  }
+  if (o.n_init < 1)
+    fail("n_init", "n_init is " + std::to_string(o.n_init) + ", must be at least 1");
+  if (o.kmeans_iter < 0) {
+    fail("kmeans_iter", "kmeans_iter is " + std::to_string(o.kmeans_iter) + ", must be >= 0");
+  }
+  if (o.init_max_rows < o.n_components) {
+    fail("init_max_rows", "init_max_rows is " + std::to_string(o.init_max_rows) +
+                              ", must be at least n_components (" + std::to_string(o.n_components) +
+                              ")");
+  }
+  validate(o.engine);
   if (o.init_model) {
     const Model& m = *o.init_model;
     m.validate();
     if (m.family != o.family) {
-      fail(std::string("init model: family is ") + to_string(m.family) + ", but the fit asks for " +
-           to_string(o.family));
+      fail("init_model", std::string("init model: family is ") + to_string(m.family) +
+                             ", but the fit asks for " + to_string(o.family));
     }
     if (m.family == Family::kGaussian && m.covariance != o.covariance) {
-      fail(std::string("init model: covariance type is ") + to_string(m.covariance) +
-           ", but the fit asks for " + to_string(o.covariance));
+      fail("init_model", std::string("init model: covariance type is ") + to_string(m.covariance) +
+                             ", but the fit asks for " + to_string(o.covariance));
     }
     if (m.n_components != o.n_components) {
-      fail("init model has " + std::to_string(m.n_components) +
-           " components, but the fit asks for " + std::to_string(o.n_components));
-    }
-    if (m.n_features != cols) {
-      fail("init model has " + std::to_string(m.n_features) + " features, but the data have " +
-           std::to_string(cols) + " columns");
+      fail("init_model", "init model has " + std::to_string(m.n_components) +
+                             " components, but the fit asks for " + std::to_string(o.n_components));
     }
     if (m.family == Family::kBinomial && m.trials != o.trials) {
-      fail("init model has trials = " + std::to_string(m.trials) + ", but the fit asks for " +
-           std::to_string(o.trials));
+      fail("init_model", "init model has trials = " + std::to_string(m.trials) +
+                             ", but the fit asks for " + std::to_string(o.trials));
     }
+  }
+}
+
+void validate_fit_options(const FitOptions& o, std::int64_t cols) {
+  validate(o);
+  if (o.init_model && o.init_model->n_features != cols) {
+    throw InvalidArgument("init model has " + std::to_string(o.init_model->n_features) +
+                          " features, but the data have " + std::to_string(cols) + " columns");
   }
 }
 
 void validate_fit_data(const DataView& x, const FitOptions& o) {
   check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1);
+}
+
+void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
+  const double k = o.n_components;
+  const double d = static_cast<double>(cols);
+  // Initialisation (unless an init model is given) holds sample x K responsibilities, and
+  // k-means++ / random also a second sample x K matrix (distances, weighted responsibilities).
+  const double sample = static_cast<double>(std::min(rows, o.init_max_rows));
+  const double init_matrices = o.init_model ? 0 : o.init == Init::kRandomFromData ? 1 : 2;
+  const double init_bytes = 8 * init_matrices * sample * k;
+  // EM: the model, the next model, the prepared model and the statistics, each at least K x D
+  // (means, covariances' diagonals) and K x D x D for full covariances.
+  const bool full = o.family == Family::kGaussian && o.covariance == Covariance::kFull;
+  const double em_bytes = 8 * 4 * k * (1 + d + (full ? d * d : 0));
+  const double needed = std::max(init_bytes, em_bytes);
+  const double available = memory_of_this_machine();
+  if (needed <= available) return;
+  std::string what =
+      init_bytes >= em_bytes
+          ? "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
+                " sampled rows x " + whole(k) + " components in double precision"
+          : "the model and its statistics hold " + whole(k) + " components x " + whole(d) +
+                (full ? " x " + whole(d) : std::string()) + " values several times";
+  throw OutOfMemory(
+      "n_components = " + std::to_string(o.n_components) + " needs at least " + gigabytes(needed) +
+      " of memory (" + what + "), more than the " + gigabytes(available) +
+      " of this machine; use fewer components" +
+      (init_bytes >= em_bytes ? " or a smaller init_max_rows (at least n_components)" : ""));
+}
+
+void check_result_memory(std::int64_t rows, int k) {
+  // log p(x) and the labels for every row, and k responsibilities per row.
+  const double needed = static_cast<double>(rows) * (12.0 + 8.0 * k);
+  const double available = memory_of_this_machine();
+  if (needed <= available) return;
+  throw OutOfMemory("the results for " + std::to_string(rows) + " rows" +
+                    (k > 0 ? " x " + std::to_string(k) + " responsibilities" : std::string()) +
+                    " need " + gigabytes(needed) + " of memory, more than the " +
+                    gigabytes(available) + " of this machine");
 }
 
 void validate_fit_arguments(const DataView& x, const FitOptions& o, const double* sample_weight) {
@@ -120,6 +445,7 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
   validate_fit_options(o, x.cols);
   validate_fit_data(x, o);
   validate_sample_weight(sample_weight, x.rows);
+  check_fit_memory(x.rows, x.cols, o);
 }
 
 void validate_model_for_data(const Model& model, const DataView& x) {
@@ -128,7 +454,36 @@ void validate_model_for_data(const Model& model, const DataView& x) {
     throw InvalidArgument("the model has " + std::to_string(model.n_features) +
                           " features, but the data have " + std::to_string(x.cols) + " columns");
   }
+  if (model.family == Family::kGaussian && x.dtype == DType::kFloat32) {
+    // The float32 E-step holds the precisions in float: one beyond FLT_MAX would be inf there.
+    const double largest = largest_precision(model);
+    if (largest > FLT_MAX) {
+      throw InvalidArgument(
+          "model: a covariance is too small for float32 data (an entry of its "
+          "inverse is " +
+          number(largest) + ", beyond float32's range); use float64 data");
+    }
+  }
   check_data(x, model.family, model.trials);
+}
+
+void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k) {
+  const std::size_t kk = static_cast<std::size_t>(k);
+  for (std::size_t n = 0; n < log_prob.size(); ++n) {
+    bool bad = std::isnan(log_prob[n]);
+    if (!bad && !resp.empty() && std::isfinite(log_prob[n])) {
+      for (std::size_t c = 0; c < kk && !bad; ++c) bad = std::isnan(resp[n * kk + c]);
+    }
+    if (bad) {
+      // A DataError (naming the row, for a caller to name its file): values this large in the
+      // data, or against this model, are beyond what the element type can evaluate.
+      throw DataError(DataError::Source::kData, static_cast<std::int64_t>(n) + 1, 0,
+                      "cannot be evaluated: its log-density under the model is " +
+                          number(log_prob[n]) +
+                          (std::isnan(log_prob[n]) ? "" : " but its responsibilities are nan") +
+                          " (values too large for the element type, in the data or the model)");
+    }
+  }
 }
 
 }  // namespace emix

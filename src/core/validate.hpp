@@ -1,12 +1,37 @@
-// Argument checks shared by fit() and the evaluation functions. Each throws InvalidArgument
-// with a message that names the bad value (rows and columns 1-based, as a person counts).
+// Argument checks for fit(), the evaluation functions, sample() and Model::validate(): the one
+// place where the library decides what it accepts. The C API and the emix program rely on these
+// rather than checking values themselves. Each throws InvalidArgument (DataError for a value of
+// the data or the weights) with a message that names the bad value (rows and columns 1-based,
+// as a person counts) and never names a command-line flag; a size is checked before anything of
+// that size is allocated.
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "emix/data.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
 
 namespace emix {
+
+// Widest data and model: beyond this K x D x D parameters stop being a fit one could run.
+constexpr std::int64_t kMaxFeatures = std::int64_t{1} << 20;
+// Most CPU engine threads. libgomp crashes (SIGSEGV) starting ~100,000 and fails from ~40,000;
+// beyond a few per core they only cost memory (one tile of scratch each).
+constexpr int kMaxThreads = 1024;
+
+// `text` quoted for a message: at most `max_bytes` of it, with quotes, backslashes, control and
+// non-ASCII bytes escaped (\n, \xNN), and its full length when it was cut:
+// 'abc...' (20000000 bytes). Error messages never copy unbounded or unprintable input.
+std::string quoted_excerpt(std::string_view text, std::size_t max_bytes = 40);
+
+// The first check of Model::validate: K >= 1, 1 <= D <= kMaxFeatures and K x D x D countable.
+// For a caller that sizes the parameter arrays from K and D before it fills them.
+void validate_model_shape(const Model& model);
 
 void validate_fit_arguments(const DataView& x, const FitOptions& options,
                             const double* sample_weight);
@@ -15,10 +40,24 @@ void validate_fit_arguments(const DataView& x, const FitOptions& options,
 void validate_fit_options(const FitOptions& options, std::int64_t cols);
 void validate_fit_data(const DataView& x, const FitOptions& options);
 // The model is valid and matches the data's width; host data hold finite values the family
-// accepts.
+// accepts; the model's precisions are finite in the data's element type.
 void validate_model_for_data(const Model& model, const DataView& x);
 // Finite, non-negative weights; with require_positive_sum, not all zero.
 void validate_sample_weight(const double* sample_weight, std::int64_t rows,
                             bool require_positive_sum = true);
+// Throws OutOfMemory when what a fit of `rows` x `cols` with these options surely allocates
+// (a lower bound: initialisation's sample-by-K matrices, the statistics) exceeds the memory of
+// this machine (or of its cgroup), before any of it is allocated.
+void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& options);
+
+// Throws OutOfMemory when the results of an evaluation of `rows` rows (log p(x), and `k`
+// responsibilities per row when k > 0) cannot fit in memory, before they are allocated.
+void check_result_memory(std::int64_t rows, int k);
+
+// After an evaluation: throws DataError (column 0: the whole row) at the first row whose
+// log-density is NaN, or whose responsibilities are NaN although its log-density is finite
+// (resp may be empty), rather than return a NaN answer. A row that every component gives -inf
+// is not judged here.
+void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k);
 
 }  // namespace emix

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/validate.hpp"
 #include "emix/errors.hpp"
 
 namespace emix::io::detail {
@@ -36,9 +37,11 @@ std::size_t convert_typed(const unsigned char* src, bool swap, std::size_t count
   if constexpr (std::is_same_v<S, bool>) {
     for (std::size_t i = 0; i < count; ++i) dst[i] = src[i] != 0 ? D(1) : D(0);
   } else if constexpr (std::is_integral_v<S>) {
-    // Every integer fits in float's range, so none can fail the finite check.
+    // Every integer fits in float's range, so none can fail the finite check. Through double
+    // even for float: a float32 read is then exactly the float64 read narrowed (int64 -> float
+    // directly can round differently from int64 -> double -> float beyond 2^53).
     for (std::size_t i = 0; i < count; ++i) {
-      dst[i] = static_cast<D>(load<S>(src + i * sizeof(S), swap));
+      dst[i] = static_cast<D>(static_cast<double>(load<S>(src + i * sizeof(S), swap)));
     }
   } else {
     for (std::size_t i = 0; i < count; ++i) {
@@ -49,7 +52,9 @@ std::size_t convert_typed(const unsigned char* src, bool swap, std::size_t count
       } else {
         out = value;
       }
-      if (check_finite && !std::isfinite(out)) {
+      // A finite value that the narrowing made infinite always stops: it would be a silent
+      // change of the data.
+      if (!std::isfinite(out) && (check_finite || std::isfinite(value))) {
         *bad_value = value;
         return i;
       }
@@ -171,7 +176,8 @@ std::size_t convert(const unsigned char* src, Scalar scalar, bool swap, std::siz
 
 void throw_not_finite(const std::string& path, std::int64_t row, std::int64_t col, double value,
                       DType dtype, const std::string& suffix) {
-  std::string where = path + ": row " + std::to_string(row) + ", column " + std::to_string(col);
+  std::string where =
+      quote_path(path) + ": row " + std::to_string(row) + ", column " + std::to_string(col);
   if (std::isnan(value)) throw InvalidArgument(where + " is nan" + suffix);
   if (std::isinf(value))
     throw InvalidArgument(where + (value > 0 ? " is inf" : " is -inf") + suffix);
@@ -183,11 +189,11 @@ void throw_not_finite(const std::string& path, std::int64_t row, std::int64_t co
 
 void check_row_options(const std::string& path, const ReadOptions& options) {
   if (options.first_row < 0) {
-    throw InvalidArgument(path + ": first_row must be >= 0, got " +
+    throw InvalidArgument(quote_path(path) + ": first_row must be >= 0, got " +
                           std::to_string(options.first_row));
   }
   if (options.row_count < -1) {
-    throw InvalidArgument(path + ": row_count must be >= 0 (or -1 for all rows), got " +
+    throw InvalidArgument(quote_path(path) + ": row_count must be >= 0 (or -1 for all rows), got " +
                           std::to_string(options.row_count));
   }
 }
@@ -196,22 +202,36 @@ RowRange resolve_rows(const std::string& path, const ReadOptions& options,
                       std::int64_t total_rows) {
   check_row_options(path, options);
   if (options.first_row > total_rows) {
-    throw InvalidArgument(path + ": first_row " + std::to_string(options.first_row) +
+    throw InvalidArgument(quote_path(path) + ": first_row " + std::to_string(options.first_row) +
                           " is past the end: the file has " + std::to_string(total_rows) + " rows");
   }
   RowRange range;
   range.first = options.first_row;
   range.count = options.row_count < 0 ? total_rows - options.first_row : options.row_count;
   if (range.count > total_rows - range.first) {
-    throw InvalidArgument(path + ": rows [" + std::to_string(range.first) + ", " +
+    throw InvalidArgument(quote_path(path) + ": rows [" + std::to_string(range.first) + ", " +
                           std::to_string(range.first + range.count) +
                           ") requested but the file has " + std::to_string(total_rows) + " rows");
   }
   return range;
 }
 
+std::string excerpt(std::string_view text, std::size_t max_bytes) {
+  return quoted_excerpt(text, max_bytes);
+}
+
+std::string quote_path(const std::string& path) {
+  constexpr std::size_t kMaxPath = 512;
+  const bool plain = path.size() <= kMaxPath && std::none_of(path.begin(), path.end(), [](char c) {
+                       const auto u = static_cast<unsigned char>(c);
+                       return u < 0x20 || u == 0x7f;
+                     });
+  if (plain) return path;
+  return quoted_excerpt(path, kMaxPath);
+}
+
 void throw_io(const std::string& path, const std::string& message, int error) {
-  std::string text = path + ": " + message;
+  std::string text = quote_path(path) + ": " + message;
   if (error != 0) text += std::string(": ") + std::strerror(error);
   throw IoError(text);
 }

@@ -44,8 +44,9 @@ bool parse_scalar_name(std::string_view name, Scalar* scalar);
 float narrow_to_float(double value);
 
 // Converts `count` elements at `src` (of type `scalar`, byte-swapped when `swap`) to `dtype`
-// at `dst`. With `check_finite`, stops at the first element that is NaN / Inf or does not fit in
-// `dtype`, stores its source value in *bad_value and returns its index; otherwise returns count.
+// at `dst`. Stops at the first element that is finite but does not fit in `dtype` and, with
+// `check_finite`, at the first NaN / Inf; stores its source value in *bad_value and returns its
+// index. Otherwise returns count.
 std::size_t convert(const unsigned char* src, Scalar scalar, bool swap, std::size_t count,
                     DType dtype, void* dst, bool check_finite, double* bad_value);
 
@@ -62,6 +63,12 @@ struct RowRange {
 void check_row_options(const std::string& path, const ReadOptions& options);
 // The rows options ask for, out of `total_rows`; InvalidArgument when out of range.
 RowRange resolve_rows(const std::string& path, const ReadOptions& options, std::int64_t total_rows);
+
+// emix::quoted_excerpt (core/validate.hpp): 'abc...' (20000000 bytes), printable.
+std::string excerpt(std::string_view text, std::size_t max_bytes = 40);
+// A path for a message: as given when it is at most 512 bytes without control characters
+// (UTF-8 names stay readable), else quoted and shortened as excerpt() does.
+std::string quote_path(const std::string& path);
 
 // Throws IoError "PATH: MESSAGE: strerror(error)".
 [[noreturn]] void throw_io(const std::string& path, const std::string& message, int error = 0);
@@ -97,6 +104,8 @@ HostMatrix read_row_major(InputFile& file, std::uint64_t data_offset, Scalar sca
 HostMatrix read_npy(const std::string& path, const ReadOptions& options);
 HostMatrix read_text(const std::string& path, const ReadOptions& options);
 HostMatrix read_raw(const std::string& path, const ReadOptions& options);
+// The line of a text file on which data row `row` (1-based) stands; 0 past the end.
+std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row);
 // The number of rows, from the header (.npy) or the file's size (raw), reading no data.
 std::int64_t count_npy_rows(const std::string& path);
 std::int64_t count_raw_rows(const std::string& path, const ReadOptions& options);

@@ -11,7 +11,6 @@
 
 #include "emix/errors.hpp"
 #include "emix/io.hpp"
-#include "io/atomic_file.hpp"
 #include "io/common.hpp"
 
 namespace emix::io {
@@ -43,9 +42,16 @@ std::vector<Dim> covariance_shape(Covariance covariance, int k, int d) {
   return {};
 }
 
+// The number of elements, saturating at SIZE_MAX (K x D x D of a hand-made model may not fit).
 std::size_t element_count(const std::vector<Dim>& shape) {
   std::size_t n = 1;
-  for (const Dim& dim : shape) n *= static_cast<std::size_t>(dim.size);
+  for (const Dim& dim : shape) {
+    const auto size = static_cast<std::size_t>(dim.size);
+    if (size != 0 && n > std::numeric_limits<std::size_t>::max() / size) {
+      return std::numeric_limits<std::size_t>::max();
+    }
+    n *= size;
+  }
   return n;
 }
 
@@ -76,7 +82,7 @@ void check_written(const std::string& path, const char* key, const std::vector<d
   if (values.size() != expected) {
     std::string dims;
     for (const Dim& dim : shape) dims += std::string(dims.empty() ? "" : " x ") + dim.name;
-    throw InvalidArgument("write_model(" + path + "): '" + key + "' has " +
+    throw InvalidArgument("write_model(" + detail::quote_path(path) + "): '" + key + "' has " +
                           std::to_string(values.size()) + " values, expected " + dims + " = " +
                           std::to_string(expected));
   }
@@ -85,8 +91,8 @@ void check_written(const std::string& path, const char* key, const std::vector<d
     if (!std::isfinite(values[i])) {
       std::ostringstream text;
       text << values[i];
-      throw InvalidArgument("write_model(" + path + "): '" + key + "' element " +
-                            std::to_string(i) + " is " + text.str());
+      throw InvalidArgument("write_model(" + detail::quote_path(path) + "): '" + key +
+                            "' element " + std::to_string(i) + " is " + text.str());
     }
   }
 }
@@ -128,6 +134,161 @@ void print(const Json& value, int indent, std::string* out) {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+// Deeper than any model file (root, array, K, D, D is 4) by a wide margin; a deeper document
+// is refused while it is parsed, before anything recursive (destruction, dump) meets it.
+constexpr int kMaxDepth = 32;
+
+// "'means'[1][2]" for a message: keys as short excerpts, at most kMaxDepth parts.
+struct JsonPath {
+  struct Part {
+    bool is_key = false;
+    std::string key;
+    std::size_t index = 0;
+  };
+  std::vector<Part> parts;
+
+  std::string text() const {
+    std::string out;
+    for (const Part& part : parts) {
+      out += part.is_key ? (out.empty() ? "" : ".") + detail::excerpt(part.key, 40)
+                         : "[" + std::to_string(part.index) + "]";
+    }
+    return out.empty() ? "the top level" : out;
+  }
+};
+
+// Builds the document as nlohmann's own DOM parser would, but refuses nesting deeper than
+// kMaxDepth and turns every parse error into one IoError that names the file, the line and
+// column, the field being read and a short excerpt of the offending text (nlohmann's own
+// messages copy the whole token, which may be megabytes, and do not name the field).
+class BoundedDomBuilder {
+ public:
+  using number_integer_t = Json::number_integer_t;
+  using number_unsigned_t = Json::number_unsigned_t;
+  using number_float_t = Json::number_float_t;
+  using string_t = Json::string_t;
+  using binary_t = Json::binary_t;
+
+  BoundedDomBuilder(const std::string& path, const std::string& text, Json* root)
+      : path_(path), text_(text), root_(root) {}
+
+  bool null() { return add(Json(nullptr)); }
+  bool boolean(bool value) { return add(Json(value)); }
+  bool number_integer(number_integer_t value) { return add(Json(value)); }
+  bool number_unsigned(number_unsigned_t value) { return add(Json(value)); }
+  bool number_float(number_float_t value, const string_t&) { return add(Json(value)); }
+  bool string(string_t& value) { return add(Json(std::move(value))); }
+  bool binary(binary_t& value) { return add(Json::binary(std::move(value))); }
+
+  bool start_object(std::size_t) { return open(Json::object()); }
+  bool key(string_t& key) {
+    path_parts().back().key = key;
+    pending_key_ = std::move(key);
+    return true;
+  }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(Json::array()); }
+  bool end_array() { return close(); }
+
+  bool parse_error(std::size_t position, const std::string& last_token,
+                   const nlohmann::detail::exception& error) {
+    std::string where = location(position);
+    if (!stack_.empty()) where += ", in " + pending_path();
+    if (error.id == 406) {  // number overflow: the only out_of_range error parsing can raise
+      throw IoError(detail::quote_path(path_) + ": " + where + ": the number " +
+                    detail::excerpt(last_token) + " is out of the range of a double");
+    }
+    // nlohmann's reason without its tag, position and token: "syntax error while parsing
+    // value - invalid literal", "unexpected end of input; expected ...".
+    std::string reason = error.what();
+    const std::size_t colon = reason.find(": ");
+    if (colon != std::string::npos) reason.erase(0, colon + 2);
+    const std::size_t last_read = reason.find("; last read:");
+    if (last_read != std::string::npos) reason.erase(last_read);
+    if (reason.size() > 160) reason = reason.substr(0, 160) + "...";
+    std::string message = detail::quote_path(path_) + ": not valid JSON: " + where + ": " + reason;
+    if (!last_token.empty()) message += "; last read: " + detail::excerpt(last_token);
+    throw IoError(message);
+  }
+
+ private:
+  std::vector<JsonPath::Part>& path_parts() { return json_path_.parts; }
+
+  // "line L, column C" of byte `position` (1-based as nlohmann counts, the offending one).
+  std::string location(std::size_t position) const {
+    const std::size_t end = std::min(position, text_.size());
+    std::size_t line = 1, column = 0;
+    for (std::size_t i = 0; i < end; ++i) {
+      if (text_[i] == '\n') {
+        ++line;
+        column = 0;
+      } else {
+        ++column;
+      }
+    }
+    return "line " + std::to_string(line) + ", column " + std::to_string(column);
+  }
+
+  // The field the next value would have filled.
+  std::string pending_path() const {
+    JsonPath next = json_path_;
+    if (!next.parts.empty() && !next.parts.back().is_key) {
+      next.parts.back().index = stack_.back()->size();
+    }
+    return next.text();
+  }
+
+  Json* place(Json&& value) {
+    if (stack_.empty()) {
+      *root_ = std::move(value);
+      return root_;
+    }
+    Json& parent = *stack_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(value));
+      return &parent.back();
+    }
+    Json& slot = parent[pending_key_];  // a repeated key: the last value wins, as in nlohmann
+    slot = std::move(value);
+    return &slot;
+  }
+
+  bool add(Json&& value) {
+    place(std::move(value));
+    return true;
+  }
+
+  bool open(Json&& container) {
+    if (stack_.size() >= static_cast<std::size_t>(kMaxDepth)) {
+      throw IoError(detail::quote_path(path_) + ": arrays and objects nested more than " +
+                    std::to_string(kMaxDepth) + " deep, in " + pending_path() +
+                    "; a model file needs 4");
+    }
+    const bool is_object = container.is_object();
+    if (!stack_.empty() && !json_path_.parts.back().is_key) {
+      json_path_.parts.back().index = stack_.back()->size();
+    }
+    stack_.push_back(place(std::move(container)));
+    JsonPath::Part part;
+    part.is_key = is_object;
+    json_path_.parts.push_back(part);
+    return true;
+  }
+
+  bool close() {
+    stack_.pop_back();
+    json_path_.parts.pop_back();
+    return true;
+  }
+
+  const std::string& path_;
+  const std::string& text_;
+  Json* root_;
+  std::vector<Json*> stack_;
+  JsonPath json_path_;
+  std::string pending_key_;
+};
+
 class ModelReader {
  public:
   ModelReader(const std::string& path, const Json& root) : path_(path), root_(root) {}
@@ -135,23 +296,23 @@ class ModelReader {
   Model read() {
     if (!root_.is_object()) fail("the top level is " + describe(root_) + ", expected an object");
     if (const Json* format = find("format")) {
-      if (!format->is_string() || format->get<std::string>() != kFormat) {
-        fail("'format' is " + format->dump() + ", expected \"" + kFormat + "\"");
+      if (!format->is_string() || format->get_ref<const std::string&>() != kFormat) {
+        fail("'format' is " + describe(*format) + ", expected \"" + kFormat + "\"");
       }
     }
     if (const Json* version = find("version")) {
       if (!version->is_number_integer() || version->get<std::int64_t>() != kVersion) {
-        fail("unsupported model version " + version->dump() + " (this emix reads version " +
+        const std::string shown = version->is_number() ? version->dump() : describe(*version);
+        fail("unsupported model version " + shown + " (this emix reads version " +
              std::to_string(kVersion) + ")");
       }
     }
 
     Model model;
-    model.family = with_key("family", [&] { return parse_family(string_at("family")); });
+    model.family = enum_at("family", "family", parse_family, kFamilies);
     const bool gaussian = model.family == Family::kGaussian;
     if (gaussian) {
-      model.covariance =
-          with_key("covariance", [&] { return parse_covariance(string_at("covariance")); });
+      model.covariance = enum_at("covariance", "covariance type", parse_covariance, kCovariances);
     }
     const char* table = gaussian ? "means" : "probabilities";
 
@@ -181,6 +342,8 @@ class ModelReader {
     const int k = model.n_components;
     const int d = model.n_features;
 
+    // Every array is checked against its shape level by level before a value is stored, so a
+    // 300-byte file that claims n_features = 2147483647 allocates nothing for it.
     model.weights = numbers("weights", weights, {{k, "n_components"}});
     if (gaussian) {
       model.means = numbers("means", rows, {{k, "n_components"}, {d, "n_features"}});
@@ -204,8 +367,15 @@ class ModelReader {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { throw IoError(path_ + ": " + what); }
+  static constexpr Family kFamilies[] = {Family::kGaussian, Family::kBernoulli, Family::kBinomial};
+  static constexpr Covariance kCovariances[] = {Covariance::kFull, Covariance::kDiag,
+                                                Covariance::kSpherical, Covariance::kTied};
 
+  [[noreturn]] void fail(const std::string& what) const {
+    throw IoError(detail::quote_path(path_) + ": " + what);
+  }
+
+  // A value for a message: its kind, and a short excerpt of a string or number.
   static std::string describe(const Json& value) {
     switch (value.type()) {
       case Json::value_t::null:
@@ -215,11 +385,13 @@ class ModelReader {
       case Json::value_t::array:
         return "an array";
       case Json::value_t::string:
-        return "the string " + value.dump();
+        return "the string " + detail::excerpt(value.get_ref<const std::string&>());
       case Json::value_t::boolean:
-        return value.dump();
+        return value.get<bool>() ? "true" : "false";
+      case Json::value_t::binary:
+        return "binary data";
       default:
-        return "the number " + value.dump();
+        return "the number " + value.dump();  // a number prints in at most ~25 characters
     }
   }
 
@@ -234,49 +406,44 @@ class ModelReader {
     return *value;
   }
 
-  std::string string_at(const char* key) const {
-    const Json& value = require(key);
-    if (!value.is_string()) {
-      fail(std::string("'") + key + "' is " + describe(value) + ", expected a string");
-    }
-    return value.get<std::string>();
-  }
-
   int int_at(const char* key, int minimum) const {
     const Json& value = require(key);
     if (!value.is_number_integer()) {
       fail(std::string("'") + key + "' is " + describe(value) + ", expected an integer");
     }
-    const bool negative =
-        value.is_number_integer() && !value.is_number_unsigned() && value.get<std::int64_t>() < 0;
+    const bool negative = !value.is_number_unsigned() && value.get<std::int64_t>() < 0;
     if (negative ||
-        value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
-      fail(std::string("'") + key + "' is " + value.dump() +
-           ", expected an integer >= " + std::to_string(minimum));
+        value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<int>::max()) ||
+        value.get<int>() < minimum) {
+      fail(std::string("'") + key + "' is " + value.dump() + ", expected an integer from " +
+           std::to_string(minimum) + " to " + std::to_string(std::numeric_limits<int>::max()));
     }
-    const int result = value.get<int>();
-    if (result < minimum) {
-      fail(std::string("'") + key + "' is " + value.dump() +
-           ", expected an integer >= " + std::to_string(minimum));
-    }
-    return result;
+    return value.get<int>();
   }
 
-  // Runs `parse` (parse_family / parse_covariance), naming the key and file in its error.
-  template <typename F>
-  auto with_key(const char* key, F parse) const -> decltype(parse()) {
-    try {
-      return parse();
-    } catch (const InvalidArgument& e) {
-      throw InvalidArgument(path_ + ": '" + key + "': " + e.what());
+  // A string naming one of `choices`; InvalidArgument quoting an excerpt of anything else.
+  template <typename Enum, std::size_t N>
+  Enum enum_at(const char* key, const char* what, Enum (*parse)(const std::string&),
+               const Enum (&choices)[N]) const {
+    const Json& value = require(key);
+    if (!value.is_string()) {
+      fail(std::string("'") + key + "' is " + describe(value) + ", expected a string");
     }
+    const std::string& name = value.get_ref<const std::string&>();
+    for (Enum choice : choices) {
+      if (name == to_string(choice)) return parse(name);
+    }
+    std::string names;
+    for (Enum choice : choices)
+      names += (names.empty() ? "" : ", ") + std::string(to_string(choice));
+    throw InvalidArgument(detail::quote_path(path_) + ": '" + key + "': unknown " + what + " " +
+                          detail::excerpt(name) + " (expected one of: " + names + ")");
   }
 
   // The elements of a nested array of the given shape, row-major.
   std::vector<double> numbers(const char* key, const Json& value,
                               const std::vector<Dim>& shape) const {
     std::vector<double> out;
-    out.reserve(element_count(shape));
     collect(std::string("'") + key + "'", value, shape, 0, &out);
     return out;
   }
@@ -297,13 +464,12 @@ class ModelReader {
     }
     for (std::size_t i = 0; i < value.size(); ++i) {
       const Json& element = value[i];
-      const std::string element_name = name + "[" + std::to_string(i) + "]";
       if (depth > 1) {
-        collect(element_name, element, shape, level + 1, out);
+        collect(name + "[" + std::to_string(i) + "]", element, shape, level + 1, out);
       } else if (element.is_number()) {
         out->push_back(element.get<double>());
       } else {
-        fail(element_name + " is " + describe(element) + ", expected a number");
+        fail(name + "[" + std::to_string(i) + "] is " + describe(element) + ", expected a number");
       }
     }
   }
@@ -314,8 +480,24 @@ class ModelReader {
 
 std::string read_whole_file(const std::string& path) {
   detail::InputFile file(path);
-  std::string text(static_cast<std::size_t>(file.size()), '\0');
-  text.resize(file.read_some(text.data(), text.size()));
+  // A model file holds K x D x D numbers at most; 1 GiB of text is far beyond any that a fit
+  // writes, and a longer file (or an endless device) is refused rather than read into memory.
+  constexpr std::uint64_t kMaxModelBytes = std::uint64_t{1} << 30;
+  if (file.size() > kMaxModelBytes) {
+    detail::throw_io(path, "is " + std::to_string(file.size()) +
+                               " bytes; emix reads model files "
+                               "of at most 1 GiB");
+  }
+  std::string text;
+  char buffer[1 << 16];
+  while (true) {
+    const std::size_t got = file.read_some(buffer, sizeof buffer);
+    if (got == 0) break;
+    if (text.size() + got > kMaxModelBytes) {
+      detail::throw_io(path, "is longer than 1 GiB; emix reads model files of at most 1 GiB");
+    }
+    text.append(buffer, got);
+  }
   return text;
 }
 
@@ -324,17 +506,8 @@ std::string read_whole_file(const std::string& path) {
 Model read_model(const std::string& path) {
   const std::string text = read_whole_file(path);
   Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    // "[json.exception.parse_error.101] parse error at line 3, column 5: ..." without the tag.
-    std::string what = e.what();
-    const std::size_t tag_end = what.find("] ");
-    if (what.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) {
-      what = what.substr(tag_end + 2);
-    }
-    throw IoError(path + ": not valid JSON: " + what);
-  }
+  BoundedDomBuilder builder(path, text, &root);
+  Json::sax_parse(text, &builder);
   const Model model = ModelReader(path, root).read();
   try {
     model.validate();
@@ -342,16 +515,18 @@ Model read_model(const std::string& path) {
     // validate() says "model: ..."; here the file is the model.
     std::string what = e.what();
     if (what.rfind("model: ", 0) == 0) what.erase(0, 7);
-    throw InvalidArgument(path + ": " + what);
+    throw InvalidArgument(detail::quote_path(path) + ": " + what);
   }
   return model;
 }
 
-void write_model(const std::string& path, const Model& model, const FitReport* report) {
+namespace {
+
+std::string model_text(const std::string& path, const Model& model, const FitReport* report) {
   const int k = model.n_components;
   const int d = model.n_features;
   if (k < 1 || d < 1) {
-    throw InvalidArgument("write_model(" + path +
+    throw InvalidArgument("write_model(" + detail::quote_path(path) +
                           "): n_components and n_features must be >= 1, got " + std::to_string(k) +
                           " and " + std::to_string(d));
   }
@@ -404,12 +579,24 @@ void write_model(const std::string& path, const Model& model, const FitReport* r
     print(root, 0, &text);
   } catch (const Json::exception& e) {
     // Strings that are not UTF-8 (an engine name, a warning) cannot be written as JSON.
-    throw InvalidArgument("write_model(" + path + "): " + e.what());
+    throw InvalidArgument("write_model(" + detail::quote_path(path) + "): " + e.what());
   }
   text += '\n';
-  AtomicFile file(path);
-  file.write(text);
-  file.commit();
+  return text;
+}
+
+}  // namespace
+
+void write_model(OutputFile& out, const Model& model, const FitReport* report) {
+  out.write(model_text(out.path(), model, report));
+}
+
+void write_model(const std::string& path, const Model& model, const FitReport* report) {
+  // The text first: a model that cannot be written leaves no temporary behind.
+  const std::string text = model_text(path, model, report);
+  OutputFile out(path);
+  out.write(text);
+  out.commit();
 }
 
 }  // namespace emix::io

@@ -14,7 +14,6 @@
 
 #include "emix/errors.hpp"
 #include "emix/io.hpp"
-#include "io/atomic_file.hpp"
 #include "io/common.hpp"
 
 namespace emix::io {
@@ -81,8 +80,9 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) {
+    // An excerpt from where parsing stopped: the header may be long and hold any bytes.
     throw_io(path_, "malformed .npy header (" + what + " at character " + std::to_string(pos_) +
-                        "): " + std::string(text_));
+                        "): " + excerpt(text_.substr(std::min(pos_, text_.size()))));
   }
   char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
   void skip_space() {
@@ -176,7 +176,7 @@ class HeaderParser {
 
 [[noreturn]] void unsupported_dtype(const std::string& path, const std::string& descr,
                                     const char* kind) {
-  throw_io(path, "unsupported dtype '" + descr + "' (" + kind +
+  throw_io(path, "unsupported dtype " + excerpt(descr) + " (" + kind +
                      "); emix reads bool, integer, float32 and float64 arrays");
 }
 
@@ -273,6 +273,14 @@ NpyHeader read_header(InputFile& file) {
     prefix_size = 12;
     header_size = prefix[8] | (std::uint64_t{prefix[9]} << 8) | (std::uint64_t{prefix[10]} << 16) |
                   (std::uint64_t{prefix[11]} << 24);
+  }
+  // NumPy writes headers of a few hundred bytes for the arrays emix reads (and reads at most
+  // 10,000 bytes itself unless told otherwise); a larger claim is not read into memory.
+  constexpr std::uint64_t kMaxHeaderSize = 1 << 16;
+  if (header_size > kMaxHeaderSize) {
+    throw_io(path, "the .npy header says it is " + std::to_string(header_size) +
+                       " bytes long; emix reads headers of at most " +
+                       std::to_string(kMaxHeaderSize) + " bytes");
   }
   if (header_size > file.size() - std::min(file.size(), prefix_size)) {
     throw_io(path, "truncated: the .npy header says it is " + std::to_string(header_size) +
@@ -435,22 +443,27 @@ std::string npy_preamble(const char* descr, const std::vector<std::int64_t>& sha
 
 void check_shape(const std::string& path, const void* data, std::int64_t rows, std::int64_t cols) {
   if (rows < 0 || cols < 0) {
-    throw InvalidArgument("write_npy(" + path + "): negative shape " + std::to_string(rows) +
-                          " x " + std::to_string(cols));
+    throw InvalidArgument("write_npy(" + quote_path(path) + "): negative shape " +
+                          std::to_string(rows) + " x " + std::to_string(cols));
   }
   if (data == nullptr && rows != 0 && cols != 0) {
-    throw InvalidArgument("write_npy(" + path + "): null data for a " + std::to_string(rows) +
-                          " x " + std::to_string(cols) + " array");
+    throw InvalidArgument("write_npy(" + quote_path(path) + "): null data for a " +
+                          std::to_string(rows) + " x " + std::to_string(cols) + " array");
   }
+}
+
+void write_array(OutputFile& out, const char* descr, const std::vector<std::int64_t>& shape,
+                 const void* data, std::size_t bytes) {
+  static_assert(kHostLittleEndian, "the .npy writer writes the host's bytes as little-endian");
+  out.write(npy_preamble(descr, shape));
+  out.write(data, bytes);
 }
 
 void write_array(const std::string& path, const char* descr, const std::vector<std::int64_t>& shape,
                  const void* data, std::size_t bytes) {
-  static_assert(kHostLittleEndian, "the .npy writer writes the host's bytes as little-endian");
-  AtomicFile file(path);
-  file.write(npy_preamble(descr, shape));
-  file.write(data, bytes);
-  file.commit();
+  OutputFile out(path);
+  write_array(out, descr, shape, data, bytes);
+  out.commit();
 }
 
 const char* descr_of(DType dtype) { return dtype == DType::kFloat32 ? "<f4" : "<f8"; }
@@ -483,31 +496,61 @@ void write_npy(const std::string& path, const std::vector<std::int32_t>& values)
                       values.size() * sizeof(std::int32_t));
 }
 
+void write_npy(OutputFile& out, const double* data, std::int64_t rows, std::int64_t cols) {
+  detail::check_shape(out.path(), data, rows, cols);
+  detail::write_array(out, "<f8", {rows, cols}, data, detail::byte_count(rows, cols, 8));
+}
+
+void write_npy(OutputFile& out, const std::vector<std::int32_t>& values) {
+  detail::write_array(out, "<i4", {static_cast<std::int64_t>(values.size())}, values.data(),
+                      values.size() * sizeof(std::int32_t));
+}
+
 struct NpyWriter::State {
-  State(const std::string& path, DType type, std::int64_t r, std::int64_t c)
-      : file(path), dtype(type), rows(r), cols(c) {}
-  AtomicFile file;
-  DType dtype;
-  std::int64_t rows;
-  std::int64_t cols;
+  std::unique_ptr<OutputFile> owned;  // null when writing into a caller's output
+  OutputFile* file = nullptr;
+  DType dtype = DType::kFloat64;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
   std::int64_t written = 0;
 };
 
-NpyWriter::NpyWriter(const std::string& path, DType dtype, std::int64_t rows, std::int64_t cols)
-    : state_(nullptr) {
+namespace {
+
+void check_writer_shape(const std::string& path, std::int64_t rows, std::int64_t cols) {
   if (rows < 0 || cols < 0) {
-    throw InvalidArgument("NpyWriter(" + path + "): negative shape " + std::to_string(rows) +
-                          " x " + std::to_string(cols));
+    throw InvalidArgument("NpyWriter(" + detail::quote_path(path) + "): negative shape " +
+                          std::to_string(rows) + " x " + std::to_string(cols));
   }
-  auto state = std::make_unique<State>(path, dtype, rows, cols);
-  state->file.write(detail::npy_preamble(detail::descr_of(dtype), {rows, cols}));
-  state_ = state.release();
 }
 
-NpyWriter::~NpyWriter() { delete state_; }
+}  // namespace
+
+NpyWriter::NpyWriter(const std::string& path, DType dtype, std::int64_t rows, std::int64_t cols)
+    : state_(std::make_unique<State>()) {
+  check_writer_shape(path, rows, cols);
+  state_->owned = std::make_unique<OutputFile>(path);
+  state_->file = state_->owned.get();
+  state_->dtype = dtype;
+  state_->rows = rows;
+  state_->cols = cols;
+  state_->file->write(detail::npy_preamble(detail::descr_of(dtype), {rows, cols}));
+}
+
+NpyWriter::NpyWriter(OutputFile& out, DType dtype, std::int64_t rows, std::int64_t cols)
+    : state_(std::make_unique<State>()) {
+  check_writer_shape(out.path(), rows, cols);
+  state_->file = &out;
+  state_->dtype = dtype;
+  state_->rows = rows;
+  state_->cols = cols;
+  out.write(detail::npy_preamble(detail::descr_of(dtype), {rows, cols}));
+}
+
+NpyWriter::~NpyWriter() = default;
 
 void NpyWriter::append(const void* data, std::int64_t rows) {
-  const std::string& path = state_->file.path();
+  const std::string path = detail::quote_path(state_->file->path());
   if (rows < 0 || rows > state_->rows - state_->written) {
     throw InvalidArgument("NpyWriter(" + path + "): appending " + std::to_string(rows) +
                           " rows to the " + std::to_string(state_->written) +
@@ -516,16 +559,17 @@ void NpyWriter::append(const void* data, std::int64_t rows) {
   if (data == nullptr && rows != 0 && state_->cols != 0) {
     throw InvalidArgument("NpyWriter(" + path + "): null data");
   }
-  state_->file.write(data, detail::byte_count(rows, state_->cols, dtype_size(state_->dtype)));
+  state_->file->write(data, detail::byte_count(rows, state_->cols, dtype_size(state_->dtype)));
   state_->written += rows;
 }
 
 void NpyWriter::commit() {
   if (state_->written != state_->rows) {
-    throw IoError(state_->file.path() + ": cannot write: " + std::to_string(state_->written) +
-                  " of the declared " + std::to_string(state_->rows) + " rows were written");
+    throw IoError(detail::quote_path(state_->file->path()) +
+                  ": cannot write: " + std::to_string(state_->written) + " of the declared " +
+                  std::to_string(state_->rows) + " rows were written");
   }
-  state_->file.commit();
+  if (state_->owned) state_->file->commit();
 }
 
 }  // namespace emix::io

@@ -62,14 +62,20 @@ std::int64_t count_rows(const std::string& path, const ReadOptions& options) {
   return detail::read_text(path, all).rows();
 }
 
+std::int64_t text_line_of_row(const std::string& path, std::int64_t row) {
+  ReadOptions options;
+  if (resolve_format(path, options) != FileFormat::kText) return 0;
+  return detail::text_line_of_data_row(path, row);
+}
+
 std::vector<double> read_vector(const std::string& path) {
   ReadOptions options;
   options.dtype = DType::kFloat64;
   const HostMatrix matrix = read_matrix(path, options);
   if (matrix.cols() != 1 && matrix.rows() != 1) {
-    throw IoError(path + ": expected a vector (N values, N x 1 or 1 x N), got a " +
-                  std::to_string(matrix.rows()) + " x " + std::to_string(matrix.cols()) +
-                  " matrix");
+    throw IoError(
+        detail::quote_path(path) + ": expected a vector (N values, N x 1 or 1 x N), got a " +
+        std::to_string(matrix.rows()) + " x " + std::to_string(matrix.cols()) + " matrix");
   }
   const double* values = matrix.as<double>();
   return std::vector<double>(values, values + matrix.rows() * matrix.cols());

@@ -1,7 +1,7 @@
 // CSV and whitespace-separated text. The separator is chosen once per file from its first
 // non-comment line: ';' if it has one, else ',' if it has one, else runs of spaces and tabs.
-// A first line that does not parse as numbers is a header; blank lines and lines whose first
-// non-blank character is '#' are skipped.
+// A first line none of whose cells is a number (or a missing-value marker such as NA) is a
+// header; blank lines and lines whose first non-blank character is '#' are skipped.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -21,10 +21,19 @@
 namespace emix::io::detail {
 namespace {
 
+// Longest line read (a row of 2^20 columns of 17-digit numbers is about 20 MiB): a file with no
+// newline at all (/dev/zero) must end in an error, not in all of memory.
+constexpr std::size_t kMaxLineBytes = std::size_t{1} << 28;
+
 // Yields the file's lines (without "\n" or "\r\n") from large buffered reads.
 class LineReader {
  public:
-  explicit LineReader(InputFile& file) : file_(file), buffer_(std::size_t{1} << 22) {}
+  // A small file gets a buffer of its own size rather than 4 MiB (a pipe or device reports 0).
+  explicit LineReader(InputFile& file)
+      : file_(file),
+        buffer_(file.size() > 0 && file.size() < (std::uint64_t{1} << 22)
+                    ? static_cast<std::size_t>(file.size()) + 1
+                    : std::size_t{1} << 22) {}
 
   bool next(std::string_view* line) {
     while (true) {
@@ -65,7 +74,13 @@ class LineReader {
     std::memmove(buffer_.data(), buffer_.data() + begin_, kept);
     begin_ = 0;
     end_ = kept;
-    if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    if (end_ == buffer_.size()) {
+      if (buffer_.size() > kMaxLineBytes) {
+        throw_io(file_.path(), "line " + std::to_string(line_number_ + 1) + " is longer than " +
+                                   std::to_string(kMaxLineBytes >> 20) + " MiB");
+      }
+      buffer_.resize(buffer_.size() * 2);
+    }
     const std::size_t got = file_.read_some(buffer_.data() + end_, buffer_.size() - end_);
     end_ += got;
     if (got == 0) eof_ = true;
@@ -85,6 +100,13 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
   return s;
+}
+
+// ';' if the line has one, else ',' if it has one, else 0: runs of blanks.
+char choose_separator(std::string_view line) {
+  if (line.find(';') != std::string_view::npos) return ';';
+  if (line.find(',') != std::string_view::npos) return ',';
+  return '\0';
 }
 
 // separator 0: runs of blanks.
@@ -113,6 +135,9 @@ void split(std::string_view line, char separator, std::vector<std::string_view>*
   }
 }
 
+// Widest row read, the same bound the fit puts on the number of features.
+constexpr std::int64_t kMaxTextColumns = std::int64_t{1} << 20;
+
 enum class Parse { kOk, kNotNumber, kOutOfRange };
 
 Parse parse_number(std::string_view cell, double* value) {
@@ -132,10 +157,34 @@ Parse parse_number(std::string_view cell, double* value) {
   return Parse::kOk;
 }
 
-std::string quoted(std::string_view cell) {
-  constexpr std::size_t kMax = 40;
-  if (cell.size() > kMax) return "'" + std::string(cell.substr(0, kMax)) + "...'";
-  return "'" + std::string(cell) + "'";
+// Cells that stand for a missing value in the files of R, pandas and spreadsheets. A first row
+// holding one is data with a hole, not a header.
+bool is_missing_marker(std::string_view cell) {
+  static constexpr std::string_view kMarkers[] = {"na",      "n/a", "nan", "null", "none",
+                                                  "missing", "?",   "-",   "."};
+  for (std::string_view marker : kMarkers) {
+    if (cell.size() != marker.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < cell.size() && same; ++i) {
+      same = std::tolower(static_cast<unsigned char>(cell[i])) == marker[i];
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+// A header names its columns: no cell of it is a number or a missing-value marker. One numeric
+// cell ("NA,1,2", "id,3") makes the line a data row, so that its other cells are reported as
+// errors instead of the row being silently dropped.
+bool is_header(const std::vector<std::string_view>& cells) {
+  bool any_text = false;
+  for (std::string_view cell : cells) {
+    if (cell.empty()) continue;
+    double value;
+    if (parse_number(cell, &value) != Parse::kNotNumber || is_missing_marker(cell)) return false;
+    any_text = true;
+  }
+  return any_text;
 }
 
 template <typename T>
@@ -164,16 +213,9 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
 
     if (!seen_first) {
       seen_first = true;
-      separator = line.find(';') != std::string_view::npos   ? ';'
-                  : line.find(',') != std::string_view::npos ? ','
-                                                             : '\0';
+      separator = choose_separator(line);
       split(line, separator, &cells);
-      // A header has a cell that is text; an empty cell alone ("1,,3") makes a bad data row.
-      const bool header = std::any_of(cells.begin(), cells.end(), [](std::string_view cell) {
-        double v;
-        return !cell.empty() && parse_number(cell, &v) == Parse::kNotNumber;
-      });
-      if (header) {
+      if (is_header(cells)) {
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
         continue;
@@ -192,6 +234,10 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
     auto at_line = [&] { return " (line " + std::to_string(lines.line_number()) + ")"; };
     if (cols < 0) {
       cols = n_cells;
+      if (cols > kMaxTextColumns) {
+        throw_io(path, "row 1 has " + std::to_string(cols) + " columns; emix reads at most " +
+                           std::to_string(kMaxTextColumns) + at_line());
+      }
       if (header_cols >= 0 && header_cols != cols) {
         throw_io(path, "the header (line " + std::to_string(header_line) + ") has " +
                            std::to_string(header_cols) + " columns but row 1 has " +
@@ -219,10 +265,12 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       };
       if (status == Parse::kNotNumber) {
         if (cell.empty()) throw_io(path, where() + " is empty" + at_line());
-        throw_io(path, where() + ": " + quoted(cell) + " is not a number" + at_line());
+        throw_io(path, where() + ": " + excerpt(cell) + " is not a number" + at_line());
       }
-      if (options.require_finite && status == Parse::kOutOfRange) {
-        throw InvalidArgument(path + ": " + where() + ": " + quoted(cell) +
+      // A number written in the file that no double holds is an error even without
+      // require_finite: it would silently become inf.
+      if (status == Parse::kOutOfRange) {
+        throw InvalidArgument(quote_path(path) + ": " + where() + ": " + excerpt(cell) +
                               " is out of the range of float64" + at_line());
       }
       T out;
@@ -231,7 +279,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       } else {
         out = value;
       }
-      if (options.require_finite && !std::isfinite(out)) {
+      if (!std::isfinite(out) && (options.require_finite || std::isfinite(value))) {
         throw_not_finite(path, data_row, c + 1, value, dtype, at_line());
       }
       values.push_back(out);
@@ -255,6 +303,29 @@ HostMatrix read_text(const std::string& path, const ReadOptions& options) {
   InputFile file(path);
   if (options.dtype == DType::kFloat32) return read_text_as<float>(file, options);
   return read_text_as<double>(file, options);
+}
+
+std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
+  if (row < 1) return 0;
+  InputFile file(path);
+  LineReader lines(file);
+  std::vector<std::string_view> cells;
+  bool seen_first = false;
+  std::int64_t data_row = 0;
+  std::string_view line;
+  while (lines.next(&line)) {
+    std::size_t start = 0;
+    while (start < line.size() && is_blank(line[start])) ++start;
+    if (start == line.size() || line[start] == '#') continue;
+    if (!seen_first) {
+      seen_first = true;
+      const char separator = choose_separator(line);
+      split(line, separator, &cells);
+      if (is_header(cells)) continue;
+    }
+    if (++data_row == row) return lines.line_number();
+  }
+  return 0;
 }
 
 }  // namespace emix::io::detail

@@ -331,7 +331,7 @@ int main(int argc, char** argv) {
     const int last = g_size - 1;
     expect_same_error_everywhere(
         "a NaN on the last rank", last, [](emix::DataView&, std::vector<double>& x) { x[4] = NAN; },
-        "not finite");
+        "is nan");
     expect_same_error_everywhere(
         "a shard of another width", last,
         [](emix::DataView& v, std::vector<double>&) {

@@ -1,0 +1,27 @@
+// Fuzz harness: the CSV / whitespace text reader. Invariants as for .npy
+// (fuzz_matrix_checks.hpp), and text_line_of_row names a line that exists for every row read.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "emix/io.hpp"
+#include "fuzz_input.hpp"
+#include "fuzz_matrix_checks.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static emix::fuzz::MemoryFile file("emix-fuzz-text");
+  const std::string& path = file.hold(data, size);
+  emix::io::ReadOptions options;
+  options.format = emix::io::FileFormat::kText;
+  const std::int64_t rows = emix::fuzz::check_matrix_reader(path, options);
+  emix::fuzz::expect_only_emix_errors([&] {
+    const auto lines = static_cast<std::int64_t>(std::count(data, data + size, '\n')) + 1;
+    std::int64_t previous = 0;
+    for (std::int64_t row = 1; row <= std::min<std::int64_t>(rows, 3); ++row) {
+      const std::int64_t line = emix::io::text_line_of_row(path, row);
+      if (line <= previous || line > lines) emix::fuzz::finding("text_line_of_row out of order");
+      previous = line;
+    }
+  });
+  return 0;
+}

@@ -1,0 +1,195 @@
+// The library's argument checks (src/core/validate.cpp) on the cases a reliability probe found
+// passing and then failing later: tiny variances, absurd option values, fits larger than the
+// machine, NaN answers, and messages that copy unbounded input.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/validate.hpp"
+#include "emix/emix.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using emix::Covariance;
+using emix::DataError;
+using emix::Family;
+using emix::InvalidArgument;
+using emix::Model;
+using emix::OptionError;
+
+template <typename E, typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("wrong exception type: ") + e.what();
+  }
+  return "no exception";
+}
+
+Model diag_model(double variance) {
+  Model m;
+  m.family = Family::kGaussian;
+  m.covariance = Covariance::kDiag;
+  m.n_components = 1;
+  m.n_features = 2;
+  m.weights = {1};
+  m.means = {0, 0};
+  m.covariances = {variance, 1};
+  return m;
+}
+
+// Old: 5e-324 passed (it is > 0); every density was then NaN.
+TEST(ModelValidation, VarianceWhoseInverseOverflowsIsRejected) {
+  EXPECT_EQ(error_of<InvalidArgument>([] { diag_model(5e-324).validate(); }),
+            "model: covariances[0] is 5e-324, too small: 1 / variance overflows double precision "
+            "(variances must be at least 2.2250738585072014e-308)");
+  diag_model(DBL_MIN).validate();  // the smallest normal double is still invertible
+
+  // A full covariance whose inverse overflows although its Cholesky factor exists.
+  Model full;
+  full.family = Family::kGaussian;
+  full.covariance = Covariance::kFull;
+  full.n_components = 1;
+  full.n_features = 2;
+  full.weights = {1};
+  full.means = {0, 0};
+  full.covariances = {1e-310, 0, 0, 1e-310};  // factor 1e-155 exists; the inverse is 1e310
+  EXPECT_EQ(error_of<InvalidArgument>([&] { full.validate(); }),
+            "model: covariance 0 is too close to singular: its inverse overflows double "
+            "precision");
+  full.covariances = {1e-300, 0, 0, 1e-300};
+  full.validate();
+}
+
+// A variance fine in double but whose inverse float32 cannot hold: the float32 E-step would
+// compute with inf.
+TEST(ModelValidation, PrecisionBeyondFloat32IsRejectedForFloat32Data) {
+  const Model m = diag_model(1e-39);
+  const std::vector<float> x32 = {0, 0, 1, 1};
+  const std::vector<double> x64 = {0, 0, 1, 1};
+  const std::string message = error_of<InvalidArgument>(
+      [&] { emix::validate_model_for_data(m, emix::DataView::host(x32.data(), 2, 2)); });
+  EXPECT_EQ(message.rfind("model: a covariance is too small for float32 data (an entry of its "
+                          "inverse is 1.0000000000000001e+39, beyond float32's range); use "
+                          "float64 data",
+                          0),
+            0u)
+      << message;
+  emix::validate_model_for_data(m, emix::DataView::host(x64.data(), 2, 2));
+}
+
+// K x D x D is checked before it is computed; it could wrap 64 bits.
+TEST(ModelValidation, ShapesTooLargeToCountAreRejectedBeforeAnyArrayIsRead) {
+  Model m;
+  m.family = Family::kGaussian;
+  m.covariance = Covariance::kFull;
+  m.n_components = std::numeric_limits<int>::max();
+  m.n_features = 1 << 20;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: n_components x n_features x n_features = 2147483647 x 1048576 x 1048576 "
+            "covariance values is more than emix supports");
+  m.n_features = (1 << 20) + 1;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: n_features is 1048577, more than the 1048576 emix supports");
+}
+
+// Old: --threads 100000 reached libgomp, which crashed (SIGSEGV).
+TEST(OptionValidation, ThreadCountsBeyondTheLimitAreAnOptionError) {
+  emix::EngineOptions e;
+  e.n_threads = 100000;
+  try {
+    emix::validate(e);
+    ADD_FAILURE() << "no exception";
+  } catch (const OptionError& error) {
+    EXPECT_EQ(error.option(), "n_threads");
+    EXPECT_STREQ(error.what(), "n_threads is 100000, must be 0 (OpenMP's default) to 1024");
+  }
+  e.n_threads = emix::kMaxThreads;
+  emix::validate(e);
+  e.chunk_rows = -1;
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(e); }),
+            "chunk_rows is -1, must be 0 (chosen from the GPU's memory) or more");
+
+  emix::FitOptions o;
+  o.tol = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "tol is nan, must be a finite number >= 0");
+  o.tol = 1e-3;
+  o.engine.n_threads = -1;
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "n_threads is -1, must be 0 (OpenMP's default) to 1024");
+}
+
+// Old: fit -k 100000 on 200,000 rows allocated until bad_alloc ("out of memory", exit 1).
+TEST(FitValidation, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
+  emix::FitOptions o;
+  o.n_components = 1000000;
+  const std::string message =
+      error_of<emix::OutOfMemory>([&] { emix::check_fit_memory(10000000, 2, o); });
+  EXPECT_EQ(message.rfind("n_components = 1000000 needs at least 2097.2 GB of memory "
+                          "(initialisation holds 2 matrices of 131072 sampled rows x 1000000 "
+                          "components in double precision), more than the ",
+                          0),
+            0u)
+      << message;
+  o.n_components = 2;  // 4 MB of initialisation
+  emix::check_fit_memory(10000000, 2, o);
+}
+
+// N x K responsibilities are the result of predict_proba; their size is checked before it is
+// allocated.
+TEST(Evaluation, ResultsLargerThanTheMachineAreRefusedBeforeAllocating) {
+  const std::string message =
+      error_of<emix::OutOfMemory>([] { emix::check_result_memory(std::int64_t{1} << 40, 1000); });
+  // 2^40 x (12 + 8 x 1000) bytes.
+  EXPECT_EQ(message.rfind("the results for 1099511627776 rows x 1000 responsibilities need "
+                          "8809287.2 GB of memory, more than the ",
+                          0),
+            0u)
+      << message;
+  emix::check_result_memory(1000, 1000);
+}
+
+// Old: score and predict_proba returned NaN for data too large for the element type.
+TEST(Evaluation, NanAnswersAreRefusedNamingTheRow) {
+  const Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);
+  const std::vector<double> x = {0, 0, 1e200, 1e200, 1, 1};
+  const auto view = emix::DataView::host(x.data(), 3, 2);
+  for (const auto& call : std::vector<std::function<void()>>{
+           [&] { emix::score_samples(m, view); }, [&] { emix::predict_proba(m, view); },
+           [&] { emix::predict(m, view); }, [&] { emix::score(m, view); }}) {
+    try {
+      call();
+      ADD_FAILURE() << "no exception";
+    } catch (const DataError& e) {
+      EXPECT_EQ(e.row(), 2);
+      EXPECT_EQ(e.column(), 0);
+      EXPECT_EQ(std::string(e.what()).rfind("data: row 2 cannot be evaluated: its log-density "
+                                            "under the model is nan",
+                                            0),
+                0u)
+          << e.what();
+    }
+  }
+}
+
+TEST(Messages, QuotedExcerptsAreShortAndPrintable) {
+  EXPECT_EQ(emix::quoted_excerpt("abc"), "'abc'");
+  EXPECT_EQ(emix::quoted_excerpt(std::string("a\0b\n\x1b'\\\xff", 8)),
+            "'a\\x00b\\n\\x1b\\'\\\\\\xff'");
+  EXPECT_EQ(emix::quoted_excerpt(std::string(20000000, 'x'), 5), "'xxxxx...' (20000000 bytes)");
+  EXPECT_EQ(error_of<InvalidArgument>([] { emix::parse_family(std::string(100000, 'z')); }),
+            "unknown family 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz...' (100000 bytes) "
+            "(expected one of: gaussian, bernoulli, binomial)");
+}
+
+}  // namespace
