@@ -151,7 +151,8 @@ TEST(Select, BernoulliTakesNoCovarianceGridAndWeightsCountInTheBic) {
   double total = 0;
   for (double w : weights) total += w;
   for (const emix::SelectCandidate& c : r.candidates) {
-    EXPECT_NEAR(c.bic, -2 * c.fit.log_likelihood + c.n_parameters * std::log(total),
+    EXPECT_NEAR(c.bic,
+                -2 * c.fit.log_likelihood + static_cast<double>(c.n_parameters) * std::log(total),
                 1e-12 * std::abs(c.bic));
   }
 }
