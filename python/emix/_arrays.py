@@ -146,11 +146,9 @@ def _host_array(x, dtype, name):
     if x.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
     if x.dtype.kind not in "fiub":
-        try:
-            x = x.astype(np.float64)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{name} needs numeric data; could not convert the input to "
-                             f"float64: {e}") from e
+        # Objects and strings that read as numbers are numbers; anything else raises NumPy's
+        # own TypeError / ValueError ("could not convert string to float: 'a'").
+        x = x.astype(np.float64)
     problem = _shape_problem(x.shape, name)
     if problem:
         raise ValueError(problem)

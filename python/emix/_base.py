@@ -362,11 +362,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                   f"{report.seconds:.5f}s\t lower bound {self.lower_bound_:.5f}.")
         for message in self.report_.warnings:
             if not message.startswith(_QUIET_REPORT_LINES):
-                warnings.warn(message, FitWarning, stacklevel=3)
+                warnings.warn(message, FitWarning, stacklevel=4)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn("Best performing initialization did not converge. Try different init "
                           "parameters, or increase max_iter, tol, or check for degenerate data.",
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=4)
 
     # --- evaluation -------------------------------------------------------------------------
 
@@ -472,7 +472,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         bic : float
             ``-2 log L + p log n`` with p free parameters counted as scikit-learn does.
         """
-        return float(_emix.bic(self._model(), self._data(X).view, self._engine()))
+        data = self._data(X)
+        return float(_emix.bic(self._model(), data.view, self._engine()))
 
     def aic(self, X):
         """Akaike information criterion of the model on X (lower is better).
@@ -487,7 +488,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         aic : float
             ``-2 log L + 2 p``.
         """
-        return float(_emix.aic(self._model(), self._data(X).view, self._engine()))
+        data = self._data(X)
+        return float(_emix.aic(self._model(), data.view, self._engine()))
 
     def sample(self, n_samples=1):
         """Draw points from the fitted model.
@@ -561,6 +563,10 @@ def _check_sample_weight(sample_weight, n_samples):
         raise ValueError("Sample weights must be 1D array or scalar")
     if weights.shape != (n_samples,):
         raise ValueError(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
+    # Negative and non-finite weights are the library's to reject (its message names the
+    # row); weights that are all zero leave nothing to fit.
+    if not np.any(weights != 0):
+        raise ValueError("sample weights are all zero: at least one weight must be positive")
     return np.ascontiguousarray(weights)
 
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -294,6 +295,22 @@ NB_MODULE(_emix, m) {
   m.def("device_view", &make_device_view, nb::arg("pointer"), nb::arg("rows"), nb::arg("cols"),
         nb::arg("dtype"), nb::arg("device_id"), nb::arg("owner"),
         "A View over CUDA memory given by address (for __cuda_array_interface__).");
+  m.def(
+      "raise_for_test",
+      [](const std::string& kind, const std::string& message) {
+        if (kind == "InvalidArgument") throw emix::InvalidArgument(message);
+        if (kind == "IoError") throw emix::IoError(message);
+        if (kind == "NotAvailable") throw emix::NotAvailable(message);
+        if (kind == "OutOfMemory") throw emix::OutOfMemory(message);
+        if (kind == "NumericalError") throw emix::NumericalError(message);
+        if (kind == "CudaError") throw emix::CudaError(message);
+        if (kind == "MpiError") throw emix::MpiError(message);
+        if (kind == "Error") throw emix::Error(message);
+        if (kind == "bad_alloc") throw std::bad_alloc();
+        throw std::logic_error(message);
+      },
+      nb::arg("kind"), nb::arg("message"),
+      "Throws the named C++ exception, for the test of its translation to Python.");
   m.def(
       "last_fit_pointer", [] { return g_last_fit_pointer.load(); },
       "The data address the last fit passed to the library (for tests).");

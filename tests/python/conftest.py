@@ -8,8 +8,11 @@ path from EMIX_CLI (CTest sets it) and skip without it.
 import os
 import shutil
 
-import numpy as np
-import pytest
+# scikit-learn runs its array API check only where SciPy was imported with this set.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def overlapping_mixture(seed, n=500, d=3, k=3, weights=(0.5, 0.3, 0.2)):
