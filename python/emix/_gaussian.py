@@ -127,8 +127,8 @@ class GaussianMixture(_BaseMixture):
 
     See Also
     --------
-    sklearn.mixture.GaussianMixture : the reference implementation.
-    emix.load_model : a model file (``emix fit -o``) as a fitted estimator.
+    sklearn.mixture.GaussianMixture : The reference implementation.
+    emix.load_model : A model file (``emix fit -o``) as a fitted estimator.
 
     Notes
     -----
