@@ -13,8 +13,10 @@ The same fit runs both ways, alternately, --repeats times each:
   as the C++ side's, so wall - report_.seconds is the Python overhead of that very fit.
 
 random_state=S is --seed S, so both sides fit the same model (checked: the histories must be
-equal). Reported: the medians, their ratio (the issue's criterion: within 5 %) and the median
-overhead per fit. Results go to stdout and, with --out, to a Markdown file.
+equal). Reported: the medians and minima of both and their ratios, and the overhead per fit
+(wall - report_.seconds) relative to the library's time; the exit status is 1 when that
+overhead exceeds 5 % (the issue's criterion), which the ratio of two separate runs on a shared
+machine cannot decide. Results go to stdout and, with --out, to a Markdown file.
 
     python3 bench/python_overhead.py --emix build/emix --out bench/results/python-overhead.md
 """
@@ -72,6 +74,19 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def make_data(n, d, k, seed=20261201):
+    """n points from k unit-covariance Gaussians with centres drawn from N(0, 2^2 I): the
+    components overlap (centres ~11 apart in 16 dimensions). Not `emix generate`'s data: its
+    components are so far apart that a third of the responsibilities underflow to subnormal
+    numbers, which makes the CPU engine's E-step 20-30 times slower on either side (reported
+    separately); that would hide the Python side's overhead rather than measure it."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=2.0, size=(k, d))
+    x = rng.normal(size=(n, d))
+    x += centres[rng.integers(0, k, size=n)]
+    return x
+
+
 def run_cli(emix, data, model, args, precision):
     command = [emix, "fit", data, "-k", str(args.k), "--seed", str(args.seed), "--tol", "0",
                "--max-iter", str(args.max_iter), "--device", "cpu", "--precision", precision,
@@ -109,8 +124,12 @@ def main():
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each run, wait up to this long for other processes to "
                              "use under 15%% of the cores")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="OpenMP threads of both sides (OMP_NUM_THREADS; 0: the default)")
     parser.add_argument("--out", help="also write the results as Markdown here")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before OpenMP starts, both sides
 
     import emix
 
@@ -119,8 +138,7 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M")
     with tempfile.TemporaryDirectory(prefix="emix_python_overhead_") as tmp:
         data = os.path.join(tmp, "data.npy")
-        subprocess.run([args.emix, "generate", "--n", str(args.n), "--d", str(args.d), "-k",
-                        str(args.k), "--seed", "1", "-o", data, "--quiet"], check=True)
+        np.save(data, make_data(args.n, args.d, args.k))
         x64 = np.load(data)
         for precision in precisions:
             x = x64 if precision == "double" else x64.astype(np.float32)
@@ -151,7 +169,10 @@ def main():
             rows.append({
                 "precision": "float64" if precision == "double" else "float32",
                 "cpp": statistics.median(cli), "python": statistics.median(python),
-                "overhead": statistics.median(overhead), "cpp_all": cli, "python_all": python,
+                "cpp_min": min(cli), "python_min": min(python),
+                "overhead": statistics.median(overhead),
+                "overhead_share": statistics.median(o / i for o, i in zip(overhead, library)),
+                "cpp_all": cli, "python_all": python, "overhead_all": overhead,
                 "busy": max(busy) if busy else None, "command": command,
             })
 
@@ -163,33 +184,41 @@ def main():
         f"- versions: emix {emix.__version__} (package {os.path.dirname(emix.__file__)}), "
         f"numpy {np.__version__}, Python {platform.python_version()}",
         f"- command: python3 {' '.join(sys.argv)}",
-        f"- problem: N = {args.n}, D = {args.d}, K = {args.k}, covariance full, "
-        f"{args.max_iter} EM iterations (tol 0), seed {args.seed}, CPU engine, default threads",
+        f"- problem: N = {args.n}, D = {args.d}, K = {args.k} (make_data: overlapping "
+        "unit-covariance components), covariance full, "
+        f"{args.max_iter} EM iterations (tol 0), seed {args.seed}, CPU engine, "
+        f"{args.threads or 'default'} thread(s)",
         f"- repeats: {args.repeats}, alternating; medians below",
         "",
-        "| data | C++ fit (s) | Python fit (s) | Python / C++ | Python overhead per fit (s) "
-        "| other processes' CPU share (max) |",
-        "|---|---|---|---|---|---|",
+        "| data | C++ fit median (min), s | Python fit median (min), s | Python / C++ median "
+        "(min) | Python overhead per fit, s | overhead / library time | other processes' CPU "
+        "share (max) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         busy = "not measured" if r["busy"] is None else f"{100 * r['busy']:.0f} %"
-        lines.append(f"| {r['precision']} | {r['cpp']:.3f} | {r['python']:.3f} | "
-                     f"{r['python'] / r['cpp']:.3f} | {r['overhead']:.4f} | {busy} |")
+        lines.append(f"| {r['precision']} | {r['cpp']:.3f} ({r['cpp_min']:.3f}) | "
+                     f"{r['python']:.3f} ({r['python_min']:.3f}) | "
+                     f"{r['python'] / r['cpp']:.3f} ({r['python_min'] / r['cpp_min']:.3f}) | "
+                     f"{r['overhead']:.4f} | {100 * r['overhead_share']:.2f} % | {busy} |")
     lines += ["", "All runs (s):", ""]
     for r in rows:
         lines.append(f"- {r['precision']}: C++ {', '.join(f'{v:.3f}' for v in r['cpp_all'])}; "
-                     f"Python {', '.join(f'{v:.3f}' for v in r['python_all'])}")
+                     f"Python {', '.join(f'{v:.3f}' for v in r['python_all'])}; overhead "
+                     f"{', '.join(f'{v:.4f}' for v in r['overhead_all'])}")
         lines.append(f"  (C++ side: `{r['command']}`)")
     lines += ["", "C++ fit: the model file's fit.seconds (emix::fit's own wall time). Python "
               "fit: perf_counter around GaussianMixture.fit. Overhead: the Python fit's wall "
-              "time less its report_.seconds (the same library time, same process)."]
+              "time less its report_.seconds (the same library time, same process), the part "
+              "of the Python fit that is not the C++ fit; unlike the ratio of two runs it does "
+              "not move with what else the machine runs."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)
-    worst = max(r["python"] / r["cpp"] for r in rows)
-    return 0 if worst <= 1.05 else 1
+    worst = max(r["overhead_share"] for r in rows)
+    return 0 if worst <= 0.05 else 1
 
 
 if __name__ == "__main__":
