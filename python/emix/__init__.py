@@ -1,0 +1,33 @@
+"""emix: mixture models fitted by EM on CPUs and NVIDIA GPUs, with scikit-learn's API.
+
+Estimators
+----------
+GaussianMixture     covariance 'full', 'diag', 'spherical' or 'tied' (scikit-learn's)
+BernoulliMixture    0/1 vectors
+BinomialMixture     counts of successes out of n_trials
+
+Each takes NumPy arrays in place, CUDA arrays from CuPy, PyTorch or JAX in place (the GPU
+engine reads them where they are), and anything array-like after one conversion. Models are
+saved and read in the emix program's JSON format (``save``, :func:`load_model`).
+
+Errors are ``emix.Error`` subclasses that are also the built-in type a caller expects:
+``InvalidArgument`` (ValueError), ``IoError`` (OSError), ``OutOfMemory`` (MemoryError),
+``NumericalError``, ``NotAvailable``, ``CudaError`` and ``MpiError`` (RuntimeError).
+"""
+
+from . import _emix
+from ._base import FitReport, FitWarning, IterationInfo
+from ._discrete import BernoulliMixture, BinomialMixture
+from ._emix import (CudaError, Error, InvalidArgument, IoError, MpiError, NotAvailable,
+                    NumericalError, OutOfMemory, gpu_available, gpu_built, gpu_count)
+from ._gaussian import GaussianMixture
+from ._io import load_model
+
+__version__ = _emix.version()
+
+__all__ = [
+    "GaussianMixture", "BernoulliMixture", "BinomialMixture", "load_model", "FitReport",
+    "IterationInfo", "FitWarning", "Error", "InvalidArgument", "IoError", "OutOfMemory",
+    "NumericalError", "NotAvailable", "CudaError", "MpiError", "gpu_available", "gpu_built",
+    "gpu_count", "__version__",
+]

@@ -1,0 +1,287 @@
+"""Arrays in and out: host data in place, CUDA arrays in place, anything else converted once.
+
+A C-contiguous float32 or float64 NumPy array reaches the library as it is (the View's pointer
+is the array's buffer). CUDA arrays from CuPy, PyTorch, JAX or any DLPack producer go to the
+GPU engine in place; objects that only offer ``__cuda_array_interface__`` are read through the
+pointer it gives. Everything else (lists, other dtypes, Fortran order, strided views, CPU tensors
+that are not float) is converted once to a C-contiguous float64 (or the requested dtype) array.
+Per-row results come back as NumPy arrays for host data and as the input's own array type, on
+the input's device, for device data.
+"""
+
+import numpy as np
+
+from . import _emix
+
+# DLPack device types.
+_DL_CPU = 1
+_DL_CUDA = 2
+_DL_CUDA_HOST = 3
+_DL_CUDA_MANAGED = 13
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Data:
+    """Data as the library sees them: a View, and where they came from."""
+
+    __slots__ = ("view", "source", "on_device")
+
+    def __init__(self, view, source, on_device):
+        self.view = view
+        self.source = source
+        self.on_device = on_device
+
+    @property
+    def n_samples(self):
+        return self.view.rows
+
+    @property
+    def n_features(self):
+        return self.view.cols
+
+
+def _root_module(x):
+    return type(x).__module__.split(".")[0]
+
+
+def _dlpack_device(x):
+    method = getattr(type(x), "__dlpack_device__", None)
+    if method is None:
+        return None
+    try:
+        kind, device_id = method(x)
+        return int(kind), int(device_id)
+    except Exception:  # a producer that cannot say (for example a tensor needing grad)
+        return None
+
+
+def is_device_array(x):
+    """True for an array in CUDA memory (DLPack CUDA or managed, or __cuda_array_interface__)."""
+    if isinstance(x, np.ndarray):
+        return False
+    device = _dlpack_device(x)
+    if device is not None:
+        return device[0] in (_DL_CUDA, _DL_CUDA_MANAGED)
+    try:
+        return hasattr(x, "__cuda_array_interface__")
+    except Exception:
+        return False
+
+
+def _is_sparse(x):
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")  # scipy.sparse matrices and arrays
+
+
+def _target_dtype(source_dtype, dtype):
+    """The element type the library gets: `dtype` if given, else float32/float64 kept and any
+    other type as float64 (scikit-learn's rule)."""
+    if dtype is not None:
+        return np.dtype(dtype)
+    return source_dtype if source_dtype in _FLOATS else np.dtype(np.float64)
+
+
+def check_dtype_parameter(dtype):
+    if dtype is None:
+        return None
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in _FLOATS:
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def _shape_problem(shape, name):
+    if len(shape) == 1:
+        return ("Expected 2D array, got 1D array instead: shape=%r. Reshape your data either "
+                "using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample." % (tuple(shape),))
+    if len(shape) != 2:
+        return f"Found array with dim {len(shape)}. {name} expected a 2D array."
+    if shape[0] < 1:
+        return (f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is "
+                f"required by {name}.")
+    if shape[1] < 1:
+        return (f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is "
+                f"required by {name}.")
+    return None
+
+
+def _raise_not_finite(bad_index, value):
+    row, col = (int(i) + 1 for i in bad_index)
+    what = "NaN" if np.isnan(value) else "infinity"
+    raise ValueError(f"Input X contains {what} (row {row}, column {col}); emix needs finite "
+                     "data.")
+
+
+def _check_finite_host(x):
+    # One summation catches NaN and infinity (they propagate); only a sum that overflows or
+    # a real non-finite value takes the element-wise look that names the first one.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(x.sum()):
+            return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        index = np.argwhere(bad)[0]
+        _raise_not_finite(index, x[tuple(index)])
+
+
+def _host_array(x, dtype, name):
+    if _is_sparse(x):
+        raise TypeError(f"{name} does not accept sparse data: a sparse matrix was passed, but "
+                        "dense data is required. Use X.toarray() to convert to a dense array.")
+    if _root_module(x) == "torch" and getattr(x, "requires_grad", False):
+        x = x.detach()
+    if not isinstance(x, np.ndarray):
+        device = _dlpack_device(x)
+        if device is not None and device[0] in (_DL_CPU, _DL_CUDA_HOST):
+            try:
+                x = np.from_dlpack(x)  # in place (a CPU tensor, a JAX CPU array)
+            except Exception:
+                x = np.asarray(x)
+        else:
+            x = np.asarray(x)
+    if x.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
+    if x.dtype.kind not in "fiub":
+        # Objects and strings that read as numbers are numbers; anything else raises NumPy's
+        # own TypeError / ValueError ("could not convert string to float: 'a'").
+        x = x.astype(np.float64)
+    problem = _shape_problem(x.shape, name)
+    if problem:
+        raise ValueError(problem)
+    x = np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
+    _check_finite_host(x)
+    return x
+
+
+def _device_array(x, dtype, name):
+    """A CUDA array in a form the library can use in place, converted on the device by its
+    own library when its dtype or layout does not fit."""
+    root = _root_module(x)
+    if root == "torch":
+        import torch
+
+        x = x.detach()
+        problem = _shape_problem(tuple(x.shape), name)
+        if problem:
+            raise ValueError(problem)
+        if x.dtype.is_complex:
+            raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
+        names = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+        target = _target_dtype(names.get(x.dtype, np.dtype(np.int64)), dtype)
+        torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+        x = x.to(torch_dtype[target]).contiguous()
+        if not bool(torch.isfinite(x).all()):
+            bad = torch.nonzero(~torch.isfinite(x))[0].tolist()
+            _raise_not_finite(bad, float(x[bad[0], bad[1]]))
+        return x
+    if root == "cupy":
+        import cupy
+
+        problem = _shape_problem(tuple(x.shape), name)
+        if problem:
+            raise ValueError(problem)
+        if x.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
+        with cupy.cuda.Device(x.device.id):
+            x = cupy.ascontiguousarray(x, dtype=_target_dtype(np.dtype(x.dtype), dtype))
+            if not bool(cupy.isfinite(x).all()):
+                bad = cupy.argwhere(~cupy.isfinite(x))[0].get()
+                _raise_not_finite(bad, float(x[bad[0], bad[1]].get()))
+        return x
+    if hasattr(x, "__array_namespace__") and hasattr(x, "dtype"):  # JAX and other array API
+        xp = x.__array_namespace__()
+        problem = _shape_problem(tuple(x.shape), name)
+        if problem:
+            raise ValueError(problem)
+        current = str(x.dtype) if str(x.dtype) in ("float32", "float64") else "int64"
+        target = _target_dtype(np.dtype(current), dtype)
+        if str(x.dtype) != target.name:
+            x = xp.astype(x, getattr(xp, target.name))
+        if not bool(xp.all(xp.isfinite(x))):
+            bad = np.argwhere(~np.isfinite(np.asarray(x)))[0]
+            _raise_not_finite(bad, float(np.asarray(x)[tuple(bad)]))
+        return x
+    return x  # a bare __dlpack__ / __cuda_array_interface__ producer: used as it is
+
+
+def _view_of_cuda_array_interface(x, name):
+    cai = x.__cuda_array_interface__
+    shape = tuple(cai["shape"])
+    problem = _shape_problem(shape, name)
+    if problem:
+        raise ValueError(problem)
+    typestr = cai["typestr"]
+    dtypes = {"<f4": "float32", "<f8": "float64"}
+    if typestr not in dtypes:
+        raise ValueError(f"{name}: a device array of type {typestr} cannot be used in place; "
+                         "pass float32 or float64 (or a CuPy / PyTorch array, which emix "
+                         "converts on the device)")
+    itemsize = 4 if typestr == "<f4" else 8
+    strides = cai.get("strides")
+    if strides is not None and tuple(strides) != (shape[1] * itemsize, itemsize):
+        raise ValueError(f"{name}: the device array is not C-contiguous")
+    pointer = cai["data"][0]
+    return _emix.device_view(pointer, shape[0], shape[1], dtypes[typestr], -1, x)
+
+
+def as_data(x, dtype=None, name="emix"):
+    """Data for the library: in place where possible, converted once otherwise."""
+    if is_device_array(x):
+        x = _device_array(x, dtype, name)
+        if hasattr(type(x), "__dlpack__"):
+            try:
+                view = _emix.view(x)
+            except TypeError:
+                view = None
+            if view is not None:
+                if dtype is not None and view.dtype != np.dtype(dtype).name:
+                    raise ValueError(f"{name}: the device array is {view.dtype}, but dtype is "
+                                     f"{np.dtype(dtype).name}; convert it first")
+                return Data(view, x, True)
+        if hasattr(x, "__cuda_array_interface__"):
+            return Data(_view_of_cuda_array_interface(x, name), x, True)
+        raise ValueError(f"{name}: cannot read this device array (it offers neither a usable "
+                         "__dlpack__ nor __cuda_array_interface__)")
+    x = _host_array(x, dtype, name)
+    return Data(_emix.view(x), x, False)
+
+
+def to_host_numpy(a):
+    """A NumPy array from any array (device arrays are copied to the host)."""
+    if isinstance(a, np.ndarray):
+        return a
+    root = _root_module(a)
+    if root == "torch":
+        return a.detach().cpu().numpy()
+    if root == "cupy":
+        return a.get()
+    return np.asarray(a)
+
+
+def like_input(result, data):
+    """`result` (a NumPy array) as the input's kind: NumPy for host data; for device data an
+    array of the input's library on the input's device."""
+    if not data.on_device:
+        return result
+    x = data.source
+    root = _root_module(x)
+    if root == "torch":
+        import torch
+
+        return torch.from_dlpack(result).to(x.device)
+    if root == "cupy":
+        import cupy
+
+        with cupy.cuda.Device(x.device.id):
+            return cupy.asarray(result)
+    if root in ("jax", "jaxlib"):
+        import jax
+
+        return jax.device_put(result, next(iter(x.devices())))
+    if hasattr(x, "__array_namespace__"):
+        return x.__array_namespace__().asarray(result, device=x.device)
+    return result

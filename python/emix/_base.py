@@ -1,0 +1,595 @@
+"""What emix's estimators share: parameters, fitting, evaluation, reports and model files."""
+
+import dataclasses
+import numbers
+import os
+import time
+import warnings
+
+import numpy as np
+
+from . import _emix
+from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
+from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
+                       check_random_state)
+
+# scikit-learn's init_params -> emix's method and k-means refinement steps (None: emix's
+# default, 10). 'k-means++' is the seeding alone: each point goes to its nearest seed.
+_INIT_METHODS = {
+    "kmeans": ("kmeans++", None),
+    "k-means++": ("kmeans++", 0),
+    "random": ("random", None),
+    "random_from_data": ("random-from-data", None),
+}
+_DEVICES = ("auto", "cpu", "gpu")
+
+# Report lines that are records, not warnings: non-convergence becomes a ConvergenceWarning
+# (scikit-learn's), and the initialisation sample is how emix initialises large data.
+_QUIET_REPORT_LINES = ("did not converge", "initialisation used a random sample")
+
+
+class FitWarning(UserWarning):
+    """Something a fit did that the caller should know: a component that was re-seeded, or
+    parameters the data cannot identify (the three-coin model's ridge)."""
+
+
+@dataclasses.dataclass
+class IterationInfo:
+    """What one EM iteration did, as passed to an estimator's ``callback``.
+
+    Attributes
+    ----------
+    init_run : int
+        Which of the ``n_init`` initialisations runs.
+    iteration : int
+        0 for the initial parameters, then 1, 2, ... after each M-step.
+    log_likelihood : float
+        Total (sample-weighted) log-likelihood under the current parameters.
+    mean_log_likelihood : float
+        ``log_likelihood`` divided by the sum of the sample weights.
+    change : float
+        Change of ``mean_log_likelihood`` since the previous iteration (NaN at iteration 0).
+    seconds : float
+        Wall time of this iteration's E-step.
+    """
+
+    init_run: int
+    iteration: int
+    log_likelihood: float
+    mean_log_likelihood: float
+    change: float
+    seconds: float
+
+
+@dataclasses.dataclass
+class FitReport:
+    """How a fit went (emix's ``FitReport``).
+
+    Attributes
+    ----------
+    log_likelihood, mean_log_likelihood : float
+        Total and per-sample (weighted) log-likelihood under the fitted parameters.
+    history : ndarray of shape (n_iter + 1,)
+        Total log-likelihood under the parameters of iteration 0 (initial), 1, ..., n_iter
+        of the best initialisation.
+    n_iter : int
+        M-steps taken.
+    converged : bool
+        Whether the change of the mean log-likelihood fell below ``tol``.
+    best_init : int
+        Which initialisation won.
+    engine : str
+        Where the E-step ran, for example ``"cpu (2 threads)"`` or ``"gpu (NVIDIA H100 ...)"``.
+    precision : str
+        Element type of the data: ``"float32"`` or ``"float64"``.
+    seconds, setup_seconds, init_seconds : float
+        Wall time of the whole fit, of validation and engine set-up (for a GPU the upload),
+        and of initialisation.
+    iteration_seconds : ndarray of shape (n_iter + 1,)
+        Wall time of each iteration (E-step and the M-step after it).
+    warnings : list of str
+        What the fit reported: re-seeded components, non-convergence, identifiability.
+    """
+
+    log_likelihood: float
+    mean_log_likelihood: float
+    history: np.ndarray
+    n_iter: int
+    converged: bool
+    best_init: int
+    engine: str
+    precision: str
+    seconds: float
+    setup_seconds: float
+    init_seconds: float
+    iteration_seconds: np.ndarray
+    warnings: list
+
+    @classmethod
+    def _from_native(cls, r):
+        return cls(log_likelihood=r.log_likelihood, mean_log_likelihood=r.mean_log_likelihood,
+                   history=np.asarray(r.history, dtype=np.float64), n_iter=r.n_iter,
+                   converged=r.converged, best_init=r.best_init, engine=r.engine,
+                   precision=r.precision, seconds=r.seconds, setup_seconds=r.setup_seconds,
+                   init_seconds=r.init_seconds,
+                   iteration_seconds=np.asarray(r.iteration_seconds, dtype=np.float64),
+                   warnings=list(r.warnings))
+
+    @classmethod
+    def _from_json(cls, fit):
+        """From a model file's "fit" section (missing entries read as empty)."""
+        def number(key):
+            value = fit.get(key)
+            return float("nan") if value is None else float(value)
+
+        return cls(log_likelihood=number("log_likelihood"),
+                   mean_log_likelihood=number("mean_log_likelihood"),
+                   history=np.asarray([np.nan if v is None else v
+                                       for v in fit.get("history", [])], dtype=np.float64),
+                   n_iter=int(fit.get("n_iter", 0)), converged=bool(fit.get("converged", False)),
+                   best_init=int(fit.get("best_init", 0)), engine=str(fit.get("engine", "")),
+                   precision=str(fit.get("precision", "")), seconds=number("seconds"),
+                   setup_seconds=number("setup_seconds"), init_seconds=number("init_seconds"),
+                   iteration_seconds=np.asarray(fit.get("iteration_seconds", []),
+                                                dtype=np.float64),
+                   warnings=[str(w) for w in fit.get("warnings", [])])
+
+    def _to_native(self):
+        r = _emix.FitReport()
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            setattr(r, field.name, value)
+        return r
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _BaseMixture(DensityMixin, BaseEstimator):
+    """Base of emix's estimators. Subclasses name their family and initial parameters and
+    translate between the library's Model and scikit-learn's fitted attributes."""
+
+    _family = None
+    _init_parameters = ()  # the constructor's *_init parameters, in Model terms
+
+    # --- parameters -------------------------------------------------------------------------
+
+    def _check_parameters(self):
+        name = type(self).__name__
+        checks = [
+            (_is_int(self.n_components) and self.n_components >= 1, "n_components",
+             "an int >= 1"),
+            (_is_real(self.tol) and self.tol >= 0, "tol", "a float >= 0"),
+            (_is_int(self.max_iter) and self.max_iter >= 0, "max_iter", "an int >= 0"),
+            (_is_int(self.n_init) and self.n_init >= 1, "n_init", "an int >= 1"),
+            (self.init_params in _INIT_METHODS, "init_params",
+             "one of " + ", ".join(repr(k) for k in _INIT_METHODS)),
+            (_is_int(self.verbose) and self.verbose >= 0, "verbose", "an int >= 0"),
+            (_is_int(self.verbose_interval) and self.verbose_interval >= 1, "verbose_interval",
+             "an int >= 1"),
+            (self.device in _DEVICES, "device", "one of 'auto', 'cpu', 'gpu'"),
+            (isinstance(self.warm_start, (bool, np.bool_)), "warm_start", "a bool"),
+            (isinstance(self.fixed_weights, (bool, np.bool_)), "fixed_weights", "a bool"),
+            (self.callback is None or callable(self.callback), "callback",
+             "None or a callable"),
+        ]
+        checks += self._family_checks()
+        for ok, parameter, expected in checks:
+            if not ok:
+                raise ValueError(f"The {parameter!r} parameter of {name} must be {expected}. "
+                                 f"Got {getattr(self, parameter)!r} instead.")
+        check_dtype_parameter(self.dtype)
+
+    def _family_checks(self):
+        return []
+
+    def _seed(self):
+        """The library's 64-bit seed: random_state itself when it is an int, else one draw
+        from the RandomState (None: NumPy's global one), as scikit-learn draws its seeds."""
+        if _is_int(self.random_state):
+            if not 0 <= self.random_state < 2**64:
+                raise ValueError(f"random_state must be in [0, 2**64), got {self.random_state}")
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    def _engine(self):
+        engine = _emix.EngineOptions()
+        engine.device = self.device
+        return engine
+
+    def _options(self, seed):
+        o = _emix.FitOptions()
+        o.n_components = int(self.n_components)
+        o.family = self._family
+        method, kmeans_iter = _INIT_METHODS[self.init_params]
+        o.init = method
+        if kmeans_iter is not None:
+            o.kmeans_iter = kmeans_iter
+        o.fixed_weights = bool(self.fixed_weights)
+        o.n_init = int(self.n_init)
+        o.max_iter = int(self.max_iter)
+        o.tol = float(self.tol)
+        o.seed = seed
+        o.engine = self._engine()
+        self._family_options(o)
+        return o
+
+    # --- fitting ----------------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the model's parameters with the EM algorithm.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data: a NumPy array (used in place when it is C-contiguous float32 or
+            float64), a list, a PyTorch CPU tensor, or a CUDA array (CuPy, PyTorch, JAX, any
+            DLPack or ``__cuda_array_interface__`` producer), which the GPU engine reads in
+            place.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row, read as a repetition count: integer weights give
+            the fit of the data with each row repeated that many times.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit the model and return the most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data (see :meth:`fit`).
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Repetition count of each row.
+
+        Returns
+        -------
+        labels : array of shape (n_samples,)
+            Component labels (int32), as a NumPy array for host data and as an array of the
+            input's kind, on its device, for device data.
+        """
+        data = self._fit(X, sample_weight)
+        return self._evaluate(_emix.predict, data)
+
+    def _fit(self, X, sample_weight):
+        self._check_parameters()
+        name = type(self).__name__
+        data = as_data(X, check_dtype_parameter(self.dtype), name)
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        if self.n_components > data.n_samples:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {data.n_samples}")
+        seed = self._seed()
+        if self.warm_start and self.__sklearn_is_fitted__():
+            options = self._options(seed)
+            options.init_model = self._model()
+            options.n_init = 1
+            report = _emix.fit(data.view, options, weights, self._hook(0))
+        else:
+            given = self._check_initial_parameters(data.n_features)
+            if len(given) == len(self._init_parameters):
+                # All starting parameters given: every initialisation would be the same run.
+                options = self._options(seed)
+                options.init_model = self._make_model(data.n_features, given)
+                options.n_init = 1
+                report = _emix.fit(data.view, options, weights, self._hook(0))
+            elif given:
+                report = self._fit_from_partial(data, weights, seed, given)
+            else:
+                report = _emix.fit(data.view, self._options(seed), weights, self._hook(0))
+        self._set_fitted(report, data, weights)
+        return data
+
+    def _fit_from_partial(self, data, weights, seed, given):
+        """Some starting parameters given: scikit-learn takes the others from its
+        initialisation. Here each initialisation r runs emix's initialisation alone (seed + r,
+        max_iter 0), replaces the given parameters, and runs EM from there."""
+        best = None
+        started = time.perf_counter()
+        for run in range(int(self.n_init)):
+            options = self._options((seed + run) % 2**64)
+            options.n_init = 1
+            options.max_iter = 0
+            start = _emix.fit(data.view, options, weights, None)
+            parameters = self._parameters_of(start.model)
+            parameters.update(given)
+            options = self._options(seed)
+            options.n_init = 1
+            options.init_model = self._make_model(data.n_features, parameters)
+            report = _emix.fit(data.view, options, weights, self._hook(run))
+            report.best_init = run
+            report.init_seconds = report.init_seconds + start.seconds
+            if best is None or report.log_likelihood > best.log_likelihood:
+                best = report
+        best.seconds = time.perf_counter() - started
+        return best
+
+    def _hook(self, run):
+        """The per-iteration Python call: verbose output and the user's callback (None when
+        neither is asked for; the library still checks for Ctrl-C every iteration)."""
+        verbose, callback, interval = self.verbose, self.callback, self.verbose_interval
+        if not verbose and callback is None:
+            return None
+        last = [time.perf_counter()]
+
+        def hook(native):
+            info = IterationInfo(init_run=native.init_run + run, iteration=native.iteration,
+                                 log_likelihood=native.log_likelihood,
+                                 mean_log_likelihood=native.mean_log_likelihood,
+                                 change=native.change, seconds=native.seconds)
+            if verbose >= 1 and info.iteration == 0:
+                print(f"Initialization {info.init_run}")
+                last[0] = time.perf_counter()
+            elif verbose >= 2 and info.iteration % interval == 0:
+                now = time.perf_counter()
+                print(f"  Iteration {info.iteration}\t time lapse {now - last[0]:.5f}s\t "
+                      f"ll change {info.change:.5f}")
+                last[0] = now
+            if callback is not None:
+                callback(info)
+
+        return hook
+
+    def _set_fitted(self, report, data, weights):
+        self._set_model(report.model)
+        self.converged_ = bool(report.converged)
+        self.n_iter_ = int(report.n_iter)
+        self.lower_bound_ = float(report.mean_log_likelihood)
+        total_weight = float(weights.sum()) if weights is not None else float(data.n_samples)
+        self.lower_bounds_ = np.asarray(report.history, dtype=np.float64) / total_weight
+        self.n_features_in_ = int(data.n_features)
+        self.report_ = FitReport._from_native(report)
+        if self.verbose >= 1:
+            state = "converged" if self.converged_ else "did not converge"
+            print(f"Initialization {report.best_init} {state}. time lapse "
+                  f"{report.seconds:.5f}s\t lower bound {self.lower_bound_:.5f}.")
+        for message in self.report_.warnings:
+            if not message.startswith(_QUIET_REPORT_LINES):
+                warnings.warn(message, FitWarning, stacklevel=4)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different init "
+                          "parameters, or increase max_iter, tol, or check for degenerate data.",
+                          ConvergenceWarning, stacklevel=4)
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "weights_")
+
+    def _check_is_fitted(self):
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
+                                 "'fit' with appropriate arguments before using this "
+                                 "estimator.")
+
+    def _data(self, X):
+        self._check_is_fitted()
+        name = type(self).__name__
+        data = as_data(X, check_dtype_parameter(self.dtype), name)
+        if data.n_features != self.n_features_in_:
+            raise ValueError(f"X has {data.n_features} features, but {name} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        return data
+
+    def _evaluate(self, function, data):
+        return like_input(function(self._model(), data.view, self._engine()), data)
+
+    def predict(self, X):
+        """The most probable component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data (see :meth:`fit`).
+
+        Returns
+        -------
+        labels : array of shape (n_samples,)
+            Component labels (int32): NumPy for host data, the input's kind for device data.
+        """
+        return self._evaluate(_emix.predict, self._data(X))
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data (see :meth:`fit`).
+
+        Returns
+        -------
+        resp : array of shape (n_samples, n_components)
+            Responsibilities p(k | x), float64: NumPy for host data, the input's kind for
+            device data.
+        """
+        return self._evaluate(_emix.predict_proba, self._data(X))
+
+    def score_samples(self, X):
+        """Log-likelihood of each row under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data (see :meth:`fit`).
+
+        Returns
+        -------
+        log_prob : array of shape (n_samples,)
+            log p(x) of each row, float64: NumPy for host data, the input's kind for device
+            data.
+        """
+        return self._evaluate(_emix.score_samples, self._data(X))
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (sample-weighted) log-likelihood of the data under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data (see :meth:`fit`).
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row.
+
+        Returns
+        -------
+        log_likelihood : float
+            Weighted mean of log p(x) over the rows.
+        """
+        data = self._data(X)
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        return float(_emix.score(self._model(), data.view, self._engine(), weights))
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        bic : float
+            ``-2 log L + p log n`` with p free parameters counted as scikit-learn does.
+        """
+        data = self._data(X)
+        return float(_emix.bic(self._model(), data.view, self._engine()))
+
+    def aic(self, X):
+        """Akaike information criterion of the model on X (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        aic : float
+            ``-2 log L + 2 p``.
+        """
+        data = self._data(X)
+        return float(_emix.aic(self._model(), data.view, self._engine()))
+
+    def sample(self, n_samples=1):
+        """Draw points from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of points.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The points, in the order they were drawn (scikit-learn groups them by component).
+        y : ndarray of shape (n_samples,)
+            The component each point came from.
+        """
+        self._check_is_fitted()
+        if not _is_int(n_samples) or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r} . The sampling "
+                             "requires at least one sample.")
+        return _emix.sample(self._model(), int(n_samples), self._seed())
+
+    # --- files ------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the fitted model to a JSON model file, the format of ``emix fit -o``.
+
+        The file holds the parameters and, for a model fitted here, the fit's report; the
+        ``emix`` program reads it (``emix score``, ``emix predict``) and
+        :func:`emix.load_model` reads it back.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write. The file is replaced atomically: a failed write leaves no partial
+            file.
+        """
+        self._check_is_fitted()
+        report = self.report_._to_native() if getattr(self, "report_", None) else None
+        _emix.write_model(os.fspath(path), self._model(), report)
+
+    # --- subclass hooks ---------------------------------------------------------------------
+
+    def _family_options(self, options):
+        raise NotImplementedError
+
+    def _check_initial_parameters(self, n_features):
+        """The starting parameters given, checked, as {Model field: array}."""
+        raise NotImplementedError
+
+    def _parameters_of(self, model):
+        raise NotImplementedError
+
+    def _make_model(self, n_features, parameters):
+        raise NotImplementedError
+
+    def _set_model(self, model):
+        raise NotImplementedError
+
+    def _model(self):
+        raise NotImplementedError
+
+
+def _check_sample_weight(sample_weight, n_samples):
+    if sample_weight is None:
+        return None
+    weights = np.asarray(to_host_numpy(sample_weight), dtype=np.float64)
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.ndim != 1:
+        raise ValueError("Sample weights must be 1D array or scalar")
+    if weights.shape != (n_samples,):
+        raise ValueError(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
+    # Negative and non-finite weights are the library's to reject (its message names the
+    # row); weights that are all zero leave nothing to fit.
+    if not np.any(weights != 0):
+        raise ValueError("sample weights are all zero: at least one weight must be positive")
+    return np.ascontiguousarray(weights)
+
+
+def check_weights(weights, n_components):
+    """scikit-learn's checks of weights_init."""
+    weights = np.asarray(to_host_numpy(weights), dtype=np.float64)
+    if weights.shape != (n_components,):
+        raise ValueError(f"The parameter 'weights' should have the shape of {(n_components,)}, "
+                         f"but got {weights.shape}")
+    if np.any(weights < 0) or np.any(weights > 1) or not np.all(np.isfinite(weights)):
+        raise ValueError("The parameter 'weights' should be in the range [0, 1], but got max "
+                         f"value {np.max(weights):.5f}, min value {np.min(weights):.5f}")
+    if not np.allclose(np.abs(1.0 - np.sum(weights)), 0.0):
+        raise ValueError("The parameter 'weights' should be normalized, but got "
+                         f"sum(weights) = {np.sum(weights):.5f}")
+    return weights
+
+
+def check_shape(array, shape, name):
+    array = np.asarray(to_host_numpy(array), dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got "
+                         f"{array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"The parameter '{name}' contains NaN or infinity")
+    return array

@@ -1,0 +1,225 @@
+"""emix.BernoulliMixture and emix.BinomialMixture: mixtures of 0/1 vectors and of counts."""
+
+import numpy as np
+
+from . import _emix
+from ._base import _BaseMixture, _is_int, _is_real, check_shape, check_weights
+
+_COMMON_PARAMETERS = """    n_components : int, default=1
+        Number of mixture components.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean (per-sample) log-likelihood. 0 runs
+        exactly ``max_iter`` iterations.
+    max_iter : int, default=100
+        Most EM iterations (M-steps) per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the one with the highest final log-likelihood is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the initial parameters are found (see :class:`emix.GaussianMixture`);
+        'random_from_data' starts each component halfway between a random row and the data's
+        mean.
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights.
+    probabilities_init : array-like of shape (n_components, n_features), default=None
+        Initial success probabilities, in [0, 1].
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initialisation and of :meth:`sample` (an int is emix's seed itself).
+    warm_start : bool, default=False
+        If True, a fit starts from the previous fit's parameters (and ``n_init`` is 1).
+    verbose : int, default=0
+        1 prints each initialisation and the outcome; 2 also every ``verbose_interval``
+        iterations.
+    verbose_interval : int, default=10
+        Iterations between two progress lines at ``verbose=2``.
+    device : {'auto', 'cpu', 'gpu'}, default='auto'
+        Where the E-step runs ('auto': the GPU when one answers).
+    dtype : {None, 'float32', 'float64'}, default=None
+        Element type the data are read in (None: float32 and float64 kept, others float64).
+    fixed_weights : bool, default=False
+        Keep the initial mixing weights throughout the fit.
+    prob_epsilon : float, default=1e-10
+        Probabilities are kept in [prob_epsilon, 1 - prob_epsilon], so no log is -inf.
+    callback : callable, default=None
+        Called as ``callback(info)`` after each iteration's E-step with an
+        :class:`emix.IterationInfo`; an exception it raises stops the fit and propagates.
+"""
+
+_COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
+        Mixing weights.
+    probabilities_ : ndarray of shape (n_components, n_features)
+        Success probability of each feature in each component.
+    converged_ : bool
+        Whether the fit converged.
+    n_iter_ : int
+        M-steps taken by the best initialisation.
+    lower_bound_ : float
+        Mean (per-sample, weighted) log-likelihood under the fitted parameters.
+    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+        Mean log-likelihood under the parameters of each iteration, initial ones first.
+    n_features_in_ : int
+        Number of features seen during fit.
+    report_ : emix.FitReport
+        The fit's report: history, engine, warnings (identifiability among them), timings.
+"""
+
+
+class _DiscreteMixture(_BaseMixture):
+    _init_parameters = ("weights", "probabilities")
+
+    def _trials(self):
+        return 1
+
+    def _family_checks(self):
+        return [(_is_real(self.prob_epsilon) and 0 < self.prob_epsilon < 0.5, "prob_epsilon",
+                 "a float in (0, 0.5)")]
+
+    def _family_options(self, options):
+        options.trials = self._trials()
+        options.prob_epsilon = float(self.prob_epsilon)
+
+    def _check_initial_parameters(self, n_features):
+        k = self.n_components
+        given = {}
+        if self.weights_init is not None:
+            given["weights"] = check_weights(self.weights_init, k)
+        if self.probabilities_init is not None:
+            p = check_shape(self.probabilities_init, (k, n_features), "probabilities")
+            if np.any(p < 0) or np.any(p > 1):
+                raise ValueError("The parameter 'probabilities' should be in the range [0, 1], "
+                                 f"but got max value {p.max():.5f}, min value {p.min():.5f}")
+            given["probabilities"] = p
+        return given
+
+    def _parameters_of(self, model):
+        return {"weights": model.weights, "probabilities": model.probabilities}
+
+    def _make_model(self, n_features, parameters):
+        c = np.ascontiguousarray
+        return _emix.Model(self._family, "full", n_features, self._trials(),
+                           c(parameters["weights"], dtype=np.float64), None, None,
+                           c(parameters["probabilities"], dtype=np.float64))
+
+    def _set_model(self, model):
+        self.weights_ = model.weights
+        self.probabilities_ = model.probabilities
+
+    def _model(self):
+        return self._make_model(self.probabilities_.shape[1],
+                                {"weights": self.weights_, "probabilities": self.probabilities_})
+
+
+class BernoulliMixture(_DiscreteMixture):
+    __doc__ = """Mixture of multivariate Bernoulli distributions (0/1 vectors), fitted by EM.
+
+    Each component k gives feature j the value 1 with probability ``probabilities_[k, j]``,
+    independently across features. With one feature and two components this is the classic
+    three-coin model, which is not identifiable: the fit then carries a warning.
+
+    Parameters
+    ----------
+""" + _COMMON_PARAMETERS + """
+    Attributes
+    ----------
+""" + _COMMON_ATTRIBUTES + """
+    Notes
+    -----
+    Data must be 0 or 1 (bool data are read as 0/1); any other value is a ValueError that
+    names its row and column. Methods, sample weights, devices and model files work as for
+    :class:`emix.GaussianMixture`.
+
+    Examples
+    --------
+    >>> import numpy as np, emix
+    >>> X = (np.random.default_rng(0).random((500, 8)) < 0.3).astype(np.float64)
+    >>> bm = emix.BernoulliMixture(n_components=2, random_state=0, device="cpu").fit(X)
+    >>> bm.probabilities_.shape
+    (2, 8)
+    """
+
+    _family = "bernoulli"
+
+    def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, probabilities_init=None,
+                 random_state=None, warm_start=False, verbose=0, verbose_interval=10,
+                 device="auto", dtype=None, fixed_weights=False, prob_epsilon=1e-10,
+                 callback=None):
+        self.n_components = n_components
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.probabilities_init = probabilities_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.device = device
+        self.dtype = dtype
+        self.fixed_weights = fixed_weights
+        self.prob_epsilon = prob_epsilon
+        self.callback = callback
+
+
+class BinomialMixture(_DiscreteMixture):
+    __doc__ = """Mixture of binomial distributions (counts of successes out of n_trials), by EM.
+
+    Each component k gives feature j a count ``x`` in 0 ... ``n_trials`` with probability
+    ``C(n_trials, x) p^x (1 - p)^(n_trials - x)``, ``p = probabilities_[k, j]``, independently
+    across features.
+
+    Parameters
+    ----------
+""" + _COMMON_PARAMETERS + """    n_trials : int, default=1
+        Trials behind every count (each value must be a whole number in [0, n_trials]).
+
+    Attributes
+    ----------
+""" + _COMMON_ATTRIBUTES + """
+    Notes
+    -----
+    One feature with K components is identifiable only with n_trials >= 2K - 1; below that
+    the fit carries a warning. Methods, sample weights, devices and model files work as for
+    :class:`emix.GaussianMixture`.
+
+    Examples
+    --------
+    >>> import numpy as np, emix
+    >>> X = np.random.default_rng(0).binomial(10, 0.3, size=(500, 4))
+    >>> bm = emix.BinomialMixture(n_components=2, n_trials=10, random_state=0,
+    ...                           device="cpu").fit(X)
+    >>> bm.probabilities_.shape
+    (2, 4)
+    """
+
+    _family = "binomial"
+
+    def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, probabilities_init=None,
+                 random_state=None, warm_start=False, verbose=0, verbose_interval=10,
+                 device="auto", dtype=None, fixed_weights=False, prob_epsilon=1e-10,
+                 callback=None, n_trials=1):
+        self.n_components = n_components
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.probabilities_init = probabilities_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.device = device
+        self.dtype = dtype
+        self.fixed_weights = fixed_weights
+        self.prob_epsilon = prob_epsilon
+        self.callback = callback
+        self.n_trials = n_trials
+
+    def _trials(self):
+        return int(self.n_trials)
+
+    def _family_checks(self):
+        return super()._family_checks() + [
+            (_is_int(self.n_trials) and self.n_trials >= 1, "n_trials", "an int >= 1")]

@@ -1,0 +1,536 @@
+// emix._emix: the Python extension module (nanobind) over emix's public C++ API. It stays thin:
+// array protocols, estimator semantics and scikit-learn's conventions live in python/emix/*.py.
+//
+// Data reach C++ as a View: a DataView over the caller's buffer (NumPy through the buffer
+// protocol or DLPack, CuPy / PyTorch / JAX through DLPack, or a raw device pointer taken from
+// __cuda_array_interface__) plus a reference that keeps the buffer alive. Nothing is copied here;
+// the Python side converts what does not fit (dtype, order) once, before it makes the View.
+//
+// Every call into the library releases the GIL. A fit re-acquires it once per EM iteration to
+// run Python's signal handlers (Ctrl-C raises KeyboardInterrupt there, which unwinds out of the
+// fit through the library's RAII owners) and the optional progress callback.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "emix/emix.hpp"
+
+namespace nb = nanobind;
+
+namespace {
+
+// DLPack device types (dlpack.h): what a View accepts.
+constexpr int kDlCpu = 1;
+constexpr int kDlCuda = 2;
+constexpr int kDlCudaHost = 3;      // pinned host memory: host memory to emix
+constexpr int kDlCudaManaged = 13;  // managed memory: the GPU engine reads it in place
+
+// A DataView and what keeps its memory alive.
+struct View {
+  emix::DataView view;
+  nb::object owner;    // the ndarray (or the __cuda_array_interface__ object)
+  int device_id = -1;  // CUDA device of device data; -1 for host data
+
+  std::uintptr_t pointer() const { return reinterpret_cast<std::uintptr_t>(view.data); }
+};
+
+// The data pointer of the last fit, for the zero-copy test (what C++ saw, not what Python
+// assumed).
+std::atomic<std::uintptr_t> g_last_fit_pointer{0};
+
+emix::DType dtype_of(const nb::dlpack::dtype& t) {
+  if (t == nb::dtype<float>()) return emix::DType::kFloat32;
+  if (t == nb::dtype<double>()) return emix::DType::kFloat64;
+  throw emix::InvalidArgument(
+      "data: element type must be float32 or float64 (convert first; emix.GaussianMixture does)");
+}
+
+emix::DType parse_dtype(const std::string& name) {
+  if (name == "float32") return emix::DType::kFloat32;
+  if (name == "float64") return emix::DType::kFloat64;
+  throw emix::InvalidArgument("data: dtype '" + name + "' is not float32 or float64");
+}
+
+// A View over an array that nanobind imports (buffer protocol or DLPack) without conversion.
+View make_view(nb::ndarray<nb::ro> array) {
+  if (array.ndim() != 2) {
+    throw emix::InvalidArgument("data: expected a 2-D array, got " + std::to_string(array.ndim()) +
+                                " dimensions");
+  }
+  const std::int64_t rows = static_cast<std::int64_t>(array.shape(0));
+  const std::int64_t cols = static_cast<std::int64_t>(array.shape(1));
+  // Strides are in elements. A dimension of extent 1 may have any stride.
+  if ((cols > 1 && array.stride(1) != 1) || (rows > 1 && array.stride(0) != cols)) {
+    throw emix::InvalidArgument("data: the array is not C-contiguous (row-major)");
+  }
+  View v;
+  v.view.data = array.data();
+  v.view.rows = rows;
+  v.view.cols = cols;
+  v.view.dtype = dtype_of(array.dtype());
+  switch (array.device_type()) {
+    case kDlCpu:
+    case kDlCudaHost:
+      v.view.space = emix::MemorySpace::kHost;
+      break;
+    case kDlCuda:
+    case kDlCudaManaged:
+      v.view.space = emix::MemorySpace::kDevice;
+      v.device_id = array.device_id();
+      break;
+    default:
+      throw emix::InvalidArgument("data: DLPack device type " +
+                                  std::to_string(array.device_type()) +
+                                  " is neither host memory nor a CUDA device");
+  }
+  v.owner = nb::cast(array);
+  return v;
+}
+
+// A View over device memory described by a raw pointer (from __cuda_array_interface__).
+View make_device_view(std::uintptr_t pointer, std::int64_t rows, std::int64_t cols,
+                      const std::string& dtype, int device_id, nb::object owner) {
+  if (rows < 0 || cols < 0) throw emix::InvalidArgument("data: negative shape");
+  View v;
+  v.view.data = reinterpret_cast<const void*>(pointer);
+  v.view.rows = rows;
+  v.view.cols = cols;
+  v.view.dtype = parse_dtype(dtype);
+  v.view.space = emix::MemorySpace::kDevice;
+  v.device_id = device_id;
+  v.owner = std::move(owner);
+  return v;
+}
+
+// Engine options for a call on `x`: device data run on the data's own GPU.
+emix::EngineOptions engine_for(const View& x, emix::EngineOptions engine) {
+  if (x.view.space == emix::MemorySpace::kDevice && engine.gpu_device < 0 && x.device_id >= 0) {
+    engine.gpu_device = x.device_id;
+  }
+  return engine;
+}
+
+using HostWeights = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+const double* weights_for(const View& x, const std::optional<HostWeights>& w) {
+  if (!w) return nullptr;
+  if (static_cast<std::int64_t>(w->shape(0)) != x.view.rows) {
+    throw emix::InvalidArgument("sample_weight has " + std::to_string(w->shape(0)) +
+                                " values, but the data have " + std::to_string(x.view.rows) +
+                                " rows");
+  }
+  return w->data();
+}
+
+// A NumPy array that owns a vector's storage (no copy).
+template <typename T>
+nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, std::initializer_list<size_t> shape) {
+  auto* heap = new std::vector<T>(std::move(values));
+  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  return nb::ndarray<nb::numpy, T>(heap->data(), shape, owner);
+}
+
+template <typename T>
+nb::ndarray<nb::numpy, T> to_numpy(const std::vector<T>& values,
+                                   std::initializer_list<size_t> shape) {
+  return to_numpy(std::vector<T>(values), shape);
+}
+
+using HostDoubles = nb::ndarray<const double, nb::c_contig, nb::device::cpu>;
+
+std::vector<double> to_vector(const std::optional<HostDoubles>& a) {
+  if (!a) return {};
+  return std::vector<double>(a->data(), a->data() + a->size());
+}
+
+// The covariance array in scikit-learn's shape for the model's covariance type.
+nb::ndarray<nb::numpy, double> covariances_of(const emix::Model& m) {
+  const auto k = static_cast<size_t>(m.n_components);
+  const auto d = static_cast<size_t>(m.n_features);
+  if (m.family != emix::Family::kGaussian) return to_numpy(std::vector<double>{}, {0});
+  switch (m.covariance) {
+    case emix::Covariance::kFull:
+      return to_numpy(m.covariances, {k, d, d});
+    case emix::Covariance::kDiag:
+      return to_numpy(m.covariances, {k, d});
+    case emix::Covariance::kSpherical:
+      return to_numpy(m.covariances, {k});
+    case emix::Covariance::kTied:
+      return to_numpy(m.covariances, {d, d});
+  }
+  return to_numpy(m.covariances, {m.covariances.size()});
+}
+
+emix::Model make_model(const std::string& family, const std::string& covariance, int n_features,
+                       int trials, const HostDoubles& weights,
+                       const std::optional<HostDoubles>& means,
+                       const std::optional<HostDoubles>& covariances,
+                       const std::optional<HostDoubles>& probabilities) {
+  emix::Model m;
+  m.family = emix::parse_family(family);
+  m.covariance = emix::parse_covariance(covariance);
+  m.n_components = static_cast<int>(weights.size());
+  m.n_features = n_features;
+  m.trials = trials;
+  m.weights = std::vector<double>(weights.data(), weights.data() + weights.size());
+  m.means = to_vector(means);
+  m.covariances = to_vector(covariances);
+  m.probabilities = to_vector(probabilities);
+  return m;
+}
+
+// Python exception types, one per emix error class; each also derives from the built-in type a
+// Python user catches (ValueError, OSError, MemoryError, RuntimeError).
+struct ErrorTypes {
+  PyObject* error = nullptr;
+  PyObject* invalid_argument = nullptr;
+  PyObject* io_error = nullptr;
+  PyObject* not_available = nullptr;
+  PyObject* out_of_memory = nullptr;
+  PyObject* numerical_error = nullptr;
+  PyObject* cuda_error = nullptr;
+  PyObject* mpi_error = nullptr;
+};
+ErrorTypes g_errors;
+
+PyObject* new_error_type(nb::module_& m, const char* name, PyObject* base, PyObject* builtin,
+                         const char* doc) {
+  const std::string qualified = std::string("emix.") + name;
+  nb::object bases = builtin ? nb::make_tuple(nb::handle(base), nb::handle(builtin))
+                             : nb::make_tuple(nb::handle(base));
+  PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), nullptr);
+  if (!type) throw nb::python_error();
+  m.attr(name) = nb::handle(type);  // the module keeps a reference for the process's life
+  Py_DECREF(type);
+  return type;
+}
+
+void translate(const std::exception_ptr& p, void*) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const emix::InvalidArgument& e) {
+    PyErr_SetString(g_errors.invalid_argument, e.what());
+  } catch (const emix::IoError& e) {
+    PyErr_SetString(g_errors.io_error, e.what());
+  } catch (const emix::NotAvailable& e) {
+    PyErr_SetString(g_errors.not_available, e.what());
+  } catch (const emix::OutOfMemory& e) {
+    PyErr_SetString(g_errors.out_of_memory, e.what());
+  } catch (const emix::NumericalError& e) {
+    PyErr_SetString(g_errors.numerical_error, e.what());
+  } catch (const emix::CudaError& e) {
+    PyErr_SetString(g_errors.cuda_error, e.what());
+  } catch (const emix::MpiError& e) {
+    PyErr_SetString(g_errors.mpi_error, e.what());
+  } catch (const emix::Error& e) {
+    PyErr_SetString(g_errors.error, e.what());
+  }
+}
+
+emix::FitReport fit(const View& x, emix::FitOptions options,
+                    const std::optional<HostWeights>& sample_weight, nb::object callback) {
+  const double* weights = weights_for(x, sample_weight);
+  options.engine = engine_for(x, options.engine);
+  // Runs on the calling thread between iterations (the driver calls it outside any parallel
+  // region). A pending Python exception (KeyboardInterrupt from the signal handler, or one the
+  // callback raised) is thrown as nb::python_error and unwinds out of emix::fit.
+  options.on_iteration = [&callback](const emix::IterationInfo& info) {
+    nb::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    if (!callback.is_none()) callback(info);
+  };
+  g_last_fit_pointer = x.pointer();
+  nb::gil_scoped_release release;
+  return emix::fit(x.view, options, weights);
+}
+
+}  // namespace
+
+NB_MODULE(_emix, m) {
+  m.doc() = "emix's C++ library, bound for the emix package (use emix.GaussianMixture & co.)";
+
+  g_errors.error =
+      new_error_type(m, "Error", PyExc_Exception, nullptr, "Base of every error emix raises.");
+  g_errors.invalid_argument =
+      new_error_type(m, "InvalidArgument", g_errors.error, PyExc_ValueError,
+                     "A bad argument, option, model or data value; the message names it.");
+  g_errors.io_error = new_error_type(m, "IoError", g_errors.error, PyExc_OSError,
+                                     "A file that cannot be read or written, or is malformed.");
+  g_errors.not_available =
+      new_error_type(m, "NotAvailable", g_errors.error, PyExc_RuntimeError,
+                     "A capability this build or machine lacks (for example a GPU engine).");
+  g_errors.out_of_memory = new_error_type(m, "OutOfMemory", g_errors.error, PyExc_MemoryError,
+                                          "Host or device memory could not be allocated.");
+  g_errors.numerical_error = new_error_type(m, "NumericalError", g_errors.error, PyExc_RuntimeError,
+                                            "A numerical failure no policy could recover from.");
+  g_errors.cuda_error = new_error_type(m, "CudaError", g_errors.error, PyExc_RuntimeError,
+                                       "A CUDA runtime or cuBLAS call failed.");
+  g_errors.mpi_error =
+      new_error_type(m, "MpiError", g_errors.error, PyExc_RuntimeError, "An MPI call failed.");
+  nb::register_exception_translator(translate);
+
+  nb::class_<View>(m, "View", "A row-major matrix in host or CUDA memory, used in place.")
+      .def_prop_ro("pointer", &View::pointer, "Address of the first element, as C++ sees it.")
+      .def_prop_ro("rows", [](const View& v) { return v.view.rows; })
+      .def_prop_ro("cols", [](const View& v) { return v.view.cols; })
+      .def_prop_ro("dtype",
+                   [](const View& v) { return std::string(emix::to_string(v.view.dtype)); })
+      .def_prop_ro("on_device",
+                   [](const View& v) { return v.view.space == emix::MemorySpace::kDevice; })
+      .def_prop_ro("device_id", [](const View& v) { return v.device_id; })
+      .def_prop_ro("owner", [](const View& v) { return v.owner; });
+  m.def("view", &make_view, nb::arg("array").noconvert(),
+        "A View over a 2-D C-contiguous float32/float64 array (buffer protocol or DLPack).");
+  m.def("device_view", &make_device_view, nb::arg("pointer"), nb::arg("rows"), nb::arg("cols"),
+        nb::arg("dtype"), nb::arg("device_id"), nb::arg("owner"),
+        "A View over CUDA memory given by address (for __cuda_array_interface__).");
+  m.def(
+      "raise_for_test",
+      [](const std::string& kind, const std::string& message) {
+        if (kind == "InvalidArgument") throw emix::InvalidArgument(message);
+        if (kind == "IoError") throw emix::IoError(message);
+        if (kind == "NotAvailable") throw emix::NotAvailable(message);
+        if (kind == "OutOfMemory") throw emix::OutOfMemory(message);
+        if (kind == "NumericalError") throw emix::NumericalError(message);
+        if (kind == "CudaError") throw emix::CudaError(message);
+        if (kind == "MpiError") throw emix::MpiError(message);
+        if (kind == "Error") throw emix::Error(message);
+        if (kind == "bad_alloc") throw std::bad_alloc();
+        throw std::logic_error(message);
+      },
+      nb::arg("kind"), nb::arg("message"),
+      "Throws the named C++ exception, for the test of its translation to Python.");
+  m.def(
+      "last_fit_pointer", [] { return g_last_fit_pointer.load(); },
+      "The data address the last fit passed to the library (for tests).");
+
+  nb::class_<emix::Model>(m, "Model", "A fitted or initial mixture's parameters (immutable).")
+      .def(
+          "__init__",
+          [](emix::Model* self, const std::string& family, const std::string& covariance,
+             int n_features, int trials, const HostDoubles& weights,
+             const std::optional<HostDoubles>& means, const std::optional<HostDoubles>& covariances,
+             const std::optional<HostDoubles>& probabilities) {
+            new (self) emix::Model(make_model(family, covariance, n_features, trials, weights,
+                                              means, covariances, probabilities));
+          },
+          nb::arg("family"), nb::arg("covariance"), nb::arg("n_features"), nb::arg("trials"),
+          nb::arg("weights"), nb::arg("means").none(), nb::arg("covariances").none(),
+          nb::arg("probabilities").none())
+      .def_prop_ro("family", [](const emix::Model& x) { return emix::to_string(x.family); })
+      .def_prop_ro("covariance", [](const emix::Model& x) { return emix::to_string(x.covariance); })
+      .def_ro("n_components", &emix::Model::n_components)
+      .def_ro("n_features", &emix::Model::n_features)
+      .def_ro("trials", &emix::Model::trials)
+      .def_prop_ro(
+          "weights",
+          [](const emix::Model& x) {
+            return to_numpy(x.weights, {static_cast<size_t>(x.n_components)});
+          },
+          nb::rv_policy::move)
+      .def_prop_ro(
+          "means",
+          [](const emix::Model& x) {
+            const auto k = static_cast<size_t>(x.n_components);
+            return to_numpy(x.means,
+                            {x.means.empty() ? 0 : k, x.means.empty() ? 0 : x.means.size() / k});
+          },
+          nb::rv_policy::move)
+      .def_prop_ro("covariances", &covariances_of, nb::rv_policy::move)
+      .def_prop_ro(
+          "probabilities",
+          [](const emix::Model& x) {
+            const auto k = static_cast<size_t>(x.n_components);
+            const size_t n = x.probabilities.size();
+            return to_numpy(x.probabilities, {n == 0 ? 0 : k, n == 0 ? 0 : n / k});
+          },
+          nb::rv_policy::move)
+      .def("n_parameters", &emix::Model::n_parameters)
+      .def("validate", &emix::Model::validate);
+
+  nb::class_<emix::IterationInfo>(m, "IterationInfo", "What one EM iteration did.")
+      .def_ro("init_run", &emix::IterationInfo::init_run)
+      .def_ro("iteration", &emix::IterationInfo::iteration)
+      .def_ro("log_likelihood", &emix::IterationInfo::log_likelihood)
+      .def_ro("mean_log_likelihood", &emix::IterationInfo::mean_log_likelihood)
+      .def_ro("change", &emix::IterationInfo::change)
+      .def_ro("seconds", &emix::IterationInfo::seconds)
+      .def("__repr__", [](const emix::IterationInfo& i) {
+        return "IterationInfo(init_run=" + std::to_string(i.init_run) +
+               ", iteration=" + std::to_string(i.iteration) +
+               ", mean_log_likelihood=" + std::to_string(i.mean_log_likelihood) + ")";
+      });
+
+  nb::class_<emix::FitReport>(m, "FitReport", "The outcome of a fit (emix/fit.hpp).")
+      .def(nb::init<>())
+      .def_rw("model", &emix::FitReport::model)
+      .def_rw("log_likelihood", &emix::FitReport::log_likelihood)
+      .def_rw("mean_log_likelihood", &emix::FitReport::mean_log_likelihood)
+      .def_rw("history", &emix::FitReport::history)
+      .def_rw("n_iter", &emix::FitReport::n_iter)
+      .def_rw("converged", &emix::FitReport::converged)
+      .def_rw("best_init", &emix::FitReport::best_init)
+      .def_rw("engine", &emix::FitReport::engine)
+      .def_rw("precision", &emix::FitReport::precision)
+      .def_rw("seconds", &emix::FitReport::seconds)
+      .def_rw("setup_seconds", &emix::FitReport::setup_seconds)
+      .def_rw("init_seconds", &emix::FitReport::init_seconds)
+      .def_rw("iteration_seconds", &emix::FitReport::iteration_seconds)
+      .def_rw("warnings", &emix::FitReport::warnings);
+
+  nb::class_<emix::EngineOptions>(m, "EngineOptions", "Where and how the E-step runs.")
+      .def(nb::init<>())
+      .def_prop_rw(
+          "device", [](const emix::EngineOptions& o) { return emix::to_string(o.device); },
+          [](emix::EngineOptions& o, const std::string& v) { o.device = emix::parse_device(v); })
+      .def_rw("n_threads", &emix::EngineOptions::n_threads)
+      .def_rw("block_rows", &emix::EngineOptions::block_rows)
+      .def_rw("chunk_rows", &emix::EngineOptions::chunk_rows)
+      .def_rw("device_memory_limit", &emix::EngineOptions::device_memory_limit)
+      .def_rw("allow_tf32", &emix::EngineOptions::allow_tf32)
+      .def_rw("gpu_device", &emix::EngineOptions::gpu_device);
+
+  nb::class_<emix::FitOptions>(m, "FitOptions", "Options of a fit (emix/options.hpp).")
+      .def(nb::init<>())
+      .def_rw("n_components", &emix::FitOptions::n_components)
+      .def_prop_rw(
+          "family", [](const emix::FitOptions& o) { return emix::to_string(o.family); },
+          [](emix::FitOptions& o, const std::string& v) { o.family = emix::parse_family(v); })
+      .def_prop_rw(
+          "covariance", [](const emix::FitOptions& o) { return emix::to_string(o.covariance); },
+          [](emix::FitOptions& o, const std::string& v) {
+            o.covariance = emix::parse_covariance(v);
+          })
+      .def_rw("trials", &emix::FitOptions::trials)
+      .def_prop_rw(
+          "init", [](const emix::FitOptions& o) { return emix::to_string(o.init); },
+          [](emix::FitOptions& o, const std::string& v) { o.init = emix::parse_init(v); })
+      .def_prop_rw(
+          "init_model",
+          [](const emix::FitOptions& o) -> nb::object {
+            return o.init_model ? nb::cast(*o.init_model) : nb::none();
+          },
+          [](emix::FitOptions& o, const emix::Model* v) {
+            if (v) {
+              o.init_model = *v;
+            } else {
+              o.init_model.reset();
+            }
+          },
+          nb::for_setter(nb::arg("value").none()))
+      .def_rw("kmeans_iter", &emix::FitOptions::kmeans_iter)
+      .def_rw("init_max_rows", &emix::FitOptions::init_max_rows)
+      .def_rw("fixed_weights", &emix::FitOptions::fixed_weights)
+      .def_rw("n_init", &emix::FitOptions::n_init)
+      .def_rw("max_iter", &emix::FitOptions::max_iter)
+      .def_rw("tol", &emix::FitOptions::tol)
+      .def_rw("reg_covar", &emix::FitOptions::reg_covar)
+      .def_rw("prob_epsilon", &emix::FitOptions::prob_epsilon)
+      .def_rw("seed", &emix::FitOptions::seed)
+      .def_rw("engine", &emix::FitOptions::engine);
+
+  m.def("fit", &fit, nb::arg("x"), nb::arg("options"), nb::arg("sample_weight").none(),
+        nb::arg("callback").none(),
+        "emix::fit on a View; callback(IterationInfo) runs after each iteration's E-step.");
+  m.def(
+      "predict",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
+        std::vector<std::int32_t> labels;
+        {
+          nb::gil_scoped_release release;
+          labels = emix::predict(model, x.view, engine_for(x, engine));
+        }
+        return to_numpy(std::move(labels), {static_cast<size_t>(x.view.rows)});
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
+  m.def(
+      "predict_proba",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
+        std::vector<double> resp;
+        {
+          nb::gil_scoped_release release;
+          resp = emix::predict_proba(model, x.view, engine_for(x, engine));
+        }
+        return to_numpy(std::move(resp), {static_cast<size_t>(x.view.rows),
+                                          static_cast<size_t>(model.n_components)});
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
+  m.def(
+      "score_samples",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
+        std::vector<double> log_prob;
+        {
+          nb::gil_scoped_release release;
+          log_prob = emix::score_samples(model, x.view, engine_for(x, engine));
+        }
+        return to_numpy(std::move(log_prob), {static_cast<size_t>(x.view.rows)});
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
+  m.def(
+      "score",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine,
+         const std::optional<HostWeights>& sample_weight) {
+        const double* weights = weights_for(x, sample_weight);
+        nb::gil_scoped_release release;
+        return emix::score(model, x.view, engine_for(x, engine), weights);
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
+  m.def(
+      "bic",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
+        nb::gil_scoped_release release;
+        return emix::bic(model, x.view, engine_for(x, engine));
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
+  m.def(
+      "aic",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
+        nb::gil_scoped_release release;
+        return emix::aic(model, x.view, engine_for(x, engine));
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
+  m.def(
+      "sample",
+      [](const emix::Model& model, std::int64_t n, std::uint64_t seed) {
+        emix::Sample s;
+        {
+          nb::gil_scoped_release release;
+          s = emix::sample(model, n, seed);
+        }
+        const auto rows = static_cast<size_t>(n);
+        return nb::make_tuple(
+            to_numpy(std::move(s.x), {rows, static_cast<size_t>(model.n_features)}),
+            to_numpy(std::move(s.labels), {rows}));
+      },
+      nb::arg("model"), nb::arg("n"), nb::arg("seed"));
+  m.def(
+      "read_model",
+      [](const std::string& path) {
+        nb::gil_scoped_release release;
+        return emix::io::read_model(path);
+      },
+      nb::arg("path"));
+  m.def(
+      "write_model",
+      [](const std::string& path, const emix::Model& model, const emix::FitReport* report) {
+        nb::gil_scoped_release release;
+        emix::io::write_model(path, model, report);
+      },
+      nb::arg("path"), nb::arg("model"), nb::arg("report").none());
+  m.def("gpu_available", &emix::gpu_available,
+        "True when this build has a GPU engine and a CUDA device answers.");
+  m.def("gpu_built", &emix::gpu_built, "True when this build has a GPU engine.");
+  m.def("gpu_count", &emix::gpu_count, "CUDA devices the GPU engine can use.");
+  m.def("version", [] { return std::string(emix::version()); });
+}

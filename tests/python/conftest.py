@@ -1,0 +1,42 @@
+"""Shared fixtures of the Python tests.
+
+The tests import the emix package from wherever Python finds it: the build tree (CTest sets
+PYTHONPATH=<build>/python) or an installed wheel. Tests that need the emix program take its
+path from EMIX_CLI (CTest sets it) and skip without it.
+"""
+
+import os
+import shutil
+
+# scikit-learn runs its array API check only where SciPy was imported with this set.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def overlapping_mixture(seed, n=500, d=3, k=3, weights=(0.5, 0.3, 0.2)):
+    """n points in d dimensions from k overlapping Gaussian components, so responsibilities
+    are soft and EM iterates keep moving (the data of tests/sklearn_parity.py)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=2.0, size=(k, d))
+    labels = rng.choice(k, size=n, p=list(weights))
+    x = np.empty((n, d))
+    for c in range(k):
+        a = rng.normal(size=(d, d)) * 0.6 + np.eye(d)
+        rows = labels == c
+        x[rows] = centres[c] + rng.normal(size=(rows.sum(), d)) @ a.T
+    return x
+
+
+@pytest.fixture
+def gaussian_data():
+    return overlapping_mixture(20240601)
+
+
+@pytest.fixture
+def emix_cli():
+    path = os.environ.get("EMIX_CLI") or shutil.which("emix")
+    if not path or not os.path.exists(path):
+        pytest.skip("the emix program is not available: set EMIX_CLI to its path (CTest does)")
+    return path

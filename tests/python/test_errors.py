@@ -1,0 +1,232 @@
+"""Every bad input has its exception and its message.
+
+emix's C++ errors arrive as emix.Error subclasses that are also the built-in type a Python
+caller catches: InvalidArgument is a ValueError, IoError an OSError, OutOfMemory a
+MemoryError, NumericalError / NotAvailable / CudaError / MpiError RuntimeErrors. Each case
+below names the exception type and a piece of the message that says what was wrong.
+"""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import emix
+from emix import _emix
+
+X = np.random.default_rng(7).normal(size=(50, 3))
+
+
+def gm(**parameters):
+    parameters.setdefault("device", "cpu")
+    parameters.setdefault("n_components", 2)
+    return emix.GaussianMixture(**parameters)
+
+
+@pytest.mark.parametrize("kind, python_type", [
+    ("InvalidArgument", ValueError), ("IoError", OSError), ("OutOfMemory", MemoryError),
+    ("NumericalError", RuntimeError), ("NotAvailable", RuntimeError),
+    ("CudaError", RuntimeError), ("MpiError", RuntimeError), ("Error", Exception),
+])
+def test_each_library_error_becomes_its_python_type(kind, python_type):
+    with pytest.raises(python_type, match="^what went wrong$") as caught:
+        _emix.raise_for_test(kind, "what went wrong")
+    assert isinstance(caught.value, emix.Error)
+    assert type(caught.value) is getattr(emix, kind)
+    assert type(caught.value).__module__ == "emix"
+    again = pickle.loads(pickle.dumps(caught.value))  # errors cross process pools
+    assert type(again) is type(caught.value) and str(again) == "what went wrong"
+
+
+def test_other_cpp_errors_keep_their_usual_python_types():
+    with pytest.raises(MemoryError):
+        _emix.raise_for_test("bad_alloc", "")
+    with pytest.raises(RuntimeError, match="a logic error"):
+        _emix.raise_for_test("logic_error", "a logic error")
+
+
+BAD_DATA = [
+    (np.ones(10), ValueError, "Expected 2D array, got 1D array"),
+    (np.ones((4, 3, 2)), ValueError, "Found array with dim 3"),
+    (np.ones((0, 3)), ValueError, r"0 sample\(s\) \(shape=\(0, 3\)\)"),
+    (np.ones((5, 0)), ValueError, r"0 feature\(s\)"),
+    (np.where(np.arange(30).reshape(10, 3) == 4, np.nan, 1.0), ValueError,
+     r"Input X contains NaN \(row 2, column 2\)"),
+    (np.where(np.arange(30).reshape(10, 3) == 29, -np.inf, 1.0), ValueError,
+     r"Input X contains infinity \(row 10, column 3\)"),
+    (np.ones((10, 3), dtype=complex), ValueError, "Complex data not supported"),
+    ([["a", "b"], ["c", "d"]], ValueError, "could not convert string to float"),
+    (np.array([[{"a": 1}, 2.0]], dtype=object), TypeError, "must be a string or a"),
+]
+
+
+@pytest.mark.parametrize("data, error, message", BAD_DATA,
+                         ids=["1d", "3d", "no-rows", "no-columns", "nan", "inf", "complex",
+                              "strings", "object"])
+def test_bad_data(data, error, message):
+    with pytest.raises(error, match=message):
+        gm(n_components=1).fit(data)
+
+
+def test_huge_finite_values_are_not_mistaken_for_infinity():
+    """The finite check sums the data first; a sum that overflows is not an error by itself."""
+    huge = np.array([[1e308, 1.0], [1e308, 2.0], [0.0, 3.0]])
+    assert emix._arrays.as_data(huge).view.rows == 3
+
+
+def test_sparse_data_is_refused():
+    sparse = pytest.importorskip("scipy.sparse", reason="SciPy makes the sparse input")
+    with pytest.raises(TypeError, match="sparse"):
+        gm().fit(sparse.csr_matrix(X))
+
+
+@pytest.mark.parametrize("parameter, value, expected", [
+    ("n_components", 0, "an int >= 1"),
+    ("n_components", 2.5, "an int >= 1"),
+    ("covariance_type", "banana", "one of 'full', 'diag', 'spherical', 'tied'"),
+    ("tol", -1.0, "a float >= 0"),
+    ("reg_covar", -1e-6, "a float >= 0"),
+    ("max_iter", -1, "an int >= 0"),
+    ("n_init", 0, "an int >= 1"),
+    ("init_params", "kmeans++", "one of 'kmeans', 'k-means\\+\\+', 'random'"),
+    ("verbose", -1, "an int >= 0"),
+    ("verbose_interval", 0, "an int >= 1"),
+    ("device", "tpu", "one of 'auto', 'cpu', 'gpu'"),
+    ("warm_start", "yes", "a bool"),
+    ("fixed_weights", 1, "a bool"),
+    ("callback", 5, "None or a callable"),
+])
+def test_bad_parameters(parameter, value, expected):
+    with pytest.raises(ValueError,
+                       match=f"The '{parameter}' parameter of GaussianMixture must be {expected}"):
+        gm(**{parameter: value}).fit(X)
+
+
+def test_bad_dtype_and_random_state():
+    with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64'"):
+        gm(dtype="int32").fit(X)
+    with pytest.raises(ValueError, match=r"random_state must be in \[0, 2\*\*64\)"):
+        gm(random_state=-1).fit(X)
+
+
+def test_more_components_than_rows():
+    with pytest.raises(ValueError, match="Expected n_samples >= n_components but got "
+                                         "n_components = 60, n_samples = 50"):
+        gm(n_components=60).fit(X)
+
+
+@pytest.mark.parametrize("parameters, message", [
+    (dict(weights_init=[0.5, 0.3, 0.2]), r"'weights' should have the shape of \(2,\)"),
+    (dict(weights_init=[1.5, -0.5]), r"'weights' should be in the range \[0, 1\]"),
+    (dict(weights_init=[0.5, 0.6]), "'weights' should be normalized"),
+    (dict(means_init=np.zeros((2, 2))), r"'means' should have the shape of \(2, 3\)"),
+    (dict(means_init=np.full((2, 3), np.nan)), "'means' contains NaN or infinity"),
+    (dict(precisions_init=np.zeros((2, 3))), r"'precisions' should have the shape of "
+                                             r"\(2, 3, 3\)"),
+    (dict(precisions_init=np.stack([np.eye(3), -np.eye(3)])),
+     "'full precision' should be symmetric, positive-definite"),
+    (dict(covariance_type="diag", precisions_init=np.zeros((2, 3))),
+     "'diag precision' should be positive"),
+    (dict(covariance_type="spherical", precisions_init=[1.0, -1.0]),
+     "'spherical precision' should be positive"),
+])
+def test_bad_initial_parameters(parameters, message):
+    with pytest.raises(ValueError, match=message):
+        gm(**parameters).fit(X)
+
+
+@pytest.mark.parametrize("weights, error, message", [
+    (np.ones(49), ValueError, r"sample_weight.shape == \(49,\), expected \(50,\)"),
+    (np.ones((50, 1)), ValueError, "Sample weights must be 1D array or scalar"),
+    (np.where(np.arange(50) == 2, -1.0, 1.0), ValueError,
+     "sample weight of row 3 is -1; weights must be finite and non-negative"),
+    (np.where(np.arange(50) == 0, np.nan, 1.0), ValueError, "sample weight of row 1 is nan"),
+    (np.zeros(50), ValueError, "sample weights are all zero"),
+])
+def test_bad_sample_weights(weights, error, message):
+    with pytest.raises(error, match=message):
+        gm().fit(X, sample_weight=weights)
+    fitted = gm(random_state=0).fit(X)
+    with pytest.raises(error, match=message):
+        fitted.score(X, sample_weight=weights)
+
+
+def test_unfitted_and_mismatched_use():
+    for method in ("predict", "predict_proba", "score_samples", "score", "bic", "aic"):
+        with pytest.raises(emix._sklearn.NotFittedError,
+                           match="This GaussianMixture instance is not fitted yet"):
+            getattr(gm(), method)(X)
+    with pytest.raises(emix._sklearn.NotFittedError):
+        gm().sample(3)
+    with pytest.raises(emix._sklearn.NotFittedError):
+        gm().save("never-written.json")
+    fitted = gm(random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting "
+                                         "3 features as input"):
+        fitted.predict(X[:, :2])
+    with pytest.raises(ValueError, match="Invalid value for 'n_samples'"):
+        fitted.sample(0)
+
+
+def test_discrete_data_outside_the_family():
+    bits = (np.random.default_rng(0).random((20, 4)) < 0.5).astype(float)
+    bits[3, 2] = 2.0
+    with pytest.raises(emix.InvalidArgument,
+                       match="row 4, column 3 is 2, which is not 0 or 1, as a Bernoulli "
+                             "mixture needs"):
+        emix.BernoulliMixture(n_components=2, device="cpu").fit(bits)
+    counts = np.random.default_rng(0).integers(0, 4, size=(20, 2)).astype(float)
+    counts[0, 1] = 4
+    with pytest.raises(ValueError, match=r"row 1, column 2 is 4, which is not a whole count in "
+                                         r"\[0, trials\] \(trials = 3\)"):
+        emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
+    counts[0, 1] = 1.5
+    with pytest.raises(ValueError, match="is 1.5, which is not a whole count"):
+        emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
+    with pytest.raises(ValueError, match="'n_trials' parameter of BinomialMixture must be an "
+                                         "int >= 1"):
+        emix.BinomialMixture(n_trials=0).fit(counts)
+    with pytest.raises(ValueError, match="'prob_epsilon' parameter of BernoulliMixture"):
+        emix.BernoulliMixture(prob_epsilon=0.5).fit(bits)
+    with pytest.raises(ValueError, match=r"'probabilities' should be in the range \[0, 1\]"):
+        emix.BernoulliMixture(n_components=2, probabilities_init=np.full((2, 4), 1.5)).fit(bits)
+
+
+def test_numerical_failure_is_a_runtime_error():
+    """A tied covariance of data in a plane, with no regularisation, cannot be factored."""
+    plane = np.random.default_rng(0).normal(size=(100, 2))
+    x = np.column_stack([plane, plane.sum(axis=1)])
+    with pytest.raises(emix.NumericalError, match="tied covariance is not positive definite"):
+        gm(covariance_type="tied", reg_covar=0.0, random_state=0).fit(x)
+
+
+def test_gpu_requests_without_a_gpu():
+    if emix.gpu_available():
+        pytest.skip("a GPU answers here: device='gpu' is not an error")
+    with pytest.raises(emix.NotAvailable, match="(no GPU support|no CUDA device answers)"):
+        gm(device="gpu").fit(X)
+
+
+def test_model_file_errors(tmp_path):
+    with pytest.raises(emix.IoError) as caught:
+        emix.load_model(tmp_path / "missing.json")
+    assert isinstance(caught.value, OSError) and "missing.json" in str(caught.value)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    with pytest.raises(emix.IoError, match="garbage.json"):
+        emix.load_model(garbage)
+    fitted = gm(random_state=0).fit(X)
+    with pytest.raises(emix.IoError):
+        fitted.save(tmp_path / "no-such-directory" / "model.json")
+    path = tmp_path / "model.json"
+    fitted.save(path)
+    model = json.loads(path.read_text())
+    model["weights"] = [0.7, 0.7]
+    path.write_text(json.dumps(model))
+    with pytest.raises(emix.InvalidArgument, match="model.json: weights sum to 1.4, not 1"):
+        emix.load_model(path)
+    model["weights"] = [0.5, 0.25, 0.25]
+    path.write_text(json.dumps(model))
+    with pytest.raises(emix.IoError, match="'weights' has 3 values, expected n_components = 2"):
+        emix.load_model(path)

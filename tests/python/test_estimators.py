@@ -1,0 +1,314 @@
+"""The estimators' behaviour: parameters, cloning and pickling, initialisation, sample weights,
+warm starts, progress, sampling and the discrete families."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import emix
+from conftest import overlapping_mixture
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
+
+
+def fitted(x, **parameters):
+    parameters.setdefault("n_components", 3)
+    parameters.setdefault("random_state", 0)
+    parameters.setdefault("device", "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix._sklearn.ConvergenceWarning)
+        return emix.GaussianMixture(**parameters).fit(x)
+
+
+def test_parameters_are_scikit_learns():
+    gm = emix.GaussianMixture()
+    expected = {"n_components": 1, "covariance_type": "full", "tol": 1e-3, "reg_covar": 1e-6,
+                "max_iter": 100, "n_init": 1, "init_params": "kmeans", "weights_init": None,
+                "means_init": None, "precisions_init": None, "random_state": None,
+                "warm_start": False, "verbose": 0, "verbose_interval": 10, "device": "auto",
+                "dtype": None, "fixed_weights": False, "callback": None}
+    assert gm.get_params() == expected
+    assert gm.set_params(n_components=4, covariance_type="diag") is gm
+    assert (gm.n_components, gm.covariance_type) == (4, "diag")
+    assert set(emix.BinomialMixture().get_params()) == (
+        set(emix.BernoulliMixture().get_params()) | {"n_trials"})
+
+
+def test_clone_keeps_parameters_and_drops_the_fit(gaussian_data):
+    sklearn_base = pytest.importorskip("sklearn.base", reason="clone is scikit-learn's")
+    gm = fitted(gaussian_data, covariance_type="tied", tol=1e-5)
+    copy = sklearn_base.clone(gm)
+    assert copy.get_params() == gm.get_params()
+    assert not hasattr(copy, "weights_")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_pickle_round_trip(gaussian_data, covariance_type):
+    gm = fitted(gaussian_data, covariance_type=covariance_type)
+    again = pickle.loads(pickle.dumps(gm))
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+                 "lower_bounds_"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(gm, name))
+    assert (again.converged_, again.n_iter_, again.lower_bound_, again.n_features_in_) == (
+        gm.converged_, gm.n_iter_, gm.lower_bound_, gm.n_features_in_)
+    assert again.report_ is not gm.report_
+    np.testing.assert_array_equal(again.report_.history, gm.report_.history)
+    np.testing.assert_array_equal(again.predict_proba(gaussian_data),
+                                  gm.predict_proba(gaussian_data))
+    unfitted = pickle.loads(pickle.dumps(emix.BinomialMixture(n_trials=4)))
+    assert unfitted.get_params() == emix.BinomialMixture(n_trials=4).get_params()
+
+
+def test_fitted_attributes(gaussian_data):
+    gm = fitted(gaussian_data, tol=1e-6, max_iter=500)
+    assert gm.converged_ and 1 <= gm.n_iter_ < 500
+    assert gm.weights_.shape == (3,) and abs(gm.weights_.sum() - 1) < 1e-12
+    assert gm.means_.shape == (3, 3) and gm.covariances_.shape == (3, 3, 3)
+    for k in range(3):  # the precision is the covariance's inverse, its Cholesky factor too
+        np.testing.assert_allclose(gm.precisions_[k] @ gm.covariances_[k], np.eye(3),
+                                   atol=1e-10)
+        u = gm.precisions_cholesky_[k]
+        np.testing.assert_allclose(u @ u.T, gm.precisions_[k], rtol=1e-12)
+        assert np.allclose(u, np.triu(u))
+    report = gm.report_
+    assert report.n_iter == gm.n_iter_ and report.converged
+    assert report.engine.startswith("cpu") and report.precision == "float64"
+    assert report.history.shape == (gm.n_iter_ + 1,) == gm.lower_bounds_.shape
+    assert np.all(np.diff(report.history) >= -1e-9 * np.abs(report.history[1:]))
+    np.testing.assert_allclose(gm.lower_bounds_, report.history / len(gaussian_data),
+                               rtol=1e-15)
+    assert gm.lower_bound_ == report.mean_log_likelihood == pytest.approx(
+        gm.score(gaussian_data), rel=1e-12)
+    assert report.seconds >= report.setup_seconds + report.init_seconds
+    assert report.iteration_seconds.shape == (gm.n_iter_ + 1,)
+    assert gm.n_features_in_ == 3
+
+
+def test_fit_predict_is_fit_then_predict(gaussian_data):
+    gm = emix.GaussianMixture(n_components=3, random_state=0, device="cpu")
+    labels = gm.fit_predict(gaussian_data)
+    np.testing.assert_array_equal(labels, gm.predict(gaussian_data))
+    np.testing.assert_array_equal(labels, fitted(gaussian_data).predict(gaussian_data))
+
+
+def test_information_criteria(gaussian_data):
+    gm = fitted(gaussian_data)
+    n, d, k = len(gaussian_data), 3, 3
+    parameters = k * d * (d + 1) / 2 + k * d + k - 1  # scikit-learn's count for 'full'
+    log_likelihood = gm.score(gaussian_data) * n
+    assert gm.bic(gaussian_data) == pytest.approx(-2 * log_likelihood + parameters * np.log(n),
+                                                  rel=1e-12)
+    assert gm.aic(gaussian_data) == pytest.approx(-2 * log_likelihood + 2 * parameters,
+                                                  rel=1e-12)
+
+
+def test_same_random_state_same_fit_and_different_seeds_differ(gaussian_data):
+    a = fitted(gaussian_data, random_state=3, init_params="random")
+    b = fitted(gaussian_data, random_state=3, init_params="random")
+    c = fitted(gaussian_data, random_state=4, init_params="random")
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert not np.array_equal(a.report_.history, c.report_.history)
+    # A RandomState is drawn from, as scikit-learn does: the same state gives the same fit.
+    d = fitted(gaussian_data, random_state=np.random.RandomState(5))
+    e = fitted(gaussian_data, random_state=np.random.RandomState(5))
+    np.testing.assert_array_equal(d.means_, e.means_)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_every_initialisation_fits(gaussian_data, init_params):
+    gm = fitted(gaussian_data, init_params=init_params, max_iter=0)
+    start = gm.lower_bound_
+    gm = fitted(gaussian_data, init_params=init_params, tol=1e-8, max_iter=1000)
+    assert gm.converged_ and gm.lower_bound_ > start
+
+
+def test_kmeans_refines_the_seeding(gaussian_data):
+    """'kmeans' (seeding + Lloyd steps) starts from a better partition than 'k-means++'
+    (seeding alone) from the same seeds."""
+    seeding = fitted(gaussian_data, init_params="k-means++", max_iter=0)
+    refined = fitted(gaussian_data, init_params="kmeans", max_iter=0)
+    assert not np.array_equal(seeding.means_, refined.means_)
+
+
+def test_n_init_keeps_the_best_run(gaussian_data):
+    single = fitted(gaussian_data, init_params="random", n_init=1, random_state=11)
+    several = fitted(gaussian_data, init_params="random", n_init=4, random_state=11)
+    assert several.lower_bound_ >= single.lower_bound_  # run 0 is the single fit
+    assert 0 <= several.report_.best_init < 4
+
+
+def test_all_initial_parameters_are_used_exactly(gaussian_data):
+    weights = np.array([0.2, 0.3, 0.5])
+    means = gaussian_data[[0, 10, 20]]
+    precisions = np.stack([np.eye(3) * s for s in (1.0, 2.0, 4.0)])
+    gm = fitted(gaussian_data, weights_init=weights, means_init=means,
+                precisions_init=precisions, max_iter=0)
+    np.testing.assert_array_equal(gm.weights_, weights)
+    np.testing.assert_array_equal(gm.means_, means)
+    np.testing.assert_allclose(gm.precisions_, precisions, rtol=1e-14)
+
+
+def test_partial_initial_parameters_replace_emixs_start(gaussian_data):
+    means = gaussian_data[[0, 10, 20]]
+    start = fitted(gaussian_data, means_init=means, max_iter=0)
+    np.testing.assert_array_equal(start.means_, means)
+    default = fitted(gaussian_data, max_iter=0)  # emix's own start, same seed
+    np.testing.assert_array_equal(start.weights_, default.weights_)
+    np.testing.assert_array_equal(start.covariances_, default.covariances_)
+    several = fitted(gaussian_data, means_init=means, n_init=3, max_iter=20)
+    assert 0 <= several.report_.best_init < 3
+
+
+def test_fixed_weights_stay(gaussian_data):
+    weights = np.array([0.6, 0.3, 0.1])
+    gm = fitted(gaussian_data, weights_init=weights, fixed_weights=True, max_iter=30)
+    np.testing.assert_array_equal(gm.weights_, weights)
+    free = fitted(gaussian_data, weights_init=weights, max_iter=30)
+    assert not np.allclose(free.weights_, weights)
+
+
+def test_warm_start_continues_the_previous_fit(gaussian_data):
+    """Three warm fits of one iteration each take the same steps as one fit of three."""
+    gm = emix.GaussianMixture(n_components=3, tol=0.0, max_iter=1, warm_start=True,
+                              random_state=0, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix._sklearn.ConvergenceWarning)
+        for _ in range(3):
+            gm.fit(gaussian_data)
+    once = fitted(gaussian_data, tol=0.0, max_iter=3)
+    assert rel(gm.means_, once.means_) < 1e-13
+    assert rel(gm.covariances_, once.covariances_) < 1e-13
+
+
+@pytest.mark.parametrize("init", ["given", "kmeans"])
+def test_integer_sample_weights_equal_repeated_rows(gaussian_data, init):
+    """Weights are repetition counts: weight w on a row fits as w copies of it (rows of weight
+    0 as absent). With given initial parameters only EM's sums differ in order (1e-12); with
+    k-means++ the weighted draws pick the same rows, so the fits agree as closely."""
+    counts = np.random.default_rng(3).integers(0, 4, size=len(gaussian_data))
+    repeated = np.repeat(gaussian_data, counts, axis=0)
+    extra = {}
+    if init == "given":
+        extra = dict(weights_init=[0.3, 0.3, 0.4], means_init=gaussian_data[[1, 2, 3]],
+                     precisions_init=np.stack([np.eye(3)] * 3))
+    weighted = fitted(gaussian_data, tol=0.0, max_iter=10, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix._sklearn.ConvergenceWarning)  # tol=0
+        weighted.fit(gaussian_data, sample_weight=counts)
+    plain = fitted(repeated, tol=0.0, max_iter=10, **extra)
+    for name in ("weights_", "means_", "covariances_"):
+        assert rel(getattr(weighted, name), getattr(plain, name)) < 1e-12, name
+    assert weighted.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-12)
+    assert weighted.score(gaussian_data, sample_weight=counts) == pytest.approx(
+        plain.score(repeated), rel=1e-12)
+
+
+def test_float32_data_fit_in_float32(gaussian_data):
+    single = fitted(gaussian_data.astype(np.float32), tol=0.0, max_iter=10)
+    double = fitted(gaussian_data, tol=0.0, max_iter=10)
+    assert single.report_.precision == "float32" and single.means_.dtype == np.float64
+    # float32 data, statistics summed in double: parameters agree to float32's precision.
+    assert rel(single.means_, double.means_) < 1e-4
+    assert single.lower_bound_ == pytest.approx(double.lower_bound_, rel=1e-5)
+
+
+def test_callback_sees_every_iteration_and_can_stop_the_fit(gaussian_data):
+    seen = []
+    gm = fitted(gaussian_data, tol=0.0, max_iter=5, callback=seen.append)
+    assert [i.iteration for i in seen] == list(range(6))
+    assert all(isinstance(i, emix.IterationInfo) and i.init_run == 0 for i in seen)
+    np.testing.assert_allclose([i.log_likelihood for i in seen], gm.report_.history,
+                               rtol=0, atol=0)
+    assert np.isnan(seen[0].change)
+    assert seen[3].change == pytest.approx(seen[3].mean_log_likelihood
+                                           - seen[2].mean_log_likelihood)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_two(info):
+        if info.iteration == 2:
+            raise Stop("enough")
+
+    gm = emix.GaussianMixture(n_components=3, callback=stop_at_two, device="cpu")
+    with pytest.raises(Stop, match="enough"):
+        gm.fit(gaussian_data)
+    assert not hasattr(gm, "weights_")
+
+
+def test_verbose_output(gaussian_data, capsys):
+    fitted(gaussian_data, tol=0.0, max_iter=20, verbose=2, verbose_interval=5)
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out
+    assert [line.split()[1] for line in out.splitlines() if "Iteration" in line] == [
+        "5", "10", "15", "20"]
+    assert "Initialization 0 did not converge." in out
+    fitted(gaussian_data, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_warnings(gaussian_data):
+    with pytest.warns(emix._sklearn.ConvergenceWarning, match="did not converge"):
+        emix.GaussianMixture(n_components=3, max_iter=2, device="cpu").fit(gaussian_data)
+    # The three-coin model (one Bernoulli feature, two components) is not identifiable.
+    coins = (np.random.default_rng(0).random((200, 1)) < 0.4).astype(float)
+    with pytest.warns(emix.FitWarning, match="not identifiable"):
+        emix.BernoulliMixture(n_components=2, random_state=0, device="cpu").fit(coins)
+    # The initialisation sample is a record, not a warning.
+    big = overlapping_mixture(1, n=140_000, d=2, k=2, weights=(0.5, 0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gm = emix.GaussianMixture(n_components=2, random_state=0, max_iter=3, tol=1.0,
+                                  device="cpu").fit(big)
+    assert any("random sample of 131072" in w for w in gm.report_.warnings)
+
+
+def test_sample(gaussian_data):
+    gm = fitted(gaussian_data)
+    x, labels = gm.sample(20_000)
+    assert x.shape == (20_000, 3) and labels.shape == (20_000,)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    np.testing.assert_allclose(np.bincount(labels, minlength=3) / 20_000, gm.weights_,
+                               atol=0.02)  # binomial sd <= 0.0035: > 5 sd
+    x2, _ = gm.sample(20_000)
+    np.testing.assert_array_equal(x, x2)  # an int random_state: the same draw
+    for k in range(3):
+        np.testing.assert_allclose(x[labels == k].mean(axis=0), gm.means_[k], atol=0.15)
+
+
+def known_bernoulli(rng, n=4000):
+    probabilities = np.array([[0.9, 0.8, 0.1, 0.2, 0.7], [0.1, 0.3, 0.9, 0.8, 0.2]])
+    labels = rng.choice(2, size=n, p=[0.35, 0.65])
+    return (rng.random((n, 5)) < probabilities[labels]).astype(np.float64), probabilities
+
+
+def test_bernoulli_recovers_a_known_mixture():
+    x, truth = known_bernoulli(np.random.default_rng(1))
+    bm = emix.BernoulliMixture(n_components=2, random_state=0, tol=1e-8, device="cpu").fit(x)
+    order = np.argsort(bm.weights_)
+    # 4000 points: the standard error of each estimate is below 0.015; 0.05 is > 3 sd.
+    np.testing.assert_allclose(bm.weights_[order], [0.35, 0.65], atol=0.05)
+    np.testing.assert_allclose(bm.probabilities_[order], truth, atol=0.05)
+    bools = emix.BernoulliMixture(n_components=2, random_state=0, tol=1e-8, device="cpu")
+    bools.fit(x.astype(bool))  # bool data read as 0/1
+    np.testing.assert_array_equal(bools.probabilities_, bm.probabilities_)
+    assert bm.predict_proba(x).shape == (4000, 2)
+
+
+def test_binomial_recovers_a_known_mixture():
+    rng = np.random.default_rng(2)
+    p = np.array([[0.2, 0.7], [0.6, 0.1]])
+    labels = rng.choice(2, size=3000, p=[0.5, 0.5])
+    x = rng.binomial(10, p[labels])
+    bm = emix.BinomialMixture(n_components=2, n_trials=10, random_state=0, tol=1e-8,
+                              device="cpu").fit(x)
+    order = np.argsort(bm.probabilities_[:, 0])
+    np.testing.assert_allclose(bm.probabilities_[order], p, atol=0.03)
+    sample, sample_labels = bm.sample(100)
+    assert sample.min() >= 0 and sample.max() <= 10 and np.all(sample == np.round(sample))
+    assert pickle.loads(pickle.dumps(bm)).n_trials == 10

@@ -1,0 +1,126 @@
+"""Model files shared with the emix program, in both directions.
+
+A model fitted in Python and saved scores with `emix score` and predicts with `emix predict`
+exactly as in Python; a model fitted by `emix fit` loads with emix.load_model and gives the
+labels the program wrote. Both sides run the same library on the same float64 data with the
+same engine (CPU), so results agree to the last bit; the comparisons allow 1e-13 relative only
+for the decimal round trip of the printed score (17 significant digits, exact in principle).
+"""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import emix
+from conftest import overlapping_mixture
+
+
+def run(*command):
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True)
+    assert done.returncode == 0, f"{command} failed ({done.returncode}): {done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    x = overlapping_mixture(99, n=800)
+    path = tmp_path / "data.npy"
+    np.save(path, x)
+    return x, path
+
+
+def discrete_data(family):
+    rng = np.random.default_rng(5)
+    if family == "bernoulli":
+        return (rng.random((600, 6)) < np.where(rng.random((600, 1)) < 0.4, 0.8, 0.2)) * 1.0
+    return rng.binomial(7, np.where(rng.random((600, 1)) < 0.4, 0.7, 0.2), size=(600, 4)) * 1.0
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_python_model_scores_with_the_program(emix_cli, data_file, tmp_path, covariance_type):
+    x, data = data_file
+    gm = emix.GaussianMixture(n_components=3, covariance_type=covariance_type, random_state=1,
+                              device="cpu").fit(x)
+    model = tmp_path / "model.json"
+    gm.save(model)
+    score = float(run(emix_cli, "score", model, data, "--device", "cpu"))
+    assert score == pytest.approx(gm.score(x), rel=1e-13)
+    labels = tmp_path / "labels.npy"
+    run(emix_cli, "predict", model, data, "-o", labels, "--device", "cpu", "--quiet")
+    np.testing.assert_array_equal(np.load(labels), gm.predict(x))
+    resp = tmp_path / "resp.npy"
+    run(emix_cli, "predict", model, data, "-o", resp, "--proba", "--device", "cpu", "--quiet")
+    np.testing.assert_array_equal(np.load(resp), gm.predict_proba(x))
+    # The file records the fit.
+    fit = json.loads(model.read_text())["fit"]
+    assert fit["n_iter"] == gm.n_iter_ and fit["converged"] == gm.converged_
+    np.testing.assert_array_equal(fit["history"], gm.report_.history)
+
+
+def test_program_model_loads_in_python(emix_cli, data_file, tmp_path):
+    x, data = data_file
+    model, labels = tmp_path / "model.json", tmp_path / "labels.npy"
+    run(emix_cli, "fit", data, "-k", 3, "--seed", 5, "--device", "cpu", "--precision", "double",
+        "-o", model, "--labels", labels, "--quiet")
+    loaded = emix.load_model(model)
+    assert isinstance(loaded, emix.GaussianMixture)
+    assert (loaded.n_components, loaded.covariance_type, loaded.n_features_in_) == (3, "full", 3)
+    np.testing.assert_array_equal(loaded.predict(x), np.load(labels))
+    score = float(run(emix_cli, "score", model, data, "--device", "cpu"))
+    assert loaded.score(x) == pytest.approx(score, rel=1e-13)
+    # random_state=s is --seed s: the Python fit is the program's fit.
+    ours = emix.GaussianMixture(n_components=3, random_state=5, device="cpu").fit(x)
+    np.testing.assert_array_equal(ours.means_, loaded.means_)
+    np.testing.assert_array_equal(ours.covariances_, loaded.covariances_)
+    assert loaded.n_iter_ == ours.n_iter_ and loaded.converged_ == ours.converged_
+    np.testing.assert_array_equal(loaded.report_.history, ours.report_.history)
+    assert loaded.lower_bound_ == ours.lower_bound_
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "binomial"])
+def test_discrete_models_both_ways(emix_cli, tmp_path, family):
+    x = discrete_data(family)
+    data = tmp_path / "data.npy"
+    np.save(data, x)
+    estimator = (emix.BernoulliMixture(n_components=2, random_state=2, device="cpu")
+                 if family == "bernoulli" else
+                 emix.BinomialMixture(n_components=2, n_trials=7, random_state=2, device="cpu"))
+    estimator.fit(x)
+    ours = tmp_path / "ours.json"
+    estimator.save(ours)
+    assert float(run(emix_cli, "score", ours, data)) == pytest.approx(estimator.score(x),
+                                                                      rel=1e-13)
+    theirs = tmp_path / "theirs.json"
+    extra = ["--trials", 7] if family == "binomial" else []
+    run(emix_cli, "fit", data, "-k", 2, "--family", family, *extra, "--seed", 2,
+        "--device", "cpu", "--precision", "double", "-o", theirs, "--quiet")
+    loaded = emix.load_model(theirs)
+    assert type(loaded) is type(estimator)
+    np.testing.assert_array_equal(loaded.probabilities_, estimator.probabilities_)
+    if family == "binomial":
+        assert loaded.n_trials == 7
+
+
+def test_save_and_load_round_trip_without_the_program(tmp_path):
+    x = overlapping_mixture(4)
+    gm = emix.GaussianMixture(n_components=2, covariance_type="diag", random_state=0,
+                              device="cpu").fit(x)
+    path = tmp_path / "m.json"
+    gm.save(str(path))
+    loaded = emix.load_model(path)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(gm, name))
+    assert loaded.report_.engine == gm.report_.engine
+    np.testing.assert_array_equal(loaded.predict(x), gm.predict(x))
+    # A file with parameters only (an init model) loads too, with no report.
+    bare = json.loads(path.read_text())
+    del bare["fit"]
+    path.write_text(json.dumps(bare))
+    loaded = emix.load_model(path)
+    assert loaded.report_ is None and loaded.n_iter_ == 0 and np.isnan(loaded.lower_bound_)
+    np.testing.assert_array_equal(loaded.predict(x), gm.predict(x))
+    # A loaded model saves again (without a report) and reads back the same.
+    loaded.save(path)
+    np.testing.assert_array_equal(emix.load_model(path).means_, gm.means_)
