@@ -11,8 +11,8 @@
 // fit through the library's RAII owners) and the optional progress callback.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
-#include <nanobind/stl/pair.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -256,7 +256,6 @@ emix::FitReport fit(const View& x, emix::FitOptions options,
   return emix::fit(x.view, options, weights);
 }
 
-
 // A ChunkSource over a Python object with n_chunks() and chunk(i) -> (View, weights or None)
 // (emix._chunks adapts arrays, HDF5 and Arrow datasets and re-iterables to that). The fit runs
 // without the GIL; each call into Python takes it for the call alone. The current chunk's View
@@ -285,7 +284,7 @@ class PyChunkSource final : public emix::ChunkSource {
     auto pair = nb::cast<nb::tuple>(result);
     if (pair.size() != 2) throw emix::InvalidArgument("chunk source: chunk() must give a pair");
     current_ = nb::cast<View>(pair[0]);
-    weights_ = nb::borrow(pair[1]);
+    weights_ = nb::borrow<nb::object>(pair[1].ptr());
     weights_pointer_ = nullptr;
     if (!weights_.is_none()) {
       const auto w = nb::cast<HostWeights>(weights_);
@@ -643,7 +642,8 @@ NB_MODULE(_emix, m) {
       .def(
           "recentred",
           [](const emix::Statistics& s, const HostDoubles& centres) {
-            return s.recentred(std::vector<double>(centres.data(), centres.data() + centres.size()));
+            return s.recentred(
+                std::vector<double>(centres.data(), centres.data() + centres.size()));
           },
           nb::arg("centres"))
       .def("serialize", &to_bytes)
@@ -651,15 +651,9 @@ NB_MODULE(_emix, m) {
       .def("copy", [](const emix::Statistics& s) { return emix::Statistics(s); });
   m.def(
       "merge_in_order",
-      [](const std::vector<const emix::Statistics*>& parts) {
-        std::vector<emix::Statistics> copies;
-        copies.reserve(parts.size());
-        for (const auto* p : parts) {
-          if (p == nullptr) throw emix::InvalidArgument("merge_in_order: None in the list");
-          copies.push_back(*p);
-        }
+      [](const std::vector<emix::Statistics>& parts) {
         nb::gil_scoped_release release;
-        return emix::merge_in_order(copies);
+        return emix::merge_in_order(parts);
       },
       nb::arg("parts"));
   m.def(
