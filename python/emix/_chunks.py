@@ -8,7 +8,8 @@ without the GIL and takes it only for these calls.
 What counts as a chunk source (:func:`is_chunk_source`):
 
 * :class:`Chunks`, made by :func:`emix.chunked` from any of the below, with a chosen chunk size;
-* ``numpy.memmap`` (cut into blocks of rows);
+* a NumPy array or ``numpy.memmap`` given to :func:`emix.chunked` (cut into blocks of rows;
+  given to ``fit`` directly, a memmap is used in place as one array);
 * an ``h5py.Dataset`` (read a block of rows at a time);
 * a ``pyarrow.Table``, ``pyarrow.RecordBatchReader`` is *not* one (it reads once), a
   ``pyarrow.dataset.Dataset`` (a chunk per fragment) or a ``pyarrow.parquet.ParquetFile``
@@ -23,7 +24,7 @@ import collections.abc
 import numpy as np
 
 from . import _emix
-from ._arrays import _FLOATS, _target_dtype
+from ._arrays import _FLOATS, _is_sparse, _target_dtype
 
 # Rows per chunk for arrays cut by emix: about 64 MiB of float64 per chunk.
 _DEFAULT_CHUNK_BYTES = 64 << 20
@@ -61,9 +62,12 @@ def is_one_shot(x):
 
 def is_chunk_source(x):
     """Whether ``fit`` reads `x` chunk by chunk rather than as one array in memory."""
-    if isinstance(x, Chunks) or isinstance(x, np.memmap):
+    if isinstance(x, Chunks):
         return True
-    if isinstance(x, np.ndarray):
+    # Arrays (a memmap included: it is used in place, paged in by the OS; emix.chunked(mm)
+    # reads it chunk by chunk instead) and sparse matrices (refused as the estimators refuse
+    # them) are not chunk sources.
+    if isinstance(x, np.ndarray) or _is_sparse(x):
         return False
     if _is_h5py_dataset(x) or _is_arrow(x) or _is_chunk_list(x) or is_one_shot(x):
         return True

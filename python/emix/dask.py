@@ -27,6 +27,7 @@ given parameters replace the drawn ones. A component that empties keeps its para
 block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
 """
 
+import copyreg
 import time
 
 import dask
@@ -37,6 +38,23 @@ from . import _base, _discrete, _emix, _gaussian
 from ._statistics import Statistics
 
 __all__ = ["GaussianMixture", "BernoulliMixture", "BinomialMixture", "tree_merge"]
+
+try:  # dask.distributed, where installed, registers tblib's pickling for every exception type
+    import distributed  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _reduce_error(error):
+    return type(error), error.args
+
+
+# tblib's reducer re-creates an exception with BaseType.__new__, which Python refuses for
+# emix.OutOfMemory (an emix.Error and a MemoryError): errors raised on workers would then fail
+# to reach the client. emix's errors carry only their message; pickle them as (type, args).
+for _name in ("Error", "InvalidArgument", "IoError", "NotAvailable", "OutOfMemory",
+              "NumericalError", "CudaError", "MpiError"):
+    copyreg.pickle(getattr(_emix, _name), _reduce_error)
 
 
 def _is_dask_array(x):

@@ -19,8 +19,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import emix  # noqa: E402
 
 # Messages emix gives data outside a discrete family's domain (src/core/validate.cpp).
-_DOMAIN_MESSAGES = ("which is not 0 or 1, as a Bernoulli mixture needs",
-                    "which is not a whole count in [0, trials]")
+_DOMAIN_MESSAGES = ("but a Bernoulli mixture needs 0 or 1",
+                    "needs a whole number of successes in 0..")
 
 
 def _rejected_for_domain(error):

@@ -140,8 +140,8 @@ def test_bad_initial_parameters(parameters, message):
     (np.ones(49), ValueError, r"sample_weight.shape == \(49,\), expected \(50,\)"),
     (np.ones((50, 1)), ValueError, "Sample weights must be 1D array or scalar"),
     (np.where(np.arange(50) == 2, -1.0, 1.0), ValueError,
-     "sample weight of row 3 is -1; weights must be finite and non-negative"),
-    (np.where(np.arange(50) == 0, np.nan, 1.0), ValueError, "sample weight of row 1 is nan"),
+     "sample weights: row 3 is -1, but a sample weight must be a finite number >= 0"),
+    (np.where(np.arange(50) == 0, np.nan, 1.0), ValueError, "sample weights: row 1 is nan"),
     (np.zeros(50), ValueError, "sample weights are all zero"),
 ])
 def test_bad_sample_weights(weights, error, message):
@@ -173,16 +173,15 @@ def test_discrete_data_outside_the_family():
     bits = (np.random.default_rng(0).random((20, 4)) < 0.5).astype(float)
     bits[3, 2] = 2.0
     with pytest.raises(emix.InvalidArgument,
-                       match="row 4, column 3 is 2, which is not 0 or 1, as a Bernoulli "
-                             "mixture needs"):
+                       match="row 4, column 3 is 2, but a Bernoulli mixture needs 0 or 1"):
         emix.BernoulliMixture(n_components=2, device="cpu").fit(bits)
     counts = np.random.default_rng(0).integers(0, 4, size=(20, 2)).astype(float)
     counts[0, 1] = 4
-    with pytest.raises(ValueError, match=r"row 1, column 2 is 4, which is not a whole count in "
-                                         r"\[0, trials\] \(trials = 3\)"):
+    with pytest.raises(ValueError, match=r"row 1, column 2 is 4, but a binomial mixture with "
+                                         r"trials = 3 needs a whole number of successes in 0..3"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
     counts[0, 1] = 1.5
-    with pytest.raises(ValueError, match="is 1.5, which is not a whole count"):
+    with pytest.raises(ValueError, match="is 1.5, but a binomial mixture"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
     with pytest.raises(ValueError, match="'n_trials' parameter of BinomialMixture must be an "
                                          "int >= 1"):
@@ -197,7 +196,7 @@ def test_numerical_failure_is_a_runtime_error():
     """A tied covariance of data in a plane, with no regularisation, cannot be factored."""
     plane = np.random.default_rng(0).normal(size=(100, 2))
     x = np.column_stack([plane, plane.sum(axis=1)])
-    with pytest.raises(emix.NumericalError, match="tied covariance is not positive definite"):
+    with pytest.raises(emix.NumericalError, match="the tied covariance is singular"):
         gm(covariance_type="tied", reg_covar=0.0, random_state=0).fit(x)
 
 
