@@ -1,7 +1,5 @@
 """Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
 
-import numpy as np
-
 from . import _emix
 from ._arrays import as_data, check_dtype_parameter
 
@@ -175,7 +173,7 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     SelectResult
         The table, the best candidate and a fitted estimator for each candidate.
     """
-    from ._base import _INIT_METHODS, _check_sample_weight, _is_int
+    from ._base import _check_sample_weight, _is_int
     from ._discrete import BernoulliMixture, BinomialMixture
     from ._gaussian import GaussianMixture
 
@@ -204,8 +202,6 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     data = as_data(X, check_dtype_parameter(dtype), "emix.select")
     weights = _check_sample_weight(sample_weight, data.n_samples)
     options = template._options(template._seed())
-    if init_params not in _INIT_METHODS:
-        raise ValueError(f"init_params must be one of {list(_INIT_METHODS)}")
     report = _emix.select(data.view, ks, [str(t) for t in types], criterion, options, weights)
     total = float(weights.sum()) if weights is not None else float(data.n_samples)
     estimators = []

@@ -244,6 +244,12 @@ class _DaskMixture:
         self._set_fitted(report, X.shape[1], total)
         return self
 
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then the labels of X (a Dask array for Dask input)."""
+        if not _is_dask_array(X):
+            return super().fit_predict(X, y, sample_weight)
+        return self.fit(X, y, sample_weight).predict(X)
+
     # --- evaluation over Dask arrays ----------------------------------------------------------
 
     def _map(self, X, what, per_row_shape):

@@ -87,3 +87,22 @@ def test_bernoulli_select_and_errors():
         emix.select(x, criterion="bad", device="cpu")
     with pytest.raises(ValueError):
         emix.select(x, random_state=None, device="cpu")
+
+
+def test_sample_weights_and_plot_on_axes(three_clusters):
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(three_clusters))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = emix.select(three_clusters, n_components=[2, 3], covariance_types=("diag",),
+                             random_state=3, device="cpu", sample_weight=w)
+        own = emix.GaussianMixture(3, covariance_type="diag", random_state=3,
+                                   device="cpu").fit(three_clusters, sample_weight=w)
+    assert np.array_equal(result.estimator(1).means_, own.means_)
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots()
+    assert result.plot(ax, criteria=("bic",)) is ax
+    assert len(ax.get_lines()) == 2  # BIC (diag) and the best point
+    plt.close(figure)
