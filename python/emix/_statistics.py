@@ -171,8 +171,11 @@ def accumulate(model, X, sample_weight=None, device=None):
     ----------
     model : fitted GaussianMixture, BernoulliMixture or BinomialMixture
         The model whose responsibilities weigh the rows (its ``device`` is the default).
-    X : array-like of shape (n_samples, n_features)
-        Rows, host or device, used in place where possible (as ``fit`` takes them).
+    X : array-like of shape (n_samples, n_features), or a chunk source
+        Rows, host or device, used in place where possible (as ``fit`` takes them). A chunk
+        source (:func:`emix.chunked`, an h5py dataset, a pyarrow source, a re-iterable of
+        arrays) is read once, chunk by chunk, and its chunks' statistics merged by
+        :func:`merge_in_order`.
     sample_weight : array-like of shape (n_samples,), optional
         Non-negative weight of each row.
     device : {'auto', 'cpu', 'gpu'}, optional
@@ -182,8 +185,21 @@ def accumulate(model, X, sample_weight=None, device=None):
     -------
     Statistics
     """
+    from ._chunks import adapter_for, is_chunk_source
+
     m = native_model(model)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
+    device = device or getattr(model, "device", "auto")
+    if is_chunk_source(X):
+        source = adapter_for(X, sample_weight, dtype)
+        parts = []
+        for i in range(source.n_chunks()):
+            view, weights = source.chunk(i)
+            if view.cols != m.n_features:
+                raise ValueError(f"chunk {i} has {view.cols} features, but the model has "
+                                 f"{m.n_features}")
+            parts.append(_emix.accumulate(m, view, _engine(device), weights))
+        return Statistics(_emix.merge_in_order(parts))
     data = as_data(X, dtype, "emix.accumulate")
     if data.n_features != m.n_features:
         raise ValueError(f"X has {data.n_features} features, but the model has "
@@ -193,7 +209,6 @@ def accumulate(model, X, sample_weight=None, device=None):
         from ._base import _check_sample_weight
 
         weights = _check_sample_weight(sample_weight, data.n_samples)
-    device = device or getattr(model, "device", "auto")
     return Statistics(_emix.accumulate(m, data.view, _engine(device), weights))
 
 

@@ -9,6 +9,10 @@
 // Every call into the library releases the GIL. A fit re-acquires it once per EM iteration to
 // run Python's signal handlers (Ctrl-C raises KeyboardInterrupt there, which unwinds out of the
 // fit through the library's RAII owners) and the optional progress callback.
+//
+// Issue 14's API is bound as it is: Statistics (merge, scale, recentred, bytes),
+// merge_in_order, accumulate, maximize, OnlineEm and select; fit_chunks runs the chunked fit
+// over a Python chunk source (PyChunkSource), taking the GIL only inside its callbacks.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>

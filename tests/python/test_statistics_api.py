@@ -109,3 +109,14 @@ def test_merge_rejects_other_models_and_recentres():
         emix.merge_in_order([])
     with pytest.raises(emix._sklearn.NotFittedError):
         emix.accumulate(emix.GaussianMixture(), x)
+
+
+def test_accumulate_over_a_chunk_source():
+    x = overlapping_mixture(9, n=300)
+    gm = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=1), x)
+    pieces = [x[a:a + 70] for a in range(0, 300, 70)]
+    by_chunks = emix.accumulate(gm, emix.chunked(x, chunk_rows=70))
+    assert by_chunks == emix.merge_in_order([emix.accumulate(gm, p) for p in pieces])
+    assert emix.accumulate(gm, pieces) == by_chunks
+    with pytest.raises(ValueError, match="chunk 1"):
+        emix.accumulate(gm, [x[:10], x[10:20, :2]])
