@@ -134,3 +134,19 @@ def test_errors_pickle_with_distributed_imported(client):
         emix.dask.GaussianMixture(2, device="cpu", weights_init=[0.5, 0.5],
                                   means_init=[[0, 0], [1, 1]],
                                   precisions_init=[np.eye(2), np.eye(2)]).fit(x)
+
+
+def test_dask_initialisation_from_an_evenly_spaced_sample(client, data):
+    x = da.from_array(data, chunks=(400, 3))
+    estimator = emix.dask.GaussianMixture(3, random_state=2, device="cpu", tol=1e-4)
+    estimator.init_sample_rows = 300
+    rows = np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64))
+    start = in_memory(data[rows], n_components=3, random_state=2, device="cpu", max_iter=0)
+    reference = in_memory(data, n_components=3, device="cpu", tol=1e-4,
+                          weights_init=start.weights_, means_init=start.means_,
+                          precisions_init=start.precisions_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(x)
+    assert estimator.n_iter_ == reference.n_iter_
+    assert rel(estimator.means_, reference.means_) < 1e-12
