@@ -10,6 +10,14 @@ Each takes NumPy arrays in place, CUDA arrays from CuPy, PyTorch or JAX in place
 engine reads them where they are), and anything array-like after one conversion. Models are
 saved and read in the emix program's JSON format (``save``, :func:`load_model`).
 
+Beyond scikit-learn
+-------------------
+Statistics, accumulate, merge_in_order, maximize   EM's sufficient statistics as a public API
+chunked             exact EM over data read chunk by chunk (memmap, HDF5, Parquet, iterables)
+partial_fit         online (stepwise) EM on the estimators
+select              a K x covariance-type grid scored by BIC / AIC / ICL
+emix.dask           the estimators on Dask arrays (import emix.dask)
+
 Errors are ``emix.Error`` subclasses that are also the built-in type a caller expects:
 ``InvalidArgument`` (ValueError), ``IoError`` (OSError), ``OutOfMemory`` (MemoryError),
 ``NumericalError``, ``NotAvailable``, ``CudaError`` and ``MpiError`` (RuntimeError).
@@ -21,7 +29,10 @@ from ._discrete import BernoulliMixture, BinomialMixture
 from ._emix import (CudaError, Error, InvalidArgument, IoError, MpiError, NotAvailable,
                     NumericalError, OutOfMemory, gpu_available, gpu_built, gpu_count)
 from ._gaussian import GaussianMixture
+from ._chunks import Chunks, chunked
 from ._io import load_model
+from ._select import SelectResult, select
+from ._statistics import Statistics, accumulate, maximize, merge_in_order
 
 __version__ = _emix.version()
 
@@ -29,5 +40,6 @@ __all__ = [
     "GaussianMixture", "BernoulliMixture", "BinomialMixture", "load_model", "FitReport",
     "IterationInfo", "FitWarning", "Error", "InvalidArgument", "IoError", "OutOfMemory",
     "NumericalError", "NotAvailable", "CudaError", "MpiError", "gpu_available", "gpu_built",
-    "gpu_count", "__version__",
+    "gpu_count", "__version__", "Statistics", "accumulate", "maximize", "merge_in_order",
+    "chunked", "Chunks", "select", "SelectResult",
 ]

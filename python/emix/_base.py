@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _emix
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
+from ._chunks import adapter_for, is_chunk_source
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
                        check_random_state)
 
@@ -266,38 +267,58 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             input's kind, on its device, for device data.
         """
         data = self._fit(X, sample_weight)
+        if data is None:
+            raise TypeError("fit_predict takes data in memory; for a chunk source call fit, "
+                            "then predict on each chunk")
         return self._evaluate(_emix.predict, data)
 
     def _fit(self, X, sample_weight):
         self._check_parameters()
+        self.__dict__.pop("_online_", None)
         name = type(self).__name__
-        data = as_data(X, check_dtype_parameter(self.dtype), name)
-        weights = _check_sample_weight(sample_weight, data.n_samples)
-        if self.n_components > data.n_samples:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {data.n_samples}")
+        dtype = check_dtype_parameter(self.dtype)
+        if is_chunk_source(X):
+            source = adapter_for(X, sample_weight, dtype)
+            n_features = source.peek_features()
+
+            def run(options, hook):
+                return _emix.fit_chunks(source, options, hook)
+        else:
+            data = as_data(X, dtype, name)
+            weights = _check_sample_weight(sample_weight, data.n_samples)
+            if self.n_components > data.n_samples:
+                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                                 f"{self.n_components}, n_samples = {data.n_samples}")
+            n_features = data.n_features
+
+            def run(options, hook):
+                return _emix.fit(data.view, options, weights, hook)
         seed = self._seed()
         if self.warm_start and self.__sklearn_is_fitted__():
             options = self._options(seed)
             options.init_model = self._model()
             options.n_init = 1
-            report = _emix.fit(data.view, options, weights, self._hook(0))
+            report = run(options, self._hook(0))
         else:
-            given = self._check_initial_parameters(data.n_features)
+            given = self._check_initial_parameters(n_features)
             if len(given) == len(self._init_parameters):
                 # All starting parameters given: every initialisation would be the same run.
                 options = self._options(seed)
-                options.init_model = self._make_model(data.n_features, given)
+                options.init_model = self._make_model(n_features, given)
                 options.n_init = 1
-                report = _emix.fit(data.view, options, weights, self._hook(0))
+                report = run(options, self._hook(0))
             elif given:
-                report = self._fit_from_partial(data, weights, seed, given)
+                report = self._fit_from_partial(run, n_features, seed, given)
             else:
-                report = _emix.fit(data.view, self._options(seed), weights, self._hook(0))
-        self._set_fitted(report, data, weights)
+                report = run(self._options(seed), self._hook(0))
+        if is_chunk_source(X):
+            self._set_fitted(report, n_features, source.weight_total)
+            return None
+        total = float(weights.sum()) if weights is not None else float(data.n_samples)
+        self._set_fitted(report, n_features, total)
         return data
 
-    def _fit_from_partial(self, data, weights, seed, given):
+    def _fit_from_partial(self, run_fit, n_features, seed, given):
         """Some starting parameters given: scikit-learn takes the others from its
         initialisation. Here each initialisation r runs emix's initialisation alone (seed + r,
         max_iter 0), replaces the given parameters, and runs EM from there."""
@@ -307,19 +328,106 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             options = self._options((seed + run) % 2**64)
             options.n_init = 1
             options.max_iter = 0
-            start = _emix.fit(data.view, options, weights, None)
+            start = run_fit(options, None)
             parameters = self._parameters_of(start.model)
             parameters.update(given)
             options = self._options(seed)
             options.n_init = 1
-            options.init_model = self._make_model(data.n_features, parameters)
-            report = _emix.fit(data.view, options, weights, self._hook(run))
+            options.init_model = self._make_model(n_features, parameters)
+            report = run_fit(options, self._hook(run))
             report.best_init = run
             report.init_seconds = report.init_seconds + start.seconds
             if best is None or report.log_likelihood > best.log_likelihood:
                 best = report
         best.seconds = time.perf_counter() - started
         return best
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online EM on a batch of rows (stepwise EM, Cappé & Moulines 2009).
+
+        The batch's statistics under the current model, per unit of weight, are blended into
+        running statistics with step size ``(t + step_offset)^-step_decay`` (t = 0, 1, ...
+        counts the calls), and the M-step runs on those.
+
+        The first call initialises the model from the first batch as ``fit`` would (by
+        ``init_params`` and ``random_state``, or from ``weights_init`` / ``means_init`` /
+        ``precisions_init`` / ``probabilities_init``); on an estimator fitted by ``fit``, the
+        stream continues from the fitted model. ``fit`` discards the online state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The batch (see :meth:`fit`); the first needs at least ``n_components`` rows.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row of the batch.
+
+        Returns
+        -------
+        self : object
+
+        Notes
+        -----
+        Online EM is not exact EM. Its iterates depend on the batches' order and sizes, and
+        with decaying steps it converges to a stationary point of the likelihood of the
+        stream's distribution, with noise of the order of the last step sizes: on a stationary
+        stream drawn from a fixed dataset it approaches ``fit`` of that dataset, but not to
+        round-off. Data that can be read again are fitted exactly by ``fit``, in memory or
+        chunk by chunk (:func:`emix.chunked`). ``n_iter_`` counts the steps taken and
+        ``lower_bound_`` is the last batch's mean log-likelihood before its step; there is
+        no convergence test (``converged_`` stays False).
+        """
+        self._check_parameters()
+        name = type(self).__name__
+        data = as_data(X, check_dtype_parameter(self.dtype), name)
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        online = getattr(self, "_online_", None)
+        if self.__sklearn_is_fitted__() and data.n_features != self.n_features_in_:
+            raise ValueError(f"X has {data.n_features} features, but {name} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        if online is None:
+            if self.__sklearn_is_fitted__():
+                initial = self._model()
+            else:
+                given = self._check_initial_parameters(data.n_features)
+                if len(given) == len(self._init_parameters):
+                    initial = self._make_model(data.n_features, given)
+                else:
+                    if self.n_components > data.n_samples:
+                        raise ValueError(
+                            f"Expected n_samples >= n_components in the first batch of "
+                            f"partial_fit but got n_components = {self.n_components}, "
+                            f"n_samples = {data.n_samples}")
+                    options = self._options(self._seed())
+                    options.max_iter = 0
+                    start = _emix.fit(data.view, options, weights, None)
+                    parameters = self._parameters_of(start.model)
+                    parameters.update(given)
+                    initial = self._make_model(data.n_features, parameters)
+            mstep = _emix.MStepOptions()
+            mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
+            mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
+            mstep.fixed_weights = bool(self.fixed_weights)
+            online = _emix.OnlineEm(initial, float(self.step_decay), float(self.step_offset),
+                                    mstep)
+        online.partial_fit(data.view, self._engine(), weights)
+        self._online_ = online
+        self._set_model(online.model)
+        self.n_features_in_ = int(data.n_features)
+        self.n_iter_ = int(online.steps)
+        self.lower_bound_ = float(online.last_mean_log_likelihood)
+        self.converged_ = False
+        for attribute in ("report_", "lower_bounds_"):
+            self.__dict__.pop(attribute, None)
+        return self
+
+    def __getstate__(self):
+        # The online state is the library's object: not pickled (a partial_fit after
+        # unpickling continues from the model, with the step count restarted).
+        state = dict(super().__getstate__())
+        state.pop("_online_", None)
+        return state
 
     def _hook(self, run):
         """The per-iteration Python call: verbose output and the user's callback (None when
@@ -347,14 +455,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         return hook
 
-    def _set_fitted(self, report, data, weights):
+    def _set_fitted(self, report, n_features, total_weight):
         self._set_model(report.model)
         self.converged_ = bool(report.converged)
         self.n_iter_ = int(report.n_iter)
         self.lower_bound_ = float(report.mean_log_likelihood)
-        total_weight = float(weights.sum()) if weights is not None else float(data.n_samples)
         self.lower_bounds_ = np.asarray(report.history, dtype=np.float64) / total_weight
-        self.n_features_in_ = int(data.n_features)
+        self.n_features_in_ = int(n_features)
         self.report_ = FitReport._from_native(report)
         if self.verbose >= 1:
             state = "converged" if self.converged_ else "did not converge"

@@ -42,6 +42,12 @@ _COMMON_PARAMETERS = """    n_components : int, default=1
     callback : callable, default=None
         Called as ``callback(info)`` after each iteration's E-step with an
         :class:`emix.IterationInfo`; an exception it raises stops the fit and propagates.
+    step_decay : float, default=0.6
+        :meth:`partial_fit` (online EM): step t has size (t + step_offset)^-step_decay;
+        in (0.5, 1].
+    step_offset : float, default=1.0
+        :meth:`partial_fit`: >= 1 (1: the first batch's statistics replace the initial
+        model's outright).
 """
 
 _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
@@ -142,7 +148,7 @@ class BernoulliMixture(_DiscreteMixture):
                  init_params="kmeans", weights_init=None, probabilities_init=None,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
                  device="auto", dtype=None, fixed_weights=False, prob_epsilon=1e-10,
-                 callback=None):
+                 callback=None, step_decay=0.6, step_offset=1.0):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -159,6 +165,8 @@ class BernoulliMixture(_DiscreteMixture):
         self.fixed_weights = fixed_weights
         self.prob_epsilon = prob_epsilon
         self.callback = callback
+        self.step_decay = step_decay
+        self.step_offset = step_offset
 
 
 class BinomialMixture(_DiscreteMixture):
@@ -198,7 +206,8 @@ class BinomialMixture(_DiscreteMixture):
                  init_params="kmeans", weights_init=None, probabilities_init=None,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
                  device="auto", dtype=None, fixed_weights=False, prob_epsilon=1e-10,
-                 callback=None, n_trials=1):
+                 callback=None, n_trials=1, step_decay=0.6,
+                 step_offset=1.0):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -215,6 +224,8 @@ class BinomialMixture(_DiscreteMixture):
         self.fixed_weights = fixed_weights
         self.prob_epsilon = prob_epsilon
         self.callback = callback
+        self.step_decay = step_decay
+        self.step_offset = step_offset
         self.n_trials = n_trials
 
     def _trials(self):

@@ -99,6 +99,12 @@ class GaussianMixture(_BaseMixture):
     callback : callable, default=None
         Called as ``callback(info)`` after each iteration's E-step with an
         :class:`emix.IterationInfo`; an exception it raises stops the fit and propagates.
+    step_decay : float, default=0.6
+        :meth:`partial_fit` (online EM): step t has size (t + step_offset)^-step_decay;
+        in (0.5, 1].
+    step_offset : float, default=1.0
+        :meth:`partial_fit`: >= 1 (1: the first batch's statistics replace the initial
+        model's outright).
 
     Attributes
     ----------
@@ -167,7 +173,7 @@ class GaussianMixture(_BaseMixture):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, device="auto", dtype=None,
-                 fixed_weights=False, callback=None):
+                 fixed_weights=False, callback=None, step_decay=0.6, step_offset=1.0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -186,6 +192,8 @@ class GaussianMixture(_BaseMixture):
         self.dtype = dtype
         self.fixed_weights = fixed_weights
         self.callback = callback
+        self.step_decay = step_decay
+        self.step_offset = step_offset
 
     def _family_checks(self):
         return [

@@ -9,9 +9,14 @@
 // Every call into the library releases the GIL. A fit re-acquires it once per EM iteration to
 // run Python's signal handlers (Ctrl-C raises KeyboardInterrupt there, which unwinds out of the
 // fit through the library's RAII owners) and the optional progress callback.
+//
+// Issue 14's API is bound as it is: Statistics (merge, scale, recentred, bytes),
+// merge_in_order, accumulate, maximize, OnlineEm and select; fit_chunks runs the chunked fit
+// over a Python chunk source (PyChunkSource), taking the GIL only inside its callbacks.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -253,6 +258,81 @@ emix::FitReport fit(const View& x, emix::FitOptions options,
   g_last_fit_pointer = x.pointer();
   nb::gil_scoped_release release;
   return emix::fit(x.view, options, weights);
+}
+
+// A ChunkSource over a Python object with n_chunks() and chunk(i) -> (View, weights or None)
+// (emix._chunks adapts arrays, HDF5 and Arrow datasets and re-iterables to that). The fit runs
+// without the GIL; each call into Python takes it for the call alone. The current chunk's View
+// and weights are held here, so that their memory stays valid until the next chunk() call.
+class PyChunkSource final : public emix::ChunkSource {
+ public:
+  explicit PyChunkSource(nb::object source) : source_(std::move(source)) {}
+  PyChunkSource(const PyChunkSource&) = delete;
+  PyChunkSource& operator=(const PyChunkSource&) = delete;
+  ~PyChunkSource() override {
+    nb::gil_scoped_acquire acquire;
+    current_.reset();
+    weights_ = nb::object();
+    source_ = nb::object();
+  }
+
+  std::int64_t n_chunks() override {
+    nb::gil_scoped_acquire acquire;
+    return nb::cast<std::int64_t>(source_.attr("n_chunks")());
+  }
+
+  emix::DataView chunk(std::int64_t i) override {
+    nb::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    nb::object result = source_.attr("chunk")(i);
+    auto pair = nb::cast<nb::tuple>(result);
+    if (pair.size() != 2) throw emix::InvalidArgument("chunk source: chunk() must give a pair");
+    current_ = nb::cast<View>(pair[0]);
+    weights_ = nb::borrow<nb::object>(pair[1].ptr());
+    weights_pointer_ = nullptr;
+    if (!weights_.is_none()) {
+      const auto w = nb::cast<HostWeights>(weights_);
+      if (static_cast<std::int64_t>(w.shape(0)) != current_->view.rows) {
+        throw emix::InvalidArgument("chunk " + std::to_string(i) + ": " +
+                                    std::to_string(w.shape(0)) + " sample weights for " +
+                                    std::to_string(current_->view.rows) + " rows");
+      }
+      weights_pointer_ = w.data();
+    }
+    return current_->view;
+  }
+
+  const double* chunk_weights(std::int64_t) override { return weights_pointer_; }
+
+ private:
+  nb::object source_;
+  std::optional<View> current_;
+  nb::object weights_;
+  const double* weights_pointer_ = nullptr;
+};
+
+emix::FitReport fit_chunks(nb::object source, emix::FitOptions options, nb::object callback) {
+  options.on_iteration = [&callback](const emix::IterationInfo& info) {
+    nb::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    if (!callback.is_none()) callback(info);
+  };
+  PyChunkSource chunks(std::move(source));
+  nb::gil_scoped_release release;
+  return emix::fit(chunks, options);
+}
+
+nb::bytes to_bytes(const emix::Statistics& s) {
+  std::vector<std::uint8_t> bytes;
+  {
+    nb::gil_scoped_release release;
+    bytes = s.serialize();
+  }
+  return nb::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+emix::Statistics from_bytes(const nb::bytes& b) {
+  return emix::Statistics::deserialize(b.c_str(), b.size());
 }
 
 }  // namespace
@@ -528,6 +608,158 @@ NB_MODULE(_emix, m) {
         emix::io::write_model(path, model, report);
       },
       nb::arg("path"), nb::arg("model"), nb::arg("report").none());
+  // --- issue 14: the statistics API, chunked fits, online EM, model selection ---------------
+  nb::class_<emix::Statistics>(m, "Statistics",
+                               "EM's sufficient statistics (emix/statistics.hpp), additive.")
+      .def(nb::init<const emix::Model&>(), nb::arg("model"))
+      .def_prop_ro("family", [](const emix::Statistics& s) { return emix::to_string(s.family()); })
+      .def_prop_ro("covariance",
+                   [](const emix::Statistics& s) { return emix::to_string(s.covariance()); })
+      .def_prop_ro("n_components", &emix::Statistics::n_components)
+      .def_prop_ro("n_features", &emix::Statistics::n_features)
+      .def_prop_ro("trials", &emix::Statistics::trials)
+      .def_prop_ro("log_likelihood", &emix::Statistics::log_likelihood)
+      .def_prop_ro("weight_sum", &emix::Statistics::weight_sum)
+      .def_prop_ro(
+          "centres",
+          [](const emix::Statistics& s) {
+            return to_numpy(s.centres(), {static_cast<size_t>(s.n_components()),
+                                          static_cast<size_t>(s.n_features())});
+          },
+          nb::rv_policy::move)
+      .def_prop_ro(
+          "values",
+          [](const emix::Statistics& s) {
+            const auto& v = static_cast<const std::vector<double>&>(s.values());
+            return to_numpy(v, {v.size()});
+          },
+          nb::rv_policy::move)
+      .def(
+          "merge",
+          [](emix::Statistics& s, const emix::Statistics& other) -> emix::Statistics& {
+            return s.merge(other);
+          },
+          nb::arg("other"), nb::rv_policy::reference_internal)
+      .def(
+          "scale", [](emix::Statistics& s, double f) -> emix::Statistics& { return s.scale(f); },
+          nb::arg("factor"), nb::rv_policy::reference_internal)
+      .def(
+          "recentred",
+          [](const emix::Statistics& s, const HostDoubles& centres) {
+            return s.recentred(
+                std::vector<double>(centres.data(), centres.data() + centres.size()));
+          },
+          nb::arg("centres"))
+      .def("serialize", &to_bytes)
+      .def_static("deserialize", &from_bytes, nb::arg("data"))
+      .def("copy", [](const emix::Statistics& s) { return emix::Statistics(s); });
+  m.def(
+      "merge_in_order",
+      [](const std::vector<emix::Statistics>& parts) {
+        nb::gil_scoped_release release;
+        return emix::merge_in_order(parts);
+      },
+      nb::arg("parts"));
+  m.def(
+      "accumulate",
+      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine,
+         const std::optional<HostWeights>& sample_weight) {
+        const double* weights = weights_for(x, sample_weight);
+        nb::gil_scoped_release release;
+        return emix::accumulate(model, x.view, engine_for(x, engine), weights);
+      },
+      nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
+  nb::class_<emix::MStepOptions>(m, "MStepOptions", "Options of the M-step.")
+      .def(nb::init<>())
+      .def_rw("reg_covar", &emix::MStepOptions::reg_covar)
+      .def_rw("prob_epsilon", &emix::MStepOptions::prob_epsilon)
+      .def_rw("fixed_weights", &emix::MStepOptions::fixed_weights);
+  m.def(
+      "maximize",
+      [](const emix::Model& model, const emix::Statistics& statistics,
+         const emix::MStepOptions& options) {
+        std::vector<int> empty;
+        emix::Model next;
+        {
+          nb::gil_scoped_release release;
+          next = emix::maximize(model, statistics, options, &empty);
+        }
+        return std::make_pair(std::move(next), std::move(empty));
+      },
+      nb::arg("model"), nb::arg("statistics"), nb::arg("options"));
+
+  m.def("fit_chunks", &fit_chunks, nb::arg("source"), nb::arg("options"),
+        nb::arg("callback").none(),
+        "emix::fit over a chunk source (an object with n_chunks() and chunk(i) -> (View, "
+        "weights or None)).");
+
+  nb::class_<emix::OnlineEm>(m, "OnlineEm", "Stepwise EM over a stream (emix/online.hpp).")
+      .def(
+          "__init__",
+          [](emix::OnlineEm* self, const emix::Model& initial, double step_decay,
+             double step_offset, const emix::MStepOptions& mstep) {
+            emix::OnlineOptions o;
+            o.step_decay = step_decay;
+            o.step_offset = step_offset;
+            o.mstep = mstep;
+            new (self) emix::OnlineEm(initial, o);
+          },
+          nb::arg("initial"), nb::arg("step_decay"), nb::arg("step_offset"), nb::arg("mstep"))
+      .def(
+          "partial_fit",
+          [](emix::OnlineEm& self, const View& x, const emix::EngineOptions& engine,
+             const std::optional<HostWeights>& sample_weight) {
+            const double* weights = weights_for(x, sample_weight);
+            nb::gil_scoped_release release;
+            self.partial_fit(x.view, engine_for(x, engine), weights);
+          },
+          nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none())
+      .def_prop_ro("model", [](const emix::OnlineEm& o) { return o.model(); })
+      .def_prop_ro("steps", &emix::OnlineEm::steps)
+      .def_prop_ro("running_statistics",
+                   [](const emix::OnlineEm& o) { return o.running_statistics(); })
+      .def_prop_ro("last_mean_log_likelihood", &emix::OnlineEm::last_mean_log_likelihood);
+
+  nb::class_<emix::SelectCandidate>(m, "SelectCandidate", "One model of a selection's grid.")
+      .def_ro("n_components", &emix::SelectCandidate::n_components)
+      .def_prop_ro("covariance",
+                   [](const emix::SelectCandidate& c) { return emix::to_string(c.covariance); })
+      .def_ro("fit", &emix::SelectCandidate::fit)
+      .def_ro("n_parameters", &emix::SelectCandidate::n_parameters)
+      .def_ro("bic", &emix::SelectCandidate::bic)
+      .def_ro("aic", &emix::SelectCandidate::aic)
+      .def_ro("icl", &emix::SelectCandidate::icl);
+  nb::class_<emix::SelectReport>(m, "SelectReport", "The outcome of a selection.")
+      .def_ro("candidates", &emix::SelectReport::candidates)
+      .def_ro("best", &emix::SelectReport::best)
+      .def_prop_ro("criterion",
+                   [](const emix::SelectReport& r) { return emix::to_string(r.criterion); })
+      .def_ro("engine", &emix::SelectReport::engine)
+      .def_ro("seconds", &emix::SelectReport::seconds)
+      .def_ro("passes", &emix::SelectReport::passes);
+  m.def(
+      "select",
+      [](const View& x, const std::vector<int>& n_components,
+         const std::vector<std::string>& covariances, const std::string& criterion,
+         emix::FitOptions fit_options, const std::optional<HostWeights>& sample_weight) {
+        emix::SelectOptions o;
+        o.n_components = n_components;
+        o.covariances.clear();
+        for (const auto& c : covariances) o.covariances.push_back(emix::parse_covariance(c));
+        o.criterion = emix::parse_criterion(criterion);
+        fit_options.engine = engine_for(x, fit_options.engine);
+        fit_options.on_iteration = [](const emix::IterationInfo&) {
+          nb::gil_scoped_acquire acquire;
+          if (PyErr_CheckSignals() != 0) throw nb::python_error();
+        };
+        o.fit = std::move(fit_options);
+        const double* weights = weights_for(x, sample_weight);
+        nb::gil_scoped_release release;
+        return emix::select(x.view, o, weights);
+      },
+      nb::arg("x"), nb::arg("n_components"), nb::arg("covariances"), nb::arg("criterion"),
+      nb::arg("options"), nb::arg("sample_weight").none());
+
   m.def("gpu_available", &emix::gpu_available,
         "True when this build has a GPU engine and a CUDA device answers.");
   m.def("gpu_built", &emix::gpu_built, "True when this build has a GPU engine.");

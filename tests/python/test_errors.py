@@ -141,8 +141,7 @@ def test_bad_initial_parameters(parameters, message):
     (np.ones((50, 1)), ValueError, "Sample weights must be 1D array or scalar"),
     (np.where(np.arange(50) == 2, -1.0, 1.0), ValueError,
      "sample weights: row 3 is -1, but a sample weight must be a finite number >= 0"),
-    (np.where(np.arange(50) == 0, np.nan, 1.0), ValueError,
-     "sample weights: row 1 is nan, but a sample weight"),
+    (np.where(np.arange(50) == 0, np.nan, 1.0), ValueError, "sample weights: row 1 is nan"),
     (np.zeros(50), ValueError, "sample weights are all zero"),
 ])
 def test_bad_sample_weights(weights, error, message):
@@ -178,11 +177,11 @@ def test_discrete_data_outside_the_family():
         emix.BernoulliMixture(n_components=2, device="cpu").fit(bits)
     counts = np.random.default_rng(0).integers(0, 4, size=(20, 2)).astype(float)
     counts[0, 1] = 4
-    with pytest.raises(ValueError, match="row 1, column 2 is 4, but a binomial mixture with trials = "
-                                        "3 needs a whole number of successes in 0..3"):
+    with pytest.raises(ValueError, match=r"row 1, column 2 is 4, but a binomial mixture with "
+                                         r"trials = 3 needs a whole number of successes in 0..3"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
     counts[0, 1] = 1.5
-    with pytest.raises(ValueError, match="is 1.5, but a binomial mixture with trials = 3 needs a whole number"):
+    with pytest.raises(ValueError, match="is 1.5, but a binomial mixture"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
     with pytest.raises(ValueError, match="'n_trials' parameter of BinomialMixture must be an "
                                          "int >= 1"):

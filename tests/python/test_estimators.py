@@ -31,7 +31,8 @@ def test_parameters_are_scikit_learns():
                 "max_iter": 100, "n_init": 1, "init_params": "kmeans", "weights_init": None,
                 "means_init": None, "precisions_init": None, "random_state": None,
                 "warm_start": False, "verbose": 0, "verbose_interval": 10, "device": "auto",
-                "dtype": None, "fixed_weights": False, "callback": None}
+                "dtype": None, "fixed_weights": False, "callback": None,
+                "step_decay": 0.6, "step_offset": 1.0}
     assert gm.get_params() == expected
     assert gm.set_params(n_components=4, covariance_type="diag") is gm
     assert (gm.n_components, gm.covariance_type) == (4, "diag")

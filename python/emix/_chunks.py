@@ -1,0 +1,326 @@
+"""Chunk sources: data that ``fit`` reads piece by piece, again on every EM iteration.
+
+The library's chunked fit (``emix/chunks.hpp``) asks for chunk ``i`` as it walks the data; the
+adapters here answer with a View over a host array (in place when the chunk is a C-contiguous
+float32/float64 array, converted once otherwise) and the chunk's sample weights. The fit runs
+without the GIL and takes it only for these calls.
+
+What counts as a chunk source (:func:`is_chunk_source`):
+
+* :class:`Chunks`, made by :func:`emix.chunked` from any of the below, with a chosen chunk size;
+* a NumPy array or ``numpy.memmap`` given to :func:`emix.chunked` (cut into blocks of rows;
+  given to ``fit`` directly, a memmap is used in place as one array);
+* an ``h5py.Dataset`` (read a block of rows at a time);
+* a ``pyarrow.Table``, ``pyarrow.RecordBatchReader`` is *not* one (it reads once), a
+  ``pyarrow.dataset.Dataset`` (a chunk per fragment) or a ``pyarrow.parquet.ParquetFile``
+  (a chunk per row group); every column is a feature;
+* a list or tuple of 2-D arrays, or any other object whose ``iter()`` gives a fresh iterator over
+  2-D arrays (or ``(array, sample_weight)`` pairs) every time. A one-shot iterator (a generator)
+  cannot be re-read and is rejected.
+"""
+
+import collections.abc
+
+import numpy as np
+
+from . import _emix
+from ._arrays import _FLOATS, _is_sparse, _target_dtype
+
+# Rows per chunk for arrays cut by emix: about 64 MiB of float64 per chunk.
+_DEFAULT_CHUNK_BYTES = 64 << 20
+
+
+def _module_of(x):
+    return type(x).__module__.split(".")[0]
+
+
+def _is_h5py_dataset(x):
+    return _module_of(x) == "h5py" and type(x).__name__ == "Dataset"
+
+
+def _is_arrow(x):
+    return _module_of(x) == "pyarrow" and type(x).__name__ in ("Table", "FileSystemDataset",
+                                                              "Dataset", "UnionDataset",
+                                                              "InMemoryDataset", "ParquetFile")
+
+
+def _is_chunk_list(x):
+    return (isinstance(x, (list, tuple)) and len(x) > 0
+            and all(_is_chunk_item(item) for item in x))
+
+
+def _is_chunk_item(item):
+    if isinstance(item, tuple) and len(item) == 2:
+        item = item[0]
+    return getattr(item, "ndim", None) == 2
+
+
+def is_one_shot(x):
+    """True for an iterator (a generator, a file read once): ``iter(x) is x``."""
+    return isinstance(x, collections.abc.Iterator)
+
+
+def is_chunk_source(x):
+    """Whether ``fit`` reads `x` chunk by chunk rather than as one array in memory."""
+    if isinstance(x, Chunks):
+        return True
+    # Arrays (a memmap included: it is used in place, paged in by the OS; emix.chunked(mm)
+    # reads it chunk by chunk instead) and sparse matrices (refused as the estimators refuse
+    # them) are not chunk sources.
+    if isinstance(x, np.ndarray) or _is_sparse(x):
+        return False
+    if _is_h5py_dataset(x) or _is_arrow(x) or _is_chunk_list(x) or is_one_shot(x):
+        return True
+    # Any other re-iterable that is not array-like: no __array__, no buffer, no DLPack.
+    return (isinstance(x, collections.abc.Iterable)
+            and not isinstance(x, (list, tuple, str, bytes, dict))
+            and not hasattr(x, "__array__") and not hasattr(x, "__dlpack__")
+            and not hasattr(x, "__cuda_array_interface__")
+            and not hasattr(x, "__array_interface__"))
+
+
+def _as_chunk_array(x, dtype, index):
+    """A chunk as a C-contiguous float32/float64 host array (in place when it is one)."""
+    if _module_of(x) == "pyarrow":
+        x = _arrow_to_numpy(x)
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"chunk {index}: expected a 2-D array, got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"chunk {index}: element type {x.dtype} is not numeric")
+    return np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
+
+
+def _arrow_to_numpy(table):
+    """An Arrow table or record batch as a (rows, columns) array (Arrow stores columns, so this
+    is one copy)."""
+    columns = [np.asarray(column.to_numpy(zero_copy_only=False) if hasattr(column, "to_numpy")
+                          else column) for column in table.columns]
+    if not columns:
+        return np.empty((table.num_rows, 0))
+    dtype = np.result_type(*[c.dtype for c in columns])
+    if dtype not in _FLOATS:
+        dtype = np.float64
+    out = np.empty((table.num_rows, len(columns)), dtype=dtype)
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out
+
+
+class Chunks:
+    """Data given as chunks, for ``fit`` of any emix estimator (see :func:`emix.chunked`)."""
+
+    def __init__(self, source, chunk_rows=None, sample_weight=None):
+        if is_one_shot(source):
+            raise TypeError(
+                "emix: the chunk source is a one-shot iterator (a generator?): exact EM reads "
+                "the data again on every iteration. Pass a list of arrays, an object whose "
+                "__iter__ starts afresh, or use partial_fit for data seen once.")
+        if chunk_rows is not None and (int(chunk_rows) != chunk_rows or chunk_rows < 1):
+            raise ValueError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+        self.source = source
+        self.chunk_rows = None if chunk_rows is None else int(chunk_rows)
+        self.sample_weight = (None if sample_weight is None
+                              else np.ascontiguousarray(sample_weight, dtype=np.float64))
+        if self.sample_weight is not None and self.sample_weight.ndim != 1:
+            raise ValueError("sample_weight must be 1-D")
+
+    def _adapter(self, dtype):
+        s = self.source
+        if isinstance(s, np.ndarray) or _is_h5py_dataset(s) or (
+                hasattr(s, "shape") and hasattr(s, "__getitem__") and not _is_arrow(s)):
+            return _SlicedRows(s, self.chunk_rows, self.sample_weight, dtype)
+        if self.chunk_rows is not None and not _module_of(s) == "pyarrow":
+            raise ValueError("chunk_rows applies to arrays and datasets cut by rows, not to a "
+                             "source that gives its own chunks")
+        if _is_arrow(s):
+            return _ArrowChunks(s, self.chunk_rows, self.sample_weight, dtype)
+        if isinstance(s, collections.abc.Iterable):
+            return _Reiterable(s, self.sample_weight, dtype)
+        raise TypeError(f"emix: cannot read chunks from a {type(s).__name__}")
+
+
+def chunked(source, chunk_rows=None, sample_weight=None):
+    """Data to fit chunk by chunk: exact EM that reads `source` again on every iteration.
+
+    Parameters
+    ----------
+    source : array, numpy.memmap, h5py.Dataset, pyarrow Table / Dataset / ParquetFile, or
+            re-iterable of 2-D arrays
+        The rows. Arrays and datasets with a ``shape`` are cut into blocks of `chunk_rows`
+        rows; Arrow sources give a chunk per record batch, fragment or row group; an iterable
+        gives its items, each a 2-D array or an ``(array, sample_weight)`` pair, and must start
+        afresh on every ``iter()`` (a generator is rejected).
+    chunk_rows : int, optional
+        Rows per chunk for sources cut by rows (default: about 64 MiB of data per chunk).
+    sample_weight : array-like of shape (n_samples,), optional
+        Weight of each row, over all chunks, for sources cut by rows.
+
+    Returns
+    -------
+    Chunks
+        Pass it to ``fit`` of ``GaussianMixture``, ``BernoulliMixture`` or ``BinomialMixture``.
+
+    Notes
+    -----
+    The fit equals the fit of all rows in one array up to the order of the sums (about 1e-15
+    relative per iteration), initialisation included. C-contiguous float32/float64 chunks
+    are used in place; others are converted one chunk at a time. Errors name the chunk.
+    """
+    return Chunks(source, chunk_rows, sample_weight)
+
+
+def adapter_for(X, sample_weight, dtype):
+    """The library-facing adapter of a chunk source given to ``fit``."""
+    if isinstance(X, Chunks):
+        if sample_weight is not None:
+            raise ValueError("give sample_weight to emix.chunked(), not to fit, for chunks")
+        return X._adapter(dtype)
+    return Chunks(X, None, sample_weight)._adapter(dtype)
+
+
+class _Adapter:
+    """n_chunks() and chunk(i) -> (View, weights or None), as the C++ PyChunkSource calls.
+    Records each chunk's width, rows and weight as it serves it (the fit's first pass reads
+    every chunk in order)."""
+
+    def __init__(self):
+        self.seen = {}
+
+    @property
+    def n_features(self):
+        return self.seen[0][0]
+
+    @property
+    def n_samples(self):
+        return sum(rows for _, rows, _ in self.seen.values())
+
+    @property
+    def weight_total(self):
+        return float(sum(weight for _, _, weight in self.seen.values()))
+
+    def peek_features(self):
+        """The width of the data, before the fit (reads chunk 0 where nothing else tells)."""
+        return self.chunk(0)[0].cols
+
+    def _result(self, x, w, index):
+        x = _as_chunk_array(x, self.dtype, index)
+        if w is not None:
+            w = np.ascontiguousarray(w, dtype=np.float64)
+            if w.ndim != 1:
+                raise ValueError(f"chunk {index}: sample weights must be 1-D")
+        self.seen[index] = (x.shape[1], x.shape[0],
+                            float(x.shape[0]) if w is None else float(w.sum()))
+        return _emix.view(x), w
+
+
+class _SlicedRows(_Adapter):
+    """A NumPy array / memmap, h5py dataset or anything with a shape and row slicing."""
+
+    def __init__(self, x, chunk_rows, sample_weight, dtype):
+        shape = tuple(x.shape)
+        if len(shape) != 2:
+            raise ValueError(f"emix: a chunk source cut by rows must be 2-D, got shape {shape}")
+        super().__init__()
+        self.x, self.dtype = x, dtype
+        if chunk_rows is None:
+            chunk_rows = max(1, _DEFAULT_CHUNK_BYTES // max(1, 8 * shape[1]))
+        self.rows = int(chunk_rows)
+        self.total_rows = int(shape[0])
+        self.w = sample_weight
+        if self.w is not None and self.w.shape != (self.total_rows,):
+            raise ValueError(f"sample_weight has {self.w.shape[0]} values, but the data have "
+                             f"{self.total_rows} rows")
+
+    def n_chunks(self):
+        return max(1, -(-self.total_rows // self.rows))
+
+    def peek_features(self):
+        return int(self.x.shape[1])
+
+    def chunk(self, i):
+        a, b = i * self.rows, min(self.total_rows, (i + 1) * self.rows)
+        return self._result(self.x[a:b], None if self.w is None else self.w[a:b], i)
+
+
+class _ArrowChunks(_Adapter):
+    """pyarrow: a Table (its record batches), a Dataset (its fragments) or a ParquetFile (its
+    row groups), every column a feature."""
+
+    def __init__(self, source, chunk_rows, sample_weight, dtype):
+        super().__init__()
+        self.dtype = dtype
+        name = type(source).__name__
+        if name == "ParquetFile":
+            self.n = source.num_row_groups
+            self.read = source.read_row_group
+        elif name == "Table":
+            batches = source.to_batches(max_chunksize=chunk_rows)
+            self.n = len(batches)
+            self.read = batches.__getitem__
+        else:
+            fragments = list(source.get_fragments())
+            self.n = len(fragments)
+            self.read = lambda i: fragments[i].to_table()
+        self.w = sample_weight
+        # Row offsets of each chunk, learnt on the first pass (in chunk order).
+        self.first_rows = {0: 0}
+
+    def n_chunks(self):
+        return self.n
+
+    def chunk(self, i):
+        table = self.read(i)
+        w = None
+        if self.w is not None:
+            a = self.first_rows[i]
+            self.first_rows[i + 1] = a + table.num_rows
+            w = self.w[a:a + table.num_rows]
+        return self._result(table, w, i)
+
+
+class _Reiterable(_Adapter):
+    """Any iterable that starts afresh on every iter(): chunks in its order. The library reads
+    chunks in order on every pass; a chunk asked for out of order (the initialisation gathers
+    rows) restarts the iteration."""
+
+    def __init__(self, source, sample_weight, dtype):
+        super().__init__()
+        if sample_weight is not None:
+            raise ValueError("sample_weight: give (array, weights) pairs as the iterable's items")
+        self.source, self.dtype = source, dtype
+        self.it, self.position = None, 0
+        if isinstance(source, (list, tuple)):
+            self.n = len(source)
+        else:
+            self.n = sum(1 for _ in self._fresh())  # one counting pass
+            self.it = None
+
+    def _fresh(self):
+        it = iter(self.source)
+        if it is self.source:
+            raise TypeError("emix: the chunk source's __iter__ returns the object itself: it "
+                            "cannot be re-read on every EM iteration")
+        return it
+
+    def n_chunks(self):
+        return self.n
+
+    def chunk(self, i):
+        if isinstance(self.source, (list, tuple)):
+            item = self.source[i]
+        else:
+            if self.it is None or i < self.position:
+                self.it, self.position = self._fresh(), 0
+            while True:
+                try:
+                    item = next(self.it)
+                except StopIteration:
+                    raise ValueError(f"chunk {i}: the chunk source ended after {self.position} "
+                                     f"chunks on this pass, {self.n} on the first") from None
+                self.position += 1
+                if self.position - 1 == i:
+                    break
+        if isinstance(item, tuple) and len(item) == 2:
+            return self._result(item[0], item[1], i)
+        return self._result(item, None, i)

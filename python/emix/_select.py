@@ -1,0 +1,212 @@
+"""Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
+
+from . import _emix
+from ._arrays import as_data, check_dtype_parameter
+
+_CRITERIA = ("bic", "aic", "icl")
+_FAMILIES = ("gaussian", "bernoulli", "binomial")
+
+
+class SelectResult:
+    """What :func:`emix.select` found.
+
+    Attributes
+    ----------
+    candidates : list of dict
+        One per candidate, covariance types in the given order, then K: ``n_components``,
+        ``covariance_type``, ``log_likelihood`` (total, weighted), ``bic``, ``aic``, ``icl``,
+        ``n_parameters``, ``n_iter``, ``converged`` and ``seconds`` (the candidate's own fit
+        time; candidates share passes over the data, so these overlap).
+    table : pandas.DataFrame or list of dict
+        ``candidates`` as a DataFrame when pandas is importable.
+    criterion : str
+        The criterion that chose ``best_``.
+    best_index_ : int
+        Index of the best candidate (the lowest criterion; the first on ties).
+    best_ : dict
+        That candidate's row.
+    best_estimator_ : GaussianMixture, BernoulliMixture or BinomialMixture
+        The best candidate as a fitted estimator, equal to ``fit`` of an estimator with the
+        same parameters (``estimator(k)`` gives any other candidate).
+    engine : str
+        Where the E-steps ran.
+    seconds : float
+        Wall time of the whole selection.
+    passes : int
+        Passes over the data (E-steps of all active candidates together).
+    """
+
+    def __init__(self, report, estimators, criterion):
+        self._estimators = estimators
+        self.criterion = criterion
+        self.engine = report.engine
+        self.seconds = report.seconds
+        self.passes = report.passes
+        self.best_index_ = int(report.best)
+        self.candidates = [{
+            "n_components": c.n_components,
+            "covariance_type": c.covariance,
+            "log_likelihood": c.fit.log_likelihood,
+            "bic": c.bic,
+            "aic": c.aic,
+            "icl": c.icl,
+            "n_parameters": c.n_parameters,
+            "n_iter": c.fit.n_iter,
+            "converged": c.fit.converged,
+            "seconds": c.fit.seconds,
+        } for c in report.candidates]
+
+    @property
+    def table(self):
+        try:
+            import pandas
+        except ImportError:
+            return list(self.candidates)
+        return pandas.DataFrame(self.candidates)
+
+    @property
+    def best_(self):
+        return self.candidates[self.best_index_]
+
+    @property
+    def best_estimator_(self):
+        return self._estimators[self.best_index_]
+
+    def estimator(self, index):
+        """Candidate `index` (a position in ``candidates``) as a fitted estimator."""
+        return self._estimators[index]
+
+    def plot(self, path_or_ax=None, criteria=_CRITERIA):
+        """Draw the criteria against K, a line per criterion and covariance type.
+
+        Parameters
+        ----------
+        path_or_ax : str, os.PathLike or matplotlib Axes, optional
+            A file to write (its format from the extension, PNG for ``.png``), or the axes to
+            draw on; None draws on a new figure.
+        criteria : sequence of str, default=('bic', 'aic', 'icl')
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        import matplotlib
+
+        ax = None
+        path = None
+        if path_or_ax is not None and hasattr(path_or_ax, "plot"):
+            ax = path_or_ax
+        else:
+            path = path_or_ax
+        if ax is None:
+            if path is not None:
+                from matplotlib.figure import Figure
+
+                figure = Figure(figsize=(6.4, 4.2))
+                ax = figure.add_subplot()
+            else:
+                import matplotlib.pyplot as plt
+
+                _, ax = plt.subplots()
+        styles = {"bic": "-", "aic": "--", "icl": ":"}
+        types = list(dict.fromkeys(c["covariance_type"] for c in self.candidates))
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+        for t, covariance in enumerate(types):
+            rows = [c for c in self.candidates if c["covariance_type"] == covariance]
+            ks = [c["n_components"] for c in rows]
+            for criterion in criteria:
+                ax.plot(ks, [c[criterion] for c in rows], styles.get(criterion, "-"),
+                        marker="o", markersize=3, color=colours[t % len(colours)],
+                        label=f"{criterion.upper()} ({covariance})")
+        best = self.best_
+        ax.plot([best["n_components"]], [best[self.criterion]], "k*", markersize=12,
+                label=f"best by {self.criterion.upper()}")
+        ax.set_xlabel("number of components K")
+        ax.set_ylabel("criterion (lower is better)")
+        ax.legend(fontsize="small")
+        if path is not None:
+            ax.figure.tight_layout()
+            ax.figure.savefig(path, dpi=100)
+        return ax
+
+    def __repr__(self):
+        b = self.best_
+        return (f"SelectResult({len(self.candidates)} candidates, best by {self.criterion}: "
+                f"n_components={b['n_components']}, covariance_type={b['covariance_type']!r})")
+
+
+def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spherical", "tied"),
+           *, family="gaussian", n_trials=1, n_init=1, criterion="bic", random_state=0,
+           device="auto", sample_weight=None, max_iter=100, tol=1e-3, reg_covar=1e-6,
+           init_params="kmeans", dtype=None):
+    """Fit a grid of mixtures, score each by BIC, AIC and ICL, and pick the best.
+
+    Every candidate (each K with each covariance type, each with ``n_init`` restarts) is fitted
+    by the same EM as ``fit``; all candidates still iterating share each pass over the data,
+    and one that has converged drops out. The result is bitwise deterministic: the same data
+    and parameters choose the same model every time.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data (host or device, as ``fit`` takes them).
+    n_components : iterable of int, default=range(1, 9)
+        The K grid.
+    covariance_types : iterable of str, default=('full', 'diag', 'spherical', 'tied')
+        Gaussian covariance types to try (ignored for the discrete families).
+    family : {'gaussian', 'bernoulli', 'binomial'}, default='gaussian'
+    n_trials : int, default=1
+        Trials of the binomial family.
+    n_init, max_iter, tol, reg_covar, init_params, dtype
+        As the estimators take them.
+    criterion : {'bic', 'aic', 'icl'}, default='bic'
+        Lower is better: BIC = -2 log L + p log W, AIC = -2 log L + 2 p, ICL = BIC + twice
+        the (weighted) entropy of the responsibilities, with W the sum of the weights.
+    random_state : int, default=0
+        Seed of every candidate's initialisation (an int, so that the result is
+        reproducible).
+    device : {'auto', 'cpu', 'gpu'}, default='auto'
+    sample_weight : array-like of shape (n_samples,), optional
+
+    Returns
+    -------
+    SelectResult
+        The table, the best candidate and a fitted estimator for each candidate.
+    """
+    from ._base import _check_sample_weight, _is_int
+    from ._discrete import BernoulliMixture, BinomialMixture
+    from ._gaussian import GaussianMixture
+
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be one of {_FAMILIES}, got {family!r}")
+    if criterion not in _CRITERIA:
+        raise ValueError(f"criterion must be one of {_CRITERIA}, got {criterion!r}")
+    if not _is_int(random_state):
+        raise ValueError("random_state must be an int, so that the selection is reproducible")
+    ks = [int(k) for k in n_components]
+    types = list(covariance_types) if family == "gaussian" else ["full"]
+    if not ks or not types:
+        raise ValueError("select: the grid is empty")
+
+    def estimator(k, covariance):
+        common = dict(n_components=k, n_init=n_init, random_state=random_state, device=device,
+                      max_iter=max_iter, tol=tol, init_params=init_params, dtype=dtype)
+        if family == "gaussian":
+            return GaussianMixture(covariance_type=covariance, reg_covar=reg_covar, **common)
+        if family == "bernoulli":
+            return BernoulliMixture(**common)
+        return BinomialMixture(n_trials=n_trials, **common)
+
+    template = estimator(ks[0], types[0])
+    template._check_parameters()
+    data = as_data(X, check_dtype_parameter(dtype), "emix.select")
+    weights = _check_sample_weight(sample_weight, data.n_samples)
+    options = template._options(template._seed())
+    report = _emix.select(data.view, ks, [str(t) for t in types], criterion, options, weights)
+    total = float(weights.sum()) if weights is not None else float(data.n_samples)
+    estimators = []
+    for c in report.candidates:
+        e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
+        e._set_fitted(c.fit, data.n_features, total)
+        estimators.append(e)
+    return SelectResult(report, estimators, criterion)

@@ -1,0 +1,286 @@
+"""The public statistics API: EM as map (accumulate) / reduce (merge) / M-step (maximize).
+
+Statistics of disjoint sets of rows under the same model add up, so an E-step can run anywhere
+(chunks of a file, processes, Dask workers) and its pieces be merged in any grouping; the
+M-step on the merged statistics is the M-step of the whole data. ``emix.dask`` and the chunked
+``fit`` are built from these calls.
+"""
+
+import copy
+
+import numpy as np
+
+from . import _emix
+from ._arrays import as_data, check_dtype_parameter
+
+
+class Statistics:
+    """EM's sufficient statistics of some rows under one model (``emix::Statistics``).
+
+    Made by :func:`accumulate`; merged with :meth:`merge` (or ``+``) and
+    :func:`merge_in_order`; turned into a model by :func:`maximize`. Picklable, and
+    serialised to a self-describing little-endian byte string by :meth:`to_bytes`.
+
+    Attributes
+    ----------
+    family : str
+        ``"gaussian"``, ``"bernoulli"`` or ``"binomial"``.
+    covariance_type : str
+        The Gaussian covariance type (``"full"`` for the discrete families).
+    n_components, n_features : int
+        K and D.
+    log_likelihood : float
+        sum_n w_n log p(x_n) under the model they were accumulated under.
+    weight_sum : float
+        sum_n w_n (the number of rows without sample weights).
+    counts : ndarray of shape (n_components,)
+        N_k = sum_n w_n p(k | x_n).
+    sums : ndarray of shape (n_components, n_features)
+        S_k = sum_n w_n p(k | x_n) (x_n - c_k).
+    second_moments : ndarray
+        Q_k = sum_n w_n p(k | x_n) (x_n - c_k)(x_n - c_k)^T: shape (K, D, D) for 'full' and
+        'tied', its diagonal (K, D) for 'diag' and 'spherical', empty for discrete families.
+    centres : ndarray of shape (n_components, n_features)
+        c_k: the means of the model the statistics were accumulated under (zero for the
+        discrete families), about which the sums are taken so that they do not cancel.
+    values : ndarray
+        The whole flat buffer ``[log_likelihood, weight_sum, N, S, Q]`` (a copy).
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native):
+        if not isinstance(native, _emix.Statistics):
+            raise TypeError("Statistics are made by emix.accumulate or Statistics.from_bytes")
+        self._native = native
+
+    # --- what they hold -----------------------------------------------------------------------
+
+    family = property(lambda self: self._native.family)
+    covariance_type = property(lambda self: self._native.covariance)
+    n_components = property(lambda self: self._native.n_components)
+    n_features = property(lambda self: self._native.n_features)
+    log_likelihood = property(lambda self: self._native.log_likelihood)
+    weight_sum = property(lambda self: self._native.weight_sum)
+    centres = property(lambda self: self._native.centres)
+    values = property(lambda self: self._native.values)
+
+    @property
+    def counts(self):
+        k = self.n_components
+        return self.values[2:2 + k]
+
+    @property
+    def sums(self):
+        k, d = self.n_components, self.n_features
+        return self.values[2 + k:2 + k + k * d].reshape(k, d)
+
+    @property
+    def second_moments(self):
+        k, d = self.n_components, self.n_features
+        rest = self.values[2 + k + k * d:]
+        if self.family != "gaussian":
+            return rest
+        if self.covariance_type in ("full", "tied"):
+            return rest.reshape(k, d, d)
+        return rest.reshape(k, d)
+
+    # --- merging ------------------------------------------------------------------------------
+
+    def merge(self, other):
+        """The statistics of both sets of rows: ``self + other``, element by element.
+
+        Parameters
+        ----------
+        other : Statistics
+            Statistics accumulated under the same model (same shape, bitwise the same
+            centres; ``InvalidArgument`` otherwise).
+
+        Returns
+        -------
+        Statistics
+            A new object. ``a.merge(b)`` and ``b.merge(a)`` are bitwise equal; three or more
+            depend on the grouping, which :func:`merge_in_order` fixes.
+        """
+        if not isinstance(other, Statistics):
+            raise TypeError(f"cannot merge Statistics with {type(other).__name__}")
+        out = self._native.copy()
+        out.merge(other._native)
+        return Statistics(out)
+
+    __add__ = merge
+
+    def scale(self, factor):
+        """Every sum times `factor` (finite, >= 0), as a new object."""
+        out = self._native.copy()
+        out.scale(float(factor))
+        return Statistics(out)
+
+    def recentred(self, centres):
+        """The same sums taken about other centres (K x D), exact in exact arithmetic: what
+        lets statistics accumulated under one Gaussian model feed the M-step of another."""
+        c = np.ascontiguousarray(centres, dtype=np.float64)
+        return Statistics(self._native.recentred(c))
+
+    # --- bytes --------------------------------------------------------------------------------
+
+    def to_bytes(self):
+        """A self-describing little-endian byte string (format, shape, centres, values)."""
+        return self._native.serialize()
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Statistics from :meth:`to_bytes`' output (``InvalidArgument`` names the first thing
+        wrong with malformed bytes)."""
+        return cls(_emix.Statistics.deserialize(bytes(data)))
+
+    def __reduce__(self):
+        return (Statistics.from_bytes, (self.to_bytes(),))
+
+    def __eq__(self, other):
+        return isinstance(other, Statistics) and self.to_bytes() == other.to_bytes()
+
+    __hash__ = None
+
+    def __repr__(self):
+        return (f"Statistics(family={self.family!r}, covariance_type={self.covariance_type!r}, "
+                f"n_components={self.n_components}, n_features={self.n_features}, "
+                f"weight_sum={self.weight_sum!r}, log_likelihood={self.log_likelihood!r})")
+
+
+def native_model(model):
+    """The library's Model of a fitted estimator (or a Model itself)."""
+    if isinstance(model, _emix.Model):
+        return model
+    if hasattr(model, "_model") and hasattr(model, "__sklearn_is_fitted__"):
+        model._check_is_fitted()
+        return model._model()
+    raise TypeError(f"expected a fitted emix estimator, got {type(model).__name__}")
+
+
+def _engine(device):
+    engine = _emix.EngineOptions()
+    engine.device = device
+    return engine
+
+
+def accumulate(model, X, sample_weight=None, device=None):
+    """The E-step of `model` over rows `X`: their sufficient statistics.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture, BernoulliMixture or BinomialMixture
+        The model whose responsibilities weigh the rows (its ``device`` is the default).
+    X : array-like of shape (n_samples, n_features), or a chunk source
+        Rows, host or device, used in place where possible (as ``fit`` takes them). A chunk
+        source (:func:`emix.chunked`, an h5py dataset, a pyarrow source, a re-iterable of
+        arrays) is read once, chunk by chunk, and its chunks' statistics merged by
+        :func:`merge_in_order`.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weight of each row.
+    device : {'auto', 'cpu', 'gpu'}, optional
+        Where the E-step runs (default: the estimator's ``device``, else 'auto').
+
+    Returns
+    -------
+    Statistics
+    """
+    from ._chunks import adapter_for, is_chunk_source
+
+    m = native_model(model)
+    dtype = check_dtype_parameter(getattr(model, "dtype", None))
+    device = device or getattr(model, "device", "auto")
+    if is_chunk_source(X):
+        source = adapter_for(X, sample_weight, dtype)
+        parts = []
+        for i in range(source.n_chunks()):
+            view, weights = source.chunk(i)
+            if view.cols != m.n_features:
+                raise ValueError(f"chunk {i} has {view.cols} features, but the model has "
+                                 f"{m.n_features}")
+            parts.append(_emix.accumulate(m, view, _engine(device), weights))
+        return Statistics(_emix.merge_in_order(parts))
+    data = as_data(X, dtype, "emix.accumulate")
+    if data.n_features != m.n_features:
+        raise ValueError(f"X has {data.n_features} features, but the model has "
+                         f"{m.n_features}")
+    weights = None
+    if sample_weight is not None:
+        from ._base import _check_sample_weight
+
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+    return Statistics(_emix.accumulate(m, data.view, _engine(device), weights))
+
+
+def merge_in_order(parts):
+    """``parts[0] + parts[1] + ...`` in one stated order, whatever computed them.
+
+    The order is a balanced binary tree over the list index: pairs (0, 1), (2, 3), ..., then
+    pairs of those sums, and so on, so that the total is bitwise the same for every caller
+    (``emix.dask`` reduces its blocks in exactly this tree).
+
+    Parameters
+    ----------
+    parts : sequence of Statistics
+        Non-empty, all accumulated under the same model.
+
+    Returns
+    -------
+    Statistics
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("merge_in_order: no statistics to merge")
+    for p in parts:
+        if not isinstance(p, Statistics):
+            raise TypeError(f"merge_in_order: expected Statistics, got {type(p).__name__}")
+    return Statistics(_emix.merge_in_order([p._native for p in parts]))
+
+
+def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights=None):
+    """The M-step: new parameters from statistics accumulated under `model`.
+
+    Parameters
+    ----------
+    model : fitted GaussianMixture, BernoulliMixture or BinomialMixture
+        The model the statistics were accumulated under (or, for Gaussian mixtures,
+        statistics recentred onto its means). Its ``reg_covar``, ``prob_epsilon`` and
+        ``fixed_weights`` are the defaults of the options below.
+    statistics : Statistics
+    reg_covar : float, optional
+        Added to covariance diagonals.
+    prob_epsilon : float, optional
+        Bernoulli / binomial probabilities are kept in [eps, 1 - eps].
+    fixed_weights : bool, optional
+        Keep `model`'s mixing weights.
+
+    Returns
+    -------
+    estimator
+        A copy of `model` with the new parameters (its fit report, if any, dropped). A
+        component whose N_k is (numerically) zero keeps its parameters and is listed in the
+        copy's ``empty_components_`` (``fit`` would re-seed it).
+    """
+    if not isinstance(statistics, Statistics):
+        raise TypeError(f"expected Statistics, got {type(statistics).__name__}")
+    m = native_model(model)
+    options = _emix.MStepOptions()
+
+    def pick(given, name):
+        return given if given is not None else getattr(model, name, None)
+
+    for value, name in ((reg_covar, "reg_covar"), (prob_epsilon, "prob_epsilon"),
+                        (fixed_weights, "fixed_weights")):
+        value = pick(value, name)
+        if value is not None:
+            setattr(options, name, type(getattr(options, name))(value))
+    new_model, empty = _emix.maximize(m, statistics._native, options)
+    if isinstance(model, _emix.Model):
+        return new_model
+    out = copy.copy(model)
+    for attribute in ("report_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
+                      "_online_"):
+        out.__dict__.pop(attribute, None)
+    out._set_model(new_model)
+    out.empty_components_ = list(empty)
+    return out

@@ -1,0 +1,310 @@
+"""emix's estimators on Dask arrays: the E-step per block on the workers, the M-step here.
+
+``emix.dask.GaussianMixture``, ``BernoulliMixture`` and ``BinomialMixture`` take the same
+parameters as emix's estimators and accept a 2-D ``dask.array.Array`` (NumPy data go to the
+in-memory estimator unchanged). Each EM iteration:
+
+1. every block of rows computes its sufficient statistics under the current model
+   (:func:`emix.accumulate`) on a worker and returns them as bytes
+   (:meth:`emix.Statistics.to_bytes`);
+2. the blocks' statistics are merged in one fixed tree, pairs (0, 1), (2, 3), ... then pairs of
+   those, as :func:`emix.merge_in_order` merges them, so the total is bitwise the same whatever
+   worker runs what and whenever;
+3. the client runs the M-step (:func:`emix.maximize`) and tests convergence exactly as ``fit``
+   does (the change of the mean log-likelihood below ``tol``, at most ``max_iter`` M-steps).
+
+The fitted model therefore equals ``fit`` of the same rows in memory, from the same initial
+parameters, up to the order of the sums (about 1e-15 relative per iteration).
+
+Initialisation: from the estimator's ``*_init`` parameters when all are given (then the fit is
+that of the in-memory estimator with the same parameters). Otherwise the estimator's own
+initialisation (``init_params``, ``n_init``, ``random_state``) runs on a deterministic sample
+of at most ``init_sample_rows`` rows (evenly spaced, computed once to the client), and the
+given parameters replace the drawn ones. A component that empties keeps its parameters (with a
+``FitWarning``) instead of being re-seeded from a row as the in-memory fit does.
+
+``predict``, ``predict_proba`` and ``score_samples`` of a Dask array return Dask arrays (one
+block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
+"""
+
+import copyreg
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import _base, _discrete, _emix, _gaussian
+from ._statistics import Statistics
+
+__all__ = ["GaussianMixture", "BernoulliMixture", "BinomialMixture", "tree_merge"]
+
+try:  # dask.distributed, where installed, registers tblib's pickling for every exception type
+    import distributed  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _reduce_error(error):
+    return type(error), error.args
+
+
+# tblib's reducer re-creates an exception with BaseType.__new__, which Python refuses for
+# emix.OutOfMemory (an emix.Error and a MemoryError): errors raised on workers would then fail
+# to reach the client. emix's errors carry only their message; pickle them as (type, args).
+for _name in ("Error", "InvalidArgument", "IoError", "NotAvailable", "OutOfMemory",
+              "NumericalError", "CudaError", "MpiError"):
+    copyreg.pickle(getattr(_emix, _name), _reduce_error)
+
+
+def _is_dask_array(x):
+    return isinstance(x, da.Array)
+
+
+def _model_state(model):
+    """A picklable description of a library Model (shipped to the workers)."""
+    return (model.family, model.covariance, model.n_features, model.trials,
+            np.ascontiguousarray(model.weights), np.ascontiguousarray(model.means).ravel(),
+            np.ascontiguousarray(model.covariances).ravel(),
+            np.ascontiguousarray(model.probabilities).ravel())
+
+
+def _model_of(state):
+    family, covariance, d, trials, w, means, covariances, probabilities = state
+    return _emix.Model(family, covariance, d, trials, w, means if means.size else None,
+                       covariances if covariances.size else None,
+                       probabilities if probabilities.size else None)
+
+
+def _engine(device):
+    engine = _emix.EngineOptions()
+    engine.device = device
+    return engine
+
+
+def _block_statistics(block, weights, state, device):
+    x = np.ascontiguousarray(block)
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    stats = _emix.accumulate(_model_of(state), _emix.view(x), _engine(device), w)
+    return stats.serialize()
+
+
+def _merge_bytes(a, b):
+    s = _emix.Statistics.deserialize(a)
+    s.merge(_emix.Statistics.deserialize(b))
+    return s.serialize()
+
+
+def tree_merge(parts, merge=_merge_bytes):
+    """Reduce `parts` (delayed values or plain ones) in merge_in_order's fixed tree: pairs
+    (0, 1), (2, 3), ..., an odd last part carried up, then pairs of those sums."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("tree_merge: nothing to merge")
+    delayed_merge = dask.delayed(merge, pure=True)
+    while len(parts) > 1:
+        parts = [delayed_merge(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _block_apply(block, state, device, what):
+    x = np.ascontiguousarray(block)
+    return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
+
+
+class _DaskMixture:
+    """fit / predict / score over Dask arrays; NumPy data go to the in-memory estimator."""
+
+    init_sample_rows = 100_000
+
+    def _rows(self, X):
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-D dask array, got {X.ndim} dimensions")
+        if X.dtype.kind not in "fiub":
+            raise ValueError(f"dask array of element type {X.dtype} is not numeric")
+        dtype = _base.check_dtype_parameter(self.dtype)
+        from ._arrays import _target_dtype
+
+        target = _target_dtype(X.dtype, dtype)
+        if X.dtype != target:
+            X = X.astype(target)
+        if len(X.chunks[1]) != 1:
+            X = X.rechunk({1: -1})
+        return X
+
+    def _weights(self, sample_weight, X):
+        if sample_weight is None:
+            return None
+        if not _is_dask_array(sample_weight):
+            sample_weight = da.from_array(np.asarray(sample_weight, dtype=np.float64),
+                                          chunks=(X.chunks[0],))
+        w = sample_weight.astype(np.float64)
+        if w.ndim != 1 or w.shape[0] != X.shape[0]:
+            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")
+        return w.rechunk((X.chunks[0],))
+
+    def _initial_model(self, X, weights):
+        n, d = X.shape
+        given = self._check_initial_parameters(d)
+        if len(given) == len(self._init_parameters):
+            return self._make_model(d, given)
+        if self.n_components > n:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {n}")
+        rows = np.unique(np.linspace(0, n - 1, min(n, self.init_sample_rows)).astype(np.int64))
+        sample = np.ascontiguousarray(X[rows].compute())
+        w = None if weights is None else np.ascontiguousarray(weights[rows].compute())
+        options = self._options(self._seed())
+        options.max_iter = 0
+        start = _emix.fit(_emix.view(sample), options, w, None)
+        parameters = self._parameters_of(start.model)
+        parameters.update(given)
+        return self._make_model(d, parameters)
+
+    def _statistics(self, model, blocks, weight_blocks):
+        state = _model_state(model)
+        device = self.device
+        per_block = dask.delayed(_block_statistics, pure=True)
+        parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device)
+                 for i, b in enumerate(blocks)]
+        (total,) = dask.compute(tree_merge(parts))
+        return Statistics.from_bytes(total)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit by EM over a Dask array (per-block statistics, the M-step here).
+
+        Parameters
+        ----------
+        X : dask.array.Array of shape (n_samples, n_features), or anything ``fit`` of the
+            in-memory estimator takes
+        y : Ignored
+        sample_weight : dask or NumPy array of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : object
+        """
+        if not _is_dask_array(X):
+            return super().fit(X, y, sample_weight)
+        self._check_parameters()
+        self.__dict__.pop("_online_", None)
+        started = time.perf_counter()
+        X = self._rows(X)
+        weights = self._weights(sample_weight, X)
+        if self.warm_start and self.__sklearn_is_fitted__():
+            model = self._model()
+        else:
+            model = self._initial_model(X, weights)
+        init_seconds = time.perf_counter() - started
+        blocks = list(X.to_delayed().ravel())
+        weight_blocks = None if weights is None else list(weights.to_delayed().ravel())
+        mstep = _emix.MStepOptions()
+        mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
+        mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
+        mstep.fixed_weights = bool(self.fixed_weights)
+        history, iteration_seconds = [], []
+        iteration, previous, converged, empty_seen = 0, None, False, set()
+        while True:
+            t0 = time.perf_counter()
+            stats = self._statistics(model, blocks, weight_blocks)
+            log_likelihood = stats.log_likelihood
+            if not np.isfinite(log_likelihood):
+                raise _emix.NumericalError(f"the log-likelihood is {log_likelihood} at iteration "
+                                           f"{iteration} (check the data for extreme values)")
+            mean = log_likelihood / stats.weight_sum
+            history.append(log_likelihood)
+            if iteration > 0 and abs(mean - previous) < self.tol:
+                converged = True
+            if converged or iteration == self.max_iter:
+                iteration_seconds.append(time.perf_counter() - t0)
+                break
+            previous = mean
+            model, empty = _emix.maximize(model, stats._native, mstep)
+            empty_seen.update(empty)
+            iteration += 1
+            iteration_seconds.append(time.perf_counter() - t0)
+        report = _emix.FitReport()
+        report.model = model
+        report.log_likelihood = log_likelihood
+        report.mean_log_likelihood = mean
+        report.history = history
+        report.n_iter = iteration
+        report.converged = converged
+        report.best_init = 0
+        report.engine = f"dask ({len(blocks)} blocks)"
+        report.precision = X.dtype.name
+        report.seconds = time.perf_counter() - started
+        report.setup_seconds = 0.0
+        report.init_seconds = init_seconds
+        report.iteration_seconds = iteration_seconds
+        report.warnings = ([f"component {k} was empty; it kept its parameters"
+                            for k in sorted(empty_seen)])
+        total = stats.weight_sum
+        self._set_fitted(report, X.shape[1], total)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then the labels of X (a Dask array for Dask input)."""
+        if not _is_dask_array(X):
+            return super().fit_predict(X, y, sample_weight)
+        return self.fit(X, y, sample_weight).predict(X)
+
+    # --- evaluation over Dask arrays ----------------------------------------------------------
+
+    def _map(self, X, what, per_row_shape):
+        X = self._rows(X)
+        self._check_is_fitted()
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        state = _model_state(self._model())
+        dtype = np.int32 if what == "predict" else np.float64
+        if per_row_shape is None:
+            return X.map_blocks(_block_apply, state, self.device, what, dtype=dtype,
+                                drop_axis=1, chunks=(X.chunks[0],))
+        return X.map_blocks(_block_apply, state, self.device, what, dtype=dtype,
+                            chunks=(X.chunks[0], (per_row_shape,)))
+
+    def predict(self, X):
+        """Component labels; a Dask array for a Dask array (see the in-memory estimator)."""
+        if not _is_dask_array(X):
+            return super().predict(X)
+        return self._map(X, "predict", None)
+
+    def predict_proba(self, X):
+        """Responsibilities; a Dask array of shape (n_samples, n_components) for Dask input."""
+        if not _is_dask_array(X):
+            return super().predict_proba(X)
+        return self._map(X, "predict_proba", int(self.n_components))
+
+    def score_samples(self, X):
+        """log p(x) of each row; a Dask array for Dask input."""
+        if not _is_dask_array(X):
+            return super().score_samples(X)
+        return self._map(X, "score_samples", None)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (weighted) log-likelihood; a 0-d Dask array for Dask input."""
+        if not _is_dask_array(X):
+            return super().score(X, y, sample_weight)
+        log_prob = self.score_samples(X)
+        if sample_weight is None:
+            return log_prob.mean()
+        w = self._weights(sample_weight, self._rows(X))
+        return (log_prob * w).sum() / w.sum()
+
+
+class GaussianMixture(_DaskMixture, _gaussian.GaussianMixture):
+    __doc__ = ("emix.GaussianMixture over Dask arrays (see emix.dask).\n\n"
+               + (_gaussian.GaussianMixture.__doc__ or ""))
+
+
+class BernoulliMixture(_DaskMixture, _discrete.BernoulliMixture):
+    __doc__ = ("emix.BernoulliMixture over Dask arrays (see emix.dask).\n\n"
+               + (_discrete.BernoulliMixture.__doc__ or ""))
+
+
+class BinomialMixture(_DaskMixture, _discrete.BinomialMixture):
+    __doc__ = ("emix.BinomialMixture over Dask arrays (see emix.dask).\n\n"
+               + (_discrete.BinomialMixture.__doc__ or ""))

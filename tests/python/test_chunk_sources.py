@@ -1,0 +1,163 @@
+"""Issue 14: fit over chunk sources (memmap, h5py, pyarrow, re-iterables) equals the in-memory
+fit to 1e-12 relative in float64; bad sources give errors that name the chunk."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import emix
+from emix import _chunks
+from conftest import overlapping_mixture
+
+TOL = 1e-12
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
+
+
+def fit(x, sample_weight=None, **parameters):
+    parameters = {"n_components": 3, "random_state": 0, "device": "cpu", "tol": 1e-6,
+                  **parameters}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix._sklearn.ConvergenceWarning)
+        return emix.GaussianMixture(**parameters).fit(x, sample_weight=sample_weight)
+
+
+def assert_same_model(a, b):
+    assert a.n_iter_ == b.n_iter_
+    for name in ("weights_", "means_", "covariances_"):
+        assert rel(getattr(a, name), getattr(b, name)) < TOL, name
+    assert rel(a.lower_bounds_, b.lower_bounds_) < TOL
+
+
+@pytest.fixture(scope="module")
+def data():
+    return overlapping_mixture(20240601, n=1000)
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    return fit(data)
+
+
+def test_memmap(tmp_path, data, reference):
+    path = tmp_path / "x.f64"
+    mm = np.memmap(path, dtype=np.float64, mode="w+", shape=data.shape)
+    mm[:] = data
+    mm.flush()
+    mm = np.memmap(path, dtype=np.float64, mode="r", shape=data.shape)
+    assert not _chunks.is_chunk_source(mm)  # used in place as one array (test_arrays.py)
+    assert_same_model(fit(emix.chunked(mm, chunk_rows=128)), reference)
+    assert_same_model(fit(emix.chunked(mm)), reference)  # one chunk of ~64 MiB
+    assert "chunks" in fit(emix.chunked(mm, chunk_rows=300)).report_.engine
+
+
+def test_chunks_are_used_in_place(data):
+    adapter = _chunks.adapter_for(emix.chunked(data, chunk_rows=100), None, None)
+    view, weights = adapter.chunk(3)
+    assert weights is None
+    assert view.pointer == data[300:].ctypes.data
+    converted = _chunks.adapter_for(emix.chunked(data.astype(np.int64), chunk_rows=100), None,
+                                    None)
+    assert converted.chunk(0)[0].dtype == "float64"
+
+
+def test_weights_and_covariance_types(data):
+    w = np.random.default_rng(1).uniform(0.2, 3.0, size=len(data))
+    for covariance_type in ("diag", "tied"):
+        a = fit(emix.chunked(data, chunk_rows=77, sample_weight=w),
+                covariance_type=covariance_type)
+        b = fit(data, sample_weight=w, covariance_type=covariance_type)
+        assert_same_model(a, b)
+
+
+def test_list_and_reiterable(data, reference):
+    pieces = [data[a:a + 90] for a in range(0, len(data), 90)]
+    assert_same_model(fit(pieces), reference)
+
+    class Reader:
+        """Re-reads its pieces on every iter(), as a file reader would."""
+
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            return (p.copy() for p in pieces)
+
+    reader = Reader()
+    assert_same_model(fit(reader), reference)
+    assert reader.passes > reference.n_iter_
+    # Pairs (rows, weights).
+    w = np.linspace(0.5, 1.5, len(data))
+    pairs = [(data[a:a + 90], w[a:a + 90]) for a in range(0, len(data), 90)]
+    assert_same_model(fit(pairs), fit(data, sample_weight=w))
+
+
+def test_one_shot_generator_is_rejected(data):
+    with pytest.raises(TypeError, match="one-shot"):
+        fit(data[a:a + 100] for a in range(0, len(data), 100))
+
+    class Once:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise StopIteration
+
+    with pytest.raises(TypeError, match="one-shot|re-read"):
+        fit(Once())
+
+
+def test_bad_chunks_name_the_chunk(data):
+    pieces = [data[a:a + 50].copy() for a in range(0, 500, 50)]
+    pieces[7][3, 1] = np.nan
+    with pytest.raises(ValueError, match="chunk 7"):
+        fit(pieces)
+    pieces = [data[a:a + 50] for a in range(0, 500, 50)]
+    pieces[4] = pieces[4][:, :2]
+    with pytest.raises(ValueError, match="chunk 4"):
+        fit(pieces)
+
+    class Shrinking:
+        def __init__(self):
+            self.n = 10
+
+        def __iter__(self):
+            self.n -= 1
+            return iter([data[a:a + 50] for a in range(0, 50 * self.n, 50)])
+
+    with pytest.raises(ValueError, match="chunk"):
+        fit(Shrinking())
+
+
+def test_h5py_dataset(tmp_path, data, reference):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=data, chunks=(100, 3))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        assert_same_model(fit(f["x"]), reference)
+        assert_same_model(fit(emix.chunked(f["x"], chunk_rows=333)), reference)
+
+
+def test_pyarrow_sources(tmp_path, data, reference):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds = pytest.importorskip("pyarrow.dataset")
+    table = pa.table({f"f{j}": data[:, j] for j in range(data.shape[1])})
+    assert_same_model(fit(emix.chunked(table, chunk_rows=250)), reference)
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=200)
+    parquet = pq.ParquetFile(tmp_path / "x.parquet")
+    assert parquet.num_row_groups == 5
+    assert_same_model(fit(parquet), reference)
+    directory = tmp_path / "parts"
+    directory.mkdir()
+    for i, a in enumerate(range(0, len(data), 400)):
+        pq.write_table(table.slice(a, 400), directory / f"part-{i}.parquet")
+    dataset = ds.dataset(directory, format="parquet")
+    fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+    assert [f.path for f in dataset.get_fragments()] == [f.path for f in fragments]
+    assert_same_model(fit(dataset), reference)

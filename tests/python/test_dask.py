@@ -1,0 +1,152 @@
+"""Issue 14: emix.dask on a dask.distributed LocalCluster (2 worker processes) equals the
+in-memory fit from the same initial parameters to 1e-12 relative; predict and score give Dask
+arrays."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+import emix  # noqa: E402
+import emix.dask  # noqa: E402
+from conftest import overlapping_mixture  # noqa: E402
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
+
+
+@pytest.fixture(scope="module")
+def client():
+    # Real processes (emix is imported in each worker from the same PYTHONPATH).
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, memory_limit="1GiB") as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    return overlapping_mixture(20240601, n=1200)
+
+
+def in_memory(x, sample_weight=None, **parameters):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return emix.GaussianMixture(**parameters).fit(x, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_dask_fit_equals_in_memory(client, data, covariance_type):
+    start = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=0,
+                      covariance_type=covariance_type)
+    parameters = dict(n_components=3, covariance_type=covariance_type, device="cpu", tol=1e-6,
+                      weights_init=start.weights_, means_init=start.means_,
+                      precisions_init=start.precisions_)
+    reference = in_memory(data, **parameters)
+    x = da.from_array(data, chunks=(250, 2))  # uneven blocks, columns split on purpose
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = emix.dask.GaussianMixture(**parameters).fit(x)
+    assert fitted.n_iter_ == reference.n_iter_ > 3
+    for name in ("weights_", "means_", "covariances_"):
+        assert rel(getattr(fitted, name), getattr(reference, name)) < 1e-12, name
+    assert rel(fitted.lower_bounds_, reference.lower_bounds_) < 1e-12
+    assert "dask" in fitted.report_.engine
+
+    labels = fitted.predict(x)
+    assert isinstance(labels, da.Array)
+    assert np.array_equal(labels.compute(), reference.predict(data))
+    proba = fitted.predict_proba(x)
+    assert isinstance(proba, da.Array) and proba.shape == (len(data), 3)
+    assert rel(proba.compute(), reference.predict_proba(data)) < 1e-10
+    score = fitted.score(x)
+    assert isinstance(score, da.Array)
+    assert float(score.compute()) == pytest.approx(reference.score(data), rel=1e-12)
+
+
+def test_dask_weights_and_bernoulli(client):
+    rng = np.random.default_rng(4)
+    p = np.array([[0.8] * 3 + [0.2] * 3, [0.2] * 3 + [0.8] * 3])
+    data = (rng.random((900, 6)) < p[rng.integers(0, 2, 900)]).astype(float)
+    w = rng.uniform(0.5, 2.0, size=900)
+    parameters = dict(n_components=2, device="cpu", tol=1e-8,
+                      weights_init=[0.5, 0.5], probabilities_init=[[0.6] * 3 + [0.4] * 3,
+                                                                   [0.4] * 3 + [0.6] * 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = emix.BernoulliMixture(**parameters).fit(data, sample_weight=w)
+        fitted = emix.dask.BernoulliMixture(**parameters).fit(
+            da.from_array(data, chunks=(200, 6)), sample_weight=w)
+    assert fitted.n_iter_ == reference.n_iter_
+    assert rel(fitted.probabilities_, reference.probabilities_) < 1e-12
+    assert rel(fitted.weights_, reference.weights_) < 1e-12
+
+
+def test_reduction_is_merge_in_order_whatever_the_schedule(client, data):
+    gm = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=1)
+    x = da.from_array(data, chunks=(100, 3))
+    model = gm._model()
+    direct = emix.merge_in_order([emix.accumulate(gm, data[a:a + 100])
+                                  for a in range(0, len(data), 100)])
+    estimator = emix.dask.GaussianMixture(3, device="cpu")
+    blocks = list(x.to_delayed().ravel())
+    for _ in range(2):
+        total = estimator._statistics(model, blocks, None)
+        assert total.to_bytes() == direct.to_bytes()
+
+
+def test_dask_initialisation_is_deterministic(client, data):
+    x = da.from_array(data, chunks=(300, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = emix.dask.GaussianMixture(3, random_state=1, device="cpu").fit(x)
+        b = emix.dask.GaussianMixture(3, random_state=1, device="cpu").fit(x)
+        # The sample is every row here (n < init_sample_rows): the in-memory initialisation.
+        c = emix.GaussianMixture(3, random_state=1, device="cpu").fit(data)
+    assert np.array_equal(a.means_, b.means_)
+    assert rel(a.means_, c.means_) < 1e-12
+    # NumPy input goes to the in-memory estimator.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = emix.dask.GaussianMixture(3, random_state=1, device="cpu").fit(data)
+    assert np.array_equal(d.means_, c.means_)
+
+
+def test_errors_pickle_with_distributed_imported(client):
+    # distributed installs tblib's exception pickling, which cannot re-create OutOfMemory (an
+    # emix.Error and a MemoryError); emix.dask registers its errors' own reducer.
+    import pickle
+
+    for kind in ("OutOfMemory", "InvalidArgument", "NumericalError"):
+        try:
+            emix._emix.raise_for_test(kind, "what went wrong")
+        except emix.Error as error:
+            again = pickle.loads(pickle.dumps(error))
+            assert type(again) is type(error) and str(again) == "what went wrong"
+    # An error on a worker reaches the client as itself.
+    x = da.from_array(np.full((10, 2), np.nan), chunks=(5, 2))
+    with pytest.raises(emix.InvalidArgument):
+        emix.dask.GaussianMixture(2, device="cpu", weights_init=[0.5, 0.5],
+                                  means_init=[[0, 0], [1, 1]],
+                                  precisions_init=[np.eye(2), np.eye(2)]).fit(x)
+
+
+def test_dask_initialisation_from_an_evenly_spaced_sample(client, data):
+    x = da.from_array(data, chunks=(400, 3))
+    estimator = emix.dask.GaussianMixture(3, random_state=2, device="cpu", tol=1e-4)
+    estimator.init_sample_rows = 300
+    rows = np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64))
+    start = in_memory(data[rows], n_components=3, random_state=2, device="cpu", max_iter=0)
+    reference = in_memory(data, n_components=3, device="cpu", tol=1e-4,
+                          weights_init=start.weights_, means_init=start.means_,
+                          precisions_init=start.precisions_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(x)
+    assert estimator.n_iter_ == reference.n_iter_
+    assert rel(estimator.means_, reference.means_) < 1e-12

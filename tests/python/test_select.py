@@ -1,0 +1,108 @@
+"""Issue 14: emix.select fits a K x covariance-type grid deterministically; its best candidate
+equals its own fit; the table and the plot."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import emix
+
+
+@pytest.fixture(scope="module")
+def three_clusters():
+    rng = np.random.default_rng(42)
+    centres = np.array([[-5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    labels = rng.choice(3, size=600, p=[0.4, 0.35, 0.25])
+    return centres[labels] + rng.normal(size=(600, 2))
+
+
+def run(x, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return emix.select(x, n_components=range(1, 6), covariance_types=("full", "diag"),
+                           random_state=3, device="cpu", **kw)
+
+
+def test_select_picks_true_k_deterministically(three_clusters):
+    a = run(three_clusters)
+    b = run(three_clusters)
+    assert a.best_["n_components"] == 3
+    assert len(a.candidates) == 10
+    strip = [{k: v for k, v in c.items() if k != "seconds"} for c in a.candidates]
+    assert strip == [{k: v for k, v in c.items() if k != "seconds"} for c in b.candidates]
+    assert a.best_index_ == b.best_index_
+    for name in ("means_", "covariances_", "weights_"):
+        assert np.array_equal(getattr(a.best_estimator_, name),
+                              getattr(b.best_estimator_, name))
+    assert [c["covariance_type"] for c in a.candidates[:5]] == ["full"] * 5
+    assert [c["n_components"] for c in a.candidates[:5]] == [1, 2, 3, 4, 5]
+    for c in a.candidates:
+        assert set(c) >= {"log_likelihood", "bic", "aic", "icl", "n_iter", "seconds"}
+        assert c["icl"] >= c["bic"] - 1e-9
+
+
+def test_candidates_equal_their_own_fits(three_clusters):
+    result = run(three_clusters, criterion="icl")
+    for index in (result.best_index_, 6):
+        row = result.candidates[index]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            own = emix.GaussianMixture(row["n_components"],
+                                       covariance_type=row["covariance_type"], random_state=3,
+                                       device="cpu").fit(three_clusters)
+        got = result.estimator(index)
+        assert got.n_iter_ == own.n_iter_
+        for name in ("weights_", "means_", "covariances_"):
+            assert np.array_equal(getattr(got, name), getattr(own, name)), (index, name)
+        assert row["bic"] == pytest.approx(own.bic(three_clusters), rel=1e-12)
+        assert np.array_equal(got.predict(three_clusters), own.predict(three_clusters))
+
+
+def test_table_and_plot(three_clusters, tmp_path):
+    result = run(three_clusters, criterion="aic")
+    table = result.table
+    pandas = pytest.importorskip("pandas")
+    assert isinstance(table, pandas.DataFrame)
+    assert list(table["n_components"][:5]) == [1, 2, 3, 4, 5]
+    assert table["aic"].idxmin() == result.best_index_
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "criteria.png"
+    result.plot(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "best by aic" in repr(result)
+
+
+def test_bernoulli_select_and_errors():
+    rng = np.random.default_rng(1)
+    p = np.array([[0.9] * 4 + [0.1] * 4, [0.1] * 4 + [0.9] * 4])
+    x = (rng.random((400, 8)) < p[rng.integers(0, 2, 400)]).astype(float)
+    result = emix.select(x, n_components=[1, 2, 3], family="bernoulli", random_state=0,
+                         device="cpu")
+    assert isinstance(result.best_estimator_, emix.BernoulliMixture)
+    assert result.best_["n_components"] == 2
+    with pytest.raises(ValueError):
+        emix.select(x, n_components=[], device="cpu")
+    with pytest.raises(ValueError):
+        emix.select(x, criterion="bad", device="cpu")
+    with pytest.raises(ValueError):
+        emix.select(x, random_state=None, device="cpu")
+
+
+def test_sample_weights_and_plot_on_axes(three_clusters):
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(three_clusters))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = emix.select(three_clusters, n_components=[2, 3], covariance_types=("diag",),
+                             random_state=3, device="cpu", sample_weight=w)
+        own = emix.GaussianMixture(3, covariance_type="diag", random_state=3,
+                                   device="cpu").fit(three_clusters, sample_weight=w)
+    assert np.array_equal(result.estimator(1).means_, own.means_)
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots()
+    assert result.plot(ax, criteria=("bic",)) is ax
+    assert len(ax.get_lines()) == 2  # BIC (diag) and the best point
+    plt.close(figure)

@@ -1,0 +1,122 @@
+"""Issue 14's public statistics API: accumulate over pieces, merge, maximize, bytes."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import emix
+from conftest import overlapping_mixture
+
+
+def rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(float).tiny))
+
+
+def quiet_fit(estimator, x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(x)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_two_halves_merged_give_one_em_step(covariance_type):
+    x = overlapping_mixture(7, n=400)
+    params = dict(n_components=3, covariance_type=covariance_type, random_state=1, device="cpu",
+                  tol=0)
+    start = quiet_fit(emix.GaussianMixture(max_iter=0, **params), x)
+    one_step = quiet_fit(emix.GaussianMixture(max_iter=1, **params), x)
+    stats = emix.accumulate(start, x[:150]).merge(emix.accumulate(start, x[150:]))
+    assert stats.weight_sum == 400
+    assert abs(stats.counts.sum() - 400) < 1e-9
+    stepped = emix.maximize(start, stats)
+    assert isinstance(stepped, emix.GaussianMixture)
+    for name in ("weights_", "means_", "covariances_"):
+        assert rel(getattr(stepped, name), getattr(one_step, name)) < 1e-12, name
+    # The stepped copy is a usable model; the start is unchanged.
+    assert np.isfinite(stepped.score(x))
+    assert rel(start.means_, one_step.means_) > 1e-6
+
+
+def test_bernoulli_statistics_with_weights():
+    rng = np.random.default_rng(3)
+    x = (rng.random((300, 6)) < rng.choice([0.2, 0.8], size=(300, 1))).astype(np.float64)
+    w = rng.uniform(0.5, 2.0, size=300)
+    params = dict(n_components=2, random_state=0, device="cpu", tol=0)
+    start = quiet_fit(emix.BernoulliMixture(max_iter=0, **params), x)
+    stats = emix.merge_in_order([emix.accumulate(start, x[a:a + 100], sample_weight=w[a:a + 100])
+                                 for a in (0, 100, 200)])
+    assert abs(stats.weight_sum - w.sum()) < 1e-9 * w.sum()
+    assert stats.second_moments.size == 0
+    stepped = emix.maximize(start, stats)
+    one_step = emix.BernoulliMixture(max_iter=1, weights_init=start.weights_,
+                                     probabilities_init=start.probabilities_, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one_step.fit(x, sample_weight=w)
+    assert rel(stepped.probabilities_, one_step.probabilities_) < 1e-12
+    assert rel(stepped.weights_, one_step.weights_) < 1e-12
+
+
+def test_bytes_and_pickle_round_trip_bitwise():
+    x = overlapping_mixture(11, n=200)
+    gm = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=2), x)
+    stats = emix.accumulate(gm, x)
+    data = stats.to_bytes()
+    assert isinstance(data, bytes)
+    back = emix.Statistics.from_bytes(data)
+    assert back.to_bytes() == data
+    assert np.array_equal(back.values, stats.values)
+    assert np.array_equal(back.centres, gm.means_)
+    assert back == stats
+    assert pickle.loads(pickle.dumps(stats)).to_bytes() == data
+    assert back.second_moments.shape == (3, 3, 3)
+    with pytest.raises(emix.InvalidArgument):
+        emix.Statistics.from_bytes(data[:-3])
+    with pytest.raises(emix.InvalidArgument):
+        emix.Statistics.from_bytes(b"not statistics")
+
+
+def test_merge_order_is_the_stated_tree():
+    x = overlapping_mixture(5, n=500)
+    gm = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=1), x)
+    parts = [emix.accumulate(gm, x[a:a + 100]) for a in range(0, 500, 100)]
+    expected = ((parts[0] + parts[1]) + (parts[2] + parts[3])) + parts[4]
+    assert emix.merge_in_order(parts).to_bytes() == expected.to_bytes()
+    # Two merges commute bitwise.
+    assert (parts[0] + parts[1]).to_bytes() == (parts[1] + parts[0]).to_bytes()
+    # Any chunking gives the same model to 1e-12.
+    whole = emix.maximize(gm, emix.accumulate(gm, x))
+    merged = emix.maximize(gm, emix.merge_in_order(parts))
+    assert rel(merged.covariances_, whole.covariances_) < 1e-12
+
+
+def test_merge_rejects_other_models_and_recentres():
+    x = overlapping_mixture(5, n=200)
+    a = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=1), x)
+    b = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=2), x)
+    sa, sb = emix.accumulate(a, x), emix.accumulate(b, x)
+    with pytest.raises(emix.InvalidArgument):
+        sa.merge(sb)
+    moved = sb.recentred(a.means_)
+    assert np.array_equal(moved.centres, a.means_)
+    assert rel(moved.counts, sb.counts) == 0
+    with pytest.raises(TypeError):
+        emix.merge_in_order([sa, "x"])
+    with pytest.raises(ValueError):
+        emix.merge_in_order([])
+    with pytest.raises(emix._sklearn.NotFittedError):
+        emix.accumulate(emix.GaussianMixture(), x)
+
+
+def test_accumulate_over_a_chunk_source():
+    x = overlapping_mixture(9, n=300)
+    gm = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=1), x)
+    pieces = [x[a:a + 70] for a in range(0, 300, 70)]
+    by_chunks = emix.accumulate(gm, emix.chunked(x, chunk_rows=70))
+    assert by_chunks == emix.merge_in_order([emix.accumulate(gm, p) for p in pieces])
+    assert emix.accumulate(gm, pieces) == by_chunks
+    with pytest.raises(ValueError, match="chunk 1"):
+        emix.accumulate(gm, [x[:10], x[10:20, :2]])
