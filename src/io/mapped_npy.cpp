@@ -1,0 +1,208 @@
+// MappedNpy (emix/io.hpp): a .npy file as chunks of rows read through a read-only mapping.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "emix/errors.hpp"
+#include "emix/io.hpp"
+#include "io/common.hpp"
+
+namespace emix::io {
+
+struct MappedNpy::State {
+  std::string path;
+  detail::NpyLayout layout;
+  DType dtype = DType::kFloat64;
+  bool direct = false;
+  std::int64_t chunk_rows = 0;
+  std::int64_t n_chunks = 0;
+  void* map = nullptr;  // the whole file
+  std::size_t map_bytes = 0;
+  const unsigned char* data = nullptr;  // the array's first element
+  std::vector<unsigned char> buffer;    // one converted chunk (not direct)
+  std::vector<unsigned char> column;    // one column's slice (Fortran order)
+  std::vector<bool> checked;            // chunks whose values have been checked
+  const double* weights = nullptr;
+
+  std::size_t item() const { return detail::scalar_size(layout.scalar); }
+
+  // Asks the kernel to start reading chunk i's pages, without waiting for them.
+  void prefetch(std::int64_t i) const {
+    // Fortran order scatters a chunk over every column: left to the sequential advice.
+    if (i < 0 || i >= n_chunks || map == nullptr || layout.fortran_order) return;
+    const std::uint64_t row_bytes = static_cast<std::uint64_t>(layout.cols) * item();
+    const std::uint64_t first =
+        layout.data_offset + static_cast<std::uint64_t>(i * chunk_rows) * row_bytes;
+    const std::uint64_t bytes =
+        static_cast<std::uint64_t>(std::min(chunk_rows, layout.rows - i * chunk_rows)) * row_bytes;
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t aligned = first / page * page;
+    ::madvise(static_cast<unsigned char*>(map) + aligned,
+              static_cast<std::size_t>(bytes + (first - aligned)), MADV_WILLNEED);
+  }
+
+  // Converts rows [first, first + rows) into `out`; the first bad value in row-major order
+  // (NaN / Inf when `check`, or too large for float32) throws, naming the file's row.
+  void convert_rows(std::int64_t first, std::int64_t rows, unsigned char* out, bool check) {
+    const std::size_t out_item = dtype_size(dtype);
+    const std::size_t cols = static_cast<std::size_t>(layout.cols);
+    double bad = 0;
+    if (!layout.fortran_order) {
+      const std::size_t count = static_cast<std::size_t>(rows) * cols;
+      const std::size_t done =
+          detail::convert(data + static_cast<std::size_t>(first) * cols * item(), layout.scalar,
+                          layout.swap, count, dtype, out, check, &bad);
+      if (done < count) {
+        detail::throw_not_finite(path, first + static_cast<std::int64_t>(done / cols) + 1,
+                                 static_cast<std::int64_t>(done % cols) + 1, bad, dtype);
+      }
+      return;
+    }
+    column.resize(static_cast<std::size_t>(rows) * out_item);
+    std::int64_t bad_row = -1, bad_col = -1;
+    double bad_value = 0;
+    for (std::size_t c = 0; c < cols; ++c) {
+      const unsigned char* src =
+          data +
+          (c * static_cast<std::size_t>(layout.rows) + static_cast<std::size_t>(first)) * item();
+      const std::size_t count = static_cast<std::size_t>(rows);
+      const std::size_t done = detail::convert(src, layout.scalar, layout.swap, count, dtype,
+                                               column.data(), check, &bad);
+      for (std::size_t r = 0; r < done; ++r) {
+        std::memcpy(out + (r * cols + c) * out_item, column.data() + r * out_item, out_item);
+      }
+      if (done < count && (bad_row < 0 || static_cast<std::int64_t>(done) < bad_row)) {
+        bad_row = static_cast<std::int64_t>(done);
+        bad_col = static_cast<std::int64_t>(c);
+        bad_value = bad;
+      }
+    }
+    if (bad_row >= 0) {
+      detail::throw_not_finite(path, first + bad_row + 1, bad_col + 1, bad_value, dtype);
+    }
+  }
+
+  // NaN / Inf in rows [first, first + rows) of the mapping itself (direct()).
+  void check_direct(std::int64_t first, std::int64_t rows) const {
+    const std::size_t cols = static_cast<std::size_t>(layout.cols);
+    const std::size_t begin = static_cast<std::size_t>(first) * cols;
+    const std::size_t count = static_cast<std::size_t>(rows) * cols;
+    const auto scan = [&](const auto* values) {
+      for (std::size_t i = 0; i < count; ++i) {
+        const double v = static_cast<double>(values[begin + i]);
+        if (!(v - v == 0)) {  // NaN or +-Inf
+          detail::throw_not_finite(path, first + static_cast<std::int64_t>(i / cols) + 1,
+                                   static_cast<std::int64_t>(i % cols) + 1, v, dtype);
+        }
+      }
+    };
+    if (dtype == DType::kFloat32) {
+      scan(reinterpret_cast<const float*>(data));
+    } else {
+      scan(reinterpret_cast<const double*>(data));
+    }
+  }
+};
+
+MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.path = path;
+  s.layout = detail::npy_layout(path);  // IoError for a malformed or truncated file
+  s.dtype = dtype;
+  if (chunk_rows < 0) {
+    throw InvalidArgument("MappedNpy(" + detail::quote_path(path) + "): chunk_rows " +
+                          std::to_string(chunk_rows) + " is negative");
+  }
+  const std::size_t out_row_bytes =
+      std::max<std::size_t>(1, static_cast<std::size_t>(s.layout.cols) * dtype_size(dtype));
+  s.chunk_rows = chunk_rows > 0
+                     ? chunk_rows
+                     : std::max<std::int64_t>(
+                           1, static_cast<std::int64_t>((std::size_t{64} << 20) / out_row_bytes));
+  s.chunk_rows = std::max<std::int64_t>(1, std::min(s.chunk_rows, s.layout.rows));
+  s.n_chunks = s.layout.rows == 0 ? 0 : (s.layout.rows + s.chunk_rows - 1) / s.chunk_rows;
+  const detail::Scalar wanted =
+      dtype == DType::kFloat32 ? detail::Scalar::kFloat32 : detail::Scalar::kFloat64;
+  s.direct = s.layout.scalar == wanted && !s.layout.swap && !s.layout.fortran_order &&
+             s.layout.data_offset % dtype_size(dtype) == 0;
+  s.checked.assign(static_cast<std::size_t>(s.n_chunks), false);
+
+  const std::uint64_t data_bytes = static_cast<std::uint64_t>(s.layout.rows) *
+                                   static_cast<std::uint64_t>(s.layout.cols) * s.item();
+  if (data_bytes == 0) return;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) detail::throw_io(path, "cannot open", errno);
+  s.map_bytes = static_cast<std::size_t>(s.layout.data_offset + data_bytes);
+  void* map = ::mmap(nullptr, s.map_bytes, PROT_READ, MAP_SHARED, fd, 0);
+  const int error = errno;
+  ::close(fd);  // the mapping keeps the file
+  if (map == MAP_FAILED) detail::throw_io(path, "cannot memory-map", error);
+  s.map = map;
+  ::madvise(s.map, s.map_bytes, MADV_SEQUENTIAL);
+  s.data = static_cast<const unsigned char*>(s.map) + s.layout.data_offset;
+  if (!s.direct) {
+    s.buffer.resize(static_cast<std::size_t>(s.chunk_rows) * out_row_bytes);
+  }
+}
+
+MappedNpy::~MappedNpy() {
+  if (state_ && state_->map != nullptr) ::munmap(state_->map, state_->map_bytes);
+}
+
+std::int64_t MappedNpy::rows() const { return state_->layout.rows; }
+std::int64_t MappedNpy::cols() const { return state_->layout.cols; }
+std::int64_t MappedNpy::chunk_rows() const { return state_->chunk_rows; }
+DType MappedNpy::dtype() const { return state_->dtype; }
+bool MappedNpy::direct() const { return state_->direct; }
+
+DataView MappedNpy::view() const {
+  if (!state_->direct) {
+    throw InvalidArgument("MappedNpy::view: " + detail::quote_path(state_->path) + " holds " +
+                          detail::scalar_name(state_->layout.scalar) +
+                          (state_->layout.fortran_order ? " in Fortran order" : "") +
+                          ", not the mapped " + to_string(state_->dtype) + " rows");
+  }
+  return {state_->data, state_->layout.rows, state_->layout.cols, state_->dtype,
+          MemorySpace::kHost};
+}
+
+void MappedNpy::set_sample_weight(const double* weights) { state_->weights = weights; }
+
+std::int64_t MappedNpy::n_chunks() { return state_->n_chunks; }
+
+DataView MappedNpy::chunk(std::int64_t i) {
+  State& s = *state_;
+  if (i < 0 || i >= s.n_chunks) {
+    throw InvalidArgument("MappedNpy::chunk: chunk " + std::to_string(i) + " is outside 0.." +
+                          std::to_string(s.n_chunks - 1));
+  }
+  const std::int64_t first = i * s.chunk_rows;
+  const std::int64_t rows = std::min(s.chunk_rows, s.layout.rows - first);
+  s.prefetch(i + 1);
+  const bool check = !s.checked[static_cast<std::size_t>(i)];
+  DataView view{nullptr, rows, s.layout.cols, s.dtype, MemorySpace::kHost};
+  if (s.direct) {
+    if (check) s.check_direct(first, rows);
+    view.data = s.data + static_cast<std::size_t>(first) * static_cast<std::size_t>(s.layout.cols) *
+                             s.item();
+  } else {
+    s.convert_rows(first, rows, s.buffer.data(), check);
+    view.data = s.buffer.data();
+  }
+  s.checked[static_cast<std::size_t>(i)] = true;
+  return view;
+}
+
+const double* MappedNpy::chunk_weights(std::int64_t i) {
+  if (state_->weights == nullptr) return nullptr;
+  return state_->weights + i * state_->chunk_rows;
+}
+
+}  // namespace emix::io
