@@ -349,15 +349,6 @@ int run_fit(const FitArgs& a) {
     }
   });
 
-  if (mapping && !a.data.quiet) {
-    std::fprintf(stderr, "%s: memory-mapped, %lld chunk%s of %lld rows%s\n", a.input.c_str(),
-                 static_cast<long long>(mapping->n_chunks()), mapping->n_chunks() == 1 ? "" : "s",
-                 static_cast<long long>(mapping->chunk_rows()),
-                 mapping->direct() ? ""
-                                   : (std::string(", converted to ") + to_string(mapping->dtype()) +
-                                      " chunk by chunk")
-                                         .c_str());
-  }
   Progress progress(a.data.quiet || !root, a.n_init);
   options.on_iteration = [&progress](const IterationInfo& info) { progress(info); };
 
@@ -418,6 +409,16 @@ int run_fit(const FitArgs& a) {
   }
   io::write_model(*model_out, report.model, &report);
   outputs.commit();
+  // After the fit: an error must stay the only line on stderr.
+  if (mapping && !a.data.quiet) {
+    std::fprintf(stderr, "%s: memory-mapped, %lld chunk%s of %lld rows%s\n", a.input.c_str(),
+                 static_cast<long long>(mapping->n_chunks()), mapping->n_chunks() == 1 ? "" : "s",
+                 static_cast<long long>(mapping->chunk_rows()),
+                 mapping->direct() ? ""
+                                   : (std::string(", converted to ") + to_string(mapping->dtype()) +
+                                      " chunk by chunk")
+                                         .c_str());
+  }
   print_summary(report, options, total_rows, written, a.data.quiet);
   return 0;
 }

@@ -311,12 +311,6 @@ int run_select(const SelectArgs& a) {
     }
   }
 
-  if (!a.data.quiet) {
-    std::fprintf(stderr, "selecting among %zu candidates on %lld rows x %lld columns\n",
-                 options.n_components.size() *
-                     (family == Family::kGaussian ? options.covariances.size() : 1),
-                 static_cast<long long>(x.rows()), static_cast<long long>(x.cols()));
-  }
   const DataFiles files{a.input, a.sample_weight, 0};
   const SelectReport report = naming_files(files, [&] {
     return emix::select(x.view(), options, weights.empty() ? nullptr : weights.data());
