@@ -54,7 +54,10 @@ std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
 // file already holds `dtype` in C order and the host's byte order, a chunk is a view of the
 // mapped pages and nothing is copied (direct()); otherwise each chunk is converted into a buffer
 // of chunk_rows rows (any dtype read_matrix reads, Fortran order too). While one chunk is used
-// the next is requested from the disk (MADV_WILLNEED), so reading overlaps the E-step.
+// the next two are requested from the disk (MADV_WILLNEED), so reading overlaps the E-step, and
+// the one before leaves the process's page tables (MADV_DONTNEED) and, for a file larger than
+// half the physical memory, the page cache (POSIX_FADV_DONTNEED), which a pass over such a file
+// could not reuse anyway.
 // The first time a chunk is given its values are checked: NaN / Inf, or a value too large for
 // float32, throws InvalidArgument "PATH: row R, column C is nan" (rows of the whole file,
 // 1-based), as read_matrix does. A truncated or malformed file throws IoError at construction.

@@ -29,22 +29,53 @@ struct MappedNpy::State {
   std::vector<unsigned char> column;    // one column's slice (Fortran order)
   std::vector<bool> checked;            // chunks whose values have been checked
   const double* weights = nullptr;
+  int fd = -1;
+  // The file is larger than half the physical memory: a pass cannot find it in the page cache
+  // anyway, so chunks already used are dropped from it, and reading the next ones does not
+  // wait for the kernel to reclaim them.
+  bool drop_used = false;
 
   std::size_t item() const { return detail::scalar_size(layout.scalar); }
 
-  // Asks the kernel to start reading chunk i's pages, without waiting for them.
-  void prefetch(std::int64_t i) const {
-    // Fortran order scatters a chunk over every column: left to the sequential advice.
-    if (i < 0 || i >= n_chunks || map == nullptr || layout.fortran_order) return;
+  // Chunk i's bytes in the file, rounded out to whole pages (C order only: in Fortran order a
+  // chunk is scattered over every column, left to the sequential advice).
+  bool chunk_pages(std::int64_t i, std::uint64_t* offset, std::uint64_t* bytes) const {
+    if (i < 0 || i >= n_chunks || map == nullptr || layout.fortran_order) return false;
     const std::uint64_t row_bytes = static_cast<std::uint64_t>(layout.cols) * item();
     const std::uint64_t first =
         layout.data_offset + static_cast<std::uint64_t>(i * chunk_rows) * row_bytes;
-    const std::uint64_t bytes =
+    const std::uint64_t end =
+        first +
         static_cast<std::uint64_t>(std::min(chunk_rows, layout.rows - i * chunk_rows)) * row_bytes;
     const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    const std::uint64_t aligned = first / page * page;
-    ::madvise(static_cast<unsigned char*>(map) + aligned,
-              static_cast<std::size_t>(bytes + (first - aligned)), MADV_WILLNEED);
+    *offset = first / page * page;
+    *bytes = end - *offset;
+    return true;
+  }
+
+  // Asks the kernel to start reading chunk i's pages, without waiting for them.
+  void prefetch(std::int64_t i) const {
+    std::uint64_t offset = 0, bytes = 0;
+    if (!chunk_pages(i, &offset, &bytes)) return;
+    ::madvise(static_cast<unsigned char*>(map) + offset, static_cast<std::size_t>(bytes),
+              MADV_WILLNEED);
+  }
+
+  // Chunk i has been used: its pages leave this process's page tables (they stay in the page
+  // cache, a later use faults them back in) and, for a file larger than memory, the page cache.
+  // Only whole pages inside chunk i, so that the next chunk's first page stays.
+  void release(std::int64_t i) const {
+    std::uint64_t offset = 0, bytes = 0;
+    if (!chunk_pages(i, &offset, &bytes)) return;
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t end = (offset + bytes) / page * page;
+    if (end <= offset) return;
+    ::madvise(static_cast<unsigned char*>(map) + offset, static_cast<std::size_t>(end - offset),
+              MADV_DONTNEED);
+    if (drop_used && fd >= 0) {
+      ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(end - offset),
+                      POSIX_FADV_DONTNEED);
+    }
   }
 
   // Converts rows [first, first + rows) into `out`; the first bad value in row-major order
@@ -137,14 +168,22 @@ MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_ro
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(s.layout.rows) *
                                    static_cast<std::uint64_t>(s.layout.cols) * s.item();
   if (data_bytes == 0) return;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) detail::throw_io(path, "cannot open", errno);
+  s.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (s.fd < 0) detail::throw_io(path, "cannot open", errno);
   s.map_bytes = static_cast<std::size_t>(s.layout.data_offset + data_bytes);
-  void* map = ::mmap(nullptr, s.map_bytes, PROT_READ, MAP_SHARED, fd, 0);
-  const int error = errno;
-  ::close(fd);  // the mapping keeps the file
-  if (map == MAP_FAILED) detail::throw_io(path, "cannot memory-map", error);
+  void* map = ::mmap(nullptr, s.map_bytes, PROT_READ, MAP_SHARED, s.fd, 0);
+  if (map == MAP_FAILED) {
+    const int error = errno;
+    ::close(s.fd);
+    s.fd = -1;
+    detail::throw_io(path, "cannot memory-map", error);
+  }
   s.map = map;
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  s.drop_used = pages > 0 && page > 0 &&
+                static_cast<double>(s.map_bytes) >
+                    0.5 * static_cast<double>(pages) * static_cast<double>(page);
   ::madvise(s.map, s.map_bytes, MADV_SEQUENTIAL);
   s.data = static_cast<const unsigned char*>(s.map) + s.layout.data_offset;
   if (!s.direct) {
@@ -154,6 +193,7 @@ MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_ro
 
 MappedNpy::~MappedNpy() {
   if (state_ && state_->map != nullptr) ::munmap(state_->map, state_->map_bytes);
+  if (state_ && state_->fd >= 0) ::close(state_->fd);
 }
 
 std::int64_t MappedNpy::rows() const { return state_->layout.rows; }
@@ -185,7 +225,11 @@ DataView MappedNpy::chunk(std::int64_t i) {
   }
   const std::int64_t first = i * s.chunk_rows;
   const std::int64_t rows = std::min(s.chunk_rows, s.layout.rows - first);
+  // The chunk before this one is done with (a source's chunk is valid until the next call);
+  // the next two are read ahead while this one is used.
+  if (i > 0) s.release(i - 1);
   s.prefetch(i + 1);
+  s.prefetch(i + 2);
   const bool check = !s.checked[static_cast<std::size_t>(i)];
   DataView view{nullptr, rows, s.layout.cols, s.dtype, MemorySpace::kHost};
   if (s.direct) {
