@@ -4,9 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "emix/errors.hpp"
@@ -34,6 +38,51 @@ struct MappedNpy::State {
   // anyway, so chunks already used are dropped from it, and reading the next ones does not
   // wait for the kernel to reclaim them.
   bool drop_used = false;
+
+  // Read-ahead by a thread of its own, for a file larger than memory: MADV_WILLNEED alone is
+  // carried out by the thread that asks (it queues the reads and reclaims memory for them), so
+  // the disk and the E-step took turns. The thread faults in the pages of the next two chunks,
+  // one byte a page, while the engine's threads compute; it stops a chunk once the fit has
+  // reached it, and never writes.
+  std::thread reader;
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::int64_t requested = -1;  // guarded by mutex
+  bool stop = false;            // guarded by mutex
+  std::atomic<std::int64_t> current{-1};
+
+  void read_ahead() {
+    std::int64_t done = -1;
+    for (;;) {
+      std::int64_t target = 0;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        wake.wait(lock, [&] { return stop || requested != done; });
+        if (stop) return;
+        target = done = requested;
+      }
+      const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+      for (std::int64_t j = target; j < target + 2; ++j) {
+        std::uint64_t offset = 0, bytes = 0;
+        if (!chunk_pages(j, &offset, &bytes)) break;
+        const volatile unsigned char* p = static_cast<const unsigned char*>(map) + offset;
+        unsigned char sink = 0;
+        for (std::uint64_t at = 0; at < bytes; at += page) {
+          if ((at & ((std::uint64_t{1} << 22) - 1)) == 0 && current.load() >= j) break;
+          sink = static_cast<unsigned char>(sink + p[at]);
+        }
+        (void)sink;
+      }
+    }
+  }
+
+  void request(std::int64_t i) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      requested = i;
+    }
+    wake.notify_one();
+  }
 
   std::size_t item() const { return detail::scalar_size(layout.scalar); }
 
@@ -189,9 +238,21 @@ MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_ro
   if (!s.direct) {
     s.buffer.resize(static_cast<std::size_t>(s.chunk_rows) * out_row_bytes);
   }
+  // Last: nothing after it may throw, or the thread would be left running.
+  if (s.drop_used && !s.layout.fortran_order) {
+    s.reader = std::thread([state = state_.get()] { state->read_ahead(); });
+  }
 }
 
 MappedNpy::~MappedNpy() {
+  if (state_ && state_->reader.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->stop = true;
+    }
+    state_->wake.notify_one();
+    state_->reader.join();
+  }
   if (state_ && state_->map != nullptr) ::munmap(state_->map, state_->map_bytes);
   if (state_ && state_->fd >= 0) ::close(state_->fd);
 }
@@ -227,9 +288,14 @@ DataView MappedNpy::chunk(std::int64_t i) {
   const std::int64_t rows = std::min(s.chunk_rows, s.layout.rows - first);
   // The chunk before this one is done with (a source's chunk is valid until the next call);
   // the next two are read ahead while this one is used.
+  s.current.store(i);
   if (i > 0) s.release(i - 1);
-  s.prefetch(i + 1);
-  s.prefetch(i + 2);
+  if (s.reader.joinable()) {
+    s.request(i + 1);
+  } else {
+    s.prefetch(i + 1);
+    s.prefetch(i + 2);
+  }
   const bool check = !s.checked[static_cast<std::size_t>(i)];
   DataView view{nullptr, rows, s.layout.cols, s.dtype, MemorySpace::kHost};
   if (s.direct) {
