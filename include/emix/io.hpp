@@ -63,8 +63,13 @@ std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
 // 1-based), as read_matrix does. A truncated or malformed file throws IoError at construction.
 class MappedNpy final : public ChunkSource {
  public:
+  // How the next chunks are read ahead. kAuto: by a thread of its own for a file larger than
+  // half the physical memory (MADV_WILLNEED alone is carried out by the thread that asks, so
+  // reading and computing would take turns), by MADV_WILLNEED otherwise.
+  enum class ReadAhead { kAuto, kThread, kAdvise };
   // chunk_rows 0: about 64 MiB of `dtype` per chunk.
-  MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows = 0);
+  MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows = 0,
+            ReadAhead read_ahead = ReadAhead::kAuto);
   ~MappedNpy() override;
   MappedNpy(const MappedNpy&) = delete;
   MappedNpy& operator=(const MappedNpy&) = delete;

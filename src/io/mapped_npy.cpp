@@ -190,7 +190,8 @@ struct MappedNpy::State {
   }
 };
 
-MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows)
+MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows,
+                     ReadAhead read_ahead)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.path = path;
@@ -239,7 +240,9 @@ MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_ro
     s.buffer.resize(static_cast<std::size_t>(s.chunk_rows) * out_row_bytes);
   }
   // Last: nothing after it may throw, or the thread would be left running.
-  if (s.drop_used && !s.layout.fortran_order) {
+  const bool thread =
+      read_ahead == ReadAhead::kThread || (read_ahead == ReadAhead::kAuto && s.drop_used);
+  if (thread && !s.layout.fortran_order) {
     s.reader = std::thread([state = state_.get()] { state->read_ahead(); });
   }
 }
