@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "emix/chunks.hpp"
 #include "emix/data.hpp"
 #include "emix/fit.hpp"
 #include "emix/model.hpp"
@@ -47,6 +48,51 @@ std::vector<double> read_vector(const std::string& path);
 // blank lines not counted) stands, for messages about a value read from it; 0 when the file is
 // not text or has fewer rows.
 std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
+
+// A .npy file memory-mapped read-only (and advised for sequential reading), given as chunks of
+// rows in `dtype`: for fitting data larger than memory (emix::fit(ChunkSource&, ...)). When the
+// file already holds `dtype` in C order and the host's byte order, a chunk is a view of the
+// mapped pages and nothing is copied (direct()); otherwise each chunk is converted into a buffer
+// of chunk_rows rows (any dtype read_matrix reads, Fortran order too). While one chunk is used
+// the next two are requested from the disk (MADV_WILLNEED), so reading overlaps the E-step, and
+// the one before leaves the process's page tables (MADV_DONTNEED) and, for a file larger than
+// half the physical memory, the page cache (POSIX_FADV_DONTNEED), which a pass over such a file
+// could not reuse anyway.
+// The first time a chunk is given its values are checked: NaN / Inf, or a value too large for
+// float32, throws InvalidArgument "PATH: row R, column C is nan" (rows of the whole file,
+// 1-based), as read_matrix does. A truncated or malformed file throws IoError at construction.
+class MappedNpy final : public ChunkSource {
+ public:
+  // How the next chunks are read ahead. kAuto: by a thread of its own for a file larger than
+  // half the physical memory (MADV_WILLNEED alone is carried out by the thread that asks, so
+  // reading and computing would take turns), by MADV_WILLNEED otherwise.
+  enum class ReadAhead { kAuto, kThread, kAdvise };
+  // chunk_rows 0: about 64 MiB of `dtype` per chunk.
+  MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows = 0,
+            ReadAhead read_ahead = ReadAhead::kAuto);
+  ~MappedNpy() override;
+  MappedNpy(const MappedNpy&) = delete;
+  MappedNpy& operator=(const MappedNpy&) = delete;
+
+  std::int64_t rows() const;
+  std::int64_t cols() const;
+  std::int64_t chunk_rows() const;
+  DType dtype() const;
+  // True when chunks are views of the mapping itself (no conversion, no copy).
+  bool direct() const;
+  // direct() only: the whole file as one view of the mapping, unchecked (the fit validates it).
+  DataView view() const;
+  // Optional sample weights: host, rows() values, outliving the source.
+  void set_sample_weight(const double* weights);
+
+  std::int64_t n_chunks() override;
+  DataView chunk(std::int64_t i) override;
+  const double* chunk_weights(std::int64_t i) override;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // One output file, written completely or not at all. What the path names decides how:
 //   - nothing yet, or a regular file: the bytes go to a temporary file in the same folder

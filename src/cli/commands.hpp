@@ -33,6 +33,34 @@ struct FitArgs {
   double tol = 1e-3;
   double reg_covar = 1e-6;
   std::uint64_t seed = 0;
+  // .npy INPUT read through a memory mapping, chunk by chunk, instead of into memory: "auto"
+  // (when the in-memory copy would take more than half the physical memory), "on" or "off".
+  std::string memory_map = "auto";
+  std::int64_t map_chunk_rows = 0;  // rows per chunk of the mapping (0: about 64 MiB)
+  DataArgs data;
+};
+
+// emix select: the FitArgs that apply to every candidate, a K grid and covariance types.
+struct SelectArgs {
+  std::string input;
+  std::string k_grid = "1..10";      // "1..16", "1,2,4,8" or both ("1..4,8,16")
+  std::string covariances = "full";  // comma-separated
+  std::string criterion = "bic";
+  std::string output;  // -o BEST.json
+  std::string table;   // --table FILE.csv or FILE.json
+  std::string plot;    // --plot FILE.png
+  int plot_width = 800;
+  int plot_height = 500;
+  std::string family = "gaussian";
+  int trials = 1;
+  bool trials_given = false;
+  std::string init = "kmeans++";
+  std::string sample_weight;
+  int n_init = 1;
+  int max_iter = 100;
+  double tol = 1e-3;
+  double reg_covar = 1e-6;
+  std::uint64_t seed = 0;
   DataArgs data;
 };
 
@@ -70,6 +98,7 @@ struct DemoArgs {
 };
 
 int run_fit(const FitArgs& args);
+int run_select(const SelectArgs& args);
 int run_predict(const PredictArgs& args);
 int run_score(const ScoreArgs& args);
 int run_generate(const GenerateArgs& args);

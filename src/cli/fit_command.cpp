@@ -1,9 +1,14 @@
 // emix fit INPUT -k K ... -o MODEL.json [--labels FILE.npy] [--responsibilities FILE.npy]
 // Under mpirun (cli/mpi_session.hpp) each rank reads its own rows and rank 0 writes the model
 // and, gathered from every rank, the labels and responsibilities.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -152,6 +157,87 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
   for (const std::string& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
+bool is_npy_path(const std::string& path) {
+  if (path.size() < 4) return false;
+  std::string ext = path.substr(path.size() - 4);
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".npy";
+}
+
+double physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+// INPUT memory-mapped, or null to read it into memory. "auto" maps a .npy file whose rows, held
+// in the fit's precision, would take more than half the physical memory: below that the
+// in-memory read costs one pass and every iteration then runs from memory at the same speed
+// (bench/results/out-of-core-2026-12-01.md); above it the copy would not fit beside the rest.
+std::unique_ptr<io::MappedNpy> open_mapping(const FitArgs& a, bool distributed) {
+  if (a.memory_map == "off") return nullptr;
+  const bool npy = is_npy_path(a.input) && a.data.raw_dtype.empty();
+  if (a.memory_map == "on") {
+    if (!npy) {
+      throw InvalidArgument("--memory-map reads .npy files only; " + a.input + " is not one");
+    }
+    if (distributed) {
+      throw InvalidArgument("--memory-map: not under mpirun (each rank reads its own rows)");
+    }
+  } else if (!npy || distributed) {
+    return nullptr;
+  }
+  auto mapping =
+      std::make_unique<io::MappedNpy>(a.input, resolve_precision(a.data), a.map_chunk_rows);
+  const double bytes = static_cast<double>(mapping->rows()) * static_cast<double>(mapping->cols()) *
+                       static_cast<double>(dtype_size(mapping->dtype()));
+  if (a.memory_map == "auto" && !(bytes > 0.5 * physical_memory_bytes())) return nullptr;
+  return mapping;
+}
+
+bool runs_on_gpu(const EngineOptions& engine) {
+  return engine.device == Device::kGpu || (engine.device == Device::kAuto && gpu_available());
+}
+
+// The fit of a mapped file. The GPU engine streams host memory through its pinned buffers, so
+// it is given the mapped pages as they are when they need no conversion. The CPU engine walks
+// each thread's share of tiles across the whole array, which over a file larger than memory
+// would read it from disk many times; it is given the file chunk by chunk instead (each chunk
+// in memory while its tiles are shared out), as is the GPU when chunks are converted.
+FitReport fit_mapped(io::MappedNpy& source, const FitOptions& options, const double* weights,
+                     const DataFiles& files) {
+  if (runs_on_gpu(options.engine) && source.direct()) {
+    return naming_files(files, [&] { return fit(source.view(), options, weights); });
+  }
+  source.set_sample_weight(weights);
+  return fit(source, options);
+}
+
+// Labels and responsibilities of a mapped file, chunk by chunk: the N x K responsibilities
+// stream to their file and are never held whole.
+void write_mapped_outputs(io::MappedNpy& source, const Model& model, const EngineOptions& engine,
+                          io::OutputFile* labels_out, io::OutputFile* resp_out) {
+  if (labels_out != nullptr) {
+    std::vector<std::int32_t> labels;
+    labels.reserve(static_cast<std::size_t>(source.rows()));
+    for (std::int64_t i = 0; i < source.n_chunks(); ++i) {
+      const std::vector<std::int32_t> part = predict(model, source.chunk(i), engine);
+      labels.insert(labels.end(), part.begin(), part.end());
+    }
+    io::write_npy(*labels_out, labels);
+  }
+  if (resp_out != nullptr) {
+    io::NpyWriter writer(*resp_out, DType::kFloat64, source.rows(), model.n_components);
+    for (std::int64_t i = 0; i < source.n_chunks(); ++i) {
+      const DataView view = source.chunk(i);
+      const std::vector<double> part = predict_proba(model, view, engine);
+      writer.append(part.data(), view.rows);
+    }
+    writer.commit();
+  }
+}
+
 }  // namespace
 
 int run_fit(const FitArgs& a) {
@@ -228,6 +314,7 @@ int run_fit(const FitArgs& a) {
   // through naming_files); under mpirun the reader checks them, since a rank's error reaches the
   // others as text only.
   HostMatrix x;
+  std::unique_ptr<io::MappedNpy> mapping;
   std::int64_t total_rows = 0;
   std::vector<double> weights;
   DataFiles files{a.input, a.sample_weight, 0};
@@ -239,23 +326,26 @@ int run_fit(const FitArgs& a) {
       files.first_row = shard.first_row;
       x = load_data(a.input, a.data, true, shard.first_row, shard.row_count);
 #endif
+    } else if ((mapping = open_mapping(a, distributed))) {
+      total_rows = mapping->rows();
     } else {
       x = load_data(a.input, a.data, false);
       total_rows = x.rows();
     }
+    const std::int64_t cols = mapping ? mapping->cols() : x.cols();
     // Shapes that involve two files are named here, with both files; the fit checks them too.
     if (k > total_rows) {
       throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
                             std::to_string(total_rows) + ") in " + a.input);
     }
-    if (options.init_model && options.init_model->n_features != x.cols()) {
+    if (options.init_model && options.init_model->n_features != cols) {
       throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
                             std::to_string(options.init_model->n_features) + ", but " + a.input +
-                            " has " + std::to_string(x.cols()) + " columns");
+                            " has " + std::to_string(cols) + " columns");
     }
     if (!a.sample_weight.empty()) {
-      weights =
-          load_sample_weights(a.sample_weight, total_rows, files.first_row, x.rows(), a.input);
+      weights = load_sample_weights(a.sample_weight, total_rows, files.first_row,
+                                    mapping ? total_rows : x.rows(), a.input);
     }
   });
 
@@ -268,11 +358,17 @@ int run_fit(const FitArgs& a) {
 #if EMIX_HAS_MPI
     if (distributed) {
       report = mpi::fit(MPI_COMM_WORLD, x.view(), options, w);
+    } else if (mapping) {
+      report = fit_mapped(*mapping, options, w, files);
     } else {
       report = naming_files(files, [&] { return fit(x.view(), options, w); });
     }
 #else
-    report = naming_files(files, [&] { return fit(x.view(), options, w); });
+    if (mapping) {
+      report = fit_mapped(*mapping, options, w, files);
+    } else {
+      report = naming_files(files, [&] { return fit(x.view(), options, w); });
+    }
 #endif
   } catch (...) {
     progress.finish();
@@ -302,15 +398,27 @@ int run_fit(const FitArgs& a) {
 #endif
   if (!root) return 0;
 
-  if (!distributed && labels_out != nullptr) {
+  if (mapping) {
+    write_mapped_outputs(*mapping, report.model, options.engine, labels_out, resp_out);
+  } else if (!distributed && labels_out != nullptr) {
     io::write_npy(*labels_out, predict(report.model, x.view(), options.engine));
   }
-  if (!distributed && resp_out != nullptr) {
+  if (!mapping && !distributed && resp_out != nullptr) {
     const std::vector<double> resp = predict_proba(report.model, x.view(), options.engine);
     io::write_npy(*resp_out, resp.data(), x.rows(), report.model.n_components);
   }
   io::write_model(*model_out, report.model, &report);
   outputs.commit();
+  // After the fit: an error must stay the only line on stderr.
+  if (mapping && !a.data.quiet) {
+    std::fprintf(stderr, "%s: memory-mapped, %lld chunk%s of %lld rows%s\n", a.input.c_str(),
+                 static_cast<long long>(mapping->n_chunks()), mapping->n_chunks() == 1 ? "" : "s",
+                 static_cast<long long>(mapping->chunk_rows()),
+                 mapping->direct() ? ""
+                                   : (std::string(", converted to ") + to_string(mapping->dtype()) +
+                                      " chunk by chunk")
+                                         .c_str());
+  }
   print_summary(report, options, total_rows, written, a.data.quiet);
   return 0;
 }

@@ -175,7 +175,72 @@ int main(int argc, char** argv) {
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
   fit->add_option("--responsibilities", fit_args.responsibilities,
                   "also write the N x K responsibilities (float64 .npy)");
+  CLI::Option* map_on = fit->add_flag(
+      "--memory-map",
+      "read a .npy INPUT through a read-only memory mapping, chunk by chunk, instead of into "
+      "memory (default: when the copy would take more than half the physical memory)");
+  CLI::Option* map_off =
+      fit->add_flag("--no-memory-map", "always read INPUT into memory")->excludes(map_on);
+  fit->add_option("--map-chunk-rows", fit_args.map_chunk_rows,
+                  "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
+      ->capture_default_str();
   add_data_options(fit, fit_args.data);
+
+  emix::cli::SelectArgs select_args;
+  select_args.n_init = defaults.n_init;
+  select_args.max_iter = defaults.max_iter;
+  select_args.tol = defaults.tol;
+  select_args.reg_covar = defaults.reg_covar;
+  std::string select_seed = std::to_string(defaults.seed);
+  CLI::App* select = app.add_subcommand(
+      "select",
+      "fit a grid of numbers of components x covariance types in shared passes over INPUT, print "
+      "log-likelihood, BIC, AIC and ICL of each, and keep the best");
+  select->add_option("INPUT", select_args.input, "data: .npy, CSV / whitespace text, or raw binary")
+      ->required();
+  select
+      ->add_option("-k,--n-components", select_args.k_grid,
+                   "the K grid: a range 1..16, a list 1,2,4,8, or both (1..4,8)")
+      ->capture_default_str();
+  select
+      ->add_option("--covariance", select_args.covariances,
+                   "Gaussian covariance types to try, comma-separated (full,diag,spherical,tied)")
+      ->capture_default_str();
+  select->add_option("--criterion", select_args.criterion, "what picks the best model (lowest)")
+      ->check(CLI::IsMember({"bic", "aic", "icl"}))
+      ->capture_default_str();
+  select->add_option("--family", select_args.family, "mixture family")
+      ->check(CLI::IsMember(kFamilies))
+      ->capture_default_str();
+  CLI::Option* select_trials = select->add_option("--trials", select_args.trials,
+                                                  "binomial: trials per entry (counts in 0..M)");
+  select->add_option("--init", select_args.init, "initialisation")
+      ->check(CLI::IsMember(kInits))
+      ->capture_default_str();
+  select->add_option("--sample-weight", select_args.sample_weight,
+                     "per-row weights (N values, .npy or text), acting as repetition counts");
+  select->add_option("--n-init", select_args.n_init, "restarts of each candidate")
+      ->capture_default_str();
+  select->add_option("--max-iter", select_args.max_iter, "most EM iterations")
+      ->capture_default_str();
+  select
+      ->add_option("--tol", select_args.tol,
+                   "stop when the mean log-likelihood changes by less (0: run --max-iter)")
+      ->capture_default_str();
+  select->add_option("--reg-covar", select_args.reg_covar, "added to covariance diagonals")
+      ->capture_default_str();
+  select->add_option("--seed", select_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
+  select->add_option("-o,--output", select_args.output,
+                     "the best model (JSON, as emix fit -o writes it)");
+  select->add_option("--table", select_args.table,
+                     "every candidate's results: FILE.csv or FILE.json");
+  select->add_option("--plot", select_args.plot,
+                     "the criteria against K, one line per covariance type and criterion (PNG)");
+  select->add_option("--plot-width", select_args.plot_width, "plot width, pixels")
+      ->capture_default_str();
+  select->add_option("--plot-height", select_args.plot_height, "plot height, pixels")
+      ->capture_default_str();
+  add_data_options(select, select_args.data);
 
   emix::cli::PredictArgs predict_args;
   CLI::App* predict =
@@ -240,10 +305,16 @@ int main(int argc, char** argv) {
       fit_args.family_given = family_opt->count() > 0;
       fit_args.covariance_given = covariance_opt->count() > 0;
       fit_args.trials_given = trials_opt->count() > 0;
+      fit_args.memory_map = map_on->count() > 0 ? "on" : map_off->count() > 0 ? "off" : "auto";
       return emix::cli::run_fit(fit_args);
     }
     // Under mpirun only `fit` is distributed; every other command runs once, on rank 0.
     if (emix::cli::mpi_rank() != 0) return 0;
+    if (*select) {
+      select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
+      select_args.trials_given = select_trials->count() > 0;
+      return emix::cli::run_select(select_args);
+    }
     if (*predict) return emix::cli::run_predict(predict_args);
     if (*score) return emix::cli::run_score(score_args);
     if (*generate) {

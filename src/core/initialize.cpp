@@ -17,6 +17,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <unordered_set>
 
 #include <Eigen/Core>
 
@@ -340,15 +341,17 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
     rows.resize(static_cast<std::size_t>(n_rows));
     std::iota(rows.begin(), rows.end(), std::int64_t{0});
   } else {
-    // Floyd's algorithm, then sorted for a sequential gather.
+    // Floyd's algorithm, then sorted for a sequential gather. The rows taken are a hash set of
+    // the sample's size, not a flag per row: 10^9 rows would need 125 MB of flags.
     std::vector<std::int64_t> picked;
     picked.reserve(static_cast<std::size_t>(options.init_max_rows));
-    std::vector<bool> taken(static_cast<std::size_t>(n_rows), false);
+    std::unordered_set<std::int64_t> taken;
+    taken.reserve(static_cast<std::size_t>(options.init_max_rows));
     for (std::int64_t j = n_rows - options.init_max_rows; j < n_rows; ++j) {
       std::uniform_int_distribution<std::int64_t> pick(0, j);
       std::int64_t t = pick(rng);
-      if (taken[t]) t = j;
-      taken[t] = true;
+      if (taken.count(t) != 0) t = j;
+      taken.insert(t);
       picked.push_back(t);
     }
     std::sort(picked.begin(), picked.end());

@@ -102,6 +102,16 @@ HostMatrix read_row_major(InputFile& file, std::uint64_t data_offset, Scalar sca
                           std::int64_t cols, RowRange range, const ReadOptions& options);
 
 HostMatrix read_npy(const std::string& path, const ReadOptions& options);
+// What a .npy header says, checked as read_npy checks it (1-D or 2-D, the data all present).
+struct NpyLayout {
+  Scalar scalar = Scalar::kFloat64;
+  bool swap = false;           // the file's byte order is not the host's
+  bool fortran_order = false;  // column-major (false for 1-D arrays and single columns)
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;  // 1 for a 1-D array
+  std::uint64_t data_offset = 0;
+};
+NpyLayout npy_layout(const std::string& path);
 HostMatrix read_text(const std::string& path, const ReadOptions& options);
 HostMatrix read_raw(const std::string& path, const ReadOptions& options);
 // The line of a text file on which data row `row` (1-based) stands; 0 past the end.

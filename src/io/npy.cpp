@@ -336,9 +336,12 @@ std::int64_t count_npy_rows(const std::string& path) {
   return header.shape[0];
 }
 
-HostMatrix read_npy(const std::string& path, const ReadOptions& options) {
-  check_row_options(path, options);
-  InputFile file(path);
+namespace {
+
+// The header's shape and element type, checked: 1-D or 2-D, not too large, and the whole array
+// present in the file.
+NpyLayout layout_of(InputFile& file) {
+  const std::string& path = file.path();
   const NpyHeader header = read_header(file);
   if (header.shape.empty()) {
     throw_io(path, "is a 0-d array (a single value); expected a 1-D or 2-D array");
@@ -347,17 +350,23 @@ HostMatrix read_npy(const std::string& path, const ReadOptions& options) {
     throw_io(path, "is a " + std::to_string(header.shape.size()) + "-D array of shape " +
                        shape_text(header.shape) + "; expected a 1-D or 2-D array");
   }
-  const std::int64_t rows = header.shape[0];
-  const std::int64_t cols = header.shape.size() == 2 ? header.shape[1] : 1;
+  NpyLayout layout;
+  layout.scalar = header.scalar;
+  layout.swap = header.swap;
+  layout.rows = header.shape[0];
+  layout.cols = header.shape.size() == 2 ? header.shape[1] : 1;
+  // A 1-D array, or one column, is the same bytes in either order.
+  layout.fortran_order = header.fortran_order && header.shape.size() == 2 && layout.cols != 1;
+  layout.data_offset = header.data_offset;
   const std::size_t item = scalar_size(header.scalar);
   const auto max_elements =
       static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / 8;
-  if (cols != 0 &&
-      static_cast<std::uint64_t>(rows) > max_elements / static_cast<std::uint64_t>(cols)) {
+  if (layout.cols != 0 && static_cast<std::uint64_t>(layout.rows) >
+                              max_elements / static_cast<std::uint64_t>(layout.cols)) {
     throw_io(path, "shape " + shape_text(header.shape) + " is too large");
   }
   const std::uint64_t data_bytes =
-      static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols) * item;
+      static_cast<std::uint64_t>(layout.rows) * static_cast<std::uint64_t>(layout.cols) * item;
   const std::uint64_t available = file.size() - header.data_offset;
   if (available < data_bytes) {
     throw_io(path, "truncated: the header says " + shape_text(header.shape) + " " +
@@ -365,8 +374,29 @@ HostMatrix read_npy(const std::string& path, const ReadOptions& options) {
                        " bytes of data) but only " + std::to_string(available) +
                        " bytes follow it");
   }
+  return layout;
+}
+
+}  // namespace
+
+NpyLayout npy_layout(const std::string& path) {
+  InputFile file(path);
+  return layout_of(file);
+}
+
+HostMatrix read_npy(const std::string& path, const ReadOptions& options) {
+  check_row_options(path, options);
+  InputFile file(path);
+  const NpyLayout layout = layout_of(file);
+  NpyHeader header;
+  header.scalar = layout.scalar;
+  header.swap = layout.swap;
+  header.data_offset = layout.data_offset;
+  const std::int64_t rows = layout.rows;
+  const std::int64_t cols = layout.cols;
+  const std::size_t item = scalar_size(header.scalar);
   const RowRange range = resolve_rows(path, options, rows);
-  if (!header.fortran_order || header.shape.size() == 1 || cols == 1) {
+  if (!layout.fortran_order) {
     return read_row_major(file, header.data_offset, header.scalar, header.swap, cols, range,
                           options);
   }

@@ -1,0 +1,265 @@
+#include "cli/plot.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "emix/errors.hpp"
+
+#if EMIX_HAS_CAIRO
+#include <cairo.h>
+#endif
+
+namespace emix::cli {
+
+const char* plot_requirement() {
+  return "this build of emix has no PNG plotting: install cairo's development files (Debian: "
+         "libcairo2-dev) and rebuild emix";
+}
+
+#if !EMIX_HAS_CAIRO
+
+bool plot_available() { return false; }
+
+void write_criteria_plot(io::OutputFile&, const SelectReport&, int, int) {
+  throw NotAvailable(std::string("--plot: ") + plot_requirement());
+}
+
+#else
+
+bool plot_available() { return true; }
+
+namespace {
+
+struct Rgb {
+  double r, g, b;
+};
+
+Rgb colour_of(Covariance covariance) {
+  switch (covariance) {
+    case Covariance::kFull:
+      return {0.12, 0.47, 0.71};
+    case Covariance::kDiag:
+      return {1.00, 0.50, 0.05};
+    case Covariance::kSpherical:
+      return {0.17, 0.63, 0.17};
+    case Covariance::kTied:
+      return {0.84, 0.15, 0.16};
+  }
+  return {0, 0, 0};
+}
+
+const char* upper_name(Criterion c) {
+  return c == Criterion::kBic ? "BIC" : (c == Criterion::kAic ? "AIC" : "ICL");
+}
+
+void set_dash(cairo_t* cr, Criterion c) {
+  if (c == Criterion::kBic) {
+    cairo_set_dash(cr, nullptr, 0, 0);
+  } else if (c == Criterion::kAic) {
+    const double dash[] = {8.0, 4.0};
+    cairo_set_dash(cr, dash, 2, 0);
+  } else {
+    const double dash[] = {2.0, 3.0};
+    cairo_set_dash(cr, dash, 2, 0);
+  }
+}
+
+std::string tick_label(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.5g", value);
+  return buffer;
+}
+
+struct WriteState {
+  io::OutputFile* out;
+  std::string error;
+};
+
+cairo_status_t write_png_bytes(void* closure, const unsigned char* data, unsigned int length) {
+  auto* state = static_cast<WriteState*>(closure);
+  try {
+    state->out->write(data, length);
+    return CAIRO_STATUS_SUCCESS;
+  } catch (const std::exception& e) {
+    state->error = e.what();
+    return CAIRO_STATUS_WRITE_ERROR;
+  }
+}
+
+}  // namespace
+
+void write_criteria_plot(io::OutputFile& out, const SelectReport& report, int width, int height) {
+  const std::vector<SelectCandidate>& cands = report.candidates;
+  std::vector<Covariance> covariances;
+  for (const SelectCandidate& c : cands) {
+    if (std::find(covariances.begin(), covariances.end(), c.covariance) == covariances.end()) {
+      covariances.push_back(c.covariance);
+    }
+  }
+  const Criterion criteria[] = {Criterion::kBic, Criterion::kAic, Criterion::kIcl};
+  double k_min = std::numeric_limits<double>::infinity(), k_max = -k_min;
+  double y_min = k_min, y_max = -k_min;
+  for (const SelectCandidate& c : cands) {
+    k_min = std::min(k_min, static_cast<double>(c.n_components));
+    k_max = std::max(k_max, static_cast<double>(c.n_components));
+    for (Criterion crit : criteria) {
+      const double v = c.criterion(crit);
+      if (std::isfinite(v)) {
+        y_min = std::min(y_min, v);
+        y_max = std::max(y_max, v);
+      }
+    }
+  }
+  if (!(y_min <= y_max)) y_min = y_max = 0;
+  if (y_max - y_min < 1e-12 * std::max(1.0, std::abs(y_max))) {
+    y_min -= 1;
+    y_max += 1;
+  }
+  const double pad = 0.05 * (y_max - y_min);
+  y_min -= pad;
+  y_max += pad;
+  if (k_max <= k_min) {
+    k_min -= 1;
+    k_max += 1;
+  }
+
+  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+  cairo_t* cr = cairo_create(surface);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+
+  const double left = 90, right = 130, top = 40, bottom = 55;
+  const double plot_w = std::max(10.0, width - left - right);
+  const double plot_h = std::max(10.0, height - top - bottom);
+  const auto px = [&](double k) { return left + (k - k_min) / (k_max - k_min) * plot_w; };
+  const auto py = [&](double v) { return top + (y_max - v) / (y_max - y_min) * plot_h; };
+
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size(cr, 12);
+
+  // Axes, grid and ticks.
+  cairo_set_line_width(cr, 1);
+  cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
+  for (int t = 0; t <= 5; ++t) {
+    const double v = y_min + (y_max - y_min) * t / 5.0;
+    cairo_move_to(cr, left, py(v));
+    cairo_line_to(cr, left + plot_w, py(v));
+  }
+  cairo_stroke(cr);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_rectangle(cr, left, top, plot_w, plot_h);
+  cairo_stroke(cr);
+  for (int t = 0; t <= 5; ++t) {
+    const double v = y_min + (y_max - y_min) * t / 5.0;
+    const std::string label = tick_label(v);
+    cairo_text_extents_t ext;
+    cairo_text_extents(cr, label.c_str(), &ext);
+    cairo_move_to(cr, left - 6 - ext.width, py(v) + ext.height / 2);
+    cairo_show_text(cr, label.c_str());
+  }
+  std::vector<int> ks;
+  for (const SelectCandidate& c : cands) ks.push_back(c.n_components);
+  std::sort(ks.begin(), ks.end());
+  ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+  const std::size_t step = std::max<std::size_t>(1, (ks.size() + 15) / 16);
+  for (std::size_t i = 0; i < ks.size(); i += step) {
+    const std::string label = std::to_string(ks[i]);
+    cairo_text_extents_t ext;
+    cairo_text_extents(cr, label.c_str(), &ext);
+    const double x = px(ks[i]);
+    cairo_move_to(cr, x, top + plot_h);
+    cairo_line_to(cr, x, top + plot_h + 4);
+    cairo_stroke(cr);
+    cairo_move_to(cr, x - ext.width / 2, top + plot_h + 18);
+    cairo_show_text(cr, label.c_str());
+  }
+  {
+    const char* xlabel = "number of components K";
+    cairo_text_extents_t ext;
+    cairo_text_extents(cr, xlabel, &ext);
+    cairo_move_to(cr, left + plot_w / 2 - ext.width / 2, top + plot_h + 40);
+    cairo_show_text(cr, xlabel);
+    const std::string title = std::string("criteria against K (lower is better; best by ") +
+                              upper_name(report.criterion) + " ringed)";
+    cairo_move_to(cr, left, top - 14);
+    cairo_show_text(cr, title.c_str());
+  }
+
+  // One line per covariance type and criterion.
+  cairo_set_line_width(cr, 2);
+  for (Covariance cov : covariances) {
+    const Rgb rgb = colour_of(cov);
+    for (Criterion crit : criteria) {
+      std::vector<std::pair<int, double> > points;
+      for (const SelectCandidate& c : cands) {
+        if (c.covariance == cov && std::isfinite(c.criterion(crit))) {
+          points.emplace_back(c.n_components, c.criterion(crit));
+        }
+      }
+      std::sort(points.begin(), points.end());
+      cairo_set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
+      set_dash(cr, crit);
+      for (std::size_t i = 0; i < points.size(); ++i) {
+        if (i == 0) {
+          cairo_move_to(cr, px(points[i].first), py(points[i].second));
+        } else {
+          cairo_line_to(cr, px(points[i].first), py(points[i].second));
+        }
+      }
+      cairo_stroke(cr);
+      cairo_set_dash(cr, nullptr, 0, 0);
+      for (const auto& [k, v] : points) {
+        cairo_arc(cr, px(k), py(v), 2.5, 0, 2 * M_PI);
+        cairo_fill(cr);
+      }
+    }
+  }
+  if (!cands.empty()) {
+    const SelectCandidate& best = cands[report.best];
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1.5);
+    cairo_arc(cr, px(best.n_components), py(best.criterion(report.criterion)), 7, 0, 2 * M_PI);
+    cairo_stroke(cr);
+  }
+
+  // Legend: colour is the covariance type, the dash the criterion.
+  double ly = top + 10;
+  const double lx = left + plot_w + 12;
+  cairo_set_line_width(cr, 2);
+  for (Covariance cov : covariances) {
+    const Rgb rgb = colour_of(cov);
+    for (Criterion crit : criteria) {
+      cairo_set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
+      set_dash(cr, crit);
+      cairo_move_to(cr, lx, ly);
+      cairo_line_to(cr, lx + 28, ly);
+      cairo_stroke(cr);
+      cairo_set_dash(cr, nullptr, 0, 0);
+      cairo_set_source_rgb(cr, 0, 0, 0);
+      const std::string label = std::string(to_string(cov)) + " " + upper_name(crit);
+      cairo_move_to(cr, lx + 34, ly + 4);
+      cairo_show_text(cr, label.c_str());
+      ly += 17;
+    }
+    ly += 4;
+  }
+
+  cairo_destroy(cr);
+  cairo_surface_flush(surface);
+  WriteState state{&out, {}};
+  const cairo_status_t status = cairo_surface_write_to_png_stream(surface, write_png_bytes, &state);
+  cairo_surface_destroy(surface);
+  if (status != CAIRO_STATUS_SUCCESS) {
+    throw IoError(
+        "--plot " + out.path() + ": " +
+        (state.error.empty() ? std::string(cairo_status_to_string(status)) : state.error));
+  }
+}
+
+#endif
+
+}  // namespace emix::cli

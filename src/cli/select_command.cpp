@@ -1,0 +1,342 @@
+// emix select INPUT [-k 1..16 | -k 1,2,4,8] [--covariance full,diag] [--criterion bic|aic|icl]
+//                   [-o BEST.json] [--table FILE.csv|FILE.json] [--plot FILE.png] ...
+// Fits every candidate of the grid (emix::select: the candidates share each pass over the data),
+// prints their table and the best model's summary on stdout, and writes the files asked for.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "cli/plot.hpp"
+#include "emix/errors.hpp"
+#include "emix/fit.hpp"
+#include "emix/io.hpp"
+#include "emix/select.hpp"
+
+namespace emix::cli {
+
+namespace {
+
+// The largest K the grid may hold, and the most candidates: each candidate is a fit.
+constexpr int kMaxK = 100000;
+constexpr std::size_t kMaxGrid = 4096;
+
+int parse_k(const std::string& text, const std::string& grid) {
+  int value = 0;
+  const char* first = text.data();
+  const char* last = first + text.size();
+  const auto result = std::from_chars(first, last, value);
+  if (text.empty() || result.ptr != last || result.ec != std::errc()) {
+    throw InvalidArgument("-k " + grid + ": \"" + text +
+                          "\" is not a whole number (expected a range 1..16, a list 1,2,4,8, "
+                          "or both)");
+  }
+  if (value < 1 || value > kMaxK) {
+    throw InvalidArgument("-k " + grid + ": K = " + text + " is outside 1.." +
+                          std::to_string(kMaxK));
+  }
+  return value;
+}
+
+// "1..16", "1,2,4,8" or "1..4,8": the Ks in the order given, each once.
+std::vector<int> parse_k_grid(const std::string& grid) {
+  std::vector<int> ks;
+  std::size_t start = 0;
+  while (start <= grid.size()) {
+    const std::size_t comma = std::min(grid.find(',', start), grid.size());
+    const std::string item = grid.substr(start, comma - start);
+    const std::size_t dots = item.find("..");
+    if (dots == std::string::npos) {
+      ks.push_back(parse_k(item, grid));
+    } else {
+      const int lo = parse_k(item.substr(0, dots), grid);
+      const int hi = parse_k(item.substr(dots + 2), grid);
+      if (hi < lo) {
+        throw InvalidArgument("-k " + grid + ": the range " + item + " ends before it starts");
+      }
+      if (static_cast<std::size_t>(hi - lo) >= kMaxGrid) {
+        throw InvalidArgument("-k " + grid + ": more than " + std::to_string(kMaxGrid) +
+                              " values of K");
+      }
+      for (int k = lo; k <= hi; ++k) ks.push_back(k);
+    }
+    start = comma + 1;
+  }
+  for (std::size_t i = 0; i < ks.size(); ++i) {
+    if (std::find(ks.begin(), ks.begin() + static_cast<std::ptrdiff_t>(i), ks[i]) !=
+        ks.begin() + static_cast<std::ptrdiff_t>(i)) {
+      throw InvalidArgument("-k " + grid + ": K = " + std::to_string(ks[i]) + " is given twice");
+    }
+  }
+  return ks;
+}
+
+std::vector<Covariance> parse_covariance_list(const std::string& list) {
+  std::vector<Covariance> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, comma - start);
+    if (item != "full" && item != "diag" && item != "spherical" && item != "tied") {
+      throw InvalidArgument("--covariance " + list + ": \"" + item +
+                            "\" is not a covariance type (full, diag, spherical, tied)");
+    }
+    const Covariance c = parse_covariance(item);
+    if (std::find(out.begin(), out.end(), c) != out.end()) {
+      throw InvalidArgument("--covariance " + list + ": " + item + " is given twice");
+    }
+    out.push_back(c);
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string lower_extension(const std::string& path) {
+  const std::size_t slash = path.find_last_of('/');
+  const std::size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
+  std::string ext = path.substr(dot);
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext;
+}
+
+std::string covariance_name(const SelectCandidate& c, Family family) {
+  return family == Family::kGaussian ? to_string(c.covariance) : "-";
+}
+
+// Exactly what is printed is what is written: %.17g round-trips every double.
+std::string number(double v) { return format("%.17g", v); }
+
+std::string table_csv(const SelectReport& r, Family family) {
+  std::string out =
+      "n_components,covariance,log_likelihood,mean_log_likelihood,n_parameters,bic,aic,icl,"
+      "n_iter,converged,seconds,best\n";
+  for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+    const SelectCandidate& c = r.candidates[i];
+    out += std::to_string(c.n_components) + "," + covariance_name(c, family) + "," +
+           number(c.fit.log_likelihood) + "," + number(c.fit.mean_log_likelihood) + "," +
+           std::to_string(c.n_parameters) + "," + number(c.bic) + "," + number(c.aic) + "," +
+           number(c.icl) + "," + std::to_string(c.fit.n_iter) + "," +
+           (c.fit.converged ? "true" : "false") + "," + format("%.6f", c.fit.seconds) + "," +
+           (i == r.best ? "true" : "false") + "\n";
+  }
+  return out;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(c));
+      out += buffer;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// JSON numbers cannot be inf or nan: those become null.
+std::string json_number(double v) { return v - v == 0 ? number(v) : "null"; }
+
+std::string table_json(const SelectReport& r, Family family) {
+  std::string out = "{\n  \"format\": \"emix-select\",\n  \"version\": 1,\n";
+  out += "  \"criterion\": \"" + std::string(to_string(r.criterion)) + "\",\n";
+  out += "  \"best\": " + std::to_string(r.best) + ",\n";
+  out += "  \"engine\": " + json_string(r.engine) + ",\n";
+  out += "  \"passes\": " + std::to_string(r.passes) + ",\n";
+  out += "  \"seconds\": " + format("%.6f", r.seconds) + ",\n";
+  out += "  \"candidates\": [\n";
+  for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+    const SelectCandidate& c = r.candidates[i];
+    out += "    {\"n_components\": " + std::to_string(c.n_components) +
+           ", \"covariance\": " + json_string(covariance_name(c, family)) +
+           ", \"log_likelihood\": " + json_number(c.fit.log_likelihood) +
+           ", \"mean_log_likelihood\": " + json_number(c.fit.mean_log_likelihood) +
+           ", \"n_parameters\": " + std::to_string(c.n_parameters) +
+           ", \"bic\": " + json_number(c.bic) + ", \"aic\": " + json_number(c.aic) +
+           ", \"icl\": " + json_number(c.icl) + ", \"n_iter\": " + std::to_string(c.fit.n_iter) +
+           ", \"converged\": " + (c.fit.converged ? "true" : "false") +
+           ", \"seconds\": " + format("%.6f", c.fit.seconds) + "}" +
+           (i + 1 < r.candidates.size() ? "," : "") + "\n";
+  }
+  return out + "  ]\n}\n";
+}
+
+void print_table(const SelectReport& r, Family family) {
+  std::printf("%6s  %-10s %18s %18s %18s %18s %6s %9s\n", "K", "covariance", "log-likelihood",
+              "BIC", "AIC", "ICL", "iter", "seconds");
+  for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+    const SelectCandidate& c = r.candidates[i];
+    std::printf("%s%4d  %-10s %18.10e %18.10e %18.10e %18.10e %5d%s %9.3f\n",
+                i == r.best ? "* " : "  ", c.n_components, covariance_name(c, family).c_str(),
+                c.fit.log_likelihood, c.bic, c.aic, c.icl, c.fit.n_iter,
+                c.fit.converged ? " " : "!", c.fit.seconds);
+  }
+  std::printf("(* the lowest %s; ! did not converge within --max-iter)\n", to_string(r.criterion));
+}
+
+void print_best(const SelectReport& r, Family family, const std::vector<std::string>& written) {
+  const SelectCandidate& b = r.candidates[r.best];
+  const Model& m = b.fit.model;
+  std::printf("\nbest by %s: K = %d", to_string(r.criterion), b.n_components);
+  if (family == Family::kGaussian) std::printf(", covariance %s", to_string(b.covariance));
+  std::printf(" (%s %.10e)\n", to_string(r.criterion), b.criterion(r.criterion));
+  std::printf("mean log-likelihood %.10e per row, %d iteration%s%s, %lld parameters\n",
+              b.fit.mean_log_likelihood, b.fit.n_iter, b.fit.n_iter == 1 ? "" : "s",
+              b.fit.converged ? ", converged" : ", not converged",
+              static_cast<long long>(b.n_parameters));
+  const int d = m.n_features;
+  const int shown = std::min(d, 8);
+  for (int k = 0; k < m.n_components && k < 20; ++k) {
+    std::printf("  component %d: weight %.6f, %s", k, m.weights[static_cast<std::size_t>(k)],
+                family == Family::kGaussian ? "mean [" : "probabilities [");
+    const std::vector<double>& v = family == Family::kGaussian ? m.means : m.probabilities;
+    for (int j = 0; j < shown; ++j) {
+      std::printf("%s%.6g", j ? ", " : "",
+                  v[static_cast<std::size_t>(k) * static_cast<std::size_t>(d) +
+                    static_cast<std::size_t>(j)]);
+    }
+    std::printf("%s]\n", shown < d ? ", ..." : "");
+  }
+  if (m.n_components > 20) std::printf("  ... (%d components)\n", m.n_components);
+  std::printf("engine %s, %d passes over the data, %.3f s\n", r.engine.c_str(), r.passes,
+              r.seconds);
+  if (!written.empty()) {
+    std::string files = "wrote";
+    for (const std::string& f : written) files += " " + f;
+    std::printf("%s\n", files.c_str());
+  }
+}
+
+}  // namespace
+
+int run_select(const SelectArgs& a) {
+  // Everything the command line alone decides, before any file is opened.
+  validate(a.data);
+  SelectOptions options;
+  options.n_components = parse_k_grid(a.k_grid);
+  options.covariances = parse_covariance_list(a.covariances);
+  options.criterion = parse_criterion(a.criterion);
+  const Family family = parse_family(a.family);
+  if (family == Family::kBinomial && !a.trials_given) {
+    throw InvalidArgument("--family binomial needs --trials M (the number of trials per entry)");
+  }
+  if (family != Family::kBinomial && a.trials_given) {
+    throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
+                          std::string(to_string(family)) + ")");
+  }
+  if (family != Family::kGaussian && options.covariances.size() > 1) {
+    throw InvalidArgument("--covariance " + a.covariances +
+                          ": covariance types apply to "
+                          "Gaussian mixtures only (the family is " +
+                          to_string(family) + ")");
+  }
+  const std::string table_ext = lower_extension(a.table);
+  if (!a.table.empty() && table_ext != ".csv" && table_ext != ".json") {
+    throw InvalidArgument("--table " + a.table +
+                          ": the file name must end in .csv or .json (the format written)");
+  }
+  if (!a.plot.empty()) {
+    if (!plot_available()) throw NotAvailable(std::string("--plot: ") + plot_requirement());
+    if (a.plot_width < 200 || a.plot_width > 8192 || a.plot_height < 150 || a.plot_height > 8192) {
+      throw InvalidArgument("--plot-width " + std::to_string(a.plot_width) + " --plot-height " +
+                            std::to_string(a.plot_height) +
+                            ": the plot must be 200..8192 x 150..8192 pixels");
+    }
+  }
+
+  FitOptions& fit = options.fit;
+  fit.family = family;
+  fit.trials = family == Family::kBinomial ? a.trials : 1;
+  fit.init = parse_init(a.init);
+  fit.n_init = a.n_init;
+  fit.max_iter = a.max_iter;
+  fit.tol = a.tol;
+  fit.reg_covar = a.reg_covar;
+  fit.seed = a.seed;
+  fit.engine = engine_options(a.data);
+  {
+    FitOptions check = fit;  // every value once, with the grid's largest K
+    check.n_components =
+        *std::max_element(options.n_components.begin(), options.n_components.end());
+    emix::validate(check);
+  }
+
+  StagedOutputs outputs;
+  std::vector<std::string> written;
+  outputs.add_input(a.input, "INPUT");
+  outputs.add_input(a.sample_weight, "--sample-weight");
+  io::OutputFile* table_out = nullptr;
+  io::OutputFile* plot_out = nullptr;
+  io::OutputFile* model_out = nullptr;
+  if (!a.table.empty()) {
+    table_out = &outputs.stage(a.table, "--table");
+    written.push_back(a.table);
+  }
+  if (!a.plot.empty()) {
+    plot_out = &outputs.stage(a.plot, "--plot");
+    written.push_back(a.plot);
+  }
+  if (!a.output.empty()) {
+    model_out = &outputs.stage(a.output, "-o");
+    written.push_back(a.output);
+  }
+
+  const HostMatrix x = load_data(a.input, a.data, false);
+  for (int k : options.n_components) {
+    if (k > x.rows()) {
+      throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(k) +
+                            " is larger than the number of rows (" + std::to_string(x.rows()) +
+                            ") in " + a.input);
+    }
+  }
+  std::vector<double> weights;
+  if (!a.sample_weight.empty()) {
+    weights = io::read_vector(a.sample_weight);
+    if (static_cast<std::int64_t>(weights.size()) != x.rows()) {
+      throw InvalidArgument("--sample-weight " + a.sample_weight + " has " +
+                            std::to_string(weights.size()) + " values, but " + a.input + " has " +
+                            std::to_string(x.rows()) + " rows");
+    }
+  }
+
+  const DataFiles files{a.input, a.sample_weight, 0};
+  const SelectReport report = naming_files(files, [&] {
+    return emix::select(x.view(), options, weights.empty() ? nullptr : weights.data());
+  });
+
+  if (table_out != nullptr) {
+    table_out->write(table_ext == ".csv" ? table_csv(report, family) : table_json(report, family));
+  }
+  if (plot_out != nullptr) write_criteria_plot(*plot_out, report, a.plot_width, a.plot_height);
+  if (model_out != nullptr) {
+    const SelectCandidate& best = report.candidates[report.best];
+    io::write_model(*model_out, best.fit.model, &best.fit);
+  }
+  outputs.commit();
+
+  if (!a.data.quiet) {
+    print_table(report, family);
+    print_best(report, family, written);
+  }
+  for (const SelectCandidate& c : report.candidates) {
+    for (const std::string& w : c.fit.warnings) {
+      std::fprintf(stderr, "warning: K = %d %s: %s\n", c.n_components,
+                   covariance_name(c, family).c_str(), w.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace emix::cli

@@ -1,0 +1,187 @@
+// `emix fit` through a memory mapping (--memory-map): the same model as the in-memory fit to
+// 1e-12 relative in float64, through mapped pages used as they are and through chunks converted
+// from float32 or from Fortran order; the same errors, naming file, row, column and value.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_test_util.hpp"
+#include "emix/io.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using emix::testing::CliRun;
+using emix::testing::CliTest;
+using emix::testing::read_text;
+
+// A .npy file (format 1.0) of `rows` x `cols` elements given in C order, written in C or
+// Fortran order, with `descr` ("<f8", "<f4") naming the bytes in `values`.
+template <typename T>
+void write_npy_file(const fs::path& path, const std::vector<T>& values, std::int64_t rows,
+                    std::int64_t cols, const char* descr, bool fortran) {
+  std::string dict = std::string("{'descr': '") + descr +
+                     "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': (" +
+                     std::to_string(rows) + ", " + std::to_string(cols) + "), }";
+  const std::size_t unpadded = 10 + dict.size() + 1;
+  dict.append((unpadded + 63) / 64 * 64 - unpadded, ' ');
+  dict += '\n';
+  std::ofstream out(path, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  const char len[2] = {static_cast<char>(dict.size() & 0xff), static_cast<char>(dict.size() >> 8)};
+  out.write(len, 2);
+  out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
+  std::vector<T> ordered = values;
+  if (fortran) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t c = 0; c < cols; ++c) ordered[c * rows + r] = values[r * cols + c];
+    }
+  }
+  out.write(reinterpret_cast<const char*>(ordered.data()),
+            static_cast<std::streamsize>(ordered.size() * sizeof(T)));
+}
+
+// Largest difference between two arrays of numbers in two model files, relative to the largest
+// magnitude in the array (an off-diagonal covariance near 0 has no relative precision of its
+// own).
+void flatten(const nlohmann::json& j, std::vector<double>& out) {
+  if (j.is_array()) {
+    for (const nlohmann::json& e : j) flatten(e, out);
+  } else {
+    out.push_back(j.get<double>());
+  }
+}
+
+double max_relative(const nlohmann::json& a, const nlohmann::json& b, const char* key) {
+  std::vector<double> x, y;
+  flatten(a.at(key), x);
+  flatten(b.at(key), y);
+  EXPECT_EQ(x.size(), y.size()) << key;
+  double scale = 0, worst = 0;
+  for (double v : y) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    worst = std::max(worst, std::abs(x[i] - y[i]));
+  }
+  return worst / std::max(scale, 1e-300);
+}
+
+// The two fits give the same model to 1e-12 relative: the sums of statistics differ only in
+// their order (chunk by chunk against thread slots), about 1e-15 per iteration; 1e-12 leaves
+// room for 25 iterations of amplification, and a real difference (a lost or doubled chunk,
+// rows shifted by one) moves the parameters by far more.
+void expect_same_model(const fs::path& mapped, const fs::path& in_memory) {
+  const nlohmann::json a = nlohmann::json::parse(read_text(mapped));
+  const nlohmann::json b = nlohmann::json::parse(read_text(in_memory));
+  EXPECT_EQ(a.at("fit").at("n_iter"), b.at("fit").at("n_iter"));
+  for (const char* key : {"weights", "means", "covariances"}) {
+    EXPECT_LE(max_relative(a, b, key), 1e-12) << key;
+  }
+  const double la = a.at("fit").at("log_likelihood").get<double>();
+  const double lb = b.at("fit").at("log_likelihood").get<double>();
+  EXPECT_LE(std::abs(la - lb), 1e-12 * std::abs(lb));
+}
+
+class MemoryMapTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    CliRun r = emix("generate --n 5000 --d 3 -k 4 --seed 8 -o data.npy");
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = emix("generate --n 5000 --d 3 -k 4 --seed 8 --precision float -o data32.npy");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  std::string fit_args() const {
+    return " -k 4 --covariance full --seed 4 --tol 0 --max-iter 25 --device cpu";
+  }
+};
+
+TEST_F(MemoryMapTest, MappedPagesGiveTheInMemoryModel) {
+  CliRun r = emix("fit data.npy" + fit_args() +
+                  " --no-memory-map -o memory.json --labels l0.npy --responsibilities r0.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("memory-mapped"), std::string::npos) << r.err;  // small: in memory
+  // 700 rows a chunk: eight chunks, the last one short.
+  r = emix("fit data.npy" + fit_args() +
+           " --memory-map --map-chunk-rows 700 -o mapped.json --labels l1.npy "
+           "--responsibilities r1.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("data.npy: memory-mapped, 8 chunks of 700 rows\n"), std::string::npos)
+      << r.err;
+  expect_same_model(path("mapped.json"), path("memory.json"));
+  const nlohmann::json mapped = nlohmann::json::parse(read_text(path("mapped.json")));
+  EXPECT_NE(mapped.at("fit").at("engine").get<std::string>().find("8 chunks"), std::string::npos);
+
+  const emix::HostMatrix l0 = emix::io::read_matrix(path("l0.npy").string());
+  const emix::HostMatrix l1 = emix::io::read_matrix(path("l1.npy").string());
+  const emix::HostMatrix r0 = emix::io::read_matrix(path("r0.npy").string());
+  const emix::HostMatrix r1 = emix::io::read_matrix(path("r1.npy").string());
+  ASSERT_EQ(l1.rows(), 5000);
+  ASSERT_EQ(r1.rows(), 5000);
+  ASSERT_EQ(r1.cols(), 4);
+  for (std::int64_t n = 0; n < 5000; ++n) {
+    ASSERT_EQ(l0.at(n, 0), l1.at(n, 0)) << "row " << n;
+    for (int k = 0; k < 4; ++k) ASSERT_NEAR(r0.at(n, k), r1.at(n, k), 1e-12) << "row " << n;
+  }
+}
+
+TEST_F(MemoryMapTest, ConvertedChunksGiveTheInMemoryModel) {
+  // float32 on disk, fitted in float64: each chunk converted as the in-memory reader converts.
+  CliRun r = emix("fit data32.npy" + fit_args() + " --no-memory-map -o memory.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("fit data32.npy" + fit_args() + " --memory-map --map-chunk-rows 999 -o mapped.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("converted to float64 chunk by chunk"), std::string::npos) << r.err;
+  expect_same_model(path("mapped.json"), path("memory.json"));
+
+  // Fortran order: the same values, column by column.
+  const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());
+  const std::vector<double> values(x.as<double>(), x.as<double>() + x.rows() * x.cols());
+  write_npy_file(path("fortran.npy"), values, x.rows(), x.cols(), "<f8", true);
+  r = emix("fit data.npy" + fit_args() + " --no-memory-map -o c.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("fit fortran.npy" + fit_args() + " --memory-map --map-chunk-rows 1234 -o f.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same_model(path("f.json"), path("c.json"));
+}
+
+TEST_F(MemoryMapTest, ErrorsNameFileRowColumnAndValue) {
+  const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());
+  std::vector<double> values(x.as<double>(), x.as<double>() + x.rows() * x.cols());
+  values[3210 * 3 + 1] = std::numeric_limits<double>::quiet_NaN();  // row 3211, column 2
+  write_npy_file(path("nan.npy"), values, x.rows(), x.cols(), "<f8", false);
+  write_npy_file(path("nanf.npy"), values, x.rows(), x.cols(), "<f8", true);
+  std::vector<float> narrow(x.as<double>(), x.as<double>() + x.rows() * x.cols());
+  narrow[4000 * 3] = std::numeric_limits<float>::infinity();  // row 4001, column 1
+  write_npy_file(path("inf32.npy"), narrow, x.rows(), x.cols(), "<f4", false);
+
+  // The in-memory read and the mapping say the same.
+  expect_failure("fit nan.npy -k 2 --no-memory-map -o m.json",
+                 {"nan.npy: row 3211, column 2 is nan"});
+  expect_failure("fit nan.npy -k 2 --memory-map --map-chunk-rows 500 -o m.json --labels l.npy",
+                 {"nan.npy: row 3211, column 2 is nan"});
+  expect_failure("fit nanf.npy -k 2 --memory-map --map-chunk-rows 500 -o m.json",
+                 {"nanf.npy: row 3211, column 2 is nan"});
+  expect_failure("fit inf32.npy -k 2 --memory-map --precision double -o m.json",
+                 {"inf32.npy: row 4001, column 1 is inf"});
+  expect_failure("fit inf32.npy -k 2 --memory-map --precision float -o m.json",
+                 {"inf32.npy: row 4001, column 1 is inf"});
+
+  // A file cut short: named, with the sizes, before anything is written.
+  const std::string bytes = read_text(path("data.npy"));
+  write("short.npy", bytes.substr(0, bytes.size() - 100));
+  expect_failure("fit short.npy -k 2 --memory-map -o m.json", {"short.npy", "truncated"});
+
+  // Only .npy files can be mapped.
+  write("d.csv", "1,2\n3,4\n5,6\n");
+  expect_failure("fit d.csv -k 2 --memory-map -o m.json", {"--memory-map", ".npy"});
+  expect_failure("fit data.npy -k 2 --memory-map --no-memory-map -o m.json", {"--no-memory-map"});
+}
+
+}  // namespace

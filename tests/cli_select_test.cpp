@@ -1,0 +1,241 @@
+// `emix select` end to end: the table, the best model (equal to `emix fit` of that candidate),
+// determinism, the PNG plot and the errors for bad arguments.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli_test_util.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using emix::testing::CliRun;
+using emix::testing::CliTest;
+using emix::testing::read_text;
+
+struct Row {
+  int k = 0;
+  std::string covariance;
+  double log_likelihood = 0, mean_log_likelihood = 0;
+  long long n_parameters = 0;
+  double bic = 0, aic = 0, icl = 0;
+  int n_iter = 0;
+  std::string converged, seconds, best;
+};
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(line);
+  std::string item;
+  while (std::getline(in, item, sep)) out.push_back(item);
+  return out;
+}
+
+std::vector<Row> read_table(const fs::path& path) {
+  std::stringstream in(read_text(path));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line,
+            "n_components,covariance,log_likelihood,mean_log_likelihood,n_parameters,bic,aic,icl,"
+            "n_iter,converged,seconds,best");
+  std::vector<Row> rows;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = split(line, ',');
+    EXPECT_EQ(f.size(), 12u) << line;
+    if (f.size() != 12) break;
+    Row r;
+    r.k = std::stoi(f[0]);
+    r.covariance = f[1];
+    r.log_likelihood = std::strtod(f[2].c_str(), nullptr);
+    r.mean_log_likelihood = std::strtod(f[3].c_str(), nullptr);
+    r.n_parameters = std::stoll(f[4]);
+    r.bic = std::strtod(f[5].c_str(), nullptr);
+    r.aic = std::strtod(f[6].c_str(), nullptr);
+    r.icl = std::strtod(f[7].c_str(), nullptr);
+    r.n_iter = std::stoi(f[8]);
+    r.converged = f[9];
+    r.seconds = f[10];
+    r.best = f[11];
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+// The model file without its wall times, which differ between any two runs.
+nlohmann::json without_times(nlohmann::json model) {
+  for (const char* key : {"seconds", "setup_seconds", "init_seconds", "iteration_seconds"}) {
+    model.at("fit").erase(key);
+  }
+  return model;
+}
+
+// The table without its seconds column.
+std::string without_seconds(const std::string& csv) {
+  std::stringstream in(csv);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f = split(line, ',');
+    if (f.size() > 10) f.erase(f.begin() + 10);
+    for (std::size_t i = 0; i < f.size(); ++i) out += (i ? "," : "") + f[i];
+    out += "\n";
+  }
+  return out;
+}
+
+std::uint32_t big_endian_u32(const std::string& bytes, std::size_t at) {
+  return (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at])) << 24) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + 1])) << 16) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + 2])) << 8) |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + 3]));
+}
+
+class SelectTest : public CliTest {
+ protected:
+  // 1,500 rows of a well-separated 3-component mixture in 2-D.
+  void SetUp() override {
+    CliTest::SetUp();
+    const CliRun r = emix("generate --n 1500 --d 2 -k 3 --seed 21 -o data.npy");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  // True when this build draws plots; otherwise --plot must fail up front, naming the package.
+  bool plots() {
+    const CliRun r = emix("select data.npy -k 1 --plot probe.png");
+    if (r.code == 0) {
+      fs::remove(path("probe.png"));
+      return true;
+    }
+    EXPECT_NE(r.err.find("libcairo2-dev"), std::string::npos) << r.err;
+    return false;
+  }
+};
+
+TEST_F(SelectTest, TableAndBestModelEqualTheFitOfThatCandidate) {
+  const CliRun r = emix(
+      "select data.npy -k 1..4 --covariance full,diag --seed 3 --device cpu -o best.json "
+      "--table table.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<Row> rows = read_table(path("table.csv"));
+  ASSERT_EQ(rows.size(), 8u);
+  std::size_t best = rows.size();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    SCOPED_TRACE("row " + std::to_string(i));
+    EXPECT_EQ(rows[i].k, static_cast<int>(i % 4) + 1);
+    EXPECT_EQ(rows[i].covariance, i < 4 ? "full" : "diag");
+    // The criteria from the log-likelihood and the parameter count (N = 1500 rows).
+    const double p = static_cast<double>(rows[i].n_parameters);
+    EXPECT_NEAR(rows[i].bic, -2 * rows[i].log_likelihood + p * std::log(1500.0),
+                1e-9 * std::abs(rows[i].bic));
+    EXPECT_NEAR(rows[i].aic, -2 * rows[i].log_likelihood + 2 * p, 1e-9 * std::abs(rows[i].aic));
+    EXPECT_GE(rows[i].icl, rows[i].bic - 1e-9 * std::abs(rows[i].bic));  // entropy >= 0
+    if (rows[i].best == "true") {
+      EXPECT_EQ(best, rows.size()) << "two rows marked best";
+      best = i;
+    }
+  }
+  ASSERT_LT(best, rows.size());
+  for (const Row& row : rows) EXPECT_GE(row.bic, rows[best].bic);
+  // Three well-separated components: the true K wins.
+  EXPECT_EQ(rows[best].k, 3);
+  // The printed table marks the same row.
+  EXPECT_NE(r.out.find("* "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("best by bic: K = 3, covariance " + rows[best].covariance),
+            std::string::npos)
+      << r.out;
+
+  // `emix fit` of the chosen candidate, same seed: the same model file, times aside.
+  const CliRun f = emix("fit data.npy -k 3 --covariance " + rows[best].covariance +
+                        " --seed 3 --device cpu -o fit.json");
+  ASSERT_EQ(f.code, 0) << f.err;
+  const nlohmann::json selected = nlohmann::json::parse(read_text(path("best.json")));
+  const nlohmann::json fitted = nlohmann::json::parse(read_text(path("fit.json")));
+  EXPECT_EQ(without_times(selected), without_times(fitted));
+  EXPECT_EQ(selected.at("fit").at("log_likelihood").get<double>(), rows[best].log_likelihood);
+
+  // Every other candidate equals its own fit too (one of each covariance type, checked).
+  const CliRun g = emix("fit data.npy -k 2 --covariance diag --seed 3 --device cpu -o k2.json");
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_EQ(nlohmann::json::parse(read_text(path("k2.json"))).at("fit").at("log_likelihood"),
+            rows[5].log_likelihood);
+
+  // score accepts the best model.
+  const CliRun s = emix("score best.json data.npy --device cpu");
+  EXPECT_EQ(s.code, 0) << s.err;
+}
+
+TEST_F(SelectTest, TwoRunsWriteTheSameFiles) {
+  const bool png = plots();
+  const std::string plot_a = png ? " --plot a.png" : "";
+  const std::string plot_b = png ? " --plot b.png" : "";
+  CliRun r = emix("select data.npy -k 1,2,3,5 --covariance diag,spherical --n-init 2 --seed 9 " +
+                  std::string("--criterion icl -o a.json --table a.csv") + plot_a);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("select data.npy -k 1,2,3,5 --covariance diag,spherical --n-init 2 --seed 9 " +
+           std::string("--criterion icl -o b.json --table b.csv") + plot_b);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(without_seconds(read_text(path("a.csv"))), without_seconds(read_text(path("b.csv"))));
+  EXPECT_EQ(without_times(nlohmann::json::parse(read_text(path("a.json")))),
+            without_times(nlohmann::json::parse(read_text(path("b.json")))));
+  if (png) {
+    EXPECT_EQ(read_text(path("a.png")), read_text(path("b.png")));
+  }
+  // A third run with another seed may differ; the K it picks is recorded in the table.
+  EXPECT_EQ(read_table(path("a.csv")).size(), 8u);
+}
+
+TEST_F(SelectTest, JsonTable) {
+  const CliRun r = emix("select data.npy -k 2..3 --covariance tied --seed 1 --table t.json -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // --quiet
+  const nlohmann::json t = nlohmann::json::parse(read_text(path("t.json")));
+  EXPECT_EQ(t.at("format"), "emix-select");
+  EXPECT_EQ(t.at("criterion"), "bic");
+  ASSERT_EQ(t.at("candidates").size(), 2u);
+  const auto best = t.at("best").get<std::size_t>();
+  ASSERT_LT(best, 2u);
+  EXPECT_LE(t.at("candidates")[best].at("bic").get<double>(),
+            t.at("candidates")[1 - best].at("bic").get<double>());
+  EXPECT_EQ(t.at("candidates")[0].at("covariance"), "tied");
+}
+
+TEST_F(SelectTest, PlotIsAPngOfTheStatedSize) {
+  if (!plots()) {
+    expect_failure("select data.npy -k 1..3 --plot p.png -o m.json", {"--plot", "libcairo2-dev"});
+    GTEST_SKIP() << "this build has no cairo: --plot refused up front, as checked";
+  }
+  const CliRun r = emix(
+      "select data.npy -k 1..5 --covariance full,diag,spherical --seed 2 --plot p.png "
+      "--plot-width 640 --plot-height 400");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string png = read_text(path("p.png"));
+  ASSERT_GT(png.size(), 33u);
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(big_endian_u32(png, 8), 13u);  // IHDR's length
+  EXPECT_EQ(png.substr(12, 4), "IHDR");
+  EXPECT_EQ(big_endian_u32(png, 16), 640u);
+  EXPECT_EQ(big_endian_u32(png, 20), 400u);
+  EXPECT_EQ(png.substr(png.size() - 8, 4), "IEND");
+}
+
+TEST_F(SelectTest, BadArgumentsFailBeforeAnyOutput) {
+  expect_failure("select data.npy -k 0..3 -o m.json --table t.csv", {"-k 0..3", "K = 0"});
+  expect_failure("select data.npy -k 4..2 -o m.json", {"-k 4..2", "ends before it starts"});
+  expect_failure("select data.npy -k 2,x -o m.json", {"-k 2,x", "\"x\" is not a whole number"});
+  expect_failure("select data.npy -k 1,2,2 -o m.json", {"K = 2 is given twice"});
+  expect_failure("select data.npy -k 1..3 --covariance full,banana -o m.json",
+                 {"--covariance full,banana", "\"banana\""});
+  expect_failure("select data.npy -k 1..3 --table t.txt -o m.json", {"--table t.txt", ".csv"});
+  expect_failure("select data.npy -k 1..3 --reg-covar -1 -o m.json --table t.csv", {"--reg-covar"});
+  expect_failure("select data.npy -k 1..2000 -o m.json --table t.csv",
+                 {"K = 1501", "larger than the number of rows (1500)", "data.npy"});
+  expect_failure("select missing.npy -k 1..3 -o m.json", {"missing.npy"});
+  expect_failure("select data.npy -k 1..3 -o data.npy", {"-o data.npy", "refusing"});
+  write("bad.csv", "1,2\n3,nan\n5,6\n7,8\n");
+  expect_failure("select bad.csv -k 1..2 -o m.json", {"bad.csv: row 2, column 2 is nan"});
+}
+
+}  // namespace
