@@ -1,6 +1,8 @@
 // Model selection: a grid of mixtures (numbers of components x covariance types, each with its
-// restarts) fitted together, every pass over the data serving every model still iterating, and
-// scored by BIC, AIC and ICL.
+// restarts) fitted together in lock-step passes over the data, and scored by BIC, AIC and ICL.
+// A converged model drops out of the passes. Within a pass each model's statistics are
+// accumulated by Engine::accumulate_many, today a loop over the models (one read of the data
+// per model); a tile read once for every model is still to come.
 #pragma once
 
 #include <cstddef>

@@ -142,8 +142,8 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     """Fit a grid of mixtures, score each by BIC, AIC and ICL, and pick the best.
 
     Every candidate (each K with each covariance type, each with ``n_init`` restarts) is fitted
-    by the same EM as ``fit``; all candidates still iterating share each pass over the data,
-    and one that has converged drops out. The result is bitwise deterministic: the same data
+    by the same EM as ``fit``; all candidates still iterating run in lock-step passes over
+    the data (each model still reads the data itself), and one that has converged drops out. The result is bitwise deterministic: the same data
     and parameters choose the same model every time.
 
     Parameters
