@@ -238,4 +238,23 @@ TEST_F(SelectTest, BadArgumentsFailBeforeAnyOutput) {
   expect_failure("select bad.csv -k 1..2 -o m.json", {"bad.csv: row 2, column 2 is nan"});
 }
 
+// A warning that several candidates share is printed once, naming them, not once a candidate.
+TEST_F(SelectTest, EachDistinctWarningIsPrintedOnceNamingItsCandidates) {
+  // More rows than initialisation samples (131,072): every candidate warns of its sample.
+  ASSERT_EQ(emix("generate --n 140000 --d 1 -k 2 --seed 5 -o many.npy").code, 0);
+  const CliRun r =
+      emix("select many.npy -k 1..2 --covariance full,diag --max-iter 3 --seed 1 --device cpu");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> sample_warnings;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("warning: ", 0) == 0 &&
+        line.find("initialisation used a random sample") != std::string::npos) {
+      sample_warnings.push_back(line);
+    }
+  }
+  ASSERT_EQ(sample_warnings.size(), 1u) << r.err;
+  EXPECT_EQ(sample_warnings[0].rfind("warning: every candidate: ", 0), 0u) << sample_warnings[0];
+}
+
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.hpp"
@@ -219,6 +220,41 @@ void print_best(const SelectReport& r, Family family, const std::vector<std::str
   }
 }
 
+// Each distinct warning once, with the candidates it concerns: a grid of 32 candidates would
+// otherwise repeat the same line (the initialisation's sample, for one) 32 times. Warnings are
+// outcomes the user must see, so --quiet does not hide them (as in emix fit).
+void print_warnings(const SelectReport& report, Family family) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> distinct;
+  for (const SelectCandidate& c : report.candidates) {
+    const std::string label =
+        "K = " + std::to_string(c.n_components) + " " + covariance_name(c, family);
+    for (const std::string& w : c.fit.warnings) {
+      auto same = std::find_if(distinct.begin(), distinct.end(),
+                               [&](const auto& entry) { return entry.first == w; });
+      if (same == distinct.end()) {
+        distinct.push_back({w, {label}});
+      } else {
+        same->second.push_back(label);
+      }
+    }
+  }
+  constexpr std::size_t kNamedCandidates = 4;
+  for (const auto& [text, labels] : distinct) {
+    std::string who;
+    if (labels.size() == report.candidates.size() && labels.size() > 1) {
+      who = "every candidate";
+    } else {
+      for (std::size_t i = 0; i < labels.size() && i < kNamedCandidates; ++i) {
+        who += (i == 0 ? "" : ", ") + labels[i];
+      }
+      if (labels.size() > kNamedCandidates) {
+        who += " and " + std::to_string(labels.size() - kNamedCandidates) + " more";
+      }
+    }
+    std::fprintf(stderr, "warning: %s: %s\n", who.c_str(), text.c_str());
+  }
+}
+
 }  // namespace
 
 int run_select(const SelectArgs& a) {
@@ -330,12 +366,7 @@ int run_select(const SelectArgs& a) {
     print_table(report, family);
     print_best(report, family, written);
   }
-  for (const SelectCandidate& c : report.candidates) {
-    for (const std::string& w : c.fit.warnings) {
-      std::fprintf(stderr, "warning: K = %d %s: %s\n", c.n_components,
-                   covariance_name(c, family).c_str(), w.c_str());
-    }
-  }
+  print_warnings(report, family);
   return 0;
 }
 
