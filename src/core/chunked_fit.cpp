@@ -37,11 +37,19 @@ class ChunkedEngine final : public Engine {
         weighted_ = w != nullptr;
       }
       check_chunk(i, view, w);
-      try {
-        validate_fit_data(view, options);
-        validate_sample_weight(w, view.rows, false);
-      } catch (const InvalidArgument& e) {
-        throw InvalidArgument(where(i) + ", counted within the chunk: " + e.what());
+      // An empty chunk (an empty row group or record batch) holds nothing to check.
+      if (view.rows > 0) {
+        try {
+          validate_fit_data(view, options);
+          validate_sample_weight(w, view.rows, false);
+        } catch (const DataError& e) {
+          // The row as counted within the whole data, so that a caller who knows the file can
+          // name it (the CLI does).
+          throw DataError(e.source(), e.row() + first_row_.back(), e.column(),
+                          e.problem() + " (in " + where(i) + ")");
+        } catch (const InvalidArgument& e) {
+          throw InvalidArgument(where(i) + ": " + e.what());
+        }
       }
       for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) weight_total += w[r];
       rows_ += view.rows;
@@ -126,16 +134,27 @@ class ChunkedEngine final : public Engine {
     }
   }
 
-  // Sample weights of global rows idx (ones without weights).
+  // Sample weights of global rows idx (ones without weights); each chunk is read once, for the
+  // rows it holds, as in gather_rows.
   void gather_weights(const std::int64_t* idx, std::int64_t count, double* out) {
-    for (std::int64_t r = 0; r < count; ++r) {
-      if (!weighted_) {
-        out[r] = 1.0;
-        continue;
-      }
+    if (!weighted_) {
+      std::fill(out, out + count, 1.0);
+      return;
+    }
+    std::vector<std::int64_t> order(static_cast<std::size_t>(count));
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [idx](std::int64_t a, std::int64_t b) { return idx[a] < idx[b]; });
+    std::int64_t current = -1;
+    const double* weights = nullptr;
+    for (const std::int64_t r : order) {
       const std::int64_t i = chunk_of(idx[r]);
-      reread(i);
-      out[r] = source_.chunk_weights(i)[idx[r] - first_row_[static_cast<std::size_t>(i)]];
+      if (i != current) {
+        reread(i);
+        weights = source_.chunk_weights(i);
+        current = i;
+      }
+      out[r] = weights[idx[r] - first_row_[static_cast<std::size_t>(i)]];
     }
   }
 
