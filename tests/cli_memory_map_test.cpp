@@ -173,6 +173,16 @@ TEST_F(MemoryMapTest, ErrorsNameFileRowColumnAndValue) {
   expect_failure("fit inf32.npy -k 2 --memory-map --precision float -o m.json",
                  {"inf32.npy: row 4001, column 1 is inf"});
 
+  // A bad sample weight: the weights file and its row, mapped or not.
+  std::string weights;
+  for (std::int64_t i = 0; i < x.rows(); ++i) weights += i == 3210 ? "-1\n" : "1\n";
+  write("w.txt", weights);
+  expect_failure("fit data.npy -k 2 --no-memory-map --sample-weight w.txt -o m.json",
+                 {"w.txt: row 3211 is -1"});
+  expect_failure(
+      "fit data.npy -k 2 --memory-map --map-chunk-rows 500 --sample-weight w.txt -o m.json",
+      {"w.txt: row 3211 is -1"});
+
   // A file cut short: named, with the sizes, before anything is written.
   const std::string bytes = read_text(path("data.npy"));
   write("short.npy", bytes.substr(0, bytes.size() - 100));

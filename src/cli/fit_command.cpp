@@ -211,7 +211,8 @@ FitReport fit_mapped(io::MappedNpy& source, const FitOptions& options, const dou
     return naming_files(files, [&] { return fit(source.view(), options, weights); });
   }
   source.set_sample_weight(weights);
-  return fit(source, options);
+  // The chunked fit counts rows within the whole file, so errors name the file and its row.
+  return naming_files(files, [&] { return fit(source, options); });
 }
 
 // Labels and responsibilities of a mapped file, chunk by chunk: the N x K responsibilities
