@@ -157,6 +157,52 @@ TEST(Select, BernoulliTakesNoCovarianceGridAndWeightsCountInTheBic) {
   }
 }
 
+// Data in a plane (the third column the sum of the others), without reg_covar: every full
+// covariance is singular, every diagonal one is not. The full candidates fail alone, reported
+// with infinite criteria and their error; the diagonal ones are fitted as fit() fits them.
+TEST(Select, ACandidateThatFailsIsReportedAndLeftOut) {
+  Data plane = make_data(61, 600);
+  plane.truth.n_features = 3;
+  std::vector<double> x;
+  for (std::int64_t n = 0; n < plane.n; ++n) {
+    const double a = plane.x[static_cast<std::size_t>(n) * 4];
+    const double b = plane.x[static_cast<std::size_t>(n) * 4 + 1];
+    x.insert(x.end(), {a, b, a + b});
+  }
+  plane.x = x;
+  emix::SelectOptions o = grid({1, 2}, {Covariance::kFull, Covariance::kDiag});
+  o.fit.reg_covar = 0;
+  const emix::SelectReport r = emix::select(plane.view(), o);
+  ASSERT_EQ(r.candidates.size(), 4u);
+  for (const emix::SelectCandidate& c : r.candidates) {
+    SCOPED_TRACE("K = " + std::to_string(c.n_components) + " " + emix::to_string(c.covariance));
+    if (c.covariance == Covariance::kFull) {
+      EXPECT_TRUE(std::isinf(c.bic) && std::isinf(c.aic) && std::isinf(c.icl));
+      ASSERT_FALSE(c.fit.warnings.empty());
+      EXPECT_NE(c.fit.warnings.back().find("not positive definite"), std::string::npos)
+          << c.fit.warnings.back();
+    } else {
+      emix::FitOptions alone = o.fit;
+      alone.n_components = c.n_components;
+      alone.covariance = c.covariance;
+      const emix::FitReport f = emix::fit(plane.view(), alone);
+      EXPECT_TRUE(same_bits(c.fit.model.means, f.model.means));
+      EXPECT_TRUE(std::isfinite(c.bic));
+    }
+  }
+  EXPECT_EQ(r.candidates[r.best].covariance, Covariance::kDiag);
+  // Nothing left to choose from: the error itself, naming the candidate.
+  emix::SelectOptions only_full = o;
+  only_full.covariances = {Covariance::kFull};
+  try {
+    emix::select(plane.view(), only_full);
+    ADD_FAILURE() << "no NumericalError";
+  } catch (const emix::NumericalError& e) {
+    EXPECT_NE(std::string(e.what()).find("every candidate failed; K = 1 full"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Select, BadGridsAreInvalidArguments) {
   const Data data = make_data(51, 100);
   EXPECT_THROW(emix::select(data.view(), grid({}, {Covariance::kFull})), emix::InvalidArgument);

@@ -50,6 +50,10 @@ struct SelectCandidate {
   }
 };
 
+// A candidate whose fit fails numerically (a covariance that is not positive definite without
+// reg_covar, say) does not end the selection: it is reported with infinite criteria, a
+// log-likelihood of -inf and a warning giving the error, and is never the best. When every
+// candidate fails, select() throws the first one's NumericalError.
 struct SelectReport {
   std::vector<SelectCandidate> candidates;  // covariance types in the given order, then K
   std::size_t best = 0;  // the lowest criterion (the first such candidate on ties)

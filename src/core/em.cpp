@@ -184,7 +184,16 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why) {
   }
 }
 
-int run_together(Engine& engine, const std::vector<EmRun*>& runs) {
+int run_together(Engine& engine, const std::vector<EmRun*>& runs, bool isolate_failures) {
+  // Runs `step` on `run`; with isolate_failures, a NumericalError fails that run only.
+  const auto guarded = [isolate_failures](EmRun& run, const auto& step) {
+    if (!isolate_failures) return step();
+    try {
+      step();
+    } catch (const NumericalError& e) {
+      run.fail(e.what());
+    }
+  };
   int passes = 0;
   std::vector<EmRun*> active;
   std::vector<const PreparedModel*> models;
@@ -196,18 +205,25 @@ int run_together(Engine& engine, const std::vector<EmRun*>& runs) {
       if (!run->done()) active.push_back(run);
     }
     if (active.empty()) return passes;
-    ++passes;
     const auto start = Clock::now();
     models.clear();
     stats.clear();
     values.clear();
+    std::vector<EmRun*> prepared;
     for (EmRun* run : active) {
-      models.push_back(&run->prepare_next());
+      guarded(*run, [&] { run->prepare_next(); });
+      if (run->failed()) continue;
+      prepared.push_back(run);
+      models.push_back(&run->prepared());
       stats.emplace_back(run->model());
     }
+    if (prepared.empty()) continue;
+    ++passes;
     for (Statistics& s : stats) values.push_back(s.values().data());
     engine.accumulate_many(models, values);
-    for (std::size_t i = 0; i < active.size(); ++i) active[i]->advance(engine, stats[i], start);
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      guarded(*prepared[i], [&] { prepared[i]->advance(engine, stats[i], start); });
+    }
   }
 }
 

@@ -42,6 +42,14 @@ class EmRun {
   void advance(Engine& engine, const Statistics& stats, Clock::time_point start);
   // The model, history, iterations, convergence, times and warnings so far.
   FitReport& report() { return report_; }
+  // Ends the run as failed (a NumericalError's message), for callers that keep the other runs
+  // going (model selection).
+  void fail(const std::string& why) {
+    failure_ = why;
+    done_ = true;
+  }
+  bool failed() const { return !failure_.empty(); }
+  const std::string& failure() const { return failure_; }
 
  private:
   void reseed(Engine& engine, Model& next, int c, const char* why);
@@ -61,11 +69,15 @@ class EmRun {
   double previous_mean_ = 0;
   int reseeds_ = 0;
   bool done_ = false;
+  std::string failure_;
 };
 
 // Advances every run to its end; each pass over the data serves the runs not yet done
-// (Engine::accumulate_many). Returns the number of passes.
-int run_together(Engine& engine, const std::vector<EmRun*>& runs);
+// (Engine::accumulate_many). Returns the number of passes. A NumericalError of one run (a
+// covariance that is not positive definite, a log-likelihood that is not finite) ends the whole
+// call, unless `isolate_failures`: then it ends that run only (EmRun::failed), and the others go
+// on.
+int run_together(Engine& engine, const std::vector<EmRun*>& runs, bool isolate_failures = false);
 
 // The parts of a report that come from outside the run: the engine, the precision, the
 // initialisation's notes and the warnings about convergence and identifiability.

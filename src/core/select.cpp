@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -110,6 +111,7 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
   std::vector<std::vector<EmRun>> runs(grid.size());
   std::vector<std::vector<std::string>> notes(grid.size());
   std::vector<double> init_seconds(grid.size(), 0.0);
+  std::vector<std::string> init_failures(grid.size());
   std::vector<EmRun*> all;
   for (std::size_t i = 0; i < grid.size(); ++i) {
     const FitOptions& o = grid[i].options;
@@ -117,17 +119,23 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
     for (int run = 0; run < o.n_init; ++run) {
       std::mt19937_64 rng = run_rng(o.seed, run);
       const auto init_start = Clock::now();
-      Model initial =
-          initialize(*engine, x.rows, d, gather_weights, o, rng, run == 0 ? &notes[i] : nullptr);
+      try {
+        Model initial =
+            initialize(*engine, x.rows, d, gather_weights, o, rng, run == 0 ? &notes[i] : nullptr);
+        runs[i].emplace_back(x.rows, o, run, std::move(rng), std::move(initial));
+      } catch (const NumericalError& e) {
+        init_failures[i] = e.what();  // this restart is left out; the others go on
+      }
       init_seconds[i] += seconds_since(init_start);
-      runs[i].emplace_back(x.rows, o, run, std::move(rng), std::move(initial));
     }
     for (EmRun& run : runs[i]) all.push_back(&run);
   }
 
   SelectReport report;
   report.criterion = options.criterion;
-  report.passes = run_together(*engine, all);
+  // A candidate the data cannot support (a singular covariance without reg_covar, say) fails
+  // alone: it is reported, with infinite criteria, and the others are compared.
+  report.passes = run_together(*engine, all, /*isolate_failures=*/true);
   report.engine = engine->name();
   double weight_total = 0;
   for (std::int64_t n = 0; n < x.rows; ++n) weight_total += sample_weight ? sample_weight[n] : 1.0;
@@ -137,11 +145,27 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
     c.n_components = grid[i].k;
     c.covariance = grid[i].covariance;
     bool have = false;
+    std::string failure = init_failures[i];
     for (EmRun& run : runs[i]) {
+      if (run.failed()) {
+        if (failure.empty()) failure = run.failure();
+        continue;
+      }
       if (!have || run.report().log_likelihood > c.fit.log_likelihood) {
         c.fit = run.report();
         have = true;
       }
+    }
+    if (!have) {
+      const double infinity = std::numeric_limits<double>::infinity();
+      c.fit.engine = engine->name();
+      c.fit.init_seconds = init_seconds[i];
+      c.fit.seconds = init_seconds[i];
+      c.fit.log_likelihood = -infinity;
+      c.fit.warnings.push_back("failed, and left out of the choice: " + failure);
+      c.bic = c.aic = c.icl = infinity;
+      report.candidates.push_back(std::move(c));
+      continue;
     }
     c.fit.init_seconds = init_seconds[i];
     finish_report(c.fit, *engine, x.dtype, grid[i].options, notes[i]);
@@ -154,6 +178,13 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
     c.aic = -2.0 * c.fit.log_likelihood + 2.0 * p;
     c.icl = c.bic + 2.0 * weighted_entropy(c.fit.model, x, options.fit.engine, sample_weight);
     report.candidates.push_back(std::move(c));
+  }
+  const auto failed = [](const SelectCandidate& c) { return std::isinf(c.bic); };
+  if (std::all_of(report.candidates.begin(), report.candidates.end(), failed)) {
+    const SelectCandidate& first = report.candidates.front();
+    throw NumericalError(
+        "select: every candidate failed; K = " + std::to_string(first.n_components) + " " +
+        to_string(first.covariance) + ": " + first.fit.warnings.back());
   }
   for (std::size_t i = 1; i < report.candidates.size(); ++i) {
     if (report.candidates[i].criterion(options.criterion) <
