@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -216,6 +217,16 @@ TEST(StatisticsApi, BadInputsAreInvalidArguments) {
   bad = good;
   bad[23] = 0x80;  // the high byte of K (little-endian, at byte 20): K < 0
   EXPECT_NE(message_of([&] { emix::Statistics::deserialize(bad.data(), bad.size()); }).find("K ="),
+            std::string::npos);
+  // A header claiming K = 2^31 - 1 and D = 2^20 (whose K x D x D wraps 64 bits): refused by the
+  // size of the bytes given, before anything is sized from it.
+  bad = good;
+  const std::int32_t huge_k = std::numeric_limits<std::int32_t>::max(), huge_d = 1 << 20;
+  std::memcpy(bad.data() + 20, &huge_k, sizeof huge_k);
+  std::memcpy(bad.data() + 24, &huge_d, sizeof huge_d);
+  EXPECT_NE(message_of([&] {
+              emix::Statistics::deserialize(bad.data(), bad.size());
+            }).find("do not fit in"),
             std::string::npos);
   // Statistics under another model cannot be merged without recentring.
   emix::Model moved = p.model;

@@ -186,6 +186,13 @@ Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
   s.d_ = h.d;
   s.trials_ = h.trials;
   const std::uint64_t kd = static_cast<std::uint64_t>(h.k) * static_cast<std::uint64_t>(h.d);
+  // Bounded before the layout is sized: the K x D centres alone must fit in the bytes given,
+  // and D is at most what a model may have, so K x D x D cannot wrap (hostile headers).
+  if (static_cast<std::uint64_t>(h.d) > static_cast<std::uint64_t>(kMaxFeatures) ||
+      kd > size / sizeof(double)) {
+    fail("K = " + std::to_string(h.k) + " and D = " + std::to_string(h.d) + " do not fit in " +
+         std::to_string(size) + " bytes");
+  }
   const std::uint64_t expected_values = layout_of(s).size();
   if (h.n_centres != kd || h.n_values != expected_values) {
     fail(std::to_string(h.n_centres) + " centres and " + std::to_string(h.n_values) +
