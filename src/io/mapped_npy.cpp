@@ -47,9 +47,19 @@ struct MappedNpy::State {
   std::thread reader;
   std::mutex mutex;
   std::condition_variable wake;
-  std::int64_t requested = -1;  // guarded by mutex
-  bool stop = false;            // guarded by mutex
+  std::int64_t requested = -1;    // guarded by mutex
+  std::atomic<bool> stop{false};  // set under mutex, read by the reader's page loop too
   std::atomic<std::int64_t> current{-1};
+
+  // The mapping and the file are released here, so that a constructor that throws after
+  // mapping (a chunk buffer too large to allocate) leaks neither.
+  ~State() {
+    if (map != nullptr) ::munmap(map, map_bytes);
+    if (fd >= 0) ::close(fd);
+  }
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
 
   void read_ahead() {
     std::int64_t done = -1;
@@ -68,7 +78,9 @@ struct MappedNpy::State {
         const volatile unsigned char* p = static_cast<const unsigned char*>(map) + offset;
         unsigned char sink = 0;
         for (std::uint64_t at = 0; at < bytes; at += page) {
-          if ((at & ((std::uint64_t{1} << 22) - 1)) == 0 && current.load() >= j) break;
+          if ((at & ((std::uint64_t{1} << 22) - 1)) == 0 && (current.load() >= j || stop.load())) {
+            break;
+          }
           sink = static_cast<unsigned char>(sink + p[at]);
         }
         (void)sink;
@@ -256,8 +268,6 @@ MappedNpy::~MappedNpy() {
     state_->wake.notify_one();
     state_->reader.join();
   }
-  if (state_ && state_->map != nullptr) ::munmap(state_->map, state_->map_bytes);
-  if (state_ && state_->fd >= 0) ::close(state_->fd);
 }
 
 std::int64_t MappedNpy::rows() const { return state_->layout.rows; }
