@@ -272,6 +272,7 @@ class PyChunkSource final : public emix::ChunkSource {
   ~PyChunkSource() override {
     nb::gil_scoped_acquire acquire;
     current_.reset();
+    weights_array_.reset();
     weights_ = nb::object();
     source_ = nb::object();
   }
@@ -290,14 +291,17 @@ class PyChunkSource final : public emix::ChunkSource {
     current_ = nb::cast<View>(pair[0]);
     weights_ = nb::borrow<nb::object>(pair[1].ptr());
     weights_pointer_ = nullptr;
+    weights_array_.reset();
     if (!weights_.is_none()) {
-      const auto w = nb::cast<HostWeights>(weights_);
-      if (static_cast<std::int64_t>(w.shape(0)) != current_->view.rows) {
-        throw emix::InvalidArgument("chunk " + std::to_string(i) + ": " +
-                                    std::to_string(w.shape(0)) + " sample weights for " +
-                                    std::to_string(current_->view.rows) + " rows");
+      // Held as a member: where nanobind had to convert the weights (float32, strided), the
+      // converted array is owned by this handle alone and must outlive the chunk.
+      weights_array_ = nb::cast<HostWeights>(weights_);
+      if (static_cast<std::int64_t>(weights_array_->shape(0)) != current_->view.rows) {
+        throw emix::InvalidArgument(
+            "chunk " + std::to_string(i) + ": " + std::to_string(weights_array_->shape(0)) +
+            " sample weights for " + std::to_string(current_->view.rows) + " rows");
       }
-      weights_pointer_ = w.data();
+      weights_pointer_ = weights_array_->data();
     }
     return current_->view;
   }
@@ -308,6 +312,7 @@ class PyChunkSource final : public emix::ChunkSource {
   nb::object source_;
   std::optional<View> current_;
   nb::object weights_;
+  std::optional<HostWeights> weights_array_;
   const double* weights_pointer_ = nullptr;
 };
 
