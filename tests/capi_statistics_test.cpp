@@ -62,8 +62,12 @@ TEST(CapiStatistics, MatchTheCppApi) {
   EXPECT_EQ(means, expected.means);
 
   // Failures: a status and a message naming the problem, no exception.
-  EXPECT_EQ(emix_statistics_serialize(first, bytes.data(), size - 1, &size), EMIX_INVALID_ARGUMENT);
+  const std::int64_t needed = size;
+  std::int64_t told = 0;
+  EXPECT_EQ(emix_statistics_serialize(first, bytes.data(), needed - 1, &told),
+            EMIX_INVALID_ARGUMENT);
   EXPECT_NE(std::string(emix_last_error()).find("the statistics need"), std::string::npos);
+  EXPECT_EQ(told, needed);  // the size to allocate, also from the failed call
   EXPECT_EQ(emix_statistics_deserialize(bytes.data(), 5, &back), EMIX_INVALID_ARGUMENT);
   EXPECT_NE(std::string(emix_last_error()).find("header"), std::string::npos);
   EXPECT_EQ(emix_statistics_merge(first, nullptr), EMIX_INVALID_ARGUMENT);

@@ -209,7 +209,9 @@ emix_status emix_statistics_merge(emix_statistics* into, const emix_statistics* 
 emix_status emix_statistics_totals(const emix_statistics* statistics, double* log_likelihood,
                                    double* weight_sum);
 /* A self-describing byte string: with buffer NULL, *size receives the bytes needed; otherwise
- * `capacity` bytes are available at buffer and *size receives the bytes written. */
+ * `capacity` bytes are available at buffer and *size receives the bytes written. When capacity
+ * is too small the call fails with EMIX_INVALID_ARGUMENT and *size still receives the bytes
+ * needed. */
 emix_status emix_statistics_serialize(const emix_statistics* statistics, void* buffer,
                                       int64_t capacity, int64_t* size);
 emix_status emix_statistics_deserialize(const void* bytes, int64_t size,

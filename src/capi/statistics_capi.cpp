@@ -54,6 +54,7 @@ emix_status emix_statistics_serialize(const emix_statistics* statistics, void* b
     require(size, "size");
     const std::vector<std::uint8_t> bytes = statistics->statistics.serialize();
     const auto needed = static_cast<int64_t>(bytes.size());
+    *size = needed;  // also when the buffer is too small, so that the caller can size it
     if (buffer != nullptr) {
       if (capacity < needed) {
         throw emix::InvalidArgument("the buffer holds " + std::to_string(capacity) +
@@ -61,7 +62,6 @@ emix_status emix_statistics_serialize(const emix_statistics* statistics, void* b
       }
       std::memcpy(buffer, bytes.data(), bytes.size());
     }
-    *size = needed;
   });
 }
 

@@ -94,6 +94,7 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
   validate_fit_arguments(x, grid.front().options, sample_weight);
   for (const Grid& g : grid) {
     validate_fit_options(g.options, x.cols);
+    check_fit_memory(x.rows, x.cols, g.options);  // the candidates are initialised one by one
     if (g.k > x.rows) {
       throw InvalidArgument("select: K = " + std::to_string(g.k) + " is more than the " +
                             std::to_string(x.rows) + " rows");
