@@ -351,8 +351,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         The first call initialises the model from the first batch as ``fit`` would (by
         ``init_params`` and ``random_state``, or from ``weights_init`` / ``means_init`` /
-        ``precisions_init`` / ``probabilities_init``); on an estimator fitted by ``fit``, the
-        stream continues from the fitted model. ``fit`` discards the online state.
+        ``precisions_init`` / ``probabilities_init``). On an estimator fitted by ``fit``, the
+        first batch's responsibilities are computed under the fitted model, but the running
+        statistics start from that batch alone (online EM keeps no statistics of the rows
+        ``fit`` saw), so a small first batch moves the model far. ``fit`` discards the online
+        state.
 
         Parameters
         ----------

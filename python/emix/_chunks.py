@@ -261,7 +261,8 @@ class _ArrowChunks(_Adapter):
         else:
             fragments = list(source.get_fragments())
             self.n = len(fragments)
-            self.read = lambda i: fragments[i].to_table()
+            # In the dataset's column order: files may store their columns in other orders.
+            self.read = lambda i: fragments[i].to_table(schema=source.schema)
         self.w = sample_weight
         # Row offsets of each chunk, learnt on the first pass (in chunk order).
         self.first_rows = {0: 0}
@@ -276,6 +277,9 @@ class _ArrowChunks(_Adapter):
             a = self.first_rows[i]
             self.first_rows[i + 1] = a + table.num_rows
             w = self.w[a:a + table.num_rows]
+            if i == self.n - 1 and a + table.num_rows != len(self.w):
+                raise ValueError(f"sample_weight: {len(self.w)} weights for "
+                                 f"{a + table.num_rows} rows")
         return self._result(table, w, i)
 
 

@@ -155,9 +155,15 @@ def test_pyarrow_sources(tmp_path, data, reference):
     assert_same_model(fit(parquet), reference)
     directory = tmp_path / "parts"
     directory.mkdir()
+    names = table.column_names
     for i, a in enumerate(range(0, len(data), 400)):
-        pq.write_table(table.slice(a, 400), directory / f"part-{i}.parquet")
+        part = table.slice(a, 400)
+        if i % 2 == 1:  # files that store the columns in another order: read by name
+            part = part.select(names[::-1])
+        pq.write_table(part, directory / f"part-{i}.parquet")
     dataset = ds.dataset(directory, format="parquet")
     fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
     assert [f.path for f in dataset.get_fragments()] == [f.path for f in fragments]
     assert_same_model(fit(dataset), reference)
+    with pytest.raises(ValueError, match=f"{len(data) + 1} weights for {len(data)} rows"):
+        fit(emix.chunked(parquet, sample_weight=np.ones(len(data) + 1)))
