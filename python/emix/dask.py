@@ -208,6 +208,8 @@ class _DaskMixture:
         while True:
             t0 = time.perf_counter()
             stats = self._statistics(model, blocks, weight_blocks)
+            if not stats.weight_sum > 0:
+                raise _emix.InvalidArgument("sample_weight: the sample weights sum to 0")
             log_likelihood = stats.log_likelihood
             if not np.isfinite(log_likelihood):
                 raise _emix.NumericalError(f"the log-likelihood is {log_likelihood} at iteration "

@@ -150,3 +150,12 @@ def test_dask_initialisation_from_an_evenly_spaced_sample(client, data):
         estimator.fit(x)
     assert estimator.n_iter_ == reference.n_iter_
     assert rel(estimator.means_, reference.means_) < 1e-12
+
+
+def test_weights_that_sum_to_zero_are_an_invalid_argument(client):
+    data = (np.random.default_rng(5).random((100, 4)) < 0.5).astype(float)
+    estimator = emix.dask.BernoulliMixture(
+        n_components=2, device="cpu", weights_init=[0.5, 0.5],
+        probabilities_init=[[0.6] * 4, [0.4] * 4])
+    with pytest.raises(emix.InvalidArgument, match="sum to 0"):
+        estimator.fit(da.from_array(data, chunks=(50, 4)), sample_weight=np.zeros(100))
