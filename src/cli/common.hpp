@@ -111,6 +111,9 @@ class Progress {
 // "1.234567e+05" style formatting through printf, for the messages and summaries.
 std::string format(const char* fmt, double value);
 
+// The file name's extension, lower case, with its dot (".npy"); empty when it has none.
+std::string lower_extension(const std::string& path);
+
 template <typename Call>
 auto naming_files(const DataFiles& files, Call&& call) -> decltype(call()) {
   try {

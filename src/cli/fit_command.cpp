@@ -157,13 +157,7 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
   for (const std::string& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
-bool is_npy_path(const std::string& path) {
-  if (path.size() < 4) return false;
-  std::string ext = path.substr(path.size() - 4);
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext == ".npy";
-}
+bool is_npy_path(const std::string& path) { return lower_extension(path) == ".npy"; }
 
 double physical_memory_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);

@@ -96,16 +96,6 @@ std::vector<Covariance> parse_covariance_list(const std::string& list) {
   return out;
 }
 
-std::string lower_extension(const std::string& path) {
-  const std::size_t slash = path.find_last_of('/');
-  const std::size_t dot = path.find_last_of('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
-  std::string ext = path.substr(dot);
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
-}
-
 std::string covariance_name(const SelectCandidate& c, Family family) {
   return family == Family::kGaussian ? to_string(c.covariance) : "-";
 }
