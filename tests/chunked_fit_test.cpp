@@ -47,15 +47,8 @@ class VectorChunks : public emix::ChunkSource {
   const std::vector<double>* weights_;
 };
 
-struct Kind {
-  Family family;
-  Covariance covariance;
-};
-const Kind kKinds[] = {
-    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
-    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
-    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
-};
+using emix::testing::Kind;
+constexpr const auto& kKinds = emix::testing::kAllKinds;
 
 emix::FitOptions options_for(const Kind& kind) {
   emix::FitOptions o;

@@ -14,6 +14,7 @@
 
 #include "cli_test_util.hpp"
 #include "emix/io.hpp"
+#include "io_test_util.hpp"
 
 namespace {
 
@@ -27,25 +28,17 @@ using emix::testing::read_text;
 template <typename T>
 void write_npy_file(const fs::path& path, const std::vector<T>& values, std::int64_t rows,
                     std::int64_t cols, const char* descr, bool fortran) {
-  std::string dict = std::string("{'descr': '") + descr +
-                     "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': (" +
-                     std::to_string(rows) + ", " + std::to_string(cols) + "), }";
-  const std::size_t unpadded = 10 + dict.size() + 1;
-  dict.append((unpadded + 63) / 64 * 64 - unpadded, ' ');
-  dict += '\n';
-  std::ofstream out(path, std::ios::binary);
-  out.write("\x93NUMPY\x01\x00", 8);
-  const char len[2] = {static_cast<char>(dict.size() & 0xff), static_cast<char>(dict.size() >> 8)};
-  out.write(len, 2);
-  out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
   std::vector<T> ordered = values;
   if (fortran) {
     for (std::int64_t r = 0; r < rows; ++r) {
       for (std::int64_t c = 0; c < cols; ++c) ordered[c * rows + r] = values[r * cols + c];
     }
   }
-  out.write(reinterpret_cast<const char*>(ordered.data()),
-            static_cast<std::streamsize>(ordered.size() * sizeof(T)));
+  std::ofstream out(path, std::ios::binary);
+  out << emix::testing::npy(
+      emix::testing::dict(descr, "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")",
+                          fortran),
+      std::string(reinterpret_cast<const char*>(ordered.data()), ordered.size() * sizeof(T)));
 }
 
 // Largest difference between two arrays of numbers in two model files, relative to the largest

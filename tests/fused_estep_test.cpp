@@ -31,15 +31,8 @@ using emix::gpu::FusedPlan;
 constexpr int kTrials = 5;
 constexpr std::int64_t kLargeShared = 227 * 1024;  // an H100 / H200 block's opt-in limit
 
-struct Kind {
-  Family family;
-  Covariance covariance;
-};
-const Kind kKinds[] = {
-    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
-    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
-    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
-};
+using emix::testing::Kind;
+constexpr const auto& kKinds = emix::testing::kAllKinds;
 
 std::string describe(const Kind& kind, int k, int d) {
   std::ostringstream s;

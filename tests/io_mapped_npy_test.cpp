@@ -19,19 +19,14 @@ namespace {
 using emix::DType;
 using emix::io::MappedNpy;
 
-// A .npy file (format 1.0) of raw little-endian `data` under header dict `dict`.
+// A .npy file (format 1.0) of raw little-endian `data`.
 void write_raw_npy(const std::string& path, const std::string& descr, bool fortran,
                    std::int64_t rows, std::int64_t cols, const std::string& data) {
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
-                     ", 'shape': (" + std::to_string(rows) + ", " + std::to_string(cols) + "), }";
-  const std::size_t unpadded = 10 + dict.size() + 1;
-  dict.append((unpadded + 63) / 64 * 64 - unpadded, ' ');
-  dict += '\n';
   std::ofstream out(path, std::ios::binary);
-  out.write("\x93NUMPY\x01\x00", 8);
-  const char len[2] = {static_cast<char>(dict.size() & 0xff), static_cast<char>(dict.size() >> 8)};
-  out.write(len, 2);
-  out << dict << data;
+  out << emix::testing::npy(
+      emix::testing::dict(descr, "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")",
+                          fortran),
+      data);
 }
 
 template <typename T>

@@ -23,7 +23,9 @@
 
 namespace {
 
+using emix::testing::dict;
 using emix::testing::expect_error;
+using emix::testing::npy;
 using emix::testing::values_of;
 
 namespace fs = std::filesystem;
@@ -44,27 +46,6 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// A .npy file of the given format version with `dict` as its header, padded as NumPy pads.
-std::string npy(const std::string& dict, const std::string& data, int major = 1) {
-  const std::size_t prefix = major == 1 ? 10 : 12;
-  std::string header = dict;
-  const std::size_t unpadded = prefix + header.size() + 1;
-  header.append((unpadded + 63) / 64 * 64 - unpadded, ' ');
-  header += '\n';
-  std::string out = "\x93NUMPY";
-  out += static_cast<char>(major);
-  out += '\0';
-  for (std::size_t i = 0; i < prefix - 8; ++i) {
-    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
-  }
-  return out + header + data;
-}
-
-std::string dict(const std::string& descr, const std::string& shape, bool fortran = false) {
-  return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
-         ", 'shape': " + shape + ", }";
 }
 
 template <typename T>

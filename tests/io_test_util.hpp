@@ -14,6 +14,28 @@
 
 namespace emix::testing {
 
+// The header dict of a .npy file: `descr` ("<f8"), `shape` ("(3, 4)"), the order.
+inline std::string dict(const std::string& descr, const std::string& shape, bool fortran = false) {
+  return "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+         ", 'shape': " + shape + ", }";
+}
+
+// A .npy file of the given format version with `dict` as its header, padded as NumPy pads.
+inline std::string npy(const std::string& dict, const std::string& data, int major = 1) {
+  const std::size_t prefix = major == 1 ? 10 : 12;
+  std::string header = dict;
+  const std::size_t unpadded = prefix + header.size() + 1;
+  header.append((unpadded + 63) / 64 * 64 - unpadded, ' ');
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += static_cast<char>(major);
+  out += '\0';
+  for (std::size_t i = 0; i < prefix - 8; ++i) {
+    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  }
+  return out + header + data;
+}
+
 class TempDirTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -16,15 +16,8 @@ namespace {
 using emix::Covariance;
 using emix::Family;
 
-struct Kind {
-  Family family;
-  Covariance covariance;
-};
-const Kind kKinds[] = {
-    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
-    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
-    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
-};
+using emix::testing::Kind;
+constexpr const auto& kKinds = emix::testing::kAllKinds;
 
 struct Problem {
   emix::Model model;  // where the E-steps are taken

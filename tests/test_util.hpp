@@ -80,4 +80,16 @@ inline std::string describe(Family f, Covariance c) {
          (f == Family::kGaussian ? std::string("-") + to_string(c) : "");
 }
 
+// A family with a covariance type (kFull for the discrete families): what a test runs over.
+struct Kind {
+  Family family;
+  Covariance covariance;
+};
+// Every family and covariance type.
+inline constexpr Kind kAllKinds[] = {
+    {Family::kGaussian, Covariance::kFull},      {Family::kGaussian, Covariance::kDiag},
+    {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
+    {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
+};
+
 }  // namespace emix::testing
