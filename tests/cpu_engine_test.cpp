@@ -4,13 +4,17 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
+#include "cpu/cpu_engine.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -199,3 +203,62 @@ TEST(CpuEngine, EvaluateGivesNormalisedResponsibilitiesAndArgmaxLabels) {
 }
 
 }  // namespace
+
+// accumulate_many walks several models' tiles together, a window of rows at a time. Each
+// model's statistics must still be bitwise what it gets alone, for every thread count, when the
+// models' tiles differ in size (D = 16, float64: 208 rows for full and tied, 512 for diag and
+// spherical) and when they differ in slot count (a 1 MiB slot budget gives the two large models
+// 16 slots, the others 64), with sample weights, in float32 and float64.
+TEST(CpuEngine, ManyModelsInOnePassEqualEachModelAloneBitwise) {
+  const int d = 16;
+  const std::int64_t n = 70001;  // 337 or 137 tiles: more than 64 slots' worth, not a multiple
+  const emix::Sample s = emix::sample(
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, d, 41), n, 42);
+  std::vector<double> w(static_cast<std::size_t>(n));
+  std::mt19937_64 rng(43);
+  std::uniform_real_distribution<double> u(0.0, 2.0);
+  for (double& v : w) v = u(rng);
+  const std::vector<float> xf(s.x.begin(), s.x.end());
+
+  const std::pair<Covariance, int> shapes[] = {
+      {Covariance::kFull, 5}, {Covariance::kDiag, 16},     {Covariance::kFull, 40},
+      {Covariance::kTied, 3}, {Covariance::kSpherical, 2}, {Covariance::kDiag, 200},
+      {Covariance::kFull, 1}};
+  std::vector<emix::PreparedModel> prepared;
+  for (const auto& [covariance, k] : shapes) {
+    prepared.push_back(emix::prepare(emix::testing::random_model(
+        Family::kGaussian, covariance, k, d, static_cast<std::uint64_t>(50 + k))));
+  }
+  std::vector<const emix::PreparedModel*> models;
+  for (const emix::PreparedModel& p : prepared) models.push_back(&p);
+
+  emix::cpu::CpuEngineSettings settings;
+  settings.slot_memory_bytes = std::size_t{1} << 20;
+  for (const bool use_float : {false, true}) {
+    const emix::DataView x =
+        use_float ? emix::DataView::host(xf.data(), n, d) : emix::DataView::host(s.x.data(), n, d);
+    std::vector<std::vector<double>> one_thread_alone;
+    for (const int threads : {1, 2, 3}) {
+      emix::EngineOptions eo;
+      eo.n_threads = threads;
+      const auto engine = emix::cpu::make_engine(x, w.data(), eo, settings);
+      std::vector<std::vector<double>> alone, together;
+      std::vector<double*> outputs;
+      for (const emix::PreparedModel& p : prepared) {
+        alone.emplace_back(p.layout.size());
+        engine->accumulate(p, alone.back().data());
+        together.emplace_back(p.layout.size(), -1.0);
+      }
+      for (std::vector<double>& t : together) outputs.push_back(t.data());
+      engine->accumulate_many(models, outputs);
+      if (one_thread_alone.empty()) one_thread_alone = alone;
+      for (std::size_t i = 0; i < prepared.size(); ++i) {
+        const std::string what = std::string(use_float ? "float32" : "float64") + ", model " +
+                                 std::to_string(i) + ", " + std::to_string(threads) + " threads";
+        EXPECT_EQ(together[i], alone[i]) << what;
+        EXPECT_EQ(alone[i], one_thread_alone[i]) << what;
+        EXPECT_TRUE(std::isfinite(alone[i][0])) << what;
+      }
+    }
+  }
+}

@@ -2,6 +2,7 @@
 // that tests and benchmarks choose explicitly.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 
@@ -18,6 +19,9 @@ struct CpuEngineSettings {
   // Test-only reference: keep negligible responsibilities (no exp_or_zero flush) and leave
   // FTZ / DAZ off, i.e. compute with the subnormals that the engine normally never makes.
   bool keep_negligible = false;
+  // Bound on one model's per-slot sums in a pass (its slot count is the largest power of two up
+  // to 64 that fits); tests lower it so that models of one pass differ in slot count.
+  std::size_t slot_memory_bytes = std::size_t{64} << 20;
 };
 
 std::unique_ptr<Engine> make_engine(const DataView& x, const double* sample_weight,

@@ -57,10 +57,12 @@ inline std::int64_t packed_size(int k, int features) {
 template <typename T>
 struct Kernels {
   IsaLevel level;
-  // Adds the packed statistics of tiles first, first + stride, ... (< the plan's tile count),
-  // in that order, to slot.
-  void (*add_statistics)(const TilePlan<T>& plan, std::int64_t first, std::int64_t stride,
-                         double* slot);
+  // For each of the `count` plans, adds the packed statistics of its tiles [first[i], last[i]),
+  // in increasing order, to slots[i]. The plans (all over the same rows) walk their tiles
+  // together, a window of rows at a time, so that each read of the rows serves every plan: each
+  // plan's sums are bitwise what it gives alone (Engine::accumulate_many).
+  void (*add_statistics)(const TilePlan<T>* plans, int count, const std::int64_t* first,
+                         const std::int64_t* last, double* const* slots);
   // Per-row results of tiles [first, last); any output may be null.
   //   log_prob N, resp N x K row-major, labels N (argmax of the log-densities, lowest on ties)
   void (*evaluate)(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, double* log_prob,
