@@ -1,8 +1,9 @@
 // Model selection: a grid of mixtures (numbers of components x covariance types, each with its
 // restarts) fitted together in lock-step passes over the data, and scored by BIC, AIC and ICL.
-// A converged model drops out of the passes. Within a pass each model's statistics are
-// accumulated by Engine::accumulate_many, today a loop over the models (one read of the data
-// per model); a tile read once for every model is still to come.
+// A converged model drops out of the passes. Within a pass the CPU engine reads each tile once
+// for every model (Engine::accumulate_many); the GPU engine still takes one read per model. The
+// candidates of one K share their initialisation's sample and k-means, which do not depend on
+// the covariance type.
 #pragma once
 
 #include <cstddef>
@@ -40,7 +41,9 @@ struct SelectOptions {
 struct SelectCandidate {
   int n_components = 0;
   Covariance covariance = Covariance::kFull;
-  FitReport fit;  // the best of its restarts, as fit() reports it
+  // The best of its restarts, as fit() reports it; init_seconds is this candidate's share of
+  // the initialisation it shares with the other covariance types of its K.
+  FitReport fit;
   std::int64_t n_parameters = 0;
   double bic = 0;
   double aic = 0;

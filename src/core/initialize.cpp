@@ -331,9 +331,11 @@ void note_empty(const std::vector<int>& empty, std::vector<std::string>* notes) 
 
 }  // namespace
 
-Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
-                 const WeightGather& gather_weights, const FitOptions& options,
-                 std::mt19937_64& rng, std::vector<std::string>* notes) {
+std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, int n_features,
+                                          const WeightGather& gather_weights,
+                                          const FitOptions& options,
+                                          const std::vector<Covariance>& covariances,
+                                          std::mt19937_64& rng, std::vector<std::string>* notes) {
   const int k = options.n_components;
   // The rows initialisation looks at: all of them, or a uniform sample without replacement.
   std::vector<std::int64_t> rows;
@@ -374,16 +376,33 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
         " rows have positive weight, fewer than n_components = " + std::to_string(k));
   }
 
+  // What follows the shared part, once per covariance type: a NumericalError (a singular M-step,
+  // say) fails that covariance type only.
+  std::vector<InitialModel> out(covariances.size());
+  const auto for_each_covariance = [&](const auto& make) {
+    for (std::size_t i = 0; i < covariances.size(); ++i) {
+      FitOptions o = options;
+      o.covariance = covariances[i];
+      try {
+        out[i].model = make(o, i == 0 ? notes : nullptr);
+      } catch (const NumericalError& e) {
+        out[i].failure = e.what();
+      }
+    }
+  };
   switch (options.init) {
     case Init::kKMeansPlusPlus: {
       // k-means on centred rows: squared distances then lose nothing to large offsets.
       const Eigen::RowVectorXd mean = (w.transpose() * x) / w.sum();
       const std::vector<int> labels = kmeans(
           x.rowwise() - mean, w, k, std::max(options.kmeans_iter, 0), thread_count(options), rng);
-      std::vector<int> empty;
-      Model model = maximize_from_assignments(x, w, RowMatrix(), labels, options, &empty);
-      note_empty(empty, notes);
-      return model;
+      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once) {
+        std::vector<int> empty;
+        Model model = maximize_from_assignments(x, w, RowMatrix(), labels, o, &empty);
+        note_empty(empty, notes_once);
+        return model;
+      });
+      return out;
     }
     case Init::kRandom: {
       RowMatrix resp(n, k);
@@ -392,10 +411,13 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
         for (int c = 0; c < k; ++c) resp(i, c) = uniform(rng);
       }
       resp.array().colwise() /= resp.rowwise().sum().array();
-      std::vector<int> empty;
-      Model model = maximize_from_assignments(x, w, resp, {}, options, &empty);
-      note_empty(empty, notes);
-      return model;
+      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once) {
+        std::vector<int> empty;
+        Model model = maximize_from_assignments(x, w, resp, {}, o, &empty);
+        note_empty(empty, notes_once);
+        return model;
+      });
+      return out;
     }
     case Init::kRandomFromData: {
       // K distinct rows of positive weight become the means; every component starts with the
@@ -408,35 +430,46 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
       std::shuffle(candidates.begin(), candidates.end(), rng);
       RowMatrix one(n, 1);
       one.setOnes();
-      FitOptions single = options;
-      single.n_components = 1;
-      const Model overall = maximize_from_assignments(x, w, one, {}, single, nullptr);
-      Model m = blank_model(options, n_features);
-      const std::size_t d = static_cast<std::size_t>(n_features);
-      for (int c = 0; c < k; ++c) {
-        const Eigen::RowVectorXd row = x.row(candidates[c]);
-        if (m.family == Family::kGaussian) {
-          Eigen::Map<Eigen::RowVectorXd>(&m.means[c * d], n_features) = row;
-          if (m.covariance == Covariance::kFull || m.covariance == Covariance::kDiag ||
-              m.covariance == Covariance::kSpherical) {
-            const std::size_t per = m.covariance_size() / k;
-            std::copy(overall.covariances.begin(), overall.covariances.end(),
-                      m.covariances.begin() + c * per);
+      for_each_covariance([&](const FitOptions& o, std::vector<std::string>*) {
+        FitOptions single = o;
+        single.n_components = 1;
+        const Model overall = maximize_from_assignments(x, w, one, {}, single, nullptr);
+        Model m = blank_model(o, n_features);
+        const std::size_t d = static_cast<std::size_t>(n_features);
+        for (int c = 0; c < k; ++c) {
+          const Eigen::RowVectorXd row = x.row(candidates[c]);
+          if (m.family == Family::kGaussian) {
+            Eigen::Map<Eigen::RowVectorXd>(&m.means[c * d], n_features) = row;
+            if (m.covariance == Covariance::kFull || m.covariance == Covariance::kDiag ||
+                m.covariance == Covariance::kSpherical) {
+              const std::size_t per = m.covariance_size() / k;
+              std::copy(overall.covariances.begin(), overall.covariances.end(),
+                        m.covariances.begin() + c * per);
+            } else {
+              m.covariances = overall.covariances;
+            }
           } else {
-            m.covariances = overall.covariances;
-          }
-        } else {
-          for (std::size_t j = 0; j < d; ++j) {
-            const double p = 0.5 * (row[j] / m.trials + overall.probabilities[j]);
-            m.probabilities[c * d + j] =
-                std::clamp(p, options.prob_epsilon, 1.0 - options.prob_epsilon);
+            for (std::size_t j = 0; j < d; ++j) {
+              const double p = 0.5 * (row[j] / m.trials + overall.probabilities[j]);
+              m.probabilities[c * d + j] = std::clamp(p, o.prob_epsilon, 1.0 - o.prob_epsilon);
+            }
           }
         }
-      }
-      return m;
+        return m;
+      });
+      return out;
     }
   }
   throw InvalidArgument("initialisation: unknown method");
+}
+
+Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
+                 const WeightGather& gather_weights, const FitOptions& options,
+                 std::mt19937_64& rng, std::vector<std::string>* notes) {
+  std::vector<InitialModel> one = initialize_each(engine, n_rows, n_features, gather_weights,
+                                                  options, {options.covariance}, rng, notes);
+  if (!one.front().model) throw NumericalError(one.front().failure);
+  return std::move(*one.front().model);
 }
 
 }  // namespace emix

@@ -1,6 +1,7 @@
 // Initial parameters for EM: k-means++ (+ k-means), random responsibilities, random rows.
 #pragma once
 
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,5 +18,19 @@ namespace emix {
 Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
                  const WeightGather& gather_weights, const FitOptions& options,
                  std::mt19937_64& rng, std::vector<std::string>* notes);
+
+// One initial model per covariance type (Gaussian; other families pass one entry), or the
+// NumericalError that type's M-step gave. The sample, its k-means (or random assignment) and
+// the draws from rng are shared: each model is bitwise what initialize() gives with that
+// covariance type and rng, and rng ends as it would. `notes` receive the notes once.
+struct InitialModel {
+  std::optional<Model> model;
+  std::string failure;
+};
+std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, int n_features,
+                                          const WeightGather& gather_weights,
+                                          const FitOptions& options,
+                                          const std::vector<Covariance>& covariances,
+                                          std::mt19937_64& rng, std::vector<std::string>* notes);
 
 }  // namespace emix

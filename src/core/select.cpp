@@ -2,6 +2,8 @@
 // pass over the data serving every run not yet converged.
 #include "emix/select.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,6 +14,7 @@
 #include "core/em.hpp"
 #include "core/engine.hpp"
 #include "core/initialize.hpp"
+#include "core/prepared_model.hpp"
 #include "core/validate.hpp"
 #include "emix/errors.hpp"
 
@@ -40,28 +43,46 @@ namespace {
 
 // Rows per slice when the responsibilities' entropy is summed (N x K values at a time).
 constexpr std::int64_t kEntropySliceValues = std::int64_t{1} << 22;
+// Rows per block of the entropy's sum: blocks are summed in order, whatever the thread count.
+constexpr std::int64_t kEntropyBlockRows = 4096;
 
-// sum_n w_n H_n, H_n = -sum_k p(k | x_n) log p(k | x_n), over slices of the rows.
-double weighted_entropy(const Model& model, const DataView& x, const EngineOptions& engine,
+// sum_n w_n H_n, H_n = -sum_k p(k | x_n) log p(k | x_n), over slices of the rows. select()
+// validated x and the weights once; each slice gets an engine of its own and no second check.
+double weighted_entropy(const Model& model, const DataView& x, const EngineOptions& engine_options,
                         const double* sample_weight) {
-  const std::int64_t slice = std::max<std::int64_t>(1, kEntropySliceValues / model.n_components);
+  const PreparedModel prepared = prepare(model);
+  const std::int64_t k = model.n_components;
+  const std::int64_t slice = std::max<std::int64_t>(1, kEntropySliceValues / k);
   const std::size_t row_bytes = static_cast<std::size_t>(x.cols) * dtype_size(x.dtype);
+  const int threads =
+      engine_options.n_threads > 0 ? engine_options.n_threads : omp_get_max_threads();
+  std::vector<double> resp, partial;
   double total = 0;
   for (std::int64_t first = 0; first < x.rows; first += slice) {
     DataView part = x;
     part.rows = std::min(slice, x.rows - first);
     part.data =
         static_cast<const unsigned char*>(x.data) + static_cast<std::size_t>(first) * row_bytes;
-    const std::vector<double> resp = predict_proba(model, part, engine);
-    const std::size_t k = static_cast<std::size_t>(model.n_components);
-    for (std::int64_t n = 0; n < part.rows; ++n) {
-      double h = 0;
-      for (std::size_t c = 0; c < k; ++c) {
-        const double p = resp[static_cast<std::size_t>(n) * k + c];
-        if (p > 0) h -= p * std::log(p);
+    const double* weights = sample_weight != nullptr ? sample_weight + first : nullptr;
+    resp.resize(static_cast<std::size_t>(part.rows * k));
+    make_engine(part, weights, engine_options)->evaluate(prepared, nullptr, resp.data(), nullptr);
+    const std::int64_t blocks = (part.rows + kEntropyBlockRows - 1) / kEntropyBlockRows;
+    partial.assign(static_cast<std::size_t>(blocks), 0.0);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      double sum = 0;
+      const std::int64_t end = std::min(part.rows, (b + 1) * kEntropyBlockRows);
+      for (std::int64_t n = b * kEntropyBlockRows; n < end; ++n) {
+        double h = 0;
+        for (std::int64_t c = 0; c < k; ++c) {
+          const double p = resp[static_cast<std::size_t>(n * k + c)];
+          if (p > 0) h -= p * std::log(p);
+        }
+        sum += (weights != nullptr ? weights[n] : 1.0) * h;
       }
-      total += (sample_weight != nullptr ? sample_weight[first + n] : 1.0) * h;
+      partial[static_cast<std::size_t>(b)] = sum;
     }
+    for (const double sum : partial) total += sum;
   }
   return total;
 }
@@ -108,28 +129,56 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
   };
   const int d = static_cast<int>(x.cols);
 
-  // Every run of every candidate, initialised as fit() would initialise it.
+  // Every run of every candidate, initialised as fit() would initialise it. The candidates of
+  // one K share the sample and its k-means (initialize_each), which do not depend on the
+  // covariance type; each is bitwise its own fit's start, and its share of the time is counted.
   std::vector<std::vector<EmRun>> runs(grid.size());
   std::vector<std::vector<std::string>> notes(grid.size());
   std::vector<double> init_seconds(grid.size(), 0.0);
   std::vector<std::string> init_failures(grid.size());
-  std::vector<EmRun*> all;
   for (std::size_t i = 0; i < grid.size(); ++i) {
-    const FitOptions& o = grid[i].options;
-    runs[i].reserve(static_cast<std::size_t>(o.n_init));
+    runs[i].reserve(static_cast<std::size_t>(grid[i].options.n_init));
+  }
+  std::vector<bool> initialised(grid.size(), false);
+  for (std::size_t first = 0; first < grid.size(); ++first) {
+    if (initialised[first]) continue;
+    std::vector<std::size_t> same_k;
+    std::vector<Covariance> covariances_of_k;
+    for (std::size_t j = first; j < grid.size(); ++j) {
+      if (grid[j].k != grid[first].k) continue;
+      same_k.push_back(j);
+      covariances_of_k.push_back(grid[j].covariance);
+      initialised[j] = true;
+    }
+    const FitOptions& o = grid[first].options;
     for (int run = 0; run < o.n_init; ++run) {
       std::mt19937_64 rng = run_rng(o.seed, run);
       const auto init_start = Clock::now();
+      std::vector<std::string> run_notes;
+      std::vector<InitialModel> initial;
+      std::string shared_failure;
       try {
-        Model initial =
-            initialize(*engine, x.rows, d, gather_weights, o, rng, run == 0 ? &notes[i] : nullptr);
-        runs[i].emplace_back(x.rows, o, run, std::move(rng), std::move(initial));
+        initial = initialize_each(*engine, x.rows, d, gather_weights, o, covariances_of_k, rng,
+                                  run == 0 ? &run_notes : nullptr);
       } catch (const NumericalError& e) {
-        init_failures[i] = e.what();  // this restart is left out; the others go on
+        shared_failure = e.what();  // this restart is left out; the others go on
       }
-      init_seconds[i] += seconds_since(init_start);
+      const double share = seconds_since(init_start) / static_cast<double>(same_k.size());
+      for (std::size_t m = 0; m < same_k.size(); ++m) {
+        const std::size_t i = same_k[m];
+        init_seconds[i] += share;
+        if (run == 0) notes[i] = run_notes;
+        if (!shared_failure.empty() || !initial[m].model) {
+          init_failures[i] = shared_failure.empty() ? initial[m].failure : shared_failure;
+          continue;
+        }
+        runs[i].emplace_back(x.rows, grid[i].options, run, rng, std::move(*initial[m].model));
+      }
     }
-    for (EmRun& run : runs[i]) all.push_back(&run);
+  }
+  std::vector<EmRun*> all;
+  for (std::vector<EmRun>& candidate_runs : runs) {
+    for (EmRun& run : candidate_runs) all.push_back(&run);
   }
 
   SelectReport report;
