@@ -187,4 +187,54 @@ TEST_F(MemoryMapTest, ErrorsNameFileRowColumnAndValue) {
   expect_failure("fit data.npy -k 2 --memory-map --no-memory-map -o m.json", {"--no-memory-map"});
 }
 
+// emix select over a mapped file: the chunked selection, each chunk read once per pass for every
+// candidate; the same choice, and each candidate's log-likelihood, as the in-memory selection
+// (to 1e-9: the candidates with fewer components than the data's 4 drift along a flat ridge of
+// the likelihood and carry the chunks' other order of sums further than a well-posed fit), with
+// weights, and errors naming the file and row.
+TEST_F(MemoryMapTest, SelectionOverTheMappedFileEqualsTheInMemoryOne) {
+  std::string weights;
+  for (int i = 0; i < 5000; ++i) weights += i % 3 == 0 ? "2\n" : "1\n";
+  write("w.txt", weights);
+  const std::string grid =
+      " -k 2..5 --covariance full,diag --seed 4 --device cpu --sample-weight w.txt";
+  CliRun r = emix("select data.npy" + grid + " --no-memory-map --table memory.json -o m0.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("select data.npy" + grid +
+           " --memory-map --map-chunk-rows 700 --table mapped.json -o m1.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("data.npy: memory-mapped, 8 chunks of 700 rows\n"), std::string::npos)
+      << r.err;
+  const nlohmann::json a = nlohmann::json::parse(read_text(path("mapped.json")));
+  const nlohmann::json b = nlohmann::json::parse(read_text(path("memory.json")));
+  EXPECT_EQ(a.at("best"), b.at("best"));
+  ASSERT_EQ(a.at("candidates").size(), 8u);
+  ASSERT_EQ(b.at("candidates").size(), 8u);
+  for (std::size_t i = 0; i < 8; ++i) {
+    const nlohmann::json& x = a.at("candidates")[i];
+    const nlohmann::json& y = b.at("candidates")[i];
+    EXPECT_EQ(x.at("n_components"), y.at("n_components"));
+    EXPECT_EQ(x.at("n_iter"), y.at("n_iter")) << i;
+    for (const char* key : {"log_likelihood", "bic", "icl"}) {
+      const double u = x.at(key).get<double>(), v = y.at(key).get<double>();
+      EXPECT_LE(std::abs(u - v), 1e-9 * std::abs(v)) << i << " " << key;
+    }
+  }
+  const nlohmann::json m1 = nlohmann::json::parse(read_text(path("m1.json")));
+  const nlohmann::json m0 = nlohmann::json::parse(read_text(path("m0.json")));
+  EXPECT_LE(max_relative(m1, m0, "means"), 1e-9);
+
+  // A bad weight, and a file that is not a .npy, named as for emix fit.
+  std::string bad = weights;
+  bad.insert(bad.find('\n') + 1, "-");  // row 2: -1
+  write("bad.txt", bad);
+  r = emix("select data.npy -k 2 --memory-map --map-chunk-rows 500 --sample-weight bad.txt");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("bad.txt: row 2 is -1"), std::string::npos) << r.err;
+  write("d.csv", "1,2\n3,4\n5,6\n");
+  r = emix("select d.csv -k 1..2 --memory-map");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--memory-map reads .npy files only"), std::string::npos) << r.err;
+}
+
 }  // namespace

@@ -17,6 +17,8 @@
 
 namespace emix {
 
+class ChunkSource;
+
 // Lower is better for all three.
 //   BIC = -2 log L + p log W    AIC = -2 log L + 2 p    ICL = BIC + 2 sum_n w_n H_n
 // with log L the weighted log-likelihood, p the model's free parameters, W the sum of the
@@ -72,5 +74,12 @@ struct SelectReport {
 // for an empty grid, K < 1 or K > N, or anything fit() rejects.
 SelectReport select(const DataView& x, const SelectOptions& options,
                     const double* sample_weight = nullptr);
+
+// The same over a chunk source (emix/chunks.hpp: a memory-mapped file, say), its weights from
+// the source: every pass reads each chunk once for all the candidates still running, and one
+// more pass gives every candidate's ICL entropy. Each candidate equals fit(source, ...) with its
+// K and covariance type bitwise, and the in-memory selection to rounding (the chunks' sums are
+// grouped differently; a slowly converging candidate carries that further, 3e-10 in a test).
+SelectReport select(ChunkSource& source, const SelectOptions& options);
 
 }  // namespace emix

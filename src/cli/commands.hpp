@@ -61,6 +61,8 @@ struct SelectArgs {
   double tol = 1e-3;
   double reg_covar = 1e-6;
   std::uint64_t seed = 0;
+  std::string memory_map = "auto";  // as FitArgs
+  std::int64_t map_chunk_rows = 0;
   DataArgs data;
 };
 

@@ -205,4 +205,52 @@ void Progress::finish() {
   }
 }
 
+namespace {
+
+bool is_npy_path(const std::string& path) { return lower_extension(path) == ".npy"; }
+
+double physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+}  // namespace
+
+std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const DataArgs& data,
+                                            const std::string& memory_map,
+                                            std::int64_t map_chunk_rows, bool distributed) {
+  if (memory_map == "off") return nullptr;
+  const bool npy = is_npy_path(input) && data.raw_dtype.empty();
+  if (memory_map == "on") {
+    if (!npy) {
+      throw InvalidArgument("--memory-map reads .npy files only; " + input + " is not one");
+    }
+    if (distributed) {
+      throw InvalidArgument("--memory-map: not under mpirun (each rank reads its own rows)");
+    }
+  } else if (!npy || distributed) {
+    return nullptr;
+  }
+  auto mapping = std::make_unique<io::MappedNpy>(input, resolve_precision(data), map_chunk_rows);
+  const double bytes = static_cast<double>(mapping->rows()) * static_cast<double>(mapping->cols()) *
+                       static_cast<double>(dtype_size(mapping->dtype()));
+  if (memory_map == "auto" && !(bytes > 0.5 * physical_memory_bytes())) return nullptr;
+  return mapping;
+}
+
+bool runs_on_gpu(const EngineOptions& engine) {
+  return engine.device == Device::kGpu || (engine.device == Device::kAuto && gpu_available());
+}
+
+void print_mapping(const std::string& input, io::MappedNpy& mapping) {
+  std::fprintf(stderr, "%s: memory-mapped, %lld chunk%s of %lld rows%s\n", input.c_str(),
+               static_cast<long long>(mapping.n_chunks()), mapping.n_chunks() == 1 ? "" : "s",
+               static_cast<long long>(mapping.chunk_rows()),
+               mapping.direct() ? ""
+                                : (std::string(", converted to ") + to_string(mapping.dtype()) +
+                                   " chunk by chunk")
+                                      .c_str());
+}
+
 }  // namespace emix::cli

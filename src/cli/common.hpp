@@ -62,6 +62,21 @@ auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
 // out of range is an error rather than silently clamped or wrapped).
 std::uint64_t parse_seed(const std::string& text, const std::string& option);
 
+// INPUT memory-mapped (io::MappedNpy), or null to read it into memory. memory_map: "on", "off"
+// or "auto", which maps a .npy file whose rows, held in the chosen precision, would take more
+// than half the physical memory: below that the in-memory read costs one pass and every
+// iteration then runs from memory at the same speed (bench/results/out-of-core-2026-12-01.md);
+// above it the copy would not fit beside the rest. Never under mpirun ("on" there is an error).
+std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const DataArgs& data,
+                                            const std::string& memory_map,
+                                            std::int64_t map_chunk_rows, bool distributed);
+
+// "INPUT: memory-mapped, 8 chunks of 700 rows[, converted to float64 chunk by chunk]" on stderr.
+void print_mapping(const std::string& input, io::MappedNpy& mapping);
+
+// Whether the fit will run on the GPU (--device gpu, or auto with a GPU that answers).
+bool runs_on_gpu(const EngineOptions& engine);
+
 // Every output of one command: each is checked, and its temporary created, by stage() before the
 // slow work starts, so an unwritable output fails first. commit() renames them into place in the
 // order staged; whatever was not committed is removed on destruction (and by the signal handler,

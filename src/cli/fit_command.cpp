@@ -157,43 +157,6 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
   for (const std::string& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 }
 
-bool is_npy_path(const std::string& path) { return lower_extension(path) == ".npy"; }
-
-double physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
-}
-
-// INPUT memory-mapped, or null to read it into memory. "auto" maps a .npy file whose rows, held
-// in the fit's precision, would take more than half the physical memory: below that the
-// in-memory read costs one pass and every iteration then runs from memory at the same speed
-// (bench/results/out-of-core-2026-12-01.md); above it the copy would not fit beside the rest.
-std::unique_ptr<io::MappedNpy> open_mapping(const FitArgs& a, bool distributed) {
-  if (a.memory_map == "off") return nullptr;
-  const bool npy = is_npy_path(a.input) && a.data.raw_dtype.empty();
-  if (a.memory_map == "on") {
-    if (!npy) {
-      throw InvalidArgument("--memory-map reads .npy files only; " + a.input + " is not one");
-    }
-    if (distributed) {
-      throw InvalidArgument("--memory-map: not under mpirun (each rank reads its own rows)");
-    }
-  } else if (!npy || distributed) {
-    return nullptr;
-  }
-  auto mapping =
-      std::make_unique<io::MappedNpy>(a.input, resolve_precision(a.data), a.map_chunk_rows);
-  const double bytes = static_cast<double>(mapping->rows()) * static_cast<double>(mapping->cols()) *
-                       static_cast<double>(dtype_size(mapping->dtype()));
-  if (a.memory_map == "auto" && !(bytes > 0.5 * physical_memory_bytes())) return nullptr;
-  return mapping;
-}
-
-bool runs_on_gpu(const EngineOptions& engine) {
-  return engine.device == Device::kGpu || (engine.device == Device::kAuto && gpu_available());
-}
-
 // The fit of a mapped file. The GPU engine streams host memory through its pinned buffers, so
 // it is given the mapped pages as they are when they need no conversion. The CPU engine walks
 // each thread's share of tiles across the whole array, which over a file larger than memory
@@ -321,7 +284,8 @@ int run_fit(const FitArgs& a) {
       files.first_row = shard.first_row;
       x = load_data(a.input, a.data, true, shard.first_row, shard.row_count);
 #endif
-    } else if ((mapping = open_mapping(a, distributed))) {
+    } else if ((mapping =
+                    open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, distributed))) {
       total_rows = mapping->rows();
     } else {
       x = load_data(a.input, a.data, false);
@@ -405,15 +369,7 @@ int run_fit(const FitArgs& a) {
   io::write_model(*model_out, report.model, &report);
   outputs.commit();
   // After the fit: an error must stay the only line on stderr.
-  if (mapping && !a.data.quiet) {
-    std::fprintf(stderr, "%s: memory-mapped, %lld chunk%s of %lld rows%s\n", a.input.c_str(),
-                 static_cast<long long>(mapping->n_chunks()), mapping->n_chunks() == 1 ? "" : "s",
-                 static_cast<long long>(mapping->chunk_rows()),
-                 mapping->direct() ? ""
-                                   : (std::string(", converted to ") + to_string(mapping->dtype()) +
-                                      " chunk by chunk")
-                                         .c_str());
-  }
+  if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
   print_summary(report, options, total_rows, written, a.data.quiet);
   return 0;
 }

@@ -52,6 +52,32 @@ void add_data_options(CLI::App* app, DataArgs& data) {
   app->add_flag("-q,--quiet", data.quiet, "no progress or summary on stderr");
 }
 
+// --memory-map, --no-memory-map and --map-chunk-rows; memory_map() reads the choice after
+// parsing: "on", "off" or "auto".
+struct MemoryMapFlags {
+  CLI::Option* on = nullptr;
+  CLI::Option* off = nullptr;
+  std::string memory_map() const {
+    return on->count() > 0 ? "on" : off->count() > 0 ? "off" : "auto";
+  }
+};
+
+MemoryMapFlags add_memory_map_options(CLI::App* app, std::int64_t& map_chunk_rows,
+                                      const char* what) {
+  MemoryMapFlags flags;
+  flags.on =
+      app->add_flag("--memory-map")
+          ->description(
+              std::string(
+                  "read a .npy INPUT through a read-only memory mapping, chunk by chunk, ") +
+              what + " (default: when the copy would take more than half the physical memory)");
+  flags.off = app->add_flag("--no-memory-map", "always read INPUT into memory")->excludes(flags.on);
+  app->add_option("--map-chunk-rows", map_chunk_rows,
+                  "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
+      ->capture_default_str();
+  return flags;
+}
+
 // One line, at most about 1,000 characters, printable: a message may quote a file name or a
 // command-line value, and neither may break the one-line rule or send a terminal control bytes.
 std::string one_printable_line(const std::string& message) {
@@ -175,15 +201,8 @@ int main(int argc, char** argv) {
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
   fit->add_option("--responsibilities", fit_args.responsibilities,
                   "also write the N x K responsibilities (float64 .npy)");
-  CLI::Option* map_on = fit->add_flag(
-      "--memory-map",
-      "read a .npy INPUT through a read-only memory mapping, chunk by chunk, instead of into "
-      "memory (default: when the copy would take more than half the physical memory)");
-  CLI::Option* map_off =
-      fit->add_flag("--no-memory-map", "always read INPUT into memory")->excludes(map_on);
-  fit->add_option("--map-chunk-rows", fit_args.map_chunk_rows,
-                  "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
-      ->capture_default_str();
+  const MemoryMapFlags fit_map =
+      add_memory_map_options(fit, fit_args.map_chunk_rows, "instead of into memory");
   add_data_options(fit, fit_args.data);
 
   emix::cli::SelectArgs select_args;
@@ -240,6 +259,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   select->add_option("--plot-height", select_args.plot_height, "plot height, pixels")
       ->capture_default_str();
+  const MemoryMapFlags select_map = add_memory_map_options(select, select_args.map_chunk_rows,
+                                                           "each chunk serving every candidate");
   add_data_options(select, select_args.data);
 
   emix::cli::PredictArgs predict_args;
@@ -305,7 +326,7 @@ int main(int argc, char** argv) {
       fit_args.family_given = family_opt->count() > 0;
       fit_args.covariance_given = covariance_opt->count() > 0;
       fit_args.trials_given = trials_opt->count() > 0;
-      fit_args.memory_map = map_on->count() > 0 ? "on" : map_off->count() > 0 ? "off" : "auto";
+      fit_args.memory_map = fit_map.memory_map();
       return emix::cli::run_fit(fit_args);
     }
     // Under mpirun only `fit` is distributed; every other command runs once, on rank 0.
@@ -313,6 +334,7 @@ int main(int argc, char** argv) {
     if (*select) {
       select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
       select_args.trials_given = select_trials->count() > 0;
+      select_args.memory_map = select_map.memory_map();
       return emix::cli::run_select(select_args);
     }
     if (*predict) return emix::cli::run_predict(predict_args);

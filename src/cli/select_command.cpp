@@ -1,11 +1,13 @@
 // emix select INPUT [-k 1..16 | -k 1,2,4,8] [--covariance full,diag] [--criterion bic|aic|icl]
-//                   [-o BEST.json] [--table FILE.csv|FILE.json] [--plot FILE.png] ...
+//                   [-o BEST.json] [--table FILE.csv|FILE.json] [--plot FILE.png]
+//                   [--memory-map | --no-memory-map] [--map-chunk-rows R] ...
 // Fits every candidate of the grid (emix::select: the candidates share each pass over the data),
 // prints their table and the best model's summary on stdout, and writes the files asked for.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -319,27 +321,42 @@ int run_select(const SelectArgs& a) {
     written.push_back(a.output);
   }
 
-  const HostMatrix x = load_data(a.input, a.data, false);
+  // INPUT in memory, or memory-mapped and read chunk by chunk (each chunk serving every
+  // candidate of a pass) when it is a .npy too large for memory or --memory-map says so.
+  std::unique_ptr<io::MappedNpy> mapping =
+      open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
+  HostMatrix x;
+  if (!mapping) x = load_data(a.input, a.data, false);
+  const std::int64_t rows = mapping ? mapping->rows() : x.rows();
   for (int k : options.n_components) {
-    if (k > x.rows()) {
+    if (k > rows) {
       throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(k) +
-                            " is larger than the number of rows (" + std::to_string(x.rows()) +
+                            " is larger than the number of rows (" + std::to_string(rows) +
                             ") in " + a.input);
     }
   }
   std::vector<double> weights;
   if (!a.sample_weight.empty()) {
     weights = io::read_vector(a.sample_weight);
-    if (static_cast<std::int64_t>(weights.size()) != x.rows()) {
+    if (static_cast<std::int64_t>(weights.size()) != rows) {
       throw InvalidArgument("--sample-weight " + a.sample_weight + " has " +
                             std::to_string(weights.size()) + " values, but " + a.input + " has " +
-                            std::to_string(x.rows()) + " rows");
+                            std::to_string(rows) + " rows");
     }
   }
+  const double* weight_data = weights.empty() ? nullptr : weights.data();
 
   const DataFiles files{a.input, a.sample_weight, 0};
   const SelectReport report = naming_files(files, [&] {
-    return emix::select(x.view(), options, weights.empty() ? nullptr : weights.data());
+    if (!mapping) return emix::select(x.view(), options, weight_data);
+    // As emix fit: the GPU engine streams the mapped pages themselves when they need no
+    // conversion; otherwise the chunked selection (which counts rows within the whole file, so
+    // errors name the file's row).
+    if (runs_on_gpu(options.fit.engine) && mapping->direct()) {
+      return emix::select(mapping->view(), options, weight_data);
+    }
+    mapping->set_sample_weight(weight_data);
+    return emix::select(*mapping, options);
   });
 
   if (table_out != nullptr) {
@@ -352,6 +369,7 @@ int run_select(const SelectArgs& a) {
   }
   outputs.commit();
 
+  if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
   if (!a.data.quiet) {
     print_table(report, family);
     print_best(report, family, written);

@@ -2,6 +2,7 @@
 // order, each through an engine of its own (the CPU engine over a view costs no copy; the GPU
 // engine uploads the chunk), so that the EM driver runs unchanged on data of any size.
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "core/em.hpp"
 #include "core/engine.hpp"
+#include "core/select_on.hpp"
 #include "core/validate.hpp"
 #include "emix/chunks.hpp"
 #include "emix/errors.hpp"
@@ -59,6 +61,7 @@ class ChunkedEngine final : public Engine {
     if (weighted_ && !(weight_total > 0)) {
       throw InvalidArgument("chunk source: the sample weights sum to 0");
     }
+    weight_total_ = weighted_ ? weight_total : static_cast<double>(rows_);
   }
 
   std::string name() const override {
@@ -71,6 +74,15 @@ class ChunkedEngine final : public Engine {
   std::int64_t cols() const { return cols_; }
   DType dtype() const { return dtype_; }
   bool weighted() const { return weighted_; }
+  double weight_total() const { return weight_total_; }
+
+  // body(view, weights) for every chunk that holds rows, in order, each read once.
+  void for_each_chunk(const std::function<void(const DataView&, const double*)>& body) {
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
+      const DataView view = reread(i);
+      if (view.rows > 0) body(view, source_.chunk_weights(i));
+    }
+  }
 
   // The chunks' statistics, added in chunk order.
   void accumulate(const PreparedModel& model, double* stats) override {
@@ -84,6 +96,25 @@ class ChunkedEngine final : public Engine {
       engine->accumulate(model, part.data());
       for (std::size_t e = 0; e < size; ++e) stats[e] += part[e];
     }
+  }
+
+  // Each chunk read once for all the models (emix select over a file larger than memory reads
+  // it once per pass, not once per candidate); each model's sums are bitwise accumulate()'s.
+  void accumulate_many(const std::vector<const PreparedModel*>& models,
+                       const std::vector<double*>& stats) override {
+    std::vector<std::vector<double>> parts;
+    std::vector<double*> part_pointers;
+    for (std::size_t m = 0; m < models.size(); ++m) {
+      std::fill(stats[m], stats[m] + models[m]->layout.size(), 0.0);
+      parts.emplace_back(models[m]->layout.size());
+      part_pointers.push_back(parts.back().data());
+    }
+    for_each_chunk([&](const DataView& view, const double* weights) {
+      engine_for(view, weights)->accumulate_many(models, part_pointers);
+      for (std::size_t m = 0; m < models.size(); ++m) {
+        for (std::size_t e = 0; e < parts[m].size(); ++e) stats[m][e] += parts[m][e];
+      }
+    });
   }
 
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
@@ -219,6 +250,7 @@ class ChunkedEngine final : public Engine {
   DType dtype_ = DType::kFloat64;
   bool weighted_ = false;
   std::int64_t rows_ = 0;
+  double weight_total_ = 0;
   std::vector<std::int64_t> chunk_rows_;
   std::vector<std::int64_t> first_row_;  // and the total at the end
   std::string engine_name_;
@@ -244,6 +276,28 @@ FitReport fit(ChunkSource& source, const FitOptions& options) {
                             gather_weights, options);
   report.seconds = seconds_since(start);
   report.setup_seconds = setup_seconds;
+  return report;
+}
+
+SelectReport select(ChunkSource& source, const SelectOptions& options) {
+  const auto start = Clock::now();
+  ChunkedEngine engine(source, candidate_options(options).front());
+  const WeightGather gather_weights = [&engine](const std::int64_t* idx, std::int64_t count,
+                                                double* out) {
+    engine.gather_weights(idx, count, out);
+  };
+  SelectReport report = select_on(
+      engine, engine.rows(), static_cast<int>(engine.cols()), engine.dtype(), gather_weights,
+      engine.weight_total(), options, [&](const std::vector<const Model*>& models) {
+        std::vector<double> totals(models.size(), 0.0);
+        engine.for_each_chunk([&](const DataView& view, const double* weights) {
+          for (std::size_t m = 0; m < models.size(); ++m) {
+            totals[m] += weighted_entropy(*models[m], view, options.fit.engine, weights);
+          }
+        });
+        return totals;
+      });
+  report.seconds = seconds_since(start);
   return report;
 }
 

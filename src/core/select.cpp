@@ -15,6 +15,7 @@
 #include "core/engine.hpp"
 #include "core/initialize.hpp"
 #include "core/prepared_model.hpp"
+#include "core/select_on.hpp"
 #include "core/validate.hpp"
 #include "emix/errors.hpp"
 
@@ -38,8 +39,6 @@ Criterion parse_criterion(const std::string& name) {
   if (name == "icl") return Criterion::kIcl;
   throw InvalidArgument("criterion \"" + name + "\": expected bic, aic or icl");
 }
-
-namespace {
 
 // Rows per slice when the responsibilities' entropy is summed (N x K values at a time).
 constexpr std::int64_t kEntropySliceValues = std::int64_t{1} << 22;
@@ -87,47 +86,69 @@ double weighted_entropy(const Model& model, const DataView& x, const EngineOptio
   return total;
 }
 
-}  // namespace
-
-SelectReport select(const DataView& x, const SelectOptions& options, const double* sample_weight) {
-  const auto start = Clock::now();
+std::vector<FitOptions> candidate_options(const SelectOptions& options) {
   if (options.n_components.empty()) throw InvalidArgument("select: the K grid is empty");
   std::vector<Covariance> covariances = options.covariances;
   if (options.fit.family != Family::kGaussian) covariances = {Covariance::kFull};
   if (covariances.empty()) throw InvalidArgument("select: no covariance type to try");
-
-  struct Grid {
-    int k;
-    Covariance covariance;
-    FitOptions options;
-  };
-  std::vector<Grid> grid;
+  std::vector<FitOptions> grid;
   for (Covariance covariance : covariances) {
     for (int k : options.n_components) {
       FitOptions o = options.fit;
       o.n_components = k;
       o.covariance = covariance;
       o.init_model.reset();
-      grid.push_back({k, covariance, std::move(o)});
+      grid.push_back(std::move(o));
     }
   }
-  // The data and weights once; each candidate's options on their own.
-  validate_fit_arguments(x, grid.front().options, sample_weight);
-  for (const Grid& g : grid) {
-    validate_fit_options(g.options, x.cols);
-    check_fit_memory(x.rows, x.cols, g.options);  // the candidates are initialised one by one
-    if (g.k > x.rows) {
-      throw InvalidArgument("select: K = " + std::to_string(g.k) + " is more than the " +
-                            std::to_string(x.rows) + " rows");
-    }
-  }
+  return grid;
+}
 
+SelectReport select(const DataView& x, const SelectOptions& options, const double* sample_weight) {
+  const auto start = Clock::now();
+  // The data and weights once; each candidate's options in select_on.
+  const std::vector<FitOptions> grid = candidate_options(options);
+  validate_fit_arguments(x, grid.front(), sample_weight);
+  for (const FitOptions& o : grid) {
+    check_fit_memory(x.rows, x.cols, o);  // the candidates are initialised one by one
+  }
   std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.fit.engine);
   const WeightGather gather_weights = [sample_weight](const std::int64_t* idx, std::int64_t count,
                                                       double* out) {
     for (std::int64_t i = 0; i < count; ++i) out[i] = sample_weight ? sample_weight[idx[i]] : 1.0;
   };
-  const int d = static_cast<int>(x.cols);
+  double weight_total = 0;
+  for (std::int64_t n = 0; n < x.rows; ++n) weight_total += sample_weight ? sample_weight[n] : 1.0;
+  SelectReport report = select_on(
+      *engine, x.rows, static_cast<int>(x.cols), x.dtype, gather_weights, weight_total, options,
+      [&](const std::vector<const Model*>& models) {
+        std::vector<double> entropies;
+        for (const Model* model : models) {
+          entropies.push_back(weighted_entropy(*model, x, options.fit.engine, sample_weight));
+        }
+        return entropies;
+      });
+  report.seconds = seconds_since(start);
+  return report;
+}
+
+SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
+                       const WeightGather& gather_weights, double weight_total,
+                       const SelectOptions& options, const Entropies& entropies_of) {
+  struct Grid {
+    int k;
+    Covariance covariance;
+    FitOptions options;
+  };
+  std::vector<Grid> grid;
+  for (FitOptions& o : candidate_options(options)) {
+    validate_fit_options(o, d);
+    if (o.n_components > rows) {
+      throw InvalidArgument("select: K = " + std::to_string(o.n_components) + " is more than the " +
+                            std::to_string(rows) + " rows");
+    }
+    grid.push_back({o.n_components, o.covariance, std::move(o)});
+  }
 
   // Every run of every candidate, initialised as fit() would initialise it. The candidates of
   // one K share the sample and its k-means (initialize_each), which do not depend on the
@@ -158,7 +179,7 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
       std::vector<InitialModel> initial;
       std::string shared_failure;
       try {
-        initial = initialize_each(*engine, x.rows, d, gather_weights, o, covariances_of_k, rng,
+        initial = initialize_each(engine, rows, d, gather_weights, o, covariances_of_k, rng,
                                   run == 0 ? &run_notes : nullptr);
       } catch (const NumericalError& e) {
         shared_failure = e.what();  // this restart is left out; the others go on
@@ -172,7 +193,7 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
           init_failures[i] = shared_failure.empty() ? initial[m].failure : shared_failure;
           continue;
         }
-        runs[i].emplace_back(x.rows, grid[i].options, run, rng, std::move(*initial[m].model));
+        runs[i].emplace_back(rows, grid[i].options, run, rng, std::move(*initial[m].model));
       }
     }
   }
@@ -185,10 +206,8 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
   report.criterion = options.criterion;
   // A candidate the data cannot support (a singular covariance without reg_covar, say) fails
   // alone: it is reported, with infinite criteria, and the others are compared.
-  report.passes = run_together(*engine, all, /*isolate_failures=*/true);
-  report.engine = engine->name();
-  double weight_total = 0;
-  for (std::int64_t n = 0; n < x.rows; ++n) weight_total += sample_weight ? sample_weight[n] : 1.0;
+  report.passes = run_together(engine, all, /*isolate_failures=*/true);
+  report.engine = engine.name();
 
   for (std::size_t i = 0; i < grid.size(); ++i) {
     SelectCandidate c;
@@ -208,7 +227,7 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
     }
     if (!have) {
       const double infinity = std::numeric_limits<double>::infinity();
-      c.fit.engine = engine->name();
+      c.fit.engine = engine.name();
       c.fit.init_seconds = init_seconds[i];
       c.fit.seconds = init_seconds[i];
       c.fit.log_likelihood = -infinity;
@@ -218,7 +237,7 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
       continue;
     }
     c.fit.init_seconds = init_seconds[i];
-    finish_report(c.fit, *engine, x.dtype, grid[i].options, notes[i]);
+    finish_report(c.fit, engine, dtype, grid[i].options, notes[i]);
     double iterations = 0;
     for (double s : c.fit.iteration_seconds) iterations += s;
     c.fit.seconds = init_seconds[i] + iterations;
@@ -226,10 +245,19 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
     const double p = static_cast<double>(c.n_parameters);
     c.bic = -2.0 * c.fit.log_likelihood + p * std::log(weight_total);
     c.aic = -2.0 * c.fit.log_likelihood + 2.0 * p;
-    c.icl = c.bic + 2.0 * weighted_entropy(c.fit.model, x, options.fit.engine, sample_weight);
     report.candidates.push_back(std::move(c));
   }
   const auto failed = [](const SelectCandidate& c) { return std::isinf(c.bic); };
+  // The ICL's entropies, every candidate's from one more read of the data.
+  std::vector<const Model*> fitted;
+  for (const SelectCandidate& c : report.candidates) {
+    if (!failed(c)) fitted.push_back(&c.fit.model);
+  }
+  const std::vector<double> entropies = entropies_of(fitted);
+  std::size_t next_entropy = 0;
+  for (SelectCandidate& c : report.candidates) {
+    if (!failed(c)) c.icl = c.bic + 2.0 * entropies[next_entropy++];
+  }
   if (std::all_of(report.candidates.begin(), report.candidates.end(), failed)) {
     const SelectCandidate& first = report.candidates.front();
     throw NumericalError(
@@ -242,7 +270,6 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
       report.best = i;
     }
   }
-  report.seconds = seconds_since(start);
   return report;
 }
 
