@@ -2,6 +2,7 @@
 
 from . import _emix
 from ._arrays import as_data, check_dtype_parameter
+from ._chunks import adapter_for, is_chunk_source
 
 _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
@@ -143,13 +144,16 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
 
     Every candidate (each K with each covariance type, each with ``n_init`` restarts) is fitted
     by the same EM as ``fit``; all candidates still iterating run in lock-step passes over
-    the data (each model still reads the data itself), and one that has converged drops out. The result is bitwise deterministic: the same data
-    and parameters choose the same model every time.
+    the data (on the CPU each window of rows, and from a chunk source each chunk, is read once
+    for all of them), and one that has converged drops out. The result is bitwise
+    deterministic: the same data and parameters choose the same model every time.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        The data (host or device, as ``fit`` takes them).
+    X : array-like of shape (n_samples, n_features), or a chunk source
+        The data (host or device, as ``fit`` takes them), or a chunk source as ``fit`` takes
+        it (``emix.chunked(...)``, a memory-mapped array, h5py, pyarrow, a re-iterable of
+        arrays); its sample weights then come from the source.
     n_components : iterable of int, default=range(1, 9)
         The K grid.
     covariance_types : iterable of str, default=('full', 'diag', 'spherical', 'tied')
@@ -199,14 +203,22 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
 
     template = estimator(ks[0], types[0])
     template._check_parameters()
-    data = as_data(X, check_dtype_parameter(dtype), "emix.select")
-    weights = _check_sample_weight(sample_weight, data.n_samples)
     options = template._options(template._seed())
-    report = _emix.select(data.view, ks, [str(t) for t in types], criterion, options, weights)
-    total = float(weights.sum()) if weights is not None else float(data.n_samples)
+    if is_chunk_source(X):
+        # Out of core: each chunk is read once per pass for every candidate still running.
+        source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))
+        n_features = source.peek_features()
+        report = _emix.select_chunks(source, ks, [str(t) for t in types], criterion, options)
+        total = float(source.weight_total)
+    else:
+        data = as_data(X, check_dtype_parameter(dtype), "emix.select")
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        report = _emix.select(data.view, ks, [str(t) for t in types], criterion, options, weights)
+        total = float(weights.sum()) if weights is not None else float(data.n_samples)
+        n_features = data.n_features
     estimators = []
     for c in report.candidates:
         e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
-        e._set_fitted(c.fit, data.n_features, total)
+        e._set_fitted(c.fit, n_features, total)
         estimators.append(e)
     return SelectResult(report, estimators, criterion)

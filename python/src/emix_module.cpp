@@ -11,7 +11,7 @@
 // fit through the library's RAII owners) and the optional progress callback.
 //
 // Issue 14's API is bound as it is: Statistics (merge, scale, recentred, bytes),
-// merge_in_order, accumulate, maximize, OnlineEm and select; fit_chunks runs the chunked fit
+// merge_in_order, accumulate, maximize, OnlineEm and select; fit_chunks and select_chunks run
 // over a Python chunk source (PyChunkSource), taking the GIL only inside its callbacks.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
@@ -325,6 +325,16 @@ emix::FitReport fit_chunks(nb::object source, emix::FitOptions options, nb::obje
   PyChunkSource chunks(std::move(source));
   nb::gil_scoped_release release;
   return emix::fit(chunks, options);
+}
+
+emix::SelectReport select_chunks(nb::object source, emix::SelectOptions options) {
+  options.fit.on_iteration = [](const emix::IterationInfo&) {
+    nb::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+  };
+  PyChunkSource chunks(std::move(source));
+  nb::gil_scoped_release release;
+  return emix::select(chunks, options);
 }
 
 nb::bytes to_bytes(const emix::Statistics& s) {
@@ -764,6 +774,22 @@ NB_MODULE(_emix, m) {
       },
       nb::arg("x"), nb::arg("n_components"), nb::arg("covariances"), nb::arg("criterion"),
       nb::arg("options"), nb::arg("sample_weight").none());
+  m.def(
+      "select_chunks",
+      [](nb::object source, const std::vector<int>& n_components,
+         const std::vector<std::string>& covariances, const std::string& criterion,
+         emix::FitOptions fit_options) {
+        emix::SelectOptions o;
+        o.n_components = n_components;
+        o.covariances.clear();
+        for (const auto& c : covariances) o.covariances.push_back(emix::parse_covariance(c));
+        o.criterion = emix::parse_criterion(criterion);
+        o.fit = std::move(fit_options);
+        return select_chunks(std::move(source), std::move(o));
+      },
+      nb::arg("source"), nb::arg("n_components"), nb::arg("covariances"), nb::arg("criterion"),
+      nb::arg("options"),
+      "select over a chunk source: each chunk read once per pass for every candidate.");
 
   m.def("gpu_available", &emix::gpu_available,
         "True when this build has a GPU engine and a CUDA device answers.");
