@@ -64,7 +64,7 @@ double weighted_entropy(const Model& model, const DataView& x, const EngineOptio
         static_cast<const unsigned char*>(x.data) + static_cast<std::size_t>(first) * row_bytes;
     const double* weights = sample_weight != nullptr ? sample_weight + first : nullptr;
     resp.resize(static_cast<std::size_t>(part.rows * k));
-    make_engine(part, weights, engine_options)->evaluate(prepared, nullptr, resp.data(), nullptr);
+    make_engine(part, nullptr, engine_options)->evaluate(prepared, nullptr, resp.data(), nullptr);
     const std::int64_t blocks = (part.rows + kEntropyBlockRows - 1) / kEntropyBlockRows;
     partial.assign(static_cast<std::size_t>(blocks), 0.0);
 #pragma omp parallel for schedule(static) num_threads(threads)
