@@ -44,7 +44,7 @@ python3 - "$work/model.json" "$direct" "$buffered" <<'EOF'
 import json, sys
 fit = json.load(open(sys.argv[1]))["fit"]
 direct, buffered = float(sys.argv[2]), float(sys.argv[3])
-print("setup_seconds %.1f (validation pass), init_seconds %.1f" % (fit["setup_seconds"], fit["init_seconds"]))
+print("setup_seconds %.1f (set-up), init_seconds %.1f" % (fit["setup_seconds"], fit["init_seconds"]))
 print("iteration_seconds", ", ".join("%.1f" % s for s in fit["iteration_seconds"]))
 # Every entry is one pass over the file (the last one without an M-step, which takes
 # microseconds here).

@@ -19,7 +19,8 @@ using emix::Covariance;
 using emix::Family;
 
 // Chunks of `rows_per` rows of a host matrix; `tamper` may change what chunk i gives on a
-// given pass (pass 0 is the first read).
+// given pass (pass 0 is the first read). With `announce_rows`, the source tells each chunk's
+// rows without a read, as a file's header does.
 class VectorChunks : public emix::ChunkSource {
  public:
   VectorChunks(const std::vector<double>& x, std::int64_t rows, int d, std::int64_t rows_per,
@@ -36,6 +37,10 @@ class VectorChunks : public emix::ChunkSource {
   const double* chunk_weights(std::int64_t i) override {
     return weights_ ? weights_->data() + i * per_ : nullptr;
   }
+  std::int64_t known_rows(std::int64_t i) override {
+    return announce_rows ? std::min(per_, rows_ - i * per_) : -1;
+  }
+  bool announce_rows = false;
   std::function<void(std::int64_t, int, emix::DataView&)> tamper;
   std::map<std::int64_t, int> reads_;
 
@@ -104,6 +109,17 @@ TEST(ChunkedFit, EqualsTheFitOfAllRows) {
         EXPECT_NEAR(r.log_likelihood, whole.log_likelihood, 1e-12 * std::abs(whole.log_likelihood));
         // Every chunk is read once per E-step (plus the checking pass and the init sample).
         EXPECT_GE(chunks.reads_[0], r.n_iter + 2);
+        // Checked as first read instead of in a pass of their own: the same sums, one read less.
+        VectorChunks announced(x, n, 4, per, weighted ? &w : nullptr);
+        announced.announce_rows = true;
+        const emix::FitReport a = emix::fit(announced, o);
+        EXPECT_EQ(a.model.means, r.model.means);
+        EXPECT_EQ(a.model.covariances, r.model.covariances);
+        EXPECT_EQ(a.model.probabilities, r.model.probabilities);
+        EXPECT_EQ(a.history, r.history);
+        for (const auto& [chunk, reads] : chunks.reads_) {
+          EXPECT_EQ(announced.reads_[chunk], reads - (chunk == 0 ? 0 : 1)) << "chunk " << chunk;
+        }
       }
     }
   }
@@ -164,6 +180,22 @@ TEST(ChunkedSelect, EqualsItsFitsAndTheInMemorySelectionAndReadsEachChunkOncePer
   // every K draws the same sample), one read per pass and one for the entropies. One read per
   // candidate per pass would be 8 x passes, and a gather per K and restart 4 x 2 x 2 reads.
   EXPECT_LE(chunks.reads_[0], 1 + 2 * 2 + r.passes + 1);
+
+  // A source that announces its rows: the same report bitwise, and no checking pass (chunk 0 is
+  // read for the shape all the same).
+  VectorChunks announced(x, n, 4, 700, &w);
+  announced.announce_rows = true;
+  const emix::SelectReport a = emix::select(announced, o);
+  ASSERT_EQ(a.candidates.size(), r.candidates.size());
+  EXPECT_EQ(a.best, r.best);
+  for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+    EXPECT_EQ(a.candidates[i].fit.model.means, r.candidates[i].fit.model.means);
+    EXPECT_EQ(a.candidates[i].bic, r.candidates[i].bic);
+    EXPECT_EQ(a.candidates[i].icl, r.candidates[i].icl);
+  }
+  for (const auto& [chunk, reads] : chunks.reads_) {
+    EXPECT_EQ(announced.reads_[chunk], reads - (chunk == 0 ? 0 : 1)) << "chunk " << chunk;
+  }
 }
 
 // Empty chunks (an empty row group, an empty record batch) between and around the others change
@@ -215,13 +247,17 @@ std::string message_of(const std::function<void()>& fn) {
 
 // A changing width, a NaN in chunk 7, and a source that gives other chunks on a later pass: each
 // an InvalidArgument naming the chunk. Empty chunks are no error.
-TEST(ChunkedFit, BadSourcesNameTheChunk) {
+// The same errors from a source that announces its rows (each chunk checked when first read) as
+// from one counted by a checking pass.
+void expect_bad_sources_named(bool announce) {
+  SCOPED_TRACE(announce ? "rows announced" : "rows counted");
   const Kind kind{Family::kGaussian, Covariance::kDiag};
   const emix::Model truth = emix::testing::random_model(kind.family, kind.covariance, 2, 3, 5);
   std::vector<double> x = emix::sample(truth, 1000, 6).x;
   const emix::FitOptions o = options_for(kind);
 
   VectorChunks wider(x, 1000, 3, 100);
+  wider.announce_rows = announce;
   wider.tamper = [](std::int64_t i, int, emix::DataView& v) {
     if (i == 2) v.cols = 2;
   };
@@ -232,12 +268,14 @@ TEST(ChunkedFit, BadSourcesNameTheChunk) {
   std::vector<double> with_nan = x;
   with_nan[(7 * 100 + 4) * 3 + 1] = std::numeric_limits<double>::quiet_NaN();
   VectorChunks nan_chunks(with_nan, 1000, 3, 100);
+  nan_chunks.announce_rows = announce;
   const std::string nan_message = message_of([&] { emix::fit(nan_chunks, o); });
   EXPECT_NE(nan_message.find("chunk 7 (rows 701..800)"), std::string::npos) << nan_message;
   // The row counted within the whole data (a caller that knows the file names it so).
   EXPECT_NE(nan_message.find("row 705, column 2 is nan"), std::string::npos) << nan_message;
 
   VectorChunks shrinking(x, 1000, 3, 100);
+  shrinking.announce_rows = announce;
   shrinking.tamper = [](std::int64_t i, int pass, emix::DataView& v) {
     if (i == 4 && pass >= 2) v.rows -= 1;
   };
@@ -246,14 +284,42 @@ TEST(ChunkedFit, BadSourcesNameTheChunk) {
   EXPECT_NE(reread.find("same chunks on every pass"), std::string::npos) << reread;
 
   std::vector<double> w(1000, 1.0);
-  VectorChunks half_weighted(x, 1000, 3, 100, &w);
   struct NoWeightsAfter : VectorChunks {
     using VectorChunks::VectorChunks;
     const double* chunk_weights(std::int64_t i) override {
       return i < 3 ? VectorChunks::chunk_weights(i) : nullptr;
     }
   } mixed(x, 1000, 3, 100, &w);
+  mixed.announce_rows = announce;
   EXPECT_NE(message_of([&] { emix::fit(mixed, o); }).find("chunk 3"), std::string::npos);
+
+  // Weights that sum to 0, found once every chunk has been checked.
+  const std::vector<double> zero(1000, 0.0);
+  VectorChunks weightless(x, 1000, 3, 100, &zero);
+  weightless.announce_rows = announce;
+  const std::string zero_message = message_of([&] { emix::fit(weightless, o); });
+  EXPECT_NE(zero_message.find("sample weights sum to 0"), std::string::npos) << zero_message;
+
+  // An Inf in the last chunk, with starting parameters given (no sample is read): found by the
+  // first E-step, before any iteration is reported.
+  emix::FitOptions small_sample = o;
+  small_sample.n_components = truth.n_components;
+  small_sample.init_model = truth;
+  int iterations_seen = 0;
+  small_sample.on_iteration = [&](const emix::IterationInfo&) { ++iterations_seen; };
+  std::vector<double> late_nan = x;
+  late_nan[(9 * 100 + 99) * 3 + 0] = std::numeric_limits<double>::infinity();
+  VectorChunks late(late_nan, 1000, 3, 100);
+  late.announce_rows = announce;
+  const std::string late_message = message_of([&] { emix::fit(late, small_sample); });
+  EXPECT_NE(late_message.find("chunk 9 (rows 901..1000)"), std::string::npos) << late_message;
+  EXPECT_NE(late_message.find("row 1000, column 1 is inf"), std::string::npos) << late_message;
+  EXPECT_EQ(iterations_seen, 0);
+}
+
+TEST(ChunkedFit, BadSourcesNameTheChunk) {
+  expect_bad_sources_named(false);
+  expect_bad_sources_named(true);
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace emix {
 
 // Data as an ordered list of chunks, read again on every pass (every EM iteration). A source
 // must give the same chunks, in the same order, every time: the fit checks each chunk's shape
-// against the first pass and names the chunk that changed.
+// against its first read and names the chunk that changed.
 class ChunkSource {
  public:
   virtual ~ChunkSource() = default;
@@ -24,6 +24,12 @@ class ChunkSource {
   // Chunk i's sample weights (host, one per row), or null. Called right after chunk(i), valid as
   // long as it. Either every chunk has weights or none has.
   virtual const double* chunk_weights(std::int64_t) { return nullptr; }
+  // Chunk i's row count when the source knows it without reading the chunk (a file's header
+  // tells it), else -1. When it knows every chunk's, the fit reads no chunk before it needs its
+  // values: each chunk is checked the first time it is read (by the initialisation's sample or
+  // the first E-step), which saves a whole read of the data from disk. Otherwise the fit first
+  // reads every chunk once, to count and check the rows.
+  virtual std::int64_t known_rows(std::int64_t) { return -1; }
 };
 
 // fit() over the source's rows in order (chunk 0's rows first). Equal to fit() of all rows in

@@ -88,6 +88,7 @@ class MappedNpy final : public ChunkSource {
   std::int64_t n_chunks() override;
   DataView chunk(std::int64_t i) override;
   const double* chunk_weights(std::int64_t i) override;
+  std::int64_t known_rows(std::int64_t i) override;
 
  private:
   struct State;

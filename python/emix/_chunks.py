@@ -180,12 +180,16 @@ def adapter_for(X, sample_weight, dtype):
 
 
 class _Adapter:
-    """n_chunks() and chunk(i) -> (View, weights or None), as the C++ PyChunkSource calls.
-    Records each chunk's width, rows and weight as it serves it (the fit's first pass reads
-    every chunk in order)."""
+    """n_chunks() and chunk(i) -> (View, weights or None), as the C++ PyChunkSource calls, and
+    known_rows(i): chunk i's rows when known without reading it, else -1 (the fit then reads
+    every chunk once before its first iteration). Records each chunk's width, rows and weight
+    as it serves it (every chunk is read by the end of the fit's first E-step)."""
 
     def __init__(self):
         self.seen = {}
+
+    def known_rows(self, i):
+        return -1
 
     @property
     def n_features(self):
@@ -238,6 +242,9 @@ class _SlicedRows(_Adapter):
     def peek_features(self):
         return int(self.x.shape[1])
 
+    def known_rows(self, i):
+        return max(0, min(self.total_rows, (i + 1) * self.rows) - i * self.rows)
+
     def chunk(self, i):
         a, b = i * self.rows, min(self.total_rows, (i + 1) * self.rows)
         return self._result(self.x[a:b], None if self.w is None else self.w[a:b], i)
@@ -251,24 +258,39 @@ class _ArrowChunks(_Adapter):
         super().__init__()
         self.dtype = dtype
         name = type(source).__name__
+        # Rows of chunk i from metadata, without reading it (not known for a Dataset's fragments).
+        self.rows_of = None
         if name == "ParquetFile":
             self.n = source.num_row_groups
             self.read = source.read_row_group
+            self.rows_of = lambda i: source.metadata.row_group(i).num_rows
         elif name == "Table":
             batches = source.to_batches(max_chunksize=chunk_rows)
             self.n = len(batches)
             self.read = batches.__getitem__
+            self.rows_of = lambda i: batches[i].num_rows
         else:
             fragments = list(source.get_fragments())
             self.n = len(fragments)
             # In the dataset's column order: files may store their columns in other orders.
             self.read = lambda i: fragments[i].to_table(schema=source.schema)
         self.w = sample_weight
-        # Row offsets of each chunk, learnt on the first pass (in chunk order).
+        # Row offsets of each chunk: from the metadata where it tells the rows (the fit may then
+        # read chunks out of order, for its initialisation's sample, before a pass in order);
+        # else learnt on the first pass, which reads every chunk in order.
         self.first_rows = {0: 0}
+        if self.rows_of is not None:
+            for i in range(self.n):
+                self.first_rows[i + 1] = self.first_rows[i] + int(self.rows_of(i))
+            if self.w is not None and self.first_rows[self.n] != len(self.w):
+                raise ValueError(f"sample_weight: {len(self.w)} weights for "
+                                 f"{self.first_rows[self.n]} rows")
 
     def n_chunks(self):
         return self.n
+
+    def known_rows(self, i):
+        return -1 if self.rows_of is None else int(self.rows_of(i))
 
     def chunk(self, i):
         table = self.read(i)
@@ -309,6 +331,15 @@ class _Reiterable(_Adapter):
 
     def n_chunks(self):
         return self.n
+
+    def known_rows(self, i):
+        if not isinstance(self.source, (list, tuple)):
+            return -1
+        item = self.source[i]
+        if isinstance(item, tuple) and len(item) == 2:
+            item = item[0]
+        shape = getattr(item, "shape", None)
+        return int(shape[0]) if shape is not None and len(shape) == 2 else -1
 
     def chunk(self, i):
         if isinstance(self.source, (list, tuple)):

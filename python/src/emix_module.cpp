@@ -308,6 +308,12 @@ class PyChunkSource final : public emix::ChunkSource {
 
   const double* chunk_weights(std::int64_t) override { return weights_pointer_; }
 
+  std::int64_t known_rows(std::int64_t i) override {
+    nb::gil_scoped_acquire acquire;
+    if (!nb::hasattr(source_, "known_rows")) return -1;
+    return nb::cast<std::int64_t>(source_.attr("known_rows")(i));
+  }
+
  private:
   nb::object source_;
   std::optional<View> current_;

@@ -21,47 +21,47 @@ namespace {
 
 class ChunkedEngine final : public Engine {
  public:
-  // One pass over the source: each chunk's shape, values and weights are checked (errors name
-  // the chunk), and their row counts recorded.
+  // Chunk 0 gives the shape. When the source knows every chunk's row count without reading it
+  // (ChunkSource::known_rows), each chunk's values and weights are checked the first time the fit
+  // reads it, in its first pass (the initialisation's gather, or the first E-step); otherwise a
+  // pass of its own reads every chunk now, to learn the counts, and checks them on the way.
+  // Errors name the chunk either way, and come before any result exists.
   ChunkedEngine(ChunkSource& source, const FitOptions& options)
-      : source_(source), options_(options.engine) {
+      : source_(source), options_(options), engine_options_(options.engine) {
     const std::int64_t n = source_.n_chunks();
     if (n < 1) throw InvalidArgument("chunk source: no chunks");
-    double weight_total = 0;
+    checked_.assign(static_cast<std::size_t>(n), false);
+    chunk_weight_sums_.assign(static_cast<std::size_t>(n), 0.0);
+    std::vector<std::int64_t> known(static_cast<std::size_t>(n));
+    bool all_known = true;
     for (std::int64_t i = 0; i < n; ++i) {
-      const DataView view = source_.chunk(i);
-      const double* w = source_.chunk_weights(i);
+      known[static_cast<std::size_t>(i)] = source_.known_rows(i);
+      all_known = all_known && known[static_cast<std::size_t>(i)] >= 0;
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
       first_row_.push_back(rows_);
-      chunk_rows_.push_back(view.rows);
-      if (i == 0) {
-        cols_ = view.cols;
-        dtype_ = view.dtype;
-        weighted_ = w != nullptr;
-      }
-      check_chunk(i, view, w);
-      // An empty chunk (an empty row group or record batch) holds nothing to check.
-      if (view.rows > 0) {
-        try {
-          validate_fit_data(view, options);
-          validate_sample_weight(w, view.rows, false);
-        } catch (const DataError& e) {
-          // The row as counted within the whole data, so that a caller who knows the file can
-          // name it (the CLI does).
-          throw DataError(e.source(), e.row() + first_row_.back(), e.column(),
-                          e.problem() + " (in " + where(i) + ")");
-        } catch (const InvalidArgument& e) {
-          throw InvalidArgument(where(i) + ": " + e.what());
+      if (i == 0 || !all_known) {
+        const DataView view = source_.chunk(i);
+        const double* w = source_.chunk_weights(i);
+        if (i == 0) {
+          cols_ = view.cols;
+          dtype_ = view.dtype;
+          weighted_ = w != nullptr;
         }
+        chunk_rows_.push_back(view.rows);
+        check_chunk(i, view, w);
+        if (all_known && view.rows != known[0]) {
+          throw InvalidArgument(where(i) + ": " + std::to_string(view.rows) +
+                                " rows, but the source announced " + std::to_string(known[0]));
+        }
+        check_values(i, view, w);
+      } else {
+        chunk_rows_.push_back(known[static_cast<std::size_t>(i)]);
       }
-      for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) weight_total += w[r];
-      rows_ += view.rows;
+      rows_ += chunk_rows_.back();
     }
     first_row_.push_back(rows_);
     if (rows_ < 1) throw InvalidArgument("chunk source: the chunks hold no rows");
-    if (weighted_ && !(weight_total > 0)) {
-      throw InvalidArgument("chunk source: the sample weights sum to 0");
-    }
-    weight_total_ = weighted_ ? weight_total : static_cast<double>(rows_);
   }
 
   std::string name() const override {
@@ -74,7 +74,14 @@ class ChunkedEngine final : public Engine {
   std::int64_t cols() const { return cols_; }
   DType dtype() const { return dtype_; }
   bool weighted() const { return weighted_; }
-  double weight_total() const { return weight_total_; }
+  // The sum of the sample weights (N without weights); reads the chunks not yet checked.
+  double weight_total() {
+    if (!weighted_) return static_cast<double>(rows_);
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
+      if (!checked_[static_cast<std::size_t>(i)]) reread(i);
+    }
+    return weight_sum_;
+  }
 
   // body(view, weights) for every chunk that holds rows, in order, each read once.
   void for_each_chunk(const std::function<void(const DataView&, const double*)>& body) {
@@ -219,22 +226,52 @@ class ChunkedEngine final : public Engine {
     }
   }
 
-  // Chunk i again, checked against the first pass.
+  // Chunk i again: its shape checked against the first read (or the announced row count), and
+  // its values and weights the first time.
   DataView reread(std::int64_t i) {
     const DataView view = source_.chunk(i);
-    check_chunk(i, view, source_.chunk_weights(i));
+    const double* w = source_.chunk_weights(i);
+    check_chunk(i, view, w);
     const std::int64_t expected = chunk_rows_[static_cast<std::size_t>(i)];
     if (view.rows != expected) {
       throw InvalidArgument(where(i) + ": " + std::to_string(view.rows) + " rows now, but " +
                             std::to_string(expected) +
-                            " on the first pass; a chunk source must give the same chunks on "
-                            "every pass");
+                            " before; a chunk source must give the same chunks on every pass");
     }
+    if (!checked_[static_cast<std::size_t>(i)]) check_values(i, view, w);
     return view;
   }
 
+  // Chunk i's values and weights (errors name the chunk, and the row within the whole data, so
+  // that a caller who knows the file can name it; the CLI does). Once every chunk is checked,
+  // the weights' sum must be positive.
+  void check_values(std::int64_t i, const DataView& view, const double* w) {
+    // An empty chunk (an empty row group or record batch) holds nothing to check.
+    if (view.rows > 0) {
+      try {
+        validate_fit_data(view, options_);
+        validate_sample_weight(w, view.rows, false);
+      } catch (const DataError& e) {
+        throw DataError(e.source(), e.row() + first_row_[static_cast<std::size_t>(i)], e.column(),
+                        e.problem() + " (in " + where(i) + ")");
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(where(i) + ": " + e.what());
+      }
+    }
+    double sum = 0;
+    for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) sum += w[r];
+    chunk_weight_sums_[static_cast<std::size_t>(i)] = sum;
+    checked_[static_cast<std::size_t>(i)] = true;
+    if (++n_checked_ == static_cast<std::int64_t>(checked_.size()) && weighted_) {
+      // In chunk order, whichever order the chunks were first read in.
+      weight_sum_ = 0;
+      for (const double s : chunk_weight_sums_) weight_sum_ += s;
+      if (!(weight_sum_ > 0)) throw InvalidArgument("chunk source: the sample weights sum to 0");
+    }
+  }
+
   std::unique_ptr<Engine> engine_for(const DataView& view, const double* weights) {
-    std::unique_ptr<Engine> engine = make_engine(view, weights, options_);
+    std::unique_ptr<Engine> engine = make_engine(view, weights, engine_options_);
     if (engine_name_.empty()) engine_name_ = engine->name();
     return engine;
   }
@@ -245,12 +282,16 @@ class ChunkedEngine final : public Engine {
   }
 
   ChunkSource& source_;
-  EngineOptions options_;
+  FitOptions options_;
+  EngineOptions engine_options_;
   std::int64_t cols_ = 0;
   DType dtype_ = DType::kFloat64;
   bool weighted_ = false;
   std::int64_t rows_ = 0;
-  double weight_total_ = 0;
+  std::vector<bool> checked_;  // chunks whose values and weights have been checked
+  std::vector<double> chunk_weight_sums_;
+  double weight_sum_ = 0;  // once every chunk is checked
+  std::int64_t n_checked_ = 0;
   std::vector<std::int64_t> chunk_rows_;
   std::vector<std::int64_t> first_row_;  // and the total at the end
   std::string engine_name_;
@@ -288,7 +329,8 @@ SelectReport select(ChunkSource& source, const SelectOptions& options) {
   };
   SelectReport report = select_on(
       engine, engine.rows(), static_cast<int>(engine.cols()), engine.dtype(), gather_weights,
-      engine.weight_total(), options, [&](const std::vector<const Model*>& models) {
+      [&engine] { return engine.weight_total(); }, options,
+      [&](const std::vector<const Model*>& models) {
         std::vector<double> totals(models.size(), 0.0);
         engine.for_each_chunk([&](const DataView& view, const double* weights) {
           for (std::size_t m = 0; m < models.size(); ++m) {

@@ -170,8 +170,11 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
                                                       double* out) {
     for (std::int64_t i = 0; i < count; ++i) out[i] = sample_weight ? sample_weight[idx[i]] : 1.0;
   };
-  double weight_total = 0;
-  for (std::int64_t n = 0; n < x.rows; ++n) weight_total += sample_weight ? sample_weight[n] : 1.0;
+  const auto weight_total = [&x, sample_weight] {
+    double total = 0;
+    for (std::int64_t n = 0; n < x.rows; ++n) total += sample_weight ? sample_weight[n] : 1.0;
+    return total;
+  };
   SelectReport report = select_on(
       *engine, x.rows, static_cast<int>(x.cols), x.dtype, gather_weights, weight_total, options,
       [&](const std::vector<const Model*>& models) {
@@ -186,8 +189,9 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
 }
 
 SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
-                       const WeightGather& gather_weights, double weight_total,
-                       const SelectOptions& options, const Entropies& entropies_of) {
+                       const WeightGather& gather_weights,
+                       const std::function<double()>& weight_total, const SelectOptions& options,
+                       const Entropies& entropies_of) {
   struct Grid {
     int k;
     Covariance covariance;
@@ -277,6 +281,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
   // alone: it is reported, with infinite criteria, and the others are compared.
   report.passes = run_together(engine, all, /*isolate_failures=*/true);
   report.engine = engine.name();
+  const double weight_sum = weight_total();
 
   for (std::size_t i = 0; i < grid.size(); ++i) {
     SelectCandidate c;
@@ -312,7 +317,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     c.fit.seconds = init_seconds[i] + iterations;
     c.n_parameters = c.fit.model.n_parameters();
     const double p = static_cast<double>(c.n_parameters);
-    c.bic = -2.0 * c.fit.log_likelihood + p * std::log(weight_total);
+    c.bic = -2.0 * c.fit.log_likelihood + p * std::log(weight_sum);
     c.aic = -2.0 * c.fit.log_likelihood + 2.0 * p;
     report.candidates.push_back(std::move(c));
   }

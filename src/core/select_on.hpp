@@ -25,11 +25,13 @@ std::vector<FitOptions> candidate_options(const SelectOptions& options);
 using Entropies = std::function<std::vector<double>(const std::vector<const Model*>&)>;
 
 // Fits and scores every candidate of `options` on `engine`, whose rows x d data (of type dtype)
-// the caller has validated. gather_weights gives sampled rows' weights, weight_total is the sum
-// of all weights (N without weights), and entropies_of is called once, with every fitted
-// candidate's model. The report's seconds are the caller's to set.
+// the caller has validated or validates as it reads them. gather_weights gives sampled rows'
+// weights, weight_total the sum of all weights (N without weights; called once, after the
+// fits), and entropies_of is called once, with every fitted candidate's model. The report's seconds
+// are the caller's to set.
 SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
-                       const WeightGather& gather_weights, double weight_total,
-                       const SelectOptions& options, const Entropies& entropies_of);
+                       const WeightGather& gather_weights,
+                       const std::function<double()>& weight_total, const SelectOptions& options,
+                       const Entropies& entropies_of);
 
 }  // namespace emix

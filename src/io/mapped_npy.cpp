@@ -323,6 +323,12 @@ DataView MappedNpy::chunk(std::int64_t i) {
   return view;
 }
 
+std::int64_t MappedNpy::known_rows(std::int64_t i) {
+  const State& s = *state_;
+  if (i < 0 || i >= s.n_chunks) return -1;
+  return std::min(s.chunk_rows, s.layout.rows - i * s.chunk_rows);
+}
+
 const double* MappedNpy::chunk_weights(std::int64_t i) {
   if (state_->weights == nullptr) return nullptr;
   return state_->weights + i * state_->chunk_rows;

@@ -167,3 +167,39 @@ def test_pyarrow_sources(tmp_path, data, reference):
     assert_same_model(fit(dataset), reference)
     with pytest.raises(ValueError, match=f"{len(data) + 1} weights for {len(data)} rows"):
         fit(emix.chunked(parquet, sample_weight=np.ones(len(data) + 1)))
+
+
+class CountingRows:
+    """Rows with a shape, sliced as h5py or a memmap is; counts the reads of each block."""
+
+    def __init__(self, x):
+        self.x, self.shape, self.reads = x, x.shape, {}
+
+    def __getitem__(self, rows):
+        self.reads[rows.start] = self.reads.get(rows.start, 0) + 1
+        return self.x[rows]
+
+
+def test_sources_that_know_their_rows_are_checked_as_first_read(data, reference, monkeypatch):
+    """A source cut by rows tells each chunk's rows without reading it, so the fit checks each
+    chunk when it first reads it instead of in a pass of its own: the same model, every chunk
+    but the first (read for the width) read once less. Bad values are still named."""
+    known = CountingRows(data)
+    assert_same_model(fit(emix.chunked(known, chunk_rows=250)), reference)
+    with monkeypatch.context() as m:
+        m.setattr(_chunks._SlicedRows, "known_rows", lambda self, i: -1)
+        counted = CountingRows(data)
+        assert_same_model(fit(emix.chunked(counted, chunk_rows=250)), reference)
+    assert sorted(known.reads) == sorted(counted.reads) == [0, 250, 500, 750]
+    for start, reads in counted.reads.items():
+        assert known.reads[start] == reads - (start != 0), start
+
+    bad = data.copy()
+    bad[777, 2] = np.inf
+    with pytest.raises(ValueError, match=r"row 778, column 3 is inf \(in chunk 3 \(rows 751\.\.1000\)\)"):
+        fit(emix.chunked(CountingRows(bad), chunk_rows=250))
+    pieces = [data[a:a + 100] for a in range(0, len(data), 100)]
+    pieces[9] = pieces[9].copy()
+    pieces[9][5, 0] = np.nan
+    with pytest.raises(ValueError, match="chunk 9"):
+        fit(pieces)
