@@ -20,8 +20,12 @@ Initialisation: from the estimator's ``*_init`` parameters when all are given (t
 that of the in-memory estimator with the same parameters). Otherwise the estimator's own
 initialisation (``init_params``, ``n_init``, ``random_state``) runs on a deterministic sample
 of at most ``init_sample_rows`` rows (evenly spaced, computed once to the client), and the
-given parameters replace the drawn ones. A component that empties keeps its parameters (with a
-``FitWarning``) instead of being re-seeded from a row as the in-memory fit does.
+given parameters replace the drawn ones. A component that empties, or whose covariance no longer
+factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
+(or probabilities) moves to a random row, fetched from the array, it keeps its previous
+covariance and gets one row's share of the weight; the fit report's warnings say which row. The
+row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
+is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
 
 ``predict``, ``predict_proba`` and ``score_samples`` of a Dask array return Dask arrays (one
 block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
@@ -111,6 +115,79 @@ def tree_merge(parts, merge=_merge_bytes):
 def _block_apply(block, state, device, what):
     x = np.ascontiguousarray(block)
     return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
+
+
+class _Reseeder:
+    """Moves components that emptied or collapsed onto random rows, as the in-memory EM driver
+    does (``src/core/em.cpp``), with the same warnings and the same limit on re-seeds."""
+
+    max_warnings = 20
+    max_reseeds = 1000
+
+    def __init__(self, estimator, X, mstep):
+        self.estimator, self.X, self.mstep = estimator, X, mstep
+        self.rng = None
+        self.count = 0
+        self.warnings = []
+
+    def reseed(self, previous, model, empty, iteration):
+        bad = [(c, "was empty") for c in empty]
+        bad += [(c, "collapsed (singular covariance)") for c in _singular_components(model)
+                if c not in empty]
+        if not bad:
+            return model
+        if self.rng is None:
+            self.rng = np.random.default_rng(self.estimator._seed())
+        n, d = self.X.shape
+        parameters = {name: np.array(value, dtype=np.float64, copy=True)
+                      for name, value in self.estimator._parameters_of(model).items()}
+        for c, why in bad:
+            row = int(self.rng.integers(n))
+            x = np.asarray(self.X[row].compute(), dtype=np.float64)
+            if "means" in parameters:
+                parameters["means"][c] = x
+                if model.covariance != "tied":
+                    parameters["covariances"][c] = np.asarray(previous.covariances)[c]
+            else:
+                eps = self.mstep.prob_epsilon
+                parameters["probabilities"][c] = np.clip(x / model.trials, eps, 1.0 - eps)
+            if not self.mstep.fixed_weights:
+                weights = parameters["weights"]
+                weights[c] = 1.0 / n
+                weights /= weights.sum()
+            self.count += 1
+            if self.count <= self.max_warnings:
+                self.warnings.append(f"iteration {iteration}: component {c} {why}; re-seeded at "
+                                     f"row {row}")
+            if self.count > self.max_reseeds:
+                raise _emix.NumericalError(
+                    f"components kept collapsing ({self.count} re-seeds); try fewer components "
+                    f"or a larger reg_covar")
+        return self.estimator._make_model(d, parameters)
+
+
+def _singular_components(model):
+    """Components whose covariance does not factor (a singular tied covariance cannot be
+    re-seeded: NumericalError, as in the in-memory fit)."""
+    if model.family != "gaussian":
+        return []
+    covariances = np.asarray(model.covariances, dtype=np.float64)
+    if model.covariance in ("diag", "spherical"):
+        per_component = covariances.reshape(model.n_components, -1)
+        return [c for c in range(model.n_components) if not np.all(per_component[c] > 0)]
+
+    def factors(a):
+        try:
+            return bool(np.all(np.diag(np.linalg.cholesky(a)) > 0))
+        except np.linalg.LinAlgError:
+            return False
+
+    if model.covariance == "tied":
+        if not factors(covariances.reshape(model.n_features, model.n_features)):
+            raise _emix.NumericalError("the tied covariance is singular; the data may lie in a "
+                                       "subspace: increase reg_covar")
+        return []
+    return [c for c in range(model.n_components) if not factors(covariances[c])]
 
 
 class _DaskMixture:
@@ -204,7 +281,8 @@ class _DaskMixture:
         mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
         mstep.fixed_weights = bool(self.fixed_weights)
         history, iteration_seconds = [], []
-        iteration, previous, converged, empty_seen = 0, None, False, set()
+        iteration, previous, converged = 0, None, False
+        reseeder = _Reseeder(self, X, mstep)
         while True:
             t0 = time.perf_counter()
             stats = self._statistics(model, blocks, weight_blocks)
@@ -222,8 +300,8 @@ class _DaskMixture:
                 iteration_seconds.append(time.perf_counter() - t0)
                 break
             previous = mean
-            model, empty = _emix.maximize(model, stats._native, mstep)
-            empty_seen.update(empty)
+            next_model, empty = _emix.maximize(model, stats._native, mstep)
+            model = reseeder.reseed(model, next_model, empty, iteration + 1)
             iteration += 1
             iteration_seconds.append(time.perf_counter() - t0)
         report = _emix.FitReport()
@@ -240,8 +318,7 @@ class _DaskMixture:
         report.setup_seconds = 0.0
         report.init_seconds = init_seconds
         report.iteration_seconds = iteration_seconds
-        report.warnings = ([f"component {k} was empty; it kept its parameters"
-                            for k in sorted(empty_seen)])
+        report.warnings = reseeder.warnings
         total = stats.weight_sum
         self._set_fitted(report, X.shape[1], total)
         return self

@@ -159,3 +159,54 @@ def test_weights_that_sum_to_zero_are_an_invalid_argument(client):
         probabilities_init=[[0.6] * 4, [0.4] * 4])
     with pytest.raises(emix.InvalidArgument, match="sum to 0"):
         estimator.fit(da.from_array(data, chunks=(50, 4)), sample_weight=np.zeros(100))
+
+
+def test_empty_and_collapsed_components_are_reseeded(client, data):
+    """A component that empties (its mean far from every row) or collapses onto identical rows
+    (reg_covar=0) moves onto a random row, keeping its previous covariance and taking one row's
+    share of the weight, as in the in-memory fit; the report names the row."""
+    n = len(data)
+    x = da.from_array(data, chunks=(300, 3))
+    d = data.shape[1]
+    means = np.vstack([data[:3], np.full(d, 1e3)])
+    parameters = dict(n_components=4, covariance_type="diag", device="cpu", max_iter=1,
+                      random_state=7, weights_init=[0.3, 0.3, 0.3, 0.1], means_init=means,
+                      precisions_init=np.ones((4, d)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = emix.dask.GaussianMixture(**parameters).fit(x)
+        again = emix.dask.GaussianMixture(**parameters).fit(x)
+    (warning,) = fitted.report_.warnings
+    assert warning.startswith("iteration 1: component 3 was empty; re-seeded at row ")
+    row = int(warning.rsplit(" ", 1)[1])
+    assert 0 <= row < n
+    assert np.array_equal(fitted.means_[3], data[row])
+    assert np.array_equal(fitted.covariances_[3], np.ones(d))
+    # One row's share, then the weights renormalised (the other three keep their M-step shares).
+    assert fitted.weights_[3] == pytest.approx((1 / n) / (1 + 1 / n), rel=1e-12)
+    assert np.array_equal(again.means_, fitted.means_)  # random_state fixes the row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_memory_fit = in_memory(data, **parameters)
+    assert "component 3 was empty; re-seeded at row" in in_memory_fit.report_.warnings[0]
+
+    # Five identical rows far from the rest, and a component started on them with reg_covar=0:
+    # its variances become exactly 0, and it is re-seeded rather than sent to the workers.
+    stacked = np.vstack([data, np.tile(np.full(d, 40.0), (5, 1))])
+    for covariance_type, precisions in (("diag", np.ones((2, d))),
+                                        ("full", np.tile(np.eye(d), (2, 1, 1)))):
+        collapsing = dict(n_components=2, covariance_type=covariance_type, device="cpu",
+                          max_iter=1, random_state=3, reg_covar=0.0, weights_init=[0.9, 0.1],
+                          means_init=[data.mean(axis=0), np.full(d, 40.0)],
+                          precisions_init=precisions)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = emix.dask.GaussianMixture(**collapsing).fit(
+                da.from_array(stacked, chunks=(400, 3)))
+            reference = in_memory(stacked, **collapsing)
+        (warning,) = fitted.report_.warnings
+        assert "component 1 collapsed (singular covariance); re-seeded at row" in warning
+        assert "component 1 collapsed (singular covariance)" in reference.report_.warnings[0]
+        row = int(warning.rsplit(" ", 1)[1])
+        assert np.array_equal(fitted.means_[1], stacked[row])
+        assert np.all(np.isfinite(fitted.precisions_cholesky_))
