@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/statistics.hpp"
 #include "emix/errors.hpp"
 #include "kernels/fused_params.hpp"
 
@@ -66,6 +67,8 @@ const char* describe(Buf buffer) {
       return "the chunk's log-likelihoods";
     case Buf::kRowWeight:
       return "the chunk's weights";
+    case Buf::kRowEntropy:
+      return "the chunk's entropies";
     case Buf::kLabels:
       return "the chunk's labels";
     case Buf::kProjected:
@@ -160,13 +163,18 @@ BufferPlan plan_buffers(const BufferPlanInputs& in) {
     const GeneralChunk c = general_chunk(rows);
     const bool gaussian = in.family == Family::kGaussian;
     const bool full_scatter = fused_family_of(in.family, in.covariance) == FusedFamily::kFull;
-    const std::int64_t stride = 2 + k + k * d + (gaussian && !full_scatter ? k * d : 0);
+    // The partials hold every statistic but a full scatter (accumulate_general's stride).
+    const StatisticsLayout layout(in.family, in.covariance, static_cast<int>(k),
+                                  static_cast<int>(d));
+    const std::int64_t stride =
+        static_cast<std::int64_t>(layout.full_scatter ? layout.q() : layout.size());
     set(Buf::kParams, general_param_bytes(in.k, in.d, in.data_size, in.covariance, gaussian));
     set(Buf::kStaged, c.ld * d * t);
     set(Buf::kLogJoint, k * c.ld * 8);
     set(Buf::kResp, k * c.ld * 8);
     set(Buf::kRowLogLik, c.ld * 8);
     set(Buf::kRowWeight, c.ld * 8);
+    set(Buf::kRowEntropy, c.ld * 8);
     set(Buf::kLabels, c.ld * 4);
     set(Buf::kPartials, c.n_part * stride * 8);
     if (full_scatter) {

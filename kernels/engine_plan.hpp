@@ -63,6 +63,7 @@ enum class Buf : int {
   kResp,              // general: K x ld doubles (responsibilities, per-row outputs)
   kRowLogLik,         // general: ld doubles
   kRowWeight,         // general: ld doubles
+  kRowEntropy,        // general: ld doubles
   kLabels,            // per-row labels of a chunk: int32
   kProjected,         // general, full / tied: y = xc U, and sqrt(g)(x - c_k): K D x ld of T
   kScatterParts,      // general, full / tied: K x n_q blocks of D x D of T

@@ -115,11 +115,12 @@ EMIX_HD inline FusedShared<C> carve_shared(unsigned char* base, const FusedPlan&
       reinterpret_cast<double*>(base + p.fin_offset)};
 }
 
-// What a thread carries from tile to tile: its rows' contributions to the log-likelihood and
-// the weight sum, in double.
+// What a thread carries from tile to tile: its rows' contributions to the log-likelihood, the
+// weight sum and the responsibilities' entropy, in double.
 struct FusedThreadSums {
   double log_likelihood = 0;
   double weight = 0;
+  double entropy = 0;
 };
 
 // Once per block, before its first tile: the padding features dq..dp and every row of xs to
@@ -271,18 +272,20 @@ EMIX_HD inline double fused_log_binomial(const FusedPlan& p, const FusedArgs<T, 
 }
 
 // Phase B, accumulating: thread r (r < rows, then r + NT, ...) turns row r's log-joints into
-// g_rk = w_r p(k | x_r) in place and adds w_r log p(x_r) and w_r to its sums.
+// g_rk = w_r p(k | x_r) in place and adds w_r log p(x_r), w_r and w_r H_r to its sums.
 template <FusedFamily F, typename T, typename C>
 EMIX_HD inline void fused_responsibilities(int tid, const FusedPlan& p, const FusedArgs<T, C>& a,
                                            const FusedShared<C>& s, int rows,
                                            FusedThreadSums& sums) {
   for (int r = tid; r < rows; r += p.threads) {
     const C w = s.w[r];
-    const LogSumExp<C> parts = softmax_in_place(s.lg + r, p.k, p.lg_stride, w);
+    C entropy = C(0);
+    const LogSumExp<C> parts = softmax_in_place(s.lg + r, p.k, p.lg_stride, w, &entropy);
     const double log_prob = static_cast<double>(log_sum_exp_value(parts)) +
                             fused_log_binomial<F>(p, a, s.xs + r * p.dp);
     sums.log_likelihood += weighted_log_prob(static_cast<double>(w), log_prob);
     sums.weight += static_cast<double>(w);
+    sums.entropy += weighted_log_prob(static_cast<double>(w), static_cast<double>(entropy));
   }
 }
 
@@ -504,18 +507,21 @@ EMIX_HD inline void fused_publish_sums(int tid, const FusedPlan& p, double* fin,
                                        const FusedThreadSums& sums) {
   fin[tid] = sums.log_likelihood;
   fin[p.threads + tid] = sums.weight;
+  fin[2 * p.threads + tid] = sums.entropy;
 }
 
 EMIX_HD inline void fused_finish_sums(int tid, const FusedPlan& p, const double* fin,
                                       double* slice) {
   if (tid != 0) return;
-  double ll = 0, w = 0;
+  double ll = 0, w = 0, h = 0;
   for (int t = 0; t < p.threads; ++t) {
     ll += fin[t];
     w += fin[p.threads + t];
+    h += fin[2 * p.threads + t];
   }
   slice[StatisticsLayout::kLogLikelihood] = ll;
   slice[StatisticsLayout::kWeightSum] = w;
+  slice[StatisticsLayout::kEntropy] = h;
 }
 
 // Tiles of a launch over `count` rows.

@@ -53,7 +53,7 @@ FusedPlan layout_for(FusedPlan p, int rows) {
   p.red_offset = at;
   if (p.row_groups > 1) at = align16(at + std::int64_t{entries} * p.threads * e);
   p.fin_offset = at;
-  at = align16(at + 2 * std::int64_t{p.threads} * 8);
+  at = align16(at + 3 * std::int64_t{p.threads} * 8);
   p.shared_bytes = at;
   return p;
 }

@@ -48,7 +48,8 @@ struct FusedPlan {
   std::int64_t lg_offset = 0;   // kp x lg_stride log-joints, then responsibilities
   std::int64_t w_offset = 0;    // R row weights
   std::int64_t red_offset = 0;  // item_entries x threads partial sums (row_groups > 1)
-  std::int64_t fin_offset = 0;  // 2 x threads doubles: the block's log-likelihood and weight sums
+  std::int64_t fin_offset = 0;  // 3 x threads doubles: the block's log-likelihood, weight and
+                                // entropy sums
   std::int64_t shared_bytes = 0;
 
   // Phase A work items: register blocks of 4 rows x 4 components (kDiag, kLinear) or 4 rows x

@@ -126,21 +126,29 @@ __global__ void estep_rows_kernel(const double* __restrict__ lj, std::int64_t ld
                                   std::int64_t count, std::int64_t padded,
                                   const double* __restrict__ weights, const T* __restrict__ xc,
                                   int d, int trials, double* __restrict__ g,
-                                  double* __restrict__ ll, double* __restrict__ wrow) {
+                                  double* __restrict__ ll, double* __restrict__ wrow,
+                                  double* __restrict__ hrow) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t n = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        n < padded; n += stride) {
     if (n < count) {
       const double w = weights != nullptr ? weights[n] : 1.0;
       const LogSumExp<double> lse = log_sum_exp_parts(lj + n, n_comp, ld);
-      ll[n] = weighted_log_prob(w, log_sum_exp_value(lse) + row_log_binom(xc, ld, n, d, trials));
+      const double log_prob = log_sum_exp_value(lse);
+      ll[n] = weighted_log_prob(w, log_prob + row_log_binom(xc, ld, n, d, trials));
       wrow[n] = w;
+      // -sum_k p log p, with log p = lj - log p(x) (the binomial term cancels).
+      double h = 0.0;
       for (int k = 0; k < n_comp; ++k) {
-        g[k * ld + n] = w == 0.0 ? 0.0 : w * responsibility(lj[k * ld + n], lse);
+        const double p = responsibility(lj[k * ld + n], lse);
+        if (p > 0.0 || p != p) h -= p * (lj[k * ld + n] - log_prob);
+        g[k * ld + n] = w == 0.0 ? 0.0 : w * p;
       }
+      hrow[n] = weighted_log_prob(w, h);
     } else {
       ll[n] = 0.0;
       wrow[n] = 0.0;
+      hrow[n] = 0.0;
       for (int k = 0; k < n_comp; ++k) g[k * ld + n] = 0.0;
     }
   }
@@ -174,10 +182,11 @@ __global__ void evaluate_rows_kernel(const double* __restrict__ lj, std::int64_t
 template <typename T>
 __global__ void __launch_bounds__(kGeneralMaxBlockRows)
     stats_partials_kernel(const double* __restrict__ g, const double* __restrict__ ll,
-                          const double* __restrict__ wrow, const T* __restrict__ xc,
-                          std::int64_t ld, const double* __restrict__ shift,
-                          const StatisticsLayout layout, std::int64_t padded, T* __restrict__ z,
-                          double* __restrict__ part, std::int64_t stride) {
+                          const double* __restrict__ wrow, const double* __restrict__ hrow,
+                          const T* __restrict__ xc, std::int64_t ld,
+                          const double* __restrict__ shift, const StatisticsLayout layout,
+                          std::int64_t padded, T* __restrict__ z, double* __restrict__ part,
+                          std::int64_t stride) {
   const int n_comp = layout.k;
   const int d = layout.d;
   const bool diag_q = layout.has_scatter && !layout.full_scatter;
@@ -194,7 +203,7 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
 
   for (int k = blockIdx.y; k < n_comp; k += gridDim.y) {
     const double* gk = g + static_cast<std::int64_t>(k) * ld;
-    double nk = 0.0, lls = 0.0, ws = 0.0;
+    double nk = 0.0, lls = 0.0, ws = 0.0, hs = 0.0;
     for (int r = 0; r < kGeneralRowsPerThread; ++r) {
       const std::int64_t n = first + r * rb;
       if (n < padded) {
@@ -202,25 +211,30 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
         if (k == 0) {
           lls += ll[n];
           ws += wrow[n];
+          hs += hrow[n];
         }
       }
     }
     nk = warp_sum(nk);
     lls = warp_sum(lls);
     ws = warp_sum(ws);
+    hs = warp_sum(hs);
     if (lane == 0) {
       sh[warp][0] = nk;
       sh[warp][1] = lls;
       sh[warp][2] = ws;
+      sh[warp][3] = hs;
     }
     __syncthreads();
-    if (tid < 3) {
+    if (tid < 4) {
       double t = 0.0;
       for (int w = 0; w < n_warps; ++w) t += sh[w][tid];
       if (tid == 0) {
         out[layout.nk() + k] = t;
       } else if (k == 0) {
-        out[tid == 1 ? StatisticsLayout::kLogLikelihood : StatisticsLayout::kWeightSum] = t;
+        out[tid == 1   ? StatisticsLayout::kLogLikelihood
+            : tid == 2 ? StatisticsLayout::kWeightSum
+                       : StatisticsLayout::kEntropy] = t;
       }
     }
     __syncthreads();
@@ -352,9 +366,9 @@ void launch_log_joint_direct(bool linear, const T* xc, std::int64_t ld, const do
 template <typename T>
 void launch_estep_rows(const double* lj, std::int64_t ld, int k, std::int64_t count,
                        std::int64_t padded, const double* weights, const T* xc, int d, int trials,
-                       double* g, double* ll, double* wrow, cudaStream_t stream) {
+                       double* g, double* ll, double* wrow, double* hrow, cudaStream_t stream) {
   estep_rows_kernel<T><<<grid_for(padded, kRowThreads), kRowThreads, 0, stream>>>(
-      lj, ld, k, count, padded, weights, xc, d, trials, g, ll, wrow);
+      lj, ld, k, count, padded, weights, xc, d, trials, g, ll, wrow, hrow);
   EMIX_CHECK_LAUNCH(stream);
 }
 
@@ -368,18 +382,18 @@ void launch_evaluate_rows(const double* lj, std::int64_t ld, int k, std::int64_t
 }
 
 template <typename T>
-void launch_stats_partials(const double* g, const double* ll, const double* wrow, const T* xc,
-                           std::int64_t ld, const double* shift, const StatisticsLayout& layout,
-                           std::int64_t padded, int block_rows, T* z, double* part,
-                           std::int64_t stride, cudaStream_t stream) {
+void launch_stats_partials(const double* g, const double* ll, const double* wrow,
+                           const double* hrow, const T* xc, std::int64_t ld, const double* shift,
+                           const StatisticsLayout& layout, std::int64_t padded, int block_rows,
+                           T* z, double* part, std::int64_t stride, cudaStream_t stream) {
   if (block_rows < 32 || block_rows > kGeneralMaxBlockRows ||
       (block_rows & (block_rows - 1)) != 0 || padded % block_rows != 0) {
     throw InvalidArgument("GPU engine: statistics block of " + std::to_string(block_rows) +
                           " rows does not tile " + std::to_string(padded) + " rows");
   }
   const dim3 grid(grid_for(stats_blocks(padded, block_rows), 1), grid_y(layout.k));
-  stats_partials_kernel<T><<<grid, block_rows, 0, stream>>>(g, ll, wrow, xc, ld, shift, layout,
-                                                            padded, z, part, stride);
+  stats_partials_kernel<T><<<grid, block_rows, 0, stream>>>(g, ll, wrow, hrow, xc, ld, shift,
+                                                            layout, padded, z, part, stride);
   EMIX_CHECK_LAUNCH(stream);
 }
 
@@ -413,12 +427,13 @@ void launch_gather_rows(const T* x, int d, const std::int64_t* idx, std::int64_t
                                            std::int64_t, double*, cudaStream_t);                   \
   template void launch_estep_rows<T>(const double*, std::int64_t, int, std::int64_t, std::int64_t, \
                                      const double*, const T*, int, int, double*, double*, double*, \
-                                     cudaStream_t);                                                \
+                                     double*, cudaStream_t);                                       \
   template void launch_evaluate_rows<T>(const double*, std::int64_t, int, std::int64_t, const T*,  \
                                         int, int, double*, double*, std::int32_t*, cudaStream_t);  \
-  template void launch_stats_partials<T>(                                                          \
-      const double*, const double*, const double*, const T*, std::int64_t, const double*,          \
-      const StatisticsLayout&, std::int64_t, int, T*, double*, std::int64_t, cudaStream_t);        \
+  template void launch_stats_partials<T>(const double*, const double*, const double*,              \
+                                         const double*, const T*, std::int64_t, const double*,     \
+                                         const StatisticsLayout&, std::int64_t, int, T*, double*,  \
+                                         std::int64_t, cudaStream_t);                              \
   template void launch_reduce_partials<T>(const double*, std::int64_t, std::int64_t, const T*,     \
                                           std::int64_t, int, std::int64_t, double*, cudaStream_t); \
   template void launch_gather_rows<T>(const T*, int, const std::int64_t*, std::int64_t, double*,   \

@@ -47,13 +47,14 @@ void launch_log_joint_direct(bool linear, const T* xc, std::int64_t ld, const do
                              int d, std::int64_t padded, double* lj, cudaStream_t stream);
 
 // Per row: lse = log sum_k exp(lj[k][n]); g[k][n] = w_n exp(lj[k][n] - lse);
-// ll[n] = w_n (lse + log_binom(x_n)); wrow[n] = w_n. Padding rows get zeros.
+// ll[n] = w_n (lse + log_binom(x_n)); wrow[n] = w_n; hrow[n] = w_n H_n, H_n = -sum_k p_k log p_k.
+// Padding rows get zeros.
 // weights: the chunk's `count` sample weights (device) or null for ones. trials > 1 adds the
 // binomial log_binom(x) = sum_d log C(trials, x_d) (x = xc: c0 is zero for those families).
 template <typename T>
 void launch_estep_rows(const double* lj, std::int64_t ld, int k, std::int64_t count,
                        std::int64_t padded, const double* weights, const T* xc, int d, int trials,
-                       double* g, double* ll, double* wrow, cudaStream_t stream);
+                       double* g, double* ll, double* wrow, double* hrow, cudaStream_t stream);
 
 // Per row n < count, each output optional (null): log_prob[n] = lse + log_binom(x_n),
 // resp[n * K + k] (row-major), labels[n] = argmax_k lj[k][n] (lowest k on ties).
@@ -64,16 +65,16 @@ void launch_evaluate_rows(const double* lj, std::int64_t ld, int k, std::int64_t
 
 // Partial statistics of each block of block_rows * kGeneralRowsPerThread rows, summed in double in
 // a fixed order, into part[b * stride + e] at their places in `layout` (the log-likelihood, the
-// weight sum, N_k, S_k, and diag / spherical Q_k; stride: layout.q(), or layout.size() without a
-// full scatter). shift: K x D, c_k - c0.
+// weight sum, the entropy, N_k, S_k, and diag / spherical Q_k; stride: layout.q(), or
+// layout.size() without a full scatter). shift: K x D, c_k - c0.
 // When z is not null (full / tied scatter), also writes z = sqrt(g_nk) (x_n - c_k) as one
 // column-major block_rows x D matrix per (k, row block of block_rows rows):
 //   z[((k * (padded / block_rows) + n / block_rows) * D + d) * block_rows + n % block_rows]
 template <typename T>
-void launch_stats_partials(const double* g, const double* ll, const double* wrow, const T* xc,
-                           std::int64_t ld, const double* shift, const StatisticsLayout& layout,
-                           std::int64_t padded, int block_rows, T* z, double* part,
-                           std::int64_t stride, cudaStream_t stream);
+void launch_stats_partials(const double* g, const double* ll, const double* wrow,
+                           const double* hrow, const T* xc, std::int64_t ld, const double* shift,
+                           const StatisticsLayout& layout, std::int64_t padded, int block_rows,
+                           T* z, double* part, std::int64_t stride, cudaStream_t stream);
 
 // Number of statistics blocks for `padded` rows.
 inline std::int64_t stats_blocks(std::int64_t padded, int block_rows) {

@@ -928,6 +928,7 @@ void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
   double* g = dev<double>(Buf::kResp);
   double* ll = dev<double>(Buf::kRowLogLik);
   double* wrow = dev<double>(Buf::kRowWeight);
+  double* hrow = dev<double>(Buf::kRowEntropy);
   double* part = dev<double>(Buf::kPartials);
   T* qp = dev<T>(Buf::kScatterParts);
   EMIX_CUDA_TRY(cudaMemsetAsync(totals, 0, static_cast<std::size_t>(total) * 8, s));
@@ -939,10 +940,10 @@ void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
     launch_stage_rows<T>(x, count, padded, d, g_c0(), xc, chunk.ld, s);
     general_log_joint(m, padded);
     launch_estep_rows<T>(dev<double>(Buf::kLogJoint), chunk.ld, k, count, padded, w, xc, d, trials,
-                         g, ll, wrow, s);
+                         g, ll, wrow, hrow, s);
     T* z = uses_gemm(mode) ? dev<T>(Buf::kProjected) : nullptr;
-    launch_stats_partials<T>(g, ll, wrow, xc, chunk.ld, g_shift(), m.layout, padded, rb, z, part,
-                             stride, s);
+    launch_stats_partials<T>(g, ll, wrow, hrow, xc, chunk.ld, g_shift(), m.layout, padded, rb, z,
+                             part, stride, s);
     if (uses_gemm(mode)) {
       // Q block (k, b) = Z^T Z for the rb x D column-major block Z of component k, row block b.
       const T one = T(1), zero = T(0);

@@ -51,6 +51,11 @@ TEST(CapiStatistics, MatchTheCppApi) {
   ASSERT_EQ(emix_statistics_totals(first, &ll, &w), EMIX_OK);
   EXPECT_EQ(ll, cpp.log_likelihood());
   EXPECT_EQ(w, 1000.0);
+  double entropy = -1;
+  ASSERT_EQ(emix_statistics_entropy(first, &entropy), EMIX_OK);
+  EXPECT_EQ(entropy, cpp.entropy());
+  EXPECT_GT(entropy, 0.0);
+  EXPECT_EQ(emix_statistics_entropy(first, nullptr), EMIX_INVALID_ARGUMENT);
 
   emix_statistics* back = nullptr;
   ASSERT_EQ(emix_statistics_deserialize(bytes.data(), size, &back), EMIX_OK);

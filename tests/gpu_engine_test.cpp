@@ -758,8 +758,10 @@ TEST(GpuLarge, MoreThan2To31Rows) {
     expected[0] += count * lse;
     expected[1] += count;
     for (int c = 0; c < 2; ++c) {
-      const double r = std::exp((c == 0 ? a : b) - lse);
+      const double log_r = (c == 0 ? a : b) - lse;
+      const double r = std::exp(log_r);
       const double diff = v - m.means[c];
+      expected[emix::StatisticsLayout::kEntropy] -= count * r * log_r;
       expected[prepared.layout.nk() + c] += count * r;
       expected[prepared.layout.s() + c] += count * r * diff;
       expected[prepared.layout.q() + c] += count * r * diff * diff;

@@ -2,6 +2,7 @@
 // checked against closed forms and the CPU engine's own log C(m, x).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -82,6 +83,54 @@ TEST(Pointwise, ResponsibilitiesSumToOne) {
   const std::vector<double> one_live = {-kInf, -5.0};
   EXPECT_EQ(responsibility(-kInf, emix::log_sum_exp_parts(one_live.data(), 2, 1)), 0.0);
   EXPECT_EQ(responsibility(-5.0, emix::log_sum_exp_parts(one_live.data(), 2, 1)), 1.0);
+}
+
+// The entropy softmax_in_place returns (the GPU's single-pass E-step takes it so) against
+// -sum p log p from the naive formula, its responsibilities unchanged by asking for it, and its
+// edge cases: one live component, every density zero, a negligible term, a NaN.
+TEST(Pointwise, SoftmaxEntropyMatchesTheNaiveFormula) {
+  const auto naive = [](const std::vector<double>& v) {
+    double mx = -kInf;
+    for (double x : v) mx = std::max(mx, x);
+    double sum = 0;
+    for (double x : v) sum += std::exp(x - mx);
+    double h = 0;
+    for (double x : v) {
+      const double p = std::exp(x - mx) / sum;
+      if (p > 0) h -= p * std::log(p);
+    }
+    return h;
+  };
+  for (const std::vector<double>& v : {std::vector<double>{-1000.0, -1001.5, -999.25, -1200.0},
+                                       {0.5, 0.5, 0.5},
+                                       {-3.0, -2.0},
+                                       {-7.0},
+                                       {-kInf, -5.0},
+                                       {1.0, -1e6}}) {
+    std::vector<double> with = v, without = v;
+    double h = -1;
+    emix::softmax_in_place(with.data(), static_cast<int>(v.size()), 1, 0.75, &h);
+    emix::softmax_in_place(without.data(), static_cast<int>(v.size()), 1, 0.75);
+    EXPECT_EQ(with, without);
+    EXPECT_NEAR(h, naive(v), 1e-14 * std::max(1.0, naive(v))) << v[0];
+    EXPECT_GE(h, 0.0);
+  }
+  // Three equal components: log 3 exactly as the naive formula rounds it.
+  std::vector<double> equal = {2.0, 2.0, 2.0};
+  double h = 0;
+  emix::softmax_in_place(equal.data(), 3, 1, 1.0, &h);
+  EXPECT_NEAR(h, std::log(3.0), 1e-15);
+  std::vector<double> none = {-kInf, -kInf};
+  emix::softmax_in_place(none.data(), 2, 1, 1.0, &h);
+  EXPECT_EQ(h, 0.0);
+  std::vector<double> nan = {1.0, std::nan("")};
+  emix::softmax_in_place(nan.data(), 2, 1, 1.0, &h);
+  EXPECT_TRUE(std::isnan(h));
+  // Strided, float: the column 1 of a 3 x 2 column-major layout.
+  std::vector<float> strided = {9.f, -2.f, 9.f, -3.f, 9.f, -4.f};
+  float hf = 0;
+  emix::softmax_in_place(strided.data() + 1, 3, 2, 1.f, &hf);
+  EXPECT_NEAR(hf, naive({-2.0, -3.0, -4.0}), 1e-6);
 }
 
 TEST(Pointwise, ArgmaxTakesTheLowestIndexOnTies) {

@@ -145,7 +145,8 @@ TEST(StatisticsApi, RecentredStatisticsEqualThoseTakenAboutTheNewCentres) {
     const int k = p.model.n_components, d = p.d;
     const bool full = kind.covariance == Covariance::kFull || kind.covariance == Covariance::kTied;
     std::vector<double> expected = moved.values();
-    const std::size_t s_at = 2 + k, q_at = s_at + k * d;
+    // values(): log-likelihood, weight sum, entropy, N_k, then S_k and Q_k.
+    const std::size_t s_at = 3 + static_cast<std::size_t>(k), q_at = s_at + k * d;
     std::fill(expected.begin() + s_at, expected.end(), 0.0);
     for (std::int64_t n = 0; n < p.n; ++n) {
       for (int c = 0; c < k; ++c) {

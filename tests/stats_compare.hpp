@@ -13,7 +13,7 @@
 namespace emix::testing {
 
 // Compares two statistics buffers element by element, each against a scale that bounds it:
-//   log-likelihood: max(|ll|, W);  W, N_k: W;
+//   log-likelihood: max(|ll|, W);  W, N_k: W;  entropy: W max(1, log K) (H_n <= log K);
 //   S_kd: sqrt(N_k Q_kdd) for Gaussians (Cauchy-Schwarz), N_k m for Bernoulli / binomial;
 //   Q_kij: sqrt(Q_kii Q_kjj).
 // Every scale is floored at 1e-9 W. Reports the first element over tol.
@@ -45,6 +45,7 @@ inline ::testing::AssertionResult stats_close(const emix::PreparedModel& prepare
   };
   check(0, std::max(std::abs(cpu[0]), w));
   check(1, w);
+  check(emix::StatisticsLayout::kEntropy, w * std::max(1.0, std::log(static_cast<double>(k))));
   for (int c = 0; c < k; ++c) {
     check(layout.nk() + c, w);
     const double nk = cpu[layout.nk() + c];

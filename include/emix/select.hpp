@@ -23,7 +23,9 @@ class ChunkSource;
 //   BIC = -2 log L + p log W    AIC = -2 log L + 2 p    ICL = BIC + 2 sum_n w_n H_n
 // with log L the weighted log-likelihood, p the model's free parameters, W the sum of the
 // sample weights (N without weights) and H_n = -sum_k p(k | x_n) log p(k | x_n) the entropy of
-// row n's responsibilities (ICL: Biernacki, Celeux & Govaert, 2000).
+// row n's responsibilities (ICL: Biernacki, Celeux & Govaert, 2000). The entropy is that of the
+// returned model, taken by its last E-step with log L (Statistics::entropy), so no criterion
+// costs a pass of its own.
 enum class Criterion { kBic, kAic, kIcl };
 const char* to_string(Criterion criterion);  // "bic", "aic", "icl"
 Criterion parse_criterion(const std::string& name);
@@ -76,8 +78,8 @@ SelectReport select(const DataView& x, const SelectOptions& options,
                     const double* sample_weight = nullptr);
 
 // The same over a chunk source (emix/chunks.hpp: a memory-mapped file, say), its weights from
-// the source: every pass reads each chunk once for all the candidates still running, and one
-// more pass gives every candidate's ICL entropy. Each candidate equals fit(source, ...) with its
+// the source: every pass reads each chunk once for all the candidates still running. Each
+// candidate equals fit(source, ...) with its
 // K and covariance type bitwise, and the in-memory selection to rounding (the chunks' sums are
 // grouped differently; a slowly converging candidate carries that further, 3e-10 in a test).
 SelectReport select(ChunkSource& source, const SelectOptions& options);

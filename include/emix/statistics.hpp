@@ -19,7 +19,9 @@ namespace emix {
 //
 //   [0]            log-likelihood  sum_n w_n log p(x_n)
 //   [1]            weight sum      sum_n w_n
-//   [2, 2 + K)     N_k             sum_n g_nk
+//   [2]            entropy         sum_n w_n H_n, H_n = -sum_k p(k | x_n) log p(k | x_n) (the
+//                                  M-step does not use it; the ICL does)
+//   [3, 3 + K)     N_k             sum_n g_nk
 //   then K x D     S_k             sum_n g_nk (x_n - c_k)
 //   then Q_k       Gaussian full / tied: K x D x D, sum_n g_nk (x_n - c_k)(x_n - c_k)^T;
 //                  diag / spherical: K x D, its diagonal; Bernoulli / binomial: none
@@ -40,6 +42,7 @@ class Statistics {
 
   double log_likelihood() const { return values_.empty() ? 0.0 : values_[0]; }
   double weight_sum() const { return values_.empty() ? 0.0 : values_[1]; }
+  double entropy() const { return values_.empty() ? 0.0 : values_[2]; }
   const std::vector<double>& centres() const { return centres_; }
   const std::vector<double>& values() const { return values_; }
   std::vector<double>& values() { return values_; }

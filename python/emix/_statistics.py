@@ -33,6 +33,9 @@ class Statistics:
         sum_n w_n log p(x_n) under the model they were accumulated under.
     weight_sum : float
         sum_n w_n (the number of rows without sample weights).
+    entropy : float
+        sum_n w_n H_n with H_n = -sum_k p(k | x_n) log p(k | x_n): the entropy of the
+        responsibilities, which the ICL adds (twice) to the BIC; the M-step does not use it.
     counts : ndarray of shape (n_components,)
         N_k = sum_n w_n p(k | x_n).
     sums : ndarray of shape (n_components, n_features)
@@ -44,7 +47,7 @@ class Statistics:
         c_k: the means of the model the statistics were accumulated under (zero for the
         discrete families), about which the sums are taken so that they do not cancel.
     values : ndarray
-        The whole flat buffer ``[log_likelihood, weight_sum, N, S, Q]`` (a copy).
+        The whole flat buffer ``[log_likelihood, weight_sum, entropy, N, S, Q]`` (a copy).
     """
 
     __slots__ = ("_native",)
@@ -62,23 +65,27 @@ class Statistics:
     n_features = property(lambda self: self._native.n_features)
     log_likelihood = property(lambda self: self._native.log_likelihood)
     weight_sum = property(lambda self: self._native.weight_sum)
+    entropy = property(lambda self: self._native.entropy)
     centres = property(lambda self: self._native.centres)
     values = property(lambda self: self._native.values)
 
+    # The totals (log-likelihood, weight sum, entropy) come first in the flat buffer.
+    _TOTALS = 3
+
     @property
     def counts(self):
-        k = self.n_components
-        return self.values[2:2 + k]
+        k, t = self.n_components, self._TOTALS
+        return self.values[t:t + k]
 
     @property
     def sums(self):
-        k, d = self.n_components, self.n_features
-        return self.values[2 + k:2 + k + k * d].reshape(k, d)
+        k, d, t = self.n_components, self.n_features, self._TOTALS
+        return self.values[t + k:t + k + k * d].reshape(k, d)
 
     @property
     def second_moments(self):
-        k, d = self.n_components, self.n_features
-        rest = self.values[2 + k + k * d:]
+        k, d, t = self.n_components, self.n_features, self._TOTALS
+        rest = self.values[t + k + k * d:]
         if self.family != "gaussian":
             return rest
         if self.covariance_type in ("full", "tied"):

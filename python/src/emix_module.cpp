@@ -641,6 +641,7 @@ NB_MODULE(_emix, m) {
       .def_prop_ro("trials", &emix::Statistics::trials)
       .def_prop_ro("log_likelihood", &emix::Statistics::log_likelihood)
       .def_prop_ro("weight_sum", &emix::Statistics::weight_sum)
+      .def_prop_ro("entropy", &emix::Statistics::entropy)
       .def_prop_ro(
           "centres",
           [](const emix::Statistics& s) {

@@ -47,6 +47,14 @@ emix_status emix_statistics_totals(const emix_statistics* statistics, double* lo
   });
 }
 
+emix_status emix_statistics_entropy(const emix_statistics* statistics, double* entropy) {
+  return guarded("emix_statistics_entropy", [&] {
+    require(statistics, "statistics");
+    require(entropy, "entropy");
+    *entropy = statistics->statistics.entropy();
+  });
+}
+
 emix_status emix_statistics_serialize(const emix_statistics* statistics, void* buffer,
                                       int64_t capacity, int64_t* size) {
   return guarded("emix_statistics_serialize", [&] {

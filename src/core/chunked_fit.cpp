@@ -329,16 +329,7 @@ SelectReport select(ChunkSource& source, const SelectOptions& options) {
   };
   SelectReport report = select_on(
       engine, engine.rows(), static_cast<int>(engine.cols()), engine.dtype(), gather_weights,
-      [&engine] { return engine.weight_total(); }, options,
-      [&](const std::vector<const Model*>& models) {
-        std::vector<double> totals(models.size(), 0.0);
-        engine.for_each_chunk([&](const DataView& view, const double* weights) {
-          for (std::size_t m = 0; m < models.size(); ++m) {
-            totals[m] += weighted_entropy(*models[m], view, options.fit.engine, weights);
-          }
-        });
-        return totals;
-      });
+      [&engine] { return engine.weight_total(); }, options);
   report.seconds = seconds_since(start);
   return report;
 }

@@ -93,6 +93,7 @@ EmRun::EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std:
 
 const PreparedModel& EmRun::prepare_next() {
   prepared_ = prepare(model_, options_.prob_epsilon);
+  prepared_.entropy = want_entropy_;
   return prepared_;
 }
 
@@ -118,6 +119,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     options_.on_iteration(info);
   }
   report_.model = model_;
+  entropy_ = stats.entropy();
   report_.log_likelihood = log_likelihood;
   report_.mean_log_likelihood = mean;
   report_.n_iter = iteration_;

@@ -42,6 +42,11 @@ class EmRun {
   void advance(Engine& engine, const Statistics& stats, Clock::time_point start);
   // The model, history, iterations, convergence, times and warnings so far.
   FitReport& report() { return report_; }
+  // sum_n w_n H_n, the responsibilities' entropy under report().model (its last E-step's), once
+  // asked for by want_entropy() before the run's first pass (0 otherwise: fit() has no use for
+  // it, and the CPU engine then saves its cost).
+  double entropy() const { return entropy_; }
+  void want_entropy() { want_entropy_ = true; }
   // Ends the run as failed (a NumericalError's message), for callers that keep the other runs
   // going (model selection).
   void fail(const std::string& why) {
@@ -67,6 +72,8 @@ class EmRun {
   FitReport report_;
   int iteration_ = 0;
   double previous_mean_ = 0;
+  double entropy_ = 0;
+  bool want_entropy_ = false;
   int reseeds_ = 0;
   bool done_ = false;
   std::string failure_;

@@ -96,9 +96,14 @@ EMIX_HD inline V responsibility(V v, const LogSumExp<V>& p) {
 
 // Turns the log-joints v[k * stride], k < n, into weight * p(k | x) in place and returns the
 // log-sum-exp parts: the values of weight * responsibility(v_k, parts) (0 where weight is 0),
-// bitwise, with each exp computed once where the largest term is finite.
+// bitwise, with each exp computed once where the largest term is finite. With `entropy`, also
+// the responsibilities' entropy H = -sum_k p_k log p_k (before the weight): log(sum) -
+// sum_k e_k (v_k - max) / sum with e_k = exp_or_zero(v_k - max), two non-negative terms, a
+// negligible term adding nothing (as p log p -> 0); 0 when every density is zero, NaN or inf
+// where the log-likelihood is.
 template <typename V>
-EMIX_HD inline LogSumExp<V> softmax_in_place(V* v, int n, std::int64_t stride, V weight) {
+EMIX_HD inline LogSumExp<V> softmax_in_place(V* v, int n, std::int64_t stride, V weight,
+                                             V* entropy = nullptr) {
   V max = negative_infinity<V>();
   bool nan = false;
   for (int k = 0; k < n; ++k) {
@@ -108,20 +113,29 @@ EMIX_HD inline LogSumExp<V> softmax_in_place(V* v, int n, std::int64_t stride, V
   }
   if (nan || !(max > negative_infinity<V>()) || max == -negative_infinity<V>()) {
     const LogSumExp<V> p = log_sum_exp_parts(v, n, stride);
+    const V lse = log_sum_exp_value(p);
+    V h = V(0);
     for (int k = 0; k < n; ++k) {
-      v[k * stride] = weight == V(0) ? V(0) : weight * responsibility(v[k * stride], p);
+      const V r = responsibility(v[k * stride], p);
+      if (r > V(0) || r != r) h -= r * (v[k * stride] - lse);
+      v[k * stride] = weight == V(0) ? V(0) : weight * r;
     }
+    if (entropy != nullptr) *entropy = h;
     return p;
   }
-  V sum = V(0);
+  V sum = V(0), shifted = V(0);
   for (int k = 0; k < n; ++k) {
-    const V e = exp_or_zero(v[k * stride] - max);
+    const V t = v[k * stride] - max;
+    const V e = exp_or_zero(t);
     v[k * stride] = e;
     sum += e;
+    // A term of density zero (t = -inf) adds nothing, not 0 * -inf.
+    if (entropy != nullptr && e > V(0)) shifted += e * t;
   }
   for (int k = 0; k < n; ++k) {
     v[k * stride] = weight == V(0) ? V(0) : weight * (v[k * stride] / sum);
   }
+  if (entropy != nullptr) *entropy = log_of(sum) - shifted / sum;
   return LogSumExp<V>{max, sum};
 }
 

@@ -2,8 +2,6 @@
 // pass over the data serving every run not yet converged.
 #include "emix/select.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -38,52 +36,6 @@ Criterion parse_criterion(const std::string& name) {
   if (name == "aic") return Criterion::kAic;
   if (name == "icl") return Criterion::kIcl;
   throw InvalidArgument("criterion \"" + name + "\": expected bic, aic or icl");
-}
-
-// Rows per slice when the responsibilities' entropy is summed (N x K values at a time).
-constexpr std::int64_t kEntropySliceValues = std::int64_t{1} << 22;
-// Rows per block of the entropy's sum: blocks are summed in order, whatever the thread count.
-constexpr std::int64_t kEntropyBlockRows = 4096;
-
-// sum_n w_n H_n, H_n = -sum_k p(k | x_n) log p(k | x_n), over slices of the rows. select()
-// validated x and the weights once; each slice gets an engine of its own and no second check.
-double weighted_entropy(const Model& model, const DataView& x, const EngineOptions& engine_options,
-                        const double* sample_weight) {
-  const PreparedModel prepared = prepare(model);
-  const std::int64_t k = model.n_components;
-  const std::int64_t slice = std::max<std::int64_t>(1, kEntropySliceValues / k);
-  const std::size_t row_bytes = static_cast<std::size_t>(x.cols) * dtype_size(x.dtype);
-  const int threads =
-      engine_options.n_threads > 0 ? engine_options.n_threads : omp_get_max_threads();
-  std::vector<double> resp, partial;
-  double total = 0;
-  for (std::int64_t first = 0; first < x.rows; first += slice) {
-    DataView part = x;
-    part.rows = std::min(slice, x.rows - first);
-    part.data =
-        static_cast<const unsigned char*>(x.data) + static_cast<std::size_t>(first) * row_bytes;
-    const double* weights = sample_weight != nullptr ? sample_weight + first : nullptr;
-    resp.resize(static_cast<std::size_t>(part.rows * k));
-    make_engine(part, nullptr, engine_options)->evaluate(prepared, nullptr, resp.data(), nullptr);
-    const std::int64_t blocks = (part.rows + kEntropyBlockRows - 1) / kEntropyBlockRows;
-    partial.assign(static_cast<std::size_t>(blocks), 0.0);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      double sum = 0;
-      const std::int64_t end = std::min(part.rows, (b + 1) * kEntropyBlockRows);
-      for (std::int64_t n = b * kEntropyBlockRows; n < end; ++n) {
-        double h = 0;
-        for (std::int64_t c = 0; c < k; ++c) {
-          const double p = resp[static_cast<std::size_t>(n * k + c)];
-          if (p > 0) h -= p * std::log(p);
-        }
-        sum += (weights != nullptr ? weights[n] : 1.0) * h;
-      }
-      partial[static_cast<std::size_t>(b)] = sum;
-    }
-    for (const double sum : partial) total += sum;
-  }
-  return total;
 }
 
 namespace {
@@ -175,23 +127,15 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
     for (std::int64_t n = 0; n < x.rows; ++n) total += sample_weight ? sample_weight[n] : 1.0;
     return total;
   };
-  SelectReport report = select_on(
-      *engine, x.rows, static_cast<int>(x.cols), x.dtype, gather_weights, weight_total, options,
-      [&](const std::vector<const Model*>& models) {
-        std::vector<double> entropies;
-        for (const Model* model : models) {
-          entropies.push_back(weighted_entropy(*model, x, options.fit.engine, sample_weight));
-        }
-        return entropies;
-      });
+  SelectReport report = select_on(*engine, x.rows, static_cast<int>(x.cols), x.dtype,
+                                  gather_weights, weight_total, options);
   report.seconds = seconds_since(start);
   return report;
 }
 
 SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
                        const WeightGather& gather_weights,
-                       const std::function<double()>& weight_total, const SelectOptions& options,
-                       const Entropies& entropies_of) {
+                       const std::function<double()>& weight_total, const SelectOptions& options) {
   struct Grid {
     int k;
     Covariance covariance;
@@ -272,7 +216,10 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
   }
   std::vector<EmRun*> all;
   for (std::vector<EmRun>& candidate_runs : runs) {
-    for (EmRun& run : candidate_runs) all.push_back(&run);
+    for (EmRun& run : candidate_runs) {
+      run.want_entropy();  // for the ICL
+      all.push_back(&run);
+    }
   }
 
   SelectReport report;
@@ -288,6 +235,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     c.n_components = grid[i].k;
     c.covariance = grid[i].covariance;
     bool have = false;
+    double entropy = 0;
     std::string failure = init_failures[i];
     for (EmRun& run : runs[i]) {
       if (run.failed()) {
@@ -296,6 +244,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
       }
       if (!have || run.report().log_likelihood > c.fit.log_likelihood) {
         c.fit = run.report();
+        entropy = run.entropy();
         have = true;
       }
     }
@@ -319,19 +268,12 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     const double p = static_cast<double>(c.n_parameters);
     c.bic = -2.0 * c.fit.log_likelihood + p * std::log(weight_sum);
     c.aic = -2.0 * c.fit.log_likelihood + 2.0 * p;
+    // The entropy of the responsibilities under the returned model: its last E-step took it,
+    // with the log-likelihood, so the ICL costs no pass of its own.
+    c.icl = c.bic + 2.0 * entropy;
     report.candidates.push_back(std::move(c));
   }
   const auto failed = [](const SelectCandidate& c) { return std::isinf(c.bic); };
-  // The ICL's entropies, every candidate's from one more read of the data.
-  std::vector<const Model*> fitted;
-  for (const SelectCandidate& c : report.candidates) {
-    if (!failed(c)) fitted.push_back(&c.fit.model);
-  }
-  const std::vector<double> entropies = entropies_of(fitted);
-  std::size_t next_entropy = 0;
-  for (SelectCandidate& c : report.candidates) {
-    if (!failed(c)) c.icl = c.bic + 2.0 * entropies[next_entropy++];
-  }
   if (std::all_of(report.candidates.begin(), report.candidates.end(), failed)) {
     const SelectCandidate& first = report.candidates.front();
     throw NumericalError(

@@ -15,6 +15,9 @@ namespace emix {
 //
 //   [kLogLikelihood]   sum_n w_n log p(x_n)
 //   [kWeightSum]       sum_n w_n
+//   [kEntropy]         sum_n w_n H_n,  H_n = -sum_k p(k | x_n) log p(k | x_n): not needed by
+//                      the M-step; the responsibilities' entropy, for the ICL, taken in the
+//                      same pass
 //   nk      K          N_k = sum_n g_nk                      with g_nk = w_n * p(k | x_n)
 //   s       K x D      S_k = sum_n g_nk (x_n - c_k)          c_k = PreparedModel::centres
 //   q       Gaussian full / tied: K x D x D  Q_k = sum_n g_nk (x_n - c_k)(x_n - c_k)^T
@@ -26,6 +29,7 @@ namespace emix {
 struct StatisticsLayout {
   static constexpr std::size_t kLogLikelihood = 0;
   static constexpr std::size_t kWeightSum = 1;
+  static constexpr std::size_t kEntropy = 2;
 
   int k = 0;
   int d = 0;
@@ -43,7 +47,7 @@ struct StatisticsLayout {
     return p;
   }
 
-  EMIX_HD std::size_t nk() const { return 2; }
+  EMIX_HD std::size_t nk() const { return 3; }
   EMIX_HD std::size_t s() const { return nk() + static_cast<std::size_t>(k); }
   EMIX_HD std::size_t q() const { return s() + static_cast<std::size_t>(k) * d; }
   EMIX_HD std::size_t q_per_component() const {

@@ -29,7 +29,8 @@ std::string shape_of(Family family, Covariance covariance, int k, int d) {
 
 // The serialised form: a header of fixed-size fields, then the centres and the values.
 constexpr char kMagic[8] = {'E', 'M', 'I', 'X', 'S', 'T', 'A', 'T'};
-constexpr std::uint32_t kFormatVersion = 1;
+// Version 2 added the entropy at [2].
+constexpr std::uint32_t kFormatVersion = 2;
 struct Header {
   char magic[8];
   std::uint32_t version;

@@ -342,6 +342,7 @@ class CpuEngine final : public Engine {
     t.trials = model.trials;
     t.log_choose = plan.log_choose.empty() ? nullptr : plan.log_choose.data();
     t.keep_negligible = keep_negligible_;
+    t.entropy = model.entropy;
     return t;
   }
 
@@ -355,10 +356,11 @@ class CpuEngine final : public Engine {
     std::fill(stats, stats + layout.size(), 0.0);
     stats[StatisticsLayout::kLogLikelihood] = packed[0];
     stats[StatisticsLayout::kWeightSum] = packed[1];
-    Eigen::Map<const Matrix<double>> t(packed.data() + 2 + k, k, plan.features);
+    stats[StatisticsLayout::kEntropy] = packed[2];
+    Eigen::Map<const Matrix<double>> t(packed.data() + cpu::kPackedTotals + k, k, plan.features);
     Eigen::Map<const RowMatrix<double>> centres(model.centres.data(), k, d);
     for (int c = 0; c < k; ++c) {
-      const double nk = packed[2 + c];
+      const double nk = packed[cpu::kPackedTotals + c];
       stats[layout.nk() + c] = nk;
       const RowVector<double> s0 = t.row(c).head(d);
       const RowVector<double> e = plan.shift - centres.row(c);

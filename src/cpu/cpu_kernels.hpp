@@ -43,15 +43,17 @@ struct TilePlan {
   bool binomial = false;
   int trials = 0;
   const double* log_choose = nullptr;
+  bool entropy = true;  // sum the responsibilities' entropy (PreparedModel::entropy)
   // Test-only: keep subnormal responsibilities (no exp_or_zero flush), the reference that
   // tests/cpu_underflow_test.cpp compares the flushed engine with. Never set by the library.
   bool keep_negligible = false;
 };
 
-// Packed statistics of a slot: [log-likelihood, weight sum, N_k (K), T (K x features,
+// Packed statistics of a slot: [log-likelihood, weight sum, entropy, N_k (K), T (K x features,
 // column-major)], each tile's sums added in double.
+constexpr int kPackedTotals = 3;
 inline std::int64_t packed_size(int k, int features) {
-  return 2 + static_cast<std::int64_t>(k) * (1 + features);
+  return kPackedTotals + static_cast<std::int64_t>(k) * (1 + features);
 }
 
 template <typename T>

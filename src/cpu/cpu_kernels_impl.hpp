@@ -66,12 +66,15 @@ struct Scratch {
   Vector<T> sum;             // B: sum_k exp(v_k - max)
   Vector<T> lse;             // B: log p(x_n)
   Vector<T> diff;            // B: v_k - max of one column
+  Vector<T> shifted;         // B: sum_k exp(v_k - max) (v_k - max), for the entropy
+  Vector<T> entropy;         // B: -sum_k p(k | x) log p(k | x)
   Vector<T> weight;          // B: sample weights in T
   Matrix<T> t;               // K x features
   RowMatrix<T> resp_rows;    // B x K rounded up to whole vectors: s.resp by rows, zero-padded
   IndexVector special_rows;  // rows whose log-densities are not all finite
   Matrix<T> special_resp;    // their responsibilities (row by row), from the scalar rules
   Vector<T> special_lse;
+  Vector<T> special_entropy;
 };
 
 // sum_d log C(m, x_d); each term is the same double with or without the table.
@@ -242,10 +245,12 @@ void log_densities(const TilePlan<T>& plan, std::int64_t begin, std::int64_t row
 // max) / sum, log p(x) = max + log(sum). Rows whose log-densities are all finite (every row of
 // valid data, in practice) take a vectorised path; the others (a component with density zero, or
 // +inf / NaN from overflowing data) the scalar functions themselves. labels (or null): the argmax
-// of the log-densities, lowest index on ties.
+// of the log-densities, lowest index on ties. With `entropy`, also s.entropy: H = -sum_k p_k
+// log p_k = log(sum) - sum_k e_k (v_k - max) / sum with e_k = exp_or_zero(v_k - max), two
+// non-negative terms (no cancellation), a flushed e_k adding nothing, as p log p -> 0.
 template <typename T>
 void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
-                      std::int32_t* labels) {
+                      std::int32_t* labels, bool entropy) {
   const int k = plan.k;
   const T* v = s.resp.data();  // column-major, leading dimension `rows`
   if (labels != nullptr) {
@@ -259,12 +264,20 @@ void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
     s.special_rows.resize(n_special);
     s.special_resp.resize(n_special, k);
     s.special_lse.resize(n_special);
+    s.special_entropy.resize(n_special);
     Eigen::Index j = 0;
     for (std::int64_t i = 0; i < rows; ++i) {
       if (std::isfinite(s.sum[i])) continue;
       const LogSumExp<T> parts = log_sum_exp_parts(v + i, k, rows);
-      for (int c = 0; c < k; ++c) s.special_resp(j, c) = responsibility(v[i + c * rows], parts);
-      s.special_lse[j] = log_sum_exp_value(parts);
+      const T lse = log_sum_exp_value(parts);
+      T h = 0;
+      for (int c = 0; c < k; ++c) {
+        const T p = responsibility(v[i + c * rows], parts);
+        s.special_resp(j, c) = p;
+        if (p > 0) h -= p * (v[i + c * rows] - lse);
+      }
+      s.special_lse[j] = lse;
+      s.special_entropy[j] = h;
       s.special_rows[j++] = i;
     }
   }
@@ -273,6 +286,7 @@ void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
   for (int c = 1; c < k; ++c) s.max = s.max.cwiseMax(s.resp.col(c));
   s.sum.setZero(rows);
   s.diff.resize(rows);
+  if (entropy) s.shifted.setZero(rows);
   const T threshold = log_negligible<T>();
   for (int c = 0; c < k; ++c) {
     s.diff = s.resp.col(c) - s.max;
@@ -284,13 +298,17 @@ void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
       for (std::int64_t i = 0; i < rows; ++i) column[i] = diff[i] < threshold ? T(0) : column[i];
     }
     s.sum += s.resp.col(c);
+    if (entropy) s.shifted += s.resp.col(c).cwiseProduct(s.diff);
   }
   for (int c = 0; c < k; ++c) s.resp.col(c).array() /= s.sum.array();
-  s.lse = (s.max.array() + s.sum.array().log()).matrix();
+  const auto log_sum = s.sum.array().log();
+  s.lse = (s.max.array() + log_sum).matrix();
+  if (entropy) s.entropy = (log_sum - s.shifted.array() / s.sum.array()).matrix();
 
   for (Eigen::Index j = 0; j < n_special; ++j) {
     s.resp.row(s.special_rows[j]) = s.special_resp.row(j);
     s.lse[s.special_rows[j]] = s.special_lse[j];
+    if (entropy) s.entropy[s.special_rows[j]] = s.special_entropy[j];
   }
 }
 
@@ -300,27 +318,34 @@ void add_tile_statistics(const TilePlan<T>& plan, std::int64_t begin, std::int64
                          Scratch<T>& s, double* slot) {
   const int k = plan.k;
   log_densities(plan, begin, rows, s);
-  responsibilities(plan, rows, s, nullptr);
-  double log_likelihood = 0, weight_sum = 0;
+  responsibilities(plan, rows, s, nullptr, plan.entropy);
+  if (!plan.entropy) s.entropy.setZero(rows);
+  double log_likelihood = 0, weight_sum = 0, entropy = 0;
   if (plan.sample_weight != nullptr) {
     const double* w = plan.sample_weight + begin;
     s.weight.resize(rows);
     for (std::int64_t i = 0; i < rows; ++i) {
       log_likelihood += weighted_log_prob(w[i], static_cast<double>(s.lse[i]));
       weight_sum += w[i];
+      // A row of weight 0 adds nothing, whatever its entropy (NaN for a NaN row).
+      if (w[i] != 0) entropy += w[i] * static_cast<double>(s.entropy[i]);
       s.weight[i] = static_cast<T>(w[i]);
     }
     s.resp.array().colwise() *= s.weight.array();
   } else {
-    for (std::int64_t i = 0; i < rows; ++i) log_likelihood += static_cast<double>(s.lse[i]);
+    for (std::int64_t i = 0; i < rows; ++i) {
+      log_likelihood += static_cast<double>(s.lse[i]);
+      entropy += static_cast<double>(s.entropy[i]);
+    }
     weight_sum = static_cast<double>(rows);
   }
   slot[0] += log_likelihood;
   slot[1] += weight_sum;
+  slot[2] += entropy;
   const RowVector<T> nk = s.resp.colwise().sum();
-  for (int c = 0; c < k; ++c) slot[2 + c] += static_cast<double>(nk[c]);
+  for (int c = 0; c < k; ++c) slot[kPackedTotals + c] += static_cast<double>(nk[c]);
   responsibilities_times_features(s.resp, s.f, s.resp_rows, s.t);
-  double* t_out = slot + 2 + k;
+  double* t_out = slot + kPackedTotals + k;
   const T* t_in = s.t.data();
   const std::int64_t size = static_cast<std::int64_t>(k) * plan.features;
   for (std::int64_t i = 0; i < size; ++i) t_out[i] += static_cast<double>(t_in[i]);
@@ -368,7 +393,7 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
     const std::int64_t begin = t * plan.block_rows;
     const std::int64_t rows = std::min(plan.block_rows, plan.n - begin);
     log_densities(plan, begin, rows, s);
-    responsibilities(plan, rows, s, labels != nullptr ? labels + begin : nullptr);
+    responsibilities(plan, rows, s, labels != nullptr ? labels + begin : nullptr, false);
     if (log_prob != nullptr) {
       for (std::int64_t i = 0; i < rows; ++i) {
         log_prob[begin + i] = static_cast<double>(s.lse[i]);

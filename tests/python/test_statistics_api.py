@@ -40,6 +40,28 @@ def test_two_halves_merged_give_one_em_step(covariance_type):
     assert rel(start.means_, one_step.means_) > 1e-6
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_entropy_is_that_of_the_responsibilities(dtype):
+    """Statistics.entropy is sum_n w_n H_n, H_n = -sum_k p log p, from predict_proba's
+    responsibilities (another route: the evaluation path, then logarithms here); float64 to
+    1e-12 relative, float32 to 1e-5 (responsibilities rounded to 24 bits)."""
+    x = overlapping_mixture(11, n=500)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, size=len(x))
+    model = quiet_fit(emix.GaussianMixture(n_components=3, random_state=0, device="cpu",
+                                           max_iter=3, dtype=dtype), x)
+    stats = emix.accumulate(model, x, sample_weight=w)
+    p = model.predict_proba(x).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    expected = float(np.sum(w * h))
+    assert stats.entropy > 0
+    assert abs(stats.entropy - expected) <= (1e-12 if dtype == "float64" else 1e-5) * expected
+    assert stats.values[2] == stats.entropy
+    # The counts follow it in the flat buffer (float32: each tile's sums are float).
+    assert stats.counts.sum() == pytest.approx(stats.weight_sum,
+                                               rel=1e-12 if dtype == "float64" else 1e-6)
+
+
 def test_bernoulli_statistics_with_weights():
     rng = np.random.default_rng(3)
     x = (rng.random((300, 6)) < rng.choice([0.2, 0.8], size=(300, 1))).astype(np.float64)
