@@ -9,7 +9,8 @@ in-memory estimator unchanged). Each EM iteration:
    (:meth:`emix.Statistics.to_bytes`);
 2. the blocks' statistics are merged in one fixed tree, pairs (0, 1), (2, 3), ... then pairs of
    those, as :func:`emix.merge_in_order` merges them, so the total is bitwise the same whatever
-   worker runs what and whenever;
+   worker runs what and whenever (each merge task takes a whole subtree of up to 16 blocks,
+   so that few rounds of tasks follow the blocks: each costs the scheduler's latency);
 3. the client runs the M-step (:func:`emix.maximize`) and tests convergence exactly as ``fit``
    does (the change of the mean log-likelihood below ``tol``, at most ``max_iter`` M-steps).
 
@@ -99,16 +100,34 @@ def _merge_bytes(a, b):
     return s.serialize()
 
 
-def tree_merge(parts, merge=_merge_bytes):
+def _merge_group(merge, *parts):
+    """parts[0] + parts[1] + ... in merge_in_order's tree: one task's share of tree_merge."""
+    if merge is _merge_bytes:
+        return _emix.merge_in_order([_emix.Statistics.deserialize(p) for p in parts]).serialize()
+    values = list(parts)
+    while len(values) > 1:
+        values = [merge(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+def tree_merge(parts, merge=_merge_bytes, fan_in=16):
     """Reduce `parts` (delayed values or plain ones) in merge_in_order's fixed tree: pairs
-    (0, 1), (2, 3), ..., an odd last part carried up, then pairs of those sums."""
+    (0, 1), (2, 3), ..., an odd last part carried up, then pairs of those sums.
+
+    Each task reduces up to `fan_in` (a power of two) consecutive parts, aligned on multiples of
+    `fan_in`: a whole subtree of that binary tree, so the total is bitwise merge_in_order's, in
+    log_fan_in(n) rounds of tasks instead of log2(n) (each round costs the scheduler's latency).
+    """
     parts = list(parts)
     if not parts:
         raise ValueError("tree_merge: nothing to merge")
-    delayed_merge = dask.delayed(merge, pure=True)
+    if fan_in < 2 or fan_in & (fan_in - 1):
+        raise ValueError(f"tree_merge: fan_in must be a power of two >= 2, got {fan_in}")
+    task = dask.delayed(_merge_group, pure=True)
     while len(parts) > 1:
-        parts = [delayed_merge(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
+        parts = [task(merge, *parts[i:i + fan_in]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), fan_in)]
     return parts[0]
 
 

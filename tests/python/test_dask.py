@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
@@ -98,6 +99,21 @@ def test_reduction_is_merge_in_order_whatever_the_schedule(client, data):
     for _ in range(2):
         total = estimator._statistics(model, blocks, None)
         assert total.to_bytes() == direct.to_bytes()
+
+
+def test_tree_merge_of_any_fan_in_is_merge_in_order_bitwise(data):
+    """Tasks that each reduce fan_in aligned parts compute whole subtrees of merge_in_order's
+    binary tree: the same bytes for every fan-in and number of parts (odd ones carried up)."""
+    gm = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=1)
+    pieces = [emix.accumulate(gm, data[a:a + 50]) for a in range(0, 50 * 23, 50)]
+    for n in (1, 2, 3, 5, 8, 13, 16, 17, 23):
+        direct = emix.merge_in_order(pieces[:n]).to_bytes()
+        for fan_in in (2, 4, 8, 16):
+            (total,) = dask.compute(emix.dask.tree_merge([p.to_bytes() for p in pieces[:n]],
+                                                         fan_in=fan_in), scheduler="sync")
+            assert total == direct, (n, fan_in)
+    with pytest.raises(ValueError, match="power of two"):
+        emix.dask.tree_merge([pieces[0].to_bytes()], fan_in=6)
 
 
 def test_dask_initialisation_is_deterministic(client, data):
