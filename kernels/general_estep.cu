@@ -134,17 +134,13 @@ __global__ void estep_rows_kernel(const double* __restrict__ lj, std::int64_t ld
     if (n < count) {
       const double w = weights != nullptr ? weights[n] : 1.0;
       const LogSumExp<double> lse = log_sum_exp_parts(lj + n, n_comp, ld);
-      const double log_prob = log_sum_exp_value(lse);
-      ll[n] = weighted_log_prob(w, log_prob + row_log_binom(xc, ld, n, d, trials));
+      ll[n] = weighted_log_prob(w, log_sum_exp_value(lse) + row_log_binom(xc, ld, n, d, trials));
       wrow[n] = w;
-      // -sum_k p log p, with log p = lj - log p(x) (the binomial term cancels).
-      double h = 0.0;
       for (int k = 0; k < n_comp; ++k) {
-        const double p = responsibility(lj[k * ld + n], lse);
-        if (p > 0.0 || p != p) h -= p * (lj[k * ld + n] - log_prob);
-        g[k * ld + n] = w == 0.0 ? 0.0 : w * p;
+        g[k * ld + n] = w == 0.0 ? 0.0 : w * responsibility(lj[k * ld + n], lse);
       }
-      hrow[n] = weighted_log_prob(w, h);
+      // The binomial term is the same for every k: it cancels from the responsibilities.
+      hrow[n] = weighted_log_prob(w, responsibility_entropy(lj + n, n_comp, ld, lse));
     } else {
       ll[n] = 0.0;
       wrow[n] = 0.0;
@@ -177,7 +173,8 @@ __global__ void evaluate_rows_kernel(const double* __restrict__ lj, std::int64_t
 
 // Block (b, k): rows b * R * kGeneralRowsPerThread + r * R + tid for r < kGeneralRowsPerThread (R =
 // blockDim.x), component k. Writes N_k, S_k (and Q_k's diagonal) of those rows to part[b], at
-// their places in `layout`, plus the log-likelihood and weight sums from the k == 0 block.
+// their places in `layout`, plus the log-likelihood, weight and entropy sums from the k == 0
+// block.
 // All threads reach every __syncthreads.
 template <typename T>
 __global__ void __launch_bounds__(kGeneralMaxBlockRows)

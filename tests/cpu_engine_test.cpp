@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -183,6 +184,26 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{Family::kBernoulli, Covariance::kFull, 3, 6},
                                          Case{Family::kBinomial, Covariance::kFull, 4, 3}),
                        ::testing::Bool()));
+
+// A row the engine cannot score (NaN, which fit() refuses before any E-step) makes the
+// log-likelihood and the entropy NaN alike, as on the GPU, rather than dropping out of one sum;
+// and without the entropy asked for, it stays 0.
+TEST(CpuEngine, ARowWithNaNMakesTheLogLikelihoodAndTheEntropyNaN) {
+  const emix::Model model =
+      emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 3, 2, 17);
+  std::vector<double> x = emix::sample(model, 300, 18).x;
+  x[2 * 150 + 1] = std::numeric_limits<double>::quiet_NaN();
+  emix::PreparedModel prepared = emix::prepare(model);
+  const auto engine = emix::make_cpu_engine(emix::DataView::host(x.data(), 300, 2), nullptr, {});
+  std::vector<double> stats(prepared.layout.size());
+  engine->accumulate(prepared, stats.data());
+  EXPECT_TRUE(std::isnan(stats[emix::StatisticsLayout::kLogLikelihood]));
+  EXPECT_TRUE(std::isnan(stats[emix::StatisticsLayout::kEntropy]));
+  prepared.entropy = false;
+  engine->accumulate(prepared, stats.data());
+  EXPECT_EQ(stats[emix::StatisticsLayout::kEntropy], 0.0);
+  EXPECT_TRUE(std::isnan(stats[emix::StatisticsLayout::kLogLikelihood]));
+}
 
 TEST(CpuEngine, EvaluateGivesNormalisedResponsibilitiesAndArgmaxLabels) {
   const emix::Model model =

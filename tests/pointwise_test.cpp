@@ -126,6 +126,15 @@ TEST(Pointwise, SoftmaxEntropyMatchesTheNaiveFormula) {
   std::vector<double> nan = {1.0, std::nan("")};
   emix::softmax_in_place(nan.data(), 2, 1, 1.0, &h);
   EXPECT_TRUE(std::isnan(h));
+  std::vector<double> infinite = {1.0, kInf};
+  emix::softmax_in_place(infinite.data(), 2, 1, 1.0, &h);
+  EXPECT_TRUE(std::isnan(h));
+  // The same function from the parts alone (the GPU's general path and the CPU engine's rows
+  // with a term that is not finite), on a row with a component of density zero.
+  const std::vector<double> row = {-2.0, -kInf, -3.5};
+  EXPECT_NEAR(
+      emix::responsibility_entropy(row.data(), 3, 1, emix::log_sum_exp_parts(row.data(), 3, 1)),
+      naive(row), 1e-15);
   // Strided, float: the column 1 of a 3 x 2 column-major layout.
   std::vector<float> strided = {9.f, -2.f, 9.f, -3.f, 9.f, -4.f};
   float hf = 0;

@@ -94,6 +94,24 @@ EMIX_HD inline V responsibility(V v, const LogSumExp<V>& p) {
   return p.max == negative_infinity<V>() ? V(0) : exp_or_zero(v - p.max) / p.sum;
 }
 
+// The entropy -sum_k p_k log p_k of the responsibilities of log-joints v[k * stride], k < n, with
+// their log-sum-exp parts p: log(sum) - sum_k e_k (v_k - max) / sum, e_k = exp_or_zero(v_k -
+// max), two non-negative terms; a negligible term adds nothing, as p log p -> 0. 0 when every
+// density is zero; NaN where the log-likelihood is not finite (a NaN or +inf term).
+template <typename V>
+EMIX_HD inline V responsibility_entropy(const V* v, int n, std::int64_t stride,
+                                        const LogSumExp<V>& p) {
+  if (p.max != p.max || p.max == -negative_infinity<V>()) return p.max - p.max;  // NaN
+  if (!(p.max > negative_infinity<V>())) return V(0);
+  V shifted = V(0);
+  for (int k = 0; k < n; ++k) {
+    const V t = v[k * stride] - p.max;
+    const V e = exp_or_zero(t);
+    if (e > V(0)) shifted += e * t;  // a term of density zero (t = -inf) adds nothing
+  }
+  return log_of(p.sum) - shifted / p.sum;
+}
+
 // Turns the log-joints v[k * stride], k < n, into weight * p(k | x) in place and returns the
 // log-sum-exp parts: the values of weight * responsibility(v_k, parts) (0 where weight is 0),
 // bitwise, with each exp computed once where the largest term is finite. With `entropy`, also
@@ -113,14 +131,10 @@ EMIX_HD inline LogSumExp<V> softmax_in_place(V* v, int n, std::int64_t stride, V
   }
   if (nan || !(max > negative_infinity<V>()) || max == -negative_infinity<V>()) {
     const LogSumExp<V> p = log_sum_exp_parts(v, n, stride);
-    const V lse = log_sum_exp_value(p);
-    V h = V(0);
+    if (entropy != nullptr) *entropy = responsibility_entropy(v, n, stride, p);
     for (int k = 0; k < n; ++k) {
-      const V r = responsibility(v[k * stride], p);
-      if (r > V(0) || r != r) h -= r * (v[k * stride] - lse);
-      v[k * stride] = weight == V(0) ? V(0) : weight * r;
+      v[k * stride] = weight == V(0) ? V(0) : weight * responsibility(v[k * stride], p);
     }
-    if (entropy != nullptr) *entropy = h;
     return p;
   }
   V sum = V(0), shifted = V(0);

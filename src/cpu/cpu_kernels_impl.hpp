@@ -269,15 +269,9 @@ void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
     for (std::int64_t i = 0; i < rows; ++i) {
       if (std::isfinite(s.sum[i])) continue;
       const LogSumExp<T> parts = log_sum_exp_parts(v + i, k, rows);
-      const T lse = log_sum_exp_value(parts);
-      T h = 0;
-      for (int c = 0; c < k; ++c) {
-        const T p = responsibility(v[i + c * rows], parts);
-        s.special_resp(j, c) = p;
-        if (p > 0) h -= p * (v[i + c * rows] - lse);
-      }
-      s.special_lse[j] = lse;
-      s.special_entropy[j] = h;
+      for (int c = 0; c < k; ++c) s.special_resp(j, c) = responsibility(v[i + c * rows], parts);
+      s.special_lse[j] = log_sum_exp_value(parts);
+      if (entropy) s.special_entropy[j] = responsibility_entropy(v + i, k, rows, parts);
       s.special_rows[j++] = i;
     }
   }
