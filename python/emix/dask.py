@@ -101,14 +101,22 @@ def _merge_bytes(a, b):
 
 
 def _merge_group(merge, *parts):
-    """parts[0] + parts[1] + ... in merge_in_order's tree: one task's share of tree_merge."""
-    if merge is _merge_bytes:
-        return _emix.merge_in_order([_emix.Statistics.deserialize(p) for p in parts]).serialize()
-    values = list(parts)
-    while len(values) > 1:
-        values = [merge(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0]
+    """parts[0] + parts[1] + ... in merge_in_order's tree: one task's share of tree_merge.
+
+    Adds each part to a stack, merging the two topmost while they cover equally many parts, then
+    merges what is left from the top down: the same pairs as merging level by level, with at most
+    log2(len(parts)) + 1 sums alive at once besides the parts themselves."""
+    stack = []  # (number of parts covered, sum)
+    for part in parts:
+        covered, value = 1, part
+        while stack and stack[-1][0] == covered:
+            below = stack.pop()
+            covered, value = 2 * covered, merge(below[1], value)
+        stack.append((covered, value))
+    value = stack.pop()[1]
+    while stack:
+        value = merge(stack.pop()[1], value)
+    return value
 
 
 def tree_merge(parts, merge=_merge_bytes, fan_in=16):
@@ -118,6 +126,7 @@ def tree_merge(parts, merge=_merge_bytes, fan_in=16):
     Each task reduces up to `fan_in` (a power of two) consecutive parts, aligned on multiples of
     `fan_in`: a whole subtree of that binary tree, so the total is bitwise merge_in_order's, in
     log_fan_in(n) rounds of tasks instead of log2(n) (each round costs the scheduler's latency).
+    A task holds its `fan_in` inputs at once: large statistics call for a small `fan_in`.
     """
     parts = list(parts)
     if not parts:
@@ -213,6 +222,8 @@ class _DaskMixture:
     """fit / predict / score over Dask arrays; NumPy data go to the in-memory estimator."""
 
     init_sample_rows = 100_000
+    # The statistics one merge task may take in at once (see _fan_in).
+    merge_task_bytes = 256 * 2**20
 
     def _rows(self, X):
         if X.ndim != 2:
@@ -258,13 +269,22 @@ class _DaskMixture:
         parameters.update(given)
         return self._make_model(d, parameters)
 
+    def _fan_in(self, model):
+        """Blocks per merge task: 16, fewer where 16 sets of statistics would exceed
+        merge_task_bytes (full covariance with large K D^2), down to pairs."""
+        size = len(_emix.Statistics(model).serialize())
+        fan_in = 16
+        while fan_in > 2 and fan_in * size > self.merge_task_bytes:
+            fan_in //= 2
+        return fan_in
+
     def _statistics(self, model, blocks, weight_blocks):
         state = _model_state(model)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=True)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device)
                  for i, b in enumerate(blocks)]
-        (total,) = dask.compute(tree_merge(parts))
+        (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
         return Statistics.from_bytes(total)
 
     def fit(self, X, y=None, sample_weight=None):

@@ -114,6 +114,13 @@ def test_tree_merge_of_any_fan_in_is_merge_in_order_bitwise(data):
             assert total == direct, (n, fan_in)
     with pytest.raises(ValueError, match="power of two"):
         emix.dask.tree_merge([pieces[0].to_bytes()], fan_in=6)
+    # Large statistics make smaller merge tasks: 16 of 3 x 3 components' fit in the budget, and
+    # a budget of three sets' bytes leaves pairs.
+    estimator = emix.dask.GaussianMixture(3, device="cpu")
+    model = gm._model()
+    assert estimator._fan_in(model) == 16
+    estimator.merge_task_bytes = 3 * len(pieces[0].to_bytes())
+    assert estimator._fan_in(model) == 2
 
 
 def test_dask_initialisation_is_deterministic(client, data):
