@@ -303,16 +303,16 @@ void expect_bad_sources_named(bool announce) {
 
   // An Inf in the last chunk, with starting parameters given (no sample is read): found by the
   // first E-step, before any iteration is reported.
-  emix::FitOptions small_sample = o;
-  small_sample.n_components = truth.n_components;
-  small_sample.init_model = truth;
+  emix::FitOptions given_start = o;
+  given_start.n_components = truth.n_components;
+  given_start.init_model = truth;
   int iterations_seen = 0;
-  small_sample.on_iteration = [&](const emix::IterationInfo&) { ++iterations_seen; };
+  given_start.on_iteration = [&](const emix::IterationInfo&) { ++iterations_seen; };
   std::vector<double> late_nan = x;
   late_nan[(9 * 100 + 99) * 3 + 0] = std::numeric_limits<double>::infinity();
   VectorChunks late(late_nan, 1000, 3, 100);
   late.announce_rows = announce;
-  const std::string late_message = message_of([&] { emix::fit(late, small_sample); });
+  const std::string late_message = message_of([&] { emix::fit(late, given_start); });
   EXPECT_NE(late_message.find("chunk 9 (rows 901..1000)"), std::string::npos) << late_message;
   EXPECT_NE(late_message.find("row 1000, column 1 is inf"), std::string::npos) << late_message;
   EXPECT_EQ(iterations_seen, 0);

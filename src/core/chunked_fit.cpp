@@ -73,7 +73,6 @@ class ChunkedEngine final : public Engine {
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
   DType dtype() const { return dtype_; }
-  bool weighted() const { return weighted_; }
   // The sum of the sample weights (N without weights); reads the chunks not yet checked.
   double weight_total() {
     if (!weighted_) return static_cast<double>(rows_);
