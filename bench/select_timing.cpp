@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
 
   start = Clock::now();
   int equal = 0;
+  std::string per_candidate;
   for (const emix::SelectCandidate& c : report.candidates) {
     emix::FitOptions o = grid.fit;
     o.n_components = c.n_components;
@@ -81,6 +82,11 @@ int main(int argc, char** argv) {
     alone_init += alone.init_seconds;
     alone_iterations += iteration_total(alone);
     equal += alone.model.means == c.fit.model.means && alone.n_iter == c.fit.n_iter ? 1 : 0;
+    char line[160];
+    std::snprintf(line, sizeof line, "    K = %2d %-4s  %3d iterations, alone %.1f ms per iteration\n",
+                  c.n_components, emix::to_string(c.covariance), alone.n_iter,
+                  1e3 * iteration_total(alone) / static_cast<double>(alone.n_iter + 1));
+    per_candidate += line;
   }
   const double one_by_one = seconds_since(start);
   std::printf(
@@ -96,5 +102,6 @@ int main(int argc, char** argv) {
       "  one after another: initialisation %.2f s, EM iterations %.2f s, rest %.2f s\n",
       together_init, together - together_init, alone_init, alone_iterations,
       one_by_one - alone_init - alone_iterations);
+  std::printf("%s", per_candidate.c_str());
   return 0;
 }

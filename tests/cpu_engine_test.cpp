@@ -182,7 +182,12 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{Family::kGaussian, Covariance::kDiag, 5, 7},
                                          Case{Family::kGaussian, Covariance::kSpherical, 2, 5},
                                          Case{Family::kBernoulli, Covariance::kFull, 3, 6},
-                                         Case{Family::kBinomial, Covariance::kFull, 4, 3}),
+                                         Case{Family::kBinomial, Covariance::kFull, 4, 3},
+                                         // K past a block of eight, features past a block of
+                                         // eight, K of 4 + 3 (float32's rows in the lanes).
+                                         Case{Family::kGaussian, Covariance::kFull, 11, 5},
+                                         Case{Family::kGaussian, Covariance::kDiag, 17, 3},
+                                         Case{Family::kBernoulli, Covariance::kFull, 7, 9}),
                        ::testing::Bool()));
 
 // A row the engine cannot score (NaN, which fit() refuses before any E-step) makes the

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <math.h>
 
@@ -124,92 +125,235 @@ constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(T));
 // Accumulators per register block: eight vectors, as many as every level holds with room.
 constexpr int kBlock = 8;
 
-// out (rows x K, column-major) = f (rows x P, column-major) w (P x K, column-major) + bias, with
-// rows in the vector lanes and eight components at a time in registers: each F value is loaded
-// once per eight components and no operand is copied. Eigen's GEMM packs F first, which on these
-// tall, thin products (K of 16, P of 152) took a quarter of the E-step. Rows and components that
-// do not fill a block go through Eigen.
-template <typename T>
-EMIX_CONTRACT_FMA void features_times_weights(const Matrix<T>& f, const T* w, const T* bias, int k,
-                                              Matrix<T>& out) {
-#if defined(__clang__)
-#pragma clang fp contract(fast)
-#endif
-  using V = typename VectorOf<T>::type;
-  const Eigen::Index rows = f.rows(), p = f.cols();
-  const Eigen::Index full_rows = rows / kLanes<T> * kLanes<T>;
-  const int full_k = kOwnProducts ? k / kBlock * kBlock : 0;
-  out.resize(rows, k);
-  for (int c0 = 0; c0 < full_k; c0 += kBlock) {
-    for (Eigen::Index i = 0; i < full_rows; i += kLanes<T>) {
-      V acc[kBlock];
-      for (int c = 0; c < kBlock; ++c) acc[c] = V{} + bias[c0 + c];
-      for (Eigen::Index j = 0; j < p; ++j) {
-        V x;
-        std::memcpy(&x, f.data() + j * rows + i, sizeof x);
-        const T* wj = w + j;
-        for (int c = 0; c < kBlock; ++c) acc[c] += x * wj[static_cast<Eigen::Index>(c0 + c) * p];
-      }
-      for (int c = 0; c < kBlock; ++c)
-        std::memcpy(out.data() + (c0 + c) * rows + i, &acc[c], sizeof(V));
-    }
-  }
-  const Eigen::Map<const Matrix<T>> weights(w, p, k);
-  if (full_rows < rows && full_k > 0) {
-    out.bottomLeftCorner(rows - full_rows, full_k).noalias() =
-        f.bottomRows(rows - full_rows) * weights.leftCols(full_k);
-    out.bottomLeftCorner(rows - full_rows, full_k).rowwise() +=
-        Eigen::Map<const RowVector<T>>(bias, full_k);
-  }
-  if (full_k < k) {
-    out.rightCols(k - full_k).noalias() = f * weights.rightCols(k - full_k);
-    out.rightCols(k - full_k).rowwise() +=
-        Eigen::Map<const RowVector<T>>(bias + full_k, k - full_k);
+// body(std::integral_constant<int, W>{}) for W = width (1..kBlock): a block's width as a
+// compile-time constant, so that its sums stay in registers.
+template <typename Body>
+void with_block_width(Eigen::Index width, Body&& body) {
+  switch (width) {
+    case 1:
+      body(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      body(std::integral_constant<int, 2>{});
+      break;
+    case 3:
+      body(std::integral_constant<int, 3>{});
+      break;
+    case 4:
+      body(std::integral_constant<int, 4>{});
+      break;
+    case 5:
+      body(std::integral_constant<int, 5>{});
+      break;
+    case 6:
+      body(std::integral_constant<int, 6>{});
+      break;
+    case 7:
+      body(std::integral_constant<int, 7>{});
+      break;
+    default:
+      body(std::integral_constant<int, kBlock>{});
+      break;
   }
 }
 
-// t (K x P, column-major) = g^T f, g the rows' weighted responsibilities (rows x K,
-// column-major) and f their features (rows x P, column-major), with components in the vector
-// lanes and eight features at a time in registers: g is copied once into rows of whole vectors
-// (g_rows, zero-padded), each F value is broadcast from where it lies, and every sum runs over
-// the rows in order. Features that do not fill a block, and K below half a vector, go through
-// Eigen.
-template <typename T>
-EMIX_CONTRACT_FMA void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f,
-                                                       RowMatrix<T>& g_rows, Matrix<T>& t) {
+// Columns [c0, c0 + kCols) of out = f w + bias (column-major, leading dimension `rows`) for the
+// whole vectors of rows from `begin`, kRowVectors vectors of rows at a time, rows in the vector
+// lanes: each F value is loaded once per kCols components and no operand is copied. Every entry is
+// bias + sum_j f_ij w_jc, its terms added in order j = 0..P-1 by fused multiply-adds, however the
+// blocks fall. Returns the first row it did not write.
+template <int kCols, int kRowVectors, typename T>
+EMIX_CONTRACT_FMA Eigen::Index weights_block(const T* f, Eigen::Index rows, Eigen::Index begin,
+                                             Eigen::Index p, const T* w, const T* bias,
+                                             Eigen::Index c0, T* out) {
 #if defined(__clang__)
 #pragma clang fp contract(fast)
 #endif
   using V = typename VectorOf<T>::type;
-  const Eigen::Index rows = g.rows(), k = g.cols(), p = f.cols();
-  const Eigen::Index padded_k = (k + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-  const Eigen::Index full_p = p / kBlock * kBlock;
-  t.resize(k, p);
-  if (!kOwnProducts || 2 * k < kLanes<T>) {  // K = 1, most lanes padding, took 1.4x Eigen's time
-    t.noalias() = g.transpose() * f;
-    return;
-  }
-  g_rows.setZero(rows, padded_k);
-  g_rows.leftCols(k) = g;
-  T out[kLanes<T>];
-  for (Eigen::Index c0 = 0; c0 < padded_k; c0 += kLanes<T>) {
-    const Eigen::Index lanes_used = std::min<Eigen::Index>(kLanes<T>, k - c0);
-    for (Eigen::Index j0 = 0; j0 < full_p; j0 += kBlock) {
-      V acc[kBlock];
-      for (int j = 0; j < kBlock; ++j) acc[j] = V{};
-      const T* f0 = f.data() + j0 * rows;
-      for (Eigen::Index i = 0; i < rows; ++i) {
-        V gi;
-        std::memcpy(&gi, g_rows.data() + i * padded_k + c0, sizeof gi);
-        for (int j = 0; j < kBlock; ++j) acc[j] += gi * f0[j * rows + i];
+  constexpr Eigen::Index kStep = static_cast<Eigen::Index>(kRowVectors) * kLanes<T>;
+  Eigen::Index i = begin;
+  for (; i + kStep <= rows; i += kStep) {
+    V acc[kRowVectors][kCols];
+    for (int r = 0; r < kRowVectors; ++r) {
+      for (int c = 0; c < kCols; ++c) acc[r][c] = V{} + bias[c0 + c];
+    }
+    for (Eigen::Index j = 0; j < p; ++j) {
+      V x[kRowVectors];
+      for (int r = 0; r < kRowVectors; ++r) {
+        std::memcpy(&x[r], f + j * rows + i + r * kLanes<T>, sizeof(V));
       }
-      for (int j = 0; j < kBlock; ++j) {
-        std::memcpy(out, &acc[j], sizeof out);
-        for (Eigen::Index c = 0; c < lanes_used; ++c) t(c0 + c, j0 + j) = out[c];
+      const T* wj = w + j;
+      for (int c = 0; c < kCols; ++c) {
+        const T wc = wj[(c0 + c) * p];
+        for (int r = 0; r < kRowVectors; ++r) acc[r][c] += x[r] * wc;
+      }
+    }
+    for (int r = 0; r < kRowVectors; ++r) {
+      for (int c = 0; c < kCols; ++c) {
+        std::memcpy(out + (c0 + c) * rows + i + r * kLanes<T>, &acc[r][c], sizeof(V));
       }
     }
   }
-  if (full_p < p) t.rightCols(p - full_p).noalias() = g.transpose() * f.rightCols(p - full_p);
+  return i;
+}
+
+// Columns [c0, c0 + kCols), whole vectors of rows: several vectors of rows at a time when there
+// are few columns, so that eight sums are in flight (a fused multiply-add's latency over its
+// throughput), then the vectors left one at a time.
+template <int kCols, typename T>
+Eigen::Index weights_columns(const T* f, Eigen::Index rows, Eigen::Index p, const T* w,
+                             const T* bias, Eigen::Index c0, T* out) {
+  constexpr int kRowVectors = kCols >= kBlock ? 1 : kBlock / kCols;
+  Eigen::Index i = weights_block<kCols, kRowVectors>(f, rows, 0, p, w, bias, c0, out);
+  if constexpr (kRowVectors > 1) i = weights_block<kCols, 1>(f, rows, i, p, w, bias, c0, out);
+  return i;
+}
+
+// out (rows x K, column-major) = f (rows x P, column-major) w (P x K, column-major) + bias, eight
+// components at a time and the rest in one narrower block. Eigen's GEMM packs F first, which on
+// these tall, thin products (K of 16, P of 152) took a quarter of the E-step, and for K below
+// eight (all through Eigen before) made K = 2 cost two thirds of K = 16. Rows past the last whole
+// vector (the data's last tile) go through Eigen.
+template <typename T>
+void features_times_weights(const Matrix<T>& f, const T* w, const T* bias, int k, Matrix<T>& out) {
+  const Eigen::Index rows = f.rows(), p = f.cols();
+  out.resize(rows, k);
+  Eigen::Index full_rows = 0;
+  if constexpr (kOwnProducts) {
+    for (int c0 = 0; c0 < k; c0 += kBlock) {
+      with_block_width(std::min(kBlock, k - c0), [&](auto cols) {
+        full_rows =
+            weights_columns<decltype(cols)::value>(f.data(), rows, p, w, bias, c0, out.data());
+      });
+    }
+  }
+  if (full_rows < rows) {
+    const Eigen::Map<const Matrix<T>> weights(w, p, k);
+    out.bottomRows(rows - full_rows).noalias() = f.bottomRows(rows - full_rows) * weights;
+    out.bottomRows(rows - full_rows).rowwise() += Eigen::Map<const RowVector<T>>(bias, k);
+  }
+}
+
+// Features [j0, j0 + kFeatures) of t = g^T f for components [c0, min(c0 + lanes, in_lanes)), in the
+// vector lanes: g_rows holds g by rows of whole vectors (zero-padded), each F value is broadcast
+// from where it lies, and every sum runs over the rows in order.
+template <int kFeatures, typename T>
+EMIX_CONTRACT_FMA void components_block(const T* g_rows, Eigen::Index padded_k,
+                                        Eigen::Index in_lanes, const T* f, Eigen::Index rows,
+                                        Eigen::Index c0, Eigen::Index j0, Matrix<T>& t) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  V acc[kFeatures];
+  for (int j = 0; j < kFeatures; ++j) acc[j] = V{};
+  const T* f0 = f + j0 * rows;
+  for (Eigen::Index i = 0; i < rows; ++i) {
+    V gi;
+    std::memcpy(&gi, g_rows + i * padded_k + c0, sizeof gi);
+    for (int j = 0; j < kFeatures; ++j) acc[j] += gi * f0[j * rows + i];
+  }
+  const Eigen::Index lanes_used = std::min<Eigen::Index>(kLanes<T>, in_lanes - c0);
+  T out[kLanes<T>];
+  for (int j = 0; j < kFeatures; ++j) {
+    std::memcpy(out, &acc[j], sizeof out);
+    for (Eigen::Index c = 0; c < lanes_used; ++c) t(c0 + c, j0 + j) = out[c];
+  }
+}
+
+// Components [c0, c0 + kCols) and features [j0, j0 + kFeatures) of t = g^T f with rows in the
+// vector lanes, for K too small to fill the lanes: each sum is a vector of partial sums (rows i
+// = lane mod lanes, in order), whose lanes are then added in order, then the rows past the last
+// whole vector.
+template <int kCols, int kFeatures, typename T>
+EMIX_CONTRACT_FMA void rows_block(const T* g, const T* f, Eigen::Index rows, Eigen::Index c0,
+                                  Eigen::Index j0, Matrix<T>& t) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  const Eigen::Index full_rows = rows / kLanes<T> * kLanes<T>;
+  V acc[kCols][kFeatures];
+  for (int c = 0; c < kCols; ++c) {
+    for (int j = 0; j < kFeatures; ++j) acc[c][j] = V{};
+  }
+  for (Eigen::Index i = 0; i < full_rows; i += kLanes<T>) {
+    V gi[kCols];
+    for (int c = 0; c < kCols; ++c) std::memcpy(&gi[c], g + (c0 + c) * rows + i, sizeof(V));
+    for (int j = 0; j < kFeatures; ++j) {
+      V fj;
+      std::memcpy(&fj, f + (j0 + j) * rows + i, sizeof fj);
+      for (int c = 0; c < kCols; ++c) acc[c][j] += gi[c] * fj;
+    }
+  }
+  T lanes[kLanes<T>];
+  for (int c = 0; c < kCols; ++c) {
+    for (int j = 0; j < kFeatures; ++j) {
+      std::memcpy(lanes, &acc[c][j], sizeof lanes);
+      T sum = lanes[0];
+      for (int l = 1; l < kLanes<T>; ++l) sum += lanes[l];
+      const T* gc = g + (c0 + c) * rows;
+      const T* fj = f + (j0 + j) * rows;
+      for (Eigen::Index i = full_rows; i < rows; ++i) sum += gc[i] * fj[i];
+      t(c0 + c, j0 + j) = sum;
+    }
+  }
+}
+
+// Components [c0, c0 + kCols) of t, rows in the lanes: 8 / kCols features at a time (eight sums
+// in flight), then the features left in one narrower block.
+template <int kCols, typename T>
+void rows_components(const T* g, const T* f, Eigen::Index rows, Eigen::Index p, Eigen::Index c0,
+                     Matrix<T>& t) {
+  constexpr int kFeatures = kBlock / kCols;
+  const Eigen::Index full_p = p / kFeatures * kFeatures;
+  for (Eigen::Index j0 = 0; j0 < full_p; j0 += kFeatures) {
+    rows_block<kCols, kFeatures>(g, f, rows, c0, j0, t);
+  }
+  if (full_p == p) return;
+  with_block_width(p - full_p, [&](auto features) {
+    rows_block<kCols, decltype(features)::value>(g, f, rows, c0, full_p, t);
+  });
+}
+
+// t (K x P, column-major) = g^T f, g the rows' weighted responsibilities (rows x K,
+// column-major) and f their features (rows x P, column-major). Components in the lanes
+// (components_block, eight features at a time) by whole vectors of components, and for a last
+// block of half a vector or more; a last block of fewer (all of K = 1..3 in float64 AVX-512), rows
+// in the lanes (rows_block, components four at a time), rather than a vector mostly padding: K = 9
+// had cost twice K = 8. Without fused multiply-adds, Eigen.
+template <typename T>
+void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, RowMatrix<T>& g_rows,
+                                     Matrix<T>& t) {
+  const Eigen::Index rows = g.rows(), k = g.cols(), p = f.cols();
+  t.resize(k, p);
+  if constexpr (!kOwnProducts) {
+    t.noalias() = g.transpose() * f;
+    return;
+  }
+  Eigen::Index in_lanes = k / kLanes<T> * kLanes<T>;
+  if (2 * (k - in_lanes) >= kLanes<T>) in_lanes = k;
+  if (in_lanes > 0) {
+    const Eigen::Index padded_k = (in_lanes + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+    const Eigen::Index full_p = p / kBlock * kBlock;
+    g_rows.setZero(rows, padded_k);
+    g_rows.leftCols(in_lanes) = g.leftCols(in_lanes);
+    for (Eigen::Index c0 = 0; c0 < in_lanes; c0 += kLanes<T>) {
+      for (Eigen::Index j0 = 0; j0 < full_p; j0 += kBlock) {
+        components_block<kBlock>(g_rows.data(), padded_k, in_lanes, f.data(), rows, c0, j0, t);
+      }
+      if (full_p == p) continue;
+      with_block_width(p - full_p, [&](auto features) {
+        components_block<decltype(features)::value>(g_rows.data(), padded_k, in_lanes, f.data(),
+                                                    rows, c0, full_p, t);
+      });
+    }
+  }
+  for (Eigen::Index c0 = in_lanes; c0 < k; c0 += 4) {
+    with_block_width(std::min<Eigen::Index>(4, k - c0), [&](auto cols) {
+      rows_components<decltype(cols)::value>(g.data(), f.data(), rows, p, c0, t);
+    });
+  }
 }
 
 // F and the log-densities log w_k + log p(x_n | k) of rows [begin, begin + rows) into s.resp.
