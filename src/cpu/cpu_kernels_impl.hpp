@@ -116,6 +116,14 @@ constexpr bool kOwnProducts = false;
 #define EMIX_CONTRACT_FMA __attribute__((optimize("fp-contract=fast")))
 #endif
 
+// Register blocks' loops over their constant extents, unrolled so that every sum stays in a
+// register: without it, GCC kept the two-dimensional blocks (acc[r][c]) on the stack at AVX2.
+#if defined(__clang__)
+#define EMIX_UNROLL _Pragma("unroll")
+#else
+#define EMIX_UNROLL _Pragma("GCC unroll 16")
+#endif
+
 template <typename T>
 struct VectorOf {
   typedef T type __attribute__((vector_size(kVectorBytes)));
@@ -174,21 +182,28 @@ EMIX_CONTRACT_FMA Eigen::Index weights_block(const T* f, Eigen::Index rows, Eige
   Eigen::Index i = begin;
   for (; i + kStep <= rows; i += kStep) {
     V acc[kRowVectors][kCols];
+    EMIX_UNROLL
     for (int r = 0; r < kRowVectors; ++r) {
+      EMIX_UNROLL
       for (int c = 0; c < kCols; ++c) acc[r][c] = V{} + bias[c0 + c];
     }
     for (Eigen::Index j = 0; j < p; ++j) {
       V x[kRowVectors];
+      EMIX_UNROLL
       for (int r = 0; r < kRowVectors; ++r) {
         std::memcpy(&x[r], f + j * rows + i + r * kLanes<T>, sizeof(V));
       }
       const T* wj = w + j;
+      EMIX_UNROLL
       for (int c = 0; c < kCols; ++c) {
         const T wc = wj[(c0 + c) * p];
+        EMIX_UNROLL
         for (int r = 0; r < kRowVectors; ++r) acc[r][c] += x[r] * wc;
       }
     }
+    EMIX_UNROLL
     for (int r = 0; r < kRowVectors; ++r) {
+      EMIX_UNROLL
       for (int c = 0; c < kCols; ++c) {
         std::memcpy(out + (c0 + c) * rows + i + r * kLanes<T>, &acc[r][c], sizeof(V));
       }
@@ -246,15 +261,18 @@ EMIX_CONTRACT_FMA void components_block(const T* g_rows, Eigen::Index padded_k,
 #endif
   using V = typename VectorOf<T>::type;
   V acc[kFeatures];
+  EMIX_UNROLL
   for (int j = 0; j < kFeatures; ++j) acc[j] = V{};
   const T* f0 = f + j0 * rows;
   for (Eigen::Index i = 0; i < rows; ++i) {
     V gi;
     std::memcpy(&gi, g_rows + i * padded_k + c0, sizeof gi);
+    EMIX_UNROLL
     for (int j = 0; j < kFeatures; ++j) acc[j] += gi * f0[j * rows + i];
   }
   const Eigen::Index lanes_used = std::min<Eigen::Index>(kLanes<T>, in_lanes - c0);
   T out[kLanes<T>];
+  EMIX_UNROLL
   for (int j = 0; j < kFeatures; ++j) {
     std::memcpy(out, &acc[j], sizeof out);
     for (Eigen::Index c = 0; c < lanes_used; ++c) t(c0 + c, j0 + j) = out[c];
@@ -274,20 +292,27 @@ EMIX_CONTRACT_FMA void rows_block(const T* g, const T* f, Eigen::Index rows, Eig
   using V = typename VectorOf<T>::type;
   const Eigen::Index full_rows = rows / kLanes<T> * kLanes<T>;
   V acc[kCols][kFeatures];
+  EMIX_UNROLL
   for (int c = 0; c < kCols; ++c) {
+    EMIX_UNROLL
     for (int j = 0; j < kFeatures; ++j) acc[c][j] = V{};
   }
   for (Eigen::Index i = 0; i < full_rows; i += kLanes<T>) {
     V gi[kCols];
+    EMIX_UNROLL
     for (int c = 0; c < kCols; ++c) std::memcpy(&gi[c], g + (c0 + c) * rows + i, sizeof(V));
+    EMIX_UNROLL
     for (int j = 0; j < kFeatures; ++j) {
       V fj;
       std::memcpy(&fj, f + (j0 + j) * rows + i, sizeof fj);
+      EMIX_UNROLL
       for (int c = 0; c < kCols; ++c) acc[c][j] += gi[c] * fj;
     }
   }
   T lanes[kLanes<T>];
+  EMIX_UNROLL
   for (int c = 0; c < kCols; ++c) {
+    EMIX_UNROLL
     for (int j = 0; j < kFeatures; ++j) {
       std::memcpy(lanes, &acc[c][j], sizeof lanes);
       T sum = lanes[0];
