@@ -184,10 +184,12 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{Family::kBernoulli, Covariance::kFull, 3, 6},
                                          Case{Family::kBinomial, Covariance::kFull, 4, 3},
                                          // K past a block of eight, features past a block of
-                                         // eight, K of 4 + 3 (float32's rows in the lanes).
+                                         // eight, K of 4 + 3 and 4 + 2 (float32's rows in the
+                                         // lanes), a block of six components.
                                          Case{Family::kGaussian, Covariance::kFull, 11, 5},
                                          Case{Family::kGaussian, Covariance::kDiag, 17, 3},
-                                         Case{Family::kBernoulli, Covariance::kFull, 7, 9}),
+                                         Case{Family::kBernoulli, Covariance::kFull, 7, 9},
+                                         Case{Family::kGaussian, Covariance::kDiag, 6, 4}),
                        ::testing::Bool()));
 
 // A row the engine cannot score (NaN, which fit() refuses before any E-step) makes the
