@@ -83,8 +83,9 @@ int main(int argc, char** argv) {
     alone_iterations += iteration_total(alone);
     equal += alone.model.means == c.fit.model.means && alone.n_iter == c.fit.n_iter ? 1 : 0;
     char line[160];
-    std::snprintf(line, sizeof line, "    K = %2d %-4s  %3d iterations, alone %.1f ms per iteration\n",
-                  c.n_components, emix::to_string(c.covariance), alone.n_iter,
+    std::snprintf(line, sizeof line,
+                  "    K = %2d %-4s  %3d iterations, alone %.1f ms per iteration\n", c.n_components,
+                  emix::to_string(c.covariance), alone.n_iter,
                   1e3 * iteration_total(alone) / static_cast<double>(alone.n_iter + 1));
     per_candidate += line;
   }
