@@ -3,8 +3,8 @@
 // Every family is two GEMMs per tile around one feature matrix F (B x P) built from the tile:
 //   log-densities   L = F W + b        (B x K; W and b from the model, see make_plan)
 //   statistics      T = G^T F          (K x P; G the weighted responsibilities)
-// For Gaussians F = [u, products of u] with u = x - m0, m0 one shift for the whole pass (the
-// model's overall mean), so that the quadratic form (x - mu)^T P (x - mu) is linear in F:
+// For Gaussians F = [u, products of u] with u = x - m0, m0 one shift fixed by the data (near its
+// mean, data_shift), so that the quadratic form (x - mu)^T P (x - mu) is linear in F:
 //   full / tied: F = [u_1..u_D, u_a u_b for a <= b];  diag / spherical: F = [u, u^2].
 // T then holds sum g u and sum g (u u^T) (packed); they are moved from m0 to the centres c_k
 // once per pass, in double. Bernoulli / binomial: F = x, W = logit^T.
@@ -13,7 +13,8 @@
 // Slot s of n_slots (fixed by the shape) holds the tiles that start in rows [s N / n_slots,
 // (s + 1) N / n_slots), each slot walking its tiles in increasing order, and the slots are summed
 // in slot order, so results are bitwise independent of n_threads. Several models share a pass
-// (accumulate_many) by walking the same slot's rows together.
+// (accumulate_many) by walking the same slot's rows together, and the models of one covariance
+// type build each tile's F once: their F is the same, the shift being the data's.
 //
 // Speed on every data set and CPU: the tiles' work (cpu_kernels_impl.hpp) is compiled for
 // several instruction-set levels and the highest one the CPU supports runs (cpu_dispatch.cpp).
@@ -84,8 +85,42 @@ struct Plan {
 
 constexpr int kMaxLogChooseTable = 1 << 20;
 
+// The engine's shift m0: per column, the median of the finite values in 16 runs of 64 rows
+// spread evenly over the data (all of it when smaller). Any point among the data keeps u = x - m0
+// small; a median, so that one huge value (a row that overflows and that evaluate() must name)
+// does not move every row's u; and a shift fixed by the data, not the model, so that every model
+// over the same rows builds the same features, which a pass of several models then builds once
+// per tile. Contiguous runs, so that data mapped from a file is read in a few places, not 1024.
 template <typename T>
-Plan<T> make_plan(const PreparedModel& p) {
+RowVector<double> data_shift(const T* x, std::int64_t n, int d) {
+  constexpr std::int64_t kRuns = 16, kRunRows = 64;
+  std::vector<std::int64_t> rows;
+  if (n <= kRuns * kRunRows) {
+    for (std::int64_t i = 0; i < n; ++i) rows.push_back(i);
+  } else {
+    for (std::int64_t r = 0; r < kRuns; ++r) {
+      const std::int64_t begin = r * (n - kRunRows) / (kRuns - 1);
+      for (std::int64_t i = begin; i < begin + kRunRows; ++i) rows.push_back(i);
+    }
+  }
+  RowVector<double> shift = RowVector<double>::Zero(d);
+  std::vector<double> column;
+  for (int j = 0; j < d; ++j) {
+    column.clear();
+    for (const std::int64_t i : rows) {
+      const double v = static_cast<double>(x[i * d + j]);
+      if (std::isfinite(v)) column.push_back(v);
+    }
+    if (column.empty()) continue;
+    const auto middle = column.begin() + static_cast<std::ptrdiff_t>(column.size() / 2);
+    std::nth_element(column.begin(), middle, column.end());
+    shift[j] = *middle;
+  }
+  return shift;
+}
+
+template <typename T>
+Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
   const int k = p.k, d = p.d;
   Plan<T> plan;
   plan.features = feature_count(p);
@@ -107,7 +142,7 @@ Plan<T> make_plan(const PreparedModel& p) {
     return plan;
   }
   Eigen::Map<const RowMatrix<double>> means(p.means.data(), k, d);
-  for (int c = 0; c < k; ++c) plan.shift += std::exp(p.log_weights[c]) * means.row(c);
+  plan.shift = shift;
   for (int c = 0; c < k; ++c) {
     // Precision matrix P = U U^T of component c.
     Matrix<double> precision = Matrix<double>::Zero(d, d);
@@ -188,7 +223,8 @@ class CpuEngine final : public Engine {
         options_(options),
         kernels_(kernels_for<T>(settings.level ? *settings.level : cpu::level_from_environment())),
         keep_negligible_(settings.keep_negligible),
-        slot_memory_bytes_(settings.slot_memory_bytes) {
+        slot_memory_bytes_(settings.slot_memory_bytes),
+        shift_(data_shift(data_, n_, d_)) {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
   }
 
@@ -211,7 +247,7 @@ class CpuEngine final : public Engine {
     std::vector<Pass> passes(models.size());  // sized once: the tile plans point into the plans
     for (std::size_t i = 0; i < models.size(); ++i) {
       Pass& pass = passes[i];
-      pass.plan = make_plan<T>(*models[i]);
+      pass.plan = make_plan<T>(*models[i], shift_);
       pass.tiles = tile_plan(*models[i], pass.plan);
       pass.packed = static_cast<std::size_t>(cpu::packed_size(models[i]->k, pass.plan.features));
       pass.n_slots = slot_count(pass.packed);
@@ -261,7 +297,7 @@ class CpuEngine final : public Engine {
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
                 std::int32_t* labels) override {
     const MaybeFlushDenormals caller_guard(!keep_negligible_);
-    const Plan<T> plan = make_plan<T>(model);
+    const Plan<T> plan = make_plan<T>(model, shift_);
     const TilePlan<T> tiles = tile_plan(model, plan);
     const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
     // Runs of consecutive tiles, several per thread for balance; each run sizes its work space
@@ -390,6 +426,7 @@ class CpuEngine final : public Engine {
   const cpu::Kernels<T>& kernels_;
   bool keep_negligible_ = false;
   std::size_t slot_memory_bytes_;
+  RowVector<double> shift_;  // m0 of every Gaussian model's features (data_shift)
   int threads_ = 1;
 };
 

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 
 #include <math.h>
@@ -61,7 +62,7 @@ using IndexVector = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
 // Per-thread work space for the tiles of one call, sized on the first tile.
 template <typename T>
 struct Scratch {
-  Matrix<T> f;               // B x features
+  Matrix<T> f;               // B x features (a group leader's, or evaluate's)
   Matrix<T> resp;            // B x K: log-densities, then responsibilities, then weighted
   Vector<T> max;             // B: the row's largest log-density
   Vector<T> sum;             // B: sum_k exp(v_k - max)
@@ -381,26 +382,46 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
   }
 }
 
-// F and the log-densities log w_k + log p(x_n | k) of rows [begin, begin + rows) into s.resp.
+// The feature matrix F (rows x P) of rows [begin, begin + rows), from the plan's kind and shift.
 template <typename T>
-void log_densities(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Scratch<T>& s) {
+void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Matrix<T>& f) {
   const int d = plan.d;
   Eigen::Map<const RowMatrix<T>> tile(plan.x + begin * d, rows, d);
-  s.f.resize(rows, plan.features);
+  f.resize(rows, plan.features);
   if (plan.kind == FeatureKind::kRaw) {
-    s.f = tile;
-  } else {
-    s.f.leftCols(d) = tile.rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
-    if (plan.kind == FeatureKind::kPairs) {
-      Eigen::Index j = d;
-      for (int a = 0; a < d; ++a) {
-        for (int b = a; b < d; ++b) s.f.col(j++) = s.f.col(a).cwiseProduct(s.f.col(b));
-      }
-    } else {
-      s.f.rightCols(d) = s.f.leftCols(d).array().square();
-    }
+    f = tile;
+    return;
   }
-  features_times_weights(s.f, plan.w, plan.bias, plan.k, s.resp);
+  f.leftCols(d) = tile.rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
+  if (plan.kind == FeatureKind::kPairs) {
+    Eigen::Index j = d;
+    for (int a = 0; a < d; ++a) {
+      for (int b = a; b < d; ++b) f.col(j++) = f.col(a).cwiseProduct(f.col(b));
+    }
+  } else {
+    f.rightCols(d) = f.leftCols(d).array().square();
+  }
+}
+
+// Plans whose tiles have the same feature matrix: the same rows, kind, tile size and shift (the
+// engine's, fixed by the data, so every model of a covariance type over the same data).
+template <typename T>
+bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
+  if (a.x != b.x || a.n != b.n || a.d != b.d || a.kind != b.kind || a.features != b.features ||
+      a.block_rows != b.block_rows) {
+    return false;
+  }
+  return a.kind == FeatureKind::kRaw ||
+         std::memcmp(a.shift, b.shift, sizeof(T) * static_cast<std::size_t>(a.d)) == 0;
+}
+
+// The log-densities log w_k + log p(x_n | k) of rows [begin, begin + rows), whose features are f,
+// into s.resp.
+template <typename T>
+void log_densities(const TilePlan<T>& plan, const Matrix<T>& f, std::int64_t begin,
+                   std::int64_t rows, Scratch<T>& s) {
+  const int d = plan.d;
+  features_times_weights(f, plan.w, plan.bias, plan.k, s.resp);
   if (plan.binomial) {
     for (std::int64_t i = 0; i < rows; ++i) {
       s.resp.row(i).array() +=
@@ -489,10 +510,10 @@ void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
 
 // Adds the packed statistics of rows [begin, begin + rows) to slot.
 template <typename T>
-void add_tile_statistics(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows,
-                         Scratch<T>& s, double* slot) {
+void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, std::int64_t begin,
+                         std::int64_t rows, Scratch<T>& s, double* slot) {
   const int k = plan.k;
-  log_densities(plan, begin, rows, s);
+  log_densities(plan, f, begin, rows, s);
   responsibilities(plan, rows, s, nullptr, plan.entropy);
   double log_likelihood = 0, weight_sum = 0, entropy = 0;
   if (plan.sample_weight != nullptr) {
@@ -520,7 +541,7 @@ void add_tile_statistics(const TilePlan<T>& plan, std::int64_t begin, std::int64
   slot[2] += entropy;
   const RowVector<T> nk = s.resp.colwise().sum();
   for (int c = 0; c < k; ++c) slot[kPackedTotals + c] += static_cast<double>(nk[c]);
-  responsibilities_times_features(s.resp, s.f, s.resp_rows, s.t);
+  responsibilities_times_features(s.resp, f, s.resp_rows, s.t);
   double* t_out = slot + kPackedTotals + k;
   const T* t_in = s.t.data();
   const std::int64_t size = static_cast<std::int64_t>(k) * plan.features;
@@ -534,10 +555,23 @@ constexpr std::int64_t kWindowBytes = std::int64_t{256} << 10;
 template <typename T>
 void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* first,
                     const std::int64_t* last, double* const* slots) {
-  // One work space for all plans: each keeps its size while the plans of one kind and K follow
-  // one another, and the memory stays that of one plan however many models share the pass.
-  Scratch<T> s;
   if (count <= 0) return;
+  // Plans with the same features and tiles (same_features) form a group, led by its first plan:
+  // each of the group's tiles builds F once, and every plan of the group takes its statistics
+  // from it, tile by tile in increasing order, as alone. A work space per plan, so that each
+  // keeps its sizes from tile to tile.
+  IndexVector leader(count);
+  for (int i = 0; i < count; ++i) {
+    leader[i] = i;
+    for (int j = 0; j < i; ++j) {
+      if (leader[j] == j && first[j] == first[i] && last[j] == last[i] &&
+          same_features(plans[j], plans[i])) {
+        leader[i] = j;
+        break;
+      }
+    }
+  }
+  const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[static_cast<std::size_t>(count)]);
   const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(T)) * plans[0].d;
   const std::int64_t window_rows = std::max<std::int64_t>(64, kWindowBytes / row_bytes);
   IndexVector next = Eigen::Map<const IndexVector>(first, count);
@@ -549,12 +583,21 @@ void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* fir
     }
     if (begin >= plans[0].n) return;
     const std::int64_t end = begin + window_rows;
-    for (int i = 0; i < count; ++i) {
-      const TilePlan<T>& plan = plans[i];
-      for (; next[i] < last[i] && next[i] * plan.block_rows < end; ++next[i]) {
-        const std::int64_t tile_begin = next[i] * plan.block_rows;
-        add_tile_statistics(plan, tile_begin, std::min(plan.block_rows, plan.n - tile_begin), s,
-                            slots[i]);
+    for (int g = 0; g < count; ++g) {
+      if (leader[g] != g) continue;
+      const TilePlan<T>& plan = plans[g];
+      Matrix<T>& f = scratch[g].f;
+      for (; next[g] < last[g] && next[g] * plan.block_rows < end; ++next[g]) {
+        const std::int64_t tile_begin = next[g] * plan.block_rows;
+        const std::int64_t rows = std::min(plan.block_rows, plan.n - tile_begin);
+        build_features(plan, tile_begin, rows, f);
+        for (int i = g; i < count; ++i) {
+          if (leader[i] == g)
+            add_tile_statistics(plans[i], f, tile_begin, rows, scratch[i], slots[i]);
+        }
+      }
+      for (int i = g + 1; i < count; ++i) {
+        if (leader[i] == g) next[i] = next[g];
       }
     }
   }
@@ -568,7 +611,8 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
   for (std::int64_t t = first; t < last; ++t) {
     const std::int64_t begin = t * plan.block_rows;
     const std::int64_t rows = std::min(plan.block_rows, plan.n - begin);
-    log_densities(plan, begin, rows, s);
+    build_features(plan, begin, rows, s.f);
+    log_densities(plan, s.f, begin, rows, s);
     responsibilities(plan, rows, s, labels != nullptr ? labels + begin : nullptr, false);
     if (log_prob != nullptr) {
       for (std::int64_t i = 0; i < rows; ++i) {
