@@ -61,8 +61,9 @@ struct Kernels {
   IsaLevel level;
   // For each of the `count` plans, adds the packed statistics of its tiles [first[i], last[i]),
   // in increasing order, to slots[i]. The plans (all over the same rows) walk their tiles
-  // together, a window of rows at a time, so that each read of the rows serves every plan: each
-  // plan's sums are bitwise what it gives alone (Engine::accumulate_many).
+  // together, a window of rows at a time, so that each read of the rows serves every plan, and
+  // plans with the same features and tiles build each tile's feature matrix once: each plan's
+  // sums are bitwise what it gives alone (Engine::accumulate_many).
   void (*add_statistics)(const TilePlan<T>* plans, int count, const std::int64_t* first,
                          const std::int64_t* last, double* const* slots);
   // Per-row results of tiles [first, last); any output may be null.

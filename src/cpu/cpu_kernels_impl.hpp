@@ -59,7 +59,7 @@ template <typename T>
 using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
 using IndexVector = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
 
-// Per-thread work space for the tiles of one call, sized on the first tile.
+// One thread's work space for one plan's tiles in one call, sized on the first tile.
 template <typename T>
 struct Scratch {
   Matrix<T> f;               // B x features (a group leader's, or evaluate's)
