@@ -182,6 +182,22 @@ TEST(Evaluation, NanAnswersAreRefusedNamingTheRow) {
   }
 }
 
+// The huge row alone is refused, whichever of two rows it is: the CPU engine centres every row
+// on a point fixed by the data (a median of sampled rows), which one huge value must not move.
+TEST(Evaluation, OneHugeRowOfTwoIsTheOneRefused) {
+  const Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);
+  for (const std::int64_t huge : {0, 1}) {
+    std::vector<double> x(4, 1.0);
+    x[2 * huge] = x[2 * huge + 1] = 1e200;
+    try {
+      emix::score_samples(m, emix::DataView::host(x.data(), 2, 2));
+      ADD_FAILURE() << "no exception";
+    } catch (const DataError& e) {
+      EXPECT_EQ(e.row(), huge + 1) << e.what();  // rows count from 1
+    }
+  }
+}
+
 TEST(Messages, QuotedExcerptsAreShortAndPrintable) {
   EXPECT_EQ(emix::quoted_excerpt("abc"), "'abc'");
   EXPECT_EQ(emix::quoted_excerpt(std::string("a\0b\n\x1b'\\\xff", 8)),

@@ -3,8 +3,8 @@
 // Every family is two GEMMs per tile around one feature matrix F (B x P) built from the tile:
 //   log-densities   L = F W + b        (B x K; W and b from the model, see make_plan)
 //   statistics      T = G^T F          (K x P; G the weighted responsibilities)
-// For Gaussians F = [u, products of u] with u = x - m0, m0 one shift fixed by the data (near its
-// mean, data_shift), so that the quadratic form (x - mu)^T P (x - mu) is linear in F:
+// For Gaussians F = [u, products of u] with u = x - m0, m0 one shift fixed by the data (a median
+// of sampled rows, data_shift), so that the quadratic form (x - mu)^T P (x - mu) is linear in F:
 //   full / tied: F = [u_1..u_D, u_a u_b for a <= b];  diag / spherical: F = [u, u^2].
 // T then holds sum g u and sum g (u u^T) (packed); they are moved from m0 to the centres c_k
 // once per pass, in double. Bernoulli / binomial: F = x, W = logit^T.
@@ -112,9 +112,13 @@ RowVector<double> data_shift(const T* x, std::int64_t n, int d) {
       if (std::isfinite(v)) column.push_back(v);
     }
     if (column.empty()) continue;
-    const auto middle = column.begin() + static_cast<std::ptrdiff_t>(column.size() / 2);
-    std::nth_element(column.begin(), middle, column.end());
-    shift[j] = *middle;
+    const auto upper = column.begin() + static_cast<std::ptrdiff_t>(column.size() / 2);
+    std::nth_element(column.begin(), upper, column.end());
+    shift[j] = *upper;
+    if (column.size() % 2 == 0) {  // of the two middle values, the one nearer 0 (1 of 2 huge)
+      const double lower = *std::max_element(column.begin(), upper);
+      if (std::abs(lower) < std::abs(shift[j])) shift[j] = lower;
+    }
   }
   return shift;
 }
