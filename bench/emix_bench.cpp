@@ -25,7 +25,8 @@
 //                            reduced grid shows their cost without tripling the run.
 //   mstep, prepare           D in {2, 16, 64} x K in {2, 16, 64}, all six models.
 //   K scan                   gaussian full and diag estep, N = 1e6, D = 16, every K from 1 to
-//                            17, float32 and float64: the K that part-fill the kernels' blocks.
+//                            17, float32 and float64, overlapping and well-separated data: the K
+//                            that part-fill the kernels' blocks.
 //   .../sep/...              gaussian full and diag estep, N in {1e5, 1e6}, D = K = 16, float32
 //                            and float64, on well-separated data (source means 80 apart instead of
 //                            8, as `emix generate` makes): almost every log-responsibility is
@@ -772,15 +773,18 @@ void register_all() {
       }
     }
   }
-  // Every K from 1 to 17 (2 and 16 are in the grid above): kernels work in blocks of components
-  // (eight, or a vector's lanes), and a K that does not fill its last block must not cost as
-  // much as a K that does (K = 2 full once cost two thirds of K = 16).
+  // Every K from 1 to 17 (2 and 16 are in the grid above), on overlapping and on well-separated
+  // data: kernels work in blocks of components (eight, or a vector's lanes), and a K that does
+  // not fill its last block must not cost as much as a K that does (K = 2 full once cost two
+  // thirds of K = 16).
   for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
     for (bool gpu : engines) {
       for (Covariance cov : {Covariance::kFull, Covariance::kDiag}) {
-        for (int k = 1; k <= 17; ++k) {
-          if (k == 2 || k == 16) continue;
-          add({Step::kEStep, gpu, Family::kGaussian, cov, dtype, 1000000, 16, k}, 0);
+        for (const bool separated : {false, true}) {
+          for (int k = 1; k <= 17; ++k) {
+            if (k == 16 || (k == 2 && !separated)) continue;
+            add({Step::kEStep, gpu, Family::kGaussian, cov, dtype, 1000000, 16, k, separated}, 0);
+          }
         }
       }
     }

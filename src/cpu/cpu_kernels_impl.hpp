@@ -548,8 +548,8 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, std::int64
   for (std::int64_t i = 0; i < size; ++i) t_out[i] += static_cast<double>(t_in[i]);
 }
 
-// Rows per window of add_statistics: the window's rows (256 KiB) stay in L2 while each plan
-// builds its feature matrices from them.
+// Rows per window of add_statistics: the window's rows (256 KiB) stay in L2 while each group of
+// plans builds its feature matrices from them.
 constexpr std::int64_t kWindowBytes = std::int64_t{256} << 10;
 
 template <typename T>
