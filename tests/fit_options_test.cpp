@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -186,6 +189,69 @@ TEST(Errors, NameTheBadValue) {
   o.init_model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, 11);
   EXPECT_EQ(error_of([&] { emix::fit(data.view(), o); }),
             "init model has 3 features, but the data have 4 columns");
+}
+
+// The data are screened a block of rows at a time (16384 values) and only a block that holds a
+// bad value is read again for its name. Whatever block and column it falls in, in float64 and
+// float32, the first bad value in row-major order is the one named; the values each family
+// does take (-0, subnormals, 0 and trials) pass.
+template <typename T>
+void expect_screened(Family family, int trials, const std::vector<T>& good,
+                     const std::vector<std::pair<T, std::string>>& bad) {
+  const std::int64_t rows = 20000, cols = 3;  // 5461 rows per block: four blocks
+  std::vector<T> x(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = good[i % good.size()];
+  emix::FitOptions o = options(family, Covariance::kFull);
+  o.trials = trials;
+  o.n_components = 1;
+  o.max_iter = 0;
+  const auto view = [&] { return emix::DataView::host(x.data(), rows, cols); };
+  EXPECT_NO_THROW(emix::fit(view(), o)) << "the good values alone";
+  const std::int64_t positions[] = {0, 5461 * cols - 1, 5461 * cols, 3 * 5461 * cols + 4,
+                                    rows * cols - 1};
+  for (const auto& [value, problem] : bad) {
+    for (std::int64_t at : positions) {
+      const T kept = x[static_cast<std::size_t>(at)];
+      x[static_cast<std::size_t>(at)] = value;
+      const std::string name = "data: row " + std::to_string(at / cols + 1) + ", column " +
+                               std::to_string(at % cols + 1) + " " + problem;
+      EXPECT_EQ(error_of([&] { emix::fit(view(), o); }), name) << sizeof(T) << " bytes";
+      // A second bad value later on does not change which is named.
+      const std::size_t later = static_cast<std::size_t>(std::min(at + 7, rows * cols - 1));
+      const T kept_later = x[later];
+      if (later != static_cast<std::size_t>(at)) x[later] = value;
+      EXPECT_EQ(error_of([&] { emix::fit(view(), o); }), name) << sizeof(T) << " bytes";
+      x[later] = kept_later;
+      x[static_cast<std::size_t>(at)] = kept;
+    }
+  }
+}
+
+template <typename T>
+void expect_every_family_screened() {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  expect_screened<T>(Family::kGaussian, 1,
+                     {T(1.5), T(-0.0), std::numeric_limits<T>::denorm_min(), T(-3e4), T(3)},
+                     {{nan, "is nan"}, {-nan, "is nan"}, {inf, "is inf"}, {-inf, "is -inf"}});
+  expect_screened<T>(Family::kBernoulli, 1, {T(0), T(1), T(-0.0), T(1), T(0)},
+                     {{T(2), "is 2, but a Bernoulli mixture needs 0 or 1"},
+                      {T(-1), "is -1, but a Bernoulli mixture needs 0 or 1"},
+                      {T(0.5), "is 0.5, but a Bernoulli mixture needs 0 or 1"},
+                      {nan, "is nan"}});
+  const std::string binomial =
+      ", but a binomial mixture with trials = 5 needs a whole number "
+      "of successes in 0..5";
+  expect_screened<T>(Family::kBinomial, 5, {T(0), T(5), T(-0.0), T(2), T(3)},
+                     {{T(6), "is 6" + binomial},
+                      {T(-1), "is -1" + binomial},
+                      {T(2.5), "is 2.5" + binomial},
+                      {inf, "is inf"},
+                      {nan, "is nan"}});
+}
+
+TEST(Errors, TheFirstBadValueIsNamedWhicheverBlockItIsIn) {
+  expect_every_family_screened<double>();
+  expect_every_family_screened<float>();
 }
 
 }  // namespace
