@@ -498,7 +498,7 @@ emix::Model make_model(Family family, Covariance covariance, int k, const Worksp
 // ------------------------------------------------------------------------------------------
 // The benchmarks
 
-enum class Step { kEStep, kIteration, kMStep, kPrepare };
+enum class Step { kEStep, kIteration, kMStep, kPrepare, kInit };
 
 struct Spec {
   Step step = Step::kEStep;
@@ -518,7 +518,7 @@ std::string model_name(Family family, Covariance covariance) {
 }
 
 std::string spec_name(const Spec& s) {
-  static const char* const steps[] = {"estep", "iteration", "mstep", "prepare"};
+  static const char* const steps[] = {"estep", "iteration", "mstep", "prepare", "init"};
   std::string name = steps[static_cast<int>(s.step)];
   const bool host = s.step == Step::kMStep || s.step == Step::kPrepare;
   name += host ? "/host/" : (s.gpu ? "/gpu/" : "/cpu/");
@@ -651,6 +651,26 @@ void run_prepare(benchmark::State& state, const Spec& s) {
   state.SetItemsProcessed(state.iterations() * s.k);  // components / s
 }
 
+// fit()'s default initialisation (k-means++ seeding and 10 k-means steps on a sample of at most
+// 131,072 rows, then the M-step from the labels) as FitReport::init_seconds times it, without
+// the validation and first E-step that fit() adds; a new seed each time, so that the sample and
+// seeding differ as between users' runs.
+void run_init(benchmark::State& state, const Spec& s) {
+  Workspace& w = workspace({kind_of(s.family), s.dtype, s.n, s.d, s.separated});
+  emix::FitOptions o;
+  o.family = s.family;
+  o.covariance = s.covariance;
+  o.n_components = s.k;
+  o.max_iter = 0;
+  o.engine.device = s.gpu ? emix::Device::kGpu : emix::Device::kCpu;
+  std::uint64_t seed = 0;
+  for (auto _ : state) {
+    o.seed = seed++;
+    const emix::FitReport r = emix::fit(w.view(), o);
+    state.SetIterationTime(r.init_seconds);
+  }
+}
+
 void run(benchmark::State& state, Spec s) {
   try {
     switch (s.step) {
@@ -665,6 +685,9 @@ void run(benchmark::State& state, Spec s) {
         break;
       case Step::kPrepare:
         run_prepare(state, s);
+        break;
+      case Step::kInit:
+        run_init(state, s);
         break;
     }
   } catch (const std::exception& e) {
@@ -709,8 +732,12 @@ void add(const Spec& s, double min_time) {
       return;
     }
   }
-  benchmark::internal::Benchmark* b =
-      benchmark::RegisterBenchmark(spec_name(s).c_str(), run, s)->UseRealTime();
+  benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(spec_name(s).c_str(), run, s);
+  if (s.step == Step::kInit) {
+    b->UseManualTime();
+  } else {
+    b->UseRealTime();
+  }
   b->Unit(s.step == Step::kMStep || s.step == Step::kPrepare ? benchmark::kMicrosecond
                                                              : benchmark::kMillisecond);
   if (min_time > 0) b->MinTime(min_time);
@@ -761,6 +788,17 @@ void register_all() {
             }
           }
         }
+      }
+    }
+  }
+  // Initialisation (k-means++ and k-means on the sample, the M-step from its labels): the CPU,
+  // on which every engine initialises.
+  for (bool separated : {false, true}) {
+    for (Covariance cov : {Covariance::kFull, Covariance::kDiag}) {
+      for (int k : {2, 8, 16, 64}) {
+        add({Step::kInit, false, Family::kGaussian, cov, DType::kFloat64, 1000000, 16, k,
+             separated},
+            0);
       }
     }
   }
@@ -822,6 +860,13 @@ void register_short() {
       t);
   for (Covariance cov : {Covariance::kFull, Covariance::kDiag}) {
     add({Step::kEStep, false, Family::kGaussian, cov, DType::kFloat64, 1000000, 16, 16}, t);
+  }
+  // Initialisation, overlapping and well-separated data (the sample's k-means runs its ten steps
+  // on the first, and stops early on the second).
+  for (bool separated : {false, true}) {
+    add({Step::kInit, false, Family::kGaussian, Covariance::kFull, DType::kFloat64, 1000000, 16, 16,
+         separated},
+        t);
   }
   // K that leave the kernels' blocks part-filled: fewer than half a vector, and one past eight.
   for (int k : {3, 9}) {

@@ -224,8 +224,9 @@ double blocked_sum(const Eigen::VectorXd& v) {
 #define EMIX_INIT_UNROLL _Pragma("GCC unroll 16")
 #endif
 
-// Rows whose dot products one register block computes at once.
-constexpr int kAssignRows = 4;
+// Rows whose dot products one register block computes at once: eight chains of dependent
+// multiply-adds, enough to keep two FMA units busy at four cycles latency.
+constexpr int kAssignRows = 8;
 
 // dots[r * kp + c0 + c] = x_r . centre (c0 + c) for r < R, c < W: every product summed over
 // j = 0..D-1 in order, from 0. (GCC fuses each multiply and add into an FMA where the version
