@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/initialize.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -252,6 +253,30 @@ void expect_every_family_screened() {
 TEST(Errors, TheFirstBadValueIsNamedWhicheverBlockItIsIn) {
   expect_every_family_screened<double>();
   expect_every_family_screened<float>();
+}
+
+// Initialisation's sample: flags per row (few rows per sampled row) and a hash set (many) must
+// give the same rows, in increasing order, without repeats, and use the generator alike.
+TEST(InitSample, FlagsAndHashSetDrawTheSameRows) {
+  const std::pair<std::int64_t, std::int64_t> cases[] = {
+      {1, 1},      {64, 1},      {65, 1},   {640, 10},         {641, 10},
+      {1000, 999}, {1000, 1000}, {129, 64}, {1000000, 131072}, {5000000, 1000}};
+  for (const auto& [n, m] : cases) {
+    for (std::uint64_t seed : {1u, 2u, 3u}) {
+      std::mt19937_64 a(seed), b(seed), c(seed);
+      const std::vector<std::int64_t> flags = emix::sample_rows(n, m, a, emix::RowSampler::kFlags);
+      const std::vector<std::int64_t> hashed =
+          emix::sample_rows(n, m, b, emix::RowSampler::kHashSet);
+      const std::vector<std::int64_t> automatic = emix::sample_rows(n, m, c);
+      ASSERT_EQ(flags.size(), static_cast<std::size_t>(m)) << n << " " << m;
+      EXPECT_EQ(flags, hashed) << n << " " << m << " seed " << seed;
+      EXPECT_EQ(flags, automatic) << n << " " << m << " seed " << seed;
+      EXPECT_EQ(a(), b()) << "the generators drew alike";
+      EXPECT_GE(flags.front(), 0);
+      EXPECT_LT(flags.back(), n);
+      for (std::size_t i = 1; i < flags.size(); ++i) ASSERT_LT(flags[i - 1], flags[i]);
+    }
+  }
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -387,6 +388,48 @@ void note_empty(const std::vector<int>& empty, std::vector<std::string>* notes) 
 
 }  // namespace
 
+std::vector<std::int64_t> sample_rows(std::int64_t n_rows, std::int64_t count, std::mt19937_64& rng,
+                                      RowSampler sampler) {
+  // Floyd's algorithm, the rows then in increasing order for a sequential gather. The rows
+  // taken are flags, a bit per row, where the rows number at most 64 times the sample: then the
+  // flags take no more memory than the picks, and reading them in order replaces a sort (the
+  // two took a sixth of a K = 2 initialisation on 10^6 rows). Beyond, a hash set of the
+  // sample's size: 10^9 rows would need 125 MB of flags. The same picks either way.
+  std::vector<std::int64_t> rows;
+  rows.reserve(static_cast<std::size_t>(count));
+  const bool flags =
+      sampler == RowSampler::kFlags || (sampler == RowSampler::kAuto && n_rows / 64 <= count);
+  if (flags) {
+    std::vector<std::uint64_t> taken(static_cast<std::size_t>((n_rows + 63) / 64), 0);
+    const auto is_taken = [&taken](std::int64_t t) {
+      return (taken[static_cast<std::size_t>(t >> 6)] >> (t & 63)) & 1;
+    };
+    for (std::int64_t j = n_rows - count; j < n_rows; ++j) {
+      std::uniform_int_distribution<std::int64_t> pick(0, j);
+      std::int64_t t = pick(rng);
+      if (is_taken(t)) t = j;
+      taken[static_cast<std::size_t>(t >> 6)] |= std::uint64_t{1} << (t & 63);
+    }
+    for (std::size_t word = 0; word < taken.size(); ++word) {
+      for (std::uint64_t bits = taken[word]; bits != 0; bits &= bits - 1) {
+        rows.push_back(static_cast<std::int64_t>(word * 64) + __builtin_ctzll(bits));
+      }
+    }
+    return rows;
+  }
+  std::unordered_set<std::int64_t> taken;
+  taken.reserve(static_cast<std::size_t>(count));
+  for (std::int64_t j = n_rows - count; j < n_rows; ++j) {
+    std::uniform_int_distribution<std::int64_t> pick(0, j);
+    std::int64_t t = pick(rng);
+    if (taken.count(t) != 0) t = j;
+    taken.insert(t);
+    rows.push_back(t);
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
 std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, int n_features,
                                           const WeightGather& gather_weights,
                                           const FitOptions& options,
@@ -399,21 +442,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
     rows.resize(static_cast<std::size_t>(n_rows));
     std::iota(rows.begin(), rows.end(), std::int64_t{0});
   } else {
-    // Floyd's algorithm, then sorted for a sequential gather. The rows taken are a hash set of
-    // the sample's size, not a flag per row: 10^9 rows would need 125 MB of flags.
-    std::vector<std::int64_t> picked;
-    picked.reserve(static_cast<std::size_t>(options.init_max_rows));
-    std::unordered_set<std::int64_t> taken;
-    taken.reserve(static_cast<std::size_t>(options.init_max_rows));
-    for (std::int64_t j = n_rows - options.init_max_rows; j < n_rows; ++j) {
-      std::uniform_int_distribution<std::int64_t> pick(0, j);
-      std::int64_t t = pick(rng);
-      if (taken.count(t) != 0) t = j;
-      taken.insert(t);
-      picked.push_back(t);
-    }
-    std::sort(picked.begin(), picked.end());
-    rows = std::move(picked);
+    rows = sample_rows(n_rows, options.init_max_rows, rng);
     if (notes) {
       notes->push_back("initialisation used a random sample of " + std::to_string(rows.size()) +
                        " of the " + std::to_string(n_rows) + " rows");

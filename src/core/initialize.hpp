@@ -1,6 +1,7 @@
 // Initial parameters for EM: k-means++ (+ k-means), random responsibilities, random rows.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <random>
 #include <string>
@@ -12,6 +13,13 @@
 #include "emix/options.hpp"
 
 namespace emix {
+
+// A uniform sample of `count` of the rows 0..n_rows-1 without replacement (Floyd's algorithm),
+// in increasing order. kAuto picks how the rows taken are remembered (a bit per row, or a hash
+// set for many rows); the sample is the same either way, as the test of both checks.
+enum class RowSampler { kAuto, kFlags, kHashSet };
+std::vector<std::int64_t> sample_rows(std::int64_t n_rows, std::int64_t count, std::mt19937_64& rng,
+                                      RowSampler sampler = RowSampler::kAuto);
 
 // Initial parameters from (a sample of at most options.init_max_rows of) the engine's rows;
 // gather_weights gives the sampled rows' weights.
