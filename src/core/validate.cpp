@@ -107,7 +107,7 @@ bool all_acceptable(const T* v, std::size_t count, Family family, int trials) {
       const Words w = words_of(v[i]);
       const bool zero = ((w.high & 0x7fffffffu) | w.low) == 0;  // 0 or -0
       const bool is_one = (w.high == one) & (w.low == 0);
-      bad |= zero | is_one ? 0u : 1u;
+      bad |= (zero | is_one) ? 0u : 1u;
     }
   } else {
     const T top = static_cast<T>(trials);
@@ -116,7 +116,7 @@ bool all_acceptable(const T* v, std::size_t count, Family family, int trials) {
       // In range, so the conversion is defined: a whole number converts back unchanged.
       const T safe = in_range ? v[i] : T(0);
       const T whole = static_cast<T>(static_cast<std::int64_t>(safe));
-      bad |= !in_range | (whole != safe) ? 1u : 0u;
+      bad |= (!in_range | (whole != safe)) ? 1u : 0u;
     }
   }
   return bad == 0;
