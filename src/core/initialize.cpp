@@ -25,6 +25,7 @@
 
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
+#include "core/unroll.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
@@ -247,12 +248,6 @@ double blocked_sum(const Eigen::VectorXd& v) {
 #define EMIX_CPU_LEVEL_CLONES
 #endif
 
-#if defined(__clang__)
-#define EMIX_INIT_UNROLL _Pragma("unroll")
-#else
-#define EMIX_INIT_UNROLL _Pragma("GCC unroll 16")
-#endif
-
 // Rows whose dot products one register block computes at once: eight chains of dependent
 // multiply-adds, enough to keep two FMA units busy at four cycles latency.
 constexpr int kAssignRows = 8;
@@ -271,15 +266,15 @@ inline __attribute__((always_inline)) void dot_block(const double* x, int d,
                                                      double* dots) {
   typedef double Lanes __attribute__((vector_size(W * sizeof(double))));
   Lanes acc[R];
-  EMIX_INIT_UNROLL
+  EMIX_UNROLL
   for (int r = 0; r < R; ++r) acc[r] = Lanes{};
   for (int j = 0; j < d; ++j) {
     Lanes centre_j;
     std::memcpy(&centre_j, centres_t + static_cast<std::size_t>(j) * kp + c0, sizeof centre_j);
-    EMIX_INIT_UNROLL
+    EMIX_UNROLL
     for (int r = 0; r < R; ++r) acc[r] += x[static_cast<std::size_t>(r) * d + j] * centre_j;
   }
-  EMIX_INIT_UNROLL
+  EMIX_UNROLL
   for (int r = 0; r < R; ++r) {
     std::memcpy(dots + static_cast<std::size_t>(r) * kp + c0, &acc[r], sizeof acc[r]);
   }

@@ -27,6 +27,7 @@
 #include <Eigen/Core>
 
 #include "core/host_device.hpp"
+#include "core/unroll.hpp"
 #include "cpu/cpu_kernels.hpp"
 
 // The per-row rules, in this level's namespace for the same reason as Eigen: an out-of-line copy
@@ -109,20 +110,13 @@ constexpr bool kOwnProducts = true;
 #else
 constexpr bool kOwnProducts = false;
 #endif
-// The library compiles as ISO C++, where GCC contracts a * b + c into one instruction only when
-// told (clang: #pragma clang fp contract inside the body).
+// a * b + c as one instruction, said where it matters rather than left to the compiler's
+// default (GCC's for C++ is to contract, even with -std=c++17; clang's is not to across
+// statements: #pragma clang fp contract inside the body).
 #if defined(__clang__)
 #define EMIX_CONTRACT_FMA
 #else
 #define EMIX_CONTRACT_FMA __attribute__((optimize("fp-contract=fast")))
-#endif
-
-// Register blocks' loops over their constant extents, unrolled so that every sum stays in a
-// register: without it, GCC kept the two-dimensional blocks (acc[r][c]) on the stack at AVX2.
-#if defined(__clang__)
-#define EMIX_UNROLL _Pragma("unroll")
-#else
-#define EMIX_UNROLL _Pragma("GCC unroll 16")
 #endif
 
 template <typename T>
