@@ -49,7 +49,7 @@ foreach(flag ${OpenMP_CXX_FLAGS})
 endforeach()
 if(EMIX_HAS_CUDA)
   string(APPEND EMIX_PC_LIBS_PRIVATE
-         " -L${CUDAToolkit_LIBRARY_DIR} -lcublas -lcudart_static -lrt -lpthread -ldl")
+         " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -lrt -lpthread -ldl")
 endif()
 set(EMIX_PC_LIBS_MPI "")
 if(EMIX_HAS_MPI)

@@ -3,7 +3,6 @@
 // EMIX_CUBLAS_TRY; every kernel launch is followed by EMIX_CHECK_LAUNCH.
 #pragma once
 
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
@@ -15,6 +14,7 @@
 #include <utility>
 
 #include "emix/errors.hpp"
+#include "kernels/cublas_library.hpp"
 
 namespace emix::gpu {
 
@@ -58,7 +58,7 @@ inline std::string describe_cuda_error(cudaError_t status, const char* call, con
 [[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* call,
                                             const char* file, int line) {
   const std::string text = std::string("cuBLAS call `") + call + "` failed with " +
-                           cublasGetStatusName(status) + " (" + cublasGetStatusString(status) +
+                           cublas().status_name(status) + " (" + cublas().status_string(status) +
                            ") at " + short_file(file) + ":" + std::to_string(line);
   if (status == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemory(text);
   throw CudaError(text);
@@ -251,14 +251,14 @@ class Event {
 
 class CublasHandle {
  public:
-  CublasHandle() { EMIX_CUBLAS_TRY(cublasCreate(&handle_)); }
+  CublasHandle() { EMIX_CUBLAS_TRY(cublas().create(&handle_)); }
   ~CublasHandle() {
     if (handle_ != nullptr) {
-      const cublasStatus_t status = cublasDestroy(handle_);
+      const cublasStatus_t status = cublas().destroy(handle_);
       // At exit, after the CUDA runtime's own teardown, cuBLAS cannot reach it either.
       if (status != CUBLAS_STATUS_SUCCESS && cudaPeekAtLastError() != cudaErrorCudartUnloading) {
         std::fprintf(stderr, "emix: cublasDestroy failed with %s (ignored)\n",
-                     cublasGetStatusName(status));
+                     cublas().status_name(status));
       }
     }
   }

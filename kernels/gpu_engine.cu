@@ -79,15 +79,15 @@ struct Blas<float> {
   static cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                              int n, int k, const float* alpha, const float* a, int lda,
                              const float* b, int ldb, const float* beta, float* c, int ldc) {
-    return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return cublas().sgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
                                      int m, int n, int k, const float* alpha, const float* a,
                                      int lda, long long sa, const float* b, int ldb, long long sb,
                                      const float* beta, float* c, int ldc, long long sc,
                                      int batch) {
-    return cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
-                                     ldc, sc, batch);
+    return cublas().sgemm_strided_batched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta,
+                                          c, ldc, sc, batch);
   }
 };
 
@@ -96,15 +96,15 @@ struct Blas<double> {
   static cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                              int n, int k, const double* alpha, const double* a, int lda,
                              const double* b, int ldb, const double* beta, double* c, int ldc) {
-    return cublasDgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return cublas().dgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   static cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
                                      int m, int n, int k, const double* alpha, const double* a,
                                      int lda, long long sa, const double* b, int ldb, long long sb,
                                      const double* beta, double* c, int ldc, long long sc,
                                      int batch) {
-    return cublasDgemmStridedBatched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
-                                     ldc, sc, batch);
+    return cublas().dgemm_strided_batched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta,
+                                          c, ldc, sc, batch);
   }
 };
 
@@ -507,14 +507,15 @@ void GpuEngine<T>::ensure_cublas() {
   const cublasHandle_t h = blas->get();
   // cublasSetStream resets the workspace, so the workspace is set after it. A fixed workspace,
   // stream and handle, and no atomics, make cuBLAS's results bitwise reproducible.
-  EMIX_CUBLAS_TRY(cublasSetStream(h, compute_.get()));
+  EMIX_CUBLAS_TRY(cublas().set_stream(h, compute_.get()));
   d_blas_workspace_.allocate(kCublasWorkspace, "the cuBLAS workspace");
-  EMIX_CUBLAS_TRY(cublasSetWorkspace(h, d_blas_workspace_.data(),
-                                     static_cast<std::size_t>(d_blas_workspace_.bytes())));
-  EMIX_CUBLAS_TRY(cublasSetAtomicsMode(h, CUBLAS_ATOMICS_NOT_ALLOWED));
-  EMIX_CUBLAS_TRY(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+  EMIX_CUBLAS_TRY(cublas().set_workspace(h, d_blas_workspace_.data(),
+                                         static_cast<std::size_t>(d_blas_workspace_.bytes())));
+  EMIX_CUBLAS_TRY(cublas().set_atomics_mode(h, CUBLAS_ATOMICS_NOT_ALLOWED));
+  EMIX_CUBLAS_TRY(cublas().set_pointer_mode(h, CUBLAS_POINTER_MODE_HOST));
   const bool tf32 = options_.allow_tf32 && sizeof(T) == 4;
-  EMIX_CUBLAS_TRY(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  EMIX_CUBLAS_TRY(
+      cublas().set_math_mode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   blas_ = std::move(blas);
 }
 
@@ -1055,21 +1056,26 @@ void GpuEngine<T>::gather_rows(const std::int64_t* idx, std::int64_t count, doub
 
 }  // namespace
 
-bool device_available() {
-  static const bool available = [] {
+const std::string& unavailable_reason() {
+  static const std::string reason = []() -> std::string {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0) {
       (void)cudaGetLastError();
-      return false;
+      return "no CUDA device answers on this machine";
     }
-    if (cudaFree(nullptr) != cudaSuccess) {  // creates the context: the runtime initialises
+    const cudaError_t status = cudaFree(nullptr);  // creates the context: the runtime initialises
+    if (status != cudaSuccess) {
       (void)cudaGetLastError();
-      return false;
+      return std::string("no CUDA device answers on this machine (the CUDA runtime found ") +
+             std::to_string(count) + " but did not initialise: " + cudaGetErrorName(status) + ")";
     }
-    return true;
+    // Only where a device answers: a CPU-only machine never loads cuBLAS.
+    return cublas_unavailable_reason();
   }();
-  return available;
+  return reason;
 }
+
+bool device_available() { return unavailable_reason().empty(); }
 
 std::string device_name() {
   int device = 0;

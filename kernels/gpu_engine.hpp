@@ -11,8 +11,11 @@
 
 namespace emix::gpu {
 
-// True when a CUDA device answers (cudaGetDeviceCount > 0 and the runtime initialises).
+// True when a CUDA device answers (cudaGetDeviceCount > 0 and the runtime initialises) and cuBLAS
+// loads.
 bool device_available();
+// Why device_available() is false, in words ("" when it is true).
+const std::string& unavailable_reason();
 // Copies host bytes to memory of a CUDA device (the C API's results for device data).
 void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes);
 // CUDA devices this process can use (0 when none answers).

@@ -224,7 +224,7 @@ TEST_F(CliTest, GpuOnMachineWithoutOne) {
   if (emix::gpu_available()) GTEST_SKIP() << "a GPU answers here; the error case cannot occur";
   generate(20);
   expect_failure("fit data.npy -k 2 --device gpu -o model.json",
-                 {"--device gpu", emix::gpu_built() ? "no CUDA device answers" : "no GPU support"});
+                 {"--device gpu", emix::gpu_unavailable_reason()});
 }
 
 TEST_F(CliTest, DemoPrintsTheSeedsThreeCoinIterates) {

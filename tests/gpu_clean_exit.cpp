@@ -20,7 +20,7 @@ std::unique_ptr<emix::Engine> g_streaming;
 
 int main() {
   if (!emix::gpu_available()) {
-    std::printf("skipped: no CUDA device answers on this machine\n");
+    std::printf("skipped: %s\n", emix::gpu_unavailable_reason().c_str());
     return 0;
   }
   emix::Model model;

@@ -38,7 +38,6 @@ using emix::DType;
 using emix::Family;
 using emix::testing::stats_close;
 
-constexpr const char* kNoGpu = "no CUDA device answers on this machine";
 constexpr int kTrials = 5;  // binomial trials in every binomial case
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +274,7 @@ class GpuStatistics : public ::testing::TestWithParam<StatsParam> {};
 // both engines, the GPU's float GEMMs and its float block sums of sqrt(g)(x - c) products round
 // at about 1e-7 relative, so 1e-5 of the scale.
 TEST_P(GpuStatistics, MatchCpuEngine) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const auto& [f, dtype, shape, input] = GetParam();
   const std::uint64_t seed = seed_for(f, shape);
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -319,7 +318,7 @@ INSTANTIATE_TEST_SUITE_P(All, GpuStatistics,
 // The same chunking over uploaded, streamed and device-resident data runs the same kernels on the
 // same numbers: bitwise the same statistics.
 TEST(GpuStatisticsPaths, UploadedStreamedAndDeviceDataGiveBitwiseEqualStatistics) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   for (const FamilyCase& f : kFamilies) {
     for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
       const std::uint64_t seed = 77;
@@ -362,7 +361,7 @@ std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, I
 // with GpuStatistics' tolerances, in tiles of the plan's size and of 32 rows (many tiles, short
 // last ones, several rounds or row groups), and bitwise the same on a second call.
 TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Shape shapes[] = {{1000, 7, 4}, {2500, 3, 4}, {700, 40, 3}};
   for (const FamilyCase& f : kFamilies) {
     for (const Shape& shape : shapes) {
@@ -402,7 +401,7 @@ TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
 // A shape whose tile cannot fit shared memory (K = 20000 components: 32 rows of log-joints
 // alone need 2.6 MB) takes the general path by itself, and says why.
 TEST(GpuStatisticsPaths, TheGeneralPathTakesWhatATileCannotHold) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 20000, 2, 600, 89, true);
   const emix::PreparedModel prepared = emix::prepare(p.model);
   auto gpu = emix::make_gpu_engine(emix::DataView::host(p.x.data(), p.n, p.d), p.w(),
@@ -425,7 +424,7 @@ TEST(GpuStatisticsPaths, TheGeneralPathTakesWhatATileCannotHold) {
 // registered for the engine's life, or, where registration is declined, through pinned staging
 // buffers; both give the uploaded data's statistics bitwise (the same chunks, the same kernels).
 TEST(GpuStatisticsPaths, RegisteredAndStagedStreamingMatchUploadedBitwise) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   for (const FamilyCase& f : kFamilies) {
     for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
       SCOPED_TRACE(emix::testing::describe(f.family, f.covariance) + " " + emix::to_string(dtype) +
@@ -469,7 +468,7 @@ std::string evaluate_name(const ::testing::TestParamInfo<EvaluateParam>& info) {
 class GpuEvaluate : public ::testing::TestWithParam<EvaluateParam> {};
 
 TEST_P(GpuEvaluate, MatchCpuEngine) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const auto& [f, dtype, input] = GetParam();
   const std::uint64_t seed = 4242;
   SCOPED_TRACE("seed 4242");
@@ -560,7 +559,7 @@ class GpuFit : public ::testing::TestWithParam<StatsParam> {};
 // to ~1e-6, which EM does not amplify near a well-separated solution: 1e-6 for the
 // log-likelihood, 1e-4 for the parameters.
 TEST_P(GpuFit, TwentyIterationsMatchCpuFit) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const auto& [f, dtype, shape, input] = GetParam();
   const std::uint64_t seed = 9000 + seed_for(f, shape);
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -602,7 +601,7 @@ INSTANTIATE_TEST_SUITE_P(All, GpuFit,
                          stats_name);
 
 TEST(GpuDeterminism, TwoFitsAreBitwiseEqual) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   for (const FamilyCase& f : kFamilies) {
     for (Input input : {Input::kOneChunk, Input::kStreamed}) {
       const std::uint64_t seed = 31337;
@@ -638,7 +637,7 @@ struct CoinCase {
 class GpuThreeCoins : public ::testing::TestWithParam<std::tuple<CoinCase, DType>> {};
 
 TEST_P(GpuThreeCoins, FirstIterateMatchesTheSeed) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const auto& [c, dtype] = GetParam();
   const std::vector<double> coins = {1, 1, 0, 1, 0, 0, 1, 0, 1, 1};
   const std::vector<float> coins_f(coins.begin(), coins.end());
@@ -675,7 +674,7 @@ INSTANTIATE_TEST_SUITE_P(
 // identical components, an unstable fixed point that amplifies rounding differences by a constant
 // factor per iteration (see seed_test.cpp), so ten iterations and 1e-9.
 TEST(GpuSeed, FifteenPointMixtureMatchesTheCpuEngine) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const std::vector<double> points = {-67, -48, 6, 8, 14, 16, 23, 24, 28, 29, 41, 49, 56, 60, 75};
   const double starts[][5] = {
       {0.5, 100, 100, 1000, 1000}, {0.4, 10, 10, 100, 100}, {0.3, -50, 30, 200, 600}};
@@ -710,7 +709,7 @@ TEST(GpuSeed, FifteenPointMixtureMatchesTheCpuEngine) {
 // straddles row 2^31. A 32-bit row index anywhere would misplace the ones. The model's numbers
 // are exact in float (c0 = 0.5, x - c0 = +-0.5), so the statistics have a closed form.
 TEST(GpuLarge, MoreThan2To31Rows) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const std::int64_t n = (std::int64_t{1} << 31) + (std::int64_t{1} << 20);
   const std::int64_t n_ones = std::int64_t{1} << 20;
   const std::int64_t first_one = (std::int64_t{1} << 31) - n_ones / 2;
@@ -777,7 +776,7 @@ TEST(GpuLarge, MoreThan2To31Rows) {
 #endif
 
 TEST(GpuErrors, TooSmallAMemoryLimitIsAnOutOfMemoryErrorNotACrash) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 4, 3, 1000, 55, false);
   const emix::PreparedModel prepared = emix::prepare(p.model);
   emix::EngineOptions o;
@@ -799,7 +798,7 @@ TEST(GpuErrors, TooSmallAMemoryLimitIsAnOutOfMemoryErrorNotACrash) {
 }
 
 TEST(GpuErrors, BadArgumentsAreInvalidArgument) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Problem p = make_problem(Family::kGaussian, Covariance::kFull, 2, 3, 100, 56, false);
   emix::EngineOptions o;
   o.device = emix::Device::kGpu;
@@ -824,7 +823,7 @@ TEST(GpuErrors, BadArgumentsAreInvalidArgument) {
 // every kernel, both element types, chunk tails, streaming and device input.
 
 TEST(GpuSanitize, EveryPathOnSmallData) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   for (const FamilyCase& f : kFamilies) {
     for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
       for (Input input : {Input::kChunkedWeighted, Input::kDevice, Input::kStreamed}) {
@@ -869,7 +868,7 @@ TEST(GpuSanitize, EveryPathOnSmallData) {
 // The C API with device data: the fit runs on the GPU and per-row results land in device
 // buffers, equal to the host path's.
 TEST(GpuCapi, DeviceDataAndDeviceResults) {
-  if (!emix::gpu_available()) GTEST_SKIP() << kNoGpu;
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 3, 4, 500, 811, false);
   const std::size_t n = 500, k = 3;
   const DeviceCopy x(p.x.data(), p.x.size() * sizeof(double));

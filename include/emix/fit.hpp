@@ -63,8 +63,10 @@ struct Sample {
 };
 Sample sample(const Model& model, std::int64_t n, std::uint64_t seed);
 
-// True when this build has a GPU engine and a CUDA device answers.
+// True when this build has a GPU engine, a CUDA device answers and cuBLAS loads.
 bool gpu_available();
+// Why gpu_available() is false, in words ("" when it is true).
+std::string gpu_unavailable_reason();
 // True when this build has a GPU engine (compiled with CUDA), whether or not a device answers.
 bool gpu_built();
 // CUDA devices the GPU engine can use (0 without CUDA or without a device).

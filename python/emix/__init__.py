@@ -27,7 +27,8 @@ from . import _emix
 from ._base import FitReport, FitWarning, IterationInfo
 from ._discrete import BernoulliMixture, BinomialMixture
 from ._emix import (CudaError, Error, InvalidArgument, IoError, MpiError, NotAvailable,
-                    NumericalError, OutOfMemory, gpu_available, gpu_built, gpu_count)
+                    NumericalError, OutOfMemory, gpu_available, gpu_built, gpu_count,
+                    gpu_unavailable_reason)
 from ._gaussian import GaussianMixture
 from ._chunks import Chunks, chunked
 from ._io import load_model
@@ -40,6 +41,6 @@ __all__ = [
     "GaussianMixture", "BernoulliMixture", "BinomialMixture", "load_model", "FitReport",
     "IterationInfo", "FitWarning", "Error", "InvalidArgument", "IoError", "OutOfMemory",
     "NumericalError", "NotAvailable", "CudaError", "MpiError", "gpu_available", "gpu_built",
-    "gpu_count", "__version__", "Statistics", "accumulate", "maximize", "merge_in_order",
+    "gpu_count", "gpu_unavailable_reason", "__version__", "Statistics", "accumulate", "maximize", "merge_in_order",
     "chunked", "Chunks", "select", "SelectResult",
 ]

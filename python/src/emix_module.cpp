@@ -799,7 +799,9 @@ NB_MODULE(_emix, m) {
       "select over a chunk source: each chunk read once per pass for every candidate.");
 
   m.def("gpu_available", &emix::gpu_available,
-        "True when this build has a GPU engine and a CUDA device answers.");
+        "True when this build has a GPU engine, a CUDA device answers and cuBLAS loads.");
+  m.def("gpu_unavailable_reason", &emix::gpu_unavailable_reason,
+        "Why gpu_available() is False, in words ('' when it is True).");
   m.def("gpu_built", &emix::gpu_built, "True when this build has a GPU engine.");
   m.def("gpu_count", &emix::gpu_count, "CUDA devices the GPU engine can use.");
   m.def("version", [] { return std::string(emix::version()); });

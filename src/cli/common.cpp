@@ -47,11 +47,7 @@ void validate(const DataArgs& args) {
   }
   const Device device = parse_device(args.device);
   if (device == Device::kGpu && !gpu_available()) {
-    throw NotAvailable(gpu_built()
-                           ? "--device gpu: no CUDA device answers on this machine; use --device "
-                             "cpu or auto"
-                           : "--device gpu: this build of emix has no GPU support (built without "
-                             "CUDA); use --device cpu or auto");
+    throw NotAvailable("--device gpu: " + gpu_unavailable_reason() + "; use --device cpu or auto");
   }
   emix::validate(engine_options(args));
 }

@@ -18,6 +18,14 @@ bool gpu_available() {
 #endif
 }
 
+std::string gpu_unavailable_reason() {
+#if EMIX_HAS_CUDA
+  return gpu::unavailable_reason();
+#else
+  return "this build of emix has no GPU support (built without CUDA)";
+#endif
+}
+
 bool gpu_built() { return EMIX_HAS_CUDA; }
 
 int gpu_count() {
@@ -42,9 +50,7 @@ void copy_host_to_device(void* device_destination, const void* host_source, std:
 std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_weight,
                                         const EngineOptions& options) {
 #if EMIX_HAS_CUDA
-  if (!gpu::device_available()) {
-    throw NotAvailable("device gpu: no CUDA device answers on this machine");
-  }
+  if (!gpu::device_available()) throw NotAvailable("device gpu: " + gpu::unavailable_reason());
   return gpu::create_engine(x, sample_weight, options);
 #else
   (void)x;

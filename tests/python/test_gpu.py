@@ -23,7 +23,7 @@ if not emix.gpu_built():
     pytest.skip("this build of emix has no GPU engine (built without CUDA: no nvcc, or "
                 "EMIX_CUDA=OFF)", allow_module_level=True)
 if not emix.gpu_available():
-    pytest.skip("no CUDA device answers on this machine", allow_module_level=True)
+    pytest.skip(emix.gpu_unavailable_reason(), allow_module_level=True)
 
 
 def rel(a, b):

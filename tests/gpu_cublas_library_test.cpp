@@ -1,0 +1,58 @@
+// cuBLAS opened at run time (kernels/cublas_library.hpp): the symbols emix resolves exist in the
+// toolkit's library, and a library that cannot be used is refused with its name. These need the
+// library, not a device, so they run on a CPU-only machine with the CUDA toolkit.
+#if EMIX_HAS_CUDA
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "emix/errors.hpp"
+#include "kernels/cublas_library.hpp"
+
+namespace {
+
+using emix::gpu::cublas;
+using emix::gpu::cublas_candidates;
+using emix::gpu::cublas_unavailable_reason;
+using emix::gpu::load_cublas;
+
+std::string refusal(const std::vector<std::string>& candidates) {
+  try {
+    load_cublas(candidates);
+  } catch (const emix::NotAvailable& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(CublasLibrary, TheSonameOfTheHeadersMajorVersionIsTriedFirst) {
+  const std::vector<std::string> candidates = cublas_candidates();
+  ASSERT_FALSE(candidates.empty());
+  EXPECT_EQ(candidates.front(), "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR));
+}
+
+TEST(CublasLibrary, LoadsWithEveryFunctionEmixCalls) {
+  if (!cublas_unavailable_reason().empty()) GTEST_SKIP() << cublas_unavailable_reason();
+  const emix::gpu::CublasApi& api = cublas();
+#define EMIX_EXPECT_LOADED(field, symbol) EXPECT_NE(api.field, nullptr) << #symbol;
+  EMIX_CUBLAS_FUNCTIONS(EMIX_EXPECT_LOADED)
+#undef EMIX_EXPECT_LOADED
+  // The status functions need no device: a call shows the pointers are the right functions.
+  EXPECT_STREQ(api.status_name(CUBLAS_STATUS_NOT_INITIALIZED), "CUBLAS_STATUS_NOT_INITIALIZED");
+  EXPECT_NE(std::string(api.status_string(CUBLAS_STATUS_ALLOC_FAILED)), "");
+}
+
+TEST(CublasLibrary, AMissingLibraryIsRefusedByName) {
+  const std::string what = refusal({"/nonexistent/libcublas.so.99", "libcublas-missing.so.1"});
+  EXPECT_NE(what.find("/nonexistent/libcublas.so.99"), std::string::npos) << what;
+  EXPECT_NE(what.find("libcublas-missing.so.1"), std::string::npos) << what;
+  EXPECT_NE(what.find("LD_LIBRARY_PATH"), std::string::npos) << what;
+}
+
+TEST(CublasLibrary, ALibraryWithoutCublasIsRefusedNamingWhatItLacks) {
+  const std::string what = refusal({"libm.so.6"});
+  EXPECT_NE(what.find("libm.so.6 lacks cublasCreate_v2"), std::string::npos) << what;
+}
+
+}  // namespace
+#endif
