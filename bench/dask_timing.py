@@ -10,7 +10,9 @@ models must agree to 1e-12 relative (checked). Each side runs --repeats times, a
   default thread count (every core);
 * Dask: `emix.dask.GaussianMixture(...).fit(Xd)` on a `dask.distributed.LocalCluster` of
   --workers processes with one thread each (the nanny sets OMP_NUM_THREADS=1 in the workers),
-  Xd persisted on the workers in blocks of --block-rows rows, as data loaded by Dask would be.
+  or with --threads of --workers threads of this process (`processes=False`, as
+  `distributed.Client(processes=False)` makes them), Xd persisted on the workers in blocks of
+  --block-rows rows, as data loaded by Dask would be.
 
 Reported per covariance type: the median seconds per EM iteration (the fit report's
 iteration_seconds: an E-step pass over every row plus the M-step; for Dask that includes
@@ -72,6 +74,8 @@ def main():
                         help="the scheduler's distributed.scheduler.worker-saturation (Dask's "
                              "default 1.1 queues root-ish tasks on the scheduler, so a worker "
                              "waits a round trip between blocks; 'inf' sends them all at once)")
+    parser.add_argument("--threads", action="store_true",
+                        help="workers as threads of this process (LocalCluster(processes=False))")
     parser.add_argument("--out", help="also write the result as Markdown here")
     args = parser.parse_args()
 
@@ -102,7 +106,8 @@ def main():
     say(f"- data: {args.n} x {args.d} float64, a {args.k}-component mixture; K = {args.k}; "
         f"{args.iters} EM iterations (tol=0) from one k-means++ start; {args.repeats} runs "
         f"each, alternately")
-    say(f"- Dask: LocalCluster, {args.workers} worker processes x 1 thread, the array "
+    kind = "threads of this process" if args.threads else "processes"
+    say(f"- Dask: LocalCluster, {args.workers} worker {kind} x 1 thread, the array "
         f"persisted in blocks of {args.block_rows} rows; worker-saturation "
         f"{dask.config.get('distributed.scheduler.worker-saturation')}")
     say(f"- command: `{' '.join([os.path.basename(sys.executable)] + sys.argv)}`")
@@ -111,7 +116,8 @@ def main():
         "Dask fit s | ratio | max rel. diff. of the models |")
     say("|---|---|---|---|---|---|---|---|")
 
-    with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+    with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                  processes=not args.threads,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         xd = da.from_array(x, chunks=(args.block_rows, args.d)).persist()
