@@ -19,6 +19,7 @@ program fit_fortran
               [cos(6.283185307179586d0 * u(2)), sin(6.283185307179586d0 * u(2))]
   end do
 
+  if (emix_gpu_available() == 0) print '(a)', 'no GPU: ' // emix_gpu_unavailable_text()
   call check(emix_options_create(options))
   call check(emix_options_set_n_components(options, 3_c_int))
   call check(emix_options_set_covariance(options, EMIX_FULL))

@@ -35,7 +35,8 @@ module emix
     real(c_double) :: seconds
   end type emix_fit_result
 
-  public :: emix_error_message, emix_version_string, emix_status_text, emix_warning_text
+  public :: emix_error_message, emix_version_string, emix_status_text, emix_warning_text, &
+    emix_gpu_unavailable_text
 
   interface
     function emix_last_error() bind(c, name="emix_last_error") result(message)
@@ -57,6 +58,12 @@ module emix
     function emix_gpu_available() bind(c, name="emix_gpu_available") result(available)
       import :: c_int
       integer(c_int) :: available
+    end function
+
+    function emix_gpu_unavailable_reason() bind(c, name="emix_gpu_unavailable_reason") &
+      result(reason)
+      import :: c_ptr
+      type(c_ptr) :: reason
     end function
 
     ! ---- Options
@@ -522,5 +529,11 @@ contains
     character(len=:), allocatable :: text
     text = c_string(emix_version())
   end function emix_version_string
+
+  ! Why emix_gpu_available() is 0, or "" when it is 1.
+  function emix_gpu_unavailable_text() result(text)
+    character(len=:), allocatable :: text
+    text = c_string(emix_gpu_unavailable_reason())
+  end function emix_gpu_unavailable_text
 
 end module emix

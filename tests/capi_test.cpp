@@ -331,10 +331,18 @@ TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
     EXPECT_EQ(emix_fit(h.options, fine, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
               EMIX_NOT_AVAILABLE);
     EXPECT_NE(std::string(emix_last_error()).find("gpu"), std::string::npos);
+    // The reason the fit gives is the one emix_gpu_unavailable_reason() gives.
+    const std::string reason = emix_gpu_unavailable_reason();
+    EXPECT_FALSE(reason.empty());
+    EXPECT_NE(std::string(emix_last_error()).find(reason), std::string::npos) << reason;
+    EXPECT_EQ(emix_gpu_available(), 0);
     // Device memory needs the GPU engine (a host pointer stands in: it is never dereferenced).
     emix_options_set_device(h.options, EMIX_DEVICE_AUTO);
     EXPECT_EQ(emix_fit(h.options, fine, 2, 2, EMIX_FLOAT64, EMIX_DEVICE, nullptr, &model, nullptr),
               EMIX_NOT_AVAILABLE);
+  }
+  if (gpu_available()) {
+    EXPECT_STREQ(emix_gpu_unavailable_reason(), "");
   }
   EXPECT_STREQ(emix_status_name(EMIX_NOT_AVAILABLE), "EMIX_NOT_AVAILABLE");
   EXPECT_STREQ(emix_version(), EMIX_VERSION_STRING);

@@ -62,8 +62,10 @@ const char* emix_version(void);
 const char* emix_last_error(void);
 /* The name of a status code, for example "EMIX_INVALID_ARGUMENT". */
 const char* emix_status_name(emix_status status);
-/* 1 when this build has the GPU engine and a CUDA device answers, else 0. */
+/* 1 when this build has the GPU engine, a CUDA device answers and cuBLAS loads, else 0. */
 int emix_gpu_available(void);
+/* Why emix_gpu_available() is 0, in words ("" when it is 1). Valid for the life of the process. */
+const char* emix_gpu_unavailable_reason(void);
 
 typedef struct emix_options emix_options;
 typedef struct emix_model emix_model;

@@ -184,6 +184,16 @@ int emix_gpu_available(void) {
   return available;
 }
 
+const char* emix_gpu_unavailable_reason(void) {
+  // The answer does not change within a process (the check runs once), so one copy serves.
+  static const std::string reason = [] {
+    std::string text = "the GPU check failed";
+    guarded("emix_gpu_unavailable_reason", [&] { text = emix::gpu_unavailable_reason(); });
+    return text;
+  }();
+  return reason.c_str();
+}
+
 // ---- Options ----------------------------------------------------------------------------------
 
 emix_status emix_options_create(emix_options** options) {
