@@ -13,6 +13,10 @@
 //   mstep      maximize(): new parameters from the statistics (host, double, the same for every
 //              engine, so registered once as "host"); independent of N.
 //   prepare    prepare(): the per-iteration precomputation (Cholesky factors, logs); host.
+//   read       io::read_matrix of a float64 or float32 .npy (written once to TMPDIR, read from
+//              the page cache) into float64 or float32, with the finite check a fit asks for:
+//              the set-up every `emix fit` of a file pays before its first E-step
+//              (read/npy/FILE-to-DTYPE/N:/D:). bytes/s counts the file's data bytes.
 //
 // Grid (pruned so that a full run ends; see register_all):
 //   gaussian full and diag   estep: N in {1e4, 1e5, 1e6, 1e7} x D in {2, 16, 64} x K in
@@ -743,6 +747,76 @@ void add(const Spec& s, double min_time) {
   if (min_time > 0) b->MinTime(min_time);
 }
 
+// A .npy of n x d values of `file_type` in TMPDIR (or /tmp), written on first use and removed
+// at exit. Values from a mixture, as data files hold.
+const std::string& npy_file(DType file_type, std::int64_t n, int d) {
+  struct Files {
+    std::map<std::string, std::string> paths;
+    ~Files() {
+      for (const auto& entry : paths) std::remove(entry.second.c_str());
+    }
+  };
+  static Files files;
+  const std::string name =
+      std::string(emix::to_string(file_type)) + "-" + std::to_string(n) + "x" + std::to_string(d);
+  auto found = files.paths.find(name);
+  if (found != files.paths.end()) return found->second;
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string path = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                           "/emix_bench_read_" + std::to_string(getpid()) + "_" + name + ".npy";
+  DataKey key;
+  key.dtype = file_type;
+  key.n = n;
+  key.d = d;
+  if (file_type == DType::kFloat32) {
+    std::vector<float> x(static_cast<std::size_t>(n) * d);
+    generate(key, x.data());
+    emix::io::write_npy(path, x.data(), n, d);
+  } else {
+    std::vector<double> x(static_cast<std::size_t>(n) * d);
+    generate(key, x.data());
+    emix::io::write_npy(path, x.data(), n, d);
+  }
+  return files.paths.emplace(name, path).first->second;
+}
+
+void add_read(DType file_type, DType dtype, std::int64_t n, int d, double min_time) {
+  const std::string name = std::string("read/npy/") +
+                           (file_type == DType::kFloat32 ? "f32" : "f64") + "-to-" +
+                           (dtype == DType::kFloat32 ? "f32" : "f64") + "/N:" + std::to_string(n) +
+                           "/D:" + std::to_string(d);
+  const double bytes =
+      static_cast<double>(n) * d * static_cast<double>(emix::dtype_size(file_type));
+  if (bytes * 2 > 0.6 * g_rates.host_avail) {
+    ++g_limits.not_fitting_host;
+    return;
+  }
+  benchmark::internal::Benchmark* b =
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+        const std::string& path = npy_file(file_type, n, d);
+        emix::io::ReadOptions options;
+        options.dtype = dtype;
+        (void)emix::io::read_matrix(path, options);  // into the page cache
+        for (auto _ : state) {
+          emix::HostMatrix x = emix::io::read_matrix(path, options);
+          benchmark::DoNotOptimize(x.data());
+        }
+        state.counters["bytes/s"] = benchmark::Counter(
+            bytes * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+        state.counters["floor_mem_ms"] = bytes / g_rates.host_read_bw * 1e3;
+      });
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+  if (min_time > 0) b->MinTime(min_time);
+}
+
+void add_reads(std::int64_t n, int d, double min_time) {
+  for (const DType file_type : {DType::kFloat64, DType::kFloat32}) {
+    for (const DType dtype : {DType::kFloat64, DType::kFloat32}) {
+      add_read(file_type, dtype, n, d, min_time);
+    }
+  }
+}
+
 const Covariance kCovariances[] = {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical,
                                    Covariance::kTied};
 const std::pair<Family, Covariance> kModels[] = {
@@ -767,6 +841,7 @@ void register_all() {
       }
     }
   }
+  add_reads(10000000, 16, 0);
   // Grouped by data set (kind, dtype, N, D) so that each is generated once.
   for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
     for (std::int64_t n : kN) {
@@ -850,6 +925,7 @@ void register_short() {
     add({Step::kMStep, false, family, covariance, DType::kFloat64, 0, 16, 16}, t);
   }
   add({Step::kPrepare, false, Family::kGaussian, Covariance::kFull, DType::kFloat64, 0, 16, 16}, t);
+  add_reads(1000000, 16, t);
   for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
     for (Covariance cov : kCovariances) {
       add({Step::kEStep, false, Family::kGaussian, cov, dtype, 100000, 16, 16}, t);

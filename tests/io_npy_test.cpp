@@ -7,6 +7,7 @@
 
 #include "io_test_util.hpp"
 
+#include <cfloat>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -398,6 +399,64 @@ TEST_F(NpyTest, ReadsArraysLargerThanOneBlock) {
   const HostMatrix t = io::read_matrix(path("big.npy"), tail);
   ASSERT_EQ(t.rows(), 5);
   EXPECT_EQ(t.at(4, 2), static_cast<double>(v.back()));
+}
+
+TEST_F(NpyTest, ConversionIsExactAndNamesTheFirstBadValueWhereverItIs) {
+  // The reader screens blocks of 4096 values and looks value by value only in a block that
+  // fails: values every conversion must keep or round as static_cast does, and a bad value at
+  // each edge of the blocks, in both element types and with and without the finite check.
+  const std::int64_t rows = 3000, cols = 5;  // 15,000 values: three blocks and part of a fourth
+  const double big = 1e300;
+  const double above_float = std::nextafter(static_cast<double>(FLT_MAX), big);
+  std::vector<double> v(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::ldexp(static_cast<double>(i) - 7000.5, -9);
+  const double specials[] = {-0.0, 5e-324, 1e-40, -1e-310, FLT_MAX, -FLT_MAX, 1.0 / 3.0};
+  for (std::size_t i = 0; i < std::size(specials); ++i) v[4090 + i] = specials[i];
+  io::write_npy(path("good.npy"), v.data(), rows, cols);
+  io::ReadOptions as_float;
+  as_float.dtype = DType::kFloat32;
+  const HostMatrix d64 = io::read_matrix(path("good.npy"));
+  const HostMatrix d32 = io::read_matrix(path("good.npy"), as_float);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    ASSERT_EQ(std::memcmp(&d64.as<double>()[i], &v[i], sizeof(double)), 0) << "element " << i;
+    const float narrowed = static_cast<float>(v[i]);
+    ASSERT_EQ(std::memcmp(&d32.as<float>()[i], &narrowed, sizeof(float)), 0) << "element " << i;
+  }
+
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (const std::size_t at :
+       {std::size_t{0}, std::size_t{4095}, std::size_t{4096}, std::size_t{12288}, v.size() - 1}) {
+    const std::string where =
+        ": row " + std::to_string(at / cols + 1) + ", column " + std::to_string(at % cols + 1);
+    std::vector<double> bad = v;
+    bad[at] = nan;
+    if (at + 1 < v.size()) bad.back() = nan;  // a later one is not the one named
+    io::write_npy(path("nan.npy"), bad.data(), rows, cols);
+    expect_error<InvalidArgument>([&] { io::read_matrix(path("nan.npy")); },
+                                  path("nan.npy") + where + " is nan");
+    expect_error<InvalidArgument>([&] { io::read_matrix(path("nan.npy"), as_float); },
+                                  path("nan.npy") + where + " is nan");
+    const std::vector<float> narrow(bad.begin(), bad.end());
+    io::write_npy(path("nan32.npy"), narrow.data(), rows, cols);
+    expect_error<InvalidArgument>([&] { io::read_matrix(path("nan32.npy")); },
+                                  path("nan32.npy") + where + " is nan");
+
+    // Too large for float32: refused with or without the finite check; NaN before it is not.
+    bad = v;
+    bad[at] = at % 2 == 0 ? above_float : -big;
+    if (at > 0) bad[at - 1] = nan;
+    io::write_npy(path("big.npy"), bad.data(), rows, cols);
+    io::ReadOptions lenient = as_float;
+    lenient.require_finite = false;
+    expect_error<InvalidArgument>([&] { io::read_matrix(path("big.npy"), lenient); },
+                                  path("big.npy") + where + ": ");
+    const HostMatrix kept = io::read_matrix(path("big.npy"), [] {
+      io::ReadOptions o;
+      o.require_finite = false;
+      return o;
+    }());
+    EXPECT_EQ(kept.as<double>()[at], bad[at]);
+  }
 }
 
 TEST_F(NpyTest, FailedWritesLeaveNoFile) {
