@@ -124,6 +124,40 @@ TEST_F(MemoryMapTest, MappedPagesGiveTheInMemoryModel) {
   }
 }
 
+// A float64 .npy fitted in float64 is used in place (no --memory-map, not chunked): the model,
+// labels and responsibilities are bitwise those of the copy --no-memory-map reads, and predict
+// of the same file gives the fit's labels.
+TEST_F(MemoryMapTest, AFileInTheRunsTypeUsedInPlaceGivesBitwiseTheCopysResults) {
+  CliRun r = emix("fit data.npy" + fit_args() +
+                  " --no-memory-map -o copy.json --labels l0.npy --responsibilities r0.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("fit data.npy" + fit_args() +
+           " -o place.json --labels l1.npy --responsibilities r1.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("memory-mapped"), std::string::npos) << r.err;  // not the chunked fit
+  nlohmann::json a = nlohmann::json::parse(read_text(path("copy.json")));
+  nlohmann::json b = nlohmann::json::parse(read_text(path("place.json")));
+  for (nlohmann::json* j : {&a, &b}) {
+    for (const char* timing : {"seconds", "setup_seconds", "init_seconds", "iteration_seconds"}) {
+      j->at("fit").erase(timing);
+    }
+  }
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(read_text(path("l0.npy")), read_text(path("l1.npy")));
+  EXPECT_EQ(read_text(path("r0.npy")), read_text(path("r1.npy")));
+  r = emix("predict place.json data.npy -o p.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_text(path("p.npy")), read_text(path("l1.npy")));
+
+  // A NaN in a file used in place is named as in the copy.
+  const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());
+  std::vector<double> values(x.as<double>(), x.as<double>() + x.rows() * x.cols());
+  values[4321 * 3 + 2] = std::numeric_limits<double>::quiet_NaN();  // row 4322, column 3
+  write_npy_file(path("nan.npy"), values, x.rows(), x.cols(), "<f8", false);
+  expect_failure("fit nan.npy -k 2 -o m.json", {"nan.npy: row 4322, column 3 is nan"});
+  expect_failure("predict place.json nan.npy -o p2.npy", {"nan.npy: row 4322, column 3 is nan"});
+}
+
 TEST_F(MemoryMapTest, ConvertedChunksGiveTheInMemoryModel) {
   // float32 on disk, fitted in float64: each chunk converted as the in-memory reader converts.
   CliRun r = emix("fit data32.npy" + fit_args() + " --no-memory-map -o memory.json");

@@ -80,6 +80,8 @@ class MappedNpy final : public ChunkSource {
   DType dtype() const;
   // True when chunks are views of the mapping itself (no conversion, no copy).
   bool direct() const;
+  // What direct() would be for this file and dtype, from the file's header alone.
+  static bool maps_directly(const std::string& path, DType dtype);
   // direct() only: the whole file as one view of the mapping, unchecked (the fit validates it).
   DataView view() const;
   // Optional sample weights: host, rows() values, outliving the source.

@@ -235,6 +235,25 @@ std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const Data
   return mapping;
 }
 
+InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
+                              const std::string& memory_map) {
+  const DType dtype = resolve_precision(args);
+  if (memory_map != "off" && is_npy_path(path) && args.raw_dtype.empty() &&
+      io::MappedNpy::maps_directly(path, dtype)) {
+    auto mapping = std::make_unique<io::MappedNpy>(path, dtype);
+    const double bytes = static_cast<double>(mapping->rows()) *
+                         static_cast<double>(mapping->cols()) *
+                         static_cast<double>(dtype_size(dtype));
+    // Above half the memory the pages would not all stay: the chunked fit is for those.
+    if (bytes <= 0.5 * physical_memory_bytes()) {
+      InputMatrix input;
+      input.mapping_ = std::move(mapping);
+      return input;
+    }
+  }
+  return InputMatrix(load_data(path, args, false));
+}
+
 bool runs_on_gpu(const EngineOptions& engine) {
   return engine.device == Device::kGpu || (engine.device == Device::kAuto && gpu_available());
 }

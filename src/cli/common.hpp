@@ -71,6 +71,32 @@ std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const Data
                                             const std::string& memory_map,
                                             std::int64_t map_chunk_rows, bool distributed);
 
+// INPUT whole, for a fit, a selection or an evaluation in memory. A .npy that already holds the
+// element type the run uses, in C order and the host's byte order, is used in place through a
+// read-only memory mapping (unless memory_map is "off"): nothing is read or copied up front, and
+// the first pass over the rows brings the pages from the page cache or the disk. Reading into
+// fresh memory costs more, mostly the kernel's first touch of every page: 1.0-1.3 s against
+// 0.2-0.3 s for a cached 1.28 GB file on the development machine (bench/results/
+// input-in-place-2026-12-01.md). Anything else is read into memory (load_data). A file in use
+// must not be truncated while emix runs (reading its missing pages would stop the program);
+// "off" reads a private copy.
+class InputMatrix {
+ public:
+  InputMatrix() = default;
+  explicit InputMatrix(HostMatrix matrix) : matrix_(std::move(matrix)) {}
+  static InputMatrix open(const std::string& path, const DataArgs& args,
+                          const std::string& memory_map = "auto");
+
+  DataView view() const { return mapping_ ? mapping_->view() : matrix_.view(); }
+  std::int64_t rows() const { return view().rows; }
+  std::int64_t cols() const { return view().cols; }
+  bool in_place() const { return mapping_ != nullptr; }
+
+ private:
+  HostMatrix matrix_;
+  std::unique_ptr<io::MappedNpy> mapping_;
+};
+
 // "INPUT: memory-mapped, 8 chunks of 700 rows[, converted to float64 chunk by chunk]" on stderr.
 void print_mapping(const std::string& input, io::MappedNpy& mapping);
 

@@ -271,7 +271,7 @@ int run_fit(const FitArgs& a) {
   // leaves NaN / Inf to the fit's validation (one scan of the data, which names the file's row
   // through naming_files); under mpirun the reader checks them, since a rank's error reaches the
   // others as text only.
-  HostMatrix x;
+  InputMatrix x;
   std::unique_ptr<io::MappedNpy> mapping;
   std::int64_t total_rows = 0;
   std::vector<double> weights;
@@ -282,13 +282,13 @@ int run_fit(const FitArgs& a) {
 #if EMIX_HAS_MPI
       const mpi::Shard shard = mpi::shard_rows(total_rows, mpi_rank(), mpi_size());
       files.first_row = shard.first_row;
-      x = load_data(a.input, a.data, true, shard.first_row, shard.row_count);
+      x = InputMatrix(load_data(a.input, a.data, true, shard.first_row, shard.row_count));
 #endif
     } else if ((mapping =
                     open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, distributed))) {
       total_rows = mapping->rows();
     } else {
-      x = load_data(a.input, a.data, false);
+      x = InputMatrix::open(a.input, a.data, a.memory_map);
       total_rows = x.rows();
     }
     const std::int64_t cols = mapping ? mapping->cols() : x.cols();

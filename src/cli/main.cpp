@@ -71,7 +71,10 @@ MemoryMapFlags add_memory_map_options(CLI::App* app, std::int64_t& map_chunk_row
               std::string(
                   "read a .npy INPUT through a read-only memory mapping, chunk by chunk, ") +
               what + " (default: when the copy would take more than half the physical memory)");
-  flags.off = app->add_flag("--no-memory-map", "always read INPUT into memory")->excludes(flags.on);
+  flags.off = app->add_flag("--no-memory-map",
+                            "always read INPUT into memory (by default a .npy that already holds "
+                            "the run's element type is used in place, through a read-only mapping)")
+                  ->excludes(flags.on);
   app->add_option("--map-chunk-rows", map_chunk_rows,
                   "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
       ->capture_default_str();

@@ -325,8 +325,8 @@ int run_select(const SelectArgs& a) {
   // candidate of a pass) when it is a .npy too large for memory or --memory-map says so.
   std::unique_ptr<io::MappedNpy> mapping =
       open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
-  HostMatrix x;
-  if (!mapping) x = load_data(a.input, a.data, false);
+  InputMatrix x;
+  if (!mapping) x = InputMatrix::open(a.input, a.data, a.memory_map);
   const std::int64_t rows = mapping ? mapping->rows() : x.rows();
   for (int k : options.n_components) {
     if (k > rows) {

@@ -19,6 +19,18 @@
 
 namespace emix::io {
 
+namespace {
+
+// The file's rows are `dtype` values as the host reads them: a view of the mapping is the data.
+bool holds_directly(const detail::NpyLayout& layout, DType dtype) {
+  const detail::Scalar wanted =
+      dtype == DType::kFloat32 ? detail::Scalar::kFloat32 : detail::Scalar::kFloat64;
+  return layout.scalar == wanted && !layout.swap && !layout.fortran_order &&
+         layout.data_offset % dtype_size(dtype) == 0;
+}
+
+}  // namespace
+
 struct MappedNpy::State {
   std::string path;
   detail::NpyLayout layout;
@@ -202,6 +214,10 @@ struct MappedNpy::State {
   }
 };
 
+bool MappedNpy::maps_directly(const std::string& path, DType dtype) {
+  return holds_directly(detail::npy_layout(path), dtype);
+}
+
 MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows,
                      ReadAhead read_ahead)
     : state_(std::make_unique<State>()) {
@@ -221,10 +237,7 @@ MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_ro
                            1, static_cast<std::int64_t>((std::size_t{64} << 20) / out_row_bytes));
   s.chunk_rows = std::max<std::int64_t>(1, std::min(s.chunk_rows, s.layout.rows));
   s.n_chunks = s.layout.rows == 0 ? 0 : (s.layout.rows + s.chunk_rows - 1) / s.chunk_rows;
-  const detail::Scalar wanted =
-      dtype == DType::kFloat32 ? detail::Scalar::kFloat32 : detail::Scalar::kFloat64;
-  s.direct = s.layout.scalar == wanted && !s.layout.swap && !s.layout.fortran_order &&
-             s.layout.data_offset % dtype_size(dtype) == 0;
+  s.direct = holds_directly(s.layout, dtype);
   s.checked.assign(static_cast<std::size_t>(s.n_chunks), false);
 
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(s.layout.rows) *
