@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <optional>
 
 #include "emix/errors.hpp"
@@ -38,13 +40,20 @@ struct Loaded {
   std::string unavailable_reason;
 };
 
+std::atomic<bool> g_exiting{false};
+
+// Never destroyed: a GPU engine held in a global object may ask for it during exit.
 const Loaded& loaded() {
-  static const Loaded once = [] {
-    Loaded result;
+  static const Loaded& once = *[] {
+    auto* result = new Loaded;
     try {
-      result.api = load_cublas(cublas_candidates());
+      result->api = load_cublas(cublas_candidates());
+      // cuBLAS registered its own clean-up when it was opened, after the program's globals were
+      // built, so at exit it runs before their destructors. Registered after it, this runs
+      // first of all and tells those destructors that cuBLAS is going (cublas_exiting()).
+      std::atexit([] { g_exiting.store(true); });
     } catch (const NotAvailable& error) {
-      result.unavailable_reason = error.what();
+      result->unavailable_reason = error.what();
     }
     return result;
   }();
@@ -85,6 +94,8 @@ CublasApi load_cublas(const std::vector<std::string>& candidates) {
 }
 
 const std::string& cublas_unavailable_reason() { return loaded().unavailable_reason; }
+
+bool cublas_exiting() { return g_exiting.load(); }
 
 const CublasApi& cublas() {
   const Loaded& library = loaded();

@@ -48,4 +48,8 @@ const std::string& cublas_unavailable_reason();
 // The loaded library. Throws NotAvailable (with cublas_unavailable_reason()) where it cannot be.
 const CublasApi& cublas();
 
+// True once the program has begun to exit after loading cuBLAS: cuBLAS's own clean-up may have
+// run, so a handle is left to the process's end rather than destroyed.
+bool cublas_exiting();
+
 }  // namespace emix::gpu

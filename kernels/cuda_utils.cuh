@@ -253,7 +253,7 @@ class CublasHandle {
  public:
   CublasHandle() { EMIX_CUBLAS_TRY(cublas().create(&handle_)); }
   ~CublasHandle() {
-    if (handle_ != nullptr) {
+    if (handle_ != nullptr && !cublas_exiting()) {
       const cublasStatus_t status = cublas().destroy(handle_);
       // At exit, after the CUDA runtime's own teardown, cuBLAS cannot reach it either.
       if (status != CUBLAS_STATUS_SUCCESS && cudaPeekAtLastError() != cudaErrorCudartUnloading) {
