@@ -148,6 +148,13 @@ TEST_F(MemoryMapTest, AFileInTheRunsTypeUsedInPlaceGivesBitwiseTheCopysResults) 
   r = emix("predict place.json data.npy -o p.npy");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_text(path("p.npy")), read_text(path("l1.npy")));
+  r = emix("predict place.json data.npy --no-memory-map -o p0.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_text(path("p0.npy")), read_text(path("l1.npy")));
+  const CliRun in_place = emix("score place.json data.npy");
+  const CliRun copy = emix("score place.json data.npy --no-memory-map");
+  ASSERT_EQ(in_place.code, 0) << in_place.err;
+  EXPECT_EQ(in_place.out, copy.out);
 
   // A NaN in a file used in place is named as in the copy.
   const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());

@@ -84,6 +84,9 @@ class MappedNpy final : public ChunkSource {
   static bool maps_directly(const std::string& path, DType dtype);
   // direct() only: the whole file as one view of the mapping, unchecked (the fit validates it).
   DataView view() const;
+  // view() will be read again and again (a fit in memory): the pages are advised as any others
+  // (MADV_NORMAL), no longer for one sequential pass, so that they age as other pages do.
+  void advise_reuse();
   // Optional sample weights: host, rows() values, outliving the source.
   void set_sample_weight(const double* weights);
 

@@ -70,13 +70,15 @@ struct PredictArgs {
   std::string model;
   std::string input;
   std::string output;
-  bool proba = false;  // N x K float64 responsibilities instead of N int32 labels
+  bool proba = false;          // N x K float64 responsibilities instead of N int32 labels
+  bool no_memory_map = false;  // read a private copy of a .npy INPUT (InputMatrix)
   DataArgs data;
 };
 
 struct ScoreArgs {
   std::string model;
   std::string input;
+  bool no_memory_map = false;
   DataArgs data;
 };
 

@@ -246,6 +246,7 @@ InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
                          static_cast<double>(dtype_size(dtype));
     // Above half the memory the pages would not all stay: the chunked fit is for those.
     if (bytes <= 0.5 * physical_memory_bytes()) {
+      mapping->advise_reuse();
       InputMatrix input;
       input.mapping_ = std::move(mapping);
       return input;

@@ -52,6 +52,10 @@ void add_data_options(CLI::App* app, DataArgs& data) {
   app->add_flag("-q,--quiet", data.quiet, "no progress or summary on stderr");
 }
 
+constexpr const char* kNoMemoryMapHelp =
+    "always read INPUT into memory (by default a .npy that already holds the run's element type "
+    "is used in place, through a read-only mapping)";
+
 // --memory-map, --no-memory-map and --map-chunk-rows; memory_map() reads the choice after
 // parsing: "on", "off" or "auto".
 struct MemoryMapFlags {
@@ -71,10 +75,7 @@ MemoryMapFlags add_memory_map_options(CLI::App* app, std::int64_t& map_chunk_row
               std::string(
                   "read a .npy INPUT through a read-only memory mapping, chunk by chunk, ") +
               what + " (default: when the copy would take more than half the physical memory)");
-  flags.off = app->add_flag("--no-memory-map",
-                            "always read INPUT into memory (by default a .npy that already holds "
-                            "the run's element type is used in place, through a read-only mapping)")
-                  ->excludes(flags.on);
+  flags.off = app->add_flag("--no-memory-map", kNoMemoryMapHelp)->excludes(flags.on);
   app->add_option("--map-chunk-rows", map_chunk_rows,
                   "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
       ->capture_default_str();
@@ -275,6 +276,7 @@ int main(int argc, char** argv) {
   predict->add_flag("--proba", predict_args.proba,
                     "write the N x K responsibilities (float64) instead of labels");
   add_data_options(predict, predict_args.data);
+  predict->add_flag("--no-memory-map", predict_args.no_memory_map, kNoMemoryMapHelp);
 
   emix::cli::ScoreArgs score_args;
   CLI::App* score =
@@ -282,6 +284,7 @@ int main(int argc, char** argv) {
   score->add_option("MODEL", score_args.model, "model file (JSON)")->required();
   score->add_option("INPUT", score_args.input, "data")->required();
   add_data_options(score, score_args.data);
+  score->add_flag("--no-memory-map", score_args.no_memory_map, kNoMemoryMapHelp);
 
   emix::cli::GenerateArgs gen_args;
   CLI::App* generate = app.add_subcommand(

@@ -17,8 +17,8 @@ namespace {
 // data. Their values are validated by the evaluation itself (see naming_files); only the width,
 // which involves both files, is named here.
 InputMatrix load_for_model(const Model& model, const std::string& model_path,
-                           const std::string& input, const DataArgs& data) {
-  InputMatrix x = InputMatrix::open(input, data);
+                           const std::string& input, const DataArgs& data, bool no_memory_map) {
+  InputMatrix x = InputMatrix::open(input, data, no_memory_map ? "off" : "auto");
   if (x.cols() != model.n_features) {
     throw InvalidArgument(input + " has " + std::to_string(x.cols()) + " columns, but the model " +
                           model_path + " has n_features " + std::to_string(model.n_features));
@@ -35,7 +35,7 @@ int run_predict(const PredictArgs& a) {
   outputs.add_input(a.input, "INPUT");
   io::OutputFile& out = outputs.stage(a.output, "-o");
   const Model model = io::read_model(a.model);
-  const InputMatrix x = load_for_model(model, a.model, a.input, a.data);
+  const InputMatrix x = load_for_model(model, a.model, a.input, a.data, a.no_memory_map);
   const EngineOptions engine = engine_options(a.data);
   const DataFiles files{a.input, "", 0};
   if (a.proba) {
@@ -59,7 +59,7 @@ int run_predict(const PredictArgs& a) {
 int run_score(const ScoreArgs& a) {
   validate(a.data);
   const Model model = io::read_model(a.model);
-  const InputMatrix x = load_for_model(model, a.model, a.input, a.data);
+  const InputMatrix x = load_for_model(model, a.model, a.input, a.data, a.no_memory_map);
   const double value = naming_files(DataFiles{a.input, "", 0},
                                     [&] { return score(model, x.view(), engine_options(a.data)); });
   // 17 significant digits: the printed number reads back as the same double.

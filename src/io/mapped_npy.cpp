@@ -300,6 +300,10 @@ DataView MappedNpy::view() const {
           MemorySpace::kHost};
 }
 
+void MappedNpy::advise_reuse() {
+  if (state_->map != nullptr) ::madvise(state_->map, state_->map_bytes, MADV_NORMAL);
+}
+
 void MappedNpy::set_sample_weight(const double* weights) { state_->weights = weights; }
 
 std::int64_t MappedNpy::n_chunks() { return state_->n_chunks; }
