@@ -118,4 +118,75 @@ TEST(OnlineEm, FirstStepIsOneEmIterationOnTheBatch) {
   EXPECT_THROW(emix::OnlineEm(s.start, emix::OnlineOptions{0.6, 0.5, {}}), emix::InvalidArgument);
 }
 
+// The running statistics start as the model's own: their M-step gives the model back, for every
+// family and covariance type. (Zero statistics, as before, give NaN means.)
+TEST(OnlineEm, TheRunningStatisticsStartAsTheModelsOwn) {
+  const std::pair<Family, Covariance> kinds[] = {
+      {Family::kGaussian, Covariance::kFull},  {Family::kGaussian, Covariance::kTied},
+      {Family::kGaussian, Covariance::kDiag},  {Family::kGaussian, Covariance::kSpherical},
+      {Family::kBernoulli, Covariance::kFull}, {Family::kBinomial, Covariance::kFull}};
+  for (const auto& [family, covariance] : kinds) {
+    SCOPED_TRACE(emix::testing::describe(family, covariance));
+    const emix::Model model = emix::testing::random_model(family, covariance, 4, 5, 21, 8, 6.0);
+    emix::OnlineOptions options;
+    options.mstep.reg_covar = 1e-3;
+    const emix::OnlineEm online(model, options);
+    const emix::Statistics implied = emix::Statistics::implied_by(model, 1e-3);
+    EXPECT_EQ(online.running_statistics().values(), implied.values());
+    EXPECT_EQ(implied.weight_sum(), 1.0);
+    // 1e-12: one division and one addition per parameter, in double.
+    EXPECT_LT(model_distance(emix::maximize(model, implied, options.mstep), model), 1e-12);
+  }
+}
+
+// step_decay 1 and step_offset m + 1: the first step's statistics are the mean of the model's
+// (as m batches) and the batch's. One full-covariance component: mean and covariance in closed
+// form.
+TEST(OnlineEm, AStepOffsetWeighsTheModelAsThatManyBatches) {
+  emix::Model model;
+  model.covariance = Covariance::kFull;
+  model.n_components = 1;
+  model.n_features = 2;
+  model.weights = {1.0};
+  model.means = {1.0, -2.0};
+  model.covariances = {2.0, 0.3, 0.3, 1.0};
+  emix::Model other = model;
+  other.means = {3.0, 0.5};
+  other.covariances = {1.0, -0.2, -0.2, 0.5};
+  const std::int64_t n = 500;
+  const std::vector<double> x = emix::sample(other, n, 5).x;
+
+  const double m = 9, reg = 1e-6, gamma = 1.0 / (m + 1);
+  emix::OnlineOptions options;
+  options.step_decay = 1.0;
+  options.step_offset = m + 1;
+  options.mstep.reg_covar = reg;
+  emix::OnlineEm online(model, options);
+  emix::EngineOptions cpu;
+  cpu.device = emix::Device::kCpu;
+  online.partial_fit(emix::DataView::host(x.data(), n, 2), cpu);
+
+  // The batch's mean and second moment about the model's mean, then the blend.
+  double xbar[2] = {0, 0}, q[2][2] = {{0, 0}, {0, 0}};
+  for (std::int64_t r = 0; r < n; ++r) {
+    for (int i = 0; i < 2; ++i) {
+      xbar[i] += x[r * 2 + i] / n;
+      for (int j = 0; j < 2; ++j) {
+        q[i][j] += (x[r * 2 + i] - model.means[i]) * (x[r * 2 + j] - model.means[j]) / n;
+      }
+    }
+  }
+  double delta[2];
+  for (int i = 0; i < 2; ++i) delta[i] = gamma * (xbar[i] - model.means[i]);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_NEAR(online.model().means[i], model.means[i] + delta[i], 1e-12);
+    for (int j = 0; j < 2; ++j) {
+      const double sigma = model.covariances[i * 2 + j] - (i == j ? reg : 0.0);
+      const double expected =
+          (1 - gamma) * sigma + gamma * q[i][j] - delta[i] * delta[j] + (i == j ? reg : 0.0);
+      EXPECT_NEAR(online.model().covariances[i * 2 + j], expected, 1e-12);
+    }
+  }
+}
+
 }  // namespace

@@ -19,8 +19,11 @@ namespace emix {
 
 struct OnlineOptions {
   // Step t (0, 1, 2, ...) has size (t + step_offset)^-step_decay: step_decay in (0.5, 1] (the
-  // range of Robbins-Monro), step_offset >= 1 (1: the first batch's statistics replace the
-  // initial model's outright).
+  // range of Robbins-Monro), step_offset >= 1. The running statistics start as the initial
+  // model's own (Statistics::implied_by). step_offset 1: the first batch's statistics replace
+  // them outright. To continue a model fitted on N rows with batches of B rows, step_decay 1
+  // and step_offset N / B + 1 make the running statistics the mean of the fit's (as N / B
+  // batches) and every batch's since.
   double step_decay = 0.6;
   double step_offset = 1.0;
   MStepOptions mstep;

@@ -33,6 +33,12 @@ class Statistics {
   Statistics() = default;
   // Zero statistics of `model`'s shape, centred as an E-step under `model` centres them.
   explicit Statistics(const Model& model);
+  // The statistics of one unit of weight that `model` itself implies, whose M-step (with this
+  // reg_covar) gives `model` back: N_k = w_k, S_k = 0 about the means, Q_k = w_k (Sigma_k -
+  // reg_covar I) (a diagonal variance below reg_covar counts as 0); Bernoulli / binomial
+  // S_k = w_k m p_k. What online EM starts from. Log-likelihood and entropy are 0. Throws
+  // InvalidArgument for an invalid model.
+  static Statistics implied_by(const Model& model, double reg_covar);
 
   Family family() const { return family_; }
   Covariance covariance() const { return covariance_; }

@@ -351,11 +351,14 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         The first call initialises the model from the first batch as ``fit`` would (by
         ``init_params`` and ``random_state``, or from ``weights_init`` / ``means_init`` /
-        ``precisions_init`` / ``probabilities_init``). On an estimator fitted by ``fit``, the
-        first batch's responsibilities are computed under the fitted model, but the running
-        statistics start from that batch alone (online EM keeps no statistics of the rows
-        ``fit`` saw), so a small first batch moves the model far. ``fit`` discards the online
-        state.
+        ``precisions_init`` / ``probabilities_init``); on an estimator fitted by ``fit`` it
+        starts from the fitted model. The running statistics start as that model's own (those
+        whose M-step gives it back). The first step has size ``step_offset ** -step_decay``:
+        with the default ``step_offset=1`` the first batch's statistics replace them outright,
+        so a small first batch moves the model far. To continue a fit of N rows with batches
+        of B rows, ``step_decay=1`` and ``step_offset=N / B + 1`` make the running statistics
+        the mean of the fit's (weighted as N / B batches) and every batch's since. ``fit``
+        discards the online state.
 
         Parameters
         ----------

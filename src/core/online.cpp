@@ -19,7 +19,9 @@ OnlineEm::OnlineEm(Model initial, const OnlineOptions& options)
     throw InvalidArgument("online EM: step_offset = " + std::to_string(options_.step_offset) +
                           " is below 1");
   }
-  running_ = Statistics(model_);
+  // The model's own statistics: with a first step of size 1 (step_offset 1) the first batch
+  // replaces them; with a smaller one the model keeps its share.
+  running_ = Statistics::implied_by(model_, options_.mstep.reg_covar);
 }
 
 void OnlineEm::partial_fit(const DataView& batch, const EngineOptions& engine,

@@ -1,4 +1,5 @@
 // The public statistics API (emix/statistics.hpp) over the engines' seam (core/statistics.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -66,6 +67,51 @@ Statistics::Statistics(const Model& model)
     centres_ = model.means;
   }
   values_.assign(layout_of(*this).size(), 0.0);
+}
+
+Statistics Statistics::implied_by(const Model& model, double reg_covar) {
+  model.validate();
+  Statistics s(model);
+  const StatisticsLayout layout = layout_of(s);
+  const int k = s.k_, d = s.d_;
+  const std::size_t du = static_cast<std::size_t>(d);
+  double* v = s.values_.data();
+  v[StatisticsLayout::kWeightSum] = 1.0;
+  for (int c = 0; c < k; ++c) v[layout.nk() + c] = model.weights[c];
+  if (s.family_ != Family::kGaussian) {
+    for (int c = 0; c < k; ++c) {
+      for (int j = 0; j < d; ++j) {
+        v[layout.s_at(c, j)] = model.weights[c] * s.trials_ * model.probabilities[c * du + j];
+      }
+    }
+    return s;
+  }
+  for (int c = 0; c < k; ++c) {
+    const double w = model.weights[c];
+    switch (s.covariance_) {
+      case Covariance::kFull:
+      case Covariance::kTied: {
+        const double* sigma =
+            model.covariances.data() + (s.covariance_ == Covariance::kFull ? c * du * du : 0);
+        for (int i = 0; i < d; ++i) {
+          for (int j = 0; j < d; ++j) {
+            v[layout.q_at(c, i, j)] = w * (sigma[i * du + j] - (i == j ? reg_covar : 0.0));
+          }
+        }
+        break;
+      }
+      case Covariance::kDiag:
+      case Covariance::kSpherical:
+        for (int j = 0; j < d; ++j) {
+          const double variance = s.covariance_ == Covariance::kDiag
+                                      ? model.covariances[c * du + j]
+                                      : model.covariances[static_cast<std::size_t>(c)];
+          v[layout.q_at(c, j, j)] = w * std::max(variance - reg_covar, 0.0);
+        }
+        break;
+    }
+  }
+  return s;
 }
 
 Statistics& Statistics::merge(const Statistics& other) {

@@ -94,6 +94,27 @@ def test_first_call_initialises_and_fit_resets():
     assert a.n_iter_ == 1
 
 
+def test_a_step_offset_continues_a_fit_instead_of_replacing_it():
+    # After fit, online EM starts from the fitted model's own statistics (N_k = w_k, S_k = 0
+    # about its means). With step_decay=1 and step_offset = N / B + 1 = 21, the first step
+    # blends them 20 : 1 with the batch's (N_b, S_b), so component k's mean moves by
+    # S_bk / (20 w_k + N_bk), where the default step_offset=1 (the batch's statistics replacing
+    # the fit's) moves it by S_bk / N_bk: the ratio is N_bk / (20 w_k + N_bk), with N_bk the
+    # replaced model's weight. Closed form, to 1e-10 (a few roundings of numbers ~1).
+    x = separated(2000)
+    shifted = separated(100, seed=1) + np.array([1.0, -1.0])  # a batch from elsewhere
+    fitted = exact(x, n_components=3)
+    replaced = pickle.loads(pickle.dumps(fitted)).partial_fit(shifted)
+    kept = pickle.loads(pickle.dumps(fitted))
+    kept.set_params(step_decay=1.0, step_offset=2000 / 100 + 1)
+    kept.partial_fit(shifted)
+    moved = replaced.means_ - fitted.means_
+    assert np.max(np.abs(moved)) > 0.5  # the batch lies 1.4 away from the fit's clusters
+    share = replaced.weights_ / (20 * fitted.weights_ + replaced.weights_)
+    np.testing.assert_allclose(kept.means_ - fitted.means_, moved * share[:, None], rtol=0,
+                               atol=1e-10)
+
+
 def test_bernoulli_partial_fit():
     rng = np.random.default_rng(2)
     p = np.array([[0.9] * 5 + [0.1] * 5, [0.1] * 5 + [0.9] * 5])
