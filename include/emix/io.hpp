@@ -80,8 +80,14 @@ class MappedNpy final : public ChunkSource {
   DType dtype() const;
   // True when chunks are views of the mapping itself (no conversion, no copy).
   bool direct() const;
-  // What direct() would be for this file and dtype, from the file's header alone.
-  static bool maps_directly(const std::string& path, DType dtype);
+  // What a mapping of this file in `dtype` would be, from its header alone (IoError as the
+  // constructor's for a truncated or malformed file): direct(), and the bytes its rows take in
+  // `dtype`.
+  struct Layout {
+    bool direct = false;
+    std::uint64_t bytes = 0;
+  };
+  static Layout describe(const std::string& path, DType dtype);
   // direct() only: the whole file as one view of the mapping, unchecked (the fit validates it).
   DataView view() const;
   // view() will be read again and again (a fit in memory): the pages are advised as any others

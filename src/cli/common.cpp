@@ -228,27 +228,24 @@ std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const Data
   } else if (!npy || distributed) {
     return nullptr;
   }
-  auto mapping = std::make_unique<io::MappedNpy>(input, resolve_precision(data), map_chunk_rows);
-  const double bytes = static_cast<double>(mapping->rows()) * static_cast<double>(mapping->cols()) *
-                       static_cast<double>(dtype_size(mapping->dtype()));
-  if (memory_map == "auto" && !(bytes > 0.5 * physical_memory_bytes())) return nullptr;
-  return mapping;
+  const DType dtype = resolve_precision(data);
+  if (memory_map == "auto" && !(static_cast<double>(io::MappedNpy::describe(input, dtype).bytes) >
+                                0.5 * physical_memory_bytes())) {
+    return nullptr;
+  }
+  return std::make_unique<io::MappedNpy>(input, dtype, map_chunk_rows);
 }
 
 InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
                               const std::string& memory_map) {
   const DType dtype = resolve_precision(args);
-  if (memory_map != "off" && is_npy_path(path) && args.raw_dtype.empty() &&
-      io::MappedNpy::maps_directly(path, dtype)) {
-    auto mapping = std::make_unique<io::MappedNpy>(path, dtype);
-    const double bytes = static_cast<double>(mapping->rows()) *
-                         static_cast<double>(mapping->cols()) *
-                         static_cast<double>(dtype_size(dtype));
+  if (memory_map != "off" && is_npy_path(path) && args.raw_dtype.empty()) {
+    const io::MappedNpy::Layout layout = io::MappedNpy::describe(path, dtype);
     // Above half the memory the pages would not all stay: the chunked fit is for those.
-    if (bytes <= 0.5 * physical_memory_bytes()) {
-      mapping->advise_reuse();
+    if (layout.direct && static_cast<double>(layout.bytes) <= 0.5 * physical_memory_bytes()) {
       InputMatrix input;
-      input.mapping_ = std::move(mapping);
+      input.mapping_ = std::make_unique<io::MappedNpy>(path, dtype);
+      input.mapping_->advise_reuse();
       return input;
     }
   }

@@ -214,8 +214,11 @@ struct MappedNpy::State {
   }
 };
 
-bool MappedNpy::maps_directly(const std::string& path, DType dtype) {
-  return holds_directly(detail::npy_layout(path), dtype);
+MappedNpy::Layout MappedNpy::describe(const std::string& path, DType dtype) {
+  const detail::NpyLayout layout = detail::npy_layout(path);
+  return {holds_directly(layout, dtype), static_cast<std::uint64_t>(layout.rows) *
+                                             static_cast<std::uint64_t>(layout.cols) *
+                                             dtype_size(dtype)};
 }
 
 MappedNpy::MappedNpy(const std::string& path, DType dtype, std::int64_t chunk_rows,
