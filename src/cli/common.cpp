@@ -243,10 +243,15 @@ InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
     const io::MappedNpy::Layout layout = io::MappedNpy::describe(path, dtype);
     // Above half the memory the pages would not all stay: the chunked fit is for those.
     if (layout.direct && static_cast<double>(layout.bytes) <= 0.5 * physical_memory_bytes()) {
-      InputMatrix input;
-      input.mapping_ = std::make_unique<io::MappedNpy>(path, dtype);
-      input.mapping_->advise_reuse();
-      return input;
+      try {
+        InputMatrix input;
+        input.mapping_ = std::make_unique<io::MappedNpy>(path, dtype);
+        input.mapping_->advise_reuse();
+        return input;
+      } catch (const IoError&) {
+        // A file system that cannot map the file (some network or FUSE ones): read it instead,
+        // which reports any other problem with the file itself.
+      }
     }
   }
   return InputMatrix(load_data(path, args, false));
