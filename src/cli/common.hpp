@@ -77,9 +77,9 @@ std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const Data
 // the first pass over the rows brings the pages from the page cache or the disk. Reading into
 // fresh memory costs more, mostly the kernel's first touch of every page: 1.0-1.3 s against
 // 0.2-0.3 s for a cached 1.28 GB file on the development machine (bench/results/
-// input-in-place-2026-12-01.md). Anything else is read into memory (load_data). A file in use
-// must not be truncated while emix runs (reading its missing pages would stop the program);
-// "off" reads a private copy.
+// input-in-place-2026-12-01.md). Anything else is read into memory (load_data). A file
+// truncated while emix runs ends it with an error (main.cpp, SIGBUS); "off" reads a private
+// copy.
 class InputMatrix {
  public:
   InputMatrix() = default;

@@ -1,7 +1,8 @@
 // The `emix` program: parses the command line (CLI11) and runs one subcommand. Every failure
 // ends as one line "emix: error: <message>" on stderr: exit code 2 for bad input or usage (an
 // emix::Error or a command-line error), 1 for anything else. SIGINT, SIGTERM and SIGHUP end it
-// at once with exit code 130, 143 or 129, after removing every temporary output file.
+// at once with exit code 130, 143 or 129, after removing every temporary output file; an input
+// truncated while it is read through a mapping (SIGBUS) ends it with exit code 2, the same way.
 #include <signal.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
@@ -134,6 +135,25 @@ extern "C" void stop_on_signal(int signal_number) {
   ::_exit(128 + signal_number);
 }
 
+// SIGBUS from reading a mapped file past its end (BUS_ADRERR): another program truncated an
+// input that emix reads through a mapping (a .npy used in place, or --memory-map). It ends the
+// command as an input error would, temporaries removed. Any other SIGBUS keeps its default
+// action: the handler steps aside and the faulting access repeats.
+extern "C" void stop_on_bus_error(int signal_number, siginfo_t* info, void*) {
+  if (info == nullptr || info->si_code != BUS_ADRERR) {
+    ::signal(signal_number, SIG_DFL);
+    return;
+  }
+  emix::io::remove_temporary_files();
+  const char message[] =
+      "emix: error: an input file read through a memory mapping ended before its data did: "
+      "another program truncated or rewrote it while emix ran (--no-memory-map reads a private "
+      "copy); no output was left half written\n";
+  ssize_t ignored = ::write(2, message, sizeof message - 1);
+  (void)ignored;
+  ::_exit(2);
+}
+
 void install_signal_handlers() {
   struct sigaction action;
   std::memset(&action, 0, sizeof action);
@@ -147,6 +167,12 @@ void install_signal_handlers() {
     }
     ::sigaction(signal_number, &action, nullptr);
   }
+  struct sigaction bus;
+  std::memset(&bus, 0, sizeof bus);
+  bus.sa_sigaction = stop_on_bus_error;
+  bus.sa_flags = SA_SIGINFO;
+  sigfillset(&bus.sa_mask);
+  ::sigaction(SIGBUS, &bus, nullptr);
   // A FIFO or pipe whose reader went away: the write fails with EPIPE and the command ends
   // through its normal error path (temporaries removed), instead of being killed by SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
