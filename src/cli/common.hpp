@@ -90,7 +90,6 @@ class InputMatrix {
   DataView view() const { return mapping_ ? mapping_->view() : matrix_.view(); }
   std::int64_t rows() const { return view().rows; }
   std::int64_t cols() const { return view().cols; }
-  bool in_place() const { return mapping_ != nullptr; }
 
  private:
   HostMatrix matrix_;
