@@ -88,4 +88,45 @@ TEST(CapiStatistics, MatchTheCppApi) {
   emix_options_destroy(options);
 }
 
+// emix_maximize names components left without weight in the new model's warnings, and refuses
+// statistics without any weight (whose M-step would give NaN weights).
+TEST(CapiStatistics, MaximizeReportsEmptyComponentsAndRefusesNoWeight) {
+  const double weights[2] = {0.5, 0.5}, means[2] = {0.0, 100.0}, variances[2] = {1.0, 1.0};
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_DIAG, 2, 1, 1, weights, means, variances, nullptr,
+                              &model),
+            EMIX_OK)
+      << emix_last_error();
+  emix_options* options = nullptr;
+  ASSERT_EQ(emix_options_create(&options), EMIX_OK);
+  ASSERT_EQ(emix_options_set_device(options, EMIX_DEVICE_CPU), EMIX_OK);
+  const double x[4] = {-1.0, 0.0, 1.0, 0.5};  // all far from component 1's mean
+
+  emix_statistics* statistics = nullptr;
+  ASSERT_EQ(emix_accumulate(model, options, x, 4, 1, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+            EMIX_OK);
+  emix_model* next = nullptr;
+  ASSERT_EQ(emix_maximize(model, statistics, options, &next), EMIX_OK) << emix_last_error();
+  int count = 0;
+  ASSERT_EQ(emix_model_warning_count(next, &count), EMIX_OK);
+  ASSERT_EQ(count, 1);
+  const char* text = nullptr;
+  ASSERT_EQ(emix_model_warning(next, 0, &text), EMIX_OK);
+  EXPECT_NE(std::string(text).find("component(s) 1 (0-based) had no weight"), std::string::npos)
+      << text;
+  emix_model_destroy(next);
+  emix_statistics_destroy(statistics);
+
+  const double zero[4] = {0, 0, 0, 0};
+  ASSERT_EQ(emix_accumulate(model, options, x, 4, 1, EMIX_FLOAT64, EMIX_HOST, zero, &statistics),
+            EMIX_OK);
+  next = nullptr;
+  EXPECT_EQ(emix_maximize(model, statistics, options, &next), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("hold no weight"), std::string::npos);
+  EXPECT_EQ(next, nullptr);
+  emix_statistics_destroy(statistics);
+  emix_model_destroy(model);
+  emix_options_destroy(options);
+}
+
 }  // namespace

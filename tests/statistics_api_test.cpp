@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "emix/emix.hpp"
@@ -51,6 +52,17 @@ emix::EngineOptions cpu() {
   emix::EngineOptions o;
   o.device = emix::Device::kCpu;
   return o;
+}
+
+// The message of the InvalidArgument fn throws, or "no exception".
+template <typename Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const emix::InvalidArgument& e) {
+    return std::string(e.what());
+  }
+  return std::string("no exception");
 }
 
 // Largest |a - b| over the largest |b| (both vectors of one statistics layout).
@@ -189,14 +201,6 @@ TEST(StatisticsApi, BadInputsAreInvalidArguments) {
   const Problem p = make_problem(kKinds[0], 71);
   const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
   const std::vector<std::uint8_t> good = s.serialize();
-  const auto message_of = [](auto&& fn) {
-    try {
-      fn();
-    } catch (const emix::InvalidArgument& e) {
-      return std::string(e.what());
-    }
-    return std::string("no exception");
-  };
   EXPECT_NE(message_of([&] { emix::Statistics::deserialize(good.data(), 10); }).find("header"),
             std::string::npos);
   std::vector<std::uint8_t> bad = good;
@@ -236,6 +240,69 @@ TEST(StatisticsApi, BadInputsAreInvalidArguments) {
   EXPECT_NE(message_of([&] { emix::maximize(diag, s); }).find("maximize"), std::string::npos);
   EXPECT_NE(message_of([&] { copy.scale(-1.0); }).find("scale"), std::string::npos);
   EXPECT_NE(message_of([] { emix::merge_in_order({}); }).find("no statistics"), std::string::npos);
+}
+
+// Bytes whose header is right but whose values no accumulation gives (one flipped bit) are
+// refused, and so are statistics without weight: the M-step would make NaN or negative weights of
+// them. Offsets: the 48-byte header, then K x D centres, then [log-likelihood, weight sum,
+// entropy, N_k, S, Q].
+TEST(StatisticsApi, ImpossibleValuesAndNoWeightAreRefused) {
+  const Problem p = make_problem(kKinds[0], 73);  // K = 3, D = 5
+  const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+  const std::vector<std::uint8_t> good = s.serialize();
+  const std::size_t values = 48 + 15 * sizeof(double);
+  const auto with_value = [&](std::size_t index, double v) {
+    std::vector<std::uint8_t> bytes = good;
+    std::memcpy(bytes.data() + values + index * sizeof(double), &v, sizeof v);
+    return bytes;
+  };
+  const auto refusal = [&](const std::vector<std::uint8_t>& bytes) {
+    return message_of([&] { emix::Statistics::deserialize(bytes.data(), bytes.size()); });
+  };
+  const double n_k = s.values()[3 + 2];
+  EXPECT_NE(refusal(with_value(3 + 2, -n_k)).find("N_k of component 2 is negative"),
+            std::string::npos);
+  EXPECT_NE(refusal(with_value(1, -1.0)).find("the weight sum is negative"), std::string::npos);
+  EXPECT_NE(refusal(with_value(3 + 3 + 7, std::numeric_limits<double>::quiet_NaN()))
+                .find("S of component 1, feature 2 is nan"),
+            std::string::npos);
+  EXPECT_NE(refusal(with_value(0, std::numeric_limits<double>::infinity()))
+                .find("the log-likelihood is inf"),
+            std::string::npos);
+  std::vector<std::uint8_t> centre = good;
+  const double huge = std::numeric_limits<double>::infinity();
+  std::memcpy(centre.data() + 48, &huge, sizeof huge);
+  EXPECT_NE(refusal(centre).find("centre 0 is inf"), std::string::npos);
+
+  // A Bernoulli mixture's centres are zero.
+  const emix::Model bernoulli =
+      emix::testing::random_model(Family::kBernoulli, Covariance::kFull, 2, 3, 5);
+  const std::vector<double> ones(3 * 4, 1.0);
+  const std::vector<std::uint8_t> b =
+      emix::accumulate(bernoulli, emix::DataView::host(ones.data(), 4, 3), cpu()).serialize();
+  std::vector<std::uint8_t> b_centre = b;
+  const double one = 1.0;
+  std::memcpy(b_centre.data() + 48, &one, sizeof one);
+  EXPECT_NE(refusal(b_centre).find("centres are 0"), std::string::npos);
+
+  // Rows of weight zero: valid statistics (a shard may hold them), but no M-step.
+  const std::vector<double> zero(static_cast<std::size_t>(p.n), 0.0);
+  const emix::Statistics none = emix::accumulate(p.model, p.rows(0, p.n), cpu(), zero.data());
+  EXPECT_NE(message_of([&] { emix::maximize(p.model, none); }).find("hold no weight"),
+            std::string::npos);
+}
+
+// A component whose scatter is singular gives NumericalError without reg_covar, never a model
+// that scoring would refuse, and is valid with it.
+TEST(StatisticsApi, ASingularCovarianceWithoutRegularisationIsANumericalError) {
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 1, 2, 9);
+  const std::vector<double> on_a_line = {0, 0, 1, 1, 2, 2, 3, 3};  // rank-one scatter
+  const emix::Statistics s =
+      emix::accumulate(model, emix::DataView::host(on_a_line.data(), 4, 2), cpu());
+  emix::MStepOptions no_reg;
+  no_reg.reg_covar = 0;
+  EXPECT_THROW(emix::maximize(model, s, no_reg), emix::NumericalError);
+  EXPECT_NO_THROW(emix::maximize(model, s).validate());
 }
 
 }  // namespace

@@ -147,7 +147,8 @@ emix_status emix_model_get_probabilities(const emix_model* model, double* probab
 /* Free parameters, as scikit-learn counts them (for BIC / AIC). */
 emix_status emix_model_n_parameters(const emix_model* model, int64_t* n_parameters);
 /* Warnings of the fit that made this model (re-seeded components, non-convergence,
- * identifiability): their number, and the i-th (0-based; valid while the model lives). */
+ * identifiability), or of the emix_maximize that did (components left without weight): their
+ * number, and the i-th (0-based; valid while the model lives). */
 emix_status emix_model_warning_count(const emix_model* model, int* count);
 emix_status emix_model_warning(const emix_model* model, int index, const char** text);
 
@@ -222,7 +223,10 @@ emix_status emix_statistics_serialize(const emix_statistics* statistics, void* b
 emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
                                         emix_statistics** statistics);
 /* The M-step: a new model from statistics accumulated under `model`, with the options'
- * reg_covar and fixed weights (NULL: defaults). */
+ * reg_covar and fixed weights (NULL: defaults). Components without weight keep `model`'s
+ * parameters and are named in the new model's warnings. EMIX_INVALID_ARGUMENT for statistics
+ * without weight or with values no accumulation gives; EMIX_NUMERICAL_ERROR when the new
+ * parameters are no valid model (a singular covariance without reg_covar). */
 emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
                           const emix_options* options, emix_model** next);
 

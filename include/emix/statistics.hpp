@@ -67,7 +67,8 @@ class Statistics {
   Statistics recentred(const std::vector<double>& centres) const;
 
   // A self-describing little-endian byte string (format, shape, centres, values) and back.
-  // deserialize throws InvalidArgument naming the first thing wrong with malformed bytes.
+  // deserialize throws InvalidArgument naming the first thing wrong with malformed bytes,
+  // including values no accumulation gives (NaN or infinite sums, negative weights).
   std::vector<std::uint8_t> serialize() const;
   static Statistics deserialize(const void* bytes, std::size_t size);
 
@@ -101,7 +102,9 @@ struct MStepOptions {
 // The M-step: new parameters from statistics accumulated under `model` (or recentred onto its
 // means). Components whose N_k is (numerically) zero keep `model`'s parameters and are listed in
 // `empty` when it is not null; fit() re-seeds them. Throws InvalidArgument when the statistics'
-// shape is not the model's.
+// shape is not the model's, when they hold a value no accumulation gives (NaN, a negative weight)
+// or no weight at all; NumericalError when the new parameters are not a valid model (a singular
+// covariance without reg_covar).
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options = {},
                std::vector<int>* empty = nullptr);
 

@@ -666,7 +666,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         raise NotImplementedError
 
 
-def _check_sample_weight(sample_weight, n_samples):
+def _check_sample_weight(sample_weight, n_samples, allow_all_zero=False):
     if sample_weight is None:
         return None
     weights = np.asarray(to_host_numpy(sample_weight), dtype=np.float64)
@@ -677,8 +677,9 @@ def _check_sample_weight(sample_weight, n_samples):
     if weights.shape != (n_samples,):
         raise ValueError(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
     # Negative and non-finite weights are the library's to reject (its message names the
-    # row); weights that are all zero leave nothing to fit.
-    if not np.any(weights != 0):
+    # row); weights that are all zero leave nothing to fit (but a piece of the data may hold
+    # only such rows: allow_all_zero).
+    if not allow_all_zero and not np.any(weights != 0):
         raise ValueError("sample weights are all zero: at least one weight must be positive")
     return np.ascontiguousarray(weights)
 

@@ -184,7 +184,8 @@ def accumulate(model, X, sample_weight=None, device=None):
         arrays) is read once, chunk by chunk, and its chunks' statistics merged by
         :func:`merge_in_order`.
     sample_weight : array-like of shape (n_samples,), optional
-        Non-negative weight of each row.
+        Non-negative weight of each row. All zero is allowed: such a piece of the data adds
+        nothing (:func:`maximize` refuses statistics without any weight).
     device : {'auto', 'cpu', 'gpu'}, optional
         Where the E-step runs (default: the estimator's ``device``, else 'auto').
 
@@ -215,7 +216,7 @@ def accumulate(model, X, sample_weight=None, device=None):
     if sample_weight is not None:
         from ._base import _check_sample_weight
 
-        weights = _check_sample_weight(sample_weight, data.n_samples)
+        weights = _check_sample_weight(sample_weight, data.n_samples, allow_all_zero=True)
     return Statistics(_emix.accumulate(m, data.view, _engine(device), weights))
 
 

@@ -136,6 +136,7 @@ void deliver(FitReport&& report, emix_model** model, emix_fit_result* result) {
     result->seconds = report.seconds;
   }
   handle->model = report.model;
+  handle->warnings = report.warnings;
   handle->report = std::move(report);
   *model = handle.release();
 }
@@ -374,7 +375,7 @@ emix_status emix_model_warning_count(const emix_model* model, int* count) {
   return guarded("emix_model_warning_count", [&] {
     require(model, "model");
     require(count, "count");
-    *count = model->report ? static_cast<int>(model->report->warnings.size()) : 0;
+    *count = static_cast<int>(model->warnings.size());
   });
 }
 
@@ -382,12 +383,12 @@ emix_status emix_model_warning(const emix_model* model, int index, const char** 
   return guarded("emix_model_warning", [&] {
     require(model, "model");
     require(text, "text");
-    const int count = model->report ? static_cast<int>(model->report->warnings.size()) : 0;
+    const int count = static_cast<int>(model->warnings.size());
     if (index < 0 || index >= count) {
       throw emix::InvalidArgument("index " + std::to_string(index) + " is outside [0, " +
                                   std::to_string(count) + ")");
     }
-    *text = model->report->warnings[static_cast<std::size_t>(index)].c_str();
+    *text = model->warnings[static_cast<std::size_t>(index)].c_str();
   });
 }
 

@@ -5,6 +5,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "capi/status.hpp"
 #include "emix/emix.h"
@@ -19,6 +20,7 @@ struct emix_options {
 struct emix_model {
   emix::Model model;
   std::optional<emix::FitReport> report;  // when the model came from a fit
+  std::vector<std::string> warnings;      // the fit's, or emix_maximize's
 };
 
 namespace emix::capi {

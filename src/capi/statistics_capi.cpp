@@ -98,7 +98,15 @@ emix_status emix_maximize(const emix_model* model, const emix_statistics* statis
       m.fixed_weights = options->fit.fixed_weights;
     }
     auto handle = std::make_unique<emix_model>();
-    handle->model = emix::maximize(model->model, statistics->statistics, m);
+    std::vector<int> empty;
+    handle->model = emix::maximize(model->model, statistics->statistics, m, &empty);
+    if (!empty.empty()) {  // told through the model's warnings, as a fit's are
+      std::string which;
+      for (const int c : empty) which += (which.empty() ? "" : ", ") + std::to_string(c);
+      handle->warnings.push_back("component(s) " + which +
+                                 " (0-based) had no weight (N_k = 0) and kept the model's "
+                                 "parameters; a fit would re-seed them");
+    }
     *next = handle.release();
   });
 }

@@ -4,7 +4,9 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/engine.hpp"
 #include "core/maximize.hpp"
@@ -44,6 +46,47 @@ struct Header {
   std::uint64_t n_values;
 };
 static_assert(sizeof(Header) == 48, "the header's layout is the format");
+
+// The first value no accumulation can give, described, or "" when there is none: a NaN or
+// infinite sum, a negative weight, centres of a Bernoulli or binomial mixture other than zero, or
+// their negative sums. Corrupted bytes or statistics filled by hand can hold them, and the M-step
+// would turn them into a model with negative weights or NaN parameters.
+std::string first_impossible_value(const Statistics& s) {
+  const StatisticsLayout layout = layout_of(s);
+  const std::vector<double>& v = s.values();
+  const auto number = [](double x) {
+    std::ostringstream out;
+    out.precision(17);
+    out << x;
+    return out.str();
+  };
+  const bool discrete = s.family() != Family::kGaussian;
+  for (std::size_t i = 0; i < s.centres().size(); ++i) {
+    const double c = s.centres()[i];
+    if (!std::isfinite(c) || (discrete && c != 0)) {
+      return "centre " + std::to_string(i) + " is " + number(c) +
+             (discrete ? " (a Bernoulli or binomial mixture's centres are 0)" : "");
+    }
+  }
+  const auto name_of = [&](std::size_t i) -> std::string {
+    if (i == StatisticsLayout::kLogLikelihood) return "the log-likelihood";
+    if (i == StatisticsLayout::kWeightSum) return "the weight sum";
+    if (i == StatisticsLayout::kEntropy) return "the entropy";
+    if (i < layout.s()) return "N_k of component " + std::to_string(i - layout.nk());
+    if (i < layout.q()) {
+      const std::size_t j = i - layout.s(), d = static_cast<std::size_t>(layout.d);
+      return "S of component " + std::to_string(j / d) + ", feature " + std::to_string(j % d);
+    }
+    return "scatter value " + std::to_string(i - layout.q());
+  };
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) return name_of(i) + " is " + number(v[i]);
+    const bool weight = i == StatisticsLayout::kWeightSum || (i >= layout.nk() && i < layout.s());
+    const bool count = discrete && i >= layout.s() && i < layout.q();
+    if ((weight || count) && v[i] < 0) return name_of(i) + " is negative (" + number(v[i]) + ")";
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -255,6 +298,8 @@ Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
   s.values_.resize(expected_values);
   std::memcpy(s.centres_.data(), p, kd * sizeof(double));
   std::memcpy(s.values_.data(), p + kd * sizeof(double), expected_values * sizeof(double));
+  const std::string impossible = first_impossible_value(s);
+  if (!impossible.empty()) fail(impossible);
   return s;
 }
 
@@ -306,8 +351,25 @@ Model maximize(const Model& model, const Statistics& statistics, const MStepOpti
   if (!(options.reg_covar >= 0) || !(options.prob_epsilon > 0 && options.prob_epsilon < 0.5)) {
     throw InvalidArgument("maximize: reg_covar must be >= 0 and prob_epsilon in (0, 0.5)");
   }
-  return maximize(model, layout, statistics.centres().data(), statistics.values().data(), options,
-                  empty);
+  const std::string impossible = first_impossible_value(statistics);
+  if (!impossible.empty()) throw InvalidArgument("maximize: " + impossible);
+  double weight = 0;
+  for (int c = 0; c < layout.k; ++c) weight += statistics.values()[layout.nk() + c];
+  if (!(weight > 0)) {
+    throw InvalidArgument(
+        "maximize: the statistics hold no weight (their N_k sum to 0): accumulate rows of "
+        "positive weight first");
+  }
+  Model next = maximize(model, layout, statistics.centres().data(), statistics.values().data(),
+                        options, empty);
+  try {
+    next.validate();
+  } catch (const InvalidArgument& e) {
+    // A covariance that is singular without reg_covar, say: fit() would fail on it too.
+    throw NumericalError(std::string("maximize: the M-step gave no valid model: ") + e.what() +
+                         " (a larger reg_covar may help)");
+  }
+  return next;
 }
 
 }  // namespace emix

@@ -99,6 +99,20 @@ def test_bytes_and_pickle_round_trip_bitwise():
         emix.Statistics.from_bytes(data[:-3])
     with pytest.raises(emix.InvalidArgument):
         emix.Statistics.from_bytes(b"not statistics")
+    # A flipped sign bit in N_k (the 48-byte header, the centres, three totals, then N_k).
+    n_k = 48 + 8 * gm.means_.size + 8 * 3
+    flipped = bytearray(data)
+    flipped[n_k + 7] ^= 0x80
+    with pytest.raises(emix.InvalidArgument, match="N_k of component 0 is negative"):
+        emix.Statistics.from_bytes(bytes(flipped))
+
+
+def test_maximize_refuses_statistics_without_weight():
+    x = overlapping_mixture(12, n=200)
+    gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu", max_iter=2), x)
+    stats = emix.accumulate(gm, x, sample_weight=np.zeros(len(x)))
+    with pytest.raises(ValueError, match="hold no weight"):
+        emix.maximize(gm, stats)
 
 
 def test_merge_order_is_the_stated_tree():
