@@ -19,7 +19,10 @@ extern "C" {
 #endif
 
 /* Collective over comm: each rank passes its own local_rows x cols rows (local_rows may be 0)
- * and the same options; every rank receives the same model. */
+ * and the same options (their engine settings may differ); every rank receives the same model.
+ * A problem on any rank, options that differ included, gives every rank the same error status
+ * and message; a failing MPI call inside emix gives EMIX_MPI_ERROR (comm's own error handler
+ * still applies to the first exchange). */
 emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void* x,
                          int64_t local_rows, int64_t cols, int dtype, int memory,
                          const double* local_sample_weight, emix_model** model,

@@ -20,8 +20,10 @@ namespace emix::mpi {
 // null (on every rank). Each rank runs the engine options.engine asks for; with the GPU and
 // engine.gpu_device = -1, rank r of a node uses that node's GPU r mod (GPUs on the node).
 // k-means++ initialisation samples across all ranks exactly as fit() would on the concatenated
-// rows. A problem on any rank (bad values, a width that differs, a failing engine) throws on
-// every rank, with the same message naming the rank; no rank is left waiting.
+// rows. A problem on any rank (bad values, a width that differs, fit options that differ other
+// than options.engine, a failing engine) throws on every rank, with the same message naming the
+// rank; no rank is left waiting. emix's own MPI calls run on a duplicate of `comm` that returns
+// errors (MpiError) rather than ending the job.
 FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& options,
               const double* local_sample_weight = nullptr);
 

@@ -2,6 +2,7 @@
 #include "emix/emix_mpi.h"
 
 #include "capi/capi.hpp"
+#include "emix/errors.hpp"
 #include "emix/mpi.hpp"
 #include "mpi/collective.hpp"
 
@@ -12,6 +13,7 @@ emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void*
                          const double* local_sample_weight, emix_model** model,
                          emix_fit_result* result) {
   return emix::capi::guarded("emix_fit_mpi", [&] {
+    if (comm == MPI_COMM_NULL) throw emix::InvalidArgument("comm is MPI_COMM_NULL");
     // Arguments are checked on every rank before any rank starts the fit's collectives, so
     // that a bad argument on one rank ends all of them.
     emix::DataView view;

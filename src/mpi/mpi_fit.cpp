@@ -4,6 +4,7 @@
 #include "emix/mpi.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
@@ -138,10 +139,15 @@ class DistributedEngine final : public Engine {
 };
 
 // A duplicate of the caller's communicator for emix's own messages, so that they can never
-// match the caller's (MPI_ANY_SOURCE / MPI_ANY_TAG receives included).
+// match the caller's (MPI_ANY_SOURCE / MPI_ANY_TAG receives included). Its failures return
+// codes (MpiError, EMIX_MPI_ERROR) instead of ending the job, whatever the caller's handler.
 class PrivateComm {
  public:
-  explicit PrivateComm(MPI_Comm comm) { check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup"); }
+  explicit PrivateComm(MPI_Comm comm) {
+    if (comm == MPI_COMM_NULL) throw InvalidArgument("the communicator is MPI_COMM_NULL");
+    check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+    check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  }
   ~PrivateComm() { MPI_Comm_free(&comm_); }
   PrivateComm(const PrivateComm&) = delete;
   PrivateComm& operator=(const PrivateComm&) = delete;
@@ -150,6 +156,80 @@ class PrivateComm {
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
+
+// 64-bit FNV-1a of a run of doubles, continuing from `hash`.
+std::uint64_t hash_doubles(const std::vector<double>& values, std::uint64_t hash) {
+  for (const double v : values) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof bits);
+    for (int byte = 0; byte < 8; ++byte) {
+      hash ^= (bits >> (8 * byte)) & 0xff;
+      hash *= 1099511628211ull;
+    }
+  }
+  return hash;
+}
+
+// The options every rank must pass alike, as 64-bit words with their names: they decide how
+// many exchanges a fit makes and what the model is. (Engine options may differ: each rank's
+// engine is its own.)
+struct AgreedOption {
+  const char* name;
+  std::uint64_t value;
+};
+std::vector<AgreedOption> agreed_options(const FitOptions& o) {
+  const auto bits = [](double v) {
+    std::uint64_t b = 0;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+  };
+  std::uint64_t init_model = 0;  // none
+  if (o.init_model) {
+    const Model& m = *o.init_model;
+    init_model = 14695981039346656037ull ^ static_cast<std::uint64_t>(m.n_components);
+    for (const auto* values : {&m.weights, &m.means, &m.covariances, &m.probabilities}) {
+      init_model = hash_doubles(*values, init_model);
+    }
+  }
+  const auto u = [](auto v) { return static_cast<std::uint64_t>(v); };
+  return {{"n_components", u(o.n_components)},
+          {"family", u(o.family)},
+          {"covariance", u(o.covariance)},
+          {"trials", u(o.trials)},
+          {"init", u(o.init)},
+          {"init_model", init_model},
+          {"kmeans_iter", u(o.kmeans_iter)},
+          {"init_max_rows", u(o.init_max_rows)},
+          {"fixed_weights", u(o.fixed_weights)},
+          {"n_init", u(o.n_init)},
+          {"max_iter", u(o.max_iter)},
+          {"tol", bits(o.tol)},
+          {"reg_covar", bits(o.reg_covar)},
+          {"prob_epsilon", bits(o.prob_epsilon)},
+          {"seed", o.seed}};
+}
+
+// Collective: InvalidArgument on every rank, naming the first option and rank that differ from
+// rank 0's, when the ranks' options do not agree. Different options would make the ranks take
+// different numbers of steps and wait for each other forever, or end with different models.
+void check_options_agree(MPI_Comm comm, const FitOptions& options) {
+  const std::vector<AgreedOption> mine = agreed_options(options);
+  std::vector<std::uint64_t> values;
+  for (const AgreedOption& a : mine) values.push_back(a.value);
+  const int count = static_cast<int>(values.size());
+  std::vector<std::uint64_t> all(values.size() * static_cast<std::size_t>(size_of(comm)));
+  check(MPI_Allgather(values.data(), count, MPI_UINT64_T, all.data(), count, MPI_UINT64_T, comm),
+        "MPI_Allgather");
+  for (std::size_t r = 1; r * values.size() < all.size(); ++r) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (all[r * values.size() + i] != all[i]) {
+        throw InvalidArgument("options: rank " + std::to_string(r) + " passes another " +
+                              mine[i].name +
+                              " than rank 0; every rank must pass the same fit options");
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -179,6 +259,7 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
   const std::int64_t mine[3] = {local_rows.rows, local_rows.cols, local_sample_weight ? 1 : 0};
   std::vector<std::int64_t> shapes(static_cast<std::size_t>(3 * size));
   check(MPI_Allgather(mine, 3, MPI_INT64_T, shapes.data(), 3, MPI_INT64_T, comm), "MPI_Allgather");
+  check_options_agree(comm, options);
   std::int64_t total_rows = 0, first_row = 0, cols = 0;
   int reference = -1;  // the first rank with rows: its width is the data's
   for (int r = 0; r < size; ++r) {

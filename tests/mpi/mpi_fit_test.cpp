@@ -174,17 +174,21 @@ emix::Model bernoulli(int k, int d) {
 void expect_same_error_everywhere(
     const std::string& name, int bad_rank,
     const std::function<void(emix::DataView&, std::vector<double>&)>& spoil,
-    const std::string& words) {
+    const std::string& words, const std::function<void(emix::FitOptions&)>& spoil_options = {}) {
   const emix::Model truth = gaussian(emix::Covariance::kDiag, 2, 3);
   const emix::Sample data = emix::sample(truth, 300, 3);
   const Split mine = my_rows(300, {});
   std::vector<double> local(data.x.begin() + mine.first * 3,
                             data.x.begin() + (mine.first + mine.count) * 3);
   emix::DataView view = emix::DataView::host(local.data(), mine.count, 3);
-  if (g_rank == bad_rank) spoil(view, local);
+  emix::FitOptions options = options_for(truth);
+  if (g_rank == bad_rank) {
+    spoil(view, local);
+    if (spoil_options) spoil_options(options);
+  }
   std::string message;
   try {
-    emix::mpi::fit(MPI_COMM_WORLD, view, options_for(truth));
+    emix::mpi::fit(MPI_COMM_WORLD, view, options);
   } catch (const emix::InvalidArgument& e) {
     message = e.what();
   }
@@ -339,6 +343,20 @@ int main(int argc, char** argv) {
           v.rows = 1;
         },
         g_size > 1 ? "columns" : "larger than the number of rows");
+    if (g_size > 1) {
+      // Options that differ on one rank would have the ranks take different numbers of steps
+      // (a hang) or different shapes (a truncated message ending the job).
+      const auto keep_data = [](emix::DataView&, std::vector<double>&) {};
+      expect_same_error_everywhere(
+          "max_iter differs on the last rank", last, keep_data,
+          "rank " + std::to_string(last) + " passes another max_iter than rank 0",
+          [](emix::FitOptions& o) { o.max_iter = 1; });
+      expect_same_error_everywhere("n_components differs on the last rank", last, keep_data,
+                                   "another n_components",
+                                   [](emix::FitOptions& o) { o.n_components += 1; });
+      expect_same_error_everywhere("the seed differs on the last rank", last, keep_data,
+                                   "another seed", [](emix::FitOptions& o) { o.seed += 1; });
+    }
     {
       // The caller's progress callback throws on the last rank at iteration 3: every rank ends
       // with that error rather than waiting for the rank that stopped.
