@@ -292,17 +292,4 @@ TEST(StatisticsApi, ImpossibleValuesAndNoWeightAreRefused) {
             std::string::npos);
 }
 
-// A component whose scatter is singular gives NumericalError without reg_covar, never a model
-// that scoring would refuse, and is valid with it.
-TEST(StatisticsApi, ASingularCovarianceWithoutRegularisationIsANumericalError) {
-  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 1, 2, 9);
-  const std::vector<double> on_a_line = {0, 0, 1, 1, 2, 2, 3, 3};  // rank-one scatter
-  const emix::Statistics s =
-      emix::accumulate(model, emix::DataView::host(on_a_line.data(), 4, 2), cpu());
-  emix::MStepOptions no_reg;
-  no_reg.reg_covar = 0;
-  EXPECT_THROW(emix::maximize(model, s, no_reg), emix::NumericalError);
-  EXPECT_NO_THROW(emix::maximize(model, s).validate());
-}
-
 }  // namespace

@@ -360,16 +360,10 @@ Model maximize(const Model& model, const Statistics& statistics, const MStepOpti
         "maximize: the statistics hold no weight (their N_k sum to 0): accumulate rows of "
         "positive weight first");
   }
-  Model next = maximize(model, layout, statistics.centres().data(), statistics.values().data(),
-                        options, empty);
-  try {
-    next.validate();
-  } catch (const InvalidArgument& e) {
-    // A covariance that is singular without reg_covar, say: fit() would fail on it too.
-    throw NumericalError(std::string("maximize: the M-step gave no valid model: ") + e.what() +
-                         " (a larger reg_covar may help)");
-  }
-  return next;
+  // A component that collapsed (a singular covariance without reg_covar) is returned as it is:
+  // callers re-seed it, as fit() and emix.dask do.
+  return maximize(model, layout, statistics.centres().data(), statistics.values().data(), options,
+                  empty);
 }
 
 }  // namespace emix
