@@ -236,6 +236,80 @@ TEST(CpuEngine, EvaluateGivesNormalisedResponsibilitiesAndArgmaxLabels) {
   }
 }
 
+emix::EngineOptions cpu_only() {
+  emix::EngineOptions o;
+  o.device = emix::Device::kCpu;
+  return o;
+}
+
+// A row's results depend on the row and the model only, never on the other rows of the call:
+// three rows at 1e9 among five once moved the expansion's centre (the call's median) and with it
+// the two ordinary rows' log-densities (+128 instead of -2.5) and labels.
+TEST(CpuEngine, EvaluationOfARowDoesNotDependOnTheOtherRows) {
+  for (const Covariance covariance : {Covariance::kFull, Covariance::kDiag}) {
+    const emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, 2, 2, 3);
+    std::vector<double> rows = {model.means[0], model.means[1], model.means[2], model.means[3]};
+    const std::vector<double> alone =
+        emix::score_samples(model, emix::DataView::host(rows.data(), 2, 2), cpu_only());
+    for (int i = 0; i < 6; ++i) rows.push_back(1e9);
+    const std::vector<double> among =
+        emix::score_samples(model, emix::DataView::host(rows.data(), 5, 2), cpu_only());
+    // Equal to rounding (a row's place in a tile decides which product loop takes it).
+    EXPECT_NEAR(among[0], alone[0], 1e-12 * std::abs(alone[0])) << emix::to_string(covariance);
+    EXPECT_NEAR(among[1], alone[1], 1e-12 * std::abs(alone[1])) << emix::to_string(covariance);
+    EXPECT_EQ(emix::predict(model, emix::DataView::host(rows.data(), 5, 2), cpu_only())[0],
+              emix::predict(model, emix::DataView::host(rows.data(), 2, 2), cpu_only())[0]);
+  }
+}
+
+// Float32 keeps float32's accuracy on well-separated clusters. The engine expands the quadratic
+// form about one centre; with clusters 10 apart and sd 0.01 (1000 sd), float arithmetic lost 7 %
+// of a covariance there, so such models run in double over the float rows. Tolerance: 1e-6
+// relative per component against the same fit in float64 from the same start (what float32's
+// own rounding of the data allows, about 6e-8 relative, with margin; before: 7e-2).
+TEST(CpuEngine, Float32FitsOfFarApartClustersKeepTheirDigits) {
+  for (const Covariance covariance : {Covariance::kFull, Covariance::kDiag}) {
+    std::mt19937_64 rng(5);
+    std::normal_distribution<double> noise(0.0, 0.01);
+    std::vector<float> x32;
+    for (int i = 0; i < 4000; ++i) {
+      for (int j = 0; j < 3; ++j) x32.push_back(static_cast<float>((i % 2) * 10.0 + noise(rng)));
+    }
+    const std::vector<double> x64(x32.begin(), x32.end());
+    emix::Model start = emix::testing::random_model(Family::kGaussian, covariance, 2, 3, 1);
+    for (int j = 0; j < 3; ++j) {
+      start.means[j] = 0.0;
+      start.means[3 + j] = 10.0;
+    }
+    for (double& c : start.covariances) c = c == 0.0 ? 0.0 : 1e-3;
+    if (covariance == Covariance::kFull) {
+      for (int c = 0; c < 2; ++c) {
+        for (int a = 0; a < 3; ++a) {
+          for (int b = 0; b < 3; ++b) start.covariances[c * 9 + a * 3 + b] = a == b ? 1e-3 : 0.0;
+        }
+      }
+    }
+    emix::FitOptions o;
+    o.n_components = 2;
+    o.covariance = covariance;
+    o.init_model = start;
+    o.max_iter = 10;
+    o.tol = 0;
+    o.engine = cpu_only();
+    const emix::Model f32 = emix::fit(emix::DataView::host(x32.data(), 4000, 3), o).model;
+    const emix::Model f64 = emix::fit(emix::DataView::host(x64.data(), 4000, 3), o).model;
+    const std::size_t per = f64.covariances.size() / 2;
+    for (std::size_t c = 0; c < 2; ++c) {
+      double scale = 0, worst = 0;
+      for (std::size_t i = c * per; i < (c + 1) * per; ++i) {
+        scale = std::max(scale, std::abs(f64.covariances[i]));
+        worst = std::max(worst, std::abs(f32.covariances[i] - f64.covariances[i]));
+      }
+      EXPECT_LT(worst / scale, 1e-6) << emix::to_string(covariance) << " component " << c;
+    }
+  }
+}
+
 }  // namespace
 
 // accumulate_many walks several models' tiles together, a window of rows at a time. Each

@@ -9,6 +9,14 @@
 // T then holds sum g u and sum g (u u^T) (packed); they are moved from m0 to the centres c_k
 // once per pass, in double. Bernoulli / binomial: F = x, W = logit^T.
 //
+// Accuracy: for a row near c_k the expansion's terms are of the size of
+// kappa_k = (m0 - c_k)^T P_k (m0 - c_k) and cancel to about 1, losing about eps kappa_k. In double
+// that is 1e-6 only 1e5 standard deviations from m0; in float, clusters a few hundred standard
+// deviations apart lose 1e-4. A float engine therefore runs a model with eps_float kappa > 1e-4 in
+// double over its float rows (Plan::max_kappa, float_loses_accuracy): float's memory, double's
+// digits, double's speed. evaluate() expands about the model's mean of means instead of m0, so
+// that a row's results never depend on which other rows the call holds.
+//
 // Determinism: tiles have a size fixed by (K, D, element type), never by the thread count.
 // Slot s of n_slots (fixed by the shape) holds the tiles that start in rows [s N / n_slots,
 // (s + 1) N / n_slots), each slot walking its tiles in increasing order, and the slots are summed
@@ -31,6 +39,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -77,6 +86,10 @@ struct Plan {
   Matrix<T> w;              // features x K
   RowVector<T> bias;        // 1 x K
   RowVector<T> shift_t;     // m0 in T, as the kernels subtract it
+  // Gaussian: the largest (m0 - mu_k)^T P_k (m0 - mu_k), the squared Mahalanobis distance of the
+  // shift from a component. A row near mu_k has features of that size whose terms cancel to
+  // about 1: the log-densities and the statistics moved to mu_k lose about eps_T times it.
+  double max_kappa = 0;
   // Binomial: log C(m, v) for v = 0..m, so that a row's k-independent term is D lookups rather
   // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
   // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
@@ -121,6 +134,29 @@ RowVector<double> data_shift(const T* x, std::int64_t n, int d) {
     }
   }
   return shift;
+}
+
+// A shift fixed by the model alone, for evaluate(): its weighted mean of the means, so that a
+// row's results never depend on the other rows of the call (the data's median did: three rows
+// at 1e9 among five moved it, and the two ordinary rows' log-densities with it).
+RowVector<double> model_shift(const PreparedModel& p) {
+  RowVector<double> shift = RowVector<double>::Zero(p.d);
+  if (p.family != Family::kGaussian) return shift;
+  Eigen::Map<const RowMatrix<double>> means(p.means.data(), p.k, p.d);
+  for (int c = 0; c < p.k; ++c) shift += std::exp(p.log_weights[c]) * means.row(c);
+  return shift;
+}
+
+// Whether a float engine runs this model's pass in double (over its float rows): when float's
+// rounding, times the cancellation of the expansion about the shift (Plan::max_kappa), could
+// exceed 1e-4 of a parameter, float32's tolerance against float64. Well-separated clusters do
+// this: 1e4 rows at 0 and 1e4 at 10 with sd 0.01 (1000 sd apart) had covariances 7 % off.
+constexpr double kPromoteAbove = 1e-4;
+template <typename T>
+bool float_loses_accuracy(const Plan<T>& plan) {
+  return std::is_same_v<T, float> &&
+         static_cast<double>(std::numeric_limits<float>::epsilon()) * plan.max_kappa >
+             kPromoteAbove;
 }
 
 template <typename T>
@@ -173,7 +209,9 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
     const Vector<double> delta = (means.row(c) - plan.shift).transpose();
     const Vector<double> p_delta = precision * delta;
     w.col(c).head(d) = p_delta;
-    bias[c] -= 0.5 * delta.dot(p_delta);
+    const double kappa = delta.dot(p_delta);
+    bias[c] -= 0.5 * kappa;
+    plan.max_kappa = std::max(plan.max_kappa, kappa);
     if (quadratic_pairs(p)) {
       int j = d;
       for (int a = 0; a < d; ++a) {
@@ -230,6 +268,7 @@ class CpuEngine final : public Engine {
         slot_memory_bytes_(settings.slot_memory_bytes),
         shift_(data_shift(data_, n_, d_)) {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
+    if constexpr (std::is_same_v<T, float>) promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
   }
 
   // "cpu (2 threads, avx512)": the kernels' instruction-set level is part of what ran.
@@ -242,28 +281,98 @@ class CpuEngine final : public Engine {
     accumulate_many({&model}, {stats});
   }
 
-  // Models with the same slot count walk each slot's rows together (the kernels' windows), so
-  // that one read of a tile serves them all; every model's slots receive the same tiles in the
-  // same order as alone, so its statistics are bitwise those of accumulate().
+  // Models with the same slot count and element type walk each slot's rows together (the
+  // kernels' windows), so that one read of a tile serves them all; every model's slots receive
+  // the same tiles in the same order as alone, so its statistics are bitwise those of
+  // accumulate(). A float engine runs a model that float arithmetic would not hold in double.
   void accumulate_many(const std::vector<const PreparedModel*>& models,
                        const std::vector<double*>& stats) override {
     const MaybeFlushDenormals caller_guard(!keep_negligible_);
-    std::vector<Pass> passes(models.size());  // sized once: the tile plans point into the plans
+    // Reserved once: the tile plans point into the plans.
+    std::vector<Pass<T>> passes;
+    std::vector<Pass<double>> promoted;
+    std::vector<bool> is_promoted(models.size(), false);
+    passes.reserve(models.size());
+    promoted.reserve(models.size());
     for (std::size_t i = 0; i < models.size(); ++i) {
-      Pass& pass = passes[i];
-      pass.plan = make_plan<T>(*models[i], shift_);
-      pass.tiles = tile_plan(*models[i], pass.plan);
-      pass.packed = static_cast<std::size_t>(cpu::packed_size(models[i]->k, pass.plan.features));
-      pass.n_slots = slot_count(pass.packed);
-      pass.slots.assign(static_cast<std::size_t>(pass.n_slots) * pass.packed, 0.0);
+      Plan<T> plan = make_plan<T>(*models[i], shift_);
+      if constexpr (std::is_same_v<T, float>) {
+        if (float_loses_accuracy(plan)) {
+          is_promoted[i] = true;
+          promoted.emplace_back();
+          fill_pass(*models[i], make_plan<double>(*models[i], shift_), promoted.back());
+          continue;
+        }
+      }
+      passes.emplace_back();
+      fill_pass(*models[i], std::move(plan), passes.back());
     }
+    run_passes(passes, kernels_);
+    if constexpr (std::is_same_v<T, float>) run_passes(promoted, *promoted_kernels_);
+    std::size_t next = 0, next_promoted = 0;
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      if (is_promoted[i]) {
+        unpack_pass(*models[i], promoted[next_promoted++], stats[i]);
+      } else {
+        unpack_pass(*models[i], passes[next++], stats[i]);
+      }
+    }
+  }
+
+  void evaluate(const PreparedModel& model, double* log_prob, double* resp,
+                std::int32_t* labels) override {
+    const MaybeFlushDenormals caller_guard(!keep_negligible_);
+    const RowVector<double> shift = model_shift(model);
+    Plan<T> plan = make_plan<T>(model, shift);
+    if constexpr (std::is_same_v<T, float>) {
+      if (float_loses_accuracy(plan)) {
+        evaluate_with(model, make_plan<double>(model, shift), *promoted_kernels_, log_prob, resp,
+                      labels);
+        return;
+      }
+    }
+    evaluate_with(model, plan, kernels_, log_prob, resp, labels);
+  }
+
+  void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
+    for (std::int64_t i = 0; i < count; ++i) {
+      for (int j = 0; j < d_; ++j) {
+        out[i * d_ + j] = static_cast<double>(data_[idx[i] * d_ + j]);
+      }
+    }
+  }
+
+ private:
+  // One model's share of a pass, in arithmetic U (T, or double for a promoted float model): its
+  // plan, and its slots' packed sums.
+  template <typename U>
+  struct Pass {
+    Plan<U> plan;
+    TilePlan<U> tiles;
+    std::size_t packed = 0;
+    std::int64_t n_slots = 1;
+    std::vector<double> slots;
+  };
+
+  template <typename U>
+  void fill_pass(const PreparedModel& model, Plan<U>&& plan, Pass<U>& pass) const {
+    pass.plan = std::move(plan);
+    pass.tiles = tile_plan(model, pass.plan);
+    pass.packed = static_cast<std::size_t>(cpu::packed_size(model.k, pass.plan.features));
+    pass.n_slots = slot_count(pass.packed);
+    pass.slots.assign(static_cast<std::size_t>(pass.n_slots) * pass.packed, 0.0);
+  }
+
+  // The passes' slots filled: the passes with the same slot count together, slot by slot.
+  template <typename U>
+  void run_passes(std::vector<Pass<U>>& passes, const cpu::Kernels<U>& kernels) {
     std::vector<std::int64_t> slot_counts;
-    for (const Pass& pass : passes) slot_counts.push_back(pass.n_slots);
+    for (const Pass<U>& pass : passes) slot_counts.push_back(pass.n_slots);
     std::sort(slot_counts.begin(), slot_counts.end());
     slot_counts.erase(std::unique(slot_counts.begin(), slot_counts.end()), slot_counts.end());
     for (const std::int64_t n_slots : slot_counts) {
       std::vector<std::size_t> members;
-      std::vector<cpu::TilePlan<T>> plans;
+      std::vector<TilePlan<U>> plans;
       for (std::size_t i = 0; i < passes.size(); ++i) {
         if (passes[i].n_slots != n_slots) continue;
         members.push_back(i);
@@ -278,31 +387,33 @@ class CpuEngine final : public Engine {
 #pragma omp for schedule(dynamic, 1)
         for (std::int64_t s = 0; s < n_slots; ++s) {
           for (int m = 0; m < count; ++m) {
-            Pass& pass = passes[members[m]];
+            Pass<U>& pass = passes[members[m]];
             first[m] = first_tile_of_slot(s, n_slots, pass.tiles.block_rows);
             last[m] = first_tile_of_slot(s + 1, n_slots, pass.tiles.block_rows);
             slots[m] = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
           }
-          kernels_.add_statistics(plans.data(), count, first.data(), last.data(), slots.data());
+          kernels.add_statistics(plans.data(), count, first.data(), last.data(), slots.data());
         }
       }
     }
-    for (std::size_t i = 0; i < passes.size(); ++i) {
-      const Pass& pass = passes[i];
-      std::vector<double> total(pass.packed, 0.0);
-      for (std::int64_t s = 0; s < pass.n_slots; ++s) {
-        const double* slot = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
-        for (std::size_t j = 0; j < pass.packed; ++j) total[j] += slot[j];
-      }
-      unpack(*models[i], pass.plan, total, stats[i]);
-    }
   }
 
-  void evaluate(const PreparedModel& model, double* log_prob, double* resp,
-                std::int32_t* labels) override {
-    const MaybeFlushDenormals caller_guard(!keep_negligible_);
-    const Plan<T> plan = make_plan<T>(model, shift_);
-    const TilePlan<T> tiles = tile_plan(model, plan);
+  // A pass's slots summed in slot order, into the statistics layout.
+  template <typename U>
+  void unpack_pass(const PreparedModel& model, const Pass<U>& pass, double* stats) const {
+    std::vector<double> total(pass.packed, 0.0);
+    for (std::int64_t s = 0; s < pass.n_slots; ++s) {
+      const double* slot = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
+      for (std::size_t j = 0; j < pass.packed; ++j) total[j] += slot[j];
+    }
+    unpack(model, pass.plan.shift, pass.plan.features, total, stats);
+  }
+
+  template <typename U>
+  void evaluate_with(const PreparedModel& model, const Plan<U>& plan,
+                     const cpu::Kernels<U>& kernels, double* log_prob, double* resp,
+                     std::int32_t* labels) {
+    const TilePlan<U> tiles = tile_plan(model, plan);
     const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
     // Runs of consecutive tiles, several per thread for balance; each run sizes its work space
     // once. Per-row results do not depend on how the tiles are grouped.
@@ -312,29 +423,11 @@ class CpuEngine final : public Engine {
       const MaybeFlushDenormals worker_guard(!keep_negligible_);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t r = 0; r < n_runs; ++r) {
-        kernels_.evaluate(tiles, r * n_tiles / n_runs, (r + 1) * n_tiles / n_runs, log_prob, resp,
-                          labels);
+        kernels.evaluate(tiles, r * n_tiles / n_runs, (r + 1) * n_tiles / n_runs, log_prob, resp,
+                         labels);
       }
     }
   }
-
-  void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
-    for (std::int64_t i = 0; i < count; ++i) {
-      for (int j = 0; j < d_; ++j) {
-        out[i * d_ + j] = static_cast<double>(data_[idx[i] * d_ + j]);
-      }
-    }
-  }
-
- private:
-  // One model's share of a pass: its plan, and its slots' packed sums.
-  struct Pass {
-    Plan<T> plan;
-    TilePlan<T> tiles;
-    std::size_t packed = 0;
-    std::int64_t n_slots = 1;
-    std::vector<double> slots;
-  };
 
   // Slots bound a model's memory (settings.slot_memory_bytes, 64 MiB); a power of two up to 64,
   // fixed by the problem's shape, never by the thread count.
@@ -359,15 +452,21 @@ class CpuEngine final : public Engine {
   // pass of accumulate() on compare.py's separated data, 2 threads, AVX-512, before the products
   // became the kernels' own: full D = 16, K = 16 float64 0.155-0.160 s against 0.168-0.185, diag
   // 0.062-0.066 against 0.068, float32 diag 0.026 against 0.029.
-  std::int64_t block_rows(const Plan<T>& plan) const {
+  template <typename U>
+  std::int64_t block_rows(const Plan<U>& plan) const {
     if (options_.block_rows > 0) return options_.block_rows;
-    const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(T)) * plan.features;
+    const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * plan.features;
     return std::clamp<std::int64_t>((256 << 10) / row_bytes, 64, 512) / 16 * 16;
   }
 
-  TilePlan<T> tile_plan(const PreparedModel& model, const Plan<T>& plan) const {
-    TilePlan<T> t;
-    t.x = data_;
+  template <typename U>
+  TilePlan<U> tile_plan(const PreparedModel& model, const Plan<U>& plan) const {
+    TilePlan<U> t;
+    if constexpr (std::is_same_v<U, T>) {
+      t.x = data_;
+    } else {
+      t.x_float = data_;  // a float engine's promoted model
+    }
     t.sample_weight = weight_;
     t.n = n_;
     t.d = d_;
@@ -389,21 +488,21 @@ class CpuEngine final : public Engine {
   // Packed sums about m0 -> the statistics layout, shifted to the centres c_k:
   //   sum g (x - c)           = s0 + N (m0 - c)
   //   sum g (x - c)(x - c)^T  = Q0 + e s0^T + s0 e^T + N e e^T,  e = m0 - c
-  void unpack(const PreparedModel& model, const Plan<T>& plan, const std::vector<double>& packed,
-              double* stats) const {
+  void unpack(const PreparedModel& model, const RowVector<double>& shift, int features,
+              const std::vector<double>& packed, double* stats) const {
     const int k = model.k, d = d_;
     const StatisticsLayout& layout = model.layout;
     std::fill(stats, stats + layout.size(), 0.0);
     stats[StatisticsLayout::kLogLikelihood] = packed[0];
     stats[StatisticsLayout::kWeightSum] = packed[1];
     stats[StatisticsLayout::kEntropy] = packed[2];
-    Eigen::Map<const Matrix<double>> t(packed.data() + cpu::kPackedTotals + k, k, plan.features);
+    Eigen::Map<const Matrix<double>> t(packed.data() + cpu::kPackedTotals + k, k, features);
     Eigen::Map<const RowMatrix<double>> centres(model.centres.data(), k, d);
     for (int c = 0; c < k; ++c) {
       const double nk = packed[cpu::kPackedTotals + c];
       stats[layout.nk() + c] = nk;
       const RowVector<double> s0 = t.row(c).head(d);
-      const RowVector<double> e = plan.shift - centres.row(c);
+      const RowVector<double> e = shift - centres.row(c);
       Eigen::Map<RowVector<double>>(stats + layout.s() + static_cast<std::size_t>(c) * d, d) =
           s0 + nk * e;
       if (!layout.has_scatter) continue;
@@ -428,6 +527,8 @@ class CpuEngine final : public Engine {
   const double* weight_;
   EngineOptions options_;
   const cpu::Kernels<T>& kernels_;
+  // A float engine's double kernels of the same level, for the models float would not hold.
+  const cpu::Kernels<double>* promoted_kernels_ = nullptr;
   bool keep_negligible_ = false;
   std::size_t slot_memory_bytes_;
   RowVector<double> shift_;  // m0 of every Gaussian model's features (data_shift)

@@ -380,13 +380,19 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
 template <typename T>
 void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Matrix<T>& f) {
   const int d = plan.d;
-  Eigen::Map<const RowMatrix<T>> tile(plan.x + begin * d, rows, d);
   f.resize(rows, plan.features);
-  if (plan.kind == FeatureKind::kRaw) {
-    f = tile;
-    return;
+  if (plan.x_float != nullptr) {  // Gaussian only: the shift is subtracted in T
+    Eigen::Map<const RowMatrix<float>> tile(plan.x_float + begin * d, rows, d);
+    f.leftCols(d) =
+        tile.template cast<T>().rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
+  } else {
+    Eigen::Map<const RowMatrix<T>> tile(plan.x + begin * d, rows, d);
+    if (plan.kind == FeatureKind::kRaw) {
+      f = tile;
+      return;
+    }
+    f.leftCols(d) = tile.rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
   }
-  f.leftCols(d) = tile.rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
   if (plan.kind == FeatureKind::kPairs) {
     Eigen::Index j = d;
     for (int a = 0; a < d; ++a) {
@@ -401,8 +407,8 @@ void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t ro
 // engine's, fixed by the data, so every model of a covariance type over the same data).
 template <typename T>
 bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
-  if (a.x != b.x || a.n != b.n || a.d != b.d || a.kind != b.kind || a.features != b.features ||
-      a.block_rows != b.block_rows) {
+  if (a.x != b.x || a.x_float != b.x_float || a.n != b.n || a.d != b.d || a.kind != b.kind ||
+      a.features != b.features || a.block_rows != b.block_rows) {
     return false;
   }
   return a.kind == FeatureKind::kRaw ||
