@@ -391,6 +391,35 @@ TEST_F(CliTest, BadValuesAreNamedInTheirFile) {
   write("w.txt", weights);
   expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
                  {"w.txt: row 7 is -2, but a sample weight must be a finite number >= 0"});
+  // Subnormal weights count as 0 in the engines (FTZ / DAZ): all of them tiny once gave NaN
+  // weights after 100 iterations.
+  weights.clear();
+  for (int i = 0; i < 20; ++i) weights += "1e-310\n";
+  write("w.txt", weights);
+  expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
+                 {"w.txt: row 1 is 1e-310, below the smallest normal double"});
+  weights.clear();
+  for (int i = 0; i < 20; ++i) weights += "1e308\n";
+  write("w.txt", weights);
+  expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
+                 {"sample weights sum to inf (their sum overflows double precision)"});
+}
+
+// What a command prints is its result: when standard output cannot take it (a full disk, here
+// /dev/full), the command fails saying so, rather than succeeding with an empty file.
+TEST_F(CliTest, StandardOutputThatCannotBeWrittenIsAnError) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full on this machine";
+  generate(50);
+  ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -o model.json").code, 0);
+  const std::string err = (fs::path(dir_) / "err.txt").string();
+  const std::string command = "cd '" + dir_ + "' && '" + EMIX_CLI_PATH +
+                              "' score model.json data.npy --device cpu > /dev/full 2> '" + err +
+                              "'";
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(read_text(err).find("standard output: No space left on device"), std::string::npos)
+      << read_text(err);
 }
 
 }  // namespace

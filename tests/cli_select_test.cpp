@@ -25,7 +25,7 @@ struct Row {
   long long n_parameters = 0;
   double bic = 0, aic = 0, icl = 0;
   int n_iter = 0;
-  std::string converged, seconds, best;
+  std::string converged, seconds, best, failed;
 };
 
 std::vector<std::string> split(const std::string& line, char sep) {
@@ -42,12 +42,12 @@ std::vector<Row> read_table(const fs::path& path) {
   std::getline(in, line);
   EXPECT_EQ(line,
             "n_components,covariance,log_likelihood,mean_log_likelihood,n_parameters,bic,aic,icl,"
-            "n_iter,converged,seconds,best");
+            "n_iter,converged,seconds,best,failed");
   std::vector<Row> rows;
   while (std::getline(in, line)) {
     const std::vector<std::string> f = split(line, ',');
-    EXPECT_EQ(f.size(), 12u) << line;
-    if (f.size() != 12) break;
+    EXPECT_EQ(f.size(), 13u) << line;
+    if (f.size() != 13) break;
     Row r;
     r.k = std::stoi(f[0]);
     r.covariance = f[1];
@@ -61,6 +61,7 @@ std::vector<Row> read_table(const fs::path& path) {
     r.converged = f[9];
     r.seconds = f[10];
     r.best = f[11];
+    r.failed = f[12];
     rows.push_back(r);
   }
   return rows;
@@ -255,6 +256,27 @@ TEST_F(SelectTest, EachDistinctWarningIsPrintedOnceNamingItsCandidates) {
   }
   ASSERT_EQ(sample_warnings.size(), 1u) << r.err;
   EXPECT_EQ(sample_warnings[0].rfind("warning: every candidate: ", 0), 0u) << sample_warnings[0];
+}
+
+// A candidate the data cannot support is reported as failed, with its parameter count and no
+// finite log-likelihood, and left out of the choice (three distinct points: K = 3 without
+// reg_covar puts a zero-variance component on each).
+TEST_F(SelectTest, AFailedCandidateIsSaidToHaveFailed) {
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "1 2\n3 5\n0 1\n";
+  write("three.txt", text);
+  const CliRun r = emix(
+      "select three.txt -k 1..3 --covariance full --reg-covar 0 --seed 1 "
+      "--device cpu --table t.csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<Row> rows = read_table(path("t.csv"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].failed, "false");
+  EXPECT_EQ(rows[2].failed, "true");
+  EXPECT_TRUE(std::isinf(rows[2].mean_log_likelihood) && rows[2].mean_log_likelihood < 0);
+  EXPECT_EQ(rows[2].n_parameters, 3 * 3 + 3 * 2 + 2);  // K D (D + 1) / 2 + K D + K - 1
+  EXPECT_EQ(rows[2].best, "false");
+  EXPECT_NE(r.out.find("failed"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -351,6 +352,16 @@ int main(int argc, char** argv) {
     return report_error(e.what(), 2);
   }
 
+  // The command's status, unless what it printed could not all be written: `emix score m.json
+  // x.npy > r.txt` on a full disk must not end in success with an empty r.txt.
+  const auto with_output_checked = [](int status) {
+    errno = 0;
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      const std::string why = errno != 0 ? std::strerror(errno) : "write error";
+      return report_error("standard output: " + why + "; the results printed there are lost", 2);
+    }
+    return status;
+  };
   try {
     if (*fit) {
       fit_args.seed = emix::cli::parse_seed(fit_seed, "--seed");
@@ -359,7 +370,7 @@ int main(int argc, char** argv) {
       fit_args.covariance_given = covariance_opt->count() > 0;
       fit_args.trials_given = trials_opt->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
-      return emix::cli::run_fit(fit_args);
+      return with_output_checked(emix::cli::run_fit(fit_args));
     }
     // Under mpirun only `fit` is distributed; every other command runs once, on rank 0.
     if (emix::cli::mpi_rank() != 0) return 0;
@@ -367,15 +378,15 @@ int main(int argc, char** argv) {
       select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
       select_args.trials_given = select_trials->count() > 0;
       select_args.memory_map = select_map.memory_map();
-      return emix::cli::run_select(select_args);
+      return with_output_checked(emix::cli::run_select(select_args));
     }
-    if (*predict) return emix::cli::run_predict(predict_args);
-    if (*score) return emix::cli::run_score(score_args);
+    if (*predict) return with_output_checked(emix::cli::run_predict(predict_args));
+    if (*score) return with_output_checked(emix::cli::run_score(score_args));
     if (*generate) {
       gen_args.seed = emix::cli::parse_seed(generate_seed, "--seed");
-      return emix::cli::run_generate(gen_args);
+      return with_output_checked(emix::cli::run_generate(gen_args));
     }
-    if (*demo) return emix::cli::run_demo(demo_args);
+    if (*demo) return with_output_checked(emix::cli::run_demo(demo_args));
     return report_error("no command given (emix --help lists them)", 2);
   } catch (const emix::OptionError& e) {
     // The library names its option ("max_iter"); a user of the program typed the flag.

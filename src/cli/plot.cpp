@@ -92,7 +92,8 @@ cairo_status_t write_png_bytes(void* closure, const unsigned char* data, unsigne
 
 }  // namespace
 
-void write_criteria_plot(io::OutputFile& out, const SelectReport& report, int width, int height) {
+void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family family, int width,
+                         int height) {
   const std::vector<SelectCandidate>& cands = report.candidates;
   std::vector<Covariance> covariances;
   for (const SelectCandidate& c : cands) {
@@ -240,7 +241,9 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, int wi
       cairo_stroke(cr);
       cairo_set_dash(cr, nullptr, 0, 0);
       cairo_set_source_rgb(cr, 0, 0, 0);
-      const std::string label = std::string(to_string(cov)) + " " + upper_name(crit);
+      const std::string label = family == Family::kGaussian
+                                    ? std::string(to_string(cov)) + " " + upper_name(crit)
+                                    : upper_name(crit);
       cairo_move_to(cr, lx + 34, ly + 4);
       cairo_show_text(cr, label.c_str());
       ly += 17;

@@ -18,6 +18,8 @@ const char* plot_requirement();
 // Draws `report`'s criteria as a width x height PNG into `out` (not committed). The best
 // candidate (by report.criterion) is ringed. Throws IoError when the PNG cannot be written,
 // NotAvailable without cairo.
-void write_criteria_plot(io::OutputFile& out, const SelectReport& report, int width, int height);
+// family: a Bernoulli or binomial grid has no covariance types, and its legend names none.
+void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family family, int width,
+                         int height);
 
 }  // namespace emix::cli

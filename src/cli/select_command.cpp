@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -105,10 +106,13 @@ std::string covariance_name(const SelectCandidate& c, Family family) {
 // Exactly what is printed is what is written: %.17g round-trips every double.
 std::string number(double v) { return format("%.17g", v); }
 
+// A candidate that failed (and was left out of the choice) has infinite criteria.
+bool failed(const SelectCandidate& c) { return std::isinf(c.bic); }
+
 std::string table_csv(const SelectReport& r, Family family) {
   std::string out =
       "n_components,covariance,log_likelihood,mean_log_likelihood,n_parameters,bic,aic,icl,"
-      "n_iter,converged,seconds,best\n";
+      "n_iter,converged,seconds,best,failed\n";
   for (std::size_t i = 0; i < r.candidates.size(); ++i) {
     const SelectCandidate& c = r.candidates[i];
     out += std::to_string(c.n_components) + "," + covariance_name(c, family) + "," +
@@ -116,7 +120,7 @@ std::string table_csv(const SelectReport& r, Family family) {
            std::to_string(c.n_parameters) + "," + number(c.bic) + "," + number(c.aic) + "," +
            number(c.icl) + "," + std::to_string(c.fit.n_iter) + "," +
            (c.fit.converged ? "true" : "false") + "," + format("%.6f", c.fit.seconds) + "," +
-           (i == r.best ? "true" : "false") + "\n";
+           (i == r.best ? "true" : "false") + "," + (failed(c) ? "true" : "false") + "\n";
   }
   return out;
 }
@@ -160,7 +164,8 @@ std::string table_json(const SelectReport& r, Family family) {
            ", \"bic\": " + json_number(c.bic) + ", \"aic\": " + json_number(c.aic) +
            ", \"icl\": " + json_number(c.icl) + ", \"n_iter\": " + std::to_string(c.fit.n_iter) +
            ", \"converged\": " + (c.fit.converged ? "true" : "false") +
-           ", \"seconds\": " + format("%.6f", c.fit.seconds) + "}" +
+           ", \"seconds\": " + format("%.6f", c.fit.seconds) +
+           ", \"failed\": " + (failed(c) ? "true" : "false") + "}" +
            (i + 1 < r.candidates.size() ? "," : "") + "\n";
   }
   return out + "  ]\n}\n";
@@ -171,12 +176,20 @@ void print_table(const SelectReport& r, Family family) {
               "BIC", "AIC", "ICL", "iter", "seconds");
   for (std::size_t i = 0; i < r.candidates.size(); ++i) {
     const SelectCandidate& c = r.candidates[i];
+    if (failed(c)) {
+      std::printf("  %4d  %-10s %18s %18s %18s %18s %6s %9.3f\n", c.n_components,
+                  covariance_name(c, family).c_str(), "failed", "-", "-", "-", "-", c.fit.seconds);
+      continue;
+    }
     std::printf("%s%4d  %-10s %18.10e %18.10e %18.10e %18.10e %5d%s %9.3f\n",
                 i == r.best ? "* " : "  ", c.n_components, covariance_name(c, family).c_str(),
                 c.fit.log_likelihood, c.bic, c.aic, c.icl, c.fit.n_iter,
                 c.fit.converged ? " " : "!", c.fit.seconds);
   }
-  std::printf("(* the lowest %s; ! did not converge within --max-iter)\n", to_string(r.criterion));
+  std::printf(
+      "(* the lowest %s; ! did not converge within --max-iter; failed: see the "
+      "warnings)\n",
+      to_string(r.criterion));
 }
 
 void print_best(const SelectReport& r, Family family, const std::vector<std::string>& written) {
@@ -362,7 +375,8 @@ int run_select(const SelectArgs& a) {
   if (table_out != nullptr) {
     table_out->write(table_ext == ".csv" ? table_csv(report, family) : table_json(report, family));
   }
-  if (plot_out != nullptr) write_criteria_plot(*plot_out, report, a.plot_width, a.plot_height);
+  if (plot_out != nullptr)
+    write_criteria_plot(*plot_out, report, family, a.plot_width, a.plot_height);
   if (model_out != nullptr) {
     const SelectCandidate& best = report.candidates[report.best];
     io::write_model(*model_out, best.fit.model, &best.fit);

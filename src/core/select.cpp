@@ -253,7 +253,13 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
       c.fit.engine = engine.name();
       c.fit.init_seconds = init_seconds[i];
       c.fit.seconds = init_seconds[i];
-      c.fit.log_likelihood = -infinity;
+      c.fit.log_likelihood = c.fit.mean_log_likelihood = -infinity;
+      Model shape;
+      shape.family = grid[i].options.family;
+      shape.covariance = grid[i].options.covariance;
+      shape.n_components = grid[i].k;
+      shape.n_features = d;
+      c.n_parameters = shape.n_parameters();
       c.fit.warnings.push_back("failed, and left out of the choice: " + failure);
       c.bic = c.aic = c.icl = infinity;
       report.candidates.push_back(std::move(c));

@@ -367,7 +367,20 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
       throw DataError(DataError::Source::kSampleWeight, n + 1, 0,
                       "is " + number(w) + ", but a sample weight must be a finite number >= 0");
     }
+    // The engines flush subnormal numbers to zero (FTZ / DAZ): such a weight would count as 0,
+    // and weights all that small would leave N_k = 0 and NaN weights after 100 iterations.
+    if (w > 0 && w < DBL_MIN) {
+      throw DataError(DataError::Source::kSampleWeight, n + 1, 0,
+                      "is " + number(w) + ", below the smallest normal double (" + number(DBL_MIN) +
+                          "), which counts as 0; only the weights' ratios " +
+                          "matter: scale them up");
+    }
     total += w;
+  }
+  if (!std::isfinite(total)) {
+    throw InvalidArgument("sample weights sum to " + number(total) +
+                          " (their sum overflows double precision); only their ratios matter: "
+                          "scale them down");
   }
   if (require_positive_sum && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
 }
