@@ -34,6 +34,7 @@ block per block of rows) and ``score`` a 0-d Dask array; nothing is computed unt
 
 import copyreg
 import time
+import types
 
 import dask
 import dask.array as da
@@ -87,10 +88,23 @@ def _engine(device):
     return engine
 
 
-def _block_statistics(block, weights, state, device):
+def _in_block(error, first_row, rows):
+    """The same library error, its message saying which rows of the whole array the block
+    holds (the library numbers rows within the block it is given)."""
+    where = f" (in the block of rows {first_row + 1} to {first_row + rows} of the array)"
+    return type(error)(str(error) + where)
+
+
+def _block_statistics(block, weights, state, device, first_row):
     x = np.ascontiguousarray(block)
+    model = _model_of(state)
+    if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
+        return _emix.Statistics(model).serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-    stats = _emix.accumulate(_model_of(state), _emix.view(x), _engine(device), w)
+    try:
+        stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
+    except _emix.Error as error:
+        raise _in_block(error, first_row, x.shape[0]) from None
     return stats.serialize()
 
 
@@ -140,9 +154,34 @@ def tree_merge(parts, merge=_merge_bytes, fan_in=16):
     return parts[0]
 
 
-def _block_apply(block, state, device, what):
+def _block_apply(block, state, device, what, n_components, block_info=None):
     x = np.ascontiguousarray(block)
-    return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
+    if x.shape[0] == 0:
+        dtype = np.int32 if what == "predict" else np.float64
+        return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
+    try:
+        return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
+    except _emix.Error as error:
+        first_row = block_info[0]["array-location"][0][0] if block_info else 0
+        raise _in_block(error, first_row, x.shape[0]) from None
+
+
+def _checked_weights(w, block_info=None):
+    """A block of sample weights, refused (naming the row of the whole array) when one is
+    negative or not finite, as the in-memory score refuses it."""
+    bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
+    if bad.size:
+        first_row = block_info[0]["array-location"][0][0] if block_info else 0
+        raise _emix.InvalidArgument(f"sample weights: row {first_row + bad[0] + 1} is "
+                                    f"{w[bad[0]]}, but a sample weight must be a finite number "
+                                    ">= 0")
+    return w
+
+
+def _weighted_mean(total, weight_sum):
+    if not weight_sum > 0:
+        raise _emix.InvalidArgument("sample weights sum to 0")
+    return total / weight_sum
 
 
 class _Reseeder:
@@ -228,6 +267,9 @@ class _DaskMixture:
     def _rows(self, X):
         if X.ndim != 2:
             raise ValueError(f"Expected a 2-D dask array, got {X.ndim} dimensions")
+        if any(np.isnan(c) for c in X.chunks[0]):
+            raise ValueError("X has unknown chunk sizes (after boolean indexing, say): call "
+                             "X.compute_chunk_sizes() first")
         if X.dtype.kind not in "fiub":
             raise ValueError(f"dask array of element type {X.dtype} is not numeric")
         dtype = _base.check_dtype_parameter(self.dtype)
@@ -278,12 +320,17 @@ class _DaskMixture:
             fan_in //= 2
         return fan_in
 
-    def _statistics(self, model, blocks, weight_blocks):
+    def _statistics(self, model, blocks, weight_blocks, first_rows=None):
+        """The statistics of `blocks` (delayed arrays) under `model`, merged in merge_in_order's
+        tree; first_rows: each block's first row in the whole array, for error messages."""
+        if first_rows is None:
+            first_rows = [0] * len(blocks)
         state = _model_state(model)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=True)
-        parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device)
-                 for i, b in enumerate(blocks)]
+        parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
+                           first_row)
+                 for i, (b, first_row) in enumerate(zip(blocks, first_rows))]
         (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
         return Statistics.from_bytes(total)
 
@@ -314,6 +361,7 @@ class _DaskMixture:
             model = self._initial_model(X, weights)
         init_seconds = time.perf_counter() - started
         blocks = list(X.to_delayed().ravel())
+        first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
         weight_blocks = None if weights is None else list(weights.to_delayed().ravel())
         mstep = _emix.MStepOptions()
         mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
@@ -322,9 +370,10 @@ class _DaskMixture:
         history, iteration_seconds = [], []
         iteration, previous, converged = 0, None, False
         reseeder = _Reseeder(self, X, mstep)
+        hook = self._hook(0)
         while True:
             t0 = time.perf_counter()
-            stats = self._statistics(model, blocks, weight_blocks)
+            stats = self._statistics(model, blocks, weight_blocks, first_rows)
             if not stats.weight_sum > 0:
                 raise _emix.InvalidArgument("sample_weight: the sample weights sum to 0")
             log_likelihood = stats.log_likelihood
@@ -333,6 +382,12 @@ class _DaskMixture:
                                            f"{iteration} (check the data for extreme values)")
             mean = log_likelihood / stats.weight_sum
             history.append(log_likelihood)
+            if hook is not None:  # verbose and the callback, as the in-memory fit calls them
+                hook(types.SimpleNamespace(
+                    init_run=0, iteration=iteration, log_likelihood=log_likelihood,
+                    mean_log_likelihood=mean,
+                    change=float("nan") if previous is None else mean - previous,
+                    seconds=time.perf_counter() - t0))
             if iteration > 0 and abs(mean - previous) < self.tol:
                 converged = True
             if converged or iteration == self.max_iter:
@@ -378,10 +433,11 @@ class _DaskMixture:
                              f"expecting {self.n_features_in_} features as input.")
         state = _model_state(self._model())
         dtype = np.int32 if what == "predict" else np.float64
+        k = int(self.n_components)
         if per_row_shape is None:
-            return X.map_blocks(_block_apply, state, self.device, what, dtype=dtype,
+            return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,
                                 drop_axis=1, chunks=(X.chunks[0],))
-        return X.map_blocks(_block_apply, state, self.device, what, dtype=dtype,
+        return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,
                             chunks=(X.chunks[0], (per_row_shape,)))
 
     def predict(self, X):
@@ -409,8 +465,10 @@ class _DaskMixture:
         log_prob = self.score_samples(X)
         if sample_weight is None:
             return log_prob.mean()
-        w = self._weights(sample_weight, self._rows(X))
-        return (log_prob * w).sum() / w.sum()
+        w = self._weights(sample_weight, self._rows(X)).map_blocks(_checked_weights,
+                                                                   dtype=np.float64)
+        total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
+        return da.from_delayed(total, shape=(), dtype=np.float64)
 
 
 class GaussianMixture(_DaskMixture, _gaussian.GaussianMixture):

@@ -233,3 +233,49 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
         row = int(warning.rsplit(" ", 1)[1])
         assert np.array_equal(fitted.means_[1], stacked[row])
         assert np.all(np.isfinite(fitted.precisions_cholesky_))
+
+
+def test_empty_blocks_unknown_chunk_sizes_and_global_rows(client, data):
+    # Filtering leaves an empty block; fit and predict go on as without it.
+    x = da.from_array(data, chunks=(300, data.shape[1]))
+    keep = da.from_array(np.arange(len(data)) >= 300, chunks=300)
+    filtered = x[keep]
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(filtered)
+    filtered.compute_chunk_sizes()
+    assert 0 in filtered.chunks[0]
+    fitted = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(filtered)
+    alone = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(
+        da.from_array(data[300:], chunks=(300, data.shape[1])))
+    assert rel(fitted.means_, alone.means_) < 1e-12
+    labels = fitted.predict(filtered).compute()
+    assert np.array_equal(labels, fitted.predict(data[300:]))
+    assert fitted.predict_proba(filtered).compute().shape == (len(data) - 300, 2)
+
+    # A NaN in row 801 is named as row 801 of the array, not of its block.
+    spoiled = data.copy()
+    spoiled[800, 1] = np.nan
+    start = dict(weights_init=[0.5, 0.5], means_init=fitted.means_,
+                 precisions_init=fitted.precisions_, device="cpu")
+    with pytest.raises(emix.InvalidArgument, match=r"rows 601 to 900 of the array"):
+        emix.dask.GaussianMixture(2, **start).fit(da.from_array(spoiled, chunks=(300, 4)))
+    with pytest.raises(emix.InvalidArgument, match=r"rows 601 to 900 of the array"):
+        fitted.predict(da.from_array(spoiled, chunks=(300, 4))).compute()
+
+
+def test_score_checks_weights_and_fit_calls_the_callback(client, data):
+    x = da.from_array(data, chunks=(300, data.shape[1]))
+    calls = []
+    fitted = emix.dask.GaussianMixture(2, random_state=0, device="cpu", max_iter=3, tol=0,
+                                       callback=calls.append).fit(x)
+    assert [c.iteration for c in calls] == [0, 1, 2, 3]
+    assert np.isnan(calls[0].change) and calls[-1].log_likelihood == pytest.approx(
+        fitted.lower_bound_ * len(data), rel=1e-12)
+    weights = np.ones(len(data))
+    assert fitted.score(x, sample_weight=weights).compute() == pytest.approx(
+        fitted.score(data), rel=1e-12)
+    weights[500] = -3
+    with pytest.raises(emix.InvalidArgument, match="row 501 is -3"):
+        fitted.score(x, sample_weight=weights).compute()
+    with pytest.raises(emix.InvalidArgument, match="sum to 0"):
+        fitted.score(x, sample_weight=np.zeros(len(data))).compute()
