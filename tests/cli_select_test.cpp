@@ -237,6 +237,17 @@ TEST_F(SelectTest, BadArgumentsFailBeforeAnyOutput) {
   expect_failure("select data.npy -k 1..3 -o data.npy", {"-o data.npy", "refusing"});
   write("bad.csv", "1,2\n3,nan\n5,6\n7,8\n");
   expect_failure("select bad.csv -k 1..2 -o m.json", {"bad.csv: row 2, column 2 is nan"});
+  // The limit on the grid holds over all its ranges together.
+  expect_failure("select data.npy -k 1..2500,2501..5000 -o m.json", {"more than 4096 values"});
+}
+
+// Every candidate's runs are held until the joint passes end, so the grid's memory is checked as
+// a whole, before anything starts: 4,096 full-covariance candidates in D = 200 would need about
+// 350 TB (each one alone passes the per-fit check).
+TEST_F(SelectTest, AGridTooLargeForMemoryIsRefusedUpFront) {
+  ASSERT_EQ(emix("generate --n 5000 --d 200 -k 2 --seed 1 -o wide.npy").code, 0);
+  expect_failure("select wide.npy -k 1..4096 --device cpu -o m.json",
+                 {"select: the grid's 4096 candidates need at least", "use fewer or smaller"});
 }
 
 // A warning that several candidates share is printed once, naming them, not once a candidate.

@@ -159,7 +159,8 @@ TEST(Evaluation, ResultsLargerThanTheMachineAreRefusedBeforeAllocating) {
   emix::check_result_memory(1000, 1000);
 }
 
-// Old: score and predict_proba returned NaN for data too large for the element type.
+// Old: score and predict_proba returned NaN for data too large for the element type. Now such a
+// value is refused before the E-step, naming its row and column (its square would overflow).
 TEST(Evaluation, NanAnswersAreRefusedNamingTheRow) {
   const Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);
   const std::vector<double> x = {0, 0, 1e200, 1e200, 1, 1};
@@ -172,9 +173,10 @@ TEST(Evaluation, NanAnswersAreRefusedNamingTheRow) {
       ADD_FAILURE() << "no exception";
     } catch (const DataError& e) {
       EXPECT_EQ(e.row(), 2);
-      EXPECT_EQ(e.column(), 0);
-      EXPECT_EQ(std::string(e.what()).rfind("data: row 2 cannot be evaluated: its log-density "
-                                            "under the model is nan",
+      EXPECT_EQ(e.column(), 1);
+      EXPECT_EQ(std::string(e.what()).rfind("data: row 2, column 1 is 1e+200, too large: squares "
+                                            "of values beyond 3.273390607896142e+150 overflow "
+                                            "double precision",
                                             0),
                 0u)
           << e.what();
@@ -196,6 +198,32 @@ TEST(Evaluation, OneHugeRowOfTwoIsTheOneRefused) {
       EXPECT_EQ(e.row(), huge + 1) << e.what();  // rows count from 1
     }
   }
+}
+
+// A fit refuses a value whose square overflows, naming it, rather than failing later with a
+// "singular covariance" (double) or a NaN log-likelihood (float): 2^500 and 2^60 are the limits.
+TEST(FitValidation, ValuesWhoseSquaresOverflowAreNamed) {
+  emix::FitOptions o;
+  o.n_components = 1;
+  std::vector<double> x = {0, 1, 2, 3, 4, 5};
+  x[3] = -std::ldexp(1.0, 500);
+  try {
+    emix::validate_fit_data(emix::DataView::host(x.data(), 3, 2), o);
+    ADD_FAILURE() << "no exception";
+  } catch (const DataError& e) {
+    EXPECT_EQ(e.row(), 2);
+    EXPECT_EQ(e.column(), 2);
+  }
+  x[3] = -std::ldexp(1.0, 499);  // below the limit
+  emix::validate_fit_data(emix::DataView::host(x.data(), 3, 2), o);
+  std::vector<float> f = {0, 1, 2, 3, 4, 5};
+  f[4] = std::ldexp(1.0f, 60);
+  EXPECT_THROW(emix::validate_fit_data(emix::DataView::host(f.data(), 3, 2), o), DataError);
+  f[4] = std::ldexp(1.0f, 59);
+  emix::validate_fit_data(emix::DataView::host(f.data(), 3, 2), o);
+  o.family = Family::kBernoulli;  // the limit is the Gaussian family's
+  std::vector<double> ones(6, 1.0);
+  emix::validate_fit_data(emix::DataView::host(ones.data(), 3, 2), o);
 }
 
 TEST(Messages, QuotedExcerptsAreShortAndPrintable) {

@@ -68,6 +68,10 @@ std::vector<int> parse_k_grid(const std::string& grid) {
       }
       for (int k = lo; k <= hi; ++k) ks.push_back(k);
     }
+    if (ks.size() > kMaxGrid) {  // over all ranges and lists together
+      throw InvalidArgument("-k " + grid + ": more than " + std::to_string(kMaxGrid) +
+                            " values of K");
+    }
     start = comma + 1;
   }
   for (std::size_t i = 0; i < ks.size(); ++i) {

@@ -114,9 +114,6 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
   // The data and weights once; each candidate's options in select_on.
   const std::vector<FitOptions> grid = candidate_options(options);
   validate_fit_arguments(x, grid.front(), sample_weight);
-  for (const FitOptions& o : grid) {
-    check_fit_memory(x.rows, x.cols, o);  // the candidates are initialised one by one
-  }
   std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.fit.engine);
   const WeightGather gather_weights = [sample_weight](const std::int64_t* idx, std::int64_t count,
                                                       double* out) {
@@ -149,6 +146,11 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
                             std::to_string(rows) + " rows");
     }
     grid.push_back({o.n_components, o.covariance, std::move(o)});
+  }
+  {
+    std::vector<FitOptions> all;
+    for (const Grid& g : grid) all.push_back(g.options);
+    check_select_memory(rows, d, all);
   }
 
   // The same sample's rows and weights are gathered once for every K.

@@ -49,6 +49,12 @@ std::string gigabytes(double bytes) {
 // ---------------------------------------------------------------------------------------------
 // Data and sample weights
 
+// The largest magnitude a Gaussian fit takes in T: 2^500 in double, 2^60 in float, so that
+// squares and sums of squares of D values stay finite (the covariances of 1e200 were inf, and the
+// fit failed as "singular" instead of naming the value).
+template <typename T>
+constexpr int kGaussianExponentLimit = sizeof(T) == 8 ? 500 : 60;
+
 // Names the first value of rows [first, first + rows) that the family cannot take, in row-major
 // order: DataError with its row and column, counted from 1 over the whole data.
 template <typename T>
@@ -62,6 +68,13 @@ void name_bad_value(const T* data, std::int64_t first, std::int64_t rows, std::i
         problem = "is nan";
       } else if (std::isinf(v)) {
         problem = v > 0 ? "is inf" : "is -inf";
+      } else if (family == Family::kGaussian &&
+                 std::abs(v) >= std::ldexp(1.0, kGaussianExponentLimit<T>)) {
+        const bool is_double = sizeof(T) == 8;
+        problem = "is " + number(v) + ", too large: squares of values beyond " +
+                  number(std::ldexp(1.0, kGaussianExponentLimit<T>)) + " overflow " +
+                  (is_double ? "double precision; rescale the data"
+                             : "single precision; rescale the data or use double precision");
       } else if (family == Family::kBernoulli && v != 0.0 && v != 1.0) {
         problem = "is " + number(v) + ", but a Bernoulli mixture needs 0 or 1";
       } else if (family == Family::kBinomial && (v < 0 || v > trials || v != std::floor(v))) {
@@ -99,8 +112,12 @@ bool all_acceptable(const T* v, std::size_t count, Family family, int trials) {
   constexpr std::uint32_t one = sizeof(T) == 8 ? 0x3ff00000u : 0x3f800000u;  // 1.0's high word
   std::uint32_t bad = 0;
   if (family == Family::kGaussian) {
+    // |v| >= 2^limit (inf and NaN included): the exponent field reaches the limit's.
+    constexpr int bias = sizeof(T) == 8 ? 1023 : 127, shift = sizeof(T) == 8 ? 20 : 23;
+    constexpr std::uint32_t too_large = static_cast<std::uint32_t>(bias + kGaussianExponentLimit<T>)
+                                        << shift;
     for (std::size_t i = 0; i < count; ++i) {
-      bad |= (~words_of(v[i]).high & exponent) == 0 ? 1u : 0u;  // inf or NaN
+      bad |= (words_of(v[i]).high & exponent) >= too_large ? 1u : 0u;
     }
   } else if (family == Family::kBernoulli) {
     for (std::size_t i = 0; i < count; ++i) {
@@ -478,32 +495,70 @@ void validate_fit_data(const DataView& x, const FitOptions& o) {
   check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1);
 }
 
-void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
+namespace {
+
+// What a fit of o holds at its peak: initialisation's sample x K matrices, or the model, the
+// next model, the prepared model and the statistics, each at least K x D (K x D x D for full
+// covariances). what: which, in words.
+struct FitMemory {
+  double init_bytes = 0;
+  double em_bytes = 0;
+  std::string init_what, em_what;
+};
+
+FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
   const double k = o.n_components;
   const double d = static_cast<double>(cols);
   // Initialisation (unless an init model is given) holds sample x K responsibilities, and
   // k-means++ / random also a second sample x K matrix (distances, weighted responsibilities).
   const double sample = static_cast<double>(std::min(rows, o.init_max_rows));
   const double init_matrices = o.init_model ? 0 : o.init == Init::kRandomFromData ? 1 : 2;
-  const double init_bytes = 8 * init_matrices * sample * k;
-  // EM: the model, the next model, the prepared model and the statistics, each at least K x D
-  // (means, covariances' diagonals) and K x D x D for full covariances.
   const bool full = o.family == Family::kGaussian && o.covariance == Covariance::kFull;
-  const double em_bytes = 8 * 4 * k * (1 + d + (full ? d * d : 0));
-  const double needed = std::max(init_bytes, em_bytes);
+  FitMemory m;
+  m.init_bytes = 8 * init_matrices * sample * k;
+  m.em_bytes = 8 * 4 * k * (1 + d + (full ? d * d : 0));
+  m.init_what = "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
+                " sampled rows x " + whole(k) + " components in double precision";
+  m.em_what = "the model and its statistics hold " + whole(k) + " components x " + whole(d) +
+              (full ? " x " + whole(d) : std::string()) + " values several times";
+  return m;
+}
+
+}  // namespace
+
+void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
+  const FitMemory m = fit_memory(rows, cols, o);
+  const double needed = std::max(m.init_bytes, m.em_bytes);
   const double available = memory_of_this_machine();
   if (needed <= available) return;
-  std::string what =
-      init_bytes >= em_bytes
-          ? "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
-                " sampled rows x " + whole(k) + " components in double precision"
-          : "the model and its statistics hold " + whole(k) + " components x " + whole(d) +
-                (full ? " x " + whole(d) : std::string()) + " values several times";
-  throw OutOfMemory(
-      "n_components = " + std::to_string(o.n_components) + " needs at least " + gigabytes(needed) +
-      " of memory (" + what + "), more than the " + gigabytes(available) +
-      " of this machine; use fewer components" +
-      (init_bytes >= em_bytes ? " or a smaller init_max_rows (at least n_components)" : ""));
+  const bool init = m.init_bytes >= m.em_bytes;
+  throw OutOfMemory("n_components = " + std::to_string(o.n_components) + " needs at least " +
+                    gigabytes(needed) + " of memory (" + (init ? m.init_what : m.em_what) +
+                    "), more than the " + gigabytes(available) +
+                    " of this machine; use fewer components" +
+                    (init ? " (or, from the library, a smaller init_max_rows: at least "
+                            "n_components)"
+                          : ""));
+}
+
+void check_select_memory(std::int64_t rows, std::int64_t cols,
+                         const std::vector<FitOptions>& grid) {
+  // Candidates are initialised one at a time, but every run of every candidate is held until
+  // the joint passes end.
+  double init_bytes = 0, em_bytes = 0;
+  for (const FitOptions& o : grid) {
+    const FitMemory m = fit_memory(rows, cols, o);
+    init_bytes = std::max(init_bytes, m.init_bytes);
+    em_bytes += m.em_bytes * std::max(o.n_init, 1);
+  }
+  const double needed = init_bytes + em_bytes;
+  const double available = memory_of_this_machine();
+  if (needed <= available) return;
+  throw OutOfMemory("select: the grid's " + std::to_string(grid.size()) +
+                    " candidates need at least " + gigabytes(needed) +
+                    " of memory together (each run's model and statistics are held until the "
+                    "joint passes end), more than the " +
+                    gigabytes(available) + " of this machine; use fewer or smaller candidates");
 }
 
 void check_result_memory(std::int64_t rows, int k) {

@@ -49,6 +49,8 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
 // (a lower bound: initialisation's sample-by-K matrices, the statistics) exceeds the memory of
 // this machine (or of its cgroup), before any of it is allocated.
 void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& options);
+// The same for a grid of candidates fitted together (select): all their runs at once.
+void check_select_memory(std::int64_t rows, std::int64_t cols, const std::vector<FitOptions>& grid);
 
 // Throws OutOfMemory when the results of an evaluation of `rows` rows (log p(x), and `k`
 // responsibilities per row when k > 0) cannot fit in memory, before they are allocated.
