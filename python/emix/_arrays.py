@@ -129,11 +129,23 @@ def _check_finite_host(x):
 
 
 def _host_array(x, dtype, name):
+    from ._chunks import is_chunk_source
+
+    if is_chunk_source(x):
+        raise TypeError(f"{name} takes one array, not a chunk source (emix.chunked, an h5py "
+                        "dataset, a pyarrow source, an iterable of arrays): only fit, "
+                        "partial_fit, accumulate and select read those; call it chunk by chunk")
     if _is_sparse(x):
         raise TypeError(f"{name} does not accept sparse data: a sparse matrix was passed, but "
                         "dense data is required. Use X.toarray() to convert to a dense array.")
     if _root_module(x) == "torch" and getattr(x, "requires_grad", False):
         x = x.detach()
+    if _root_module(x) == "pandas" and hasattr(x, "to_numpy"):
+        # Nullable columns (Float64, Int64) hold pd.NA, which NumPy cannot read as a number:
+        # NaN, which the finiteness check then names.
+        converted = x.to_numpy()
+        x = (x.to_numpy(dtype=np.float64, na_value=np.nan) if converted.dtype == object
+             else converted)
     if not isinstance(x, np.ndarray):
         device = _dlpack_device(x)
         if device is not None and device[0] in (_DL_CPU, _DL_CUDA_HOST):

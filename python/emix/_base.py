@@ -117,23 +117,52 @@ class FitReport:
                    warnings=list(r.warnings))
 
     @classmethod
-    def _from_json(cls, fit):
-        """From a model file's "fit" section (missing entries read as empty)."""
+    def _from_json(cls, fit, path="model file"):
+        """From a model file's "fit" section (missing entries read as empty); an entry of the
+        wrong kind is emix.IoError naming it, as the library's reader names a bad parameter."""
+        def bad(key, what):
+            raise _emix.IoError(f"{path}: \"fit\" entry \"{key}\" is {fit[key]!r}, "
+                                f"expected {what}")
+
         def number(key):
             value = fit.get(key)
-            return float("nan") if value is None else float(value)
+            if value is None:
+                return float("nan")
+            if not _is_real(value):
+                bad(key, "a number")
+            return float(value)
 
+        def whole(key):
+            value = fit.get(key, 0)
+            if not _is_int(value):
+                bad(key, "a whole number")
+            return int(value)
+
+        def numbers(key):
+            values = fit.get(key, [])
+            if not isinstance(values, list) or not all(v is None or _is_real(v) for v in values):
+                bad(key, "a list of numbers")
+            return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+        def text(key):
+            value = fit.get(key, "")
+            if not isinstance(value, str):
+                bad(key, "a string")
+            return value
+
+        converged = fit.get("converged", False)
+        if not isinstance(converged, bool):
+            bad("converged", "true or false")
+        warnings = fit.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            bad("warnings", "a list of strings")
         return cls(log_likelihood=number("log_likelihood"),
                    mean_log_likelihood=number("mean_log_likelihood"),
-                   history=np.asarray([np.nan if v is None else v
-                                       for v in fit.get("history", [])], dtype=np.float64),
-                   n_iter=int(fit.get("n_iter", 0)), converged=bool(fit.get("converged", False)),
-                   best_init=int(fit.get("best_init", 0)), engine=str(fit.get("engine", "")),
-                   precision=str(fit.get("precision", "")), seconds=number("seconds"),
+                   history=numbers("history"), n_iter=whole("n_iter"), converged=converged,
+                   best_init=whole("best_init"), engine=text("engine"),
+                   precision=text("precision"), seconds=number("seconds"),
                    setup_seconds=number("setup_seconds"), init_seconds=number("init_seconds"),
-                   iteration_seconds=np.asarray(fit.get("iteration_seconds", []),
-                                                dtype=np.float64),
-                   warnings=[str(w) for w in fit.get("warnings", [])])
+                   iteration_seconds=numbers("iteration_seconds"), warnings=list(warnings))
 
     def _to_native(self):
         r = _emix.FitReport()
@@ -165,11 +194,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
     def _check_parameters(self):
         name = type(self).__name__
         checks = [
-            (_is_int(self.n_components) and self.n_components >= 1, "n_components",
-             "an int >= 1"),
+            (_is_int(self.n_components) and 1 <= self.n_components < 2**31, "n_components",
+             "an int in [1, 2**31)"),
             (_is_real(self.tol) and self.tol >= 0, "tol", "a float >= 0"),
             (_is_int(self.max_iter) and self.max_iter >= 0, "max_iter", "an int >= 0"),
-            (_is_int(self.n_init) and self.n_init >= 1, "n_init", "an int >= 1"),
+            (_is_int(self.n_init) and 1 <= self.n_init < 2**31, "n_init", "an int in [1, 2**31)"),
             (self.init_params in _INIT_METHODS, "init_params",
              "one of " + ", ".join(repr(k) for k in _INIT_METHODS)),
             (_is_int(self.verbose) and self.verbose >= 0, "verbose", "an int >= 0"),
@@ -215,7 +244,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             o.kmeans_iter = kmeans_iter
         o.fixed_weights = bool(self.fixed_weights)
         o.n_init = int(self.n_init)
-        o.max_iter = int(self.max_iter)
+        o.max_iter = min(int(self.max_iter), 2**31 - 1)  # more steps than any fit takes
         o.tol = float(self.tol)
         o.seed = seed
         o.engine = self._engine()

@@ -187,6 +187,9 @@ class _Adapter:
 
     def __init__(self):
         self.seen = {}
+        # Without a dtype parameter, chunk 0's element type is the fit's: later chunks of
+        # another type are converted to it (as arrays of other types are converted).
+        self.first_dtype = None
 
     def known_rows(self, i):
         return -1
@@ -208,7 +211,9 @@ class _Adapter:
         return self.chunk(0)[0].cols
 
     def _result(self, x, w, index):
-        x = _as_chunk_array(x, self.dtype, index)
+        x = _as_chunk_array(x, self.dtype or self.first_dtype, index)
+        if index == 0 and self.dtype is None:
+            self.first_dtype = x.dtype
         if w is not None:
             w = np.ascontiguousarray(w, dtype=np.float64)
             if w.ndim != 1:

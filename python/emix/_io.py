@@ -46,7 +46,7 @@ def load_model(path):
     with open(path, encoding="utf-8") as f:
         fit = json.load(f).get("fit")
     if isinstance(fit, dict):
-        report = FitReport._from_json(fit)
+        report = FitReport._from_json(fit, path)
         estimator.report_ = report
         estimator.converged_ = report.converged
         estimator.n_iter_ = report.n_iter

@@ -188,6 +188,8 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     if not _is_int(random_state):
         raise ValueError("random_state must be an int, so that the selection is reproducible")
     ks = [int(k) for k in n_components]
+    if isinstance(covariance_types, str):  # one type, not its letters
+        covariance_types = [covariance_types]
     types = list(covariance_types) if family == "gaussian" else ["full"]
     if not ks or not types:
         raise ValueError("select: the grid is empty")

@@ -134,6 +134,14 @@ def test_bad_chunks_name_the_chunk(data):
         fit(Shrinking())
 
 
+def test_chunks_of_another_element_type_take_chunk_0s(data):
+    pieces = [data[:250].astype(np.float32), data[250:]]
+    mixed = fit(pieces)
+    assert mixed.report_.precision == "float32"
+    same = fit([p.astype(np.float32) for p in pieces])
+    np.testing.assert_array_equal(mixed.means_, same.means_)
+
+
 def test_h5py_dataset(tmp_path, data, reference):
     h5py = pytest.importorskip("h5py")
     with h5py.File(tmp_path / "x.h5", "w") as f:

@@ -83,13 +83,14 @@ def test_sparse_data_is_refused():
 
 
 @pytest.mark.parametrize("parameter, value, expected", [
-    ("n_components", 0, "an int >= 1"),
-    ("n_components", 2.5, "an int >= 1"),
+    ("n_components", 0, r"an int in \[1, 2\*\*31\)"),
+    ("n_components", 2.5, r"an int in \[1, 2\*\*31\)"),
     ("covariance_type", "banana", "one of 'full', 'diag', 'spherical', 'tied'"),
     ("tol", -1.0, "a float >= 0"),
     ("reg_covar", -1e-6, "a float >= 0"),
     ("max_iter", -1, "an int >= 0"),
-    ("n_init", 0, "an int >= 1"),
+    ("n_init", 0, r"an int in \[1, 2\*\*31\)"),
+    ("n_init", 2**31, r"an int in \[1, 2\*\*31\)"),
     ("init_params", "kmeans++", "one of 'kmeans', 'k-means\\+\\+', 'random'"),
     ("verbose", -1, "an int >= 0"),
     ("verbose_interval", 0, "an int >= 1"),
@@ -234,3 +235,22 @@ def test_model_file_errors(tmp_path):
     path.write_text(json.dumps(model))
     with pytest.raises(emix.IoError, match="'weights' has 3 values, expected n_components = 2"):
         emix.load_model(path)
+
+
+def test_max_iter_beyond_the_libraries_int_means_no_limit():
+    fitted = gm(n_components=1, max_iter=2**40).fit(X)
+    assert fitted.converged_
+
+
+def test_chunk_sources_and_nullable_frames_where_one_array_is_expected():
+    fitted = gm(n_components=1).fit(X)
+    with pytest.raises(TypeError, match="not a chunk source"):
+        fitted.predict([X[:10], X[10:]])
+    with pytest.raises(TypeError, match="not a chunk source"):
+        fitted.score(emix.chunked(X))
+    pd = pytest.importorskip("pandas", reason="pandas makes the nullable frame")
+    frame = pd.DataFrame(X).astype("Float64")
+    frame.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="NaN"):
+        gm(n_components=1).fit(frame)
+    assert fitted.predict(pd.DataFrame(X).astype("Float64")).shape == (len(X),)

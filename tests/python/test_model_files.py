@@ -124,3 +124,18 @@ def test_save_and_load_round_trip_without_the_program(tmp_path):
     # A loaded model saves again (without a report) and reads back the same.
     loaded.save(path)
     np.testing.assert_array_equal(emix.load_model(path).means_, gm.means_)
+
+
+@pytest.mark.parametrize("key, value", [("converged", "false"), ("history", None),
+                                        ("warnings", None), ("n_iter", None),
+                                        ("n_iter", 2.5), ("seconds", "fast")])
+def test_a_fit_section_entry_of_the_wrong_kind_is_an_io_error(tmp_path, key, value):
+    x = overlapping_mixture(5)
+    gm = emix.GaussianMixture(n_components=2, random_state=0, device="cpu", max_iter=2).fit(x)
+    path = tmp_path / "m.json"
+    gm.save(str(path))
+    edited = json.loads(path.read_text())
+    edited["fit"][key] = value
+    path.write_text(json.dumps(edited))
+    with pytest.raises(emix.IoError, match=f'"fit" entry "{key}"'):
+        emix.load_model(path)

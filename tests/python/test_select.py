@@ -136,3 +136,9 @@ def test_chunk_sources_select_as_in_memory(three_clusters, tmp_path):
                                        covariance_type=row["covariance_type"], random_state=3,
                                        device="cpu").fit(source)
         assert np.array_equal(chunked.best_estimator_.means_, own.means_)
+
+
+def test_one_covariance_type_given_as_a_string(three_clusters):
+    result = emix.select(three_clusters, n_components=[1, 2], covariance_types="diag",
+                         random_state=3, device="cpu")
+    assert [c["covariance_type"] for c in result.candidates] == ["diag", "diag"]
