@@ -175,6 +175,43 @@ TEST(Em, EmptyComponentIsReseededNotNan) {
   EXPECT_TRUE(std::isfinite(r.log_likelihood));
 }
 
+// A cluster of identical rows gives its k-means start a singular covariance when reg_covar is
+// 0; the fit starts that component from the data's overall covariance, says so, and goes on
+// (scikit-learn stops with "ill-defined empirical covariance"; emix stopped before iteration 0).
+TEST(Em, ASingularStartingCovarianceStartsFromTheOverallOne) {
+  std::vector<double> x;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  for (int i = 0; i < 600; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      x.push_back(i < 100 ? 100.0 : (i % 2 ? -50.0 : 0.0) + noise(rng));  // 100 equal rows
+    }
+  }
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
+    emix::FitOptions o;
+    o.n_components = 3;
+    o.covariance = covariance;
+    o.reg_covar = 0;
+    o.max_iter = 5;
+    o.seed = 1;
+    emix::FitReport r;
+    ASSERT_NO_THROW(r = emix::fit(emix::DataView::host(x.data(), 600, 3), o))
+        << emix::to_string(covariance);
+    bool noted = false;
+    for (const auto& w : r.warnings) {
+      noted |= w.find("had a singular covariance") != std::string::npos &&
+               w.find("started from the data's overall covariance") != std::string::npos;
+    }
+    // A spherical variance of equal rows may round to a tiny positive number instead of 0: a
+    // valid start, which EM then re-seeds when it collapses.
+    if (covariance != Covariance::kSpherical) {
+      EXPECT_TRUE(noted) << emix::to_string(covariance);
+    }
+    EXPECT_TRUE(std::isfinite(r.log_likelihood));
+  }
+}
+
 // Fits N = 100,000 points drawn from a known mixture and matches components to the truth by
 // their nearest parameters.
 class Recovery : public ::testing::TestWithParam<Shape> {};

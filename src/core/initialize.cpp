@@ -21,6 +21,7 @@
 #include <numeric>
 #include <unordered_set>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include "core/maximize.hpp"
@@ -176,6 +177,51 @@ Model maximize_from_assignments(const RowMatrix& x, const Eigen::VectorXd& w, co
   mopt.reg_covar = options.reg_covar;
   mopt.prob_epsilon = options.prob_epsilon;
   return maximize(model, frame, stats.data(), mopt, empty);
+}
+
+// Components whose starting covariance is singular (reg_covar 0, and their rows coincide in
+// some direction: duplicated rows, say) start from the sample's overall covariance instead, with
+// a note. fit() would otherwise refuse the start before its first iteration, where a component
+// that collapses later is re-seeded. If the overall covariance is singular too, the data lie in
+// a subspace and the fit's own error says so.
+void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& w,
+                           const FitOptions& o, std::vector<std::string>* notes) {
+  if (m.family != Family::kGaussian) return;
+  const int k = m.n_components, d = m.n_features;
+  const std::size_t per = m.covariance == Covariance::kTied ? 0 : m.covariance_size() / k;
+  const auto singular = [&](const double* a) {
+    if (m.covariance == Covariance::kDiag || m.covariance == Covariance::kSpherical) {
+      for (std::size_t i = 0; i < per; ++i) {
+        if (!(a[i] > 0)) return true;
+      }
+      return false;
+    }
+    Eigen::LLT<Eigen::MatrixXd> llt(Eigen::Map<const RowMatrix>(a, d, d));
+    return llt.info() != Eigen::Success || !(llt.matrixLLT().diagonal().minCoeff() > 0);
+  };
+  std::vector<int> bad;
+  for (int c = 0; c < (m.covariance == Covariance::kTied ? 1 : k); ++c) {
+    if (singular(m.covariances.data() + static_cast<std::size_t>(c) * per)) bad.push_back(c);
+  }
+  if (bad.empty()) return;
+  FitOptions single = o;
+  single.n_components = 1;
+  const Model overall =
+      maximize_from_assignments(x, w, RowMatrix::Ones(x.rows(), 1), {}, single, nullptr);
+  if (singular(overall.covariances.data())) return;
+  std::string which;
+  for (const int c : bad) {
+    std::copy(overall.covariances.begin(), overall.covariances.end(),
+              m.covariances.begin() + static_cast<std::ptrdiff_t>(c * per));
+    which += (which.empty() ? "" : ", ") + std::to_string(c);
+  }
+  if (notes) {
+    notes->push_back(
+        std::string("initialisation (") + to_string(m.covariance) + "): " +
+        (m.covariance == Covariance::kTied ? "the tied covariance" : "component(s) " + which) +
+        " had a singular covariance (rows that coincide, and reg_covar 0); started "
+        "from the data's overall covariance");
+  }
 }
 
 std::int64_t draw_weighted(const Eigen::VectorXd& weights, double total, std::mt19937_64& rng) {
@@ -508,6 +554,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
         std::vector<int> empty;
         Model model = maximize_from_assignments(x, w, RowMatrix(), labels, o, &empty);
         note_empty(empty, notes_once);
+        repair_singular_start(model, x, w, o, notes);
         return model;
       });
       return out;
@@ -523,6 +570,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
         std::vector<int> empty;
         Model model = maximize_from_assignments(x, w, resp, {}, o, &empty);
         note_empty(empty, notes_once);
+        repair_singular_start(model, x, w, o, notes);
         return model;
       });
       return out;
