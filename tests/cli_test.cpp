@@ -113,6 +113,21 @@ TEST_F(CliTest, VersionAndHelp) {
   EXPECT_NE(r.out.find("--init-model"), std::string::npos) << r.out;
 }
 
+// Arguments a user can get wrong are named before anything runs or prints.
+TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
+  expect_failure("fti data.npy -k 2 -o model.json", {"unknown command 'fti'", "fit, select"});
+  generate(20);
+  expect_failure("fit data.npy -k 2 --map-chunk-rows -5 -o model.json",
+                 {"--map-chunk-rows: must be 0 or more, not -5"});
+  const CliRun demo = emix("demo --threads 100000");
+  EXPECT_EQ(demo.code, 2);
+  EXPECT_EQ(demo.out, "");  // nothing printed before the refusal
+  EXPECT_NE(demo.err.find("--threads 100000"), std::string::npos) << demo.err;
+  ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -o model.json").code, 0);
+  write("empty.csv", "");
+  expect_failure("score model.json empty.csv", {"empty.csv"});
+}
+
 TEST_F(CliTest, MissingInputFile) {
   expect_failure("fit nothing.npy -k 2 -o model.json --labels labels.npy", {"nothing.npy"});
 }

@@ -40,6 +40,22 @@ TEST_F(TextTest, CsvWithHeaderRow) {
   EXPECT_EQ(values_of(m), (std::vector<double>{1, 2, 3, 4.5, -0.6, 7}));
 }
 
+// A file not named as binary is text unless its first bytes say otherwise: a .npy under another
+// name is read as one; an archive, a compressed file or other binary data is named as such
+// instead of being parsed as text ("the header has 5 columns but row 1 has 1").
+TEST_F(TextTest, BinaryContentUnderATextNameIsRecognised) {
+  const std::string data = std::string("\0\0\0\0\0\0\xf0\x3f", 8) +  // 1.0
+                           std::string("\0\0\0\0\0\0\0\x40", 8);     // 2.0
+  const std::string named_otherwise =
+      file("array_npy", emix::testing::npy(emix::testing::dict("<f8", "(2, 1)"), data));
+  EXPECT_EQ(values_of(io::read_matrix(named_otherwise)), (std::vector<double>{1, 2}));
+  expect_error<IoError>([&] { io::read_matrix(file("a.npz", "PK\x03\x04rest")); }, "a zip archive");
+  expect_error<IoError>([&] { io::read_matrix(file("a.csv.gz", "\x1f\x8b\x08rest")); },
+                        "gzip-compressed");
+  expect_error<IoError>([&] { io::read_matrix(file("b.txt", std::string("1,2\n3,\0", 8))); },
+                        "binary data (a NUL byte at byte 7)");
+}
+
 TEST_F(TextTest, SeparatorsAreDetectedPerFile) {
   const std::vector<double> expected = {1, 2, 3, 4, 5, 6};
   EXPECT_EQ(values_of(io::read_matrix(file("c.csv", "1, 2 ,3\n4 ,5, 6\n"))), expected);

@@ -38,8 +38,10 @@ std::string lower_extension(const std::string& path) {
 
 void validate(const DataArgs& args) {
   if (!args.raw_dtype.empty() && args.raw_cols < 1) {
-    throw InvalidArgument("--dtype " + args.raw_dtype +
-                          " reads raw binary data and needs --dims D (the number of columns)");
+    throw InvalidArgument(
+        "--dtype " + args.raw_dtype + " reads raw binary data and needs --dims D >= 1 (the " +
+        "number of columns)" +
+        (args.raw_cols != 0 ? ", not " + std::to_string(args.raw_cols) : std::string()));
   }
   if (args.raw_cols != 0 && args.raw_dtype.empty()) {
     throw InvalidArgument("--dims " + std::to_string(args.raw_cols) +

@@ -336,12 +336,14 @@ void million_points(const EngineOptions& cpu) {
 }  // namespace
 
 int run_demo(const DemoArgs& args) {
-  if (args.threads < 0) {
-    throw InvalidArgument("--threads " + std::to_string(args.threads) + ": must be 0 or more");
-  }
   EngineOptions cpu;
   cpu.device = Device::kCpu;
   cpu.n_threads = args.threads;
+  try {  // before anything is printed
+    validate(cpu);
+  } catch (const OptionError& e) {
+    throw InvalidArgument("--threads " + std::to_string(args.threads) + ": " + e.what());
+  }
   std::printf("emix %s demo\n\n", kVersion);
   three_coins(cpu);
   gaussian_15(cpu);

@@ -80,6 +80,11 @@ MemoryMapFlags add_memory_map_options(CLI::App* app, std::int64_t& map_chunk_row
   flags.off = app->add_flag("--no-memory-map", kNoMemoryMapHelp)->excludes(flags.on);
   app->add_option("--map-chunk-rows", map_chunk_rows,
                   "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
+      ->check(CLI::Validator(
+          [](const std::string& value) {
+            return value.rfind('-', 0) == 0 ? "must be 0 or more, not " + value : std::string();
+          },
+          "", "non-negative"))
       ->capture_default_str();
   return flags;
 }
@@ -345,6 +350,20 @@ int main(int argc, char** argv) {
   demo->add_option("--threads", demo_args.threads, "CPU engine threads (0: OpenMP's default)")
       ->capture_default_str();
 
+  // A mistyped command: CLI11 would say only "A subcommand is required".
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string known;
+    bool found = false;
+    for (const CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+      known += (known.empty() ? "" : ", ") + command->get_name();
+      found |= command->get_name() == argv[1];
+    }
+    if (!found) {
+      return report_error(
+          std::string("unknown command '") + argv[1] + "' (commands: " + known + "; emix --help)",
+          2);
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

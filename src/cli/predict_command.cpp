@@ -19,6 +19,7 @@ namespace {
 InputMatrix load_for_model(const Model& model, const std::string& model_path,
                            const std::string& input, const DataArgs& data, bool no_memory_map) {
   InputMatrix x = InputMatrix::open(input, data, no_memory_map ? "off" : "auto");
+  if (x.rows() == 0) throw InvalidArgument(input + ": no rows to evaluate");
   if (x.cols() != model.n_features) {
     throw InvalidArgument(input + " has " + std::to_string(x.cols()) + " columns, but the model " +
                           model_path + " has n_features " + std::to_string(model.n_features));

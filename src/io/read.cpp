@@ -1,6 +1,10 @@
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "emix/errors.hpp"
@@ -20,14 +24,45 @@ std::string lower_extension(const std::string& path) {
   return ext;
 }
 
+// What a regular file that is not named as binary holds, by its first bytes: a .npy under
+// another name is read as one; an archive, a compressed file or other binary data is named as
+// such, rather than parsed as text into "the header has 5 columns but row 1 has 1". Pipes and
+// devices are left to the text reader (reading their first bytes here would consume them).
+FileFormat sniff_text_file(const std::string& path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return FileFormat::kText;
+  std::ifstream in(path, std::ios::binary);
+  char head[4096];
+  in.read(head, sizeof head);
+  const std::size_t got = static_cast<std::size_t>(in.gcount());
+  const std::string_view start(head, got);
+  if (start.rfind("\x93NUMPY", 0) == 0) return FileFormat::kNpy;
+  if (start.rfind("PK\x03\x04", 0) == 0) {
+    throw IoError(path +
+                  ": a zip archive (an .npz?), which emix does not read: save each array "
+                  "with numpy.save as a .npy file");
+  }
+  if (start.rfind("\x1f\x8b", 0) == 0) {
+    throw IoError(path +
+                  ": gzip-compressed; decompress it first (emix reads .npy, text, and raw "
+                  "binary with --dtype and --dims)");
+  }
+  const std::size_t nul = start.find('\0');
+  if (nul != std::string_view::npos) {
+    throw IoError(path + ": binary data (a NUL byte at byte " + std::to_string(nul + 1) +
+                  ") where text was expected; raw binary needs --dtype and --dims");
+  }
+  return FileFormat::kText;
+}
+
 // kAuto: .npy is NumPy; .bin / .raw, or any file when a raw dtype is given, is raw binary;
-// everything else is text.
+// everything else is text, unless its first bytes say otherwise (sniff_text_file).
 FileFormat resolve_format(const std::string& path, const ReadOptions& options) {
   if (options.format != FileFormat::kAuto) return options.format;
   const std::string ext = lower_extension(path);
   if (ext == ".npy") return FileFormat::kNpy;
   if (ext == ".bin" || ext == ".raw" || !options.raw_dtype.empty()) return FileFormat::kRaw;
-  return FileFormat::kText;
+  return sniff_text_file(path);
 }
 
 }  // namespace
