@@ -126,6 +126,17 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
   ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -o model.json").code, 0);
   write("empty.csv", "");
   expect_failure("score model.json empty.csv", {"empty.csv"});
+  // An output named for another format than the one written (.npy bytes in l.csv, which the
+  // next reader parses as text).
+  expect_failure("fit data.npy -k 2 -o m2.json --labels l.csv",
+                 {"--labels l.csv: writes a NumPy int32 array; name it .npy"});
+  expect_failure("predict model.json data.npy -o p.txt", {"-o p.txt", "name it .npy"});
+  expect_failure("select data.npy -k 1..2 --plot-width 500", {"--plot-width requires --plot"});
+  // generate refuses what cannot apply, as fit does.
+  expect_failure("generate --n 5 --d 2 -k 2 --trials 3 -o g.npy",
+                 {"--trials applies to binomial mixtures only"});
+  expect_failure("generate --n 5 --d 2 -k 2 --family bernoulli --covariance diag -o g.npy",
+                 {"--covariance applies to Gaussian mixtures only"});
 }
 
 TEST_F(CliTest, MissingInputFile) {

@@ -95,6 +95,8 @@ struct GenerateArgs {
   std::string precision = "double";
   std::int64_t block_rows = 65536;
   bool quiet = false;
+  bool covariance_given = false;  // given on the command line: refused where it cannot apply
+  bool trials_given = false;
 };
 
 struct DemoArgs {

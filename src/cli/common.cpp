@@ -36,6 +36,13 @@ std::string lower_extension(const std::string& path) {
   return ext;
 }
 
+void require_output_extension(const std::string& path, const std::string& option,
+                              const std::string& extension, const std::string& what) {
+  const std::string given = lower_extension(path);
+  if (given.empty() || given == extension) return;
+  throw InvalidArgument(option + " " + path + ": writes " + what + "; name it " + extension);
+}
+
 void validate(const DataArgs& args) {
   if (!args.raw_dtype.empty() && args.raw_cols < 1) {
     throw InvalidArgument(

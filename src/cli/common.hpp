@@ -154,6 +154,12 @@ std::string format(const char* fmt, double value);
 // The file name's extension, lower case, with its dot (".npy"); empty when it has none.
 std::string lower_extension(const std::string& path);
 
+// InvalidArgument when an output named with an extension has another one than `extension`, the
+// format the option writes ("what"): labels written as .npy bytes into l.csv, which the next
+// reader parses as text. Names without one (/dev/null, a FIFO) pass.
+void require_output_extension(const std::string& path, const std::string& option,
+                              const std::string& extension, const std::string& what);
+
 template <typename Call>
 auto naming_files(const DataFiles& files, Call&& call) -> decltype(call()) {
   try {

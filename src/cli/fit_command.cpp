@@ -226,10 +226,13 @@ int run_fit(const FitArgs& a) {
     outputs.add_input(a.sample_weight, "--sample-weight");
     if (!a.labels.empty()) {
       labels_out = &outputs.stage(a.labels, "--labels");
+      require_output_extension(a.labels, "--labels", ".npy", "a NumPy int32 array");
       written.push_back(a.labels);
     }
     if (!a.responsibilities.empty()) {
       resp_out = &outputs.stage(a.responsibilities, "--responsibilities");
+      require_output_extension(a.responsibilities, "--responsibilities", ".npy",
+                               "a NumPy float64 array");
       written.push_back(a.responsibilities);
     }
     model_out = &outputs.stage(a.output, "-o");

@@ -35,6 +35,15 @@ int run_generate(const GenerateArgs& a) {
   }
   const Family family = parse_family(a.family);
   const Covariance covariance = parse_covariance(a.covariance);
+  // As fit refuses them: an option that cannot apply is a mistake, not something to ignore.
+  if (a.trials_given && family != Family::kBinomial) {
+    throw InvalidArgument("--trials applies to binomial mixtures only (the family is " + a.family +
+                          ")");
+  }
+  if (a.covariance_given && family != Family::kGaussian) {
+    throw InvalidArgument("--covariance applies to Gaussian mixtures only (the family is " +
+                          a.family + ")");
+  }
   const DType dtype = a.precision == "float" ? DType::kFloat32 : DType::kFloat64;
   // The true model is held (and its covariance factors drawn) in memory: bound it before
   // anything is allocated. 2^27 doubles is 1 GiB.

@@ -289,11 +289,14 @@ int main(int argc, char** argv) {
                      "the best model (JSON, as emix fit -o writes it)");
   select->add_option("--table", select_args.table,
                      "every candidate's results: FILE.csv or FILE.json");
-  select->add_option("--plot", select_args.plot,
-                     "the criteria against K, one line per covariance type and criterion (PNG)");
+  CLI::Option* plot_opt = select->add_option(
+      "--plot", select_args.plot,
+      "the criteria against K, one line per covariance type and criterion (PNG)");
   select->add_option("--plot-width", select_args.plot_width, "plot width, pixels")
+      ->needs(plot_opt)
       ->capture_default_str();
   select->add_option("--plot-height", select_args.plot_height, "plot height, pixels")
+      ->needs(plot_opt)
       ->capture_default_str();
   const MemoryMapFlags select_map = add_memory_map_options(select, select_args.map_chunk_rows,
                                                            "each chunk serving every candidate");
@@ -332,11 +335,13 @@ int main(int argc, char** argv) {
   generate->add_option("--family", gen_args.family, "mixture family")
       ->check(CLI::IsMember(kFamilies))
       ->capture_default_str();
-  generate->add_option("--covariance", gen_args.covariance, "Gaussian covariance type")
-      ->check(CLI::IsMember(kCovariances))
-      ->capture_default_str();
-  generate->add_option("--trials", gen_args.trials, "binomial: trials per entry")
-      ->capture_default_str();
+  CLI::Option* gen_covariance =
+      generate->add_option("--covariance", gen_args.covariance, "Gaussian covariance type")
+          ->check(CLI::IsMember(kCovariances))
+          ->capture_default_str();
+  CLI::Option* gen_trials =
+      generate->add_option("--trials", gen_args.trials, "binomial: trials per entry")
+          ->capture_default_str();
   generate->add_option("--precision", gen_args.precision, "element type written")
       ->check(CLI::IsMember({"float", "double"}))
       ->capture_default_str();
@@ -403,6 +408,8 @@ int main(int argc, char** argv) {
     if (*score) return with_output_checked(emix::cli::run_score(score_args));
     if (*generate) {
       gen_args.seed = emix::cli::parse_seed(generate_seed, "--seed");
+      gen_args.covariance_given = gen_covariance->count() > 0;
+      gen_args.trials_given = gen_trials->count() > 0;
       return with_output_checked(emix::cli::run_generate(gen_args));
     }
     if (*demo) return with_output_checked(emix::cli::run_demo(demo_args));

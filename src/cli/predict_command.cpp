@@ -35,6 +35,7 @@ int run_predict(const PredictArgs& a) {
   outputs.add_input(a.model, "MODEL");
   outputs.add_input(a.input, "INPUT");
   io::OutputFile& out = outputs.stage(a.output, "-o");
+  require_output_extension(a.output, "-o", ".npy", "a NumPy array");
   const Model model = io::read_model(a.model);
   const InputMatrix x = load_for_model(model, a.model, a.input, a.data, a.no_memory_map);
   const EngineOptions engine = engine_options(a.data);

@@ -331,6 +331,7 @@ int run_select(const SelectArgs& a) {
   }
   if (!a.plot.empty()) {
     plot_out = &outputs.stage(a.plot, "--plot");
+    require_output_extension(a.plot, "--plot", ".png", "a PNG image");
     written.push_back(a.plot);
   }
   if (!a.output.empty()) {
