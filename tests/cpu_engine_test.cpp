@@ -269,44 +269,13 @@ TEST(CpuEngine, EvaluationOfARowDoesNotDependOnTheOtherRows) {
 // own rounding of the data allows, about 6e-8 relative, with margin; before: 7e-2).
 TEST(CpuEngine, Float32FitsOfFarApartClustersKeepTheirDigits) {
   for (const Covariance covariance : {Covariance::kFull, Covariance::kDiag}) {
-    std::mt19937_64 rng(5);
-    std::normal_distribution<double> noise(0.0, 0.01);
-    std::vector<float> x32;
-    for (int i = 0; i < 4000; ++i) {
-      for (int j = 0; j < 3; ++j) x32.push_back(static_cast<float>((i % 2) * 10.0 + noise(rng)));
-    }
-    const std::vector<double> x64(x32.begin(), x32.end());
-    emix::Model start = emix::testing::random_model(Family::kGaussian, covariance, 2, 3, 1);
-    for (int j = 0; j < 3; ++j) {
-      start.means[j] = 0.0;
-      start.means[3 + j] = 10.0;
-    }
-    for (double& c : start.covariances) c = c == 0.0 ? 0.0 : 1e-3;
-    if (covariance == Covariance::kFull) {
-      for (int c = 0; c < 2; ++c) {
-        for (int a = 0; a < 3; ++a) {
-          for (int b = 0; b < 3; ++b) start.covariances[c * 9 + a * 3 + b] = a == b ? 1e-3 : 0.0;
-        }
-      }
-    }
-    emix::FitOptions o;
-    o.n_components = 2;
-    o.covariance = covariance;
-    o.init_model = start;
-    o.max_iter = 10;
-    o.tol = 0;
-    o.engine = cpu_only();
-    const emix::Model f32 = emix::fit(emix::DataView::host(x32.data(), 4000, 3), o).model;
-    const emix::Model f64 = emix::fit(emix::DataView::host(x64.data(), 4000, 3), o).model;
-    const std::size_t per = f64.covariances.size() / 2;
-    for (std::size_t c = 0; c < 2; ++c) {
-      double scale = 0, worst = 0;
-      for (std::size_t i = c * per; i < (c + 1) * per; ++i) {
-        scale = std::max(scale, std::abs(f64.covariances[i]));
-        worst = std::max(worst, std::abs(f32.covariances[i] - f64.covariances[i]));
-      }
-      EXPECT_LT(worst / scale, 1e-6) << emix::to_string(covariance) << " component " << c;
-    }
+    emix::testing::FarApart f = emix::testing::far_apart_clusters(covariance);
+    f.options.engine = cpu_only();
+    const std::vector<double> x64(f.x.begin(), f.x.end());
+    const emix::Model f32 = emix::fit(emix::DataView::host(f.x.data(), f.n, 3), f.options).model;
+    const emix::Model f64 = emix::fit(emix::DataView::host(x64.data(), f.n, 3), f.options).model;
+    EXPECT_LT(emix::testing::worst_component_difference(f32, f64), 1e-6)
+        << emix::to_string(covariance);
   }
 }
 

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -91,5 +93,52 @@ inline constexpr Kind kAllKinds[] = {
     {Family::kGaussian, Covariance::kSpherical}, {Family::kGaussian, Covariance::kTied},
     {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
 };
+
+// Two clusters of sd 0.01 at 0 and at 10 in D = 3 (1000 sd apart), rows alternating, in float,
+// and a fit's options starting from the truth: data on which an expansion of the quadratic form
+// about one centre loses float's digits (7 % of a covariance, once).
+struct FarApart {
+  std::vector<float> x;
+  std::int64_t n = 0;
+  FitOptions options;
+};
+inline FarApart far_apart_clusters(Covariance covariance, std::int64_t n = 4000) {
+  FarApart f;
+  f.n = n;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> noise(0.0, 0.01);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int j = 0; j < 3; ++j)
+      f.x.push_back(static_cast<float>(i % 2 == 0 ? noise(rng) : 10.0 + noise(rng)));
+  }
+  Model start = random_model(Family::kGaussian, covariance, 2, 3, 1);
+  start.weights = {0.5, 0.5};
+  start.means = {0, 0, 0, 10, 10, 10};
+  for (std::size_t i = 0; i < start.covariances.size(); ++i) {
+    const bool diagonal = covariance != Covariance::kFull || i % 9 % 4 == 0;  // 3 x 3 blocks
+    start.covariances[i] = diagonal ? 1e-4 : 0.0;
+  }
+  f.options.n_components = 2;
+  f.options.covariance = covariance;
+  f.options.init_model = start;
+  f.options.max_iter = 10;
+  f.options.tol = 0;
+  return f;
+}
+
+// The largest over components of max |a - b| / max |b| within the component's covariance values.
+inline double worst_component_difference(const Model& a, const Model& b) {
+  const std::size_t per = b.covariances.size() / static_cast<std::size_t>(b.n_components);
+  double worst = 0;
+  for (std::size_t c = 0; c < static_cast<std::size_t>(b.n_components); ++c) {
+    double scale = 0, diff = 0;
+    for (std::size_t i = c * per; i < (c + 1) * per; ++i) {
+      scale = std::max(scale, std::abs(b.covariances[i]));
+      diff = std::max(diff, std::abs(a.covariances[i] - b.covariances[i]));
+    }
+    worst = std::max(worst, diff / scale);
+  }
+  return worst;
+}
 
 }  // namespace emix::testing
