@@ -7,9 +7,12 @@ program fit_fortran
   ! One point per column: x(:, i) is point i, the row-major n x 2 matrix emix reads.
   real(c_double), target :: x(2, n), means(2, 3)
   real(c_double) :: centres(2, 3), u(2), score
-  type(c_ptr) :: options, model, back
+  type(c_ptr) :: options, model, back, first, second, merged, stepped
   type(emix_fit_result) :: result
   integer :: i, c, k, found
+  integer(c_int64_t) :: size
+  integer(c_int8_t), allocatable, target :: bytes(:)
+  real(c_double) :: log_likelihood, weight_sum
 
   centres = reshape([0d0, 0d0, 6d0, 0d0, 0d0, 6d0], [2, 3])
   call random_seed(put=[(7 + i, i = 1, 64)])
@@ -49,10 +52,33 @@ program fit_fortran
                         EMIX_FLOAT64, EMIX_HOST, c_null_ptr, score))
   print '(a, i0, a, f10.6)', 'centres found: ', found, ' of 3; score read back: ', score
 
+  ! One more EM step as map / reduce: the statistics of two halves, merged, sent through bytes
+  ! (as between ranks), then the M-step; its log-likelihood totals are the fitted model's.
+  call check(emix_accumulate(model, c_null_ptr, c_loc(x(1, 1)), int(n / 2, c_int64_t), &
+                             2_c_int64_t, EMIX_FLOAT64, EMIX_HOST, c_null_ptr, first))
+  call check(emix_accumulate(model, c_null_ptr, c_loc(x(1, n / 2 + 1)), &
+                             int(n - n / 2, c_int64_t), 2_c_int64_t, EMIX_FLOAT64, EMIX_HOST, &
+                             c_null_ptr, second))
+  call check(emix_statistics_merge(first, second))
+  call check(emix_statistics_serialize(first, c_null_ptr, 0_c_int64_t, size))
+  allocate (bytes(size))
+  call check(emix_statistics_serialize(first, c_loc(bytes), size, size))
+  call check(emix_statistics_deserialize(c_loc(bytes), size, merged))
+  call check(emix_statistics_totals(merged, log_likelihood, weight_sum))
+  call check(emix_maximize(model, merged, c_null_ptr, stepped))
+  print '(a, f10.6)', 'map / reduce: mean log-likelihood ', log_likelihood / weight_sum
+
+  call emix_model_destroy(stepped)
+  call emix_statistics_destroy(merged)
+  call emix_statistics_destroy(second)
+  call emix_statistics_destroy(first)
   call emix_model_destroy(back)
   call emix_model_destroy(model)
   call emix_options_destroy(options)
   if (found /= 3 .or. abs(score - result%mean_log_likelihood) > 1d-9) error stop 1
+  if (weight_sum /= n .or. abs(log_likelihood / n - result%mean_log_likelihood) > 1d-9) then
+    error stop 1
+  end if
 
 contains
 

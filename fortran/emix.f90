@@ -456,6 +456,74 @@ module emix
       real(c_double), intent(out) :: aic
       integer(c_int) :: status
     end function
+
+    ! The statistics API: EM as map (accumulate) / reduce (merge) / M-step (maximize), for a
+    ! code that holds its data in pieces (out of core, or over its own ranks).
+    function emix_accumulate(model, options, x, rows, cols, dtype, memory, sample_weight, &
+        statistics) bind(c, name="emix_accumulate") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight  ! c_loc(w) or c_null_ptr
+      type(c_ptr), intent(out) :: statistics
+      integer(c_int) :: status
+    end function
+
+    subroutine emix_statistics_destroy(statistics) bind(c, name="emix_statistics_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: statistics
+    end subroutine
+
+    function emix_statistics_merge(into, other) bind(c, name="emix_statistics_merge") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: into, other
+      integer(c_int) :: status
+    end function
+
+    function emix_statistics_totals(statistics, log_likelihood, weight_sum) &
+        bind(c, name="emix_statistics_totals") result(status)
+      import :: c_double, c_int, c_ptr
+      type(c_ptr), value :: statistics
+      real(c_double), intent(out) :: log_likelihood, weight_sum
+      integer(c_int) :: status
+    end function
+
+    function emix_statistics_entropy(statistics, entropy) &
+        bind(c, name="emix_statistics_entropy") result(status)
+      import :: c_double, c_int, c_ptr
+      type(c_ptr), value :: statistics
+      real(c_double), intent(out) :: entropy
+      integer(c_int) :: status
+    end function
+
+    ! buffer: c_null_ptr to learn the size, else c_loc of `capacity` bytes.
+    function emix_statistics_serialize(statistics, buffer, capacity, size) &
+        bind(c, name="emix_statistics_serialize") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: statistics, buffer
+      integer(c_int64_t), value :: capacity
+      integer(c_int64_t), intent(out) :: size
+      integer(c_int) :: status
+    end function
+
+    function emix_statistics_deserialize(bytes, size, statistics) &
+        bind(c, name="emix_statistics_deserialize") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: bytes
+      integer(c_int64_t), value :: size
+      type(c_ptr), intent(out) :: statistics
+      integer(c_int) :: status
+    end function
+
+    function emix_maximize(model, statistics, options, next) bind(c, name="emix_maximize") &
+        result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: model, statistics, options  ! options may be c_null_ptr
+      type(c_ptr), intent(out) :: next
+      integer(c_int) :: status
+    end function
   end interface
 
   public :: emix_gpu_available, emix_options_create, emix_options_destroy, &
@@ -472,7 +540,10 @@ module emix
     emix_model_get_means, emix_model_get_covariances, emix_model_get_probabilities, &
     emix_model_n_parameters, emix_model_warning_count, emix_model_warning, emix_fit, &
     emix_fit_mpi_f, emix_mpi_shard, emix_status_name, &
-    emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic
+    emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic, &
+    emix_accumulate, emix_statistics_destroy, emix_statistics_merge, emix_statistics_totals, &
+    emix_statistics_entropy, emix_statistics_serialize, emix_statistics_deserialize, &
+    emix_maximize
 
 contains
 
