@@ -12,7 +12,7 @@ from . import _emix
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
 from ._chunks import adapter_for, is_chunk_source
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
-                       check_random_state)
+                       check_feature_names, check_random_state)
 
 # scikit-learn's init_params -> emix's method and k-means refinement steps (None: emix's
 # default, 10). 'k-means++' is the seeding alone: each point goes to its nearest seed.
@@ -306,6 +306,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         self.__dict__.pop("_online_", None)
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
+        check_feature_names(self, X, reset=True)
         if is_chunk_source(X):
             source = adapter_for(X, sample_weight, dtype)
             n_features = source.peek_features()
@@ -415,6 +416,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         """
         self._check_parameters()
         name = type(self).__name__
+        check_feature_names(self, X, reset=not self.__sklearn_is_fitted__())
         data = as_data(X, check_dtype_parameter(self.dtype), name)
         weights = _check_sample_weight(sample_weight, data.n_samples)
         online = getattr(self, "_online_", None)
@@ -523,6 +525,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
     def _data(self, X):
         self._check_is_fitted()
+        check_feature_names(self, X, reset=False)
         name = type(self).__name__
         data = as_data(X, check_dtype_parameter(self.dtype), name)
         if data.n_features != self.n_features_in_:

@@ -68,6 +68,22 @@ except ImportError:  # pragma: no cover - exercised only where scikit-learn is a
         raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
+def check_feature_names(estimator, X, reset):
+    """scikit-learn's feature-name bookkeeping, where scikit-learn is installed: fitting on a
+    DataFrame with string column names sets ``feature_names_in_`` (other input removes it), and
+    data with other names later is an error or a warning, as for scikit-learn's estimators."""
+    if not HAVE_SKLEARN:
+        return
+    try:
+        from sklearn.utils.validation import _check_feature_names
+    except ImportError:  # scikit-learn before 1.6: a method of BaseEstimator
+        method = getattr(estimator, "_check_feature_names", None)
+        if method is not None:
+            method(X, reset=reset)
+        return
+    _check_feature_names(estimator, X, reset=reset)
+
+
 def _equal(a, b):
     try:
         return bool(a == b)

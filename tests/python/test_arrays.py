@@ -185,3 +185,17 @@ def test_the_module_refuses_what_it_cannot_use_in_place():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _emix.view(np.ones((1, 5))[:, :1].copy()).cols == 1
+
+
+def test_dataframe_feature_names_as_in_scikit_learn():
+    pd = pytest.importorskip("pandas", reason="pandas makes the DataFrame")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    x = pd.DataFrame(np.random.default_rng(3).normal(size=(200, 2)), columns=["a", "b"])
+    fitted = emix.GaussianMixture(2, random_state=0, device="cpu").fit(x)
+    assert list(fitted.feature_names_in_) == ["a", "b"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        fitted.predict(x.rename(columns={"a": "z"}))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        fitted.predict(x.to_numpy())
+    refitted = fitted.fit(x.to_numpy())
+    assert not hasattr(refitted, "feature_names_in_")
