@@ -262,6 +262,27 @@ TEST(CpuEngine, EvaluationOfARowDoesNotDependOnTheOtherRows) {
   }
 }
 
+// A float evaluation far from the origin: the expansion's centre must be one float holds, or
+// every log-density is biased by P (float(m) - m) (2.7e-3 at an offset of 1e4, before). The same
+// float values evaluated in double are the reference; 1e-4 absolute is float's rounding of
+// log-densities of size 10 with margin.
+TEST(CpuEngine, FloatEvaluationFarFromTheOriginIsUnbiased) {
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 2, 4);
+  for (double& m : model.means) m += 1e4;
+  const emix::Sample s = emix::sample(model, 2000, 5);
+  const std::vector<float> x32(s.x.begin(), s.x.end());
+  const std::vector<double> x64(x32.begin(), x32.end());
+  const std::vector<double> from32 =
+      emix::score_samples(model, emix::DataView::host(x32.data(), 2000, 2), cpu_only());
+  const std::vector<double> from64 =
+      emix::score_samples(model, emix::DataView::host(x64.data(), 2000, 2), cpu_only());
+  double worst = 0;
+  for (std::size_t i = 0; i < from64.size(); ++i) {
+    worst = std::max(worst, std::abs(from32[i] - from64[i]));
+  }
+  EXPECT_LT(worst, 1e-4);
+}
+
 // Float32 keeps float32's accuracy on well-separated clusters. The engine expands the quadratic
 // form about one centre; with clusters 10 apart and sd 0.01 (1000 sd), float arithmetic lost 7 %
 // of a covariance there, so such models run in double over the float rows. Tolerance: 1e-6

@@ -179,14 +179,7 @@ TEST(Em, EmptyComponentIsReseededNotNan) {
 // 0; the fit starts that component from the data's overall covariance, says so, and goes on
 // (scikit-learn stops with "ill-defined empirical covariance"; emix stopped before iteration 0).
 TEST(Em, ASingularStartingCovarianceStartsFromTheOverallOne) {
-  std::vector<double> x;
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> noise(0.0, 1.0);
-  for (int i = 0; i < 600; ++i) {
-    for (int j = 0; j < 3; ++j) {
-      x.push_back(i < 100 ? 100.0 : (i % 2 ? -50.0 : 0.0) + noise(rng));  // 100 equal rows
-    }
-  }
+  const std::vector<double> x = emix::testing::rows_with_a_coinciding_cluster();
   for (const Covariance covariance :
        {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
     emix::FitOptions o;

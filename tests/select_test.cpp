@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "emix/emix.hpp"
@@ -212,6 +214,36 @@ TEST(Select, BadGridsAreInvalidArguments) {
   EXPECT_THROW(emix::select(data.view(), grid({0, 2}, {Covariance::kFull})), emix::InvalidArgument);
   EXPECT_EQ(emix::parse_criterion("icl"), emix::Criterion::kIcl);
   EXPECT_THROW(emix::parse_criterion("bick"), emix::InvalidArgument);
+}
+
+}  // namespace
+
+namespace {
+
+// A repaired singular start is noted on its own covariance type's candidate only: the
+// candidates of one K share their k-means, not their covariances (the full candidate's note once
+// reached the diagonal one too).
+TEST(Select, ARepairedStartIsNotedOnItsOwnCandidateOnly) {
+  const std::vector<double> x = emix::testing::rows_with_a_coinciding_cluster();
+  emix::SelectOptions o;
+  o.n_components = {3};
+  o.covariances = {emix::Covariance::kFull, emix::Covariance::kDiag};
+  o.fit.reg_covar = 0;
+  o.fit.max_iter = 3;
+  o.fit.seed = 1;
+  o.fit.engine.device = emix::Device::kCpu;
+  const emix::SelectReport r = emix::select(emix::DataView::host(x.data(), 600, 3), o);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  for (const emix::SelectCandidate& c : r.candidates) {
+    const std::string own = std::string("initialisation (") + emix::to_string(c.covariance) + ")";
+    bool noted = false;
+    for (const std::string& w : c.fit.warnings) {
+      if (w.rfind("initialisation (", 0) != 0) continue;
+      EXPECT_EQ(w.rfind(own, 0), 0u) << emix::to_string(c.covariance) << ": " << w;
+      noted = true;
+    }
+    EXPECT_TRUE(noted) << emix::to_string(c.covariance);
+  }
 }
 
 }  // namespace

@@ -94,6 +94,19 @@ inline constexpr Kind kAllKinds[] = {
     {Family::kBernoulli, Covariance::kFull},     {Family::kBinomial, Covariance::kFull},
 };
 
+// 600 rows in D = 3: 100 equal rows at (100, 100, 100), then two clusters of sd 1 around 0 and
+// -50. With K = 3 and reg_covar 0, k-means gives the equal rows a component of singular
+// covariance.
+inline std::vector<double> rows_with_a_coinciding_cluster() {
+  std::vector<double> x;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  for (int i = 0; i < 600; ++i) {
+    for (int j = 0; j < 3; ++j) x.push_back(i < 100 ? 100.0 : (i % 2 ? -50.0 : 0.0) + noise(rng));
+  }
+  return x;
+}
+
 // Two clusters of sd 0.01 at 0 and at 10 in D = 3 (1000 sd apart), rows alternating, in float,
 // and a fit's options starting from the truth: data on which an expansion of the quadratic form
 // about one centre loses float's digits (7 % of a covariance, once).

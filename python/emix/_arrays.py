@@ -129,12 +129,12 @@ def _check_finite_host(x):
 
 
 def _host_array(x, dtype, name):
-    from ._chunks import is_chunk_source
+    from ._chunks import reads_only_in_chunks
 
-    if is_chunk_source(x):
-        raise TypeError(f"{name} takes one array, not a chunk source (emix.chunked, an h5py "
-                        "dataset, a pyarrow source, an iterable of arrays): only fit, "
-                        "partial_fit, accumulate and select read those; call it chunk by chunk")
+    if reads_only_in_chunks(x):
+        raise TypeError(f"{name} takes one array, not a chunk source (emix.chunked, an "
+                        "iterable of arrays, a pyarrow dataset or Parquet file): fit, accumulate "
+                        "and select read those; call it chunk by chunk")
     if _is_sparse(x):
         raise TypeError(f"{name} does not accept sparse data: a sparse matrix was passed, but "
                         "dense data is required. Use X.toarray() to convert to a dense array.")

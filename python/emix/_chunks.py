@@ -55,6 +55,14 @@ def _is_chunk_item(item):
     return getattr(item, "ndim", None) == 2
 
 
+def reads_only_in_chunks(x):
+    """Whether `x` is a chunk source that cannot also be read as one array: h5py datasets and
+    Arrow tables convert to arrays (predict and score take them), the others do not."""
+    if _is_h5py_dataset(x) or (_is_arrow(x) and type(x).__name__ == "Table"):
+        return False
+    return is_chunk_source(x)
+
+
 def is_one_shot(x):
     """True for an iterator (a generator, a file read once): ``iter(x) is x``."""
     return isinstance(x, collections.abc.Iterator)

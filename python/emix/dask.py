@@ -41,6 +41,7 @@ import dask.array as da
 import numpy as np
 
 from . import _base, _discrete, _emix, _gaussian
+from ._sklearn import check_feature_names
 from ._statistics import Statistics
 
 __all__ = ["GaussianMixture", "BernoulliMixture", "BinomialMixture", "tree_merge"]
@@ -352,6 +353,7 @@ class _DaskMixture:
             return super().fit(X, y, sample_weight)
         self._check_parameters()
         self.__dict__.pop("_online_", None)
+        check_feature_names(self, X, reset=True)  # a Dask array has none: forget a DataFrame's
         started = time.perf_counter()
         X = self._rows(X)
         weights = self._weights(sample_weight, X)

@@ -538,7 +538,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
       FitOptions o = options;
       o.covariance = covariances[i];
       try {
-        out[i].model = make(o, i == 0 ? notes : nullptr);
+        out[i].model = make(o, i == 0 ? notes : nullptr, &out[i].notes);
       } catch (const NumericalError& e) {
         out[i].failure = e.what();
       }
@@ -550,11 +550,12 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
       const Eigen::RowVectorXd mean = (w.transpose() * x) / w.sum();
       const std::vector<int> labels = kmeans(
           x.rowwise() - mean, w, k, std::max(options.kmeans_iter, 0), thread_count(options), rng);
-      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once) {
+      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
+                              std::vector<std::string>* own_notes) {
         std::vector<int> empty;
         Model model = maximize_from_assignments(x, w, RowMatrix(), labels, o, &empty);
         note_empty(empty, notes_once);
-        repair_singular_start(model, x, w, o, notes);
+        repair_singular_start(model, x, w, o, own_notes);
         return model;
       });
       return out;
@@ -566,11 +567,12 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
         for (int c = 0; c < k; ++c) resp(i, c) = uniform(rng);
       }
       resp.array().colwise() /= resp.rowwise().sum().array();
-      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once) {
+      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
+                              std::vector<std::string>* own_notes) {
         std::vector<int> empty;
         Model model = maximize_from_assignments(x, w, resp, {}, o, &empty);
         note_empty(empty, notes_once);
-        repair_singular_start(model, x, w, o, notes);
+        repair_singular_start(model, x, w, o, own_notes);
         return model;
       });
       return out;
@@ -586,33 +588,34 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
       std::shuffle(candidates.begin(), candidates.end(), rng);
       RowMatrix one(n, 1);
       one.setOnes();
-      for_each_covariance([&](const FitOptions& o, std::vector<std::string>*) {
-        FitOptions single = o;
-        single.n_components = 1;
-        const Model overall = maximize_from_assignments(x, w, one, {}, single, nullptr);
-        Model m = blank_model(o, n_features);
-        const std::size_t d = static_cast<std::size_t>(n_features);
-        for (int c = 0; c < k; ++c) {
-          const Eigen::RowVectorXd row = x.row(candidates[c]);
-          if (m.family == Family::kGaussian) {
-            Eigen::Map<Eigen::RowVectorXd>(&m.means[c * d], n_features) = row;
-            if (m.covariance == Covariance::kFull || m.covariance == Covariance::kDiag ||
-                m.covariance == Covariance::kSpherical) {
-              const std::size_t per = m.covariance_size() / k;
-              std::copy(overall.covariances.begin(), overall.covariances.end(),
-                        m.covariances.begin() + c * per);
-            } else {
-              m.covariances = overall.covariances;
+      for_each_covariance(
+          [&](const FitOptions& o, std::vector<std::string>*, std::vector<std::string>*) {
+            FitOptions single = o;
+            single.n_components = 1;
+            const Model overall = maximize_from_assignments(x, w, one, {}, single, nullptr);
+            Model m = blank_model(o, n_features);
+            const std::size_t d = static_cast<std::size_t>(n_features);
+            for (int c = 0; c < k; ++c) {
+              const Eigen::RowVectorXd row = x.row(candidates[c]);
+              if (m.family == Family::kGaussian) {
+                Eigen::Map<Eigen::RowVectorXd>(&m.means[c * d], n_features) = row;
+                if (m.covariance == Covariance::kFull || m.covariance == Covariance::kDiag ||
+                    m.covariance == Covariance::kSpherical) {
+                  const std::size_t per = m.covariance_size() / k;
+                  std::copy(overall.covariances.begin(), overall.covariances.end(),
+                            m.covariances.begin() + c * per);
+                } else {
+                  m.covariances = overall.covariances;
+                }
+              } else {
+                for (std::size_t j = 0; j < d; ++j) {
+                  const double p = 0.5 * (row[j] / m.trials + overall.probabilities[j]);
+                  m.probabilities[c * d + j] = std::clamp(p, o.prob_epsilon, 1.0 - o.prob_epsilon);
+                }
+              }
             }
-          } else {
-            for (std::size_t j = 0; j < d; ++j) {
-              const double p = 0.5 * (row[j] / m.trials + overall.probabilities[j]);
-              m.probabilities[c * d + j] = std::clamp(p, o.prob_epsilon, 1.0 - o.prob_epsilon);
-            }
-          }
-        }
-        return m;
-      });
+            return m;
+          });
       return out;
     }
   }
@@ -625,6 +628,7 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
   std::vector<InitialModel> one = initialize_each(engine, n_rows, n_features, gather_weights,
                                                   options, {options.covariance}, rng, notes);
   if (!one.front().model) throw NumericalError(one.front().failure);
+  if (notes) notes->insert(notes->end(), one.front().notes.begin(), one.front().notes.end());
   return std::move(*one.front().model);
 }
 

@@ -34,6 +34,7 @@ Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
 struct InitialModel {
   std::optional<Model> model;
   std::string failure;
+  std::vector<std::string> notes;  // this covariance type's own (a repaired singular start)
 };
 std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, int n_features,
                                           const WeightGather& gather_weights,

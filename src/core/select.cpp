@@ -207,7 +207,12 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
       for (std::size_t m = 0; m < group.candidates.size(); ++m) {
         const std::size_t i = group.candidates[m];
         init_seconds[i] += share;
-        if (run == 0) notes[i] = run_notes;
+        if (run == 0) {
+          notes[i] = run_notes;
+          if (m < initial.size()) {
+            notes[i].insert(notes[i].end(), initial[m].notes.begin(), initial[m].notes.end());
+          }
+        }
         if (!shared_failure.empty() || !initial[m].model) {
           init_failures[i] = shared_failure.empty() ? initial[m].failure : shared_failure;
           continue;

@@ -80,7 +80,12 @@ std::string first_impossible_value(const Statistics& s) {
     return "scatter value " + std::to_string(i - layout.q());
   };
   for (std::size_t i = 0; i < v.size(); ++i) {
-    if (!std::isfinite(v[i])) return name_of(i) + " is " + number(v[i]);
+    // A log-likelihood of -inf: a row that every component gives density 0, which accumulate
+    // can report.
+    const bool minus_infinity_allowed = i == StatisticsLayout::kLogLikelihood;
+    if (!std::isfinite(v[i]) && !(minus_infinity_allowed && v[i] < 0)) {
+      return name_of(i) + " is " + number(v[i]);
+    }
     const bool weight = i == StatisticsLayout::kWeightSum || (i >= layout.nk() && i < layout.s());
     const bool count = discrete && i >= layout.s() && i < layout.q();
     if ((weight || count) && v[i] < 0) return name_of(i) + " is negative (" + number(v[i]) + ")";
@@ -320,7 +325,7 @@ Statistics merge_in_order(const std::vector<Statistics>& parts) {
 
 Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
                       const double* sample_weight) {
-  validate_model_for_data(model, x);
+  validate_model_for_data(model, x, /*summing_squares=*/true);
   validate_sample_weight(sample_weight, x.rows, false);
   const PreparedModel prepared = prepare(model);
   Statistics stats(model);

@@ -59,7 +59,7 @@ constexpr int kGaussianExponentLimit = sizeof(T) == 8 ? 500 : 60;
 // order: DataError with its row and column, counted from 1 over the whole data.
 template <typename T>
 void name_bad_value(const T* data, std::int64_t first, std::int64_t rows, std::int64_t cols,
-                    Family family, int trials) {
+                    Family family, int trials, bool limit_magnitude) {
   for (std::int64_t n = first; n < first + rows; ++n) {
     for (std::int64_t d = 0; d < cols; ++d) {
       const double v = static_cast<double>(data[n * cols + d]);
@@ -68,7 +68,7 @@ void name_bad_value(const T* data, std::int64_t first, std::int64_t rows, std::i
         problem = "is nan";
       } else if (std::isinf(v)) {
         problem = v > 0 ? "is inf" : "is -inf";
-      } else if (family == Family::kGaussian &&
+      } else if (family == Family::kGaussian && limit_magnitude &&
                  std::abs(v) >= std::ldexp(1.0, kGaussianExponentLimit<T>)) {
         const bool is_double = sizeof(T) == 8;
         problem = "is " + number(v) + ", too large: squares of values beyond " +
@@ -107,15 +107,18 @@ inline Words words_of(float v) {
 // compiler vectorises it: the check runs over all the data of every fit and of every chunk or
 // block a caller passes (a tenth of an E-step as a loop that built an error text per value).
 template <typename T>
-bool all_acceptable(const T* v, std::size_t count, Family family, int trials) {
+bool all_acceptable(const T* v, std::size_t count, Family family, int trials,
+                    bool limit_magnitude) {
   constexpr std::uint32_t exponent = sizeof(T) == 8 ? 0x7ff00000u : 0x7f800000u;
   constexpr std::uint32_t one = sizeof(T) == 8 ? 0x3ff00000u : 0x3f800000u;  // 1.0's high word
   std::uint32_t bad = 0;
   if (family == Family::kGaussian) {
-    // |v| >= 2^limit (inf and NaN included): the exponent field reaches the limit's.
+    // |v| >= 2^limit (inf and NaN included): the exponent field reaches the limit's; without
+    // the limit, inf and NaN only.
     constexpr int bias = sizeof(T) == 8 ? 1023 : 127, shift = sizeof(T) == 8 ? 20 : 23;
-    constexpr std::uint32_t too_large = static_cast<std::uint32_t>(bias + kGaussianExponentLimit<T>)
-                                        << shift;
+    const std::uint32_t too_large =
+        limit_magnitude ? static_cast<std::uint32_t>(bias + kGaussianExponentLimit<T>) << shift
+                        : exponent;
     for (std::size_t i = 0; i < count; ++i) {
       bad |= (words_of(v[i]).high & exponent) >= too_large ? 1u : 0u;
     }
@@ -141,19 +144,22 @@ bool all_acceptable(const T* v, std::size_t count, Family family, int trials) {
 
 // Screens rows a block at a time and names the first bad value of the first block that has one.
 template <typename T>
-void check_values(const T* data, std::int64_t rows, std::int64_t cols, Family family, int trials) {
+void check_values(const T* data, std::int64_t rows, std::int64_t cols, Family family, int trials,
+                  bool limit_magnitude) {
   constexpr std::int64_t kValuesPerBlock = 1 << 14;
   const std::int64_t block_rows = std::max<std::int64_t>(1, kValuesPerBlock / cols);
   for (std::int64_t first = 0; first < rows; first += block_rows) {
     const std::int64_t count = std::min(block_rows, rows - first);
-    if (!all_acceptable(data + first * cols, static_cast<std::size_t>(count * cols), family,
-                        trials)) {
-      name_bad_value(data, first, count, cols, family, trials);
+    if (!all_acceptable(data + first * cols, static_cast<std::size_t>(count * cols), family, trials,
+                        limit_magnitude)) {
+      name_bad_value(data, first, count, cols, family, trials, limit_magnitude);
     }
   }
 }
 
-void check_data(const DataView& x, Family family, int trials) {
+// limit_magnitude: refuse Gaussian values whose squares overflow, for what sums squares (a fit,
+// statistics); an evaluation takes them (a far outlier's density is just very small).
+void check_data(const DataView& x, Family family, int trials, bool limit_magnitude) {
   if (x.rows < 1) throw InvalidArgument("data: no rows");
   if (x.cols < 1) throw InvalidArgument("data: no columns");
   if (!x.data) throw InvalidArgument("data: null pointer");
@@ -163,9 +169,11 @@ void check_data(const DataView& x, Family family, int trials) {
   }
   if (x.space != MemorySpace::kHost) return;  // device data are the caller's responsibility
   if (x.dtype == DType::kFloat32) {
-    check_values(static_cast<const float*>(x.data), x.rows, x.cols, family, trials);
+    check_values(static_cast<const float*>(x.data), x.rows, x.cols, family, trials,
+                 limit_magnitude);
   } else {
-    check_values(static_cast<const double*>(x.data), x.rows, x.cols, family, trials);
+    check_values(static_cast<const double*>(x.data), x.rows, x.cols, family, trials,
+                 limit_magnitude);
   }
 }
 
@@ -384,15 +392,16 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
       throw DataError(DataError::Source::kSampleWeight, n + 1, 0,
                       "is " + number(w) + ", but a sample weight must be a finite number >= 0");
     }
-    // The engines flush subnormal numbers to zero (FTZ / DAZ): such a weight would count as 0,
-    // and weights all that small would leave N_k = 0 and NaN weights after 100 iterations.
-    if (w > 0 && w < DBL_MIN) {
-      throw DataError(DataError::Source::kSampleWeight, n + 1, 0,
-                      "is " + number(w) + ", below the smallest normal double (" + number(DBL_MIN) +
-                          "), which counts as 0; only the weights' ratios " +
-                          "matter: scale them up");
-    }
     total += w;
+  }
+  // The engines flush subnormal numbers to zero (FTZ / DAZ): a weight below DBL_MIN counts as 0,
+  // harmless beside normal weights, but weights that are all that small left N_k = 0 and NaN
+  // weights after 100 iterations.
+  if (total > 0 && total < DBL_MIN) {
+    throw InvalidArgument("sample weights sum to " + number(total) +
+                          ", below the smallest normal double (" + number(DBL_MIN) +
+                          "), and the engines count such numbers as 0; only the weights' "
+                          "ratios matter: scale them up");
   }
   if (!std::isfinite(total)) {
     throw InvalidArgument("sample weights sum to " + number(total) +
@@ -492,7 +501,7 @@ void validate_fit_options(const FitOptions& o, std::int64_t cols) {
 }
 
 void validate_fit_data(const DataView& x, const FitOptions& o) {
-  check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1);
+  check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1, true);
 }
 
 namespace {
@@ -583,7 +592,7 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
   check_fit_memory(x.rows, x.cols, o);
 }
 
-void validate_model_for_data(const Model& model, const DataView& x) {
+void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares) {
   model.validate();
   if (model.n_features != x.cols) {
     throw InvalidArgument("the model has " + std::to_string(model.n_features) +
@@ -599,7 +608,7 @@ void validate_model_for_data(const Model& model, const DataView& x) {
           number(largest) + ", beyond float32's range); use float64 data");
     }
   }
-  check_data(x, model.family, model.trials);
+  check_data(x, model.family, model.trials, summing_squares);
 }
 
 void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k) {

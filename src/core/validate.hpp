@@ -41,7 +41,8 @@ void validate_fit_options(const FitOptions& options, std::int64_t cols);
 void validate_fit_data(const DataView& x, const FitOptions& options);
 // The model is valid and matches the data's width; host data hold finite values the family
 // accepts; the model's precisions are finite in the data's element type.
-void validate_model_for_data(const Model& model, const DataView& x);
+// summing_squares: also refuse Gaussian values whose squares overflow (accumulate does).
+void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares = false);
 // Finite, non-negative weights; with require_positive_sum, not all zero.
 void validate_sample_weight(const double* sample_weight, std::int64_t rows,
                             bool require_positive_sum = true);

@@ -4,6 +4,8 @@
 #include "emix/mpi.hpp"
 
 #include <algorithm>
+#include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -310,6 +312,12 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
     }
     ordered_sum(comm, &weight_sum, 1);
     if (!(weight_sum > 0)) throw InvalidArgument("sample weights sum to 0 over all ranks");
+    // Each rank's own checks saw only its share of the sum (validate_sample_weight's rules).
+    if (!std::isfinite(weight_sum) || weight_sum < DBL_MIN) {
+      throw InvalidArgument("sample weights sum to " + std::to_string(weight_sum) +
+                            " over all ranks, which double precision cannot normalise by; "
+                            "only the weights' ratios matter: rescale them");
+    }
   }
 
   const int local_index = node_rank(comm);  // collective: every rank asks

@@ -142,6 +142,16 @@ def test_chunks_of_another_element_type_take_chunk_0s(data):
     np.testing.assert_array_equal(mixed.means_, same.means_)
 
 
+def test_sources_that_are_arrays_too_are_evaluated_as_arrays(tmp_path, data, reference):
+    h5py = pytest.importorskip("h5py", reason="h5py makes the dataset")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["x"] = data
+        np.testing.assert_array_equal(reference.predict(f["x"]), reference.predict(data))
+    pa = pytest.importorskip("pyarrow", reason="pyarrow makes the table")
+    table = pa.table({str(j): data[:, j] for j in range(data.shape[1])})
+    assert reference.score(table) == reference.score(data)
+
+
 def test_h5py_dataset(tmp_path, data, reference):
     h5py = pytest.importorskip("h5py")
     with h5py.File(tmp_path / "x.h5", "w") as f:

@@ -279,3 +279,13 @@ def test_score_checks_weights_and_fit_calls_the_callback(client, data):
         fitted.score(x, sample_weight=weights).compute()
     with pytest.raises(emix.InvalidArgument, match="sum to 0"):
         fitted.score(x, sample_weight=np.zeros(len(data))).compute()
+
+
+def test_a_dask_fit_forgets_the_feature_names_of_an_earlier_fit(client, data):
+    pd = pytest.importorskip("pandas", reason="pandas makes the DataFrame")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    estimator = emix.dask.GaussianMixture(2, random_state=0, device="cpu")
+    estimator.fit(pd.DataFrame(data, columns=[f"c{j}" for j in range(data.shape[1])]))
+    assert hasattr(estimator, "feature_names_in_")
+    estimator.fit(da.from_array(data, chunks=(300, data.shape[1])))
+    assert not hasattr(estimator, "feature_names_in_")
