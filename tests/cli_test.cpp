@@ -137,6 +137,8 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--trials applies to binomial mixtures only"});
   expect_failure("generate --n 5 --d 2 -k 2 --family bernoulli --covariance diag -o g.npy",
                  {"--covariance applies to Gaussian mixtures only"});
+  expect_failure("select data.npy -k 1..2 --family bernoulli --covariance tied",
+                 {"covariance types apply to Gaussian mixtures only"});
 }
 
 TEST_F(CliTest, MissingInputFile) {

@@ -54,6 +54,7 @@ struct SelectArgs {
   std::string family = "gaussian";
   int trials = 1;
   bool trials_given = false;
+  bool covariance_given = false;  // refused for Bernoulli and binomial grids
   std::string init = "kmeans++";
   std::string sample_weight;
   int n_init = 1;

@@ -257,10 +257,12 @@ int main(int argc, char** argv) {
       ->add_option("-k,--n-components", select_args.k_grid,
                    "the K grid: a range 1..16, a list 1,2,4,8, or both (1..4,8)")
       ->capture_default_str();
-  select
-      ->add_option("--covariance", select_args.covariances,
-                   "Gaussian covariance types to try, comma-separated (full,diag,spherical,tied)")
-      ->capture_default_str();
+  CLI::Option* select_covariance =
+      select
+          ->add_option(
+              "--covariance", select_args.covariances,
+              "Gaussian covariance types to try, comma-separated (full,diag,spherical,tied)")
+          ->capture_default_str();
   select->add_option("--criterion", select_args.criterion, "what picks the best model (lowest)")
       ->check(CLI::IsMember({"bic", "aic", "icl"}))
       ->capture_default_str();
@@ -401,6 +403,7 @@ int main(int argc, char** argv) {
     if (*select) {
       select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
       select_args.trials_given = select_trials->count() > 0;
+      select_args.covariance_given = select_covariance->count() > 0;
       select_args.memory_map = select_map.memory_map();
       return with_output_checked(emix::cli::run_select(select_args));
     }

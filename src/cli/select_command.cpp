@@ -281,7 +281,7 @@ int run_select(const SelectArgs& a) {
     throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
                           std::string(to_string(family)) + ")");
   }
-  if (family != Family::kGaussian && options.covariances.size() > 1) {
+  if (family != Family::kGaussian && (a.covariance_given || options.covariances.size() > 1)) {
     throw InvalidArgument("--covariance " + a.covariances +
                           ": covariance types apply to "
                           "Gaussian mixtures only (the family is " +
