@@ -86,9 +86,12 @@ struct Plan {
   Matrix<T> w;              // features x K
   RowVector<T> bias;        // 1 x K
   RowVector<T> shift_t;     // m0 in T, as the kernels subtract it
-  // Gaussian: the largest (m0 - mu_k)^T P_k (m0 - mu_k), the squared Mahalanobis distance of the
-  // shift from a component. A row near mu_k has features of that size whose terms cancel to
-  // about 1: the log-densities and the statistics moved to mu_k lose about eps_T times it.
+  // The largest size of the terms a log-density sums, which cancel to its value: the log-densities
+  // (and the statistics moved to the centres) lose about eps_T times it.
+  //   Gaussian: (m0 - mu_k)^T P_k (m0 - mu_k), the squared Mahalanobis distance of the shift from
+  //   a component, the size of a nearby row's features' terms.
+  //   Bernoulli / binomial: m sum_d |logit_kd| + |bias_k| (the x logit terms of up to m each and
+  //   m sum_d log(1 - p_kd)): 2e4 for m = 1000 and D = 5, against log-densities of about -20.
   double max_kappa = 0;
   // Binomial: log C(m, v) for v = 0..m, so that a row's k-independent term is D lookups rather
   // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
@@ -150,9 +153,10 @@ RowVector<double> model_shift(const PreparedModel& p) {
 }
 
 // Whether a float engine runs this model's pass in double (over its float rows): when float's
-// rounding, times the cancellation of the expansion about the shift (Plan::max_kappa), could
-// exceed 1e-4 of a parameter, float32's tolerance against float64. Well-separated clusters do
-// this: 1e4 rows at 0 and 1e4 at 10 with sd 0.01 (1000 sd apart) had covariances 7 % off.
+// rounding, times the size of the terms that cancel (Plan::max_kappa), could exceed 1e-4 of a
+// parameter, float32's tolerance against float64. Well-separated clusters do this: 1e4 rows at
+// 0 and 1e4 at 10 with sd 0.01 (1000 sd apart) had covariances 7 % off; and binomial counts of
+// up to 1000, whose log-likelihood was 2e-6 off with every parameter exact.
 constexpr double kPromoteAbove = 1e-4;
 template <typename T>
 bool float_loses_accuracy(const Plan<T>& plan) {
@@ -181,6 +185,11 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
     w = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose();
     plan.w = w.cast<T>();
     plan.bias = bias.cast<T>();
+    const double trials = p.family == Family::kBinomial ? p.trials : 1.0;
+    for (int c = 0; c < k; ++c) {
+      plan.max_kappa =
+          std::max(plan.max_kappa, trials * w.col(c).cwiseAbs().sum() + std::abs(bias[c]));
+    }
     return plan;
   }
   Eigen::Map<const RowMatrix<double>> means(p.means.data(), k, d);

@@ -29,8 +29,8 @@ enum class FeatureKind {
 template <typename T>
 struct TilePlan {
   const T* x = nullptr;  // N x D, row-major
-  // Or, for T = double only, float rows (x null): a float engine's Gaussian model whose
-  // expansion about the shift float arithmetic would not hold (cpu_engine.cpp, promotion).
+  // Or, for T = double only, float rows (x null): a float engine's model whose log-densities
+  // float arithmetic would not hold (cpu_engine.cpp, promotion).
   const float* x_float = nullptr;
   const double* sample_weight = nullptr;  // N, or null for all ones
   std::int64_t n = 0;
