@@ -307,6 +307,32 @@ TEST(CpuEngine, Float32BinomialWithManyTrialsKeepsItsLogLikelihood) {
               1e-9 * std::abs(f64.mean_log_likelihood));
 }
 
+// Only the weights' ratios matter, but the kernels multiply and sum them in the element type:
+// weights of 1e35 overflowed a float tile's sums. A float engine with weights outside
+// [2^-100, 2^100] runs in double; the fit equals float64's on the same values (1e-6 relative,
+// float32's rounding of the data with margin).
+TEST(CpuEngine, Float32FitsTakeWeightsBeyondFloatsRange) {
+  const emix::Model truth =
+      emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 2, 12);
+  const emix::Sample s = emix::sample(truth, 3000, 13);
+  const std::vector<float> x32(s.x.begin(), s.x.end());
+  const std::vector<double> x64(x32.begin(), x32.end());
+  for (const double scale : {1e35, 1e-35}) {
+    const std::vector<double> w(3000, scale);
+    emix::FitOptions o;
+    o.n_components = 2;
+    o.covariance = Covariance::kDiag;
+    o.init_model = truth;
+    o.max_iter = 5;
+    o.tol = 0;
+    o.engine = cpu_only();
+    const emix::Model f32 = emix::fit(emix::DataView::host(x32.data(), 3000, 2), o, w.data()).model;
+    const emix::Model f64 = emix::fit(emix::DataView::host(x64.data(), 3000, 2), o, w.data()).model;
+    EXPECT_LT(emix::testing::max_relative_difference(f32.means, f64.means), 1e-6) << scale;
+    EXPECT_LT(emix::testing::worst_component_difference(f32, f64), 1e-6) << scale;
+  }
+}
+
 // Float32 keeps float32's accuracy on well-separated clusters. The engine expands the quadratic
 // form about one centre; with clusters 10 apart and sd 0.01 (1000 sd), float arithmetic lost 7 %
 // of a covariance there, so such models run in double over the float rows. Tolerance: 1e-6

@@ -165,6 +165,20 @@ bool float_loses_accuracy(const Plan<T>& plan) {
              kPromoteAbove;
 }
 
+// Whether any positive sample weight lies outside [2^-100, 2^100]: the kernels multiply
+// responsibilities by the weights and sum them over a tile in the element type, where float
+// would overflow (weights of 1e35) or flush to zero. Only their ratios matter, but a float
+// engine then runs in double rather than rescale them (rescaling changes the reported totals).
+bool outside_float_range(const double* sample_weight, std::int64_t n) {
+  if (sample_weight == nullptr) return false;
+  const double low = std::ldexp(1.0, -100), high = std::ldexp(1.0, 100);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double w = sample_weight[i];
+    if (w > 0 && (w < low || w > high)) return true;
+  }
+  return false;
+}
+
 template <typename T>
 Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
   const int k = p.k, d = p.d;
@@ -279,7 +293,10 @@ class CpuEngine final : public Engine {
         slot_memory_bytes_(settings.slot_memory_bytes),
         shift_(data_shift(data_, n_, d_)) {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
-    if constexpr (std::is_same_v<T, float>) promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
+    if constexpr (std::is_same_v<T, float>) {
+      promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
+      weights_need_double_ = outside_float_range(sample_weight, n_);
+    }
   }
 
   // "cpu (2 threads, avx512)": the kernels' instruction-set level is part of what ran.
@@ -308,7 +325,7 @@ class CpuEngine final : public Engine {
     for (std::size_t i = 0; i < models.size(); ++i) {
       Plan<T> plan = make_plan<T>(*models[i], shift_);
       if constexpr (std::is_same_v<T, float>) {
-        if (float_loses_accuracy(plan)) {
+        if (weights_need_double_ || float_loses_accuracy(plan)) {
           is_promoted[i] = true;
           promoted.emplace_back();
           fill_pass(*models[i], make_plan<double>(*models[i], shift_), promoted.back());
@@ -342,7 +359,7 @@ class CpuEngine final : public Engine {
     if (!shift_in_t.allFinite()) shift_in_t.setZero();  // means near the largest double
     Plan<T> plan = make_plan<T>(model, shift_in_t);
     if constexpr (std::is_same_v<T, float>) {
-      if (float_loses_accuracy(plan)) {
+      if (weights_need_double_ || float_loses_accuracy(plan)) {
         evaluate_with(model, make_plan<double>(model, shift), *promoted_kernels_, log_prob, resp,
                       labels);
         return;
@@ -544,8 +561,10 @@ class CpuEngine final : public Engine {
   const double* weight_;
   EngineOptions options_;
   const cpu::Kernels<T>& kernels_;
-  // A float engine's double kernels of the same level, for the models float would not hold.
+  // A float engine's double kernels of the same level, for the models float would not hold, and
+  // for every model when the sample weights are outside what float multiplies safely.
   const cpu::Kernels<double>* promoted_kernels_ = nullptr;
+  bool weights_need_double_ = false;
   bool keep_negligible_ = false;
   std::size_t slot_memory_bytes_;
   RowVector<double> shift_;  // m0 of every Gaussian model's features (data_shift)
