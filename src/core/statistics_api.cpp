@@ -4,7 +4,6 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -54,12 +53,6 @@ static_assert(sizeof(Header) == 48, "the header's layout is the format");
 std::string first_impossible_value(const Statistics& s) {
   const StatisticsLayout layout = layout_of(s);
   const std::vector<double>& v = s.values();
-  const auto number = [](double x) {
-    std::ostringstream out;
-    out.precision(17);
-    out << x;
-    return out.str();
-  };
   const bool discrete = s.family() != Family::kGaussian;
   for (std::size_t i = 0; i < s.centres().size(); ++i) {
     const double c = s.centres()[i];

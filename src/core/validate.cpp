@@ -21,10 +21,6 @@
 
 namespace emix {
 
-namespace {
-
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 // Shortest text that reads back as the same double ("2", "0.1", "5e-324").
 std::string number(double value) {
   if (std::isnan(value)) return "nan";  // printf may write "-nan"
@@ -37,6 +33,10 @@ std::string number(double value) {
   }
   return text;
 }
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 std::string whole(double value) { return std::to_string(static_cast<std::int64_t>(value)); }
 

@@ -29,6 +29,9 @@ constexpr int kMaxThreads = 1024;
 // 'abc...' (20000000 bytes). Error messages never copy unbounded or unprintable input.
 std::string quoted_excerpt(std::string_view text, std::size_t max_bytes = 40);
 
+// Shortest text that reads back as the same double ("2", "0.1", "5e-324"), for messages.
+std::string number(double value);
+
 // The first check of Model::validate: K >= 1, 1 <= D <= kMaxFeatures and K x D x D countable.
 // For a caller that sizes the parameter arrays from K and D before it fills them.
 void validate_model_shape(const Model& model);

@@ -314,7 +314,7 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
     if (!(weight_sum > 0)) throw InvalidArgument("sample weights sum to 0 over all ranks");
     // Each rank's own checks saw only its share of the sum (validate_sample_weight's rules).
     if (!std::isfinite(weight_sum) || weight_sum < DBL_MIN) {
-      throw InvalidArgument("sample weights sum to " + std::to_string(weight_sum) +
+      throw InvalidArgument("sample weights sum to " + number(weight_sum) +
                             " over all ranks, which double precision cannot normalise by; "
                             "only the weights' ratios matter: rescale them");
     }
