@@ -159,9 +159,11 @@ TEST(Select, BernoulliTakesNoCovarianceGridAndWeightsCountInTheBic) {
   }
 }
 
-// Data in a plane (the third column the sum of the others), without reg_covar: every full
-// covariance is singular, every diagonal one is not. The full candidates fail alone, reported
-// with infinite criteria and their error; the diagonal ones are fitted as fit() fits them.
+// Data in a plane (the third column 0), without reg_covar: every full covariance has an exact zero
+// row, so that its Cholesky factorisation fails on every machine (a plane x3 = x1 + x2 is singular
+// only up to rounding, and one CPU's rounding factorised it), and every spherical one is positive.
+// The full candidates fail alone, reported with infinite criteria and their error; the spherical
+// ones are fitted as fit() fits them.
 TEST(Select, ACandidateThatFailsIsReportedAndLeftOut) {
   Data plane = make_data(61, 600);
   plane.truth.n_features = 3;
@@ -169,10 +171,10 @@ TEST(Select, ACandidateThatFailsIsReportedAndLeftOut) {
   for (std::int64_t n = 0; n < plane.n; ++n) {
     const double a = plane.x[static_cast<std::size_t>(n) * 4];
     const double b = plane.x[static_cast<std::size_t>(n) * 4 + 1];
-    x.insert(x.end(), {a, b, a + b});
+    x.insert(x.end(), {a, b, 0.0});
   }
   plane.x = x;
-  emix::SelectOptions o = grid({1, 2}, {Covariance::kFull, Covariance::kDiag});
+  emix::SelectOptions o = grid({1, 2}, {Covariance::kFull, Covariance::kSpherical});
   o.fit.reg_covar = 0;
   const emix::SelectReport r = emix::select(plane.view(), o);
   ASSERT_EQ(r.candidates.size(), 4u);
@@ -192,7 +194,7 @@ TEST(Select, ACandidateThatFailsIsReportedAndLeftOut) {
       EXPECT_TRUE(std::isfinite(c.bic));
     }
   }
-  EXPECT_EQ(r.candidates[r.best].covariance, Covariance::kDiag);
+  EXPECT_EQ(r.candidates[r.best].covariance, Covariance::kSpherical);
   // Nothing left to choose from: the error itself, naming the candidate.
   emix::SelectOptions only_full = o;
   only_full.covariances = {Covariance::kFull};
