@@ -20,7 +20,8 @@ emix.dask           the estimators on Dask arrays (import emix.dask)
 
 Errors are ``emix.Error`` subclasses that are also the built-in type a caller expects:
 ``InvalidArgument`` (ValueError), ``IoError`` (OSError), ``OutOfMemory`` (MemoryError),
-``NumericalError``, ``NotAvailable``, ``CudaError`` and ``MpiError`` (RuntimeError).
+``NotAvailable``, ``CudaError`` and ``MpiError`` (RuntimeError), and ``NumericalError``
+(RuntimeError and ValueError, which scikit-learn raises for an ill-defined covariance).
 """
 
 from . import _emix

@@ -201,7 +201,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             (_is_int(self.n_init) and 1 <= self.n_init < 2**31, "n_init", "an int in [1, 2**31)"),
             (self.init_params in _INIT_METHODS, "init_params",
              "one of " + ", ".join(repr(k) for k in _INIT_METHODS)),
-            (_is_int(self.verbose) and self.verbose >= 0, "verbose", "an int >= 0"),
+            (isinstance(self.verbose, (numbers.Integral, np.bool_)) and self.verbose >= 0, "verbose",
+             "an int >= 0 or a bool"),
             (_is_int(self.verbose_interval) and self.verbose_interval >= 1, "verbose_interval",
              "an int >= 1"),
             (self.device in _DEVICES, "device", "one of 'auto', 'cpu', 'gpu'"),
@@ -266,8 +267,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row, read as a repetition count: integer weights give
-            the fit of the data with each row repeated that many times.
+            Non-negative weight of each row, read as a repetition count: from the same initial
+            parameters, integer weights give the EM steps of the data with each row repeated
+            that many times. emix's own initialisation draws its sample and seeds by weight,
+            which is not the same random draw as on repeated rows.
 
         Returns
         -------
@@ -473,6 +476,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         if not verbose and callback is None:
             return None
         last = [time.perf_counter()]
+        restarts = self.n_init > 1 and not (self.warm_start and hasattr(self, "weights_"))
 
         def hook(native):
             info = IterationInfo(init_run=native.init_run + run, iteration=native.iteration,
@@ -484,7 +488,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                 last[0] = time.perf_counter()
             elif verbose >= 2 and info.iteration % interval == 0:
                 now = time.perf_counter()
-                print(f"  Iteration {info.iteration}\t time lapse {now - last[0]:.5f}s\t "
+                # The restarts run together, their lines interleaved: each names its own.
+                which = f" (initialization {info.init_run})" if restarts else ""
+                print(f"  Iteration {info.iteration}{which}\t time lapse {now - last[0]:.5f}s\t "
                       f"ll change {info.change:.5f}")
                 last[0] = now
             if callback is not None:
@@ -497,7 +503,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         self.converged_ = bool(report.converged)
         self.n_iter_ = int(report.n_iter)
         self.lower_bound_ = float(report.mean_log_likelihood)
-        self.lower_bounds_ = np.asarray(report.history, dtype=np.float64) / total_weight
+        # scikit-learn's lower_bounds_: the value each iteration's E-step measured, under the
+        # parameters before its M-step (n_iter_ values); the returned parameters' is lower_bound_.
+        self.lower_bounds_ = np.asarray(report.history[:-1], dtype=np.float64) / total_weight
         self.n_features_in_ = int(n_features)
         self.report_ = FitReport._from_native(report)
         if self.verbose >= 1:
@@ -528,7 +536,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         check_feature_names(self, X, reset=False)
         name = type(self).__name__
         data = as_data(X, check_dtype_parameter(self.dtype), name)
-        if data.n_features != self.n_features_in_:
+        # A model built from assigned attributes has no n_features_in_ (scikit-learn then skips
+        # this check too); the library names a width that disagrees with the model's.
+        if data.n_features != getattr(self, "n_features_in_", data.n_features):
             raise ValueError(f"X has {data.n_features} features, but {name} is expecting "
                              f"{self.n_features_in_} features as input.")
         return data

@@ -60,8 +60,10 @@ _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
         M-steps taken by the best initialisation.
     lower_bound_ : float
         Mean (per-sample, weighted) log-likelihood under the fitted parameters.
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
-        Mean log-likelihood under the parameters of each iteration, initial ones first.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Mean log-likelihood measured by each iteration's E-step, under the parameters before
+        its M-step (the initial ones first), as scikit-learn's; the returned parameters' value
+        is ``lower_bound_``, and ``report_.history`` holds all ``n_iter_ + 1``.
     n_features_in_ : int
         Number of features seen during fit.
     report_ : emix.FitReport
@@ -71,6 +73,12 @@ _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
 
 class _DiscreteMixture(_BaseMixture):
     _init_parameters = ("weights", "probabilities")
+
+    def __sklearn_tags__(self):
+        # Counts: a negative value is refused (scikit-learn >= 1.6 reads the tag).
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
 
     def _trials(self):
         return 1

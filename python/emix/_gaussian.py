@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import _emix
+from ._arrays import to_host_numpy
 from ._base import _BaseMixture, check_shape, check_weights
 
 _COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
@@ -29,6 +30,23 @@ def _check_precisions(precisions, covariance_type, n_components, n_features):
     if np.any(precisions <= 0):
         raise ValueError(f"'{covariance_type} precision' should be positive")
     return 1.0 / precisions
+
+
+def _covariances_from_cholesky(precisions_cholesky, covariance_type):
+    """The covariances whose precisions have the Cholesky factors given (the inverse of
+    _precisions_cholesky): Sigma = (U U^T)^-1 = U^-T U^-1."""
+    u = np.asarray(to_host_numpy(precisions_cholesky), dtype=np.float64)
+    if not np.all(np.isfinite(u)):
+        raise ValueError("precisions_cholesky_ contains NaN or infinity")
+    if covariance_type in ("full", "tied"):
+        if u.shape[-1] != u.shape[-2] or not np.all(np.diagonal(u, axis1=-2, axis2=-1) > 0):
+            raise ValueError("precisions_cholesky_ must be upper triangular with a positive "
+                             "diagonal")
+        inverse = np.linalg.inv(np.triu(u))
+        return inverse.swapaxes(-1, -2) @ inverse
+    if not np.all(u > 0):
+        raise ValueError("precisions_cholesky_ must be positive")
+    return 1.0 / u**2
 
 
 def _precisions_cholesky(covariances, covariance_type):
@@ -124,8 +142,10 @@ class GaussianMixture(_BaseMixture):
         M-steps taken by the best initialisation.
     lower_bound_ : float
         Mean (per-sample, weighted) log-likelihood of the data under the fitted parameters.
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
-        Mean log-likelihood under the parameters of each iteration, initial ones first.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Mean log-likelihood measured by each iteration's E-step, under the parameters before
+        its M-step (the initial ones first), as scikit-learn's; the returned parameters' value
+        is ``lower_bound_``, and ``report_.history`` holds all ``n_iter_ + 1``.
     n_features_in_ : int
         Number of features seen during fit.
     report_ : emix.FitReport
@@ -147,8 +167,14 @@ class GaussianMixture(_BaseMixture):
       for the same run. With ``tol=0`` both run ``max_iter`` M-steps to the same parameters.
     * ``'kmeans'`` initialisation is k-means++ seeding refined by 10 Lloyd steps (scikit-learn
       runs k-means to convergence), on a random sample of at most 131,072 rows.
+      ``'k-means++'`` assigns every row to its nearest seed (scikit-learn gives the seeds
+      alone responsibility 1, much like ``'random_from_data'``).
       ``'random_from_data'`` starts each component from the data's covariance (scikit-learn
       from ``reg_covar``, which makes the first E-step a nearest-point assignment).
+    * ``lower_bounds_`` holds scikit-learn's values (each E-step's, from the same start the
+      same numbers); ``lower_bound_`` is the returned parameters' (above).
+    * The parameters are taken from ``covariances_``, or from ``precisions_cholesky_`` when
+      that was assigned after the fit (scikit-learn reads only the latter).
     * Empty or collapsing components are re-seeded at a random row and reported (a
       :class:`emix.FitWarning` and ``report_.warnings``) instead of failing.
     * When only some of ``weights_init``, ``means_init`` and ``precisions_init`` are given,
@@ -235,6 +261,8 @@ class GaussianMixture(_BaseMixture):
         self.means_ = model.means
         self.covariances_ = model.covariances
         self.precisions_cholesky_ = _precisions_cholesky(self.covariances_, self.covariance_type)
+        # What the fit set, to tell a caller's later assignment to either attribute (_model).
+        self._fitted_covariances = (self.covariances_.copy(), self.precisions_cholesky_.copy())
         if self.covariance_type in ("full", "tied"):
             self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
                 self.precisions_cholesky_, -1, -2)
@@ -242,6 +270,17 @@ class GaussianMixture(_BaseMixture):
             self.precisions_ = self.precisions_cholesky_**2
 
     def _model(self):
-        return self._make_model(self.means_.shape[1], {"weights": self.weights_,
-                                                       "means": self.means_,
-                                                       "covariances": self.covariances_})
+        # scikit-learn evaluates precisions_cholesky_: a caller who assigns it (or builds a model
+        # from attributes) gets that; an assigned covariances_ is used too, which scikit-learn
+        # would ignore. The fit's own arrays are used as they are, not round-tripped.
+        covariances = getattr(self, "covariances_", None)
+        cholesky = getattr(self, "precisions_cholesky_", None)
+        fitted = getattr(self, "_fitted_covariances", None)
+        if cholesky is not None and (fitted is None or covariances is None
+                                     or not np.array_equal(cholesky, fitted[1])):
+            covariances = _covariances_from_cholesky(cholesky, self.covariance_type)
+        elif covariances is None:
+            raise AttributeError("neither covariances_ nor precisions_cholesky_ is set")
+        means = np.asarray(to_host_numpy(self.means_), dtype=np.float64)
+        return self._make_model(means.shape[1], {"weights": self.weights_, "means": means,
+                                                 "covariances": covariances})

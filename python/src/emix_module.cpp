@@ -210,10 +210,12 @@ struct ErrorTypes {
 ErrorTypes g_errors;
 
 PyObject* new_error_type(nb::module_& m, const char* name, PyObject* base, PyObject* builtin,
-                         const char* doc) {
+                         const char* doc, PyObject* second_builtin = nullptr) {
   const std::string qualified = std::string("emix.") + name;
-  nb::object bases = builtin ? nb::make_tuple(nb::handle(base), nb::handle(builtin))
-                             : nb::make_tuple(nb::handle(base));
+  nb::object bases = second_builtin ? nb::make_tuple(nb::handle(base), nb::handle(builtin),
+                                                     nb::handle(second_builtin))
+                     : builtin      ? nb::make_tuple(nb::handle(base), nb::handle(builtin))
+                                    : nb::make_tuple(nb::handle(base));
   PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), nullptr);
   if (!type) throw nb::python_error();
   m.attr(name) = nb::handle(type);  // the module keeps a reference for the process's life
@@ -373,8 +375,12 @@ NB_MODULE(_emix, m) {
                      "A capability this build or machine lacks (for example a GPU engine).");
   g_errors.out_of_memory = new_error_type(m, "OutOfMemory", g_errors.error, PyExc_MemoryError,
                                           "Host or device memory could not be allocated.");
-  g_errors.numerical_error = new_error_type(m, "NumericalError", g_errors.error, PyExc_RuntimeError,
-                                            "A numerical failure no policy could recover from.");
+  // Also a ValueError: scikit-learn raises ValueError for what emix calls numerical failures of
+  // the data (an ill-defined covariance), and code written for it catches that.
+  g_errors.numerical_error = new_error_type(
+      m, "NumericalError", g_errors.error, PyExc_RuntimeError,
+      "A numerical failure no policy could recover from (a singular covariance, say).",
+      PyExc_ValueError);
   g_errors.cuda_error = new_error_type(m, "CudaError", g_errors.error, PyExc_RuntimeError,
                                        "A CUDA runtime or cuBLAS call failed.");
   g_errors.mpi_error =

@@ -79,9 +79,10 @@ def test_fitted_attributes(gaussian_data):
     report = gm.report_
     assert report.n_iter == gm.n_iter_ and report.converged
     assert report.engine.startswith("cpu") and report.precision == "float64"
-    assert report.history.shape == (gm.n_iter_ + 1,) == gm.lower_bounds_.shape
+    assert report.history.shape == (gm.n_iter_ + 1,)
+    assert gm.lower_bounds_.shape == (gm.n_iter_,)  # scikit-learn's: each E-step's value
     assert np.all(np.diff(report.history) >= -1e-9 * np.abs(report.history[1:]))
-    np.testing.assert_allclose(gm.lower_bounds_, report.history / len(gaussian_data),
+    np.testing.assert_allclose(gm.lower_bounds_, report.history[:-1] / len(gaussian_data),
                                rtol=1e-15)
     assert gm.lower_bound_ == report.mean_log_likelihood == pytest.approx(
         gm.score(gaussian_data), rel=1e-12)
@@ -313,3 +314,41 @@ def test_binomial_recovers_a_known_mixture():
     sample, sample_labels = bm.sample(100)
     assert sample.min() >= 0 and sample.max() <= 10 and np.all(sample == np.round(sample))
     assert pickle.loads(pickle.dumps(bm)).n_trials == 10
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_assigned_precisions_cholesky_is_what_predicts(gaussian_data, covariance_type):
+    """scikit-learn evaluates precisions_cholesky_: assigning it changes score and predict, and a
+    model built from assigned attributes alone evaluates (scikit-learn is the reference)."""
+    mixture = pytest.importorskip("sklearn.mixture", reason="scikit-learn is the reference")
+    gm = fitted(gaussian_data, covariance_type=covariance_type)
+    before = gm.score(gaussian_data)
+    scaled = gm.precisions_cholesky_ * 1.5
+    reference = mixture.GaussianMixture(3, covariance_type=covariance_type)
+    reference.weights_, reference.means_, reference.precisions_cholesky_ = (
+        gm.weights_, gm.means_, scaled)
+    gm.precisions_cholesky_ = scaled
+    assert gm.score(gaussian_data) != before
+    assert rel(gm.score_samples(gaussian_data), reference.score_samples(gaussian_data)) < 1e-12
+    built = emix.GaussianMixture(3, covariance_type=covariance_type, device="cpu")
+    built.weights_, built.means_, built.precisions_cholesky_ = gm.weights_, gm.means_, scaled
+    assert rel(built.predict_proba(gaussian_data), reference.predict_proba(gaussian_data)) < 1e-12
+    # An assigned covariances_ counts too (scikit-learn would ignore it): the fit's other
+    # attributes are left as they were, so the two disagree and the assigned one wins.
+    again = fitted(gaussian_data, covariance_type=covariance_type)
+    again.covariances_ = again.covariances_ * 4
+    assert again.score(gaussian_data) < before
+
+
+def test_verbose_may_be_a_bool(gaussian_data, capsys):
+    fitted(gaussian_data, verbose=True, max_iter=2)
+    assert "Initialization 0" in capsys.readouterr().out
+
+
+def test_discrete_mixtures_say_their_data_are_not_negative():
+    sklearn_utils = pytest.importorskip("sklearn.utils", reason="tags are scikit-learn's")
+    if not hasattr(sklearn_utils, "get_tags"):
+        pytest.skip("scikit-learn < 1.6 has no input tags")
+    for estimator in (emix.BernoulliMixture(), emix.BinomialMixture(n_trials=3)):
+        assert sklearn_utils.get_tags(estimator).input_tags.positive_only
+    assert not sklearn_utils.get_tags(emix.GaussianMixture()).input_tags.positive_only
