@@ -350,6 +350,67 @@ TEST(CpuEngine, Float32FitsOfFarApartClustersKeepTheirDigits) {
   }
 }
 
+// A tight component away from the rest: 100 duplicated rows at (1000, 1000), variance 1e-6 (what
+// reg_covar leaves them), beside 500 rows around 0 of variance 1. About the data's median the
+// expansion's terms for a row at the tight component are of size kappa = 2e12 and cancel to about
+// 1, and double kept 8e-5 of a log-density (scikit-learn's direct form: 4e-15). The engine now
+// expands such a model about the tight component's mean, where the wide component's kappa is
+// 2e6: 1e-8 absolute is eps times that with a factor of ten to spare, against 8e-5 before. Both
+// the evaluation (score_samples) and the E-step's log-likelihood (a fit with max_iter 0) are
+// checked against the per-row reference. (Tied covariance has one variance for both: no point
+// serves, and it is left out.)
+TEST(CpuEngine, ATightComponentFarFromTheRestKeepsItsDigits) {
+  std::mt19937_64 rng(21);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> x;
+  for (int i = 0; i < 500; ++i) x.insert(x.end(), {normal(rng), normal(rng)});
+  for (int i = 0; i < 100; ++i) x.insert(x.end(), {1000.0, 1000.0});
+  const std::int64_t n = 600;
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
+    emix::Model m;
+    m.n_components = 2;
+    m.n_features = 2;
+    m.covariance = covariance;
+    m.weights = {5.0 / 6, 1.0 / 6};
+    m.means = {0.0, 0.0, 1000.0, 1000.0};
+    switch (covariance) {
+      case Covariance::kFull:
+        m.covariances = {1, 0, 0, 1, 1e-6, 0, 0, 1e-6};
+        break;
+      case Covariance::kDiag:
+        m.covariances = {1, 1, 1e-6, 1e-6};
+        break;
+      default:
+        m.covariances = {1, 1e-6};
+        break;
+    }
+    std::vector<double> reference(n);
+    double reference_total = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double a = std::log(m.weights[0]) + reference_log_density(m, 0, &x[i * 2]);
+      const double b = std::log(m.weights[1]) + reference_log_density(m, 1, &x[i * 2]);
+      reference[i] = std::max(a, b) + std::log1p(std::exp(-std::abs(a - b)));
+      reference_total += reference[i];
+    }
+    const emix::DataView view = emix::DataView::host(x.data(), n, 2);
+    const std::vector<double> scores = emix::score_samples(m, view, cpu_only());
+    double worst = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      worst = std::max(worst, std::abs(scores[i] - reference[i]));
+    EXPECT_LT(worst, 1e-8) << emix::to_string(covariance);
+    emix::FitOptions o;
+    o.n_components = 2;
+    o.covariance = covariance;
+    o.init_model = m;
+    o.max_iter = 0;
+    o.engine = cpu_only();
+    const emix::FitReport f = emix::fit(view, o);
+    EXPECT_NEAR(f.log_likelihood, reference_total, 1e-8 * static_cast<double>(n))
+        << emix::to_string(covariance);
+  }
+}
+
 }  // namespace
 
 // accumulate_many walks several models' tiles together, a window of rows at a time. Each
