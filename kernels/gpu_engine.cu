@@ -168,9 +168,11 @@ class GpuEngine final : public GpuEngineBase {
     int k = 0;
     Family family = Family::kGaussian;
     Covariance covariance = Covariance::kFull;
+    int trials = 1;  // sizes the binomial coefficients' table
     bool outputs = false;
     bool operator==(const Key& o) const {
-      return k == o.k && family == o.family && covariance == o.covariance && outputs == o.outputs;
+      return k == o.k && family == o.family && covariance == o.covariance &&
+             trials == o.trials && outputs == o.outputs;
     }
   };
 
@@ -182,6 +184,7 @@ class GpuEngine final : public GpuEngineBase {
   void allocate(const BufferPlan& plan);
   void release_working();
   void start_streaming();
+  void unregister_host_memory() noexcept;
   void ensure_cublas();
   std::int64_t launch_rows(bool evaluating) const;
 
@@ -257,6 +260,10 @@ class GpuEngine final : public GpuEngineBase {
   std::array<DeviceBuffer<unsigned char>, static_cast<int>(Buf::kCount)> buffers_;
   std::array<PinnedBuffer<unsigned char>, static_cast<int>(Buf::kCount)> pinned_buffers_;
   std::vector<unsigned char> h_params_;
+  // The binomial coefficients' table as last uploaded: a member, like h_params_, because a copy
+  // from memory that happens to be page-locked (a page shared with registered host data) runs
+  // asynchronously and must find its source alive.
+  std::vector<double> h_log_choose_;
 };
 
 template <typename T>
@@ -327,7 +334,21 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
     }
   }
   if (!device_input_ && data.data() == nullptr) start_streaming();
-  compute_.synchronize();
+  try {
+    compute_.synchronize();
+  } catch (...) {
+    unregister_host_memory();  // no destructor runs for a constructor that throws
+    throw;
+  }
+}
+
+template <typename T>
+void GpuEngine<T>::unregister_host_memory() noexcept {
+  if (registered_x_) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<void*>(x_.data)));
+  if (registered_w_) {
+    EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<double*>(h_weights_)));
+  }
+  registered_x_ = registered_w_ = false;
 }
 
 template <typename T>
@@ -335,10 +356,7 @@ GpuEngine<T>::~GpuEngine() {
   // Work still in flight may use the buffers about to be freed, and the registered memory.
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(copy_.get()));
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(compute_.get()));
-  if (registered_x_) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<void*>(x_.data)));
-  if (registered_w_) {
-    EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<double*>(h_weights_)));
-  }
+  unregister_host_memory();
 }
 
 // Streamed chunks copy straight from page-locked host memory: the caller's, or the caller's
@@ -352,8 +370,16 @@ void GpuEngine<T>::start_streaming() {
   const auto lock = [this](const void* p, std::int64_t bytes, bool& registered) {
     if (p == nullptr || is_page_locked(p)) return true;
     if (!settings_.register_host_memory) return false;
-    if (cudaHostRegister(const_cast<void*>(p), static_cast<std::size_t>(bytes),
-                         cudaHostRegisterDefault) != cudaSuccess) {
+    const cudaError_t status = cudaHostRegister(const_cast<void*>(p),
+                                                static_cast<std::size_t>(bytes),
+                                                cudaHostRegisterDefault);
+    if (status == cudaErrorHostMemoryAlreadyRegistered) {
+      // Registration is by whole pages: the weights may share a page with the data just
+      // registered. Copies from the rest are correct either way; nothing of ours to unregister.
+      (void)cudaGetLastError();
+      return true;
+    }
+    if (status != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
@@ -525,7 +551,8 @@ void GpuEngine<T>::ensure_cublas() {
 template <typename T>
 void GpuEngine<T>::configure(const PreparedModel& m, bool outputs) {
   // Per-row outputs keep the buffers they need once asked for.
-  const Key key{m.k, m.family, m.covariance, outputs || (configured_ && key_.outputs)};
+  const Key key{m.k, m.family, m.covariance, m.family == Family::kBinomial ? m.trials : 1,
+                outputs || (configured_ && key_.outputs)};
   if (configured_ && key == key_) return;
   release_working();
   path_ = choose_path(m.family, m.covariance, m.k, d_, static_cast<int>(sizeof(T)), max_shared_,
@@ -717,9 +744,10 @@ void GpuEngine<T>::upload_fused_params(const PreparedModel& m) {
   // may change afterwards; the copies stay ordered before the kernels on the stream.
   EMIX_CUDA_TRY(cudaMemcpyAsync(dev<unsigned char>(Buf::kParams), h_params_.data(),
                                 h_params_.size(), cudaMemcpyHostToDevice, s));
-  if (!p.log_choose.empty()) {
-    EMIX_CUDA_TRY(cudaMemcpyAsync(dev<double>(Buf::kLogChoose), p.log_choose.data(),
-                                  p.log_choose.size() * 8, cudaMemcpyHostToDevice, s));
+  h_log_choose_ = p.log_choose;
+  if (!h_log_choose_.empty()) {
+    EMIX_CUDA_TRY(cudaMemcpyAsync(dev<double>(Buf::kLogChoose), h_log_choose_.data(),
+                                  h_log_choose_.size() * 8, cudaMemcpyHostToDevice, s));
   }
 }
 
