@@ -14,7 +14,9 @@
 // that is 1e-6 only 1e5 standard deviations from m0; in float, clusters a few hundred standard
 // deviations apart lose 1e-4. A float engine therefore runs a model with eps_float kappa > 1e-4 in
 // double over its float rows (Plan::max_kappa, float_loses_accuracy): float's memory, double's
-// digits, double's speed. evaluate() expands about the model's mean of means instead of m0, so
+// digits, double's speed. Before either, a model whose kappa about m0 is too large for its type is
+// expanded about one of its components' means instead (expansion_point), which serves a tight
+// component far from the rest. evaluate() expands about the model's mean of means instead of m0, so
 // that a row's results never depend on which other rows the call holds.
 //
 // Determinism: tiles have a size fixed by (K, D, element type), never by the thread count.
