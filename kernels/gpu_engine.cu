@@ -171,8 +171,8 @@ class GpuEngine final : public GpuEngineBase {
     int trials = 1;  // sizes the binomial coefficients' table
     bool outputs = false;
     bool operator==(const Key& o) const {
-      return k == o.k && family == o.family && covariance == o.covariance &&
-             trials == o.trials && outputs == o.outputs;
+      return k == o.k && family == o.family && covariance == o.covariance && trials == o.trials &&
+             outputs == o.outputs;
     }
   };
 
@@ -370,9 +370,8 @@ void GpuEngine<T>::start_streaming() {
   const auto lock = [this](const void* p, std::int64_t bytes, bool& registered) {
     if (p == nullptr || is_page_locked(p)) return true;
     if (!settings_.register_host_memory) return false;
-    const cudaError_t status = cudaHostRegister(const_cast<void*>(p),
-                                                static_cast<std::size_t>(bytes),
-                                                cudaHostRegisterDefault);
+    const cudaError_t status = cudaHostRegister(
+        const_cast<void*>(p), static_cast<std::size_t>(bytes), cudaHostRegisterDefault);
     if (status == cudaErrorHostMemoryAlreadyRegistered) {
       // Registration is by whole pages: the weights may share a page with the data just
       // registered. Copies from the rest are correct either way; nothing of ours to unregister.
