@@ -9,9 +9,12 @@ Per-row results come back as NumPy arrays for host data and as the input's own a
 the input's device, for device data.
 """
 
+import re
+
 import numpy as np
 
 from . import _emix
+from ._emix import InvalidArgument
 
 # DLPack device types.
 _DL_CPU = 1
@@ -89,7 +92,7 @@ def check_dtype_parameter(dtype):
     except TypeError:
         resolved = None
     if resolved not in _FLOATS:
-        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+        raise InvalidArgument(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
     return resolved
 
 
@@ -112,8 +115,8 @@ def _shape_problem(shape, name):
 def _raise_not_finite(bad_index, value):
     row, col = (int(i) + 1 for i in bad_index)
     what = "NaN" if np.isnan(value) else "infinity"
-    raise ValueError(f"Input X contains {what} (row {row}, column {col}); emix needs finite "
-                     "data.")
+    raise InvalidArgument(f"Input X contains {what} (row {row}, column {col}); emix needs finite "
+                          "data.")
 
 
 def _check_finite_host(x):
@@ -156,14 +159,14 @@ def _host_array(x, dtype, name):
         else:
             x = np.asarray(x)
     if x.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
+        raise InvalidArgument(f"Complex data not supported: {name} fits real-valued data.")
     if x.dtype.kind not in "fiub":
         # Objects and strings that read as numbers are numbers; anything else raises NumPy's
         # own TypeError / ValueError ("could not convert string to float: 'a'").
         x = x.astype(np.float64)
     problem = _shape_problem(x.shape, name)
     if problem:
-        raise ValueError(problem)
+        raise InvalidArgument(problem)
     x = np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
     _check_finite_host(x)
     return x
@@ -179,9 +182,9 @@ def _device_array(x, dtype, name):
         x = x.detach()
         problem = _shape_problem(tuple(x.shape), name)
         if problem:
-            raise ValueError(problem)
+            raise InvalidArgument(problem)
         if x.dtype.is_complex:
-            raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
+            raise InvalidArgument(f"Complex data not supported: {name} fits real-valued data.")
         names = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
         target = _target_dtype(names.get(x.dtype, np.dtype(np.int64)), dtype)
         torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -195,9 +198,9 @@ def _device_array(x, dtype, name):
 
         problem = _shape_problem(tuple(x.shape), name)
         if problem:
-            raise ValueError(problem)
+            raise InvalidArgument(problem)
         if x.dtype.kind == "c":
-            raise ValueError(f"Complex data not supported: {name} fits real-valued data.")
+            raise InvalidArgument(f"Complex data not supported: {name} fits real-valued data.")
         with cupy.cuda.Device(x.device.id):
             x = cupy.ascontiguousarray(x, dtype=_target_dtype(np.dtype(x.dtype), dtype))
             if not bool(cupy.isfinite(x).all()):
@@ -208,7 +211,7 @@ def _device_array(x, dtype, name):
         xp = x.__array_namespace__()
         problem = _shape_problem(tuple(x.shape), name)
         if problem:
-            raise ValueError(problem)
+            raise InvalidArgument(problem)
         current = str(x.dtype) if str(x.dtype) in ("float32", "float64") else "int64"
         target = _target_dtype(np.dtype(current), dtype)
         if str(x.dtype) != target.name:
@@ -225,17 +228,17 @@ def _view_of_cuda_array_interface(x, name):
     shape = tuple(cai["shape"])
     problem = _shape_problem(shape, name)
     if problem:
-        raise ValueError(problem)
+        raise InvalidArgument(problem)
     typestr = cai["typestr"]
     dtypes = {"<f4": "float32", "<f8": "float64"}
     if typestr not in dtypes:
-        raise ValueError(f"{name}: a device array of type {typestr} cannot be used in place; "
-                         "pass float32 or float64 (or a CuPy / PyTorch array, which emix "
-                         "converts on the device)")
+        raise InvalidArgument(f"{name}: a device array of type {typestr} cannot be used in place; "
+                              "pass float32 or float64 (or a CuPy / PyTorch array, which emix "
+                              "converts on the device)")
     itemsize = 4 if typestr == "<f4" else 8
     strides = cai.get("strides")
     if strides is not None and tuple(strides) != (shape[1] * itemsize, itemsize):
-        raise ValueError(f"{name}: the device array is not C-contiguous")
+        raise InvalidArgument(f"{name}: the device array is not C-contiguous")
     pointer = cai["data"][0]
     return _emix.device_view(pointer, shape[0], shape[1], dtypes[typestr], -1, x)
 
@@ -251,13 +254,13 @@ def as_data(x, dtype=None, name="emix"):
                 view = None
             if view is not None:
                 if dtype is not None and view.dtype != np.dtype(dtype).name:
-                    raise ValueError(f"{name}: the device array is {view.dtype}, but dtype is "
-                                     f"{np.dtype(dtype).name}; convert it first")
+                    raise InvalidArgument(f"{name}: the device array is {view.dtype}, but "
+                                          f"dtype is {np.dtype(dtype).name}; convert it first")
                 return Data(view, x, True)
         if hasattr(x, "__cuda_array_interface__"):
             return Data(_view_of_cuda_array_interface(x, name), x, True)
-        raise ValueError(f"{name}: cannot read this device array (it offers neither a usable "
-                         "__dlpack__ nor __cuda_array_interface__)")
+        raise InvalidArgument(f"{name}: cannot read this device array (it offers neither a usable "
+                              "__dlpack__ nor __cuda_array_interface__)")
     x = _host_array(x, dtype, name)
     return Data(_emix.view(x), x, False)
 
@@ -297,3 +300,15 @@ def like_input(result, data):
     if hasattr(x, "__array_namespace__"):
         return x.__array_namespace__().asarray(result, device=x.device)
     return result
+
+
+_ROW_AT_START = re.compile(r"^(data|sample weights): row (\d+)")
+
+
+def in_rows(error, first_row, rows, what):
+    """The same library error for a piece of a larger source: the row it names (the library
+    numbers rows within the piece it is given) as the row of the whole source, and the piece
+    named (`what`: "chunk 3", "the block"), with the rows it holds."""
+    message = _ROW_AT_START.sub(lambda m: f"{m.group(1)}: row {int(m.group(2)) + first_row}",
+                                str(error))
+    return type(error)(f"{message} (in {what}, rows {first_row + 1} to {first_row + rows})")

@@ -20,10 +20,12 @@ What counts as a chunk source (:func:`is_chunk_source`):
 """
 
 import collections.abc
+import numbers
 
 import numpy as np
 
 from . import _emix
+from ._emix import InvalidArgument
 from ._arrays import _FLOATS, _is_sparse, _target_dtype
 
 # Rows per chunk for arrays cut by emix: about 64 MiB of float64 per chunk.
@@ -45,8 +47,10 @@ def _is_arrow(x):
 
 
 def _is_chunk_list(x):
+    # Any 2-D item makes a list of chunks (its items that are not 2-D are then refused, each
+    # named); a list of rows or of numbers is one array.
     return (isinstance(x, (list, tuple)) and len(x) > 0
-            and all(_is_chunk_item(item) for item in x))
+            and any(_is_chunk_item(item) for item in x))
 
 
 def _is_chunk_item(item):
@@ -93,9 +97,9 @@ def _as_chunk_array(x, dtype, index):
         x = _arrow_to_numpy(x)
     x = np.asarray(x)
     if x.ndim != 2:
-        raise ValueError(f"chunk {index}: expected a 2-D array, got shape {x.shape}")
+        raise InvalidArgument(f"chunk {index}: expected a 2-D array, got shape {x.shape}")
     if x.dtype.kind not in "fiub":
-        raise ValueError(f"chunk {index}: element type {x.dtype} is not numeric")
+        raise InvalidArgument(f"chunk {index}: element type {x.dtype} is not numeric")
     return np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
 
 
@@ -124,14 +128,16 @@ class Chunks:
                 "emix: the chunk source is a one-shot iterator (a generator?): exact EM reads "
                 "the data again on every iteration. Pass a list of arrays, an object whose "
                 "__iter__ starts afresh, or use partial_fit for data seen once.")
-        if chunk_rows is not None and (int(chunk_rows) != chunk_rows or chunk_rows < 1):
-            raise ValueError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+        if chunk_rows is not None and (isinstance(chunk_rows, bool)
+                                       or not isinstance(chunk_rows, numbers.Real)
+                                       or int(chunk_rows) != chunk_rows or chunk_rows < 1):
+            raise InvalidArgument(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
         self.source = source
         self.chunk_rows = None if chunk_rows is None else int(chunk_rows)
         self.sample_weight = (None if sample_weight is None
                               else np.ascontiguousarray(sample_weight, dtype=np.float64))
         if self.sample_weight is not None and self.sample_weight.ndim != 1:
-            raise ValueError("sample_weight must be 1-D")
+            raise InvalidArgument("sample_weight must be 1-D")
 
     def _adapter(self, dtype):
         s = self.source
@@ -139,8 +145,8 @@ class Chunks:
                 hasattr(s, "shape") and hasattr(s, "__getitem__") and not _is_arrow(s)):
             return _SlicedRows(s, self.chunk_rows, self.sample_weight, dtype)
         if self.chunk_rows is not None and not _module_of(s) == "pyarrow":
-            raise ValueError("chunk_rows applies to arrays and datasets cut by rows, not to a "
-                             "source that gives its own chunks")
+            raise InvalidArgument("chunk_rows applies to arrays and datasets cut by rows, not "
+                                  "to a source that gives its own chunks")
         if _is_arrow(s):
             return _ArrowChunks(s, self.chunk_rows, self.sample_weight, dtype)
         if isinstance(s, collections.abc.Iterable):
@@ -182,9 +188,28 @@ def adapter_for(X, sample_weight, dtype):
     """The library-facing adapter of a chunk source given to ``fit``."""
     if isinstance(X, Chunks):
         if sample_weight is not None:
-            raise ValueError("give sample_weight to emix.chunked(), not to fit, for chunks")
+            raise InvalidArgument("give sample_weight to emix.chunked(), not to fit, for chunks")
         return X._adapter(dtype)
     return Chunks(X, None, sample_weight)._adapter(dtype)
+
+
+def chunks_read_once(X, sample_weight, dtype):
+    """(View, weights or None) of each chunk of a chunk source, read once, in order: also from
+    a one-shot iterator (a generator), which fit refuses and a single pass can take."""
+    if not is_one_shot(X):
+        source = adapter_for(X, sample_weight, dtype)
+        for i in range(source.n_chunks()):
+            yield source.chunk(i)
+        return
+    if sample_weight is not None:
+        raise InvalidArgument("sample_weight: give (array, weights) pairs as the iterator's items")
+    once = _Adapter()
+    once.dtype = dtype
+    for i, item in enumerate(X):
+        if isinstance(item, tuple) and len(item) == 2:
+            yield once._result(item[0], item[1], i)
+        else:
+            yield once._result(item, None, i)
 
 
 class _Adapter:
@@ -195,8 +220,8 @@ class _Adapter:
 
     def __init__(self):
         self.seen = {}
-        # Without a dtype parameter, chunk 0's element type is the fit's: later chunks of
-        # another type are converted to it (as arrays of other types are converted).
+        # Without a dtype parameter, the chunks' widest element type where the source tells it
+        # before they are read (_Reiterable), else chunk 0's: other chunks are converted to it.
         self.first_dtype = None
 
     def known_rows(self, i):
@@ -225,7 +250,7 @@ class _Adapter:
         if w is not None:
             w = np.ascontiguousarray(w, dtype=np.float64)
             if w.ndim != 1:
-                raise ValueError(f"chunk {index}: sample weights must be 1-D")
+                raise InvalidArgument(f"chunk {index}: sample weights must be 1-D")
         self.seen[index] = (x.shape[1], x.shape[0],
                             float(x.shape[0]) if w is None else float(w.sum()))
         return _emix.view(x), w
@@ -237,7 +262,8 @@ class _SlicedRows(_Adapter):
     def __init__(self, x, chunk_rows, sample_weight, dtype):
         shape = tuple(x.shape)
         if len(shape) != 2:
-            raise ValueError(f"emix: a chunk source cut by rows must be 2-D, got shape {shape}")
+            raise InvalidArgument(f"emix: a chunk source cut by rows must be 2-D, got shape "
+                                  f"{shape}")
         super().__init__()
         self.x, self.dtype = x, dtype
         if chunk_rows is None:
@@ -246,8 +272,8 @@ class _SlicedRows(_Adapter):
         self.total_rows = int(shape[0])
         self.w = sample_weight
         if self.w is not None and self.w.shape != (self.total_rows,):
-            raise ValueError(f"sample_weight has {self.w.shape[0]} values, but the data have "
-                             f"{self.total_rows} rows")
+            raise InvalidArgument(f"sample_weight has {self.w.shape[0]} values, but the data have "
+                                  f"{self.total_rows} rows")
 
     def n_chunks(self):
         return max(1, -(-self.total_rows // self.rows))
@@ -296,8 +322,8 @@ class _ArrowChunks(_Adapter):
             for i in range(self.n):
                 self.first_rows[i + 1] = self.first_rows[i] + int(self.rows_of(i))
             if self.w is not None and self.first_rows[self.n] != len(self.w):
-                raise ValueError(f"sample_weight: {len(self.w)} weights for "
-                                 f"{self.first_rows[self.n]} rows")
+                raise InvalidArgument(f"sample_weight: {len(self.w)} weights for "
+                                      f"{self.first_rows[self.n]} rows")
 
     def n_chunks(self):
         return self.n
@@ -313,9 +339,20 @@ class _ArrowChunks(_Adapter):
             self.first_rows[i + 1] = a + table.num_rows
             w = self.w[a:a + table.num_rows]
             if i == self.n - 1 and a + table.num_rows != len(self.w):
-                raise ValueError(f"sample_weight: {len(self.w)} weights for "
-                                 f"{a + table.num_rows} rows")
+                raise InvalidArgument(f"sample_weight: {len(self.w)} weights for "
+                                      f"{a + table.num_rows} rows")
         return self._result(table, w, i)
+
+
+def _item_dtype(item):
+    """The element type of a chunk source's item (an array, or an (array, weights) pair), or
+    None where it does not say without being read."""
+    if isinstance(item, tuple) and len(item) == 2:
+        item = item[0]
+    try:
+        return np.dtype(item.dtype)  # not a PyTorch dtype, say
+    except (AttributeError, TypeError):
+        return None
 
 
 class _Reiterable(_Adapter):
@@ -326,14 +363,20 @@ class _Reiterable(_Adapter):
     def __init__(self, source, sample_weight, dtype):
         super().__init__()
         if sample_weight is not None:
-            raise ValueError("sample_weight: give (array, weights) pairs as the iterable's items")
+            raise InvalidArgument("sample_weight: give (array, weights) pairs as the iterable's "
+                                  "items")
         self.source, self.dtype = source, dtype
         self.it, self.position = None, 0
+        # The fit's element type, where the items tell it without being read: float32 only if
+        # every chunk is float32 (a float64 chunk is never rounded to float32 for a float32
+        # chunk 0's sake).
         if isinstance(source, (list, tuple)):
-            self.n = len(source)
+            types = [_item_dtype(item) for item in source]
         else:
-            self.n = sum(1 for _ in self._fresh())  # one counting pass
-            self.it = None
+            types = [_item_dtype(item) for item in self._fresh()]  # one counting pass
+        self.n = len(types)
+        if dtype is None and types and all(t is not None for t in types):
+            self.first_dtype = np.result_type(*{_target_dtype(t, None) for t in types})
 
     def _fresh(self):
         it = iter(self.source)
@@ -364,11 +407,20 @@ class _Reiterable(_Adapter):
                 try:
                     item = next(self.it)
                 except StopIteration:
-                    raise ValueError(f"chunk {i}: the chunk source ended after {self.position} "
-                                     f"chunks on this pass, {self.n} on the first") from None
+                    raise InvalidArgument(f"chunk {i}: the chunk source ended after "
+                                          f"{self.position} chunks on this pass, {self.n} on "
+                                          "the first") from None
                 self.position += 1
                 if self.position - 1 == i:
                     break
+            if i == self.n - 1:
+                # The last chunk of the first pass: a source that now gives more is another
+                # data set (its extra rows would be left out without a word).
+                extra = next(self.it, None)
+                self.it = None
+                if extra is not None:
+                    raise InvalidArgument(f"chunk {self.n}: the chunk source gave more than the "
+                                          f"{self.n} chunks of its first pass")
         if isinstance(item, tuple) and len(item) == 2:
             return self._result(item[0], item[1], i)
         return self._result(item, None, i)

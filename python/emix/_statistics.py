@@ -11,7 +11,8 @@ import copy
 import numpy as np
 
 from . import _emix
-from ._arrays import as_data, check_dtype_parameter
+from ._emix import InvalidArgument
+from ._arrays import as_data, check_dtype_parameter, in_rows
 
 
 class Statistics:
@@ -181,8 +182,9 @@ def accumulate(model, X, sample_weight=None, device=None):
     X : array-like of shape (n_samples, n_features), or a chunk source
         Rows, host or device, used in place where possible (as ``fit`` takes them). A chunk
         source (:func:`emix.chunked`, an h5py dataset, a pyarrow source, a re-iterable of
-        arrays) is read once, chunk by chunk, and its chunks' statistics merged by
-        :func:`merge_in_order`.
+        arrays, or here also a generator) is read once, chunk by chunk, and its chunks'
+        statistics merged by :func:`merge_in_order`; an error names the chunk and the row of
+        the whole source.
     sample_weight : array-like of shape (n_samples,), optional
         Non-negative weight of each row. All zero is allowed: such a piece of the data adds
         nothing (:func:`maximize` refuses statistics without any weight).
@@ -193,25 +195,29 @@ def accumulate(model, X, sample_weight=None, device=None):
     -------
     Statistics
     """
-    from ._chunks import adapter_for, is_chunk_source
+    from ._chunks import chunks_read_once, is_chunk_source
 
     m = native_model(model)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
     if is_chunk_source(X):
-        source = adapter_for(X, sample_weight, dtype)
-        parts = []
-        for i in range(source.n_chunks()):
-            view, weights = source.chunk(i)
+        parts, first_row = [], 0
+        for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):
             if view.cols != m.n_features:
-                raise ValueError(f"chunk {i} has {view.cols} features, but the model has "
-                                 f"{m.n_features}")
-            parts.append(_emix.accumulate(m, view, _engine(device), weights))
+                raise InvalidArgument(f"chunk {i} has {view.cols} features, but the model has "
+                                      f"{m.n_features}")
+            try:
+                parts.append(_emix.accumulate(m, view, _engine(device), weights))
+            except _emix.InvalidArgument as error:
+                raise in_rows(error, first_row, view.rows, f"chunk {i}") from None
+            first_row += view.rows
+        if not parts:
+            raise InvalidArgument("the chunk source gave no chunks")
         return Statistics(_emix.merge_in_order(parts))
     data = as_data(X, dtype, "emix.accumulate")
     if data.n_features != m.n_features:
-        raise ValueError(f"X has {data.n_features} features, but the model has "
-                         f"{m.n_features}")
+        raise InvalidArgument(f"X has {data.n_features} features, but the model has "
+                              f"{m.n_features}")
     weights = None
     if sample_weight is not None:
         from ._base import _check_sample_weight
@@ -238,7 +244,7 @@ def merge_in_order(parts):
     """
     parts = list(parts)
     if not parts:
-        raise ValueError("merge_in_order: no statistics to merge")
+        raise InvalidArgument("merge_in_order: no statistics to merge")
     for p in parts:
         if not isinstance(p, Statistics):
             raise TypeError(f"merge_in_order: expected Statistics, got {type(p).__name__}")

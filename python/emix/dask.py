@@ -41,6 +41,8 @@ import dask.array as da
 import numpy as np
 
 from . import _base, _discrete, _emix, _gaussian
+from ._emix import InvalidArgument
+from ._arrays import _ROW_AT_START, in_rows
 from ._sklearn import check_feature_names
 from ._statistics import Statistics
 
@@ -90,10 +92,19 @@ def _engine(device):
 
 
 def _in_block(error, first_row, rows):
-    """The same library error, its message saying which rows of the whole array the block
-    holds (the library numbers rows within the block it is given)."""
-    where = f" (in the block of rows {first_row + 1} to {first_row + rows} of the array)"
-    return type(error)(str(error) + where)
+    """The same library error, naming the row of the whole array (the library numbers rows
+    within the block it is given) and the block's rows."""
+    return in_rows(error, first_row, rows, "the block")
+
+
+def _sampled_row(error, rows):
+    """A library error about row i of the initialisation's sample, naming row rows[i] of the
+    array instead."""
+    def renumber(match):
+        i = int(match.group(2)) - 1
+        return f"{match.group(1)}: row {int(rows[i]) + 1}" if 0 <= i < len(rows) else match[0]
+
+    return type(error)(_ROW_AT_START.sub(renumber, str(error)))
 
 
 def _block_statistics(block, weights, state, device, first_row):
@@ -145,9 +156,9 @@ def tree_merge(parts, merge=_merge_bytes, fan_in=16):
     """
     parts = list(parts)
     if not parts:
-        raise ValueError("tree_merge: nothing to merge")
+        raise InvalidArgument("tree_merge: nothing to merge")
     if fan_in < 2 or fan_in & (fan_in - 1):
-        raise ValueError(f"tree_merge: fan_in must be a power of two >= 2, got {fan_in}")
+        raise InvalidArgument(f"tree_merge: fan_in must be a power of two >= 2, got {fan_in}")
     task = dask.delayed(_merge_group, pure=True)
     while len(parts) > 1:
         parts = [task(merge, *parts[i:i + fan_in]) if i + 1 < len(parts) else parts[i]
@@ -173,15 +184,14 @@ def _checked_weights(w, block_info=None):
     bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
     if bad.size:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
-        raise _emix.InvalidArgument(f"sample weights: row {first_row + bad[0] + 1} is "
-                                    f"{w[bad[0]]}, but a sample weight must be a finite number "
-                                    ">= 0")
+        raise InvalidArgument(f"sample weights: row {first_row + bad[0] + 1} is "
+                              f"{w[bad[0]]}, but a sample weight must be a finite number >= 0")
     return w
 
 
 def _weighted_mean(total, weight_sum):
     if not weight_sum > 0:
-        raise _emix.InvalidArgument("sample weights sum to 0")
+        raise InvalidArgument("sample weights sum to 0")
     return total / weight_sum
 
 
@@ -267,12 +277,12 @@ class _DaskMixture:
 
     def _rows(self, X):
         if X.ndim != 2:
-            raise ValueError(f"Expected a 2-D dask array, got {X.ndim} dimensions")
+            raise InvalidArgument(f"Expected a 2-D dask array, got {X.ndim} dimensions")
         if any(np.isnan(c) for c in X.chunks[0]):
-            raise ValueError("X has unknown chunk sizes (after boolean indexing, say): call "
-                             "X.compute_chunk_sizes() first")
+            raise InvalidArgument("X has unknown chunk sizes (after boolean indexing, say): call "
+                                  "X.compute_chunk_sizes() first")
         if X.dtype.kind not in "fiub":
-            raise ValueError(f"dask array of element type {X.dtype} is not numeric")
+            raise InvalidArgument(f"dask array of element type {X.dtype} is not numeric")
         dtype = _base.check_dtype_parameter(self.dtype)
         from ._arrays import _target_dtype
 
@@ -291,7 +301,7 @@ class _DaskMixture:
                                           chunks=(X.chunks[0],))
         w = sample_weight.astype(np.float64)
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
-            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")
+            raise InvalidArgument(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")
         return w.rechunk((X.chunks[0],))
 
     def _initial_model(self, X, weights):
@@ -300,14 +310,17 @@ class _DaskMixture:
         if len(given) == len(self._init_parameters):
             return self._make_model(d, given)
         if self.n_components > n:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {n}")
+            raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
+                                  f"{self.n_components}, n_samples = {n}")
         rows = np.unique(np.linspace(0, n - 1, min(n, self.init_sample_rows)).astype(np.int64))
         sample = np.ascontiguousarray(X[rows].compute())
         w = None if weights is None else np.ascontiguousarray(weights[rows].compute())
         options = self._options(self._seed())
         options.max_iter = 0
-        start = _emix.fit(_emix.view(sample), options, w, None)
+        try:
+            start = _emix.fit(_emix.view(sample), options, w, None)
+        except _emix.InvalidArgument as error:
+            raise _sampled_row(error, rows) from None
         parameters = self._parameters_of(start.model)
         parameters.update(given)
         return self._make_model(d, parameters)
@@ -377,7 +390,7 @@ class _DaskMixture:
             t0 = time.perf_counter()
             stats = self._statistics(model, blocks, weight_blocks, first_rows)
             if not stats.weight_sum > 0:
-                raise _emix.InvalidArgument("sample_weight: the sample weights sum to 0")
+                raise InvalidArgument("sample_weight: the sample weights sum to 0")
             log_likelihood = stats.log_likelihood
             if not np.isfinite(log_likelihood):
                 raise _emix.NumericalError(f"the log-likelihood is {log_likelihood} at iteration "
@@ -431,8 +444,8 @@ class _DaskMixture:
         X = self._rows(X)
         self._check_is_fitted()
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input.")
+            raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                                  f"expecting {self.n_features_in_} features as input.")
         state = _model_state(self._model())
         dtype = np.int32 if what == "predict" else np.float64
         k = int(self.n_components)

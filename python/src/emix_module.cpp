@@ -75,8 +75,9 @@ View make_view(nb::ndarray<nb::ro> array) {
   }
   const std::int64_t rows = static_cast<std::int64_t>(array.shape(0));
   const std::int64_t cols = static_cast<std::int64_t>(array.shape(1));
-  // Strides are in elements. A dimension of extent 1 may have any stride.
-  if ((cols > 1 && array.stride(1) != 1) || (rows > 1 && array.stride(0) != cols)) {
+  // Strides are in elements. A dimension of extent 1 may have any stride, and an array without
+  // rows any strides (NumPy gives np.empty((0, d)) strides (0, 0)).
+  if (rows > 0 && ((cols > 1 && array.stride(1) != 1) || (rows > 1 && array.stride(0) != cols))) {
     throw emix::InvalidArgument("data: the array is not C-contiguous (row-major)");
   }
   View v;

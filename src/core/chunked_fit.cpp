@@ -2,6 +2,7 @@
 // order, each through an engine of its own (the CPU engine over a view costs no copy; the GPU
 // engine uploads the chunk), so that the EM driver runs unchanged on data of any size.
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -82,14 +83,6 @@ class ChunkedEngine final : public Engine {
     return weight_sum_;
   }
 
-  // body(view, weights) for every chunk that holds rows, in order, each read once.
-  void for_each_chunk(const std::function<void(const DataView&, const double*)>& body) {
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
-      const DataView view = reread(i);
-      if (view.rows > 0) body(view, source_.chunk_weights(i));
-    }
-  }
-
   // The chunks' statistics, added in chunk order.
   void accumulate(const PreparedModel& model, double* stats) override {
     const std::size_t size = model.layout.size();
@@ -98,8 +91,9 @@ class ChunkedEngine final : public Engine {
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
       const DataView view = reread(i);
       if (view.rows == 0) continue;
-      std::unique_ptr<Engine> engine = engine_for(view, source_.chunk_weights(i));
-      engine->accumulate(model, part.data());
+      const double* weights = source_.chunk_weights(i);
+      engine_for(view, weights)->accumulate(model, part.data());
+      name_values_gone_bad(i, view, weights, part.data());
       for (std::size_t e = 0; e < size; ++e) stats[e] += part[e];
     }
   }
@@ -115,12 +109,16 @@ class ChunkedEngine final : public Engine {
       parts.emplace_back(models[m]->layout.size());
       part_pointers.push_back(parts.back().data());
     }
-    for_each_chunk([&](const DataView& view, const double* weights) {
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
+      const DataView view = reread(i);
+      if (view.rows == 0) continue;
+      const double* weights = source_.chunk_weights(i);
       engine_for(view, weights)->accumulate_many(models, part_pointers);
       for (std::size_t m = 0; m < models.size(); ++m) {
+        name_values_gone_bad(i, view, weights, parts[m].data());
         for (std::size_t e = 0; e < parts[m].size(); ++e) stats[m][e] += parts[m][e];
       }
-    });
+    }
   }
 
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
@@ -241,22 +239,40 @@ class ChunkedEngine final : public Engine {
     return view;
   }
 
-  // Chunk i's values and weights (errors name the chunk, and the row within the whole data, so
-  // that a caller who knows the file can name it; the CLI does). Once every chunk is checked,
-  // the weights' sum must be positive.
-  void check_values(std::int64_t i, const DataView& view, const double* w) {
-    // An empty chunk (an empty row group or record batch) holds nothing to check.
-    if (view.rows > 0) {
-      try {
-        validate_fit_data(view, options_);
-        validate_sample_weight(w, view.rows, false);
-      } catch (const DataError& e) {
-        throw DataError(e.source(), e.row() + first_row_[static_cast<std::size_t>(i)], e.column(),
-                        e.problem() + " (in " + where(i) + ")");
-      } catch (const InvalidArgument& e) {
-        throw InvalidArgument(where(i) + ": " + e.what());
-      }
+  // Values are checked on a chunk's first read only (a check per pass would cost a scan of the
+  // data per iteration). A source whose values change afterwards shows it where they make a
+  // chunk's log-likelihood or weight not finite (a NaN on the third pass): the chunk is checked
+  // again, and the error names it, rather than the fit's "log-likelihood is nan".
+  void name_values_gone_bad(std::int64_t i, const DataView& view, const double* w,
+                            const double* statistics) const {
+    if (std::isfinite(statistics[StatisticsLayout::kWeightSum]) &&
+        !std::isnan(statistics[StatisticsLayout::kLogLikelihood])) {
+      return;
     }
+    check_values_of(i, view, w, " on a later pass");
+  }
+
+  // Throws, naming the chunk and the row within the whole data (so that a caller who knows the
+  // file can name it; the CLI does), if a value or weight of chunk i is one the fit cannot take.
+  void check_values_of(std::int64_t i, const DataView& view, const double* w,
+                       const std::string& when) const {
+    // An empty chunk (an empty row group or record batch) holds nothing to check.
+    if (view.rows == 0) return;
+    try {
+      validate_fit_data(view, options_);
+      validate_sample_weight(w, view.rows, false);
+    } catch (const DataError& e) {
+      throw DataError(e.source(), e.row() + first_row_[static_cast<std::size_t>(i)], e.column(),
+                      e.problem() + " (in " + where(i) + when + ")");
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(where(i) + when + ": " + e.what());
+    }
+  }
+
+  // Chunk i's values and weights, on its first read. Once every chunk is checked, the weights'
+  // sum must be positive.
+  void check_values(std::int64_t i, const DataView& view, const double* w) {
+    check_values_of(i, view, w, "");
     double sum = 0;
     for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) sum += w[r];
     chunk_weight_sums_[static_cast<std::size_t>(i)] = sum;

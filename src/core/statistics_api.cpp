@@ -23,10 +23,12 @@ StatisticsLayout layout_of(const Statistics& s) {
   return StatisticsLayout(s.family(), s.covariance(), s.n_components(), s.n_features());
 }
 
-std::string shape_of(Family family, Covariance covariance, int k, int d) {
+std::string shape_of(Family family, Covariance covariance, int k, int d, int trials) {
   std::string s = to_string(family);
   if (family == Family::kGaussian) s += std::string(" ") + to_string(covariance);
-  return s + ", K = " + std::to_string(k) + ", D = " + std::to_string(d);
+  s += ", K = " + std::to_string(k) + ", D = " + std::to_string(d);
+  if (family == Family::kBinomial) s += ", trials = " + std::to_string(trials);
+  return s;
 }
 
 // The serialised form: a header of fixed-size fields, then the centres and the values.
@@ -158,9 +160,10 @@ Statistics Statistics::implied_by(const Model& model, double reg_covar) {
 Statistics& Statistics::merge(const Statistics& other) {
   if (other.family_ != family_ || other.covariance_ != covariance_ || other.k_ != k_ ||
       other.d_ != d_ || other.trials_ != trials_ || other.values_.size() != values_.size()) {
-    throw InvalidArgument("statistics: cannot merge " +
-                          shape_of(other.family_, other.covariance_, other.k_, other.d_) +
-                          " into " + shape_of(family_, covariance_, k_, d_));
+    throw InvalidArgument(
+        "statistics: cannot merge " +
+        shape_of(other.family_, other.covariance_, other.k_, other.d_, other.trials_) + " into " +
+        shape_of(family_, covariance_, k_, d_, trials_));
   }
   if (std::memcmp(other.centres_.data(), centres_.data(), centres_.size() * sizeof(double)) != 0) {
     throw InvalidArgument(
@@ -337,9 +340,9 @@ Model maximize(const Model& model, const Statistics& statistics, const MStepOpti
     throw InvalidArgument(
         "maximize: statistics of " +
         shape_of(statistics.family(), statistics.covariance(), statistics.n_components(),
-                 statistics.n_features()) +
+                 statistics.n_features(), statistics.trials()) +
         " for a model of " +
-        shape_of(model.family, model.covariance, model.n_components, model.n_features));
+        shape_of(model.family, model.covariance, model.n_components, model.n_features, trials));
   }
   const StatisticsLayout layout = layout_of(statistics);
   if (statistics.values().size() != layout.size()) {

@@ -133,13 +133,55 @@ def test_bad_chunks_name_the_chunk(data):
     with pytest.raises(ValueError, match="chunk"):
         fit(Shrinking())
 
+    class SpoilsLater:
+        """Values are checked on a chunk's first read; a NaN that appears on the fifth pass
+        makes that chunk's log-likelihood NaN, and the chunk is checked again."""
 
-def test_chunks_of_another_element_type_take_chunk_0s(data):
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            pieces = [data[a:a + 50].copy() for a in range(0, 500, 50)]
+            if self.passes >= 5:
+                pieces[3][10, 1] = np.nan
+            return iter(pieces)
+
+    with pytest.raises(ValueError, match=r"row 161, column 2 is nan \(in chunk 3 \(rows "
+                                         r"151..200\) on a later pass\)"):
+        fit(SpoilsLater(), max_iter=20, tol=0)
+
+
+def test_chunks_of_several_element_types_take_the_widest(data):
+    """A float64 chunk is never rounded to float32 because chunk 0 is float32."""
     pieces = [data[:250].astype(np.float32), data[250:]]
     mixed = fit(pieces)
-    assert mixed.report_.precision == "float32"
-    same = fit([p.astype(np.float32) for p in pieces])
+    assert mixed.report_.precision == "float64"
+    same = fit([p.astype(np.float64) for p in pieces])
     np.testing.assert_array_equal(mixed.means_, same.means_)
+    assert fit([p.astype(np.float32) for p in pieces]).report_.precision == "float32"
+
+
+def test_empty_chunks_extra_chunks_and_items_that_are_not_2d(data, reference):
+    # NumPy gives an array without rows strides (0, 0); such a chunk holds nothing.
+    empty = np.empty((0, data.shape[1]))
+    assert_same_model(fit([data[:200], empty, data[200:]]), reference)
+
+    class Grows:
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            extra = [data[:50] * 100] if self.passes > 3 else []
+            return iter([data[:200], data[200:]] + extra)
+
+    with pytest.raises(ValueError, match="chunk 2: the chunk source gave more than the 2"):
+        fit(Grows())
+    with pytest.raises(ValueError, match="chunk 1: expected a 2-D array"):
+        fit([data[:200], data[200:, 0]])
+    with pytest.raises(ValueError, match="chunk_rows must be an int"):
+        emix.chunked(data, chunk_rows=True)
 
 
 def test_sources_that_are_arrays_too_are_evaluated_as_arrays(tmp_path, data, reference):

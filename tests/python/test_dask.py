@@ -257,10 +257,20 @@ def test_empty_blocks_unknown_chunk_sizes_and_global_rows(client, data):
     spoiled[800, 1] = np.nan
     start = dict(weights_init=[0.5, 0.5], means_init=fitted.means_,
                  precisions_init=fitted.precisions_, device="cpu")
-    with pytest.raises(emix.InvalidArgument, match=r"rows 601 to 900 of the array"):
+    named = r"row 801, column 2 is nan \(in the block, rows 601 to 900\)"
+    with pytest.raises(emix.InvalidArgument, match=named):
         emix.dask.GaussianMixture(2, **start).fit(da.from_array(spoiled, chunks=(300, 4)))
-    with pytest.raises(emix.InvalidArgument, match=r"rows 601 to 900 of the array"):
+    with pytest.raises(emix.InvalidArgument, match=named):
         fitted.predict(da.from_array(spoiled, chunks=(300, 4))).compute()
+    # In the initialisation's evenly spaced sample (every third row of 900 here), the same:
+    # the row of the array, not its place in the sample.
+    sampled = emix.dask.GaussianMixture(2, random_state=0, device="cpu")
+    sampled.init_sample_rows = 300
+    rows = np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64))
+    spoiled = data.copy()
+    spoiled[rows[200], 1] = np.nan
+    with pytest.raises(emix.InvalidArgument, match=rf"^data: row {rows[200] + 1}, column 2 "):
+        sampled.fit(da.from_array(spoiled, chunks=(300, 4)))
 
 
 def test_score_checks_weights_and_fit_calls_the_callback(client, data):

@@ -156,3 +156,21 @@ def test_accumulate_over_a_chunk_source():
     assert emix.accumulate(gm, pieces) == by_chunks
     with pytest.raises(ValueError, match="chunk 1"):
         emix.accumulate(gm, [x[:10], x[10:20, :2]])
+    # Read once, so a generator will do; an error names the row of the whole source.
+    assert emix.accumulate(gm, (p for p in pieces)) == by_chunks
+    spoiled = x.copy()
+    spoiled[150, 2] = np.nan
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"^data: row 151, column 3 is nan \(in chunk 2, rows 141 to 210\)"):
+        emix.accumulate(gm, emix.chunked(spoiled, chunk_rows=70))
+
+
+def test_binomial_statistics_of_other_trials_are_refused_naming_them():
+    x = np.random.default_rng(3).integers(0, 6, size=(200, 3)).astype(np.float64)
+    five = quiet_fit(emix.BinomialMixture(2, n_trials=5, random_state=0, device="cpu"), x)
+    seven = quiet_fit(emix.BinomialMixture(2, n_trials=7, random_state=0, device="cpu"), x)
+    with pytest.raises(emix.InvalidArgument, match="trials = 7 into binomial, K = 2, D = 3, "
+                                                   "trials = 5"):
+        emix.accumulate(five, x).merge(emix.accumulate(seven, x))
+    with pytest.raises(emix.InvalidArgument, match="trials = 5 for a model of .* trials = 7"):
+        emix.maximize(seven, emix.accumulate(five, x))
