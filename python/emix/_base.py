@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from . import _emix
+from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
 from ._chunks import adapter_for, is_chunk_source
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
@@ -80,7 +81,7 @@ class FitReport:
     best_init : int
         Which initialisation won.
     engine : str
-        Where the E-step ran, for example ``"cpu (2 threads)"`` or ``"gpu (NVIDIA H100 ...)"``.
+        Where the E-step ran, for example ``"cpu (2 threads, avx512)"`` or ``"gpu (NVIDIA H100 ...)"``.
     precision : str
         Element type of the data: ``"float32"`` or ``"float64"``.
     seconds, setup_seconds, init_seconds : float
@@ -201,8 +202,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             (_is_int(self.n_init) and 1 <= self.n_init < 2**31, "n_init", "an int in [1, 2**31)"),
             (self.init_params in _INIT_METHODS, "init_params",
              "one of " + ", ".join(repr(k) for k in _INIT_METHODS)),
-            (isinstance(self.verbose, (numbers.Integral, np.bool_)) and self.verbose >= 0, "verbose",
-             "an int >= 0 or a bool"),
+            (isinstance(self.verbose, (numbers.Integral, np.bool_)) and self.verbose >= 0,
+             "verbose", "an int >= 0 or a bool"),
             (_is_int(self.verbose_interval) and self.verbose_interval >= 1, "verbose_interval",
              "an int >= 1"),
             (self.device in _DEVICES, "device", "one of 'auto', 'cpu', 'gpu'"),
@@ -214,8 +215,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         checks += self._family_checks()
         for ok, parameter, expected in checks:
             if not ok:
-                raise ValueError(f"The {parameter!r} parameter of {name} must be {expected}. "
-                                 f"Got {getattr(self, parameter)!r} instead.")
+                raise InvalidArgument(f"The {parameter!r} parameter of {name} must be {expected}. "
+                                      f"Got {getattr(self, parameter)!r} instead.")
         check_dtype_parameter(self.dtype)
 
     def _family_checks(self):
@@ -226,7 +227,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         from the RandomState (None: NumPy's global one), as scikit-learn draws its seeds."""
         if _is_int(self.random_state):
             if not 0 <= self.random_state < 2**64:
-                raise ValueError(f"random_state must be in [0, 2**64), got {self.random_state}")
+                raise InvalidArgument(
+                    f"random_state must be in [0, 2**64), got {self.random_state}")
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
@@ -320,8 +322,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             data = as_data(X, dtype, name)
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if self.n_components > data.n_samples:
-                raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                                 f"{self.n_components}, n_samples = {data.n_samples}")
+                raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
+                                      f"{self.n_components}, n_samples = {data.n_samples}")
             n_features = data.n_features
 
             def run(options, hook):
@@ -424,8 +426,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         weights = _check_sample_weight(sample_weight, data.n_samples)
         online = getattr(self, "_online_", None)
         if self.__sklearn_is_fitted__() and data.n_features != self.n_features_in_:
-            raise ValueError(f"X has {data.n_features} features, but {name} is expecting "
-                             f"{self.n_features_in_} features as input.")
+            raise InvalidArgument(f"X has {data.n_features} features, but {name} is expecting "
+                                  f"{self.n_features_in_} features as input.")
         if online is None:
             if self.__sklearn_is_fitted__():
                 initial = self._model()
@@ -435,13 +437,16 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     initial = self._make_model(data.n_features, given)
                 else:
                     if self.n_components > data.n_samples:
-                        raise ValueError(
+                        raise InvalidArgument(
                             f"Expected n_samples >= n_components in the first batch of "
                             f"partial_fit but got n_components = {self.n_components}, "
                             f"n_samples = {data.n_samples}")
                     options = self._options(self._seed())
                     options.max_iter = 0
                     start = _emix.fit(data.view, options, weights, None)
+                    for message in start.warnings:  # a component left empty, say
+                        if not message.startswith(_QUIET_REPORT_LINES):
+                            warnings.warn(message, FitWarning, stacklevel=2)
                     parameters = self._parameters_of(start.model)
                     parameters.update(given)
                     initial = self._make_model(data.n_features, parameters)
@@ -454,6 +459,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         online.partial_fit(data.view, self._engine(), weights)
         self._online_ = online
         self._set_model(online.model)
+        weightless = np.flatnonzero(np.asarray(self.weights_) == 0)
+        if weightless.size:
+            # fit re-seeds such a component on a row; online EM, which sees each batch once,
+            # cannot, and the component stays without weight.
+            warnings.warn(f"partial_fit: component(s) {', '.join(map(str, weightless))} have "
+                          "no weight; online EM does not re-seed them (fit does, or start "
+                          "from other initial parameters)", FitWarning, stacklevel=2)
         self.n_features_in_ = int(data.n_features)
         self.n_iter_ = int(online.steps)
         self.lower_bound_ = float(online.last_mean_log_likelihood)
@@ -498,7 +510,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         return hook
 
-    def _set_fitted(self, report, n_features, total_weight):
+    def _set_fitted(self, report, n_features, total_weight, failed=False):
         self._set_model(report.model)
         self.converged_ = bool(report.converged)
         self.n_iter_ = int(report.n_iter)
@@ -515,7 +527,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         for message in self.report_.warnings:
             if not message.startswith(_QUIET_REPORT_LINES):
                 warnings.warn(message, FitWarning, stacklevel=4)
-        if not self.converged_ and self.max_iter > 0:
+        # A select candidate that failed (its warning gives the error) has not merely not
+        # converged: more iterations would not help.
+        if not self.converged_ and self.max_iter > 0 and not failed:
             warnings.warn("Best performing initialization did not converge. Try different init "
                           "parameters, or increase max_iter, tol, or check for degenerate data.",
                           ConvergenceWarning, stacklevel=4)
@@ -539,8 +553,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         # A model built from assigned attributes has no n_features_in_ (scikit-learn then skips
         # this check too); the library names a width that disagrees with the model's.
         if data.n_features != getattr(self, "n_features_in_", data.n_features):
-            raise ValueError(f"X has {data.n_features} features, but {name} is expecting "
-                             f"{self.n_features_in_} features as input.")
+            raise InvalidArgument(f"X has {data.n_features} features, but {name} is expecting "
+                                  f"{self.n_features_in_} features as input.")
         return data
 
     def _evaluate(self, function, data):
@@ -663,8 +677,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         """
         self._check_is_fitted()
         if not _is_int(n_samples) or n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r} . The sampling "
-                             "requires at least one sample.")
+            raise InvalidArgument(f"Invalid value for 'n_samples': {n_samples!r} . The sampling "
+                                  "requires at least one sample.")
         return _emix.sample(self._model(), int(n_samples), self._seed())
 
     # --- files ------------------------------------------------------------------------------
@@ -715,14 +729,14 @@ def _check_sample_weight(sample_weight, n_samples, allow_all_zero=False):
     if weights.ndim == 0:
         weights = np.full(n_samples, float(weights))
     if weights.ndim != 1:
-        raise ValueError("Sample weights must be 1D array or scalar")
+        raise InvalidArgument("Sample weights must be 1D array or scalar")
     if weights.shape != (n_samples,):
-        raise ValueError(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
+        raise InvalidArgument(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
     # Negative and non-finite weights are the library's to reject (its message names the
     # row); weights that are all zero leave nothing to fit (but a piece of the data may hold
     # only such rows: allow_all_zero).
     if not allow_all_zero and not np.any(weights != 0):
-        raise ValueError("sample weights are all zero: at least one weight must be positive")
+        raise InvalidArgument("sample weights are all zero: at least one weight must be positive")
     return np.ascontiguousarray(weights)
 
 
@@ -730,22 +744,22 @@ def check_weights(weights, n_components):
     """scikit-learn's checks of weights_init."""
     weights = np.asarray(to_host_numpy(weights), dtype=np.float64)
     if weights.shape != (n_components,):
-        raise ValueError(f"The parameter 'weights' should have the shape of {(n_components,)}, "
-                         f"but got {weights.shape}")
+        raise InvalidArgument(f"The parameter 'weights' should have the shape of "
+                              f"{(n_components,)}, but got {weights.shape}")
     if np.any(weights < 0) or np.any(weights > 1) or not np.all(np.isfinite(weights)):
-        raise ValueError("The parameter 'weights' should be in the range [0, 1], but got max "
-                         f"value {np.max(weights):.5f}, min value {np.min(weights):.5f}")
+        raise InvalidArgument("The parameter 'weights' should be in the range [0, 1], but got max "
+                              f"value {np.max(weights):.5f}, min value {np.min(weights):.5f}")
     if not np.allclose(np.abs(1.0 - np.sum(weights)), 0.0):
-        raise ValueError("The parameter 'weights' should be normalized, but got "
-                         f"sum(weights) = {np.sum(weights):.5f}")
+        raise InvalidArgument("The parameter 'weights' should be normalized, but got "
+                              f"sum(weights) = {np.sum(weights):.5f}")
     return weights
 
 
 def check_shape(array, shape, name):
     array = np.asarray(to_host_numpy(array), dtype=np.float64)
     if array.shape != shape:
-        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got "
-                         f"{array.shape}")
+        raise InvalidArgument(f"The parameter '{name}' should have the shape of {shape}, but got "
+                              f"{array.shape}")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"The parameter '{name}' contains NaN or infinity")
+        raise InvalidArgument(f"The parameter '{name}' contains NaN or infinity")
     return array

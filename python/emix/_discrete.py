@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import _emix
+from ._emix import InvalidArgument
 from ._base import _BaseMixture, _is_int, _is_real, check_shape, check_weights
 
 _COMMON_PARAMETERS = """    n_components : int, default=1
@@ -99,8 +100,9 @@ class _DiscreteMixture(_BaseMixture):
         if self.probabilities_init is not None:
             p = check_shape(self.probabilities_init, (k, n_features), "probabilities")
             if np.any(p < 0) or np.any(p > 1):
-                raise ValueError("The parameter 'probabilities' should be in the range [0, 1], "
-                                 f"but got max value {p.max():.5f}, min value {p.min():.5f}")
+                raise InvalidArgument("The parameter 'probabilities' should be in the range "
+                                      f"[0, 1], but got max value {p.max():.5f}, min value "
+                                      f"{p.min():.5f}")
             given["probabilities"] = p
         return given
 

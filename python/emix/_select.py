@@ -1,6 +1,7 @@
 """Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
 
 from . import _emix
+from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
 from ._chunks import adapter_for, is_chunk_source
 
@@ -28,7 +29,7 @@ class SelectResult:
         That candidate's row.
     best_estimator_ : GaussianMixture, BernoulliMixture or BinomialMixture
         The best candidate as a fitted estimator, equal to ``fit`` of an estimator with the
-        same parameters (``estimator(k)`` gives any other candidate).
+        same parameters (``estimator(i)`` gives candidate ``candidates[i]``).
     engine : str
         Where the E-steps ran.
     seconds : float
@@ -182,17 +183,17 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     from ._gaussian import GaussianMixture
 
     if family not in _FAMILIES:
-        raise ValueError(f"family must be one of {_FAMILIES}, got {family!r}")
+        raise InvalidArgument(f"family must be one of {_FAMILIES}, got {family!r}")
     if criterion not in _CRITERIA:
-        raise ValueError(f"criterion must be one of {_CRITERIA}, got {criterion!r}")
+        raise InvalidArgument(f"criterion must be one of {_CRITERIA}, got {criterion!r}")
     if not _is_int(random_state):
-        raise ValueError("random_state must be an int, so that the selection is reproducible")
+        raise InvalidArgument("random_state must be an int, so that the selection is reproducible")
     ks = [int(k) for k in n_components]
     if isinstance(covariance_types, str):  # one type, not its letters
         covariance_types = [covariance_types]
     types = list(covariance_types) if family == "gaussian" else ["full"]
     if not ks or not types:
-        raise ValueError("select: the grid is empty")
+        raise InvalidArgument("select: the grid is empty")
 
     def estimator(k, covariance):
         common = dict(n_components=k, n_init=n_init, random_state=random_state, device=device,
@@ -221,6 +222,6 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     estimators = []
     for c in report.candidates:
         e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
-        e._set_fitted(c.fit, n_features, total)
+        e._set_fitted(c.fit, n_features, total, failed=c.fit.log_likelihood == float("-inf"))
         estimators.append(e)
     return SelectResult(report, estimators, criterion)

@@ -125,3 +125,15 @@ def test_bernoulli_partial_fit():
         online.partial_fit(x[a:a + 100])
     got = np.sort(online.probabilities_[:, 0])
     assert abs(got[0] - 0.1) < 0.05 and abs(got[1] - 0.9) < 0.05
+
+
+def test_a_component_without_weight_is_reported():
+    """A first batch of one repeated row leaves a component empty: fit would re-seed it, online
+    EM cannot, and says so (the initialisation's note, then at every step that leaves it
+    without weight)."""
+    rng = np.random.default_rng(0)
+    with pytest.warns(emix.FitWarning, match="left 1 component"):
+        gm = emix.GaussianMixture(2, random_state=0, device="cpu").partial_fit(np.ones((50, 2)))
+    with pytest.warns(emix.FitWarning, match=r"component\(s\) 1 have no weight"):
+        gm.partial_fit(rng.normal(size=(100, 2)))
+    assert gm.weights_[1] == 0

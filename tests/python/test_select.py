@@ -142,3 +142,19 @@ def test_one_covariance_type_given_as_a_string(three_clusters):
     result = emix.select(three_clusters, n_components=[1, 2], covariance_types="diag",
                          random_state=3, device="cpu")
     assert [c["covariance_type"] for c in result.candidates] == ["diag", "diag"]
+
+
+def test_a_failed_candidate_warns_with_its_error_not_of_convergence():
+    """Data in a plane (a column of zeros) without reg_covar: the full candidates fail. Each
+    says why (a FitWarning with the error); scikit-learn's advice to raise max_iter would not
+    help, so no ConvergenceWarning comes for them."""
+    x = np.random.default_rng(5).normal(size=(300, 3))
+    x[:, 2] = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = emix.select(x, n_components=[1, 2], covariance_types=("full", "spherical"),
+                        reg_covar=0, random_state=0, device="cpu")
+    failed = [c for c in r.candidates if not np.isfinite(c["bic"])]
+    assert len(failed) == 2 and all(c["covariance_type"] == "full" for c in failed)
+    kinds = [type(w.message).__name__ for w in caught]
+    assert "FitWarning" in kinds and "ConvergenceWarning" not in kinds, kinds
