@@ -172,6 +172,16 @@ TEST_F(CliTest, BernoulliWithATwo) {
                  {"data.txt: row 3, column 2 is 2, but a Bernoulli mixture needs 0 or 1"});
 }
 
+// What the library says of the whole input ("data: ...", "sample weights ...") names the file.
+TEST_F(CliTest, WholeInputProblemsNameTheFile) {
+  write("data.txt", "1 2\n3 4\n5 7\n");
+  write("zero.txt", "0\n0\n0\n");
+  expect_failure("fit data.txt -k 1 --sample-weight zero.txt -o model.json",
+                 {"zero.txt: the sample weights sum to 0"});
+  write("raw.bin", std::string(16, '\0'));
+  expect_failure("fit raw.bin -k 1 -o model.json", {"raw.bin", "--dtype and --dims"});
+}
+
 TEST_F(CliTest, BinomialCountAboveTrials) {
   write("data.txt", "0 1\n3 4\n5 2\n");
   expect_failure("fit data.txt -k 2 --family binomial --trials 4 -o model.json",

@@ -119,6 +119,18 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
   throw InvalidArgument(message);
 }
 
+void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& files) {
+  const std::string message = error.what();
+  const std::string data = "data: ", weights = "sample weights ";
+  if (!files.data.empty() && message.rfind(data, 0) == 0) {
+    throw InvalidArgument(files.data + ": " + message.substr(data.size()));
+  }
+  if (!files.sample_weight.empty() && message.rfind(weights, 0) == 0) {
+    throw InvalidArgument(files.sample_weight + ": the " + message);
+  }
+  throw;
+}
+
 std::uint64_t parse_seed(const std::string& text, const std::string& option) {
   std::uint64_t value = 0;
   const char* first = text.data();

@@ -57,6 +57,9 @@ struct DataFiles {
 template <typename Call>
 auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
 [[noreturn]] void rethrow_in_file(const DataError& error, const DataFiles& files);
+// The library's word for the whole input ("data: 1048577 columns is more than ...", "sample
+// weights sum to 0") replaced by the file's name; any other error rethrown as it is.
+[[noreturn]] void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& files);
 
 // Parses --seed: a whole number in 0 .. 2^64 - 1, or InvalidArgument naming `option` (a value
 // out of range is an error rather than silently clamped or wrapped).
@@ -166,6 +169,8 @@ auto naming_files(const DataFiles& files, Call&& call) -> decltype(call()) {
     return call();
   } catch (const DataError& e) {
     rethrow_in_file(e, files);
+  } catch (const InvalidArgument& e) {
+    rethrow_whole_input_in_file(e, files);
   }
 }
 

@@ -308,7 +308,7 @@ void million_points(const EngineOptions& cpu) {
       }
     }
   } else {
-    std::printf("   (no GPU engine on this machine: the GPU rows are skipped)\n");
+    std::printf("   (no GPU answers on this machine: the GPU rows are skipped)\n");
   }
   // What was measured about the CPU run, and nothing beyond it.
   const Timed& c = rows[0];

@@ -17,8 +17,9 @@ std::int64_t raw_rows(const std::string& path, const ReadOptions& options, Input
   const std::string name = quote_path(path);
   if (options.raw_dtype.empty()) {
     throw InvalidArgument(name +
-                          ": raw binary needs its element type (raw_dtype) and its number of "
-                          "columns (raw_cols)");
+                          ": raw binary needs its element type and its number of columns "
+                          "(the program's --dtype and --dims; ReadOptions::raw_dtype and "
+                          "raw_cols)");
   }
   if (!parse_scalar_name(options.raw_dtype, &scalar)) {
     throw InvalidArgument(name + ": unknown raw dtype " + excerpt(options.raw_dtype) +

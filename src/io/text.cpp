@@ -75,7 +75,7 @@ class LineReader {
     begin_ = 0;
     end_ = kept;
     if (end_ == buffer_.size()) {
-      if (buffer_.size() > kMaxLineBytes) {
+      if (buffer_.size() >= kMaxLineBytes) {
         throw_io(file_.path(), "line " + std::to_string(line_number_ + 1) + " is longer than " +
                                    std::to_string(kMaxLineBytes >> 20) + " MiB");
       }
