@@ -9,10 +9,15 @@
 namespace emix::gpu {
 
 PathChoice choose_path(Family family, Covariance covariance, int k, int d, int elem_size,
-                       std::int64_t max_shared_bytes, const GpuSettings& settings) {
+                       std::int64_t max_shared_bytes, const GpuSettings& settings,
+                       const std::string& needs_double) {
   PathChoice choice;
   if (settings.path == GpuPath::kGeneral) {
     choice.reason = "the general path was asked for";
+    return choice;
+  }
+  if (!needs_double.empty() && settings.path != GpuPath::kFused) {
+    choice.reason = needs_double;
     return choice;
   }
   const std::optional<FusedPlan> plan = choose_fused_plan(family, covariance, k, d, elem_size,

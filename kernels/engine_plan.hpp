@@ -33,9 +33,12 @@ struct PathChoice {
   std::string reason;  // why the general path, when not fused
 };
 
-// Throws InvalidArgument for kFused where no plan fits.
+// Throws InvalidArgument for kFused where no plan fits. needs_double: why float arithmetic would
+// not hold this model to float32's tolerance (empty where it would); the general path, which
+// computes in double from the float rows, then runs it, unless kFused is insisted on.
 PathChoice choose_path(Family family, Covariance covariance, int k, int d, int elem_size,
-                       std::int64_t max_shared_bytes, const GpuSettings& settings);
+                       std::int64_t max_shared_bytes, const GpuSettings& settings,
+                       const std::string& needs_double = {});
 
 // The general path's chunk shape: statistics blocks of block_rows threads (a power of two,
 // 32..256) each summing kGeneralRowsPerThread rows; per-chunk matrices padded to ld rows.

@@ -170,14 +170,16 @@ class GpuEngine final : public GpuEngineBase {
     Covariance covariance = Covariance::kFull;
     int trials = 1;  // sizes the binomial coefficients' table
     bool outputs = false;
+    std::string needs_double;  // why a float model takes the general path (choose_path)
     bool operator==(const Key& o) const {
       return k == o.k && family == o.family && covariance == o.covariance && trials == o.trials &&
-             outputs == o.outputs;
+             outputs == o.outputs && needs_double == o.needs_double;
     }
   };
 
   void check_model(const PreparedModel& model) const;
   void configure(const PreparedModel& model, bool outputs);
+  std::string needs_double(const PreparedModel& model) const;
   BufferPlanInputs plan_inputs(const PreparedModel& model, bool outputs, std::int64_t rows,
                                int slices) const;
   std::int64_t budget() const;
@@ -240,6 +242,7 @@ class GpuEngine final : public GpuEngineBase {
   bool staging_ = false;
 
   bool configured_ = false;
+  bool weights_outside_float_ = false;  // weights_outside_float_range, for float engines
   Key key_;
   PathChoice path_;
   int fused_slices_ = 0;         // blocks of the widest accumulate launch (fused)
@@ -275,6 +278,7 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
       settings_(settings),
       n_(x.rows),
       d_(static_cast<int>(x.cols)) {
+  weights_outside_float_ = sizeof(T) == 4 && weights_outside_float_range(sample_weight, n_);
   EMIX_CUDA_TRY(cudaGetDevice(&device_));
   device_name_ = device_name();
   max_shared_ = fused_max_shared_bytes();
@@ -544,18 +548,43 @@ void GpuEngine<T>::ensure_cublas() {
   blas_ = std::move(blas);
 }
 
+// Where the single-pass kernel's float arithmetic would not hold a float model to float32's
+// tolerance, as the CPU engine's rules (core/prepared_model.hpp) judge it, why; else empty.
+// The general path then runs it: it sums weights, responsibilities and statistics in double and
+// computes Bernoulli and binomial log-densities in double.
+template <typename T>
+std::string GpuEngine<T>::needs_double(const PreparedModel& m) const {
+  if constexpr (std::is_same_v<T, float>) {
+    if (weights_outside_float_) {
+      return "float32 with sample weights outside [2^-100, 2^100], which float sums would "
+             "overflow or flush to zero";
+    }
+    const double terms = largest_discrete_terms(m);
+    if (float_loses_digits(terms)) {
+      return "float32 " + std::string(to_string(m.family)) + " log-densities whose terms (" +
+             std::to_string(terms) + ") cancel beyond float's digits";
+    }
+  }
+  (void)m;
+  return {};
+}
+
 // Chooses the path for the model's shape and sizes every buffer to the budget: chunks as large
 // as aimed for, halved (and, single-pass, fewer blocks) until the plan fits; where not even a
 // small chunk fits beside uploaded data, the data are streamed instead.
 template <typename T>
 void GpuEngine<T>::configure(const PreparedModel& m, bool outputs) {
   // Per-row outputs keep the buffers they need once asked for.
-  const Key key{m.k, m.family, m.covariance, m.family == Family::kBinomial ? m.trials : 1,
-                outputs || (configured_ && key_.outputs)};
+  const Key key{m.k,
+                m.family,
+                m.covariance,
+                m.family == Family::kBinomial ? m.trials : 1,
+                outputs || (configured_ && key_.outputs),
+                needs_double(m)};
   if (configured_ && key == key_) return;
   release_working();
   path_ = choose_path(m.family, m.covariance, m.k, d_, static_cast<int>(sizeof(T)), max_shared_,
-                      settings_);
+                      settings_, key.needs_double);
   if (!path_.fused && uses_gemm(mode_of(m))) ensure_cublas();
   int slices = 0;
   if (path_.fused) {

@@ -15,6 +15,7 @@
 
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
+#include "kernels/engine_plan.hpp"
 #include "kernels/fused_estep.cuh"
 #include "kernels/fused_params.hpp"
 #include "stats_compare.hpp"
@@ -351,6 +352,48 @@ TEST(FusedPlan, ShapesBeyondSharedMemoryTakeTheGeneralPath) {
   EXPECT_TRUE(
       emix::gpu::choose_fused_plan(Family::kGaussian, Covariance::kFull, 32, 32, 8, kLargeShared)
           .has_value());
+}
+
+// The path choice: the single-pass kernel where its plan fits, unless the general path is asked
+// for, or a float model needs double arithmetic (then the reason is reported), which an insisted
+// single-pass kernel overrides (tests compare the two paths on the same models).
+TEST(GpuPathChoice, FloatModelsThatNeedDoubleTakeTheGeneralPath) {
+  using emix::gpu::GpuPath;
+  emix::gpu::GpuSettings settings;
+  const auto choose = [&](const std::string& needs_double) {
+    return emix::gpu::choose_path(Family::kBinomial, Covariance::kFull, 3, 5, 4, kLargeShared,
+                                  settings, needs_double);
+  };
+  EXPECT_TRUE(choose("").fused);
+  const emix::gpu::PathChoice general = choose("float32 binomial log-densities ...");
+  EXPECT_FALSE(general.fused);
+  EXPECT_EQ(general.reason, "float32 binomial log-densities ...");
+  settings.path = GpuPath::kFused;
+  EXPECT_TRUE(choose("float32 binomial log-densities ...").fused);
+  settings.path = GpuPath::kGeneral;
+  EXPECT_FALSE(choose("").fused);
+}
+
+// The rules every engine applies to float models (core/prepared_model.hpp): binomial counts of
+// up to 1000 have log-density terms of about 1e4 (float loses 1e-3 of a log-density of -20),
+// Bernoulli ones of a few; weights are summed in float only within [2^-100, 2^100].
+TEST(FloatRules, LargeDiscreteTermsAndExtremeWeightsNeedDouble) {
+  const emix::Model binomial =
+      emix::testing::random_model(Family::kBinomial, Covariance::kFull, 3, 5, 9, /*trials=*/1000);
+  const emix::Model bernoulli =
+      emix::testing::random_model(Family::kBernoulli, Covariance::kFull, 3, 5, 9);
+  const emix::Model gaussian =
+      emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 3, 5, 9);
+  EXPECT_TRUE(emix::float_loses_digits(emix::largest_discrete_terms(emix::prepare(binomial))));
+  EXPECT_FALSE(emix::float_loses_digits(emix::largest_discrete_terms(emix::prepare(bernoulli))));
+  EXPECT_EQ(emix::largest_discrete_terms(emix::prepare(gaussian)), 0.0);
+  const std::vector<double> ordinary = {0.5, 2.0, 0.0, 1e20};
+  const std::vector<double> huge = {0.5, 1e35};
+  const std::vector<double> tiny = {0.5, 1e-35};
+  EXPECT_FALSE(emix::weights_outside_float_range(ordinary.data(), 4));
+  EXPECT_TRUE(emix::weights_outside_float_range(huge.data(), 2));
+  EXPECT_TRUE(emix::weights_outside_float_range(tiny.data(), 2));
+  EXPECT_FALSE(emix::weights_outside_float_range(nullptr, 2));
 }
 
 TEST(StatisticsLayout, PackedScatterUnpacksToASymmetricFullScatter) {

@@ -643,6 +643,57 @@ TEST(GpuAccuracy, Float32FitsOfFarApartClustersKeepTheirDigits) {
   }
 }
 
+// float32 on the GPU where float arithmetic would not hold: binomial counts of up to 1000 (the
+// log-densities' terms, about 1e4, cancel to about -20; the single-pass kernel's float sum lost
+// 1e-3 of each) and sample weights beyond float's range (1e35 overflowed its float sums). Such
+// models take the general path, which computes in double: the log-likelihood within 1e-9
+// relative (binomial, whose parameters are exact) and the parameters within float32's 1e-4 of
+// the CPU engine's float64 fit on the same values.
+TEST(GpuAccuracy, Float32ModelsThatNeedDoubleGetIt) {
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
+  {
+    const emix::Model truth =
+        emix::testing::random_model(Family::kBinomial, Covariance::kFull, 3, 5, 9, /*trials=*/1000);
+    const emix::Sample s = emix::sample(truth, 4000, 10);
+    const std::vector<float> x32(s.x.begin(), s.x.end());
+    const std::vector<double> x64(x32.begin(), x32.end());
+    emix::FitOptions o;
+    o.family = Family::kBinomial;
+    o.trials = 1000;
+    o.n_components = 3;
+    o.init_model = truth;
+    o.max_iter = 5;
+    o.tol = 0;
+    o.engine.device = emix::Device::kCpu;
+    const emix::FitReport cpu64 = emix::fit(emix::DataView::host(x64.data(), 4000, 5), o);
+    o.engine.device = emix::Device::kGpu;
+    const emix::FitReport gpu32 = emix::fit(emix::DataView::host(x32.data(), 4000, 5), o);
+    EXPECT_NEAR(gpu32.mean_log_likelihood, cpu64.mean_log_likelihood,
+                1e-9 * std::abs(cpu64.mean_log_likelihood));
+  }
+  for (const double scale : {1e35, 1e-35}) {
+    const emix::Model truth =
+        emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 2, 12);
+    const emix::Sample s = emix::sample(truth, 3000, 13);
+    const std::vector<float> x32(s.x.begin(), s.x.end());
+    const std::vector<double> x64(x32.begin(), x32.end());
+    const std::vector<double> w(3000, scale);
+    emix::FitOptions o;
+    o.n_components = 2;
+    o.covariance = Covariance::kDiag;
+    o.init_model = truth;
+    o.max_iter = 5;
+    o.tol = 0;
+    o.engine.device = emix::Device::kCpu;
+    const emix::Model cpu64 =
+        emix::fit(emix::DataView::host(x64.data(), 3000, 2), o, w.data()).model;
+    o.engine.device = emix::Device::kGpu;
+    const emix::Model gpu32 =
+        emix::fit(emix::DataView::host(x32.data(), 3000, 2), o, w.data()).model;
+    EXPECT_LT(emix::testing::worst_component_difference(gpu32, cpu64), 1e-4) << scale;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The seed's problems (../shared/seed/homework-em.md)
 

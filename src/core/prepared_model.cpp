@@ -46,6 +46,28 @@ double log_binomial_coefficients(const double* x, int d, int trials) {
   return sum;
 }
 
+double largest_discrete_terms(const PreparedModel& p) {
+  if (p.family == Family::kGaussian) return 0;
+  const double trials = p.family == Family::kBinomial ? p.trials : 1.0;
+  double largest = 0;
+  for (int c = 0; c < p.k; ++c) {
+    double sum = 0;
+    for (int j = 0; j < p.d; ++j) sum += std::abs(p.logit[static_cast<std::size_t>(c) * p.d + j]);
+    largest = std::max(largest, trials * sum + std::abs(p.log_norm[c] + p.log_weights[c]));
+  }
+  return largest;
+}
+
+bool weights_outside_float_range(const double* sample_weight, std::int64_t n) {
+  if (sample_weight == nullptr) return false;
+  const double low = std::ldexp(1.0, -100), high = std::ldexp(1.0, 100);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double w = sample_weight[i];
+    if (w > 0 && (w < low || w > high)) return true;
+  }
+  return false;
+}
+
 PreparedModel prepare(const Model& model, double prob_epsilon) {
   PreparedModel p;
   p.family = model.family;

@@ -60,4 +60,25 @@ PreparedModel prepare(const Model& model, double prob_epsilon = 1e-10);
 // sum_d log C(m, x_d), the k-independent part of a binomial log-density.
 double log_binomial_coefficients(const double* x, int d, int trials);
 
+// When float arithmetic would not hold a float model to float32's tolerance against float64
+// (1e-4 of a parameter), every engine computes it in double over the float rows: the CPU engine
+// promotes the model, the GPU engine takes its general path, which computes in double.
+constexpr double kFloat32Tolerance = 1e-4;
+
+// Bernoulli / binomial: the largest size of the terms a log-density sums and that cancel to its
+// value (of about -20): m sum_d |logit_kd| + |log w_k + log-normaliser_k|, 2e4 for m = 1000 and
+// D = 5. 0 for Gaussians.
+double largest_discrete_terms(const PreparedModel& p);
+
+// Whether float arithmetic loses float32's tolerance on terms of that size.
+inline bool float_loses_digits(double terms) {
+  return 1.1920928955078125e-07 * terms > kFloat32Tolerance;  // float's epsilon, 2^-23
+}
+
+// Whether a positive sample weight lies outside [2^-100, 2^100]: engines multiply
+// responsibilities by the weights and sum them in the data's element type, where float would
+// overflow (weights of 1e35) or flush to zero. Only their ratios matter, but a float fit then
+// runs in double rather than rescale them (rescaling would change the reported totals).
+bool weights_outside_float_range(const double* sample_weight, std::int64_t n);
+
 }  // namespace emix

@@ -155,30 +155,13 @@ RowVector<double> model_shift(const PreparedModel& p) {
 }
 
 // Whether a float engine runs this model's pass in double (over its float rows): when float's
-// rounding, times the size of the terms that cancel (Plan::max_kappa), could exceed 1e-4 of a
-// parameter, float32's tolerance against float64. Well-separated clusters do this: 1e4 rows at
-// 0 and 1e4 at 10 with sd 0.01 (1000 sd apart) had covariances 7 % off; and binomial counts of
-// up to 1000, whose log-likelihood was 2e-6 off with every parameter exact.
-constexpr double kPromoteAbove = 1e-4;
+// rounding, times the size of the terms that cancel (Plan::max_kappa), could exceed float32's
+// tolerance (core/prepared_model.hpp). Well-separated clusters do this: 1e4 rows at 0 and 1e4
+// at 10 with sd 0.01 (1000 sd apart) had covariances 7 % off; and binomial counts of up to
+// 1000, whose log-likelihood was 2e-6 off with every parameter exact.
 template <typename T>
 bool float_loses_accuracy(const Plan<T>& plan) {
-  return std::is_same_v<T, float> &&
-         static_cast<double>(std::numeric_limits<float>::epsilon()) * plan.max_kappa >
-             kPromoteAbove;
-}
-
-// Whether any positive sample weight lies outside [2^-100, 2^100]: the kernels multiply
-// responsibilities by the weights and sum them over a tile in the element type, where float
-// would overflow (weights of 1e35) or flush to zero. Only their ratios matter, but a float
-// engine then runs in double rather than rescale them (rescaling changes the reported totals).
-bool outside_float_range(const double* sample_weight, std::int64_t n) {
-  if (sample_weight == nullptr) return false;
-  const double low = std::ldexp(1.0, -100), high = std::ldexp(1.0, 100);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const double w = sample_weight[i];
-    if (w > 0 && (w < low || w > high)) return true;
-  }
-  return false;
+  return std::is_same_v<T, float> && float_loses_digits(plan.max_kappa);
 }
 
 // kappa_c(s) = (mu_c - s)^T P_c (mu_c - s) = |U_c^T (mu_c - s)|^2: the size of the terms that
@@ -253,7 +236,7 @@ RowVector<double> expansion_point(const PreparedModel& p, const RowVector<double
 // run the model in double (float_loses_accuracy).
 template <typename T>
 double kappa_limit() {
-  const double bound = std::is_same_v<T, float> ? kPromoteAbove : 1e-12;
+  const double bound = std::is_same_v<T, float> ? kFloat32Tolerance : 1e-12;
   return bound / static_cast<double>(std::numeric_limits<T>::epsilon());
 }
 
@@ -277,11 +260,7 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
     w = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose();
     plan.w = w.cast<T>();
     plan.bias = bias.cast<T>();
-    const double trials = p.family == Family::kBinomial ? p.trials : 1.0;
-    for (int c = 0; c < k; ++c) {
-      plan.max_kappa =
-          std::max(plan.max_kappa, trials * w.col(c).cwiseAbs().sum() + std::abs(bias[c]));
-    }
+    plan.max_kappa = largest_discrete_terms(p);
     return plan;
   }
   Eigen::Map<const RowMatrix<double>> means(p.means.data(), k, d);
@@ -373,7 +352,7 @@ class CpuEngine final : public Engine {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
     if constexpr (std::is_same_v<T, float>) {
       promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
-      weights_need_double_ = outside_float_range(sample_weight, n_);
+      weights_need_double_ = weights_outside_float_range(sample_weight, n_);
     }
   }
 
