@@ -376,12 +376,6 @@ void GpuEngine<T>::start_streaming() {
     if (!settings_.register_host_memory) return false;
     const cudaError_t status = cudaHostRegister(
         const_cast<void*>(p), static_cast<std::size_t>(bytes), cudaHostRegisterDefault);
-    if (status == cudaErrorHostMemoryAlreadyRegistered) {
-      // Registration is by whole pages: the weights may share a page with the data just
-      // registered. Copies from the rest are correct either way; nothing of ours to unregister.
-      (void)cudaGetLastError();
-      return true;
-    }
     if (status != cudaSuccess) {
       (void)cudaGetLastError();
       return false;

@@ -20,6 +20,7 @@ What counts as a chunk source (:func:`is_chunk_source`):
 """
 
 import collections.abc
+import math
 import numbers
 
 import numpy as np
@@ -130,6 +131,7 @@ class Chunks:
                 "__iter__ starts afresh, or use partial_fit for data seen once.")
         if chunk_rows is not None and (isinstance(chunk_rows, bool)
                                        or not isinstance(chunk_rows, numbers.Real)
+                                       or not math.isfinite(chunk_rows)
                                        or int(chunk_rows) != chunk_rows or chunk_rows < 1):
             raise InvalidArgument(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
         self.source = source

@@ -40,11 +40,11 @@ def _covariances_from_cholesky(precisions_cholesky, covariance_type):
     if not np.all(np.isfinite(u)):
         raise InvalidArgument("precisions_cholesky_ contains NaN or infinity")
     if covariance_type in ("full", "tied"):
-        if u.shape[-1] != u.shape[-2] or not np.all(np.diagonal(u, axis1=-2, axis2=-1) > 0):
-            raise InvalidArgument("precisions_cholesky_ must be upper triangular with a positive "
-                                  "diagonal")
-        inverse = np.linalg.inv(np.triu(u))
-        return inverse.swapaxes(-1, -2) @ inverse
+        # Any factor with U U^T the precision (scikit-learn's is upper triangular; a lower one,
+        # as np.linalg.cholesky gives, evaluates the same there).
+        if u.shape[-1] != u.shape[-2]:
+            raise InvalidArgument("precisions_cholesky_ must hold square matrices")
+        return np.linalg.inv(u @ u.swapaxes(-1, -2))
     if not np.all(u > 0):
         raise InvalidArgument("precisions_cholesky_ must be positive")
     return 1.0 / u**2
@@ -263,8 +263,8 @@ class GaussianMixture(_BaseMixture):
         self.means_ = model.means
         self.covariances_ = model.covariances
         self.precisions_cholesky_ = _precisions_cholesky(self.covariances_, self.covariance_type)
-        # What the fit set, to tell a caller's later assignment to either attribute (_model).
-        self._fitted_covariances = (self.covariances_.copy(), self.precisions_cholesky_.copy())
+        # What the fit set, to tell a caller's later assignment of it (_model).
+        self._fitted_cholesky = self.precisions_cholesky_.copy()
         if self.covariance_type in ("full", "tied"):
             self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
                 self.precisions_cholesky_, -1, -2)
@@ -277,9 +277,9 @@ class GaussianMixture(_BaseMixture):
         # would ignore. The fit's own arrays are used as they are, not round-tripped.
         covariances = getattr(self, "covariances_", None)
         cholesky = getattr(self, "precisions_cholesky_", None)
-        fitted = getattr(self, "_fitted_covariances", None)
+        fitted = getattr(self, "_fitted_cholesky", None)
         if cholesky is not None and (fitted is None or covariances is None
-                                     or not np.array_equal(cholesky, fitted[1])):
+                                     or not np.array_equal(cholesky, fitted)):
             covariances = _covariances_from_cholesky(cholesky, self.covariance_type)
         elif covariances is None:
             raise AttributeError("neither covariances_ nor precisions_cholesky_ is set")

@@ -203,6 +203,8 @@ def accumulate(model, X, sample_weight=None, device=None):
     if is_chunk_source(X):
         parts, first_row = [], 0
         for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):
+            if view.rows == 0:  # an empty row group or batch holds nothing
+                continue
             if view.cols != m.n_features:
                 raise InvalidArgument(f"chunk {i} has {view.cols} features, but the model has "
                                       f"{m.n_features}")
@@ -212,7 +214,7 @@ def accumulate(model, X, sample_weight=None, device=None):
                 raise in_rows(error, first_row, view.rows, f"chunk {i}") from None
             first_row += view.rows
         if not parts:
-            raise InvalidArgument("the chunk source gave no chunks")
+            raise InvalidArgument("the chunk source gave no rows")
         return Statistics(_emix.merge_in_order(parts))
     data = as_data(X, dtype, "emix.accumulate")
     if data.n_features != m.n_features:

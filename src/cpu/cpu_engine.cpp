@@ -9,14 +9,14 @@
 // T then holds sum g u and sum g (u u^T) (packed); they are moved from m0 to the centres c_k
 // once per pass, in double. Bernoulli / binomial: F = x, W = logit^T.
 //
-// Accuracy: for a row near c_k the expansion's terms are of the size of
-// kappa_k = (m0 - c_k)^T P_k (m0 - c_k) and cancel to about 1, losing about eps kappa_k. In double
-// that is 1e-6 only 1e5 standard deviations from m0; in float, clusters a few hundred standard
-// deviations apart lose 1e-4. A float engine therefore runs a model with eps_float kappa > 1e-4 in
-// double over its float rows (Plan::max_kappa, float_loses_accuracy): float's memory, double's
-// digits, double's speed. Before either, a model whose kappa about m0 is too large for its type is
-// expanded about one of its components' means instead (expansion_point), which serves a tight
-// component far from the rest. evaluate() expands about the model's mean of means instead of m0, so
+// Accuracy: the expansion's terms for a row of component k are of the size of w^T |P_k| w, w =
+// |m0 - c_k| + sd_k (ExpansionCost: the squared distance of m0 from the component, or the
+// condition of correlated features), and cancel to about 1, losing eps times that. A model whose
+// cost is too large for its arithmetic is expanded about one of its components' means
+// (expansion_point); where no point serves, it runs in double (a float engine's model), component
+// by component (cpu::FeatureKind::kDirectFull / kDirectDiag: U_k^T (x - mu_k), statistics about the
+// centres). Statistics whose move to the centres lost a tightening covariance's digits are taken
+// again that way (unpack). evaluate() expands about the model's mean of means instead of m0, so
 // that a row's results never depend on which other rows the call holds.
 //
 // Determinism: tiles have a size fixed by (K, D, element type), never by the thread count.
@@ -99,9 +99,36 @@ struct Plan {
   // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
   // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
   std::vector<double> log_choose;
+  // A Gaussian model no expansion point serves (expansion_point), computed component by
+  // component (cpu::FeatureKind::kDirectFull / kDirectDiag): its means and centres in T, and
+  // its U_k (full: K blocks of D x D; tied: one) or 1 / sd_k (diag, spherical: K x D); bias is
+  // log w_k + log-normaliser_k, and the statistics come about the centres.
+  bool direct = false;
+  RowMatrix<T> means_t, centres_t, u_t;
+  std::int64_t u_stride = 0;
 };
 
 constexpr int kMaxLogChooseTable = 1 << 20;
+
+// Whether a float pass's sums of w u^2 (u = x - shift) could pass 2^100, short of float's 2^128:
+// the largest weight times the largest u^2 times the rows. Weights of 1e29 over rows of size
+// 1e3 overflowed (NaN), within the weights' own range; as could rows of 1e17 unweighted.
+bool float_sums_could_overflow(const float* x, std::int64_t n, int d,
+                               const RowVector<double>& shift, const double* sample_weight) {
+  double largest_u = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int j = 0; j < d; ++j) {
+      const double u = std::abs(static_cast<double>(x[i * d + j]) - shift[j]);
+      if (std::isfinite(u)) largest_u = std::max(largest_u, u);
+    }
+  }
+  double largest_w = 1;
+  if (sample_weight != nullptr) {
+    largest_w = 0;
+    for (std::int64_t i = 0; i < n; ++i) largest_w = std::max(largest_w, sample_weight[i]);
+  }
+  return largest_w * largest_u * largest_u * static_cast<double>(n) > std::ldexp(1.0, 100);
+}
 
 // The engine's shift m0: per column, the median of the finite values in 16 runs of 64 rows
 // spread evenly over the data (all of it when smaller). Any point among the data keeps u = x - m0
@@ -164,80 +191,106 @@ bool float_loses_accuracy(const Plan<T>& plan) {
   return std::is_same_v<T, float> && float_loses_digits(plan.max_kappa);
 }
 
-// kappa_c(s) = (mu_c - s)^T P_c (mu_c - s) = |U_c^T (mu_c - s)|^2: the size of the terms that
-// cancel in the log-density (and the statistics) of a row near mu_c when the features are
-// expanded about s.
-double component_kappa(const PreparedModel& p, int c, const RowVector<double>& s) {
-  const int d = p.d;
-  Vector<double> delta(d);
-  for (int j = 0; j < d; ++j) delta[j] = p.means[static_cast<std::size_t>(c) * d + j] - s[j];
-  switch (p.covariance) {
-    case Covariance::kFull:
-    case Covariance::kTied: {
-      const std::size_t offset =
-          p.covariance == Covariance::kFull ? static_cast<std::size_t>(c) * d * d : 0;
-      Eigen::Map<const RowMatrix<double>> u(p.prec_chol.data() + offset, d, d);
-      return (u.transpose() * delta).squaredNorm();
+// What the expansion about a point s costs a Gaussian model's digits. A row u = x - s of
+// component c sums the terms u_a u_b P_ab (and the linear ones), which cancel to the
+// log-density: their size is about w^T |P_c| w with w = |mu_c - s| + sd_c (a row one standard
+// deviation out), and the log-density loses eps times it. That is kappa_c = (mu_c - s)^T P_c
+// (mu_c - s) for a component far from s, and sum_ab |P_ab| sd_a sd_b (the condition of its
+// correlations) for correlated features, where P has large entries of both signs. The
+// statistics, moved from s to the centres, lose the same relative to the covariance.
+class ExpansionCost {
+ public:
+  explicit ExpansionCost(const PreparedModel& p) : p_(p) {
+    if (p.family != Family::kGaussian) return;
+    const int d = p.d;
+    const bool shared = p.covariance == Covariance::kTied;
+    const int distinct = shared ? 1 : p.k;
+    abs_precision_.resize(static_cast<std::size_t>(distinct));
+    sd_.resize(distinct, d);
+    for (int c = 0; c < distinct; ++c) {
+      Matrix<double> precision = Matrix<double>::Zero(d, d);
+      if (p.covariance == Covariance::kFull || p.covariance == Covariance::kTied) {
+        const Eigen::Map<const RowMatrix<double>> u(
+            p.prec_chol.data() + static_cast<std::size_t>(c) * d * d, d, d);
+        precision = u * u.transpose();
+        // Sigma = U^-T U^-1: sd_a is the norm of column a of U^-1.
+        const Matrix<double> inverse =
+            u.triangularView<Eigen::Upper>().solve(Matrix<double>::Identity(d, d));
+        sd_.row(c) = inverse.colwise().norm();
+      } else {
+        for (int a = 0; a < d; ++a) {
+          const double inverse_sd = p.covariance == Covariance::kDiag
+                                        ? p.prec_chol[static_cast<std::size_t>(c) * d + a]
+                                        : p.prec_chol[static_cast<std::size_t>(c)];
+          precision(a, a) = inverse_sd * inverse_sd;
+          sd_(c, a) = 1.0 / inverse_sd;
+        }
+      }
+      abs_precision_[static_cast<std::size_t>(c)] = precision.cwiseAbs();
     }
-    case Covariance::kDiag:
-      return Eigen::Map<const Vector<double>>(p.prec_chol.data() + static_cast<std::size_t>(c) * d,
-                                              d)
-          .cwiseProduct(delta)
-          .squaredNorm();
-    case Covariance::kSpherical:
-      return p.prec_chol[c] * p.prec_chol[c] * delta.squaredNorm();
   }
-  return 0;
-}
 
-double largest_kappa(const PreparedModel& p, const RowVector<double>& s) {
-  double largest = 0;
-  for (int c = 0; c < p.k; ++c) largest = std::max(largest, component_kappa(p, c, s));
-  return largest;
-}
+  double component(int c, const RowVector<double>& s) const {
+    const int d = p_.d;
+    const int own = p_.covariance == Covariance::kTied ? 0 : c;
+    Vector<double> w(d);
+    for (int a = 0; a < d; ++a) {
+      w[a] = std::abs(p_.means[static_cast<std::size_t>(c) * d + a] - s[a]) + sd_(own, a);
+    }
+    return w.dot(abs_precision_[static_cast<std::size_t>(own)] * w);
+  }
 
-// The point a Gaussian model's features are expanded about: `preferred` (the data's shift, which
-// every model over the data shares, so that a pass of several models builds each tile's features
-// once; or evaluate()'s model shift), unless the terms that cancel there exceed `kappa_limit`.
-// Then, of `preferred` and the means of the four components farthest from it (rounded to T, as
-// the kernels subtract it), the one whose largest kappa is smallest. A tight component away from
-// the rest is the case (duplicated rows, their variance reg_covar): 100 rows at (1000, 1000)
-// beside 500 around 0 had log-densities 8e-5 off in double about the data's median. One point
-// cannot serve two tight components far apart; they keep the best of the candidates.
+  double largest(const RowVector<double>& s) const {
+    double largest = 0;
+    for (int c = 0; c < p_.k; ++c) largest = std::max(largest, component(c, s));
+    return largest;
+  }
+
+ private:
+  const PreparedModel& p_;
+  std::vector<Matrix<double>> abs_precision_;
+  Matrix<double> sd_;
+};
+
+// The largest expansion cost a model in arithmetic T may have: in double, eps times it within
+// 1e-10 (scikit-learn parity's tolerance); in float, within float32's tolerance.
 template <typename T>
-RowVector<double> expansion_point(const PreparedModel& p, const RowVector<double>& preferred,
-                                  double kappa_limit) {
+double cost_limit() {
+  const double bound = std::is_same_v<T, float> ? kFloat32Tolerance : 1e-10;
+  return bound / static_cast<double>(std::numeric_limits<T>::epsilon());
+}
+
+// The point a Gaussian model's features are expanded about in arithmetic T, or none where no
+// point serves (the model is then computed directly, component by component: in double; a float
+// engine first runs it in double). `preferred` (the data's shift, which every model over the
+// data shares, so that a pass of several models builds each tile's features once; or
+// evaluate()'s model shift) unless its cost exceeds the limit; then the mean (rounded to T, as
+// the kernels subtract it) of one of the four components costliest there, the first within the
+// limit. A tight component away from the rest is the case one point serves (duplicated rows,
+// their variance reg_covar: 100 rows at (1000, 1000) beside 500 around 0 had log-densities
+// 8e-5 off in double about the data's median); two such components far apart, or correlated
+// features, are computed directly. Bernoulli and binomial models keep `preferred` (zero).
+template <typename T>
+std::optional<RowVector<double>> expansion_point(const PreparedModel& p,
+                                                 const RowVector<double>& preferred) {
   if (p.family != Family::kGaussian) return preferred;
-  double best_kappa = largest_kappa(p, preferred);
-  if (!(best_kappa > kappa_limit)) return preferred;
-  std::vector<std::pair<double, int>> far;
-  for (int c = 0; c < p.k; ++c) far.emplace_back(-component_kappa(p, c, preferred), c);
-  const std::size_t candidates = std::min<std::size_t>(4, far.size());
-  std::partial_sort(far.begin(), far.begin() + static_cast<std::ptrdiff_t>(candidates), far.end());
-  RowVector<double> best = preferred;
+  const ExpansionCost cost(p);
+  const double limit = cost_limit<T>();
+  if (cost.largest(preferred) <= limit) return preferred;
+  std::vector<std::pair<double, int>> costliest;
+  for (int c = 0; c < p.k; ++c) costliest.emplace_back(-cost.component(c, preferred), c);
+  const std::size_t candidates = std::min<std::size_t>(4, costliest.size());
+  std::partial_sort(costliest.begin(), costliest.begin() + static_cast<std::ptrdiff_t>(candidates),
+                    costliest.end());
   for (std::size_t i = 0; i < candidates; ++i) {
     RowVector<double> candidate(p.d);
     for (int j = 0; j < p.d; ++j) {
-      const double mean = p.means[static_cast<std::size_t>(far[i].second) * p.d + j];
+      const double mean = p.means[static_cast<std::size_t>(costliest[i].second) * p.d + j];
       candidate[j] = static_cast<double>(static_cast<T>(mean));
     }
-    if (!candidate.allFinite()) continue;
-    const double kappa = largest_kappa(p, candidate);
-    if (kappa < best_kappa) {
-      best_kappa = kappa;
-      best = candidate;
-    }
+    if (candidate.allFinite() && cost.largest(candidate) <= limit) return candidate;
   }
-  return best;
-}
-
-// Expansion points are sought beyond these kappas: in double where eps kappa passes 1e-12 (the
-// log-densities' error against scikit-learn's direct form), in float where it would otherwise
-// run the model in double (float_loses_accuracy).
-template <typename T>
-double kappa_limit() {
-  const double bound = std::is_same_v<T, float> ? kFloat32Tolerance : 1e-12;
-  return bound / static_cast<double>(std::numeric_limits<T>::epsilon());
+  return std::nullopt;
 }
 
 template <typename T>
@@ -310,6 +363,36 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
   return plan;
 }
 
+template <typename T>
+Plan<T> make_direct_plan(const PreparedModel& p) {
+  const int k = p.k, d = p.d;
+  Plan<T> plan;
+  plan.direct = true;
+  plan.features = feature_count(p);
+  plan.shift = RowVector<double>::Zero(d);
+  plan.bias.resize(k);
+  for (int c = 0; c < k; ++c) plan.bias[c] = static_cast<T>(p.log_norm[c] + p.log_weights[c]);
+  plan.means_t = Eigen::Map<const RowMatrix<double>>(p.means.data(), k, d).cast<T>();
+  plan.centres_t = Eigen::Map<const RowMatrix<double>>(p.centres.data(), k, d).cast<T>();
+  switch (p.covariance) {
+    case Covariance::kFull:
+      plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), k * d, d).cast<T>();
+      plan.u_stride = std::int64_t{d} * d;
+      break;
+    case Covariance::kTied:
+      plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), d, d).cast<T>();
+      break;
+    case Covariance::kDiag:
+      plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), k, d).cast<T>();
+      break;
+    case Covariance::kSpherical:
+      plan.u_t.resize(k, d);
+      for (int c = 0; c < k; ++c) plan.u_t.row(c).setConstant(static_cast<T>(p.prec_chol[c]));
+      break;
+  }
+  return plan;
+}
+
 FeatureKind feature_kind(const PreparedModel& p) {
   if (p.family != Family::kGaussian) return FeatureKind::kRaw;
   return quadratic_pairs(p) ? FeatureKind::kPairs : FeatureKind::kSquares;
@@ -352,7 +435,8 @@ class CpuEngine final : public Engine {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
     if constexpr (std::is_same_v<T, float>) {
       promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
-      weights_need_double_ = weights_outside_float_range(sample_weight, n_);
+      weights_need_double_ = weights_outside_float_range(sample_weight, n_) ||
+                             float_sums_could_overflow(data_, n_, d_, shift_, sample_weight);
     }
   }
 
@@ -381,30 +465,40 @@ class CpuEngine final : public Engine {
     promoted.reserve(models.size());
     for (std::size_t i = 0; i < models.size(); ++i) {
       const PreparedModel& model = *models[i];
-      Plan<T> plan = make_plan<T>(model, expansion_point<T>(model, shift_, kappa_limit<T>()));
-      if constexpr (std::is_same_v<T, float>) {
-        if (weights_need_double_ || float_loses_accuracy(plan)) {
-          is_promoted[i] = true;
-          promoted.emplace_back();
-          fill_pass(model,
-                    make_plan<double>(
-                        model, expansion_point<double>(model, shift_, kappa_limit<double>())),
-                    promoted.back());
-          continue;
-        }
+      std::optional<Plan<T>> plan;
+      if (!weights_need_double_) plan = plan_in<T>(model, shift_);
+      if (!plan) {  // a float engine's model that float would not hold
+        is_promoted[i] = true;
+        promoted.emplace_back();
+        fill_pass(model, *plan_in<double>(model, shift_), promoted.back());
+        continue;
       }
       passes.emplace_back();
-      fill_pass(*models[i], std::move(plan), passes.back());
+      fill_pass(model, std::move(*plan), passes.back());
     }
     run_passes(passes, kernels_);
     if constexpr (std::is_same_v<T, float>) run_passes(promoted, *promoted_kernels_);
     std::size_t next = 0, next_promoted = 0;
+    std::vector<std::size_t> again;
     for (std::size_t i = 0; i < models.size(); ++i) {
-      if (is_promoted[i]) {
-        unpack_pass(*models[i], promoted[next_promoted++], stats[i]);
-      } else {
-        unpack_pass(*models[i], passes[next++], stats[i]);
-      }
+      const bool kept = is_promoted[i]
+                            ? unpack_pass(*models[i], promoted[next_promoted++], stats[i])
+                            : unpack_pass(*models[i], passes[next++], stats[i]);
+      if (!kept) again.push_back(i);
+    }
+    if (again.empty()) return;
+    // Statistics whose move to the centres lost the digits of a covariance much tighter than the
+    // model's (a broad start over duplicated rows far away, whose next covariance is reg_covar):
+    // the pass again, those models component by component, in double.
+    std::vector<Pass<double>> direct;
+    direct.reserve(again.size());
+    for (const std::size_t i : again) {
+      direct.emplace_back();
+      fill_pass(*models[i], make_direct_plan<double>(*models[i]), direct.back());
+    }
+    run_passes(direct, double_kernels());
+    for (std::size_t j = 0; j < again.size(); ++j) {
+      unpack_pass(*models[again[j]], direct[j], stats[again[j]]);
     }
   }
 
@@ -418,17 +512,16 @@ class CpuEngine final : public Engine {
     // need no rounding.
     RowVector<double> shift_in_t = shift.template cast<T>().template cast<double>();
     if (!shift_in_t.allFinite()) shift_in_t.setZero();  // means near the largest double
-    Plan<T> plan = make_plan<T>(model, expansion_point<T>(model, shift_in_t, kappa_limit<T>()));
+    std::optional<Plan<T>> plan;
+    if (!weights_need_double_) plan = plan_in<T>(model, shift_in_t);
     if constexpr (std::is_same_v<T, float>) {
-      if (weights_need_double_ || float_loses_accuracy(plan)) {
-        const RowVector<double> point =
-            expansion_point<double>(model, shift, kappa_limit<double>());
-        evaluate_with(model, make_plan<double>(model, point), *promoted_kernels_, log_prob, resp,
+      if (!plan) {
+        evaluate_with(model, *plan_in<double>(model, shift), *promoted_kernels_, log_prob, resp,
                       labels);
         return;
       }
     }
-    evaluate_with(model, plan, kernels_, log_prob, resp, labels);
+    evaluate_with(model, *plan, kernels_, log_prob, resp, labels);
   }
 
   void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
@@ -440,6 +533,24 @@ class CpuEngine final : public Engine {
   }
 
  private:
+  // A model's plan in arithmetic U about an expansion point (`preferred` where it serves), or in
+  // double component by component; none for float where float would not hold the model (its
+  // expansion, its Bernoulli or binomial terms), which then runs in double.
+  template <typename U>
+  std::optional<Plan<U>> plan_in(const PreparedModel& model,
+                                 const RowVector<double>& preferred) const {
+    const std::optional<RowVector<double>> point = expansion_point<U>(model, preferred);
+    if constexpr (std::is_same_v<U, double>) {
+      if (!point) return make_direct_plan<double>(model);
+      return make_plan<double>(model, *point);
+    } else {
+      if (!point) return std::nullopt;
+      Plan<U> plan = make_plan<U>(model, *point);
+      if (float_loses_accuracy(plan)) return std::nullopt;
+      return plan;
+    }
+  }
+
   // One model's share of a pass, in arithmetic U (T, or double for a promoted float model): its
   // plan, and its slots' packed sums.
   template <typename U>
@@ -495,15 +606,26 @@ class CpuEngine final : public Engine {
     }
   }
 
-  // A pass's slots summed in slot order, into the statistics layout.
+  // A pass's slots summed in slot order, into the statistics layout; whether the move to the
+  // centres kept the digits of each component's scatter (unpack).
   template <typename U>
-  void unpack_pass(const PreparedModel& model, const Pass<U>& pass, double* stats) const {
+  bool unpack_pass(const PreparedModel& model, const Pass<U>& pass, double* stats) const {
     std::vector<double> total(pass.packed, 0.0);
     for (std::int64_t s = 0; s < pass.n_slots; ++s) {
       const double* slot = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
       for (std::size_t j = 0; j < pass.packed; ++j) total[j] += slot[j];
     }
-    unpack(model, pass.plan.shift, pass.plan.features, total, stats);
+    return unpack(model, pass.plan.shift, pass.plan.direct, pass.plan.features, total, stats,
+                  std::numeric_limits<U>::epsilon(),
+                  cost_limit<U>() * std::numeric_limits<U>::epsilon());
+  }
+
+  const cpu::Kernels<double>& double_kernels() const {
+    if constexpr (std::is_same_v<T, double>) {
+      return kernels_;
+    } else {
+      return *promoted_kernels_;
+    }
   }
 
   template <typename U>
@@ -572,6 +694,14 @@ class CpuEngine final : public Engine {
     t.block_rows = block_rows(plan);
     t.kind = feature_kind(model);
     t.shift = plan.shift_t.data();
+    if (plan.direct) {
+      t.kind = quadratic_pairs(model) ? FeatureKind::kDirectFull : FeatureKind::kDirectDiag;
+      t.shift = nullptr;
+      t.means = plan.means_t.data();
+      t.centres = plan.centres_t.data();
+      t.u = plan.u_t.data();
+      t.u_stride = plan.u_stride;
+    }
     t.w = plan.w.data();
     t.bias = plan.bias.data();
     t.binomial = model.family == Family::kBinomial;
@@ -585,8 +715,14 @@ class CpuEngine final : public Engine {
   // Packed sums about m0 -> the statistics layout, shifted to the centres c_k:
   //   sum g (x - c)           = s0 + N (m0 - c)
   //   sum g (x - c)(x - c)^T  = Q0 + e s0^T + s0 e^T + N e e^T,  e = m0 - c
-  void unpack(const PreparedModel& model, const RowVector<double>& shift, int features,
-              const std::vector<double>& packed, double* stats) const {
+  // (A direct plan's sums are about the centres already: e = 0.) Returns false where the move
+  // cost a variance more than `tolerance` of itself, the sums having been taken with rounding
+  // `epsilon`: terms of size N e^2 moved, against a variance the data make much smaller than
+  // the model's own, by whose expansion cost the pass was judged.
+  bool unpack(const PreparedModel& model, const RowVector<double>& shift, bool about_centres,
+              int features, const std::vector<double>& packed, double* stats, double epsilon,
+              double tolerance) const {
+    bool kept = true;
     const int k = model.k, d = d_;
     const StatisticsLayout& layout = model.layout;
     std::fill(stats, stats + layout.size(), 0.0);
@@ -599,7 +735,8 @@ class CpuEngine final : public Engine {
       const double nk = packed[cpu::kPackedTotals + c];
       stats[layout.nk() + c] = nk;
       const RowVector<double> s0 = t.row(c).head(d);
-      const RowVector<double> e = shift - centres.row(c);
+      const RowVector<double> e =
+          about_centres ? RowVector<double>::Zero(d) : RowVector<double>(shift - centres.row(c));
       Eigen::Map<RowVector<double>>(stats + layout.s() + static_cast<std::size_t>(c) * d, d) =
           s0 + nk * e;
       if (!layout.has_scatter) continue;
@@ -611,11 +748,36 @@ class CpuEngine final : public Engine {
           for (int b = a; b < d; ++b) q(a, b) = q(b, a) = t(c, j++);
         }
         q += e.transpose() * s0 + s0.transpose() * e + nk * e.transpose() * e;
+        for (int a = 0; a < d; ++a) {
+          kept = kept && moved_kept_digits(q(a, a), t(c, diagonal_feature(d, a)), e[a], s0[a], nk,
+                                           epsilon, tolerance);
+        }
       } else {
         Eigen::Map<RowVector<double>> q(q_out, d);
         q = t.row(c).tail(d).array() + 2.0 * e.array() * s0.array() + nk * e.array().square();
+        for (int a = 0; a < d; ++a) {
+          kept = kept && moved_kept_digits(q[a], t(c, d + a), e[a], s0[a], nk, epsilon, tolerance);
+        }
       }
     }
+    return kept;
+  }
+
+  // Feature column of u_a^2 among [u, u_a u_b for a <= b].
+  static Eigen::Index diagonal_feature(int d, int a) {
+    return d + static_cast<Eigen::Index>(a) * d - static_cast<Eigen::Index>(a) * (a - 1) / 2;
+  }
+
+  // A diagonal moved to the centre, q = q0 + 2 e s0 + N e^2, and the variance it gives,
+  // q / N - (s / N)^2 with s = s0 + N e: kept where the terms' rounding, epsilon times their
+  // size, is within `tolerance` of that variance.
+  static bool moved_kept_digits(double q, double q0, double e, double s0, double nk, double epsilon,
+                                double tolerance) {
+    if (!(nk > 0) || e == 0) return true;
+    const double s = s0 + nk * e;
+    const double variance = q / nk - (s / nk) * (s / nk);
+    const double terms = (std::abs(q0) + 2 * std::abs(e * s0) + nk * e * e) / nk;
+    return variance > 0 && epsilon * terms <= tolerance * variance;
   }
 
   const T* data_;

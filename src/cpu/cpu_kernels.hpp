@@ -22,7 +22,18 @@ enum class FeatureKind {
   kPairs,    // Gaussian full / tied: [u, u_a u_b for a <= b], u = x - shift
   kSquares,  // Gaussian diag / spherical: [u, u^2]
   kRaw,      // Bernoulli / binomial: x
+  // Gaussian models whose expansion would lose digits, computed component by component from x:
+  // log-densities from U_k^T (x - mu_k), statistics about the centres (packed as kPairs /
+  // kSquares with the centres as shifts).
+  kDirectFull,  // full / tied
+  kDirectDiag,  // diag / spherical
 };
+
+// Kinds whose tiles' matrix F is the rows themselves.
+inline bool reads_rows_as_they_are(FeatureKind kind) {
+  return kind == FeatureKind::kRaw || kind == FeatureKind::kDirectFull ||
+         kind == FeatureKind::kDirectDiag;
+}
 
 // Everything a level's kernels read, for one pass over the data in element type T. Pointers are
 // host memory owned by the engine for the duration of the call.
@@ -42,6 +53,12 @@ struct TilePlan {
   const T* shift = nullptr;  // D: m0, subtracted from every row (Gaussian)
   const T* w = nullptr;      // features x K, column-major
   const T* bias = nullptr;   // K
+  // Direct kinds: the means and centres (K x D, row-major) and u: full / tied, U_k row-major
+  // D x D, u_stride elements apart (0: tied, one U); diag / spherical, 1 / sd_k as K x D.
+  const T* means = nullptr;
+  const T* centres = nullptr;
+  const T* u = nullptr;
+  std::int64_t u_stride = 0;
   // Binomial: trials m, and log C(m, v) for v = 0..m (null: lgamma per entry, for large m).
   bool binomial = false;
   int trials = 0;

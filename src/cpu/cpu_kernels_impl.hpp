@@ -74,6 +74,9 @@ struct Scratch {
   Vector<T> weight;          // B: sample weights in T
   Matrix<T> t;               // K x features
   RowMatrix<T> resp_rows;    // B x K rounded up to whole vectors: s.resp by rows, zero-padded
+  Matrix<T> centred;         // B x D: the rows less a component's mean or centre (direct kinds)
+  Matrix<T> projected;       // B x D: centred U_k, or the centred rows times their weights
+  Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T
   IndexVector special_rows;  // rows whose log-densities are not all finite
   Matrix<T> special_resp;    // their responsibilities (row by row), from the scalar rules
   Vector<T> special_lse;
@@ -380,10 +383,11 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
 template <typename T>
 void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Matrix<T>& f) {
   const int d = plan.d;
-  f.resize(rows, plan.features);
+  const bool as_they_are = reads_rows_as_they_are(plan.kind);
+  f.resize(rows, as_they_are ? d : plan.features);
   if (plan.x_float != nullptr) {
     Eigen::Map<const RowMatrix<float>> tile(plan.x_float + begin * d, rows, d);
-    if (plan.kind == FeatureKind::kRaw) {
+    if (as_they_are) {
       f = tile.template cast<T>();
       return;
     }
@@ -391,7 +395,7 @@ void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t ro
         tile.template cast<T>().rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
   } else {
     Eigen::Map<const RowMatrix<T>> tile(plan.x + begin * d, rows, d);
-    if (plan.kind == FeatureKind::kRaw) {
+    if (as_they_are) {
       f = tile;
       return;
     }
@@ -415,14 +419,63 @@ bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
       a.features != b.features || a.block_rows != b.block_rows) {
     return false;
   }
-  return a.kind == FeatureKind::kRaw ||
+  return reads_rows_as_they_are(a.kind) ||
          std::memcmp(a.shift, b.shift, sizeof(T) * static_cast<std::size_t>(a.d)) == 0;
+}
+
+// Direct kinds: log w_k + log p(x | k) = bias_k - |y|^2 / 2, y = U_k^T (x - mu_k) (full / tied)
+// or (x - mu_k) / sd_k (diag / spherical), each component centred on its own mean: nothing
+// cancels, whatever the distances and the conditioning (scikit-learn's form).
+template <typename T>
+void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
+  const int d = plan.d;
+  s.resp.resize(x.rows(), plan.k);
+  for (int c = 0; c < plan.k; ++c) {
+    s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.means + std::int64_t{c} * d, d);
+    if (plan.kind == FeatureKind::kDirectFull) {
+      const Eigen::Map<const RowMatrix<T>> u(plan.u + c * plan.u_stride, d, d);
+      s.projected.noalias() = s.centred * u;
+      s.resp.col(c) = s.projected.rowwise().squaredNorm();
+    } else {
+      const Eigen::Map<const RowVector<T>> inverse_sd(plan.u + std::int64_t{c} * d, d);
+      s.resp.col(c) =
+          (s.centred.array().rowwise() * inverse_sd.array()).square().rowwise().sum().matrix();
+    }
+    s.resp.col(c) = (T(-0.5) * s.resp.col(c).array() + plan.bias[c]).matrix();
+  }
+}
+
+// Direct kinds: t = the packed statistics about the centres, component by component: sum g
+// (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b (full / tied) or its diagonal.
+template <typename T>
+void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
+  const int d = plan.d;
+  s.t.resize(plan.k, plan.features);
+  for (int c = 0; c < plan.k; ++c) {
+    s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.centres + std::int64_t{c} * d, d);
+    const auto g = s.resp.col(c);
+    s.t.row(c).head(d).noalias() = g.transpose() * s.centred;
+    if (plan.kind == FeatureKind::kDirectFull) {
+      s.projected = (s.centred.array().colwise() * g.array()).matrix();
+      s.scatter.noalias() = s.centred.transpose() * s.projected;
+      Eigen::Index j = d;
+      for (int a = 0; a < d; ++a) {
+        for (int b = a; b < d; ++b) s.t(c, j++) = s.scatter(a, b);
+      }
+    } else {
+      s.t.row(c).tail(d).noalias() = g.transpose() * s.centred.array().square().matrix();
+    }
+  }
 }
 
 // The log-densities log w_k + log p(x_n | k) of rows [begin, begin + rows), whose features are f,
 // into s.resp, without the part every component shares (row_constant).
 template <typename T>
 void log_densities(const TilePlan<T>& plan, const Matrix<T>& f, Scratch<T>& s) {
+  if (plan.kind == FeatureKind::kDirectFull || plan.kind == FeatureKind::kDirectDiag) {
+    direct_log_densities(plan, f, s);
+    return;
+  }
   features_times_weights(f, plan.w, plan.bias, plan.k, s.resp);
 }
 
@@ -553,7 +606,11 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, std::int64
   slot[2] += entropy;
   const RowVector<T> nk = s.resp.colwise().sum();
   for (int c = 0; c < k; ++c) slot[kPackedTotals + c] += static_cast<double>(nk[c]);
-  responsibilities_times_features(s.resp, f, s.resp_rows, s.t);
+  if (plan.kind == FeatureKind::kDirectFull || plan.kind == FeatureKind::kDirectDiag) {
+    direct_statistics(plan, f, s);
+  } else {
+    responsibilities_times_features(s.resp, f, s.resp_rows, s.t);
+  }
   double* t_out = slot + kPackedTotals + k;
   const T* t_in = s.t.data();
   const std::int64_t size = static_cast<std::int64_t>(k) * plan.features;

@@ -338,6 +338,14 @@ def test_assigned_precisions_cholesky_is_what_predicts(gaussian_data, covariance
     again = fitted(gaussian_data, covariance_type=covariance_type)
     again.covariances_ = again.covariances_ * 4
     assert again.score(gaussian_data) < before
+    if covariance_type in ("full", "tied"):
+        # A lower-triangular factor of the precision, as np.linalg.cholesky gives: scikit-learn
+        # evaluates it right, and so must emix (its upper triangle alone is another matrix).
+        lower = np.linalg.cholesky(again.precisions_)
+        again.precisions_cholesky_ = lower
+        reference.precisions_cholesky_ = lower
+        assert rel(again.score_samples(gaussian_data), reference.score_samples(gaussian_data)) \
+            < 1e-10
 
 
 def test_verbose_may_be_a_bool(gaussian_data, capsys):

@@ -156,6 +156,9 @@ def test_accumulate_over_a_chunk_source():
     assert emix.accumulate(gm, pieces) == by_chunks
     with pytest.raises(ValueError, match="chunk 1"):
         emix.accumulate(gm, [x[:10], x[10:20, :2]])
+    # An empty piece (an empty row group, a filtered batch) holds nothing, as fit takes it.
+    assert emix.accumulate(gm, [x[:140], np.empty((0, x.shape[1])), x[140:]]) == \
+        emix.merge_in_order([emix.accumulate(gm, x[:140]), emix.accumulate(gm, x[140:])])
     # Read once, so a generator will do; an error names the row of the whole source.
     assert emix.accumulate(gm, (p for p in pieces)) == by_chunks
     spoiled = x.copy()
