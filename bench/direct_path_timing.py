@@ -1,6 +1,11 @@
 """The CPU engine's direct path against its expansion: 10^6 x 16, K = 16, four EM steps, on
 ordinary data and on ill-conditioned data the expansion cannot serve (median ms per iteration)."""
-import numpy as np, emix, warnings, time
+import warnings
+
+import numpy as np
+
+import emix
+
 warnings.simplefilter("ignore")
 rng = np.random.default_rng(0)
 N, D, K = 1_000_000, 16, 16
