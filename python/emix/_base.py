@@ -676,6 +676,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             The component each point came from.
         """
         self._check_is_fitted()
+        # A whole float (2.0) counts, as scikit-learn takes it; 2.5 does not.
+        if _is_real(n_samples) and float(n_samples).is_integer():
+            n_samples = int(n_samples)
         if not _is_int(n_samples) or n_samples < 1:
             raise InvalidArgument(f"Invalid value for 'n_samples': {n_samples!r} . The sampling "
                                   "requires at least one sample.")

@@ -281,6 +281,9 @@ def test_sample(gaussian_data):
     np.testing.assert_array_equal(x, x2)  # an int random_state: the same draw
     for k in range(3):
         np.testing.assert_allclose(x[labels == k].mean(axis=0), gm.means_[k], atol=0.15)
+    np.testing.assert_array_equal(gm.sample(20_000.0)[0], x)  # a whole float, as scikit-learn
+    with pytest.raises(emix.InvalidArgument, match="n_samples"):
+        gm.sample(2.5)
 
 
 def known_bernoulli(rng, n=4000):
