@@ -493,6 +493,54 @@ TEST(CpuEngine, AStepFromABroadStartKeepsTheTightComponentsDigits) {
   }
 }
 
+// A step whose mean moves far in units of its new spread: 100 rows at 1e5 + 1e-4 N(0, 1), one
+// component started at 0 with sd 1000. The statistics about the old mean, moved to the new one
+// (Q / N - delta delta^T), lost eps (1e5 / 1e-4)^2 of the variance (a collapse in full, tied
+// singular); the EM step takes them again about the new means, as scikit-learn's two passes do.
+// Reference: the two-pass mean and variance of the rows, plus reg_covar; 1e-9 relative (the
+// reference's own rounding is 1e-15 of 1e-8).
+TEST(EmStep, AMeanThatMovesFarInItsNewSpreadKeepsTheVariancesDigits) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> x;
+  for (int i = 0; i < 100; ++i)
+    x.insert(x.end(), {1e5 + 1e-4 * normal(rng), 1e5 + 1e-4 * normal(rng)});
+  double mean[2] = {0, 0}, variance[2] = {0, 0};
+  for (int j = 0; j < 2; ++j) {
+    for (int i = 0; i < 100; ++i) mean[j] += x[static_cast<std::size_t>(i) * 2 + j] / 100;
+    for (int i = 0; i < 100; ++i) {
+      const double u = x[static_cast<std::size_t>(i) * 2 + j] - mean[j];
+      variance[j] += u * u / 100;
+    }
+  }
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kTied, Covariance::kDiag, Covariance::kSpherical}) {
+    emix::Model m;
+    m.n_components = 1;
+    m.n_features = 2;
+    m.covariance = covariance;
+    m.weights = {1.0};
+    m.means = {0.0, 0.0};
+    m.covariances = covariance == Covariance::kFull || covariance == Covariance::kTied
+                        ? std::vector<double>{1e6, 0, 0, 1e6}
+                    : covariance == Covariance::kDiag ? std::vector<double>{1e6, 1e6}
+                                                      : std::vector<double>{1e6};
+    emix::FitOptions o;
+    o.n_components = 1;
+    o.covariance = covariance;
+    o.init_model = m;
+    o.max_iter = 1;
+    o.tol = 0;
+    o.engine = cpu_only();
+    const emix::FitReport f = emix::fit(emix::DataView::host(x.data(), 100, 2), o);
+    const double got = f.model.covariances[0];
+    const double want = covariance == Covariance::kSpherical
+                            ? (variance[0] + variance[1]) / 2 + o.reg_covar
+                            : variance[0] + o.reg_covar;
+    EXPECT_NEAR(got, want, 1e-9 * want) << emix::to_string(covariance);
+  }
+}
+
 // Initialisation centres each component's statistics on its own mean: the same rows, fitted
 // from k-means with max_iter 0, start the duplicates' component at reg_covar I (before, about
 // the sample's mean, 30 % off at 1e4 and singular, with a wrong note, from 2e4).

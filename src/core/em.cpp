@@ -136,6 +136,16 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
   std::vector<int> empty;
   Model next = maximize(model_, prepared_.layout, stats.centres().data(), stats.values().data(),
                         mstep_, &empty);
+  if (scatter_lost_digits(next, prepared_.layout, stats.values().data())) {
+    // The same responsibilities (this model's), the statistics centred on the new means.
+    PreparedModel recentred = prepared_;
+    recentred.entropy = false;
+    recentred.centres = next.means;
+    std::vector<double> again(recentred.layout.size());
+    engine.accumulate(recentred, again.data());
+    next =
+        maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, &empty);
+  }
   for (int c : empty) reseed(engine, next, c, "was empty");
   for (int c : singular_components(next)) {
     reseed(engine, next, c, "collapsed (singular covariance)");

@@ -107,4 +107,42 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
   return next;
 }
 
+bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats) {
+  if (next.family != Family::kGaussian || !layout.has_scatter) return false;
+  constexpr double kLargestRatio = 840;
+  const int k = layout.k, d = layout.d;
+  const std::size_t du = static_cast<std::size_t>(d);
+  const double* nk = stats + layout.nk();
+  double nk_total = 0;
+  for (int c = 0; c < k; ++c) nk_total += nk[c];
+  const double* q = stats + layout.q();
+  const std::size_t qk = layout.q_per_component();
+  for (int c = 0; c < k; ++c) {
+    if (!(nk[c] > std::max(kEmptyComponentShare * nk_total, 1e-300))) continue;
+    for (int a = 0; a < d; ++a) {
+      const double about_centre =
+          (layout.full_scatter ? q[c * qk + static_cast<std::size_t>(a) * (du + 1)]
+                               : q[c * qk + static_cast<std::size_t>(a)]) /
+          nk[c];
+      double variance = 0;
+      switch (next.covariance) {
+        case Covariance::kFull:
+          variance = next.covariances[c * du * du + static_cast<std::size_t>(a) * (du + 1)];
+          break;
+        case Covariance::kTied:
+          variance = next.covariances[static_cast<std::size_t>(a) * (du + 1)];
+          break;
+        case Covariance::kDiag:
+          variance = next.covariances[c * du + static_cast<std::size_t>(a)];
+          break;
+        case Covariance::kSpherical:
+          variance = next.covariances[static_cast<std::size_t>(c)];
+          break;
+      }
+      if (about_centre > kLargestRatio * variance) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace emix

@@ -23,6 +23,14 @@ constexpr double kEmptyComponentShare = 1e-12;
 Model maximize(const Model& current, const StatisticsLayout& layout, const double* centres,
                const double* stats, const MaximizeOptions& options, std::vector<int>* empty);
 
+// Whether the scatter about the centres, moved to the new means (Q / N - delta delta^T), lost
+// the digits of a variance: where a mean moved by more than about 29 of its new standard
+// deviations (Q / N above 840 times the new variance, reg_covar included), float's rounding
+// of Q would be 1e-4 of the variance and double's is 3e-14; a step from a broad start onto
+// duplicated rows far away moved by 1e5 of them. The caller takes the statistics again, centred
+// on the new means (scikit-learn's two passes), and steps from those.
+bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats);
+
 // The same with the layout and centres of `prepared`.
 inline Model maximize(const Model& current, const PreparedModel& prepared, const double* stats,
                       const MaximizeOptions& options, std::vector<int>* empty) {
