@@ -288,21 +288,10 @@ TEST(CpuEngine, FloatEvaluationFarFromTheOriginIsUnbiased) {
 // absolute) with every parameter exact. Such a float model is computed in double: the
 // log-likelihood within 1e-9 relative of float64's on the same values.
 TEST(CpuEngine, Float32BinomialWithManyTrialsKeepsItsLogLikelihood) {
-  emix::Model truth = emix::testing::random_model(Family::kBinomial, Covariance::kFull, 3, 5, 9,
-                                                  /*trials=*/1000);
-  const emix::Sample s = emix::sample(truth, 4000, 10);
-  const std::vector<float> x32(s.x.begin(), s.x.end());
-  const std::vector<double> x64(x32.begin(), x32.end());
-  emix::FitOptions o;
-  o.family = Family::kBinomial;
-  o.trials = 1000;
-  o.n_components = 3;
-  o.init_model = truth;
-  o.max_iter = 5;
-  o.tol = 0;
-  o.engine = cpu_only();
-  const emix::FitReport f32 = emix::fit(emix::DataView::host(x32.data(), 4000, 5), o);
-  const emix::FitReport f64 = emix::fit(emix::DataView::host(x64.data(), 4000, 5), o);
+  emix::testing::ManyTrials t = emix::testing::binomial_with_many_trials();
+  t.options.engine = cpu_only();
+  const emix::FitReport f32 = emix::fit(emix::DataView::host(t.x32.data(), 4000, 5), t.options);
+  const emix::FitReport f64 = emix::fit(emix::DataView::host(t.x64.data(), 4000, 5), t.options);
   EXPECT_NEAR(f32.mean_log_likelihood, f64.mean_log_likelihood,
               1e-9 * std::abs(f64.mean_log_likelihood));
 }
@@ -351,6 +340,39 @@ TEST(CpuEngine, Float32FitsOfFarApartClustersKeepTheirDigits) {
   }
 }
 
+// 500 rows around 0 (unit variance), then 100 duplicated rows at (at, at).
+std::vector<double> rows_beside_duplicates(std::uint64_t seed, double at) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> x;
+  for (int i = 0; i < 500; ++i) x.insert(x.end(), {normal(rng), normal(rng)});
+  for (int i = 0; i < 100; ++i) x.insert(x.end(), {at, at});
+  return x;
+}
+
+// Their two-component model in the covariance type's layout: variance 1 at 0 (weight 5/6) and
+// `variance` at (at, at) (weight 1/6).
+emix::Model unit_and_other(Covariance covariance, double at, double variance) {
+  emix::Model m;
+  m.n_components = 2;
+  m.n_features = 2;
+  m.covariance = covariance;
+  m.weights = {5.0 / 6, 1.0 / 6};
+  m.means = {0.0, 0.0, at, at};
+  switch (covariance) {
+    case Covariance::kFull:
+      m.covariances = {1, 0, 0, 1, variance, 0, 0, variance};
+      break;
+    case Covariance::kDiag:
+      m.covariances = {1, 1, variance, variance};
+      break;
+    default:
+      m.covariances = {1, variance};
+      break;
+  }
+  return m;
+}
+
 // A tight component away from the rest: 100 duplicated rows at (1000, 1000), variance 1e-6 (what
 // reg_covar leaves them), beside 500 rows around 0 of variance 1. About the data's median the
 // expansion's terms for a row at the tight component are of size kappa = 2e12 and cancel to about
@@ -361,31 +383,11 @@ TEST(CpuEngine, Float32FitsOfFarApartClustersKeepTheirDigits) {
 // checked against the per-row reference. (Tied covariance has one variance for both: no point
 // serves, and it is left out.)
 TEST(CpuEngine, ATightComponentFarFromTheRestKeepsItsDigits) {
-  std::mt19937_64 rng(21);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<double> x;
-  for (int i = 0; i < 500; ++i) x.insert(x.end(), {normal(rng), normal(rng)});
-  for (int i = 0; i < 100; ++i) x.insert(x.end(), {1000.0, 1000.0});
+  const std::vector<double> x = rows_beside_duplicates(21, 1000.0);
   const std::int64_t n = 600;
   for (const Covariance covariance :
        {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
-    emix::Model m;
-    m.n_components = 2;
-    m.n_features = 2;
-    m.covariance = covariance;
-    m.weights = {5.0 / 6, 1.0 / 6};
-    m.means = {0.0, 0.0, 1000.0, 1000.0};
-    switch (covariance) {
-      case Covariance::kFull:
-        m.covariances = {1, 0, 0, 1, 1e-6, 0, 0, 1e-6};
-        break;
-      case Covariance::kDiag:
-        m.covariances = {1, 1, 1e-6, 1e-6};
-        break;
-      default:
-        m.covariances = {1, 1e-6};
-        break;
-    }
+    const emix::Model m = unit_and_other(covariance, 1000.0, 1e-6);
     std::vector<double> reference(n);
     double reference_total = 0;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -460,23 +462,10 @@ TEST(CpuEngine, CorrelatedFeaturesKeepTheirDigits) {
 // such a pass is taken again component by component. 1e-15 absolute: the duplicates' deviations
 // from their centre are exactly 0, the other rows' responsibilities there exactly 0.
 TEST(CpuEngine, AStepFromABroadStartKeepsTheTightComponentsDigits) {
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<double> x;
-  for (int i = 0; i < 500; ++i) x.insert(x.end(), {normal(rng), normal(rng)});
-  for (int i = 0; i < 100; ++i) x.insert(x.end(), {2e5, 2e5});
+  const std::vector<double> x = rows_beside_duplicates(5, 2e5);
   for (const Covariance covariance :
        {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
-    emix::Model m;
-    m.n_components = 2;
-    m.n_features = 2;
-    m.covariance = covariance;
-    m.weights = {5.0 / 6, 1.0 / 6};
-    m.means = {0.0, 0.0, 2e5, 2e5};
-    m.covariances = covariance == Covariance::kFull
-                        ? std::vector<double>{1, 0, 0, 1, 1e6, 0, 0, 1e6}
-                    : covariance == Covariance::kDiag ? std::vector<double>{1, 1, 1e6, 1e6}
-                                                      : std::vector<double>{1, 1e6};
+    const emix::Model m = unit_and_other(covariance, 2e5, 1e6);
     emix::FitOptions o;
     o.n_components = 2;
     o.covariance = covariance;
@@ -545,11 +534,7 @@ TEST(EmStep, AMeanThatMovesFarInItsNewSpreadKeepsTheVariancesDigits) {
 // from k-means with max_iter 0, start the duplicates' component at reg_covar I (before, about
 // the sample's mean, 30 % off at 1e4 and singular, with a wrong note, from 2e4).
 TEST(Initialisation, AComponentFarFromTheRestStartsWithItsOwnCovariance) {
-  std::mt19937_64 rng(6);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  std::vector<double> x;
-  for (int i = 0; i < 500; ++i) x.insert(x.end(), {normal(rng), normal(rng)});
-  for (int i = 0; i < 100; ++i) x.insert(x.end(), {3e4, 3e4});
+  const std::vector<double> x = rows_beside_duplicates(6, 3e4);
   emix::FitOptions o;
   o.n_components = 2;
   o.max_iter = 0;

@@ -652,22 +652,11 @@ TEST(GpuAccuracy, Float32FitsOfFarApartClustersKeepTheirDigits) {
 TEST(GpuAccuracy, Float32ModelsThatNeedDoubleGetIt) {
   if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   {
-    const emix::Model truth =
-        emix::testing::random_model(Family::kBinomial, Covariance::kFull, 3, 5, 9, /*trials=*/1000);
-    const emix::Sample s = emix::sample(truth, 4000, 10);
-    const std::vector<float> x32(s.x.begin(), s.x.end());
-    const std::vector<double> x64(x32.begin(), x32.end());
-    emix::FitOptions o;
-    o.family = Family::kBinomial;
-    o.trials = 1000;
-    o.n_components = 3;
-    o.init_model = truth;
-    o.max_iter = 5;
-    o.tol = 0;
-    o.engine.device = emix::Device::kCpu;
-    const emix::FitReport cpu64 = emix::fit(emix::DataView::host(x64.data(), 4000, 5), o);
-    o.engine.device = emix::Device::kGpu;
-    const emix::FitReport gpu32 = emix::fit(emix::DataView::host(x32.data(), 4000, 5), o);
+    emix::testing::ManyTrials t = emix::testing::binomial_with_many_trials();
+    t.options.engine.device = emix::Device::kCpu;
+    const emix::FitReport cpu64 = emix::fit(emix::DataView::host(t.x64.data(), 4000, 5), t.options);
+    t.options.engine.device = emix::Device::kGpu;
+    const emix::FitReport gpu32 = emix::fit(emix::DataView::host(t.x32.data(), 4000, 5), t.options);
     EXPECT_NEAR(gpu32.mean_log_likelihood, cpu64.mean_log_likelihood,
                 1e-9 * std::abs(cpu64.mean_log_likelihood));
   }

@@ -107,6 +107,29 @@ inline std::vector<double> rows_with_a_coinciding_cluster() {
   return x;
 }
 
+// Binomial counts of up to 1000 (K = 3, D = 5): 4000 rows in float and the same values in
+// double, and options for five EM steps from the truth. The log-densities' terms (x logit and
+// m log(1 - p), about 1e4) cancel to about -20: float arithmetic loses 1e-3 of each.
+struct ManyTrials {
+  std::vector<float> x32;
+  std::vector<double> x64;
+  FitOptions options;
+};
+inline ManyTrials binomial_with_many_trials() {
+  ManyTrials t;
+  const Model truth = random_model(Family::kBinomial, Covariance::kFull, 3, 5, 9, /*trials=*/1000);
+  const Sample s = sample(truth, 4000, 10);
+  t.x32.assign(s.x.begin(), s.x.end());
+  t.x64.assign(t.x32.begin(), t.x32.end());
+  t.options.family = Family::kBinomial;
+  t.options.trials = 1000;
+  t.options.n_components = 3;
+  t.options.init_model = truth;
+  t.options.max_iter = 5;
+  t.options.tol = 0;
+  return t;
+}
+
 // Two clusters of sd 0.01 at 0 and at 10 in D = 3 (1000 sd apart), rows alternating, in float,
 // and a fit's options starting from the truth: data on which an expansion of the quadratic form
 // about one centre loses float's digits (7 % of a covariance, once).
