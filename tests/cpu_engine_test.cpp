@@ -309,12 +309,7 @@ TEST(CpuEngine, Float32FitsTakeWeightsBeyondFloatsRange) {
   const std::vector<double> x64(x32.begin(), x32.end());
   for (const double scale : {1e35, 1e-35, 1e29}) {
     const std::vector<double> w(3000, scale);
-    emix::FitOptions o;
-    o.n_components = 2;
-    o.covariance = Covariance::kDiag;
-    o.init_model = truth;
-    o.max_iter = 5;
-    o.tol = 0;
+    emix::FitOptions o = emix::testing::steps_from(truth, 5);
     o.engine = cpu_only();
     const emix::Model f32 = emix::fit(emix::DataView::host(x32.data(), 3000, 2), o, w.data()).model;
     const emix::Model f64 = emix::fit(emix::DataView::host(x64.data(), 3000, 2), o, w.data()).model;
@@ -466,12 +461,7 @@ TEST(CpuEngine, AStepFromABroadStartKeepsTheTightComponentsDigits) {
   for (const Covariance covariance :
        {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
     const emix::Model m = unit_and_other(covariance, 2e5, 1e6);
-    emix::FitOptions o;
-    o.n_components = 2;
-    o.covariance = covariance;
-    o.init_model = m;
-    o.max_iter = 1;
-    o.tol = 0;
+    emix::FitOptions o = emix::testing::steps_from(m, 1);
     o.engine = cpu_only();
     const emix::FitReport f = emix::fit(emix::DataView::host(x.data(), 600, 2), o);
     const std::size_t at = covariance == Covariance::kFull   ? 4
@@ -514,12 +504,7 @@ TEST(EmStep, AMeanThatMovesFarInItsNewSpreadKeepsTheVariancesDigits) {
                         ? std::vector<double>{1e6, 0, 0, 1e6}
                     : covariance == Covariance::kDiag ? std::vector<double>{1e6, 1e6}
                                                       : std::vector<double>{1e6};
-    emix::FitOptions o;
-    o.n_components = 1;
-    o.covariance = covariance;
-    o.init_model = m;
-    o.max_iter = 1;
-    o.tol = 0;
+    emix::FitOptions o = emix::testing::steps_from(m, 1);
     o.engine = cpu_only();
     const emix::FitReport f = emix::fit(emix::DataView::host(x.data(), 100, 2), o);
     const double got = f.model.covariances[0];

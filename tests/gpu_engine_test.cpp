@@ -667,12 +667,7 @@ TEST(GpuAccuracy, Float32ModelsThatNeedDoubleGetIt) {
     const std::vector<float> x32(s.x.begin(), s.x.end());
     const std::vector<double> x64(x32.begin(), x32.end());
     const std::vector<double> w(3000, scale);
-    emix::FitOptions o;
-    o.n_components = 2;
-    o.covariance = Covariance::kDiag;
-    o.init_model = truth;
-    o.max_iter = 5;
-    o.tol = 0;
+    emix::FitOptions o = emix::testing::steps_from(truth, 5);
     o.engine.device = emix::Device::kCpu;
     const emix::Model cpu64 =
         emix::fit(emix::DataView::host(x64.data(), 3000, 2), o, w.data()).model;

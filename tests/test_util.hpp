@@ -107,6 +107,19 @@ inline std::vector<double> rows_with_a_coinciding_cluster() {
   return x;
 }
 
+// Options for max_iter EM steps (tol 0) from `start`, in its family, covariance type and shape.
+inline FitOptions steps_from(const Model& start, int max_iter) {
+  FitOptions o;
+  o.family = start.family;
+  o.covariance = start.covariance;
+  o.trials = start.trials;
+  o.n_components = start.n_components;
+  o.init_model = start;
+  o.max_iter = max_iter;
+  o.tol = 0;
+  return o;
+}
+
 // Binomial counts of up to 1000 (K = 3, D = 5): 4000 rows in float and the same values in
 // double, and options for five EM steps from the truth. The log-densities' terms (x logit and
 // m log(1 - p), about 1e4) cancel to about -20: float arithmetic loses 1e-3 of each.
@@ -121,12 +134,7 @@ inline ManyTrials binomial_with_many_trials() {
   const Sample s = sample(truth, 4000, 10);
   t.x32.assign(s.x.begin(), s.x.end());
   t.x64.assign(t.x32.begin(), t.x32.end());
-  t.options.family = Family::kBinomial;
-  t.options.trials = 1000;
-  t.options.n_components = 3;
-  t.options.init_model = truth;
-  t.options.max_iter = 5;
-  t.options.tol = 0;
+  t.options = steps_from(truth, 5);
   return t;
 }
 
