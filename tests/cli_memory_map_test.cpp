@@ -228,6 +228,70 @@ TEST_F(MemoryMapTest, ErrorsNameFileRowColumnAndValue) {
   expect_failure("fit data.npy -k 2 --memory-map --no-memory-map -o m.json", {"--no-memory-map"});
 }
 
+// predict and score of a mapped file, chunk by chunk with the results streamed to their file,
+// give the in-memory evaluation's results: the same labels, and responsibilities and a mean
+// log-likelihood within 1e-12 (each chunk's engine expands about its own centre, which moves the
+// last digits of a log-density, about 1e-15 relative, and nothing else).
+TEST_F(MemoryMapTest, PredictAndScoreStreamAMappedFile) {
+  CliRun r = emix("fit data.npy" + fit_args() + " --no-memory-map -o m.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("predict m.json data.npy --no-memory-map -o l0.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("predict m.json data.npy --no-memory-map --proba -o p0.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("predict m.json data.npy --memory-map --map-chunk-rows 700 --device cpu -o l1.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("data.npy: memory-mapped, 8 chunks of 700 rows\n"), std::string::npos)
+      << r.err;
+  // float32 on disk, converted chunk by chunk, as the in-memory reader converts it.
+  r = emix(
+      "predict m.json data32.npy --memory-map --map-chunk-rows 999 --precision double "
+      "--proba -o p1.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = emix("predict m.json data32.npy --no-memory-map --precision double --proba -o p32.npy");
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  EXPECT_EQ(read_text(path("l0.npy")), read_text(path("l1.npy")));
+  const emix::HostMatrix p0 = emix::io::read_matrix(path("p32.npy").string());
+  const emix::HostMatrix p1 = emix::io::read_matrix(path("p1.npy").string());
+  ASSERT_EQ(p1.rows(), 5000);
+  ASSERT_EQ(p1.cols(), 4);
+  for (std::int64_t n = 0; n < 5000; ++n) {
+    for (int k = 0; k < 4; ++k) ASSERT_NEAR(p0.at(n, k), p1.at(n, k), 1e-12) << "row " << n;
+  }
+
+  const CliRun whole = emix("score m.json data.npy --no-memory-map");
+  const CliRun mapped = emix("score m.json data.npy --memory-map --map-chunk-rows 700");
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  ASSERT_EQ(mapped.code, 0) << mapped.err;
+  const double a = std::stod(whole.out), b = std::stod(mapped.out);
+  EXPECT_LE(std::abs(a - b), 1e-12 * std::abs(a)) << whole.out << " " << mapped.out;
+  EXPECT_TRUE(mapped.err.empty()) << mapped.err;  // stdout holds the number, stderr nothing
+
+  // A value the model cannot take, in the seventh chunk, named by the file's row, and a NaN as
+  // the in-memory read names it; no output is left behind.
+  const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());
+  std::vector<double> binary(static_cast<std::size_t>(x.rows() * x.cols()), 1.0);
+  binary[4321 * 3 + 1] = 0.5;  // row 4322, column 2
+  write_npy_file(path("half.npy"), binary, x.rows(), x.cols(), "<f8", false);
+  std::vector<double> ones(binary.size(), 1.0);
+  write_npy_file(path("ones.npy"), ones, x.rows(), x.cols(), "<f8", false);
+  r = emix("fit ones.npy --family bernoulli -k 1 --device cpu -o b.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_failure("predict b.json half.npy --memory-map --map-chunk-rows 700 -o l2.npy",
+                 {"half.npy: row 4322, column 2", "0.5"});
+  expect_failure("score b.json half.npy --memory-map --map-chunk-rows 700", {"half.npy: row 4322"});
+  std::vector<double> values(x.as<double>(), x.as<double>() + x.rows() * x.cols());
+  values[3210 * 3 + 2] = std::numeric_limits<double>::quiet_NaN();  // row 3211, column 3
+  write_npy_file(path("nan.npy"), values, x.rows(), x.cols(), "<f8", false);
+  expect_failure("predict m.json nan.npy --memory-map --map-chunk-rows 500 --proba -o p2.npy",
+                 {"nan.npy: row 3211, column 3 is nan"});
+  expect_failure("score m.json nan.npy --memory-map", {"nan.npy: row 3211, column 3 is nan"});
+  expect_failure("predict b.json data.npy --memory-map -o l3.npy", {"data.npy"});
+  write_npy_file(path("wide.npy"), values, x.rows() * 3 / 4, 4, "<f8", false);
+  expect_failure("score m.json wide.npy --memory-map", {"wide.npy has 4 columns", "n_features 3"});
+}
+
 // emix select over a mapped file: the chunked selection, each chunk read once per pass for every
 // candidate; the same choice, each candidate's log-likelihood and criteria, and the best model,
 // as the in-memory selection to 1e-12 (the sums differ only in their grouping: chunk by chunk

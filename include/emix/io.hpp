@@ -165,10 +165,15 @@ class NpyWriter {
   // Into an open output (which must outlive the writer); commit() then only checks the row
   // count, and the caller commits `out`.
   NpyWriter(OutputFile& out, DType dtype, std::int64_t rows, std::int64_t cols);
+  // A 1-D int32 array of `rows` values (labels), into an open output as above.
+  struct Int32Vector {
+    std::int64_t rows = 0;
+  };
+  NpyWriter(OutputFile& out, Int32Vector shape);
   ~NpyWriter();
   NpyWriter(const NpyWriter&) = delete;
   NpyWriter& operator=(const NpyWriter&) = delete;
-  // Appends `rows` rows (row-major, of the writer's dtype).
+  // Appends `rows` rows (row-major, of the writer's element type).
   void append(const void* data, std::int64_t rows);
   void commit();  // throws IoError unless exactly the declared number of rows was appended
 

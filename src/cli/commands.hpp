@@ -71,15 +71,17 @@ struct PredictArgs {
   std::string model;
   std::string input;
   std::string output;
-  bool proba = false;          // N x K float64 responsibilities instead of N int32 labels
-  bool no_memory_map = false;  // read a private copy of a .npy INPUT (InputMatrix)
+  bool proba = false;               // N x K float64 responsibilities instead of N int32 labels
+  std::string memory_map = "auto";  // as FitArgs
+  std::int64_t map_chunk_rows = 0;
   DataArgs data;
 };
 
 struct ScoreArgs {
   std::string model;
   std::string input;
-  bool no_memory_map = false;
+  std::string memory_map = "auto";  // as FitArgs
+  std::int64_t map_chunk_rows = 0;
   DataArgs data;
 };
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -280,6 +281,55 @@ InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
 
 bool runs_on_gpu(const EngineOptions& engine) {
   return engine.device == Device::kGpu || (engine.device == Device::kAuto && gpu_available());
+}
+
+namespace {
+
+// Calls evaluate(view, files) for every chunk of `source` in order, with `files` naming INPUT's
+// rows (the chunk reports a non-finite value itself, by INPUT's row).
+template <typename Evaluate>
+void for_each_chunk(io::MappedNpy& source, const std::string& input, Evaluate&& evaluate) {
+  for (std::int64_t i = 0; i < source.n_chunks(); ++i) {
+    const DataView view = source.chunk(i);
+    evaluate(view, DataFiles{input, "", i * source.chunk_rows()});
+  }
+}
+
+}  // namespace
+
+void write_mapped_results(io::MappedNpy& source, const std::string& input, const Model& model,
+                          const EngineOptions& engine, io::OutputFile* labels_out,
+                          io::OutputFile* resp_out) {
+  std::optional<io::NpyWriter> labels, resp;
+  if (labels_out != nullptr) labels.emplace(*labels_out, io::NpyWriter::Int32Vector{source.rows()});
+  if (resp_out != nullptr) {
+    resp.emplace(*resp_out, DType::kFloat64, source.rows(), model.n_components);
+  }
+  for_each_chunk(source, input, [&](const DataView& view, const DataFiles& files) {
+    if (labels) {
+      const std::vector<std::int32_t> part =
+          naming_files(files, [&] { return predict(model, view, engine); });
+      labels->append(part.data(), view.rows);
+    }
+    if (resp) {
+      const std::vector<double> part =
+          naming_files(files, [&] { return predict_proba(model, view, engine); });
+      resp->append(part.data(), view.rows);
+    }
+  });
+  if (labels) labels->commit();
+  if (resp) resp->commit();
+}
+
+double score_mapped(io::MappedNpy& source, const std::string& input, const Model& model,
+                    const EngineOptions& engine) {
+  double total = 0;
+  for_each_chunk(source, input, [&](const DataView& view, const DataFiles& files) {
+    const std::vector<double> log_prob =
+        naming_files(files, [&] { return score_samples(model, view, engine); });
+    for (const double value : log_prob) total += value;
+  });
+  return total / static_cast<double>(source.rows());
 }
 
 void print_mapping(const std::string& input, io::MappedNpy& mapping) {

@@ -99,6 +99,17 @@ class InputMatrix {
   std::unique_ptr<io::MappedNpy> mapping_;
 };
 
+// Per-row results under `model` of a mapped INPUT, chunk by chunk, into open outputs (either
+// may be null): the labels (int32) and the N x K responsibilities (float64) stream to their
+// files and are never held whole, and each chunk is read once for both. A value the model cannot
+// take is named by INPUT's row.
+void write_mapped_results(io::MappedNpy& source, const std::string& input, const Model& model,
+                          const EngineOptions& engine, io::OutputFile* labels_out,
+                          io::OutputFile* resp_out);
+// score() of a mapped INPUT: the mean log-likelihood per row, summed chunk by chunk in row order.
+double score_mapped(io::MappedNpy& source, const std::string& input, const Model& model,
+                    const EngineOptions& engine);
+
 // "INPUT: memory-mapped, 8 chunks of 700 rows[, converted to float64 chunk by chunk]" on stderr.
 void print_mapping(const std::string& input, io::MappedNpy& mapping);
 

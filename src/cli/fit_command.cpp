@@ -172,30 +172,6 @@ FitReport fit_mapped(io::MappedNpy& source, const FitOptions& options, const dou
   return naming_files(files, [&] { return fit(source, options); });
 }
 
-// Labels and responsibilities of a mapped file, chunk by chunk: the N x K responsibilities
-// stream to their file and are never held whole.
-void write_mapped_outputs(io::MappedNpy& source, const Model& model, const EngineOptions& engine,
-                          io::OutputFile* labels_out, io::OutputFile* resp_out) {
-  if (labels_out != nullptr) {
-    std::vector<std::int32_t> labels;
-    labels.reserve(static_cast<std::size_t>(source.rows()));
-    for (std::int64_t i = 0; i < source.n_chunks(); ++i) {
-      const std::vector<std::int32_t> part = predict(model, source.chunk(i), engine);
-      labels.insert(labels.end(), part.begin(), part.end());
-    }
-    io::write_npy(*labels_out, labels);
-  }
-  if (resp_out != nullptr) {
-    io::NpyWriter writer(*resp_out, DType::kFloat64, source.rows(), model.n_components);
-    for (std::int64_t i = 0; i < source.n_chunks(); ++i) {
-      const DataView view = source.chunk(i);
-      const std::vector<double> part = predict_proba(model, view, engine);
-      writer.append(part.data(), view.rows);
-    }
-    writer.commit();
-  }
-}
-
 }  // namespace
 
 int run_fit(const FitArgs& a) {
@@ -361,7 +337,7 @@ int run_fit(const FitArgs& a) {
   if (!root) return 0;
 
   if (mapping) {
-    write_mapped_outputs(*mapping, report.model, options.engine, labels_out, resp_out);
+    write_mapped_results(*mapping, a.input, report.model, options.engine, labels_out, resp_out);
   } else if (!distributed && labels_out != nullptr) {
     io::write_npy(*labels_out, predict(report.model, x.view(), options.engine));
   }

@@ -312,16 +312,18 @@ int main(int argc, char** argv) {
   predict->add_option("-o,--output", predict_args.output, "labels (int32 .npy)")->required();
   predict->add_flag("--proba", predict_args.proba,
                     "write the N x K responsibilities (float64) instead of labels");
+  const MemoryMapFlags predict_map = add_memory_map_options(predict, predict_args.map_chunk_rows,
+                                                            "the results streamed to their file");
   add_data_options(predict, predict_args.data);
-  predict->add_flag("--no-memory-map", predict_args.no_memory_map, kNoMemoryMapHelp);
 
   emix::cli::ScoreArgs score_args;
   CLI::App* score =
       app.add_subcommand("score", "print the mean log-likelihood per row of INPUT under MODEL");
   score->add_option("MODEL", score_args.model, "model file (JSON)")->required();
   score->add_option("INPUT", score_args.input, "data")->required();
+  const MemoryMapFlags score_map =
+      add_memory_map_options(score, score_args.map_chunk_rows, "summed chunk by chunk");
   add_data_options(score, score_args.data);
-  score->add_flag("--no-memory-map", score_args.no_memory_map, kNoMemoryMapHelp);
 
   emix::cli::GenerateArgs gen_args;
   CLI::App* generate = app.add_subcommand(
@@ -407,8 +409,14 @@ int main(int argc, char** argv) {
       select_args.memory_map = select_map.memory_map();
       return with_output_checked(emix::cli::run_select(select_args));
     }
-    if (*predict) return with_output_checked(emix::cli::run_predict(predict_args));
-    if (*score) return with_output_checked(emix::cli::run_score(score_args));
+    if (*predict) {
+      predict_args.memory_map = predict_map.memory_map();
+      return with_output_checked(emix::cli::run_predict(predict_args));
+    }
+    if (*score) {
+      score_args.memory_map = score_map.memory_map();
+      return with_output_checked(emix::cli::run_score(score_args));
+    }
     if (*generate) {
       gen_args.seed = emix::cli::parse_seed(generate_seed, "--seed");
       gen_args.covariance_given = gen_covariance->count() > 0;

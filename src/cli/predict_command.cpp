@@ -1,6 +1,8 @@
 // emix predict MODEL.json INPUT -o LABELS.npy [--proba]
 // emix score MODEL.json INPUT
+// Both stream a .npy INPUT larger than memory chunk by chunk (--memory-map), as fit does.
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,16 +16,21 @@ namespace emix::cli {
 namespace {
 
 // The model first (small, and a bad one is reported before a large input is read), then the
-// data. Their values are validated by the evaluation itself (see naming_files); only the width,
+// data. Their values are validated by the evaluation itself (see naming_files); only the shape,
 // which involves both files, is named here.
-InputMatrix load_for_model(const Model& model, const std::string& model_path,
-                           const std::string& input, const DataArgs& data, bool no_memory_map) {
-  InputMatrix x = InputMatrix::open(input, data, no_memory_map ? "off" : "auto");
-  if (x.rows() == 0) throw InvalidArgument(input + ": no rows to evaluate");
-  if (x.cols() != model.n_features) {
-    throw InvalidArgument(input + " has " + std::to_string(x.cols()) + " columns, but the model " +
+void check_shape(const Model& model, const std::string& model_path, const std::string& input,
+                 std::int64_t rows, std::int64_t cols) {
+  if (rows == 0) throw InvalidArgument(input + ": no rows to evaluate");
+  if (cols != model.n_features) {
+    throw InvalidArgument(input + " has " + std::to_string(cols) + " columns, but the model " +
                           model_path + " has n_features " + std::to_string(model.n_features));
   }
+}
+
+InputMatrix load_whole(const Model& model, const std::string& model_path, const std::string& input,
+                       const DataArgs& data, const std::string& memory_map) {
+  InputMatrix x = InputMatrix::open(input, data, memory_map);
+  check_shape(model, model_path, input, x.rows(), x.cols());
   return x;
 }
 
@@ -37,23 +44,37 @@ int run_predict(const PredictArgs& a) {
   io::OutputFile& out = outputs.stage(a.output, "-o");
   require_output_extension(a.output, "-o", ".npy", "a NumPy array");
   const Model model = io::read_model(a.model);
-  const InputMatrix x = load_for_model(model, a.model, a.input, a.data, a.no_memory_map);
   const EngineOptions engine = engine_options(a.data);
-  const DataFiles files{a.input, "", 0};
-  if (a.proba) {
-    const std::vector<double> resp =
-        naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
-    io::write_npy(out, resp.data(), x.rows(), model.n_components);
+  std::int64_t rows = 0;
+  // A .npy INPUT larger than half the memory (or any, with --memory-map) is evaluated chunk by
+  // chunk, its results streamed; anything else is evaluated whole.
+  std::unique_ptr<io::MappedNpy> mapping =
+      open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
+  if (mapping) {
+    check_shape(model, a.model, a.input, mapping->rows(), mapping->cols());
+    write_mapped_results(*mapping, a.input, model, engine, a.proba ? nullptr : &out,
+                         a.proba ? &out : nullptr);
+    rows = mapping->rows();
   } else {
-    io::write_npy(out, naming_files(files, [&] { return predict(model, x.view(), engine); }));
+    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map);
+    const DataFiles files{a.input, "", 0};
+    if (a.proba) {
+      const std::vector<double> resp =
+          naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
+      io::write_npy(out, resp.data(), x.rows(), model.n_components);
+    } else {
+      io::write_npy(out, naming_files(files, [&] { return predict(model, x.view(), engine); }));
+    }
+    rows = x.rows();
   }
   outputs.commit();
   if (!a.data.quiet) {
+    if (mapping) print_mapping(a.input, *mapping);
     const std::string what =
         a.proba ? std::to_string(model.n_components) + " responsibilities (float64) per row"
                 : "a label (int32) per row";
     std::fprintf(stderr, "wrote %s: %s, %lld rows\n", a.output.c_str(), what.c_str(),
-                 static_cast<long long>(x.rows()));
+                 static_cast<long long>(rows));
   }
   return 0;
 }
@@ -61,9 +82,16 @@ int run_predict(const PredictArgs& a) {
 int run_score(const ScoreArgs& a) {
   validate(a.data);
   const Model model = io::read_model(a.model);
-  const InputMatrix x = load_for_model(model, a.model, a.input, a.data, a.no_memory_map);
-  const double value = naming_files(DataFiles{a.input, "", 0},
-                                    [&] { return score(model, x.view(), engine_options(a.data)); });
+  const EngineOptions engine = engine_options(a.data);
+  double value = 0;
+  if (std::unique_ptr<io::MappedNpy> mapping =
+          open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false)) {
+    check_shape(model, a.model, a.input, mapping->rows(), mapping->cols());
+    value = score_mapped(*mapping, a.input, model, engine);
+  } else {
+    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map);
+    value = naming_files(DataFiles{a.input, "", 0}, [&] { return score(model, x.view(), engine); });
+  }
   // 17 significant digits: the printed number reads back as the same double.
   std::printf("%.17g\n", value);
   return 0;

@@ -539,7 +539,7 @@ void write_npy(OutputFile& out, const std::vector<std::int32_t>& values) {
 struct NpyWriter::State {
   std::unique_ptr<OutputFile> owned;  // null when writing into a caller's output
   OutputFile* file = nullptr;
-  DType dtype = DType::kFloat64;
+  std::size_t item_bytes = 8;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t written = 0;
@@ -561,7 +561,7 @@ NpyWriter::NpyWriter(const std::string& path, DType dtype, std::int64_t rows, st
   check_writer_shape(path, rows, cols);
   state_->owned = std::make_unique<OutputFile>(path);
   state_->file = state_->owned.get();
-  state_->dtype = dtype;
+  state_->item_bytes = dtype_size(dtype);
   state_->rows = rows;
   state_->cols = cols;
   state_->file->write(detail::npy_preamble(detail::descr_of(dtype), {rows, cols}));
@@ -571,10 +571,19 @@ NpyWriter::NpyWriter(OutputFile& out, DType dtype, std::int64_t rows, std::int64
     : state_(std::make_unique<State>()) {
   check_writer_shape(out.path(), rows, cols);
   state_->file = &out;
-  state_->dtype = dtype;
+  state_->item_bytes = dtype_size(dtype);
   state_->rows = rows;
   state_->cols = cols;
   out.write(detail::npy_preamble(detail::descr_of(dtype), {rows, cols}));
+}
+
+NpyWriter::NpyWriter(OutputFile& out, Int32Vector shape) : state_(std::make_unique<State>()) {
+  check_writer_shape(out.path(), shape.rows, 1);
+  state_->file = &out;
+  state_->item_bytes = sizeof(std::int32_t);
+  state_->rows = shape.rows;
+  state_->cols = 1;
+  out.write(detail::npy_preamble("<i4", {shape.rows}));
 }
 
 NpyWriter::~NpyWriter() = default;
@@ -589,7 +598,7 @@ void NpyWriter::append(const void* data, std::int64_t rows) {
   if (data == nullptr && rows != 0 && state_->cols != 0) {
     throw InvalidArgument("NpyWriter(" + path + "): null data");
   }
-  state_->file->write(data, detail::byte_count(rows, state_->cols, dtype_size(state_->dtype)));
+  state_->file->write(data, detail::byte_count(rows, state_->cols, state_->item_bytes));
   state_->written += rows;
 }
 
