@@ -1,5 +1,7 @@
-# cmake --install: headers, libemix.so and libemix.a, the emix program, the CMake package
-# (find_package(emix 0.1) -> emix::emix, emix::emix_static) and emix.pc for pkg-config.
+# cmake --install: headers, libemix.so and libemix.a (and, built with MPI, libemix_mpi.so and
+# libemix_mpi.a), the emix program, the CMake package (find_package(emix 0.1) -> emix::emix,
+# emix::emix_static; COMPONENTS mpi -> emix::emix_mpi, emix::emix_mpi_static) and emix.pc (and
+# emix-mpi.pc) for pkg-config.
 # Every installed path is relative to the prefix, so the tree can be moved.
 include(CMakePackageConfigHelpers)
 
@@ -10,6 +12,14 @@ install(TARGETS emix_shared emix_static EXPORT emixTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The MPI library in an export set of its own, which emixConfig.cmake loads for
+# find_package(emix COMPONENTS mpi) only: other programs never look for MPI.
+if(EMIX_HAS_MPI)
+  install(TARGETS emix_mpi_shared emix_mpi_static EXPORT emixMpiTargets
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT emixMpiTargets NAMESPACE emix:: DESTINATION ${EMIX_CMAKE_DIR})
+endif()
 if(TARGET emix_cli)
   install(TARGETS emix_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
@@ -42,7 +52,6 @@ install(FILES ${PROJECT_BINARY_DIR}/emixConfig.cmake ${PROJECT_BINARY_DIR}/emixC
 # needs besides libemix.a.
 file(RELATIVE_PATH EMIX_PC_TO_PREFIX
      ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
-set(EMIX_PC_CFLAGS "")
 set(EMIX_PC_LIBS_PRIVATE "-lstdc++ -lm")
 foreach(flag ${OpenMP_CXX_FLAGS})
   string(APPEND EMIX_PC_LIBS_PRIVATE " ${flag}")
@@ -51,14 +60,18 @@ if(EMIX_HAS_CUDA)
   string(APPEND EMIX_PC_LIBS_PRIVATE
          " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -lrt -lpthread -ldl")
 endif()
-set(EMIX_PC_LIBS_MPI "")
-if(EMIX_HAS_MPI)
-  foreach(dir ${MPI_C_INCLUDE_DIRS})
-    string(APPEND EMIX_PC_CFLAGS " -I${dir}")
-  endforeach()
-  foreach(lib ${MPI_C_LIBRARIES})
-    string(APPEND EMIX_PC_LIBS_MPI " ${lib}")
-  endforeach()
-endif()
 configure_file(cmake/emix.pc.in ${PROJECT_BINARY_DIR}/emix.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/emix.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# emix-mpi.pc: libemix_mpi and the MPI emix was built with (its include folders and libraries).
+if(EMIX_HAS_MPI)
+  set(EMIX_PC_MPI_CFLAGS "")
+  foreach(dir ${MPI_C_INCLUDE_DIRS})
+    string(APPEND EMIX_PC_MPI_CFLAGS " -I${dir}")
+  endforeach()
+  set(EMIX_PC_MPI_LIBS "")
+  foreach(lib ${MPI_C_LIBRARIES})
+    string(APPEND EMIX_PC_MPI_LIBS " ${lib}")
+  endforeach()
+  configure_file(cmake/emix-mpi.pc.in ${PROJECT_BINARY_DIR}/emix-mpi.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/emix-mpi.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()

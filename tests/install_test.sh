@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cmake --install into a fresh prefix, then: no build or source path in the installed text
-# files or in the binaries' run paths; examples/ (C++, C, Fortran, and MPI where built) configured
-# with find_package(emix 0.1) against that prefix, built and run; the C example also built
-# with pkg-config alone.
+# files or in the binaries' run paths; no MPI in libemix.so or emix.pc (libemix_mpi has it);
+# examples/ (C++, C, Fortran, and MPI where built) configured with find_package(emix 0.1)
+# against that prefix, built and run; the C examples also built with pkg-config alone (emix.pc,
+# emix-mpi.pc).
 #   install_test.sh BUILD_DIR SOURCE_DIR [MPIEXEC]
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -33,22 +34,44 @@ for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix.a "$prefix"/bin/emi
     exit 1
   fi
 done
-for binary in "$prefix"/lib/libemix.so "$prefix"/bin/emix; do
+for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix_mpi.so "$prefix"/bin/emix; do
+  [ -e "$binary" ] || continue
   if readelf -d "$binary" | grep -E 'RPATH|RUNPATH' | grep -q -e "$build" -e "$source"; then
     echo "FAIL: $binary has a run path into the build tree" >&2
     exit 1
   fi
 done
 
-# libemix.so exports emix's symbols only (cmake/libemix.map): no Eigen, JSON or standard-library
-# template instances that could clash with a program's own.
-foreign=$(nm -D --defined-only -C "$prefix/lib/libemix.so" | cut -d' ' -f3- |
-          grep -v -E '^(emix|(typeinfo|typeinfo name|vtable|VTT) for emix::)' || true)
-if [ -n "$foreign" ]; then
-  echo "FAIL: libemix.so exports symbols that are not emix's:" >&2
-  echo "$foreign" | head -20 >&2
+# The MPI fit is libemix_mpi's: libemix.so and emix.pc name no MPI, so a program that does not
+# use it loads no libmpi and gets no MPI headers (an MPICH program, Open MPI's).
+if readelf -d "$prefix/lib/libemix.so" | grep NEEDED | grep -q -i mpi; then
+  echo "FAIL: libemix.so needs an MPI library:" >&2
+  readelf -d "$prefix/lib/libemix.so" | grep NEEDED >&2
   exit 1
 fi
+if grep -q -i mpi "$prefix/lib/pkgconfig/emix.pc"; then
+  echo "FAIL: emix.pc names MPI" >&2
+  exit 1
+fi
+if [ -n "$mpiexec" ]; then
+  for f in lib/libemix_mpi.so lib/libemix_mpi.a lib/pkgconfig/emix-mpi.pc \
+           lib/cmake/emix/emixMpiTargets.cmake include/emix/emix_mpi.h include/emix/mpi.hpp; do
+    [ -e "$prefix/$f" ] || { echo "FAIL: $f was not installed" >&2; exit 1; }
+  done
+fi
+
+# libemix.so exports emix's symbols only (cmake/libemix.map): no Eigen, JSON or standard-library
+# template instances that could clash with a program's own.
+for library in "$prefix"/lib/libemix.so "$prefix"/lib/libemix_mpi.so; do
+  [ -e "$library" ] || continue
+  foreign=$(nm -D --defined-only -C "$library" | cut -d' ' -f3- |
+            grep -v -E '^(emix|(typeinfo|typeinfo name|vtable|VTT) for emix::)' || true)
+  if [ -n "$foreign" ]; then
+    echo "FAIL: $library exports symbols that are not emix's:" >&2
+    echo "$foreign" | head -20 >&2
+    exit 1
+  fi
+done
 
 cmake -S "$source/examples" -B "$work/examples" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" 2>&1 ||
@@ -78,5 +101,12 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 # shellcheck disable=SC2046
 cc -std=c99 "$source/examples/fit.c" -o "$work/fit_c_pkgconfig" $(pkg-config --cflags --libs emix) -lm
 LD_LIBRARY_PATH=$prefix/lib "$work/fit_c_pkgconfig"
+if [ -n "$mpiexec" ]; then
+  echo "== fit_mpi.c with pkg-config emix-mpi, mpiexec -n 2"
+  # shellcheck disable=SC2046
+  cc -std=c99 "$source/examples/fit_mpi.c" -o "$work/fit_mpi_pkgconfig" \
+     $(pkg-config --cflags --libs emix-mpi) -lm
+  LD_LIBRARY_PATH=$prefix/lib "$mpiexec" -n 2 "$work/fit_mpi_pkgconfig"
+fi
 [ "$(pkg-config --modversion emix)" = "$(sed -n 's/.*EMIX_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/emix/config.h")" ]
 echo "install test passed"
