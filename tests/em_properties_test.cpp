@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/em.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -124,6 +125,21 @@ INSTANTIATE_TEST_SUITE_P(All, EveryShape, ::testing::ValuesIn(kShapes),
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
+
+// Restarts are taken in order; a later one replaces the best only when higher by more than
+// 1e-10 relative, so that restarts at one optimum, whose log-likelihoods differ by the grouping
+// of their sums (chunks, MPI ranks: 1e-13 relative and less), do not let those bits choose.
+TEST(Em, ARestartWinsOnlyBeyondRounding) {
+  const double best = -2541609.2531539183;
+  EXPECT_FALSE(emix::better_restart(best * (1 - 1e-13), best));  // a last-bits difference
+  EXPECT_FALSE(emix::better_restart(best, best));
+  EXPECT_FALSE(emix::better_restart(best * (1 + 1e-6), best));  // lower
+  EXPECT_TRUE(emix::better_restart(best * (1 - 1e-8), best));   // a better optimum
+  EXPECT_TRUE(emix::better_restart(0.5, -0.5));
+  EXPECT_TRUE(emix::better_restart(best, -INFINITY));  // after a failed run
+  EXPECT_FALSE(emix::better_restart(NAN, best));
+  EXPECT_FALSE(emix::better_restart(-INFINITY, best));
+}
 
 TEST(Em, OneComponentIsTheSampleMeanAndCovariance) {
   const emix::Model truth =

@@ -1,6 +1,7 @@
 // The EM driver: initialisation, the loop, convergence, restarts, re-seeding. It never sees the
 // data: only statistics from the engine and, for re-seeding, rows it asks the engine for.
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -26,6 +27,12 @@ std::mt19937_64 run_rng(std::uint64_t seed, int run) {
   std::seed_seq seq{static_cast<std::uint64_t>(seed & 0xffffffffu),
                     static_cast<std::uint64_t>(seed >> 32), static_cast<std::uint64_t>(run)};
   return std::mt19937_64(seq);
+}
+
+bool better_restart(double candidate, double best) {
+  if (!(candidate > best)) return false;
+  if (!std::isfinite(candidate) || !std::isfinite(best)) return true;
+  return candidate - best > 1e-10 * std::max(std::abs(candidate), std::abs(best));
 }
 
 double seconds_since(Clock::time_point start) {
@@ -308,7 +315,7 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
   for (EmRun& run : runs) pointers.push_back(&run);
   run_together(engine, pointers);
   for (EmRun& run : runs) {
-    if (!have_best || run.report().log_likelihood > best.log_likelihood) {
+    if (!have_best || better_restart(run.report().log_likelihood, best.log_likelihood)) {
       best = std::move(run.report());
       have_best = true;
     }

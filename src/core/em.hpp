@@ -23,6 +23,14 @@ double seconds_since(Clock::time_point start);
 // The random stream of restart `run` of a fit seeded `seed`: initialisation, then re-seeding.
 std::mt19937_64 run_rng(std::uint64_t seed, int run);
 
+// Whether a restart whose log-likelihood is `candidate` replaces the best so far (taken in run
+// order): only when higher by more than 1e-10 relative. Restarts that reach the same optimum
+// differ in their last bits, by the grouping of their sums, which chunks, MPI ranks or a GPU
+// change (1e-13 relative and less in the tests); a strict comparison let those bits choose, so
+// that a distributed fit returned another restart, its components in another order, than one
+// process. Within 1e-10 the first restart stays.
+bool better_restart(double candidate, double best);
+
 // One EM run from an initial model, advanced one iteration at a time, so that several runs
 // (restarts, model-selection candidates) can share each pass over the data. Each run's
 // arithmetic is what it would be alone.

@@ -249,7 +249,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
         if (failure.empty()) failure = run.failure();
         continue;
       }
-      if (!have || run.report().log_likelihood > c.fit.log_likelihood) {
+      if (!have || better_restart(run.report().log_likelihood, c.fit.log_likelihood)) {
         c.fit = run.report();
         entropy = run.entropy();
         have = true;

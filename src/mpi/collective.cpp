@@ -25,6 +25,14 @@ void check(int rc, const char* call) {
                  " failed: " + std::string(text, static_cast<std::size_t>(length)));
 }
 
+void require_initialized() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (finalized) throw InvalidArgument("MPI is finalized already (MPI_Finalize was called)");
+  if (!initialized) throw InvalidArgument("MPI is not initialized (call MPI_Init first)");
+}
+
 void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
   int rank = 0, size = 1;
   check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");

@@ -13,6 +13,10 @@ namespace emix::mpi {
 // Throws MpiError naming `call` unless rc is MPI_SUCCESS.
 void check(int rc, const char* call);
 
+// InvalidArgument unless MPI is initialized and not yet finalized: any other MPI call then would
+// end the process (MPI_Initialized and MPI_Finalized alone may be called at any time).
+void require_initialized();
+
 // Collective. Every rank passes what its last local step threw (or null). When any rank failed,
 // every rank throws: the exception type of the lowest failing rank, with its message prefixed
 // "rank R of P: ". Returns normally on every rank when none failed.

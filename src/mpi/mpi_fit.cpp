@@ -251,21 +251,26 @@ Shard shard_rows(std::int64_t total_rows, int rank, int size) {
 
 FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions& options,
               const double* local_sample_weight) {
+  require_initialized();
   const PrivateComm private_comm(caller_comm);
   const MPI_Comm comm = private_comm.get();
   const int rank = rank_of(comm);
   const int size = size_of(comm);
 
-  // The shape of the whole first (every rank learns every rank's rows and columns, and whether
-  // it has weights), so that a rank's complaint about its data can name the global rows.
-  const std::int64_t mine[3] = {local_rows.rows, local_rows.cols, local_sample_weight ? 1 : 0};
-  std::vector<std::int64_t> shapes(static_cast<std::size_t>(3 * size));
-  check(MPI_Allgather(mine, 3, MPI_INT64_T, shapes.data(), 3, MPI_INT64_T, comm), "MPI_Allgather");
+  // The shape of the whole first (every rank learns every rank's rows, columns and element
+  // type, and whether it has weights), so that a rank's complaint about its data can name the
+  // global rows.
+  constexpr int kShape = 4;
+  const std::int64_t mine[kShape] = {local_rows.rows, local_rows.cols, local_sample_weight ? 1 : 0,
+                                     static_cast<std::int64_t>(local_rows.dtype)};
+  std::vector<std::int64_t> shapes(static_cast<std::size_t>(kShape * size));
+  check(MPI_Allgather(mine, kShape, MPI_INT64_T, shapes.data(), kShape, MPI_INT64_T, comm),
+        "MPI_Allgather");
   check_options_agree(comm, options);
   std::int64_t total_rows = 0, first_row = 0, cols = 0;
   int reference = -1;  // the first rank with rows: its width is the data's
   for (int r = 0; r < size; ++r) {
-    const std::int64_t rows = shapes[3 * r], width = shapes[3 * r + 1];
+    const std::int64_t rows = shapes[kShape * r], width = shapes[kShape * r + 1];
     if (r == rank) first_row = total_rows;
     total_rows += rows;
     if (rows <= 0) continue;
@@ -277,15 +282,26 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
                             ": its rows have " + std::to_string(width) + " columns, but rank " +
                             std::to_string(reference) + "'s have " + std::to_string(cols));
     }
-    if (shapes[3 * r + 2] != shapes[3 * reference + 2]) {
+    // One element type: each rank would otherwise fit in its own precision, and the sum of
+    // float32 and float64 statistics is neither fit.
+    const std::int64_t dtype = shapes[kShape * r + 3],
+                       reference_dtype = shapes[kShape * reference + 3];
+    if (dtype != reference_dtype) {
+      throw InvalidArgument("rank " + std::to_string(r) + " of " + std::to_string(size) +
+                            ": its rows are " + to_string(static_cast<DType>(dtype)) +
+                            ", but rank " + std::to_string(reference) + "'s are " +
+                            to_string(static_cast<DType>(reference_dtype)) +
+                            "; every rank must pass the same element type");
+    }
+    if (shapes[kShape * r + 2] != shapes[kShape * reference + 2]) {
       throw InvalidArgument("sample weights: rank " + std::to_string(r) +
-                            (shapes[3 * r + 2] ? " passes" : " does not pass") + " them but rank " +
-                            std::to_string(reference) +
-                            (shapes[3 * r + 2] ? " does not" : " does"));
+                            (shapes[kShape * r + 2] ? " passes" : " does not pass") +
+                            " them but rank " + std::to_string(reference) +
+                            (shapes[kShape * r + 2] ? " does not" : " does"));
     }
   }
   // Decided once for all ranks (a rank without rows may pass no weights either way).
-  const bool weighted = reference >= 0 && shapes[3 * reference + 2] != 0;
+  const bool weighted = reference >= 0 && shapes[kShape * reference + 2] != 0;
   on_every_rank(comm, [&] {
     try {
       if (local_rows.rows < 0) throw InvalidArgument("data: negative number of rows");
