@@ -320,6 +320,30 @@ TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
                "emix_fit: n_threads is 100000, must be 0 (OpenMP's default) to 1024");
   emix_options_set_n_threads(h.options, 0);
   EXPECT_EQ(model, nullptr);
+  // A row count no memory holds (a mixed-up argument): refused before a value is read; scanning
+  // the values crashed.
+  EXPECT_EQ(emix_fit(h.options, two_rows, std::int64_t{1} << 62, 8, EMIX_FLOAT64, EMIX_HOST,
+                     nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("more than any memory holds"), std::string::npos)
+      << emix_last_error();
+  const double one_weight[1] = {1}, centre[2] = {0, 0}, unit[1] = {1};
+  emix_model* unit_model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, one_weight, centre, unit,
+                              nullptr, &unit_model),
+            EMIX_OK);
+  h.keep(unit_model);
+  int32_t label = 0;
+  EXPECT_EQ(emix_predict(unit_model, h.options, two_rows, std::int64_t{1} << 60, 2, EMIX_FLOAT64,
+                         EMIX_HOST, &label),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("more than any memory holds"), std::string::npos)
+      << emix_last_error();
+  emix_options_set_n_components(h.options, 0);
+  EXPECT_EQ(emix_fit(h.options, two_rows, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(), "emix_fit: n_components is 0, must be at least 1");
+  emix_options_set_n_components(h.options, 1);
 
   EXPECT_EQ(emix_model_read("/nonexistent/model.json", &model), EMIX_IO_ERROR);
   EXPECT_NE(std::string(emix_last_error()).find("/nonexistent/model.json"), std::string::npos);

@@ -12,6 +12,17 @@
  *   functions state: per-row results (labels, responsibilities, log-densities) in the same
  *   memory as the data, everything else (models, scores, fit results) in host memory.
  * - Enumerations are passed as int (their values below are stable), booleans as int (0 / 1).
+ * - The option setters refuse an enumeration value outside its list (EMIX_INVALID_ARGUMENT) and
+ *   store any number: a number out of range (n_components 0, a NaN tol) is reported by the call
+ *   that uses the options (emix_fit, emix_predict, ...), naming the option:
+ *   "emix_fit: n_components is 0, must be at least 1".
+ * - Messages number rows and columns from 1, as files do ("row 8, column 3" is x[7 * cols + 2]);
+ *   fit results and warnings number restarts and components from 0.
+ * - Thread safety: calls on different handles may run at once from any threads; one handle may
+ *   be read (emix_fit, emix_predict, accessors) by several threads at once but not changed
+ *   (setters, destroy) while used. emix_last_error() is per thread. A fit inside the caller's
+ *   OpenMP parallel region runs its own threads and leaves the caller's OpenMP settings as they
+ *   were.
  *
  * A fit, in short:
  *

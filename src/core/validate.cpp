@@ -167,6 +167,15 @@ void check_data(const DataView& x, Family family, int trials, bool limit_magnitu
     throw InvalidArgument("data: " + std::to_string(x.cols) + " columns is more than the " +
                           std::to_string(kMaxFeatures) + " emix supports");
   }
+  // A size no memory holds (2^56 bytes, 64 PiB) is a caller's mistake, a row count mixed up with
+  // something else; reading it would fault, and rows x cols x element size could wrap.
+  const double bytes = static_cast<double>(x.rows) * static_cast<double>(x.cols) *
+                       static_cast<double>(dtype_size(x.dtype));
+  if (bytes > std::ldexp(1.0, 56)) {
+    throw InvalidArgument("data: " + std::to_string(x.rows) + " rows x " + std::to_string(x.cols) +
+                          " columns of " + to_string(x.dtype) + " would take " + number(bytes) +
+                          " bytes, more than any memory holds");
+  }
   if (x.space != MemorySpace::kHost) return;  // device data are the caller's responsibility
   if (x.dtype == DType::kFloat32) {
     check_values(static_cast<const float*>(x.data), x.rows, x.cols, family, trials,
