@@ -221,6 +221,41 @@ TEST(Em, ASingularStartingCovarianceStartsFromTheOverallOne) {
   }
 }
 
+// Two equal columns and reg_covar 0: every full covariance of the data is singular, though its
+// Cholesky factorisation may succeed with a pivot of 1e-16 of the variance (rounding). That
+// gave a log-density of +16 per row and a "converged" model with K = 1, which select then chose
+// as the best; it is an error now (scikit-learn's "ill-defined empirical covariance"), for one
+// component or several, on data drawn with several seeds (most gave such a model before).
+TEST(Em, ColumnsThatRepeatEachOtherAreAnErrorWithoutReg_covar) {
+  for (const std::uint64_t data_seed : {1, 2, 3, 4, 5, 6, 7, 8}) {
+    std::mt19937_64 rng(data_seed);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::vector<double> x;
+    for (int i = 0; i < 1000; ++i) {
+      const double v = normal(rng) + (i % 2 == 0 ? 5.0 : 0.0);
+      x.insert(x.end(), {v, v});
+    }
+    const emix::DataView view = emix::DataView::host(x.data(), 1000, 2);
+    for (const int k : {1, 2}) {
+      emix::FitOptions o;
+      o.n_components = k;
+      o.reg_covar = 0;
+      EXPECT_THROW(emix::fit(view, o), emix::NumericalError)
+          << "K = " << k << ", data " << data_seed;
+      // The default reg_covar: a valid model, each covariance's least eigenvalue about reg_covar
+      // (the line's width; 1e-16 of the variance before).
+      o.reg_covar = 1e-6;
+      const emix::FitReport r = emix::fit(view, o);
+      for (int c = 0; c < k; ++c) {
+        const double* a = &r.model.covariances[static_cast<std::size_t>(c) * 4];
+        const double mean = (a[0] + a[3]) / 2, det = a[0] * a[3] - a[1] * a[2];
+        const double least = mean - std::sqrt(mean * mean - det);
+        EXPECT_GT(least, 0.5e-6) << "K = " << k << ", component " << c;
+      }
+    }
+  }
+}
+
 // Fits N = 100,000 points drawn from a known mixture and matches components to the truth by
 // their nearest parameters.
 class Recovery : public ::testing::TestWithParam<Shape> {};

@@ -1,7 +1,7 @@
 // The EM driver: initialisation, the loop, convergence, restarts, re-seeding. It never sees the
 // data: only statistics from the engine and, for re-seeding, rows it asks the engine for.
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -54,11 +54,7 @@ std::vector<int> singular_components(const Model& model) {
   std::vector<int> bad;
   if (model.family != Family::kGaussian) return bad;
   const int d = model.n_features;
-  const auto factors = [d](const double* a) {
-    Eigen::Map<const RowMatrix> m(a, d, d);
-    Eigen::LLT<Eigen::MatrixXd> llt(m);
-    return llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 0;
-  };
+  const auto factors = [d](const double* a) { return !numerically_singular(a, d); };
   switch (model.covariance) {
     case Covariance::kFull:
       for (int c = 0; c < model.n_components; ++c) {
@@ -154,8 +150,20 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
         maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, &empty);
   }
   for (int c : empty) reseed(engine, next, c, "was empty");
-  for (int c : singular_components(next)) {
-    reseed(engine, next, c, "collapsed (singular covariance)");
+  const std::vector<int> singular = singular_components(next);
+  if (!singular.empty()) {
+    // A re-seeded component keeps its previous covariance; when that one is singular too, the
+    // component has nothing to restart from (one component over rows in a subspace, say).
+    const std::vector<int> before = singular_components(model_);
+    for (int c : singular) {
+      if (std::find(before.begin(), before.end(), c) != before.end()) {
+        throw NumericalError("component " + std::to_string(c) +
+                             ": its covariance is singular, as was the one it would restart "
+                             "from; the data may lie in a subspace (a column that is a "
+                             "combination of others, or coinciding rows): increase reg_covar");
+      }
+      reseed(engine, next, c, "collapsed (singular covariance)");
+    }
   }
   model_ = std::move(next);
   ++iteration_;

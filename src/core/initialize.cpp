@@ -231,8 +231,7 @@ void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& 
       }
       return false;
     }
-    Eigen::LLT<Eigen::MatrixXd> llt(Eigen::Map<const RowMatrix>(a, d, d));
-    return llt.info() != Eigen::Success || !(llt.matrixLLT().diagonal().minCoeff() > 0);
+    return numerically_singular(a, d);
   };
   std::vector<int> bad;
   for (int c = 0; c < (m.covariance == Covariance::kTied ? 1 : k); ++c) {

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 namespace emix {
@@ -105,6 +107,19 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
       break;
   }
   return next;
+}
+
+bool numerically_singular(const double* covariance, int d) {
+  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const RowMatrix> sigma(covariance, d, d);
+  const Eigen::LLT<Eigen::MatrixXd> llt(sigma);
+  if (llt.info() != Eigen::Success) return true;
+  const double limit = 16.0 * d * std::numeric_limits<double>::epsilon();
+  for (int j = 0; j < d; ++j) {
+    const double pivot = llt.matrixLLT()(j, j);
+    if (!(pivot * pivot > limit * sigma(j, j))) return true;
+  }
+  return false;
 }
 
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats) {
