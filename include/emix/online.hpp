@@ -33,6 +33,13 @@ class OnlineEm {
  public:
   // Throws InvalidArgument for an invalid model or options.
   explicit OnlineEm(Model initial, const OnlineOptions& options = {});
+  // Resumes a stream where it stopped (a checkpoint, a pickled estimator): `model`, `running`,
+  // `steps` and `last_mean_log_likelihood` as model(), running_statistics(), steps() and
+  // last_mean_log_likelihood() were; the options may be new ones. The next step is then bitwise
+  // the step the stopped object would have taken with them. Throws InvalidArgument for an
+  // invalid model or options, statistics of another shape than the model, or negative steps.
+  OnlineEm(Model model, const OnlineOptions& options, Statistics running, std::int64_t steps,
+           double last_mean_log_likelihood);
 
   // One step on a batch of rows (N x D, host or device; sample_weight: host, N values or null):
   // the batch's statistics under model(), per unit of weight, blended into the running ones

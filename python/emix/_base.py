@@ -319,7 +319,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         self._check_parameters()
-        self.__dict__.pop("_online_", None)
+        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_"):
+            self.__dict__.pop(attribute, None)
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
         check_feature_names(self, X, reset=True)
@@ -341,6 +342,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                 return _emix.fit(data.view, options, weights, hook)
         seed = self._seed()
         if self.warm_start and self.__sklearn_is_fitted__():
+            self._check_fitted_shape("fit with warm_start")
             options = self._options(seed)
             options.init_model = self._model()
             options.n_init = 1
@@ -436,9 +438,28 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         data = as_data(X, check_dtype_parameter(self.dtype), name)
         weights = _check_sample_weight(sample_weight, data.n_samples)
         online = getattr(self, "_online_", None)
-        if self.__sklearn_is_fitted__() and data.n_features != self.n_features_in_:
-            raise InvalidArgument(f"X has {data.n_features} features, but {name} is expecting "
-                                  f"{self.n_features_in_} features as input.")
+        if self.__sklearn_is_fitted__():
+            if data.n_features != self.n_features_in_:
+                raise InvalidArgument(f"X has {data.n_features} features, but {name} is "
+                                      f"expecting {self.n_features_in_} features as input.")
+            self._check_fitted_shape("partial_fit")
+        mstep = _emix.MStepOptions()
+        mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
+        mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
+        mstep.fixed_weights = bool(self.fixed_weights)
+        settings = (float(self.step_decay), float(self.step_offset), mstep.reg_covar,
+                    mstep.prob_epsilon, mstep.fixed_weights)
+        checkpoint = self.__dict__.get("_online_checkpoint_")
+        if online is None and checkpoint is not None:
+            # Unpickled: the stream goes on from the step where it was pickled.
+            running, steps, last = checkpoint
+            online = _emix.OnlineEm.resume(self._model(), settings[0], settings[1], mstep,
+                                           _emix.Statistics.deserialize(running), steps, last)
+        elif online is not None and settings != self.__dict__.get("_online_settings_"):
+            # set_params between batches: the next steps take the new values.
+            online = _emix.OnlineEm.resume(online.model, settings[0], settings[1], mstep,
+                                           online.running_statistics, online.steps,
+                                           online.last_mean_log_likelihood)
         if online is None:
             if self.__sklearn_is_fitted__():
                 initial = self._model()
@@ -461,14 +482,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     parameters = self._parameters_of(start.model)
                     parameters.update(given)
                     initial = self._make_model(data.n_features, parameters)
-            mstep = _emix.MStepOptions()
-            mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
-            mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
-            mstep.fixed_weights = bool(self.fixed_weights)
-            online = _emix.OnlineEm(initial, float(self.step_decay), float(self.step_offset),
-                                    mstep)
+            online = _emix.OnlineEm(initial, settings[0], settings[1], mstep)
         online.partial_fit(data.view, self._engine(), weights)
         self._online_ = online
+        self._online_settings_ = settings
+        self.__dict__.pop("_online_checkpoint_", None)
         self._set_model(online.model)
         weightless = np.flatnonzero(np.asarray(self.weights_) == 0)
         if weightless.size:
@@ -486,11 +504,31 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return self
 
     def __getstate__(self):
-        # The online state is the library's object: not pickled (a partial_fit after
-        # unpickling continues from the model, with the step count restarted).
+        # The online state is the library's object: pickled as its running statistics (bytes),
+        # step count and last batch's score, from which partial_fit resumes the stream.
         state = dict(super().__getstate__())
-        state.pop("_online_", None)
+        online = state.pop("_online_", None)
+        state.pop("_online_settings_", None)
+        if online is not None:
+            state["_online_checkpoint_"] = (online.running_statistics.serialize(),
+                                            int(online.steps),
+                                            float(online.last_mean_log_likelihood))
         return state
+
+    def _check_fitted_shape(self, what):
+        """InvalidArgument when n_components (or, for a Gaussian mixture, covariance_type)
+        was changed by set_params after the fit that a warm start or partial_fit would go on
+        from."""
+        fitted = len(np.asarray(self.weights_))
+        if fitted != self.n_components:
+            raise InvalidArgument(f"{what}: n_components is {self.n_components}, but the fitted "
+                                  f"model has {fitted} components; fit anew (warm_start=False, "
+                                  "or a new estimator) to change it")
+        kind = getattr(self, "_fitted_covariance_type", None)
+        if kind is not None and kind != getattr(self, "covariance_type", kind):
+            raise InvalidArgument(f"{what}: covariance_type is '{self.covariance_type}', but the "
+                                  f"fitted model's is '{kind}'; fit anew (warm_start=False, or "
+                                  "a new estimator) to change it")
 
     def _hook(self, run):
         """The per-iteration Python call: verbose output and the user's callback (None when

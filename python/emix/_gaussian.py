@@ -265,6 +265,7 @@ class GaussianMixture(_BaseMixture):
         self.precisions_cholesky_ = _precisions_cholesky(self.covariances_, self.covariance_type)
         # What the fit set, to tell a caller's later assignment of it (_model).
         self._fitted_cholesky = self.precisions_cholesky_.copy()
+        self._fitted_covariance_type = self.covariance_type
         if self.covariance_type in ("full", "tied"):
             self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
                 self.precisions_cholesky_, -1, -2)

@@ -9,6 +9,19 @@ _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
 
 
+_FAILED = "failed, and left out of the choice: "
+
+
+def _failure(candidate):
+    """A failed candidate's error (select.cpp states it among its warnings), else ''."""
+    if candidate.fit.log_likelihood != float("-inf"):
+        return ""
+    for warning in candidate.fit.warnings:
+        if warning.startswith(_FAILED):
+            return warning[len(_FAILED):]
+    return "failed"
+
+
 class SelectResult:
     """What :func:`emix.select` found.
 
@@ -17,8 +30,11 @@ class SelectResult:
     candidates : list of dict
         One per candidate, covariance types in the given order, then K: ``n_components``,
         ``covariance_type``, ``log_likelihood`` (total, weighted), ``bic``, ``aic``, ``icl``,
-        ``n_parameters``, ``n_iter``, ``converged`` and ``seconds`` (the candidate's own fit
-        time; candidates share passes over the data, so these overlap).
+        ``n_parameters``, ``n_iter``, ``converged``, ``seconds`` (the candidate's own fit
+        time; candidates share passes over the data, so these overlap), ``failed`` and
+        ``error``: a candidate the data cannot support (a singular covariance with
+        ``reg_covar=0``, say) has ``failed`` True, the reason in ``error`` ('' otherwise), a
+        log-likelihood of -inf and infinite criteria, and is left out of the choice.
     table : pandas.DataFrame or list of dict
         ``candidates`` as a DataFrame when pandas is importable.
     criterion : str
@@ -56,6 +72,8 @@ class SelectResult:
             "n_iter": c.fit.n_iter,
             "converged": c.fit.converged,
             "seconds": c.fit.seconds,
+            "failed": c.fit.log_likelihood == float("-inf"),
+            "error": _failure(c),
         } for c in report.candidates]
 
     @property
@@ -75,7 +93,13 @@ class SelectResult:
         return self._estimators[self.best_index_]
 
     def estimator(self, index):
-        """Candidate `index` (a position in ``candidates``) as a fitted estimator."""
+        """Candidate `index` (a position in ``candidates``) as a fitted estimator; a
+        candidate that failed has none (ValueError giving its error)."""
+        row = self.candidates[index]
+        if row["failed"]:
+            raise InvalidArgument(f"candidate {index} (n_components={row['n_components']}, "
+                                  f"covariance_type={row['covariance_type']!r}) failed: "
+                                  f"{row['error']}")
         return self._estimators[index]
 
     def plot(self, path_or_ax=None, criteria=_CRITERIA):
@@ -188,7 +212,11 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         raise InvalidArgument(f"criterion must be one of {_CRITERIA}, got {criterion!r}")
     if not _is_int(random_state):
         raise InvalidArgument("random_state must be an int, so that the selection is reproducible")
-    ks = [int(k) for k in n_components]
+    ks = list(n_components)
+    for k in ks:
+        if not _is_int(k):
+            raise InvalidArgument(f"n_components must be ints, got {k!r}")
+    ks = [int(k) for k in ks]
     if isinstance(covariance_types, str):  # one type, not its letters
         covariance_types = [covariance_types]
     types = list(covariance_types) if family == "gaussian" else ["full"]

@@ -734,6 +734,20 @@ NB_MODULE(_emix, m) {
             new (self) emix::OnlineEm(initial, o);
           },
           nb::arg("initial"), nb::arg("step_decay"), nb::arg("step_offset"), nb::arg("mstep"))
+      .def_static(
+          "resume",
+          [](const emix::Model& model, double step_decay, double step_offset,
+             const emix::MStepOptions& mstep, const emix::Statistics& running, std::int64_t steps,
+             double last_mean_log_likelihood) {
+            emix::OnlineOptions o;
+            o.step_decay = step_decay;
+            o.step_offset = step_offset;
+            o.mstep = mstep;
+            return emix::OnlineEm(model, o, running, steps, last_mean_log_likelihood);
+          },
+          nb::arg("model"), nb::arg("step_decay"), nb::arg("step_offset"), nb::arg("mstep"),
+          nb::arg("running"), nb::arg("steps"), nb::arg("last_mean_log_likelihood"),
+          "An OnlineEm that continues a stopped one (OnlineEm's resuming constructor).")
       .def(
           "partial_fit",
           [](emix::OnlineEm& self, const View& x, const emix::EngineOptions& engine,

@@ -8,17 +8,47 @@
 
 namespace emix {
 
+namespace {
+
+void check_options(const OnlineOptions& options) {
+  if (!(options.step_decay > 0.5 && options.step_decay <= 1.0)) {
+    throw InvalidArgument("online EM: step_decay = " + std::to_string(options.step_decay) +
+                          " is outside (0.5, 1]");
+  }
+  if (!(options.step_offset >= 1.0) || !std::isfinite(options.step_offset)) {
+    throw InvalidArgument("online EM: step_offset = " + std::to_string(options.step_offset) +
+                          " is below 1");
+  }
+}
+
+}  // namespace
+
+OnlineEm::OnlineEm(Model model, const OnlineOptions& options, Statistics running,
+                   std::int64_t steps, double last_mean_log_likelihood)
+    : model_(std::move(model)),
+      options_(options),
+      running_(std::move(running)),
+      steps_(steps),
+      last_mean_log_likelihood_(last_mean_log_likelihood) {
+  model_.validate();
+  check_options(options_);
+  const int trials = model_.family == Family::kBinomial ? model_.trials : 1;
+  if (running_.family() != model_.family || running_.covariance() != model_.covariance ||
+      running_.n_components() != model_.n_components ||
+      running_.n_features() != model_.n_features || running_.trials() != trials) {
+    throw InvalidArgument("online EM: the running statistics are not of the model's shape (" +
+                          std::to_string(running_.n_components()) + " components, " +
+                          std::to_string(running_.n_features()) + " features, against " +
+                          std::to_string(model_.n_components) + " and " +
+                          std::to_string(model_.n_features) + ")");
+  }
+  if (steps_ < 0) throw InvalidArgument("online EM: steps = " + std::to_string(steps_) + " < 0");
+}
+
 OnlineEm::OnlineEm(Model initial, const OnlineOptions& options)
     : model_(std::move(initial)), options_(options) {
   model_.validate();
-  if (!(options_.step_decay > 0.5 && options_.step_decay <= 1.0)) {
-    throw InvalidArgument("online EM: step_decay = " + std::to_string(options_.step_decay) +
-                          " is outside (0.5, 1]");
-  }
-  if (!(options_.step_offset >= 1.0) || !std::isfinite(options_.step_offset)) {
-    throw InvalidArgument("online EM: step_offset = " + std::to_string(options_.step_offset) +
-                          " is below 1");
-  }
+  check_options(options_);
   // The model's own statistics: with a first step of size 1 (step_offset 1) the first batch
   // replaces them; with a smaller one the model keeps its share.
   running_ = Statistics::implied_by(model_, options_.mstep.reg_covar);

@@ -1,6 +1,7 @@
 """Issue 14: emix.select fits a K x covariance-type grid deterministically; its best candidate
 equals its own fit; the table and the plot."""
 
+import re
 import warnings
 
 import numpy as np
@@ -158,3 +159,32 @@ def test_a_failed_candidate_warns_with_its_error_not_of_convergence():
     assert len(failed) == 2 and all(c["covariance_type"] == "full" for c in failed)
     kinds = [type(w.message).__name__ for w in caught]
     assert "FitWarning" in kinds and "ConvergenceWarning" not in kinds, kinds
+    # The table says which failed and why; such a candidate has no estimator to use.
+    assert [c["failed"] for c in r.candidates] == [not np.isfinite(c["bic"]) for c in r.candidates]
+    reason = re.compile("singular|not positive definite")
+    assert all(reason.search(c["error"]) for c in failed), [c["error"] for c in failed]
+    assert all(c["error"] == "" for c in r.candidates if not c["failed"])
+    index = r.candidates.index(failed[0])
+    with pytest.raises(ValueError, match=f"candidate {index} .* failed: "):
+        r.estimator(index)
+    working = next(i for i, c in enumerate(r.candidates) if not c["failed"])
+    assert r.estimator(working).predict(x).shape == (300,)
+
+
+def test_collinear_columns_fail_their_full_candidates_at_every_k():
+    """Two equal columns without reg_covar: a full covariance of them is singular, though its
+    factorisation may succeed with a pivot at rounding level; K = 1 then gave a "converged"
+    model scoring +16 per row, which select chose."""
+    v = np.random.default_rng(0).normal(size=1000)
+    x = np.c_[v, v]
+    r = emix.select(x, n_components=[1, 2], covariance_types=("full", "diag"), reg_covar=0,
+                    random_state=0, device="cpu")
+    assert [c["failed"] for c in r.candidates] == [True, True, False, False]
+    assert r.best_["covariance_type"] == "diag"
+    with pytest.raises(ValueError, match="singular"):
+        emix.GaussianMixture(1, reg_covar=0, random_state=0, device="cpu").fit(x)
+
+
+def test_the_k_grid_takes_ints_only(three_clusters):
+    with pytest.raises(ValueError, match="n_components must be ints, got 2.7"):
+        emix.select(three_clusters, n_components=[2.7], device="cpu")
