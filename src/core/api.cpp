@@ -93,27 +93,34 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
   std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
   std::normal_distribution<double> normal(0.0, 1.0);
 
-  // Per component: a factor A with A A^T = covariance (Gaussian).
+  // Per component: a factor A with A A^T = covariance (full, tied: one for tied), or the
+  // standard deviations (diag, spherical: a D x D factor of zeros cost K D^2).
   std::vector<Eigen::MatrixXd> factors;
+  Eigen::MatrixXd deviations(k, d);
+  const bool dense = model.covariance == Covariance::kFull || model.covariance == Covariance::kTied;
   if (model.family == Family::kGaussian) {
     using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     for (int c = 0; c < k; ++c) {
-      Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
       switch (model.covariance) {
         case Covariance::kFull:
-          cov = Eigen::Map<const RowMatrix>(&model.covariances[c * du * du], d, d);
+          factors.push_back(Eigen::LLT<Eigen::MatrixXd>(
+                                Eigen::Map<const RowMatrix>(&model.covariances[c * du * du], d, d))
+                                .matrixL());
           break;
         case Covariance::kTied:
-          cov = Eigen::Map<const RowMatrix>(model.covariances.data(), d, d);
+          if (c == 0) {
+            factors.push_back(Eigen::LLT<Eigen::MatrixXd>(
+                                  Eigen::Map<const RowMatrix>(model.covariances.data(), d, d))
+                                  .matrixL());
+          }
           break;
         case Covariance::kDiag:
-          for (int j = 0; j < d; ++j) cov(j, j) = model.covariances[c * du + j];
+          for (int j = 0; j < d; ++j) deviations(c, j) = std::sqrt(model.covariances[c * du + j]);
           break;
         case Covariance::kSpherical:
-          cov.diagonal().setConstant(model.covariances[c]);
+          deviations.row(c).setConstant(std::sqrt(model.covariances[c]));
           break;
       }
-      factors.push_back(Eigen::LLT<Eigen::MatrixXd>(cov).matrixL());
     }
   }
 
@@ -127,8 +134,14 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
     double* row = &out.x[static_cast<std::size_t>(i) * du];
     if (model.family == Family::kGaussian) {
       for (int j = 0; j < d; ++j) z[j] = normal(rng);
-      Eigen::Map<Eigen::VectorXd>(row, d) =
-          Eigen::Map<const Eigen::VectorXd>(&model.means[c * du], d) + factors[c] * z;
+      const Eigen::Map<const Eigen::VectorXd> mean(&model.means[c * du], d);
+      if (dense) {
+        const Eigen::MatrixXd& factor =
+            factors[model.covariance == Covariance::kTied ? 0 : static_cast<std::size_t>(c)];
+        Eigen::Map<Eigen::VectorXd>(row, d) = mean + factor * z;
+      } else {
+        Eigen::Map<Eigen::VectorXd>(row, d) = mean + deviations.row(c).transpose().cwiseProduct(z);
+      }
     } else {
       for (int j = 0; j < d; ++j) {
         std::binomial_distribution<int> draw(model.trials, model.probabilities[c * du + j]);

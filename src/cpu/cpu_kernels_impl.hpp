@@ -77,6 +77,10 @@ struct Scratch {
   Matrix<T> centred;         // B x D: the rows less a component's mean or centre (direct kinds)
   Matrix<T> projected;       // B x D: centred U_k, or the centred rows times their weights
   Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T
+  RowMatrix<T> by_rows;      // B x D: the rows, row-major (direct diag / spherical)
+  RowVector<T> offset;       // D: a row less a component's centre (direct diag / spherical)
+  RowVector<T> first;        // D: one component's sum g (x - c) (direct diag / spherical)
+  RowVector<T> second;       // D: its sum g (x - c)^2
   IndexVector special_rows;  // rows whose log-densities are not all finite
   Matrix<T> special_resp;    // their responsibilities (row by row), from the scalar rules
   Vector<T> special_lse;
@@ -426,20 +430,27 @@ bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
 // Direct kinds: log w_k + log p(x | k) = bias_k - |y|^2 / 2, y = U_k^T (x - mu_k) (full / tied)
 // or (x - mu_k) / sd_k (diag / spherical), each component centred on its own mean: nothing
 // cancels, whatever the distances and the conditioning (scikit-learn's form).
+//
+// Diag and spherical take the rows row-major, so that a row's distance to a component is one
+// contiguous reduction over D, with nothing written per component: the column-major form wrote
+// and read a B x D matrix for every component, 6 GFLOP/s at K = 300, D = 1000 on two cores.
 template <typename T>
 void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
   const int d = plan.d;
   s.resp.resize(x.rows(), plan.k);
+  if (plan.kind == FeatureKind::kDirectDiag) s.by_rows = x;
   for (int c = 0; c < plan.k; ++c) {
-    s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.means + std::int64_t{c} * d, d);
     if (plan.kind == FeatureKind::kDirectFull) {
+      s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.means + std::int64_t{c} * d, d);
       const Eigen::Map<const RowMatrix<T>> u(plan.u + c * plan.u_stride, d, d);
       s.projected.noalias() = s.centred * u;
       s.resp.col(c) = s.projected.rowwise().squaredNorm();
     } else {
+      const Eigen::Map<const RowVector<T>> mean(plan.means + std::int64_t{c} * d, d);
       const Eigen::Map<const RowVector<T>> inverse_sd(plan.u + std::int64_t{c} * d, d);
-      s.resp.col(c) =
-          (s.centred.array().rowwise() * inverse_sd.array()).square().rowwise().sum().matrix();
+      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        s.resp(i, c) = ((s.by_rows.row(i) - mean).cwiseProduct(inverse_sd)).squaredNorm();
+      }
     }
     s.resp.col(c) = (T(-0.5) * s.resp.col(c).array() + plan.bias[c]).matrix();
   }
@@ -447,23 +458,40 @@ void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T
 
 // Direct kinds: t = the packed statistics about the centres, component by component: sum g
 // (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b (full / tied) or its diagonal.
+//
+// Diag and spherical add row by row, elementwise over D (vectorised), and skip the rows a
+// component does not own (g = 0, most of them when clusters are apart), which add nothing.
 template <typename T>
 void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
   const int d = plan.d;
   s.t.resize(plan.k, plan.features);
+  if (plan.kind == FeatureKind::kDirectDiag) {
+    s.by_rows = x;
+    for (int c = 0; c < plan.k; ++c) {
+      const Eigen::Map<const RowVector<T>> centre(plan.centres + std::int64_t{c} * d, d);
+      s.first.setZero(d);
+      s.second.setZero(d);
+      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        const T g = s.resp(i, c);
+        if (g == T(0)) continue;
+        s.offset.noalias() = s.by_rows.row(i) - centre;
+        s.first.noalias() += g * s.offset;
+        s.second.array() += g * s.offset.array().square();
+      }
+      s.t.row(c).head(d) = s.first;
+      s.t.row(c).tail(d) = s.second;
+    }
+    return;
+  }
   for (int c = 0; c < plan.k; ++c) {
     s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.centres + std::int64_t{c} * d, d);
     const auto g = s.resp.col(c);
     s.t.row(c).head(d).noalias() = g.transpose() * s.centred;
-    if (plan.kind == FeatureKind::kDirectFull) {
-      s.projected = (s.centred.array().colwise() * g.array()).matrix();
-      s.scatter.noalias() = s.centred.transpose() * s.projected;
-      Eigen::Index j = d;
-      for (int a = 0; a < d; ++a) {
-        for (int b = a; b < d; ++b) s.t(c, j++) = s.scatter(a, b);
-      }
-    } else {
-      s.t.row(c).tail(d).noalias() = g.transpose() * s.centred.array().square().matrix();
+    s.projected = (s.centred.array().colwise() * g.array()).matrix();
+    s.scatter.noalias() = s.centred.transpose() * s.projected;
+    Eigen::Index j = d;
+    for (int a = 0; a < d; ++a) {
+      for (int b = a; b < d; ++b) s.t(c, j++) = s.scatter(a, b);
     }
   }
 }
