@@ -250,23 +250,37 @@ TEST_F(SelectTest, AGridTooLargeForMemoryIsRefusedUpFront) {
                  {"select: the grid's 4096 candidates need at least", "use fewer or smaller"});
 }
 
-// A warning that several candidates share is printed once, naming them, not once a candidate.
+// A note or warning that several candidates share is printed once, naming them, not once a
+// candidate. Initialisation on a sample of the rows, as it always is for large data, is a note
+// (not a warning), which --quiet hides, in select as in fit.
 TEST_F(SelectTest, EachDistinctWarningIsPrintedOnceNamingItsCandidates) {
-  // More rows than initialisation samples (131,072): every candidate warns of its sample.
+  // More rows than initialisation samples (131,072): every candidate notes its sample.
   ASSERT_EQ(emix("generate --n 140000 --d 1 -k 2 --seed 5 -o many.npy").code, 0);
-  const CliRun r =
-      emix("select many.npy -k 1..2 --covariance full,diag --max-iter 3 --seed 1 --device cpu");
+  const std::string select =
+      "select many.npy -k 1..2 --covariance full,diag --max-iter 3 --seed 1 --device cpu";
+  const CliRun r = emix(select);
   ASSERT_EQ(r.code, 0) << r.err;
-  std::vector<std::string> sample_warnings;
+  std::vector<std::string> sample_notes;
   std::istringstream lines(r.err);
   for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("warning: ", 0) == 0 &&
-        line.find("initialisation used a random sample") != std::string::npos) {
-      sample_warnings.push_back(line);
+    if (line.find("initialisation used a random sample") != std::string::npos) {
+      sample_notes.push_back(line);
     }
   }
-  ASSERT_EQ(sample_warnings.size(), 1u) << r.err;
-  EXPECT_EQ(sample_warnings[0].rfind("warning: every candidate: ", 0), 0u) << sample_warnings[0];
+  ASSERT_EQ(sample_notes.size(), 1u) << r.err;
+  EXPECT_EQ(sample_notes[0].rfind("note: every candidate: ", 0), 0u) << sample_notes[0];
+  for (const std::string& command :
+       {select + " --quiet",
+        std::string("fit many.npy -k 2 --max-iter 3 --device cpu -o m.json -q")}) {
+    const CliRun quiet = emix(command);
+    ASSERT_EQ(quiet.code, 0) << quiet.err;
+    EXPECT_EQ(quiet.err, "") << command;
+  }
+  const CliRun fit = emix("fit many.npy -k 2 --max-iter 3 --device cpu -o m.json");
+  EXPECT_NE(fit.err.find("\nnote: initialisation used a random sample of 131072 of the 140000 "
+                         "rows\n"),
+            std::string::npos)
+      << fit.err;
 }
 
 // A candidate the data cannot support is reported as failed, with its parameter count and no

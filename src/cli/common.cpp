@@ -27,6 +27,12 @@ std::string format(const char* fmt, double value) {
   return buffer;
 }
 
+void print_fit_warning(const std::string& text, bool quiet, const std::string& who) {
+  const bool note = text.rfind("initialisation used a random sample", 0) == 0;
+  if (note && quiet) return;
+  std::fprintf(stderr, "%s: %s%s\n", note ? "note" : "warning", who.c_str(), text.c_str());
+}
+
 std::string lower_extension(const std::string& path) {
   const std::size_t slash = path.find_last_of('/');
   const std::size_t dot = path.find_last_of('.');

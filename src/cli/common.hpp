@@ -162,6 +162,12 @@ class Progress {
   int last_run_ = -1;
 };
 
+// A fit's warnings (FitReport::warnings), each on its own stderr line: "warning: TEXT", or for
+// what is information rather than a problem (initialisation on a sample of the rows, as it
+// always is for large data) "note: TEXT", which --quiet hides. `who` prefixes the text ("K = 2
+// full: ").
+void print_fit_warning(const std::string& text, bool quiet, const std::string& who = "");
+
 // "1.234567e+05" style formatting through printf, for the messages and summaries.
 std::string format(const char* fmt, double value);
 

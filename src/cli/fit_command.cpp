@@ -153,8 +153,8 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
     std::fprintf(stderr, "%s\n", files.c_str());
   }
   // Warnings are outcomes the user must see (identifiability, re-seeded components), so
-  // --quiet does not hide them.
-  for (const std::string& w : r.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  // --quiet does not hide them; notes it does.
+  for (const std::string& w : r.warnings) print_fit_warning(w, quiet);
 }
 
 // The fit of a mapped file. The GPU engine streams host memory through its pinned buffers, so

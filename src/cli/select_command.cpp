@@ -232,7 +232,7 @@ void print_best(const SelectReport& r, Family family, const std::vector<std::str
 // Each distinct warning once, with the candidates it concerns: a grid of 32 candidates would
 // otherwise repeat the same line (the initialisation's sample, for one) 32 times. Warnings are
 // outcomes the user must see, so --quiet does not hide them (as in emix fit).
-void print_warnings(const SelectReport& report, Family family) {
+void print_warnings(const SelectReport& report, Family family, bool quiet) {
   std::vector<std::pair<std::string, std::vector<std::string>>> distinct;
   for (const SelectCandidate& c : report.candidates) {
     const std::string label =
@@ -260,7 +260,7 @@ void print_warnings(const SelectReport& report, Family family) {
         who += " and " + std::to_string(labels.size() - kNamedCandidates) + " more";
       }
     }
-    std::fprintf(stderr, "warning: %s: %s\n", who.c_str(), text.c_str());
+    print_fit_warning(text, quiet, who + ": ");
   }
 }
 
@@ -393,7 +393,7 @@ int run_select(const SelectArgs& a) {
     print_table(report, family);
     print_best(report, family, written);
   }
-  print_warnings(report, family);
+  print_warnings(report, family, a.data.quiet);
   return 0;
 }
 
