@@ -89,6 +89,11 @@ TEST(StatisticsApi, ChunksMergedEqualAllRows) {
       }
       const emix::Statistics merged = emix::merge_in_order(parts);
       EXPECT_LE(relative_difference(merged.values(), all.values()), 1e-12) << "chunk " << chunk;
+      // A part without rows (a rank that holds none) is zero and merges as nothing, bitwise.
+      emix::Statistics with_empty = parts[0];
+      with_empty.merge(emix::accumulate(p.model, p.rows(p.n, 0), cpu()));
+      EXPECT_EQ(with_empty.values(), parts[0].values());
+      EXPECT_EQ(with_empty.centres(), parts[0].centres());
       const emix::Statistics again = emix::merge_in_order(parts);
       EXPECT_EQ(0, std::memcmp(again.values().data(), merged.values().data(),
                                merged.values().size() * sizeof(double)));

@@ -89,7 +89,8 @@ class Statistics {
 Statistics merge_in_order(const std::vector<Statistics>& parts);
 
 // The E-step of `model` over rows x (N x D, host or device): their statistics. sample_weight:
-// host, N non-negative values, or null for ones. Validates as fit() does.
+// host, N non-negative values, or null for ones. Validates as fit() does. N = 0 (a rank or a
+// chunk without rows) gives zero statistics, which merge as nothing.
 Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine = {},
                       const double* sample_weight = nullptr);
 

@@ -321,6 +321,15 @@ Statistics merge_in_order(const std::vector<Statistics>& parts) {
 
 Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
                       const double* sample_weight) {
+  if (x.rows == 0) {
+    // A rank or chunk without rows: zero statistics, which merge as nothing.
+    model.validate();
+    if (x.cols != model.n_features) {
+      throw InvalidArgument("data: " + std::to_string(x.cols) + " columns, but the model has " +
+                            std::to_string(model.n_features) + " features");
+    }
+    return Statistics(model);
+  }
   validate_model_for_data(model, x, /*summing_squares=*/true);
   validate_sample_weight(sample_weight, x.rows, false);
   const PreparedModel prepared = prepare(model);
