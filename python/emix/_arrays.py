@@ -143,6 +143,8 @@ def _host_array(x, dtype, name):
                         "dense data is required. Use X.toarray() to convert to a dense array.")
     if _root_module(x) == "torch" and getattr(x, "requires_grad", False):
         x = x.detach()
+    if _root_module(x) == "torch" and str(getattr(x, "dtype", "")) == "torch.bfloat16":
+        x = x.float()  # NumPy has no bfloat16; float32 holds each of its values exactly
     if _root_module(x) == "pandas" and hasattr(x, "to_numpy"):
         # Nullable columns (Float64, Int64) hold pd.NA, which NumPy cannot read as a number:
         # NaN, which the finiteness check then names.

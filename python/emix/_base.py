@@ -222,6 +222,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             (isinstance(self.fixed_weights, (bool, np.bool_)), "fixed_weights", "a bool"),
             (self.callback is None or callable(self.callback), "callback",
              "None or a callable"),
+            (_is_real(self.step_decay) and 0.5 < self.step_decay <= 1, "step_decay",
+             "a float in (0.5, 1]"),
+            (_is_real(self.step_offset) and 1 <= self.step_offset < float("inf"),
+             "step_offset", "a finite float >= 1"),
         ]
         checks += self._family_checks()
         for ok, parameter, expected in checks:
@@ -722,7 +726,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
             The points, in the order they were drawn (scikit-learn groups them by component).
         y : ndarray of shape (n_samples,)
-            The component each point came from.
+            The component each point came from (int64, as scikit-learn's).
         """
         self._check_is_fitted()
         # A whole float (2.0) counts, as scikit-learn takes it; 2.5 does not.
@@ -731,7 +735,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         if not _is_int(n_samples) or n_samples < 1:
             raise InvalidArgument(f"Invalid value for 'n_samples': {n_samples!r} . The sampling "
                                   "requires at least one sample.")
-        return _emix.sample(self._model(), int(n_samples), self._seed())
+        X, y = _emix.sample(self._model(), int(n_samples), self._seed())
+        return X, np.asarray(y, dtype=np.int64)  # scikit-learn's label type
 
     # --- files ------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ class SelectResult:
     ----------
     candidates : list of dict
         One per candidate, covariance types in the given order, then K: ``n_components``,
-        ``covariance_type``, ``log_likelihood`` (total, weighted), ``bic``, ``aic``, ``icl``,
+        ``covariance_type`` (None for the discrete families), ``log_likelihood`` (total, weighted), ``bic``, ``aic``, ``icl``,
         ``n_parameters``, ``n_iter``, ``converged``, ``seconds`` (the candidate's own fit
         time; candidates share passes over the data, so these overlap), ``failed`` and
         ``error``: a candidate the data cannot support (a singular covariance with
@@ -54,7 +54,7 @@ class SelectResult:
         Passes over the data (E-steps of all active candidates together).
     """
 
-    def __init__(self, report, estimators, criterion):
+    def __init__(self, report, estimators, criterion, report_family="gaussian"):
         self._estimators = estimators
         self.criterion = criterion
         self.engine = report.engine
@@ -63,7 +63,7 @@ class SelectResult:
         self.best_index_ = int(report.best)
         self.candidates = [{
             "n_components": c.n_components,
-            "covariance_type": c.covariance,
+            "covariance_type": c.covariance if report_family == "gaussian" else None,
             "log_likelihood": c.fit.log_likelihood,
             "bic": c.bic,
             "aic": c.aic,
@@ -143,7 +143,7 @@ class SelectResult:
             for criterion in criteria:
                 ax.plot(ks, [c[criterion] for c in rows], styles.get(criterion, "-"),
                         marker="o", markersize=3, color=colours[t % len(colours)],
-                        label=f"{criterion.upper()} ({covariance})")
+                        label=criterion.upper() + (f" ({covariance})" if covariance else ""))
         best = self.best_
         ax.plot([best["n_components"]], [best[self.criterion]], "k*", markersize=12,
                 label=f"best by {self.criterion.upper()}")
@@ -252,4 +252,4 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
         e._set_fitted(c.fit, n_features, total, failed=c.fit.log_likelihood == float("-inf"))
         estimators.append(e)
-    return SelectResult(report, estimators, criterion)
+    return SelectResult(report, estimators, criterion, family)

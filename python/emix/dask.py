@@ -21,7 +21,10 @@ Initialisation: from the estimator's ``*_init`` parameters when all are given (t
 that of the in-memory estimator with the same parameters). Otherwise the estimator's own
 initialisation (``init_params``, ``n_init``, ``random_state``) runs on a deterministic sample
 of at most ``init_sample_rows`` rows (evenly spaced, computed once to the client), and the
-given parameters replace the drawn ones. A component that empties, or whose covariance no longer
+given parameters replace the drawn ones. With ``n_init`` > 1 the restarts' starting models compete
+by their log-likelihood on that sample, and EM then runs once over the whole array from the
+best: ``report_.best_init`` is 0, where the in-memory estimator runs every restart's EM over
+all rows and keeps the best result. A component that empties, or whose covariance no longer
 factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
 (or probabilities) moves to a random row, fetched from the array, it keeps its previous
 covariance and gets one row's share of the weight; the fit report's warnings say which row. The

@@ -133,9 +133,11 @@ def test_pytorch_cpu_tensors_are_accepted_in_place(gaussian_data):
     g = t.clone().requires_grad_(True)
     gm.fit(g)
     assert _emix.last_fit_pointer() == g.data_ptr()
-    # Integer tensors are converted.
+    # Integer tensors are converted, and bfloat16 ones (NumPy has no bfloat16) through float32.
     gm.fit(torch.round(t * 10).to(torch.int32))
     assert gm.report_.precision == "float64"
+    half = t.to(torch.bfloat16)
+    np.testing.assert_array_equal(gm.predict(half), gm.predict(half.float().numpy()))
 
 
 def test_host_results_are_numpy_arrays(gaussian_data):

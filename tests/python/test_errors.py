@@ -102,6 +102,9 @@ def test_sparse_data_is_refused():
     ("warm_start", "yes", "a bool"),
     ("fixed_weights", 1, "a bool"),
     ("callback", 5, "None or a callable"),
+    ("step_decay", "a", r"a float in \(0.5, 1\]"),
+    ("step_decay", 0.5, r"a float in \(0.5, 1\]"),
+    ("step_offset", 0.5, "a finite float >= 1"),
 ])
 def test_bad_parameters(parameter, value, expected):
     # emix.InvalidArgument is a ValueError: scikit-learn's code and emix's both catch it.

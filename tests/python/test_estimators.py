@@ -274,6 +274,7 @@ def test_sample(gaussian_data):
     gm = fitted(gaussian_data)
     x, labels = gm.sample(20_000)
     assert x.shape == (20_000, 3) and labels.shape == (20_000,)
+    assert labels.dtype == np.int64  # scikit-learn's
     assert set(np.unique(labels)) <= {0, 1, 2}
     np.testing.assert_allclose(np.bincount(labels, minlength=3) / 20_000, gm.weights_,
                                atol=0.02)  # binomial sd <= 0.0035: > 5 sd

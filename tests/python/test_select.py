@@ -82,6 +82,7 @@ def test_bernoulli_select_and_errors():
                          device="cpu")
     assert isinstance(result.best_estimator_, emix.BernoulliMixture)
     assert result.best_["n_components"] == 2
+    assert [c["covariance_type"] for c in result.candidates] == [None] * 3  # no such choice
     with pytest.raises(ValueError):
         emix.select(x, n_components=[], device="cpu")
     with pytest.raises(ValueError):
