@@ -4,6 +4,7 @@ from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
 from ._chunks import adapter_for, is_chunk_source
+from ._sklearn import check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
@@ -251,5 +252,7 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     for c in report.candidates:
         e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
         e._set_fitted(c.fit, n_features, total, failed=c.fit.log_likelihood == float("-inf"))
+        if not is_chunk_source(X):
+            check_feature_names(e, X, reset=True)  # a DataFrame's columns, as fit records them
         estimators.append(e)
     return SelectResult(report, estimators, criterion, family)

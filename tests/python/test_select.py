@@ -189,3 +189,15 @@ def test_collinear_columns_fail_their_full_candidates_at_every_k():
 def test_the_k_grid_takes_ints_only(three_clusters):
     with pytest.raises(ValueError, match="n_components must be ints, got 2.7"):
         emix.select(three_clusters, n_components=[2.7], device="cpu")
+
+
+def test_estimators_of_a_dataframe_know_its_columns(three_clusters):
+    pandas = pytest.importorskip("pandas", reason="pandas is not installed")
+    pytest.importorskip("sklearn", reason="feature names are scikit-learn's bookkeeping")
+    frame = pandas.DataFrame(three_clusters,
+                             columns=[f"x{j}" for j in range(three_clusters.shape[1])])
+    r = emix.select(frame, n_components=[2, 3], covariance_types="diag", random_state=3,
+                    device="cpu")
+    own = emix.GaussianMixture(3, covariance_type="diag", random_state=3,
+                               device="cpu").fit(frame)
+    assert list(r.best_estimator_.feature_names_in_) == list(own.feature_names_in_)
