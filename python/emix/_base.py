@@ -12,6 +12,7 @@ from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
 from ._chunks import adapter_for, is_chunk_source
+from ._engine import engine_options
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
                        check_feature_names, check_random_state)
 
@@ -248,9 +249,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _engine(self):
-        engine = _emix.EngineOptions()
-        engine.device = self.device
-        return engine
+        return engine_options(self.device)
 
     def _options(self, seed):
         o = _emix.FitOptions()

@@ -13,6 +13,7 @@ import numpy as np
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, in_rows
+from ._engine import engine_options
 
 
 class Statistics:
@@ -167,9 +168,7 @@ def native_model(model):
 
 
 def _engine(device):
-    engine = _emix.EngineOptions()
-    engine.device = device
-    return engine
+    return engine_options(device)
 
 
 def accumulate(model, X, sample_weight=None, device=None):

@@ -46,6 +46,7 @@ import numpy as np
 from . import _base, _discrete, _emix, _gaussian
 from ._emix import InvalidArgument
 from ._arrays import _ROW_AT_START, in_rows
+from ._engine import engine_options
 from ._sklearn import check_feature_names
 from ._statistics import Statistics
 
@@ -89,9 +90,7 @@ def _model_of(state):
 
 
 def _engine(device):
-    engine = _emix.EngineOptions()
-    engine.device = device
-    return engine
+    return engine_options(device)
 
 
 def _in_block(error, first_row, rows):
