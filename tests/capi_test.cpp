@@ -339,6 +339,15 @@ TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
             EMIX_INVALID_ARGUMENT);
   EXPECT_NE(std::string(emix_last_error()).find("more than any memory holds"), std::string::npos)
       << emix_last_error();
+  // Sample weights are read only once the size is known to be one memory holds (score read
+  // 2^60 of them, past the caller's two).
+  const double two_weights[2] = {1, 1};
+  double score = 0;
+  EXPECT_EQ(emix_score(unit_model, h.options, two_rows, std::int64_t{1} << 60, 2, EMIX_FLOAT64,
+                       EMIX_HOST, two_weights, &score),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("more than any memory holds"), std::string::npos)
+      << emix_last_error();
   emix_options_set_n_components(h.options, 0);
   EXPECT_EQ(emix_fit(h.options, two_rows, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
             EMIX_INVALID_ARGUMENT);

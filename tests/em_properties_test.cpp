@@ -256,6 +256,35 @@ TEST(Em, ColumnsThatRepeatEachOtherAreAnErrorWithoutReg_covar) {
   }
 }
 
+// A column that sums 19 others of spread 1000: the covariance's least eigenvalue is reg_covar
+// (1e-6) beside a variance of 2e7 in that column, a pivot far below what the reg_covar = 0 rule
+// above takes for rounding. With reg_covar > 0 every eigenvalue has that floor, and the fit goes
+// on as scikit-learn's does (it briefly failed with "singular", one component or three).
+TEST(Em, AColumnThatSumsTheOthersFitsWithReg_covar) {
+  std::mt19937_64 rng(4);
+  std::normal_distribution<double> normal(0.0, 1000.0);
+  const int d = 20;
+  std::vector<double> x;
+  for (int i = 0; i < 2000; ++i) {
+    double sum = 0;
+    for (int j = 0; j + 1 < d; ++j) {
+      const double v = normal(rng) + (i % 3) * 5000.0;
+      x.push_back(v);
+      sum += v;
+    }
+    x.push_back(sum);
+  }
+  const emix::DataView view = emix::DataView::host(x.data(), 2000, d);
+  for (const int k : {1, 3}) {
+    emix::FitOptions o;
+    o.n_components = k;
+    o.max_iter = 20;
+    emix::FitReport r;
+    ASSERT_NO_THROW(r = emix::fit(view, o)) << "K = " << k;
+    EXPECT_TRUE(std::isfinite(r.log_likelihood)) << "K = " << k;
+  }
+}
+
 // Fits N = 100,000 points drawn from a known mixture and matches components to the truth by
 // their nearest parameters.
 class Recovery : public ::testing::TestWithParam<Shape> {};

@@ -16,13 +16,16 @@
  *   store any number: a number out of range (n_components 0, a NaN tol) is reported by the call
  *   that uses the options (emix_fit, emix_predict, ...), naming the option:
  *   "emix_fit: n_components is 0, must be at least 1".
- * - Messages number rows and columns from 1, as files do ("row 8, column 3" is x[7 * cols + 2]);
- *   fit results and warnings number restarts and components from 0.
+ * - Messages number rows and columns from 1, as files do ("row 8, column 3" is x[7 * cols + 2]),
+ *   re-seeding warnings included; fit results and warnings number restarts and components
+ *   from 0.
  * - Thread safety: calls on different handles may run at once from any threads; one handle may
  *   be read (emix_fit, emix_predict, accessors) by several threads at once but not changed
- *   (setters, destroy) while used. emix_last_error() is per thread. A fit inside the caller's
- *   OpenMP parallel region runs its own threads and leaves the caller's OpenMP settings as they
- *   were.
+ *   (setters, destroy) while used. emix_last_error() is per thread. A call from inside the
+ *   caller's OpenMP parallel region runs on that thread alone unless the caller allows nested
+ *   parallelism (omp_set_max_active_levels), as OpenMP decides; results are the same, and the
+ *   fit result's engine says how many threads ran. The caller's OpenMP settings are left as
+ *   they were.
  *
  * A fit, in short:
  *

@@ -519,9 +519,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return state
 
     def _check_fitted_shape(self, what):
-        """InvalidArgument when n_components (or, for a Gaussian mixture, covariance_type)
-        was changed by set_params after the fit that a warm start or partial_fit would go on
-        from."""
+        """InvalidArgument when n_components (or a Gaussian mixture's covariance_type, a
+        binomial mixture's n_trials) was changed by set_params after the fit that a warm start
+        or partial_fit would go on from."""
         fitted = len(np.asarray(self.weights_))
         if fitted != self.n_components:
             raise InvalidArgument(f"{what}: n_components is {self.n_components}, but the fitted "
@@ -532,6 +532,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             raise InvalidArgument(f"{what}: covariance_type is '{self.covariance_type}', but the "
                                   f"fitted model's is '{kind}'; fit anew (warm_start=False, or "
                                   "a new estimator) to change it")
+        trials = getattr(self, "_fitted_trials", None)
+        if trials is not None and hasattr(self, "n_trials") and trials != self._trials():
+            raise InvalidArgument(f"{what}: n_trials is {self.n_trials}, but the fitted model's "
+                                  f"is {trials}; fit anew (warm_start=False, or a new estimator) "
+                                  "to change it")
 
     def _hook(self, run):
         """The per-iteration Python call: verbose output and the user's callback (None when

@@ -118,6 +118,7 @@ class _DiscreteMixture(_BaseMixture):
     def _set_model(self, model):
         self.weights_ = model.weights
         self.probabilities_ = model.probabilities
+        self._fitted_trials = model.trials  # what a later warm start or partial_fit goes on with
 
     def _model(self):
         return self._make_model(self.probabilities_.shape[1],

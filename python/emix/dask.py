@@ -211,9 +211,18 @@ class _Reseeder:
         self.warnings = []
 
     def reseed(self, previous, model, empty, iteration):
+        reg_covar = self.mstep.reg_covar
+        singular = [c for c in _singular_components(model, reg_covar) if c not in empty]
+        if singular:
+            before = _singular_components(previous, reg_covar)
+            for c in singular:
+                if c in before:
+                    raise _emix.NumericalError(
+                        f"component {c}: its covariance is singular, as was the one it would "
+                        "restart from; the data may lie in a subspace (a column that is a "
+                        "combination of others, or coinciding rows): increase reg_covar")
         bad = [(c, "was empty") for c in empty]
-        bad += [(c, "collapsed (singular covariance)") for c in _singular_components(model)
-                if c not in empty]
+        bad += [(c, "collapsed (singular covariance)") for c in singular]
         if not bad:
             return model
         if self.rng is None:
@@ -238,7 +247,7 @@ class _Reseeder:
             self.count += 1
             if self.count <= self.max_warnings:
                 self.warnings.append(f"iteration {iteration}: component {c} {why}; re-seeded at "
-                                     f"row {row}")
+                                     f"row {row + 1}")
             if self.count > self.max_reseeds:
                 raise _emix.NumericalError(
                     f"components kept collapsing ({self.count} re-seeds); try fewer components "
@@ -246,21 +255,25 @@ class _Reseeder:
         return self.estimator._make_model(d, parameters)
 
 
-def _singular_components(model):
-    """Components whose covariance does not factor (a singular tied covariance cannot be
-    re-seeded: NumericalError, as in the in-memory fit)."""
+def _singular_components(model, reg_covar):
+    """Components whose covariance is singular by the in-memory fit's rule (numerically_singular
+    in core/maximize.hpp: the Cholesky factorisation fails, or, with reg_covar 0, a pivot keeps
+    at most 16 D eps of its feature's variance). A singular tied covariance cannot be re-seeded:
+    NumericalError, as in the in-memory fit."""
     if model.family != "gaussian":
         return []
     covariances = np.asarray(model.covariances, dtype=np.float64)
     if model.covariance in ("diag", "spherical"):
         per_component = covariances.reshape(model.n_components, -1)
         return [c for c in range(model.n_components) if not np.all(per_component[c] > 0)]
+    limit = 0.0 if reg_covar > 0 else 16 * model.n_features * np.finfo(np.float64).eps
 
     def factors(a):
         try:
-            return bool(np.all(np.diag(np.linalg.cholesky(a)) > 0))
+            pivots = np.diag(np.linalg.cholesky(a))
         except np.linalg.LinAlgError:
             return False
+        return bool(np.all(pivots > 0) and np.all(pivots**2 > limit * np.diag(a)))
 
     if model.covariance == "tied":
         if not factors(covariances.reshape(model.n_features, model.n_features)):

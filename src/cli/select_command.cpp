@@ -229,9 +229,9 @@ void print_best(const SelectReport& r, Family family, const std::vector<std::str
   }
 }
 
-// Each distinct warning once, with the candidates it concerns: a grid of 32 candidates would
-// otherwise repeat the same line (the initialisation's sample, for one) 32 times. Warnings are
-// outcomes the user must see, so --quiet does not hide them (as in emix fit).
+// Each distinct warning or note once, with the candidates it concerns: a grid of 32 candidates
+// would otherwise repeat the same line (the initialisation's sample, for one) 32 times.
+// Warnings are outcomes the user must see, so --quiet hides only the notes (as in emix fit).
 void print_warnings(const SelectReport& report, Family family, bool quiet) {
   std::vector<std::pair<std::string, std::vector<std::string>>> distinct;
   for (const SelectCandidate& c : report.candidates) {

@@ -62,6 +62,7 @@ std::vector<double> score_samples(const Model& model, const DataView& x,
 
 double score(const Model& model, const DataView& x, const EngineOptions& engine,
              const double* sample_weight) {
+  check_data_shape(x);  // before x.rows weights are read
   validate_sample_weight(sample_weight, x.rows);
   const std::vector<double> log_prob = score_samples(model, x, engine);
   double total = 0, weight = 0;

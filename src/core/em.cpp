@@ -50,11 +50,13 @@ std::string format_number(double value) {
 }
 
 // Components whose (full or tied) covariance does not factor.
-std::vector<int> singular_components(const Model& model) {
+std::vector<int> singular_components(const Model& model, double reg_covar) {
   std::vector<int> bad;
   if (model.family != Family::kGaussian) return bad;
   const int d = model.n_features;
-  const auto factors = [d](const double* a) { return !numerically_singular(a, d); };
+  const auto factors = [d, reg_covar](const double* a) {
+    return !numerically_singular(a, d, reg_covar);
+  };
   switch (model.covariance) {
     case Covariance::kFull:
       for (int c = 0; c < model.n_components; ++c) {
@@ -150,11 +152,11 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
         maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, &empty);
   }
   for (int c : empty) reseed(engine, next, c, "was empty");
-  const std::vector<int> singular = singular_components(next);
+  const std::vector<int> singular = singular_components(next, options_.reg_covar);
   if (!singular.empty()) {
     // A re-seeded component keeps its previous covariance; when that one is singular too, the
     // component has nothing to restart from (one component over rows in a subspace, say).
-    const std::vector<int> before = singular_components(model_);
+    const std::vector<int> before = singular_components(model_, options_.reg_covar);
     for (int c : singular) {
       if (std::find(before.begin(), before.end(), c) != before.end()) {
         throw NumericalError("component " + std::to_string(c) +
@@ -201,7 +203,7 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why) {
   }
   std::ostringstream msg;
   msg << "iteration " << iteration_ + 1 << ": component " << c << " " << why
-      << "; re-seeded at row " << row;
+      << "; re-seeded at row " << row + 1;
   if (options_.n_init > 1) msg << " (restart " << run_ << ")";
   ++reseeds_;
   if (reseeds_ <= kMaxReseedWarnings) report_.warnings.push_back(msg.str());

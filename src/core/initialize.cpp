@@ -231,7 +231,7 @@ void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& 
       }
       return false;
     }
-    return numerically_singular(a, d);
+    return numerically_singular(a, d, o.reg_covar);
   };
   std::vector<int> bad;
   for (int c = 0; c < (m.covariance == Covariance::kTied ? 1 : k); ++c) {

@@ -109,12 +109,12 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
   return next;
 }
 
-bool numerically_singular(const double* covariance, int d) {
+bool numerically_singular(const double* covariance, int d, double reg_covar) {
   using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const Eigen::Map<const RowMatrix> sigma(covariance, d, d);
   const Eigen::LLT<Eigen::MatrixXd> llt(sigma);
   if (llt.info() != Eigen::Success) return true;
-  const double limit = 16.0 * d * std::numeric_limits<double>::epsilon();
+  const double limit = reg_covar > 0 ? 0.0 : 16.0 * d * std::numeric_limits<double>::epsilon();
   for (int j = 0; j < d; ++j) {
     const double pivot = llt.matrixLLT()(j, j);
     if (!(pivot * pivot > limit * sigma(j, j))) return true;

@@ -31,12 +31,15 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
 // on the new means (scikit-learn's two passes), and steps from those.
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats);
 
-// Whether a d x d covariance (row-major) from an M-step is singular in double arithmetic: its
-// Cholesky factorisation fails, or some feature keeps at most 16 d epsilon of its variance once
-// the features before it are accounted for (L_jj^2 <= 16 d eps Sigma_jj), which is what rounding
-// leaves of a variance that is zero: two equal columns gave a pivot of 1e-16 of the variance,
-// a log-density of +16 per row, and a "converged" model. A correlation of 1 - 1e-12 keeps 2e-12.
-bool numerically_singular(const double* covariance, int d);
+// Whether a d x d covariance (row-major) from an M-step with this reg_covar is singular in
+// double arithmetic: its Cholesky factorisation fails or leaves a pivot <= 0, or, with reg_covar
+// 0, some feature keeps at most 16 d epsilon of its variance once the features before it are
+// accounted for (L_jj^2 <= 16 d eps Sigma_jj), which is what rounding leaves of a variance that
+// is zero: two equal columns gave a pivot of 1e-16 of the variance, a log-density of +16 per
+// row, and a "converged" model. reg_covar > 0 puts a floor under every eigenvalue, which a fit
+// relies on however small it is beside the variances (a column that sums the others, say), as
+// scikit-learn's does.
+bool numerically_singular(const double* covariance, int d, double reg_covar);
 
 // The same with the layout and centres of `prepared`.
 inline Model maximize(const Model& current, const PreparedModel& prepared, const double* stats,

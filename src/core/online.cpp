@@ -36,11 +36,14 @@ OnlineEm::OnlineEm(Model model, const OnlineOptions& options, Statistics running
   if (running_.family() != model_.family || running_.covariance() != model_.covariance ||
       running_.n_components() != model_.n_components ||
       running_.n_features() != model_.n_features || running_.trials() != trials) {
-    throw InvalidArgument("online EM: the running statistics are not of the model's shape (" +
-                          std::to_string(running_.n_components()) + " components, " +
-                          std::to_string(running_.n_features()) + " features, against " +
-                          std::to_string(model_.n_components) + " and " +
-                          std::to_string(model_.n_features) + ")");
+    const auto shape = [](int k, int d, int m) {
+      return std::to_string(k) + " components, " + std::to_string(d) + " features, " +
+             std::to_string(m) + " trials";
+    };
+    throw InvalidArgument("online EM: the running statistics are of " +
+                          shape(running_.n_components(), running_.n_features(), running_.trials()) +
+                          " (or another family or covariance type), the model of " +
+                          shape(model_.n_components, model_.n_features, trials));
   }
   if (steps_ < 0) throw InvalidArgument("online EM: steps = " + std::to_string(steps_) + " < 0");
 }

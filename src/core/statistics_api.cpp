@@ -325,8 +325,8 @@ Statistics accumulate(const Model& model, const DataView& x, const EngineOptions
     // A rank or chunk without rows: zero statistics, which merge as nothing.
     model.validate();
     if (x.cols != model.n_features) {
-      throw InvalidArgument("data: " + std::to_string(x.cols) + " columns, but the model has " +
-                            std::to_string(model.n_features) + " features");
+      throw InvalidArgument("the model has " + std::to_string(model.n_features) +
+                            " features, but the data have " + std::to_string(x.cols) + " columns");
     }
     return Statistics(model);
   }

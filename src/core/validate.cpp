@@ -157,9 +157,9 @@ void check_values(const T* data, std::int64_t rows, std::int64_t cols, Family fa
   }
 }
 
-// limit_magnitude: refuse Gaussian values whose squares overflow, for what sums squares (a fit,
-// statistics); an evaluation takes them (a far outlier's density is just very small).
-void check_data(const DataView& x, Family family, int trials, bool limit_magnitude) {
+}  // namespace
+
+void check_data_shape(const DataView& x) {
   if (x.rows < 1) throw InvalidArgument("data: no rows");
   if (x.cols < 1) throw InvalidArgument("data: no columns");
   if (!x.data) throw InvalidArgument("data: null pointer");
@@ -176,6 +176,14 @@ void check_data(const DataView& x, Family family, int trials, bool limit_magnitu
                           " columns of " + to_string(x.dtype) + " would take " + number(bytes) +
                           " bytes, more than any memory holds");
   }
+}
+
+namespace {
+
+// limit_magnitude: refuse Gaussian values whose squares overflow, for what sums squares (a fit,
+// statistics); an evaluation takes them (a far outlier's density is just very small).
+void check_data(const DataView& x, Family family, int trials, bool limit_magnitude) {
+  check_data_shape(x);
   if (x.space != MemorySpace::kHost) return;  // device data are the caller's responsibility
   if (x.dtype == DType::kFloat32) {
     check_values(static_cast<const float*>(x.data), x.rows, x.cols, family, trials,

@@ -46,6 +46,9 @@ void validate_fit_data(const DataView& x, const FitOptions& options);
 // accepts; the model's precisions are finite in the data's element type.
 // summing_squares: also refuse Gaussian values whose squares overflow (accumulate does).
 void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares = false);
+// The data's shape alone, reading no value: rows and columns >= 1, a pointer, a width emix
+// supports and a size memory can hold. What reads values (the weights, say) checks it first.
+void check_data_shape(const DataView& x);
 // Finite, non-negative weights; with require_positive_sum, not all zero.
 void validate_sample_weight(const double* sample_weight, std::int64_t rows,
                             bool require_positive_sum = true);

@@ -465,6 +465,9 @@ class CpuEngine final : public Engine {
         slot_memory_bytes_(settings.slot_memory_bytes),
         shift_(data_shift(data_, n_, d_)) {
     threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
+    // Inside the caller's parallel region at OpenMP's nesting limit (one active level, by
+    // default), a region of ours runs on one thread whatever it asks: name() says so.
+    if (omp_get_active_level() >= omp_get_max_active_levels()) threads_ = 1;
     if constexpr (std::is_same_v<T, float>) {
       promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
       weights_need_double_ = weights_outside_float_range(sample_weight, n_) ||

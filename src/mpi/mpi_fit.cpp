@@ -378,8 +378,10 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
       }
     };
   }
-  FitReport report = run_em(engine, total_rows, static_cast<int>(cols), local_rows.dtype,
-                            gather_weights, run_options);
+  // The data's element type, a rank without rows included (its own view's is arbitrary).
+  const DType dtype = static_cast<DType>(shapes[kShape * reference + 3]);
+  FitReport report =
+      run_em(engine, total_rows, static_cast<int>(cols), dtype, gather_weights, run_options);
   engine.raise_pending();  // a callback that failed after the last exchange
   return report;
 }

@@ -201,7 +201,7 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
         again = emix.dask.GaussianMixture(**parameters).fit(x)
     (warning,) = fitted.report_.warnings
     assert warning.startswith("iteration 1: component 3 was empty; re-seeded at row ")
-    row = int(warning.rsplit(" ", 1)[1])
+    row = int(warning.rsplit(" ", 1)[1]) - 1  # messages number rows from 1
     assert 0 <= row < n
     assert np.array_equal(fitted.means_[3], data[row])
     assert np.array_equal(fitted.covariances_[3], np.ones(d))
@@ -230,7 +230,7 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
         (warning,) = fitted.report_.warnings
         assert "component 1 collapsed (singular covariance); re-seeded at row" in warning
         assert "component 1 collapsed (singular covariance)" in reference.report_.warnings[0]
-        row = int(warning.rsplit(" ", 1)[1])
+        row = int(warning.rsplit(" ", 1)[1]) - 1
         assert np.array_equal(fitted.means_[1], stacked[row])
         assert np.all(np.isfinite(fitted.precisions_cholesky_))
 

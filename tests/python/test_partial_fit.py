@@ -118,12 +118,16 @@ def test_pickling_continues_the_stream(copy_of):
 def test_set_params_between_batches_takes_effect_or_is_refused():
     x = overlapping_mixture(3, n=600)
     a = emix.GaussianMixture(3, device="cpu", random_state=2).partial_fit(x[:300])
-    b = pickle.loads(pickle.dumps(a))
-    b.set_params(reg_covar=0.5)  # the next M-step adds 0.5 to every variance
+    live = emix.GaussianMixture(3, device="cpu", random_state=2).partial_fit(x[:300])
+    resumed = pickle.loads(pickle.dumps(a))
+    for b in (live, resumed):
+        b.set_params(reg_covar=0.5)  # the next M-step adds 0.5 to every variance
+        b.partial_fit(x[300:])
     a.partial_fit(x[300:])
-    b.partial_fit(x[300:])
-    diag = np.diagonal(b.covariances_ - a.covariances_, axis1=1, axis2=2)
-    assert np.allclose(diag, 0.5 - 1e-6, rtol=0, atol=1e-9)
+    for b in (live, resumed):
+        diag = np.diagonal(b.covariances_ - a.covariances_, axis1=1, axis2=2)
+        assert np.allclose(diag, 0.5 - 1e-6, rtol=0, atol=1e-9)
+    b = resumed
     # What the fitted model's arrays fix cannot change in the middle of a stream.
     b.set_params(n_components=4)
     with pytest.raises(ValueError, match="n_components is 4, but the fitted model has 3"):
@@ -131,6 +135,12 @@ def test_set_params_between_batches_takes_effect_or_is_refused():
     b.set_params(n_components=3, covariance_type="diag")
     with pytest.raises(ValueError, match="covariance_type is 'diag', but the fitted model's is"):
         b.partial_fit(x[:10])
+    binomial = emix.BinomialMixture(2, n_trials=10, device="cpu", random_state=2)
+    counts = np.random.default_rng(3).binomial(10, 0.3, size=(200, 4)).astype(float)
+    binomial.partial_fit(counts[:100])
+    binomial.set_params(n_trials=20)
+    with pytest.raises(ValueError, match="n_trials is 20, but the fitted model's is 10"):
+        binomial.partial_fit(counts[100:])
     warm = emix.GaussianMixture(3, device="cpu", random_state=2, warm_start=True).fit(x)
     warm.set_params(covariance_type="spherical")
     with pytest.raises(ValueError, match="fit with warm_start: covariance_type is 'spherical'"):
