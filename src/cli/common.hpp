@@ -101,8 +101,8 @@ class InputMatrix {
 
 // Per-row results under `model` of a mapped INPUT, chunk by chunk, into open outputs (either
 // may be null): the labels (int32) and the N x K responsibilities (float64) stream to their
-// files and are never held whole, and each chunk is read once for both. A value the model cannot
-// take is named by INPUT's row.
+// files and are never held whole; each chunk is read once for both (and evaluated once for
+// each). A value the model cannot take is named by INPUT's row.
 void write_mapped_results(io::MappedNpy& source, const std::string& input, const Model& model,
                           const EngineOptions& engine, io::OutputFile* labels_out,
                           io::OutputFile* resp_out);
