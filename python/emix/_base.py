@@ -176,17 +176,6 @@ class FitReport:
         return r
 
 
-def _better_restart(candidate, best):
-    """The library's rule for n_init (core/em.hpp, better_restart): a later restart replaces
-    the best only when higher by more than 1e-10 relative, so that restarts at one optimum,
-    which differ in their last bits only, do not let those bits choose."""
-    if not candidate > best:
-        return False
-    if not (np.isfinite(candidate) and np.isfinite(best)):
-        return True
-    return candidate - best > 1e-10 * max(abs(candidate), abs(best))
-
-
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -388,7 +377,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             report = run_fit(options, self._hook(run))
             report.best_init = run
             report.init_seconds = report.init_seconds + start.seconds
-            if best is None or _better_restart(report.log_likelihood, best.log_likelihood):
+            if best is None or _emix.better_restart(report.log_likelihood, best.log_likelihood):
                 best = report
         best.seconds = time.perf_counter() - started
         return best

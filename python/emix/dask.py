@@ -256,9 +256,8 @@ class _Reseeder:
 
 
 def _singular_components(model, reg_covar):
-    """Components whose covariance is singular by the in-memory fit's rule (numerically_singular
-    in core/maximize.hpp: the Cholesky factorisation fails, or, with reg_covar 0, a pivot keeps
-    at most 16 D eps of its feature's variance). A singular tied covariance cannot be re-seeded:
+    """Components whose covariance is singular by the in-memory fit's own rule
+    (_emix.numerically_singular). A singular tied covariance cannot be re-seeded:
     NumericalError, as in the in-memory fit."""
     if model.family != "gaussian":
         return []
@@ -266,14 +265,9 @@ def _singular_components(model, reg_covar):
     if model.covariance in ("diag", "spherical"):
         per_component = covariances.reshape(model.n_components, -1)
         return [c for c in range(model.n_components) if not np.all(per_component[c] > 0)]
-    limit = 0.0 if reg_covar > 0 else 16 * model.n_features * np.finfo(np.float64).eps
-
     def factors(a):
-        try:
-            pivots = np.diag(np.linalg.cholesky(a))
-        except np.linalg.LinAlgError:
-            return False
-        return bool(np.all(pivots > 0) and np.all(pivots**2 > limit * np.diag(a)))
+        return not _emix.numerically_singular(np.ascontiguousarray(a, dtype=np.float64),
+                                              reg_covar)
 
     if model.covariance == "tied":
         if not factors(covariances.reshape(model.n_features, model.n_features)):

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/em.hpp"
+#include "core/maximize.hpp"
 #include "emix/emix.hpp"
 
 namespace nb = nanobind;
@@ -826,4 +828,20 @@ NB_MODULE(_emix, m) {
   m.def("gpu_built", &emix::gpu_built, "True when this build has a GPU engine.");
   m.def("gpu_count", &emix::gpu_count, "CUDA devices the GPU engine can use.");
   m.def("version", [] { return std::string(emix::version()); });
+  // The library's own rules, for the Python layer's loops that take the same decisions (the
+  // partial-initialisation restarts, emix.dask's re-seeding), so that the two never drift.
+  m.def("better_restart", &emix::better_restart, nb::arg("candidate"), nb::arg("best"),
+        "Whether a restart with this log-likelihood replaces the best so far (core/em.hpp).");
+  m.def(
+      "numerically_singular",
+      [](const nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>& covariance,
+         double reg_covar) {
+        if (covariance.shape(0) != covariance.shape(1)) {
+          throw emix::InvalidArgument("numerically_singular: the covariance is not square");
+        }
+        return emix::numerically_singular(covariance.data(), static_cast<int>(covariance.shape(0)),
+                                          reg_covar);
+      },
+      nb::arg("covariance"), nb::arg("reg_covar"),
+      "Whether an M-step's covariance is singular in double arithmetic (core/maximize.hpp).");
 }
