@@ -31,6 +31,7 @@ _DEVICES = ("auto", "cpu", "gpu")
 _QUIET_REPORT_LINES = ("did not converge", "initialisation used a random sample")
 
 
+
 class FitWarning(UserWarning):
     """Something a fit did that the caller should know: a component that was re-seeded, or
     parameters the data cannot identify (the three-coin model's ridge)."""
@@ -174,6 +175,19 @@ class FitReport:
                 value = value.tolist()
             setattr(r, field.name, value)
         return r
+
+
+def _warn_if_underdetermined(model, data):
+    """A first partial_fit step of size 1 replaces the running statistics with the batch's. A
+    batch holding fewer numbers than the model has free parameters cannot determine them
+    (a covariance from fewer rows than features is singular but for reg_covar), and nothing
+    warns later: the following steps only blend into that start."""
+    parameters = int(model.n_parameters())
+    if data.n_samples * data.n_features < parameters:
+        warnings.warn(f"partial_fit: the first batch has {data.n_samples} rows of "
+                      f"{data.n_features} features, fewer values than the model's {parameters} "
+                      "free parameters, and its step (size 1 with step_offset=1) replaces the "
+                      "running statistics: start with a larger batch", FitWarning, stacklevel=3)
 
 
 def _is_int(value):
@@ -475,6 +489,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     parameters.update(given)
                     initial = self._make_model(data.n_features, parameters)
             online = _emix.OnlineEm(initial, settings[0], settings[1], mstep)
+        if online.steps == 0 and settings[1] == 1:
+            _warn_if_underdetermined(online.model, data)
         online.partial_fit(data.view, self._engine(), weights)
         self._online_ = online
         self._online_settings_ = settings

@@ -190,3 +190,24 @@ def test_a_component_without_weight_is_reported():
     with pytest.warns(emix.FitWarning, match=r"component\(s\) 1 have no weight"):
         gm.partial_fit(rng.normal(size=(100, 2)))
     assert gm.weights_[1] == 0
+
+
+def test_an_underdetermined_first_batch_is_warned():
+    """The first step (size 1) replaces the running statistics with the batch's, so a batch of
+    fewer values than the model's free parameters fixes a start it cannot determine. A batch
+    large enough, or a later small one, is not warned about."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 10))
+    # 3 full components of 10 features: 3 * (10 + 55) + 2 = 197 parameters, 19 rows = 190 values.
+    with pytest.warns(emix.FitWarning, match="first batch has 19 rows of 10 features, fewer "
+                      "values than the model's 197 free parameters"):
+        emix.GaussianMixture(3, device="cpu", random_state=0).partial_fit(x[:19])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emix.FitWarning)
+        gm = emix.GaussianMixture(3, device="cpu", random_state=0).partial_fit(x[:20])
+        gm.partial_fit(x[20:25])
+        # Diagonal covariances have 3 * 20 + 2 = 62 parameters: 7 rows (70 values) suffice.
+        emix.GaussianMixture(3, covariance_type="diag", device="cpu",
+                             random_state=0).partial_fit(x[:7])
+        # A first step smaller than 1 blends the batch into the initial model's statistics.
+        emix.GaussianMixture(3, device="cpu", random_state=0, step_offset=4).partial_fit(x[:19])
