@@ -109,9 +109,10 @@ class _DiscreteMixture(_BaseMixture):
     def _parameters_of(self, model):
         return {"weights": model.weights, "probabilities": model.probabilities}
 
-    def _make_model(self, n_features, parameters):
+    def _make_model(self, n_features, parameters, trials=None):
         c = np.ascontiguousarray
-        return _emix.Model(self._family, "full", n_features, self._trials(),
+        trials = self._trials() if trials is None else trials
+        return _emix.Model(self._family, "full", n_features, trials,
                            c(parameters["weights"], dtype=np.float64), None, None,
                            c(parameters["probabilities"], dtype=np.float64))
 
@@ -121,8 +122,11 @@ class _DiscreteMixture(_BaseMixture):
         self._fitted_trials = model.trials  # what a later warm start or partial_fit goes on with
 
     def _model(self):
+        # The fitted model is scored with the trials it was fitted with: n_trials, like
+        # n_components, describes the next fit (one changed by set_params is refused there).
         return self._make_model(self.probabilities_.shape[1],
-                                {"weights": self.weights_, "probabilities": self.probabilities_})
+                                {"weights": self.weights_, "probabilities": self.probabilities_},
+                                getattr(self, "_fitted_trials", None))
 
 
 class BernoulliMixture(_DiscreteMixture):

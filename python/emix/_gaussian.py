@@ -251,9 +251,10 @@ class GaussianMixture(_BaseMixture):
         return {"weights": model.weights, "means": model.means,
                 "covariances": model.covariances}
 
-    def _make_model(self, n_features, parameters):
+    def _make_model(self, n_features, parameters, covariance_type=None):
         c = np.ascontiguousarray
-        return _emix.Model("gaussian", self.covariance_type, n_features, 1,
+        kind = self.covariance_type if covariance_type is None else covariance_type
+        return _emix.Model("gaussian", kind, n_features, 1,
                            c(parameters["weights"], dtype=np.float64),
                            c(parameters["means"], dtype=np.float64),
                            c(parameters["covariances"], dtype=np.float64), None)
@@ -275,15 +276,18 @@ class GaussianMixture(_BaseMixture):
     def _model(self):
         # scikit-learn evaluates precisions_cholesky_: a caller who assigns it (or builds a model
         # from attributes) gets that; an assigned covariances_ is used too, which scikit-learn
-        # would ignore. The fit's own arrays are used as they are, not round-tripped.
+        # would ignore. The fit's own arrays are used as they are, not round-tripped. The fitted
+        # model keeps the covariance type it was fitted with: covariance_type, like n_components,
+        # describes the next fit (one changed by set_params is refused there).
+        kind = getattr(self, "_fitted_covariance_type", self.covariance_type)
         covariances = getattr(self, "covariances_", None)
         cholesky = getattr(self, "precisions_cholesky_", None)
         fitted = getattr(self, "_fitted_cholesky", None)
         if cholesky is not None and (fitted is None or covariances is None
                                      or not np.array_equal(cholesky, fitted)):
-            covariances = _covariances_from_cholesky(cholesky, self.covariance_type)
+            covariances = _covariances_from_cholesky(cholesky, kind)
         elif covariances is None:
             raise AttributeError("neither covariances_ nor precisions_cholesky_ is set")
         means = np.asarray(to_host_numpy(self.means_), dtype=np.float64)
         return self._make_model(means.shape[1], {"weights": self.weights_, "means": means,
-                                                 "covariances": covariances})
+                                                 "covariances": covariances}, kind)

@@ -364,3 +364,23 @@ def test_discrete_mixtures_say_their_data_are_not_negative():
     for estimator in (emix.BernoulliMixture(), emix.BinomialMixture(n_trials=3)):
         assert sklearn_utils.get_tags(estimator).input_tags.positive_only
     assert not sklearn_utils.get_tags(emix.GaussianMixture()).input_tags.positive_only
+
+
+def test_set_params_after_fit_leaves_the_fitted_model_as_it_was(tmp_path):
+    """n_trials and covariance_type, like n_components, describe the next fit: after set_params
+    the fitted model is scored and saved as fitted (the model once took the new n_trials and
+    scored the m = 9 probabilities as m = 20, and saved them so)."""
+    rng = np.random.default_rng(4)
+    counts = rng.binomial(9, 0.3, size=(300, 4)).astype(float)
+    binomial = emix.BinomialMixture(2, n_trials=9, device="cpu", random_state=0).fit(counts)
+    before = binomial.score(counts)
+    binomial.set_params(n_trials=20)
+    assert binomial.score(counts) == before
+    binomial.save(tmp_path / "binomial.json")
+    assert emix.load_model(tmp_path / "binomial.json").n_trials == 9
+    x = rng.normal(size=(300, 3))
+    gm = emix.GaussianMixture(2, device="cpu", random_state=0).fit(x)
+    before = gm.score_samples(x)
+    gm.set_params(covariance_type="diag")
+    np.testing.assert_array_equal(gm.score_samples(x), before)
+    assert gm.predict(x).shape == (300,)
