@@ -240,4 +240,18 @@ TEST(Messages, QuotedExcerptsAreShortAndPrintable) {
             "(expected one of: gaussian, bernoulli, binomial)");
 }
 
+// Values are written as short as reads back exactly, and a whole number as one: a count of 10
+// was "1e+01" in "needs a whole number of successes in 0..9".
+TEST(Messages, NumbersAreShortAndWholeNumbersPlain) {
+  EXPECT_EQ(emix::number(10), "10");
+  EXPECT_EQ(emix::number(-300), "-300");
+  EXPECT_EQ(emix::number(1e15), "1000000000000000");
+  EXPECT_EQ(emix::number(0.1), "0.1");
+  EXPECT_EQ(emix::number(2.5), "2.5");
+  EXPECT_EQ(emix::number(1e300), "1e+300");
+  EXPECT_EQ(emix::number(1.0 / 3), "0.3333333333333333");
+  EXPECT_EQ(emix::number(std::nan("")), "nan");
+  EXPECT_EQ(emix::number(-std::numeric_limits<double>::infinity()), "-inf");
+}
+
 }  // namespace

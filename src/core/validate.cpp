@@ -25,6 +25,11 @@ namespace emix {
 std::string number(double value) {
   if (std::isnan(value)) return "nan";  // printf may write "-nan"
   char text[32];
+  // A whole number as one ("10", where the shortest %g that reads back is "1e+01").
+  if (value == std::trunc(value) && std::fabs(value) < 0x1p53) {
+    std::snprintf(text, sizeof text, "%.0f", value);
+    return text;
+  }
   std::snprintf(text, sizeof text, "%.17g", value);
   for (int precision = 1; precision < 17; ++precision) {
     char shorter[32];
