@@ -74,6 +74,36 @@ TEST(ThreeCoins, ReportsTheRidgeOfEqualLikelihood) {
   EXPECT_NEAR(m.weights[0] * m.probabilities[0] + m.weights[1] * m.probabilities[1], 0.6, 1e-12);
 }
 
+// The ridge in more features: a mixture with more free parameters than its rows' distribution
+// (one probability per possible row, less one) is not identifiable either. Two Bernoulli
+// components on two features (5 parameters, 3 cells) are warned about; on three (7, 7) not; three
+// binomial components of 2 trials on two features (8, 8) not, four (11, 8) are.
+TEST(ThreeCoins, MoreParametersThanTheRowsDistributionAreReported) {
+  struct Case {
+    Family family;
+    int k, d, trials;
+    bool warned;
+  };
+  for (const Case c :
+       {Case{Family::kBernoulli, 2, 2, 1, true}, Case{Family::kBernoulli, 2, 3, 1, false},
+        Case{Family::kBinomial, 3, 2, 2, false}, Case{Family::kBinomial, 4, 2, 2, true}}) {
+    std::vector<double> x(static_cast<std::size_t>(40) * c.d);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] = static_cast<double>((i * 7 + i / 5) % (c.trials + 1));
+    emix::FitOptions o;
+    o.family = c.family;
+    o.trials = c.trials;
+    o.n_components = c.k;
+    o.max_iter = 5;
+    o.engine.device = emix::Device::kCpu;
+    const emix::FitReport r = emix::fit(emix::DataView::host(x.data(), 40, c.d), o);
+    bool warned = false;
+    for (const std::string& w : r.warnings)
+      warned |= w.find("not identifiable") != std::string::npos;
+    EXPECT_EQ(warned, c.warned) << emix::to_string(c.family) << " K = " << c.k << ", D = " << c.d;
+  }
+}
+
 // ---- the 15-point Gaussian mixture ----
 
 const std::vector<double> kPoints = {-67, -48, 6, 8, 14, 16, 23, 24, 28, 29, 41, 49, 56, 60, 75};

@@ -261,8 +261,21 @@ namespace {
 // Mixtures of one discrete feature whose parameters the data cannot pin down; `model` is the
 // fitted one (at an EM fixed point its mean equals the sample mean).
 std::string identifiability_warning(const FitOptions& options, const Model& model) {
-  if (options.family == Family::kGaussian || model.n_features != 1 || model.n_components < 2) {
-    return {};
+  if (options.family == Family::kGaussian || model.n_components < 2) return {};
+  if (model.n_features > 1) {
+    // More free parameters than the distribution of x has (one per possible row, less one):
+    // a necessary condition for identifiability, and the ridge of the three-coin model in
+    // more features (K = 2 Bernoulli components on 2 features: 5 parameters, 3 cell
+    // probabilities).
+    const double parameters = static_cast<double>(model.n_parameters());
+    const double cells = std::pow(model.trials + 1.0, model.n_features) - 1;
+    if (parameters <= cells) return {};
+    return std::string(options.family == Family::kBernoulli ? "a Bernoulli" : "a binomial") +
+           " mixture of " + std::to_string(model.n_components) + " components on " +
+           std::to_string(model.n_features) + " features has " + format_number(parameters) +
+           " free parameters, but the distribution of its rows only " + format_number(cells) +
+           " (one per possible row, less one): it is not identifiable, and the fitted "
+           "parameters depend on the initial values";
   }
   double mean_of_x = 0;
   for (int c = 0; c < model.n_components; ++c) {
