@@ -325,7 +325,12 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
       {R"({"family": "bernoulli", "trials": 3, "weights": [1], "probabilities": [[0.5]]})",
        "'trials' is 3 but a bernoulli model has 1 trial per entry"},
       {R"({"family": "bernoulli", "weights": [1], "means": [[0.5]]})",
-       "missing key 'probabilities'"},
+       "'means' belongs to Gaussian models, not a bernoulli one"},
+      {R"({"family": "bernoulli", "covariance": "diag", "weights": [1], "probabilities": [[0.5]]})",
+       "'covariance' belongs to Gaussian models, not a bernoulli one"},
+      {R"({"family": "gaussian", "covariance": "diag", "weights": [1], "means": [[0]],
+           "covariances": [[1]], "probabilities": [[0.5]]})",
+       "'probabilities' belongs to Bernoulli and binomial models, not a gaussian one"},
   };
   for (const Case& c : cases) {
     const std::string p = file("model.json", c.json);

@@ -129,6 +129,33 @@ TEST(OptionValidation, ThreadCountsBeyondTheLimitAreAnOptionError) {
             "n_threads is -1, must be 0 (OpenMP's default) to 1024");
 }
 
+// A covariance type on a discrete family was accepted and ignored (EMIX_DIAG with Bernoulli
+// through the C API); a model's bad probability is named by component and feature.
+TEST(OptionValidation, CovarianceTypesApplyToGaussianMixturesOnly) {
+  emix::FitOptions o;
+  o.family = Family::kBernoulli;
+  o.covariance = Covariance::kDiag;
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "covariance type diag applies to Gaussian mixtures only (a bernoulli mixture keeps the "
+            "default, full)");
+  o.covariance = Covariance::kFull;
+  emix::validate(o);
+  Model m;
+  m.family = Family::kBinomial;
+  m.trials = 3;
+  m.n_components = 2;
+  m.n_features = 3;
+  m.weights = {0.5, 0.5};
+  m.probabilities = {0.1, 0.2, 0.3, 0.4, 1.5, 0.6};
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: probabilities[1][1] is 1.5, outside [0, 1]");
+  m.probabilities[4] = 0.5;
+  m.covariance = Covariance::kTied;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: covariance type tied applies to Gaussian mixtures only (a binomial model's is "
+            "the default, full)");
+}
+
 // Old: fit -k 100000 on 200,000 rows allocated until bad_alloc ("out of memory", exit 1).
 TEST(FitValidation, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
   emix::FitOptions o;

@@ -138,7 +138,9 @@ emix_status emix_options_set_iteration_callback(emix_options* options,
  *   means          K x D           Gaussian only (else NULL)
  *   covariances    full K x D x D, diag K x D, spherical K, tied D x D   (Gaussian only)
  *   probabilities  K x D           Bernoulli / binomial only (else NULL)
- * trials: binomial trials per entry (ignored for other families). */
+ * covariance: Gaussian only (ignored for other families, whose models report EMIX_FULL);
+ * trials: binomial trials per entry (ignored for other families). emix_fit, unlike this, refuses
+ * options whose covariance type is not EMIX_FULL for a Bernoulli or binomial family. */
 emix_status emix_model_create(int family, int covariance, int n_components, int n_features,
                               int trials, const double* weights, const double* means,
                               const double* covariances, const double* probabilities,

@@ -8,6 +8,7 @@ from ._sklearn import check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
+_COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
 _FAILED = "failed, and left out of the choice: "
@@ -165,7 +166,7 @@ class SelectResult:
 def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spherical", "tied"),
            *, family="gaussian", n_trials=1, n_init=1, criterion="bic", random_state=0,
            device="auto", sample_weight=None, max_iter=100, tol=1e-3, reg_covar=1e-6,
-           init_params="kmeans", dtype=None):
+           prob_epsilon=1e-10, init_params="kmeans", dtype=None):
     """Fit a grid of mixtures, score each by BIC, AIC and ICL, and pick the best.
 
     Every candidate (each K with each covariance type, each with ``n_init`` restarts) is fitted
@@ -183,12 +184,14 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     n_components : iterable of int, default=range(1, 9)
         The K grid.
     covariance_types : iterable of str, default=('full', 'diag', 'spherical', 'tied')
-        Gaussian covariance types to try (ignored for the discrete families).
+        Gaussian covariance types to try (each must be one of these; the discrete families
+        take none and ignore them).
     family : {'gaussian', 'bernoulli', 'binomial'}, default='gaussian'
     n_trials : int, default=1
         Trials of the binomial family.
-    n_init, max_iter, tol, reg_covar, init_params, dtype
-        As the estimators take them.
+    n_init, max_iter, tol, reg_covar, prob_epsilon, init_params, dtype
+        As the estimators take them (reg_covar for the Gaussian family, prob_epsilon for the
+        discrete ones).
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better: BIC = -2 log L + p log W, AIC = -2 log L + 2 p, ICL = BIC + twice
         the (weighted) entropy of the responsibilities, with W the sum of the weights.
@@ -220,7 +223,12 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     ks = [int(k) for k in ks]
     if isinstance(covariance_types, str):  # one type, not its letters
         covariance_types = [covariance_types]
-    types = list(covariance_types) if family == "gaussian" else ["full"]
+    types = list(covariance_types)
+    for t in types:
+        if t not in _COVARIANCE_TYPES:
+            raise InvalidArgument(f"covariance_types must be among {_COVARIANCE_TYPES}, got {t!r}")
+    if family != "gaussian":
+        types = ["full"]
     if not ks or not types:
         raise InvalidArgument("select: the grid is empty")
 
@@ -230,8 +238,8 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         if family == "gaussian":
             return GaussianMixture(covariance_type=covariance, reg_covar=reg_covar, **common)
         if family == "bernoulli":
-            return BernoulliMixture(**common)
-        return BinomialMixture(n_trials=n_trials, **common)
+            return BernoulliMixture(prob_epsilon=prob_epsilon, **common)
+        return BinomialMixture(n_trials=n_trials, prob_epsilon=prob_epsilon, **common)
 
     template = estimator(ks[0], types[0])
     template._check_parameters()

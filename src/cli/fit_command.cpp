@@ -228,6 +228,10 @@ int run_fit(const FitArgs& a) {
     throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
                           std::string(to_string(family)) + ")");
   }
+  if (family != Family::kGaussian && a.covariance_given) {
+    throw InvalidArgument("--covariance applies to Gaussian mixtures only (the family is " +
+                          std::string(to_string(family)) + ")");
+  }
   if (family == Family::kBernoulli) trials = 1;
 
   options.n_components = k;
@@ -240,6 +244,7 @@ int run_fit(const FitArgs& a) {
   options.max_iter = a.max_iter;
   options.tol = a.tol;
   options.reg_covar = a.reg_covar;
+  options.prob_epsilon = a.prob_epsilon;
   options.seed = a.seed;
   options.engine = engine_options(a.data);
   // Every option value before the data are read: a bad --max-iter does not wait for a large

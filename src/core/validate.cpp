@@ -386,6 +386,11 @@ void Model::validate() const {
     check_finite(covariances, "covariances");
     largest_precision(*this);
   } else {
+    if (covariance != Covariance::kFull) {
+      throw InvalidArgument(std::string("model: covariance type ") + to_string(covariance) +
+                            " applies to Gaussian mixtures only (a " + to_string(family) +
+                            " model's is the default, full)");
+    }
     if (trials < 1) {
       throw InvalidArgument("model: trials is " + std::to_string(trials) + ", must be at least 1");
     }
@@ -397,8 +402,9 @@ void Model::validate() const {
     check_finite(probabilities, "probabilities");
     for (std::size_t i = 0; i < probabilities.size(); ++i) {
       if (probabilities[i] < 0 || probabilities[i] > 1) {
-        throw InvalidArgument("model: probabilities[" + std::to_string(i) + "] is " +
-                              number(probabilities[i]) + ", outside [0, 1]");
+        throw InvalidArgument("model: probabilities[" + std::to_string(i / d) + "][" +
+                              std::to_string(i % d) + "] is " + number(probabilities[i]) +
+                              ", outside [0, 1]");
       }
     }
   }
@@ -468,6 +474,11 @@ void validate(const FitOptions& o) {
   }
   if (o.family == Family::kBinomial && o.trials < 1) {
     fail("trials", "trials is " + std::to_string(o.trials) + ", must be at least 1");
+  }
+  if (o.family != Family::kGaussian && o.covariance != Covariance::kFull) {
+    fail("covariance", std::string("covariance type ") + to_string(o.covariance) +
+                           " applies to Gaussian mixtures only (a " + to_string(o.family) +
+                           " mixture keeps the default, full)");
   }
   if (o.max_iter < 0) {
     fail("max_iter", "max_iter is " + std::to_string(o.max_iter) + ", must be >= 0");

@@ -315,6 +315,18 @@ class ModelReader {
       model.covariance = enum_at("covariance", "covariance type", parse_covariance, kCovariances);
     }
     const char* table = gaussian ? "means" : "probabilities";
+    // A key of the other kind of model is a mistake in the file (a Bernoulli model with "means"
+    // or a covariance type was read as if they were not there).
+    const std::vector<const char*> other_kind =
+        gaussian ? std::vector<const char*>{"probabilities", "trials"}
+                 : std::vector<const char*>{"means", "covariances", "covariance"};
+    for (const char* key : other_kind) {
+      if (find(key) != nullptr) {
+        fail(std::string("'") + key + "' belongs to " +
+             (gaussian ? "Bernoulli and binomial models" : "Gaussian models") + ", not a " +
+             to_string(model.family) + " one");
+      }
+    }
 
     // K from n_components, else from the weights; D from n_features, else from the first row of
     // the means / probabilities. When both are given, the arrays are checked against them below.

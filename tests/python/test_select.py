@@ -89,6 +89,14 @@ def test_bernoulli_select_and_errors():
         emix.select(x, criterion="bad", device="cpu")
     with pytest.raises(ValueError):
         emix.select(x, random_state=None, device="cpu")
+    with pytest.raises(ValueError, match="covariance_types must be among .* got 'banana'"):
+        emix.select(x, covariance_types=("banana",), family="bernoulli", device="cpu")
+    # prob_epsilon reaches the candidates: the all-zero column's probability is eps.
+    zeros = x.copy()
+    zeros[:, 0] = 0
+    fitted = emix.select(zeros, n_components=[1], family="bernoulli", prob_epsilon=0.01,
+                         device="cpu").best_estimator_
+    assert fitted.probabilities_[0, 0] == 0.01
 
 
 def test_sample_weights_and_plot_on_axes(three_clusters):
