@@ -139,6 +139,8 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--covariance applies to Gaussian mixtures only"});
   expect_failure("select data.npy -k 1..2 --family bernoulli --covariance tied",
                  {"covariance types apply to Gaussian mixtures only"});
+  expect_failure("fit data.npy -k 2 --family bernoulli --covariance tied -o b.json",
+                 {"--covariance applies to Gaussian mixtures only (the family is bernoulli)"});
 }
 
 TEST_F(CliTest, MissingInputFile) {
@@ -170,6 +172,18 @@ TEST_F(CliTest, BernoulliWithATwo) {
   write("data.txt", "0 1\n1 1\n0 2\n1 0\n");
   expect_failure("fit data.txt -k 2 --family bernoulli -o model.json",
                  {"data.txt: row 3, column 2 is 2, but a Bernoulli mixture needs 0 or 1"});
+}
+
+// --prob-epsilon keeps a Bernoulli mixture's probabilities in [eps, 1 - eps] (an all-zero column
+// gives eps), as the library's option does; out of (0, 0.5) it is refused by its flag.
+TEST_F(CliTest, ProbEpsilonBoundsBernoulliProbabilities) {
+  write("data.txt", "0 1\n0 1\n0 0\n0 1\n0 0\n0 1\n");
+  ASSERT_EQ(emix("fit data.txt -k 1 --family bernoulli --prob-epsilon 0.05 -o b.json").code, 0);
+  const nlohmann::json model = read_json(path("b.json"));
+  EXPECT_EQ(model["probabilities"][0][0].get<double>(), 0.05);
+  EXPECT_NEAR(model["probabilities"][0][1].get<double>(), 4.0 / 6.0, 1e-15);
+  expect_failure("select data.txt -k 1 --family bernoulli --prob-epsilon 0.5",
+                 {"--prob-epsilon: prob_epsilon is 0.5, must be in (0, 0.5)"});
 }
 
 // What the library says of the whole input ("data: ...", "sample weights ...") names the file.

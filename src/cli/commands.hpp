@@ -32,6 +32,7 @@ struct FitArgs {
   int max_iter = 100;
   double tol = 1e-3;
   double reg_covar = 1e-6;
+  double prob_epsilon = 1e-10;
   std::uint64_t seed = 0;
   // .npy INPUT read through a memory mapping, chunk by chunk, instead of into memory: "auto"
   // (when the in-memory copy would take more than half the physical memory), "on" or "off".
@@ -61,6 +62,7 @@ struct SelectArgs {
   int max_iter = 100;
   double tol = 1e-3;
   double reg_covar = 1e-6;
+  double prob_epsilon = 1e-10;
   std::uint64_t seed = 0;
   std::string memory_map = "auto";  // as FitArgs
   std::int64_t map_chunk_rows = 0;

@@ -115,9 +115,11 @@ int report_error(const std::string& message, int code) {
 // The flag that sets a library option, for messages about its value.
 std::string flag_of(const std::string& option) {
   static const std::pair<const char*, const char*> kFlags[] = {
-      {"n_components", "-k"},     {"trials", "--trials"},         {"max_iter", "--max-iter"},
-      {"tol", "--tol"},           {"reg_covar", "--reg-covar"},   {"n_init", "--n-init"},
-      {"n_threads", "--threads"}, {"chunk_rows", "--chunk-rows"}, {"init_model", "--init-model"}};
+      {"n_components", "-k"},         {"trials", "--trials"},
+      {"max_iter", "--max-iter"},     {"tol", "--tol"},
+      {"reg_covar", "--reg-covar"},   {"prob_epsilon", "--prob-epsilon"},
+      {"n_init", "--n-init"},         {"n_threads", "--threads"},
+      {"chunk_rows", "--chunk-rows"}, {"init_model", "--init-model"}};
   for (const auto& [name, flag] : kFlags) {
     if (option == name) return flag;
   }
@@ -201,6 +203,7 @@ int main(int argc, char** argv) {
   fit_args.max_iter = defaults.max_iter;
   fit_args.tol = defaults.tol;
   fit_args.reg_covar = defaults.reg_covar;
+  fit_args.prob_epsilon = defaults.prob_epsilon;
   std::string fit_seed = std::to_string(defaults.seed);
   CLI::App* fit = app.add_subcommand("fit", "fit a mixture to INPUT and write MODEL.json");
   fit->add_option("INPUT", fit_args.input, "data: .npy, CSV / whitespace text, or raw binary")
@@ -232,6 +235,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   fit->add_option("--reg-covar", fit_args.reg_covar, "added to covariance diagonals")
       ->capture_default_str();
+  fit->add_option("--prob-epsilon", fit_args.prob_epsilon,
+                  "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
+      ->capture_default_str();
   fit->add_option("--seed", fit_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
   fit->add_option("-o,--output", fit_args.output, "the fitted model (JSON)")->required();
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
@@ -246,6 +252,7 @@ int main(int argc, char** argv) {
   select_args.max_iter = defaults.max_iter;
   select_args.tol = defaults.tol;
   select_args.reg_covar = defaults.reg_covar;
+  select_args.prob_epsilon = defaults.prob_epsilon;
   std::string select_seed = std::to_string(defaults.seed);
   CLI::App* select = app.add_subcommand(
       "select",
@@ -285,6 +292,10 @@ int main(int argc, char** argv) {
                    "stop when the mean log-likelihood changes by less (0: run --max-iter)")
       ->capture_default_str();
   select->add_option("--reg-covar", select_args.reg_covar, "added to covariance diagonals")
+      ->capture_default_str();
+  select
+      ->add_option("--prob-epsilon", select_args.prob_epsilon,
+                   "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
       ->capture_default_str();
   select->add_option("--seed", select_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
   select->add_option("-o,--output", select_args.output,

@@ -309,6 +309,7 @@ int run_select(const SelectArgs& a) {
   fit.max_iter = a.max_iter;
   fit.tol = a.tol;
   fit.reg_covar = a.reg_covar;
+  fit.prob_epsilon = a.prob_epsilon;
   fit.seed = a.seed;
   fit.engine = engine_options(a.data);
   {

@@ -260,6 +260,17 @@ namespace {
 
 // Mixtures of one discrete feature whose parameters the data cannot pin down; `model` is the
 // fitted one (at an EM fixed point its mean equals the sample mean).
+// A given initial model as the E-step reads it: Bernoulli and binomial probabilities in
+// [prob_epsilon, 1 - prob_epsilon], as every M-step leaves them. Without this a fit of no
+// iterations returned probabilities of 0 and 1 beside a log-likelihood computed for the clamped
+// ones, and its score() differed.
+Model clamped_probabilities(Model model, const FitOptions& options) {
+  for (double& p : model.probabilities) {
+    p = std::clamp(p, options.prob_epsilon, 1.0 - options.prob_epsilon);
+  }
+  return model;
+}
+
 std::string identifiability_warning(const FitOptions& options, const Model& model) {
   if (options.family == Family::kGaussian || model.n_components < 2) return {};
   if (model.n_features > 1) {
@@ -328,7 +339,7 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
   for (int run = 0; run < options.n_init; ++run) {
     std::mt19937_64 rng = run_rng(options.seed, run);
     const auto init_start = Clock::now();
-    Model initial = options.init_model ? *options.init_model
+    Model initial = options.init_model ? clamped_probabilities(*options.init_model, options)
                                        : initialize(engine, n_rows, n_features, gather_weights,
                                                     options, rng, run == 0 ? &notes : nullptr);
     init_seconds += seconds_since(init_start);

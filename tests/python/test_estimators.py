@@ -384,3 +384,15 @@ def test_set_params_after_fit_leaves_the_fitted_model_as_it_was(tmp_path):
     gm.set_params(covariance_type="diag")
     np.testing.assert_array_equal(gm.score_samples(x), before)
     assert gm.predict(x).shape == (300,)
+
+
+def test_a_fit_of_no_iterations_returns_the_model_its_lower_bound_scores():
+    """The E-step reads initial probabilities of 0 and 1 as prob_epsilon and 1 - prob_epsilon;
+    the returned model now holds those, so that score(X) equals lower_bound_ (it was -2.29
+    against -2.18 with prob_epsilon=0.1)."""
+    x = np.random.default_rng(6).integers(0, 2, size=(200, 3)).astype(float)
+    init = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]])
+    bm = emix.BernoulliMixture(2, probabilities_init=init, prob_epsilon=0.1, max_iter=0,
+                               device="cpu").fit(x)
+    np.testing.assert_array_equal(bm.probabilities_, [[0.1, 0.9, 0.5], [0.9, 0.1, 0.5]])
+    assert bm.score(x) == pytest.approx(bm.lower_bound_, rel=1e-14)
