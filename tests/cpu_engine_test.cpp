@@ -22,6 +22,7 @@ namespace {
 
 using emix::Covariance;
 using emix::Family;
+using emix::cpu::IsaLevel;
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // log p(x | k) from the model's own parameters.
@@ -193,36 +194,53 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Bool()));
 
 // The direct path (a model whose expansion about any one point would lose digits, here
-// components 1e4 apart with unit spread) against the same naive reference, full and, row by row
-// with the rows a component does not own skipped, diag and spherical. float64 only (a float
-// engine runs such a model in double); 1e-10 of each group's scale, as above.
+// components 1e4 apart with unit spread) against the same naive reference, at every instruction
+// set level: full and tied (their quadratic forms and scatters in register blocks, eight and
+// four features at a time: D = 9 and 17 leave a narrower last block; tiles of 100 rows leave
+// rows past the last whole vector) and, row by row, diag and spherical; all of them skipping the
+// rows a component does not own. Two components share a mean, so that rows are owned by both.
+// float64 only (a float engine runs such a model in double); 1e-10 of each group's scale, as
+// above.
 TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
-  for (const Covariance covariance :
-       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
-    emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, 6, 9, 77);
-    for (double& m : model.means) m *= 1e4;
-    const std::int64_t n = 1237;
-    const emix::Sample s = emix::sample(model, n, 78);
-    std::vector<double> w(n);
-    std::mt19937_64 rng(79);
-    std::uniform_real_distribution<double> u(0.0, 2.0);
-    for (double& v : w) v = u(rng);
-    w[5] = 0;  // a row of weight 0 adds nothing
-    const emix::PreparedModel prepared = emix::prepare(model);
-    const std::vector<double> expected = reference_statistics(model, prepared, s.x, n, w);
-    emix::EngineOptions eo;
-    eo.block_rows = 100;
-    const auto engine = emix::make_cpu_engine(emix::DataView::host(s.x.data(), n, 9), w.data(), eo);
-    std::vector<double> got(prepared.layout.size());
-    engine->accumulate(prepared, got.data());
-    const auto& L = prepared.layout;
-    const std::pair<std::size_t, std::size_t> groups[] = {
-        {0, 1}, {1, 2}, {L.nk(), L.s()}, {L.s(), L.q()}, {L.q(), L.size()}};
-    for (const auto& [begin, end] : groups) {
-      const std::vector<double> a(expected.begin() + begin, expected.begin() + end);
-      const std::vector<double> b(got.begin() + begin, got.begin() + end);
-      EXPECT_LE(emix::testing::max_relative_difference(a, b, begin == L.s() ? 1.0 : 1e-300), 1e-10)
-          << emix::to_string(covariance) << ", values " << begin << " to " << end;
+  IsaLevel levels[8];
+  const int n_levels = emix::cpu::compiled_levels(levels, 8);
+  for (const int d : {9, 17}) {
+    for (const Covariance covariance :
+         {Covariance::kFull, Covariance::kTied, Covariance::kDiag, Covariance::kSpherical}) {
+      emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, 6, d, 77);
+      for (double& m : model.means) m *= 1e4;
+      std::copy_n(model.means.begin(), d, model.means.begin() + d);
+      const std::int64_t n = 1237;
+      const emix::Sample s = emix::sample(model, n, 78);
+      std::vector<double> w(n);
+      std::mt19937_64 rng(79);
+      std::uniform_real_distribution<double> u(0.0, 2.0);
+      for (double& v : w) v = u(rng);
+      w[5] = 0;  // a row of weight 0 adds nothing
+      const emix::PreparedModel prepared = emix::prepare(model);
+      const std::vector<double> expected = reference_statistics(model, prepared, s.x, n, w);
+      for (int l = 0; l < n_levels; ++l) {
+        if (!emix::cpu::cpu_supports(levels[l])) continue;
+        emix::EngineOptions eo;
+        eo.block_rows = 100;
+        emix::cpu::CpuEngineSettings settings;
+        settings.level = levels[l];
+        const auto engine =
+            emix::cpu::make_engine(emix::DataView::host(s.x.data(), n, d), w.data(), eo, settings);
+        std::vector<double> got(prepared.layout.size());
+        engine->accumulate(prepared, got.data());
+        const auto& L = prepared.layout;
+        const std::pair<std::size_t, std::size_t> groups[] = {
+            {0, 1}, {1, 2}, {L.nk(), L.s()}, {L.s(), L.q()}, {L.q(), L.size()}};
+        for (const auto& [begin, end] : groups) {
+          const std::vector<double> a(expected.begin() + begin, expected.begin() + end);
+          const std::vector<double> b(got.begin() + begin, got.begin() + end);
+          EXPECT_LE(emix::testing::max_relative_difference(a, b, begin == L.s() ? 1.0 : 1e-300),
+                    1e-10)
+              << emix::to_string(covariance) << ", D = " << d << ", "
+              << emix::cpu::to_string(levels[l]) << ", values " << begin << " to " << end;
+        }
+      }
     }
   }
 }

@@ -74,9 +74,12 @@ struct Scratch {
   Vector<T> weight;          // B: sample weights in T
   Matrix<T> t;               // K x features
   RowMatrix<T> resp_rows;    // B x K rounded up to whole vectors: s.resp by rows, zero-padded
-  Matrix<T> centred;         // B x D: the rows less a component's mean or centre (direct kinds)
-  Matrix<T> projected;       // B x D: centred U_k, or the centred rows times their weights
-  Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T
+  Matrix<T> centred;         // owned rows x D: the rows a component owns less its centre
+  Matrix<T> projected;       // owned rows x D: those rows times their weights g
+  Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T, upper triangle
+  Matrix<T> last_rows;       // lanes x D: the rows past the last whole vector, zero-padded
+  Vector<T> last_norms;      // lanes: their quadratic forms
+  IndexVector owned;         // rows with g != 0 (direct full / tied)
   RowMatrix<T> by_rows;      // B x D: the rows, row-major (direct diag / spherical)
   RowVector<T> offset;       // D: a row less a component's centre (direct diag / spherical)
   RowVector<T> first;        // D: one component's sum g (x - c) (direct diag / spherical)
@@ -165,6 +168,19 @@ void with_block_width(Eigen::Index width, Body&& body) {
       body(std::integral_constant<int, kBlock>{});
       break;
   }
+}
+
+// body(std::integral_constant<int, W>{}) for W = min(width, kMax) (width >= 1), instantiating
+// widths 1..kMax only.
+template <int kMax, typename Body>
+void with_width_up_to(Eigen::Index width, Body&& body) {
+  if constexpr (kMax > 1) {
+    if (width < kMax) {
+      with_width_up_to<kMax - 1>(width, body);
+      return;
+    }
+  }
+  body(std::integral_constant<int, kMax>{});
 }
 
 // Columns [c0, c0 + kCols) of out = f w + bias (column-major, leading dimension `rows`) for the
@@ -427,6 +443,105 @@ bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
          std::memcmp(a.shift, b.shift, sizeof(T) * static_cast<std::size_t>(a.d)) == 0;
 }
 
+// Direct full / tied: q_i += sum_{j in [j0, j0 + kWidth)} y_ij^2 for the kRowVectors vectors of
+// rows from i, y_j = sum_{a <= j} (x_a - mu_a) U_aj, rows in the vector lanes (x column-major,
+// `rows` apart). U is upper triangular (U = L^-T, its lower part exactly zero), so the products
+// below the diagonal are skipped: half a dense product's work, with each y_j held in a register
+// and nothing written per component.
+template <int kWidth, int kRowVectors, typename T>
+EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::Index i, int d,
+                                        int j0, const T* mean, const T* u,
+                                        typename VectorOf<T>::type* q) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  V acc[kRowVectors][kWidth];
+  EMIX_UNROLL
+  for (int r = 0; r < kRowVectors; ++r) {
+    EMIX_UNROLL
+    for (int w = 0; w < kWidth; ++w) acc[r][w] = V{};
+  }
+  V centred[kRowVectors];
+  for (int a = 0; a < j0; ++a) {
+    EMIX_UNROLL
+    for (int r = 0; r < kRowVectors; ++r) {
+      std::memcpy(&centred[r], x + a * rows + i + r * kLanes<T>, sizeof(V));
+      centred[r] -= mean[a];
+    }
+    const T* ua = u + static_cast<std::int64_t>(a) * d + j0;
+    EMIX_UNROLL
+    for (int w = 0; w < kWidth; ++w) {
+      EMIX_UNROLL
+      for (int r = 0; r < kRowVectors; ++r) acc[r][w] += centred[r] * ua[w];
+    }
+  }
+  EMIX_UNROLL
+  for (int l = 0; l < kWidth; ++l) {
+    EMIX_UNROLL
+    for (int r = 0; r < kRowVectors; ++r) {
+      std::memcpy(&centred[r], x + (j0 + l) * rows + i + r * kLanes<T>, sizeof(V));
+      centred[r] -= mean[j0 + l];
+    }
+    const T* ua = u + static_cast<std::int64_t>(j0 + l) * d + j0;
+    EMIX_UNROLL
+    for (int w = l; w < kWidth; ++w) {
+      EMIX_UNROLL
+      for (int r = 0; r < kRowVectors; ++r) acc[r][w] += centred[r] * ua[w];
+    }
+  }
+  EMIX_UNROLL
+  for (int w = 0; w < kWidth; ++w) {
+    EMIX_UNROLL
+    for (int r = 0; r < kRowVectors; ++r) q[r] += acc[r][w] * acc[r][w];
+  }
+}
+
+// out_i = |U^T (x_i - mu)|^2 for the whole vectors of rows from `begin`, kRowVectors at a time;
+// the outputs y_j kBlock at a time, then the rest in one narrower block. Returns the first row
+// it did not write.
+template <int kRowVectors, typename T>
+Eigen::Index triangular_rows(const T* x, Eigen::Index rows, Eigen::Index begin, int d,
+                             const T* mean, const T* u, T* out) {
+  using V = typename VectorOf<T>::type;
+  constexpr Eigen::Index kStep = static_cast<Eigen::Index>(kRowVectors) * kLanes<T>;
+  const int full_d = d / kBlock * kBlock;
+  Eigen::Index i = begin;
+  for (; i + kStep <= rows; i += kStep) {
+    V q[kRowVectors];
+    for (V& v : q) v = V{};
+    for (int j0 = 0; j0 < full_d; j0 += kBlock) {
+      triangular_block<kBlock, kRowVectors>(x, rows, i, d, j0, mean, u, q);
+    }
+    if (full_d < d) {
+      with_block_width(d - full_d, [&](auto width) {
+        triangular_block<decltype(width)::value, kRowVectors>(x, rows, i, d, full_d, mean, u, q);
+      });
+    }
+    for (int r = 0; r < kRowVectors; ++r) {
+      std::memcpy(out + i + r * kLanes<T>, &q[r], sizeof(V));
+    }
+  }
+  return i;
+}
+
+// out (x.rows()) = |U^T (x_i - mu)|^2 row by row: two vectors of rows at a time (sums in flight
+// for a block narrower than kBlock), then one, then the last rows through a zero-padded vector,
+// so that every row takes the same operations wherever it falls.
+template <typename T>
+void triangular_norms(const Matrix<T>& x, const T* mean, const T* u, Scratch<T>& s, T* out) {
+  const Eigen::Index rows = x.rows();
+  const int d = static_cast<int>(x.cols());
+  Eigen::Index i = triangular_rows<2>(x.data(), rows, 0, d, mean, u, out);
+  i = triangular_rows<1>(x.data(), rows, i, d, mean, u, out);
+  if (i == rows) return;
+  s.last_rows.setZero(kLanes<T>, d);
+  s.last_rows.topRows(rows - i) = x.middleRows(i, rows - i);
+  s.last_norms.resize(kLanes<T>);
+  triangular_rows<1>(s.last_rows.data(), kLanes<T>, 0, d, mean, u, s.last_norms.data());
+  for (Eigen::Index r = i; r < rows; ++r) out[r] = s.last_norms[r - i];
+}
+
 // Direct kinds: log w_k + log p(x | k) = bias_k - |y|^2 / 2, y = U_k^T (x - mu_k) (full / tied)
 // or (x - mu_k) / sd_k (diag / spherical), each component centred on its own mean: nothing
 // cancels, whatever the distances and the conditioning (scikit-learn's form).
@@ -441,10 +556,8 @@ void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T
   if (plan.kind == FeatureKind::kDirectDiag) s.by_rows = x;
   for (int c = 0; c < plan.k; ++c) {
     if (plan.kind == FeatureKind::kDirectFull) {
-      s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.means + std::int64_t{c} * d, d);
-      const Eigen::Map<const RowMatrix<T>> u(plan.u + c * plan.u_stride, d, d);
-      s.projected.noalias() = s.centred * u;
-      s.resp.col(c) = s.projected.rowwise().squaredNorm();
+      triangular_norms(x, plan.means + std::int64_t{c} * d, plan.u + c * plan.u_stride, s,
+                       s.resp.col(c).data());
     } else {
       const Eigen::Map<const RowVector<T>> mean(plan.means + std::int64_t{c} * d, d);
       const Eigen::Map<const RowVector<T>> inverse_sd(plan.u + std::int64_t{c} * d, d);
@@ -456,11 +569,33 @@ void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T
   }
 }
 
+// The upper triangle (a <= b, and some entries below it) of scatter = projected^T centred, both
+// column-major with rows a whole number of vectors: rows_block's register blocks, two rows a by
+// four columns b, only those that reach the triangle.
+template <typename T>
+void upper_scatter(const Matrix<T>& projected, const Matrix<T>& centred, Matrix<T>& scatter) {
+  const Eigen::Index rows = centred.rows(), d = centred.cols();
+  scatter.resize(d, d);
+  constexpr int kColumns = 4, kRows = kBlock / kColumns;
+  for (Eigen::Index b0 = 0; b0 < d; b0 += kColumns) {
+    with_width_up_to<kColumns>(d - b0, [&](auto columns) {
+      constexpr int kFeatures = decltype(columns)::value;
+      for (Eigen::Index a0 = 0; a0 < b0 + kFeatures; a0 += kRows) {
+        with_width_up_to<kRows>(b0 + kFeatures - a0, [&](auto block) {
+          rows_block<decltype(block)::value, kFeatures>(projected.data(), centred.data(), rows, a0,
+                                                        b0, scatter);
+        });
+      }
+    });
+  }
+}
+
 // Direct kinds: t = the packed statistics about the centres, component by component: sum g
 // (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b (full / tied) or its diagonal.
 //
-// Diag and spherical add row by row, elementwise over D (vectorised), and skip the rows a
-// component does not own (g = 0, most of them when clusters are apart), which add nothing.
+// Both skip the rows a component does not own (g = 0, most of them when clusters are apart),
+// which add nothing. Diag and spherical add row by row, elementwise over D (vectorised); full and
+// tied gather the owned rows and form the triangle's sums in register blocks.
 template <typename T>
 void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
   const int d = plan.d;
@@ -484,11 +619,34 @@ void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& 
     return;
   }
   for (int c = 0; c < plan.k; ++c) {
-    s.centred = x.rowwise() - Eigen::Map<const RowVector<T>>(plan.centres + std::int64_t{c} * d, d);
+    const T* centre = plan.centres + std::int64_t{c} * d;
     const auto g = s.resp.col(c);
-    s.t.row(c).head(d).noalias() = g.transpose() * s.centred;
-    s.projected = (s.centred.array().colwise() * g.array()).matrix();
-    s.scatter.noalias() = s.centred.transpose() * s.projected;
+    s.owned.resize(x.rows());
+    Eigen::Index owned = 0;
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {  // without a branch: g = 0 is unpredictable
+      s.owned[owned] = i;
+      owned += g[i] != T(0);
+    }
+    const Eigen::Index padded = (owned + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+    s.centred.resize(padded, d);
+    s.projected.resize(padded, d);
+    if (owned == x.rows()) {
+      s.centred.topRows(owned) = x.rowwise() - Eigen::Map<const RowVector<T>>(centre, d);
+      s.projected.topRows(owned) = s.centred.topRows(owned).array().colwise() * g.array();
+    } else {
+      for (int a = 0; a < d; ++a) {
+        const T* column = x.col(a).data();
+        for (Eigen::Index r = 0; r < owned; ++r) {
+          const T offset = column[s.owned[r]] - centre[a];
+          s.centred(r, a) = offset;
+          s.projected(r, a) = g[s.owned[r]] * offset;
+        }
+      }
+    }
+    s.centred.bottomRows(padded - owned).setZero();
+    s.projected.bottomRows(padded - owned).setZero();
+    s.t.row(c).head(d) = s.projected.colwise().sum();
+    upper_scatter(s.projected, s.centred, s.scatter);
     Eigen::Index j = d;
     for (int a = 0; a < d; ++a) {
       for (int b = a; b < d; ++b) s.t(c, j++) = s.scatter(a, b);
