@@ -216,22 +216,22 @@ int run_fit(const FitArgs& a) {
   });
 
   FitOptions options;
-  on_every_rank([&] {
+  on_every_rank([&] {  // under mpirun every rank finds the same fault: one reports it
     if (!a.init_model.empty()) {
       options.init_model = reconcile_init_model(a, family, covariance, k, trials);
     }
+    if (family == Family::kBinomial && !a.trials_given && !options.init_model) {
+      throw InvalidArgument("--family binomial needs --trials M (the number of trials per entry)");
+    }
+    if (family != Family::kBinomial && a.trials_given) {
+      throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
+                            std::string(to_string(family)) + ")");
+    }
+    if (family != Family::kGaussian && a.covariance_given) {
+      throw InvalidArgument("--covariance applies to Gaussian mixtures only (the family is " +
+                            std::string(to_string(family)) + ")");
+    }
   });
-  if (family == Family::kBinomial && !a.trials_given && !options.init_model) {
-    throw InvalidArgument("--family binomial needs --trials M (the number of trials per entry)");
-  }
-  if (family != Family::kBinomial && a.trials_given) {
-    throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
-                          std::string(to_string(family)) + ")");
-  }
-  if (family != Family::kGaussian && a.covariance_given) {
-    throw InvalidArgument("--covariance applies to Gaussian mixtures only (the family is " +
-                          std::string(to_string(family)) + ")");
-  }
   if (family == Family::kBernoulli) trials = 1;
 
   options.n_components = k;

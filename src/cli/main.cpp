@@ -107,8 +107,19 @@ std::string one_printable_line(const std::string& message) {
   return out;
 }
 
-int report_error(const std::string& message, int code) {
-  std::fprintf(stderr, "emix: error: %s\n", one_printable_line(message).c_str());
+// Set once the command has reported its error and is only exiting: a SIGTERM then (mpirun ending
+// the other ranks of a failed job) has nothing to add.
+volatile sig_atomic_t g_error_reported = 0;
+
+// Prints the error, except on a rank other than 0 when every rank holds the same one (an
+// argument error, or a failure raised on every rank): `mpirun -n 64` printed it 64 times.
+int report_error(const std::string& message, int code, bool same_on_every_rank = false) {
+  if (!same_on_every_rank || emix::cli::mpi_rank() == 0) {
+    std::fprintf(stderr, "emix: error: %s\n", one_printable_line(message).c_str());
+    std::fflush(stderr);
+  }
+  g_error_reported = 1;
+  if (same_on_every_rank) emix::cli::wait_for_every_rank();
   return code;
 }
 
@@ -131,6 +142,7 @@ std::string flag_of(const std::string& option) {
 // _exit) and the exit code is the shell's 128 + signal number. Only async-signal-safe calls.
 extern "C" void stop_on_signal(int signal_number) {
   emix::io::remove_temporary_files();
+  if (g_error_reported) ::_exit(128 + signal_number);
   const char* name = signal_number == SIGINT    ? "SIGINT"
                      : signal_number == SIGTERM ? "SIGTERM"
                                                 : "SIGHUP";
@@ -381,14 +393,14 @@ int main(int argc, char** argv) {
     if (!found) {
       return report_error(
           std::string("unknown command '") + argv[1] + "' (commands: " + known + "; emix --help)",
-          2);
+          2, true);
     }
   }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    return report_error(e.what(), 2);
+    return report_error(e.what(), 2, true);
   }
 
   // The command's status, unless what it printed could not all be written: `emix score m.json
@@ -438,13 +450,14 @@ int main(int argc, char** argv) {
     return report_error("no command given (emix --help lists them)", 2);
   } catch (const emix::OptionError& e) {
     // The library names its option ("max_iter"); a user of the program typed the flag.
-    return report_error(flag_of(e.option()) + ": " + e.what(), 2);
+    return report_error(flag_of(e.option()) + ": " + e.what(), 2,
+                        emix::cli::raised_on_every_rank(e));
   } catch (const emix::Error& e) {
-    return report_error(e.what(), 2);
+    return report_error(e.what(), 2, emix::cli::raised_on_every_rank(e));
   } catch (const std::bad_alloc&) {
     return report_error("out of memory", 1);
   } catch (const std::exception& e) {
-    return report_error(e.what(), 1);
+    return report_error(e.what(), 1, emix::cli::raised_on_every_rank(e));
   } catch (...) {
     return report_error("unknown failure", 1);
   }

@@ -6,6 +6,7 @@
 
 #if EMIX_HAS_MPI
 #include "emix/mpi.hpp"
+#include "mpi/collective.hpp"
 #endif
 
 namespace emix::cli {
@@ -55,5 +56,20 @@ MpiSession::~MpiSession() {
 bool mpi_active() { return g_active; }
 int mpi_rank() { return g_rank; }
 int mpi_size() { return g_size; }
+
+void wait_for_every_rank() {
+#if EMIX_HAS_MPI
+  if (g_active) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}
+
+bool raised_on_every_rank(const std::exception& error) {
+#if EMIX_HAS_MPI
+  return g_active && mpi::raised_on_every_rank(error);
+#else
+  (void)error;
+  return false;
+#endif
+}
 
 }  // namespace emix::cli

@@ -2,6 +2,8 @@
 // (and emix was built with MPI), so the plain `emix` never touches MPI.
 #pragma once
 
+#include <exception>
+
 namespace emix::cli {
 
 class MpiSession {
@@ -16,5 +18,13 @@ class MpiSession {
 bool mpi_active();
 int mpi_rank();  // 0 without MPI
 int mpi_size();  // 1 without MPI
+
+// Whether `error` is one that every rank holds alike (a failure one rank's step raised on all,
+// emix::mpi::raise_if_any_failed), so that rank 0 alone reports it. False without MPI.
+bool raised_on_every_rank(const std::exception& error);
+
+// Collective under MPI (returns at once without): so that rank 0 has reported an error that every
+// rank holds before any rank exits, and mpirun, seeing a rank fail, ends the others.
+void wait_for_every_rank();
 
 }  // namespace emix::cli

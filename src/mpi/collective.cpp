@@ -33,6 +33,14 @@ void require_initialized() {
   if (!initialized) throw InvalidArgument("MPI is not initialized (call MPI_Init first)");
 }
 
+namespace {
+thread_local std::string g_raised_on_every_rank;  // what raise_if_any_failed threw last
+}  // namespace
+
+bool raised_on_every_rank(const std::exception& error) {
+  return !g_raised_on_every_rank.empty() && g_raised_on_every_rank == error.what();
+}
+
 void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
   int rank = 0, size = 1;
   check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
@@ -49,8 +57,9 @@ void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
   check(MPI_Bcast(&length, 1, MPI_INT, root, comm), "MPI_Bcast");
   message.resize(static_cast<std::size_t>(length));
   check(MPI_Bcast(message.data(), length, MPI_CHAR, root, comm), "MPI_Bcast");
-  capi::throw_status(
-      *failed, "rank " + std::to_string(root) + " of " + std::to_string(size) + ": " + message);
+  g_raised_on_every_rank =
+      "rank " + std::to_string(root) + " of " + std::to_string(size) + ": " + message;
+  capi::throw_status(*failed, g_raised_on_every_rank);
 }
 
 void ordered_sum(MPI_Comm comm, double* values, std::int64_t count) {

@@ -22,6 +22,10 @@ void require_initialized();
 // "rank R of P: ". Returns normally on every rank when none failed.
 void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error);
 
+// Whether `error` is what raise_if_any_failed last threw on this thread: every rank holds the
+// same error, so that one of them can report it for all.
+bool raised_on_every_rank(const std::exception& error);
+
 // Collective. Runs `step` on this rank, then raise_if_any_failed with what it threw, so that a
 // step failing on one rank ends every rank instead of leaving the others waiting.
 template <typename Step>
