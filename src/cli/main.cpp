@@ -415,7 +415,11 @@ int main(int argc, char** argv) {
   };
   try {
     if (*fit) {
-      fit_args.seed = emix::cli::parse_seed(fit_seed, "--seed");
+      try {
+        fit_args.seed = emix::cli::parse_seed(fit_seed, "--seed");
+      } catch (const emix::Error& e) {
+        return report_error(e.what(), 2, true);  // the command line's, alike on every rank
+      }
       fit_args.k_given = k_opt->count() > 0;
       fit_args.family_given = family_opt->count() > 0;
       fit_args.covariance_given = covariance_opt->count() > 0;

@@ -41,6 +41,11 @@ bool raised_on_every_rank(const std::exception& error) {
   return !g_raised_on_every_rank.empty() && g_raised_on_every_rank == error.what();
 }
 
+void throw_on_every_rank(const std::string& message) {
+  g_raised_on_every_rank = message;
+  throw InvalidArgument(message);
+}
+
 void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
   int rank = 0, size = 1;
   check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
@@ -51,7 +56,10 @@ void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error) {
   check(MPI_Allgather(&status, 1, MPI_INT, statuses.data(), 1, MPI_INT, comm), "MPI_Allgather");
   const auto failed =
       std::find_if(statuses.begin(), statuses.end(), [](emix_status s) { return s != EMIX_OK; });
-  if (failed == statuses.end()) return;
+  if (failed == statuses.end()) {
+    g_raised_on_every_rank.clear();  // an earlier one was caught, and the ranks went on
+    return;
+  }
   const int root = static_cast<int>(failed - statuses.begin());
   int length = static_cast<int>(std::min<std::size_t>(message.size(), 1 << 16));
   check(MPI_Bcast(&length, 1, MPI_INT, root, comm), "MPI_Bcast");

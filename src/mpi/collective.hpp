@@ -26,6 +26,10 @@ void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error);
 // same error, so that one of them can report it for all.
 bool raised_on_every_rank(const std::exception& error);
 
+// Throws InvalidArgument(message), as every rank does at this point: for a check of values the
+// ranks exchanged, which each rank makes alike (raised_on_every_rank then holds).
+[[noreturn]] void throw_on_every_rank(const std::string& message);
+
 // Collective. Runs `step` on this rank, then raise_if_any_failed with what it threw, so that a
 // step failing on one rank ends every rank instead of leaving the others waiting.
 template <typename Step>

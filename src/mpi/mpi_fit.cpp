@@ -225,9 +225,9 @@ void check_options_agree(MPI_Comm comm, const FitOptions& options) {
   for (std::size_t r = 1; r * values.size() < all.size(); ++r) {
     for (std::size_t i = 0; i < values.size(); ++i) {
       if (all[r * values.size() + i] != all[i]) {
-        throw InvalidArgument("options: rank " + std::to_string(r) + " passes another " +
-                              mine[i].name +
-                              " than rank 0; every rank must pass the same fit options");
+        throw_on_every_rank("options: rank " + std::to_string(r) + " passes another " +
+                            mine[i].name +
+                            " than rank 0; every rank must pass the same fit options");
       }
     }
   }
@@ -278,26 +278,26 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
       reference = r;
       cols = width;
     } else if (width != cols) {
-      throw InvalidArgument("rank " + std::to_string(r) + " of " + std::to_string(size) +
-                            ": its rows have " + std::to_string(width) + " columns, but rank " +
-                            std::to_string(reference) + "'s have " + std::to_string(cols));
+      throw_on_every_rank("rank " + std::to_string(r) + " of " + std::to_string(size) +
+                          ": its rows have " + std::to_string(width) + " columns, but rank " +
+                          std::to_string(reference) + "'s have " + std::to_string(cols));
     }
     // One element type: each rank would otherwise fit in its own precision, and the sum of
     // float32 and float64 statistics is neither fit.
     const std::int64_t dtype = shapes[kShape * r + 3],
                        reference_dtype = shapes[kShape * reference + 3];
     if (dtype != reference_dtype) {
-      throw InvalidArgument("rank " + std::to_string(r) + " of " + std::to_string(size) +
-                            ": its rows are " + to_string(static_cast<DType>(dtype)) +
-                            ", but rank " + std::to_string(reference) + "'s are " +
-                            to_string(static_cast<DType>(reference_dtype)) +
-                            "; every rank must pass the same element type");
+      throw_on_every_rank("rank " + std::to_string(r) + " of " + std::to_string(size) +
+                          ": its rows are " + to_string(static_cast<DType>(dtype)) + ", but rank " +
+                          std::to_string(reference) + "'s are " +
+                          to_string(static_cast<DType>(reference_dtype)) +
+                          "; every rank must pass the same element type");
     }
     if (shapes[kShape * r + 2] != shapes[kShape * reference + 2]) {
-      throw InvalidArgument("sample weights: rank " + std::to_string(r) +
-                            (shapes[kShape * r + 2] ? " passes" : " does not pass") +
-                            " them but rank " + std::to_string(reference) +
-                            (shapes[kShape * r + 2] ? " does not" : " does"));
+      throw_on_every_rank("sample weights: rank " + std::to_string(r) +
+                          (shapes[kShape * r + 2] ? " passes" : " does not pass") +
+                          " them but rank " + std::to_string(reference) +
+                          (shapes[kShape * r + 2] ? " does not" : " does"));
     }
   }
   // Decided once for all ranks (a rank without rows may pass no weights either way).
@@ -314,12 +314,12 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
     }
   });
   if (total_rows == 0)
-    throw InvalidArgument("data: no rows on any of the " + std::to_string(size) + " ranks");
+    throw_on_every_rank("data: no rows on any of the " + std::to_string(size) + " ranks");
   on_every_rank(comm, [&] { validate_fit_options(options, cols); });
   if (options.n_components > total_rows) {
-    throw InvalidArgument("n_components = " + std::to_string(options.n_components) +
-                          " is larger than the number of rows (" + std::to_string(total_rows) +
-                          " over " + std::to_string(size) + " ranks)");
+    throw_on_every_rank("n_components = " + std::to_string(options.n_components) +
+                        " is larger than the number of rows (" + std::to_string(total_rows) +
+                        " over " + std::to_string(size) + " ranks)");
   }
   if (weighted) {
     double weight_sum = 0;
@@ -327,12 +327,12 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
       for (std::int64_t n = 0; n < local_rows.rows; ++n) weight_sum += local_sample_weight[n];
     }
     ordered_sum(comm, &weight_sum, 1);
-    if (!(weight_sum > 0)) throw InvalidArgument("sample weights sum to 0 over all ranks");
+    if (!(weight_sum > 0)) throw_on_every_rank("sample weights sum to 0 over all ranks");
     // Each rank's own checks saw only its share of the sum (validate_sample_weight's rules).
     if (!std::isfinite(weight_sum) || weight_sum < DBL_MIN) {
-      throw InvalidArgument("sample weights sum to " + number(weight_sum) +
-                            " over all ranks, which double precision cannot normalise by; "
-                            "only the weights' ratios matter: rescale them");
+      throw_on_every_rank("sample weights sum to " + number(weight_sum) +
+                          " over all ranks, which double precision cannot normalise by; "
+                          "only the weights' ratios matter: rescale them");
     }
   }
 

@@ -107,8 +107,12 @@ def main():
             failures.append(f"a rank ended by mpirun reported it: {r.stderr}")
 
         # An argument error, found by every rank alike: reported once.
-        for bad_args in (["--trials", "3"], ["--no-such-flag"]):
-            r = run([args.mpiexec, "-n", "3", args.emix, "fit", data, *common, *bad_args,
+        zero = os.path.join(tmp, "zero.npy")
+        np.save(zero, np.zeros(30001))
+        for bad_args in (["--trials", "3"], ["--no-such-flag"], ["--seed", "-5"],
+                         ["--sample-weight", zero]):
+            given = common[:2] + common[4:] if "--seed" in bad_args else common  # less --seed 9
+            r = run([args.mpiexec, "-n", "3", args.emix, "fit", data, *given, *bad_args,
                      "-o", out])
             lines = [line for line in r.stderr.splitlines() if line.startswith("emix:")]
             if r.returncode == 0 or len(lines) != 1 or "error" not in lines[0]:
