@@ -336,6 +336,13 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
     const std::string p = file("model.json", c.json);
     expect_error<IoError>([&] { io::read_model(p); }, p + ": " + c.message);
   }
+  // The other kind's keys at the values the C API reports for a model of this kind are read.
+  const Model bernoulli = io::read_model(file("b.json", R"({"family": "bernoulli",
+    "covariance": "full", "weights": [1], "probabilities": [[0.5]]})"));
+  EXPECT_EQ(bernoulli.probabilities, std::vector<double>{0.5});
+  const Model gaussian = io::read_model(file("g.json", R"({"family": "gaussian", "trials": 1,
+    "covariance": "diag", "weights": [1], "means": [[0]], "covariances": [[2]]})"));
+  EXPECT_EQ(gaussian.covariances, std::vector<double>{2});
 }
 
 TEST_F(ModelFileTest, InvalidValuesAreRejectedNamingTheFile) {

@@ -206,7 +206,7 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     SelectResult
         The table, the best candidate and a fitted estimator for each candidate.
     """
-    from ._base import _check_sample_weight, _is_int
+    from ._base import _check_sample_weight, _is_int, _is_real
     from ._discrete import BernoulliMixture, BinomialMixture
     from ._gaussian import GaussianMixture
 
@@ -223,6 +223,11 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     ks = [int(k) for k in ks]
     if isinstance(covariance_types, str):  # one type, not its letters
         covariance_types = [covariance_types]
+    # Checked whatever the family: each applies to one kind, and a bad value is a mistake.
+    if not (_is_real(reg_covar) and 0 <= reg_covar < float("inf")):
+        raise InvalidArgument(f"reg_covar must be a finite float >= 0, got {reg_covar!r}")
+    if not (_is_real(prob_epsilon) and 0 < prob_epsilon < 0.5):
+        raise InvalidArgument(f"prob_epsilon must be a float in (0, 0.5), got {prob_epsilon!r}")
     types = list(covariance_types)
     for t in types:
         if t not in _COVARIANCE_TYPES:

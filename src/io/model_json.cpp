@@ -1,6 +1,7 @@
 // The model file: {"format": "emix-model", "version": 1, "family": ..., ...} (see README).
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -317,11 +318,19 @@ class ModelReader {
     const char* table = gaussian ? "means" : "probabilities";
     // A key of the other kind of model is a mistake in the file (a Bernoulli model with "means"
     // or a covariance type was read as if they were not there).
+    // (A discrete model's "covariance": "full" and a Gaussian one's "trials": 1, the values the
+    // C API reports for them, are accepted.)
     const std::vector<const char*> other_kind =
         gaussian ? std::vector<const char*>{"probabilities", "trials"}
                  : std::vector<const char*>{"means", "covariances", "covariance"};
     for (const char* key : other_kind) {
-      if (find(key) != nullptr) {
+      const Json* value = find(key);
+      const bool default_value =
+          value != nullptr && ((std::strcmp(key, "covariance") == 0 && value->is_string() &&
+                                value->get_ref<const std::string&>() == "full") ||
+                               (std::strcmp(key, "trials") == 0 && value->is_number_integer() &&
+                                value->get<std::int64_t>() == 1));
+      if (value != nullptr && !default_value) {
         fail(std::string("'") + key + "' belongs to " +
              (gaussian ? "Bernoulli and binomial models" : "Gaussian models") + ", not a " +
              to_string(model.family) + " one");
