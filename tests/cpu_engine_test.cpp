@@ -196,7 +196,8 @@ INSTANTIATE_TEST_SUITE_P(
 // The direct path (a model whose expansion about any one point would lose digits, here
 // components 1e4 apart with unit spread) against the same naive reference, at every instruction
 // set level: full and tied (their quadratic forms and scatters in register blocks, eight and
-// four features at a time: D = 9 and 17 leave a narrower last block; tiles of 100 rows leave
+// four features at a time: D = 9 and 17 leave a narrower last block, and from D = 128 full and
+// tied take this path whatever their conditioning; tiles of 100 rows leave
 // rows past the last whole vector) and, row by row, diag and spherical; all of them skipping the
 // rows a component does not own. Two components share a mean, so that rows are owned by both.
 // float64 only (a float engine runs such a model in double); 1e-10 of each group's scale, as
@@ -204,7 +205,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
   IsaLevel levels[8];
   const int n_levels = emix::cpu::compiled_levels(levels, 8);
-  for (const int d : {9, 17}) {
+  for (const int d : {9, 17, 130}) {
     for (const Covariance covariance :
          {Covariance::kFull, Covariance::kTied, Covariance::kDiag, Covariance::kSpherical}) {
       emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, 6, d, 77);

@@ -304,6 +304,16 @@ double cost_limit() {
 // their variance reg_covar: 100 rows at (1000, 1000) beside 500 around 0 had log-densities
 // 8e-5 off in double about the data's median); two such components far apart, or correlated
 // features, are computed directly. Bernoulli and binomial models keep `preferred` (zero).
+// Full and tied float64 models from D = 128 on run directly, as no expansion point could serve:
+// the expansion's D (D + 3) / 2 features per row (1 MB at D = 512) leave its tiles a few rows and
+// its products memory-bound. One thread, 8 components, 3 iterations: direct 2.7 s against 3.8 at
+// D = 256 and 6.2 against 13.2 at D = 512, within 10 % of each other at D = 64-128, expanded 25 %
+// faster at D = 32 (bench/results/cpu-direct-high-dimension-2026-12-02.md). float32 models keep
+// their expansion, in float, where it serves.
+bool direct_is_faster(const PreparedModel& p) {
+  return p.family == Family::kGaussian && quadratic_pairs(p) && p.d >= 128;
+}
+
 template <typename T>
 std::optional<RowVector<double>> expansion_point(const PreparedModel& p,
                                                  const RowVector<double>& preferred) {
@@ -576,7 +586,7 @@ class CpuEngine final : public Engine {
                                  const RowVector<double>& preferred) const {
     const std::optional<RowVector<double>> point = expansion_point<U>(model, preferred);
     if constexpr (std::is_same_v<U, double>) {
-      if (!point) return make_direct_plan<double>(model);
+      if (!point || direct_is_faster(model)) return make_direct_plan<double>(model);
       return make_plan<double>(model, *point);
     } else {
       if (!point) return std::nullopt;
@@ -726,6 +736,14 @@ class CpuEngine final : public Engine {
   template <typename U>
   std::int64_t block_rows(const Plan<U>& plan) const {
     if (options_.block_rows > 0) return options_.block_rows;
+    if (plan.direct) {
+      // A direct tile holds its rows (and a copy per component), not their features; what it
+      // costs per tile is K x features of sums added into the slot. 1024 rows (fewer beyond
+      // D = 1024) against the rule below (64 at D >= 128): 10-25 % less time at D = 16-64 and
+      // half at D = 512 (bench/results/cpu-direct-high-dimension-2026-12-02.md).
+      const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * d_;
+      return std::clamp<std::int64_t>((8 << 20) / row_bytes, 64, 1024) / 16 * 16;
+    }
     const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * plan.features;
     return std::clamp<std::int64_t>((256 << 10) / row_bytes, 64, 512) / 16 * 16;
   }
