@@ -740,9 +740,12 @@ class CpuEngine final : public Engine {
       // A direct tile holds its rows (and a copy per component), not their features; what it
       // costs per tile is K x features of sums added into the slot. 1024 rows (fewer beyond
       // D = 1024) against the rule below (64 at D >= 128): 10-25 % less time at D = 16-64 and
-      // half at D = 512 (bench/results/cpu-direct-high-dimension-2026-12-02.md).
+      // half at D = 512 (bench/results/cpu-direct-high-dimension-2026-12-02.md). Fewer where
+      // that would leave under 16 tiles to share out among threads (a pass has at most 64 slots).
       const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * d_;
-      return std::clamp<std::int64_t>((8 << 20) / row_bytes, 64, 1024) / 16 * 16;
+      return std::clamp<std::int64_t>(std::min<std::int64_t>((8 << 20) / row_bytes, n_ / 16), 64,
+                                      1024) /
+             16 * 16;
     }
     const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * plan.features;
     return std::clamp<std::int64_t>((256 << 10) / row_bytes, 64, 512) / 16 * 16;
