@@ -81,7 +81,6 @@ struct Scratch {
   Vector<T> last_norms;      // lanes: their quadratic forms
   IndexVector owned;         // rows with g != 0 (direct full / tied)
   RowMatrix<T> by_rows;      // B x D: the rows, row-major (direct diag / spherical)
-  RowVector<T> offset;       // D: a row less a component's centre (direct diag / spherical)
   RowVector<T> first;        // D: one component's sum g (x - c) (direct diag / spherical)
   RowVector<T> second;       // D: its sum g (x - c)^2
   IndexVector special_rows;  // rows whose log-densities are not all finite
@@ -601,17 +600,24 @@ void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& 
   const int d = plan.d;
   s.t.resize(plan.k, plan.features);
   if (plan.kind == FeatureKind::kDirectDiag) {
-    s.by_rows = x;
+    // s.by_rows holds x by rows: direct_log_densities of this tile made it, just before
+    // (add_tile_statistics), and nothing between writes it.
     for (int c = 0; c < plan.k; ++c) {
       const Eigen::Map<const RowVector<T>> centre(plan.centres + std::int64_t{c} * d, d);
       s.first.setZero(d);
       s.second.setZero(d);
+      T* first = s.first.data();
+      T* second = s.second.data();
       for (Eigen::Index i = 0; i < x.rows(); ++i) {
         const T g = s.resp(i, c);
         if (g == T(0)) continue;
-        s.offset.noalias() = s.by_rows.row(i) - centre;
-        s.first.noalias() += g * s.offset;
-        s.second.array() += g * s.offset.array().square();
+        // One loop over the row (Eigen's three expressions wrote and read an offset row).
+        const T* row = s.by_rows.row(i).data();
+        for (int j = 0; j < d; ++j) {
+          const T offset = row[j] - centre[j];
+          first[j] += g * offset;
+          second[j] += g * (offset * offset);
+        }
       }
       s.t.row(c).head(d) = s.first;
       s.t.row(c).tail(d) = s.second;
