@@ -137,40 +137,9 @@ constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(T));
 // Accumulators per register block: eight vectors, as many as every level holds with room.
 constexpr int kBlock = 8;
 
-// body(std::integral_constant<int, W>{}) for W = width (1..kBlock): a block's width as a
-// compile-time constant, so that its sums stay in registers.
-template <typename Body>
-void with_block_width(Eigen::Index width, Body&& body) {
-  switch (width) {
-    case 1:
-      body(std::integral_constant<int, 1>{});
-      break;
-    case 2:
-      body(std::integral_constant<int, 2>{});
-      break;
-    case 3:
-      body(std::integral_constant<int, 3>{});
-      break;
-    case 4:
-      body(std::integral_constant<int, 4>{});
-      break;
-    case 5:
-      body(std::integral_constant<int, 5>{});
-      break;
-    case 6:
-      body(std::integral_constant<int, 6>{});
-      break;
-    case 7:
-      body(std::integral_constant<int, 7>{});
-      break;
-    default:
-      body(std::integral_constant<int, kBlock>{});
-      break;
-  }
-}
-
-// body(std::integral_constant<int, W>{}) for W = min(width, kMax) (width >= 1), instantiating
-// widths 1..kMax only.
+// body(std::integral_constant<int, W>{}) for W = min(width, kMax) (width >= 1): a block's width
+// as a compile-time constant, so that its sums stay in registers; widths 1..kMax only are
+// instantiated.
 template <int kMax, typename Body>
 void with_width_up_to(Eigen::Index width, Body&& body) {
   if constexpr (kMax > 1) {
@@ -253,7 +222,7 @@ void features_times_weights(const Matrix<T>& f, const T* w, const T* bias, int k
   Eigen::Index full_rows = 0;
   if constexpr (kOwnProducts) {
     for (int c0 = 0; c0 < k; c0 += kBlock) {
-      with_block_width(std::min(kBlock, k - c0), [&](auto cols) {
+      with_width_up_to<kBlock>(k - c0, [&](auto cols) {
         full_rows =
             weights_columns<decltype(cols)::value>(f.data(), rows, p, w, bias, c0, out.data());
       });
@@ -353,7 +322,7 @@ void rows_components(const T* g, const T* f, Eigen::Index rows, Eigen::Index p, 
     rows_block<kCols, kFeatures>(g, f, rows, c0, j0, t);
   }
   if (full_p == p) return;
-  with_block_width(p - full_p, [&](auto features) {
+  with_width_up_to<kBlock>(p - full_p, [&](auto features) {
     rows_block<kCols, decltype(features)::value>(g, f, rows, c0, full_p, t);
   });
 }
@@ -385,14 +354,14 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
         components_block<kBlock>(g_rows.data(), padded_k, in_lanes, f.data(), rows, c0, j0, t);
       }
       if (full_p == p) continue;
-      with_block_width(p - full_p, [&](auto features) {
+      with_width_up_to<kBlock>(p - full_p, [&](auto features) {
         components_block<decltype(features)::value>(g_rows.data(), padded_k, in_lanes, f.data(),
                                                     rows, c0, full_p, t);
       });
     }
   }
   for (Eigen::Index c0 = in_lanes; c0 < k; c0 += 4) {
-    with_block_width(std::min<Eigen::Index>(4, k - c0), [&](auto cols) {
+    with_width_up_to<4>(k - c0, [&](auto cols) {
       rows_components<decltype(cols)::value>(g.data(), f.data(), rows, p, c0, t);
     });
   }
@@ -513,7 +482,7 @@ Eigen::Index triangular_rows(const T* x, Eigen::Index rows, Eigen::Index begin, 
       triangular_block<kBlock, kRowVectors>(x, rows, i, d, j0, mean, u, q);
     }
     if (full_d < d) {
-      with_block_width(d - full_d, [&](auto width) {
+      with_width_up_to<kBlock>(d - full_d, [&](auto width) {
         triangular_block<decltype(width)::value, kRowVectors>(x, rows, i, d, full_d, mean, u, q);
       });
     }
