@@ -8,7 +8,6 @@ from ._sklearn import check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
-_COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
 _FAILED = "failed, and left out of the choice: "
@@ -208,7 +207,7 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     """
     from ._base import _check_sample_weight, _is_int, _is_real
     from ._discrete import BernoulliMixture, BinomialMixture
-    from ._gaussian import GaussianMixture
+    from ._gaussian import _COVARIANCE_TYPES, GaussianMixture
 
     if family not in _FAMILIES:
         raise InvalidArgument(f"family must be one of {_FAMILIES}, got {family!r}")
