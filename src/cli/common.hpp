@@ -65,6 +65,9 @@ auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
 // out of range is an error rather than silently clamped or wrapped).
 std::uint64_t parse_seed(const std::string& text, const std::string& option);
 
+// The flag that sets a library option (OptionError::option), for messages about its value.
+std::string flag_of(const std::string& option);
+
 // INPUT memory-mapped (io::MappedNpy), or null to read it into memory. memory_map: "on", "off"
 // or "auto", which maps a .npy file whose rows, held in the chosen precision, would take more
 // than half the physical memory: below that the in-memory read costs one pass and every

@@ -249,7 +249,14 @@ int run_fit(const FitArgs& a) {
   options.engine = engine_options(a.data);
   // Every option value before the data are read: a bad --max-iter does not wait for a large
   // INPUT to load.
-  on_every_rank([&] { emix::validate(options); });
+  on_every_rank([&] {
+    try {
+      emix::validate(options);
+    } catch (const OptionError& e) {
+      // Under mpirun the error reaches the other ranks as text: the flag goes into it here.
+      throw InvalidArgument(flag_of(e.option()) + ": " + e.what());
+    }
+  });
 
   // This process's rows: all of them, or under mpirun its rank's even share. A single process
   // leaves NaN / Inf to the fit's validation (one scan of the data, which names the file's row
@@ -300,7 +307,17 @@ int run_fit(const FitArgs& a) {
     const double* w = weights.empty() ? nullptr : weights.data();
 #if EMIX_HAS_MPI
     if (distributed) {
-      report = mpi::fit(MPI_COMM_WORLD, x.view(), options, w);
+      try {
+        report = mpi::fit(MPI_COMM_WORLD, x.view(), options, w);
+      } catch (const InvalidArgument& e) {
+        if (!mpi::raised_on_every_rank(e)) throw;
+        // Named by its file as a single process names it, and still held alike by every rank.
+        try {
+          rethrow_whole_input_in_file(e, files);
+        } catch (const InvalidArgument& named) {
+          mpi::throw_on_every_rank(named.what());
+        }
+      }
     } else if (mapping) {
       report = fit_mapped(*mapping, options, w, files);
     } else {

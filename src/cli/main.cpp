@@ -123,20 +123,6 @@ int report_error(const std::string& message, int code, bool same_on_every_rank =
   return code;
 }
 
-// The flag that sets a library option, for messages about its value.
-std::string flag_of(const std::string& option) {
-  static const std::pair<const char*, const char*> kFlags[] = {
-      {"n_components", "-k"},         {"trials", "--trials"},
-      {"max_iter", "--max-iter"},     {"tol", "--tol"},
-      {"reg_covar", "--reg-covar"},   {"prob_epsilon", "--prob-epsilon"},
-      {"n_init", "--n-init"},         {"n_threads", "--threads"},
-      {"chunk_rows", "--chunk-rows"}, {"init_model", "--init-model"}};
-  for (const auto& [name, flag] : kFlags) {
-    if (option == name) return flag;
-  }
-  return option;
-}
-
 // A signal that asks the program to stop ends it here and now, in the middle of a fit or a
 // write: the temporaries are removed (the destructors that would remove them do not run after
 // _exit) and the exit code is the shell's 128 + signal number. Only async-signal-safe calls.
@@ -454,7 +440,7 @@ int main(int argc, char** argv) {
     return report_error("no command given (emix --help lists them)", 2);
   } catch (const emix::OptionError& e) {
     // The library names its option ("max_iter"); a user of the program typed the flag.
-    return report_error(flag_of(e.option()) + ": " + e.what(), 2,
+    return report_error(emix::cli::flag_of(e.option()) + ": " + e.what(), 2,
                         emix::cli::raised_on_every_rank(e));
   } catch (const emix::Error& e) {
     return report_error(e.what(), 2, emix::cli::raised_on_every_rank(e));

@@ -109,14 +109,21 @@ def main():
         # An argument error, found by every rank alike: reported once.
         zero = os.path.join(tmp, "zero.npy")
         np.save(zero, np.zeros(30001))
-        for bad_args in (["--trials", "3"], ["--no-such-flag"], ["--seed", "-5"],
-                         ["--sample-weight", zero]):
+        # Each with what its message must name: the flag the user typed, or the file.
+        for bad_args, named in ((["--trials", "3"], "--trials"),
+                                (["--no-such-flag"], "--no-such-flag"),
+                                (["--seed", "-5"], "--seed"),
+                                (["--sample-weight", zero], zero),
+                                (["--max-iter", "-1"], "--max-iter")):
             given = common[:2] + common[4:] if "--seed" in bad_args else common  # less --seed 9
             r = run([args.mpiexec, "-n", "3", args.emix, "fit", data, *given, *bad_args,
                      "-o", out])
             lines = [line for line in r.stderr.splitlines() if line.startswith("emix:")]
             if r.returncode == 0 or len(lines) != 1 or "error" not in lines[0]:
                 failures.append(f"{bad_args} under 3 ranks: exit {r.returncode}, {lines}")
+            elif named not in lines[0]:
+                failures.append(f"{bad_args} under 3 ranks: the error does not name {named}: "
+                                f"{lines[0]}")
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     return 1 if failures else 0
