@@ -833,17 +833,41 @@ void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* fir
   }
 }
 
+// Rows [rows, padded) of f: copies of its last row.
+template <typename T>
+void pad_with_last_row(Matrix<T>& f, Eigen::Index padded) {
+  const Eigen::Index rows = f.rows();
+  if (padded == rows) return;
+  Matrix<T> grown(padded, f.cols());
+  grown.topRows(rows) = f;
+  grown.bottomRows(padded - rows).rowwise() = f.row(rows - 1);
+  f.swap(grown);
+}
+
+// Each tile runs padded to whole vectors of rows, with copies of its last row: every row is then
+// computed by the vector loops (the products' and Eigen's exp and log, whose scalar tails round
+// differently), so that a row's results are bitwise the same wherever it falls, alone or among
+// others (scikit-learn's subset-invariance checks, in float32).
 template <typename T>
 void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, double* log_prob,
               double* resp, std::int32_t* labels) {
   Scratch<T> s;
+  std::vector<std::int32_t> padded_labels;
   const int k = plan.k;
   for (std::int64_t t = first; t < last; ++t) {
     const std::int64_t begin = t * plan.block_rows;
     const std::int64_t rows = std::min(plan.block_rows, plan.n - begin);
+    const std::int64_t padded = (rows + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
     build_features(plan, begin, rows, s.f);
+    pad_with_last_row(s.f, padded);
     log_densities(plan, s.f, s);
-    responsibilities(plan, rows, s, labels != nullptr ? labels + begin : nullptr, false);
+    std::int32_t* tile_labels = nullptr;
+    if (labels != nullptr) {
+      padded_labels.resize(static_cast<std::size_t>(padded));
+      tile_labels = padded_labels.data();
+    }
+    responsibilities(plan, padded, s, tile_labels, false);
+    if (labels != nullptr) std::copy_n(padded_labels.data(), rows, labels + begin);
     if (log_prob != nullptr) {
       for (std::int64_t i = 0; i < rows; ++i) {
         log_prob[begin + i] = static_cast<double>(s.lse[i]) + row_constant(plan, begin + i);

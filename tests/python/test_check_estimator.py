@@ -1,6 +1,6 @@
 """scikit-learn's estimator checks (sklearn.utils.estimator_checks), one pytest case each.
 
-GaussianMixture passes every check.
+GaussianMixture passes every check, with each covariance type and in float32.
 
 BernoulliMixture and BinomialMixture are checked too, but most checks fit on data that
 scikit-learn generates: continuous values (normal or uniform draws), which a Bernoulli mixture
@@ -36,7 +36,12 @@ def _rejected_for_domain(error):
     return False
 
 
-@parametrize_with_checks([emix.GaussianMixture(device="cpu")])
+# Every covariance type, and float32, whose checks run different code (parameter shapes, the
+# float32 engine), not only the defaults.
+@parametrize_with_checks([emix.GaussianMixture(device="cpu")] +
+                         [emix.GaussianMixture(covariance_type=t, device="cpu")
+                          for t in ("tied", "diag", "spherical")] +
+                         [emix.GaussianMixture(dtype="float32", device="cpu")])
 def test_gaussian_mixture_passes_sklearn_checks(estimator, check):
     check(estimator)
 
