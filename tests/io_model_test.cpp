@@ -379,6 +379,12 @@ TEST_F(ModelFileTest, FailedWritesLeaveTheOldFileOrNothing) {
       [&] { io::write_model(path("m.json"), short_means); },
       "write_model(" + path("m.json") +
           "): 'means' has 3 values, expected n_components x n_features = 4");
+  // A model read_model would refuse (a singular covariance, as emix_maximize gives a component
+  // that collapsed without reg_covar) is not written either.
+  Model singular = random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);
+  for (int i = 0; i < 4; ++i) singular.covariances[i] = 1.0;
+  expect_error<InvalidArgument>([&] { io::write_model(path("m.json"), singular); },
+                                "is not positive definite");
   EXPECT_EQ(read_text(path("m.json")), before);
 
   const std::string target = path("no/dir/m.json");

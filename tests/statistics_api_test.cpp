@@ -297,4 +297,71 @@ TEST(StatisticsApi, ImpossibleValuesAndNoWeightAreRefused) {
             std::string::npos);
 }
 
+// Moments no accumulation gives, each of which the M-step would have turned into a covariance
+// that is not positive definite (a model nothing can score, and that model files refuse) or a
+// probability above 1: a negative sum of squares, a mean moved further than the scatter allows,
+// counts beyond trials x N_k. Legitimate statistics of collinear features far from the origin,
+// whose scatter about the new mean is singular to rounding, are taken.
+TEST(StatisticsApi, InconsistentMomentsAreRefusedByTheMStep) {
+  for (const Kind& kind : kKinds) {
+    const Problem p = make_problem(kind, 91);  // K = 3, D = 5
+    const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
+    const std::string what = emix::testing::describe(kind.family, kind.covariance);
+    ASSERT_EQ(message_of([&] { emix::maximize(p.model, s); }), "no exception") << what;
+    const std::size_t n_k = 3 + 1, s_1 = 3 + 3 + 5;  // component 1's N_k and S
+    const std::size_t q = 3 + 3 + 15;                // where the Q_k begin
+    if (kind.family != Family::kGaussian) {
+      emix::Statistics counts = s;
+      counts.values()[s_1] = 2.0 * p.model.trials * counts.values()[n_k];
+      EXPECT_NE(message_of([&] {
+                  emix::maximize(p.model, counts);
+                }).find("S of component 1, feature 0 is"),
+                std::string::npos)
+          << what;
+      continue;
+    }
+    const bool full = kind.covariance == Covariance::kFull || kind.covariance == Covariance::kTied;
+    const std::size_t q_1_00 = q + (full ? 25 : 5);  // component 1's Q[0][0]
+    emix::Statistics negative = s;
+    negative.values()[q_1_00] *= -1;
+    EXPECT_NE(message_of([&] {
+                emix::maximize(p.model, negative);
+              }).find("the scatter of component 1, feature 0 is negative"),
+              std::string::npos)
+        << what;
+    emix::Statistics moved = s;  // S^2 / N = 100 Q: a variance of -99 Q / N
+    moved.values()[s_1] = 10 * std::sqrt(moved.values()[n_k] * moved.values()[q_1_00]);
+    const std::string expected = kind.covariance == Covariance::kTied
+                                     ? "summed scatter about their new means is not positive"
+                                     : "component 1: its scatter about its new mean";
+    EXPECT_NE(message_of([&] { emix::maximize(p.model, moved); }).find(expected), std::string::npos)
+        << what;
+  }
+
+  // Two equal columns at 1e6: a scatter singular to rounding is legitimate.
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, 5);
+  std::vector<double> x = emix::sample(model, 2000, 6).x;
+  for (std::size_t i = 0; i < x.size(); i += 3) {
+    x[i] += 1e6;
+    x[i + 1] = x[i];
+  }
+  for (int c = 0; c < 2; ++c) {
+    model.means[c * 3] += 1e6;
+    model.means[c * 3 + 1] = model.means[c * 3];
+  }
+  for (const Covariance covariance : {Covariance::kFull, Covariance::kTied}) {
+    emix::Model start = model;
+    if (covariance == Covariance::kTied) {
+      start.covariance = covariance;
+      start.covariances.resize(9);
+    }
+    const emix::Statistics s =
+        emix::accumulate(start, emix::DataView::host(x.data(), 2000, 3), cpu());
+    emix::MStepOptions no_regularisation;
+    no_regularisation.reg_covar = 0;
+    EXPECT_EQ(message_of([&] { emix::maximize(start, s, no_regularisation); }), "no exception")
+        << emix::to_string(covariance);
+  }
+}
+
 }  // namespace

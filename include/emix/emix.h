@@ -241,7 +241,8 @@ emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
 /* The M-step: a new model from statistics accumulated under `model`, with the options'
  * reg_covar and fixed weights (NULL: defaults). Components without weight keep `model`'s
  * parameters and are named in the new model's warnings. EMIX_INVALID_ARGUMENT for statistics
- * without weight or with values no accumulation gives. */
+ * without weight or with values no accumulation gives (NaN, negative weights, a scatter about
+ * the new mean that is not positive semi-definite). */
 emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
                           const emix_options* options, emix_model** next);
 

@@ -103,8 +103,9 @@ struct MStepOptions {
 // The M-step: new parameters from statistics accumulated under `model` (or recentred onto its
 // means). Components whose N_k is (numerically) zero keep `model`'s parameters and are listed in
 // `empty` when it is not null; fit() re-seeds them. Throws InvalidArgument when the statistics'
-// shape is not the model's, when they hold a value no accumulation gives (NaN, a negative weight)
-// or no weight at all. A component that collapsed onto too few distinct rows (a singular
+// shape is not the model's, when they hold a value no accumulation gives (NaN, a negative weight,
+// a scatter about the new mean that is not positive semi-definite, binomial counts beyond
+// trials x N_k) or no weight at all. A component that collapsed onto too few distinct rows (a singular
 // covariance without reg_covar) is returned as it is, for the caller to re-seed as fit() does.
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options = {},
                std::vector<int>* empty = nullptr);

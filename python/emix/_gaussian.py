@@ -53,10 +53,33 @@ def _covariances_from_cholesky(precisions_cholesky, covariance_type):
 def _precisions_cholesky(covariances, covariance_type):
     """scikit-learn's precisions_cholesky_: the upper factor U of each precision P = U U^T
     (U = L^-T for the covariance's Cholesky factor L), or 1 / sqrt(variance)."""
+    covariances = np.asarray(covariances)
     if covariance_type in ("full", "tied"):
-        lower = np.linalg.cholesky(covariances)
+        try:
+            lower = np.linalg.cholesky(covariances)
+        except np.linalg.LinAlgError:
+            d = covariances.shape[-1]
+            for c, matrix in enumerate(covariances.reshape(-1, d, d)):
+                try:
+                    np.linalg.cholesky(matrix)
+                except np.linalg.LinAlgError:
+                    _raise_not_positive(c, covariance_type)
+            raise
         return np.swapaxes(np.linalg.inv(lower), -1, -2)
+    bad = np.flatnonzero(~(covariances.reshape(-1) > 0))
+    if bad.size:
+        _raise_not_positive(int(bad[0]) // (covariances.shape[-1] if covariances.ndim == 2 else 1),
+                            covariance_type)
     return 1.0 / np.sqrt(covariances)
+
+
+def _raise_not_positive(component, covariance_type):
+    # A model the M-step gave with reg_covar = 0 (emix.maximize): fit re-seeds such a component,
+    # or stops with an error that names it.
+    which = "the tied covariance" if covariance_type == "tied" else (
+        f"the covariance of component {component}")
+    raise InvalidArgument(f"{which} is not positive definite: its rows lie in a subspace (a "
+                          f"component collapsed, with reg_covar = 0); set reg_covar > 0")
 
 
 class GaussianMixture(_BaseMixture):

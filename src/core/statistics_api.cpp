@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
 #include "core/engine.hpp"
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
@@ -84,6 +87,87 @@ std::string first_impossible_value(const Statistics& s) {
     const bool weight = i == StatisticsLayout::kWeightSum || (i >= layout.nk() && i < layout.s());
     const bool count = discrete && i >= layout.s() && i < layout.q();
     if ((weight || count) && v[i] < 0) return name_of(i) + " is negative (" + number(v[i]) + ")";
+  }
+  return "";
+}
+
+// The first component whose moments no accumulation can give, described, or "": sums of counts
+// beyond trials x N_k, or a scatter about the new mean Q_k / N_k - delta delta^T (delta = S_k /
+// N_k) that is not positive semi-definite. Every such value is a weighted sum of squares, which
+// rounding takes below zero by a few eps of Q_k / N_k at most: 1e-9 of it leaves legitimate
+// statistics (collinear features, means far from their centres) far inside, and a corrupted
+// value, which the M-step would turn into a covariance that is not positive definite (a model
+// that scores nothing and that model files refuse), outside. Components the M-step leaves as
+// they are (empty) are not checked.
+std::string inconsistent_moments(const Statistics& s) {
+  const StatisticsLayout layout = layout_of(s);
+  const std::vector<double>& v = s.values();
+  const int k = layout.k, d = layout.d;
+  double total = 0;
+  for (int c = 0; c < k; ++c) total += v[layout.nk() + c];
+  const auto empty = [&](int c) {
+    return !(v[layout.nk() + c] > std::max(kEmptyComponentShare * total, 1e-300));
+  };
+  constexpr double kRounding = 1e-9;
+  if (s.family() != Family::kGaussian) {
+    for (int c = 0; c < k; ++c) {
+      if (empty(c)) continue;
+      const double most = s.trials() * v[layout.nk() + c] * (1 + kRounding);
+      for (int j = 0; j < d; ++j) {
+        if (v[layout.s_at(c, j)] > most) {
+          return "S of component " + std::to_string(c) + ", feature " + std::to_string(j) + " is " +
+                 number(v[layout.s_at(c, j)]) + ", more than trials x N_k (" + number(most) + ")";
+        }
+      }
+    }
+    return "";
+  }
+  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  // Whether `scatter` (a component's, or tied, their sum) has a direction of negative variance
+  // beyond rounding of `scale`, the largest second moment about a centre that went into it.
+  const auto negative_direction = [&](const RowMatrix& scatter, double scale) {
+    for (int j = 0; j < d; ++j) {
+      if (!(scatter(j, j) >= -kRounding * scale)) return true;
+    }
+    if (s.covariance() == Covariance::kDiag || s.covariance() == Covariance::kSpherical) {
+      return false;
+    }
+    const Eigen::LDLT<Eigen::MatrixXd> ldlt(scatter);
+    return ldlt.info() != Eigen::Success || ldlt.vectorD().minCoeff() < -kRounding * scale;
+  };
+  RowMatrix tied = RowMatrix::Zero(d, d);
+  double tied_scale = 0;
+  for (int c = 0; c < k; ++c) {
+    if (empty(c)) continue;
+    const double n = v[layout.nk() + c];
+    RowMatrix scatter = RowMatrix::Zero(d, d);
+    double scale = 0;
+    for (int a = 0; a < d; ++a) {
+      const double q = v[layout.q_at(c, a, a)];
+      if (q < 0) {
+        return "the scatter of component " + std::to_string(c) + ", feature " + std::to_string(a) +
+               " is negative (" + number(q) + ")";
+      }
+      scale = std::max(scale, q / n);
+      const int last = layout.full_scatter ? d : a + 1;  // diag / spherical: the diagonal only
+      for (int b = layout.full_scatter ? 0 : a; b < last; ++b) {
+        scatter(a, b) =
+            v[layout.q_at(c, a, b)] / n - (v[layout.s_at(c, a)] / n) * (v[layout.s_at(c, b)] / n);
+      }
+    }
+    if (s.covariance() == Covariance::kTied) {
+      tied += n * scatter;
+      tied_scale += n * scale;
+      continue;
+    }
+    if (negative_direction(scatter, scale)) {
+      return "component " + std::to_string(c) +
+             ": its scatter about its new mean (Q / N_k - delta delta^T) is not positive "
+             "semi-definite";
+    }
+  }
+  if (s.covariance() == Covariance::kTied && negative_direction(tied, tied_scale)) {
+    return "the components' summed scatter about their new means is not positive semi-definite";
   }
   return "";
 }
@@ -361,7 +445,8 @@ Model maximize(const Model& model, const Statistics& statistics, const MStepOpti
   if (!(options.reg_covar >= 0) || !(options.prob_epsilon > 0 && options.prob_epsilon < 0.5)) {
     throw InvalidArgument("maximize: reg_covar must be >= 0 and prob_epsilon in (0, 0.5)");
   }
-  const std::string impossible = first_impossible_value(statistics);
+  std::string impossible = first_impossible_value(statistics);
+  if (impossible.empty()) impossible = inconsistent_moments(statistics);
   if (!impossible.empty()) throw InvalidArgument("maximize: " + impossible);
   double weight = 0;
   for (int c = 0; c < layout.k; ++c) weight += statistics.values()[layout.nk() + c];

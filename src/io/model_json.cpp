@@ -575,6 +575,13 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
     root["probabilities"] = nest(model.probabilities, shape);
     root["trials"] = model.trials;
   }
+  // Nothing read_model would refuse: a covariance that is not positive definite (emix_maximize
+  // of statistics whose component collapsed) would leave a file that no command can read.
+  try {
+    model.validate();
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument("write_model(" + detail::quote_path(path) + "): " + e.what());
+  }
   if (report != nullptr) {
     // Non-finite numbers here (a -inf log-likelihood) become null: the fit section is a record
     // for people, and read_model ignores it.

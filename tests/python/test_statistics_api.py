@@ -115,6 +115,32 @@ def test_maximize_refuses_statistics_without_weight():
         emix.maximize(gm, stats)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_maximize_names_a_component_that_collapsed_without_reg_covar(covariance_type):
+    # Fifty identical rows own component 0: with reg_covar = 0 its new covariance is singular,
+    # which fit re-seeds; maximize's model names it rather than numpy's LinAlgError or an
+    # infinite precision.
+    rng = np.random.default_rng(1)
+    x = np.vstack([np.zeros((50, 3)), rng.normal(size=(100, 3)) + 5])
+    gm = quiet_fit(emix.GaussianMixture(2, covariance_type=covariance_type, reg_covar=0,
+                                        means_init=[[0, 0, 0], [5, 5, 5]], device="cpu",
+                                        max_iter=1), x)
+    with pytest.raises(emix.InvalidArgument,
+                       match="covariance of component 0 is not positive definite.*reg_covar > 0"):
+        emix.maximize(gm, emix.accumulate(gm, x))
+
+
+def test_maximize_refuses_a_corrupted_scatter():
+    x = overlapping_mixture(12, n=200)
+    gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu", max_iter=2), x)
+    data = bytearray(emix.accumulate(gm, x).to_bytes())
+    q = float(np.asarray(emix.accumulate(gm, x).second_moments)[0, 0, 0])
+    at = bytes(data).find(np.float64(q).tobytes())
+    data[at:at + 8] = np.float64(-q).tobytes()
+    with pytest.raises(emix.InvalidArgument, match="scatter of component 0, feature 0 is negative"):
+        emix.maximize(gm, emix.Statistics.from_bytes(bytes(data)))
+
+
 def test_merge_order_is_the_stated_tree():
     x = overlapping_mixture(5, n=500)
     gm = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu", max_iter=1), x)
