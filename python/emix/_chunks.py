@@ -346,6 +346,18 @@ class _ArrowChunks(_Adapter):
         return self._result(table, w, i)
 
 
+def _item_rows(item):
+    """The rows of a chunk source's item where its shape tells them without reading it, else
+    -1."""
+    if isinstance(item, tuple) and len(item) == 2:
+        item = item[0]
+    shape = getattr(item, "shape", None)
+    try:
+        return int(shape[0]) if shape is not None and len(shape) == 2 else -1
+    except (TypeError, ValueError):
+        return -1
+
+
 def _item_dtype(item):
     """The element type of a chunk source's item (an array, or an (array, weights) pair), or
     None where it does not say without being read."""
@@ -372,10 +384,13 @@ class _Reiterable(_Adapter):
         # The fit's element type, where the items tell it without being read: float32 only if
         # every chunk is float32 (a float64 chunk is never rounded to float32 for a float32
         # chunk 0's sake).
-        if isinstance(source, (list, tuple)):
-            types = [_item_dtype(item) for item in source]
-        else:
-            types = [_item_dtype(item) for item in self._fresh()]  # one counting pass
+        # The rows each item's shape tells: the library compares every later read with them,
+        # so that a source whose chunks change after this counting pass is caught there.
+        items = source if isinstance(source, (list, tuple)) else self._fresh()
+        types, self.rows = [], []
+        for item in items:
+            types.append(_item_dtype(item))
+            self.rows.append(_item_rows(item))
         self.n = len(types)
         if dtype is None and types and all(t is not None for t in types):
             self.first_dtype = np.result_type(*{_target_dtype(t, None) for t in types})
@@ -391,13 +406,7 @@ class _Reiterable(_Adapter):
         return self.n
 
     def known_rows(self, i):
-        if not isinstance(self.source, (list, tuple)):
-            return -1
-        item = self.source[i]
-        if isinstance(item, tuple) and len(item) == 2:
-            item = item[0]
-        shape = getattr(item, "shape", None)
-        return int(shape[0]) if shape is not None and len(shape) == 2 else -1
+        return self.rows[i]
 
     def chunk(self, i):
         if isinstance(self.source, (list, tuple)):

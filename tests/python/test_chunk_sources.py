@@ -152,6 +152,28 @@ def test_bad_chunks_name_the_chunk(data):
         fit(SpoilsLater(), max_iter=20, tol=0)
 
 
+@pytest.mark.parametrize("changes_on_pass", [2, 3, 4, 5])
+@pytest.mark.parametrize("rows", [30, 70])
+def test_a_chunk_whose_rows_change_on_any_pass_is_named(data, changes_on_pass, rows):
+    """The counting pass, the first reads and the initialisation are passes too: a chunk that
+    shrinks or grows after any of them is named, never fitted as another data set."""
+
+    class Changes:
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            last = data[450:500]
+            if self.passes >= changes_on_pass:
+                last = np.vstack([last, data[:20]]) if rows > 50 else last[:rows]
+            return iter([data[a:a + 50] for a in range(0, 450, 50)] + [last])
+
+    with pytest.raises(ValueError, match=f"chunk 9 \\(rows 451..500\\): {rows} rows now, "
+                                         "but 50 before"):
+        fit(Changes(), max_iter=10, tol=0)
+
+
 def test_chunks_of_several_element_types_take_the_widest(data):
     """A float64 chunk is never rounded to float32 because chunk 0 is float32."""
     pieces = [data[:250].astype(np.float32), data[250:]]
