@@ -67,6 +67,44 @@ TEST_F(OutputFileTest, RegularFileIsReplacedWholeOnlyAtCommit) {
   EXPECT_EQ(entries(), std::vector<std::string>{"a.txt"});
 }
 
+// A replaced file keeps its permissions and owner, as the shell's `>` keeps them: a private
+// model stays private. One this user may not write (read-only, for anyone but root) is refused.
+TEST_F(OutputFileTest, AReplacedFileKeepsItsPermissionsAndOwner) {
+  const auto mode_of = [&](const std::string& name) {
+    struct stat info;
+    EXPECT_EQ(::stat(path(name).c_str(), &info), 0);
+    return info.st_mode & 07777;
+  };
+  for (const mode_t mode : {0600, 0640, 0604}) {
+    file("m.json", "old");
+    ASSERT_EQ(::chmod(path("m.json").c_str(), mode), 0);
+    io::OutputFile out(path("m.json"));
+    out.write("new");
+    out.commit();
+    EXPECT_EQ(read("m.json"), "new");
+    EXPECT_EQ(mode_of("m.json"), mode);
+  }
+  file("r.json", "kept");
+  ASSERT_EQ(::chmod(path("r.json").c_str(), 0444), 0);
+  if (::geteuid() != 0) {
+    expect_error<IoError>([&] { io::OutputFile out(path("r.json")); },
+                          "its permissions do not let this user write it");
+    EXPECT_EQ(read("r.json"), "kept");
+    return;
+  }
+  // Root writes any file, as with `>`; the owner is kept.
+  ASSERT_EQ(::chown(path("r.json").c_str(), 65534, 65534), 0);
+  io::OutputFile out(path("r.json"));
+  out.write("new");
+  out.commit();
+  struct stat info;
+  ASSERT_EQ(::stat(path("r.json").c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 65534u);
+  EXPECT_EQ(info.st_gid, 65534u);
+  EXPECT_EQ(info.st_mode & 07777, 0444u);
+  EXPECT_EQ(entries().size(), 2u);  // no temporary left
+}
+
 TEST_F(OutputFileTest, SymbolicLinksStayLinksAndTheirTargetIsReplaced) {
   fs::create_directories(dir_ / "deep" / "er");
   file("deep/er/model.json", "old");

@@ -151,6 +151,7 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   // The kernel follows the links here: it alone resolves the "links" of /proc/self/fd, which
   // /dev/stdout is (to "pipe:[...]" for a pipe).
   struct stat info;
+  bool replaces_a_file = false;
   if (::stat(path.c_str(), &info) == 0) {
     if (S_ISCHR(info.st_mode) || S_ISFIFO(info.st_mode)) {
       s.mode = State::Mode::kInPlace;
@@ -168,6 +169,12 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
       cannot_write(path, std::string("it is ") + kind_of(info.st_mode) +
                              "; emix writes regular files, FIFOs and character devices");
     }
+    // As the shell's `>` would: a file its permissions protect from this user is not replaced.
+    if (::access(path.c_str(), W_OK) != 0) {
+      cannot_write(path, "the file exists and its permissions do not let this user write it",
+                   errno);
+    }
+    replaces_a_file = true;
   } else if (errno == ELOOP) {
     cannot_write(path, "too many levels of symbolic links");
   } else if (errno != ENOENT) {
@@ -205,6 +212,14 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
     unregister_temporary(s.slot);
     s.slot = -1;
     cannot_write(path, "cannot create a file in the folder " + detail::quote_path(folder), error);
+  }
+  if (replaces_a_file) {
+    // The replacement keeps the file's permissions (a private 0600 model stays private) and,
+    // where this user may set them, its owner and group; failing that, it is this user's.
+    if (::fchown(s.fd, info.st_uid, info.st_gid) != 0 && errno == EPERM) {
+      (void)::fchown(s.fd, static_cast<uid_t>(-1), info.st_gid);
+    }
+    (void)::fchmod(s.fd, info.st_mode & 0777);
   }
 }
 
