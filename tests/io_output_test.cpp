@@ -213,6 +213,11 @@ TEST_F(OutputFileTest, FoldersSocketsAndMissingFoldersAreRefused) {
       path("no/such/x") + ": cannot write: the folder " + path("no/such") + " does not exist");
   expect_error<IoError>([&] { io::OutputFile out(""); }, "the output path is empty");
   expect_error<IoError>([&] { io::OutputFile out(path(".")); }, "not a file name");
+  // The C library would write the name up to the NUL, "a": another file.
+  file("a", "kept");
+  expect_error<IoError>([&] { io::OutputFile out(path("a") + std::string(1, '\0') + "b"); },
+                        "a file name holds no NUL byte");
+  EXPECT_EQ(read("a"), "kept");
 }
 
 TEST_F(OutputFileTest, LongNamesKeepTheirTemporaryWithinNameMax) {

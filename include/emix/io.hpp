@@ -185,6 +185,9 @@ class NpyWriter {
 // The model file format (see README): {"format": "emix-model", "version": 1, ...}.
 // read_model needs only the parameters; it validates them (Model::validate).
 Model read_model(const std::string& path);
+// The same, from one read of the file, with its "fit" section as JSON text in `fit_section`
+// ("" when the file has none): for readers of the record the fit left (the Python package).
+Model read_model(const std::string& path, std::string* fit_section);
 // Writes the model and, when `report` is given, its "fit" section.
 void write_model(const std::string& path, const Model& model, const FitReport* report = nullptr);
 // The same into an open output, without committing it.

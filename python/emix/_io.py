@@ -33,7 +33,7 @@ def load_model(path):
         The parameters are invalid (a ``ValueError`` naming the file and the value).
     """
     path = os.fspath(path)
-    model = _emix.read_model(path)
+    model, fit_text = _emix.read_model_and_fit(path)  # one read: the file may change
     if model.family == "gaussian":
         estimator = GaussianMixture(n_components=model.n_components,
                                     covariance_type=model.covariance)
@@ -43,8 +43,7 @@ def load_model(path):
         estimator = BinomialMixture(n_components=model.n_components, n_trials=model.trials)
     estimator._set_model(model)
     estimator.n_features_in_ = model.n_features
-    with open(path, encoding="utf-8") as f:
-        fit = json.load(f).get("fit")
+    fit = json.loads(fit_text) if fit_text else None
     if isinstance(fit, dict):
         report = FitReport._from_json(fit, path)
         estimator.report_ = report

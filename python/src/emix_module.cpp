@@ -632,6 +632,18 @@ NB_MODULE(_emix, m) {
       },
       nb::arg("path"));
   m.def(
+      "read_model_and_fit",
+      [](const std::string& path) {
+        std::string fit;
+        emix::Model model;
+        {
+          nb::gil_scoped_release release;
+          model = emix::io::read_model(path, &fit);
+        }
+        return nb::make_tuple(std::move(model), std::move(fit));
+      },
+      nb::arg("path"));
+  m.def(
       "write_model",
       [](const std::string& path, const emix::Model& model, const emix::FitReport* report) {
         nb::gil_scoped_release release;

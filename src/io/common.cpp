@@ -286,6 +286,8 @@ void throw_io(const std::string& path, const std::string& message, int error) {
 }
 
 InputFile::InputFile(const std::string& path) : path_(path) {
+  // The C library would read the name up to the NUL: another file.
+  if (path.find('\0') != std::string::npos) throw_io(path, "a file name holds no NUL byte");
   file_ = std::fopen(path.c_str(), "rb");
   if (file_ == nullptr) throw_io(path, "cannot open", errno);
   struct stat info;

@@ -524,12 +524,18 @@ std::string read_whole_file(const std::string& path) {
 
 }  // namespace
 
-Model read_model(const std::string& path) {
+Model read_model(const std::string& path) { return read_model(path, nullptr); }
+
+Model read_model(const std::string& path, std::string* fit_section) {
   const std::string text = read_whole_file(path);
   Json root;
   BoundedDomBuilder builder(path, text, &root);
   Json::sax_parse(text, &builder);
   const Model model = ModelReader(path, root).read();
+  if (fit_section != nullptr) {
+    const auto fit = root.find("fit");
+    *fit_section = fit == root.end() ? std::string() : fit->dump();
+  }
   try {
     model.validate();
   } catch (const InvalidArgument& e) {

@@ -144,6 +144,8 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   State& s = *state_;
   s.path = path;
   if (path.empty()) throw IoError("cannot write: the output path is empty");
+  // The C library would take the name up to the NUL: another file, perhaps one to keep.
+  if (path.find('\0') != std::string::npos) cannot_write(path, "a file name holds no NUL byte");
   const std::string name = name_of(path);
   if (name.empty() || name == "." || name == "..") cannot_write(path, "not a file name");
 

@@ -139,3 +139,30 @@ def test_a_fit_section_entry_of_the_wrong_kind_is_an_io_error(tmp_path, key, val
     path.write_text(json.dumps(edited))
     with pytest.raises(emix.IoError, match=f'"fit" entry "{key}"'):
         emix.load_model(path)
+
+
+def test_a_path_with_a_nul_byte_is_refused_not_cut(tmp_path):
+    # The C library would take the name up to the NUL: "a", another file.
+    kept = tmp_path / "a"
+    kept.write_text("kept")
+    gm = emix.GaussianMixture(1, device="cpu").fit(np.random.default_rng(0).normal(size=(20, 2)))
+    with pytest.raises(emix.IoError, match="a file name holds no NUL byte"):
+        gm.save(str(kept) + "\0b.json")
+    with pytest.raises(emix.IoError, match="a file name holds no NUL byte"):
+        emix.load_model(str(kept) + "\0b.json")
+    assert kept.read_text() == "kept"
+
+
+@pytest.mark.parametrize("before, after", [(b"\xef\xbb\xbf", b""), (b"", b"\0"),
+                                           (b"", b"\n\n")])
+def test_load_model_reads_what_the_program_reads(tmp_path, before, after):
+    # A UTF-8 byte-order mark or a trailing NUL: the library's reader takes them, and the fit
+    # section comes from the same single read of the file.
+    path = tmp_path / "m.json"
+    gm = emix.GaussianMixture(2, random_state=0, device="cpu").fit(overlapping_mixture(3, n=200))
+    gm.save(path)
+    path.write_bytes(before + path.read_bytes() + after)
+    loaded = emix.load_model(path)
+    assert np.array_equal(loaded.means_, gm.means_)
+    assert loaded.n_iter_ == gm.n_iter_ and loaded.converged_ == gm.converged_
+    assert loaded.lower_bound_ == gm.lower_bound_
