@@ -246,6 +246,27 @@ std::string message_of(const std::function<void()>& fn) {
   return "no InvalidArgument";
 }
 
+// Old: a chunked (memory-mapped) fit skipped the memory check the in-memory fit makes, and
+// allocated until bad_alloc or for minutes.
+TEST(ChunkedFit, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
+  const Kind kind{Family::kGaussian, Covariance::kDiag};
+  const emix::Model truth = emix::testing::random_model(kind.family, kind.covariance, 2, 3, 5);
+  const std::vector<double> x = emix::sample(truth, 1000, 6).x;
+  VectorChunks chunks(x, 1000, 3, 100);
+  emix::FitOptions o = options_for(kind);
+  o.n_components = 2;
+  o.n_init = 1 << 30;
+  const std::string message = [&] {
+    try {
+      emix::fit(chunks, o);
+    } catch (const emix::OutOfMemory& e) {
+      return std::string(e.what());
+    }
+    return std::string("no OutOfMemory");
+  }();
+  EXPECT_NE(message.find("n_init = 1073741824 needs at least"), std::string::npos) << message;
+}
+
 // A changing width, a NaN in chunk 7, and a source that gives other chunks on a later pass: each
 // an InvalidArgument naming the chunk. Empty chunks are no error.
 // The same errors from a source that announces its rows (each chunk checked when first read) as

@@ -172,6 +172,28 @@ TEST(FitValidation, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
   emix::check_fit_memory(10000000, 2, o);
 }
 
+// Old: --n-init 30000000 reserved its runs until bad_alloc ("out of memory", exit 1); every
+// restart's run is held until the joint passes end, so the check counts each.
+TEST(FitValidation, RestartsLargerThanTheMachineAreRefusedBeforeAllocating) {
+  emix::FitOptions o;
+  o.n_components = 2;
+  o.n_init = 30000000;
+  const std::string message = error_of<emix::OutOfMemory>([&] { emix::check_fit_memory(4, 2, o); });
+  EXPECT_NE(message.find("n_components = 2, n_init = 30000000 needs at least"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("use fewer components or fewer restarts"), std::string::npos) << message;
+  o.n_init = 100;
+  emix::check_fit_memory(4, 2, o);
+}
+
+// Old: sample(10^12) ended in bad_alloc.
+TEST(Sampling, MoreRowsThanTheMachineHoldsAreRefusedBeforeAllocating) {
+  const emix::Model m = emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 1);
+  const std::string message =
+      error_of<emix::OutOfMemory>([&] { emix::sample(m, std::int64_t{1} << 40, 1); });
+  EXPECT_EQ(message.rfind("sample: 1099511627776 rows x 3 features need", 0), 0u) << message;
+}
+
 // N x K responsibilities are the result of predict_proba; their size is checked before it is
 // allocated.
 TEST(Evaluation, ResultsLargerThanTheMachineAreRefusedBeforeAllocating) {

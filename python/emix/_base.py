@@ -744,6 +744,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         if not _is_int(n_samples) or n_samples < 1:
             raise InvalidArgument(f"Invalid value for 'n_samples': {n_samples!r} . The sampling "
                                   "requires at least one sample.")
+        if n_samples >= 2**63:
+            raise InvalidArgument(f"n_samples = {n_samples}: more rows than an array can index")
         X, y = _emix.sample(self._model(), int(n_samples), self._seed())
         return X, np.asarray(y, dtype=np.int64)  # scikit-learn's label type
 

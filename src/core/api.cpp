@@ -88,6 +88,7 @@ double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
 Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
   model.validate();
   if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
+  check_sample_memory(n, model.n_features);
   const int k = model.n_components, d = model.n_features;
   const std::size_t du = static_cast<std::size_t>(d);
   std::mt19937_64 rng(seed);

@@ -323,6 +323,7 @@ FitReport fit(ChunkSource& source, const FitOptions& options) {
                           " is larger than the number of rows (" + std::to_string(engine.rows()) +
                           ")");
   }
+  check_fit_memory(engine.rows(), engine.cols(), options);
   const double setup_seconds = seconds_since(start);
   const WeightGather gather_weights = [&engine](const std::int64_t* idx, std::int64_t count,
                                                 double* out) {

@@ -558,11 +558,15 @@ FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) 
   const bool full = o.family == Family::kGaussian && o.covariance == Covariance::kFull;
   FitMemory m;
   m.init_bytes = 8 * init_matrices * sample * k;
-  m.em_bytes = 8 * 4 * k * (1 + d + (full ? d * d : 0));
+  // Every restart's run is held until the joint passes end (run_em), each with its own
+  // generator, options and report besides its models: 8 KiB (std::mt19937_64 alone is 2.5).
+  const double runs = std::max(o.n_init, 1);
+  m.em_bytes = runs * (8 * 4 * k * (1 + d + (full ? d * d : 0)) + 8192);
   m.init_what = "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
                 " sampled rows x " + whole(k) + " components in double precision";
   m.em_what = "the model and its statistics hold " + whole(k) + " components x " + whole(d) +
-              (full ? " x " + whole(d) : std::string()) + " values several times";
+              (full ? " x " + whole(d) : std::string()) + " values several times" +
+              (runs > 1 ? ", for each of " + whole(runs) + " restarts" : std::string());
   return m;
 }
 
@@ -574,13 +578,15 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o)
   const double available = memory_of_this_machine();
   if (needed <= available) return;
   const bool init = m.init_bytes >= m.em_bytes;
-  throw OutOfMemory("n_components = " + std::to_string(o.n_components) + " needs at least " +
-                    gigabytes(needed) + " of memory (" + (init ? m.init_what : m.em_what) +
-                    "), more than the " + gigabytes(available) +
+  const std::string restarts = o.n_init > 1 ? ", n_init = " + std::to_string(o.n_init) : "";
+  throw OutOfMemory("n_components = " + std::to_string(o.n_components) + (init ? "" : restarts) +
+                    " needs at least " + gigabytes(needed) + " of memory (" +
+                    (init ? m.init_what : m.em_what) + "), more than the " + gigabytes(available) +
                     " of this machine; use fewer components" +
                     (init ? " (or, from the library, a smaller init_max_rows: at least "
                             "n_components)"
-                          : ""));
+                     : restarts.empty() ? ""
+                                        : " or fewer restarts"));
 }
 
 void check_select_memory(std::int64_t rows, std::int64_t cols,
@@ -591,7 +597,7 @@ void check_select_memory(std::int64_t rows, std::int64_t cols,
   for (const FitOptions& o : grid) {
     const FitMemory m = fit_memory(rows, cols, o);
     init_bytes = std::max(init_bytes, m.init_bytes);
-    em_bytes += m.em_bytes * std::max(o.n_init, 1);
+    em_bytes += m.em_bytes;  // every restart's
   }
   const double needed = init_bytes + em_bytes;
   const double available = memory_of_this_machine();
@@ -611,6 +617,16 @@ void check_result_memory(std::int64_t rows, int k) {
   throw OutOfMemory("the results for " + std::to_string(rows) + " rows" +
                     (k > 0 ? " x " + std::to_string(k) + " responsibilities" : std::string()) +
                     " need " + gigabytes(needed) + " of memory, more than the " +
+                    gigabytes(available) + " of this machine");
+}
+
+void check_sample_memory(std::int64_t rows, int cols) {
+  // The rows in double and their int32 labels.
+  const double needed = static_cast<double>(rows) * (8.0 * cols + 4.0);
+  const double available = memory_of_this_machine();
+  if (needed <= available) return;
+  throw OutOfMemory("sample: " + std::to_string(rows) + " rows x " + std::to_string(cols) +
+                    " features need " + gigabytes(needed) + " of memory, more than the " +
                     gigabytes(available) + " of this machine");
 }
 

@@ -62,6 +62,8 @@ void check_select_memory(std::int64_t rows, std::int64_t cols, const std::vector
 // Throws OutOfMemory when the results of an evaluation of `rows` rows (log p(x), and `k`
 // responsibilities per row when k > 0) cannot fit in memory, before they are allocated.
 void check_result_memory(std::int64_t rows, int k);
+// OutOfMemory when sample() of `rows` x `cols` would not fit in this machine's memory.
+void check_sample_memory(std::int64_t rows, int cols);
 
 // After an evaluation: throws DataError (column 0: the whole row) at the first row whose
 // log-density is NaN, or whose responsibilities are NaN although its log-density is finite
