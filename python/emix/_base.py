@@ -793,7 +793,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 def _check_sample_weight(sample_weight, n_samples, allow_all_zero=False):
     if sample_weight is None:
         return None
-    weights = np.asarray(to_host_numpy(sample_weight), dtype=np.float64)
+    weights = np.asarray(to_host_numpy(sample_weight))
+    if weights.dtype.kind not in "fiub":  # complex, text, times: not weights
+        raise InvalidArgument(f"sample_weight: element type {weights.dtype} is not real numbers")
+    weights = weights.astype(np.float64, copy=False)
     if weights.ndim == 0:
         weights = np.full(n_samples, float(weights))
     if weights.ndim != 1:

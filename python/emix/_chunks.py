@@ -55,7 +55,7 @@ def _is_chunk_list(x):
 
 
 def _is_chunk_item(item):
-    if isinstance(item, tuple) and len(item) == 2:
+    if isinstance(item, tuple) and item:  # an (array, weights) pair, or a mistaken tuple
         item = item[0]
     return getattr(item, "ndim", None) == 2
 
@@ -109,6 +109,9 @@ def _arrow_to_numpy(table):
     is one copy)."""
     columns = [np.asarray(column.to_numpy(zero_copy_only=False) if hasattr(column, "to_numpy")
                           else column) for column in table.columns]
+    for name, column in zip(table.column_names, columns):
+        if column.dtype.kind not in "fiub":  # text, times, nested values: not features
+            raise InvalidArgument(f"column {name!r}: element type {column.dtype} is not numeric")
     if not columns:
         return np.empty((table.num_rows, 0))
     dtype = np.result_type(*[c.dtype for c in columns])
@@ -243,6 +246,8 @@ class _Adapter:
 
     def peek_features(self):
         """The width of the data, before the fit (reads chunk 0 where nothing else tells)."""
+        if self.n_chunks() == 0:
+            raise InvalidArgument("the chunk source holds no chunks: there are no rows to fit")
         return self.chunk(0)[0].cols
 
     def _result(self, x, w, index):
@@ -432,6 +437,9 @@ class _Reiterable(_Adapter):
                 if extra is not None:
                     raise InvalidArgument(f"chunk {self.n}: the chunk source gave more than the "
                                           f"{self.n} chunks of its first pass")
-        if isinstance(item, tuple) and len(item) == 2:
+        if isinstance(item, tuple):
+            if len(item) != 2:
+                raise InvalidArgument(f"chunk {i}: a tuple item is an (array, sample_weight) "
+                                      f"pair, but this one has {len(item)} items")
             return self._result(item[0], item[1], i)
         return self._result(item, None, i)

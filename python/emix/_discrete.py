@@ -248,4 +248,5 @@ class BinomialMixture(_DiscreteMixture):
 
     def _family_checks(self):
         return super()._family_checks() + [
-            (_is_int(self.n_trials) and self.n_trials >= 1, "n_trials", "an int >= 1")]
+            (_is_int(self.n_trials) and 1 <= self.n_trials <= 2**31 - 1, "n_trials",
+             "an int in [1, 2147483647]")]

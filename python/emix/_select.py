@@ -1,5 +1,7 @@
 """Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
 
+import os
+
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
@@ -125,6 +127,9 @@ class SelectResult:
             ax = path_or_ax
         else:
             path = path_or_ax
+            # matplotlib would write a folder's name plus ".png" beside it.
+            if path is not None and os.path.isdir(path):
+                raise _emix.IoError(f"{os.fspath(path)}: cannot write the plot: it is a folder")
         if ax is None:
             if path is not None:
                 from matplotlib.figure import Figure
@@ -220,6 +225,9 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         if not _is_int(k):
             raise InvalidArgument(f"n_components must be ints, got {k!r}")
     ks = [int(k) for k in ks]
+    for i, k in enumerate(ks):
+        if k in ks[:i]:  # a candidate fitted twice, as `emix select -k 1,1` refuses it
+            raise InvalidArgument(f"n_components: K = {k} is given twice")
     if isinstance(covariance_types, str):  # one type, not its letters
         covariance_types = [covariance_types]
     # Checked whatever the family: each applies to one kind, and a bad value is a mistake.
@@ -228,9 +236,11 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
     if not (_is_real(prob_epsilon) and 0 < prob_epsilon < 0.5):
         raise InvalidArgument(f"prob_epsilon must be a float in (0, 0.5), got {prob_epsilon!r}")
     types = list(covariance_types)
-    for t in types:
+    for i, t in enumerate(types):
         if t not in _COVARIANCE_TYPES:
             raise InvalidArgument(f"covariance_types must be among {_COVARIANCE_TYPES}, got {t!r}")
+        if t in types[:i]:
+            raise InvalidArgument(f"covariance_types: {t!r} is given twice")
     if family != "gaussian":
         types = ["full"]
     if not ks or not types:

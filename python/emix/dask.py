@@ -306,8 +306,11 @@ class _DaskMixture:
         if sample_weight is None:
             return None
         if not _is_dask_array(sample_weight):
-            sample_weight = da.from_array(np.asarray(sample_weight, dtype=np.float64),
-                                          chunks=(X.chunks[0],))
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            if weights.shape != (X.shape[0],):  # before dask cuts it into X's row blocks
+                raise InvalidArgument(f"sample_weight.shape == {weights.shape}, expected "
+                                      f"{(X.shape[0],)}")
+            sample_weight = da.from_array(weights, chunks=(X.chunks[0],))
         w = sample_weight.astype(np.float64)
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
             raise InvalidArgument(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")

@@ -132,8 +132,10 @@ std::string inconsistent_moments(const Statistics& s) {
     if (s.covariance() == Covariance::kDiag || s.covariance() == Covariance::kSpherical) {
       return false;
     }
+    // Not info(): a singular scatter (fewer rows than features) is legitimate, and Eigen calls
+    // its pivots of rounding's size a numerical issue; their D stay at rounding's size.
     const Eigen::LDLT<Eigen::MatrixXd> ldlt(scatter);
-    return ldlt.info() != Eigen::Success || ldlt.vectorD().minCoeff() < -kRounding * scale;
+    return ldlt.vectorD().minCoeff() < -kRounding * scale;
   };
   RowMatrix tied = RowMatrix::Zero(d, d);
   double tied_scale = 0;

@@ -285,3 +285,17 @@ def test_sources_that_know_their_rows_are_checked_as_first_read(data, reference,
     pieces[9][5, 0] = np.nan
     with pytest.raises(ValueError, match="chunk 9"):
         fit(pieces)
+
+
+def test_sources_with_nothing_to_fit_or_items_of_the_wrong_kind_are_named(data):
+    with pytest.raises(ValueError, match="chunk 1: a tuple item is an \\(array, sample_weight\\) "
+                                         "pair, but this one has 3 items"):
+        fit([(data[:250], np.ones(250)), (data[250:], np.ones(250), 1)])
+    pa = pytest.importorskip("pyarrow")
+    with pytest.raises(ValueError, match="the chunk source holds no chunks"):
+        fit(pa.table({"a": pa.array([], pa.float64())}))
+    times = pa.table({"a": pa.array(np.arange(len(data)).astype("datetime64[s]")),
+                      "b": pa.array(data[:, 0])})
+    with pytest.raises(ValueError, match="column 'a': element type datetime64\\[s\\] is not "
+                                         "numeric"):
+        fit(times)

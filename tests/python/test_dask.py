@@ -182,6 +182,10 @@ def test_weights_that_sum_to_zero_are_an_invalid_argument(client):
         probabilities_init=[[0.6] * 4, [0.4] * 4])
     with pytest.raises(emix.InvalidArgument, match="sum to 0"):
         estimator.fit(da.from_array(data, chunks=(50, 4)), sample_weight=np.zeros(100))
+    # Named before dask cuts the weights into the data's row blocks ("Chunks do not add up").
+    with pytest.raises(emix.InvalidArgument, match=r"sample_weight.shape == \(5,\), expected "
+                                                   r"\(100,\)"):
+        estimator.fit(da.from_array(data, chunks=(50, 4)), sample_weight=np.ones(5))
 
 
 def test_empty_and_collapsed_components_are_reseeded(client, data):

@@ -7,6 +7,7 @@ below names the exception type and a piece of the message that says what was wro
 """
 
 import json
+import os
 import pickle
 import re
 
@@ -57,14 +58,20 @@ BAD_DATA = [
     (np.where(np.arange(30).reshape(10, 3) == 29, -np.inf, 1.0), ValueError,
      r"Input X contains infinity \(row 10, column 3\)"),
     (np.ones((10, 3), dtype=complex), ValueError, "Complex data not supported"),
-    ([["a", "b"], ["c", "d"]], ValueError, "could not convert string to float"),
+    # Text and times are not numbers to fit, as scikit-learn's check_array says (a datetime64
+    # was fitted as its ticks since 1970); objects that read as numbers are numbers.
+    ([["1", "2"], ["3", "4"]], ValueError, "element type <U1 is not numeric"),
+    (np.ones((4, 2)).astype("datetime64[s]"), ValueError,
+     r"element type datetime64\[s\] is not numeric"),
+    (np.array([["a", 2.0], [1.0, 2.0]], dtype=object), ValueError,
+     "could not convert string to float"),
     (np.array([[{"a": 1}, 2.0]], dtype=object), TypeError, "must be a string or a"),
 ]
 
 
 @pytest.mark.parametrize("data, error, message", BAD_DATA,
                          ids=["1d", "3d", "no-rows", "no-columns", "nan", "inf", "complex",
-                              "strings", "object"])
+                              "strings", "times", "object-strings", "object"])
 def test_bad_data(data, error, message):
     with pytest.raises(error, match=message) as caught:
         gm(n_components=1).fit(data)
@@ -153,6 +160,7 @@ def test_bad_initial_parameters(parameters, message):
      "sample weights: row 3 is -1, but a sample weight must be a finite number >= 0"),
     (np.where(np.arange(50) == 0, np.nan, 1.0), ValueError, "sample weights: row 1 is nan"),
     (np.zeros(50), ValueError, "sample weights are all zero"),
+    (np.ones(50) + 0j, ValueError, "sample_weight: element type complex128 is not real numbers"),
 ])
 def test_bad_sample_weights(weights, error, message):
     with pytest.raises(error, match=message):
@@ -193,8 +201,8 @@ def test_discrete_data_outside_the_family():
     counts[0, 1] = 1.5
     with pytest.raises(ValueError, match="is 1.5, but a binomial mixture"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
-    with pytest.raises(ValueError, match="'n_trials' parameter of BinomialMixture must be an "
-                                         "int >= 1"):
+    with pytest.raises(ValueError, match=r"'n_trials' parameter of BinomialMixture must be an "
+                                         r"int in \[1, 2147483647\]"):
         emix.BinomialMixture(n_trials=0).fit(counts)
     with pytest.raises(ValueError, match="'prob_epsilon' parameter of BernoulliMixture"):
         emix.BernoulliMixture(prob_epsilon=0.5).fit(bits)
@@ -264,3 +272,30 @@ def test_chunk_sources_and_nullable_frames_where_one_array_is_expected():
     with pytest.raises(ValueError, match="NaN"):
         gm(n_components=1).fit(frame)
     assert fitted.predict(pd.DataFrame(X).astype("Float64")).shape == (len(X),)
+
+
+def test_values_beyond_what_the_library_holds_are_named():
+    # Not nanobind's "incompatible function arguments" or bad_alloc.
+    with pytest.raises(ValueError, match=r"'n_trials' parameter .* must be an int in "
+                                         r"\[1, 2147483647\]"):
+        emix.BinomialMixture(1, n_trials=2**31).fit(np.ones((5, 2)))
+    fitted = gm(random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_samples = 9223372036854775808: more rows"):
+        fitted.sample(2**63)
+    with pytest.raises(MemoryError, match="sample: 1000000000000 rows x 3 features need"):
+        fitted.sample(10**12)
+    with pytest.raises(MemoryError, match="n_init = 100000000 needs at least .* fewer restarts"):
+        gm(n_components=2, n_init=10**8).fit(X)
+
+
+def test_select_refuses_a_candidate_given_twice(tmp_path):
+    with pytest.raises(ValueError, match="K = 2 is given twice"):
+        emix.select(X, n_components=[1, 2, 2])
+    with pytest.raises(ValueError, match="'diag' is given twice"):
+        emix.select(X, n_components=[1], covariance_types=["diag", "diag"])
+    result = emix.select(X, n_components=[1, 2], covariance_types=["diag"], device="cpu")
+    pytest.importorskip("matplotlib")
+    # matplotlib would write tmp_path + ".png" beside the folder.
+    with pytest.raises(OSError, match="cannot write the plot: it is a folder"):
+        result.plot(tmp_path)
+    assert not os.path.exists(str(tmp_path) + ".png")

@@ -120,11 +120,15 @@ def test_maximize_names_a_component_that_collapsed_without_reg_covar(covariance_
     # Fifty identical rows own component 0: with reg_covar = 0 its new covariance is singular,
     # which fit re-seeds; maximize's model names it rather than numpy's LinAlgError or an
     # infinite precision.
+    # The start's tight components give the far rows a responsibility of exactly 0, so that
+    # component 0's scatter is exactly 0 (not rounding noise that may factorise).
     rng = np.random.default_rng(1)
     x = np.vstack([np.zeros((50, 3)), rng.normal(size=(100, 3)) + 5])
+    precisions = {"full": np.stack([100 * np.eye(3)] * 2), "diag": np.full((2, 3), 100.0)}
     gm = quiet_fit(emix.GaussianMixture(2, covariance_type=covariance_type, reg_covar=0,
-                                        means_init=[[0, 0, 0], [5, 5, 5]], device="cpu",
-                                        max_iter=1), x)
+                                        means_init=[[0, 0, 0], [5, 5, 5]],
+                                        precisions_init=precisions[covariance_type],
+                                        random_state=0, device="cpu", max_iter=0), x)
     with pytest.raises(emix.InvalidArgument,
                        match="covariance of component 0 is not positive definite.*reg_covar > 0"):
         emix.maximize(gm, emix.accumulate(gm, x))
