@@ -222,6 +222,11 @@ TEST_F(MemoryMapTest, ErrorsNameFileRowColumnAndValue) {
   write("short.npy", bytes.substr(0, bytes.size() - 100));
   expect_failure("fit short.npy -k 2 --memory-map -o m.json", {"short.npy", "truncated"});
 
+  // No columns: as the in-memory read says it, not the chunked fit's "chunk 0: no data".
+  write_npy_file(path("0cols.npy"), std::vector<double>{}, 50, 0, "<f8", false);
+  expect_failure("fit 0cols.npy -k 1 --memory-map -o m.json", {"0cols.npy: no columns"});
+  expect_failure("fit 0cols.npy -k 1 --no-memory-map -o m.json", {"0cols.npy: no columns"});
+
   // Only .npy files can be mapped.
   write("d.csv", "1,2\n3,4\n5,6\n");
   expect_failure("fit d.csv -k 2 --memory-map -o m.json", {"--memory-map", ".npy"});

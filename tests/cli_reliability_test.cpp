@@ -120,6 +120,23 @@ TEST_F(CliTest, FifoOutputReceivesTheBytes) {
   EXPECT_TRUE(S_ISFIFO(info.st_mode));
 }
 
+// A pipe or FIFO is read as text (sniffing it would consume it); a .npy through one was
+// parsed as a text header ("the header (line 1) has 5 columns but row 1 has 2").
+TEST_F(CliTest, ANpyThroughAFifoIsNamedAsOne) {
+  generate(50);  // 50 x 3 doubles: within a pipe's buffer, so the writer never waits
+  const std::string bytes = read_text(path("data.npy"));
+  ASSERT_EQ(::mkfifo(path("input").c_str(), 0644), 0);
+  std::thread writer([&] {
+    const int fd = ::open(path("input").c_str(), O_WRONLY);
+    if (fd < 0) return;
+    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+  });
+  expect_failure("fit input -k 2 -o m.json",
+                 {"input: a .npy file, read as text", "give it a .npy name"});
+  writer.join();
+}
+
 TEST_F(CliTest, FolderAndSocketOutputsAreRefused) {
   generate(50);
   fs::create_directory(path("folder"));

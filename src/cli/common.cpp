@@ -261,7 +261,10 @@ std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const Data
                                 0.5 * physical_memory_bytes())) {
     return nullptr;
   }
-  return std::make_unique<io::MappedNpy>(input, dtype, map_chunk_rows);
+  auto mapping = std::make_unique<io::MappedNpy>(input, dtype, map_chunk_rows);
+  // As the in-memory read says it, rather than the chunked fit's "chunk 0: no data".
+  if (mapping->cols() == 0) throw InvalidArgument(input + ": no columns");
+  return mapping;
 }
 
 InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,

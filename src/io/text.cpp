@@ -213,6 +213,13 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
 
     if (!seen_first) {
       seen_first = true;
+      // A pipe or FIFO is not sniffed (that would consume it): a .npy through one is told by
+      // its first bytes here, rather than read as a text header.
+      if (line.rfind("\x93NUMPY", 0) == 0) {
+        throw_io(path,
+                 "a .npy file, read as text because the name does not end in .npy (a "
+                 "pipe or FIFO is read as text): give it a .npy name");
+      }
       separator = choose_separator(line);
       split(line, separator, &cells);
       if (is_header(cells)) {
