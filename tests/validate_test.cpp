@@ -2,7 +2,9 @@
 // passing and then failing later: tiny variances, absurd option values, fits larger than the
 // machine, NaN answers, and messages that copy unbounded input.
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <functional>
@@ -184,6 +186,28 @@ TEST(FitValidation, RestartsLargerThanTheMachineAreRefusedBeforeAllocating) {
   EXPECT_NE(message.find("use fewer components or fewer restarts"), std::string::npos) << message;
   o.n_init = 100;
   emix::check_fit_memory(4, 2, o);
+}
+
+// Drawn in parallel by blocks of rows, each with its own generator: the same bits whatever the
+// threads, and sample(n)'s first rows are sample(m) for m < n (blocks do not depend on n).
+TEST(Sampling, DrawsDependOnTheSeedAloneAndExtendAShorterSample) {
+  const std::int64_t n = 150000, m = 70001;  // three blocks; m ends inside the second
+  for (const auto& kind : emix::testing::kAllKinds) {
+    const emix::Model model =
+        emix::testing::random_model(kind.family, kind.covariance, 3, 4, 8, /*trials=*/9);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const emix::Sample one = emix::sample(model, n, 42);
+    omp_set_num_threads(std::max(threads, 2));
+    const emix::Sample many = emix::sample(model, n, 42);
+    omp_set_num_threads(threads);
+    const std::string what = emix::testing::describe(kind.family, kind.covariance);
+    EXPECT_EQ(one.x, many.x) << what;
+    EXPECT_EQ(one.labels, many.labels) << what;
+    const emix::Sample shorter = emix::sample(model, m, 42);
+    EXPECT_TRUE(std::equal(shorter.x.begin(), shorter.x.end(), many.x.begin())) << what;
+    EXPECT_NE(emix::sample(model, m, 43).x, shorter.x) << what;
+  }
 }
 
 // Old: sample(10^12) ended in bad_alloc.

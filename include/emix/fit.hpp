@@ -56,7 +56,10 @@ double score(const Model& model, const DataView& x, const EngineOptions& engine 
 double bic(const Model& model, const DataView& x, const EngineOptions& engine = {});
 double aic(const Model& model, const DataView& x, const EngineOptions& engine = {});
 
-// Draws n points from the model: x (n x D, row-major) and the component of each.
+// Draws n points from the model: x (n x D, row-major) and the component of each. The draws
+// depend on the seed alone (blocks of 65,536 rows, each from its own generator seeded by the
+// seed and the block, drawn in parallel): the same whatever the threads, and the first m rows
+// of sample(n) are sample(m).
 struct Sample {
   std::vector<double> x;
   std::vector<std::int32_t> labels;
