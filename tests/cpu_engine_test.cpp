@@ -190,7 +190,9 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{Family::kGaussian, Covariance::kFull, 11, 5},
                                          Case{Family::kGaussian, Covariance::kDiag, 17, 3},
                                          Case{Family::kBernoulli, Covariance::kFull, 7, 9},
-                                         Case{Family::kGaussian, Covariance::kDiag, 6, 4}),
+                                         Case{Family::kGaussian, Covariance::kDiag, 6, 4},
+                                         // Tied's shared quadratic part, past a block of eight.
+                                         Case{Family::kGaussian, Covariance::kTied, 11, 6}),
                        ::testing::Bool()));
 
 // The direct path (a model whose expansion about any one point would lose digits, here

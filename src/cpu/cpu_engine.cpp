@@ -776,6 +776,8 @@ class CpuEngine final : public Engine {
       t.u_stride = plan.u_stride;
     }
     t.w = plan.w.data();
+    t.shared_quadratic =
+        !plan.direct && model.family == Family::kGaussian && model.covariance == Covariance::kTied;
     t.bias = plan.bias.data();
     t.binomial = model.family == Family::kBinomial;
     t.trials = model.trials;

@@ -52,7 +52,10 @@ struct TilePlan {
   FeatureKind kind = FeatureKind::kRaw;
   const T* shift = nullptr;  // D: m0, subtracted from every row (Gaussian)
   const T* w = nullptr;      // features x K, column-major
-  const T* bias = nullptr;   // K
+  // Tied, expanded (kPairs): w's quadratic rows are the same in every column, and the
+  // log-densities take them once per row.
+  bool shared_quadratic = false;
+  const T* bias = nullptr;  // K
   // Direct kinds: the means and centres (K x D, row-major) and u: full / tied, U_k row-major
   // D x D, u_stride elements apart (0: tied, one U); diag / spherical, 1 / sd_k as K x D.
   const T* means = nullptr;

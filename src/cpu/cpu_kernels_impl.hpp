@@ -77,6 +77,7 @@ struct Scratch {
   Matrix<T> centred;         // owned rows x D: the rows a component owns less its centre
   Matrix<T> projected;       // owned rows x D: those rows times their weights g
   Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T, upper triangle
+  Matrix<T> shared;          // B x 1: tied, expanded: the quadratic part every component shares
   Matrix<T> last_rows;       // lanes x D: the rows past the last whole vector, zero-padded
   Vector<T> last_norms;      // lanes: their quadratic forms
   IndexVector owned;         // rows with g != 0 (direct full / tied)
@@ -158,8 +159,8 @@ void with_width_up_to(Eigen::Index width, Body&& body) {
 // blocks fall. Returns the first row it did not write.
 template <int kCols, int kRowVectors, typename T>
 EMIX_CONTRACT_FMA Eigen::Index weights_block(const T* f, Eigen::Index rows, Eigen::Index begin,
-                                             Eigen::Index p, const T* w, const T* bias,
-                                             Eigen::Index c0, T* out) {
+                                             Eigen::Index p, const T* w, Eigen::Index w_stride,
+                                             const T* bias, Eigen::Index c0, T* out) {
 #if defined(__clang__)
 #pragma clang fp contract(fast)
 #endif
@@ -182,7 +183,7 @@ EMIX_CONTRACT_FMA Eigen::Index weights_block(const T* f, Eigen::Index rows, Eige
       const T* wj = w + j;
       EMIX_UNROLL
       for (int c = 0; c < kCols; ++c) {
-        const T wc = wj[(c0 + c) * p];
+        const T wc = wj[(c0 + c) * w_stride];
         EMIX_UNROLL
         for (int r = 0; r < kRowVectors; ++r) acc[r][c] += x[r] * wc;
       }
@@ -203,36 +204,47 @@ EMIX_CONTRACT_FMA Eigen::Index weights_block(const T* f, Eigen::Index rows, Eige
 // throughput), then the vectors left one at a time.
 template <int kCols, typename T>
 Eigen::Index weights_columns(const T* f, Eigen::Index rows, Eigen::Index p, const T* w,
-                             const T* bias, Eigen::Index c0, T* out) {
+                             Eigen::Index w_stride, const T* bias, Eigen::Index c0, T* out) {
   constexpr int kRowVectors = kCols >= kBlock ? 1 : kBlock / kCols;
-  Eigen::Index i = weights_block<kCols, kRowVectors>(f, rows, 0, p, w, bias, c0, out);
-  if constexpr (kRowVectors > 1) i = weights_block<kCols, 1>(f, rows, i, p, w, bias, c0, out);
+  Eigen::Index i = weights_block<kCols, kRowVectors>(f, rows, 0, p, w, w_stride, bias, c0, out);
+  if constexpr (kRowVectors > 1) {
+    i = weights_block<kCols, 1>(f, rows, i, p, w, w_stride, bias, c0, out);
+  }
   return i;
 }
 
-// out (rows x K, column-major) = f (rows x P, column-major) w (P x K, column-major) + bias, eight
-// components at a time and the rest in one narrower block. Eigen's GEMM packs F first, which on
-// these tall, thin products (K of 16, P of 152) took a quarter of the E-step, and for K below
-// eight (all through Eigen before) made K = 2 cost two thirds of K = 16. Rows past the last whole
-// vector (the data's last tile) go through Eigen.
+// out (rows x K, column-major) = f (rows x P, column-major, leading dimension rows) w (P x K,
+// column-major, leading dimension w_stride) + bias, eight components at a time and the rest in one
+// narrower block. Eigen's GEMM packs F first, which on these tall, thin products (K of 16, P of
+// 152) took a quarter of the E-step, and for K below eight (all through Eigen before) made K = 2
+// cost two thirds of K = 16. Rows past the last whole vector (the data's last tile) go through
+// Eigen.
 template <typename T>
-void features_times_weights(const Matrix<T>& f, const T* w, const T* bias, int k, Matrix<T>& out) {
-  const Eigen::Index rows = f.rows(), p = f.cols();
+void features_times_weights(const T* f, Eigen::Index rows, Eigen::Index p, const T* w,
+                            Eigen::Index w_stride, const T* bias, int k, Matrix<T>& out) {
   out.resize(rows, k);
   Eigen::Index full_rows = 0;
   if constexpr (kOwnProducts) {
     for (int c0 = 0; c0 < k; c0 += kBlock) {
       with_width_up_to<kBlock>(k - c0, [&](auto cols) {
         full_rows =
-            weights_columns<decltype(cols)::value>(f.data(), rows, p, w, bias, c0, out.data());
+            weights_columns<decltype(cols)::value>(f, rows, p, w, w_stride, bias, c0, out.data());
       });
     }
   }
   if (full_rows < rows) {
-    const Eigen::Map<const Matrix<T>> weights(w, p, k);
-    out.bottomRows(rows - full_rows).noalias() = f.bottomRows(rows - full_rows) * weights;
+    const Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> features(f, rows, p,
+                                                                        Eigen::OuterStride<>(rows));
+    const Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> weights(
+        w, p, k, Eigen::OuterStride<>(w_stride));
+    out.bottomRows(rows - full_rows).noalias() = features.bottomRows(rows - full_rows) * weights;
     out.bottomRows(rows - full_rows).rowwise() += Eigen::Map<const RowVector<T>>(bias, k);
   }
+}
+
+template <typename T>
+void features_times_weights(const Matrix<T>& f, const T* w, const T* bias, int k, Matrix<T>& out) {
+  features_times_weights(f.data(), f.rows(), f.cols(), w, f.cols(), bias, k, out);
 }
 
 // Features [j0, j0 + kFeatures) of t = g^T f for components [c0, min(c0 + lanes, in_lanes)), in the
@@ -637,7 +649,17 @@ void log_densities(const TilePlan<T>& plan, const Matrix<T>& f, Scratch<T>& s) {
     direct_log_densities(plan, f, s);
     return;
   }
-  features_times_weights(f, plan.w, plan.bias, plan.k, s.resp);
+  if (!plan.shared_quadratic) {
+    features_times_weights(f, plan.w, plan.bias, plan.k, s.resp);
+    return;
+  }
+  // Tied: the quadratic part -u^T P u / 2 is every component's, taken once per row (its
+  // D (D + 1) / 2 products against K times that), then added to each component's linear part.
+  const Eigen::Index rows = f.rows(), d = plan.d, p = f.cols();
+  features_times_weights(f.data(), rows, d, plan.w, p, plan.bias, plan.k, s.resp);
+  const T no_bias = 0;
+  features_times_weights(f.data() + d * rows, rows, p - d, plan.w + d, p, &no_bias, 1, s.shared);
+  for (int c = 0; c < plan.k; ++c) s.resp.col(c) += s.shared.col(0);
 }
 
 // What row n's log-density under every component shares: sum_d log C(m, x_nd) for a binomial
