@@ -584,9 +584,15 @@ class CpuEngine final : public Engine {
   template <typename U>
   std::optional<Plan<U>> plan_in(const PreparedModel& model,
                                  const RowVector<double>& preferred) const {
+    // Not asked where the direct path runs anyway: the expansion's cost takes P_k = U_k U_k^T
+    // and U_k^-1 for each component, 3 D^3 multiply-adds, a third of an iteration's time at
+    // D = 2048, N = 4000.
+    if constexpr (std::is_same_v<U, double>) {
+      if (direct_is_faster(model)) return make_direct_plan<double>(model);
+    }
     const std::optional<RowVector<double>> point = expansion_point<U>(model, preferred);
     if constexpr (std::is_same_v<U, double>) {
-      if (!point || direct_is_faster(model)) return make_direct_plan<double>(model);
+      if (!point) return make_direct_plan<double>(model);
       return make_plan<double>(model, *point);
     } else {
       if (!point) return std::nullopt;
