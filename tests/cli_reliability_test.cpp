@@ -133,7 +133,7 @@ TEST_F(CliTest, ANpyThroughAFifoIsNamedAsOne) {
     ::close(fd);
   });
   expect_failure("fit input -k 2 -o m.json",
-                 {"input: a .npy file, read as text", "give it a .npy name"});
+                 {"input: a .npy file, read as text", "write it to a regular file named *.npy"});
   writer.join();
 }
 

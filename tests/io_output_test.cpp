@@ -88,7 +88,7 @@ TEST_F(OutputFileTest, AReplacedFileKeepsItsPermissionsAndOwner) {
   ASSERT_EQ(::chmod(path("r.json").c_str(), 0444), 0);
   if (::geteuid() != 0) {
     expect_error<IoError>([&] { io::OutputFile out(path("r.json")); },
-                          "its permissions do not let this user write it");
+                          "the file exists and this user may not replace it: Permission denied");
     EXPECT_EQ(read("r.json"), "kept");
     return;
   }

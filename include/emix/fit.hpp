@@ -59,12 +59,12 @@ double aic(const Model& model, const DataView& x, const EngineOptions& engine = 
 // Draws n points from the model: x (n x D, row-major) and the component of each. The draws
 // depend on the seed alone (blocks of 65,536 rows, each from its own generator seeded by the
 // seed and the block, drawn in parallel): the same whatever the threads, and the first m rows
-// of sample(n) are sample(m).
+// of sample(n) are sample(m). n_threads: 0 for OpenMP's default.
 struct Sample {
   std::vector<double> x;
   std::vector<std::int32_t> labels;
 };
-Sample sample(const Model& model, std::int64_t n, std::uint64_t seed);
+Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_threads = 0);
 
 // True when this build has a GPU engine, a CUDA device answers and cuBLAS loads.
 bool gpu_available();

@@ -162,14 +162,15 @@ def _host_array(x, dtype, name):
             x = np.asarray(x)
     if x.dtype.kind == "c":
         raise InvalidArgument(f"Complex data not supported: {name} fits real-valued data.")
-    if x.dtype.kind in "USVMm":
-        # As scikit-learn's check_array: text, raw bytes and times are not numbers to fit
-        # (a datetime64 would be fitted as its count of ticks since 1970).
+    if x.dtype.kind in "VMm":
+        # Times and structured records are not numbers to fit (a datetime64 would be fitted
+        # as its count of ticks since 1970).
         raise InvalidArgument(f"{name}: element type {x.dtype} is not numeric; convert the data "
                               "to numbers explicitly")
     if x.dtype.kind not in "fiub":
-        # Objects that read as numbers are numbers; anything else raises NumPy's own
-        # TypeError / ValueError ("could not convert string to float: 'a'").
+        # Objects and strings that read as numbers are numbers, as scikit-learn's
+        # GaussianMixture takes them; anything else raises NumPy's own TypeError / ValueError
+        # ("could not convert string to float: 'a'").
         x = x.astype(np.float64)
     problem = _shape_problem(x.shape, name)
     if problem:

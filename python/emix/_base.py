@@ -746,7 +746,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                                   "requires at least one sample.")
         if n_samples >= 2**63:
             raise InvalidArgument(f"n_samples = {n_samples}: more rows than an array can index")
-        X, y = _emix.sample(self._model(), int(n_samples), self._seed())
+        # One thread in a process forked after emix ran threads (engine_options' rule).
+        X, y = _emix.sample(self._model(), int(n_samples), self._seed(),
+                            engine_options("cpu").n_threads)
         return X, np.asarray(y, dtype=np.int64)  # scikit-learn's label type
 
     # --- files ------------------------------------------------------------------------------
@@ -794,7 +796,7 @@ def _check_sample_weight(sample_weight, n_samples, allow_all_zero=False):
     if sample_weight is None:
         return None
     weights = np.asarray(to_host_numpy(sample_weight))
-    if weights.dtype.kind not in "fiub":  # complex, text, times: not weights
+    if weights.dtype.kind in "cVMm":  # complex (its imaginary part would be dropped), times
         raise InvalidArgument(f"sample_weight: element type {weights.dtype} is not real numbers")
     weights = weights.astype(np.float64, copy=False)
     if weights.ndim == 0:

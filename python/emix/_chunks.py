@@ -110,7 +110,8 @@ def _arrow_to_numpy(table):
     columns = [np.asarray(column.to_numpy(zero_copy_only=False) if hasattr(column, "to_numpy")
                           else column) for column in table.columns]
     for name, column in zip(table.column_names, columns):
-        if column.dtype.kind not in "fiub":  # text, times, nested values: not features
+        # Text and times are not features; objects (decimals, booleans with nulls) convert.
+        if column.dtype.kind in "USVMm":
             raise InvalidArgument(f"column {name!r}: element type {column.dtype} is not numeric")
     if not columns:
         return np.empty((table.num_rows, 0))

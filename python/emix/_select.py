@@ -128,7 +128,7 @@ class SelectResult:
         else:
             path = path_or_ax
             # matplotlib would write a folder's name plus ".png" beside it.
-            if path is not None and os.path.isdir(path):
+            if isinstance(path, (str, os.PathLike)) and os.path.isdir(path):
                 raise _emix.IoError(f"{os.fspath(path)}: cannot write the plot: it is a folder")
         if ax is None:
             if path is not None:

@@ -275,6 +275,14 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
         A copy of `model` with the new parameters (its fit report, if any, dropped). A
         component whose N_k is (numerically) zero keeps its parameters and is listed in the
         copy's ``empty_components_`` (``fit`` would re-seed it).
+
+    Raises
+    ------
+    InvalidArgument
+        Statistics no accumulation gives (NaN, a negative weight, a scatter about a new mean
+        that is not positive semi-definite), or none with weight; or, with ``reg_covar=0``, a
+        component that collapsed onto a subspace (its covariance singular; ``fit`` would
+        re-seed it), named.
     """
     if not isinstance(statistics, Statistics):
         raise TypeError(f"expected Statistics, got {type(statistics).__name__}")

@@ -612,18 +612,18 @@ NB_MODULE(_emix, m) {
       nb::arg("model"), nb::arg("x"), nb::arg("engine"));
   m.def(
       "sample",
-      [](const emix::Model& model, std::int64_t n, std::uint64_t seed) {
+      [](const emix::Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {
         emix::Sample s;
         {
           nb::gil_scoped_release release;
-          s = emix::sample(model, n, seed);
+          s = emix::sample(model, n, seed, n_threads);
         }
         const auto rows = static_cast<size_t>(n);
         return nb::make_tuple(
             to_numpy(std::move(s.x), {rows, static_cast<size_t>(model.n_features)}),
             to_numpy(std::move(s.labels), {rows}));
       },
-      nb::arg("model"), nb::arg("n"), nb::arg("seed"));
+      nb::arg("model"), nb::arg("n"), nb::arg("seed"), nb::arg("n_threads") = 0);
   m.def(
       "read_model",
       [](const std::string& path) {

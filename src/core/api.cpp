@@ -1,5 +1,9 @@
 // Prediction, scoring and sampling on a fitted model.
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
+#include <exception>
 #include <random>
 
 #include <Eigen/Cholesky>
@@ -85,7 +89,7 @@ double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
   return -2.0 * log_likelihood + 2.0 * static_cast<double>(model.n_parameters());
 }
 
-Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
+Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {
   model.validate();
   if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
   check_sample_memory(n, model.n_features);
@@ -131,29 +135,62 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
   // (one thread took 2-6x NumPy's time for a million rows).
   constexpr std::int64_t kBlockRows = std::int64_t{1} << 16;
   const std::int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
-#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
+  const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+  std::exception_ptr failure;  // the first, rethrown here: none may leave a parallel region
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (blocks > 1)
   for (std::int64_t b = 0; b < blocks; ++b) {
-    std::seed_seq sequence{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                           static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32)};
-    std::mt19937_64 rng(sequence);
-    std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
-    std::normal_distribution<double> normal(0.0, 1.0);
-    std::uniform_real_distribution<double> uniform(0.0, 1.0);  // Bernoulli: a draw below p
-    // Binomial: one distribution per (component, feature), made once per block (one made per
-    // value cost most of the time).
-    std::vector<std::binomial_distribution<int>> counts;
-    if (model.family == Family::kBinomial) {
-      counts.reserve(model.probabilities.size());
-      for (const double p : model.probabilities) counts.emplace_back(model.trials, p);
-    }
-    Eigen::VectorXd z(d);
-    const std::int64_t end = std::min(n, (b + 1) * kBlockRows);
-    for (std::int64_t i = b * kBlockRows; i < end; ++i) {
-      const int c = component(rng);
-      out.labels[static_cast<std::size_t>(i)] = c;
-      double* row = &out.x[static_cast<std::size_t>(i) * du];
-      const std::size_t first = static_cast<std::size_t>(c) * du;
-      if (model.family == Family::kGaussian) {
+    try {
+      std::seed_seq sequence{static_cast<std::uint32_t>(seed),
+                             static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(b),
+                             static_cast<std::uint32_t>(b >> 32)};
+      std::mt19937_64 rng(sequence);
+      std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
+      std::normal_distribution<double> normal(0.0, 1.0);
+      std::uniform_real_distribution<double> uniform(0.0, 1.0);  // Bernoulli: a draw below p
+      const std::int64_t first_row = b * kBlockRows, end = std::min(n, first_row + kBlockRows);
+      if (model.family == Family::kBinomial) {
+        // The labels first, then component by component, its rows in order, with its D
+        // distributions made once (one made per value cost most of the time; all K x D of them
+        // at once, memory), each component from its own generator: the first m rows stay
+        // sample(m)'s.
+        std::vector<bool> present(static_cast<std::size_t>(k), false);
+        for (std::int64_t i = first_row; i < end; ++i) {
+          const int c = component(rng);
+          out.labels[static_cast<std::size_t>(i)] = c;
+          present[static_cast<std::size_t>(c)] = true;
+        }
+        std::vector<std::binomial_distribution<int>> counts;
+        for (int c = 0; c < k; ++c) {
+          if (!present[static_cast<std::size_t>(c)]) continue;
+          std::seed_seq own{static_cast<std::uint32_t>(seed),
+                            static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(b),
+                            static_cast<std::uint32_t>(b >> 32), static_cast<std::uint32_t>(c) + 1};
+          std::mt19937_64 values(own);
+          counts.clear();
+          for (int j = 0; j < d; ++j) {
+            counts.emplace_back(model.trials, model.probabilities[static_cast<std::size_t>(c) * du +
+                                                                  static_cast<std::size_t>(j)]);
+          }
+          for (std::int64_t i = first_row; i < end; ++i) {
+            if (out.labels[static_cast<std::size_t>(i)] != c) continue;
+            double* row = &out.x[static_cast<std::size_t>(i) * du];
+            for (int j = 0; j < d; ++j) row[j] = counts[static_cast<std::size_t>(j)](values);
+          }
+        }
+        continue;
+      }
+      Eigen::VectorXd z(d);
+      for (std::int64_t i = first_row; i < end; ++i) {
+        const int c = component(rng);
+        out.labels[static_cast<std::size_t>(i)] = c;
+        double* row = &out.x[static_cast<std::size_t>(i) * du];
+        const std::size_t first = static_cast<std::size_t>(c) * du;
+        if (model.family == Family::kBernoulli) {
+          for (int j = 0; j < d; ++j) {
+            row[j] = uniform(rng) < model.probabilities[first + j] ? 1 : 0;
+          }
+          continue;
+        }
         for (int j = 0; j < d; ++j) z[j] = normal(rng);
         const Eigen::Map<const Eigen::VectorXd> mean(&model.means[first], d);
         if (dense) {
@@ -164,13 +201,13 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed) {
           Eigen::Map<Eigen::VectorXd>(row, d) =
               mean + deviations.row(c).transpose().cwiseProduct(z);
         }
-      } else if (model.family == Family::kBernoulli) {
-        for (int j = 0; j < d; ++j) row[j] = uniform(rng) < model.probabilities[first + j] ? 1 : 0;
-      } else {
-        for (int j = 0; j < d; ++j) row[j] = counts[first + static_cast<std::size_t>(j)](rng);
       }
+    } catch (...) {
+#pragma omp critical(emix_sample_failure)
+      if (!failure) failure = std::current_exception();
     }
   }
+  if (failure) std::rethrow_exception(failure);
   return out;
 }
 

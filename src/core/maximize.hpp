@@ -23,6 +23,13 @@ constexpr double kEmptyComponentShare = 1e-12;
 Model maximize(const Model& current, const StatisticsLayout& layout, const double* centres,
                const double* stats, const MaximizeOptions& options, std::vector<int>* empty);
 
+// emix::maximize (emix/statistics.hpp) with the check that each Gaussian scatter about its new
+// mean is positive semi-definite optional: online EM blends accumulated statistics with those a
+// model implies (Statistics::implied_by), whose Sigma - reg_covar I need not be, and which the
+// M-step's reg_covar makes a covariance again, as before the check.
+Model maximize_statistics(const Model& model, const Statistics& statistics,
+                          const MStepOptions& options, std::vector<int>* empty, bool check_moments);
+
 // Whether the scatter about the centres, moved to the new means (Q / N - delta delta^T), lost
 // the digits of a variance: where a mean moved by more than about 29 of its new standard
 // deviations (Q / N above 840 times the new variance, reg_covar included), float's rounding

@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "core/maximize.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -70,7 +71,7 @@ void OnlineEm::partial_fit(const DataView& batch, const EngineOptions& engine,
   blended.scale(1.0 - step);
   s.scale(step);
   blended.merge(s);
-  model_ = maximize(model_, blended, options_.mstep);
+  model_ = maximize_statistics(model_, blended, options_.mstep, nullptr, false);
   running_ = std::move(blended);
   ++steps_;
 }

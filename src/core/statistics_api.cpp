@@ -9,6 +9,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 
 #include "core/engine.hpp"
 #include "core/maximize.hpp"
@@ -91,9 +92,9 @@ std::string first_impossible_value(const Statistics& s) {
   return "";
 }
 
-// The first component whose moments no accumulation can give, described, or "": sums of counts
-// beyond trials x N_k, or a scatter about the new mean Q_k / N_k - delta delta^T (delta = S_k /
-// N_k) that is not positive semi-definite. Every such value is a weighted sum of squares, which
+// The first Gaussian component whose moments no accumulation can give, described, or "": a
+// scatter about the new mean Q_k / N_k - delta delta^T (delta = S_k / N_k) that is not positive
+// semi-definite. Every such value is a weighted sum of squares, which
 // rounding takes below zero by a few eps of Q_k / N_k at most: 1e-9 of it leaves legitimate
 // statistics (collinear features, means far from their centres) far inside, and a corrupted
 // value, which the M-step would turn into a covariance that is not positive definite (a model
@@ -109,19 +110,9 @@ std::string inconsistent_moments(const Statistics& s) {
     return !(v[layout.nk() + c] > std::max(kEmptyComponentShare * total, 1e-300));
   };
   constexpr double kRounding = 1e-9;
-  if (s.family() != Family::kGaussian) {
-    for (int c = 0; c < k; ++c) {
-      if (empty(c)) continue;
-      const double most = s.trials() * v[layout.nk() + c] * (1 + kRounding);
-      for (int j = 0; j < d; ++j) {
-        if (v[layout.s_at(c, j)] > most) {
-          return "S of component " + std::to_string(c) + ", feature " + std::to_string(j) + " is " +
-                 number(v[layout.s_at(c, j)]) + ", more than trials x N_k (" + number(most) + ")";
-        }
-      }
-    }
-    return "";
-  }
+  // Bernoulli / binomial sums are not checked: in float32, a feature at its maximum in every
+  // row gives S_k a rounding above trials x N_k, and the M-step clamps the probabilities.
+  if (s.family() != Family::kGaussian) return "";
   using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   // Whether `scatter` (a component's, or tied, their sum) has a direction of negative variance
   // beyond rounding of `scale`, the largest second moment about a centre that went into it.
@@ -220,12 +211,23 @@ Statistics Statistics::implied_by(const Model& model, double reg_covar) {
     switch (s.covariance_) {
       case Covariance::kFull:
       case Covariance::kTied: {
-        const double* sigma =
-            model.covariances.data() + (s.covariance_ == Covariance::kFull ? c * du * du : 0);
+        using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        const Eigen::Map<const RowMatrix> sigma(
+            model.covariances.data() + (s.covariance_ == Covariance::kFull ? c * du * du : 0), d,
+            d);
+        RowMatrix scatter = sigma;
+        scatter.diagonal().array() -= reg_covar;
+        // As a diagonal variance below reg_covar counts as 0: directions of Sigma with less than
+        // reg_covar count as none, so that the statistics stay positive semi-definite and the
+        // M-step's covariance keeps reg_covar in every direction.
+        if (Eigen::LLT<Eigen::MatrixXd>(scatter).info() != Eigen::Success) {
+          const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(scatter);
+          scatter = eigen.eigenvectors() * eigen.eigenvalues().cwiseMax(0.0).asDiagonal() *
+                    eigen.eigenvectors().transpose();
+          scatter = (0.5 * (scatter + scatter.transpose())).eval();
+        }
         for (int i = 0; i < d; ++i) {
-          for (int j = 0; j < d; ++j) {
-            v[layout.q_at(c, i, j)] = w * (sigma[i * du + j] - (i == j ? reg_covar : 0.0));
-          }
+          for (int j = 0; j < d; ++j) v[layout.q_at(c, i, j)] = w * scatter(i, j);
         }
         break;
       }
@@ -427,6 +429,12 @@ Statistics accumulate(const Model& model, const DataView& x, const EngineOptions
 
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options,
                std::vector<int>* empty) {
+  return maximize_statistics(model, statistics, options, empty, true);
+}
+
+Model maximize_statistics(const Model& model, const Statistics& statistics,
+                          const MStepOptions& options, std::vector<int>* empty,
+                          bool check_moments) {
   model.validate();
   const int trials = model.family == Family::kBinomial ? model.trials : 1;
   if (statistics.family() != model.family || statistics.covariance() != model.covariance ||
@@ -448,7 +456,7 @@ Model maximize(const Model& model, const Statistics& statistics, const MStepOpti
     throw InvalidArgument("maximize: reg_covar must be >= 0 and prob_epsilon in (0, 0.5)");
   }
   std::string impossible = first_impossible_value(statistics);
-  if (impossible.empty()) impossible = inconsistent_moments(statistics);
+  if (impossible.empty() && check_moments) impossible = inconsistent_moments(statistics);
   if (!impossible.empty()) throw InvalidArgument("maximize: " + impossible);
   double weight = 0;
   for (int c = 0; c < layout.k; ++c) weight += statistics.values()[layout.nk() + c];

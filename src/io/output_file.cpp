@@ -173,8 +173,7 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
     }
     // As the shell's `>` would: a file its permissions protect from this user is not replaced.
     if (::access(path.c_str(), W_OK) != 0) {
-      cannot_write(path, "the file exists and its permissions do not let this user write it",
-                   errno);
+      cannot_write(path, "the file exists and this user may not replace it", errno);
     }
     replaces_a_file = true;
   } else if (errno == ELOOP) {

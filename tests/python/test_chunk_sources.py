@@ -299,3 +299,9 @@ def test_sources_with_nothing_to_fit_or_items_of_the_wrong_kind_are_named(data):
     with pytest.raises(ValueError, match="column 'a': element type datetime64\\[s\\] is not "
                                          "numeric"):
         fit(times)
+    # Objects that are numbers (decimals) are features, as in a pandas frame.
+    import decimal
+    decimals = pa.table({"a": pa.array([decimal.Decimal(str(round(v, 3))) for v in data[:, 0]],
+                                       pa.decimal128(10, 3)),
+                         "b": pa.array(data[:, 1])})
+    fit(decimals, n_components=2)

@@ -6,6 +6,7 @@ MemoryError, NumericalError / NotAvailable / CudaError / MpiError RuntimeErrors.
 below names the exception type and a piece of the message that says what was wrong.
 """
 
+import io
 import json
 import os
 import pickle
@@ -58,9 +59,9 @@ BAD_DATA = [
     (np.where(np.arange(30).reshape(10, 3) == 29, -np.inf, 1.0), ValueError,
      r"Input X contains infinity \(row 10, column 3\)"),
     (np.ones((10, 3), dtype=complex), ValueError, "Complex data not supported"),
-    # Text and times are not numbers to fit, as scikit-learn's check_array says (a datetime64
-    # was fitted as its ticks since 1970); objects that read as numbers are numbers.
-    ([["1", "2"], ["3", "4"]], ValueError, "element type <U1 is not numeric"),
+    # Times are not numbers to fit (a datetime64 was fitted as its ticks since 1970); strings
+    # and objects that read as numbers are numbers, as scikit-learn's GaussianMixture takes them.
+    ([["a", "b"], ["c", "d"]], ValueError, "could not convert string to float"),
     (np.ones((4, 2)).astype("datetime64[s]"), ValueError,
      r"element type datetime64\[s\] is not numeric"),
     (np.array([["a", 2.0], [1.0, 2.0]], dtype=object), ValueError,
@@ -168,6 +169,17 @@ def test_bad_sample_weights(weights, error, message):
     fitted = gm(random_state=0).fit(X)
     with pytest.raises(error, match=message):
         fitted.score(X, sample_weight=weights)
+
+
+def test_numbers_as_strings_or_objects_are_numbers():
+    # As scikit-learn takes them: data as strings, weights as objects (Decimal, a pandas object
+    # column).
+    from decimal import Decimal
+    reference = gm(random_state=0).fit(X)
+    np.testing.assert_array_equal(gm(random_state=0).fit(X.astype(str)).means_, reference.means_)
+    weights = [Decimal(1)] * len(X)
+    np.testing.assert_array_equal(gm(random_state=0).fit(X, sample_weight=weights).means_,
+                                  reference.means_)
 
 
 def test_unfitted_and_mismatched_use():
@@ -299,3 +311,6 @@ def test_select_refuses_a_candidate_given_twice(tmp_path):
     with pytest.raises(OSError, match="cannot write the plot: it is a folder"):
         result.plot(tmp_path)
     assert not os.path.exists(str(tmp_path) + ".png")
+    picture = io.BytesIO()  # a file object, which matplotlib writes
+    result.plot(picture)
+    assert picture.getvalue().startswith(b"\x89PNG")

@@ -211,3 +211,20 @@ def test_an_underdetermined_first_batch_is_warned():
                              random_state=0).partial_fit(x[:7])
         # A first step smaller than 1 blends the batch into the initial model's statistics.
         emix.GaussianMixture(3, device="cpu", random_state=0, step_offset=4).partial_fit(x[:19])
+
+
+def test_continuing_a_fit_with_a_larger_reg_covar():
+    """step_offset > 1 blends the batch with the statistics the fitted model implies, Sigma -
+    reg_covar I, which for collinear features is not positive semi-definite once reg_covar
+    grows; the M-step adds reg_covar back, and the step is taken (it once failed maximize's
+    check for impossible statistics)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3000, 2))
+    x = np.hstack([a, a.sum(1, keepdims=True)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = emix.GaussianMixture(2, random_state=0, device="cpu", reg_covar=1e-9).fit(x)
+    assert np.linalg.eigvalsh(gm.covariances_)[:, 0].min() < 1e-6
+    gm.set_params(reg_covar=1e-3, step_offset=5.0)
+    gm.partial_fit(x)
+    assert np.linalg.eigvalsh(gm.covariances_)[:, 0].min() >= 1e-3 * (1 - 1e-9)

@@ -17,17 +17,20 @@ def _fit_in_child():
         warnings.simplefilter("always")
         gm = emix.GaussianMixture(3, random_state=0, device="cpu").fit(X)
         gm.predict(X)
-    return gm.means_, [str(w.message) for w in caught if w.category is RuntimeWarning]
+        drawn, _ = gm.sample(200_000)  # several blocks of rows, once drawn in parallel here
+    return gm.means_, drawn, [str(w.message) for w in caught if w.category is RuntimeWarning]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork() and GNU OpenMP: Linux")
 def test_a_child_forked_after_a_fit_runs_on_one_thread_instead_of_hanging():
     """GNU OpenMP's thread pool does not survive fork(): a fit in a child forked after the
-    parent had fitted never returned. The child now runs on one thread, says so once, and fits
-    the same model (the CPU engine's results do not depend on the thread count)."""
+    parent had fitted never returned, and so did sample() of more than one block of rows. The
+    child now runs on one thread, says so once, and fits and draws the same (the CPU engine's
+    results and the draws do not depend on the thread count)."""
     parent = emix.GaussianMixture(3, random_state=0, device="cpu").fit(X)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         result = pool.apply_async(_fit_in_child)
-        means, messages = result.get(timeout=60)  # a hang fails here
+        means, drawn, messages = result.get(timeout=60)  # a hang fails here
     np.testing.assert_array_equal(means, parent.means_)
+    np.testing.assert_array_equal(drawn, parent.sample(200_000)[0])  # whatever the threads
     assert len(messages) == 1 and "one thread" in messages[0] and "spawn" in messages[0]
