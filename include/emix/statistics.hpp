@@ -36,8 +36,8 @@ class Statistics {
   // The statistics of one unit of weight that `model` itself implies, whose M-step (with this
   // reg_covar) gives `model` back: N_k = w_k, S_k = 0 about the means, Q_k = w_k (Sigma_k -
   // reg_covar I) (a diagonal variance below reg_covar counts as 0, and for full and tied
-  // covariances a direction of Sigma_k with less than reg_covar counts as none); Bernoulli / binomial
-  // S_k = w_k m p_k. What online EM starts from. Log-likelihood and entropy are 0. Throws
+  // covariances a direction of Sigma_k with less than reg_covar counts as none); Bernoulli /
+  // binomial S_k = w_k m p_k. What online EM starts from. Log-likelihood and entropy are 0. Throws
   // InvalidArgument for an invalid model.
   static Statistics implied_by(const Model& model, double reg_covar);
 
@@ -105,8 +105,9 @@ struct MStepOptions {
 // means). Components whose N_k is (numerically) zero keep `model`'s parameters and are listed in
 // `empty` when it is not null; fit() re-seeds them. Throws InvalidArgument when the statistics'
 // shape is not the model's, when they hold a value no accumulation gives (NaN, a negative weight,
-// a Gaussian scatter about the new mean that is not positive semi-definite) or no weight at all. A component that collapsed onto too few distinct rows (a singular
-// covariance without reg_covar) is returned as it is, for the caller to re-seed as fit() does.
+// a Gaussian scatter about the new mean that is not positive semi-definite) or no weight at all. A
+// component that collapsed onto too few distinct rows (a singular covariance without reg_covar) is
+// returned as it is, for the caller to re-seed as fit() does.
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options = {},
                std::vector<int>* empty = nullptr);
 
