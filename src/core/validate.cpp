@@ -232,16 +232,19 @@ double check_spd(const double* a, int d, const std::string& what) {
     throw InvalidArgument("model: " + what + " is not positive definite");
   }
   // The E-step uses the inverse; a matrix so close to singular that its inverse overflows
-  // would turn every density into NaN.
+  // would turn every density into NaN. The inverse P = L^-T L^-1 is positive definite, so its
+  // largest entry is on its diagonal (|P_ij| <= sqrt(P_ii P_jj)): P_jj is the squared norm of
+  // column j of L^-1, without the D^3 product that forming P took (a third of a one-iteration
+  // fit's time at D = 2048).
   const Eigen::MatrixXd lower = llt.matrixL();
   const Eigen::MatrixXd lower_inverse =
       lower.triangularView<Eigen::Lower>().solve(Eigen::MatrixXd::Identity(d, d));
-  const Eigen::MatrixXd precision = lower_inverse.transpose() * lower_inverse;
-  if (!precision.allFinite()) {
+  const double largest = lower_inverse.colwise().squaredNorm().maxCoeff();
+  if (!std::isfinite(largest)) {
     throw InvalidArgument("model: " + what +
                           " is too close to singular: its inverse overflows double precision");
   }
-  return precision.cwiseAbs().maxCoeff();
+  return largest;
 }
 
 // Every parameter array's length fits in memory arithmetic: K x D x D is computed in 64 bits.
