@@ -94,12 +94,12 @@ std::string first_impossible_value(const Statistics& s) {
 
 // The first Gaussian component whose moments no accumulation can give, described, or "": a
 // scatter about the new mean Q_k / N_k - delta delta^T (delta = S_k / N_k) that is not positive
-// semi-definite. Every such value is a weighted sum of squares, which
-// rounding takes below zero by a few eps of Q_k / N_k at most: 1e-9 of it leaves legitimate
-// statistics (collinear features, means far from their centres) far inside, and a corrupted
-// value, which the M-step would turn into a covariance that is not positive definite (a model
-// that scores nothing and that model files refuse), outside. Components the M-step leaves as
-// they are (empty) are not checked.
+// semi-definite. Every such value is a weighted sum of squares, which rounding takes below zero
+// by a few eps of Q_k / N_k at most: 1e-9 of it leaves legitimate statistics (collinear
+// features, means far from their centres) far inside, and a corrupted value, which the M-step
+// would turn into a covariance that is not positive definite (a model that scores nothing and
+// that model files refuse), outside. Components the M-step leaves as they are (empty) are not
+// checked.
 std::string inconsistent_moments(const Statistics& s) {
   const StatisticsLayout layout = layout_of(s);
   const std::vector<double>& v = s.values();
