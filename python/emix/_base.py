@@ -792,13 +792,20 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         raise NotImplementedError
 
 
+def as_real_weights(sample_weight):
+    """Sample weights as float64, of any real kind (objects such as Decimal too, as
+    scikit-learn takes them); complex ones (whose imaginary part would be dropped), times and
+    records are refused."""
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind in "cVMm":
+        raise InvalidArgument(f"sample_weight: element type {weights.dtype} is not real numbers")
+    return weights.astype(np.float64, copy=False)
+
+
 def _check_sample_weight(sample_weight, n_samples, allow_all_zero=False):
     if sample_weight is None:
         return None
-    weights = np.asarray(to_host_numpy(sample_weight))
-    if weights.dtype.kind in "cVMm":  # complex (its imaginary part would be dropped), times
-        raise InvalidArgument(f"sample_weight: element type {weights.dtype} is not real numbers")
-    weights = weights.astype(np.float64, copy=False)
+    weights = as_real_weights(to_host_numpy(sample_weight))
     if weights.ndim == 0:
         weights = np.full(n_samples, float(weights))
     if weights.ndim != 1:

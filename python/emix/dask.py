@@ -306,11 +306,7 @@ class _DaskMixture:
         if sample_weight is None:
             return None
         if not _is_dask_array(sample_weight):
-            weights = np.asarray(sample_weight)
-            if weights.dtype.kind in "cVMm":  # complex (its imaginary part would be dropped)
-                raise InvalidArgument(f"sample_weight: element type {weights.dtype} is not real "
-                                      "numbers")
-            weights = weights.astype(np.float64)
+            weights = _base.as_real_weights(sample_weight)
             if weights.shape != (X.shape[0],):  # before dask cuts it into X's row blocks
                 raise InvalidArgument(f"sample_weight.shape == {weights.shape}, expected "
                                       f"{(X.shape[0],)}")
