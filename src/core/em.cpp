@@ -1,5 +1,7 @@
 // The EM driver: initialisation, the loop, convergence, restarts, re-seeding. It never sees the
 // data: only statistics from the engine and, for re-seeding, rows it asks the engine for.
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -96,8 +98,20 @@ EmRun::EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std:
   report_.best_init = run_index;
 }
 
+PrepareOptions EmRun::prepare_options() const {
+  PrepareOptions o;
+  o.prob_epsilon = options_.prob_epsilon;
+  o.threads = options_.engine.n_threads > 0 ? options_.engine.n_threads : omp_get_max_threads();
+  return o;
+}
+
 const PreparedModel& EmRun::prepare_next() {
-  prepared_ = prepare(model_, options_.prob_epsilon);
+  if (next_prepared_) {
+    prepared_ = std::move(*next_prepared_);
+    next_prepared_.reset();
+  } else {
+    prepared_ = prepare(model_, prepare_options());
+  }
   prepared_.entropy = want_entropy_;
   return prepared_;
 }
@@ -152,7 +166,17 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
         maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, &empty);
   }
   for (int c : empty) reseed(engine, next, c, "was empty");
-  const std::vector<int> singular = singular_components(next, options_.reg_covar);
+  std::vector<int> singular;
+  if (next.family == Family::kGaussian && next.covariance == Covariance::kFull) {
+    // The check's factorisations are the next E-step's.
+    PrepareOptions o = prepare_options();
+    o.singular = &singular;
+    o.reg_covar = options_.reg_covar;
+    next_prepared_ = prepare(next, o);
+    if (!singular.empty()) next_prepared_.reset();
+  } else {
+    singular = singular_components(next, options_.reg_covar);
+  }
   if (!singular.empty()) {
     // A re-seeded component keeps its previous covariance; when that one is singular too, the
     // component has nothing to restart from (one component over rows in a subspace, say).

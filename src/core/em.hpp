@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -66,6 +67,7 @@ class EmRun {
 
  private:
   void reseed(Engine& engine, Model& next, int c, const char* why);
+  PrepareOptions prepare_options() const;
 
   static constexpr int kMaxReseedWarnings = 20;
   static constexpr int kMaxReseeds = 1000;
@@ -76,6 +78,8 @@ class EmRun {
   std::mt19937_64 rng_;
   Model model_;
   PreparedModel prepared_;
+  // model_ prepared by the M-step's singularity check (full covariances), for prepare_next.
+  std::optional<PreparedModel> next_prepared_;
   MaximizeOptions mstep_;
   FitReport report_;
   int iteration_ = 0;

@@ -3,12 +3,10 @@
 //
 // Speed: the rows are cut into blocks of a fixed size (kBlockRows) that the engine's threads
 // share (FitOptions::engine.n_threads); each block's sums are kept apart and added in block
-// order, so that the result is bitwise the same for every thread count. Eigen is told not to
-// start threads of its own (its parallel GEMM on these tall, thin matrices took seconds where a
-// block loop takes milliseconds). Every thread runs with FTZ / DAZ set and restored after
-// (cpu/fp_environment.hpp), like the engine's.
-#define EIGEN_DONT_PARALLELIZE
-
+// order, so that the result is bitwise the same for every thread count. Eigen starts no threads
+// of its own (EIGEN_DONT_PARALLELIZE, CMakeLists.txt: its parallel GEMM on these tall, thin
+// matrices took seconds where a block loop takes milliseconds). Every thread runs with FTZ / DAZ
+// set and restored after (cpu/fp_environment.hpp), like the engine's.
 #include "core/initialize.hpp"
 
 #include <omp.h>
@@ -27,6 +25,7 @@
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
 #include "core/unroll.hpp"
+#include "cpu/cpu_kernels.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
@@ -42,19 +41,108 @@ constexpr Eigen::Index kBlockRows = 2048;
 
 Eigen::Index block_count(Eigen::Index n) { return (n + kBlockRows - 1) / kBlockRows; }
 
-// Calls body(block, begin, rows) for every block of n rows on `threads` threads, each with
-// FTZ / DAZ set for the duration.
+// Calls body(block, begin, rows) for blocks [first, last) of n rows on `threads` threads, each
+// with FTZ / DAZ set for the duration.
 template <typename Body>
-void for_each_block(Eigen::Index n, int threads, const Body& body) {
-  const Eigen::Index blocks = block_count(n);
+void for_each_block(Eigen::Index n, Eigen::Index first, Eigen::Index last, int threads,
+                    const Body& body) {
 #pragma omp parallel num_threads(threads)
   {
     const cpu::ScopedFlushDenormals flush;
 #pragma omp for schedule(dynamic, 1)
-    for (Eigen::Index b = 0; b < blocks; ++b) {
+    for (Eigen::Index b = first; b < last; ++b) {
       const Eigen::Index begin = b * kBlockRows;
       body(b, begin, std::min(kBlockRows, n - begin));
     }
+  }
+}
+
+template <typename Body>
+void for_each_block(Eigen::Index n, int threads, const Body& body) {
+  for_each_block(n, 0, block_count(n), threads, body);
+}
+
+// total (size values) = the sum, in block order, of body(begin, rows, sums) over the blocks of n
+// rows, each block's sums zeroed and kept apart until then: bitwise the same for every thread
+// count. The blocks run a wave at a time, as many as 64 MiB of sums hold (one per thread at
+// least): a full scatter at D = 2048 is 32 MiB a component, and one set of sums per block of all
+// the rows would have been K D / 2048 times the data's size.
+template <typename Body>
+void sum_blocks_in_order(Eigen::Index n, int threads, std::size_t size, double* total,
+                         const Body& body) {
+  constexpr std::size_t kWaveBytes = std::size_t{64} << 20;
+  const Eigen::Index blocks = block_count(n);
+  const Eigen::Index wave = std::min(
+      blocks, std::max<Eigen::Index>(
+                  threads, static_cast<Eigen::Index>(
+                               kWaveBytes / std::max<std::size_t>(1, size * sizeof(double)))));
+  std::vector<double> partial(static_cast<std::size_t>(wave) * size);
+  for (Eigen::Index first = 0; first < blocks; first += wave) {
+    const Eigen::Index last = std::min(blocks, first + wave);
+    std::fill(partial.begin(), partial.end(), 0.0);
+    for_each_block(n, first, last, threads,
+                   [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
+                     body(begin, rows, &partial[static_cast<std::size_t>(b - first) * size]);
+                   });
+    for (Eigen::Index b = first; b < last; ++b) {
+      const double* sums = &partial[static_cast<std::size_t>(b - first) * size];
+      for (std::size_t i = 0; i < size; ++i) total[i] += sums[i];
+    }
+  }
+}
+
+// One block's statistics under one-hot responsibilities (labels): each row adds to its own
+// component only. Diag and spherical add row by row. A full scatter gathers each component's
+// rows (in row order) and adds their products as one GEMM, in the CPU's own instruction set
+// (cpu::DenseKernels): a rank-one update per row ran at a tenth of that speed, 40 % of a fit's
+// time at D = 2048.
+void one_hot_statistics(const RowMatrix& x, const Eigen::VectorXd& w, const RowMatrix& centres,
+                        const std::vector<int>& labels, const StatisticsLayout& layout,
+                        Eigen::Index begin, Eigen::Index rows, double* stats) {
+  const int k = static_cast<int>(centres.rows()), d = static_cast<int>(x.cols());
+  double* nk = stats + layout.nk();
+  const auto sum_of = [&](int c) {
+    return Eigen::Map<Eigen::RowVectorXd>(stats + layout.s() + static_cast<std::size_t>(c) * d, d);
+  };
+  const auto q_of = [&](int c) {
+    return stats + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
+  };
+  const auto label = [&](Eigen::Index i) { return labels[static_cast<std::size_t>(i)]; };
+  if (!layout.full_scatter) {
+    for (Eigen::Index i = begin; i < begin + rows; ++i) {
+      const int c = label(i);
+      const Eigen::RowVectorXd u = x.row(i) - centres.row(c);
+      nk[c] += w[i];
+      sum_of(c) += w[i] * u;
+      if (layout.has_scatter) {
+        Eigen::Map<Eigen::RowVectorXd>(q_of(c), d) += w[i] * u.array().square().matrix();
+      }
+    }
+    return;
+  }
+  // The block's rows by component (a counting sort, row order kept within each).
+  std::vector<Eigen::Index> first(static_cast<std::size_t>(k) + 1, 0);
+  for (Eigen::Index i = begin; i < begin + rows; ++i)
+    ++first[static_cast<std::size_t>(label(i)) + 1];
+  std::partial_sum(first.begin(), first.end(), first.begin());
+  std::vector<Eigen::Index> order(static_cast<std::size_t>(rows));
+  std::vector<Eigen::Index> next(first.begin(), first.end() - 1);
+  for (Eigen::Index i = begin; i < begin + rows; ++i) {
+    order[static_cast<std::size_t>(next[static_cast<std::size_t>(label(i))]++)] = i;
+  }
+  RowMatrix centred, weighted;
+  for (int c = 0; c < k; ++c) {
+    const Eigen::Index owned = first[c + 1] - first[c];
+    centred.resize(owned, d);
+    weighted.resize(owned, d);
+    for (Eigen::Index r = 0; r < owned; ++r) {
+      const Eigen::Index i = order[static_cast<std::size_t>(first[c] + r)];
+      centred.row(r) = x.row(i) - centres.row(c);
+      weighted.row(r) = w[i] * centred.row(r);
+      nk[c] += w[i];
+      sum_of(c) += weighted.row(r);
+    }
+    cpu::dense_kernels().add_transposed_product(weighted.data(), centred.data(), owned, d, q_of(c));
   }
 }
 
@@ -154,59 +242,39 @@ Model maximize_from_assignments(const RowMatrix& x, const Eigen::VectorXd& w, co
   }
 
   const std::size_t size = layout.size();
-  std::vector<double> partial(static_cast<std::size_t>(block_count(n)) * size, 0.0);
-  for_each_block(
-      n, thread_count(options), [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
-        double* stats = &partial[static_cast<std::size_t>(b) * size];
+  std::vector<double> stats(size, 0.0);
+  sum_blocks_in_order(
+      n, thread_count(options), size, stats.data(),
+      [&](Eigen::Index begin, Eigen::Index rows, double* block_stats) {
         const auto q_of = [&](int c) {
-          return stats + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
+          return block_stats + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
         };
         if (resp.size() == 0) {
-          // One-hot responsibilities: each row adds to its own component only.
-          for (Eigen::Index i = 0; i < rows; ++i) {
-            const int c = labels[static_cast<std::size_t>(begin + i)];
-            const double g = w[begin + i];
-            const Eigen::RowVectorXd u = x.row(begin + i) - centres.row(c);
-            stats[layout.nk() + c] += g;
-            Eigen::Map<Eigen::RowVectorXd>(&stats[layout.s() + static_cast<std::size_t>(c) * d],
-                                           d) += g * u;
-            if (!layout.has_scatter) continue;
-            if (layout.full_scatter) {
-              // A rank-one update, coefficient by coefficient: a GEMM call per row costs more
-              // than the D x D multiply-adds it does.
-              Eigen::Map<RowMatrix>(q_of(c), d, d).noalias() += (g * u).transpose().lazyProduct(u);
-            } else {
-              Eigen::Map<Eigen::RowVectorXd>(q_of(c), d) += g * u.array().square().matrix();
-            }
-          }
+          one_hot_statistics(x, w, centres, labels, layout, begin, rows, block_stats);
           return;
         }
         const RowMatrix g =
             resp.middleRows(begin, rows).array().colwise() * w.segment(begin, rows).array();
-        Eigen::Map<Eigen::RowVectorXd>(&stats[layout.nk()], k) = g.colwise().sum();
+        Eigen::Map<Eigen::RowVectorXd>(&block_stats[layout.nk()], k) = g.colwise().sum();
         if (!layout.has_scatter) {  // Bernoulli / binomial: centres 0
-          Eigen::Map<RowMatrix>(&stats[layout.s()], k, d) =
+          Eigen::Map<RowMatrix>(&block_stats[layout.s()], k, d) =
               g.transpose() * x.middleRows(begin, rows);
           return;
         }
         for (int c = 0; c < k; ++c) {
           const RowMatrix xc = x.middleRows(begin, rows).rowwise() - centres.row(c);
-          Eigen::Map<Eigen::RowVectorXd>(&stats[layout.s() + static_cast<std::size_t>(c) * d], d) =
-              g.col(c).transpose() * xc;
+          Eigen::Map<Eigen::RowVectorXd>(&block_stats[layout.s() + static_cast<std::size_t>(c) * d],
+                                         d) = g.col(c).transpose() * xc;
           if (layout.full_scatter) {
-            Eigen::Map<RowMatrix>(q_of(c), d, d) =
-                (xc.array().colwise() * g.col(c).array()).matrix().transpose() * xc;
+            const RowMatrix weighted = xc.array().colwise() * g.col(c).array();
+            cpu::dense_kernels().add_transposed_product(weighted.data(), xc.data(), rows, d,
+                                                        q_of(c));
           } else {
             Eigen::Map<Eigen::RowVectorXd>(q_of(c), d) =
                 g.col(c).transpose() * xc.array().square().matrix();
           }
         }
       });
-  std::vector<double> stats(size, 0.0);
-  for (Eigen::Index b = 0; b < block_count(n); ++b) {
-    for (std::size_t i = 0; i < size; ++i)
-      stats[i] += partial[static_cast<std::size_t>(b) * size + i];
-  }
   stats[StatisticsLayout::kWeightSum] = w.sum();
   MaximizeOptions mopt;
   mopt.reg_covar = options.reg_covar;

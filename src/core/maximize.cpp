@@ -7,6 +7,8 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/cholesky.hpp"
+
 namespace emix {
 
 namespace {
@@ -110,16 +112,9 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
 }
 
 bool numerically_singular(const double* covariance, int d, double reg_covar) {
-  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const Eigen::Map<const RowMatrix> sigma(covariance, d, d);
-  const Eigen::LLT<Eigen::MatrixXd> llt(sigma);
-  if (llt.info() != Eigen::Success) return true;
-  const double limit = reg_covar > 0 ? 0.0 : 16.0 * d * std::numeric_limits<double>::epsilon();
-  for (int j = 0; j < d; ++j) {
-    const double pivot = llt.matrixLLT()(j, j);
-    if (!(pivot * pivot > limit * sigma(j, j))) return true;
-  }
-  return false;
+  Eigen::MatrixXd lower;
+  const bool factored = cholesky_factor(covariance, d, lower);
+  return singular_factor(factored, lower, covariance, reg_covar);
 }
 
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats) {

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <string>
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/cholesky.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -16,23 +17,31 @@ namespace {
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
+// Below this size a full covariance's factorisation takes less than starting threads does.
+constexpr int kThreadedFactorFeatures = 128;
+
 // U with U U^T = cov^-1, upper triangular (scikit-learn's precisions_cholesky), written
-// row-major to out; returns sum log diag(U).
-double precision_cholesky(const double* cov, int d, double* out, const std::string& what) {
-  Eigen::Map<const RowMatrix> sigma(cov, d, d);
-  Eigen::LLT<Eigen::MatrixXd> llt(sigma);
-  if (llt.info() != Eigen::Success) {
-    throw NumericalError(what + " is not positive definite (Cholesky factorisation failed)");
+// row-major to out, and sum log diag(U) to log_det. Throws NumericalError naming `what` if cov
+// does not factor; with report_singular, returns false instead where numerically_singular(cov,
+// d, reg_covar) would call it singular.
+bool precision_cholesky(const double* cov, int d, int threads, const std::string& what,
+                        bool report_singular, double reg_covar, double* out, double* log_det) {
+  Eigen::MatrixXd lower;
+  const bool factored = cholesky_factor(cov, d, lower);
+  if (report_singular && singular_factor(factored, lower, cov, reg_covar)) return false;
+  if (!factored) {
+    // Rounding decides whether a singular covariance fails to factor or leaves a pivot of 0.
+    throw NumericalError(
+        what + " is singular or not positive definite (its Cholesky factorisation failed)");
   }
-  Eigen::MatrixXd lower = llt.matrixL();
   if (!(lower.diagonal().minCoeff() > 0)) {
     throw NumericalError(what + " is singular");
   }
-  // U = L^-T: solve L^T U = I.
-  Eigen::MatrixXd u =
-      lower.transpose().triangularView<Eigen::Upper>().solve(Eigen::MatrixXd::Identity(d, d));
-  Eigen::Map<RowMatrix>(out, d, d) = u;
-  return u.diagonal().array().log().sum();
+  // U = L^-T, and U row-major is L^-1 column-major.
+  const Eigen::MatrixXd inverse = lower_triangular_inverse(lower, threads);
+  Eigen::Map<Eigen::MatrixXd>(out, d, d) = inverse;
+  *log_det = inverse.diagonal().array().log().sum();
+  return true;
 }
 
 }  // namespace
@@ -69,6 +78,13 @@ bool weights_outside_float_range(const double* sample_weight, std::int64_t n) {
 }
 
 PreparedModel prepare(const Model& model, double prob_epsilon) {
+  PrepareOptions options;
+  options.prob_epsilon = prob_epsilon;
+  return prepare(model, options);
+}
+
+PreparedModel prepare(const Model& model, const PrepareOptions& options) {
+  const double prob_epsilon = options.prob_epsilon;
   PreparedModel p;
   p.family = model.family;
   p.covariance = model.covariance;
@@ -107,9 +123,31 @@ PreparedModel prepare(const Model& model, double prob_epsilon) {
   switch (model.covariance) {
     case Covariance::kFull: {
       p.prec_chol.resize(k * d * d);
+      // Large components factor in parallel, or, one at a time, each inverse's panels do; a
+      // component's numbers are the same either way.
+      const int threads = p.d >= kThreadedFactorFeatures ? std::max(1, options.threads) : 1;
+      const bool across = threads > 1 && p.k > 1;
+      std::vector<char> factored(k, 1);
+      std::vector<std::exception_ptr> errors(k);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (across)
+      for (int c = 0; c < p.k; ++c) {
+        const std::size_t at = static_cast<std::size_t>(c) * d * d;
+        try {
+          factored[c] = precision_cholesky(
+              cov + at, p.d, across ? 1 : threads, "covariance of component " + std::to_string(c),
+              options.singular != nullptr, options.reg_covar, &p.prec_chol[at], &log_det[c]);
+        } catch (...) {
+          errors[c] = std::current_exception();
+        }
+      }
+      for (const std::exception_ptr& error : errors) {
+        if (error) std::rethrow_exception(error);
+      }
       for (std::size_t c = 0; c < k; ++c) {
-        log_det[c] = precision_cholesky(cov + c * d * d, p.d, &p.prec_chol[c * d * d],
-                                        "covariance of component " + std::to_string(c));
+        if (!factored[c]) {
+          options.singular->push_back(static_cast<int>(c));
+          continue;
+        }
         Eigen::Map<const RowMatrix> u(&p.prec_chol[c * d * d], p.d, p.d);
         Eigen::Map<const Eigen::RowVectorXd> mean(&p.means[c * d], p.d);
         Eigen::Map<Eigen::RowVectorXd>(&p.mean_prec[c * d], p.d) = mean * u;
@@ -118,7 +156,10 @@ PreparedModel prepare(const Model& model, double prob_epsilon) {
     }
     case Covariance::kTied: {
       p.prec_chol.resize(d * d);
-      const double shared = precision_cholesky(cov, p.d, p.prec_chol.data(), "tied covariance");
+      double shared = 0;
+      precision_cholesky(cov, p.d,
+                         p.d >= kThreadedFactorFeatures ? std::max(1, options.threads) : 1,
+                         "tied covariance", false, 0, p.prec_chol.data(), &shared);
       Eigen::Map<const RowMatrix> u(p.prec_chol.data(), p.d, p.d);
       for (std::size_t c = 0; c < k; ++c) {
         log_det[c] = shared;

@@ -53,8 +53,22 @@ struct PreparedModel {
   bool entropy = true;
 };
 
-// Throws NumericalError if a covariance is not positive definite. Bernoulli / binomial
-// probabilities are clamped to [prob_epsilon, 1 - prob_epsilon] so that no log is infinite.
+struct PrepareOptions {
+  // Bernoulli / binomial probabilities are clamped to [prob_epsilon, 1 - prob_epsilon], so that
+  // no log is infinite.
+  double prob_epsilon = 1e-10;
+  // Full and tied covariances of 128 features or more factor on up to this many threads.
+  int threads = 1;
+  // Full covariances: when set, a component whose covariance numerically_singular(cov, D,
+  // reg_covar) calls singular is listed here (ascending) instead of failing, and the prepared
+  // model is for nothing unless the list stays empty. The EM loop's singularity check and its
+  // next E-step then take one factorisation.
+  std::vector<int>* singular = nullptr;
+  double reg_covar = 0;
+};
+
+// Throws NumericalError if a covariance is not positive definite.
+PreparedModel prepare(const Model& model, const PrepareOptions& options);
 PreparedModel prepare(const Model& model, double prob_epsilon = 1e-10);
 
 // sum_d log C(m, x_d), the k-independent part of a binomial log-density.

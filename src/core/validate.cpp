@@ -17,6 +17,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/cholesky.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -227,8 +228,8 @@ double check_spd(const double* a, int d, const std::string& what) {
   if (!(asymmetry <= 1e-8 * std::max(scale, 1e-300))) {
     throw InvalidArgument("model: " + what + " is not symmetric");
   }
-  Eigen::LLT<Eigen::MatrixXd> llt(m);
-  if (llt.info() != Eigen::Success || !(llt.matrixLLT().diagonal().minCoeff() > 0)) {
+  Eigen::MatrixXd lower;
+  if (!cholesky_factor(a, d, lower) || !(lower.diagonal().minCoeff() > 0)) {
     throw InvalidArgument("model: " + what + " is not positive definite");
   }
   // The E-step uses the inverse; a matrix so close to singular that its inverse overflows
@@ -236,9 +237,7 @@ double check_spd(const double* a, int d, const std::string& what) {
   // largest entry is on its diagonal (|P_ij| <= sqrt(P_ii P_jj)): P_jj is the squared norm of
   // column j of L^-1, without the D^3 product that forming P took (a third of a one-iteration
   // fit's time at D = 2048).
-  const Eigen::MatrixXd lower = llt.matrixL();
-  const Eigen::MatrixXd lower_inverse =
-      lower.triangularView<Eigen::Lower>().solve(Eigen::MatrixXd::Identity(d, d));
+  const Eigen::MatrixXd lower_inverse = lower_triangular_inverse(lower, 1);
   const double largest = lower_inverse.colwise().squaredNorm().maxCoeff();
   if (!std::isfinite(largest)) {
     throw InvalidArgument("model: " + what +

@@ -12,6 +12,7 @@ namespace emix::cpu {
   namespace ns {                      \
   const Kernels<float>& table_f32();  \
   const Kernels<double>& table_f64(); \
+  const DenseKernels& table_dense();  \
   }
 #if EMIX_CPU_LEVEL_NATIVE
 EMIX_DECLARE_LEVEL(native)
@@ -125,29 +126,33 @@ void check_usable(IsaLevel level) {
   }
 }
 
-}  // namespace
+// A level's tables; InvalidArgument for a level this build did not compile.
+struct LevelTables {
+  const Kernels<float>& (*f32)();
+  const Kernels<double>& (*f64)();
+  const DenseKernels& (*dense)();
+};
 
-const Kernels<float>& kernels_f32(IsaLevel level) {
-  check_usable(level);
+LevelTables tables_of(IsaLevel level) {
   switch (level) {
 #if EMIX_CPU_LEVEL_NATIVE
     case IsaLevel::kNative:
-      return native::table_f32();
+      return {&native::table_f32, &native::table_f64, &native::table_dense};
 #else
     case IsaLevel::kBaseline:
-      return baseline::table_f32();
+      return {&baseline::table_f32, &baseline::table_f64, &baseline::table_dense};
 #endif
 #if EMIX_CPU_LEVEL_V2
     case IsaLevel::kV2:
-      return v2::table_f32();
+      return {&v2::table_f32, &v2::table_f64, &v2::table_dense};
 #endif
 #if EMIX_CPU_LEVEL_V3
     case IsaLevel::kV3:
-      return v3::table_f32();
+      return {&v3::table_f32, &v3::table_f64, &v3::table_dense};
 #endif
 #if EMIX_CPU_LEVEL_V4
     case IsaLevel::kV4:
-      return v4::table_f32();
+      return {&v4::table_f32, &v4::table_f64, &v4::table_dense};
 #endif
     default:
       break;
@@ -155,32 +160,21 @@ const Kernels<float>& kernels_f32(IsaLevel level) {
   throw InvalidArgument("CPU kernels: unknown instruction-set level");
 }
 
+}  // namespace
+
+const Kernels<float>& kernels_f32(IsaLevel level) {
+  check_usable(level);
+  return tables_of(level).f32();
+}
+
 const Kernels<double>& kernels_f64(IsaLevel level) {
   check_usable(level);
-  switch (level) {
-#if EMIX_CPU_LEVEL_NATIVE
-    case IsaLevel::kNative:
-      return native::table_f64();
-#else
-    case IsaLevel::kBaseline:
-      return baseline::table_f64();
-#endif
-#if EMIX_CPU_LEVEL_V2
-    case IsaLevel::kV2:
-      return v2::table_f64();
-#endif
-#if EMIX_CPU_LEVEL_V3
-    case IsaLevel::kV3:
-      return v3::table_f64();
-#endif
-#if EMIX_CPU_LEVEL_V4
-    case IsaLevel::kV4:
-      return v4::table_f64();
-#endif
-    default:
-      break;
-  }
-  throw InvalidArgument("CPU kernels: unknown instruction-set level");
+  return tables_of(level).f64();
+}
+
+const DenseKernels& dense_kernels() {
+  static const DenseKernels& table = tables_of(best_level()).dense();
+  return table;
 }
 
 }  // namespace emix::cpu

@@ -31,8 +31,6 @@
 // Negligible responsibilities are exactly zero (core/pointwise.hpp, exp_or_zero), and every
 // thread of a call runs with FTZ / DAZ set (fp_environment.hpp), its caller's mode restored
 // after: no subnormal number reaches a matrix product, where each costs a microcode assist.
-#define EIGEN_DONT_PARALLELIZE  // one thread per tile; OpenMP parallelism is across tiles
-
 #include "cpu/cpu_engine.hpp"
 
 #include <omp.h>
@@ -405,6 +403,20 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
   return plan;
 }
 
+// U (row-major, upper triangular) into cpu::triangle_panel_offset's panels.
+template <typename T>
+void pack_triangle(const double* u, int d, T* out) {
+  for (int j0 = 0; j0 < d; j0 += cpu::kTrianglePanel) {
+    const int width = std::min(cpu::kTrianglePanel, d - j0);
+    T* panel = out + cpu::triangle_panel_offset(j0);
+    for (int a = 0; a < j0 + width; ++a) {
+      for (int w = 0; w < width; ++w) {
+        panel[a * width + w] = static_cast<T>(u[std::int64_t{a} * d + j0 + w]);
+      }
+    }
+  }
+}
+
 template <typename T>
 Plan<T> make_direct_plan(const PreparedModel& p) {
   const int k = p.k, d = p.d;
@@ -418,11 +430,15 @@ Plan<T> make_direct_plan(const PreparedModel& p) {
   plan.centres_t = Eigen::Map<const RowMatrix<double>>(p.centres.data(), k, d).cast<T>();
   switch (p.covariance) {
     case Covariance::kFull:
-      plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), k * d, d).cast<T>();
-      plan.u_stride = std::int64_t{d} * d;
+      plan.u_stride = cpu::packed_triangle_size(d);
+      plan.u_t.resize(k, plan.u_stride);
+      for (int c = 0; c < k; ++c) {
+        pack_triangle(p.prec_chol.data() + std::int64_t{c} * d * d, d, plan.u_t.row(c).data());
+      }
       break;
     case Covariance::kTied:
-      plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), d, d).cast<T>();
+      plan.u_t.resize(1, cpu::packed_triangle_size(d));
+      pack_triangle(p.prec_chol.data(), d, plan.u_t.data());
       break;
     case Covariance::kDiag:
       plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), k, d).cast<T>();

@@ -35,6 +35,22 @@ inline bool reads_rows_as_they_are(FeatureKind kind) {
          kind == FeatureKind::kDirectDiag;
 }
 
+// Full / tied direct kinds: U_k's upper triangle in panels of kTrianglePanel columns (the last
+// one narrower), each panel's rows a = 0 .. (its last column) contiguous, kTrianglePanel (or its
+// width) values a row: what the log-density kernel reads, in the order it reads them. Read from
+// U in place, every row was another page at D = 2048, and the E-step ran at a sixth of its speed.
+constexpr int kTrianglePanel = 8;
+// Where the panel of columns [j0, j0 + width) starts: every panel before it is full.
+inline std::int64_t triangle_panel_offset(int j0) {
+  const std::int64_t m = j0 / kTrianglePanel;
+  return m * (m + 1) / 2 * kTrianglePanel * kTrianglePanel;
+}
+// Values in one U's panels.
+inline std::int64_t packed_triangle_size(int d) {
+  const int full = d / kTrianglePanel * kTrianglePanel;
+  return triangle_panel_offset(full) + std::int64_t{d} * (d - full);
+}
+
 // Everything a level's kernels read, for one pass over the data in element type T. Pointers are
 // host memory owned by the engine for the duration of the call.
 template <typename T>
@@ -56,8 +72,9 @@ struct TilePlan {
   // log-densities take them once per row.
   bool shared_quadratic = false;
   const T* bias = nullptr;  // K
-  // Direct kinds: the means and centres (K x D, row-major) and u: full / tied, U_k row-major
-  // D x D, u_stride elements apart (0: tied, one U); diag / spherical, 1 / sd_k as K x D.
+  // Direct kinds: the means and centres (K x D, row-major) and u: full / tied, U_k in panels
+  // (packed_triangle_size values), u_stride elements apart (0: tied, one U); diag / spherical,
+  // 1 / sd_k as K x D.
   const T* means = nullptr;
   const T* centres = nullptr;
   const T* u = nullptr;
@@ -95,6 +112,23 @@ struct Kernels {
                    double* resp, std::int32_t* labels);
 };
 
+// Dense linear algebra on the host's covariances and scatters (double), compiled per level like
+// the kernels above: in the library's other code, compiled for plain x86-64, Eigen's Cholesky,
+// triangular solves and products at D = 2048 ran at a quarter of AVX-512's speed. Matrices are
+// column-major unless said otherwise.
+struct DenseKernels {
+  IsaLevel level;
+  // The Cholesky factor L (d x d, zero above the diagonal) of a symmetric d x d matrix
+  // (row-major; its lower triangle is read); false where the factorisation fails.
+  bool (*cholesky)(const double* a, int d, double* lower);
+  // Columns [j0, j0 + width) of L^-1 (d x d), rows j0 and below: the rows above are zero, and
+  // are not written.
+  void (*lower_inverse_columns)(const double* lower, int d, int j0, int width, double* inverse);
+  // q (d x d, row-major) += a^T b, a and b rows x d, row-major.
+  void (*add_transposed_product)(const double* a, const double* b, std::int64_t rows, int d,
+                                 double* q);
+};
+
 // The levels this build compiled, lowest first, and the highest of them this CPU supports.
 int compiled_levels(IsaLevel* out, int capacity);
 bool cpu_supports(IsaLevel level);
@@ -102,5 +136,7 @@ IsaLevel best_level();
 // The kernels of a level (InvalidArgument when it was not compiled or the CPU lacks it).
 const Kernels<float>& kernels_f32(IsaLevel level);
 const Kernels<double>& kernels_f64(IsaLevel level);
+// The dense kernels of the highest level this CPU supports.
+const DenseKernels& dense_kernels();
 
 }  // namespace emix::cpu

@@ -13,8 +13,6 @@
 #error "define EMIX_CPU_KERNELS_NAMESPACE and EMIX_CPU_KERNELS_LEVEL before including this file"
 #endif
 
-#define EIGEN_DONT_PARALLELIZE  // one thread per tile; OpenMP parallelism is across tiles
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +22,7 @@
 
 #include <math.h>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include "core/host_device.hpp"
@@ -137,6 +136,8 @@ template <typename T>
 constexpr int kLanes = kVectorBytes / static_cast<int>(sizeof(T));
 // Accumulators per register block: eight vectors, as many as every level holds with room.
 constexpr int kBlock = 8;
+static_assert(kBlock == kTrianglePanel,
+              "triangular_rows takes U's panels kBlock columns at a time");
 
 // body(std::integral_constant<int, W>{}) for W = min(width, kMax) (width >= 1): a block's width
 // as a compile-time constant, so that its sums stay in registers; widths 1..kMax only are
@@ -427,10 +428,11 @@ bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
 // rows from i, y_j = sum_{a <= j} (x_a - mu_a) U_aj, rows in the vector lanes (x column-major,
 // `rows` apart). U is upper triangular (U = L^-T, its lower part exactly zero), so the products
 // below the diagonal are skipped: half a dense product's work, with each y_j held in a register
-// and nothing written per component.
+// and nothing written per component. `panel` is U's columns [j0, j0 + kWidth), packed
+// (cpu::triangle_panel_offset).
 template <int kWidth, int kRowVectors, typename T>
-EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::Index i, int d,
-                                        int j0, const T* mean, const T* u,
+EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::Index i, int j0,
+                                        const T* mean, const T* panel,
                                         typename VectorOf<T>::type* q) {
 #if defined(__clang__)
 #pragma clang fp contract(fast)
@@ -449,7 +451,7 @@ EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::In
       std::memcpy(&centred[r], x + a * rows + i + r * kLanes<T>, sizeof(V));
       centred[r] -= mean[a];
     }
-    const T* ua = u + static_cast<std::int64_t>(a) * d + j0;
+    const T* ua = panel + a * kWidth;
     EMIX_UNROLL
     for (int w = 0; w < kWidth; ++w) {
       EMIX_UNROLL
@@ -463,7 +465,7 @@ EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::In
       std::memcpy(&centred[r], x + (j0 + l) * rows + i + r * kLanes<T>, sizeof(V));
       centred[r] -= mean[j0 + l];
     }
-    const T* ua = u + static_cast<std::int64_t>(j0 + l) * d + j0;
+    const T* ua = panel + (j0 + l) * kWidth;
     EMIX_UNROLL
     for (int w = l; w < kWidth; ++w) {
       EMIX_UNROLL
@@ -491,11 +493,12 @@ Eigen::Index triangular_rows(const T* x, Eigen::Index rows, Eigen::Index begin, 
     V q[kRowVectors];
     for (V& v : q) v = V{};
     for (int j0 = 0; j0 < full_d; j0 += kBlock) {
-      triangular_block<kBlock, kRowVectors>(x, rows, i, d, j0, mean, u, q);
+      triangular_block<kBlock, kRowVectors>(x, rows, i, j0, mean, u + triangle_panel_offset(j0), q);
     }
     if (full_d < d) {
       with_width_up_to<kBlock>(d - full_d, [&](auto width) {
-        triangular_block<decltype(width)::value, kRowVectors>(x, rows, i, d, full_d, mean, u, q);
+        triangular_block<decltype(width)::value, kRowVectors>(x, rows, i, full_d, mean,
+                                                              u + triangle_panel_offset(full_d), q);
       });
     }
     for (int r = 0; r < kRowVectors; ++r) {
@@ -570,6 +573,27 @@ void upper_scatter(const Matrix<T>& projected, const Matrix<T>& centred, Matrix<
   }
 }
 
+// t(c, d + ...) = scatter's upper triangle by rows (a <= b, a-major), in 8 x 8 blocks: row by
+// row, each read of the column-major scatter was a cache line of its own, a fifth of the M-step
+// at D = 2048.
+template <typename T>
+void pack_upper_triangle(const Matrix<T>& scatter, int c, int d, Matrix<T>& t) {
+  constexpr int kSide = 8;
+  const auto packed_at = [d](std::int64_t a, std::int64_t b) {
+    return d + a * d - a * (a - 1) / 2 + (b - a);
+  };
+  for (int a0 = 0; a0 < d; a0 += kSide) {
+    const int a1 = std::min(d, a0 + kSide);
+    for (int b0 = a0; b0 < d; b0 += kSide) {
+      const int b1 = std::min(d, b0 + kSide);
+      for (int a = a0; a < a1; ++a) {
+        const std::int64_t row = packed_at(a, 0);
+        for (int b = std::max(a, b0); b < b1; ++b) t(c, row + b) = scatter(a, b);
+      }
+    }
+  }
+}
+
 // Direct kinds: t = the packed statistics about the centres, component by component: sum g
 // (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b (full / tied) or its diagonal.
 //
@@ -634,10 +658,7 @@ void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& 
     s.projected.bottomRows(padded - owned).setZero();
     s.t.row(c).head(d) = s.projected.colwise().sum();
     upper_scatter(s.projected, s.centred, s.scatter);
-    Eigen::Index j = d;
-    for (int a = 0; a < d; ++a) {
-      for (int b = a; b < d; ++b) s.t(c, j++) = s.scatter(a, b);
-    }
+    pack_upper_triangle(s.scatter, c, d, s.t);
   }
 }
 
@@ -915,6 +936,36 @@ const Kernels<float>& table_f32() {
 const Kernels<double>& table_f64() {
   static const Kernels<double> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, &add_statistics<double>,
                                      &evaluate<double>};
+  return table;
+}
+
+namespace {
+
+bool cholesky(const double* a, int d, double* lower) {
+  const Eigen::LLT<Matrix<double>> llt(Eigen::Map<const RowMatrix<double>>(a, d, d));
+  Eigen::Map<Matrix<double>>(lower, d, d) = llt.matrixL();
+  return llt.info() == Eigen::Success;
+}
+
+void lower_inverse_columns(const double* lower, int d, int j0, int width, double* inverse) {
+  const Eigen::Map<const Matrix<double>> l(lower, d, d);
+  const int rest = d - j0;
+  auto columns = Eigen::Map<Matrix<double>>(inverse, d, d).block(j0, j0, rest, width);
+  columns.setZero();
+  columns.topRows(width).setIdentity();
+  l.bottomRightCorner(rest, rest).template triangularView<Eigen::Lower>().solveInPlace(columns);
+}
+
+void add_transposed_product(const double* a, const double* b, std::int64_t rows, int d, double* q) {
+  const Eigen::Map<const RowMatrix<double>> ma(a, rows, d), mb(b, rows, d);
+  Eigen::Map<RowMatrix<double>>(q, d, d).noalias() += ma.transpose() * mb;
+}
+
+}  // namespace
+
+const DenseKernels& table_dense() {
+  static const DenseKernels table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, &cholesky,
+                                  &lower_inverse_columns, &add_transposed_product};
   return table;
 }
 
