@@ -6,6 +6,7 @@ from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import to_host_numpy
 from ._base import _BaseMixture, check_shape, check_weights
+from ._engine import engine_options
 
 _COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
@@ -50,11 +51,19 @@ def _covariances_from_cholesky(precisions_cholesky, covariance_type):
     return 1.0 / u**2
 
 
-def _precisions_cholesky(covariances, covariance_type):
+def _precisions_cholesky(covariances, covariance_type, model=None):
     """scikit-learn's precisions_cholesky_: the upper factor U of each precision P = U U^T
-    (U = L^-T for the covariance's Cholesky factor L), or 1 / sqrt(variance)."""
+    (U = L^-T for the covariance's Cholesky factor L), or 1 / sqrt(variance). `model`, the
+    emix model of those covariances, computes U as the E-step does: threaded, in the CPU's
+    instruction set, a third of np.linalg.inv's work (which took a sixth of a fit's time at
+    D = 2048); a covariance that does not factor is then named below."""
     covariances = np.asarray(covariances)
     if covariance_type in ("full", "tied"):
+        if model is not None:
+            try:
+                return model.precisions_cholesky(engine_options("cpu").n_threads)
+            except _emix.NumericalError:
+                pass
         try:
             lower = np.linalg.cholesky(covariances)
         except np.linalg.LinAlgError:
@@ -286,7 +295,8 @@ class GaussianMixture(_BaseMixture):
         self.weights_ = model.weights
         self.means_ = model.means
         self.covariances_ = model.covariances
-        self.precisions_cholesky_ = _precisions_cholesky(self.covariances_, self.covariance_type)
+        self.precisions_cholesky_ = _precisions_cholesky(self.covariances_, self.covariance_type,
+                                                         model)
         # What the fit set, to tell a caller's later assignment of it (_model).
         self._fitted_cholesky = self.precisions_cholesky_.copy()
         self._fitted_covariance_type = self.covariance_type

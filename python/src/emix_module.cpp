@@ -180,6 +180,35 @@ nb::ndarray<nb::numpy, double> covariances_of(const emix::Model& m) {
   return to_numpy(m.covariances, {m.covariances.size()});
 }
 
+// scikit-learn's precisions_cholesky_ (U with U U^T = Sigma^-1) of a Gaussian model in its
+// shape, from the E-step's own factorisation (prepare): on up to `threads` threads, in the CPU's
+// instruction set. NumericalError where a covariance does not factor.
+nb::ndarray<nb::numpy, double> precisions_cholesky_of(const emix::Model& m, int threads) {
+  if (m.family != emix::Family::kGaussian) {
+    throw emix::InvalidArgument("precisions_cholesky: the model is not Gaussian");
+  }
+  emix::PrepareOptions options;
+  options.threads = threads;
+  emix::PreparedModel prepared;
+  {
+    nb::gil_scoped_release release;
+    prepared = emix::prepare(m, options);
+  }
+  const auto k = static_cast<size_t>(m.n_components);
+  const auto d = static_cast<size_t>(m.n_features);
+  switch (m.covariance) {
+    case emix::Covariance::kFull:
+      return to_numpy(std::move(prepared.prec_chol), {k, d, d});
+    case emix::Covariance::kDiag:
+      return to_numpy(std::move(prepared.prec_chol), {k, d});
+    case emix::Covariance::kSpherical:
+      return to_numpy(std::move(prepared.prec_chol), {k});
+    case emix::Covariance::kTied:
+      return to_numpy(std::move(prepared.prec_chol), {d, d});
+  }
+  return to_numpy(std::move(prepared.prec_chol), {prepared.prec_chol.size()});
+}
+
 emix::Model make_model(const std::string& family, const std::string& covariance, int n_features,
                        int trials, const HostDoubles& weights,
                        const std::optional<HostDoubles>& means,
@@ -466,6 +495,8 @@ NB_MODULE(_emix, m) {
             return to_numpy(x.probabilities, {n == 0 ? 0 : k, n == 0 ? 0 : n / k});
           },
           nb::rv_policy::move)
+      .def("precisions_cholesky", &precisions_cholesky_of, nb::arg("n_threads"),
+           nb::rv_policy::move)
       .def("n_parameters", &emix::Model::n_parameters)
       .def("validate", &emix::Model::validate);
 
