@@ -137,6 +137,11 @@ CASES = {
     "diag-1e7x4x8": case(10_000_000, 4, 8, "diag", 1004, 5.0),
     "full-1e7x32x32": case(10_000_000, 32, 32, "full", 1007, gpu_only=True),
     "diag-1e8x8x8": case(100_000_000, 8, 8, "diag", 1008, gpu_only=True),
+    # Full covariances at high D, where the per-iteration factorisations (K Cholesky factors and
+    # inverses of D x D) weigh beside the N K D^2 of the passes.
+    "full-2e4x256x8": case(20_000, 256, 8, "full", 1021),
+    "full-1e4x512x4": case(10_000, 512, 4, "full", 1022),
+    "full-4e3x2048x2": case(4_000, 2048, 2, "full", 1023),
     # Seconds, for checking the script itself: --cases smoke-full,smoke-diag
     "smoke-full": case(20_000, 8, 4, "full", 1005),
     "smoke-diag": case(20_000, 8, 4, "diag", 1006),
@@ -147,6 +152,7 @@ GROUPS = {
             "full-2e5x64x32", "diag-1e7x4x8"],
     "gpu": ["full-1e7x32x32", "diag-1e8x8x8"],
     "smoke": ["smoke-full", "smoke-diag", "smoke-sep-full"],
+    "high-d": ["full-2e4x256x8", "full-1e4x512x4", "full-4e3x2048x2"],
 }
 GROUPS["issue"] = GROUPS["cpu"] + GROUPS["gpu"]
 DEFAULT_CASES = ("full-1e6x16x16", "diag-1e6x16x16", "sep-full-1e6x16x16", "sep-diag-1e6x16x16",
