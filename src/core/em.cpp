@@ -1,7 +1,5 @@
 // The EM driver: initialisation, the loop, convergence, restarts, re-seeding. It never sees the
 // data: only statistics from the engine and, for re-seeding, rows it asks the engine for.
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -101,7 +99,7 @@ EmRun::EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std:
 PrepareOptions EmRun::prepare_options() const {
   PrepareOptions o;
   o.prob_epsilon = options_.prob_epsilon;
-  o.threads = options_.engine.n_threads > 0 ? options_.engine.n_threads : omp_get_max_threads();
+  o.threads = options_.engine.n_threads;
   return o;
 }
 

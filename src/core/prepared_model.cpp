@@ -1,5 +1,7 @@
 #include "core/prepared_model.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -19,6 +21,11 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 
 // Below this size a full covariance's factorisation takes less than starting threads does.
 constexpr int kThreadedFactorFeatures = 128;
+
+// PrepareOptions::threads, 0 read as OpenMP's default.
+int thread_count(const PrepareOptions& options) {
+  return options.threads > 0 ? options.threads : omp_get_max_threads();
+}
 
 // U with U U^T = cov^-1, upper triangular (scikit-learn's precisions_cholesky), written
 // row-major to out, and sum log diag(U) to log_det. Throws NumericalError naming `what` if cov
@@ -125,7 +132,7 @@ PreparedModel prepare(const Model& model, const PrepareOptions& options) {
       p.prec_chol.resize(k * d * d);
       // Large components factor in parallel, or, one at a time, each inverse's panels do; a
       // component's numbers are the same either way.
-      const int threads = p.d >= kThreadedFactorFeatures ? std::max(1, options.threads) : 1;
+      const int threads = p.d >= kThreadedFactorFeatures ? thread_count(options) : 1;
       const bool across = threads > 1 && p.k > 1;
       std::vector<char> factored(k, 1);
       std::vector<std::exception_ptr> errors(k);
@@ -157,8 +164,7 @@ PreparedModel prepare(const Model& model, const PrepareOptions& options) {
     case Covariance::kTied: {
       p.prec_chol.resize(d * d);
       double shared = 0;
-      precision_cholesky(cov, p.d,
-                         p.d >= kThreadedFactorFeatures ? std::max(1, options.threads) : 1,
+      precision_cholesky(cov, p.d, p.d >= kThreadedFactorFeatures ? thread_count(options) : 1,
                          "tied covariance", false, 0, p.prec_chol.data(), &shared);
       Eigen::Map<const RowMatrix> u(p.prec_chol.data(), p.d, p.d);
       for (std::size_t c = 0; c < k; ++c) {

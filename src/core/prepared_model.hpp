@@ -57,7 +57,8 @@ struct PrepareOptions {
   // Bernoulli / binomial probabilities are clamped to [prob_epsilon, 1 - prob_epsilon], so that
   // no log is infinite.
   double prob_epsilon = 1e-10;
-  // Full and tied covariances of 128 features or more factor on up to this many threads.
+  // Full and tied covariances of 128 features or more factor on up to this many threads (0:
+  // OpenMP's default, as EngineOptions::n_threads).
   int threads = 1;
   // Full covariances: when set, a component whose covariance numerically_singular(cov, D,
   // reg_covar) calls singular is listed here (ascending) instead of failing, and the prepared
