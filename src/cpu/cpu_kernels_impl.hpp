@@ -517,8 +517,8 @@ void triangular_norms(const Matrix<T>& x, const T* mean, const T* u, Scratch<T>&
   const int d = static_cast<int>(x.cols());
   // Three vectors of rows where there are 32 vector registers (24 sums, each U value loaded
   // once for all three): 12 % less time than two at D = 2048.
-  Eigen::Index i =
-      triangular_rows < kVectorBytes == 64 ? 3 : 2 > (x.data(), rows, 0, d, mean, u, out);
+  constexpr int kRowVectors = kVectorBytes == 64 ? 3 : 2;
+  Eigen::Index i = triangular_rows<kRowVectors>(x.data(), rows, 0, d, mean, u, out);
   i = triangular_rows<1>(x.data(), rows, i, d, mean, u, out);
   if (i == rows) return;
   s.last_rows.setZero(kLanes<T>, d);
@@ -582,15 +582,14 @@ void upper_scatter(const Matrix<T>& projected, const Matrix<T>& centred, Matrix<
 template <typename T>
 void pack_upper_triangle(const Matrix<T>& scatter, int c, int d, Matrix<T>& t) {
   constexpr int kSide = 8;
-  const auto packed_at = [d](std::int64_t a, std::int64_t b) {
-    return d + a * d - a * (a - 1) / 2 + (b - a);
-  };
+  // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
+  const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
   for (int a0 = 0; a0 < d; a0 += kSide) {
     const int a1 = std::min(d, a0 + kSide);
     for (int b0 = a0; b0 < d; b0 += kSide) {
       const int b1 = std::min(d, b0 + kSide);
       for (int a = a0; a < a1; ++a) {
-        const std::int64_t row = packed_at(a, 0);
+        const std::int64_t row = origin(a);
         for (int b = std::max(a, b0); b < b1; ++b) t(c, row + b) = scatter(a, b);
       }
     }
