@@ -192,7 +192,17 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{Family::kBernoulli, Covariance::kFull, 7, 9},
                                          Case{Family::kGaussian, Covariance::kDiag, 6, 4},
                                          // Tied's shared quadratic part, past a block of eight.
-                                         Case{Family::kGaussian, Covariance::kTied, 11, 6}),
+                                         Case{Family::kGaussian, Covariance::kTied, 11, 6},
+                                         // Bernoulli and binomial rows read in place, components
+                                         // in the lanes (raw_by_rows): K of one vector and a
+                                         // part, of 4 + 1 vectors (float64) and 3 (float32),
+                                         // features past a block of 128, tiles of 100 rows not
+                                         // a multiple of the rows per register block. K = 37,
+                                         // D = 131 runs promoted to double in float32 (its
+                                         // terms sum past float's tolerance).
+                                         Case{Family::kBernoulli, Covariance::kFull, 13, 29},
+                                         Case{Family::kBinomial, Covariance::kFull, 37, 131},
+                                         Case{Family::kBernoulli, Covariance::kFull, 8, 3}),
                        ::testing::Bool()));
 
 // The direct path (a model whose expansion about any one point would lose digits, here
@@ -388,15 +398,21 @@ TEST(CpuEngine, ARowsResultsAreBitwiseTheSameAloneOrAmongOthers) {
       {Family::kGaussian, Covariance::kDiag},  {Family::kGaussian, Covariance::kSpherical},
       {Family::kBernoulli, Covariance::kFull}, {Family::kBinomial, Covariance::kFull}};
   for (const auto& [family, covariance] : kinds) {
-    for (const int d : {3, 17}) {
-      const int trials = family == Family::kBinomial ? 7 : 1;
-      const emix::Model model =
-          emix::testing::random_model(family, covariance, 5, d, 31, trials, 2.0);
-      const emix::Sample s = emix::sample(model, 53, 32);
-      for (int l = 0; l < n_levels; ++l) {
-        if (!emix::cpu::cpu_supports(levels[l])) continue;
-        expect_rows_evaluated_alike<float>(model, s.x, levels[l]);
-        expect_rows_evaluated_alike<double>(model, s.x, levels[l]);
+    // Bernoulli and binomial also at K = 12, whose rows are read in place (raw_by_rows) in float
+    // as in double.
+    const std::vector<int> ks =
+        family == Family::kGaussian ? std::vector<int>{5} : std::vector<int>{5, 12};
+    for (const int k : ks) {
+      for (const int d : {3, 17}) {
+        const int trials = family == Family::kBinomial ? 7 : 1;
+        const emix::Model model =
+            emix::testing::random_model(family, covariance, k, d, 31, trials, 2.0);
+        const emix::Sample s = emix::sample(model, 53, 32);
+        for (int l = 0; l < n_levels; ++l) {
+          if (!emix::cpu::cpu_supports(levels[l])) continue;
+          expect_rows_evaluated_alike<float>(model, s.x, levels[l]);
+          expect_rows_evaluated_alike<double>(model, s.x, levels[l]);
+        }
       }
     }
   }
@@ -702,6 +718,46 @@ TEST(Initialisation, AComponentFarFromTheRestStartsWithItsOwnCovariance) {
   for (const std::string& w : f.warnings) EXPECT_EQ(w.find("singular"), std::string::npos) << w;
 }
 
+// For float64 and float32 copies of x (n x d) and each thread count: every model's statistics
+// from one accumulate_many() equal, bitwise, its own accumulate(), which equal one thread's.
+void expect_one_pass_equals_each_alone(const std::vector<emix::PreparedModel>& prepared,
+                                       const std::vector<double>& x64, std::int64_t n, int d,
+                                       const double* sample_weight,
+                                       const emix::cpu::CpuEngineSettings& settings,
+                                       std::initializer_list<int> thread_counts) {
+  std::vector<const emix::PreparedModel*> models;
+  for (const emix::PreparedModel& p : prepared) models.push_back(&p);
+  const std::vector<float> xf(x64.begin(), x64.end());
+  for (const bool use_float : {false, true}) {
+    const emix::DataView x =
+        use_float ? emix::DataView::host(xf.data(), n, d) : emix::DataView::host(x64.data(), n, d);
+    std::vector<std::vector<double>> one_thread_alone;
+    for (const int threads : thread_counts) {
+      emix::EngineOptions eo;
+      eo.n_threads = threads;
+      const auto engine = emix::cpu::make_engine(x, sample_weight, eo, settings);
+      std::vector<std::vector<double>> alone, together;
+      std::vector<double*> outputs;
+      for (const emix::PreparedModel& p : prepared) {
+        alone.emplace_back(p.layout.size());
+        engine->accumulate(p, alone.back().data());
+        together.emplace_back(p.layout.size(), -1.0);
+      }
+      for (std::vector<double>& t : together) outputs.push_back(t.data());
+      engine->accumulate_many(models, outputs);
+      if (one_thread_alone.empty()) one_thread_alone = alone;
+      for (std::size_t i = 0; i < prepared.size(); ++i) {
+        const std::string what = std::string(use_float ? "float32" : "float64") + ", model " +
+                                 std::to_string(i) + " (K = " + std::to_string(prepared[i].k) +
+                                 "), " + std::to_string(threads) + " threads";
+        EXPECT_EQ(together[i], alone[i]) << what;
+        EXPECT_EQ(alone[i], one_thread_alone[i]) << what;
+        EXPECT_TRUE(std::isfinite(alone[i][0])) << what;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // accumulate_many walks several models' tiles together, a window of rows at a time. Each
@@ -718,7 +774,6 @@ TEST(CpuEngine, ManyModelsInOnePassEqualEachModelAloneBitwise) {
   std::mt19937_64 rng(43);
   std::uniform_real_distribution<double> u(0.0, 2.0);
   for (double& v : w) v = u(rng);
-  const std::vector<float> xf(s.x.begin(), s.x.end());
 
   const std::pair<Covariance, int> shapes[] = {
       {Covariance::kFull, 5}, {Covariance::kDiag, 16},     {Covariance::kFull, 40},
@@ -729,36 +784,24 @@ TEST(CpuEngine, ManyModelsInOnePassEqualEachModelAloneBitwise) {
     prepared.push_back(emix::prepare(emix::testing::random_model(
         Family::kGaussian, covariance, k, d, static_cast<std::uint64_t>(50 + k))));
   }
-  std::vector<const emix::PreparedModel*> models;
-  for (const emix::PreparedModel& p : prepared) models.push_back(&p);
-
   emix::cpu::CpuEngineSettings settings;
   settings.slot_memory_bytes = std::size_t{1} << 20;
-  for (const bool use_float : {false, true}) {
-    const emix::DataView x =
-        use_float ? emix::DataView::host(xf.data(), n, d) : emix::DataView::host(s.x.data(), n, d);
-    std::vector<std::vector<double>> one_thread_alone;
-    for (const int threads : {1, 2, 3}) {
-      emix::EngineOptions eo;
-      eo.n_threads = threads;
-      const auto engine = emix::cpu::make_engine(x, w.data(), eo, settings);
-      std::vector<std::vector<double>> alone, together;
-      std::vector<double*> outputs;
-      for (const emix::PreparedModel& p : prepared) {
-        alone.emplace_back(p.layout.size());
-        engine->accumulate(p, alone.back().data());
-        together.emplace_back(p.layout.size(), -1.0);
-      }
-      for (std::vector<double>& t : together) outputs.push_back(t.data());
-      engine->accumulate_many(models, outputs);
-      if (one_thread_alone.empty()) one_thread_alone = alone;
-      for (std::size_t i = 0; i < prepared.size(); ++i) {
-        const std::string what = std::string(use_float ? "float32" : "float64") + ", model " +
-                                 std::to_string(i) + ", " + std::to_string(threads) + " threads";
-        EXPECT_EQ(together[i], alone[i]) << what;
-        EXPECT_EQ(alone[i], one_thread_alone[i]) << what;
-        EXPECT_TRUE(std::isfinite(alone[i][0])) << what;
-      }
-    }
+  expect_one_pass_equals_each_alone(prepared, s.x, n, d, w.data(), settings, {1, 2, 3});
+}
+
+// Bernoulli models of every K in one pass: those that read the rows in place (K of half a vector
+// or more) and those that build a feature matrix share each tile's read but never a feature
+// matrix.
+TEST(CpuEngine, DiscreteModelsOfEveryKInOnePassEqualEachAlone) {
+  const int d = 40;
+  const std::int64_t n = 20011;
+  const emix::Sample s = emix::sample(
+      emix::testing::random_model(Family::kBernoulli, Covariance::kFull, 6, d, 61), n, 62);
+  std::vector<emix::PreparedModel> prepared;
+  for (const int k : {1, 3, 9, 40, 4, 17}) {
+    prepared.push_back(emix::prepare(emix::testing::random_model(
+        Family::kBernoulli, Covariance::kFull, k, d, static_cast<std::uint64_t>(70 + k))));
   }
+  expect_one_pass_equals_each_alone(prepared, s.x, n, d, nullptr, emix::cpu::CpuEngineSettings{},
+                                    {1, 2});
 }

@@ -73,6 +73,8 @@ struct Scratch {
   Vector<T> weight;          // B: sample weights in T
   Matrix<T> t;               // K x features
   RowMatrix<T> resp_rows;    // B x K rounded up to whole vectors: s.resp by rows, zero-padded
+  RowMatrix<T> w_rows;       // D x K rounded up to whole vectors: w^T by rows (raw_by_rows)
+  RowVector<T> bias_rows;    // the bias, rounded up likewise
   Matrix<T> centred;         // owned rows x D: the rows a component owns less its centre
   Matrix<T> projected;       // owned rows x D: those rows times their weights g
   Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T, upper triangle
@@ -380,6 +382,185 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
   }
 }
 
+// Bernoulli and binomial rows read where they lie, row-major, with the components in the vector
+// lanes (raw_log_densities, raw_statistics): no feature matrix. The column-major copy of the rows
+// that the products above read took a fifth of a pass at D = 2000, K = 50, and those products
+// held eight sums where a row-major block holds 24 (bench/results/cpu-discrete-by-rows-*.md).
+// Only where K fills half a vector or more: below that most lanes would be padding, and rows in
+// the lanes serve better.
+template <typename T>
+bool raw_by_rows(const TilePlan<T>& plan) {
+  return kOwnProducts && plan.kind == FeatureKind::kRaw && 2 * plan.k >= kLanes<T>;
+}
+
+// Sums a register block may hold: 24 of the 32 vector registers of AVX-512, 12 of AVX2's 16, the
+// rest for the operands.
+constexpr int kAccumulators = kVectorBytes == 64 ? 24 : 12;
+// Component vectors per register block, and features per block of raw_log_densities: a block of
+// w (kRawFeatures x K) stays in L1 or L2 while every row of the tile passes it.
+constexpr int kRawVectors = kVectorBytes == 64 ? 4 : 3;
+constexpr Eigen::Index kRawFeatures = 128;
+
+// Rows [i, i + kRows) of out (row-major, `width` apart) += their features [j0, j1) times w's
+// rows [j0, j1) (row-major, `width` apart), component vectors [v0, v0 + kVectors): each entry's
+// terms added in order j by fused multiply-adds onto what out holds, so that a row's log-density
+// is bias + sum_j x_j w_j in order whatever the blocks, and depends on that row alone.
+template <int kRows, int kVectors, typename T>
+EMIX_CONTRACT_FMA void raw_weights_block(const T* x, Eigen::Index d, Eigen::Index j0,
+                                         Eigen::Index j1, const T* w, Eigen::Index width,
+                                         Eigen::Index v0, T* out) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  V acc[kRows][kVectors];
+  EMIX_UNROLL
+  for (int r = 0; r < kRows; ++r) {
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) {
+      std::memcpy(&acc[r][v], out + r * width + (v0 + v) * kLanes<T>, sizeof(V));
+    }
+  }
+  for (Eigen::Index j = j0; j < j1; ++j) {
+    V wj[kVectors];
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) {
+      std::memcpy(&wj[v], w + j * width + (v0 + v) * kLanes<T>, sizeof(V));
+    }
+    EMIX_UNROLL
+    for (int r = 0; r < kRows; ++r) {
+      const T xr = x[r * d + j];
+      EMIX_UNROLL
+      for (int v = 0; v < kVectors; ++v) acc[r][v] += wj[v] * xr;
+    }
+  }
+  EMIX_UNROLL
+  for (int r = 0; r < kRows; ++r) {
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) {
+      std::memcpy(out + r * width + (v0 + v) * kLanes<T>, &acc[r][v], sizeof(V));
+    }
+  }
+}
+
+// w^T and the bias by rows, K rounded up to whole vectors with zeros: once per scratch.
+template <typename T>
+void weights_by_rows(const TilePlan<T>& plan, Scratch<T>& s) {
+  if (s.w_rows.rows() == plan.d) return;
+  const Eigen::Index k = plan.k;
+  const Eigen::Index width = (k + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+  s.w_rows.setZero(plan.d, width);
+  s.w_rows.leftCols(k) = Eigen::Map<const Matrix<T>>(plan.w, plan.d, k);
+  s.bias_rows.setZero(width);
+  s.bias_rows.head(k) = Eigen::Map<const RowVector<T>>(plan.bias, k);
+}
+
+// s.resp (rows x K, then `padded` rows, the last row's copies) = x w + bias, x the tile's rows
+// (row-major): kRawFeatures features at a time, each block of w passing every row.
+template <typename T>
+void raw_log_densities(const TilePlan<T>& plan, const T* x, Eigen::Index rows, Eigen::Index padded,
+                       Scratch<T>& s) {
+  weights_by_rows(plan, s);
+  const Eigen::Index d = plan.d, width = s.w_rows.cols(), vectors = width / kLanes<T>;
+  s.resp_rows.resize(rows, width);
+  s.resp_rows.rowwise() = s.bias_rows;
+  for (Eigen::Index j0 = 0; j0 < d; j0 += kRawFeatures) {
+    const Eigen::Index j1 = std::min(d, j0 + kRawFeatures);
+    for (Eigen::Index v0 = 0; v0 < vectors; v0 += kRawVectors) {
+      with_width_up_to<kRawVectors>(vectors - v0, [&](auto block) {
+        constexpr int kVectors = decltype(block)::value;
+        constexpr int kRows = std::min(kBlock, kAccumulators / kVectors);
+        Eigen::Index i = 0;
+        for (; i + kRows <= rows; i += kRows) {
+          raw_weights_block<kRows, kVectors>(x + i * d, d, j0, j1, s.w_rows.data(), width, v0,
+                                             s.resp_rows.data() + i * width);
+        }
+        if (i == rows) return;
+        with_width_up_to<kRows>(rows - i, [&](auto last_rows) {
+          raw_weights_block<decltype(last_rows)::value, kVectors>(
+              x + i * d, d, j0, j1, s.w_rows.data(), width, v0, s.resp_rows.data() + i * width);
+        });
+      });
+    }
+  }
+  s.resp.resize(padded, plan.k);
+  s.resp.topRows(rows) = s.resp_rows.leftCols(plan.k);
+  if (padded > rows) s.resp.bottomRows(padded - rows).rowwise() = s.resp.row(rows - 1);
+}
+
+// t (K x D, column-major) += g^T x over the rows, g by rows (`width` apart, zero-padded), for
+// features [j0, j0 + kFeatures) and component vectors [v0, v0 + kVectors): each sum runs over the
+// rows in order, and only the K real components are written.
+template <int kFeatures, int kVectors, typename T>
+EMIX_CONTRACT_FMA void raw_statistics_block(const T* g, Eigen::Index width, const T* x,
+                                            Eigen::Index rows, Eigen::Index d, Eigen::Index j0,
+                                            Eigen::Index v0, Eigen::Index k, T* t) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  V acc[kFeatures][kVectors];
+  EMIX_UNROLL
+  for (int f = 0; f < kFeatures; ++f) {
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) acc[f][v] = V{};
+  }
+  for (Eigen::Index i = 0; i < rows; ++i) {
+    V gi[kVectors];
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) {
+      std::memcpy(&gi[v], g + i * width + (v0 + v) * kLanes<T>, sizeof(V));
+    }
+    const T* xi = x + i * d + j0;
+    EMIX_UNROLL
+    for (int f = 0; f < kFeatures; ++f) {
+      const T xf = xi[f];
+      EMIX_UNROLL
+      for (int v = 0; v < kVectors; ++v) acc[f][v] += gi[v] * xf;
+    }
+  }
+  T lanes[kLanes<T>];
+  EMIX_UNROLL
+  for (int f = 0; f < kFeatures; ++f) {
+    T* column = t + (j0 + f) * k;
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) {
+      std::memcpy(lanes, &acc[f][v], sizeof lanes);
+      const Eigen::Index c0 = (v0 + v) * kLanes<T>;
+      const Eigen::Index used = std::min<Eigen::Index>(kLanes<T>, k - c0);
+      for (Eigen::Index c = 0; c < used; ++c) column[c0 + c] += lanes[c];
+    }
+  }
+}
+
+// t (K x D, column-major) += g^T x, g = s.resp (rows x K, the weighted responsibilities) and x
+// the tile's rows (row-major).
+template <typename T>
+void raw_statistics(const TilePlan<T>& plan, const T* x, Eigen::Index rows, Scratch<T>& s, T* t) {
+  const Eigen::Index d = plan.d, k = plan.k;
+  const Eigen::Index width = (k + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+  const Eigen::Index vectors = width / kLanes<T>;
+  s.resp_rows.resize(rows, width);
+  s.resp_rows.leftCols(k) = s.resp.topRows(rows);
+  s.resp_rows.rightCols(width - k).setZero();
+  for (Eigen::Index v0 = 0; v0 < vectors; v0 += kRawVectors) {
+    with_width_up_to<kRawVectors>(vectors - v0, [&](auto block) {
+      constexpr int kVectors = decltype(block)::value;
+      constexpr int kFeatures = std::min(kBlock, kAccumulators / kVectors);
+      Eigen::Index j0 = 0;
+      for (; j0 + kFeatures <= d; j0 += kFeatures) {
+        raw_statistics_block<kFeatures, kVectors>(s.resp_rows.data(), width, x, rows, d, j0, v0, k,
+                                                  t);
+      }
+      if (j0 == d) return;
+      with_width_up_to<kFeatures>(d - j0, [&](auto features) {
+        raw_statistics_block<decltype(features)::value, kVectors>(s.resp_rows.data(), width, x,
+                                                                  rows, d, j0, v0, k, t);
+      });
+    });
+  }
+}
+
 // The feature matrix F (rows x P) of rows [begin, begin + rows), from the plan's kind and shift.
 template <typename T>
 void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Matrix<T>& f) {
@@ -413,11 +594,13 @@ void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t ro
 }
 
 // Plans whose tiles have the same feature matrix: the same rows, kind, tile size and shift (the
-// engine's, fixed by the data, so every model of a covariance type over the same data).
+// engine's, fixed by the data, so every model of a covariance type over the same data), and
+// both read by rows or both not (raw_by_rows, which depends on K).
 template <typename T>
 bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
   if (a.x != b.x || a.x_float != b.x_float || a.n != b.n || a.d != b.d || a.kind != b.kind ||
-      a.features != b.features || a.block_rows != b.block_rows) {
+      a.features != b.features || a.block_rows != b.block_rows ||
+      raw_by_rows(a) != raw_by_rows(b)) {
     return false;
   }
   return reads_rows_as_they_are(a.kind) ||
@@ -776,12 +959,27 @@ void responsibilities(const TilePlan<T>& plan, std::int64_t rows, Scratch<T>& s,
   }
 }
 
-// Adds the packed statistics of rows [begin, begin + rows) to slot.
+// The rows [begin, begin + rows) by rows, for raw_by_rows: where they lie, or a float engine's
+// promoted rows in double.
 template <typename T>
-void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, std::int64_t begin,
-                         std::int64_t rows, Scratch<T>& s, double* slot) {
+const T* tile_rows(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Scratch<T>& s) {
+  if (plan.x != nullptr) return plan.x + begin * plan.d;
+  s.by_rows = Eigen::Map<const RowMatrix<float>>(plan.x_float + begin * plan.d, rows, plan.d)
+                  .template cast<T>();
+  return s.by_rows.data();
+}
+
+// Adds the packed statistics of rows [begin, begin + rows) to slot, from their features f or,
+// where the plan reads them by rows (raw_by_rows), from x_rows.
+template <typename T>
+void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x_rows,
+                         std::int64_t begin, std::int64_t rows, Scratch<T>& s, double* slot) {
   const int k = plan.k;
-  log_densities(plan, f, s);
+  if (x_rows != nullptr) {
+    raw_log_densities(plan, x_rows, rows, rows, s);
+  } else {
+    log_densities(plan, f, s);
+  }
   responsibilities(plan, rows, s, nullptr, plan.entropy);
   double log_likelihood = 0, weight_sum = 0, entropy = 0;
   if (plan.sample_weight != nullptr) {
@@ -812,12 +1010,19 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, std::int64
   slot[2] += entropy;
   const RowVector<T> nk = s.resp.colwise().sum();
   for (int c = 0; c < k; ++c) slot[kPackedTotals + c] += static_cast<double>(nk[c]);
-  if (plan.kind == FeatureKind::kDirectFull || plan.kind == FeatureKind::kDirectDiag) {
+  double* t_out = slot + kPackedTotals + k;
+  if (x_rows != nullptr) {
+    if constexpr (std::is_same_v<T, double>) {  // the tile's sums straight into the slot
+      raw_statistics(plan, x_rows, rows, s, t_out);
+      return;
+    }
+    s.t.setZero(k, plan.features);
+    raw_statistics(plan, x_rows, rows, s, s.t.data());
+  } else if (plan.kind == FeatureKind::kDirectFull || plan.kind == FeatureKind::kDirectDiag) {
     direct_statistics(plan, f, s);
   } else {
     responsibilities_times_features(s.resp, f, s.resp_rows, s.t);
   }
-  double* t_out = slot + kPackedTotals + k;
   const T* t_in = s.t.data();
   const std::int64_t size = static_cast<std::int64_t>(k) * plan.features;
   for (std::int64_t i = 0; i < size; ++i) t_out[i] += static_cast<double>(t_in[i]);
@@ -865,10 +1070,15 @@ void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* fir
       for (; next[g] < last[g] && next[g] * plan.block_rows < end; ++next[g]) {
         const std::int64_t tile_begin = next[g] * plan.block_rows;
         const std::int64_t rows = std::min(plan.block_rows, plan.n - tile_begin);
-        build_features(plan, tile_begin, rows, f);
+        const T* x_rows = nullptr;
+        if (raw_by_rows(plan)) {
+          x_rows = tile_rows(plan, tile_begin, rows, scratch[g]);
+        } else {
+          build_features(plan, tile_begin, rows, f);
+        }
         for (int i = g; i < count; ++i) {
           if (leader[i] == g)
-            add_tile_statistics(plans[i], f, tile_begin, rows, scratch[i], slots[i]);
+            add_tile_statistics(plans[i], f, x_rows, tile_begin, rows, scratch[i], slots[i]);
         }
       }
       for (int i = g + 1; i < count; ++i) {
@@ -903,9 +1113,13 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
     const std::int64_t begin = t * plan.block_rows;
     const std::int64_t rows = std::min(plan.block_rows, plan.n - begin);
     const std::int64_t padded = (rows + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-    build_features(plan, begin, rows, s.f);
-    pad_with_last_row(s.f, padded);
-    log_densities(plan, s.f, s);
+    if (raw_by_rows(plan)) {
+      raw_log_densities(plan, tile_rows(plan, begin, rows, s), rows, padded, s);
+    } else {
+      build_features(plan, begin, rows, s.f);
+      pad_with_last_row(s.f, padded);
+      log_densities(plan, s.f, s);
+    }
     std::int32_t* tile_labels = nullptr;
     if (labels != nullptr) {
       padded_labels.resize(static_cast<std::size_t>(padded));
