@@ -1,10 +1,10 @@
 #!/bin/bash
 # Bernoulli fits of two emix builds side by side, on the CPU engine, 2 threads.
 #   bench/discrete_ab.sh OLD_EMIX NEW_EMIX [ROUNDS=3] [DIR=/tmp/emix-discrete-ab]
-# Writes (once) 0/1 data drawn from known mixtures into DIR, float64 and float32, with a start
-# model for each (one iteration of NEW_EMIX from k-means++); then, per file, old and new
-# alternate ROUNDS times, 8 iterations each from that start, and it prints the best and the
-# median of their median seconds per iteration. FILES="NAME-64.npy ..." runs a subset;
+# Writes (once) 0/1 data drawn from known mixtures into DIR, float64 and float32 (fitted with
+# --precision float), with a start model for each (one iteration of NEW_EMIX from k-means++);
+# then, per file, old and new alternate ROUNDS times, 8 iterations each from that start, and it
+# prints the best and the median of their median seconds per iteration. FILES="NAME-64.npy ..." runs a subset;
 # EMIX_CPU_LEVEL=avx2 (say) is passed on to both. Needs python3 with NumPy (PYTHON=...).
 set -euo pipefail
 old=$(realpath "$1") new=$(realpath "$2") rounds=${3:-3} dir=${4:-/tmp/emix-discrete-ab}
@@ -41,13 +41,15 @@ print(statistics.median(json.load(open(sys.argv[1]))['fit']['iteration_seconds']
 }
 for f in ${FILES:-$(ls b*-64.npy b*-32.npy)}; do
   base=${f%-??.npy}
+  precision=double
+  [ "${f%-32.npy}" != "$f" ] && precision=float
   times_old=() times_new=()
   for _ in $(seq "$rounds"); do
     for which in old new; do
       exe=$old
       [ "$which" = new ] && exe=$new
       OMP_NUM_THREADS=2 "$exe" fit "$f" --init-model "$base-init.json" --max-iter 8 --tol 0 \
-        -o "$dir/out-$which.json" >/dev/null 2>&1
+        --precision "$precision" -o "$dir/out-$which.json" >/dev/null 2>&1
       t=$(median_iteration "$dir/out-$which.json")
       if [ "$which" = old ]; then times_old+=("$t"); else times_new+=("$t"); fi
     done

@@ -488,6 +488,57 @@ TEST(CpuEngine, Float32BinomialWithManyTrialsKeepsItsLogLikelihood) {
 // 2^100]) times squared rows of 1e6. A float engine with weights outside that range, or whose
 // sums of w u^2 could pass 2^100, runs in double; the fit equals float64's on the same values
 // (1e-6 relative, float32's rounding of the data with margin).
+// A float32 Bernoulli model whose bias (m sum_d log(1 - p_kd) + log w_k, about -700 here) would
+// start its float sums, but whose products x w are small (sum_d |logit| about 300, p in
+// [0.35, 0.65], D = 1000): the kernels that read the rows by rows sum x w in float and add the
+// bias in double, and keep float32's tolerance against float64 over the same values. Each float
+// sum of about 500 terms of +-0.3 rounds at 6e-8 of partial sums near 10: about 1e-5 on
+// log-densities of -700, so 1e-4 on a responsibility (float32's tolerance) and 1e-7 relative
+// on log p(x) (measured: 5e-6 and 2e-8). Started from the bias in float, those sums rounded at
+// 6e-8 x 700 a term: responsibilities 2e-4 off, log p(x) 7e-7.
+TEST(CpuEngine, Float32BernoulliKeepsItsDigitsWithALargeBias) {
+  const int k = 24, d = 1000;  // past one vector of components in float, even at AVX-512
+  const std::int64_t n = 600;
+  emix::Model model;
+  model.family = Family::kBernoulli;
+  model.n_components = k;
+  model.n_features = d;
+  model.weights.assign(k, 1.0 / k);
+  // Components near one another (each p within 0.01 of a shared one), so that responsibilities
+  // are far from 0 and 1, where their errors show.
+  std::mt19937_64 rng(91);
+  std::uniform_real_distribution<double> shared(0.36, 0.64), near(-0.01, 0.01);
+  std::vector<double> base(d);
+  for (double& p : base) p = shared(rng);
+  for (int i = 0; i < k * d; ++i) model.probabilities.push_back(base[i % d] + near(rng));
+  const emix::Sample s = emix::sample(model, n, 92);
+  const std::vector<float> xf(s.x.begin(), s.x.end());
+  const emix::PreparedModel prepared = emix::prepare(model);
+  Evaluation of[2];
+  for (const bool use_float : {false, true}) {
+    const auto engine = emix::make_cpu_engine(
+        use_float ? emix::DataView::host(xf.data(), n, d) : emix::DataView::host(s.x.data(), n, d),
+        nullptr, emix::EngineOptions{});
+    Evaluation& e = of[use_float ? 1 : 0];
+    e.log_prob.resize(static_cast<std::size_t>(n));
+    e.resp.resize(static_cast<std::size_t>(n * k));
+    engine->evaluate(prepared, e.log_prob.data(), e.resp.data(), nullptr);
+  }
+  double worst_resp = 0, worst_log_prob = 0;
+  for (std::size_t i = 0; i < of[0].resp.size(); ++i) {
+    worst_resp = std::max(worst_resp, std::abs(of[1].resp[i] - of[0].resp[i]));
+  }
+  for (std::size_t i = 0; i < of[0].log_prob.size(); ++i) {
+    worst_log_prob = std::max(worst_log_prob, std::abs(of[1].log_prob[i] - of[0].log_prob[i]) /
+                                                  std::abs(of[0].log_prob[i]));
+  }
+  EXPECT_LE(worst_resp, 1e-4);
+  EXPECT_LE(worst_log_prob, 1e-7);
+  double spread = 0;
+  for (const double r : of[0].resp) spread = std::max(spread, std::min(r, 1 - r));
+  EXPECT_GT(spread, 0.1);
+}
+
 TEST(CpuEngine, Float32FitsTakeWeightsBeyondFloatsRange) {
   emix::Model truth = emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 2, 12);
   for (double& v : truth.covariances) v *= 1e6;  // rows of about 1e3 about the shift

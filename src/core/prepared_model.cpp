@@ -62,14 +62,15 @@ double log_binomial_coefficients(const double* x, int d, int trials) {
   return sum;
 }
 
-double largest_discrete_terms(const PreparedModel& p) {
+double largest_discrete_terms(const PreparedModel& p, bool with_bias) {
   if (p.family == Family::kGaussian) return 0;
   const double trials = p.family == Family::kBinomial ? p.trials : 1.0;
   double largest = 0;
   for (int c = 0; c < p.k; ++c) {
     double sum = 0;
     for (int j = 0; j < p.d; ++j) sum += std::abs(p.logit[static_cast<std::size_t>(c) * p.d + j]);
-    largest = std::max(largest, trials * sum + std::abs(p.log_norm[c] + p.log_weights[c]));
+    const double bias = with_bias ? std::abs(p.log_norm[c] + p.log_weights[c]) : 0.0;
+    largest = std::max(largest, trials * sum + bias);
   }
   return largest;
 }

@@ -82,8 +82,8 @@ constexpr double kFloat32Tolerance = 1e-4;
 
 // Bernoulli / binomial: the largest size of the terms a log-density sums and that cancel to its
 // value (of about -20): m sum_d |logit_kd| + |log w_k + log-normaliser_k|, 2e4 for m = 1000 and
-// D = 5. 0 for Gaussians.
-double largest_discrete_terms(const PreparedModel& p);
+// D = 5; without the bias term where an engine adds it in double. 0 for Gaussians.
+double largest_discrete_terms(const PreparedModel& p, bool with_bias = true);
 
 // Whether float arithmetic loses float32's tolerance on terms of that size.
 inline bool float_loses_digits(double terms) {

@@ -97,6 +97,11 @@ struct Plan {
   // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
   // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
   std::vector<double> log_choose;
+  // Bernoulli / binomial: the bias in double, and whether a float plan's kernels add its float
+  // sums of x w to it in double (TilePlan::raw_bias), so that its rounding is judged on those sums
+  // alone (max_kappa without the bias).
+  RowVector<double> raw_bias;
+  bool bias_in_double = false;
   // A Gaussian model no expansion point serves (expansion_point), computed component by
   // component (cpu::FeatureKind::kDirectFull / kDirectDiag): its means and centres in T, and
   // its U_k (full: K blocks of D x D; tied: one) or 1 / sd_k (diag, spherical: K x D); bias is
@@ -355,6 +360,7 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
     w = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose();
     plan.w = w.cast<T>();
     plan.bias = bias.cast<T>();
+    plan.raw_bias = bias;
     plan.max_kappa = largest_discrete_terms(p);
     return plan;
   }
@@ -618,6 +624,16 @@ class CpuEngine final : public Engine {
     } else {
       if (!point) return std::nullopt;
       Plan<U> plan = make_plan<U>(model, *point);
+      // Bernoulli / binomial read by rows add their float sums of x w to the bias in double: their
+      // rounding is that of x w alone. Past one vector of components (raw_by_rows_up_to_k) only
+      // models whose bias float would not hold (else promoted to double) are read that way.
+      const bool by_rows = kernels_.raw_by_rows_from_k > 0 &&
+                           model.k >= kernels_.raw_by_rows_from_k &&
+                           (model.k <= kernels_.raw_by_rows_up_to_k || float_loses_accuracy(plan));
+      if (model.family != Family::kGaussian && by_rows) {
+        plan.bias_in_double = true;
+        plan.max_kappa = largest_discrete_terms(model, /*with_bias=*/false);
+      }
       if (float_loses_accuracy(plan)) return std::nullopt;
       return plan;
     }
@@ -806,6 +822,7 @@ class CpuEngine final : public Engine {
     t.shared_quadratic =
         !plan.direct && model.family == Family::kGaussian && model.covariance == Covariance::kTied;
     t.bias = plan.bias.data();
+    t.raw_bias = plan.bias_in_double ? plan.raw_bias.data() : nullptr;
     t.binomial = model.family == Family::kBinomial;
     t.trials = model.trials;
     t.log_choose = plan.log_choose.empty() ? nullptr : plan.log_choose.data();

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <type_traits>
 
@@ -62,31 +63,33 @@ using IndexVector = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
 // One thread's work space for one plan's tiles in one call, sized on the first tile.
 template <typename T>
 struct Scratch {
-  Matrix<T> f;               // B x features (a group leader's, or evaluate's)
-  Matrix<T> resp;            // B x K: log-densities, then responsibilities, then weighted
-  Vector<T> max;             // B: the row's largest log-density
-  Vector<T> sum;             // B: sum_k exp(v_k - max)
-  Vector<T> lse;             // B: log p(x_n)
-  Vector<T> diff;            // B: v_k - max of one column
-  Vector<T> shifted;         // B: sum_k exp(v_k - max) (v_k - max), for the entropy
-  Vector<T> entropy;         // B: -sum_k p(k | x) log p(k | x)
-  Vector<T> weight;          // B: sample weights in T
-  Matrix<T> t;               // K x features
-  RowMatrix<T> resp_rows;    // B x K rounded up to whole vectors: s.resp by rows, zero-padded
-  RowMatrix<T> w_rows;       // D x K rounded up to whole vectors: w^T by rows (raw_by_rows)
-  RowVector<T> bias_rows;    // the bias, rounded up likewise
-  Matrix<T> centred;         // owned rows x D: the rows a component owns less its centre
-  Matrix<T> projected;       // owned rows x D: those rows times their weights g
-  Matrix<T> scatter;         // D x D: one component's sum g (x - c)(x - c)^T, upper triangle
-  Matrix<T> shared;          // B x 1: tied, expanded: the quadratic part every component shares
-  Matrix<T> last_rows;       // lanes x D: the rows past the last whole vector, zero-padded
-  Vector<T> last_norms;      // lanes: their quadratic forms
-  IndexVector owned;         // rows with g != 0 (direct full / tied)
-  RowMatrix<T> by_rows;      // B x D: the rows, row-major (direct diag / spherical)
-  RowVector<T> first;        // D: one component's sum g (x - c) (direct diag / spherical)
-  RowVector<T> second;       // D: its sum g (x - c)^2
-  IndexVector special_rows;  // rows whose log-densities are not all finite
-  Matrix<T> special_resp;    // their responsibilities (row by row), from the scalar rules
+  Matrix<T> f;                // B x features (a group leader's, or evaluate's)
+  Matrix<T> resp;             // B x K: log-densities, then responsibilities, then weighted
+  Vector<T> max;              // B: the row's largest log-density
+  Vector<T> sum;              // B: sum_k exp(v_k - max)
+  Vector<T> lse;              // B: log p(x_n), less row_offset
+  Vector<double> row_offset;  // B: what a float raw_log_densities took out of each row, or empty
+  Matrix<double> raw_sums;    // B x K: a float plan's log-densities in double (raw_bias)
+  Vector<T> diff;             // B: v_k - max of one column
+  Vector<T> shifted;          // B: sum_k exp(v_k - max) (v_k - max), for the entropy
+  Vector<T> entropy;          // B: -sum_k p(k | x) log p(k | x)
+  Vector<T> weight;           // B: sample weights in T
+  Matrix<T> t;                // K x features
+  RowMatrix<T> resp_rows;     // B x K rounded up to whole vectors: s.resp by rows, zero-padded
+  RowMatrix<T> w_rows;        // D x K rounded up to whole vectors: w^T by rows (raw_by_rows)
+  RowVector<T> bias_rows;     // the bias, rounded up likewise
+  Matrix<T> centred;          // owned rows x D: the rows a component owns less its centre
+  Matrix<T> projected;        // owned rows x D: those rows times their weights g
+  Matrix<T> scatter;          // D x D: one component's sum g (x - c)(x - c)^T, upper triangle
+  Matrix<T> shared;           // B x 1: tied, expanded: the quadratic part every component shares
+  Matrix<T> last_rows;        // lanes x D: the rows past the last whole vector, zero-padded
+  Vector<T> last_norms;       // lanes: their quadratic forms
+  IndexVector owned;          // rows with g != 0 (direct full / tied)
+  RowMatrix<T> by_rows;       // B x D: the rows, row-major (direct diag / spherical)
+  RowVector<T> first;         // D: one component's sum g (x - c) (direct diag / spherical)
+  RowVector<T> second;        // D: its sum g (x - c)^2
+  IndexVector special_rows;   // rows whose log-densities are not all finite
+  Matrix<T> special_resp;     // their responsibilities (row by row), from the scalar rules
   Vector<T> special_lse;
   Vector<T> special_entropy;
 };
@@ -388,9 +391,18 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
 // held eight sums where a row-major block holds 24 (bench/results/cpu-discrete-by-rows-*.md).
 // Only where K fills half a vector or more: below that most lanes would be padding, and rows in
 // the lanes serve better.
+// In float, past one vector of components, the rows' sums by rows ran at 0.8-0.9x the
+// column-major path (2e5 x 100, K = 20-40, AVX-512): there float reads them by rows only where
+// its bias must be added in double (TilePlan::raw_bias), which the column-major path cannot.
+template <typename T>
+constexpr int kRawByRowsFromK = kOwnProducts ? (kLanes<T> + 1) / 2 : 0;
+template <typename T>
+constexpr int kRawByRowsUpToK = std::is_same_v<T, float> ? kLanes<T>
+                                                         : std::numeric_limits<int>::max();
 template <typename T>
 bool raw_by_rows(const TilePlan<T>& plan) {
-  return kOwnProducts && plan.kind == FeatureKind::kRaw && 2 * plan.k >= kLanes<T>;
+  return kOwnProducts && plan.kind == FeatureKind::kRaw && plan.k >= kRawByRowsFromK<T> &&
+         (plan.k <= kRawByRowsUpToK<T> || plan.raw_bias != nullptr);
 }
 
 // Sums a register block may hold: 24 of the 32 vector registers of AVX-512, 12 of AVX2's 16, the
@@ -455,15 +467,38 @@ void weights_by_rows(const TilePlan<T>& plan, Scratch<T>& s) {
   s.bias_rows.head(k) = Eigen::Map<const RowVector<T>>(plan.bias, k);
 }
 
+// A float plan's log-densities v = raw_bias + (the float sums of x w in s.resp_rows), in double,
+// less the row's largest (s.row_offset, added back to log p(x) in double), into s.resp. The bias
+// (m sum_d log(1 - p_kd) + log w_k, -700 at D = 1000 with p about 1/2) in float would round
+// every sum it starts by 4e-5 a term, and v itself, rounded to float, by 6e-8 |v|; v less its
+// row's largest rounds by at most 6e-8 x 104 where a responsibility is not negligible. A row
+// whose largest is not finite keeps its v (core/pointwise.hpp's rules then apply).
+template <typename T>
+void sums_plus_bias_in_double(const TilePlan<T>& plan, Eigen::Index rows, Scratch<T>& s) {
+  const int k = plan.k;
+  s.raw_sums = s.resp_rows.leftCols(k).template cast<double>();
+  s.raw_sums.rowwise() += Eigen::Map<const RowVector<double>>(plan.raw_bias, k);
+  s.row_offset = s.raw_sums.rowwise().maxCoeff();
+  for (Eigen::Index i = 0; i < rows; ++i) {
+    if (!std::isfinite(s.row_offset[i])) s.row_offset[i] = 0;
+  }
+  s.resp.topRows(rows) = (s.raw_sums.colwise() - s.row_offset).template cast<T>();
+}
+
 // s.resp (rows x K, then `padded` rows, the last row's copies) = x w + bias, x the tile's rows
-// (row-major): kRawFeatures features at a time, each block of w passing every row.
+// (row-major): kRawFeatures features at a time, each block of w passing every row. A float plan
+// with raw_bias sums x w alone in float (sums_plus_bias_in_double).
 template <typename T>
 void raw_log_densities(const TilePlan<T>& plan, const T* x, Eigen::Index rows, Eigen::Index padded,
                        Scratch<T>& s) {
   weights_by_rows(plan, s);
   const Eigen::Index d = plan.d, width = s.w_rows.cols(), vectors = width / kLanes<T>;
   s.resp_rows.resize(rows, width);
-  s.resp_rows.rowwise() = s.bias_rows;
+  if (plan.raw_bias != nullptr) {
+    s.resp_rows.setZero();
+  } else {
+    s.resp_rows.rowwise() = s.bias_rows;
+  }
   for (Eigen::Index j0 = 0; j0 < d; j0 += kRawFeatures) {
     const Eigen::Index j1 = std::min(d, j0 + kRawFeatures);
     for (Eigen::Index v0 = 0; v0 < vectors; v0 += kRawVectors) {
@@ -484,8 +519,18 @@ void raw_log_densities(const TilePlan<T>& plan, const T* x, Eigen::Index rows, E
     }
   }
   s.resp.resize(padded, plan.k);
-  s.resp.topRows(rows) = s.resp_rows.leftCols(plan.k);
-  if (padded > rows) s.resp.bottomRows(padded - rows).rowwise() = s.resp.row(rows - 1);
+  if (plan.raw_bias != nullptr) {
+    sums_plus_bias_in_double(plan, rows, s);
+  } else {
+    s.resp.topRows(rows) = s.resp_rows.leftCols(plan.k);
+  }
+  if (padded > rows) {
+    s.resp.bottomRows(padded - rows).rowwise() = s.resp.row(rows - 1);
+    if (s.row_offset.size() > 0) {
+      s.row_offset.conservativeResize(padded);
+      s.row_offset.tail(padded - rows).setConstant(s.row_offset[rows - 1]);
+    }
+  }
 }
 
 // t (K x D, column-major) += g^T x over the rows, g by rows (`width` apart, zero-padded), for
@@ -881,6 +926,15 @@ double row_constant(const TilePlan<T>& plan, std::int64_t n) {
   return log_binomial(plan.x + n * plan.d, plan.d, plan.trials, plan.log_choose);
 }
 
+// Row begin + i's log p(x), in double: the tile's log-sum-exp, what raw_log_densities took out of
+// the row (a float plan's largest log-density) and what every component shares (row_constant).
+template <typename T>
+double row_log_prob(const TilePlan<T>& plan, const Scratch<T>& s, std::int64_t begin,
+                    std::int64_t i) {
+  const double taken_out = s.row_offset.size() > 0 ? s.row_offset[i] : 0.0;
+  return static_cast<double>(s.lse[i]) + taken_out + row_constant(plan, begin + i);
+}
+
 // s.resp's columns v_k -> e_k = exp_or_zero(v_k - max), s.sum = sum_k e_k and, kShifted,
 // s.shifted = sum_k e_k (v_k - max). Two instances, so that a fit, which does not ask for the
 // entropy, runs the loop without it (measured: a test inside it cost 3-8 % of an E-step).
@@ -986,8 +1040,7 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
     const double* w = plan.sample_weight + begin;
     s.weight.resize(rows);
     for (std::int64_t i = 0; i < rows; ++i) {
-      log_likelihood +=
-          weighted_log_prob(w[i], static_cast<double>(s.lse[i]) + row_constant(plan, begin + i));
+      log_likelihood += weighted_log_prob(w[i], row_log_prob(plan, s, begin, i));
       weight_sum += w[i];
       s.weight[i] = static_cast<T>(w[i]);
     }
@@ -998,7 +1051,7 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
     s.resp.array().colwise() *= s.weight.array();
   } else {
     for (std::int64_t i = 0; i < rows; ++i) {
-      log_likelihood += static_cast<double>(s.lse[i]) + row_constant(plan, begin + i);
+      log_likelihood += row_log_prob(plan, s, begin, i);
     }
     for (std::int64_t i = 0; plan.entropy && i < rows; ++i) {
       entropy += static_cast<double>(s.entropy[i]);
@@ -1129,7 +1182,7 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
     if (labels != nullptr) std::copy_n(padded_labels.data(), rows, labels + begin);
     if (log_prob != nullptr) {
       for (std::int64_t i = 0; i < rows; ++i) {
-        log_prob[begin + i] = static_cast<double>(s.lse[i]) + row_constant(plan, begin + i);
+        log_prob[begin + i] = row_log_prob(plan, s, begin, i);
       }
     }
     if (resp != nullptr) {
@@ -1144,13 +1197,15 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
 }  // namespace
 
 const Kernels<float>& table_f32() {
-  static const Kernels<float> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, &add_statistics<float>,
+  static const Kernels<float> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, kRawByRowsFromK<float>,
+                                    kRawByRowsUpToK<float>, &add_statistics<float>,
                                     &evaluate<float>};
   return table;
 }
 
 const Kernels<double>& table_f64() {
-  static const Kernels<double> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, &add_statistics<double>,
+  static const Kernels<double> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, kRawByRowsFromK<double>,
+                                     kRawByRowsUpToK<double>, &add_statistics<double>,
                                      &evaluate<double>};
   return table;
 }
