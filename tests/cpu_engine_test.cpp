@@ -198,8 +198,9 @@ INSTANTIATE_TEST_SUITE_P(
                                          // part, of 4 + 1 vectors (float64) and 3 (float32),
                                          // features past a block of 128, tiles of 100 rows not
                                          // a multiple of the rows per register block. K = 37,
-                                         // D = 131 runs promoted to double in float32 (its
-                                         // terms sum past float's tolerance).
+                                         // D = 131 in float32: its terms with the bias pass
+                                         // float's tolerance, so the bias is added in double
+                                         // (or, without FMA, it runs in double).
                                          Case{Family::kBernoulli, Covariance::kFull, 13, 29},
                                          Case{Family::kBinomial, Covariance::kFull, 37, 131},
                                          Case{Family::kBernoulli, Covariance::kFull, 8, 3}),
@@ -483,11 +484,23 @@ TEST(CpuEngine, Float32BinomialWithManyTrialsKeepsItsLogLikelihood) {
               1e-9 * std::abs(f64.mean_log_likelihood));
 }
 
-// Only the weights' ratios matter, but the kernels multiply and sum them in the element type:
-// weights of 1e35 overflowed a float tile's sums, and so did weights of 1e29 (within [2^-100,
-// 2^100]) times squared rows of 1e6. A float engine with weights outside that range, or whose
-// sums of w u^2 could pass 2^100, runs in double; the fit equals float64's on the same values
-// (1e-6 relative, float32's rounding of the data with margin).
+// Components near one another (each p within 0.01 of a shared one in [0.36, 0.64]), so that
+// responsibilities are far from 0 and 1, where their errors show; a Bernoulli or binomial model.
+emix::Model near_one_another(Family family, int k, int d, int trials, std::uint64_t seed) {
+  emix::Model model;
+  model.family = family;
+  model.trials = trials;
+  model.n_components = k;
+  model.n_features = d;
+  model.weights.assign(static_cast<std::size_t>(k), 1.0 / k);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> shared(0.36, 0.64), near(-0.01, 0.01);
+  std::vector<double> base(static_cast<std::size_t>(d));
+  for (double& p : base) p = shared(rng);
+  for (int i = 0; i < k * d; ++i) model.probabilities.push_back(base[i % d] + near(rng));
+  return model;
+}
+
 // A float32 Bernoulli model whose bias (m sum_d log(1 - p_kd) + log w_k, about -700 here) would
 // start its float sums, but whose products x w are small (sum_d |logit| about 300, p in
 // [0.35, 0.65], D = 1000): the kernels that read the rows by rows sum x w in float and add the
@@ -497,48 +510,45 @@ TEST(CpuEngine, Float32BinomialWithManyTrialsKeepsItsLogLikelihood) {
 // on log p(x) (measured: 5e-6 and 2e-8). Started from the bias in float, those sums rounded at
 // 6e-8 x 700 a term: responsibilities 2e-4 off, log p(x) 7e-7.
 TEST(CpuEngine, Float32BernoulliKeepsItsDigitsWithALargeBias) {
-  const int k = 24, d = 1000;  // past one vector of components in float, even at AVX-512
+  const int d = 1000;
   const std::int64_t n = 600;
-  emix::Model model;
-  model.family = Family::kBernoulli;
-  model.n_components = k;
-  model.n_features = d;
-  model.weights.assign(k, 1.0 / k);
-  // Components near one another (each p within 0.01 of a shared one), so that responsibilities
-  // are far from 0 and 1, where their errors show.
-  std::mt19937_64 rng(91);
-  std::uniform_real_distribution<double> shared(0.36, 0.64), near(-0.01, 0.01);
-  std::vector<double> base(d);
-  for (double& p : base) p = shared(rng);
-  for (int i = 0; i < k * d; ++i) model.probabilities.push_back(base[i % d] + near(rng));
-  const emix::Sample s = emix::sample(model, n, 92);
-  const std::vector<float> xf(s.x.begin(), s.x.end());
-  const emix::PreparedModel prepared = emix::prepare(model);
-  Evaluation of[2];
-  for (const bool use_float : {false, true}) {
-    const auto engine = emix::make_cpu_engine(
-        use_float ? emix::DataView::host(xf.data(), n, d) : emix::DataView::host(s.x.data(), n, d),
-        nullptr, emix::EngineOptions{});
-    Evaluation& e = of[use_float ? 1 : 0];
-    e.log_prob.resize(static_cast<std::size_t>(n));
-    e.resp.resize(static_cast<std::size_t>(n * k));
-    engine->evaluate(prepared, e.log_prob.data(), e.resp.data(), nullptr);
+  // K below half a vector, and past one vector of components in float even at AVX-512: paths
+  // that read rows by rows only for such a bias.
+  for (const int k : {4, 24}) {
+    const emix::Model model = near_one_another(Family::kBernoulli, k, d, 1, 91);
+    const emix::Sample s = emix::sample(model, n, 92);
+    const std::vector<float> xf(s.x.begin(), s.x.end());
+    const emix::PreparedModel prepared = emix::prepare(model);
+    Evaluation of[2];
+    for (const bool use_float : {false, true}) {
+      const auto engine = emix::make_cpu_engine(use_float ? emix::DataView::host(xf.data(), n, d)
+                                                          : emix::DataView::host(s.x.data(), n, d),
+                                                nullptr, emix::EngineOptions{});
+      Evaluation& e = of[use_float ? 1 : 0];
+      e.log_prob.resize(static_cast<std::size_t>(n));
+      e.resp.resize(static_cast<std::size_t>(n * k));
+      engine->evaluate(prepared, e.log_prob.data(), e.resp.data(), nullptr);
+    }
+    double worst_resp = 0, worst_log_prob = 0, spread = 0;
+    for (std::size_t i = 0; i < of[0].resp.size(); ++i) {
+      worst_resp = std::max(worst_resp, std::abs(of[1].resp[i] - of[0].resp[i]));
+      spread = std::max(spread, std::min(of[0].resp[i], 1 - of[0].resp[i]));
+    }
+    for (std::size_t i = 0; i < of[0].log_prob.size(); ++i) {
+      worst_log_prob = std::max(worst_log_prob, std::abs(of[1].log_prob[i] - of[0].log_prob[i]) /
+                                                    std::abs(of[0].log_prob[i]));
+    }
+    EXPECT_LE(worst_resp, 1e-4) << "K = " << k;
+    EXPECT_LE(worst_log_prob, 1e-7) << "K = " << k;
+    EXPECT_GT(spread, 0.1) << "K = " << k;
   }
-  double worst_resp = 0, worst_log_prob = 0;
-  for (std::size_t i = 0; i < of[0].resp.size(); ++i) {
-    worst_resp = std::max(worst_resp, std::abs(of[1].resp[i] - of[0].resp[i]));
-  }
-  for (std::size_t i = 0; i < of[0].log_prob.size(); ++i) {
-    worst_log_prob = std::max(worst_log_prob, std::abs(of[1].log_prob[i] - of[0].log_prob[i]) /
-                                                  std::abs(of[0].log_prob[i]));
-  }
-  EXPECT_LE(worst_resp, 1e-4);
-  EXPECT_LE(worst_log_prob, 1e-7);
-  double spread = 0;
-  for (const double r : of[0].resp) spread = std::max(spread, std::min(r, 1 - r));
-  EXPECT_GT(spread, 0.1);
 }
 
+// Only the weights' ratios matter, but the kernels multiply and sum them in the element type:
+// weights of 1e35 overflowed a float tile's sums, and so did weights of 1e29 (within [2^-100,
+// 2^100]) times squared rows of 1e6. A float engine with weights outside that range, or whose
+// sums of w u^2 could pass 2^100, runs in double; the fit equals float64's on the same values
+// (1e-6 relative, float32's rounding of the data with margin).
 TEST(CpuEngine, Float32FitsTakeWeightsBeyondFloatsRange) {
   emix::Model truth = emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 2, 12);
   for (double& v : truth.covariances) v *= 1e6;  // rows of about 1e3 about the shift
@@ -840,9 +850,9 @@ TEST(CpuEngine, ManyModelsInOnePassEqualEachModelAloneBitwise) {
   expect_one_pass_equals_each_alone(prepared, s.x, n, d, w.data(), settings, {1, 2, 3});
 }
 
-// Bernoulli models of every K in one pass: those that read the rows in place (K of half a vector
-// or more) and those that build a feature matrix share each tile's read but never a feature
-// matrix.
+// Bernoulli and binomial models of every K in one pass: those that read the rows in place (K of
+// half a vector or more, or a float bias added in double) and those that build a feature matrix
+// share each tile's read but never a feature matrix.
 TEST(CpuEngine, DiscreteModelsOfEveryKInOnePassEqualEachAlone) {
   const int d = 40;
   const std::int64_t n = 20011;
@@ -852,6 +862,11 @@ TEST(CpuEngine, DiscreteModelsOfEveryKInOnePassEqualEachAlone) {
   for (const int k : {1, 3, 9, 40, 4, 17}) {
     prepared.push_back(emix::prepare(emix::testing::random_model(
         Family::kBernoulli, Covariance::kFull, k, d, static_cast<std::uint64_t>(70 + k))));
+  }
+  // Binomial models (m = 30, p near 1/2) whose bias float would not hold, read by rows in float
+  // whatever K, among the rest.
+  for (const int k : {5, 20}) {
+    prepared.push_back(emix::prepare(near_one_another(Family::kBinomial, k, d, 30, 80 + k)));
   }
   expect_one_pass_equals_each_alone(prepared, s.x, n, d, nullptr, emix::cpu::CpuEngineSettings{},
                                     {1, 2});

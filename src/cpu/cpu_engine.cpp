@@ -624,13 +624,11 @@ class CpuEngine final : public Engine {
     } else {
       if (!point) return std::nullopt;
       Plan<U> plan = make_plan<U>(model, *point);
-      // Bernoulli / binomial read by rows add their float sums of x w to the bias in double: their
-      // rounding is that of x w alone. Past one vector of components (raw_by_rows_up_to_k) only
-      // models whose bias float would not hold (else promoted to double) are read that way.
-      const bool by_rows = kernels_.raw_by_rows_from_k > 0 &&
-                           model.k >= kernels_.raw_by_rows_from_k &&
-                           (model.k <= kernels_.raw_by_rows_up_to_k || float_loses_accuracy(plan));
-      if (model.family != Family::kGaussian && by_rows) {
+      // A Bernoulli / binomial model whose terms float would not hold with its bias, at a level
+      // whose kernels add its float sums of x w to the bias in double (Kernels::takes_raw_bias):
+      // its rounding is then that of x w alone.
+      if (model.family != Family::kGaussian && kernels_.takes_raw_bias &&
+          float_loses_accuracy(plan)) {
         plan.bias_in_double = true;
         plan.max_kappa = largest_discrete_terms(model, /*with_bias=*/false);
       }

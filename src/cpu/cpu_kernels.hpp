@@ -72,8 +72,9 @@ struct TilePlan {
   // log-densities take them once per row.
   bool shared_quadratic = false;
   const T* bias = nullptr;  // K
-  // Bernoulli / binomial in float, read by rows (Kernels::raw_by_rows_from_k): the bias in double
-  // (K), which the float sums of x w are added to in double; null: `bias` starts those sums.
+  // Bernoulli / binomial in float whose bias float would not hold: the bias in double (K), which
+  // the float sums of x w, read by rows (Kernels::takes_raw_bias), are added to in double;
+  // null: `bias` starts those sums.
   const double* raw_bias = nullptr;
   // Direct kinds: the means and centres (K x D, row-major) and u: full / tied, U_k in panels
   // (packed_triangle_size values), u_stride elements apart (0: tied, one U); diag / spherical,
@@ -102,12 +103,9 @@ inline std::int64_t packed_size(int k, int features) {
 template <typename T>
 struct Kernels {
   IsaLevel level;
-  // Bernoulli / binomial models of K in [raw_by_rows_from_k, raw_by_rows_up_to_k] have their
-  // tiles read by rows, components in the vector lanes; past raw_by_rows_up_to_k, only plans with
-  // TilePlan::raw_bias. Only plans read by rows can take raw_bias. From 0: none (no fused
-  // multiply-adds at this level).
-  int raw_by_rows_from_k;
-  int raw_by_rows_up_to_k;
+  // Whether Bernoulli / binomial float plans may take TilePlan::raw_bias (their tiles then read
+  // by rows): the levels with fused multiply-adds.
+  bool takes_raw_bias;
   // For each of the `count` plans, adds the packed statistics of its tiles [first[i], last[i]),
   // in increasing order, to slots[i]. The plans (all over the same rows) walk their tiles
   // together, a window of rows at a time, so that each read of the rows serves every plan, and

@@ -389,11 +389,10 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
 // lanes (raw_log_densities, raw_statistics): no feature matrix. The column-major copy of the rows
 // that the products above read took a fifth of a pass at D = 2000, K = 50, and those products
 // held eight sums where a row-major block holds 24 (bench/results/cpu-discrete-by-rows-*.md).
-// Only where K fills half a vector or more: below that most lanes would be padding, and rows in
-// the lanes serve better.
-// In float, past one vector of components, the rows' sums by rows ran at 0.8-0.9x the
-// column-major path (2e5 x 100, K = 20-40, AVX-512): there float reads them by rows only where
-// its bias must be added in double (TilePlan::raw_bias), which the column-major path cannot.
+// Where K fills half a vector or more: below that most lanes would be padding, and rows in the
+// lanes serve better. In float, past one vector of components, the rows' sums by rows ran at
+// 0.8-0.9x the column-major path (2e5 x 100, K = 20-40, AVX-512). And at any K, a float plan
+// whose bias must be added in double (TilePlan::raw_bias), which only this path does.
 template <typename T>
 constexpr int kRawByRowsFromK = kOwnProducts ? (kLanes<T> + 1) / 2 : 0;
 template <typename T>
@@ -401,8 +400,9 @@ constexpr int kRawByRowsUpToK = std::is_same_v<T, float> ? kLanes<T>
                                                          : std::numeric_limits<int>::max();
 template <typename T>
 bool raw_by_rows(const TilePlan<T>& plan) {
-  return kOwnProducts && plan.kind == FeatureKind::kRaw && plan.k >= kRawByRowsFromK<T> &&
-         (plan.k <= kRawByRowsUpToK<T> || plan.raw_bias != nullptr);
+  return kOwnProducts && plan.kind == FeatureKind::kRaw &&
+         ((plan.k >= kRawByRowsFromK<T> && plan.k <= kRawByRowsUpToK<T>) ||
+          plan.raw_bias != nullptr);
 }
 
 // Sums a register block may hold: 24 of the 32 vector registers of AVX-512, 12 of AVX2's 16, the
@@ -1197,16 +1197,14 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
 }  // namespace
 
 const Kernels<float>& table_f32() {
-  static const Kernels<float> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, kRawByRowsFromK<float>,
-                                    kRawByRowsUpToK<float>, &add_statistics<float>,
-                                    &evaluate<float>};
+  static const Kernels<float> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, kOwnProducts,
+                                    &add_statistics<float>, &evaluate<float>};
   return table;
 }
 
 const Kernels<double>& table_f64() {
-  static const Kernels<double> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, kRawByRowsFromK<double>,
-                                     kRawByRowsUpToK<double>, &add_statistics<double>,
-                                     &evaluate<double>};
+  static const Kernels<double> table{IsaLevel::EMIX_CPU_KERNELS_LEVEL, kOwnProducts,
+                                     &add_statistics<double>, &evaluate<double>};
   return table;
 }
 
