@@ -512,8 +512,8 @@ emix::Model near_one_another(Family family, int k, int d, int trials, std::uint6
 TEST(CpuEngine, Float32BernoulliKeepsItsDigitsWithALargeBias) {
   const int d = 1000;
   const std::int64_t n = 600;
-  // K below half a vector, and past one vector of components in float even at AVX-512: paths
-  // that read rows by rows only for such a bias.
+  // K below half a vector at AVX-512, and past one vector of components in float at every level:
+  // paths that read rows by rows only for such a bias.
   for (const int k : {4, 24}) {
     const emix::Model model = near_one_another(Family::kBernoulli, k, d, 1, 91);
     const emix::Sample s = emix::sample(model, n, 92);

@@ -391,8 +391,8 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
 // held eight sums where a row-major block holds 24 (bench/results/cpu-discrete-by-rows-*.md).
 // Where K fills half a vector or more: below that most lanes would be padding, and rows in the
 // lanes serve better. In float, past one vector of components, the rows' sums by rows ran at
-// 0.8-0.9x the column-major path (2e5 x 100, K = 20-40, AVX-512). And at any K, a float plan
-// whose bias must be added in double (TilePlan::raw_bias), which only this path does.
+// 0.8-0.9x the column-major path (2e5 x 100, K = 20-40, AVX-512). A float plan whose bias must
+// be added in double (TilePlan::raw_bias) is read this way at any K: only this path adds it.
 template <typename T>
 constexpr int kRawByRowsFromK = kOwnProducts ? (kLanes<T> + 1) / 2 : 0;
 template <typename T>
@@ -640,7 +640,7 @@ void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t ro
 
 // Plans whose tiles have the same feature matrix: the same rows, kind, tile size and shift (the
 // engine's, fixed by the data, so every model of a covariance type over the same data), and
-// both read by rows or both not (raw_by_rows, which depends on K).
+// both read by rows or both not (raw_by_rows, which depends on K and, in float, on raw_bias).
 template <typename T>
 bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
   if (a.x != b.x || a.x_float != b.x_float || a.n != b.n || a.d != b.d || a.kind != b.kind ||
