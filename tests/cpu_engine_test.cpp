@@ -850,6 +850,35 @@ TEST(CpuEngine, ManyModelsInOnePassEqualEachModelAloneBitwise) {
   expect_one_pass_equals_each_alone(prepared, s.x, n, d, w.data(), settings, {1, 2, 3});
 }
 
+// Full and tied models from D = 128 on run directly, and where such a model has fewer slots than
+// the engine has threads (one slot from D = 2048 at K = 2 with the default budget; here a
+// 1-byte budget), each tile's log-densities and scatter are shared out among the threads: the
+// statistics must still be bitwise those of one thread, alone or in one pass, with weights, with
+// a last tile (of 17 tiles of 176 rows, then 9) that ends past a whole vector, and with
+// components owning only some rows.
+TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise) {
+  const int d = 130;
+  const std::int64_t n = 3001;
+  const emix::Model truth =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, d, 91);
+  const emix::Sample s = emix::sample(truth, n, 92);
+  std::vector<double> w(static_cast<std::size_t>(n));
+  std::mt19937_64 rng(93);
+  std::uniform_real_distribution<double> u(0.0, 2.0);
+  for (double& v : w) v = u(rng);
+  std::vector<emix::PreparedModel> prepared;
+  for (const auto& [covariance, k] :
+       {std::pair{Covariance::kFull, 3}, {Covariance::kTied, 2}, {Covariance::kFull, 1}}) {
+    emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, k, d,
+                                                    static_cast<std::uint64_t>(95 + k));
+    if (k == 3) model.means = truth.means;  // each component owns some rows, not all
+    prepared.push_back(emix::prepare(model));
+  }
+  emix::cpu::CpuEngineSettings settings;
+  settings.slot_memory_bytes = 1;
+  expect_one_pass_equals_each_alone(prepared, s.x, n, d, w.data(), settings, {1, 2, 3});
+}
+
 // Bernoulli and binomial models of every K in one pass: those that read the rows in place (K of
 // half a vector or more, or a float bias added in double) and those that build a feature matrix
 // share each tile's read but never a feature matrix.

@@ -251,4 +251,37 @@ TEST(ScopedFlushDenormals, RestoresTheModeWhenAnExceptionLeavesTheScope) {
 #endif
 }
 
+// A subnormal the compiler cannot fold (it folded a volatile local in an OpenMP region, and x * 1
+// to x): doubled, it reads as 0 under DAZ and gives DBL_MIN / 2 without.
+volatile double g_subnormal = DBL_MIN / 4;
+
+// A worker helping a thread that flushes subnormals (TilePlan::threads) takes that thread's modes,
+// and leaves with its own: a subnormal operand reads as zero on every thread of the team, then as
+// itself again.
+TEST(ScopedFpModes, AWorkerTakesTheCallersModesForTheScope) {
+#if !defined(__x86_64__)
+  GTEST_SKIP() << "MXCSR is x86-64's";
+#else
+  constexpr int kThreads = 3;
+  set_team_mode(kThreads, 0x1F80);
+  std::vector<double> inside(kThreads, -1.0), after(kThreads, -1.0);
+  {
+    const emix::cpu::ScopedFlushDenormals flush;
+    const unsigned caller = emix::cpu::fp_control_register();
+#pragma omp parallel num_threads(kThreads)
+    {
+      const auto t = static_cast<std::size_t>(omp_get_thread_num());
+      {
+        const emix::cpu::ScopedFpModes modes(caller);
+        inside[t] = g_subnormal * 2.0;
+      }
+      if (t != 0) after[t] = g_subnormal * 2.0;
+    }
+  }
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(inside[t], 0.0) << "thread " << t;
+  for (int t = 1; t < kThreads; ++t) EXPECT_EQ(after[t], DBL_MIN / 2) << "thread " << t;
+  for (const unsigned mode : team_modes(kThreads)) EXPECT_EQ(mode, emix::cpu::fp_mode_bits(0x1F80));
+#endif
+}
+
 }  // namespace

@@ -678,21 +678,37 @@ class CpuEngine final : public Engine {
         work += static_cast<double>(n_) * plan.k * plan.features;
       }
       const int threads = threads_for(work);
+      // Direct full and tied models large enough to have fewer slots than threads (one at
+      // D = 2048, K = 2: 34 MB each) share each tile among the threads instead; the slots then
+      // run one after another.
+      const bool inside_tiles =
+          n_slots < threads && std::all_of(plans.begin(), plans.end(), [](const TilePlan<U>& p) {
+            return p.kind == FeatureKind::kDirectFull;
+          });
+      const auto add_slot = [&](std::int64_t s) {
+        std::vector<std::int64_t> first(members.size()), last(members.size());
+        std::vector<double*> slots(members.size());
+        for (int m = 0; m < count; ++m) {
+          Pass<U>& pass = passes[members[m]];
+          first[m] = first_tile_of_slot(s, n_slots, pass.tiles.block_rows);
+          last[m] = first_tile_of_slot(s + 1, n_slots, pass.tiles.block_rows);
+          slots[m] = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
+        }
+        kernels.add_statistics(plans.data(), count, first.data(), last.data(), slots.data());
+      };
+      if (inside_tiles) {
+        // Called outside any parallel region, so that the kernels' own regions reuse OpenMP's
+        // threads (nested in a region of one, each started threads afresh).
+        for (TilePlan<U>& plan : plans) plan.threads = threads;
+        const MaybeFlushDenormals guard(!keep_negligible_);
+        for (std::int64_t s = 0; s < n_slots; ++s) add_slot(s);
+        continue;
+      }
 #pragma omp parallel num_threads(threads)
       {
         const MaybeFlushDenormals worker_guard(!keep_negligible_);
-        std::vector<std::int64_t> first(members.size()), last(members.size());
-        std::vector<double*> slots(members.size());
 #pragma omp for schedule(dynamic, 1)
-        for (std::int64_t s = 0; s < n_slots; ++s) {
-          for (int m = 0; m < count; ++m) {
-            Pass<U>& pass = passes[members[m]];
-            first[m] = first_tile_of_slot(s, n_slots, pass.tiles.block_rows);
-            last[m] = first_tile_of_slot(s + 1, n_slots, pass.tiles.block_rows);
-            slots[m] = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
-          }
-          kernels.add_statistics(plans.data(), count, first.data(), last.data(), slots.data());
-        }
+        for (std::int64_t s = 0; s < n_slots; ++s) add_slot(s);
       }
     }
   }

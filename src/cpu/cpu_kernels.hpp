@@ -88,6 +88,10 @@ struct TilePlan {
   int trials = 0;
   const double* log_choose = nullptr;
   bool entropy = true;  // sum the responsibilities' entropy (PreparedModel::entropy)
+  // Threads that share each tile's work (direct full / tied: its log-densities by components and
+  // runs of rows, its scatter by columns), where the model's slots are fewer than the engine's
+  // threads; 1 elsewhere. Every sum is the same whichever thread forms it.
+  int threads = 1;
   // Test-only: keep subnormal responsibilities (no exp_or_zero flush), the reference that
   // tests/cpu_underflow_test.cpp compares the flushed engine with. Never set by the library.
   bool keep_negligible = false;

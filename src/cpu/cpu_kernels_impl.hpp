@@ -29,6 +29,7 @@
 #include "core/host_device.hpp"
 #include "core/unroll.hpp"
 #include "cpu/cpu_kernels.hpp"
+#include "cpu/fp_environment.hpp"
 
 // The per-row rules, in this level's namespace for the same reason as Eigen: an out-of-line copy
 // of emix::log_sum_exp_parts<double> compiled for AVX-512 must not be the one a baseline caller
@@ -707,25 +708,26 @@ EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::In
   }
 }
 
-// out_i = |U^T (x_i - mu)|^2 for the whole vectors of rows from `begin`, kRowVectors at a time;
-// the outputs y_j kBlock at a time, then the rest in one narrower block. Returns the first row
-// it did not write.
+// out_i = |U^T (x_i - mu)|^2 for the whole vectors of rows in [begin, end), kRowVectors at a
+// time (x column-major, `stride` rows); the outputs y_j kBlock at a time, then the rest in one
+// narrower block. Returns the first row it did not write.
 template <int kRowVectors, typename T>
-Eigen::Index triangular_rows(const T* x, Eigen::Index rows, Eigen::Index begin, int d,
-                             const T* mean, const T* u, T* out) {
+Eigen::Index triangular_rows(const T* x, Eigen::Index stride, Eigen::Index begin, Eigen::Index end,
+                             int d, const T* mean, const T* u, T* out) {
   using V = typename VectorOf<T>::type;
   constexpr Eigen::Index kStep = static_cast<Eigen::Index>(kRowVectors) * kLanes<T>;
   const int full_d = d / kBlock * kBlock;
   Eigen::Index i = begin;
-  for (; i + kStep <= rows; i += kStep) {
+  for (; i + kStep <= end; i += kStep) {
     V q[kRowVectors];
     for (V& v : q) v = V{};
     for (int j0 = 0; j0 < full_d; j0 += kBlock) {
-      triangular_block<kBlock, kRowVectors>(x, rows, i, j0, mean, u + triangle_panel_offset(j0), q);
+      triangular_block<kBlock, kRowVectors>(x, stride, i, j0, mean, u + triangle_panel_offset(j0),
+                                            q);
     }
     if (full_d < d) {
       with_width_up_to<kBlock>(d - full_d, [&](auto width) {
-        triangular_block<decltype(width)::value, kRowVectors>(x, rows, i, full_d, mean,
+        triangular_block<decltype(width)::value, kRowVectors>(x, stride, i, full_d, mean,
                                                               u + triangle_panel_offset(full_d), q);
       });
     }
@@ -736,29 +738,39 @@ Eigen::Index triangular_rows(const T* x, Eigen::Index rows, Eigen::Index begin, 
   return i;
 }
 
-// out (x.rows()) = |U^T (x_i - mu)|^2 row by row: several vectors of rows at a time (sums in
-// flight for a block narrower than kBlock), then one, then the last rows through a zero-padded
-// vector, so that every row takes the same operations wherever it falls.
+// out_i = |U^T (x_i - mu)|^2 for rows [begin, end) of x: several vectors of rows at a time (sums
+// in flight for a block narrower than kBlock), then one, then the rows past the last whole vector
+// (end = x.rows() only) through a zero-padded vector in `last_rows`, so that every row takes the
+// same operations wherever it falls.
 template <typename T>
-void triangular_norms(const Matrix<T>& x, const T* mean, const T* u, Scratch<T>& s, T* out) {
-  const Eigen::Index rows = x.rows();
+void triangular_norms(const Matrix<T>& x, Eigen::Index begin, Eigen::Index end, const T* mean,
+                      const T* u, Scratch<T>& s, T* out) {
+  const Eigen::Index stride = x.rows();
   const int d = static_cast<int>(x.cols());
   // Three vectors of rows where there are 32 vector registers (24 sums, each U value loaded
   // once for all three): 12 % less time than two at D = 2048.
   constexpr int kRowVectors = kVectorBytes == 64 ? 3 : 2;
-  Eigen::Index i = triangular_rows<kRowVectors>(x.data(), rows, 0, d, mean, u, out);
-  i = triangular_rows<1>(x.data(), rows, i, d, mean, u, out);
-  if (i == rows) return;
+  Eigen::Index i = triangular_rows<kRowVectors>(x.data(), stride, begin, end, d, mean, u, out);
+  i = triangular_rows<1>(x.data(), stride, i, end, d, mean, u, out);
+  if (i == end) return;
   s.last_rows.setZero(kLanes<T>, d);
-  s.last_rows.topRows(rows - i) = x.middleRows(i, rows - i);
+  s.last_rows.topRows(end - i) = x.middleRows(i, end - i);
   s.last_norms.resize(kLanes<T>);
-  triangular_rows<1>(s.last_rows.data(), kLanes<T>, 0, d, mean, u, s.last_norms.data());
-  for (Eigen::Index r = i; r < rows; ++r) out[r] = s.last_norms[r - i];
+  triangular_rows<1>(s.last_rows.data(), kLanes<T>, 0, kLanes<T>, d, mean, u, s.last_norms.data());
+  for (Eigen::Index r = i; r < end; ++r) out[r] = s.last_norms[r - i];
 }
+
+// Rows per task where a tile's direct full work is shared out among threads (TilePlan::threads):
+// a whole number of every level's row blocks (kRowVectors vectors of rows), and at D = 2048 about
+// 10^8 multiply-adds of the log-densities, milliseconds a task.
+constexpr Eigen::Index kRowsPerTask = 48;
 
 // Direct kinds: log w_k + log p(x | k) = bias_k - |y|^2 / 2, y = U_k^T (x - mu_k) (full / tied)
 // or (x - mu_k) / sd_k (diag / spherical), each component centred on its own mean: nothing
 // cancels, whatever the distances and the conditioning (scikit-learn's form).
+//
+// Full and tied run component by component and kRowsPerTask rows at a time, on plan.threads
+// threads, with the caller's floating-point modes; the rows past the last whole vector last.
 //
 // Diag and spherical take the rows row-major, so that a row's distance to a component is one
 // contiguous reduction over D, with nothing written per component: the column-major form wrote
@@ -766,129 +778,157 @@ void triangular_norms(const Matrix<T>& x, const T* mean, const T* u, Scratch<T>&
 template <typename T>
 void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
   const int d = plan.d;
-  s.resp.resize(x.rows(), plan.k);
-  if (plan.kind == FeatureKind::kDirectDiag) s.by_rows = x;
-  for (int c = 0; c < plan.k; ++c) {
-    if (plan.kind == FeatureKind::kDirectFull) {
-      triangular_norms(x, plan.means + std::int64_t{c} * d, plan.u + c * plan.u_stride, s,
-                       s.resp.col(c).data());
-    } else {
+  const Eigen::Index rows = x.rows();
+  s.resp.resize(rows, plan.k);
+  if (plan.kind == FeatureKind::kDirectFull) {
+    const Eigen::Index whole = rows / kLanes<T> * kLanes<T>;
+    const Eigen::Index runs = (whole + kRowsPerTask - 1) / kRowsPerTask;
+    const std::int64_t tasks = runs * plan.k;
+    const unsigned caller_modes = fp_control_register();
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1 && tasks > 1)
+    {
+      const ScopedFpModes modes(caller_modes);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t task = 0; task < tasks; ++task) {
+        const int c = static_cast<int>(task / runs);
+        const Eigen::Index begin = task % runs * kRowsPerTask;
+        // Rows in [0, whole) never reach the zero-padded vector, the only use of s's buffers.
+        triangular_norms(x, begin, std::min(begin + kRowsPerTask, whole),
+                         plan.means + std::int64_t{c} * d, plan.u + c * plan.u_stride, s,
+                         s.resp.col(c).data());
+      }
+    }
+    for (int c = 0; whole < rows && c < plan.k; ++c) {
+      triangular_norms(x, whole, rows, plan.means + std::int64_t{c} * d, plan.u + c * plan.u_stride,
+                       s, s.resp.col(c).data());
+    }
+  } else {
+    s.by_rows = x;
+    for (int c = 0; c < plan.k; ++c) {
       const Eigen::Map<const RowVector<T>> mean(plan.means + std::int64_t{c} * d, d);
       const Eigen::Map<const RowVector<T>> inverse_sd(plan.u + std::int64_t{c} * d, d);
-      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      for (Eigen::Index i = 0; i < rows; ++i) {
         s.resp(i, c) = ((s.by_rows.row(i) - mean).cwiseProduct(inverse_sd)).squaredNorm();
       }
     }
+  }
+  for (int c = 0; c < plan.k; ++c) {
     s.resp.col(c) = (T(-0.5) * s.resp.col(c).array() + plan.bias[c]).matrix();
   }
 }
 
-// The upper triangle (a <= b, and some entries below it) of scatter = projected^T centred, both
-// column-major with rows a whole number of vectors: rows_block's register blocks, two rows a by
-// four columns b, only those that reach the triangle.
+// Direct diag / spherical: s.t = the packed statistics about the centres, component by
+// component: sum g (x - c_k), then sum g (x - c_k)^2. Row by row, elementwise over D
+// (vectorised), skipping the rows a component does not own (g = 0, most of them when clusters are
+// apart), which add nothing.
 template <typename T>
-void upper_scatter(const Matrix<T>& projected, const Matrix<T>& centred, Matrix<T>& scatter) {
-  const Eigen::Index rows = centred.rows(), d = centred.cols();
-  scatter.resize(d, d);
-  constexpr int kColumns = 4, kRows = kBlock / kColumns;
-  for (Eigen::Index b0 = 0; b0 < d; b0 += kColumns) {
-    with_width_up_to<kColumns>(d - b0, [&](auto columns) {
-      constexpr int kFeatures = decltype(columns)::value;
-      for (Eigen::Index a0 = 0; a0 < b0 + kFeatures; a0 += kRows) {
-        with_width_up_to<kRows>(b0 + kFeatures - a0, [&](auto block) {
-          rows_block<decltype(block)::value, kFeatures>(projected.data(), centred.data(), rows, a0,
-                                                        b0, scatter);
-        });
-      }
-    });
-  }
-}
-
-// t(c, d + ...) = scatter's upper triangle by rows (a <= b, a-major), in 8 x 8 blocks: row by
-// row, each read of the column-major scatter was a cache line of its own, a fifth of the M-step
-// at D = 2048.
-template <typename T>
-void pack_upper_triangle(const Matrix<T>& scatter, int c, int d, Matrix<T>& t) {
-  constexpr int kSide = 8;
-  // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
-  const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
-  for (int a0 = 0; a0 < d; a0 += kSide) {
-    const int a1 = std::min(d, a0 + kSide);
-    for (int b0 = a0; b0 < d; b0 += kSide) {
-      const int b1 = std::min(d, b0 + kSide);
-      for (int a = a0; a < a1; ++a) {
-        const std::int64_t row = origin(a);
-        for (int b = std::max(a, b0); b < b1; ++b) t(c, row + b) = scatter(a, b);
-      }
-    }
-  }
-}
-
-// Direct kinds: t = the packed statistics about the centres, component by component: sum g
-// (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b (full / tied) or its diagonal.
-//
-// Both skip the rows a component does not own (g = 0, most of them when clusters are apart),
-// which add nothing. Diag and spherical add row by row, elementwise over D (vectorised); full and
-// tied gather the owned rows and form the triangle's sums in register blocks.
-template <typename T>
-void direct_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
+void direct_diag_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
   const int d = plan.d;
   s.t.resize(plan.k, plan.features);
-  if (plan.kind == FeatureKind::kDirectDiag) {
-    // s.by_rows holds x by rows: direct_log_densities of this tile made it, just before
-    // (add_tile_statistics), and nothing between writes it.
-    for (int c = 0; c < plan.k; ++c) {
-      const Eigen::Map<const RowVector<T>> centre(plan.centres + std::int64_t{c} * d, d);
-      s.first.setZero(d);
-      s.second.setZero(d);
-      T* first = s.first.data();
-      T* second = s.second.data();
-      for (Eigen::Index i = 0; i < x.rows(); ++i) {
-        const T g = s.resp(i, c);
-        if (g == T(0)) continue;
-        // One loop over the row (Eigen's three expressions wrote and read an offset row).
-        const T* row = s.by_rows.row(i).data();
-        for (int j = 0; j < d; ++j) {
-          const T offset = row[j] - centre[j];
-          first[j] += g * offset;
-          second[j] += g * (offset * offset);
-        }
-      }
-      s.t.row(c).head(d) = s.first;
-      s.t.row(c).tail(d) = s.second;
-    }
-    return;
-  }
+  // s.by_rows holds x by rows: direct_log_densities of this tile made it, just before
+  // (add_tile_statistics), and nothing between writes it.
   for (int c = 0; c < plan.k; ++c) {
-    const T* centre = plan.centres + std::int64_t{c} * d;
-    const auto g = s.resp.col(c);
-    s.owned.resize(x.rows());
-    Eigen::Index owned = 0;
-    for (Eigen::Index i = 0; i < x.rows(); ++i) {  // without a branch: g = 0 is unpredictable
-      s.owned[owned] = i;
-      owned += g[i] != T(0);
+    const Eigen::Map<const RowVector<T>> centre(plan.centres + std::int64_t{c} * d, d);
+    s.first.setZero(d);
+    s.second.setZero(d);
+    T* first = s.first.data();
+    T* second = s.second.data();
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      const T g = s.resp(i, c);
+      if (g == T(0)) continue;
+      // One loop over the row (Eigen's three expressions wrote and read an offset row).
+      const T* row = s.by_rows.row(i).data();
+      for (int j = 0; j < d; ++j) {
+        const T offset = row[j] - centre[j];
+        first[j] += g * offset;
+        second[j] += g * (offset * offset);
+      }
     }
-    const Eigen::Index padded = (owned + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-    s.centred.resize(padded, d);
-    s.projected.resize(padded, d);
-    if (owned == x.rows()) {
-      s.centred.topRows(owned) = x.rowwise() - Eigen::Map<const RowVector<T>>(centre, d);
-      s.projected.topRows(owned) = s.centred.topRows(owned).array().colwise() * g.array();
-    } else {
+    s.t.row(c).head(d) = s.first;
+    s.t.row(c).tail(d) = s.second;
+  }
+}
+
+// Direct full / tied: the packed statistics about the centres, component by component: sum
+// g (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b, each added to `slot` (K x features,
+// column-major) in double.
+//
+// The rows a component owns (g != 0) are gathered, less its centre and times g, column by column;
+// the triangle's sums are formed in register blocks (rows_block: two rows a by four columns b,
+// only those that reach the triangle, the widest columns first) into s.scatter, and packed by
+// rows (a <= b, a-major) in 8 x 8 blocks: row by row, each read of the column-major scatter was a
+// cache line of its own, a fifth of the M-step at D = 2048. Each of the three shares out among
+// plan.threads threads by columns, with the caller's floating-point modes.
+template <typename T>
+void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s,
+                            double* slot) {
+  const int d = plan.d, k = plan.k;
+  const auto put = [&](int c, std::int64_t feature, T value) {
+    slot[c + feature * k] += static_cast<double>(value);
+  };
+  constexpr int kColumns = 4, kRows = kBlock / kColumns, kSide = 8;
+  const Eigen::Index column_blocks = (d + kColumns - 1) / kColumns;
+  const Eigen::Index row_blocks = (d + kSide - 1) / kSide;
+  // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
+  const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
+  s.owned.resize(x.rows());
+  s.scatter.resize(d, d);
+  Eigen::Index owned = 0;
+  const unsigned caller_modes = fp_control_register();
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
+  {
+    const ScopedFpModes modes(caller_modes);
+    for (int c = 0; c < k; ++c) {
+      const T* centre = plan.centres + std::int64_t{c} * d;
+      const auto g = s.resp.col(c);
+#pragma omp single
+      {
+        owned = 0;
+        for (Eigen::Index i = 0; i < x.rows(); ++i) {  // without a branch: g = 0 is unpredictable
+          s.owned[owned] = i;
+          owned += g[i] != T(0);
+        }
+        const Eigen::Index padded = (owned + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+        s.centred.resize(padded, d);
+        s.projected.resize(padded, d);
+      }
+#pragma omp for schedule(static)
       for (int a = 0; a < d; ++a) {
         const T* column = x.col(a).data();
+        T* centred = s.centred.col(a).data();
+        T* projected = s.projected.col(a).data();
         for (Eigen::Index r = 0; r < owned; ++r) {
-          const T offset = column[s.owned[r]] - centre[a];
-          s.centred(r, a) = offset;
-          s.projected(r, a) = g[s.owned[r]] * offset;
+          const Eigen::Index i = s.owned[r];
+          centred[r] = column[i] - centre[a];
+          projected[r] = g[i] * centred[r];
+        }
+        for (Eigen::Index r = owned; r < s.centred.rows(); ++r) centred[r] = projected[r] = T(0);
+        put(c, a, s.projected.col(a).sum());
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (Eigen::Index block = column_blocks - 1; block >= 0; --block) {
+        const Eigen::Index b0 = block * kColumns;
+        with_width_up_to<kColumns>(d - b0, [&](auto columns) {
+          constexpr int kFeatures = decltype(columns)::value;
+          for (Eigen::Index a0 = 0; a0 < b0 + kFeatures; a0 += kRows) {
+            with_width_up_to<kRows>(b0 + kFeatures - a0, [&](auto block_rows) {
+              rows_block<decltype(block_rows)::value, kFeatures>(
+                  s.projected.data(), s.centred.data(), s.centred.rows(), a0, b0, s.scatter);
+            });
+          }
+        });
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (Eigen::Index block = 0; block < row_blocks; ++block) {
+        const int a0 = static_cast<int>(block) * kSide, a1 = std::min(d, a0 + kSide);
+        for (int b0 = a0; b0 < d; b0 += kSide) {
+          const int b1 = std::min(d, b0 + kSide);
+          for (int a = a0; a < a1; ++a) {
+            for (int b = std::max(a, b0); b < b1; ++b) put(c, origin(a) + b, s.scatter(a, b));
+          }
         }
       }
     }
-    s.centred.bottomRows(padded - owned).setZero();
-    s.projected.bottomRows(padded - owned).setZero();
-    s.t.row(c).head(d) = s.projected.colwise().sum();
-    upper_scatter(s.projected, s.centred, s.scatter);
-    pack_upper_triangle(s.scatter, c, d, s.t);
   }
 }
 
@@ -1071,8 +1111,11 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
     }
     s.t.setZero(k, plan.features);
     raw_statistics(plan, x_rows, rows, s, s.t.data());
-  } else if (plan.kind == FeatureKind::kDirectFull || plan.kind == FeatureKind::kDirectDiag) {
-    direct_statistics(plan, f, s);
+  } else if (plan.kind == FeatureKind::kDirectFull) {  // straight into the slot
+    direct_full_statistics(plan, f, s, t_out);
+    return;
+  } else if (plan.kind == FeatureKind::kDirectDiag) {
+    direct_diag_statistics(plan, f, s);
   } else {
     responsibilities_times_features(s.resp, f, s.resp_rows, s.t);
   }

@@ -23,9 +23,15 @@ ScopedFlushDenormals::ScopedFlushDenormals() : saved_(_mm_getcsr()) {
 }
 // The whole register, status flags included: the caller finds it exactly as it left it.
 ScopedFlushDenormals::~ScopedFlushDenormals() { _mm_setcsr(saved_); }
+ScopedFpModes::ScopedFpModes(unsigned control_register) : saved_(_mm_getcsr()) {
+  _mm_setcsr((control_register & ~kStatusFlags) | (saved_ & kStatusFlags));
+}
+ScopedFpModes::~ScopedFpModes() { _mm_setcsr(saved_); }
 unsigned fp_control_register() { return _mm_getcsr(); }
 unsigned fp_flush_bits() { return kFlushToZero | kDenormalsAreZero; }
 #else
+ScopedFpModes::ScopedFpModes(unsigned) {}
+ScopedFpModes::~ScopedFpModes() = default;
 ScopedFlushDenormals::ScopedFlushDenormals() = default;
 ScopedFlushDenormals::~ScopedFlushDenormals() = default;
 unsigned fp_control_register() { return 0; }

@@ -23,6 +23,20 @@ class ScopedFlushDenormals {
   unsigned saved_ = 0;
 };
 
+// The calling thread takes the modes (FTZ, DAZ, rounding, exception masks; not the status flags)
+// of `control_register`, another thread's fp_control_register(), for the duration of one scope:
+// an OpenMP worker helping a thread that runs under ScopedFlushDenormals does the same arithmetic.
+class ScopedFpModes {
+ public:
+  explicit ScopedFpModes(unsigned control_register);
+  ~ScopedFpModes();
+  ScopedFpModes(const ScopedFpModes&) = delete;
+  ScopedFpModes& operator=(const ScopedFpModes&) = delete;
+
+ private:
+  unsigned saved_ = 0;
+};
+
 // The calling thread's floating-point control register (MXCSR on x86-64; 0 elsewhere), and the
 // bits of it that are modes (FTZ, DAZ, rounding, exception masks) rather than sticky status
 // flags, which any arithmetic may set. For tests and diagnostics.
