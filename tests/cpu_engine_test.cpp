@@ -871,9 +871,23 @@ TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise
        {std::pair{Covariance::kFull, 3}, {Covariance::kTied, 2}, {Covariance::kFull, 1}}) {
     emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, k, d,
                                                     static_cast<std::uint64_t>(95 + k));
-    if (k == 3) model.means = truth.means;  // each component owns some rows, not all
+    if (k == 3) {
+      model.means = truth.means;
+      // Each component owns some rows, not all: the gather of owned rows is exercised.
+      const std::vector<double> proba =
+          emix::predict_proba(model, emix::DataView::host(s.x.data(), n, d), cpu_only());
+      for (int c = 0; c < k; ++c) {
+        std::int64_t owned = 0;
+        for (std::int64_t i = 0; i < n; ++i)
+          owned += proba[static_cast<std::size_t>(i * k + c)] != 0;
+        EXPECT_GT(owned, 0) << "component " << c;
+        EXPECT_LT(owned, n) << "component " << c;
+      }
+    }
     prepared.push_back(emix::prepare(model));
   }
+  // One slot a model (a 1-byte budget), and 3 * 3001 rows * 8,647 features of work: two and three
+  // threads share each tile.
   emix::cpu::CpuEngineSettings settings;
   settings.slot_memory_bytes = 1;
   expect_one_pass_equals_each_alone(prepared, s.x, n, d, w.data(), settings, {1, 2, 3});

@@ -252,12 +252,12 @@ TEST(ScopedFlushDenormals, RestoresTheModeWhenAnExceptionLeavesTheScope) {
 }
 
 // A subnormal the compiler cannot fold (it folded a volatile local in an OpenMP region, and x * 1
-// to x): doubled, it reads as 0 under DAZ and gives DBL_MIN / 2 without.
+// to x): doubled, it gives 0 under DAZ or FTZ and DBL_MIN / 2 under neither.
 volatile double g_subnormal = DBL_MIN / 4;
 
 // A worker helping a thread that flushes subnormals (TilePlan::threads) takes that thread's modes,
-// and leaves with its own: a subnormal operand reads as zero on every thread of the team, then as
-// itself again.
+// and leaves with its own: a subnormal product is flushed to zero on every thread of the team,
+// then no longer.
 TEST(ScopedFpModes, AWorkerTakesTheCallersModesForTheScope) {
 #if !defined(__x86_64__)
   GTEST_SKIP() << "MXCSR is x86-64's";

@@ -80,8 +80,10 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
           for (int b0 = a0; b0 < d; b0 += kSide) {
             for (int a = a0; a < std::min(d, a0 + kSide); ++a) {
               for (int b = std::max(a, b0); b < std::min(d, b0 + kSide); ++b) {
-                const double upper = qc[a * du + b] / nk[c] - dc[a] * dc[b];
-                const double lower = qc[b * du + a] / nk[c] - dc[b] * dc[a];
+                // The product apart, so that no compiler fuses it into the subtractions.
+                const double product = dc[a] * dc[b];
+                const double upper = qc[a * du + b] / nk[c] - product;
+                const double lower = qc[b * du + a] / nk[c] - product;
                 out[a * du + b] = out[b * du + a] = 0.5 * (upper + lower);
               }
             }

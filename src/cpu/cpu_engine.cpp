@@ -681,7 +681,7 @@ class CpuEngine final : public Engine {
       // Direct full and tied models large enough to have fewer slots than threads (one at
       // D = 2048, K = 2: 34 MB each) share each tile among the threads instead; the slots then
       // run one after another.
-      const bool inside_tiles =
+      const bool share_tiles =
           n_slots < threads && std::all_of(plans.begin(), plans.end(), [](const TilePlan<U>& p) {
             return p.kind == FeatureKind::kDirectFull;
           });
@@ -696,7 +696,7 @@ class CpuEngine final : public Engine {
         }
         kernels.add_statistics(plans.data(), count, first.data(), last.data(), slots.data());
       };
-      if (inside_tiles) {
+      if (share_tiles) {
         // Called outside any parallel region, so that the kernels' own regions reuse OpenMP's
         // threads (nested in a region of one, each started threads afresh).
         for (TilePlan<U>& plan : plans) plan.threads = threads;

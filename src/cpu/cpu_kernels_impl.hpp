@@ -738,6 +738,10 @@ Eigen::Index triangular_rows(const T* x, Eigen::Index stride, Eigen::Index begin
   return i;
 }
 
+// Vectors of rows triangular_norms takes at a time: three where there are 32 vector registers (24
+// sums, each U value loaded once for all three), 12 % less time than two at D = 2048.
+constexpr int kTriangularRowVectors = kVectorBytes == 64 ? 3 : 2;
+
 // out_i = |U^T (x_i - mu)|^2 for rows [begin, end) of x: several vectors of rows at a time (sums
 // in flight for a block narrower than kBlock), then one, then the rows past the last whole vector
 // (end = x.rows() only) through a zero-padded vector in `last_rows`, so that every row takes the
@@ -747,10 +751,8 @@ void triangular_norms(const Matrix<T>& x, Eigen::Index begin, Eigen::Index end, 
                       const T* u, Scratch<T>& s, T* out) {
   const Eigen::Index stride = x.rows();
   const int d = static_cast<int>(x.cols());
-  // Three vectors of rows where there are 32 vector registers (24 sums, each U value loaded
-  // once for all three): 12 % less time than two at D = 2048.
-  constexpr int kRowVectors = kVectorBytes == 64 ? 3 : 2;
-  Eigen::Index i = triangular_rows<kRowVectors>(x.data(), stride, begin, end, d, mean, u, out);
+  Eigen::Index i =
+      triangular_rows<kTriangularRowVectors>(x.data(), stride, begin, end, d, mean, u, out);
   i = triangular_rows<1>(x.data(), stride, i, end, d, mean, u, out);
   if (i == end) return;
   s.last_rows.setZero(kLanes<T>, d);
@@ -761,9 +763,13 @@ void triangular_norms(const Matrix<T>& x, Eigen::Index begin, Eigen::Index end, 
 }
 
 // Rows per task where a tile's direct full work is shared out among threads (TilePlan::threads):
-// a whole number of every level's row blocks (kRowVectors vectors of rows), and at D = 2048 about
-// 10^8 multiply-adds of the log-densities, milliseconds a task.
+// a whole number of every level's row blocks (kTriangularRowVectors vectors of rows), so that no
+// task reaches the zero-padded vector, and at D = 2048 about 10^8 multiply-adds of the
+// log-densities, milliseconds a task.
 constexpr Eigen::Index kRowsPerTask = 48;
+static_assert(kRowsPerTask % (kTriangularRowVectors * kLanes<float>) == 0 &&
+                  kRowsPerTask % (kTriangularRowVectors * kLanes<double>) == 0,
+              "a task's rows are whole row blocks");
 
 // Direct kinds: log w_k + log p(x | k) = bias_k - |y|^2 / 2, y = U_k^T (x - mu_k) (full / tied)
 // or (x - mu_k) / sd_k (diag / spherical), each component centred on its own mean: nothing
@@ -798,9 +804,11 @@ void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T
                          s.resp.col(c).data());
       }
     }
-    for (int c = 0; whole < rows && c < plan.k; ++c) {
-      triangular_norms(x, whole, rows, plan.means + std::int64_t{c} * d, plan.u + c * plan.u_stride,
-                       s, s.resp.col(c).data());
+    if (whole < rows) {
+      for (int c = 0; c < plan.k; ++c) {
+        triangular_norms(x, whole, rows, plan.means + std::int64_t{c} * d,
+                         plan.u + c * plan.u_stride, s, s.resp.col(c).data());
+      }
     }
   } else {
     s.by_rows = x;
@@ -853,17 +861,19 @@ void direct_diag_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
 // g (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b, each added to `slot` (K x features,
 // column-major) in double.
 //
-// The rows a component owns (g != 0) are gathered, less its centre and times g, column by column;
-// the triangle's sums are formed in register blocks (rows_block: two rows a by four columns b,
-// only those that reach the triangle, the widest columns first) into s.scatter, and packed by
-// rows (a <= b, a-major) in 8 x 8 blocks: row by row, each read of the column-major scatter was a
-// cache line of its own, a fifth of the M-step at D = 2048. Each of the three shares out among
-// plan.threads threads by columns, with the caller's floating-point modes.
+// The rows a component owns (g != 0) are gathered, less its centre and times g, column by column
+// (`padded` rows apart, zero past the owned rows); the triangle's sums are formed in register
+// blocks (rows_block: two rows a by four columns b, only those that reach the triangle, the
+// longest columns first) into s.scatter, and packed by rows (a <= b, a-major) in 8 x 8 blocks:
+// row by row, each read of the column-major scatter was a cache line of its own, a fifth of the
+// M-step at D = 2048. Each of the three shares out among plan.threads threads by columns, with
+// the caller's floating-point modes; what they write is sized before, as nothing may throw in a
+// parallel region.
 template <typename T>
 void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s,
                             double* slot) {
   const int d = plan.d, k = plan.k;
-  const auto put = [&](int c, std::int64_t feature, T value) {
+  const auto add_to_slot = [&](int c, std::int64_t feature, T value) {
     slot[c + feature * k] += static_cast<double>(value);
   };
   constexpr int kColumns = 4, kRows = kBlock / kColumns, kSide = 8;
@@ -871,9 +881,14 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
   const Eigen::Index row_blocks = (d + kSide - 1) / kSide;
   // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
   const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
+  const Eigen::Index most_padded = (x.rows() + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
   s.owned.resize(x.rows());
+  s.centred.resize(most_padded, d);
+  s.projected.resize(most_padded, d);
   s.scatter.resize(d, d);
-  Eigen::Index owned = 0;
+  T* const centred = s.centred.data();
+  T* const projected = s.projected.data();
+  Eigen::Index owned = 0, padded = 0;
   const unsigned caller_modes = fp_control_register();
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
@@ -888,22 +903,20 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
           s.owned[owned] = i;
           owned += g[i] != T(0);
         }
-        const Eigen::Index padded = (owned + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-        s.centred.resize(padded, d);
-        s.projected.resize(padded, d);
+        padded = (owned + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
       }
 #pragma omp for schedule(static)
       for (int a = 0; a < d; ++a) {
         const T* column = x.col(a).data();
-        T* centred = s.centred.col(a).data();
-        T* projected = s.projected.col(a).data();
+        T* centred_a = centred + a * padded;
+        T* projected_a = projected + a * padded;
         for (Eigen::Index r = 0; r < owned; ++r) {
           const Eigen::Index i = s.owned[r];
-          centred[r] = column[i] - centre[a];
-          projected[r] = g[i] * centred[r];
+          centred_a[r] = column[i] - centre[a];
+          projected_a[r] = g[i] * centred_a[r];
         }
-        for (Eigen::Index r = owned; r < s.centred.rows(); ++r) centred[r] = projected[r] = T(0);
-        put(c, a, s.projected.col(a).sum());
+        for (Eigen::Index r = owned; r < padded; ++r) centred_a[r] = projected_a[r] = T(0);
+        add_to_slot(c, a, Eigen::Map<const Vector<T>>(projected_a, padded).sum());
       }
 #pragma omp for schedule(dynamic, 1)
       for (Eigen::Index block = column_blocks - 1; block >= 0; --block) {
@@ -912,8 +925,8 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
           constexpr int kFeatures = decltype(columns)::value;
           for (Eigen::Index a0 = 0; a0 < b0 + kFeatures; a0 += kRows) {
             with_width_up_to<kRows>(b0 + kFeatures - a0, [&](auto block_rows) {
-              rows_block<decltype(block_rows)::value, kFeatures>(
-                  s.projected.data(), s.centred.data(), s.centred.rows(), a0, b0, s.scatter);
+              rows_block<decltype(block_rows)::value, kFeatures>(projected, centred, padded, a0, b0,
+                                                                 s.scatter);
             });
           }
         });
@@ -924,7 +937,9 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
         for (int b0 = a0; b0 < d; b0 += kSide) {
           const int b1 = std::min(d, b0 + kSide);
           for (int a = a0; a < a1; ++a) {
-            for (int b = std::max(a, b0); b < b1; ++b) put(c, origin(a) + b, s.scatter(a, b));
+            for (int b = std::max(a, b0); b < b1; ++b) {
+              add_to_slot(c, origin(a) + b, s.scatter(a, b));
+            }
           }
         }
       }
