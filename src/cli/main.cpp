@@ -4,6 +4,9 @@
 // at once with exit code 130, 143 or 129, after removing every temporary output file; an input
 // truncated while it is read through a mapping (SIGBUS) ends it with exit code 2, the same way.
 #include <signal.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -184,9 +187,23 @@ void install_signal_handlers() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
+// glibc serves each block over 32 MiB (a D x D matrix from D = 2048) with a fresh mmap, zeroed
+// page by page on first touch, and unmaps it when freed: every iteration of a D = 2048 fit took
+// 128,000 page faults (0.3 s of system time). This one-fit process keeps freed memory for reuse
+// instead: 0.80 of the wall time at 4000 x 2048, K = 2, 10 iterations
+// (bench/results/cpu-full-threads-in-tiles-2026-12-03.md). A library cannot set this for the
+// program that links it; GLIBC_TUNABLES does the same for any process.
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory();
   const emix::cli::MpiSession mpi(&argc, &argv);
   install_signal_handlers();
   CLI::App app{
