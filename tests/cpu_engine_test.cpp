@@ -215,14 +215,17 @@ INSTANTIATE_TEST_SUITE_P(
 // rows a component does not own. Two components share a mean, so that rows are owned by both.
 // float64 only (a float engine runs such a model in double); 1e-10 of each group's scale, as
 // above.
+// Means 10^4 apart need the direct path at every D; at D = 130 (where full and tied run it anyway)
+// also means a few standard deviations apart, where a tied model projects each row once
+// (take_tied_projection_once) rather than once per component.
 TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
   IsaLevel levels[8];
   const int n_levels = emix::cpu::compiled_levels(levels, 8);
-  for (const int d : {9, 17, 130}) {
+  for (const auto& [d, spread] : {std::pair{9, 1e4}, {17, 1e4}, {130, 1e4}, {130, 1.0}}) {
     for (const Covariance covariance :
          {Covariance::kFull, Covariance::kTied, Covariance::kDiag, Covariance::kSpherical}) {
       emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, 6, d, 77);
-      for (double& m : model.means) m *= 1e4;
+      for (double& m : model.means) m *= spread;
       std::copy_n(model.means.begin(), d, model.means.begin() + d);
       const std::int64_t n = 1237;
       const emix::Sample s = emix::sample(model, n, 78);
@@ -251,7 +254,7 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
           const std::vector<double> b(got.begin() + begin, got.begin() + end);
           EXPECT_LE(emix::testing::max_relative_difference(a, b, begin == L.s() ? 1.0 : 1e-300),
                     1e-10)
-              << emix::to_string(covariance) << ", D = " << d << ", "
+              << emix::to_string(covariance) << ", D = " << d << ", means x " << spread << ", "
               << emix::cpu::to_string(levels[l]) << ", values " << begin << " to " << end;
         }
       }
@@ -403,8 +406,12 @@ TEST(CpuEngine, ARowsResultsAreBitwiseTheSameAloneOrAmongOthers) {
     // as in double.
     const std::vector<int> ks =
         family == Family::kGaussian ? std::vector<int>{5} : std::vector<int>{5, 12};
+    // D = 130: full and tied on the direct path (a tied model projecting each row once).
+    const bool pairs = family == Family::kGaussian &&
+                       (covariance == Covariance::kFull || covariance == Covariance::kTied);
+    const std::vector<int> ds = pairs ? std::vector<int>{3, 17, 130} : std::vector<int>{3, 17};
     for (const int k : ks) {
-      for (const int d : {3, 17}) {
+      for (const int d : ds) {
         const int trials = family == Family::kBinomial ? 7 : 1;
         const emix::Model model =
             emix::testing::random_model(family, covariance, k, d, 31, trials, 2.0);

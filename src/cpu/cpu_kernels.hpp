@@ -66,7 +66,7 @@ struct TilePlan {
   int features = 0;
   std::int64_t block_rows = 0;  // rows per tile; fixed by the shape, never by the thread count
   FeatureKind kind = FeatureKind::kRaw;
-  const T* shift = nullptr;  // D: m0, subtracted from every row (Gaussian)
+  const T* shift = nullptr;  // D: m0, subtracted from every row (Gaussian; direct tied: m)
   const T* w = nullptr;      // features x K, column-major
   // Tied, expanded (kPairs): w's quadratic rows are the same in every column, and the
   // log-densities take them once per row.
@@ -83,6 +83,11 @@ struct TilePlan {
   const T* centres = nullptr;
   const T* u = nullptr;
   std::int64_t u_stride = 0;
+  // Direct tied where the difference holds its digits (cpu_engine.cpp, take_tied_projection_once):
+  // z_k = U^T (mu_k - m) (K x D, row-major) for a point m (`shift`): the log-densities take
+  // y = U^T (x - m) once per row and |y - z_k|^2 per component. Null: U^T (x - mu_k) per
+  // component.
+  const T* projected_means = nullptr;
   // Binomial: trials m, and log C(m, v) for v = 0..m (null: lgamma per entry, for large m).
   bool binomial = false;
   int trials = 0;

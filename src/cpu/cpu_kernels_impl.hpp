@@ -85,6 +85,9 @@ struct Scratch {
   Matrix<T> shared;           // B x 1: tied, expanded: the quadratic part every component shares
   Matrix<T> last_rows;        // lanes x D: the rows past the last whole vector, zero-padded
   Vector<T> last_norms;       // lanes: their quadratic forms
+  Matrix<T> projection;       // whole vectors of B x D: direct tied, y = U^T (x - m) per row
+  Matrix<T> last_projection;  // lanes x D: y of last_rows
+  Matrix<T> last_distances;   // lanes x K: their |y - z_k|^2
   IndexVector owned;          // rows with g != 0 (direct full / tied)
   RowMatrix<T> by_rows;       // B x D: the rows, row-major (direct diag / spherical)
   RowVector<T> first;         // D: one component's sum g (x - c) (direct diag / spherical)
@@ -659,10 +662,13 @@ bool same_features(const TilePlan<T>& a, const TilePlan<T>& b) {
 // below the diagonal are skipped: half a dense product's work, with each y_j held in a register
 // and nothing written per component. `panel` is U's columns [j0, j0 + kWidth), packed
 // (cpu::triangle_panel_offset).
-template <int kWidth, int kRowVectors, typename T>
+//
+// kProject: y_j itself is stored instead, at y + j * y_stride (y at row i, column-major).
+template <int kWidth, int kRowVectors, bool kProject, typename T>
 EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::Index i, int j0,
                                         const T* mean, const T* panel,
-                                        typename VectorOf<T>::type* q) {
+                                        typename VectorOf<T>::type* q, T* y,
+                                        Eigen::Index y_stride) {
 #if defined(__clang__)
 #pragma clang fp contract(fast)
 #endif
@@ -701,19 +707,29 @@ EMIX_CONTRACT_FMA void triangular_block(const T* x, Eigen::Index rows, Eigen::In
       for (int r = 0; r < kRowVectors; ++r) acc[r][w] += centred[r] * ua[w];
     }
   }
-  EMIX_UNROLL
-  for (int w = 0; w < kWidth; ++w) {
+  if constexpr (kProject) {
+    for (int w = 0; w < kWidth; ++w) {
+      for (int r = 0; r < kRowVectors; ++r) {
+        std::memcpy(y + (j0 + w) * y_stride + r * kLanes<T>, &acc[r][w], sizeof(V));
+      }
+    }
+  } else {
     EMIX_UNROLL
-    for (int r = 0; r < kRowVectors; ++r) q[r] += acc[r][w] * acc[r][w];
+    for (int w = 0; w < kWidth; ++w) {
+      EMIX_UNROLL
+      for (int r = 0; r < kRowVectors; ++r) q[r] += acc[r][w] * acc[r][w];
+    }
   }
 }
 
 // out_i = |U^T (x_i - mu)|^2 for the whole vectors of rows in [begin, end), kRowVectors at a
 // time (x column-major, `stride` rows); the outputs y_j kBlock at a time, then the rest in one
-// narrower block. Returns the first row it did not write.
-template <int kRowVectors, typename T>
+// narrower block. Returns the first row it did not write. kProject: y_i = U^T (x_i - mu) itself
+// into out instead (column-major, out_stride rows).
+template <int kRowVectors, bool kProject = false, typename T>
 Eigen::Index triangular_rows(const T* x, Eigen::Index stride, Eigen::Index begin, Eigen::Index end,
-                             int d, const T* mean, const T* u, T* out) {
+                             int d, const T* mean, const T* u, T* out,
+                             Eigen::Index out_stride = 0) {
   using V = typename VectorOf<T>::type;
   constexpr Eigen::Index kStep = static_cast<Eigen::Index>(kRowVectors) * kLanes<T>;
   const int full_d = d / kBlock * kBlock;
@@ -722,17 +738,19 @@ Eigen::Index triangular_rows(const T* x, Eigen::Index stride, Eigen::Index begin
     V q[kRowVectors];
     for (V& v : q) v = V{};
     for (int j0 = 0; j0 < full_d; j0 += kBlock) {
-      triangular_block<kBlock, kRowVectors>(x, stride, i, j0, mean, u + triangle_panel_offset(j0),
-                                            q);
+      triangular_block<kBlock, kRowVectors, kProject>(
+          x, stride, i, j0, mean, u + triangle_panel_offset(j0), q, out + i, out_stride);
     }
     if (full_d < d) {
       with_width_up_to<kBlock>(d - full_d, [&](auto width) {
-        triangular_block<decltype(width)::value, kRowVectors>(x, stride, i, full_d, mean,
-                                                              u + triangle_panel_offset(full_d), q);
+        triangular_block<decltype(width)::value, kRowVectors, kProject>(
+            x, stride, i, full_d, mean, u + triangle_panel_offset(full_d), q, out + i, out_stride);
       });
     }
-    for (int r = 0; r < kRowVectors; ++r) {
-      std::memcpy(out + i + r * kLanes<T>, &q[r], sizeof(V));
+    if constexpr (!kProject) {
+      for (int r = 0; r < kRowVectors; ++r) {
+        std::memcpy(out + i + r * kLanes<T>, &q[r], sizeof(V));
+      }
     }
   }
   return i;
@@ -771,12 +789,92 @@ static_assert(kRowsPerTask % (kTriangularRowVectors * kLanes<float>) == 0 &&
                   kRowsPerTask % (kTriangularRowVectors * kLanes<double>) == 0,
               "a task's rows are whole row blocks");
 
+// Direct tied, y = U^T (x - m) once per row (TilePlan::projected_means): out_ci = |y_i - z_c|^2
+// for every component c and the whole vectors of rows [begin, end) of y (column-major, y_stride
+// rows), column c at out + c * out_stride; each row by the same operations wherever it lies,
+// components four at a time (four sums in flight, each y value loaded once for them).
+template <typename T>
+EMIX_CONTRACT_FMA void distances_to_projected_means(const T* y, Eigen::Index y_stride,
+                                                    Eigen::Index begin, Eigen::Index end, int d,
+                                                    int k, const T* z, T* out,
+                                                    Eigen::Index out_stride) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  constexpr int kComponents = 4;
+  for (Eigen::Index i = begin; i < end; i += kLanes<T>) {
+    for (int c0 = 0; c0 < k; c0 += kComponents) {
+      with_width_up_to<kComponents>(k - c0, [&](auto width) {
+        constexpr int kWidth = decltype(width)::value;
+        V q[kWidth];
+        EMIX_UNROLL
+        for (int w = 0; w < kWidth; ++w) q[w] = V{};
+        const T* z0 = z + std::int64_t{c0} * d;
+        for (int j = 0; j < d; ++j) {
+          V v;
+          std::memcpy(&v, y + j * y_stride + i, sizeof(V));
+          EMIX_UNROLL
+          for (int w = 0; w < kWidth; ++w) {
+            const V offset = v - z0[std::int64_t{w} * d + j];
+            q[w] += offset * offset;
+          }
+        }
+        EMIX_UNROLL
+        for (int w = 0; w < kWidth; ++w) {
+          std::memcpy(out + (c0 + w) * out_stride + i, &q[w], sizeof(V));
+        }
+      });
+    }
+  }
+}
+
+// Direct tied with TilePlan::projected_means: s.resp = |y - z_k|^2, y = U^T (x - m) once per row
+// (D (D + 1) / 2 multiply-adds) rather than U^T (x - mu_k) per component, in kRowsPerTask runs of
+// rows on plan.threads threads, the rows past the last whole vector last, through last_rows.
+template <typename T>
+void tied_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s) {
+  const int d = plan.d;
+  const Eigen::Index rows = x.rows();
+  const Eigen::Index whole = rows / kLanes<T> * kLanes<T>;
+  const Eigen::Index runs = (whole + kRowsPerTask - 1) / kRowsPerTask;
+  s.projection.resize(whole, d);
+  T* const y = s.projection.data();
+  const unsigned caller_modes = fp_control_register();
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1 && runs > 1)
+  {
+    const ScopedFpModes modes(caller_modes);
+#pragma omp for schedule(dynamic, 1)
+    for (Eigen::Index run = 0; run < runs; ++run) {
+      const Eigen::Index begin = run * kRowsPerTask, end = std::min(begin + kRowsPerTask, whole);
+      const Eigen::Index i = triangular_rows<kTriangularRowVectors, true>(
+          x.data(), rows, begin, end, d, plan.shift, plan.u, y, whole);
+      triangular_rows<1, true>(x.data(), rows, i, end, d, plan.shift, plan.u, y, whole);
+      distances_to_projected_means(y, whole, begin, end, d, plan.k, plan.projected_means,
+                                   s.resp.data(), rows);
+    }
+  }
+  if (whole == rows) return;
+  s.last_rows.setZero(kLanes<T>, d);
+  s.last_rows.topRows(rows - whole) = x.middleRows(whole, rows - whole);
+  s.last_projection.resize(kLanes<T>, d);
+  triangular_rows<1, true>(s.last_rows.data(), kLanes<T>, 0, kLanes<T>, d, plan.shift, plan.u,
+                           s.last_projection.data(), kLanes<T>);
+  s.last_distances.resize(kLanes<T>, plan.k);
+  distances_to_projected_means(s.last_projection.data(), kLanes<T>, 0, kLanes<T>, d, plan.k,
+                               plan.projected_means, s.last_distances.data(), kLanes<T>);
+  s.resp.bottomRows(rows - whole) = s.last_distances.topRows(rows - whole);
+}
+
 // Direct kinds: log w_k + log p(x | k) = bias_k - |y|^2 / 2, y = U_k^T (x - mu_k) (full / tied)
 // or (x - mu_k) / sd_k (diag / spherical), each component centred on its own mean: nothing
-// cancels, whatever the distances and the conditioning (scikit-learn's form).
+// cancels, whatever the distances and the conditioning. A tied model whose means lie within reach
+// of one point m takes U^T (x - m) once per row instead (tied_log_densities: scikit-learn's form,
+// about m rather than the origin).
 //
-// Full and tied run component by component and kRowsPerTask rows at a time, on plan.threads
-// threads, with the caller's floating-point modes; the rows past the last whole vector last.
+// Full and tied otherwise run component by component and kRowsPerTask rows at a time, on
+// plan.threads threads, with the caller's floating-point modes; the rows past the last whole
+// vector last.
 //
 // Diag and spherical take the rows row-major, so that a row's distance to a component is one
 // contiguous reduction over D, with nothing written per component: the column-major form wrote
@@ -786,7 +884,9 @@ void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T
   const int d = plan.d;
   const Eigen::Index rows = x.rows();
   s.resp.resize(rows, plan.k);
-  if (plan.kind == FeatureKind::kDirectFull) {
+  if (plan.kind == FeatureKind::kDirectFull && plan.projected_means != nullptr) {
+    tied_log_densities(plan, x, s);
+  } else if (plan.kind == FeatureKind::kDirectFull) {
     const Eigen::Index whole = rows / kLanes<T> * kLanes<T>;
     const Eigen::Index runs = (whole + kRowsPerTask - 1) / kRowsPerTask;
     const std::int64_t tasks = runs * plan.k;
