@@ -751,8 +751,9 @@ class CpuEngine final : public Engine {
       const double* slot = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
       for (std::size_t j = 0; j < pass.packed; ++j) total[j] += slot[j];
     }
-    return unpack(model, pass.plan.shift, pass.plan.direct, pass.plan.features, total, stats,
-                  std::numeric_limits<U>::epsilon(),
+    const bool by_components = pass.plan.direct && quadratic_pairs(model);
+    return unpack(model, pass.plan.shift, pass.plan.direct, by_components, pass.plan.features,
+                  total, stats, std::numeric_limits<U>::epsilon(),
                   cost_limit<U>() * std::numeric_limits<U>::epsilon());
   }
 
@@ -886,8 +887,8 @@ class CpuEngine final : public Engine {
   // `epsilon`: terms of size N e^2 moved, against a variance the data make much smaller than
   // the model's own, by whose expansion cost the pass was judged.
   bool unpack(const PreparedModel& model, const RowVector<double>& shift, bool about_centres,
-              int features, const std::vector<double>& packed, double* stats, double epsilon,
-              double tolerance) const {
+              bool by_components, int features, const std::vector<double>& packed, double* stats,
+              double epsilon, double tolerance) const {
     bool kept = true;
     const int k = model.k, d = d_;
     const StatisticsLayout& layout = model.layout;
@@ -895,7 +896,12 @@ class CpuEngine final : public Engine {
     stats[StatisticsLayout::kLogLikelihood] = packed[0];
     stats[StatisticsLayout::kWeightSum] = packed[1];
     stats[StatisticsLayout::kEntropy] = packed[2];
-    Eigen::Map<const Matrix<double>> t(packed.data() + cpu::kPackedTotals + k, k, features);
+    // T, K x features: column-major, or row-major where the pass summed by components.
+    const Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic> t_stride =
+        by_components ? Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(1, features)
+                      : Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(k, 1);
+    Eigen::Map<const Matrix<double>, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>> t(
+        packed.data() + cpu::kPackedTotals + k, k, features, t_stride);
     Eigen::Map<const RowMatrix<double>> centres(model.centres.data(), k, d);
     for (int c = 0; c < k; ++c) {
       const double nk = packed[cpu::kPackedTotals + c];

@@ -103,7 +103,9 @@ struct TilePlan {
 };
 
 // Packed statistics of a slot: [log-likelihood, weight sum, entropy, N_k (K), T (K x features,
-// column-major)], each tile's sums added in double.
+// column-major; row-major for direct full / tied, whose tiles add their sums component by
+// component: column-major, each component's pass over its D (D + 1) / 2 sums read and wrote every
+// cache line of all K)], each tile's sums added in double.
 constexpr int kPackedTotals = 3;
 inline std::int64_t packed_size(int k, int features) {
   return kPackedTotals + static_cast<std::int64_t>(k) * (1 + features);

@@ -959,7 +959,7 @@ void direct_diag_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
 
 // Direct full / tied: the packed statistics about the centres, component by component: sum
 // g (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b, each added to `slot` (K x features,
-// column-major) in double.
+// row-major) in double.
 //
 // The rows a component owns (g != 0) are gathered, less its centre and times g, column by column
 // (`padded` rows apart, zero past the owned rows); the triangle's sums are formed in register
@@ -974,7 +974,7 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
                             double* slot) {
   const int d = plan.d, k = plan.k;
   const auto add_to_slot = [&](int c, std::int64_t feature, T value) {
-    slot[c + feature * k] += static_cast<double>(value);
+    slot[std::int64_t{c} * plan.features + feature] += static_cast<double>(value);
   };
   constexpr int kColumns = 4, kRows = kBlock / kColumns, kSide = 8;
   const Eigen::Index column_blocks = (d + kColumns - 1) / kColumns;
