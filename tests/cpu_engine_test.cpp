@@ -704,6 +704,75 @@ TEST(CpuEngine, CorrelatedFeaturesKeepTheirDigits) {
   }
 }
 
+// An ill-conditioned tied model at D = 130: covariance I + (s^2 - 1) v v^T, s = 300 along a dense
+// unit vector v, components 3 * 10^4 standard deviations apart along v (means +-9e6 v and 0).
+// Projecting each row once about their centre, U^T (x - m), rounds at the offsets' size,
+// || |mu_k - m| |U| || ~ 9e6, though the Mahalanobis distance |z_k| = 3e4 looked safe: the
+// log-densities were 6.3e-9 off and the E-step's log-likelihood 5e-8; the rows are now centred
+// on each component's own mean (1.2e-11 and 1e-10). Reference: the closed form in long double,
+// |d_perp|^2 + (v . d)^2 / s^2 and log det = log s^2. 1e-10 absolute a row and 1e-11 a row in
+// the sum: the engine's own rounding at this condition with a margin of 8 and 60.
+TEST(CpuEngine, AnIllConditionedTiedModelKeepsItsDigitsAtHighDimension) {
+  const int d = 130, k = 3;
+  const long double s2 = 9e4L;
+  std::vector<long double> v(d);
+  std::mt19937_64 rng(91);
+  for (long double& e : v) e = (rng() & 1) ? 1.0L : -1.0L;
+  for (long double& e : v) e /= std::sqrt(static_cast<long double>(d));
+  emix::Model m;
+  m.n_components = k;
+  m.n_features = d;
+  m.covariance = Covariance::kTied;
+  m.weights = {0.25, 0.5, 0.25};
+  m.means.resize(std::size_t{k} * d);
+  for (int c = 0; c < k; ++c) {
+    for (int a = 0; a < d; ++a) m.means[c * d + a] = static_cast<double>((c - 1) * 9e6L * v[a]);
+  }
+  m.covariances.resize(std::size_t{d} * d);
+  for (int a = 0; a < d; ++a) {
+    for (int b = 0; b < d; ++b) {
+      m.covariances[a * d + b] = static_cast<double>((a == b) + (s2 - 1) * v[a] * v[b]);
+    }
+  }
+  const std::int64_t n = 600;
+  const emix::Sample sample = emix::sample(m, n, 92);
+  const long double log_2pi = std::log(2 * std::acos(-1.0L));
+  std::vector<double> reference(n);
+  double reference_total = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    long double best = -INFINITY, lp[3];
+    for (int c = 0; c < k; ++c) {
+      long double along = 0, squares = 0;
+      for (int a = 0; a < d; ++a) {
+        const long double delta =
+            static_cast<long double>(sample.x[i * d + a]) - m.means[c * d + a];
+        along += v[a] * delta;
+        squares += delta * delta;
+      }
+      const long double maha = squares - along * along + along * along / s2;
+      lp[c] = std::log(static_cast<long double>(m.weights[c])) -
+              0.5L * (d * log_2pi + std::log(s2) + maha);
+      best = std::max(best, lp[c]);
+    }
+    long double sum = 0;
+    for (int c = 0; c < k; ++c) sum += std::exp(lp[c] - best);
+    reference[i] = static_cast<double>(best + std::log(sum));
+    reference_total += reference[i];
+  }
+  const emix::DataView view = emix::DataView::host(sample.x.data(), n, d);
+  const std::vector<double> scores = emix::score_samples(m, view, cpu_only());
+  double worst = 0;
+  for (std::int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(scores[i] - reference[i]));
+  EXPECT_LT(worst, 1e-10);
+  emix::FitOptions o;
+  o.n_components = k;
+  o.covariance = Covariance::kTied;
+  o.init_model = m;
+  o.max_iter = 0;
+  o.engine = cpu_only();
+  EXPECT_NEAR(emix::fit(view, o).log_likelihood, reference_total, 1e-11 * static_cast<double>(n));
+}
+
 // A broad start over duplicated rows far away: 100 rows at (2e5, 2e5) beside 500 around 0, the
 // second component centred on them with covariance 1e6 I. One EM step gives that component the
 // covariance of identical rows, reg_covar I (scikit-learn: 1e-6 exactly). The expansion about

@@ -428,31 +428,37 @@ void pack_triangle(const double* u, int d, T* out) {
 
 // A direct tied model's log-densities from one projection per row, y = U^T (x - m), and
 // |y - z_k|^2 per component, z_k = U^T (mu_k - m): D (D + 1) / 2 + K D multiply-adds a row rather
-// than K D (D + 1) / 2 (K = 4, D = 2048: 3.9x fewer). The difference y - z_k cancels: it loses
-// about eps |y| to rounding in each of its D entries, |y| being up to the Mahalanobis distance r
-// of m from the farthest mean plus the row's own spread (about sqrt(D)), and so its square about
-// eps (r + sqrt(D)) sqrt(D). That is taken within the expansion's limit for double (cost_limit,
-// 1e-10 absolute), r up to 10^4 at D = 2048; farther (components 10^4 standard deviations apart
-// and more) each component is centred on its own mean. m is `preferred`: the data's shift in a
-// pass, the model's in evaluate(), which depends on no row.
+// than K D (D + 1) / 2 (K = 4, D = 2048: 3.9x fewer). Entry j of y - z_k rounds to about
+// eps sum_a |x_a - m_a| |U_aj|, against eps sum_a |x_a - mu_ka| |U_aj| where each component is
+// centred on its own mean: the mean's offset adds about eps f_k, f_k = || |mu_k - m| |U| ||, to
+// that vector's norm, and so about eps (f_k + sqrt(D)) sqrt(D) to the square (|y - z_k| being
+// about sqrt(D) near the component). Absolute values, as expansion_point's costs take |P|, not
+// the Mahalanobis distance |z_k|: an ill-conditioned U maps a large offset to a small z_k while
+// its rounding stays at the offset's size. That is taken within the expansion's limit for double
+// (cost_limit, 1e-10 absolute), f up to 4.5e5 / sqrt(D) - sqrt(D) (10^4 at D = 2048); farther,
+// each component is centred on its own mean. m is the middle of the means' range in each
+// feature, which keeps the largest offset small (the data's median, inside the larger of two
+// clusters, gave 1.8 times it at D = 2048) and depends on the model alone.
 template <typename T>
-void take_tied_projection_once(const PreparedModel& p, const RowVector<double>& preferred,
-                               Plan<T>& plan) {
+void take_tied_projection_once(const PreparedModel& p, Plan<T>& plan) {
   const int d = p.d;
-  const RowVector<T> m_t = preferred.template cast<T>();
-  const RowVector<double> m = m_t.template cast<double>();
   Eigen::Map<const RowMatrix<double>> u(p.prec_chol.data(), d, d);
   Eigen::Map<const RowMatrix<double>> means(p.means.data(), p.k, d);
-  const RowMatrix<double> z = (means.rowwise() - m) * u.triangularView<Eigen::Upper>();
-  const double farthest = z.rowwise().norm().maxCoeff();
+  const RowVector<T> m_t =
+      (0.5 * (means.colwise().minCoeff() + means.colwise().maxCoeff())).template cast<T>();
+  const RowVector<double> m = m_t.template cast<double>();
+  const RowMatrix<double> offsets = means.rowwise() - m;
+  const RowMatrix<double> abs_u = u.triangularView<Eigen::Upper>().toDenseMatrix().cwiseAbs();
+  const double farthest = (offsets.cwiseAbs() * abs_u).rowwise().norm().maxCoeff();
   const double root_d = std::sqrt(static_cast<double>(d));
   if (!(std::isfinite(farthest) && (farthest + root_d) * root_d <= cost_limit<double>())) return;
-  plan.projected_means_t = z.template cast<T>();
+  plan.projected_means_t = (offsets * u.triangularView<Eigen::Upper>()).template cast<T>();
+  plan.shift = m;
   plan.shift_t = m_t;
 }
 
 template <typename T>
-Plan<T> make_direct_plan(const PreparedModel& p, const RowVector<double>& preferred) {
+Plan<T> make_direct_plan(const PreparedModel& p) {
   const int k = p.k, d = p.d;
   Plan<T> plan;
   plan.direct = true;
@@ -473,7 +479,7 @@ Plan<T> make_direct_plan(const PreparedModel& p, const RowVector<double>& prefer
     case Covariance::kTied:
       plan.u_t.resize(1, cpu::packed_triangle_size(d));
       pack_triangle(p.prec_chol.data(), d, plan.u_t.data());
-      take_tied_projection_once(p, preferred, plan);
+      take_tied_projection_once(p, plan);
       break;
     case Covariance::kDiag:
       plan.u_t = Eigen::Map<const RowMatrix<double>>(p.prec_chol.data(), k, d).cast<T>();
@@ -590,7 +596,7 @@ class CpuEngine final : public Engine {
     direct.reserve(again.size());
     for (const std::size_t i : again) {
       direct.emplace_back();
-      fill_pass(*models[i], make_direct_plan<double>(*models[i], shift_), direct.back());
+      fill_pass(*models[i], make_direct_plan<double>(*models[i]), direct.back());
     }
     run_passes(direct, double_kernels());
     for (std::size_t j = 0; j < again.size(); ++j) {
@@ -641,14 +647,14 @@ class CpuEngine final : public Engine {
     // more than half of a float fit's time at that shape, 2.4x the double fit's.
     if (direct_is_faster(model)) {
       if constexpr (std::is_same_v<U, double>) {
-        return make_direct_plan<double>(model, preferred);
+        return make_direct_plan<double>(model);
       } else {
         return std::nullopt;
       }
     }
     const std::optional<RowVector<double>> point = expansion_point<U>(model, preferred);
     if constexpr (std::is_same_v<U, double>) {
-      if (!point) return make_direct_plan<double>(model, preferred);
+      if (!point) return make_direct_plan<double>(model);
       return make_plan<double>(model, *point);
     } else {
       if (!point) return std::nullopt;
