@@ -2,8 +2,10 @@
 // definition (covariance inverses through a separate factorisation, no centring tricks).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 #include <tuple>
@@ -208,11 +210,12 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The direct path (a model whose expansion about any one point would lose digits, here
 // components 1e4 apart with unit spread) against the same naive reference, at every instruction
-// set level: full and tied (their quadratic forms and scatters in register blocks, eight and
-// four features at a time: D = 9 and 17 leave a narrower last block, and from D = 128 full and
-// tied take this path whatever their conditioning; tiles of 100 rows leave
-// rows past the last whole vector) and, row by row, diag and spherical; all of them skipping the
-// rows a component does not own. Two components share a mean, so that rows are owned by both.
+// set level: full and tied (their quadratic forms and scatters in register blocks: D = 9, 17
+// and 130 leave narrower last blocks and panels, and from D = 128 full and tied take this path
+// whatever their conditioning; tiles of 100 rows leave rows past the last whole vector) and, row
+// by row, diag and spherical; all of them skipping the rows a component does not own, and the
+// tiles where it owns none (the rows come sorted by component). Two components share a mean, so
+// that rows are owned by both.
 // float64 only (a float engine runs such a model in double); 1e-10 of each group's scale, as
 // above.
 // Means 10^4 apart need the direct path at every D; at D = 130 (where full and tied run it anyway)
@@ -229,13 +232,22 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
       std::copy_n(model.means.begin(), d, model.means.begin() + d);
       const std::int64_t n = 1237;
       const emix::Sample s = emix::sample(model, n, 78);
+      // The rows by component, so that most tiles hold one or two: the others own none there.
+      std::vector<std::int64_t> order(n);
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::int64_t a, std::int64_t b) { return s.labels[a] < s.labels[b]; });
+      std::vector<double> x(s.x.size());
+      for (std::int64_t i = 0; i < n; ++i) {
+        std::copy_n(s.x.begin() + order[i] * d, d, x.begin() + i * d);
+      }
       std::vector<double> w(n);
       std::mt19937_64 rng(79);
       std::uniform_real_distribution<double> u(0.0, 2.0);
       for (double& v : w) v = u(rng);
       w[5] = 0;  // a row of weight 0 adds nothing
       const emix::PreparedModel prepared = emix::prepare(model);
-      const std::vector<double> expected = reference_statistics(model, prepared, s.x, n, w);
+      const std::vector<double> expected = reference_statistics(model, prepared, x, n, w);
       for (int l = 0; l < n_levels; ++l) {
         if (!emix::cpu::cpu_supports(levels[l])) continue;
         emix::EngineOptions eo;
@@ -243,7 +255,7 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
         emix::cpu::CpuEngineSettings settings;
         settings.level = levels[l];
         const auto engine =
-            emix::cpu::make_engine(emix::DataView::host(s.x.data(), n, d), w.data(), eo, settings);
+            emix::cpu::make_engine(emix::DataView::host(x.data(), n, d), w.data(), eo, settings);
         std::vector<double> got(prepared.layout.size());
         engine->accumulate(prepared, got.data());
         const auto& L = prepared.layout;

@@ -79,9 +79,9 @@ struct Scratch {
   RowMatrix<T> resp_rows;     // B x K rounded up to whole vectors: s.resp by rows, zero-padded
   RowMatrix<T> w_rows;        // D x K rounded up to whole vectors: w^T by rows (raw_by_rows)
   RowVector<T> bias_rows;     // the bias, rounded up likewise
-  Matrix<T> centred;          // owned rows x D: the rows a component owns less its centre
-  Matrix<T> projected;        // owned rows x D: those rows times their weights g
-  Matrix<T> scatter;          // D x D: one component's sum g (x - c)(x - c)^T, upper triangle
+  Vector<T> centred;          // direct full / tied: the rows a component owns less its centre,
+                              // in panels of columns, each row-major
+  Vector<T> projected;        // owned rows x D, column-major: those rows times their weights g
   Matrix<T> shared;           // B x 1: tied, expanded: the quadratic part every component shares
   Matrix<T> last_rows;        // lanes x D: the rows past the last whole vector, zero-padded
   Vector<T> last_norms;       // lanes: their quadratic forms
@@ -957,41 +957,84 @@ void direct_diag_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
   }
 }
 
+// Rows [a0, a0 + kRows) by columns [b0, b0 + kVectors lanes) of sum_r p_r[a] c_r[b] over `rows`
+// rows: p column-major (p_stride rows apart), `panel` the columns from b0 row-major (kWidth
+// apart, zero past D). The columns are in the vector lanes and each sum is formed row after row,
+// so that nothing is reduced across lanes; the entries with a <= b < D are added to the packed
+// triangle, row a at slot + origin(a).
+template <int kRows, int kVectors, int kWidth, typename T, typename Origin>
+EMIX_CONTRACT_FMA void scatter_block(const T* p, Eigen::Index p_stride, const T* panel,
+                                     Eigen::Index rows, int a0, int b0, int d, Origin origin,
+                                     double* slot) {
+#if defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+  using V = typename VectorOf<T>::type;
+  V acc[kRows][kVectors];
+  EMIX_UNROLL
+  for (int i = 0; i < kRows; ++i) {
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) acc[i][v] = V{};
+  }
+  const T* pa = p + a0 * p_stride;
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    const T* cr = panel + r * kWidth;
+    T pr[kRows];
+    EMIX_UNROLL
+    for (int i = 0; i < kRows; ++i) pr[i] = pa[i * p_stride + r];
+    EMIX_UNROLL
+    for (int v = 0; v < kVectors; ++v) {
+      V cv;
+      std::memcpy(&cv, cr + v * kLanes<T>, sizeof cv);
+      EMIX_UNROLL
+      for (int i = 0; i < kRows; ++i) acc[i][v] += cv * pr[i];
+    }
+  }
+  T sums[kRows][kVectors * kLanes<T>];
+  std::memcpy(sums, acc, sizeof sums);
+  const int b_end = std::min(d, b0 + kVectors * kLanes<T>);
+  for (int i = 0; i < kRows; ++i) {
+    const int a = a0 + i;
+    double* row = slot + origin(a);
+    for (int b = std::max(a, b0); b < b_end; ++b) row[b] += static_cast<double>(sums[i][b - b0]);
+  }
+}
+
 // Direct full / tied: the packed statistics about the centres, component by component: sum
 // g (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b, each added to `slot` (K x features,
 // row-major) in double.
 //
-// The rows a component owns (g != 0) are gathered, less its centre and times g, column by column
-// (`padded` rows apart, zero past the owned rows); the triangle's sums are formed in register
-// blocks (rows_block: kRows rows a by kColumns columns b, only those that reach the triangle, the
-// longest columns first) into s.scatter, and packed by rows (a <= b, a-major) in 8 x 8 blocks:
-// row by row, each read of the column-major scatter was a cache line of its own, a fifth of the
-// M-step at D = 2048. Each of the three shares out among plan.threads threads by columns, with
-// the caller's floating-point modes; what they write is sized before, as nothing may throw in a
-// parallel region.
+// The rows a component owns (g != 0) are gathered, eight columns at a time: less its centre, in
+// panels of kWidth columns each row-major and contiguous (zero past D), and times g, column-major.
+// The triangle's sums are formed in register blocks (scatter_block: kRows rows a by kVectors
+// vectors of columns b, the columns in the lanes) over all the owned rows of the tile, panel by
+// panel, the last (which reach the most rows a) first, and added to the slot from the registers;
+// a component that owns no row of the tile adds nothing. (With the
+// rows in the lanes instead, each block ended in a reduction across lanes, and a D x D buffer was
+// then packed into the slot: with 60 owned rows a tile, those took as long as the products.) Both
+// steps share out among plan.threads threads by columns, with the caller's floating-point modes,
+// and each sum is formed by one thread in one order whatever the threads; what they write is
+// sized before, as nothing may throw in a parallel region.
 template <typename T>
 void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T>& s,
                             double* slot) {
   const int d = plan.d, k = plan.k;
-  const auto add_to_slot = [&](int c, std::int64_t feature, T value) {
-    slot[std::int64_t{c} * plan.features + feature] += static_cast<double>(value);
-  };
-  // Where there are 32 vector registers, three rows a by eight columns b (24 sums, 11 loads for
-  // them against 6 for 8); two by four elsewhere. Each sum takes the same operations either way.
-  constexpr int kColumns = kVectorBytes == 64 ? 8 : 4, kRows = kVectorBytes == 64 ? 3 : 2;
-  constexpr int kSide = 8;
-  const Eigen::Index column_blocks = (d + kColumns - 1) / kColumns;
-  const Eigen::Index row_blocks = (d + kSide - 1) / kSide;
-  // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
-  const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
-  const Eigen::Index most_padded = (x.rows() + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-  s.owned.resize(x.rows());
-  s.centred.resize(most_padded, d);
-  s.projected.resize(most_padded, d);
-  s.scatter.resize(d, d);
+  // Three rows a by eight vectors of columns b where there are 32 vector registers (24 sums for
+  // 11 loads), by four where there are 16 (12 sums: at AVX2, overlapping tied D = 1024 took 0.9x
+  // the time of the rows-in-lanes kernel before, two by four 1.07x).
+  constexpr int kRows = 3, kVectors = kVectorBytes == 64 ? 8 : 4;
+  constexpr int kWidth = kVectors * kLanes<T>;
+  constexpr int kGatherColumns = 8;
+  static_assert(kWidth % kGatherColumns == 0, "a gather block lies in one panel");
+  const Eigen::Index rows = x.rows();
+  const Eigen::Index panels = (d + kWidth - 1) / kWidth;
+  const Eigen::Index gather_blocks = (d + kGatherColumns - 1) / kGatherColumns;
+  s.owned.resize(rows);
+  s.centred.resize(panels * rows * kWidth);
+  s.projected.resize(rows * d);
   T* const centred = s.centred.data();
   T* const projected = s.projected.data();
-  Eigen::Index owned = 0, padded = 0;
+  Eigen::Index owned = 0;
   const unsigned caller_modes = fp_control_register();
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
@@ -999,52 +1042,62 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
     for (int c = 0; c < k; ++c) {
       const T* centre = plan.centres + std::int64_t{c} * d;
       const auto g = s.resp.col(c);
+      double* const component_slot = slot + std::int64_t{c} * plan.features;
+      // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
+      const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
 #pragma omp single
       {
         owned = 0;
-        for (Eigen::Index i = 0; i < x.rows(); ++i) {  // without a branch: g = 0 is unpredictable
+        for (Eigen::Index i = 0; i < rows; ++i) {  // without a branch: g = 0 is unpredictable
           s.owned[owned] = i;
           owned += g[i] != T(0);
         }
-        padded = (owned + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+      }
+      if (owned == 0) {
+        // Every thread has read the count before the next single writes it.
+#pragma omp barrier
+        continue;
       }
 #pragma omp for schedule(static)
-      for (int a = 0; a < d; ++a) {
-        const T* column = x.col(a).data();
-        T* centred_a = centred + a * padded;
-        T* projected_a = projected + a * padded;
+      for (Eigen::Index block = 0; block < gather_blocks; ++block) {
+        const int a0 = static_cast<int>(block) * kGatherColumns;
+        const int width = std::min(kGatherColumns, d - a0);
+        T* panel = centred + a0 / kWidth * owned * kWidth + a0 % kWidth;
+        T first[kGatherColumns] = {};
         for (Eigen::Index r = 0; r < owned; ++r) {
           const Eigen::Index i = s.owned[r];
-          centred_a[r] = column[i] - centre[a];
-          projected_a[r] = g[i] * centred_a[r];
+          for (int j = 0; j < width; ++j) {
+            const T offset = x(i, a0 + j) - centre[a0 + j];
+            const T weighted = g[i] * offset;
+            panel[r * kWidth + j] = offset;
+            projected[(a0 + j) * owned + r] = weighted;
+            first[j] += weighted;
+          }
+          for (int j = width; j < kGatherColumns; ++j) panel[r * kWidth + j] = T(0);
         }
-        for (Eigen::Index r = owned; r < padded; ++r) centred_a[r] = projected_a[r] = T(0);
-        add_to_slot(c, a, Eigen::Map<const Vector<T>>(projected_a, padded).sum());
+        if (a0 + kGatherColumns >= d) {  // the last panel's columns past the last block
+          const int next = a0 + kGatherColumns - a0 / kWidth * kWidth;
+          for (Eigen::Index r = 0; r < owned; ++r) {
+            for (int j = next; j < kWidth; ++j) panel[r * kWidth + j - a0 % kWidth] = T(0);
+          }
+        }
+        for (int j = 0; j < width; ++j) component_slot[a0 + j] += static_cast<double>(first[j]);
       }
 #pragma omp for schedule(dynamic, 1)
-      for (Eigen::Index block = column_blocks - 1; block >= 0; --block) {
-        const Eigen::Index b0 = block * kColumns;
-        with_width_up_to<kColumns>(d - b0, [&](auto columns) {
-          constexpr int kFeatures = decltype(columns)::value;
-          for (Eigen::Index a0 = 0; a0 < b0 + kFeatures; a0 += kRows) {
-            with_width_up_to<kRows>(b0 + kFeatures - a0, [&](auto block_rows) {
-              rows_block<decltype(block_rows)::value, kFeatures>(projected, centred, padded, a0, b0,
-                                                                 s.scatter);
+      for (Eigen::Index p = panels - 1; p >= 0; --p) {
+        const int b0 = static_cast<int>(p) * kWidth;
+        const T* panel = centred + p * owned * kWidth;
+        const Eigen::Index vectors = (std::min(d - b0, kWidth) + kLanes<T> - 1) / kLanes<T>;
+        with_width_up_to<kVectors>(vectors, [&](auto width) {
+          constexpr int kPanelVectors = decltype(width)::value;
+          const int a_end = std::min(d, b0 + kPanelVectors * kLanes<T>);
+          for (int a0 = 0; a0 < a_end; a0 += kRows) {
+            with_width_up_to<kRows>(a_end - a0, [&](auto block_rows) {
+              scatter_block<decltype(block_rows)::value, kPanelVectors, kWidth>(
+                  projected, owned, panel, owned, a0, b0, d, origin, component_slot);
             });
           }
         });
-      }
-#pragma omp for schedule(dynamic, 1)
-      for (Eigen::Index block = 0; block < row_blocks; ++block) {
-        const int a0 = static_cast<int>(block) * kSide, a1 = std::min(d, a0 + kSide);
-        for (int b0 = a0; b0 < d; b0 += kSide) {
-          const int b1 = std::min(d, b0 + kSide);
-          for (int a = a0; a < a1; ++a) {
-            for (int b = std::max(a, b0); b < b1; ++b) {
-              add_to_slot(c, origin(a) + b, s.scatter(a, b));
-            }
-          }
-        }
       }
     }
   }
