@@ -958,11 +958,11 @@ void direct_diag_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
 }
 
 // Rows [a0, a0 + kRows) by columns [b0, b0 + kVectors lanes) of sum_r p_r[a] c_r[b] over `rows`
-// rows: p column-major (p_stride rows apart), `panel` the columns from b0 row-major (kWidth
+// rows: p column-major (p_stride rows apart), `panel` the columns from b0 row-major (kStride
 // apart, zero past D). The columns are in the vector lanes and each sum is formed row after row,
 // so that nothing is reduced across lanes; the entries with a <= b < D are added to the packed
 // triangle, row a at slot + origin(a).
-template <int kRows, int kVectors, int kWidth, typename T, typename Origin>
+template <int kRows, int kVectors, int kStride, typename T, typename Origin>
 EMIX_CONTRACT_FMA void scatter_block(const T* p, Eigen::Index p_stride, const T* panel,
                                      Eigen::Index rows, int a0, int b0, int d, Origin origin,
                                      double* slot) {
@@ -978,7 +978,7 @@ EMIX_CONTRACT_FMA void scatter_block(const T* p, Eigen::Index p_stride, const T*
   }
   const T* pa = p + a0 * p_stride;
   for (Eigen::Index r = 0; r < rows; ++r) {
-    const T* cr = panel + r * kWidth;
+    const T* cr = panel + r * kStride;
     T pr[kRows];
     EMIX_UNROLL
     for (int i = 0; i < kRows; ++i) pr[i] = pa[i * p_stride + r];
@@ -1021,11 +1021,15 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
   const int d = plan.d, k = plan.k;
   // Three rows a by eight vectors of columns b where there are 32 vector registers (24 sums for
   // 11 loads), by four where there are 16 (12 sums: at AVX2, overlapping tied D = 1024 took 0.9x
-  // the time of the rows-in-lanes kernel before, two by four 1.07x).
+  // the time of the rows-in-lanes kernel before, two by four 1.07x). Panels of 512 bytes a row at
+  // every level, so that a block's rows of the slot are read and written in runs of that length
+  // (16-column panels at AVX2 made a tied D = 2048 fit 1.1x slower than before).
   constexpr int kRows = 3, kVectors = kVectorBytes == 64 ? 8 : 4;
-  constexpr int kWidth = kVectors * kLanes<T>;
+  constexpr int kBlockWidth = kVectors * kLanes<T>;
+  constexpr int kWidth = 512 / static_cast<int>(sizeof(T));
   constexpr int kGatherColumns = 8;
-  static_assert(kWidth % kGatherColumns == 0, "a gather block lies in one panel");
+  static_assert(kWidth % kBlockWidth == 0 && kWidth % kGatherColumns == 0,
+                "a panel holds whole blocks and whole gather blocks");
   const Eigen::Index rows = x.rows();
   const Eigen::Index panels = (d + kWidth - 1) / kWidth;
   const Eigen::Index gather_blocks = (d + kGatherColumns - 1) / kGatherColumns;
@@ -1086,18 +1090,22 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
 #pragma omp for schedule(dynamic, 1)
       for (Eigen::Index p = panels - 1; p >= 0; --p) {
         const int b0 = static_cast<int>(p) * kWidth;
+        const int b_end = std::min<int>(d, b0 + kWidth);
         const T* panel = centred + p * owned * kWidth;
-        const Eigen::Index vectors = (std::min(d - b0, kWidth) + kLanes<T> - 1) / kLanes<T>;
-        with_width_up_to<kVectors>(vectors, [&](auto width) {
-          constexpr int kPanelVectors = decltype(width)::value;
-          const int a_end = std::min(d, b0 + kPanelVectors * kLanes<T>);
-          for (int a0 = 0; a0 < a_end; a0 += kRows) {
-            with_width_up_to<kRows>(a_end - a0, [&](auto block_rows) {
-              scatter_block<decltype(block_rows)::value, kPanelVectors, kWidth>(
-                  projected, owned, panel, owned, a0, b0, d, origin, component_slot);
+        for (int a0 = 0; a0 < b_end; a0 += kRows) {
+          // Blocks of columns from the one that holds column a0 (none before reaches a >= a0).
+          const int first = b0 + std::max(0, a0 - b0) / kBlockWidth * kBlockWidth;
+          for (int c0 = first; c0 < b_end; c0 += kBlockWidth) {
+            const Eigen::Index vectors =
+                (std::min(b_end - c0, kBlockWidth) + kLanes<T> - 1) / kLanes<T>;
+            with_width_up_to<kRows>(b_end - a0, [&](auto block_rows) {
+              with_width_up_to<kVectors>(vectors, [&](auto width) {
+                scatter_block<decltype(block_rows)::value, decltype(width)::value, kWidth>(
+                    projected, owned, panel + (c0 - b0), owned, a0, c0, d, origin, component_slot);
+              });
             });
           }
-        });
+        }
       }
     }
   }
