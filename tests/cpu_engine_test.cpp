@@ -208,6 +208,20 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{Family::kBernoulli, Covariance::kFull, 8, 3}),
                        ::testing::Bool()));
 
+// A sample's rows ordered by the component that drew them (stably).
+std::vector<double> rows_by_component(const emix::Sample& s, int d) {
+  const std::int64_t n = static_cast<std::int64_t>(s.labels.size());
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return s.labels[a] < s.labels[b]; });
+  std::vector<double> x(s.x.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::copy_n(s.x.begin() + order[i] * d, d, x.begin() + i * d);
+  }
+  return x;
+}
+
 // The direct path (a model whose expansion about any one point would lose digits, here
 // components 1e4 apart with unit spread) against the same naive reference, at every instruction
 // set level: full and tied (their quadratic forms and scatters in register blocks: D = 9, 17
@@ -231,16 +245,8 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
       for (double& m : model.means) m *= spread;
       std::copy_n(model.means.begin(), d, model.means.begin() + d);
       const std::int64_t n = 1237;
-      const emix::Sample s = emix::sample(model, n, 78);
       // The rows by component, so that most tiles hold one or two: the others own none there.
-      std::vector<std::int64_t> order(n);
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](std::int64_t a, std::int64_t b) { return s.labels[a] < s.labels[b]; });
-      std::vector<double> x(s.x.size());
-      for (std::int64_t i = 0; i < n; ++i) {
-        std::copy_n(s.x.begin() + order[i] * d, d, x.begin() + i * d);
-      }
+      const std::vector<double> x = rows_by_component(emix::sample(model, n, 78), d);
       std::vector<double> w(n);
       std::mt19937_64 rng(79);
       std::uniform_real_distribution<double> u(0.0, 2.0);
@@ -943,13 +949,14 @@ TEST(CpuEngine, ManyModelsInOnePassEqualEachModelAloneBitwise) {
 // 1-byte budget), each tile's log-densities and scatter are shared out among the threads: the
 // statistics must still be bitwise those of one thread, alone or in one pass, with weights, with
 // a last tile (of 17 tiles of 176 rows, then 9) that ends past a whole vector, and with
-// components owning only some rows.
+// components owning only some rows, and in most tiles none (the rows come by component).
 TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise) {
   const int d = 130;
   const std::int64_t n = 3001;
   const emix::Model truth =
       emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, d, 91);
-  const emix::Sample s = emix::sample(truth, n, 92);
+  // By component, so that in most tiles some components own no row.
+  const std::vector<double> x = rows_by_component(emix::sample(truth, n, 92), d);
   std::vector<double> w(static_cast<std::size_t>(n));
   std::mt19937_64 rng(93);
   std::uniform_real_distribution<double> u(0.0, 2.0);
@@ -963,7 +970,7 @@ TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise
       model.means = truth.means;
       // Each component owns some rows, not all: the gather of owned rows is exercised.
       const std::vector<double> proba =
-          emix::predict_proba(model, emix::DataView::host(s.x.data(), n, d), cpu_only());
+          emix::predict_proba(model, emix::DataView::host(x.data(), n, d), cpu_only());
       for (int c = 0; c < k; ++c) {
         std::int64_t owned = 0;
         for (std::int64_t i = 0; i < n; ++i)
@@ -978,7 +985,7 @@ TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise
   // threads share each tile.
   emix::cpu::CpuEngineSettings settings;
   settings.slot_memory_bytes = 1;
-  expect_one_pass_equals_each_alone(prepared, s.x, n, d, w.data(), settings, {1, 2, 3});
+  expect_one_pass_equals_each_alone(prepared, x, n, d, w.data(), settings, {1, 2, 3});
 }
 
 // Bernoulli and binomial models of every K in one pass: those that read the rows in place (K of

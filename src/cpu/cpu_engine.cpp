@@ -432,13 +432,14 @@ void pack_triangle(const double* u, int d, T* out) {
 // eps sum_a |x_a - m_a| |U_aj|, against eps sum_a |x_a - mu_ka| |U_aj| where each component is
 // centred on its own mean: the mean's offset adds about eps f_k, f_k = || |mu_k - m| |U| ||, to
 // that vector's norm, and so about eps (f_k + sqrt(D)) sqrt(D) to the square (|y - z_k| being
-// about sqrt(D) near the component). Absolute values, as expansion_point's costs take |P|, not
-// the Mahalanobis distance |z_k|: an ill-conditioned U maps a large offset to a small z_k while
-// its rounding stays at the offset's size. That is taken within the expansion's limit for double
-// (cost_limit, 1e-10 absolute), f up to 4.5e5 / sqrt(D) - sqrt(D) (10^4 at D = 2048); farther,
-// each component is centred on its own mean. m is the middle of the means' range in each
-// feature, which keeps the largest offset small (the data's median, inside the larger of two
-// clusters, gave 1.8 times it at D = 2048) and depends on the model alone.
+// about sqrt(D) near the component): a size of what rounds, as cost_limit's, not a bound. Absolute
+// values, as expansion_point's costs take |P|, not the Mahalanobis distance |z_k|: an
+// ill-conditioned U maps a large offset to a small z_k while its rounding stays at the offset's
+// size. That is taken within the expansion's limit for double (cost_limit, 1e-10 absolute), f up
+// to 4.5e5 / sqrt(D) - sqrt(D) (10^4 at D = 2048); farther, each component is centred on its own
+// mean. m is the middle of the means' range in each feature, which keeps the largest offset small
+// (the data's median, inside the larger of two clusters, gave 1.8 times it at D = 2048) and depends
+// on the model alone.
 template <typename T>
 void take_tied_projection_once(const PreparedModel& p, Plan<T>& plan) {
   const int d = p.d;
@@ -448,10 +449,20 @@ void take_tied_projection_once(const PreparedModel& p, Plan<T>& plan) {
       (0.5 * (means.colwise().minCoeff() + means.colwise().maxCoeff())).template cast<T>();
   const RowVector<double> m = m_t.template cast<double>();
   const RowMatrix<double> offsets = means.rowwise() - m;
-  const RowMatrix<double> abs_u = u.triangularView<Eigen::Upper>().toDenseMatrix().cwiseAbs();
-  const double farthest = (offsets.cwiseAbs() * abs_u).rowwise().norm().maxCoeff();
+  // || |mu_k - m| |U| || from U's upper triangle in place: no D x D temporaries each pass.
+  RowVector<double> sizes(d);
+  double farthest = 0;
+  for (int c = 0; c < p.k; ++c) {
+    sizes.setZero();
+    for (int a = 0; a < d; ++a) {
+      sizes.tail(d - a) += std::abs(offsets(c, a)) * u.row(a).tail(d - a).cwiseAbs();
+    }
+    const double size = sizes.norm();
+    if (!std::isfinite(size)) return;
+    farthest = std::max(farthest, size);
+  }
   const double root_d = std::sqrt(static_cast<double>(d));
-  if (!(std::isfinite(farthest) && (farthest + root_d) * root_d <= cost_limit<double>())) return;
+  if ((farthest + root_d) * root_d > cost_limit<double>()) return;
   plan.projected_means_t = (offsets * u.triangularView<Eigen::Upper>()).template cast<T>();
   plan.shift = m;
   plan.shift_t = m_t;

@@ -20,6 +20,8 @@
 #include <limits>
 #include <memory>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <math.h>
 
@@ -89,11 +91,12 @@ struct Scratch {
   Matrix<T> last_projection;  // lanes x D: y of last_rows
   Matrix<T> last_distances;   // lanes x K: their |y - z_k|^2
   IndexVector owned;          // rows with g != 0 (direct full / tied)
-  RowMatrix<T> by_rows;       // B x D: the rows, row-major (direct diag / spherical)
-  RowVector<T> first;         // D: one component's sum g (x - c) (direct diag / spherical)
-  RowVector<T> second;        // D: its sum g (x - c)^2
-  IndexVector special_rows;   // rows whose log-densities are not all finite
-  Matrix<T> special_resp;     // their responsibilities (row by row), from the scalar rules
+  std::vector<std::pair<int, int>> scatter_tasks;  // (panel, first row a) (direct full / tied)
+  RowMatrix<T> by_rows;      // B x D: the rows, row-major (direct diag / spherical)
+  RowVector<T> first;        // D: one component's sum g (x - c) (direct diag / spherical)
+  RowVector<T> second;       // D: its sum g (x - c)^2
+  IndexVector special_rows;  // rows whose log-densities are not all finite
+  Matrix<T> special_resp;    // their responsibilities (row by row), from the scalar rules
   Vector<T> special_lse;
   Vector<T> special_entropy;
 };
@@ -1020,19 +1023,29 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
                             double* slot) {
   const int d = plan.d, k = plan.k;
   // Three rows a by eight vectors of columns b where there are 32 vector registers (24 sums for
-  // 11 loads), by four where there are 16 (12 sums: at AVX2, overlapping tied D = 1024 took 0.9x
-  // the time of the rows-in-lanes kernel before, two by four 1.07x). Panels of 512 bytes a row at
-  // every level, so that a block's rows of the slot are read and written in runs of that length
-  // (16-column panels at AVX2 made a tied D = 2048 fit 1.1x slower than before).
+  // 11 loads), by four where there are 16 (12 sums; two by four took 1.07x the time of three by
+  // four on overlapping tied D = 1024 at AVX2). Panels of 512 bytes a row at every level, so that
+  // a block's rows of the slot are read and written in runs of that length (16-column panels at
+  // AVX2 made a tied D = 2048 fit 1.1x slower than the rows-in-lanes kernel before). Tasks are
+  // kTaskRows rows a of one panel, so that threads share a panel (D = 2048 has 32, the last 32
+  // times the first's work).
   constexpr int kRows = 3, kVectors = kVectorBytes == 64 ? 8 : 4;
   constexpr int kBlockWidth = kVectors * kLanes<T>;
   constexpr int kWidth = 512 / static_cast<int>(sizeof(T));
   constexpr int kGatherColumns = 8;
   static_assert(kWidth % kBlockWidth == 0 && kWidth % kGatherColumns == 0,
                 "a panel holds whole blocks and whole gather blocks");
+  constexpr int kTaskRows = 16 * kRows;
   const Eigen::Index rows = x.rows();
   const Eigen::Index panels = (d + kWidth - 1) / kWidth;
   const Eigen::Index gather_blocks = (d + kGatherColumns - 1) / kGatherColumns;
+  // (panel, first row a) per task, the last panels (which reach the most rows a) first.
+  s.scatter_tasks.clear();
+  for (int p = static_cast<int>(panels) - 1; p >= 0; --p) {
+    const int b_end = std::min(d, (p + 1) * kWidth);
+    for (int a0 = 0; a0 < b_end; a0 += kTaskRows) s.scatter_tasks.emplace_back(p, a0);
+  }
+  const auto tasks = static_cast<std::int64_t>(s.scatter_tasks.size());
   s.owned.resize(rows);
   s.centred.resize(panels * rows * kWidth);
   s.projected.resize(rows * d);
@@ -1079,20 +1092,24 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
           }
           for (int j = width; j < kGatherColumns; ++j) panel[r * kWidth + j] = T(0);
         }
-        if (a0 + kGatherColumns >= d) {  // the last panel's columns past the last block
-          const int next = a0 + kGatherColumns - a0 / kWidth * kWidth;
+        if (a0 + kGatherColumns >= d) {  // the last panel's columns past the last block that
+                                         // scatter_block reads (to whole vectors)
+          const int start = a0 / kWidth * kWidth;
+          const int next = a0 + kGatherColumns - start;
+          const int read = (d - start + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
           for (Eigen::Index r = 0; r < owned; ++r) {
-            for (int j = next; j < kWidth; ++j) panel[r * kWidth + j - a0 % kWidth] = T(0);
+            for (int j = next; j < read; ++j) panel[r * kWidth + j - a0 % kWidth] = T(0);
           }
         }
         for (int j = 0; j < width; ++j) component_slot[a0 + j] += static_cast<double>(first[j]);
       }
 #pragma omp for schedule(dynamic, 1)
-      for (Eigen::Index p = panels - 1; p >= 0; --p) {
-        const int b0 = static_cast<int>(p) * kWidth;
-        const int b_end = std::min<int>(d, b0 + kWidth);
-        const T* panel = centred + p * owned * kWidth;
-        for (int a0 = 0; a0 < b_end; a0 += kRows) {
+      for (std::int64_t task = 0; task < tasks; ++task) {
+        const auto [p, a_begin] = s.scatter_tasks[static_cast<std::size_t>(task)];
+        const int b0 = p * kWidth;
+        const int b_end = std::min(d, b0 + kWidth);
+        const T* panel = centred + Eigen::Index{p} * owned * kWidth;
+        for (int a0 = a_begin; a0 < std::min(b_end, a_begin + kTaskRows); a0 += kRows) {
           // Blocks of columns from the one that holds column a0 (none before reaches a >= a0).
           const int first = b0 + std::max(0, a0 - b0) / kBlockWidth * kBlockWidth;
           for (int c0 = first; c0 < b_end; c0 += kBlockWidth) {
