@@ -760,8 +760,10 @@ Eigen::Index triangular_rows(const T* x, Eigen::Index stride, Eigen::Index begin
 }
 
 // Vectors of rows triangular_norms takes at a time: three where there are 32 vector registers (24
-// sums, each U value loaded once for all three), 12 % less time than two at D = 2048.
-constexpr int kTriangularRowVectors = kVectorBytes == 64 ? 3 : 2;
+// sums, each U value loaded once for all three), 12 % less time than two at D = 2048; one where
+// there are 16, as two held 16 sums in 16 registers and spilled (at AVX2, full D = 1024, K = 8
+// 0.85x the time per iteration, tied D = 2048, K = 4 0.93x; x86-64-v2 unchanged).
+constexpr int kTriangularRowVectors = kVectorBytes == 64 ? 3 : 1;
 
 // out_i = |U^T (x_i - mu)|^2 for rows [begin, end) of x: several vectors of rows at a time (sums
 // in flight for a block narrower than kBlock), then one, then the rows past the last whole vector
