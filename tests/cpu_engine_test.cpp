@@ -222,14 +222,32 @@ std::vector<double> rows_by_component(const emix::Sample& s, int d) {
   return x;
 }
 
+// Tied statistics with every component's scatter Q_k added into Q_0 and the others zero: tied's
+// M-step reads only their sum, and the engine may form it pooled (direct_full_statistics).
+std::vector<double> with_pooled_scatter(const emix::PreparedModel& p, std::vector<double> stats) {
+  if (p.covariance != Covariance::kTied) return stats;
+  const auto& layout = p.layout;
+  const std::size_t block = layout.q_per_component();
+  for (int c = 1; c < layout.k; ++c) {
+    double* q = stats.data() + layout.q() + c * block;
+    for (std::size_t e = 0; e < block; ++e) {
+      stats[layout.q() + e] += q[e];
+      q[e] = 0;
+    }
+  }
+  return stats;
+}
+
 // The direct path (a model whose expansion about any one point would lose digits, here
 // components 1e4 apart with unit spread) against the same naive reference, at every instruction
 // set level: full and tied (their quadratic forms and scatters in register blocks: D = 9, 17
 // and 130 leave narrower last blocks and panels, and from D = 128 full and tied take this path
 // whatever their conditioning; tiles of 100 rows leave rows past the last whole vector) and, row
 // by row, diag and spherical; all of them skipping the rows a component does not own, and the
-// tiles where it owns none (the rows come sorted by component). Two components share a mean, so
-// that rows are owned by both.
+// tiles where it owns none (the rows come sorted by component). Two components' means are 0.5
+// apart in each coordinate, so that rows are owned by both, and a tied model's pooled scatter has
+// a pair of close components far from the origin. Tied scatters compared as their sum over
+// components.
 // float64 only (a float engine runs such a model in double); 1e-10 of each group's scale, as
 // above.
 // Means 10^4 apart need the direct path at every D; at D = 130 (where full and tied run it anyway)
@@ -243,7 +261,7 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
          {Covariance::kFull, Covariance::kTied, Covariance::kDiag, Covariance::kSpherical}) {
       emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, 6, d, 77);
       for (double& m : model.means) m *= spread;
-      std::copy_n(model.means.begin(), d, model.means.begin() + d);
+      for (int a = 0; a < d; ++a) model.means[d + a] = model.means[a] + 0.5;
       const std::int64_t n = 1237;
       // The rows by component, so that most tiles hold one or two: the others own none there.
       const std::vector<double> x = rows_by_component(emix::sample(model, n, 78), d);
@@ -253,7 +271,8 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
       for (double& v : w) v = u(rng);
       w[5] = 0;  // a row of weight 0 adds nothing
       const emix::PreparedModel prepared = emix::prepare(model);
-      const std::vector<double> expected = reference_statistics(model, prepared, x, n, w);
+      const std::vector<double> expected =
+          with_pooled_scatter(prepared, reference_statistics(model, prepared, x, n, w));
       for (int l = 0; l < n_levels; ++l) {
         if (!emix::cpu::cpu_supports(levels[l])) continue;
         emix::EngineOptions eo;
@@ -264,6 +283,7 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
             emix::cpu::make_engine(emix::DataView::host(x.data(), n, d), w.data(), eo, settings);
         std::vector<double> got(prepared.layout.size());
         engine->accumulate(prepared, got.data());
+        got = with_pooled_scatter(prepared, got);
         const auto& L = prepared.layout;
         const std::pair<std::size_t, std::size_t> groups[] = {
             {0, 1}, {1, 2}, {L.nk(), L.s()}, {L.s(), L.q()}, {L.q(), L.size()}};
@@ -276,6 +296,55 @@ TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
               << emix::cpu::to_string(levels[l]) << ", values " << begin << " to " << end;
         }
       }
+    }
+  }
+}
+
+// A tied model at D = 130 whose four components share every row: their means 0.3 apart in each
+// coordinate, 10^4 from the origin. The engine sums the scatter pooled, one product per row and
+// one per pair of components (plan_pooled_scatter), into component 0, and the other components'
+// scatters are zero; the pair term is 3e-3 of the sum here, so a tile that dropped or misweighted
+// it would be far outside the tolerance. Against the naive reference summed over components, at
+// every level, float64, 1e-10 of each group's scale as above.
+TEST(CpuEngine, ATiedModelWhoseComponentsShareEveryRowPoolsItsScatter) {
+  const int d = 130, k = 4;
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kTied, k, d, 41);
+  std::mt19937_64 rng(42);
+  std::normal_distribution<double> normal;
+  std::vector<double> far(d);
+  for (double& e : far) e = 1e4 * normal(rng);
+  for (int c = 0; c < k; ++c) {
+    for (int a = 0; a < d; ++a) model.means[c * d + a] = far[a] + 0.3 * c;
+  }
+  const std::int64_t n = 1500;
+  const std::vector<double> x = emix::sample(model, n, 43).x;
+  std::vector<double> w(n);
+  std::uniform_real_distribution<double> u(0.0, 2.0);
+  for (double& v : w) v = u(rng);
+  const emix::PreparedModel prepared = emix::prepare(model);
+  const std::vector<double> expected =
+      with_pooled_scatter(prepared, reference_statistics(model, prepared, x, n, w));
+  const auto& L = prepared.layout;
+  IsaLevel levels[8];
+  const int n_levels = emix::cpu::compiled_levels(levels, 8);
+  for (int l = 0; l < n_levels; ++l) {
+    if (!emix::cpu::cpu_supports(levels[l])) continue;
+    emix::cpu::CpuEngineSettings settings;
+    settings.level = levels[l];
+    const auto engine =
+        emix::cpu::make_engine(emix::DataView::host(x.data(), n, d), w.data(), {}, settings);
+    std::vector<double> got(L.size());
+    engine->accumulate(prepared, got.data());
+    EXPECT_TRUE(std::all_of(got.begin() + L.q() + L.q_per_component(), got.end(),
+                            [](double v) { return v == 0; }))
+        << "the scatter was not pooled at " << emix::cpu::to_string(levels[l]);
+    const std::pair<std::size_t, std::size_t> groups[] = {
+        {0, 1}, {1, 2}, {L.nk(), L.s()}, {L.s(), L.q()}, {L.q(), L.size()}};
+    for (const auto& [begin, end] : groups) {
+      const std::vector<double> a(expected.begin() + begin, expected.begin() + end);
+      const std::vector<double> b(got.begin() + begin, got.begin() + end);
+      EXPECT_LE(emix::testing::max_relative_difference(a, b, begin == L.s() ? 1.0 : 1e-300), 1e-10)
+          << emix::cpu::to_string(levels[l]) << ", values " << begin << " to " << end;
     }
   }
 }
@@ -962,10 +1031,17 @@ TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise
   std::uniform_real_distribution<double> u(0.0, 2.0);
   for (double& v : w) v = u(rng);
   std::vector<emix::PreparedModel> prepared;
-  for (const auto& [covariance, k] :
-       {std::pair{Covariance::kFull, 3}, {Covariance::kTied, 2}, {Covariance::kFull, 1}}) {
+  for (const auto& [covariance, k] : {std::pair{Covariance::kFull, 3},
+                                      {Covariance::kTied, 2},
+                                      {Covariance::kFull, 1},
+                                      {Covariance::kTied, 4}}) {
     emix::Model model = emix::testing::random_model(Family::kGaussian, covariance, k, d,
                                                     static_cast<std::uint64_t>(95 + k));
+    if (k == 4) {  // components sharing every row: a pooled scatter
+      for (int c = 0; c < k; ++c) {
+        for (int a = 0; a < d; ++a) model.means[c * d + a] = truth.means[a] + 0.3 * c;
+      }
+    }
     if (k == 3) {
       model.means = truth.means;
       // Each component owns some rows, not all: the gather of owned rows is exercised.
@@ -982,7 +1058,7 @@ TEST(CpuEngine, DirectFullModelsSharingEachTileAmongThreadsEqualOneThreadBitwise
     prepared.push_back(emix::prepare(model));
   }
   // One slot a model (a 1-byte budget), and 3 * 3001 rows * 8,647 features of work: two and three
-  // threads share each tile.
+  // threads share each tile (the tied K = 4 model's pooled too).
   emix::cpu::CpuEngineSettings settings;
   settings.slot_memory_bytes = 1;
   expect_one_pass_equals_each_alone(prepared, x, n, d, w.data(), settings, {1, 2, 3});

@@ -16,18 +16,33 @@ namespace emix::testing {
 //   log-likelihood: max(|ll|, W);  W, N_k: W;  entropy: W max(1, log K) (H_n <= log K);
 //   S_kd: sqrt(N_k Q_kdd) for Gaussians (Cauchy-Schwarz), N_k m for Bernoulli / binomial;
 //   Q_kij: sqrt(Q_kii Q_kjj).
-// Every scale is floored at 1e-9 W. Reports the first element over tol.
+// Every scale is floored at 1e-9 W. Reports the first element over tol. Tied scatters are
+// compared as their sum over components, held in Q_0 (all that tied's M-step reads; the CPU
+// engine may form it pooled), and S_kd against sqrt(N_k sum_j Q_jdd).
 inline ::testing::AssertionResult stats_close(const emix::PreparedModel& prepared,
-                                              const std::vector<double>& gpu,
-                                              const std::vector<double>& cpu, double tol) {
+                                              std::vector<double> gpu, std::vector<double> cpu,
+                                              double tol) {
   const emix::StatisticsLayout& layout = prepared.layout;
   if (gpu.size() != layout.size() || cpu.size() != layout.size()) {
     return ::testing::AssertionFailure() << "sizes " << gpu.size() << " / " << cpu.size();
+  }
+  const bool tied = prepared.covariance == emix::Covariance::kTied && layout.has_scatter;
+  if (tied) {
+    const std::size_t block = layout.q_per_component();
+    for (std::vector<double>* stats : {&gpu, &cpu}) {
+      for (int c = 1; c < layout.k; ++c) {
+        for (std::size_t e = 0; e < block; ++e) {
+          (*stats)[layout.q() + e] += (*stats)[layout.q() + c * block + e];
+          (*stats)[layout.q() + c * block + e] = 0;
+        }
+      }
+    }
   }
   const int k = layout.k, d = layout.d;
   const double w = cpu[emix::StatisticsLayout::kWeightSum];
   const auto q_at = [&](int c, int i, int j) {
     if (!layout.has_scatter) return 0.0;
+    if (tied) c = 0;
     if (layout.full_scatter) {
       return cpu[layout.q() + (static_cast<std::size_t>(c) * d + i) * d + j];
     }

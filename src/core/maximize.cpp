@@ -93,11 +93,14 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
       }
       break;
     case Covariance::kTied: {
+      // Every component's scatter, an empty one's too: only their sum is defined (the CPU
+      // engine's direct tied path may pool it all into Q_0, whatever N_0).
       RowMatrix cov = RowMatrix::Zero(d, d);
       for (int c = 0; c < k; ++c) {
-        if (is_empty[c]) continue;
         Eigen::Map<const RowMatrix> qc(q + c * qk, d, d);
-        cov += qc - nk[c] * delta.row(c).transpose() * delta.row(c);
+        const Eigen::RowVectorXd dc =
+            is_empty[c] && nk[c] > 0 ? (s.row(c) / nk[c]).eval() : delta.row(c).eval();
+        cov += qc - nk[c] * dc.transpose() * dc;
       }
       cov /= nk_total;
       cov = 0.5 * (cov + cov.transpose()).eval();
@@ -143,8 +146,18 @@ bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, cons
   for (int c = 0; c < k; ++c) nk_total += nk[c];
   const double* q = stats + layout.q();
   const std::size_t qk = layout.q_per_component();
+  const double empty_below = std::max(kEmptyComponentShare * nk_total, 1e-300);
+  if (next.covariance == Covariance::kTied) {
+    for (int a = 0; a < d; ++a) {
+      double scatter = 0;
+      for (int c = 0; c < k; ++c) scatter += q[c * qk + static_cast<std::size_t>(a) * (du + 1)];
+      const double variance = next.covariances[static_cast<std::size_t>(a) * (du + 1)];
+      if (scatter / nk_total > kLargestRatio * variance) return true;
+    }
+    return false;
+  }
   for (int c = 0; c < k; ++c) {
-    if (!(nk[c] > std::max(kEmptyComponentShare * nk_total, 1e-300))) continue;
+    if (!(nk[c] > empty_below)) continue;
     for (int a = 0; a < d; ++a) {
       const double about_centre =
           (layout.full_scatter ? q[c * qk + static_cast<std::size_t>(a) * (du + 1)]
@@ -155,9 +168,7 @@ bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, cons
         case Covariance::kFull:
           variance = next.covariances[c * du * du + static_cast<std::size_t>(a) * (du + 1)];
           break;
-        case Covariance::kTied:
-          variance = next.covariances[static_cast<std::size_t>(a) * (du + 1)];
-          break;
+        case Covariance::kTied:  // above
         case Covariance::kDiag:
           variance = next.covariances[c * du + static_cast<std::size_t>(a)];
           break;

@@ -35,7 +35,9 @@ Model maximize_statistics(const Model& model, const Statistics& statistics,
 // deviations (Q / N above 840 times the new variance, reg_covar included), float's rounding
 // of Q would be 1e-4 of the variance and double's is 3e-14; a step from a broad start onto
 // duplicated rows far away moved by 1e5 of them. The caller takes the statistics again, centred
-// on the new means (scikit-learn's two passes), and steps from those.
+// on the new means (scikit-learn's two passes), and steps from those. Tied: the sum over
+// components, sum_k Q_k / sum_k N_k, against the one covariance: what its M-step subtracts from,
+// and all that a pooled scatter (the CPU engine's direct tied path) holds.
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats);
 
 // Whether a d x d covariance (row-major) from an M-step with this reg_covar is singular in

@@ -128,8 +128,33 @@ std::string inconsistent_moments(const Statistics& s) {
     const Eigen::LDLT<Eigen::MatrixXd> ldlt(scatter);
     return ldlt.vectorD().minCoeff() < -kRounding * scale;
   };
-  RowMatrix tied = RowMatrix::Zero(d, d);
-  double tied_scale = 0;
+  if (s.covariance() == Covariance::kTied) {
+    // Every component's scatter, an empty one's too: only their sum is defined, and maximize
+    // takes them all (the CPU engine's direct tied path may pool it into Q_0, whatever N_0).
+    RowMatrix tied = RowMatrix::Zero(d, d);
+    double tied_scale = 0;
+    for (int c = 0; c < k; ++c) {
+      const double n = v[layout.nk() + c];
+      double largest = 0;
+      for (int a = 0; a < d; ++a) {
+        const double q = v[layout.q_at(c, a, a)];
+        if (q < 0) {
+          return "the scatter of component " + std::to_string(c) + ", feature " +
+                 std::to_string(a) + " is negative (" + number(q) + ")";
+        }
+        largest = std::max(largest, q);
+        for (int b = 0; b < d; ++b) {
+          const double moved = n > 0 ? v[layout.s_at(c, a)] * (v[layout.s_at(c, b)] / n) : 0.0;
+          tied(a, b) += v[layout.q_at(c, a, b)] - moved;
+        }
+      }
+      tied_scale += largest;
+    }
+    if (negative_direction(tied, tied_scale)) {
+      return "the components' summed scatter about their new means is not positive semi-definite";
+    }
+    return "";
+  }
   for (int c = 0; c < k; ++c) {
     if (empty(c)) continue;
     const double n = v[layout.nk() + c];
@@ -148,19 +173,11 @@ std::string inconsistent_moments(const Statistics& s) {
             v[layout.q_at(c, a, b)] / n - (v[layout.s_at(c, a)] / n) * (v[layout.s_at(c, b)] / n);
       }
     }
-    if (s.covariance() == Covariance::kTied) {
-      tied += n * scatter;
-      tied_scale += n * scale;
-      continue;
-    }
     if (negative_direction(scatter, scale)) {
       return "component " + std::to_string(c) +
              ": its scatter about its new mean (Q / N_k - delta delta^T) is not positive "
              "semi-definite";
     }
-  }
-  if (s.covariance() == Covariance::kTied && negative_direction(tied, tied_scale)) {
-    return "the components' summed scatter about their new means is not positive semi-definite";
   }
   return "";
 }

@@ -63,6 +63,16 @@ template <typename T>
 using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
 using IndexVector = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
 
+// A direct tied tile's pooled scatter (plan_pooled_scatter, direct_full_statistics).
+template <typename T>
+struct PooledScatter {
+  bool pooled = false;
+  Vector<T> inverse_weight;                // B: 1 / G, G = sum_k g_k (0 where G = 0)
+  Matrix<double> pair_sums;                // K x K: B_jk = sum_n g_j g_k / G for j < k
+  std::vector<std::pair<int, int>> pairs;  // (j, k), j < k, with B_jk != 0, after the tile's rows
+  std::vector<T> pair_weights;             // their B_jk in T
+};
+
 // One thread's work space for one plan's tiles in one call, sized on the first tile.
 template <typename T>
 struct Scratch {
@@ -92,6 +102,7 @@ struct Scratch {
   Matrix<T> last_distances;   // lanes x K: their |y - z_k|^2
   IndexVector owned;          // rows with g != 0 (direct full / tied)
   std::vector<std::pair<int, int>> scatter_tasks;  // (panel, first row a) (direct full / tied)
+  PooledScatter<T> pooled;                         // direct tied
   RowMatrix<T> by_rows;      // B x D: the rows, row-major (direct diag / spherical)
   RowVector<T> first;        // D: one component's sum g (x - c) (direct diag / spherical)
   RowVector<T> second;       // D: its sum g (x - c)^2
@@ -1005,12 +1016,113 @@ EMIX_CONTRACT_FMA void scatter_block(const T* p, Eigen::Index p_stride, const T*
   }
 }
 
+// Direct tied: whether a tile's scatter is cheaper pooled (direct_full_statistics). Tied's M-step
+// reads only the sum over components of the scatters, and per row
+//   sum_k g_k (x - c_k)(x - c_k)^T = p p^T / G + (1 / G) sum_{j<k} g_j g_k (c_j - c_k)(c_j - c_k)^T
+// with G = sum_k g_k and p = sum_k g_k (x - c_k) = G (x - cbar): one product per row whatever the
+// overlap, and one per pair of components that share a row, with weight B_jk = sum_n g_j g_k / G,
+// instead of one per component that owns the row. Each term is a sum of squares about the row's
+// own weighted centre or a difference of two centres, so nothing cancels (a form through one
+// reference point, C^T (diag(g) - g g^T / G) C, loses eps |c - ref|^2 / |c_j - c_k|^2 for two
+// close components far from it). Component 0's Q_k then holds the tile's sum, and the others
+// nothing. Pooled where that is less work, and there are no more pairs than rows (which bounds
+// the panels).
+template <typename T>
+void plan_pooled_scatter(const TilePlan<T>& plan, Scratch<T>& s, PooledScatter<T>& pooled) {
+  const int k = plan.k, d = plan.d;
+  const Eigen::Index rows = s.resp.rows();
+  pooled.pooled = false;
+  if (plan.u_stride != 0 || k < 2) return;
+  std::int64_t owned_by_components = 0;
+  for (int c = 0; c < k; ++c) {
+    for (Eigen::Index i = 0; i < rows; ++i) owned_by_components += s.resp(i, c) != T(0);
+  }
+  // Work a tile, roughly: a scatter row D^2 / 2 multiply-adds in vectors of kLanes; a row gathered
+  // for one component 2 D scalar steps (the offset, its product, two stores); a pooled row D
+  // stores and 3 K D / kLanes vector steps (a product, an addition and a sum per component), and
+  // at most one row per pair. On separated 2 * 10^4 x 256 data (tied K = 8, tiles whose
+  // components own 1.0 to 1.2 rows a row), pooling where it saved scatter rows alone took
+  // 1.03-1.05x the time.
+  const std::int64_t most_pairs = std::int64_t{k} * (k - 1) / 2;
+  const double lanes = kLanes<T>;
+  const double scatter_row = 0.5 * d * d / lanes;
+  const double per_component = static_cast<double>(owned_by_components) * (scatter_row + 2.0 * d);
+  const double pooled_work = static_cast<double>(rows + most_pairs) * scatter_row +
+                             static_cast<double>(rows) * (d + 3.0 * k * d / lanes);
+  if (!(pooled_work < per_component) || most_pairs > rows) return;
+  pooled.pooled = true;
+  pooled.inverse_weight.resize(rows);
+  pooled.pair_sums.setZero(k, k);
+  for (Eigen::Index i = 0; i < rows; ++i) {
+    const T weight = s.resp.row(i).sum();
+    pooled.inverse_weight[i] = weight != T(0) ? T(1) / weight : T(0);
+    if (weight == T(0)) continue;
+    const double inverse = 1.0 / static_cast<double>(weight);
+    for (int j = 0; j < k; ++j) {
+      const double gj = static_cast<double>(s.resp(i, j));
+      if (gj == 0) continue;
+      for (int c = j + 1; c < k; ++c) {
+        pooled.pair_sums(j, c) += gj * static_cast<double>(s.resp(i, c)) * inverse;
+      }
+    }
+  }
+  pooled.pairs.clear();
+  pooled.pair_weights.clear();
+  for (int j = 0; j < k; ++j) {
+    for (int c = j + 1; c < k; ++c) {
+      if (pooled.pair_sums(j, c) == 0) continue;
+      pooled.pairs.emplace_back(j, c);
+      pooled.pair_weights.push_back(static_cast<T>(pooled.pair_sums(j, c)));
+    }
+  }
+}
+
+// One column a of a pooled tile (plan_pooled_scatter): p_i = sum_k g_ik (x_ia - c_ka) for the
+// tile's rows into p, and each component's sum_i g_ik (x_ia - c_ka) added to its slot (`first`,
+// components `stride` apart), the rows in the vector lanes (a component's responsibilities and
+// the column are contiguous).
+template <typename T>
+EMIX_CONTRACT_FMA void pooled_column(const T* column, Eigen::Index rows, const Matrix<T>& g,
+                                     const T* centre, int d, T* p, double* first, int stride) {
+  using V = typename VectorOf<T>::type;
+  constexpr int kL = kLanes<T>;
+  const Eigen::Index whole = rows / kL * kL;
+  std::fill(p, p + rows, T(0));
+  for (Eigen::Index c = 0; c < g.cols(); ++c) {
+    const T centre_c = centre[c * d];
+    const T* gc = &g(0, c);
+    V sums{};
+    for (Eigen::Index i = 0; i < whole; i += kL) {
+      V gv, xv, pv;
+      std::memcpy(&gv, gc + i, sizeof gv);
+      std::memcpy(&xv, column + i, sizeof xv);
+      std::memcpy(&pv, p + i, sizeof pv);
+      const V term = gv * (xv - centre_c);
+      pv += term;
+      sums += term;
+      std::memcpy(p + i, &pv, sizeof pv);
+    }
+    T sum = 0;
+    for (int l = 0; l < kL; ++l) sum += sums[l];
+    for (Eigen::Index i = whole; i < rows; ++i) {
+      const T term = gc[i] * (column[i] - centre_c);
+      p[i] += term;
+      sum += term;
+    }
+    first[c * stride] += static_cast<double>(sum);
+  }
+}
+
 // Direct full / tied: the packed statistics about the centres, component by component: sum
 // g (x - c_k), then sum g (x - c_k)_a (x - c_k)_b for a <= b, each added to `slot` (K x features,
-// row-major) in double.
+// row-major) in double; a tied tile where that is cheaper adds its scatter pooled, all to
+// component 0 (plan_pooled_scatter).
 //
 // The rows a component owns (g != 0) are gathered, eight columns at a time: less its centre, in
 // panels of kWidth columns each row-major and contiguous (zero past D), and times g, column-major.
+// (Pooled, every row of the tile, column by column: p / G (0 where G = 0; as p times 1 / G: a
+// division per value made overlapping 2 * 10^4 x 256 tied K = 8 fits 1.03-1.07x slower) and p,
+// then each pair's c_j - c_k and B_jk (c_j - c_k).)
 // The triangle's sums are formed in register blocks (scatter_block: kRows rows a by kVectors
 // vectors of columns b, the columns in the lanes) over all the owned rows of the tile, panel by
 // panel, the last (which reach the most rows a) first, and added to the slot from the registers;
@@ -1049,62 +1161,34 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
   }
   const auto tasks = static_cast<std::int64_t>(s.scatter_tasks.size());
   s.owned.resize(rows);
-  s.centred.resize(panels * rows * kWidth);
-  s.projected.resize(rows * d);
+  PooledScatter<T>& pooled = s.pooled;
+  plan_pooled_scatter(plan, s, pooled);
+  const Eigen::Index capacity =
+      pooled.pooled ? rows + static_cast<Eigen::Index>(pooled.pairs.size()) : rows;
+  s.centred.resize(panels * capacity * kWidth);
+  s.projected.resize(capacity * d);
   T* const centred = s.centred.data();
   T* const projected = s.projected.data();
-  Eigen::Index owned = 0;
+  Eigen::Index owned = pooled.pooled ? capacity : 0;
   const unsigned caller_modes = fp_control_register();
+  // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
+  const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const ScopedFpModes modes(caller_modes);
-    for (int c = 0; c < k; ++c) {
-      const T* centre = plan.centres + std::int64_t{c} * d;
-      const auto g = s.resp.col(c);
-      double* const component_slot = slot + std::int64_t{c} * plan.features;
-      // Entry (a, b) is at origin(a) + b: after the D sums and the rows before a, from b = a.
-      const auto origin = [d](std::int64_t a) { return d + a * d - a * (a + 1) / 2; };
-#pragma omp single
-      {
-        owned = 0;
-        for (Eigen::Index i = 0; i < rows; ++i) {  // without a branch: g = 0 is unpredictable
-          s.owned[owned] = i;
-          owned += g[i] != T(0);
-        }
+    // Zero the last panel's columns past the last gather block up to the whole vectors that
+    // scatter_block reads, for `owned` rows; called with the last gather block.
+    const auto zero_last_panel_tail = [&](int a0) {
+      const int start = a0 / kWidth * kWidth;
+      const int next = a0 + kGatherColumns - start;
+      const int read = (d - start + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+      T* panel = centred + a0 / kWidth * owned * kWidth;
+      for (Eigen::Index r = 0; r < owned; ++r) {
+        for (int j = next; j < read; ++j) panel[r * kWidth + j] = T(0);
       }
-      if (owned == 0) {
-        // Every thread has read the count before the next single writes it.
-#pragma omp barrier
-        continue;
-      }
-#pragma omp for schedule(static)
-      for (Eigen::Index block = 0; block < gather_blocks; ++block) {
-        const int a0 = static_cast<int>(block) * kGatherColumns;
-        const int width = std::min(kGatherColumns, d - a0);
-        T* panel = centred + a0 / kWidth * owned * kWidth + a0 % kWidth;
-        T first[kGatherColumns] = {};
-        for (Eigen::Index r = 0; r < owned; ++r) {
-          const Eigen::Index i = s.owned[r];
-          for (int j = 0; j < width; ++j) {
-            const T offset = x(i, a0 + j) - centre[a0 + j];
-            const T weighted = g[i] * offset;
-            panel[r * kWidth + j] = offset;
-            projected[(a0 + j) * owned + r] = weighted;
-            first[j] += weighted;
-          }
-          for (int j = width; j < kGatherColumns; ++j) panel[r * kWidth + j] = T(0);
-        }
-        if (a0 + kGatherColumns >= d) {  // the last panel's columns past the last block that
-                                         // scatter_block reads (to whole vectors)
-          const int start = a0 / kWidth * kWidth;
-          const int next = a0 + kGatherColumns - start;
-          const int read = (d - start + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-          for (Eigen::Index r = 0; r < owned; ++r) {
-            for (int j = next; j < read; ++j) panel[r * kWidth + j - a0 % kWidth] = T(0);
-          }
-        }
-        for (int j = 0; j < width; ++j) component_slot[a0 + j] += static_cast<double>(first[j]);
-      }
+    };
+    // The triangle of the `owned` gathered rows, added to `component_slot`.
+    const auto scatter = [&](double* component_slot) {
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t task = 0; task < tasks; ++task) {
         const auto [p, a_begin] = s.scatter_tasks[static_cast<std::size_t>(task)];
@@ -1125,6 +1209,75 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
             });
           }
         }
+      }
+    };
+    if (pooled.pooled) {
+#pragma omp for schedule(static)
+      for (Eigen::Index block = 0; block < gather_blocks; ++block) {
+        const int a0 = static_cast<int>(block) * kGatherColumns;
+        const int width = std::min(kGatherColumns, d - a0);
+        T* panel = centred + a0 / kWidth * owned * kWidth + a0 % kWidth;
+        for (int j = 0; j < width; ++j) {
+          const int a = a0 + j;
+          T* const p = projected + Eigen::Index{a} * owned;  // p over the rows, then the pairs'
+          pooled_column(&x(0, a), rows, s.resp, plan.centres + a, d, p, slot + a, plan.features);
+          for (Eigen::Index i = 0; i < rows; ++i) {
+            panel[i * kWidth + j] = p[i] * pooled.inverse_weight[i];
+          }
+          for (std::size_t q = 0; q < pooled.pairs.size(); ++q) {
+            const auto [cj, ck] = pooled.pairs[q];
+            const Eigen::Index r = rows + static_cast<Eigen::Index>(q);
+            const T difference =
+                plan.centres[std::int64_t{cj} * d + a] - plan.centres[std::int64_t{ck} * d + a];
+            panel[r * kWidth + j] = difference;
+            p[r] = pooled.pair_weights[q] * difference;
+          }
+        }
+        for (Eigen::Index r = 0; r < owned; ++r) {
+          for (int j = width; j < kGatherColumns; ++j) panel[r * kWidth + j] = T(0);
+        }
+        if (a0 + kGatherColumns >= d) zero_last_panel_tail(a0);
+      }
+      scatter(slot);
+    } else {
+      for (int c = 0; c < k; ++c) {
+        const T* centre = plan.centres + std::int64_t{c} * d;
+        const auto g = s.resp.col(c);
+        double* const component_slot = slot + std::int64_t{c} * plan.features;
+#pragma omp single
+        {
+          owned = 0;
+          for (Eigen::Index i = 0; i < rows; ++i) {  // without a branch: g = 0 is unpredictable
+            s.owned[owned] = i;
+            owned += g[i] != T(0);
+          }
+        }
+        if (owned == 0) {
+          // Every thread has read the count before the next single writes it.
+#pragma omp barrier
+          continue;
+        }
+#pragma omp for schedule(static)
+        for (Eigen::Index block = 0; block < gather_blocks; ++block) {
+          const int a0 = static_cast<int>(block) * kGatherColumns;
+          const int width = std::min(kGatherColumns, d - a0);
+          T* panel = centred + a0 / kWidth * owned * kWidth + a0 % kWidth;
+          T first[kGatherColumns] = {};
+          for (Eigen::Index r = 0; r < owned; ++r) {
+            const Eigen::Index i = s.owned[r];
+            for (int j = 0; j < width; ++j) {
+              const T offset = x(i, a0 + j) - centre[a0 + j];
+              const T weighted = g[i] * offset;
+              panel[r * kWidth + j] = offset;
+              projected[(a0 + j) * owned + r] = weighted;
+              first[j] += weighted;
+            }
+            for (int j = width; j < kGatherColumns; ++j) panel[r * kWidth + j] = T(0);
+          }
+          if (a0 + kGatherColumns >= d) zero_last_panel_tail(a0);
+          for (int j = 0; j < width; ++j) component_slot[a0 + j] += static_cast<double>(first[j]);
+        }
+        scatter(component_slot);
       }
     }
   }
