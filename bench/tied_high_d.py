@@ -14,7 +14,8 @@ thread count (threadpoolctl; emix's n_threads through OMP_NUM_THREADS, set befor
 What the two compute per iteration: scikit-learn's log-densities are K GEMMs of N x D by D x D
 (its X @ prec_chol - mu @ prec_chol per component) and its M-step one X^T X; emix's (D >= 128)
 are one triangular product per row, U^T (x - m), and |y - z_k|^2 per component, and its scatter
-one triangle per component over the rows that component owns.
+one triangle per component over the rows that component owns or, where components share rows,
+one triangle per row pooled over the components (and one per pair that shares a row).
 """
 
 import argparse
