@@ -65,6 +65,17 @@ std::string message_of(Fn&& fn) {
   return std::string("no exception");
 }
 
+// values() of Gaussian statistics with a tied model's scatters summed into Q_0: only their sum is
+// defined (test_util.hpp).
+std::vector<double> summed(const emix::Statistics& s, std::vector<double> values) {
+  const std::size_t k = static_cast<std::size_t>(s.n_components()),
+                    d = static_cast<std::size_t>(s.n_features());
+  return emix::testing::with_summed_tied_scatter(
+      std::move(values), s.family() == Family::kGaussian && s.covariance() == Covariance::kTied,
+      s.n_components(), 3 + k + k * d, d * d);
+}
+std::vector<double> summed(const emix::Statistics& s) { return summed(s, s.values()); }
+
 // Largest |a - b| over the largest |b| (both vectors of one statistics layout).
 double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
   double scale = 0, worst = 0;
@@ -74,7 +85,8 @@ double relative_difference(const std::vector<double>& a, const std::vector<doubl
 }
 
 // Chunks summed in a stated order give the statistics of all rows to rounding (1e-12 of the
-// largest value: the same sums in another order); the same chunking gives bitwise the same.
+// largest value: the same sums in another order; tied scatters as their sum, as each chunk's
+// engine splits it about its own data); the same chunking gives bitwise the same.
 TEST(StatisticsApi, ChunksMergedEqualAllRows) {
   for (const Kind& kind : kKinds) {
     const std::uint64_t seed = 31;
@@ -88,7 +100,7 @@ TEST(StatisticsApi, ChunksMergedEqualAllRows) {
         parts.push_back(emix::accumulate(p.model, p.rows(first, count), cpu(), p.w.data() + first));
       }
       const emix::Statistics merged = emix::merge_in_order(parts);
-      EXPECT_LE(relative_difference(merged.values(), all.values()), 1e-12) << "chunk " << chunk;
+      EXPECT_LE(relative_difference(summed(merged), summed(all)), 1e-12) << "chunk " << chunk;
       // A part without rows (a rank that holds none) is zero and merges as nothing, bitwise.
       emix::Statistics with_empty = parts[0];
       with_empty.merge(emix::accumulate(p.model, p.rows(p.n, 0), cpu()));
@@ -146,7 +158,7 @@ TEST(StatisticsApi, AccumulateThenMaximizeIsOneIterationOfFit) {
 // Statistics taken under one model and recentred onto another's means equal those taken about
 // those means directly: the first moments shift by N delta, the second by the cross terms.
 // 1e-10 of the largest value: the algebra cancels what centring avoided, here a shift of one
-// standard deviation.
+// standard deviation (tied scatters as their sum).
 TEST(StatisticsApi, RecentredStatisticsEqualThoseTakenAboutTheNewCentres) {
   for (const Kind& kind : kKinds) {
     if (kind.family != Family::kGaussian) continue;
@@ -181,7 +193,37 @@ TEST(StatisticsApi, RecentredStatisticsEqualThoseTakenAboutTheNewCentres) {
         }
       }
     }
-    EXPECT_LE(relative_difference(moved.values(), expected), 1e-10);
+    EXPECT_LE(relative_difference(summed(moved), summed(moved, expected)), 1e-10);
+  }
+}
+
+// Tied statistics are read as their sum over components (include/emix/statistics.hpp): moving
+// every Q_k into any one component's gives the same M-step to 1e-12 relative, and so does a
+// split into a component that holds no weight (its mean 10^3 standard deviations from every
+// row, N_0 = 0), which the M-step must not leave out.
+TEST(StatisticsApi, TiedScattersAreReadAsTheirSum) {
+  const Kind tied{Family::kGaussian, Covariance::kTied};
+  Problem p = make_problem(tied, 71);
+  for (int a = 0; a < p.d; ++a) p.model.means[a] = 1e4;
+  const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
+  ASSERT_EQ(s.values()[3], 0.0) << "component 0 should hold no weight";
+  const emix::Model step = emix::maximize(p.model, s);
+  const std::size_t k = 3, d = static_cast<std::size_t>(p.d), q = 3 + k + k * d;
+  for (std::size_t into = 0; into < k; ++into) {
+    emix::Statistics moved = s;
+    std::vector<double> total(d * d, 0.0);
+    for (std::size_t c = 0; c < k; ++c) {
+      for (std::size_t e = 0; e < d * d; ++e) {
+        total[e] += s.values()[q + c * d * d + e];
+        moved.values()[q + c * d * d + e] = 0;
+      }
+    }
+    std::copy(total.begin(), total.end(), moved.values().begin() + q + into * d * d);
+    const emix::Model from_moved = emix::maximize(p.model, moved);
+    EXPECT_LE(emix::testing::max_relative_difference(from_moved.covariances, step.covariances),
+              1e-12)
+        << "into component " << into;
+    EXPECT_EQ(from_moved.means, step.means);
   }
 }
 
@@ -309,20 +351,34 @@ TEST(StatisticsApi, InconsistentMomentsAreRefusedByTheMStep) {
     const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
     const std::string what = emix::testing::describe(kind.family, kind.covariance);
     ASSERT_EQ(message_of([&] { emix::maximize(p.model, s); }), "no exception") << what;
+    if (kind.family == Family::kGaussian) {  // recentred (a tied Q_k alone may then be negative)
+      std::vector<double> other = p.model.means;
+      for (double& m : other) m += 0.3;
+      ASSERT_EQ(message_of([&] { emix::maximize(p.model, s.recentred(other)); }), "no exception")
+          << what;
+    }
     const std::size_t n_k = 3 + 1, s_1 = 3 + 3 + 5;  // component 1's N_k and S
     const std::size_t q = 3 + 3 + 15;                // where the Q_k begin
     if (kind.family != Family::kGaussian) continue;
     const bool full = kind.covariance == Covariance::kFull || kind.covariance == Covariance::kTied;
     const std::size_t q_1_00 = q + (full ? 25 : 5);  // component 1's Q[0][0]
     emix::Statistics negative = s;
-    negative.values()[q_1_00] *= -1;
-    EXPECT_NE(message_of([&] {
-                emix::maximize(p.model, negative);
-              }).find("the scatter of component 1, feature 0 is negative"),
+    if (kind.covariance == Covariance::kTied) {  // only the sum is defined: all of them negated
+      for (std::size_t c = 0; c < 3; ++c) negative.values()[q + c * 25] *= -1;
+    } else {
+      negative.values()[q_1_00] *= -1;
+    }
+    EXPECT_NE(message_of([&] { emix::maximize(p.model, negative); })
+                  .find(kind.covariance == Covariance::kTied
+                            ? "the components' summed scatter of feature 0 is negative"
+                            : "the scatter of component 1, feature 0 is negative"),
               std::string::npos)
         << what;
-    emix::Statistics moved = s;  // S^2 / N = 100 Q: a variance of -99 Q / N
-    moved.values()[s_1] = 10 * std::sqrt(moved.values()[n_k] * moved.values()[q_1_00]);
+    // S^2 / N = 100 Q: a variance of -99 Q / N (tied: Q, the sum over components).
+    emix::Statistics moved = s;
+    const double q_00 =
+        kind.covariance == Covariance::kTied ? summed(s)[q] : moved.values()[q_1_00];
+    moved.values()[s_1] = 10 * std::sqrt(moved.values()[n_k] * q_00);
     const std::string expected = kind.covariance == Covariance::kTied
                                      ? "summed scatter about their new means is not positive"
                                      : "component 1: its scatter about its new mean";

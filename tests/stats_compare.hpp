@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/prepared_model.hpp"
+#include "test_util.hpp"
 
 namespace emix::testing {
 
@@ -27,17 +29,10 @@ inline ::testing::AssertionResult stats_close(const emix::PreparedModel& prepare
     return ::testing::AssertionFailure() << "sizes " << gpu.size() << " / " << cpu.size();
   }
   const bool tied = prepared.covariance == emix::Covariance::kTied && layout.has_scatter;
-  if (tied) {
-    const std::size_t block = layout.q_per_component();
-    for (std::vector<double>* stats : {&gpu, &cpu}) {
-      for (int c = 1; c < layout.k; ++c) {
-        for (std::size_t e = 0; e < block; ++e) {
-          (*stats)[layout.q() + e] += (*stats)[layout.q() + c * block + e];
-          (*stats)[layout.q() + c * block + e] = 0;
-        }
-      }
-    }
-  }
+  gpu = with_summed_tied_scatter(std::move(gpu), tied, layout.k, layout.q(),
+                                 layout.q_per_component());
+  cpu = with_summed_tied_scatter(std::move(cpu), tied, layout.k, layout.q(),
+                                 layout.q_per_component());
   const int k = layout.k, d = layout.d;
   const double w = cpu[emix::StatisticsLayout::kWeightSum];
   const auto q_at = [&](int c, int i, int j) {

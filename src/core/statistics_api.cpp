@@ -99,7 +99,8 @@ std::string first_impossible_value(const Statistics& s) {
 // features, means far from their centres) far inside, and a corrupted value, which the M-step
 // would turn into a covariance that is not positive definite (a model that scores nothing and
 // that model files refuse), outside. Components the M-step leaves as they are (empty) are not
-// checked.
+// checked; tied statistics are checked as their sum over components, empty ones included, which
+// is all the M-step reads.
 std::string inconsistent_moments(const Statistics& s) {
   const StatisticsLayout layout = layout_of(s);
   const std::vector<double>& v = s.values();
@@ -129,28 +130,30 @@ std::string inconsistent_moments(const Statistics& s) {
     return ldlt.vectorD().minCoeff() < -kRounding * scale;
   };
   if (s.covariance() == Covariance::kTied) {
-    // Every component's scatter, an empty one's too: only their sum is defined, and maximize
-    // takes them all (the CPU engine's direct tied path may pool it into Q_0, whatever N_0).
+    // Only the sum over components is defined (an engine may split it among the Q_k as it sums
+    // it; the CPU engine pools it into Q_0), and maximize takes every component's, an empty
+    // one's too: sum_k (Q_k - S_k S_k^T / N_k).
     RowMatrix tied = RowMatrix::Zero(d, d);
-    double tied_scale = 0;
     for (int c = 0; c < k; ++c) {
       const double n = v[layout.nk() + c];
-      double largest = 0;
       for (int a = 0; a < d; ++a) {
-        const double q = v[layout.q_at(c, a, a)];
-        if (q < 0) {
-          return "the scatter of component " + std::to_string(c) + ", feature " +
-                 std::to_string(a) + " is negative (" + number(q) + ")";
-        }
-        largest = std::max(largest, q);
         for (int b = 0; b < d; ++b) {
           const double moved = n > 0 ? v[layout.s_at(c, a)] * (v[layout.s_at(c, b)] / n) : 0.0;
           tied(a, b) += v[layout.q_at(c, a, b)] - moved;
         }
       }
-      tied_scale += largest;
     }
-    if (negative_direction(tied, tied_scale)) {
+    double scale = 0;
+    for (int a = 0; a < d; ++a) {
+      double diagonal = 0;
+      for (int c = 0; c < k; ++c) diagonal += v[layout.q_at(c, a, a)];
+      if (diagonal < 0) {
+        return "the components' summed scatter of feature " + std::to_string(a) + " is negative (" +
+               number(diagonal) + ")";
+      }
+      scale = std::max(scale, diagonal);
+    }
+    if (negative_direction(tied, scale)) {
       return "the components' summed scatter about their new means is not positive semi-definite";
     }
     return "";

@@ -1057,12 +1057,15 @@ void plan_pooled_scatter(const TilePlan<T>& plan, Scratch<T>& s, PooledScatter<T
     const T weight = s.resp.row(i).sum();
     pooled.inverse_weight[i] = weight != T(0) ? T(1) / weight : T(0);
     if (weight == T(0)) continue;
+    // g_j / G (at most 1) before g_k: g_j g_k first would underflow or overflow for sample
+    // weights beyond 1e+-154, which the per-component path takes. (1 / G itself flushes to 0
+    // only for a row weight above 4e307.)
     const double inverse = 1.0 / static_cast<double>(weight);
     for (int j = 0; j < k; ++j) {
-      const double gj = static_cast<double>(s.resp(i, j));
-      if (gj == 0) continue;
+      const double share = static_cast<double>(s.resp(i, j)) * inverse;
+      if (share == 0) continue;
       for (int c = j + 1; c < k; ++c) {
-        pooled.pair_sums(j, c) += gj * static_cast<double>(s.resp(i, c)) * inverse;
+        pooled.pair_sums(j, c) += share * static_cast<double>(s.resp(i, c));
       }
     }
   }
