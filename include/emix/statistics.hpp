@@ -28,8 +28,8 @@ namespace emix {
 //
 // with c_k = centres() (K x D, row-major): the model's means for Gaussian mixtures (so that the
 // sums do not cancel), zero for Bernoulli and binomial ones. Tied: only the sum over components
-// sum_k Q_k is defined (all that its M-step reads); an engine may hold it split among the Q_k in
-// any way (the CPU engine from D = 128 may hold it all in Q_0, the others zero), and merge(),
+// sum_k Q_k is defined (all that its M-step reads); an engine may split it among the Q_k in any
+// way, and the CPU engine does (it sums the scatter once for all components, into Q_0); merge(),
 // recentred() and maximize() keep that sum.
 class Statistics {
  public:

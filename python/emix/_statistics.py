@@ -45,8 +45,8 @@ class Statistics:
     second_moments : ndarray
         Q_k = sum_n w_n p(k | x_n) (x_n - c_k)(x_n - c_k)^T: shape (K, D, D) for 'full' and
         'tied', its diagonal (K, D) for 'diag' and 'spherical', empty for discrete families.
-        For 'tied' only the sum over components is defined (all that its M-step uses): the
-        CPU engine may hold it all in ``Q_0`` and leave the others zero.
+        For 'tied' only the sum over components is defined (all that its M-step uses), and
+        the CPU engine splits it otherwise (it sums the scatter once, into ``Q_0``).
     centres : ndarray of shape (n_components, n_features)
         c_k: the means of the model the statistics were accumulated under (zero for the
         discrete families), about which the sums are taken so that they do not cancel.

@@ -94,7 +94,7 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
       break;
     case Covariance::kTied: {
       // Every component's scatter, an empty one's too: only their sum is defined (the CPU
-      // engine's direct tied path may pool it all into Q_0, whatever N_0).
+      // engine pools it into Q_0, whatever N_0).
       RowMatrix cov = RowMatrix::Zero(d, d);
       for (int c = 0; c < k; ++c) {
         Eigen::Map<const RowMatrix> qc(q + c * qk, d, d);

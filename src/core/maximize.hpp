@@ -37,7 +37,7 @@ Model maximize_statistics(const Model& model, const Statistics& statistics,
 // duplicated rows far away moved by 1e5 of them. The caller takes the statistics again, centred
 // on the new means (scikit-learn's two passes), and steps from those. Tied: the sum over
 // components, sum_k Q_k / sum_k N_k, against the one covariance: what its M-step subtracts from,
-// and all that a pooled scatter (the CPU engine's direct tied path) holds.
+// and all that a pooled scatter (the CPU engine's tied tiles) holds.
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats);
 
 // Whether a d x d covariance (row-major) from an M-step with this reg_covar is singular in

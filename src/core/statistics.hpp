@@ -22,8 +22,8 @@ namespace emix {
 //   s       K x D      S_k = sum_n g_nk (x_n - c_k)          c_k = PreparedModel::centres
 //   q       Gaussian full / tied: K x D x D  Q_k = sum_n g_nk (x_n - c_k)(x_n - c_k)^T
 //           Gaussian diag / spherical: K x D  its diagonal;  Bernoulli / binomial: none
-//           (tied: only sum_k Q_k is defined; the CPU engine's direct tied tiles may pool it into
-//           Q_0, cpu_kernels_impl.hpp plan_pooled_scatter)
+//           (tied: only sum_k Q_k is defined; the CPU engine's tiles pool it into Q_0,
+//           cpu_kernels_impl.hpp pooled_quadratic_statistics and plan_pooled_scatter)
 //
 // The packed variant (packed_scatter) holds only the upper triangle of each full Q_k, row by
 // row (D (D + 1) / 2 values): what a GPU sums, since Q_k is symmetric. unpack_scatter turns it

@@ -920,8 +920,22 @@ class CpuEngine final : public Engine {
     Eigen::Map<const Matrix<double>, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>> t(
         packed.data() + cpu::kPackedTotals + k, k, features, t_stride);
     Eigen::Map<const RowMatrix<double>> centres(model.centres.data(), k, d);
+    // Tied, expanded: the tiles pooled the quadratic sums into component 0's
+    // (pooled_quadratic_statistics), so whether the move kept its digits is judged on the sums
+    // over components, as the tied M-step subtracts: per feature, the moved diagonals, the
+    // rounding's terms and sum_k s_k^2 / N_k.
+    const bool pooled = model.covariance == Covariance::kTied && !about_centres;
+    std::vector<double> moved, raw, shifts, mean_squares;
+    if (pooled) {
+      moved.assign(d, 0.0);
+      raw.assign(d, 0.0);
+      shifts.assign(d, 0.0);
+      mean_squares.assign(d, 0.0);
+    }
+    double n_total = 0;
     for (int c = 0; c < k; ++c) {
       const double nk = packed[cpu::kPackedTotals + c];
+      n_total += nk;
       stats[layout.nk() + c] = nk;
       const RowVector<double> s0 = t.row(c).head(d);
       const RowVector<double> e =
@@ -941,8 +955,17 @@ class CpuEngine final : public Engine {
           q += e.transpose() * s0 + s0.transpose() * e + nk * e.transpose() * e;
         }
         for (int a = 0; a < d; ++a) {
-          kept = kept && moved_kept_digits(q(a, a), t(c, diagonal_feature(d, a)), e[a], s0[a], nk,
-                                           epsilon, tolerance);
+          const double q0 = t(c, diagonal_feature(d, a));
+          if (pooled) {
+            moved[a] += q(a, a);
+            raw[a] += q0;
+            if (!(nk > 0)) continue;
+            shifts[a] += 2 * std::abs(e[a] * s0[a]) + nk * e[a] * e[a];
+            const double sum = s0[a] + nk * e[a];
+            mean_squares[a] += sum * (sum / nk);
+          } else {
+            kept = kept && moved_kept_digits(q(a, a), q0, e[a], s0[a], nk, epsilon, tolerance);
+          }
         }
       } else {
         Eigen::Map<RowVector<double>> q(q_out, d);
@@ -951,6 +974,12 @@ class CpuEngine final : public Engine {
           kept = kept && moved_kept_digits(q[a], t(c, d + a), e[a], s0[a], nk, epsilon, tolerance);
         }
       }
+    }
+    for (std::size_t a = 0; a < moved.size(); ++a) {
+      if (shifts[a] == 0) continue;  // nothing moved (moved_kept_digits alike)
+      const double variance = (moved[a] - mean_squares[a]) / n_total;
+      const double size = (std::abs(raw[a]) + shifts[a]) / n_total;
+      kept = kept && variance > 0 && epsilon * size <= tolerance * variance;
     }
     return kept;
   }

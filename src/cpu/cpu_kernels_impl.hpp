@@ -95,6 +95,7 @@ struct Scratch {
                               // in panels of columns, each row-major
   Vector<T> projected;        // owned rows x D, column-major: those rows times their weights g
   Matrix<T> shared;           // B x 1: tied, expanded: the quadratic part every component shares
+  Matrix<T> row_weights;      // B x 1: tied, expanded: G = sum_k g_k
   Matrix<T> last_rows;        // lanes x D: the rows past the last whole vector, zero-padded
   Vector<T> last_norms;       // lanes: their quadratic forms
   Matrix<T> projection;       // whole vectors of B x D: direct tied, y = U^T (x - m) per row
@@ -369,13 +370,14 @@ void rows_components(const T* g, const T* f, Eigen::Index rows, Eigen::Index p, 
 // block of half a vector or more; a last block of fewer (all of K = 1..3 in float64 AVX-512), rows
 // in the lanes (rows_block, components four at a time), rather than a vector mostly padding: K = 9
 // had cost twice K = 8. Without fused multiply-adds, Eigen.
+// (f: p columns of g.rows() rows, column-major.)
 template <typename T>
-void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, RowMatrix<T>& g_rows,
-                                     Matrix<T>& t) {
-  const Eigen::Index rows = g.rows(), k = g.cols(), p = f.cols();
+void responsibilities_times_features(const Matrix<T>& g, const T* f, Eigen::Index p,
+                                     RowMatrix<T>& g_rows, Matrix<T>& t) {
+  const Eigen::Index rows = g.rows(), k = g.cols();
   t.resize(k, p);
   if constexpr (!kOwnProducts) {
-    t.noalias() = g.transpose() * f;
+    t.noalias() = g.transpose() * Eigen::Map<const Matrix<T>>(f, rows, p);
     return;
   }
   Eigen::Index in_lanes = k / kLanes<T> * kLanes<T>;
@@ -387,20 +389,42 @@ void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, Row
     g_rows.leftCols(in_lanes) = g.leftCols(in_lanes);
     for (Eigen::Index c0 = 0; c0 < in_lanes; c0 += kLanes<T>) {
       for (Eigen::Index j0 = 0; j0 < full_p; j0 += kBlock) {
-        components_block<kBlock>(g_rows.data(), padded_k, in_lanes, f.data(), rows, c0, j0, t);
+        components_block<kBlock>(g_rows.data(), padded_k, in_lanes, f, rows, c0, j0, t);
       }
       if (full_p == p) continue;
       with_width_up_to<kBlock>(p - full_p, [&](auto features) {
-        components_block<decltype(features)::value>(g_rows.data(), padded_k, in_lanes, f.data(),
-                                                    rows, c0, full_p, t);
+        components_block<decltype(features)::value>(g_rows.data(), padded_k, in_lanes, f, rows, c0,
+                                                    full_p, t);
       });
     }
   }
   for (Eigen::Index c0 = in_lanes; c0 < k; c0 += 4) {
     with_width_up_to<4>(k - c0, [&](auto cols) {
-      rows_components<decltype(cols)::value>(g.data(), f.data(), rows, p, c0, t);
+      rows_components<decltype(cols)::value>(g.data(), f, rows, p, c0, t);
     });
   }
+}
+
+template <typename T>
+void responsibilities_times_features(const Matrix<T>& g, const Matrix<T>& f, RowMatrix<T>& g_rows,
+                                     Matrix<T>& t) {
+  responsibilities_times_features(g, f.data(), f.cols(), g_rows, t);
+}
+
+// Tied, expanded: the sums of the linear features per component, and of the quadratic ones
+// pooled over the components into component 0's (the others' stay 0), added to the slot's t
+// (K x features, column-major). Tied's M-step reads only sum_k Q_k, and sum_k g_k = G per row:
+// D (D + 1) / 2 products a row for the quadratic features instead of K times that.
+template <typename T>
+void pooled_quadratic_statistics(const Matrix<T>& f, int d, Scratch<T>& s, double* t_out) {
+  const Eigen::Index rows = f.rows(), p = f.cols(), k = s.resp.cols();
+  responsibilities_times_features(s.resp, f.data(), d, s.resp_rows, s.t);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    for (Eigen::Index c = 0; c < k; ++c) t_out[c + k * j] += static_cast<double>(s.t(c, j));
+  }
+  s.row_weights = s.resp.rowwise().sum();
+  responsibilities_times_features(s.row_weights, f.data() + d * rows, p - d, s.resp_rows, s.t);
+  for (Eigen::Index j = 0; j < p - d; ++j) t_out[k * (d + j)] += static_cast<double>(s.t(0, j));
 }
 
 // Bernoulli and binomial rows read where they lie, row-major, with the components in the vector
@@ -1470,6 +1494,9 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
     return;
   } else if (plan.kind == FeatureKind::kDirectDiag) {
     direct_diag_statistics(plan, f, s);
+  } else if (plan.shared_quadratic) {  // straight into the slot
+    pooled_quadratic_statistics(f, plan.d, s, t_out);
+    return;
   } else {
     responsibilities_times_features(s.resp, f, s.resp_rows, s.t);
   }
