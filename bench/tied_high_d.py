@@ -3,6 +3,8 @@
 
     python bench/tied_high_d.py [--threads 2] [--iters 5] [--rounds 2] [--cases 256,1024,2048]
 
+(--cases 16,64: below D = 128, where emix expands each row into its products.)
+
 For each case the data are K clusters with one shared, correlated covariance (tied's own
 model), their means `spread` apart per coordinate: 0.1 overlaps them (every row shared among
 several components), 3 separates them. Both libraries fit the same float64 data from the same
@@ -15,7 +17,11 @@ What the two compute per iteration: scikit-learn's log-densities are K GEMMs of 
 (its X @ prec_chol - mu @ prec_chol per component) and its M-step one X^T X; emix's (D >= 128)
 are one triangular product per row, U^T (x - m), and |y - z_k|^2 per component, and its scatter
 one triangle per component over the rows that component owns or, where components share rows,
-one triangle per row pooled over the components (and one per pair that shares a row).
+one triangle per row pooled over the components (and one per pair that shares a row). Below
+D = 128 emix expands each row into u and its products u_a u_b: the log-densities are one
+product of those with the components' weights (the quadratic part once, as all components share
+it) and the statistics the responsibilities times the linear features and the rows' total
+weights times the quadratic ones.
 """
 
 import argparse
@@ -30,7 +36,8 @@ parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--iters", type=int, default=5)
 parser.add_argument("--rounds", type=int, default=2)
 parser.add_argument("--cases", default="256,1024,2048",
-                    help="D values among 256, 1024, 2048 (N = 2e4, 1e4, 4e3; K = 16, 8, 4)")
+                    help="D values among 16, 64, 256, 1024, 2048 (N = 2e5, 1e5, 2e4, 1e4, 4e3; "
+                    "K = 16, 8, 16, 8, 4)")
 args = parser.parse_args()
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
@@ -40,7 +47,8 @@ from sklearn.mixture import GaussianMixture  # noqa: E402
 
 import emix  # noqa: E402
 
-SHAPES = {256: (20_000, 16), 1024: (10_000, 8), 2048: (4_000, 4)}
+SHAPES = {16: (200_000, 16), 64: (100_000, 8), 256: (20_000, 16), 1024: (10_000, 8),
+          2048: (4_000, 4)}
 
 
 def tied_data(n, d, k, spread, seed):
