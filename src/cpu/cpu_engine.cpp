@@ -975,6 +975,20 @@ class CpuEngine final : public Engine {
         }
       }
     }
+    if (pooled) {
+      // Each Q_k for k >= 1 now holds only its move, about -N_k e_k e_k^T: added into Q_0 here
+      // (the sum the check below judges), so that what merges, recentring and the M-step add
+      // later are scatters of the data's own size.
+      const std::size_t block = layout.q_per_component();
+      double* q0 = stats + layout.q();
+      for (int c = 1; c < k; ++c) {
+        double* qc = q0 + static_cast<std::size_t>(c) * block;
+        for (std::size_t i = 0; i < block; ++i) {
+          q0[i] += qc[i];
+          qc[i] = 0;
+        }
+      }
+    }
     for (std::size_t a = 0; a < moved.size(); ++a) {
       if (shifts[a] == 0) continue;  // nothing moved (moved_kept_digits alike)
       const double variance = (moved[a] - mean_squares[a]) / n_total;

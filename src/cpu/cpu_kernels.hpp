@@ -69,7 +69,8 @@ struct TilePlan {
   const T* shift = nullptr;  // D: m0, subtracted from every row (Gaussian; direct tied: m)
   const T* w = nullptr;      // features x K, column-major
   // Tied, expanded (kPairs): w's quadratic rows are the same in every column, and the
-  // log-densities take them once per row.
+  // log-densities take them once per row; the statistics take the quadratic features' sums once,
+  // from the rows' total weights, into component 0's (pooled_quadratic_statistics).
   bool shared_quadratic = false;
   const T* bias = nullptr;  // K
   // Bernoulli / binomial in float whose bias float would not hold: the bias in double (K), which
