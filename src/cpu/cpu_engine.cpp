@@ -769,8 +769,9 @@ class CpuEngine final : public Engine {
       for (std::size_t j = 0; j < pass.packed; ++j) total[j] += slot[j];
     }
     const bool by_components = pass.plan.direct && quadratic_pairs(model);
-    return unpack(model, pass.plan.shift, pass.plan.direct, by_components, pass.plan.features,
-                  total, stats, std::numeric_limits<U>::epsilon(),
+    return unpack(model, pass.plan.shift, pass.plan.direct, by_components,
+                  pass.tiles.shared_quadratic, pass.plan.features, total, stats,
+                  std::numeric_limits<U>::epsilon(),
                   cost_limit<U>() * std::numeric_limits<U>::epsilon());
   }
 
@@ -904,8 +905,8 @@ class CpuEngine final : public Engine {
   // `epsilon`: terms of size N e^2 moved, against a variance the data make much smaller than
   // the model's own, by whose expansion cost the pass was judged.
   bool unpack(const PreparedModel& model, const RowVector<double>& shift, bool about_centres,
-              bool by_components, int features, const std::vector<double>& packed, double* stats,
-              double epsilon, double tolerance) const {
+              bool by_components, bool pooled, int features, const std::vector<double>& packed,
+              double* stats, double epsilon, double tolerance) const {
     bool kept = true;
     const int k = model.k, d = d_;
     const StatisticsLayout& layout = model.layout;
@@ -920,11 +921,10 @@ class CpuEngine final : public Engine {
     Eigen::Map<const Matrix<double>, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>> t(
         packed.data() + cpu::kPackedTotals + k, k, features, t_stride);
     Eigen::Map<const RowMatrix<double>> centres(model.centres.data(), k, d);
-    // Tied, expanded: the tiles pooled the quadratic sums into component 0's
-    // (pooled_quadratic_statistics), so whether the move kept its digits is judged on the sums
-    // over components, as the tied M-step subtracts: per feature, the moved diagonals, the
-    // rounding's terms and sum_k s_k^2 / N_k.
-    const bool pooled = model.covariance == Covariance::kTied && !about_centres;
+    // `pooled` (tied, expanded: TilePlan::shared_quadratic): the tiles pooled the quadratic sums
+    // into component 0's (pooled_quadratic_statistics), so whether the move kept its digits is
+    // judged on the sums over components, as the tied M-step subtracts: per feature, the moved
+    // diagonals, the rounding's terms and sum_k s_k^2 / N_k.
     std::vector<double> moved, raw, shifts, mean_squares;
     if (pooled) {
       moved.assign(d, 0.0);
