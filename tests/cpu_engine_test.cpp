@@ -523,10 +523,11 @@ TEST(CpuEngine, ARowsResultsAreBitwiseTheSameAloneOrAmongOthers) {
   }
 }
 
-// A float engine's full or tied model at D >= 128 runs as the double engine's direct path over
-// its rows: bitwise the double engine's statistics over the same float values. (It used to
-// weigh a float expansion first, P_k = U_k U_k^T and U_k^-1 per component per pass, and took
-// 2.4x the double fit's time at D = 2048.)
+// A float engine's full or tied model at D >= 128 over fewer rows than its float path's probe
+// asks for (4096) runs as the double engine's direct path over its rows: bitwise the double
+// engine's statistics over the same float values. (It used to weigh a float expansion first,
+// P_k = U_k U_k^T and U_k^-1 per component per pass, and took 2.4x the double fit's time at
+// D = 2048.)
 TEST(CpuEngine, FloatModelsAtHighDimensionRunTheDoubleDirectPath) {
   for (const Covariance covariance : {Covariance::kFull, Covariance::kTied}) {
     const int d = 130;
@@ -551,6 +552,125 @@ TEST(CpuEngine, FloatModelsAtHighDimensionRunTheDoubleDirectPath) {
     EXPECT_EQ(statistics(emix::DataView::host(x32.data(), 300, d)),
               statistics(emix::DataView::host(widened.data(), 300, d)))
         << emix::to_string(covariance);
+  }
+}
+
+// The statistics and the rows' log p(x) of a float engine and of a double engine over the same
+// float values, at one instruction-set level.
+struct FloatAndDouble {
+  std::vector<double> in_float, in_double, scores_in_float, scores_in_double;
+};
+
+FloatAndDouble float_and_double(const emix::PreparedModel& prepared, const std::vector<float>& x32,
+                                std::int64_t n, int d, const std::vector<double>& w,
+                                IsaLevel level) {
+  const std::vector<double> widened(x32.begin(), x32.end());
+  emix::cpu::CpuEngineSettings settings;
+  settings.level = level;
+  const auto in_float =
+      emix::cpu::make_engine(emix::DataView::host(x32.data(), n, d), w.data(), {}, settings);
+  const auto in_double =
+      emix::cpu::make_engine(emix::DataView::host(widened.data(), n, d), w.data(), {}, settings);
+  FloatAndDouble out;
+  for (auto [engine, stats, scores] :
+       {std::tuple{in_float.get(), &out.in_float, &out.scores_in_float},
+        std::tuple{in_double.get(), &out.in_double, &out.scores_in_double}}) {
+    stats->resize(prepared.layout.size());
+    engine->accumulate(prepared, stats->data());
+    scores->resize(static_cast<std::size_t>(n));
+    engine->evaluate(prepared, scores->data(), nullptr, nullptr);
+  }
+  return out;
+}
+
+// A float engine's full or tied model at D >= 128 over well-conditioned data (every component
+// with many more rows than features) runs directly in float, at twice double's speed: its sums and
+// its rows' log p(x) within float32's tolerance (1e-4 of each group's scale, and absolute for a
+// log-density: parameters within 1e-4, core/prepared_model.hpp) of the double engine's over the
+// same float values, and, having run in float, not bitwise equal to them. Every level; near the
+// origin, and 1000 standard deviations from it, where the means rounded to float (by 6e-5) moved
+// log-densities by about 1e-2 until the kernels took the rounding back (mean_residuals), and the
+// model ran in double.
+TEST(CpuEngine, WellConditionedFloatModelsAtHighDimensionRunInFloat) {
+  const int d = 130;
+  const std::int64_t n = 6000;
+  for (const auto& [covariance, offset] : {std::pair{Covariance::kFull, 0.0},
+                                           {Covariance::kTied, 0.0},
+                                           {Covariance::kFull, 1e3},
+                                           {Covariance::kTied, 1e3}}) {
+    emix::Model model =
+        emix::testing::random_model(Family::kGaussian, covariance, 3, d, 61, 1, 0.5);
+    for (double& v : model.means) v += offset;
+    const std::vector<float> x32 = [&] {
+      const std::vector<double> x = emix::sample(model, n, 62).x;
+      return std::vector<float>(x.begin(), x.end());
+    }();
+    std::vector<double> w(static_cast<std::size_t>(n));
+    std::mt19937_64 rng(63);
+    std::uniform_real_distribution<double> u(0.0, 2.0);
+    for (double& v : w) v = u(rng);
+    const emix::PreparedModel prepared = emix::prepare(model);
+    const auto& L = prepared.layout;
+    IsaLevel levels[8];
+    const int n_levels = emix::cpu::compiled_levels(levels, 8);
+    for (int l = 0; l < n_levels; ++l) {
+      if (!emix::cpu::cpu_supports(levels[l])) continue;
+      const std::string where = std::string(emix::to_string(covariance)) + " at " +
+                                std::to_string(static_cast<int>(offset)) + ", " +
+                                emix::cpu::to_string(levels[l]);
+      FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
+      EXPECT_NE(got.in_float, got.in_double) << "ran in double: " << where;
+      got.in_float = with_pooled_scatter(prepared, got.in_float);
+      got.in_double = with_pooled_scatter(prepared, got.in_double);
+      const std::pair<std::size_t, std::size_t> groups[] = {
+          {0, 1}, {1, 2}, {L.nk(), L.s()}, {L.s(), L.q()}, {L.q(), L.size()}};
+      for (const auto& [begin, end] : groups) {
+        const std::vector<double> a(got.in_double.begin() + begin, got.in_double.begin() + end);
+        const std::vector<double> b(got.in_float.begin() + begin, got.in_float.begin() + end);
+        EXPECT_LE(emix::testing::max_relative_difference(a, b, begin == L.s() ? 1.0 : 1e-300),
+                  emix::kFloat32Tolerance)
+            << where << ", values " << begin << " to " << end;
+      }
+      double worst = 0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        worst = std::max(worst, std::abs(got.scores_in_float[i] - got.scores_in_double[i]));
+      }
+      EXPECT_LE(worst, emix::kFloat32Tolerance) << where;
+    }
+  }
+}
+
+// Components whose rows lie near a subspace of the features (covariances A A^T + 1e-6 I, A of
+// rank 20 at D = 160: what a fit reaches with fewer rows per component than features) have U's
+// directions off the subspace 1000 long, where y = U^T (x - mu) is the small difference of terms
+// 10^3 times larger, and float's rounding of it moved log-densities by 1e-2 and more. The float
+// engine's probe sees it and runs such a model in double: bitwise the double engine's statistics
+// and scores over the same float values. Every level.
+TEST(CpuEngine, FloatModelsFloatWouldNotHoldAtHighDimensionRunInDouble) {
+  const int d = 160, k = 2, rank = 20;
+  const std::int64_t n = 4200;
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, k, d, 71);
+  std::mt19937_64 rng(72);
+  std::normal_distribution<double> normal;
+  for (int c = 0; c < k; ++c) {
+    const Eigen::MatrixXd a = Eigen::MatrixXd::NullaryExpr(d, rank, [&] { return normal(rng); });
+    Eigen::MatrixXd cov = a * a.transpose() / rank;
+    cov.diagonal().array() += 1e-6;
+    Eigen::Map<RowMatrix>(&model.covariances[static_cast<std::size_t>(c) * d * d], d, d) = cov;
+  }
+  const std::vector<float> x32 = [&] {
+    const std::vector<double> x = emix::sample(model, n, 73).x;
+    return std::vector<float>(x.begin(), x.end());
+  }();
+  const std::vector<double> w(static_cast<std::size_t>(n), 1.0);
+  const emix::PreparedModel prepared = emix::prepare(model);
+  IsaLevel levels[8];
+  const int n_levels = emix::cpu::compiled_levels(levels, 8);
+  for (int l = 0; l < n_levels; ++l) {
+    if (!emix::cpu::cpu_supports(levels[l])) continue;
+    const FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
+    EXPECT_EQ(got.in_float, got.in_double) << emix::cpu::to_string(levels[l]);
+    EXPECT_EQ(got.scores_in_float, got.scores_in_double) << emix::cpu::to_string(levels[l]);
   }
 }
 

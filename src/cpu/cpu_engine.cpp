@@ -109,6 +109,10 @@ struct Plan {
   bool direct = false;
   RowMatrix<T> means_t, centres_t, u_t;
   std::int64_t u_stride = 0;
+  // Direct full / tied: the bias in double, and in float, each component centred on its own
+  // mean, U_k^T (mu_k - means_t_k) (cpu::TilePlan::direct_bias, mean_residuals).
+  RowVector<double> direct_bias;
+  RowMatrix<double> mean_residuals;
   // Direct tied: z_k = U^T (mu_k - m), m = shift_t (cpu::TilePlan::projected_means); empty where
   // each component is centred on its own mean.
   RowMatrix<T> projected_means_t;
@@ -310,14 +314,15 @@ double cost_limit() {
 // their variance reg_covar: 100 rows at (1000, 1000) beside 500 around 0 had log-densities
 // 8e-5 off in double about the data's median); two such components far apart, or correlated
 // features, are computed directly. Bernoulli and binomial models keep `preferred` (zero).
-// Full and tied float64 models from D = 128 on run directly, as no expansion point could serve:
+// Full and tied models from D = 128 on run directly, as no expansion point could serve:
 // the expansion's D (D + 3) / 2 features per row (1 MB at D = 512) leave its tiles a few rows and
 // its products memory-bound. One thread, 8 components, 3 iterations: direct 2.7 s against 3.8 at
 // D = 256 and 6.2 against 13.2 at D = 512, within 10 % of each other at D = 64-128, expanded 25 %
-// faster at D = 32 (bench/results/cpu-direct-high-dimension-2026-12-02.md). float32 models keep
-// their expansion, in float, where it serves.
+// faster at D = 32 (bench/results/cpu-direct-high-dimension-2026-12-02.md). A float engine runs
+// them in float where that holds them (CpuEngine::float_direct_holds), else in double.
+constexpr int kDirectFromFeatures = 128;
 bool direct_is_faster(const PreparedModel& p) {
-  return p.family == Family::kGaussian && quadratic_pairs(p) && p.d >= 128;
+  return p.family == Family::kGaussian && quadratic_pairs(p) && p.d >= kDirectFromFeatures;
 }
 
 template <typename T>
@@ -476,7 +481,11 @@ Plan<T> make_direct_plan(const PreparedModel& p) {
   plan.features = feature_count(p);
   plan.shift = RowVector<double>::Zero(d);
   plan.bias.resize(k);
-  for (int c = 0; c < k; ++c) plan.bias[c] = static_cast<T>(p.log_norm[c] + p.log_weights[c]);
+  plan.direct_bias.resize(k);
+  for (int c = 0; c < k; ++c) {
+    plan.direct_bias[c] = p.log_norm[c] + p.log_weights[c];
+    plan.bias[c] = static_cast<T>(plan.direct_bias[c]);
+  }
   plan.means_t = Eigen::Map<const RowMatrix<double>>(p.means.data(), k, d).cast<T>();
   plan.centres_t = Eigen::Map<const RowMatrix<double>>(p.centres.data(), k, d).cast<T>();
   switch (p.covariance) {
@@ -499,6 +508,16 @@ Plan<T> make_direct_plan(const PreparedModel& p) {
       plan.u_t.resize(k, d);
       for (int c = 0; c < k; ++c) plan.u_t.row(c).setConstant(static_cast<T>(p.prec_chol[c]));
       break;
+  }
+  if (!std::is_same_v<T, double> && quadratic_pairs(p) && plan.projected_means_t.size() == 0) {
+    plan.mean_residuals.resize(k, d);
+    const RowMatrix<double> offsets = Eigen::Map<const RowMatrix<double>>(p.means.data(), k, d) -
+                                      plan.means_t.template cast<double>();
+    for (int c = 0; c < k; ++c) {
+      const std::int64_t at = p.covariance == Covariance::kFull ? std::int64_t{c} * d * d : 0;
+      const Eigen::Map<const RowMatrix<double>> u(p.prec_chol.data() + at, d, d);
+      plan.mean_residuals.row(c).noalias() = offsets.row(c) * u.triangularView<Eigen::Upper>();
+    }
   }
   return plan;
 }
@@ -550,6 +569,13 @@ class CpuEngine final : public Engine {
       promoted_kernels_ = &cpu::kernels_f64(kernels_.level);
       weights_need_double_ = weights_outside_float_range(sample_weight, n_) ||
                              float_sums_could_overflow(data_, n_, d_, shift_, sample_weight);
+      if (d_ >= kDirectFromFeatures && n_ >= kFloatDirectFromRows) {
+        probe_rows_.resize(kProbeRows, d_);
+        for (std::int64_t r = 0; r < kProbeRows; ++r) {
+          probe_rows_.row(r) = Eigen::Map<const RowVector<float>>(
+              data_ + (r * n_ / kProbeRows) * std::int64_t{d_}, d_);
+        }
+      }
     }
   }
 
@@ -654,13 +680,17 @@ class CpuEngine final : public Engine {
                                  const RowVector<double>& preferred) const {
     // Not asked where the direct path runs anyway: the expansion's cost takes P_k = U_k U_k^T
     // and U_k^-1 for each component, 3 D^3 multiply-adds, a third of an iteration's time at
-    // D = 2048, N = 4000. A float model there is promoted to it at once: asking first took
-    // more than half of a float fit's time at that shape, 2.4x the double fit's.
+    // D = 2048, N = 4000. A float model there runs directly, in float where float holds it,
+    // else in double: asking first took more than half of a float fit's time at that shape, 2.4x
+    // the double fit's.
     if (direct_is_faster(model)) {
       if constexpr (std::is_same_v<U, double>) {
         return make_direct_plan<double>(model);
       } else {
-        return std::nullopt;
+        if (probe_rows_.rows() == 0) return std::nullopt;
+        Plan<float> plan = make_direct_plan<float>(model);
+        if (!float_direct_holds(model, plan)) return std::nullopt;
+        return plan;
       }
     }
     const std::optional<RowVector<double>> point = expansion_point<U>(model, preferred);
@@ -769,10 +799,53 @@ class CpuEngine final : public Engine {
       for (std::size_t j = 0; j < pass.packed; ++j) total[j] += slot[j];
     }
     const bool by_components = pass.plan.direct && quadratic_pairs(model);
-    return unpack(model, pass.plan.shift, pass.plan.direct, by_components,
-                  pass.tiles.shared_quadratic, pass.plan.features, total, stats,
+    // A direct plan's sums are about its centres as U holds them.
+    const RowMatrix<double> centres_taken = pass.plan.centres_t.template cast<double>();
+    return unpack(model, pass.plan.shift, pass.plan.direct ? &centres_taken : nullptr,
+                  by_components, pass.tiles.shared_quadratic, pass.plan.features, total, stats,
                   std::numeric_limits<U>::epsilon(),
                   cost_limit<U>() * std::numeric_limits<U>::epsilon());
+  }
+
+  // Whether float holds a direct full / tied model: on kProbeRows rows spread evenly over the
+  // data, its log p(x) in float within half float32's tolerance (1e-4) of double's, and its
+  // responsibilities within a quarter (log-densities within t move them by at most t / 2). Half,
+  // as the probe's rows are not all rows. The rounding of y = U^T (x - mu_k) in float is about
+  // eps times its terms, which correlated features (an ill-conditioned U) or components with
+  // fewer rows than features (U's directions outside their rows, 1 / sqrt(reg_covar) long) make
+  // much larger than y. Measured rather than bounded: the bound (eps ||(|x - mu| |U|)|| |y|, as
+  // take_tied_projection_once's) was 10^2 to 10^4 times the error seen at D = 256-2048
+  // (bench/results/cpu-float-direct-2026-12-04.md), and would have refused float everywhere.
+  bool float_direct_holds(const PreparedModel& model, const Plan<float>& plan) const {
+    struct Evaluation {
+      Vector<double> log_prob, resp;
+    };
+    const auto probe = [&](auto tiles, const auto& kernels, Evaluation& out) {
+      tiles.n = kProbeRows;
+      tiles.block_rows = kProbeRows;
+      tiles.sample_weight = nullptr;
+      tiles.threads = 1;
+      out.log_prob.resize(kProbeRows);
+      out.resp.resize(kProbeRows * model.k);
+      kernels.evaluate(tiles, 0, 1, out.log_prob.data(), out.resp.data(), nullptr);
+    };
+    Evaluation in_float, in_double;
+    TilePlan<float> float_tiles = tile_plan(model, plan);
+    float_tiles.x = probe_rows_.data();
+    probe(float_tiles, kernels_, in_float);
+    const Plan<double> double_plan = make_direct_plan<double>(model);
+    TilePlan<double> double_tiles = tile_plan(model, double_plan);
+    double_tiles.x_float = probe_rows_.data();
+    probe(double_tiles, *promoted_kernels_, in_double);
+    // Written so that NaN fails.
+    const auto within = [](const Vector<double>& a, const Vector<double>& b, double tolerance) {
+      for (Eigen::Index i = 0; i < a.size(); ++i) {
+        if (!(std::abs(a[i] - b[i]) <= tolerance)) return false;
+      }
+      return true;
+    };
+    return within(in_float.log_prob, in_double.log_prob, 0.5 * kFloat32Tolerance) &&
+           within(in_float.resp, in_double.resp, 0.25 * kFloat32Tolerance);
   }
 
   const cpu::Kernels<double>& double_kernels() const {
@@ -879,6 +952,8 @@ class CpuEngine final : public Engine {
       t.centres = plan.centres_t.data();
       t.u = plan.u_t.data();
       t.u_stride = plan.u_stride;
+      t.direct_bias = plan.direct_bias.data();
+      if (plan.mean_residuals.size() > 0) t.mean_residuals = plan.mean_residuals.data();
       if (plan.projected_means_t.size() > 0) {
         t.shift = plan.shift_t.data();
         t.projected_means = plan.projected_means_t.data();
@@ -900,13 +975,17 @@ class CpuEngine final : public Engine {
   // Packed sums about m0 -> the statistics layout, shifted to the centres c_k:
   //   sum g (x - c)           = s0 + N (m0 - c)
   //   sum g (x - c)(x - c)^T  = Q0 + e s0^T + s0 e^T + N e e^T,  e = m0 - c
-  // (A direct plan's sums are about the centres already: e = 0.) Returns false where the move
-  // cost a variance more than `tolerance` of itself, the sums having been taken with rounding
-  // `epsilon`: terms of size N e^2 moved, against a variance the data make much smaller than
-  // the model's own, by whose expansion cost the pass was judged.
-  bool unpack(const PreparedModel& model, const RowVector<double>& shift, bool about_centres,
-              bool by_components, bool pooled, int features, const std::vector<double>& packed,
-              double* stats, double epsilon, double tolerance) const {
+  // A direct plan's sums are about its own centres instead, c_k as T holds them (`about`, K x D):
+  // e = about_k - c, zero in double and float's rounding of c in float, a move that costs nothing
+  // beside the sums' own rounding, and is not judged (the check would refuse a pooled tied
+  // tile's Q_k, zero but for the move). Returns false where the move cost a variance more than
+  // `tolerance` of itself, the sums having been taken with rounding `epsilon`: terms of size
+  // N e^2 moved, against a variance the data make much smaller than the model's own, by whose
+  // expansion cost the pass was judged.
+  bool unpack(const PreparedModel& model, const RowVector<double>& shift,
+              const RowMatrix<double>* about, bool by_components, bool pooled, int features,
+              const std::vector<double>& packed, double* stats, double epsilon,
+              double tolerance) const {
     bool kept = true;
     const int k = model.k, d = d_;
     const StatisticsLayout& layout = model.layout;
@@ -938,8 +1017,9 @@ class CpuEngine final : public Engine {
       n_total += nk;
       stats[layout.nk() + c] = nk;
       const RowVector<double> s0 = t.row(c).head(d);
-      const RowVector<double> e =
-          about_centres ? RowVector<double>::Zero(d) : RowVector<double>(shift - centres.row(c));
+      const RowVector<double> e = about != nullptr
+                                      ? RowVector<double>(about->row(c) - centres.row(c))
+                                      : RowVector<double>(shift - centres.row(c));
       Eigen::Map<RowVector<double>>(stats + layout.s() + static_cast<std::size_t>(c) * d, d) =
           s0 + nk * e;
       if (!layout.has_scatter) continue;
@@ -951,9 +1031,7 @@ class CpuEngine final : public Engine {
           for (int b = a; b < d; ++b) q(a, b) = t(c, j++);
         }
         mirror_upper_triangle(q_out, d);
-        if (!about_centres) {
-          q += e.transpose() * s0 + s0.transpose() * e + nk * e.transpose() * e;
-        }
+        if (!e.isZero(0)) q += e.transpose() * s0 + s0.transpose() * e + nk * e.transpose() * e;
         for (int a = 0; a < d; ++a) {
           const double q0 = t(c, diagonal_feature(d, a));
           if (pooled) {
@@ -963,14 +1041,14 @@ class CpuEngine final : public Engine {
             shifts[a] += 2 * std::abs(e[a] * s0[a]) + nk * e[a] * e[a];
             const double sum = s0[a] + nk * e[a];
             mean_squares[a] += sum * (sum / nk);
-          } else {
+          } else if (about == nullptr) {
             kept = kept && moved_kept_digits(q(a, a), q0, e[a], s0[a], nk, epsilon, tolerance);
           }
         }
       } else {
         Eigen::Map<RowVector<double>> q(q_out, d);
         q = t.row(c).tail(d).array() + 2.0 * e.array() * s0.array() + nk * e.array().square();
-        for (int a = 0; a < d; ++a) {
+        for (int a = 0; a < d && about == nullptr; ++a) {
           kept = kept && moved_kept_digits(q[a], t(c, d + a), e[a], s0[a], nk, epsilon, tolerance);
         }
       }
@@ -1045,6 +1123,13 @@ class CpuEngine final : public Engine {
   std::size_t slot_memory_bytes_;
   RowVector<double> shift_;  // m0 of every Gaussian model's features (data_shift)
   int threads_ = 1;
+  // A float engine's rows for float_direct_holds (kProbeRows x D), or none: below D = 128 no model
+  // runs directly but where no expansion serves (in double), and with fewer than
+  // kFloatDirectFromRows rows the probe (a double pass over its rows) would cost more than a few
+  // percent of the pass whose speed float would gain.
+  static constexpr std::int64_t kProbeRows = 64;
+  static constexpr std::int64_t kFloatDirectFromRows = 64 * kProbeRows;
+  RowMatrix<float> probe_rows_;
 };
 
 }  // namespace

@@ -73,6 +73,13 @@ struct TilePlan {
   // from the rows' total weights, into component 0's (pooled_quadratic_statistics).
   bool shared_quadratic = false;
   const T* bias = nullptr;  // K
+  // Direct full / tied in float: the bias in double (K), which the log-densities take in double
+  // (cpu_kernels_impl.hpp, direct_log_densities); and, each component centred on its own mean,
+  // r_k = U_k^T (mu_k - means_k) in double (K x D), means_k being mu_k rounded to float: the
+  // kernels take y = U_k^T (x - means_k) - r_k, so that the rounding of the mean (eps |mu_k|,
+  // large beside the spread for clusters far from the origin) moves no log-density.
+  const double* direct_bias = nullptr;
+  const double* mean_residuals = nullptr;
   // Bernoulli / binomial in float whose bias float would not hold: the bias in double (K), which
   // the float sums of x w, read by rows (Kernels::takes_raw_bias), are added to in double;
   // null: `bias` starts those sums.
