@@ -5,7 +5,8 @@
 # `emix generate` (K = 2, 8, 8; seeds 3, 5, 6); then per case old and new alternate ROUNDS
 # times, each a whole `emix fit` from k-means++, and it prints the median of iterations 1..N and
 # the fit's seconds.
-# CASES="FILE_K_COVARIANCE_ITERATIONS ..." runs others.
+# CASES="FILE_K_COVARIANCE_ITERATIONS ..." runs others; FIT_ARGS="..." is added to every fit
+# (e.g. "--precision float").
 set -euo pipefail
 old=$(realpath "$1") new=$(realpath "$2") rounds=${3:-2} dir=${4:-/tmp/emix-high-d-ab}
 mkdir -p "$dir"
@@ -15,7 +16,8 @@ for spec in "d2048 4000 2048 2 3" "d1024 10000 1024 8 5" "d256 20000 256 8 6"; d
   [ -e "$1.npy" ] || "$new" generate --n "$2" --d "$3" -k "$4" --seed "$5" -o "$1.npy" >/dev/null 2>&1
 done
 run() {  # EMIX FILE K COVARIANCE ITERATIONS: "median-s/it fit-s"
-  "$1" fit "$2" -k "$3" --covariance "$4" --max-iter "$5" --tol 0 -o model.json >out.txt 2>&1
+  "$1" fit "$2" -k "$3" --covariance "$4" --max-iter "$5" --tol 0 ${FIT_ARGS:-} -o model.json \
+    >out.txt 2>&1
   awk '/^iter/ && $2 >= 1 { print $(NF-1) }' out.txt | sort -n |
     awk '{ a[NR] = $1 } END { printf "%s ", a[int((NR + 1) / 2)] }'
   awk '/^engine/ { print $(NF-1) }' out.txt
