@@ -674,6 +674,36 @@ TEST(CpuEngine, FloatModelsFloatWouldNotHoldAtHighDimensionRunInDouble) {
   }
 }
 
+// A full component with fewer rows than features has a scatter of rank below D, whose zero
+// eigenvalues (reg_covar after the M-step) float's rounding of the sums would turn negative: a
+// float fit of 2 * 10^4 x 256, K = 8, re-seeded three such components as singular where float64
+// kept them. A float engine's pass that finds a component with under 2 D rows' weight is taken
+// again in double: bitwise the double engine's statistics over the same float values. Here the
+// model's weights are even (so its plan starts in float) and the data give one component about
+// 100 rows at D = 130. Every level.
+TEST(CpuEngine, AFloatPassWithAComponentOfFewRowsIsTakenInDouble) {
+  const int d = 130;
+  const std::int64_t n = 4200;
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, d, 81);
+  model.weights = {1.0 - 100.0 / n, 100.0 / n};
+  const std::vector<float> x32 = [&] {
+    const std::vector<double> x = emix::sample(model, n, 82).x;
+    return std::vector<float>(x.begin(), x.end());
+  }();
+  model.weights = {0.5, 0.5};
+  const std::vector<double> w(static_cast<std::size_t>(n), 1.0);
+  const emix::PreparedModel prepared = emix::prepare(model);
+  IsaLevel levels[8];
+  const int n_levels = emix::cpu::compiled_levels(levels, 8);
+  for (int l = 0; l < n_levels; ++l) {
+    if (!emix::cpu::cpu_supports(levels[l])) continue;
+    const FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
+    EXPECT_GT(got.in_double[prepared.layout.nk() + 1], 50.0);
+    EXPECT_LT(got.in_double[prepared.layout.nk() + 1], 2.0 * d);
+    EXPECT_EQ(got.in_float, got.in_double) << emix::cpu::to_string(levels[l]);
+  }
+}
+
 // A float evaluation far from the origin: the expansion's centre must be one float holds, or
 // every log-density is biased by P (float(m) - m) (2.7e-3 at an offset of 1e4, before). The same
 // float values evaluated in double are the reference; 1e-4 absolute is float's rounding of

@@ -688,6 +688,9 @@ class CpuEngine final : public Engine {
         return make_direct_plan<double>(model);
       } else {
         if (probe_rows_.rows() == 0) return std::nullopt;
+        std::vector<double> weights(model.k);
+        for (int c = 0; c < model.k; ++c) weights[c] = std::exp(model.log_weights[c]);
+        if (few_rows_per_feature(model, weights, 1.0)) return std::nullopt;
         Plan<float> plan = make_direct_plan<float>(model);
         if (!float_direct_holds(model, plan)) return std::nullopt;
         return plan;
@@ -801,10 +804,34 @@ class CpuEngine final : public Engine {
     const bool by_components = pass.plan.direct && quadratic_pairs(model);
     // A direct plan's sums are about its centres as U holds them.
     const RowMatrix<double> centres_taken = pass.plan.centres_t.template cast<double>();
-    return unpack(model, pass.plan.shift, pass.plan.direct ? &centres_taken : nullptr,
-                  by_components, pass.tiles.shared_quadratic, pass.plan.features, total, stats,
-                  std::numeric_limits<U>::epsilon(),
-                  cost_limit<U>() * std::numeric_limits<U>::epsilon());
+    const bool kept = unpack(model, pass.plan.shift, pass.plan.direct ? &centres_taken : nullptr,
+                             by_components, pass.tiles.shared_quadratic, pass.plan.features, total,
+                             stats, std::numeric_limits<U>::epsilon(),
+                             cost_limit<U>() * std::numeric_limits<U>::epsilon());
+    if constexpr (!std::is_same_v<U, double>) {
+      if (pass.plan.direct) {
+        const double* counts = stats + model.layout.nk();
+        return kept && !few_rows_per_feature(model, std::vector<double>(counts, counts + model.k),
+                                             stats[StatisticsLayout::kWeightSum]);
+      }
+    }
+    return kept;
+  }
+
+  // Whether a full model has a component whose share of the rows (counts[c] / total of them) is
+  // under twice the features: its scatter is of rank below D, or near it, with eigenvalues of
+  // reg_covar's size (1e-6) that float's rounding of the sums (1e-7 of their size) turns negative.
+  // A float fit of 2 * 10^4 x 256, K = 8, from a start whose components had 1 and 6 rows, re-seeded
+  // three components as singular that float64 kept (bench/compare.py's full-2e4x256x8). Such a
+  // model, or pass, runs in double. A tied model's one scatter sums every component's rows.
+  bool few_rows_per_feature(const PreparedModel& model, const std::vector<double>& counts,
+                            double total) const {
+    if (model.covariance != Covariance::kFull || !(total > 0)) return false;
+    for (const double count : counts) {
+      const double rows = count / total * static_cast<double>(n_);
+      if (rows > 0 && rows < 2.0 * d_) return true;
+    }
+    return false;
   }
 
   // Whether float holds a direct full / tied model: on kProbeRows rows spread evenly over the
