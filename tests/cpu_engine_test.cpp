@@ -590,17 +590,24 @@ FloatAndDouble float_and_double(const emix::PreparedModel& prepared, const std::
 // same float values, and, having run in float, not bitwise equal to them. Every level; near the
 // origin, and 1000 standard deviations from it, where the means rounded to float (by 6e-5) moved
 // log-densities by about 1e-2 until the kernels took the rounding back (mean_residuals), and the
-// model ran in double.
+// model ran in double; and a tied model whose means lie too far apart for one projection, which
+// takes each component's own (take_tied_projection_once).
 TEST(CpuEngine, WellConditionedFloatModelsAtHighDimensionRunInFloat) {
   const int d = 130;
   const std::int64_t n = 6000;
-  for (const auto& [covariance, offset] : {std::pair{Covariance::kFull, 0.0},
-                                           {Covariance::kTied, 0.0},
-                                           {Covariance::kFull, 1e3},
-                                           {Covariance::kTied, 1e3}}) {
+  struct FloatCase {
+    Covariance covariance;
+    double spread, offset;
+  };
+  for (const FloatCase& c : {FloatCase{Covariance::kFull, 0.5, 0.0},
+                             {Covariance::kTied, 0.5, 0.0},
+                             {Covariance::kFull, 0.5, 1e3},
+                             {Covariance::kTied, 0.5, 1e3},
+                             {Covariance::kTied, 3e3, 0.0}}) {
+    const Covariance covariance = c.covariance;
     emix::Model model =
-        emix::testing::random_model(Family::kGaussian, covariance, 3, d, 61, 1, 0.5);
-    for (double& v : model.means) v += offset;
+        emix::testing::random_model(Family::kGaussian, covariance, 3, d, 61, 1, c.spread);
+    for (double& v : model.means) v += c.offset;
     const std::vector<float> x32 = [&] {
       const std::vector<double> x = emix::sample(model, n, 62).x;
       return std::vector<float>(x.begin(), x.end());
@@ -615,9 +622,9 @@ TEST(CpuEngine, WellConditionedFloatModelsAtHighDimensionRunInFloat) {
     const int n_levels = emix::cpu::compiled_levels(levels, 8);
     for (int l = 0; l < n_levels; ++l) {
       if (!emix::cpu::cpu_supports(levels[l])) continue;
-      const std::string where = std::string(emix::to_string(covariance)) + " at " +
-                                std::to_string(static_cast<int>(offset)) + ", " +
-                                emix::cpu::to_string(levels[l]);
+      const std::string where = std::string(emix::to_string(covariance)) + ", spread " +
+                                std::to_string(c.spread) + " at " + std::to_string(c.offset) +
+                                ", " + emix::cpu::to_string(levels[l]);
       FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
       EXPECT_NE(got.in_float, got.in_double) << "ran in double: " << where;
       got.in_float = with_pooled_scatter(prepared, got.in_float);

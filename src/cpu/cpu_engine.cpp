@@ -442,7 +442,10 @@ void pack_triangle(const double* u, int d, T* out) {
 // ill-conditioned U maps a large offset to a small z_k while its rounding stays at the offset's
 // size. That is taken within the expansion's limit for double (cost_limit, 1e-10 absolute), f up
 // to 4.5e5 / sqrt(D) - sqrt(D) (10^4 at D = 2048); farther, each component is centred on its own
-// mean. m is the middle of the means' range in each feature, which keeps the largest offset small
+// mean. A float plan takes the same limit: whether float then holds the projection is measured
+// (CpuEngine::float_direct_holds; a projection in double beats K in float at K > 2), and each
+// component centred on its own mean takes its mean's rounding to float back (mean_residuals).
+// m is the middle of the means' range in each feature, which keeps the largest offset small
 // (the data's median, inside the larger of two clusters, gave 1.8 times it at D = 2048) and depends
 // on the model alone.
 template <typename T>
