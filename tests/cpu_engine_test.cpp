@@ -583,6 +583,23 @@ FloatAndDouble float_and_double(const emix::PreparedModel& prepared, const std::
   return out;
 }
 
+// At every level, a float engine's statistics for the model (and, with `scores`, its scores)
+// equal the double engine's over the same float values bitwise: the float engine ran the model in
+// double.
+void expect_run_in_double(const emix::PreparedModel& prepared, const std::vector<float>& x32,
+                          std::int64_t n, int d, const std::vector<double>& w, bool scores = true) {
+  IsaLevel levels[8];
+  const int n_levels = emix::cpu::compiled_levels(levels, 8);
+  for (int l = 0; l < n_levels; ++l) {
+    if (!emix::cpu::cpu_supports(levels[l])) continue;
+    const FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
+    EXPECT_EQ(got.in_float, got.in_double) << emix::cpu::to_string(levels[l]);
+    if (scores) {
+      EXPECT_EQ(got.scores_in_float, got.scores_in_double) << emix::cpu::to_string(levels[l]);
+    }
+  }
+}
+
 // A float engine's full or tied model at D >= 128 over well-conditioned data (every component
 // with many more rows than features) runs directly in float, at twice double's speed: its sums and
 // its rows' log p(x) within float32's tolerance (1e-4 of each group's scale, and absolute for a
@@ -671,14 +688,7 @@ TEST(CpuEngine, FloatModelsFloatWouldNotHoldAtHighDimensionRunInDouble) {
   }();
   const std::vector<double> w(static_cast<std::size_t>(n), 1.0);
   const emix::PreparedModel prepared = emix::prepare(model);
-  IsaLevel levels[8];
-  const int n_levels = emix::cpu::compiled_levels(levels, 8);
-  for (int l = 0; l < n_levels; ++l) {
-    if (!emix::cpu::cpu_supports(levels[l])) continue;
-    const FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
-    EXPECT_EQ(got.in_float, got.in_double) << emix::cpu::to_string(levels[l]);
-    EXPECT_EQ(got.scores_in_float, got.scores_in_double) << emix::cpu::to_string(levels[l]);
-  }
+  expect_run_in_double(prepared, x32, n, d, w);
 }
 
 // A full component with fewer rows than features has a scatter of rank below D, whose zero
@@ -700,15 +710,79 @@ TEST(CpuEngine, AFloatPassWithAComponentOfFewRowsIsTakenInDouble) {
   model.weights = {0.5, 0.5};
   const std::vector<double> w(static_cast<std::size_t>(n), 1.0);
   const emix::PreparedModel prepared = emix::prepare(model);
-  IsaLevel levels[8];
-  const int n_levels = emix::cpu::compiled_levels(levels, 8);
-  for (int l = 0; l < n_levels; ++l) {
-    if (!emix::cpu::cpu_supports(levels[l])) continue;
-    const FloatAndDouble got = float_and_double(prepared, x32, n, d, w, levels[l]);
-    EXPECT_GT(got.in_double[prepared.layout.nk() + 1], 50.0);
-    EXPECT_LT(got.in_double[prepared.layout.nk() + 1], 2.0 * d);
-    EXPECT_EQ(got.in_float, got.in_double) << emix::cpu::to_string(levels[l]);
+  const FloatAndDouble got = float_and_double(prepared, x32, n, d, w, emix::cpu::best_level());
+  EXPECT_GT(got.in_double[prepared.layout.nk() + 1], 50.0);
+  EXPECT_LT(got.in_double[prepared.layout.nk() + 1], 2.0 * d);
+  // Scores take no statistics: the model, of even weights, scores in float.
+  expect_run_in_double(prepared, x32, n, d, w, /*scores=*/false);
+}
+
+// Few rows of large sample weight are still few rows: 50 rows of weight 200 among 8000 of weight
+// 1 hold 55 % of the weight, and a rank-49 scatter at D = 130 that float would make indefinite
+// (the M-step then refused float's statistics, "not positive semi-definite", where double's
+// passed). Counted against the heaviest weight, the component has 50 rows and the model runs in
+// double: bitwise the double engine's statistics. Every level.
+TEST(CpuEngine, AFloatComponentOfFewHeavyRowsIsTakenInDouble) {
+  const int d = 130;
+  const std::int64_t n = 8050, few = 50;
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, d, 83);
+  model.weights = {1.0 - static_cast<double>(few) / n, static_cast<double>(few) / n};
+  const emix::Sample s = emix::sample(model, n, 84);
+  const std::vector<float> x32(s.x.begin(), s.x.end());
+  std::vector<double> w(static_cast<std::size_t>(n), 1.0);
+  std::int64_t heavy = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (s.labels[static_cast<std::size_t>(i)] == 1) {
+      w[static_cast<std::size_t>(i)] = 200;
+      ++heavy;
+    }
   }
+  ASSERT_GT(heavy, 20);
+  ASSERT_LT(heavy, 2 * d);
+  const double heavy_weight = 200.0 * static_cast<double>(heavy);
+  const double share = heavy_weight / (heavy_weight + static_cast<double>(n - heavy));
+  model.weights = {1 - share, share};
+  expect_run_in_double(emix::prepare(model), x32, n, d, w);
+}
+
+// A small component with correlated features (covariance A A^T / 20 + 1e-6 I, A of rank 20, at
+// D = 128) whose 300 rows lie between two of the 64 data rows the probe takes: float moved its
+// rows' log-densities by up to 6e-3, and the probe, seeing none of them, ran the model in float.
+// The probe's points of each component's own (mu_k + L_k z) see it: the model runs in double,
+// bitwise the double engine's. Every level.
+TEST(CpuEngine, AnIllConditionedComponentTheDataRowsMissRunsInDouble) {
+  const int d = 128, rank = 20;
+  const std::int64_t n = 64 * 320, small = 300;
+  emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, d, 85);
+  std::mt19937_64 rng(86);
+  std::normal_distribution<double> normal;
+  const Eigen::MatrixXd a = Eigen::MatrixXd::NullaryExpr(d, rank, [&] { return normal(rng); });
+  Eigen::MatrixXd cov = a * a.transpose() / rank;
+  cov.diagonal().array() += 1e-6;
+  Eigen::Map<RowMatrix>(&model.covariances[static_cast<std::size_t>(d) * d], d, d) = cov;
+  model.weights = {1.0 - static_cast<double>(small) / n, static_cast<double>(small) / n};
+  // One row of the large component, then the small one's (rows 1..about 300, before the probe's
+  // data row 320), then the rest.
+  const emix::Sample s = emix::sample(model, n, 87);
+  std::vector<std::int64_t> order;
+  for (const int component : {1, 0}) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (s.labels[static_cast<std::size_t>(i)] == component) order.push_back(i);
+    }
+  }
+  const auto in_small =
+      static_cast<std::int64_t>(order.size()) - std::count(s.labels.begin(), s.labels.end(), 0);
+  ASSERT_GT(in_small, 200);
+  ASSERT_LT(in_small, 319);
+  std::rotate(order.begin(), order.begin() + in_small, order.begin() + in_small + 1);
+  std::vector<float> x32;
+  x32.reserve(static_cast<std::size_t>(n) * d);
+  for (const std::int64_t i : order) {
+    x32.insert(x32.end(), s.x.begin() + i * d, s.x.begin() + (i + 1) * d);
+  }
+  const std::vector<double> w(static_cast<std::size_t>(n), 1.0);
+  const emix::PreparedModel prepared = emix::prepare(model);
+  expect_run_in_double(prepared, x32, n, d, w);
 }
 
 // A float evaluation far from the origin: the expansion's centre must be one float holds, or

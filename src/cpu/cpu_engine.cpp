@@ -578,6 +578,16 @@ class CpuEngine final : public Engine {
           probe_rows_.row(r) = Eigen::Map<const RowVector<float>>(
               data_ + (r * n_ / kProbeRows) * std::int64_t{d_}, d_);
         }
+        if (sample_weight != nullptr) {
+          weight_total_ = 0;
+          weight_max_ = 0;
+          for (std::int64_t i = 0; i < n_; ++i) {
+            weight_total_ += sample_weight[i];
+            weight_max_ = std::max(weight_max_, sample_weight[i]);
+          }
+        } else {
+          weight_total_ = static_cast<double>(n_);
+        }
       }
     }
   }
@@ -821,51 +831,78 @@ class CpuEngine final : public Engine {
     return kept;
   }
 
-  // Whether a full model has a component whose share of the rows (counts[c] / total of them) is
-  // under twice the features: its scatter is of rank below D, or near it, with eigenvalues of
-  // reg_covar's size (1e-6) that float's rounding of the sums (1e-7 of their size) turns negative.
-  // A float fit of 2 * 10^4 x 256, K = 8, from a start whose components had 1 and 6 rows, re-seeded
-  // three components as singular that float64 kept (bench/compare.py's full-2e4x256x8). Such a
-  // model, or pass, runs in double. A tied model's one scatter sums every component's rows.
+  // Whether a full model may have a component of under 2 D rows: its scatter is of rank below D,
+  // or near it, with eigenvalues of reg_covar's size (1e-6) that float's rounding of the sums
+  // (1e-7 of their size) turns negative. A float fit of 2 * 10^4 x 256, K = 8, from a start whose
+  // components had 1 and 6 rows, re-seeded three components as singular that float64 kept
+  // (bench/compare.py's full-2e4x256x8). Such a model, or pass, runs in double. A component's
+  // share counts[c] / total of the data's weight holds at least that share of the weight over the
+  // heaviest row's: 50 rows of weight 200 among 8000 of weight 1 are 50 rows, not 4500. A tied
+  // model's one scatter sums every component's rows.
   bool few_rows_per_feature(const PreparedModel& model, const std::vector<double>& counts,
                             double total) const {
-    if (model.covariance != Covariance::kFull || !(total > 0)) return false;
+    if (model.covariance != Covariance::kFull) return false;
+    if (!(total > 0 && weight_max_ > 0)) return true;
     for (const double count : counts) {
-      const double rows = count / total * static_cast<double>(n_);
+      const double rows = count / total * (weight_total_ / weight_max_);
       if (rows > 0 && rows < 2.0 * d_) return true;
     }
     return false;
   }
 
   // Whether float holds a direct full / tied model: on kProbeRows rows spread evenly over the
-  // data, its log p(x) in float within half float32's tolerance (1e-4) of double's, and its
-  // responsibilities within a quarter (log-densities within t move them by at most t / 2). Half,
-  // as the probe's rows are not all rows. The rounding of y = U^T (x - mu_k) in float is about
-  // eps times its terms, which correlated features (an ill-conditioned U) or components with
-  // fewer rows than features (U's directions outside their rows, 1 / sqrt(reg_covar) long) make
-  // much larger than y. Measured rather than bounded: the bound (eps ||(|x - mu| |U|)|| |y|, as
-  // take_tied_projection_once's) was 10^2 to 10^4 times the error seen at D = 256-2048
+  // data, and on kRowsPerComponent points of each component one standard deviation out along
+  // every axis of its covariance (x = mu_k + L_k z, z of +-1: what its own rows look like, where
+  // the data's rows may miss a small component, rows sorted by class or a chunk), its log p(x) in
+  // float within half float32's tolerance (1e-4) of double's, and its responsibilities within a
+  // quarter (log-densities within t move them by at most t / 2). Half, as the probe's rows are
+  // not all rows. The rounding of y = U^T (x - mu_k) in float is about eps times its terms, which
+  // correlated features (an ill-conditioned U) or components with fewer rows than features (U's
+  // directions outside their rows, 1 / sqrt(reg_covar) long) make much larger than y. Measured
+  // rather than bounded: the bound (eps ||(|x - mu| |U|)|| |y|, as take_tied_projection_once's)
+  // was 10^2 to 10^4 times the error seen at D = 256-2048
   // (bench/results/cpu-float-direct-2026-12-04.md), and would have refused float everywhere.
   bool float_direct_holds(const PreparedModel& model, const Plan<float>& plan) const {
+    const int k = model.k, d = d_;
+    const std::int64_t rows = kProbeRows + std::int64_t{kRowsPerComponent} * k;
+    RowMatrix<float> x(rows, d);
+    x.topRows(kProbeRows) = probe_rows_;
+    Vector<double> z(d);
+    for (int c = 0; c < k; ++c) {
+      const std::int64_t at = model.covariance == Covariance::kFull ? std::int64_t{c} * d * d : 0;
+      const Eigen::Map<const RowMatrix<double>> u(model.prec_chol.data() + at, d, d);
+      const Eigen::Map<const RowVector<double>> mean(model.means.data() + std::int64_t{c} * d, d);
+      for (int p = 0; p < kRowsPerComponent; ++p) {
+        // Signs from a multiplicative hash: fixed, and unlike from one point to the next.
+        for (int j = 0; j < d; ++j) {
+          const std::uint32_t h = static_cast<std::uint32_t>((j + 1) * (p + 1)) * 2654435761u;
+          z[j] = (h >> 15) & 1 ? 1.0 : -1.0;
+        }
+        // U^T (x - mu) = z, U upper triangular (U U^T the precision).
+        const Vector<double> offset = u.transpose().triangularView<Eigen::Lower>().solve(z);
+        x.row(kProbeRows + std::int64_t{c} * kRowsPerComponent + p) =
+            (mean + offset.transpose()).template cast<float>();
+      }
+    }
     struct Evaluation {
       Vector<double> log_prob, resp;
     };
     const auto probe = [&](auto tiles, const auto& kernels, Evaluation& out) {
-      tiles.n = kProbeRows;
-      tiles.block_rows = kProbeRows;
+      tiles.n = rows;
+      tiles.block_rows = rows;
       tiles.sample_weight = nullptr;
       tiles.threads = 1;
-      out.log_prob.resize(kProbeRows);
-      out.resp.resize(kProbeRows * model.k);
+      out.log_prob.resize(rows);
+      out.resp.resize(rows * k);
       kernels.evaluate(tiles, 0, 1, out.log_prob.data(), out.resp.data(), nullptr);
     };
     Evaluation in_float, in_double;
     TilePlan<float> float_tiles = tile_plan(model, plan);
-    float_tiles.x = probe_rows_.data();
+    float_tiles.x = x.data();
     probe(float_tiles, kernels_, in_float);
     const Plan<double> double_plan = make_direct_plan<double>(model);
     TilePlan<double> double_tiles = tile_plan(model, double_plan);
-    double_tiles.x_float = probe_rows_.data();
+    double_tiles.x_float = x.data();
     probe(double_tiles, *promoted_kernels_, in_double);
     // Written so that NaN fails.
     const auto within = [](const Vector<double>& a, const Vector<double>& b, double tolerance) {
@@ -1158,8 +1195,11 @@ class CpuEngine final : public Engine {
   // kFloatDirectFromRows rows the probe (a double pass over its rows) would cost more than a few
   // percent of the pass whose speed float would gain.
   static constexpr std::int64_t kProbeRows = 64;
+  static constexpr int kRowsPerComponent = 8;
   static constexpr std::int64_t kFloatDirectFromRows = 64 * kProbeRows;
   RowMatrix<float> probe_rows_;
+  // The data's total sample weight and its largest (few_rows_per_feature): N and 1 unweighted.
+  double weight_total_ = 0, weight_max_ = 1;
 };
 
 }  // namespace
