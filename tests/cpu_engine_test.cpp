@@ -524,7 +524,7 @@ TEST(CpuEngine, ARowsResultsAreBitwiseTheSameAloneOrAmongOthers) {
 }
 
 // A float engine's full or tied model at D >= 128 over fewer rows than its float path's probe
-// asks for (4096) runs as the double engine's direct path over its rows: bitwise the double
+// asks for (64 per point) runs as the double engine's direct path over its rows: bitwise the double
 // engine's statistics over the same float values. (It used to weigh a float expansion first,
 // P_k = U_k U_k^T and U_k^-1 per component per pass, and took 2.4x the double fit's time at
 // D = 2048.)
@@ -672,7 +672,7 @@ TEST(CpuEngine, WellConditionedFloatModelsAtHighDimensionRunInFloat) {
 // and scores over the same float values. Every level.
 TEST(CpuEngine, FloatModelsFloatWouldNotHoldAtHighDimensionRunInDouble) {
   const int d = 160, k = 2, rank = 20;
-  const std::int64_t n = 4200;
+  const std::int64_t n = 6000;
   emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, k, d, 71);
   std::mt19937_64 rng(72);
   std::normal_distribution<double> normal;
@@ -700,7 +700,7 @@ TEST(CpuEngine, FloatModelsFloatWouldNotHoldAtHighDimensionRunInDouble) {
 // 100 rows at D = 130. Every level.
 TEST(CpuEngine, AFloatPassWithAComponentOfFewRowsIsTakenInDouble) {
   const int d = 130;
-  const std::int64_t n = 4200;
+  const std::int64_t n = 6000;
   emix::Model model = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, d, 81);
   model.weights = {1.0 - 100.0 / n, 100.0 / n};
   const std::vector<float> x32 = [&] {

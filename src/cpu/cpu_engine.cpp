@@ -835,10 +835,11 @@ class CpuEngine final : public Engine {
   // or near it, with eigenvalues of reg_covar's size (1e-6) that float's rounding of the sums
   // (1e-7 of their size) turns negative. A float fit of 2 * 10^4 x 256, K = 8, from a start whose
   // components had 1 and 6 rows, re-seeded three components as singular that float64 kept
-  // (bench/compare.py's full-2e4x256x8). Such a model, or pass, runs in double. A component's
-  // share counts[c] / total of the data's weight holds at least that share of the weight over the
-  // heaviest row's: 50 rows of weight 200 among 8000 of weight 1 are 50 rows, not 4500. A tied
-  // model's one scatter sums every component's rows.
+  // (bench/compare.py's full-2e4x256x8). Such a model, or pass, runs in double. A component
+  // holding the share counts[c] / total of the data's weight has at least that weight over the
+  // heaviest row's in rows: 50 rows of weight 200 among 8000 of weight 1 are 50 rows, not the 4500
+  // their share of the weight would make them. A tied model's one scatter sums every component's
+  // rows.
   bool few_rows_per_feature(const PreparedModel& model, const std::vector<double>& counts,
                             double total) const {
     if (model.covariance != Covariance::kFull) return false;
@@ -865,6 +866,9 @@ class CpuEngine final : public Engine {
   bool float_direct_holds(const PreparedModel& model, const Plan<float>& plan) const {
     const int k = model.k, d = d_;
     const std::int64_t rows = kProbeRows + std::int64_t{kRowsPerComponent} * k;
+    // The probe, a float and a double evaluation, costs about three float passes over its rows:
+    // at most 5 % of the float pass it decides.
+    if (rows * kRowsPerProbeRow > n_) return false;
     RowMatrix<float> x(rows, d);
     x.topRows(kProbeRows) = probe_rows_;
     Vector<double> z(d);
@@ -1191,12 +1195,12 @@ class CpuEngine final : public Engine {
   RowVector<double> shift_;  // m0 of every Gaussian model's features (data_shift)
   int threads_ = 1;
   // A float engine's rows for float_direct_holds (kProbeRows x D), or none: below D = 128 no model
-  // runs directly but where no expansion serves (in double), and with fewer than
-  // kFloatDirectFromRows rows the probe (a double pass over its rows) would cost more than a few
-  // percent of the pass whose speed float would gain.
+  // runs directly but where no expansion serves (in double), and the data must have
+  // kRowsPerProbeRow rows for each of the probe's rows.
   static constexpr std::int64_t kProbeRows = 64;
   static constexpr int kRowsPerComponent = 8;
-  static constexpr std::int64_t kFloatDirectFromRows = 64 * kProbeRows;
+  static constexpr std::int64_t kRowsPerProbeRow = 64;
+  static constexpr std::int64_t kFloatDirectFromRows = kRowsPerProbeRow * kProbeRows;
   RowMatrix<float> probe_rows_;
   // The data's total sample weight and its largest (few_rows_per_feature): N and 1 unweighted.
   double weight_total_ = 0, weight_max_ = 1;
