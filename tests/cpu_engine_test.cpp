@@ -605,10 +605,10 @@ void expect_run_in_double(const emix::PreparedModel& prepared, const std::vector
 // its rows' log p(x) within float32's tolerance (1e-4 of each group's scale, and absolute for a
 // log-density: parameters within 1e-4, core/prepared_model.hpp) of the double engine's over the
 // same float values, and, having run in float, not bitwise equal to them. Every level; near the
-// origin, and 1000 standard deviations from it, where the means rounded to float (by 6e-5) moved
-// log-densities by about 1e-2 until the kernels took the rounding back (mean_residuals), and the
-// model ran in double; and a tied model whose means lie too far apart for one projection, which
-// takes each component's own (take_tied_projection_once).
+// origin, and 1000 from it (about 175 standard deviations), where the means rounded to float (by
+// 6e-5) moved log-densities past the probe's 5e-5 until the kernels took the rounding back
+// (mean_residuals), and the model ran in double; and a tied model whose means lie too far apart
+// for one projection, which takes each component's own (take_tied_projection_once).
 TEST(CpuEngine, WellConditionedFloatModelsAtHighDimensionRunInFloat) {
   const int d = 130;
   const std::int64_t n = 6000;
