@@ -1,6 +1,7 @@
 #include "kernels/engine_plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/statistics.hpp"
 #include "emix/errors.hpp"
@@ -34,6 +35,13 @@ PathChoice choose_path(Family family, Covariance covariance, int k, int d, int e
     throw InvalidArgument("GPU engine: the single-pass kernel cannot run: " + choice.reason);
   }
   return choice;
+}
+
+int scatter_exponent(double largest_weight) {
+  if (!(largest_weight > 0) || !std::isfinite(largest_weight)) return 0;
+  const int e = std::ilogb(largest_weight);
+  if (e >= -100 && e < 100) return 0;
+  return e >= 0 ? e / 2 : -((1 - e) / 2);
 }
 
 GeneralChunk general_chunk(std::int64_t rows) {

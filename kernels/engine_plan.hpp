@@ -53,6 +53,13 @@ struct GeneralChunk {
 };
 GeneralChunk general_chunk(std::int64_t rows);
 
+// The exponent e for which sample weights up to `largest_weight`, times 2^-2e, are below 4. A
+// float engine's general path sums the full and tied scatters as Z^T Z in float, with
+// z = sqrt(g) (x - c) 2^-e, and multiplies them by 2^2e in double: weights beyond 2^+-100, which
+// the general path takes in double, would otherwise overflow it or flush it to zero. 0 where the
+// largest weight is within [2^-100, 2^100).
+int scatter_exponent(double largest_weight);
+
 // Every buffer an engine may hold. Device memory unless pinned.
 enum class Buf : int {
   kData,              // host data uploaded once: N x D of T

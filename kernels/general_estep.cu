@@ -182,8 +182,8 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
                           const double* __restrict__ wrow, const double* __restrict__ hrow,
                           const T* __restrict__ xc, std::int64_t ld,
                           const double* __restrict__ shift, const StatisticsLayout layout,
-                          std::int64_t padded, T* __restrict__ z, double* __restrict__ part,
-                          std::int64_t stride) {
+                          std::int64_t padded, T* __restrict__ z, double z_scale,
+                          double* __restrict__ part, std::int64_t stride) {
   const int n_comp = layout.k;
   const int d = layout.d;
   const bool diag_q = layout.has_scatter && !layout.full_scatter;
@@ -253,7 +253,7 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
             q += gd * diff;
             if (z != nullptr) {
               const std::int64_t block = static_cast<std::int64_t>(k) * n_qblocks + n / rb;
-              z[(block * d + dj) * rb + n % rb] = static_cast<T>(sqrt(gv) * diff);
+              z[(block * d + dj) * rb + n % rb] = static_cast<T>(sqrt(gv) * diff * z_scale);
             }
           }
         }
@@ -284,7 +284,7 @@ __global__ void __launch_bounds__(kGeneralMaxBlockRows)
 template <typename T>
 __global__ void reduce_partials_kernel(const double* __restrict__ part, std::int64_t stride,
                                        std::int64_t n_part, const T* __restrict__ qp,
-                                       std::int64_t n_q, int d, std::int64_t total,
+                                       std::int64_t n_q, int d, std::int64_t total, double q_scale,
                                        double* __restrict__ acc) {
   __shared__ double sh[kReduceY][33];
   const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * 32 + threadIdx.x;
@@ -300,6 +300,7 @@ __global__ void reduce_partials_kernel(const double* __restrict__ part, std::int
       for (std::int64_t b = threadIdx.y; b < n_q; b += kReduceY) {
         s += static_cast<double>(base[b * dd]);
       }
+      s *= q_scale;
     }
   }
   sh[threadIdx.y][threadIdx.x] = s;
@@ -382,25 +383,26 @@ template <typename T>
 void launch_stats_partials(const double* g, const double* ll, const double* wrow,
                            const double* hrow, const T* xc, std::int64_t ld, const double* shift,
                            const StatisticsLayout& layout, std::int64_t padded, int block_rows,
-                           T* z, double* part, std::int64_t stride, cudaStream_t stream) {
+                           T* z, double z_scale, double* part, std::int64_t stride,
+                           cudaStream_t stream) {
   if (block_rows < 32 || block_rows > kGeneralMaxBlockRows ||
       (block_rows & (block_rows - 1)) != 0 || padded % block_rows != 0) {
     throw InvalidArgument("GPU engine: statistics block of " + std::to_string(block_rows) +
                           " rows does not tile " + std::to_string(padded) + " rows");
   }
   const dim3 grid(grid_for(stats_blocks(padded, block_rows), 1), grid_y(layout.k));
-  stats_partials_kernel<T><<<grid, block_rows, 0, stream>>>(g, ll, wrow, hrow, xc, ld, shift,
-                                                            layout, padded, z, part, stride);
+  stats_partials_kernel<T><<<grid, block_rows, 0, stream>>>(
+      g, ll, wrow, hrow, xc, ld, shift, layout, padded, z, z_scale, part, stride);
   EMIX_CHECK_LAUNCH(stream);
 }
 
 template <typename T>
 void launch_reduce_partials(const double* part, std::int64_t stride, std::int64_t n_part,
-                            const T* qp, std::int64_t n_q, int d, std::int64_t total, double* acc,
-                            cudaStream_t stream) {
+                            const T* qp, std::int64_t n_q, int d, std::int64_t total,
+                            double q_scale, double* acc, cudaStream_t stream) {
   const dim3 block(32, kReduceY);
-  reduce_partials_kernel<T>
-      <<<grid_for(total, 32), block, 0, stream>>>(part, stride, n_part, qp, n_q, d, total, acc);
+  reduce_partials_kernel<T><<<grid_for(total, 32), block, 0, stream>>>(part, stride, n_part, qp,
+                                                                       n_q, d, total, q_scale, acc);
   EMIX_CHECK_LAUNCH(stream);
 }
 
@@ -429,10 +431,11 @@ void launch_gather_rows(const T* x, int d, const std::int64_t* idx, std::int64_t
                                         int, int, double*, double*, std::int32_t*, cudaStream_t);  \
   template void launch_stats_partials<T>(const double*, const double*, const double*,              \
                                          const double*, const T*, std::int64_t, const double*,     \
-                                         const StatisticsLayout&, std::int64_t, int, T*, double*,  \
-                                         std::int64_t, cudaStream_t);                              \
+                                         const StatisticsLayout&, std::int64_t, int, T*, double,   \
+                                         double*, std::int64_t, cudaStream_t);                     \
   template void launch_reduce_partials<T>(const double*, std::int64_t, std::int64_t, const T*,     \
-                                          std::int64_t, int, std::int64_t, double*, cudaStream_t); \
+                                          std::int64_t, int, std::int64_t, double, double*,        \
+                                          cudaStream_t);                                           \
   template void launch_gather_rows<T>(const T*, int, const std::int64_t*, std::int64_t, double*,   \
                                       cudaStream_t);
 

@@ -67,14 +67,17 @@ void launch_evaluate_rows(const double* lj, std::int64_t ld, int k, std::int64_t
 // a fixed order, into part[b * stride + e] at their places in `layout` (the log-likelihood, the
 // weight sum, the entropy, N_k, S_k, and diag / spherical Q_k; stride: layout.q(), or
 // layout.size() without a full scatter). shift: K x D, c_k - c0.
-// When z is not null (full / tied scatter), also writes z = sqrt(g_nk) (x_n - c_k) as one
-// column-major block_rows x D matrix per (k, row block of block_rows rows):
+// When z is not null (full / tied scatter), also writes z = sqrt(g_nk) (x_n - c_k) z_scale as
+// one column-major block_rows x D matrix per (k, row block of block_rows rows):
 //   z[((k * (padded / block_rows) + n / block_rows) * D + d) * block_rows + n % block_rows]
+// z_scale, a power of two, keeps z^2 within T's range where the weights g_nk are not
+// (scatter_exponent).
 template <typename T>
 void launch_stats_partials(const double* g, const double* ll, const double* wrow,
                            const double* hrow, const T* xc, std::int64_t ld, const double* shift,
                            const StatisticsLayout& layout, std::int64_t padded, int block_rows,
-                           T* z, double* part, std::int64_t stride, cudaStream_t stream);
+                           T* z, double z_scale, double* part, std::int64_t stride,
+                           cudaStream_t stream);
 
 // Number of statistics blocks for `padded` rows.
 inline std::int64_t stats_blocks(std::int64_t padded, int block_rows) {
@@ -85,11 +88,12 @@ inline std::int64_t stats_blocks(std::int64_t padded, int block_rows) {
 // acc[e] += sum over the chunk's partials of element e, in a fixed order, for e < total:
 //   e < stride:  part[b * stride + e], b < n_part
 //   e >= stride: the full scatter, e - stride = (k * D + i) * D + j, from the K x n_q blocks of
-//                D x D matrices qp[(k * n_q + b) * D * D + i * D + j] (T)
+//                D x D matrices qp[(k * n_q + b) * D * D + i * D + j] (T), times q_scale
+//                (1 / z_scale^2 of launch_stats_partials)
 template <typename T>
 void launch_reduce_partials(const double* part, std::int64_t stride, std::int64_t n_part,
-                            const T* qp, std::int64_t n_q, int d, std::int64_t total, double* acc,
-                            cudaStream_t stream);
+                            const T* qp, std::int64_t n_q, int d, std::int64_t total,
+                            double q_scale, double* acc, cudaStream_t stream);
 
 // out[r * D + j] = x[idx[r] * D + j] as double, r < count (idx already checked).
 template <typename T>

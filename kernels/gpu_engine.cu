@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "core/statistics.hpp"
@@ -39,7 +41,8 @@ namespace {
 constexpr std::int64_t kMiB = std::int64_t{1} << 20;
 // Per-chunk buffers aimed at when options.chunk_rows is 0 (general path; per-row outputs). A
 // fixed size rather than a share of free memory, so that the chunking, hence the order of the
-// sums, does not change from run to run.
+// sums, does not change from run to run. (Only a budget too small for it changes them: free
+// memory that another process takes, where device_memory_limit is 0; docs/architecture.md.)
 constexpr std::int64_t kScratchTarget = 256 * kMiB;
 constexpr std::int64_t kStreamChunkBytes = 64 * kMiB;  // X per streamed chunk
 constexpr int kStreamSlots = 3;                        // streamed chunks in flight
@@ -50,6 +53,7 @@ constexpr std::int64_t kMaxGeneralChunkRows = std::int64_t{1} << 24;
 constexpr std::int64_t kMinChunkRows = 32;
 constexpr std::int64_t kCublasWorkspace = 32 * kMiB;  // NVIDIA's recommendation for Hopper
 constexpr std::int64_t kGatherBatch = std::int64_t{1} << 16;
+constexpr std::int64_t kGatherBytes = 64 * kMiB;  // device memory gather_rows may take
 
 enum class Mode { kFull, kTied, kDiag, kLinear };
 
@@ -170,10 +174,12 @@ class GpuEngine final : public GpuEngineBase {
     Covariance covariance = Covariance::kFull;
     int trials = 1;  // sizes the binomial coefficients' table
     bool outputs = false;
-    std::string needs_double;  // why a float model takes the general path (choose_path)
+    // Whether a float model takes the general path (needs_double): not why, whose wording holds
+    // the model's terms, new every iteration.
+    bool in_double = false;
     bool operator==(const Key& o) const {
       return k == o.k && family == o.family && covariance == o.covariance && trials == o.trials &&
-             outputs == o.outputs && needs_double == o.needs_double;
+             outputs == o.outputs && in_double == o.in_double;
     }
   };
 
@@ -237,12 +243,14 @@ class GpuEngine final : public GpuEngineBase {
   std::int64_t max_shared_ = 0;
   bool device_input_ = false;
   bool streaming_ = false;
-  bool registered_x_ = false;  // cudaHostRegister'ed by this engine, unregistered at the end
-  bool registered_w_ = false;
+  // What this engine cudaHostRegister'ed of x and of the weights (unregistered at the end).
+  void* registered_x_ = nullptr;
+  void* registered_w_ = nullptr;
   bool staging_ = false;
 
   bool configured_ = false;
   bool weights_outside_float_ = false;  // weights_outside_float_range, for float engines
+  int scatter_exponent_ = 0;            // of the general path's Z^T Z (scatter_exponent)
   Key key_;
   PathChoice path_;
   int fused_slices_ = 0;         // blocks of the widest accumulate launch (fused)
@@ -279,6 +287,11 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
       n_(x.rows),
       d_(static_cast<int>(x.cols)) {
   weights_outside_float_ = sizeof(T) == 4 && weights_outside_float_range(sample_weight, n_);
+  if (weights_outside_float_) {
+    double largest = 0;
+    for (std::int64_t i = 0; i < n_; ++i) largest = std::max(largest, sample_weight[i]);
+    scatter_exponent_ = scatter_exponent(largest);
+  }
   EMIX_CUDA_TRY(cudaGetDevice(&device_));
   device_name_ = device_name();
   max_shared_ = fused_max_shared_bytes();
@@ -348,19 +361,30 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
 
 template <typename T>
 void GpuEngine<T>::unregister_host_memory() noexcept {
-  if (registered_x_) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<void*>(x_.data)));
-  if (registered_w_) {
-    EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(const_cast<double*>(h_weights_)));
-  }
-  registered_x_ = registered_w_ = false;
+  if (registered_x_ != nullptr) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(registered_x_));
+  if (registered_w_ != nullptr) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(registered_w_));
+  registered_x_ = registered_w_ = nullptr;
 }
 
 template <typename T>
 GpuEngine<T>::~GpuEngine() {
+  // Another device may be current here (engines on several GPUs in one thread): the memory and
+  // the cuBLAS handle are released in the engine's own context, then the caller's device is
+  // current again.
+  int previous = device_;
+  const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device_ &&
+                        cudaSetDevice(device_) == cudaSuccess;
+  (void)cudaGetLastError();
   // Work still in flight may use the buffers about to be freed, and the registered memory.
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(copy_.get()));
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(compute_.get()));
   unregister_host_memory();
+  release_working();
+  buffers_[static_cast<int>(Buf::kData)].reset();
+  buffers_[static_cast<int>(Buf::kWeights)].reset();
+  blas_.reset();
+  d_blas_workspace_.reset();
+  if (switched) EMIX_CUDA_TRY_NOTHROW(cudaSetDevice(previous));
 }
 
 // Streamed chunks copy straight from page-locked host memory: the caller's, or the caller's
@@ -371,16 +395,28 @@ void GpuEngine<T>::start_streaming() {
   streaming_ = true;
   buffers_[static_cast<int>(Buf::kData)].reset();
   buffers_[static_cast<int>(Buf::kWeights)].reset();
-  const auto lock = [this](const void* p, std::int64_t bytes, bool& registered) {
-    if (p == nullptr || is_page_locked(p)) return true;
+  // Registration pins whole pages, and registering a page twice fails: the weights may begin on
+  // x's last page (two small heap arrays), or end on its first. Such a shared page is already
+  // locked, and only the pages between are registered.
+  const auto lock = [this](const void* p, std::int64_t bytes, void*& registered) {
+    if (p == nullptr || bytes <= 0) return true;
+    const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(p);
+    std::uintptr_t end = begin + static_cast<std::uintptr_t>(bytes);
+    const auto locked = [](std::uintptr_t at) {
+      return is_page_locked(reinterpret_cast<const void*>(at));
+    };
+    if (locked(begin) && locked(end - 1)) return true;
+    if (locked(begin)) begin = (begin / page + 1) * page;
+    if (end > begin && locked(end - 1)) end = (end - 1) / page * page;
+    if (end <= begin) return true;
     if (!settings_.register_host_memory) return false;
-    const cudaError_t status = cudaHostRegister(
-        const_cast<void*>(p), static_cast<std::size_t>(bytes), cudaHostRegisterDefault);
-    if (status != cudaSuccess) {
+    void* const first = reinterpret_cast<void*>(begin);
+    if (cudaHostRegister(first, end - begin, cudaHostRegisterDefault) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
-    registered = true;
+    registered = first;
     return true;
   };
   const bool x_locked =
@@ -394,7 +430,7 @@ EngineInfo GpuEngine<T>::info() const {
   EngineInfo info;
   info.device_input = device_input_;
   info.streaming = streaming_;
-  info.host_registered = registered_x_;
+  info.host_registered = registered_x_ != nullptr;
   info.staging = streaming_ && staging_;
   info.stream_slots = streaming_ ? kStreamSlots : 0;
   info.chunk_rows = last_launch_rows_;
@@ -569,16 +605,17 @@ std::string GpuEngine<T>::needs_double(const PreparedModel& m) const {
 template <typename T>
 void GpuEngine<T>::configure(const PreparedModel& m, bool outputs) {
   // Per-row outputs keep the buffers they need once asked for.
+  const std::string why_double = needs_double(m);
   const Key key{m.k,
                 m.family,
                 m.covariance,
                 m.family == Family::kBinomial ? m.trials : 1,
                 outputs || (configured_ && key_.outputs),
-                needs_double(m)};
+                !why_double.empty()};
   if (configured_ && key == key_) return;
   release_working();
   path_ = choose_path(m.family, m.covariance, m.k, d_, static_cast<int>(sizeof(T)), max_shared_,
-                      settings_, key.needs_double);
+                      settings_, why_double);
   if (!path_.fused && uses_gemm(mode_of(m))) ensure_cublas();
   int slices = 0;
   if (path_.fused) {
@@ -807,7 +844,7 @@ void GpuEngine<T>::accumulate_fused(const PreparedModel& m, double* stats) {
         a.weights = w;
         const int grid = fused_grid(plan, count, fused_slices_);
         launch_fused_accumulate(plan, a, grid, s);
-        launch_reduce_partials<T>(a.part, stride, grid, nullptr, 0, d_, stride, totals, s);
+        launch_reduce_partials<T>(a.part, stride, grid, nullptr, 0, d_, stride, 1.0, totals, s);
       });
   double* host = pinned<double>(Buf::kHostTotals);
   EMIX_CUDA_TRY(cudaMemcpyAsync(host, totals, static_cast<std::size_t>(stride) * 8,
@@ -994,7 +1031,7 @@ void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
                          g, ll, wrow, hrow, s);
     T* z = uses_gemm(mode) ? dev<T>(Buf::kProjected) : nullptr;
     launch_stats_partials<T>(g, ll, wrow, hrow, xc, chunk.ld, g_shift(), m.layout, padded, rb, z,
-                             part, stride, s);
+                             std::ldexp(1.0, -scatter_exponent_), part, stride, s);
     if (uses_gemm(mode)) {
       // Q block (k, b) = Z^T Z for the rb x D column-major block Z of component k, row block b.
       const T one = T(1), zero = T(0);
@@ -1009,7 +1046,8 @@ void GpuEngine<T>::accumulate_general(const PreparedModel& m, double* stats) {
                                               qp + first * q_stride, d, q_stride, count_b));
       }
     }
-    launch_reduce_partials<T>(part, stride, n_part, qp, n_q, d, total, totals, s);
+    launch_reduce_partials<T>(part, stride, n_part, qp, n_q, d, total,
+                              std::ldexp(1.0, 2 * scatter_exponent_), totals, s);
   });
 
   double* host = pinned<double>(Buf::kHostTotals);
@@ -1089,7 +1127,9 @@ void GpuEngine<T>::gather_rows(const std::int64_t* idx, std::int64_t count, doub
   }
   DeviceGuard guard(device_);
   const cudaStream_t s = compute_.get();
-  const std::int64_t batch = std::min(count, kGatherBatch);
+  // Outside the buffer plan: at most kGatherBytes of device memory, however wide the rows.
+  const std::int64_t batch =
+      std::min({count, kGatherBatch, std::max<std::int64_t>(1, kGatherBytes / (8 * d))});
   DeviceBuffer<std::int64_t> d_idx(batch, "gather_rows indices");
   DeviceBuffer<double> d_out(batch * d, "gather_rows output");
   for (std::int64_t first = 0; first < count; first += batch) {

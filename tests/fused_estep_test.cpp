@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <set>
 #include <sstream>
@@ -394,6 +395,27 @@ TEST(FloatRules, LargeDiscreteTermsAndExtremeWeightsNeedDouble) {
   EXPECT_TRUE(emix::weights_outside_float_range(huge.data(), 2));
   EXPECT_TRUE(emix::weights_outside_float_range(tiny.data(), 2));
   EXPECT_FALSE(emix::weights_outside_float_range(nullptr, 2));
+}
+
+// The general path's float scatter, z = sqrt(g) (x - c) 2^-e summed as Z^T Z and multiplied by
+// 2^2e in double: weights within float's range are left alone (e = 0, results as before), and
+// any other largest weight w is brought to w 2^-2e in [1, 4), so that g (x - c)^2 2^-2e neither
+// overflows nor flushes to zero where (x - c)^2 would not. Powers of two: the scaling is exact.
+TEST(GpuScatterScale, WeightsBeyondFloatRangeAreScaledIntoIt) {
+  for (const double w :
+       {1.0, 0.5, 1e20, 1e-20, std::ldexp(1.0, -100), std::ldexp(1.0, 100) * 0.99, 0.0, -3.0,
+        std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    EXPECT_EQ(emix::gpu::scatter_exponent(w), 0) << w;
+  }
+  for (const double w :
+       {std::ldexp(1.0, 100), 1e35, 1e38, 3e300, std::numeric_limits<double>::max(),
+        std::ldexp(1.0, -101), std::ldexp(1.0, -102), 1e-35, 1e-38, 1e-300,
+        std::numeric_limits<double>::denorm_min()}) {
+    const int e = emix::gpu::scatter_exponent(w);
+    const double scaled = std::ldexp(w, -2 * e);
+    EXPECT_GE(scaled, 1.0) << w;
+    EXPECT_LT(scaled, 4.0) << w;
+  }
 }
 
 TEST(StatisticsLayout, PackedScatterUnpacksToASymmetricFullScatter) {

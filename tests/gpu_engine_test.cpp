@@ -660,22 +660,26 @@ TEST(GpuAccuracy, Float32ModelsThatNeedDoubleGetIt) {
     EXPECT_NEAR(gpu32.mean_log_likelihood, cpu64.mean_log_likelihood,
                 1e-9 * std::abs(cpu64.mean_log_likelihood));
   }
-  for (const double scale : {1e35, 1e-35}) {
-    const emix::Model truth =
-        emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 2, 12);
-    const emix::Sample s = emix::sample(truth, 3000, 13);
-    const std::vector<float> x32(s.x.begin(), s.x.end());
-    const std::vector<double> x64(x32.begin(), x32.end());
-    const std::vector<double> w(3000, scale);
-    emix::FitOptions o = emix::testing::steps_from(truth, 5);
-    o.engine.device = emix::Device::kCpu;
-    const emix::Model cpu64 =
-        emix::fit(emix::DataView::host(x64.data(), 3000, 2), o, w.data()).model;
-    o.engine.device = emix::Device::kGpu;
-    const emix::Model gpu32 =
-        emix::fit(emix::DataView::host(x32.data(), 3000, 2), o, w.data()).model;
-    EXPECT_LT(emix::testing::worst_component_difference(gpu32, cpu64), 1e-4) << scale;
-  }
+  // Full and tied scatters are the general path's float GEMM Z^T Z: weights of 1e38 overflow
+  // it and 1e-38 flush it to zero unless it is scaled (scatter_exponent).
+  for (const Covariance covariance : {Covariance::kDiag, Covariance::kFull, Covariance::kTied})
+    for (const double scale : {1e35, 1e-35, 1e38, 1e-38}) {
+      SCOPED_TRACE(emix::to_string(covariance));
+      const emix::Model truth =
+          emix::testing::random_model(Family::kGaussian, covariance, 2, 2, 12);
+      const emix::Sample s = emix::sample(truth, 3000, 13);
+      const std::vector<float> x32(s.x.begin(), s.x.end());
+      const std::vector<double> x64(x32.begin(), x32.end());
+      const std::vector<double> w(3000, scale);
+      emix::FitOptions o = emix::testing::steps_from(truth, 5);
+      o.engine.device = emix::Device::kCpu;
+      const emix::Model cpu64 =
+          emix::fit(emix::DataView::host(x64.data(), 3000, 2), o, w.data()).model;
+      o.engine.device = emix::Device::kGpu;
+      const emix::Model gpu32 =
+          emix::fit(emix::DataView::host(x32.data(), 3000, 2), o, w.data()).model;
+      EXPECT_LT(emix::testing::worst_component_difference(gpu32, cpu64), 1e-4) << scale;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
