@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/em.hpp"
+#include "core/maximize.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -191,6 +192,35 @@ TEST(Em, EmptyComponentIsReseededNotNan) {
   EXPECT_TRUE(std::isfinite(r.log_likelihood));
 }
 
+// The change in log-likelihood across a step that re-seeded is not an EM step's: with a tol that
+// any change meets, the fit above still takes the step after its re-seeds before it converges.
+TEST(Em, AStepThatReseededDoesNotCountTowardConvergence) {
+  std::vector<double> x;
+  for (int i = 0; i < 30; ++i) x.push_back(i % 3 == 0 ? 0.0 : (i % 3 == 1 ? 10.0 : 20.0));
+  emix::FitOptions o;
+  o.n_components = 5;
+  o.covariance = Covariance::kSpherical;
+  o.max_iter = 20;
+  o.tol = 1e300;
+  emix::Model init;
+  init.covariance = Covariance::kSpherical;
+  init.n_components = 5;
+  init.n_features = 1;
+  init.weights = {0.2, 0.2, 0.2, 0.2, 0.2};
+  init.means = {0, 10, 20, 1000, 2000};  // empty after the first E-step: re-seeded
+  init.covariances = {1, 1, 1, 1, 1};
+  o.init_model = init;
+  const emix::FitReport r = emix::fit(emix::DataView::host(x.data(), 30, 1), o);
+  EXPECT_TRUE(r.converged);
+  EXPECT_EQ(r.n_iter, 2);
+  o.max_iter = 1;  // the first step's re-seeds, as the test above checks
+  bool reseeded = false;
+  for (const auto& w : emix::fit(emix::DataView::host(x.data(), 30, 1), o).warnings) {
+    reseeded |= w.find("iteration 1: component") != std::string::npos;
+  }
+  EXPECT_TRUE(reseeded);
+}
+
 // A cluster of identical rows gives its k-means start a singular covariance when reg_covar is
 // 0; the fit starts that component from the data's overall covariance, says so, and goes on
 // (scikit-learn stops with "ill-defined empirical covariance"; emix stopped before iteration 0).
@@ -212,13 +242,82 @@ TEST(Em, ASingularStartingCovarianceStartsFromTheOverallOne) {
       noted |= w.find("had a singular covariance") != std::string::npos &&
                w.find("started from the data's overall covariance") != std::string::npos;
     }
-    // A spherical variance of equal rows may round to a tiny positive number instead of 0: a
-    // valid start, which EM then re-seeds when it collapses.
-    if (covariance != Covariance::kSpherical) {
-      EXPECT_TRUE(noted) << emix::to_string(covariance);
-    }
+    // A spherical variance of equal rows may round to a tiny positive number instead of 0,
+    // which counts as singular too (covariance_unresolved).
+    EXPECT_TRUE(noted) << emix::to_string(covariance);
     EXPECT_TRUE(std::isfinite(r.log_likelihood));
   }
+}
+
+// Five points repeated five times, K = 8 and reg_covar 0 (a user's report): components on
+// coinciding rows got covariances of 1e-37 to 1e-202, the rounding of a zero one, which the
+// factorisation's relative test passed. Their log-densities ran to 1e44, and two equal
+// log-likelihoods between re-seeds called the fit converged at -3e44 a row. Such a covariance
+// now counts as collapsed (covariance_unresolved), a step that re-seeded does not count toward
+// convergence, and the report says why the fit did not converge (or the fit stops with an error
+// where a collapsed component has nothing valid to restart from).
+TEST(Em, ComponentsCollapsingOnCoincidingRowsDoNotMakeAConvergedFit) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> points(10);
+  for (double& v : points) v = normal(rng);
+  std::vector<double> x;
+  for (int p = 0; p < 5; ++p) {
+    for (int r = 0; r < 5; ++r) x.insert(x.end(), {points[2 * p], points[2 * p + 1]});
+  }
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
+    for (const std::uint64_t seed : {1, 2, 3, 4, 5, 6}) {
+      emix::FitOptions o;
+      o.n_components = 8;
+      o.covariance = covariance;
+      o.reg_covar = 0;
+      o.seed = seed;
+      const std::string where =
+          std::string(emix::to_string(covariance)) + ", seed " + std::to_string(seed);
+      emix::FitReport r;
+      try {
+        r = emix::fit(emix::DataView::host(x.data(), 25, 2), o);
+      } catch (const emix::NumericalError& e) {
+        // Also an honest end: a component with nothing valid to restart from.
+        EXPECT_NE(std::string(e.what()).find("increase reg_covar"), std::string::npos) << where;
+        continue;
+      }
+      EXPECT_FALSE(r.converged) << where << ": " << r.mean_log_likelihood;
+      bool explained = false;
+      for (const auto& w : r.warnings) explained |= w.find("kept collapsing") != std::string::npos;
+      EXPECT_TRUE(explained) << where;
+    }
+  }
+}
+
+// The rounding of a zero variance is a few units in the last place of the mean; a variance as
+// small beside a mean as small is a real one.
+TEST(Em, AVarianceWithinTheMeansRoundingIsUnresolved) {
+  emix::Model m;
+  m.family = Family::kGaussian;
+  m.n_components = 2;
+  m.n_features = 2;
+  m.weights = {0.5, 0.5};
+  m.means = {1.0, -2.0, 1e-20, 3e-21};
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
+    m.covariance = covariance;
+    const double v = 1e-37;  // (4 eps)^2 = 7.9e-31 beside a mean of 1; 1e-17 of 1e-20's square
+    if (covariance == Covariance::kFull) m.covariances = {v, 0, 0, v, v, 0, 0, v};
+    if (covariance == Covariance::kDiag) m.covariances = {v, v, v, v};
+    if (covariance == Covariance::kSpherical) m.covariances = {v, v};
+    EXPECT_TRUE(emix::covariance_unresolved(m, 0)) << emix::to_string(covariance);
+    EXPECT_FALSE(emix::covariance_unresolved(m, 1)) << emix::to_string(covariance);
+    for (double& c : m.covariances) c = c == v ? 1e-29 : c;  // 13 units of 1.0's last place
+    EXPECT_FALSE(emix::covariance_unresolved(m, 0)) << emix::to_string(covariance);
+  }
+  m.covariance = Covariance::kDiag;
+  m.covariances = {1.0, 1e-37, 1.0, 1.0};  // one coordinate is enough
+  EXPECT_TRUE(emix::covariance_unresolved(m, 0));
+  m.covariance = Covariance::kTied;
+  m.covariances = {1e-37, 0, 0, 1e-37};
+  EXPECT_FALSE(emix::covariance_unresolved(m, 0));  // the tied rules are numerically_singular's
 }
 
 // Two equal columns and reg_covar 0: every full covariance of the data is singular, though its

@@ -208,6 +208,7 @@ class _Reseeder:
         self.estimator, self.X, self.mstep = estimator, X, mstep
         self.rng = None
         self.count = 0
+        self.last_iteration = 0  # the iteration whose parameters the last re-seed made
         self.warnings = []
 
     def reseed(self, previous, model, empty, iteration):
@@ -245,6 +246,7 @@ class _Reseeder:
                 weights[c] = 1.0 / n
                 weights /= weights.sum()
             self.count += 1
+            self.last_iteration = iteration
             if self.count <= self.max_warnings:
                 self.warnings.append(f"iteration {iteration}: component {c} {why}; re-seeded at "
                                      f"row {row + 1}")
@@ -254,17 +256,31 @@ class _Reseeder:
                     f"or a larger reg_covar")
         return self.estimator._make_model(d, parameters)
 
+    def end_warning(self, converged, iteration, max_iter, tol):
+        """The in-memory fit's warning for a fit that re-seeded to its end (core/em.cpp)."""
+        if (converged or tol <= 0 or max_iter <= 1 or self.count == 0
+                or iteration - self.last_iteration >= max(1, max_iter // 10)):
+            return
+        self.warnings.append(
+            f"components kept collapsing to the end ({self.count} re-seeds, the last at iteration "
+            f"{self.last_iteration}), so the fit could not converge; with rows that coincide "
+            f"(duplicates), increase reg_covar{' from 0' if self.mstep.reg_covar == 0 else ''} or "
+            f"use fewer components")
+
 
 def _singular_components(model, reg_covar):
-    """Components whose covariance is singular by the in-memory fit's own rule
-    (_emix.numerically_singular). A singular tied covariance cannot be re-seeded:
-    NumericalError, as in the in-memory fit."""
+    """Components whose covariance is singular by the in-memory fit's own rules
+    (_emix.numerically_singular; with reg_covar 0, _emix.covariance_unresolved too). A singular
+    tied covariance cannot be re-seeded: NumericalError, as in the in-memory fit."""
     if model.family != "gaussian":
         return []
+    unresolved = ([c for c in range(model.n_components)
+                   if _emix.covariance_unresolved(model, c)] if reg_covar == 0 else [])
     covariances = np.asarray(model.covariances, dtype=np.float64)
     if model.covariance in ("diag", "spherical"):
         per_component = covariances.reshape(model.n_components, -1)
-        return [c for c in range(model.n_components) if not np.all(per_component[c] > 0)]
+        return [c for c in range(model.n_components)
+                if not np.all(per_component[c] > 0) or c in unresolved]
     def factors(a):
         return not _emix.numerically_singular(np.ascontiguousarray(a, dtype=np.float64),
                                               reg_covar)
@@ -274,7 +290,7 @@ def _singular_components(model, reg_covar):
             raise _emix.NumericalError("the tied covariance is singular; the data may lie in a "
                                        "subspace: increase reg_covar")
         return []
-    return [c for c in range(model.n_components) if not factors(covariances[c])]
+    return [c for c in range(model.n_components) if not factors(covariances[c]) or c in unresolved]
 
 
 class _DaskMixture:
@@ -395,7 +411,7 @@ class _DaskMixture:
         mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
         mstep.fixed_weights = bool(self.fixed_weights)
         history, iteration_seconds = [], []
-        iteration, previous, converged = 0, None, False
+        iteration, previous, converged, reseeded = 0, None, False, False
         reseeder = _Reseeder(self, X, mstep)
         hook = self._hook(0)
         while True:
@@ -415,14 +431,18 @@ class _DaskMixture:
                     mean_log_likelihood=mean,
                     change=float("nan") if previous is None else mean - previous,
                     seconds=time.perf_counter() - t0))
-            if iteration > 0 and abs(mean - previous) < self.tol:
+            # A step that re-seeded is not an EM step: its change says nothing of convergence.
+            if iteration > 0 and not reseeded and abs(mean - previous) < self.tol:
                 converged = True
             if converged or iteration == self.max_iter:
+                reseeder.end_warning(converged, iteration, self.max_iter, self.tol)
                 iteration_seconds.append(time.perf_counter() - t0)
                 break
             previous = mean
             next_model, empty = _emix.maximize(model, stats._native, mstep)
+            count = reseeder.count
             model = reseeder.reseed(model, next_model, empty, iteration + 1)
+            reseeded = reseeder.count > count
             iteration += 1
             iteration_seconds.append(time.perf_counter() - t0)
         report = _emix.FitReport()

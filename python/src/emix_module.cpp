@@ -887,4 +887,17 @@ NB_MODULE(_emix, m) {
       },
       nb::arg("covariance"), nb::arg("reg_covar"),
       "Whether an M-step's covariance is singular in double arithmetic (core/maximize.hpp).");
+  m.def(
+      "covariance_unresolved",
+      [](const emix::Model& model, int component) {
+        if (component < 0 || component >= model.n_components) {
+          throw emix::InvalidArgument("covariance_unresolved: component " +
+                                      std::to_string(component) + " is outside 0.." +
+                                      std::to_string(model.n_components - 1));
+        }
+        return emix::covariance_unresolved(model, component);
+      },
+      nb::arg("model"), nb::arg("component"),
+      "Whether a component's covariance is the rounding of a zero one, which reg_covar = 0 "
+      "fits re-seed (core/maximize.hpp).");
 }

@@ -70,15 +70,28 @@ std::vector<int> singular_components(const Model& model, double reg_covar) {
       }
       break;
     case Covariance::kDiag:
-    case Covariance::kSpherical:
+    case Covariance::kSpherical: {
+      const std::size_t per = model.covariances.size() / model.n_components;
       for (std::size_t i = 0; i < model.covariances.size(); ++i) {
-        if (!(model.covariances[i] > 0)) {
-          bad.push_back(static_cast<int>(i / (model.covariances.size() / model.n_components)));
-        }
+        const int c = static_cast<int>(i / per);
+        if (!(model.covariances[i] > 0) && (bad.empty() || bad.back() != c)) bad.push_back(c);
       }
       break;
+    }
   }
   return bad;
+}
+
+// `singular` with the components whose covariance is the rounding of a zero one
+// (covariance_unresolved; reg_covar 0 only), in order.
+std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vector<int> singular) {
+  if (reg_covar > 0) return singular;
+  for (int c = 0; c < model.n_components; ++c) {
+    if (covariance_unresolved(model, c)) singular.push_back(c);
+  }
+  std::sort(singular.begin(), singular.end());
+  singular.erase(std::unique(singular.begin(), singular.end()), singular.end());
+  return singular;
 }
 
 }  // namespace
@@ -142,13 +155,29 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
   report_.n_iter = iteration_;
   // The returned parameters are the ones whose log-likelihood was just measured: convergence is
   // tested before another M-step.
-  if (iteration_ > 0 && std::abs(change) < options_.tol) report_.converged = true;
+  if (iteration_ > 0 && !reseeded_last_step_ && std::abs(change) < options_.tol) {
+    report_.converged = true;
+  }
   if (report_.converged || iteration_ == options_.max_iter) {
+    // Re-seeding to the end (the last tenth of max_iter): EM had no steps of its own to
+    // converge with. (A fit of one iteration, or of tol 0, is not asked to converge.)
+    const int recent = std::max(1, options_.max_iter / 10);
+    if (!report_.converged && options_.tol > 0 && options_.max_iter > 1 && reseeds_ > 0 &&
+        iteration_ - last_reseed_iteration_ < recent) {
+      std::ostringstream msg;
+      msg << "components kept collapsing to the end (" << reseeds_ << " re-seeds, the last at "
+          << "iteration " << last_reseed_iteration_ << "), so the fit could not converge; with "
+          << "rows that coincide (duplicates), increase reg_covar"
+          << (options_.reg_covar == 0 ? " from 0" : "") << " or use fewer components";
+      if (options_.n_init > 1) msg << " (restart " << run_ << ")";
+      report_.warnings.push_back(msg.str());
+    }
     report_.iteration_seconds.push_back(seconds_since(start));
     done_ = true;
     return;
   }
   previous_mean_ = mean;
+  const int reseeds_before = reseeds_;
 
   std::vector<int> empty;
   Model next = maximize(model_, prepared_.layout, stats.centres().data(), stats.values().data(),
@@ -171,14 +200,16 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     o.singular = &singular;
     o.reg_covar = options_.reg_covar;
     next_prepared_ = prepare(next, o);
-    if (!singular.empty()) next_prepared_.reset();
   } else {
     singular = singular_components(next, options_.reg_covar);
   }
+  singular = with_unresolved(next, options_.reg_covar, std::move(singular));
   if (!singular.empty()) {
+    next_prepared_.reset();
     // A re-seeded component keeps its previous covariance; when that one is singular too, the
     // component has nothing to restart from (one component over rows in a subspace, say).
-    const std::vector<int> before = singular_components(model_, options_.reg_covar);
+    const std::vector<int> before = with_unresolved(
+        model_, options_.reg_covar, singular_components(model_, options_.reg_covar));
     for (int c : singular) {
       if (std::find(before.begin(), before.end(), c) != before.end()) {
         throw NumericalError("component " + std::to_string(c) +
@@ -190,6 +221,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     }
   }
   model_ = std::move(next);
+  reseeded_last_step_ = reseeds_ > reseeds_before;
   ++iteration_;
   // This iteration's time: its E-step pass and the M-step after it.
   report_.iteration_seconds.push_back(seconds_since(start));
@@ -228,6 +260,7 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why) {
       << "; re-seeded at row " << row + 1;
   if (options_.n_init > 1) msg << " (restart " << run_ << ")";
   ++reseeds_;
+  last_reseed_iteration_ = iteration_ + 1;
   if (reseeds_ <= kMaxReseedWarnings) report_.warnings.push_back(msg.str());
   if (reseeds_ > kMaxReseeds) {
     throw NumericalError("components kept collapsing (" + std::to_string(reseeds_) +
@@ -336,10 +369,12 @@ void finish_report(FitReport& report, const Engine& engine, DType dtype, const F
                    const std::vector<std::string>& notes) {
   report.engine = engine.name();
   report.precision = to_string(dtype);
-  for (const std::string& note : notes) report.warnings.push_back(note);
+  // The initialisation's notes come before what the iterations found.
+  report.warnings.insert(report.warnings.begin(), notes.begin(), notes.end());
   if (!report.converged && options.tol > 0) {
     report.warnings.push_back("did not converge in " + std::to_string(options.max_iter) +
-                              " iterations (tol " + format_number(options.tol) +
+                              (options.max_iter == 1 ? " iteration" : " iterations") + " (tol " +
+                              format_number(options.tol) +
                               "); try a larger max_iter or tol, or another initialisation");
   }
   const std::string warning = identifiability_warning(options, report.model);

@@ -87,6 +87,10 @@ class EmRun {
   double entropy_ = 0;
   bool want_entropy_ = false;
   int reseeds_ = 0;
+  // Whether the step that made model_ re-seeded a component: the change in log-likelihood
+  // across it is not an EM step's, and says nothing about convergence.
+  bool reseeded_last_step_ = false;
+  int last_reseed_iteration_ = 0;  // the iteration whose parameters the last re-seed made
   bool done_ = false;
   std::string failure_;
 };

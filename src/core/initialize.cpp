@@ -303,7 +303,10 @@ void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& 
   };
   std::vector<int> bad;
   for (int c = 0; c < (m.covariance == Covariance::kTied ? 1 : k); ++c) {
-    if (singular(m.covariances.data() + static_cast<std::size_t>(c) * per)) bad.push_back(c);
+    if (singular(m.covariances.data() + static_cast<std::size_t>(c) * per) ||
+        (o.reg_covar == 0 && covariance_unresolved(m, c))) {
+      bad.push_back(c);
+    }
   }
   if (bad.empty()) return;
   FitOptions single = o;

@@ -136,6 +136,28 @@ bool numerically_singular(const double* covariance, int d, double reg_covar) {
   return singular_factor(factored, lower, covariance, reg_covar);
 }
 
+bool covariance_unresolved(const Model& model, int c) {
+  if (model.family != Family::kGaussian || model.covariance == Covariance::kTied) return false;
+  const int d = model.n_features;
+  const auto resolution = [&](int j) {
+    const double r = 4 * std::numeric_limits<double>::epsilon() *
+                     model.means[static_cast<std::size_t>(c) * d + j];
+    return r * r;
+  };
+  if (model.covariance == Covariance::kSpherical) {
+    double mean_resolution = 0;
+    for (int j = 0; j < d; ++j) mean_resolution += resolution(j) / d;
+    return !(model.covariances[c] > mean_resolution);
+  }
+  const bool full = model.covariance == Covariance::kFull;
+  for (int j = 0; j < d; ++j) {
+    const std::size_t at =
+        full ? (static_cast<std::size_t>(c) * d + j) * d + j : static_cast<std::size_t>(c) * d + j;
+    if (!(model.covariances[at] > resolution(j))) return true;
+  }
+  return false;
+}
+
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats) {
   if (next.family != Family::kGaussian || !layout.has_scatter) return false;
   constexpr double kLargestRatio = 840;

@@ -50,6 +50,15 @@ bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, cons
 // scikit-learn's does.
 bool numerically_singular(const double* covariance, int d, double reg_covar);
 
+// Whether Gaussian component c's covariance (full, diag or spherical; false for tied) is the
+// rounding of a zero one. With reg_covar = 0, a component on coinciding rows gets the rounding
+// of Q / N - delta delta^T for its covariance, not an exact 0, and numerically_singular's
+// relative test passes it; its log-densities then run to +-1e40 and beyond (5 points repeated 5
+// times, K = 8, reg_covar 0: -3e44 a row, called converged). A variance in some coordinate of
+// at most (4 eps mu_cj)^2, a spread of four units in the last place of the mean, is taken for
+// such rounding (a spherical variance: against the mean of those bounds).
+bool covariance_unresolved(const Model& model, int c);
+
 // The same with the layout and centres of `prepared`.
 inline Model maximize(const Model& current, const PreparedModel& prepared, const double* stats,
                       const MaximizeOptions& options, std::vector<int>* empty) {
