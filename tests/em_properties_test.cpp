@@ -166,24 +166,32 @@ TEST(Em, OneComponentIsTheSampleMeanAndCovariance) {
   EXPECT_TRUE(r.converged);
 }
 
-TEST(Em, EmptyComponentIsReseededNotNan) {
-  // Five components on three distinct points, duplicated: some components must go empty.
+// Five components on three distinct points, duplicated (30 rows, D = 1), two of them started
+// far from every point: they empty in the first E-step and are re-seeded.
+struct ThreePointsFiveComponents {
   std::vector<double> x;
-  for (int i = 0; i < 30; ++i) x.push_back(i % 3 == 0 ? 0.0 : (i % 3 == 1 ? 10.0 : 20.0));
-  emix::FitOptions o;
-  o.n_components = 5;
-  o.covariance = Covariance::kSpherical;
-  o.max_iter = 20;
-  o.tol = 0;
-  emix::Model init;
-  init.covariance = Covariance::kSpherical;
-  init.n_components = 5;
-  init.n_features = 1;
-  init.weights = {0.2, 0.2, 0.2, 0.2, 0.2};
-  init.means = {0, 10, 20, 1000, 2000};  // the last two are far from every point
-  init.covariances = {1, 1, 1, 1, 1};
-  o.init_model = init;
-  const emix::FitReport r = emix::fit(emix::DataView::host(x.data(), 30, 1), o);
+  emix::FitOptions options;
+  ThreePointsFiveComponents() {
+    for (int i = 0; i < 30; ++i) x.push_back(i % 3 == 0 ? 0.0 : (i % 3 == 1 ? 10.0 : 20.0));
+    options.n_components = 5;
+    options.covariance = Covariance::kSpherical;
+    options.max_iter = 20;
+    emix::Model init;
+    init.covariance = Covariance::kSpherical;
+    init.n_components = 5;
+    init.n_features = 1;
+    init.weights = {0.2, 0.2, 0.2, 0.2, 0.2};
+    init.means = {0, 10, 20, 1000, 2000};
+    init.covariances = {1, 1, 1, 1, 1};
+    options.init_model = init;
+  }
+  emix::FitReport fit() const { return emix::fit(emix::DataView::host(x.data(), 30, 1), options); }
+};
+
+TEST(Em, EmptyComponentIsReseededNotNan) {
+  ThreePointsFiveComponents p;
+  p.options.tol = 0;
+  const emix::FitReport r = p.fit();
   bool reseeded = false;
   for (const auto& w : r.warnings) reseeded |= w.find("re-seeded") != std::string::npos;
   EXPECT_TRUE(reseeded);
@@ -195,27 +203,14 @@ TEST(Em, EmptyComponentIsReseededNotNan) {
 // The change in log-likelihood across a step that re-seeded is not an EM step's: with a tol that
 // any change meets, the fit above still takes the step after its re-seeds before it converges.
 TEST(Em, AStepThatReseededDoesNotCountTowardConvergence) {
-  std::vector<double> x;
-  for (int i = 0; i < 30; ++i) x.push_back(i % 3 == 0 ? 0.0 : (i % 3 == 1 ? 10.0 : 20.0));
-  emix::FitOptions o;
-  o.n_components = 5;
-  o.covariance = Covariance::kSpherical;
-  o.max_iter = 20;
-  o.tol = 1e300;
-  emix::Model init;
-  init.covariance = Covariance::kSpherical;
-  init.n_components = 5;
-  init.n_features = 1;
-  init.weights = {0.2, 0.2, 0.2, 0.2, 0.2};
-  init.means = {0, 10, 20, 1000, 2000};  // empty after the first E-step: re-seeded
-  init.covariances = {1, 1, 1, 1, 1};
-  o.init_model = init;
-  const emix::FitReport r = emix::fit(emix::DataView::host(x.data(), 30, 1), o);
+  ThreePointsFiveComponents p;
+  p.options.tol = 1e300;
+  const emix::FitReport r = p.fit();
   EXPECT_TRUE(r.converged);
   EXPECT_EQ(r.n_iter, 2);
-  o.max_iter = 1;  // the first step's re-seeds, as the test above checks
+  p.options.max_iter = 1;  // the first step's re-seeds, as the test above checks
   bool reseeded = false;
-  for (const auto& w : emix::fit(emix::DataView::host(x.data(), 30, 1), o).warnings) {
+  for (const auto& w : p.fit().warnings) {
     reseeded |= w.find("iteration 1: component") != std::string::npos;
   }
   EXPECT_TRUE(reseeded);
