@@ -11,7 +11,7 @@
 namespace emix {
 
 enum class Init {
-  kKMeansPlusPlus,  // k-means++ seeding refined by a few k-means iterations (default)
+  kKMeansPlusPlus,  // greedy k-means++ seeding refined by a few k-means iterations (default)
   kRandom,          // random responsibilities (scikit-learn's init_params="random")
   kRandomFromData,  // K distinct random rows as means (scikit-learn's "random_from_data")
 };

@@ -117,8 +117,9 @@ class GaussianMixture(_BaseMixture):
     n_init : int, default=1
         Number of initialisations; the one with the highest final log-likelihood is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-        How the initial parameters are found. 'kmeans': k-means++ seeding then 10 k-means
-        (Lloyd) steps; 'k-means++': the seeding alone, each point assigned to its nearest seed;
+        How the initial parameters are found. 'kmeans': greedy k-means++ seeding (2 + ln K
+        candidates a step, as scikit-learn's) then up to 10 k-means (Lloyd) steps;
+        'k-means++': the seeding alone, each point assigned to its nearest seed;
         'random': random responsibilities; 'random_from_data': random distinct rows as means,
         each component starting with the data's overall covariance. Initialisation looks at a
         random sample of at most 131,072 rows.
@@ -199,8 +200,8 @@ class GaussianMixture(_BaseMixture):
       reports. scikit-learn takes one more M-step after its test: its ``lower_bound_`` belongs
       to the parameters before the last M-step, and its ``n_iter_`` is one more than emix's
       for the same run. With ``tol=0`` both run ``max_iter`` M-steps to the same parameters.
-    * ``'kmeans'`` initialisation is k-means++ seeding refined by 10 Lloyd steps (scikit-learn
-      runs k-means to convergence), on a random sample of at most 131,072 rows.
+    * ``'kmeans'`` initialisation is greedy k-means++ seeding refined by up to 10 Lloyd steps
+      (scikit-learn runs k-means to convergence), on a random sample of at most 131,072 rows.
       ``'k-means++'`` assigns every row to its nearest seed (scikit-learn gives the seeds
       alone responsibility 1, much like ``'random_from_data'``).
       ``'random_from_data'`` starts each component from the data's covariance (scikit-learn

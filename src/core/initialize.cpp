@@ -329,6 +329,32 @@ void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& 
   }
 }
 
+// Rows drawn with probability weights[i] / total, as draw_weighted draws them (the same row for
+// the same random number), from the weights' running sums taken once: a greedy k-means++ step
+// draws several candidates from the same weights.
+class WeightedRows {
+ public:
+  explicit WeightedRows(const Eigen::VectorXd& weights) : running_(weights.size()) {
+    double sum = 0;
+    for (Eigen::Index i = 0; i < weights.size(); ++i) running_[i] = sum += weights[i];
+  }
+  std::int64_t draw(double total, std::mt19937_64& rng) const {
+    std::uniform_real_distribution<double> uniform(0.0, total);
+    const double target = uniform(rng);
+    // The first running sum above the target: its row's weight is positive.
+    const double* at = std::upper_bound(running_.data(), running_.data() + running_.size(), target);
+    if (at != running_.data() + running_.size()) return at - running_.data();
+    // Rounding put the target at or past the last sum: the last row of positive weight.
+    for (Eigen::Index i = running_.size() - 1; i > 0; --i) {
+      if (running_[i] > running_[i - 1]) return i;
+    }
+    return 0;
+  }
+
+ private:
+  Eigen::VectorXd running_;
+};
+
 std::int64_t draw_weighted(const Eigen::VectorXd& weights, double total, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> uniform(0.0, total);
   const double target = uniform(rng);
@@ -431,6 +457,23 @@ inline __attribute__((always_inline)) void dot_block(const double* x, int d,
   }
 }
 
+// dot_block over a block of rows (at most kAssignRows) and all kp centres.
+template <int W>
+inline __attribute__((always_inline)) void block_dots(const double* x_block, int block, int d,
+                                                      const double* centres_t, int kp,
+                                                      double* dots) {
+  for (int c0 = 0; c0 < kp; c0 += W) {
+    if (block == kAssignRows) {
+      dot_block<kAssignRows, W>(x_block, d, centres_t, kp, c0, dots);
+    } else {
+      for (int r = 0; r < block; ++r) {
+        dot_block<1, W>(x_block + static_cast<std::size_t>(r) * d, d, centres_t, kp, c0,
+                        dots + static_cast<std::size_t>(r) * kp);
+      }
+    }
+  }
+}
+
 // One k-means assignment step on a block of rows: each row's nearest centre (lowest index on
 // ties) by |c|^2 - 2 x.c, its squared distance |x|^2 - 2 x.c + |c|^2 (clamped at 0 against
 // rounding) into own, and, when add_sums, w x and w added to its centre's sums (sums K x D
@@ -451,16 +494,7 @@ EMIX_CPU_LEVEL_CLONES bool assign_block(const double* x, const double* norms, co
   for (std::int64_t first = 0; first < rows; first += kAssignRows) {
     const int block = static_cast<int>(std::min<std::int64_t>(kAssignRows, rows - first));
     const double* x_block = x + first * d;
-    for (int c0 = 0; c0 < kp; c0 += W) {
-      if (block == kAssignRows) {
-        dot_block<kAssignRows, W>(x_block, d, centres_t, kp, c0, dots);
-      } else {
-        for (int r = 0; r < block; ++r) {
-          dot_block<1, W>(x_block + static_cast<std::size_t>(r) * d, d, centres_t, kp, c0,
-                          dots + static_cast<std::size_t>(r) * kp);
-        }
-      }
-    }
+    block_dots<W>(x_block, block, d, centres_t, kp, dots);
     for (int r = 0; r < block; ++r) {
       const std::int64_t i = first + r;
       const double* row_dots = dots + static_cast<std::size_t>(r) * kp;
@@ -487,23 +521,77 @@ EMIX_CPU_LEVEL_CLONES bool assign_block(const double* x, const double* norms, co
   return changed;
 }
 
-// Weighted k-means++ seeding (one candidate per step), then Lloyd iterations; returns labels.
+// One greedy k-means++ step on a block of rows: for each of `count` candidates (columns of
+// candidates_t, D x kp as in assign_block), nearer[t * stride + i] = min(nearest_i,
+// |x_i - c_t|^2), the squared distance taken as assign_block takes it, and potentials[t] += w_i
+// times that, row by row.
+template <int W>
+EMIX_CPU_LEVEL_CLONES void seed_block(const double* x, const double* norms, const double* w,
+                                      const double* nearest, std::int64_t rows, int d,
+                                      const double* candidates_t, const double* candidate_norms,
+                                      int count, int kp, double* dots, double* nearer,
+                                      std::int64_t stride, double* potentials) {
+  for (std::int64_t first = 0; first < rows; first += kAssignRows) {
+    const int block = static_cast<int>(std::min<std::int64_t>(kAssignRows, rows - first));
+    const double* x_block = x + first * d;
+    block_dots<W>(x_block, block, d, candidates_t, kp, dots);
+    for (int r = 0; r < block; ++r) {
+      const std::int64_t i = first + r;
+      const double* row_dots = dots + static_cast<std::size_t>(r) * kp;
+      for (int t = 0; t < count; ++t) {
+        const double distance = std::max(norms[i] + candidate_norms[t] - 2.0 * row_dots[t], 0.0);
+        const double least = std::min(nearest[i], distance);
+        nearer[t * stride + i] = least;
+        potentials[t] += w[i] * least;
+      }
+    }
+  }
+}
+
+// Weighted greedy k-means++ seeding, then Lloyd iterations; returns labels. Each step draws
+// 2 + ln K candidates by their weighted squared distance to the nearest centre and keeps the one
+// that leaves the least total, as scikit-learn's KMeans seeds (Arthur and Vassilvitskii's
+// greedy variant): with one candidate a step, 8 of 20 seeds reached the best fit of 16
+// overlapping components in 16-D.
 std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int iterations,
                         int threads, std::mt19937_64& rng) {
   const Eigen::Index n = x.rows(), d = x.cols();
   const Eigen::VectorXd norms = x.rowwise().squaredNorm();
+  const int candidates = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  const int seed_width = candidates <= 4 ? 4 : 8;
+  const int seed_kp = (candidates + seed_width - 1) / seed_width * seed_width;
+  const auto seed = seed_width == 4 ? seed_block<4> : seed_block<8>;
   RowMatrix centres(k, d);
   centres.row(0) = x.row(draw_weighted(w, blocked_sum(w), rng));
-  Eigen::VectorXd nearest(n), to_new(n);
+  Eigen::VectorXd nearest(n);
   distances_to(x, centres.row(0), nearest);
+  RowMatrix candidates_t = RowMatrix::Zero(d, seed_kp);  // D x kp, as assign_block's centres
+  Eigen::VectorXd candidate_norms(seed_kp);
+  std::vector<std::int64_t> picks(static_cast<std::size_t>(candidates));
+  Eigen::VectorXd nearer(static_cast<Eigen::Index>(candidates) * n);  // seed_block's, per candidate
   for (int c = 1; c < k; ++c) {
     const Eigen::VectorXd score = nearest.cwiseProduct(w);
     const double total = blocked_sum(score);
-    const std::int64_t pick =
-        total > 0 ? draw_weighted(score, total, rng) : draw_weighted(w, blocked_sum(w), rng);
-    centres.row(c) = x.row(pick);
-    distances_to(x, centres.row(c), to_new);
-    nearest = nearest.cwiseMin(to_new);
+    const WeightedRows drawn(total > 0 ? score : w);
+    const double drawn_total = total > 0 ? total : blocked_sum(w);
+    for (int t = 0; t < candidates; ++t) {
+      picks[t] = drawn.draw(drawn_total, rng);
+      candidates_t.col(t) = x.row(picks[t]).transpose();
+      candidate_norms[t] = norms[picks[t]];
+    }
+    std::vector<double> potentials(static_cast<std::size_t>(candidates), 0.0);
+    sum_blocks_in_order(n, threads, potentials.size(), potentials.data(),
+                        [&](Eigen::Index begin, Eigen::Index rows, double* sums) {
+                          std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * seed_kp);
+                          seed(x.row(begin).data(), norms.data() + begin, w.data() + begin,
+                               nearest.data() + begin, rows, static_cast<int>(d),
+                               candidates_t.data(), candidate_norms.data(), candidates, seed_kp,
+                               dots.data(), nearer.data() + begin, n, sums);
+                        });
+    const int best = static_cast<int>(std::min_element(potentials.begin(), potentials.end()) -
+                                      potentials.begin());
+    centres.row(c) = x.row(picks[best]);
+    nearest = nearer.segment(static_cast<Eigen::Index>(best) * n, n);
   }
 
   std::vector<int> labels(static_cast<std::size_t>(n), -1);
