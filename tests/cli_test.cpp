@@ -270,6 +270,18 @@ TEST_F(CliTest, OutputOverwritingAnInput) {
   expect_failure("fit data.npy -k 2 -o data.npy", {"data.npy", "input"});
   expect_failure("fit data.npy -k 2 -o out.npy --labels out.npy", {"out.npy", "same file"});
   EXPECT_EQ(read_text(path("model.json")), model);
+  // A model refined in place: the init model is read whole before the fit, and the new one is
+  // renamed over it at the end. Only -o may replace it.
+  expect_failure("fit data.npy --init-model model.json -o m2.json --labels model.json",
+                 {"model.json", "input"});
+  const std::string steps = " --tol 0 --max-iter 3 --quiet";
+  ASSERT_EQ(emix("fit data.npy --init-model model.json -o beside.json" + steps).code, 0);
+  ASSERT_EQ(emix("fit data.npy --init-model model.json -o model.json" + steps).code, 0);
+  const emix::Model in_place = emix::io::read_model(path("model.json"));
+  const emix::Model beside = emix::io::read_model(path("beside.json"));
+  EXPECT_EQ(in_place.means, beside.means);
+  EXPECT_EQ(in_place.covariances, beside.covariances);
+  EXPECT_NE(read_text(path("model.json")), model);
 }
 
 TEST_F(CliTest, GpuOnMachineWithoutOne) {

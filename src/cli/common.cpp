@@ -165,10 +165,10 @@ io::OutputFile& StagedOutputs::stage(const std::string& target, const std::strin
   const fs::path canonical = fs::weakly_canonical(target, ec);
   // A device (/dev/null) discards or passes on what it is given, so it may take several outputs.
   if (!is_character_device(target)) {
-    for (const auto& [input, input_option] : inputs_) {
-      if (fs::weakly_canonical(input, ec) == canonical) {
-        throw InvalidArgument(option + " " + target + ": is also the input " + input_option + " " +
-                              input + "; refusing to overwrite it");
+    for (const Input& input : inputs_) {
+      if (input.replaced_by != option && fs::weakly_canonical(input.path, ec) == canonical) {
+        throw InvalidArgument(option + " " + target + ": is also the input " + input.option + " " +
+                              input.path + "; refusing to overwrite it");
       }
     }
     for (const Entry& entry : entries_) {
@@ -186,8 +186,9 @@ io::OutputFile& StagedOutputs::stage(const std::string& target, const std::strin
   return *entries_.back().file;
 }
 
-void StagedOutputs::add_input(const std::string& path, const std::string& option) {
-  if (!path.empty()) inputs_.emplace_back(path, option);
+void StagedOutputs::add_input(const std::string& path, const std::string& option,
+                              const std::string& replaced_by) {
+  if (!path.empty()) inputs_.push_back({path, option, replaced_by});
 }
 
 void StagedOutputs::commit() {

@@ -133,8 +133,11 @@ class StagedOutputs {
   // device such as /dev/null may take several), then opens it. `option` names the flag, for
   // messages: "-o out/model.json: cannot write: ...".
   io::OutputFile& stage(const std::string& target, const std::string& option);
-  // Records a file the command reads: stage() refuses to make it an output.
-  void add_input(const std::string& path, const std::string& option);
+  // Records a file the command reads: stage() refuses to make it an output, except the output
+  // named `replaced_by` where given: a file read whole before the work (a model to refine) may
+  // be replaced, since the output is renamed into place only at the end.
+  void add_input(const std::string& path, const std::string& option,
+                 const std::string& replaced_by = {});
   void commit();
 
  private:
@@ -144,7 +147,12 @@ class StagedOutputs {
     std::unique_ptr<io::OutputFile> file;
   };
   std::vector<Entry> entries_;
-  std::vector<std::pair<std::string, std::string>> inputs_;  // path, option that names it
+  struct Input {
+    std::string path;
+    std::string option;       // that names it
+    std::string replaced_by;  // the output option that may replace it, or empty
+  };
+  std::vector<Input> inputs_;
 };
 
 // Progress of a fit on stderr: one line per iteration, or one live line rewritten with '\r'

@@ -198,7 +198,7 @@ int run_fit(const FitArgs& a) {
   on_every_rank([&] {
     if (!root) return;
     outputs.add_input(a.input, "INPUT");
-    outputs.add_input(a.init_model, "--init-model");
+    outputs.add_input(a.init_model, "--init-model", "-o");  // refining a model in place
     outputs.add_input(a.sample_weight, "--sample-weight");
     if (!a.labels.empty()) {
       labels_out = &outputs.stage(a.labels, "--labels");
