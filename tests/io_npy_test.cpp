@@ -264,7 +264,7 @@ TEST_F(NpyTest, MissingTruncatedAndBadMagicFilesNameTheFileAndTheProblem) {
                         path("bad.npy") + ": not a .npy file (bad magic string)");
   write_bytes(path("empty.npy"), "");
   expect_error<IoError>([&] { io::read_matrix(path("empty.npy")); },
-                        path("empty.npy") + ": not a .npy file (bad magic string)");
+                        path("empty.npy") + ": the file is empty (0 bytes), not a .npy file");
 
   write_bytes(path("junk.npy"), npy("{'descr': '<f8', 'shape': (2, 2) 'x'}", ""));
   expect_error<IoError>([&] { io::read_matrix(path("junk.npy")); },

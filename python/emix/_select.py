@@ -185,7 +185,7 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         The data (host or device, as ``fit`` takes them), or a chunk source as ``fit`` takes
         it (``emix.chunked(...)``, a memory-mapped array, h5py, pyarrow, a re-iterable of
         arrays); its sample weights then come from the source.
-    n_components : iterable of int, default=range(1, 9)
+    n_components : int or iterable of int, default=range(1, 9)
         The K grid.
     covariance_types : iterable of str, default=('full', 'diag', 'spherical', 'tied')
         Gaussian covariance types to try (each must be one of these; the discrete families
@@ -220,7 +220,8 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         raise InvalidArgument(f"criterion must be one of {_CRITERIA}, got {criterion!r}")
     if not _is_int(random_state):
         raise InvalidArgument("random_state must be an int, so that the selection is reproducible")
-    ks = list(n_components)
+    # One K, not an error: as one covariance type may be given as a string.
+    ks = [n_components] if _is_int(n_components) else list(n_components)
     for k in ks:
         if not _is_int(k):
             raise InvalidArgument(f"n_components must be ints, got {k!r}")

@@ -254,6 +254,7 @@ NpyHeader read_header(InputFile& file) {
   const std::string& path = file.path();
   unsigned char prefix[12];
   const std::size_t got = file.read_some(prefix, 10);
+  if (got == 0) throw_io(path, "the file is empty (0 bytes), not a .npy file");
   if (got < kMagicSize || std::memcmp(prefix, kMagic, kMagicSize) != 0) {
     throw_io(path, "not a .npy file (bad magic string)");
   }

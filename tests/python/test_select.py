@@ -198,6 +198,12 @@ def test_collinear_columns_fail_their_full_candidates_at_every_k():
         emix.GaussianMixture(1, reg_covar=0, random_state=0, device="cpu").fit(x)
 
 
+def test_one_k_given_as_an_int(three_clusters):
+    result = emix.select(three_clusters, n_components=3, covariance_types="diag",
+                         random_state=3, device="cpu")
+    assert [c["n_components"] for c in result.candidates] == [3]
+
+
 def test_the_k_grid_takes_ints_only(three_clusters):
     with pytest.raises(ValueError, match="n_components must be ints, got 2.7"):
         emix.select(three_clusters, n_components=[2.7], device="cpu")
