@@ -36,6 +36,7 @@ _COMMON_PARAMETERS = """    n_components : int, default=1
         Where the E-step runs ('auto': the GPU when one answers).
     dtype : {None, 'float32', 'float64'}, default=None
         Element type the data are read in (None: float32 and float64 kept, others float64).
+        Parameters and per-row results are float64 whatever it is.
     fixed_weights : bool, default=False
         Keep the initial mixing weights throughout the fit.
     prob_epsilon : float, default=1e-10

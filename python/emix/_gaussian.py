@@ -146,7 +146,9 @@ class GaussianMixture(_BaseMixture):
         memory), else the CPU.
     dtype : {None, 'float32', 'float64'}, default=None
         Element type the data are read in. None keeps float32 and float64 input as it is and
-        converts anything else to float64. Parameters are always float64.
+        converts anything else to float64. Parameters, and per-row results (``predict_proba``,
+        ``score_samples``), are always float64, which the engines compute them in (scikit-learn
+        returns float32 ones for float32 data).
     fixed_weights : bool, default=False
         Keep the initial mixing weights throughout the fit.
     callback : callable, default=None
