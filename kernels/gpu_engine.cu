@@ -369,12 +369,11 @@ void GpuEngine<T>::unregister_host_memory() noexcept {
 template <typename T>
 GpuEngine<T>::~GpuEngine() {
   // Another device may be current here (engines on several GPUs in one thread): the memory and
-  // the cuBLAS handle are released in the engine's own context, then the caller's device is
-  // current again.
+  // the cuBLAS handle are released with the engine's device current, then the caller's is
+  // current again. (The streams and events, members, are destroyed after this body.)
   int previous = device_;
   const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device_ &&
                         cudaSetDevice(device_) == cudaSuccess;
-  (void)cudaGetLastError();
   // Work still in flight may use the buffers about to be freed, and the registered memory.
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(copy_.get()));
   EMIX_CUDA_TRY_NOTHROW(cudaStreamSynchronize(compute_.get()));

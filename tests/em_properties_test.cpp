@@ -286,8 +286,10 @@ TEST(Em, ComponentsCollapsingOnCoincidingRowsDoNotMakeAConvergedFit) {
   }
 }
 
-// The rounding of a zero variance is a few units in the last place of the mean; a variance as
-// small beside a mean as small is a real one.
+// A standard deviation under half a unit in the last place of the mean is what a collapse onto
+// coinciding rows leaves; one of a few units, or the same variance beside a small mean, is
+// data's (nanosecond timestamps near 1.7e18 a microsecond apart, values near 1e8 spread by
+// 5e-8, which scikit-learn fits with reg_covar 0 and a first version of this rule refused).
 TEST(Em, AVarianceWithinTheMeansRoundingIsUnresolved) {
   emix::Model m;
   m.family = Family::kGaussian;
@@ -298,18 +300,22 @@ TEST(Em, AVarianceWithinTheMeansRoundingIsUnresolved) {
   for (const Covariance covariance :
        {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
     m.covariance = covariance;
-    const double v = 1e-37;  // (4 eps)^2 = 7.9e-31 beside a mean of 1; 1e-17 of 1e-20's square
+    const double v = 1e-37;  // (eps / 4)^2 = 3.1e-33 beside a mean of 1; 1e-3 of 1e-20's
     if (covariance == Covariance::kFull) m.covariances = {v, 0, 0, v, v, 0, 0, v};
     if (covariance == Covariance::kDiag) m.covariances = {v, v, v, v};
     if (covariance == Covariance::kSpherical) m.covariances = {v, v};
     EXPECT_TRUE(emix::covariance_unresolved(m, 0)) << emix::to_string(covariance);
     EXPECT_FALSE(emix::covariance_unresolved(m, 1)) << emix::to_string(covariance);
-    for (double& c : m.covariances) c = c == v ? 1e-29 : c;  // 13 units of 1.0's last place
+    for (double& c : m.covariances) c = c == v ? 1e-30 : c;  // a sd of 4.5 eps
     EXPECT_FALSE(emix::covariance_unresolved(m, 0)) << emix::to_string(covariance);
   }
   m.covariance = Covariance::kDiag;
   m.covariances = {1.0, 1e-37, 1.0, 1.0};  // one coordinate is enough
   EXPECT_TRUE(emix::covariance_unresolved(m, 0));
+  m.means = {1.7e18, 1e8, 1.7e18, 1e8};
+  m.covariances = {1e6, 2.5e-15, 8e3, 2e-17};
+  EXPECT_FALSE(emix::covariance_unresolved(m, 0));  // sd 1000 and 5e-8: 3.9 and 3.4 ulps
+  EXPECT_TRUE(emix::covariance_unresolved(m, 1));   // sd 89 and 4.5e-9: 0.35 and 0.30 ulps
   m.covariance = Covariance::kTied;
   m.covariances = {1e-37, 0, 0, 1e-37};
   EXPECT_FALSE(emix::covariance_unresolved(m, 0));  // the tied rules are numerically_singular's

@@ -204,6 +204,12 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     singular = singular_components(next, options_.reg_covar);
   }
   singular = with_unresolved(next, options_.reg_covar, std::move(singular));
+  // Just re-seeded: a row's mean and the previous covariance, judged in the next step.
+  singular.erase(std::remove_if(singular.begin(), singular.end(),
+                                [&empty](int c) {
+                                  return std::find(empty.begin(), empty.end(), c) != empty.end();
+                                }),
+                 singular.end());
   if (!singular.empty()) {
     next_prepared_.reset();
     // A re-seeded component keeps its previous covariance; when that one is singular too, the

@@ -568,7 +568,8 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
   RowMatrix candidates_t = RowMatrix::Zero(d, seed_kp);  // D x kp, as assign_block's centres
   Eigen::VectorXd candidate_norms(seed_kp);
   std::vector<std::int64_t> picks(static_cast<std::size_t>(candidates));
-  Eigen::VectorXd nearer(static_cast<Eigen::Index>(candidates) * n);  // seed_block's, per candidate
+  // seed_block's, per candidate (none for one component: no steps).
+  Eigen::VectorXd nearer(k > 1 ? static_cast<Eigen::Index>(candidates) * n : 0);
   for (int c = 1; c < k; ++c) {
     const Eigen::VectorXd score = nearest.cwiseProduct(w);
     const double total = blocked_sum(score);

@@ -140,7 +140,7 @@ bool covariance_unresolved(const Model& model, int c) {
   if (model.family != Family::kGaussian || model.covariance == Covariance::kTied) return false;
   const int d = model.n_features;
   const auto resolution = [&](int j) {
-    const double r = 4 * std::numeric_limits<double>::epsilon() *
+    const double r = std::numeric_limits<double>::epsilon() / 4 *
                      model.means[static_cast<std::size_t>(c) * d + j];
     return r * r;
   };

@@ -50,13 +50,16 @@ bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, cons
 // scikit-learn's does.
 bool numerically_singular(const double* covariance, int d, double reg_covar);
 
-// Whether Gaussian component c's covariance (full, diag or spherical; false for tied) is the
-// rounding of a zero one. With reg_covar = 0, a component on coinciding rows gets the rounding
-// of Q / N - delta delta^T for its covariance, not an exact 0, and numerically_singular's
-// relative test passes it; its log-densities then run to +-1e40 and beyond (5 points repeated 5
-// times, K = 8, reg_covar 0: -3e44 a row, called converged). A variance in some coordinate of
-// at most (4 eps mu_cj)^2, a spread of four units in the last place of the mean, is taken for
-// such rounding (a spherical variance: against the mean of those bounds).
+// Whether Gaussian component c's covariance (full, diag or spherical; false for tied) is what
+// reg_covar = 0 leaves of a collapse onto coinciding rows: the rows that own the component all
+// equal its mean, and its variance is the others' negligible responsibilities times their
+// squared distances (5 points repeated 5 times, K = 8: 1e-37 to 1e-202 beside means near 1).
+// numerically_singular's relative test passes such a covariance, and its log-densities then
+// run to +-1e40 and beyond (that fit was called converged at -3e44 a row). A standard deviation
+// in some coordinate under a quarter of eps |mu_cj|, below half a unit in the last place of
+// the mean, is taken for one: no other value of that coordinate lies within it (a spherical
+// variance: against the mean of those bounds). Data a few units in the last place apart, such
+// as nanosecond timestamps near 1.7e18 that differ by microseconds, stay above it.
 bool covariance_unresolved(const Model& model, int c);
 
 // The same with the layout and centres of `prepared`.
