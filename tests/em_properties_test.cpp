@@ -245,7 +245,7 @@ TEST(Em, ASingularStartingCovarianceStartsFromTheOverallOne) {
 }
 
 // Five points repeated five times, K = 8 and reg_covar 0 (a user's report): components on
-// coinciding rows got covariances of 1e-37 to 1e-202, the rounding of a zero one, which the
+// coinciding rows got covariances of 1e-37 to 1e-202 (the far rows' negligible shares), which the
 // factorisation's relative test passed. Their log-densities ran to 1e44, and two equal
 // log-likelihoods between re-seeds called the fit converged at -3e44 a row. Such a covariance
 // now counts as collapsed (covariance_unresolved), a step that re-seeded does not count toward

@@ -898,6 +898,6 @@ NB_MODULE(_emix, m) {
         return emix::covariance_unresolved(model, component);
       },
       nb::arg("model"), nb::arg("component"),
-      "Whether a component's covariance is the rounding of a zero one, which reg_covar = 0 "
-      "fits re-seed (core/maximize.hpp).");
+      "Whether a component's covariance is what a collapse onto coinciding rows leaves, which "
+      "reg_covar = 0 fits re-seed (core/maximize.hpp).");
 }

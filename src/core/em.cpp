@@ -82,8 +82,8 @@ std::vector<int> singular_components(const Model& model, double reg_covar) {
   return bad;
 }
 
-// `singular` with the components whose covariance is the rounding of a zero one
-// (covariance_unresolved; reg_covar 0 only), in order.
+// `singular` with the components whose covariance is what a collapse onto coinciding rows
+// leaves (covariance_unresolved; reg_covar 0 only), in order.
 std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vector<int> singular) {
   if (reg_covar > 0) return singular;
   for (int c = 0; c < model.n_components; ++c) {

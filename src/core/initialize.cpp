@@ -552,7 +552,7 @@ EMIX_CPU_LEVEL_CLONES void seed_block(const double* x, const double* norms, cons
 // 2 + ln K candidates by their weighted squared distance to the nearest centre and keeps the one
 // that leaves the least total, as scikit-learn's KMeans seeds (Arthur and Vassilvitskii's
 // greedy variant): with one candidate a step, 8 of 20 seeds reached the best fit of 16
-// overlapping components in 16-D.
+// components in 16-D (2e5 rows of `emix generate`), greedy 20 of 20.
 std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int iterations,
                         int threads, std::mt19937_64& rng) {
   const Eigen::Index n = x.rows(), d = x.cols();
