@@ -24,7 +24,7 @@ const char* plot_requirement() {
 
 bool plot_available() { return false; }
 
-void write_criteria_plot(io::OutputFile&, const SelectReport&, int, int) {
+void write_criteria_plot(io::OutputFile&, const SelectReport&, Family, int, int) {
   throw NotAvailable(std::string("--plot: ") + plot_requirement());
 }
 
