@@ -831,26 +831,52 @@ TEST(GpuLarge, MoreThan2To31Rows) {
 }
 #endif
 
+void expect_out_of_memory(emix::Engine& engine, const emix::PreparedModel& prepared) {
+  std::vector<double> stats(prepared.layout.size());
+  try {
+    engine.accumulate(prepared, stats.data());
+    ADD_FAILURE() << "no OutOfMemory";
+  } catch (const emix::OutOfMemory& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("device_memory_limit"), std::string::npos) << what;
+    EXPECT_NE(what.find("bytes"), std::string::npos) << what;
+  }
+}
+
 TEST(GpuErrors, TooSmallAMemoryLimitIsAnOutOfMemoryErrorNotACrash) {
   if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 4, 3, 1000, 55, false);
   const emix::PreparedModel prepared = emix::prepare(p.model);
   emix::EngineOptions o;
   o.device = emix::Device::kGpu;
-  o.device_memory_limit = 1024;  // bytes: no chunk of 32 rows fits
+  o.device_memory_limit = 64;  // bytes: less than the model's 4 x (1 + 3 + 3) doubles
   for (Input input : {Input::kOneChunk, Input::kDevice}) {
+    SCOPED_TRACE(to_string(input));
     const GpuData data = gpu_data(p, DType::kFloat64, input);
-    auto gpu = emix::make_gpu_engine(data.view, nullptr, o);
-    std::vector<double> stats(prepared.layout.size());
-    try {
-      gpu->accumulate(prepared, stats.data());
-      ADD_FAILURE() << to_string(input) << ": no OutOfMemory";
-    } catch (const emix::OutOfMemory& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find("device_memory_limit"), std::string::npos) << what;
-      EXPECT_NE(what.find("bytes"), std::string::npos) << what;
-    }
+    expect_out_of_memory(*emix::make_gpu_engine(data.view, nullptr, o), prepared);
   }
+}
+
+// Data already on the device need no staging: the single-pass kernel then runs in as few
+// blocks as the limit allows, down to one partial sum, where host data have no room for a chunk.
+TEST(GpuErrors, DeviceDataFitALimitThatHostDataDoNot) {
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
+  const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 4, 3, 1000, 55, false);
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  emix::EngineOptions o;
+  o.device = emix::Device::kGpu;
+  o.device_memory_limit = 1024;  // bytes: no chunk of 32 host rows fits beside the buffers
+  {
+    const GpuData host = gpu_data(p, DType::kFloat64, Input::kOneChunk);
+    expect_out_of_memory(*emix::make_gpu_engine(host.view, nullptr, o), prepared);
+  }
+  const GpuData device = gpu_data(p, DType::kFloat64, Input::kDevice);
+  auto gpu = emix::make_gpu_engine(device.view, nullptr, o);
+  EXPECT_TRUE(stats_close(prepared, statistics(*gpu, prepared),
+                          cpu_statistics(p, DType::kFloat64, prepared), 1e-12));
+#if EMIX_HAS_CUDA
+  EXPECT_LE(emix::gpu::engine_info(*gpu).device_bytes, o.device_memory_limit);
+#endif
 }
 
 TEST(GpuErrors, BadArgumentsAreInvalidArgument) {

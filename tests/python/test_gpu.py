@@ -89,9 +89,14 @@ def test_torch_cuda_tensors_are_used_in_place(cpu_fit):
     for result in (labels, resp, log_prob):
         assert isinstance(result, torch.Tensor) and result.device == t.device
     assert labels.dtype == torch.int32 and resp.shape == (len(X), 3)
+    # One model: the device tensor and the host array give the same per-row results.
+    np.testing.assert_allclose(log_prob.cpu().numpy(), gm.score_samples(X), rtol=1e-12)
+    np.testing.assert_allclose(resp.cpu().numpy(), gm.predict_proba(X), rtol=0, atol=1e-12)
+    # Against the CPU's own fit, whose parameters differ by the summation order (measured on an
+    # H200: 4e-12 relative in the log-densities): the parameters' 1e-9.
     np.testing.assert_allclose(resp.cpu().numpy(), cpu_fit.predict_proba(X), atol=1e-9)
-    np.testing.assert_allclose(log_prob.cpu().numpy(), cpu_fit.score_samples(X), rtol=1e-12)
-    assert gm.score(t) == pytest.approx(cpu_fit.score(X), rel=1e-12)
+    np.testing.assert_allclose(log_prob.cpu().numpy(), cpu_fit.score_samples(X), rtol=1e-9)
+    assert gm.score(t) == pytest.approx(cpu_fit.score(X), rel=1e-9)
     assert isinstance(gm.fit_predict(t), torch.Tensor)
 
 
