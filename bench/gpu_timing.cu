@@ -1,10 +1,11 @@
 // Times the GPU engine against the hardware's floor: one E-step with its statistics
 // (Engine::accumulate, synchronous: wall time around it is the iteration's device work plus the
 // small parameter upload and statistics copy-back) for the issue-12 targets, every family, both
-// element types, the single-pass kernel against the general path, data streamed from pinned and
-// from pageable host memory, and a 10^9-row fit. Prints the ceilings it measured (device copy,
-// pinned host-to-device copy, cuBLAS SGEMM / DGEMM), then one row per case: seconds per iteration
-// (median of 5 after a warm-up), X's read rate, the useful FLOP rate, the floor and the ratio.
+// element types, the single-pass kernel against the general path and with its softmax fast path,
+// data streamed from pinned and from pageable host memory, and a 10^9-row fit. Prints the
+// ceilings it measured (device copy, pinned host-to-device copy, cuBLAS SGEMM / DGEMM), then one
+// row per case: seconds per iteration (median of 5 after a warm-up), X's read rate, the useful
+// FLOP rate, the floor and the ratio.
 // Each case is first checked against the CPU engine on its first rows.
 //
 // Data are made on the device by a counter-based generator (the same rows whatever the launch),
@@ -110,7 +111,8 @@ struct Case {
   enum class Data { kDevice, kPinned, kPageable } data = Data::kDevice;
   emix::gpu::GpuPath path = emix::gpu::GpuPath::kAuto;
   int trials = 1;
-  int max_tile_rows = 0;  // the single-pass kernel's tile cap (0: its own choice)
+  int max_tile_rows = 0;      // the single-pass kernel's tile cap (0: its own choice)
+  bool fast_softmax = false;  // GpuSettings::fast_softmax
 };
 
 // Well-separated components (means uniform in [-4, 4]^D, unit-ish covariances) or
@@ -271,6 +273,7 @@ std::unique_ptr<emix::Engine> engine_for(const Case& c, const emix::DataView& vi
   emix::gpu::GpuSettings settings;
   settings.path = c.path;
   settings.max_tile_rows = c.max_tile_rows;
+  settings.fast_softmax = c.fast_softmax;
   return emix::gpu::create_engine(view, nullptr, o, settings);
 }
 
@@ -541,6 +544,15 @@ int main(int argc, char** argv) {
       t.label = c.label + "-r" + std::to_string(rows);
       report(t, run(t, 3), ceil, csv);
     }
+  }
+  // The softmax fast path (GpuSettings::fast_softmax, off by default) against the rows above.
+  std::printf("\nthe single-pass kernel's softmax fast path (-fastsm) on the headline cases\n");
+  print_header();
+  for (const Case& c : main_cases) {
+    Case t = c;
+    t.fast_softmax = true;
+    t.label = c.label + "-fastsm";
+    report(t, run(t, 5), ceil, csv);
   }
   std::printf(
       "check: max |gpu - cpu| / max |cpu| over the statistics of the first 1e5 rows (CPU engine "

@@ -26,6 +26,7 @@ PathChoice choose_path(Family family, Covariance covariance, int k, int d, int e
   if (plan) {
     choice.fused = true;
     choice.plan = *plan;
+    choice.plan.fast_softmax = settings.fast_softmax;
     return choice;
   }
   choice.reason = "a tile of 32 rows of K = " + std::to_string(k) +

@@ -25,6 +25,10 @@ struct GpuSettings {
   // straight from it; false: copy each chunk through pinned staging buffers instead.
   bool register_host_memory = true;
   int max_tile_rows = 0;  // caps the single-pass kernel's tile rows (0: its own choice)
+  // The single-pass kernel's softmax fast path (kernels/fused_estep.cuh, fused_softmax). Off
+  // until an H100 / H200 run has timed it against the exact path (bench/gpu_timing's "-fastsm"
+  // rows) and the GPU tests have passed with it.
+  bool fast_softmax = false;
 };
 
 struct PathChoice {

@@ -271,6 +271,53 @@ EMIX_HD inline double fused_log_binomial(const FusedPlan& p, const FusedArgs<T, 
   return sum;
 }
 
+// exp(t) for fused_softmax: on the device in float, the hardware's exponential (__expf: ex2.approx
+// of t log2(e), within 2 + 1.2 |t| units in the last place, so within 1e-5 relative over the
+// t >= log_negligible (about -70) it is asked for, and 2e-7 for the terms near the largest that
+// carry the sums); elsewhere exp itself.
+template <typename C>
+EMIX_HD inline C fused_exp(C t) {
+#ifdef __CUDA_ARCH__
+  if constexpr (sizeof(C) == 4) return __expf(t);
+#endif
+  return exp_of(t);
+}
+
+// A row's softmax for phase B: softmax_in_place (core/pointwise.hpp), or with p.fast_softmax, for
+// a row whose log-joints are all finite (every row of valid data with positive weights, in
+// practice), a shorter path with the same rules: exp_or_zero's threshold, the entropy's two
+// non-negative terms. It divides once a row instead of once a component (weight / sum, then a
+// product) and takes fused_exp, so its values are within a few units in the last place of
+// softmax_in_place's (float on the device: fused_exp's error). A row with a NaN or infinite
+// term takes softmax_in_place itself.
+template <typename C>
+EMIX_HD inline LogSumExp<C> fused_softmax(const FusedPlan& p, C* v, C weight,
+                                          C* entropy = nullptr) {
+  const int n = p.k;
+  const std::int64_t stride = p.lg_stride;
+  if (!p.fast_softmax) return softmax_in_place(v, n, stride, weight, entropy);
+  C max = v[0];
+  bool finite = true;
+  for (int k = 0; k < n; ++k) {
+    const C t = v[k * stride];
+    finite = finite && t - t == C(0);  // false for NaN and +-inf
+    max = t > max ? t : max;
+  }
+  if (!finite) return softmax_in_place(v, n, stride, weight, entropy);
+  C sum = C(0), shifted = C(0);
+  for (int k = 0; k < n; ++k) {
+    const C t = v[k * stride] - max;
+    const C e = t < log_negligible<C>() ? C(0) : fused_exp(t);
+    v[k * stride] = e;
+    sum += e;
+    shifted += e * t;  // t is finite: a flushed term adds nothing
+  }
+  const C scale = weight / sum;  // sum >= 1: the largest term is exp(0)
+  for (int k = 0; k < n; ++k) v[k * stride] *= scale;
+  if (entropy != nullptr) *entropy = log_of(sum) - shifted / sum;
+  return LogSumExp<C>{max, sum};
+}
+
 // Phase B, accumulating: thread r (r < rows, then r + NT, ...) turns row r's log-joints into
 // g_rk = w_r p(k | x_r) in place and adds w_r log p(x_r), w_r and w_r H_r to its sums.
 template <FusedFamily F, typename T, typename C>
@@ -280,7 +327,7 @@ EMIX_HD inline void fused_responsibilities(int tid, const FusedPlan& p, const Fu
   for (int r = tid; r < rows; r += p.threads) {
     const C w = s.w[r];
     C entropy = C(0);
-    const LogSumExp<C> parts = softmax_in_place(s.lg + r, p.k, p.lg_stride, w, &entropy);
+    const LogSumExp<C> parts = fused_softmax(p, s.lg + r, w, &entropy);
     const double log_prob = static_cast<double>(log_sum_exp_value(parts)) +
                             fused_log_binomial<F>(p, a, s.xs + r * p.dp);
     sums.log_likelihood += weighted_log_prob(static_cast<double>(w), log_prob);
@@ -296,7 +343,7 @@ EMIX_HD inline void fused_evaluate_rows(int tid, const FusedPlan& p, const Fused
                                         const FusedShared<C>& s, std::int64_t row0, int rows) {
   for (int r = tid; r < rows; r += p.threads) {
     if (a.labels != nullptr) a.labels[row0 + r] = argmax_strided(s.lg + r, p.k, p.lg_stride);
-    const LogSumExp<C> parts = softmax_in_place(s.lg + r, p.k, p.lg_stride, C(1));
+    const LogSumExp<C> parts = fused_softmax(p, s.lg + r, C(1));
     if (a.log_prob != nullptr) {
       a.log_prob[row0 + r] = static_cast<double>(log_sum_exp_value(parts)) +
                              fused_log_binomial<F>(p, a, s.xs + r * p.dp);

@@ -34,6 +34,9 @@ struct FusedPlan {
   int lg_stride = 0;  // row stride of the K x R log-joint tile: R + 1 (no bank conflicts)
   int threads = kFusedThreads;
   int elem_size = 4;  // bytes of the compute type
+  // Phase B's softmax fast path for rows whose log-joints are all finite (fused_softmax); set
+  // from GpuSettings, not by choose_fused_plan.
+  bool fast_softmax = false;
 
   // Statistics (phase C): `items` register blocks of `item_entries` values, each summed over
   // the tile's rows by `row_groups` threads (rows g, g + G, ...), `items_per_round` at a time.

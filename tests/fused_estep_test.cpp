@@ -215,22 +215,27 @@ TEST(FusedEstepEmulation, StatisticsMatchCpuEngine) {
           SCOPED_TRACE(describe(kind, shape.k, shape.d) + " n=" + std::to_string(shape.n) +
                        " max_rows " + std::to_string(max_rows) + " grid " + std::to_string(grid) +
                        " seed " + std::to_string(seed));
-          const auto plan64 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k,
-                                                           shape.d, 8, kLargeShared, max_rows);
-          const auto plan32 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k,
-                                                           shape.d, 4, kLargeShared, max_rows);
+          auto plan64 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d,
+                                                     8, kLargeShared, max_rows);
+          auto plan32 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d,
+                                                     4, kLargeShared, max_rows);
           ASSERT_TRUE(plan64.has_value());
           ASSERT_TRUE(plan32.has_value());
-          // float64: the same sums in another order, 1e-12 of their scale. float32: each row's
-          // values round at about 1e-7 relative and tiles sum at most 512 rows in float,
-          // hence 1e-5 of the scale (the GPU tests' float tolerance).
-          EXPECT_TRUE(emix::testing::stats_close(
-              p.prepared,
-              emulated_statistics<double, double>(p, *plan64, p.x.data(), p.weights.data(), grid),
-              cpu_statistics(p, p.x, p.weights.data()), 1e-12));
-          EXPECT_TRUE(emix::testing::stats_close(
-              p.prepared, emulated_statistics<float, float>(p, *plan32, p.xf.data(), nullptr, grid),
-              cpu_statistics(p, p.xf64, nullptr), 1e-5));
+          for (const bool fast : {false, true}) {
+            SCOPED_TRACE(fast ? "fast softmax" : "softmax_in_place");
+            plan64->fast_softmax = plan32->fast_softmax = fast;
+            // float64: the same sums in another order, 1e-12 of their scale. float32: each
+            // row's values round at about 1e-7 relative and tiles sum at most 512 rows in
+            // float, hence 1e-5 of the scale (the GPU tests' float tolerance).
+            EXPECT_TRUE(emix::testing::stats_close(
+                p.prepared,
+                emulated_statistics<double, double>(p, *plan64, p.x.data(), p.weights.data(), grid),
+                cpu_statistics(p, p.x, p.weights.data()), 1e-12));
+            EXPECT_TRUE(emix::testing::stats_close(
+                p.prepared,
+                emulated_statistics<float, float>(p, *plan32, p.xf.data(), nullptr, grid),
+                cpu_statistics(p, p.xf64, nullptr), 1e-5));
+          }
         }
       }
     }
@@ -243,9 +248,10 @@ TEST(FusedEstepEmulation, EvaluationMatchesCpuEngine) {
       const std::uint64_t seed = 900 + 10 * static_cast<std::uint64_t>(shape.k) + shape.d;
       const Problem p = make_problem(kind, shape.k, shape.d, shape.n, seed);
       SCOPED_TRACE(describe(kind, shape.k, shape.d) + " seed " + std::to_string(seed));
-      const auto plan = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d,
-                                                     8, kLargeShared, 32);
+      auto plan = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d, 8,
+                                               kLargeShared, 32);
       ASSERT_TRUE(plan.has_value());
+      plan->fast_softmax = (shape.k + shape.d) % 2 == 1;  // half the shapes take the fast path
       const std::size_t n = static_cast<std::size_t>(p.n);
       const int k = shape.k;
       DeviceLikeParams<double> dev{emix::gpu::make_fused_params<double>(p.prepared, *plan)};
@@ -284,6 +290,69 @@ TEST(FusedEstepEmulation, EvaluationMatchesCpuEngine) {
       }
     }
   }
+}
+
+// fused_softmax's fast path against softmax_in_place: within a few units in the last place on
+// finite rows (on the CPU both take the same exp; only the one division a row differs), and
+// bitwise the same on rows with a NaN or infinite term, which it hands to softmax_in_place.
+template <typename C>
+void expect_fast_softmax_matches(const std::vector<std::vector<C>>& rows, bool special) {
+  for (const std::vector<C>& row : rows) {
+    FusedPlan p;
+    p.k = static_cast<int>(row.size());
+    p.lg_stride = 2;  // strided, as in the kernel's lg tile
+    for (const C weight : {C(1), C(0.75), C(0)}) {
+      std::vector<C> fast(2 * row.size(), C(-7)), exact(2 * row.size(), C(-7));
+      for (std::size_t k = 0; k < row.size(); ++k) fast[2 * k] = exact[2 * k] = row[k];
+      C h_fast = C(-1), h_exact = C(-1);
+      p.fast_softmax = true;
+      const auto a = emix::gpu::fused_softmax(p, fast.data(), weight, &h_fast);
+      p.fast_softmax = false;
+      const auto b = emix::gpu::fused_softmax(p, exact.data(), weight, &h_exact);
+      const C ulps = C(4) * std::numeric_limits<C>::epsilon();
+      for (std::size_t i = 0; i < fast.size(); ++i) {
+        if (special) {
+          EXPECT_EQ(std::memcmp(&fast[i], &exact[i], sizeof(C)), 0) << "value " << i;
+        } else {
+          EXPECT_NEAR(fast[i], exact[i], ulps * std::abs(exact[i])) << "value " << i;
+        }
+      }
+      if (special) {
+        EXPECT_EQ(std::memcmp(&h_fast, &h_exact, sizeof(C)), 0);
+        EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0);
+      } else {
+        EXPECT_NEAR(h_fast, h_exact, ulps * std::max(C(1), std::abs(h_exact)));
+        EXPECT_EQ(a.max, b.max);
+        EXPECT_NEAR(a.sum, b.sum, ulps * b.sum);
+      }
+    }
+  }
+}
+
+TEST(FusedSoftmax, TheFastPathKeepsSoftmaxInPlacesValuesAndRules) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> z(0.0, 30.0);
+  std::vector<std::vector<double>> finite;
+  for (int n : {1, 2, 3, 8, 33}) {
+    std::vector<double> row(static_cast<std::size_t>(n));
+    for (double& v : row) v = z(rng) - 500;
+    finite.push_back(row);
+  }
+  finite.push_back({-1e300, 0.0, -800.0});  // terms below the negligible threshold are zero
+  const std::vector<std::vector<double>> special = {
+      {-inf, 0.0, -3.0}, {-inf, -inf}, {nan, 1.0}, {inf, 2.0}, {1.0, inf, -inf}};
+  expect_fast_softmax_matches(finite, false);
+  expect_fast_softmax_matches(special, true);
+  std::vector<std::vector<float>> finite_f, special_f;
+  for (const auto& row : finite) {
+    finite_f.emplace_back(row.begin(), row.end());
+    for (float& v : finite_f.back()) v = std::max(v, -3e38f);
+  }
+  for (const auto& row : special) special_f.emplace_back(row.begin(), row.end());
+  expect_fast_softmax_matches(finite_f, false);
+  expect_fast_softmax_matches(special_f, true);
 }
 
 // Every statistic except the row totals (log-likelihood, weight, entropy: each thread's sums,

@@ -348,18 +348,21 @@ TEST(GpuStatisticsPaths, UploadedStreamedAndDeviceDataGiveBitwiseEqualStatistics
 // An engine on a given path (and tile cap) with the input's options.
 std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, Input input,
                                         emix::gpu::GpuPath path, int max_tile_rows = 0,
-                                        bool register_host_memory = true) {
+                                        bool register_host_memory = true,
+                                        bool fast_softmax = false) {
   emix::gpu::GpuSettings settings;
   settings.path = path;
   settings.max_tile_rows = max_tile_rows;
   settings.register_host_memory = register_host_memory;
+  settings.fast_softmax = fast_softmax;
   return emix::gpu::create_engine(data.view, p.w(), gpu_options(input), settings);
 }
 
 // Every family takes the single-pass kernel where its tile fits shared memory; the general path
 // (for shapes whose tile does not) must give the same statistics. Both against the CPU engine,
 // with GpuStatistics' tolerances, in tiles of the plan's size and of 32 rows (many tiles, short
-// last ones, several rounds or row groups), and bitwise the same on a second call.
+// last ones, several rounds or row groups), with the softmax fast path (GpuSettings), and
+// bitwise the same on a second call.
 TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
   if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Shape shapes[] = {{1000, 7, 4}, {2500, 3, 4}, {700, 40, 3}};
@@ -377,10 +380,11 @@ TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
           const std::vector<double> cpu = cpu_statistics(p, dtype, prepared);
           const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
           const GpuData data = gpu_data(p, dtype, input);
-          for (int variant = 0; variant < 3; ++variant) {
+          // Variants: the plan's tile, tiles of 32 rows, the general path, the softmax fast path.
+          for (int variant = 0; variant < 4; ++variant) {
             const emix::gpu::GpuPath path =
                 variant == 2 ? emix::gpu::GpuPath::kGeneral : emix::gpu::GpuPath::kFused;
-            auto gpu = engine_on(data, p, input, path, variant == 1 ? 32 : 0);
+            auto gpu = engine_on(data, p, input, path, variant == 1 ? 32 : 0, true, variant == 3);
             const std::vector<double> stats = statistics(*gpu, prepared);
             const emix::gpu::EngineInfo info = emix::gpu::engine_info(*gpu);
             EXPECT_EQ(info.fused, path == emix::gpu::GpuPath::kFused) << "variant " << variant;
