@@ -28,12 +28,14 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "emix/emix.hpp"
 #include "kernels/gpu_engine.hpp"
+#include "tests/summed_tied_scatter.hpp"
 
 namespace {
 
@@ -301,18 +303,12 @@ double validate(const Case& c, const void* d_x, const emix::PreparedModel& p) {
   std::vector<double> a(p.layout.size()), b(p.layout.size());
   cpu->accumulate(p, a.data());
   gpu->accumulate(p, b.data());
-  if (c.covariance == Covariance::kTied) {
-    // Only sum_k Q_k is defined for tied (src/core/statistics.hpp): the engines split it among
-    // the components differently, so both are compared with the sum in Q_0.
-    const std::size_t q = p.layout.q(), block = p.layout.q_per_component();
-    for (std::vector<double>* v : {&a, &b}) {
-      for (int k = 1; k < p.layout.k; ++k) {
-        for (std::size_t e = 0; e < block; ++e) {
-          (*v)[q + e] += (*v)[q + k * block + e];
-          (*v)[q + k * block + e] = 0;
-        }
-      }
-    }
+  // Only sum_k Q_k is defined for tied (src/core/statistics.hpp): the engines split it among
+  // the components differently, so both are compared with the sum in Q_0.
+  const bool tied = c.covariance == Covariance::kTied;
+  for (std::vector<double>* v : {&a, &b}) {
+    *v = emix::testing::with_summed_tied_scatter(std::move(*v), tied, p.layout.k, p.layout.q(),
+                                                 p.layout.q_per_component());
   }
   double scale = 0, worst = 0;
   for (double v : a) scale = std::max(scale, std::abs(v));
