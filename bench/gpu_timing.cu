@@ -34,6 +34,7 @@
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "emix/emix.hpp"
+#include "kernels/fused_plan.hpp"
 #include "kernels/gpu_engine.hpp"
 #include "tests/summed_tied_scatter.hpp"
 
@@ -113,8 +114,9 @@ struct Case {
   enum class Data { kDevice, kPinned, kPageable } data = Data::kDevice;
   emix::gpu::GpuPath path = emix::gpu::GpuPath::kAuto;
   int trials = 1;
-  int max_tile_rows = 0;      // the single-pass kernel's tile cap (0: its own choice)
-  bool fast_softmax = false;  // GpuSettings::fast_softmax
+  int max_tile_rows = 0;       // the single-pass kernel's tile cap (0: its own choice)
+  bool fast_softmax = false;   // GpuSettings::fast_softmax
+  bool block_combine = false;  // GpuSettings::block_combine
 };
 
 // Well-separated components (means uniform in [-4, 4]^D, unit-ish covariances) or
@@ -267,6 +269,15 @@ struct Row {
   emix::gpu::EngineInfo info;
 };
 
+// Whether the case's single-pass plan shares items among row groups (where
+// GpuSettings::block_combine changes the kernel's work). Row groups do not depend on the shared
+// memory limit (227 KiB on an H100 / H200) unless a tile would shrink below 32 rows.
+bool has_row_groups(const Case& c) {
+  const auto plan = emix::gpu::choose_fused_plan(
+      c.family, c.covariance, c.k, c.d, static_cast<int>(emix::dtype_size(c.dtype)), 227 * 1024);
+  return plan && plan->row_groups > 1;
+}
+
 std::unique_ptr<emix::Engine> engine_for(const Case& c, const emix::DataView& view) {
   emix::EngineOptions o;
   o.device = emix::Device::kGpu;
@@ -276,6 +287,7 @@ std::unique_ptr<emix::Engine> engine_for(const Case& c, const emix::DataView& vi
   settings.path = c.path;
   settings.max_tile_rows = c.max_tile_rows;
   settings.fast_softmax = c.fast_softmax;
+  settings.block_combine = c.block_combine;
   return emix::gpu::create_engine(view, nullptr, o, settings);
 }
 
@@ -541,14 +553,21 @@ int main(int argc, char** argv) {
       report(t, run(t, 3), ceil, csv);
     }
   }
-  // The softmax fast path (GpuSettings::fast_softmax, off by default) against the rows above.
-  std::printf("\nthe single-pass kernel's softmax fast path (-fastsm) on the headline cases\n");
+  // The variants off by default (GpuSettings: the softmax fast path, row groups combined once a
+  // block), each and both, against the rows above.
+  std::printf(
+      "\nthe single-pass kernel's variants on the headline cases: softmax fast path (-fastsm), "
+      "row groups combined once a block (-blockc)\n");
   print_header();
   for (const Case& c : main_cases) {
-    Case t = c;
-    t.fast_softmax = true;
-    t.label = c.label + "-fastsm";
-    report(t, run(t, 5), ceil, csv);
+    for (int variant = 1; variant < 4; ++variant) {
+      Case t = c;
+      t.fast_softmax = variant & 1;
+      t.block_combine = variant & 2;
+      if (t.block_combine && !has_row_groups(t)) continue;  // the same plan as without
+      t.label = c.label + (t.fast_softmax ? "-fastsm" : "") + (t.block_combine ? "-blockc" : "");
+      report(t, run(t, 5), ceil, csv);
+    }
   }
   std::printf(
       "check: max |gpu - cpu| / max |cpu| over the statistics of the first 1e5 rows (CPU engine "

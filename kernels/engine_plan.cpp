@@ -21,8 +21,9 @@ PathChoice choose_path(Family family, Covariance covariance, int k, int d, int e
     choice.reason = needs_double;
     return choice;
   }
-  const std::optional<FusedPlan> plan = choose_fused_plan(family, covariance, k, d, elem_size,
-                                                          max_shared_bytes, settings.max_tile_rows);
+  const std::optional<FusedPlan> plan =
+      choose_fused_plan(family, covariance, k, d, elem_size, max_shared_bytes,
+                        settings.max_tile_rows, settings.block_combine);
   if (plan) {
     choice.fused = true;
     choice.plan = *plan;

@@ -29,6 +29,10 @@ struct GpuSettings {
   // until an H100 / H200 run has timed it against the exact path (bench/gpu_timing's "-fastsm"
   // rows) and the GPU tests have passed with it.
   bool fast_softmax = false;
+  // The single-pass kernel's row groups combined once a block instead of once a tile
+  // (FusedPlan::block_combine). Off until an H100 / H200 run has timed it (gpu_timing's
+  // "-blockc" rows) and the GPU tests have passed with it.
+  bool block_combine = false;
 };
 
 struct PathChoice {

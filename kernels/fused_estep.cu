@@ -43,9 +43,9 @@ __global__ void __launch_bounds__(kFusedThreads, kMinBlocks<C>)
       const bool first = tile == blockIdx.x;
       for (int round = 0; round < p.rounds; ++round) {
         fused_statistics_round<F>(tid, p, a, s, rows, round, slice, first);
-        if (p.row_groups > 1) {
+        if (p.row_groups > 1 && !p.block_combine) {
           __syncthreads();
-          fused_combine_groups<F>(tid, p, a, s, slice, first);
+          fused_combine_groups<F>(tid, p, a, s.red, slice, first);
           __syncthreads();  // red is written again by the next round or tile
         }
       }
@@ -53,8 +53,10 @@ __global__ void __launch_bounds__(kFusedThreads, kMinBlocks<C>)
   }
   if constexpr (!kEvaluate) {
     fused_publish_sums(tid, p, s.fin, sums);
-    __syncthreads();
+    __syncthreads();  // fin and (block_combine) acc are complete
     fused_finish_sums(tid, p, s.fin, slice);
+    if (p.row_groups > 1 && p.block_combine)
+      fused_combine_groups<F>(tid, p, a, s.acc(), slice, true);
   }
 }
 

@@ -8,7 +8,8 @@
 //   phase A  lg[k][r] = log w_k + log p(x_r | k) (without the binomial coefficient)
 //   phase B  per row: log-sum-exp over k; lg[k][r] = w_r p(k | x_r); w_r log p(x_r) summed
 //   phase C  every statistic of the tile, summed over its rows in C, added in double to the
-//            block's slice of `part` (StatisticsLayout, packed)
+//            block's slice of `part` (StatisticsLayout, packed); with p.block_combine, to the
+//            thread's slots of `acc`, whose row groups fused_combine_groups adds up at the end
 // or, evaluating, phase B writes log p(x_r), the label and (then) p(k | x_r) per row.
 // X is read once; no N x K value reaches device memory. Every sum has an order fixed by the
 // plan and the grid: a block's tiles in order, a thread's rows in order, row groups in order.
@@ -103,8 +104,10 @@ struct FusedShared {
   C* xs;
   C* lg;
   C* w;
-  C* red;
+  C* red;  // row_groups > 1: the tile's row-group sums, or with p.block_combine the block's, in
+           // double (acc())
   double* fin;
+  EMIX_HD double* acc() const { return reinterpret_cast<double*>(red); }
 };
 
 template <typename C>
@@ -507,7 +510,9 @@ EMIX_HD inline std::int64_t fused_item_target(const FusedPlan& p, const Statisti
 
 // Phase C, round `round`: thread t sums its item (t % P + round NT when G = 1) over its row group
 // (t / P) and, alone on its item (G = 1), adds the sums to the block's slice; with G > 1 it
-// leaves them in red[e * NT + t] for fused_combine_groups.
+// leaves them in red[e * NT + t] for fused_combine_groups, or with p.block_combine adds them in
+// double to acc[e * NT + t] (set on the block's first tile), which only this thread touches
+// until the block's end.
 template <FusedFamily F, typename T, typename C>
 EMIX_HD inline void fused_statistics_round(int tid, const FusedPlan& p, const FusedArgs<T, C>& a,
                                            const FusedShared<C>& s, int rows, int round,
@@ -526,16 +531,22 @@ EMIX_HD inline void fused_statistics_round(int tid, const FusedPlan& p, const Fu
       const std::int64_t at = fused_item_target<F>(p, a.layout, it, i);
       if (at >= 0) fused_add(slice, static_cast<std::size_t>(at), static_cast<double>(e[i]), first);
     }
+  } else if (p.block_combine) {
+    for (int i = 0; i < item_entries<F>(); ++i) {
+      fused_add(s.acc(), static_cast<std::size_t>(i * p.threads + tid), static_cast<double>(e[i]),
+                first);
+    }
   } else {
     for (int i = 0; i < item_entries<F>(); ++i) s.red[i * p.threads + tid] = e[i];
   }
 }
 
-// After a round with G > 1: thread u < P E adds up value e = u / P of item u % P over the row
-// groups, in order, and adds it to the slice.
-template <FusedFamily F, typename T, typename C>
+// With G > 1, after a round (`partial` = red, V = C) or, with p.block_combine, once at the
+// block's end (`partial` = acc, V = double, first): thread u < P E adds up value e = u / P of
+// item u % P over the row groups, in order, in V, and adds it to the slice.
+template <FusedFamily F, typename V, typename T, typename C>
 EMIX_HD inline void fused_combine_groups(int tid, const FusedPlan& p, const FusedArgs<T, C>& a,
-                                         const FusedShared<C>& s, double* slice, bool first) {
+                                         const V* partial, double* slice, bool first) {
   const int P = p.items_per_round;
   const int n = P * p.item_entries;
   for (int u = tid; u < n; u += p.threads) {
@@ -543,8 +554,8 @@ EMIX_HD inline void fused_combine_groups(int tid, const FusedPlan& p, const Fuse
     const int e = u / P;
     const std::int64_t at = fused_item_target<F>(p, a.layout, fused_decode_item<F>(p, item), e);
     if (at < 0) continue;
-    C v = C(0);
-    for (int g = 0; g < p.row_groups; ++g) v += s.red[e * p.threads + g * P + item];
+    V v = V(0);
+    for (int g = 0; g < p.row_groups; ++g) v += partial[e * p.threads + g * P + item];
     fused_add(slice, static_cast<std::size_t>(at), static_cast<double>(v), first);
   }
 }

@@ -51,7 +51,9 @@ FusedPlan layout_for(FusedPlan p, int rows) {
   p.w_offset = at;
   at = align16(at + std::int64_t{rows} * e);
   p.red_offset = at;
-  if (p.row_groups > 1) at = align16(at + std::int64_t{entries} * p.threads * e);
+  if (p.row_groups > 1) {
+    at = align16(at + std::int64_t{entries} * p.threads * (p.block_combine ? 8 : e));
+  }
   p.fin_offset = at;
   at = align16(at + 3 * std::int64_t{p.threads} * 8);
   p.shared_bytes = at;
@@ -70,7 +72,7 @@ FusedFamily fused_family_of(Family family, Covariance covariance) {
 
 std::optional<FusedPlan> choose_fused_plan(Family family, Covariance covariance, int k, int d,
                                            int elem_size, std::int64_t max_shared_bytes,
-                                           int max_rows) {
+                                           int max_rows, bool block_combine) {
   if (k < 1 || d < 1 || (elem_size != 4 && elem_size != 8)) return std::nullopt;
   // Beyond these the index arithmetic (int) or the register blocks stop making sense; such
   // shapes take the general path.
@@ -85,6 +87,7 @@ std::optional<FusedPlan> choose_fused_plan(Family family, Covariance covariance,
   p.dq8 = round_up(d, 8);
   p.dp = padded_stride(p.dq, elem_size);
   p.elem_size = elem_size;
+  p.block_combine = block_combine;
   switch (p.family) {
     case FusedFamily::kDiag:
       p.items = (p.kp / 2) * (p.dq / 4);

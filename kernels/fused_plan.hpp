@@ -32,11 +32,18 @@ struct FusedPlan {
   int dp = 0;         // row stride of the staged tile, elements: >= dq, 16 (mod 32) bytes
   int rows = 0;       // tile rows R, a multiple of 32
   int lg_stride = 0;  // row stride of the K x R log-joint tile: R + 1 (no bank conflicts)
-  int threads = kFusedThreads;
+  // Threads per block: a compile-time constant, so that the kernels' strides and shared-memory
+  // offsets (red, fin) fold into immediates instead of taking registers.
+  static constexpr int threads = kFusedThreads;
   int elem_size = 4;  // bytes of the compute type
   // Phase B's softmax fast path for rows whose log-joints are all finite (fused_softmax); set
   // from GpuSettings, not by choose_fused_plan.
   bool fast_softmax = false;
+  // With row_groups > 1: each thread adds its item's tile sums, in double, to its own slot of
+  // `red` (item_entries x threads doubles), and the row groups are combined once, at the block's
+  // end, instead of after every tile (fused_combine_groups: about 420 instructions a tile on the
+  // threads that do it, and two barriers). Chosen by choose_fused_plan's caller: it sizes `red`.
+  bool block_combine = false;
 
   // Statistics (phase C): `items` register blocks of `item_entries` values, each summed over
   // the tile's rows by `row_groups` threads (rows g, g + G, ...), `items_per_round` at a time.
@@ -50,7 +57,8 @@ struct FusedPlan {
   std::int64_t xs_offset = 0;   // R x dp staged rows, x - c0
   std::int64_t lg_offset = 0;   // kp x lg_stride log-joints, then responsibilities
   std::int64_t w_offset = 0;    // R row weights
-  std::int64_t red_offset = 0;  // item_entries x threads partial sums (row_groups > 1)
+  std::int64_t red_offset = 0;  // item_entries x threads partial sums (row_groups > 1), in C,
+                                // or in double with block_combine
   std::int64_t fin_offset = 0;  // 3 x threads doubles: the block's log-likelihood, weight and
                                 // entropy sums
   std::int64_t shared_bytes = 0;
@@ -78,9 +86,10 @@ FusedFamily fused_family_of(Family family, Covariance covariance);
 // The plan for K components over D features with a compute type of elem_size bytes (4 or 8),
 // for blocks that may use up to max_shared_bytes of shared memory; nullopt when not even a tile
 // of 32 rows fits (then the engine takes its general path). max_rows > 0 caps the tile's rows
-// (tests use it to get many short tiles). Pure: the same inputs give the same plan.
+// (tests use it to get many short tiles). block_combine: FusedPlan::block_combine. Pure: the
+// same inputs give the same plan.
 std::optional<FusedPlan> choose_fused_plan(Family family, Covariance covariance, int k, int d,
                                            int elem_size, std::int64_t max_shared_bytes,
-                                           int max_rows = 0);
+                                           int max_rows = 0, bool block_combine = false);
 
 }  // namespace emix::gpu

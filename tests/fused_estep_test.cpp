@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "core/engine.hpp"
@@ -77,8 +78,10 @@ int emulate(const FusedPlan& p, const FusedArgs<T, C>& a, int max_blocks) {
           for (int t = 0; t < p.threads; ++t) {
             fused_statistics_round<F>(t, p, a, s, rows, round, slice, first);
           }
-          if (p.row_groups > 1) {
-            for (int t = 0; t < p.threads; ++t) fused_combine_groups<F>(t, p, a, s, slice, first);
+          if (p.row_groups > 1 && !p.block_combine) {
+            for (int t = 0; t < p.threads; ++t) {
+              fused_combine_groups<F>(t, p, a, s.red, slice, first);
+            }
           }
         }
       }
@@ -87,7 +90,12 @@ int emulate(const FusedPlan& p, const FusedArgs<T, C>& a, int max_blocks) {
       for (int t = 0; t < p.threads; ++t) {
         fused_publish_sums(t, p, s.fin, sums[static_cast<std::size_t>(t)]);
       }
-      for (int t = 0; t < p.threads; ++t) fused_finish_sums(t, p, s.fin, slice);
+      for (int t = 0; t < p.threads; ++t) {
+        fused_finish_sums(t, p, s.fin, slice);
+        if (p.row_groups > 1 && p.block_combine) {
+          fused_combine_groups<F>(t, p, a, s.acc(), slice, true);
+        }
+      }
     }
   }
   return grid;
@@ -215,14 +223,18 @@ TEST(FusedEstepEmulation, StatisticsMatchCpuEngine) {
           SCOPED_TRACE(describe(kind, shape.k, shape.d) + " n=" + std::to_string(shape.n) +
                        " max_rows " + std::to_string(max_rows) + " grid " + std::to_string(grid) +
                        " seed " + std::to_string(seed));
-          auto plan64 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d,
-                                                     8, kLargeShared, max_rows);
-          auto plan32 = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d,
-                                                     4, kLargeShared, max_rows);
-          ASSERT_TRUE(plan64.has_value());
-          ASSERT_TRUE(plan32.has_value());
-          for (const bool fast : {false, true}) {
-            SCOPED_TRACE(fast ? "fast softmax" : "softmax_in_place");
+          // Variants: as by default, the softmax fast path, row groups combined once a block.
+          for (int variant = 0; variant < 3; ++variant) {
+            const bool fast = variant == 1, block_combine = variant == 2;
+            SCOPED_TRACE(fast ? "fast softmax" : (block_combine ? "block combine" : "default"));
+            auto plan64 =
+                emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d, 8,
+                                             kLargeShared, max_rows, block_combine);
+            auto plan32 =
+                emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d, 4,
+                                             kLargeShared, max_rows, block_combine);
+            ASSERT_TRUE(plan64.has_value());
+            ASSERT_TRUE(plan32.has_value());
             plan64->fast_softmax = plan32->fast_softmax = fast;
             // float64: the same sums in another order, 1e-12 of their scale. float32: each
             // row's values round at about 1e-7 relative and tiles sum at most 512 rows in
@@ -378,13 +390,25 @@ TEST(FusedPlan, EveryStatisticHasOneOwnerAndTheLayoutFits) {
   for (const Kind& kind : kKinds) {
     for (int k : {1, 2, 3, 4, 5, 8, 16, 31, 64}) {
       for (int d : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 32, 63}) {
-        for (int elem : {4, 8}) {
-          SCOPED_TRACE(describe(kind, k, d) + " elem " + std::to_string(elem));
-          const auto plan =
-              emix::gpu::choose_fused_plan(kind.family, kind.covariance, k, d, elem, kLargeShared);
+        for (const auto& [elem, block_combine] :
+             {std::pair{4, false}, std::pair{8, false}, std::pair{4, true}, std::pair{8, true}}) {
+          SCOPED_TRACE(describe(kind, k, d) + " elem " + std::to_string(elem) +
+                       (block_combine ? " block_combine" : ""));
+          const auto plan = emix::gpu::choose_fused_plan(kind.family, kind.covariance, k, d, elem,
+                                                         kLargeShared, 0, block_combine);
           ASSERT_TRUE(plan.has_value());
           const FusedPlan& p = *plan;
+          EXPECT_EQ(p.block_combine, block_combine);
           EXPECT_LE(p.shared_bytes, kLargeShared);
+          // Regions in order, each as large as what the kernel keeps there.
+          EXPECT_GE(p.lg_offset - p.xs_offset, std::int64_t{p.rows} * p.dp * elem);
+          EXPECT_GE(p.w_offset - p.lg_offset, std::int64_t{p.kp} * p.lg_stride * elem);
+          EXPECT_GE(p.red_offset - p.w_offset, std::int64_t{p.rows} * elem);
+          if (p.row_groups > 1) {
+            EXPECT_GE(p.fin_offset - p.red_offset,
+                      std::int64_t{p.item_entries} * p.threads * (block_combine ? 8 : elem));
+          }
+          EXPECT_GE(p.shared_bytes - p.fin_offset, 3 * std::int64_t{p.threads} * 8);
           EXPECT_EQ(p.rows % 32, 0);
           EXPECT_GE(p.dp, p.dq);
           EXPECT_EQ(p.dp * elem % 32, 16) << "rows must be an odd number of 16-byte units apart";

@@ -348,20 +348,22 @@ TEST(GpuStatisticsPaths, UploadedStreamedAndDeviceDataGiveBitwiseEqualStatistics
 // An engine on a given path (and tile cap) with the input's options.
 std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, Input input,
                                         emix::gpu::GpuPath path, int max_tile_rows = 0,
-                                        bool register_host_memory = true,
-                                        bool fast_softmax = false) {
+                                        bool register_host_memory = true, bool fast_softmax = false,
+                                        bool block_combine = false) {
   emix::gpu::GpuSettings settings;
   settings.path = path;
   settings.max_tile_rows = max_tile_rows;
   settings.register_host_memory = register_host_memory;
   settings.fast_softmax = fast_softmax;
+  settings.block_combine = block_combine;
   return emix::gpu::create_engine(data.view, p.w(), gpu_options(input), settings);
 }
 
 // Every family takes the single-pass kernel where its tile fits shared memory; the general path
 // (for shapes whose tile does not) must give the same statistics. Both against the CPU engine,
 // with GpuStatistics' tolerances, in tiles of the plan's size and of 32 rows (many tiles, short
-// last ones, several rounds or row groups), with the softmax fast path (GpuSettings), and
+// last ones, several rounds or row groups), with the softmax fast path and with row groups
+// combined once a block (GpuSettings, the latter in tiles of 32 rows: many tiles a block), and
 // bitwise the same on a second call.
 TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
   if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
@@ -380,16 +382,18 @@ TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
           const std::vector<double> cpu = cpu_statistics(p, dtype, prepared);
           const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
           const GpuData data = gpu_data(p, dtype, input);
-          // Variants: the plan's tile, tiles of 32 rows, the general path, the softmax fast path.
-          for (int variant = 0; variant < 4; ++variant) {
+          // Variants: the plan's tile, tiles of 32 rows, the general path, the softmax fast path,
+          // row groups combined once a block.
+          for (int variant = 0; variant < 5; ++variant) {
             const emix::gpu::GpuPath path =
                 variant == 2 ? emix::gpu::GpuPath::kGeneral : emix::gpu::GpuPath::kFused;
-            auto gpu = engine_on(data, p, input, path, variant == 1 ? 32 : 0, true, variant == 3);
+            const int tile_rows = variant == 1 || variant == 4 ? 32 : 0;
+            auto gpu = engine_on(data, p, input, path, tile_rows, true, variant == 3, variant == 4);
             const std::vector<double> stats = statistics(*gpu, prepared);
             const emix::gpu::EngineInfo info = emix::gpu::engine_info(*gpu);
             EXPECT_EQ(info.fused, path == emix::gpu::GpuPath::kFused) << "variant " << variant;
-            if (variant == 1) {
-              EXPECT_EQ(info.tile_rows, 32);
+            if (tile_rows > 0) {
+              EXPECT_EQ(info.tile_rows, tile_rows);
             }
             EXPECT_TRUE(stats_close(prepared, stats, cpu, tol)) << "variant " << variant;
             const std::vector<double> again = statistics(*gpu, prepared);
