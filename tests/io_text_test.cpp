@@ -40,6 +40,27 @@ TEST_F(TextTest, CsvWithHeaderRow) {
   EXPECT_EQ(values_of(m), (std::vector<double>{1, 2, 3, 4.5, -0.6, 7}));
 }
 
+// pandas' DataFrame.to_csv writes the index as a first column with an empty name: read as a
+// feature, it would fit the row numbers. It is refused, naming the cure, in any chunk of rows;
+// a nameless column of other values, or row numbers without a header, are data.
+TEST_F(TextTest, APandasIndexColumnIsRefusedNotFitted) {
+  const std::string pandas = file("df.csv", ",x,y\n0,1.5,2\n1,3,4\n2,5,6.25\n");
+  expect_error<IoError>([&] { io::read_matrix(pandas); },
+                        "column 1 has no name in the header (line 1) and holds the row numbers 0, "
+                        "1, ...: an index, as pandas' DataFrame.to_csv writes by default");
+  expect_error<IoError>([&] { io::read_matrix(pandas); }, "to_csv(..., index=False)");
+  io::ReadOptions chunk;
+  chunk.first_row = 1;
+  chunk.row_count = 2;
+  expect_error<IoError>([&] { io::read_matrix(pandas, chunk); }, "holds the row numbers 1, 2");
+  EXPECT_EQ(values_of(io::read_matrix(file("named.csv", "id,x\n0,1.5\n1,3\n"))),
+            (std::vector<double>{0, 1.5, 1, 3}));
+  EXPECT_EQ(values_of(io::read_matrix(file("nameless.csv", ",x\n0,1.5\n2,3\n"))),
+            (std::vector<double>{0, 1.5, 2, 3}));
+  EXPECT_EQ(values_of(io::read_matrix(file("no_header.csv", "0,1.5\n1,3\n"))),
+            (std::vector<double>{0, 1.5, 1, 3}));
+}
+
 // A file not named as binary is text unless its first bytes say otherwise: a .npy under another
 // name is read as one; an archive, a compressed file or other binary data is named as such
 // instead of being parsed as text ("the header has 5 columns but row 1 has 1").

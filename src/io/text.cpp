@@ -187,6 +187,17 @@ bool is_header(const std::vector<std::string_view>& cells) {
   return any_text;
 }
 
+// Whether column 1 of the rows read (data rows first + 1, ...) holds first, first + 1, ...:
+// the 0-based row numbers pandas writes as an unnamed index column.
+template <typename T>
+bool holds_row_numbers(const std::vector<T>& values, std::int64_t cols, std::int64_t first) {
+  const std::int64_t rows = static_cast<std::int64_t>(values.size()) / cols;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (values[static_cast<std::size_t>(r * cols)] != static_cast<T>(first + r)) return false;
+  }
+  return rows > 0;
+}
+
 template <typename T>
 HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   const std::string& path = file.path();
@@ -201,6 +212,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   std::int64_t cols = -1;
   std::int64_t header_cols = -1;
   std::int64_t header_line = 0;
+  bool unnamed_first_column = false;  // the header's first cell is empty
   bool seen_first = false;
   char separator = 0;
   std::int64_t data_row = 0;  // data rows seen so far; the current one's 1-based number
@@ -225,6 +237,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       if (is_header(cells)) {
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
+        unnamed_first_column = cells.size() > 1 && cells[0].empty();
         continue;
       }
     }
@@ -298,6 +311,14 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   resolve_rows(path, options, data_row);
   const std::int64_t rows =
       static_cast<std::int64_t>(values.size()) / std::max<std::int64_t>(cols, 1);
+  if (unnamed_first_column && holds_row_numbers(values, cols, first)) {
+    throw_io(path, "column 1 has no name in the header (line " + std::to_string(header_line) +
+                       ") and holds the row numbers " + std::to_string(first) + ", " +
+                       std::to_string(first + 1) +
+                       ", ...: an index, as pandas' DataFrame.to_csv writes by default, not a "
+                       "feature. Write the file with to_csv(..., index=False), or leave the "
+                       "column out");
+  }
   HostMatrix out(dtype, rows, cols);
   if (!values.empty()) std::memcpy(out.data(), values.data(), values.size() * sizeof(T));
   return out;
