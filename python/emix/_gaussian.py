@@ -28,10 +28,28 @@ def _check_precisions(precisions, covariance_type, n_components, n_features):
         if not symmetric or np.any(np.linalg.eigvalsh(matrices) <= 0):
             raise InvalidArgument(f"'{covariance_type} precision' should be symmetric, "
                                   "positive-definite")
-        return np.linalg.inv(precisions)
+        with np.errstate(all="ignore"):
+            covariances = np.linalg.inv(precisions)
+        # A precision near the smallest doubles (1e-310) inverts to inf: named here, not as
+        # the covariances the caller never gave.
+        bad = ~np.isfinite(covariances.reshape(len(matrices), -1)).all(axis=1)
+        if bad.any():
+            where = f"[{int(np.flatnonzero(bad)[0])}]" if covariance_type == "full" else ""
+            raise InvalidArgument(f"precisions_init{where} is too close to singular: its "
+                                  "inverse, the covariance, is not finite")
+        return covariances
     if np.any(precisions <= 0):
         raise InvalidArgument(f"'{covariance_type} precision' should be positive")
-    return 1.0 / precisions
+    with np.errstate(all="ignore"):
+        covariances = 1.0 / precisions
+    bad = np.flatnonzero(~np.isfinite(covariances))
+    if bad.size:
+        index = np.unravel_index(int(bad[0]), precisions.shape)
+        where = "".join(f"[{int(i)}]" for i in index)
+        value = float(precisions[index])
+        raise InvalidArgument(f"precisions_init{where} = {value!r} is too small: its inverse, "
+                              "the variance, is not finite")
+    return covariances
 
 
 def _covariances_from_cholesky(precisions_cholesky, covariance_type):

@@ -148,6 +148,17 @@ def test_more_components_than_rows():
      "'diag precision' should be positive"),
     (dict(covariance_type="spherical", precisions_init=[1.0, -1.0]),
      "'spherical precision' should be positive"),
+    # Positive, but too small to invert: named as the precision given, not as a covariance.
+    (dict(covariance_type="diag", precisions_init=[[1.0, 1.0, 1.0], [1.0, 1e-320, 1.0]]),
+     r"precisions_init\[1\]\[1\] = 1e-320 is too small: its inverse, the variance, is not "
+     "finite"),
+    (dict(covariance_type="spherical", precisions_init=[1e-320, 1.0]),
+     r"precisions_init\[0\] = 1e-320 is too small"),
+    (dict(precisions_init=np.stack([np.eye(3), 1e-320 * np.eye(3)])),
+     r"precisions_init\[1\] is too close to singular: its inverse, the covariance, is not "
+     "finite"),
+    (dict(covariance_type="tied", precisions_init=1e-320 * np.eye(3)),
+     "precisions_init is too close to singular"),
 ])
 def test_bad_initial_parameters(parameters, message):
     with pytest.raises(ValueError, match=message):
