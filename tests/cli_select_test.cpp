@@ -188,6 +188,31 @@ TEST_F(SelectTest, TwoRunsWriteTheSameFiles) {
   EXPECT_EQ(read_table(path("a.csv")).size(), 8u);
 }
 
+// Without -k and --covariance the grid is emix.select's default too: K = 1..10 with every
+// covariance type, in the table's order (types as listed, then K); the discrete families take
+// no covariance type, so one candidate per K.
+TEST_F(SelectTest, TheDefaultGridIsEveryCovarianceTypeAtK1To10) {
+  CliRun r = emix("select data.npy --max-iter 3 --seed 1 --device cpu --table t.csv -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<Row> rows = read_table(path("t.csv"));
+  ASSERT_EQ(rows.size(), 40u);
+  const char* types[] = {"full", "diag", "spherical", "tied"};
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].covariance, types[i / 10]) << "row " << i;
+    EXPECT_EQ(rows[i].k, static_cast<int>(i % 10) + 1) << "row " << i;
+  }
+  ASSERT_EQ(emix("generate --n 300 --d 4 -k 2 --family bernoulli --seed 2 -o bits.npy").code, 0);
+  r = emix(
+      "select bits.npy --family bernoulli --max-iter 3 --seed 1 --device cpu --table b.csv -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<Row> bits = read_table(path("b.csv"));
+  ASSERT_EQ(bits.size(), 10u);
+  for (std::size_t i = 0; i < bits.size(); ++i) {
+    EXPECT_EQ(bits[i].covariance, "-") << "row " << i;
+    EXPECT_EQ(bits[i].k, static_cast<int>(i) + 1) << "row " << i;
+  }
+}
+
 TEST_F(SelectTest, JsonTable) {
   const CliRun r = emix("select data.npy -k 2..3 --covariance tied --seed 1 --table t.json -q");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -246,7 +271,7 @@ TEST_F(SelectTest, BadArgumentsFailBeforeAnyOutput) {
 // 350 TB (each one alone passes the per-fit check).
 TEST_F(SelectTest, AGridTooLargeForMemoryIsRefusedUpFront) {
   ASSERT_EQ(emix("generate --n 5000 --d 200 -k 2 --seed 1 -o wide.npy").code, 0);
-  expect_failure("select wide.npy -k 1..4096 --device cpu -o m.json",
+  expect_failure("select wide.npy -k 1..4096 --covariance full --device cpu -o m.json",
                  {"select: the grid's 4096 candidates need at least", "use fewer or smaller"});
 }
 

@@ -167,7 +167,7 @@ class SelectResult:
                 f"n_components={b['n_components']}, covariance_type={b['covariance_type']!r})")
 
 
-def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spherical", "tied"),
+def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "spherical", "tied"),
            *, family="gaussian", n_trials=1, n_init=1, criterion="bic", random_state=0,
            device="auto", sample_weight=None, max_iter=100, tol=1e-3, reg_covar=1e-6,
            prob_epsilon=1e-10, init_params="kmeans", dtype=None):
@@ -185,11 +185,11 @@ def select(X, n_components=range(1, 9), covariance_types=("full", "diag", "spher
         The data (host or device, as ``fit`` takes them), or a chunk source as ``fit`` takes
         it (``emix.chunked(...)``, a memory-mapped array, h5py, pyarrow, a re-iterable of
         arrays); its sample weights then come from the source.
-    n_components : int or iterable of int, default=range(1, 9)
-        The K grid.
+    n_components : int or iterable of int, default=range(1, 11)
+        The K grid (the default is ``emix select``'s: 1..10).
     covariance_types : iterable of str, default=('full', 'diag', 'spherical', 'tied')
         Gaussian covariance types to try (each must be one of these; the discrete families
-        take none and ignore them).
+        take none and ignore them). The default is ``emix select``'s too.
     family : {'gaussian', 'bernoulli', 'binomial'}, default='gaussian'
     n_trials : int, default=1
         Trials of the binomial family.

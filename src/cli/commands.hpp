@@ -44,8 +44,9 @@ struct FitArgs {
 // emix select: the FitArgs that apply to every candidate, a K grid and covariance types.
 struct SelectArgs {
   std::string input;
-  std::string k_grid = "1..10";      // "1..16", "1,2,4,8" or both ("1..4,8,16")
-  std::string covariances = "full";  // comma-separated
+  std::string k_grid = "1..10";  // "1..16", "1,2,4,8" or both ("1..4,8,16")
+  // Comma-separated; for the discrete families (which take none) the default stands for one.
+  std::string covariances = "full,diag,spherical,tied";
   std::string criterion = "bic";
   std::string output;  // -o BEST.json
   std::string table;   // --table FILE.csv or FILE.json

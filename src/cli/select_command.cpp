@@ -281,11 +281,14 @@ int run_select(const SelectArgs& a) {
     throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
                           std::string(to_string(family)) + ")");
   }
-  if (family != Family::kGaussian && (a.covariance_given || options.covariances.size() > 1)) {
-    throw InvalidArgument("--covariance " + a.covariances +
-                          ": covariance types apply to "
-                          "Gaussian mixtures only (the family is " +
-                          to_string(family) + ")");
+  if (family != Family::kGaussian) {
+    if (a.covariance_given) {
+      throw InvalidArgument("--covariance " + a.covariances +
+                            ": covariance types apply to "
+                            "Gaussian mixtures only (the family is " +
+                            to_string(family) + ")");
+    }
+    options.covariances = {Covariance::kFull};  // a placeholder: one candidate per K
   }
   const std::string table_ext = lower_extension(a.table);
   if (!a.table.empty() && table_ext != ".csv" && table_ext != ".json") {

@@ -198,6 +198,15 @@ def test_collinear_columns_fail_their_full_candidates_at_every_k():
         emix.GaussianMixture(1, reg_covar=0, random_state=0, device="cpu").fit(x)
 
 
+def test_the_default_grid_is_the_programs(three_clusters):
+    # `emix select`'s defaults: K = 1..10 with every covariance type, types as listed, then K.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = emix.select(three_clusters, max_iter=3, device="cpu")
+    assert [(c["covariance_type"], c["n_components"]) for c in result.candidates] == [
+        (t, k) for t in ("full", "diag", "spherical", "tied") for k in range(1, 11)]
+
+
 def test_one_k_given_as_an_int(three_clusters):
     result = emix.select(three_clusters, n_components=3, covariance_types="diag",
                          random_state=3, device="cpu")
