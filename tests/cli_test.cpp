@@ -131,6 +131,16 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
   expect_failure("fit data.npy -k 2 -o m2.json --labels l.csv",
                  {"--labels l.csv: writes a NumPy int32 array; name it .npy"});
   expect_failure("predict model.json data.npy -o p.txt", {"-o p.txt", "name it .npy"});
+  expect_failure("fit data.npy -k 2 -o m.npy",
+                 {"-o m.npy: writes a JSON model file; name it .json"});
+  expect_failure("select data.npy -k 1..2 -o best.csv", {"-o best.csv", "name it .json"});
+  expect_failure("generate --n 5 --d 2 -k 2 -o g.csv",
+                 {"-o g.csv: writes a NumPy array; name it .npy"});
+  expect_failure("generate --n 5 --d 2 -k 2 -o g.npy --truth t.npy",
+                 {"--truth t.npy: writes a JSON model file; name it .json"});
+  EXPECT_FALSE(fs::exists(path("m.npy")));
+  EXPECT_FALSE(fs::exists(path("g.csv")));
+  EXPECT_FALSE(fs::exists(path("g.npy")));
   expect_failure("select data.npy -k 1..2 --plot-width 500", {"--plot-width requires --plot"});
   // generate refuses what cannot apply, as fit does.
   expect_failure("generate --n 5 --d 2 -k 2 --trials 3 -o g.npy",
@@ -282,6 +292,40 @@ TEST_F(CliTest, OutputOverwritingAnInput) {
   EXPECT_EQ(in_place.means, beside.means);
   EXPECT_EQ(in_place.covariances, beside.covariances);
   EXPECT_NE(read_text(path("model.json")), model);
+}
+
+// "-" is standard input or output, as in most Unix tools: a model fitted from a pipe into a
+// pipe equals the one fitted from the file, labels predicted from redirected input equal the
+// file's, and each stream is taken once. (A pipe in and a pipe out were once "the same file":
+// neither /proc/self/fd link resolves to a path.)
+TEST_F(CliTest, DashIsStandardInputAndOutput) {
+  generate(200);
+  const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());
+  std::ostringstream csv;
+  csv.precision(17);
+  for (std::int64_t n = 0; n < x.rows(); ++n) {
+    for (std::int64_t d = 0; d < x.cols(); ++d) csv << (d ? "," : "") << x.at(n, d);
+    csv << "\n";
+  }
+  write("data.csv", csv.str());
+  const std::string fit = " -k 2 --device cpu --seed 4 --quiet";
+  ASSERT_EQ(emix("fit data.csv -o file.json --labels file.npy" + fit).code, 0);
+  const CliRun redirected = emix("fit -" + fit + " -o - < data.csv");
+  ASSERT_EQ(redirected.code, 0) << redirected.err;
+  const std::string piped_command = "cd '" + dir_ + "' && cat data.csv | '" + EMIX_CLI_PATH +
+                                    "' fit -" + fit + " -o - > piped.json";
+  ASSERT_EQ(std::system(piped_command.c_str()), 0);
+  const nlohmann::json from_file = nlohmann::json::parse(read_text(path("file.json")));
+  for (const std::string& text : {redirected.out, read_text(path("piped.json"))}) {
+    const nlohmann::json model = nlohmann::json::parse(text);
+    EXPECT_EQ(model.at("means"), from_file.at("means"));
+    EXPECT_EQ(model.at("covariances"), from_file.at("covariances"));
+  }
+  ASSERT_EQ(emix("predict file.json - -o labels.npy < data.csv").code, 0);
+  EXPECT_EQ(read_text(path("labels.npy")), read_text(path("file.npy")));
+  expect_failure("fit -" + fit + " -o - --labels - < data.csv",
+                 {"--labels -: standard output is already taken by -o"});
+  expect_failure("score - - < file.json", {"INPUT -: standard input is already taken by MODEL"});
 }
 
 TEST_F(CliTest, GpuOnMachineWithoutOne) {

@@ -157,22 +157,54 @@ bool is_character_device(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0 && S_ISCHR(info.st_mode);
 }
 
+// Whether two paths name one file: the same device and inode where both exist (the kernel
+// follows /dev/stdin's links to a pipe, which no path names, and sees hard links), else the same
+// canonical path (an output not yet written); never where a path cannot be resolved.
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  const bool a_exists = ::stat(a.c_str(), &sa) == 0;
+  const bool b_exists = ::stat(b.c_str(), &sb) == 0;
+  if (a_exists && b_exists) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (a_exists != b_exists) return false;
+  std::error_code ea, eb;
+  const fs::path ca = fs::weakly_canonical(a, ea);
+  const fs::path cb = fs::weakly_canonical(b, eb);
+  return !ea && !eb && ca == cb;
+}
+
 }  // namespace
+
+void standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
+                                 const std::vector<std::pair<std::string, std::string*>>& outputs) {
+  const auto replace = [](const std::vector<std::pair<std::string, std::string*>>& paths,
+                          const char* stream, const char* name) {
+    const std::string* first = nullptr;
+    for (const auto& [option, path] : paths) {
+      if (*path != "-") continue;
+      if (first != nullptr) {
+        throw InvalidArgument(option + " -: standard " + std::string(name) +
+                              " is already taken by " + *first);
+      }
+      first = &option;
+      *path = stream;
+    }
+  };
+  replace(inputs, "/dev/stdin", "input");
+  replace(outputs, "/dev/stdout", "output");
+}
 
 io::OutputFile& StagedOutputs::stage(const std::string& target, const std::string& option) {
   if (target.empty()) throw InvalidArgument(option + ": the output path is empty");
-  std::error_code ec;
-  const fs::path canonical = fs::weakly_canonical(target, ec);
   // A device (/dev/null) discards or passes on what it is given, so it may take several outputs.
   if (!is_character_device(target)) {
     for (const Input& input : inputs_) {
-      if (input.replaced_by != option && fs::weakly_canonical(input.path, ec) == canonical) {
+      if (input.replaced_by != option && same_file(input.path, target)) {
         throw InvalidArgument(option + " " + target + ": is also the input " + input.option + " " +
                               input.path + "; refusing to overwrite it");
       }
     }
     for (const Entry& entry : entries_) {
-      if (fs::weakly_canonical(entry.target, ec) == canonical) {
+      if (same_file(entry.target, target)) {
         throw InvalidArgument(option + " " + target + ": " + entry.option + " " + entry.target +
                               " goes to the same file");
       }

@@ -119,6 +119,13 @@ void print_mapping(const std::string& input, io::MappedNpy& mapping);
 // Whether the fit will run on the GPU (--device gpu, or auto with a GPU that answers).
 bool runs_on_gpu(const EngineOptions& engine);
 
+// "-" as a path stands for standard input (among `inputs`) or standard output (among `outputs`),
+// as in most Unix tools: each such path becomes /dev/stdin or /dev/stdout, which the readers and
+// OutputFile take (a pipe, a terminal, or a file the shell redirected). Each stream may be
+// given once; pairs are (option, path), the option for messages.
+void standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
+                                 const std::vector<std::pair<std::string, std::string*>>& outputs);
+
 // Every output of one command: each is checked, and its temporary created, by stage() before the
 // slow work starts, so an unwritable output fails first. commit() renames them into place in the
 // order staged; whatever was not committed is removed on destruction (and by the signal handler,

@@ -212,6 +212,7 @@ int run_fit(const FitArgs& a) {
       written.push_back(a.responsibilities);
     }
     model_out = &outputs.stage(a.output, "-o");
+    require_output_extension(a.output, "-o", ".json", "a JSON model file");
     written.push_back(a.output);
   });
 

@@ -60,6 +60,9 @@ int run_generate(const GenerateArgs& a) {
                           format("%.0f", kMaxModelValues));
   }
 
+  // Named for what is written (a .npy named data.csv would be read as text, and fail).
+  require_output_extension(a.output, "-o", ".npy", "a NumPy array");
+  if (!a.truth.empty()) require_output_extension(a.truth, "--truth", ".json", "a JSON model file");
   StagedOutputs outputs;
   io::OutputFile& data_out = outputs.stage(a.output, "-o");
   io::OutputFile* truth_out = a.truth.empty() ? nullptr : &outputs.stage(a.truth, "--truth");

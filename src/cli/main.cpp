@@ -428,6 +428,12 @@ int main(int argc, char** argv) {
       fit_args.covariance_given = covariance_opt->count() > 0;
       fit_args.trials_given = trials_opt->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
+      emix::cli::standard_streams_for_dashes({{"INPUT", &fit_args.input},
+                                              {"--init-model", &fit_args.init_model},
+                                              {"--sample-weight", &fit_args.sample_weight}},
+                                             {{"-o", &fit_args.output},
+                                              {"--labels", &fit_args.labels},
+                                              {"--responsibilities", &fit_args.responsibilities}});
       return with_output_checked(emix::cli::run_fit(fit_args));
     }
     // Under mpirun only `fit` is distributed; every other command runs once, on rank 0.
@@ -437,20 +443,32 @@ int main(int argc, char** argv) {
       select_args.trials_given = select_trials->count() > 0;
       select_args.covariance_given = select_covariance->count() > 0;
       select_args.memory_map = select_map.memory_map();
+      emix::cli::standard_streams_for_dashes(
+          {{"INPUT", &select_args.input}, {"--sample-weight", &select_args.sample_weight}},
+          {{"-o", &select_args.output},
+           {"--table", &select_args.table},
+           {"--plot", &select_args.plot}});
       return with_output_checked(emix::cli::run_select(select_args));
     }
     if (*predict) {
       predict_args.memory_map = predict_map.memory_map();
+      emix::cli::standard_streams_for_dashes(
+          {{"MODEL", &predict_args.model}, {"INPUT", &predict_args.input}},
+          {{"-o", &predict_args.output}});
       return with_output_checked(emix::cli::run_predict(predict_args));
     }
     if (*score) {
       score_args.memory_map = score_map.memory_map();
+      emix::cli::standard_streams_for_dashes(
+          {{"MODEL", &score_args.model}, {"INPUT", &score_args.input}}, {});
       return with_output_checked(emix::cli::run_score(score_args));
     }
     if (*generate) {
       gen_args.seed = emix::cli::parse_seed(generate_seed, "--seed");
       gen_args.covariance_given = gen_covariance->count() > 0;
       gen_args.trials_given = gen_trials->count() > 0;
+      emix::cli::standard_streams_for_dashes(
+          {}, {{"-o", &gen_args.output}, {"--truth", &gen_args.truth}});
       return with_output_checked(emix::cli::run_generate(gen_args));
     }
     if (*demo) return with_output_checked(emix::cli::run_demo(demo_args));

@@ -340,6 +340,7 @@ int run_select(const SelectArgs& a) {
   }
   if (!a.output.empty()) {
     model_out = &outputs.stage(a.output, "-o");
+    require_output_extension(a.output, "-o", ".json", "a JSON model file");
     written.push_back(a.output);
   }
 
