@@ -117,6 +117,7 @@ struct Case {
   int max_tile_rows = 0;       // the single-pass kernel's tile cap (0: its own choice)
   bool fast_softmax = false;   // GpuSettings::fast_softmax
   bool block_combine = false;  // GpuSettings::block_combine
+  bool lean_double = false;    // GpuSettings::lean_double
 };
 
 // Well-separated components (means uniform in [-4, 4]^D, unit-ish covariances) or
@@ -288,6 +289,7 @@ std::unique_ptr<emix::Engine> engine_for(const Case& c, const emix::DataView& vi
   settings.max_tile_rows = c.max_tile_rows;
   settings.fast_softmax = c.fast_softmax;
   settings.block_combine = c.block_combine;
+  settings.lean_double = c.lean_double;
   return emix::gpu::create_engine(view, nullptr, o, settings);
 }
 
@@ -554,18 +556,22 @@ int main(int argc, char** argv) {
     }
   }
   // The variants off by default (GpuSettings: the softmax fast path, row groups combined once a
-  // block), each and both, against the rows above.
+  // block, the lean double kernels), each and together, against the rows above.
   std::printf(
       "\nthe single-pass kernel's variants on the headline cases: softmax fast path (-fastsm), "
-      "row groups combined once a block (-blockc)\n");
+      "row groups combined once a block (-blockc), lean double kernels (-lean)\n");
   print_header();
   for (const Case& c : main_cases) {
-    for (int variant = 1; variant < 4; ++variant) {
+    for (int variant = 1; variant < 8; ++variant) {
       Case t = c;
       t.fast_softmax = variant & 1;
       t.block_combine = variant & 2;
-      if (t.block_combine && !has_row_groups(t)) continue;  // the same plan as without
-      t.label = c.label + (t.fast_softmax ? "-fastsm" : "") + (t.block_combine ? "-blockc" : "");
+      t.lean_double = variant & 4;
+      // Variants that leave the case's plan as it is.
+      if (t.block_combine && !has_row_groups(t)) continue;
+      if (t.lean_double && c.dtype != DType::kFloat64) continue;
+      t.label = c.label + (t.fast_softmax ? "-fastsm" : "") + (t.block_combine ? "-blockc" : "") +
+                (t.lean_double ? "-lean" : "");
       report(t, run(t, 5), ceil, csv);
     }
   }

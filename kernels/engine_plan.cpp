@@ -28,6 +28,7 @@ PathChoice choose_path(Family family, Covariance covariance, int k, int d, int e
     choice.fused = true;
     choice.plan = *plan;
     choice.plan.fast_softmax = settings.fast_softmax;
+    choice.plan.lean = settings.lean_double && elem_size == 8;
     return choice;
   }
   choice.reason = "a tile of 32 rows of K = " + std::to_string(k) +

@@ -33,6 +33,10 @@ struct GpuSettings {
   // (FusedPlan::block_combine). Off until an H100 / H200 run has timed it (gpu_timing's
   // "-blockc" rows) and the GPU tests have passed with it.
   bool block_combine = false;
+  // Double-precision single-pass kernels in their lean form (FusedPlan::lean): twice the
+  // occupancy for a longer phase A. Off until an H100 / H200 run has timed it (gpu_timing's
+  // "-lean" rows) and the GPU tests have passed with it. Float kernels have no lean form.
+  bool lean_double = false;
 };
 
 struct PathChoice {

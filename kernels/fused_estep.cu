@@ -8,13 +8,14 @@
 namespace emix::gpu {
 namespace {
 
-// Register budget: two blocks of 256 threads per multiprocessor (128 registers) in float; the
-// double version's register blocks need more, one block.
-template <typename C>
-constexpr int kMinBlocks = sizeof(C) == 4 ? 2 : 1;
+// Register budget: two blocks of 256 threads per multiprocessor (128 registers) in float and in
+// the lean double kernels (FusedPlan::lean); the default double kernels' register blocks need
+// more, one block.
+template <typename C, bool kLean>
+constexpr int kMinBlocks = sizeof(C) == 4 || kLean ? 2 : 1;
 
-template <FusedFamily F, typename T, typename C, bool kEvaluate>
-__global__ void __launch_bounds__(kFusedThreads, kMinBlocks<C>)
+template <FusedFamily F, typename T, typename C, bool kEvaluate, bool kLean>
+__global__ void __launch_bounds__(kFusedThreads, (kMinBlocks<C, kLean>))
     fused_estep_kernel(const FusedPlan p, const FusedArgs<T, C> a) {
   extern __shared__ __align__(16) unsigned char smem[];
   const FusedShared<C> s = carve_shared<C>(smem, p);
@@ -29,7 +30,7 @@ __global__ void __launch_bounds__(kFusedThreads, kMinBlocks<C>)
     __syncthreads();  // the previous tile's readers of xs and lg are done (or the clear is)
     fused_stage(tid, p, a, s, row0, rows);
     __syncthreads();
-    fused_log_joint<F>(tid, p, a, s);
+    fused_log_joint<F, T, C, kLean ? 4 : 8>(tid, p, a, s);
     __syncthreads();
     if constexpr (kEvaluate) {
       fused_evaluate_rows<F>(tid, p, a, s, row0, rows);
@@ -63,17 +64,26 @@ __global__ void __launch_bounds__(kFusedThreads, kMinBlocks<C>)
 template <typename T, typename C, bool kEvaluate>
 using KernelPointer = void (*)(const FusedPlan, const FusedArgs<T, C>);
 
-template <typename T, typename C, bool kEvaluate>
-KernelPointer<T, C, kEvaluate> kernel_for(FusedFamily family) {
+template <typename T, typename C, bool kEvaluate, bool kLean>
+KernelPointer<T, C, kEvaluate> kernel_of(FusedFamily family) {
   switch (family) {
     case FusedFamily::kDiag:
-      return fused_estep_kernel<FusedFamily::kDiag, T, C, kEvaluate>;
+      return fused_estep_kernel<FusedFamily::kDiag, T, C, kEvaluate, kLean>;
     case FusedFamily::kLinear:
-      return fused_estep_kernel<FusedFamily::kLinear, T, C, kEvaluate>;
+      return fused_estep_kernel<FusedFamily::kLinear, T, C, kEvaluate, kLean>;
     case FusedFamily::kFull:
-      return fused_estep_kernel<FusedFamily::kFull, T, C, kEvaluate>;
+      return fused_estep_kernel<FusedFamily::kFull, T, C, kEvaluate, kLean>;
   }
   throw InvalidArgument("GPU engine: unknown kernel family");
+}
+
+// The plan's kernel: lean only in double (choose_path sets it for nothing else).
+template <typename T, typename C, bool kEvaluate>
+KernelPointer<T, C, kEvaluate> kernel_for(const FusedPlan& p) {
+  if constexpr (sizeof(C) == 8) {
+    if (p.lean) return kernel_of<T, C, kEvaluate, true>(p.family);
+  }
+  return kernel_of<T, C, kEvaluate, false>(p.family);
 }
 
 // Blocks with more than 48 KiB of dynamic shared memory must ask for it.
@@ -91,7 +101,7 @@ void launch(const FusedPlan& p, const FusedArgs<T, C>& a, int grid, cudaStream_t
                           std::to_string(fused_tiles(p, a.count)) +
                           " tiles would leave a block without rows");
   }
-  const auto kernel = kernel_for<T, C, kEvaluate>(p.family);
+  const auto kernel = kernel_for<T, C, kEvaluate>(p);
   allow_shared(kernel, p.shared_bytes);
   kernel<<<grid, p.threads, static_cast<std::size_t>(p.shared_bytes), stream>>>(p, a);
   EMIX_CHECK_LAUNCH(stream);
@@ -113,12 +123,12 @@ int fused_max_blocks(const FusedPlan& p, bool evaluate) {
   EMIX_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   const std::size_t shared = static_cast<std::size_t>(p.shared_bytes);
   if (evaluate) {
-    const auto kernel = kernel_for<T, C, true>(p.family);
+    const auto kernel = kernel_for<T, C, true>(p);
     allow_shared(kernel, p.shared_bytes);
     EMIX_CUDA_TRY(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, p.threads, shared));
   } else {
-    const auto kernel = kernel_for<T, C, false>(p.family);
+    const auto kernel = kernel_for<T, C, false>(p);
     allow_shared(kernel, p.shared_bytes);
     EMIX_CUDA_TRY(
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, p.threads, shared));

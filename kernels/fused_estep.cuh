@@ -167,8 +167,9 @@ EMIX_HD inline void fused_stage(int tid, const FusedPlan& p, const FusedArgs<T, 
 // Phase A. Item (component block kb, row block rb) covers rows rb + i R/4 (i < 4; interleaved,
 // so that consecutive lanes read consecutive rows) and components 4 kb .. 4 kb + 3 (kDiag,
 // kLinear), or component k (kFull). Lanes of a warp share their components, so parameter reads
-// are broadcasts.
-template <FusedFamily F, typename T, typename C>
+// are broadcasts. kFull takes y = (x - mean) U in blocks of kCols columns (8, or 4 for the lean
+// kernels: FusedPlan::lean).
+template <FusedFamily F, typename T, typename C, int kCols = 8>
 EMIX_HD inline void fused_log_joint(int tid, const FusedPlan& p, const FusedArgs<T, C>& a,
                                     const FusedShared<C>& s) {
   const int rb_count = p.row_blocks();
@@ -183,33 +184,33 @@ EMIX_HD inline void fused_log_joint(int tid, const FusedPlan& p, const FusedArgs
       const C* uk = a.u + (p.tied ? 0 : static_cast<std::int64_t>(k) * p.dq * p.dq8);
       const C* ak = a.a + static_cast<std::int64_t>(k) * p.dq;
       C sq[4] = {C(0), C(0), C(0), C(0)};
-      // y = (x - mean_k) U_k, 8 columns at a time; U_k is upper triangular, so column block jb
-      // needs rows i < 8 jb + 8 only.
-      for (int jb = 0; jb < p.dq8 / 8; ++jb) {
-        C y[4][8];
+      // y = (x - mean_k) U_k, kCols columns at a time; U_k is upper triangular, so column block
+      // jb needs rows i < kCols (jb + 1) only. Columns from dq on are padding (U's are zero).
+      static_assert(kCols == 4 || kCols == 8, "U's rows are dq8 long: blocks of 4 or 8 columns");
+      const int col_blocks = (kCols == 4 ? p.dq : p.dq8) / kCols;
+      for (int jb = 0; jb < col_blocks; ++jb) {
+        C y[4][kCols];
         for (int i = 0; i < 4; ++i) {
-          for (int j = 0; j < 8; ++j) y[i][j] = C(0);
+          for (int j = 0; j < kCols; ++j) y[i][j] = C(0);
         }
-        const int ic_end = (p.dq / 4 < 2 * jb + 2) ? p.dq / 4 : 2 * jb + 2;
+        const int ic_limit = (kCols / 4) * (jb + 1);
+        const int ic_end = p.dq / 4 < ic_limit ? p.dq / 4 : ic_limit;
         for (int ic = 0; ic < ic_end; ++ic) {
           const Vec4<C> mean = load4_readonly(ak + 4 * ic);
           Vec4<C> xv[4];
           for (int i = 0; i < 4; ++i) xv[i] = load4(s.xs + rows[i] * p.dp + 4 * ic) - mean;
           for (int ii = 0; ii < 4; ++ii) {
-            const C* urow = uk + static_cast<std::int64_t>(4 * ic + ii) * p.dq8 + 8 * jb;
-            const Vec4<C> u0 = load4_readonly(urow);
-            const Vec4<C> u1 = load4_readonly(urow + 4);
+            const C* urow = uk + static_cast<std::int64_t>(4 * ic + ii) * p.dq8 + kCols * jb;
+            Vec4<C> u[kCols / 4];
+            for (int h = 0; h < kCols / 4; ++h) u[h] = load4_readonly(urow + 4 * h);
             for (int i = 0; i < 4; ++i) {
               const C xi = xv[i].v[ii];
-              for (int j = 0; j < 4; ++j) {
-                y[i][j] += xi * u0.v[j];
-                y[i][j + 4] += xi * u1.v[j];
-              }
+              for (int j = 0; j < kCols; ++j) y[i][j] += xi * u[j / 4].v[j % 4];
             }
           }
         }
         for (int i = 0; i < 4; ++i) {
-          for (int j = 0; j < 8; ++j) sq[i] += y[i][j] * y[i][j];
+          for (int j = 0; j < kCols; ++j) sq[i] += y[i][j] * y[i][j];
         }
       }
       const C c = load_readonly(a.cst + k);

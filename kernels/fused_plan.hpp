@@ -44,6 +44,11 @@ struct FusedPlan {
   // end, instead of after every tile (fused_combine_groups: about 420 instructions a tile on the
   // threads that do it, and two barriers). Chosen by choose_fused_plan's caller: it sizes `red`.
   bool block_combine = false;
+  // The lean kernels (double): launch bounds of two blocks per multiprocessor instead of one,
+  // which caps registers at 128, and kFull's phase A in blocks of 4 columns instead of 8 so
+  // that it fits them (the default double kernels take up to 243 registers: one block of 8
+  // warps a multiprocessor). Set from GpuSettings, not by choose_fused_plan.
+  bool lean = false;
 
   // Statistics (phase C): `items` register blocks of `item_entries` values, each summed over
   // the tile's rows by `row_groups` threads (rows g, g + G, ...), `items_per_round` at a time.

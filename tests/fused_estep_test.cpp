@@ -63,7 +63,13 @@ int emulate(const FusedPlan& p, const FusedArgs<T, C>& a, int max_blocks) {
       const std::int64_t row0 = tile * p.rows;
       const int rows = static_cast<int>(std::min<std::int64_t>(p.rows, a.count - row0));
       for (int t = 0; t < p.threads; ++t) fused_stage(t, p, a, s, row0, rows);
-      for (int t = 0; t < p.threads; ++t) fused_log_joint<F>(t, p, a, s);
+      for (int t = 0; t < p.threads; ++t) {
+        if (p.lean) {
+          fused_log_joint<F, T, C, 4>(t, p, a, s);
+        } else {
+          fused_log_joint<F, T, C, 8>(t, p, a, s);
+        }
+      }
       if constexpr (kEvaluate) {
         for (int t = 0; t < p.threads; ++t) fused_evaluate_rows<F>(t, p, a, s, row0, rows);
         if (a.resp != nullptr) {
@@ -223,10 +229,12 @@ TEST(FusedEstepEmulation, StatisticsMatchCpuEngine) {
           SCOPED_TRACE(describe(kind, shape.k, shape.d) + " n=" + std::to_string(shape.n) +
                        " max_rows " + std::to_string(max_rows) + " grid " + std::to_string(grid) +
                        " seed " + std::to_string(seed));
-          // Variants: as by default, the softmax fast path, row groups combined once a block.
-          for (int variant = 0; variant < 3; ++variant) {
-            const bool fast = variant == 1, block_combine = variant == 2;
-            SCOPED_TRACE(fast ? "fast softmax" : (block_combine ? "block combine" : "default"));
+          // Variants: as by default, the softmax fast path, row groups combined once a block,
+          // the lean kernels' phase A (FusedPlan::lean; in float too, here).
+          for (int variant = 0; variant < 4; ++variant) {
+            const bool fast = variant == 1, block_combine = variant == 2, lean = variant == 3;
+            const char* names[] = {"default", "fast softmax", "block combine", "lean"};
+            SCOPED_TRACE(names[variant]);
             auto plan64 =
                 emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d, 8,
                                              kLargeShared, max_rows, block_combine);
@@ -236,6 +244,7 @@ TEST(FusedEstepEmulation, StatisticsMatchCpuEngine) {
             ASSERT_TRUE(plan64.has_value());
             ASSERT_TRUE(plan32.has_value());
             plan64->fast_softmax = plan32->fast_softmax = fast;
+            plan64->lean = plan32->lean = lean;
             // float64: the same sums in another order, 1e-12 of their scale. float32: each
             // row's values round at about 1e-7 relative and tiles sum at most 512 rows in
             // float, hence 1e-5 of the scale (the GPU tests' float tolerance).
@@ -264,6 +273,7 @@ TEST(FusedEstepEmulation, EvaluationMatchesCpuEngine) {
                                                kLargeShared, 32);
       ASSERT_TRUE(plan.has_value());
       plan->fast_softmax = (shape.k + shape.d) % 2 == 1;  // half the shapes take the fast path
+      plan->lean = shape.d > 8;  // the lean kernel where phase A has several column blocks
       const std::size_t n = static_cast<std::size_t>(p.n);
       const int k = shape.k;
       DeviceLikeParams<double> dev{emix::gpu::make_fused_params<double>(p.prepared, *plan)};

@@ -349,22 +349,23 @@ TEST(GpuStatisticsPaths, UploadedStreamedAndDeviceDataGiveBitwiseEqualStatistics
 std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, Input input,
                                         emix::gpu::GpuPath path, int max_tile_rows = 0,
                                         bool register_host_memory = true, bool fast_softmax = false,
-                                        bool block_combine = false) {
+                                        bool block_combine = false, bool lean_double = false) {
   emix::gpu::GpuSettings settings;
   settings.path = path;
   settings.max_tile_rows = max_tile_rows;
   settings.register_host_memory = register_host_memory;
   settings.fast_softmax = fast_softmax;
   settings.block_combine = block_combine;
+  settings.lean_double = lean_double;
   return emix::gpu::create_engine(data.view, p.w(), gpu_options(input), settings);
 }
 
 // Every family takes the single-pass kernel where its tile fits shared memory; the general path
 // (for shapes whose tile does not) must give the same statistics. Both against the CPU engine,
 // with GpuStatistics' tolerances, in tiles of the plan's size and of 32 rows (many tiles, short
-// last ones, several rounds or row groups), with the softmax fast path and with row groups
-// combined once a block (GpuSettings, the latter in tiles of 32 rows: many tiles a block), and
-// bitwise the same on a second call.
+// last ones, several rounds or row groups), with the softmax fast path, with row groups
+// combined once a block (in tiles of 32 rows: many tiles a block) and with the lean double
+// kernels (GpuSettings), and bitwise the same on a second call.
 TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
   if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
   const Shape shapes[] = {{1000, 7, 4}, {2500, 3, 4}, {700, 40, 3}};
@@ -383,12 +384,13 @@ TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
           const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
           const GpuData data = gpu_data(p, dtype, input);
           // Variants: the plan's tile, tiles of 32 rows, the general path, the softmax fast path,
-          // row groups combined once a block.
-          for (int variant = 0; variant < 5; ++variant) {
+          // row groups combined once a block, the lean double kernels (float: as variant 0).
+          for (int variant = 0; variant < 6; ++variant) {
             const emix::gpu::GpuPath path =
                 variant == 2 ? emix::gpu::GpuPath::kGeneral : emix::gpu::GpuPath::kFused;
             const int tile_rows = variant == 1 || variant == 4 ? 32 : 0;
-            auto gpu = engine_on(data, p, input, path, tile_rows, true, variant == 3, variant == 4);
+            auto gpu = engine_on(data, p, input, path, tile_rows, true, variant == 3, variant == 4,
+                                 variant == 5);
             const std::vector<double> stats = statistics(*gpu, prepared);
             const emix::gpu::EngineInfo info = emix::gpu::engine_info(*gpu);
             EXPECT_EQ(info.fused, path == emix::gpu::GpuPath::kFused) << "variant " << variant;
@@ -926,9 +928,12 @@ TEST(GpuSanitize, EveryPathOnSmallData) {
           const emix::PreparedModel prepared = emix::prepare(p.model);
           const GpuData data = gpu_data(p, dtype, input);
 #if EMIX_HAS_CUDA
-          // The single-pass kernel in 32-row tiles, the general path, and (streamed) staging.
+          // The single-pass kernel in 32-row tiles, with every variant GpuSettings turns on, the
+          // general path, and (streamed) staging.
           std::vector<std::unique_ptr<emix::Engine>> engines;
           engines.push_back(engine_on(data, p, input, emix::gpu::GpuPath::kFused, 32));
+          engines.push_back(
+              engine_on(data, p, input, emix::gpu::GpuPath::kFused, 32, true, true, true, true));
           engines.push_back(engine_on(data, p, input, emix::gpu::GpuPath::kGeneral));
           if (input == Input::kStreamed) {
             engines.push_back(engine_on(data, p, input, emix::gpu::GpuPath::kAuto, 0, false));
