@@ -147,6 +147,27 @@ TEST_F(ModelFileTest, RoundTripIsBitwiseForEveryFamilyAndCovariance) {
   EXPECT_EQ(entries(), std::vector<std::string>{"m.json"});
 }
 
+// The "estimator" section (the Python package's class, parameters and feature names) is kept as
+// written and read back whole; a file without one reads as empty; text that is not a JSON
+// object is refused before anything is written.
+TEST_F(ModelFileTest, TheEstimatorSectionIsKeptForItsReader) {
+  const Model m = random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 7);
+  const std::string section =
+      R"({"class":"GaussianMixture","feature_names_in":["a","b","c"],"params":{"tol":1e-05}})";
+  io::write_model(path("m.json"), m, nullptr, section);
+  std::string fit = "stale", estimator;
+  expect_same(io::read_model(path("m.json"), &fit, &estimator), m);
+  EXPECT_EQ(fit, "");
+  EXPECT_EQ(estimator, section);
+  io::write_model(path("bare.json"), m);
+  io::read_model(path("bare.json"), &fit, &estimator);
+  EXPECT_EQ(estimator, "");
+  for (const std::string bad : {"[1, 2]", "{\"class\": ", "3"}) {
+    EXPECT_THROW(io::write_model(path("bad.json"), m, nullptr, bad), emix::InvalidArgument) << bad;
+  }
+  EXPECT_EQ(entries(), (std::vector<std::string>{"bare.json", "m.json"}));
+}
+
 TEST_F(ModelFileTest, LayoutIsTheDocumentedOne) {
   Model m = random_model(Family::kGaussian, Covariance::kFull, 2, 3, 5);
   emix::FitReport report;

@@ -187,10 +187,16 @@ class NpyWriter {
 Model read_model(const std::string& path);
 // The same, from one read of the file, with its "fit" section as JSON text in `fit_section`
 // ("" when the file has none): for readers of the record the fit left (the Python package).
-Model read_model(const std::string& path, std::string* fit_section);
-// Writes the model and, when `report` is given, its "fit" section.
-void write_model(const std::string& path, const Model& model, const FitReport* report = nullptr);
+// `estimator_section`, where given, likewise receives the "estimator" section.
+Model read_model(const std::string& path, std::string* fit_section,
+                 std::string* estimator_section = nullptr);
+// Writes the model and, when `report` is given, its "fit" section; a non-empty
+// `estimator_section` (the text of a JSON object: the Python package's estimator class, its
+// parameters and feature names) becomes the "estimator" section, which other readers ignore.
+void write_model(const std::string& path, const Model& model, const FitReport* report = nullptr,
+                 const std::string& estimator_section = {});
 // The same into an open output, without committing it.
-void write_model(OutputFile& out, const Model& model, const FitReport* report = nullptr);
+void write_model(OutputFile& out, const Model& model, const FitReport* report = nullptr,
+                 const std::string& estimator_section = {});
 
 }  // namespace emix::io

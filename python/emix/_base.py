@@ -1,6 +1,8 @@
 """What emix's estimators share: parameters, fitting, evaluation, reports and model files."""
 
 import dataclasses
+import json
+import math
 import numbers
 import os
 import time
@@ -758,7 +760,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         The file holds the parameters and, for a model fitted here, the fit's report; the
         ``emix`` program reads it (``emix score``, ``emix predict``) and
-        :func:`emix.load_model` reads it back.
+        :func:`emix.load_model` reads it back. Its "estimator" section keeps the class, the
+        parameters that are numbers, strings, booleans or None (``reg_covar``, ``tol``,
+        ``max_iter``, ``random_state`` as an int, ...) and ``feature_names_in_``, which
+        :func:`emix.load_model` restores; array parameters (``means_init``, ...), callables and
+        random generators are not kept, and load as their defaults.
 
         Parameters
         ----------
@@ -768,7 +774,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         """
         self._check_is_fitted()
         report = self.report_._to_native() if getattr(self, "report_", None) else None
-        _emix.write_model(os.fspath(path), self._model(), report)
+        _emix.write_model(os.fspath(path), self._model(), report, _estimator_section(self))
 
     # --- subclass hooks ---------------------------------------------------------------------
 
@@ -790,6 +796,24 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
     def _model(self):
         raise NotImplementedError
+
+
+def _estimator_section(estimator):
+    """A model file's "estimator" section (JSON text): the class, the parameters JSON holds as
+    they are, and feature_names_in_."""
+    params = {}
+    for name, value in estimator.get_params(deep=False).items():
+        if value is None or isinstance(value, (bool, str)):
+            params[name] = value
+        elif _is_int(value):
+            params[name] = int(value)
+        elif _is_real(value) and math.isfinite(value):
+            params[name] = float(value)
+    section = {"class": type(estimator).__name__, "params": params}
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        section["feature_names_in"] = [str(name) for name in names]
+    return json.dumps(section)
 
 
 def as_real_weights(sample_weight):

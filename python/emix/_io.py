@@ -3,6 +3,8 @@
 import json
 import os
 
+import numpy as np
+
 from . import _emix
 from ._base import FitReport
 from ._discrete import BernoulliMixture, BinomialMixture
@@ -23,7 +25,11 @@ def load_model(path):
         Fitted: its parameters are the file's, so ``predict``, ``score`` and ``sample`` work.
         When the file has a "fit" section (it records the fit that made it), ``report_``,
         ``converged_``, ``n_iter_`` and ``lower_bound_`` come from it; otherwise ``report_``
-        is None, ``converged_`` False, ``n_iter_`` 0 and ``lower_bound_`` NaN.
+        is None, ``converged_`` False, ``n_iter_`` 0 and ``lower_bound_`` NaN. When it has an
+        "estimator" section (:meth:`GaussianMixture.save` writes one), the estimator's
+        parameters (``reg_covar``, ``tol``, ...) and ``feature_names_in_`` come from it;
+        parameters this version does not know are ignored. Otherwise (a file of ``emix fit``)
+        they are the defaults.
 
     Raises
     ------
@@ -33,7 +39,8 @@ def load_model(path):
         The parameters are invalid (a ``ValueError`` naming the file and the value).
     """
     path = os.fspath(path)
-    model, fit_text = _emix.read_model_and_fit(path)  # one read: the file may change
+    # One read: the file may change.
+    model, fit_text, estimator_text = _emix.read_model_and_sections(path)
     if model.family == "gaussian":
         estimator = GaussianMixture(n_components=model.n_components,
                                     covariance_type=model.covariance)
@@ -41,6 +48,8 @@ def load_model(path):
         estimator = BernoulliMixture(n_components=model.n_components)
     else:
         estimator = BinomialMixture(n_components=model.n_components, n_trials=model.trials)
+    if estimator_text:
+        _restore_estimator(estimator, json.loads(estimator_text), model, path)
     estimator._set_model(model)
     estimator.n_features_in_ = model.n_features
     fit = json.loads(fit_text) if fit_text else None
@@ -56,3 +65,30 @@ def load_model(path):
         estimator.n_iter_ = 0
         estimator.lower_bound_ = float("nan")
     return estimator
+
+
+def _restore_estimator(estimator, section, model, path):
+    """Parameters and feature_names_in_ from a model file's "estimator" section
+    (_base._estimator_section); n_components, covariance_type and n_trials are the model's."""
+    def bad(key, value, expected):
+        raise _emix.IoError(f"{path}: \"estimator\" entry \"{key}\" is {value!r}, expected "
+                            f"{expected}")
+
+    if not isinstance(section, dict):
+        bad("estimator", section, "an object")
+    kind = section.get("class")
+    if kind != type(estimator).__name__:
+        bad("class", kind, f"{type(estimator).__name__!r}, as the model's family is "
+                           f"{model.family!r}")
+    params = section.get("params", {})
+    if not isinstance(params, dict):
+        bad("params", params, "an object")
+    known = set(estimator.get_params(deep=False)) - {"n_components", "covariance_type",
+                                                     "n_trials"}
+    estimator.set_params(**{name: value for name, value in params.items() if name in known})
+    names = section.get("feature_names_in")
+    if names is not None:
+        if not (isinstance(names, list) and len(names) == model.n_features
+                and all(isinstance(name, str) for name in names)):
+            bad("feature_names_in", names, f"a list of {model.n_features} strings")
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)

@@ -663,24 +663,25 @@ NB_MODULE(_emix, m) {
       },
       nb::arg("path"));
   m.def(
-      "read_model_and_fit",
+      "read_model_and_sections",
       [](const std::string& path) {
-        std::string fit;
+        std::string fit, estimator;
         emix::Model model;
         {
           nb::gil_scoped_release release;
-          model = emix::io::read_model(path, &fit);
+          model = emix::io::read_model(path, &fit, &estimator);
         }
-        return nb::make_tuple(std::move(model), std::move(fit));
+        return nb::make_tuple(std::move(model), std::move(fit), std::move(estimator));
       },
       nb::arg("path"));
   m.def(
       "write_model",
-      [](const std::string& path, const emix::Model& model, const emix::FitReport* report) {
+      [](const std::string& path, const emix::Model& model, const emix::FitReport* report,
+         const std::string& estimator) {
         nb::gil_scoped_release release;
-        emix::io::write_model(path, model, report);
+        emix::io::write_model(path, model, report, estimator);
       },
-      nb::arg("path"), nb::arg("model"), nb::arg("report").none());
+      nb::arg("path"), nb::arg("model"), nb::arg("report").none(), nb::arg("estimator") = "");
   // --- issue 14: the statistics API, chunked fits, online EM, model selection ---------------
   nb::class_<emix::Statistics>(m, "Statistics",
                                "EM's sufficient statistics (emix/statistics.hpp), additive.")

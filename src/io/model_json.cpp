@@ -526,16 +526,20 @@ std::string read_whole_file(const std::string& path) {
 
 Model read_model(const std::string& path) { return read_model(path, nullptr); }
 
-Model read_model(const std::string& path, std::string* fit_section) {
+Model read_model(const std::string& path, std::string* fit_section,
+                 std::string* estimator_section) {
   const std::string text = read_whole_file(path);
   Json root;
   BoundedDomBuilder builder(path, text, &root);
   Json::sax_parse(text, &builder);
   const Model model = ModelReader(path, root).read();
-  if (fit_section != nullptr) {
-    const auto fit = root.find("fit");
-    *fit_section = fit == root.end() ? std::string() : fit->dump();
-  }
+  const auto section = [&](const char* key, std::string* out) {
+    if (out == nullptr) return;
+    const auto it = root.find(key);
+    *out = it == root.end() ? std::string() : it->dump();
+  };
+  section("fit", fit_section);
+  section("estimator", estimator_section);
   try {
     model.validate();
   } catch (const InvalidArgument& e) {
@@ -549,7 +553,8 @@ Model read_model(const std::string& path, std::string* fit_section) {
 
 namespace {
 
-std::string model_text(const std::string& path, const Model& model, const FitReport* report) {
+std::string model_text(const std::string& path, const Model& model, const FitReport* report,
+                       const std::string& estimator_section) {
   const int k = model.n_components;
   const int d = model.n_features;
   if (k < 1 || d < 1) {
@@ -607,6 +612,14 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
     fit["best_init"] = report->best_init;
     root["fit"] = std::move(fit);
   }
+  if (!estimator_section.empty()) {
+    Json estimator = Json::parse(estimator_section, nullptr, /*allow_exceptions=*/false);
+    if (!estimator.is_object()) {
+      throw InvalidArgument("write_model(" + detail::quote_path(path) +
+                            "): the estimator section is not the text of a JSON object");
+    }
+    root["estimator"] = std::move(estimator);
+  }
 
   std::string text;
   try {
@@ -621,13 +634,15 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
 
 }  // namespace
 
-void write_model(OutputFile& out, const Model& model, const FitReport* report) {
-  out.write(model_text(out.path(), model, report));
+void write_model(OutputFile& out, const Model& model, const FitReport* report,
+                 const std::string& estimator_section) {
+  out.write(model_text(out.path(), model, report, estimator_section));
 }
 
-void write_model(const std::string& path, const Model& model, const FitReport* report) {
+void write_model(const std::string& path, const Model& model, const FitReport* report,
+                 const std::string& estimator_section) {
   // The text first: a model that cannot be written leaves no temporary behind.
-  const std::string text = model_text(path, model, report);
+  const std::string text = model_text(path, model, report, estimator_section);
   OutputFile out(path);
   out.write(text);
   out.commit();

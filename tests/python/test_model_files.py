@@ -127,6 +127,47 @@ def test_save_and_load_round_trip_without_the_program(tmp_path):
     np.testing.assert_array_equal(emix.load_model(path).means_, gm.means_)
 
 
+def test_parameters_and_feature_names_survive_a_round_trip(tmp_path):
+    # A loaded model refits as the saved one would have: with its own reg_covar, tol, ...,
+    # not the defaults; and it checks a DataFrame's column names as the fitted one did.
+    pandas = pytest.importorskip("pandas", reason="pandas is not installed")
+    x = overlapping_mixture(6)
+    frame = pandas.DataFrame(x, columns=["height", "weight", "age"][:x.shape[1]])
+    params = dict(n_components=2, covariance_type="tied", reg_covar=1e-4, tol=1e-5,
+                  max_iter=40, n_init=2, init_params="random", random_state=7, device="cpu",
+                  dtype="float64", fixed_weights=True, step_decay=0.75)
+    gm = emix.GaussianMixture(**params).fit(frame)
+    path = tmp_path / "m.json"
+    gm.save(path)
+    loaded = emix.load_model(path)
+    kept = {name: value for name, value in loaded.get_params().items() if name in params}
+    assert kept == params
+    assert list(loaded.feature_names_in_) == list(gm.feature_names_in_)
+    np.testing.assert_array_equal(loaded.predict(frame), gm.predict(frame))
+    renamed = frame.rename(columns={frame.columns[0]: "size"})
+    with pytest.raises(ValueError, match="feature names"):
+        loaded.predict(renamed)
+    # Refitting the loaded model is refitting the saved one.
+    np.testing.assert_array_equal(emix.load_model(path).fit(x).means_,
+                                  emix.GaussianMixture(**params).fit(x).means_)
+    # A section the file's model contradicts, or of the wrong kind, names itself.
+    edited = json.loads(path.read_text())
+    edited["estimator"]["class"] = "BernoulliMixture"
+    path.write_text(json.dumps(edited))
+    with pytest.raises(emix.IoError, match='"estimator" entry "class"'):
+        emix.load_model(path)
+    edited["estimator"]["class"] = "GaussianMixture"
+    edited["estimator"]["feature_names_in"] = ["a"]
+    path.write_text(json.dumps(edited))
+    with pytest.raises(emix.IoError, match='"estimator" entry "feature_names_in"'):
+        emix.load_model(path)
+    # Parameters of a later version are ignored; the program reads the file as before.
+    edited["estimator"]["feature_names_in"] = list(gm.feature_names_in_)
+    edited["estimator"]["params"]["a_later_parameter"] = 3
+    path.write_text(json.dumps(edited))
+    assert emix.load_model(path).reg_covar == 1e-4
+
+
 @pytest.mark.parametrize("key, value", [("converged", "false"), ("history", None),
                                         ("warnings", None), ("n_iter", None),
                                         ("n_iter", 2.5), ("seconds", "fast")])
