@@ -28,6 +28,7 @@ struct FitArgs {
   std::string init_model;
   bool fixed_weights = false;
   std::string sample_weight;
+  int kmeans_iter = 10;  // k-means steps after k-means++ seeding (0: the seeding alone)
   int n_init = 1;
   int max_iter = 100;
   double tol = 1e-3;
@@ -59,6 +60,7 @@ struct SelectArgs {
   bool covariance_given = false;  // refused for Bernoulli and binomial grids
   std::string init = "kmeans++";
   std::string sample_weight;
+  int kmeans_iter = 10;  // as FitArgs
   int n_init = 1;
   int max_iter = 100;
   double tol = 1e-3;

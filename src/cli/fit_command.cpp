@@ -240,6 +240,7 @@ int run_fit(const FitArgs& a) {
   options.covariance = covariance;
   options.trials = trials;
   options.init = init;
+  options.kmeans_iter = a.kmeans_iter;
   options.fixed_weights = a.fixed_weights;
   options.n_init = a.n_init;
   options.max_iter = a.max_iter;

@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
   const emix::FitOptions defaults;
   emix::cli::FitArgs fit_args;
   fit_args.n_init = defaults.n_init;
+  fit_args.kmeans_iter = defaults.kmeans_iter;
   fit_args.max_iter = defaults.max_iter;
   fit_args.tol = defaults.tol;
   fit_args.reg_covar = defaults.reg_covar;
@@ -236,6 +237,10 @@ int main(int argc, char** argv) {
       fit->add_option("--trials", fit_args.trials, "binomial: trials per entry (counts in 0..M)");
   fit->add_option("--init", fit_args.init, "initialisation")
       ->check(CLI::IsMember(kInits))
+      ->capture_default_str();
+  fit->add_option("--kmeans-iter", fit_args.kmeans_iter,
+                  "kmeans++: k-means steps after the seeding (0: the seeding alone, as "
+                  "scikit-learn's init_params='k-means++')")
       ->capture_default_str();
   fit->add_option("--init-model", fit_args.init_model,
                   "start from this model (used exactly as given; overrides --init)");
@@ -264,6 +269,7 @@ int main(int argc, char** argv) {
 
   emix::cli::SelectArgs select_args;
   select_args.n_init = defaults.n_init;
+  select_args.kmeans_iter = defaults.kmeans_iter;
   select_args.max_iter = defaults.max_iter;
   select_args.tol = defaults.tol;
   select_args.reg_covar = defaults.reg_covar;
@@ -295,6 +301,10 @@ int main(int argc, char** argv) {
                                                   "binomial: trials per entry (counts in 0..M)");
   select->add_option("--init", select_args.init, "initialisation")
       ->check(CLI::IsMember(kInits))
+      ->capture_default_str();
+  select
+      ->add_option("--kmeans-iter", select_args.kmeans_iter,
+                   "kmeans++: k-means steps after the seeding (0: the seeding alone)")
       ->capture_default_str();
   select->add_option("--sample-weight", select_args.sample_weight,
                      "per-row weights (N values, .npy or text), acting as repetition counts");

@@ -308,6 +308,7 @@ int run_select(const SelectArgs& a) {
   fit.family = family;
   fit.trials = family == Family::kBinomial ? a.trials : 1;
   fit.init = parse_init(a.init);
+  fit.kmeans_iter = a.kmeans_iter;
   fit.n_init = a.n_init;
   fit.max_iter = a.max_iter;
   fit.tol = a.tol;

@@ -79,6 +79,20 @@ def test_program_model_loads_in_python(emix_cli, data_file, tmp_path):
     assert loaded.lower_bound_ == ours.lower_bound_
 
 
+def test_seeding_alone_is_kmeans_iter_zero(emix_cli, data_file, tmp_path):
+    # scikit-learn's init_params='k-means++' (the seeding, no k-means) is the program's
+    # --kmeans-iter 0: the same first model, iterate for iterate; the default refines it.
+    x, data = data_file
+    model = tmp_path / "model.json"
+    common = ("-k", 3, "--seed", 2, "--device", "cpu", "--max-iter", 1, "--tol", 0, "--quiet")
+    run(emix_cli, "fit", data, "--kmeans-iter", 0, "-o", model, *common)
+    ours = emix.GaussianMixture(n_components=3, init_params="k-means++", random_state=2,
+                                max_iter=1, tol=0, device="cpu").fit(x)
+    np.testing.assert_array_equal(emix.load_model(model).means_, ours.means_)
+    run(emix_cli, "fit", data, "-o", model, *common)
+    assert not np.array_equal(emix.load_model(model).means_, ours.means_)
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "binomial"])
 def test_discrete_models_both_ways(emix_cli, tmp_path, family):
     x = discrete_data(family)
