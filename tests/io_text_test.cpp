@@ -47,18 +47,38 @@ TEST_F(TextTest, APandasIndexColumnIsRefusedNotFitted) {
   const std::string pandas = file("df.csv", ",x,y\n0,1.5,2\n1,3,4\n2,5,6.25\n");
   expect_error<IoError>([&] { io::read_matrix(pandas); },
                         "column 1 has no name in the header (line 1) and holds the row numbers 0, "
-                        "1, ...: an index, as pandas' DataFrame.to_csv writes by default");
+                        "1, ...: an index, as pandas' to_csv and R's write.csv write by default");
   expect_error<IoError>([&] { io::read_matrix(pandas); }, "to_csv(..., index=False)");
+  // R's write.csv: quoted names, an empty one first, and quoted row names from 1.
+  const std::string r = file("r.csv", "\"\",\"x\",\"y\"\n\"1\",1.5,2\n\"2\",3,4\n");
+  expect_error<IoError>([&] { io::read_matrix(r); }, "holds the row numbers 1, 2, ...");
+  expect_error<IoError>([&] { io::read_matrix(r); }, "write.csv(..., row.names = FALSE)");
   io::ReadOptions chunk;
   chunk.first_row = 1;
   chunk.row_count = 2;
   expect_error<IoError>([&] { io::read_matrix(pandas, chunk); }, "holds the row numbers 1, 2");
+  // One row leaves it a guess: data.
+  EXPECT_EQ(values_of(io::read_matrix(file("one.csv", ",x\n0,1.5\n"))),
+            (std::vector<double>{0, 1.5}));
   EXPECT_EQ(values_of(io::read_matrix(file("named.csv", "id,x\n0,1.5\n1,3\n"))),
             (std::vector<double>{0, 1.5, 1, 3}));
   EXPECT_EQ(values_of(io::read_matrix(file("nameless.csv", ",x\n0,1.5\n2,3\n"))),
             (std::vector<double>{0, 1.5, 2, 3}));
   EXPECT_EQ(values_of(io::read_matrix(file("no_header.csv", "0,1.5\n1,3\n"))),
             (std::vector<double>{0, 1.5, 1, 3}));
+}
+
+// Cells in double quotes (RFC 4180) are their content: quoted numbers are numbers, a quoted name
+// may hold the separator, and the separator is chosen outside quotes. A quote that does not
+// close leaves the cell as it is, refused as not a number.
+TEST_F(TextTest, QuotedCellsAreTheirContent) {
+  const std::string quoted =
+      file("q.csv", "\"height; cm\",\"weight, kg\"\n\"1.5\", 2\n 3 ,\"-4e1\"\n");
+  EXPECT_EQ(values_of(io::read_matrix(quoted)), (std::vector<double>{1.5, 2, 3, -40}));
+  const std::string blanks = file("q.txt", "\"a b\" c\n\"1\"  2\n");
+  EXPECT_EQ(values_of(io::read_matrix(blanks)), (std::vector<double>{1, 2}));
+  const std::string open = file("open.csv", "x,y\n\"1.5,2\n");
+  expect_error<IoError>([&] { io::read_matrix(open); }, "has 2 columns but row 1 has 1");
 }
 
 // A file not named as binary is text unless its first bytes say otherwise: a .npy under another

@@ -102,16 +102,51 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// ';' if the line has one, else ',' if it has one, else 0: runs of blanks.
+// ';' if the line has one outside double quotes, else ',' if it has one, else 0: runs of
+// blanks.
 char choose_separator(std::string_view line) {
-  if (line.find(';') != std::string_view::npos) return ';';
-  if (line.find(',') != std::string_view::npos) return ',';
-  return '\0';
+  bool quoted = false, comma = false;
+  for (const char c : line) {
+    if (c == '"') quoted = !quoted;
+    if (quoted) continue;
+    if (c == ';') return ';';
+    comma = comma || c == ',';
+  }
+  return comma ? ',' : '\0';
+}
+
+// A cell in double quotes (RFC 4180, as R's write.csv writes names and row names): its content,
+// between the quotes (a doubled quote inside stays doubled: no number holds one); a cell whose
+// quote does not close is kept whole, and so is refused as not a number.
+std::string_view unquote(std::string_view cell) {
+  if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') {
+    return cell.substr(1, cell.size() - 2);
+  }
+  return cell;
+}
+
+// A line with double quotes, split by a separator outside them.
+void split_quoted(std::string_view line, char separator, std::vector<std::string_view>* cells) {
+  std::size_t start = 0;
+  bool quoted = false;
+  for (std::size_t i = 0; i <= line.size(); ++i) {
+    if (i < line.size() && line[i] == '"') quoted = !quoted;
+    const bool end = i == line.size() ||
+                     (!quoted && (separator == 0 ? is_blank(line[i]) : line[i] == separator));
+    if (!end) continue;
+    const std::string_view cell = trim(line.substr(start, i - start));
+    if (separator != 0 || !cell.empty()) cells->push_back(unquote(cell));
+    start = i + 1;
+  }
 }
 
 // separator 0: runs of blanks.
 void split(std::string_view line, char separator, std::vector<std::string_view>* cells) {
   cells->clear();
+  if (line.find('"') != std::string_view::npos) {
+    split_quoted(line, separator, cells);
+    return;
+  }
   if (separator == 0) {
     std::size_t i = 0;
     const std::size_t n = line.size();
@@ -187,15 +222,19 @@ bool is_header(const std::vector<std::string_view>& cells) {
   return any_text;
 }
 
-// Whether column 1 of the rows read (data rows first + 1, ...) holds first, first + 1, ...:
-// the 0-based row numbers pandas writes as an unnamed index column.
+// The row number column 1 of the rows read (data rows first + 1, ...) starts from, where it
+// holds consecutive ones: first (0-based, as pandas writes its index) or first + 1 (1-based, as
+// R writes row names); -1 where it does not, or where fewer than two rows leave it a guess.
 template <typename T>
-bool holds_row_numbers(const std::vector<T>& values, std::int64_t cols, std::int64_t first) {
+std::int64_t row_numbers_from(const std::vector<T>& values, std::int64_t cols, std::int64_t first) {
   const std::int64_t rows = static_cast<std::int64_t>(values.size()) / cols;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    if (values[static_cast<std::size_t>(r * cols)] != static_cast<T>(first + r)) return false;
+  if (rows < 2) return -1;
+  for (const std::int64_t base : {first, first + 1}) {
+    std::int64_t r = 0;
+    while (r < rows && values[static_cast<std::size_t>(r * cols)] == static_cast<T>(base + r)) ++r;
+    if (r == rows) return base;
   }
-  return rows > 0;
+  return -1;
 }
 
 template <typename T>
@@ -311,13 +350,15 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   resolve_rows(path, options, data_row);
   const std::int64_t rows =
       static_cast<std::int64_t>(values.size()) / std::max<std::int64_t>(cols, 1);
-  if (unnamed_first_column && holds_row_numbers(values, cols, first)) {
+  const std::int64_t index_from =
+      unnamed_first_column ? row_numbers_from(values, cols, first) : std::int64_t{-1};
+  if (index_from >= 0) {
     throw_io(path, "column 1 has no name in the header (line " + std::to_string(header_line) +
-                       ") and holds the row numbers " + std::to_string(first) + ", " +
-                       std::to_string(first + 1) +
-                       ", ...: an index, as pandas' DataFrame.to_csv writes by default, not a "
-                       "feature. Write the file with to_csv(..., index=False), or leave the "
-                       "column out");
+                       ") and holds the row numbers " + std::to_string(index_from) + ", " +
+                       std::to_string(index_from + 1) +
+                       ", ...: an index, as pandas' to_csv and R's write.csv write by default, "
+                       "not a feature. Write the file without it (to_csv(..., index=False), "
+                       "write.csv(..., row.names = FALSE)), or leave the column out");
   }
   HostMatrix out(dtype, rows, cols);
   if (!values.empty()) std::memcpy(out.data(), values.data(), values.size() * sizeof(T));
