@@ -133,6 +133,13 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
   expect_failure("predict model.json data.npy -o p.txt", {"-o p.txt", "name it .npy"});
   expect_failure("fit data.npy -k 2 -o m.npy",
                  {"-o m.npy: writes a JSON model file; name it .json"});
+  // A value the option's type cannot hold is named with the kind of value wanted.
+  expect_failure("generate --n 1e6 --d 2 -k 2 -o g.npy",
+                 {"--n 1e6: not a whole number in digits (INT)", "emix generate --help"});
+  expect_failure("fit data.npy -k 99999999999 -o m.json",
+                 {"--n-components 99999999999: not a whole number in digits (INT) within the "
+                  "option's range"});
+  expect_failure("fit data.npy -k 2 --tol abc -o m.json", {"--tol abc: not a number (FLOAT)"});
   expect_failure("select data.npy -k 1..2 -o best.csv", {"-o best.csv", "name it .json"});
   expect_failure("generate --n 5 --d 2 -k 2 -o g.csv",
                  {"-o g.csv: writes a NumPy array; name it .npy"});

@@ -200,6 +200,30 @@ void keep_freed_memory() {
 #endif
 }
 
+// CLI11's "Could not convert: --n = 1e6" says what failed, not what was wanted: the value and
+// the kind of value the option takes ("--n 1e6: not a whole number in digits (INT) within the
+// option's range"), found by the option's name in the command given.
+std::string conversion_message(const CLI::App& app, const std::string& what) {
+  const std::string prefix = "Could not convert: ";
+  const std::size_t equals = what.find(" = ");
+  if (what.rfind(prefix, 0) != 0 || equals == std::string::npos) return what;
+  const std::string name = what.substr(prefix.size(), equals - prefix.size());
+  const std::string value = what.substr(equals + 3);
+  std::string type, command_name = "COMMAND";
+  for (const CLI::App* command : app.get_subcommands()) {
+    if (const CLI::Option* option = command->get_option_no_throw(name)) {
+      type = option->get_type_name();
+      command_name = command->get_name();
+    }
+  }
+  std::string wanted = "a value of the option's type";
+  if (type == "INT") wanted = "a whole number in digits (INT) within the option's range";
+  if (type == "UINT") wanted = "a whole number >= 0 in digits (UINT) within the option's range";
+  if (type == "FLOAT") wanted = "a number (FLOAT)";
+  return name + " " + value + ": not " + wanted + "; emix " + command_name +
+         " --help lists the options";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -411,6 +435,8 @@ int main(int argc, char** argv) {
   }
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConversionError& e) {
+    return report_error(conversion_message(app, e.what()), 2, true);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     return report_error(e.what(), 2, true);
