@@ -141,6 +141,9 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                   "option's range"});
   expect_failure("fit data.npy -k 2 --tol abc -o m.json", {"--tol abc: not a number (FLOAT)"});
   expect_failure("select data.npy -k 1..2 -o best.csv", {"-o best.csv", "name it .json"});
+  // 32 TB: more than any disk this runs on has free, refused before a byte is written.
+  expect_failure("generate --n 1000000000000 --d 4 -k 2 -o g.npy",
+                 {"-o g.npy: the data need 3.2e+04 GB, more than the", "GB free on the disk"});
   expect_failure("generate --n 5 --d 2 -k 2 -o g.csv",
                  {"-o g.csv: writes a NumPy array; name it .npy"});
   expect_failure("generate --n 5 --d 2 -k 2 -o g.npy --truth t.npy",

@@ -2,7 +2,9 @@
 // Streams the rows in blocks, so N may exceed memory.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "cli/commands.hpp"
@@ -12,6 +14,8 @@
 #include "emix/io.hpp"
 
 namespace emix::cli {
+
+namespace fs = std::filesystem;
 
 int run_generate(const GenerateArgs& a) {
   if (a.n < 1) throw InvalidArgument("--n " + std::to_string(a.n) + ": must be at least 1");
@@ -66,6 +70,20 @@ int run_generate(const GenerateArgs& a) {
   StagedOutputs outputs;
   io::OutputFile& data_out = outputs.stage(a.output, "-o");
   io::OutputFile* truth_out = a.truth.empty() ? nullptr : &outputs.stage(a.truth, "--truth");
+  // A file larger than the disk's free space would fail part way, after minutes of writing.
+  if (data_out.replaced_by_rename()) {
+    const double needed =
+        128.0 + static_cast<double>(a.n) * a.d * static_cast<double>(dtype_size(dtype));
+    std::error_code ec;
+    const fs::path folder = fs::absolute(a.output, ec).parent_path();
+    const fs::space_info space = fs::space(folder, ec);
+    if (!ec && static_cast<double>(space.available) < needed) {
+      throw IoError("-o " + a.output + ": the data need " + format("%.3g", needed / 1e9) +
+                    " GB, more than the " +
+                    format("%.3g", static_cast<double>(space.available) / 1e9) +
+                    " GB free on the disk that holds " + folder.string());
+    }
+  }
 
   // Stream 0 of the seed draws the model, stream b + 1 the rows of block b, so a block's rows do
   // not depend on the block before it.
