@@ -40,43 +40,54 @@ TEST_F(TextTest, CsvWithHeaderRow) {
   EXPECT_EQ(values_of(m), (std::vector<double>{1, 2, 3, 4.5, -0.6, 7}));
 }
 
-// pandas' DataFrame.to_csv writes the index as a first column with an empty name: read as a
-// feature, it would fit the row numbers. It is refused, naming the cure, in any chunk of rows;
-// a nameless column of other values, or row numbers without a header, are data.
-TEST_F(TextTest, APandasIndexColumnIsRefusedNotFitted) {
+// pandas' DataFrame.to_csv writes the index as a first column with an empty name, R's write.csv
+// its row names under "": read as a feature, either would fit the row numbers. An unnamed first
+// column of whole numbers (in any order: an index after filtering or sorting) is refused,
+// naming the cure, in any chunk of rows; R's row names that are not numbers name it too. A
+// nameless column of other values, one row, or row numbers without a header are data.
+TEST_F(TextTest, AnIndexColumnIsRefusedNotFitted) {
   const std::string pandas = file("df.csv", ",x,y\n0,1.5,2\n1,3,4\n2,5,6.25\n");
   expect_error<IoError>([&] { io::read_matrix(pandas); },
-                        "column 1 has no name in the header (line 1) and holds the row numbers 0, "
-                        "1, ...: an index, as pandas' to_csv and R's write.csv write by default");
+                        "column 1 has no name in the header (line 1) and holds whole numbers only "
+                        "(0, 1, ...): an index or row names, not a feature. pandas' to_csv and "
+                        "R's write.csv write one by default");
   expect_error<IoError>([&] { io::read_matrix(pandas); }, "to_csv(..., index=False)");
-  // R's write.csv: quoted names, an empty one first, and quoted row names from 1.
-  const std::string r = file("r.csv", "\"\",\"x\",\"y\"\n\"1\",1.5,2\n\"2\",3,4\n");
-  expect_error<IoError>([&] { io::read_matrix(r); }, "holds the row numbers 1, 2, ...");
-  expect_error<IoError>([&] { io::read_matrix(r); }, "write.csv(..., row.names = FALSE)");
   io::ReadOptions chunk;
   chunk.first_row = 1;
   chunk.row_count = 2;
-  expect_error<IoError>([&] { io::read_matrix(pandas, chunk); }, "holds the row numbers 1, 2");
-  // One row leaves it a guess: data.
+  expect_error<IoError>([&] { io::read_matrix(pandas, chunk); }, "whole numbers only (1, 2, ...)");
+  const std::string filtered = file("filtered.csv", ",x\n7,1.5\n3,2\n12,2.5\n");
+  expect_error<IoError>([&] { io::read_matrix(filtered); }, "whole numbers only (7, 3, ...)");
+  // R's write.csv: quoted names, an empty one first, and quoted row names.
+  const std::string r = file("r.csv", "\"\",\"x\",\"y\"\n\"1\",1.5,2\n\"2\",3,4\n");
+  expect_error<IoError>([&] { io::read_matrix(r); }, "whole numbers only (1, 2, ...)");
+  expect_error<IoError>([&] { io::read_matrix(r); }, "write.csv(..., row.names = FALSE)");
+  const std::string named_rows = file("rn.csv", "\"\",\"x\"\n\"a\",1.5\n\"b\",3\n");
+  expect_error<IoError>([&] { io::read_matrix(named_rows); },
+                        "row 1, column 1: 'a' is not a number (line 2); column 1 has no name in "
+                        "the header: row names or an index?");
   EXPECT_EQ(values_of(io::read_matrix(file("one.csv", ",x\n0,1.5\n"))),
             (std::vector<double>{0, 1.5}));
   EXPECT_EQ(values_of(io::read_matrix(file("named.csv", "id,x\n0,1.5\n1,3\n"))),
             (std::vector<double>{0, 1.5, 1, 3}));
-  EXPECT_EQ(values_of(io::read_matrix(file("nameless.csv", ",x\n0,1.5\n2,3\n"))),
-            (std::vector<double>{0, 1.5, 2, 3}));
+  EXPECT_EQ(values_of(io::read_matrix(file("nameless.csv", ",x\n0.5,1.5\n2,3\n"))),
+            (std::vector<double>{0.5, 1.5, 2, 3}));
   EXPECT_EQ(values_of(io::read_matrix(file("no_header.csv", "0,1.5\n1,3\n"))),
             (std::vector<double>{0, 1.5, 1, 3}));
 }
 
 // Cells in double quotes (RFC 4180) are their content: quoted numbers are numbers, a quoted name
-// may hold the separator, and the separator is chosen outside quotes. A quote that does not
-// close leaves the cell as it is, refused as not a number.
+// may hold the separator, and the separator is chosen outside quotes. On the first line a quoted
+// cell is a name, so that R's header of numeric names ("1","2") stays a header. A quote that does
+// not close takes the rest of its line, which then misses columns.
 TEST_F(TextTest, QuotedCellsAreTheirContent) {
   const std::string quoted =
       file("q.csv", "\"height; cm\",\"weight, kg\"\n\"1.5\", 2\n 3 ,\"-4e1\"\n");
   EXPECT_EQ(values_of(io::read_matrix(quoted)), (std::vector<double>{1.5, 2, 3, -40}));
   const std::string blanks = file("q.txt", "\"a b\" c\n\"1\"  2\n");
   EXPECT_EQ(values_of(io::read_matrix(blanks)), (std::vector<double>{1, 2}));
+  const std::string numeric_names = file("n.csv", "\"1\",\"2\"\n0.5,0.7\n0.1,0.2\n");
+  EXPECT_EQ(values_of(io::read_matrix(numeric_names)), (std::vector<double>{0.5, 0.7, 0.1, 0.2}));
   const std::string open = file("open.csv", "x,y\n\"1.5,2\n");
   expect_error<IoError>([&] { io::read_matrix(open); }, "has 2 columns but row 1 has 1");
 }

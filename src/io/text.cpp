@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -116,8 +117,8 @@ char choose_separator(std::string_view line) {
 }
 
 // A cell in double quotes (RFC 4180, as R's write.csv writes names and row names): its content,
-// between the quotes (a doubled quote inside stays doubled: no number holds one); a cell whose
-// quote does not close is kept whole, and so is refused as not a number.
+// between the quotes (a doubled quote inside stays doubled: no number holds one). A quote that
+// does not close takes the rest of the line into its cell, which then misses its columns.
 std::string_view unquote(std::string_view cell) {
   if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') {
     return cell.substr(1, cell.size() - 2);
@@ -125,8 +126,10 @@ std::string_view unquote(std::string_view cell) {
   return cell;
 }
 
-// A line with double quotes, split by a separator outside them.
-void split_quoted(std::string_view line, char separator, std::vector<std::string_view>* cells) {
+// A line with double quotes, split by a separator outside them; cells keep their quotes where
+// keep_quotes (a first line, whose quoted cells are names).
+void split_quoted(std::string_view line, char separator, std::vector<std::string_view>* cells,
+                  bool keep_quotes) {
   std::size_t start = 0;
   bool quoted = false;
   for (std::size_t i = 0; i <= line.size(); ++i) {
@@ -135,16 +138,17 @@ void split_quoted(std::string_view line, char separator, std::vector<std::string
                      (!quoted && (separator == 0 ? is_blank(line[i]) : line[i] == separator));
     if (!end) continue;
     const std::string_view cell = trim(line.substr(start, i - start));
-    if (separator != 0 || !cell.empty()) cells->push_back(unquote(cell));
+    if (separator != 0 || !cell.empty()) cells->push_back(keep_quotes ? cell : unquote(cell));
     start = i + 1;
   }
 }
 
 // separator 0: runs of blanks.
-void split(std::string_view line, char separator, std::vector<std::string_view>* cells) {
+void split(std::string_view line, char separator, std::vector<std::string_view>* cells,
+           bool keep_quotes = false) {
   cells->clear();
   if (line.find('"') != std::string_view::npos) {
-    split_quoted(line, separator, cells);
+    split_quoted(line, separator, cells, keep_quotes);
     return;
   }
   if (separator == 0) {
@@ -210,7 +214,8 @@ bool is_missing_marker(std::string_view cell) {
 
 // A header names its columns: no cell of it is a number or a missing-value marker. One numeric
 // cell ("NA,1,2", "id,3") makes the line a data row, so that its other cells are reported as
-// errors instead of the row being silently dropped.
+// errors instead of the row being silently dropped. Cells come with their quotes: a quoted cell
+// is a name ("1","2" is R's header of columns named 1 and 2).
 bool is_header(const std::vector<std::string_view>& cells) {
   bool any_text = false;
   for (std::string_view cell : cells) {
@@ -222,20 +227,30 @@ bool is_header(const std::vector<std::string_view>& cells) {
   return any_text;
 }
 
-// The row number column 1 of the rows read (data rows first + 1, ...) starts from, where it
-// holds consecutive ones: first (0-based, as pandas writes its index) or first + 1 (1-based, as
-// R writes row names); -1 where it does not, or where fewer than two rows leave it a guess.
+// Whether column 1 of the rows read holds whole numbers >= 0 only, on two rows or more (one
+// leaves it a guess): what an index is, pandas' (0, 1, 2, ..., or any subset after filtering,
+// in any order after sorting) or R's row names (1, 2, 3, ...).
 template <typename T>
-std::int64_t row_numbers_from(const std::vector<T>& values, std::int64_t cols, std::int64_t first) {
+bool holds_whole_numbers(const std::vector<T>& values, std::int64_t cols) {
   const std::int64_t rows = static_cast<std::int64_t>(values.size()) / cols;
-  if (rows < 2) return -1;
-  for (const std::int64_t base : {first, first + 1}) {
-    std::int64_t r = 0;
-    while (r < rows && values[static_cast<std::size_t>(r * cols)] == static_cast<T>(base + r)) ++r;
-    if (r == rows) return base;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T v = values[static_cast<std::size_t>(r * cols)];
+    if (!(v >= 0 && std::floor(v) == v)) return false;
   }
-  return -1;
+  return rows >= 2;
 }
+
+// A whole number as written: 3, not 3.000000.
+std::string whole_number_text(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", v);
+  return buffer;
+}
+
+// How an unnamed first column is told to go.
+constexpr const char* kLeaveTheIndexOut =
+    "pandas' to_csv and R's write.csv write one by default; write the file without it "
+    "(to_csv(..., index=False), write.csv(..., row.names = FALSE)), or name the column";
 
 template <typename T>
 HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
@@ -272,11 +287,11 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
                  "it to a regular file named *.npy");
       }
       separator = choose_separator(line);
-      split(line, separator, &cells);
+      split(line, separator, &cells, /*keep_quotes=*/true);
       if (is_header(cells)) {
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
-        unnamed_first_column = cells.size() > 1 && cells[0].empty();
+        unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
         continue;
       }
     }
@@ -323,8 +338,14 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         return "row " + std::to_string(data_row) + ", column " + std::to_string(c + 1);
       };
       if (status == Parse::kNotNumber) {
-        if (cell.empty()) throw_io(path, where() + " is empty" + at_line());
-        throw_io(path, where() + ": " + excerpt(cell) + " is not a number" + at_line());
+        // R's row names ("a", "b", ...) under a nameless first column.
+        const std::string row_names =
+            c == 0 && unnamed_first_column
+                ? std::string("; column 1 has no name in the header: row names or an index? ") +
+                      kLeaveTheIndexOut
+                : std::string();
+        if (cell.empty()) throw_io(path, where() + " is empty" + at_line() + row_names);
+        throw_io(path, where() + ": " + excerpt(cell) + " is not a number" + at_line() + row_names);
       }
       // A number written in the file that no double holds is an error even without
       // require_finite: it would silently become inf.
@@ -350,15 +371,11 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   resolve_rows(path, options, data_row);
   const std::int64_t rows =
       static_cast<std::int64_t>(values.size()) / std::max<std::int64_t>(cols, 1);
-  const std::int64_t index_from =
-      unnamed_first_column ? row_numbers_from(values, cols, first) : std::int64_t{-1};
-  if (index_from >= 0) {
+  if (unnamed_first_column && holds_whole_numbers(values, cols)) {
     throw_io(path, "column 1 has no name in the header (line " + std::to_string(header_line) +
-                       ") and holds the row numbers " + std::to_string(index_from) + ", " +
-                       std::to_string(index_from + 1) +
-                       ", ...: an index, as pandas' to_csv and R's write.csv write by default, "
-                       "not a feature. Write the file without it (to_csv(..., index=False), "
-                       "write.csv(..., row.names = FALSE)), or leave the column out");
+                       ") and holds whole numbers only (" + whole_number_text(values[0]) + ", " +
+                       whole_number_text(values[static_cast<std::size_t>(cols)]) +
+                       ", ...): an index or row names, not a feature. " + kLeaveTheIndexOut);
   }
   HostMatrix out(dtype, rows, cols);
   if (!values.empty()) std::memcpy(out.data(), values.data(), values.size() * sizeof(T));
