@@ -513,7 +513,8 @@ EMIX_HD inline std::int64_t fused_item_target(const FusedPlan& p, const Statisti
 // (t / P) and, alone on its item (G = 1), adds the sums to the block's slice; with G > 1 it
 // leaves them in red[e * NT + t] for fused_combine_groups, or with p.block_combine adds them in
 // double to acc[e * NT + t] (set on the block's first tile), which only this thread touches
-// until the block's end.
+// until the block's end. A plan with G > 1 has one round (layout_for), so a thread's slots stand
+// for one item.
 template <FusedFamily F, typename T, typename C>
 EMIX_HD inline void fused_statistics_round(int tid, const FusedPlan& p, const FusedArgs<T, C>& a,
                                            const FusedShared<C>& s, int rows, int round,

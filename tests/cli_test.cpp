@@ -140,6 +140,10 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--n-components 99999999999: not a whole number in digits (INT) within the "
                   "option's range"});
   expect_failure("fit data.npy -k 2 --tol abc -o m.json", {"--tol abc: not a number (FLOAT)"});
+  expect_failure("fit data.npy -k 2 --init random --kmeans-iter 3 -o m.json",
+                 {"--kmeans-iter applies to --init kmeans++ only"});
+  expect_failure("select data.npy -k 1..2 --init random-from-data --kmeans-iter 0",
+                 {"--kmeans-iter applies to --init kmeans++ only"});
   expect_failure("select data.npy -k 1..2 -o best.csv", {"-o best.csv", "name it .json"});
   // 32 TB: more than any disk this runs on has free, refused before a byte is written.
   expect_failure("generate --n 1000000000000 --d 4 -k 2 -o g.npy",
@@ -333,6 +337,19 @@ TEST_F(CliTest, DashIsStandardInputAndOutput) {
   }
   ASSERT_EQ(emix("predict file.json - -o labels.npy < data.csv").code, 0);
   EXPECT_EQ(read_text(path("labels.npy")), read_text(path("file.npy")));
+  // Standard output is written in place: a shell's >> appends to its file.
+  write("log.txt", "before\n");
+  const std::string append_command =
+      "cd '" + dir_ + "' && '" + EMIX_CLI_PATH + "' fit data.csv" + fit + " -o - >> log.txt";
+  ASSERT_EQ(std::system(append_command.c_str()), 0);
+  const std::string log = read_text(path("log.txt"));
+  ASSERT_EQ(log.rfind("before\n", 0), 0u) << log;
+  EXPECT_EQ(nlohmann::json::parse(log.substr(7)).at("means"), from_file.at("means"));
+  // select's table goes to stderr when the model goes to stdout.
+  const CliRun best = emix("select data.csv -k 1..2 --covariance diag --device cpu --seed 4 -o -");
+  ASSERT_EQ(best.code, 0) << best.err;
+  EXPECT_EQ(nlohmann::json::parse(best.out).at("format"), "emix-model");
+  EXPECT_NE(best.err.find("best by bic"), std::string::npos) << best.err;
   expect_failure("fit -" + fit + " -o - --labels - < data.csv",
                  {"--labels -: standard output is already taken by -o"});
   expect_failure("score - - < file.json", {"INPUT -: standard input is already taken by MODEL"});

@@ -113,6 +113,8 @@ class MappedNpy final : public ChunkSource {
 //   - a symbolic link: the same, beside the file the link leads to; the link stays a link;
 //   - a FIFO or a character device (/dev/null, a terminal): written in place, since there is
 //     nothing to replace (a FIFO is opened at the first write, which waits for a reader);
+//   - "/dev/stdout" itself: the process's standard output, in place, whatever it is (a file the
+//     shell opened with >> is appended to);
 //   - anything else (a folder, a socket, a block device): refused.
 // The constructor makes every check and creates the temporary, so an output that cannot be
 // written fails before any slow work. Errors throw IoError naming the path as given.

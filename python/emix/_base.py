@@ -763,8 +763,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         :func:`emix.load_model` reads it back. Its "estimator" section keeps the class, the
         parameters that are numbers, strings, booleans or None (``reg_covar``, ``tol``,
         ``max_iter``, ``random_state`` as an int, ...) and ``feature_names_in_``, which
-        :func:`emix.load_model` restores; array parameters (``means_init``, ...), callables and
-        random generators are not kept, and load as their defaults.
+        :func:`emix.load_model` restores; array parameters (``means_init``, ...), callables,
+        random generators and what describes this machine (``device``, ``verbose``) are not
+        kept, and load as their defaults.
 
         Parameters
         ----------
@@ -798,18 +799,28 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         raise NotImplementedError
 
 
+# What a model file's "estimator" section calls each family's estimator: the emix class, also
+# for a subclass of it, so that the file loads where the subclass is not defined.
+ESTIMATOR_CLASSES = {"gaussian": "GaussianMixture", "bernoulli": "BernoulliMixture",
+                     "binomial": "BinomialMixture"}
+# Parameters that describe the machine or the session, not the model: not kept in model files.
+MACHINE_PARAMETERS = ("device", "verbose", "verbose_interval", "callback")
+
+
 def _estimator_section(estimator):
     """A model file's "estimator" section (JSON text): the class, the parameters JSON holds as
     they are, and feature_names_in_."""
     params = {}
     for name, value in estimator.get_params(deep=False).items():
+        if name in MACHINE_PARAMETERS:
+            continue
         if value is None or isinstance(value, (bool, str)):
             params[name] = value
         elif _is_int(value):
             params[name] = int(value)
         elif _is_real(value) and math.isfinite(value):
             params[name] = float(value)
-    section = {"class": type(estimator).__name__, "params": params}
+    section = {"class": ESTIMATOR_CLASSES[estimator._family], "params": params}
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         section["feature_names_in"] = [str(name) for name in names]

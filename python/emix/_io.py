@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _emix
-from ._base import FitReport
+from ._base import MACHINE_PARAMETERS, FitReport
 from ._discrete import BernoulliMixture, BinomialMixture
 from ._gaussian import GaussianMixture
 
@@ -84,7 +84,7 @@ def _restore_estimator(estimator, section, model, path):
     if not isinstance(params, dict):
         bad("params", params, "an object")
     known = set(estimator.get_params(deep=False)) - {"n_components", "covariance_type",
-                                                     "n_trials"}
+                                                     "n_trials", *MACHINE_PARAMETERS}
     estimator.set_params(**{name: value for name, value in params.items() if name in known})
     names = section.get("feature_names_in")
     if names is not None:

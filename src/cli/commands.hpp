@@ -28,7 +28,8 @@ struct FitArgs {
   std::string init_model;
   bool fixed_weights = false;
   std::string sample_weight;
-  int kmeans_iter = 10;  // k-means steps after k-means++ seeding (0: the seeding alone)
+  int kmeans_iter = 10;            // k-means steps after k-means++ seeding (0: the seeding alone)
+  bool kmeans_iter_given = false;  // refused with another --init
   int n_init = 1;
   int max_iter = 100;
   double tol = 1e-3;
@@ -61,6 +62,7 @@ struct SelectArgs {
   std::string init = "kmeans++";
   std::string sample_weight;
   int kmeans_iter = 10;  // as FitArgs
+  bool kmeans_iter_given = false;
   int n_init = 1;
   int max_iter = 100;
   double tol = 1e-3;
@@ -70,6 +72,7 @@ struct SelectArgs {
   std::string memory_map = "auto";  // as FitArgs
   std::int64_t map_chunk_rows = 0;
   DataArgs data;
+  bool stdout_taken = false;  // an output is "-": the table goes to stderr
 };
 
 struct PredictArgs {

@@ -174,7 +174,7 @@ bool same_file(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-void standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
+bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs) {
   const auto replace = [](const std::vector<std::pair<std::string, std::string*>>& paths,
                           const char* stream, const char* name) {
@@ -188,9 +188,10 @@ void standard_streams_for_dashes(const std::vector<std::pair<std::string, std::s
       first = &option;
       *path = stream;
     }
+    return first != nullptr;
   };
   replace(inputs, "/dev/stdin", "input");
-  replace(outputs, "/dev/stdout", "output");
+  return replace(outputs, "/dev/stdout", "output");
 }
 
 io::OutputFile& StagedOutputs::stage(const std::string& target, const std::string& option) {

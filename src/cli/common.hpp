@@ -122,8 +122,9 @@ bool runs_on_gpu(const EngineOptions& engine);
 // "-" as a path stands for standard input (among `inputs`) or standard output (among `outputs`),
 // as in most Unix tools: each such path becomes /dev/stdin or /dev/stdout, which the readers and
 // OutputFile take (a pipe, a terminal, or a file the shell redirected). Each stream may be
-// given once; pairs are (option, path), the option for messages.
-void standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
+// given once; pairs are (option, path), the option for messages. Returns whether an output is
+// now standard output (what the command prints for people then goes to stderr).
+bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs);
 
 // Every output of one command: each is checked, and its temporary created, by stage() before the

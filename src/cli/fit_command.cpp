@@ -182,6 +182,10 @@ int run_fit(const FitArgs& a) {
   Family family = parse_family(a.family);
   Covariance covariance = parse_covariance(a.covariance);
   const Init init = parse_init(a.init);
+  if (a.kmeans_iter_given && (init != Init::kKMeansPlusPlus || !a.init_model.empty())) {
+    throw InvalidArgument("--kmeans-iter applies to --init kmeans++ only" +
+                          std::string(a.init_model.empty() ? "" : ", not to --init-model"));
+  }
   int k = a.k;
   int trials = a.trials;
   const bool distributed = mpi_active();
@@ -200,6 +204,8 @@ int run_fit(const FitArgs& a) {
     outputs.add_input(a.input, "INPUT");
     outputs.add_input(a.init_model, "--init-model", "-o");  // refining a model in place
     outputs.add_input(a.sample_weight, "--sample-weight");
+    // Each name is checked after stage(), whose refusal to overwrite an input matters more; a
+    // refused name's temporary is removed with the others.
     if (!a.labels.empty()) {
       labels_out = &outputs.stage(a.labels, "--labels");
       require_output_extension(a.labels, "--labels", ".npy", "a NumPy int32 array");

@@ -75,7 +75,8 @@ int run_generate(const GenerateArgs& a) {
     const double needed =
         128.0 + static_cast<double>(a.n) * a.d * static_cast<double>(dtype_size(dtype));
     std::error_code ec;
-    const fs::path folder = fs::absolute(a.output, ec).parent_path();
+    // The folder the file lands in, where links lead (as OutputFile writes it).
+    const fs::path folder = fs::weakly_canonical(fs::absolute(a.output, ec), ec).parent_path();
     const fs::space_info space = fs::space(folder, ec);
     if (!ec && static_cast<double>(space.available) < needed) {
       throw IoError("-o " + a.output + ": the data need " + format("%.3g", needed / 1e9) +

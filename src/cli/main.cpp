@@ -262,10 +262,11 @@ int main(int argc, char** argv) {
   fit->add_option("--init", fit_args.init, "initialisation")
       ->check(CLI::IsMember(kInits))
       ->capture_default_str();
-  fit->add_option("--kmeans-iter", fit_args.kmeans_iter,
-                  "kmeans++: k-means steps after the seeding (0: the seeding alone, as "
-                  "scikit-learn's init_params='k-means++')")
-      ->capture_default_str();
+  CLI::Option* fit_kmeans_iter =
+      fit->add_option("--kmeans-iter", fit_args.kmeans_iter,
+                      "kmeans++: k-means steps after the seeding (0: the seeding alone, as "
+                      "scikit-learn's init_params='k-means++')")
+          ->capture_default_str();
   fit->add_option("--init-model", fit_args.init_model,
                   "start from this model (used exactly as given; overrides --init)");
   fit->add_flag("--fixed-weights", fit_args.fixed_weights, "keep the initial mixing weights");
@@ -326,10 +327,11 @@ int main(int argc, char** argv) {
   select->add_option("--init", select_args.init, "initialisation")
       ->check(CLI::IsMember(kInits))
       ->capture_default_str();
-  select
-      ->add_option("--kmeans-iter", select_args.kmeans_iter,
-                   "kmeans++: k-means steps after the seeding (0: the seeding alone)")
-      ->capture_default_str();
+  CLI::Option* select_kmeans_iter =
+      select
+          ->add_option("--kmeans-iter", select_args.kmeans_iter,
+                       "kmeans++: k-means steps after the seeding (0: the seeding alone)")
+          ->capture_default_str();
   select->add_option("--sample-weight", select_args.sample_weight,
                      "per-row weights (N values, .npy or text), acting as repetition counts");
   select->add_option("--n-init", select_args.n_init, "restarts of each candidate")
@@ -464,6 +466,7 @@ int main(int argc, char** argv) {
       fit_args.covariance_given = covariance_opt->count() > 0;
       fit_args.trials_given = trials_opt->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
+      fit_args.kmeans_iter_given = fit_kmeans_iter->count() > 0;
       emix::cli::standard_streams_for_dashes({{"INPUT", &fit_args.input},
                                               {"--init-model", &fit_args.init_model},
                                               {"--sample-weight", &fit_args.sample_weight}},
@@ -479,11 +482,11 @@ int main(int argc, char** argv) {
       select_args.trials_given = select_trials->count() > 0;
       select_args.covariance_given = select_covariance->count() > 0;
       select_args.memory_map = select_map.memory_map();
-      emix::cli::standard_streams_for_dashes(
+      select_args.kmeans_iter_given = select_kmeans_iter->count() > 0;
+      // --table names its format by its extension, so it has no "-".
+      select_args.stdout_taken = emix::cli::standard_streams_for_dashes(
           {{"INPUT", &select_args.input}, {"--sample-weight", &select_args.sample_weight}},
-          {{"-o", &select_args.output},
-           {"--table", &select_args.table},
-           {"--plot", &select_args.plot}});
+          {{"-o", &select_args.output}, {"--plot", &select_args.plot}});
       return with_output_checked(emix::cli::run_select(select_args));
     }
     if (*predict) {

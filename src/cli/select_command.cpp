@@ -2,7 +2,8 @@
 //                   [-o BEST.json] [--table FILE.csv|FILE.json] [--plot FILE.png]
 //                   [--memory-map | --no-memory-map] [--map-chunk-rows R] ...
 // Fits every candidate of the grid (emix::select: the candidates share each pass over the data),
-// prints their table and the best model's summary on stdout, and writes the files asked for.
+// prints their table and the best model's summary on stdout (stderr where an output is stdout),
+// and writes the files asked for.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -175,57 +176,58 @@ std::string table_json(const SelectReport& r, Family family) {
   return out + "  ]\n}\n";
 }
 
-void print_table(const SelectReport& r, Family family) {
-  std::printf("%6s  %-10s %18s %18s %18s %18s %6s %9s\n", "K", "covariance", "log-likelihood",
-              "BIC", "AIC", "ICL", "iter", "seconds");
+void print_table(std::FILE* out, const SelectReport& r, Family family) {
+  std::fprintf(out, "%6s  %-10s %18s %18s %18s %18s %6s %9s\n", "K", "covariance", "log-likelihood",
+               "BIC", "AIC", "ICL", "iter", "seconds");
   for (std::size_t i = 0; i < r.candidates.size(); ++i) {
     const SelectCandidate& c = r.candidates[i];
     if (failed(c)) {
-      std::printf("  %4d  %-10s %18s %18s %18s %18s %6s %9.3f\n", c.n_components,
-                  covariance_name(c, family).c_str(), "failed", "-", "-", "-", "-", c.fit.seconds);
+      std::fprintf(out, "  %4d  %-10s %18s %18s %18s %18s %6s %9.3f\n", c.n_components,
+                   covariance_name(c, family).c_str(), "failed", "-", "-", "-", "-", c.fit.seconds);
       continue;
     }
-    std::printf("%s%4d  %-10s %18.10e %18.10e %18.10e %18.10e %5d%s %9.3f\n",
-                i == r.best ? "* " : "  ", c.n_components, covariance_name(c, family).c_str(),
-                c.fit.log_likelihood, c.bic, c.aic, c.icl, c.fit.n_iter,
-                c.fit.converged ? " " : "!", c.fit.seconds);
+    std::fprintf(out, "%s%4d  %-10s %18.10e %18.10e %18.10e %18.10e %5d%s %9.3f\n",
+                 i == r.best ? "* " : "  ", c.n_components, covariance_name(c, family).c_str(),
+                 c.fit.log_likelihood, c.bic, c.aic, c.icl, c.fit.n_iter,
+                 c.fit.converged ? " " : "!", c.fit.seconds);
   }
-  std::printf(
-      "(* the lowest %s; ! did not converge within --max-iter; failed: see the "
-      "warnings)\n",
-      to_string(r.criterion));
+  std::fprintf(out,
+               "(* the lowest %s; ! did not converge within --max-iter; failed: see the "
+               "warnings)\n",
+               to_string(r.criterion));
 }
 
-void print_best(const SelectReport& r, Family family, const std::vector<std::string>& written) {
+void print_best(std::FILE* out, const SelectReport& r, Family family,
+                const std::vector<std::string>& written) {
   const SelectCandidate& b = r.candidates[r.best];
   const Model& m = b.fit.model;
-  std::printf("\nbest by %s: K = %d", to_string(r.criterion), b.n_components);
-  if (family == Family::kGaussian) std::printf(", covariance %s", to_string(b.covariance));
-  std::printf(" (%s %.10e)\n", to_string(r.criterion), b.criterion(r.criterion));
-  std::printf("mean log-likelihood %.10e per row, %d iteration%s%s, %lld parameters\n",
-              b.fit.mean_log_likelihood, b.fit.n_iter, b.fit.n_iter == 1 ? "" : "s",
-              b.fit.converged ? ", converged" : ", not converged",
-              static_cast<long long>(b.n_parameters));
+  std::fprintf(out, "\nbest by %s: K = %d", to_string(r.criterion), b.n_components);
+  if (family == Family::kGaussian) std::fprintf(out, ", covariance %s", to_string(b.covariance));
+  std::fprintf(out, " (%s %.10e)\n", to_string(r.criterion), b.criterion(r.criterion));
+  std::fprintf(out, "mean log-likelihood %.10e per row, %d iteration%s%s, %lld parameters\n",
+               b.fit.mean_log_likelihood, b.fit.n_iter, b.fit.n_iter == 1 ? "" : "s",
+               b.fit.converged ? ", converged" : ", not converged",
+               static_cast<long long>(b.n_parameters));
   const int d = m.n_features;
   const int shown = std::min(d, 8);
   for (int k = 0; k < m.n_components && k < 20; ++k) {
-    std::printf("  component %d: weight %.6f, %s", k, m.weights[static_cast<std::size_t>(k)],
-                family == Family::kGaussian ? "mean [" : "probabilities [");
+    std::fprintf(out, "  component %d: weight %.6f, %s", k, m.weights[static_cast<std::size_t>(k)],
+                 family == Family::kGaussian ? "mean [" : "probabilities [");
     const std::vector<double>& v = family == Family::kGaussian ? m.means : m.probabilities;
     for (int j = 0; j < shown; ++j) {
-      std::printf("%s%.6g", j ? ", " : "",
-                  v[static_cast<std::size_t>(k) * static_cast<std::size_t>(d) +
-                    static_cast<std::size_t>(j)]);
+      std::fprintf(out, "%s%.6g", j ? ", " : "",
+                   v[static_cast<std::size_t>(k) * static_cast<std::size_t>(d) +
+                     static_cast<std::size_t>(j)]);
     }
-    std::printf("%s]\n", shown < d ? ", ..." : "");
+    std::fprintf(out, "%s]\n", shown < d ? ", ..." : "");
   }
-  if (m.n_components > 20) std::printf("  ... (%d components)\n", m.n_components);
-  std::printf("engine %s, %d passes over the data, %.3f s\n", r.engine.c_str(), r.passes,
-              r.seconds);
+  if (m.n_components > 20) std::fprintf(out, "  ... (%d components)\n", m.n_components);
+  std::fprintf(out, "engine %s, %d passes over the data, %.3f s\n", r.engine.c_str(), r.passes,
+               r.seconds);
   if (!written.empty()) {
     std::string files = "wrote";
     for (const std::string& f : written) files += " " + f;
-    std::printf("%s\n", files.c_str());
+    std::fprintf(out, "%s\n", files.c_str());
   }
 }
 
@@ -308,6 +310,9 @@ int run_select(const SelectArgs& a) {
   fit.family = family;
   fit.trials = family == Family::kBinomial ? a.trials : 1;
   fit.init = parse_init(a.init);
+  if (a.kmeans_iter_given && fit.init != Init::kKMeansPlusPlus) {
+    throw InvalidArgument("--kmeans-iter applies to --init kmeans++ only");
+  }
   fit.kmeans_iter = a.kmeans_iter;
   fit.n_init = a.n_init;
   fit.max_iter = a.max_iter;
@@ -396,8 +401,10 @@ int run_select(const SelectArgs& a) {
 
   if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
   if (!a.data.quiet) {
-    print_table(report, family);
-    print_best(report, family, written);
+    // Where an output is standard output, what is printed for people goes beside the warnings.
+    std::FILE* out = a.stdout_taken ? stderr : stdout;
+    print_table(out, report, family);
+    print_best(out, report, family, written);
   }
   print_warnings(report, family, a.data.quiet);
   return 0;

@@ -149,6 +149,15 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   const std::string name = name_of(path);
   if (name.empty() || name == "." || name == "..") cannot_write(path, "not a file name");
 
+  // The process's standard output itself (the program's "-"): written in place through a copy
+  // of fd 1, so that a shell's `>>` appends and `>` keeps its file; never replaced by a rename.
+  if (path == "/dev/stdout") {
+    s.mode = State::Mode::kInPlace;
+    s.target = path;
+    s.fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+    if (s.fd < 0) cannot_write(path, "standard output is not open", errno);
+    return;
+  }
   // What the name leads to decides how it is written: only a regular file is ever replaced.
   // The kernel follows the links here: it alone resolves the "links" of /proc/self/fd, which
   // /dev/stdout is (to "pipe:[...]" for a pipe).

@@ -155,7 +155,7 @@ def test_parameters_and_feature_names_survive_a_round_trip(tmp_path):
     gm.save(path)
     loaded = emix.load_model(path)
     kept = {name: value for name, value in loaded.get_params().items() if name in params}
-    assert kept == params
+    assert kept == dict(params, device="auto")  # this machine's choice, not the file's
     assert list(loaded.feature_names_in_) == list(gm.feature_names_in_)
     np.testing.assert_array_equal(loaded.predict(frame), gm.predict(frame))
     renamed = frame.rename(columns={frame.columns[0]: "size"})
@@ -175,11 +175,27 @@ def test_parameters_and_feature_names_survive_a_round_trip(tmp_path):
     path.write_text(json.dumps(edited))
     with pytest.raises(emix.IoError, match='"estimator" entry "feature_names_in"'):
         emix.load_model(path)
-    # Parameters of a later version are ignored; the program reads the file as before.
+    # Parameters of a later version are ignored, and so is what describes another machine.
     edited["estimator"]["feature_names_in"] = list(gm.feature_names_in_)
     edited["estimator"]["params"]["a_later_parameter"] = 3
+    edited["estimator"]["params"]["device"] = "gpu"
     path.write_text(json.dumps(edited))
-    assert emix.load_model(path).reg_covar == 1e-4
+    loaded = emix.load_model(path)
+    assert loaded.reg_covar == 1e-4 and loaded.device == "auto"
+
+
+def test_a_subclass_saves_as_its_emix_class(tmp_path):
+    class Mine(emix.GaussianMixture):
+        pass
+
+    x = overlapping_mixture(7)
+    mine = Mine(n_components=2, reg_covar=1e-3, random_state=0, device="cpu").fit(x)
+    path = tmp_path / "m.json"
+    mine.save(path)
+    assert json.loads(path.read_text())["estimator"]["class"] == "GaussianMixture"
+    assert "device" not in json.loads(path.read_text())["estimator"]["params"]
+    loaded = emix.load_model(path)
+    assert type(loaded) is emix.GaussianMixture and loaded.reg_covar == 1e-3
 
 
 @pytest.mark.parametrize("key, value", [("converged", "false"), ("history", None),
