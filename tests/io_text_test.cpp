@@ -56,6 +56,9 @@ TEST_F(TextTest, AnIndexColumnIsRefusedNotFitted) {
   chunk.first_row = 1;
   chunk.row_count = 2;
   expect_error<IoError>([&] { io::read_matrix(pandas, chunk); }, "whole numbers only (1, 2, ...)");
+  // pd.DataFrame(x).to_csv(): the columns are named 0, 1, ... after the index's empty name.
+  const std::string numbered = file("numbered.csv", ",0,1\n0,1.5,2\n1,3,4\n");
+  expect_error<IoError>([&] { io::read_matrix(numbered); }, "whole numbers only (0, 1, ...)");
   const std::string filtered = file("filtered.csv", ",x\n7,1.5\n3,2\n12,2.5\n");
   expect_error<IoError>([&] { io::read_matrix(filtered); }, "whole numbers only (7, 3, ...)");
   // R's write.csv: quoted names, an empty one first, and quoted row names.
@@ -88,6 +91,7 @@ TEST_F(TextTest, QuotedCellsAreTheirContent) {
   EXPECT_EQ(values_of(io::read_matrix(blanks)), (std::vector<double>{1, 2}));
   const std::string numeric_names = file("n.csv", "\"1\",\"2\"\n0.5,0.7\n0.1,0.2\n");
   EXPECT_EQ(values_of(io::read_matrix(numeric_names)), (std::vector<double>{0.5, 0.7, 0.1, 0.2}));
+  EXPECT_EQ(io::text_line_of_row(numeric_names, 2), 3);  // messages count the header too
   const std::string open = file("open.csv", "x,y\n\"1.5,2\n");
   expect_error<IoError>([&] { io::read_matrix(open); }, "has 2 columns but row 1 has 1");
 }

@@ -252,6 +252,16 @@ constexpr const char* kLeaveTheIndexOut =
     "pandas' to_csv and R's write.csv write one by default; write the file without it "
     "(to_csv(..., index=False), write.csv(..., row.names = FALSE)), or name the column";
 
+// pandas' header of a frame with its default column names and its index: ",0,1,...,D-2" (an
+// empty name, then the numbers 0, 1, ...). is_header takes numbers for data; this one is names.
+bool is_numbered_header(const std::vector<std::string_view>& cells) {
+  if (cells.size() < 2 || !cells[0].empty()) return false;
+  for (std::size_t i = 1; i < cells.size(); ++i) {
+    if (cells[i] != std::to_string(i - 1)) return false;
+  }
+  return true;
+}
+
 template <typename T>
 HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   const std::string& path = file.path();
@@ -288,7 +298,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       }
       separator = choose_separator(line);
       split(line, separator, &cells, /*keep_quotes=*/true);
-      if (is_header(cells)) {
+      if (is_header(cells) || is_numbered_header(cells)) {
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
         unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
@@ -406,8 +416,8 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
     if (!seen_first) {
       seen_first = true;
       const char separator = choose_separator(line);
-      split(line, separator, &cells);
-      if (is_header(cells)) continue;
+      split(line, separator, &cells, /*keep_quotes=*/true);
+      if (is_header(cells) || is_numbered_header(cells)) continue;
     }
     if (++data_row == row) return lines.line_number();
   }
