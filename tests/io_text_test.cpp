@@ -79,6 +79,29 @@ TEST_F(TextTest, AnIndexColumnIsRefusedNotFitted) {
             (std::vector<double>{0, 1.5, 1, 3}));
 }
 
+// pd.DataFrame(x).to_csv(p, index=False) names the columns 0, 1, ...: a first line that is a
+// data row's too. Under real-valued rows ("1.0", "2.5") it is the header; under whole numbers
+// (counts), or alone, it is a row. Chunks and the line numbers of messages agree.
+TEST_F(TextTest, PandasNumberedNamesAreAHeaderOverRealValues) {
+  const std::string reals = file("reals.csv", "0,1,2\n1.5,2.0,3\n4,5,6.25\n");
+  EXPECT_EQ(values_of(io::read_matrix(reals)), (std::vector<double>{1.5, 2, 3, 4, 5, 6.25}));
+  io::ReadOptions second;
+  second.first_row = 1;
+  second.row_count = 1;
+  EXPECT_EQ(values_of(io::read_matrix(reals, second)), (std::vector<double>{4, 5, 6.25}));
+  EXPECT_EQ(io::text_line_of_row(reals, 1), 2);
+  const std::string counts = file("counts.csv", "0,1,2\n3,0,1\n");
+  EXPECT_EQ(values_of(io::read_matrix(counts)), (std::vector<double>{0, 1, 2, 3, 0, 1}));
+  EXPECT_EQ(values_of(io::read_matrix(counts, second)), (std::vector<double>{3, 0, 1}));
+  EXPECT_EQ(io::text_line_of_row(counts, 1), 1);
+  EXPECT_EQ(io::text_line_of_row(counts, 2), 2);
+  EXPECT_EQ(values_of(io::read_matrix(file("alone.csv", "0 1 2\n"))),
+            (std::vector<double>{0, 1, 2}));
+  const std::string ragged = file("ragged.csv", "0,1,2\n1.5,2\n");
+  expect_error<IoError>([&] { io::read_matrix(ragged); },
+                        "the header (line 1) has 3 columns but row 1 has 2 (line 2)");
+}
+
 // Cells in double quotes (RFC 4180) are their content: quoted numbers are numbers, a quoted name
 // may hold the separator, and the separator is chosen outside quotes. On the first line a quoted
 // cell is a name, so that R's header of numeric names ("1","2") stays a header. A quote that does

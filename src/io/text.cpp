@@ -262,6 +262,33 @@ bool is_numbered_header(const std::vector<std::string_view>& cells) {
   return true;
 }
 
+// pandas' header of a frame with its default column names, written without its index:
+// "0,1,...,D-1". Its names are numbers, as a data row's could be, so the next line decides
+// (written_as_reals).
+bool is_numbered_names(const std::vector<std::string_view>& cells) {
+  if (cells.size() < 2) return false;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (cells[i] != std::to_string(i)) return false;
+  }
+  return true;
+}
+
+// Whether a line has a number written as a real ("1.5", "2.0", "3e-4"): real-valued data, under
+// which a first line of the whole numbers 0, 1, ... is pandas' names, not a row. A line of whole
+// numbers (counts) leaves that first line a row.
+bool written_as_reals(std::string_view line, char separator) {
+  std::vector<std::string_view> cells;
+  split(line, separator, &cells);
+  for (std::string_view cell : cells) {
+    double value;
+    if (cell.find_first_of(".eE") != std::string_view::npos &&
+        parse_number(cell, &value) == Parse::kOk) {
+      return true;
+    }
+  }
+  return false;
+}
+
 template <typename T>
 HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   const std::string& path = file.path();
@@ -281,41 +308,20 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   char separator = 0;
   std::int64_t data_row = 0;  // data rows seen so far; the current one's 1-based number
   std::string_view line;
+  // A first line of pandas' numbered names (is_numbered_names), held until the next line says
+  // whether it is a header or a row.
+  std::string held;
+  std::int64_t held_line = 0;
 
-  while (lines.next(&line)) {
-    std::size_t start = 0;
-    while (start < line.size() && is_blank(line[start])) ++start;
-    if (start == line.size() || line[start] == '#') continue;
-
-    if (!seen_first) {
-      seen_first = true;
-      // A pipe or FIFO is not sniffed (that would consume it): a .npy through one is told by
-      // its first bytes here, rather than read as a text header.
-      if (line.rfind("\x93NUMPY", 0) == 0) {
-        throw_io(path,
-                 "a .npy file, read as text: a pipe, a FIFO or a name without .npy is; write "
-                 "it to a regular file named *.npy");
-      }
-      separator = choose_separator(line);
-      split(line, separator, &cells, /*keep_quotes=*/true);
-      if (is_header(cells) || is_numbered_header(cells)) {
-        header_cols = static_cast<std::int64_t>(cells.size());
-        header_line = lines.line_number();
-        unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
-        continue;
-      }
-    }
-
+  // One data row; false once the rows asked for are read.
+  const auto read_row = [&](std::string_view text, std::int64_t line_number) {
     ++data_row;
     const bool wanted = data_row > first && data_row <= last;
-    if (!wanted && cols >= 0) {
-      if (data_row > last) break;
-      continue;  // skipped rows are counted, not parsed
-    }
-    split(line, separator, &cells);
+    if (!wanted && cols >= 0) return data_row <= last;  // skipped rows are counted, not parsed
+    split(text, separator, &cells);
     const auto n_cells = static_cast<std::int64_t>(cells.size());
     // Built only for messages: most rows never need it.
-    auto at_line = [&] { return " (line " + std::to_string(lines.line_number()) + ")"; };
+    auto at_line = [&] { return " (line " + std::to_string(line_number) + ")"; };
     if (cols < 0) {
       cols = n_cells;
       if (cols > kMaxTextColumns) {
@@ -336,10 +342,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       throw_io(path, "row " + std::to_string(data_row) + " has " + std::to_string(n_cells) +
                          " columns, expected " + std::to_string(cols) + at_line());
     }
-    if (!wanted) {
-      if (data_row > last) break;
-      continue;
-    }
+    if (!wanted) return data_row <= last;
     for (std::int64_t c = 0; c < cols; ++c) {
       const std::string_view cell = cells[static_cast<std::size_t>(c)];
       double value;
@@ -374,7 +377,49 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       }
       values.push_back(out);
     }
+    return true;
+  };
+
+  while (lines.next(&line)) {
+    std::size_t start = 0;
+    while (start < line.size() && is_blank(line[start])) ++start;
+    if (start == line.size() || line[start] == '#') continue;
+
+    if (!seen_first) {
+      seen_first = true;
+      // A pipe or FIFO is not sniffed (that would consume it): a .npy through one is told by
+      // its first bytes here, rather than read as a text header.
+      if (line.rfind("\x93NUMPY", 0) == 0) {
+        throw_io(path,
+                 "a .npy file, read as text: a pipe, a FIFO or a name without .npy is; write "
+                 "it to a regular file named *.npy");
+      }
+      separator = choose_separator(line);
+      split(line, separator, &cells, /*keep_quotes=*/true);
+      if (is_header(cells) || is_numbered_header(cells)) {
+        header_cols = static_cast<std::int64_t>(cells.size());
+        header_line = lines.line_number();
+        unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
+        continue;
+      }
+      if (is_numbered_names(cells)) {
+        held.assign(line);
+        held_line = lines.line_number();
+        continue;
+      }
+    } else if (held_line > 0) {
+      if (written_as_reals(line, separator)) {
+        split(held, separator, &cells);
+        header_cols = static_cast<std::int64_t>(cells.size());
+        header_line = held_line;
+      } else if (!read_row(held, held_line)) {
+        break;
+      }
+      held_line = 0;
+    }
+    if (!read_row(line, lines.line_number())) break;
   }
+  if (held_line > 0) read_row(held, held_line);  // the file's only line
 
   if (cols < 0) throw_io(path, "contains no data rows");
   // data_row is the number of data rows, or more than `last` when reading stopped early.
@@ -407,6 +452,8 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   LineReader lines(file);
   std::vector<std::string_view> cells;
   bool seen_first = false;
+  char separator = 0;
+  std::int64_t held_line = 0;
   std::int64_t data_row = 0;
   std::string_view line;
   while (lines.next(&line)) {
@@ -415,12 +462,20 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
     if (start == line.size() || line[start] == '#') continue;
     if (!seen_first) {
       seen_first = true;
-      const char separator = choose_separator(line);
+      separator = choose_separator(line);
       split(line, separator, &cells, /*keep_quotes=*/true);
       if (is_header(cells) || is_numbered_header(cells)) continue;
+      if (is_numbered_names(cells)) {  // as read_text_as decides it
+        held_line = lines.line_number();
+        continue;
+      }
+    } else if (held_line > 0) {
+      if (!written_as_reals(line, separator) && ++data_row == row) return held_line;
+      held_line = 0;
     }
     if (++data_row == row) return lines.line_number();
   }
+  if (held_line > 0 && ++data_row == row) return held_line;
   return 0;
 }
 
