@@ -56,6 +56,7 @@ put("text", "one_column.txt", "1\n2\n3\n4\n5\n6\n7\n")
 put("text", "long_numbers.csv", "123456789012345678901234567890,1\n0.000000000000000000001,2\n")
 put("text", "r_write_csv.csv", '"","x","y; z"\n"1",1.5,"2"\n"2",3,"4,5"\n')
 put("text", "pandas_index.csv", ",x,y\n0,1.5,2\n1,3,4\n")
+put("text", "pandas_numbered.csv", "0,1,2\n0.5,1.0,2e-3\n3,4,5\n")
 
 for dtype, code in [("float32", 0), ("float64", 1), ("int8", 2), ("uint16", 5), ("int64", 8),
                     ("bool", 10)]:
