@@ -289,6 +289,25 @@ bool written_as_reals(std::string_view line, char separator) {
   return false;
 }
 
+// Blank lines and comments ('#' first) hold no row.
+bool holds_nothing(std::string_view line) {
+  std::size_t start = 0;
+  while (start < line.size() && is_blank(line[start])) ++start;
+  return start == line.size() || line[start] == '#';
+}
+
+// What a file's first line is, from its cells with their quotes. Both readers of rows
+// (read_text_as, text_line_of_data_row) ask this, so that they count rows alike.
+enum class FirstLine {
+  kHeader,
+  kNumberedNames,  // a header over rows written as reals, else a row (written_as_reals)
+  kRow,
+};
+FirstLine classify_first_line(const std::vector<std::string_view>& cells) {
+  if (is_header(cells) || is_numbered_header(cells)) return FirstLine::kHeader;
+  return is_numbered_names(cells) ? FirstLine::kNumberedNames : FirstLine::kRow;
+}
+
 template <typename T>
 HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   const std::string& path = file.path();
@@ -381,10 +400,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   };
 
   while (lines.next(&line)) {
-    std::size_t start = 0;
-    while (start < line.size() && is_blank(line[start])) ++start;
-    if (start == line.size() || line[start] == '#') continue;
-
+    if (holds_nothing(line)) continue;
     if (!seen_first) {
       seen_first = true;
       // A pipe or FIFO is not sniffed (that would consume it): a .npy through one is told by
@@ -396,13 +412,14 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       }
       separator = choose_separator(line);
       split(line, separator, &cells, /*keep_quotes=*/true);
-      if (is_header(cells) || is_numbered_header(cells)) {
+      const FirstLine kind = classify_first_line(cells);
+      if (kind == FirstLine::kHeader) {
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
         unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
         continue;
       }
-      if (is_numbered_names(cells)) {
+      if (kind == FirstLine::kNumberedNames) {
         held.assign(line);
         held_line = lines.line_number();
         continue;
@@ -457,15 +474,14 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   std::int64_t data_row = 0;
   std::string_view line;
   while (lines.next(&line)) {
-    std::size_t start = 0;
-    while (start < line.size() && is_blank(line[start])) ++start;
-    if (start == line.size() || line[start] == '#') continue;
+    if (holds_nothing(line)) continue;
     if (!seen_first) {
       seen_first = true;
       separator = choose_separator(line);
       split(line, separator, &cells, /*keep_quotes=*/true);
-      if (is_header(cells) || is_numbered_header(cells)) continue;
-      if (is_numbered_names(cells)) {  // as read_text_as decides it
+      const FirstLine kind = classify_first_line(cells);
+      if (kind == FirstLine::kHeader) continue;
+      if (kind == FirstLine::kNumberedNames) {
         held_line = lines.line_number();
         continue;
       }
