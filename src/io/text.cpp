@@ -331,6 +331,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   // whether it is a header or a row.
   std::string held;
   std::int64_t held_line = 0;
+  std::int64_t held_cols = 0;
 
   // One data row; false once the rows asked for are read.
   const auto read_row = [&](std::string_view text, std::int64_t line_number) {
@@ -422,12 +423,12 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       if (kind == FirstLine::kNumberedNames) {
         held.assign(line);
         held_line = lines.line_number();
+        held_cols = static_cast<std::int64_t>(cells.size());
         continue;
       }
     } else if (held_line > 0) {
       if (written_as_reals(line, separator)) {
-        split(held, separator, &cells);
-        header_cols = static_cast<std::int64_t>(cells.size());
+        header_cols = held_cols;
         header_line = held_line;
       } else if (!read_row(held, held_line)) {
         break;
