@@ -13,8 +13,9 @@
 //
 //   gpu_timing [--quick] [--ncu] [--csv FILE]
 //     --quick  sizes / 10 (a smoke test)
-//     --ncu    runs only the main single-pass cases, one warm-up and one timed call each, for
-//              `ncu --kernel-name regex:fused_estep_kernel` (scripts/gpu-check)
+//     --ncu    runs only the main single-pass cases (and diag on the register kernel), one
+//              warm-up and one timed call each, for
+//              `ncu --kernel-name regex:'fused_estep_kernel|row_estep_kernel'` (scripts/gpu-check)
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -118,10 +120,14 @@ struct Case {
   bool fast_softmax = false;   // GpuSettings::fast_softmax
   bool block_combine = false;  // GpuSettings::block_combine
   bool lean_double = false;    // GpuSettings::lean_double
+  bool row_registers = false;  // GpuSettings::row_registers
+  // Gaussian means uniform in [-0.5, 0.5]^D instead of [-4, 4]^D: components that overlap, so
+  // that every row's responsibilities spread over them (no negligible terms).
+  bool overlapping = false;
 };
 
-// Well-separated components (means uniform in [-4, 4]^D, unit-ish covariances) or
-// probabilities in [0.1, 0.9].
+// Well-separated components (means uniform in [-4, 4]^D, unit-ish covariances; with
+// c.overlapping in [-0.5, 0.5]^D) or probabilities in [0.1, 0.9].
 emix::Model make_model(const Case& c) {
   emix::Model m;
   m.family = c.family;
@@ -139,7 +145,8 @@ emix::Model make_model(const Case& c) {
     for (int i = 0; i < c.k * c.d; ++i) m.probabilities.push_back(0.1 + 0.8 * u());
     return m;
   }
-  for (int i = 0; i < c.k * c.d; ++i) m.means.push_back(-4.0 + 8.0 * u());
+  const double spread = c.overlapping ? 0.5 : 4.0;
+  for (int i = 0; i < c.k * c.d; ++i) m.means.push_back(spread * (2.0 * u() - 1.0));
   m.covariances.resize(m.covariance_size());
   const auto banded = [&](double* out, double scale) {
     for (int i = 0; i < c.d; ++i) {
@@ -273,10 +280,18 @@ struct Row {
 // Whether the case's single-pass plan shares items among row groups (where
 // GpuSettings::block_combine changes the kernel's work). Row groups do not depend on the shared
 // memory limit (227 KiB on an H100 / H200) unless a tile would shrink below 32 rows.
+std::optional<emix::gpu::FusedPlan> plan_of(const Case& c) {
+  return emix::gpu::choose_fused_plan(c.family, c.covariance, c.k, c.d,
+                                      static_cast<int>(emix::dtype_size(c.dtype)), 227 * 1024);
+}
 bool has_row_groups(const Case& c) {
-  const auto plan = emix::gpu::choose_fused_plan(
-      c.family, c.covariance, c.k, c.d, static_cast<int>(emix::dtype_size(c.dtype)), 227 * 1024);
+  const auto plan = plan_of(c);
   return plan && plan->row_groups > 1;
+}
+// Whether GpuSettings::row_registers gives the case the register kernel.
+bool takes_register_kernel(const Case& c) {
+  const auto plan = plan_of(c);
+  return plan && emix::gpu::row_kernel_fits(*plan);
 }
 
 std::unique_ptr<emix::Engine> engine_for(const Case& c, const emix::DataView& view) {
@@ -290,6 +305,7 @@ std::unique_ptr<emix::Engine> engine_for(const Case& c, const emix::DataView& vi
   settings.fast_softmax = c.fast_softmax;
   settings.block_combine = c.block_combine;
   settings.lean_double = c.lean_double;
+  settings.row_registers = c.row_registers;
   return emix::gpu::create_engine(view, nullptr, o, settings);
 }
 
@@ -499,6 +515,9 @@ int main(int argc, char** argv) {
   };
   if (ncu) {
     for (const Case& c : main_cases) run(c, 1);
+    Case registers = main_cases.back();  // diag: the register kernel (row_estep_kernel)
+    registers.row_registers = true;
+    run(registers, 1);
     return 0;
   }
   const Ceilings ceil = measure_ceilings();
@@ -556,22 +575,32 @@ int main(int argc, char** argv) {
     }
   }
   // The variants off by default (GpuSettings: the softmax fast path, row groups combined once a
-  // block, the lean double kernels), each and together, against the rows above.
+  // block, the lean double kernels, the register kernel), each and together, against the rows
+  // above, and on overlapping components (the default first there).
   std::printf(
       "\nthe single-pass kernel's variants on the headline cases: softmax fast path (-fastsm), "
-      "row groups combined once a block (-blockc), lean double kernels (-lean)\n");
+      "row groups combined once a block (-blockc), lean double kernels (-lean), register kernel "
+      "(-rowreg); -overlap: components that overlap\n");
   print_header();
-  for (const Case& c : main_cases) {
-    for (int variant = 1; variant < 8; ++variant) {
+  std::vector<Case> variant_cases = main_cases;
+  Case overlapping = main_cases.back();
+  overlapping.overlapping = true;
+  overlapping.label += "-overlap";
+  variant_cases.push_back(overlapping);
+  for (const Case& c : variant_cases) {
+    for (int variant = c.overlapping ? 0 : 1; variant < 16; ++variant) {
       Case t = c;
       t.fast_softmax = variant & 1;
       t.block_combine = variant & 2;
       t.lean_double = variant & 4;
-      // Variants that leave the case's plan as it is.
+      t.row_registers = variant & 8;
+      // Variants that leave the case's plan as it is; the register kernel has its own softmax
+      // and sums, so it takes none of the others.
       if (t.block_combine && !has_row_groups(t)) continue;
       if (t.lean_double && c.dtype != DType::kFloat64) continue;
+      if (t.row_registers && ((variant & 7) != 0 || !takes_register_kernel(t))) continue;
       t.label = c.label + (t.fast_softmax ? "-fastsm" : "") + (t.block_combine ? "-blockc" : "") +
-                (t.lean_double ? "-lean" : "");
+                (t.lean_double ? "-lean" : "") + (t.row_registers ? "-rowreg" : "");
       report(t, run(t, 5), ceil, csv);
     }
   }

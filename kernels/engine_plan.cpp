@@ -29,6 +29,7 @@ PathChoice choose_path(Family family, Covariance covariance, int k, int d, int e
     choice.plan = *plan;
     choice.plan.fast_softmax = settings.fast_softmax;
     choice.plan.lean = settings.lean_double && elem_size == 8;
+    choice.plan.rows_in_registers = settings.row_registers && row_kernel_fits(choice.plan);
     return choice;
   }
   choice.reason = "a tile of 32 rows of K = " + std::to_string(k) +

@@ -37,6 +37,10 @@ struct GpuSettings {
   // occupancy for a longer phase A. Off until an H100 / H200 run has timed it (gpu_timing's
   // "-lean" rows) and the GPU tests have passed with it. Float kernels have no lean form.
   bool lean_double = false;
+  // Small float diag / spherical models accumulated by the register kernel
+  // (FusedPlan::rows_in_registers). Off until an H100 / H200 run has timed it (gpu_timing's
+  // "-rowreg" rows) and the GPU tests have passed with it.
+  bool row_registers = false;
 };
 
 struct PathChoice {

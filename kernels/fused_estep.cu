@@ -1,6 +1,7 @@
 // The single-pass E-step kernels: the phases of fused_estep.cuh in order, a barrier between
 // each, one block of kFusedThreads threads per resident slot, tiles b, b + gridDim, ...
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda_utils.cuh"
 #include "kernels/fused_estep.hpp"
@@ -118,6 +119,9 @@ std::int64_t fused_max_shared_bytes() {
 
 template <typename T, typename C>
 int fused_max_blocks(const FusedPlan& p, bool evaluate) {
+  if constexpr (std::is_same_v<C, float>) {
+    if (!evaluate && p.rows_in_registers) return row_max_blocks(p);
+  }
   int device = 0, sms = 0, per_sm = 0;
   EMIX_CUDA_TRY(cudaGetDevice(&device));
   EMIX_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));

@@ -49,6 +49,10 @@ struct FusedPlan {
   // that it fits them (the default double kernels take up to 243 registers: one block of 8
   // warps a multiprocessor). Set from GpuSettings, not by choose_fused_plan.
   bool lean = false;
+  // Accumulation by the register kernel (row_estep.cuh): one row per lane, every statistic in
+  // registers, for small float diag / spherical models (row_kernel_fits). Set from GpuSettings
+  // where the plan fits it, not by choose_fused_plan; evaluation keeps the tiled kernel.
+  bool rows_in_registers = false;
 
   // Statistics (phase C): `items` register blocks of `item_entries` values, each summed over
   // the tile's rows by `row_groups` threads (rows g, g + G, ...), `items_per_round` at a time.
@@ -85,6 +89,12 @@ constexpr int kDiagItemEntries = 18;
 constexpr int kLinearItemEntries = 10;
 constexpr int kFullItemEntries = 21;
 constexpr int kMaxItemEntries = 21;
+
+// Whether the register kernel (row_estep.cuh) takes a plan: float diag or spherical with K and D
+// of at most 8 (its lanes' K (2 D + 1) sums, up to 136, fit in registers).
+EMIX_HD constexpr bool row_kernel_fits(const FusedPlan& p) {
+  return p.family == FusedFamily::kDiag && p.elem_size == 4 && p.kp <= 8 && p.dq <= 8;
+}
 
 FusedFamily fused_family_of(Family family, Covariance covariance);
 

@@ -20,6 +20,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <unistd.h>
@@ -271,10 +272,11 @@ class GpuEngine final : public GpuEngineBase {
   std::array<DeviceBuffer<unsigned char>, static_cast<int>(Buf::kCount)> buffers_;
   std::array<PinnedBuffer<unsigned char>, static_cast<int>(Buf::kCount)> pinned_buffers_;
   std::vector<unsigned char> h_params_;
-  // The binomial coefficients' table as last uploaded: a member, like h_params_, because a copy
-  // from memory that happens to be page-locked (a page shared with registered host data) runs
+  // The single-pass kernels' parameters as last uploaded (the register kernel takes them in its
+  // launch): a member, like h_params_, because a copy of its binomial coefficients' table from
+  // memory that happens to be page-locked (a page shared with registered host data) runs
   // asynchronously and must find its source alive.
-  std::vector<double> h_log_choose_;
+  FusedParams<T> h_fused_params_;
 };
 
 template <typename T>
@@ -440,6 +442,7 @@ EngineInfo GpuEngine<T>::info() const {
   if (configured_ && path_.fused) {
     info.tile_rows = path_.plan.rows;
     info.blocks = fused_slices_;
+    info.register_kernel = path_.plan.rows_in_registers;
   }
   if (configured_ && !path_.fused) info.general_reason = path_.reason;
   return info;
@@ -784,7 +787,8 @@ void GpuEngine<T>::evaluate(const PreparedModel& m, double* log_prob, double* re
 
 template <typename T>
 void GpuEngine<T>::upload_fused_params(const PreparedModel& m) {
-  const FusedParams<T> p = make_fused_params<T>(m, path_.plan);
+  h_fused_params_ = make_fused_params<T>(m, path_.plan);
+  const FusedParams<T>& p = h_fused_params_;
   const FusedParamLayout l = fused_param_layout(path_.plan);
   h_params_.assign(static_cast<std::size_t>(l.total) * sizeof(T), 0);
   T* out = reinterpret_cast<T*>(h_params_.data());
@@ -802,10 +806,9 @@ void GpuEngine<T>::upload_fused_params(const PreparedModel& m) {
   // may change afterwards; the copies stay ordered before the kernels on the stream.
   EMIX_CUDA_TRY(cudaMemcpyAsync(dev<unsigned char>(Buf::kParams), h_params_.data(),
                                 h_params_.size(), cudaMemcpyHostToDevice, s));
-  h_log_choose_ = p.log_choose;
-  if (!h_log_choose_.empty()) {
-    EMIX_CUDA_TRY(cudaMemcpyAsync(dev<double>(Buf::kLogChoose), h_log_choose_.data(),
-                                  h_log_choose_.size() * 8, cudaMemcpyHostToDevice, s));
+  if (!p.log_choose.empty()) {
+    EMIX_CUDA_TRY(cudaMemcpyAsync(dev<double>(Buf::kLogChoose), p.log_choose.data(),
+                                  p.log_choose.size() * 8, cudaMemcpyHostToDevice, s));
   }
 }
 
@@ -842,7 +845,15 @@ void GpuEngine<T>::accumulate_fused(const PreparedModel& m, double* stats) {
         a.count = count;
         a.weights = w;
         const int grid = fused_grid(plan, count, fused_slices_);
-        launch_fused_accumulate(plan, a, grid, s);
+        if constexpr (std::is_same_v<T, float>) {
+          if (plan.rows_in_registers) {
+            launch_row_accumulate(plan, h_fused_params_, a, grid, s);
+          } else {
+            launch_fused_accumulate(plan, a, grid, s);
+          }
+        } else {
+          launch_fused_accumulate(plan, a, grid, s);
+        }
         launch_reduce_partials<T>(a.part, stride, grid, nullptr, 0, d_, stride, 1.0, totals, s);
       });
   double* host = pinned<double>(Buf::kHostTotals);

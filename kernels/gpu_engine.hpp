@@ -50,6 +50,7 @@ struct EngineInfo {
   bool fused = false;             // the last call ran the single-pass kernel
   int tile_rows = 0;              // its tile
   int blocks = 0;                 // its widest grid
+  bool register_kernel = false;   // its statistics by the register kernel (row_registers)
   std::string general_reason;     // why the general path, when it ran
 };
 // Throws InvalidArgument when `engine` is not a GPU engine.

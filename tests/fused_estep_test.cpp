@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "kernels/engine_plan.hpp"
 #include "kernels/fused_estep.cuh"
 #include "kernels/fused_params.hpp"
+#include "kernels/row_estep.cuh"
 #include "stats_compare.hpp"
 #include "test_util.hpp"
 
@@ -177,7 +179,90 @@ struct DeviceLikeParams {
   }
 };
 
-// The statistics of all rows through `grid` emulated blocks, summed in block order and unpacked.
+// The register kernel (kernels/row_estep.cuh).
+//
+// The warp's flush as the kernel's shuffles do it: per step and position, every lane's sent
+// value first, then every lane's sum of what it keeps and what its partner sent.
+template <int KP, int DP>
+void emulate_flush(std::vector<std::vector<float>>& v, std::vector<std::vector<double>>& owned) {
+  using Lanes = emix::gpu::RowShape<KP, DP>;
+  for (int o = 16, half = Lanes::kPadded / 2; o >= 1; o /= 2, half /= 2) {
+    for (int j = 0; j < half; ++j) {
+      float sent[32];
+      for (int l = 0; l < 32; ++l) sent[l] = emix::gpu::row_send(v[l].data(), l, o, half, j);
+      for (int l = 0; l < 32; ++l) {
+        v[l][j] = emix::gpu::row_keep(v[l].data(), l, o, half, j) + sent[l ^ o];
+      }
+    }
+  }
+  for (int l = 0; l < 32; ++l) {
+    for (int i = 0; i < Lanes::kOwned; ++i) owned[l][i] += static_cast<double>(v[l][i]);
+    std::fill(v[l].begin(), v[l].end(), 0.0f);
+  }
+}
+
+// A launch of the register kernel over a.count rows in `grid` blocks, warp by warp and lane by
+// lane in the kernel's order (row_estep.cu).
+template <bool kExact, int KP, int DP>
+void emulate_rows(const FusedPlan& p, const FusedArgs<float, float>& a,
+                  const emix::gpu::FusedParams<float>& params, int grid) {
+  using namespace emix::gpu;
+  using Lanes = RowShape<KP, DP>;
+  const RowParams<KP, DP> q = make_row_params<KP, DP>(p, params);
+  const std::int64_t stride = std::int64_t{grid} * kRowThreads;
+  for (int block = 0; block < grid; ++block) {
+    double* slice = a.part + block * a.layout.size();
+    std::vector<double> acc(static_cast<std::size_t>(kRowWarps * Lanes::kPadded), std::nan(""));
+    std::vector<double> fin(3 * kRowThreads, std::nan(""));
+    std::vector<FusedThreadSums> sums(kRowThreads);
+    for (int warp = 0; warp < kRowWarps; ++warp) {
+      std::vector<std::vector<float>> v(32, std::vector<float>(Lanes::kPadded, 0.0f));
+      std::vector<std::vector<double>> owned(32, std::vector<double>(Lanes::kOwned, 0.0));
+      int since_flush = 0;
+      for (std::int64_t base = std::int64_t{block} * kRowThreads + warp * 32; base < a.count;
+           base += stride) {
+        for (int lane = 0; lane < 32; ++lane) {
+          const std::int64_t row = base + lane;
+          float x[DP];
+          row_load<kExact>(a, q, p.d, row, x);
+          if (row >= a.count) continue;
+          const float w = a.weights != nullptr ? static_cast<float>(a.weights[row]) : 1.0f;
+          float(&lane_v)[Lanes::kPadded] =
+              *reinterpret_cast<float(*)[Lanes::kPadded]>(v[lane].data());
+          row_accumulate<kExact>(q, p.k, x, w, lane_v, sums[warp * 32 + lane]);
+        }
+        if (++since_flush == kRowFlushRows) {
+          emulate_flush<KP, DP>(v, owned);
+          since_flush = 0;
+        }
+      }
+      if (since_flush > 0) emulate_flush<KP, DP>(v, owned);
+      for (int lane = 0; lane < 32; ++lane) {
+        for (int i = 0; i < Lanes::kOwned; ++i) {
+          acc[warp * Lanes::kPadded + row_owned_first(lane, Lanes::kOwned) + i] = owned[lane][i];
+        }
+      }
+    }
+    for (int t = 0; t < kRowThreads; ++t) fused_publish_sums(t, p, fin.data(), sums[t]);
+    for (int t = 0; t < kRowThreads; ++t) {
+      fused_finish_sums(t, p, fin.data(), slice);
+      row_finish<KP, DP>(t, p.k, p.d, a.layout, acc.data(), slice);
+    }
+  }
+}
+
+template <bool kExact>
+void emulate_rows_any(const FusedPlan& p, const FusedArgs<float, float>& a,
+                      const emix::gpu::FusedParams<float>& params, int grid) {
+  if (p.kp == 4 && p.dq == 4) return emulate_rows<kExact, 4, 4>(p, a, params, grid);
+  if (p.kp == 4) return emulate_rows<kExact, 4, 8>(p, a, params, grid);
+  if (p.dq == 4) return emulate_rows<kExact, 8, 4>(p, a, params, grid);
+  emulate_rows<kExact, 8, 8>(p, a, params, grid);
+}
+
+// The statistics of all rows through `grid` emulated blocks, summed in block order and unpacked:
+// the tiled kernel's, or with plan.rows_in_registers the register kernel's (in its exact form
+// where K = KP and D = DP, as its launcher picks it).
 template <typename T, typename C>
 std::vector<double> emulated_statistics(const Problem& p, const FusedPlan& plan, const T* x,
                                         const double* weights, int grid) {
@@ -186,7 +271,19 @@ std::vector<double> emulated_statistics(const Problem& p, const FusedPlan& plan,
   const std::size_t stride = a.layout.size();
   std::vector<double> part(stride * static_cast<std::size_t>(grid), std::nan(""));
   a.part = part.data();
-  grid = emulate_any<T, C, false>(plan, a, grid);
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<C, float>) {
+    if (plan.rows_in_registers) {
+      if (plan.k == plan.kp && plan.d == plan.dq) {
+        emulate_rows_any<true>(plan, a, dev.params, grid);
+      } else {
+        emulate_rows_any<false>(plan, a, dev.params, grid);
+      }
+    } else {
+      grid = emulate_any<T, C, false>(plan, a, grid);
+    }
+  } else {
+    grid = emulate_any<T, C, false>(plan, a, grid);
+  }
   std::vector<double> packed(stride, 0.0);
   for (int b = 0; b < grid; ++b) {
     for (std::size_t e = 0; e < stride; ++e) packed[e] += part[b * stride + e];
@@ -312,6 +409,82 @@ TEST(FusedEstepEmulation, EvaluationMatchesCpuEngine) {
       }
     }
   }
+}
+
+// Every shape the kernel takes (K and D of 1-8, padded or exact), rows that are not a multiple
+// of a warp, several flushes (a warp flushes every 32 x 32 rows), one and several blocks, with
+// and without sample weights (one of them zero), against the CPU engine's statistics of the
+// same float rows: 1e-5 of the scale, as the tiled kernel's float test (the register kernel's
+// float sums are shorter: 32 rows, then a tree over 32 lanes).
+TEST(RowEstepEmulation, StatisticsMatchCpuEngine) {
+  const Shape shapes[] = {{1, 1, 50},   {3, 5, 1000}, {4, 4, 20000}, {8, 8, 20000}, {5, 3, 9000},
+                          {8, 4, 3000}, {2, 8, 2500}, {4, 8, 700},   {7, 2, 33000}};
+  for (const Covariance covariance : {Covariance::kDiag, Covariance::kSpherical}) {
+    const Kind kind{Family::kGaussian, covariance};
+    for (const Shape& shape : shapes) {
+      const std::uint64_t seed = 700 + 10 * static_cast<std::uint64_t>(shape.k) + shape.d;
+      const Problem p = make_problem(kind, shape.k, shape.d, shape.n, seed);
+      auto plan = emix::gpu::choose_fused_plan(kind.family, kind.covariance, shape.k, shape.d, 4,
+                                               kLargeShared);
+      ASSERT_TRUE(plan.has_value());
+      ASSERT_TRUE(emix::gpu::row_kernel_fits(*plan));
+      plan->rows_in_registers = true;
+      for (int grid : {1, 3}) {
+        SCOPED_TRACE(describe(kind, shape.k, shape.d) + " n=" + std::to_string(shape.n) + " grid " +
+                     std::to_string(grid) + " seed " + std::to_string(seed));
+        EXPECT_TRUE(emix::testing::stats_close(
+            p.prepared, emulated_statistics<float, float>(p, *plan, p.xf.data(), nullptr, grid),
+            cpu_statistics(p, p.xf64, nullptr), 1e-5));
+        EXPECT_TRUE(emix::testing::stats_close(
+            p.prepared,
+            emulated_statistics<float, float>(p, *plan, p.xf.data(), p.weights.data(), grid),
+            cpu_statistics(p, p.xf64, p.weights.data()), 1e-5));
+      }
+    }
+  }
+}
+
+// A component of weight zero (log-joint -inf on every row) and one so narrow that every row is
+// thousands of its standard deviations away (its terms negligible): the kernel's softmax keeps
+// softmax_in_place's rules, N_k = 0 exactly.
+TEST(RowEstepEmulation, ComponentsOfDensityZeroGetNothing) {
+  Problem p = make_problem({Family::kGaussian, Covariance::kDiag}, 4, 4, 3000, 77);
+  p.prepared.log_weights[1] = -std::numeric_limits<double>::infinity();
+  for (int j = 0; j < 4; ++j) p.prepared.prec_chol[2 * 4 + j] *= 1e4;
+  auto plan =
+      emix::gpu::choose_fused_plan(Family::kGaussian, Covariance::kDiag, 4, 4, 4, kLargeShared);
+  ASSERT_TRUE(plan.has_value());
+  plan->rows_in_registers = true;
+  const std::vector<double> gpu =
+      emulated_statistics<float, float>(p, *plan, p.xf.data(), nullptr, 2);
+  const std::vector<double> cpu = cpu_statistics(p, p.xf64, nullptr);
+  EXPECT_TRUE(emix::testing::stats_close(p.prepared, gpu, cpu, 1e-5));
+  EXPECT_EQ(gpu[p.prepared.layout.nk() + 1], 0.0);
+  EXPECT_EQ(gpu[p.prepared.layout.nk() + 2], 0.0);
+  EXPECT_TRUE(std::isfinite(gpu[emix::StatisticsLayout::kLogLikelihood]));
+  EXPECT_TRUE(std::isfinite(gpu[emix::StatisticsLayout::kEntropy]));
+}
+
+// The register kernel takes float diag and spherical plans of K, D <= 8 when asked for, and
+// nothing else.
+TEST(GpuPathChoice, TheRegisterKernelTakesSmallFloatDiagModelsOnly) {
+  emix::gpu::GpuSettings settings;
+  settings.row_registers = true;
+  const auto registers = [&](Family family, Covariance covariance, int k, int d, int elem) {
+    const emix::gpu::PathChoice c =
+        emix::gpu::choose_path(family, covariance, k, d, elem, kLargeShared, settings);
+    return c.fused && c.plan.rows_in_registers;
+  };
+  EXPECT_TRUE(registers(Family::kGaussian, Covariance::kDiag, 8, 8, 4));
+  EXPECT_TRUE(registers(Family::kGaussian, Covariance::kSpherical, 1, 1, 4));
+  EXPECT_TRUE(registers(Family::kGaussian, Covariance::kDiag, 5, 7, 4));
+  EXPECT_FALSE(registers(Family::kGaussian, Covariance::kDiag, 9, 8, 4));
+  EXPECT_FALSE(registers(Family::kGaussian, Covariance::kDiag, 8, 9, 4));
+  EXPECT_FALSE(registers(Family::kGaussian, Covariance::kDiag, 8, 8, 8));
+  EXPECT_FALSE(registers(Family::kGaussian, Covariance::kFull, 4, 4, 4));
+  EXPECT_FALSE(registers(Family::kBernoulli, Covariance::kFull, 4, 4, 4));
+  settings.row_registers = false;
+  EXPECT_FALSE(registers(Family::kGaussian, Covariance::kDiag, 8, 8, 4));
 }
 
 // fused_softmax's fast path against softmax_in_place: within a few units in the last place on

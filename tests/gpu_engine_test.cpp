@@ -345,18 +345,26 @@ TEST(GpuStatisticsPaths, UploadedStreamedAndDeviceDataGiveBitwiseEqualStatistics
 }
 
 #if EMIX_HAS_CUDA
-// An engine on a given path (and tile cap) with the input's options.
-std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, Input input,
-                                        emix::gpu::GpuPath path, int max_tile_rows = 0,
-                                        bool register_host_memory = true, bool fast_softmax = false,
-                                        bool block_combine = false, bool lean_double = false) {
+// Settings of an engine on a given path (and tile cap); tests turn the variants on in them.
+emix::gpu::GpuSettings on_path(emix::gpu::GpuPath path, int max_tile_rows = 0) {
   emix::gpu::GpuSettings settings;
   settings.path = path;
   settings.max_tile_rows = max_tile_rows;
-  settings.register_host_memory = register_host_memory;
-  settings.fast_softmax = fast_softmax;
-  settings.block_combine = block_combine;
-  settings.lean_double = lean_double;
+  return settings;
+}
+
+// The same with every variant GpuSettings can turn on.
+emix::gpu::GpuSettings every_variant(emix::gpu::GpuSettings settings) {
+  settings.fast_softmax = true;
+  settings.block_combine = true;
+  settings.lean_double = true;
+  settings.row_registers = true;
+  return settings;
+}
+
+// An engine with these settings and the input's options.
+std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, Input input,
+                                        const emix::gpu::GpuSettings& settings) {
   return emix::gpu::create_engine(data.view, p.w(), gpu_options(input), settings);
 }
 
@@ -364,11 +372,13 @@ std::unique_ptr<emix::Engine> engine_on(const GpuData& data, const Problem& p, I
 // (for shapes whose tile does not) must give the same statistics. Both against the CPU engine,
 // with GpuStatistics' tolerances, in tiles of the plan's size and of 32 rows (many tiles, short
 // last ones, several rounds or row groups), with the softmax fast path, with row groups
-// combined once a block (in tiles of 32 rows: many tiles a block) and with the lean double
-// kernels (GpuSettings), and bitwise the same on a second call.
+// combined once a block (in tiles of 32 rows: many tiles a block), with the lean double
+// kernels and with the register kernel (GpuSettings; float diag and spherical at D <= 8), and
+// bitwise the same on a second call.
 TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
   if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
-  const Shape shapes[] = {{1000, 7, 4}, {2500, 3, 4}, {700, 40, 3}};
+  // The last shape: the register kernel's exact form (K and D multiples of 4, GpuSettings).
+  const Shape shapes[] = {{1000, 7, 4}, {2500, 3, 4}, {700, 40, 3}, {3000, 8, 8}};
   for (const FamilyCase& f : kFamilies) {
     for (const Shape& shape : shapes) {
       for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
@@ -384,16 +394,26 @@ TEST(GpuStatisticsPaths, SinglePassAndGeneralPathsMatchCpu) {
           const double tol = dtype == DType::kFloat64 ? 1e-12 : 1e-5;
           const GpuData data = gpu_data(p, dtype, input);
           // Variants: the plan's tile, tiles of 32 rows, the general path, the softmax fast path,
-          // row groups combined once a block, the lean double kernels (float: as variant 0).
-          for (int variant = 0; variant < 6; ++variant) {
+          // row groups combined once a block, the lean double kernels (float: as variant 0),
+          // the register kernel (elsewhere: as variant 0).
+          for (int variant = 0; variant < 7; ++variant) {
             const emix::gpu::GpuPath path =
                 variant == 2 ? emix::gpu::GpuPath::kGeneral : emix::gpu::GpuPath::kFused;
-            const int tile_rows = variant == 1 || variant == 4 ? 32 : 0;
-            auto gpu = engine_on(data, p, input, path, tile_rows, true, variant == 3, variant == 4,
-                                 variant == 5);
+            emix::gpu::GpuSettings settings = on_path(path, variant == 1 || variant == 4 ? 32 : 0);
+            settings.fast_softmax = variant == 3;
+            settings.block_combine = variant == 4;
+            settings.lean_double = variant == 5;
+            settings.row_registers = variant == 6;
+            auto gpu = engine_on(data, p, input, settings);
             const std::vector<double> stats = statistics(*gpu, prepared);
             const emix::gpu::EngineInfo info = emix::gpu::engine_info(*gpu);
             EXPECT_EQ(info.fused, path == emix::gpu::GpuPath::kFused) << "variant " << variant;
+            const bool registers =
+                variant == 6 && dtype == DType::kFloat32 && f.family == Family::kGaussian &&
+                (f.covariance == Covariance::kDiag || f.covariance == Covariance::kSpherical) &&
+                shape.d <= 8;
+            EXPECT_EQ(info.register_kernel, registers) << "variant " << variant;
+            const int tile_rows = settings.max_tile_rows;
             if (tile_rows > 0) {
               EXPECT_EQ(info.tile_rows, tile_rows);
             }
@@ -442,11 +462,13 @@ TEST(GpuStatisticsPaths, RegisteredAndStagedStreamingMatchUploadedBitwise) {
       const Problem p = make_problem(f.family, f.covariance, 3, 6, 2000, 78, true);
       const emix::PreparedModel prepared = emix::prepare(p.model);
       const GpuData data = gpu_data(p, dtype, Input::kStreamed);
-      auto uploaded = engine_on(data, p, Input::kChunkedWeighted, emix::gpu::GpuPath::kAuto);
+      auto uploaded =
+          engine_on(data, p, Input::kChunkedWeighted, on_path(emix::gpu::GpuPath::kAuto));
       const std::vector<double> reference = statistics(*uploaded, prepared);
       for (bool registered : {true, false}) {
-        auto streamed =
-            engine_on(data, p, Input::kStreamed, emix::gpu::GpuPath::kAuto, 0, registered);
+        emix::gpu::GpuSettings settings = on_path(emix::gpu::GpuPath::kAuto);
+        settings.register_host_memory = registered;
+        auto streamed = engine_on(data, p, Input::kStreamed, settings);
         const std::vector<double> stats = statistics(*streamed, prepared);
         const emix::gpu::EngineInfo info = emix::gpu::engine_info(*streamed);
         EXPECT_TRUE(info.streaming);
@@ -919,24 +941,27 @@ TEST(GpuSanitize, EveryPathOnSmallData) {
   for (const FamilyCase& f : kFamilies) {
     for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
       for (Input input : {Input::kChunkedWeighted, Input::kDevice, Input::kStreamed}) {
-        for (int d : {5, 40}) {
+        for (int d : {4, 5, 40}) {
           const std::uint64_t seed = 606;
+          const int k = d == 4 ? 4 : 3;  // K = D = 4: the register kernel's exact form
           SCOPED_TRACE(emix::testing::describe(f.family, f.covariance) + " " +
                        emix::to_string(dtype) + " " + to_string(input) + " d " + std::to_string(d) +
                        " seed 606");
-          const Problem p = make_problem(f.family, f.covariance, 3, d, 100, seed, true);
+          const Problem p = make_problem(f.family, f.covariance, k, d, 100, seed, true);
           const emix::PreparedModel prepared = emix::prepare(p.model);
           const GpuData data = gpu_data(p, dtype, input);
 #if EMIX_HAS_CUDA
           // The single-pass kernel in 32-row tiles, with every variant GpuSettings turns on, the
           // general path, and (streamed) staging.
           std::vector<std::unique_ptr<emix::Engine>> engines;
-          engines.push_back(engine_on(data, p, input, emix::gpu::GpuPath::kFused, 32));
+          engines.push_back(engine_on(data, p, input, on_path(emix::gpu::GpuPath::kFused, 32)));
           engines.push_back(
-              engine_on(data, p, input, emix::gpu::GpuPath::kFused, 32, true, true, true, true));
-          engines.push_back(engine_on(data, p, input, emix::gpu::GpuPath::kGeneral));
+              engine_on(data, p, input, every_variant(on_path(emix::gpu::GpuPath::kFused, 32))));
+          engines.push_back(engine_on(data, p, input, on_path(emix::gpu::GpuPath::kGeneral)));
           if (input == Input::kStreamed) {
-            engines.push_back(engine_on(data, p, input, emix::gpu::GpuPath::kAuto, 0, false));
+            emix::gpu::GpuSettings staged = on_path(emix::gpu::GpuPath::kAuto);
+            staged.register_host_memory = false;
+            engines.push_back(engine_on(data, p, input, staged));
           }
 #else
           std::vector<std::unique_ptr<emix::Engine>> engines;
@@ -946,7 +971,7 @@ TEST(GpuSanitize, EveryPathOnSmallData) {
             const std::vector<double> stats = statistics(*gpu, prepared);
             EXPECT_TRUE(stats_close(prepared, stats, cpu_statistics(p, dtype, prepared),
                                     dtype == DType::kFloat64 ? 1e-12 : 1e-5));
-            std::vector<double> lp(static_cast<std::size_t>(p.n)), resp(lp.size() * 3);
+            std::vector<double> lp(static_cast<std::size_t>(p.n)), resp(lp.size() * k);
             std::vector<std::int32_t> labels(lp.size());
             gpu->evaluate(prepared, lp.data(), resp.data(), labels.data());
             const std::vector<std::int64_t> idx = {0, 99, 42};
