@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <iterator>
+#include <string>
 
 #include "core/statistics.hpp"
 #include "emix/errors.hpp"
@@ -39,6 +42,58 @@ PathChoice choose_path(Family family, Covariance covariance, int k, int d, int e
     throw InvalidArgument("GPU engine: the single-pass kernel cannot run: " + choice.reason);
   }
   return choice;
+}
+
+namespace {
+
+// Each variant's name and its switch in GpuSettings.
+struct VariantSwitch {
+  const char* name;
+  bool GpuSettings::*on;
+};
+constexpr VariantSwitch kVariants[] = {
+    {"fast_softmax", &GpuSettings::fast_softmax},
+    {"block_combine", &GpuSettings::block_combine},
+    {"lean_double", &GpuSettings::lean_double},
+    {"row_registers", &GpuSettings::row_registers},
+};
+
+}  // namespace
+
+GpuSettings parse_gpu_variants(const std::string& names, const std::string& source) {
+  GpuSettings settings;
+  std::size_t begin = 0;
+  while (begin <= names.size()) {
+    const std::size_t comma = std::min(names.find(',', begin), names.size());
+    const std::string name = names.substr(begin, comma - begin);
+    begin = comma + 1;
+    if (name.empty()) continue;
+    const auto* variant = std::find_if(std::begin(kVariants), std::end(kVariants),
+                                       [&](const VariantSwitch& v) { return name == v.name; });
+    if (variant == std::end(kVariants)) {
+      std::string known;
+      for (const VariantSwitch& v : kVariants)
+        known += std::string(known.empty() ? "" : ", ") + v.name;
+      throw InvalidArgument(source + ": '" + name + "' is not a GPU kernel variant (" + known +
+                            ", separated by commas)");
+    }
+    settings.*(variant->on) = true;
+  }
+  return settings;
+}
+
+GpuSettings settings_from_environment() {
+  const char* names = std::getenv("EMIX_GPU_VARIANTS");
+  if (names == nullptr) return GpuSettings{};
+  return parse_gpu_variants(names, std::string("EMIX_GPU_VARIANTS=") + names);
+}
+
+std::string variant_names(const GpuSettings& settings) {
+  std::string names;
+  for (const VariantSwitch& v : kVariants) {
+    if (settings.*(v.on)) names += std::string(names.empty() ? "" : ",") + v.name;
+  }
+  return names;
 }
 
 int scatter_exponent(double largest_weight) {

@@ -43,6 +43,18 @@ struct GpuSettings {
   bool row_registers = false;
 };
 
+// Settings with the variants named in `names` turned on: a comma-separated list of
+// fast_softmax, block_combine, lean_double and row_registers (empty: the defaults). Throws
+// InvalidArgument naming an unknown name, and `source` (where the list came from).
+GpuSettings parse_gpu_variants(const std::string& names, const std::string& source);
+// The settings of engines made without explicit ones (emix::make_gpu_engine): the variants named
+// in the environment variable EMIX_GPU_VARIANTS, so that a benchmark or a test run on a GPU can
+// time the program, the Python package and the peers' comparison with them; the defaults where
+// it is unset or empty.
+GpuSettings settings_from_environment();
+// The variants these settings turn on, as parse_gpu_variants names them ("" for none).
+std::string variant_names(const GpuSettings& settings);
+
 struct PathChoice {
   bool fused = false;
   FusedPlan plan;      // when fused

@@ -160,7 +160,12 @@ class GpuEngine final : public GpuEngineBase {
             const GpuSettings& settings);
   ~GpuEngine() override;
 
-  std::string name() const override { return "gpu (" + device_name_ + ")"; }
+  // "gpu (NVIDIA H200)", or with kernel variants on "gpu (NVIDIA H200; variants row_registers)":
+  // what ran, for fit reports and benchmarks.
+  std::string name() const override {
+    const std::string variants = variant_names(settings_);
+    return "gpu (" + device_name_ + (variants.empty() ? "" : "; variants " + variants) + ")";
+  }
   void accumulate(const PreparedModel& model, double* stats) override;
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
                 std::int32_t* labels) override;

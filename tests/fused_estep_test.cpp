@@ -18,6 +18,7 @@
 
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
+#include "emix/errors.hpp"
 #include "kernels/engine_plan.hpp"
 #include "kernels/fused_estep.cuh"
 #include "kernels/fused_params.hpp"
@@ -653,6 +654,36 @@ TEST(GpuPathChoice, FloatModelsThatNeedDoubleTakeTheGeneralPath) {
   EXPECT_TRUE(choose("float32 binomial log-densities ...").fused);
   settings.path = GpuPath::kGeneral;
   EXPECT_FALSE(choose("").fused);
+}
+
+// EMIX_GPU_VARIANTS' list: names turn their variants on in any order, empty entries are
+// ignored, and an unknown name is refused with the list's source and the known names.
+TEST(GpuVariants, NamesTurnVariantsOnAndUnknownNamesAreRefused) {
+  using emix::gpu::parse_gpu_variants;
+  const emix::gpu::GpuSettings none = parse_gpu_variants("", "test");
+  EXPECT_EQ(emix::gpu::variant_names(none), "");
+  const emix::gpu::GpuSettings two = parse_gpu_variants("row_registers,,fast_softmax", "test");
+  EXPECT_TRUE(two.row_registers);
+  EXPECT_TRUE(two.fast_softmax);
+  EXPECT_FALSE(two.block_combine);
+  EXPECT_FALSE(two.lean_double);
+  EXPECT_EQ(emix::gpu::variant_names(two), "fast_softmax,row_registers");
+  const emix::gpu::GpuSettings all =
+      parse_gpu_variants("lean_double,block_combine,row_registers,fast_softmax", "test");
+  EXPECT_EQ(emix::gpu::variant_names(all), "fast_softmax,block_combine,lean_double,row_registers");
+  try {
+    parse_gpu_variants("row_registers,rowreg", "EMIX_GPU_VARIANTS=row_registers,rowreg");
+    ADD_FAILURE() << "an unknown variant was accepted";
+  } catch (const emix::InvalidArgument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("EMIX_GPU_VARIANTS=row_registers,rowreg: 'rowreg' is not a GPU kernel "
+                        "variant"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("fast_softmax, block_combine, lean_double, row_registers"),
+              std::string::npos)
+        << what;
+  }
 }
 
 // The rules every engine applies to float models (core/prepared_model.hpp): binomial counts of

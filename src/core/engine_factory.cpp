@@ -51,7 +51,7 @@ std::unique_ptr<Engine> make_gpu_engine(const DataView& x, const double* sample_
                                         const EngineOptions& options) {
 #if EMIX_HAS_CUDA
   if (!gpu::device_available()) throw NotAvailable("device gpu: " + gpu::unavailable_reason());
-  return gpu::create_engine(x, sample_weight, options);
+  return gpu::create_engine(x, sample_weight, options, gpu::settings_from_environment());
 #else
   (void)x;
   (void)sample_weight;
