@@ -125,6 +125,23 @@ TEST(CapiStatistics, MaximizeReportsEmptyComponentsAndRefusesNoWeight) {
   EXPECT_NE(std::string(emix_last_error()).find("hold no weight"), std::string::npos);
   EXPECT_EQ(next, nullptr);
   emix_statistics_destroy(statistics);
+
+  // Options out of range: the message names the option and its value, as emix_fit's do.
+  ASSERT_EQ(emix_accumulate(model, options, x, 4, 1, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+            EMIX_OK);
+  ASSERT_EQ(emix_options_set_reg_covar(options, -1.0), EMIX_OK);
+  EXPECT_EQ(emix_maximize(model, statistics, options, &next), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("reg_covar is -1, must be a finite number >= 0"),
+            std::string::npos)
+      << emix_last_error();
+  ASSERT_EQ(emix_options_set_reg_covar(options, 1e-6), EMIX_OK);
+  ASSERT_EQ(emix_options_set_prob_epsilon(options, 5.0), EMIX_OK);
+  EXPECT_EQ(emix_maximize(model, statistics, options, &next), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("prob_epsilon is 5, must be in (0, 0.5)"),
+            std::string::npos)
+      << emix_last_error();
+  EXPECT_EQ(next, nullptr);
+  emix_statistics_destroy(statistics);
   emix_model_destroy(model);
   emix_options_destroy(options);
 }

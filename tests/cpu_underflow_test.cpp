@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <cfenv>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "core/em.hpp"
 #include "cpu/cpu_engine.hpp"
 #include "cpu/fp_environment.hpp"
+#include "emix/emix.h"
 #include "emix/fit.hpp"
 #include "test_util.hpp"
 
@@ -228,6 +231,68 @@ INSTANTIATE_TEST_SUITE_P(Modes, CallerFpMode, ::testing::Values(0x1F80u, 0x9F80u
                            std::snprintf(name, sizeof name, "mxcsr_%04X", param_info.param);
                            return std::string(name);
                          });
+
+// A caller that traps floating-point exceptions on every thread (feenableexcept, gfortran
+// -ffpe-trap: its OpenMP workers inherit the traps): the library's arithmetic that overflows or
+// divides by zero on purpose must not kill it with SIGFPE (an audit did: a component emptied by
+// identical rows takes log 0 in prepare(); a row of 1e300 overflows its features in a worker),
+// and every thread has its traps on again afterwards. Without the guards this test dies.
+TEST(CallerFpTraps, DegenerateFitsAndHugeRowsRunAndTheTrapsStayOn) {
+#if !defined(__x86_64__) || !defined(__GLIBC__)
+  GTEST_SKIP() << "feenableexcept and MXCSR are glibc's and x86-64's";
+#else
+  constexpr int kThreads = 2;
+  constexpr unsigned kTrapping = 0x1F80u & ~0x680u;  // invalid, divide-by-zero, overflow trap
+  emix::EngineOptions eo;
+  eo.device = emix::Device::kCpu;
+  eo.n_threads = kThreads;
+  std::vector<double> same(200, 3.0);  // 100 identical rows, D = 2
+  std::vector<double> bits(60);        // 20 identical Bernoulli rows, D = 3
+  for (std::size_t i = 0; i < bits.size(); ++i) bits[i] = i % 3 == 0 ? 1.0 : 0.0;
+  const emix::Sample data = emix::sample(separated_model(), 300, 5);
+  std::vector<double> huge = data.x;
+  huge[kD + 1] = 1e300;  // row 1
+
+  set_team_mode(kThreads, kTrapping);
+  feenableexcept(FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW);  // x87 as well, on this thread
+  emix::FitOptions options;
+  options.n_components = 2;
+  options.engine = eo;
+  const emix::FitReport identical = emix::fit(emix::DataView::host(same.data(), 100, 2), options);
+  emix::FitOptions bernoulli = options;
+  bernoulli.family = emix::Family::kBernoulli;
+  const emix::FitReport constant = emix::fit(emix::DataView::host(bits.data(), 20, 3), bernoulli);
+  emix::FitOptions gaussian = options;
+  gaussian.n_components = kK;
+  const emix::FitReport fitted = emix::fit(emix::DataView::host(data.x.data(), 300, kD), gaussian);
+  const std::vector<double> log_prob =
+      emix::score_samples(fitted.model, emix::DataView::host(huge.data(), 300, kD), eo);
+  // The C API, as C and Fortran callers reach it.
+  emix_options* c_options = nullptr;
+  ASSERT_EQ(emix_options_create(&c_options), EMIX_OK);
+  emix_options_set_n_components(c_options, 2);
+  emix_model* c_model = nullptr;
+  const emix_status c_status =
+      emix_fit(c_options, same.data(), 100, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &c_model, nullptr);
+  const int traps = fegetexcept();
+  const std::vector<unsigned> modes = team_modes(kThreads);
+  fedisableexcept(FE_ALL_EXCEPT);
+  set_team_mode(kThreads, 0x1F80);  // the default, for the tests that follow
+
+  EXPECT_EQ(traps, FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(modes[t], emix::cpu::fp_mode_bits(kTrapping)) << "thread " << t;
+  }
+  EXPECT_FALSE(identical.warnings.empty());  // the emptied component, reported
+  EXPECT_TRUE(std::isfinite(identical.log_likelihood));
+  EXPECT_TRUE(std::isfinite(constant.log_likelihood));
+  EXPECT_EQ(log_prob[1], -std::numeric_limits<double>::infinity()) << "the row of 1e300";
+  EXPECT_TRUE(std::isfinite(log_prob[2]));
+  EXPECT_EQ(c_status, EMIX_OK) << emix_last_error();
+  emix_model_destroy(c_model);
+  emix_options_destroy(c_options);
+#endif
+}
 
 TEST(ScopedFlushDenormals, RestoresTheModeWhenAnExceptionLeavesTheScope) {
 #if !defined(__x86_64__)

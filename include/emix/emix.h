@@ -24,8 +24,13 @@
  *   (setters, destroy) while used. emix_last_error() is per thread. A call from inside the
  *   caller's OpenMP parallel region runs on that thread alone unless the caller allows nested
  *   parallelism (omp_set_max_active_levels), as OpenMP decides; results are the same, and the
- *   fit result's engine says how many threads ran. The caller's OpenMP settings are left as
- *   they were.
+ *   fit report of the model file (emix_model_write: "fit", "engine") says how many threads ran.
+ *   The caller's OpenMP settings are left as they were.
+ * - Floating-point environment: each call runs with every exception masked (non-stop) and gives
+ *   the calling thread back its environment as it was (traps, rounding, status flags), so a
+ *   caller that traps exceptions (feenableexcept, gfortran -ffpe-trap) keeps its traps outside
+ *   the library; the library's own arithmetic overflows and divides by zero on purpose where
+ *   its rules handle the result. An iteration callback runs inside the call, non-stop.
  *
  * A fit, in short:
  *

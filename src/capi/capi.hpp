@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "capi/status.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/emix.h"
 #include "emix/fit.hpp"
 
@@ -41,6 +42,9 @@ emix_status record_error(emix_status status, const char* function, const char* m
 template <typename Body>
 emix_status guarded(const char* function, Body&& body) noexcept {
   try {
+    // C and Fortran callers that trap exceptions (feenableexcept, gfortran -ffpe-trap) keep
+    // their traps, but not inside the library, whose arithmetic overflows on purpose.
+    const cpu::ScopedNonStopFp non_stop;
     body();
     return EMIX_OK;
   } catch (...) {

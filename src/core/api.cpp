@@ -12,6 +12,7 @@
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/version.hpp"
@@ -51,21 +52,25 @@ Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& 
 
 std::vector<std::int32_t> predict(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   return evaluate(model, x, engine, false, true).labels;
 }
 
 std::vector<double> predict_proba(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
+  const cpu::ScopedNonStopFp non_stop;
   return evaluate(model, x, engine, true, false).resp;
 }
 
 std::vector<double> score_samples(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
+  const cpu::ScopedNonStopFp non_stop;
   return evaluate(model, x, engine, false, false).log_prob;
 }
 
 double score(const Model& model, const DataView& x, const EngineOptions& engine,
              const double* sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;
   check_data_shape(x);  // before x.rows weights are read
   validate_sample_weight(sample_weight, x.rows);
   const std::vector<double> log_prob = score_samples(model, x, engine);
@@ -79,17 +84,20 @@ double score(const Model& model, const DataView& x, const EngineOptions& engine,
 }
 
 double bic(const Model& model, const DataView& x, const EngineOptions& engine) {
+  const cpu::ScopedNonStopFp non_stop;
   const double log_likelihood = score(model, x, engine) * static_cast<double>(x.rows);
   return -2.0 * log_likelihood +
          static_cast<double>(model.n_parameters()) * std::log(static_cast<double>(x.rows));
 }
 
 double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
+  const cpu::ScopedNonStopFp non_stop;
   const double log_likelihood = score(model, x, engine) * static_cast<double>(x.rows);
   return -2.0 * log_likelihood + 2.0 * static_cast<double>(model.n_parameters());
 }
 
 Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {
+  const cpu::ScopedNonStopFp non_stop;
   model.validate();
   if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
   check_sample_memory(n, model.n_features);
@@ -137,9 +145,11 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_thre
   const std::int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
   const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
   std::exception_ptr failure;  // the first, rethrown here: none may leave a parallel region
+  const unsigned caller_modes = cpu::fp_control_register();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (blocks > 1)
   for (std::int64_t b = 0; b < blocks; ++b) {
     try {
+      const cpu::ScopedFpModes modes(caller_modes);
       std::seed_seq sequence{static_cast<std::uint32_t>(seed),
                              static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(b),
                              static_cast<std::uint32_t>(b >> 32)};

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/cpu_kernels.hpp"
+#include "cpu/fp_environment.hpp"
 
 namespace emix {
 
@@ -33,9 +34,11 @@ Eigen::MatrixXd lower_triangular_inverse(const Eigen::MatrixXd& lower, int threa
   Eigen::MatrixXd inverse(d, d);
   const cpu::DenseKernels& dense = cpu::dense_kernels();
   const int panels = (d + kPanel - 1) / kPanel;
+  const unsigned caller_modes = cpu::fp_control_register();
   // The first panels are the largest: dynamic scheduling hands them out first.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && panels > 1)
   for (int panel = 0; panel < panels; ++panel) {
+    const cpu::ScopedFpModes modes(caller_modes);
     const int j0 = panel * kPanel;
     dense.lower_inverse_columns(lower.data(), d, j0, std::min(kPanel, d - j0), inverse.data());
     // The rows above the panel.

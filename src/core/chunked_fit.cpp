@@ -13,6 +13,7 @@
 #include "core/engine.hpp"
 #include "core/select_on.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/chunks.hpp"
 #include "emix/errors.hpp"
 
@@ -315,6 +316,7 @@ class ChunkedEngine final : public Engine {
 }  // namespace
 
 FitReport fit(ChunkSource& source, const FitOptions& options) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   const auto start = Clock::now();
   ChunkedEngine engine(source, options);
   validate_fit_options(options, engine.cols());
@@ -337,6 +339,7 @@ FitReport fit(ChunkSource& source, const FitOptions& options) {
 }
 
 SelectReport select(ChunkSource& source, const SelectOptions& options) {
+  const cpu::ScopedNonStopFp non_stop;
   const auto start = Clock::now();
   ChunkedEngine engine(source, candidate_options(options).front());
   const WeightGather gather_weights = [&engine](const std::int64_t* idx, std::int64_t count,

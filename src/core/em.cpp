@@ -17,6 +17,7 @@
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/statistics.hpp"
@@ -425,6 +426,7 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
 }
 
 FitReport fit(const DataView& x, const FitOptions& options, const double* sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   const auto start = Clock::now();
   validate_fit_arguments(x, options, sample_weight);
   std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.engine);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/maximize.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -60,6 +61,7 @@ OnlineEm::OnlineEm(Model initial, const OnlineOptions& options)
 
 void OnlineEm::partial_fit(const DataView& batch, const EngineOptions& engine,
                            const double* sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   Statistics s = accumulate(model_, batch, engine, sample_weight);
   const double weight = s.weight_sum();
   if (!(weight > 0)) return;

@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -137,10 +138,12 @@ PreparedModel prepare(const Model& model, const PrepareOptions& options) {
       const bool across = threads > 1 && p.k > 1;
       std::vector<char> factored(k, 1);
       std::vector<std::exception_ptr> errors(k);
+      const unsigned caller_modes = cpu::fp_control_register();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (across)
       for (int c = 0; c < p.k; ++c) {
         const std::size_t at = static_cast<std::size_t>(c) * d * d;
         try {
+          const cpu::ScopedFpModes modes(caller_modes);
           factored[c] = precision_cholesky(
               cov + at, p.d, across ? 1 : threads, "covariance of component " + std::to_string(c),
               options.singular != nullptr, options.reg_covar, &p.prec_chol[at], &log_det[c]);

@@ -15,6 +15,7 @@
 #include "core/prepared_model.hpp"
 #include "core/select_on.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -110,6 +111,7 @@ std::vector<FitOptions> candidate_options(const SelectOptions& options) {
 }
 
 SelectReport select(const DataView& x, const SelectOptions& options, const double* sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   const auto start = Clock::now();
   // The data and weights once; each candidate's options in select_on.
   const std::vector<FitOptions> grid = candidate_options(options);

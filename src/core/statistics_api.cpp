@@ -16,6 +16,7 @@
 #include "core/prepared_model.hpp"
 #include "core/statistics.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 #include "emix/statistics.hpp"
 
@@ -210,6 +211,7 @@ Statistics::Statistics(const Model& model)
 }
 
 Statistics Statistics::implied_by(const Model& model, double reg_covar) {
+  const cpu::ScopedNonStopFp non_stop;
   model.validate();
   Statistics s(model);
   const StatisticsLayout layout = layout_of(s);
@@ -429,6 +431,7 @@ Statistics merge_in_order(const std::vector<Statistics>& parts) {
 
 Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
                       const double* sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   if (x.rows == 0) {
     // A rank or chunk without rows: zero statistics, which merge as nothing.
     model.validate();
@@ -449,6 +452,7 @@ Statistics accumulate(const Model& model, const DataView& x, const EngineOptions
 
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options,
                std::vector<int>* empty) {
+  const cpu::ScopedNonStopFp non_stop;
   return maximize_statistics(model, statistics, options, empty, true);
 }
 
@@ -472,9 +476,7 @@ Model maximize_statistics(const Model& model, const Statistics& statistics,
     throw InvalidArgument("maximize: " + std::to_string(statistics.values().size()) +
                           " statistics values, expected " + std::to_string(layout.size()));
   }
-  if (!(options.reg_covar >= 0) || !(options.prob_epsilon > 0 && options.prob_epsilon < 0.5)) {
-    throw InvalidArgument("maximize: reg_covar must be >= 0 and prob_epsilon in (0, 0.5)");
-  }
+  validate_mstep_options(options.reg_covar, options.prob_epsilon);
   std::string impossible = first_impossible_value(statistics);
   if (impossible.empty() && check_moments) impossible = inconsistent_moments(statistics);
   if (!impossible.empty()) throw InvalidArgument("maximize: " + impossible);

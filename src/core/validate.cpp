@@ -488,12 +488,7 @@ void validate(const FitOptions& o) {
   if (!(o.tol >= 0) || !std::isfinite(o.tol)) {
     fail("tol", "tol is " + number(o.tol) + ", must be a finite number >= 0");
   }
-  if (!(o.reg_covar >= 0) || !std::isfinite(o.reg_covar)) {
-    fail("reg_covar", "reg_covar is " + number(o.reg_covar) + ", must be a finite number >= 0");
-  }
-  if (!(o.prob_epsilon > 0 && o.prob_epsilon < 0.5)) {
-    fail("prob_epsilon", "prob_epsilon is " + number(o.prob_epsilon) + ", must be in (0, 0.5)");
-  }
+  validate_mstep_options(o.reg_covar, o.prob_epsilon);
   if (o.n_init < 1)
     fail("n_init", "n_init is " + std::to_string(o.n_init) + ", must be at least 1");
   if (o.kmeans_iter < 0) {
@@ -524,6 +519,17 @@ void validate(const FitOptions& o) {
       fail("init_model", "init model has trials = " + std::to_string(m.trials) +
                              ", but the fit asks for " + std::to_string(o.trials));
     }
+  }
+}
+
+void validate_mstep_options(double reg_covar, double prob_epsilon) {
+  if (!(reg_covar >= 0) || !std::isfinite(reg_covar)) {
+    throw OptionError("reg_covar",
+                      "reg_covar is " + number(reg_covar) + ", must be a finite number >= 0");
+  }
+  if (!(prob_epsilon > 0 && prob_epsilon < 0.5)) {
+    throw OptionError("prob_epsilon",
+                      "prob_epsilon is " + number(prob_epsilon) + ", must be in (0, 0.5)");
   }
 }
 

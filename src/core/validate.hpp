@@ -41,6 +41,9 @@ void validate_fit_arguments(const DataView& x, const FitOptions& options,
 // The parts of validate_fit_arguments a distributed fit runs per rank: option values (and the
 // init model against `cols` columns), and the data's shape and values.
 void validate_fit_options(const FitOptions& options, std::int64_t cols);
+// The M-step's options, as FitOptions and MStepOptions hold them: OptionError naming the one out
+// of range and its value.
+void validate_mstep_options(double reg_covar, double prob_epsilon);
 void validate_fit_data(const DataView& x, const FitOptions& options);
 // The model is valid and matches the data's width; host data hold finite values the family
 // accepts; the model's precisions are finite in the data's element type.

@@ -10,16 +10,17 @@
 namespace emix::cpu {
 
 namespace {
-// MXCSR: bits 0-5 are sticky exception flags, bit 6 DAZ, bits 7-12 exception masks, 13-14
-// rounding control, bit 15 FTZ.
+// MXCSR: bits 0-5 are sticky exception flags, bit 6 DAZ, bits 7-12 exception masks (set: the
+// exception does not trap), 13-14 rounding control, bit 15 FTZ.
 constexpr unsigned kDenormalsAreZero = 1u << 6;
 constexpr unsigned kFlushToZero = 1u << 15;
 constexpr unsigned kStatusFlags = 0x3Fu;
+constexpr unsigned kExceptionMasks = 0x1F80u;
 }  // namespace
 
 #if EMIX_HAS_MXCSR
 ScopedFlushDenormals::ScopedFlushDenormals() : saved_(_mm_getcsr()) {
-  _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero);
+  _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero | kExceptionMasks);
 }
 // The whole register, status flags included: the caller finds it exactly as it left it.
 ScopedFlushDenormals::~ScopedFlushDenormals() { _mm_setcsr(saved_); }

@@ -7,10 +7,32 @@
 // A library must leave its caller's floating-point environment as it found it: the guard saves
 // the thread's MXCSR on construction and writes it back on destruction (also when an exception
 // unwinds the scope). Each OpenMP worker needs its own guard, inside the parallel region: MXCSR
-// is per thread. On other architectures the guard does nothing.
+// is per thread. The guard also masks every exception, as ScopedNonStopFp does for the calling
+// thread: a worker started by a caller that traps exceptions inherited its traps. On other
+// architectures the guard does nothing.
 #pragma once
 
+#include <cfenv>
+
 namespace emix::cpu {
+
+// Every floating-point exception non-stop (masked) for one scope, with the caller's whole
+// environment (exception masks, modes, status flags; x87 and SSE) restored at its end. The
+// library's own arithmetic divides by zero and overflows on purpose where its rules then handle
+// the result (log 0 = -inf for a component that emptied, a row of 1e300 whose log-density is
+// -inf): a caller that traps exceptions (feenableexcept, gfortran -ffpe-trap) would be killed by
+// SIGFPE. Every entry point of the public API runs under one; the caller then finds its traps on
+// and its flags as it left them (those the call raised are dropped).
+class ScopedNonStopFp {
+ public:
+  ScopedNonStopFp() { std::feholdexcept(&saved_); }
+  ~ScopedNonStopFp() { std::fesetenv(&saved_); }
+  ScopedNonStopFp(const ScopedNonStopFp&) = delete;
+  ScopedNonStopFp& operator=(const ScopedNonStopFp&) = delete;
+
+ private:
+  std::fenv_t saved_;
+};
 
 class ScopedFlushDenormals {
  public:

@@ -16,6 +16,7 @@
 #include "core/em.hpp"
 #include "core/engine.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 #include "mpi/collective.hpp"
 
@@ -251,6 +252,7 @@ Shard shard_rows(std::int64_t total_rows, int rank, int size) {
 
 FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions& options,
               const double* local_sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   require_initialized();
   const PrivateComm private_comm(caller_comm);
   const MPI_Comm comm = private_comm.get();
