@@ -6,8 +6,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
 
@@ -259,7 +262,33 @@ TEST(CapiModels, FilesRoundTripAndWarningsAreReadable) {
   EXPECT_EQ(get(back, emix_model_get_probabilities, 2),
             get(model, emix_model_get_probabilities, 2));
   EXPECT_EQ(get(back, emix_model_get_weights, 2), get(model, emix_model_get_weights, 2));
+  // The model read back keeps the file's record of its fit: its warnings, and the same file
+  // when written again (an audit found both dropped), with an "estimator" section a Python save
+  // added.
+  int back_count = 0;
+  ASSERT_EQ(emix_model_warning_count(back, &back_count), EMIX_OK);
+  EXPECT_EQ(back_count, count);
+  ASSERT_EQ(emix_model_warning(back, count - 1, &text), EMIX_OK);
+  EXPECT_NE(std::string(text).find("not identifiable"), std::string::npos) << text;
+  const auto read_json = [](const std::string& file) {
+    std::ifstream in(file);
+    return nlohmann::ordered_json::parse(in);
+  };
+  nlohmann::ordered_json written = read_json(path);
+  ASSERT_TRUE(written.contains("fit"));
+  written["estimator"] = {{"class", "BernoulliMixture"}};
+  {
+    std::ofstream out(path);
+    out << written.dump();
+  }
+  emix_model* third = nullptr;
+  ASSERT_EQ(emix_model_read(path.c_str(), &third), EMIX_OK) << emix_last_error();
+  h.keep(third);
+  const std::string again = path + ".again.json";
+  ASSERT_EQ(emix_model_write(third, again.c_str()), EMIX_OK) << emix_last_error();
+  EXPECT_EQ(read_json(again), written);
   std::remove(path.c_str());
+  std::remove(again.c_str());
 }
 
 TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {

@@ -152,7 +152,9 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
                               emix_model** model);
 void emix_model_destroy(emix_model* model);
 
-/* Model files (JSON, see the README). Writing a fitted model includes its fit summary. */
+/* Model files (JSON, see the README). Writing a fitted model includes its fit summary. A model
+ * read from a file keeps the file's fit summary (its warnings: emix_model_warning_count) and any
+ * "estimator" section (the Python package's), and writes them back as they were. */
 emix_status emix_model_read(const char* path, emix_model** model);
 emix_status emix_model_write(const emix_model* model, const char* path);
 

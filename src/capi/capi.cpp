@@ -311,7 +311,15 @@ emix_status emix_model_read(const char* path, emix_model** model) {
     require(path, "path");
     require(model, "model");
     auto handle = std::make_unique<emix_model>();
-    handle->model = emix::io::read_model(path);
+    std::string fit_section;
+    handle->model = emix::io::read_model(path, &fit_section, &handle->estimator_section);
+    // The file's record of its fit comes along: warnings, and the same file when written again.
+    emix::FitReport report;
+    if (emix::io::read_fit_report(fit_section, &report)) {
+      report.model = handle->model;
+      handle->warnings = report.warnings;
+      handle->report = std::move(report);
+    }
     *model = handle.release();
   });
 }
@@ -320,7 +328,8 @@ emix_status emix_model_write(const emix_model* model, const char* path) {
   return guarded("emix_model_write", [&] {
     require(model, "model");
     require(path, "path");
-    emix::io::write_model(path, model->model, model->report ? &*model->report : nullptr);
+    emix::io::write_model(path, model->model, model->report ? &*model->report : nullptr,
+                          model->estimator_section);
   });
 }
 

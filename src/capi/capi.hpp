@@ -20,8 +20,9 @@ struct emix_options {
 
 struct emix_model {
   emix::Model model;
-  std::optional<emix::FitReport> report;  // when the model came from a fit
+  std::optional<emix::FitReport> report;  // when the model came from a fit, or a file's record
   std::vector<std::string> warnings;      // the fit's, or emix_maximize's
+  std::string estimator_section;          // a file's "estimator" section, written back as read
 };
 
 namespace emix::capi {

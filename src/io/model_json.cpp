@@ -551,6 +551,55 @@ Model read_model(const std::string& path, std::string* fit_section,
   return model;
 }
 
+bool read_fit_report(const std::string& fit_section, FitReport* report) {
+  if (fit_section.empty()) return false;
+  const Json fit = Json::parse(fit_section, nullptr, /*allow_exceptions=*/false);
+  if (!fit.is_object()) return false;
+  const auto number = [&](const char* key, double* out) {
+    const auto it = fit.find(key);
+    if (it == fit.end()) return;
+    if (it->is_number()) *out = it->get<double>();
+    if (it->is_null()) *out = std::numeric_limits<double>::quiet_NaN();
+  };
+  const auto integer = [&](const char* key, int* out) {
+    const auto it = fit.find(key);
+    if (it != fit.end() && it->is_number_integer()) *out = it->get<int>();
+  };
+  const auto text = [&](const char* key, std::string* out) {
+    const auto it = fit.find(key);
+    if (it != fit.end() && it->is_string()) *out = it->get<std::string>();
+  };
+  const auto numbers = [&](const char* key, std::vector<double>* out) {
+    const auto it = fit.find(key);
+    if (it == fit.end() || !it->is_array()) return;
+    out->clear();
+    for (const Json& v : *it) {
+      out->push_back(v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN());
+    }
+  };
+  number("log_likelihood", &report->log_likelihood);
+  number("mean_log_likelihood", &report->mean_log_likelihood);
+  numbers("history", &report->history);
+  integer("n_iter", &report->n_iter);
+  const auto converged = fit.find("converged");
+  if (converged != fit.end() && converged->is_boolean()) report->converged = converged->get<bool>();
+  text("engine", &report->engine);
+  text("precision", &report->precision);
+  number("seconds", &report->seconds);
+  number("setup_seconds", &report->setup_seconds);
+  number("init_seconds", &report->init_seconds);
+  numbers("iteration_seconds", &report->iteration_seconds);
+  const auto warnings = fit.find("warnings");
+  if (warnings != fit.end() && warnings->is_array()) {
+    report->warnings.clear();
+    for (const Json& w : *warnings) {
+      if (w.is_string()) report->warnings.push_back(w.get<std::string>());
+    }
+  }
+  integer("best_init", &report->best_init);
+  return true;
+}
+
 namespace {
 
 std::string model_text(const std::string& path, const Model& model, const FitReport* report,
