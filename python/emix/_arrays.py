@@ -131,6 +131,21 @@ def _check_finite_host(x):
         _raise_not_finite(index, x[tuple(index)])
 
 
+def _refuse_pandas_times(x, name):
+    """A DataFrame (or Series) column of times, durations, periods or intervals is not a number
+    to fit: mixed with numeric columns, to_numpy(dtype=float64) read its times as their ticks
+    since 1970, silently (a datetime64 array alone is refused below)."""
+    dtypes = getattr(x, "dtypes", None)
+    columns = (list(dtypes.items()) if hasattr(dtypes, "items")
+               else [(getattr(x, "name", None), getattr(x, "dtype", None))])
+    for column, dtype in columns:
+        text = str(dtype)
+        if getattr(dtype, "kind", "") in ("M", "m") or text.startswith(("period", "interval")):
+            where = f"column {column!r}" if column is not None else "the data"
+            raise InvalidArgument(f"{name}: {where} has element type {text}, which is not "
+                                  "numeric; convert it to numbers explicitly or leave it out")
+
+
 def _host_array(x, dtype, name):
     from ._chunks import reads_only_in_chunks
 
@@ -146,6 +161,7 @@ def _host_array(x, dtype, name):
     if _root_module(x) == "torch" and str(getattr(x, "dtype", "")) == "torch.bfloat16":
         x = x.float()  # NumPy has no bfloat16; float32 holds each of its values exactly
     if _root_module(x) == "pandas" and hasattr(x, "to_numpy"):
+        _refuse_pandas_times(x, name)
         # Nullable columns (Float64, Int64) hold pd.NA, which NumPy cannot read as a number:
         # NaN, which the finiteness check then names.
         converted = x.to_numpy()

@@ -24,8 +24,9 @@ def load_model(path):
     estimator : GaussianMixture, BernoulliMixture or BinomialMixture
         Fitted: its parameters are the file's, so ``predict``, ``score`` and ``sample`` work.
         When the file has a "fit" section (it records the fit that made it), ``report_``,
-        ``converged_``, ``n_iter_`` and ``lower_bound_`` come from it; otherwise ``report_``
-        is None, ``converged_`` False, ``n_iter_`` 0 and ``lower_bound_`` NaN. When it has an
+        ``converged_``, ``n_iter_``, ``lower_bound_`` and ``lower_bounds_`` come from it;
+        otherwise ``report_`` is None, ``converged_`` False, ``n_iter_`` 0, ``lower_bound_``
+        NaN and ``lower_bounds_`` empty. When it has an
         "estimator" section (:meth:`GaussianMixture.save` writes one), the estimator's
         parameters (``reg_covar``, ``tol``, ...) and ``feature_names_in_`` come from it;
         parameters this version does not know are ignored. Otherwise (a file of ``emix fit``)
@@ -59,11 +60,17 @@ def load_model(path):
         estimator.converged_ = report.converged
         estimator.n_iter_ = report.n_iter
         estimator.lower_bound_ = report.mean_log_likelihood
+        # As a fit sets it: each E-step's mean log-likelihood, the history (totals) over the
+        # total weight the file's two log-likelihoods imply.
+        weight = (report.log_likelihood / report.mean_log_likelihood
+                  if report.mean_log_likelihood != 0 else float("nan"))
+        estimator.lower_bounds_ = np.asarray(report.history[:-1], dtype=np.float64) / weight
     else:
         estimator.report_ = None
         estimator.converged_ = False
         estimator.n_iter_ = 0
         estimator.lower_bound_ = float("nan")
+        estimator.lower_bounds_ = np.empty(0, dtype=np.float64)
     return estimator
 
 

@@ -399,6 +399,7 @@ class _DaskMixture:
         X = self._rows(X)
         weights = self._weights(sample_weight, X)
         if self.warm_start and self.__sklearn_is_fitted__():
+            self._check_fitted_shape("fit with warm_start")
             model = self._model()
         else:
             model = self._initial_model(X, weights)
@@ -472,7 +473,7 @@ class _DaskMixture:
 
     # --- evaluation over Dask arrays ----------------------------------------------------------
 
-    def _map(self, X, what, per_row_shape):
+    def _map(self, X, what):
         X = self._rows(X)
         self._check_is_fitted()
         if X.shape[1] != self.n_features_in_:
@@ -480,30 +481,30 @@ class _DaskMixture:
                                   f"expecting {self.n_features_in_} features as input.")
         state = _model_state(self._model())
         dtype = np.int32 if what == "predict" else np.float64
-        k = int(self.n_components)
-        if per_row_shape is None:
+        k = len(self.weights_)  # the fitted model's, whatever set_params changed since
+        if what != "predict_proba":
             return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,
                                 drop_axis=1, chunks=(X.chunks[0],))
         return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,
-                            chunks=(X.chunks[0], (per_row_shape,)))
+                            chunks=(X.chunks[0], (k,)))
 
     def predict(self, X):
         """Component labels; a Dask array for a Dask array (see the in-memory estimator)."""
         if not _is_dask_array(X):
             return super().predict(X)
-        return self._map(X, "predict", None)
+        return self._map(X, "predict")
 
     def predict_proba(self, X):
         """Responsibilities; a Dask array of shape (n_samples, n_components) for Dask input."""
         if not _is_dask_array(X):
             return super().predict_proba(X)
-        return self._map(X, "predict_proba", int(self.n_components))
+        return self._map(X, "predict_proba")
 
     def score_samples(self, X):
         """log p(x) of each row; a Dask array for Dask input."""
         if not _is_dask_array(X):
             return super().score_samples(X)
-        return self._map(X, "score_samples", None)
+        return self._map(X, "score_samples")
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood; a 0-d Dask array for Dask input."""

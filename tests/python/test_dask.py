@@ -325,3 +325,23 @@ def test_a_dask_fit_forgets_the_feature_names_of_an_earlier_fit(client, data):
     assert hasattr(estimator, "feature_names_in_")
     estimator.fit(da.from_array(data, chunks=(300, data.shape[1])))
     assert not hasattr(estimator, "feature_names_in_")
+
+
+def test_set_params_after_a_fit_changes_neither_shapes_nor_warm_starts(client, data):
+    """An audit changed n_components (or covariance_type) after a Dask fit: predict_proba
+    declared the new K while its blocks held the fitted one, and a warm start fitted the old
+    model silently (or failed blaming reg_covar). Evaluations take the fitted model's K; a warm
+    start that cannot go on is refused as the in-memory estimator refuses it."""
+    x = da.from_array(data, chunks=(300, data.shape[1]))
+    estimator = emix.dask.GaussianMixture(2, random_state=0, device="cpu", warm_start=True)
+    estimator.fit(x)
+    estimator.set_params(n_components=3)
+    proba = estimator.predict_proba(x)
+    assert proba.shape == (len(data), 2)
+    assert proba.compute().shape == (len(data), 2)
+    assert float(proba[:, 1].sum().compute()) > 0  # column slicing needs the declared shape
+    with pytest.raises(emix.InvalidArgument, match="n_components is 3, but the fitted model"):
+        estimator.fit(x)
+    estimator.set_params(n_components=2, covariance_type="diag")
+    with pytest.raises(emix.InvalidArgument, match="covariance_type is 'diag', but the fitted"):
+        estimator.fit(x)

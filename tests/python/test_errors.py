@@ -82,6 +82,23 @@ def test_bad_data(data, error, message):
         assert isinstance(caught.value, emix.Error), caught.value
 
 
+@pytest.mark.parametrize("column", ["datetime", "datetime-tz", "timedelta", "period"])
+def test_pandas_time_columns_are_refused_by_name(column):
+    """Mixed with numeric columns, a column of times was fitted as its ticks since 1970 (an audit
+    got a mean of 1.6e15); alone it was refused. Both are refused, naming the column."""
+    pd = pytest.importorskip("pandas", reason="a DataFrame is the input")
+    times = {"datetime": pd.date_range("2020", periods=6),
+             "datetime-tz": pd.date_range("2020", periods=6, tz="UTC"),
+             "timedelta": pd.to_timedelta(np.arange(6), unit="s"),
+             "period": pd.period_range("2020-01", periods=6, freq="M")}[column]
+    frame = pd.DataFrame({"t": times, "x": np.arange(6.0)})
+    with pytest.raises(emix.InvalidArgument, match="column 't' has element type .* not numeric"):
+        gm(n_components=1).fit(frame)
+    with pytest.raises(emix.InvalidArgument, match="not numeric"):
+        gm(n_components=1).fit(frame[["t"]])
+    assert gm(n_components=1).fit(frame[["x"]]).means_.shape == (1, 1)
+
+
 def test_huge_finite_values_are_not_mistaken_for_infinity():
     """The finite check sums the data first; a sum that overflows is not an error by itself."""
     huge = np.array([[1e308, 1.0], [1e308, 2.0], [0.0, 3.0]])

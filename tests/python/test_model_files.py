@@ -128,6 +128,9 @@ def test_save_and_load_round_trip_without_the_program(tmp_path):
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(gm, name))
     assert loaded.report_.engine == gm.report_.engine
+    # lower_bounds_ as the fit set them (an audit found none): the history over the weight.
+    np.testing.assert_allclose(loaded.lower_bounds_, gm.lower_bounds_, rtol=1e-15)
+    assert loaded.lower_bounds_.shape == (gm.n_iter_,)
     np.testing.assert_array_equal(loaded.predict(x), gm.predict(x))
     # A file with parameters only (an init model) loads too, with no report.
     bare = json.loads(path.read_text())
@@ -135,6 +138,7 @@ def test_save_and_load_round_trip_without_the_program(tmp_path):
     path.write_text(json.dumps(bare))
     loaded = emix.load_model(path)
     assert loaded.report_ is None and loaded.n_iter_ == 0 and np.isnan(loaded.lower_bound_)
+    assert loaded.lower_bounds_.shape == (0,)
     np.testing.assert_array_equal(loaded.predict(x), gm.predict(x))
     # A loaded model saves again (without a report) and reads back the same.
     loaded.save(path)
