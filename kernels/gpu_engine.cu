@@ -160,10 +160,10 @@ class GpuEngine final : public GpuEngineBase {
             const GpuSettings& settings);
   ~GpuEngine() override;
 
-  // "gpu (NVIDIA H200)", or with kernel variants on "gpu (NVIDIA H200; variants row_registers)":
-  // what ran, for fit reports and benchmarks.
+  // "gpu (NVIDIA H200)", or with kernel variants in effect "gpu (NVIDIA H200; variants
+  // row_registers)": what ran, for fit reports and benchmarks.
   std::string name() const override {
-    const std::string variants = variant_names(settings_);
+    const std::string variants = variant_names(variants_in_effect());
     return "gpu (" + device_name_ + (variants.empty() ? "" : "; variants " + variants) + ")";
   }
   void accumulate(const PreparedModel& model, double* stats) override;
@@ -192,6 +192,9 @@ class GpuEngine final : public GpuEngineBase {
   void check_model(const PreparedModel& model) const;
   void configure(const PreparedModel& model, bool outputs);
   std::string needs_double(const PreparedModel& model) const;
+  // The variants the last model's plan took (a float64 or full model takes no register kernel,
+  // a plan without row groups no block_combine); before any call, those asked for.
+  GpuSettings variants_in_effect() const;
   BufferPlanInputs plan_inputs(const PreparedModel& model, bool outputs, std::int64_t rows,
                                int slices) const;
   std::int64_t budget() const;
@@ -583,6 +586,20 @@ void GpuEngine<T>::ensure_cublas() {
   EMIX_CUBLAS_TRY(
       cublas().set_math_mode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   blas_ = std::move(blas);
+}
+
+template <typename T>
+GpuSettings GpuEngine<T>::variants_in_effect() const {
+  if (!configured_) return settings_;
+  GpuSettings in_effect;
+  if (path_.fused) {
+    const FusedPlan& p = path_.plan;
+    in_effect.fast_softmax = p.fast_softmax;
+    in_effect.block_combine = p.block_combine && p.row_groups > 1;
+    in_effect.lean_double = p.lean;
+    in_effect.row_registers = p.rows_in_registers;
+  }
+  return in_effect;
 }
 
 // Where the single-pass kernel's float arithmetic would not hold a float model to float32's

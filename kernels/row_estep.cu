@@ -1,5 +1,6 @@
 // The register kernel of small float diag / spherical models (row_estep.cuh): one row per lane,
-// blocks of 8 warps, one block a multiprocessor (its lanes hold up to 136 float sums).
+// blocks of 8 warps, one or two blocks a multiprocessor (its lanes hold up to 136 float sums).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -38,7 +39,7 @@ __device__ __forceinline__ void row_flush(float (&v)[RowShape<KP, DP>::kPadded],
   for (int i = 0; i < kPadded; ++i) v[i] = 0.0f;
 }
 
-template <int KP, int DP, bool kExact>
+template <int KP, int DP, bool kVectorRows, bool kAllComponents>
 __global__ void __launch_bounds__(kRowThreads, 1)
     row_estep_kernel(const FusedPlan p, const FusedArgs<float, float> a,
                      const RowParams<KP, DP> q) {
@@ -58,19 +59,18 @@ __global__ void __launch_bounds__(kRowThreads, 1)
   FusedThreadSums sums;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * kRowThreads;
   std::int64_t base = static_cast<std::int64_t>(blockIdx.x) * kRowThreads + warp * 32;
-  float next[DP];
-  row_load<kExact>(a, q, p.d, base + lane, next);
+  float next[DP], next_w;
+  row_load<kVectorRows>(a, q, p.d, base + lane, next, next_w);
   int since_flush = 0;  // the same on every lane of the warp, as is base
   for (; base < a.count; base += stride) {
     float x[DP];
 #pragma unroll
     for (int j = 0; j < DP; ++j) x[j] = next[j];
+    const float w = next_w;
     const std::int64_t row = base + lane;
-    row_load<kExact>(a, q, p.d, row + stride, next);  // the next rows' reads in flight meanwhile
-    if (row < a.count) {
-      const float w = a.weights != nullptr ? static_cast<float>(a.weights[row]) : 1.0f;
-      row_accumulate<kExact>(q, p.k, x, w, v, sums);
-    }
+    // The next rows' reads in flight meanwhile.
+    row_load<kVectorRows>(a, q, p.d, row + stride, next, next_w);
+    if (row < a.count) row_accumulate<kAllComponents>(q, p.k, x, w, v, sums);
     if (++since_flush == kRowFlushRows) {
       row_flush<KP, DP>(v, owned, lane);
       since_flush = 0;
@@ -87,30 +87,40 @@ __global__ void __launch_bounds__(kRowThreads, 1)
   row_finish<KP, DP>(tid, p.k, p.d, a.layout, acc, slice);
 }
 
-// Whether the plan's kernel may be the exact one for these rows: K = KP, D = DP (4 or 8) and
-// rows at 16-byte boundaries, so that it has no padding to mask and reads whole vectors.
-bool exact_shape(const FusedPlan& p, const float* x) {
-  return p.k == p.kp && p.d == p.dq && reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
+// Whether a launch's rows are whole vectors: D = DP (4 or 8) and rows at 16-byte boundaries.
+bool vector_rows(const FusedPlan& p, const float* x) {
+  return p.d == p.dq && reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
 }
 
-// Calls f(KP, DP, kExact) with the plan's padded shape as std::integral_constant values.
+// Calls f(KP, DP, kVectorRows, kAllComponents) with the plan's padded shape and the two forms as
+// std::integral_constant values.
 template <typename F>
-void with_row_shape(const FusedPlan& p, bool exact, F&& f) {
+void with_row_shape(const FusedPlan& p, bool vectors, F&& f) {
   if (!row_kernel_fits(p)) {
     throw InvalidArgument("GPU engine: the register kernel cannot run K = " + std::to_string(p.k) +
                           ", D = " + std::to_string(p.d));
   }
   using Four = std::integral_constant<int, 4>;
   using Eight = std::integral_constant<int, 8>;
-  const auto with_exact = [&](auto kp, auto dq) {
-    exact ? f(kp, dq, std::true_type{}) : f(kp, dq, std::false_type{});
+  const auto with_forms = [&](auto kp, auto dq) {
+    const bool all = p.k == p.kp;
+    if (vectors) {
+      all ? f(kp, dq, std::true_type{}, std::true_type{})
+          : f(kp, dq, std::true_type{}, std::false_type{});
+    } else {
+      all ? f(kp, dq, std::false_type{}, std::true_type{})
+          : f(kp, dq, std::false_type{}, std::false_type{});
+    }
   };
   if (p.kp == 4) {
-    p.dq == 4 ? with_exact(Four{}, Four{}) : with_exact(Four{}, Eight{});
+    p.dq == 4 ? with_forms(Four{}, Four{}) : with_forms(Four{}, Eight{});
   } else {
-    p.dq == 4 ? with_exact(Eight{}, Four{}) : with_exact(Eight{}, Eight{});
+    p.dq == 4 ? with_forms(Eight{}, Four{}) : with_forms(Eight{}, Eight{});
   }
 }
+
+template <typename KP, typename DP, typename Vectors, typename All>
+constexpr auto kRowKernel = row_estep_kernel<KP::value, DP::value, Vectors::value, All::value>;
 
 }  // namespace
 
@@ -118,12 +128,18 @@ int row_max_blocks(const FusedPlan& p) {
   int device = 0, sms = 0, per_sm = 0;
   EMIX_CUDA_TRY(cudaGetDevice(&device));
   EMIX_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  // Both forms take the same registers' worth of blocks; the general one is asked.
-  with_row_shape(p, false, [&](auto kp, auto dq, auto exact) {
-    EMIX_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &per_sm, row_estep_kernel<decltype(kp)::value, decltype(dq)::value, decltype(exact)::value>,
-        kRowThreads, 0));
-  });
+  // The most blocks either row form holds at once (the vector form can take fewer registers):
+  // slices for every block of a launch; blocks beyond what a multiprocessor holds wait.
+  for (const bool vectors : {false, true}) {
+    if (vectors && p.d != p.dq) continue;
+    with_row_shape(p, vectors, [&](auto kp, auto dq, auto vec, auto all) {
+      int blocks = 0;
+      EMIX_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &blocks, kRowKernel<decltype(kp), decltype(dq), decltype(vec), decltype(all)>,
+          kRowThreads, 0));
+      per_sm = std::max(per_sm, blocks);
+    });
+  }
   if (per_sm < 1) throw CudaError("GPU engine: the register kernel cannot run on this device");
   return per_sm * sms;
 }
@@ -132,9 +148,9 @@ void launch_row_accumulate(const FusedPlan& p, const FusedParams<float>& params,
                            const FusedArgs<float, float>& a, int grid, cudaStream_t stream) {
   if (a.count <= 0) return;
   if (grid < 1) throw InvalidArgument("GPU engine: a launch of no blocks");
-  with_row_shape(p, exact_shape(p, a.x), [&](auto kp, auto dq, auto exact) {
+  with_row_shape(p, vector_rows(p, a.x), [&](auto kp, auto dq, auto vec, auto all) {
     constexpr int KP = decltype(kp)::value, DP = decltype(dq)::value;
-    row_estep_kernel<KP, DP, decltype(exact)::value>
+    kRowKernel<decltype(kp), decltype(dq), decltype(vec), decltype(all)>
         <<<grid, kRowThreads, 0, stream>>>(p, a, make_row_params<KP, DP>(p, params));
   });
   EMIX_CHECK_LAUNCH(stream);

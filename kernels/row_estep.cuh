@@ -73,13 +73,16 @@ RowParams<KP, DP> make_row_params(const FusedPlan& p, const FusedParams<float>& 
   return q;
 }
 
-// A lane's row: x - c0 for features < D, zero after (and for a row at or past `count`, which
-// the kernel only prefetches). kExact: D = DP and the rows are 16-byte aligned (whole vectors).
-template <bool kExact, int KP, int DP>
+// A lane's row: x - c0 for features < D, zero after, and its weight (zero, like x, for a row at
+// or past `count`, which the kernel only prefetches). kVectorRows: D = DP and the rows are
+// 16-byte aligned (whole vectors, no padding to mask).
+template <bool kVectorRows, int KP, int DP>
 EMIX_HD inline void row_load(const FusedArgs<float, float>& a, const RowParams<KP, DP>& q, int d,
-                             std::int64_t row, float (&x)[DP]) {
+                             std::int64_t row, float (&x)[DP], float& w) {
   const bool inside = row < a.count;
-  if constexpr (kExact) {
+  w = 0.0f;
+  if (inside) w = a.weights != nullptr ? static_cast<float>(a.weights[row]) : 1.0f;
+  if constexpr (kVectorRows) {
     EMIX_ROW_UNROLL
     for (int j = 0; j < DP; ++j) x[j] = 0.0f;
     if (inside) {
@@ -123,8 +126,8 @@ EMIX_HD inline float row_reciprocal(float v) {
 // One row of weight w into the lane's float sums v and double sums: fused_log_joint,
 // fused_softmax's fast path (softmax_in_place itself for a row with a NaN or +inf term, or
 // every term -inf; one reciprocal a row instead of a division) and fused_item_sums for a diag
-// model, for one row. kExact: K = KP, so that no component is padding.
-template <bool kExact, int KP, int DP>
+// model, for one row. kAllComponents: K = KP, so that no component is padding.
+template <bool kAllComponents, int KP, int DP>
 EMIX_HD inline void row_accumulate(const RowParams<KP, DP>& q, int k, const float (&x)[DP], float w,
                                    float (&v)[RowShape<KP, DP>::kPadded], FusedThreadSums& sums) {
   constexpr int kStride = RowShape<KP, DP>::kStride;
@@ -144,7 +147,7 @@ EMIX_HD inline void row_accumulate(const RowParams<KP, DP>& q, int k, const floa
   bool nan = false;
   EMIX_ROW_UNROLL
   for (int c = 0; c < KP; ++c) {
-    if (kExact || c < k) {
+    if (kAllComponents || c < k) {
       nan = nan || lg[c] != lg[c];
       max = lg[c] > max ? lg[c] : max;
     }
@@ -157,14 +160,14 @@ EMIX_HD inline void row_accumulate(const RowParams<KP, DP>& q, int k, const floa
     for (int c = 0; c < KP; ++c) tmp[c] = lg[c];
     parts = softmax_in_place(tmp, k, 1, w, &entropy);
     EMIX_ROW_UNROLL
-    for (int c = 0; c < KP; ++c) lg[c] = kExact || c < k ? tmp[c] : 0.0f;
+    for (int c = 0; c < KP; ++c) lg[c] = kAllComponents || c < k ? tmp[c] : 0.0f;
   } else {
     float sum = 0.0f, shifted = 0.0f;
     EMIX_ROW_UNROLL
     for (int c = 0; c < KP; ++c) {
       const float t = lg[c] - max;
       // Padding components and components of density zero (t = -inf) are negligible terms.
-      const bool live = (kExact || c < k) && !(t < log_negligible<float>());
+      const bool live = (kAllComponents || c < k) && !(t < log_negligible<float>());
       const float exp_t = row_exp(t);  // computed for every term, then selected: no branches
       const float e = live ? exp_t : 0.0f;
       lg[c] = e;

@@ -204,7 +204,7 @@ void emulate_flush(std::vector<std::vector<float>>& v, std::vector<std::vector<d
 
 // A launch of the register kernel over a.count rows in `grid` blocks, warp by warp and lane by
 // lane in the kernel's order (row_estep.cu).
-template <bool kExact, int KP, int DP>
+template <bool kVectorRows, bool kAllComponents, int KP, int DP>
 void emulate_rows(const FusedPlan& p, const FusedArgs<float, float>& a,
                   const emix::gpu::FusedParams<float>& params, int grid) {
   using namespace emix::gpu;
@@ -224,13 +224,12 @@ void emulate_rows(const FusedPlan& p, const FusedArgs<float, float>& a,
            base += stride) {
         for (int lane = 0; lane < 32; ++lane) {
           const std::int64_t row = base + lane;
-          float x[DP];
-          row_load<kExact>(a, q, p.d, row, x);
+          float x[DP], w = 0.0f;
+          row_load<kVectorRows>(a, q, p.d, row, x, w);
           if (row >= a.count) continue;
-          const float w = a.weights != nullptr ? static_cast<float>(a.weights[row]) : 1.0f;
           float(&lane_v)[Lanes::kPadded] =
               *reinterpret_cast<float(*)[Lanes::kPadded]>(v[lane].data());
-          row_accumulate<kExact>(q, p.k, x, w, lane_v, sums[warp * 32 + lane]);
+          row_accumulate<kAllComponents>(q, p.k, x, w, lane_v, sums[warp * 32 + lane]);
         }
         if (++since_flush == kRowFlushRows) {
           emulate_flush<KP, DP>(v, owned);
@@ -252,18 +251,20 @@ void emulate_rows(const FusedPlan& p, const FusedArgs<float, float>& a,
   }
 }
 
-template <bool kExact>
+template <bool kVectorRows, bool kAllComponents>
 void emulate_rows_any(const FusedPlan& p, const FusedArgs<float, float>& a,
                       const emix::gpu::FusedParams<float>& params, int grid) {
-  if (p.kp == 4 && p.dq == 4) return emulate_rows<kExact, 4, 4>(p, a, params, grid);
-  if (p.kp == 4) return emulate_rows<kExact, 4, 8>(p, a, params, grid);
-  if (p.dq == 4) return emulate_rows<kExact, 8, 4>(p, a, params, grid);
-  emulate_rows<kExact, 8, 8>(p, a, params, grid);
+  if (p.kp == 4 && p.dq == 4) {
+    return emulate_rows<kVectorRows, kAllComponents, 4, 4>(p, a, params, grid);
+  }
+  if (p.kp == 4) return emulate_rows<kVectorRows, kAllComponents, 4, 8>(p, a, params, grid);
+  if (p.dq == 4) return emulate_rows<kVectorRows, kAllComponents, 8, 4>(p, a, params, grid);
+  emulate_rows<kVectorRows, kAllComponents, 8, 8>(p, a, params, grid);
 }
 
 // The statistics of all rows through `grid` emulated blocks, summed in block order and unpacked:
-// the tiled kernel's, or with plan.rows_in_registers the register kernel's (in its exact form
-// where K = KP and D = DP, as its launcher picks it).
+// the tiled kernel's, or with plan.rows_in_registers the register kernel's (in the forms its
+// launcher picks: vector rows where D = DP, no padding components where K = KP).
 template <typename T, typename C>
 std::vector<double> emulated_statistics(const Problem& p, const FusedPlan& plan, const T* x,
                                         const double* weights, int grid) {
@@ -274,10 +275,13 @@ std::vector<double> emulated_statistics(const Problem& p, const FusedPlan& plan,
   a.part = part.data();
   if constexpr (std::is_same_v<T, float> && std::is_same_v<C, float>) {
     if (plan.rows_in_registers) {
-      if (plan.k == plan.kp && plan.d == plan.dq) {
-        emulate_rows_any<true>(plan, a, dev.params, grid);
+      const bool vectors = plan.d == plan.dq, all = plan.k == plan.kp;
+      if (vectors) {
+        all ? emulate_rows_any<true, true>(plan, a, dev.params, grid)
+            : emulate_rows_any<true, false>(plan, a, dev.params, grid);
       } else {
-        emulate_rows_any<false>(plan, a, dev.params, grid);
+        all ? emulate_rows_any<false, true>(plan, a, dev.params, grid)
+            : emulate_rows_any<false, false>(plan, a, dev.params, grid);
       }
     } else {
       grid = emulate_any<T, C, false>(plan, a, grid);
@@ -418,8 +422,9 @@ TEST(FusedEstepEmulation, EvaluationMatchesCpuEngine) {
 // same float rows: 1e-5 of the scale, as the tiled kernel's float test (the register kernel's
 // float sums are shorter: 32 rows, then a tree over 32 lanes).
 TEST(RowEstepEmulation, StatisticsMatchCpuEngine) {
+  // Every form: vector rows (D = 4, 8) or not, padding components (K < 4, 5-7) or none.
   const Shape shapes[] = {{1, 1, 50},   {3, 5, 1000}, {4, 4, 20000}, {8, 8, 20000}, {5, 3, 9000},
-                          {8, 4, 3000}, {2, 8, 2500}, {4, 8, 700},   {7, 2, 33000}};
+                          {8, 4, 3000}, {2, 8, 2500}, {4, 8, 700},   {7, 2, 33000}, {8, 3, 4000}};
   for (const Covariance covariance : {Covariance::kDiag, Covariance::kSpherical}) {
     const Kind kind{Family::kGaussian, covariance};
     for (const Shape& shape : shapes) {
