@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 #include "emix/io.hpp"
 #include "io/common.hpp"
@@ -528,6 +529,7 @@ Model read_model(const std::string& path) { return read_model(path, nullptr); }
 
 Model read_model(const std::string& path, std::string* fit_section,
                  std::string* estimator_section) {
+  const cpu::ScopedNonStopFp non_stop;  // strtod raises overflow on 1e400 (fp_environment.hpp)
   const std::string text = read_whole_file(path);
   Json root;
   BoundedDomBuilder builder(path, text, &root);
@@ -552,6 +554,7 @@ Model read_model(const std::string& path, std::string* fit_section,
 }
 
 bool read_fit_report(const std::string& fit_section, FitReport* report) {
+  const cpu::ScopedNonStopFp non_stop;
   if (fit_section.empty()) return false;
   const Json fit = Json::parse(fit_section, nullptr, /*allow_exceptions=*/false);
   if (!fit.is_object()) return false;

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 #include "emix/io.hpp"
 #include "io/common.hpp"
@@ -68,6 +69,7 @@ FileFormat resolve_format(const std::string& path, const ReadOptions& options) {
 }  // namespace
 
 HostMatrix read_matrix(const std::string& path, const ReadOptions& options) {
+  const cpu::ScopedNonStopFp non_stop;  // strtod raises overflow on 1e400 (fp_environment.hpp)
   switch (resolve_format(path, options)) {
     case FileFormat::kNpy:
       return detail::read_npy(path, options);
@@ -81,6 +83,7 @@ HostMatrix read_matrix(const std::string& path, const ReadOptions& options) {
 }
 
 std::int64_t count_rows(const std::string& path, const ReadOptions& options) {
+  const cpu::ScopedNonStopFp non_stop;
   switch (resolve_format(path, options)) {
     case FileFormat::kNpy:
       return detail::count_npy_rows(path);
@@ -98,12 +101,14 @@ std::int64_t count_rows(const std::string& path, const ReadOptions& options) {
 }
 
 std::int64_t text_line_of_row(const std::string& path, std::int64_t row) {
+  const cpu::ScopedNonStopFp non_stop;
   ReadOptions options;
   if (resolve_format(path, options) != FileFormat::kText) return 0;
   return detail::text_line_of_data_row(path, row);
 }
 
 std::vector<double> read_vector(const std::string& path) {
+  const cpu::ScopedNonStopFp non_stop;
   ReadOptions options;
   options.dtype = DType::kFloat64;
   const HostMatrix matrix = read_matrix(path, options);
