@@ -240,6 +240,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                                       f"Got {getattr(self, parameter)!r} instead.")
         check_dtype_parameter(self.dtype)
 
+    def _check_data_values(self, data):
+        """A family's own check of the values of data fit reads, before the library's; none for
+        Gaussian mixtures, whose values the library checks alone."""
+
     def _family_checks(self):
         return []
 
@@ -340,6 +344,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                 return _emix.fit_chunks(source, options, hook)
         else:
             data = as_data(X, dtype, name)
+            self._check_data_values(data)
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if self.n_components > data.n_samples:
                 raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "

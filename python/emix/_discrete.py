@@ -85,6 +85,19 @@ class _DiscreteMixture(_BaseMixture):
     def _trials(self):
         return 1
 
+    def _check_data_values(self, data):
+        # The positive_only tag promises scikit-learn this wording for negative values; the
+        # library's own check (which also names values that are not counts) follows.
+        if data.on_device:
+            return
+        negative = np.argwhere(data.source < 0)
+        if len(negative):
+            row, column = negative[0]
+            raise InvalidArgument(f"Negative values in data passed to {type(self).__name__}: "
+                                  f"row {row + 1}, column {column + 1} is "
+                                  f"{data.source[row, column]:g}; its values count "
+                                  "successes, which are >= 0")
+
     def _family_checks(self):
         return [(_is_real(self.prob_epsilon) and 0 < self.prob_epsilon < 0.5, "prob_epsilon",
                  "a float in (0, 0.5)")]
