@@ -184,8 +184,10 @@ def chunked(source, chunk_rows=None, sample_weight=None):
     Notes
     -----
     The fit equals the fit of all rows in one array up to the order of the sums (about 1e-15
-    relative per iteration), initialisation included. C-contiguous float32/float64 chunks
-    are used in place; others are converted one chunk at a time. Errors name the chunk.
+    relative per iteration in float64; float32 data, summed in float within tiles that the
+    chunks cut elsewhere, about 1e-7), initialisation included. C-contiguous float32/float64
+    chunks are used in place; others are converted one chunk at a time. Errors name the chunk.
+    A memory-mapped source must not be truncated during a fit (the process would get SIGBUS).
     """
     return Chunks(source, chunk_rows, sample_weight)
 

@@ -112,6 +112,11 @@ std::int64_t count_input_rows(const std::string& path, const DataArgs& args) {
   return io::count_rows(path, read_options(args));
 }
 
+bool reads_once(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode);
+}
+
 void rethrow_in_file(const DataError& error, const DataFiles& files) {
   const bool weights = error.source() == DataError::Source::kSampleWeight;
   const std::string& path = weights ? files.sample_weight : files.data;

@@ -43,6 +43,9 @@ HostMatrix load_data(const std::string& path, const DataArgs& args, bool require
                      std::int64_t first_row = 0, std::int64_t row_count = -1);
 // INPUT's number of rows, read from its header where it has one.
 std::int64_t count_input_rows(const std::string& path, const DataArgs& args);
+// Whether `path` exists and is not a regular file (standard input, a pipe, a FIFO, a terminal):
+// what can be read once only.
+bool reads_once(const std::string& path);
 
 // The files a library call read its data and sample weights from, so that a DataError it
 // throws can name the file, its row and column and, for text, its line.

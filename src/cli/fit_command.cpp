@@ -276,7 +276,19 @@ int run_fit(const FitArgs& a) {
   std::vector<double> weights;
   DataFiles files{a.input, a.sample_weight, 0};
   on_every_rank([&] {
-    if (distributed) {
+    if (distributed && reads_once(a.input)) {
+      // Standard input or a pipe reads once, and reaches rank 0 alone: one rank reads it whole;
+      // several cannot share it (counting the rows first read the pipe to its end).
+      if (mpi_size() > 1) {
+        const std::string input = a.input == "/dev/stdin" ? "- (standard input)" : a.input;
+        throw InvalidArgument("INPUT " + input + " is not a regular file: under mpirun with " +
+                              std::to_string(mpi_size()) +
+                              " ranks each rank reads its own rows of the file, which a pipe or "
+                              "standard input cannot give; write the data to a file");
+      }
+      x = InputMatrix(load_data(a.input, a.data, true, 0, -1));
+      total_rows = x.rows();
+    } else if (distributed) {
       total_rows = count_input_rows(a.input, a.data);
 #if EMIX_HAS_MPI
       const mpi::Shard shard = mpi::shard_rows(total_rows, mpi_rank(), mpi_size());

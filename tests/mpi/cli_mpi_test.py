@@ -106,6 +106,32 @@ def main():
         if any(line.startswith("emix: stopped by") for line in r.stderr.splitlines()):
             failures.append(f"a rank ended by mpirun reported it: {r.stderr}")
 
+        # Standard input (text) reads once: one rank reads it whole (the fit of the same file),
+        # several are refused, naming it (counting the rows had read the pipe to its end, and
+        # the fit then found "no data rows").
+        text = os.path.join(tmp, "x.csv")
+        np.savetxt(text, np.load(data)[:3000], delimiter=",")
+        with open(text, "rb") as stdin:
+            one = os.path.join(tmp, "stdin1.json")
+            r = run([args.mpiexec, "-n", "1", args.emix, "fit", "-", *common, "-o", one],
+                    stdin=stdin)
+        if r.returncode != 0:
+            failures.append(f"'-' under 1 rank: exit {r.returncode}: {r.stderr}")
+        else:
+            r1 = run([args.emix, "fit", text, *common, "-o", single])
+            assert r1.returncode == 0, r1.stderr
+            diff = np.max(np.abs(parameters(one) - parameters(single)))
+            print(f"'-' under 1 rank: parameters differ from the file's fit by {diff:.2g}")
+            if diff != 0:
+                failures.append(f"'-' under 1 rank: parameters differ by {diff:.3g}")
+        with open(text, "rb") as stdin:
+            r = run([args.mpiexec, "-n", "2", args.emix, "fit", "-", *common, "-o", out],
+                    stdin=stdin)
+        errors = [line for line in r.stderr.splitlines() if line.startswith("emix: error:")]
+        print("'-' under 2 ranks:", errors[:1])
+        if r.returncode == 0 or len(errors) != 1 or "standard input" not in errors[0]:
+            failures.append(f"'-' under 2 ranks: exit {r.returncode}, {errors}")
+
         # An argument error, found by every rank alike: reported once.
         zero = os.path.join(tmp, "zero.npy")
         np.save(zero, np.zeros(30001))
