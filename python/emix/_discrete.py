@@ -87,16 +87,15 @@ class _DiscreteMixture(_BaseMixture):
 
     def _check_data_values(self, data):
         # The positive_only tag promises scikit-learn this wording for negative values; the
-        # library's own check (which also names values that are not counts) follows.
-        if data.on_device:
+        # library's own check (which also names values that are not counts) follows. One
+        # reduction over the data, without a temporary; where a value is negative, its place.
+        x = data.source
+        if data.on_device or x.size == 0 or not x.min() < 0:
             return
-        negative = np.argwhere(data.source < 0)
-        if len(negative):
-            row, column = negative[0]
-            raise InvalidArgument(f"Negative values in data passed to {type(self).__name__}: "
-                                  f"row {row + 1}, column {column + 1} is "
-                                  f"{data.source[row, column]:g}; its values count "
-                                  "successes, which are >= 0")
+        row, column = np.argwhere(x < 0)[0]
+        raise InvalidArgument(f"Negative values in data passed to {type(self).__name__}: "
+                              f"row {row + 1}, column {column + 1} is {x[row, column]:g}; its "
+                              "values count successes, which are >= 0")
 
     def _family_checks(self):
         return [(_is_real(self.prob_epsilon) and 0 < self.prob_epsilon < 0.5, "prob_epsilon",
