@@ -111,10 +111,16 @@ def main():
         # the fit then found "no data rows").
         text = os.path.join(tmp, "x.csv")
         np.savetxt(text, np.load(data)[:3000], delimiter=",")
-        with open(text, "rb") as stdin:
-            one = os.path.join(tmp, "stdin1.json")
-            r = run([args.mpiexec, "-n", "1", args.emix, "fit", "-", *common, "-o", one],
-                    stdin=stdin)
+        one = os.path.join(tmp, "stdin1.json")
+        # Open MPI 4.1's launcher itself can crash forwarding standard input as its rank exits
+        # (SIGSEGV in orte_iof_hnp_read_local_handler, seen once in CI): that, and only that, is
+        # tried again.
+        for _ in range(3):
+            with open(text, "rb") as stdin:
+                r = run([args.mpiexec, "-n", "1", args.emix, "fit", "-", *common, "-o", one],
+                        stdin=stdin)
+            if not (r.returncode < 0 and "orte_iof_hnp_read_local_handler" in r.stderr):
+                break
         if r.returncode != 0:
             failures.append(f"'-' under 1 rank: exit {r.returncode}: {r.stderr}")
         else:
