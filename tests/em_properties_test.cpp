@@ -244,6 +244,53 @@ TEST(Em, ASingularStartingCovarianceStartsFromTheOverallOne) {
   }
 }
 
+// Rows in a subspace (a constant column) with reg_covar 0, from a start the caller gives (a
+// valid covariance that k-means' start would not have): every M-step's covariance is singular,
+// and re-seeding cannot help. The fit said so only after max_iter re-seeds, returned a model of
+// a random row's mean and the start's covariance, and blamed duplicated rows (an audit's
+// report); scikit-learn stops at the first step. Now the fit stops at the first collapse,
+// naming the subspace.
+TEST(Em, AGivenStartOnRowsInASubspaceStopsAtTheFirstCollapse) {
+  std::mt19937_64 rng(24);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const int n = 500;
+  std::vector<double> x;
+  for (int i = 0; i < n; ++i) x.insert(x.end(), {normal(rng), normal(rng), 2.5});
+  for (const Covariance covariance : {Covariance::kFull, Covariance::kDiag}) {
+    for (const int k : {1, 3}) {
+      emix::Model start;
+      start.covariance = covariance;
+      start.n_components = k;
+      start.n_features = 3;
+      start.weights.assign(k, 1.0 / k);
+      for (int c = 0; c < k; ++c) start.means.insert(start.means.end(), {c - 1.0, 0.0, 2.5});
+      start.covariances.assign(start.covariance_size(), 0.0);
+      for (int c = 0; c < k; ++c) {
+        for (int j = 0; j < 3; ++j) {
+          start.covariances[covariance == Covariance::kFull ? c * 9 + j * 4 : c * 3 + j] = 1.0;
+        }
+      }
+      emix::FitOptions o;
+      o.n_components = k;
+      o.covariance = covariance;
+      o.reg_covar = 0;
+      o.init_model = start;
+      const std::string where =
+          std::string(emix::to_string(covariance)) + ", K " + std::to_string(k);
+      try {
+        emix::fit(emix::DataView::host(x.data(), n, 3), o);
+        ADD_FAILURE() << where << ": fitted";
+      } catch (const emix::NumericalError& e) {
+        EXPECT_NE(std::string(e.what()).find("lie in a subspace"), std::string::npos)
+            << where << ": " << e.what();
+      }
+      // With reg_covar the same start fits: the check does not refuse a fit that can go on.
+      o.reg_covar = 1e-6;
+      EXPECT_NO_THROW(emix::fit(emix::DataView::host(x.data(), n, 3), o)) << where;
+    }
+  }
+}
+
 // Five points repeated five times, K = 8 and reg_covar 0 (a user's report): components on
 // coinciding rows got covariances of 1e-37 to 1e-202 (the far rows' negligible shares), which the
 // factorisation's relative test passed. Their log-densities ran to 1e44, and two equal

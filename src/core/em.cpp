@@ -224,14 +224,65 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
                              "from; the data may lie in a subspace (a column that is a "
                              "combination of others, or coinciding rows): increase reg_covar");
       }
-      reseed(engine, next, c, "collapsed (singular covariance)");
     }
+    if (!subspace_checked_) {
+      subspace_checked_ = true;
+      if (data_in_subspace(engine)) {
+        throw NumericalError(
+            "component " + std::to_string(singular.front()) +
+            ": its covariance is singular, and so is the covariance of all rows together: the "
+            "data lie in a subspace (a constant column, or a column that is a combination of "
+            "others), where every component collapses wherever it restarts: increase reg_covar");
+      }
+    }
+    for (int c : singular) reseed(engine, next, c, "collapsed (singular covariance)");
   }
   model_ = std::move(next);
   reseeded_last_step_ = reseeds_ > reseeds_before;
   ++iteration_;
   // This iteration's time: its E-step pass and the M-step after it.
   report_.iteration_seconds.push_back(seconds_since(start));
+}
+
+// One component over every row: its covariance, with reg_covar, is singular when the data lie
+// in a subspace. A start given by the caller (an init model, means and precisions) is not
+// checked as initialize()'s own start is (repair_singular_start), so this is asked at the first
+// collapse; one pass, once a run.
+bool EmRun::data_in_subspace(Engine& engine) {
+  if (model_.family != Family::kGaussian) return false;
+  const int d = model_.n_features;
+  Model all;
+  all.family = model_.family;
+  all.covariance = model_.covariance;
+  all.n_components = 1;
+  all.n_features = d;
+  all.weights = {1.0};
+  // The current model's mean of means is among the data: the statistics' centre.
+  all.means.assign(static_cast<std::size_t>(d), 0.0);
+  for (int c = 0; c < model_.n_components; ++c) {
+    for (int j = 0; j < d; ++j) {
+      all.means[j] += model_.weights[c] * model_.means[static_cast<std::size_t>(c) * d + j];
+    }
+  }
+  all.covariances.assign(all.covariance_size(), 0.0);
+  if (all.covariance == Covariance::kFull || all.covariance == Covariance::kTied) {
+    for (int j = 0; j < d; ++j) all.covariances[static_cast<std::size_t>(j) * d + j] = 1.0;
+  } else {
+    std::fill(all.covariances.begin(), all.covariances.end(), 1.0);
+  }
+  const PreparedModel prepared = prepare(all, prepare_options());
+  std::vector<double> values(prepared.layout.size());
+  engine.accumulate(prepared, values.data());
+  std::vector<int> empty;
+  const Model overall = maximize(all, prepared, values.data(), mstep_, &empty);
+  if (!empty.empty()) return false;
+  try {
+    return !with_unresolved(overall, options_.reg_covar,
+                            singular_components(overall, options_.reg_covar))
+                .empty();
+  } catch (const NumericalError&) {
+    return true;  // singular_components' word for a singular tied covariance
+  }
 }
 
 // Moves component c onto a random row, keeping its previous (valid) covariance.

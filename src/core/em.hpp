@@ -67,6 +67,7 @@ class EmRun {
 
  private:
   void reseed(Engine& engine, Model& next, int c, const char* why);
+  bool data_in_subspace(Engine& engine);
   PrepareOptions prepare_options() const;
 
   static constexpr int kMaxReseedWarnings = 20;
@@ -91,6 +92,7 @@ class EmRun {
   // across it is not an EM step's, and says nothing about convergence.
   bool reseeded_last_step_ = false;
   int last_reseed_iteration_ = 0;  // the iteration whose parameters the last re-seed made
+  bool subspace_checked_ = false;
   bool done_ = false;
   std::string failure_;
 };
