@@ -161,3 +161,27 @@ def test_sklearn_converges_one_m_step_later():
     assert ours.converged_ and theirs.converged_
     assert theirs.n_iter_ == ours.n_iter_ + 1
     assert relative(ours.lower_bound_, theirs.lower_bound_) <= TOLERANCE
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_a_nearly_symmetric_precision_is_taken_as_sklearn_takes_it(covariance_type):
+    """A precisions_init symmetric only to np.allclose's tolerance (the upper triangle 1e-7
+    relative off the lower) passes both libraries' checks; scikit-learn factors its upper
+    triangle. emix refused it ("covariance 0 is not symmetric", a covariance never given) and,
+    once accepted, must take the same matrix: the iterates then agree as in the tests above,
+    where the lower triangle would put them 4e-8 apart."""
+    x, init = initial_parameters(covariance_type, SEEDS[covariance_type])
+    precisions = np.array(init["precisions_init"], dtype=np.float64)
+    matrices = precisions.reshape(-1, D, D)
+    matrices[:, 0, 1] *= 1 + 1e-7
+    matrices[:, 1, 2] *= 1 - 1e-7
+    init["precisions_init"] = matrices.reshape(precisions.shape)
+    common = dict(n_components=K, covariance_type=covariance_type, tol=0.0, max_iter=2,
+                  random_state=0, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sklearn_mixture.GaussianMixture(init_params="random", **common).fit(x)
+        ours = emix.GaussianMixture(device="cpu", **common).fit(x)
+    diffs = differences(x, ours, theirs, 2)
+    bad = {name: value for name, value in diffs.items() if not value <= TOLERANCE}
+    assert not bad, f"{covariance_type}: differences above {TOLERANCE:.0e}: {bad}"
