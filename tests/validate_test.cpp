@@ -281,6 +281,35 @@ TEST(Evaluation, OneHugeRowOfTwoIsTheOneRefused) {
   }
 }
 
+// A row far enough out that every component's log-density overflows to -inf (1e155 in double)
+// has a log-density, -inf, but no nearest component: predict_proba returned a row of zeros and
+// predict the label 0 (an audit's report). Both now refuse it, naming the row; score_samples
+// keeps -inf, the density rounded to zero.
+TEST(Evaluation, ARowEveryComponentGivesMinusInfinityIsNotAssigned) {
+  const std::vector<double> x = {0, 0, 1e155, 0, 1, 1};
+  const auto view = emix::DataView::host(x.data(), 3, 2);
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical, Covariance::kTied}) {
+    const Model m = emix::testing::random_model(Family::kGaussian, covariance, 2, 2, 5);
+    const std::vector<double> log_prob = emix::score_samples(m, view, cpu_engine());
+    EXPECT_EQ(log_prob[1], -std::numeric_limits<double>::infinity()) << to_string(covariance);
+    EXPECT_TRUE(std::isfinite(log_prob[0]) && std::isfinite(log_prob[2]));
+    for (const auto& call :
+         std::vector<std::function<void()>>{[&] { emix::predict_proba(m, view, cpu_engine()); },
+                                            [&] { emix::predict(m, view, cpu_engine()); }}) {
+      try {
+        call();
+        ADD_FAILURE() << to_string(covariance) << ": no exception";
+      } catch (const DataError& e) {
+        EXPECT_EQ(e.row(), 2) << e.what();
+        EXPECT_NE(std::string(e.what()).find("cannot be assigned to a component"),
+                  std::string::npos)
+            << e.what();
+      }
+    }
+  }
+}
+
 // A fit refuses a value whose square overflows, naming it, rather than failing later with a
 // "singular covariance" (double) or a NaN log-likelihood (float): 2^500 and 2^60 are the limits.
 TEST(FitValidation, ValuesWhoseSquaresOverflowAreNamed) {

@@ -44,7 +44,7 @@ Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& 
   if (want_labels) e.labels.resize(n);
   engine->evaluate(prepared, e.log_prob.data(), want_resp ? e.resp.data() : nullptr,
                    want_labels ? e.labels.data() : nullptr);
-  check_evaluation(e.log_prob, e.resp, model.n_components);
+  check_evaluation(e.log_prob, e.resp, model.n_components, want_resp || want_labels);
   return e;
 }
 

@@ -668,9 +668,18 @@ void validate_model_for_data(const Model& model, const DataView& x, bool summing
   check_data(x, model.family, model.trials, summing_squares);
 }
 
-void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k) {
+void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k,
+                      bool assigning) {
   const std::size_t kk = static_cast<std::size_t>(k);
   for (std::size_t n = 0; n < log_prob.size(); ++n) {
+    if (assigning && log_prob[n] == -std::numeric_limits<double>::infinity()) {
+      // Every log-joint overflowed to -inf: which component is nearest is lost, and the
+      // responsibilities (0 / 0) were a row of zeros and the label an arbitrary 0.
+      throw DataError(DataError::Source::kData, static_cast<std::int64_t>(n) + 1, 0,
+                      "cannot be assigned to a component: its density under every component "
+                      "rounds to zero (log-density -inf: values too large for the element type, "
+                      "in the data or the model)");
+    }
     bool bad = std::isnan(log_prob[n]);
     if (!bad && !resp.empty() && std::isfinite(log_prob[n])) {
       for (std::size_t c = 0; c < kk && !bad; ++c) bad = std::isnan(resp[n * kk + c]);

@@ -71,7 +71,9 @@ void check_sample_memory(std::int64_t rows, int cols);
 // After an evaluation: throws DataError (column 0: the whole row) at the first row whose
 // log-density is NaN, or whose responsibilities are NaN although its log-density is finite
 // (resp may be empty), rather than return a NaN answer. A row that every component gives -inf
-// is not judged here.
-void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k);
+// (a density that rounds to zero) has a log-density, -inf, but no responsibilities or label:
+// refused when `assigning` (responsibilities or labels asked for).
+void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k,
+                      bool assigning);
 
 }  // namespace emix
