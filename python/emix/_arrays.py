@@ -153,6 +153,39 @@ def _host_array(x, dtype, name):
         raise TypeError(f"{name} takes one array, not a chunk source (emix.chunked, an "
                         "iterable of arrays, a pyarrow dataset or Parquet file): fit, accumulate "
                         "and select read those; call it chunk by chunk")
+    x = numeric_numpy(x, name)
+    problem = _shape_problem(x.shape, name)
+    if problem:
+        raise InvalidArgument(problem)
+    source = x
+    with np.errstate(over="ignore"):
+        x = np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
+    try:
+        _check_finite_host(x)
+    except InvalidArgument:
+        if x.dtype == np.float32 and source.dtype != np.float32:
+            _refuse_float32_overflow(source, x)
+        raise
+    return x
+
+
+def _refuse_float32_overflow(source, converted):
+    """Names the first value that was finite before the conversion to float32 and is not
+    after it: the data are not at fault, the chosen precision is."""
+    overflowed = ~np.isfinite(converted) & np.isfinite(source)
+    if overflowed.any():
+        index = tuple(np.argwhere(overflowed)[0])
+        row, col = (int(i) + 1 for i in index)
+        value = float(source[index])
+        raise InvalidArgument(f"Input X at row {row}, column {col} is {value!r}, beyond "
+                              "float32's range (about 3.4e38): use dtype='float64' or rescale "
+                              "the data")
+
+
+def numeric_numpy(x, name):
+    """Host data of any kind (NumPy, pandas, a CPU tensor, lists) as a NumPy array of numbers:
+    what every estimator method and every chunk of a chunk source is read through. `name` opens
+    the messages ("fit", "chunk 3")."""
     if _is_sparse(x):
         raise TypeError(f"{name} does not accept sparse data: a sparse matrix was passed, but "
                         "dense data is required. Use X.toarray() to convert to a dense array.")
@@ -188,11 +221,6 @@ def _host_array(x, dtype, name):
         # GaussianMixture takes them; anything else raises NumPy's own TypeError / ValueError
         # ("could not convert string to float: 'a'").
         x = x.astype(np.float64)
-    problem = _shape_problem(x.shape, name)
-    if problem:
-        raise InvalidArgument(problem)
-    x = np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
-    _check_finite_host(x)
     return x
 
 

@@ -323,10 +323,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             Component labels (int32), as a NumPy array for host data and as an array of the
             input's kind, on its device, for device data.
         """
-        data = self._fit(X, sample_weight)
-        if data is None:
+        if is_chunk_source(X):  # before the fit: the estimator is left as it was
             raise TypeError("fit_predict takes data in memory; for a chunk source call fit, "
                             "then predict on each chunk")
+        data = self._fit(X, sample_weight)
         return self._evaluate(_emix.predict, data)
 
     def _fit(self, X, sample_weight):

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _emix
 from ._emix import InvalidArgument
-from ._arrays import _FLOATS, _is_sparse, _target_dtype
+from ._arrays import _FLOATS, _is_sparse, _target_dtype, numeric_numpy
 
 # Rows per chunk for arrays cut by emix: about 64 MiB of float64 per chunk.
 _DEFAULT_CHUNK_BYTES = 64 << 20
@@ -55,8 +55,8 @@ def _is_chunk_list(x):
 
 
 def _is_chunk_item(item):
-    if isinstance(item, tuple) and item:  # an (array, weights) pair, or a mistaken tuple
-        item = item[0]
+    if _as_pair(item) is not None or (isinstance(item, tuple) and item):
+        item = item[0]  # an (array, weights) pair, or a mistaken tuple
     return getattr(item, "ndim", None) == 2
 
 
@@ -93,26 +93,36 @@ def is_chunk_source(x):
 
 
 def _as_chunk_array(x, dtype, index):
-    """A chunk as a C-contiguous float32/float64 host array (in place when it is one)."""
-    if _module_of(x) == "pyarrow":
-        x = _arrow_to_numpy(x)
-    x = np.asarray(x)
+    """A chunk as a C-contiguous float32/float64 host array (in place when it is one), read as
+    the estimators read one array (pandas, tensors, objects that are numbers)."""
+    where = f"chunk {index}"
+    try:
+        x = _arrow_to_numpy(x, where) if _module_of(x) == "pyarrow" else numeric_numpy(x, where)
+    except InvalidArgument:
+        raise
+    except (TypeError, ValueError) as e:  # NumPy's or the producer's own words, chunk named
+        raise InvalidArgument(f"{where}: {e}") from e
     if x.ndim != 2:
-        raise InvalidArgument(f"chunk {index}: expected a 2-D array, got shape {x.shape}")
-    if x.dtype.kind not in "fiub":
-        raise InvalidArgument(f"chunk {index}: element type {x.dtype} is not numeric")
+        raise InvalidArgument(f"{where}: expected a 2-D array, got shape {x.shape}")
     return np.ascontiguousarray(x, dtype=_target_dtype(x.dtype, dtype))
 
 
-def _arrow_to_numpy(table):
+def _arrow_to_numpy(table, where):
     """An Arrow table or record batch as a (rows, columns) array (Arrow stores columns, so this
     is one copy)."""
     columns = [np.asarray(column.to_numpy(zero_copy_only=False) if hasattr(column, "to_numpy")
                           else column) for column in table.columns]
-    for name, column in zip(table.column_names, columns):
+    for j, (name, column) in enumerate(zip(table.column_names, columns)):
         # Text and times are not features; objects (decimals, booleans with nulls) convert.
         if column.dtype.kind in "USVMm":
-            raise InvalidArgument(f"column {name!r}: element type {column.dtype} is not numeric")
+            raise InvalidArgument(f"{where}: column {name!r}: element type {column.dtype} is "
+                                  "not numeric")
+        if column.dtype.kind == "O":
+            try:
+                columns[j] = column.astype(np.float64)
+            except (TypeError, ValueError) as e:  # strings, lists, structs
+                raise InvalidArgument(f"{where}: column {name!r} ({table.schema.field(j).type}) "
+                                      f"does not hold numbers: {e}") from e
     if not columns:
         return np.empty((table.num_rows, 0))
     dtype = np.result_type(*[c.dtype for c in columns])
@@ -122,6 +132,12 @@ def _arrow_to_numpy(table):
     for j, column in enumerate(columns):
         out[:, j] = column
     return out
+
+
+def _is_cut_by_rows(source):
+    """An array, memmap, h5py dataset or anything with a shape and row slicing (a DataFrame)."""
+    return isinstance(source, np.ndarray) or _is_h5py_dataset(source) or (
+        hasattr(source, "shape") and hasattr(source, "__getitem__") and not _is_arrow(source))
 
 
 class Chunks:
@@ -138,6 +154,13 @@ class Chunks:
                                        or not math.isfinite(chunk_rows)
                                        or int(chunk_rows) != chunk_rows or chunk_rows < 1):
             raise InvalidArgument(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+        if chunk_rows is not None and not (_is_cut_by_rows(source) or (
+                _is_arrow(source) and type(source).__name__ in ("Table", "ParquetFile"))):
+            raise InvalidArgument(
+                "chunk_rows applies to arrays, datasets with a shape, Arrow Tables and Parquet "
+                "files, which emix cuts by rows; a pyarrow Dataset gives a chunk per fragment "
+                "and an iterable its own items (open one Parquet file with "
+                "pyarrow.parquet.ParquetFile to choose its chunks' rows)")
         self.source = source
         self.chunk_rows = None if chunk_rows is None else int(chunk_rows)
         self.sample_weight = (None if sample_weight is None
@@ -147,12 +170,8 @@ class Chunks:
 
     def _adapter(self, dtype):
         s = self.source
-        if isinstance(s, np.ndarray) or _is_h5py_dataset(s) or (
-                hasattr(s, "shape") and hasattr(s, "__getitem__") and not _is_arrow(s)):
+        if _is_cut_by_rows(s):
             return _SlicedRows(s, self.chunk_rows, self.sample_weight, dtype)
-        if self.chunk_rows is not None and not _module_of(s) == "pyarrow":
-            raise InvalidArgument("chunk_rows applies to arrays and datasets cut by rows, not "
-                                  "to a source that gives its own chunks")
         if _is_arrow(s):
             return _ArrowChunks(s, self.chunk_rows, self.sample_weight, dtype)
         if isinstance(s, collections.abc.Iterable):
@@ -169,10 +188,14 @@ def chunked(source, chunk_rows=None, sample_weight=None):
             re-iterable of 2-D arrays
         The rows. Arrays and datasets with a ``shape`` are cut into blocks of `chunk_rows`
         rows; Arrow sources give a chunk per record batch, fragment or row group; an iterable
-        gives its items, each a 2-D array or an ``(array, sample_weight)`` pair, and must start
-        afresh on every ``iter()`` (a generator is rejected).
+        gives its items, each a 2-D array or an ``(array, sample_weight)`` pair (a list of the
+        two, as a PyTorch DataLoader gives, too), and must start afresh on every ``iter()`` (a
+        generator is rejected).
     chunk_rows : int, optional
-        Rows per chunk for sources cut by rows (default: about 64 MiB of data per chunk).
+        Rows per chunk for sources cut by rows (default: about 64 MiB of data per chunk); for
+        an Arrow Table, the most rows of a record batch; for a ParquetFile, each row group is
+        cut into pieces of at most `chunk_rows` rows. Refused for other sources, which give
+        their own chunks.
     sample_weight : array-like of shape (n_samples,), optional
         Weight of each row, over all chunks, for sources cut by rows.
 
@@ -214,8 +237,9 @@ def chunks_read_once(X, sample_weight, dtype):
     once = _Adapter()
     once.dtype = dtype
     for i, item in enumerate(X):
-        if isinstance(item, tuple) and len(item) == 2:
-            yield once._result(item[0], item[1], i)
+        pair = _as_pair(item)
+        if pair is not None:
+            yield once._result(pair[0], pair[1], i)
         else:
             yield once._result(item, None, i)
 
@@ -309,10 +333,30 @@ class _ArrowChunks(_Adapter):
         name = type(source).__name__
         # Rows of chunk i from metadata, without reading it (not known for a Dataset's fragments).
         self.rows_of = None
-        if name == "ParquetFile":
+        if name == "ParquetFile" and chunk_rows is None:
             self.n = source.num_row_groups
             self.read = source.read_row_group
             self.rows_of = lambda i: source.metadata.row_group(i).num_rows
+        elif name == "ParquetFile":
+            # Each row group cut into pieces of chunk_rows (a piece never spans two groups); a
+            # pass in order reads each group once.
+            pieces = []
+            for group in range(source.num_row_groups):
+                rows = source.metadata.row_group(group).num_rows
+                pieces += [(group, a, min(rows, a + chunk_rows))
+                           for a in range(0, max(rows, 1), chunk_rows)]
+            cached = {}
+
+            def read(i):
+                group, a, b = pieces[i]
+                if group not in cached:
+                    cached.clear()
+                    cached[group] = source.read_row_group(group)
+                return cached[group].slice(a, b - a)
+
+            self.n = len(pieces)
+            self.read = read
+            self.rows_of = lambda i: pieces[i][2] - pieces[i][1]
         elif name == "Table":
             batches = source.to_batches(max_chunksize=chunk_rows)
             self.n = len(batches)
@@ -354,10 +398,21 @@ class _ArrowChunks(_Adapter):
         return self._result(table, w, i)
 
 
+def _as_pair(item):
+    """An item's (array, weights) when it is such a pair: a tuple of two, or a list of a 2-D
+    array and a 1-D one (as a PyTorch DataLoader over a TensorDataset gives its batches)."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return item
+    if (isinstance(item, list) and len(item) == 2 and getattr(item[0], "ndim", None) == 2
+            and getattr(item[1], "ndim", None) == 1):
+        return tuple(item)
+    return None
+
+
 def _item_rows(item):
     """The rows of a chunk source's item where its shape tells them without reading it, else
     -1."""
-    if isinstance(item, tuple) and len(item) == 2:
+    if _as_pair(item) is not None:
         item = item[0]
     shape = getattr(item, "shape", None)
     try:
@@ -369,7 +424,7 @@ def _item_rows(item):
 def _item_dtype(item):
     """The element type of a chunk source's item (an array, or an (array, weights) pair), or
     None where it does not say without being read."""
-    if isinstance(item, tuple) and len(item) == 2:
+    if _as_pair(item) is not None:
         item = item[0]
     try:
         return np.dtype(item.dtype)  # not a PyTorch dtype, say
@@ -440,9 +495,10 @@ class _Reiterable(_Adapter):
                 if extra is not None:
                     raise InvalidArgument(f"chunk {self.n}: the chunk source gave more than the "
                                           f"{self.n} chunks of its first pass")
+        pair = _as_pair(item)
+        if pair is not None:
+            return self._result(pair[0], pair[1], i)
         if isinstance(item, tuple):
-            if len(item) != 2:
-                raise InvalidArgument(f"chunk {i}: a tuple item is an (array, sample_weight) "
-                                      f"pair, but this one has {len(item)} items")
-            return self._result(item[0], item[1], i)
+            raise InvalidArgument(f"chunk {i}: a tuple item is an (array, sample_weight) "
+                                  f"pair, but this one has {len(item)} items")
         return self._result(item, None, i)

@@ -42,8 +42,10 @@ _COMMON_PARAMETERS = """    n_components : int, default=1
     prob_epsilon : float, default=1e-10
         Probabilities are kept in [prob_epsilon, 1 - prob_epsilon], so no log is -inf.
     callback : callable, default=None
-        Called as ``callback(info)`` after each iteration's E-step with an
+        Called as ``callback(info)`` after each iteration's E-step of ``fit`` with an
         :class:`emix.IterationInfo`; an exception it raises stops the fit and propagates.
+        :meth:`partial_fit`, one step per call whose outcome it returns, calls neither the
+        callback nor ``verbose``'s output.
     step_decay : float, default=0.6
         :meth:`partial_fit` (online EM): step t has size (t + step_offset)^-step_decay;
         in (0.5, 1].

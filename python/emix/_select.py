@@ -1,11 +1,14 @@
 """Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
 
+import math
 import os
+
+import numpy as np
 
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
-from ._chunks import adapter_for, is_chunk_source
+from ._chunks import Chunks, adapter_for, is_chunk_source
 from ._sklearn import check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
@@ -167,6 +170,17 @@ class SelectResult:
                 f"n_components={b['n_components']}, covariance_type={b['covariance_type']!r})")
 
 
+def _dask_chunks(X, sample_weight):
+    from .dask import _as_dask_array
+
+    X = _as_dask_array(X)
+    if X.ndim != 2 or any(math.isnan(c) for c in X.chunks[0]):
+        raise InvalidArgument("select: a Dask array must be 2-D with known chunk sizes (call "
+                              "X.compute_chunk_sizes() first)")
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    return Chunks(X, max(X.chunks[0]) if X.shape[0] else 1, weights)
+
+
 def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "spherical", "tied"),
            *, family="gaussian", n_trials=1, n_init=1, criterion="bic", random_state=0,
            device="auto", sample_weight=None, max_iter=100, tol=1e-3, reg_covar=1e-6,
@@ -259,6 +273,10 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     template = estimator(ks[0], types[0])
     template._check_parameters()
     options = template._options(template._seed())
+    if type(X).__module__.split(".")[0] in ("dask", "dask_expr"):
+        # A Dask array (or DataFrame) is read block by block on every pass, as a chunk source,
+        # not computed into memory at once.
+        X, sample_weight = _dask_chunks(X, sample_weight), None
     if is_chunk_source(X):
         # Out of core: each chunk is read once per pass for every candidate still running.
         source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))

@@ -7,6 +7,7 @@ M-step on the merged statistics is the M-step of the whole data. ``emix.dask`` a
 """
 
 import copy
+import numbers
 
 import numpy as np
 
@@ -121,6 +122,12 @@ class Statistics:
 
     __add__ = merge
 
+    def __radd__(self, other):
+        # sum(parts) starts from 0 (its order is left to right; merge_in_order states a tree).
+        if isinstance(other, numbers.Number) and other == 0:
+            return Statistics(self._native.copy())
+        return NotImplemented
+
     def scale(self, factor):
         """Every sum times `factor` (finite, >= 0), as a new object."""
         out = self._native.copy()
@@ -198,6 +205,11 @@ def accumulate(model, X, sample_weight=None, device=None):
     """
     from ._chunks import chunks_read_once, is_chunk_source
 
+    if type(X).__module__.split(".")[0] in ("dask", "dask_expr"):
+        # Blockwise on the workers, as emix.dask fits, not computed into memory here.
+        from .dask import accumulate as accumulate_dask
+
+        return accumulate_dask(model, X, sample_weight, device)
     m = native_model(model)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
@@ -297,14 +309,22 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
     for value, name in ((reg_covar, "reg_covar"), (prob_epsilon, "prob_epsilon"),
                         (fixed_weights, "fixed_weights")):
         value = pick(value, name)
-        if value is not None:
-            setattr(options, name, type(getattr(options, name))(value))
+        if value is None:
+            continue
+        if name == "fixed_weights" and not isinstance(value, (bool, np.bool_)):
+            raise InvalidArgument(f"fixed_weights must be a bool, got {value!r}")
+        if name != "fixed_weights" and (isinstance(value, (bool, np.bool_))
+                                        or not isinstance(value, numbers.Real)):
+            raise InvalidArgument(f"{name} must be a number, got {value!r}")
+        setattr(options, name, type(getattr(options, name))(value))
     new_model, empty = _emix.maximize(m, statistics._native, options)
     if isinstance(model, _emix.Model):
         return new_model
     out = copy.copy(model)
+    # The online stream's state too, in every form copy.copy may leave it (__getstate__ turns
+    # it into a checkpoint): the copy's next partial_fit starts a stream of its own.
     for attribute in ("report_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
-                      "_online_"):
+                      "_online_", "_online_settings_", "_online_checkpoint_"):
         out.__dict__.pop(attribute, None)
     out._set_model(new_model)
     out.empty_components_ = list(empty)

@@ -50,7 +50,7 @@ from ._engine import engine_options
 from ._sklearn import check_feature_names
 from ._statistics import Statistics
 
-__all__ = ["GaussianMixture", "BernoulliMixture", "BinomialMixture", "tree_merge"]
+__all__ = ["GaussianMixture", "BernoulliMixture", "BinomialMixture", "accumulate", "tree_merge"]
 
 try:  # dask.distributed, where installed, registers tblib's pickling for every exception type
     import distributed  # noqa: F401
@@ -72,6 +72,43 @@ for _name in ("Error", "InvalidArgument", "IoError", "NotAvailable", "OutOfMemor
 
 def _is_dask_array(x):
     return isinstance(x, da.Array)
+
+
+def _is_dask_frame(x):
+    return type(x).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(
+        x, "to_dask_array")
+
+
+def _as_dask_array(x):
+    """A Dask DataFrame as a Dask array with known block lengths (its partitions' rows), so
+    that it runs blockwise like an array, not computed into memory; anything else as it is."""
+    return x.to_dask_array(lengths=True) if _is_dask_frame(x) else x
+
+
+def _named_like(x):
+    """What the feature-name checks read: a Dask DataFrame's empty pandas frame of the same
+    columns (scikit-learn reads names from pandas, not from Dask)."""
+    return x._meta if _is_dask_frame(x) else x
+
+
+def accumulate(model, X, sample_weight=None, device=None):
+    """emix.accumulate of a Dask array: each block's statistics on the workers, merged in
+    merge_in_order's tree (emix.accumulate dispatches here)."""
+    from ._statistics import native_model
+
+    m = native_model(model)
+    mixture = _DaskMixture.__new__(_DaskMixture)
+    mixture.dtype = getattr(model, "dtype", None)
+    mixture.device = device or getattr(model, "device", "auto")
+    X = mixture._rows(_as_dask_array(X))
+    if X.shape[1] != m.n_features:
+        raise InvalidArgument(f"X has {X.shape[1]} features, but the model has {m.n_features}")
+    weights = mixture._weights(sample_weight, X)
+    weights = None if weights is None else weights.map_blocks(_checked_weights, dtype=np.float64)
+    first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
+    return mixture._statistics(m, list(X.to_delayed().ravel()),
+                               None if weights is None else list(weights.to_delayed().ravel()),
+                               first_rows)
 
 
 def _model_state(model):
@@ -390,11 +427,13 @@ class _DaskMixture:
         -------
         self : object
         """
-        if not _is_dask_array(X):
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().fit(X, y, sample_weight)
         self._check_parameters()
-        self.__dict__.pop("_online_", None)
-        check_feature_names(self, X, reset=True)  # a Dask array has none: forget a DataFrame's
+        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_"):
+            self.__dict__.pop(attribute, None)
+        check_feature_names(self, _named_like(X), reset=True)  # a Dask DataFrame's, or none
+        X = _as_dask_array(X)
         started = time.perf_counter()
         X = self._rows(X)
         weights = self._weights(sample_weight, X)
@@ -467,15 +506,25 @@ class _DaskMixture:
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then the labels of X (a Dask array for Dask input)."""
-        if not _is_dask_array(X):
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().fit_predict(X, y, sample_weight)
         return self.fit(X, y, sample_weight).predict(X)
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online EM on a batch in memory (see the in-memory estimator). A Dask
+        array is refused rather than computed into memory as one batch."""
+        if _is_dask_array(X) or _is_dask_frame(X):
+            raise TypeError("partial_fit takes a batch in memory, not a Dask array: pass its "
+                            "blocks one by one (for b in X.blocks: est.partial_fit(b.compute())"
+                            "), or call fit for exact EM over the whole array")
+        return super().partial_fit(X, y, sample_weight)
 
     # --- evaluation over Dask arrays ----------------------------------------------------------
 
     def _map(self, X, what):
-        X = self._rows(X)
         self._check_is_fitted()
+        check_feature_names(self, _named_like(X), reset=False)
+        X = self._rows(_as_dask_array(X))
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                   f"expecting {self.n_features_in_} features as input.")
@@ -490,33 +539,56 @@ class _DaskMixture:
 
     def predict(self, X):
         """Component labels; a Dask array for a Dask array (see the in-memory estimator)."""
-        if not _is_dask_array(X):
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().predict(X)
         return self._map(X, "predict")
 
     def predict_proba(self, X):
         """Responsibilities; a Dask array of shape (n_samples, n_components) for Dask input."""
-        if not _is_dask_array(X):
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().predict_proba(X)
         return self._map(X, "predict_proba")
 
     def score_samples(self, X):
         """log p(x) of each row; a Dask array for Dask input."""
-        if not _is_dask_array(X):
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().score_samples(X)
         return self._map(X, "score_samples")
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood; a 0-d Dask array for Dask input."""
-        if not _is_dask_array(X):
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().score(X, y, sample_weight)
         log_prob = self.score_samples(X)
         if sample_weight is None:
             return log_prob.mean()
-        w = self._weights(sample_weight, self._rows(X)).map_blocks(_checked_weights,
-                                                                   dtype=np.float64)
+        w = self._weights(sample_weight, self._rows(_as_dask_array(X))).map_blocks(
+            _checked_weights, dtype=np.float64)
         total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
         return da.from_delayed(total, shape=(), dtype=np.float64)
+
+    def _criterion(self, X, penalty):
+        """-2 log L + penalty(n) over a Dask array, computed blockwise (a float, as the
+        in-memory bic and aic return)."""
+        log_likelihood = float(self.score_samples(X).sum().compute())
+        n = self._rows(_as_dask_array(X)).shape[0]
+        return -2.0 * log_likelihood + penalty(n)
+
+    def bic(self, X):
+        """Bayesian information criterion; blockwise for Dask input (see the in-memory
+        estimator)."""
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
+            return super().bic(X)
+        p = float(self._model().n_parameters())
+        return self._criterion(X, lambda n: p * np.log(n))
+
+    def aic(self, X):
+        """Akaike information criterion; blockwise for Dask input (see the in-memory
+        estimator)."""
+        if not (_is_dask_array(X) or _is_dask_frame(X)):
+            return super().aic(X)
+        p = float(self._model().n_parameters())
+        return self._criterion(X, lambda n: 2.0 * p)
 
 
 class GaussianMixture(_DaskMixture, _gaussian.GaussianMixture):

@@ -299,6 +299,13 @@ Statistics Statistics::recentred(const std::vector<double>& centres) const {
     throw InvalidArgument("statistics: " + std::to_string(centres.size()) +
                           " centre values for K x D = " + std::to_string(kd));
   }
+  for (std::size_t i = 0; i < kd; ++i) {
+    // What from_bytes and maximize refuse, refused where it comes in.
+    if (!std::isfinite(centres[i])) {
+      throw InvalidArgument("statistics: centre " + std::to_string(i / d_) + " is " +
+                            number(centres[i]) + "; centres must be finite");
+    }
+  }
   Statistics out = *this;
   out.centres_ = centres;
   if (family_ != Family::kGaussian) {

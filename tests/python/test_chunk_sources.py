@@ -305,3 +305,57 @@ def test_sources_with_nothing_to_fit_or_items_of_the_wrong_kind_are_named(data):
                                        pa.decimal128(10, 3)),
                          "b": pa.array(data[:, 1])})
     fit(decimals, n_components=2)
+
+
+def test_chunk_rows_cut_a_parquet_files_row_groups_and_are_refused_where_they_cannot(tmp_path,
+                                                                                     data,
+                                                                                     reference):
+    """chunk_rows was ignored for a ParquetFile and a Dataset (a chunk per row group or fragment,
+    silently), and accepted for a list until fit failed: it now cuts a ParquetFile's row groups
+    (never across two), and chunked() refuses it where the source gives its own chunks."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds = pytest.importorskip("pyarrow.dataset")
+    table = pa.table({f"f{j}": data[:, j] for j in range(data.shape[1])})
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=300)  # 300, 300, 300, 100
+    parquet = pq.ParquetFile(tmp_path / "x.parquet")
+    source = _chunks.adapter_for(emix.chunked(parquet, chunk_rows=128), None, None)
+    assert [source.known_rows(i) for i in range(source.n_chunks())] == [128, 128, 44] * 3 + [100]
+    assert_same_model(fit(emix.chunked(parquet, chunk_rows=128)), reference)
+    for unchunkable in ([data[:500], data[500:]], ds.dataset(tmp_path / "x.parquet")):
+        with pytest.raises(ValueError, match="chunk_rows applies to"):
+            emix.chunked(unchunkable, chunk_rows=100)
+
+
+def test_chunks_are_read_as_the_estimators_read_one_array(data, reference):
+    """A chunk is converted as fit converts one array: a DataFrame of mixed or nullable
+    columns, objects that are numbers, a DataLoader's [x, w] lists. Before, such chunks were
+    refused ("element type object is not numeric") though fit took the same data whole; a chunk
+    that is no numbers is named with its chunk (and its column for Arrow)."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": data[:, 0], "b": data[:, 1], "c": data[:, 2]})
+    frame["flag"] = data[:, 0] > 0
+    frame["count"] = pd.array(np.arange(len(data)) % 7, dtype="Int64")
+    whole = fit(frame)
+    assert_same_model(fit(emix.chunked(frame, chunk_rows=300)), whole)
+    assert_same_model(fit([frame.iloc[:450], frame.iloc[450:]]), whole)
+    objects = data.astype(object)
+    assert_same_model(fit([objects[:500], objects[500:]]), reference)
+    weights = np.linspace(0.5, 2.0, len(data))
+    pairs = [[data[:500], weights[:500]], [data[500:], weights[500:]]]
+    assert_same_model(fit(pairs), fit(data, sample_weight=weights))
+    text = np.array([["1.5", "x", "2"]] * 10)
+    with pytest.raises(ValueError, match=r"^chunk 1: could not convert string to float"):
+        fit([data[:500], text], n_components=1)
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"a": pa.array(["p", "q"] * 5).dictionary_encode(), "b": np.ones(10)})
+    with pytest.raises(ValueError, match=r"chunk 0: column 'a' \(dictionary.*\) does not hold "
+                                         r"numbers"):
+        fit(table, n_components=1)
+
+
+def test_fit_predict_refuses_a_chunk_source_before_fitting(data):
+    estimator = emix.GaussianMixture(2, device="cpu")
+    with pytest.raises(TypeError, match="fit_predict takes data in memory"):
+        estimator.fit_predict([data[:500], data[500:]])
+    assert not hasattr(estimator, "weights_")  # the fit had run, and changed the estimator

@@ -345,3 +345,49 @@ def test_set_params_after_a_fit_changes_neither_shapes_nor_warm_starts(client, d
     estimator.set_params(n_components=2, covariance_type="diag")
     with pytest.raises(emix.InvalidArgument, match="covariance_type is 'diag', but the fitted"):
         estimator.fit(x)
+
+
+def test_criteria_statistics_and_selection_of_a_dask_array_run_blockwise(client, data,
+                                                                          monkeypatch):
+    """bic, aic, emix.accumulate and emix.select computed a Dask array whole on the client
+    (np.asarray); they now run block by block, with the in-memory answers. partial_fit, one
+    step a batch, refuses a Dask array rather than read it whole as one batch."""
+    x = da.from_array(data, chunks=(250, data.shape[1]))
+    fitted = emix.dask.GaussianMixture(3, random_state=0, device="cpu").fit(x)
+    whole = emix.GaussianMixture(3, device="cpu")
+    whole._set_model(fitted._model())
+    whole.n_features_in_ = data.shape[1]
+    assert rel(fitted.bic(x), whole.bic(data)) < 1e-12
+    assert rel(fitted.aic(x), whole.aic(data)) < 1e-12
+
+    as_array = da.Array.__array__
+
+    def no_whole_array(self, *args, **kwargs):
+        assert self.shape[0] < len(data), "the Dask array was computed whole"
+        return as_array(self, *args, **kwargs)
+
+    monkeypatch.setattr(da.Array, "__array__", no_whole_array)
+    statistics = emix.accumulate(whole, x)
+    reference = emix.merge_in_order([emix.accumulate(whole, b)
+                                     for b in np.array_split(data, [250, 500, 750, 1000])])
+    assert statistics == reference  # the same blocks, merged in the same tree: bitwise
+    picked = emix.select(x, n_components=[2, 3], covariance_types=["diag"], device="cpu")
+    monkeypatch.undo()
+    in_memory_pick = emix.select(data, n_components=[2, 3], covariance_types=["diag"],
+                                 device="cpu")
+    assert picked.best_["n_components"] == in_memory_pick.best_["n_components"]
+    assert rel(picked.best_["bic"], in_memory_pick.best_["bic"]) < 1e-12
+    with pytest.raises(TypeError, match="partial_fit takes a batch in memory"):
+        fitted.partial_fit(x)
+
+
+def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data):
+    dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe makes the frame")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    frame = dd.from_pandas(pd.DataFrame(data, columns=["a", "b", "c"]), npartitions=4)
+    fitted = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(frame)
+    assert fitted.report_.engine == "dask (4 blocks)"  # before: computed, an in-memory fit
+    assert list(fitted.feature_names_in_) == ["a", "b", "c"]
+    labels = fitted.predict(frame)
+    assert isinstance(labels, da.Array) and labels.shape == (len(data),)

@@ -342,3 +342,26 @@ def test_select_refuses_a_candidate_given_twice(tmp_path):
     picture = io.BytesIO()  # a file object, which matplotlib writes
     result.plot(picture)
     assert picture.getvalue().startswith(b"\x89PNG")
+
+
+def test_finite_data_beyond_float32s_range_is_named_as_such():
+    """Finite float64 data cast to float32 by dtype='float32' were called "infinity" in the
+    input; the message now names the value and the precision that cannot hold it."""
+    x = X.copy()
+    x[3, 1] = 1e300
+    with pytest.raises(ValueError, match=r"row 4, column 2 is 1e\+300, beyond float32's range"):
+        gm(dtype="float32").fit(x)
+    x[3, 1] = np.inf  # the data's own infinity is still the data's
+    with pytest.raises(ValueError, match=r"contains infinity \(row 4, column 2\)"):
+        gm(dtype="float32").fit(x)
+
+
+def test_a_row_every_component_rounds_to_zero_is_not_assigned():
+    """predict_proba gave a row of zeros and predict the label 0 for a row of 1e155, which the
+    fit refuses; score_samples gives its log-density, -inf."""
+    model = gm(random_state=0).fit(X)
+    far = np.vstack([X[:2], [[1e155, 0.0, 0.0]]])
+    assert model.score_samples(far)[2] == -np.inf
+    for method in (model.predict_proba, model.predict):
+        with pytest.raises(ValueError, match="row 3 cannot be assigned to a component"):
+            method(far)

@@ -207,3 +207,40 @@ def test_binomial_statistics_of_other_trials_are_refused_naming_them():
         emix.accumulate(five, x).merge(emix.accumulate(seven, x))
     with pytest.raises(emix.InvalidArgument, match="trials = 5 for a model of .* trials = 7"):
         emix.maximize(seven, emix.accumulate(five, x))
+
+
+def test_a_maximized_copy_does_not_continue_its_sources_online_stream():
+    """maximize() copies the estimator; copy.copy pickles the online state into a checkpoint,
+    which the copy kept: its next partial_fit blended into the source's running statistics (6
+    steps, means 0.1 off). The copy now starts a stream of its own, as a fresh estimator."""
+    x = overlapping_mixture(20240605, n=1200)
+    batches = np.array_split(x, 6)
+    source = emix.GaussianMixture(2, random_state=0, device="cpu")
+    for b in batches[:5]:
+        source.partial_fit(b)
+    statistics = emix.accumulate(source, x)
+    copy = emix.maximize(source, statistics)
+    fresh = emix.maximize(source, statistics)
+    for name in ("_online_", "_online_checkpoint_", "_online_settings_"):
+        assert name not in copy.__dict__
+    assert copy.partial_fit(batches[5]).n_iter_ == 1
+    clean = emix.GaussianMixture(2, random_state=0, device="cpu")
+    clean._set_model(fresh._model())
+    clean.n_features_in_ = x.shape[1]
+    assert rel(copy.means_, clean.partial_fit(batches[5]).means_) == 0
+
+
+def test_statistics_options_and_centres_are_checked_where_they_come_in():
+    x = overlapping_mixture(20240606, n=600)
+    model = quiet_fit(emix.GaussianMixture(3, random_state=0, device="cpu"), x)
+    statistics = emix.accumulate(model, x)
+    # bool('no') was True: fixed weights the caller meant to refuse.
+    with pytest.raises(ValueError, match="fixed_weights must be a bool, got 'no'"):
+        emix.maximize(model, statistics, fixed_weights="no")
+    with pytest.raises(ValueError, match="reg_covar must be a number"):
+        emix.maximize(model, statistics, reg_covar="1e-6")
+    # NaN centres were accepted, and only from_bytes or maximize refused what they made.
+    with pytest.raises(ValueError, match="centre 1 is nan"):
+        statistics.recentred(np.where(np.arange(9).reshape(3, 3) == 4, np.nan, 0.0))
+    halves = [emix.accumulate(model, h) for h in np.array_split(x, 2)]
+    assert sum(halves) == halves[0] + halves[1]  # sum() starts from 0
