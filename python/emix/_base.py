@@ -819,6 +819,8 @@ def _estimator_section(estimator):
     for name, value in estimator.get_params(deep=False).items():
         if name in MACHINE_PARAMETERS:
             continue
+        if name == "dtype" and value is not None:
+            value = check_dtype_parameter(value).name  # np.float32 itself too, as 'float32'
         if value is None or isinstance(value, (bool, str)):
             params[name] = value
         elif _is_int(value):

@@ -93,6 +93,10 @@ def _restore_estimator(estimator, section, model, path):
     known = set(estimator.get_params(deep=False)) - {"n_components", "covariance_type",
                                                      "n_trials", *MACHINE_PARAMETERS}
     estimator.set_params(**{name: value for name, value in params.items() if name in known})
+    try:
+        estimator._check_parameters()  # what a fit would refuse later, refused at the file
+    except _emix.InvalidArgument as error:
+        raise _emix.IoError(f"{path}: \"estimator\" params: {error}") from None
     names = section.get("feature_names_in")
     if names is not None:
         if not (isinstance(names, list) and len(names) == model.n_features

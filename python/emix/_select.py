@@ -123,7 +123,13 @@ class SelectResult:
         matplotlib.axes.Axes
         """
         import matplotlib
+        from matplotlib.ticker import MaxNLocator
 
+        criteria = [criteria] if isinstance(criteria, str) else list(criteria)
+        for criterion in criteria:
+            if criterion not in _CRITERIA:
+                raise InvalidArgument(f"plot: criteria must be among {_CRITERIA}, got "
+                                      f"{criterion!r}")
         ax = None
         path = None
         if path_or_ax is not None and hasattr(path_or_ax, "plot"):
@@ -157,6 +163,7 @@ class SelectResult:
         ax.plot([best["n_components"]], [best[self.criterion]], "k*", markersize=12,
                 label=f"best by {self.criterion.upper()}")
         ax.set_xlabel("number of components K")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no K = 1.5
         ax.set_ylabel("criterion (lower is better)")
         ax.legend(fontsize="small")
         if path is not None:

@@ -186,6 +186,20 @@ def test_parameters_and_feature_names_survive_a_round_trip(tmp_path):
     path.write_text(json.dumps(edited))
     loaded = emix.load_model(path)
     assert loaded.reg_covar == 1e-4 and loaded.device == "auto"
+    # A parameter a fit would refuse is refused at the file (it loaded, and failed at a refit).
+    edited["estimator"]["params"]["tol"] = "x"
+    path.write_text(json.dumps(edited))
+    with pytest.raises(emix.IoError, match='"estimator" params: .*tol'):
+        emix.load_model(path)
+
+
+def test_a_dtype_given_as_a_type_is_saved(tmp_path):
+    """dtype=np.float32 (the type, not the string) was left out of the file: the loaded model
+    refitted in float64."""
+    x = overlapping_mixture(8)
+    path = tmp_path / "m.json"
+    emix.GaussianMixture(2, dtype=np.float32, random_state=0, device="cpu").fit(x).save(path)
+    assert emix.load_model(path).dtype == "float32"
 
 
 def test_a_subclass_saves_as_its_emix_class(tmp_path):

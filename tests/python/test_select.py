@@ -119,6 +119,9 @@ def test_sample_weights_and_plot_on_axes(three_clusters):
     figure, ax = plt.subplots()
     assert result.plot(ax, criteria=("bic",)) is ax
     assert len(ax.get_lines()) == 2  # BIC (diag) and the best point
+    assert all(float(k).is_integer() for k in ax.get_xticks())  # no K = 2.5
+    with pytest.raises(ValueError, match="criteria must be among"):  # was a bare KeyError
+        result.plot(ax, criteria=("bic", "xyz"))
     plt.close(figure)
 
 
