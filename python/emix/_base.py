@@ -13,7 +13,7 @@ import numpy as np
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
-from ._chunks import adapter_for, is_chunk_source
+from ._chunks import adapter_for, is_chunk_source, named_sample
 from ._engine import engine_options
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
                        check_feature_names, check_random_state)
@@ -335,7 +335,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             self.__dict__.pop(attribute, None)
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
-        check_feature_names(self, X, reset=True)
+        check_feature_names(self, named_sample(X), reset=True)
         if is_chunk_source(X):
             source = adapter_for(X, sample_weight, dtype)
             n_features = source.peek_features()

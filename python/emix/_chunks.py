@@ -134,6 +134,17 @@ def _arrow_to_numpy(table, where):
     return out
 
 
+def named_sample(X):
+    """What the feature-name checks read for data `X`: a chunk source's DataFrame (its source,
+    or its first chunk where the items are frames), else `X` itself."""
+    if isinstance(X, Chunks):
+        X = X.source
+    if _is_chunk_list(X):
+        first = X[0]
+        return first[0] if _as_pair(first) is not None or isinstance(first, tuple) else first
+    return X
+
+
 def _is_cut_by_rows(source):
     """An array, memmap, h5py dataset or anything with a shape and row slicing (a DataFrame)."""
     return isinstance(source, np.ndarray) or _is_h5py_dataset(source) or (
@@ -278,6 +289,15 @@ class _Adapter:
         return self.chunk(0)[0].cols
 
     def _result(self, x, w, index):
+        columns = getattr(x, "columns", None)
+        if columns is not None and _module_of(x) == "pandas":
+            # Frames of other columns are other data, whatever their widths.
+            names = [str(c) for c in columns]
+            if index == 0 or not hasattr(self, "columns"):
+                self.columns = names
+            elif names != self.columns:
+                raise InvalidArgument(f"chunk {index}: its columns {names} are not chunk 0's "
+                                      f"{self.columns}")
         x = _as_chunk_array(x, self.dtype or self.first_dtype, index)
         if index == 0 and self.dtype is None:
             self.first_dtype = x.dtype

@@ -8,7 +8,7 @@ import numpy as np
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
-from ._chunks import Chunks, adapter_for, is_chunk_source
+from ._chunks import Chunks, adapter_for, is_chunk_source, named_sample
 from ._sklearn import check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
@@ -300,7 +300,6 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     for c in report.candidates:
         e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
         e._set_fitted(c.fit, n_features, total, failed=c.fit.log_likelihood == float("-inf"))
-        if not is_chunk_source(X):
-            check_feature_names(e, X, reset=True)  # a DataFrame's columns, as fit records them
+        check_feature_names(e, named_sample(X), reset=True)  # a DataFrame's, as fit records
         estimators.append(e)
     return SelectResult(report, estimators, criterion, family)

@@ -213,6 +213,11 @@ def accumulate(model, X, sample_weight=None, device=None):
     m = native_model(model)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
+    if not isinstance(model, _emix.Model):  # columns named otherwise than the fit's: an error
+        from ._chunks import named_sample
+        from ._sklearn import check_feature_names
+
+        check_feature_names(model, named_sample(X), reset=False)
     if is_chunk_source(X):
         parts, first_row = [], 0
         for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):

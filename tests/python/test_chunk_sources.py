@@ -359,3 +359,22 @@ def test_fit_predict_refuses_a_chunk_source_before_fitting(data):
     with pytest.raises(TypeError, match="fit_predict takes data in memory"):
         estimator.fit_predict([data[:500], data[500:]])
     assert not hasattr(estimator, "weights_")  # the fit had run, and changed the estimator
+
+
+def test_chunked_frames_keep_their_column_names(data):
+    """fit(emix.chunked(frame)) and fit([frame, frame]) dropped feature_names_in_, so later data
+    of other columns went unchecked; emix.accumulate did not check names at all."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    frame = pd.DataFrame(data, columns=["a", "b", "c"])
+    for source in (emix.chunked(frame, chunk_rows=300), [frame.iloc[:500], frame.iloc[500:]]):
+        fitted = fit(source)
+        assert list(fitted.feature_names_in_) == ["a", "b", "c"]
+    renamed = frame.rename(columns={"a": "size"})
+    with pytest.raises(ValueError, match="feature names"):
+        emix.accumulate(fitted, renamed)
+    with pytest.raises(ValueError, match="chunk 1: its columns"):
+        fit([frame.iloc[:500], renamed.iloc[500:]])
+    assert list(emix.select([frame.iloc[:500], frame.iloc[500:]], n_components=[2],
+                            covariance_types=["diag"], device="cpu")
+                .estimator(0).feature_names_in_) == ["a", "b", "c"]
