@@ -360,7 +360,8 @@ _ROW_AT_START = re.compile(r"^(data|sample weights): row (\d+)")
 def in_rows(error, first_row, rows, what):
     """The same library error for a piece of a larger source: the row it names (the library
     numbers rows within the piece it is given) as the row of the whole source, and the piece
-    named (`what`: "chunk 3", "the block"), with the rows it holds."""
+    named (`what`: "chunk 3", "block 2") with the rows it holds, as the library's chunked fit
+    names a chunk: "(in chunk 3 (rows 301..400))"."""
     message = _ROW_AT_START.sub(lambda m: f"{m.group(1)}: row {int(m.group(2)) + first_row}",
                                 str(error))
-    return type(error)(f"{message} (in {what}, rows {first_row + 1} to {first_row + rows})")
+    return type(error)(f"{message} (in {what} (rows {first_row + 1}..{first_row + rows}))")

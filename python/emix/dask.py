@@ -130,10 +130,11 @@ def _engine(device):
     return engine_options(device)
 
 
-def _in_block(error, first_row, rows):
+def _in_block(error, index, first_row, rows):
     """The same library error, naming the row of the whole array (the library numbers rows
-    within the block it is given) and the block's rows."""
-    return in_rows(error, first_row, rows, "the block")
+    within the block it is given), the block (its index along the rows, from 0) and its
+    rows."""
+    return in_rows(error, first_row, rows, f"block {index}")
 
 
 def _sampled_row(error, rows):
@@ -146,7 +147,7 @@ def _sampled_row(error, rows):
     return type(error)(_ROW_AT_START.sub(renumber, str(error)))
 
 
-def _block_statistics(block, weights, state, device, first_row):
+def _block_statistics(block, weights, state, device, first_row, index):
     x = np.ascontiguousarray(block)
     model = _model_of(state)
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
@@ -155,7 +156,7 @@ def _block_statistics(block, weights, state, device, first_row):
     try:
         stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
     except _emix.Error as error:
-        raise _in_block(error, first_row, x.shape[0]) from None
+        raise _in_block(error, index, first_row, x.shape[0]) from None
     return stats.serialize()
 
 
@@ -214,7 +215,8 @@ def _block_apply(block, state, device, what, n_components, block_info=None):
         return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
     except _emix.Error as error:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
-        raise _in_block(error, first_row, x.shape[0]) from None
+        index = block_info[0]["chunk-location"][0] if block_info else 0
+        raise _in_block(error, index, first_row, x.shape[0]) from None
 
 
 def _checked_weights(w, block_info=None):
@@ -408,7 +410,7 @@ class _DaskMixture:
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=True)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
-                           first_row)
+                           first_row, i)
                  for i, (b, first_row) in enumerate(zip(blocks, first_rows))]
         (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
         return Statistics.from_bytes(total)

@@ -283,7 +283,7 @@ def test_empty_blocks_unknown_chunk_sizes_and_global_rows(client, data):
     spoiled[800, 1] = np.nan
     start = dict(weights_init=[0.5, 0.5], means_init=fitted.means_,
                  precisions_init=fitted.precisions_, device="cpu")
-    named = r"row 801, column 2 is nan \(in the block, rows 601 to 900\)"
+    named = r"row 801, column 2 is nan \(in block 2 \(rows 601\.\.900\)\)"
     with pytest.raises(emix.InvalidArgument, match=named):
         emix.dask.GaussianMixture(2, **start).fit(da.from_array(spoiled, chunks=(300, 4)))
     with pytest.raises(emix.InvalidArgument, match=named):
