@@ -863,18 +863,29 @@ def _check_sample_weight(sample_weight, n_samples, allow_all_zero=False):
 
 
 def check_weights(weights, n_components):
-    """scikit-learn's checks of weights_init."""
-    weights = np.asarray(to_host_numpy(weights), dtype=np.float64)
+    """scikit-learn's checks of weights_init.
+
+    Weights given in a lower precision than float64 (a float32 fit's weights_) are checked
+    to that precision's rounding and then renormalised, so that a model's own weights are
+    always accepted back as a start.
+    """
+    given = np.asarray(to_host_numpy(weights))
+    weights = np.asarray(given, dtype=np.float64)
     if weights.shape != (n_components,):
         raise InvalidArgument(f"The parameter 'weights' should have the shape of "
                               f"{(n_components,)}, but got {weights.shape}")
     if np.any(weights < 0) or np.any(weights > 1) or not np.all(np.isfinite(weights)):
         raise InvalidArgument("The parameter 'weights' should be in the range [0, 1], but got max "
                               f"value {np.max(weights):.5f}, min value {np.min(weights):.5f}")
-    if not np.allclose(np.abs(1.0 - np.sum(weights)), 0.0):
+    total = np.sum(weights)
+    rounded = np.issubdtype(given.dtype, np.floating) and np.finfo(given.dtype).eps > np.finfo(
+        np.float64).eps
+    # A float32 weight is off by up to half an ulp, so their sum by up to that times K.
+    tolerance = max(1e-8, n_components * np.finfo(given.dtype).eps) if rounded else 1e-8
+    if not abs(1.0 - total) <= tolerance:
         raise InvalidArgument("The parameter 'weights' should be normalized, but got "
-                              f"sum(weights) = {np.sum(weights):.5f}")
-    return weights
+                              f"sum(weights) = {total:.10g}")
+    return weights / total if rounded else weights
 
 
 def check_shape(array, shape, name):

@@ -174,6 +174,21 @@ def test_fixed_weights_stay(gaussian_data):
     assert not np.allclose(free.weights_, weights)
 
 
+def test_float32_weights_are_taken_to_their_rounding(gaussian_data):
+    """A float32 fit's weights_ (scikit-learn's, or emix's in float32) sum to 1 only to
+    float32's rounding: they are accepted as a start and renormalised, as float64 weights
+    that far from 1 are not."""
+    weights = np.array([0.6720976, 0.28466862, 0.0432337], dtype=np.float32)
+    assert abs(float(np.sum(weights, dtype=np.float64)) - 1.0) > 1e-8  # the case in question
+    start = fitted(gaussian_data, weights_init=weights, max_iter=0)
+    np.testing.assert_allclose(start.weights_, weights.astype(np.float64), rtol=1e-7)
+    assert abs(np.sum(start.weights_) - 1.0) < 1e-15
+    with pytest.raises(emix.InvalidArgument, match="should be normalized.*0.99999994"):
+        fitted(gaussian_data, weights_init=weights.astype(np.float64), max_iter=0)
+    with pytest.raises(emix.InvalidArgument, match="should be normalized"):
+        fitted(gaussian_data, weights_init=np.array([0.1, 0.2, 0.701], dtype=np.float32))
+
+
 def test_warm_start_continues_the_previous_fit(gaussian_data):
     """Three warm fits of one iteration each take the same steps as one fit of three."""
     gm = emix.GaussianMixture(n_components=3, tol=0.0, max_iter=1, warm_start=True,
