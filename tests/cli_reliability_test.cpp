@@ -137,6 +137,39 @@ TEST_F(CliTest, ANpyThroughAFifoIsNamedAsOne) {
   writer.join();
 }
 
+// A FIFO named *.npy is read as a .npy, whose header is checked against a size a FIFO does not
+// have: "truncated: the .npy header says it is 118 bytes long but the file has 0 bytes". And the
+// message above was garbled ("a pipe, a FIFO or a name without .npy is;").
+TEST_F(CliTest, ANpyFifoIsRefusedAsNotARegularFile) {
+  generate(50);
+  const std::string bytes = read_text(path("data.npy"));
+  ASSERT_EQ(::mkfifo(path("input.npy").c_str(), 0644), 0);
+  std::thread writer([&] {
+    const int fd = ::open(path("input.npy").c_str(), O_WRONLY);
+    if (fd < 0) return;
+    // emix stops reading at once: the write may fail (EPIPE, SIGPIPE being ignored here).
+    const ::sighandler_t previous = ::signal(SIGPIPE, SIG_IGN);
+    const ssize_t ignored = ::write(fd, bytes.data(), bytes.size());
+    (void)ignored;
+    ::signal(SIGPIPE, previous);
+    ::close(fd);
+  });
+  expect_failure("fit input.npy -k 2 -o m.json",
+                 {"input.npy: emix reads a .npy only from a regular file, not from a pipe, a FIFO "
+                  "or a device; write it to a regular file named *.npy"});
+  writer.join();
+  fs::remove(path("input.npy"));
+  const std::string command = "cd '" + dir_ + "' && cat data.npy | '" + EMIX_CLI_PATH +
+                              "' fit - -k 2 -o m.json 2> '" + capture_ + "/err.txt'";
+  EXPECT_NE(std::system(command.c_str()), 0);
+  EXPECT_NE(read_text(capture_ + "/err.txt")
+                .find("/dev/stdin: a .npy file, read as text: emix reads a .npy only from a "
+                      "regular file, not through a pipe or a FIFO; write it to a regular file "
+                      "named *.npy"),
+            std::string::npos)
+      << read_text(capture_ + "/err.txt");
+}
+
 TEST_F(CliTest, FolderAndSocketOutputsAreRefused) {
   generate(50);
   fs::create_directory(path("folder"));
@@ -192,7 +225,7 @@ class SignalTest : public CliTest {
     generate(20000);
     const std::set<std::string> before = listing();
     const pid_t pid =
-        start({"fit", "data.npy", "-k", "2", "--tol", "0", "--max-iter", "100000000", "-o",
+        start({"fit", "data.npy", "-k", "2", "--tol", "0", "--max-iter", "100000", "-o",
                "model.json", "--labels", "labels.npy", "--responsibilities", "resp.npy"});
     const bool iterating =
         wait_until([&] { return stderr_so_far().find("iter 3") != std::string::npos; });
@@ -242,11 +275,27 @@ TEST_F(CliTest, RawRowSizeThatWouldWrapIsAnError) {
                   "2^63 bytes"});
 }
 
+// Old: --max-iter 3000000 --tol 0 ran, holding every iteration's log-likelihood and time, and
+// wrote them all: a 95 MB model file (and the int range allowed 700 times more). The bound is
+// in --help, and a fit or select above it is refused before the data are read.
+TEST_F(CliTest, MaxIterAboveTheRecordedLimitIsRefused) {
+  generate(20);
+  for (const std::string command : {"fit data.npy -k 2 -o model.json", "select data.npy -k 1..2"}) {
+    expect_failure(command + " --max-iter 3000000 --tol 0",
+                   {"--max-iter: 3000000 is more than 100000, the most iterations a fit records"});
+    expect_failure(command + " --max-iter 2147483648",
+                   {"--max-iter: 2147483648 is more than 100000"});
+  }
+  const CliRun bound = emix("fit data.npy -k 2 --max-iter 100000 --tol 1 --device cpu -o m.json");
+  EXPECT_EQ(bound.code, 0) << bound.err;
+  EXPECT_NE(emix("fit --help").out.find("most EM iterations, up to 100000"), std::string::npos);
+}
+
 // Old: SIGSEGV in libgomp.
 TEST_F(CliTest, AbsurdThreadCountIsAnError) {
   generate(20);
   expect_failure("fit data.npy -k 2 --threads 100000 -o model.json",
-                 {"--threads: n_threads is 100000, must be 0 (OpenMP's default) to 1024"});
+                 {"--threads 100000: must be 0 (OpenMP's default) to 1024"});
 }
 
 // Old: SIGSEGV in score, predict and fit --init-model (dump() of the document while the

@@ -308,6 +308,26 @@ TEST_F(SelectTest, EachDistinctWarningIsPrintedOnceNamingItsCandidates) {
       << fit.err;
 }
 
+// README: --quiet prints neither the table nor the summary; a warning still prints (a failed
+// candidate must not pass unseen), on stderr, as emix fit's do. The README said "prints
+// nothing".
+TEST_F(SelectTest, QuietHidesTheTableButNotTheWarnings) {
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += std::to_string(i) + " " + std::to_string(2 * i) + "\n";
+  write("line.txt", text);
+  const CliRun r = emix(
+      "select line.txt -k 1..2 --covariance full,diag --reg-covar 0 --seed 1 --device cpu "
+      "--quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err.rfind("warning: K = 1 full, K = 2 full: failed, and left out of the choice", 0),
+            0u)
+      << r.err;
+  const std::string readme = read_text(fs::path(EMIX_SOURCE_DIR) / "README.md");
+  EXPECT_EQ(readme.find("`--quiet` prints nothing"), std::string::npos);
+  EXPECT_NE(readme.find("warnings (on stderr) still print"), std::string::npos);
+}
+
 // A candidate the data cannot support is reported as failed, with its parameter count and no
 // finite log-likelihood, and left out of the choice: rows on a line have a singular full
 // covariance without reg_covar (diagonal ones are fine).

@@ -167,19 +167,69 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--covariance applies to Gaussian mixtures only (the family is bernoulli)"});
 }
 
+// CLI11 converts an empty value to 0: `--tol ""` (an unset shell variable) ran a fit with tol
+// 0, `--max-iter ""` one of 0 iterations, with exit code 0; `--sample-weight ""` fitted without
+// weights. Every option of every command refuses an empty value, naming the option.
+TEST_F(CliTest, EmptyValueOfAnOptionIsRefused) {
+  generate(20);
+  for (const std::string option :
+       {"--reg-covar", "--tol", "--prob-epsilon", "--max-iter", "--kmeans-iter", "--threads",
+        "--n-init", "--chunk-rows", "--map-chunk-rows", "--dims"}) {
+    const std::string type =
+        option == "--reg-covar" || option == "--tol" || option == "--prob-epsilon" ? "FLOAT"
+                                                                                   : "INT";
+    expect_failure("fit data.npy -k 2 -o model.json " + option + " \"\"",
+                   {option + ": the value \"\" is not a number (" + type + ")"});
+    expect_failure("select data.npy -k 1..2 " + option + " \"\"",
+                   {option + ": the value \"\" is not a number (" + type + ")"});
+  }
+  expect_failure("fit data.npy -k \"\" -o model.json",
+                 {"--n-components: the value \"\" is not a number (INT)"});
+  expect_failure("fit data.npy -k 2 --seed \"\" -o model.json",
+                 {"--seed: the value \"\" is empty"});
+  expect_failure("fit data.npy -k 2 --sample-weight \"\" -o model.json",
+                 {"--sample-weight: the value \"\" is empty"});
+  expect_failure("fit data.npy -k 2 --init-model \"\" -o model.json",
+                 {"--init-model: the value \"\" is empty"});
+  expect_failure("fit \"\" -k 2 -o model.json", {"INPUT: the value \"\" is empty"});
+  expect_failure("select data.npy -k \"\"", {"--n-components: the value \"\" is empty"});
+  expect_failure("generate --n \"\" --d 2 -k 2 -o g.npy", {"--n: the value \"\" is not a number"});
+  expect_failure("predict model.json data.npy --threads \"\" -o l.npy",
+                 {"--threads: the value \"\" is not a number"});
+  expect_failure("score model.json data.npy --threads \"\"",
+                 {"--threads: the value \"\" is not a number"});
+  const CliRun demo = emix("demo --threads \"\"");
+  EXPECT_EQ(demo.code, 2);
+  EXPECT_NE(demo.err.find("--threads: the value \"\" is not a number"), std::string::npos)
+      << demo.err;
+}
+
 TEST_F(CliTest, MissingInputFile) {
   expect_failure("fit nothing.npy -k 2 -o model.json --labels labels.npy", {"nothing.npy"});
 }
 
 TEST_F(CliTest, ZeroComponents) {
   generate(20);
-  expect_failure("fit data.npy -k 0 -o model.json", {"-k: n_components is 0, must be at least 1"});
+  expect_failure("fit data.npy -k 0 -o model.json", {"-k 0: must be at least 1"});
 }
 
 TEST_F(CliTest, MoreComponentsThanRows) {
   generate(20);
   expect_failure("fit data.npy -k 50 -o model.json --labels labels.npy",
                  {"-k 50 is larger than the number of rows (20) in data.npy"});
+}
+
+// The initialisation draws K starting points from a sample of at most 131072 rows; -k above it
+// was refused as "init_max_rows: init_max_rows is 131072, must be at least n_components", an
+// option the program does not have. select's grid stops below the limit.
+TEST_F(CliTest, MoreComponentsThanTheInitialisationTakesNamesK) {
+  generate(20);
+  const std::string limit = std::to_string(emix::FitOptions().init_max_rows);
+  expect_failure("fit data.npy -k 131073 -o model.json",
+                 {"-k 131073: emix fits at most " + limit + " components"});
+  const CliRun r = emix("fit data.npy -k 131073 -o model.json");
+  EXPECT_EQ(r.err.find("init_max_rows"), std::string::npos) << r.err;
+  expect_failure("select data.npy -k 1,131073", {"-k 1,131073: K = 131073 is outside 1..100000"});
 }
 
 TEST_F(CliTest, NanInCsvNamesRowAndColumn) {
@@ -207,7 +257,7 @@ TEST_F(CliTest, ProbEpsilonBoundsBernoulliProbabilities) {
   EXPECT_EQ(model["probabilities"][0][0].get<double>(), 0.05);
   EXPECT_NEAR(model["probabilities"][0][1].get<double>(), 4.0 / 6.0, 1e-15);
   expect_failure("select data.txt -k 1 --family bernoulli --prob-epsilon 0.5",
-                 {"--prob-epsilon: prob_epsilon is 0.5, must be in (0, 0.5)"});
+                 {"--prob-epsilon 0.5: must be in (0, 0.5)"});
 }
 
 // What the library says of the whole input ("data: ...", "sample weights ...") names the file.
@@ -353,6 +403,91 @@ TEST_F(CliTest, DashIsStandardInputAndOutput) {
   expect_failure("fit -" + fit + " -o - --labels - < data.csv",
                  {"--labels -: standard output is already taken by -o"});
   expect_failure("score - - < file.json", {"INPUT -: standard input is already taken by MODEL"});
+}
+
+// --dtype and --dims read a file as headerless raw binary; a .npy read so yielded its header
+// as data: exit 0 and a model of garbage whenever its size was a multiple of the row size.
+TEST_F(CliTest, NpyFileReadAsRawBinaryIsRefused) {
+  generate(20);  // 608 bytes: 152 rows of 4 uint8, or 38 rows of 2 float64
+  fs::copy_file(path("data.npy"), path("data.bin"));
+  for (const std::string input : {"data.npy", "data.bin"}) {
+    expect_failure("fit " + input + " --dtype uint8 --dims 4 -k 2 -o model.json",
+                   {input + ": a .npy file (it starts with NumPy's magic bytes), not raw binary",
+                    "--dtype and --dims are for raw binary files without a header"});
+  }
+  ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -o model.json --quiet").code, 0);
+  expect_failure("predict model.json data.npy --dtype float64 --dims 3 -o labels.npy",
+                 {"data.npy: a .npy file"});
+}
+
+// A .bin or .raw file is raw binary by its name; without --dtype the message named the
+// library's fields ("ReadOptions::raw_dtype and raw_cols") beside the flags.
+TEST_F(CliTest, RawBinaryByItsNameNeedsDtypeAndDims) {
+  write("data.bin", std::string(48, '\0'));
+  expect_failure("fit data.bin -k 2 -o model.json",
+                 {"data.bin: raw binary (by its name, *.bin), which needs --dtype and --dims"});
+  EXPECT_EQ(emix("fit data.bin -k 2 -o model.json").err.find("ReadOptions"), std::string::npos);
+}
+
+// The library says "max_iter is -1, must be >= 0" and "try a larger max_iter or tol"; the user
+// typed --max-iter. Errors and warnings name the flags (errors were "--max-iter: max_iter is
+// -1, ...").
+TEST_F(CliTest, LibraryMessagesNameTheFlagsTyped) {
+  generate(200);
+  expect_failure("fit data.npy -k 2 --max-iter -1 -o model.json", {"--max-iter -1: must be >= 0"});
+  expect_failure("select data.npy -k 1..2 --n-init 0", {"--n-init 0: must be at least 1"});
+  expect_failure("fit data.npy -k 2 --tol nan -o model.json",
+                 {"--tol nan: must be a finite number >= 0"});
+  const CliRun r = emix("fit data.npy -k 3 --max-iter 1 --tol 1e-12 --device cpu -o m.json -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("try a larger --max-iter or --tol"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("max_iter"), std::string::npos) << r.err;
+}
+
+// Raw binary has no header, so a regular file's rows come from its size; a pipe has none, and
+// `cat x.bin | emix fit - --dtype ...` read 0 rows ("-k 2 is larger than the number of rows
+// (0)"). A pipe is read to its end and gives the file's model; a partial last row is named.
+TEST_F(CliTest, RawBinaryThroughAPipeIsReadToItsEnd) {
+  generate(200);
+  const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());
+  std::ofstream(path("data.bin"), std::ios::binary)
+      .write(static_cast<const char*>(x.data()),
+             static_cast<std::streamsize>(x.rows() * x.cols() * sizeof(double)));
+  const std::string fit = " --dtype float64 --dims 3 -k 2 --device cpu --seed 4 --quiet";
+  ASSERT_EQ(emix("fit data.bin -o file.json --labels file.npy" + fit).code, 0);
+  // `source | emix fit INPUT ...`: the exit code, and the model written to standard output.
+  const auto piped = [&](const std::string& source, const std::string& input) {
+    const std::string command = "cd '" + dir_ + "' && " + source + " | '" + EMIX_CLI_PATH +
+                                "' fit " + input + fit + " -o - 2> '" + capture_ +
+                                "/piped.err' > '" + capture_ + "/piped.json'";
+    const int status = std::system(command.c_str());
+    CliRun r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_text(capture_ + "/piped.json");
+    r.err = read_text(capture_ + "/piped.err");
+    return r;
+  };
+  const nlohmann::json from_file = read_json(path("file.json"));
+  for (const std::string input : {"-", "/dev/stdin"}) {
+    SCOPED_TRACE(input);
+    const CliRun r = piped("cat data.bin", input);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json model = nlohmann::json::parse(r.out);
+    EXPECT_EQ(model.at("means"), from_file.at("means"));
+    EXPECT_EQ(model.at("covariances"), from_file.at("covariances"));
+  }
+  // Rows 1 to 4 and 4 bytes of row 5.
+  const CliRun partial = piped("head -c 100 data.bin", "-");
+  EXPECT_EQ(partial.code, 2);
+  EXPECT_NE(partial.err.find("/dev/stdin: size 100 bytes is not a multiple of the row size 24 "
+                             "bytes (3 columns of float64): it ends inside row 5"),
+            std::string::npos)
+      << partial.err;
+  EXPECT_EQ(partial.out, "");
+  // A .npy through a pipe, with a raw dtype, is named as one.
+  const CliRun npy = piped("cat data.npy", "-");
+  EXPECT_EQ(npy.code, 2);
+  EXPECT_NE(npy.err.find("/dev/stdin: a .npy file"), std::string::npos) << npy.err;
 }
 
 TEST_F(CliTest, GpuOnMachineWithoutOne) {

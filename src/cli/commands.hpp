@@ -9,6 +9,12 @@
 
 namespace emix::cli {
 
+// The most --max-iter takes. Every iteration adds its log-likelihood and its time to the fit's
+// record, held in memory and written into the model file: --max-iter 3000000 with --tol 0 made
+// a 95 MB model file, and the int range allows 700 times that. EM that has not met its
+// tolerance in 100,000 iterations is not going to; the bound keeps the record under 3.2 MB.
+constexpr int kMaxIterations = 100000;
+
 struct FitArgs {
   std::string input;
   std::string output;            // -o MODEL.json

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -27,10 +28,46 @@ std::string format(const char* fmt, double value) {
   return buffer;
 }
 
+namespace {
+
+// The library's warnings name its options ("try a larger max_iter or tol", "increase
+// reg_covar"); the program's user typed flags. A warning quotes no file name, so its words can
+// be replaced where they stand.
+std::string in_flags(std::string text) {
+  static const std::pair<const char*, const char*> kWords[] = {
+      {"max_iter or tol", "--max-iter or --tol"},
+      {"max_iter", "--max-iter"},
+      {"reg_covar", "--reg-covar"},
+      {"n_init", "--n-init"},
+      {"prob_epsilon", "--prob-epsilon"},
+      {"kmeans_iter", "--kmeans-iter"}};
+  const auto part_of_a_word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  };
+  for (const auto& [word, flag] : kWords) {
+    const std::string from = word;
+    std::size_t at = 0;
+    while ((at = text.find(from, at)) != std::string::npos) {
+      const std::size_t end = at + from.size();
+      if ((at > 0 && part_of_a_word(text[at - 1])) ||
+          (end < text.size() && part_of_a_word(text[end]))) {
+        at = end;
+        continue;
+      }
+      text.replace(at, from.size(), flag);
+      at += std::strlen(flag);
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
 void print_fit_warning(const std::string& text, bool quiet, const std::string& who) {
   const bool note = text.rfind("initialisation used a random sample", 0) == 0;
   if (note && quiet) return;
-  std::fprintf(stderr, "%s: %s%s\n", note ? "note" : "warning", who.c_str(), text.c_str());
+  std::fprintf(stderr, "%s: %s%s\n", note ? "note" : "warning", who.c_str(),
+               in_flags(text).c_str());
 }
 
 std::string lower_extension(const std::string& path) {
@@ -86,7 +123,14 @@ DType resolve_precision(const DataArgs& args) {
 
 namespace {
 
-io::ReadOptions read_options(const DataArgs& args) {
+io::ReadOptions read_options(const std::string& path, const DataArgs& args) {
+  const std::string extension = lower_extension(path);
+  if (args.raw_dtype.empty() && (extension == ".bin" || extension == ".raw")) {
+    // The library's own message names its ReadOptions fields as well as the flags.
+    throw InvalidArgument(path + ": raw binary (by its name, *" + extension +
+                          "), which needs --dtype and --dims: the element type on disk and the "
+                          "number of columns");
+  }
   io::ReadOptions options;
   options.dtype = resolve_precision(args);
   if (!args.raw_dtype.empty()) {
@@ -101,7 +145,7 @@ io::ReadOptions read_options(const DataArgs& args) {
 
 HostMatrix load_data(const std::string& path, const DataArgs& args, bool require_finite,
                      std::int64_t first_row, std::int64_t row_count) {
-  io::ReadOptions options = read_options(args);
+  io::ReadOptions options = read_options(path, args);
   options.first_row = first_row;
   options.row_count = row_count;
   options.require_finite = require_finite;
@@ -109,7 +153,7 @@ HostMatrix load_data(const std::string& path, const DataArgs& args, bool require
 }
 
 std::int64_t count_input_rows(const std::string& path, const DataArgs& args) {
-  return io::count_rows(path, read_options(args));
+  return io::count_rows(path, read_options(path, args));
 }
 
 bool reads_once(const std::string& path) {
@@ -402,6 +446,17 @@ std::string flag_of(const std::string& option) {
     if (option == name) return flag;
   }
   return option;
+}
+
+std::string option_error_message(const OptionError& error) {
+  const std::string flag = flag_of(error.option());
+  const std::string message = error.what();
+  // "OPTION is VALUE, WHAT IT MUST BE": the value goes beside the flag the user typed.
+  const std::string subject = error.option() + " is ";
+  const std::size_t comma = message.find(", ", subject.size());
+  if (message.rfind(subject, 0) != 0 || comma == std::string::npos) return flag + ": " + message;
+  return flag + " " + message.substr(subject.size(), comma - subject.size()) + ": " +
+         message.substr(comma + 2);
 }
 
 }  // namespace emix::cli

@@ -70,6 +70,9 @@ std::uint64_t parse_seed(const std::string& text, const std::string& option);
 
 // The flag that sets a library option (OptionError::option), for messages about its value.
 std::string flag_of(const std::string& option);
+// The library's message about an option's value, in the words of the command line: "max_iter is
+// -1, must be >= 0" becomes "--max-iter -1: must be >= 0".
+std::string option_error_message(const OptionError& error);
 
 // INPUT memory-mapped (io::MappedNpy), or null to read it into memory. memory_map: "on", "off"
 // or "auto", which maps a .npy file whose rows, held in the chosen precision, would take more

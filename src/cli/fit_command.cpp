@@ -255,6 +255,18 @@ int run_fit(const FitArgs& a) {
   options.prob_epsilon = a.prob_epsilon;
   options.seed = a.seed;
   options.engine = engine_options(a.data);
+  // The library's own word for this limit names init_max_rows, an option the program does not
+  // have: the initialisation draws the K starting points from a sample of that many rows.
+  on_every_rank([&] {
+    if (k <= options.init_max_rows) return;
+    const std::string limit = std::to_string(options.init_max_rows);
+    throw InvalidArgument(
+        (a.k_given ? "-k " + std::to_string(k) + ": "
+                   : "--init-model " + a.init_model + ": " + std::to_string(k) + " components: ") +
+        "emix fits at most " + limit +
+        " components (the initialisation chooses them among a random sample of at most " + limit +
+        " rows)");
+  });
   // Every option value before the data are read: a bad --max-iter does not wait for a large
   // INPUT to load.
   on_every_rank([&] {
@@ -262,7 +274,7 @@ int run_fit(const FitArgs& a) {
       emix::validate(options);
     } catch (const OptionError& e) {
       // Under mpirun the error reaches the other ranks as text: the flag goes into it here.
-      throw InvalidArgument(flag_of(e.option()) + ": " + e.what());
+      throw InvalidArgument(option_error_message(e));
     }
   });
 

@@ -57,6 +57,27 @@ void add_data_options(CLI::App* app, DataArgs& data) {
   app->add_flag("-q,--quiet", data.quiet, "no progress or summary on stderr");
 }
 
+// --max-iter, bounded above by kMaxIterations (a value below 0 is the library's to refuse).
+void add_max_iter_option(CLI::App* app, int& max_iter) {
+  const std::string limit = std::to_string(emix::cli::kMaxIterations);
+  app->add_option("--max-iter", max_iter,
+                  "most EM iterations, up to " + limit +
+                      " (each is recorded in the model file's fit history)")
+      ->check(CLI::Validator(
+          [limit](const std::string& value) {
+            long long iterations = 0;
+            if (!CLI::detail::lexical_cast(value, iterations) ||
+                iterations <= emix::cli::kMaxIterations) {
+              return std::string();  // a value that is no number is named by the conversion
+            }
+            return value + " is more than " + limit +
+                   ", the most iterations a fit records; EM that has not met its --tol by then "
+                   "will not, so raise --tol or check the data";
+          },
+          "", "at most " + limit))
+      ->capture_default_str();
+}
+
 constexpr const char* kNoMemoryMapHelp =
     "always read INPUT into memory (by default a .npy that already holds the run's element type "
     "is used in place, through a read-only mapping)";
@@ -224,6 +245,25 @@ std::string conversion_message(const CLI::App& app, const std::string& what) {
          " --help lists the options";
 }
 
+// CLI11 converts an empty value to the type's zero (lexical_assign), so `--tol ""` or
+// `--max-iter "$UNSET"` ran with 0 and no word, and an empty path option (`--sample-weight ""`)
+// was taken as not given: every option of every command refuses an empty value instead.
+// Validators see the text before it is converted, after the option's own checks.
+void refuse_empty_values(CLI::App& app) {
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    for (CLI::Option* option : command->get_options()) {
+      const std::string type = option->get_type_name();
+      const bool number = type == "INT" || type == "UINT" || type == "FLOAT";
+      if (!number && type != "TEXT") continue;
+      const std::string problem = number ? "the value \"\" is not a number (" + type + ")"
+                                         : std::string("the value \"\" is empty");
+      option->check(CLI::Validator(
+          [problem](const std::string& value) { return value.empty() ? problem : std::string(); },
+          "", "not empty"));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,7 +314,7 @@ int main(int argc, char** argv) {
                   "per-row weights (N values, .npy or text), acting as repetition counts");
   fit->add_option("--n-init", fit_args.n_init, "restarts; the best log-likelihood wins")
       ->capture_default_str();
-  fit->add_option("--max-iter", fit_args.max_iter, "most EM iterations")->capture_default_str();
+  add_max_iter_option(fit, fit_args.max_iter);
   fit->add_option("--tol", fit_args.tol,
                   "stop when the mean log-likelihood changes by less (0: run --max-iter)")
       ->capture_default_str();
@@ -336,8 +376,7 @@ int main(int argc, char** argv) {
                      "per-row weights (N values, .npy or text), acting as repetition counts");
   select->add_option("--n-init", select_args.n_init, "restarts of each candidate")
       ->capture_default_str();
-  select->add_option("--max-iter", select_args.max_iter, "most EM iterations")
-      ->capture_default_str();
+  add_max_iter_option(select, select_args.max_iter);
   select
       ->add_option("--tol", select_args.tol,
                    "stop when the mean log-likelihood changes by less (0: run --max-iter)")
@@ -420,6 +459,8 @@ int main(int argc, char** argv) {
       "demo", "the seed's problems solved, then a 1,000,000-point fit timed on each engine");
   demo->add_option("--threads", demo_args.threads, "CPU engine threads (0: OpenMP's default)")
       ->capture_default_str();
+
+  refuse_empty_values(app);
 
   // A mistyped command: CLI11 would say only "A subcommand is required".
   if (argc > 1 && argv[1][0] != '-') {
@@ -514,8 +555,7 @@ int main(int argc, char** argv) {
     return report_error("no command given (emix --help lists them)", 2);
   } catch (const emix::OptionError& e) {
     // The library names its option ("max_iter"); a user of the program typed the flag.
-    return report_error(emix::cli::flag_of(e.option()) + ": " + e.what(), 2,
-                        emix::cli::raised_on_every_rank(e));
+    return report_error(emix::cli::option_error_message(e), 2, emix::cli::raised_on_every_rank(e));
   } catch (const emix::Error& e) {
     return report_error(e.what(), 2, emix::cli::raised_on_every_rank(e));
   } catch (const std::bad_alloc&) {

@@ -300,7 +300,8 @@ InputFile::InputFile(const std::string& path) : path_(path) {
     std::fclose(file_);
     throw_io(path, "is a directory, not a file");
   }
-  size_ = static_cast<std::uint64_t>(info.st_size);
+  regular_ = S_ISREG(info.st_mode);
+  size_ = regular_ ? static_cast<std::uint64_t>(info.st_size) : 0;
 }
 
 InputFile::~InputFile() {

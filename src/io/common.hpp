@@ -82,7 +82,10 @@ class InputFile {
   InputFile& operator=(const InputFile&) = delete;
 
   const std::string& path() const { return path_; }
+  // The size of a regular file; 0 for a pipe, a FIFO or a device, which have none.
   std::uint64_t size() const { return size_; }
+  // A regular file: its size says how much it holds and it can be read again after a seek.
+  bool regular() const { return regular_; }
   std::FILE* get() { return file_; }
   void seek(std::uint64_t offset);
   // Reads exactly `size` bytes; `what` names them in the error ("the .npy header").
@@ -94,6 +97,7 @@ class InputFile {
   std::string path_;
   std::FILE* file_ = nullptr;
   std::uint64_t size_ = 0;
+  bool regular_ = false;
 };
 
 // Reads rows [range.first, range.first + range.count) of a row-major array of `cols` columns of

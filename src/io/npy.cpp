@@ -252,6 +252,13 @@ void parse_descr(const std::string& path, NpyHeader* header) {
 
 NpyHeader read_header(InputFile& file) {
   const std::string& path = file.path();
+  // The header's shape is checked against the file's size, which a pipe has none of: its
+  // reading ended in "the file has 0 bytes".
+  if (!file.regular()) {
+    throw_io(path,
+             "emix reads a .npy only from a regular file, not from a pipe, a FIFO or a device; "
+             "write it to a regular file named *.npy");
+  }
   unsigned char prefix[12];
   const std::size_t got = file.read_some(prefix, 10);
   if (got == 0) throw_io(path, "the file is empty (0 bytes), not a .npy file");

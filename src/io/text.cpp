@@ -408,8 +408,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       // its first bytes here, rather than read as a text header.
       if (line.rfind("\x93NUMPY", 0) == 0) {
         throw_io(path,
-                 "a .npy file, read as text: a pipe, a FIFO or a name without .npy is; write "
-                 "it to a regular file named *.npy");
+                 "a .npy file, read as text: emix reads a .npy only from a regular file, not "
+                 "through a pipe or a FIFO; write it to a regular file named *.npy");
       }
       separator = choose_separator(line);
       split(line, separator, &cells, /*keep_quotes=*/true);
