@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -289,6 +290,39 @@ TEST(CapiModels, FilesRoundTripAndWarningsAreReadable) {
   EXPECT_EQ(read_json(again), written);
   std::remove(path.c_str());
   std::remove(again.c_str());
+}
+
+// A caller that destroys its handles after a failed call, or checks them for NULL, must find
+// NULL there, not what the variable held before (a handle destroyed earlier, or garbage).
+TEST(CapiErrors, AFailedCallLeavesItsOutputNull) {
+  Handles h;
+  const double x[6] = {0, 1, 2, 3, NAN, 5};
+  auto* const stale_model = reinterpret_cast<emix_model*>(std::uintptr_t{0xdeadbeef});
+  emix_model* model = stale_model;
+  EXPECT_EQ(emix_fit(h.options, x, 3, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(model, nullptr);
+  model = stale_model;
+  EXPECT_EQ(emix_model_read("/nonexistent/model.json", &model), EMIX_IO_ERROR);
+  EXPECT_EQ(model, nullptr);
+  model = stale_model;
+  const double weights[2] = {0.7, 0.7}, means[2] = {0, 1}, variances[2] = {1, 1};
+  EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 2, 1, 1, weights, means, variances,
+                              nullptr, &model),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(model, nullptr);
+  auto* statistics = reinterpret_cast<emix_statistics*>(std::uintptr_t{0xdeadbeef});
+  const unsigned char junk[16] = {};
+  EXPECT_NE(emix_statistics_deserialize(junk, sizeof junk, &statistics), EMIX_OK);
+  EXPECT_EQ(statistics, nullptr);
+  statistics = reinterpret_cast<emix_statistics*>(std::uintptr_t{0xdeadbeef});
+  EXPECT_EQ(
+      emix_accumulate(nullptr, nullptr, x, 3, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+      EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(statistics, nullptr);
+  model = stale_model;
+  EXPECT_EQ(emix_maximize(nullptr, nullptr, nullptr, &model), EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(model, nullptr);
 }
 
 TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {

@@ -107,6 +107,20 @@ if [ -n "$mpiexec" ]; then
   cc -std=c99 "$source/examples/fit_mpi.c" -o "$work/fit_mpi_pkgconfig" \
      $(pkg-config --cflags --libs emix-mpi) -lm
   LD_LIBRARY_PATH=$prefix/lib "$mpiexec" -n 2 "$work/fit_mpi_pkgconfig"
+  # A program that calls only libemix_mpi, linked --as-needed, records no libemix itself: it
+  # starts only if libemix_mpi finds libemix beside it (no LD_LIBRARY_PATH here).
+  echo "== a program of libemix_mpi's calls alone, --as-needed, its run path only"
+  cat > "$work/shard_only.c" <<'C'
+#include <emix/emix_mpi.h>
+int main(void) {
+  int64_t first = -1, count = -1;
+  return emix_mpi_shard(10, 1, 2, &first, &count) == EMIX_OK && first == 5 && count == 5 ? 0 : 1;
+}
+C
+  # shellcheck disable=SC2046
+  cc -std=c99 "$work/shard_only.c" -o "$work/shard_only" -Wl,--as-needed \
+     $(pkg-config --cflags --libs emix-mpi) -Wl,-rpath,"$prefix/lib"
+  env -u LD_LIBRARY_PATH "$work/shard_only"
 fi
 [ "$(pkg-config --modversion emix)" = "$(sed -n 's/.*EMIX_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/emix/config.h")" ]
 echo "install test passed"

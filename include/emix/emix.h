@@ -19,6 +19,10 @@
  * - Messages number rows and columns from 1, as files do ("row 8, column 3" is x[7 * cols + 2]),
  *   re-seeding warnings included; fit results and warnings number restarts and components
  *   from 0.
+ * - Handles: a call that creates one (emix_options_create, emix_model_create, emix_model_read,
+ *   emix_fit, emix_accumulate, emix_statistics_deserialize, emix_maximize, emix_fit_mpi) sets
+ *   its output to NULL first and to the new handle only on success; destroying NULL does
+ *   nothing, and destroying a handle twice is undefined, as free() is.
  * - Thread safety: calls on different handles may run at once from any threads; one handle may
  *   be read (emix_fit, emix_predict, accessors) by several threads at once but not changed
  *   (setters, destroy) while used. emix_last_error() is per thread. A call from inside the
@@ -34,11 +38,11 @@
  *
  * A fit, in short:
  *
- *   emix_options* opt;  emix_model* model;  emix_fit_result r;
+ *   emix_options* opt = NULL;  emix_model* model = NULL;  emix_fit_result r;
  *   emix_options_create(&opt);
  *   emix_options_set_n_components(opt, 3);
  *   if (emix_fit(opt, x, n, d, EMIX_FLOAT64, EMIX_HOST, NULL, &model, &r) != EMIX_OK)
- *     fprintf(stderr, "%s\n", emix_last_error());
+ *     fprintf(stderr, "%s\n", emix_last_error());  (model is NULL)
  *   ...
  *   emix_model_destroy(model);  emix_options_destroy(opt);
  */

@@ -199,6 +199,7 @@ const char* emix_gpu_unavailable_reason(void) {
 
 emix_status emix_options_create(emix_options** options) {
   return guarded("emix_options_create", [&] {
+    emix::capi::clear_output(options);
     require(options, "options");
     *options = new emix_options();
   });
@@ -275,6 +276,7 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
                               emix_model** model) {
   const char* fn = "emix_model_create";
   return guarded(fn, [&] {
+    emix::capi::clear_output(model);
     require(model, "model");
     require(weights, "weights");
     auto handle = std::make_unique<emix_model>();
@@ -308,6 +310,7 @@ void emix_model_destroy(emix_model* model) { delete model; }
 
 emix_status emix_model_read(const char* path, emix_model** model) {
   return guarded("emix_model_read", [&] {
+    emix::capi::clear_output(model);
     require(path, "path");
     require(model, "model");
     auto handle = std::make_unique<emix_model>();
@@ -407,6 +410,7 @@ emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, i
                      int dtype, int memory, const double* sample_weight, emix_model** model,
                      emix_fit_result* result) {
   return guarded("emix_fit", [&] {
+    emix::capi::clear_output(model);
     require(options, "options");
     require(model, "model");
     const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);

@@ -35,6 +35,13 @@ FitOptions fit_options(const emix_options& handle);
 // Stores a fit's outcome in a new model handle and the result struct (which may be null).
 void deliver(FitReport&& report, emix_model** model, emix_fit_result* result);
 
+// A creating call's output handle is NULL until the call succeeds, so that a caller that
+// destroys it after a failure frees nothing (rather than whatever the variable held).
+template <typename Handle>
+void clear_output(Handle** out) noexcept {
+  if (out != nullptr) *out = nullptr;
+}
+
 // Records "FUNCTION: MESSAGE" for emix_last_error() and returns status.
 emix_status record_error(emix_status status, const char* function, const char* message) noexcept;
 

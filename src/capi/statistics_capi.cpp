@@ -18,6 +18,7 @@ emix_status emix_accumulate(const emix_model* model, const emix_options* options
                             int64_t rows, int64_t cols, int dtype, int memory,
                             const double* sample_weight, emix_statistics** statistics) {
   return guarded("emix_accumulate", [&] {
+    emix::capi::clear_output(statistics);
     require(model, "model");
     require(statistics, "statistics");
     const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
@@ -76,6 +77,7 @@ emix_status emix_statistics_serialize(const emix_statistics* statistics, void* b
 emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
                                         emix_statistics** statistics) {
   return guarded("emix_statistics_deserialize", [&] {
+    emix::capi::clear_output(statistics);
     require(bytes, "bytes");
     require(statistics, "statistics");
     if (size < 0) throw emix::InvalidArgument("size is " + std::to_string(size));
@@ -88,6 +90,7 @@ emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
 emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
                           const emix_options* options, emix_model** next) {
   return guarded("emix_maximize", [&] {
+    emix::capi::clear_output(next);
     require(model, "model");
     require(statistics, "statistics");
     require(next, "next");

@@ -13,6 +13,7 @@ emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void*
                          const double* local_sample_weight, emix_model** model,
                          emix_fit_result* result) {
   return emix::capi::guarded("emix_fit_mpi", [&] {
+    emix::capi::clear_output(model);
     emix::mpi::require_initialized();
     if (comm == MPI_COMM_NULL) throw emix::InvalidArgument("comm is MPI_COMM_NULL");
     // Arguments are checked on every rank before any rank starts the fit's collectives, so
@@ -34,6 +35,7 @@ emix_status emix_fit_mpi_f(MPI_Fint comm, const emix_options* options, const voi
                            int64_t local_rows, int64_t cols, int dtype, int memory,
                            const double* local_sample_weight, emix_model** model,
                            emix_fit_result* result) {
+  emix::capi::clear_output(model);
   // MPI_Comm_f2c is an MPI call too.
   const emix_status ready =
       emix::capi::guarded("emix_fit_mpi_f", [] { emix::mpi::require_initialized(); });
