@@ -116,8 +116,9 @@ PreparedModel prepare(const Model& model, const PrepareOptions& options) {
       for (std::size_t j = 0; j < d; ++j) {
         const double prob =
             std::clamp(model.probabilities[c * d + j], prob_epsilon, 1.0 - prob_epsilon);
-        p.logit[c * d + j] = std::log(prob) - std::log1p(-prob);
-        log_norm += std::log1p(-prob);
+        const double log_q = std::log1p(-prob);
+        p.logit[c * d + j] = std::log(prob) - log_q;
+        log_norm += log_q;
       }
       p.log_norm[c] = p.trials * log_norm;
     }
