@@ -325,6 +325,42 @@ TEST(CapiErrors, AFailedCallLeavesItsOutputNull) {
   EXPECT_EQ(model, nullptr);
 }
 
+// A rank or chunk without rows (an MPI code's empty shard) evaluates to no results, as
+// emix_accumulate takes it: the data and output pointers may then be NULL (malloc(0) may give
+// NULL). A score, a mean over no rows, is refused.
+TEST(CapiEvaluation, NoRowsWriteNothingAndHaveNoScore) {
+  Handles h;
+  const double weight[1] = {1}, centre[2] = {0, 0}, unit[1] = {1};
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
+                              &model),
+            EMIX_OK);
+  h.keep(model);
+  EXPECT_EQ(emix_predict(model, h.options, nullptr, 0, 2, EMIX_FLOAT64, EMIX_HOST, nullptr),
+            EMIX_OK)
+      << emix_last_error();
+  EXPECT_EQ(emix_predict_proba(model, h.options, nullptr, 0, 2, EMIX_FLOAT32, EMIX_HOST, nullptr),
+            EMIX_OK);
+  double untouched = 42;
+  EXPECT_EQ(
+      emix_score_samples(model, h.options, nullptr, 0, 2, EMIX_FLOAT64, EMIX_HOST, &untouched),
+      EMIX_OK);
+  EXPECT_EQ(untouched, 42);
+  EXPECT_EQ(
+      emix_score(model, h.options, nullptr, 0, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &untouched),
+      EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(), "emix_score: data: no rows");
+  EXPECT_EQ(emix_predict(model, h.options, nullptr, 0, 3, EMIX_FLOAT64, EMIX_HOST, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_predict: the model has 2 features, but the data have 3 columns");
+  // With rows, the output buffer is needed.
+  const double x[2] = {0, 1};
+  EXPECT_EQ(emix_predict(model, h.options, x, 1, 2, EMIX_FLOAT64, EMIX_HOST, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(), "emix_predict: the output buffer is NULL");
+}
+
 TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
   Handles h;
   emix_model* model = nullptr;

@@ -10,8 +10,10 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "core/evaluation.hpp"
 #include "core/validate.hpp"
 #include "emix/emix.hpp"
 #include "test_util.hpp"
@@ -308,6 +310,104 @@ TEST(Evaluation, ARowEveryComponentGivesMinusInfinityIsNotAssigned) {
       }
     }
   }
+}
+
+// Per-row results are computed a block of rows at a time (core/evaluation.hpp), so that a score
+// holds one block's log-densities, not all of them: blocks of 7 rows give bitwise what one block
+// of every row gives, for every family and covariance type, in float64 and float32.
+TEST(Evaluation, BlocksOfRowsGiveTheValuesOfOneBlock) {
+  struct Case {
+    Family family;
+    Covariance covariance;
+  };
+  for (const Case c :
+       {Case{Family::kGaussian, Covariance::kFull}, Case{Family::kGaussian, Covariance::kDiag},
+        Case{Family::kGaussian, Covariance::kSpherical}, Case{Family::kGaussian, Covariance::kTied},
+        Case{Family::kBernoulli, Covariance::kFull}, Case{Family::kBinomial, Covariance::kFull}}) {
+    const Model m = emix::testing::random_model(c.family, c.covariance, 3, 4, 17);
+    const std::int64_t n = 52;  // 7 blocks of 7 and one of 3
+    const std::vector<double> x = emix::sample(m, n, 18).x;
+    const std::vector<float> x32(x.begin(), x.end());
+    for (const emix::DataView view :
+         {emix::DataView::host(x.data(), n, 4), emix::DataView::host(x32.data(), n, 4)}) {
+      const auto evaluated = [&](std::int64_t block_rows, std::vector<std::int64_t>* firsts) {
+        std::vector<double> log_prob(n), resp(n * 3);
+        std::vector<std::int32_t> labels(n);
+        emix::RowResults results;
+        results.log_prob = log_prob.data();
+        results.resp = resp.data();
+        results.labels = labels.data();
+        emix::evaluate_rows(
+            m, view, cpu_engine(), results,
+            [&](std::int64_t first, std::int64_t rows, const double* block) {
+              firsts->push_back(first);
+              // The block's log-densities are the caller's, in place.
+              EXPECT_EQ(block, log_prob.data() + first);
+              EXPECT_LE(rows, block_rows);
+            },
+            block_rows);
+        return std::make_tuple(log_prob, resp, labels);
+      };
+      std::vector<std::int64_t> one_block, blocks;
+      const auto whole = evaluated(n, &one_block);
+      const auto blocked = evaluated(7, &blocks);
+      const std::string name = std::string(to_string(c.family)) + " " + to_string(c.covariance) +
+                               " " + to_string(view.dtype);
+      EXPECT_EQ(std::get<0>(blocked), std::get<0>(whole)) << name;
+      EXPECT_EQ(std::get<1>(blocked), std::get<1>(whole)) << name;
+      EXPECT_EQ(std::get<2>(blocked), std::get<2>(whole)) << name;
+      EXPECT_EQ(one_block, std::vector<std::int64_t>({0}));
+      EXPECT_EQ(blocks, std::vector<std::int64_t>({0, 7, 14, 21, 28, 35, 42, 49})) << name;
+      // score sums the blocks in row order, as a sum over all rows at once.
+      double total = 0;
+      for (const double v : std::get<0>(whole)) total += v;
+      EXPECT_EQ(emix::score(m, view, cpu_engine()), total / static_cast<double>(n)) << name;
+    }
+  }
+}
+
+// A row that cannot be evaluated is named by its row in the data, not in its block.
+TEST(Evaluation, ARowRefusedInALaterBlockIsNamedByItsRowInTheData) {
+  const Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);
+  std::vector<double> x(20, 1.0);
+  x[16] = x[17] = 1e200;  // row 9
+  std::vector<double> log_prob(10);
+  emix::RowResults results;
+  results.log_prob = log_prob.data();
+  try {
+    emix::evaluate_rows(m, emix::DataView::host(x.data(), 10, 2), cpu_engine(), results, {}, 4);
+    ADD_FAILURE() << "no exception";
+  } catch (const DataError& e) {
+    EXPECT_EQ(e.row(), 9) << e.what();
+  }
+}
+
+// Data without rows (an empty rank's or chunk's share) have no per-row results, as accumulate
+// takes them; a mean of no rows (score, and bic and aic from it) is refused, naming why.
+TEST(Evaluation, DataWithoutRowsHaveNoResultsAndNoScore) {
+  const Model m = emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 3);
+  const emix::DataView empty = emix::DataView::host(static_cast<const double*>(nullptr), 0, 3);
+  EXPECT_TRUE(emix::predict(m, empty, cpu_engine()).empty());
+  EXPECT_TRUE(emix::predict_proba(m, empty, cpu_engine()).empty());
+  EXPECT_TRUE(emix::score_samples(m, empty, cpu_engine()).empty());
+  for (const auto& call : std::vector<std::function<void()>>{
+           [&] { emix::score(m, empty, cpu_engine()); }, [&] { emix::bic(m, empty, cpu_engine()); },
+           [&] { emix::aic(m, empty, cpu_engine()); }}) {
+    EXPECT_THROW(
+        try { call(); } catch (const InvalidArgument& e) {
+          EXPECT_STREQ(e.what(), "data: no rows");
+          throw;
+        },
+        InvalidArgument);
+  }
+  // The width is still the model's.
+  const emix::DataView narrow = emix::DataView::host(static_cast<const double*>(nullptr), 0, 2);
+  EXPECT_THROW(
+      try { emix::predict(m, narrow, cpu_engine()); } catch (const InvalidArgument& e) {
+        EXPECT_STREQ(e.what(), "the model has 3 features, but the data have 2 columns");
+        throw;
+      },
+      InvalidArgument);
 }
 
 // A fit refuses a value whose square overflows, naming it, rather than failing later with a

@@ -2,8 +2,9 @@
 // capi::guarded, so no exception crosses into C.
 #include "capi/capi.hpp"
 
-#include "core/engine.hpp"
+#include "core/evaluation.hpp"
 #include "core/validate.hpp"
+#include "cpu/fp_environment.hpp"
 
 #include <cstring>
 #include <memory>
@@ -43,17 +44,6 @@ EngineOptions engine_of(const emix_options* options) {
   return options ? options->fit.engine : EngineOptions{};
 }
 
-// Per-row results go where the data are: host memory, or device memory for device data.
-template <typename T>
-void store(const DataView& data, T* destination, const std::vector<T>& values) {
-  const std::size_t bytes = values.size() * sizeof(T);
-  if (data.space == MemorySpace::kDevice) {
-    copy_host_to_device(destination, values.data(), bytes);
-  } else {
-    std::memcpy(destination, values.data(), bytes);
-  }
-}
-
 // Copies one of the model's arrays out; `what` names it for the message when it is empty.
 emix_status copy_array(const char* fn, const emix_model* model, double* out,
                        const std::vector<double> Model::*member, const char* what) {
@@ -69,7 +59,7 @@ emix_status copy_array(const char* fn, const emix_model* model, double* out,
   });
 }
 
-// The shared shape of the evaluation functions: check the model and output, build the view.
+// The shared shape of the scalar evaluations: check the model and output, build the view.
 template <typename Body>
 emix_status evaluate(const char* fn, const emix_model* model, const void* x, int64_t rows,
                      int64_t cols, int dtype, int memory, const void* out, Body&& body) {
@@ -77,6 +67,22 @@ emix_status evaluate(const char* fn, const emix_model* model, const void* x, int
     require(model, "model");
     require(out, "the output buffer");
     body(data_view(x, rows, cols, dtype, memory));
+  });
+}
+
+// The per-row evaluations: written straight into the caller's buffer, which is in the data's
+// memory space (a copy in between doubled the peak memory of a large predict_proba). Data
+// without rows write nothing and may come with null pointers.
+emix_status evaluate_into(const char* fn, const emix_model* model, const emix_options* options,
+                          const void* x, int64_t rows, int64_t cols, int dtype, int memory,
+                          const void* out, RowResults results) {
+  return guarded(fn, [&] {
+    require(model, "model");
+    if (rows != 0) require(out, "the output buffer");
+    const DataView view = data_view(x, rows, cols, dtype, memory);
+    results.on_device = view.space == MemorySpace::kDevice;
+    const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
+    evaluate_rows(model->model, view, engine_of(options), results);
   });
 }
 
@@ -145,6 +151,7 @@ void deliver(FitReport&& report, emix_model** model, emix_fit_result* result) {
 
 using emix::capi::copy_array;
 using emix::capi::evaluate;
+using emix::capi::evaluate_into;
 using emix::capi::guarded;
 using emix::capi::require;
 
@@ -421,32 +428,27 @@ emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, i
 
 emix_status emix_predict(const emix_model* model, const emix_options* options, const void* x,
                          int64_t rows, int64_t cols, int dtype, int memory, int32_t* labels) {
-  return evaluate(
-      "emix_predict", model, x, rows, cols, dtype, memory, labels, [&](const emix::DataView& view) {
-        const auto out = emix::predict(model->model, view, emix::capi::engine_of(options));
-        emix::capi::store(view, labels, out);
-      });
+  emix::RowResults results;
+  results.labels = labels;
+  return evaluate_into("emix_predict", model, options, x, rows, cols, dtype, memory, labels,
+                       results);
 }
 
 emix_status emix_predict_proba(const emix_model* model, const emix_options* options, const void* x,
                                int64_t rows, int64_t cols, int dtype, int memory, double* resp) {
-  return evaluate("emix_predict_proba", model, x, rows, cols, dtype, memory, resp,
-                  [&](const emix::DataView& view) {
-                    const auto out =
-                        emix::predict_proba(model->model, view, emix::capi::engine_of(options));
-                    emix::capi::store(view, resp, out);
-                  });
+  emix::RowResults results;
+  results.resp = resp;
+  return evaluate_into("emix_predict_proba", model, options, x, rows, cols, dtype, memory, resp,
+                       results);
 }
 
 emix_status emix_score_samples(const emix_model* model, const emix_options* options, const void* x,
                                int64_t rows, int64_t cols, int dtype, int memory,
                                double* log_prob) {
-  return evaluate("emix_score_samples", model, x, rows, cols, dtype, memory, log_prob,
-                  [&](const emix::DataView& view) {
-                    const auto out =
-                        emix::score_samples(model->model, view, emix::capi::engine_of(options));
-                    emix::capi::store(view, log_prob, out);
-                  });
+  emix::RowResults results;
+  results.log_prob = log_prob;
+  return evaluate_into("emix_score_samples", model, options, x, rows, cols, dtype, memory, log_prob,
+                       results);
 }
 
 emix_status emix_score(const emix_model* model, const emix_options* options, const void* x,

@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "core/engine.hpp"
+#include "core/evaluation.hpp"
 #include "core/prepared_model.hpp"
 #include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
@@ -23,63 +24,115 @@ const char* version() { return EMIX_VERSION_STRING; }
 
 namespace {
 
-struct Evaluation {
-  std::vector<double> log_prob;
-  std::vector<double> resp;
-  std::vector<std::int32_t> labels;
-};
-
-// log_prob is always computed: check_evaluation() needs it to refuse a NaN answer.
-Evaluation evaluate(const Model& model, const DataView& x, const EngineOptions& options,
-                    bool want_resp, bool want_labels) {
-  validate(options);
-  validate_model_for_data(model, x);
-  check_result_memory(x.rows, want_resp ? model.n_components : 0);
-  const PreparedModel prepared = prepare(model);
-  std::unique_ptr<Engine> engine = make_engine(x, nullptr, options);
-  Evaluation e;
-  const std::size_t n = static_cast<std::size_t>(x.rows);
-  e.log_prob.resize(n);
-  if (want_resp) e.resp.resize(n * static_cast<std::size_t>(model.n_components));
-  if (want_labels) e.labels.resize(n);
-  engine->evaluate(prepared, e.log_prob.data(), want_resp ? e.resp.data() : nullptr,
-                   want_labels ? e.labels.data() : nullptr);
-  check_evaluation(e.log_prob, e.resp, model.n_components, want_resp || want_labels);
-  return e;
+// Before results of the data's size are allocated: a shape that can be read (data without rows
+// have no results) and results that fit in memory.
+void check_results_fit(const DataView& x, int k) {
+  if (x.rows != 0) check_data_shape(x);
+  check_result_memory(x.rows, k);
 }
 
 }  // namespace
 
+void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
+                   const RowResults& results, const BlockLogDensities& each_block,
+                   std::int64_t block_rows) {
+  validate(options);
+  if (x.rows == 0) {
+    // A rank's or a chunk's share of nothing, as accumulate takes it: no results.
+    validate_model_for_width(model, x.cols);
+    return;
+  }
+  validate_model_for_data(model, x);
+  const PreparedModel prepared = prepare(model);
+  const std::size_t k = static_cast<std::size_t>(model.n_components);
+  const bool assigning = results.resp != nullptr || results.labels != nullptr;
+  const std::int64_t rows_per_block = std::min(block_rows, x.rows);
+  const std::size_t block = static_cast<std::size_t>(rows_per_block);
+  // Host buffers for what the caller does not take in host memory: the log-densities
+  // (check_evaluation reads them) and, for results in device memory, all of them.
+  const bool staged = results.on_device;
+  std::vector<double> log_prob_block(results.log_prob && !staged ? 0 : block);
+  std::vector<double> resp_block(results.resp && staged ? block * k : 0);
+  std::vector<std::int32_t> labels_block(results.labels && staged ? block : 0);
+  const std::size_t row_bytes = static_cast<std::size_t>(x.cols) * dtype_size(x.dtype);
+
+  for (std::int64_t first = 0; first < x.rows; first += rows_per_block) {
+    const std::int64_t rows = std::min(rows_per_block, x.rows - first);
+    const std::size_t offset = static_cast<std::size_t>(first);
+    DataView part = x;
+    part.data = static_cast<const char*>(x.data) + offset * row_bytes;
+    part.rows = rows;
+    double* log_prob = log_prob_block.empty() ? results.log_prob + offset : log_prob_block.data();
+    double* resp = !results.resp ? nullptr : staged ? resp_block.data() : results.resp + offset * k;
+    std::int32_t* labels = !results.labels ? nullptr
+                           : staged        ? labels_block.data()
+                                           : results.labels + offset;
+    make_engine(part, nullptr, options)->evaluate(prepared, log_prob, resp, labels);
+    check_evaluation(log_prob, resp, rows, model.n_components, assigning, first);
+    if (staged) {
+      const std::size_t n = static_cast<std::size_t>(rows);
+      if (results.log_prob) {
+        copy_host_to_device(results.log_prob + offset, log_prob, n * sizeof(double));
+      }
+      if (results.resp)
+        copy_host_to_device(results.resp + offset * k, resp, n * k * sizeof(double));
+      if (results.labels) {
+        copy_host_to_device(results.labels + offset, labels, n * sizeof(std::int32_t));
+      }
+    }
+    if (each_block) each_block(first, rows, log_prob);
+  }
+}
+
 std::vector<std::int32_t> predict(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
-  return evaluate(model, x, engine, false, true).labels;
+  check_results_fit(x, 0);
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows));
+  RowResults results;
+  results.labels = labels.data();
+  evaluate_rows(model, x, engine, results);
+  return labels;
 }
 
 std::vector<double> predict_proba(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
-  return evaluate(model, x, engine, true, false).resp;
+  check_results_fit(x, model.n_components);
+  std::vector<double> resp(static_cast<std::size_t>(x.rows) *
+                           static_cast<std::size_t>(std::max(model.n_components, 0)));
+  RowResults results;
+  results.resp = resp.data();
+  evaluate_rows(model, x, engine, results);
+  return resp;
 }
 
 std::vector<double> score_samples(const Model& model, const DataView& x,
                                   const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
-  return evaluate(model, x, engine, false, false).log_prob;
+  check_results_fit(x, 0);
+  std::vector<double> log_prob(static_cast<std::size_t>(x.rows));
+  RowResults results;
+  results.log_prob = log_prob.data();
+  evaluate_rows(model, x, engine, results);
+  return log_prob;
 }
 
 double score(const Model& model, const DataView& x, const EngineOptions& engine,
              const double* sample_weight) {
   const cpu::ScopedNonStopFp non_stop;
-  check_data_shape(x);  // before x.rows weights are read
+  check_data_shape(x);  // before x.rows weights are read; and a mean of no rows is undefined
   validate_sample_weight(sample_weight, x.rows);
-  const std::vector<double> log_prob = score_samples(model, x, engine);
+  // Summed a block at a time, in row order: the per-row log-densities are never held whole.
   double total = 0, weight = 0;
-  for (std::size_t n = 0; n < log_prob.size(); ++n) {
-    const double w = sample_weight ? sample_weight[n] : 1.0;
-    total += w * log_prob[n];
-    weight += w;
-  }
+  evaluate_rows(model, x, engine, RowResults{},
+                [&](std::int64_t first_row, std::int64_t rows, const double* log_prob) {
+                  for (std::int64_t i = 0; i < rows; ++i) {
+                    const double w = sample_weight ? sample_weight[first_row + i] : 1.0;
+                    total += w * log_prob[i];
+                    weight += w;
+                  }
+                });
   return total / weight;
 }
 

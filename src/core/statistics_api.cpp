@@ -441,11 +441,7 @@ Statistics accumulate(const Model& model, const DataView& x, const EngineOptions
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   if (x.rows == 0) {
     // A rank or chunk without rows: zero statistics, which merge as nothing.
-    model.validate();
-    if (x.cols != model.n_features) {
-      throw InvalidArgument("the model has " + std::to_string(model.n_features) +
-                            " features, but the data have " + std::to_string(x.cols) + " columns");
-    }
+    validate_model_for_width(model, x.cols);
     return Statistics(model);
   }
   validate_model_for_data(model, x, /*summing_squares=*/true);

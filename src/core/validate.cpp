@@ -649,12 +649,16 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
   check_fit_memory(x.rows, x.cols, o);
 }
 
-void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares) {
+void validate_model_for_width(const Model& model, std::int64_t cols) {
   model.validate();
-  if (model.n_features != x.cols) {
+  if (model.n_features != cols) {
     throw InvalidArgument("the model has " + std::to_string(model.n_features) +
-                          " features, but the data have " + std::to_string(x.cols) + " columns");
+                          " features, but the data have " + std::to_string(cols) + " columns");
   }
+}
+
+void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares) {
+  validate_model_for_width(model, x.cols);
   if (model.family == Family::kGaussian && x.dtype == DType::kFloat32) {
     // The float32 E-step holds the precisions in float: one beyond FLT_MAX would be inf there.
     const double largest = largest_precision(model);
@@ -668,29 +672,30 @@ void validate_model_for_data(const Model& model, const DataView& x, bool summing
   check_data(x, model.family, model.trials, summing_squares);
 }
 
-void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k,
-                      bool assigning) {
+void check_evaluation(const double* log_prob, const double* resp, std::int64_t rows, int k,
+                      bool assigning, std::int64_t first_row) {
   const std::size_t kk = static_cast<std::size_t>(k);
-  for (std::size_t n = 0; n < log_prob.size(); ++n) {
-    if (assigning && log_prob[n] == -std::numeric_limits<double>::infinity()) {
+  for (std::int64_t n = 0; n < rows; ++n) {
+    const std::size_t i = static_cast<std::size_t>(n);
+    if (assigning && log_prob[i] == -std::numeric_limits<double>::infinity()) {
       // Every log-joint overflowed to -inf: which component is nearest is lost, and the
       // responsibilities (0 / 0) were a row of zeros and the label an arbitrary 0.
-      throw DataError(DataError::Source::kData, static_cast<std::int64_t>(n) + 1, 0,
+      throw DataError(DataError::Source::kData, first_row + n + 1, 0,
                       "cannot be assigned to a component: its density under every component "
                       "rounds to zero (log-density -inf: values too large for the element type, "
                       "in the data or the model)");
     }
-    bool bad = std::isnan(log_prob[n]);
-    if (!bad && !resp.empty() && std::isfinite(log_prob[n])) {
-      for (std::size_t c = 0; c < kk && !bad; ++c) bad = std::isnan(resp[n * kk + c]);
+    bool bad = std::isnan(log_prob[i]);
+    if (!bad && resp != nullptr && std::isfinite(log_prob[i])) {
+      for (std::size_t c = 0; c < kk && !bad; ++c) bad = std::isnan(resp[i * kk + c]);
     }
     if (bad) {
       // A DataError (naming the row, for a caller to name its file): values this large in the
       // data, or against this model, are beyond what the element type can evaluate.
-      throw DataError(DataError::Source::kData, static_cast<std::int64_t>(n) + 1, 0,
+      throw DataError(DataError::Source::kData, first_row + n + 1, 0,
                       "cannot be evaluated: its log-density under the model is " +
-                          number(log_prob[n]) +
-                          (std::isnan(log_prob[n]) ? "" : " but its responsibilities are nan") +
+                          number(log_prob[i]) +
+                          (std::isnan(log_prob[i]) ? "" : " but its responsibilities are nan") +
                           " (values too large for the element type, in the data or the model)");
     }
   }

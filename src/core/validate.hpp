@@ -45,6 +45,8 @@ void validate_fit_options(const FitOptions& options, std::int64_t cols);
 // of range and its value.
 void validate_mstep_options(double reg_covar, double prob_epsilon);
 void validate_fit_data(const DataView& x, const FitOptions& options);
+// The model is valid and has `cols` features (what data without rows can be checked for).
+void validate_model_for_width(const Model& model, std::int64_t cols);
 // The model is valid and matches the data's width; host data hold finite values the family
 // accepts; the model's precisions are finite in the data's element type.
 // summing_squares: also refuse Gaussian values whose squares overflow (accumulate does).
@@ -68,12 +70,13 @@ void check_result_memory(std::int64_t rows, int k);
 // OutOfMemory when sample() of `rows` x `cols` would not fit in this machine's memory.
 void check_sample_memory(std::int64_t rows, int cols);
 
-// After an evaluation: throws DataError (column 0: the whole row) at the first row whose
-// log-density is NaN, or whose responsibilities are NaN although its log-density is finite
-// (resp may be empty), rather than return a NaN answer. A row that every component gives -inf
-// (a density that rounds to zero) has a log-density, -inf, but no responsibilities or label:
-// refused when `assigning` (responsibilities or labels asked for).
-void check_evaluation(const std::vector<double>& log_prob, const std::vector<double>& resp, int k,
-                      bool assigning);
+// After an evaluation of `rows` rows (the data's rows first_row + 1, ... as a person counts):
+// throws DataError (column 0: the whole row) at the first row whose log-density is NaN, or whose
+// responsibilities are NaN although its log-density is finite (resp may be null), rather than
+// return a NaN answer. A row that every component gives -inf (a density that rounds to zero) has
+// a log-density, -inf, but no responsibilities or label: refused when `assigning`
+// (responsibilities or labels asked for).
+void check_evaluation(const double* log_prob, const double* resp, std::int64_t rows, int k,
+                      bool assigning, std::int64_t first_row);
 
 }  // namespace emix

@@ -1,0 +1,44 @@
+// Per-row results of a model on data (what predict, predict_proba, score_samples and score
+// share), computed a block of rows at a time: what the results take beyond the caller's own
+// buffers is one block's log-densities, whatever the number of rows, so that a score of data
+// mapped from a file streams as its fit does.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "emix/data.hpp"
+#include "emix/model.hpp"
+#include "emix/options.hpp"
+
+namespace emix {
+
+// Rows per block: 128 MiB of log-densities, and the set-up of an engine (a GPU one uploads the
+// block) small beside the block's work.
+constexpr std::int64_t kEvaluationBlockRows = std::int64_t{1} << 24;
+
+// Where the results go; a null pointer is a result not wanted. Host memory, or device memory
+// where `on_device` (the C API's results for device data).
+struct RowResults {
+  double* log_prob = nullptr;      // N:     log p(x_n)
+  double* resp = nullptr;          // N x K: p(k | x_n), row-major
+  std::int32_t* labels = nullptr;  // N:     argmax_k p(k | x_n)
+  bool on_device = false;
+};
+
+// Receives each block's log-densities (host memory) in row order: rows [first_row, first_row +
+// rows) of the data.
+using BlockLogDensities =
+    std::function<void(std::int64_t first_row, std::int64_t rows, const double* log_prob)>;
+
+// Checks the model, the options and the data, then evaluates every row of x into `results`, in
+// blocks of block_rows rows, one engine each (the CPU engine's values are bitwise those of one
+// engine over all rows: it evaluates about the model's mean, not the data's), passing each block's
+// log-densities to `each_block` when given. A row that cannot be evaluated (check_evaluation)
+// throws DataError naming it; blocks before it are then written. Data without rows give no results
+// and call nothing.
+void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
+                   const RowResults& results, const BlockLogDensities& each_block = {},
+                   std::int64_t block_rows = kEvaluationBlockRows);
+
+}  // namespace emix
