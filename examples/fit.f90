@@ -7,12 +7,14 @@ program fit_fortran
   ! One point per column: x(:, i) is point i, the row-major n x 2 matrix emix reads.
   real(c_double), target :: x(2, n), means(2, 3)
   real(c_double) :: centres(2, 3), u(2), score
-  type(c_ptr) :: options, model, back, first, second, merged, stepped
-  type(emix_fit_result) :: result
+  type(c_ptr) :: options, model, back, first, second, merged, stepped, stopped
+  type(emix_fit_result) :: result, stopped_result
   integer :: i, c, k, found
   integer(c_int64_t) :: size
   integer(c_int8_t), allocatable, target :: bytes(:)
   real(c_double) :: log_likelihood, weight_sum
+  character(len=64) :: path = "fit_fortran_model.json"  ! blank-padded: emix trims it
+  integer(c_int), target :: stop_at = 2, iterations_seen = 0
 
   centres = reshape([0d0, 0d0, 6d0, 0d0, 0d0, 6d0], [2, 3])
   call random_seed(put=[(7 + i, i = 1, 64)])
@@ -46,8 +48,8 @@ program fit_fortran
     end do
   end do
 
-  call check(emix_model_write(model, "fit_fortran_model.json" // c_null_char))
-  call check(emix_model_read("fit_fortran_model.json" // c_null_char, back))
+  call check(emix_model_write(model, path))
+  call check(emix_model_read(path, back))
   call check(emix_score(back, c_null_ptr, c_loc(x), int(n, c_int64_t), 2_c_int64_t, &
                         EMIX_FLOAT64, EMIX_HOST, c_null_ptr, score))
   print '(a, i0, a, f10.6)', 'centres found: ', found, ' of 3; score read back: ', score
@@ -68,6 +70,18 @@ program fit_fortran
   call check(emix_maximize(model, merged, c_null_ptr, stepped))
   print '(a, f10.6)', 'map / reduce: mean log-likelihood ', log_likelihood / weight_sum
 
+  ! An iteration control stops a fit (a deadline, say): EMIX_CANCELLED and no model. With tol 0
+  ! this fit would run its 100 iterations; the control stops it at iteration 2.
+  call check(emix_options_set_tol(options, 0d0))
+  call check(emix_options_set_iteration_control(options, c_funloc(stop_at_iteration), &
+                                                c_loc(stop_at)))
+  if (emix_fit(options, c_loc(x), int(n, c_int64_t), 2_c_int64_t, EMIX_FLOAT64, EMIX_HOST, &
+               c_null_ptr, stopped, stopped_result) /= EMIX_CANCELLED .or. c_associated(stopped)) then
+    print '(a)', 'the iteration control did not stop the fit: ' // emix_error_message()
+    error stop 1
+  end if
+  print '(a, i0, a)', 'stopped after ', iterations_seen, ' iterations: ' // emix_error_message()
+
   call emix_model_destroy(stepped)
   call emix_statistics_destroy(merged)
   call emix_statistics_destroy(second)
@@ -81,6 +95,16 @@ program fit_fortran
   end if
 
 contains
+
+  ! Nonzero stops the fit: at the iteration user_data points to.
+  integer(c_int) function stop_at_iteration(info, user_data) bind(c)
+    type(emix_iteration_info), intent(in) :: info
+    type(c_ptr), value :: user_data
+    integer(c_int), pointer :: last
+    call c_f_pointer(user_data, last)
+    iterations_seen = iterations_seen + 1
+    stop_at_iteration = merge(1_c_int, 0_c_int, info%iteration == last)
+  end function stop_at_iteration
 
   subroutine check(status)
     integer(c_int), intent(in) :: status

@@ -14,7 +14,8 @@ module emix
 
   integer(c_int), parameter, public :: EMIX_OK = 0, EMIX_INVALID_ARGUMENT = 1, &
     EMIX_IO_ERROR = 2, EMIX_NOT_AVAILABLE = 3, EMIX_OUT_OF_MEMORY = 4, &
-    EMIX_NUMERICAL_ERROR = 5, EMIX_CUDA_ERROR = 6, EMIX_MPI_ERROR = 7, EMIX_INTERNAL_ERROR = 8
+    EMIX_NUMERICAL_ERROR = 5, EMIX_CUDA_ERROR = 6, EMIX_MPI_ERROR = 7, EMIX_INTERNAL_ERROR = 8, &
+    EMIX_CANCELLED = 9
   integer(c_int), parameter, public :: EMIX_GAUSSIAN = 0, EMIX_BERNOULLI = 1, EMIX_BINOMIAL = 2
   integer(c_int), parameter, public :: EMIX_FULL = 0, EMIX_DIAG = 1, EMIX_SPHERICAL = 2, &
     EMIX_TIED = 3
@@ -34,6 +35,21 @@ module emix
     integer(c_int) :: n_warnings
     real(c_double) :: seconds
   end type emix_fit_result
+
+  ! What an iteration callback receives, after every EM iteration's E-step (iteration 0: the
+  ! initial parameters). Write the callback as
+  !   subroutine on_iteration(info, user_data) bind(c)            (emix_options_set_iteration_callback)
+  !   integer(c_int) function keep_going(info, user_data) bind(c) (..._control: nonzero stops the fit)
+  ! with type(emix_iteration_info), intent(in) :: info and type(c_ptr), value :: user_data, and
+  ! pass c_funloc(on_iteration).
+  type, bind(c), public :: emix_iteration_info
+    integer(c_int) :: init_run
+    integer(c_int) :: iteration
+    real(c_double) :: log_likelihood  ! total, sum_n w_n log p(x_n)
+    real(c_double) :: mean_log_likelihood
+    real(c_double) :: change  ! in mean log-likelihood since the previous iteration (NaN at 0)
+    real(c_double) :: seconds
+  end type emix_iteration_info
 
   public :: emix_error_message, emix_version_string, emix_status_text, emix_warning_text, &
     emix_gpu_unavailable_text
@@ -255,6 +271,24 @@ module emix
       integer(c_int) :: status
     end function
 
+    function emix_options_set_iteration_callback(options, callback, user_data) &
+        bind(c, name="emix_options_set_iteration_callback") result(status)
+      import :: c_funptr, c_int, c_ptr
+      type(c_ptr), value :: options
+      type(c_funptr), value :: callback  ! c_funloc(on_iteration) or c_null_funptr
+      type(c_ptr), value :: user_data
+      integer(c_int) :: status
+    end function
+
+    function emix_options_set_iteration_control(options, control, user_data) &
+        bind(c, name="emix_options_set_iteration_control") result(status)
+      import :: c_funptr, c_int, c_ptr
+      type(c_ptr), value :: options
+      type(c_funptr), value :: control  ! nonzero from it stops the fit: EMIX_CANCELLED
+      type(c_ptr), value :: user_data
+      integer(c_int) :: status
+    end function
+
     ! ---- Models
     function emix_model_create(family, covariance, n_components, n_features, trials, weights, &
         means, covariances, probabilities, model) bind(c, name="emix_model_create") result(status)
@@ -270,14 +304,17 @@ module emix
       type(c_ptr), value :: model
     end subroutine
 
-    function emix_model_read(path, model) bind(c, name="emix_model_read") result(status)
+    ! The C functions, for a path already ending in c_null_char; emix_model_read and
+    ! emix_model_write (below) also take a Fortran string.
+    function emix_model_read_c_string(path, model) bind(c, name="emix_model_read") result(status)
       import :: c_char, c_int, c_ptr
-      character(kind=c_char), dimension(*), intent(in) :: path  ! trim(name) // c_null_char
+      character(kind=c_char), dimension(*), intent(in) :: path
       type(c_ptr), intent(out) :: model
       integer(c_int) :: status
     end function
 
-    function emix_model_write(model, path) bind(c, name="emix_model_write") result(status)
+    function emix_model_write_c_string(model, path) bind(c, name="emix_model_write") &
+        result(status)
       import :: c_char, c_int, c_ptr
       type(c_ptr), value :: model
       character(kind=c_char), dimension(*), intent(in) :: path
@@ -526,6 +563,17 @@ module emix
     end function
   end interface
 
+  ! A model file's path as a Fortran string: trailing blanks trimmed (a fixed-length variable's
+  ! padding), c_null_char added (one already there ends the path as before).
+  interface emix_model_read
+    module procedure emix_model_read_text
+    procedure emix_model_read_c_string
+  end interface emix_model_read
+  interface emix_model_write
+    module procedure emix_model_write_text
+    procedure emix_model_write_c_string
+  end interface emix_model_write
+
   public :: emix_gpu_available, emix_options_create, emix_options_destroy, &
     emix_options_set_n_components, emix_options_set_family, emix_options_set_covariance, &
     emix_options_set_trials, emix_options_set_init, emix_options_set_init_model, &
@@ -535,7 +583,8 @@ module emix
     emix_options_set_seed, emix_options_set_device, emix_options_set_n_threads, &
     emix_options_set_block_rows, emix_options_set_chunk_rows, &
     emix_options_set_device_memory_limit, emix_options_set_allow_tf32, &
-    emix_options_set_gpu_device, emix_model_create, emix_model_destroy, emix_model_read, &
+    emix_options_set_gpu_device, emix_options_set_iteration_callback, &
+    emix_options_set_iteration_control, emix_model_create, emix_model_destroy, emix_model_read, &
     emix_model_write, emix_model_shape, emix_model_covariance_size, emix_model_get_weights, &
     emix_model_get_means, emix_model_get_covariances, emix_model_get_probabilities, &
     emix_model_n_parameters, emix_model_warning_count, emix_model_warning, emix_fit, &
@@ -546,6 +595,20 @@ module emix
     emix_maximize
 
 contains
+
+  function emix_model_read_text(path, model) result(status)
+    character(len=*), intent(in) :: path
+    type(c_ptr), intent(out) :: model
+    integer(c_int) :: status
+    status = emix_model_read_c_string(trim(path) // c_null_char, model)
+  end function emix_model_read_text
+
+  function emix_model_write_text(model, path) result(status)
+    type(c_ptr), intent(in) :: model
+    character(len=*), intent(in) :: path
+    integer(c_int) :: status
+    status = emix_model_write_c_string(model, trim(path) // c_null_char)
+  end function emix_model_write_text
 
   ! A C string (owned by emix) as a Fortran string.
   function c_string(p) result(text)

@@ -325,6 +325,61 @@ TEST(CapiErrors, AFailedCallLeavesItsOutputNull) {
   EXPECT_EQ(model, nullptr);
 }
 
+// Stops at the iteration user_data points to, counting the calls in the next int.
+int stop_at_iteration(const emix_iteration_info* info, void* user_data) {
+  int* state = static_cast<int*>(user_data);
+  ++state[1];
+  return info->iteration == state[0] ? 1 : 0;
+}
+
+// The iteration control stops a fit where the callback can only watch it: EMIX_CANCELLED, no
+// model, a message naming where it stopped. Setting a plain callback afterwards removes it.
+TEST(CapiOptions, TheIterationControlStopsTheFit) {
+  const Model truth = random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 5);
+  const Sample data = sample(truth, 500, 6);
+  Handles h;
+  emix_options_set_n_components(h.options, 2);
+  emix_options_set_device(h.options, EMIX_DEVICE_CPU);
+  emix_options_set_tol(h.options, 0);
+  emix_options_set_max_iter(h.options, 50);
+  int state[2] = {3, 0};  // stop at iteration 3
+  ASSERT_EQ(emix_options_set_iteration_control(h.options, stop_at_iteration, state), EMIX_OK);
+  auto* const stale = reinterpret_cast<emix_model*>(std::uintptr_t{0xdeadbeef});
+  emix_model* model = stale;
+  EXPECT_EQ(
+      emix_fit(h.options, data.x.data(), 500, 3, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+      EMIX_CANCELLED);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_EQ(state[1], 4);  // iterations 0 to 3
+  EXPECT_STREQ(emix_last_error(),
+               "emix_fit: the iteration control stopped the fit (init_run 0, iteration 3)");
+  EXPECT_STREQ(emix_status_name(EMIX_CANCELLED), "EMIX_CANCELLED");
+
+  // A control that never stops leaves the fit as it was.
+  state[0] = -1;
+  state[1] = 0;
+  emix_fit_result result{};
+  ASSERT_EQ(
+      emix_fit(h.options, data.x.data(), 500, 3, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, &result),
+      EMIX_OK)
+      << emix_last_error();
+  h.keep(model);
+  EXPECT_EQ(result.n_iter, 50);
+  EXPECT_EQ(state[1], 51);
+
+  std::vector<int> seen;
+  state[0] = 0;
+  state[1] = 0;
+  ASSERT_EQ(emix_options_set_iteration_callback(h.options, count_iterations, &seen), EMIX_OK);
+  emix_options_set_max_iter(h.options, 2);
+  ASSERT_EQ(
+      emix_fit(h.options, data.x.data(), 500, 3, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+      EMIX_OK);
+  h.keep(model);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(state[1], 0);  // the control was removed
+}
+
 // A rank or chunk without rows (an MPI code's empty shard) evaluates to no results, as
 // emix_accumulate takes it: the data and output pointers may then be NULL (malloc(0) may give
 // NULL). A score, a mean over no rows, is refused.

@@ -67,7 +67,8 @@ enum {
   EMIX_NUMERICAL_ERROR = 5,  /* a numerical failure no policy recovered from */
   EMIX_CUDA_ERROR = 6,       /* a CUDA runtime or cuBLAS call failed */
   EMIX_MPI_ERROR = 7,        /* an MPI call failed */
-  EMIX_INTERNAL_ERROR = 8    /* a bug in emix: please report it with the message */
+  EMIX_INTERNAL_ERROR = 8,   /* a bug in emix: please report it with the message */
+  EMIX_CANCELLED = 9         /* the iteration control stopped the fit */
 };
 
 /* Families, covariance types, initialisations, devices, element types, memory spaces. */
@@ -139,6 +140,13 @@ typedef void (*emix_iteration_callback)(const emix_iteration_info* info, void* u
 /* NULL removes the callback. */
 emix_status emix_options_set_iteration_callback(emix_options* options,
                                                 emix_iteration_callback callback, void* user_data);
+/* A callback that can stop the fit (a deadline, a user's interrupt): it returns 0 to go on,
+ * nonzero to stop. The fit then returns EMIX_CANCELLED and no model (an MPI fit: on every
+ * rank, whichever rank's control stopped it). Options hold one callback of either kind: setting
+ * one removes the other; NULL removes it. */
+typedef int (*emix_iteration_control)(const emix_iteration_info* info, void* user_data);
+emix_status emix_options_set_iteration_control(emix_options* options,
+                                               emix_iteration_control control, void* user_data);
 
 /* ---- Models ------------------------------------------------------------------------------- */
 

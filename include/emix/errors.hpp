@@ -106,4 +106,12 @@ class MpiError : public Error {
   using Error::Error;
 };
 
+// A fit its caller stopped: what the C API's iteration control throws when it returns nonzero.
+// FitOptions::on_iteration may throw it, or anything: the fit ends and the exception reaches
+// the caller (in an MPI fit, every rank).
+class Cancelled : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace emix

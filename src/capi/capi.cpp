@@ -117,14 +117,20 @@ DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtyp
 
 FitOptions fit_options(const emix_options& handle) {
   FitOptions options = handle.fit;
-  if (handle.callback) {
+  if (handle.callback || handle.control) {
     const emix_iteration_callback callback = handle.callback;
+    const emix_iteration_control control = handle.control;
     void* const user_data = handle.user_data;
-    options.on_iteration = [callback, user_data](const IterationInfo& info) {
+    options.on_iteration = [callback, control, user_data](const IterationInfo& info) {
       const emix_iteration_info c{info.init_run,       info.iteration,
                                   info.log_likelihood, info.mean_log_likelihood,
                                   info.change,         info.seconds};
-      callback(&c, user_data);
+      if (callback) callback(&c, user_data);
+      if (control && control(&c, user_data) != 0) {
+        throw Cancelled("the iteration control stopped the fit (init_run " +
+                        std::to_string(info.init_run) + ", iteration " +
+                        std::to_string(info.iteration) + ")");
+      }
     };
   }
   return options;
@@ -181,6 +187,8 @@ const char* emix_status_name(emix_status status) {
       return "EMIX_MPI_ERROR";
     case EMIX_INTERNAL_ERROR:
       return "EMIX_INTERNAL_ERROR";
+    case EMIX_CANCELLED:
+      return "EMIX_CANCELLED";
     default:
       return "unknown emix_status";
   }
@@ -271,6 +279,17 @@ emix_status emix_options_set_iteration_callback(emix_options* options,
   return guarded("emix_options_set_iteration_callback", [&] {
     require(options, "options");
     options->callback = callback;
+    options->control = nullptr;
+    options->user_data = user_data;
+  });
+}
+
+emix_status emix_options_set_iteration_control(emix_options* options,
+                                               emix_iteration_control control, void* user_data) {
+  return guarded("emix_options_set_iteration_control", [&] {
+    require(options, "options");
+    options->control = control;
+    options->callback = nullptr;
     options->user_data = user_data;
   });
 }

@@ -15,6 +15,7 @@
 struct emix_options {
   emix::FitOptions fit;
   emix_iteration_callback callback = nullptr;
+  emix_iteration_control control = nullptr;  // at most one of callback and control is set
   void* user_data = nullptr;
 };
 

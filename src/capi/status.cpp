@@ -32,6 +32,9 @@ emix_status classify(const std::exception_ptr& error, std::string* message) {
   } catch (const MpiError& e) {
     *message = e.what();
     return EMIX_MPI_ERROR;
+  } catch (const Cancelled& e) {
+    *message = e.what();
+    return EMIX_CANCELLED;
   } catch (const std::bad_alloc&) {
     *message = "out of host memory";
     return EMIX_OUT_OF_MEMORY;
@@ -71,6 +74,8 @@ void throw_status(emix_status status, const std::string& message) {
       throw CudaError(message);
     case EMIX_MPI_ERROR:
       throw MpiError(message);
+    case EMIX_CANCELLED:
+      throw Cancelled(message);
     default:
       throw Error(message);
   }

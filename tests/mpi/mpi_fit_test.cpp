@@ -362,6 +362,29 @@ int main(int argc, char** argv) {
         EXPECT(result.n_iter == cpp.n_iter, "emix_fit_mpi: %d iterations", result.n_iter);
       }
       emix_model_destroy(model);
+
+      // The iteration control stops the fit on the last rank only: every rank returns
+      // EMIX_CANCELLED, none waits for the rank that stopped.
+      const int stopper = g_size - 1;
+      emix_options_set_iteration_control(
+          options,
+          [](const emix_iteration_info* info, void* user_data) {
+            return g_rank == *static_cast<const int*>(user_data) && info->iteration == 2 ? 1 : 0;
+          },
+          const_cast<int*>(&stopper));
+      model = nullptr;
+      const emix_status stopped =
+          emix_fit_mpi(MPI_COMM_WORLD, options, data.x.data() + mine.first * 2, mine.count, 2,
+                       EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr);
+      const std::string message = emix_last_error();
+      EXPECT(stopped == EMIX_CANCELLED && model == nullptr &&
+                 message.find("the iteration control stopped the fit") != std::string::npos,
+             "a control stopping rank %d's fit: status %d, \"%s\"", stopper, stopped,
+             message.c_str());
+      if (g_rank == 0) {
+        std::printf("%-44s %d ranks: every rank: %s\n", "the iteration control on the last rank",
+                    g_size, message.c_str());
+      }
       emix_options_destroy(options);
     }
     if (emix::gpu_available()) {
