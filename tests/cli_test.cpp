@@ -442,6 +442,12 @@ TEST_F(CliTest, LibraryMessagesNameTheFlagsTyped) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("try a larger --max-iter or --tol"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("max_iter"), std::string::npos) << r.err;
+  // A numerical failure's advice too: rows on a line leave a tied covariance singular.
+  std::ofstream line(path("line.csv"));
+  for (int i = 0; i < 20; ++i) line << i << ',' << 2 * i << '\n';
+  line.close();
+  expect_failure("fit line.csv -k 2 --covariance tied --reg-covar 0 --device cpu -q -o m.json",
+                 {"the tied covariance is singular", "increase --reg-covar"});
 }
 
 // Raw binary has no header, so a regular file's rows come from its size; a pipe has none, and

@@ -28,11 +28,6 @@ std::string format(const char* fmt, double value) {
   return buffer;
 }
 
-namespace {
-
-// The library's warnings name its options ("try a larger max_iter or tol", "increase
-// reg_covar"); the program's user typed flags. A warning quotes no file name, so its words can
-// be replaced where they stand.
 std::string in_flags(std::string text) {
   static const std::pair<const char*, const char*> kWords[] = {
       {"max_iter or tol", "--max-iter or --tol"},
@@ -60,8 +55,6 @@ std::string in_flags(std::string text) {
   }
   return text;
 }
-
-}  // namespace
 
 void print_fit_warning(const std::string& text, bool quiet, const std::string& who) {
   const bool note = text.rfind("initialisation used a random sample", 0) == 0;

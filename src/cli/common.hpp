@@ -73,6 +73,10 @@ std::string flag_of(const std::string& option);
 // The library's message about an option's value, in the words of the command line: "max_iter is
 // -1, must be >= 0" becomes "--max-iter -1: must be >= 0".
 std::string option_error_message(const OptionError& error);
+// The library's warnings and numerical errors name its options ("try a larger max_iter or tol",
+// "increase reg_covar"); the program's user typed flags. Such a message quotes no file name, so
+// its words are replaced where they stand.
+std::string in_flags(std::string text);
 
 // INPUT memory-mapped (io::MappedNpy), or null to read it into memory. memory_map: "on", "off"
 // or "auto", which maps a .npy file whose rows, held in the chosen precision, would take more

@@ -556,6 +556,8 @@ int main(int argc, char** argv) {
   } catch (const emix::OptionError& e) {
     // The library names its option ("max_iter"); a user of the program typed the flag.
     return report_error(emix::cli::option_error_message(e), 2, emix::cli::raised_on_every_rank(e));
+  } catch (const emix::NumericalError& e) {
+    return report_error(emix::cli::in_flags(e.what()), 2, emix::cli::raised_on_every_rank(e));
   } catch (const emix::Error& e) {
     return report_error(e.what(), 2, emix::cli::raised_on_every_rank(e));
   } catch (const std::bad_alloc&) {
