@@ -450,6 +450,48 @@ TEST_F(CliTest, LibraryMessagesNameTheFlagsTyped) {
                  {"the tied covariance is singular", "increase --reg-covar"});
 }
 
+// A .npy or a PNG written to a terminal garbles it: `-` for a binary output is refused there,
+// naming the flag, as gzip refuses; through a pipe it is written as before. script(1) (util-linux,
+// in every Debian) gives the command a terminal.
+TEST_F(CliTest, BinaryOutputToATerminalIsRefused) {
+  if (std::system("command -v script > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "script(1) is not installed: no terminal to run the program on";
+  }
+  generate(100);
+  ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -q -o model.json").code, 0);
+  const auto on_terminal = [&](const std::string& args) {
+    const std::string command = "cd '" + dir_ + "' && script -qec \"'" + EMIX_CLI_PATH + "' " +
+                                args + "\" /dev/null > '" + capture_ + "/terminal.txt' 2>&1";
+    const int status = std::system(command.c_str());
+    CliRun r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_text(capture_ + "/terminal.txt");
+    return r;
+  };
+  for (const auto& [args, refused] : std::vector<std::pair<std::string, std::string>>{
+           {"fit data.npy -k 2 --device cpu -q -o m.json --labels -",
+            "--labels -: standard output is a terminal, and this output is .npy (binary)"},
+           {"predict model.json data.npy -o -",
+            "-o -: standard output is a terminal, and this output is .npy (binary)"},
+           {"select data.npy -k 1..2 --device cpu -q --plot -",
+            "--plot -: standard output is a terminal, and this output is PNG (binary)"},
+           {"generate --n 10 --d 2 -k 2 -o -",
+            "-o -: standard output is a terminal, and this output is .npy (binary)"}}) {
+    SCOPED_TRACE(args);
+    const CliRun r = on_terminal(args);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.out.find("emix: error: " + refused), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("NUMPY"), std::string::npos);
+  }
+  // A model (JSON) is text: it still prints on the terminal.
+  const CliRun text = on_terminal("fit data.npy -k 2 --device cpu -q -o -");
+  EXPECT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("\"format\": \"emix-model\""), std::string::npos) << text.out;
+  // Through a pipe the labels are written.
+  const CliRun piped = emix("predict model.json data.npy -o - 2> /dev/null | head -c 6 | od -c");
+  EXPECT_NE(piped.out.find("N   U   M   P   Y"), std::string::npos) << piped.out;
+}
+
 // Raw binary has no header, so a regular file's rows come from its size; a pipe has none, and
 // `cat x.bin | emix fit - --dtype ...` read 0 rows ("-k 2 is larger than the number of rows
 // (0)"). A pipe is read to its end and gives the file's model; a partial last row is named.

@@ -216,6 +216,15 @@ bool same_file(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs) {
+  if (::isatty(STDOUT_FILENO) == 0) return;
+  for (const BinaryOutput& output : outputs) {
+    if (output.path != "-") continue;
+    throw InvalidArgument(output.option + " -: standard output is a terminal, and this output is " +
+                          output.kind + " (binary); redirect it (> FILE) or give a file name");
+  }
+}
+
 bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs) {
   const auto replace = [](const std::vector<std::pair<std::string, std::string*>>& paths,

@@ -129,6 +129,16 @@ void print_mapping(const std::string& input, io::MappedNpy& mapping);
 // Whether the fit will run on the GPU (--device gpu, or auto with a GPU that answers).
 bool runs_on_gpu(const EngineOptions& engine);
 
+// A binary output (a .npy, a PNG) given as "-" while standard output is a terminal: refused, as
+// gzip refuses, rather than bytes that garble the terminal. Triples are (option, path, what the
+// output is), the first two for the message.
+struct BinaryOutput {
+  std::string option;
+  std::string path;
+  std::string kind;  // ".npy", "PNG"
+};
+void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs);
+
 // "-" as a path stands for standard input (among `inputs`) or standard output (among `outputs`),
 // as in most Unix tools: each such path becomes /dev/stdin or /dev/stdout, which the readers and
 // OutputFile take (a pipe, a terminal, or a file the shell redirected). Each stream may be

@@ -508,6 +508,9 @@ int main(int argc, char** argv) {
       fit_args.trials_given = trials_opt->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
       fit_args.kmeans_iter_given = fit_kmeans_iter->count() > 0;
+      emix::cli::refuse_binary_on_terminal(
+          {{"--labels", fit_args.labels, ".npy"},
+           {"--responsibilities", fit_args.responsibilities, ".npy"}});
       emix::cli::standard_streams_for_dashes({{"INPUT", &fit_args.input},
                                               {"--init-model", &fit_args.init_model},
                                               {"--sample-weight", &fit_args.sample_weight}},
@@ -525,6 +528,7 @@ int main(int argc, char** argv) {
       select_args.memory_map = select_map.memory_map();
       select_args.kmeans_iter_given = select_kmeans_iter->count() > 0;
       // --table names its format by its extension, so it has no "-".
+      emix::cli::refuse_binary_on_terminal({{"--plot", select_args.plot, "PNG"}});
       select_args.stdout_taken = emix::cli::standard_streams_for_dashes(
           {{"INPUT", &select_args.input}, {"--sample-weight", &select_args.sample_weight}},
           {{"-o", &select_args.output}, {"--plot", &select_args.plot}});
@@ -532,6 +536,7 @@ int main(int argc, char** argv) {
     }
     if (*predict) {
       predict_args.memory_map = predict_map.memory_map();
+      emix::cli::refuse_binary_on_terminal({{"-o", predict_args.output, ".npy"}});
       emix::cli::standard_streams_for_dashes(
           {{"MODEL", &predict_args.model}, {"INPUT", &predict_args.input}},
           {{"-o", &predict_args.output}});
@@ -547,6 +552,7 @@ int main(int argc, char** argv) {
       gen_args.seed = emix::cli::parse_seed(generate_seed, "--seed");
       gen_args.covariance_given = gen_covariance->count() > 0;
       gen_args.trials_given = gen_trials->count() > 0;
+      emix::cli::refuse_binary_on_terminal({{"-o", gen_args.output, ".npy"}});
       emix::cli::standard_streams_for_dashes(
           {}, {{"-o", &gen_args.output}, {"--truth", &gen_args.truth}});
       return with_output_checked(emix::cli::run_generate(gen_args));
