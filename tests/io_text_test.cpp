@@ -162,6 +162,50 @@ TEST_F(TextTest, CommentsBlankLinesCrlfAndByteOrderMark) {
   EXPECT_EQ(values_of(io::read_matrix(p)), (std::vector<double>{1, 2, 3, 4}));
 }
 
+// A lone carriage return ends a line (classic Mac OS, some spreadsheet exports): it was read
+// as part of the cell ("'2\x0d3' is not a number"). Row numbers in messages count such lines.
+TEST_F(TextTest, LoneCarriageReturnsEndLines) {
+  EXPECT_EQ(values_of(io::read_matrix(file("cr.csv", "a,b\r1,2\r\r# note\r3,4\r"))),
+            (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_EQ(values_of(io::read_matrix(file("mixed.csv", "1,2\r\r\n3,4\n5,6"))),
+            (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  expect_error<IoError>([&] { io::read_matrix(file("bad.csv", "1,2\r3,x\r")); },
+                        {"row 2, column 2: 'x' is not a number (line 2)"});
+  // A file larger than the 4 MiB read buffer, whose first read ends between a "\r" and its
+  // "\n" (byte 2^22 - 1 is the "\r" of row 838861): one row, not a row and an empty line.
+  std::string crlf, cr;
+  for (int i = 0; i < 900000; ++i) {
+    crlf += "1,2\r\n";
+    cr += "1,2\r";
+  }
+  ASSERT_EQ(crlf[(std::size_t{1} << 22) - 1], '\r');
+  ASSERT_EQ(crlf[std::size_t{1} << 22], '\n');
+  EXPECT_EQ(io::read_matrix(file("big_crlf.csv", crlf)).rows(), 900000);
+  EXPECT_EQ(io::read_matrix(file("big_cr.csv", cr)).rows(), 900000);
+}
+
+// A cell that is no number says what it likely is: a missing value (empty, NA, ?, ...), or, in
+// row 1, the empty column a separator at the end of every line makes.
+TEST_F(TextTest, CellsThatAreNoNumberSayWhatTheyLikelyAre) {
+  const std::string trailing = file("trailing.csv", "1,2,\n3,4,\n");
+  expect_error<IoError>([&] { io::read_matrix(trailing); },
+                        trailing +
+                            ": row 1, column 3 is empty (line 1); the line ends with a separator, "
+                            "which makes an empty last column: remove the trailing separators");
+  const std::string hole = file("hole.csv", "a,b\n1,2\n3,\n");
+  expect_error<IoError>([&] { io::read_matrix(hole); },
+                        hole +
+                            ": row 2, column 2 is empty (line 3); a missing value? emix needs "
+                            "every value: drop or impute the rows that miss one");
+  for (const std::string marker : {"NA", "n/a", "?", "null"}) {
+    const std::string na = file("na.csv", "1,2\n" + marker + ",4\n");
+    expect_error<IoError>([&] { io::read_matrix(na); },
+                          na + ": row 2, column 1: '" + marker +
+                              "' is not a number (line 2); a missing value? emix needs every "
+                              "value: drop or impute the rows that miss one");
+  }
+}
+
 TEST_F(TextTest, NumberSyntax) {
   const std::string p = file("n.txt", "0.5 .5 5. -0 +1e3 1E-3 -2.5e+2 123456789012345678\n");
   EXPECT_EQ(values_of(io::read_matrix(p)),

@@ -26,7 +26,8 @@ namespace {
 // newline at all (/dev/zero) must end in an error, not in all of memory.
 constexpr std::size_t kMaxLineBytes = std::size_t{1} << 28;
 
-// Yields the file's lines (without "\n" or "\r\n") from large buffered reads.
+// Yields the file's lines (without "\n", "\r\n" or a lone "\r", the line end of classic Mac
+// OS and some spreadsheet exports, which pandas and NumPy read too) from large buffered reads.
 class LineReader {
  public:
   // A small file gets a buffer of its own size rather than 4 MiB (a pipe or device reports 0).
@@ -39,7 +40,22 @@ class LineReader {
   bool next(std::string_view* line) {
     while (true) {
       const char* begin = buffer_.data() + begin_;
-      const auto* newline = static_cast<const char*>(std::memchr(begin, '\n', end_ - begin_));
+      const std::size_t available = end_ - begin_;
+      if (newline_at_ == kUnknown || newline_at_ < begin_) {
+        const auto* found = static_cast<const char*>(std::memchr(begin, '\n', available));
+        newline_at_ = found != nullptr ? static_cast<std::size_t>(found - buffer_.data()) : end_;
+      }
+      const char* newline = newline_at_ < end_ ? buffer_.data() + newline_at_ : nullptr;
+      // A carriage return before the newline (or the buffer's end) that no newline follows ends
+      // a line of its own; one last in the buffer may be a "\r\n" the next read completes.
+      const std::size_t before_newline =
+          newline != nullptr ? static_cast<std::size_t>(newline - begin) : available;
+      const auto* lone = static_cast<const char*>(std::memchr(begin, '\r', before_newline));
+      if (lone != nullptr && lone + 1 != newline && (lone + 1 < begin + available || eof_)) {
+        const std::size_t length = static_cast<std::size_t>(lone - begin);
+        begin_ += length + 1;
+        return emit(begin, length, line);
+      }
       if (newline != nullptr) {
         std::size_t length = static_cast<std::size_t>(newline - begin);
         begin_ += length + 1;
@@ -73,6 +89,7 @@ class LineReader {
     // Keep the partial line, moved to the front; grow only for a line longer than the buffer.
     const std::size_t kept = end_ - begin_;
     std::memmove(buffer_.data(), buffer_.data() + begin_, kept);
+    newline_at_ = kUnknown;
     begin_ = 0;
     end_ = kept;
     if (end_ == buffer_.size()) {
@@ -91,6 +108,11 @@ class LineReader {
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  // Where the next "\n" at or after begin_ is (an offset in buffer_), or end_ where none is
+  // before end_: found again only once begin_ passes it or a read moves the data, so that a file
+  // of lone carriage returns, without a "\n", is not searched to its end for every line.
+  static constexpr std::size_t kUnknown = std::numeric_limits<std::size_t>::max();
+  std::size_t newline_at_ = kUnknown;
   bool eof_ = false;
   std::int64_t line_number_ = 0;
 };
@@ -377,8 +399,21 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
                 ? std::string("; column 1 has no name in the header: row names or an index? ") +
                       kLeaveTheIndexOut
                 : std::string();
-        if (cell.empty()) throw_io(path, where() + " is empty" + at_line() + row_names);
-        throw_io(path, where() + ": " + excerpt(cell) + " is not a number" + at_line() + row_names);
+        // What a cell that is no number usually means, when the row names do not explain it.
+        std::string why = row_names;
+        // Row 1 sets the column count: an empty last cell there is a separator ending every line.
+        if (why.empty() && cell.empty() && data_row == 1 && c + 1 == cols && separator != '\0' &&
+            text.find_last_not_of(" \t") == text.rfind(separator)) {
+          why =
+              "; the line ends with a separator, which makes an empty last column: remove the "
+              "trailing separators";
+        } else if (why.empty() && (cell.empty() || is_missing_marker(cell))) {
+          why = std::string(
+              "; a missing value? emix needs every value: drop or impute the rows "
+              "that miss one");
+        }
+        if (cell.empty()) throw_io(path, where() + " is empty" + at_line() + why);
+        throw_io(path, where() + ": " + excerpt(cell) + " is not a number" + at_line() + why);
       }
       // A number written in the file that no double holds is an error even without
       // require_finite: it would silently become inf.
