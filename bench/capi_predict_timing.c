@@ -39,11 +39,11 @@ int main(int argc, char** argv) {
   }
   emix_model* model = NULL;
   emix_options* options = NULL;
-  const emix_status created =
-      gaussian ? emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, k, (int)d, 1, weights, centres,
-                                   variances, NULL, &model)
-               : emix_model_create(EMIX_BERNOULLI, EMIX_FULL, k, (int)d, 1, weights, NULL, NULL,
-                                   centres, &model);
+  const emix_status created = gaussian
+                                  ? emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, k, (int)d, 1,
+                                                      weights, centres, variances, NULL, &model)
+                                  : emix_model_create(EMIX_BERNOULLI, EMIX_FULL, k, (int)d, 1,
+                                                      weights, NULL, NULL, centres, &model);
   if (created != EMIX_OK || emix_options_create(&options) != EMIX_OK) {
     fprintf(stderr, "%s\n", emix_last_error());
     return 1;

@@ -1231,7 +1231,7 @@ class CpuEngine final : public Engine {
   bool keep_negligible_ = false;
   std::size_t slot_memory_bytes_;
   std::optional<RowVector<double>> data_shift_;  // m0 of every Gaussian model's features
-  RowVector<double> zero_shift_;                // every Bernoulli and binomial model's
+  RowVector<double> zero_shift_;                 // every Bernoulli and binomial model's
   int threads_ = 1;
   // A float engine's rows for float_direct_holds (kProbeRows x D), or none: below D = 128 no model
   // runs directly but where no expansion serves (in double), and the data must have
