@@ -190,6 +190,36 @@ TEST(FitValidation, RestartsLargerThanTheMachineAreRefusedBeforeAllocating) {
   emix::check_fit_memory(4, 2, o);
 }
 
+// Wide full or tied models: the D x D covariances take the memory, and the advice says so (it
+// said "use fewer components" at K = 1); a tied model's one matrix was not counted at all.
+TEST(FitValidation, WideCovarianceMatricesLargerThanTheMachineSuggestDiagOrSpherical) {
+  emix::FitOptions o;
+  o.n_components = 1;
+  o.covariance = Covariance::kFull;
+  std::string message = error_of<emix::OutOfMemory>([&] { emix::check_fit_memory(10, 200000, o); });
+  EXPECT_NE(message.find("(the model and its statistics hold 1 components x 200000 x 200000 "
+                         "values several times)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("; use covariance diag or spherical (D values a component, not D x D), "
+                         "or fewer components"),
+            std::string::npos)
+      << message;
+  o.covariance = Covariance::kTied;
+  o.n_components = 4;
+  message = error_of<emix::OutOfMemory>([&] { emix::check_fit_memory(10, 200000, o); });
+  EXPECT_NE(message.find("(the model and its statistics hold a 200000 x 200000 covariance several "
+                         "times)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("; use covariance diag or spherical (D values a component, not a D x D "
+                         "matrix)"),
+            std::string::npos)
+      << message;
+  o.covariance = Covariance::kDiag;
+  emix::check_fit_memory(10, 200000, o);
+}
+
 // Drawn in parallel by blocks of rows, each with its own generator: the same bits whatever the
 // threads, and sample(n)'s first rows are sample(m) for m < n (blocks do not depend on n).
 TEST(Sampling, DrawsDependOnTheSeedAloneAndExtendAShorterSample) {

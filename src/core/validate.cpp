@@ -553,6 +553,7 @@ namespace {
 struct FitMemory {
   double init_bytes = 0;
   double em_bytes = 0;
+  bool matrices_dominate = false;  // the D x D covariances are most of em_bytes
   std::string init_what, em_what;
 };
 
@@ -563,17 +564,24 @@ FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) 
   // k-means++ / random also a second sample x K matrix (distances, weighted responsibilities).
   const double sample = static_cast<double>(std::min(rows, o.init_max_rows));
   const double init_matrices = o.init_model ? 0 : o.init == Init::kRandomFromData ? 1 : 2;
-  const bool full = o.family == Family::kGaussian && o.covariance == Covariance::kFull;
+  const bool gaussian = o.family == Family::kGaussian;
+  const bool full = gaussian && o.covariance == Covariance::kFull;
+  const bool tied = gaussian && o.covariance == Covariance::kTied;
   FitMemory m;
   m.init_bytes = 8 * init_matrices * sample * k;
   // Every restart's run is held until the joint passes end (run_em), each with its own
   // generator, options and report besides its models: 8 KiB (std::mt19937_64 alone is 2.5).
   const double runs = std::max(o.n_init, 1);
-  m.em_bytes = runs * (8 * 4 * k * (1 + d + (full ? d * d : 0)) + 8192);
+  const double matrices = full ? k * d * d : tied ? d * d : 0;  // D x D covariances
+  m.em_bytes = runs * (8 * 4 * (k * (1 + d) + matrices) + 8192);
+  m.matrices_dominate = 8 * 4 * matrices > 0.5 * m.em_bytes / runs;
   m.init_what = "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
                 " sampled rows x " + whole(k) + " components in double precision";
-  m.em_what = "the model and its statistics hold " + whole(k) + " components x " + whole(d) +
-              (full ? " x " + whole(d) : std::string()) + " values several times" +
+  m.em_what = "the model and its statistics hold " +
+              (tied ? "a " + whole(d) + " x " + whole(d) + " covariance"
+                    : whole(k) + " components x " + whole(d) +
+                          (full ? " x " + whole(d) : std::string()) + " values") +
+              " several times" +
               (runs > 1 ? ", for each of " + whole(runs) + " restarts" : std::string());
   return m;
 }
@@ -587,14 +595,28 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o)
   if (needed <= available) return;
   const bool init = m.init_bytes >= m.em_bytes;
   const std::string restarts = o.n_init > 1 ? ", n_init = " + std::to_string(o.n_init) : "";
+  // What to change: the D x D covariances where they take the memory (a tied model's does not
+  // shrink with fewer components), else the components, the initialisation's sample or the
+  // restarts.
+  std::string advice;
+  if (init) {
+    advice =
+        "use fewer components (or, from the library, a smaller init_max_rows: at least "
+        "n_components)";
+  } else if (m.matrices_dominate && o.covariance == Covariance::kTied) {
+    advice = "use covariance diag or spherical (D values a component, not a D x D matrix)";
+  } else if (m.matrices_dominate) {
+    advice =
+        "use covariance diag or spherical (D values a component, not D x D), or fewer "
+        "components";
+  } else {
+    advice = "use fewer components";
+  }
+  if (!init && !restarts.empty()) advice += " or fewer restarts";
   throw OutOfMemory("n_components = " + std::to_string(o.n_components) + (init ? "" : restarts) +
                     " needs at least " + gigabytes(needed) + " of memory (" +
                     (init ? m.init_what : m.em_what) + "), more than the " + gigabytes(available) +
-                    " of this machine; use fewer components" +
-                    (init ? " (or, from the library, a smaller init_max_rows: at least "
-                            "n_components)"
-                     : restarts.empty() ? ""
-                                        : " or fewer restarts"));
+                    " of this machine; " + advice);
 }
 
 void check_select_memory(std::int64_t rows, std::int64_t cols,

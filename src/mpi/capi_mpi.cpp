@@ -8,11 +8,14 @@
 
 extern "C" {
 
-emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void* x,
-                         int64_t local_rows, int64_t cols, int dtype, int memory,
-                         const double* local_sample_weight, emix_model** model,
-                         emix_fit_result* result) {
-  return emix::capi::guarded("emix_fit_mpi", [&] {
+namespace {
+
+// emix_fit_mpi's body; `function` names the entry point the caller called, for its messages.
+emix_status fit_mpi(const char* function, MPI_Comm comm, const emix_options* options, const void* x,
+                    int64_t local_rows, int64_t cols, int dtype, int memory,
+                    const double* local_sample_weight, emix_model** model,
+                    emix_fit_result* result) {
+  return emix::capi::guarded(function, [&] {
     emix::capi::clear_output(model);
     emix::mpi::require_initialized();
     if (comm == MPI_COMM_NULL) throw emix::InvalidArgument("comm is MPI_COMM_NULL");
@@ -31,6 +34,16 @@ emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void*
   });
 }
 
+}  // namespace
+
+emix_status emix_fit_mpi(MPI_Comm comm, const emix_options* options, const void* x,
+                         int64_t local_rows, int64_t cols, int dtype, int memory,
+                         const double* local_sample_weight, emix_model** model,
+                         emix_fit_result* result) {
+  return fit_mpi("emix_fit_mpi", comm, options, x, local_rows, cols, dtype, memory,
+                 local_sample_weight, model, result);
+}
+
 emix_status emix_fit_mpi_f(MPI_Fint comm, const emix_options* options, const void* x,
                            int64_t local_rows, int64_t cols, int dtype, int memory,
                            const double* local_sample_weight, emix_model** model,
@@ -40,8 +53,8 @@ emix_status emix_fit_mpi_f(MPI_Fint comm, const emix_options* options, const voi
   const emix_status ready =
       emix::capi::guarded("emix_fit_mpi_f", [] { emix::mpi::require_initialized(); });
   if (ready != EMIX_OK) return ready;
-  return emix_fit_mpi(MPI_Comm_f2c(comm), options, x, local_rows, cols, dtype, memory,
-                      local_sample_weight, model, result);
+  return fit_mpi("emix_fit_mpi_f", MPI_Comm_f2c(comm), options, x, local_rows, cols, dtype, memory,
+                 local_sample_weight, model, result);
 }
 
 emix_status emix_mpi_shard(int64_t total_rows, int rank, int size, int64_t* first_row,

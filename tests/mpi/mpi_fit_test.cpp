@@ -386,6 +386,15 @@ int main(int argc, char** argv) {
                     g_size, message.c_str());
       }
       emix_options_destroy(options);
+
+      // The Fortran entry point's errors name it, not emix_fit_mpi.
+      model = nullptr;
+      const emix_status refused =
+          emix_fit_mpi_f(MPI_Comm_c2f(MPI_COMM_WORLD), nullptr, data.x.data(), mine.count, 2,
+                         EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr);
+      EXPECT(refused == EMIX_INVALID_ARGUMENT &&
+                 std::string(emix_last_error()).rfind("emix_fit_mpi_f: ", 0) == 0,
+             "emix_fit_mpi_f without options: status %d, \"%s\"", refused, emix_last_error());
     }
     if (emix::gpu_available()) {
       // Each rank on its node's GPU (rank-local choice), against one process on one GPU.
