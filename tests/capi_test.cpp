@@ -416,6 +416,60 @@ TEST(CapiEvaluation, NoRowsWriteNothingAndHaveNoScore) {
   EXPECT_STREQ(emix_last_error(), "emix_predict: the output buffer is NULL");
 }
 
+// Handles carry their kind: a pointer to another kind of handle is an error naming the argument
+// (it used to be read as the wrong type), and destroying it frees nothing; a destroyed handle,
+// used or destroyed again, is named too (a double free before). The last part reads freed
+// memory on purpose, so AddressSanitizer builds skip it.
+TEST(CapiErrors, HandlesOfAnotherKindOrDestroyedAreNamed) {
+  Handles h;
+  const double weight[1] = {1}, centre[2] = {0, 0}, unit[1] = {1};
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
+                              &model),
+            EMIX_OK);
+  h.keep(model);
+  int family = -1, covariance = -1, k = -1, d = -1, trials = -1;
+  EXPECT_EQ(emix_model_shape(reinterpret_cast<const emix_model*>(h.options), &family, &covariance,
+                             &k, &d, &trials),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_model_shape: model is not a live emix_model (destroyed, or another kind of "
+               "handle)");
+  EXPECT_EQ(k, -1);
+  const double x[2] = {0, 1};
+  int32_t label = -1;
+  EXPECT_EQ(emix_predict(model, reinterpret_cast<const emix_options*>(model), x, 1, 2, EMIX_FLOAT64,
+                         EMIX_HOST, &label),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_predict: options is not a live emix_options (destroyed, or another kind of "
+               "handle)");
+  double total = 0;
+  EXPECT_EQ(
+      emix_statistics_totals(reinterpret_cast<const emix_statistics*>(model), &total, nullptr),
+      EMIX_INVALID_ARGUMENT);
+  emix_model_destroy(reinterpret_cast<emix_model*>(h.options));  // frees nothing
+  EXPECT_STREQ(emix_last_error(),
+               "emix_model_destroy: not a live emix_model (destroyed already, or another kind "
+               "of handle); nothing freed");
+  EXPECT_EQ(emix_options_set_n_components(h.options, 2), EMIX_OK);  // still alive
+  ASSERT_EQ(emix_model_shape(model, &family, &covariance, &k, &d, &trials), EMIX_OK);
+  EXPECT_EQ(k, 1);
+#if !defined(__SANITIZE_ADDRESS__)
+  emix_model* doomed = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
+                              &doomed),
+            EMIX_OK);
+  emix_model_destroy(doomed);
+  EXPECT_EQ(emix_model_shape(doomed, &family, &covariance, &k, &d, &trials), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("is not a live emix_model"), std::string::npos);
+  emix_model_destroy(doomed);  // a double free before
+  EXPECT_STREQ(emix_last_error(),
+               "emix_model_destroy: not a live emix_model (destroyed already, or another kind "
+               "of handle); nothing freed");
+#endif
+}
+
 TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
   Handles h;
   emix_model* model = nullptr;

@@ -22,7 +22,11 @@
  * - Handles: a call that creates one (emix_options_create, emix_model_create, emix_model_read,
  *   emix_fit, emix_accumulate, emix_statistics_deserialize, emix_maximize, emix_fit_mpi) sets
  *   its output to NULL first and to the new handle only on success; destroying NULL does
- *   nothing, and destroying a handle twice is undefined, as free() is.
+ *   nothing. Each handle carries its kind: a pointer to another kind of handle, or to one
+ *   already destroyed, is refused by every call (EMIX_INVALID_ARGUMENT, "model is not a live
+ *   emix_model ...") and by the destroy functions (nothing freed, the reason in
+ *   emix_last_error()). That is a diagnosis, not a licence: a destroyed handle's memory may
+ *   have gone to another handle of the same kind, which the check cannot tell apart.
  * - Thread safety: calls on different handles may run at once from any threads; one handle may
  *   be read (emix_fit, emix_predict, accessors) by several threads at once but not changed
  *   (setters, destroy) while used. emix_last_error() is per thread. A call from inside the

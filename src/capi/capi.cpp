@@ -41,7 +41,33 @@ Covariance covariance_of(int value) {
 }
 
 EngineOptions engine_of(const emix_options* options) {
-  return options ? options->fit.engine : EngineOptions{};
+  if (options == nullptr) return EngineOptions{};
+  require(options, "options");
+  return options->fit.engine;
+}
+
+template <typename Handle>
+void require_live(const Handle* p, std::uint64_t tag, const char* name, const char* type) {
+  require(static_cast<const void*>(p), name);
+  if (p->tag != tag) {
+    throw InvalidArgument(std::string(name) + " is not a live " + type +
+                          " (destroyed, or another kind of handle)");
+  }
+}
+
+template <typename Handle>
+bool retire_live(Handle* p, std::uint64_t tag, const char* function, const char* type) {
+  if (p == nullptr) return false;
+  if (p->tag != tag) {
+    record_error(EMIX_INVALID_ARGUMENT, function,
+                 (std::string("not a live ") + type +
+                  " (destroyed already, or another kind of handle); nothing freed")
+                     .c_str());
+    return false;
+  }
+  // Volatile, so that the store before the delete is kept.
+  *static_cast<volatile std::uint64_t*>(&p->tag) = 0;
+  return true;
 }
 
 // Copies one of the model's arrays out; `what` names it for the message when it is empty.
@@ -99,6 +125,26 @@ emix_status record_error(emix_status status, const char* function, const char* m
 
 void require(const void* p, const char* name) {
   if (!p) throw InvalidArgument(std::string(name) + " is NULL");
+}
+
+void require(const emix_options* p, const char* name) {
+  require_live(p, kOptionsTag, name, "emix_options");
+}
+void require(const emix_model* p, const char* name) {
+  require_live(p, kModelTag, name, "emix_model");
+}
+void require(const emix_statistics* p, const char* name) {
+  require_live(p, kStatisticsTag, name, "emix_statistics");
+}
+
+bool retire(emix_options* handle, const char* function) {
+  return retire_live(handle, kOptionsTag, function, "emix_options");
+}
+bool retire(emix_model* handle, const char* function) {
+  return retire_live(handle, kModelTag, function, "emix_model");
+}
+bool retire(emix_statistics* handle, const char* function) {
+  return retire_live(handle, kStatisticsTag, function, "emix_statistics");
 }
 
 DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory) {
@@ -220,7 +266,9 @@ emix_status emix_options_create(emix_options** options) {
   });
 }
 
-void emix_options_destroy(emix_options* options) { delete options; }
+void emix_options_destroy(emix_options* options) {
+  if (emix::capi::retire(options, "emix_options_destroy")) delete options;
+}
 
 // One setter: checks the handle, then applies `set` to the options.
 #define EMIX_OPTION_SETTER(NAME, TYPE, BODY)                               \
@@ -267,6 +315,7 @@ emix_status emix_options_set_init_model(emix_options* options, const emix_model*
   return guarded("emix_options_set_init_model", [&] {
     require(options, "options");
     if (model) {
+      require(model, "model");
       options->fit.init_model = model->model;
     } else {
       options->fit.init_model.reset();
@@ -332,7 +381,9 @@ emix_status emix_model_create(int family, int covariance, int n_components, int 
   });
 }
 
-void emix_model_destroy(emix_model* model) { delete model; }
+void emix_model_destroy(emix_model* model) {
+  if (emix::capi::retire(model, "emix_model_destroy")) delete model;
+}
 
 emix_status emix_model_read(const char* path, emix_model** model) {
   return guarded("emix_model_read", [&] {

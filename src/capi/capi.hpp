@@ -2,6 +2,7 @@
 // argument conversions.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
@@ -11,8 +12,20 @@
 #include "cpu/fp_environment.hpp"
 #include "emix/emix.h"
 #include "emix/fit.hpp"
+#include "emix/statistics.hpp"
+
+// Every handle begins with a tag naming its type, which require() checks and destroying clears:
+// a pointer to another handle type, or to a handle already destroyed (whose memory the allocator
+// has reused, as glibc's does at once), is an error naming the argument rather than a crash, and
+// a second destroy frees nothing.
+namespace emix::capi {
+constexpr std::uint64_t kOptionsTag = 0x736e6f6974706f45;     // "Eoptions", little-endian
+constexpr std::uint64_t kModelTag = 0x6c65646f6d78696d;       // "mixmodel"
+constexpr std::uint64_t kStatisticsTag = 0x7374617473786d65;  // "emxstats"
+}  // namespace emix::capi
 
 struct emix_options {
+  std::uint64_t tag = emix::capi::kOptionsTag;
   emix::FitOptions fit;
   emix_iteration_callback callback = nullptr;
   emix_iteration_control control = nullptr;  // at most one of callback and control is set
@@ -20,16 +33,33 @@ struct emix_options {
 };
 
 struct emix_model {
+  std::uint64_t tag = emix::capi::kModelTag;
   emix::Model model;
   std::optional<emix::FitReport> report;  // when the model came from a fit, or a file's record
   std::vector<std::string> warnings;      // the fit's, or emix_maximize's
   std::string estimator_section;          // a file's "estimator" section, written back as read
 };
 
+struct emix_statistics {
+  std::uint64_t tag = emix::capi::kStatisticsTag;
+  emix::Statistics statistics;
+};
+
 namespace emix::capi {
 
 // Throws InvalidArgument "NAME is NULL" when p is null (guarded prefixes the function's name).
 void require(const void* p, const char* name);
+// The same, and for a handle, "NAME is not a live emix_model (destroyed, or another kind of
+// handle)" when its tag is not its type's.
+void require(const emix_options* p, const char* name);
+void require(const emix_model* p, const char* name);
+void require(const emix_statistics* p, const char* name);
+// For a destroy function: whether `handle` is a live handle of its type (NULL is not, silently);
+// when it is, its tag is cleared, so that a second destroy of it frees nothing. Otherwise the
+// reason is recorded for emix_last_error().
+bool retire(emix_options* handle, const char* function);
+bool retire(emix_model* handle, const char* function);
+bool retire(emix_statistics* handle, const char* function);
 DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory);
 // The options a fit runs with: a copy of handle's, with its C callback wired in.
 FitOptions fit_options(const emix_options& handle);

@@ -7,10 +7,6 @@
 #include "emix/errors.hpp"
 #include "emix/statistics.hpp"
 
-struct emix_statistics {
-  emix::Statistics statistics;
-};
-
 using emix::capi::guarded;
 using emix::capi::require;
 
@@ -29,7 +25,9 @@ emix_status emix_accumulate(const emix_model* model, const emix_options* options
   });
 }
 
-void emix_statistics_destroy(emix_statistics* statistics) { delete statistics; }
+void emix_statistics_destroy(emix_statistics* statistics) {
+  if (emix::capi::retire(statistics, "emix_statistics_destroy")) delete statistics;
+}
 
 emix_status emix_statistics_merge(emix_statistics* into, const emix_statistics* other) {
   return guarded("emix_statistics_merge", [&] {
