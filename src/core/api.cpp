@@ -46,7 +46,7 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
   const PreparedModel prepared = prepare(model);
   const std::size_t k = static_cast<std::size_t>(model.n_components);
   const bool assigning = results.resp != nullptr || results.labels != nullptr;
-  const std::int64_t rows_per_block = std::min(block_rows, x.rows);
+  const std::int64_t rows_per_block = std::clamp<std::int64_t>(block_rows, 1, x.rows);
   const std::size_t block = static_cast<std::size_t>(rows_per_block);
   // Host buffers for what the caller does not take in host memory: the log-densities
   // (check_evaluation reads them) and, for results in device memory, all of them.
