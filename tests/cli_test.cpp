@@ -454,8 +454,9 @@ TEST_F(CliTest, LibraryMessagesNameTheFlagsTyped) {
 // naming the flag, as gzip refuses; through a pipe it is written as before. script(1) (util-linux,
 // in every Debian) gives the command a terminal.
 TEST_F(CliTest, BinaryOutputToATerminalIsRefused) {
-  if (std::system("command -v script > /dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "script(1) is not installed: no terminal to run the program on";
+  if (std::system("script -qec true /dev/null > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "script(1) cannot give a terminal here (not installed, or no pseudo-terminal "
+                    "devices): no terminal to run the program on";
   }
   generate(100);
   ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -q -o model.json").code, 0);
