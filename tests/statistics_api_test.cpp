@@ -289,6 +289,46 @@ TEST(StatisticsApi, BadInputsAreInvalidArguments) {
   EXPECT_NE(message_of([] { emix::merge_in_order({}); }).find("no statistics"), std::string::npos);
 }
 
+// Bytes changed after they were written into values an accumulation could give (a sum moved a
+// little) pass every value check: the checksum written with them (format version 3) refuses
+// them. Version 2, without a checksum (a pickled estimator's checkpoint may hold it), is still
+// read.
+TEST(StatisticsApi, BytesChangedAfterWritingAreRefusedByTheChecksum) {
+  const Problem p = make_problem(kKinds[0], 74);  // K = 3, D = 5
+  const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+  const std::vector<std::uint8_t> good = s.serialize();
+  const std::size_t values = 48 + 15 * sizeof(double);
+  ASSERT_EQ(good.size(), values + s.values().size() * sizeof(double) + 8);
+  std::vector<std::uint8_t> moved = good;
+  const double sum = s.values()[3 + 3] * (1 + 1e-9);  // S of component 0, feature 0
+  std::memcpy(moved.data() + values + (3 + 3) * sizeof(double), &sum, sizeof sum);
+  const std::string message =
+      message_of([&] { emix::Statistics::deserialize(moved.data(), moved.size()); });
+  EXPECT_EQ(message,
+            "statistics bytes: the checksum does not match: the bytes changed after they were "
+            "written (storage or transfer)");
+  // One flipped bit of the checksum itself, too.
+  std::vector<std::uint8_t> flipped = good;
+  flipped.back() ^= 0x01;
+  EXPECT_NE(message_of([&] {
+              emix::Statistics::deserialize(flipped.data(), flipped.size());
+            }).find("checksum"),
+            std::string::npos);
+
+  // Version 2: the same bytes without the checksum.
+  std::vector<std::uint8_t> old(good.begin(), good.end() - 8);
+  const std::uint32_t two = 2;
+  std::memcpy(old.data() + 8, &two, sizeof two);
+  const emix::Statistics back = emix::Statistics::deserialize(old.data(), old.size());
+  EXPECT_EQ(
+      0, std::memcmp(back.values().data(), s.values().data(), s.values().size() * sizeof(double)));
+  EXPECT_EQ(back.serialize(), good);  // written back as version 3
+  const std::uint32_t four = 4;
+  std::memcpy(old.data() + 8, &four, sizeof four);
+  EXPECT_EQ(message_of([&] { emix::Statistics::deserialize(old.data(), old.size()); }),
+            "statistics bytes: format version 4, this emix reads versions 2 to 3");
+}
+
 // Bytes whose header is right but whose values no accumulation gives (one flipped bit) are
 // refused, and so are statistics without weight: the M-step would make NaN or negative weights of
 // them. Offsets: the 48-byte header, then K x D centres, then [log-likelihood, weight sum,

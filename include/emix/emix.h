@@ -259,7 +259,8 @@ emix_status emix_statistics_totals(const emix_statistics* statistics, double* lo
 /* sum_n w_n H_n, the entropy H_n = -sum_k p(k | x_n) log p(k | x_n) of the rows'
  * responsibilities (the ICL adds twice it to the BIC). */
 emix_status emix_statistics_entropy(const emix_statistics* statistics, double* entropy);
-/* A self-describing byte string: with buffer NULL, *size receives the bytes needed; otherwise
+/* A self-describing byte string, with a checksum that emix_statistics_deserialize verifies: with
+ * buffer NULL, *size receives the bytes needed; otherwise
  * `capacity` bytes are available at buffer and *size receives the bytes written. When capacity
  * is too small the call fails with EMIX_INVALID_ARGUMENT and *size still receives the bytes
  * needed. */

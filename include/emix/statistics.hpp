@@ -70,9 +70,11 @@ class Statistics {
   // centres stay zero and InvalidArgument is thrown for others).
   Statistics recentred(const std::vector<double>& centres) const;
 
-  // A self-describing little-endian byte string (format, shape, centres, values) and back.
-  // deserialize throws InvalidArgument naming the first thing wrong with malformed bytes,
-  // including values no accumulation gives (NaN or infinite sums, negative weights).
+  // A self-describing little-endian byte string (format, shape, centres, values, a checksum)
+  // and back. deserialize throws InvalidArgument naming the first thing wrong with malformed
+  // bytes, including values no accumulation gives (NaN or infinite sums, negative weights) and
+  // bytes changed since they were written (the checksum); it also reads the previous format,
+  // which has no checksum.
   std::vector<std::uint8_t> serialize() const;
   static Statistics deserialize(const void* bytes, std::size_t size);
 

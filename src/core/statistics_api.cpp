@@ -36,10 +36,30 @@ std::string shape_of(Family family, Covariance covariance, int k, int d, int tri
   return s;
 }
 
-// The serialised form: a header of fixed-size fields, then the centres and the values.
+// The serialised form: a header of fixed-size fields, then the centres and the values, then
+// (from version 3) a checksum of everything before it.
 constexpr char kMagic[8] = {'E', 'M', 'I', 'X', 'S', 'T', 'A', 'T'};
-// Version 2 added the entropy at [2].
-constexpr std::uint32_t kFormatVersion = 2;
+// Version 2 added the entropy at [2]; version 3 the checksum. Version 2 is still read (a pickled
+// estimator's checkpoint may hold it), without a checksum to verify.
+constexpr std::uint32_t kFormatVersion = 3;
+constexpr std::uint32_t kOldestFormatVersion = 2;
+
+// FNV-1a over 64-bit words (the tail byte by byte): each step is a bijection of the running
+// value for a given word and of the word for a given value, so bytes that differ from what was
+// written in one word always give another sum. A guard against bytes changed in storage or
+// transit that the value checks cannot tell (a flipped bit in a sum), not a cryptographic hash.
+std::uint64_t checksum(const std::uint8_t* bytes, std::size_t size) {
+  constexpr std::uint64_t kPrime = 0x100000001b3;
+  std::uint64_t sum = 0xcbf29ce484222325;
+  std::size_t i = 0;
+  for (; i + sizeof(std::uint64_t) <= size; i += sizeof(std::uint64_t)) {
+    std::uint64_t word;
+    std::memcpy(&word, bytes + i, sizeof word);
+    sum = (sum ^ word) * kPrime;
+  }
+  for (; i < size; ++i) sum = (sum ^ bytes[i]) * kPrime;
+  return sum;
+}
 struct Header {
   char magic[8];
   std::uint32_t version;
@@ -354,11 +374,14 @@ std::vector<std::uint8_t> Statistics::serialize() const {
   h.trials = trials_;
   h.n_centres = centres_.size();
   h.n_values = values_.size();
-  std::vector<std::uint8_t> out(sizeof h + (centres_.size() + values_.size()) * sizeof(double));
+  const std::size_t body = (centres_.size() + values_.size()) * sizeof(double);
+  std::vector<std::uint8_t> out(sizeof h + body + sizeof(std::uint64_t));
   std::memcpy(out.data(), &h, sizeof h);
   std::memcpy(out.data() + sizeof h, centres_.data(), centres_.size() * sizeof(double));
   std::memcpy(out.data() + sizeof h + centres_.size() * sizeof(double), values_.data(),
               values_.size() * sizeof(double));
+  const std::uint64_t sum = checksum(out.data(), sizeof h + body);
+  std::memcpy(out.data() + sizeof h + body, &sum, sizeof sum);
   return out;
 }
 
@@ -374,10 +397,11 @@ Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
   Header h;
   std::memcpy(&h, bytes, sizeof h);
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) fail("not emix statistics (bad magic)");
-  if (h.version != kFormatVersion) {
-    fail("format version " + std::to_string(h.version) + ", this emix reads version " +
-         std::to_string(kFormatVersion));
+  if (h.version < kOldestFormatVersion || h.version > kFormatVersion) {
+    fail("format version " + std::to_string(h.version) + ", this emix reads versions " +
+         std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion));
   }
+  const std::size_t trailer = h.version >= 3 ? sizeof(std::uint64_t) : 0;
   if (h.family > static_cast<std::uint32_t>(Family::kBinomial) ||
       h.covariance > static_cast<std::uint32_t>(Covariance::kTied)) {
     fail("unknown family " + std::to_string(h.family) + " or covariance " +
@@ -408,8 +432,8 @@ Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
          std::to_string(kd) + " and " + std::to_string(expected_values));
   }
   const std::uint64_t body = (kd + expected_values) * sizeof(double);
-  if (size - sizeof h != body) {
-    fail(std::to_string(size) + " bytes, expected " + std::to_string(sizeof h + body));
+  if (size - sizeof h != body + trailer) {
+    fail(std::to_string(size) + " bytes, expected " + std::to_string(sizeof h + body + trailer));
   }
   const auto* p = static_cast<const std::uint8_t*>(bytes) + sizeof h;
   s.centres_.resize(kd);
@@ -418,6 +442,16 @@ Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
   std::memcpy(s.values_.data(), p + kd * sizeof(double), expected_values * sizeof(double));
   const std::string impossible = first_impossible_value(s);
   if (!impossible.empty()) fail(impossible);
+  // After the value checks, which name what they find; the checksum catches the rest.
+  if (trailer > 0) {
+    std::uint64_t written;
+    std::memcpy(&written, p + body, sizeof written);
+    if (written != checksum(static_cast<const std::uint8_t*>(bytes), sizeof h + body)) {
+      fail(
+          "the checksum does not match: the bytes changed after they were written (storage or "
+          "transfer)");
+    }
+  }
   return s;
 }
 

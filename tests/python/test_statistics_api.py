@@ -141,8 +141,15 @@ def test_maximize_refuses_a_corrupted_scatter():
     q = float(np.asarray(emix.accumulate(gm, x).second_moments)[0, 0, 0])
     at = bytes(data).find(np.float64(q).tobytes())
     data[at:at + 8] = np.float64(-q).tobytes()
+    # The bytes' checksum refuses them as they are read ...
+    with pytest.raises(emix.InvalidArgument, match="the checksum does not match"):
+        emix.Statistics.from_bytes(bytes(data))
+    # ... and the M-step refuses such statistics where no checksum stands guard: format 2 (the
+    # version field at bytes 8-11), which has none.
+    old = data[:-8]
+    old[8:12] = (2).to_bytes(4, "little")
     with pytest.raises(emix.InvalidArgument, match="scatter of component 0, feature 0 is negative"):
-        emix.maximize(gm, emix.Statistics.from_bytes(bytes(data)))
+        emix.maximize(gm, emix.Statistics.from_bytes(bytes(old)))
 
 
 def test_merge_order_is_the_stated_tree():
