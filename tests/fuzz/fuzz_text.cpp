@@ -15,7 +15,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.format = emix::io::FileFormat::kText;
   const std::int64_t rows = emix::fuzz::check_matrix_reader(path, options);
   emix::fuzz::expect_only_emix_errors([&] {
-    const auto lines = static_cast<std::int64_t>(std::count(data, data + size, '\n')) + 1;
+    // Lines end at "\n", "\r\n" or a lone "\r".
+    std::int64_t lines = 1;
+    for (std::size_t i = 0; i < size; ++i) {
+      if (data[i] == '\n' || (data[i] == '\r' && (i + 1 == size || data[i + 1] != '\n'))) {
+        ++lines;
+      }
+    }
     std::int64_t previous = 0;
     for (std::int64_t row = 1; row <= std::min<std::int64_t>(rows, 3); ++row) {
       const std::int64_t line = emix::io::text_line_of_row(path, row);

@@ -48,6 +48,7 @@ put("npy", "i8_fortran.npy", npy_bytes(np.asfortranarray(np.arange(12, dtype=">i
 put("text", "header.csv", "x,y,z\n1,2,3\n4.5,-6e2,7\n8,9,10\n")
 put("text", "spaces.txt", "# comment\n1 2\n\n3\t4\n  5 6  \n")
 put("text", "semicolon_crlf.csv", "a;b\r\n1;2\r\n3;4\r\n")
+put("text", "lone_cr.csv", "a,b\r1,2\r\r# note\r3,4\r\n5,6,\r")
 put("text", "bom.csv", "\ufeffx,y\n1,2\n")
 put("text", "special.csv", "1,nan,inf\n-inf,+5,1e-400\n1e308,.5,5.\n")
 put("text", "missing.csv", "NA,1,2\n3,,4\n")
