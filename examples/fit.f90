@@ -80,7 +80,8 @@ program fit_fortran
     print '(a)', 'the iteration control did not stop the fit: ' // emix_error_message()
     error stop 1
   end if
-  print '(a, i0, a)', 'stopped after ', iterations_seen, ' iterations: ' // emix_error_message()
+  print '(a, i0, a)', 'stopped after ', iterations_seen, ' calls of the control: ' // &
+    emix_error_message()
 
   call emix_model_destroy(stepped)
   call emix_statistics_destroy(merged)

@@ -1239,6 +1239,9 @@ void copy_to_device(void* device_destination, const void* host_source, std::size
     throw InvalidArgument("the output buffer is not CUDA device memory, but the data are");
   }
   EMIX_CUDA_TRY(cudaMemcpy(device_destination, host_source, bytes, cudaMemcpyHostToDevice));
+  // From pageable memory cudaMemcpy may return once the bytes are staged, before they reach the
+  // device: the caller's results must be there when the call returns, whichever stream reads them.
+  EMIX_CUDA_TRY(cudaStreamSynchronize(0));
 }
 
 EngineInfo engine_info(const Engine& engine) {

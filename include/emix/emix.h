@@ -214,9 +214,10 @@ emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, i
  * The per-row results (predict, predict_proba, score_samples) are written straight into the
  * caller's buffer, in the data's memory (EMIX_DEVICE: device memory), a block of rows at a time:
  * beyond it they take one block's log-densities (128 MiB), and so does a score, bic or aic of
- * any number of rows. After a failure the buffer's contents are unspecified. Data without rows
- * (an empty rank's share) give no results, and x and the buffer may then be NULL; a score, bic
- * or aic of no rows, a mean over nothing, is refused. */
+ * any number of rows (results in device memory pass through host buffers of about that size). After
+ * a failure the buffer's contents are unspecified. Data without rows (an empty rank's share) give
+ * no results, and x and the buffer may then be NULL; a score, bic or aic of no rows, a mean over
+ * nothing, is refused. */
 
 /* Most probable component of each row: labels[rows]. */
 emix_status emix_predict(const emix_model* model, const emix_options* options, const void* x,

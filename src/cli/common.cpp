@@ -219,9 +219,10 @@ bool same_file(const std::string& a, const std::string& b) {
 void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs) {
   if (::isatty(STDOUT_FILENO) == 0) return;
   for (const BinaryOutput& output : outputs) {
-    if (output.path != "-") continue;
-    throw InvalidArgument(output.option + " -: standard output is a terminal, and this output is " +
-                          output.kind + " (binary); redirect it (> FILE) or give a file name");
+    if (output.path != "-" && output.path != "/dev/stdout") continue;
+    throw InvalidArgument(output.option + " " + output.path +
+                          ": standard output is a terminal, and this output is " + output.kind +
+                          " (binary); redirect it (> FILE) or give a file name");
   }
 }
 

@@ -201,6 +201,10 @@ int run_fit(const FitArgs& a) {
   io::OutputFile* model_out = nullptr;
   on_every_rank([&] {
     if (!root) return;
+    if (distributed) {  // a "-" is /dev/stdout by now, which rank 0 writes
+      refuse_binary_on_terminal(
+          {{"--labels", a.labels, ".npy"}, {"--responsibilities", a.responsibilities, ".npy"}});
+    }
     outputs.add_input(a.input, "INPUT");
     outputs.add_input(a.init_model, "--init-model", "-o");  // refining a model in place
     outputs.add_input(a.sample_weight, "--sample-weight");

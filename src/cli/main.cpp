@@ -508,9 +508,12 @@ int main(int argc, char** argv) {
       fit_args.trials_given = trials_opt->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
       fit_args.kmeans_iter_given = fit_kmeans_iter->count() > 0;
-      emix::cli::refuse_binary_on_terminal(
-          {{"--labels", fit_args.labels, ".npy"},
-           {"--responsibilities", fit_args.responsibilities, ".npy"}});
+      // Under mpirun only rank 0 writes, and its refusal must reach every rank: run_fit checks.
+      if (!emix::cli::mpi_active()) {
+        emix::cli::refuse_binary_on_terminal(
+            {{"--labels", fit_args.labels, ".npy"},
+             {"--responsibilities", fit_args.responsibilities, ".npy"}});
+      }
       emix::cli::standard_streams_for_dashes({{"INPUT", &fit_args.input},
                                               {"--init-model", &fit_args.init_model},
                                               {"--sample-weight", &fit_args.sample_weight}},

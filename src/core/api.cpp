@@ -46,11 +46,15 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
   const PreparedModel prepared = prepare(model);
   const std::size_t k = static_cast<std::size_t>(model.n_components);
   const bool assigning = results.resp != nullptr || results.labels != nullptr;
-  const std::int64_t rows_per_block = std::clamp<std::int64_t>(block_rows, 1, x.rows);
-  const std::size_t block = static_cast<std::size_t>(rows_per_block);
   // Host buffers for what the caller does not take in host memory: the log-densities
-  // (check_evaluation reads them) and, for results in device memory, all of them.
+  // (check_evaluation reads them) and, for results in device memory, all of them, their
+  // responsibilities in blocks K times shorter (2^24 x K doubles was 1.3 GB at K = 10).
   const bool staged = results.on_device;
+  const std::int64_t staged_rows = staged && results.resp
+                                       ? std::max<std::int64_t>(1, block_rows / model.n_components)
+                                       : block_rows;
+  const std::int64_t rows_per_block = std::clamp<std::int64_t>(staged_rows, 1, x.rows);
+  const std::size_t block = static_cast<std::size_t>(rows_per_block);
   std::vector<double> log_prob_block(results.log_prob && !staged ? 0 : block);
   std::vector<double> resp_block(results.resp && staged ? block * k : 0);
   std::vector<std::int32_t> labels_block(results.labels && staged ? block : 0);

@@ -32,11 +32,15 @@ using BlockLogDensities =
     std::function<void(std::int64_t first_row, std::int64_t rows, const double* log_prob)>;
 
 // Checks the model, the options and the data, then evaluates every row of x into `results`, in
-// blocks of block_rows rows, one engine each (the CPU engine's values are bitwise those of one
-// engine over all rows: it evaluates about the model's mean, not the data's), passing each block's
-// log-densities to `each_block` when given. A row that cannot be evaluated (check_evaluation)
-// throws DataError naming it; blocks before it are then written. Data without rows give no results
-// and call nothing.
+// blocks of block_rows rows, one engine each. The CPU engine's float64 values are bitwise those
+// of one engine over all rows (it evaluates about the model's mean, not the data's); a float32
+// engine decides from a block's rows whether float holds a model (its overflow guard, and the
+// probe rows of a wide full model), so a float32 value may differ within float's rounding where
+// blocks decide apart. Results in device memory pass through host buffers of one block (of
+// responsibilities too: their blocks are then block_rows / K rows). Each block's log-densities
+// go to `each_block` when given. A row that cannot be evaluated (check_evaluation) throws
+// DataError naming it; blocks before it are then written. Data without rows give no results and
+// call nothing.
 void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
                    const RowResults& results, const BlockLogDensities& each_block = {},
                    std::int64_t block_rows = kEvaluationBlockRows);

@@ -664,7 +664,7 @@ class CpuEngine final : public Engine {
     RowVector<double> shift_in_t = shift.template cast<T>().template cast<double>();
     if (!shift_in_t.allFinite()) shift_in_t.setZero();  // means near the largest double
     std::optional<Plan<T>> plan;
-    if (!rows_need_double(model)) plan = plan_in<T>(model, shift_in_t);
+    if (!evaluation_needs_double(shift_in_t)) plan = plan_in<T>(model, shift_in_t);
     if constexpr (std::is_same_v<T, float>) {
       if (!plan) {
         evaluate_with(model, *plan_in<double>(model, shift), *promoted_kernels_, log_prob, resp,
@@ -686,8 +686,9 @@ class CpuEngine final : public Engine {
  private:
   // The point a pass's features are taken about: the data's shift m0 for a Gaussian model, found
   // on the first such pass; zero for a Bernoulli or binomial one, whose plans read no shift.
-  // evaluate() expands about the model's mean instead, so that a predict or score never sorts
-  // the sampled columns (data_shift: 70 % of a 500 x 784 Bernoulli predict's time).
+  // evaluate() expands about the model's mean instead (evaluation_needs_double), so that a
+  // predict or score never sorts the sampled columns (data_shift: 70 % of a 500 x 784 Bernoulli
+  // predict's time).
   const RowVector<double>& features_shift(const PreparedModel& model) {
     if (model.family != Family::kGaussian) {
       if (zero_shift_.size() != d_) zero_shift_ = RowVector<double>::Zero(d_);
@@ -712,6 +713,18 @@ class CpuEngine final : public Engine {
         known = float_sums_could_overflow(data_, n_, d_, features_shift(model), weight_);
       }
       return *known;
+    }
+  }
+
+  // evaluate()'s counterpart of rows_need_double: the same guard about the point evaluate()
+  // expands about (the model's mean, `shift`), from one scan of the rows, without the data's
+  // shift and its sort.
+  bool evaluation_needs_double(const RowVector<double>& shift) const {
+    if constexpr (!std::is_same_v<T, float>) {
+      (void)shift;
+      return false;
+    } else {
+      return weights_outside_float_ || float_sums_could_overflow(data_, n_, d_, shift, weight_);
     }
   }
 
