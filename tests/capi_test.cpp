@@ -325,6 +325,17 @@ TEST(CapiErrors, AFailedCallLeavesItsOutputNull) {
   EXPECT_EQ(model, nullptr);
 }
 
+// One spherical unit Gaussian at the origin of 2-D, for the tests of the calls around a model.
+emix_model* unit_model() {
+  const double weight[1] = {1}, centre[2] = {0, 0}, unit[1] = {1};
+  emix_model* model = nullptr;
+  EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
+                              &model),
+            EMIX_OK)
+      << emix_last_error();
+  return model;
+}
+
 // Stops at the iteration user_data points to, counting the calls in the next int.
 int stop_at_iteration(const emix_iteration_info* info, void* user_data) {
   int* state = static_cast<int*>(user_data);
@@ -385,12 +396,8 @@ TEST(CapiOptions, TheIterationControlStopsTheFit) {
 // NULL). A score, a mean over no rows, is refused.
 TEST(CapiEvaluation, NoRowsWriteNothingAndHaveNoScore) {
   Handles h;
-  const double weight[1] = {1}, centre[2] = {0, 0}, unit[1] = {1};
-  emix_model* model = nullptr;
-  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
-                              &model),
-            EMIX_OK);
-  h.keep(model);
+  emix_model* model = h.keep(unit_model());
+  ASSERT_NE(model, nullptr);
   EXPECT_EQ(emix_predict(model, h.options, nullptr, 0, 2, EMIX_FLOAT64, EMIX_HOST, nullptr),
             EMIX_OK)
       << emix_last_error();
@@ -422,12 +429,8 @@ TEST(CapiEvaluation, NoRowsWriteNothingAndHaveNoScore) {
 // memory on purpose, so AddressSanitizer builds skip it.
 TEST(CapiErrors, HandlesOfAnotherKindOrDestroyedAreNamed) {
   Handles h;
-  const double weight[1] = {1}, centre[2] = {0, 0}, unit[1] = {1};
-  emix_model* model = nullptr;
-  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
-                              &model),
-            EMIX_OK);
-  h.keep(model);
+  emix_model* model = h.keep(unit_model());
+  ASSERT_NE(model, nullptr);
   int family = -1, covariance = -1, k = -1, d = -1, trials = -1;
   EXPECT_EQ(emix_model_shape(reinterpret_cast<const emix_model*>(h.options), &family, &covariance,
                              &k, &d, &trials),
@@ -456,10 +459,8 @@ TEST(CapiErrors, HandlesOfAnotherKindOrDestroyedAreNamed) {
   ASSERT_EQ(emix_model_shape(model, &family, &covariance, &k, &d, &trials), EMIX_OK);
   EXPECT_EQ(k, 1);
 #if !defined(__SANITIZE_ADDRESS__)
-  emix_model* doomed = nullptr;
-  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_SPHERICAL, 1, 2, 1, weight, centre, unit, nullptr,
-                              &doomed),
-            EMIX_OK);
+  emix_model* doomed = unit_model();
+  ASSERT_NE(doomed, nullptr);
   emix_model_destroy(doomed);
   EXPECT_EQ(emix_model_shape(doomed, &family, &covariance, &k, &d, &trials), EMIX_INVALID_ARGUMENT);
   EXPECT_NE(std::string(emix_last_error()).find("is not a live emix_model"), std::string::npos);
