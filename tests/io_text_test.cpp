@@ -184,14 +184,25 @@ TEST_F(TextTest, LoneCarriageReturnsEndLines) {
   EXPECT_EQ(io::read_matrix(file("big_cr.csv", cr)).rows(), 900000);
 }
 
-// A cell that is no number says what it likely is: a missing value (empty, NA, ?, ...), or, in
-// row 1, the empty column a separator at the end of every line makes.
+// A cell that is no number says what it likely is: a missing value (empty, NA, ?, ...), or the
+// empty column a separator at the end of every line makes.
 TEST_F(TextTest, CellsThatAreNoNumberSayWhatTheyLikelyAre) {
   const std::string trailing = file("trailing.csv", "1,2,\n3,4,\n");
   expect_error<IoError>([&] { io::read_matrix(trailing); },
                         trailing +
                             ": row 1, column 3 is empty (line 1); the line ends with a separator, "
                             "which makes an empty last column: remove the trailing separators");
+  // A chunk after row 1, as an out-of-core fit reads it, is told the same.
+  io::ReadOptions chunk;
+  chunk.first_row = 1;
+  expect_error<IoError>([&] { io::read_matrix(trailing, chunk); },
+                        trailing +
+                            ": row 2, column 3 is empty (line 2); the line ends with a "
+                            "separator");
+  // Where row 1 has a last value, an empty last cell later is a missing value.
+  const std::string last_hole = file("last_hole.csv", "1,2,3\n4,5,\n");
+  expect_error<IoError>([&] { io::read_matrix(last_hole, chunk); },
+                        last_hole + ": row 2, column 3 is empty (line 2); a missing value?");
   const std::string hole = file("hole.csv", "a,b\n1,2\n3,\n");
   expect_error<IoError>([&] { io::read_matrix(hole); },
                         hole +

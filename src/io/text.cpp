@@ -345,6 +345,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   std::int64_t header_cols = -1;
   std::int64_t header_line = 0;
   bool unnamed_first_column = false;  // the header's first cell is empty
+  // Row 1, which sets the column count, ends with a separator: an empty last column in every row.
+  bool rows_end_with_separator = false;
   bool seen_first = false;
   char separator = 0;
   std::int64_t data_row = 0;  // data rows seen so far; the current one's 1-based number
@@ -364,8 +366,12 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
     const auto n_cells = static_cast<std::int64_t>(cells.size());
     // Built only for messages: most rows never need it.
     auto at_line = [&] { return " (line " + std::to_string(line_number) + ")"; };
+    const auto ends_with_separator = [&] {
+      return separator != '\0' && text.find_last_not_of(" \t") == text.rfind(separator);
+    };
     if (cols < 0) {
       cols = n_cells;
+      rows_end_with_separator = ends_with_separator();
       if (cols > kMaxTextColumns) {
         throw_io(path, "row 1 has " + std::to_string(cols) + " columns; emix reads at most " +
                            std::to_string(kMaxTextColumns) + at_line());
@@ -401,9 +407,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
                 : std::string();
         // What a cell that is no number usually means, when the row names do not explain it.
         std::string why = row_names;
-        // Row 1 sets the column count: an empty last cell there is a separator ending every line.
-        if (why.empty() && cell.empty() && data_row == 1 && c + 1 == cols && separator != '\0' &&
-            text.find_last_not_of(" \t") == text.rfind(separator)) {
+        if (why.empty() && cell.empty() && c + 1 == cols && rows_end_with_separator &&
+            ends_with_separator()) {
           why =
               "; the line ends with a separator, which makes an empty last column: remove the "
               "trailing separators";
