@@ -135,7 +135,14 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"-o m.npy: writes a JSON model file; name it .json"});
   // A value the option's type cannot hold is named with the kind of value wanted.
   expect_failure("generate --n 1e6 --d 2 -k 2 -o g.npy",
-                 {"--n 1e6: not a whole number in digits (INT)", "emix generate --help"});
+                 {"--n: the value \"1e6\" is not a whole number in decimal digits (INT)"});
+  // Whole numbers are decimal: CLI11 alone read 010 as octal 8 and 0x10 as 16.
+  expect_failure("generate --n 0x10 --d 2 -k 2 -o g.npy",
+                 {"--n: the value \"0x10\" is not a whole number in decimal digits (INT)"});
+  ASSERT_EQ(emix("fit data.npy -k 010 --max-iter 08 --tol 0 -o padded.json").code, 0);
+  const std::string padded = read_text(path("padded.json"));
+  EXPECT_NE(padded.find("\"n_components\": 10"), std::string::npos) << padded;
+  EXPECT_NE(padded.find("\"n_iter\": 8"), std::string::npos) << padded;
   expect_failure("fit data.npy -k 99999999999 -o m.json",
                  {"--n-components 99999999999: not a whole number in digits (INT) within the "
                   "option's range"});

@@ -264,6 +264,31 @@ void refuse_empty_values(CLI::App& app) {
   }
 }
 
+// CLI11 reads a whole number with a leading 0 as octal and takes 0x, 0o and 0b prefixes, so
+// `-k 010` (a zero-padded value from `seq -w`) fitted 8 components and `-k 08` was refused:
+// every whole-number option takes decimal digits only, leading zeros dropped.
+void read_whole_numbers_as_decimal(CLI::App& app) {
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    for (CLI::Option* option : command->get_options()) {
+      const std::string type = option->get_type_name();
+      if (type != "INT" && type != "UINT") continue;
+      option->transform(CLI::Validator(
+          [type](std::string& value) {
+            const std::size_t digits = !value.empty() && (value[0] == '-' || value[0] == '+');
+            if (value.size() == digits) return std::string();  // empty: refuse_empty_values
+            if (value.find_first_not_of("0123456789", digits) != std::string::npos) {
+              return "the value \"" + value + "\" is not a whole number in decimal digits (" +
+                     type + ")";
+            }
+            const std::size_t first_nonzero = value.find_first_not_of('0', digits);
+            value.erase(digits, std::min(first_nonzero, value.size() - 1) - digits);
+            return std::string();
+          },
+          "", "decimal"));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -461,6 +486,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   refuse_empty_values(app);
+  read_whole_numbers_as_decimal(app);
 
   // A mistyped command: CLI11 would say only "A subcommand is required".
   if (argc > 1 && argv[1][0] != '-') {
