@@ -350,6 +350,14 @@ TEST_F(CliTest, OutputOverwritingAnInput) {
   expect_failure("predict model.json data.npy -o ./model.json", {"model.json", "input"});
   expect_failure("fit data.npy -k 2 -o data.npy", {"data.npy", "input"});
   expect_failure("fit data.npy -k 2 -o out.npy --labels out.npy", {"out.npy", "same file"});
+  // Outputs not yet written, spelled differently or named through a dangling link.
+  expect_failure("fit data.npy -k 2 -o m.json --labels a.npy --responsibilities ./a.npy",
+                 {"./a.npy", "--labels a.npy goes to the same file"});
+  fs::create_symlink("target.npy", path("link.npy"));
+  expect_failure("fit data.npy -k 2 -o m.json --labels link.npy --responsibilities target.npy",
+                 {"target.npy", "--labels link.npy goes to the same file"});
+  EXPECT_FALSE(fs::exists(path("a.npy")));
+  EXPECT_FALSE(fs::exists(path("target.npy")));
   EXPECT_EQ(read_text(path("model.json")), model);
   // A model refined in place: the init model is read whole before the fit, and the new one is
   // renamed over it at the end. Only -o may replace it.

@@ -199,9 +199,20 @@ bool is_character_device(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0 && S_ISCHR(info.st_mode);
 }
 
+// The file a path not yet written will create: absolute (weakly_canonical leaves a relative
+// path relative, so "a.npy" and "./a.npy" differed) and through a dangling link to its target.
+fs::path path_written(const std::string& path, std::error_code& error) {
+  fs::path resolved = fs::absolute(path, error);
+  for (int link = 0; link < 40 && !error && fs::is_symlink(fs::symlink_status(resolved)); ++link) {
+    const fs::path target = fs::read_symlink(resolved, error);
+    resolved = target.is_absolute() ? target : resolved.parent_path() / target;
+  }
+  return error ? fs::path() : fs::weakly_canonical(resolved, error);
+}
+
 // Whether two paths name one file: the same device and inode where both exist (the kernel
 // follows /dev/stdin's links to a pipe, which no path names, and sees hard links), else the same
-// canonical path (an output not yet written); never where a path cannot be resolved.
+// file written (an output not yet written); never where a path cannot be resolved.
 bool same_file(const std::string& a, const std::string& b) {
   struct stat sa, sb;
   const bool a_exists = ::stat(a.c_str(), &sa) == 0;
@@ -209,8 +220,8 @@ bool same_file(const std::string& a, const std::string& b) {
   if (a_exists && b_exists) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   if (a_exists != b_exists) return false;
   std::error_code ea, eb;
-  const fs::path ca = fs::weakly_canonical(a, ea);
-  const fs::path cb = fs::weakly_canonical(b, eb);
+  const fs::path ca = path_written(a, ea);
+  const fs::path cb = path_written(b, eb);
   return !ea && !eb && ca == cb;
 }
 
