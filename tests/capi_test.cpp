@@ -451,6 +451,24 @@ TEST(CapiErrors, HandlesOfAnotherKindOrDestroyedAreNamed) {
   EXPECT_EQ(
       emix_statistics_totals(reinterpret_cast<const emix_statistics*>(model), &total, nullptr),
       EMIX_INVALID_ARGUMENT);
+  // The statistics calls, whose options may be NULL, check a handle given.
+  const auto* not_options = reinterpret_cast<const emix_options*>(model);
+  emix_statistics* statistics = nullptr;
+  EXPECT_EQ(
+      emix_accumulate(model, not_options, x, 1, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+      EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_accumulate: options is not a live emix_options (destroyed, or another kind "
+               "of handle)");
+  ASSERT_EQ(emix_accumulate(model, nullptr, x, 1, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+            EMIX_OK);
+  emix_model* next = nullptr;
+  EXPECT_EQ(emix_maximize(model, statistics, not_options, &next), EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_maximize: options is not a live emix_options (destroyed, or another kind "
+               "of handle)");
+  EXPECT_EQ(next, nullptr);
+  emix_statistics_destroy(statistics);
   emix_model_destroy(reinterpret_cast<emix_model*>(h.options));  // frees nothing
   EXPECT_STREQ(emix_last_error(),
                "emix_model_destroy: not a live emix_model (destroyed already, or another kind "

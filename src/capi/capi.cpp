@@ -21,6 +21,30 @@ namespace {
 
 thread_local std::string g_last_error;
 
+// The C API converts its int constants to the C++ enums by value: these pin the two together,
+// so that reordering an enumerator cannot change the C ABI silently.
+template <typename Enum>
+constexpr bool same_value(Enum value, int c_value) {
+  return static_cast<int>(value) == c_value;
+}
+static_assert(same_value(Family::kGaussian, EMIX_GAUSSIAN) &&
+              same_value(Family::kBernoulli, EMIX_BERNOULLI) &&
+              same_value(Family::kBinomial, EMIX_BINOMIAL));
+static_assert(same_value(Covariance::kFull, EMIX_FULL) &&
+              same_value(Covariance::kDiag, EMIX_DIAG) &&
+              same_value(Covariance::kSpherical, EMIX_SPHERICAL) &&
+              same_value(Covariance::kTied, EMIX_TIED));
+static_assert(same_value(Init::kKMeansPlusPlus, EMIX_INIT_KMEANSPP) &&
+              same_value(Init::kRandom, EMIX_INIT_RANDOM) &&
+              same_value(Init::kRandomFromData, EMIX_INIT_RANDOM_FROM_DATA));
+static_assert(same_value(Device::kAuto, EMIX_DEVICE_AUTO) &&
+              same_value(Device::kCpu, EMIX_DEVICE_CPU) &&
+              same_value(Device::kGpu, EMIX_DEVICE_GPU));
+static_assert(same_value(DType::kFloat32, EMIX_FLOAT32) &&
+              same_value(DType::kFloat64, EMIX_FLOAT64));
+static_assert(same_value(MemorySpace::kHost, EMIX_HOST) &&
+              same_value(MemorySpace::kDevice, EMIX_DEVICE));
+
 template <typename Enum>
 Enum enum_value(int value, int count, const char* what, const char* names) {
   if (value < 0 || value >= count) {

@@ -17,6 +17,7 @@ emix_status emix_accumulate(const emix_model* model, const emix_options* options
     emix::capi::clear_output(statistics);
     require(model, "model");
     require(statistics, "statistics");
+    if (options != nullptr) require(options, "options");  // NULL: the defaults
     const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
     const emix::EngineOptions engine = options ? options->fit.engine : emix::EngineOptions{};
     auto handle = std::make_unique<emix_statistics>();
@@ -94,6 +95,7 @@ emix_status emix_maximize(const emix_model* model, const emix_statistics* statis
     require(next, "next");
     emix::MStepOptions m;
     if (options != nullptr) {
+      require(options, "options");
       m.reg_covar = options->fit.reg_covar;
       m.prob_epsilon = options->fit.prob_epsilon;
       m.fixed_weights = options->fit.fixed_weights;
