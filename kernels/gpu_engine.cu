@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include "core/engine.hpp"
@@ -1178,18 +1179,41 @@ void GpuEngine<T>::gather_rows(const std::int64_t* idx, std::int64_t count, doub
 
 }  // namespace
 
+namespace {
+
+// Why cudaGetDeviceCount found no device, where the answer is not plain: the runtime reports a
+// missing driver and a driver older than itself alike (cudaErrorInsufficientDriver), and on a GPU
+// node with an old driver "no device" would send the user the wrong way.
+std::string why_no_device(cudaError_t status) {
+  if (status == cudaSuccess || status == cudaErrorNoDevice) return "";
+  if (status == cudaErrorInsufficientDriver) {
+    void* driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (driver == nullptr) return " (no NVIDIA driver: libcuda.so.1 is not installed)";
+    dlclose(driver);
+    return " (the NVIDIA driver is older than the CUDA runtime emix was built with, " +
+           std::to_string(CUDART_VERSION / 1000) + "." +
+           std::to_string(CUDART_VERSION % 1000 / 10) +
+           ": update the driver; cudaErrorInsufficientDriver)";
+  }
+  return std::string(" (cudaGetDeviceCount: ") + cudaGetErrorName(status) + ": " +
+         cudaGetErrorString(status) + ")";
+}
+
+}  // namespace
+
 const std::string& unavailable_reason() {
   static const std::string reason = []() -> std::string {
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0) {
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess || count <= 0) {
       (void)cudaGetLastError();
-      return "no CUDA device answers on this machine";
+      return "no CUDA device answers on this machine" + why_no_device(status);
     }
-    const cudaError_t status = cudaFree(nullptr);  // creates the context: the runtime initialises
-    if (status != cudaSuccess) {
+    const cudaError_t init = cudaFree(nullptr);  // creates the context: the runtime initialises
+    if (init != cudaSuccess) {
       (void)cudaGetLastError();
       return std::string("no CUDA device answers on this machine (the CUDA runtime found ") +
-             std::to_string(count) + " but did not initialise: " + cudaGetErrorName(status) + ")";
+             std::to_string(count) + " but did not initialise: " + cudaGetErrorName(init) + ")";
     }
     // Only where a device answers: a CPU-only machine never loads cuBLAS.
     return cublas_unavailable_reason();
