@@ -37,15 +37,19 @@ install(FILES ${PROJECT_BINARY_DIR}/include/emix/config.h
 # so the program that uses it compiles it (emixConfig.cmake names it: emix_FORTRAN_SOURCES).
 install(FILES fortran/emix.f90 DESTINATION ${EMIX_FORTRAN_DIR})
 
+# The files made for the install go to a folder find_package and pkg-config do not search: at
+# the build folder's top, a CMAKE_PREFIX_PATH naming the build folder found an emixConfig.cmake
+# whose targets and paths exist only once installed.
+set(EMIX_INSTALL_FILES ${PROJECT_BINARY_DIR}/install-files)
 install(EXPORT emixTargets NAMESPACE emix:: DESTINATION ${EMIX_CMAKE_DIR})
 configure_package_config_file(cmake/emixConfig.cmake.in
-  ${PROJECT_BINARY_DIR}/emixConfig.cmake
+  ${EMIX_INSTALL_FILES}/emixConfig.cmake
   INSTALL_DESTINATION ${EMIX_CMAKE_DIR}
   PATH_VARS EMIX_FORTRAN_DIR)
 # 0.x: minor versions may break the API, so 0.1 accepts 0.1.* only.
-write_basic_package_version_file(${PROJECT_BINARY_DIR}/emixConfigVersion.cmake
+write_basic_package_version_file(${EMIX_INSTALL_FILES}/emixConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
-install(FILES ${PROJECT_BINARY_DIR}/emixConfig.cmake ${PROJECT_BINARY_DIR}/emixConfigVersion.cmake
+install(FILES ${EMIX_INSTALL_FILES}/emixConfig.cmake ${EMIX_INSTALL_FILES}/emixConfigVersion.cmake
         DESTINATION ${EMIX_CMAKE_DIR})
 
 # pkg-config: ${pcfiledir} keeps the file relocatable. Libs.private lists what a static link
@@ -60,8 +64,8 @@ if(EMIX_HAS_CUDA)
   string(APPEND EMIX_PC_LIBS_PRIVATE
          " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -lrt -lpthread -ldl")
 endif()
-configure_file(cmake/emix.pc.in ${PROJECT_BINARY_DIR}/emix.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/emix.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+configure_file(cmake/emix.pc.in ${EMIX_INSTALL_FILES}/emix.pc @ONLY)
+install(FILES ${EMIX_INSTALL_FILES}/emix.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 # emix-mpi.pc: libemix_mpi and the MPI emix was built with (its include folders and libraries).
 if(EMIX_HAS_MPI)
   set(EMIX_PC_MPI_CFLAGS "")
@@ -72,6 +76,6 @@ if(EMIX_HAS_MPI)
   foreach(lib ${MPI_C_LIBRARIES})
     string(APPEND EMIX_PC_MPI_LIBS " ${lib}")
   endforeach()
-  configure_file(cmake/emix-mpi.pc.in ${PROJECT_BINARY_DIR}/emix-mpi.pc @ONLY)
-  install(FILES ${PROJECT_BINARY_DIR}/emix-mpi.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+  configure_file(cmake/emix-mpi.pc.in ${EMIX_INSTALL_FILES}/emix-mpi.pc @ONLY)
+  install(FILES ${EMIX_INSTALL_FILES}/emix-mpi.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endif()

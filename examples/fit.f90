@@ -1,7 +1,29 @@
 ! Fits a three-component Gaussian mixture through emix's Fortran binding (emix.f90).
+
+! A callback given to C lives in a module: an internal procedure (after "contains" in the
+! program) that uses the program's variables is called through a trampoline on the stack, which
+! makes the whole program's stack executable, and hardened systems refuse that.
+module fit_callbacks
+  use, intrinsic :: iso_c_binding
+  use emix
+  implicit none
+  integer(c_int) :: iterations_seen = 0
+contains
+  ! Nonzero stops the fit: at the iteration user_data points to.
+  integer(c_int) function stop_at_iteration(info, user_data) bind(c)
+    type(emix_iteration_info), intent(in) :: info
+    type(c_ptr), value :: user_data
+    integer(c_int), pointer :: last
+    call c_f_pointer(user_data, last)
+    iterations_seen = iterations_seen + 1
+    stop_at_iteration = merge(1_c_int, 0_c_int, info%iteration == last)
+  end function stop_at_iteration
+end module fit_callbacks
+
 program fit_fortran
   use, intrinsic :: iso_c_binding
   use emix
+  use fit_callbacks
   implicit none
   integer, parameter :: n = 3000
   ! One point per column: x(:, i) is point i, the row-major n x 2 matrix emix reads.
@@ -14,7 +36,7 @@ program fit_fortran
   integer(c_int8_t), allocatable, target :: bytes(:)
   real(c_double) :: log_likelihood, weight_sum
   character(len=64) :: path = "fit_fortran_model.json"  ! blank-padded: emix trims it
-  integer(c_int), target :: stop_at = 2, iterations_seen = 0
+  integer(c_int), target :: stop_at = 2
 
   centres = reshape([0d0, 0d0, 6d0, 0d0, 0d0, 6d0], [2, 3])
   call random_seed(put=[(7 + i, i = 1, 64)])
@@ -96,16 +118,6 @@ program fit_fortran
   end if
 
 contains
-
-  ! Nonzero stops the fit: at the iteration user_data points to.
-  integer(c_int) function stop_at_iteration(info, user_data) bind(c)
-    type(emix_iteration_info), intent(in) :: info
-    type(c_ptr), value :: user_data
-    integer(c_int), pointer :: last
-    call c_f_pointer(user_data, last)
-    iterations_seen = iterations_seen + 1
-    stop_at_iteration = merge(1_c_int, 0_c_int, info%iteration == last)
-  end function stop_at_iteration
 
   subroutine check(status)
     integer(c_int), intent(in) :: status

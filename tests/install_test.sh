@@ -73,6 +73,23 @@ for library in "$prefix"/lib/libemix.so "$prefix"/lib/libemix_mpi.so; do
   fi
 done
 
+# The build folder is no package: find_package and pkg-config searching it found files whose
+# targets and paths exist only once installed.
+for f in emixConfig.cmake emixConfigVersion.cmake emix.pc; do
+  [ ! -e "$build/$f" ] || { echo "FAIL: the build folder holds $f at its top" >&2; exit 1; }
+done
+# emixConfig.cmake runs under its caller's policies: a project without CMP0057 (IN_LIST), as
+# cmake_minimum_required(VERSION 3.2) or older leaves it, still finds the package.
+mkdir -p "$work/old_policies"
+cat >"$work/old_policies/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(old_policies LANGUAGES C CXX)
+cmake_policy(SET CMP0057 OLD)
+find_package(emix 0.1 REQUIRED)
+CMAKE
+cmake -S "$work/old_policies" -B "$work/old_policies/build" -DCMAKE_PREFIX_PATH="$prefix" \
+      >"$work/old_policies.log" 2>&1 || { cat "$work/old_policies.log" >&2; exit 1; }
+
 cmake -S "$source/examples" -B "$work/examples" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" 2>&1 ||
   { cat "$work/configure.log" >&2; exit 1; }
@@ -83,6 +100,11 @@ for example in fit_cpp fit_cpp_static fit_c fit_fortran; do
   if [ ! -x "$work/examples/$example" ]; then
     [ "$example" = fit_fortran ] && { echo "skip $example: no Fortran compiler"; continue; }
     echo "FAIL: $example was not built" >&2
+    exit 1
+  fi
+  # An executable stack (a Fortran callback built as a trampoline) is refused by hardened systems.
+  if readelf -lW "$work/examples/$example" | grep GNU_STACK | grep -q RWE; then
+    echo "FAIL: $example has an executable stack" >&2
     exit 1
   fi
   echo "== $example"
