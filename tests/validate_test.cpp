@@ -220,6 +220,27 @@ TEST(FitValidation, WideCovarianceMatricesLargerThanTheMachineSuggestDiagOrSpher
   emix::check_fit_memory(10, 200000, o);
 }
 
+// Old: 4 copies of the D x D covariances were counted where a fit holds about 9.5 (peak RSS,
+// bench/results/fit-memory-wide-covariances-2026-12-05.md), so a full fit with D x D x 8 bytes
+// near a quarter of the machine started and was killed by the kernel. A model whose
+// covariances take a seventh of the machine is now refused.
+TEST(FitValidation, AFullModelIsCountedWithTheCopiesAFitHolds) {
+  emix::FitOptions o;
+  o.n_components = 1;
+  o.covariance = Covariance::kFull;
+  const std::string refused =
+      error_of<emix::OutOfMemory>([&] { emix::check_fit_memory(10, 1000000, o); });
+  const std::size_t at = refused.find("more than the ");
+  ASSERT_NE(at, std::string::npos) << refused;
+  const double machine_bytes = std::stod(refused.substr(at + 14)) * 1e9;  // "... 23.4 GB of"
+  const auto d = static_cast<std::int64_t>(std::sqrt(machine_bytes / 8 / 7));
+  EXPECT_THROW(emix::check_fit_memory(10, d, o), emix::OutOfMemory) << "D = " << d;
+  o.covariance = Covariance::kTied;
+  EXPECT_THROW(emix::check_fit_memory(10, d, o), emix::OutOfMemory) << "D = " << d;
+  // A third of that D (a ninth of the matrix) fits.
+  emix::check_fit_memory(10, d / 3, o);
+}
+
 // Drawn in parallel by blocks of rows, each with its own generator: the same bits whatever the
 // threads, and sample(n)'s first rows are sample(m) for m < n (blocks do not depend on n).
 TEST(Sampling, DrawsDependOnTheSeedAloneAndExtendAShorterSample) {

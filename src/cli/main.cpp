@@ -596,7 +596,13 @@ int main(int argc, char** argv) {
   } catch (const emix::Error& e) {
     return report_error(e.what(), 2, emix::cli::raised_on_every_rank(e));
   } catch (const std::bad_alloc&) {
-    return report_error("out of memory", 1);
+    // Not a bug (exit 1): a run larger than the memory the estimate before it foresaw, or than
+    // a limit (ulimit -v, a container's) the estimate cannot see.
+    return report_error(
+        "out of memory: this machine (or a limit on this process) could not give the memory the "
+        "run needs; use fewer components or restarts, or covariance diag or spherical for wide "
+        "data",
+        2);
   } catch (const std::exception& e) {
     return report_error(e.what(), 1, emix::cli::raised_on_every_rank(e));
   } catch (...) {
