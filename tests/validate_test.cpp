@@ -160,6 +160,32 @@ TEST(OptionValidation, CovarianceTypesApplyToGaussianMixturesOnly) {
             "the default, full)");
 }
 
+// Old: a fixed weight of 0 re-seeded its component every iteration (a warning each, advice about
+// duplicates and reg_covar, no convergence): no row can join such a component.
+TEST(OptionValidation, AFixedWeightOfZeroIsRefused) {
+  Model m;
+  m.family = Family::kBernoulli;
+  m.n_components = 2;
+  m.n_features = 1;
+  m.weights = {1.0, 0.0};
+  m.probabilities = {0.2, 0.8};
+  emix::FitOptions o;
+  o.family = Family::kBernoulli;
+  o.n_components = 2;
+  o.init_model = m;
+  emix::validate(o);  // a weight of 0 that the fit may change
+  o.fixed_weights = true;
+  try {
+    emix::validate(o);
+    ADD_FAILURE() << "no exception";
+  } catch (const OptionError& error) {
+    EXPECT_EQ(error.option(), "fixed_weights");
+    EXPECT_STREQ(error.what(),
+                 "fixed_weights keeps the initial weights, and component 1 (0-based) has weight "
+                 "0: no row can join it; give it a weight > 0, or fit one component fewer");
+  }
+}
+
 // Old: fit -k 100000 on 200,000 rows allocated until bad_alloc ("out of memory", exit 1).
 TEST(FitValidation, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
   emix::FitOptions o;

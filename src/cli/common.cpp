@@ -450,12 +450,12 @@ void print_mapping(const std::string& input, io::MappedNpy& mapping) {
 
 std::string flag_of(const std::string& option) {
   static const std::pair<const char*, const char*> kFlags[] = {
-      {"n_components", "-k"},          {"trials", "--trials"},
-      {"max_iter", "--max-iter"},      {"tol", "--tol"},
-      {"reg_covar", "--reg-covar"},    {"prob_epsilon", "--prob-epsilon"},
-      {"n_init", "--n-init"},          {"n_threads", "--threads"},
-      {"chunk_rows", "--chunk-rows"},  {"init_model", "--init-model"},
-      {"kmeans_iter", "--kmeans-iter"}};
+      {"n_components", "-k"},           {"trials", "--trials"},
+      {"max_iter", "--max-iter"},       {"tol", "--tol"},
+      {"reg_covar", "--reg-covar"},     {"prob_epsilon", "--prob-epsilon"},
+      {"n_init", "--n-init"},           {"n_threads", "--threads"},
+      {"chunk_rows", "--chunk-rows"},   {"init_model", "--init-model"},
+      {"kmeans_iter", "--kmeans-iter"}, {"fixed_weights", "--fixed-weights"}};
   for (const auto& [name, flag] : kFlags) {
     if (option == name) return flag;
   }

@@ -519,6 +519,15 @@ void validate(const FitOptions& o) {
       fail("init_model", "init model has trials = " + std::to_string(m.trials) +
                              ", but the fit asks for " + std::to_string(o.trials));
     }
+    // A fixed weight of 0 makes a component no row can join: it was re-seeded every iteration,
+    // with a warning each time and advice about duplicates and reg_covar.
+    const auto zero = std::find(m.weights.begin(), m.weights.end(), 0.0);
+    if (o.fixed_weights && zero != m.weights.end()) {
+      fail("fixed_weights", "fixed_weights keeps the initial weights, and component " +
+                                std::to_string(zero - m.weights.begin()) +
+                                " (0-based) has weight 0: no row can join it; give it a weight > "
+                                "0, or fit one component fewer");
+    }
   }
 }
 
