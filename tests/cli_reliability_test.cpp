@@ -348,7 +348,7 @@ TEST_F(CliTest, VarianceTooSmallToInvertIsRejected) {
         R"({"family": "gaussian", "covariance": "diag", "weights": [1], "means": [[0, 0, 0]],
             "covariances": [[5e-324, 1, 1]]})");
   expect_failure("score tiny.json data.npy",
-                 {"tiny.json: covariances[0] is 5e-324, too small: 1 / variance overflows "
+                 {"tiny.json: covariances[0][0] is 5e-324, too small: 1 / variance overflows "
                   "double precision"});
   expect_failure("predict tiny.json data.npy --proba -o p.npy", {"tiny.json", "5e-324"});
 }

@@ -53,10 +53,23 @@ Model diag_model(double variance) {
 
 // Old: 5e-324 passed (it is > 0); every density was then NaN.
 TEST(ModelValidation, VarianceWhoseInverseOverflowsIsRejected) {
-  EXPECT_EQ(error_of<InvalidArgument>([] { diag_model(5e-324).validate(); }),
-            "model: covariances[0] is 5e-324, too small: 1 / variance overflows double precision "
-            "(variances must be at least 2.2250738585072014e-308)");
+  EXPECT_EQ(
+      error_of<InvalidArgument>([] { diag_model(5e-324).validate(); }),
+      "model: covariances[0][0] is 5e-324, too small: 1 / variance overflows double precision "
+      "(variances must be at least 2.2250738585072014e-308)");
   diag_model(DBL_MIN).validate();  // the smallest normal double is still invertible
+  // Named as the file nests them (it said covariances[3] for component 1's feature 1).
+  Model two = diag_model(1);
+  two.n_components = 2;
+  two.weights = {0.5, 0.5};
+  two.means = {0, 0, 1, 1};
+  two.covariances = {1, 1, 1, -1};
+  EXPECT_EQ(error_of<InvalidArgument>([&] { two.validate(); }),
+            "model: covariances[1][1] is -1 (variances must be positive)");
+  two.covariance = Covariance::kSpherical;
+  two.covariances = {1, 0};
+  EXPECT_EQ(error_of<InvalidArgument>([&] { two.validate(); }),
+            "model: covariances[1] is 0 (variances must be positive)");
 
   // A full covariance whose inverse overflows although its Cholesky factor exists.
   Model full;
