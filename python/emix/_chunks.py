@@ -14,9 +14,9 @@ What counts as a chunk source (:func:`is_chunk_source`):
 * a ``pyarrow.Table``, ``pyarrow.RecordBatchReader`` is *not* one (it reads once), a
   ``pyarrow.dataset.Dataset`` (a chunk per fragment) or a ``pyarrow.parquet.ParquetFile``
   (a chunk per row group); every column is a feature;
-* a list or tuple of 2-D arrays, or any other object whose ``iter()`` gives a fresh iterator over
-  2-D arrays (or ``(array, sample_weight)`` pairs) every time. A one-shot iterator (a generator)
-  cannot be re-read and is rejected.
+* a list or tuple of 2-D arrays (or Arrow Tables and RecordBatches), or any other object whose
+  ``iter()`` gives a fresh iterator over them (or ``(array, sample_weight)`` pairs) every time. A
+  one-shot iterator (a generator) cannot be re-read and is rejected.
 """
 
 import collections.abc
@@ -54,10 +54,16 @@ def _is_chunk_list(x):
             and any(_is_chunk_item(item) for item in x))
 
 
+def _is_arrow_chunk(x):
+    """An Arrow Table or RecordBatch: a chunk of rows, every column a feature (Arrow objects
+    have no ndim)."""
+    return _module_of(x) == "pyarrow" and type(x).__name__ in ("Table", "RecordBatch")
+
+
 def _is_chunk_item(item):
     if _as_pair(item) is not None or (isinstance(item, tuple) and item):
         item = item[0]  # an (array, weights) pair, or a mistaken tuple
-    return getattr(item, "ndim", None) == 2
+    return getattr(item, "ndim", None) == 2 or _is_arrow_chunk(item)
 
 
 def reads_only_in_chunks(x):
@@ -136,12 +142,21 @@ def _arrow_to_numpy(table, where):
 
 def named_sample(X):
     """What the feature-name checks read for data `X`: a chunk source's DataFrame (its source,
-    or its first chunk where the items are frames), else `X` itself."""
+    or its first chunk where the items are frames), an empty Arrow Table of an Arrow source's
+    columns, a Dask DataFrame's empty pandas frame, else `X` itself."""
     if isinstance(X, Chunks):
         X = X.source
     if _is_chunk_list(X):
         first = X[0]
-        return first[0] if _as_pair(first) is not None or isinstance(first, tuple) else first
+        X = first[0] if _as_pair(first) is not None or isinstance(first, tuple) else first
+    if _module_of(X) == "pyarrow":
+        # scikit-learn reads the names of a Table, not those of a ParquetFile, a Dataset or a
+        # RecordBatch: their schema's, as the Table of the same columns gives them.
+        schema = X.schema_arrow if hasattr(X, "schema_arrow") else getattr(X, "schema", None)
+        if hasattr(schema, "empty_table"):
+            return schema.empty_table()
+    if _module_of(X) in ("dask", "dask_expr") and hasattr(X, "_meta"):
+        return X._meta  # scikit-learn reads names from pandas, not from Dask
     return X
 
 
@@ -199,8 +214,9 @@ def chunked(source, chunk_rows=None, sample_weight=None):
             re-iterable of 2-D arrays
         The rows. Arrays and datasets with a ``shape`` are cut into blocks of `chunk_rows`
         rows; Arrow sources give a chunk per record batch, fragment or row group; an iterable
-        gives its items, each a 2-D array or an ``(array, sample_weight)`` pair (a list of the
-        two, as a PyTorch DataLoader gives, too), and must start afresh on every ``iter()`` (a
+        gives its items, each a 2-D array (an Arrow Table or RecordBatch too, every column a
+        feature) or an ``(array, sample_weight)`` pair (a list of the two, as a PyTorch
+        DataLoader gives, too), and must start afresh on every ``iter()`` (a
         generator is rejected).
     chunk_rows : int, optional
         Rows per chunk for sources cut by rows (default: about 64 MiB of data per chunk); for
@@ -289,10 +305,13 @@ class _Adapter:
         return self.chunk(0)[0].cols
 
     def _result(self, x, w, index):
-        columns = getattr(x, "columns", None)
-        if columns is not None and _module_of(x) == "pandas":
-            # Frames of other columns are other data, whatever their widths.
-            names = [str(c) for c in columns]
+        names = None
+        if _module_of(x) == "pandas" and getattr(x, "columns", None) is not None:
+            names = [str(c) for c in x.columns]
+        elif _is_arrow_chunk(x):
+            names = list(x.column_names)
+        if names is not None:
+            # Frames (or tables) of other columns are other data, whatever their widths.
             if index == 0 or not hasattr(self, "columns"):
                 self.columns = names
             elif names != self.columns:
@@ -434,6 +453,8 @@ def _item_rows(item):
     -1."""
     if _as_pair(item) is not None:
         item = item[0]
+    if _is_arrow_chunk(item):
+        return int(item.num_rows)
     shape = getattr(item, "shape", None)
     try:
         return int(shape[0]) if shape is not None and len(shape) == 2 else -1
@@ -446,6 +467,13 @@ def _item_dtype(item):
     None where it does not say without being read."""
     if _as_pair(item) is not None:
         item = item[0]
+    if _is_arrow_chunk(item):
+        # Float columns convert to their own type (_arrow_to_numpy); other types, whose NumPy
+        # type depends on their values (nulls), leave it to the first chunk read.
+        types = [field.type for field in item.schema]
+        if not types or not all(str(t) in ("float", "double") for t in types):
+            return None
+        return np.dtype(np.float32 if all(str(t) == "float" for t in types) else np.float64)
     try:
         return np.dtype(item.dtype)  # not a PyTorch dtype, say
     except (AttributeError, TypeError):

@@ -5,7 +5,7 @@ import numpy as np
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import to_host_numpy
-from ._base import _BaseMixture, check_shape, check_weights
+from ._base import _BaseMixture, _is_real, check_shape, check_weights
 from ._engine import engine_options
 
 _COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
@@ -293,8 +293,7 @@ class GaussianMixture(_BaseMixture):
         return [
             (self.covariance_type in _COVARIANCE_TYPES, "covariance_type",
              "one of 'full', 'diag', 'spherical', 'tied'"),
-            (isinstance(self.reg_covar, (int, float, np.floating)) and self.reg_covar >= 0
-             and not isinstance(self.reg_covar, bool), "reg_covar", "a float >= 0"),
+            (_is_real(self.reg_covar) and self.reg_covar >= 0, "reg_covar", "a float >= 0"),
         ]
 
     def _family_options(self, options):

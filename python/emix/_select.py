@@ -280,6 +280,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     template = estimator(ks[0], types[0])
     template._check_parameters()
     options = template._options(template._seed())
+    named = named_sample(X)  # read before a Dask frame becomes chunks of a Dask array
     if type(X).__module__.split(".")[0] in ("dask", "dask_expr"):
         # A Dask array (or DataFrame) is read block by block on every pass, as a chunk source,
         # not computed into memory at once.
@@ -300,6 +301,6 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     for c in report.candidates:
         e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
         e._set_fitted(c.fit, n_features, total, failed=c.fit.log_likelihood == float("-inf"))
-        check_feature_names(e, named_sample(X), reset=True)  # a DataFrame's, as fit records
+        check_feature_names(e, named, reset=True)  # a DataFrame's, as fit records
         estimators.append(e)
     return SelectResult(report, estimators, criterion, family)

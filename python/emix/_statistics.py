@@ -203,21 +203,19 @@ def accumulate(model, X, sample_weight=None, device=None):
     -------
     Statistics
     """
-    from ._chunks import chunks_read_once, is_chunk_source
+    from ._chunks import chunks_read_once, is_chunk_source, named_sample
+    from ._sklearn import check_feature_names
 
+    m = native_model(model)
+    if not isinstance(model, _emix.Model):  # columns named otherwise than the fit's: an error
+        check_feature_names(model, named_sample(X), reset=False)
     if type(X).__module__.split(".")[0] in ("dask", "dask_expr"):
         # Blockwise on the workers, as emix.dask fits, not computed into memory here.
         from .dask import accumulate as accumulate_dask
 
         return accumulate_dask(model, X, sample_weight, device)
-    m = native_model(model)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
-    if not isinstance(model, _emix.Model):  # columns named otherwise than the fit's: an error
-        from ._chunks import named_sample
-        from ._sklearn import check_feature_names
-
-        check_feature_names(model, named_sample(X), reset=False)
     if is_chunk_source(X):
         parts, first_row = [], 0
         for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):

@@ -30,6 +30,8 @@ factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-se
 covariance and gets one row's share of the weight; the fit report's warnings say which row. The
 row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
 is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
+The report's other warnings (the initialisation's notes, a model the data cannot identify) and
+the FitWarnings emitted are the in-memory fit's.
 
 ``predict``, ``predict_proba`` and ``score_samples`` of a Dask array return Dask arrays (one
 block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
@@ -372,10 +374,12 @@ class _DaskMixture:
         return w.rechunk((X.chunks[0],))
 
     def _initial_model(self, X, weights):
+        """The starting model and the initialisation's notes (a component left empty, say), as
+        the in-memory fit's report opens with them."""
         n, d = X.shape
         given = self._check_initial_parameters(d)
         if len(given) == len(self._init_parameters):
-            return self._make_model(d, given)
+            return self._make_model(d, given), []
         if self.n_components > n:
             raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
                                   f"{self.n_components}, n_samples = {n}")
@@ -384,13 +388,33 @@ class _DaskMixture:
         w = None if weights is None else np.ascontiguousarray(weights[rows].compute())
         options = self._options(self._seed())
         options.max_iter = 0
+        options.tol = 0  # no "did not converge" for a run that takes no step
         try:
             start = _emix.fit(_emix.view(sample), options, w, None)
         except _emix.InvalidArgument as error:
             raise _sampled_row(error, rows) from None
+        # The library's report lists the initialisation's notes first and its warnings about
+        # the model itself (identifiability) last; the fit states the latter of its own model.
+        notes = list(start.warnings)
+        del notes[len(notes) - len(self._model_warnings(start.model, sample)):]
         parameters = self._parameters_of(start.model)
         parameters.update(given)
-        return self._make_model(d, parameters)
+        return self._make_model(d, parameters), notes
+
+    def _model_warnings(self, model, rows):
+        """The library's warnings about `model` whatever the data (a mixture its rows cannot
+        identify): those of a fit from it that takes no step, over `rows` (any of the data,
+        repeated where fewer than the components, as the library fits no fewer rows)."""
+        k = model.n_components
+        rows = rows[:k] if len(rows) >= k else np.resize(rows, (k, rows.shape[1]))
+        options = self._options(0)
+        options.engine = engine_options("cpu")
+        options.init_model = model
+        options.n_init = 1
+        options.max_iter = 0
+        options.tol = 0
+        return list(_emix.fit(_emix.view(np.ascontiguousarray(rows)), options, None,
+                              None).warnings)
 
     def _fan_in(self, model):
         """Blocks per merge task: 16, fewer where 16 sets of statistics would exceed
@@ -439,11 +463,12 @@ class _DaskMixture:
         started = time.perf_counter()
         X = self._rows(X)
         weights = self._weights(sample_weight, X)
+        notes = []
         if self.warm_start and self.__sklearn_is_fitted__():
             self._check_fitted_shape("fit with warm_start")
             model = self._model()
         else:
-            model = self._initial_model(X, weights)
+            model, notes = self._initial_model(X, weights)
         init_seconds = time.perf_counter() - started
         blocks = list(X.to_delayed().ravel())
         first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
@@ -501,7 +526,10 @@ class _DaskMixture:
         report.setup_seconds = 0.0
         report.init_seconds = init_seconds
         report.iteration_seconds = iteration_seconds
-        report.warnings = reseeder.warnings
+        # In the in-memory report's order: the initialisation's notes, what the iterations
+        # did, then what the data cannot identify of the fitted model.
+        report.warnings = (notes + reseeder.warnings
+                           + self._model_warnings(model, X[:model.n_components].compute()))
         total = stats.weight_sum
         self._set_fitted(report, X.shape[1], total)
         return self

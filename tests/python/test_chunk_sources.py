@@ -378,3 +378,58 @@ def test_chunked_frames_keep_their_column_names(data):
     assert list(emix.select([frame.iloc[:500], frame.iloc[500:]], n_components=[2],
                             covariance_types=["diag"], device="cpu")
                 .estimator(0).feature_names_in_) == ["a", "b", "c"]
+
+
+def test_arrow_sources_record_their_column_names(tmp_path, data):
+    """A ParquetFile or a pyarrow Dataset, the README's way to fit a file, left no
+    feature_names_in_ where a Table of the same columns did: a frame of swapped columns was then
+    predicted without a word, and one of the fit's own columns warned that the fit had no names.
+    Their schema names the features now, as a Table's columns do."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds = pytest.importorskip("pyarrow.dataset")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    table = pa.table({name: data[:, j] for j, name in enumerate(["a", "b", "c"])})
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=300)
+    frame = pd.DataFrame(data, columns=["a", "b", "c"])
+    for source in (table, pq.ParquetFile(tmp_path / "x.parquet"),
+                   ds.dataset(tmp_path / "x.parquet"), emix.chunked(table, chunk_rows=300)):
+        fitted = fit(source)
+        assert list(fitted.feature_names_in_) == ["a", "b", "c"], type(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "fitted without feature names"
+            fitted.predict(frame)
+        with pytest.raises(ValueError, match="feature names should match"):
+            fitted.predict(frame[["b", "a", "c"]])
+    pq.write_table(table.rename_columns(["x", "y", "z"]), tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="feature names should match"):
+        emix.accumulate(fitted, pq.ParquetFile(tmp_path / "other.parquet"))
+
+
+def test_lists_of_arrow_tables_and_record_batches_are_chunks(data, reference):
+    """fit([table, table]) and fit(table.to_batches(...)) failed with "Found array with dim 3"
+    (an Arrow chunk has no ndim, so the list was read as one array): each item is a chunk now,
+    converted as a Table source's record batches are, its columns the feature names, which
+    every chunk must share."""
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({f"f{j}": data[:, j] for j in range(data.shape[1])})
+    tables = [table.slice(0, 450), table.slice(450)]
+    batches = table.to_batches(max_chunksize=300)
+    assert len(batches) == 4
+    for source in (tables, batches, tuple(batches), [(t, np.ones(t.num_rows)) for t in tables]):
+        fitted = fit(source)
+        assert_same_model(fitted, reference)
+        if emix._sklearn.HAVE_SKLEARN:
+            assert list(fitted.feature_names_in_) == ["f0", "f1", "f2"]
+    assert _chunks.adapter_for(batches, None, None).known_rows(3) == 100  # without reading it
+    # Float32 columns stay float32 only if every chunk's are (as for a list of arrays).
+    single = pa.table({f"f{j}": data[:, j].astype(np.float32) for j in range(data.shape[1])})
+    assert fit([single.slice(0, 500), single.slice(500)]).report_.precision == "float32"
+    assert fit([single.slice(0, 500), table.slice(500)]).report_.precision == "float64"
+    renamed = table.rename_columns(["f0", "size", "f2"])
+    with pytest.raises(ValueError, match=r"chunk 1: its columns \['f0', 'size', 'f2'\] are not "
+                                         r"chunk 0's"):
+        fit([table.slice(0, 500), renamed.slice(500)])
+    with pytest.raises(TypeError, match="not a chunk source"):
+        reference.predict(tables)

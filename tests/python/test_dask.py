@@ -391,3 +391,58 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
     assert list(fitted.feature_names_in_) == ["a", "b", "c"]
     labels = fitted.predict(frame)
     assert isinstance(labels, da.Array) and labels.shape == (len(data),)
+
+
+def test_the_initialisations_notes_and_identifiability_reach_the_report(client):
+    """The Dask fit dropped the warnings of the initialisation it runs (a component left empty)
+    and never stated that the data cannot identify the model (the three-coin ridge, too few
+    binomial trials), which the in-memory fit reports and emits as FitWarnings. Its report and
+    its warnings now hold the same lines (the re-seeded rows aside: the Dask fit draws its own)."""
+    rng = np.random.default_rng(7)
+    coins = (rng.random((300, 2)) < 0.3).astype(float)
+    cases = [
+        ("GaussianMixture", dict(n_components=3), np.r_[np.zeros((50, 2)), np.ones((50, 2))]),
+        ("BernoulliMixture", dict(n_components=2), coins),
+        ("BernoulliMixture", dict(n_components=2), coins[:, :1]),  # its text names the fit's mean
+        ("BernoulliMixture", dict(n_components=2, weights_init=[0.5, 0.5],
+                                  probabilities_init=[[0.2, 0.3], [0.6, 0.7]]), coins),
+        ("BinomialMixture", dict(n_components=2, n_trials=2),
+         rng.binomial(2, 0.4, size=(300, 1)).astype(float)),
+    ]
+
+    def fitted(module, name, parameters, x):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator = getattr(module, name)(random_state=0, device="cpu", **parameters).fit(x)
+        lines = [line for line in estimator.report_.warnings if not line.startswith("iteration")]
+        emitted = [str(w.message) for w in caught if issubclass(w.category, emix.FitWarning)
+                   and not str(w.message).startswith("iteration")]
+        return lines, emitted
+
+    for name, parameters, x in cases:
+        lines, emitted = fitted(emix, name, parameters, x)
+        assert lines and emitted == lines, (name, parameters)
+        assert fitted(emix.dask, name, parameters, da.from_array(x, chunks=(70, 2))) == (
+            lines, emitted), (name, parameters)
+    ridge = fitted(emix, "BernoulliMixture", {"n_components": 2}, coins)[0]
+    warm = emix.dask.BernoulliMixture(2, random_state=0, device="cpu", warm_start=True)
+    for _ in range(2):  # the second fit goes on from the first's model
+        with pytest.warns(emix.FitWarning, match="not identifiable"):
+            warm.fit(da.from_array(coins, chunks=(70, 2)))
+        assert warm.report_.warnings == ridge
+
+
+def test_select_and_accumulate_read_a_dask_dataframes_column_names(client, data):
+    """emix.select of a Dask DataFrame gave estimators without feature_names_in_ (the frame had
+    become chunks of a Dask array before its names were read), as emix.select of its pandas
+    frame did not; emix.accumulate of one did not check its columns against the fit's."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe makes the frame")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    frame = pd.DataFrame(data, columns=["a", "b", "c"])
+    picked = emix.select(dd.from_pandas(frame, npartitions=3), n_components=[1, 2],
+                         covariance_types="diag", device="cpu")
+    assert list(picked.best_estimator_.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        emix.accumulate(picked.best_estimator_,
+                        dd.from_pandas(frame[["b", "a", "c"]], npartitions=3))

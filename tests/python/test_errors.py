@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -365,3 +366,35 @@ def test_a_row_every_component_rounds_to_zero_is_not_assigned():
     for method in (model.predict_proba, model.predict):
         with pytest.raises(ValueError, match="row 3 cannot be assigned to a component"):
             method(far)
+
+
+@pytest.mark.parametrize("estimator, parameters", [
+    (emix.GaussianMixture, dict(reg_covar=np.int64(0), tol=np.int64(1), step_decay=np.int64(1),
+                                step_offset=np.int64(2))),
+    (emix.GaussianMixture, dict(reg_covar=np.float32(1e-6), tol=np.float32(1e-3),
+                                step_decay=np.float32(0.75), step_offset=np.float32(1.5))),
+    (emix.BernoulliMixture, dict(prob_epsilon=np.float32(1e-6), tol=np.int64(1),
+                                 step_decay=np.int64(1), step_offset=np.int64(2))),
+    (emix.BinomialMixture, dict(n_trials=np.int64(3), prob_epsilon=np.float16(1e-3),
+                                tol=np.int64(1), step_decay=np.int64(1),
+                                step_offset=np.int64(2))),
+], ids=["gaussian-int64", "gaussian-float32", "bernoulli", "binomial"])
+def test_numpy_numbers_are_taken_by_every_float_parameter(estimator, parameters):
+    """reg_covar=np.int64(0) was refused ("must be a float >= 0") while tol took NumPy's
+    integers: every float parameter takes any real number, NumPy's too, as the same Python
+    float."""
+    x = np.abs(X).round().clip(0, 1 if estimator is emix.BernoulliMixture else 3)
+    plain = {name: int(value) if name == "n_trials" else float(value)
+             for name, value in parameters.items()}
+
+    def fitted(given, method):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tol 1 stops at once: not converged, not the point
+            e = estimator(n_components=2, random_state=0, device="cpu", **given)
+            return getattr(e, method)(x)
+
+    for method in ("fit", "partial_fit"):
+        a, b = fitted(parameters, method), fitted(plain, method)
+        np.testing.assert_array_equal(a.weights_, b.weights_)
+        np.testing.assert_array_equal(a.means_ if hasattr(a, "means_") else a.probabilities_,
+                                      b.means_ if hasattr(b, "means_") else b.probabilities_)
