@@ -273,6 +273,13 @@ TEST_F(CliTest, WholeInputProblemsNameTheFile) {
   write("zero.txt", "0\n0\n0\n");
   expect_failure("fit data.txt -k 1 --sample-weight zero.txt -o model.json",
                  {"zero.txt: the sample weights sum to 0"});
+  // The summary's mean is over the weights' sum, and says so (it said "per row").
+  write("half.txt", "0.5\n0.5\n0.5\n");
+  const CliRun weighted = emix("fit data.txt -k 1 --sample-weight half.txt -o model.json");
+  ASSERT_EQ(weighted.code, 0) << weighted.err;
+  EXPECT_NE(weighted.err.find("per unit of weight"), std::string::npos) << weighted.err;
+  EXPECT_NE(weighted.err.find("over 3 rows, weights summing to 1.5)"), std::string::npos)
+      << weighted.err;
   write("raw.bin", std::string(16, '\0'));
   expect_failure("fit raw.bin -k 1 -o model.json", {"raw.bin", "--dtype and --dims"});
 }

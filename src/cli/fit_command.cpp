@@ -124,7 +124,7 @@ std::string iterations(int n) {
   return std::to_string(n) + (n == 1 ? " iteration" : " iterations");
 }
 
-void print_summary(const FitReport& r, const FitOptions& options, std::int64_t rows,
+void print_summary(const FitReport& r, const FitOptions& options, std::int64_t rows, bool weighted,
                    const std::vector<std::string>& written, bool quiet) {
   if (!quiet) {
     std::string outcome;
@@ -138,9 +138,19 @@ void print_summary(const FitReport& r, const FitOptions& options, std::int64_t r
                 format("%g", options.tol) + "); raise --max-iter or --tol";
     }
     std::fprintf(stderr, "%s\n", outcome.c_str());
-    std::fprintf(stderr, "mean log-likelihood %s per row (total %s over %lld rows)\n",
-                 format("%.10e", r.mean_log_likelihood).c_str(),
-                 format("%.10e", r.log_likelihood).c_str(), static_cast<long long>(rows));
+    if (weighted && r.mean_log_likelihood != 0) {
+      // The mean is over the weights' sum, which is not the rows' count.
+      std::fprintf(stderr,
+                   "mean log-likelihood %s per unit of weight (total %s over %lld rows, weights "
+                   "summing to %s)\n",
+                   format("%.10e", r.mean_log_likelihood).c_str(),
+                   format("%.10e", r.log_likelihood).c_str(), static_cast<long long>(rows),
+                   format("%.10g", r.log_likelihood / r.mean_log_likelihood).c_str());
+    } else {
+      std::fprintf(stderr, "mean log-likelihood %s per row (total %s over %lld rows)\n",
+                   format("%.10e", r.mean_log_likelihood).c_str(),
+                   format("%.10e", r.log_likelihood).c_str(), static_cast<long long>(rows));
+    }
     std::string engine =
         "engine " + r.engine + ", " + r.precision + ", " + format("%.3f", r.seconds) + " s";
     if (options.n_init > 1) {
@@ -407,7 +417,7 @@ int run_fit(const FitArgs& a) {
   outputs.commit();
   // After the fit: an error must stay the only line on stderr.
   if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
-  print_summary(report, options, total_rows, written, a.data.quiet);
+  print_summary(report, options, total_rows, !a.sample_weight.empty(), written, a.data.quiet);
   return 0;
 }
 
