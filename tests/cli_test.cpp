@@ -499,7 +499,12 @@ TEST_F(CliTest, BinaryOutputToATerminalIsRefused) {
            {"select data.npy -k 1..2 --device cpu -q --plot -",
             "--plot -: standard output is a terminal, and this output is PNG (binary)"},
            {"generate --n 10 --d 2 -k 2 -o -",
-            "-o -: standard output is a terminal, and this output is .npy (binary)"}}) {
+            "-o -: standard output is a terminal, and this output is .npy (binary)"},
+           // A path that names the terminal (it went through before).
+           {"predict model.json data.npy -o /dev/fd/1",
+            "-o /dev/fd/1: names a terminal, and this output is .npy (binary)"},
+           {"predict model.json data.npy -o /dev/tty",
+            "-o /dev/tty: names a terminal, and this output is .npy (binary)"}}) {
     SCOPED_TRACE(args);
     const CliRun r = on_terminal(args);
     EXPECT_EQ(r.code, 2);

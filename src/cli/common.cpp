@@ -1,5 +1,6 @@
 #include "cli/common.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -225,15 +226,28 @@ bool same_file(const std::string& a, const std::string& b) {
   return !ea && !eb && ca == cb;
 }
 
+// Whether a path names a terminal: /dev/tty, /dev/pts/N, or /dev/fd/1 where that is one. Only a
+// character device is opened to ask (never a file or a FIFO, whose opening could block).
+bool names_a_terminal(const std::string& path) {
+  if (!is_character_device(path)) return false;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool terminal = ::isatty(fd) != 0;
+  ::close(fd);
+  return terminal;
+}
+
 }  // namespace
 
 void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs) {
-  if (::isatty(STDOUT_FILENO) == 0) return;
   for (const BinaryOutput& output : outputs) {
-    if (output.path != "-" && output.path != "/dev/stdout") continue;
-    throw InvalidArgument(output.option + " " + output.path +
-                          ": standard output is a terminal, and this output is " + output.kind +
-                          " (binary); redirect it (> FILE) or give a file name");
+    const bool standard_output = output.path == "-" || output.path == "/dev/stdout";
+    if (standard_output ? ::isatty(STDOUT_FILENO) == 0 : !names_a_terminal(output.path)) continue;
+    throw InvalidArgument(
+        output.option + " " + output.path +
+        (standard_output ? ": standard output is a terminal" : ": names a terminal") +
+        ", and this output is " + output.kind +
+        " (binary); redirect it (> FILE) or give a file name");
   }
 }
 

@@ -130,8 +130,9 @@ void print_mapping(const std::string& input, io::MappedNpy& mapping);
 bool runs_on_gpu(const EngineOptions& engine);
 
 // A binary output (a .npy, a PNG) given as "-" (or /dev/stdout) while standard output is a
-// terminal: refused, as gzip refuses, rather than bytes that garble the terminal. Triples are
-// (option, path, what the output is), the first two for the message.
+// terminal, or as a path naming a terminal (/dev/tty, /dev/fd/1): refused, as gzip refuses, rather
+// than bytes that garble the terminal. Triples are (option, path, what the output is), the first
+// two for the message.
 struct BinaryOutput {
   std::string option;
   std::string path;
