@@ -586,3 +586,26 @@ TEST_F(CliTest, DemoPrintsTheSeedsThreeCoinIterates) {
 }
 
 }  // namespace
+
+// Data without rows: predict writes no labels (an empty array, as the library gives none), in
+// memory and memory-mapped; a score (a mean over nothing) and a fit are refused, saying so (a fit
+// said "-k 1 is larger than the number of rows (0)").
+TEST_F(CliTest, DataWithoutRowsHaveNoLabelsAndNoScore) {
+  generate(20);
+  ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -q -o model.json").code, 0);
+  emix::io::write_npy(path("none.npy"), static_cast<const double*>(nullptr), 0, 3);
+  for (const std::string map : {"", " --memory-map"}) {
+    SCOPED_TRACE(map);
+    const CliRun labelled = emix("predict model.json none.npy -q -o labels.npy" + map);
+    ASSERT_EQ(labelled.code, 0) << labelled.err;
+    const emix::HostMatrix labels = emix::io::read_matrix(path("labels.npy"));
+    EXPECT_EQ(labels.rows(), 0);
+    ASSERT_EQ(emix("predict model.json none.npy -q --proba -o proba.npy" + map).code, 0);
+    const emix::HostMatrix proba = emix::io::read_matrix(path("proba.npy"));
+    EXPECT_EQ(proba.rows(), 0);
+    EXPECT_EQ(proba.cols(), 2);
+  }
+  expect_failure("score model.json none.npy", {"none.npy: no rows to score"});
+  expect_failure("fit none.npy -k 1 -o m.json", {"none.npy: no rows to fit"});
+  expect_failure("select none.npy -k 1..2", {"none.npy: no rows to fit"});
+}

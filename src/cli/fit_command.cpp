@@ -330,6 +330,7 @@ int run_fit(const FitArgs& a) {
     }
     const std::int64_t cols = mapping ? mapping->cols() : x.cols();
     // Shapes that involve two files are named here, with both files; the fit checks them too.
+    if (total_rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
     if (k > total_rows) {
       throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
                             std::to_string(total_rows) + ") in " + a.input);

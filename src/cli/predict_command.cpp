@@ -18,9 +18,13 @@ namespace {
 // The model first (small, and a bad one is reported before a large input is read), then the
 // data. Their values are validated by the evaluation itself (see naming_files); only the shape,
 // which involves both files, is named here.
+// Labels or responsibilities of no rows are none (an empty array, as the library gives them); a
+// score of no rows is a mean over nothing.
 void check_shape(const Model& model, const std::string& model_path, const std::string& input,
-                 std::int64_t rows, std::int64_t cols) {
-  if (rows == 0) throw InvalidArgument(input + ": no rows to evaluate");
+                 std::int64_t rows, std::int64_t cols, bool per_row) {
+  if (rows == 0 && !per_row) {
+    throw InvalidArgument(input + ": no rows to score (a mean log-likelihood over no rows)");
+  }
   if (cols != model.n_features) {
     throw InvalidArgument(input + " has " + std::to_string(cols) + " columns, but the model " +
                           model_path + " has n_features " + std::to_string(model.n_features));
@@ -28,9 +32,9 @@ void check_shape(const Model& model, const std::string& model_path, const std::s
 }
 
 InputMatrix load_whole(const Model& model, const std::string& model_path, const std::string& input,
-                       const DataArgs& data, const std::string& memory_map) {
+                       const DataArgs& data, const std::string& memory_map, bool per_row) {
   InputMatrix x = InputMatrix::open(input, data, memory_map);
-  check_shape(model, model_path, input, x.rows(), x.cols());
+  check_shape(model, model_path, input, x.rows(), x.cols(), per_row);
   return x;
 }
 
@@ -51,12 +55,12 @@ int run_predict(const PredictArgs& a) {
   std::unique_ptr<io::MappedNpy> mapping =
       open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
   if (mapping) {
-    check_shape(model, a.model, a.input, mapping->rows(), mapping->cols());
+    check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), true);
     write_mapped_results(*mapping, a.input, model, engine, a.proba ? nullptr : &out,
                          a.proba ? &out : nullptr);
     rows = mapping->rows();
   } else {
-    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map);
+    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, true);
     const DataFiles files{a.input, "", 0};
     if (a.proba) {
       const std::vector<double> resp =
@@ -86,10 +90,10 @@ int run_score(const ScoreArgs& a) {
   double value = 0;
   if (std::unique_ptr<io::MappedNpy> mapping =
           open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false)) {
-    check_shape(model, a.model, a.input, mapping->rows(), mapping->cols());
+    check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), false);
     value = score_mapped(*mapping, a.input, model, engine);
   } else {
-    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map);
+    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, false);
     value = naming_files(DataFiles{a.input, "", 0}, [&] { return score(model, x.view(), engine); });
   }
   // 17 significant digits: the printed number reads back as the same double.

@@ -357,6 +357,7 @@ int run_select(const SelectArgs& a) {
   InputMatrix x;
   if (!mapping) x = InputMatrix::open(a.input, a.data, a.memory_map);
   const std::int64_t rows = mapping ? mapping->rows() : x.rows();
+  if (rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
   for (int k : options.n_components) {
     if (k > rows) {
       throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(k) +
