@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -31,7 +33,76 @@ void check_results_fit(const DataView& x, int k) {
   check_result_memory(x.rows, k);
 }
 
+// Rows of a Gaussian block that an engine left NaN (log-density, or responsibilities under a
+// finite one): evaluated again by far_row_log_joints.
+void evaluate_far_rows(const PreparedModel& m, Engine& engine, std::int64_t rows, double* log_prob,
+                       double* resp, std::int32_t* labels) {
+  if (m.family != Family::kGaussian) return;
+  const std::size_t k = static_cast<std::size_t>(m.k);
+  std::vector<double> x(static_cast<std::size_t>(m.d)), log_joint(k);
+  for (std::int64_t n = 0; n < rows; ++n) {
+    const std::size_t i = static_cast<std::size_t>(n);
+    bool nan = std::isnan(log_prob[i]);
+    for (std::size_t c = 0; resp != nullptr && !nan && c < k; ++c)
+      nan = std::isnan(resp[i * k + c]);
+    if (!nan) continue;
+    engine.gather_rows(&n, 1, x.data());
+    far_row_log_joints(m, x.data(), log_joint.data());
+    const auto nearest = std::max_element(log_joint.begin(), log_joint.end());
+    const double top = *nearest;
+    double total = 0;
+    if (std::isfinite(top)) {
+      for (const double value : log_joint) total += std::exp(value - top);
+    }
+    log_prob[i] = std::isfinite(top) ? top + std::log(total) : top;
+    for (std::size_t c = 0; resp != nullptr && c < k; ++c) {
+      resp[i * k + c] = std::isfinite(top) ? std::exp(log_joint[c] - log_prob[i]) : 0.0;
+    }
+    if (labels != nullptr) labels[i] = static_cast<std::int32_t>(nearest - log_joint.begin());
+  }
+}
+
 }  // namespace
+
+void far_row_log_joints(const PreparedModel& m, const double* x, double* log_joint) {
+  const std::size_t d = static_cast<std::size_t>(m.d);
+  std::vector<double> t(d);
+  for (int c = 0; c < m.k; ++c) {
+    const double* mean = &m.means[static_cast<std::size_t>(c) * d];
+    double scale = 0;
+    for (std::size_t j = 0; j < d; ++j) {
+      t[j] = 0.5 * x[j] - 0.5 * mean[j];
+      scale = std::max(scale, std::abs(t[j]));
+    }
+    double squared_norm = 0;
+    if (scale > 0) {
+      for (double& value : t) value /= scale;
+      for (std::size_t i = 0; i < d; ++i) {  // y_i = sum_j t_j U[j][i], U upper triangular
+        double y = 0;
+        switch (m.covariance) {
+          case Covariance::kFull:
+          case Covariance::kTied: {
+            const std::size_t factor =
+                m.covariance == Covariance::kFull ? static_cast<std::size_t>(c) * d * d : 0;
+            for (std::size_t j = 0; j <= i; ++j) y += t[j] * m.prec_chol[factor + j * d + i];
+            break;
+          }
+          case Covariance::kDiag:
+            y = t[i] * m.prec_chol[static_cast<std::size_t>(c) * d + i];
+            break;
+          case Covariance::kSpherical:
+            y = t[i] * m.prec_chol[static_cast<std::size_t>(c)];
+            break;
+        }
+        squared_norm += y * y;
+      }
+    }
+    const double distance = 2 * scale;  // t was taken at half scale
+    log_joint[c] = m.log_weights[static_cast<std::size_t>(c)] +
+                   m.log_norm[static_cast<std::size_t>(c)] -
+                   0.5 * (squared_norm * distance * distance);
+  }
+}
 
 void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
                    const RowResults& results, const BlockLogDensities& each_block,
@@ -71,7 +142,9 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
     std::int32_t* labels = !results.labels ? nullptr
                            : staged        ? labels_block.data()
                                            : results.labels + offset;
-    make_engine(part, nullptr, options)->evaluate(prepared, log_prob, resp, labels);
+    const std::unique_ptr<Engine> engine = make_engine(part, nullptr, options);
+    engine->evaluate(prepared, log_prob, resp, labels);
+    evaluate_far_rows(prepared, *engine, rows, log_prob, resp, labels);
     check_evaluation(log_prob, resp, rows, model.n_components, assigning, first);
     if (staged) {
       const std::size_t n = static_cast<std::size_t>(rows);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "core/prepared_model.hpp"
 #include "emix/data.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
@@ -31,6 +32,14 @@ struct RowResults {
 using BlockLogDensities =
     std::function<void(std::int64_t first_row, std::int64_t rows, const double* log_prob)>;
 
+// log p(x | k) + log w_k for every component k of one Gaussian row (m.k values), in a form that
+// never gives NaN for a finite row: each distance from a mean is taken at half scale and divided
+// by its largest entry before it meets the precision factor, and the squared norm is scaled back
+// last, so that a row too far from a component for double precision gets -inf there (a density
+// that rounds to zero) rather than inf - inf. evaluate_rows uses it for the rows an engine's
+// faster form (an expansion about a centre) left NaN.
+void far_row_log_joints(const PreparedModel& m, const double* x, double* log_joint);
+
 // Checks the model, the options and the data, then evaluates every row of x into `results`, in
 // blocks of block_rows rows, one engine each. The CPU engine's float64 values are bitwise those
 // of one engine over all rows (it evaluates about the model's mean, not the data's); a float32
@@ -38,7 +47,8 @@ using BlockLogDensities =
 // probe rows of a wide full model), so a float32 value may differ within float's rounding where
 // blocks decide apart. Results in device memory pass through host buffers of one block (of
 // responsibilities too: their blocks are then block_rows / K rows). Each block's log-densities
-// go to `each_block` when given. A row that cannot be evaluated (check_evaluation) throws
+// go to `each_block` when given. Rows an engine left NaN are evaluated again by
+// far_row_log_joints. A row that cannot be evaluated (check_evaluation) throws
 // DataError naming it; blocks before it are then written. Data without rows give no results and
 // call nothing.
 void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
