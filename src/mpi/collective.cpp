@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "capi/status.hpp"
 #include "emix/errors.hpp"
+#include "emix/version.hpp"
 
 namespace emix::mpi {
 
@@ -26,6 +29,14 @@ void check(int rc, const char* call) {
 }
 
 void require_initialized() {
+  // libemix_mpi calls libemix's internal functions, whose ABI only one release keeps: a
+  // libemix.so of another release (the same soname, 0.1, at another patch level) is refused
+  // here rather than called.
+  if (std::strcmp(emix::version(), EMIX_VERSION_STRING) != 0) {
+    throw NotAvailable(std::string("libemix_mpi ") + EMIX_VERSION_STRING + " needs libemix " +
+                       EMIX_VERSION_STRING + ", but libemix " + emix::version() +
+                       " is loaded; install both from one release");
+  }
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
