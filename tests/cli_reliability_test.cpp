@@ -360,7 +360,17 @@ TEST_F(CliTest, FirstRowWithOneNonNumericCellIsAnErrorNotAHeader) {
                  {"data.csv: row 1, column 1: 'NA' is not a number (line 1)"});
   // A real header (no cell a number) is still one.
   write("named.csv", "x,y,z\n3,4,5\n6,7,8\n9,10,12\n");
-  ASSERT_EQ(emix("fit named.csv -k 1 -o model.json --quiet").code, 0);
+  const CliRun named = emix("fit named.csv -k 1 -o model.json");
+  ASSERT_EQ(named.code, 0) << named.err;
+  EXPECT_EQ(named.err.find("read as column names"), std::string::npos) << named.err;
+  // A first line of numbers taken for pandas' column names is a guess, told (it was silent).
+  write("numbered.txt", "0 1\n2.5 3\n4 5.5\n");
+  const CliRun guessed = emix("fit numbered.txt -k 1 -o model.json");
+  ASSERT_EQ(guessed.code, 0) << guessed.err;
+  EXPECT_NE(guessed.err.find("numbered.txt: line 1, whose cells are numbers, read as column names "
+                             "(a header), not as a row"),
+            std::string::npos)
+      << guessed.err;
 }
 
 // Old: silently clamped to 2^64 - 1 (and -1 wrapped), exit 0.

@@ -495,3 +495,17 @@ TEST_F(TextTest, RawRowSizeIsCheckedBeforeItIsUsed) {
 }
 
 }  // namespace
+
+// The reader's guess that a first line of numbers is a header, which the program tells: pandas'
+// numbered names over real-valued rows, or numbers in quotes; never a header of names, nor a line
+// of numbers the next line leaves a row.
+TEST_F(TextTest, AHeaderOfNumbersIsFoundForTheProgramToTell) {
+  EXPECT_EQ(io::text_numeric_header_line(file("names.csv", "a,b\n1,2\n")), 0);
+  EXPECT_EQ(io::text_numeric_header_line(file("pandas.txt", "0 1\n2.5 3\n4 5.5\n")), 1);
+  EXPECT_EQ(io::text_numeric_header_line(file("quoted.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), 1);
+  EXPECT_EQ(io::text_numeric_header_line(file("rows.csv", "1,2\n3,4\n")), 0);
+  EXPECT_EQ(io::text_numeric_header_line(file("counts.csv", "0,1\n1,2\n")), 0);
+  EXPECT_EQ(io::text_numeric_header_line(file("later.csv", "# made by hand\n\n0,1\n1.5,2\n")), 3);
+  // As the reader counts rows: the header's line is not one.
+  EXPECT_EQ(io::read_matrix(file("pandas2.txt", "0 1\n2.5 3\n4 5.5\n")).rows(), 2);
+}

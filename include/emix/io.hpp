@@ -48,6 +48,11 @@ std::vector<double> read_vector(const std::string& path);
 // blank lines not counted) stands, for messages about a value read from it; 0 when the file is
 // not text or has fewer rows.
 std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
+// The 1-based line of a text file that the reader takes for column names (a header) although its
+// cells are numbers: in quotes ("1","2"), or pandas' numbered names 0, 1, ... over rows written as
+// reals. A guess a user may have meant otherwise; 0 when the file is not text, its first line is
+// a row, or its header holds names.
+std::int64_t text_numeric_header_line(const std::string& path);
 
 // A .npy file memory-mapped read-only (and advised for sequential reading), given as chunks of
 // rows in `dtype`: for fitting data larger than memory (emix::fit(ChunkSource&, ...)). When the

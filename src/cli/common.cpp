@@ -239,6 +239,23 @@ bool names_a_terminal(const std::string& path) {
 
 }  // namespace
 
+void note_text_header(const std::string& input, const DataArgs& args) {
+  std::error_code error;
+  if (args.quiet || !args.raw_dtype.empty() || !fs::is_regular_file(input, error)) return;
+  std::int64_t line = 0;
+  try {
+    line = io::text_numeric_header_line(input);
+  } catch (const std::exception&) {
+    return;  // read already; a note is not worth an error
+  }
+  if (line > 0) {
+    std::fprintf(stderr,
+                 "%s: line %lld, whose cells are numbers, read as column names (a header), not as "
+                 "a row\n",
+                 input.c_str(), static_cast<long long>(line));
+  }
+}
+
 void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs) {
   for (const BinaryOutput& output : outputs) {
     const bool standard_output = output.path == "-" || output.path == "/dev/stdout";

@@ -418,6 +418,7 @@ int run_fit(const FitArgs& a) {
   outputs.commit();
   // After the fit: an error must stay the only line on stderr.
   if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
+  if (!mapping) note_text_header(a.input, a.data);
   print_summary(report, options, total_rows, !a.sample_weight.empty(), written, a.data.quiet);
   return 0;
 }

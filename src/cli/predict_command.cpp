@@ -74,6 +74,7 @@ int run_predict(const PredictArgs& a) {
   outputs.commit();
   if (!a.data.quiet) {
     if (mapping) print_mapping(a.input, *mapping);
+    if (!mapping) note_text_header(a.input, a.data);
     const std::string what =
         a.proba ? std::to_string(model.n_components) + " responsibilities (float64) per row"
                 : "a label (int32) per row";
@@ -95,6 +96,7 @@ int run_score(const ScoreArgs& a) {
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, false);
     value = naming_files(DataFiles{a.input, "", 0}, [&] { return score(model, x.view(), engine); });
+    note_text_header(a.input, a.data);
   }
   // 17 significant digits: the printed number reads back as the same double.
   std::printf("%.17g\n", value);

@@ -401,6 +401,7 @@ int run_select(const SelectArgs& a) {
   outputs.commit();
 
   if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
+  if (!mapping) note_text_header(a.input, a.data);
   if (!a.data.quiet) {
     // Where an output is standard output, what is printed for people goes beside the warnings.
     std::FILE* out = a.stdout_taken ? stderr : stdout;

@@ -536,4 +536,33 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   return 0;
 }
 
+std::int64_t text_numeric_header_line(const std::string& path) {
+  InputFile file(path);
+  LineReader lines(file);
+  std::vector<std::string_view> cells;
+  std::string_view line;
+  std::int64_t held_line = 0;
+  char separator = 0;
+  while (lines.next(&line)) {
+    if (holds_nothing(line)) continue;
+    if (held_line > 0) return written_as_reals(line, separator) ? held_line : 0;
+    separator = choose_separator(line);
+    split(line, separator, &cells, /*keep_quotes=*/true);
+    const FirstLine kind = classify_first_line(cells);
+    if (kind == FirstLine::kRow) return 0;
+    if (kind == FirstLine::kNumberedNames) {
+      held_line = lines.line_number();
+      continue;
+    }
+    // A header of names ("a,b") is plain; one whose cells are numbers in quotes, or pandas'
+    // index header (",0,1"), could have been meant as a row.
+    for (std::string_view cell : cells) {
+      double value;
+      if (!unquote(cell).empty() && parse_number(unquote(cell), &value) != Parse::kOk) return 0;
+    }
+    return lines.line_number();
+  }
+  return 0;
+}
+
 }  // namespace emix::io::detail
