@@ -635,3 +635,23 @@ TEST(Messages, NumbersAreShortAndWholeNumbersPlain) {
 }
 
 }  // namespace
+
+// Old: "covariance of component 0 is singular or not positive definite (its Cholesky
+// factorisation failed)" and nothing more, where a collapse in later iterations advised
+// reg_covar: the same advice now comes with the first failure, in a fit.
+TEST(FitValidation, ACovarianceThatDoesNotFactorInAFitAdvisesRegCovar) {
+  const std::vector<double> x = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2};  // two points, each repeated
+  emix::FitOptions o;
+  o.n_components = 2;
+  o.reg_covar = 0;
+  o.engine.device = emix::Device::kCpu;
+  try {
+    emix::fit(emix::DataView::host(x.data(), 5, 2), o);
+    ADD_FAILURE() << "no exception";
+  } catch (const emix::NumericalError& e) {
+    EXPECT_NE(std::string(e.what()).find("rows that coincide (duplicates) or data in a subspace "
+                                         "make it so: increase reg_covar from 0"),
+              std::string::npos)
+        << e.what();
+  }
+}

@@ -95,6 +95,22 @@ std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vect
   return singular;
 }
 
+// prepare() in a fit: a covariance that does not factor there comes from rows that coincide or
+// data in a subspace, which reg_covar (added to every variance) is for; the error says so, as a
+// collapse's does, where prepare's own words do not.
+PreparedModel prepare_in_fit(const Model& model, const PrepareOptions& options, double reg_covar) {
+  try {
+    return prepare(model, options);
+  } catch (const NumericalError& e) {
+    const std::string what = e.what();
+    if (what.find("reg_covar") != std::string::npos) throw;
+    throw NumericalError(what +
+                         "; rows that coincide (duplicates) or data in a subspace make it so: "
+                         "increase reg_covar" +
+                         (reg_covar == 0 ? " from 0" : ""));
+  }
+}
+
 }  // namespace
 
 EmRun::EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std::mt19937_64 rng,
@@ -122,7 +138,7 @@ const PreparedModel& EmRun::prepare_next() {
     prepared_ = std::move(*next_prepared_);
     next_prepared_.reset();
   } else {
-    prepared_ = prepare(model_, prepare_options());
+    prepared_ = prepare_in_fit(model_, prepare_options(), options_.reg_covar);
   }
   prepared_.entropy = want_entropy_;
   return prepared_;
@@ -200,7 +216,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     PrepareOptions o = prepare_options();
     o.singular = &singular;
     o.reg_covar = options_.reg_covar;
-    next_prepared_ = prepare(next, o);
+    next_prepared_ = prepare_in_fit(next, o, options_.reg_covar);
   } else {
     singular = singular_components(next, options_.reg_covar);
   }
