@@ -237,6 +237,8 @@ TEST_F(CliTest, MoreComponentsThanTheInitialisationTakesNamesK) {
   const CliRun r = emix("fit data.npy -k 131073 -o model.json");
   EXPECT_EQ(r.err.find("init_max_rows"), std::string::npos) << r.err;
   expect_failure("select data.npy -k 1,131073", {"-k 1,131073: K = 131073 is outside 1..100000"});
+  expect_failure("select data.npy -k 1..99999999999",
+                 {"-k 1..99999999999: K = 99999999999 is outside 1..100000"});
 }
 
 TEST_F(CliTest, NanInCsvNamesRowAndColumn) {

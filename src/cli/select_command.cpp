@@ -35,6 +35,11 @@ int parse_k(const std::string& text, const std::string& grid) {
   const char* first = text.data();
   const char* last = first + text.size();
   const auto result = std::from_chars(first, last, value);
+  // Digits beyond int's range are a whole number, only too large.
+  if (!text.empty() && result.ptr == last && result.ec == std::errc::result_out_of_range) {
+    throw InvalidArgument("-k " + grid + ": K = " + text + " is outside 1.." +
+                          std::to_string(kMaxK));
+  }
   if (text.empty() || result.ptr != last || result.ec != std::errc()) {
     throw InvalidArgument("-k " + grid + ": \"" + text +
                           "\" is not a whole number (expected a range 1..16, a list 1,2,4,8, "
