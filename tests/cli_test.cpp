@@ -587,8 +587,6 @@ TEST_F(CliTest, DemoPrintsTheSeedsThreeCoinIterates) {
   EXPECT_TRUE(listing().empty());
 }
 
-}  // namespace
-
 // Data without rows: predict writes no labels (an empty array, as the library gives none), in
 // memory and memory-mapped; a score (a mean over nothing) and a fit are refused, saying so (a fit
 // said "-k 1 is larger than the number of rows (0)").
@@ -611,3 +609,5 @@ TEST_F(CliTest, DataWithoutRowsHaveNoLabelsAndNoScore) {
   expect_failure("fit none.npy -k 1 -o m.json", {"none.npy: no rows to fit"});
   expect_failure("select none.npy -k 1..2", {"none.npy: no rows to fit"});
 }
+
+}  // namespace

@@ -84,7 +84,9 @@ mkdir -p "$work/old_policies"
 cat >"$work/old_policies/CMakeLists.txt" <<'CMAKE'
 cmake_minimum_required(VERSION 3.16)
 project(old_policies LANGUAGES C CXX)
-cmake_policy(SET CMP0057 OLD)
+if(CMAKE_VERSION VERSION_LESS 4.0)  # CMake 4 cannot set a policy before 3.5 to OLD
+  cmake_policy(SET CMP0057 OLD)
+endif()
 find_package(emix 0.1 REQUIRED)
 CMAKE
 cmake -S "$work/old_policies" -B "$work/old_policies/build" -DCMAKE_PREFIX_PATH="$prefix" \

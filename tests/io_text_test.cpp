@@ -494,8 +494,6 @@ TEST_F(TextTest, RawRowSizeIsCheckedBeforeItIsUsed) {
   expect_error<IoError>([&] { io::read_matrix(p, options); }, "is not a multiple of the row size");
 }
 
-}  // namespace
-
 // The reader's guess that a first line of numbers is a header, which the program tells: pandas'
 // numbered names over real-valued rows, or numbers in quotes; never a header of names, nor a line
 // of numbers the next line leaves a row.
@@ -509,3 +507,5 @@ TEST_F(TextTest, AHeaderOfNumbersIsFoundForTheProgramToTell) {
   // As the reader counts rows: the header's line is not one.
   EXPECT_EQ(io::read_matrix(file("pandas2.txt", "0 1\n2.5 3\n4 5.5\n")).rows(), 2);
 }
+
+}  // namespace

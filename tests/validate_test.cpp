@@ -634,8 +634,6 @@ TEST(Messages, NumbersAreShortAndWholeNumbersPlain) {
   EXPECT_EQ(emix::number(-std::numeric_limits<double>::infinity()), "-inf");
 }
 
-}  // namespace
-
 // Old: "covariance of component 0 is singular or not positive definite (its Cholesky
 // factorisation failed)" and nothing more, where a collapse in later iterations advised
 // reg_covar: the same advice now comes with the first failure, in a fit.
@@ -655,3 +653,5 @@ TEST(FitValidation, ACovarianceThatDoesNotFactorInAFitAdvisesRegCovar) {
         << e.what();
   }
 }
+
+}  // namespace

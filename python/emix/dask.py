@@ -395,8 +395,8 @@ class _DaskMixture:
             raise _sampled_row(error, rows) from None
         # The library's report lists the initialisation's notes first and its warnings about
         # the model itself (identifiability) last; the fit states the latter of its own model.
-        notes = list(start.warnings)
-        del notes[len(notes) - len(self._model_warnings(start.model, sample)):]
+        about_model = set(self._model_warnings(start.model, sample))
+        notes = [line for line in start.warnings if line not in about_model]
         parameters = self._parameters_of(start.model)
         parameters.update(given)
         return self._make_model(d, parameters), notes
@@ -413,6 +413,7 @@ class _DaskMixture:
         options.n_init = 1
         options.max_iter = 0
         options.tol = 0
+        options.fixed_weights = False  # a probe: only the fit itself refuses its options
         return list(_emix.fit(_emix.view(np.ascontiguousarray(rows)), options, None,
                               None).warnings)
 
@@ -469,6 +470,13 @@ class _DaskMixture:
             model = self._model()
         else:
             model, notes = self._initial_model(X, weights)
+        if self.fixed_weights:  # before the passes, as the in-memory fit's validation refuses it
+            zero = np.flatnonzero(np.asarray(model.weights) == 0)
+            if zero.size:
+                raise InvalidArgument(
+                    f"fixed_weights keeps the initial weights, and component {int(zero[0])} "
+                    "(0-based) has weight 0: no row can join it; give it a weight > 0, or fit "
+                    "one component fewer")
         init_seconds = time.perf_counter() - started
         blocks = list(X.to_delayed().ravel())
         first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]

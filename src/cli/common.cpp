@@ -204,10 +204,13 @@ bool is_character_device(const std::string& path) {
 // path relative, so "a.npy" and "./a.npy" differed) and through a dangling link to its target.
 fs::path path_written(const std::string& path, std::error_code& error) {
   fs::path resolved = fs::absolute(path, error);
-  for (int link = 0; link < 40 && !error && fs::is_symlink(fs::symlink_status(resolved)); ++link) {
+  for (int link = 0; link < 40 && !error; ++link) {
+    const fs::file_status status = fs::symlink_status(resolved, error);
+    if (error || !fs::is_symlink(status)) break;
     const fs::path target = fs::read_symlink(resolved, error);
     resolved = target.is_absolute() ? target : resolved.parent_path() / target;
   }
+  if (error == std::errc::no_such_file_or_directory) error.clear();  // not written yet
   return error ? fs::path() : fs::weakly_canonical(resolved, error);
 }
 

@@ -33,21 +33,32 @@ void check_results_fit(const DataView& x, int k) {
   check_result_memory(x.rows, k);
 }
 
-// Rows of a Gaussian block that an engine left NaN (log-density, or responsibilities under a
-// finite one): evaluated again by far_row_log_joints.
+// Rows of a Gaussian block that an engine left NaN (their log-density or responsibilities):
+// evaluated again by far_row_log_joints, all gathered in one call (from a GPU, one copy). A row
+// with a value that is not finite (device data are not scanned before) stays NaN, for
+// check_evaluation to refuse.
 void evaluate_far_rows(const PreparedModel& m, Engine& engine, std::int64_t rows, double* log_prob,
                        double* resp, std::int32_t* labels) {
   if (m.family != Family::kGaussian) return;
   const std::size_t k = static_cast<std::size_t>(m.k);
-  std::vector<double> x(static_cast<std::size_t>(m.d)), log_joint(k);
+  const std::size_t d = static_cast<std::size_t>(m.d);
+  std::vector<std::int64_t> far;
   for (std::int64_t n = 0; n < rows; ++n) {
     const std::size_t i = static_cast<std::size_t>(n);
     bool nan = std::isnan(log_prob[i]);
-    for (std::size_t c = 0; resp != nullptr && !nan && c < k; ++c)
+    for (std::size_t c = 0; resp != nullptr && !nan && c < k; ++c) {
       nan = std::isnan(resp[i * k + c]);
-    if (!nan) continue;
-    engine.gather_rows(&n, 1, x.data());
-    far_row_log_joints(m, x.data(), log_joint.data());
+    }
+    if (nan) far.push_back(n);
+  }
+  if (far.empty()) return;
+  std::vector<double> x(far.size() * d), log_joint(k);
+  engine.gather_rows(far.data(), static_cast<std::int64_t>(far.size()), x.data());
+  for (std::size_t f = 0; f < far.size(); ++f) {
+    const double* row = &x[f * d];
+    if (!std::all_of(row, row + d, [](double v) { return std::isfinite(v); })) continue;
+    const std::size_t i = static_cast<std::size_t>(far[f]);
+    far_row_log_joints(m, row, log_joint.data());
     const auto nearest = std::max_element(log_joint.begin(), log_joint.end());
     const double top = *nearest;
     double total = 0;

@@ -291,18 +291,20 @@ double largest_precision(const Model& m) {
     case Covariance::kSpherical:
       for (std::size_t i = 0; i < m.covariances.size(); ++i) {
         const double v = m.covariances[i];
-        // As the model file nests them: [component][feature] for diag, [component] for spherical.
-        const std::string at =
-            m.covariance == Covariance::kDiag
-                ? "[" + std::to_string(i / du) + "][" + std::to_string(i % du) + "]"
-                : "[" + std::to_string(i) + "]";
+        // As the model file nests them: [component][feature] for diag, [component] for
+        // spherical. Built only for a message: this loop runs on every evaluation.
+        const auto at = [&] {
+          return m.covariance == Covariance::kDiag
+                     ? "[" + std::to_string(i / du) + "][" + std::to_string(i % du) + "]"
+                     : "[" + std::to_string(i) + "]";
+        };
         if (!(v > 0)) {
-          throw InvalidArgument("model: covariances" + at + " is " + number(v) +
+          throw InvalidArgument("model: covariances" + at() + " is " + number(v) +
                                 " (variances must be positive)");
         }
         // Below the smallest normal double, 1 / variance overflows: every density would be NaN.
         if (v < DBL_MIN) {
-          throw InvalidArgument("model: covariances" + at + " is " + number(v) +
+          throw InvalidArgument("model: covariances" + at() + " is " + number(v) +
                                 ", too small: 1 / variance overflows double precision (variances "
                                 "must be at least " +
                                 number(DBL_MIN) + ")");

@@ -29,19 +29,27 @@ void check(int rc, const char* call) {
 }
 
 void require_initialized() {
-  // libemix_mpi calls libemix's internal functions, whose ABI only one release keeps: a
-  // libemix.so of another release (the same soname, 0.1, at another patch level) is refused
-  // here rather than called.
-  if (std::strcmp(emix::version(), EMIX_VERSION_STRING) != 0) {
-    throw NotAvailable(std::string("libemix_mpi ") + EMIX_VERSION_STRING + " needs libemix " +
-                       EMIX_VERSION_STRING + ", but libemix " + emix::version() +
-                       " is loaded; install both from one release");
-  }
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (finalized) throw InvalidArgument("MPI is finalized already (MPI_Finalize was called)");
   if (!initialized) throw InvalidArgument("MPI is not initialized (call MPI_Init first)");
+}
+
+void require_one_release(MPI_Comm comm) {
+  // libemix_mpi calls libemix's internal functions, whose ABI only one release keeps: a
+  // libemix.so of another release (the same soname, 0.1, at another patch level, as node-local
+  // installs can differ) is refused on every rank, so that no rank waits for one that left.
+  const bool mine = std::strcmp(emix::version(), EMIX_VERSION_STRING) != 0;
+  int here = mine ? 1 : 0, anywhere = 0;
+  check(MPI_Allreduce(&here, &anywhere, 1, MPI_INT, MPI_LOR, comm), "MPI_Allreduce");
+  if (anywhere == 0) return;
+  throw_on_every_rank(
+      mine ? std::string("libemix_mpi ") + EMIX_VERSION_STRING + " needs libemix " +
+                 EMIX_VERSION_STRING + ", but libemix " + emix::version() +
+                 " is loaded; install both from one release"
+           : std::string("a rank loaded a libemix of another release than its libemix_mpi (") +
+                 EMIX_VERSION_STRING + "); install both from one release on every node");
 }
 
 namespace {

@@ -16,6 +16,9 @@ void check(int rc, const char* call);
 // InvalidArgument unless MPI is initialized and not yet finalized: any other MPI call then would
 // end the process (MPI_Initialized and MPI_Finalized alone may be called at any time).
 void require_initialized();
+// Collective over comm: refuses, on every rank, a libemix of another release than this
+// libemix_mpi on any rank.
+void require_one_release(MPI_Comm comm);
 
 // Collective. Every rank passes what its last local step threw (or null). When any rank failed,
 // every rank throws: the exception type of the lowest failing rank, with its message prefixed

@@ -254,6 +254,7 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
               const double* local_sample_weight) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   require_initialized();
+  require_one_release(caller_comm);
   const PrivateComm private_comm(caller_comm);
   const MPI_Comm comm = private_comm.get();
   const int rank = rank_of(comm);

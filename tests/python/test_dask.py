@@ -446,3 +446,16 @@ def test_select_and_accumulate_read_a_dask_dataframes_column_names(client, data)
     with pytest.raises(ValueError, match="feature names should match"):
         emix.accumulate(picked.best_estimator_,
                         dd.from_pandas(frame[["b", "a", "c"]], npartitions=3))
+
+
+def test_a_fixed_weight_of_zero_is_refused_as_in_memory():
+    """With the in-memory fit's words (the Dask fit checks before its passes)."""
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    settings = dict(weights_init=[0.0, 1.0], fixed_weights=True)
+    with pytest.raises(emix.InvalidArgument) as in_memory:
+        emix.GaussianMixture(2, **settings).fit(X)
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(emix.InvalidArgument) as distributed_fit:
+            emix.dask.GaussianMixture(2, **settings).fit(da.from_array(X, chunks=50))
+    assert str(distributed_fit.value) == str(in_memory.value)
+    assert "component 0 (0-based) has weight 0" in str(in_memory.value)
