@@ -241,6 +241,8 @@ TEST_F(TextTest, RaggedRowsNameTheRow) {
                         p + ": row 7 has 3 columns, expected 4 (line 9)");
   const std::string q = file("long.txt", "1 2\n3 4 5\n");
   expect_error<IoError>([&] { io::read_matrix(q); }, q + ": row 2 has 3 columns, expected 2");
+  const std::string one = file("short.txt", "1 2\n3\n");
+  expect_error<IoError>([&] { io::read_matrix(one); }, one + ": row 2 has 1 column, expected 2");
   const std::string h = file("h.csv", "a,b,c\n1,2\n");
   expect_error<IoError>([&] { io::read_matrix(h); },
                         h + ": the header (line 1) has 3 columns but row 1 has 2 (line 2)");

@@ -346,6 +346,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             data = as_data(X, dtype, name)
             self._check_data_values(data)
             weights = _check_sample_weight(sample_weight, data.n_samples)
+            if data.n_samples < 2:
+                # scikit-learn's minimum for a fit: one row has no spread, and its model would
+                # be reg_covar around that row.
+                shape = (1, data.n_features)
+                raise InvalidArgument(f"Found array with 1 sample(s) (shape={shape}) while a "
+                                      f"minimum of 2 is required by {name}.")
             if self.n_components > data.n_samples:
                 raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
                                       f"{self.n_components}, n_samples = {data.n_samples}")

@@ -377,6 +377,9 @@ class _DaskMixture:
         """The starting model and the initialisation's notes (a component left empty, say), as
         the in-memory fit's report opens with them."""
         n, d = X.shape
+        if n < 2:
+            raise InvalidArgument(f"Found array with {n} sample(s) (shape={X.shape}) while a "
+                                  f"minimum of 2 is required by {type(self).__name__}.")
         given = self._check_initial_parameters(d)
         if len(given) == len(self._init_parameters):
             return self._make_model(d, given), []

@@ -14,6 +14,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/mpi_session.hpp"
+#include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
@@ -73,8 +74,8 @@ Model reconcile_init_model(const FitArgs& a, Family& family, Covariance& covaria
 void check_weight_count(const std::string& path, std::int64_t values, std::int64_t rows,
                         const std::string& input) {
   if (values != rows) {
-    throw InvalidArgument("--sample-weight " + path + " has " + std::to_string(values) +
-                          " values, but " + input + " has " + std::to_string(rows) + " rows");
+    throw InvalidArgument("--sample-weight " + path + " has " + count_of(values, "value") +
+                          ", but " + input + " has " + count_of(rows, "row"));
   }
 }
 
@@ -338,7 +339,7 @@ int run_fit(const FitArgs& a) {
     if (options.init_model && options.init_model->n_features != cols) {
       throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
                             std::to_string(options.init_model->n_features) + ", but " + a.input +
-                            " has " + std::to_string(cols) + " columns");
+                            " has " + count_of(cols, "column"));
     }
     if (!a.sample_weight.empty()) {
       weights = load_sample_weights(a.sample_weight, total_rows, files.first_row,

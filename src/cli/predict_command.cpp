@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
@@ -26,7 +27,7 @@ void check_shape(const Model& model, const std::string& model_path, const std::s
     throw InvalidArgument(input + ": no rows to score (a mean log-likelihood over no rows)");
   }
   if (cols != model.n_features) {
-    throw InvalidArgument(input + " has " + std::to_string(cols) + " columns, but the model " +
+    throw InvalidArgument(input + " has " + count_of(cols, "column") + ", but the model " +
                           model_path + " has n_features " + std::to_string(model.n_features));
   }
 }

@@ -211,8 +211,8 @@ class ChunkedEngine final : public Engine {
       throw InvalidArgument(where(i) + ": no data (" + std::to_string(view.rows) + " rows)");
     }
     if (view.cols != cols_) {
-      throw InvalidArgument(where(i) + ": " + std::to_string(view.cols) +
-                            " columns, but chunk 0 has " + std::to_string(cols_));
+      throw InvalidArgument(where(i) + ": " + count_of(view.cols, "column") + ", but chunk 0 has " +
+                            std::to_string(cols_));
     }
     if (view.dtype != dtype_) {
       throw InvalidArgument(where(i) + ": " + to_string(view.dtype) + " values, but chunk 0 has " +

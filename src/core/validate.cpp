@@ -366,6 +366,10 @@ std::string quoted_excerpt(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
+std::string count_of(std::int64_t count, const char* noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 void validate_model_shape(const Model& model) { check_shape(model); }
 
 void Model::validate() const {

@@ -29,6 +29,9 @@ constexpr int kMaxThreads = 1024;
 // 'abc...' (20000000 bytes). Error messages never copy unbounded or unprintable input.
 std::string quoted_excerpt(std::string_view text, std::size_t max_bytes = 40);
 
+// "1 column", "3 columns": a count with its noun, for messages.
+std::string count_of(std::int64_t count, const char* noun);
+
 // Shortest text that reads back as the same double ("2", "0.1", "5e-324"), for messages.
 std::string number(double value);
 

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "io/common.hpp"
 
@@ -387,8 +388,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       }
     }
     if (n_cells != cols) {
-      throw_io(path, "row " + std::to_string(data_row) + " has " + std::to_string(n_cells) +
-                         " columns, expected " + std::to_string(cols) + at_line());
+      throw_io(path, "row " + std::to_string(data_row) + " has " + count_of(n_cells, "column") +
+                         ", expected " + std::to_string(cols) + at_line());
     }
     if (!wanted) return data_row <= last;
     for (std::int64_t c = 0; c < cols; ++c) {

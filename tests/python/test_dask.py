@@ -459,3 +459,14 @@ def test_a_fixed_weight_of_zero_is_refused_as_in_memory():
             emix.dask.GaussianMixture(2, **settings).fit(da.from_array(X, chunks=50))
     assert str(distributed_fit.value) == str(in_memory.value)
     assert "component 0 (0-based) has weight 0" in str(in_memory.value)
+
+
+def test_a_fit_of_one_row_is_refused_as_in_memory():
+    one_row = np.ones((1, 2))
+    with pytest.raises(emix.InvalidArgument) as in_memory:
+        emix.GaussianMixture(1).fit(one_row)
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(emix.InvalidArgument) as distributed_fit:
+            emix.dask.GaussianMixture(1).fit(da.from_array(one_row))
+    assert str(distributed_fit.value) == str(in_memory.value)
+    assert "minimum of 2 is required" in str(in_memory.value)

@@ -146,6 +146,15 @@ def test_bad_dtype_and_random_state():
         gm(random_state=-1).fit(X)
 
 
+@pytest.mark.parametrize("estimator", [emix.GaussianMixture, emix.BernoulliMixture])
+def test_a_fit_needs_two_rows_as_in_scikit_learn(estimator):
+    one_row = np.ones((1, 3))
+    with pytest.raises(emix.InvalidArgument, match=r"Found array with 1 sample\(s\) \(shape=\(1, "
+                                                   r"3\)\) while a minimum of 2 is required"):
+        estimator(n_components=1).fit(one_row)
+    estimator(n_components=1).fit(np.ones((2, 3)))
+
+
 def test_more_components_than_rows():
     with pytest.raises(emix.InvalidArgument, match="Expected n_samples >= n_components but got "
                                          "n_components = 60, n_samples = 50"):
