@@ -243,6 +243,11 @@ TEST_F(TextTest, RaggedRowsNameTheRow) {
   expect_error<IoError>([&] { io::read_matrix(q); }, q + ": row 2 has 3 columns, expected 2");
   const std::string one = file("short.txt", "1 2\n3\n");
   expect_error<IoError>([&] { io::read_matrix(one); }, one + ": row 2 has 1 column, expected 2");
+  const std::string quote = file("quote.csv", "a,b\n1,2\n\"3,4\n");
+  expect_error<IoError>([&] { io::read_matrix(quote); },
+                        quote +
+                            ": row 2 has 1 column, expected 2 (line 3); a double quote on "
+                            "this line does not close");
   const std::string h = file("h.csv", "a,b,c\n1,2\n");
   expect_error<IoError>([&] { io::read_matrix(h); },
                         h + ": the header (line 1) has 3 columns but row 1 has 2 (line 2)");

@@ -366,7 +366,11 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
     split(text, separator, &cells);
     const auto n_cells = static_cast<std::int64_t>(cells.size());
     // Built only for messages: most rows never need it.
-    auto at_line = [&] { return " (line " + std::to_string(line_number) + ")"; };
+    auto at_line = [&] {
+      const bool open_quote = std::count(text.begin(), text.end(), '"') % 2 == 1;
+      return " (line " + std::to_string(line_number) + ")" +
+             (open_quote ? "; a double quote on this line does not close" : "");
+    };
     const auto ends_with_separator = [&] {
       return separator != '\0' && text.find_last_not_of(" \t") == text.rfind(separator);
     };
