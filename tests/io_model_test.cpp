@@ -273,6 +273,11 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
   expect_error<IoError>([&] { io::read_model(bad); },
                         bad + ": not valid JSON: line 2, column 16, in 'weights'[1]: syntax error");
 
+  const std::string twice = file("twice.json", R"({"family": "gaussian", "covariance": "diag",
+    "weights": [1], "means": [[0]], "covariances": [[1]], "means": [[5]]})");
+  expect_error<IoError>([&] { io::read_model(twice); },
+                        twice + ": 'means' is given twice; a model file names each field once");
+
   struct Case {
     const char* json;
     const char* message;

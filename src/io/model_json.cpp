@@ -185,6 +185,12 @@ class BoundedDomBuilder {
   bool start_object(std::size_t) { return open(Json::object()); }
   bool key(string_t& key) {
     path_parts().back().key = key;
+    // A repeated key is legal JSON whose meaning varies by reader (nlohmann and Python keep the
+    // last value): a hand-edited file with two "means" would load one of them silently.
+    if (stack_.back()->contains(key)) {
+      throw IoError(detail::quote_path(path_) + ": " + pending_path() +
+                    " is given twice; a model file names each field once");
+    }
     pending_key_ = std::move(key);
     return true;
   }
@@ -250,7 +256,7 @@ class BoundedDomBuilder {
       parent.push_back(std::move(value));
       return &parent.back();
     }
-    Json& slot = parent[pending_key_];  // a repeated key: the last value wins, as in nlohmann
+    Json& slot = parent[pending_key_];
     slot = std::move(value);
     return &slot;
   }
