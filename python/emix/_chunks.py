@@ -280,8 +280,10 @@ class _Adapter:
     def __init__(self):
         self.seen = {}
         # Without a dtype parameter, the chunks' widest element type where the source tells it
-        # before they are read (_Reiterable), else chunk 0's: other chunks are converted to it.
+        # before they are read (_Reiterable), else the first chunk's: narrower chunks are
+        # converted to it, wider ones refused.
         self.first_dtype = None
+        self.first_dtype_chunk = None
 
     def known_rows(self, i):
         return -1
@@ -317,9 +319,20 @@ class _Adapter:
             elif names != self.columns:
                 raise InvalidArgument(f"chunk {index}: its columns {names} are not chunk 0's "
                                       f"{self.columns}")
-        x = _as_chunk_array(x, self.dtype or self.first_dtype, index)
-        if index == 0 and self.dtype is None:
-            self.first_dtype = x.dtype
+        x = _as_chunk_array(x, self.dtype, index)
+        if self.dtype is None:
+            if self.first_dtype is None:
+                self.first_dtype, self.first_dtype_chunk = x.dtype, index
+            elif x.dtype != self.first_dtype:
+                if x.dtype.itemsize > self.first_dtype.itemsize:
+                    # Rounding this chunk to float32 would change the model without a word.
+                    raise InvalidArgument(
+                        f"chunk {index}: {x.dtype} values, but the chunks are read as "
+                        f"{self.first_dtype}, the type of chunk {self.first_dtype_chunk}: this "
+                        "source's items do not say their type before they are read (a "
+                        "generator, say), so the first one read sets it; give every chunk one "
+                        "type, or set the estimator's dtype='float64'")
+                x = np.ascontiguousarray(x, dtype=self.first_dtype)
         if w is not None:
             w = np.ascontiguousarray(w, dtype=np.float64)
             if w.ndim != 1:
@@ -474,6 +487,13 @@ def _item_dtype(item):
         if not types or not all(str(t) in ("float", "double") for t in types):
             return None
         return np.dtype(np.float32 if all(str(t) == "float" for t in types) else np.float64)
+    if _module_of(item) == "pandas" and hasattr(item, "dtypes"):
+        # A frame's columns' types; extension types (nullable integers) leave it to the read.
+        try:
+            types = [np.dtype(t) for t in getattr(item.dtypes, "values", [item.dtypes])]
+        except TypeError:
+            return None
+        return np.result_type(*{_target_dtype(t, None) for t in types}) if types else None
     try:
         return np.dtype(item.dtype)  # not a PyTorch dtype, say
     except (AttributeError, TypeError):

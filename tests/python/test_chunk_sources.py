@@ -182,6 +182,22 @@ def test_chunks_of_several_element_types_take_the_widest(data):
     same = fit([p.astype(np.float64) for p in pieces])
     np.testing.assert_array_equal(mixed.means_, same.means_)
     assert fit([p.astype(np.float32) for p in pieces]).report_.precision == "float32"
+    # pandas frames say their columns' types before they are read, as arrays do.
+    pd = pytest.importorskip("pandas")
+    frames = [pd.DataFrame(p, columns=list("abc")) for p in pieces]
+    np.testing.assert_array_equal(fit(frames).means_, same.means_)
+    # A generator's items say nothing until read: the first read sets the type, and a wider
+    # chunk after it is refused, not rounded (2**24 + 1 is not a float32).
+    wide = data[250:].copy()
+    wide[:, 0] = 2.0**24 + 1
+    gm = fit(data)
+    with pytest.raises(ValueError, match=r"chunk 1: float64 values, but the chunks are read as "
+                                         r"float32, the type of chunk 0"):
+        emix.accumulate(gm, (p for p in [pieces[0], wide]))
+    # A float32 chunk after a float64 one is widened, as in a list.
+    widened = emix.accumulate(gm, (p for p in [data[250:], pieces[0]]))
+    listed = emix.accumulate(gm, [data[250:], pieces[0]])
+    assert widened.to_bytes() == listed.to_bytes()
 
 
 def test_empty_chunks_extra_chunks_and_items_that_are_not_2d(data, reference):
