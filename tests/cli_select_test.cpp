@@ -42,12 +42,14 @@ std::vector<Row> read_table(const fs::path& path) {
   std::getline(in, line);
   EXPECT_EQ(line,
             "n_components,covariance,log_likelihood,mean_log_likelihood,n_parameters,bic,aic,icl,"
-            "n_iter,converged,seconds,best,failed");
+            "n_iter,converged,seconds,best,failed,error");
   std::vector<Row> rows;
   while (std::getline(in, line)) {
+    // The error, last, is empty or quoted where it holds commas: the 13 columns before it are
+    // plain.
     const std::vector<std::string> f = split(line, ',');
-    EXPECT_EQ(f.size(), 13u) << line;
-    if (f.size() != 13) break;
+    EXPECT_GE(f.size(), 13u) << line;
+    if (f.size() < 13) break;
     Row r;
     r.k = std::stoi(f[0]);
     r.covariance = f[1];
@@ -247,6 +249,28 @@ TEST_F(SelectTest, PlotIsAPngOfTheStatedSize) {
   EXPECT_EQ(png.substr(png.size() - 8, 4), "IEND");
 }
 
+// A K larger than the data fails alone, with its reason in the table; the others are compared.
+TEST_F(SelectTest, AKLargerThanTheDataFailsAloneWithItsReasonInTheTable) {
+  write("four.csv", "1,2\n3,5\n6,7\n9,8\n");
+  const CliRun r =
+      emix("select four.csv -k 1..5 --covariance diag --device cpu -o m.json --table t.csv -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string table = read_text(path("t.csv"));
+  EXPECT_NE(table.find(",best,failed,error\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("\n5,diag,-inf,-inf,"), std::string::npos) << table;
+  EXPECT_NE(table.find(",false,true,K = 5 is more than the 4 rows\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("\n1,diag,"), std::string::npos) << table;
+  const CliRun json = emix(
+      "select four.csv -k 1..5 --covariance diag --device cpu -o m.json "
+      "--table t.json -q");
+  ASSERT_EQ(json.code, 0) << json.err;
+  EXPECT_NE(read_text(path("t.json"))
+                .find("\"failed\": true, \"error\": \"K = 5 is more than the 4 "
+                      "rows\"}"),
+            std::string::npos)
+      << read_text(path("t.json"));
+}
+
 TEST_F(SelectTest, BadArgumentsFailBeforeAnyOutput) {
   expect_failure("select data.npy -k 0..3 -o m.json --table t.csv", {"-k 0..3", "K = 0"});
   expect_failure("select data.npy -k 4..2 -o m.json", {"-k 4..2", "ends before it starts"});
@@ -256,7 +280,7 @@ TEST_F(SelectTest, BadArgumentsFailBeforeAnyOutput) {
                  {"--covariance full,banana", "\"banana\""});
   expect_failure("select data.npy -k 1..3 --table t.txt -o m.json", {"--table t.txt", ".csv"});
   expect_failure("select data.npy -k 1..3 --reg-covar -1 -o m.json --table t.csv", {"--reg-covar"});
-  expect_failure("select data.npy -k 1..2000 -o m.json --table t.csv",
+  expect_failure("select data.npy -k 1501..2000 -o m.json --table t.csv",
                  {"K = 1501", "larger than the number of rows (1500)", "data.npy"});
   expect_failure("select missing.npy -k 1..3 -o m.json", {"missing.npy"});
   expect_failure("select data.npy -k 1..3 -o data.npy", {"-o data.npy", "refusing"});

@@ -207,12 +207,51 @@ TEST(Select, ACandidateThatFailsIsReportedAndLeftOut) {
   }
 }
 
+// Components that keep collapsing onto coinciding rows (reg_covar 0) have a log-likelihood that
+// grows without bound: such a candidate would win every criterion, and is left out instead.
+TEST(Select, ACandidateWhoseComponentsKeptCollapsingIsLeftOut) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal;
+  std::vector<double> x;
+  for (int n = 0; n < 200 * 3; ++n) x.push_back(normal(rng));
+  for (int n = 0; n < 20; ++n) x.insert(x.end(), {5.0, 5.0, 5.0});
+  emix::SelectOptions o = grid({1, 2}, {Covariance::kDiag});
+  o.fit.reg_covar = 0;
+  o.fit.n_init = 1;
+  const emix::SelectReport r = emix::select(emix::DataView::host(x.data(), 220, 3), o);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  const emix::SelectCandidate& two = r.candidates[1];
+  EXPECT_TRUE(std::isinf(two.bic));
+  ASSERT_FALSE(two.fit.warnings.empty());
+  EXPECT_NE(two.fit.warnings.back().find("left out of the choice: components kept collapsing"),
+            std::string::npos)
+      << two.fit.warnings.back();
+  EXPECT_EQ(r.best, 0u);
+}
+
 TEST(Select, BadGridsAreInvalidArguments) {
   const Data data = make_data(51, 100);
   EXPECT_THROW(emix::select(data.view(), grid({}, {Covariance::kFull})), emix::InvalidArgument);
   EXPECT_THROW(emix::select(data.view(), grid({2}, {})), emix::InvalidArgument);
-  EXPECT_THROW(emix::select(data.view(), grid({2, 101}, {Covariance::kFull})),
+  EXPECT_THROW(emix::select(data.view(), grid({101, 102}, {Covariance::kFull})),
                emix::InvalidArgument);
+  // A K the data cannot hold fails alone; the others are fitted and compared.
+  const emix::SelectReport r = emix::select(data.view(), grid({2, 101}, {Covariance::kFull}));
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_TRUE(std::isinf(r.candidates[1].bic));
+  EXPECT_EQ(r.candidates[1].fit.warnings.back(),
+            "failed, and left out of the choice: K = 101 is more than the 100 rows");
+  EXPECT_EQ(r.best, 0u);
+  // So does a K with fewer rows of positive weight than components.
+  std::vector<double> weights(100, 0.0);
+  weights[0] = weights[50] = weights[99] = 1.0;
+  const emix::SelectReport w =
+      emix::select(data.view(), grid({2, 4}, {Covariance::kDiag}), weights.data());
+  EXPECT_TRUE(std::isfinite(w.candidates[0].bic));
+  EXPECT_TRUE(std::isinf(w.candidates[1].bic));
+  EXPECT_NE(w.candidates[1].fit.warnings.back().find("only 3 rows have positive weight"),
+            std::string::npos)
+      << w.candidates[1].fit.warnings.back();
   EXPECT_THROW(emix::select(data.view(), grid({0, 2}, {Covariance::kFull})), emix::InvalidArgument);
   EXPECT_EQ(emix::parse_criterion("icl"), emix::Criterion::kIcl);
   EXPECT_THROW(emix::parse_criterion("bick"), emix::InvalidArgument);

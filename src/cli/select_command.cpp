@@ -119,10 +119,28 @@ std::string number(double v) { return format("%.17g", v); }
 // A candidate that failed (and was left out of the choice) has infinite criteria.
 bool failed(const SelectCandidate& c) { return std::isinf(c.bic); }
 
+// Why a candidate failed: the library states it among its warnings ("" for one that did not).
+std::string failure_of(const SelectCandidate& c) {
+  static const std::string kFailed = "failed, and left out of the choice: ";
+  if (!failed(c)) return "";
+  for (const std::string& w : c.fit.warnings) {
+    if (w.rfind(kFailed, 0) == 0) return w.substr(kFailed.size());
+  }
+  return "failed";
+}
+
+// A CSV cell (RFC 4180): quoted, with its quotes doubled, when it holds a comma or a quote.
+std::string csv_cell(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 std::string table_csv(const SelectReport& r, Family family) {
   std::string out =
       "n_components,covariance,log_likelihood,mean_log_likelihood,n_parameters,bic,aic,icl,"
-      "n_iter,converged,seconds,best,failed\n";
+      "n_iter,converged,seconds,best,failed,error\n";
   for (std::size_t i = 0; i < r.candidates.size(); ++i) {
     const SelectCandidate& c = r.candidates[i];
     out += std::to_string(c.n_components) + "," + covariance_name(c, family) + "," +
@@ -130,7 +148,8 @@ std::string table_csv(const SelectReport& r, Family family) {
            std::to_string(c.n_parameters) + "," + number(c.bic) + "," + number(c.aic) + "," +
            number(c.icl) + "," + std::to_string(c.fit.n_iter) + "," +
            (c.fit.converged ? "true" : "false") + "," + format("%.6f", c.fit.seconds) + "," +
-           (i == r.best ? "true" : "false") + "," + (failed(c) ? "true" : "false") + "\n";
+           (i == r.best ? "true" : "false") + "," + (failed(c) ? "true" : "false") + "," +
+           csv_cell(failure_of(c)) + "\n";
   }
   return out;
 }
@@ -175,7 +194,8 @@ std::string table_json(const SelectReport& r, Family family) {
            ", \"icl\": " + json_number(c.icl) + ", \"n_iter\": " + std::to_string(c.fit.n_iter) +
            ", \"converged\": " + (c.fit.converged ? "true" : "false") +
            ", \"seconds\": " + format("%.6f", c.fit.seconds) +
-           ", \"failed\": " + (failed(c) ? "true" : "false") + "}" +
+           ", \"failed\": " + (failed(c) ? "true" : "false") +
+           ", \"error\": " + json_string(failure_of(c)) + "}" +
            (i + 1 < r.candidates.size() ? "," : "") + "\n";
   }
   return out + "  ]\n}\n";
@@ -363,12 +383,13 @@ int run_select(const SelectArgs& a) {
   if (!mapping) x = InputMatrix::open(a.input, a.data, a.memory_map);
   const std::int64_t rows = mapping ? mapping->rows() : x.rows();
   if (rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
-  for (int k : options.n_components) {
-    if (k > rows) {
-      throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(k) +
-                            " is larger than the number of rows (" + std::to_string(rows) +
-                            ") in " + a.input);
-    }
+  // A K larger than the data fails alone, in the table; a grid of such K only is an error.
+  const int smallest_k =
+      *std::min_element(options.n_components.begin(), options.n_components.end());
+  if (smallest_k > rows) {
+    throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(smallest_k) +
+                          " is larger than the number of rows (" + std::to_string(rows) + ") in " +
+                          a.input);
   }
   std::vector<double> weights;
   if (!a.sample_weight.empty()) {

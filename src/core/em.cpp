@@ -186,6 +186,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
           << "iteration " << last_reseed_iteration_ << "), so the fit could not converge; with "
           << "rows that coincide (duplicates), increase reg_covar"
           << (options_.reg_covar == 0 ? " from 0" : "") << " or use fewer components";
+      kept_collapsing_ = msg.str();
       if (options_.n_init > 1) msg << " (restart " << run_ << ")";
       report_.warnings.push_back(msg.str());
     }
@@ -479,9 +480,16 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
   std::vector<EmRun*> pointers;
   for (EmRun& run : runs) pointers.push_back(&run);
   run_together(engine, pointers);
+  // A restart whose components kept collapsing has a log-likelihood that grows on points
+  // without bound: it is chosen only when every restart did.
+  bool best_kept_collapsing = false;
   for (EmRun& run : runs) {
-    if (!have_best || better_restart(run.report().log_likelihood, best.log_likelihood)) {
+    const bool collapsing = !run.kept_collapsing().empty();
+    if (!have_best || (best_kept_collapsing && !collapsing) ||
+        (collapsing == best_kept_collapsing &&
+         better_restart(run.report().log_likelihood, best.log_likelihood))) {
       best = std::move(run.report());
+      best_kept_collapsing = collapsing;
       have_best = true;
     }
   }

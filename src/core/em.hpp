@@ -64,6 +64,10 @@ class EmRun {
   }
   bool failed() const { return !failure_.empty(); }
   const std::string& failure() const { return failure_; }
+  // Why the run's components kept collapsing to its end (re-seeded in its last tenth of
+  // max_iter), or empty: its log-likelihood then grows without bound on points, and says
+  // nothing about the model's fit.
+  const std::string& kept_collapsing() const { return kept_collapsing_; }
 
  private:
   void reseed(Engine& engine, Model& next, int c, const char* why);
@@ -95,6 +99,7 @@ class EmRun {
   bool subspace_checked_ = false;
   bool done_ = false;
   std::string failure_;
+  std::string kept_collapsing_;
 };
 
 // Advances every run to its end; each pass over the data serves the runs not yet done

@@ -719,9 +719,8 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
   std::int64_t positive = 0;
   for (Eigen::Index i = 0; i < n; ++i) positive += w[i] > 0;
   if (positive < k) {
-    throw InvalidArgument(
-        "initialisation: only " + std::to_string(positive) +
-        " rows have positive weight, fewer than n_components = " + std::to_string(k));
+    throw TooFewRows("initialisation: only " + std::to_string(positive) +
+                     " rows have positive weight, fewer than n_components = " + std::to_string(k));
   }
 
   // What follows the shared part, once per covariance type: a NumericalError (a singular M-step,

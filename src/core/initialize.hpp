@@ -9,10 +9,18 @@
 
 #include "core/em.hpp"
 #include "core/engine.hpp"
+#include "emix/errors.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
 
 namespace emix {
+
+// Fewer rows of positive weight than components: the data cannot give this K a start. Model
+// selection fails that K alone and fits the others.
+class TooFewRows : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
 
 // A uniform sample of `count` of the rows 0..n_rows-1 without replacement (Floyd's algorithm),
 // in increasing order. kAuto picks how the rows taken are remembered (a bit per row, or a hash

@@ -141,17 +141,25 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     FitOptions options;
   };
   std::vector<Grid> grid;
+  int smallest_k = std::numeric_limits<int>::max();
   for (FitOptions& o : candidate_options(options)) {
     validate_fit_options(o, d);
-    if (o.n_components > rows) {
-      throw InvalidArgument("select: K = " + std::to_string(o.n_components) + " is more than the " +
-                            std::to_string(rows) + " rows");
-    }
+    smallest_k = std::min(smallest_k, o.n_components);
     grid.push_back({o.n_components, o.covariance, std::move(o)});
   }
+  // A K larger than the data fails its candidates alone (as a grid search scores an impossible
+  // candidate as failed); a grid of such K only is an error.
+  const auto too_large = [rows](int k) {
+    return k > rows
+               ? "K = " + std::to_string(k) + " is more than the " + std::to_string(rows) + " rows"
+               : std::string();
+  };
+  if (smallest_k > rows) throw InvalidArgument("select: " + too_large(smallest_k));
   {
     std::vector<FitOptions> all;
-    for (const Grid& g : grid) all.push_back(g.options);
+    for (const Grid& g : grid) {
+      if (g.k <= rows) all.push_back(g.options);
+    }
     check_select_memory(rows, d, all);
   }
 
@@ -194,6 +202,10 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
   for (int run = 0; run < options.fit.n_init; ++run) {
     for (const SameK& group : groups) {
       const FitOptions& o = grid[group.candidates.front()].options;
+      if (!too_large(o.n_components).empty()) {
+        for (std::size_t i : group.candidates) init_failures[i] = too_large(o.n_components);
+        continue;
+      }
       std::mt19937_64 rng = run_rng(o.seed, run);
       const auto init_start = Clock::now();
       std::vector<std::string> run_notes;
@@ -204,6 +216,8 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
                                   rng, run == 0 ? &run_notes : nullptr);
       } catch (const NumericalError& e) {
         shared_failure = e.what();  // this restart is left out; the others go on
+      } catch (const TooFewRows& e) {
+        shared_failure = e.what();
       }
       const double share = seconds_since(init_start) / static_cast<double>(group.candidates.size());
       for (std::size_t m = 0; m < group.candidates.size(); ++m) {
@@ -233,8 +247,9 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
 
   SelectReport report;
   report.criterion = options.criterion;
-  // A candidate the data cannot support (a singular covariance without reg_covar, say) fails
-  // alone: it is reported, with infinite criteria, and the others are compared.
+  // A candidate the data cannot support (a singular covariance without reg_covar, components
+  // that keep collapsing) fails alone: it is reported, with infinite criteria, and the others
+  // are compared.
   report.passes = run_together(engine, all, /*isolate_failures=*/true);
   report.engine = engine.name();
   const double weight_sum = weight_total();
@@ -247,8 +262,10 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     double entropy = 0;
     std::string failure = init_failures[i];
     for (EmRun& run : runs[i]) {
-      if (run.failed()) {
-        if (failure.empty()) failure = run.failure();
+      // A run whose components kept collapsing has an unbounded log-likelihood, which would
+      // win any criterion: it is left out as a failed one is.
+      if (run.failed() || !run.kept_collapsing().empty()) {
+        if (failure.empty()) failure = run.failed() ? run.failure() : run.kept_collapsing();
         continue;
       }
       if (!have || better_restart(run.report().log_likelihood, c.fit.log_likelihood)) {
@@ -269,6 +286,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
       shape.n_components = grid[i].k;
       shape.n_features = d;
       c.n_parameters = shape.n_parameters();
+      c.fit.warnings = notes[i];  // what its initialisation found may be why it failed
       c.fit.warnings.push_back("failed, and left out of the choice: " + failure);
       c.bic = c.aic = c.icl = infinity;
       report.candidates.push_back(std::move(c));

@@ -144,6 +144,28 @@ def test_n_init_keeps_the_best_run(gaussian_data):
     assert 0 <= several.report_.best_init < 4
 
 
+def test_a_restart_whose_components_kept_collapsing_is_chosen_last():
+    """Its log-likelihood grows on coinciding rows without bound (reg_covar=0): run 0 here ends
+    higher than run 1 and kept re-seeding to its end; run 1 is the fit."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(200, 3)), rng.normal(size=(200, 3)) + 6,
+                   np.tile([[3.0, 3, 3]], (20, 1))])
+
+    def fit(n_init):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gm = emix.GaussianMixture(3, covariance_type="diag", reg_covar=0, n_init=n_init,
+                                      random_state=1, device="cpu").fit(X)
+        return gm, [str(w.message) for w in caught]
+
+    run_0, run_0_warnings = fit(1)
+    assert any("kept collapsing to the end" in w for w in run_0_warnings)
+    chosen, chosen_warnings = fit(2)
+    assert chosen.report_.best_init == 1
+    assert not any("kept collapsing" in w for w in chosen_warnings)
+    assert chosen.lower_bound_ < run_0.lower_bound_
+
+
 def test_all_initial_parameters_are_used_exactly(gaussian_data):
     weights = np.array([0.2, 0.3, 0.5])
     means = gaussian_data[[0, 10, 20]]

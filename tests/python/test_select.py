@@ -201,6 +201,20 @@ def test_collinear_columns_fail_their_full_candidates_at_every_k():
         emix.GaussianMixture(1, reg_covar=0, random_state=0, device="cpu").fit(x)
 
 
+def test_a_k_larger_than_the_data_fails_alone():
+    """As a grid search scores an impossible candidate as failed: the default grid (K up to
+    10) on 5 rows fitted nothing before."""
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = emix.select(x, covariance_types="diag", random_state=0, device="cpu")
+    assert [c["failed"] for c in r.candidates] == [False] * 5 + [True] * 5
+    assert r.candidates[5]["error"] == "K = 6 is more than the 5 rows"
+    assert r.best_["n_components"] <= 5
+    with pytest.raises(ValueError, match="larger than the number of rows"):
+        emix.select(x, n_components=[6, 7], random_state=0, device="cpu")
+
+
 def test_the_default_grid_is_the_programs(three_clusters):
     # `emix select`'s defaults: K = 1..10 with every covariance type, types as listed, then K.
     with warnings.catch_warnings():
