@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _emix
 from ._emix import InvalidArgument
-from ._arrays import as_data, check_dtype_parameter, in_rows
+from ._arrays import as_data, check_dtype_parameter, in_rows, is_device_array
 from ._engine import engine_options
 
 
@@ -232,6 +232,19 @@ def accumulate(model, X, sample_weight=None, device=None):
         if not parts:
             raise InvalidArgument("the chunk source gave no rows")
         return Statistics(_emix.merge_in_order(parts))
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[0] == 0 and not is_device_array(X):
+        # No rows: zero statistics, which merge as nothing (a filtered partition, say), as the
+        # C and C++ APIs give them.
+        if shape[1] != m.n_features:
+            raise InvalidArgument(f"X has {shape[1]} features, but the model has "
+                                  f"{m.n_features}")
+        if sample_weight is not None:
+            from ._base import _check_sample_weight
+
+            _check_sample_weight(sample_weight, 0, allow_all_zero=True)
+        empty = np.empty((0, m.n_features), dtype=dtype or np.float64)
+        return Statistics(_emix.accumulate(m, _emix.view(empty), _engine(device), None))
     data = as_data(X, dtype, "emix.accumulate")
     if data.n_features != m.n_features:
         raise InvalidArgument(f"X has {data.n_features} features, but the model has "

@@ -115,6 +115,21 @@ def test_maximize_refuses_statistics_without_weight():
         emix.maximize(gm, stats)
 
 
+def test_rows_without_any_are_zero_statistics_that_merge_as_nothing():
+    """As the C and C++ APIs take them: a filtered partition of a frame may hold no rows."""
+    x = overlapping_mixture(12, n=200)
+    gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu", max_iter=2), x)
+    whole = emix.accumulate(gm, x)
+    for empty in (x[:0], x[:0].astype(np.float32)):
+        nothing = emix.accumulate(gm, empty, sample_weight=np.zeros(0))
+        assert (nothing + whole).to_bytes() == whole.to_bytes()
+        assert (whole + nothing).to_bytes() == whole.to_bytes()
+    with pytest.raises(ValueError, match="features, but the model has"):
+        emix.accumulate(gm, np.empty((0, x.shape[1] + 1)))
+    with pytest.raises(ValueError, match="sample_weight"):
+        emix.accumulate(gm, x[:0], sample_weight=np.ones(3))
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_maximize_names_a_component_that_collapsed_without_reg_covar(covariance_type):
     # Fifty identical rows own component 0: with reg_covar = 0 its new covariance is singular,
