@@ -116,6 +116,18 @@ def _as_chunk_array(x, dtype, index):
 def _arrow_to_numpy(table, where):
     """An Arrow table or record batch as a (rows, columns) array (Arrow stores columns, so this
     is one copy)."""
+    for name, column in zip(table.column_names, table.columns):
+        # A null is a missing value, not a NaN; a whole column of them is, in a dataset of
+        # several files, most likely a file without that column.
+        nulls = getattr(column, "null_count", 0)
+        if nulls == table.num_rows and nulls > 0:
+            raise InvalidArgument(f"{where}: column {name!r} holds no values (all {nulls} null): "
+                                  "is it missing from this part of the data (a file of a dataset "
+                                  "without it)?")
+        if nulls:
+            values = "value" if nulls == 1 else "values"
+            raise InvalidArgument(f"{where}: column {name!r} has {nulls} missing {values} (null); "
+                                  "drop or impute them")
     columns = [np.asarray(column.to_numpy(zero_copy_only=False) if hasattr(column, "to_numpy")
                           else column) for column in table.columns]
     for j, (name, column) in enumerate(zip(table.column_names, columns)):
@@ -246,7 +258,8 @@ def adapter_for(X, sample_weight, dtype):
     """The library-facing adapter of a chunk source given to ``fit``."""
     if isinstance(X, Chunks):
         if sample_weight is not None:
-            raise InvalidArgument("give sample_weight to emix.chunked(), not to fit, for chunks")
+            raise InvalidArgument("sample_weight: give it to emix.chunked(source, "
+                                  "sample_weight=...), which holds the chunks")
         return X._adapter(dtype)
     return Chunks(X, None, sample_weight)._adapter(dtype)
 

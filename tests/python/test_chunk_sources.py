@@ -265,6 +265,18 @@ def test_pyarrow_sources(tmp_path, data, reference):
     assert_same_model(fit(dataset), reference)
     with pytest.raises(ValueError, match=f"{len(data) + 1} weights for {len(data)} rows"):
         fit(emix.chunked(parquet, sample_weight=np.ones(len(data) + 1)))
+    # A file without one of the dataset's columns reads as nulls there: named as such, not as
+    # a NaN in the data.
+    pq.write_table(table.slice(0, 10).drop_columns(["f2"]), directory / "part-9.parquet")
+    unified = ds.dataset(directory, format="parquet", schema=table.schema)
+    with pytest.raises(ValueError, match=r"column 'f2' holds no values \(all 10 null\): is it "
+                                         r"missing from this part"):
+        fit(unified)
+    nulls = pa.table({"a": pa.array([1.0, None, 3.0]), "b": pa.array([1.0, 2.0, 3.0])})
+    with pytest.raises(ValueError, match=r"chunk 0: column 'a' has 1 missing value \(null\)"):
+        fit(nulls, n_components=1)
+    with pytest.raises(ValueError, match="give it to emix.chunked"):
+        emix.accumulate(fit(data), emix.chunked(data, chunk_rows=100), sample_weight=data[:, 0])
 
 
 class CountingRows:
