@@ -287,6 +287,21 @@ void expect_bad_sources_named(bool announce) {
             std::string::npos)
       << message_of([&] { emix::fit(wider, o); });
 
+  // An empty chunk of the wrong width has no rows to name: where it lies instead.
+  VectorChunks empty_and_narrow(x, 1000, 3, 100);
+  empty_and_narrow.announce_rows = announce;
+  empty_and_narrow.tamper = [](std::int64_t i, int, emix::DataView& v) {
+    if (i == 2) {
+      v.rows = 0;
+      v.cols = 2;
+    }
+  };
+  if (!announce) {
+    const std::string empty_message = message_of([&] { emix::fit(empty_and_narrow, o); });
+    EXPECT_NE(empty_message.find("chunk 2 (no rows, after row 200): 2 columns"), std::string::npos)
+        << empty_message;
+  }
+
   std::vector<double> with_nan = x;
   with_nan[(7 * 100 + 4) * 3 + 1] = std::numeric_limits<double>::quiet_NaN();
   VectorChunks nan_chunks(with_nan, 1000, 3, 100);

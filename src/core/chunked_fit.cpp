@@ -195,13 +195,18 @@ class ChunkedEngine final : public Engine {
   }
 
  private:
-  // "chunk 7 (rows 701..800)", rows of the whole data counted from 1.
+  // "chunk 7 (rows 701..800)", rows of the whole data counted from 1; "chunk 8 (no rows, after
+  // row 800)" for an empty one.
   std::string where(std::int64_t i) const {
     std::string s = "chunk " + std::to_string(i);
     const std::size_t u = static_cast<std::size_t>(i);
     if (u < first_row_.size() && u < chunk_rows_.size()) {
-      s += " (rows " + std::to_string(first_row_[u] + 1) + ".." +
-           std::to_string(first_row_[u] + chunk_rows_[u]) + ")";
+      if (chunk_rows_[u] == 0) {
+        s += " (no rows, after row " + std::to_string(first_row_[u]) + ")";
+      } else {
+        s += " (rows " + std::to_string(first_row_[u] + 1) + ".." +
+             std::to_string(first_row_[u] + chunk_rows_[u]) + ")";
+      }
     }
     return s;
   }
