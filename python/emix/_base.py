@@ -284,11 +284,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or a chunk source
             The data: a NumPy array (used in place when it is C-contiguous float32 or
             float64), a list, a PyTorch CPU tensor, or a CUDA array (CuPy, PyTorch, JAX, any
             DLPack or ``__cuda_array_interface__`` producer), which the GPU engine reads in
-            place.
+            place. Or a chunk source, re-read chunk by chunk on every iteration (exact EM out
+            of core): :func:`emix.chunked`, an h5py dataset, a pyarrow Table, ParquetFile or
+            Dataset, or a re-iterable of 2-D arrays (a list of them, say).
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -311,7 +313,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The data (see :meth:`fit`).
+            The data in memory (see :meth:`fit`); a chunk source is a TypeError (call
+            ``fit``, then ``predict`` chunk by chunk).
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None

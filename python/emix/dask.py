@@ -38,6 +38,7 @@ block per block of rows) and ``score`` a 0-d Dask array; nothing is computed unt
 """
 
 import copyreg
+import inspect
 import time
 import types
 
@@ -334,10 +335,17 @@ def _singular_components(model, reg_covar):
     return [c for c in range(model.n_components) if not factors(covariances[c]) or c in unresolved]
 
 
+_DEFAULT_INIT_SAMPLE_ROWS = 100_000
+
+
 class _DaskMixture:
     """fit / predict / score over Dask arrays; NumPy data go to the in-memory estimator."""
 
-    init_sample_rows = 100_000
+    def _family_checks(self):
+        return super()._family_checks() + [
+            (_base._is_int(self.init_sample_rows) and self.init_sample_rows >= 1,
+             "init_sample_rows", "an int >= 1")]
+
     # The statistics one merge task may take in at once (see _fan_in).
     merge_task_bytes = 256 * 2**20
 
@@ -632,16 +640,41 @@ class _DaskMixture:
         return self._criterion(X, lambda n: 2.0 * p)
 
 
+def _dask_init(in_memory):
+    """The in-memory estimator's __init__ plus ``init_sample_rows``, keyword-only. Its signature
+    is stated (scikit-learn's get_params, set_params and clone read the parameters from it), so
+    the in-memory parameters are listed once, in their own class."""
+    signature = inspect.signature(in_memory.__init__)
+    extra = inspect.Parameter("init_sample_rows", inspect.Parameter.KEYWORD_ONLY,
+                              default=_DEFAULT_INIT_SAMPLE_ROWS)
+
+    def __init__(self, *args, init_sample_rows=_DEFAULT_INIT_SAMPLE_ROWS, **kwargs):
+        in_memory.__init__(self, *args, **kwargs)
+        self.init_sample_rows = init_sample_rows
+
+    __init__.__signature__ = signature.replace(
+        parameters=list(signature.parameters.values()) + [extra])
+    return __init__
+
+
+_SAMPLE_ROWS_DOC = (
+    "\n    init_sample_rows : int, default=100000 (emix.dask only)\n"
+    "        The initialisation runs on an evenly spaced sample of at most this many rows.\n")
+
+
 class GaussianMixture(_DaskMixture, _gaussian.GaussianMixture):
-    __doc__ = ("emix.GaussianMixture over Dask arrays (see emix.dask).\n\n"
-               + (_gaussian.GaussianMixture.__doc__ or ""))
+    __doc__ = ("emix.GaussianMixture over Dask arrays (see emix.dask).\n"
+               + _SAMPLE_ROWS_DOC + "\n" + (_gaussian.GaussianMixture.__doc__ or ""))
+    __init__ = _dask_init(_gaussian.GaussianMixture)
 
 
 class BernoulliMixture(_DaskMixture, _discrete.BernoulliMixture):
-    __doc__ = ("emix.BernoulliMixture over Dask arrays (see emix.dask).\n\n"
-               + (_discrete.BernoulliMixture.__doc__ or ""))
+    __doc__ = ("emix.BernoulliMixture over Dask arrays (see emix.dask).\n"
+               + _SAMPLE_ROWS_DOC + "\n" + (_discrete.BernoulliMixture.__doc__ or ""))
+    __init__ = _dask_init(_discrete.BernoulliMixture)
 
 
 class BinomialMixture(_DaskMixture, _discrete.BinomialMixture):
-    __doc__ = ("emix.BinomialMixture over Dask arrays (see emix.dask).\n\n"
-               + (_discrete.BinomialMixture.__doc__ or ""))
+    __doc__ = ("emix.BinomialMixture over Dask arrays (see emix.dask).\n"
+               + _SAMPLE_ROWS_DOC + "\n" + (_discrete.BinomialMixture.__doc__ or ""))
+    __init__ = _dask_init(_discrete.BinomialMixture)

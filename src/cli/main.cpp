@@ -429,6 +429,9 @@ int main(int argc, char** argv) {
   const MemoryMapFlags select_map = add_memory_map_options(select, select_args.map_chunk_rows,
                                                            "each chunk serving every candidate");
   add_data_options(select, select_args.data);
+  // select's table goes to stdout, and --quiet leaves it out too.
+  select->get_option("--quiet")->description(
+      "no table, progress or summary (warnings still print)");
 
   emix::cli::PredictArgs predict_args;
   CLI::App* predict =

@@ -11,6 +11,8 @@ dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
+import sklearn.base  # noqa: E402
+
 import emix  # noqa: E402
 import emix.dask  # noqa: E402
 from conftest import overlapping_mixture  # noqa: E402
@@ -161,8 +163,15 @@ def test_errors_pickle_with_distributed_imported(client):
 
 def test_dask_initialisation_from_an_evenly_spaced_sample(client, data):
     x = da.from_array(data, chunks=(400, 3))
-    estimator = emix.dask.GaussianMixture(3, random_state=2, device="cpu", tol=1e-4)
-    estimator.init_sample_rows = 300
+    estimator = emix.dask.GaussianMixture(3, random_state=2, device="cpu", tol=1e-4,
+                                          init_sample_rows=300)
+    # A parameter as scikit-learn's tools know them: get_params, set_params and clone keep it.
+    assert estimator.get_params()["init_sample_rows"] == 300
+    assert sklearn.base.clone(estimator).init_sample_rows == 300
+    assert emix.dask.BinomialMixture(2, n_trials=4).set_params(init_sample_rows=9).n_trials == 4
+    with pytest.raises(ValueError, match="'init_sample_rows' parameter of GaussianMixture must "
+                                         "be an int >= 1"):
+        emix.dask.GaussianMixture(3, init_sample_rows=0).fit(x)
     rows = np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64))
     start = in_memory(data[rows], n_components=3, random_state=2, device="cpu", max_iter=0)
     reference = in_memory(data, n_components=3, device="cpu", tol=1e-4,
@@ -291,7 +300,7 @@ def test_empty_blocks_unknown_chunk_sizes_and_global_rows(client, data):
     # In the initialisation's evenly spaced sample (every third row of 900 here), the same:
     # the row of the array, not its place in the sample.
     sampled = emix.dask.GaussianMixture(2, random_state=0, device="cpu")
-    sampled.init_sample_rows = 300
+    sampled.set_params(init_sample_rows=300)
     rows = np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64))
     spoiled = data.copy()
     spoiled[rows[200], 1] = np.nan
