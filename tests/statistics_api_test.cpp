@@ -327,6 +327,31 @@ TEST(StatisticsApi, BytesChangedAfterWritingAreRefusedByTheChecksum) {
   std::memcpy(old.data() + 8, &four, sizeof four);
   EXPECT_EQ(message_of([&] { emix::Statistics::deserialize(old.data(), old.size()); }),
             "statistics bytes: format version 4, this emix reads versions 2 to 3");
+
+  // A covariance type or trials in a family without them: bytes no accumulation writes (here
+  // version 2, whose lack of a checksum lets them through to the checks of their fields), which
+  // would then refuse to merge with the family's own statistics as "another shape".
+  const emix::Model bernoulli =
+      emix::testing::random_model(Family::kBernoulli, Covariance::kFull, 2, 3, 9);
+  std::vector<std::uint8_t> discrete = emix::Statistics(bernoulli).serialize();
+  discrete.resize(discrete.size() - 8);
+  std::memcpy(discrete.data() + 8, &two, sizeof two);
+  std::vector<std::uint8_t> with_covariance = discrete;
+  const auto diag = static_cast<std::uint32_t>(Covariance::kDiag);
+  std::memcpy(with_covariance.data() + 16, &diag, sizeof diag);
+  EXPECT_EQ(message_of([&] {
+              emix::Statistics::deserialize(with_covariance.data(), with_covariance.size());
+            }),
+            "statistics bytes: a bernoulli mixture's statistics with covariance diag (that "
+            "family has none: full)");
+  std::vector<std::uint8_t> with_trials = discrete;
+  const std::int32_t three = 3;
+  std::memcpy(with_trials.data() + 28, &three, sizeof three);
+  EXPECT_NE(message_of([&] {
+              emix::Statistics::deserialize(with_trials.data(), with_trials.size());
+            }).find("with trials = 3 (only binomial mixtures have trials)"),
+            std::string::npos);
+  EXPECT_NO_THROW(emix::Statistics::deserialize(discrete.data(), discrete.size()));
 }
 
 // Bytes whose header is right but whose values no accumulation gives (one flipped bit) are

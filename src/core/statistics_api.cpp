@@ -411,8 +411,19 @@ Statistics Statistics::deserialize(const void* bytes, std::size_t size) {
     fail("K = " + std::to_string(h.k) + ", D = " + std::to_string(h.d) +
          ", trials = " + std::to_string(h.trials));
   }
+  const auto family = static_cast<Family>(h.family);
+  // What no accumulation writes: a covariance type or trials for a family without them.
+  if (family != Family::kGaussian &&
+      h.covariance != static_cast<std::uint32_t>(Covariance::kFull)) {
+    fail(std::string("a ") + to_string(family) + " mixture's statistics with covariance " +
+         to_string(static_cast<Covariance>(h.covariance)) + " (that family has none: full)");
+  }
+  if (family != Family::kBinomial && h.trials != 1) {
+    fail(std::string("a ") + to_string(family) + " mixture's statistics with trials = " +
+         std::to_string(h.trials) + " (only binomial mixtures have trials)");
+  }
   Statistics s;
-  s.family_ = static_cast<Family>(h.family);
+  s.family_ = family;
   s.covariance_ = static_cast<Covariance>(h.covariance);
   s.k_ = h.k;
   s.d_ = h.d;
