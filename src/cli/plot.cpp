@@ -68,9 +68,30 @@ void set_dash(cairo_t* cr, Criterion c) {
   }
 }
 
-std::string tick_label(double value) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.5g", value);
+// Ticks at a round step (1, 2 or 5 times a power of ten) inside [low, high], about five.
+std::vector<double> round_ticks(double low, double high, double* step) {
+  const double rough = (high - low) / 5.0;
+  const double power = std::pow(10.0, std::floor(std::log10(rough)));
+  const double fraction = rough / power;
+  *step = (fraction < 1.5 ? 1.0 : fraction < 3.5 ? 2.0 : fraction < 7.5 ? 5.0 : 10.0) * power;
+  std::vector<double> ticks;
+  for (double t = std::ceil(low / *step) * *step; t <= high; t += *step) {
+    ticks.push_back(std::abs(t) < 1e-9 * *step ? 0.0 : t);
+  }
+  return ticks;
+}
+
+// Every tick of an axis in one format, with the digits its step needs: "88000", "2287.5";
+// "1.166e+07" beyond 1e7.
+std::string tick_label(double value, double step, double largest) {
+  char buffer[48];
+  const int step_digit = static_cast<int>(std::floor(std::log10(step)));
+  if (largest >= 1e7) {
+    const int lead = static_cast<int>(std::floor(std::log10(largest)));
+    std::snprintf(buffer, sizeof buffer, "%.*e", std::max(0, lead - step_digit), value);
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.*f", std::max(0, -step_digit), value);
+  }
   return buffer;
 }
 
@@ -145,8 +166,10 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
   // Axes, grid and ticks.
   cairo_set_line_width(cr, 1);
   cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
-  for (int t = 0; t <= 5; ++t) {
-    const double v = y_min + (y_max - y_min) * t / 5.0;
+  double tick_step = 0;
+  const std::vector<double> ticks = round_ticks(y_min, y_max, &tick_step);
+  const double largest = std::max(std::abs(y_min), std::abs(y_max));
+  for (double v : ticks) {
     cairo_move_to(cr, left, py(v));
     cairo_line_to(cr, left + plot_w, py(v));
   }
@@ -154,9 +177,8 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_rectangle(cr, left, top, plot_w, plot_h);
   cairo_stroke(cr);
-  for (int t = 0; t <= 5; ++t) {
-    const double v = y_min + (y_max - y_min) * t / 5.0;
-    const std::string label = tick_label(v);
+  for (double v : ticks) {
+    const std::string label = tick_label(v, tick_step, largest);
     cairo_text_extents_t ext;
     cairo_text_extents(cr, label.c_str(), &ext);
     cairo_move_to(cr, left - 6 - ext.width, py(v) + ext.height / 2);
