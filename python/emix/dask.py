@@ -219,6 +219,9 @@ def _block_apply(block, state, device, what, n_components, block_info=None):
     except _emix.Error as error:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
         index = block_info[0]["chunk-location"][0] if block_info else 0
+        if first_row is None or first_row != first_row:  # unknown chunk sizes: no global row
+            raise type(error)(f"{error} (in block {index}, whose rows are counted within it: "
+                              "the array's chunk sizes are unknown)") from None
         raise _in_block(error, index, first_row, x.shape[0]) from None
 
 
@@ -349,10 +352,12 @@ class _DaskMixture:
     # The statistics one merge task may take in at once (see _fan_in).
     merge_task_bytes = 256 * 2**20
 
-    def _rows(self, X):
+    def _rows(self, X, blockwise=False):
+        """X checked and converted for the library; unknown chunk sizes (after boolean
+        indexing) only `blockwise`, for results computed block by block."""
         if X.ndim != 2:
             raise InvalidArgument(f"Expected a 2-D dask array, got {X.ndim} dimensions")
-        if any(np.isnan(c) for c in X.chunks[0]):
+        if not blockwise and any(np.isnan(c) for c in X.chunks[0]):
             raise InvalidArgument("X has unknown chunk sizes (after boolean indexing, say): call "
                                   "X.compute_chunk_sizes() first")
         if X.dtype.kind not in "fiub":
@@ -573,7 +578,7 @@ class _DaskMixture:
     def _map(self, X, what):
         self._check_is_fitted()
         check_feature_names(self, _named_like(X), reset=False)
-        X = self._rows(_as_dask_array(X))
+        X = self._rows(_as_dask_array(X), blockwise=True)
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                   f"expecting {self.n_features_in_} features as input.")

@@ -277,6 +277,19 @@ def test_empty_blocks_unknown_chunk_sizes_and_global_rows(client, data):
     filtered = x[keep]
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
         emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(filtered)
+    # Results block by block need no sizes (a pass to compute them costs one over the data).
+    whole = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(x)
+    assert np.array_equal(whole.predict(filtered).compute(), whole.predict(data[300:]))
+    assert np.array_equal(whole.score_samples(filtered).compute(),
+                          whole.score_samples(data[300:]))
+    assert float(whole.score(filtered).compute()) == pytest.approx(whole.score(data[300:]),
+                                                                   rel=1e-14)
+    spoilt = data.copy()
+    spoilt[700, 1] = np.nan
+    unknown = da.from_array(spoilt, chunks=(300, data.shape[1]))[keep]
+    with pytest.raises(emix.InvalidArgument, match=r"row 101, column 2 is nan \(in block 2, "
+                                                   r"whose rows are counted within it"):
+        whole.predict_proba(unknown).compute()
     filtered.compute_chunk_sizes()
     assert 0 in filtered.chunks[0]
     fitted = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(filtered)
