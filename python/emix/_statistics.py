@@ -106,7 +106,10 @@ class Statistics:
         ----------
         other : Statistics
             Statistics accumulated under the same model (same shape, bitwise the same
-            centres; ``InvalidArgument`` otherwise).
+            centres; ``InvalidArgument`` otherwise). Gaussian statistics are centred on the
+            model's means, so another model's are refused; Bernoulli and binomial statistics
+            are plain sums, which merge whatever model weighed them (keeping model versions
+            apart is then the caller's part).
 
         Returns
         -------
