@@ -661,9 +661,10 @@ void GpuEngine<T>::configure(const PreparedModel& m, bool outputs) {
         const std::int64_t per_row =
             std::max<std::int64_t>(1, (probe.working_bytes() - fixed) >> 16);
         rows = std::max<std::int64_t>(kMinChunkRows, kScratchTarget / per_row);
-        if (!path_.fused) rows = std::min(rows, kMaxGeneralChunkRows);
       }
     }
+    // The general path's cuBLAS calls take int sizes: a chunk_rows given above 2^31 would wrap.
+    if (!path_.fused) rows = std::min(rows, kMaxGeneralChunkRows);
     rows = std::min(rows, n_);
     const std::int64_t min_rows = std::min(rows, kMinChunkRows);
     const std::int64_t limit = budget();

@@ -658,6 +658,41 @@ TEST(GpuDeterminism, TwoFitsAreBitwiseEqual) {
   }
 }
 
+// Rows at means 1e200 from the data's centre, in a shape too wide for a tile (D = 1200,
+// float64): the general path's log-density, (x - c0) U minus (mean - c0) U, cancels to -inf
+// there; the evaluation takes such rows again in closed form, as the CPU engine's NaN rows.
+TEST(GpuAccuracy, RowsAtFarMeansOnTheGeneralPathGetTheirClosedForm) {
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
+  constexpr int d = 1200;
+  constexpr double kFar = 1e200;
+  emix::Model m;
+  m.family = emix::Family::kGaussian;
+  m.covariance = Covariance::kFull;
+  m.n_components = 2;
+  m.n_features = d;
+  m.weights = {0.25, 0.75};
+  m.means.assign(2 * d, 0.0);
+  m.means[0] = kFar;
+  m.means[d] = -kFar;
+  m.covariances.assign(2 * static_cast<std::size_t>(d) * d, 0.0);
+  for (int c = 0; c < 2; ++c) {
+    for (int j = 0; j < d; ++j) m.covariances[(static_cast<std::size_t>(c) * d + j) * d + j] = 1;
+  }
+  const std::vector<double> x(m.means);  // row 0 at mean 0, row 1 at mean 1
+  const double half_log_two_pi = 0.5 * std::log(2 * std::acos(-1.0));
+  const std::vector<double> expected = {std::log(0.25) - d * half_log_two_pi,
+                                        std::log(0.75) - d * half_log_two_pi};
+  emix::EngineOptions gpu;
+  gpu.device = emix::Device::kGpu;
+  const std::vector<double> log_prob =
+      emix::score_samples(m, emix::DataView::host(x.data(), 2, d), gpu);
+  for (int n = 0; n < 2; ++n) {
+    EXPECT_NEAR(log_prob[n], expected[n], 1e-12 * std::abs(expected[n])) << "row " << n;
+  }
+  EXPECT_EQ(emix::predict(m, emix::DataView::host(x.data(), 2, d), gpu),
+            (std::vector<std::int32_t>{0, 1}));
+}
+
 // float32 on the GPU keeps float32's tolerance (1e-4 of a parameter against float64, issue 12)
 // on clusters 1000 sd apart, where the CPU engine's float expansion once lost 7 %: the CPU
 // engine in float64 on the same float values is the reference.

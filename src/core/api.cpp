@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <random>
 #include <vector>
@@ -33,10 +34,11 @@ void check_results_fit(const DataView& x, int k) {
   check_result_memory(x.rows, k);
 }
 
-// Rows of a Gaussian block that an engine left NaN (their log-density or responsibilities):
-// evaluated again by far_row_log_joints, all gathered in one call (from a GPU, one copy). A row
-// with a value that is not finite (device data are not scanned before) stays NaN, for
-// check_evaluation to refuse.
+// Rows of a Gaussian block that an engine left NaN (their log-density or responsibilities) or
+// at a log-density of -inf: evaluated again by far_row_log_joints, all gathered in one call
+// (from a GPU, one copy). A row with a value that is not finite (device data are not scanned
+// before) stays NaN, for check_evaluation to refuse; one truly too far from every component
+// stays -inf.
 void evaluate_far_rows(const PreparedModel& m, Engine& engine, std::int64_t rows, double* log_prob,
                        double* resp, std::int32_t* labels) {
   if (m.family != Family::kGaussian) return;
@@ -45,11 +47,11 @@ void evaluate_far_rows(const PreparedModel& m, Engine& engine, std::int64_t rows
   std::vector<std::int64_t> far;
   for (std::int64_t n = 0; n < rows; ++n) {
     const std::size_t i = static_cast<std::size_t>(n);
-    bool nan = std::isnan(log_prob[i]);
-    for (std::size_t c = 0; resp != nullptr && !nan && c < k; ++c) {
-      nan = std::isnan(resp[i * k + c]);
+    bool again = std::isnan(log_prob[i]) || log_prob[i] == -std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; resp != nullptr && !again && c < k; ++c) {
+      again = std::isnan(resp[i * k + c]);
     }
-    if (nan) far.push_back(n);
+    if (again) far.push_back(n);
   }
   if (far.empty()) return;
   std::vector<double> x(far.size() * d), log_joint(k);
@@ -155,11 +157,16 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
                                            : results.labels + offset;
     const std::unique_ptr<Engine> engine = make_engine(part, nullptr, options);
     engine->evaluate(prepared, log_prob, resp, labels);
+    bool refused = false, zero_density = false;
     try {
-      check_evaluation(log_prob, resp, rows, model.n_components, assigning, first);
+      check_evaluation(log_prob, resp, rows, model.n_components, assigning, first, &zero_density);
     } catch (const DataError&) {
-      // Only a block the check refuses pays for looking again: rows the engine's fast form
-      // left NaN are evaluated by far_row_log_joints, and what is still wrong is refused.
+      refused = true;
+    }
+    // Only a block the check refuses, or one with a Gaussian density that rounded to zero (the
+    // GPU's general path cancels near a mean far from the data's centre), pays for looking
+    // again: those rows are evaluated by far_row_log_joints, and what is still wrong is refused.
+    if (refused || (zero_density && prepared.family == Family::kGaussian)) {
       evaluate_far_rows(prepared, *engine, rows, log_prob, resp, labels);
       check_evaluation(log_prob, resp, rows, model.n_components, assigning, first);
     }

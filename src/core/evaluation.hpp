@@ -47,9 +47,10 @@ void far_row_log_joints(const PreparedModel& m, const double* x, double* log_joi
 // probe rows of a wide full model), so a float32 value may differ within float's rounding where
 // blocks decide apart. Results in device memory pass through host buffers of one block (of
 // responsibilities too: their blocks are then block_rows / K rows). Each block's log-densities
-// go to `each_block` when given. In a block check_evaluation refuses, the rows an engine left
-// NaN are evaluated again by far_row_log_joints; a row that still cannot be evaluated throws
-// DataError naming it, and blocks before it are then written. Data without rows give no results
+// go to `each_block` when given. In a block check_evaluation refuses, or with a Gaussian
+// log-density of -inf, the rows an engine left NaN or -inf are evaluated again by
+// far_row_log_joints; a row that still cannot be evaluated throws DataError naming it, and
+// blocks before it are then written. Data without rows give no results
 // and call nothing.
 void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
                    const RowResults& results, const BlockLogDensities& each_block = {},

@@ -721,10 +721,14 @@ void validate_model_for_data(const Model& model, const DataView& x, bool summing
 }
 
 void check_evaluation(const double* log_prob, const double* resp, std::int64_t rows, int k,
-                      bool assigning, std::int64_t first_row) {
+                      bool assigning, std::int64_t first_row, bool* zero_density) {
   const std::size_t kk = static_cast<std::size_t>(k);
+  if (zero_density != nullptr) *zero_density = false;
   for (std::int64_t n = 0; n < rows; ++n) {
     const std::size_t i = static_cast<std::size_t>(n);
+    if (zero_density != nullptr && log_prob[i] == -std::numeric_limits<double>::infinity()) {
+      *zero_density = true;
+    }
     if (assigning && log_prob[i] == -std::numeric_limits<double>::infinity()) {
       // Every log-joint overflowed to -inf: which component is nearest is lost, and the
       // responsibilities (0 / 0) were a row of zeros and the label an arbitrary 0.

@@ -78,8 +78,9 @@ void check_sample_memory(std::int64_t rows, int cols);
 // responsibilities are NaN although its log-density is finite (resp may be null), rather than
 // return a NaN answer. A row that every component gives -inf (a density that rounds to zero) has
 // a log-density, -inf, but no responsibilities or label: refused when `assigning`
-// (responsibilities or labels asked for).
+// (responsibilities or labels asked for); otherwise *zero_density (when given) says whether
+// there was one.
 void check_evaluation(const double* log_prob, const double* resp, std::int64_t rows, int k,
-                      bool assigning, std::int64_t first_row);
+                      bool assigning, std::int64_t first_row, bool* zero_density = nullptr);
 
 }  // namespace emix
