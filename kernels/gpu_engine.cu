@@ -424,7 +424,12 @@ void GpuEngine<T>::start_streaming() {
     void* const first = reinterpret_cast<void*>(begin);
     if (cudaHostRegister(first, end - begin, cudaHostRegisterDefault) != cudaSuccess) {
       (void)cudaGetLastError();
-      return false;
+      // A read-only mapping (a .npy memory-mapped for reading) registers only as read-only,
+      // which is all the engine, reading it, needs.
+      if (cudaHostRegister(first, end - begin, cudaHostRegisterReadOnly) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+      }
     }
     registered = first;
     return true;

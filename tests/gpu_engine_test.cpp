@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -27,6 +28,9 @@
 
 #if EMIX_HAS_CUDA
 #include <cuda_runtime_api.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/gpu_engine.hpp"
 #endif
@@ -480,6 +484,47 @@ TEST(GpuStatisticsPaths, RegisteredAndStagedStreamingMatchUploadedBitwise) {
       }
     }
   }
+}
+#endif
+
+#if EMIX_HAS_CUDA
+// Rows in a read-only mapping (a .npy memory-mapped for reading) register as read-only and
+// stream straight from it, as heap rows do; registering them as writable fails, and they went
+// through staging copies.
+TEST(GpuStatisticsPaths, AReadOnlyMappingStreamsWithoutStaging) {
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
+  const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 3, 6, 2000, 79, false);
+  const std::string path = ::testing::TempDir() + "emix_read_only_rows.bin";
+  const std::size_t bytes = p.x.size() * sizeof(double);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(p.x.data(), 1, bytes, f), bytes);
+    std::fclose(f);
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* mapped = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  ASSERT_NE(mapped, MAP_FAILED);
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  {
+    auto heap =
+        emix::gpu::create_engine(emix::DataView::host(p.x.data(), p.n, p.d), nullptr,
+                                 gpu_options(Input::kStreamed), on_path(emix::gpu::GpuPath::kAuto));
+    auto streamed = emix::gpu::create_engine(
+        emix::DataView::host(static_cast<const double*>(mapped), p.n, p.d), nullptr,
+        gpu_options(Input::kStreamed), on_path(emix::gpu::GpuPath::kAuto));
+    const emix::gpu::EngineInfo info = emix::gpu::engine_info(*streamed);
+    EXPECT_TRUE(info.streaming);
+    EXPECT_TRUE(info.host_registered);
+    EXPECT_FALSE(info.staging);
+    const std::vector<double> reference = statistics(*heap, prepared);
+    const std::vector<double> stats = statistics(*streamed, prepared);
+    EXPECT_EQ(0, std::memcmp(stats.data(), reference.data(), stats.size() * sizeof(double)));
+  }
+  ::munmap(mapped, bytes);
+  std::remove(path.c_str());
 }
 #endif
 
