@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -56,6 +58,38 @@ constexpr std::int64_t kMinChunkRows = 32;
 constexpr std::int64_t kCublasWorkspace = 32 * kMiB;  // NVIDIA's recommendation for Hopper
 constexpr std::int64_t kGatherBatch = std::int64_t{1} << 16;
 constexpr std::int64_t kGatherBytes = 64 * kMiB;  // device memory gather_rows may take
+
+// Host ranges this process's engines registered, and how many engines stream from each: engines
+// over one host array (threads fitting it) share its registration, and the last one to end
+// releases it (the first one's cudaHostUnregister pulled the pages from under the others' copies
+// in flight, which had found them locked and registered nothing).
+struct HostRegistration {
+  std::uintptr_t end = 0;
+  int engines = 0;
+};
+std::mutex host_registry_mutex;
+std::map<std::uintptr_t, HostRegistration> host_registry;
+
+// Under host_registry_mutex: the registration covering [begin, end), counted for one more
+// engine, or null.
+void* share_registration(std::uintptr_t begin, std::uintptr_t end) {
+  auto it = host_registry.upper_bound(begin);
+  if (it == host_registry.begin()) return nullptr;
+  --it;
+  if (it->second.end < end) return nullptr;
+  ++it->second.engines;
+  return reinterpret_cast<void*>(it->first);
+}
+
+// One engine less on the registration at `first` (made by register_host_range or shared); the
+// last one unregisters it.
+void release_registration(void* first) noexcept {
+  const std::lock_guard<std::mutex> guard(host_registry_mutex);
+  const auto it = host_registry.find(reinterpret_cast<std::uintptr_t>(first));
+  if (it != host_registry.end() && --it->second.engines > 0) return;
+  if (it != host_registry.end()) host_registry.erase(it);
+  EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(first));
+}
 
 enum class Mode { kFull, kTied, kDiag, kLinear };
 
@@ -372,8 +406,8 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
 
 template <typename T>
 void GpuEngine<T>::unregister_host_memory() noexcept {
-  if (registered_x_ != nullptr) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(registered_x_));
-  if (registered_w_ != nullptr) EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(registered_w_));
+  if (registered_x_ != nullptr) release_registration(registered_x_);
+  if (registered_w_ != nullptr) release_registration(registered_w_);
   registered_x_ = registered_w_ = nullptr;
 }
 
@@ -413,6 +447,11 @@ void GpuEngine<T>::start_streaming() {
     const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(p);
     std::uintptr_t end = begin + static_cast<std::uintptr_t>(bytes);
+    const std::lock_guard<std::mutex> guard(host_registry_mutex);
+    if (void* shared = share_registration(begin, end)) {
+      registered = shared;
+      return true;
+    }
     const auto locked = [](std::uintptr_t at) {
       return is_page_locked(reinterpret_cast<const void*>(at));
     };
@@ -431,6 +470,7 @@ void GpuEngine<T>::start_streaming() {
         return false;
       }
     }
+    host_registry[begin] = HostRegistration{end, 1};
     registered = first;
     return true;
   };

@@ -488,6 +488,39 @@ TEST(GpuStatisticsPaths, RegisteredAndStagedStreamingMatchUploadedBitwise) {
 #endif
 
 #if EMIX_HAS_CUDA
+// Whether CUDA knows `p` as page-locked host memory.
+bool host_page_locked(const void* p) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
+
+// Two engines streaming one host array share its registration, and the one that ends first
+// leaves it to the other: it used to unregister the pages the other was copying from.
+TEST(GpuStatisticsPaths, EnginesOverOneHostArrayShareItsRegistration) {
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
+  const Problem p = make_problem(Family::kGaussian, Covariance::kFull, 3, 6, 4000, 80, false);
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  const emix::DataView view = emix::DataView::host(p.x.data(), p.n, p.d);
+  auto first = emix::gpu::create_engine(view, nullptr, gpu_options(Input::kStreamed),
+                                        on_path(emix::gpu::GpuPath::kAuto));
+  const std::vector<double> reference = statistics(*first, prepared);
+  auto second = emix::gpu::create_engine(view, nullptr, gpu_options(Input::kStreamed),
+                                         on_path(emix::gpu::GpuPath::kAuto));
+  EXPECT_TRUE(emix::gpu::engine_info(*first).host_registered);
+  EXPECT_TRUE(emix::gpu::engine_info(*second).host_registered);
+  EXPECT_FALSE(emix::gpu::engine_info(*second).staging);
+  first.reset();
+  EXPECT_TRUE(host_page_locked(p.x.data() + p.x.size() / 2)) << "released with an engine left";
+  const std::vector<double> stats = statistics(*second, prepared);
+  EXPECT_EQ(0, std::memcmp(stats.data(), reference.data(), stats.size() * sizeof(double)));
+  second.reset();
+  EXPECT_FALSE(host_page_locked(p.x.data() + p.x.size() / 2));
+}
+
 // Rows in a read-only mapping (a .npy memory-mapped for reading) register as read-only and
 // stream straight from it, as heap rows do; registering them as writable fails, and they went
 // through staging copies.
