@@ -131,6 +131,17 @@ def _max_gap_while(work):
     return gap, outcome["seconds"]
 
 
+def _assert_gil_released(work, attempts=3):
+    """The main thread ran Python within a third of the work's time, on one of `attempts`
+    runs: a call that held the GIL stalls it on every run, while a machine whose cores are busy
+    elsewhere (a CI run beside other tests) may stall it once."""
+    for _ in range(attempts):
+        gap, seconds = _max_gap_while(work)
+        if gap < seconds / 3:
+            return
+    raise AssertionError(f"the main thread waited {gap:.3f} s of {seconds:.3f} s")
+
+
 @pytest.fixture(scope="module")
 def big_data():
     return np.random.default_rng(1).normal(size=(400_000, 16))
@@ -145,11 +156,10 @@ def test_gil_is_released_during_fit(big_data):
             warnings.simplefilter("ignore")
             return gm.fit(big_data)
 
-    gap, seconds = _max_gap_while(work)
     # Holding the GIL would stall the main thread for the whole fit (no callback here, so the
     # fit never enters Python). Released, the main thread wakes every millisecond or so; a
     # third of the fit's time allows for a machine whose cores are busy elsewhere.
-    assert gap < seconds / 3, (gap, seconds)
+    _assert_gil_released(work)
 
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score"])
@@ -160,6 +170,4 @@ def test_gil_is_released_during_predict_and_score(big_data, method):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(big_data[:20_000])
-    work = (lambda: [getattr(gm, method)(big_data) for _ in range(3)])
-    gap, seconds = _max_gap_while(work)
-    assert gap < seconds / 3, (gap, seconds)
+    _assert_gil_released(lambda: [getattr(gm, method)(big_data) for _ in range(3)])
