@@ -333,6 +333,70 @@ TEST(Em, ComponentsCollapsingOnCoincidingRowsDoNotMakeAConvergedFit) {
   }
 }
 
+// Two clusters and one far row, K = 3 and reg_covar 0: the third component shrinks onto the far
+// row. Restarted at a random row with its own last covariance (the one shrinking), it took that
+// row alone and collapsed again a step later, 196 times in 200 iterations, and the fit did not
+// converge. A collapsed component now restarts from the other components' covariances, by
+// weight, and the fit converges after a few re-seeds.
+TEST(Em, ACollapsedComponentRestartsFromTheOtherComponentsCovariances) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> x;
+  for (int i = 0; i < 1000; ++i) {
+    const double shift = i < 500 ? 0.0 : 5.0;
+    x.insert(x.end(), {normal(rng) + shift, normal(rng) + shift});
+  }
+  x.insert(x.end(), {100.0, 100.0});
+  const std::int64_t n = 1001;
+  for (const Covariance covariance :
+       {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical}) {
+    const std::string where = emix::to_string(covariance);
+    emix::Model start;
+    start.covariance = covariance;
+    start.n_components = 3;
+    start.n_features = 2;
+    start.weights = {0.45, 0.45, 0.1};
+    start.means = {0.0, 0.0, 5.0, 5.0, 100.0, 100.0};
+    start.covariances.assign(start.covariance_size(), 0.0);
+    const std::size_t per = start.covariance_size() / 3;
+    for (int c = 0; c < 3; ++c) {
+      for (int j = 0; j < (covariance == Covariance::kSpherical ? 1 : 2); ++j) {
+        start.covariances[c * per + (covariance == Covariance::kFull ? j * 3 : j)] =
+            c == 2 ? 1e-2 : 1.0;
+      }
+    }
+    emix::FitOptions o;
+    o.n_components = 3;
+    o.covariance = covariance;
+    o.reg_covar = 0;
+    o.init_model = start;
+    o.seed = 2;
+    // One iteration: component 2 (on the far row alone) collapses and is re-seeded; the model
+    // returned is the re-seeded one.
+    o.max_iter = 1;
+    const emix::FitReport one = emix::fit(emix::DataView::host(x.data(), n, 2), o);
+    ASSERT_FALSE(one.warnings.empty()) << where;
+    EXPECT_NE(one.warnings[0].find("component 2 collapsed"), std::string::npos) << where;
+    const emix::Model& m = one.model;
+    const double total = m.weights[0] + m.weights[1];
+    for (std::size_t i = 0; i < per; ++i) {
+      const double pooled =
+          (m.weights[0] * m.covariances[i] + m.weights[1] * m.covariances[per + i]) / total;
+      // The weights were renormalised after the pool was taken: their ratio keeps it to a few
+      // units in the last place.
+      EXPECT_NEAR(m.covariances[2 * per + i], pooled, 1e-14 * (std::abs(pooled) + 1))
+          << where << ", element " << i;
+    }
+    o.max_iter = 200;
+    const emix::FitReport all = emix::fit(emix::DataView::host(x.data(), n, 2), o);
+    EXPECT_TRUE(all.converged) << where << ": " << all.n_iter << " iterations";
+    const auto reseeds = std::count_if(
+        all.warnings.begin(), all.warnings.end(),
+        [](const std::string& w) { return w.find("re-seeded") != std::string::npos; });
+    EXPECT_LE(reseeds, 3) << where;
+  }
+}
+
 // A standard deviation under half a unit in the last place of the mean is what a collapse onto
 // coinciding rows leaves; one of a few units, or the same variance beside a small mean, is
 // data's (nanosecond timestamps near 1.7e18 a microsecond apart, values near 1e8 spread by

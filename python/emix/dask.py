@@ -27,7 +27,8 @@ best: ``report_.best_init`` is 0, where the in-memory estimator runs every resta
 all rows and keeps the best result. A component that empties, or whose covariance no longer
 factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
 (or probabilities) moves to a random row, fetched from the array, it keeps its previous
-covariance and gets one row's share of the weight; the fit report's warnings say which row. The
+covariance (a collapsed one takes the weighted mean of the other components' covariances) and
+gets one row's share of the weight; the fit report's warnings say which row. The
 row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
 is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
 The report's other warnings (the initialisation's notes, a model the data cannot identify) and
@@ -259,7 +260,14 @@ class _Reseeder:
     def reseed(self, previous, model, empty, iteration):
         reg_covar = self.mstep.reg_covar
         singular = [c for c in _singular_components(model, reg_covar) if c not in empty]
-        if singular:
+        # A collapsed component restarts from the other components' covariances (core/em.cpp,
+        # pooled_covariance), when some are left.
+        pool = [c for c in range(model.n_components) if c not in singular and c not in empty]
+        if model.family != "gaussian" or model.covariance == "tied" or not singular or not (
+                sum(model.weights[c] for c in pool) > 0):
+            pool = None
+        restart = None
+        if singular and pool is None:
             before = _singular_components(previous, reg_covar)
             for c in singular:
                 if c in before:
@@ -282,7 +290,12 @@ class _Reseeder:
             if "means" in parameters:
                 parameters["means"][c] = x
                 if model.covariance != "tied":
-                    parameters["covariances"][c] = np.asarray(previous.covariances)[c]
+                    if why != "was empty" and pool is not None:
+                        if restart is None:  # after the empty ones' re-seeds, as in C++
+                            restart = _pooled_covariance(parameters, pool)
+                        parameters["covariances"][c] = restart
+                    else:
+                        parameters["covariances"][c] = np.asarray(previous.covariances)[c]
             else:
                 eps = self.mstep.prob_epsilon
                 parameters["probabilities"][c] = np.clip(x / model.trials, eps, 1.0 - eps)
@@ -311,6 +324,17 @@ class _Reseeder:
             f"{self.last_iteration}), so the fit could not converge; with rows that coincide "
             f"(duplicates), increase reg_covar{' from 0' if self.mstep.reg_covar == 0 else ''} or "
             f"use fewer components")
+
+
+def _pooled_covariance(parameters, pool):
+    """The weighted mean of the covariances of the components in `pool`, summed in component
+    order as core/em.cpp's pooled_covariance sums them."""
+    weights, covariances = parameters["weights"], parameters["covariances"]
+    total, result = 0.0, np.zeros_like(covariances[0])
+    for c in pool:
+        total += weights[c]
+        result += weights[c] * covariances[c]
+    return result / total
 
 
 def _singular_components(model, reg_covar):

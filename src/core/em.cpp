@@ -98,6 +98,27 @@ std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vect
 // prepare() in a fit: a covariance that does not factor there comes from rows that coincide or
 // data in a subspace, which reg_covar (added to every variance) is for; the error says so, as a
 // collapse's does, where prepare's own words do not.
+// What a component that collapsed restarts from: the mean of the covariances of the components
+// not in `excluded` (those that collapsed or emptied), by weight; empty for a tied model or
+// when no component is left. Its own previous covariance was the one shrinking onto a few rows:
+// restarted from it at a random row, a component took that row alone and collapsed again a step
+// later, and every step to max_iter (K = 3 on two clusters and one far point, reg_covar 0).
+std::vector<double> pooled_covariance(const Model& model, const std::vector<int>& excluded) {
+  if (model.family != Family::kGaussian || model.covariance == Covariance::kTied) return {};
+  const std::size_t per = model.covariance_size() / model.n_components;
+  std::vector<double> pooled(per, 0.0);
+  double total = 0;
+  for (int c = 0; c < model.n_components; ++c) {
+    if (std::find(excluded.begin(), excluded.end(), c) != excluded.end()) continue;
+    const double w = model.weights[c];
+    total += w;
+    for (std::size_t i = 0; i < per; ++i) pooled[i] += w * model.covariances[c * per + i];
+  }
+  if (!(total > 0)) return {};
+  for (double& v : pooled) v /= total;
+  return pooled;
+}
+
 PreparedModel prepare_in_fit(const Model& model, const PrepareOptions& options, double reg_covar) {
   try {
     return prepare(model, options);
@@ -230,16 +251,22 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
                  singular.end());
   if (!singular.empty()) {
     next_prepared_.reset();
-    // A re-seeded component keeps its previous covariance; when that one is singular too, the
-    // component has nothing to restart from (one component over rows in a subspace, say).
-    const std::vector<int> before = with_unresolved(
-        model_, options_.reg_covar, singular_components(model_, options_.reg_covar));
-    for (int c : singular) {
-      if (std::find(before.begin(), before.end(), c) != before.end()) {
-        throw NumericalError("component " + std::to_string(c) +
-                             ": its covariance is singular, as was the one it would restart "
-                             "from; the data may lie in a subspace (a column that is a "
-                             "combination of others, or coinciding rows): increase reg_covar");
+    std::vector<int> collapsed_or_empty = singular;
+    collapsed_or_empty.insert(collapsed_or_empty.end(), empty.begin(), empty.end());
+    const std::vector<double> pooled = pooled_covariance(next, collapsed_or_empty);
+    if (pooled.empty()) {
+      // No component is left to take a covariance from, and the collapsed one restarts from
+      // its previous covariance; when that one is singular too, it has nothing to restart from
+      // (one component over rows in a subspace, say).
+      const std::vector<int> before = with_unresolved(
+          model_, options_.reg_covar, singular_components(model_, options_.reg_covar));
+      for (int c : singular) {
+        if (std::find(before.begin(), before.end(), c) != before.end()) {
+          throw NumericalError("component " + std::to_string(c) +
+                               ": its covariance is singular, as was the one it would restart "
+                               "from; the data may lie in a subspace (a column that is a "
+                               "combination of others, or coinciding rows): increase reg_covar");
+        }
       }
     }
     if (!subspace_checked_) {
@@ -252,7 +279,10 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
             "others), where every component collapses wherever it restarts: increase reg_covar");
       }
     }
-    for (int c : singular) reseed(engine, next, c, "collapsed (singular covariance)");
+    for (int c : singular) {
+      reseed(engine, next, c, "collapsed (singular covariance)",
+             pooled.empty() ? nullptr : &pooled);
+    }
   }
   model_ = std::move(next);
   reseeded_last_step_ = reseeds_ > reseeds_before;
@@ -302,8 +332,10 @@ bool EmRun::data_in_subspace(Engine& engine) {
   }
 }
 
-// Moves component c onto a random row, keeping its previous (valid) covariance.
-void EmRun::reseed(Engine& engine, Model& next, int c, const char* why) {
+// Moves component c onto a random row, with `restart_covariance` (one component's block) or,
+// without one, its previous (valid) covariance.
+void EmRun::reseed(Engine& engine, Model& next, int c, const char* why,
+                   const std::vector<double>* restart_covariance) {
   const Model& previous = model_;
   std::uniform_int_distribution<std::int64_t> pick(0, n_rows_ - 1);
   const std::int64_t row = pick(rng_);
@@ -314,8 +346,9 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why) {
     std::copy(x.begin(), x.end(), next.means.begin() + c * d);
     if (next.covariance != Covariance::kTied) {
       const std::size_t per = next.covariance_size() / next.n_components;
-      std::copy(previous.covariances.begin() + c * per,
-                previous.covariances.begin() + (c + 1) * per, next.covariances.begin() + c * per);
+      const auto from = restart_covariance != nullptr ? restart_covariance->begin()
+                                                      : previous.covariances.begin() + c * per;
+      std::copy(from, from + per, next.covariances.begin() + c * per);
     }
   } else {
     for (std::size_t j = 0; j < d; ++j) {

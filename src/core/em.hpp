@@ -70,7 +70,8 @@ class EmRun {
   const std::string& kept_collapsing() const { return kept_collapsing_; }
 
  private:
-  void reseed(Engine& engine, Model& next, int c, const char* why);
+  void reseed(Engine& engine, Model& next, int c, const char* why,
+              const std::vector<double>* restart_covariance = nullptr);
   bool data_in_subspace(Engine& engine);
   PrepareOptions prepare_options() const;
 

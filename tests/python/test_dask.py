@@ -199,8 +199,9 @@ def test_weights_that_sum_to_zero_are_an_invalid_argument(client):
 
 def test_empty_and_collapsed_components_are_reseeded(client, data):
     """A component that empties (its mean far from every row) or collapses onto identical rows
-    (reg_covar=0) moves onto a random row, keeping its previous covariance and taking one row's
-    share of the weight, as in the in-memory fit; the report names the row."""
+    (reg_covar=0) moves onto a random row, taking one row's share of the weight, as in the
+    in-memory fit; the report names the row. An empty one keeps its previous covariance, a
+    collapsed one takes the others' (its own was shrinking onto the rows it collapsed on)."""
     n = len(data)
     x = da.from_array(data, chunks=(300, 3))
     d = data.shape[1]
@@ -246,6 +247,9 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
         row = int(warning.rsplit(" ", 1)[1]) - 1
         assert np.array_equal(fitted.means_[1], stacked[row])
         assert np.all(np.isfinite(fitted.precisions_cholesky_))
+        # The only other component's covariance, through a weighted mean of one term.
+        for model in (fitted, reference):
+            np.testing.assert_allclose(model.covariances_[1], model.covariances_[0], rtol=1e-14)
 
 
 def test_components_collapsing_on_coinciding_rows_do_not_make_a_converged_fit(client):
