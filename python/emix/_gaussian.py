@@ -242,9 +242,9 @@ class GaussianMixture(_BaseMixture):
       that was assigned after the fit (scikit-learn reads only the latter).
     * Empty or collapsing components are re-seeded at a random row and reported (a
       :class:`emix.FitWarning` and ``report_.warnings``) instead of failing. A step that
-      re-seeded does not count toward convergence; a fit that re-seeds to its end (duplicated
-      rows with ``reg_covar=0``, where scikit-learn raises) ends with ``converged_`` False
-      and a warning that says so.
+      re-seeded does not count toward convergence; a fit that re-seeds to its end (a far row
+      or duplicated rows with ``reg_covar=0``, where scikit-learn raises too) raises
+      :class:`emix.NumericalError`, unless another of the ``n_init`` restarts did not.
     * When only some of ``weights_init``, ``means_init`` and ``precisions_init`` are given,
       initialisation ``r`` runs emix's initialisation with seed ``random_state + r`` and
       replaces the given parameters.

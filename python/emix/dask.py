@@ -314,16 +314,21 @@ class _Reseeder:
                     f"or a larger reg_covar")
         return self.estimator._make_model(d, parameters)
 
-    def end_warning(self, converged, iteration, max_iter, tol):
-        """The in-memory fit's warning for a fit that re-seeded to its end (core/em.cpp)."""
+    def check_end(self, converged, iteration, max_iter, tol):
+        """The in-memory fit's failure for a fit that re-seeded to its end (core/em.cpp): its
+        log-likelihood grows on points without bound, and its model says nothing."""
         if (converged or tol <= 0 or max_iter <= 1 or self.count == 0
                 or iteration - self.last_iteration >= max(1, max_iter // 10)):
             return
-        self.warnings.append(
-            f"components kept collapsing to the end ({self.count} re-seeds, the last at iteration "
-            f"{self.last_iteration}), so the fit could not converge; with rows that coincide "
-            f"(duplicates), increase reg_covar{' from 0' if self.mstep.reg_covar == 0 else ''} or "
-            f"use fewer components")
+        why = (f"components kept collapsing to the end ({self.count} re-seeds, the last at "
+               f"iteration {self.last_iteration}), so the fit could not converge")
+        if self.mstep.reg_covar == 0:
+            why += (": with reg_covar 0 a component's likelihood grows without bound on one row, "
+                    "or on rows that coincide, and EM kept finding such rows; increase reg_covar "
+                    "from 0 or use fewer components")
+        else:
+            why += "; use fewer components or a larger reg_covar"
+        raise _emix.NumericalError(why)
 
 
 def _pooled_covariance(parameters, pool):
@@ -550,7 +555,7 @@ class _DaskMixture:
             if iteration > 0 and not reseeded and abs(mean - previous) < self.tol:
                 converged = True
             if converged or iteration == self.max_iter:
-                reseeder.end_warning(converged, iteration, self.max_iter, self.tol)
+                reseeder.check_end(converged, iteration, self.max_iter, self.tol)
                 iteration_seconds.append(time.perf_counter() - t0)
                 break
             previous = mean

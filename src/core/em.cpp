@@ -204,9 +204,14 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
         iteration_ - last_reseed_iteration_ < recent) {
       std::ostringstream msg;
       msg << "components kept collapsing to the end (" << reseeds_ << " re-seeds, the last at "
-          << "iteration " << last_reseed_iteration_ << "), so the fit could not converge; with "
-          << "rows that coincide (duplicates), increase reg_covar"
-          << (options_.reg_covar == 0 ? " from 0" : "") << " or use fewer components";
+          << "iteration " << last_reseed_iteration_ << "), so the fit could not converge";
+      if (options_.reg_covar == 0) {
+        msg << ": with reg_covar 0 a component's likelihood grows without bound on one row, or "
+               "on rows that coincide, and EM kept finding such rows; increase reg_covar from 0 "
+               "or use fewer components";
+      } else {
+        msg << "; use fewer components or a larger reg_covar";
+      }
       kept_collapsing_ = msg.str();
       if (options_.n_init > 1) msg << " (restart " << run_ << ")";
       report_.warnings.push_back(msg.str());
@@ -514,7 +519,9 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
   for (EmRun& run : runs) pointers.push_back(&run);
   run_together(engine, pointers);
   // A restart whose components kept collapsing has a log-likelihood that grows on points
-  // without bound: it is chosen only when every restart did.
+  // without bound: it is chosen only when every restart did, and then the fit fails, as
+  // scikit-learn's does and as select() fails such a candidate (its model, with covariances of
+  // 1e-23 and a log-likelihood of -2e21, was returned and written with a warning).
   bool best_kept_collapsing = false;
   for (EmRun& run : runs) {
     const bool collapsing = !run.kept_collapsing().empty();
@@ -527,6 +534,14 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
     }
   }
 
+  if (best_kept_collapsing) {
+    std::string why = runs.front().kept_collapsing();
+    if (options.n_init > 1) {
+      why =
+          "all " + std::to_string(options.n_init) + " restarts kept collapsing; the first: " + why;
+    }
+    throw NumericalError(why);
+  }
   best.init_seconds = init_seconds;
   finish_report(best, engine, dtype, options, notes);
   best.seconds = seconds_since(start);

@@ -324,7 +324,7 @@ void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& 
     notes->push_back(
         std::string("initialisation (") + to_string(m.covariance) + "): " +
         (m.covariance == Covariance::kTied ? "the tied covariance" : "component(s) " + which) +
-        " had a singular covariance (rows that coincide, and reg_covar 0); started "
+        " had a singular covariance (one row, or rows that coincide, and reg_covar 0); started "
         "from the data's overall covariance");
   }
 }
