@@ -25,9 +25,11 @@ Device parse_device(const std::string& name);
 // Where and how the E-step runs. Results never depend on n_threads.
 struct EngineOptions {
   Device device = Device::kAuto;  // kAuto: the GPU engine when a GPU answers, else the CPU
-  int n_threads = 0;              // CPU engine: OpenMP threads, 0 = OpenMP's default
-  std::int64_t block_rows = 0;    // CPU engine: rows per tile, 0 = chosen from K and D
-  std::int64_t chunk_rows = 0;    // GPU engine: rows per device chunk, 0 = chosen from memory
+  // CPU engine: OpenMP threads, 0 = OpenMP's default. A process forked after emix ran several
+  // threads runs it on one: GNU OpenMP's thread pool does not survive fork().
+  int n_threads = 0;
+  std::int64_t block_rows = 0;  // CPU engine: rows per tile, 0 = chosen from K and D
+  std::int64_t chunk_rows = 0;  // GPU engine: rows per device chunk, 0 = chosen from memory
   // GPU engine: device memory it may use, in bytes (0 = what is free). Host data that do not fit
   // are streamed through in chunks every iteration instead of uploaded once.
   std::int64_t device_memory_limit = 0;

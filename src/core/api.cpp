@@ -15,6 +15,7 @@
 #include "core/engine.hpp"
 #include "core/evaluation.hpp"
 #include "core/prepared_model.hpp"
+#include "core/threads.hpp"
 #include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -297,7 +298,7 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_thre
   // (one thread took 2-6x NumPy's time for a million rows).
   constexpr std::int64_t kBlockRows = std::int64_t{1} << 16;
   const std::int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
-  const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+  const int threads = usable_threads(n_threads);
   std::exception_ptr failure;  // the first, rethrown here: none may leave a parallel region
   const unsigned caller_modes = cpu::fp_control_register();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (blocks > 1)

@@ -24,6 +24,7 @@
 
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
+#include "core/threads.hpp"
 #include "core/unroll.hpp"
 #include "cpu/cpu_kernels.hpp"
 #include "cpu/fp_environment.hpp"
@@ -146,9 +147,7 @@ void one_hot_statistics(const RowMatrix& x, const Eigen::VectorXd& w, const RowM
   }
 }
 
-int thread_count(const FitOptions& options) {
-  return options.engine.n_threads > 0 ? options.engine.n_threads : omp_get_max_threads();
-}
+int thread_count(const FitOptions& options) { return usable_threads(options.engine.n_threads); }
 
 // An empty model of the requested shape, ready for maximize() to fill.
 Model blank_model(const FitOptions& options, int d) {

@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
+#include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
@@ -24,9 +25,7 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 constexpr int kThreadedFactorFeatures = 128;
 
 // PrepareOptions::threads, 0 read as OpenMP's default.
-int thread_count(const PrepareOptions& options) {
-  return options.threads > 0 ? options.threads : omp_get_max_threads();
-}
+int thread_count(const PrepareOptions& options) { return usable_threads(options.threads); }
 
 // U with U U^T = cov^-1, upper triangular (scikit-learn's precisions_cholesky), written
 // row-major to out, and sum log diag(U) to log_det. Throws NumericalError naming `what` if cov

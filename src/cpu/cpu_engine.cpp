@@ -48,6 +48,7 @@
 #include <Eigen/Core>
 
 #include "core/engine.hpp"
+#include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
@@ -563,7 +564,7 @@ class CpuEngine final : public Engine {
         kernels_(kernels_for<T>(settings.level ? *settings.level : cpu::level_from_environment())),
         keep_negligible_(settings.keep_negligible),
         slot_memory_bytes_(settings.slot_memory_bytes) {
-    threads_ = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
+    threads_ = usable_threads(options.n_threads);
     // Inside the caller's parallel region at OpenMP's nesting limit (one active level, by
     // default), a region of ours runs on one thread whatever it asks: name() says so.
     if (omp_get_active_level() >= omp_get_max_active_levels()) threads_ = 1;

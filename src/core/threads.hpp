@@ -1,0 +1,12 @@
+// How many OpenMP threads a call of emix runs on.
+#pragma once
+
+namespace emix {
+
+// `requested`, or OpenMP's default for 0 or less; but 1 in a process forked after emix had run
+// a region on several threads: GNU OpenMP's thread pool does not survive fork(), and the
+// child's first parallel region of more than one thread never returned (a C program that forked
+// after a fit of 2 threads hung in its child's fit). One thread is what such a child can use.
+int usable_threads(int requested);
+
+}  // namespace emix
