@@ -41,6 +41,11 @@ install(FILES fortran/emix.f90 DESTINATION ${EMIX_FORTRAN_DIR})
 # the build folder's top, a CMAKE_PREFIX_PATH naming the build folder found an emixConfig.cmake
 # whose targets and paths exist only once installed.
 set(EMIX_INSTALL_FILES ${PROJECT_BINARY_DIR}/install-files)
+# The C++ runtime libemix.a needs (stdc++ and m with GCC), which emixConfig.cmake adds for a
+# project that links emix::emix_static with a C or Fortran driver.
+set(EMIX_CXX_RUNTIME_LIBRARIES ${CMAKE_CXX_IMPLICIT_LINK_LIBRARIES})
+list(REMOVE_ITEM EMIX_CXX_RUNTIME_LIBRARIES c gcc gcc_s gcc_eh)
+list(REMOVE_DUPLICATES EMIX_CXX_RUNTIME_LIBRARIES)
 install(EXPORT emixTargets NAMESPACE emix:: DESTINATION ${EMIX_CMAKE_DIR})
 configure_package_config_file(cmake/emixConfig.cmake.in
   ${EMIX_INSTALL_FILES}/emixConfig.cmake
@@ -56,6 +61,7 @@ install(FILES ${EMIX_INSTALL_FILES}/emixConfig.cmake ${EMIX_INSTALL_FILES}/emixC
 # needs besides libemix.a.
 file(RELATIVE_PATH EMIX_PC_TO_PREFIX
      ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" EMIX_PC_TO_PREFIX "${EMIX_PC_TO_PREFIX}")  # no "//" in the paths
 set(EMIX_PC_LIBS_PRIVATE "-lstdc++ -lm")
 foreach(flag ${OpenMP_CXX_FLAGS})
   string(APPEND EMIX_PC_LIBS_PRIVATE " ${flag}")

@@ -92,6 +92,40 @@ CMAKE
 cmake -S "$work/old_policies" -B "$work/old_policies/build" -DCMAKE_PREFIX_PATH="$prefix" \
       >"$work/old_policies.log" 2>&1 || { cat "$work/old_policies.log" >&2; exit 1; }
 
+# A project of C alone links emix::emix_static with the C driver: the package supplies OpenMP
+# from C and the C++ runtime (its generate step failed on OpenMP::OpenMP_CXX).
+mkdir -p "$work/c_only"
+cat >"$work/c_only/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.16)
+project(c_only LANGUAGES C)
+find_package(emix 0.1 REQUIRED)
+add_executable(fit_c_only_static "$source/examples/fit.c")
+target_link_libraries(fit_c_only_static PRIVATE emix::emix_static m)
+CMAKE
+cmake -S "$work/c_only" -B "$work/c_only/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+      >"$work/c_only.log" 2>&1 && cmake --build "$work/c_only/build" >>"$work/c_only.log" 2>&1 ||
+  { echo "FAIL: a C-only project linking emix::emix_static:" >&2; cat "$work/c_only.log" >&2; exit 1; }
+echo "== fit.c alone, emix::emix_static"
+"$work/c_only/build/fit_c_only_static"
+# A required component that cannot be had says why (find_package printed only "NOT found").
+mkdir -p "$work/no_mpi"
+cat >"$work/no_mpi/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(no_mpi LANGUAGES C)
+find_package(emix 0.1 REQUIRED COMPONENTS mpi)
+CMAKE
+if cmake -S "$work/no_mpi" -B "$work/no_mpi/build" -DCMAKE_PREFIX_PATH="$prefix" \
+     -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >"$work/no_mpi.log" 2>&1; then
+  echo "FAIL: find_package(emix COMPONENTS mpi) succeeded without MPI" >&2
+  exit 1
+fi
+grep -q "component mpi: " "$work/no_mpi.log" ||
+  { echo "FAIL: a missing mpi component does not say why:" >&2; cat "$work/no_mpi.log" >&2; exit 1; }
+if grep -n '//' "$prefix"/lib/pkgconfig/*.pc | grep -v 'http'; then
+  echo "FAIL: a .pc file has a path with //" >&2
+  exit 1
+fi
+
 cmake -S "$source/examples" -B "$work/examples" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" 2>&1 ||
   { cat "$work/configure.log" >&2; exit 1; }
