@@ -269,6 +269,21 @@ TEST_F(CliTest, ProbEpsilonBoundsBernoulliProbabilities) {
                  {"--prob-epsilon 0.5: must be in (0, 0.5)"});
 }
 
+// An option of another family would be ignored, with exit code 0: refused, as --trials and
+// --covariance are.
+TEST_F(CliTest, OptionsOfAnotherFamilyAreRefused) {
+  write("data.txt", "0 1\n0 1\n0 0\n0 1\n0 0\n0 1\n");
+  for (const std::string command : {"fit data.txt -k 1 -o b.json", "select data.txt -k 1..2"}) {
+    expect_failure(command + " --family bernoulli --reg-covar 0.5",
+                   {"--reg-covar applies to Gaussian mixtures only (the family is bernoulli"});
+    expect_failure(command + " --family binomial --trials 2 --reg-covar 0",
+                   {"--reg-covar applies to Gaussian mixtures only (the family is binomial"});
+    expect_failure(command + " --prob-epsilon 0.1",
+                   {"--prob-epsilon applies to Bernoulli and binomial mixtures only"});
+  }
+  EXPECT_FALSE(fs::exists(path("b.json")));
+}
+
 // What the library says of the whole input ("data: ...", "sample weights ...") names the file.
 TEST_F(CliTest, WholeInputProblemsNameTheFile) {
   write("data.txt", "1 2\n3 4\n5 7\n");

@@ -40,7 +40,9 @@ struct FitArgs {
   int max_iter = 100;
   double tol = 1e-3;
   double reg_covar = 1e-6;
+  bool reg_covar_given = false;  // refused for Bernoulli and binomial mixtures
   double prob_epsilon = 1e-10;
+  bool prob_epsilon_given = false;  // refused for Gaussian mixtures
   std::uint64_t seed = 0;
   // .npy INPUT read through a memory mapping, chunk by chunk, instead of into memory: "auto"
   // (when the in-memory copy would take more than half the physical memory), "on" or "off".
@@ -73,7 +75,9 @@ struct SelectArgs {
   int max_iter = 100;
   double tol = 1e-3;
   double reg_covar = 1e-6;
+  bool reg_covar_given = false;  // as FitArgs
   double prob_epsilon = 1e-10;
+  bool prob_epsilon_given = false;
   std::uint64_t seed = 0;
   std::string memory_map = "auto";  // as FitArgs
   std::int64_t map_chunk_rows = 0;

@@ -482,6 +482,21 @@ void print_mapping(const std::string& input, io::MappedNpy& mapping) {
                                       .c_str());
 }
 
+void refuse_options_of_other_families(Family family, bool reg_covar_given,
+                                      bool prob_epsilon_given) {
+  if (family != Family::kGaussian && reg_covar_given) {
+    throw InvalidArgument("--reg-covar applies to Gaussian mixtures only (the family is " +
+                          std::string(to_string(family)) +
+                          "; --prob-epsilon bounds its "
+                          "probabilities)");
+  }
+  if (family == Family::kGaussian && prob_epsilon_given) {
+    throw InvalidArgument(
+        "--prob-epsilon applies to Bernoulli and binomial mixtures only (the "
+        "family is gaussian; --reg-covar keeps its covariances positive)");
+  }
+}
+
 std::string flag_of(const std::string& option) {
   static const std::pair<const char*, const char*> kFlags[] = {
       {"n_components", "-k"},           {"trials", "--trials"},

@@ -72,6 +72,10 @@ auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
 // out of range is an error rather than silently clamped or wrapped).
 std::uint64_t parse_seed(const std::string& text, const std::string& option);
 
+// InvalidArgument for --reg-covar given to a Bernoulli or binomial mixture, or --prob-epsilon
+// to a Gaussian one, which would ignore it (as --trials and --covariance are refused).
+void refuse_options_of_other_families(Family family, bool reg_covar_given, bool prob_epsilon_given);
+
 // The flag that sets a library option (OptionError::option), for messages about its value.
 std::string flag_of(const std::string& option);
 // The library's message about an option's value, in the words of the command line: "max_iter is

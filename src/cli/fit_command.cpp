@@ -253,6 +253,7 @@ int run_fit(const FitArgs& a) {
       throw InvalidArgument("--covariance applies to Gaussian mixtures only (the family is " +
                             std::string(to_string(family)) + ")");
     }
+    refuse_options_of_other_families(family, a.reg_covar_given, a.prob_epsilon_given);
   });
   if (family == Family::kBernoulli) trials = 1;
 

@@ -343,11 +343,13 @@ int main(int argc, char** argv) {
   fit->add_option("--tol", fit_args.tol,
                   "stop when the mean log-likelihood changes by less (0: run --max-iter)")
       ->capture_default_str();
-  fit->add_option("--reg-covar", fit_args.reg_covar, "added to covariance diagonals")
-      ->capture_default_str();
-  fit->add_option("--prob-epsilon", fit_args.prob_epsilon,
-                  "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
-      ->capture_default_str();
+  CLI::Option* fit_reg_covar =
+      fit->add_option("--reg-covar", fit_args.reg_covar, "Gaussian: added to covariance diagonals")
+          ->capture_default_str();
+  CLI::Option* fit_prob_epsilon =
+      fit->add_option("--prob-epsilon", fit_args.prob_epsilon,
+                      "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
+          ->capture_default_str();
   fit->add_option("--seed", fit_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
   fit->add_option("-o,--output", fit_args.output, "the fitted model (JSON)")->required();
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
@@ -406,12 +408,15 @@ int main(int argc, char** argv) {
       ->add_option("--tol", select_args.tol,
                    "stop when the mean log-likelihood changes by less (0: run --max-iter)")
       ->capture_default_str();
-  select->add_option("--reg-covar", select_args.reg_covar, "added to covariance diagonals")
-      ->capture_default_str();
-  select
-      ->add_option("--prob-epsilon", select_args.prob_epsilon,
-                   "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
-      ->capture_default_str();
+  CLI::Option* select_reg_covar = select
+                                      ->add_option("--reg-covar", select_args.reg_covar,
+                                                   "Gaussian: added to covariance diagonals")
+                                      ->capture_default_str();
+  CLI::Option* select_prob_epsilon =
+      select
+          ->add_option("--prob-epsilon", select_args.prob_epsilon,
+                       "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
+          ->capture_default_str();
   select->add_option("--seed", select_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
   select->add_option("-o,--output", select_args.output,
                      "the best model (JSON, as emix fit -o writes it)");
@@ -535,6 +540,8 @@ int main(int argc, char** argv) {
       fit_args.family_given = family_opt->count() > 0;
       fit_args.covariance_given = covariance_opt->count() > 0;
       fit_args.trials_given = trials_opt->count() > 0;
+      fit_args.reg_covar_given = fit_reg_covar->count() > 0;
+      fit_args.prob_epsilon_given = fit_prob_epsilon->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
       fit_args.kmeans_iter_given = fit_kmeans_iter->count() > 0;
       // Under mpirun only rank 0 writes, and its refusal must reach every rank: run_fit checks.
@@ -557,6 +564,8 @@ int main(int argc, char** argv) {
       select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
       select_args.trials_given = select_trials->count() > 0;
       select_args.covariance_given = select_covariance->count() > 0;
+      select_args.reg_covar_given = select_reg_covar->count() > 0;
+      select_args.prob_epsilon_given = select_prob_epsilon->count() > 0;
       select_args.memory_map = select_map.memory_map();
       select_args.kmeans_iter_given = select_kmeans_iter->count() > 0;
       // --table names its format by its extension, so it has no "-".

@@ -308,6 +308,7 @@ int run_select(const SelectArgs& a) {
     throw InvalidArgument("--trials applies to binomial mixtures only (the family is " +
                           std::string(to_string(family)) + ")");
   }
+  refuse_options_of_other_families(family, a.reg_covar_given, a.prob_epsilon_given);
   if (family != Family::kGaussian) {
     if (a.covariance_given) {
       throw InvalidArgument("--covariance " + a.covariances +
