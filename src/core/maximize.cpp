@@ -25,7 +25,7 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
   const double* nk = stats + layout.nk();
   double nk_total = 0;
   for (int c = 0; c < k; ++c) nk_total += nk[c];
-  const double empty_below = std::max(kEmptyComponentShare * nk_total, 1e-300);
+  const double empty_below = empty_at_or_below(layout, nk_total);
   std::vector<bool> is_empty(k, false);
   for (int c = 0; c < k; ++c) {
     if (!(nk[c] > empty_below)) {
@@ -168,7 +168,7 @@ bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, cons
   for (int c = 0; c < k; ++c) nk_total += nk[c];
   const double* q = stats + layout.q();
   const std::size_t qk = layout.q_per_component();
-  const double empty_below = std::max(kEmptyComponentShare * nk_total, 1e-300);
+  const double empty_below = empty_at_or_below(layout, nk_total);
   if (next.covariance == Covariance::kTied) {
     for (int a = 0; a < d; ++a) {
       double scatter = 0;

@@ -1,6 +1,7 @@
 // The M-step: new parameters from the sufficient statistics alone (host, double).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "core/prepared_model.hpp"
@@ -12,9 +13,19 @@ namespace emix {
 
 using MaximizeOptions = MStepOptions;
 
-// Statistics below this share of the total weight mean a component is empty: its parameters
-// would be 0/0.
+// Gaussian statistics below this share of the total weight mean a component is empty.
 constexpr double kEmptyComponentShare = 1e-12;
+
+// The N_k at or below which a component of `layout` is empty and is re-seeded: numerically 0
+// (its parameters 0/0), and for a Gaussian one under kEmptyComponentShare of `nk_total`, whose
+// covariance would come from the negligible shares of a few rows. A Bernoulli or binomial
+// component keeps any positive N_k: its probabilities, a weighted mean of rows, are valid at any
+// weight, and EM revives such a component where it fits rows (binomial, m = 1000: a weight of
+// 3e-60 after one step, 0.25 after the next; re-seeded on one row instead, the fit converged at
+// -586 a row against EM's -32.8).
+inline double empty_at_or_below(const StatisticsLayout& layout, double nk_total) {
+  return layout.has_scatter ? std::max(kEmptyComponentShare * nk_total, 1e-300) : 1e-300;
+}
 
 // New parameters from `stats` (in `layout`, centred on `centres`, K x D). Components whose N_k
 // is (numerically) zero keep their current parameters and are listed in `empty`; the caller

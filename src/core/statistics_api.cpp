@@ -129,7 +129,7 @@ std::string inconsistent_moments(const Statistics& s) {
   double total = 0;
   for (int c = 0; c < k; ++c) total += v[layout.nk() + c];
   const auto empty = [&](int c) {
-    return !(v[layout.nk() + c] > std::max(kEmptyComponentShare * total, 1e-300));
+    return !(v[layout.nk() + c] > empty_at_or_below(layout, total));
   };
   constexpr double kRounding = 1e-9;
   // Bernoulli / binomial sums are not checked: in float32, a feature at its maximum in every
