@@ -41,10 +41,17 @@ install(FILES fortran/emix.f90 DESTINATION ${EMIX_FORTRAN_DIR})
 # the build folder's top, a CMAKE_PREFIX_PATH naming the build folder found an emixConfig.cmake
 # whose targets and paths exist only once installed.
 set(EMIX_INSTALL_FILES ${PROJECT_BINARY_DIR}/install-files)
-# The C++ runtime libemix.a needs (stdc++ and m with GCC), which emixConfig.cmake adds for a
-# project that links emix::emix_static with a C or Fortran driver.
-set(EMIX_CXX_RUNTIME_LIBRARIES ${CMAKE_CXX_IMPLICIT_LINK_LIBRARIES})
-list(REMOVE_ITEM EMIX_CXX_RUNTIME_LIBRARIES c gcc gcc_s gcc_eh)
+# The C++ runtime libemix.a needs, which emixConfig.cmake adds for a project that links
+# emix::emix_static with a C or Fortran driver, and emix.pc lists for a static link: the
+# standard C++ library and libm that this build's C++ compiler links (stdc++ with GCC and
+# Clang, c++ with libc++). Other compilers' runtimes (Intel's svml, NVHPC's) are not named:
+# with those, link emix::emix_static with the C++ compiler.
+set(EMIX_CXX_RUNTIME_LIBRARIES "")
+foreach(library IN LISTS CMAKE_CXX_IMPLICIT_LINK_LIBRARIES)
+  if(library MATCHES "^(stdc\\+\\+|c\\+\\+|c\\+\\+abi|m)$")
+    list(APPEND EMIX_CXX_RUNTIME_LIBRARIES ${library})
+  endif()
+endforeach()
 list(REMOVE_DUPLICATES EMIX_CXX_RUNTIME_LIBRARIES)
 install(EXPORT emixTargets NAMESPACE emix:: DESTINATION ${EMIX_CMAKE_DIR})
 configure_package_config_file(cmake/emixConfig.cmake.in
@@ -62,7 +69,11 @@ install(FILES ${EMIX_INSTALL_FILES}/emixConfig.cmake ${EMIX_INSTALL_FILES}/emixC
 file(RELATIVE_PATH EMIX_PC_TO_PREFIX
      ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" EMIX_PC_TO_PREFIX "${EMIX_PC_TO_PREFIX}")  # no "//" in the paths
-set(EMIX_PC_LIBS_PRIVATE "-lstdc++ -lm")
+set(EMIX_PC_LIBS_PRIVATE "")
+foreach(library IN LISTS EMIX_CXX_RUNTIME_LIBRARIES)
+  string(APPEND EMIX_PC_LIBS_PRIVATE " -l${library}")
+endforeach()
+string(STRIP "${EMIX_PC_LIBS_PRIVATE}" EMIX_PC_LIBS_PRIVATE)
 foreach(flag ${OpenMP_CXX_FLAGS})
   string(APPEND EMIX_PC_LIBS_PRIVATE " ${flag}")
 endforeach()

@@ -36,7 +36,10 @@ struct FitReport {
 };
 
 // Fits a mixture to x (N x D). sample_weight: host, N non-negative values (repetition counts),
-// or null for all ones. Throws InvalidArgument on bad options or data.
+// or null for all ones. Throws InvalidArgument on bad options or data, DataError on values
+// (NaN, infinities) named by row and column, and NumericalError where the data leave no
+// solution (a covariance singular with reg_covar 0, components that kept collapsing to the end
+// in every restart).
 FitReport fit(const DataView& x, const FitOptions& options, const double* sample_weight = nullptr);
 
 // Most probable component of each row (N).

@@ -110,8 +110,9 @@ struct MStepOptions {
 };
 
 // The M-step: new parameters from statistics accumulated under `model` (or recentred onto its
-// means). Components whose N_k is (numerically) zero keep `model`'s parameters and are listed in
-// `empty` when it is not null; fit() re-seeds them. Throws InvalidArgument when the statistics'
+// means). Empty components (a Gaussian one under 1e-12 of the total weight, a Bernoulli or
+// binomial one at N_k = 0) keep `model`'s parameters and are listed in `empty` when it is not
+// null; fit() re-seeds them. Throws InvalidArgument when the statistics'
 // shape is not the model's, when they hold a value no accumulation gives (NaN, a negative weight,
 // a Gaussian scatter about the new mean that is not positive semi-definite) or no weight at all. A
 // component that collapsed onto too few distinct rows (a singular covariance without reg_covar) is

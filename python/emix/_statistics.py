@@ -305,9 +305,10 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
     Returns
     -------
     estimator
-        A copy of `model` with the new parameters (its fit report, if any, dropped). A
-        component whose N_k is (numerically) zero keeps its parameters and is listed in the
-        copy's ``empty_components_`` (``fit`` would re-seed it).
+        A copy of `model` with the new parameters (its fit report, if any, dropped). An empty
+        component (a Gaussian one under 1e-12 of the total weight, a Bernoulli or binomial one
+        at N_k = 0) keeps its parameters and is listed in the copy's ``empty_components_``
+        (``fit`` would re-seed it).
 
     Raises
     ------

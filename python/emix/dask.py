@@ -27,7 +27,8 @@ best: ``report_.best_init`` is 0, where the in-memory estimator runs every resta
 all rows and keeps the best result. A component that empties, or whose covariance no longer
 factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
 (or probabilities) moves to a random row, fetched from the array, it keeps its previous
-covariance (a collapsed one takes the weighted mean of the other components' covariances) and
+covariance (a collapsed one takes the weighted mean of the other components' covariances, where
+any are left) and
 gets one row's share of the weight; the fit report's warnings say which row. The
 row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
 is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
@@ -254,7 +255,7 @@ class _Reseeder:
         self.estimator, self.X, self.mstep = estimator, X, mstep
         self.rng = None
         self.count = 0
-        self.last_iteration = 0  # the iteration whose parameters the last re-seed made
+        self.iterations = []  # the iterations whose parameters re-seeds made
         self.warnings = []
 
     def reseed(self, previous, model, empty, iteration):
@@ -304,7 +305,8 @@ class _Reseeder:
                 weights[c] = 1.0 / n
                 weights /= weights.sum()
             self.count += 1
-            self.last_iteration = iteration
+            if not self.iterations or self.iterations[-1] != iteration:
+                self.iterations.append(iteration)
             if self.count <= self.max_warnings:
                 self.warnings.append(f"iteration {iteration}: component {c} {why}; re-seeded at "
                                      f"row {row + 1}")
@@ -317,12 +319,15 @@ class _Reseeder:
     def check_end(self, converged, iteration, max_iter, tol):
         """The in-memory fit's failure for a fit that re-seeded to its end (core/em.cpp): its
         log-likelihood grows on points without bound, and its model says nothing."""
-        if (converged or tol <= 0 or max_iter <= 1 or self.count == 0
-                or iteration - self.last_iteration >= max(1, max_iter // 10)):
+        recent = max(2, max_iter // 10)
+        if (converged or tol <= 0 or max_iter <= 1
+                or sum(iteration - i < recent for i in self.iterations) < 2):
             return
         why = (f"components kept collapsing to the end ({self.count} re-seeds, the last at "
-               f"iteration {self.last_iteration}), so the fit could not converge")
-        if self.mstep.reg_covar == 0:
+               f"iteration {self.iterations[-1]}), so the fit could not converge")
+        if self.estimator._family != "gaussian":
+            why += "; use fewer components"
+        elif self.mstep.reg_covar == 0:
             why += (": with reg_covar 0 a component's likelihood grows without bound on one row, "
                     "or on rows that coincide, and EM kept finding such rows; increase reg_covar "
                     "from 0 or use fewer components")

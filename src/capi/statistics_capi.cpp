@@ -107,7 +107,8 @@ emix_status emix_maximize(const emix_model* model, const emix_statistics* statis
       std::string which;
       for (const int c : empty) which += (which.empty() ? "" : ", ") + std::to_string(c);
       handle->warnings.push_back("component(s) " + which +
-                                 " (0-based) had no weight (N_k = 0) and kept the model's "
+                                 " (0-based) had no weight (N_k of 0, or under 1e-12 of "
+                                 "the total for a Gaussian one) and kept the model's "
                                  "parameters; a fit would re-seed them");
     }
     *next = handle.release();

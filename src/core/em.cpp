@@ -95,9 +95,6 @@ std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vect
   return singular;
 }
 
-// prepare() in a fit: a covariance that does not factor there comes from rows that coincide or
-// data in a subspace, which reg_covar (added to every variance) is for; the error says so, as a
-// collapse's does, where prepare's own words do not.
 // What a component that collapsed restarts from: the mean of the covariances of the components
 // not in `excluded` (those that collapsed or emptied), by weight; empty for a tied model or
 // when no component is left. Its own previous covariance was the one shrinking onto a few rows:
@@ -119,6 +116,9 @@ std::vector<double> pooled_covariance(const Model& model, const std::vector<int>
   return pooled;
 }
 
+// prepare() in a fit: a covariance that does not factor there comes from rows that coincide or
+// data in a subspace, which reg_covar (added to every variance) is for; the error says so, as a
+// collapse's does, where prepare's own words do not.
 PreparedModel prepare_in_fit(const Model& model, const PrepareOptions& options, double reg_covar) {
   try {
     return prepare(model, options);
@@ -197,15 +197,21 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     report_.converged = true;
   }
   if (report_.converged || iteration_ == options_.max_iter) {
-    // Re-seeding to the end (the last tenth of max_iter): EM had no steps of its own to
-    // converge with. (A fit of one iteration, or of tol 0, is not asked to converge.)
-    const int recent = std::max(1, options_.max_iter / 10);
-    if (!report_.converged && options_.tol > 0 && options_.max_iter > 1 && reseeds_ > 0 &&
-        iteration_ - last_reseed_iteration_ < recent) {
+    // Re-seeding to the end (in two or more of the last tenth of max_iter's iterations, and at
+    // least two): EM had no steps of its own to converge with. One re-seed there is a fit that
+    // ran out of iterations, not one that cannot converge. (A fit of one iteration, or of tol 0,
+    // is not asked to converge.)
+    const int recent = std::max(2, options_.max_iter / 10);
+    const auto recent_reseeds =
+        std::count_if(reseed_iterations_.begin(), reseed_iterations_.end(),
+                      [&](int reseeded) { return iteration_ - reseeded < recent; });
+    if (!report_.converged && options_.tol > 0 && options_.max_iter > 1 && recent_reseeds >= 2) {
       std::ostringstream msg;
       msg << "components kept collapsing to the end (" << reseeds_ << " re-seeds, the last at "
-          << "iteration " << last_reseed_iteration_ << "), so the fit could not converge";
-      if (options_.reg_covar == 0) {
+          << "iteration " << reseed_iterations_.back() << "), so the fit could not converge";
+      if (options_.family != Family::kGaussian) {
+        msg << "; use fewer components";
+      } else if (options_.reg_covar == 0) {
         msg << ": with reg_covar 0 a component's likelihood grows without bound on one row, or "
                "on rows that coincide, and EM kept finding such rows; increase reg_covar from 0 "
                "or use fewer components";
@@ -373,7 +379,9 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why,
       << "; re-seeded at row " << row + 1;
   if (options_.n_init > 1) msg << " (restart " << run_ << ")";
   ++reseeds_;
-  last_reseed_iteration_ = iteration_ + 1;
+  if (reseed_iterations_.empty() || reseed_iterations_.back() != iteration_ + 1) {
+    reseed_iterations_.push_back(iteration_ + 1);
+  }
   if (reseeds_ <= kMaxReseedWarnings) report_.warnings.push_back(msg.str());
   if (reseeds_ > kMaxReseeds) {
     throw NumericalError("components kept collapsing (" + std::to_string(reseeds_) +

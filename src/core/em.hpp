@@ -64,9 +64,9 @@ class EmRun {
   }
   bool failed() const { return !failure_.empty(); }
   const std::string& failure() const { return failure_; }
-  // Why the run's components kept collapsing to its end (re-seeded in its last tenth of
-  // max_iter), or empty: its log-likelihood then grows without bound on points, and says
-  // nothing about the model's fit.
+  // Why the run's components kept collapsing to its end (re-seeded in two or more iterations
+  // of its last tenth of max_iter), or empty: its log-likelihood then grows without bound on
+  // points, and says nothing about the model's fit.
   const std::string& kept_collapsing() const { return kept_collapsing_; }
 
  private:
@@ -96,7 +96,7 @@ class EmRun {
   // Whether the step that made model_ re-seeded a component: the change in log-likelihood
   // across it is not an EM step's, and says nothing about convergence.
   bool reseeded_last_step_ = false;
-  int last_reseed_iteration_ = 0;  // the iteration whose parameters the last re-seed made
+  std::vector<int> reseed_iterations_;  // the iterations whose parameters re-seeds made
   bool subspace_checked_ = false;
   bool done_ = false;
   std::string failure_;
@@ -119,6 +119,7 @@ void finish_report(FitReport& report, const Engine& engine, DType dtype, const F
 using WeightGather = std::function<void(const std::int64_t* idx, std::int64_t count, double* out)>;
 
 // EM with restarts from validated options; `engine` holds n_rows rows of n_features columns.
+// NumericalError when every restart's components kept collapsing to its end.
 FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtype,
                  const WeightGather& gather_weights, const FitOptions& options);
 

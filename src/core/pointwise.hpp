@@ -27,7 +27,10 @@ EMIX_HD inline float log_of(float v) { return logf(v); }
 // the log-sum-exp and in the responsibilities alike. Such a term is below 5e-283 (double) or 4e-31
 // (float) of the row's largest one, so it cannot change the sum it joins (which is >= 1: the
 // largest term is exp(0)) by a single bit, and it changes a component's N_k by less than
-// N * 5e-283 (4e-31), far below the 1e-12 N at which maximize() calls a component empty. Left in,
+// N * 5e-283 (4e-31), far below the 1e-12 N at which maximize() calls a Gaussian component empty
+// (a Bernoulli or binomial one is empty at N_k = 0 only: in float, one whose every term is
+// zeroed so is empty, and re-seeded, where double would keep its weight of 1e-31 N and less).
+// Left in,
 // such terms are subnormal (or Eigen's vectorised exp clamps them to the smallest normal, which
 // dividing by the sum makes subnormal), and subnormal operands take a microcode path that made the
 // CPU engine's matrix products 40-80x slower on well-separated data. The thresholds leave 2^84

@@ -7,6 +7,8 @@ namespace emix {
 // a region on several threads: GNU OpenMP's thread pool does not survive fork(), and the
 // child's first parallel region of more than one thread never returned (a C program that forked
 // after a fit of 2 threads hung in its child's fit). One thread is what such a child can use.
+// Only emix's own regions count: a child forked after the caller's OpenMP regions alone is not
+// seen, and the caller gives it n_threads = 1.
 int usable_threads(int requested);
 
 }  // namespace emix

@@ -144,19 +144,19 @@ def test_n_init_keeps_the_best_run(gaussian_data):
     assert 0 <= several.report_.best_init < 4
 
 
-def test_a_restart_whose_components_kept_collapsing_is_chosen_last():
+def test_a_restart_whose_components_kept_collapsing_fails_or_is_passed_over():
     """Its log-likelihood grows on a single far row without bound (reg_covar=0): alone, run 0
     here keeps re-seeding to its end and the fit fails, as scikit-learn's does; with a second
     restart that converges, that one is the fit."""
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 5])
-    X[0] = [20.0, -20.0]
+    X[0] = [100.0, -100.0]
 
     def fit(n_init):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             gm = emix.GaussianMixture(4, covariance_type="diag", reg_covar=0, n_init=n_init,
-                                      random_state=8, device="cpu").fit(X)
+                                      random_state=7, device="cpu").fit(X)
         return gm, [str(w.message) for w in caught]
 
     with pytest.raises(emix.NumericalError, match="kept collapsing to the end .* increase "
@@ -166,6 +166,29 @@ def test_a_restart_whose_components_kept_collapsing_is_chosen_last():
     assert chosen.report_.best_init == 1
     assert chosen.converged_
     assert not any("kept collapsing" in w for w in chosen_warnings)
+
+
+def test_one_late_reseed_is_a_fit_that_ran_out_of_iterations():
+    """A component collapses once, at iteration 40 (reg_covar=0); with max_iter 40 the step
+    that re-seeded it cannot count toward convergence. That is a fit without enough iterations
+    (a warning, the model returned), not one whose components keep collapsing (an error): it
+    converges at iteration 85 given 200."""
+    rng = np.random.default_rng(5)
+    X = np.vstack([rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 3])
+
+    def fit(max_iter):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gm = emix.GaussianMixture(10, covariance_type="diag", reg_covar=0, tol=1e-4,
+                                      max_iter=max_iter, random_state=5, device="cpu").fit(X)
+        return gm, [str(w.message) for w in caught]
+
+    short, short_warnings = fit(40)
+    assert not short.converged_
+    reseeds = [w for w in short_warnings if "re-seeded" in w]
+    assert len(reseeds) == 1 and reseeds[0].startswith("iteration 40: ")
+    assert not any("kept collapsing" in w for w in short_warnings)
+    assert fit(200)[0].converged_
 
 
 def test_all_initial_parameters_are_used_exactly(gaussian_data):
