@@ -197,10 +197,10 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     report_.converged = true;
   }
   if (report_.converged || iteration_ == options_.max_iter) {
-    // Re-seeding to the end (in two or more of the last tenth of max_iter's iterations, and at
-    // least two): EM had no steps of its own to converge with. One re-seed there is a fit that
-    // ran out of iterations, not one that cannot converge. (A fit of one iteration, or of tol 0,
-    // is not asked to converge.)
+    // Re-seeding to the end (in two or more of the last max(2, max_iter / 10) iterations): EM
+    // had no steps of its own to converge with. One re-seed there is a fit that ran out of
+    // iterations, not one that cannot converge. (A fit of one iteration, or of tol 0, is not
+    // asked to converge.)
     const int recent = std::max(2, options_.max_iter / 10);
     const auto recent_reseeds =
         std::count_if(reseed_iterations_.begin(), reseed_iterations_.end(),
