@@ -4,8 +4,12 @@ the first iteration's time and the median of the others (emix's report), both li
 the same initial parameters, tol 0 and the same max_iter, the minimum of 3 interleaved runs.
 
     OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive PYTHONPATH=build/python \\
-        build/python-venv/bin/python bench/wide_small_fits.py
+        build/python-venv/bin/python bench/wide_small_fits.py [--spread 10]
+
+--spread: the means' spread in standard deviations (0.5, the default: overlapping clusters;
+10: well separated).
 """
+import argparse
 import time
 import warnings
 
@@ -27,9 +31,9 @@ CASES = [  # covariance, N, D, K, dtype
 ITERATIONS = 20
 
 
-def data(n, d, k, dtype, seed=0):
+def data(n, d, k, dtype, seed=0, spread=0.5):
     rng = np.random.default_rng(seed)
-    means = rng.normal(scale=0.5, size=(k, d))  # overlapping: 0.5 standard deviations apart
+    means = rng.normal(scale=spread, size=(k, d))  # in standard deviations of the clusters
     return (means[rng.integers(k, size=n)] + rng.normal(size=(n, d))).astype(dtype)
 
 
@@ -45,11 +49,15 @@ def start(x, k, covariance):
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spread", type=float, default=0.5)
+    spread = parser.parse_args().spread
     warnings.filterwarnings("ignore")
-    print(f"emix {emix.__version__}; {ITERATIONS} iterations, tol 0; ms per iteration")
+    print(f"emix {emix.__version__}; means spread {spread} sd; {ITERATIONS} iterations, tol 0; "
+          "ms per iteration")
     print("case | emix wall/iter | emix first | emix others | sklearn wall/iter | emix/sklearn")
     for covariance, n, d, k, dtype in CASES:
-        x = data(n, d, k, dtype)
+        x = data(n, d, k, dtype, spread=spread)
         init = start(x, k, covariance)
         options = dict(n_components=k, covariance_type=covariance, tol=0, max_iter=ITERATIONS,
                        reg_covar=1e-6, **init)
