@@ -12,12 +12,14 @@ models must agree to 1e-12 relative (checked). Each side runs --repeats times, a
   --workers processes with one thread each (the nanny sets OMP_NUM_THREADS=1 in the workers),
   or with --threads of --workers threads of this process (`processes=False`, as
   `distributed.Client(processes=False)` makes them), Xd persisted on the workers in blocks of
-  --block-rows rows, as data loaded by Dask would be.
+  --block-rows rows, as data loaded by Dask would be. Twice: through one actor per worker
+  (what fit does with a persisted array) and through a task graph per iteration (what it does
+  with an array the cluster does not hold; `resident_blocks = False` forces it here).
 
 Reported per covariance type: the median seconds per EM iteration (the fit report's
 iteration_seconds: an E-step pass over every row plus the M-step; for Dask that includes
-scheduling, shipping each block's statistics as bytes, the tree merge and the client's M-step)
-and of the whole fit, and the ratio Dask / in process.
+the calls or the scheduling, shipping each block's statistics as bytes, the tree merge and the
+client's M-step) and of the whole fit, and the ratios Dask / in process.
 
     build/python-venv/bin/python bench/dask_timing.py --out bench/results/dask-DATE.md
 """
@@ -112,9 +114,9 @@ def main():
         f"{dask.config.get('distributed.scheduler.worker-saturation')}")
     say(f"- command: `{' '.join([os.path.basename(sys.executable)] + sys.argv)}`")
     say()
-    say("| covariance | in process s/iter | Dask s/iter | ratio | in process fit s | "
-        "Dask fit s | ratio | max rel. diff. of the models |")
-    say("|---|---|---|---|---|---|---|---|")
+    say("| covariance | in process s/iter | Dask s/iter, actors | ratio | Dask s/iter, task graphs "
+        "| ratio | in process fit s | Dask fit s, actors | ratio | max rel. diff. of the models |")
+    say("|---|---|---|---|---|---|---|---|---|---|")
 
     with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                   processes=not args.threads,
@@ -130,7 +132,7 @@ def main():
             parameters = dict(n_components=args.k, covariance_type=covariance, device="cpu",
                               tol=0.0, max_iter=args.iters, weights_init=start.weights_,
                               means_init=start.means_, precisions_init=start.precisions_)
-            local_iter, dask_iter, local_fit, dask_fit, diff = [], [], [], [], 0.0
+            local_iter, dask_iter, graph_iter, local_fit, dask_fit, diff = [], [], [], [], [], 0.0
             for _ in range(args.repeats):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -139,17 +141,23 @@ def main():
                     t1 = time.perf_counter()
                     b = emix.dask.GaussianMixture(**parameters).fit(xd)
                     t2 = time.perf_counter()
+                    graph = emix.dask.GaussianMixture(**parameters)
+                    graph.resident_blocks = False
+                    c = graph.fit(xd)
+                assert "resident" in b.report_.engine and "resident" not in c.report_.engine
                 local_fit.append(t1 - t0)
                 dask_fit.append(t2 - t1)
                 # The first entry is the initial E-step alone; the others are E-step + M-step.
                 local_iter.append(statistics.median(a.report_.iteration_seconds[1:]))
                 dask_iter.append(statistics.median(b.report_.iteration_seconds[1:]))
-                diff = max(diff, *(rel(getattr(b, name), getattr(a, name))
+                graph_iter.append(statistics.median(c.report_.iteration_seconds[1:]))
+                diff = max(diff, *(rel(getattr(fit, name), getattr(a, name)) for fit in (b, c)
                                    for name in ("weights_", "means_", "covariances_")))
             li, di = statistics.median(local_iter), statistics.median(dask_iter)
+            gi = statistics.median(graph_iter)
             lf, df = statistics.median(local_fit), statistics.median(dask_fit)
-            say(f"| {covariance} | {li:.3f} | {di:.3f} | {di / li:.2f} | {lf:.2f} | {df:.2f} | "
-                f"{df / lf:.2f} | {diff:.1e} |")
+            say(f"| {covariance} | {li:.3f} | {di:.3f} | {di / li:.2f} | {gi:.3f} | {gi / li:.2f} "
+                f"| {lf:.2f} | {df:.2f} | {df / lf:.2f} | {diff:.1e} |")
         client.cancel(xd)
     say()
     say(f"other processes' share of the CPUs after the run: {busy_share():.0%}")

@@ -845,30 +845,26 @@ class CpuEngine final : public Engine {
           n_slots < threads && std::all_of(plans.begin(), plans.end(), [](const TilePlan<U>& p) {
             return p.kind == FeatureKind::kDirectFull;
           });
-      const auto add_slot = [&](std::int64_t s) {
-        std::vector<std::int64_t> first(members.size()), last(members.size());
-        std::vector<double*> slots(members.size());
-        for (int m = 0; m < count; ++m) {
-          Pass<U>& pass = passes[members[m]];
-          first[m] = first_tile_of_slot(s, n_slots, pass.tiles.block_rows);
-          last[m] = first_tile_of_slot(s + 1, n_slots, pass.tiles.block_rows);
-          slots[m] = &pass.slots[static_cast<std::size_t>(s) * pass.packed];
-        }
-        kernels.add_statistics(plans.data(), count, first.data(), last.data(), slots.data());
-      };
+      std::vector<double*> sums(members.size());
+      std::vector<std::int64_t> packed(members.size());
+      for (int m = 0; m < count; ++m) {
+        sums[m] = passes[members[m]].slots.data();
+        packed[m] = static_cast<std::int64_t>(passes[members[m]].packed);
+      }
+      const cpu::SlotLayout layout{n_, n_slots, sums.data(), packed.data()};
+      cpu::WorkQueue slots{n_slots};
       if (share_tiles) {
         // Called outside any parallel region, so that the kernels' own regions reuse OpenMP's
         // threads (nested in a region of one, each started threads afresh).
         for (TilePlan<U>& plan : plans) plan.threads = threads;
         const MaybeFlushDenormals guard(!keep_negligible_);
-        for (std::int64_t s = 0; s < n_slots; ++s) add_slot(s);
+        kernels.add_statistics(plans.data(), count, layout, slots);
         continue;
       }
 #pragma omp parallel num_threads(threads)
       {
         const MaybeFlushDenormals worker_guard(!keep_negligible_);
-#pragma omp for schedule(dynamic, 1)
-        for (std::int64_t s = 0; s < n_slots; ++s) add_slot(s);
+        kernels.add_statistics(plans.data(), count, layout, slots);
       }
     }
   }
@@ -966,7 +962,8 @@ class CpuEngine final : public Engine {
       tiles.threads = 1;
       out.log_prob.resize(rows);
       out.resp.resize(rows * k);
-      kernels.evaluate(tiles, 0, 1, out.log_prob.data(), out.resp.data(), nullptr);
+      cpu::WorkQueue one_run{1};
+      kernels.evaluate(tiles, 1, one_run, out.log_prob.data(), out.resp.data(), nullptr);
     };
     Evaluation in_float, in_double;
     TilePlan<float> float_tiles = tile_plan(model, plan);
@@ -1001,18 +998,15 @@ class CpuEngine final : public Engine {
                      std::int32_t* labels) {
     const TilePlan<U> tiles = tile_plan(model, plan);
     const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
-    // Runs of consecutive tiles, several per thread for balance; each run sizes its work space
-    // once. Per-row results do not depend on how the tiles are grouped.
-    const std::int64_t n_runs = std::min<std::int64_t>(n_tiles, 8 * threads_);
+    // Runs of consecutive tiles, several per thread for balance; each thread sizes its work
+    // space once for the runs it takes. Per-row results do not depend on how the tiles are
+    // grouped.
+    cpu::WorkQueue runs{std::min<std::int64_t>(n_tiles, 8 * threads_)};
     const int threads = threads_for(static_cast<double>(n_) * model.k * plan.features);
 #pragma omp parallel num_threads(threads)
     {
       const MaybeFlushDenormals worker_guard(!keep_negligible_);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t r = 0; r < n_runs; ++r) {
-        kernels.evaluate(tiles, r * n_tiles / n_runs, (r + 1) * n_tiles / n_runs, log_prob, resp,
-                         labels);
-      }
+      kernels.evaluate(tiles, n_tiles, runs, log_prob, resp, labels);
     }
   }
 
@@ -1035,14 +1029,6 @@ class CpuEngine final : public Engine {
     std::int64_t n_slots = 1;
     while (n_slots < 64 && 2 * n_slots <= fit) n_slots *= 2;
     return n_slots;
-  }
-
-  // Slot s of n_slots holds the tiles whose first row r has floor(r n_slots / N) = s: contiguous
-  // runs of rows, so that models whose tiles differ in size still meet in the same rows.
-  std::int64_t first_tile_of_slot(std::int64_t s, std::int64_t n_slots,
-                                  std::int64_t block_rows) const {
-    const std::int64_t per = block_rows * n_slots;
-    return (s * n_) / per + ((s * n_) % per != 0 ? 1 : 0);
   }
 
   // Rows per tile: the feature matrix stays near 256 KiB, within [64, 512] rows, so that it and

@@ -1654,14 +1654,23 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
 // plans builds its feature matrices from them.
 constexpr std::int64_t kWindowBytes = std::int64_t{256} << 10;
 
+// The queue's next item, or false when none is left.
+inline bool take(WorkQueue& queue, std::int64_t& item) {
+  std::int64_t taken;
+#pragma omp atomic capture
+  taken = queue.next++;
+  item = taken;
+  return taken < queue.size;
+}
+
+// One slot of add_statistics: plan i's tiles [first[i], last[i]) into slots[i]; scratch[i] is
+// plan i's work space, kept from tile to tile and from slot to slot.
 template <typename T>
-void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* first,
-                    const std::int64_t* last, double* const* slots) {
-  if (count <= 0) return;
+void add_slot_statistics(const TilePlan<T>* plans, int count, const std::int64_t* first,
+                         const std::int64_t* last, double* const* slots, Scratch<T>* scratch) {
   // Plans with the same features and tiles (same_features) form a group, led by its first plan:
   // each of the group's tiles builds F once, and every plan of the group takes its statistics
-  // from it, tile by tile in increasing order, as alone. A work space per plan, so that each
-  // keeps its sizes from tile to tile.
+  // from it, tile by tile in increasing order, as alone.
   IndexVector leader(count);
   for (int i = 0; i < count; ++i) {
     leader[i] = i;
@@ -1673,7 +1682,6 @@ void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* fir
       }
     }
   }
-  const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[static_cast<std::size_t>(count)]);
   const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(T)) * plans[0].d;
   const std::int64_t window_rows = std::max<std::int64_t>(64, kWindowBytes / row_bytes);
   IndexVector next = Eigen::Map<const IndexVector>(first, count);
@@ -1710,6 +1718,25 @@ void add_statistics(const TilePlan<T>* plans, int count, const std::int64_t* fir
   }
 }
 
+template <typename T>
+void add_statistics(const TilePlan<T>* plans, int count, const SlotLayout& layout,
+                    WorkQueue& queue) {
+  if (count <= 0) return;
+  const auto n = static_cast<std::size_t>(count);
+  const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[n]);
+  const std::unique_ptr<std::int64_t[]> first(new std::int64_t[n]), last(new std::int64_t[n]);
+  const std::unique_ptr<double*[]> slots(new double*[n]);
+  std::int64_t s = 0;
+  while (take(queue, s)) {
+    for (int i = 0; i < count; ++i) {
+      first[i] = first_tile_of_slot(s, layout.n_slots, layout.n_rows, plans[i].block_rows);
+      last[i] = first_tile_of_slot(s + 1, layout.n_slots, layout.n_rows, plans[i].block_rows);
+      slots[i] = layout.sums[i] + s * layout.packed[i];
+    }
+    add_slot_statistics(plans, count, first.get(), last.get(), slots.get(), scratch.get());
+  }
+}
+
 // Rows [rows, padded) of f: copies of its last row.
 template <typename T>
 void pad_with_last_row(Matrix<T>& f, Eigen::Index padded) {
@@ -1726,10 +1753,9 @@ void pad_with_last_row(Matrix<T>& f, Eigen::Index padded) {
 // differently), so that a row's results are bitwise the same wherever it falls, alone or among
 // others (scikit-learn's subset-invariance checks, in float32).
 template <typename T>
-void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, double* log_prob,
-              double* resp, std::int32_t* labels) {
-  Scratch<T> s;
-  std::vector<std::int32_t> padded_labels;
+void evaluate_tiles(const TilePlan<T>& plan, std::int64_t first, std::int64_t last,
+                    double* log_prob, double* resp, std::int32_t* labels, Scratch<T>& s,
+                    std::vector<std::int32_t>& padded_labels) {
   const int k = plan.k;
   for (std::int64_t t = first; t < last; ++t) {
     const std::int64_t begin = t * plan.block_rows;
@@ -1760,6 +1786,18 @@ void evaluate(const TilePlan<T>& plan, std::int64_t first, std::int64_t last, do
         for (int c = 0; c < k; ++c) out[c] = static_cast<double>(s.resp(i, c));
       }
     }
+  }
+}
+
+template <typename T>
+void evaluate(const TilePlan<T>& plan, std::int64_t n_tiles, WorkQueue& queue, double* log_prob,
+              double* resp, std::int32_t* labels) {
+  Scratch<T> s;
+  std::vector<std::int32_t> padded_labels;
+  std::int64_t r = 0;
+  while (take(queue, r)) {
+    evaluate_tiles(plan, r * n_tiles / queue.size, (r + 1) * n_tiles / queue.size, log_prob, resp,
+                   labels, s, padded_labels);
   }
 }
 

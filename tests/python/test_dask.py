@@ -2,6 +2,7 @@
 in-memory fit from the same initial parameters to 1e-12 relative; predict and score give Dask
 arrays."""
 
+import time
 import warnings
 
 import numpy as np
@@ -494,3 +495,144 @@ def test_a_fit_of_one_row_is_refused_as_in_memory():
             emix.dask.GaussianMixture(1).fit(da.from_array(one_row))
     assert str(distributed_fit.value) == str(in_memory.value)
     assert "minimum of 2 is required" in str(in_memory.value)
+
+
+def test_a_persisted_array_is_fitted_by_actors_on_its_workers(client, data):
+    """A persisted array's blocks stay where they are: one actor per worker computes their
+    statistics, without a task graph per iteration. The fit is bitwise the task graph's (the
+    same blocks merged in the same tree) and equals the in-memory fit, weighted or not."""
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, size=len(data))
+    start = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=0)
+    parameters = dict(n_components=3, device="cpu", tol=1e-6, weights_init=start.weights_,
+                      means_init=start.means_, precisions_init=start.precisions_)
+    lazy = da.from_array(data, chunks=(150, data.shape[1]))
+    persisted = lazy.persist()
+    distributed.wait(persisted)
+    for sample_weight in (None, weights):
+        reference = in_memory(data, sample_weight=sample_weight, **parameters)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = emix.dask.GaussianMixture(**parameters).fit(lazy, sample_weight=sample_weight)
+            resident = emix.dask.GaussianMixture(**parameters).fit(persisted,
+                                                                   sample_weight=sample_weight)
+        assert graph.report_.engine == "dask (8 blocks)"
+        assert resident.report_.engine == "dask (8 blocks, resident on the workers)"
+        assert resident.n_iter_ == graph.n_iter_ == reference.n_iter_ > 3
+        for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+            assert np.array_equal(getattr(resident, name), getattr(graph, name)), name
+            assert rel(getattr(resident, name), getattr(reference, name)) < 1e-12, name
+    # The fit releases its actors: the scheduler forgets them (a message away).
+    deadline = time.monotonic() + 10
+    while any("_BlockActor" in str(key) for key in client.who_has()):
+        assert time.monotonic() < deadline, "the fit's actors outlived it"
+        time.sleep(0.05)
+    assert len(client.who_has()) == 8  # the persisted blocks, still there
+
+
+def test_a_bad_block_of_a_persisted_array_is_named(client, data):
+    spoiled = data.copy()
+    spoiled[800, 1] = np.nan
+    x = da.from_array(spoiled, chunks=(300, data.shape[1])).persist()
+    start = dict(weights_init=[0.5, 0.5], means_init=data[:2],
+                 precisions_init=np.stack([np.eye(data.shape[1])] * 2), device="cpu")
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"row 801, column 2 is nan \(in block 2 \(rows 601\.\.900\)\)"):
+        emix.dask.GaussianMixture(2, **start).fit(x)
+
+
+def test_a_fit_goes_on_through_task_graphs_when_a_worker_is_lost(data):
+    """A worker that dies takes its actor along; the fit recomputes through task graphs (the
+    scheduler recomputes the blocks the worker held) and ends as the in-memory fit."""
+    import os
+
+    start = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=0)
+    parameters = dict(n_components=3, device="cpu", tol=0, max_iter=6,
+                      weights_init=start.weights_, means_init=start.means_,
+                      precisions_init=start.precisions_)
+    reference = in_memory(data, **parameters)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, memory_limit="1GiB") as cluster, \
+            distributed.Client(cluster) as c:
+        x = da.from_array(data, chunks=(150, data.shape[1])).persist()
+        distributed.wait(x)
+        victim = sorted(c.nthreads())[0]
+
+        def kill_a_worker(state):
+            if state.iteration == 2:
+                try:
+                    c.run(os._exit, 1, workers=[victim])
+                except Exception:  # the worker's connection closes before it answers
+                    pass
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = emix.dask.GaussianMixture(callback=kill_a_worker, **parameters).fit(x)
+    assert fitted.report_.engine == ("dask (8 blocks, resident on the workers until iteration "
+                                     "3, when a worker was lost)")
+    for name in ("weights_", "means_", "covariances_"):
+        assert rel(getattr(fitted, name), getattr(reference, name)) < 1e-12, name
+
+
+def test_blocks_are_balanced_over_the_workers_threads():
+    balanced = emix.dask._balanced
+    keys = list("abcdefgh")
+    rows = (100,) * 8
+    # Dask left five blocks on one worker and three on the other: one moves.
+    who_has = {k: ["A"] if i in (0, 1, 2, 4, 6) else ["B"] for i, k in enumerate(keys)}
+    by_worker = balanced(who_has, {"A": 1, "B": 1}, keys, rows)
+    assert sorted(map(len, by_worker.values())) == [4, 4]
+    assert sum(who_has[keys[i]] != [w] for w, indices in by_worker.items() for i in indices) == 1
+    # Rows follow the threads: a worker of three threads takes three quarters of the rows.
+    by_worker = balanced({k: ["A"] for k in keys}, {"A": 1, "B": 3}, keys, rows)
+    assert len(by_worker["B"]) == 6 and len(by_worker["A"]) == 2
+    # Blocks of any size, each exactly once, in order within a worker.
+    rows = (500, 10, 10, 300, 0, 90, 60, 30)
+    by_worker = balanced({k: ["A", "B"] for k in keys}, {"A": 1, "B": 1}, keys, rows)
+    assert sorted(i for indices in by_worker.values() for i in indices) == list(range(8))
+    assert all(indices == sorted(indices) for indices in by_worker.values())
+
+
+def test_a_worker_of_several_threads_runs_its_blocks_on_all_of_them(data):
+    """The actor of a worker with two threads computes its blocks two at a time; the sums are
+    bitwise those of one thread (each block's statistics do not depend on who computes them)."""
+    start = in_memory(data, n_components=2, random_state=0, device="cpu", max_iter=0)
+    parameters = dict(n_components=2, device="cpu", tol=0, max_iter=4,
+                      weights_init=start.weights_, means_init=start.means_,
+                      precisions_init=start.precisions_)
+    results = []
+    for threads in (1, 2):
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster):
+            x = da.from_array(data, chunks=(100, data.shape[1])).persist()
+            results.append(emix.dask.GaussianMixture(**parameters).fit(x))
+            assert "resident" in results[-1].report_.engine
+    assert np.array_equal(results[0].means_, results[1].means_)
+    assert np.array_equal(results[0].covariances_, results[1].covariances_)
+
+
+def test_statistics_of_the_same_model_twice_log_no_scheduler_errors(client, data):
+    """emix.accumulate of one model over one array, called again at once, reused the task keys
+    of the call before while the scheduler forgot them: "Couldn't gather keys" errors in the log
+    and a rescheduled task (in about one run of 30 calls in two). Every call's tasks now have
+    keys of their own."""
+    import logging
+
+    class Messages(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    gm = in_memory(data, n_components=2, random_state=0, device="cpu", max_iter=1)
+    x = da.from_array(data, chunks=(150, data.shape[1])).persist()
+    messages, logger = Messages(), logging.getLogger("distributed")
+    logger.addHandler(messages)
+    try:
+        totals = {emix.accumulate(gm, x).to_bytes() for _ in range(30)}
+    finally:
+        logger.removeHandler(messages)
+    assert len(totals) == 1
+    assert not [line for line in messages.lines if "Couldn't gather" in line]
