@@ -17,7 +17,8 @@ in-memory estimator unchanged). Each EM iteration:
 The fitted model therefore equals ``fit`` of the same rows in memory, from the same initial
 parameters, up to the order of the sums (about 1e-15 relative per iteration).
 
-Where the cluster holds the array (``X = X.persist()``), step 1 and 2 skip the task graph: one
+Where the cluster holds the array as the fit reads it (``X = X.persist()``: float32 or float64
+in the estimator's ``dtype``, all columns in one block), step 1 and 2 skip the task graph: one
 Dask actor per worker holds the blocks that worker has (balanced by rows over the workers'
 threads; a block moves once where Dask left a worker more than its share), the client calls
 each actor once per iteration, and merges the blocks' statistics in the same tree, so the total
@@ -25,7 +26,9 @@ is bitwise the task graph's. A task graph costs 20-30 ms an iteration in schedul
 on a 2-core machine, a call 5-10 ms. The actors keep their blocks alive until the fit ends, and
 the scheduler will not retire a worker that holds one meanwhile; if a worker is lost, the fit
 goes on through task graphs, which recompute what it held (``report_.engine`` says from which
-iteration).
+iteration). An array the fit must convert or rechunk first (integers, float64 fitted with
+``dtype="float32"``, columns in several blocks) and a Dask DataFrame also run task graphs:
+persist ``X.rechunk({1: -1}).astype(np.float64)``, say, to fit them through the actors.
 
 Initialisation: from the estimator's ``*_init`` parameters when all are given (then the fit is
 that of the in-memory estimator with the same parameters). Otherwise the estimator's own
@@ -49,6 +52,7 @@ the FitWarnings emitted are the in-memory fit's.
 block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
 """
 
+import asyncio
 import copyreg
 import inspect
 import time
@@ -163,6 +167,10 @@ def _sampled_row(error, rows):
 
 
 def _block_statistics(block, weights, state, device, first_row, index):
+    """The block's statistics as bytes, or the library's error about it (naming the row of the
+    whole array) as a value: the merge carries the first block's error up the tree (see
+    _merge_bytes), so that the error raised is the one in the lowest block whoever computed
+    what, as the in-memory fit names the first bad row."""
     x = np.ascontiguousarray(block)
     model = _model_of(state)
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
@@ -171,8 +179,15 @@ def _block_statistics(block, weights, state, device, first_row, index):
     try:
         stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
     except _emix.Error as error:
-        raise _in_block(error, index, first_row, x.shape[0]) from None
+        return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
+
+
+def _raised(total):
+    """A merged total's statistics, or its first block's error raised."""
+    if isinstance(total, Exception):
+        raise total
+    return Statistics.from_bytes(total)
 
 
 class _BlockActor:
@@ -218,8 +233,8 @@ def _distributed_client():
 
 def _balanced(who_has, nthreads, keys, rows):
     """Block indices by worker: each block on a worker that holds it while that worker's rows
-    stay within its share (its threads' share of all rows), the rest on the workers furthest
-    below their share, which fetch them once. Dask may place 5 of 8 persisted blocks on one of
+    are below its share (its threads' share of all rows), the rest on the workers that would be
+    least above their share with them (a holder on a tie), which fetch them once. Dask may place 5 of 8 persisted blocks on one of
     two workers, and each pass would then wait for the 5."""
     total_threads = sum(nthreads.values())
     share = {worker: sum(rows) * n / total_threads for worker, n in nthreads.items()}
@@ -227,15 +242,16 @@ def _balanced(who_has, nthreads, keys, rows):
     assigned, left = {}, []
     for index, key in enumerate(keys):
         holders = [w for w in who_has.get(key, ()) if w in load]
-        fits = [w for w in holders if load[w] + rows[index] <= share[w]]
-        if fits:
-            worker = min(fits, key=lambda w: load[w] / share[w])
+        below = [w for w in holders if load[w] < share[w]]  # may end one block above it
+        if below:
+            worker = min(below, key=lambda w: load[w] / share[w])
             load[worker] += rows[index]
             assigned[index] = worker
         else:
             left.append(index)
     for index in left:
-        worker = min(load, key=lambda w: (load[w] + rows[index]) / share[w])
+        holders = who_has.get(keys[index], ())
+        worker = min(load, key=lambda w: ((load[w] + rows[index]) / share[w], w not in holders))
         load[worker] += rows[index]
         assigned[index] = worker
     by_worker = {}
@@ -294,15 +310,27 @@ class _ResidentPass:
         state = _model_state(model)
         pending = [actor.statistics(state) for actor in self.actors]
         parts, failure = [None] * self.n_blocks, None
-        for indices, call in zip(self.indices, pending):
+        for indices, actor, call in zip(self.indices, self.calls, pending):
             try:  # every call answers before the first failure is raised
-                for index, part in zip(indices, call.result()):
+                for index, part in zip(indices, self._answer(actor, call)):
                     parts[index] = part
             except Exception as error:
                 failure = failure or error
         if failure is not None:
             raise failure
-        return Statistics.from_bytes(_merge_group(_merge_bytes, *parts))
+        return _raised(_merge_group(_merge_bytes, *parts))
+
+    @staticmethod
+    def _answer(actor, call):
+        """What `call` returns, or an error as soon as the scheduler knows the actor's worker
+        lost: a call relayed to a dead worker would wait out the scheduler's connection
+        attempts (distributed.comm.timeouts.connect, 30 s)."""
+        while True:
+            try:
+                return call.result(timeout=0.1)
+            except (TimeoutError, asyncio.TimeoutError):
+                if actor.status != "finished":
+                    raise RuntimeError(f"the worker holding {actor.key} was lost") from None
 
     def close(self):
         # Cancelled, not just released: each call through an actor leaves reference cycles
@@ -354,6 +382,8 @@ class _StatisticsPass:
 
 
 def _merge_bytes(a, b):
+    if isinstance(a, Exception) or isinstance(b, Exception):  # the left one, as it comes first
+        return a if isinstance(a, Exception) else b
     s = _emix.Statistics.deserialize(a)
     s.merge(_emix.Statistics.deserialize(b))
     return s.serialize()
@@ -679,7 +709,7 @@ class _DaskMixture:
                            first_row, i)
                  for i, (b, first_row) in enumerate(zip(blocks, first_rows))]
         (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
-        return Statistics.from_bytes(total)
+        return _raised(total)
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit by EM over a Dask array (per-block statistics, the M-step here).

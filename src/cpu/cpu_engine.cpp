@@ -851,20 +851,20 @@ class CpuEngine final : public Engine {
         sums[m] = passes[members[m]].slots.data();
         packed[m] = static_cast<std::int64_t>(passes[members[m]].packed);
       }
-      const cpu::SlotLayout layout{n_, n_slots, sums.data(), packed.data()};
-      cpu::WorkQueue slots{n_slots};
+      const cpu::SlotLayout layout{n_, sums.data(), packed.data()};
+      cpu::WorkQueue slot_queue{n_slots};
       if (share_tiles) {
         // Called outside any parallel region, so that the kernels' own regions reuse OpenMP's
         // threads (nested in a region of one, each started threads afresh).
         for (TilePlan<U>& plan : plans) plan.threads = threads;
         const MaybeFlushDenormals guard(!keep_negligible_);
-        kernels.add_statistics(plans.data(), count, layout, slots);
+        kernels.add_statistics(plans.data(), count, layout, slot_queue);
         continue;
       }
 #pragma omp parallel num_threads(threads)
       {
         const MaybeFlushDenormals worker_guard(!keep_negligible_);
-        kernels.add_statistics(plans.data(), count, layout, slots);
+        kernels.add_statistics(plans.data(), count, layout, slot_queue);
       }
     }
   }
@@ -998,8 +998,8 @@ class CpuEngine final : public Engine {
                      std::int32_t* labels) {
     const TilePlan<U> tiles = tile_plan(model, plan);
     const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
-    // Runs of consecutive tiles, several per thread for balance; each thread sizes its work
-    // space once for the runs it takes. Per-row results do not depend on how the tiles are
+    // Runs of consecutive tiles, several per thread for balance; each thread keeps its work
+    // space from one run to the next. Per-row results do not depend on how the tiles are
     // grouped.
     cpu::WorkQueue runs{std::min<std::int64_t>(n_tiles, 8 * threads_)};
     const int threads = threads_for(static_cast<double>(n_) * model.k * plan.features);

@@ -119,29 +119,20 @@ inline std::int64_t packed_size(int k, int features) {
   return kPackedTotals + static_cast<std::int64_t>(k) * (1 + features);
 }
 
-// Items handed out one at a time to the threads that call a kernel together (the same queue):
-// each thread takes the next item until none is left, and sizes its work space once for all the
-// items it takes. With a kernel call per item, each sized it afresh: in a Dask worker, whose
-// MALLOC_TRIM_THRESHOLD_ makes every such buffer over 128 KiB a fresh mapping of the kernel's,
-// the page faults took a fifth of a pass (full D = 16, K = 16: 41 ms a block of 125,000 rows
-// against 33 ms).
+// Items handed out one at a time to the threads that call a kernel with the same queue: each
+// thread takes the next item until none is left, and keeps its work space from one item to the
+// next. With a kernel call per item, each call allocated it afresh: in a Dask worker, whose
+// MALLOC_TRIM_THRESHOLD_ makes every buffer over 128 KiB a fresh mapping, the page faults took a
+// fifth of a pass (full D = 16, K = 16: 41 ms a block of 125,000 rows against 35 ms). A queue
+// serves one kernel call per thread, once: `next` only grows.
 struct WorkQueue {
   std::int64_t size = 0;  // items 0 .. size - 1
   std::int64_t next = 0;  // the next item to take (under `omp atomic`)
 };
 
-// Slot s of n_slots holds the tiles whose first row r has floor(r n_slots / N) = s: contiguous
-// runs of rows, so that models whose tiles differ in size still meet in the same rows.
-inline std::int64_t first_tile_of_slot(std::int64_t s, std::int64_t n_slots, std::int64_t n_rows,
-                                       std::int64_t block_rows) {
-  const std::int64_t per = block_rows * n_slots;
-  return (s * n_rows) / per + ((s * n_rows) % per != 0 ? 1 : 0);
-}
-
 // Where the slots of a pass's plans lie: plan i's slot s at sums[i] + s * packed[i] doubles.
 struct SlotLayout {
   std::int64_t n_rows = 0;
-  std::int64_t n_slots = 1;
   double* const* sums = nullptr;
   const std::int64_t* packed = nullptr;
 };
@@ -152,12 +143,14 @@ struct Kernels {
   // Whether Bernoulli / binomial float plans may take TilePlan::raw_bias (their tiles then read
   // by rows): the levels with fused multiply-adds.
   bool takes_raw_bias;
-  // For each slot s the queue hands out (queue.size = layout.n_slots), adds the packed
-  // statistics of each of the `count` plans' tiles in slot s, in increasing order, to that
-  // plan's slot s. The plans (all over the same rows) walk their tiles together, a window of
-  // rows at a time, so that each read of the rows serves every plan, and plans with the same
-  // features and tiles build each tile's feature matrix once: each plan's sums are bitwise what
-  // it gives alone (Engine::accumulate_many).
+  // For each slot s the queue hands out (of queue.size slots), adds the packed statistics of
+  // each of the `count` plans' tiles in slot s, in increasing order, to that plan's slot s.
+  // Slot s of n holds the tiles whose first row r has floor(r n / N) = s: contiguous runs of
+  // rows, so that models whose tiles differ in size still meet in the same rows. The plans (all
+  // over the same rows) walk their tiles together, a window of rows at a time, so that each read of
+  // the rows serves every plan, and plans with the same features and tiles build each tile's
+  // feature matrix once: each plan's sums are bitwise what it gives alone
+  // (Engine::accumulate_many).
   void (*add_statistics)(const TilePlan<T>* plans, int count, const SlotLayout& layout,
                          WorkQueue& queue);
   // Per-row results of the tiles of each run r the queue hands out: tiles

@@ -73,7 +73,8 @@ struct PooledScatter {
   std::vector<T> pair_weights;             // their B_jk in T
 };
 
-// One thread's work space for one plan's tiles in one call, sized on the first tile.
+// One thread's work space for one plan's tiles, kept from tile to tile and from slot to slot of
+// one kernel call (each tile resizes what it uses).
 template <typename T>
 struct Scratch {
   Matrix<T> f;                // B x features (a group leader's, or evaluate's)
@@ -1655,7 +1656,7 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
 constexpr std::int64_t kWindowBytes = std::int64_t{256} << 10;
 
 // The queue's next item, or false when none is left.
-inline bool take(WorkQueue& queue, std::int64_t& item) {
+bool take(WorkQueue& queue, std::int64_t& item) {
   std::int64_t taken;
 #pragma omp atomic capture
   taken = queue.next++;
@@ -1663,11 +1664,19 @@ inline bool take(WorkQueue& queue, std::int64_t& item) {
   return taken < queue.size;
 }
 
-// One slot of add_statistics: plan i's tiles [first[i], last[i]) into slots[i]; scratch[i] is
-// plan i's work space, kept from tile to tile and from slot to slot.
+// The first tile of slot s of n_slots over n_rows rows, in tiles of block_rows.
+std::int64_t first_tile_of_slot(std::int64_t s, std::int64_t n_slots, std::int64_t n_rows,
+                                std::int64_t block_rows) {
+  const std::int64_t per = block_rows * n_slots;
+  return (s * n_rows) / per + ((s * n_rows) % per != 0 ? 1 : 0);
+}
+
+// Slot s of add_statistics: plan i's tiles [first[i], last[i]) into its slot s; scratch[i] is
+// plan i's work space.
 template <typename T>
-void add_slot_statistics(const TilePlan<T>* plans, int count, const std::int64_t* first,
-                         const std::int64_t* last, double* const* slots, Scratch<T>* scratch) {
+void add_slot_statistics(const TilePlan<T>* plans, int count, const SlotLayout& layout,
+                         std::int64_t s, const IndexVector& first, const IndexVector& last,
+                         Scratch<T>* scratch) {
   // Plans with the same features and tiles (same_features) form a group, led by its first plan:
   // each of the group's tiles builds F once, and every plan of the group takes its statistics
   // from it, tile by tile in increasing order, as alone.
@@ -1684,7 +1693,7 @@ void add_slot_statistics(const TilePlan<T>* plans, int count, const std::int64_t
   }
   const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(T)) * plans[0].d;
   const std::int64_t window_rows = std::max<std::int64_t>(64, kWindowBytes / row_bytes);
-  IndexVector next = Eigen::Map<const IndexVector>(first, count);
+  IndexVector next = first;
   for (;;) {
     // The window starts at the lowest row a plan still has to read.
     std::int64_t begin = plans[0].n;
@@ -1708,7 +1717,8 @@ void add_slot_statistics(const TilePlan<T>* plans, int count, const std::int64_t
         }
         for (int i = g; i < count; ++i) {
           if (leader[i] == g)
-            add_tile_statistics(plans[i], f, x_rows, tile_begin, rows, scratch[i], slots[i]);
+            add_tile_statistics(plans[i], f, x_rows, tile_begin, rows, scratch[i],
+                                layout.sums[i] + s * layout.packed[i]);
         }
       }
       for (int i = g + 1; i < count; ++i) {
@@ -1722,18 +1732,15 @@ template <typename T>
 void add_statistics(const TilePlan<T>* plans, int count, const SlotLayout& layout,
                     WorkQueue& queue) {
   if (count <= 0) return;
-  const auto n = static_cast<std::size_t>(count);
-  const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[n]);
-  const std::unique_ptr<std::int64_t[]> first(new std::int64_t[n]), last(new std::int64_t[n]);
-  const std::unique_ptr<double*[]> slots(new double*[n]);
+  const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[static_cast<std::size_t>(count)]);
+  IndexVector first(count), last(count);
   std::int64_t s = 0;
   while (take(queue, s)) {
     for (int i = 0; i < count; ++i) {
-      first[i] = first_tile_of_slot(s, layout.n_slots, layout.n_rows, plans[i].block_rows);
-      last[i] = first_tile_of_slot(s + 1, layout.n_slots, layout.n_rows, plans[i].block_rows);
-      slots[i] = layout.sums[i] + s * layout.packed[i];
+      first[i] = first_tile_of_slot(s, queue.size, layout.n_rows, plans[i].block_rows);
+      last[i] = first_tile_of_slot(s + 1, queue.size, layout.n_rows, plans[i].block_rows);
     }
-    add_slot_statistics(plans, count, first.get(), last.get(), slots.get(), scratch.get());
+    add_slot_statistics(plans, count, layout, s, first, last, scratch.get());
   }
 }
 

@@ -529,20 +529,33 @@ def test_a_persisted_array_is_fitted_by_actors_on_its_workers(client, data):
     assert len(client.who_has()) == 8  # the persisted blocks, still there
 
 
-def test_a_bad_block_of_a_persisted_array_is_named(client, data):
+def test_the_first_bad_block_is_named_whoever_computes_it(client, data):
+    """Bad rows in blocks 1 and 6 (of 8, alternating between the two workers): the error names
+    the first, as the in-memory fit does, on both paths and every time. The worker holding
+    block 0 (and 6) answered first, and a task graph raised whichever task failed first."""
     spoiled = data.copy()
-    spoiled[800, 1] = np.nan
-    x = da.from_array(spoiled, chunks=(300, data.shape[1])).persist()
+    spoiled[200, 1] = np.nan
+    spoiled[1000, 0] = np.inf
     start = dict(weights_init=[0.5, 0.5], means_init=data[:2],
                  precisions_init=np.stack([np.eye(data.shape[1])] * 2), device="cpu")
-    with pytest.raises(emix.InvalidArgument,
-                       match=r"row 801, column 2 is nan \(in block 2 \(rows 601\.\.900\)\)"):
-        emix.dask.GaussianMixture(2, **start).fit(x)
+    with pytest.raises(ValueError, match=r"row 201, column 2"):
+        emix.GaussianMixture(2, **start).fit(spoiled)
+    named = r"row 201, column 2 is nan \(in block 1 \(rows 151\.\.300\)\)"
+    lazy = da.from_array(spoiled, chunks=(150, data.shape[1]))
+    persisted = lazy.persist()
+    distributed.wait(persisted)
+    for _ in range(3):
+        for x in (lazy, persisted):
+            with pytest.raises(emix.InvalidArgument, match=named):
+                emix.dask.GaussianMixture(2, **start).fit(x)
 
 
 def test_a_fit_goes_on_through_task_graphs_when_a_worker_is_lost(data):
     """A worker that dies takes its actor along; the fit recomputes through task graphs (the
-    scheduler recomputes the blocks the worker held) and ends as the in-memory fit."""
+    scheduler recomputes the blocks the worker held) and ends as the in-memory fit. A call to
+    the dead worker's actor, relayed by the scheduler, waited out its connection attempts (30 s
+    by default, 120 s here) before the fit went on; now it stops as soon as the scheduler knows
+    the worker lost (under a second; 60 s allowed, far from both)."""
     import os
 
     start = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=0)
@@ -550,8 +563,9 @@ def test_a_fit_goes_on_through_task_graphs_when_a_worker_is_lost(data):
                       weights_init=start.weights_, means_init=start.means_,
                       precisions_init=start.precisions_)
     reference = in_memory(data, **parameters)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, memory_limit="1GiB") as cluster, \
+    with dask.config.set({"distributed.comm.timeouts.connect": "120s"}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None, memory_limit="1GiB") as cluster, \
             distributed.Client(cluster) as c:
         x = da.from_array(data, chunks=(150, data.shape[1])).persist()
         distributed.wait(x)
@@ -569,6 +583,7 @@ def test_a_fit_goes_on_through_task_graphs_when_a_worker_is_lost(data):
             fitted = emix.dask.GaussianMixture(callback=kill_a_worker, **parameters).fit(x)
     assert fitted.report_.engine == ("dask (8 blocks, resident on the workers until iteration "
                                      "3, when a worker was lost)")
+    assert fitted.report_.iteration_seconds[3] < 60
     for name in ("weights_", "means_", "covariances_"):
         assert rel(getattr(fitted, name), getattr(reference, name)) < 1e-12, name
 
@@ -585,6 +600,10 @@ def test_blocks_are_balanced_over_the_workers_threads():
     # Rows follow the threads: a worker of three threads takes three quarters of the rows.
     by_worker = balanced({k: ["A"] for k in keys}, {"A": 1, "B": 3}, keys, rows)
     assert len(by_worker["B"]) == 6 and len(by_worker["A"]) == 2
+    # Three blocks on one of two workers: one moves, whichever worker is listed first.
+    for nthreads in ({"A": 1, "B": 1}, {"B": 1, "A": 1}):
+        by_worker = balanced({k: ["A"] for k in "abc"}, nthreads, list("abc"), (100,) * 3)
+        assert by_worker == {"A": [0, 1], "B": [2]}
     # Blocks of any size, each exactly once, in order within a worker.
     rows = (500, 10, 10, 300, 0, 90, 60, 30)
     by_worker = balanced({k: ["A", "B"] for k in keys}, {"A": 1, "B": 1}, keys, rows)
