@@ -234,8 +234,9 @@ def _distributed_client():
 def _balanced(who_has, nthreads, keys, rows):
     """Block indices by worker: each block on a worker that holds it while that worker's rows
     are below its share (its threads' share of all rows), the rest on the workers that would be
-    least above their share with them (a holder on a tie), which fetch them once. Dask may place 5 of 8 persisted blocks on one of
-    two workers, and each pass would then wait for the 5."""
+    least above their share with them (a holder on a tie), which fetch them once. Dask may
+    place 5 of 8 persisted blocks on one of two workers, and each pass would then wait for
+    the 5."""
     total_threads = sum(nthreads.values())
     share = {worker: sum(rows) * n / total_threads for worker, n in nthreads.items()}
     load = dict.fromkeys(nthreads, 0)
@@ -303,7 +304,11 @@ class _ResidentPass:
         self.client = client
         self.calls, self.indices, self.n_blocks = calls, list(by_worker.values()), len(keys)
         self.weights = weights  # holds the persisted weights until close
-        self.actors = client.gather(calls)
+        try:
+            self.actors = client.gather(calls)
+        except Exception:  # a worker lost already, say: the task graphs will do
+            self.close()
+            return None
         return self
 
     def statistics(self, model):
@@ -765,8 +770,9 @@ class _DaskMixture:
                     raise InvalidArgument("sample_weight: the sample weights sum to 0")
                 log_likelihood = stats.log_likelihood
                 if not np.isfinite(log_likelihood):
-                    raise _emix.NumericalError(f"the log-likelihood is {log_likelihood} at iteration "
-                                               f"{iteration} (check the data for extreme values)")
+                    raise _emix.NumericalError(
+                        f"the log-likelihood is {log_likelihood} at iteration {iteration} "
+                        "(check the data for extreme values)")
                 mean = log_likelihood / stats.weight_sum
                 history.append(log_likelihood)
                 if hook is not None:  # verbose and the callback, as the in-memory fit calls them
