@@ -489,3 +489,42 @@ TEST(StatisticsApi, InconsistentMomentsAreRefusedByTheMStep) {
 }
 
 }  // namespace
+
+// A scatter value spoilt in one triangle of a full (or tied) Q: the M-step averages the two
+// triangles, and the check read only the lower one, so a spoilt upper value gave a model with a
+// negative eigenvalue (-940 against 942 in an audit). Both triangles are now checked, by their
+// mean.
+TEST(StatisticsApi, AScatterSpoiltInEitherTriangleIsRefused) {
+  for (const Covariance covariance : {Covariance::kFull, Covariance::kTied}) {
+    const Problem p = make_problem({Family::kGaussian, covariance}, 93);  // K = 3, D = 5
+    const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu(), p.w.data());
+    const std::size_t q = 3 + 3 + 15;  // where the Q_k begin, D x D each
+    for (const std::size_t at : {q + 1 * 5 + 0, q + 0 * 5 + 1}) {  // Q_0[1][0], then Q_0[0][1]
+      emix::Statistics spoilt = s;
+      spoilt.values()[at] *= 1e4;
+      EXPECT_NE(message_of([&] { emix::maximize(p.model, spoilt); }).find("not positive"),
+                std::string::npos)
+          << emix::testing::describe(Family::kGaussian, covariance) << ", value " << at - q;
+    }
+  }
+}
+
+// Merging or scaling into values past double's range is refused, the statistics left as they
+// were (they would serialise into bytes that deserialize refuses); accumulate checks its engine
+// options as predict and score do.
+TEST(StatisticsApi, OverflowAndBadEngineOptionsAreRefused) {
+  const Problem p = make_problem({Family::kGaussian, Covariance::kDiag}, 95);
+  const std::vector<double> huge(static_cast<std::size_t>(p.n), 5e304);
+  emix::Statistics a = emix::accumulate(p.model, p.rows(0, p.n), cpu(), huge.data());
+  const emix::Statistics before = a;
+  EXPECT_NE(message_of([&] { a.merge(before); }).find("merging overflows"), std::string::npos);
+  EXPECT_EQ(a.values(), before.values());
+  EXPECT_NE(message_of([&] { a.scale(10); }).find("scaling by 10 overflows"), std::string::npos);
+  EXPECT_EQ(a.values(), before.values());
+  EXPECT_EQ(message_of([&] { a.scale(0.5); }), "no exception");
+
+  emix::EngineOptions bad = cpu();
+  bad.n_threads = -3;
+  EXPECT_NE(message_of([&] { emix::accumulate(p.model, p.rows(0, 10), bad); }).find("n_threads"),
+            std::string::npos);
+}

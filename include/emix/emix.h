@@ -254,10 +254,11 @@ emix_status emix_accumulate(const emix_model* model, const emix_options* options
                             const double* sample_weight, emix_statistics** statistics);
 void emix_statistics_destroy(emix_statistics* statistics);
 /* into += other: statistics of other rows under the same model (EMIX_INVALID_ARGUMENT for
- * another shape or statistics centred on another model's means). Merging in a fixed order gives
- * bitwise the same sums every time. Bernoulli and binomial statistics are plain sums, not
- * centred: those of another model of the same shape merge, and keeping model versions apart is
- * the caller's part. */
+ * another shape, statistics centred on other means, or a sum past double's range, `into` then
+ * unchanged). Merging in a fixed order gives bitwise the same sums every time. Gaussian
+ * statistics of a model that differs only in its weights or covariances, and Bernoulli and
+ * binomial statistics (plain sums, not centred) of another model of the same shape, merge:
+ * keeping model versions apart is the caller's part. */
 emix_status emix_statistics_merge(emix_statistics* into, const emix_statistics* other);
 /* The total weighted log-likelihood and the sum of the weights of the rows summed. */
 emix_status emix_statistics_totals(const emix_statistics* statistics, double* log_likelihood,

@@ -59,9 +59,11 @@ class Statistics {
 
   // this += other, element by element. Both must come from E-steps under the same model: the
   // same shape and bitwise the same centres (InvalidArgument otherwise). Gaussian centres are
-  // the model's means, so another model's statistics are refused; Bernoulli and binomial
-  // statistics are plain sums, which add whatever model weighed them: keeping model versions
-  // apart (a distributed loop's stale pieces) is then the caller's part. Addition commutes, so
+  // the model's means, so the statistics of a model with other means are refused (not those
+  // of one that differs only in its weights or covariances); Bernoulli and binomial statistics
+  // are plain sums, which add whatever model weighed them: keeping model versions apart (a
+  // distributed loop's stale pieces) is the caller's part. A sum past double's range is
+  // refused (InvalidArgument), this left as it was. Addition commutes, so
   // a.merge(b) and b.merge(a) are bitwise equal; three or more sets depend on the order, which
   // merge_in_order fixes.
   Statistics& merge(const Statistics& other);

@@ -211,9 +211,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
     def _check_parameters(self):
         name = type(self).__name__
+        # The library's limit on K: the initialisation draws the components among a sample of
+        # at most that many rows (FitOptions::init_max_rows), as `emix fit` says it.
+        most = _emix.FitOptions().init_max_rows
         checks = [
-            (_is_int(self.n_components) and 1 <= self.n_components < 2**31, "n_components",
-             "an int in [1, 2**31)"),
+            (_is_int(self.n_components) and 1 <= self.n_components <= most, "n_components",
+             f"an int in [1, {most}] (emix draws the components among a sample of at most "
+             f"{most} rows)"),
             (_is_real(self.tol) and self.tol >= 0, "tol", "a float >= 0"),
             (_is_int(self.max_iter) and self.max_iter >= 0, "max_iter", "an int >= 0"),
             (_is_int(self.n_init) and 1 <= self.n_init < 2**31, "n_init", "an int in [1, 2**31)"),
@@ -334,8 +338,6 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         self._check_parameters()
-        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_"):
-            self.__dict__.pop(attribute, None)
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
         check_feature_names(self, named_sample(X), reset=True)
@@ -461,9 +463,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         weights = _check_sample_weight(sample_weight, data.n_samples)
         online = getattr(self, "_online_", None)
         if self.__sklearn_is_fitted__():
-            if data.n_features != self.n_features_in_:
+            # A model set by its attributes (weights_, means_, ...) may have no n_features_in_:
+            # the model's own width then (the library refuses a batch of another).
+            expected = getattr(self, "n_features_in_", data.n_features)
+            if data.n_features != expected:
                 raise InvalidArgument(f"X has {data.n_features} features, but {name} is "
-                                      f"expecting {self.n_features_in_} features as input.")
+                                      f"expecting {expected} features as input.")
             self._check_fitted_shape("partial_fit")
         mstep = _emix.MStepOptions()
         mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
@@ -588,7 +593,14 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         return hook
 
-    def _set_fitted(self, report, n_features, total_weight, failed=False):
+    def _set_fitted(self, report, n_features, total_weight, failed=False, candidate=None):
+        """The fitted attributes from a fit's report, its warnings emitted. `candidate`: select's
+        name for this fit ("K = 3, full"), which prefixes its FitWarnings; select then states
+        non-convergence once for all its candidates."""
+        # A fit's model ends the online stream (its next partial_fit starts one from the
+        # model); a fit that failed, its data refused say, leaves the stream as it was.
+        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_"):
+            self.__dict__.pop(attribute, None)
         self._set_model(report.model)
         self.converged_ = bool(report.converged)
         self.n_iter_ = int(report.n_iter)
@@ -604,10 +616,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                   f"{report.seconds:.5f}s\t lower bound {self.lower_bound_:.5f}.")
         for message in self.report_.warnings:
             if not message.startswith(_QUIET_REPORT_LINES):
-                warnings.warn(message, FitWarning, stacklevel=4)
+                if candidate is None:
+                    warnings.warn(message, FitWarning, stacklevel=4)
+                else:  # select's caller, past select and this method
+                    warnings.warn(f"{candidate}: {message}", FitWarning, stacklevel=3)
         # A select candidate that failed (its warning gives the error) has not merely not
         # converged: more iterations would not help.
-        if not self.converged_ and self.max_iter > 0 and not failed:
+        if candidate is None and not self.converged_ and self.max_iter > 0 and not failed:
             warnings.warn("Best performing initialization did not converge. Try different init "
                           "parameters, or increase max_iter, tol, or check for degenerate data.",
                           ConvergenceWarning, stacklevel=4)

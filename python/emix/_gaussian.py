@@ -106,12 +106,14 @@ def _precisions_cholesky(covariances, covariance_type, model=None):
 
 
 def _raise_not_positive(component, covariance_type):
-    # A model the M-step gave with reg_covar = 0 (emix.maximize): fit re-seeds such a component,
-    # or stops with an error that names it.
+    # A model the M-step gave (emix.maximize), with reg_covar = 0 or with rows so far apart
+    # that their scatter overflows: fit re-seeds such a component, or stops with an error that
+    # names it.
     which = "the tied covariance" if covariance_type == "tied" else (
         f"the covariance of component {component}")
     raise InvalidArgument(f"{which} is not positive definite: its rows lie in a subspace (a "
-                          f"component collapsed, with reg_covar = 0); set reg_covar > 0")
+                          "component collapsed; reg_covar > 0 prevents it) or spread beyond "
+                          "double precision (rescale the data); fit re-seeds such a component")
 
 
 class GaussianMixture(_BaseMixture):

@@ -2,6 +2,8 @@
 
 import math
 import os
+import warnings
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -9,7 +11,7 @@ from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
 from ._chunks import Chunks, adapter_for, is_chunk_source, named_sample
-from ._sklearn import check_feature_names
+from ._sklearn import ConvergenceWarning, check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
@@ -153,7 +155,8 @@ class SelectResult:
         types = list(dict.fromkeys(c["covariance_type"] for c in self.candidates))
         colours = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
         for t, covariance in enumerate(types):
-            rows = [c for c in self.candidates if c["covariance_type"] == covariance]
+            rows = sorted((c for c in self.candidates if c["covariance_type"] == covariance),
+                          key=lambda c: c["n_components"])  # K given in any order
             ks = [c["n_components"] for c in rows]
             for criterion in criteria:
                 ax.plot(ks, [c[criterion] for c in rows], styles.get(criterion, "-"),
@@ -248,10 +251,17 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
             raise InvalidArgument(f"n_components must be ints, got {k!r}")
     ks = [int(k) for k in ks]
     for i, k in enumerate(ks):
+        if not 1 <= k <= _emix.FitOptions().init_max_rows:
+            most = _emix.FitOptions().init_max_rows
+            raise InvalidArgument(f"n_components must be ints in [1, {most}] (emix draws the "
+                                  f"components among a sample of at most {most} rows), got {k}")
         if k in ks[:i]:  # a candidate fitted twice, as `emix select -k 1,1` refuses it
             raise InvalidArgument(f"n_components: K = {k} is given twice")
     if isinstance(covariance_types, str):  # one type, not its letters
         covariance_types = [covariance_types]
+    if not isinstance(covariance_types, Iterable):
+        raise InvalidArgument(f"covariance_types must be a covariance type or a list of them, "
+                              f"got {covariance_types!r}")
     # Checked whatever the family: each applies to one kind, and a bad value is a mistake.
     if not (_is_real(reg_covar) and 0 <= reg_covar < float("inf")):
         raise InvalidArgument(f"reg_covar must be a finite float >= 0, got {reg_covar!r}")
@@ -293,14 +303,28 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         total = float(source.weight_total)
     else:
         data = as_data(X, check_dtype_parameter(dtype), "emix.select")
+        if data.n_samples < 2:  # as fit refuses it, each candidate being that fit
+            raise InvalidArgument(f"Found array with {data.n_samples} sample(s) (shape="
+                                  f"{(data.n_samples, data.n_features)}) while a minimum of 2 "
+                                  "is required by emix.select.")
         weights = _check_sample_weight(sample_weight, data.n_samples)
         report = _emix.select(data.view, ks, [str(t) for t in types], criterion, options, weights)
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
         n_features = data.n_features
-    estimators = []
+    estimators, unconverged = [], []
     for c in report.candidates:
-        e = estimator(c.n_components, c.covariance if family == "gaussian" else "full")
-        e._set_fitted(c.fit, n_features, total, failed=c.fit.log_likelihood == float("-inf"))
+        covariance = c.covariance if family == "gaussian" else "full"
+        name = f"K = {c.n_components}" + (f", {covariance}" if family == "gaussian" else "")
+        failed = c.fit.log_likelihood == float("-inf")
+        e = estimator(c.n_components, covariance)
+        e._set_fitted(c.fit, n_features, total, failed=failed, candidate=name)
         check_feature_names(e, named, reset=True)  # a DataFrame's, as fit records
         estimators.append(e)
+        if not e.converged_ and max_iter > 0 and not failed:
+            unconverged.append(name)
+    if unconverged:  # once, naming them: one warning a candidate said the same thing again
+        warnings.warn(f"{len(unconverged)} of {len(report.candidates)} candidates did not "
+                      f"converge ({'; '.join(unconverged)}). Try different init parameters, "
+                      "or increase max_iter, tol, or check for degenerate data.",
+                      ConvergenceWarning, stacklevel=2)
     return SelectResult(report, estimators, criterion, family)

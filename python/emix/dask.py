@@ -733,8 +733,6 @@ class _DaskMixture:
         if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().fit(X, y, sample_weight)
         self._check_parameters()
-        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_"):
-            self.__dict__.pop(attribute, None)
         check_feature_names(self, _named_like(X), reset=True)  # a Dask DataFrame's, or none
         X = _as_dask_array(X)
         started = time.perf_counter()

@@ -146,8 +146,11 @@ std::string inconsistent_moments(const Statistics& s) {
       return false;
     }
     // Not info(): a singular scatter (fewer rows than features) is legitimate, and Eigen calls
-    // its pivots of rounding's size a numerical issue; their D stay at rounding's size.
-    const Eigen::LDLT<Eigen::MatrixXd> ldlt(scatter);
+    // its pivots of rounding's size a numerical issue; their D stay at rounding's size. The
+    // symmetric part, as the M-step averages the two triangles (LDLT reads one only: a value
+    // spoilt in the other passed).
+    const Eigen::MatrixXd symmetric = 0.5 * (scatter + scatter.transpose());
+    const Eigen::LDLT<Eigen::MatrixXd> ldlt(symmetric);
     return ldlt.vectorD().minCoeff() < -kRounding * scale;
   };
   if (s.covariance() == Covariance::kTied) {
@@ -287,6 +290,16 @@ Statistics Statistics::implied_by(const Model& model, double reg_covar) {
   return s;
 }
 
+namespace {
+
+// Whether value i may hold `value`: a finite number, or -inf for the log-likelihood (a row that
+// every component gives density 0, as accumulate reports it).
+bool representable(std::size_t i, double value) {
+  return std::isfinite(value) || (i == StatisticsLayout::kLogLikelihood && value < 0);
+}
+
+}  // namespace
+
 Statistics& Statistics::merge(const Statistics& other) {
   if (other.family_ != family_ || other.covariance_ != covariance_ || other.k_ != k_ ||
       other.d_ != d_ || other.trials_ != trials_ || other.values_.size() != values_.size()) {
@@ -300,14 +313,27 @@ Statistics& Statistics::merge(const Statistics& other) {
         "statistics: cannot merge statistics centred elsewhere (they come from E-steps under "
         "different models; recentred() moves them onto one model's means)");
   }
+  for (std::size_t i = 0; i < values_.size(); ++i) {
+    if (!representable(i, values_[i] + other.values_[i])) {  // checked before any is changed
+      throw InvalidArgument("statistics: merging overflows: the sum of two values is not finite (" +
+                            number(values_[i]) + " + " + number(other.values_[i]) +
+                            "); scale them down first");
+    }
+  }
   for (std::size_t i = 0; i < values_.size(); ++i) values_[i] += other.values_[i];
   return *this;
 }
 
 Statistics& Statistics::scale(double factor) {
   if (!(factor >= 0) || !std::isfinite(factor)) {
-    throw InvalidArgument("statistics: scale factor " + std::to_string(factor) +
+    throw InvalidArgument("statistics: scale factor " + number(factor) +
                           " is not a finite non-negative number");
+  }
+  for (std::size_t i = 0; i < values_.size(); ++i) {
+    if (!representable(i, values_[i] * factor)) {  // checked before any is changed
+      throw InvalidArgument("statistics: scaling by " + number(factor) + " overflows (" +
+                            number(values_[i]) + " becomes " + number(values_[i] * factor) + ")");
+    }
   }
   for (double& v : values_) v *= factor;
   return *this;
@@ -491,6 +517,7 @@ Statistics accumulate(const Model& model, const DataView& x, const EngineOptions
   }
   validate_model_for_data(model, x, /*summing_squares=*/true);
   validate_sample_weight(sample_weight, x.rows, false);
+  validate(engine);  // as predict and score check it
   const PreparedModel prepared = prepare(model);
   Statistics stats(model);
   std::unique_ptr<Engine> e = make_engine(x, sample_weight, engine);

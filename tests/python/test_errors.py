@@ -113,8 +113,10 @@ def test_sparse_data_is_refused():
 
 
 @pytest.mark.parametrize("parameter, value, expected", [
-    ("n_components", 0, r"an int in \[1, 2\*\*31\)"),
-    ("n_components", 2.5, r"an int in \[1, 2\*\*31\)"),
+    ("n_components", 0, r"an int in \[1, 131072\]"),
+    ("n_components", 2.5, r"an int in \[1, 131072\]"),
+    ("n_components", 131073, r"an int in \[1, 131072\] \(emix draws the components among a "
+                             r"sample of at most 131072 rows\)"),
     ("covariance_type", "banana", "one of 'full', 'diag', 'spherical', 'tied'"),
     ("tol", -1.0, "a float >= 0"),
     ("reg_covar", -1e-6, "a float >= 0"),

@@ -228,3 +228,39 @@ def test_continuing_a_fit_with_a_larger_reg_covar():
     gm.set_params(reg_covar=1e-3, step_offset=5.0)
     gm.partial_fit(x)
     assert np.linalg.eigvalsh(gm.covariances_)[:, 0].min() >= 1e-3 * (1 - 1e-9)
+
+
+def test_a_fit_that_is_refused_leaves_the_stream_as_it_was():
+    """fit() dropped the online EM state before checking its data: after a refused fit, the
+    stream restarted (n_iter_ 1, a step of size 1 on the next batch)."""
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(-4, 1, (400, 2)), rng.normal(4, 1, (400, 2))]
+    online = emix.GaussianMixture(2, random_state=0, device="cpu")
+    for batch in np.array_split(x, 8):
+        online.partial_fit(batch)
+    reference = copy.deepcopy(online)
+    spoilt = x.copy()
+    spoilt[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        online.fit(spoilt)
+    online.partial_fit(x[:50])
+    reference.partial_fit(x[:50])
+    assert online.n_iter_ == reference.n_iter_ == 9
+    assert np.array_equal(online.means_, reference.means_)
+    online.fit(x)  # a fit that succeeds ends the stream: the next step starts one afresh
+    assert online.partial_fit(x[:50]).n_iter_ == 1
+
+
+def test_partial_fit_goes_on_from_a_model_set_by_its_attributes():
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.normal(-4, 1, (200, 2)), rng.normal(4, 1, (200, 2))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = emix.GaussianMixture(2, random_state=0, device="cpu").fit(x)
+    assigned = emix.GaussianMixture(2, device="cpu")
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        setattr(assigned, name, getattr(fitted, name))
+    assigned.partial_fit(x[:100])  # an AttributeError (no n_features_in_) before
+    assert assigned.n_features_in_ == 2 and assigned.n_iter_ == 1
+    with pytest.raises(ValueError, match="X has 4 features, but GaussianMixture is expecting 2"):
+        assigned.partial_fit(np.c_[x, x][:100])

@@ -245,3 +245,42 @@ def test_estimators_of_a_dataframe_know_its_columns(three_clusters):
     own = emix.GaussianMixture(3, covariance_type="diag", random_state=3,
                                device="cpu").fit(frame)
     assert list(r.best_estimator_.feature_names_in_) == list(own.feature_names_in_)
+
+
+def test_candidates_that_did_not_converge_are_named_in_one_warning(three_clusters):
+    """Every candidate's ConvergenceWarning had the same text and place, so Python showed one,
+    naming none; their FitWarnings did not say whose they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = emix.select(three_clusters, n_components=[1, 2, 5], covariance_types="full",
+                             max_iter=2, random_state=0, device="cpu")
+    unconverged = [f"K = {c['n_components']}, full" for c in result.candidates
+                   if not c["converged"]]
+    assert unconverged
+    convergence = [str(w.message) for w in caught if w.category.__name__ == "ConvergenceWarning"]
+    assert convergence == [f"{len(unconverged)} of 3 candidates did not converge "
+                           f"({'; '.join(unconverged)}). Try different init parameters, or "
+                           "increase max_iter, tol, or check for degenerate data."]
+    assert all(w.filename == __file__ for w in caught)  # the caller's line, not emix's
+    fit_warnings = [str(w.message) for w in caught if w.category is emix.FitWarning]
+    assert all(re.match(r"K = \d+, full: ", m) for m in fit_warnings), fit_warnings
+
+
+def test_the_plot_draws_each_type_in_increasing_k(three_clusters, tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    result = emix.select(three_clusters, n_components=[3, 1, 2], covariance_types="diag",
+                         random_state=0, device="cpu")
+    ax = Figure().add_subplot()
+    result.plot(ax, criteria=("bic",))
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
+
+
+def test_grids_select_cannot_fit_are_refused_with_the_reason(three_clusters):
+    with pytest.raises(ValueError, match=r"n_components must be ints in \[1, 131072\].*got 131073"):
+        emix.select(three_clusters, n_components=[2, 131073], device="cpu")
+    with pytest.raises(ValueError, match="covariance_types must be a covariance type or a list"):
+        emix.select(three_clusters, n_components=[2], covariance_types=None, device="cpu")
+    with pytest.raises(ValueError, match="minimum of 2 is required by emix.select"):
+        emix.select(three_clusters[:1], n_components=[1], device="cpu")  # as fit refuses it
