@@ -140,7 +140,12 @@ emix_status evaluate_into(const char* fn, const emix_model* model, const emix_op
 
 emix_status record_error(emix_status status, const char* function, const char* message) noexcept {
   try {
-    g_last_error = std::string(function) + ": " + message;
+    // The library's message may open with the call's own name ("maximize: ..."): said once.
+    const std::string call(function);
+    const std::string bare = call.rfind("emix_", 0) == 0 ? call.substr(5) + ": " : std::string();
+    const std::string text(message);
+    g_last_error =
+        call + ": " + (!bare.empty() && text.rfind(bare, 0) == 0 ? text.substr(bare.size()) : text);
   } catch (...) {
     g_last_error.clear();  // no memory for the message; the status still says what happened
   }
