@@ -67,7 +67,8 @@ class Statistics {
   // a.merge(b) and b.merge(a) are bitwise equal; three or more sets depend on the order, which
   // merge_in_order fixes.
   Statistics& merge(const Statistics& other);
-  // Every sum times `factor` (finite, >= 0): the weighting of online EM.
+  // Every sum times `factor` (finite, >= 0): the weighting of online EM. A product past
+  // double's range is refused (InvalidArgument), this left as it was.
   Statistics& scale(double factor);
   // The same sums taken about other centres (K x D): S' = S + N (c - c'),
   // Q' = Q + (c - c') S^T + S (c - c')^T + N (c - c')(c - c')^T (diagonal: its diagonal), in

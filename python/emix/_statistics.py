@@ -107,9 +107,11 @@ class Statistics:
         other : Statistics
             Statistics accumulated under the same model (same shape, bitwise the same
             centres; ``InvalidArgument`` otherwise). Gaussian statistics are centred on the
-            model's means, so another model's are refused; Bernoulli and binomial statistics
-            are plain sums, which merge whatever model weighed them (keeping model versions
-            apart is then the caller's part).
+            model's means, so those of a model with other means are refused (not those of one
+            that differs only in its weights or covariances); Bernoulli and binomial
+            statistics are plain sums, which merge whatever model weighed them (keeping model
+            versions apart is then the caller's part). A sum past double's range is refused
+            (``InvalidArgument``).
 
         Returns
         -------
@@ -132,7 +134,8 @@ class Statistics:
         return NotImplemented
 
     def scale(self, factor):
-        """Every sum times `factor` (finite, >= 0), as a new object."""
+        """Every sum times `factor` (finite, >= 0), as a new object (``InvalidArgument`` for
+        a product past double's range)."""
         out = self._native.copy()
         out.scale(float(factor))
         return Statistics(out)

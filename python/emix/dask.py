@@ -22,8 +22,8 @@ in the estimator's ``dtype``, all columns in one block), step 1 and 2 skip the t
 Dask actor per worker holds the blocks that worker has (balanced by rows over the workers'
 threads; a block moves once where Dask left a worker more than its share), the client calls
 each actor once per iteration, and merges the blocks' statistics in the same tree, so the total
-is bitwise the task graph's. A task graph costs 20-30 ms an iteration in scheduler round trips
-on a 2-core machine, a call 5-10 ms. The actors keep their blocks alive until the fit ends, and
+is bitwise the task graph's. A task graph costs 30-37 ms an iteration in scheduler round trips
+on a 2-core machine, the calls 5-10 ms. The actors keep their blocks alive until the fit ends, and
 the scheduler will not retire a worker that holds one meanwhile; if a worker is lost, the fit
 goes on through task graphs, which recompute what it held (``report_.engine`` says from which
 iteration). An array the fit must convert or rechunk first (integers, float64 fitted with
@@ -124,7 +124,7 @@ def accumulate(model, X, sample_weight=None, device=None):
         raise InvalidArgument(f"X has {X.shape[1]} features, but the model has {m.n_features}")
     weights = mixture._weights(sample_weight, X)
     weights = None if weights is None else weights.map_blocks(_checked_weights, dtype=np.float64)
-    first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
+    first_rows = _first_rows(X)
     return mixture._statistics(m, list(X.to_delayed().ravel()),
                                None if weights is None else list(weights.to_delayed().ravel()),
                                first_rows)
@@ -166,6 +166,11 @@ def _sampled_row(error, rows):
     return type(error)(_ROW_AT_START.sub(renumber, str(error)))
 
 
+def _first_rows(X):
+    """Each row block's first row in the whole array."""
+    return [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
+
+
 def _block_statistics(block, weights, state, device, first_row, index):
     """The block's statistics as bytes, or the library's error about it (naming the row of the
     whole array) as a value: the merge carries the first block's error up the tree (see
@@ -193,8 +198,8 @@ def _raised(total):
 class _BlockActor:
     """The blocks of a persisted array that one worker holds, as a Dask actor on that worker:
     the client calls it once per EM iteration for their statistics, without a task graph and
-    the scheduler's round trips (about 30 ms an iteration on 2 cores, against 5 ms for the
-    call). Its blocks run on the worker's number of threads, as its tasks would."""
+    the scheduler's round trips (30-37 ms an iteration on 2 cores, against 5-10 ms for the
+    calls). Its blocks run on the worker's number of threads, as its tasks would."""
 
     def __init__(self, device, indices, first_rows, weighted, *arrays):
         from concurrent.futures import ThreadPoolExecutor
@@ -217,6 +222,10 @@ class _BlockActor:
         if self.pool is None:
             return [one(j) for j in range(len(self.blocks))]
         return list(self.pool.map(one, range(len(self.blocks))))
+
+    def __del__(self):  # the fit released the actor
+        if getattr(self, "pool", None) is not None:
+            self.pool.shutdown(wait=False)
 
 
 def _distributed_client():
@@ -268,9 +277,10 @@ class _ResidentPass:
 
     @classmethod
     def start(cls, X, weights, device, model, max_bytes):
-        """The pass, or None where the task graph must run it: no distributed Client, X (or
-        its weights) not all in the cluster's memory, or the blocks' statistics together
-        over `max_bytes` (the client holds them all at once)."""
+        """The pass, or None where the task graph must run it: no distributed Client, X not all
+        in the cluster's memory, the blocks' statistics together over `max_bytes` (the client
+        holds them all at once), or actors that could not start. Weights are persisted here
+        (N numbers, read every pass)."""
         client = _distributed_client()
         if client is None:
             return None
@@ -280,44 +290,47 @@ class _ResidentPass:
         held = {future.key: future for future in distributed.futures_of(X)}
         if not all(key in held for key in keys):
             return None
-        nthreads = client.nthreads()
-        if not nthreads or len(keys) * len(_emix.Statistics(model).serialize()) > max_bytes:
+        if len(keys) * len(_emix.Statistics(model).serialize()) > max_bytes:
             return None
-        weight_futures = []
-        if weights is not None:  # in the cluster's memory too (N numbers, read every pass)
-            weights = client.persist(weights)
-            weight_held = {future.key: future for future in distributed.futures_of(weights)}
-            weight_futures = [weight_held[key] for key in weights.__dask_keys__()]
-        futures = [held[key] for key in keys]
-        first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
-        by_worker = _balanced(client.who_has(futures), nthreads, keys, X.chunks[0])
-        calls = []
-        for worker, indices in by_worker.items():
-            arrays = [futures[i] for i in indices]
-            if weights is not None:
-                arrays += [weight_futures[i] for i in indices]
-            calls.append(client.submit(
-                _BlockActor, device, indices, [first_rows[i] for i in indices],
-                weights is not None, *arrays, workers=[worker], allow_other_workers=True,
-                actor=True, pure=False))
         self = cls()
-        self.client = client
-        self.calls, self.indices, self.n_blocks = calls, list(by_worker.values()), len(keys)
-        self.weights = weights  # holds the persisted weights until close
+        self.client, self.calls, self.actors, self.weights = client, [], [], None
         try:
-            self.actors = client.gather(calls)
-        except Exception:  # a worker lost already, say: the task graphs will do
+            nthreads = client.nthreads()
+            if not nthreads:
+                return None
+            weight_futures = []
+            if weights is not None:
+                self.weights = weights = client.persist(weights)  # held until close
+                weight_held = {f.key: f for f in distributed.futures_of(weights)}
+                weight_futures = [weight_held[key] for key in weights.__dask_keys__()]
+            futures = [held[key] for key in keys]
+            first_rows = _first_rows(X)
+            by_worker = _balanced(client.who_has(futures), nthreads, keys, X.chunks[0])
+            self.indices, self.n_blocks = list(by_worker.values()), len(keys)
+            for worker, indices in by_worker.items():
+                arrays = [futures[i] for i in indices]
+                if weights is not None:
+                    arrays += [weight_futures[i] for i in indices]
+                self.calls.append(client.submit(
+                    _BlockActor, device, indices, [first_rows[i] for i in indices],
+                    weights is not None, *arrays, workers=[worker], allow_other_workers=True,
+                    actor=True, pure=False))
+            self.actors = client.gather(self.calls)
+        except Exception:  # a worker lost already, futures of another client, ...
             self.close()
             return None
+        except BaseException:  # an interrupt: no actor outlives the fit
+            self.close()
+            raise
         return self
 
     def statistics(self, model):
         state = _model_state(model)
         pending = [actor.statistics(state) for actor in self.actors]
         parts, failure = [None] * self.n_blocks, None
-        for indices, actor, call in zip(self.indices, self.calls, pending):
+        for indices, created, call in zip(self.indices, self.calls, pending):
             try:  # every call answers before the first failure is raised
-                for index, part in zip(indices, self._answer(actor, call)):
+                for index, part in zip(indices, self._answer(created, call)):
                     parts[index] = part
             except Exception as error:
                 failure = failure or error
@@ -326,21 +339,25 @@ class _ResidentPass:
         return _raised(_merge_group(_merge_bytes, *parts))
 
     @staticmethod
-    def _answer(actor, call):
-        """What `call` returns, or an error as soon as the scheduler knows the actor's worker
-        lost: a call relayed to a dead worker would wait out the scheduler's connection
-        attempts (distributed.comm.timeouts.connect, 30 s)."""
+    def _answer(created, call):
+        """What `call` returns, or an error as soon as the scheduler knows the worker of the
+        actor that the future `created` made lost: a call relayed to a dead worker would wait
+        out the scheduler's connection attempts (distributed.comm.timeouts.connect, 30 s)."""
         while True:
             try:
                 return call.result(timeout=0.1)
             except (TimeoutError, asyncio.TimeoutError):
-                if actor.status != "finished":
-                    raise RuntimeError(f"the worker holding {actor.key} was lost") from None
+                if created.status != "finished":
+                    raise RuntimeError(f"the worker holding {created.key} was lost") from None
 
     def close(self):
         # Cancelled, not just released: each call through an actor leaves reference cycles
         # (distributed's closures) that would keep it alive until Python's next collection.
-        self.client.cancel(self.calls)
+        try:
+            if self.calls:
+                self.client.cancel(self.calls)
+        except Exception:  # the cluster failing: what failed is reported, not this
+            pass
         self.actors, self.calls, self.weights = [], [], None
 
 
@@ -352,7 +369,7 @@ class _StatisticsPass:
     def __init__(self, estimator, X, weights, model):
         self.estimator = estimator
         self.blocks = list(X.to_delayed().ravel())
-        self.first_rows = [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
+        self.first_rows = _first_rows(X)
         self.weight_blocks = None if weights is None else list(weights.to_delayed().ravel())
         self.resident = None
         if estimator.resident_blocks:

@@ -4,6 +4,7 @@ arrays."""
 
 import time
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -521,18 +522,27 @@ def test_a_persisted_array_is_fitted_by_actors_on_its_workers(client, data):
         for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
             assert np.array_equal(getattr(resident, name), getattr(graph, name)), name
             assert rel(getattr(resident, name), getattr(reference, name)) < 1e-12, name
-    # The fit releases its actors: the scheduler forgets them (a message away).
+    # The fit releases its actors and the weights it persisted: the scheduler forgets them (a
+    # message away) and keeps the persisted blocks.
     deadline = time.monotonic() + 10
-    while any("_BlockActor" in str(key) for key in client.who_has()):
-        assert time.monotonic() < deadline, "the fit's actors outlived it"
+    while len(client.who_has()) != 8:
+        assert time.monotonic() < deadline, f"the fit left {sorted(map(str, client.who_has()))}"
         time.sleep(0.05)
-    assert len(client.who_has()) == 8  # the persisted blocks, still there
+    assert not any("_BlockActor" in str(key) for key in client.who_has())
 
 
-def test_the_first_bad_block_is_named_whoever_computes_it(client, data):
-    """Bad rows in blocks 1 and 6 (of 8, alternating between the two workers): the error names
-    the first, as the in-memory fit does, on both paths and every time. The worker holding
-    block 0 (and 6) answered first, and a task graph raised whichever task failed first."""
+def test_the_first_bad_block_is_named_whoever_computes_it(client, data, monkeypatch):
+    """Bad rows in blocks 1 and 6 (of 8): the error names the first, as the in-memory fit does,
+    on both paths and every time. The actors' answers came in worker order (the worker of block
+    0 first), and a task graph raised whichever task failed first."""
+    passes = []
+    resident_statistics = emix.dask._ResidentPass.statistics
+
+    def counted(self, model):
+        passes.append(self.n_blocks)
+        return resident_statistics(self, model)
+
+    monkeypatch.setattr(emix.dask._ResidentPass, "statistics", counted)
     spoiled = data.copy()
     spoiled[200, 1] = np.nan
     spoiled[1000, 0] = np.inf
@@ -548,6 +558,7 @@ def test_the_first_bad_block_is_named_whoever_computes_it(client, data):
         for x in (lazy, persisted):
             with pytest.raises(emix.InvalidArgument, match=named):
                 emix.dask.GaussianMixture(2, **start).fit(x)
+    assert passes == [8, 8, 8]  # the persisted array's fits ran through the actors
 
 
 def test_a_fit_goes_on_through_task_graphs_when_a_worker_is_lost(data):
@@ -618,14 +629,22 @@ def test_a_worker_of_several_threads_runs_its_blocks_on_all_of_them(data):
     parameters = dict(n_components=2, device="cpu", tol=0, max_iter=4,
                       weights_init=start.weights_, means_init=start.means_,
                       precisions_init=start.precisions_)
-    results = []
+    results, pools = [], []
+    actor_statistics = emix.dask._BlockActor.statistics
+
+    def noted(self, state):  # the actor runs in this process (processes=False)
+        pools.append(0 if self.pool is None else self.pool._max_workers)
+        return actor_statistics(self, state)
+
     for threads in (1, 2):
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
-                                      dashboard_address=None) as cluster, \
+        with mock.patch.object(emix.dask._BlockActor, "statistics", noted), \
+                distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                                         dashboard_address=None) as cluster, \
                 distributed.Client(cluster):
             x = da.from_array(data, chunks=(100, data.shape[1])).persist()
             results.append(emix.dask.GaussianMixture(**parameters).fit(x))
             assert "resident" in results[-1].report_.engine
+    assert set(pools[:5]) == {0} and set(pools[5:]) == {2}  # 5 passes each: no pool, then two
     assert np.array_equal(results[0].means_, results[1].means_)
     assert np.array_equal(results[0].covariances_, results[1].covariances_)
 
