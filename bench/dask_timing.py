@@ -72,6 +72,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--block-rows", type=int, default=125_000)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="the data's type (both fits run in it)")
     parser.add_argument("--worker-saturation", default=None,
                         help="the scheduler's distributed.scheduler.worker-saturation (Dask's "
                              "default 1.1 queues root-ish tasks on the scheduler, so a worker "
@@ -92,7 +94,7 @@ def main():
     import emix
     import emix.dask
 
-    x = mixture(args.n, args.d, args.k, seed=1)
+    x = mixture(args.n, args.d, args.k, seed=1).astype(args.dtype)
     lines = []
 
     def say(text=""):
@@ -105,7 +107,7 @@ def main():
         f"other processes' share of the CPUs before the run: {busy_share():.0%}")
     say(f"- versions: emix {emix.__version__}, numpy {np.__version__}, dask "
         f"{dask.__version__}, distributed {distributed.__version__}")
-    say(f"- data: {args.n} x {args.d} float64, a {args.k}-component mixture; K = {args.k}; "
+    say(f"- data: {args.n} x {args.d} {args.dtype}, a {args.k}-component mixture; K = {args.k}; "
         f"{args.iters} EM iterations (tol=0) from one k-means++ start; {args.repeats} runs "
         f"each, alternately")
     kind = "threads of this process" if args.threads else "processes"
