@@ -315,9 +315,11 @@ Statistics& Statistics::merge(const Statistics& other) {
   }
   for (std::size_t i = 0; i < values_.size(); ++i) {
     if (!representable(i, values_[i] + other.values_[i])) {  // checked before any is changed
-      throw InvalidArgument("statistics: merging overflows: the sum of two values is not finite (" +
-                            number(values_[i]) + " + " + number(other.values_[i]) +
-                            "); scale them down first");
+      throw InvalidArgument(
+          "statistics: merging overflows: the sum of two values is past "
+          "double's range (" +
+          number(values_[i]) + " + " + number(other.values_[i]) +
+          "); the data or the sample weights are too large: rescale them");
     }
   }
   for (std::size_t i = 0; i < values_.size(); ++i) values_[i] += other.values_[i];
