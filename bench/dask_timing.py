@@ -48,6 +48,35 @@ def busy_share(seconds=2.0):
     return max(0.0, 1.0 - (idle1 - idle0) / max(1, total1 - total0))
 
 
+class Report:
+    """A results file's lines: printed as they come, written to a path (if any) at the end."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, text=""):
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def write(self, path):
+        if path:
+            with open(path, "w") as f:
+                f.write("\n".join(self.lines) + "\n")
+
+
+def environment():
+    """The machine and versions lines of a results file."""
+    import dask
+    import distributed
+
+    import emix
+
+    return (f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"other processes' share of the CPUs before the run: {busy_share():.0%}\n"
+            f"- versions: emix {emix.__version__}, numpy {np.__version__}, dask "
+            f"{dask.__version__}, distributed {distributed.__version__}")
+
+
 def mixture(n, d, k, seed):
     """n rows of a K-component Gaussian mixture in D dimensions, means about 8 apart."""
     rng = np.random.default_rng(seed)
@@ -95,18 +124,11 @@ def main():
     import emix.dask
 
     x = mixture(args.n, args.d, args.k, seed=1).astype(args.dtype)
-    lines = []
-
-    def say(text=""):
-        print(text, flush=True)
-        lines.append(text)
+    say = Report()
 
     say(f"# emix.dask on a LocalCluster against the in-process fit, {time.strftime('%Y-%m-%d')}")
     say()
-    say(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"other processes' share of the CPUs before the run: {busy_share():.0%}")
-    say(f"- versions: emix {emix.__version__}, numpy {np.__version__}, dask "
-        f"{dask.__version__}, distributed {distributed.__version__}")
+    say(environment())
     say(f"- data: {args.n} x {args.d} {args.dtype}, a {args.k}-component mixture; K = {args.k}; "
         f"{args.iters} EM iterations (tol=0) from one k-means++ start; {args.repeats} runs "
         f"each, alternately")
@@ -163,9 +185,7 @@ def main():
         client.cancel(xd)
     say()
     say(f"other processes' share of the CPUs after the run: {busy_share():.0%}")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+    say.write(args.out)
 
 
 if __name__ == "__main__":

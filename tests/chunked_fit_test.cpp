@@ -8,8 +8,11 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "core/prepared_model.hpp"
+#include "core/remote_chunks.hpp"
 #include "emix/emix.hpp"
 #include "test_util.hpp"
 
@@ -125,6 +128,32 @@ TEST(ChunkedFit, EqualsTheFitOfAllRows) {
   }
 }
 
+// 3000 rows of 3 full-covariance Gaussians in 4 dimensions, with weights, and a grid of K = 1..4
+// x {full, diag} with two restarts, whose initialisation samples 1000 rows across the chunks.
+struct SelectProblem {
+  std::int64_t n = 3000;
+  std::vector<double> x, w;
+  emix::SelectOptions o;
+};
+
+SelectProblem select_problem() {
+  SelectProblem p;
+  const emix::Model truth =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, 4, 23, 1, 6.0);
+  p.x = emix::sample(truth, p.n, 24).x;
+  std::mt19937_64 rng(25);
+  std::uniform_real_distribution<double> u(0.5, 2.0);
+  for (std::int64_t i = 0; i < p.n; ++i) p.w.push_back(u(rng));
+  p.o.n_components = {1, 2, 3, 4};
+  p.o.covariances = {Covariance::kFull, Covariance::kDiag};
+  p.o.criterion = emix::Criterion::kIcl;
+  p.o.fit.seed = 5;
+  p.o.fit.n_init = 2;
+  p.o.fit.init_max_rows = 1000;
+  p.o.fit.engine.device = emix::Device::kCpu;
+  return p;
+}
+
 // Model selection over chunks: each candidate is bitwise its own chunked fit, the selection
 // equals the in-memory one to rounding, and each chunk is read once per pass for all candidates,
 // not once per candidate. The chunks' sums are added in another grouping (1e-16 relative per
@@ -133,22 +162,8 @@ TEST(ChunkedFit, EqualsTheFitOfAllRows) {
 // covariances), so the models are compared to 1e-8 and the criteria, dominated by the
 // log-likelihood, to 1e-12.
 TEST(ChunkedSelect, EqualsItsFitsAndTheInMemorySelectionAndReadsEachChunkOncePerPass) {
-  const emix::Model truth =
-      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 3, 4, 23, 1, 6.0);
-  const std::int64_t n = 3000;
-  const std::vector<double> x = emix::sample(truth, n, 24).x;
-  std::vector<double> w;
-  std::mt19937_64 rng(25);
-  std::uniform_real_distribution<double> u(0.5, 2.0);
-  for (std::int64_t i = 0; i < n; ++i) w.push_back(u(rng));
-  emix::SelectOptions o;
-  o.n_components = {1, 2, 3, 4};
-  o.covariances = {Covariance::kFull, Covariance::kDiag};
-  o.criterion = emix::Criterion::kIcl;
-  o.fit.seed = 5;
-  o.fit.n_init = 2;
-  o.fit.init_max_rows = 1000;  // a sample drawn across the chunks
-  o.fit.engine.device = emix::Device::kCpu;
+  SelectProblem problem = select_problem();
+  auto& [n, x, w, o] = problem;
 
   VectorChunks chunks(x, n, 4, 700, &w);
   const emix::SelectReport r = emix::select(chunks, o);
@@ -197,6 +212,128 @@ TEST(ChunkedSelect, EqualsItsFitsAndTheInMemorySelectionAndReadsEachChunkOncePer
   for (const auto& [chunk, reads] : chunks.reads_) {
     EXPECT_EQ(announced.reads_[chunk], reads - (chunk == 0 ? 0 : 1)) << "chunk " << chunk;
   }
+}
+
+// A source whose passes run "where its chunks are" (here: chunk_pass called on each chunk, as
+// emix.dask's tasks call it on the workers): only chunk 0 is read through chunk().
+class RemoteVectorChunks : public VectorChunks, public emix::RemoteChunks {
+ public:
+  RemoteVectorChunks(const std::vector<double>& x, std::int64_t rows, int d, std::int64_t rows_per,
+                     const std::vector<double>* weights)
+      : VectorChunks(x, rows, d, rows_per, weights),
+        x_(x),
+        rows_(rows),
+        d_(d),
+        per_(rows_per),
+        weights_(weights) {
+    announce_rows = true;
+  }
+  bool computes_remotely() override { return true; }
+  std::string engine_name() override { return "remote"; }
+  std::string chunk_noun() override { return "block"; }
+  std::vector<std::vector<double>> chunk_statistics(
+      const std::vector<std::uint8_t>& pass) override {
+    ++passes;
+    std::vector<std::vector<double>> parts;
+    for (std::int64_t i = 0; i < n_chunks(); ++i) {
+      parts.push_back(emix::chunk_pass(pass, view(i),
+                                       weights_ ? weights_->data() + i * per_ : nullptr, engine_));
+    }
+    return parts;
+  }
+  void gather(const std::int64_t* idx, std::int64_t count, double* rows, double* weights) override {
+    for (std::int64_t r = 0; r < count; ++r) {
+      if (rows) std::copy_n(x_.data() + idx[r] * d_, d_, rows + r * d_);
+      if (weights) weights[r] = weights_ ? (*weights_)[static_cast<std::size_t>(idx[r])] : 1.0;
+    }
+  }
+  std::vector<double> weight_sums() override {
+    std::vector<double> sums;
+    for (std::int64_t i = 0; i < n_chunks(); ++i) {
+      double sum = 0;
+      for (std::int64_t r = i * per_; r < std::min(rows_, (i + 1) * per_); ++r) {
+        sum += (*weights_)[static_cast<std::size_t>(r)];
+      }
+      sums.push_back(sum);
+    }
+    return sums;
+  }
+  int passes = 0;
+
+ private:
+  emix::DataView view(std::int64_t i) const {
+    return emix::DataView::host(x_.data() + i * per_ * d_, std::min(per_, rows_ - i * per_), d_);
+  }
+  const std::vector<double>& x_;
+  std::int64_t rows_;
+  int d_;
+  std::int64_t per_;
+  const std::vector<double>* weights_;
+  emix::EngineOptions engine_ = [] {
+    emix::EngineOptions e;
+    e.device = emix::Device::kCpu;
+    e.n_threads = 1;  // the statistics do not depend on the threads
+    return e;
+  }();
+};
+
+// Passes computed where the chunks are give the selection of the same chunks read here, bitwise
+// (the chunks' statistics added in the same order), and read nothing here but chunk 0.
+TEST(ChunkedSelect, PassesComputedWhereTheChunksAreEqualReadingThemHere) {
+  SelectProblem problem = select_problem();
+  auto& [n, x, w, o] = problem;
+  for (const std::vector<double>* weights : std::vector<const std::vector<double>*>{nullptr, &w}) {
+    SCOPED_TRACE(weights ? "weighted" : "unweighted");
+    VectorChunks here(x, n, 4, 700, weights);
+    here.announce_rows = true;
+    RemoteVectorChunks remote(x, n, 4, 700, weights);
+    const emix::SelectReport a = emix::select(here, o);
+    const emix::SelectReport b = emix::select(remote, o);
+    EXPECT_EQ(b.engine, "remote");
+    EXPECT_EQ(b.best, a.best);
+    ASSERT_EQ(b.candidates.size(), a.candidates.size());
+    for (std::size_t i = 0; i < a.candidates.size(); ++i) {
+      EXPECT_EQ(b.candidates[i].fit.model.means, a.candidates[i].fit.model.means);
+      EXPECT_EQ(b.candidates[i].fit.model.covariances, a.candidates[i].fit.model.covariances);
+      EXPECT_EQ(b.candidates[i].fit.model.weights, a.candidates[i].fit.model.weights);
+      EXPECT_EQ(b.candidates[i].fit.history, a.candidates[i].fit.history);
+      EXPECT_EQ(b.candidates[i].icl, a.candidates[i].icl);
+    }
+    EXPECT_EQ(remote.reads_.size(), 1u);
+    EXPECT_EQ(remote.reads_[0], 1);
+    EXPECT_EQ(remote.passes, b.passes);
+  }
+
+  // A bad value in the initialisation's sample (here every row) is named by the source's word
+  // for a chunk and the row of the whole data, before any pass (a pass's errors are the
+  // source's to name: emix.dask's tests check its own).
+  std::vector<double> bad = x;
+  bad[2100 * 4 + 1] = std::nan("");
+  o.fit.init_max_rows = n;
+  RemoteVectorChunks remote(bad, n, 4, 700, nullptr);
+  try {
+    emix::select(remote, o);
+    ADD_FAILURE() << "a NaN was accepted";
+  } catch (const emix::DataError& e) {
+    EXPECT_EQ(e.row(), 2101) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(in block 3 (rows 2101..2800))"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(remote.passes, 0);
+  }
+}
+
+// A pass's bytes are refused when they are not encode_pass's whole output.
+TEST(ChunkedSelect, APassCutShortIsRefused) {
+  const emix::Model m =
+      emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 4, 1, 3.0);
+  const emix::PreparedModel p = emix::prepare(m);
+  std::vector<std::uint8_t> pass = emix::encode_pass({&p});
+  const std::vector<double> x(6 * 3, 0.5);
+  const emix::DataView v = emix::DataView::host(x.data(), 6, 3);
+  EXPECT_EQ(emix::chunk_pass(pass, v, nullptr, {}).size(), p.layout.size());
+  pass.pop_back();
+  EXPECT_THROW(emix::chunk_pass(pass, v, nullptr, {}), emix::InvalidArgument);
+  EXPECT_THROW(emix::chunk_pass({}, v, nullptr, {}), emix::InvalidArgument);
 }
 
 // Empty chunks (an empty row group, an empty record batch) between and around the others change

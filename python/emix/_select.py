@@ -10,7 +10,7 @@ import numpy as np
 from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
-from ._chunks import Chunks, adapter_for, is_chunk_source, named_sample
+from ._chunks import adapter_for, is_chunk_source, named_sample
 from ._sklearn import ConvergenceWarning, check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
@@ -180,17 +180,6 @@ class SelectResult:
                 f"n_components={b['n_components']}, covariance_type={b['covariance_type']!r})")
 
 
-def _dask_chunks(X, sample_weight):
-    from .dask import _as_dask_array
-
-    X = _as_dask_array(X)
-    if X.ndim != 2 or any(math.isnan(c) for c in X.chunks[0]):
-        raise InvalidArgument("select: a Dask array must be 2-D with known chunk sizes (call "
-                              "X.compute_chunk_sizes() first)")
-    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    return Chunks(X, max(X.chunks[0]) if X.shape[0] else 1, weights)
-
-
 def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "spherical", "tied"),
            *, family="gaussian", n_trials=1, n_init=1, criterion="bic", random_state=0,
            device="auto", sample_weight=None, max_iter=100, tol=1e-3, reg_covar=1e-6,
@@ -208,7 +197,10 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     X : array-like of shape (n_samples, n_features), or a chunk source
         The data (host or device, as ``fit`` takes them), or a chunk source as ``fit`` takes
         it (``emix.chunked(...)``, a memory-mapped array, h5py, pyarrow, a re-iterable of
-        arrays); its sample weights then come from the source.
+        arrays); its sample weights then come from the source. A Dask array or DataFrame is
+        selected on where its blocks are: each pass is one task per block (on the cluster's
+        workers when a dask.distributed Client is active) returning the block's statistics,
+        and only block 0 and the initialisation's sampled rows come to this process.
     n_components : int or iterable of int, default=range(1, 11)
         The K grid (the default is ``emix select``'s: 1..10).
     covariance_types : iterable of str, default=('full', 'diag', 'spherical', 'tied')
@@ -228,6 +220,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         reproducible).
     device : {'auto', 'cpu', 'gpu'}, default='auto'
     sample_weight : array-like of shape (n_samples,), optional
+        With a Dask array X, a NumPy or Dask array (rechunked to X's blocks of rows).
 
     Returns
     -------
@@ -291,13 +284,17 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     template._check_parameters()
     options = template._options(template._seed())
     named = named_sample(X)  # read before a Dask frame becomes chunks of a Dask array
-    if type(X).__module__.split(".")[0] in ("dask", "dask_expr"):
-        # A Dask array (or DataFrame) is read block by block on every pass, as a chunk source,
-        # not computed into memory at once.
-        X, sample_weight = _dask_chunks(X, sample_weight), None
-    if is_chunk_source(X):
-        # Out of core: each chunk is read once per pass for every candidate still running.
-        source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))
+    dask_data = type(X).__module__.split(".")[0] in ("dask", "dask_expr")
+    if dask_data or is_chunk_source(X):
+        # Out of core: each chunk is read once per pass for every candidate still running. A
+        # Dask array's (or DataFrame's) blocks compute their statistics where they are.
+        if dask_data:
+            from .dask import _RemoteBlocks, _as_dask_array
+
+            source = _RemoteBlocks(_as_dask_array(X), sample_weight,
+                                   check_dtype_parameter(dtype), device)
+        else:
+            source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))
         n_features = source.peek_features()
         report = _emix.select_chunks(source, ks, [str(t) for t in types], criterion, options)
         total = float(source.weight_total)

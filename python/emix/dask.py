@@ -48,6 +48,11 @@ is not the row the in-memory fit (which draws from its initialisation's generato
 The report's other warnings (the initialisation's notes, a model the data cannot identify) and
 the FitWarnings emitted are the in-memory fit's.
 
+:func:`emix.select` of a Dask array runs the same way: each pass of the selection is one task
+per block that returns the block's statistics under every candidate still running (the library
+adds them in block order, so the selection is bitwise that of the same blocks read as chunks),
+and the initialisation's sampled rows are fetched by tasks; only block 0 is computed here.
+
 ``predict``, ``predict_proba`` and ``score_samples`` of a Dask array return Dask arrays (one
 block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
 """
@@ -55,6 +60,7 @@ block per block of rows) and ``score`` a 0-d Dask array; nothing is computed unt
 import asyncio
 import copyreg
 import inspect
+import math
 import time
 import types
 
@@ -65,6 +71,7 @@ import numpy as np
 from . import _base, _discrete, _emix, _gaussian
 from ._emix import InvalidArgument
 from ._arrays import _ROW_AT_START, in_rows
+from ._chunks import _Adapter, _as_chunk_array
 from ._engine import engine_options
 from ._sklearn import check_feature_names
 from ._statistics import Statistics
@@ -186,6 +193,141 @@ def _block_statistics(block, weights, state, device, first_row, index):
     except _emix.Error as error:
         return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
+
+
+def _block_pass(block, weights, pass_bytes, dtype, device, first_row, index):
+    """A block's statistics under every model of a selection's pass (_RemoteBlocks), or the
+    error about its values (naming the row of the whole array) as a value."""
+    try:
+        x = _as_chunk_array(block, dtype, index)
+        if x.shape[0] == 0:
+            return None
+        w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        return _emix.chunk_pass(pass_bytes, _emix.view(x), _engine(device), w)
+    except _emix.Error as error:
+        return _in_block(error, index, first_row, len(block))
+
+
+def _block_rows(block, weights, local, dtype, index):
+    """Rows `local` of a block, as doubles of the block's type as fit reads it, and their
+    weights."""
+    try:
+        x = _as_chunk_array(block, dtype, index)[local].astype(np.float64)
+    except _emix.Error as error:
+        return error
+    return x, None if weights is None else np.asarray(weights, dtype=np.float64)[local]
+
+
+def _block_weight_sum(weights):
+    """The weights' sum, added in row order from 0 as the library sums a chunk's weights
+    (np.cumsum adds in order; np.sum does not)."""
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    return float(np.cumsum(w)[-1]) if w.size else 0.0
+
+
+def _first_error(results):
+    """The results, or the first (lowest block's) error among them raised."""
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results
+
+
+class _RemoteBlocks(_Adapter):
+    """emix.select's chunk source over a Dask array: a chunk per block of rows, whose passes run
+    where the blocks are (the library's RemoteChunks, through the C++ PyChunkSource).
+
+    Each pass is one task per block (on the cluster's workers when a dask.distributed Client is
+    active, in this process's threads otherwise) returning the block's statistics under every
+    model still running; the initialisation's sample and re-seeding rows are fetched by tasks
+    too. Only block 0 is computed here, for the data's shape and type. The selection is bitwise
+    that of the same chunks read here (emix.chunked with the blocks' rows)."""
+
+    def __init__(self, X, sample_weight, dtype, device):
+        super().__init__()
+        if X.ndim != 2 or any(math.isnan(c) for c in X.chunks[0]):
+            raise InvalidArgument("select: a Dask array must be 2-D with known chunk sizes "
+                                  "(call X.compute_chunk_sizes() first)")
+        if X.shape[0] == 0:
+            raise InvalidArgument("the chunk source holds no chunks: there are no rows to fit")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        self.x, self.dtype, self.device = X, dtype, device
+        self.first_rows = _first_rows(X)
+        self.blocks = list(X.to_delayed().ravel())
+        self.weight_blocks = [None] * len(self.blocks)
+        if sample_weight is not None:
+            w = sample_weight if _is_dask_array(sample_weight) else np.asarray(sample_weight)
+            if w.ndim != 1 or w.shape[0] != X.shape[0]:
+                raise InvalidArgument(f"sample_weight has shape {tuple(w.shape)}, but the data "
+                                      f"have {X.shape[0]} rows")
+            w = (w.rechunk((X.chunks[0],)) if _is_dask_array(w)
+                 else da.from_array(w.astype(np.float64), chunks=(X.chunks[0],)))
+            self.weight_blocks = list(w.to_delayed().ravel())
+        self.sums = None
+
+    chunk_noun = "block"
+
+    def n_chunks(self):
+        return len(self.blocks)
+
+    def engine_name(self):
+        def count(n, noun):
+            return f"{n} {noun}" + ("" if n == 1 else "s")
+
+        client = _distributed_client()
+        where = ("this process's threads" if client is None
+                 else count(len(client.scheduler_info()["workers"]), "Dask worker"))
+        return f"{count(len(self.blocks), 'Dask block')} on {where}"
+
+    def known_rows(self, i):
+        return int(self.x.chunks[0][i])
+
+    def peek_features(self):
+        return int(self.x.shape[1])
+
+    def chunk(self, i):
+        x, w = dask.compute(self.blocks[i], self.weight_blocks[i])
+        return self._result(x, w, i)
+
+    def chunk_statistics(self, pass_bytes):
+        shared = dask.delayed(pass_bytes)  # one key: sent once to each worker, not per block
+        task = dask.delayed(_block_pass, pure=False)
+        return _first_error(dask.compute(*[
+            task(b, w, shared, self.dtype, self.device, first, i)
+            for i, (b, w, first) in enumerate(zip(self.blocks, self.weight_blocks,
+                                                  self.first_rows))]))
+
+    def gather_rows(self, idx):
+        order = np.argsort(idx, kind="stable")
+        which = np.searchsorted(self.first_rows, idx[order], side="right") - 1
+        task, wanted = dask.delayed(_block_rows, pure=False), []
+        for i in np.unique(which):
+            local = idx[order[which == i]] - self.first_rows[i]
+            wanted.append(task(self.blocks[i], self.weight_blocks[i], local, self.dtype, int(i)))
+        parts = _first_error(dask.compute(*wanted))
+        rows = np.empty((len(idx), self.peek_features()))
+        rows[order] = np.concatenate([r for r, _ in parts])
+        if self.weight_blocks[0] is None:
+            return rows, None
+        weights = np.empty(len(idx))
+        weights[order] = np.concatenate([w for _, w in parts])
+        return rows, weights
+
+    def weight_sums(self):
+        if self.sums is None:
+            task = dask.delayed(_block_weight_sum, pure=False)
+            self.sums = list(dask.compute(*[task(w) for w in self.weight_blocks]))
+        return self.sums
+
+    @property
+    def weight_total(self):
+        if self.weight_blocks[0] is None:
+            return float(self.x.shape[0])
+        total = 0.0
+        for s in self.weight_sums():  # in order, as the library adds them (sum() compensates)
+            total += s
+        return total
 
 
 def _raised(total):

@@ -31,6 +31,7 @@
 
 #include "core/em.hpp"
 #include "core/maximize.hpp"
+#include "core/remote_chunks.hpp"
 #include "emix/emix.hpp"
 
 namespace nb = nanobind;
@@ -298,7 +299,11 @@ emix::FitReport fit(const View& x, emix::FitOptions options,
 // (emix._chunks adapts arrays, HDF5 and Arrow datasets and re-iterables to that). The fit runs
 // without the GIL; each call into Python takes it for the call alone. The current chunk's View
 // and weights are held here, so that their memory stays valid until the next chunk() call.
-class PyChunkSource final : public emix::ChunkSource {
+// An object that also has chunk_statistics(pass) -> one float64 array (or None) per chunk,
+// gather_rows(idx) -> (rows, weights or None), weight_sums() -> one float per chunk,
+// engine_name() and chunk_noun computes passes where its chunks live (emix.dask's source over a
+// Dask array's blocks: RemoteChunks).
+class PyChunkSource final : public emix::ChunkSource, public emix::RemoteChunks {
  public:
   explicit PyChunkSource(nb::object source) : source_(std::move(source)) {}
   PyChunkSource(const PyChunkSource&) = delete;
@@ -346,6 +351,70 @@ class PyChunkSource final : public emix::ChunkSource {
     nb::gil_scoped_acquire acquire;
     if (!nb::hasattr(source_, "known_rows")) return -1;
     return nb::cast<std::int64_t>(source_.attr("known_rows")(i));
+  }
+
+  bool computes_remotely() override {
+    nb::gil_scoped_acquire acquire;
+    return nb::hasattr(source_, "chunk_statistics");
+  }
+
+  std::string engine_name() override {
+    nb::gil_scoped_acquire acquire;
+    return nb::cast<std::string>(source_.attr("engine_name")());
+  }
+
+  std::string chunk_noun() override {
+    nb::gil_scoped_acquire acquire;
+    return nb::cast<std::string>(source_.attr("chunk_noun"));
+  }
+
+  std::vector<std::vector<double>> chunk_statistics(
+      const std::vector<std::uint8_t>& pass) override {
+    nb::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    nb::object parts = source_.attr("chunk_statistics")(
+        nb::bytes(reinterpret_cast<const char*>(pass.data()), pass.size()));
+    std::vector<std::vector<double>> out;
+    for (nb::handle part : parts) {
+      if (part.is_none()) {
+        out.emplace_back();
+        continue;
+      }
+      const auto values = nb::cast<HostDoubles>(part);
+      out.emplace_back(values.data(), values.data() + values.size());
+    }
+    return out;
+  }
+
+  void gather(const std::int64_t* idx, std::int64_t count, double* rows, double* weights) override {
+    nb::gil_scoped_acquire acquire;
+    nb::object result = source_.attr("gather_rows")(
+        to_numpy(std::vector<std::int64_t>(idx, idx + count), {static_cast<size_t>(count)}));
+    auto pair = nb::cast<nb::tuple>(result);
+    const auto values = nb::cast<HostDoubles>(pair[0]);
+    if (rows != nullptr) {
+      if (values.ndim() != 2 || static_cast<std::int64_t>(values.shape(0)) != count) {
+        throw emix::InvalidArgument("chunk source: gather_rows() gave the wrong number of rows");
+      }
+      std::copy(values.data(), values.data() + values.size(), rows);
+    }
+    if (weights != nullptr) {
+      if (pair[1].is_none()) {
+        std::fill(weights, weights + count, 1.0);
+      } else {
+        const auto w = nb::cast<HostDoubles>(pair[1]);
+        if (static_cast<std::int64_t>(w.size()) != count) {
+          throw emix::InvalidArgument(
+              "chunk source: gather_rows() gave the wrong number of weights");
+        }
+        std::copy(w.data(), w.data() + count, weights);
+      }
+    }
+  }
+
+  std::vector<double> weight_sums() override {
+    nb::gil_scoped_acquire acquire;
+    return nb::cast<std::vector<double>>(source_.attr("weight_sums")());
   }
 
  private:
@@ -763,6 +832,24 @@ NB_MODULE(_emix, m) {
       },
       nb::arg("model"), nb::arg("statistics"), nb::arg("options"));
 
+  m.def(
+      "chunk_pass",
+      [](nb::bytes pass, const View& x, const emix::EngineOptions& engine,
+         const std::optional<HostWeights>& sample_weight) {
+        const double* weights = weights_for(x, sample_weight);
+        const auto* begin = static_cast<const std::uint8_t*>(pass.data());
+        const std::vector<std::uint8_t> bytes(begin, begin + pass.size());
+        std::vector<double> statistics;
+        {
+          nb::gil_scoped_release release;
+          statistics = emix::chunk_pass(bytes, x.view, weights, engine_for(x, engine));
+        }
+        const size_t size = statistics.size();
+        return to_numpy(std::move(statistics), {size});
+      },
+      nb::arg("pass_"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none(),
+      "A chunk's statistics under each model of a pass (a ChunkSource's chunk_statistics on the "
+      "chunk's side): its values checked, the models' statistics concatenated.");
   m.def("fit_chunks", &fit_chunks, nb::arg("source"), nb::arg("options"),
         nb::arg("callback").none(),
         "emix::fit over a chunk source (an object with n_chunks() and chunk(i) -> (View, "

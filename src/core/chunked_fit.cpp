@@ -1,6 +1,8 @@
 // Fits over a ChunkSource (emix/chunks.hpp): an Engine whose every call walks the chunks in
 // order, each through an engine of its own (the CPU engine over a view costs no copy; the GPU
-// engine uploads the chunk), so that the EM driver runs unchanged on data of any size.
+// engine uploads the chunk), so that the EM driver runs unchanged on data of any size. A source
+// that computes passes where its chunks live (remote_chunks.hpp) is asked for their statistics
+// and sampled rows instead, and only its chunk 0 is read here, for the data's shape.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -11,6 +13,7 @@
 
 #include "core/em.hpp"
 #include "core/engine.hpp"
+#include "core/remote_chunks.hpp"
 #include "core/select_on.hpp"
 #include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
@@ -30,6 +33,12 @@ class ChunkedEngine final : public Engine {
   // Errors name the chunk either way, and come before any result exists.
   ChunkedEngine(ChunkSource& source, const FitOptions& options)
       : source_(source), options_(options), engine_options_(options.engine) {
+    auto* remote = dynamic_cast<RemoteChunks*>(&source);
+    if (remote != nullptr && remote->computes_remotely()) {
+      remote_ = remote;
+      noun_ = remote_->chunk_noun();
+      engine_name_ = remote_->engine_name();
+    }
     const std::int64_t n = source_.n_chunks();
     if (n < 1) throw InvalidArgument("chunk source: no chunks");
     checked_.assign(static_cast<std::size_t>(n), false);
@@ -67,6 +76,7 @@ class ChunkedEngine final : public Engine {
   }
 
   std::string name() const override {
+    if (remote_ != nullptr) return engine_name_;
     return engine_name_.empty()
                ? "chunks"
                : engine_name_ + ", " + std::to_string(chunk_rows_.size()) + " chunks";
@@ -78,6 +88,14 @@ class ChunkedEngine final : public Engine {
   // The sum of the sample weights (N without weights); reads the chunks not yet checked.
   double weight_total() {
     if (!weighted_) return static_cast<double>(rows_);
+    if (remote_ != nullptr) {
+      const std::vector<double> sums = remote_->weight_sums();
+      if (sums.size() != chunk_rows_.size()) answer_of_wrong_size("weight_sums");
+      double total = 0;
+      for (const double s : sums) total += s;
+      if (!(total > 0)) throw InvalidArgument("chunk source: the sample weights sum to 0");
+      return total;
+    }
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk_rows_.size()); ++i) {
       if (!checked_[static_cast<std::size_t>(i)]) reread(i);
     }
@@ -86,6 +104,7 @@ class ChunkedEngine final : public Engine {
 
   // The chunks' statistics, added in chunk order.
   void accumulate(const PreparedModel& model, double* stats) override {
+    if (remote_ != nullptr) return accumulate_many({&model}, {stats});
     const std::size_t size = model.layout.size();
     std::fill(stats, stats + size, 0.0);
     std::vector<double> part(size);
@@ -103,6 +122,7 @@ class ChunkedEngine final : public Engine {
   // it once per pass, not once per candidate); each model's sums are bitwise accumulate()'s.
   void accumulate_many(const std::vector<const PreparedModel*>& models,
                        const std::vector<double*>& stats) override {
+    if (remote_ != nullptr) return accumulate_remotely(models, stats);
     std::vector<std::vector<double>> parts;
     std::vector<double*> part_pointers;
     for (std::size_t m = 0; m < models.size(); ++m) {
@@ -145,6 +165,7 @@ class ChunkedEngine final : public Engine {
                               std::to_string(rows_ - 1));
       }
     }
+    if (remote_ != nullptr) return gather_remotely(idx, count, out);
     std::sort(order.begin(), order.end(),
               [idx](std::int64_t a, std::int64_t b) { return idx[a] < idx[b]; });
     std::size_t at = 0;
@@ -177,6 +198,11 @@ class ChunkedEngine final : public Engine {
       std::fill(out, out + count, 1.0);
       return;
     }
+    if (remote_ != nullptr) {
+      remote_->gather(idx, count, nullptr, out);
+      validate_sample_weight(out, count, false);
+      return;
+    }
     std::vector<std::int64_t> order(static_cast<std::size_t>(count));
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(),
@@ -195,10 +221,50 @@ class ChunkedEngine final : public Engine {
   }
 
  private:
+  // Each chunk's statistics from where it lives, added in chunk order as accumulate_many adds
+  // the chunks read here (chunks without rows skipped), so that the sums are bitwise the same.
+  void accumulate_remotely(const std::vector<const PreparedModel*>& models,
+                           const std::vector<double*>& stats) {
+    std::size_t total = 0;
+    for (std::size_t m = 0; m < models.size(); ++m) {
+      std::fill(stats[m], stats[m] + models[m]->layout.size(), 0.0);
+      total += models[m]->layout.size();
+    }
+    const std::vector<std::vector<double>> parts = remote_->chunk_statistics(encode_pass(models));
+    if (parts.size() != chunk_rows_.size()) answer_of_wrong_size("chunk_statistics");
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (chunk_rows_[i] == 0) continue;
+      if (parts[i].size() != total) answer_of_wrong_size("chunk_statistics");
+      const double* part = parts[i].data();
+      for (std::size_t m = 0; m < models.size(); ++m) {
+        for (std::size_t e = 0; e < models[m]->layout.size(); ++e) stats[m][e] += *part++;
+      }
+    }
+  }
+
+  // The rows from where they live, checked as a chunk read here is checked (the rows the
+  // initialisation samples are the first values of the data this process sees).
+  void gather_remotely(const std::int64_t* idx, std::int64_t count, double* out) {
+    remote_->gather(idx, count, out, nullptr);
+    try {
+      validate_fit_data(DataView::host(out, count, cols_), options_);
+    } catch (const DataError& e) {
+      if (e.row() < 1 || e.row() > count) throw;
+      const std::int64_t row = idx[e.row() - 1];
+      const std::int64_t i = chunk_of(row);
+      throw DataError(e.source(), row + 1, e.column(), e.problem() + " (in " + where(i) + ")");
+    }
+  }
+
+  [[noreturn]] static void answer_of_wrong_size(const char* call) {
+    throw InvalidArgument(std::string("chunk source: ") + call +
+                          "() gave a list of the wrong size");
+  }
+
   // "chunk 7 (rows 701..800)", rows of the whole data counted from 1; "chunk 8 (no rows, after
   // row 800)" for an empty one.
   std::string where(std::int64_t i) const {
-    std::string s = "chunk " + std::to_string(i);
+    std::string s = noun_ + " " + std::to_string(i);
     const std::size_t u = static_cast<std::size_t>(i);
     if (u < first_row_.size() && u < chunk_rows_.size()) {
       if (chunk_rows_[u] == 0) {
@@ -303,6 +369,8 @@ class ChunkedEngine final : public Engine {
   }
 
   ChunkSource& source_;
+  RemoteChunks* remote_ = nullptr;  // when the source computes passes where its chunks are
+  std::string noun_ = "chunk";
   FitOptions options_;
   EngineOptions engine_options_;
   std::int64_t cols_ = 0;

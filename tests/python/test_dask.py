@@ -407,6 +407,61 @@ def test_criteria_statistics_and_selection_of_a_dask_array_run_blockwise(client,
         fitted.partial_fit(x)
 
 
+def test_select_of_a_dask_array_runs_on_the_workers(client, monkeypatch):
+    """emix.select of a Dask array computed every block on the client on every pass; the
+    blocks' statistics (and the initialisation's sampled rows) now come from the workers, only
+    block 0 is read here, and the selection is bitwise that of the same chunks read here. More
+    rows than the initialisation samples (131072), so that most are seen first by the
+    workers."""
+    rng = np.random.default_rng(7)
+    n = 140_000
+    X = np.concatenate([rng.normal(c, 1.0, size=(n // 2, 3)) for c in (0.0, 4.0)])
+    X = X[rng.permutation(n)]
+    w = rng.uniform(0.5, 2.0, n)
+    x = da.from_array(X, chunks=(20_000, 3)).persist()
+    read_here = []
+    chunk = emix.dask._RemoteBlocks.chunk
+    monkeypatch.setattr(emix.dask._RemoteBlocks, "chunk",
+                        lambda self, i: read_here.append(i) or chunk(self, i))
+    grid = dict(n_components=[1, 2, 3], covariance_types=["full", "diag"], device="cpu")
+    for weights in (None, da.from_array(w, chunks=7_000)):
+        picked = emix.select(x, sample_weight=weights, **grid)
+        assert read_here == [0]
+        assert "7 Dask blocks on 2 Dask workers" in picked.engine
+        here = emix.select(emix.chunked(X, chunk_rows=20_000,
+                                        sample_weight=None if weights is None else w), **grid)
+        for a, b in zip(picked.candidates, here.candidates):
+            assert {**a, "seconds": 0} == {**b, "seconds": 0}
+        for a, b in zip(picked._estimators, here._estimators):
+            for name in ("weights_", "means_", "covariances_"):
+                assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert picked.best_["n_components"] == 2
+        read_here.clear()
+
+    with pytest.raises(emix.InvalidArgument, match="sample_weight has shape"):
+        emix.select(x, sample_weight=w[:-1], **grid)
+
+    # A bad value is named by its row of the whole array and its block, whether the
+    # initialisation's sample meets it here (140,000 rows, 131,072 sampled) or a pass on a
+    # worker does (10^6 rows, generated on the workers; the row is not sampled).
+    passes = []
+    run_pass = emix.dask._RemoteBlocks.chunk_statistics
+    monkeypatch.setattr(emix.dask._RemoteBlocks, "chunk_statistics",
+                        lambda self, p: passes.append(1) or run_pass(self, p))
+    bad = X.copy()
+    bad[100_000, 1] = np.nan  # block 5's first row
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"row 100001, column 2 is nan \(in block 5 \(rows 100001..120000\)\)"):
+        emix.select(da.from_array(bad, chunks=(20_000, 3)), **grid)
+    assert not passes
+    large = da.random.default_rng(8).normal(size=(1_000_000, 2), chunks=(125_000, 2))
+    large[700_000, 1] = np.nan
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"row 700001, column 2 is nan \(in block 5 \(rows 625001..750000\)\)"):
+        emix.select(large, n_components=[1, 2], covariance_types=["diag"], device="cpu")
+    assert passes
+
+
 def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data):
     dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe makes the frame")
     pd = pytest.importorskip("pandas")
