@@ -1,6 +1,6 @@
-// Fits over MPI: each rank holds a shard of the rows; the ranks' sufficient statistics are
-// combined in a fixed order every iteration, so every rank gets the same model, and that model
-// equals (to rounding) the single-process fit of all rows concatenated in rank order.
+// Fits and selections over MPI: each rank holds a shard of the rows; the ranks' sufficient
+// statistics are combined in a fixed order every iteration, so every rank gets the same model, and
+// that model equals (to rounding) the single-process fit of all rows concatenated in rank order.
 // Available when emix was built with MPI (EMIX_WITH_MPI in emix/config.h).
 #pragma once
 
@@ -12,6 +12,7 @@
 #include "emix/data.hpp"
 #include "emix/fit.hpp"
 #include "emix/options.hpp"
+#include "emix/select.hpp"
 
 namespace emix::mpi {
 
@@ -26,6 +27,15 @@ namespace emix::mpi {
 // errors (MpiError) rather than ending the job.
 FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& options,
               const double* local_sample_weight = nullptr);
+
+// Model selection (emix/select.hpp) over the ranks' rows, collective over `comm` as fit() is:
+// every rank passes its own rows and weights and the same options (the grid included), and
+// gets the same report. Each pass over the data is one exchange of every running candidate's
+// statistics; each candidate equals mpi::fit() with its K and covariance type bitwise, and
+// emix::select() of the rows concatenated in rank order to rounding. A candidate with more
+// components than there are rows on all ranks fails alone, as in emix::select().
+SelectReport select(MPI_Comm comm, const DataView& local_rows, const SelectOptions& options,
+                    const double* local_sample_weight = nullptr);
 
 // The rows [first_row, first_row + row_count) that rank `rank` of `size` holds when
 // total_rows are split as evenly as possible, in rank order.

@@ -14,6 +14,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/mpi_session.hpp"
+#include "cli/ranks.hpp"
 #include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
@@ -22,7 +23,6 @@
 #if EMIX_HAS_MPI
 #include "cli/distributed_output.hpp"
 #include "emix/mpi.hpp"
-#include "mpi/collective.hpp"
 #endif
 
 namespace emix::cli {
@@ -68,57 +68,6 @@ Model reconcile_init_model(const FitArgs& a, Family& family, Covariance& covaria
   k = model.n_components;
   trials = model.family == Family::kBinomial ? model.trials : trials;
   return model;
-}
-
-// The library takes the weights as a bare array, so only here can their count be checked.
-void check_weight_count(const std::string& path, std::int64_t values, std::int64_t rows,
-                        const std::string& input) {
-  if (values != rows) {
-    throw InvalidArgument("--sample-weight " + path + " has " + count_of(values, "value") +
-                          ", but " + input + " has " + count_of(rows, "row"));
-  }
-}
-
-// The weights of rows [first_row, first_row + row_count) of an N-value file of total_rows
-// values. Their values are validated by the fit (a DataError naming the file's row).
-std::vector<double> load_sample_weights(const std::string& path, std::int64_t total_rows,
-                                        std::int64_t first_row, std::int64_t row_count,
-                                        const std::string& input) {
-  if (first_row == 0 && row_count == total_rows) {
-    io::ReadOptions options;
-    options.require_finite = false;
-    const HostMatrix m = io::read_matrix(path, options);
-    if (m.cols() != 1 && m.rows() != 1) {
-      throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got a " +
-                            std::to_string(m.rows()) + " x " + std::to_string(m.cols()) +
-                            " matrix");
-    }
-    check_weight_count(path, m.rows() * m.cols(), total_rows, input);
-    return std::vector<double>(m.as<double>(), m.as<double>() + m.rows() * m.cols());
-  }
-  check_weight_count(path, io::count_rows(path), total_rows, input);
-  io::ReadOptions options;
-  options.first_row = first_row;
-  options.row_count = row_count;
-  options.require_finite = false;
-  const HostMatrix m = io::read_matrix(path, options);
-  if (m.cols() != 1) {
-    throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got " +
-                          std::to_string(m.cols()) +
-                          " columns (under mpirun the weights file "
-                          "must be N values or N x 1)");
-  }
-  return std::vector<double>(m.as<double>(), m.as<double>() + m.rows());
-}
-
-// Runs `step`; under mpirun, then throws on every rank when it failed on any, so that no rank
-// waits for one that has given up.
-template <typename Step>
-void on_every_rank(Step&& step) {
-#if EMIX_HAS_MPI
-  if (mpi_active()) return mpi::on_every_rank(MPI_COMM_WORLD, std::forward<Step>(step));
-#endif
-  step();
 }
 
 std::string iterations(int n) {
@@ -304,25 +253,11 @@ int run_fit(const FitArgs& a) {
   std::vector<double> weights;
   DataFiles files{a.input, a.sample_weight, 0};
   on_every_rank([&] {
-    if (distributed && reads_once(a.input)) {
-      // Standard input or a pipe reads once, and reaches rank 0 alone: one rank reads it whole;
-      // several cannot share it (counting the rows first read the pipe to its end).
-      if (mpi_size() > 1) {
-        const std::string input = a.input == "/dev/stdin" ? "- (standard input)" : a.input;
-        throw InvalidArgument("INPUT " + input + " is not a regular file: under mpirun with " +
-                              std::to_string(mpi_size()) +
-                              " ranks each rank reads its own rows of the file, which a pipe or "
-                              "standard input cannot give; write the data to a file");
-      }
-      x = InputMatrix(load_data(a.input, a.data, true, 0, -1));
-      total_rows = x.rows();
-    } else if (distributed) {
-      total_rows = count_input_rows(a.input, a.data);
-#if EMIX_HAS_MPI
-      const mpi::Shard shard = mpi::shard_rows(total_rows, mpi_rank(), mpi_size());
-      files.first_row = shard.first_row;
-      x = InputMatrix(load_data(a.input, a.data, true, shard.first_row, shard.row_count));
-#endif
+    if (distributed) {
+      RankRows mine = read_rank_rows(a.input, a.data);
+      x = std::move(mine.x);
+      total_rows = mine.total_rows;
+      files.first_row = mine.first_row;
     } else if ((mapping =
                     open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, distributed))) {
       total_rows = mapping->rows();
@@ -356,17 +291,8 @@ int run_fit(const FitArgs& a) {
     const double* w = weights.empty() ? nullptr : weights.data();
 #if EMIX_HAS_MPI
     if (distributed) {
-      try {
-        report = mpi::fit(MPI_COMM_WORLD, x.view(), options, w);
-      } catch (const InvalidArgument& e) {
-        if (!mpi::raised_on_every_rank(e)) throw;
-        // Named by its file as a single process names it, and still held alike by every rank.
-        try {
-          rethrow_whole_input_in_file(e, files);
-        } catch (const InvalidArgument& named) {
-          mpi::throw_on_every_rank(named.what());
-        }
-      }
+      report = naming_files_on_every_rank(
+          files, [&] { return mpi::fit(MPI_COMM_WORLD, x.view(), options, w); });
     } else if (mapping) {
       report = fit_mapped(*mapping, options, w, files);
     } else {

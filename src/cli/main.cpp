@@ -558,23 +558,31 @@ int main(int argc, char** argv) {
                                               {"--responsibilities", &fit_args.responsibilities}});
       return with_output_checked(emix::cli::run_fit(fit_args));
     }
-    // Under mpirun only `fit` is distributed; every other command runs once, on rank 0.
-    if (emix::cli::mpi_rank() != 0) return 0;
     if (*select) {
-      select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
+      try {
+        select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
+      } catch (const emix::Error& e) {
+        return report_error(e.what(), 2, true);  // the command line's, alike on every rank
+      }
       select_args.trials_given = select_trials->count() > 0;
       select_args.covariance_given = select_covariance->count() > 0;
       select_args.reg_covar_given = select_reg_covar->count() > 0;
       select_args.prob_epsilon_given = select_prob_epsilon->count() > 0;
       select_args.memory_map = select_map.memory_map();
       select_args.kmeans_iter_given = select_kmeans_iter->count() > 0;
-      // --table names its format by its extension, so it has no "-".
-      emix::cli::refuse_binary_on_terminal({{"--plot", select_args.plot, "PNG"}});
+      // --table names its format by its extension, so it has no "-". Under mpirun only rank 0
+      // writes, and its refusal must reach every rank: run_select checks.
+      if (!emix::cli::mpi_active()) {
+        emix::cli::refuse_binary_on_terminal({{"--plot", select_args.plot, "PNG"}});
+      }
       select_args.stdout_taken = emix::cli::standard_streams_for_dashes(
           {{"INPUT", &select_args.input}, {"--sample-weight", &select_args.sample_weight}},
           {{"-o", &select_args.output}, {"--plot", &select_args.plot}});
       return with_output_checked(emix::cli::run_select(select_args));
     }
+    // Under mpirun only `fit` and `select` are distributed; every other command runs once, on
+    // rank 0.
+    if (emix::cli::mpi_rank() != 0) return 0;
     if (*predict) {
       predict_args.memory_map = predict_map.memory_map();
       emix::cli::refuse_binary_on_terminal({{"-o", predict_args.output, ".npy"}});

@@ -16,11 +16,17 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/mpi_session.hpp"
 #include "cli/plot.hpp"
+#include "cli/ranks.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
 #include "emix/select.hpp"
+
+#if EMIX_HAS_MPI
+#include "emix/mpi.hpp"
+#endif
 
 namespace emix::cli {
 
@@ -291,12 +297,9 @@ void print_warnings(const SelectReport& report, Family family, bool quiet) {
   }
 }
 
-}  // namespace
-
-int run_select(const SelectArgs& a) {
-  // Everything the command line alone decides, before any file is opened.
+// Everything the command line alone decides, into `options`.
+void check_command_line(const SelectArgs& a, SelectOptions& options) {
   validate(a.data);
-  SelectOptions options;
   options.n_components = parse_k_grid(a.k_grid);
   options.covariances = parse_covariance_list(a.covariances);
   options.criterion = parse_criterion(a.criterion);
@@ -351,71 +354,108 @@ int run_select(const SelectArgs& a) {
     FitOptions check = fit;  // every value once, with the grid's largest K
     check.n_components =
         *std::max_element(options.n_components.begin(), options.n_components.end());
-    emix::validate(check);
+    try {
+      emix::validate(check);
+    } catch (const OptionError& e) {
+      // Under mpirun the error reaches the other ranks as text: the flag goes into it here.
+      throw InvalidArgument(option_error_message(e));
+    }
   }
+}
+
+}  // namespace
+
+int run_select(const SelectArgs& a) {
+  const bool distributed = mpi_active();
+  const bool root = mpi_rank() == 0;  // under mpirun, the rank that writes and reports
+  SelectOptions options;
+  // Everything the command line alone decides, before any file is opened (under mpirun every
+  // rank finds the same fault, and rank 0 reports it).
+  on_every_rank([&] { check_command_line(a, options); });
+  const Family family = options.fit.family;
+  const std::string table_ext = lower_extension(a.table);
 
   StagedOutputs outputs;
   std::vector<std::string> written;
-  outputs.add_input(a.input, "INPUT");
-  outputs.add_input(a.sample_weight, "--sample-weight");
   io::OutputFile* table_out = nullptr;
   io::OutputFile* plot_out = nullptr;
   io::OutputFile* model_out = nullptr;
-  if (!a.table.empty()) {
-    table_out = &outputs.stage(a.table, "--table");
-    written.push_back(a.table);
-  }
-  if (!a.plot.empty()) {
-    plot_out = &outputs.stage(a.plot, "--plot");
-    require_output_extension(a.plot, "--plot", ".png", "a PNG image");
-    written.push_back(a.plot);
-  }
-  if (!a.output.empty()) {
-    model_out = &outputs.stage(a.output, "-o");
-    require_output_extension(a.output, "-o", ".json", "a JSON model file");
-    written.push_back(a.output);
-  }
-
-  // INPUT in memory, or memory-mapped and read chunk by chunk (each chunk serving every
-  // candidate of a pass) when it is a .npy too large for memory or --memory-map says so.
-  std::unique_ptr<io::MappedNpy> mapping =
-      open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
-  InputMatrix x;
-  if (!mapping) x = InputMatrix::open(a.input, a.data, a.memory_map);
-  const std::int64_t rows = mapping ? mapping->rows() : x.rows();
-  if (rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
-  // A K larger than the data fails alone, in the table; a grid of such K only is an error.
-  const int smallest_k =
-      *std::min_element(options.n_components.begin(), options.n_components.end());
-  if (smallest_k > rows) {
-    throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(smallest_k) +
-                          " is larger than the number of rows (" + std::to_string(rows) + ") in " +
-                          a.input);
-  }
-  std::vector<double> weights;
-  if (!a.sample_weight.empty()) {
-    weights = io::read_vector(a.sample_weight);
-    if (static_cast<std::int64_t>(weights.size()) != rows) {
-      throw InvalidArgument("--sample-weight " + a.sample_weight + " has " +
-                            std::to_string(weights.size()) + " values, but " + a.input + " has " +
-                            std::to_string(rows) + " rows");
+  on_every_rank([&] {
+    if (!root) return;
+    if (distributed) refuse_binary_on_terminal({{"--plot", a.plot, "PNG"}});
+    outputs.add_input(a.input, "INPUT");
+    outputs.add_input(a.sample_weight, "--sample-weight");
+    if (!a.table.empty()) {
+      table_out = &outputs.stage(a.table, "--table");
+      written.push_back(a.table);
     }
-  }
-  const double* weight_data = weights.empty() ? nullptr : weights.data();
-
-  const DataFiles files{a.input, a.sample_weight, 0};
-  const SelectReport report = naming_files(files, [&] {
-    if (!mapping) return emix::select(x.view(), options, weight_data);
-    // As emix fit: the GPU engine streams the mapped pages themselves when they need no
-    // conversion; otherwise the chunked selection (which counts rows within the whole file, so
-    // errors name the file's row).
-    if (runs_on_gpu(options.fit.engine) && mapping->direct()) {
-      return emix::select(mapping->view(), options, weight_data);
+    if (!a.plot.empty()) {
+      plot_out = &outputs.stage(a.plot, "--plot");
+      require_output_extension(a.plot, "--plot", ".png", "a PNG image");
+      written.push_back(a.plot);
     }
-    mapping->set_sample_weight(weight_data);
-    return emix::select(*mapping, options);
+    if (!a.output.empty()) {
+      model_out = &outputs.stage(a.output, "-o");
+      require_output_extension(a.output, "-o", ".json", "a JSON model file");
+      written.push_back(a.output);
+    }
   });
 
+  // INPUT in memory, or memory-mapped and read chunk by chunk (each chunk serving every
+  // candidate of a pass) when it is a .npy too large for memory or --memory-map says so; under
+  // mpirun each rank's share of the rows, in memory.
+  std::unique_ptr<io::MappedNpy> mapping;
+  InputMatrix x;
+  std::int64_t rows = 0;
+  std::vector<double> weights;
+  DataFiles files{a.input, a.sample_weight, 0};
+  on_every_rank([&] {
+    if (distributed) {
+      RankRows mine = read_rank_rows(a.input, a.data);
+      x = std::move(mine.x);
+      rows = mine.total_rows;
+      files.first_row = mine.first_row;
+    } else {
+      mapping = open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
+      if (!mapping) x = InputMatrix::open(a.input, a.data, a.memory_map);
+      rows = mapping ? mapping->rows() : x.rows();
+    }
+    if (rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
+    // A K larger than the data fails alone, in the table; a grid of such K only is an error.
+    const int smallest_k =
+        *std::min_element(options.n_components.begin(), options.n_components.end());
+    if (smallest_k > rows) {
+      throw InvalidArgument("-k " + a.k_grid + ": K = " + std::to_string(smallest_k) +
+                            " is larger than the number of rows (" + std::to_string(rows) +
+                            ") in " + a.input);
+    }
+    if (!a.sample_weight.empty()) {
+      weights = load_sample_weights(a.sample_weight, rows, files.first_row,
+                                    distributed ? x.rows() : rows, a.input);
+    }
+  });
+  const double* weight_data = weights.empty() ? nullptr : weights.data();
+
+  const SelectReport report = [&] {
+#if EMIX_HAS_MPI
+    if (distributed) {
+      return naming_files_on_every_rank(
+          files, [&] { return mpi::select(MPI_COMM_WORLD, x.view(), options, weight_data); });
+    }
+#endif
+    return naming_files(files, [&] {
+      if (!mapping) return emix::select(x.view(), options, weight_data);
+      // As emix fit: the GPU engine streams the mapped pages themselves when they need no
+      // conversion; otherwise the chunked selection (which counts rows within the whole file,
+      // so errors name the file's row).
+      if (runs_on_gpu(options.fit.engine) && mapping->direct()) {
+        return emix::select(mapping->view(), options, weight_data);
+      }
+      mapping->set_sample_weight(weight_data);
+      return emix::select(*mapping, options);
+    });
+  }();
+  if (!root) return 0;
   if (table_out != nullptr) {
     table_out->write(table_ext == ".csv" ? table_csv(report, family) : table_json(report, family));
   }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,6 +16,7 @@
 
 #include "core/em.hpp"
 #include "core/engine.hpp"
+#include "core/select_on.hpp"
 #include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -72,24 +74,38 @@ class DistributedEngine final : public Engine {
   }
 
   void accumulate(const PreparedModel& model, double* stats) override {
-    const auto n = static_cast<std::int64_t>(model.layout.size());
+    accumulate_many({&model}, {stats});
+  }
+
+  // Every model's statistics in one exchange (a selection's pass): the sums are elementwise,
+  // so each model's are bitwise what accumulate() alone gives.
+  void accumulate_many(const std::vector<const PreparedModel*>& models,
+                       const std::vector<double*>& stats) override {
+    std::size_t n = 0;
+    for (const PreparedModel* m : models) n += m->layout.size();
     // One more element, the number of ranks that failed, travels with the statistics so that
     // a failure costs no extra collective when there is none.
-    buffer_.assign(static_cast<std::size_t>(n + 1), 0.0);
+    buffer_.assign(n + 1, 0.0);
+    std::vector<double*> parts;
+    for (std::size_t m = 0, at = 0; m < models.size(); at += models[m]->layout.size(), ++m) {
+      parts.push_back(buffer_.data() + at);
+    }
     std::exception_ptr error = std::exchange(pending_, nullptr);
     if (error) {
-      buffer_[static_cast<std::size_t>(n)] = 1;
+      buffer_[n] = 1;
     } else if (local_) {
       try {
-        local_->accumulate(model, buffer_.data());
+        local_->accumulate_many(models, parts);
       } catch (...) {
         error = std::current_exception();
-        buffer_[static_cast<std::size_t>(n)] = 1;
+        buffer_[n] = 1;
       }
     }
-    ordered_sum(comm_, buffer_.data(), n + 1);
-    if (buffer_[static_cast<std::size_t>(n)] != 0) raise_if_any_failed(comm_, error);
-    std::copy(buffer_.begin(), buffer_.end() - 1, stats);
+    ordered_sum(comm_, buffer_.data(), static_cast<std::int64_t>(n + 1));
+    if (buffer_[n] != 0) raise_if_any_failed(comm_, error);
+    for (std::size_t m = 0; m < models.size(); ++m) {
+      std::copy_n(parts[m], models[m]->layout.size(), stats[m]);
+    }
   }
 
   // This rank's rows only (not used by the fit).
@@ -215,8 +231,7 @@ std::vector<AgreedOption> agreed_options(const FitOptions& o) {
 // Collective: InvalidArgument on every rank, naming the first option and rank that differ from
 // rank 0's, when the ranks' options do not agree. Different options would make the ranks take
 // different numbers of steps and wait for each other forever, or end with different models.
-void check_options_agree(MPI_Comm comm, const FitOptions& options) {
-  const std::vector<AgreedOption> mine = agreed_options(options);
+void check_options_agree(MPI_Comm comm, const std::vector<AgreedOption>& mine) {
   std::vector<std::uint64_t> values;
   for (const AgreedOption& a : mine) values.push_back(a.value);
   const int count = static_cast<int>(values.size());
@@ -227,8 +242,7 @@ void check_options_agree(MPI_Comm comm, const FitOptions& options) {
     for (std::size_t i = 0; i < values.size(); ++i) {
       if (all[r * values.size() + i] != all[i]) {
         throw_on_every_rank("options: rank " + std::to_string(r) + " passes another " +
-                            mine[i].name +
-                            " than rank 0; every rank must pass the same fit options");
+                            mine[i].name + " than rank 0; every rank must pass the same options");
       }
     }
   }
@@ -250,13 +264,25 @@ Shard shard_rows(std::int64_t total_rows, int rank, int size) {
   return shard;
 }
 
-FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions& options,
-              const double* local_sample_weight) {
-  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
-  require_initialized();
-  require_one_release(caller_comm);
-  const PrivateComm private_comm(caller_comm);
-  const MPI_Comm comm = private_comm.get();
+namespace {
+
+// What fit and select share before EM: every rank's shape, values and `agreed` options checked
+// against the others' (one rank's fault raised on every rank), the whole data's shape, the
+// local engine, and the sample weights' gather and sum over ranks.
+struct Distributed {
+  std::unique_ptr<DistributedEngine> engine;
+  std::int64_t total_rows = 0;
+  int cols = 0;
+  DType dtype = DType::kFloat64;
+  double weight_sum = 0;  // total_rows without weights
+  WeightGather gather_weights;
+};
+
+// k_within_rows: refuse options.n_components > the rows (fit; a selection fails such a
+// candidate alone).
+Distributed distribute(MPI_Comm comm, const DataView& local_rows, const FitOptions& options,
+                       const double* local_sample_weight, const std::vector<AgreedOption>& agreed,
+                       bool k_within_rows) {
   const int rank = rank_of(comm);
   const int size = size_of(comm);
 
@@ -269,7 +295,7 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
   std::vector<std::int64_t> shapes(static_cast<std::size_t>(kShape * size));
   check(MPI_Allgather(mine, kShape, MPI_INT64_T, shapes.data(), kShape, MPI_INT64_T, comm),
         "MPI_Allgather");
-  check_options_agree(comm, options);
+  check_options_agree(comm, agreed);
   std::int64_t total_rows = 0, first_row = 0, cols = 0;
   int reference = -1;  // the first rank with rows: its width is the data's
   for (int r = 0; r < size; ++r) {
@@ -319,13 +345,14 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
   if (total_rows == 0)
     throw_on_every_rank("data: no rows on any of the " + std::to_string(size) + " ranks");
   on_every_rank(comm, [&] { validate_fit_options(options, cols); });
-  if (options.n_components > total_rows) {
+  if (k_within_rows && options.n_components > total_rows) {
     throw_on_every_rank("n_components = " + std::to_string(options.n_components) +
                         " is larger than the number of rows (" + std::to_string(total_rows) +
                         " over " + std::to_string(size) + " ranks)");
   }
+  double weight_sum = static_cast<double>(total_rows);
   if (weighted) {
-    double weight_sum = 0;
+    weight_sum = 0;
     if (local_sample_weight) {
       for (std::int64_t n = 0; n < local_rows.rows; ++n) weight_sum += local_sample_weight[n];
     }
@@ -352,11 +379,17 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
     }
     local_engine = make_engine(local_rows, local_sample_weight, engine_options);
   });
-  DistributedEngine engine(comm, std::move(local_engine), first_row, local_rows.rows,
-                           static_cast<int>(cols));
+  Distributed d;
+  d.engine = std::make_unique<DistributedEngine>(comm, std::move(local_engine), first_row,
+                                                 local_rows.rows, static_cast<int>(cols));
+  d.total_rows = total_rows;
+  d.cols = static_cast<int>(cols);
+  // The data's element type, a rank without rows included (its own view's is arbitrary).
+  d.dtype = static_cast<DType>(shapes[kShape * reference + 3]);
+  d.weight_sum = weight_sum;
 
-  const WeightGather gather_weights = [&](const std::int64_t* idx, std::int64_t count,
-                                          double* out) {
+  d.gather_weights = [comm, weighted, first_row, local_rows, local_sample_weight](
+                         const std::int64_t* idx, std::int64_t count, double* out) {
     if (!weighted) {
       std::fill(out, out + count, 1.0);
       return;
@@ -369,23 +402,74 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
     }
     exclusive_sum(comm, out, count);
   };
-  // The caller's progress callback runs on every rank; if it throws on one, the others must not
-  // wait for that rank at the next exchange: the failure travels with it instead.
+  return d;
+}
+
+// The caller's progress callback, run on every rank; if it throws on one, the others must not
+// wait for that rank at the next exchange: the failure travels with it instead.
+std::function<void(const IterationInfo&)> reporting_through(
+    DistributedEngine& engine, const std::function<void(const IterationInfo&)>& callback) {
+  return [&engine, callback](const IterationInfo& info) {
+    try {
+      callback(info);
+    } catch (...) {
+      engine.fail_at_next_exchange(std::current_exception());
+    }
+  };
+}
+
+}  // namespace
+
+FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions& options,
+              const double* local_sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
+  require_initialized();
+  require_one_release(caller_comm);
+  const PrivateComm private_comm(caller_comm);
+  const MPI_Comm comm = private_comm.get();
+  Distributed d =
+      distribute(comm, local_rows, options, local_sample_weight, agreed_options(options), true);
   FitOptions run_options = options;
   if (options.on_iteration) {
-    run_options.on_iteration = [&engine, &options](const IterationInfo& info) {
-      try {
-        options.on_iteration(info);
-      } catch (...) {
-        engine.fail_at_next_exchange(std::current_exception());
-      }
-    };
+    run_options.on_iteration = reporting_through(*d.engine, options.on_iteration);
   }
-  // The data's element type, a rank without rows included (its own view's is arbitrary).
-  const DType dtype = static_cast<DType>(shapes[kShape * reference + 3]);
   FitReport report =
-      run_em(engine, total_rows, static_cast<int>(cols), dtype, gather_weights, run_options);
-  engine.raise_pending();  // a callback that failed after the last exchange
+      run_em(*d.engine, d.total_rows, d.cols, d.dtype, d.gather_weights, run_options);
+  d.engine->raise_pending();  // a callback that failed after the last exchange
+  return report;
+}
+
+SelectReport select(MPI_Comm caller_comm, const DataView& local_rows, const SelectOptions& options,
+                    const double* local_sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;
+  const auto start = Clock::now();
+  require_initialized();
+  require_one_release(caller_comm);
+  const PrivateComm private_comm(caller_comm);
+  const MPI_Comm comm = private_comm.get();
+  std::vector<FitOptions> grid;
+  on_every_rank(comm, [&] { grid = candidate_options(options); });
+  // The grid itself must agree too: each candidate is a run every rank takes part in.
+  std::vector<AgreedOption> agreed = agreed_options(grid.front());
+  std::uint64_t ks = 14695981039346656037ull, covariances = ks;
+  for (const int k : options.n_components) ks = hash_doubles({static_cast<double>(k)}, ks);
+  for (const Covariance c : options.covariances) {
+    covariances = hash_doubles({static_cast<double>(c)}, covariances);
+  }
+  agreed.push_back({"n_components (the grid's K)", ks});
+  agreed.push_back({"covariance types", covariances});
+  agreed.push_back({"criterion", static_cast<std::uint64_t>(options.criterion)});
+  Distributed d = distribute(comm, local_rows, grid.front(), local_sample_weight, agreed, false);
+  SelectOptions run_options = options;
+  if (options.fit.on_iteration) {
+    run_options.fit.on_iteration = reporting_through(*d.engine, options.fit.on_iteration);
+  }
+  const double weight_sum = d.weight_sum;
+  SelectReport report = select_on(
+      *d.engine, d.total_rows, d.cols, d.dtype, d.gather_weights,
+      [weight_sum] { return weight_sum; }, run_options);
+  d.engine->raise_pending();
+  report.seconds = seconds_since(start);
   return report;
 }
 

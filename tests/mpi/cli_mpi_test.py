@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`mpiexec -n P emix fit` against `emix fit`: the same model, labels and responsibilities for
-P = 2 and 3 (each rank reads only its rows of the .npy; rank 0 gathers the per-row outputs), a sample-weights file sharded the same way, other commands run once,
+P = 2 and 3 (each rank reads only its rows of the .npy; rank 0 gathers the per-row outputs), a
+sample-weights file sharded the same way; `mpiexec emix select` against `emix select`; other
+commands run once,
 and a NaN in the last rank's rows ends every rank with one clear message and no model file,
 without hanging.
 
@@ -78,7 +80,54 @@ def main():
                 if not resp_diff < 1e-9:
                     failures.append(f"{ranks} ranks: responsibilities differ by {resp_diff:.3g}")
 
-        # Commands other than fit run once, on rank 0.
+        # `emix select` runs on every rank too: the same table (criteria to the fits'
+        # tolerance, the same iterations and best candidate) and best model as one process,
+        # written once by rank 0; with weights; a bad weight named by its file and row.
+        grid = ["-k", "1..4", "--covariance", "full,diag", "--seed", "9", "--device", "cpu",
+                "--threads", "1", "-q"]
+        for weighted in (False, True):
+            extra = ["--sample-weight", weights] if weighted else []
+            one_table, one_best = os.path.join(tmp, "t1.json"), os.path.join(tmp, "b1.json")
+            r = run([args.emix, "select", data, *grid, *extra, "--table", one_table,
+                     "-o", one_best])
+            assert r.returncode == 0, r.stderr
+            with open(one_table) as f:
+                single_table = json.load(f)
+            for ranks in (2, 3):
+                table, best = os.path.join(tmp, f"t{ranks}.json"), os.path.join(tmp, f"b{ranks}.json")
+                r = run([args.mpiexec, "-n", str(ranks), args.emix, "select", data, *grid, *extra,
+                         "--table", table, "-o", best])
+                name = f"select under {ranks} ranks{' weighted' if weighted else ''}"
+                if r.returncode != 0:
+                    failures.append(f"{name}: exit {r.returncode}: {r.stderr}")
+                    continue
+                with open(table) as f:
+                    got = json.load(f)
+                worst = max(abs(a[c] - b[c]) / abs(b[c]) for a, b in
+                            zip(got["candidates"], single_table["candidates"])
+                            for c in ("log_likelihood", "bic", "aic", "icl"))
+                same_iterations = [c["n_iter"] for c in got["candidates"]] == [
+                    c["n_iter"] for c in single_table["candidates"]]
+                a, b = parameters(best), parameters(one_best)
+                diff = np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))
+                print(f"{name}: criteria differ by {worst:.2g}, the best model by {diff:.2g}, "
+                      f"best {got['best']}")
+                if not (worst < 1e-9 and diff < 1e-9 and same_iterations
+                        and got["best"] == single_table["best"]):
+                    failures.append(f"{name}: criteria {worst:.3g}, best model {diff:.3g}, same "
+                                    f"iterations {same_iterations}, best {got['best']} against "
+                                    f"{single_table['best']}")
+        bad_weights = os.path.join(tmp, "wbad.npy")
+        np.save(bad_weights, np.r_[np.ones(30000), -1.0])
+        r = run([args.mpiexec, "-n", "3", args.emix, "select", data, *grid,
+                 "--sample-weight", bad_weights])
+        errors = [line for line in r.stderr.splitlines() if line.startswith("emix: error:")]
+        print("select, a bad weight on rank 2:", errors[:1])
+        if r.returncode == 0 or len(errors) != 1 or f"{bad_weights}: row 30001 is -1" not in errors[0]:
+            failures.append(f"select with a bad weight in the last row: exit {r.returncode}, "
+                            f"{errors}")
+
+        # Commands other than fit and select run once, on rank 0.
         r = run([args.mpiexec, "-n", "3", args.emix, "score", single, data])
         lines = [line for line in r.stdout.splitlines() if line.strip()]
         print("score under 3 ranks:", lines)

@@ -249,6 +249,98 @@ void statistics_api_matches_distributed_fit() {
   }
 }
 
+// mpi::select against emix::select of all the rows in one process: the same best candidate,
+// each candidate within the fits' tolerance (above) and with the same iterations; bitwise the
+// same report on every rank; and each candidate bitwise mpi::fit with its K and covariance type.
+void compare_selection_with_single_process(const std::string& name, std::int64_t rows,
+                                           const std::vector<std::int64_t>& counts, bool weighted) {
+  const emix::Model truth = gaussian(emix::Covariance::kFull, 3, 4);
+  const emix::Sample data = emix::sample(truth, rows, 17);
+  std::vector<double> weights;
+  for (std::int64_t n = 0; weighted && n < rows; ++n) {
+    weights.push_back(0.5 + static_cast<double>(n % 3));
+  }
+  emix::SelectOptions o;
+  o.n_components = {1, 2, 3, 5};
+  o.covariances = {emix::Covariance::kFull, emix::Covariance::kDiag, emix::Covariance::kTied};
+  o.criterion = emix::Criterion::kIcl;
+  o.fit = options_for(truth);
+  o.fit.n_init = 2;
+  o.fit.init_max_rows = 600;  // a sample drawn across the ranks
+  o.fit.max_iter = 40;
+  o.fit.tol = 1e-6;
+  const emix::SelectReport single = emix::select(emix::DataView::host(data.x.data(), rows, 4), o,
+                                                 weighted ? weights.data() : nullptr);
+  const Split mine = my_rows(rows, counts);
+  const emix::DataView local = emix::DataView::host(data.x.data() + mine.first * 4, mine.count, 4);
+  const double* my_weights = weighted && mine.count > 0 ? weights.data() + mine.first : nullptr;
+  const emix::SelectReport distributed = emix::mpi::select(MPI_COMM_WORLD, local, o, my_weights);
+  EXPECT(distributed.best == single.best, "%s: best %zu, single process %zu", name.c_str(),
+         distributed.best, single.best);
+  EXPECT(distributed.candidates.size() == single.candidates.size(), "%s: %zu candidates",
+         name.c_str(), distributed.candidates.size());
+  double worst = 0;
+  std::vector<double> everything;
+  for (std::size_t i = 0; i < std::min(distributed.candidates.size(), single.candidates.size());
+       ++i) {
+    const emix::SelectCandidate& a = distributed.candidates[i];
+    const emix::SelectCandidate& b = single.candidates[i];
+    const std::string which =
+        name + ", K = " + std::to_string(a.n_components) + " " + emix::to_string(a.covariance);
+    if (std::isinf(b.bic)) {
+      EXPECT(std::isinf(a.bic), "%s: failed in one process only", which.c_str());
+      continue;
+    }
+    const double diff = max_relative_difference(parameters(a.fit.model), parameters(b.fit.model));
+    worst = std::max(worst, diff);
+    EXPECT(diff < 1e-9, "%s: parameters differ from the single process by %.3g", which.c_str(),
+           diff);
+    EXPECT(a.fit.n_iter == b.fit.n_iter, "%s: %d iterations, single process %d", which.c_str(),
+           a.fit.n_iter, b.fit.n_iter);
+    for (const double c : {a.bic, a.aic, a.icl}) everything.push_back(c);
+    const double criteria = max_relative_difference({a.bic, a.aic, a.icl}, {b.bic, b.aic, b.icl});
+    EXPECT(criteria < 1e-9, "%s: criteria differ by %.3g", which.c_str(), criteria);
+    emix::FitOptions alone = o.fit;
+    alone.n_components = a.n_components;
+    alone.covariance = a.covariance;
+    const emix::FitReport fit = emix::mpi::fit(MPI_COMM_WORLD, local, alone, my_weights);
+    const std::vector<double> p = parameters(a.fit.model), q = parameters(fit.model);
+    EXPECT(p.size() == q.size() && std::memcmp(p.data(), q.data(), p.size() * 8) == 0,
+           "%s: differs from mpi::fit of the candidate", which.c_str());
+    everything.insert(everything.end(), p.begin(), p.end());
+  }
+  EXPECT(same_on_every_rank(everything), "%s: the ranks' reports differ", name.c_str());
+  if (g_rank == 0) {
+    std::printf("%-44s %d ranks: %d passes, max relative difference %.2g\n", name.c_str(), g_size,
+                distributed.passes, worst);
+  }
+}
+
+// A grid that differs on one rank is refused on every rank, naming it.
+void a_grid_that_differs_is_refused() {
+  const emix::Sample data = emix::sample(gaussian(emix::Covariance::kDiag, 2, 3), 300, 3);
+  const Split mine = my_rows(300, {});
+  emix::SelectOptions o;
+  o.n_components = {1, 2};
+  o.covariances = {emix::Covariance::kDiag};
+  o.fit.engine.device = emix::Device::kCpu;
+  if (g_rank == g_size - 1) o.n_components = {1, 3};
+  std::string message;
+  try {
+    emix::mpi::select(MPI_COMM_WORLD,
+                      emix::DataView::host(data.x.data() + mine.first * 3, mine.count, 3), o);
+  } catch (const emix::InvalidArgument& e) {
+    message = e.what();
+  }
+  EXPECT(
+      message.find("passes another n_components (the grid's K) than rank 0") != std::string::npos,
+      "a grid that differs on the last rank: \"%s\"", message.c_str());
+  if (g_rank == 0) {
+    std::printf("%-44s %d ranks: every rank: %s\n", "a select grid that differs", g_size,
+                message.c_str());
+  }
+}
+
 }  // namespace
 
 // emix_fit_mpi and emix::mpi::fit before MPI_Init or after MPI_Finalize: an error naming the
@@ -332,6 +424,16 @@ int main(int argc, char** argv) {
                                   truth, 1000, options_for(truth), counts, true);
     }
     statistics_api_matches_distributed_fit();
+    compare_selection_with_single_process("select, K x {full, diag, tied}", 2400, {}, false);
+    {
+      std::vector<std::int64_t> counts(static_cast<std::size_t>(g_size), 0);
+      counts.back() = 1500;  // every other rank empty
+      if (g_size > 1) counts.front() = 0;
+      compare_selection_with_single_process(
+          g_size > 1 ? "select, weighted, all rows on the last rank" : "select, weighted", 1500,
+          counts, true);
+    }
+    if (g_size > 1) a_grid_that_differs_is_refused();
     {
       // The C API's emix_fit_mpi gives the same model as the C++ one.
       const emix::Model truth = gaussian(Covariance::kDiag, 2, 2);
