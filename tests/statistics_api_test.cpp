@@ -243,6 +243,40 @@ TEST(StatisticsApi, SerialisedStatisticsComeBackBitwise) {
   }
 }
 
+// The documented layout, byte by byte and little-endian: "EMIXSTAT", the version (3), family,
+// covariance, K, D, trials (4 bytes each), the numbers of centres and values (8 bytes each),
+// then the centres and values as IEEE doubles, then the checksum.
+TEST(StatisticsApi, TheBytesAreTheDocumentedLittleEndianLayout) {
+  emix::Model m = emix::testing::random_model(emix::Family::kGaussian, emix::Covariance::kDiag, 2,
+                                              3, 7, 1, 3.0);
+  const emix::Statistics s(m);
+  const std::vector<std::uint8_t> bytes = s.serialize();
+  const auto u32 = [&bytes](std::size_t at) {
+    return static_cast<std::uint32_t>(bytes[at]) | static_cast<std::uint32_t>(bytes[at + 1]) << 8 |
+           static_cast<std::uint32_t>(bytes[at + 2]) << 16 |
+           static_cast<std::uint32_t>(bytes[at + 3]) << 24;
+  };
+  const auto u64 = [&u32](std::size_t at) {
+    return static_cast<std::uint64_t>(u32(at)) | static_cast<std::uint64_t>(u32(at + 4)) << 32;
+  };
+  ASSERT_EQ(std::string(bytes.begin(), bytes.begin() + 8), "EMIXSTAT");
+  EXPECT_EQ(u32(8), 3u);
+  EXPECT_EQ(u32(12), static_cast<std::uint32_t>(emix::Family::kGaussian));
+  EXPECT_EQ(u32(16), static_cast<std::uint32_t>(emix::Covariance::kDiag));
+  EXPECT_EQ(u32(20), 2u);
+  EXPECT_EQ(u32(24), 3u);
+  EXPECT_EQ(u32(28), 1u);
+  EXPECT_EQ(u64(32), s.centres().size());
+  EXPECT_EQ(u64(40), s.values().size());
+  ASSERT_EQ(bytes.size(), 48 + 8 * (s.centres().size() + s.values().size()) + 8);
+  for (std::size_t i = 0; i < s.centres().size(); ++i) {
+    const std::uint64_t bits = u64(48 + 8 * i);
+    double value;
+    std::memcpy(&value, &bits, sizeof value);
+    EXPECT_EQ(value, s.centres()[i]) << "centre " << i;
+  }
+}
+
 // Each malformed input gets InvalidArgument naming what is wrong, never a crash.
 TEST(StatisticsApi, BadInputsAreInvalidArguments) {
   const Problem p = make_problem(kKinds[0], 71);

@@ -72,6 +72,11 @@ struct Header {
   std::uint64_t n_values;
 };
 static_assert(sizeof(Header) == 48, "the header's layout is the format");
+// The header and the doubles are copied as the host holds them, and the format is little-endian
+// (emix/statistics.hpp): a big-endian host would write bytes no other host reads.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "emix's statistics bytes are little-endian; this host is big-endian (not supported)"
+#endif
 
 // The first value no accumulation can give, described, or "" when there is none: a NaN or
 // infinite sum, a negative weight, centres of a Bernoulli or binomial mixture other than zero, or
