@@ -241,7 +241,9 @@ class RemoteVectorChunks : public VectorChunks, public emix::RemoteChunks {
     }
     return parts;
   }
-  void gather(const std::int64_t* idx, std::int64_t count, double* rows, double* weights) override {
+  void gather(const std::int64_t* idx, std::int64_t count, std::int64_t cols, double* rows,
+              double* weights) override {
+    EXPECT_EQ(cols, d_);
     for (std::int64_t r = 0; r < count; ++r) {
       if (rows) std::copy_n(x_.data() + idx[r] * d_, d_, rows + r * d_);
       if (weights) weights[r] = weights_ ? (*weights_)[static_cast<std::size_t>(idx[r])] : 1.0;
@@ -304,25 +306,31 @@ TEST(ChunkedSelect, PassesComputedWhereTheChunksAreEqualReadingThemHere) {
     EXPECT_EQ(remote.passes, b.passes);
   }
 
-  // A bad value in the initialisation's sample (here every row) is named by the source's word
-  // for a chunk and the row of the whole data, before any pass (a pass's errors are the
-  // source's to name: emix.dask's tests check its own).
-  std::vector<double> bad = x;
-  bad[2100 * 4 + 1] = std::nan("");
+  // A bad value or weight in the initialisation's sample (here every row) is named by the
+  // source's word for a chunk and the row of the whole data, before any pass (a pass's errors
+  // are the source's to name: emix.dask's tests check its own).
   o.fit.init_max_rows = n;
-  RemoteVectorChunks remote(bad, n, 4, 700, nullptr);
-  try {
-    emix::select(remote, o);
-    ADD_FAILURE() << "a NaN was accepted";
-  } catch (const emix::DataError& e) {
-    EXPECT_EQ(e.row(), 2101) << e.what();
-    EXPECT_NE(std::string(e.what()).find("(in block 3 (rows 2101..2800))"), std::string::npos)
-        << e.what();
-    EXPECT_EQ(remote.passes, 0);
+  std::vector<double> bad = x, bad_weights = w;
+  bad[2100 * 4 + 1] = std::nan("");
+  bad_weights[2100] = -1;
+  for (const bool in_weights : {false, true}) {
+    RemoteVectorChunks remote(in_weights ? x : bad, n, 4, 700, in_weights ? &bad_weights : nullptr);
+    try {
+      emix::select(remote, o);
+      ADD_FAILURE() << "a bad value was accepted";
+    } catch (const emix::DataError& e) {
+      EXPECT_EQ(e.row(), 2101) << e.what();
+      EXPECT_EQ(e.source(), in_weights ? emix::DataError::Source::kSampleWeight
+                                       : emix::DataError::Source::kData);
+      EXPECT_NE(std::string(e.what()).find("(in block 3 (rows 2101..2800))"), std::string::npos)
+          << e.what();
+      EXPECT_EQ(remote.passes, 0);
+    }
   }
 }
 
-// A pass's bytes are refused when they are not encode_pass's whole output.
+// A pass's bytes are refused when they are not encode_pass's whole output, or hold what it never
+// writes.
 TEST(ChunkedSelect, APassCutShortIsRefused) {
   const emix::Model m =
       emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 4, 1, 3.0);
@@ -331,6 +339,22 @@ TEST(ChunkedSelect, APassCutShortIsRefused) {
   const std::vector<double> x(6 * 3, 0.5);
   const emix::DataView v = emix::DataView::host(x.data(), 6, 3);
   EXPECT_EQ(emix::chunk_pass(pass, v, nullptr, {}).size(), p.layout.size());
+  // The layout: "EMIXPASS", version, count (4 bytes each), then per model family, covariance,
+  // K, D, trials (4 bytes each), the entropy flag (1 byte), and each vector's length (8 bytes)
+  // before its values.
+  std::vector<std::uint8_t> spoilt = pass;
+  spoilt[36] = 7;  // an entropy flag that is neither 0 nor 1
+  EXPECT_THROW(emix::chunk_pass(spoilt, v, nullptr, {}), emix::InvalidArgument);
+  spoilt = pass;
+  spoilt[32] = 3;  // trials for a Gaussian
+  EXPECT_THROW(emix::chunk_pass(spoilt, v, nullptr, {}), emix::InvalidArgument);
+  // K = 2^31 - 1 with a log_weights length to match: refused before 16 GB are allocated.
+  spoilt = pass;
+  const std::int32_t k = 0x7fffffff;
+  const std::uint64_t length = 0x7fffffff;
+  std::memcpy(spoilt.data() + 24, &k, sizeof k);
+  std::memcpy(spoilt.data() + 37, &length, sizeof length);
+  EXPECT_THROW(emix::chunk_pass(spoilt, v, nullptr, {}), emix::InvalidArgument);
   pass.pop_back();
   EXPECT_THROW(emix::chunk_pass(pass, v, nullptr, {}), emix::InvalidArgument);
   EXPECT_THROW(emix::chunk_pass({}, v, nullptr, {}), emix::InvalidArgument);

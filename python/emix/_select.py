@@ -220,7 +220,8 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         reproducible).
     device : {'auto', 'cpu', 'gpu'}, default='auto'
     sample_weight : array-like of shape (n_samples,), optional
-        With a Dask array X, a NumPy or Dask array (rechunked to X's blocks of rows).
+        With a Dask array X, a NumPy array, a Dask array or a Dask Series (rechunked to X's
+        blocks of rows).
 
     Returns
     -------

@@ -70,7 +70,7 @@ import numpy as np
 
 from . import _base, _discrete, _emix, _gaussian
 from ._emix import InvalidArgument
-from ._arrays import _ROW_AT_START, in_rows
+from ._arrays import _ROW_AT_START, _target_dtype, in_rows
 from ._chunks import _Adapter, _as_chunk_array
 from ._engine import engine_options
 from ._sklearn import check_feature_names
@@ -195,27 +195,53 @@ def _block_statistics(block, weights, state, device, first_row, index):
     return stats.serialize()
 
 
-def _block_pass(block, weights, pass_bytes, dtype, device, first_row, index):
-    """A block's statistics under every model of a selection's pass (_RemoteBlocks), or the
-    error about its values (naming the row of the whole array) as a value."""
+def _block_values(block, weights, dtype, index, first_row, rows, cols):
+    """A block as fit reads it (`dtype`), checked against the shape the array declares for it,
+    and its weights."""
     try:
         x = _as_chunk_array(block, dtype, index)
-        if x.shape[0] == 0:
-            return None
-        w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-        return _emix.chunk_pass(pass_bytes, _emix.view(x), _engine(device), w)
-    except _emix.Error as error:
-        return _in_block(error, index, first_row, len(block))
+    except InvalidArgument as error:  # "chunk i: ..." from the chunk reader
+        raise InvalidArgument(str(error).replace(
+            f"chunk {index}:", f"block {index} (rows {first_row + 1}..{first_row + rows}):",
+            1)) from None
+    if x.shape != (rows, cols):
+        raise InvalidArgument(
+            f"block {index} (rows {first_row + 1}..{first_row + rows}): {x.shape[0]} x "
+            f"{x.shape[1]} values, but the Dask array declares {rows} x {cols} for it (its "
+            "chunks or meta do not match what its tasks compute)")
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64).ravel()
+    if w is not None and w.shape[0] != rows:
+        raise InvalidArgument(f"block {index}: {w.shape[0]} sample weights for {rows} rows")
+    return x, w
 
 
-def _block_rows(block, weights, local, dtype, index):
-    """Rows `local` of a block, as doubles of the block's type as fit reads it, and their
-    weights."""
+def _block_pass(block, weights, pass_bytes, shape, device, index):
+    """A block's statistics under every model of a selection's pass (_RemoteBlocks) and the
+    engine's name, or the error about its values (naming the row of the whole array) as a
+    value."""
+    dtype, first_row, rows, cols = shape
     try:
-        x = _as_chunk_array(block, dtype, index)[local].astype(np.float64)
+        x, w = _block_values(block, weights, dtype, index, first_row, rows, cols)
+        if rows == 0:
+            return None
+        return _emix.chunk_pass(pass_bytes, _emix.view(x), _engine(device), w)
+    except _emix.InvalidArgument as error:
+        return (error if str(error).startswith(f"block {index} ")
+                else _in_block(error, index, first_row, rows))
+    except _emix.Error as error:  # not about the block's values (no GPU answers, say)
+        return error
+
+
+def _block_rows(block, weights, local, want_rows, shape, index):
+    """Rows `local` of a block (when want_rows), as doubles of the type fit reads it in, and
+    their weights."""
+    dtype, first_row, rows, cols = shape
+    try:
+        x, w = _block_values(block, weights, dtype, index, first_row, rows, cols)
     except _emix.Error as error:
         return error
-    return x, None if weights is None else np.asarray(weights, dtype=np.float64)[local]
+    return (x[local].astype(np.float64) if want_rows else None,
+            None if w is None else w[local])
 
 
 def _block_weight_sum(weights):
@@ -238,10 +264,14 @@ class _RemoteBlocks(_Adapter):
     where the blocks are (the library's RemoteChunks, through the C++ PyChunkSource).
 
     Each pass is one task per block (on the cluster's workers when a dask.distributed Client is
-    active, in this process's threads otherwise) returning the block's statistics under every
+    active, on Dask's local scheduler otherwise) returning the block's statistics under every
     model still running; the initialisation's sample and re-seeding rows are fetched by tasks
-    too. Only block 0 is computed here, for the data's shape and type. The selection is bitwise
-    that of the same chunks read here (emix.chunked with the blocks' rows)."""
+    too. Only block 0 is computed here, for the data's shape and type. Every block is read as
+    the type the array declares (float32 or float64 kept, else float64, or `dtype`). The
+    selection is bitwise that of the same chunks read here by the same engine (emix.chunked
+    with the blocks' rows)."""
+
+    chunk_noun = "block"
 
     def __init__(self, X, sample_weight, dtype, device):
         super().__init__()
@@ -252,21 +282,39 @@ class _RemoteBlocks(_Adapter):
             raise InvalidArgument("the chunk source holds no chunks: there are no rows to fit")
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
-        self.x, self.dtype, self.device = X, dtype, device
+        self.x, self.device = X, device
+        self.dtype = _target_dtype(X.dtype, dtype)
         self.first_rows = _first_rows(X)
         self.blocks = list(X.to_delayed().ravel())
         self.weight_blocks = [None] * len(self.blocks)
         if sample_weight is not None:
-            w = sample_weight if _is_dask_array(sample_weight) else np.asarray(sample_weight)
-            if w.ndim != 1 or w.shape[0] != X.shape[0]:
-                raise InvalidArgument(f"sample_weight has shape {tuple(w.shape)}, but the data "
-                                      f"have {X.shape[0]} rows")
-            w = (w.rechunk((X.chunks[0],)) if _is_dask_array(w)
-                 else da.from_array(w.astype(np.float64), chunks=(X.chunks[0],)))
-            self.weight_blocks = list(w.to_delayed().ravel())
+            self.weight_blocks = self._weight_blocks(sample_weight)
         self.sums = None
+        self.worker_engine = None
 
-    chunk_noun = "block"
+    def _weight_blocks(self, sample_weight):
+        """The weights as delayed blocks aligned with X's: a Dask array or Series as it is
+        (rechunked), anything else sent to the cluster once (persisted), not with every pass."""
+        X = self.x
+        w = _as_dask_array(sample_weight) if _is_dask_frame(sample_weight) else sample_weight
+        if _is_dask_array(w):
+            if w.ndim == 1 and any(math.isnan(c) for c in w.chunks[0]):
+                raise InvalidArgument("sample_weight: a Dask array with unknown chunk sizes "
+                                      "(call sample_weight.compute_chunk_sizes() first)")
+        else:
+            w = np.asarray(w)
+        if w.ndim != 1 or w.shape[0] != X.shape[0]:
+            raise InvalidArgument(f"sample_weight has shape {tuple(w.shape)}, but the data "
+                                  f"have {X.shape[0]} rows")
+        if _is_dask_array(w):
+            w = w.rechunk((X.chunks[0],))
+        else:
+            w = da.from_array(w.astype(np.float64), chunks=(X.chunks[0],)).persist()
+        self.weights = w  # a persisted array's blocks live as long as it does
+        return list(w.to_delayed().ravel())
+
+    def _shape(self, i):
+        return (self.dtype, self.first_rows[i], int(self.x.chunks[0][i]), int(self.x.shape[1]))
 
     def n_chunks(self):
         return len(self.blocks)
@@ -276,9 +324,15 @@ class _RemoteBlocks(_Adapter):
             return f"{n} {noun}" + ("" if n == 1 else "s")
 
         client = _distributed_client()
-        where = ("this process's threads" if client is None
-                 else count(len(client.scheduler_info()["workers"]), "Dask worker"))
-        return f"{count(len(self.blocks), 'Dask block')} on {where}"
+        if client is not None:
+            where = count(len(client.scheduler_info()["workers"]), "Dask worker")
+        else:
+            kind = getattr(dask.base.get_scheduler(), "__module__", "").rsplit(".", 1)[-1]
+            where = f"Dask's {kind or 'local'} scheduler"
+        blocks = count(len(self.blocks), "Dask block")
+        if self.worker_engine is None:
+            return f"{blocks} on {where}"
+        return f"{self.worker_engine}, {blocks} on {where}"
 
     def known_rows(self, i):
         return int(self.x.chunks[0][i])
@@ -293,21 +347,27 @@ class _RemoteBlocks(_Adapter):
     def chunk_statistics(self, pass_bytes):
         shared = dask.delayed(pass_bytes)  # one key: sent once to each worker, not per block
         task = dask.delayed(_block_pass, pure=False)
-        return _first_error(dask.compute(*[
-            task(b, w, shared, self.dtype, self.device, first, i)
-            for i, (b, w, first) in enumerate(zip(self.blocks, self.weight_blocks,
-                                                  self.first_rows))]))
+        parts = _first_error(dask.compute(*[
+            task(b, w, shared, self._shape(i), self.device, i)
+            for i, (b, w) in enumerate(zip(self.blocks, self.weight_blocks))]))
+        named = next((p for p in parts if p is not None), None)
+        if named is not None:
+            self.worker_engine = named[1]
+        return [None if p is None else p[0] for p in parts]
 
-    def gather_rows(self, idx):
+    def gather_rows(self, idx, want_rows=True):
         order = np.argsort(idx, kind="stable")
         which = np.searchsorted(self.first_rows, idx[order], side="right") - 1
         task, wanted = dask.delayed(_block_rows, pure=False), []
         for i in np.unique(which):
             local = idx[order[which == i]] - self.first_rows[i]
-            wanted.append(task(self.blocks[i], self.weight_blocks[i], local, self.dtype, int(i)))
+            wanted.append(task(self.blocks[i], self.weight_blocks[i], local, want_rows,
+                               self._shape(int(i)), int(i)))
         parts = _first_error(dask.compute(*wanted))
-        rows = np.empty((len(idx), self.peek_features()))
-        rows[order] = np.concatenate([r for r, _ in parts])
+        rows = None
+        if want_rows:
+            rows = np.empty((len(idx), self.peek_features()))
+            rows[order] = np.concatenate([r for r, _ in parts])
         if self.weight_blocks[0] is None:
             return rows, None
         weights = np.empty(len(idx))

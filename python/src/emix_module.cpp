@@ -358,15 +358,8 @@ class PyChunkSource final : public emix::ChunkSource, public emix::RemoteChunks 
     return nb::hasattr(source_, "chunk_statistics");
   }
 
-  std::string engine_name() override {
-    nb::gil_scoped_acquire acquire;
-    return nb::cast<std::string>(source_.attr("engine_name")());
-  }
-
-  std::string chunk_noun() override {
-    nb::gil_scoped_acquire acquire;
-    return nb::cast<std::string>(source_.attr("chunk_noun"));
-  }
+  std::string engine_name() override { return text_of("engine_name", true); }
+  std::string chunk_noun() override { return text_of("chunk_noun", false); }
 
   std::vector<std::vector<double>> chunk_statistics(
       const std::vector<std::uint8_t>& pass) override {
@@ -380,29 +373,37 @@ class PyChunkSource final : public emix::ChunkSource, public emix::RemoteChunks 
         out.emplace_back();
         continue;
       }
-      const auto values = nb::cast<HostDoubles>(part);
+      const HostVector values = as_vector(part, "chunk_statistics()");
       out.emplace_back(values.data(), values.data() + values.size());
     }
     return out;
   }
 
-  void gather(const std::int64_t* idx, std::int64_t count, double* rows, double* weights) override {
+  void gather(const std::int64_t* idx, std::int64_t count, std::int64_t cols, double* rows,
+              double* weights) override {
     nb::gil_scoped_acquire acquire;
     nb::object result = source_.attr("gather_rows")(
-        to_numpy(std::vector<std::int64_t>(idx, idx + count), {static_cast<size_t>(count)}));
-    auto pair = nb::cast<nb::tuple>(result);
-    const auto values = nb::cast<HostDoubles>(pair[0]);
+        to_numpy(std::vector<std::int64_t>(idx, idx + count), {static_cast<size_t>(count)}),
+        rows != nullptr);
+    nb::tuple pair;
+    if (!nb::try_cast(result, pair) || pair.size() != 2) {
+      throw emix::InvalidArgument("chunk source: gather_rows() must give a pair");
+    }
     if (rows != nullptr) {
-      if (values.ndim() != 2 || static_cast<std::int64_t>(values.shape(0)) != count) {
-        throw emix::InvalidArgument("chunk source: gather_rows() gave the wrong number of rows");
+      HostMatrix values;
+      if (!nb::try_cast(pair[0], values) || static_cast<std::int64_t>(values.shape(0)) != count ||
+          static_cast<std::int64_t>(values.shape(1)) != cols) {
+        throw emix::InvalidArgument("chunk source: gather_rows() must give " +
+                                    std::to_string(count) + " x " + std::to_string(cols) +
+                                    " float64 rows");
       }
-      std::copy(values.data(), values.data() + values.size(), rows);
+      std::copy(values.data(), values.data() + count * cols, rows);
     }
     if (weights != nullptr) {
       if (pair[1].is_none()) {
         std::fill(weights, weights + count, 1.0);
       } else {
-        const auto w = nb::cast<HostDoubles>(pair[1]);
+        const HostVector w = as_vector(pair[1], "gather_rows()");
         if (static_cast<std::int64_t>(w.size()) != count) {
           throw emix::InvalidArgument(
               "chunk source: gather_rows() gave the wrong number of weights");
@@ -414,10 +415,38 @@ class PyChunkSource final : public emix::ChunkSource, public emix::RemoteChunks 
 
   std::vector<double> weight_sums() override {
     nb::gil_scoped_acquire acquire;
-    return nb::cast<std::vector<double>>(source_.attr("weight_sums")());
+    std::vector<double> sums;
+    if (!nb::try_cast(source_.attr("weight_sums")(), sums)) {
+      throw emix::InvalidArgument("chunk source: weight_sums() must give a list of floats");
+    }
+    return sums;
   }
 
  private:
+  using HostVector = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+  using HostMatrix = nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+
+  static HostVector as_vector(nb::handle value, const char* call) {
+    HostVector vector;
+    if (!nb::try_cast(value, vector)) {
+      throw emix::InvalidArgument(std::string("chunk source: ") + call +
+                                  " must give 1-D float64 arrays");
+    }
+    return vector;
+  }
+
+ public:
+ private:
+  std::string text_of(const char* name, bool call) const {
+    nb::gil_scoped_acquire acquire;
+    nb::object value = source_.attr(name);
+    std::string text;
+    if (!nb::try_cast(call ? value() : value, text)) {
+      throw emix::InvalidArgument(std::string("chunk source: ") + name + " must be a str");
+    }
+    return text;
+  }
+
   nb::object source_;
   std::optional<View> current_;
   nb::object weights_;
@@ -840,16 +869,19 @@ NB_MODULE(_emix, m) {
         const auto* begin = static_cast<const std::uint8_t*>(pass.data());
         const std::vector<std::uint8_t> bytes(begin, begin + pass.size());
         std::vector<double> statistics;
+        std::string engine_name;
         {
           nb::gil_scoped_release release;
-          statistics = emix::chunk_pass(bytes, x.view, weights, engine_for(x, engine));
+          statistics =
+              emix::chunk_pass(bytes, x.view, weights, engine_for(x, engine), &engine_name);
         }
         const size_t size = statistics.size();
-        return to_numpy(std::move(statistics), {size});
+        return nb::make_tuple(to_numpy(std::move(statistics), {size}), engine_name);
       },
       nb::arg("pass_"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none(),
       "A chunk's statistics under each model of a pass (a ChunkSource's chunk_statistics on the "
-      "chunk's side): its values checked, the models' statistics concatenated.");
+      "chunk's side), its values checked, the models' statistics concatenated; and the name of "
+      "the engine that computed them.");
   m.def("fit_chunks", &fit_chunks, nb::arg("source"), nb::arg("options"),
         nb::arg("callback").none(),
         "emix::fit over a chunk source (an object with n_chunks() and chunk(i) -> (View, "

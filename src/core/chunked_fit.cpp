@@ -37,7 +37,6 @@ class ChunkedEngine final : public Engine {
     if (remote != nullptr && remote->computes_remotely()) {
       remote_ = remote;
       noun_ = remote_->chunk_noun();
-      engine_name_ = remote_->engine_name();
     }
     const std::int64_t n = source_.n_chunks();
     if (n < 1) throw InvalidArgument("chunk source: no chunks");
@@ -76,7 +75,7 @@ class ChunkedEngine final : public Engine {
   }
 
   std::string name() const override {
-    if (remote_ != nullptr) return engine_name_;
+    if (remote_ != nullptr) return remote_->engine_name();  // with the engine of its passes
     return engine_name_.empty()
                ? "chunks"
                : engine_name_ + ", " + std::to_string(chunk_rows_.size()) + " chunks";
@@ -199,8 +198,12 @@ class ChunkedEngine final : public Engine {
       return;
     }
     if (remote_ != nullptr) {
-      remote_->gather(idx, count, nullptr, out);
-      validate_sample_weight(out, count, false);
+      remote_->gather(idx, count, cols_, nullptr, out);
+      try {
+        validate_sample_weight(out, count, false);
+      } catch (const DataError& e) {
+        throw_at_gathered_row(e, idx, count);
+      }
       return;
     }
     std::vector<std::int64_t> order(static_cast<std::size_t>(count));
@@ -245,15 +248,21 @@ class ChunkedEngine final : public Engine {
   // The rows from where they live, checked as a chunk read here is checked (the rows the
   // initialisation samples are the first values of the data this process sees).
   void gather_remotely(const std::int64_t* idx, std::int64_t count, double* out) {
-    remote_->gather(idx, count, out, nullptr);
+    remote_->gather(idx, count, cols_, out, nullptr);
     try {
       validate_fit_data(DataView::host(out, count, cols_), options_);
     } catch (const DataError& e) {
-      if (e.row() < 1 || e.row() > count) throw;
-      const std::int64_t row = idx[e.row() - 1];
-      const std::int64_t i = chunk_of(row);
-      throw DataError(e.source(), row + 1, e.column(), e.problem() + " (in " + where(i) + ")");
+      throw_at_gathered_row(e, idx, count);
     }
+  }
+
+  // A DataError about gathered row r (of idx[0..count)) as one about its row of the whole data.
+  [[noreturn]] void throw_at_gathered_row(const DataError& e, const std::int64_t* idx,
+                                          std::int64_t count) const {
+    if (e.row() < 1 || e.row() > count) throw e;
+    const std::int64_t row = idx[e.row() - 1];
+    throw DataError(e.source(), row + 1, e.column(),
+                    e.problem() + " (in " + where(chunk_of(row)) + ")");
   }
 
   [[noreturn]] static void answer_of_wrong_size(const char* call) {

@@ -44,7 +44,8 @@ class Reader {
   // A vector that must hold `expected` values.
   std::vector<double> get_values(std::size_t expected) {
     const auto n = get<std::uint64_t>();
-    if (n != expected) fail();
+    // The bytes must hold the values before anything of their size is allocated.
+    if (n != expected || expected > (bytes_.size() - at_) / sizeof(double)) fail();
     std::vector<double> values(expected);
     take(values.data(), expected * sizeof(double));
     return values;
@@ -102,8 +103,12 @@ std::vector<PreparedModel> decode_pass(const std::vector<std::uint8_t>& pass) {
     p.k = in.get<std::int32_t>();
     p.d = in.get<std::int32_t>();
     p.trials = in.get<std::int32_t>();
-    p.entropy = in.get<std::uint8_t>() != 0;
-    if (p.k < 1 || p.d < 1 || p.d > kMaxFeatures || p.trials < 1) Reader::fail();
+    const auto entropy = in.get<std::uint8_t>();
+    p.entropy = entropy == 1;
+    if (p.k < 1 || p.d < 1 || p.d > kMaxFeatures || p.trials < 1 || entropy > 1 ||
+        (p.family != Family::kBinomial && p.trials != 1)) {
+      Reader::fail();
+    }
     const std::size_t k = static_cast<std::size_t>(p.k), kd = k * static_cast<std::size_t>(p.d);
     const bool gaussian = p.family == Family::kGaussian;
     p.layout = StatisticsLayout(p.family, p.covariance, p.k, p.d);
@@ -146,7 +151,8 @@ std::vector<std::uint8_t> encode_pass(const std::vector<const PreparedModel*>& m
 }
 
 std::vector<double> chunk_pass(const std::vector<std::uint8_t>& pass, const DataView& chunk,
-                               const double* weights, const EngineOptions& options) {
+                               const double* weights, const EngineOptions& options,
+                               std::string* engine_name) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   const std::vector<PreparedModel> models = decode_pass(pass);
   const PreparedModel& first = models.front();
@@ -174,7 +180,9 @@ std::vector<double> chunk_pass(const std::vector<std::uint8_t>& pass, const Data
   for (std::size_t m = 0, at = 0; m < models.size(); at += models[m].layout.size(), ++m) {
     outputs.push_back(statistics.data() + at);
   }
-  make_engine(chunk, weights, options)->accumulate_many(pointers, outputs);
+  const std::unique_ptr<Engine> engine = make_engine(chunk, weights, options);
+  engine->accumulate_many(pointers, outputs);
+  if (engine_name != nullptr) *engine_name = engine->name();
   return statistics;
 }
 

@@ -2,7 +2,9 @@
 // say. A ChunkSource that also derives from RemoteChunks computes each pass where its chunks
 // are, so that a fit or selection over it moves no chunk to this process: the pass's models go
 // to the chunks as bytes (encode_pass), each chunk's side computes its statistics (chunk_pass),
-// and the fit adds them in chunk order, bitwise what reading the chunks here would give.
+// and the fit adds them in chunk order, bitwise what reading the chunks here with the same
+// engine would give. Only chunk 0 is read here (ChunkSource::chunk), for the data's shape and
+// type, and the rows the initialisation samples are fetched (gather).
 #pragma once
 
 #include <cstdint>
@@ -28,9 +30,9 @@ class RemoteChunks {
   // for a chunk without rows). Errors about a chunk's values are raised, naming it.
   virtual std::vector<std::vector<double>> chunk_statistics(
       const std::vector<std::uint8_t>& pass) = 0;
-  // Rows idx[0..count) (rows of the whole data, in any order) as doubles, count x D row-major,
-  // and their sample weights (ones without weights); either output may be null.
-  virtual void gather(const std::int64_t* idx, std::int64_t count, double* rows,
+  // Rows idx[0..count) (rows of the whole data, in any order) as doubles, count x cols
+  // row-major, and their sample weights (ones without weights); either output may be null.
+  virtual void gather(const std::int64_t* idx, std::int64_t count, std::int64_t cols, double* rows,
                       double* weights) = 0;
   // Each chunk's sum of its sample weights, added in row order from 0, as a chunk read here is
   // summed (called only for weighted data, whose weights the chunks' side checks).
@@ -43,8 +45,10 @@ std::vector<std::uint8_t> encode_pass(const std::vector<const PreparedModel*>& m
 
 // On a chunk's side: the chunk's values and weights checked as a fit checks them (DataError
 // naming the row within the chunk), then its statistics under every model of `pass`,
-// concatenated in the pass's order, each bitwise what a fit reading the chunk computes.
+// concatenated in the pass's order, each bitwise what a fit reading the chunk computes; the
+// engine's name into engine_name when given.
 std::vector<double> chunk_pass(const std::vector<std::uint8_t>& pass, const DataView& chunk,
-                               const double* weights, const EngineOptions& options);
+                               const double* weights, const EngineOptions& options,
+                               std::string* engine_name = nullptr);
 
 }  // namespace emix

@@ -427,7 +427,8 @@ def test_select_of_a_dask_array_runs_on_the_workers(client, monkeypatch):
     for weights in (None, da.from_array(w, chunks=7_000)):
         picked = emix.select(x, sample_weight=weights, **grid)
         assert read_here == [0]
-        assert "7 Dask blocks on 2 Dask workers" in picked.engine
+        assert picked.engine.startswith("cpu (1 thread")  # the workers' engine
+        assert picked.engine.endswith(", 7 Dask blocks on 2 Dask workers")
         here = emix.select(emix.chunked(X, chunk_rows=20_000,
                                         sample_weight=None if weights is None else w), **grid)
         for a, b in zip(picked.candidates, here.candidates):
@@ -460,6 +461,54 @@ def test_select_of_a_dask_array_runs_on_the_workers(client, monkeypatch):
                        match=r"row 700001, column 2 is nan \(in block 5 \(rows 625001..750000\)\)"):
         emix.select(large, n_components=[1, 2], covariance_types=["diag"], device="cpu")
     assert passes
+
+
+def test_select_of_a_dask_array_refuses_blocks_unlike_their_declaration(client, monkeypatch):
+    """A block whose values are not the shape the array declares for it (a map_blocks that
+    drops columns or adds rows) is named, where it corrupted the heap (too few columns) or
+    was used silently (too many rows); a bad weight in the initialisation's sample is named
+    by its row and block; a Dask Series of weights stays on the workers."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6000, 3))
+    x = da.from_array(X, chunks=(2000, 3))
+    grid = dict(n_components=[1, 2], covariance_types=["diag"], device="cpu")
+    narrow = x.map_blocks(lambda b: b[:, :1], dtype=float)
+    with pytest.raises(emix.InvalidArgument, match=r"block 0 \(rows 1..2000\): 2000 x 1 values, "
+                       "but the Dask array declares 2000 x 3"):
+        emix.select(narrow, **grid)
+
+    def longer(b, block_info=None):
+        return np.vstack([b, b[:500]]) if block_info[0]["chunk-location"][0] == 1 else b
+
+    with pytest.raises(emix.InvalidArgument, match=r"block 1 \(rows 2001..4000\): 2500 x 3"):
+        emix.select(x.map_blocks(longer, dtype=float), **grid)
+
+    w = np.ones(6000)
+    w[4321] = -1.0
+    with pytest.raises(emix.InvalidArgument, match=r"sample weights: row 4322 is -1, .* \(in "
+                       r"block 2 \(rows 4001..6000\)\)"):
+        emix.select(x, sample_weight=w, **grid)
+
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    frame = dd.from_pandas(pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "w": rng.uniform(1, 2, 6000)}),
+                           npartitions=3)
+    as_array = da.Array.__array__
+
+    def no_whole_array(self, *args, **kwargs):
+        assert self.shape[0] < 6000, "the Dask array was computed whole"
+        return as_array(self, *args, **kwargs)
+
+    def no_whole_series(self, *args, **kwargs):
+        raise AssertionError("the Dask Series of weights was computed whole")
+
+    monkeypatch.setattr(da.Array, "__array__", no_whole_array)
+    monkeypatch.setattr(type(frame["w"]), "__array__", no_whole_series)
+    picked = emix.select(frame[["a", "b"]], sample_weight=frame["w"], **grid)
+    monkeypatch.undo()
+    here = emix.select(frame[["a", "b"]].compute(), sample_weight=frame["w"].compute(), **grid)
+    for a, b in zip(picked.candidates, here.candidates):
+        assert abs(a["bic"] - b["bic"]) <= 1e-12 * abs(b["bic"])
 
 
 def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data):
