@@ -71,8 +71,24 @@ int main(void) {
   check(emix_score(back, NULL, x, N, 2, EMIX_FLOAT64, EMIX_HOST, NULL, &score), "emix_score");
   printf("centres found: %d of 3; score of the model read back: %.6f\n", found, score);
 
+  /* Choosing K: K = 1..5 with full and diagonal covariances, scored by BIC. The chosen
+   * candidate's model is what emix_fit gives for its K and covariance type. */
+  static const int ks[] = {1, 2, 3, 4, 5};
+  static const int covariances[] = {EMIX_FULL, EMIX_DIAG};
+  emix_selection* selection = NULL;
+  check(emix_select(options, ks, 5, covariances, 2, EMIX_CRITERION_BIC, x, N, 2, EMIX_FLOAT64,
+                    EMIX_HOST, NULL, &selection),
+        "emix_select");
+  int n_candidates = 0, best = 0, passes = 0;
+  check(emix_selection_summary(selection, &n_candidates, &best, &passes), "emix_selection_summary");
+  emix_candidate chosen;
+  check(emix_selection_candidate(selection, best, &chosen), "emix_selection_candidate");
+  printf("select: %d candidates in %d passes; best by BIC: K = %d, %s (BIC %.3f)\n", n_candidates,
+         passes, chosen.n_components, chosen.covariance == EMIX_FULL ? "full" : "diag", chosen.bic);
+  emix_selection_destroy(selection);
+
   const int ok = found == 3 && fabs(score - result.mean_log_likelihood) < 1e-9 &&
-                 labels[0] != labels[1] && labels[0] == labels[3];
+                 labels[0] != labels[1] && labels[0] == labels[3] && chosen.n_components == 3;
   emix_model_destroy(back);
   emix_model_destroy(model);
   emix_options_destroy(options);

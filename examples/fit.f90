@@ -31,6 +31,9 @@ program fit_fortran
   real(c_double) :: centres(2, 3), u(2), score
   type(c_ptr) :: options, model, back, first, second, merged, stepped, stopped
   type(emix_fit_result) :: result, stopped_result
+  type(c_ptr) :: selection
+  type(emix_candidate) :: chosen
+  integer(c_int) :: n_candidates, best, passes
   integer :: i, c, k, found
   integer(c_int64_t) :: size
   integer(c_int8_t), allocatable, target :: bytes(:)
@@ -91,6 +94,19 @@ program fit_fortran
   call check(emix_statistics_totals(merged, log_likelihood, weight_sum))
   call check(emix_maximize(model, merged, c_null_ptr, stepped))
   print '(a, f10.6)', 'map / reduce: mean log-likelihood ', log_likelihood / weight_sum
+
+  ! Choosing K: K = 1..5 with full and diagonal covariances, scored by BIC (covariance types
+  ! as EMIX_FULL, EMIX_DIAG, ...; an empty array and 0 would try all four).
+  call check(emix_select(options, [1_c_int, 2_c_int, 3_c_int, 4_c_int, 5_c_int], 5_c_int, &
+                         [EMIX_FULL, EMIX_DIAG], 2_c_int, EMIX_CRITERION_BIC, c_loc(x), &
+                         int(n, c_int64_t), 2_c_int64_t, EMIX_FLOAT64, EMIX_HOST, c_null_ptr, &
+                         selection))
+  call check(emix_selection_summary(selection, n_candidates, best, passes))
+  call check(emix_selection_candidate(selection, best, chosen))
+  print '(a, i0, a, i0, a, i0, a, f12.3)', 'select: ', n_candidates, ' candidates in ', &
+    passes, ' passes; best by BIC: K = ', chosen%n_components, ', BIC ', chosen%bic
+  call emix_selection_destroy(selection)
+  if (chosen%n_components /= 3) error stop 1
 
   ! An iteration control stops a fit (a deadline, say): EMIX_CANCELLED and no model. With tol 0
   ! this fit would run its 100 iterations; the control stops it at iteration 2.

@@ -63,6 +63,23 @@ int main(int argc, char** argv) {
              result.n_iter, result.mean_log_likelihood, found);
     }
   }
+  /* Choosing K over the ranks' rows: every rank gets the same selection. */
+  static const int ks[] = {1, 2, 3, 4};
+  emix_selection* selection = NULL;
+  if (emix_select_mpi(MPI_COMM_WORLD, options, ks, 4, NULL, 0, EMIX_CRITERION_BIC, all[first],
+                      count, 2, EMIX_FLOAT64, EMIX_HOST, NULL, &selection) != EMIX_OK) {
+    fprintf(stderr, "rank %d: %s\n", rank, emix_last_error());
+    ok = 0;
+  } else {
+    int best = 0;
+    emix_candidate chosen;
+    emix_selection_summary(selection, NULL, &best, NULL);
+    emix_selection_candidate(selection, best, &chosen);
+    ok = ok && chosen.n_components == 3;
+    if (rank == 0)
+      printf("select: best by BIC K = %d (BIC %.3f)\n", chosen.n_components, chosen.bic);
+  }
+  emix_selection_destroy(selection);
   emix_model_destroy(model);
   emix_options_destroy(options);
   int all_ok = 0;

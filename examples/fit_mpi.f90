@@ -8,8 +8,10 @@ program fit_mpi_fortran
   integer, parameter :: n = 3000
   real(c_double), target :: x(2, n), means(2, 3)
   real(c_double) :: centres(2, 3), u(2)
-  type(c_ptr) :: options, model
+  type(c_ptr) :: options, model, selection = c_null_ptr
   type(emix_fit_result) :: result
+  type(emix_candidate) :: chosen
+  integer(c_int) :: n_candidates, best, passes
   integer(c_int64_t) :: first, count
   integer :: i, c, k, found, rank, size, ierr, ok, all_ok
 
@@ -56,6 +58,22 @@ program fit_mpi_fortran
       ' iterations, mean log-likelihood ', result%mean_log_likelihood, ', centres found ', &
       found, ' of 3'
     call emix_model_destroy(model)
+    ! Choosing K over the ranks' rows (all four covariance types: an empty array and 0).
+    if (emix_select_mpi_f(int(MPI_COMM_WORLD, c_int), options, [1_c_int, 2_c_int, 3_c_int], &
+                          3_c_int, [integer(c_int) ::], 0_c_int, EMIX_CRITERION_BIC, &
+                          c_loc(x(1, first + 1)), count, 2_c_int64_t, EMIX_FLOAT64, EMIX_HOST, &
+                          c_null_ptr, selection) /= EMIX_OK) then
+      print '(a, i0, a, a)', 'rank ', rank, ': ', emix_error_message()
+      ok = 0
+    else if (emix_selection_summary(selection, n_candidates, best, passes) /= EMIX_OK .or. &
+             emix_selection_candidate(selection, best, chosen) /= EMIX_OK) then
+      ok = 0
+    else
+      if (chosen%n_components /= 3) ok = 0
+      if (rank == 0) print '(a, i0, a, i0)', 'select: ', n_candidates, &
+        ' candidates; best by BIC: K = ', chosen%n_components
+    end if
+    call emix_selection_destroy(selection)
   end if
   call emix_options_destroy(options)
   call mpi_allreduce(ok, all_ok, 1, MPI_INTEGER, MPI_MIN, MPI_COMM_WORLD, ierr)

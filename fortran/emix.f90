@@ -25,6 +25,25 @@ module emix
     EMIX_DEVICE_GPU = 2
   integer(c_int), parameter, public :: EMIX_FLOAT32 = 0, EMIX_FLOAT64 = 1
   integer(c_int), parameter, public :: EMIX_HOST = 0, EMIX_DEVICE = 1
+  integer(c_int), parameter, public :: EMIX_CRITERION_BIC = 0, EMIX_CRITERION_AIC = 1, &
+    EMIX_CRITERION_ICL = 2
+
+  ! One candidate of a model selection (emix_selection_candidate).
+  type, bind(c), public :: emix_candidate
+    integer(c_int) :: n_components
+    integer(c_int) :: covariance
+    integer(c_int) :: failed  ! 1: its fit failed; its criteria are infinite
+    integer(c_int) :: n_iter
+    integer(c_int) :: converged
+    integer(c_int) :: best_init
+    integer(c_int) :: n_warnings
+    integer(c_int64_t) :: n_parameters
+    real(c_double) :: log_likelihood
+    real(c_double) :: bic
+    real(c_double) :: aic
+    real(c_double) :: icl
+    real(c_double) :: seconds
+  end type emix_candidate
 
   type, bind(c), public :: emix_fit_result
     real(c_double) :: log_likelihood
@@ -561,6 +580,83 @@ module emix
       type(c_ptr), intent(out) :: next
       integer(c_int) :: status
     end function
+
+    ! ---- Model selection: a grid of K x covariance types (emix.h, "Model selection").
+    ! n_components(n_k); covariances(n_covariances), or c_null_ptr-like: pass an empty array
+    ! and 0 for all four (and for the Bernoulli and binomial families).
+    function emix_select(options, n_components, n_k, covariances, n_covariances, criterion, x, &
+        rows, cols, dtype, memory, sample_weight, selection) bind(c, name="emix_select") &
+        result(status)
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: options
+      integer(c_int), intent(in) :: n_components(*), covariances(*)
+      integer(c_int), value :: n_k, n_covariances, criterion
+      type(c_ptr), value :: x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight  ! c_loc(w) or c_null_ptr
+      type(c_ptr), intent(out) :: selection
+      integer(c_int) :: status
+    end function
+
+    ! comm: an MPI communicator's Fortran handle. Needs emix built with MPI.
+    function emix_select_mpi_f(comm, options, n_components, n_k, covariances, n_covariances, &
+        criterion, x, local_rows, cols, dtype, memory, local_sample_weight, selection) &
+        bind(c, name="emix_select_mpi_f") result(status)
+      import :: c_int, c_int64_t, c_ptr
+      integer(c_int), value :: comm
+      type(c_ptr), value :: options
+      integer(c_int), intent(in) :: n_components(*), covariances(*)
+      integer(c_int), value :: n_k, n_covariances, criterion
+      type(c_ptr), value :: x
+      integer(c_int64_t), value :: local_rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: local_sample_weight
+      type(c_ptr), intent(out) :: selection
+      integer(c_int) :: status
+    end function
+
+    subroutine emix_selection_destroy(selection) bind(c, name="emix_selection_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: selection
+    end subroutine
+
+    ! The number of candidates, the chosen one's index (0-based) and the passes over the data.
+    function emix_selection_summary(selection, n_candidates, best, passes) &
+        bind(c, name="emix_selection_summary") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: selection
+      integer(c_int), intent(out) :: n_candidates, best, passes
+      integer(c_int) :: status
+    end function
+
+    function emix_selection_candidate(selection, index, candidate) &
+        bind(c, name="emix_selection_candidate") result(status)
+      import :: c_int, c_ptr, emix_candidate
+      type(c_ptr), value :: selection
+      integer(c_int), value :: index  ! 0-based
+      type(emix_candidate), intent(out) :: candidate
+      integer(c_int) :: status
+    end function
+
+    ! Candidate index's model (a new handle to destroy), as emix_fit returns it.
+    function emix_selection_model(selection, index, model) &
+        bind(c, name="emix_selection_model") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: selection
+      integer(c_int), value :: index
+      type(c_ptr), intent(out) :: model
+      integer(c_int) :: status
+    end function
+
+    function emix_selection_warning(selection, index, warning, text) &
+        bind(c, name="emix_selection_warning") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: selection
+      integer(c_int), value :: index, warning
+      type(c_ptr), intent(out) :: text
+      integer(c_int) :: status
+    end function
   end interface
 
   ! A model file's path as a Fortran string: trailing blanks trimmed (a fixed-length variable's
@@ -592,7 +688,9 @@ module emix
     emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic, &
     emix_accumulate, emix_statistics_destroy, emix_statistics_merge, emix_statistics_totals, &
     emix_statistics_entropy, emix_statistics_serialize, emix_statistics_deserialize, &
-    emix_maximize
+    emix_maximize, emix_select, emix_select_mpi_f, emix_selection_destroy, &
+    emix_selection_summary, emix_selection_candidate, emix_selection_model, &
+    emix_selection_warning
 
 contains
 

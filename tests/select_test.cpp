@@ -242,6 +242,11 @@ TEST(Select, BadGridsAreInvalidArguments) {
   EXPECT_EQ(r.candidates[1].fit.warnings.back(),
             "failed, and left out of the choice: K = 101 is more than the 100 rows");
   EXPECT_EQ(r.best, 0u);
+  // First in the grid too (the data were once checked with the first candidate's K).
+  const emix::SelectReport first = emix::select(data.view(), grid({101, 2}, {Covariance::kFull}));
+  ASSERT_EQ(first.candidates.size(), 2u);
+  EXPECT_TRUE(std::isinf(first.candidates[0].bic));
+  EXPECT_EQ(first.best, 1u);
   // So does a K with fewer rows of positive weight than components.
   std::vector<double> weights(100, 0.0);
   weights[0] = weights[50] = weights[99] = 1.0;

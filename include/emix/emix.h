@@ -20,7 +20,8 @@
  *   re-seeding warnings included; fit results and warnings number restarts and components
  *   from 0.
  * - Handles: a call that creates one (emix_options_create, emix_model_create, emix_model_read,
- *   emix_fit, emix_accumulate, emix_statistics_deserialize, emix_maximize, emix_fit_mpi) sets
+ *   emix_fit, emix_accumulate, emix_statistics_deserialize, emix_maximize, emix_fit_mpi,
+ *   emix_select, emix_selection_model, emix_select_mpi) sets
  *   its output to NULL first and to the new handle only on success; destroying NULL does
  *   nothing. Each handle carries its kind: a pointer to another kind of handle, or to one
  *   already destroyed, is refused by every call (EMIX_INVALID_ARGUMENT, "model is not a live
@@ -282,6 +283,61 @@ emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
  * the new mean that is not positive semi-definite). */
 emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
                           const emix_options* options, emix_model** next);
+
+/* ---- Model selection (emix/select.hpp) ----------------------------------------------------
+ * A grid of numbers of components x covariance types fitted together, every pass over the data
+ * serving every candidate still running, and scored by BIC, AIC and ICL (lower is better):
+ *   BIC = -2 log L + p log W,  AIC = -2 log L + 2 p,  ICL = BIC + 2 sum_n w_n H_n
+ * (p free parameters, W the sum of the weights, H_n the entropy of row n's responsibilities).
+ * Each candidate's fit is bitwise emix_fit's with the same options and its K and covariance
+ * type; the choice is deterministic. An emix_selection handle holds the outcome: emix_select
+ * (or emix_select_mpi) creates it, emix_selection_destroy destroys it. */
+typedef struct emix_selection emix_selection;
+enum { EMIX_CRITERION_BIC = 0, EMIX_CRITERION_AIC = 1, EMIX_CRITERION_ICL = 2 };
+
+typedef struct emix_candidate {
+  int n_components;
+  int covariance; /* EMIX_FULL .. EMIX_TIED (EMIX_FULL for the Bernoulli and binomial families) */
+  int failed;     /* 1: its fit failed (its last warning says why); its criteria are infinite */
+  int n_iter;
+  int converged;
+  int best_init;
+  int n_warnings;
+  int64_t n_parameters;
+  double log_likelihood;
+  double bic;
+  double aic;
+  double icl;
+  double seconds;
+} emix_candidate;
+
+/* Fits and scores every candidate on x (rows x cols, dtype, memory and sample_weight as for
+ * emix_fit). options: every candidate's fit options (family, trials, initialisation, n_init,
+ * tol, max_iter, reg_covar, seed, engine, iteration callback or control); its n_components and
+ * covariance are ignored. n_components: the K grid (n_k values, each >= 1, none twice).
+ * covariances: the Gaussian covariance types to try (n_covariances values, none twice), or
+ * NULL and 0 for all four; the Bernoulli and binomial families take NULL and 0. criterion:
+ * EMIX_CRITERION_BIC, EMIX_CRITERION_AIC or EMIX_CRITERION_ICL, the one that chooses. Candidates
+ * come covariance type by covariance type in the given order, then K. A candidate whose fit fails
+ * (a K larger than the rows, a covariance that is not positive definite without reg_covar) is
+ * reported as failed and never chosen; when every candidate fails the call fails. */
+emix_status emix_select(const emix_options* options, const int* n_components, int n_k,
+                        const int* covariances, int n_covariances, int criterion, const void* x,
+                        int64_t rows, int64_t cols, int dtype, int memory,
+                        const double* sample_weight, emix_selection** selection);
+void emix_selection_destroy(emix_selection* selection);
+/* The number of candidates, the chosen one's index (0-based), and the passes over the data. */
+emix_status emix_selection_summary(const emix_selection* selection, int* n_candidates, int* best,
+                                   int* passes);
+emix_status emix_selection_candidate(const emix_selection* selection, int index,
+                                     emix_candidate* candidate);
+/* Candidate index's fitted model, as emix_fit returns it (its fit report and warnings
+ * included): a new handle to destroy. Refused for a failed candidate, naming why it failed. */
+emix_status emix_selection_model(const emix_selection* selection, int index, emix_model** model);
+/* Warning `warning` (0-based, below the candidate's n_warnings) of candidate index; valid as
+ * long as the selection. */
+emix_status emix_selection_warning(const emix_selection* selection, int index, int warning,
+                                   const char** text);
 
 #ifdef __cplusplus
 }

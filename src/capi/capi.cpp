@@ -59,11 +59,6 @@ Family family_of(int value) {
                             "EMIX_GAUSSIAN (0), EMIX_BERNOULLI (1) or EMIX_BINOMIAL (2)");
 }
 
-Covariance covariance_of(int value) {
-  return enum_value<Covariance>(
-      value, 4, "covariance", "EMIX_FULL (0), EMIX_DIAG (1), EMIX_SPHERICAL (2) or EMIX_TIED (3)");
-}
-
 EngineOptions engine_of(const emix_options* options) {
   if (options == nullptr) return EngineOptions{};
   require(options, "options");
@@ -138,6 +133,11 @@ emix_status evaluate_into(const char* fn, const emix_model* model, const emix_op
 
 }  // namespace
 
+Covariance covariance_of(int value) {
+  return enum_value<Covariance>(
+      value, 4, "covariance", "EMIX_FULL (0), EMIX_DIAG (1), EMIX_SPHERICAL (2) or EMIX_TIED (3)");
+}
+
 emix_status record_error(emix_status status, const char* function, const char* message) noexcept {
   try {
     // The library's message may open with the call's own name ("maximize: ..."): said once.
@@ -165,6 +165,9 @@ void require(const emix_model* p, const char* name) {
 void require(const emix_statistics* p, const char* name) {
   require_live(p, kStatisticsTag, name, "emix_statistics");
 }
+void require(const emix_selection* p, const char* name) {
+  require_live(p, kSelectionTag, name, "emix_selection");
+}
 
 bool retire(emix_options* handle, const char* function) {
   return retire_live(handle, kOptionsTag, function, "emix_options");
@@ -174,6 +177,9 @@ bool retire(emix_model* handle, const char* function) {
 }
 bool retire(emix_statistics* handle, const char* function) {
   return retire_live(handle, kStatisticsTag, function, "emix_statistics");
+}
+bool retire(emix_selection* handle, const char* function) {
+  return retire_live(handle, kSelectionTag, function, "emix_selection");
 }
 
 DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory) {

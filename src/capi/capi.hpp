@@ -12,6 +12,7 @@
 #include "cpu/fp_environment.hpp"
 #include "emix/emix.h"
 #include "emix/fit.hpp"
+#include "emix/select.hpp"
 #include "emix/statistics.hpp"
 
 // Every handle begins with a tag naming its type, which require() checks and destroying clears:
@@ -22,6 +23,7 @@ namespace emix::capi {
 constexpr std::uint64_t kOptionsTag = 0x736e6f6974706f45;     // "Eoptions", little-endian
 constexpr std::uint64_t kModelTag = 0x6c65646f6d78696d;       // "mixmodel"
 constexpr std::uint64_t kStatisticsTag = 0x7374617473786d65;  // "emxstats"
+constexpr std::uint64_t kSelectionTag = 0x7463656c6573786d;   // "mxselect"
 }  // namespace emix::capi
 
 struct emix_options {
@@ -45,6 +47,11 @@ struct emix_statistics {
   emix::Statistics statistics;
 };
 
+struct emix_selection {
+  std::uint64_t tag = emix::capi::kSelectionTag;
+  emix::SelectReport report;
+};
+
 namespace emix::capi {
 
 // Throws InvalidArgument "NAME is NULL" when p is null (guarded prefixes the function's name).
@@ -54,17 +61,26 @@ void require(const void* p, const char* name);
 void require(const emix_options* p, const char* name);
 void require(const emix_model* p, const char* name);
 void require(const emix_statistics* p, const char* name);
+void require(const emix_selection* p, const char* name);
 // For a destroy function: whether `handle` is a live handle of its type (NULL is not, silently);
 // when it is, its tag is cleared, so that a second destroy of it frees nothing. Otherwise the
 // reason is recorded for emix_last_error().
 bool retire(emix_options* handle, const char* function);
 bool retire(emix_model* handle, const char* function);
 bool retire(emix_statistics* handle, const char* function);
+bool retire(emix_selection* handle, const char* function);
 DataView data_view(const void* x, std::int64_t rows, std::int64_t cols, int dtype, int memory);
 // The options a fit runs with: a copy of handle's, with its C callback wired in.
 FitOptions fit_options(const emix_options& handle);
 // Stores a fit's outcome in a new model handle and the result struct (which may be null).
 void deliver(FitReport&& report, emix_model** model, emix_fit_result* result);
+// A covariance type from its C value, or InvalidArgument naming the values.
+Covariance covariance_of(int value);
+// The selection a call asks for: the handle's fit options (callback wired in) with the grid
+// checked (K >= 1 and covariance types each once; covariance types for Gaussians only, all
+// four when none are given) and the criterion.
+SelectOptions select_options(const emix_options& handle, const int* n_components, int n_k,
+                             const int* covariances, int n_covariances, int criterion);
 
 // A creating call's output handle is NULL until the call succeeds, so that a caller that
 // destroys it after a failure frees nothing (rather than whatever the variable held).

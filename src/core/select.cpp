@@ -115,7 +115,11 @@ SelectReport select(const DataView& x, const SelectOptions& options, const doubl
   const auto start = Clock::now();
   // The data and weights once; each candidate's options in select_on.
   const std::vector<FitOptions> grid = candidate_options(options);
-  validate_fit_arguments(x, grid.front(), sample_weight);
+  // With the grid's smallest K: a K larger than the data fails its candidates alone (select_on).
+  FitOptions checks = grid.front();
+  for (const FitOptions& o : grid)
+    checks.n_components = std::min(checks.n_components, o.n_components);
+  validate_fit_arguments(x, checks, sample_weight);
   std::unique_ptr<Engine> engine = make_engine(x, sample_weight, options.fit.engine);
   const WeightGather gather_weights = [sample_weight](const std::int64_t* idx, std::int64_t count,
                                                       double* out) {

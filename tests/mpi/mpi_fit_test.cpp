@@ -465,6 +465,38 @@ int main(int argc, char** argv) {
       }
       emix_model_destroy(model);
 
+      // emix_select_mpi gives emix::mpi::select's candidates, bitwise.
+      {
+        const int ks[] = {1, 2, 3};
+        const int covariances[] = {EMIX_DIAG, EMIX_FULL};
+        emix_selection* selection = nullptr;
+        const emix_status selected =
+            emix_select_mpi(MPI_COMM_WORLD, options, ks, 3, covariances, 2, EMIX_CRITERION_AIC,
+                            data.x.data() + mine.first * 2, mine.count, 2, EMIX_FLOAT64, EMIX_HOST,
+                            nullptr, &selection);
+        EXPECT(selected == EMIX_OK, "emix_select_mpi: %s", emix_last_error());
+        emix::SelectOptions so;
+        so.n_components = {1, 2, 3};
+        so.covariances = {Covariance::kDiag, Covariance::kFull};
+        so.criterion = emix::Criterion::kAic;
+        so.fit = options_for(truth);
+        const emix::SelectReport reference = emix::mpi::select(
+            MPI_COMM_WORLD, emix::DataView::host(data.x.data() + mine.first * 2, mine.count, 2),
+            so);
+        int count = 0, best = -1;
+        if (selected == EMIX_OK) emix_selection_summary(selection, &count, &best, nullptr);
+        EXPECT(count == 6 && best == static_cast<int>(reference.best),
+               "emix_select_mpi: %d candidates, best %d", count, best);
+        for (int i = 0; i < count; ++i) {
+          emix_candidate c{};
+          emix_selection_candidate(selection, i, &c);
+          EXPECT(c.aic == reference.candidates[static_cast<std::size_t>(i)].aic &&
+                     c.n_iter == reference.candidates[static_cast<std::size_t>(i)].fit.n_iter,
+                 "emix_select_mpi: candidate %d differs from emix::mpi::select's", i);
+        }
+        emix_selection_destroy(selection);
+      }
+
       // The iteration control stops the fit on the last rank only: every rank returns
       // EMIX_CANCELLED, none waits for the rank that stopped.
       const int stopper = g_size - 1;
