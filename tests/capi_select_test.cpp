@@ -20,9 +20,8 @@ struct SelectData {
 
 SelectData select_data() {
   SelectData d;
-  const emix::Model truth =
-      emix::testing::random_model(emix::Family::kGaussian, emix::Covariance::kFull, 3, 2, 81, 1,
-                                  6.0);
+  const emix::Model truth = emix::testing::random_model(emix::Family::kGaussian,
+                                                        emix::Covariance::kFull, 3, 2, 81, 1, 6.0);
   d.x = emix::sample(truth, d.n, 82).x;
   for (std::int64_t i = 0; i < d.n; ++i) d.w.push_back(0.5 + static_cast<double>(i % 3));
   return d;
@@ -43,8 +42,8 @@ TEST(CapiSelect, MatchesTheCppSelectionAndEmixFit) {
   const int ks[] = {1, 2, 3, 4};
   const int covariances[] = {EMIX_DIAG, EMIX_FULL};
   emix_selection* selection = nullptr;
-  ASSERT_EQ(emix_select(options, ks, 4, covariances, 2, EMIX_CRITERION_ICL, d.x.data(), d.n, 2, EMIX_FLOAT64,
-                        EMIX_HOST, d.w.data(), &selection),
+  ASSERT_EQ(emix_select(options, ks, 4, covariances, 2, EMIX_CRITERION_ICL, d.x.data(), d.n, 2,
+                        EMIX_FLOAT64, EMIX_HOST, d.w.data(), &selection),
             EMIX_OK)
       << emix_last_error();
 
@@ -116,28 +115,27 @@ TEST(CapiSelect, BadCallsAreRefusedNamingTheProblem) {
   emix_selection* selection = reinterpret_cast<emix_selection*>(&selection);  // not NULL yet
   const auto refused = [&](emix_status status, const char* words) {
     EXPECT_EQ(status, EMIX_INVALID_ARGUMENT);
-    EXPECT_NE(std::string(emix_last_error()).find(words), std::string::npos)
-        << emix_last_error();
+    EXPECT_NE(std::string(emix_last_error()).find(words), std::string::npos) << emix_last_error();
     EXPECT_EQ(selection, nullptr);  // cleared on failure
   };
-  refused(emix_select(options, ks, 0, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2, EMIX_FLOAT64,
-                      EMIX_HOST, nullptr, &selection),
+  refused(emix_select(options, ks, 0, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                      EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
           "emix_select: n_k is 0");
-  refused(emix_select(options, ks, 3, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2, EMIX_FLOAT64,
-                      EMIX_HOST, nullptr, &selection),
+  refused(emix_select(options, ks, 3, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                      EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
           "n_components[2] is 2, as n_components[1] is");
-  refused(emix_select(options, ks, 2, covariances, 2, EMIX_CRITERION_BIC, d.x.data(), d.n, 2, EMIX_FLOAT64,
-                      EMIX_HOST, nullptr, &selection),
+  refused(emix_select(options, ks, 2, covariances, 2, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                      EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
           "covariance is 9");
   refused(emix_select(options, ks, 2, nullptr, 0, 3, d.x.data(), d.n, 2, EMIX_FLOAT64, EMIX_HOST,
                       nullptr, &selection),
           "criterion is 3");
-  refused(emix_select(options, nullptr, 2, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2, EMIX_FLOAT64,
-                      EMIX_HOST, nullptr, &selection),
+  refused(emix_select(options, nullptr, 2, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                      EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
           "n_components is NULL");
   ASSERT_EQ(emix_options_set_family(options, EMIX_BERNOULLI), EMIX_OK);
-  refused(emix_select(options, ks, 2, covariances, 1, EMIX_CRITERION_BIC, d.x.data(), d.n, 2, EMIX_FLOAT64,
-                      EMIX_HOST, nullptr, &selection),
+  refused(emix_select(options, ks, 2, covariances, 1, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                      EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
           "covariance types apply to Gaussian mixtures only");
   ASSERT_EQ(emix_options_set_family(options, EMIX_GAUSSIAN), EMIX_OK);
 

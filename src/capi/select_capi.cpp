@@ -66,8 +66,9 @@ SelectOptions select_options(const emix_options& handle, const int* n_components
     require_distinct(o.covariances, "covariances");
   }
   if (criterion < EMIX_CRITERION_BIC || criterion > EMIX_CRITERION_ICL) {
-    throw InvalidArgument("criterion is " + std::to_string(criterion) +
-                          "; expected EMIX_CRITERION_BIC (0), EMIX_CRITERION_AIC (1) or EMIX_CRITERION_ICL (2)");
+    throw InvalidArgument(
+        "criterion is " + std::to_string(criterion) +
+        "; expected EMIX_CRITERION_BIC (0), EMIX_CRITERION_AIC (1) or EMIX_CRITERION_ICL (2)");
   }
   o.criterion = static_cast<Criterion>(criterion);
   return o;
@@ -155,10 +156,9 @@ emix_status emix_selection_model(const emix_selection* selection, int index, emi
     const emix::SelectCandidate& c = candidate_at(selection, index);
     require(model, "model");
     if (failed(c)) {
-      throw emix::InvalidArgument("candidate " + std::to_string(index) + " (K = " +
-                                  std::to_string(c.n_components) + ", " +
-                                  emix::to_string(c.covariance) +
-                                  ") failed and has no model: " + c.fit.warnings.back());
+      throw emix::InvalidArgument(
+          "candidate " + std::to_string(index) + " (K = " + std::to_string(c.n_components) + ", " +
+          emix::to_string(c.covariance) + ") failed and has no model: " + c.fit.warnings.back());
     }
     emix::capi::deliver(emix::FitReport(c.fit), model, nullptr);
   });

@@ -374,17 +374,14 @@ double physical_memory_bytes() {
 
 std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const DataArgs& data,
                                             const std::string& memory_map,
-                                            std::int64_t map_chunk_rows, bool distributed) {
+                                            std::int64_t map_chunk_rows) {
   if (memory_map == "off") return nullptr;
   const bool npy = is_npy_path(input) && data.raw_dtype.empty();
   if (memory_map == "on") {
     if (!npy) {
       throw InvalidArgument("--memory-map reads .npy files only; " + input + " is not one");
     }
-    if (distributed) {
-      throw InvalidArgument("--memory-map: not under mpirun (each rank reads its own rows)");
-    }
-  } else if (!npy || distributed) {
+  } else if (!npy) {
     return nullptr;
   }
   const DType dtype = resolve_precision(data);

@@ -90,10 +90,11 @@ std::string in_flags(std::string text);
 // or "auto", which maps a .npy file whose rows, held in the chosen precision, would take more
 // than half the physical memory: below that the in-memory read costs one pass and every
 // iteration then runs from memory at the same speed (bench/results/out-of-core-2026-12-01.md);
-// above it the copy would not fit beside the rest. Never under mpirun ("on" there is an error).
+// above it the copy would not fit beside the rest. Not under mpirun, where each rank reads its
+// rows into memory (read_rank_rows, which refuses "on").
 std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const DataArgs& data,
                                             const std::string& memory_map,
-                                            std::int64_t map_chunk_rows, bool distributed);
+                                            std::int64_t map_chunk_rows);
 
 // INPUT whole, for a fit, a selection or an evaluation in memory. A .npy that already holds the
 // element type the run uses, in C order and the host's byte order, is used in place through a

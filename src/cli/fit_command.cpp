@@ -254,12 +254,11 @@ int run_fit(const FitArgs& a) {
   DataFiles files{a.input, a.sample_weight, 0};
   on_every_rank([&] {
     if (distributed) {
-      RankRows mine = read_rank_rows(a.input, a.data);
+      RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);
       x = std::move(mine.x);
       total_rows = mine.total_rows;
       files.first_row = mine.first_row;
-    } else if ((mapping =
-                    open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, distributed))) {
+    } else if ((mapping = open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows))) {
       total_rows = mapping->rows();
     } else {
       x = InputMatrix::open(a.input, a.data, a.memory_map);

@@ -550,12 +550,17 @@ int main(int argc, char** argv) {
             {{"--labels", fit_args.labels, ".npy"},
              {"--responsibilities", fit_args.responsibilities, ".npy"}});
       }
-      emix::cli::standard_streams_for_dashes({{"INPUT", &fit_args.input},
-                                              {"--init-model", &fit_args.init_model},
-                                              {"--sample-weight", &fit_args.sample_weight}},
-                                             {{"-o", &fit_args.output},
-                                              {"--labels", &fit_args.labels},
-                                              {"--responsibilities", &fit_args.responsibilities}});
+      try {
+        emix::cli::standard_streams_for_dashes(
+            {{"INPUT", &fit_args.input},
+             {"--init-model", &fit_args.init_model},
+             {"--sample-weight", &fit_args.sample_weight}},
+            {{"-o", &fit_args.output},
+             {"--labels", &fit_args.labels},
+             {"--responsibilities", &fit_args.responsibilities}});
+      } catch (const emix::Error& e) {
+        return report_error(e.what(), 2, true);  // the command line's, alike on every rank
+      }
       return with_output_checked(emix::cli::run_fit(fit_args));
     }
     if (*select) {
@@ -575,9 +580,13 @@ int main(int argc, char** argv) {
       if (!emix::cli::mpi_active()) {
         emix::cli::refuse_binary_on_terminal({{"--plot", select_args.plot, "PNG"}});
       }
-      select_args.stdout_taken = emix::cli::standard_streams_for_dashes(
-          {{"INPUT", &select_args.input}, {"--sample-weight", &select_args.sample_weight}},
-          {{"-o", &select_args.output}, {"--plot", &select_args.plot}});
+      try {
+        select_args.stdout_taken = emix::cli::standard_streams_for_dashes(
+            {{"INPUT", &select_args.input}, {"--sample-weight", &select_args.sample_weight}},
+            {{"-o", &select_args.output}, {"--plot", &select_args.plot}});
+      } catch (const emix::Error& e) {
+        return report_error(e.what(), 2, true);  // the command line's, alike on every rank
+      }
       return with_output_checked(emix::cli::run_select(select_args));
     }
     // Under mpirun only `fit` and `select` are distributed; every other command runs once, on

@@ -54,7 +54,7 @@ int run_predict(const PredictArgs& a) {
   // A .npy INPUT larger than half the memory (or any, with --memory-map) is evaluated chunk by
   // chunk, its results streamed; anything else is evaluated whole.
   std::unique_ptr<io::MappedNpy> mapping =
-      open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
+      open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows);
   if (mapping) {
     check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), true);
     write_mapped_results(*mapping, a.input, model, engine, a.proba ? nullptr : &out,
@@ -91,7 +91,7 @@ int run_score(const ScoreArgs& a) {
   const EngineOptions engine = engine_options(a.data);
   double value = 0;
   if (std::unique_ptr<io::MappedNpy> mapping =
-          open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false)) {
+          open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows)) {
     check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), false);
     value = score_mapped(*mapping, a.input, model, engine);
   } else {

@@ -10,7 +10,18 @@
 
 namespace emix::cli {
 
-RankRows read_rank_rows(const std::string& input, const DataArgs& data) {
+RankRows read_rank_rows(const std::string& input, const DataArgs& data,
+                        const std::string& memory_map, std::int64_t map_chunk_rows) {
+  if (memory_map == "on") {
+    throw InvalidArgument(
+        "--memory-map: not under mpirun (each rank reads its own rows into "
+        "memory)");
+  }
+  if (map_chunk_rows != 0) {
+    throw InvalidArgument(
+        "--map-chunk-rows: not under mpirun (each rank reads its own rows into "
+        "memory)");
+  }
   RankRows mine;
   if (reads_once(input)) {
     // Standard input or a pipe reads once, and reaches rank 0 alone: one rank reads it whole;
@@ -53,6 +64,7 @@ void check_weight_count(const std::string& path, std::int64_t values, std::int64
 std::vector<double> load_sample_weights(const std::string& path, std::int64_t total_rows,
                                         std::int64_t first_row, std::int64_t row_count,
                                         const std::string& input) {
+  std::vector<double> weights;
   if (first_row == 0 && row_count == total_rows) {
     io::ReadOptions options;
     options.require_finite = false;
@@ -63,25 +75,40 @@ std::vector<double> load_sample_weights(const std::string& path, std::int64_t to
                             " matrix");
     }
     check_weight_count(path, m.rows() * m.cols(), total_rows, input);
-    return std::vector<double>(m.as<double>(), m.as<double>() + m.rows() * m.cols());
+    weights.assign(m.as<double>(), m.as<double>() + m.rows() * m.cols());
+  } else {
+    // A share of the file: every rank reads its own rows of it.
+    if (reads_once(path)) {
+      throw InvalidArgument("--sample-weight " + path +
+                            " is not a regular file: under mpirun with " +
+                            std::to_string(mpi_size()) +
+                            " ranks each rank reads its own rows of it, which a pipe or standard "
+                            "input cannot give; write the weights to a file");
+    }
+    const std::int64_t rows_in_file = io::count_rows(path);
+    if (rows_in_file == 1 && total_rows > 1) {
+      throw InvalidArgument("--sample-weight " + path +
+                            ": its values are on one row; under mpirun the weights file must "
+                            "hold one value per row (N values, or N x 1)");
+    }
+    check_weight_count(path, rows_in_file, total_rows, input);
+    io::ReadOptions options;
+    options.first_row = first_row;
+    options.row_count = row_count;
+    options.require_finite = false;
+    const HostMatrix m = io::read_matrix(path, options);
+    if (m.cols() != 1) {
+      throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got " +
+                            std::to_string(m.cols()) +
+                            " columns (under mpirun the weights file "
+                            "must be N values or N x 1)");
+    }
+    weights.assign(m.as<double>(), m.as<double>() + m.rows());
   }
-  check_weight_count(path, io::count_rows(path), total_rows, input);
-  io::ReadOptions options;
-  options.first_row = first_row;
-  options.row_count = row_count;
-  options.require_finite = false;
-  const HostMatrix m = io::read_matrix(path, options);
-  if (m.cols() != 1) {
-    throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got " +
-                          std::to_string(m.cols()) +
-                          " columns (under mpirun the weights file "
-                          "must be N values or N x 1)");
-  }
-  std::vector<double> weights(m.as<double>(), m.as<double>() + m.rows());
-  // Checked here, where the file and this share's first row are known: the library would name
-  // the row within the share.
+  // Checked here, where the file and the first row are known (under mpirun the library would
+  // name the row within this rank's share).
   try {
-    validate_sample_weight(weights.data(), m.rows(), false);
+    validate_sample_weight(weights.data(), static_cast<std::int64_t>(weights.size()), false);
   } catch (const DataError& e) {
     rethrow_in_file(e, DataFiles{input, path, first_row});
   }

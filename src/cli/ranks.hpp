@@ -36,10 +36,12 @@ struct RankRows {
   std::int64_t total_rows = 0;  // of the whole INPUT
   std::int64_t first_row = 0;   // this rank's first row of INPUT, from 0
 };
-RankRows read_rank_rows(const std::string& input, const DataArgs& data);
+// --memory-map and --map-chunk-rows (each rank holds its rows in memory) are refused.
+RankRows read_rank_rows(const std::string& input, const DataArgs& data,
+                        const std::string& memory_map, std::int64_t map_chunk_rows);
 
 // The weights of rows [first_row, first_row + row_count) of an N-value file of total_rows
-// values. Their values are validated by the fit (a DataError naming the file's row).
+// values, checked (finite, >= 0) and named by the file's row when they are not.
 std::vector<double> load_sample_weights(const std::string& path, std::int64_t total_rows,
                                         std::int64_t first_row, std::int64_t row_count,
                                         const std::string& input);

@@ -411,12 +411,12 @@ int run_select(const SelectArgs& a) {
   DataFiles files{a.input, a.sample_weight, 0};
   on_every_rank([&] {
     if (distributed) {
-      RankRows mine = read_rank_rows(a.input, a.data);
+      RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);
       x = std::move(mine.x);
       rows = mine.total_rows;
       files.first_row = mine.first_row;
     } else {
-      mapping = open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows, false);
+      mapping = open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows);
       if (!mapping) x = InputMatrix::open(a.input, a.data, a.memory_map);
       rows = mapping ? mapping->rows() : x.rows();
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ class Engine {
   // Copies rows idx[0..count) to out (count x D, double, host), for initialisation and
   // re-seeding.
   virtual void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) = 0;
+
+  // Runs a check of this process's own resources (its memory, say) that may fail here and not
+  // elsewhere: an engine over several processes (MPI ranks) runs it on every one and throws on
+  // all when one fails, so that none is left waiting at the next exchange.
+  virtual void check_everywhere(const std::function<void()>& check) { check(); }
 };
 
 // The data (and sample weights, host, N values or null) must outlive the engine.

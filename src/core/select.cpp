@@ -164,7 +164,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     for (const Grid& g : grid) {
       if (g.k <= rows) all.push_back(g.options);
     }
-    check_select_memory(rows, d, all);
+    engine.check_everywhere([&] { check_select_memory(rows, d, all); });
   }
 
   // The same sample's rows and weights are gathered once for every K.

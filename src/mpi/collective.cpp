@@ -60,6 +60,12 @@ bool raised_on_every_rank(const std::exception& error) {
   return !g_raised_on_every_rank.empty() && g_raised_on_every_rank == error.what();
 }
 
+void held_by_every_rank(const std::exception& error) {
+  const bool alike = dynamic_cast<const InvalidArgument*>(&error) != nullptr ||
+                     dynamic_cast<const NumericalError*>(&error) != nullptr;
+  if (alike) g_raised_on_every_rank = error.what();
+}
+
 void throw_on_every_rank(const std::string& message) {
   g_raised_on_every_rank = message;
   throw InvalidArgument(message);

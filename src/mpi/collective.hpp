@@ -29,6 +29,12 @@ void raise_if_any_failed(MPI_Comm comm, const std::exception_ptr& local_error);
 // same error, so that one of them can report it for all.
 bool raised_on_every_rank(const std::exception& error);
 
+// After the EM driver threw `error` without an exchange: an InvalidArgument or NumericalError
+// there follows from values every rank holds alike (options, summed statistics), so every rank
+// threw it; it is marked so (raised_on_every_rank), and one rank reports it. Other errors (out
+// of memory, say) may be this rank's alone and are left unmarked.
+void held_by_every_rank(const std::exception& error);
+
 // Throws InvalidArgument(message), as every rank does at this point: for a check of values the
 // ranks exchanged, which each rank makes alike (raised_on_every_rank then holds).
 [[noreturn]] void throw_on_every_rank(const std::string& message);

@@ -108,6 +108,10 @@ class DistributedEngine final : public Engine {
     }
   }
 
+  void check_everywhere(const std::function<void()>& check) override {
+    on_every_rank(comm_, check);
+  }
+
   // This rank's rows only (not used by the fit).
   void evaluate(const PreparedModel& model, double* log_prob, double* resp,
                 std::int32_t* labels) override {
@@ -433,8 +437,13 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
   if (options.on_iteration) {
     run_options.on_iteration = reporting_through(*d.engine, options.on_iteration);
   }
-  FitReport report =
-      run_em(*d.engine, d.total_rows, d.cols, d.dtype, d.gather_weights, run_options);
+  FitReport report;
+  try {
+    report = run_em(*d.engine, d.total_rows, d.cols, d.dtype, d.gather_weights, run_options);
+  } catch (const Error& e) {
+    held_by_every_rank(e);
+    throw;
+  }
   d.engine->raise_pending();  // a callback that failed after the last exchange
   return report;
 }
@@ -451,10 +460,11 @@ SelectReport select(MPI_Comm caller_comm, const DataView& local_rows, const Sele
   on_every_rank(comm, [&] { grid = candidate_options(options); });
   // The grid itself must agree too: each candidate is a run every rank takes part in.
   std::vector<AgreedOption> agreed = agreed_options(grid.front());
+  // As the candidates are (a discrete family's covariance types, which it ignores, are not).
   std::uint64_t ks = 14695981039346656037ull, covariances = ks;
-  for (const int k : options.n_components) ks = hash_doubles({static_cast<double>(k)}, ks);
-  for (const Covariance c : options.covariances) {
-    covariances = hash_doubles({static_cast<double>(c)}, covariances);
+  for (const FitOptions& candidate : grid) {
+    ks = hash_doubles({static_cast<double>(candidate.n_components)}, ks);
+    covariances = hash_doubles({static_cast<double>(candidate.covariance)}, covariances);
   }
   agreed.push_back({"n_components (the grid's K)", ks});
   agreed.push_back({"covariance types", covariances});
@@ -465,9 +475,15 @@ SelectReport select(MPI_Comm caller_comm, const DataView& local_rows, const Sele
     run_options.fit.on_iteration = reporting_through(*d.engine, options.fit.on_iteration);
   }
   const double weight_sum = d.weight_sum;
-  SelectReport report = select_on(
-      *d.engine, d.total_rows, d.cols, d.dtype, d.gather_weights,
-      [weight_sum] { return weight_sum; }, run_options);
+  SelectReport report;
+  try {
+    report = select_on(
+        *d.engine, d.total_rows, d.cols, d.dtype, d.gather_weights,
+        [weight_sum] { return weight_sum; }, run_options);
+  } catch (const Error& e) {
+    held_by_every_rank(e);
+    throw;
+  }
   d.engine->raise_pending();
   report.seconds = seconds_since(start);
   return report;

@@ -127,6 +127,53 @@ def main():
             failures.append(f"select with a bad weight in the last row: exit {r.returncode}, "
                             f"{errors}")
 
+        # What every rank finds alike is printed once: every candidate failing (a constant
+        # column without reg_covar), an output taken twice; options that cannot apply under
+        # mpirun are refused, and a pipe of weights too. One rank with less memory than the
+        # grid needs refuses on every rank; it used to leave the others waiting.
+        constant = os.path.join(tmp, "constant.npy")
+        c = np.load(data)[:3000].copy()
+        c[:, 1] = 1.0
+        np.save(constant, c)
+        limited = os.path.join(tmp, "limited.sh")
+        with open(limited, "w") as f:
+            f.write('#!/bin/sh\nulimit -d 400000\nexec "$@"\n')
+        os.chmod(limited, 0o755)
+        wide = os.path.join(tmp, "wide.npy")
+        np.save(wide, np.random.default_rng(5).normal(size=(600, 120)))
+        memory_grid = ["-k", "60,120", "--covariance", "full", "--n-init", "3", "-q"]
+        with open(weights.replace(".npy", ".csv"), "w") as f:
+            f.write("\n".join(["1"] * 30001))
+        for name, command, words, stdin in (
+                ("every candidate failing", [args.mpiexec, "-n", "3", args.emix, "select",
+                                             constant, "-k", "1..2", "--covariance", "full",
+                                             "--reg-covar", "0"], "every candidate failed", None),
+                ("-o - and --plot -", [args.mpiexec, "-n", "3", args.emix, "select", data,
+                                       "-k", "1..2", "-o", "-", "--plot", "-"],
+                 "standard output is already taken", None),
+                ("--memory-map", [args.mpiexec, "-n", "3", args.emix, "select", data, "-k", "1..2",
+                                  "--memory-map"], "--memory-map: not under mpirun", None),
+                ("--sample-weight -", [args.mpiexec, "-n", "3", args.emix, "select", data,
+                                       "-k", "1..2", "--sample-weight", "-"],
+                 "is not a regular file", weights.replace(".npy", ".csv")),
+                ("one rank short of memory", [args.mpiexec, "-n", "2", args.emix, "select", wide,
+                                              *memory_grid, ":", "-n", "1", limited, args.emix,
+                                              "select", wide, *memory_grid],
+                 "of memory together", None)):
+            try:
+                if stdin:
+                    with open(stdin, "rb") as piped:
+                        r = run(command, stdin=piped)
+                else:
+                    r = run(command)
+            except subprocess.TimeoutExpired:
+                failures.append(f"select, {name}: no answer within the timeout (a hang)")
+                continue
+            errors = [line for line in r.stderr.splitlines() if line.startswith("emix: error:")]
+            print(f"select, {name}:", errors[:1])
+            if r.returncode == 0 or len(errors) != 1 or words not in errors[0]:
+                failures.append(f"select, {name}: exit {r.returncode}, {errors}")
+
         # Commands other than fit and select run once, on rank 0.
         r = run([args.mpiexec, "-n", "3", args.emix, "score", single, data])
         lines = [line for line in r.stdout.splitlines() if line.strip()]
