@@ -626,7 +626,7 @@ module emix
         bind(c, name="emix_selection_summary") result(status)
       import :: c_int, c_ptr
       type(c_ptr), value :: selection
-      integer(c_int), intent(out) :: n_candidates, best, passes
+      integer(c_int), intent(out), optional :: n_candidates, best, passes
       integer(c_int) :: status
     end function
 
@@ -690,7 +690,7 @@ module emix
     emix_statistics_entropy, emix_statistics_serialize, emix_statistics_deserialize, &
     emix_maximize, emix_select, emix_select_mpi_f, emix_selection_destroy, &
     emix_selection_summary, emix_selection_candidate, emix_selection_model, &
-    emix_selection_warning
+    emix_selection_warning, emix_selection_warning_text
 
 contains
 
@@ -756,6 +756,20 @@ contains
       text = c_string(p)
     end if
   end function emix_warning_text
+
+  ! Warning `warning` (0-based) of candidate `index` of a selection, or "" when there is none:
+  ! a failed candidate's last warning says why it failed.
+  function emix_selection_warning_text(selection, index, warning) result(text)
+    type(c_ptr), intent(in) :: selection
+    integer(c_int), intent(in) :: index, warning
+    character(len=:), allocatable :: text
+    type(c_ptr) :: p
+    if (emix_selection_warning(selection, index, warning, p) /= EMIX_OK) then
+      text = ""
+    else
+      text = c_string(p)
+    end if
+  end function emix_selection_warning_text
 
   function emix_version_string() result(text)
     character(len=:), allocatable :: text

@@ -126,13 +126,17 @@ TEST(CapiSelect, BadCallsAreRefusedNamingTheProblem) {
           "n_components[2] is 2, as n_components[1] is");
   refused(emix_select(options, ks, 2, covariances, 2, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
                       EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
-          "covariance is 9");
+          "covariances[1] is 9; expected EMIX_FULL (0)");
   refused(emix_select(options, ks, 2, nullptr, 0, 3, d.x.data(), d.n, 2, EMIX_FLOAT64, EMIX_HOST,
                       nullptr, &selection),
           "criterion is 3");
   refused(emix_select(options, nullptr, 2, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
                       EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
           "n_components is NULL");
+  const int too_many[] = {3, 131073};
+  refused(emix_select(options, too_many, 2, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                      EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
+          "n_components[1] is 131073, more than init_max_rows (131072)");
   ASSERT_EQ(emix_options_set_family(options, EMIX_BERNOULLI), EMIX_OK);
   refused(emix_select(options, ks, 2, covariances, 1, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
                       EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
@@ -163,6 +167,62 @@ TEST(CapiSelect, BadCallsAreRefusedNamingTheProblem) {
   emix_selection_destroy(selection);
   emix_selection_destroy(selection);  // a second destroy frees nothing, and says so
   EXPECT_NE(std::string(emix_last_error()).find("not a live emix_selection"), std::string::npos);
+  emix_options_destroy(options);
+}
+
+// A control that stops one candidate's iteration stops the whole selection: EMIX_CANCELLED and
+// no handle.
+TEST(CapiSelect, AControlThatStopsCancelsTheSelection) {
+  const SelectData d = select_data();
+  emix_options* options = cpu_options();
+  int calls = 0;
+  ASSERT_EQ(emix_options_set_iteration_control(
+                options,
+                [](const emix_iteration_info* info, void* seen) {
+                  ++*static_cast<int*>(seen);
+                  return info->iteration == 1 ? 1 : 0;
+                },
+                &calls),
+            EMIX_OK);
+  const int ks[] = {1, 2, 3};
+  emix_selection* selection = reinterpret_cast<emix_selection*>(&calls);
+  EXPECT_EQ(emix_select(options, ks, 3, nullptr, 0, EMIX_CRITERION_BIC, d.x.data(), d.n, 2,
+                        EMIX_FLOAT64, EMIX_HOST, nullptr, &selection),
+            EMIX_CANCELLED);
+  EXPECT_EQ(selection, nullptr);
+  EXPECT_GT(calls, 0);
+  emix_options_destroy(options);
+}
+
+// Sample weights so large that -2 log L overflows: the fits succeed (as emix_fit's do), their
+// criteria are infinite, and none is taken for a failed one (which crashed emix_select when all
+// were, and emix_selection_model on the chosen one).
+TEST(CapiSelect, CriteriaThatOverflowAreNotFailures) {
+  std::vector<double> x, w;
+  for (int i = 0; i < 100; ++i) {
+    x.push_back(0.5 + 1e-3 * std::sin(0.7 * i));
+    w.push_back(3e305);
+  }
+  emix_options* options = cpu_options();
+  const int ks[] = {1, 2};
+  const int full[] = {EMIX_FULL};
+  emix_selection* selection = nullptr;
+  ASSERT_EQ(emix_select(options, ks, 2, full, 1, EMIX_CRITERION_BIC, x.data(), 100, 1, EMIX_FLOAT64,
+                        EMIX_HOST, w.data(), &selection),
+            EMIX_OK)
+      << emix_last_error();
+  int best = -1;
+  ASSERT_EQ(emix_selection_summary(selection, nullptr, &best, nullptr), EMIX_OK);
+  for (int i = 0; i < 2; ++i) {
+    emix_candidate c{};
+    ASSERT_EQ(emix_selection_candidate(selection, i, &c), EMIX_OK);
+    EXPECT_EQ(c.failed, 0) << "candidate " << i;
+    EXPECT_TRUE(std::isinf(c.bic)) << "candidate " << i << ": " << c.bic;
+  }
+  emix_model* model = nullptr;
+  EXPECT_EQ(emix_selection_model(selection, best, &model), EMIX_OK) << emix_last_error();
+  emix_model_destroy(model);
+  emix_selection_destroy(selection);
   emix_options_destroy(options);
 }
 

@@ -298,7 +298,7 @@ enum { EMIX_CRITERION_BIC = 0, EMIX_CRITERION_AIC = 1, EMIX_CRITERION_ICL = 2 };
 typedef struct emix_candidate {
   int n_components;
   int covariance; /* EMIX_FULL .. EMIX_TIED (EMIX_FULL for the Bernoulli and binomial families) */
-  int failed;     /* 1: its fit failed (its last warning says why); its criteria are infinite */
+  int failed;     /* 1: its fit failed (its last warning says why; see emix_select) */
   int n_iter;
   int converged;
   int best_init;
@@ -313,20 +313,29 @@ typedef struct emix_candidate {
 
 /* Fits and scores every candidate on x (rows x cols, dtype, memory and sample_weight as for
  * emix_fit). options: every candidate's fit options (family, trials, initialisation, n_init,
- * tol, max_iter, reg_covar, seed, engine, iteration callback or control); its n_components and
- * covariance are ignored. n_components: the K grid (n_k values, each >= 1, none twice).
- * covariances: the Gaussian covariance types to try (n_covariances values, none twice), or
- * NULL and 0 for all four; the Bernoulli and binomial families take NULL and 0. criterion:
- * EMIX_CRITERION_BIC, EMIX_CRITERION_AIC or EMIX_CRITERION_ICL, the one that chooses. Candidates
- * come covariance type by covariance type in the given order, then K. A candidate whose fit fails
- * (a K larger than the rows, a covariance that is not positive definite without reg_covar) is
- * reported as failed and never chosen; when every candidate fails the call fails. */
+ * tol, max_iter, reg_covar, seed, engine); its n_components, covariance and init model are
+ * ignored (every candidate initialises as `init` says). Its iteration callback or control is
+ * called for every candidate's iterations, interleaved pass by pass (iteration 0 once per
+ * candidate and restart; the info does not say which candidate); a control that returns nonzero
+ * stops the whole selection: EMIX_CANCELLED and no handle.
+ * n_components: the K grid (n_k values, each >= 1 and at most the options' init_max_rows, none
+ * twice). covariances: the Gaussian covariance types to try (n_covariances values, none twice),
+ * or NULL and 0 for all four (EMIX_FULL, EMIX_DIAG, EMIX_SPHERICAL, EMIX_TIED); the Bernoulli and
+ * binomial families take NULL and 0 (one candidate per K, reported as EMIX_FULL). criterion:
+ * EMIX_CRITERION_BIC, _AIC or _ICL, the one that chooses. Candidates come covariance type by
+ * covariance type in that order, then K in the given order.
+ * A candidate whose fit fails (a K larger than the rows, a covariance that is not positive
+ * definite without reg_covar, components that kept collapsing) is reported as failed: criteria
+ * +infinity, log-likelihood -infinity, n_iter 0, its last warning the reason; it is never
+ * chosen. When every candidate fails the call fails: EMIX_INVALID_ARGUMENT when every K exceeds
+ * the rows, else EMIX_NUMERICAL_ERROR naming the first candidate's reason. */
 emix_status emix_select(const emix_options* options, const int* n_components, int n_k,
                         const int* covariances, int n_covariances, int criterion, const void* x,
                         int64_t rows, int64_t cols, int dtype, int memory,
                         const double* sample_weight, emix_selection** selection);
 void emix_selection_destroy(emix_selection* selection);
-/* The number of candidates, the chosen one's index (0-based), and the passes over the data. */
+/* The number of candidates, the chosen one's index (0-based), and the passes over the data;
+ * any output may be NULL. */
 emix_status emix_selection_summary(const emix_selection* selection, int* n_candidates, int* best,
                                    int* passes);
 emix_status emix_selection_candidate(const emix_selection* selection, int index,

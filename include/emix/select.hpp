@@ -49,6 +49,10 @@ struct SelectCandidate {
   // the initialisation it shares with the other covariance types of its K.
   FitReport fit;
   std::int64_t n_parameters = 0;
+  // Its fit failed (see the SelectReport below): its criteria are infinite, its last warning
+  // says why, and it is never the best. (A fit that succeeded may still have infinite criteria,
+  // when -2 log L overflows on enormous sample weights.)
+  bool failed = false;
   double bic = 0;
   double aic = 0;
   double icl = 0;

@@ -80,7 +80,7 @@ class SelectResult:
             "n_iter": c.fit.n_iter,
             "converged": c.fit.converged,
             "seconds": c.fit.seconds,
-            "failed": c.fit.log_likelihood == float("-inf"),
+            "failed": c.failed,
             "error": _failure(c),
         } for c in report.candidates]
 
@@ -313,7 +313,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     for c in report.candidates:
         covariance = c.covariance if family == "gaussian" else "full"
         name = f"K = {c.n_components}" + (f", {covariance}" if family == "gaussian" else "")
-        failed = c.fit.log_likelihood == float("-inf")
+        failed = c.failed
         e = estimator(c.n_components, covariance)
         e._set_fitted(c.fit, n_features, total, failed=failed, candidate=name)
         check_feature_names(e, named, reset=True)  # a DataFrame's, as fit records

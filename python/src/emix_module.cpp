@@ -934,6 +934,7 @@ NB_MODULE(_emix, m) {
                    [](const emix::SelectCandidate& c) { return emix::to_string(c.covariance); })
       .def_ro("fit", &emix::SelectCandidate::fit)
       .def_ro("n_parameters", &emix::SelectCandidate::n_parameters)
+      .def_ro("failed", &emix::SelectCandidate::failed)
       .def_ro("bic", &emix::SelectCandidate::bic)
       .def_ro("aic", &emix::SelectCandidate::aic)
       .def_ro("icl", &emix::SelectCandidate::icl);

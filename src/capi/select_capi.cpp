@@ -46,6 +46,15 @@ SelectOptions select_options(const emix_options& handle, const int* n_components
     }
   }
   require_distinct(o.n_components, "n_components");
+  for (int i = 0; i < n_k; ++i) {
+    const int k = o.n_components[static_cast<std::size_t>(i)];
+    if (k > o.fit.init_max_rows) {
+      throw InvalidArgument("n_components[" + std::to_string(i) + "] is " + std::to_string(k) +
+                            ", more than init_max_rows (" + std::to_string(o.fit.init_max_rows) +
+                            "): the initialisation draws the K starting points from a sample of "
+                            "at most that many rows");
+    }
+  }
   if (n_covariances < 0) {
     throw InvalidArgument("n_covariances is " + std::to_string(n_covariances));
   }
@@ -62,7 +71,14 @@ SelectOptions select_options(const emix_options& handle, const int* n_components
   } else {
     require(covariances, "covariances");
     o.covariances.clear();
-    for (int i = 0; i < n_covariances; ++i) o.covariances.push_back(covariance_of(covariances[i]));
+    for (int i = 0; i < n_covariances; ++i) {
+      try {
+        o.covariances.push_back(covariance_of(covariances[i]));
+      } catch (const InvalidArgument& e) {  // "covariance is 7; expected ...", with its index
+        throw InvalidArgument("covariances[" + std::to_string(i) + "]" +
+                              std::string(e.what()).substr(std::string("covariance").size()));
+      }
+    }
     require_distinct(o.covariances, "covariances");
   }
   if (criterion < EMIX_CRITERION_BIC || criterion > EMIX_CRITERION_ICL) {
@@ -91,8 +107,6 @@ const emix::SelectCandidate& candidate_at(const emix_selection* selection, int i
   }
   return selection->report.candidates[static_cast<std::size_t>(index)];
 }
-
-bool failed(const emix::SelectCandidate& c) { return std::isinf(c.bic); }
 
 }  // namespace
 
@@ -136,7 +150,7 @@ emix_status emix_selection_candidate(const emix_selection* selection, int index,
     require(candidate, "candidate");
     candidate->n_components = c.n_components;
     candidate->covariance = static_cast<int>(c.covariance);
-    candidate->failed = failed(c) ? 1 : 0;
+    candidate->failed = c.failed ? 1 : 0;
     candidate->n_iter = c.fit.n_iter;
     candidate->converged = c.fit.converged ? 1 : 0;
     candidate->best_init = c.fit.best_init;
@@ -155,7 +169,7 @@ emix_status emix_selection_model(const emix_selection* selection, int index, emi
     emix::capi::clear_output(model);
     const emix::SelectCandidate& c = candidate_at(selection, index);
     require(model, "model");
-    if (failed(c)) {
+    if (c.failed) {
       throw emix::InvalidArgument(
           "candidate " + std::to_string(index) + " (K = " + std::to_string(c.n_components) + ", " +
           emix::to_string(c.covariance) + ") failed and has no model: " + c.fit.warnings.back());

@@ -122,8 +122,8 @@ std::string covariance_name(const SelectCandidate& c, Family family) {
 // Exactly what is printed is what is written: %.17g round-trips every double.
 std::string number(double v) { return format("%.17g", v); }
 
-// A candidate that failed (and was left out of the choice) has infinite criteria.
-bool failed(const SelectCandidate& c) { return std::isinf(c.bic); }
+// A candidate that failed (and was left out of the choice).
+bool failed(const SelectCandidate& c) { return c.failed; }
 
 // Why a candidate failed: the library states it among its warnings ("" for one that did not).
 std::string failure_of(const SelectCandidate& c) {

@@ -293,6 +293,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
       c.fit.warnings = notes[i];  // what its initialisation found may be why it failed
       c.fit.warnings.push_back("failed, and left out of the choice: " + failure);
       c.bic = c.aic = c.icl = infinity;
+      c.failed = true;
       report.candidates.push_back(std::move(c));
       continue;
     }
@@ -310,16 +311,20 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     c.icl = c.bic + 2.0 * entropy;
     report.candidates.push_back(std::move(c));
   }
-  const auto failed = [](const SelectCandidate& c) { return std::isinf(c.bic); };
+  const auto failed = [](const SelectCandidate& c) { return c.failed; };
   if (std::all_of(report.candidates.begin(), report.candidates.end(), failed)) {
     const SelectCandidate& first = report.candidates.front();
     throw NumericalError(
         "select: every candidate failed; K = " + std::to_string(first.n_components) + " " +
         to_string(first.covariance) + ": " + first.fit.warnings.back());
   }
-  for (std::size_t i = 1; i < report.candidates.size(); ++i) {
-    if (report.candidates[i].criterion(options.criterion) <
-        report.candidates[report.best].criterion(options.criterion)) {
+  report.best = static_cast<std::size_t>(
+      std::find_if_not(report.candidates.begin(), report.candidates.end(), failed) -
+      report.candidates.begin());
+  for (std::size_t i = report.best + 1; i < report.candidates.size(); ++i) {
+    if (!report.candidates[i].failed &&
+        report.candidates[i].criterion(options.criterion) <
+            report.candidates[report.best].criterion(options.criterion)) {
       report.best = i;
     }
   }
