@@ -47,7 +47,6 @@ def main():
     parser.add_argument("--out", help="also write the result as Markdown here")
     args = parser.parse_args()
 
-    import dask
     import dask.array as da
     import distributed
 

@@ -73,11 +73,15 @@ int main(int argc, char** argv) {
   } else {
     int best = 0;
     emix_candidate chosen;
-    emix_selection_summary(selection, NULL, &best, NULL);
-    emix_selection_candidate(selection, best, &chosen);
-    ok = ok && chosen.n_components == 3;
-    if (rank == 0)
-      printf("select: best by BIC K = %d (BIC %.3f)\n", chosen.n_components, chosen.bic);
+    if (emix_selection_summary(selection, NULL, &best, NULL) == EMIX_OK &&
+        emix_selection_candidate(selection, best, &chosen) == EMIX_OK) {
+      ok = ok && chosen.n_components == 3;
+      if (rank == 0)
+        printf("select: best by BIC K = %d (BIC %.3f)\n", chosen.n_components, chosen.bic);
+    } else {
+      fprintf(stderr, "rank %d: %s\n", rank, emix_last_error());
+      ok = 0;
+    }
   }
   emix_selection_destroy(selection);
   emix_model_destroy(model);

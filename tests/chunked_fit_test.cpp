@@ -339,9 +339,9 @@ TEST(ChunkedSelect, APassCutShortIsRefused) {
   const std::vector<double> x(6 * 3, 0.5);
   const emix::DataView v = emix::DataView::host(x.data(), 6, 3);
   EXPECT_EQ(emix::chunk_pass(pass, v, nullptr, {}).size(), p.layout.size());
-  // The layout: "EMIXPASS", version, count (4 bytes each), then per model family, covariance,
-  // K, D, trials (4 bytes each), the entropy flag (1 byte), and each vector's length (8 bytes)
-  // before its values.
+  // The layout: "EMIXPASS" (8 bytes), version, count (4 bytes each), then per model family,
+  // covariance, K, D, trials (4 bytes each), the entropy flag (1 byte), and each vector's length (8
+  // bytes) before its values.
   std::vector<std::uint8_t> spoilt = pass;
   spoilt[36] = 7;  // an entropy flag that is neither 0 nor 1
   EXPECT_THROW(emix::chunk_pass(spoilt, v, nullptr, {}), emix::InvalidArgument);

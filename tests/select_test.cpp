@@ -235,6 +235,21 @@ TEST(Select, BadGridsAreInvalidArguments) {
   EXPECT_THROW(emix::select(data.view(), grid({2}, {})), emix::InvalidArgument);
   EXPECT_THROW(emix::select(data.view(), grid({101, 102}, {Covariance::kFull})),
                emix::InvalidArgument);
+  // Each K and type once, and each K within the initialisation's sample, named by its index.
+  const auto refused = [&data](const emix::SelectOptions& o, const std::string& words) {
+    try {
+      emix::select(data.view(), o);
+      ADD_FAILURE() << "accepted; expected: " << words;
+    } catch (const emix::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  refused(grid({2, 3, 2}, {Covariance::kFull}), "n_components[2] is 2, as n_components[0] is");
+  refused(grid({2}, {Covariance::kDiag, Covariance::kDiag}),
+          "covariances[1] is diag, as covariances[0] is");
+  emix::SelectOptions wide = grid({2, 50}, {Covariance::kFull});
+  wide.fit.init_max_rows = 40;
+  refused(wide, "n_components[1] is 50, more than init_max_rows (40)");
   // A K the data cannot hold fails alone; the others are fitted and compared.
   const emix::SelectReport r = emix::select(data.view(), grid({2, 101}, {Covariance::kFull}));
   ASSERT_EQ(r.candidates.size(), 2u);
@@ -245,7 +260,7 @@ TEST(Select, BadGridsAreInvalidArguments) {
   // First in the grid too (the data were once checked with the first candidate's K).
   const emix::SelectReport first = emix::select(data.view(), grid({101, 2}, {Covariance::kFull}));
   ASSERT_EQ(first.candidates.size(), 2u);
-  EXPECT_TRUE(std::isinf(first.candidates[0].bic));
+  EXPECT_TRUE(first.candidates[0].failed);
   EXPECT_EQ(first.best, 1u);
   // So does a K with fewer rows of positive weight than components.
   std::vector<double> weights(100, 0.0);

@@ -35,7 +35,8 @@ emix_status emix_fit_mpi_f(MPI_Fint comm, const emix_options* options, const voi
                            emix_fit_result* result);
 /* Model selection (emix_select) over the ranks' rows, collective over comm as emix_fit_mpi is:
  * every rank passes its own rows and weights and the same options and grid, and receives the
- * same selection. Each candidate is bitwise emix_fit_mpi's with its K and covariance type. */
+ * same candidates, criteria and choice (times are each rank's own). Each candidate is bitwise
+ * emix_fit_mpi's with its K and covariance type. */
 emix_status emix_select_mpi(MPI_Comm comm, const emix_options* options, const int* n_components,
                             int n_k, const int* covariances, int n_covariances, int criterion,
                             const void* x, int64_t local_rows, int64_t cols, int dtype, int memory,

@@ -30,7 +30,8 @@ FitReport fit(MPI_Comm comm, const DataView& local_rows, const FitOptions& optio
 
 // Model selection (emix/select.hpp) over the ranks' rows, collective over `comm` as fit() is:
 // every rank passes its own rows and weights and the same options (the grid included), and
-// gets the same report (the engine's name aside: each rank's is its own). Each pass over the data
+// gets the same candidates, criteria and choice (times and the engine's name are each rank's
+// own). Each pass over the data
 // is one exchange of every running candidate's statistics; each candidate equals mpi::fit() with
 // its K and covariance type bitwise, and emix::select() of the rows concatenated in rank order to
 // rounding. A candidate with more components than there are rows on all ranks fails alone, as in

@@ -1,6 +1,5 @@
 """Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
 
-import math
 import os
 import warnings
 from collections.abc import Iterable
@@ -22,7 +21,7 @@ _FAILED = "failed, and left out of the choice: "
 
 def _failure(candidate):
     """A failed candidate's error (select.cpp states it among its warnings), else ''."""
-    if candidate.fit.log_likelihood != float("-inf"):
+    if not candidate.failed:
         return ""
     for warning in candidate.fit.warnings:
         if warning.startswith(_FAILED):

@@ -211,7 +211,8 @@ def _block_values(block, weights, dtype, index, first_row, rows, cols):
             "chunks or meta do not match what its tasks compute)")
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64).ravel()
     if w is not None and w.shape[0] != rows:
-        raise InvalidArgument(f"block {index}: {w.shape[0]} sample weights for {rows} rows")
+        raise InvalidArgument(f"block {index} (rows {first_row + 1}..{first_row + rows}): "
+                              f"{w.shape[0]} sample weights for {rows} rows")
     return x, w
 
 
@@ -291,6 +292,7 @@ class _RemoteBlocks(_Adapter):
             self.weight_blocks = self._weight_blocks(sample_weight)
         self.sums = None
         self.worker_engine = None
+        self.where = self._where()
 
     def _weight_blocks(self, sample_weight):
         """The weights as delayed blocks aligned with X's: a Dask array or Series as it is
@@ -319,20 +321,22 @@ class _RemoteBlocks(_Adapter):
     def n_chunks(self):
         return len(self.blocks)
 
-    def engine_name(self):
+    def _where(self):
+        """Where the passes run ("12 Dask blocks on 2 Dask workers"), asked once: the library
+        names its engine for every candidate."""
         def count(n, noun):
             return f"{n} {noun}" + ("" if n == 1 else "s")
 
         client = _distributed_client()
         if client is not None:
-            where = count(len(client.scheduler_info()["workers"]), "Dask worker")
+            where = count(len(client.nthreads()), "Dask worker")
         else:
             kind = getattr(dask.base.get_scheduler(), "__module__", "").rsplit(".", 1)[-1]
             where = f"Dask's {kind or 'local'} scheduler"
-        blocks = count(len(self.blocks), "Dask block")
-        if self.worker_engine is None:
-            return f"{blocks} on {where}"
-        return f"{self.worker_engine}, {blocks} on {where}"
+        return f"{count(len(self.blocks), 'Dask block')} on {where}"
+
+    def engine_name(self):
+        return self.where if self.worker_engine is None else f"{self.worker_engine}, {self.where}"
 
     def known_rows(self, i):
         return int(self.x.chunks[0][i])
@@ -342,6 +346,8 @@ class _RemoteBlocks(_Adapter):
 
     def chunk(self, i):
         x, w = dask.compute(self.blocks[i], self.weight_blocks[i])
+        dtype, first_row, rows, cols = self._shape(i)
+        _block_values(x, w, dtype, i, first_row, rows, cols)  # as the workers check theirs
         return self._result(x, w, i)
 
     def chunk_statistics(self, pass_bytes):

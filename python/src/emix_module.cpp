@@ -435,8 +435,6 @@ class PyChunkSource final : public emix::ChunkSource, public emix::RemoteChunks 
     return vector;
   }
 
- public:
- private:
   std::string text_of(const char* name, bool call) const {
     nb::gil_scoped_acquire acquire;
     nb::object value = source_.attr(name);

@@ -1,8 +1,7 @@
 // The C API's model selection (emix.h, "Model selection") over emix/select.hpp.
-#include <algorithm>
-#include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "capi/capi.hpp"
 #include "emix/errors.hpp"
@@ -13,24 +12,6 @@ using emix::capi::require;
 
 namespace emix::capi {
 
-namespace {
-
-// Each value once: "n_components[3] is 4, as n_components[1] is".
-template <typename T>
-void require_distinct(const std::vector<T>& values, const char* name) {
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (values[j] == values[i]) {
-        throw InvalidArgument(std::string(name) + "[" + std::to_string(i) + "] is " +
-                              std::to_string(static_cast<int>(values[i])) + ", as " + name + "[" +
-                              std::to_string(j) + "] is: each value once");
-      }
-    }
-  }
-}
-
-}  // namespace
-
 SelectOptions select_options(const emix_options& handle, const int* n_components, int n_k,
                              const int* covariances, int n_covariances, int criterion) {
   SelectOptions o;
@@ -38,23 +19,6 @@ SelectOptions select_options(const emix_options& handle, const int* n_components
   if (n_k < 1) throw InvalidArgument("n_k is " + std::to_string(n_k) + ": the grid needs a K");
   require(n_components, "n_components");
   o.n_components.assign(n_components, n_components + n_k);
-  for (int i = 0; i < n_k; ++i) {
-    if (o.n_components[static_cast<std::size_t>(i)] < 1) {
-      throw InvalidArgument("n_components[" + std::to_string(i) + "] is " +
-                            std::to_string(o.n_components[static_cast<std::size_t>(i)]) +
-                            ", must be at least 1");
-    }
-  }
-  require_distinct(o.n_components, "n_components");
-  for (int i = 0; i < n_k; ++i) {
-    const int k = o.n_components[static_cast<std::size_t>(i)];
-    if (k > o.fit.init_max_rows) {
-      throw InvalidArgument("n_components[" + std::to_string(i) + "] is " + std::to_string(k) +
-                            ", more than init_max_rows (" + std::to_string(o.fit.init_max_rows) +
-                            "): the initialisation draws the K starting points from a sample of "
-                            "at most that many rows");
-    }
-  }
   if (n_covariances < 0) {
     throw InvalidArgument("n_covariances is " + std::to_string(n_covariances));
   }
@@ -79,7 +43,6 @@ SelectOptions select_options(const emix_options& handle, const int* n_components
                               std::string(e.what()).substr(std::string("covariance").size()));
       }
     }
-    require_distinct(o.covariances, "covariances");
   }
   if (criterion < EMIX_CRITERION_BIC || criterion > EMIX_CRITERION_ICL) {
     throw InvalidArgument(

@@ -519,4 +519,12 @@ std::string option_error_message(const OptionError& error) {
          message.substr(comma + 2);
 }
 
+void validate_naming_flags(const FitOptions& options) {
+  try {
+    emix::validate(options);
+  } catch (const OptionError& e) {
+    throw InvalidArgument(option_error_message(e));
+  }
+}
+
 }  // namespace emix::cli

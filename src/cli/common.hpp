@@ -81,6 +81,9 @@ std::string flag_of(const std::string& option);
 // The library's message about an option's value, in the words of the command line: "max_iter is
 // -1, must be >= 0" becomes "--max-iter -1: must be >= 0".
 std::string option_error_message(const OptionError& error);
+// emix::validate(options), an OptionError turned into InvalidArgument with its flag named: under
+// mpirun an error reaches the other ranks as text only.
+void validate_naming_flags(const FitOptions& options);
 // The library's warnings and numerical errors name its options ("try a larger max_iter or tol",
 // "increase reg_covar"); the program's user typed flags. Such a message quotes no file name, so
 // its words are replaced where they stand.

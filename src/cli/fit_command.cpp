@@ -234,14 +234,7 @@ int run_fit(const FitArgs& a) {
   });
   // Every option value before the data are read: a bad --max-iter does not wait for a large
   // INPUT to load.
-  on_every_rank([&] {
-    try {
-      emix::validate(options);
-    } catch (const OptionError& e) {
-      // Under mpirun the error reaches the other ranks as text: the flag goes into it here.
-      throw InvalidArgument(option_error_message(e));
-    }
-  });
+  on_every_rank([&] { validate_naming_flags(options); });
 
   // This process's rows: all of them, or under mpirun its rank's even share. A single process
   // leaves NaN / Inf to the fit's validation (one scan of the data, which names the file's row

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -354,12 +353,7 @@ void check_command_line(const SelectArgs& a, SelectOptions& options) {
     FitOptions check = fit;  // every value once, with the grid's largest K
     check.n_components =
         *std::max_element(options.n_components.begin(), options.n_components.end());
-    try {
-      emix::validate(check);
-    } catch (const OptionError& e) {
-      // Under mpirun the error reaches the other ranks as text: the flag goes into it here.
-      throw InvalidArgument(option_error_message(e));
-    }
+    validate_naming_flags(check);
   }
 }
 

@@ -84,7 +84,8 @@ class ChunkedEngine final : public Engine {
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
   DType dtype() const { return dtype_; }
-  // The sum of the sample weights (N without weights); reads the chunks not yet checked.
+  // The sum of the sample weights (N without weights): reads the chunks not yet checked, or
+  // asks a remote source for its chunks' sums.
   double weight_total() {
     if (!weighted_) return static_cast<double>(rows_);
     if (remote_ != nullptr) {
@@ -155,9 +156,6 @@ class ChunkedEngine final : public Engine {
   }
 
   void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
-    // Each chunk is read once, for the rows it holds.
-    std::vector<std::int64_t> order(static_cast<std::size_t>(count));
-    std::iota(order.begin(), order.end(), 0);
     for (std::int64_t r = 0; r < count; ++r) {
       if (idx[r] < 0 || idx[r] >= rows_) {
         throw InvalidArgument("gather_rows: row " + std::to_string(idx[r]) + " is outside 0.." +
@@ -165,6 +163,9 @@ class ChunkedEngine final : public Engine {
       }
     }
     if (remote_ != nullptr) return gather_remotely(idx, count, out);
+    // Each chunk is read once, for the rows it holds.
+    std::vector<std::int64_t> order(static_cast<std::size_t>(count));
+    std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(),
               [idx](std::int64_t a, std::int64_t b) { return idx[a] < idx[b]; });
     std::size_t at = 0;
@@ -291,16 +292,17 @@ class ChunkedEngine final : public Engine {
       throw InvalidArgument(where(i) + ": no data (" + std::to_string(view.rows) + " rows)");
     }
     if (view.cols != cols_) {
-      throw InvalidArgument(where(i) + ": " + count_of(view.cols, "column") + ", but chunk 0 has " +
-                            std::to_string(cols_));
+      throw InvalidArgument(where(i) + ": " + count_of(view.cols, "column") + ", but " + noun_ +
+                            " 0 has " + std::to_string(cols_));
     }
     if (view.dtype != dtype_) {
-      throw InvalidArgument(where(i) + ": " + to_string(view.dtype) + " values, but chunk 0 has " +
-                            to_string(dtype_));
+      throw InvalidArgument(where(i) + ": " + to_string(view.dtype) + " values, but " + noun_ +
+                            " 0 has " + to_string(dtype_));
     }
     if ((w != nullptr) != weighted_) {
-      throw InvalidArgument(where(i) + (weighted_ ? ": no sample weights, but chunk 0 has them"
-                                                  : ": sample weights, but chunk 0 has none"));
+      throw InvalidArgument(where(i) + (weighted_
+                                            ? ": no sample weights, but " + noun_ + " 0 has them"
+                                            : ": sample weights, but " + noun_ + " 0 has none"));
     }
   }
 

@@ -3,8 +3,10 @@
 // are, so that a fit or selection over it moves no chunk to this process: the pass's models go
 // to the chunks as bytes (encode_pass), each chunk's side computes its statistics (chunk_pass),
 // and the fit adds them in chunk order, bitwise what reading the chunks here with the same
-// engine would give. Only chunk 0 is read here (ChunkSource::chunk), for the data's shape and
-// type, and the rows the initialisation samples are fetched (gather).
+// engine would give. When the source knows every chunk's rows (ChunkSource::known_rows), only
+// chunk 0 is read here (ChunkSource::chunk), for the data's shape and type; otherwise the fit
+// first reads every chunk to count them. The rows the initialisation samples are fetched
+// (gather).
 #pragma once
 
 #include <cstdint>

@@ -94,9 +94,35 @@ class RememberedGather final : public Engine {
 
 std::vector<FitOptions> candidate_options(const SelectOptions& options) {
   if (options.n_components.empty()) throw InvalidArgument("select: the K grid is empty");
+  const std::vector<int>& ks = options.n_components;
+  for (std::size_t i = 0; i < ks.size(); ++i) {
+    const std::string which =
+        "select: n_components[" + std::to_string(i) + "] is " + std::to_string(ks[i]);
+    if (ks[i] < 1) throw InvalidArgument(which + ", must be at least 1");
+    if (ks[i] > options.fit.init_max_rows) {
+      throw InvalidArgument(which + ", more than init_max_rows (" +
+                            std::to_string(options.fit.init_max_rows) +
+                            "): the initialisation draws the K starting points from a sample of "
+                            "at most that many rows");
+    }
+    const auto first = std::find(ks.begin(), ks.end(), ks[i]) - ks.begin();
+    if (static_cast<std::size_t>(first) != i) {
+      throw InvalidArgument(which + ", as n_components[" + std::to_string(first) +
+                            "] is: each K once");
+    }
+  }
   std::vector<Covariance> covariances = options.covariances;
   if (options.fit.family != Family::kGaussian) covariances = {Covariance::kFull};
   if (covariances.empty()) throw InvalidArgument("select: no covariance type to try");
+  for (std::size_t i = 0; i < covariances.size(); ++i) {
+    const auto first =
+        std::find(covariances.begin(), covariances.end(), covariances[i]) - covariances.begin();
+    if (static_cast<std::size_t>(first) != i) {
+      throw InvalidArgument("select: covariances[" + std::to_string(i) + "] is " +
+                            to_string(covariances[i]) + ", as covariances[" +
+                            std::to_string(first) + "] is: each type once");
+    }
+  }
   std::vector<FitOptions> grid;
   for (Covariance covariance : covariances) {
     for (int k : options.n_components) {

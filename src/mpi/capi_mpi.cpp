@@ -54,8 +54,9 @@ emix_status select_mpi(const char* function, MPI_Comm comm, const emix_options* 
       select_options = emix::capi::select_options(*options, n_components, n_k, covariances,
                                                   n_covariances, criterion);
     });
+    emix::SelectReport report = emix::mpi::select(comm, view, select_options, local_sample_weight);
     auto handle = std::make_unique<emix_selection>();
-    handle->report = emix::mpi::select(comm, view, select_options, local_sample_weight);
+    handle->report = std::move(report);
     *selection = handle.release();
   });
 }
