@@ -2,7 +2,8 @@
 // order, each through an engine of its own (the CPU engine over a view costs no copy; the GPU
 // engine uploads the chunk), so that the EM driver runs unchanged on data of any size. A source
 // that computes passes where its chunks live (remote_chunks.hpp) is asked for their statistics
-// and sampled rows instead, and only its chunk 0 is read here, for the data's shape.
+// and sampled rows instead; when it announces its chunks' rows, only its chunk 0 is read here,
+// for the data's shape.
 #include <algorithm>
 #include <cmath>
 #include <functional>

@@ -26,6 +26,7 @@ class Writer {
   }
   void put(const std::vector<double>& values) {
     put(static_cast<std::uint64_t>(values.size()));
+    if (values.empty()) return;
     const auto* p = reinterpret_cast<const std::uint8_t*>(values.data());
     bytes.insert(bytes.end(), p, p + values.size() * sizeof(double));
   }
@@ -58,6 +59,7 @@ class Reader {
  private:
   void take(void* out, std::size_t size) {
     if (size > bytes_.size() - at_) fail();
+    if (size == 0) return;  // an empty vector's data() may be null, which memcpy may not take
     std::memcpy(out, bytes_.data() + at_, size);
     at_ += size;
   }
