@@ -557,6 +557,20 @@ TEST(StatisticsApi, OverflowAndBadEngineOptionsAreRefused) {
   EXPECT_EQ(a.values(), before.values());
   EXPECT_EQ(message_of([&] { a.scale(0.5); }), "no exception");
 
+  // values()[0], the log-likelihood, may be -inf (a row of density 0), but two finite ones whose
+  // sum overflows to -inf were merged as if one had been.
+  emix::Statistics low = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+  low.values()[0] = -1.28e308;
+  const emix::Statistics low_before = low;
+  EXPECT_NE(message_of([&] { low.merge(low_before); }).find("merging overflows"),
+            std::string::npos);
+  EXPECT_EQ(low.values(), low_before.values());
+  EXPECT_NE(message_of([&] { low.scale(2); }).find("overflows"), std::string::npos);
+  emix::Statistics zero_density = low_before;
+  zero_density.values()[0] = -std::numeric_limits<double>::infinity();
+  EXPECT_EQ(message_of([&] { low.merge(zero_density); }), "no exception");
+  EXPECT_EQ(low.log_likelihood(), -std::numeric_limits<double>::infinity());
+
   emix::EngineOptions bad = cpu();
   bad.n_threads = -3;
   EXPECT_NE(message_of([&] { emix::accumulate(p.model, p.rows(0, 10), bad); }).find("n_threads"),

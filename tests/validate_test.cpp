@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -172,6 +173,45 @@ TEST(OptionValidation, CovarianceTypesApplyToGaussianMixturesOnly) {
   EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
             "model: covariance type tied applies to Gaussian mixtures only (a binomial model's is "
             "the default, full)");
+}
+
+// Enumerators cast from integers out of range passed validate(); the fit then crashed (a
+// covariance of 9 read past a switch) or ran with whatever the value fell through to.
+TEST(OptionValidation, EnumeratorsOutOfRangeAreRefused) {
+  emix::FitOptions o;
+  o.covariance = static_cast<Covariance>(9);
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "covariance is 9, not one of full, diag, spherical, tied");
+  o.covariance = Covariance::kFull;
+  o.family = static_cast<Family>(-1);
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "family is -1, not one of gaussian, bernoulli, binomial");
+  o.family = Family::kGaussian;
+  o.init = static_cast<emix::Init>(3);
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "init is 3, not one of kmeans++, random, random-from-data");
+  o.init = emix::Init::kRandom;
+  o.engine.device = static_cast<emix::Device>(7);
+  EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
+            "device is 7, not one of auto, cpu, gpu");
+  o.engine.device = emix::Device::kCpu;
+  emix::validate(o);
+
+  Model m = diag_model(1.0);
+  m.covariance = static_cast<Covariance>(4);
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: covariance is 4, not one of full, diag, spherical, tied");
+  std::vector<double> x = {0, 1, 2, 3};
+  emix::DataView view = emix::DataView::host(x.data(), 2, 2);
+  view.dtype = static_cast<emix::DType>(5);
+  EXPECT_EQ(error_of<InvalidArgument>([&] { emix::fit(view, o); }),
+            "data: element type 5 is neither DType::kFloat32 nor DType::kFloat64");
+  emix::SelectOptions select;
+  select.n_components = {1};
+  select.criterion = static_cast<emix::Criterion>(3);
+  EXPECT_EQ(error_of<InvalidArgument>(
+                [&] { emix::select(emix::DataView::host(x.data(), 2, 2), select); }),
+            "select: criterion is 3, not one of bic, aic, icl");
 }
 
 // Old: a fixed weight of 0 re-seeded its component every iteration (a warning each, advice about
@@ -608,6 +648,93 @@ TEST(FitValidation, ValuesWhoseSquaresOverflowAreNamed) {
   o.family = Family::kBernoulli;  // the limit is the Gaussian family's
   std::vector<double> ones(6, 1.0);
   emix::validate_fit_data(emix::DataView::host(ones.data(), 3, 2), o);
+}
+
+// float rounds a trial count above 2^24 up: 16777219 became 16777220, which then passed as a
+// count of successes (the model gave it log-density -inf; the same data in double were refused).
+TEST(FitValidation, Float32CountsAboveTrialsBeyond2To24AreNamed) {
+  emix::FitOptions o;
+  o.family = Family::kBinomial;
+  o.trials = 16777219;
+  o.n_components = 1;
+  std::vector<float> counts = {0, 16777216, 16777220, 3};
+  const std::string message = error_of<emix::DataError>(
+      [&] { emix::validate_fit_data(emix::DataView::host(counts.data(), 2, 2), o); });
+  EXPECT_NE(message.find("row 2, column 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("is 16777220"), std::string::npos) << message;
+  counts[2] = 16777218;  // representable and within the trials
+  emix::validate_fit_data(emix::DataView::host(counts.data(), 2, 2), o);
+}
+
+// A float32 E-step holds the precisions in float. Data of about 1e-20 without reg_covar have
+// covariances of about 1e-40, whose inverses are beyond float's range: the fit reported "the
+// log-likelihood is -nan at iteration 0 (check the data for extreme values)", and an init model
+// of such covariances the same, where score_samples named the covariance.
+TEST(FitValidation, Float32CovariancesTooSmallForFloatAreNamed) {
+  std::vector<float> x(400);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal;
+  for (float& v : x) v = normal(rng) * 1e-20f;
+  const auto data = emix::DataView::host(x.data(), 200, 2);
+  for (const Covariance c :
+       {Covariance::kFull, Covariance::kTied, Covariance::kDiag, Covariance::kSpherical}) {
+    emix::FitOptions o;
+    o.n_components = 2;
+    o.covariance = c;
+    o.reg_covar = 0;
+    o.engine.device = emix::Device::kCpu;
+    const std::string message = error_of<emix::NumericalError>([&] { emix::fit(data, o); });
+    EXPECT_NE(message.find(c == Covariance::kTied ? "the tied covariance is too small for float32"
+                                                  : "is too small for float32 data"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("increase reg_covar from 0"), std::string::npos) << message;
+    // The same data in double fit.
+    std::vector<double> wide(x.begin(), x.end());
+    EXPECT_NO_THROW(emix::fit(emix::DataView::host(wide.data(), 200, 2), o));
+    o.reg_covar = 1e-6;  // the default: the fit in float runs
+    EXPECT_NO_THROW(emix::fit(data, o));
+  }
+  emix::FitOptions o;
+  o.covariance = Covariance::kDiag;
+  o.n_components = 1;
+  o.engine.device = emix::Device::kCpu;
+  o.init_model = diag_model(1e-40);
+  EXPECT_EQ(error_of<InvalidArgument>([&] { emix::fit(data, o); }),
+            "init model: a covariance is too small for float32 data (an entry of its inverse is "
+            "1e+40, beyond float32's range); use float64 data");
+}
+
+// Only the weights' ratios matter. Equal weights of 1.5e305 (their sum finite) overflowed the
+// initialisation's weighted sums, and the fit failed as "covariance of component 0 is singular;
+// rows that coincide (duplicates) ...". Weights whose weighted log-likelihood overflows say so.
+TEST(FitValidation, HugeSampleWeightsFitOrNameTheWeights) {
+  const int n = 200;
+  std::vector<double> x(2 * n);
+  for (int i = 0; i < n; ++i) {
+    x[2 * i] = 10 + 6.0 * (i % 3) + std::sin(1.7 * i);
+    x[2 * i + 1] = std::cos(2.3 * i);
+  }
+  emix::FitOptions o;
+  o.n_components = 3;
+  o.engine.device = emix::Device::kCpu;
+  const auto data = emix::DataView::host(x.data(), n, 2);
+  const emix::FitReport unweighted = emix::fit(data, o);
+  std::vector<double> huge(n, 1.5e305);
+  const emix::FitReport weighted = emix::fit(data, o, huge.data());
+  // The same EM from the same start but for rounding (the weights are no power of two apart).
+  ASSERT_EQ(weighted.model.means.size(), unweighted.model.means.size());
+  for (std::size_t i = 0; i < weighted.model.means.size(); ++i) {
+    EXPECT_NEAR(weighted.model.means[i], unweighted.model.means[i], 1e-9) << i;
+  }
+  EXPECT_NEAR(weighted.mean_log_likelihood, unweighted.mean_log_likelihood, 1e-9);
+  std::fill(huge.begin(), huge.end(), 3e305);  // the total log-likelihood overflows
+  const std::string message =
+      error_of<emix::NumericalError>([&] { emix::fit(data, o, huge.data()); });
+  EXPECT_NE(message.find("the sample weights, summing to 6e+307, overflow it: only their ratios "
+                         "matter, scale them down"),
+            std::string::npos)
+      << message;
 }
 
 TEST(Messages, QuotedExcerptsAreShortAndPrintable) {

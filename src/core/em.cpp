@@ -1,6 +1,7 @@
 // The EM driver: initialisation, the loop, convergence, restarts, re-seeding. It never sees the
 // data: only statistics from the engine and, for re-seeding, rows it asks the engine for.
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -132,11 +133,45 @@ PreparedModel prepare_in_fit(const Model& model, const PrepareOptions& options, 
   }
 }
 
+// A float32 E-step holds the precisions in float: an entry beyond FLT_MAX would be inf there,
+// and the log-likelihood NaN, reported as if the data held extreme values. The largest entry of
+// U U^T is on its diagonal (the sum of squares of a row of U).
+void check_float_precisions(const PreparedModel& p, double reg_covar) {
+  if (p.family != Family::kGaussian) return;
+  const std::size_t d = static_cast<std::size_t>(p.d);
+  const bool triangular = p.covariance == Covariance::kFull || p.covariance == Covariance::kTied;
+  const std::size_t per = triangular ? d * d : p.covariance == Covariance::kDiag ? d : 1;
+  for (std::size_t i = 0; i < p.prec_chol.size(); i += per) {
+    double largest = 0;
+    for (std::size_t row = 0; row < (triangular ? d : per); ++row) {
+      double square = 0;
+      if (triangular) {
+        for (std::size_t j = row; j < d; ++j)
+          square += p.prec_chol[i + row * d + j] * p.prec_chol[i + row * d + j];
+      } else {
+        square = p.prec_chol[i + row] * p.prec_chol[i + row];
+      }
+      largest = std::max(largest, square);
+    }
+    if (largest > FLT_MAX) {
+      const std::string which = p.covariance == Covariance::kTied
+                                    ? std::string("the tied covariance")
+                                    : "the covariance of component " + std::to_string(i / per);
+      throw NumericalError(which + " is too small for float32 data (an entry of its inverse is " +
+                           format_number(largest) +
+                           ", beyond float32's range): use float64 data, rescale the data, or "
+                           "increase reg_covar" +
+                           (reg_covar == 0 ? " from 0" : ""));
+    }
+  }
+}
+
 }  // namespace
 
-EmRun::EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std::mt19937_64 rng,
-             Model initial)
+EmRun::EmRun(std::int64_t n_rows, DType dtype, const FitOptions& options, int run_index,
+             std::mt19937_64 rng, Model initial)
     : n_rows_(n_rows),
+      dtype_(dtype),
       options_(options),
       run_(run_index),
       rng_(std::move(rng)),
@@ -161,6 +196,7 @@ const PreparedModel& EmRun::prepare_next() {
   } else {
     prepared_ = prepare_in_fit(model_, prepare_options(), options_.reg_covar);
   }
+  if (dtype_ == DType::kFloat32) check_float_precisions(prepared_, options_.reg_covar);
   prepared_.entropy = want_entropy_;
   return prepared_;
 }
@@ -169,9 +205,14 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
   const double log_likelihood = stats.log_likelihood();
   const double mean = log_likelihood / stats.weight_sum();
   if (!std::isfinite(log_likelihood)) {
-    throw NumericalError("the log-likelihood is " + format_number(log_likelihood) +
-                         " at iteration " + std::to_string(iteration_) +
-                         " (check the data for extreme values)");
+    // Weights near double's limit (3e305 each) overflow the weighted sum, whatever the data.
+    const bool huge_weights = stats.weight_sum() > std::ldexp(1.0, 1000);
+    throw NumericalError(
+        "the log-likelihood is " + format_number(log_likelihood) + " at iteration " +
+        std::to_string(iteration_) + " (check the data for extreme values" +
+        (huge_weights ? "; or the sample weights, summing to " + format_number(stats.weight_sum()) +
+                            ", overflow it: only their ratios matter, scale them down)"
+                      : ")"));
   }
   report_.history.push_back(log_likelihood);
   const double change =
@@ -521,7 +562,7 @@ FitReport run_em(Engine& engine, std::int64_t n_rows, int n_features, DType dtyp
                                        : initialize(engine, n_rows, n_features, gather_weights,
                                                     options, rng, run == 0 ? &notes : nullptr);
     init_seconds += seconds_since(init_start);
-    runs.emplace_back(n_rows, options, run, std::move(rng), std::move(initial));
+    runs.emplace_back(n_rows, dtype, options, run, std::move(rng), std::move(initial));
   }
   std::vector<EmRun*> pointers;
   for (EmRun& run : runs) pointers.push_back(&run);

@@ -37,8 +37,9 @@ bool better_restart(double candidate, double best);
 // arithmetic is what it would be alone.
 class EmRun {
  public:
-  EmRun(std::int64_t n_rows, const FitOptions& options, int run_index, std::mt19937_64 rng,
-        Model initial);
+  // dtype: the data's element type (float32 E-steps hold the precisions in float).
+  EmRun(std::int64_t n_rows, DType dtype, const FitOptions& options, int run_index,
+        std::mt19937_64 rng, Model initial);
 
   bool done() const { return done_; }
   const Model& model() const { return model_; }
@@ -79,6 +80,7 @@ class EmRun {
   static constexpr int kMaxReseeds = 1000;
 
   std::int64_t n_rows_;
+  DType dtype_;
   FitOptions options_;
   int run_;
   std::mt19937_64 rng_;

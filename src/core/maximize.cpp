@@ -8,6 +8,8 @@
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
+#include "core/validate.hpp"
+#include "emix/errors.hpp"
 
 namespace emix {
 
@@ -19,6 +21,17 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
                const double* stats, const MaximizeOptions& options, std::vector<int>* empty) {
   const int k = layout.k, d = layout.d;
   const std::size_t du = static_cast<std::size_t>(d);
+  // A sum of weight x squared deviation past double's range (weights of 3e305 each, their sum
+  // finite; or values near the data's 2^500 limit over many rows) was taken for a singular
+  // covariance, with advice about duplicate rows. The log-likelihood is the caller's to judge.
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    if (i != StatisticsLayout::kLogLikelihood && !std::isfinite(stats[i])) {
+      throw NumericalError("the E-step's sums overflow double's range (one is " + number(stats[i]) +
+                           "; the weights sum to " + number(stats[StatisticsLayout::kWeightSum]) +
+                           "): rescale the data, or scale the sample weights down (only their "
+                           "ratios matter)");
+    }
+  }
   Model next = current;
   if (empty) empty->clear();
 

@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
+#include "core/pointwise.hpp"
 #include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -54,11 +55,8 @@ bool precision_cholesky(const double* cov, int d, int threads, const std::string
 }  // namespace
 
 double log_binomial_coefficients(const double* x, int d, int trials) {
-  const double log_m_factorial = std::lgamma(trials + 1.0);
   double sum = 0;
-  for (int j = 0; j < d; ++j) {
-    sum += log_m_factorial - std::lgamma(x[j] + 1.0) - std::lgamma(trials - x[j] + 1.0);
-  }
+  for (int j = 0; j < d; ++j) sum += log_binomial_coefficient(trials, x[j]);
   return sum;
 }
 

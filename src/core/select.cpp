@@ -94,6 +94,11 @@ class RememberedGather final : public Engine {
 
 std::vector<FitOptions> candidate_options(const SelectOptions& options) {
   if (options.n_components.empty()) throw InvalidArgument("select: the K grid is empty");
+  if (to_string(options.criterion)[0] == '?') {
+    throw InvalidArgument("select: criterion is " +
+                          std::to_string(static_cast<int>(options.criterion)) +
+                          ", not one of bic, aic, icl");
+  }
   const std::vector<int>& ks = options.n_components;
   for (std::size_t i = 0; i < ks.size(); ++i) {
     const std::string which =
@@ -263,7 +268,7 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
           init_failures[i] = shared_failure.empty() ? initial[m].failure : shared_failure;
           continue;
         }
-        runs[i].emplace_back(rows, grid[i].options, run, rng, std::move(*initial[m].model));
+        runs[i].emplace_back(rows, dtype, grid[i].options, run, rng, std::move(*initial[m].model));
       }
     }
   }

@@ -297,11 +297,15 @@ Statistics Statistics::implied_by(const Model& model, double reg_covar) {
 
 namespace {
 
-// Whether value i may hold `value`: a finite number, or -inf for the log-likelihood (a row that
-// every component gives density 0, as accumulate reports it).
-bool representable(std::size_t i, double value) {
-  return std::isfinite(value) || (i == StatisticsLayout::kLogLikelihood && value < 0);
+// Whether value i may become `value`, computed from `inputs` (whether one of them was -inf): a
+// finite number, or -inf for a log-likelihood that already was (a row that every component
+// gives density 0, as accumulate reports it), not one that overflowed to it.
+bool representable(std::size_t i, double value, bool an_input_was_minus_infinite) {
+  return std::isfinite(value) ||
+         (i == StatisticsLayout::kLogLikelihood && value < 0 && an_input_was_minus_infinite);
 }
+
+constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
 
 }  // namespace
 
@@ -319,7 +323,8 @@ Statistics& Statistics::merge(const Statistics& other) {
         "different models; recentred() moves them onto one model's means)");
   }
   for (std::size_t i = 0; i < values_.size(); ++i) {
-    if (!representable(i, values_[i] + other.values_[i])) {  // checked before any is changed
+    const bool minus_infinite = values_[i] == kMinusInfinity || other.values_[i] == kMinusInfinity;
+    if (!representable(i, values_[i] + other.values_[i], minus_infinite)) {  // before any changes
       throw InvalidArgument(
           "statistics: merging overflows: the sum of two values is past "
           "double's range (" +
@@ -337,7 +342,7 @@ Statistics& Statistics::scale(double factor) {
                           " is not a finite non-negative number");
   }
   for (std::size_t i = 0; i < values_.size(); ++i) {
-    if (!representable(i, values_[i] * factor)) {  // checked before any is changed
+    if (!representable(i, values_[i] * factor, values_[i] == kMinusInfinity)) {  // before any
       throw InvalidArgument("statistics: scaling by " + number(factor) + " overflows (" +
                             number(values_[i]) + " becomes " + number(values_[i] * factor) + ")");
     }

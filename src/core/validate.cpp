@@ -13,6 +13,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -136,7 +137,9 @@ bool all_acceptable(const T* v, std::size_t count, Family family, int trials,
       bad |= (zero | is_one) ? 0u : 1u;
     }
   } else {
-    const T top = static_cast<T>(trials);
+    // The largest T at or below trials: float rounds trials above 2^24 up, to a value beyond it.
+    T top = static_cast<T>(trials);
+    if (static_cast<double>(top) > trials) top = std::nextafter(top, T(0));
     for (std::size_t i = 0; i < count; ++i) {
       const bool in_range = (v[i] >= T(0)) & (v[i] <= top);  // false for NaN
       // In range, so the conversion is defined: a whole number converts back unchanged.
@@ -166,6 +169,14 @@ void check_values(const T* data, std::int64_t rows, std::int64_t cols, Family fa
 }  // namespace
 
 void check_data_shape(const DataView& x) {
+  if (x.dtype != DType::kFloat32 && x.dtype != DType::kFloat64) {
+    throw InvalidArgument("data: element type " + std::to_string(static_cast<int>(x.dtype)) +
+                          " is neither DType::kFloat32 nor DType::kFloat64");
+  }
+  if (x.space != MemorySpace::kHost && x.space != MemorySpace::kDevice) {
+    throw InvalidArgument("data: memory space " + std::to_string(static_cast<int>(x.space)) +
+                          " is neither MemorySpace::kHost nor MemorySpace::kDevice");
+  }
   if (x.rows < 1) throw InvalidArgument("data: no rows");
   if (x.cols < 1) throw InvalidArgument("data: no columns");
   if (!x.data) throw InvalidArgument("data: null pointer");
@@ -247,7 +258,21 @@ double check_spd(const double* a, int d, const std::string& what) {
 }
 
 // Every parameter array's length fits in memory arithmetic: K x D x D is computed in 64 bits.
+// An enumerator out of range (a cast from an integer in C++; the C API checks its own): every
+// to_string names the known ones and gives "?" for the rest.
+template <typename Enum>
+std::string unknown_enumerator(Enum value, const char* name, const char* known) {
+  if (to_string(value)[0] != '?') return {};
+  return std::string(name) + " is " + std::to_string(static_cast<int>(value)) + ", not one of " +
+         known;
+}
+
 void check_shape(const Model& m) {
+  for (const std::string& unknown :
+       {unknown_enumerator(m.family, "family", "gaussian, bernoulli, binomial"),
+        unknown_enumerator(m.covariance, "covariance", "full, diag, spherical, tied")}) {
+    if (!unknown.empty()) throw InvalidArgument("model: " + unknown);
+  }
   if (m.n_components < 1) {
     throw InvalidArgument("model: n_components is " + std::to_string(m.n_components) +
                           ", must be at least 1");
@@ -453,6 +478,8 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
 }
 
 void validate(const EngineOptions& e) {
+  const std::string device = unknown_enumerator(e.device, "device", "auto, cpu, gpu");
+  if (!device.empty()) throw OptionError("device", device);
   if (e.n_threads < 0 || e.n_threads > kMaxThreads) {
     throw OptionError("n_threads", "n_threads is " + std::to_string(e.n_threads) +
                                        ", must be 0 (OpenMP's default) to " +
@@ -481,6 +508,13 @@ void validate(const FitOptions& o) {
   const auto fail = [](const char* option, const std::string& what) {
     throw OptionError(option, what);
   };
+  const std::pair<const char*, std::string> enumerators[] = {
+      {"family", unknown_enumerator(o.family, "family", "gaussian, bernoulli, binomial")},
+      {"covariance", unknown_enumerator(o.covariance, "covariance", "full, diag, spherical, tied")},
+      {"init", unknown_enumerator(o.init, "init", "kmeans++, random, random-from-data")}};
+  for (const auto& [option, unknown] : enumerators) {
+    if (!unknown.empty()) fail(option, unknown);
+  }
   if (o.n_components < 1) {
     fail("n_components",
          "n_components is " + std::to_string(o.n_components) + ", must be at least 1");
@@ -553,6 +587,22 @@ void validate_mstep_options(double reg_covar, double prob_epsilon) {
   }
 }
 
+namespace {
+
+// The float32 E-step holds the precisions in float: one beyond FLT_MAX would be inf there.
+void check_precisions_for(const Model& model, DType dtype, const char* what) {
+  if (model.family != Family::kGaussian || dtype != DType::kFloat32) return;
+  const double largest = largest_precision(model);
+  if (largest > FLT_MAX) {
+    throw InvalidArgument(std::string(what) +
+                          ": a covariance is too small for float32 data (an entry of its "
+                          "inverse is " +
+                          number(largest) + ", beyond float32's range); use float64 data");
+  }
+}
+
+}  // namespace
+
 void validate_fit_options(const FitOptions& o, std::int64_t cols) {
   validate(o);
   if (o.init_model && o.init_model->n_features != cols) {
@@ -562,6 +612,7 @@ void validate_fit_options(const FitOptions& o, std::int64_t cols) {
 }
 
 void validate_fit_data(const DataView& x, const FitOptions& o) {
+  if (o.init_model) check_precisions_for(*o.init_model, x.dtype, "init model");
   check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1, true);
 }
 
@@ -707,16 +758,7 @@ void validate_model_for_width(const Model& model, std::int64_t cols) {
 
 void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares) {
   validate_model_for_width(model, x.cols);
-  if (model.family == Family::kGaussian && x.dtype == DType::kFloat32) {
-    // The float32 E-step holds the precisions in float: one beyond FLT_MAX would be inf there.
-    const double largest = largest_precision(model);
-    if (largest > FLT_MAX) {
-      throw InvalidArgument(
-          "model: a covariance is too small for float32 data (an entry of its "
-          "inverse is " +
-          number(largest) + ", beyond float32's range); use float64 data");
-    }
-  }
+  check_precisions_for(model, x.dtype, "model");
   check_data(x, model.family, model.trials, summing_squares);
 }
 

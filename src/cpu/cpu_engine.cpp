@@ -48,6 +48,7 @@
 #include <Eigen/Core>
 
 #include "core/engine.hpp"
+#include "core/pointwise.hpp"
 #include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -376,10 +377,8 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
   RowVector<double> bias(k);
   for (int c = 0; c < k; ++c) bias[c] = p.log_norm[c] + p.log_weights[c];
   if (p.family == Family::kBinomial && p.trials <= kMaxLogChooseTable) {
-    const double log_m_factorial = std::lgamma(p.trials + 1.0);
     for (int v = 0; v <= p.trials; ++v) {
-      plan.log_choose.push_back(log_m_factorial - std::lgamma(v + 1.0) -
-                                std::lgamma(p.trials - v + 1.0));
+      plan.log_choose.push_back(log_binomial_coefficient(p.trials, v));
     }
   }
   if (p.family != Family::kGaussian) {
