@@ -621,12 +621,12 @@ module emix
       type(c_ptr), value :: selection
     end subroutine
 
-    ! The number of candidates, the chosen one's index (0-based) and the passes over the data.
-    function emix_selection_summary(selection, n_candidates, best, passes) &
+    ! emix_selection_summary below calls it: optional arguments of a bind(c) interface need
+    ! Fortran 2018, which gfortran -std=f2008 refuses.
+    function emix_selection_summary_c(selection, n_candidates, best, passes) &
         bind(c, name="emix_selection_summary") result(status)
       import :: c_int, c_ptr
-      type(c_ptr), value :: selection
-      integer(c_int), intent(out), optional :: n_candidates, best, passes
+      type(c_ptr), value :: selection, n_candidates, best, passes
       integer(c_int) :: status
     end function
 
@@ -770,6 +770,22 @@ contains
       text = c_string(p)
     end if
   end function emix_selection_warning_text
+
+  ! The number of candidates, the chosen one's index (0-based) and the passes over the data;
+  ! each output optional.
+  function emix_selection_summary(selection, n_candidates, best, passes) result(status)
+    type(c_ptr), intent(in) :: selection
+    integer(c_int), intent(out), optional, target :: n_candidates, best, passes
+    integer(c_int) :: status
+    type(c_ptr) :: n_candidates_p, best_p, passes_p
+    n_candidates_p = c_null_ptr
+    best_p = c_null_ptr
+    passes_p = c_null_ptr
+    if (present(n_candidates)) n_candidates_p = c_loc(n_candidates)
+    if (present(best)) best_p = c_loc(best)
+    if (present(passes)) passes_p = c_loc(passes)
+    status = emix_selection_summary_c(selection, n_candidates_p, best_p, passes_p)
+  end function emix_selection_summary
 
   function emix_version_string() result(text)
     character(len=:), allocatable :: text

@@ -155,4 +155,40 @@ TEST(CapiStatistics, MaximizeReportsEmptyComponentsAndRefusesNoWeight) {
   emix_options_destroy(options);
 }
 
+// A component that takes one row with reg_covar 0 collapses (its covariance all zeros):
+// emix_maximize returned EMIX_OK and a model that every later call refused, emix_model_write
+// included, with no warning saying which component.
+TEST(CapiStatistics, MaximizeRefusesACollapsedComponentNamingIt) {
+  const double weights[2] = {0.5, 0.5}, means[4] = {0, 0, 100, 100};
+  const double covariances[8] = {1, 0, 0, 1, 1, 0, 0, 1};
+  const double x[10] = {0.1, 0.2, -0.3, 0.5, 0.7, -0.1, 0.2, 0.2, 100, 100};  // one row near 1
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, 2, 2, 0, weights, means, covariances,
+                              nullptr, &model),
+            EMIX_OK)
+      << emix_last_error();
+  emix_options* options = nullptr;
+  ASSERT_EQ(emix_options_create(&options), EMIX_OK);
+  ASSERT_EQ(emix_options_set_device(options, EMIX_DEVICE_CPU), EMIX_OK);
+  emix_statistics* statistics = nullptr;
+  ASSERT_EQ(emix_accumulate(model, options, x, 5, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+            EMIX_OK);
+  ASSERT_EQ(emix_options_set_reg_covar(options, 0.0), EMIX_OK);
+  emix_model* next = nullptr;
+  EXPECT_EQ(emix_maximize(model, statistics, options, &next), EMIX_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(emix_last_error()).find("covariance 1 is not positive definite"),
+            std::string::npos)
+      << emix_last_error();
+  EXPECT_NE(std::string(emix_last_error()).find("a fit re-seeds such a component"),
+            std::string::npos)
+      << emix_last_error();
+  EXPECT_EQ(next, nullptr);
+  ASSERT_EQ(emix_options_set_reg_covar(options, 1e-6), EMIX_OK);  // the default: no collapse
+  ASSERT_EQ(emix_maximize(model, statistics, options, &next), EMIX_OK) << emix_last_error();
+  emix_model_destroy(next);
+  emix_statistics_destroy(statistics);
+  emix_model_destroy(model);
+  emix_options_destroy(options);
+}
+
 }  // namespace

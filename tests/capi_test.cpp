@@ -288,6 +288,21 @@ TEST(CapiModels, FilesRoundTripAndWarningsAreReadable) {
   const std::string again = path + ".again.json";
   ASSERT_EQ(emix_model_write(third, again.c_str()), EMIX_OK) << emix_last_error();
   EXPECT_EQ(read_json(again), written);
+
+  // A section with fields missing or of other types is written back as it was, not as a record
+  // read into a report (which invented log_likelihood 0, n_iter 0, converged false, ...).
+  written["fit"] = {{"n_iter", "x"}, {"warnings", {"note", 3}}};
+  {
+    std::ofstream out(path);
+    out << written.dump();
+  }
+  emix_model* fourth = nullptr;
+  ASSERT_EQ(emix_model_read(path.c_str(), &fourth), EMIX_OK) << emix_last_error();
+  h.keep(fourth);
+  ASSERT_EQ(emix_model_warning_count(fourth, &back_count), EMIX_OK);
+  EXPECT_EQ(back_count, 1);  // the one string among the file's warnings
+  ASSERT_EQ(emix_model_write(fourth, again.c_str()), EMIX_OK) << emix_last_error();
+  EXPECT_EQ(read_json(again), written);
   std::remove(path.c_str());
   std::remove(again.c_str());
 }

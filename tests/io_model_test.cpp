@@ -397,14 +397,15 @@ TEST_F(ModelFileTest, FailedWritesLeaveTheOldFileOrNothing) {
 
   Model nan = good;
   nan.means[3] = std::numeric_limits<double>::quiet_NaN();
-  expect_error<InvalidArgument>([&] { io::write_model(path("m.json"), nan); },
-                                "write_model(" + path("m.json") + "): 'means' element 3 is nan");
+  expect_error<InvalidArgument>(
+      [&] { io::write_model(path("m.json"), nan); },
+      path("m.json") + ": cannot write the model: 'means' element 3 is nan");
   Model short_means = good;
   short_means.means.pop_back();
   expect_error<InvalidArgument>(
       [&] { io::write_model(path("m.json"), short_means); },
-      "write_model(" + path("m.json") +
-          "): 'means' has 3 values, expected n_components x n_features = 4");
+      path("m.json") +
+          ": cannot write the model: 'means' has 3 values, expected n_components x n_features = 4");
   // A model read_model would refuse (a singular covariance, as emix_maximize gives a component
   // that collapsed without reg_covar) is not written either.
   Model singular = random_model(Family::kGaussian, Covariance::kFull, 2, 2, 3);

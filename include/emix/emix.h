@@ -280,7 +280,10 @@ emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
  * reg_covar and fixed weights (NULL: defaults). Components without weight keep `model`'s
  * parameters and are named in the new model's warnings. EMIX_INVALID_ARGUMENT for statistics
  * without weight or with values no accumulation gives (NaN, negative weights, a scatter about
- * the new mean that is not positive semi-definite). */
+ * the new mean that is not positive semi-definite), and, naming the component, for a new
+ * covariance that is not positive definite: a component that collapsed onto rows in a subspace
+ * (with reg_covar 0; emix_fit re-seeds such a component) or rows spread beyond double
+ * precision. */
 emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
                           const emix_options* options, emix_model** next);
 

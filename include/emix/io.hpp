@@ -206,10 +206,12 @@ bool read_fit_report(const std::string& fit_section, FitReport* report);
 // Writes the model and, when `report` is given, its "fit" section; a non-empty
 // `estimator_section` (the text of a JSON object: the Python package's estimator class, its
 // parameters and feature names) becomes the "estimator" section, which other readers ignore.
+// Without a report, a non-empty `fit_section` (a file's, as read_model gives it) is written back
+// as it was read.
 void write_model(const std::string& path, const Model& model, const FitReport* report = nullptr,
-                 const std::string& estimator_section = {});
+                 const std::string& estimator_section = {}, const std::string& fit_section = {});
 // The same into an open output, without committing it.
 void write_model(OutputFile& out, const Model& model, const FitReport* report = nullptr,
-                 const std::string& estimator_section = {});
+                 const std::string& estimator_section = {}, const std::string& fit_section = {});
 
 }  // namespace emix::io

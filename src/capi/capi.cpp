@@ -426,15 +426,12 @@ emix_status emix_model_read(const char* path, emix_model** model) {
     require(path, "path");
     require(model, "model");
     auto handle = std::make_unique<emix_model>();
-    std::string fit_section;
-    handle->model = emix::io::read_model(path, &fit_section, &handle->estimator_section);
-    // The file's record of its fit comes along: warnings, and the same file when written again.
+    handle->model = emix::io::read_model(path, &handle->fit_section, &handle->estimator_section);
+    // The file's record of its fit comes along: its warnings, and the section as it was read
+    // when written again (read into a report and written from it, a section with fields missing
+    // or of other types came back with invented ones: a log-likelihood of 0, n_iter 0).
     emix::FitReport report;
-    if (emix::io::read_fit_report(fit_section, &report)) {
-      report.model = handle->model;
-      handle->warnings = report.warnings;
-      handle->report = std::move(report);
-    }
+    if (emix::io::read_fit_report(handle->fit_section, &report)) handle->warnings = report.warnings;
     *model = handle.release();
   });
 }
@@ -444,7 +441,7 @@ emix_status emix_model_write(const emix_model* model, const char* path) {
     require(model, "model");
     require(path, "path");
     emix::io::write_model(path, model->model, model->report ? &*model->report : nullptr,
-                          model->estimator_section);
+                          model->estimator_section, model->fit_section);
   });
 }
 

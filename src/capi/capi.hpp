@@ -37,8 +37,9 @@ struct emix_options {
 struct emix_model {
   std::uint64_t tag = emix::capi::kModelTag;
   emix::Model model;
-  std::optional<emix::FitReport> report;  // when the model came from a fit, or a file's record
-  std::vector<std::string> warnings;      // the fit's, or emix_maximize's
+  std::optional<emix::FitReport> report;  // when the model came from a fit
+  std::vector<std::string> warnings;      // the fit's, the file's, or emix_maximize's
+  std::string fit_section;                // a file's "fit" section, written back as read
   std::string estimator_section;          // a file's "estimator" section, written back as read
 };
 

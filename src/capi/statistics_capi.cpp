@@ -103,6 +103,16 @@ emix_status emix_maximize(const emix_model* model, const emix_statistics* statis
     auto handle = std::make_unique<emix_model>();
     std::vector<int> empty;
     handle->model = emix::maximize(model->model, statistics->statistics, m, &empty);
+    try {
+      // emix::maximize returns a collapsed component as it is, for a C++ caller to re-seed; a C
+      // caller got EMIX_OK and a model every later call refused, even emix_model_write.
+      handle->model.validate();
+    } catch (const emix::InvalidArgument& e) {
+      throw emix::InvalidArgument(std::string(e.what()) +
+                                  ": its rows lie in a subspace (a component collapsed; reg_covar "
+                                  "> 0 prevents it) or spread beyond double precision (rescale "
+                                  "the data); a fit re-seeds such a component");
+    }
     if (!empty.empty()) {  // told through the model's warnings, as a fit's are
       std::string which;
       for (const int c : empty) which += (which.empty() ? "" : ", ") + std::to_string(c);

@@ -270,6 +270,7 @@ std::string excerpt(std::string_view text, std::size_t max_bytes) {
 }
 
 std::string quote_path(const std::string& path) {
+  if (path.empty()) return "'' (an empty path)";
   constexpr std::size_t kMaxPath = 512;
   const bool plain = path.size() <= kMaxPath && std::none_of(path.begin(), path.end(), [](char c) {
                        const auto u = static_cast<unsigned char>(c);

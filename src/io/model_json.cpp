@@ -84,16 +84,16 @@ void check_written(const std::string& path, const char* key, const std::vector<d
   if (values.size() != expected) {
     std::string dims;
     for (const Dim& dim : shape) dims += std::string(dims.empty() ? "" : " x ") + dim.name;
-    throw InvalidArgument("write_model(" + detail::quote_path(path) + "): '" + key + "' has " +
-                          std::to_string(values.size()) + " values, expected " + dims + " = " +
-                          std::to_string(expected));
+    throw InvalidArgument(detail::quote_path(path) + ": cannot write the model: '" + key +
+                          "' has " + std::to_string(values.size()) + " values, expected " + dims +
+                          " = " + std::to_string(expected));
   }
   for (std::size_t i = 0; i < values.size(); ++i) {
     // JSON has no NaN or Inf; nlohmann would write null, which read_model then rejects.
     if (!std::isfinite(values[i])) {
       std::ostringstream text;
       text << values[i];
-      throw InvalidArgument("write_model(" + detail::quote_path(path) + "): '" + key +
+      throw InvalidArgument(detail::quote_path(path) + ": cannot write the model: '" + key +
                             "' element " + std::to_string(i) + " is " + text.str());
     }
   }
@@ -612,13 +612,14 @@ bool read_fit_report(const std::string& fit_section, FitReport* report) {
 namespace {
 
 std::string model_text(const std::string& path, const Model& model, const FitReport* report,
-                       const std::string& estimator_section) {
+                       const std::string& estimator_section, const std::string& fit_section) {
   const int k = model.n_components;
   const int d = model.n_features;
   if (k < 1 || d < 1) {
-    throw InvalidArgument("write_model(" + detail::quote_path(path) +
-                          "): n_components and n_features must be >= 1, got " + std::to_string(k) +
-                          " and " + std::to_string(d));
+    throw InvalidArgument(detail::quote_path(path) +
+                          ": cannot write the model: "
+                          "n_components and n_features must be >= 1, got " +
+                          std::to_string(k) + " and " + std::to_string(d));
   }
   const bool gaussian = model.family == Family::kGaussian;
   check_written(path, "weights", model.weights, {{k, "n_components"}});
@@ -649,7 +650,7 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
   try {
     model.validate();
   } catch (const InvalidArgument& e) {
-    throw InvalidArgument("write_model(" + detail::quote_path(path) + "): " + e.what());
+    throw InvalidArgument(detail::quote_path(path) + ": cannot write the model: " + e.what());
   }
   if (report != nullptr) {
     // Non-finite numbers here (a -inf log-likelihood) become null: the fit section is a record
@@ -669,12 +670,21 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
     fit["warnings"] = report->warnings;
     fit["best_init"] = report->best_init;
     root["fit"] = std::move(fit);
+  } else if (!fit_section.empty()) {
+    Json fit = Json::parse(fit_section, nullptr, /*allow_exceptions=*/false);
+    if (fit.is_discarded()) {
+      throw InvalidArgument(detail::quote_path(path) +
+                            ": cannot write the model: "
+                            "the fit section is not the text of JSON");
+    }
+    root["fit"] = std::move(fit);
   }
   if (!estimator_section.empty()) {
     Json estimator = Json::parse(estimator_section, nullptr, /*allow_exceptions=*/false);
     if (!estimator.is_object()) {
-      throw InvalidArgument("write_model(" + detail::quote_path(path) +
-                            "): the estimator section is not the text of a JSON object");
+      throw InvalidArgument(detail::quote_path(path) +
+                            ": cannot write the model: "
+                            "the estimator section is not the text of a JSON object");
     }
     root["estimator"] = std::move(estimator);
   }
@@ -684,7 +694,7 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
     print(root, 0, &text);
   } catch (const Json::exception& e) {
     // Strings that are not UTF-8 (an engine name, a warning) cannot be written as JSON.
-    throw InvalidArgument("write_model(" + detail::quote_path(path) + "): " + e.what());
+    throw InvalidArgument(detail::quote_path(path) + ": cannot write the model: " + e.what());
   }
   text += '\n';
   return text;
@@ -693,14 +703,14 @@ std::string model_text(const std::string& path, const Model& model, const FitRep
 }  // namespace
 
 void write_model(OutputFile& out, const Model& model, const FitReport* report,
-                 const std::string& estimator_section) {
-  out.write(model_text(out.path(), model, report, estimator_section));
+                 const std::string& estimator_section, const std::string& fit_section) {
+  out.write(model_text(out.path(), model, report, estimator_section, fit_section));
 }
 
 void write_model(const std::string& path, const Model& model, const FitReport* report,
-                 const std::string& estimator_section) {
+                 const std::string& estimator_section, const std::string& fit_section) {
   // The text first: a model that cannot be written leaves no temporary behind.
-  const std::string text = model_text(path, model, report, estimator_section);
+  const std::string text = model_text(path, model, report, estimator_section, fit_section);
   OutputFile out(path);
   out.write(text);
   out.commit();
