@@ -297,8 +297,15 @@ TEST_F(CliTest, WholeInputProblemsNameTheFile) {
   EXPECT_NE(weighted.err.find("per unit of weight"), std::string::npos) << weighted.err;
   EXPECT_NE(weighted.err.find("over 3 rows, weights summing to 1.5)"), std::string::npos)
       << weighted.err;
+  const CliRun selected = emix("select data.txt -k 1 --covariance diag --sample-weight half.txt");
+  ASSERT_EQ(selected.code, 0) << selected.err;
+  EXPECT_NE(selected.out.find("per unit of weight"), std::string::npos) << selected.out;
   write("raw.bin", std::string(16, '\0'));
   expect_failure("fit raw.bin -k 1 -o model.json", {"raw.bin", "--dtype and --dims"});
+  // Raw weights beside raw data: the library's message asked for the --dtype and --dims given.
+  write("w.bin", std::string(24, '\0'));
+  expect_failure("fit raw.bin --dtype float64 --dims 2 -k 1 --sample-weight w.bin -o model.json",
+                 {"--sample-weight w.bin: raw binary weights are not read"});
 }
 
 TEST_F(CliTest, BinomialCountAboveTrials) {
@@ -401,6 +408,29 @@ TEST_F(CliTest, OutputOverwritingAnInput) {
 // pipe equals the one fitted from the file, labels predicted from redirected input equal the
 // file's, and each stream is taken once. (A pipe in and a pipe out were once "the same file":
 // neither /proc/self/fd link resolves to a path.)
+// Started without stderr (2>&-), the first file the program opened took descriptor 2: the
+// progress lines went into the model's temporary file, renamed into place with exit status 0.
+// Without stdin (<&-), "-" read the program's own output, or hung reading its stdout pipe.
+TEST_F(CliTest, ClosedStandardStreamsAreNeverTakenForFiles) {
+  generate(200);
+  const std::string program = "cd '" + dir_ + "' && '" + EMIX_CLI_PATH + "' ";
+  const std::string fit = "fit data.npy -k 2 --device cpu --seed 4 ";
+  ASSERT_EQ(std::system((program + fit + "-o m.json --labels l.npy 2>&-").c_str()), 0);
+  EXPECT_EQ(nlohmann::json::parse(read_text(path("m.json"))).at("format"), "emix-model");
+  EXPECT_EQ(read_text(path("l.npy")).rfind("\x93NUMPY", 0), 0u);
+  const std::string err = capture_ + "/closed.txt";
+  const auto refused = [&](const std::string& command, const std::string& fragment) {
+    SCOPED_TRACE(command);
+    const int status = std::system((program + command + " 2> '" + err + "'").c_str());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+    EXPECT_NE(read_text(err).find(fragment), std::string::npos) << read_text(err);
+  };
+  refused("fit - -k 2 --device cpu -o in.json <&-",
+          "INPUT -: standard input is closed (the program was started without it)");
+  refused(fit + "-o - >&-", "-o -: standard output is closed");
+  EXPECT_FALSE(fs::exists(path("in.json")));
+}
+
 TEST_F(CliTest, DashIsStandardInputAndOutput) {
   generate(200);
   const emix::HostMatrix x = emix::io::read_matrix(path("data.npy").string());

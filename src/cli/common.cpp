@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -271,13 +272,35 @@ void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs) {
   }
 }
 
+namespace {
+bool started_closed[3] = {false, false, false};
+}  // namespace
+
+void open_closed_standard_streams() {
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    // The lowest free descriptor: fd itself, as those below it are open by now.
+    const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (opened != fd && opened >= 0) {
+      ::dup2(opened, fd);
+      ::close(opened);
+    }
+    started_closed[fd] = true;
+  }
+}
+
 bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs) {
   const auto replace = [](const std::vector<std::pair<std::string, std::string*>>& paths,
                           const char* stream, const char* name) {
     const std::string* first = nullptr;
+    const bool closed = started_closed[std::string(name) == "input" ? 0 : 1];
     for (const auto& [option, path] : paths) {
       if (*path != "-") continue;
+      if (closed) {
+        throw InvalidArgument(option + " -: standard " + std::string(name) +
+                              " is closed (the program was started without it)");
+      }
       if (first != nullptr) {
         throw InvalidArgument(option + " -: standard " + std::string(name) +
                               " is already taken by " + *first);
@@ -339,8 +362,10 @@ void Progress::operator()(const IterationInfo& info) {
   if (n_init_ > 1) {
     line += "init " + std::to_string(info.init_run + 1) + "/" + std::to_string(n_init_) + "  ";
   }
-  line += "iter " + std::to_string(info.iteration) + "  loglik " +
-          format("%.6e", info.log_likelihood) + "  change " +
+  // Both per unit of weight (per row, unweighted): the change is what --tol tests, and the total
+  // beside it read as if the change were the total's.
+  line += "iter " + std::to_string(info.iteration) + "  mean loglik " +
+          format("%.6e", info.mean_log_likelihood) + "  change " +
           (info.iteration == 0 ? std::string("-") : format("%.1e", info.change)) + "  " +
           format("%.2f", info.seconds) + " s";
   if (live_) {

@@ -152,10 +152,17 @@ struct BinaryOutput {
 };
 void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs);
 
+// Opens /dev/null on whichever of file descriptors 0, 1 and 2 the program was started without
+// (`2>&-`, `<&-`), before anything else opens a file: the first file opened would take the
+// closed descriptor, and progress lines went into an output's temporary file (then renamed into
+// place), or a "-" input read the program's own output. Call first thing in main().
+void open_closed_standard_streams();
+
 // "-" as a path stands for standard input (among `inputs`) or standard output (among `outputs`),
 // as in most Unix tools: each such path becomes /dev/stdin or /dev/stdout, which the readers and
 // OutputFile take (a pipe, a terminal, or a file the shell redirected). Each stream may be
-// given once; pairs are (option, path), the option for messages. Returns whether an output is
+// given once; pairs are (option, path), the option for messages. A "-" for a stream the program
+// was started without (open_closed_standard_streams) is refused. Returns whether an output is
 // now standard output (what the command prints for people then goes to stderr).
 bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs);

@@ -292,6 +292,7 @@ void read_whole_numbers_as_decimal(CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  emix::cli::open_closed_standard_streams();
   keep_freed_memory();
   const emix::cli::MpiSession mpi(&argc, &argv);
   install_signal_handlers();

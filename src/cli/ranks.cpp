@@ -64,6 +64,13 @@ void check_weight_count(const std::string& path, std::int64_t values, std::int64
 std::vector<double> load_sample_weights(const std::string& path, std::int64_t total_rows,
                                         std::int64_t first_row, std::int64_t row_count,
                                         const std::string& input) {
+  const std::string extension = lower_extension(path);
+  if (extension == ".bin" || extension == ".raw") {
+    // --dtype and --dims describe INPUT; the library's own message asked for them.
+    throw InvalidArgument("--sample-weight " + path +
+                          ": raw binary weights are not read (--dtype and --dims describe "
+                          "INPUT); write the weights as .npy or text, one value per row");
+  }
   std::vector<double> weights;
   if (first_row == 0 && row_count == total_rows) {
     io::ReadOptions options;

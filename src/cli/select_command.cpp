@@ -227,16 +227,16 @@ void print_table(std::FILE* out, const SelectReport& r, Family family) {
                to_string(r.criterion));
 }
 
-void print_best(std::FILE* out, const SelectReport& r, Family family,
+void print_best(std::FILE* out, const SelectReport& r, Family family, bool weighted,
                 const std::vector<std::string>& written) {
   const SelectCandidate& b = r.candidates[r.best];
   const Model& m = b.fit.model;
   std::fprintf(out, "\nbest by %s: K = %d", to_string(r.criterion), b.n_components);
   if (family == Family::kGaussian) std::fprintf(out, ", covariance %s", to_string(b.covariance));
   std::fprintf(out, " (%s %.10e)\n", to_string(r.criterion), b.criterion(r.criterion));
-  std::fprintf(out, "mean log-likelihood %.10e per row, %d iteration%s%s, %lld parameters\n",
-               b.fit.mean_log_likelihood, b.fit.n_iter, b.fit.n_iter == 1 ? "" : "s",
-               b.fit.converged ? ", converged" : ", not converged",
+  std::fprintf(out, "mean log-likelihood %.10e per %s, %d iteration%s%s, %lld parameters\n",
+               b.fit.mean_log_likelihood, weighted ? "unit of weight" : "row", b.fit.n_iter,
+               b.fit.n_iter == 1 ? "" : "s", b.fit.converged ? ", converged" : ", not converged",
                static_cast<long long>(b.n_parameters));
   const int d = m.n_features;
   const int shown = std::min(d, 8);
@@ -467,7 +467,7 @@ int run_select(const SelectArgs& a) {
     // Where an output is standard output, what is printed for people goes beside the warnings.
     std::FILE* out = a.stdout_taken ? stderr : stdout;
     print_table(out, report, family);
-    print_best(out, report, family, written);
+    print_best(out, report, family, !a.sample_weight.empty(), written);
   }
   print_warnings(report, family, a.data.quiet);
   return 0;
