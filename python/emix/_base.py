@@ -234,8 +234,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
              "None or a callable"),
             (_is_real(self.step_decay) and 0.5 < self.step_decay <= 1, "step_decay",
              "a float in (0.5, 1]"),
-            (_is_real(self.step_offset) and 1 <= self.step_offset < float("inf"),
-             "step_offset", "a finite float >= 1"),
+            (self.step_offset == "auto" if isinstance(self.step_offset, str) else
+             _is_real(self.step_offset) and 1 <= self.step_offset < float("inf"),
+             "step_offset", "'auto' or a finite float >= 1"),
         ]
         checks += self._family_checks()
         for ok, parameter, expected in checks:
@@ -384,6 +385,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             else:
                 report = run(self._options(seed), self._hook(0))
         if is_chunk_source(X):
+            if source.n_samples < 2:  # known once the chunks were read; as for an array
+                raise InvalidArgument(f"Found 1 sample in the chunks while a minimum of 2 is "
+                                      f"required by {name}.")
             self._set_fitted(report, n_features, source.weight_total)
             return None
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
@@ -425,12 +429,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         ``init_params`` and ``random_state``, or from ``weights_init`` / ``means_init`` /
         ``precisions_init`` / ``probabilities_init``); on an estimator fitted by ``fit`` it
         starts from the fitted model. The running statistics start as that model's own (those
-        whose M-step gives it back). The first step has size ``step_offset ** -step_decay``:
-        with the default ``step_offset=1`` the first batch's statistics replace them outright,
-        so a small first batch moves the model far. To continue a fit of N rows with batches
-        of B rows, ``step_decay=1`` and ``step_offset=N / B + 1`` make the running statistics
-        the mean of the fit's (weighted as N / B batches) and every batch's since. ``fit``
-        discards the online state.
+        whose M-step gives it back). The first step has size ``step_offset ** -step_decay``.
+        With ``step_offset=1`` (what ``'auto'`` takes for a stream that starts the model) the
+        first batch's statistics replace them outright, so a small first batch moves the model
+        far. Going on from ``fit`` of total weight N (N rows unweighted) with batches of
+        weight B, ``'auto'`` takes ``N / B + 1``: with ``step_decay=1`` the running
+        statistics are then the mean of the fit's (weighted as N / B batches) and every
+        batch's since. ``fit`` discards the online state.
 
         Parameters
         ----------
@@ -474,20 +479,31 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
         mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
         mstep.fixed_weights = bool(self.fixed_weights)
-        settings = (float(self.step_decay), float(self.step_offset), mstep.reg_covar,
+        settings = (float(self.step_decay), self.step_offset, mstep.reg_covar,
                     mstep.prob_epsilon, mstep.fixed_weights)
         checkpoint = self.__dict__.get("_online_checkpoint_")
         if online is None and checkpoint is not None:
             # Unpickled: the stream goes on from the step where it was pickled.
             running, steps, last = checkpoint
-            online = _emix.OnlineEm.resume(self._model(), settings[0], settings[1], mstep,
-                                           _emix.Statistics.deserialize(running), steps, last)
+            online = _emix.OnlineEm.resume(self._model(), settings[0], self._stream_offset(),
+                                           mstep, _emix.Statistics.deserialize(running), steps,
+                                           last)
         elif online is not None and settings != self.__dict__.get("_online_settings_"):
             # set_params between batches: the next steps take the new values.
-            online = _emix.OnlineEm.resume(online.model, settings[0], settings[1], mstep,
-                                           online.running_statistics, online.steps,
+            online = _emix.OnlineEm.resume(online.model, settings[0], self._stream_offset(),
+                                           mstep, online.running_statistics, online.steps,
                                            online.last_mean_log_likelihood)
         if online is None:
+            # 'auto': a stream going on from fit weighs the fit as W / B batches of this one's
+            # weight; one that starts the model, 1.
+            fit_weight = self.__dict__.get("_fit_weight_")
+            batch_weight = float(weights.sum()) if weights is not None else data.n_samples
+            if self.step_offset != "auto":
+                self._online_offset_ = float(self.step_offset)
+            elif self.__sklearn_is_fitted__() and fit_weight and batch_weight > 0:
+                self._online_offset_ = fit_weight / batch_weight + 1.0
+            else:
+                self._online_offset_ = 1.0
             if self.__sklearn_is_fitted__():
                 initial = self._model()
             else:
@@ -509,8 +525,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     parameters = self._parameters_of(start.model)
                     parameters.update(given)
                     initial = self._make_model(data.n_features, parameters)
-            online = _emix.OnlineEm(initial, settings[0], settings[1], mstep)
-        if online.steps == 0 and settings[1] == 1:
+            online = _emix.OnlineEm(initial, settings[0], self._online_offset_, mstep)
+        if online.steps == 0 and self._online_offset_ == 1:
             _warn_if_underdetermined(online.model, data)
         online.partial_fit(data.view, self._engine(), weights)
         self._online_ = online
@@ -543,6 +559,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                                             int(online.steps),
                                             float(online.last_mean_log_likelihood))
         return state
+
+    def _stream_offset(self):
+        """The online stream's step_offset: the parameter's, or what 'auto' took when the
+        stream began."""
+        if self.step_offset != "auto":
+            return float(self.step_offset)
+        return float(self.__dict__.get("_online_offset_", 1.0))
 
     def _check_fitted_shape(self, what):
         """InvalidArgument when n_components (or a Gaussian mixture's covariance_type, a
@@ -599,8 +622,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         non-convergence once for all its candidates."""
         # A fit's model ends the online stream (its next partial_fit starts one from the
         # model); a fit that failed, its data refused say, leaves the stream as it was.
-        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_"):
+        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_",
+                          "_online_offset_"):
             self.__dict__.pop(attribute, None)
+        self._fit_weight_ = float(total_weight)  # what step_offset='auto' weighs the fit as
         self._set_model(report.model)
         self.converged_ = bool(report.converged)
         self.n_iter_ = int(report.n_iter)

@@ -107,6 +107,8 @@ def _as_chunk_array(x, dtype, index):
     except InvalidArgument:
         raise
     except (TypeError, ValueError) as e:  # NumPy's or the producer's own words, chunk named
+        if str(e).startswith(where):  # numeric_numpy's own, which names the chunk already
+            raise
         raise InvalidArgument(f"{where}: {e}") from e
     if x.ndim != 2:
         raise InvalidArgument(f"{where}: expected a 2-D array, got shape {x.shape}")

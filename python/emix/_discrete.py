@@ -49,9 +49,11 @@ _COMMON_PARAMETERS = """    n_components : int, default=1
     step_decay : float, default=0.6
         :meth:`partial_fit` (online EM): step t has size (t + step_offset)^-step_decay;
         in (0.5, 1].
-    step_offset : float, default=1.0
+    step_offset : float or 'auto', default='auto'
         :meth:`partial_fit`: >= 1 (1: the first batch's statistics replace the initial
-        model's outright).
+        model's outright). 'auto': 1 for a stream that starts the model, and W / B + 1 for
+        one that goes on from ``fit`` on data of total weight W with a first batch of weight
+        B, so that the fit counts as W / B batches (with 1 the first batch replaced it).
 """
 
 _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
@@ -178,7 +180,7 @@ class BernoulliMixture(_DiscreteMixture):
                  init_params="kmeans", weights_init=None, probabilities_init=None,
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
                  device="auto", dtype=None, fixed_weights=False, prob_epsilon=1e-10,
-                 callback=None, step_decay=0.6, step_offset=1.0):
+                 callback=None, step_decay=0.6, step_offset="auto"):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -237,7 +239,7 @@ class BinomialMixture(_DiscreteMixture):
                  random_state=None, warm_start=False, verbose=0, verbose_interval=10,
                  device="auto", dtype=None, fixed_weights=False, prob_epsilon=1e-10,
                  callback=None, n_trials=1, step_decay=0.6,
-                 step_offset=1.0):
+                 step_offset="auto"):
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter

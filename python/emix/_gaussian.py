@@ -187,9 +187,11 @@ class GaussianMixture(_BaseMixture):
     step_decay : float, default=0.6
         :meth:`partial_fit` (online EM): step t has size (t + step_offset)^-step_decay;
         in (0.5, 1].
-    step_offset : float, default=1.0
+    step_offset : float or 'auto', default='auto'
         :meth:`partial_fit`: >= 1 (1: the first batch's statistics replace the initial
-        model's outright).
+        model's outright). 'auto': 1 for a stream that starts the model, and W / B + 1 for
+        one that goes on from ``fit`` on data of total weight W with a first batch of weight
+        B, so that the fit counts as W / B batches (with 1 the first batch replaced it).
 
     Attributes
     ----------
@@ -269,7 +271,7 @@ class GaussianMixture(_BaseMixture):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, device="auto", dtype=None,
-                 fixed_weights=False, callback=None, step_decay=0.6, step_offset=1.0):
+                 fixed_weights=False, callback=None, step_decay=0.6, step_offset="auto"):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol

@@ -214,9 +214,10 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     criterion : {'bic', 'aic', 'icl'}, default='bic'
         Lower is better: BIC = -2 log L + p log W, AIC = -2 log L + 2 p, ICL = BIC + twice
         the (weighted) entropy of the responsibilities, with W the sum of the weights.
-    random_state : int, default=0
-        Seed of every candidate's initialisation (an int, so that the result is
-        reproducible).
+    random_state : int, RandomState instance or None, default=0
+        Seed of every candidate's initialisation. An int makes the result reproducible; a
+        RandomState (None: NumPy's global one) gives one seed drawn from it, as the
+        estimators draw theirs, shared by every candidate.
     device : {'auto', 'cpu', 'gpu'}, default='auto'
     sample_weight : array-like of shape (n_samples,), optional
         With a Dask array X, a NumPy array, a Dask array or a Dask Series (rechunked to X's
@@ -236,7 +237,13 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     if criterion not in _CRITERIA:
         raise InvalidArgument(f"criterion must be one of {_CRITERIA}, got {criterion!r}")
     if not _is_int(random_state):
-        raise InvalidArgument("random_state must be an int, so that the selection is reproducible")
+        # One draw for the whole grid, so that every candidate starts as its own fit with that
+        # seed would (the estimators draw theirs the same way).
+        from ._sklearn import check_random_state
+        try:
+            random_state = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        except ValueError as e:
+            raise InvalidArgument(f"random_state: {e}") from None
     # One K, not an error: as one covariance type may be given as a string.
     ks = [n_components] if _is_int(n_components) else list(n_components)
     for k in ks:
@@ -297,6 +304,9 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
             source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))
         n_features = source.peek_features()
         report = _emix.select_chunks(source, ks, [str(t) for t in types], criterion, options)
+        if source.n_samples < 2:  # known once the chunks were read; as for an array
+            raise InvalidArgument("Found 1 sample in the chunks while a minimum of 2 is "
+                                  "required by emix.select.")
         total = float(source.weight_total)
     else:
         data = as_data(X, check_dtype_parameter(dtype), "emix.select")

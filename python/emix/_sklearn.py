@@ -45,6 +45,10 @@ except ImportError:  # pragma: no cover - exercised only where scikit-learn is a
                 setattr(self, key, value)
             return self
 
+        def __getstate__(self):
+            # object.__getstate__ exists from Python 3.11 only; the estimators extend this.
+            return self.__dict__.copy()
+
         def __repr__(self):
             defaults = {p.name: p.default
                         for p in inspect.signature(type(self).__init__).parameters.values()}

@@ -387,6 +387,10 @@ class _RemoteBlocks(_Adapter):
         return self.sums
 
     @property
+    def n_samples(self):
+        return int(self.x.shape[0])  # only block 0 is read here
+
+    @property
     def weight_total(self):
         if self.weight_blocks[0] is None:
             return float(self.x.shape[0])

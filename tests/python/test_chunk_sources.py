@@ -355,6 +355,19 @@ def test_chunk_rows_cut_a_parquet_files_row_groups_and_are_refused_where_they_ca
             emix.chunked(unchunkable, chunk_rows=100)
 
 
+def test_one_row_in_chunks_is_refused_as_in_an_array(data):
+    # An array of one row is refused (scikit-learn's minimum of 2); in chunks it was fitted, to
+    # a covariance of reg_covar around the row.
+    gm = emix.GaussianMixture(1, device="cpu")
+    with pytest.raises(ValueError, match="Found 1 sample in the chunks while a minimum of 2 is "
+                                         "required by GaussianMixture"):
+        gm.fit([data[:1]])
+    assert not hasattr(gm, "means_")
+    with pytest.raises(ValueError, match="minimum of 2 is required by emix.select"):
+        emix.select([data[:1]], n_components=[1], device="cpu")
+    gm.fit([data[:1], data[1:2]])  # two rows, in two chunks
+
+
 def test_chunks_are_read_as_the_estimators_read_one_array(data, reference):
     """A chunk is converted as fit converts one array: a DataFrame of mixed or nullable
     columns, objects that are numbers, a DataLoader's [x, w] lists. Before, such chunks were

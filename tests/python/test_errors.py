@@ -110,6 +110,11 @@ def test_sparse_data_is_refused():
     sparse = pytest.importorskip("scipy.sparse", reason="SciPy makes the sparse input")
     with pytest.raises(TypeError, match="sparse"):
         gm().fit(sparse.csr_matrix(X))
+    # In chunks the same TypeError, naming the chunk once (it said "chunk 0: chunk 0 does not
+    # accept sparse data", as a ValueError).
+    for source in ([sparse.csr_matrix(X)], emix.chunked(sparse.csr_matrix(X), chunk_rows=50)):
+        with pytest.raises(TypeError, match="^chunk 0 does not accept sparse data"):
+            gm().fit(source)
 
 
 @pytest.mark.parametrize("parameter, value, expected", [
@@ -132,7 +137,8 @@ def test_sparse_data_is_refused():
     ("callback", 5, "None or a callable"),
     ("step_decay", "a", r"a float in \(0.5, 1\]"),
     ("step_decay", 0.5, r"a float in \(0.5, 1\]"),
-    ("step_offset", 0.5, "a finite float >= 1"),
+    ("step_offset", 0.5, "'auto' or a finite float >= 1"),
+    ("step_offset", "Auto", "'auto' or a finite float >= 1"),
 ])
 def test_bad_parameters(parameter, value, expected):
     # emix.InvalidArgument is a ValueError: scikit-learn's code and emix's both catch it.

@@ -157,10 +157,23 @@ def test_a_step_offset_continues_a_fit_instead_of_replacing_it():
     x = separated(2000)
     shifted = separated(100, seed=1) + np.array([1.0, -1.0])  # a batch from elsewhere
     fitted = exact(x, n_components=3)
-    replaced = pickle.loads(pickle.dumps(fitted)).partial_fit(shifted)
+    replaced = pickle.loads(pickle.dumps(fitted)).set_params(step_offset=1).partial_fit(shifted)
     kept = pickle.loads(pickle.dumps(fitted))
     kept.set_params(step_decay=1.0, step_offset=2000 / 100 + 1)
     kept.partial_fit(shifted)
+    # The default, 'auto', takes that N / B + 1 going on from fit (it took 1, which replaced the
+    # fit by a first batch however small), and 1 for a stream that starts the model.
+    auto = pickle.loads(pickle.dumps(fitted)).set_params(step_decay=1.0)
+    assert auto.step_offset == "auto"
+    assert np.array_equal(auto.partial_fit(shifted).means_, kept.means_)
+    weighted = pickle.loads(pickle.dumps(fitted)).set_params(step_decay=1.0)
+    weighted.partial_fit(shifted, sample_weight=np.full(len(shifted), 0.5))  # B = 50: 41
+    by_hand = pickle.loads(pickle.dumps(fitted)).set_params(step_decay=1.0, step_offset=41.0)
+    by_hand.partial_fit(shifted, sample_weight=np.full(len(shifted), 0.5))
+    assert np.array_equal(weighted.means_, by_hand.means_)
+    fresh = emix.GaussianMixture(3, random_state=0, device="cpu", step_decay=1.0)
+    one = emix.GaussianMixture(3, random_state=0, device="cpu", step_decay=1.0, step_offset=1)
+    assert np.array_equal(fresh.partial_fit(shifted).means_, one.partial_fit(shifted).means_)
     moved = replaced.means_ - fitted.means_
     assert np.max(np.abs(moved)) > 0.5  # the batch lies 1.4 away from the fit's clusters
     share = replaced.weights_ / (20 * fitted.weights_ + replaced.weights_)

@@ -87,8 +87,19 @@ def test_bernoulli_select_and_errors():
         emix.select(x, n_components=[], device="cpu")
     with pytest.raises(ValueError):
         emix.select(x, criterion="bad", device="cpu")
-    with pytest.raises(ValueError):
-        emix.select(x, random_state=None, device="cpu")
+    # A RandomState (None: NumPy's global one) gives one seed for the grid, as the estimators
+    # draw theirs; each candidate is its own fit from that seed. Anything else is refused.
+    seed = int(np.random.RandomState(5).randint(np.iinfo(np.int32).max))
+    drawn = emix.select(x, n_components=[1, 2], family="bernoulli",
+                        random_state=np.random.RandomState(5), device="cpu")
+    fixed = emix.select(x, n_components=[1, 2], family="bernoulli", random_state=seed,
+                        device="cpu")
+    assert [c["bic"] for c in drawn.candidates] == [c["bic"] for c in fixed.candidates]
+    assert np.array_equal(drawn.best_estimator_.probabilities_,
+                          fixed.best_estimator_.probabilities_)
+    emix.select(x, n_components=[1, 2], family="bernoulli", random_state=None, device="cpu")
+    with pytest.raises(ValueError, match="random_state: 'x' cannot be used to seed"):
+        emix.select(x, random_state="x", device="cpu")
     with pytest.raises(ValueError, match="reg_covar must be a finite float >= 0, got -1"):
         emix.select(x, reg_covar=-1, family="bernoulli", device="cpu")
     with pytest.raises(ValueError, match=r"prob_epsilon must be a float in \(0, 0.5\), got 0.7"):
