@@ -37,7 +37,15 @@ std::string in_flags(std::string text) {
       {"reg_covar", "--reg-covar"},
       {"n_init", "--n-init"},
       {"prob_epsilon", "--prob-epsilon"},
-      {"kmeans_iter", "--kmeans-iter"}};
+      {"kmeans_iter", "--kmeans-iter"},
+      {"n_components", "-k"},
+      {"n_threads", "--threads"}};
+  // A library option the program has no flag for is no advice to its user.
+  for (const char* clause : {" (or, from the library, a smaller init_max_rows: at least "
+                             "n_components)"}) {
+    const std::size_t at = text.find(clause);
+    if (at != std::string::npos) text.erase(at, std::strlen(clause));
+  }
   const auto part_of_a_word = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
   };
@@ -51,7 +59,9 @@ std::string in_flags(std::string text) {
         at = end;
         continue;
       }
-      text.replace(at, from.size(), flag);
+      // "n_components = 3" reads "-k 3", as it is typed.
+      const bool assigned = text.compare(end, 3, " = ") == 0;
+      text.replace(at, from.size() + (assigned ? 2 : 0), flag);
       at += std::strlen(flag);
     }
   }

@@ -342,7 +342,7 @@ int run_demo(const DemoArgs& args) {
   try {  // before anything is printed
     validate(cpu);
   } catch (const OptionError& e) {
-    throw InvalidArgument("--threads " + std::to_string(args.threads) + ": " + e.what());
+    throw InvalidArgument(option_error_message(e));
   }
   std::printf("emix %s demo\n\n", kVersion);
   three_coins(cpu);

@@ -20,6 +20,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/mpi_session.hpp"
+#include "core/initialize.hpp"  // TooFewRows
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
@@ -622,6 +623,10 @@ int main(int argc, char** argv) {
     // The library names its option ("max_iter"); a user of the program typed the flag.
     return report_error(emix::cli::option_error_message(e), 2, emix::cli::raised_on_every_rank(e));
   } catch (const emix::NumericalError& e) {
+    return report_error(emix::cli::in_flags(e.what()), 2, emix::cli::raised_on_every_rank(e));
+  } catch (const emix::OutOfMemory& e) {  // these name options, never files
+    return report_error(emix::cli::in_flags(e.what()), 2, emix::cli::raised_on_every_rank(e));
+  } catch (const emix::TooFewRows& e) {
     return report_error(emix::cli::in_flags(e.what()), 2, emix::cli::raised_on_every_rank(e));
   } catch (const emix::Error& e) {
     return report_error(e.what(), 2, emix::cli::raised_on_every_rank(e));
