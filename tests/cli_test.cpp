@@ -152,6 +152,13 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--kmeans-iter applies to --init kmeans++ only"});
   expect_failure("select data.npy -k 1..2 --init random-from-data --kmeans-iter 0",
                  {"--kmeans-iter applies to --init kmeans++ only"});
+  // With --init-model the model is the start: --init was ignored, and --n-init 5 ran five
+  // identical fits ("best of 5 inits: #1").
+  ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -q -o start.json").code, 0);
+  expect_failure("fit data.npy --init-model start.json --init random -o m.json",
+                 {"--init random does not apply with --init-model"});
+  expect_failure("fit data.npy --init-model start.json --n-init 5 -o m.json",
+                 {"--n-init 5 with --init-model: every restart would start from the same model"});
   expect_failure("select data.npy -k 1..2 -o best.csv", {"-o best.csv", "name it .json"});
   // 32 TB: more than any disk this runs on has free, refused before a byte is written.
   expect_failure("generate --n 1000000000000 --d 4 -k 2 -o g.npy",

@@ -31,6 +31,7 @@ struct FitArgs {
   int trials = 1;
   bool trials_given = false;
   std::string init = "kmeans++";
+  bool init_given = false;  // refused with --init-model
   std::string init_model;
   bool fixed_weights = false;
   std::string sample_weight;

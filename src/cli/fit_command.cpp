@@ -146,6 +146,17 @@ int run_fit(const FitArgs& a) {
     throw InvalidArgument("--kmeans-iter applies to --init kmeans++ only" +
                           std::string(a.init_model.empty() ? "" : ", not to --init-model"));
   }
+  // The model given is the start: an --init beside it was ignored, and restarts all ran the
+  // same fit ("best of 5 inits: #1").
+  if (!a.init_model.empty() && a.init_given) {
+    throw InvalidArgument("--init " + a.init + " does not apply with --init-model (the model "
+                          "given is the start)");
+  }
+  if (!a.init_model.empty() && a.n_init > 1) {
+    throw InvalidArgument("--n-init " + std::to_string(a.n_init) +
+                          " with --init-model: every restart would start from the same model "
+                          "and end alike");
+  }
   int k = a.k;
   int trials = a.trials;
   const bool distributed = mpi_active();

@@ -326,16 +326,17 @@ int main(int argc, char** argv) {
           ->capture_default_str();
   CLI::Option* trials_opt =
       fit->add_option("--trials", fit_args.trials, "binomial: trials per entry (counts in 0..M)");
-  fit->add_option("--init", fit_args.init, "initialisation")
-      ->check(CLI::IsMember(kInits))
-      ->capture_default_str();
+  CLI::Option* fit_init = fit->add_option("--init", fit_args.init, "initialisation")
+                              ->check(CLI::IsMember(kInits))
+                              ->capture_default_str();
   CLI::Option* fit_kmeans_iter =
       fit->add_option("--kmeans-iter", fit_args.kmeans_iter,
                       "kmeans++: k-means steps after the seeding (0: the seeding alone, as "
                       "scikit-learn's init_params='k-means++')")
           ->capture_default_str();
   fit->add_option("--init-model", fit_args.init_model,
-                  "start from this model (used exactly as given; overrides --init)");
+                  "start from this model, used exactly as given (not with --init, "
+                  "--kmeans-iter or --n-init above 1)");
   fit->add_flag("--fixed-weights", fit_args.fixed_weights, "keep the initial mixing weights");
   fit->add_option("--sample-weight", fit_args.sample_weight,
                   "per-row weights (N values, .npy or text), acting as repetition counts");
@@ -546,6 +547,7 @@ int main(int argc, char** argv) {
       fit_args.prob_epsilon_given = fit_prob_epsilon->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
       fit_args.kmeans_iter_given = fit_kmeans_iter->count() > 0;
+      fit_args.init_given = fit_init->count() > 0;
       // Under mpirun only rank 0 writes, and its refusal must reach every rank: run_fit checks.
       if (!emix::cli::mpi_active()) {
         emix::cli::refuse_binary_on_terminal(
