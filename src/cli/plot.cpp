@@ -217,23 +217,34 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
   for (Covariance cov : covariances) {
     const Rgb rgb = colour_of(cov);
     for (Criterion crit : criteria) {
+      // Every K of the type, a failed one (or one whose criterion is not finite) as NaN: the
+      // line breaks there instead of running across it to the next K, as if between values.
       std::vector<std::pair<int, double> > points;
       for (const SelectCandidate& c : cands) {
-        if (c.covariance == cov && std::isfinite(c.criterion(crit))) {
-          points.emplace_back(c.n_components, c.criterion(crit));
-        }
+        if (c.covariance != cov) continue;
+        const double v = c.criterion(crit);
+        const bool drawn = !c.failed && std::isfinite(v);
+        points.emplace_back(c.n_components, drawn ? v : std::numeric_limits<double>::quiet_NaN());
       }
-      std::sort(points.begin(), points.end());
+      std::sort(points.begin(), points.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
       cairo_set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
       set_dash(cr, crit);
-      for (std::size_t i = 0; i < points.size(); ++i) {
-        if (i == 0) {
-          cairo_move_to(cr, px(points[i].first), py(points[i].second));
+      bool pen_down = false;
+      for (const auto& [k, v] : points) {
+        if (std::isnan(v)) {
+          pen_down = false;
+        } else if (pen_down) {
+          cairo_line_to(cr, px(k), py(v));
         } else {
-          cairo_line_to(cr, px(points[i].first), py(points[i].second));
+          cairo_move_to(cr, px(k), py(v));
+          pen_down = true;
         }
       }
       cairo_stroke(cr);
+      points.erase(std::remove_if(points.begin(), points.end(),
+                                  [](const auto& p) { return std::isnan(p.second); }),
+                   points.end());
       cairo_set_dash(cr, nullptr, 0, 0);
       for (const auto& [k, v] : points) {
         cairo_arc(cr, px(k), py(v), 2.5, 0, 2 * M_PI);
