@@ -107,6 +107,16 @@ TEST_F(TextTest, PandasNumberedNamesAreAHeaderOverRealValues) {
                         "the header (line 1) has 3 columns but row 1 has 2 (line 2)");
 }
 
+// NumPy's loadtxt takes "# ..." after values as a comment; emix reads comments on lines of their
+// own, and said only "'2.0 # c' is not a number" or "row 3 has 4 columns, expected 2".
+TEST_F(TextTest, ACommentAfterValuesIsNamedAsOne) {
+  const std::string hint = "'#' starts a comment only at the start of a line";
+  expect_error<IoError>([&] { io::read_matrix(file("c.csv", "a,b\n1.0,2.0 # c\n")); }, hint);
+  expect_error<IoError>([&] { io::read_matrix(file("c.txt", "1 2\n3 4\n5 6 # c\n")); }, hint);
+  EXPECT_EQ(values_of(io::read_matrix(file("own.txt", "# a comment\n1 2\n  # another\n3 4\n"))),
+            (std::vector<double>{1, 2, 3, 4}));
+}
+
 // Cells in double quotes (RFC 4180) are their content: quoted numbers are numbers, a quoted name
 // may hold the separator, and the separator is chosen outside quotes. On the first line a quoted
 // cell is a name, so that R's header of numeric names ("1","2") stays a header. A quote that does

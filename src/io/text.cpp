@@ -312,6 +312,14 @@ bool written_as_reals(std::string_view line, char separator) {
   return false;
 }
 
+// What a '#' after values on a line means to emix, for the message about that line: NumPy's
+// loadtxt takes the rest of the line as a comment, emix reads comments only on lines of their own.
+std::string comment_hint(std::string_view text) {
+  if (text.find('#') == std::string_view::npos) return {};
+  return "; '#' starts a comment only at the start of a line (emix reads no comment after values "
+         "on the same line): move the comment to a line of its own";
+}
+
 // Blank lines and comments ('#' first) hold no row.
 bool holds_nothing(std::string_view line) {
   std::size_t start = 0;
@@ -393,7 +401,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
     }
     if (n_cells != cols) {
       throw_io(path, "row " + std::to_string(data_row) + " has " + count_of(n_cells, "column") +
-                         ", expected " + std::to_string(cols) + at_line());
+                         ", expected " + std::to_string(cols) + at_line() + comment_hint(text));
     }
     if (!wanted) return data_row <= last;
     for (std::int64_t c = 0; c < cols; ++c) {
@@ -417,6 +425,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
           why =
               "; the line ends with a separator, which makes an empty last column: remove the "
               "trailing separators";
+        } else if (why.empty() && cell.find('#') != std::string_view::npos) {
+          why = comment_hint(cell);
         } else if (why.empty() && (cell.empty() || is_missing_marker(cell))) {
           why = std::string(
               "; a missing value? emix needs every value: drop or impute the rows "
