@@ -33,7 +33,8 @@ persist ``X.rechunk({1: -1}).astype(np.float64)``, say, to fit them through the 
 Initialisation: from the estimator's ``*_init`` parameters when all are given (then the fit is
 that of the in-memory estimator with the same parameters). Otherwise the estimator's own
 initialisation (``init_params``, ``n_init``, ``random_state``) runs on a deterministic sample
-of at most ``init_sample_rows`` rows (evenly spaced, computed once to the client), and the
+of at most ``init_sample_rows`` rows (evenly spaced among the rows of positive weight, computed
+once to the client), and the
 given parameters replace the drawn ones. With ``n_init`` > 1 the restarts' starting models compete
 by their log-likelihood on that sample, and EM then runs once over the whole array from the
 best: ``report_.best_init`` is 0, where the in-memory estimator runs every restart's EM over
@@ -107,8 +108,27 @@ def _is_dask_frame(x):
 
 def _as_dask_array(x):
     """A Dask DataFrame as a Dask array with known block lengths (its partitions' rows), so
-    that it runs blockwise like an array, not computed into memory; anything else as it is."""
-    return x.to_dask_array(lengths=True) if _is_dask_frame(x) else x
+    that it runs blockwise like an array, not computed into memory; anything else as it is.
+    Nullable columns (Int64, Float64, boolean) become float64 with NaN for pd.NA, as the
+    in-memory estimators read a pandas frame (as objects they were refused as not numeric);
+    a column of anything else that is not a number is named."""
+    if not _is_dask_frame(x):
+        return x
+    import pandas as pd
+
+    meta = x._meta
+    frame = isinstance(meta, pd.DataFrame)
+    nullable = {}
+    for name, dtype in (meta.dtypes.items() if frame else [(meta.name, meta.dtype)]):
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+            continue
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            nullable[name] = "float64"
+        else:
+            raise InvalidArgument(f"column {name!r}: element type {dtype} is not numeric")
+    if nullable:
+        x = x.astype(nullable) if frame else x.astype("float64")
+    return x.to_dask_array(lengths=True)
 
 
 def _named_like(x):
@@ -134,7 +154,7 @@ def accumulate(model, X, sample_weight=None, device=None):
     first_rows = _first_rows(X)
     return mixture._statistics(m, list(X.to_delayed().ravel()),
                                None if weights is None else list(weights.to_delayed().ravel()),
-                               first_rows)
+                               first_rows, list(X.chunks[0]))
 
 
 def _model_state(model):
@@ -178,13 +198,57 @@ def _first_rows(X):
     return [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
 
 
-def _block_statistics(block, weights, state, device, first_row, index):
+def _positive_rows(block, ranks, first_row):
+    """The rows (of the whole array) of the block's rows of positive weight at `ranks` among
+    them."""
+    return np.flatnonzero(np.asarray(block) > 0)[ranks] + first_row
+
+
+def _sample_rows(weights, n, size):
+    """The initialisation's sample: at most `size` rows, evenly spaced, among the rows of
+    positive weight where there are weights (evenly spaced among all rows, weights of 0 every
+    other row left one row of weight in the sample, and the fit failed with "only 1 rows have
+    positive weight"). The same rows as unweighted where every weight is positive. Two small
+    passes over the weights: their count per block, then the chosen rows of each block."""
+    if weights is None:
+        return np.unique(np.linspace(0, n - 1, min(n, size)).astype(np.int64))
+    blocks = weights.to_delayed().ravel()
+    count = dask.delayed(lambda b: int(np.count_nonzero(np.asarray(b) > 0)), pure=True)
+    counts = np.asarray(dask.compute(*[count(b) for b in blocks]), dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        raise InvalidArgument("sample_weight: the sample weights sum to 0")
+    ranks = np.unique(np.linspace(0, total - 1, min(total, size)).astype(np.int64))
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    firsts = _first_rows(weights)
+    task = dask.delayed(_positive_rows, pure=True)
+    parts = [task(b, ranks[(ranks >= a) & (ranks < e)] - a, first)
+             for b, a, e, first in zip(blocks, starts, ends, firsts) if e > a]
+    return np.concatenate(dask.compute(*parts)).astype(np.int64)
+
+
+def _unlike_declared(index, first_row, rows, cols, shape):
+    """The error about a block whose computed shape is not the one the array declares."""
+    return InvalidArgument(
+        f"block {index} (rows {first_row + 1}..{first_row + rows}): {shape[0]} x "
+        f"{shape[1] if len(shape) > 1 else 1} values, but the Dask array declares {rows} x "
+        f"{cols} for it (its chunks or meta do not match what its tasks compute)")
+
+
+def _block_statistics(block, weights, state, device, first_row, index, rows=None):
     """The block's statistics as bytes, or the library's error about it (naming the row of the
     whole array) as a value: the merge carries the first block's error up the tree (see
     _merge_bytes), so that the error raised is the one in the lowest block whoever computed
-    what, as the in-memory fit names the first bad row."""
+    what, as the in-memory fit names the first bad row. `rows`: the block's rows as the array
+    declares them, where known (a block that computes fewer was fitted silently, and later
+    errors named rows off by the difference)."""
     x = np.ascontiguousarray(block)
     model = _model_of(state)
+    declared = (rows, model.n_features)
+    if (rows is not None and x.shape != declared) or (x.ndim != 2 and x.shape[0] > 0):
+        return _unlike_declared(index, first_row, rows if rows is not None else x.shape[0],
+                                model.n_features, x.shape)
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
         return _emix.Statistics(model).serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
@@ -205,10 +269,7 @@ def _block_values(block, weights, dtype, index, first_row, rows, cols):
             f"chunk {index}:", f"block {index} (rows {first_row + 1}..{first_row + rows}):",
             1)) from None
     if x.shape != (rows, cols):
-        raise InvalidArgument(
-            f"block {index} (rows {first_row + 1}..{first_row + rows}): {x.shape[0]} x "
-            f"{x.shape[1]} values, but the Dask array declares {rows} x {cols} for it (its "
-            "chunks or meta do not match what its tasks compute)")
+        raise _unlike_declared(index, first_row, rows, cols, x.shape)
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64).ravel()
     if w is not None and w.shape[0] != rows:
         raise InvalidArgument(f"block {index} (rows {first_row + 1}..{first_row + rows}): "
@@ -413,13 +474,13 @@ class _BlockActor:
     the scheduler's round trips (30-37 ms an iteration on 2 cores, against 5-10 ms for the
     calls). Its blocks run on the worker's number of threads, as its tasks would."""
 
-    def __init__(self, device, indices, first_rows, weighted, *arrays):
+    def __init__(self, device, indices, first_rows, rows, weighted, *arrays):
         from concurrent.futures import ThreadPoolExecutor
 
         import distributed
 
         n = len(indices)
-        self.device, self.indices, self.first_rows = device, indices, first_rows
+        self.device, self.indices, self.first_rows, self.rows = device, indices, first_rows, rows
         self.blocks = arrays[:n]
         self.weights = arrays[n:] if weighted else (None,) * n
         threads = max(1, min(n, distributed.get_worker().state.nthreads))
@@ -429,7 +490,7 @@ class _BlockActor:
         """Each block's statistics as bytes, in the order of `indices`."""
         def one(j):
             return _block_statistics(self.blocks[j], self.weights[j], state, self.device,
-                                     self.first_rows[j], self.indices[j])
+                                     self.first_rows[j], self.indices[j], self.rows[j])
 
         if self.pool is None:
             return [one(j) for j in range(len(self.blocks))]
@@ -525,7 +586,7 @@ class _ResidentPass:
                     arrays += [weight_futures[i] for i in indices]
                 self.calls.append(client.submit(
                     _BlockActor, device, indices, [first_rows[i] for i in indices],
-                    weights is not None, *arrays, workers=[worker], allow_other_workers=True,
+                    [X.chunks[0][i] for i in indices], weights is not None, *arrays, workers=[worker], allow_other_workers=True,
                     actor=True, pure=False))
             self.actors = client.gather(self.calls)
         except Exception:  # a worker lost already, futures of another client, ...
@@ -582,6 +643,7 @@ class _StatisticsPass:
         self.estimator = estimator
         self.blocks = list(X.to_delayed().ravel())
         self.first_rows = _first_rows(X)
+        self.rows = list(X.chunks[0])
         self.weight_blocks = None if weights is None else list(weights.to_delayed().ravel())
         self.resident = None
         if estimator.resident_blocks:
@@ -601,7 +663,7 @@ class _StatisticsPass:
                 self.engine = (f"dask ({len(self.blocks)} blocks, resident on the workers until "
                                f"iteration {iteration}, when a worker was lost)")
         return self.estimator._statistics(model, self.blocks, self.weight_blocks,
-                                          self.first_rows)
+                                          self.first_rows, self.rows)
 
     def close(self):
         if self.resident is not None:
@@ -694,6 +756,19 @@ def _weighted_mean(total, weight_sum):
     if not weight_sum > 0:
         raise InvalidArgument("sample weights sum to 0")
     return total / weight_sum
+
+
+def _no_rows(name):
+    """What a score, BIC or AIC of no rows raises, in the in-memory estimator's words (a mean
+    over nothing: NaN, -inf and a number were returned)."""
+    return InvalidArgument(f"Found array with 0 sample(s) while a minimum of 1 is required by "
+                           f"{name}.")
+
+
+def _mean_of_rows(total, rows, name):
+    if rows == 0:
+        raise _no_rows(name)
+    return total / rows
 
 
 class _Reseeder:
@@ -888,7 +963,7 @@ class _DaskMixture:
         if self.n_components > n:
             raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
                                   f"{self.n_components}, n_samples = {n}")
-        rows = np.unique(np.linspace(0, n - 1, min(n, self.init_sample_rows)).astype(np.int64))
+        rows = _sample_rows(weights, n, self.init_sample_rows)
         sample = np.ascontiguousarray(X[rows].compute())
         w = None if weights is None else np.ascontiguousarray(weights[rows].compute())
         options = self._options(self._seed())
@@ -931,17 +1006,20 @@ class _DaskMixture:
             fan_in //= 2
         return fan_in
 
-    def _statistics(self, model, blocks, weight_blocks, first_rows=None):
+    def _statistics(self, model, blocks, weight_blocks, first_rows=None, rows=None):
         """The statistics of `blocks` (delayed arrays) under `model`, merged in merge_in_order's
-        tree; first_rows: each block's first row in the whole array, for error messages."""
+        tree; first_rows: each block's first row in the whole array, for error messages; rows:
+        each block's rows as the array declares them (checked), where known."""
         if first_rows is None:
             first_rows = [0] * len(blocks)
+        if rows is None:
+            rows = [None] * len(blocks)
         state = _model_state(model)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=False)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
-                           first_row, i)
-                 for i, (b, first_row) in enumerate(zip(blocks, first_rows))]
+                           first_row, i, declared)
+                 for i, (b, first_row, declared) in enumerate(zip(blocks, first_rows, rows))]
         (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
         return _raised(total)
 
@@ -1101,7 +1179,11 @@ class _DaskMixture:
             return super().score(X, y, sample_weight)
         log_prob = self.score_samples(X)
         if sample_weight is None:
-            return log_prob.mean()
+            # Counted as computed: a filtered array's rows are known only then.
+            rows = log_prob.map_blocks(lambda b: np.array([b.shape[0]]), chunks=(1,),
+                                       dtype=np.int64).sum()
+            total = dask.delayed(_mean_of_rows)(log_prob.sum(), rows, type(self).__name__)
+            return da.from_delayed(total, shape=(), dtype=np.float64)
         w = self._weights(sample_weight, self._rows(_as_dask_array(X))).map_blocks(
             _checked_weights, dtype=np.float64)
         total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
@@ -1110,8 +1192,10 @@ class _DaskMixture:
     def _criterion(self, X, penalty):
         """-2 log L + penalty(n) over a Dask array, computed blockwise (a float, as the
         in-memory bic and aic return)."""
-        log_likelihood = float(self.score_samples(X).sum().compute())
         n = self._rows(_as_dask_array(X)).shape[0]
+        if n == 0:
+            raise _no_rows(type(self).__name__)
+        log_likelihood = float(self.score_samples(X).sum().compute())
         return -2.0 * log_likelihood + penalty(n)
 
     def bic(self, X):

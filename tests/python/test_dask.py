@@ -186,6 +186,30 @@ def test_dask_initialisation_from_an_evenly_spaced_sample(client, data):
     assert rel(estimator.means_, reference.means_) < 1e-12
 
 
+def test_weighted_initialisation_samples_rows_of_positive_weight(client, data):
+    # Weights of 0 every other row: an evenly spaced sample of every row fell on the rows of
+    # weight 0 ("initialisation: only 1 rows have positive weight"). The sample is evenly spaced
+    # among the rows of positive weight: the in-memory fit of those rows from the same start.
+    weights = (np.arange(len(data)) % 2).astype(float)
+    x = da.from_array(data, chunks=(350, 3))
+    estimator = emix.dask.GaussianMixture(3, random_state=2, device="cpu", tol=1e-4,
+                                          init_sample_rows=301)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(x, sample_weight=weights)
+    positive = np.flatnonzero(weights > 0)
+    rows = positive[np.unique(np.linspace(0, len(positive) - 1, 301).astype(np.int64))]
+    start = in_memory(data[rows], n_components=3, random_state=2, device="cpu", max_iter=0)
+    reference = in_memory(data, sample_weight=weights, n_components=3, device="cpu", tol=1e-4,
+                          weights_init=start.weights_, means_init=start.means_,
+                          precisions_init=start.precisions_)
+    assert estimator.n_iter_ == reference.n_iter_
+    assert rel(estimator.means_, reference.means_) < 1e-12
+    # Every weight positive: the rows of the unweighted sample.
+    assert np.array_equal(emix.dask._sample_rows(da.ones(len(data), chunks=350), len(data), 300),
+                          np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64)))
+
+
 def test_weights_that_sum_to_zero_are_an_invalid_argument(client):
     data = (np.random.default_rng(5).random((100, 4)) < 0.5).astype(float)
     estimator = emix.dask.BernoulliMixture(
@@ -341,6 +365,18 @@ def test_score_checks_weights_and_fit_calls_the_callback(client, data):
         fitted.score(x, sample_weight=weights).compute()
     with pytest.raises(emix.InvalidArgument, match="sum to 0"):
         fitted.score(x, sample_weight=np.zeros(len(data))).compute()
+    # No rows (a filter that keeps none): refused as in memory, where score was NaN, BIC -inf
+    # (the best in a lowest-wins loop) and AIC a number. A filtered array's rows are counted as
+    # its score is computed.
+    nothing = x[x[:, 0] > 1e6]
+    with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
+        fitted.score(nothing).compute()
+    for criterion in (fitted.bic, fitted.aic):
+        with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
+            criterion(nothing.compute_chunk_sizes())
+    kept = x[x[:, 0] > 0]
+    assert fitted.score(kept).compute() == pytest.approx(
+        fitted.score(data[data[:, 0] > 0]), rel=1e-12)
 
 
 def test_a_dask_fit_forgets_the_feature_names_of_an_earlier_fit(client, data):
@@ -482,6 +518,15 @@ def test_select_of_a_dask_array_refuses_blocks_unlike_their_declaration(client, 
 
     with pytest.raises(emix.InvalidArgument, match=r"block 1 \(rows 2001..4000\): 2500 x 3"):
         emix.select(x.map_blocks(longer, dtype=float), **grid)
+    # fit checks the same: a shorter block was fitted silently (rows named later were off), a
+    # narrower one said "statistics: the model has 9 mean values for K x D = 12".
+    start = dict(weights_init=[1.0], means_init=[[0.0, 0.0, 0.0]],
+                 precisions_init=[np.eye(3)], device="cpu", max_iter=2)
+    with pytest.raises(emix.InvalidArgument, match=r"block 1 \(rows 2001..4000\): 2500 x 3 "
+                                                   "values, but the Dask array declares 2000 x 3"):
+        emix.dask.GaussianMixture(1, **start).fit(x.map_blocks(longer, dtype=float))
+    with pytest.raises(emix.InvalidArgument, match=r"block 0 \(rows 1..2000\): 2000 x 1 values"):
+        emix.dask.GaussianMixture(1, **start).fit(narrow)
 
     w = np.ones(6000)
     w[4321] = -1.0
@@ -521,6 +566,21 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
     assert list(fitted.feature_names_in_) == ["a", "b", "c"]
     labels = fitted.predict(frame)
     assert isinstance(labels, da.Array) and labels.shape == (len(data),)
+    # Nullable columns are numbers, as the in-memory estimators read them (Dask made them
+    # objects, "not numeric"); a column of text is named.
+    nullable = pd.DataFrame(data, columns=["a", "b", "c"])
+    nullable["c"] = pd.array(np.round(data[:, 2]), dtype="Int64")
+    from_nullable = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(
+        dd.from_pandas(nullable, npartitions=4))
+    in_memory_fit = in_memory(nullable.astype("float64").to_numpy(), n_components=2,
+                              random_state=0, device="cpu", weights_init=from_nullable.weights_,
+                              means_init=from_nullable.means_,
+                              precisions_init=from_nullable.precisions_, max_iter=0)
+    assert from_nullable.score(dd.from_pandas(nullable, npartitions=4)).compute() == (
+        pytest.approx(in_memory_fit.score(nullable.astype("float64").to_numpy()), rel=1e-12))
+    text = pd.DataFrame({"a": data[:, 0], "name": ["x"] * len(data)})
+    with pytest.raises(emix.InvalidArgument, match="column 'name': element type"):
+        emix.dask.GaussianMixture(2, device="cpu").fit(dd.from_pandas(text, npartitions=2))
 
 
 def test_the_initialisations_notes_and_identifiability_reach_the_report(client):
