@@ -16,6 +16,7 @@
 #include <string>
 #include <system_error>
 
+#include "cli/mpi_session.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
@@ -273,9 +274,14 @@ void note_text_header(const std::string& input, const DataArgs& args) {
 void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs) {
   for (const BinaryOutput& output : outputs) {
     const bool standard_output = output.path == "-" || output.path == "/dev/stdout";
+    // Under mpirun (Open MPI) every rank's standard output is a pseudo-terminal that mpirun
+    // reads, whether or not mpirun's own is redirected: a terminal here says nothing, and the
+    // refusal could not be followed ("> FILE" was already there).
+    if (standard_output && mpi_active()) continue;
     if (standard_output ? ::isatty(STDOUT_FILENO) == 0 : !names_a_terminal(output.path)) continue;
+    const std::string typed = output.path == "/dev/stdout" ? "-" : output.path;
     throw InvalidArgument(
-        output.option + " " + output.path +
+        output.option + " " + typed +
         (standard_output ? ": standard output is a terminal" : ": names a terminal") +
         ", and this output is " + output.kind +
         " (binary); redirect it (> FILE) or give a file name");

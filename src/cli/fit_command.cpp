@@ -149,7 +149,8 @@ int run_fit(const FitArgs& a) {
   // The model given is the start: an --init beside it was ignored, and restarts all ran the
   // same fit ("best of 5 inits: #1").
   if (!a.init_model.empty() && a.init_given) {
-    throw InvalidArgument("--init " + a.init + " does not apply with --init-model (the model "
+    throw InvalidArgument("--init " + a.init +
+                          " does not apply with --init-model (the model "
                           "given is the start)");
   }
   if (!a.init_model.empty() && a.n_init > 1) {

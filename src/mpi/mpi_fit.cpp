@@ -340,6 +340,16 @@ Distributed distribute(MPI_Comm comm, const DataView& local_rows, const FitOptio
       if (local_rows.rows < 0) throw InvalidArgument("data: negative number of rows");
       if (local_rows.rows > 0) validate_fit_data(local_rows, options);
       validate_sample_weight(local_sample_weight, local_rows.rows, false);
+    } catch (const DataError& e) {
+      // The row of all ranks' rows, as a single process would name it ("row 1" beside "rows
+      // 1501 to 3000" read as row 1 of all), then where it is on this rank.
+      const bool weight = e.source() == DataError::Source::kSampleWeight;
+      const std::int64_t row = first_row + e.row();
+      std::string where = (weight ? "sample weights: row " : "data: row ") + std::to_string(row);
+      if (!weight && e.column() > 0) where += ", column " + std::to_string(e.column());
+      throw InvalidArgument(where + " " + e.problem() + " (row " + std::to_string(e.row()) +
+                            " of this rank's, which are rows " + std::to_string(first_row + 1) +
+                            " to " + std::to_string(first_row + local_rows.rows) + " of all)");
     } catch (const InvalidArgument& e) {
       throw InvalidArgument(std::string(e.what()) + " (this rank's rows are rows " +
                             std::to_string(first_row + 1) + " to " +

@@ -174,6 +174,24 @@ def main():
             if r.returncode == 0 or len(errors) != 1 or words not in errors[0]:
                 failures.append(f"select, {name}: exit {r.returncode}, {errors}")
 
+        # Binary output to standard output, redirected: mpirun gives each rank a terminal for
+        # its standard output whatever mpirun's own is, and the refusal to write a .npy to a
+        # terminal could not be followed ("redirect it").
+        piped_labels = os.path.join(tmp, "piped_labels.npy")
+        with open(piped_labels, "wb") as sink:
+            r = subprocess.run([args.mpiexec, "-n", "2", args.emix, "fit", data, *common,
+                                "-o", os.path.join(tmp, "piped.json"), "--labels", "-"],
+                               stdout=sink, stderr=subprocess.PIPE, text=True, timeout=120)
+        if r.returncode != 0:
+            failures.append(f"fit --labels - > file under 2 ranks: exit {r.returncode}, "
+                            f"{r.stderr}")
+        else:
+            one = os.path.join(tmp, "one_labels.npy")
+            r = run([args.emix, "fit", data, *common, "-o", os.path.join(tmp, "one.json"),
+                     "--labels", one])
+            if r.returncode != 0 or not np.array_equal(np.load(piped_labels), np.load(one)):
+                failures.append("fit --labels - > file under 2 ranks: not one process's labels")
+
         # Commands other than fit and select run once, on rank 0.
         r = run([args.mpiexec, "-n", "3", args.emix, "score", single, data])
         lines = [line for line in r.stdout.splitlines() if line.strip()]

@@ -540,9 +540,12 @@ int main(int argc, char** argv) {
       std::printf("%-44s skipped: no GPU answers on this machine\n", "gaussian full on the GPU");
     }
     const int last = g_size - 1;
+    // Named by its row among all ranks' (it said "row 2" beside "this rank's rows are rows 201
+    // to 300"), then by its row on the rank.
+    const std::int64_t last_first = emix::mpi::shard_rows(300, last, g_size).first_row;
     expect_same_error_everywhere(
         "a NaN on the last rank", last, [](emix::DataView&, std::vector<double>& x) { x[4] = NAN; },
-        "is nan");
+        "data: row " + std::to_string(last_first + 2) + ", column 2 is nan (row 2 of this rank's");
     expect_same_error_everywhere(
         "a shard of another width", last,
         [](emix::DataView& v, std::vector<double>&) {
