@@ -249,7 +249,7 @@ def chunked(source, chunk_rows=None, sample_weight=None):
     -----
     The fit equals the fit of all rows in one array up to the order of the sums (about 1e-15
     relative per iteration in float64; float32 data, summed in float within tiles that the
-    chunks cut elsewhere, about 1e-7), initialisation included. C-contiguous float32/float64
+    chunks cut elsewhere, about 1e-6), initialisation included. C-contiguous float32/float64
     chunks are used in place; others are converted one chunk at a time. Errors name the chunk.
     A memory-mapped source must not be truncated during a fit (the process would get SIGBUS).
     """
@@ -339,6 +339,13 @@ class _Adapter:
             if self.first_dtype is None:
                 self.first_dtype, self.first_dtype_chunk = x.dtype, index
             elif x.dtype != self.first_dtype:
+                if x.dtype.itemsize > self.first_dtype.itemsize and self.first_dtype_chunk is None:
+                    # The type came from the items' own, counted before the fit: the source
+                    # changed (this said "the type of chunk None: ... do not say their type").
+                    raise InvalidArgument(
+                        f"chunk {index}: {x.dtype} values now, but the source's items were all "
+                        f"{self.first_dtype} when counted before the fit: the chunks must be "
+                        "the same on every pass")
                 if x.dtype.itemsize > self.first_dtype.itemsize:
                     # Rounding this chunk to float32 would change the model without a word.
                     raise InvalidArgument(

@@ -319,19 +319,27 @@ class ChunkedEngine final : public Engine {
                             std::to_string(expected) +
                             " before; a chunk source must give the same chunks on every pass");
     }
-    if (!checked_[static_cast<std::size_t>(i)]) check_values(i, view, w);
+    if (!checked_[static_cast<std::size_t>(i)]) {
+      check_values(i, view, w);
+    } else if (w != nullptr) {
+      // Weights are few beside the values (one a row): checked on every pass, since a negative
+      // one that appears later keeps every sum finite and was used silently.
+      bool bad = false;
+      for (std::int64_t r = 0; r < view.rows; ++r) bad |= !(w[r] >= 0) || !std::isfinite(w[r]);
+      if (bad) check_values_of(i, view, w, " on a later pass");
+    }
     return view;
   }
 
   // Values are checked on a chunk's first read only (a check per pass would cost a scan of the
   // data per iteration). A source whose values change afterwards shows it where they make a
-  // chunk's log-likelihood or weight not finite (a NaN on the third pass): the chunk is checked
-  // again, and the error names it, rather than the fit's "log-likelihood is nan".
+  // chunk's log-likelihood or weight not finite (a NaN or 1e300 on the third pass): the chunk is
+  // checked again, and the error names it, rather than the fit's "log-likelihood is nan".
   void name_values_gone_bad(std::int64_t i, const DataView& view, const double* w,
                             const double* statistics) const {
     if (std::isfinite(statistics[StatisticsLayout::kWeightSum]) &&
-        !std::isnan(statistics[StatisticsLayout::kLogLikelihood])) {
-      return;
+        std::isfinite(statistics[StatisticsLayout::kLogLikelihood])) {
+      return;  // a log-likelihood of -inf too: a value of 1e300 that came later gives it
     }
     check_values_of(i, view, w, " on a later pass");
   }

@@ -151,6 +151,31 @@ def test_bad_chunks_name_the_chunk(data):
                                          r"151..200\) on a later pass\)"):
         fit(SpoilsLater(), max_iter=20, tol=0)
 
+    class Spoils:
+        """A value of 1e300 (log-likelihood -inf, not NaN: "the log-likelihood is -inf at
+        iteration 2", no chunk named) or a weight of -3 (every sum finite: used silently) that
+        appears on the fifth pass."""
+
+        def __init__(self, value=None, weight=None):
+            self.passes, self.value, self.weight = 0, value, weight
+
+        def __iter__(self):
+            self.passes += 1
+            pieces = [(data[a:a + 50].copy(), np.ones(50)) for a in range(0, 500, 50)]
+            if self.passes >= 5:
+                if self.value is not None:
+                    pieces[3][0][10, 1] = self.value
+                if self.weight is not None:
+                    pieces[3][1][10] = self.weight
+            return iter(pieces)
+
+    with pytest.raises(ValueError, match=r"row 161, column 2 is 1e\+300.* \(in chunk 3 \(rows "
+                                         r"151..200\) on a later pass\)"):
+        fit(Spoils(value=1e300), max_iter=20, tol=0)
+    with pytest.raises(ValueError, match=r"sample weights: row 161 is -3.* \(in chunk 3 \(rows "
+                                         r"151..200\) on a later pass\)"):
+        fit(Spoils(weight=-3.0), max_iter=20, tol=0)
+
 
 @pytest.mark.parametrize("changes_on_pass", [2, 3, 4, 5])
 @pytest.mark.parametrize("rows", [30, 70])
@@ -172,6 +197,23 @@ def test_a_chunk_whose_rows_change_on_any_pass_is_named(data, changes_on_pass, r
     with pytest.raises(ValueError, match=f"chunk 9 \\(rows 451..500\\): {rows} rows now, "
                                          "but 50 before"):
         fit(Changes(), max_iter=10, tol=0)
+
+
+def test_a_chunk_whose_element_type_widens_on_a_later_pass_is_named(data):
+    # The type came from the items' own, counted before the fit; the message blamed a source
+    # that "does not say its type" and a "chunk None".
+    class Widens:
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            kind = np.float32 if self.passes < 4 else np.float64
+            return iter([data[:250].astype(kind), data[250:].astype(kind)])
+
+    with pytest.raises(ValueError, match="chunk 0: float64 values now, but the source's items "
+                                         "were all float32 when counted before the fit"):
+        fit(Widens(), max_iter=10, tol=0)
 
 
 def test_chunks_of_several_element_types_take_the_widest(data):
