@@ -149,7 +149,8 @@ class Statistics:
     # --- bytes --------------------------------------------------------------------------------
 
     def to_bytes(self):
-        """A self-describing little-endian byte string (format, shape, centres, values)."""
+        """A self-describing little-endian byte string (format, shape, centres, values and a
+        checksum that from_bytes verifies)."""
         return self._native.serialize()
 
     @classmethod
