@@ -437,6 +437,8 @@ TEST_F(CliTest, ClosedStandardStreamsAreNeverTakenForFiles) {
           "INPUT -: standard input is closed (the program was started without it)");
   refused(fit + "-o - >&-", "-o -: standard output is closed");
   EXPECT_FALSE(fs::exists(path("in.json")));
+  // A result printed to a closed stdout is lost, and said so (it was printed to /dev/null).
+  refused("score m.json data.npy >&-", "standard output:");
 }
 
 TEST_F(CliTest, DashIsStandardInputAndOutput) {

@@ -196,21 +196,14 @@ TEST(Pointwise, LogBinomialCoefficientKeepsItsDigitsForManyTrials) {
           << "m = " << m << ", x = " << x;
     }
   }
-  for (int m = 1; m <= 40; ++m) {  // few trials, where Stirling's error comes from lgamma
+  for (int m = 1; m <= 70; ++m) {  // few trials: the lgamma form below 64, to its rounding
     for (int x = 0; x <= m; ++x) {
       const double expected = x == 0 || x == m ? 0.0 : reference(m, x);
       EXPECT_NEAR(log_binomial_coefficient(m, x), expected,
-                  1e-15 * (std::abs(expected) + std::log(m) + 1))
+                  4 * std::numeric_limits<double>::epsilon() * std::lgamma(m + 1.0) + 1e-15)
           << "m = " << m << ", x = " << x;
     }
   }
-}
-
-TEST(Pointwise, LogBinomialMatchesTheCpuEngine) {
-  const std::vector<double> x = {0, 1, 2, 3, 4, 5, 2};
-  double sum = 0;
-  for (double v : x) sum += log_binomial_coefficient(5.0, v);
-  EXPECT_NEAR(sum, emix::log_binomial_coefficients(x.data(), static_cast<int>(x.size()), 5), 1e-14);
 }
 
 TEST(Pointwise, WeightedLogProbOfZeroWeightIsZero) {

@@ -561,8 +561,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return state
 
     def _stream_offset(self):
-        """The online stream's step_offset: the parameter's, or what 'auto' took when the
-        stream began."""
+        """The online stream's step_offset: the parameter's, or for 'auto' the offset the
+        stream began with (what 'auto' took, or a number given then and set back to 'auto'
+        since)."""
         if self.step_offset != "auto":
             return float(self.step_offset)
         return float(self.__dict__.get("_online_offset_", 1.0))

@@ -65,6 +65,8 @@ def load_model(path):
         weight = (report.log_likelihood / report.mean_log_likelihood
                   if report.mean_log_likelihood != 0 else float("nan"))
         estimator.lower_bounds_ = np.asarray(report.history[:-1], dtype=np.float64) / weight
+        if np.isfinite(weight) and weight > 0:
+            estimator._fit_weight_ = float(weight)  # what partial_fit's step_offset='auto' weighs
     else:
         estimator.report_ = None
         estimator.converged_ = False

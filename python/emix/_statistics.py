@@ -352,5 +352,8 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
                       "_online_offset_"):
         out.__dict__.pop(attribute, None)
     out._set_model(new_model)
+    # The statistics' weight, as a fit's: what a partial_fit going on from it with
+    # step_offset='auto' weighs the model as (the original fit's stayed, whatever was summed).
+    out._fit_weight_ = float(statistics.weight_sum)
     out.empty_components_ = list(empty)
     return out

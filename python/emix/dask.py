@@ -118,16 +118,17 @@ def _as_dask_array(x):
 
     meta = x._meta
     frame = isinstance(meta, pd.DataFrame)
-    nullable = {}
-    for name, dtype in (meta.dtypes.items() if frame else [(meta.name, meta.dtype)]):
-        if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
-            continue
-        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-            nullable[name] = "float64"
-        else:
+    columns = list(meta.dtypes.items()) if frame else [(meta.name, meta.dtype)]
+    for name, dtype in columns:
+        if pd.api.types.is_complex_dtype(dtype):
+            raise InvalidArgument(f"column {name!r}: complex data are not supported")
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             raise InvalidArgument(f"column {name!r}: element type {dtype} is not numeric")
-    if nullable:
-        x = x.astype(nullable) if frame else x.astype("float64")
+    # Columns of one NumPy type stay as they are; nullable ones, or a mix (float beside bool,
+    # which pandas interleaves as objects), become float64.
+    numpy_kinds = {dtype for _, dtype in columns if isinstance(dtype, np.dtype)}
+    if len(numpy_kinds) < len({dtype for _, dtype in columns}) or len(numpy_kinds) > 1:
+        x = x.astype({name: "float64" for name, _ in columns}) if frame else x.astype("float64")
     return x.to_dask_array(lengths=True)
 
 
@@ -198,6 +199,17 @@ def _first_rows(X):
     return [int(r) for r in np.cumsum((0,) + X.chunks[0][:-1])]
 
 
+def _positive_count(block, first_row):
+    """The block's rows of positive weight, its weights checked as the fit checks them (a
+    negative one is named, not counted as a zero): the error as a value, so that the client
+    raises the lowest block's whichever block failed first."""
+    try:
+        w = _refuse_bad_weights(np.asarray(block, dtype=np.float64), first_row)
+    except InvalidArgument as error:
+        return error
+    return int(np.count_nonzero(w > 0))
+
+
 def _positive_rows(block, ranks, first_row):
     """The rows (of the whole array) of the block's rows of positive weight at `ranks` among
     them."""
@@ -213,8 +225,12 @@ def _sample_rows(weights, n, size):
     if weights is None:
         return np.unique(np.linspace(0, n - 1, min(n, size)).astype(np.int64))
     blocks = weights.to_delayed().ravel()
-    count = dask.delayed(lambda b: int(np.count_nonzero(np.asarray(b) > 0)), pure=True)
-    counts = np.asarray(dask.compute(*[count(b) for b in blocks]), dtype=np.int64)
+    count = dask.delayed(_positive_count, pure=True)
+    counts = dask.compute(*[count(b, first) for b, first in zip(blocks, _first_rows(weights))])
+    for counted in counts:
+        if isinstance(counted, Exception):
+            raise counted
+    counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
         raise InvalidArgument("sample_weight: the sample weights sum to 0")
@@ -480,7 +496,8 @@ class _BlockActor:
         import distributed
 
         n = len(indices)
-        self.device, self.indices, self.first_rows, self.rows = device, indices, first_rows, rows
+        self.device, self.indices = device, indices
+        self.first_rows, self.rows = first_rows, rows
         self.blocks = arrays[:n]
         self.weights = arrays[n:] if weighted else (None,) * n
         threads = max(1, min(n, distributed.get_worker().state.nthreads))
@@ -741,15 +758,20 @@ def _block_apply(block, state, device, what, n_components, block_info=None):
         raise _in_block(error, index, first_row, x.shape[0]) from None
 
 
-def _checked_weights(w, block_info=None):
-    """A block of sample weights, refused (naming the row of the whole array) when one is
-    negative or not finite, as the in-memory score refuses it."""
+def _refuse_bad_weights(w, first_row):
+    """`w`, or an InvalidArgument naming its first weight (by its row of the whole array, the
+    block's first being `first_row`) that is negative or not finite."""
     bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
     if bad.size:
-        first_row = block_info[0]["array-location"][0][0] if block_info else 0
         raise InvalidArgument(f"sample weights: row {first_row + bad[0] + 1} is "
                               f"{w[bad[0]]}, but a sample weight must be a finite number >= 0")
     return w
+
+
+def _checked_weights(w, block_info=None):
+    """A block of sample weights, refused (naming the row of the whole array) when one is
+    negative or not finite, as the in-memory score refuses it."""
+    return _refuse_bad_weights(w, block_info[0]["array-location"][0][0] if block_info else 0)
 
 
 def _weighted_mean(total, weight_sum):
@@ -1184,8 +1206,10 @@ class _DaskMixture:
                                        dtype=np.int64).sum()
             total = dask.delayed(_mean_of_rows)(log_prob.sum(), rows, type(self).__name__)
             return da.from_delayed(total, shape=(), dtype=np.float64)
-        w = self._weights(sample_weight, self._rows(_as_dask_array(X))).map_blocks(
-            _checked_weights, dtype=np.float64)
+        rows = self._rows(_as_dask_array(X))
+        if rows.shape[0] == 0:
+            raise _no_rows(type(self).__name__)
+        w = self._weights(sample_weight, rows).map_blocks(_checked_weights, dtype=np.float64)
         total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
         return da.from_delayed(total, shape=(), dtype=np.float64)
 

@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "cli/mpi_session.hpp"
 #include "emix/errors.hpp"
@@ -31,16 +33,21 @@ std::string format(const char* fmt, double value) {
   return buffer;
 }
 
+namespace {
+// The library's option names and the program's flags for them.
+constexpr std::pair<const char*, const char*> kFlags[] = {
+    {"n_components", "-k"},           {"trials", "--trials"},
+    {"max_iter", "--max-iter"},       {"tol", "--tol"},
+    {"reg_covar", "--reg-covar"},     {"prob_epsilon", "--prob-epsilon"},
+    {"n_init", "--n-init"},           {"n_threads", "--threads"},
+    {"chunk_rows", "--chunk-rows"},   {"init_model", "--init-model"},
+    {"kmeans_iter", "--kmeans-iter"}, {"fixed_weights", "--fixed-weights"}};
+}  // namespace
+
 std::string in_flags(std::string text) {
-  static const std::pair<const char*, const char*> kWords[] = {
-      {"max_iter or tol", "--max-iter or --tol"},
-      {"max_iter", "--max-iter"},
-      {"reg_covar", "--reg-covar"},
-      {"n_init", "--n-init"},
-      {"prob_epsilon", "--prob-epsilon"},
-      {"kmeans_iter", "--kmeans-iter"},
-      {"n_components", "-k"},
-      {"n_threads", "--threads"}};
+  std::vector<std::pair<const char*, const char*>> words = {
+      {"max_iter or tol", "--max-iter or --tol"}};
+  words.insert(words.end(), std::begin(kFlags), std::end(kFlags));
   // A library option the program has no flag for is no advice to its user.
   for (const char* clause : {" (or, from the library, a smaller init_max_rows: at least "
                              "n_components)"}) {
@@ -50,7 +57,7 @@ std::string in_flags(std::string text) {
   const auto part_of_a_word = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
   };
-  for (const auto& [word, flag] : kWords) {
+  for (const auto& [word, flag] : words) {
     const std::string from = word;
     std::size_t at = 0;
     while ((at = text.find(from, at)) != std::string::npos) {
@@ -295,8 +302,10 @@ bool started_closed[3] = {false, false, false};
 void open_closed_standard_streams() {
   for (int fd = 0; fd < 3; ++fd) {
     if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
-    // The lowest free descriptor: fd itself, as those below it are open by now.
-    const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    // The lowest free descriptor: fd itself, as those below it are open by now. Read-only, so
+    // that what is printed there still fails, as it would on the closed descriptor: a result
+    // printed to a closed stdout (`emix score ... >&-`) is an error, not discarded.
+    const int opened = ::open("/dev/null", O_RDONLY);
     if (opened != fd && opened >= 0) {
       ::dup2(opened, fd);
       ::close(opened);
@@ -536,13 +545,6 @@ void refuse_options_of_other_families(Family family, bool reg_covar_given,
 }
 
 std::string flag_of(const std::string& option) {
-  static const std::pair<const char*, const char*> kFlags[] = {
-      {"n_components", "-k"},           {"trials", "--trials"},
-      {"max_iter", "--max-iter"},       {"tol", "--tol"},
-      {"reg_covar", "--reg-covar"},     {"prob_epsilon", "--prob-epsilon"},
-      {"n_init", "--n-init"},           {"n_threads", "--threads"},
-      {"chunk_rows", "--chunk-rows"},   {"init_model", "--init-model"},
-      {"kmeans_iter", "--kmeans-iter"}, {"fixed_weights", "--fixed-weights"}};
   for (const auto& [name, flag] : kFlags) {
     if (option == name) return flag;
   }

@@ -152,10 +152,11 @@ struct BinaryOutput {
 };
 void refuse_binary_on_terminal(const std::vector<BinaryOutput>& outputs);
 
-// Opens /dev/null on whichever of file descriptors 0, 1 and 2 the program was started without
-// (`2>&-`, `<&-`), before anything else opens a file: the first file opened would take the
-// closed descriptor, and progress lines went into an output's temporary file (then renamed into
-// place), or a "-" input read the program's own output. Call first thing in main().
+// Opens /dev/null, read-only, on whichever of file descriptors 0, 1 and 2 the program was
+// started without (`2>&-`, `<&-`), before anything else opens a file: the first file opened
+// would take the closed descriptor, and progress lines went into an output's temporary file
+// (then renamed into place), or a "-" input read the program's own output. Writes there fail
+// as on the closed descriptor. Call first thing in main().
 void open_closed_standard_streams();
 
 // "-" as a path stands for standard input (among `inputs`) or standard output (among `outputs`),

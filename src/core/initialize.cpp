@@ -715,15 +715,16 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
   engine.gather_rows(rows.data(), n, x.data());
   Eigen::VectorXd w(n);
   gather_weights(rows.data(), n, w.data());
-  std::int64_t positive = 0;
-  for (Eigen::Index i = 0; i < n; ++i) positive += w[i] > 0;
   // Only the weights' ratios matter here. Weights near double's limit (3e305 each, their sum
   // finite) overflowed k-means++'s weighted distances and the sums of weighted rows, and the
-  // start came out singular; scaled by a power of two the arithmetic is exact, the same draws and
-  // centres as unscaled weights would give without overflow.
+  // start came out singular; scaled by a power of two the arithmetic is exact (the same draws and
+  // centres as unscaled weights would give without overflow), but for weights more than 2^1000
+  // below the largest, which become 0 (and are counted so below).
   if (w.size() > 0 && w.maxCoeff() > std::ldexp(1.0, 100)) {
     w *= std::ldexp(1.0, -std::ilogb(w.maxCoeff()));
   }
+  std::int64_t positive = 0;
+  for (Eigen::Index i = 0; i < n; ++i) positive += w[i] > 0;
   if (positive < k) {
     throw TooFewRows("initialisation: only " + std::to_string(positive) +
                      " rows have positive weight, fewer than n_components = " + std::to_string(k));

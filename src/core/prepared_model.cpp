@@ -10,7 +10,6 @@
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
-#include "core/pointwise.hpp"
 #include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -53,12 +52,6 @@ bool precision_cholesky(const double* cov, int d, int threads, const std::string
 }
 
 }  // namespace
-
-double log_binomial_coefficients(const double* x, int d, int trials) {
-  double sum = 0;
-  for (int j = 0; j < d; ++j) sum += log_binomial_coefficient(trials, x[j]);
-  return sum;
-}
 
 double largest_discrete_terms(const PreparedModel& p, bool with_bias) {
   if (p.family == Family::kGaussian) return 0;

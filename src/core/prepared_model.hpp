@@ -72,9 +72,6 @@ struct PrepareOptions {
 PreparedModel prepare(const Model& model, const PrepareOptions& options);
 PreparedModel prepare(const Model& model, double prob_epsilon = 1e-10);
 
-// sum_d log C(m, x_d), the k-independent part of a binomial log-density.
-double log_binomial_coefficients(const double* x, int d, int trials);
-
 // When float arithmetic would not hold a float model to float32's tolerance against float64
 // (1e-4 of a parameter), every engine computes it in double over the float rows: the CPU engine
 // promotes the model, the GPU engine takes its general path, which computes in double.

@@ -612,7 +612,6 @@ void validate_fit_options(const FitOptions& o, std::int64_t cols) {
 }
 
 void validate_fit_data(const DataView& x, const FitOptions& o) {
-  if (o.init_model) check_precisions_for(*o.init_model, x.dtype, "init model");
   check_data(x, o.family, o.family == Family::kBinomial ? o.trials : 1, true);
 }
 
@@ -743,6 +742,9 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
                           " is larger than the number of rows (" + std::to_string(x.rows) + ")");
   }
   validate_fit_options(o, x.cols);
+  // Once a fit, not per chunk (a Cholesky per component); a chunked or distributed fit meets the
+  // same model in its first E-step (EmRun::prepare_next).
+  if (o.init_model) check_precisions_for(*o.init_model, x.dtype, "init model");
   validate_fit_data(x, o);
   validate_sample_weight(sample_weight, x.rows);
   check_fit_memory(x.rows, x.cols, o);

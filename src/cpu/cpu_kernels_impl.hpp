@@ -116,7 +116,8 @@ struct Scratch {
   Vector<T> special_entropy;
 };
 
-// sum_d log C(m, x_d); each term is the same double with or without the table.
+// sum_d log C(m, x_d), each term log_binomial_coefficient's: from the table the engine builds up
+// to 2^20 trials, or computed here beyond (one trial count never takes both).
 template <typename T>
 double log_binomial(const T* x, int d, int trials, const double* log_choose) {
   double sum = 0;

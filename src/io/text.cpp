@@ -286,10 +286,12 @@ bool is_numbered_header(const std::vector<std::string_view>& cells) {
 }
 
 // pandas' header of a frame with its default column names, written without its index:
-// "0,1,...,D-1" ("0" for one column). Its names are numbers, as a data row's could be, so the
-// next line decides (written_as_reals).
+// "0,1,...,D-1". Its names are numbers, as a data row's could be, so the next line decides
+// (written_as_reals). Not a lone "0": one column whose first value is written "0" over reals
+// (zero-inflated data, R's write) is far likelier than pandas' name, and a row lost unnoticed
+// (with --quiet nothing is said) is worse than one read too many.
 bool is_numbered_names(const std::vector<std::string_view>& cells) {
-  if (cells.empty()) return false;
+  if (cells.size() < 2) return false;
   for (std::size_t i = 0; i < cells.size(); ++i) {
     if (cells[i] != std::to_string(i)) return false;
   }

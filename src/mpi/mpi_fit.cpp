@@ -342,7 +342,9 @@ Distributed distribute(MPI_Comm comm, const DataView& local_rows, const FitOptio
       validate_sample_weight(local_sample_weight, local_rows.rows, false);
     } catch (const DataError& e) {
       // The row of all ranks' rows, as a single process would name it ("row 1" beside "rows
-      // 1501 to 3000" read as row 1 of all), then where it is on this rank.
+      // 1501 to 3000" read as row 1 of all), then where it is on this rank. An InvalidArgument,
+      // not a DataError: a caller that renumbers DataError rows by its own first row (the
+      // program does, for its files) would count this rank's rows twice.
       const bool weight = e.source() == DataError::Source::kSampleWeight;
       const std::int64_t row = first_row + e.row();
       std::string where = (weight ? "sample weights: row " : "data: row ") + std::to_string(row);

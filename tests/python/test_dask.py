@@ -205,6 +205,10 @@ def test_weighted_initialisation_samples_rows_of_positive_weight(client, data):
                           precisions_init=start.precisions_)
     assert estimator.n_iter_ == reference.n_iter_
     assert rel(estimator.means_, reference.means_) < 1e-12
+    # A negative weight is named by its row, not counted as a zero ("the weights sum to 0").
+    negative = -np.ones(len(data))
+    with pytest.raises(emix.InvalidArgument, match="sample weights: row 1 is -1"):
+        emix.dask.GaussianMixture(3, device="cpu").fit(x, sample_weight=negative)
     # Every weight positive: the rows of the unweighted sample.
     assert np.array_equal(emix.dask._sample_rows(da.ones(len(data), chunks=350), len(data), 300),
                           np.unique(np.linspace(0, len(data) - 1, 300).astype(np.int64)))
@@ -371,6 +375,8 @@ def test_score_checks_weights_and_fit_calls_the_callback(client, data):
     nothing = x[x[:, 0] > 1e6]
     with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
         fitted.score(nothing).compute()
+    with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
+        fitted.score(nothing.compute_chunk_sizes(), sample_weight=np.ones(0)).compute()
     for criterion in (fitted.bic, fitted.aic):
         with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
             criterion(nothing.compute_chunk_sizes())
@@ -581,6 +587,15 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
     text = pd.DataFrame({"a": data[:, 0], "name": ["x"] * len(data)})
     with pytest.raises(emix.InvalidArgument, match="column 'name': element type"):
         emix.dask.GaussianMixture(2, device="cpu").fit(dd.from_pandas(text, npartitions=2))
+    # Complex values are refused as in memory (cast to float64, they lost their imaginary part);
+    # a bool column beside float ones is a number (pandas interleaved them as objects).
+    complex_frame = pd.DataFrame({"a": data[:, 0], "z": data[:, 1] + 1j})
+    with pytest.raises(emix.InvalidArgument, match="column 'z': complex data are not supported"):
+        emix.dask.GaussianMixture(2, device="cpu").fit(dd.from_pandas(complex_frame, npartitions=2))
+    flags = pd.DataFrame({"a": data[:, 0], "b": data[:, 1], "flag": data[:, 2] > 0})
+    mixed = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(
+        dd.from_pandas(flags, npartitions=2))
+    assert mixed.means_.shape == (2, 3)
 
 
 def test_the_initialisations_notes_and_identifiability_reach_the_report(client):

@@ -512,6 +512,7 @@ def test_the_estimators_work_without_scikit_learn(tmp_path):
         "sys.modules['sklearn'] = None  # import sklearn now raises ImportError\n"
         "import numpy as np, emix\n"
         "assert not emix._sklearn.HAVE_SKLEARN\n"
+        "assert '__getstate__' in vars(emix._sklearn.BaseEstimator)  # object's: 3.11+ only\n"
         "x = np.random.default_rng(0).normal(size=(200, 2))\n"
         "g = emix.GaussianMixture(2, random_state=0, device='cpu').fit(x)\n"
         "state = g.__getstate__()\n"

@@ -171,6 +171,19 @@ def test_a_step_offset_continues_a_fit_instead_of_replacing_it():
     by_hand = pickle.loads(pickle.dumps(fitted)).set_params(step_decay=1.0, step_offset=41.0)
     by_hand.partial_fit(shifted, sample_weight=np.full(len(shifted), 0.5))
     assert np.array_equal(weighted.means_, by_hand.means_)
+    # A model from emix.maximize counts as its statistics' weight; one loaded from a file as
+    # its fit's (it was the original fit's, and 1, replacing the model, after a load).
+    stepped = emix.maximize(fitted, emix.accumulate(fitted, x[:1000]))
+    stepped.set_params(step_decay=1.0).partial_fit(shifted)
+    by_weight = emix.maximize(fitted, emix.accumulate(fitted, x[:1000]))
+    by_weight.set_params(step_decay=1.0, step_offset=1000 / 100 + 1).partial_fit(shifted)
+    assert np.array_equal(stepped.means_, by_weight.means_)
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "m.json")
+        fitted.save(path)
+        loaded = emix.load_model(path).set_params(step_decay=1.0)
+    np.testing.assert_allclose(loaded.partial_fit(shifted).means_, kept.means_, rtol=1e-12)
     fresh = emix.GaussianMixture(3, random_state=0, device="cpu", step_decay=1.0)
     one = emix.GaussianMixture(3, random_state=0, device="cpu", step_decay=1.0, step_offset=1)
     assert np.array_equal(fresh.partial_fit(shifted).means_, one.partial_fit(shifted).means_)

@@ -245,8 +245,11 @@ def test_a_maximized_copy_does_not_continue_its_sources_online_stream():
     fresh = emix.maximize(source, statistics)
     for name in ("_online_", "_online_checkpoint_", "_online_settings_"):
         assert name not in copy.__dict__
+    # The copy's stream weighs its model as the statistics' weight (step_offset='auto'), as a
+    # clean estimator of that model does with the same offset.
     assert copy.partial_fit(batches[5]).n_iter_ == 1
-    clean = emix.GaussianMixture(2, random_state=0, device="cpu")
+    clean = emix.GaussianMixture(2, random_state=0, device="cpu",
+                                 step_offset=statistics.weight_sum / len(batches[5]) + 1)
     clean._set_model(fresh._model())
     clean.n_features_in_ = x.shape[1]
     assert rel(copy.means_, clean.partial_fit(batches[5]).means_) == 0
