@@ -4,7 +4,6 @@
 #include <limits>
 #include <string>
 
-#include "core/pointwise.hpp"
 #include "emix/errors.hpp"
 
 namespace emix::gpu {
@@ -34,10 +33,7 @@ FusedParams<C> make_fused_params(const PreparedModel& m, const FusedPlan& p) {
       for (std::size_t j = 0; j < d; ++j) out.a[c * dq + j] = static_cast<C>(m.logit[c * d + j]);
     }
     if (m.family == Family::kBinomial && m.trials > 1 && m.trials <= kMaxLogChoose) {
-      out.log_choose.resize(static_cast<std::size_t>(m.trials) + 1);
-      for (int x = 0; x <= m.trials; ++x) {
-        out.log_choose[static_cast<std::size_t>(x)] = log_binomial_coefficient(m.trials, x);
-      }
+      out.log_choose = *log_binomial_coefficient_table(m.trials);
     }
     return out;
   }

@@ -206,6 +206,20 @@ TEST(Pointwise, LogBinomialCoefficientKeepsItsDigitsForManyTrials) {
   }
 }
 
+// The engines' table (one per trials, shared across iterations) holds log_binomial_coefficient's
+// values to the bit, whichever trials were asked for last.
+TEST(Pointwise, LogBinomialCoefficientTableHoldsEachValue) {
+  for (const int trials : {1, 7, 64, 1000, 7, 1 << 20}) {
+    const auto table = emix::log_binomial_coefficient_table(trials);
+    ASSERT_EQ(table->size(), static_cast<std::size_t>(trials) + 1);
+    for (int v = 0; v <= trials; v += 1 + trials / 4096) {
+      ASSERT_EQ((*table)[static_cast<std::size_t>(v)], log_binomial_coefficient(trials, v))
+          << "trials = " << trials << ", v = " << v;
+    }
+    EXPECT_EQ(table->back(), 0.0) << "trials = " << trials;
+  }
+}
+
 TEST(Pointwise, WeightedLogProbOfZeroWeightIsZero) {
   EXPECT_EQ(weighted_log_prob(0.0, -kInf), 0.0);
   EXPECT_EQ(weighted_log_prob(2.0, -3.0), -6.0);

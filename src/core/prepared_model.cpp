@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <mutex>
 #include <string>
 
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
+#include "core/pointwise.hpp"
 #include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -227,6 +229,22 @@ void unpack_scatter(const StatisticsLayout& layout, const double* in, double* ou
       }
     }
   }
+}
+
+std::shared_ptr<const std::vector<double>> log_binomial_coefficient_table(int trials) {
+  static std::mutex mutex;
+  static std::shared_ptr<const std::vector<double>> last;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (last == nullptr || static_cast<std::int64_t>(last->size()) != std::int64_t{trials} + 1) {
+    auto table = std::make_shared<std::vector<double>>(static_cast<std::size_t>(trials) + 1);
+    // log_binomial_coefficient takes the smaller of v and m - v: half the calls.
+    for (int v = 0; v <= trials / 2; ++v) {
+      (*table)[static_cast<std::size_t>(v)] = (*table)[static_cast<std::size_t>(trials - v)] =
+          log_binomial_coefficient(trials, v);
+    }
+    last = std::move(table);
+  }
+  return last;
 }
 
 }  // namespace emix

@@ -2,6 +2,7 @@
 // Engines read only this; they never see Model or the M-step.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "emix/model.hpp"
@@ -92,5 +93,10 @@ inline bool float_loses_digits(double terms) {
 // overflow (weights of 1e35) or flush to zero. Only their ratios matter, but a float fit then
 // runs in double rather than rescale them (rescaling would change the reported totals).
 bool weights_outside_float_range(const double* sample_weight, std::int64_t n);
+
+// log C(trials, v) for v = 0..trials (pointwise.hpp's log_binomial_coefficient), kept for the
+// last `trials` asked for and shared by every engine and iteration: each E-step's plan built its
+// own before, 30 ms an iteration at 10^6 trials where the rest took 4.
+std::shared_ptr<const std::vector<double>> log_binomial_coefficient_table(int trials);
 
 }  // namespace emix

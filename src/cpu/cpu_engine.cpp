@@ -48,7 +48,6 @@
 #include <Eigen/Core>
 
 #include "core/engine.hpp"
-#include "core/pointwise.hpp"
 #include "core/threads.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
@@ -98,7 +97,7 @@ struct Plan {
   // Binomial: log C(m, v) for v = 0..m, so that a row's k-independent term is D lookups rather
   // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
   // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
-  std::vector<double> log_choose;
+  std::shared_ptr<const std::vector<double>> log_choose;
   // Bernoulli / binomial: the bias in double, and whether a float plan's kernels add its float
   // sums of x w to it in double (TilePlan::raw_bias), so that its rounding is judged on those sums
   // alone (max_kappa without the bias).
@@ -377,9 +376,7 @@ Plan<T> make_plan(const PreparedModel& p, const RowVector<double>& shift) {
   RowVector<double> bias(k);
   for (int c = 0; c < k; ++c) bias[c] = p.log_norm[c] + p.log_weights[c];
   if (p.family == Family::kBinomial && p.trials <= kMaxLogChooseTable) {
-    for (int v = 0; v <= p.trials; ++v) {
-      plan.log_choose.push_back(log_binomial_coefficient(p.trials, v));
-    }
+    plan.log_choose = log_binomial_coefficient_table(p.trials);
   }
   if (p.family != Family::kGaussian) {
     w = Eigen::Map<const RowMatrix<double>>(p.logit.data(), k, d).transpose();
@@ -1090,7 +1087,7 @@ class CpuEngine final : public Engine {
     t.raw_bias = plan.bias_in_double ? plan.raw_bias.data() : nullptr;
     t.binomial = model.family == Family::kBinomial;
     t.trials = model.trials;
-    t.log_choose = plan.log_choose.empty() ? nullptr : plan.log_choose.data();
+    t.log_choose = plan.log_choose != nullptr ? plan.log_choose->data() : nullptr;
     t.keep_negligible = keep_negligible_;
     t.entropy = model.entropy;
     return t;
