@@ -328,7 +328,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : array of shape (n_samples,)
-            Component labels (int32), as a NumPy array for host data and as an array of the
+            Component labels (int64), as a NumPy array for host data and as an array of the
             input's kind, on its device, for device data.
         """
         if is_chunk_source(X):  # before the fit: the estimator is left as it was
@@ -542,7 +542,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                           "from other initial parameters)", FitWarning, stacklevel=2)
         self.n_features_in_ = int(data.n_features)
         self.n_iter_ = int(online.steps)
-        self.lower_bound_ = float(online.last_mean_log_likelihood)
+        self.lower_bound_ = np.float64(online.last_mean_log_likelihood)
         self.converged_ = False
         for attribute in ("report_", "lower_bounds_"):
             self.__dict__.pop(attribute, None)
@@ -630,7 +630,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         self._set_model(report.model)
         self.converged_ = bool(report.converged)
         self.n_iter_ = int(report.n_iter)
-        self.lower_bound_ = float(report.mean_log_likelihood)
+        self.lower_bound_ = np.float64(report.mean_log_likelihood)
         # scikit-learn's lower_bounds_: the value each iteration's E-step measured, under the
         # parameters before its M-step (n_iter_ values); the returned parameters' is lower_bound_.
         self.lower_bounds_ = np.asarray(report.history[:-1], dtype=np.float64) / total_weight
@@ -690,7 +690,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : array of shape (n_samples,)
-            Component labels (int32): NumPy for host data, the input's kind for device data.
+            Component labels (int64, as scikit-learn's): NumPy for host data, the input's kind
+            for device data.
         """
         return self._evaluate(_emix.predict, self._data(X))
 

@@ -174,7 +174,7 @@ class GaussianMixture(_BaseMixture):
         Element type the data are read in. None keeps float32 and float64 input as it is and
         converts anything else to float64. Parameters, and per-row results (``predict_proba``,
         ``score_samples``), are always float64 arrays (scikit-learn returns float32 ones for
-        float32 data). Float32 data are computed at float32's accuracy: per-row log-densities
+        float32 data under its own initialisation). Float32 data are computed at float32's accuracy: per-row log-densities
         within about 1e-5 of double's, responsibilities within about 1e-6 (some paths of the
         CPU engine take them in double). Pass ``dtype='float64'`` for double accuracy.
     fixed_weights : bool, default=False
@@ -234,6 +234,9 @@ class GaussianMixture(_BaseMixture):
       reports. scikit-learn takes one more M-step after its test: its ``lower_bound_`` belongs
       to the parameters before the last M-step, and its ``n_iter_`` is one more than emix's
       for the same run. With ``tol=0`` both run ``max_iter`` M-steps to the same parameters.
+      A fit that converges on its last allowed M-step therefore reports ``converged_=True``
+      without a ConvergenceWarning where scikit-learn, which needs one step more, reports
+      False and warns (with ``max_iter=1`` emix can converge, scikit-learn cannot).
     * ``'kmeans'`` initialisation is greedy k-means++ seeding refined by up to 10 Lloyd steps
       (scikit-learn runs k-means to convergence), on a random sample of at most 131,072 rows.
       ``'k-means++'`` assigns every row to its nearest seed (scikit-learn gives the seeds

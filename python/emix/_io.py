@@ -59,7 +59,7 @@ def load_model(path):
         estimator.report_ = report
         estimator.converged_ = report.converged
         estimator.n_iter_ = report.n_iter
-        estimator.lower_bound_ = report.mean_log_likelihood
+        estimator.lower_bound_ = np.float64(report.mean_log_likelihood)
         # As a fit sets it: each E-step's mean log-likelihood, the history (totals) over the
         # total weight the file's two log-likelihoods imply.
         weight = (report.log_likelihood / report.mean_log_likelihood
@@ -71,7 +71,7 @@ def load_model(path):
         estimator.report_ = None
         estimator.converged_ = False
         estimator.n_iter_ = 0
-        estimator.lower_bound_ = float("nan")
+        estimator.lower_bound_ = np.float64("nan")
         estimator.lower_bounds_ = np.empty(0, dtype=np.float64)
     return estimator
 

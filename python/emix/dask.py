@@ -745,7 +745,7 @@ def tree_merge(parts, merge=_merge_bytes, fan_in=16):
 def _block_apply(block, state, device, what, n_components, block_info=None):
     x = np.ascontiguousarray(block)
     if x.shape[0] == 0:
-        dtype = np.int32 if what == "predict" else np.float64
+        dtype = np.int64 if what == "predict" else np.float64
         return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
     try:
         return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
@@ -1169,7 +1169,7 @@ class _DaskMixture:
             raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                   f"expecting {self.n_features_in_} features as input.")
         state = _model_state(self._model())
-        dtype = np.int32 if what == "predict" else np.float64
+        dtype = np.int64 if what == "predict" else np.float64
         k = len(self.weights_)  # the fitted model's, whatever set_params changed since
         if what != "predict_proba":
             return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,

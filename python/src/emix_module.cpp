@@ -683,10 +683,13 @@ NB_MODULE(_emix, m) {
   m.def(
       "predict",
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        std::vector<std::int32_t> labels;
+        // int64, scikit-learn's label type (and sample()'s), from the library's int32.
+        std::vector<std::int64_t> labels;
         {
           nb::gil_scoped_release release;
-          labels = emix::predict(model, x.view, engine_for(x, engine));
+          const std::vector<std::int32_t> narrow =
+              emix::predict(model, x.view, engine_for(x, engine));
+          labels.assign(narrow.begin(), narrow.end());
         }
         return to_numpy(std::move(labels), {static_cast<size_t>(x.view.rows)});
       },

@@ -145,7 +145,7 @@ def test_host_results_are_numpy_arrays(gaussian_data):
     labels = gm.predict(gaussian_data)
     resp = gm.predict_proba(gaussian_data)
     log_prob = gm.score_samples(gaussian_data)
-    assert labels.dtype == np.int32 and labels.shape == (500,)
+    assert labels.dtype == np.int64 and labels.shape == (500,)
     assert resp.dtype == np.float64 and resp.shape == (500, 3)
     assert log_prob.dtype == np.float64 and log_prob.shape == (500,)
     np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=0, atol=1e-12)

@@ -88,7 +88,7 @@ def test_torch_cuda_tensors_are_used_in_place(cpu_fit):
     log_prob = gm.score_samples(t)
     for result in (labels, resp, log_prob):
         assert isinstance(result, torch.Tensor) and result.device == t.device
-    assert labels.dtype == torch.int32 and resp.shape == (len(X), 3)
+    assert labels.dtype == torch.int64 and resp.shape == (len(X), 3)
     # One model: the device tensor and the host array give the same per-row results.
     np.testing.assert_allclose(log_prob.cpu().numpy(), gm.score_samples(X), rtol=1e-12)
     np.testing.assert_allclose(resp.cpu().numpy(), gm.predict_proba(X), rtol=0, atol=1e-12)

@@ -114,7 +114,11 @@ def test_same_iterates_as_sklearn(covariance_type, iterations):
     bad = {name: value for name, value in diffs.items() if not value <= TOLERANCE}
     assert not bad, (f"{covariance_type} T={iterations} seed={SEEDS[covariance_type]}: "
                      f"differences above {TOLERANCE:.0e}: {bad}")
-    np.testing.assert_array_equal(ours.predict(x), theirs.predict(x))
+    ours_labels, their_labels = ours.predict(x), theirs.predict(x)
+    np.testing.assert_array_equal(ours_labels, their_labels)
+    # The types too: code written for scikit-learn's estimator may test or rely on them.
+    assert ours_labels.dtype == their_labels.dtype
+    assert type(ours.lower_bound_) is type(theirs.lower_bound_)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
