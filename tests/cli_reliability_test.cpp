@@ -198,7 +198,8 @@ TEST_F(CliTest, UnwritableOutputFolderFailsBeforeTheFit) {
                   "/proc"});
 }
 
-// Old: the message named the hidden temporary (".emix-tmp-PID-0-resp.npy: cannot write").
+// Old: the message named the hidden temporary (".emix-tmp-PID-0-resp.npy: cannot write"); and
+// under ulimit -f, SIGXFSZ killed the program silently, its temporary left behind.
 TEST_F(CliTest, FullDiskDuringTheWriteNamesTheOutputAndLeavesNoFile) {
   generate(2000);
   const std::set<std::string> before = listing();
@@ -262,6 +263,42 @@ TEST_F(SignalTest, SigtermDuringAWriteLeavesNoPartialFile) {
   const CliRun r = finish(pid, 30);
   EXPECT_EQ(r.code, 143) << r.err;
   EXPECT_TRUE(listing().empty()) << *listing().begin();
+}
+
+// Old: the outputs were renamed into place one by one, so a SIGTERM between two renames left a
+// new labels file beside the old model, and the message said no output was written. strace holds
+// each rename for a second (it is the only way to stop the program between two of them on
+// purpose); the signal comes after the first.
+TEST_F(SignalTest, StopSignalDuringTheRenamesFindsEveryOutputNew) {
+  if (std::system("strace -f -qq -o /dev/null true > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "needs strace, allowed to trace (to hold the program between two renames)";
+  }
+  generate(2000);
+  write("model.json", "OLD");
+  write("labels.npy", "OLD");
+  const std::string trace = capture_ + "/trace.log";
+  const std::string script =
+      "cd '" + dir_ +
+      "' && { strace -f -qq -e trace=rename -e inject=rename:delay_exit=1000000 "
+      "-o '" +
+      trace + "' '" + EMIX_CLI_PATH +
+      "' fit data.npy -k 2 --max-iter 3 -o model.json "
+      "--labels labels.npy --quiet 2> '" +
+      capture_ +
+      "/stderr.txt' & tracer=$!; "
+      "timeout 60 sh -c \"until grep -q 'rename(' '" +
+      trace +
+      "' 2>/dev/null; do sleep 0.02; "
+      "done\"; kill -TERM $(cat /proc/$tracer/task/*/children); wait $tracer; }";
+  const int status = std::system(script.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << stderr_so_far();
+  EXPECT_NE(read_text(path("model.json")), "OLD");
+  EXPECT_NE(read_text(path("labels.npy")), "OLD");
+  EXPECT_NE(stderr_so_far().find("stopped by SIGTERM after its outputs were written"),
+            std::string::npos)
+      << stderr_so_far();
+  EXPECT_TRUE(temporaries().empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -100,7 +100,8 @@ class CliTest : public ::testing::Test {
       if (fd < 0 || ::dup2(fd, 2) < 0) ::_exit(121);
       for (int s = 1; s < 32; ++s) ::signal(s, SIG_DFL);
       if (limits.file_size != RLIM_INFINITY) {
-        ::signal(SIGXFSZ, SIG_IGN);  // the write then fails with EFBIG instead of killing
+        // SIGXFSZ keeps its default action (killing) here, as under a shell's ulimit -f: the
+        // program ignores it itself so that the write fails with EFBIG.
         const struct rlimit r = {limits.file_size, limits.file_size};
         ::setrlimit(RLIMIT_FSIZE, &r);
       }

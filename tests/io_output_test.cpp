@@ -67,6 +67,31 @@ TEST_F(OutputFileTest, RegularFileIsReplacedWholeOnlyAtCommit) {
   EXPECT_EQ(entries(), std::vector<std::string>{"a.txt"});
 }
 
+// finish() writes the file out and closes it, replacing nothing: a command finishes all its
+// outputs, then renames them together. An unfinished output abandoned after it leaves nothing.
+TEST_F(OutputFileTest, FinishWritesOutWithoutReplacing) {
+  file("a.txt", "old contents");
+  {
+    io::OutputFile out(path("a.txt"));
+    out.write("new");
+    out.finish();
+    out.finish();  // again: nothing more to do
+    EXPECT_EQ(read("a.txt"), "old contents");
+    ASSERT_EQ(temporaries().size(), 1u);
+    EXPECT_EQ(read(temporaries()[0]), "new");
+    expect_error<IoError>([&] { out.write("more"); }, "already finished");
+    out.commit();
+  }
+  EXPECT_EQ(read("a.txt"), "new");
+  {
+    io::OutputFile out(path("a.txt"));
+    out.write("abandoned");
+    out.finish();
+  }
+  EXPECT_EQ(read("a.txt"), "new");
+  EXPECT_EQ(entries(), std::vector<std::string>{"a.txt"});
+}
+
 // A replaced file keeps its permissions and owner, as the shell's `>` keeps them: a private
 // model stays private. One this user may not write (read-only, for anyone but root) is refused.
 TEST_F(OutputFileTest, AReplacedFileKeepsItsPermissionsAndOwner) {

@@ -137,6 +137,10 @@ class OutputFile {
   // Writes all `size` bytes or throws IoError (and discards the file).
   void write(const void* data, std::size_t size);
   void write(const std::string& text) { write(text.data(), text.size()); }
+  // Writes the file out to the disk (fsync) and closes it; IoError (and the file discarded) on
+  // failure. Later writes throw. commit() calls it where the caller has not: a command with
+  // several outputs finishes them all, the slow part, before it renames any.
+  void finish();
   // Closes the file and renames it into place; IoError (and the file discarded) on failure.
   void commit();
   // Removes the temporary; later writes and commit() throw.

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -369,8 +371,24 @@ void StagedOutputs::add_input(const std::string& path, const std::string& option
   if (!path.empty()) inputs_.push_back({path, option, replaced_by});
 }
 
+std::atomic<int> g_output_stage{kWriting};
+std::atomic<int> g_deferred_stop_signal{0};
+
 void StagedOutputs::commit() {
-  for (Entry& entry : entries_) entry.file->commit();
+  // Every file written out first (the slow part, which a stop signal may still cut short: then
+  // nothing is replaced). A stop signal during the renames, on whichever thread it lands, is held
+  // until they are done, so that it finds every output old or every one new, never some of each.
+  for (Entry& entry : entries_) entry.file->finish();
+  g_output_stage = kRenaming;
+  try {
+    for (Entry& entry : entries_) entry.file->commit();
+  } catch (...) {
+    g_output_stage = kWriting;
+    if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
+    throw;
+  }
+  g_output_stage = kInPlace;
+  if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
 }
 
 Progress::Progress(bool quiet, int n_init)

@@ -4,6 +4,7 @@
 // concerns their flags and files.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -172,6 +173,14 @@ bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::s
 // slow work starts, so an unwritable output fails first. commit() renames them into place in the
 // order staged; whatever was not committed is removed on destruction (and by the signal handler,
 // emix::io::remove_temporary_files), so a command that fails leaves no partial file behind.
+// Where a command's outputs are, for the stop-signal handler (main.cpp): while they are renamed
+// into place it only records the signal (g_deferred_stop_signal), which StagedOutputs::commit
+// raises again once they all are; after that its message says they were written. Lock-free
+// atomics: safe in a handler.
+enum OutputStage { kWriting, kRenaming, kInPlace };
+extern std::atomic<int> g_output_stage;
+extern std::atomic<int> g_deferred_stop_signal;
+
 class StagedOutputs {
  public:
   StagedOutputs() = default;
@@ -187,6 +196,7 @@ class StagedOutputs {
   // be replaced, since the output is renamed into place only at the end.
   void add_input(const std::string& path, const std::string& option,
                  const std::string& replaced_by = {});
+  // Writes every output out, then renames them all into place (see common.cpp).
   void commit();
 
  private:

@@ -152,16 +152,23 @@ int report_error(const std::string& message, int code, bool same_on_every_rank =
 // write: the temporaries are removed (the destructors that would remove them do not run after
 // _exit) and the exit code is the shell's 128 + signal number. Only async-signal-safe calls.
 extern "C" void stop_on_signal(int signal_number) {
+  if (emix::cli::g_output_stage == emix::cli::kRenaming) {
+    emix::cli::g_deferred_stop_signal = signal_number;
+    return;
+  }
   emix::io::remove_temporary_files();
   if (g_error_reported) ::_exit(128 + signal_number);
   const char* name = signal_number == SIGINT    ? "SIGINT"
                      : signal_number == SIGTERM ? "SIGTERM"
                                                 : "SIGHUP";
   const char prefix[] = "emix: stopped by ";
-  const char suffix[] = "; no output was left half written\n";
+  const char discarded[] = "; no output was left half written\n";
+  const char in_place[] = " after its outputs were written\n";
+  const bool written = emix::cli::g_output_stage == emix::cli::kInPlace;
   ssize_t ignored = ::write(2, prefix, sizeof prefix - 1);
   ignored = ::write(2, name, std::strlen(name));
-  ignored = ::write(2, suffix, sizeof suffix - 1);
+  ignored = written ? ::write(2, in_place, sizeof in_place - 1)
+                    : ::write(2, discarded, sizeof discarded - 1);
   (void)ignored;
   ::_exit(128 + signal_number);
 }
@@ -207,6 +214,9 @@ void install_signal_handlers() {
   // A FIFO or pipe whose reader went away: the write fails with EPIPE and the command ends
   // through its normal error path (temporaries removed), instead of being killed by SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
+  // Likewise a file past the size limit (ulimit -f): the write fails with EFBIG and the command
+  // reports it, where SIGXFSZ killed it silently and left its temporary behind.
+  ::signal(SIGXFSZ, SIG_IGN);
 }
 
 // glibc serves each block over 32 MiB (a D x D matrix from D = 2048) with a fresh mmap, zeroed

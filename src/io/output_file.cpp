@@ -100,6 +100,7 @@ struct OutputFile::State {
   bool fifo = false;  // kInPlace: opened at the first write (opening blocks until a reader)
   int fd = -1;
   int slot = -1;
+  bool finished = false;  // written out and closed: commit() only renames
   bool committed = false;
   bool discarded = false;
 };
@@ -267,6 +268,7 @@ void OutputFile::write(const void* data, std::size_t size) {
     cannot_write(s.path,
                  std::string("the file was already ") + (s.committed ? "committed" : "discarded"));
   }
+  if (s.finished) cannot_write(s.path, "the file was already finished");
   if (s.fd < 0 && s.fifo) s.fd = open_in_place(s.path, s.target);
   const auto* bytes = static_cast<const unsigned char*>(data);
   while (size > 0) {
@@ -282,13 +284,24 @@ void OutputFile::write(const void* data, std::size_t size) {
   }
 }
 
-void OutputFile::commit() {
+void OutputFile::finish() {
   State& s = *state_;
   if (s.committed || s.discarded) {
     cannot_write(s.path,
                  std::string("the file was already ") + (s.committed ? "committed" : "discarded"));
   }
+  if (s.finished) return;
   if (s.fd < 0 && s.fifo) s.fd = open_in_place(s.path, s.target);  // an empty output
+  // The bytes on the disk before the rename: after a crash of the machine the target then holds
+  // the old file or the new one, never a new name over missing data. (A FIFO or a device, written
+  // in place, has nothing to sync.)
+  if (s.mode == State::Mode::kReplace) {
+    int synced;
+    do {
+      synced = ::fsync(s.fd);
+    } while (synced != 0 && errno == EINTR);
+    if (synced != 0) fail("writing it to the disk failed", errno);
+  }
   const int fd = s.fd;
   s.fd = -1;
   // close() reports the errors of delayed writes (NFS, some full disks).
@@ -296,6 +309,12 @@ void OutputFile::commit() {
     const int error = errno;
     fail("closing the file failed", error);
   }
+  s.finished = true;
+}
+
+void OutputFile::commit() {
+  finish();
+  State& s = *state_;
   if (s.mode == State::Mode::kReplace && ::rename(s.temporary.c_str(), s.target.c_str()) != 0) {
     const int error = errno;
     fail("cannot move the finished file into place", error);
