@@ -454,6 +454,25 @@ TEST_F(CliTest, ModelClaimingHugeWidthIsAnErrorWithoutAllocating) {
             "2147483647\n");
 }
 
+// Old: "libgomp: Thread creation failed: Resource temporarily unavailable" and exit 1 (GNU
+// OpenMP ends the process itself; in Python, the interpreter), its temporaries left behind. 1023
+// threads' stacks (2 MiB each at the least) do not fit in 1 GiB of address space.
+TEST_F(CliTest, ThreadsThatCannotStartAreAnErrorNotAnExit) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space; RLIMIT_AS cannot apply";
+#endif
+  generate(2000);
+  const std::set<std::string> before = listing();
+  const CliRun r = finish(start({"fit", "data.npy", "-k", "2", "--threads", "1024", "-o",
+                                 "model.json", "--labels", "labels.npy"},
+                                ProcessLimits{RLIM_INFINITY, rlim_t{1} << 30}));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("emix: error: cannot start 1024 threads: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("ask for fewer threads (--threads, or OMP_NUM_THREADS)"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(listing(), before);
+}
+
 // Old: exit 1 "out of memory" after allocating for a while. The need (210 GB) is compared with
 // the least of physical memory, the cgroup's limit and the process's limits, so a 16 GiB
 // address-space limit makes the case the same on any machine.

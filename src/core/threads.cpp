@@ -4,7 +4,14 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <string>
+#include <vector>
+
+#include "emix/errors.hpp"
 
 namespace emix {
 namespace {
@@ -19,6 +26,70 @@ void after_fork_in_child() {
   }
 }
 
+// The most threads a region of emix has been seen to start (see startable below).
+std::atomic<int> threads_verified{1};
+
+// OMP_STACKSIZE (or GOMP_STACKSIZE) in bytes, as GNU OpenMP reads it: a number with an optional
+// unit B, K (the default), M or G; 0 where unset or unreadable (the threads' default stack).
+std::size_t openmp_stack_bytes() {
+  const char* text = std::getenv("OMP_STACKSIZE");
+  if (text == nullptr) text = std::getenv("GOMP_STACKSIZE");
+  if (text == nullptr) return 0;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  if (end == text) return 0;
+  while (*end == ' ') ++end;
+  switch (*end) {
+    case 'b':
+    case 'B':
+      return value;
+    case '\0':
+    case 'k':
+    case 'K':
+      return value << 10;
+    case 'm':
+    case 'M':
+      return value << 20;
+    case 'g':
+    case 'G':
+      return value << 30;
+    default:
+      return 0;
+  }
+}
+
+// Starts `count` threads that all exist at once, each with the stack GNU OpenMP would give its
+// own, then ends them: 0, or pthread_create's error. GNU OpenMP cannot report a thread it failed
+// to start: it prints "Thread creation failed" and calls exit(1), ending the caller's process (a
+// Python session with it). The threads' stacks (8 MiB each by default) are what fails first under
+// ulimit -v; glibc keeps the stacks of ended threads for the next ones, OpenMP's.
+int startable(int count) {
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  if (const std::size_t stack = openmp_stack_bytes(); stack > 0) {
+    pthread_attr_setstacksize(&attributes, stack);
+  }
+  std::atomic<bool> release{false};
+  std::vector<pthread_t> started;
+  started.reserve(static_cast<std::size_t>(count));
+  int error = 0;
+  for (int i = 0; i < count && error == 0; ++i) {
+    pthread_t thread;
+    error = pthread_create(
+        &thread, &attributes,
+        [](void* flag) -> void* {
+          while (!static_cast<std::atomic<bool>*>(flag)->load()) sched_yield();
+          return nullptr;
+        },
+        &release);
+    if (error == 0) started.push_back(thread);
+  }
+  release = true;
+  for (const pthread_t thread : started) pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attributes);
+  return error;
+}
+
 }  // namespace
 
 int usable_threads(int requested) {
@@ -26,6 +97,18 @@ int usable_threads(int requested) {
   std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
   if (forked_after_threads.load(std::memory_order_relaxed)) return 1;
   const int threads = requested > 0 ? requested : omp_get_max_threads();
+  if (threads > threads_verified.load(std::memory_order_relaxed)) {
+    if (const int error = startable(threads - 1)) {
+      throw OutOfMemory("cannot start " + std::to_string(threads) +
+                        " threads: " + std::strerror(error) +
+                        " (each reserves its stack, 8 MiB by default or OMP_STACKSIZE, against "
+                        "ulimit -v and the process limits): ask for fewer threads (n_threads, or "
+                        "OMP_NUM_THREADS)");
+    }
+    int verified = threads_verified.load(std::memory_order_relaxed);
+    while (verified < threads && !threads_verified.compare_exchange_weak(verified, threads)) {
+    }
+  }
   if (threads > 1) threads_started.store(true, std::memory_order_relaxed);
   return threads;
 }

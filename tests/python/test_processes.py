@@ -1,6 +1,9 @@
-"""emix in processes forked after it ran its threads (multiprocessing's default on Linux)."""
+"""emix in processes: forked after it ran its threads (multiprocessing's default on Linux), and
+under limits that keep its threads from starting."""
 
 import multiprocessing
+import os
+import subprocess
 import sys
 import warnings
 
@@ -34,3 +37,35 @@ def test_a_child_forked_after_a_fit_runs_on_one_thread_instead_of_hanging():
     np.testing.assert_array_equal(means, parent.means_)
     np.testing.assert_array_equal(drawn, parent.sample(200_000)[0])  # whatever the threads
     assert len(messages) == 1 and "one thread" in messages[0] and "spawn" in messages[0]
+
+
+THREADS_SCRIPT = """
+import resource
+import numpy as np
+import emix
+
+with open("/proc/self/status") as status:
+    size = next(int(line.split()[1]) for line in status if line.startswith("VmSize")) * 1024
+# 256 MiB more than the process holds: fits of 2 threads work, 1024 threads' stacks cannot start.
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**28, size + 2**28))
+x = np.random.default_rng(0).normal(size=(2000, 3))
+try:
+    emix.GaussianMixture(2, random_state=0, device="cpu").fit(x)
+except emix.OutOfMemory as error:
+    print("raised:", error)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="GNU OpenMP and RLIMIT_AS: Linux")
+def test_threads_that_cannot_start_raise_instead_of_ending_the_interpreter():
+    """GNU OpenMP calls exit(1) when it cannot start a region's threads (under ulimit -v): the
+    interpreter ended in the middle of fit, no exception, no finally. emix starts the threads
+    itself first and raises OutOfMemory naming the remedy."""
+    env = dict(os.environ, OMP_NUM_THREADS="1024", OPENBLAS_NUM_THREADS="1")
+    env.pop("OMP_STACKSIZE", None)
+    env.pop("GOMP_STACKSIZE", None)
+    run = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "raised: cannot start 1024 threads" in run.stdout, run.stdout + run.stderr
+    assert "fewer threads (n_threads, or OMP_NUM_THREADS)" in run.stdout
