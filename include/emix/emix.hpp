@@ -5,6 +5,7 @@
 #include "emix/data.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
+#include "emix/interrupt.hpp"
 #include "emix/io.hpp"
 #include "emix/model.hpp"
 #include "emix/online.hpp"

@@ -590,7 +590,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
     def _hook(self, run):
         """The per-iteration Python call: verbose output and the user's callback (None when
-        neither is asked for; the library still checks for Ctrl-C every iteration)."""
+        neither is asked for; the library checks for Ctrl-C on its own, about every 50 ms)."""
         verbose, callback, interval = self.verbose, self.callback, self.verbose_interval
         if not verbose and callback is None:
             return None

@@ -6,9 +6,10 @@
 // __cuda_array_interface__) plus a reference that keeps the buffer alive. Nothing is copied here;
 // the Python side converts what does not fit (dtype, order) once, before it makes the View.
 //
-// Every call into the library releases the GIL. A fit re-acquires it once per EM iteration to
-// run Python's signal handlers (Ctrl-C raises KeyboardInterrupt there, which unwinds out of the
-// fit through the library's RAII owners) and the optional progress callback.
+// Every call into the library releases the GIL (LibraryCall) and takes it back about every 50 ms
+// of work to run Python's signal handlers (Ctrl-C raises KeyboardInterrupt there, which unwinds
+// out of the call through the library's RAII owners); a fit also once per EM iteration for the
+// optional progress callback.
 //
 // Issue 14's API is bound as it is: Statistics (merge, scale, recentred, bytes),
 // merge_in_order, accumulate, maximize, OnlineEm and select; fit_chunks and select_chunks run
@@ -142,6 +143,28 @@ const double* weights_for(const View& x, const std::optional<HostWeights>& w) {
   return w->data();
 }
 
+// A call into the library: the GIL released for its work, and Ctrl-C heard inside it. The
+// library runs the check about every 50 ms of work, in initialisation, in every pass and
+// between iterations (emix/interrupt.hpp); Python's handler raises KeyboardInterrupt there, which
+// unwinds out of the call as nb::python_error. Only a fit checked between iterations before: a
+// k-means start of 10 s, or predict on large data, could not be stopped.
+// Python runs signal handlers on its main thread alone: a call from another thread (a Dask
+// worker's) has no check, and never waits for the GIL that a busy Python thread holds.
+unsigned long g_main_thread = 0;  // threading.main_thread().ident, set at import
+
+class LibraryCall {
+ public:
+  LibraryCall()
+      : check_(PyThread_get_thread_ident() != g_main_thread ? std::function<void()>() : [] {
+          nb::gil_scoped_acquire acquire;
+          if (PyErr_CheckSignals() != 0) throw nb::python_error();
+        }) {}
+
+ private:
+  nb::gil_scoped_release release_;
+  emix::InterruptCheck check_;
+};
+
 // A NumPy array that owns a vector's storage (no copy).
 template <typename T>
 nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, std::initializer_list<size_t> shape) {
@@ -192,7 +215,7 @@ nb::ndarray<nb::numpy, double> precisions_cholesky_of(const emix::Model& m, int 
   options.threads = threads;
   emix::PreparedModel prepared;
   {
-    nb::gil_scoped_release release;
+    const LibraryCall call;
     prepared = emix::prepare(m, options);
   }
   const auto k = static_cast<size_t>(m.n_components);
@@ -291,7 +314,7 @@ emix::FitReport fit(const View& x, emix::FitOptions options,
     if (!callback.is_none()) callback(info);
   };
   g_last_fit_pointer = x.pointer();
-  nb::gil_scoped_release release;
+  const LibraryCall call;
   return emix::fit(x.view, options, weights);
 }
 
@@ -459,7 +482,7 @@ emix::FitReport fit_chunks(nb::object source, emix::FitOptions options, nb::obje
     if (!callback.is_none()) callback(info);
   };
   PyChunkSource chunks(std::move(source));
-  nb::gil_scoped_release release;
+  const LibraryCall call;
   return emix::fit(chunks, options);
 }
 
@@ -469,14 +492,14 @@ emix::SelectReport select_chunks(nb::object source, emix::SelectOptions options)
     if (PyErr_CheckSignals() != 0) throw nb::python_error();
   };
   PyChunkSource chunks(std::move(source));
-  nb::gil_scoped_release release;
+  const LibraryCall call;
   return emix::select(chunks, options);
 }
 
 nb::bytes to_bytes(const emix::Statistics& s) {
   std::vector<std::uint8_t> bytes;
   {
-    nb::gil_scoped_release release;
+    const LibraryCall call;
     bytes = s.serialize();
   }
   return nb::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
@@ -490,6 +513,8 @@ emix::Statistics from_bytes(const nb::bytes& b) {
 
 NB_MODULE(_emix, m) {
   m.doc() = "emix's C++ library, bound for the emix package (use emix.GaussianMixture & co.)";
+  g_main_thread = nb::cast<unsigned long>(
+      nb::module_::import_("threading").attr("main_thread")().attr("ident"));
 
   g_errors.error =
       new_error_type(m, "Error", PyExc_Exception, nullptr, "Base of every error emix raises.");
@@ -686,7 +711,7 @@ NB_MODULE(_emix, m) {
         // int64, scikit-learn's label type (and sample()'s), from the library's int32.
         std::vector<std::int64_t> labels;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           const std::vector<std::int32_t> narrow =
               emix::predict(model, x.view, engine_for(x, engine));
           labels.assign(narrow.begin(), narrow.end());
@@ -699,7 +724,7 @@ NB_MODULE(_emix, m) {
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
         std::vector<double> resp;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           resp = emix::predict_proba(model, x.view, engine_for(x, engine));
         }
         return to_numpy(std::move(resp), {static_cast<size_t>(x.view.rows),
@@ -711,7 +736,7 @@ NB_MODULE(_emix, m) {
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
         std::vector<double> log_prob;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           log_prob = emix::score_samples(model, x.view, engine_for(x, engine));
         }
         return to_numpy(std::move(log_prob), {static_cast<size_t>(x.view.rows)});
@@ -722,21 +747,21 @@ NB_MODULE(_emix, m) {
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine,
          const std::optional<HostWeights>& sample_weight) {
         const double* weights = weights_for(x, sample_weight);
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::score(model, x.view, engine_for(x, engine), weights);
       },
       nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
   m.def(
       "bic",
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::bic(model, x.view, engine_for(x, engine));
       },
       nb::arg("model"), nb::arg("x"), nb::arg("engine"));
   m.def(
       "aic",
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::aic(model, x.view, engine_for(x, engine));
       },
       nb::arg("model"), nb::arg("x"), nb::arg("engine"));
@@ -745,7 +770,7 @@ NB_MODULE(_emix, m) {
       [](const emix::Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {
         emix::Sample s;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           s = emix::sample(model, n, seed, n_threads);
         }
         const auto rows = static_cast<size_t>(n);
@@ -757,7 +782,7 @@ NB_MODULE(_emix, m) {
   m.def(
       "read_model",
       [](const std::string& path) {
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::io::read_model(path);
       },
       nb::arg("path"));
@@ -767,7 +792,7 @@ NB_MODULE(_emix, m) {
         std::string fit, estimator;
         emix::Model model;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           model = emix::io::read_model(path, &fit, &estimator);
         }
         return nb::make_tuple(std::move(model), std::move(fit), std::move(estimator));
@@ -777,7 +802,7 @@ NB_MODULE(_emix, m) {
       "write_model",
       [](const std::string& path, const emix::Model& model, const emix::FitReport* report,
          const std::string& estimator) {
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         emix::io::write_model(path, model, report, estimator);
       },
       nb::arg("path"), nb::arg("model"), nb::arg("report").none(), nb::arg("estimator") = "");
@@ -830,7 +855,7 @@ NB_MODULE(_emix, m) {
   m.def(
       "merge_in_order",
       [](const std::vector<emix::Statistics>& parts) {
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::merge_in_order(parts);
       },
       nb::arg("parts"));
@@ -839,7 +864,7 @@ NB_MODULE(_emix, m) {
       [](const emix::Model& model, const View& x, const emix::EngineOptions& engine,
          const std::optional<HostWeights>& sample_weight) {
         const double* weights = weights_for(x, sample_weight);
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::accumulate(model, x.view, engine_for(x, engine), weights);
       },
       nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
@@ -855,7 +880,7 @@ NB_MODULE(_emix, m) {
         std::vector<int> empty;
         emix::Model next;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           next = emix::maximize(model, statistics, options, &empty);
         }
         return std::make_pair(std::move(next), std::move(empty));
@@ -872,7 +897,7 @@ NB_MODULE(_emix, m) {
         std::vector<double> statistics;
         std::string engine_name;
         {
-          nb::gil_scoped_release release;
+          const LibraryCall call;
           statistics =
               emix::chunk_pass(bytes, x.view, weights, engine_for(x, engine), &engine_name);
         }
@@ -919,7 +944,7 @@ NB_MODULE(_emix, m) {
           [](emix::OnlineEm& self, const View& x, const emix::EngineOptions& engine,
              const std::optional<HostWeights>& sample_weight) {
             const double* weights = weights_for(x, sample_weight);
-            nb::gil_scoped_release release;
+            const LibraryCall call;
             self.partial_fit(x.view, engine_for(x, engine), weights);
           },
           nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none())
@@ -964,7 +989,7 @@ NB_MODULE(_emix, m) {
         };
         o.fit = std::move(fit_options);
         const double* weights = weights_for(x, sample_weight);
-        nb::gil_scoped_release release;
+        const LibraryCall call;
         return emix::select(x.view, o, weights);
       },
       nb::arg("x"), nb::arg("n_components"), nb::arg("covariances"), nb::arg("criterion"),

@@ -15,6 +15,7 @@
 #include "core/em.hpp"
 #include "core/engine.hpp"
 #include "core/initialize.hpp"
+#include "core/interrupt.hpp"
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
 #include "core/validate.hpp"
@@ -190,6 +191,7 @@ PrepareOptions EmRun::prepare_options() const {
 }
 
 const PreparedModel& EmRun::prepare_next() {
+  detail::poll_interrupt();
   if (next_prepared_) {
     prepared_ = std::move(*next_prepared_);
     next_prepared_.reset();

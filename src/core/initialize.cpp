@@ -22,6 +22,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/interrupt.hpp"
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
 #include "core/threads.hpp"
@@ -570,6 +571,7 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
   // seed_block's, per candidate (none for one component: no steps).
   Eigen::VectorXd nearer(k > 1 ? static_cast<Eigen::Index>(candidates) * n : 0);
   for (int c = 1; c < k; ++c) {
+    detail::poll_interrupt();  // a step is one pass over the sample: K of them can take seconds
     const Eigen::VectorXd score = nearest.cwiseProduct(w);
     const double total = blocked_sum(score);
     const WeightedRows drawn(total > 0 ? score : w);
@@ -605,6 +607,7 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
   const int kp = (k + width - 1) / width * width;
   RowMatrix centres_t = RowMatrix::Zero(d, kp);  // D x kp, row-major
   for (int it = 0; it <= iterations; ++it) {
+    detail::poll_interrupt();
     const Eigen::VectorXd centre_norms = centres.rowwise().squaredNorm();
     const bool last = it == iterations;
     centres_t.leftCols(k) = centres.transpose();

@@ -855,6 +855,7 @@ class CpuEngine final : public Engine {
         for (TilePlan<U>& plan : plans) plan.threads = threads;
         const MaybeFlushDenormals guard(!keep_negligible_);
         kernels.add_statistics(plans.data(), count, layout, slot_queue);
+        cpu::check_interrupted(slot_queue);
         continue;
       }
 #pragma omp parallel num_threads(threads)
@@ -862,6 +863,7 @@ class CpuEngine final : public Engine {
         const MaybeFlushDenormals worker_guard(!keep_negligible_);
         kernels.add_statistics(plans.data(), count, layout, slot_queue);
       }
+      cpu::check_interrupted(slot_queue);
     }
   }
 
@@ -994,16 +996,18 @@ class CpuEngine final : public Engine {
                      std::int32_t* labels) {
     const TilePlan<U> tiles = tile_plan(model, plan);
     const std::int64_t n_tiles = (n_ + tiles.block_rows - 1) / tiles.block_rows;
-    // Runs of consecutive tiles, several per thread for balance; each thread keeps its work
-    // space from one run to the next. Per-row results do not depend on how the tiles are
-    // grouped.
-    cpu::WorkQueue runs{std::min<std::int64_t>(n_tiles, 8 * threads_)};
+    // Runs of consecutive tiles, several per thread for balance, and at least 64, so that an
+    // interrupt check (taken between runs) answers within a 64th of the call; each thread keeps
+    // its work space from one run to the next. Per-row results do not depend on how the tiles
+    // are grouped.
+    cpu::WorkQueue runs{std::min<std::int64_t>(n_tiles, std::max(64, 8 * threads_))};
     const int threads = threads_for(static_cast<double>(n_) * model.k * plan.features);
 #pragma omp parallel num_threads(threads)
     {
       const MaybeFlushDenormals worker_guard(!keep_negligible_);
       kernels.evaluate(tiles, n_tiles, runs, log_prob, resp, labels);
     }
+    cpu::check_interrupted(runs);
   }
 
   // Threads for a pass of about `work` multiply-adds (rows x components x features): at most one

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 
 namespace emix::cpu {
 
@@ -125,10 +126,20 @@ inline std::int64_t packed_size(int k, int features) {
 // MALLOC_TRIM_THRESHOLD_ makes every buffer over 128 KiB a fresh mapping, the page faults took a
 // fifth of a pass (full D = 16, K = 16: 41 ms a block of 125,000 rows against 35 ms). A queue
 // serves one kernel call per thread, once: `next` only grows.
+//
+// The thread that holds the caller's InterruptCheck (emix/interrupt.hpp) runs it as it takes an
+// item; where it throws, the queue hands out nothing more and keeps the exception in
+// `interrupted`, which the caller rethrows after the parallel region (check_interrupted).
 struct WorkQueue {
+  explicit WorkQueue(std::int64_t items) : size(items) {}
   std::int64_t size = 0;  // items 0 .. size - 1
   std::int64_t next = 0;  // the next item to take (under `omp atomic`)
+  std::exception_ptr interrupted;
 };
+
+inline void check_interrupted(const WorkQueue& queue) {
+  if (queue.interrupted) std::rethrow_exception(queue.interrupted);
+}
 
 // Where the slots of a pass's plans lie: plan i's slot s at sums[i] + s * packed[i] doubles.
 struct SlotLayout {

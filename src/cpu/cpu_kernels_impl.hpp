@@ -29,6 +29,7 @@
 #include <Eigen/Core>
 
 #include "core/host_device.hpp"
+#include "core/interrupt.hpp"
 #include "core/unroll.hpp"
 #include "cpu/cpu_kernels.hpp"
 #include "cpu/fp_environment.hpp"
@@ -1656,8 +1657,13 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
 // plans builds its feature matrices from them.
 constexpr std::int64_t kWindowBytes = std::int64_t{256} << 10;
 
-// The queue's next item, or false when none is left.
+// The queue's next item, or false when none is left (or the caller's check stopped the call).
 bool take(WorkQueue& queue, std::int64_t& item) {
+  if (::emix::detail::interrupt_requested(queue.interrupted)) {
+#pragma omp atomic write
+    queue.next = queue.size;
+    return false;
+  }
   std::int64_t taken;
 #pragma omp atomic capture
   taken = queue.next++;

@@ -171,3 +171,56 @@ def test_gil_is_released_during_predict_and_score(big_data, method):
         warnings.simplefilter("ignore")
         gm.fit(big_data[:20_000])
     _assert_gil_released(lambda: [getattr(gm, method)(big_data) for _ in range(3)])
+
+
+WITHIN_A_PASS_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys, threading, time, warnings
+    import numpy as np
+    import emix
+
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300_000, 64))
+    model = emix.GaussianMixture(32, max_iter=1, device="cpu", random_state=0).fit(x[:20_000])
+    calls = {
+        "predict_proba": lambda: model.predict_proba(x),
+        "score_samples": lambda: model.score_samples(x),
+        "initialisation": lambda: emix.GaussianMixture(
+            128, max_iter=0, init_params="k-means++", device="cpu",
+            random_state=0).fit(x[:100_000, :32]),
+    }
+    results = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        call()
+        whole = time.perf_counter() - start
+        sent = []
+        def fire():
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Timer(whole / 4, fire).start()
+        try:
+            call()
+            results[name] = {"whole": whole, "after_signal": None}
+        except KeyboardInterrupt:
+            results[name] = {"whole": whole, "after_signal": time.perf_counter() - sent[0]}
+        time.sleep(0.05)
+    print(json.dumps(results))
+""")
+
+
+def test_ctrl_c_stops_a_call_within_its_pass(tmp_path):
+    """The library checks for signals about every 50 ms of work (emix/interrupt.hpp), inside a
+    pass and inside initialisation. Before, only a fit heard Ctrl-C, between iterations: predict
+    and score_samples ran to their end first, and a k-means++ start of K = 150 took 10 s to stop.
+    A signal a quarter into each call (about a second long) must stop it within a quarter more."""
+    script = tmp_path / "within.py"
+    script.write_text(WITHIN_A_PASS_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    print(results)
+    for name, result in results.items():
+        assert result["after_signal"] is not None, f"{name} was not interrupted: {result}"
+        assert result["after_signal"] < result["whole"] / 4, (name, result)
