@@ -28,6 +28,8 @@ _INIT_METHODS = {
 }
 _DEVICES = ("auto", "cpu", "gpu")
 
+_MISSING = object()  # an attribute not set
+
 # Report lines that are records, not warnings: non-convergence becomes a ConvergenceWarning
 # (scikit-learn's), and the initialisation sample is how emix initialises large data.
 _QUIET_REPORT_LINES = ("did not converge", "initialisation used a random sample")
@@ -338,6 +340,19 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return self._evaluate(_emix.predict, data)
 
     def _fit(self, X, sample_weight):
+        # A fit that fails or is interrupted leaves the estimator as it was, its feature names
+        # (which the check below resets from X) included: save() would record the new data's.
+        before = self.__dict__.get("feature_names_in_", _MISSING)
+        try:
+            return self._fit_data(X, sample_weight)
+        except BaseException:
+            if before is _MISSING:
+                self.__dict__.pop("feature_names_in_", None)
+            else:
+                self.feature_names_in_ = before
+            raise
+
+    def _fit_data(self, X, sample_weight):
         self._check_parameters()
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)

@@ -201,3 +201,27 @@ def test_dataframe_feature_names_as_in_scikit_learn():
         fitted.predict(x.to_numpy())
     refitted = fitted.fit(x.to_numpy())
     assert not hasattr(refitted, "feature_names_in_")
+
+
+def test_a_failed_refit_keeps_the_feature_names_of_the_model_it_keeps():
+    """A refit that fails leaves the fitted model, and so the names it was fitted with: they
+    were reset from the new data before the failure (save() would have recorded them with the
+    old model, and predict on the old columns refused)."""
+    pd = pytest.importorskip("pandas", reason="pandas makes the DataFrame")
+    pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
+    fitted = emix.GaussianMixture(2, random_state=0, device="cpu").fit(x)
+    means = fitted.means_.copy()
+    bad = pd.DataFrame(rng.normal(size=(200, 2)), columns=["y", "z"])
+    bad.iloc[7, 1] = np.nan
+    with pytest.raises(ValueError):
+        fitted.fit(bad)
+    assert list(fitted.feature_names_in_) == ["a", "b"]
+    np.testing.assert_array_equal(fitted.means_, means)
+    fitted.predict(x)  # the old columns still fit the model
+    # And an estimator never fitted stays without names.
+    fresh = emix.GaussianMixture(2, device="cpu")
+    with pytest.raises(ValueError):
+        fresh.fit(bad)
+    assert not hasattr(fresh, "feature_names_in_")
