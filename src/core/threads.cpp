@@ -69,7 +69,9 @@ int startable(int count) {
   if (const std::size_t stack = openmp_stack_bytes(); stack > 0) {
     pthread_attr_setstacksize(&attributes, stack);
   }
-  std::atomic<bool> release{false};
+  // Held until every thread is started: each waits on it (asleep, not spinning) and ends.
+  std::mutex gate;
+  gate.lock();
   std::vector<pthread_t> started;
   started.reserve(static_cast<std::size_t>(count));
   int error = 0;
@@ -77,14 +79,14 @@ int startable(int count) {
     pthread_t thread;
     error = pthread_create(
         &thread, &attributes,
-        [](void* flag) -> void* {
-          while (!static_cast<std::atomic<bool>*>(flag)->load()) sched_yield();
+        [](void* held) -> void* {
+          std::lock_guard<std::mutex>{*static_cast<std::mutex*>(held)};
           return nullptr;
         },
-        &release);
+        &gate);
     if (error == 0) started.push_back(thread);
   }
-  release = true;
+  gate.unlock();
   for (const pthread_t thread : started) pthread_join(thread, nullptr);
   pthread_attr_destroy(&attributes);
   return error;
