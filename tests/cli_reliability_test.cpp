@@ -270,26 +270,24 @@ TEST_F(SignalTest, SigtermDuringAWriteLeavesNoPartialFile) {
 // each rename for a second (it is the only way to stop the program between two of them on
 // purpose); the signal comes after the first.
 TEST_F(SignalTest, StopSignalDuringTheRenamesFindsEveryOutputNew) {
-  if (std::system("strace -f -qq -o /dev/null true > /dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "needs strace, allowed to trace (to hold the program between two renames)";
+  // rename, or renameat / renameat2 where the C library calls those for rename() (aarch64).
+  const std::string renames = "rename,renameat,renameat2";
+  const std::string hold =
+      "strace -f -qq -e trace=" + renames + " -e inject=" + renames + ":delay_exit=1000000";
+  if (std::system((hold + " -o /dev/null true > /dev/null 2>&1").c_str()) != 0) {
+    GTEST_SKIP() << "needs strace 4.22 or later (inject=...:delay_exit), allowed to trace: "
+                    "to hold the program between two renames";
   }
   generate(2000);
   write("model.json", "OLD");
   write("labels.npy", "OLD");
   const std::string trace = capture_ + "/trace.log";
   const std::string script =
-      "cd '" + dir_ +
-      "' && { strace -f -qq -e trace=rename -e inject=rename:delay_exit=1000000 "
-      "-o '" +
-      trace + "' '" + EMIX_CLI_PATH +
-      "' fit data.npy -k 2 --max-iter 3 -o model.json "
-      "--labels labels.npy --quiet 2> '" +
-      capture_ +
-      "/stderr.txt' & tracer=$!; "
-      "timeout 60 sh -c \"until grep -q 'rename(' '" +
-      trace +
-      "' 2>/dev/null; do sleep 0.02; "
-      "done\"; kill -TERM $(cat /proc/$tracer/task/*/children); wait $tracer; }";
+      "cd '" + dir_ + "' && { " + hold + " -o '" + trace + "' '" + EMIX_CLI_PATH +
+      "' fit data.npy -k 2 --max-iter 3 -o model.json --labels labels.npy --quiet 2> '" + capture_ +
+      "/stderr.txt' & tracer=$!; timeout 60 sh -c \"until grep -q 'rename' '" + trace +
+      "' 2>/dev/null; do sleep 0.02; done\"; kill -TERM $(cat /proc/$tracer/task/*/children); "
+      "wait $tracer; }";
   const int status = std::system(script.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << stderr_so_far();

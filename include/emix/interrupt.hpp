@@ -11,11 +11,14 @@ void poll_interrupt();
 }
 
 // While an InterruptCheck lives, the library's calls made on its thread (fit, select, predict,
-// score, accumulate, ...) run `check` on that thread about every 50 ms of their work, between
-// pieces of it (never inside a parallel region), from initialisation to the last pass. An
-// exception the check throws ends the call and propagates out of it as the call's own errors do:
-// what the call holds is freed and its outputs are left as they were. FitOptions::on_iteration
-// stops a fit between iterations; this reaches inside one, and into calls that have no options.
+// score, accumulate, ...) run `check` on that thread, under the floating-point modes it had when
+// the check was made, about every 50 ms of their work: between the pieces of a CPU pass (a 64th
+// of it or less), between initialisation's k-means steps and between iterations. An exception
+// the check throws ends the call and propagates out of it as the call's own errors do: what the
+// call holds is freed and its outputs are left as they were. FitOptions::on_iteration stops a fit
+// between iterations; this reaches inside one, and into calls that have no options. Not checked:
+// the GPU engine's passes, a covariance's factorisation, and the MPI fit and selection (one rank
+// stopping alone would leave the others waiting; on_iteration stops them all).
 //
 //   std::atomic<bool> cancel{false};  // set by another thread
 //   emix::InterruptCheck check([&] {
@@ -36,6 +39,7 @@ class InterruptCheck {
   std::function<void()> check_;
   InterruptCheck* outer_;
   std::chrono::steady_clock::time_point last_run_;
+  unsigned fp_modes_;  // the thread's floating-point control register at construction
 };
 
 }  // namespace emix

@@ -174,9 +174,10 @@ class GaussianMixture(_BaseMixture):
         Element type the data are read in. None keeps float32 and float64 input as it is and
         converts anything else to float64. Parameters, and per-row results (``predict_proba``,
         ``score_samples``), are always float64 arrays (scikit-learn returns float32 ones for
-        float32 data under its own initialisation). Float32 data are computed at float32's accuracy: per-row log-densities
-        within about 1e-5 of double's, responsibilities within about 1e-6 (some paths of the
-        CPU engine take them in double). Pass ``dtype='float64'`` for double accuracy.
+        float32 data under its own initialisation). Float32 data are computed at float32's
+        accuracy: per-row log-densities within about 1e-5 of double's, responsibilities within
+        about 1e-6 (some paths of the CPU engine take them in double). Pass
+        ``dtype='float64'`` for double accuracy.
     fixed_weights : bool, default=False
         Keep the initial mixing weights throughout the fit.
     callback : callable, default=None

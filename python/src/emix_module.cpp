@@ -144,12 +144,10 @@ const double* weights_for(const View& x, const std::optional<HostWeights>& w) {
 }
 
 // A call into the library: the GIL released for its work, and Ctrl-C heard inside it. The
-// library runs the check about every 50 ms of work, in initialisation, in every pass and
-// between iterations (emix/interrupt.hpp); Python's handler raises KeyboardInterrupt there, which
-// unwinds out of the call as nb::python_error. Only a fit checked between iterations before: a
-// k-means start of 10 s, or predict on large data, could not be stopped.
-// Python runs signal handlers on its main thread alone: a call from another thread (a Dask
-// worker's) has no check, and never waits for the GIL that a busy Python thread holds.
+// library runs the check about every 50 ms of work (emix/interrupt.hpp); Python's handler raises
+// KeyboardInterrupt there, which unwinds out of the call as nb::python_error. Python runs signal
+// handlers on its main thread alone: a call from another thread (a Dask worker's) has no check,
+// and never waits for the GIL that a busy Python thread holds.
 unsigned long g_main_thread = 0;  // threading.main_thread().ident, set at import
 
 class LibraryCall {

@@ -371,7 +371,10 @@ void StagedOutputs::add_input(const std::string& path, const std::string& option
   if (!path.empty()) inputs_.push_back({path, option, replaced_by});
 }
 
-std::atomic<int> g_output_stage{kWriting};
+std::atomic<OutputStage> g_output_stage{OutputStage::kBeingWritten};
+static_assert(std::atomic<OutputStage>::is_always_lock_free &&
+                  std::atomic<int>::is_always_lock_free,
+              "the stop-signal handler reads and writes these");
 std::atomic<int> g_deferred_stop_signal{0};
 
 void StagedOutputs::commit() {
@@ -379,15 +382,15 @@ void StagedOutputs::commit() {
   // nothing is replaced). A stop signal during the renames, on whichever thread it lands, is held
   // until they are done, so that it finds every output old or every one new, never some of each.
   for (Entry& entry : entries_) entry.file->finish();
-  g_output_stage = kRenaming;
+  g_output_stage = OutputStage::kBeingRenamed;
   try {
     for (Entry& entry : entries_) entry.file->commit();
   } catch (...) {
-    g_output_stage = kWriting;
+    g_output_stage = OutputStage::kBeingWritten;
     if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
     throw;
   }
-  g_output_stage = kInPlace;
+  g_output_stage = OutputStage::kAllInPlace;
   if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
 }
 

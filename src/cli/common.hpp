@@ -169,18 +169,18 @@ void open_closed_standard_streams();
 bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs);
 
-// Every output of one command: each is checked, and its temporary created, by stage() before the
-// slow work starts, so an unwritable output fails first. commit() renames them into place in the
-// order staged; whatever was not committed is removed on destruction (and by the signal handler,
-// emix::io::remove_temporary_files), so a command that fails leaves no partial file behind.
 // Where a command's outputs are, for the stop-signal handler (main.cpp): while they are renamed
 // into place it only records the signal (g_deferred_stop_signal), which StagedOutputs::commit
 // raises again once they all are; after that its message says they were written. Lock-free
 // atomics: safe in a handler.
-enum OutputStage { kWriting, kRenaming, kInPlace };
-extern std::atomic<int> g_output_stage;
+enum class OutputStage { kBeingWritten, kBeingRenamed, kAllInPlace };
+extern std::atomic<OutputStage> g_output_stage;
 extern std::atomic<int> g_deferred_stop_signal;
 
+// Every output of one command: each is checked, and its temporary created, by stage() before the
+// slow work starts, so an unwritable output fails first. commit() renames them into place in the
+// order staged; whatever was not committed is removed on destruction (and by the signal handler,
+// emix::io::remove_temporary_files), so a command that fails leaves no partial file behind.
 class StagedOutputs {
  public:
   StagedOutputs() = default;

@@ -152,9 +152,15 @@ int report_error(const std::string& message, int code, bool same_on_every_rank =
 // write: the temporaries are removed (the destructors that would remove them do not run after
 // _exit) and the exit code is the shell's 128 + signal number. Only async-signal-safe calls.
 extern "C" void stop_on_signal(int signal_number) {
-  if (emix::cli::g_output_stage == emix::cli::kRenaming) {
+  using emix::cli::OutputStage;
+  if (emix::cli::g_output_stage == OutputStage::kBeingRenamed) {
     emix::cli::g_deferred_stop_signal = signal_number;
-    return;
+    // The renames may have ended since the stage was read, and their end found no signal yet:
+    // then whichever side takes the signal from g_deferred_stop_signal first handles it.
+    if (emix::cli::g_output_stage == OutputStage::kBeingRenamed ||
+        emix::cli::g_deferred_stop_signal.exchange(0) == 0) {
+      return;
+    }
   }
   emix::io::remove_temporary_files();
   if (g_error_reported) ::_exit(128 + signal_number);
@@ -164,7 +170,7 @@ extern "C" void stop_on_signal(int signal_number) {
   const char prefix[] = "emix: stopped by ";
   const char discarded[] = "; no output was left half written\n";
   const char in_place[] = " after its outputs were written\n";
-  const bool written = emix::cli::g_output_stage == emix::cli::kInPlace;
+  const bool written = emix::cli::g_output_stage == OutputStage::kAllInPlace;
   ssize_t ignored = ::write(2, prefix, sizeof prefix - 1);
   ignored = ::write(2, name, std::strlen(name));
   ignored = written ? ::write(2, in_place, sizeof in_place - 1)

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "cpu/fp_environment.hpp"
+
 namespace emix {
 namespace {
 
@@ -16,7 +18,10 @@ constexpr std::chrono::milliseconds kInterval{50};
 }  // namespace
 
 InterruptCheck::InterruptCheck(std::function<void()> check)
-    : check_(std::move(check)), outer_(current_check), last_run_(std::chrono::steady_clock::now()) {
+    : check_(std::move(check)),
+      outer_(current_check),
+      last_run_(std::chrono::steady_clock::now()),
+      fp_modes_(cpu::fp_control_register()) {
   current_check = this;
 }
 
@@ -30,6 +35,8 @@ void poll_interrupt() {
   const auto now = std::chrono::steady_clock::now();
   if (now - check->last_run_ < kInterval) return;
   check->last_run_ = now;
+  // The caller's modes, not those of the pass it interrupts (flushed subnormals, masked traps).
+  const cpu::ScopedFpModes modes(check->fp_modes_);
   check->check_();
 }
 

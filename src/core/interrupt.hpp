@@ -11,9 +11,9 @@ namespace emix::detail {
 // throws propagates. Outside parallel regions only.
 void poll_interrupt();
 
-// The same for a parallel region's workers: false on every thread but the one that holds the
-// check, and there, true once the check has thrown, its exception kept in `error` for the
-// caller to rethrow after the region.
+// The same inside a parallel region, whose boundary no exception may cross: false on every
+// thread but the one that holds the check (the region's first), and there, true once the check
+// has thrown, its exception kept in `error` for the caller to rethrow after the region.
 bool interrupt_requested(std::exception_ptr& error) noexcept;
 
 }  // namespace emix::detail

@@ -95,8 +95,8 @@ inline bool float_loses_digits(double terms) {
 bool weights_outside_float_range(const double* sample_weight, std::int64_t n);
 
 // log C(trials, v) for v = 0..trials (pointwise.hpp's log_binomial_coefficient), kept for the
-// last `trials` asked for and shared by every engine and iteration: each E-step's plan built its
-// own before, 30 ms an iteration at 10^6 trials where the rest took 4.
+// last `trials` asked for and shared by every engine and iteration: a table per E-step's plan
+// cost 30 ms an iteration at 10^6 trials, where the rest of the iteration took 4.
 std::shared_ptr<const std::vector<double>> log_binomial_coefficient_table(int trials);
 
 }  // namespace emix

@@ -4,11 +4,10 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "emix/errors.hpp"
@@ -69,18 +68,20 @@ int startable(int count) {
   if (const std::size_t stack = openmp_stack_bytes(); stack > 0) {
     pthread_attr_setstacksize(&attributes, stack);
   }
+  std::vector<pthread_t> started;
+  started.reserve(static_cast<std::size_t>(count));
   // Held until every thread is started: each waits on it (asleep, not spinning) and ends.
   std::mutex gate;
   gate.lock();
-  std::vector<pthread_t> started;
-  started.reserve(static_cast<std::size_t>(count));
   int error = 0;
   for (int i = 0; i < count && error == 0; ++i) {
     pthread_t thread;
     error = pthread_create(
         &thread, &attributes,
         [](void* held) -> void* {
-          std::lock_guard<std::mutex>{*static_cast<std::mutex*>(held)};
+          auto& opened = *static_cast<std::mutex*>(held);
+          opened.lock();
+          opened.unlock();
           return nullptr;
         },
         &gate);
@@ -99,10 +100,13 @@ int usable_threads(int requested) {
   std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
   if (forked_after_threads.load(std::memory_order_relaxed)) return 1;
   const int threads = requested > 0 ? requested : omp_get_max_threads();
-  if (threads > threads_verified.load(std::memory_order_relaxed)) {
+  // Inside the caller's parallel region at OpenMP's nesting limit, a region of emix runs on one
+  // thread whatever it asks: none to start.
+  const bool nested = omp_get_active_level() >= omp_get_max_active_levels();
+  if (!nested && threads > threads_verified.load(std::memory_order_relaxed)) {
     if (const int error = startable(threads - 1)) {
       throw OutOfMemory("cannot start " + std::to_string(threads) +
-                        " threads: " + std::strerror(error) +
+                        " threads: " + std::generic_category().message(error) +
                         " (each reserves its stack, 8 MiB by default or OMP_STACKSIZE, against "
                         "ulimit -v and the process limits): ask for fewer threads (n_threads, or "
                         "OMP_NUM_THREADS)");

@@ -95,7 +95,7 @@ struct Plan {
   //   m sum_d log(1 - p_kd)): 2e4 for m = 1000 and D = 5, against log-densities of about -20.
   double max_kappa = 0;
   // Binomial: log C(m, v) for v = 0..m, so that a row's k-independent term is D lookups rather
-  // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Empty for
+  // than 2 D lgamma calls (which made the binomial E-step 4x the Bernoulli one). Null for
   // other families, and for m beyond kMaxLogChooseTable (then lgamma per entry).
   std::shared_ptr<const std::vector<double>> log_choose;
   // Bernoulli / binomial: the bias in double, and whether a float plan's kernels add its float
@@ -962,6 +962,7 @@ class CpuEngine final : public Engine {
       out.resp.resize(rows * k);
       cpu::WorkQueue one_run{1};
       kernels.evaluate(tiles, 1, one_run, out.log_prob.data(), out.resp.data(), nullptr);
+      cpu::check_interrupted(one_run);  // stopped, its results were never written
     };
     Evaluation in_float, in_double;
     TilePlan<float> float_tiles = tile_plan(model, plan);

@@ -1657,13 +1657,17 @@ void add_tile_statistics(const TilePlan<T>& plan, const Matrix<T>& f, const T* x
 // plans builds its feature matrices from them.
 constexpr std::int64_t kWindowBytes = std::int64_t{256} << 10;
 
+// Whether the caller's interrupt check stopped the call: the queue then hands out nothing more.
+bool stop_taking(WorkQueue& queue) {
+  if (!::emix::detail::interrupt_requested(queue.interrupted)) return false;
+#pragma omp atomic write
+  queue.next = queue.size;
+  return true;
+}
+
 // The queue's next item, or false when none is left (or the caller's check stopped the call).
 bool take(WorkQueue& queue, std::int64_t& item) {
-  if (::emix::detail::interrupt_requested(queue.interrupted)) {
-#pragma omp atomic write
-    queue.next = queue.size;
-    return false;
-  }
+  if (stop_taking(queue)) return false;
   std::int64_t taken;
 #pragma omp atomic capture
   taken = queue.next++;
@@ -1679,11 +1683,12 @@ std::int64_t first_tile_of_slot(std::int64_t s, std::int64_t n_slots, std::int64
 }
 
 // Slot s of add_statistics: plan i's tiles [first[i], last[i]) into its slot s; scratch[i] is
-// plan i's work space.
+// plan i's work space. The caller's interrupt check runs between windows too: a pass of one slot
+// (a direct full model of D = 1024 has one) takes it once otherwise.
 template <typename T>
 void add_slot_statistics(const TilePlan<T>* plans, int count, const SlotLayout& layout,
                          std::int64_t s, const IndexVector& first, const IndexVector& last,
-                         Scratch<T>* scratch) {
+                         Scratch<T>* scratch, WorkQueue& queue) {
   // Plans with the same features and tiles (same_features) form a group, led by its first plan:
   // each of the group's tiles builds F once, and every plan of the group takes its statistics
   // from it, tile by tile in increasing order, as alone.
@@ -1707,7 +1712,7 @@ void add_slot_statistics(const TilePlan<T>* plans, int count, const SlotLayout& 
     for (int i = 0; i < count; ++i) {
       if (next[i] < last[i]) begin = std::min(begin, next[i] * plans[i].block_rows);
     }
-    if (begin >= plans[0].n) return;
+    if (begin >= plans[0].n || stop_taking(queue)) return;
     const std::int64_t end = begin + window_rows;
     for (int g = 0; g < count; ++g) {
       if (leader[g] != g) continue;
@@ -1747,7 +1752,7 @@ void add_statistics(const TilePlan<T>* plans, int count, const SlotLayout& layou
       first[i] = first_tile_of_slot(s, queue.size, layout.n_rows, plans[i].block_rows);
       last[i] = first_tile_of_slot(s + 1, queue.size, layout.n_rows, plans[i].block_rows);
     }
-    add_slot_statistics(plans, count, layout, s, first, last, scratch.get());
+    add_slot_statistics(plans, count, layout, s, first, last, scratch.get(), queue);
   }
 }
 

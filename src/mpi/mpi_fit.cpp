@@ -20,6 +20,7 @@
 #include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
+#include "emix/interrupt.hpp"
 #include "mpi/collective.hpp"
 
 namespace emix::mpi {
@@ -439,6 +440,9 @@ std::function<void(const IterationInfo&)> reporting_through(
 FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions& options,
               const double* local_sample_weight) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
+  // A caller's interrupt check stays out: one rank stopping alone would leave the others waiting
+  // at their next exchange (on_iteration, which every rank hears of, stops them all).
+  const InterruptCheck none_here(nullptr);
   require_initialized();
   require_one_release(caller_comm);
   const PrivateComm private_comm(caller_comm);
@@ -463,6 +467,7 @@ FitReport fit(MPI_Comm caller_comm, const DataView& local_rows, const FitOptions
 SelectReport select(MPI_Comm caller_comm, const DataView& local_rows, const SelectOptions& options,
                     const double* local_sample_weight) {
   const cpu::ScopedNonStopFp non_stop;
+  const InterruptCheck none_here(nullptr);  // as in fit
   const auto start = Clock::now();
   require_initialized();
   require_one_release(caller_comm);

@@ -1,9 +1,10 @@
-"""Ctrl-C stops a fit within an iteration, nothing leaks, and the GIL is released.
+"""Ctrl-C stops a call within a piece of its work, nothing leaks, and the GIL is released.
 
-The fit releases the GIL for the library's work and takes it back once per EM iteration to run
-Python's signal handlers: SIGINT becomes a KeyboardInterrupt there, which unwinds out of the
-library (its owners free what they hold) and out of fit(). These tests send a real SIGINT to a
-child Python process, and watch a second thread run while fit, predict and score work.
+A call releases the GIL for the library's work and takes it back about every 50 ms of work (and
+a fit once per EM iteration) to run Python's signal handlers: SIGINT becomes a KeyboardInterrupt
+there, which unwinds out of the library (its owners free what they hold) and out of the call.
+These tests send a real SIGINT to a child Python process, and watch a second thread run while
+fit, predict and score work.
 """
 
 import json
