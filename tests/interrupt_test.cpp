@@ -35,6 +35,27 @@ emix::FitOptions full_fit(int k) {
   return o;
 }
 
+// `rows` rows of data() and a model of `k` full components fitted on 20000 of them, for calls
+// that evaluate it.
+struct Evaluation {
+  emix::Sample sample;
+  emix::FitOptions options;
+  emix::Model model;
+  emix::DataView x() const {
+    return emix::DataView::host(sample.x.data(), static_cast<std::int64_t>(sample.labels.size()),
+                                16);
+  }
+};
+
+Evaluation evaluation(std::int64_t rows, int k) {
+  Evaluation e;
+  e.sample = data(rows);
+  e.options = full_fit(k);
+  e.options.max_iter = 2;
+  e.model = emix::fit(emix::DataView::host(e.sample.x.data(), 20000, 16), e.options).model;
+  return e;
+}
+
 using Clock = std::chrono::steady_clock;
 
 // A check that throws at its first run from `at` on; counts its runs and notes when it threw.
@@ -83,12 +104,10 @@ TEST(InterruptCheck, StopsAFitInsideItsPass) {
 // Predict has no options and no iterations: the check still reaches inside it, on the calling
 // thread alone.
 TEST(InterruptCheck, StopsPredictAndIsRunOnlyOnItsThread) {
-  const emix::Sample s = data(400000);
-  const emix::DataView x = emix::DataView::host(s.x.data(), 400000, 16);
-  emix::FitOptions o = full_fit(64);
-  o.max_iter = 2;
-  const emix::Model model = emix::fit(emix::DataView::host(s.x.data(), 20000, 16), o).model;
-  emix::EngineOptions engine = o.engine;
+  const Evaluation e = evaluation(400000, 64);
+  const emix::DataView x = e.x();
+  const emix::Model& model = e.model;
+  const emix::EngineOptions& engine = e.options.engine;
   const auto start = Clock::now();
   emix::predict_proba(model, x, engine);
   const auto whole = Clock::now() - start;
@@ -112,11 +131,7 @@ TEST(InterruptCheck, StopsPredictAndIsRunOnlyOnItsThread) {
 // The check runs under the caller's floating-point modes, not the pass's (which flushes
 // subnormal numbers to zero: a check's own arithmetic would have lost them).
 TEST(InterruptCheck, RunsUnderTheCallersFloatingPointModes) {
-  const emix::Sample s = data(400000);
-  const emix::DataView x = emix::DataView::host(s.x.data(), 400000, 16);
-  emix::FitOptions o = full_fit(16);
-  o.max_iter = 2;
-  const emix::Model model = emix::fit(emix::DataView::host(s.x.data(), 20000, 16), o).model;
+  const Evaluation e = evaluation(400000, 16);
   const unsigned caller_flush = emix::cpu::fp_control_register() & emix::cpu::fp_flush_bits();
   int runs = 0, under_other_modes = 0;
   {
@@ -128,7 +143,7 @@ TEST(InterruptCheck, RunsUnderTheCallersFloatingPointModes) {
     });
     for (int i = 0; i < 5; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(60));  // a run due at the first piece
-      emix::predict_proba(model, x, o.engine);
+      emix::predict_proba(e.model, e.x(), e.options.engine);
     }
   }
   EXPECT_GE(runs, 5);
@@ -137,22 +152,18 @@ TEST(InterruptCheck, RunsUnderTheCallersFloatingPointModes) {
 
 // Checks nest: the inner one applies while it lives, the outer one again after.
 TEST(InterruptCheck, InnerCheckAppliesThenTheOuterAgain) {
-  const emix::Sample s = data(200000);
-  const emix::DataView x = emix::DataView::host(s.x.data(), 200000, 16);
-  emix::FitOptions o = full_fit(16);
-  o.max_iter = 2;
-  const emix::Model model = emix::fit(emix::DataView::host(s.x.data(), 20000, 16), o).model;
+  const Evaluation e = evaluation(200000, 16);
   int outer_runs = 0, inner_runs = 0;
   const emix::InterruptCheck outer([&] { ++outer_runs; });
   {
     const emix::InterruptCheck inner([&] { ++inner_runs; });
     std::this_thread::sleep_for(std::chrono::milliseconds(60));
-    emix::predict_proba(model, x, o.engine);
+    emix::predict_proba(e.model, e.x(), e.options.engine);
   }
   EXPECT_GT(inner_runs, 0);
   EXPECT_EQ(outer_runs, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
-  emix::predict_proba(model, x, o.engine);
+  emix::predict_proba(e.model, e.x(), e.options.engine);
   EXPECT_GT(outer_runs, 0);
 }
 

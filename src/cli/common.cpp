@@ -382,16 +382,19 @@ void StagedOutputs::commit() {
   // nothing is replaced). A stop signal during the renames, on whichever thread it lands, is held
   // until they are done, so that it finds every output old or every one new, never some of each.
   for (Entry& entry : entries_) entry.file->finish();
+  // The renames left at `stage`, and a stop signal they held back handled then.
+  const auto leave_renames = [](OutputStage stage) {
+    g_output_stage = stage;
+    if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
+  };
   g_output_stage = OutputStage::kBeingRenamed;
   try {
     for (Entry& entry : entries_) entry.file->commit();
   } catch (...) {
-    g_output_stage = OutputStage::kBeingWritten;
-    if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
+    leave_renames(OutputStage::kBeingWritten);
     throw;
   }
-  g_output_stage = OutputStage::kAllInPlace;
-  if (const int signal_number = g_deferred_stop_signal.exchange(0)) std::raise(signal_number);
+  leave_renames(OutputStage::kAllInPlace);
 }
 
 Progress::Progress(bool quiet, int n_init)
