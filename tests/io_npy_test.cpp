@@ -7,6 +7,7 @@
 
 #include "io_test_util.hpp"
 
+#include <cerrno>
 #include <cfloat>
 #include <cmath>
 #include <csignal>
@@ -243,6 +244,13 @@ TEST_F(NpyTest, MissingTruncatedAndBadMagicFilesNameTheFileAndTheProblem) {
                         path("nope.npy") + ": cannot open: No such file or directory");
   expect_error<IoError>([&] { io::read_vector(path("nope.npy")); },
                         path("nope.npy") + ": cannot open: No such file or directory");
+  try {
+    io::read_matrix(path("nope.npy"));
+    ADD_FAILURE() << "a missing file was read";
+  } catch (const IoError& e) {  // what a caller tells a missing file from a malformed one by
+    EXPECT_EQ(e.error_number(), ENOENT);
+    EXPECT_EQ(e.path(), path("nope.npy"));
+  }
 
   const std::string full =
       npy(dict("<f8", "(3, 2)"), bytes_of(std::vector<double>{1, 2, 3, 4, 5, 6}));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -236,6 +237,20 @@ TEST_F(OutputFileTest, FoldersSocketsAndMissingFoldersAreRefused) {
   expect_error<IoError>(
       [&] { io::OutputFile out(path("no/such/x")); },
       path("no/such/x") + ": cannot write: the folder " + path("no/such") + " does not exist");
+  // The errno a caller (the Python package's FileNotFoundError) tells the reasons apart by.
+  const auto error_number = [](const std::string& name) {
+    try {
+      io::OutputFile out(name);
+    } catch (const IoError& e) {
+      return e.error_number();
+    }
+    return -1;
+  };
+  EXPECT_EQ(error_number(path("no/such/x")), ENOENT);
+  file("plain", "");
+  EXPECT_EQ(error_number(path("plain/x")), ENOTDIR);
+  fs::create_directory(dir_ / "folder");
+  EXPECT_EQ(error_number(path("folder")), EISDIR);
   expect_error<IoError>([&] { io::OutputFile out(""); }, "the output path is empty");
   expect_error<IoError>([&] { io::OutputFile out(path(".")); }, "not a file name");
   // The C library would write the name up to the NUL, "a": another file.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace emix {
 
@@ -69,10 +70,21 @@ class OptionError : public InvalidArgument {
 };
 
 // A file that cannot be read or written, or whose contents are malformed; the message names
-// the file (and row / column where that applies).
+// the file (and row / column where that applies). Where a system call failed, error_number() is
+// its errno (ENOENT, EACCES, ...), so that a caller can tell a missing file from a full disk;
+// it is 0 for malformed contents. path() is the file's name as given, where one is known.
 class IoError : public Error {
  public:
   using Error::Error;
+  IoError(const std::string& message, int error_number, std::string path)
+      : Error(message), error_number_(error_number), path_(std::move(path)) {}
+
+  int error_number() const { return error_number_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  int error_number_ = 0;
+  std::string path_;
 };
 
 // A capability this build or this machine lacks (for example a GPU engine in a CPU-only build).

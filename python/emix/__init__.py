@@ -19,7 +19,9 @@ select              a K x covariance-type grid scored by BIC / AIC / ICL
 emix.dask           the estimators on Dask arrays (import emix.dask)
 
 Errors are ``emix.Error`` subclasses that are also the built-in type a caller expects:
-``InvalidArgument`` (ValueError), ``IoError`` (OSError), ``OutOfMemory`` (MemoryError),
+``InvalidArgument`` (ValueError), ``IoError`` (OSError, and FileNotFoundError,
+PermissionError, ... with ``errno`` and ``filename`` where a system call failed),
+``OutOfMemory`` (MemoryError),
 ``NotAvailable``, ``CudaError`` and ``MpiError`` (RuntimeError), and ``NumericalError``
 (RuntimeError and ValueError, which scikit-learn raises for an ill-defined covariance).
 """

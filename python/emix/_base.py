@@ -846,7 +846,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         """
         self._check_is_fitted()
         report = self.report_._to_native() if getattr(self, "report_", None) else None
-        _emix.write_model(os.fspath(path), self._model(), report, _estimator_section(self))
+        _emix.write_model(os.fsencode(path), self._model(), report, _estimator_section(self))
 
     # --- subclass hooks ---------------------------------------------------------------------
 

@@ -39,9 +39,9 @@ def load_model(path):
     emix.InvalidArgument
         The parameters are invalid (a ``ValueError`` naming the file and the value).
     """
-    path = os.fspath(path)
     # One read: the file may change.
-    model, fit_text, estimator_text = _emix.read_model_and_sections(path)
+    model, fit_text, estimator_text = _emix.read_model_and_sections(os.fsencode(path))
+    path = os.fsdecode(path)  # as the messages below name it
     if model.family == "gaussian":
         estimator = GaussianMixture(n_components=model.n_components,
                                     covariance_type=model.covariance)

@@ -1,5 +1,6 @@
 """Model selection: a grid of K x covariance types fitted in one go and scored by BIC, AIC, ICL."""
 
+import errno
 import os
 import warnings
 from collections.abc import Iterable
@@ -139,7 +140,11 @@ class SelectResult:
             path = path_or_ax
             # matplotlib would write a folder's name plus ".png" beside it.
             if isinstance(path, (str, os.PathLike)) and os.path.isdir(path):
-                raise _emix.IoError(f"{os.fspath(path)}: cannot write the plot: it is a folder")
+                error = _emix.IsADirectoryIoError(f"{os.fsdecode(path)}: cannot write the "
+                                                  f"plot: it is a folder")
+                error.errno, error.strerror = errno.EISDIR, os.strerror(errno.EISDIR)
+                error.filename = os.fsdecode(path)
+                raise error
         if ax is None:
             if path is not None:
                 from matplotlib.figure import Figure

@@ -22,7 +22,9 @@
 #include <nanobind/stl/vector.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -260,6 +262,9 @@ struct ErrorTypes {
   PyObject* numerical_error = nullptr;
   PyObject* cuda_error = nullptr;
   PyObject* mpi_error = nullptr;
+  // IoError's subclasses that are also the OSError subclass Python raises for an errno, so that
+  // `except FileNotFoundError` catches a missing file as it does for open().
+  std::vector<std::pair<int, PyObject*>> io_error_by_errno;
 };
 ErrorTypes g_errors;
 
@@ -277,25 +282,62 @@ PyObject* new_error_type(nb::module_& m, const char* name, PyObject* base, PyObj
   return type;
 }
 
+// A message may quote a file name that is not UTF-8; PyErr_SetString would raise a
+// UnicodeDecodeError in place of the error.
+PyObject* message_text(const char* what) {
+  return PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)), "replace");
+}
+
+void set_error(PyObject* type, const char* what) {
+  PyObject* message = message_text(what);
+  if (message == nullptr) return;
+  PyErr_SetObject(type, message);
+  Py_DECREF(message);
+}
+
+// As OSError(errno, strerror, filename) sets them, with the message emix wrote as str(error).
+void set_io_error(const emix::IoError& e) {
+  PyObject* type = g_errors.io_error;
+  for (const auto& [number, subtype] : g_errors.io_error_by_errno) {
+    if (number == e.error_number()) type = subtype;
+  }
+  PyObject* message = message_text(e.what());
+  if (message == nullptr) return;
+  PyObject* error = PyObject_CallOneArg(type, message);
+  Py_DECREF(message);
+  if (error == nullptr) return;
+  const auto set = [error](const char* name, PyObject* value) {
+    if (value == nullptr || PyObject_SetAttrString(error, name, value) != 0) PyErr_Clear();
+    Py_XDECREF(value);
+  };
+  if (e.error_number() != 0) {
+    set("errno", PyLong_FromLong(e.error_number()));
+    set("strerror", message_text(std::strerror(e.error_number())));
+  }
+  if (!e.path().empty()) set("filename", PyUnicode_DecodeFSDefault(e.path().c_str()));
+  PyErr_SetObject(type, error);
+  Py_DECREF(error);
+}
+
 void translate(const std::exception_ptr& p, void*) {
   try {
     std::rethrow_exception(p);
   } catch (const emix::InvalidArgument& e) {
-    PyErr_SetString(g_errors.invalid_argument, e.what());
+    set_error(g_errors.invalid_argument, e.what());
   } catch (const emix::IoError& e) {
-    PyErr_SetString(g_errors.io_error, e.what());
+    set_io_error(e);
   } catch (const emix::NotAvailable& e) {
-    PyErr_SetString(g_errors.not_available, e.what());
+    set_error(g_errors.not_available, e.what());
   } catch (const emix::OutOfMemory& e) {
-    PyErr_SetString(g_errors.out_of_memory, e.what());
+    set_error(g_errors.out_of_memory, e.what());
   } catch (const emix::NumericalError& e) {
-    PyErr_SetString(g_errors.numerical_error, e.what());
+    set_error(g_errors.numerical_error, e.what());
   } catch (const emix::CudaError& e) {
-    PyErr_SetString(g_errors.cuda_error, e.what());
+    set_error(g_errors.cuda_error, e.what());
   } catch (const emix::MpiError& e) {
-    PyErr_SetString(g_errors.mpi_error, e.what());
+    set_error(g_errors.mpi_error, e.what());
   } catch (const emix::Error& e) {
-    PyErr_SetString(g_errors.error, e.what());
+    set_error(g_errors.error, e.what());
   }
 }
 
@@ -521,6 +563,27 @@ NB_MODULE(_emix, m) {
                      "A bad argument, option, model or data value; the message names it.");
   g_errors.io_error = new_error_type(m, "IoError", g_errors.error, PyExc_OSError,
                                      "A file that cannot be read or written, or is malformed.");
+  // OSError's str() is "[Errno 2] No such file or directory: 'name'" once errno and filename are
+  // set; emix's message says more (what it was doing, the row), so str() stays the message.
+  nb::handle(g_errors.io_error).attr("__str__") = nb::handle(PyExc_BaseException).attr("__str__");
+  const struct {
+    std::vector<int> numbers;
+    const char* name;
+    PyObject* builtin;
+  } io_subtypes[] = {
+      {{ENOENT}, "FileNotFoundIoError", PyExc_FileNotFoundError},
+      {{EACCES, EPERM}, "PermissionIoError", PyExc_PermissionError},
+      {{EISDIR}, "IsADirectoryIoError", PyExc_IsADirectoryError},
+      {{ENOTDIR}, "NotADirectoryIoError", PyExc_NotADirectoryError},
+      {{EEXIST}, "FileExistsIoError", PyExc_FileExistsError},
+      {{EPIPE}, "BrokenPipeIoError", PyExc_BrokenPipeError},
+  };
+  for (const auto& subtype : io_subtypes) {
+    PyObject* type = new_error_type(m, subtype.name, g_errors.io_error, subtype.builtin,
+                                    "An IoError that is also the OSError Python raises for its "
+                                    "errno.");
+    for (const int number : subtype.numbers) g_errors.io_error_by_errno.emplace_back(number, type);
+  }
   g_errors.not_available =
       new_error_type(m, "NotAvailable", g_errors.error, PyExc_RuntimeError,
                      "A capability this build or machine lacks (for example a GPU engine).");
@@ -777,31 +840,27 @@ NB_MODULE(_emix, m) {
             to_numpy(std::move(s.labels), {rows}));
       },
       nb::arg("model"), nb::arg("n"), nb::arg("seed"), nb::arg("n_threads") = 0);
-  m.def(
-      "read_model",
-      [](const std::string& path) {
-        const LibraryCall call;
-        return emix::io::read_model(path);
-      },
-      nb::arg("path"));
+  // Paths arrive as os.fsencode gives them: a name that is not UTF-8 has no std::string as str.
   m.def(
       "read_model_and_sections",
-      [](const std::string& path) {
+      [](const nb::bytes& path) {
+        const std::string name(path.c_str(), path.size());
         std::string fit, estimator;
         emix::Model model;
         {
           const LibraryCall call;
-          model = emix::io::read_model(path, &fit, &estimator);
+          model = emix::io::read_model(name, &fit, &estimator);
         }
         return nb::make_tuple(std::move(model), std::move(fit), std::move(estimator));
       },
       nb::arg("path"));
   m.def(
       "write_model",
-      [](const std::string& path, const emix::Model& model, const emix::FitReport* report,
+      [](const nb::bytes& path, const emix::Model& model, const emix::FitReport* report,
          const std::string& estimator) {
+        const std::string name(path.c_str(), path.size());
         const LibraryCall call;
-        emix::io::write_model(path, model, report, estimator);
+        emix::io::write_model(name, model, report, estimator);
       },
       nb::arg("path"), nb::arg("model"), nb::arg("report").none(), nb::arg("estimator") = "");
   // --- issue 14: the statistics API, chunked fits, online EM, model selection ---------------

@@ -283,7 +283,7 @@ std::string quote_path(const std::string& path) {
 void throw_io(const std::string& path, const std::string& message, int error) {
   std::string text = quote_path(path) + ": " + message;
   if (error != 0) text += std::string(": ") + std::strerror(error);
-  throw IoError(text);
+  throw IoError(text, error, path);
 }
 
 InputFile::InputFile(const std::string& path) : path_(path) {
@@ -299,7 +299,7 @@ InputFile::InputFile(const std::string& path) : path_(path) {
   }
   if (S_ISDIR(info.st_mode)) {
     std::fclose(file_);
-    throw_io(path, "is a directory, not a file");
+    throw IoError(quote_path(path) + ": is a directory, not a file", EISDIR, path);
   }
   regular_ = S_ISREG(info.st_mode);
   size_ = regular_ ? static_cast<std::uint64_t>(info.st_size) : 0;

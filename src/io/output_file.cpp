@@ -107,10 +107,14 @@ struct OutputFile::State {
 
 namespace {
 
+// `why` says it all; error_number() is `error`, as a caller tells the reasons apart.
+[[noreturn]] void cannot_write_as(int error, const std::string& path, const std::string& why) {
+  throw IoError(detail::quote_path(path) + ": cannot write: " + why, error, path);
+}
+
+// `why`, then the system's words for `error`.
 [[noreturn]] void cannot_write(const std::string& path, const std::string& why, int error = 0) {
-  std::string message = detail::quote_path(path) + ": cannot write: " + why;
-  if (error != 0) message += std::string(": ") + std::strerror(error);
-  throw IoError(message);
+  cannot_write_as(error, path, error == 0 ? why : why + ": " + std::strerror(error));
 }
 
 // Follows symbolic links from `path` to the name they finally lead to, which may not exist yet
@@ -178,8 +182,9 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
       return;
     }
     if (!S_ISREG(info.st_mode)) {
-      cannot_write(path, std::string("it is ") + kind_of(info.st_mode) +
-                             "; emix writes regular files, FIFOs and character devices");
+      cannot_write_as(S_ISDIR(info.st_mode) ? EISDIR : 0, path,
+                      std::string("it is ") + kind_of(info.st_mode) +
+                          "; emix writes regular files, FIFOs and character devices");
     }
     // As the shell's `>` would: a file its permissions protect from this user is not replaced.
     if (::access(path.c_str(), W_OK) != 0) {
@@ -187,7 +192,7 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
     }
     replaces_a_file = true;
   } else if (errno == ELOOP) {
-    cannot_write(path, "too many levels of symbolic links");
+    cannot_write_as(ELOOP, path, "too many levels of symbolic links");
   } else if (errno != ENOENT) {
     cannot_write(path, "cannot look it up", errno);
   }
@@ -202,12 +207,12 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   if (::stat(folder.c_str(), &folder_info) != 0) {
     const int error = errno;
     if (error == ENOENT) {
-      cannot_write(path, "the folder " + detail::quote_path(folder) + " does not exist");
+      cannot_write_as(ENOENT, path, "the folder " + detail::quote_path(folder) + " does not exist");
     }
     cannot_write(path, "cannot look up the folder " + detail::quote_path(folder), error);
   }
   if (!S_ISDIR(folder_info.st_mode)) {
-    cannot_write(path, detail::quote_path(folder) + " is not a folder");
+    cannot_write_as(ENOTDIR, path, detail::quote_path(folder) + " is not a folder");
   }
   const std::string stem = name_of(s.target).substr(0, 200);
   s.temporary = folder + "/." + stem + ".emix-tmp." + std::to_string(::getpid()) + "." +

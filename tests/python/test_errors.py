@@ -6,6 +6,7 @@ MemoryError, NumericalError / NotAvailable / CudaError / MpiError RuntimeErrors.
 below names the exception type and a piece of the message that says what was wrong.
 """
 
+import errno
 import io
 import json
 import os
@@ -293,13 +294,28 @@ def test_model_file_errors(tmp_path):
     with pytest.raises(emix.IoError) as caught:
         emix.load_model(tmp_path / "missing.json")
     assert isinstance(caught.value, OSError) and "missing.json" in str(caught.value)
+    # As open() raises it: the errno's own OSError subclass and attributes, emix's message.
+    assert isinstance(caught.value, FileNotFoundError)
+    assert caught.value.errno == errno.ENOENT and caught.value.strerror == os.strerror(errno.ENOENT)
+    assert caught.value.filename == str(tmp_path / "missing.json")
+    assert str(caught.value).startswith(str(tmp_path / "missing.json") + ": cannot open")
+    with pytest.raises(IsADirectoryError) as caught:
+        emix.load_model(tmp_path)
+    assert isinstance(caught.value, emix.IoError) and caught.value.filename == str(tmp_path)
+    # A name that is not UTF-8 reaches the message replaced and the filename as os.fsdecode has it.
+    undecodable = os.fsdecode(bytes(tmp_path) + b"/model-\xff.json")
+    with pytest.raises(FileNotFoundError) as caught:
+        emix.load_model(undecodable)
+    assert caught.value.filename == undecodable and "model-\ufffd.json" in str(caught.value)
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
     with pytest.raises(emix.IoError, match="garbage.json"):
         emix.load_model(garbage)
     fitted = gm(random_state=0).fit(X)
-    with pytest.raises(emix.IoError):
+    with pytest.raises(emix.IoError) as caught:
         fitted.save(tmp_path / "no-such-directory" / "model.json")
+    assert isinstance(caught.value, FileNotFoundError)
+    assert caught.value.filename == str(tmp_path / "no-such-directory" / "model.json")
     path = tmp_path / "model.json"
     fitted.save(path)
     model = json.loads(path.read_text())
@@ -354,8 +370,9 @@ def test_select_refuses_a_candidate_given_twice(tmp_path):
     result = emix.select(X, n_components=[1, 2], covariance_types=["diag"], device="cpu")
     pytest.importorskip("matplotlib")
     # matplotlib would write tmp_path + ".png" beside the folder.
-    with pytest.raises(OSError, match="cannot write the plot: it is a folder"):
+    with pytest.raises(IsADirectoryError, match="cannot write the plot: it is a folder") as caught:
         result.plot(tmp_path)
+    assert isinstance(caught.value, emix.IoError) and caught.value.errno == errno.EISDIR
     assert not os.path.exists(str(tmp_path) + ".png")
     picture = io.BytesIO()  # a file object, which matplotlib writes
     result.plot(picture)
