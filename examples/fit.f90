@@ -8,6 +8,7 @@ module fit_callbacks
   use emix
   implicit none
   integer(c_int) :: iterations_seen = 0
+  integer(c_int), volatile :: stop_requested = 0
 contains
   ! Nonzero stops the fit: at the iteration user_data points to.
   integer(c_int) function stop_at_iteration(info, user_data) bind(c)
@@ -18,6 +19,13 @@ contains
     iterations_seen = iterations_seen + 1
     stop_at_iteration = merge(1_c_int, 0_c_int, info%iteration == last)
   end function stop_at_iteration
+
+  ! Long calls of the thread that set it run this about every 50 ms; nonzero stops them. A
+  ! program's SIGINT handler would set stop_requested.
+  integer(c_int) function interrupt_requested(user_data) bind(c)
+    type(c_ptr), value :: user_data
+    interrupt_requested = stop_requested
+  end function interrupt_requested
 end module fit_callbacks
 
 program fit_fortran
@@ -50,6 +58,7 @@ program fit_fortran
   end do
 
   if (emix_gpu_available() == 0) print '(a)', 'no GPU: ' // emix_gpu_unavailable_text()
+  call check(emix_set_interrupt_check(c_funloc(interrupt_requested), c_null_ptr))
   call check(emix_options_create(options))
   call check(emix_options_set_n_components(options, 3_c_int))
   call check(emix_options_set_covariance(options, EMIX_FULL))
@@ -128,6 +137,7 @@ program fit_fortran
   call emix_model_destroy(back)
   call emix_model_destroy(model)
   call emix_options_destroy(options)
+  call check(emix_set_interrupt_check(c_null_funptr, c_null_ptr))
   if (found /= 3 .or. abs(score - result%mean_log_likelihood) > 1d-9) error stop 1
   if (weight_sum /= n .or. abs(log_likelihood / n - result%mean_log_likelihood) > 1d-9) then
     error stop 1

@@ -308,6 +308,16 @@ module emix
       integer(c_int) :: status
     end function
 
+    ! integer(c_int) function check(user_data) bind(c), type(c_ptr), value :: user_data: run
+    ! about every 50 ms inside this thread's calls; nonzero stops the call (EMIX_CANCELLED).
+    function emix_set_interrupt_check(check, user_data) &
+        bind(c, name="emix_set_interrupt_check") result(status)
+      import :: c_funptr, c_int, c_ptr
+      type(c_funptr), value :: check  ! c_funloc(check) or c_null_funptr
+      type(c_ptr), value :: user_data
+      integer(c_int) :: status
+    end function
+
     ! ---- Models
     function emix_model_create(family, covariance, n_components, n_features, trials, weights, &
         means, covariances, probabilities, model) bind(c, name="emix_model_create") result(status)
@@ -680,7 +690,7 @@ module emix
     emix_options_set_block_rows, emix_options_set_chunk_rows, &
     emix_options_set_device_memory_limit, emix_options_set_allow_tf32, &
     emix_options_set_gpu_device, emix_options_set_iteration_callback, &
-    emix_options_set_iteration_control, emix_model_create, emix_model_destroy, emix_model_read, &
+    emix_options_set_iteration_control, emix_set_interrupt_check, emix_model_create, emix_model_destroy, emix_model_read, &
     emix_model_write, emix_model_shape, emix_model_covariance_size, emix_model_get_weights, &
     emix_model_get_means, emix_model_get_covariances, emix_model_get_probabilities, &
     emix_model_n_parameters, emix_model_warning_count, emix_model_warning, emix_fit, &

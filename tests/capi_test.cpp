@@ -4,11 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -404,6 +409,111 @@ TEST(CapiOptions, TheIterationControlStopsTheFit) {
   h.keep(model);
   EXPECT_EQ(seen, (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(state[1], 0);  // the control was removed
+}
+
+// emix_set_interrupt_check's state: how many times it ran, the call it stops at (0: never),
+// and whether it saw the caller's trap on invalid operations.
+struct InterruptState {
+  int runs = 0;
+  int stop_at = 0;
+  bool saw_caller_traps = true;
+};
+
+int interrupt_check(void* user_data) {
+  auto* state = static_cast<InterruptState*>(user_data);
+  ++state->runs;
+#if defined(__x86_64__)
+  if ((_mm_getcsr() & _MM_MASK_INVALID) != 0) state->saw_caller_traps = false;  // masked
+#endif
+  return state->runs == state->stop_at ? 1 : 0;
+}
+
+// The interrupt check stops a fit inside it (no iteration control could: max_iter is one
+// iteration of a long pass) and a call without options; it belongs to the thread that set it,
+// runs under that thread's floating-point modes, and leaves results as they are when it does
+// not stop them.
+TEST(CapiInterrupt, TheCheckStopsTheCallsOfItsThread) {
+  const Model truth = random_model(Family::kGaussian, Covariance::kFull, 4, 16, 3);
+  const Sample data = sample(truth, 400000, 4);  // a pass of 16 full components: well over 50 ms
+  const std::int64_t rows = 400000;
+  Handles h;
+  emix_options_set_n_components(h.options, 16);
+  emix_options_set_device(h.options, EMIX_DEVICE_CPU);
+  emix_options_set_tol(h.options, 0);
+  emix_options_set_max_iter(h.options, 2);
+  emix_model* plain = nullptr;
+  ASSERT_EQ(emix_fit(h.options, data.x.data(), rows, 16, EMIX_FLOAT64, EMIX_HOST, nullptr, &plain,
+                     nullptr),
+            EMIX_OK)
+      << emix_last_error();
+  h.keep(plain);
+
+  InterruptState never;
+  ASSERT_EQ(emix_set_interrupt_check(interrupt_check, &never), EMIX_OK);
+#if defined(__x86_64__)
+  const unsigned caller_csr = _mm_getcsr();
+  _mm_setcsr(caller_csr & ~_MM_MASK_INVALID);  // traps invalid operations
+#endif
+  emix_model* checked = nullptr;
+  const emix_status checked_status = emix_fit(h.options, data.x.data(), rows, 16, EMIX_FLOAT64,
+                                              EMIX_HOST, nullptr, &checked, nullptr);
+#if defined(__x86_64__)
+  _mm_setcsr(caller_csr);
+#endif
+  ASSERT_EQ(checked_status, EMIX_OK) << emix_last_error();
+  h.keep(checked);
+  EXPECT_GT(never.runs, 0);
+  EXPECT_TRUE(never.saw_caller_traps);
+  EXPECT_EQ(get(checked, emix_model_get_means, 16 * 16), get(plain, emix_model_get_means, 16 * 16));
+
+  InterruptState first;
+  first.stop_at = 1;
+  ASSERT_EQ(emix_set_interrupt_check(interrupt_check, &first), EMIX_OK);
+  auto* const stale = reinterpret_cast<emix_model*>(std::uintptr_t{0xdeadbeef});
+  emix_model* model = stale;
+  EXPECT_EQ(emix_fit(h.options, data.x.data(), rows, 16, EMIX_FLOAT64, EMIX_HOST, nullptr, &model,
+                     nullptr),
+            EMIX_CANCELLED);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_EQ(first.runs, 1);
+  EXPECT_STREQ(emix_last_error(), "emix_fit: the interrupt check stopped the call");
+
+  // 256 unit components: a prediction of well over 50 ms.
+  const int wide = 256;
+  std::vector<double> weights(wide, 1.0 / wide), means(wide * 16), unit(wide * 16 * 16, 0.0);
+  for (std::size_t i = 0; i < means.size(); ++i) means[i] = data.x[i];
+  for (int k = 0; k < wide; ++k) {
+    for (int d = 0; d < 16; ++d) unit[(k * 16 + d) * 16 + d] = 1;
+  }
+  emix_model* many = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, wide, 16, 1, weights.data(), means.data(),
+                              unit.data(), nullptr, &many),
+            EMIX_OK)
+      << emix_last_error();
+  h.keep(many);
+  first.runs = 0;
+  std::vector<std::int32_t> labels(rows, -7);
+  EXPECT_EQ(emix_predict(many, h.options, data.x.data(), rows, 16, EMIX_FLOAT64, EMIX_HOST,
+                         labels.data()),
+            EMIX_CANCELLED);
+  EXPECT_EQ(first.runs, 1);
+
+  // Another thread's calls do not run this thread's check.
+  emix_status other = EMIX_INTERNAL_ERROR;
+  std::thread([&] {
+    emix_model* m = nullptr;
+    other =
+        emix_fit(h.options, data.x.data(), rows, 16, EMIX_FLOAT64, EMIX_HOST, nullptr, &m, nullptr);
+    emix_model_destroy(m);
+  }).join();
+  EXPECT_EQ(other, EMIX_OK);
+  EXPECT_EQ(first.runs, 1);
+
+  ASSERT_EQ(emix_set_interrupt_check(nullptr, nullptr), EMIX_OK);
+  EXPECT_EQ(emix_predict(plain, h.options, data.x.data(), rows, 16, EMIX_FLOAT64, EMIX_HOST,
+                         labels.data()),
+            EMIX_OK);
+  EXPECT_EQ(first.runs, 1);
 }
 
 // A rank or chunk without rows (an MPI code's empty shard) evaluates to no results, as

@@ -156,6 +156,28 @@ typedef int (*emix_iteration_control)(const emix_iteration_info* info, void* use
 emix_status emix_options_set_iteration_control(emix_options* options,
                                                emix_iteration_control control, void* user_data);
 
+/* ---- Interrupting a call ------------------------------------------------------------------ */
+
+/* A check the library runs on the calling thread, about every 50 ms of the work of each call
+ * made from that thread (emix_fit, emix_select, emix_predict, emix_accumulate, ...): between the
+ * pieces of a CPU pass, between initialisation's k-means steps, between iterations. It returns 0
+ * to go on, nonzero to stop: the call then returns EMIX_CANCELLED and leaves its outputs as
+ * they were. An iteration control stops a fit between iterations; this reaches inside one, and
+ * into calls without options. The usual use: a signal handler sets a flag, the check returns it.
+ *
+ *   static volatile sig_atomic_t stop = 0;
+ *   static void on_sigint(int s) { (void)s; stop = 1; }
+ *   static int stop_requested(void* user_data) { (void)user_data; return stop; }
+ *   ...  signal(SIGINT, on_sigint);  emix_set_interrupt_check(stop_requested, NULL);
+ *
+ * The check belongs to the calling thread (other threads' calls do not run it) until another
+ * replaces it; NULL removes it. It runs under the caller's floating-point environment. Not
+ * checked: the GPU engine's passes, a covariance's factorisation, and emix_fit_mpi /
+ * emix_select_mpi (one rank stopping alone would leave the others waiting; an iteration
+ * control stops them all). */
+typedef int (*emix_interrupt_check)(void* user_data);
+emix_status emix_set_interrupt_check(emix_interrupt_check check, void* user_data);
+
 /* ---- Models ------------------------------------------------------------------------------- */
 
 /* A model from its parameters (copied; row-major doubles), validated:

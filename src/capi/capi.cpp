@@ -21,6 +21,12 @@ namespace {
 
 thread_local std::string g_last_error;
 
+struct InterruptCheckSetting {
+  emix_interrupt_check check = nullptr;
+  void* user_data = nullptr;
+};
+thread_local InterruptCheckSetting g_interrupt_check;
+
 // The C API converts its int constants to the C++ enums by value: these pin the two together,
 // so that reordering an enumerator cannot change the C ABI silently.
 template <typename Enum>
@@ -150,6 +156,16 @@ emix_status record_error(emix_status status, const char* function, const char* m
     g_last_error.clear();  // no memory for the message; the status still says what happened
   }
   return status;
+}
+
+CallerInterruptCheck::CallerInterruptCheck() {
+  const InterruptCheckSetting setting = g_interrupt_check;
+  if (setting.check == nullptr) return;
+  check_.emplace([setting] {
+    if (setting.check(setting.user_data) != 0) {
+      throw Cancelled("the interrupt check stopped the call");
+    }
+  });
 }
 
 void require(const void* p, const char* name) {
@@ -289,6 +305,12 @@ const char* emix_gpu_unavailable_reason(void) {
     return text;
   }();
   return reason.c_str();
+}
+
+emix_status emix_set_interrupt_check(emix_interrupt_check check, void* user_data) {
+  return guarded("emix_set_interrupt_check", [&] {
+    emix::capi::g_interrupt_check = {check, check != nullptr ? user_data : nullptr};
+  });
 }
 
 // ---- Options ----------------------------------------------------------------------------------

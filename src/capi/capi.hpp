@@ -12,6 +12,7 @@
 #include "cpu/fp_environment.hpp"
 #include "emix/emix.h"
 #include "emix/fit.hpp"
+#include "emix/interrupt.hpp"
 #include "emix/select.hpp"
 #include "emix/statistics.hpp"
 
@@ -93,11 +94,23 @@ void clear_output(Handle** out) noexcept {
 // Records "FUNCTION: MESSAGE" for emix_last_error() and returns status.
 emix_status record_error(emix_status status, const char* function, const char* message) noexcept;
 
+// The calling thread's emix_set_interrupt_check, if any, as the emix::InterruptCheck of one
+// call: made before the call's non-stop floating-point modes, so that the check runs under the
+// caller's.
+class CallerInterruptCheck {
+ public:
+  CallerInterruptCheck();
+
+ private:
+  std::optional<InterruptCheck> check_;
+};
+
 // Runs `body`; maps any exception to a status code and records its message for
 // emix_last_error(). Never throws.
 template <typename Body>
 emix_status guarded(const char* function, Body&& body) noexcept {
   try {
+    const CallerInterruptCheck interrupt;
     // C and Fortran callers that trap exceptions (feenableexcept, gfortran -ffpe-trap) keep
     // their traps, but not inside the library, whose arithmetic overflows on purpose.
     const cpu::ScopedNonStopFp non_stop;
