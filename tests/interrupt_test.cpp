@@ -2,6 +2,7 @@
 // exception stops them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -99,6 +100,37 @@ TEST(InterruptCheck, StopsAFitInsideItsPass) {
                                     << seconds(whole) << " s for the whole fit";
   // Once the check is gone, the same call runs to its end.
   EXPECT_EQ(emix::fit(x, o).n_iter, 1);
+}
+
+// Initialisation runs the check inside its passes too: 'random' starts from random
+// responsibilities and takes one M-step over 131,072 rows, as long as an E-step (an audit's
+// K = 50, D = 96 waited 2 s for it). No gap between the check's runs, from the call's start to
+// its end, is more than a small part of the call.
+TEST(InterruptCheck, RunsInsideTheRandomInitialisation) {
+  const emix::Model truth =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 4, 64, /*seed=*/5);
+  const emix::Sample s = emix::sample(truth, 131072, 6);
+  const emix::DataView x = emix::DataView::host(s.x.data(), 131072, 64);
+  emix::FitOptions o = full_fit(64);
+  o.init = emix::Init::kRandom;
+  o.max_iter = 0;  // the initialisation and the E-step that scores it
+  std::vector<Clock::time_point> runs;
+  Clock::time_point start;
+  {
+    const emix::InterruptCheck check([&] { runs.push_back(Clock::now()); });
+    start = Clock::now();
+    emix::fit(x, o);
+  }
+  runs.push_back(Clock::now());
+  Clock::duration longest{0};
+  Clock::time_point last = start;
+  for (const Clock::time_point t : runs) {
+    longest = std::max(longest, t - last);
+    last = t;
+  }
+  const Clock::duration whole = runs.back() - start;
+  EXPECT_LT(longest, whole / 4) << seconds(longest) << " s without a check in a call of "
+                                << seconds(whole) << " s";
 }
 
 // Predict has no options and no iterations: the check still reaches inside it, on the calling

@@ -1,16 +1,17 @@
 """What emix's estimators share: parameters, fitting, evaluation, reports and model files."""
 
+import contextlib
 import dataclasses
 import json
 import math
 import numbers
 import os
 import time
-import warnings
 
 import numpy as np
 
 from . import _emix
+from ._warnings import warn
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
 from ._chunks import adapter_for, is_chunk_source, named_sample
@@ -188,10 +189,10 @@ def _warn_if_underdetermined(model, data):
     warns later: the following steps only blend into that start."""
     parameters = int(model.n_parameters())
     if data.n_samples * data.n_features < parameters:
-        warnings.warn(f"partial_fit: the first batch has {data.n_samples} rows of "
-                      f"{data.n_features} features, fewer values than the model's {parameters} "
-                      "free parameters, and its step (size 1 with step_offset=1) replaces the "
-                      "running statistics: start with a larger batch", FitWarning, stacklevel=3)
+        warn(f"partial_fit: the first batch has {data.n_samples} rows of "
+             f"{data.n_features} features, fewer values than the model's {parameters} "
+             "free parameters, and its step (size 1 with step_offset=1) replaces the "
+             "running statistics: start with a larger batch", FitWarning)
 
 
 def _is_int(value):
@@ -340,11 +341,17 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return self._evaluate(_emix.predict, data)
 
     def _fit(self, X, sample_weight):
-        # A fit that fails or is interrupted leaves the estimator as it was, its feature names
-        # (which the check below resets from X) included: save() would record the new data's.
+        with self._names_kept_on_failure():
+            return self._fit_data(X, sample_weight)
+
+    @contextlib.contextmanager
+    def _names_kept_on_failure(self):
+        """A fit that fails or is interrupted leaves the estimator as it was, its feature names
+        (which a fit's check resets from X before it runs) included: save() would record the
+        new data's. The rest of its state changes in one _commit, at the end."""
         before = self.__dict__.get("feature_names_in_", _MISSING)
         try:
-            return self._fit_data(X, sample_weight)
+            yield
         except BaseException:
             if before is _MISSING:
                 self.__dict__.pop("feature_names_in_", None)
@@ -352,11 +359,21 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                 self.feature_names_in_ = before
             raise
 
+    def _commit(self, attributes, drop=()):
+        """Sets `attributes` and removes `drop` in one store of __dict__: a KeyboardInterrupt
+        (which Python raises between two statements) or another thread fitting or reading this
+        estimator sees all the fitted attributes of one fit, never some of each. Readers that
+        take vars(self) once (_model) read one consistent state."""
+        state = {key: value for key, value in self.__dict__.items() if key not in drop}
+        state.update(attributes)
+        self.__dict__ = state
+
     def _fit_data(self, X, sample_weight):
         self._check_parameters()
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
         check_feature_names(self, named_sample(X), reset=True)
+        names = self.__dict__.get("feature_names_in_", _MISSING)  # this fit's, to commit
         if is_chunk_source(X):
             source = adapter_for(X, sample_weight, dtype)
             n_features = source.peek_features()
@@ -403,10 +420,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             if source.n_samples < 2:  # known once the chunks were read; as for an array
                 raise InvalidArgument(f"Found 1 sample in the chunks while a minimum of 2 is "
                                       f"required by {name}.")
-            self._set_fitted(report, n_features, source.weight_total)
+            self._set_fitted(report, n_features, source.weight_total, feature_names=names)
             return None
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
-        self._set_fitted(report, n_features, total)
+        self._set_fitted(report, n_features, total, feature_names=names)
         return data
 
     def _fit_from_partial(self, run_fit, n_features, seed, given):
@@ -476,6 +493,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         ``lower_bound_`` is the last batch's mean log-likelihood before its step; there is
         no convergence test (``converged_`` stays False).
         """
+        with self._names_kept_on_failure():
+            return self._partial_fit_data(X, sample_weight)
+
+    def _partial_fit_data(self, X, sample_weight):
         self._check_parameters()
         name = type(self).__name__
         check_feature_names(self, X, reset=not self.__sklearn_is_fitted__())
@@ -497,6 +518,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         settings = (float(self.step_decay), self.step_offset, mstep.reg_covar,
                     mstep.prob_epsilon, mstep.fixed_weights)
         checkpoint = self.__dict__.get("_online_checkpoint_")
+        offset = self.__dict__.get("_online_offset_")
         if online is None and checkpoint is not None:
             # Unpickled: the stream goes on from the step where it was pickled.
             running, steps, last = checkpoint
@@ -514,11 +536,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             fit_weight = self.__dict__.get("_fit_weight_")
             batch_weight = float(weights.sum()) if weights is not None else data.n_samples
             if self.step_offset != "auto":
-                self._online_offset_ = float(self.step_offset)
+                offset = float(self.step_offset)
             elif self.__sklearn_is_fitted__() and fit_weight and batch_weight > 0:
-                self._online_offset_ = fit_weight / batch_weight + 1.0
+                offset = fit_weight / batch_weight + 1.0
             else:
-                self._online_offset_ = 1.0
+                offset = 1.0
             if self.__sklearn_is_fitted__():
                 initial = self._model()
             else:
@@ -536,31 +558,33 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     start = _emix.fit(data.view, options, weights, None)
                     for message in start.warnings:  # a component left empty, say
                         if not message.startswith(_QUIET_REPORT_LINES):
-                            warnings.warn(message, FitWarning, stacklevel=2)
+                            warn(message, FitWarning)
                     parameters = self._parameters_of(start.model)
                     parameters.update(given)
                     initial = self._make_model(data.n_features, parameters)
-            online = _emix.OnlineEm(initial, settings[0], self._online_offset_, mstep)
-        if online.steps == 0 and self._online_offset_ == 1:
+            online = _emix.OnlineEm(initial, settings[0], offset, mstep)
+        if online.steps == 0 and offset == 1:
             _warn_if_underdetermined(online.model, data)
-        online.partial_fit(data.view, self._engine(), weights)
-        self._online_ = online
-        self._online_settings_ = settings
-        self.__dict__.pop("_online_checkpoint_", None)
-        self._set_model(online.model)
-        weightless = np.flatnonzero(np.asarray(self.weights_) == 0)
+        # The step makes a new stream: the estimator's, which another thread may step or read,
+        # is never changed, and an interrupted step leaves it as it was.
+        online = online.stepped(data.view, self._engine(), weights)
+        attributes = self._model_attributes(online.model)
+        attributes.update(_online_=online, _online_settings_=settings,
+                          n_features_in_=int(data.n_features), n_iter_=int(online.steps),
+                          lower_bound_=np.float64(online.last_mean_log_likelihood),
+                          converged_=False)
+        if offset is not None:
+            attributes["_online_offset_"] = offset
+        if "feature_names_in_" in self.__dict__:  # this batch's check set or kept them
+            attributes["feature_names_in_"] = self.__dict__["feature_names_in_"]
+        self._commit(attributes, drop=("_online_checkpoint_", "report_", "lower_bounds_"))
+        weightless = np.flatnonzero(np.asarray(attributes["weights_"]) == 0)
         if weightless.size:
             # fit re-seeds such a component on a row; online EM, which sees each batch once,
             # cannot, and the component stays without weight.
-            warnings.warn(f"partial_fit: component(s) {', '.join(map(str, weightless))} have "
-                          "no weight; online EM does not re-seed them (fit does, or start "
-                          "from other initial parameters)", FitWarning, stacklevel=2)
-        self.n_features_in_ = int(data.n_features)
-        self.n_iter_ = int(online.steps)
-        self.lower_bound_ = np.float64(online.last_mean_log_likelihood)
-        self.converged_ = False
-        for attribute in ("report_", "lower_bounds_"):
-            self.__dict__.pop(attribute, None)
+            warn(f"partial_fit: component(s) {', '.join(map(str, weightless))} have no "
+                 "weight; online EM does not re-seed them (fit does, or start from other "
+                 "initial parameters)", FitWarning)
         return self
 
     def __getstate__(self):
@@ -632,25 +656,32 @@ class _BaseMixture(DensityMixin, BaseEstimator):
 
         return hook
 
-    def _set_fitted(self, report, n_features, total_weight, failed=False, candidate=None):
+    def _set_fitted(self, report, n_features, total_weight, failed=False, candidate=None,
+                    feature_names=None):
         """The fitted attributes from a fit's report, its warnings emitted. `candidate`: select's
         name for this fit ("K = 3, full"), which prefixes its FitWarnings; select then states
-        non-convergence once for all its candidates."""
+        non-convergence once for all its candidates. `feature_names`: the fit's
+        feature_names_in_ (_MISSING: none), committed with the rest; None leaves them."""
+        attributes = self._model_attributes(report.model)
+        attributes.update(
+            _fit_weight_=float(total_weight),  # what step_offset='auto' weighs the fit as
+            converged_=bool(report.converged),
+            n_iter_=int(report.n_iter),
+            lower_bound_=np.float64(report.mean_log_likelihood),
+            # scikit-learn's lower_bounds_: the value each iteration's E-step measured, under
+            # the parameters before its M-step (n_iter_ values); the returned parameters' is
+            # lower_bound_.
+            lower_bounds_=np.asarray(report.history[:-1], dtype=np.float64) / total_weight,
+            n_features_in_=int(n_features),
+            report_=FitReport._from_native(report))
         # A fit's model ends the online stream (its next partial_fit starts one from the
         # model); a fit that failed, its data refused say, leaves the stream as it was.
-        for attribute in ("_online_", "_online_settings_", "_online_checkpoint_",
-                          "_online_offset_"):
-            self.__dict__.pop(attribute, None)
-        self._fit_weight_ = float(total_weight)  # what step_offset='auto' weighs the fit as
-        self._set_model(report.model)
-        self.converged_ = bool(report.converged)
-        self.n_iter_ = int(report.n_iter)
-        self.lower_bound_ = np.float64(report.mean_log_likelihood)
-        # scikit-learn's lower_bounds_: the value each iteration's E-step measured, under the
-        # parameters before its M-step (n_iter_ values); the returned parameters' is lower_bound_.
-        self.lower_bounds_ = np.asarray(report.history[:-1], dtype=np.float64) / total_weight
-        self.n_features_in_ = int(n_features)
-        self.report_ = FitReport._from_native(report)
+        drop = ["_online_", "_online_settings_", "_online_checkpoint_", "_online_offset_"]
+        if feature_names is _MISSING:
+            drop.append("feature_names_in_")
+        elif feature_names is not None:
+            attributes["feature_names_in_"] = feature_names
+        self._commit(attributes, drop)
         if self.verbose >= 1:
             state = "converged" if self.converged_ else "did not converge"
             print(f"Initialization {report.best_init} {state}. time lapse "
@@ -658,15 +689,15 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         for message in self.report_.warnings:
             if not message.startswith(_QUIET_REPORT_LINES):
                 if candidate is None:
-                    warnings.warn(message, FitWarning, stacklevel=4)
+                    warn(message, FitWarning)
                 else:  # select's caller, past select and this method
-                    warnings.warn(f"{candidate}: {message}", FitWarning, stacklevel=3)
+                    warn(f"{candidate}: {message}", FitWarning)
         # A select candidate that failed (its warning gives the error) has not merely not
         # converged: more iterations would not help.
         if candidate is None and not self.converged_ and self.max_iter > 0 and not failed:
-            warnings.warn("Best performing initialization did not converge. Try different init "
-                          "parameters, or increase max_iter, tol, or check for degenerate data.",
-                          ConvergenceWarning, stacklevel=4)
+            warn("Best performing initialization did not converge. Try different init "
+                 "parameters, or increase max_iter, tol, or check for degenerate data.",
+                 ConvergenceWarning)
 
     # --- evaluation -------------------------------------------------------------------------
 
@@ -863,8 +894,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
     def _make_model(self, n_features, parameters):
         raise NotImplementedError
 
-    def _set_model(self, model):
+    def _model_attributes(self, model):
+        """The fitted attributes of `model` (weights_, means_, ...), by name."""
         raise NotImplementedError
+
+    def _set_model(self, model):
+        self._commit(self._model_attributes(model))
 
     def _model(self):
         raise NotImplementedError

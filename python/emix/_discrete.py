@@ -133,17 +133,21 @@ class _DiscreteMixture(_BaseMixture):
                            c(parameters["weights"], dtype=np.float64), None, None,
                            c(parameters["probabilities"], dtype=np.float64))
 
-    def _set_model(self, model):
-        self.weights_ = model.weights
-        self.probabilities_ = model.probabilities
-        self._fitted_trials = model.trials  # what a later warm start or partial_fit goes on with
+    def _model_attributes(self, model):
+        return {"weights_": model.weights, "probabilities_": model.probabilities,
+                # what a later warm start or partial_fit goes on with
+                "_fitted_trials": model.trials}
 
     def _model(self):
         # The fitted model is scored with the trials it was fitted with: n_trials, like
         # n_components, describes the next fit (one changed by set_params is refused there).
-        return self._make_model(self.probabilities_.shape[1],
-                                {"weights": self.weights_, "probabilities": self.probabilities_},
-                                getattr(self, "_fitted_trials", None))
+        state = vars(self)  # one fit's attributes, though another thread's fit commits now
+        if "probabilities_" not in state:
+            raise AttributeError("probabilities_ is not set")
+        probabilities = state["probabilities_"]
+        return self._make_model(probabilities.shape[1],
+                                {"weights": state["weights_"], "probabilities": probabilities},
+                                state.get("_fitted_trials"))
 
 
 class BernoulliMixture(_DiscreteMixture):

@@ -1,9 +1,9 @@
 """The engine options of every library call, and the one-thread rule after fork()."""
 
 import os
-import warnings
 
 from . import _emix
+from ._warnings import warn
 
 # GNU OpenMP's thread pool does not survive fork(): a process forked after emix has run its
 # threads hangs in its first parallel region (multiprocessing's default start method on Linux,
@@ -32,10 +32,10 @@ def engine_options(device):
         engine.n_threads = 1
         if not _warned:
             _warned = True
-            warnings.warn("emix runs on one thread in this process: it was forked after emix had "
-                          "started its threads, whose pool (GNU OpenMP's) does not survive "
-                          "fork(). Use multiprocessing's 'spawn' or 'forkserver' start method "
-                          "for parallel fits in several processes.", RuntimeWarning, stacklevel=3)
+            warn("emix runs on one thread in this process: it was forked after emix had "
+                 "started its threads, whose pool (GNU OpenMP's) does not survive "
+                 "fork(). Use multiprocessing's 'spawn' or 'forkserver' start method "
+                 "for parallel fits in several processes.", RuntimeWarning)
     else:
         _threads_started = True
     return engine

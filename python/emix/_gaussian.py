@@ -332,20 +332,18 @@ class GaussianMixture(_BaseMixture):
                            c(parameters["means"], dtype=np.float64),
                            c(parameters["covariances"], dtype=np.float64), None)
 
-    def _set_model(self, model):
-        self.weights_ = model.weights
-        self.means_ = model.means
-        self.covariances_ = model.covariances
-        self.precisions_cholesky_ = _precisions_cholesky(self.covariances_, self.covariance_type,
-                                                         model)
-        # What the fit set, to tell a caller's later assignment of it (_model).
-        self._fitted_cholesky = self.precisions_cholesky_.copy()
-        self._fitted_covariance_type = self.covariance_type
+    def _model_attributes(self, model):
+        cholesky = _precisions_cholesky(model.covariances, self.covariance_type, model)
         if self.covariance_type in ("full", "tied"):
-            self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
-                self.precisions_cholesky_, -1, -2)
+            precisions = cholesky @ np.swapaxes(cholesky, -1, -2)
         else:
-            self.precisions_ = self.precisions_cholesky_**2
+            precisions = cholesky**2
+        return {"weights_": model.weights, "means_": model.means,
+                "covariances_": model.covariances, "precisions_cholesky_": cholesky,
+                "precisions_": precisions,
+                # What the fit set, to tell a caller's later assignment of it (_model).
+                "_fitted_cholesky": cholesky.copy(),
+                "_fitted_covariance_type": self.covariance_type}
 
     def _model(self):
         # scikit-learn evaluates precisions_cholesky_: a caller who assigns it (or builds a model
@@ -353,15 +351,18 @@ class GaussianMixture(_BaseMixture):
         # would ignore. The fit's own arrays are used as they are, not round-tripped. The fitted
         # model keeps the covariance type it was fitted with: covariance_type, like n_components,
         # describes the next fit (one changed by set_params is refused there).
-        kind = getattr(self, "_fitted_covariance_type", self.covariance_type)
-        covariances = getattr(self, "covariances_", None)
-        cholesky = getattr(self, "precisions_cholesky_", None)
-        fitted = getattr(self, "_fitted_cholesky", None)
+        state = vars(self)  # one fit's attributes, though another thread's fit commits now
+        kind = state.get("_fitted_covariance_type", self.covariance_type)
+        covariances = state.get("covariances_")
+        cholesky = state.get("precisions_cholesky_")
+        fitted = state.get("_fitted_cholesky")
         if cholesky is not None and (fitted is None or covariances is None
                                      or not np.array_equal(cholesky, fitted)):
             covariances = _covariances_from_cholesky(cholesky, kind)
         elif covariances is None:
             raise AttributeError("neither covariances_ nor precisions_cholesky_ is set")
-        means = np.asarray(to_host_numpy(self.means_), dtype=np.float64)
-        return self._make_model(means.shape[1], {"weights": self.weights_, "means": means,
+        if "means_" not in state:
+            raise AttributeError("means_ is not set")
+        means = np.asarray(to_host_numpy(state["means_"]), dtype=np.float64)
+        return self._make_model(means.shape[1], {"weights": state["weights_"], "means": means,
                                                  "covariances": covariances}, kind)

@@ -2,12 +2,12 @@
 
 import errno
 import os
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
 
 from . import _emix
+from ._warnings import warn
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
 from ._chunks import adapter_for, is_chunk_source, named_sample
@@ -335,8 +335,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         if not e.converged_ and max_iter > 0 and not failed:
             unconverged.append(name)
     if unconverged:  # once, naming them: one warning a candidate said the same thing again
-        warnings.warn(f"{len(unconverged)} of {len(report.candidates)} candidates did not "
-                      f"converge ({'; '.join(unconverged)}). Try different init parameters, "
-                      "or increase max_iter, tol, or check for degenerate data.",
-                      ConvergenceWarning, stacklevel=2)
+        warn(f"{len(unconverged)} of {len(report.candidates)} candidates did not converge "
+             f"({'; '.join(unconverged)}). Try different init parameters, or increase "
+             "max_iter, tol, or check for degenerate data.", ConvergenceWarning)
     return SelectResult(report, estimators, criterion, family)

@@ -150,7 +150,7 @@ const double* weights_for(const View& x, const std::optional<HostWeights>& w) {
 // KeyboardInterrupt there, which unwinds out of the call as nb::python_error. Python runs signal
 // handlers on its main thread alone: a call from another thread (a Dask worker's) has no check,
 // and never waits for the GIL that a busy Python thread holds.
-unsigned long g_main_thread = 0;  // threading.main_thread().ident, set at import
+unsigned long g_main_thread = 0;  // threading.main_thread().ident, set at import and fork
 
 class LibraryCall {
  public:
@@ -555,6 +555,11 @@ NB_MODULE(_emix, m) {
   m.doc() = "emix's C++ library, bound for the emix package (use emix.GaussianMixture & co.)";
   g_main_thread = nb::cast<unsigned long>(
       nb::module_::import_("threading").attr("main_thread")().attr("ident"));
+  // A child forked from another thread runs its signal handlers on that thread, its only one
+  // (multiprocessing's Pool forks new workers from a thread).
+  nb::module_::import_("os").attr("register_at_fork")(
+      nb::arg("after_in_child") =
+          nb::cpp_function([] { g_main_thread = PyThread_get_thread_ident(); }));
 
   g_errors.error =
       new_error_type(m, "Error", PyExc_Exception, nullptr, "Base of every error emix raises.");
@@ -997,12 +1002,16 @@ NB_MODULE(_emix, m) {
           nb::arg("running"), nb::arg("steps"), nb::arg("last_mean_log_likelihood"),
           "An OnlineEm that continues a stopped one (OnlineEm's resuming constructor).")
       .def(
-          "partial_fit",
-          [](emix::OnlineEm& self, const View& x, const emix::EngineOptions& engine,
+          "stepped",
+          // A new stream one step on: this one, which other threads may read or step too, is
+          // left as it was.
+          [](const emix::OnlineEm& self, const View& x, const emix::EngineOptions& engine,
              const std::optional<HostWeights>& sample_weight) {
             const double* weights = weights_for(x, sample_weight);
             const LibraryCall call;
-            self.partial_fit(x.view, engine_for(x, engine), weights);
+            emix::OnlineEm next = self;
+            next.partial_fit(x.view, engine_for(x, engine), weights);
+            return next;
           },
           nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none())
       .def_prop_ro("model", [](const emix::OnlineEm& o) { return o.model(); })

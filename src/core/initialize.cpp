@@ -12,9 +12,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <numeric>
 #include <unordered_set>
@@ -44,19 +46,28 @@ constexpr Eigen::Index kBlockRows = 2048;
 Eigen::Index block_count(Eigen::Index n) { return (n + kBlockRows - 1) / kBlockRows; }
 
 // Calls body(block, begin, rows) for blocks [first, last) of n rows on `threads` threads, each
-// with FTZ / DAZ set for the duration.
+// with FTZ / DAZ set for the duration. The caller's InterruptCheck runs between blocks: one pass
+// of an initialisation (the M-step of 131,072 random assignments, say) can take seconds.
 template <typename Body>
 void for_each_block(Eigen::Index n, Eigen::Index first, Eigen::Index last, int threads,
                     const Body& body) {
+  std::exception_ptr interrupted;
+  std::atomic<bool> stop{false};
 #pragma omp parallel num_threads(threads)
   {
     const cpu::ScopedFlushDenormals flush;
 #pragma omp for schedule(dynamic, 1)
     for (Eigen::Index b = first; b < last; ++b) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      if (detail::interrupt_requested(interrupted)) {
+        stop.store(true, std::memory_order_relaxed);
+        continue;
+      }
       const Eigen::Index begin = b * kBlockRows;
       body(b, begin, std::min(kBlockRows, n - begin));
     }
   }
+  if (interrupted) std::rethrow_exception(interrupted);
 }
 
 template <typename Body>
@@ -767,6 +778,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
       RowMatrix resp(n, k);
       std::uniform_real_distribution<double> uniform(0.0, 1.0);
       for (Eigen::Index i = 0; i < n; ++i) {
+        if (i % 1024 == 0) detail::poll_interrupt();  // N x K draws: a second at K = 256
         for (int c = 0; c < k; ++c) resp(i, c) = uniform(rng);
       }
       resp.array().colwise() /= resp.rowwise().sum().array();

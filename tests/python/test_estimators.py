@@ -527,3 +527,17 @@ def test_the_estimators_work_without_scikit_learn(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_warnings_name_the_callers_line():
+    """fit, fit_predict and partial_fit reach the warning at different depths; each names the
+    line that called it (ConvergenceWarning named a line of emix's own _base.py)."""
+    x = np.random.default_rng(3).normal(size=(500, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emix.GaussianMixture(3, max_iter=1, device="cpu").fit(x)
+        emix.GaussianMixture(3, max_iter=1, device="cpu").fit_predict(x)
+        emix.GaussianMixture(3, device="cpu").partial_fit(x[:5])
+    categories = {w.category for w in caught}
+    assert {emix.FitWarning, emix._sklearn.ConvergenceWarning} <= categories, caught
+    assert all(w.filename == __file__ for w in caught), [(w.filename, w.message) for w in caught]

@@ -1,10 +1,12 @@
 """emix in processes: forked after it ran its threads (multiprocessing's default on Linux), and
 under limits that keep its threads from starting."""
 
+import json
 import multiprocessing
 import os
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -69,3 +71,61 @@ def test_threads_that_cannot_start_raise_instead_of_ending_the_interpreter():
     assert run.returncode == 0, run.stderr
     assert "raised: cannot start 1024 threads" in run.stdout, run.stdout + run.stderr
     assert "fewer threads (n_threads, or OMP_NUM_THREADS)" in run.stdout
+
+
+FORKED_FROM_A_THREAD = textwrap.dedent("""
+    import json, os, signal, threading, time, warnings
+    import numpy as np
+    import emix
+
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    model = emix.GaussianMixture(64, max_iter=1, random_state=0, device="cpu").fit(
+        rng.normal(size=(5000, 16)))
+    x = rng.normal(size=(400_000, 16))
+    read, write = os.pipe()
+
+    def child():
+        # A fork from this thread: the child's only thread, where Python runs signal handlers.
+        pid = os.fork()
+        if pid:
+            return
+        start = time.perf_counter()
+        model.predict_proba(x)
+        whole = time.perf_counter() - start
+        sent = []
+        def fire():
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Timer(whole / 4, fire).start()
+        try:
+            model.predict_proba(x)
+            result = {"whole": whole, "after_signal": None}
+        except KeyboardInterrupt:
+            result = {"whole": whole, "after_signal": time.perf_counter() - sent[0]}
+        os.write(write, json.dumps(result).encode())
+        os._exit(0)
+
+    thread = threading.Thread(target=child)
+    thread.start()
+    thread.join()
+    os.close(write)
+    print(os.read(read, 4096).decode())
+    os.wait()
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork() from a thread: Linux")
+def test_a_child_forked_from_a_thread_hears_ctrl_c_inside_a_call(tmp_path):
+    """multiprocessing's Pool forks new workers from a thread: in the child, that thread is the
+    main one, where Python runs signal handlers, and the library must check for signals there
+    (it checked on the parent's main thread, which the child has not, and predict ran on to its
+    end)."""
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_FROM_A_THREAD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["after_signal"] is not None, result
+    assert result["after_signal"] < result["whole"] / 4, result
