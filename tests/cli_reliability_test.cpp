@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -135,6 +137,67 @@ TEST_F(CliTest, ANpyThroughAFifoIsNamedAsOne) {
   expect_failure("fit input -k 2 -o m.json",
                  {"input: a .npy file, read as text", "write it to a regular file named *.npy"});
   writer.join();
+}
+
+// A value found bad after a FIFO was read: the message's line number was looked up by opening
+// the FIFO again, which waited for a second writer for ever (an audit's fit, select, predict,
+// score and --sample-weight all hung). The error now comes at once, without the line.
+TEST_F(CliTest, BadDataThroughAFifoIsNamedWithoutWaitingForIt) {
+  ASSERT_EQ(::mkfifo(path("input").c_str(), 0644), 0);
+  std::thread writer([&] {
+    const int fd = ::open(path("input").c_str(), O_WRONLY);
+    if (fd < 0) return;
+    const std::string rows = "1,2\n3,nan\n5,6\n";
+    ASSERT_EQ(::write(fd, rows.data(), rows.size()), static_cast<ssize_t>(rows.size()));
+    ::close(fd);
+  });
+  const CliRun r = finish(start({"fit", "input", "-k", "1", "-o", "m.json"}), 60);
+  writer.join();
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("input: row 2, column 2 is nan"), std::string::npos) << r.err;
+  EXPECT_TRUE(temporaries().empty());
+}
+
+// Raw binary under a name without .bin / .raw: a bad value's line number was looked up by
+// reading the file as text, which reported "binary data ... raw binary needs --dtype and --dims"
+// (both given) in place of the value, or a line the file does not have.
+TEST_F(CliTest, RawBinaryErrorsNameTheValueAndNoLine) {
+  std::vector<double> values = {1, 2, 3, 4, 5, 0, 7, 8};
+  values[5] = std::nan("");  // row 3, column 2
+  std::ofstream(path("r.dat"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(values.data()),
+             static_cast<std::streamsize>(values.size() * sizeof(double)));
+  expect_failure("fit r.dat --dtype float64 --dims 2 -k 1 -o m.json",
+                 {"r.dat: row 3, column 2 is nan"});
+  EXPECT_EQ(emix("fit r.dat --dtype float64 --dims 2 -k 1 -o m.json").err.find("line"),
+            std::string::npos);
+}
+
+// Standard input that is a socket (a service's, a test harness's socketpair) has no name to
+// open again: "/dev/stdin: cannot open: No such device or address".
+TEST_F(CliTest, StandardInputMayBeASocket) {
+  int sockets[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets), 0);
+  ProcessLimits limits;
+  limits.standard_input = sockets[1];
+  const pid_t pid = start({"fit", "-", "-k", "1", "-o", "m.json"}, limits);
+  ::close(sockets[1]);
+  const std::string rows = "1,2\n3,4\n5,7\n";
+  ASSERT_EQ(::write(sockets[0], rows.data(), rows.size()), static_cast<ssize_t>(rows.size()));
+  ::close(sockets[0]);
+  const CliRun r = finish(pid, 60);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(path("m.json")));
+}
+
+// Sample weights that overflow their sum are named by their file, as a bad weight is.
+TEST_F(CliTest, WeightsWhoseSumOverflowsNameTheirFile) {
+  generate(20);
+  std::ofstream weights(path("w.txt"));
+  for (int i = 0; i < 20; ++i) weights << "1e308\n";
+  weights.close();
+  expect_failure("fit data.npy -k 2 -o m.json --sample-weight w.txt",
+                 {"w.txt: the sample weights sum to inf"});
 }
 
 // A FIFO named *.npy is read as a .npy, whose header is checked against a size a FIFO does not

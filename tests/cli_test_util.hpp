@@ -53,6 +53,8 @@ struct ProcessLimits {
   // Its address space (RLIMIT_AS): an allocation past it fails at once, whatever the
   // machine's overcommit policy would have allowed.
   rlim_t address_space = RLIM_INFINITY;
+  // A descriptor to read as standard input (-1: the test's own).
+  int standard_input = -1;
 };
 
 class CliTest : public ::testing::Test {
@@ -98,6 +100,7 @@ class CliTest : public ::testing::Test {
       if (::chdir(dir_.c_str()) != 0) ::_exit(120);
       const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd < 0 || ::dup2(fd, 2) < 0) ::_exit(121);
+      if (limits.standard_input >= 0 && ::dup2(limits.standard_input, 0) < 0) ::_exit(123);
       for (int s = 1; s < 32; ++s) ::signal(s, SIG_DFL);
       if (limits.file_size != RLIM_INFINITY) {
         // SIGXFSZ keeps its default action (killing) here, as under a shell's ulimit -f: the

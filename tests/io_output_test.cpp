@@ -238,9 +238,9 @@ TEST_F(OutputFileTest, FoldersSocketsAndMissingFoldersAreRefused) {
       [&] { io::OutputFile out(path("no/such/x")); },
       path("no/such/x") + ": cannot write: the folder " + path("no/such") + " does not exist");
   // The errno a caller (the Python package's FileNotFoundError) tells the reasons apart by.
-  const auto error_number = [](const std::string& name) {
+  const auto error_number = [](const std::string& output) {
     try {
-      io::OutputFile out(name);
+      io::OutputFile out(output);
     } catch (const IoError& e) {
       return e.error_number();
     }

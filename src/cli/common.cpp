@@ -185,8 +185,10 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
   if (!weights && error.column() > 0) message += ", column " + std::to_string(error.column());
   message += " " + error.problem();
   // Looked up only now, on the way out: text rows and lines differ by headers and comments.
-  const std::int64_t line = io::text_line_of_row(path, row);
-  if (line > 0) message += " (line " + std::to_string(line) + ")";
+  if (weights || !files.data_raw) {
+    const std::int64_t line = io::text_line_of_row(path, row);
+    if (line > 0) message += " (line " + std::to_string(line) + ")";
+  }
   throw InvalidArgument(message);
 }
 

@@ -58,6 +58,7 @@ struct DataFiles {
   std::string data;
   std::string sample_weight;   // empty: none
   std::int64_t first_row = 0;  // file row of the view's first row, minus 1 (sharded reads)
+  bool data_raw = false;       // read as raw binary (--dtype, --dims): no lines to name
 };
 
 // Runs `call`; a DataError becomes an InvalidArgument naming the file:

@@ -256,7 +256,7 @@ int run_fit(const FitArgs& a) {
   std::unique_ptr<io::MappedNpy> mapping;
   std::int64_t total_rows = 0;
   std::vector<double> weights;
-  DataFiles files{a.input, a.sample_weight, 0};
+  DataFiles files{a.input, a.sample_weight, 0, !a.data.raw_dtype.empty()};
   on_every_rank([&] {
     if (distributed) {
       RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);

@@ -62,7 +62,7 @@ int run_predict(const PredictArgs& a) {
     rows = mapping->rows();
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, true);
-    const DataFiles files{a.input, "", 0};
+    const DataFiles files{a.input, "", 0, !a.data.raw_dtype.empty()};
     if (a.proba) {
       const std::vector<double> resp =
           naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
@@ -96,7 +96,8 @@ int run_score(const ScoreArgs& a) {
     value = score_mapped(*mapping, a.input, model, engine);
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, false);
-    value = naming_files(DataFiles{a.input, "", 0}, [&] { return score(model, x.view(), engine); });
+    value = naming_files(DataFiles{a.input, "", 0, !a.data.raw_dtype.empty()},
+                         [&] { return score(model, x.view(), engine); });
     note_text_header(a.input, a.data);
   }
   // 17 significant digits: the printed number reads back as the same double.

@@ -118,6 +118,8 @@ std::vector<double> load_sample_weights(const std::string& path, std::int64_t to
     validate_sample_weight(weights.data(), static_cast<std::int64_t>(weights.size()), false);
   } catch (const DataError& e) {
     rethrow_in_file(e, DataFiles{input, path, first_row});
+  } catch (const InvalidArgument& e) {  // "sample weights sum to inf": the file's name too
+    rethrow_whole_input_in_file(e, DataFiles{input, path, first_row});
   }
   return weights;
 }

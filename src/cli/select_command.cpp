@@ -402,7 +402,7 @@ int run_select(const SelectArgs& a) {
   InputMatrix x;
   std::int64_t rows = 0;
   std::vector<double> weights;
-  DataFiles files{a.input, a.sample_weight, 0};
+  DataFiles files{a.input, a.sample_weight, 0, !a.data.raw_dtype.empty()};
   on_every_rank([&] {
     if (distributed) {
       RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);

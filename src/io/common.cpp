@@ -1,7 +1,9 @@
 #include "io/common.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -286,10 +288,34 @@ void throw_io(const std::string& path, const std::string& message, int error) {
   throw IoError(text, error, path);
 }
 
+namespace {
+
+// The file; for /dev/stdin (the CLI's "-") that is not a regular file, the process's own
+// descriptor 0: a socket has no name to open again (ENXIO), and a pipe's is the same stream.
+// A regular file is opened by name and read from its start, as seeking and mapping need.
+std::FILE* open_input(const std::string& path) {
+  struct stat standard_input;
+  if (path == "/dev/stdin" && ::fstat(0, &standard_input) == 0 &&
+      !S_ISREG(standard_input.st_mode)) {
+    const int fd = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return nullptr;
+    std::FILE* file = ::fdopen(fd, "rb");
+    if (file == nullptr) {
+      const int error = errno;
+      ::close(fd);
+      errno = error;
+    }
+    return file;
+  }
+  return std::fopen(path.c_str(), "rb");
+}
+
+}  // namespace
+
 InputFile::InputFile(const std::string& path) : path_(path) {
   // The C library would read the name up to the NUL: another file.
   if (path.find('\0') != std::string::npos) throw_io(path, "a file name holds no NUL byte");
-  file_ = std::fopen(path.c_str(), "rb");
+  file_ = open_input(path);
   if (file_ == nullptr) throw_io(path, "cannot open", errno);
   struct stat info;
   if (::fstat(::fileno(file_), &info) != 0) {

@@ -100,9 +100,12 @@ std::int64_t count_rows(const std::string& path, const ReadOptions& options) {
   return detail::read_text(path, all).rows();
 }
 
-std::int64_t text_line_of_row(const std::string& path, std::int64_t row) {
+std::int64_t text_line_of_row(const std::string& path, std::int64_t row,
+                              const ReadOptions& options) {
   const cpu::ScopedNonStopFp non_stop;
-  ReadOptions options;
+  // A pipe or FIFO was read once: opened again, a FIFO waits for a writer that never comes.
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return 0;
   if (resolve_format(path, options) != FileFormat::kText) return 0;
   return detail::text_line_of_data_row(path, row);
 }

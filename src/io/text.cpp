@@ -126,17 +126,25 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// ';' if the line has one outside double quotes, else ',' if it has one, else 0: runs of
-// blanks.
+// ';' if the line has one outside double quotes, else ',' if it has one, else a tab if it has
+// one and no two spaces in a row (a TSV file, as spreadsheets, pandas and R write it: one tab
+// between cells, two around an empty one, names with single spaces), else 0: runs of blanks
+// (columns aligned with spaces, or spaces and tabs). Read as runs of blanks, a TSV file's empty
+// cell shifted the row's other values one column left.
 char choose_separator(std::string_view line) {
-  bool quoted = false, comma = false;
+  bool quoted = false, comma = false, tab = false, aligned = false;
+  char previous = 0;
   for (const char c : line) {
     if (c == '"') quoted = !quoted;
     if (quoted) continue;
     if (c == ';') return ';';
     comma = comma || c == ',';
+    tab = tab || c == '\t';
+    aligned = aligned || (c == ' ' && previous == ' ');
+    previous = c;
   }
-  return comma ? ',' : '\0';
+  if (comma) return ',';
+  return tab && !aligned ? '\t' : '\0';
 }
 
 // A cell in double quotes (RFC 4180, as R's write.csv writes names and row names): its content,
