@@ -159,6 +159,15 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--init random does not apply with --init-model"});
   expect_failure("fit data.npy --init-model start.json --n-init 5 -o m.json",
                  {"--n-init 5 with --init-model: every restart would start from the same model"});
+  // The library's sentence names its field; the program's names the flag typed.
+  std::string start = read_text(path("start.json"));
+  const std::size_t weights = start.find("\"weights\"");
+  ASSERT_NE(weights, std::string::npos);
+  const std::size_t open = start.find('[', weights), close = start.find(']', open);
+  start.replace(open, close - open + 1, "[1.0, 0.0]");
+  std::ofstream(path("zero.json")) << start;
+  expect_failure("fit data.npy --init-model zero.json --fixed-weights -o m.json",
+                 {"--fixed-weights: --fixed-weights keeps the initial weights, and component 1"});
   expect_failure("select data.npy -k 1..2 -o best.csv", {"-o best.csv", "name it .json"});
   // 32 TB: more than any disk this runs on has free, refused before a byte is written.
   expect_failure("generate --n 1000000000000 --d 4 -k 2 -o g.npy",

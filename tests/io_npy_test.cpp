@@ -294,6 +294,12 @@ TEST_F(NpyTest, UnsupportedDtypesAreNamed) {
       {"|S3", "unsupported dtype '|S3' (byte strings)"},
       {"<f2", "unsupported dtype '<f2' (float16)"},
       {"<M8[ns]", "unsupported dtype '<M8[ns]' (dates or times)"},
+      {"<f16", "unsupported dtype '<f16' (extended-precision float)"},
+      // NumPy's name where its code belongs, or a code without its size.
+      {"float64",
+       "unsupported dtype 'float64' (not a type code and a size in bytes, such as "
+       "'<f8')"},
+      {"<f", "unsupported dtype '<f' (not a type code and a size in bytes, such as '<f8')"},
   };
   for (const auto& [descr, message] : cases) {
     write_bytes(path("x.npy"), npy(dict(descr, "(2, 2)"), std::string(64, '\0')));

@@ -577,13 +577,35 @@ std::string flag_of(const std::string& option) {
   return option;
 }
 
+namespace {
+
+// `text` with every whole-word `name` ("fixed_weights", not "fixed_weights_x") as `flag`.
+std::string with_flag(std::string text, const std::string& name, const std::string& flag) {
+  const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  for (std::size_t at = text.find(name); at != std::string::npos; at = text.find(name, at)) {
+    const std::size_t end = at + name.size();
+    if ((at > 0 && word(text[at - 1])) || (end < text.size() && word(text[end]))) {
+      at = end;
+      continue;
+    }
+    text.replace(at, name.size(), flag);
+    at += flag.size();
+  }
+  return text;
+}
+
+}  // namespace
+
 std::string option_error_message(const OptionError& error) {
   const std::string flag = flag_of(error.option());
   const std::string message = error.what();
   // "OPTION is VALUE, WHAT IT MUST BE": the value goes beside the flag the user typed.
   const std::string subject = error.option() + " is ";
   const std::size_t comma = message.find(", ", subject.size());
-  if (message.rfind(subject, 0) != 0 || comma == std::string::npos) return flag + ": " + message;
+  if (message.rfind(subject, 0) != 0 || comma == std::string::npos) {
+    // "fixed_weights keeps the initial weights, and ...": the flag in the sentence too.
+    return flag + ": " + with_flag(message, error.option(), flag);
+  }
   return flag + " " + message.substr(subject.size(), comma - subject.size()) + ": " +
          message.substr(comma + 2);
 }

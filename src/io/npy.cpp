@@ -199,6 +199,11 @@ void parse_descr(const std::string& path, NpyHeader* header) {
     }
     size = size * 10 + (c - '0');
   }
+  // A number's code is followed by its size in bytes ("<f8"); 'float64' is NumPy's name, not
+  // its code, and was called an extended-precision float.
+  if (std::string_view("biuf").find(kind) != std::string_view::npos && size <= 0) {
+    unsupported_dtype(path, descr, "not a type code and a size in bytes, such as '<f8'");
+  }
   switch (kind) {
     case 'b':
       if (size != 1) unsupported_dtype(path, descr, "bool of unusual size");
