@@ -36,11 +36,13 @@ class SelectResult:
     Attributes
     ----------
     candidates : list of dict
-        One per candidate, covariance types in the given order, then K: ``n_components``,
-        ``covariance_type`` (None for the discrete families), ``log_likelihood`` (total, weighted), ``bic``, ``aic``, ``icl``,
-        ``n_parameters``, ``n_iter``, ``converged``, ``seconds`` (the candidate's own fit
-        time; candidates share passes over the data, so these overlap), ``failed`` and
-        ``error``: a candidate the data cannot support (a singular covariance with
+        One per candidate, covariance types in the given order, then K, with the columns of
+        ``emix select --table``: ``n_components``, ``covariance_type`` (None for the discrete
+        families), ``log_likelihood`` (total, weighted), ``mean_log_likelihood`` (per unit of
+        weight), ``n_parameters``, ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``,
+        ``seconds`` (the candidate's own fit time; candidates share passes over the data, so
+        these overlap), ``best`` (the chosen one), ``failed`` and ``error``: a candidate the
+        data cannot support (a singular covariance with
         ``reg_covar=0``, say) has ``failed`` True, the reason in ``error`` ('' otherwise), a
         log-likelihood of -inf and infinite criteria, and is left out of the choice.
     table : pandas.DataFrame or list of dict
@@ -69,20 +71,24 @@ class SelectResult:
         self.seconds = report.seconds
         self.passes = report.passes
         self.best_index_ = int(report.best)
+        # The columns of `emix select --table`, in its order (its "covariance" is
+        # covariance_type here, as the estimators call it).
         self.candidates = [{
             "n_components": c.n_components,
             "covariance_type": c.covariance if report_family == "gaussian" else None,
             "log_likelihood": c.fit.log_likelihood,
+            "mean_log_likelihood": c.fit.mean_log_likelihood,
+            "n_parameters": c.n_parameters,
             "bic": c.bic,
             "aic": c.aic,
             "icl": c.icl,
-            "n_parameters": c.n_parameters,
             "n_iter": c.fit.n_iter,
             "converged": c.fit.converged,
             "seconds": c.fit.seconds,
+            "best": index == self.best_index_,
             "failed": c.failed,
             "error": _failure(c),
-        } for c in report.candidates]
+        } for index, c in enumerate(report.candidates)]
 
     @property
     def table(self):

@@ -296,3 +296,34 @@ def test_grids_select_cannot_fit_are_refused_with_the_reason(three_clusters):
         emix.select(three_clusters, n_components=[2], covariance_types=None, device="cpu")
     with pytest.raises(ValueError, match="minimum of 2 is required by emix.select"):
         emix.select(three_clusters[:1], n_components=[1], device="cpu")  # as fit refuses it
+
+
+def test_the_table_is_the_programs(three_clusters, emix_cli, tmp_path):
+    """The candidates' columns and values are those of `emix select --table` on the same data,
+    grid and seed (its 'covariance' is covariance_type here); seconds differ, run to run."""
+    import csv
+    import subprocess
+
+    np.save(tmp_path / "x.npy", three_clusters)
+    done = subprocess.run([emix_cli, "select", str(tmp_path / "x.npy"), "-k", "1..5",
+                           "--covariance", "full,diag", "--seed", "3", "--device", "cpu",
+                           "--table", str(tmp_path / "t.csv"), "-q"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "t.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    result = run(three_clusters)
+    columns = ["covariance_type" if name == "covariance" else name for name in rows[0]]
+    assert list(result.candidates[0]) == columns
+    for row, candidate in zip(rows, result.candidates, strict=True):
+        for name, text in row.items():
+            key = "covariance_type" if name == "covariance" else name
+            value = candidate[key]
+            if name == "seconds":
+                continue
+            if isinstance(value, bool):
+                assert text == str(value).lower(), (name, row)
+            elif isinstance(value, float):
+                assert float(text) == pytest.approx(value, rel=1e-12), (name, row)
+            else:
+                assert text == str(value), (name, row)
