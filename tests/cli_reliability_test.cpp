@@ -158,6 +158,18 @@ TEST_F(CliTest, BadDataThroughAFifoIsNamedWithoutWaitingForIt) {
   EXPECT_TRUE(temporaries().empty());
 }
 
+// One FIFO as the data and the weights: the second open waited for a writer for ever.
+TEST_F(CliTest, AFifoGivenTwiceIsRefused) {
+  ASSERT_EQ(::mkfifo(path("ff").c_str(), 0644), 0);
+  const CliRun r =
+      finish(start({"fit", "ff", "-k", "2", "-o", "m.json", "--sample-weight", "ff"}), 30);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--sample-weight ff: is also INPUT ff, which is not a regular file and "
+                       "can be read once"),
+            std::string::npos)
+      << r.err;
+}
+
 // Raw binary under a name without .bin / .raw: a bad value's line number was looked up by
 // reading the file as text, which reported "binary data ... raw binary needs --dtype and --dims"
 // (both given) in place of the value, or a line the file does not have.

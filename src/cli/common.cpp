@@ -340,6 +340,17 @@ bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::s
     return first != nullptr;
   };
   replace(inputs, "/dev/stdin", "input");
+  // A FIFO given twice: the second open waited for a writer of its own for ever.
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    for (std::size_t j = i + 1; j < inputs.size(); ++j) {
+      const std::string& a = *inputs[i].second;
+      const std::string& b = *inputs[j].second;
+      if (!a.empty() && !b.empty() && reads_once(a) && same_file(a, b)) {
+        throw InvalidArgument(inputs[j].first + " " + b + ": is also " + inputs[i].first + " " + a +
+                              ", which is not a regular file and can be read once");
+      }
+    }
+  }
   return replace(outputs, "/dev/stdout", "output");
 }
 
