@@ -364,7 +364,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         (which Python raises between two statements) or another thread fitting or reading this
         estimator sees all the fitted attributes of one fit, never some of each. Readers that
         take vars(self) once (_model) read one consistent state."""
-        state = {key: value for key, value in self.__dict__.items() if key not in drop}
+        state = dict(self.__dict__)  # one call, which no other thread's store interrupts
+        for key in drop:
+            state.pop(key, None)
         state.update(attributes)
         self.__dict__ = state
 
