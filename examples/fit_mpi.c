@@ -1,5 +1,7 @@
 /* An MPI-distributed fit through the C API: each rank makes its share of three 2-D clusters
- * and every rank receives the same model.   mpirun -np 3 ./fit_mpi_c */
+ * and every rank receives the same model.   mpirun -np 3 ./fit_mpi_c
+ * (Open MPI also wants --allow-run-as-root when run as root, and --oversubscribe on a machine
+ * with fewer than 3 cores.) */
 #include <emix/emix_mpi.h>
 
 #include <math.h>

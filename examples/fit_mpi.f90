@@ -1,5 +1,7 @@
 ! An MPI-distributed fit from Fortran: each rank makes its share of three 2-D clusters and every
 ! rank receives the same model.   mpiexec -n 3 ./fit_mpi_fortran
+! (Open MPI also wants --allow-run-as-root when run as root, and --oversubscribe on a machine
+! with fewer than 3 cores.)
 program fit_mpi_fortran
   use, intrinsic :: iso_c_binding
   use mpi

@@ -347,8 +347,9 @@ int main(int argc, char** argv) {
                               ->capture_default_str();
   CLI::Option* fit_kmeans_iter =
       fit->add_option("--kmeans-iter", fit_args.kmeans_iter,
-                      "kmeans++: k-means steps after the seeding (0: the seeding alone, as "
-                      "scikit-learn's init_params='k-means++')")
+                      "kmeans++: k-means steps after the seeding (0: the seeding alone, each "
+                      "row assigned to its nearest seed, as the Python package's "
+                      "init_params='k-means++'; scikit-learn's starts from the seed rows alone)")
           ->capture_default_str();
   fit->add_option("--init-model", fit_args.init_model,
                   "start from this model, used exactly as given (not with --init, "
