@@ -216,6 +216,36 @@ TEST(Em, AStepThatReseededDoesNotCountTowardConvergence) {
   EXPECT_TRUE(reseeded);
 }
 
+// Constant data (one point, N times) with the default reg_covar: every component sits on the
+// point with covariance reg_covar, and each row's log-density is -D/2 log(2 pi reg_covar),
+// whatever the weights. With K >= 3, k-means leaves components no row chose, with an identity
+// covariance; restarted from it beside components of variance 1e-6 they took a 1e-12 share and
+// emptied again every step, until "components kept collapsing" failed the fit (scikit-learn
+// fits it). They now restart from the other components' covariance.
+TEST(Em, ConstantDataFitsEveryComponentOnThePoint) {
+  for (const double value : {0.0, 5.0}) {
+    const std::vector<double> x(1000 * 3, value);
+    for (const Covariance covariance :
+         {Covariance::kFull, Covariance::kDiag, Covariance::kSpherical, Covariance::kTied}) {
+      for (const int k : {3, 5}) {
+        emix::FitOptions o;
+        o.n_components = k;
+        o.covariance = covariance;
+        o.seed = 0;
+        emix::FitReport r;
+        ASSERT_NO_THROW(r = emix::fit(emix::DataView::host(x.data(), 1000, 3), o))
+            << emix::to_string(covariance) << " K = " << k;
+        const double exact = -1.5 * std::log(2 * M_PI * o.reg_covar);
+        // The covariance is reg_covar plus the scatter of equal rows about their mean (round-off
+        // of 5.0); 1e-9 relative allows for that, far below a wrong model.
+        EXPECT_NEAR(r.mean_log_likelihood, exact, 1e-9 * std::abs(exact))
+            << emix::to_string(covariance) << " K = " << k;
+        EXPECT_TRUE(r.converged);
+      }
+    }
+  }
+}
+
 // A cluster of identical rows gives its k-means start a singular covariance when reg_covar is
 // 0; the fit starts that component from the data's overall covariance, says so, and goes on
 // (scikit-learn stops with "ill-defined empirical covariance"; emix stopped before iteration 0).

@@ -97,11 +97,12 @@ std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vect
   return singular;
 }
 
-// What a component that collapsed restarts from: the mean of the covariances of the components
-// not in `excluded` (those that collapsed or emptied), by weight; empty for a tied model or
-// when no component is left. Its own previous covariance was the one shrinking onto a few rows:
-// restarted from it at a random row, a component took that row alone and collapsed again a step
-// later, and every step to max_iter (K = 3 on two clusters and one far point, reg_covar 0).
+// What a component that collapsed or emptied restarts from: the mean of the covariances of the
+// components not in `excluded` (those that collapsed or emptied), by weight; empty for a tied
+// model or when no component is left. A collapsed component's own previous covariance was the
+// one shrinking onto a few rows: restarted from it at a random row, a component took that row
+// alone and collapsed again a step later, and every step to max_iter (K = 3 on two clusters and
+// one far point, reg_covar 0).
 std::vector<double> pooled_covariance(const Model& model, const std::vector<int>& excluded) {
   if (model.family != Family::kGaussian || model.covariance == Covariance::kTied) return {};
   const std::size_t per = model.covariance_size() / model.n_components;
@@ -285,7 +286,14 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     next =
         maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, &empty);
   }
-  for (int c : empty) reseed(engine, next, c, "was empty");
+  if (!empty.empty()) {
+    // An empty component's own covariance says nothing of the data's scale (at the start, the
+    // identity that initialisation gives a component no row chose): beside components of
+    // variance reg_covar (constant data, K >= 3) one restarted from it took a 10^-12 share and
+    // emptied again, every step, until the fit failed.
+    const std::vector<double> pooled = pooled_covariance(next, empty);
+    for (int c : empty) reseed(engine, next, c, "was empty", pooled.empty() ? nullptr : &pooled);
+  }
   std::vector<int> singular;
   if (next.family == Family::kGaussian && next.covariance == Covariance::kFull) {
     // The check's factorisations are the next E-step's.
