@@ -439,6 +439,7 @@ TEST(CapiInterrupt, TheCheckStopsTheCallsOfItsThread) {
   Handles h;
   emix_options_set_n_components(h.options, 16);
   emix_options_set_device(h.options, EMIX_DEVICE_CPU);
+  emix_options_set_n_threads(h.options, 2);  // a call of well over 50 ms on any machine
   emix_options_set_tol(h.options, 0);
   emix_options_set_max_iter(h.options, 2);
   emix_model* plain = nullptr;

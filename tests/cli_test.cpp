@@ -284,9 +284,13 @@ TEST_F(CliTest, ProbEpsilonBoundsBernoulliProbabilities) {
   EXPECT_NEAR(model["probabilities"][0][1].get<double>(), 4.0 / 6.0, 1e-15);
   expect_failure("select data.txt -k 1 --family bernoulli --prob-epsilon 0.5",
                  {"--prob-epsilon 0.5: must be in (0, 0.5)"});
-  // Column 1 is all 0: its clamp to 1 - 2e-17, which is 1, made the log-likelihood NaN.
-  expect_failure("fit data.txt -k 2 --family bernoulli --prob-epsilon 2e-17 -o b.json",
-                 {"--prob-epsilon 2e-17: must be at least 2^-53 (1.1e-16)"});
+  // Column 1 is all 0: its clamp to 1 - 2e-17, which is 1, made the log-likelihood NaN. 6e-17
+  // is below 2^-53 too, though 1 - 6e-17 rounds below 1.
+  for (const char* epsilon : {"2e-17", "6e-17"}) {
+    expect_failure(std::string("fit data.txt -k 2 --family bernoulli --prob-epsilon ") + epsilon +
+                       " -o b.json",
+                   {std::string("--prob-epsilon ") + epsilon + ": must be at least 2^-53"});
+  }
   ASSERT_EQ(emix("fit data.txt -k 2 --family bernoulli --prob-epsilon 1.2e-16 -o b.json").code, 0);
 }
 

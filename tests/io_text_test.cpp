@@ -155,13 +155,17 @@ TEST_F(TextTest, SeparatorsAreDetectedPerFile) {
   EXPECT_EQ(values_of(io::read_matrix(file("s.csv", "a;b;c\n1;2;3\n4;5;6\n"))), expected);
   EXPECT_EQ(values_of(io::read_matrix(file("t.tsv", "1\t2\t3\n4\t5\t6\n"))), expected);
   EXPECT_EQ(values_of(io::read_matrix(file("w.txt", "  1   2\t 3  \n4 5 6"))), expected);
-  // TSV, as spreadsheets, pandas and R write it: names with spaces; an empty cell is named
-  // (read as runs of blanks, it shifted the row's next values one column left).
+  // TSV (named *.tsv or *.tab), as spreadsheets, pandas and R write it: names with spaces; an
+  // empty cell is named (read as runs of blanks, it shifted the row's next values left), and so
+  // is a tab at a row's end. Under other names, tabs stay blanks: columns aligned with tabs.
   EXPECT_EQ(values_of(io::read_matrix(
                 file("h.tsv", "body mass\tbeak length\tage\n1\t2\t3\n4 \t 5\t6\n"))),
             expected);
   expect_error<IoError>([&] { io::read_matrix(file("e.tsv", "1\t2\t3\n4\t\t6\n")); },
                         {"row 2, column 2 is empty (line 2)"});
+  expect_error<IoError>([&] { io::read_matrix(file("end.tab", "1\t2\t\n4\t5\t\n")); },
+                        "row 1, column 3 is empty (line 1); the line ends with a separator");
+  EXPECT_EQ(values_of(io::read_matrix(file("a.txt", "1\t\t2\t3\n4\t5\t\t6\n"))), expected);
   // Any extension other than .npy / .bin / .raw is text.
   EXPECT_EQ(values_of(io::read_matrix(file("data", "1 2 3\n4 5 6\n"))), expected);
   // An explicit format overrides the extension.

@@ -46,10 +46,10 @@ std::int64_t count_rows(const std::string& path, const ReadOptions& options = {}
 std::vector<double> read_vector(const std::string& path);
 // The 1-based line of a text file on which its data row `row` (1-based, header, comments and
 // blank lines not counted) stands, for messages about a value read from it; 0 when the file is
-// not text as `options` read it (raw binary with raw_dtype), is not a regular file (a pipe or a
-// FIFO, which cannot be read again), or has fewer rows.
-std::int64_t text_line_of_row(const std::string& path, std::int64_t row,
-                              const ReadOptions& options = {});
+// not text (by its name and first bytes; raw binary read with ReadOptions::raw_dtype has no
+// lines either, which only the caller knows), is not a regular file (a pipe or a FIFO, which
+// cannot be read again), or has fewer rows.
+std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
 // The 1-based line of a text file that the reader takes for column names (a header) although its
 // cells are numbers: in quotes ("1","2"), or pandas' numbered names 0, 1, ... over rows written as
 // reals. A guess a user may have meant otherwise; 0 when the file is not text, its first line is

@@ -1,6 +1,5 @@
 """What emix's estimators share: parameters, fitting, evaluation, reports and model files."""
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -17,7 +16,7 @@ from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
 from ._chunks import adapter_for, is_chunk_source, named_sample
 from ._engine import engine_options
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
-                       check_feature_names, check_random_state)
+                       check_feature_names, check_random_state, fitted_feature_names)
 
 # scikit-learn's init_params -> emix's method and k-means refinement steps (None: emix's
 # default, 10). 'k-means++' is the seeding alone: each point goes to its nearest seed.
@@ -29,7 +28,7 @@ _INIT_METHODS = {
 }
 _DEVICES = ("auto", "cpu", "gpu")
 
-_MISSING = object()  # an attribute not set
+_KEEP = object()  # _set_fitted's feature_names: leave them as they are
 
 # Report lines that are records, not warnings: non-convergence becomes a ConvergenceWarning
 # (scikit-learn's), and the initialisation sample is how emix initialises large data.
@@ -340,25 +339,6 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         data = self._fit(X, sample_weight)
         return self._evaluate(_emix.predict, data)
 
-    def _fit(self, X, sample_weight):
-        with self._names_kept_on_failure():
-            return self._fit_data(X, sample_weight)
-
-    @contextlib.contextmanager
-    def _names_kept_on_failure(self):
-        """A fit that fails or is interrupted leaves the estimator as it was, its feature names
-        (which a fit's check resets from X before it runs) included: save() would record the
-        new data's. The rest of its state changes in one _commit, at the end."""
-        before = self.__dict__.get("feature_names_in_", _MISSING)
-        try:
-            yield
-        except BaseException:
-            if before is _MISSING:
-                self.__dict__.pop("feature_names_in_", None)
-            else:
-                self.feature_names_in_ = before
-            raise
-
     def _commit(self, attributes, drop=()):
         """Sets `attributes` and removes `drop` in one store of __dict__: a KeyboardInterrupt
         (which Python raises between two statements) or another thread fitting or reading this
@@ -370,12 +350,13 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         state.update(attributes)
         self.__dict__ = state
 
-    def _fit_data(self, X, sample_weight):
+    def _fit(self, X, sample_weight):
         self._check_parameters()
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
-        check_feature_names(self, named_sample(X), reset=True)
-        names = self.__dict__.get("feature_names_in_", _MISSING)  # this fit's, to commit
+        # Stored with the model: a fit that fails or is interrupted leaves the estimator as it
+        # was, its feature names included (save() would record the new data's).
+        names = fitted_feature_names(self, named_sample(X))
         if is_chunk_source(X):
             source = adapter_for(X, sample_weight, dtype)
             n_features = source.peek_features()
@@ -495,17 +476,19 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         ``lower_bound_`` is the last batch's mean log-likelihood before its step; there is
         no convergence test (``converged_`` stays False).
         """
-        with self._names_kept_on_failure():
-            return self._partial_fit_data(X, sample_weight)
-
-    def _partial_fit_data(self, X, sample_weight):
         self._check_parameters()
         name = type(self).__name__
-        check_feature_names(self, X, reset=not self.__sklearn_is_fitted__())
+        state = vars(self)  # one stream's state, though another thread's step commits now
+        fitted = self.__sklearn_is_fitted__()
+        if fitted:
+            check_feature_names(self, X, reset=False)
+            names = _KEEP
+        else:  # stored with the first step's model
+            names = fitted_feature_names(self, X)
         data = as_data(X, check_dtype_parameter(self.dtype), name)
         weights = _check_sample_weight(sample_weight, data.n_samples)
-        online = getattr(self, "_online_", None)
-        if self.__sklearn_is_fitted__():
+        online = state.get("_online_")
+        if fitted:
             # A model set by its attributes (weights_, means_, ...) may have no n_features_in_:
             # the model's own width then (the library refuses a batch of another).
             expected = getattr(self, "n_features_in_", data.n_features)
@@ -519,15 +502,15 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         mstep.fixed_weights = bool(self.fixed_weights)
         settings = (float(self.step_decay), self.step_offset, mstep.reg_covar,
                     mstep.prob_epsilon, mstep.fixed_weights)
-        checkpoint = self.__dict__.get("_online_checkpoint_")
-        offset = self.__dict__.get("_online_offset_")
+        checkpoint = state.get("_online_checkpoint_")
+        offset = state.get("_online_offset_")
         if online is None and checkpoint is not None:
             # Unpickled: the stream goes on from the step where it was pickled.
             running, steps, last = checkpoint
             online = _emix.OnlineEm.resume(self._model(), settings[0], self._stream_offset(),
                                            mstep, _emix.Statistics.deserialize(running), steps,
                                            last)
-        elif online is not None and settings != self.__dict__.get("_online_settings_"):
+        elif online is not None and settings != state.get("_online_settings_"):
             # set_params between batches: the next steps take the new values.
             online = _emix.OnlineEm.resume(online.model, settings[0], self._stream_offset(),
                                            mstep, online.running_statistics, online.steps,
@@ -535,7 +518,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         if online is None:
             # 'auto': a stream going on from fit weighs the fit as W / B batches of this one's
             # weight; one that starts the model, 1.
-            fit_weight = self.__dict__.get("_fit_weight_")
+            fit_weight = state.get("_fit_weight_")
             batch_weight = float(weights.sum()) if weights is not None else data.n_samples
             if self.step_offset != "auto":
                 offset = float(self.step_offset)
@@ -577,9 +560,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                           converged_=False)
         if offset is not None:
             attributes["_online_offset_"] = offset
-        if "feature_names_in_" in self.__dict__:  # this batch's check set or kept them
-            attributes["feature_names_in_"] = self.__dict__["feature_names_in_"]
-        self._commit(attributes, drop=("_online_checkpoint_", "report_", "lower_bounds_"))
+        drop = ["_online_checkpoint_", "report_", "lower_bounds_"]
+        if names is None:
+            drop.append("feature_names_in_")
+        elif names is not _KEEP:
+            attributes["feature_names_in_"] = names
+        self._commit(attributes, drop)
         weightless = np.flatnonzero(np.asarray(attributes["weights_"]) == 0)
         if weightless.size:
             # fit re-seeds such a component on a row; online EM, which sees each batch once,
@@ -659,11 +645,11 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return hook
 
     def _set_fitted(self, report, n_features, total_weight, failed=False, candidate=None,
-                    feature_names=None):
+                    feature_names=_KEEP):
         """The fitted attributes from a fit's report, its warnings emitted. `candidate`: select's
         name for this fit ("K = 3, full"), which prefixes its FitWarnings; select then states
         non-convergence once for all its candidates. `feature_names`: the fit's
-        feature_names_in_ (_MISSING: none), committed with the rest; None leaves them."""
+        feature_names_in_ (None: none), committed with the rest; _KEEP leaves them."""
         attributes = self._model_attributes(report.model)
         attributes.update(
             _fit_weight_=float(total_weight),  # what step_offset='auto' weighs the fit as
@@ -679,16 +665,18 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         # A fit's model ends the online stream (its next partial_fit starts one from the
         # model); a fit that failed, its data refused say, leaves the stream as it was.
         drop = ["_online_", "_online_settings_", "_online_checkpoint_", "_online_offset_"]
-        if feature_names is _MISSING:
+        if feature_names is None:
             drop.append("feature_names_in_")
-        elif feature_names is not None:
+        elif feature_names is not _KEEP:
             attributes["feature_names_in_"] = feature_names
         self._commit(attributes, drop)
+        # From this fit's attributes: another thread's fit may have committed since.
+        converged = attributes["converged_"]
         if self.verbose >= 1:
-            state = "converged" if self.converged_ else "did not converge"
+            state = "converged" if converged else "did not converge"
             print(f"Initialization {report.best_init} {state}. time lapse "
-                  f"{report.seconds:.5f}s\t lower bound {self.lower_bound_:.5f}.")
-        for message in self.report_.warnings:
+                  f"{report.seconds:.5f}s\t lower bound {attributes['lower_bound_']:.5f}.")
+        for message in attributes["report_"].warnings:
             if not message.startswith(_QUIET_REPORT_LINES):
                 if candidate is None:
                     warn(message, FitWarning)
@@ -696,7 +684,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     warn(f"{candidate}: {message}", FitWarning)
         # A select candidate that failed (its warning gives the error) has not merely not
         # converged: more iterations would not help.
-        if candidate is None and not self.converged_ and self.max_iter > 0 and not failed:
+        if candidate is None and not converged and self.max_iter > 0 and not failed:
             warn("Best performing initialization did not converge. Try different init "
                  "parameters, or increase max_iter, tol, or check for degenerate data.",
                  ConvergenceWarning)

@@ -88,6 +88,15 @@ def check_feature_names(estimator, X, reset):
     _check_feature_names(estimator, X, reset=reset)
 
 
+def fitted_feature_names(estimator, X):
+    """The feature_names_in_ that fitting `estimator` on X sets (None: none), checked as
+    check_feature_names(reset=True) checks them, without setting them: a fit stores them with
+    its model, in one commit."""
+    scratch = type(estimator).__new__(type(estimator))
+    check_feature_names(scratch, X, reset=True)
+    return scratch.__dict__.get("feature_names_in_")
+
+
 def _equal(a, b):
     try:
         return bool(a == b)

@@ -74,7 +74,7 @@ from ._emix import InvalidArgument
 from ._arrays import _ROW_AT_START, _target_dtype, in_rows
 from ._chunks import _Adapter, _as_chunk_array
 from ._engine import engine_options
-from ._sklearn import check_feature_names
+from ._sklearn import check_feature_names, fitted_feature_names
 from ._statistics import Statistics
 
 __all__ = ["GaussianMixture", "BernoulliMixture", "BinomialMixture", "accumulate", "tree_merge"]
@@ -1062,7 +1062,8 @@ class _DaskMixture:
         if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().fit(X, y, sample_weight)
         self._check_parameters()
-        check_feature_names(self, _named_like(X), reset=True)  # a Dask DataFrame's, or none
+        # A Dask DataFrame's, or none; stored with the model, so that a failed fit keeps the old.
+        names = fitted_feature_names(self, _named_like(X))
         X = _as_dask_array(X)
         started = time.perf_counter()
         X = self._rows(X)
@@ -1141,7 +1142,7 @@ class _DaskMixture:
         report.warnings = (notes + reseeder.warnings
                            + self._model_warnings(model, X[:model.n_components].compute()))
         total = stats.weight_sum
-        self._set_fitted(report, X.shape[1], total)
+        self._set_fitted(report, X.shape[1], total, feature_names=names)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):

@@ -24,6 +24,7 @@
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
+#include "io/common.hpp"
 
 namespace emix::cli {
 
@@ -85,15 +86,7 @@ void print_fit_warning(const std::string& text, bool quiet, const std::string& w
                in_flags(text).c_str());
 }
 
-std::string lower_extension(const std::string& path) {
-  const std::size_t slash = path.find_last_of('/');
-  const std::size_t dot = path.find_last_of('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
-  std::string ext = path.substr(dot);
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
-}
+std::string lower_extension(const std::string& path) { return io::detail::lower_extension(path); }
 
 void require_output_extension(const std::string& path, const std::string& option,
                               const std::string& extension, const std::string& what) {
@@ -318,6 +311,17 @@ void open_closed_standard_streams() {
   }
 }
 
+namespace {
+
+// A FIFO or a socket (standard input may be one): a stream that one reader takes, and that a
+// second open waits on for ever.
+bool is_fifo_or_socket(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0 && (S_ISFIFO(info.st_mode) || S_ISSOCK(info.st_mode));
+}
+
+}  // namespace
+
 bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::string*>>& inputs,
                                  const std::vector<std::pair<std::string, std::string*>>& outputs) {
   const auto replace = [](const std::vector<std::pair<std::string, std::string*>>& paths,
@@ -345,7 +349,7 @@ bool standard_streams_for_dashes(const std::vector<std::pair<std::string, std::s
     for (std::size_t j = i + 1; j < inputs.size(); ++j) {
       const std::string& a = *inputs[i].second;
       const std::string& b = *inputs[j].second;
-      if (!a.empty() && !b.empty() && reads_once(a) && same_file(a, b)) {
+      if (!a.empty() && !b.empty() && is_fifo_or_socket(a) && same_file(a, b)) {
         throw InvalidArgument(inputs[j].first + " " + b + ": is also " + inputs[i].first + " " + a +
                               ", which is not a regular file and can be read once");
       }
@@ -588,25 +592,6 @@ std::string flag_of(const std::string& option) {
   return option;
 }
 
-namespace {
-
-// `text` with every whole-word `name` ("fixed_weights", not "fixed_weights_x") as `flag`.
-std::string with_flag(std::string text, const std::string& name, const std::string& flag) {
-  const auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  for (std::size_t at = text.find(name); at != std::string::npos; at = text.find(name, at)) {
-    const std::size_t end = at + name.size();
-    if ((at > 0 && word(text[at - 1])) || (end < text.size() && word(text[end]))) {
-      at = end;
-      continue;
-    }
-    text.replace(at, name.size(), flag);
-    at += flag.size();
-  }
-  return text;
-}
-
-}  // namespace
-
 std::string option_error_message(const OptionError& error) {
   const std::string flag = flag_of(error.option());
   const std::string message = error.what();
@@ -615,7 +600,7 @@ std::string option_error_message(const OptionError& error) {
   const std::size_t comma = message.find(", ", subject.size());
   if (message.rfind(subject, 0) != 0 || comma == std::string::npos) {
     // "fixed_weights keeps the initial weights, and ...": the flag in the sentence too.
-    return flag + ": " + with_flag(message, error.option(), flag);
+    return flag + ": " + in_flags(message);
   }
   return flag + " " + message.substr(subject.size(), comma - subject.size()) + ": " +
          message.substr(comma + 2);

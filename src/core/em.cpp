@@ -172,45 +172,53 @@ void check_float_precisions(const PreparedModel& p, double reg_covar) {
 // whose variances come within 2^mantissa of the smallest normal number lose the products of
 // all but its most probable rows, silently (data scaled by 1e-152 fitted 2e-6 off, by 1e-154
 // 5 % off or NaN; float32 data by 1e-19, 10 % off). Only a reg_covar below that bound lets a
-// variance get there; the data's own scale is then the cause, and rescaling by a power of two
-// (exact) the remedy.
-void check_variances_above_subnormal(const Model& m, DType dtype, double reg_covar) {
-  if (m.family != Family::kGaussian) return;
+// variance get there: a component collapsing onto coinciding rows (restarted as a singular one
+// is), or the data's own scale, when the start or the other components are there too.
+double subnormal_bound(DType dtype) {
+  return dtype == DType::kFloat64 ? std::ldexp(DBL_MIN, 53) : std::ldexp(double{FLT_MIN}, 24);
+}
+
+// The smallest variance of one component's covariance block (full, tied: its diagonal).
+double smallest_variance(const double* block, Covariance covariance, std::size_t d) {
+  if (covariance == Covariance::kSpherical) return block[0];
+  double smallest = std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j < d; ++j) {
+    smallest = std::min(smallest, covariance == Covariance::kDiag ? block[j] : block[j * d + j]);
+  }
+  return smallest;
+}
+
+bool near_subnormals(double variance, DType dtype) {
+  return variance > 0 && variance < subnormal_bound(dtype);
+}
+
+[[noreturn]] void throw_near_subnormals(const std::string& which, double variance, DType dtype,
+                                        double reg_covar) {
   const bool is_double = dtype == DType::kFloat64;
-  const double smallest_normal = is_double ? DBL_MIN : FLT_MIN;
-  const double bound = std::ldexp(smallest_normal, is_double ? 53 : 24);
-  if (reg_covar >= bound) return;
-  const std::size_t d = static_cast<std::size_t>(m.n_features);
-  for (int c = 0; c < (m.covariance == Covariance::kTied ? 1 : m.n_components); ++c) {
-    for (std::size_t j = 0; j < (m.covariance == Covariance::kSpherical ? 1 : d); ++j) {
-      double variance = 0;
-      switch (m.covariance) {
-        case Covariance::kFull:
-          variance = m.covariances[(c * d + j) * d + j];
-          break;
-        case Covariance::kTied:
-          variance = m.covariances[j * d + j];
-          break;
-        case Covariance::kDiag:
-          variance = m.covariances[c * d + j];
-          break;
-        case Covariance::kSpherical:
-          variance = m.covariances[c];
-          break;
-      }
-      if (variance > 0 && variance < bound) {
-        const std::string which = m.covariance == Covariance::kTied
-                                      ? std::string("the tied covariance")
-                                      : "the covariance of component " + std::to_string(c);
-        throw NumericalError(
-            which + " has a variance of " + format_number(variance) +
-            ", so small that its statistics fall among the numbers below " +
-            format_number(smallest_normal) + " that the engine flushes to zero (" +
-            (is_double ? "double" : "single") +
-            " precision): rescale the data (multiply them by a power of two, which is exact)" +
-            (is_double ? "" : ", use float64 data,") + " or increase reg_covar" +
-            (reg_covar == 0 ? " from 0" : ""));
-      }
+  throw NumericalError(
+      which + " has a variance of " + format_number(variance) +
+      ", so small that its statistics fall among the numbers below " +
+      format_number(is_double ? DBL_MIN : FLT_MIN) + " that the engine flushes to zero (" +
+      (is_double ? "double" : "single") +
+      " precision): rescale the data (multiply them by a power of two, which is exact)" +
+      (is_double ? "" : ", use float64 data,") + " or increase reg_covar" +
+      (reg_covar == 0 ? " from 0" : ""));
+}
+
+// The start's covariances: near the subnormals only where the data are (a k-means start is the
+// data's own clusters; a component no row chose has the identity).
+void check_start_above_subnormals(const Model& m, DType dtype, double reg_covar) {
+  if (m.family != Family::kGaussian || reg_covar >= subnormal_bound(dtype)) return;
+  const std::size_t per = m.covariance_size() / m.n_components;
+  const int blocks = m.covariance == Covariance::kTied ? 1 : m.n_components;
+  for (int c = 0; c < blocks; ++c) {
+    const double v = smallest_variance(m.covariances.data() + c * per, m.covariance,
+                                       static_cast<std::size_t>(m.n_features));
+    if (near_subnormals(v, dtype)) {
+      throw_near_subnormals(m.covariance == Covariance::kTied
+                                ? std::string("the tied covariance")
+                                : "the starting covariance of component " + std::to_string(c),
+                            v, dtype, reg_covar);
     }
   }
 }
@@ -247,7 +255,7 @@ const PreparedModel& EmRun::prepare_next() {
     prepared_ = prepare_in_fit(model_, prepare_options(), options_.reg_covar);
   }
   if (dtype_ == DType::kFloat32) check_float_precisions(prepared_, options_.reg_covar);
-  check_variances_above_subnormal(model_, dtype_, options_.reg_covar);
+  if (iteration_ == 0) check_start_above_subnormals(model_, dtype_, options_.reg_covar);
   prepared_.entropy = want_entropy_;
   return prepared_;
 }
@@ -359,11 +367,40 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
                                   return std::find(empty.begin(), empty.end(), c) != empty.end();
                                 }),
                  singular.end());
+  if (next.family == Family::kGaussian && options_.reg_covar < subnormal_bound(dtype_)) {
+    const std::size_t d = static_cast<std::size_t>(next.n_features);
+    const std::size_t per = next.covariance_size() / next.n_components;
+    if (next.covariance == Covariance::kTied) {
+      const double v = smallest_variance(next.covariances.data(), next.covariance, d);
+      if (near_subnormals(v, dtype_)) {
+        throw_near_subnormals("the tied covariance", v, dtype_, options_.reg_covar);
+      }
+    } else {
+      for (int c = 0; c < next.n_components; ++c) {
+        const double v = smallest_variance(next.covariances.data() + c * per, next.covariance, d);
+        const bool listed = std::find(singular.begin(), singular.end(), c) != singular.end() ||
+                            std::find(empty.begin(), empty.end(), c) != empty.end();
+        if (near_subnormals(v, dtype_) && !listed) {
+          singular.push_back(c);  // collapsing: restarted from the others' covariance, below
+          next_prepared_.reset();
+        }
+      }
+    }
+  }
   if (!singular.empty()) {
     next_prepared_.reset();
     std::vector<int> collapsed_or_empty = singular;
     collapsed_or_empty.insert(collapsed_or_empty.end(), empty.begin(), empty.end());
     const std::vector<double> pooled = pooled_covariance(next, collapsed_or_empty);
+    if (!pooled.empty()) {
+      const double v = smallest_variance(pooled.data(), next.covariance,
+                                         static_cast<std::size_t>(next.n_features));
+      if (near_subnormals(v, dtype_) && options_.reg_covar < subnormal_bound(dtype_)) {
+        // The components that did not collapse are as small: the data's scale.
+        throw_near_subnormals("the covariance of the components that did not collapse", v, dtype_,
+                              options_.reg_covar);
+      }
+    }
     if (pooled.empty()) {
       // No component is left to take a covariance from, and the collapsed one restarts from
       // its previous covariance; when that one is singular too, it has nothing to restart from

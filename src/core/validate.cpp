@@ -587,7 +587,7 @@ void validate_mstep_options(double reg_covar, double prob_epsilon) {
   }
   // Probabilities are clamped to [prob_epsilon, 1 - prob_epsilon]: below 2^-53, 1 - prob_epsilon
   // rounds to 1, whose log(1 - p) is -inf, and a fit's log-likelihood became NaN.
-  if (1.0 - prob_epsilon == 1.0) {
+  if (prob_epsilon < std::ldexp(1.0, -53)) {
     throw OptionError("prob_epsilon", "prob_epsilon is " + number(prob_epsilon) +
                                           ", must be at least 2^-53 (1.1e-16), so that "
                                           "1 - prob_epsilon is below 1 in double precision");

@@ -70,6 +70,9 @@ std::string excerpt(std::string_view text, std::size_t max_bytes = 40);
 // (UTF-8 names stay readable), else quoted and shortened as excerpt() does.
 std::string quote_path(const std::string& path);
 
+// The file name's extension, lower case, with its dot (".npy"); "" for none.
+std::string lower_extension(const std::string& path);
+
 // Throws IoError "PATH: MESSAGE: strerror(error)".
 [[noreturn]] void throw_io(const std::string& path, const std::string& message, int error = 0);
 

@@ -15,16 +15,6 @@
 namespace emix::io {
 namespace {
 
-std::string lower_extension(const std::string& path) {
-  const std::size_t slash = path.find_last_of('/');
-  const std::size_t dot = path.find_last_of('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return {};
-  std::string ext = path.substr(dot);
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext;
-}
-
 // What a regular file that is not named as binary holds, by its first bytes: a .npy under
 // another name is read as one; an archive, a compressed file or other binary data is named as
 // such, rather than parsed as text into "the header has 5 columns but row 1 has 1". Pipes and
@@ -60,7 +50,7 @@ FileFormat sniff_text_file(const std::string& path) {
 // everything else is text, unless its first bytes say otherwise (sniff_text_file).
 FileFormat resolve_format(const std::string& path, const ReadOptions& options) {
   if (options.format != FileFormat::kAuto) return options.format;
-  const std::string ext = lower_extension(path);
+  const std::string ext = detail::lower_extension(path);
   if (ext == ".npy") return FileFormat::kNpy;
   if (ext == ".bin" || ext == ".raw" || !options.raw_dtype.empty()) return FileFormat::kRaw;
   return sniff_text_file(path);
@@ -100,13 +90,12 @@ std::int64_t count_rows(const std::string& path, const ReadOptions& options) {
   return detail::read_text(path, all).rows();
 }
 
-std::int64_t text_line_of_row(const std::string& path, std::int64_t row,
-                              const ReadOptions& options) {
+std::int64_t text_line_of_row(const std::string& path, std::int64_t row) {
   const cpu::ScopedNonStopFp non_stop;
   // A pipe or FIFO was read once: opened again, a FIFO waits for a writer that never comes.
   struct stat info;
   if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return 0;
-  if (resolve_format(path, options) != FileFormat::kText) return 0;
+  if (resolve_format(path, ReadOptions()) != FileFormat::kText) return 0;
   return detail::text_line_of_data_row(path, row);
 }
 

@@ -1,5 +1,6 @@
-// CSV and whitespace-separated text. The separator is chosen once per file from its first
-// non-comment line: ';' if it has one, else ',' if it has one, else runs of spaces and tabs.
+// CSV, TSV and whitespace-separated text. The separator is chosen once per file from its first
+// non-comment line: a tab if the file is named *.tsv or *.tab and the line has one, else ';' if
+// it has one, else ',' if it has one, else runs of spaces and tabs.
 // A first line none of whose cells is a number (or a missing-value marker such as NA) is a
 // header; blank lines and lines whose first non-blank character is '#' are skipped.
 #include <algorithm>
@@ -126,25 +127,27 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// ';' if the line has one outside double quotes, else ',' if it has one, else a tab if it has
-// one and no two spaces in a row (a TSV file, as spreadsheets, pandas and R write it: one tab
-// between cells, two around an empty one, names with single spaces), else 0: runs of blanks
-// (columns aligned with spaces, or spaces and tabs). Read as runs of blanks, a TSV file's empty
-// cell shifted the row's other values one column left.
-char choose_separator(std::string_view line) {
-  bool quoted = false, comma = false, tab = false, aligned = false;
-  char previous = 0;
+// ';' if the line has one outside double quotes, else ',' if it has one, else 0: runs of
+// blanks. In a file named *.tsv or *.tab (`tab_separated`), a tab if the line has one: TSV as
+// spreadsheets, pandas and R write it, one tab between cells and two around an empty one, names
+// that may hold spaces. Read as runs of blanks, a TSV file's empty cell shifted the row's next
+// values one column left; other names keep runs of blanks, which columns aligned with tabs use.
+char choose_separator(std::string_view line, bool tab_separated) {
+  bool quoted = false, semicolon = false, comma = false, tab = false;
   for (const char c : line) {
     if (c == '"') quoted = !quoted;
     if (quoted) continue;
-    if (c == ';') return ';';
+    semicolon = semicolon || c == ';';
     comma = comma || c == ',';
     tab = tab || c == '\t';
-    aligned = aligned || (c == ' ' && previous == ' ');
-    previous = c;
   }
-  if (comma) return ',';
-  return tab && !aligned ? '\t' : '\0';
+  if (tab_separated && tab) return '\t';
+  return semicolon ? ';' : comma ? ',' : '\0';
+}
+
+bool tab_separated_name(const std::string& path) {
+  const std::string extension = lower_extension(path);
+  return extension == ".tsv" || extension == ".tab";
 }
 
 // A cell in double quotes (RFC 4180, as R's write.csv writes names and row names): its content,
@@ -390,7 +393,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
              (open_quote ? "; a double quote on this line does not close" : "");
     };
     const auto ends_with_separator = [&] {
-      return separator != '\0' && text.find_last_not_of(" \t") == text.rfind(separator);
+      return separator != '\0' &&
+             text.find_last_not_of(separator == '\t' ? " " : " \t") == text.rfind(separator);
     };
     if (cols < 0) {
       cols = n_cells;
@@ -476,7 +480,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
                  "a .npy file, read as text: emix reads a .npy only from a regular file, not "
                  "through a pipe or a FIFO; write it to a regular file named *.npy");
       }
-      separator = choose_separator(line);
+      separator = choose_separator(line, tab_separated_name(path));
       split(line, separator, &cells, /*keep_quotes=*/true);
       const FirstLine kind = classify_first_line(cells);
       if (kind == FirstLine::kHeader) {
@@ -543,7 +547,7 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
     if (holds_nothing(line)) continue;
     if (!seen_first) {
       seen_first = true;
-      separator = choose_separator(line);
+      separator = choose_separator(line, tab_separated_name(path));
       split(line, separator, &cells, /*keep_quotes=*/true);
       const FirstLine kind = classify_first_line(cells);
       if (kind == FirstLine::kHeader) continue;
@@ -571,7 +575,7 @@ std::int64_t text_numeric_header_line(const std::string& path) {
   while (lines.next(&line)) {
     if (holds_nothing(line)) continue;
     if (held_line > 0) return written_as_reals(line, separator) ? held_line : 0;
-    separator = choose_separator(line);
+    separator = choose_separator(line, tab_separated_name(path));
     split(line, separator, &cells, /*keep_quotes=*/true);
     const FirstLine kind = classify_first_line(cells);
     if (kind == FirstLine::kRow) return 0;

@@ -80,7 +80,7 @@ FORKED_FROM_A_THREAD = textwrap.dedent("""
 
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
-    model = emix.GaussianMixture(64, max_iter=1, random_state=0, device="cpu").fit(
+    model = emix.GaussianMixture(128, max_iter=1, random_state=0, device="cpu").fit(
         rng.normal(size=(5000, 16)))
     x = rng.normal(size=(400_000, 16))
     read, write = os.pipe()
@@ -128,4 +128,6 @@ def test_a_child_forked_from_a_thread_hears_ctrl_c_inside_a_call(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["after_signal"] is not None, result
-    assert result["after_signal"] < result["whole"] / 4, result
+    # Checked, the signal is heard within the 50 ms between checks and a 64th of the call;
+    # unchecked, it waits for the call's end, three quarters of the call after it was sent.
+    assert result["after_signal"] < result["whole"] / 2, result
