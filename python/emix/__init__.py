@@ -32,6 +32,9 @@ from ._discrete import BernoulliMixture, BinomialMixture
 from ._emix import (CudaError, Error, InvalidArgument, IoError, MpiError, NotAvailable,
                     NumericalError, OutOfMemory, gpu_available, gpu_built, gpu_count,
                     gpu_unavailable_reason)
+from ._emix import (BrokenPipeIoError, FileExistsIoError, FileNotFoundIoError,
+                    IsADirectoryIoError, NotADirectoryIoError, PermissionIoError)
+from . import _errors  # noqa: F401 - IoError's pickling
 from ._gaussian import GaussianMixture
 from ._chunks import Chunks, chunked
 from ._io import load_model
@@ -42,7 +45,9 @@ __version__ = _emix.version()
 
 __all__ = [
     "GaussianMixture", "BernoulliMixture", "BinomialMixture", "load_model", "FitReport",
-    "IterationInfo", "FitWarning", "Error", "InvalidArgument", "IoError", "OutOfMemory",
+    "IterationInfo", "FitWarning", "Error", "InvalidArgument", "IoError", "FileNotFoundIoError",
+    "PermissionIoError", "IsADirectoryIoError", "NotADirectoryIoError", "FileExistsIoError",
+    "BrokenPipeIoError", "OutOfMemory",
     "NumericalError", "NotAvailable", "CudaError", "MpiError", "gpu_available", "gpu_built",
     "gpu_count", "gpu_unavailable_reason", "__version__", "Statistics", "accumulate", "maximize", "merge_in_order",
     "chunked", "Chunks", "select", "SelectResult",

@@ -329,6 +329,24 @@ def test_model_file_errors(tmp_path):
         emix.load_model(path)
 
 
+def test_errors_pickle_with_their_type_message_and_errno(tmp_path):
+    """Errors cross processes pickled (a Dask worker's, a multiprocessing child's): the errno
+    subclasses of IoError could not be pickled at all (emix had no attribute of their name),
+    and OSError's own reduce would rebuild them with the tuple (errno, strerror, filename) as
+    their message."""
+    with pytest.raises(emix.IoError) as caught:
+        emix.load_model(tmp_path / "missing.json")
+    back = pickle.loads(pickle.dumps(caught.value))
+    assert type(back) is type(caught.value) is emix.FileNotFoundIoError
+    assert str(back) == str(caught.value)
+    assert (back.errno, back.strerror, back.filename) == (
+        caught.value.errno, caught.value.strerror, caught.value.filename)
+    for kind in (emix.IoError, emix.InvalidArgument, emix.NumericalError, emix.OutOfMemory,
+                 emix.PermissionIoError, emix.IsADirectoryIoError):
+        back = pickle.loads(pickle.dumps(kind("what went wrong")))
+        assert type(back) is kind and str(back) == "what went wrong"
+
+
 def test_max_iter_beyond_the_libraries_int_means_no_limit():
     fitted = gm(n_components=1, max_iter=2**40).fit(X)
     assert fitted.converged_
