@@ -382,7 +382,6 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
                             std::find(empty.begin(), empty.end(), c) != empty.end();
         if (near_subnormals(v, dtype_) && !listed) {
           singular.push_back(c);  // collapsing: restarted from the others' covariance, below
-          next_prepared_.reset();
         }
       }
     }
@@ -395,7 +394,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     if (!pooled.empty()) {
       const double v = smallest_variance(pooled.data(), next.covariance,
                                          static_cast<std::size_t>(next.n_features));
-      if (near_subnormals(v, dtype_) && options_.reg_covar < subnormal_bound(dtype_)) {
+      if (near_subnormals(v, dtype_)) {
         // The components that did not collapse are as small: the data's scale.
         throw_near_subnormals("the covariance of the components that did not collapse", v, dtype_,
                               options_.reg_covar);
