@@ -339,14 +339,19 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         data = self._fit(X, sample_weight)
         return self._evaluate(_emix.predict, data)
 
-    def _commit(self, attributes, drop=()):
+    def _commit(self, attributes, drop=(), feature_names=_KEEP):
         """Sets `attributes` and removes `drop` in one store of __dict__: a KeyboardInterrupt
         (which Python raises between two statements) or another thread fitting or reading this
         estimator sees all the fitted attributes of one fit, never some of each. Readers that
-        take vars(self) once (_model) read one consistent state."""
+        take vars(self) once (_model) read one consistent state. `feature_names`: the fit's
+        feature_names_in_ (None: none, removed); _KEEP leaves them."""
         state = dict(self.__dict__)  # one call, which no other thread's store interrupts
         for key in drop:
             state.pop(key, None)
+        if feature_names is None:
+            state.pop("feature_names_in_", None)
+        elif feature_names is not _KEEP:
+            state["feature_names_in_"] = feature_names
         state.update(attributes)
         self.__dict__ = state
 
@@ -560,12 +565,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                           converged_=False)
         if offset is not None:
             attributes["_online_offset_"] = offset
-        drop = ["_online_checkpoint_", "report_", "lower_bounds_"]
-        if names is None:
-            drop.append("feature_names_in_")
-        elif names is not _KEEP:
-            attributes["feature_names_in_"] = names
-        self._commit(attributes, drop)
+        self._commit(attributes, drop=("_online_checkpoint_", "report_", "lower_bounds_"),
+                     feature_names=names)
         weightless = np.flatnonzero(np.asarray(attributes["weights_"]) == 0)
         if weightless.size:
             # fit re-seeds such a component on a row; online EM, which sees each batch once,
@@ -648,8 +649,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     feature_names=_KEEP):
         """The fitted attributes from a fit's report, its warnings emitted. `candidate`: select's
         name for this fit ("K = 3, full"), which prefixes its FitWarnings; select then states
-        non-convergence once for all its candidates. `feature_names`: the fit's
-        feature_names_in_ (None: none), committed with the rest; _KEEP leaves them."""
+        non-convergence once for all its candidates. `feature_names`: as _commit takes them,
+        committed with the rest."""
         attributes = self._model_attributes(report.model)
         attributes.update(
             _fit_weight_=float(total_weight),  # what step_offset='auto' weighs the fit as
@@ -664,12 +665,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             report_=FitReport._from_native(report))
         # A fit's model ends the online stream (its next partial_fit starts one from the
         # model); a fit that failed, its data refused say, leaves the stream as it was.
-        drop = ["_online_", "_online_settings_", "_online_checkpoint_", "_online_offset_"]
-        if feature_names is None:
-            drop.append("feature_names_in_")
-        elif feature_names is not _KEEP:
-            attributes["feature_names_in_"] = feature_names
-        self._commit(attributes, drop)
+        self._commit(attributes, feature_names=feature_names,
+                     drop=("_online_", "_online_settings_", "_online_checkpoint_",
+                           "_online_offset_"))
         # From this fit's attributes: another thread's fit may have committed since.
         converged = attributes["converged_"]
         if self.verbose >= 1:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import emix
+from conftest import TIME_AN_INTERRUPT
 
 INTERRUPT_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading, time
@@ -175,7 +176,7 @@ def test_gil_is_released_during_predict_and_score(big_data, method):
 
 
 WITHIN_A_PASS_SCRIPT = textwrap.dedent("""
-    import json, os, signal, sys, threading, time, warnings
+    import json, time, warnings
     import numpy as np
     import emix
 
@@ -192,19 +193,7 @@ WITHIN_A_PASS_SCRIPT = textwrap.dedent("""
     }
     results = {}
     for name, call in calls.items():
-        start = time.perf_counter()
-        call()
-        whole = time.perf_counter() - start
-        sent = []
-        def fire():
-            sent.append(time.perf_counter())
-            os.kill(os.getpid(), signal.SIGINT)
-        threading.Timer(whole / 4, fire).start()
-        try:
-            call()
-            results[name] = {"whole": whole, "after_signal": None}
-        except KeyboardInterrupt:
-            results[name] = {"whole": whole, "after_signal": time.perf_counter() - sent[0]}
+        results[name] = time_an_interrupt(call)
         time.sleep(0.05)
     print(json.dumps(results))
 """)
@@ -216,7 +205,7 @@ def test_ctrl_c_stops_a_call_within_its_pass(tmp_path):
     and score_samples ran to their end first, and a k-means++ start of K = 150 took 10 s to stop.
     A signal a quarter into each call (about a second long) must stop it within a quarter more."""
     script = tmp_path / "within.py"
-    script.write_text(WITHIN_A_PASS_SCRIPT)
+    script.write_text(TIME_AN_INTERRUPT + WITHIN_A_PASS_SCRIPT)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

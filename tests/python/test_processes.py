@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import emix
+from conftest import TIME_AN_INTERRUPT
 
 X = np.random.default_rng(0).normal(size=(5000, 3))
 
@@ -74,7 +75,7 @@ def test_threads_that_cannot_start_raise_instead_of_ending_the_interpreter():
 
 
 FORKED_FROM_A_THREAD = textwrap.dedent("""
-    import json, os, signal, threading, time, warnings
+    import json, os, threading, warnings
     import numpy as np
     import emix
 
@@ -90,19 +91,7 @@ FORKED_FROM_A_THREAD = textwrap.dedent("""
         pid = os.fork()
         if pid:
             return
-        start = time.perf_counter()
-        model.predict_proba(x)
-        whole = time.perf_counter() - start
-        sent = []
-        def fire():
-            sent.append(time.perf_counter())
-            os.kill(os.getpid(), signal.SIGINT)
-        threading.Timer(whole / 4, fire).start()
-        try:
-            model.predict_proba(x)
-            result = {"whole": whole, "after_signal": None}
-        except KeyboardInterrupt:
-            result = {"whole": whole, "after_signal": time.perf_counter() - sent[0]}
+        result = time_an_interrupt(lambda: model.predict_proba(x))
         os.write(write, json.dumps(result).encode())
         os._exit(0)
 
@@ -122,7 +111,7 @@ def test_a_child_forked_from_a_thread_hears_ctrl_c_inside_a_call(tmp_path):
     (it checked on the parent's main thread, which the child has not, and predict ran on to its
     end)."""
     script = tmp_path / "forked.py"
-    script.write_text(FORKED_FROM_A_THREAD)
+    script.write_text(TIME_AN_INTERRUPT + FORKED_FROM_A_THREAD)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
