@@ -806,6 +806,42 @@ TEST(CpuEngine, FloatEvaluationFarFromTheOriginIsUnbiased) {
   EXPECT_LT(worst, 1e-4);
 }
 
+// A float32 tied model's rows far from every component (10^2 to 10^9 along random directions):
+// their responsibilities follow the linear parts u^T P (mu_k - m), which differ by about |u| per
+// unit of distance between means, while the quadratic part every component shares, u^T P u / 2,
+// is |u|^2. Added to each component's log-density in float, it rounded them by 6e-8 |u|^2 and
+// the rows from 10^7 on got 1/K each. The same float values evaluated in double are the
+// reference: responsibilities within 1e-4 (float32's tolerance; these are 0 or 1 but for float's
+// rounding of the linear parts, about 6e-8 |u| |P (mu_j - mu_k)|, against their gaps of |u|), and
+// log p(x) within 1e-5 relative (float's rounding of the D (D + 1) / 2 quadratic terms, measured
+// 1.7e-7).
+TEST(CpuEngine, Float32TiedRowsFarFromTheDataKeepTheirNearestComponent) {
+  const int k = 4, d = 8;
+  const emix::Model model =
+      emix::testing::random_model(Family::kGaussian, Covariance::kTied, k, d, 23);
+  std::mt19937_64 rng(24);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::vector<float> x32;
+  for (const double distance : {1e2, 1e4, 1e6, 1e7, 1e8, 1e9}) {
+    for (int repeat = 0; repeat < 4; ++repeat) {
+      for (int j = 0; j < d; ++j) x32.push_back(static_cast<float>(distance * z(rng)));
+    }
+  }
+  const std::int64_t n = static_cast<std::int64_t>(x32.size()) / d;
+  const std::vector<double> x64(x32.begin(), x32.end());
+  const auto view32 = emix::DataView::host(x32.data(), n, d);
+  const auto view64 = emix::DataView::host(x64.data(), n, d);
+  const std::vector<double> resp32 = emix::predict_proba(model, view32, cpu_only());
+  const std::vector<double> resp64 = emix::predict_proba(model, view64, cpu_only());
+  const std::vector<double> log_prob32 = emix::score_samples(model, view32, cpu_only());
+  const std::vector<double> log_prob64 = emix::score_samples(model, view64, cpu_only());
+  for (std::int64_t i = 0; i < n; ++i) {
+    SCOPED_TRACE("row " + std::to_string(i));
+    for (int c = 0; c < k; ++c) EXPECT_NEAR(resp32[i * k + c], resp64[i * k + c], 1e-4);
+    EXPECT_NEAR(log_prob32[i], log_prob64[i], 1e-5 * std::abs(log_prob64[i]));
+  }
+}
+
 // Binomial counts of up to 1000: the log-densities' terms (x logit and m log(1 - p), about 1e4)
 // cancel to about -20, and float32 arithmetic once gave a log-likelihood 2.1e-6 off (4e-5
 // absolute) with every parameter exact. Such a float model is computed in double: the

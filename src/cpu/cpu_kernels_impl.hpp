@@ -83,8 +83,8 @@ struct Scratch {
   Vector<T> max;              // B: the row's largest log-density
   Vector<T> sum;              // B: sum_k exp(v_k - max)
   Vector<T> lse;              // B: log p(x_n), less row_offset
-  Vector<double> row_offset;  // B: what a float plan's log-densities took out of each row
-                              // (less_row_largest), or empty
+  Vector<double> row_offset;  // B: what the log-densities took out of each row (a float plan's
+                              // less_row_largest; tied, expanded: the shared part), or empty
   Matrix<double> raw_sums;    // B x K: a float plan's log-densities in double (raw_bias)
   Vector<T> diff;             // B: v_k - max of one column
   Vector<T> shifted;          // B: sum_k exp(v_k - max) (v_k - max), for the entropy
@@ -1471,12 +1471,15 @@ void log_densities(const TilePlan<T>& plan, const Matrix<T>& f, Scratch<T>& s) {
     return;
   }
   // Tied: the quadratic part -u^T P u / 2 is every component's, taken once per row (its
-  // D (D + 1) / 2 products against K times that), then added to each component's linear part.
+  // D (D + 1) / 2 products against K times that), and kept out of the log-densities: it changes
+  // no responsibility, and goes to log p(x) in double (row_offset). Added to each component's
+  // linear part in T, it rounded them by eps |u^T P u|: a float32 row 10^7 from the data
+  // (u^T P u about 10^14) lost the linear parts' differences, and its responsibilities were 1 / K.
   const Eigen::Index rows = f.rows(), d = plan.d, p = f.cols();
   features_times_weights(f.data(), rows, d, plan.w, p, plan.bias, plan.k, s.resp);
   const T no_bias = 0;
   features_times_weights(f.data() + d * rows, rows, p - d, plan.w + d, p, &no_bias, 1, s.shared);
-  for (int c = 0; c < plan.k; ++c) s.resp.col(c) += s.shared.col(0);
+  s.row_offset = s.shared.col(0).template cast<double>();
 }
 
 // What row n's log-density under every component shares: sum_d log C(m, x_nd) for a binomial
@@ -1492,8 +1495,8 @@ double row_constant(const TilePlan<T>& plan, std::int64_t n) {
   return log_binomial(plan.x + n * plan.d, plan.d, plan.trials, plan.log_choose);
 }
 
-// Row begin + i's log p(x), in double: the tile's log-sum-exp, what raw_log_densities took out of
-// the row (a float plan's largest log-density) and what every component shares (row_constant).
+// Row begin + i's log p(x), in double: the tile's log-sum-exp, what the log-densities took out of
+// the row (row_offset) and what every component shares (row_constant).
 template <typename T>
 double row_log_prob(const TilePlan<T>& plan, const Scratch<T>& s, std::int64_t begin,
                     std::int64_t i) {
