@@ -6,6 +6,7 @@
 # Separated: `emix generate` (2 x 10^5 x 16, K = 8). Overlapping: the same shape, eight unit
 # Gaussians with means in [-0.5, 0.5]^16 (made with $PYTHON, default python3, and NumPy). 20
 # iterations each (tol 0), seed 5, 2 threads.
+# COVARIANCES (default "full diag") picks the covariance types.
 set -euo pipefail
 old=$1 new=$2 rounds=${3:-3} dir=${4:-/tmp/emix-cpu-ab}
 mkdir -p "$dir"
@@ -32,7 +33,7 @@ medians() {  # "iteration fit" pairs -> the median of each column
 printf '%-6s %-5s %-8s %-24s %-24s\n' data cov precision "old: iteration, fit (s)" \
   "new: iteration, fit (s)"
 for data in sep ovl; do
-  for cov in full diag; do
+  for cov in ${COVARIANCES:-full diag}; do
     for precision in double float; do
       o=() n=()
       for ((r = 0; r < rounds; ++r)); do

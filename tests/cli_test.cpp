@@ -148,6 +148,12 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
                  {"--n-components 99999999999: not a whole number in digits (INT) within the "
                   "option's range"});
   expect_failure("fit data.npy -k 2 --tol abc -o m.json", {"--tol abc: not a number (FLOAT)"});
+  // Beyond double's range, CLI11 alone read 1e400 as infinity (refused as "--tol inf") and
+  // 1e-400 as 0 (no regularisation, without a word).
+  expect_failure("fit data.npy -k 2 --tol 1e400 -o m.json",
+                 {"--tol: the value \"1e400\" is beyond the range of a double"});
+  expect_failure("select data.npy -k 1..2 --reg-covar 1e-400 -o m.json",
+                 {"--reg-covar: the value \"1e-400\" is below the smallest double"});
   expect_failure("fit data.npy -k 2 --init random --kmeans-iter 3 -o m.json",
                  {"--kmeans-iter applies to --init kmeans++ only"});
   expect_failure("select data.npy -k 1..2 --init random-from-data --kmeans-iter 0",

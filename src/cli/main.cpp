@@ -11,7 +11,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -306,6 +308,33 @@ void read_whole_numbers_as_decimal(CLI::App& app) {
   }
 }
 
+// CLI11 converts a number beyond double's range to infinity (`--tol 1e400`) and one below its
+// smallest to 0 (`--reg-covar 1e-400`, silently no regularisation), and the refusal that followed
+// an infinity echoed "inf" rather than what was typed: every FLOAT option refuses such a value.
+void refuse_numbers_out_of_double_range(CLI::App& app) {
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    for (CLI::Option* option : command->get_options()) {
+      if (option->get_type_name() != "FLOAT") continue;
+      option->check(CLI::Validator(
+          [](const std::string& value) {
+            errno = 0;
+            const double number = std::strtod(value.c_str(), nullptr);
+            if (errno != ERANGE) return std::string();
+            if (std::isinf(number)) {
+              return "the value \"" + value +
+                     "\" is beyond the range of a double (FLOAT, of size at most 1.8e308)";
+            }
+            if (number == 0) {
+              return "the value \"" + value +
+                     "\" is below the smallest double (FLOAT, 4.9e-324) and would be 0";
+            }
+            return std::string();  // a subnormal: held, with fewer digits
+          },
+          "", "within double's range"));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -515,6 +544,7 @@ int main(int argc, char** argv) {
 
   refuse_empty_values(app);
   read_whole_numbers_as_decimal(app);
+  refuse_numbers_out_of_double_range(app);
 
   // A mistyped command: CLI11 would say only "A subcommand is required".
   if (argc > 1 && argv[1][0] != '-') {
