@@ -76,7 +76,23 @@ bool cpu_supports(IsaLevel level) {
     case IsaLevel::kBaseline:
     case IsaLevel::kNative:
       return true;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__clang__)
+    // clang before 16 knows no level names here (a build error); the levels' features that
+    // clang 14 can ask for instead (every CPU with AVX2 and BMI2 has v3's F16C, LZCNT and MOVBE).
+    case IsaLevel::kV2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("sse3") &&
+             __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1") &&
+             __builtin_cpu_supports("sse4.2");
+    case IsaLevel::kV3:
+      return cpu_supports(IsaLevel::kV2) && __builtin_cpu_supports("avx") &&
+             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+    case IsaLevel::kV4:
+      return cpu_supports(IsaLevel::kV3) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#elif defined(__x86_64__) && defined(__GNUC__)
     case IsaLevel::kV2:
       __builtin_cpu_init();
       return __builtin_cpu_supports("x86-64-v2");
