@@ -1,6 +1,8 @@
 // An LD_PRELOAD shim for the CLI's tests of files it maps (tests/reads_unmappable_npy.sh,
 // tests/truncated_while_mapped.sh). EMIX_TEST_FILE_MMAP says what a mapping of a file does:
-//   fail      (or unset) it fails with ENODEV, as on a file system that cannot map files;
+//   fail      (or unset) it fails with ENODEV, as on a file system that cannot map files
+//             (but under /dev/shm, where LLVM's OpenMP runtime maps its registration at start-up
+//             and aborts if it cannot);
 //   truncate:PATH  a mapping of PATH (and of no other file) succeeds, then PATH is cut to 4096
 //             bytes, as if another program truncated it while emix runs: reading the mapping
 //             past the new end raises SIGBUS. Other files map as usual.
@@ -19,28 +21,36 @@ namespace {
 
 using Mmap = void* (*)(void*, size_t, int, int, int, off_t);
 
+// The path of the file `fd` is open on ("" where /proc does not say).
+void path_of(int fd, char (&path)[4096]) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  const ssize_t n = ::readlink(link, path, sizeof path - 1);
+  path[n > 0 ? n : 0] = '\0';
+}
+
 void* mmap_file(const char* name, void* address, size_t length, int protection, int flags, int fd,
                 off_t offset) {
   const auto next = reinterpret_cast<Mmap>(dlsym(RTLD_NEXT, name));
   if (fd < 0 || (flags & MAP_ANONYMOUS) != 0) {
     return next(address, length, protection, flags, fd, offset);
   }
+  char path[4096];
+  path_of(fd, path);
   const char* mode = std::getenv("EMIX_TEST_FILE_MMAP");
   constexpr char kTruncate[] = "truncate:";
   if (mode == nullptr || std::strncmp(mode, kTruncate, sizeof kTruncate - 1) != 0) {
+    constexpr char kShared[] = "/dev/shm/";
+    if (std::strncmp(path, kShared, sizeof kShared - 1) == 0) {
+      return next(address, length, protection, flags, fd, offset);
+    }
     errno = ENODEV;
     return MAP_FAILED;
   }
   const char* victim = mode + sizeof kTruncate - 1;
   void* map = next(address, length, protection, flags, fd, offset);
-  char link[64], path[4096];
-  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  const ssize_t n = ::readlink(link, path, sizeof path - 1);
-  if (map != MAP_FAILED && n > 0) {
-    path[n] = '\0';
-    if (std::strcmp(path, victim) == 0 && ::truncate(path, 4096) != 0) {
-      std::perror("no_file_mmap: truncate");
-    }
+  if (map != MAP_FAILED && std::strcmp(path, victim) == 0 && ::truncate(path, 4096) != 0) {
+    std::perror("no_file_mmap: truncate");
   }
   return map;
 }
