@@ -153,7 +153,9 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
   expect_failure("fit data.npy -k 2 --tol 1e400 -o m.json",
                  {"--tol: the value \"1e400\" is beyond the range of a double"});
   expect_failure("select data.npy -k 1..2 --reg-covar 1e-400 -o m.json",
-                 {"--reg-covar: the value \"1e-400\" is below the smallest double"});
+                 {"--reg-covar: the value \"1e-400\" is below the smallest positive double"});
+  expect_failure("fit data.npy -k 2 --tol 1e400x -o m.json",
+                 {"--tol 1e400x: not a number (FLOAT)"});
   expect_failure("fit data.npy -k 2 --init random --kmeans-iter 3 -o m.json",
                  {"--kmeans-iter applies to --init kmeans++ only"});
   expect_failure("select data.npy -k 1..2 --init random-from-data --kmeans-iter 0",

@@ -1,4 +1,5 @@
-"""Every C++ source of the library, the program and the Python module compiles with clang too.
+"""Every C++ source of the library (the GPU engine's host files included), the program and the
+Python module compiles with clang too.
 
 The build's own compile commands (compile_commands.json) are replayed with clang++ and
 -fsyntax-only: the same definitions, include paths, language level and -march of each CPU
@@ -37,7 +38,10 @@ def main():
     build_dir, source_dir, clangxx = sys.argv[1:4]
     with open(os.path.join(build_dir, "compile_commands.json")) as f:
         entries = json.load(f)
-    roots = [os.path.join(os.path.realpath(source_dir), part) + os.sep for part in ("src", "python")]
+    roots = [
+        os.path.join(os.path.realpath(source_dir), part) + os.sep
+        for part in ("src", "kernels", "python")
+    ]
     chosen = [
         e
         for e in entries
@@ -60,7 +64,7 @@ def main():
         return entry["file"], result.returncode, result.stdout
 
     failed = 0
-    workers = max(1, min(4, os.cpu_count() or 1))
+    workers = max(1, min(2, os.cpu_count() or 1))  # the test's PROCESSORS
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for path, code, output in pool.map(compile_one, chosen):
             if code != 0:

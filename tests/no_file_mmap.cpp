@@ -1,8 +1,8 @@
 // An LD_PRELOAD shim for the CLI's tests of files it maps (tests/reads_unmappable_npy.sh,
 // tests/truncated_while_mapped.sh). EMIX_TEST_FILE_MMAP says what a mapping of a file does:
-//   fail      (or unset) it fails with ENODEV, as on a file system that cannot map files
-//             (but under /dev/shm, where LLVM's OpenMP runtime maps its registration at start-up
-//             and aborts if it cannot);
+//   fail      (or unset) it fails with ENODEV, as on a file system that cannot map files (but
+//             LLVM's OpenMP runtime's registration, which it maps at start-up and aborts
+//             without);
 //   truncate:PATH  a mapping of PATH (and of no other file) succeeds, then PATH is cut to 4096
 //             bytes, as if another program truncated it while emix runs: reading the mapping
 //             past the new end raises SIGBUS. Other files map as usual.
@@ -40,8 +40,8 @@ void* mmap_file(const char* name, void* address, size_t length, int protection, 
   const char* mode = std::getenv("EMIX_TEST_FILE_MMAP");
   constexpr char kTruncate[] = "truncate:";
   if (mode == nullptr || std::strncmp(mode, kTruncate, sizeof kTruncate - 1) != 0) {
-    constexpr char kShared[] = "/dev/shm/";
-    if (std::strncmp(path, kShared, sizeof kShared - 1) == 0) {
+    constexpr char kRuntime[] = "/dev/shm/__KMP_REGISTERED_LIB_";
+    if (std::strncmp(path, kRuntime, sizeof kRuntime - 1) == 0) {
       return next(address, length, protection, flags, fd, offset);
     }
     errno = ENODEV;

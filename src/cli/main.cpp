@@ -318,15 +318,17 @@ void refuse_numbers_out_of_double_range(CLI::App& app) {
       option->check(CLI::Validator(
           [](const std::string& value) {
             errno = 0;
-            const double number = std::strtod(value.c_str(), nullptr);
-            if (errno != ERANGE) return std::string();
+            char* end = nullptr;
+            const double number = std::strtod(value.c_str(), &end);
+            // Not a number as a whole: CLI11's conversion names it.
+            if (errno != ERANGE || end == value.c_str() || *end != '\0') return std::string();
             if (std::isinf(number)) {
               return "the value \"" + value +
-                     "\" is beyond the range of a double (FLOAT, of size at most 1.8e308)";
+                     "\" is beyond the range of a double (FLOAT, of size up to about 1.8e308)";
             }
             if (number == 0) {
               return "the value \"" + value +
-                     "\" is below the smallest double (FLOAT, 4.9e-324) and would be 0";
+                     "\" is below the smallest positive double (FLOAT, 4.9e-324) and would be 0";
             }
             return std::string();  // a subnormal: held, with fewer digits
           },

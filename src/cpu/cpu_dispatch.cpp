@@ -77,8 +77,9 @@ bool cpu_supports(IsaLevel level) {
     case IsaLevel::kNative:
       return true;
 #if defined(__x86_64__) && defined(__clang__)
-    // clang before 16 knows no level names here (a build error); the levels' features that
-    // clang 14 can ask for instead (every CPU with AVX2 and BMI2 has v3's F16C, LZCNT and MOVBE).
+    // clang 14 (Debian 12's) knows no level names here (a build error): the levels' features it
+    // can ask for instead (every CPU with AVX2 and BMI2 has v3's F16C, LZCNT and MOVBE, and v2's
+    // CMPXCHG16B and LAHF come with SSE4.2).
     case IsaLevel::kV2:
       __builtin_cpu_init();
       return __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("sse3") &&

@@ -1462,6 +1462,7 @@ void direct_full_statistics(const TilePlan<T>& plan, const Matrix<T>& x, Scratch
 // into s.resp, without the part every component shares (row_constant).
 template <typename T>
 void log_densities(const TilePlan<T>& plan, const Matrix<T>& f, Scratch<T>& s) {
+  if (!plan.shared_quadratic && s.row_offset.size() != 0) s.row_offset.resize(0);  // none taken
   if (plan.kind == FeatureKind::kDirectFull || plan.kind == FeatureKind::kDirectDiag) {
     direct_log_densities(plan, f, s);
     return;
