@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sanitizers.hpp"
 #include "test_util.hpp"
 
 namespace emix {
@@ -602,7 +603,7 @@ TEST(CapiErrors, HandlesOfAnotherKindOrDestroyedAreNamed) {
   EXPECT_EQ(emix_options_set_n_components(h.options, 2), EMIX_OK);  // still alive
   ASSERT_EQ(emix_model_shape(model, &family, &covariance, &k, &d, &trials), EMIX_OK);
   EXPECT_EQ(k, 1);
-#if !defined(__SANITIZE_ADDRESS__)
+#if !EMIX_TEST_ADDRESS_SANITIZER
   emix_model* doomed = unit_model();
   ASSERT_NE(doomed, nullptr);
   emix_model_destroy(doomed);

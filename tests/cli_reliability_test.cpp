@@ -21,6 +21,7 @@
 #include "cli_test_util.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
+#include "sanitizers.hpp"
 
 namespace {
 
@@ -519,7 +520,7 @@ TEST_F(CliTest, NumberBeyondDoubleInAModelNamesFileLineAndField) {
 // checked. Whether that reservation fails depends on the machine's memory and overcommit
 // policy, so the program runs here with 1 GiB of address space: enough for emix, not for that.
 TEST_F(CliTest, ModelClaimingHugeWidthIsAnErrorWithoutAllocating) {
-#if defined(__SANITIZE_ADDRESS__)
+#if EMIX_TEST_ADDRESS_SANITIZER
   GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space; RLIMIT_AS cannot apply";
 #endif
   generate(20);
@@ -539,7 +540,7 @@ TEST_F(CliTest, ModelClaimingHugeWidthIsAnErrorWithoutAllocating) {
 // OpenMP ends the process itself; in Python, the interpreter), its temporaries left behind. 1023
 // threads' stacks (2 MiB each at the least) do not fit in 1 GiB of address space.
 TEST_F(CliTest, ThreadsThatCannotStartAreAnErrorNotAnExit) {
-#if defined(__SANITIZE_ADDRESS__)
+#if EMIX_TEST_ADDRESS_SANITIZER
   GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space; RLIMIT_AS cannot apply";
 #endif
   generate(2000);
@@ -562,7 +563,7 @@ TEST_F(CliTest, FitThatCannotFitInMemoryIsRefusedUpFront) {
   for (int i = 0; i < 200000; ++i) text += std::to_string(i % 997) + "\n";
   write("data.txt", text);
   ProcessLimits limits;
-#if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer needs terabytes of address space
+#if !EMIX_TEST_ADDRESS_SANITIZER  // AddressSanitizer needs terabytes of address space
   limits.address_space = rlim_t{16} << 30;
 #endif
   const CliRun r = finish(start({"fit", "data.txt", "-k", "100000", "-o", "model.json"}, limits));
