@@ -50,7 +50,10 @@ def main():
         and "nvcc" not in os.path.basename(shlex.split(e["command"])[0])
     ]
     if not chosen:
-        print("no C++ source of src/ or python/ in compile_commands.json", file=sys.stderr)
+        print(
+            "no C++ source of src/, kernels/ or python/ in compile_commands.json",
+            file=sys.stderr,
+        )
         return 1
 
     def compile_one(entry):

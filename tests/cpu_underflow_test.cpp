@@ -167,7 +167,7 @@ std::vector<unsigned> team_modes(int threads) {
 void set_team_mode(int threads, unsigned mode) {
 #pragma omp parallel num_threads(threads)
   _mm_setcsr(mode);
-  _mm_setcsr(mode);
+  _mm_setcsr(mode);  // the calling thread's, outside the region
 }
 #endif
 
