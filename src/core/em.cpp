@@ -391,15 +391,6 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     std::vector<int> collapsed_or_empty = singular;
     collapsed_or_empty.insert(collapsed_or_empty.end(), empty.begin(), empty.end());
     const std::vector<double> pooled = pooled_covariance(next, collapsed_or_empty);
-    if (!pooled.empty()) {
-      const double v = smallest_variance(pooled.data(), next.covariance,
-                                         static_cast<std::size_t>(next.n_features));
-      if (near_subnormals(v, dtype_)) {
-        // The components that did not collapse are as small: the data's scale.
-        throw_near_subnormals("the covariance of the components that did not collapse", v, dtype_,
-                              options_.reg_covar);
-      }
-    }
     if (pooled.empty()) {
       // No component is left to take a covariance from, and the collapsed one restarts from
       // its previous covariance; when that one is singular too, it has nothing to restart from
@@ -413,6 +404,14 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
                                "from; the data may lie in a subspace (a column that is a "
                                "combination of others, or coinciding rows): increase reg_covar");
         }
+      }
+    } else {
+      const double v = smallest_variance(pooled.data(), next.covariance,
+                                         static_cast<std::size_t>(next.n_features));
+      if (near_subnormals(v, dtype_)) {
+        // The components that did not collapse are as small: the data's scale.
+        throw_near_subnormals("the covariance of the components that did not collapse", v, dtype_,
+                              options_.reg_covar);
       }
     }
     if (!subspace_checked_) {
