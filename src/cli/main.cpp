@@ -264,77 +264,79 @@ std::string conversion_message(const CLI::App& app, const std::string& what) {
          " --help lists the options";
 }
 
+// fn(option) for every option of every command.
+template <typename Fn>
+void for_each_option(CLI::App& app, Fn&& fn) {
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    for (CLI::Option* option : command->get_options()) fn(option);
+  }
+}
+
 // CLI11 converts an empty value to the type's zero (lexical_assign), so `--tol ""` or
 // `--max-iter "$UNSET"` ran with 0 and no word, and an empty path option (`--sample-weight ""`)
 // was taken as not given: every option of every command refuses an empty value instead.
 // Validators see the text before it is converted, after the option's own checks.
 void refuse_empty_values(CLI::App& app) {
-  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-    for (CLI::Option* option : command->get_options()) {
-      const std::string type = option->get_type_name();
-      const bool number = type == "INT" || type == "UINT" || type == "FLOAT";
-      if (!number && type != "TEXT") continue;
-      const std::string problem = number ? "the value \"\" is not a number (" + type + ")"
-                                         : std::string("the value \"\" is empty");
-      option->check(CLI::Validator(
-          [problem](const std::string& value) { return value.empty() ? problem : std::string(); },
-          "", "not empty"));
-    }
-  }
+  for_each_option(app, [](CLI::Option* option) {
+    const std::string type = option->get_type_name();
+    const bool number = type == "INT" || type == "UINT" || type == "FLOAT";
+    if (!number && type != "TEXT") return;
+    const std::string problem = number ? "the value \"\" is not a number (" + type + ")"
+                                       : std::string("the value \"\" is empty");
+    option->check(CLI::Validator(
+        [problem](const std::string& value) { return value.empty() ? problem : std::string(); }, "",
+        "not empty"));
+  });
 }
 
 // CLI11 reads a whole number with a leading 0 as octal and takes 0x, 0o and 0b prefixes, so
 // `-k 010` (a zero-padded value from `seq -w`) fitted 8 components and `-k 08` was refused:
 // every whole-number option takes decimal digits only, leading zeros dropped.
 void read_whole_numbers_as_decimal(CLI::App& app) {
-  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-    for (CLI::Option* option : command->get_options()) {
-      const std::string type = option->get_type_name();
-      if (type != "INT" && type != "UINT") continue;
-      option->transform(CLI::Validator(
-          [type](std::string& value) {
-            const std::size_t digits = !value.empty() && (value[0] == '-' || value[0] == '+');
-            if (value.size() == digits) return std::string();  // empty: refuse_empty_values
-            if (value.find_first_not_of("0123456789", digits) != std::string::npos) {
-              return "the value \"" + value + "\" is not a whole number in decimal digits (" +
-                     type + ")";
-            }
-            const std::size_t first_nonzero = value.find_first_not_of('0', digits);
-            value.erase(digits, std::min(first_nonzero, value.size() - 1) - digits);
-            return std::string();
-          },
-          "", "decimal"));
-    }
-  }
+  for_each_option(app, [](CLI::Option* option) {
+    const std::string type = option->get_type_name();
+    if (type != "INT" && type != "UINT") return;
+    option->transform(CLI::Validator(
+        [type](std::string& value) {
+          const std::size_t digits = !value.empty() && (value[0] == '-' || value[0] == '+');
+          if (value.size() == digits) return std::string();  // empty: refuse_empty_values
+          if (value.find_first_not_of("0123456789", digits) != std::string::npos) {
+            return "the value \"" + value + "\" is not a whole number in decimal digits (" + type +
+                   ")";
+          }
+          const std::size_t first_nonzero = value.find_first_not_of('0', digits);
+          value.erase(digits, std::min(first_nonzero, value.size() - 1) - digits);
+          return std::string();
+        },
+        "", "decimal"));
+  });
 }
 
 // CLI11 converts a number beyond double's range to infinity (`--tol 1e400`) and one below its
 // smallest to 0 (`--reg-covar 1e-400`, silently no regularisation), and the refusal that followed
 // an infinity echoed "inf" rather than what was typed: every FLOAT option refuses such a value.
 void refuse_numbers_out_of_double_range(CLI::App& app) {
-  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-    for (CLI::Option* option : command->get_options()) {
-      if (option->get_type_name() != "FLOAT") continue;
-      option->check(CLI::Validator(
-          [](const std::string& value) {
-            errno = 0;
-            char* end = nullptr;
-            const double number = std::strtod(value.c_str(), &end);
-            // Not a number as a whole: CLI11's conversion names it.
-            if (errno != ERANGE || end == value.c_str() || *end != '\0') return std::string();
-            if (std::isinf(number)) {
-              return "the value \"" + value +
-                     "\" is beyond the range of a double (FLOAT, of size up to about 1.8e308)";
-            }
-            if (number == 0) {
-              return "the value \"" + value +
-                     "\" is below the smallest positive double (FLOAT, 4.9e-324) and would be 0";
-            }
-            return std::string();  // a subnormal: held, with fewer digits
-          },
-          "", "within double's range"));
-    }
-  }
+  for_each_option(app, [](CLI::Option* option) {
+    if (option->get_type_name() != "FLOAT") return;
+    option->check(CLI::Validator(
+        [](const std::string& value) {
+          errno = 0;
+          char* end = nullptr;
+          const double number = std::strtod(value.c_str(), &end);
+          // Not a number as a whole: CLI11's conversion names it.
+          if (errno != ERANGE || end == value.c_str() || *end != '\0') return std::string();
+          if (std::isinf(number)) {
+            return "the value \"" + value +
+                   "\" is beyond the range of a double (FLOAT, of size up to about 1.8e308)";
+          }
+          if (number == 0) {
+            return "the value \"" + value +
+                   "\" is below the smallest positive double (FLOAT, 4.9e-324) and would be 0";
+          }
+          return std::string();  // a subnormal: held, with fewer digits
+        },
+        "", "within double's range"));
+  });
 }
 
 }  // namespace
