@@ -23,6 +23,9 @@ endif()
 if(TARGET emix_cli)
   install(TARGETS emix_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
+if(TARGET emix_cli_mpi)  # beside emix, which runs it under mpirun
+  install(TARGETS emix_cli_mpi RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 
 install(DIRECTORY include/emix DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h"

@@ -28,13 +28,16 @@ if leaks=$(grep -rIl -e "$build" -e "$source" "$prefix"); then
 fi
 # Binaries: no path into the build tree at all. (Source paths remain in the GPU code's line
 # tables, which compute-sanitizer uses to name a faulting line.)
-for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix.a "$prefix"/bin/emix; do
+for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix.a "$prefix"/bin/emix \
+              "$prefix"/bin/emix-mpi; do
+  [ -e "$binary" ] || continue
   if grep -q -a -F "$build/" "$binary"; then
     echo "FAIL: $binary names the build tree $build" >&2
     exit 1
   fi
 done
-for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix_mpi.so "$prefix"/bin/emix; do
+for binary in "$prefix"/lib/libemix.so "$prefix"/lib/libemix_mpi.so "$prefix"/bin/emix \
+              "$prefix"/bin/emix-mpi; do
   [ -e "$binary" ] || continue
   if readelf -d "$binary" | grep -E 'RPATH|RUNPATH' | grep -q -e "$build" -e "$source"; then
     echo "FAIL: $binary has a run path into the build tree" >&2
@@ -53,8 +56,15 @@ if grep -q -i mpi "$prefix/lib/pkgconfig/emix.pc"; then
   echo "FAIL: emix.pc names MPI" >&2
   exit 1
 fi
+# The same for the program: `emix` starts without libmpi and hands mpirun's processes to
+# emix-mpi (tests/cli_without_optional_libraries.py runs it with the libraries hidden).
+if readelf -d "$prefix/bin/emix" | grep NEEDED | grep -q -i -e mpi -e cairo; then
+  echo "FAIL: bin/emix needs an MPI or cairo library:" >&2
+  readelf -d "$prefix/bin/emix" | grep NEEDED >&2
+  exit 1
+fi
 if [ -n "$mpiexec" ]; then
-  for f in lib/libemix_mpi.so lib/libemix_mpi.a lib/pkgconfig/emix-mpi.pc \
+  for f in bin/emix-mpi lib/libemix_mpi.so lib/libemix_mpi.a lib/pkgconfig/emix-mpi.pc \
            lib/cmake/emix/emixMpiTargets.cmake include/emix/emix_mpi.h include/emix/mpi.hpp; do
     [ -e "$prefix/$f" ] || { echo "FAIL: $f was not installed" >&2; exit 1; }
   done
@@ -179,6 +189,15 @@ C
   cc -std=c99 "$work/shard_only.c" -o "$work/shard_only" -Wl,--as-needed \
      $(pkg-config --cflags --libs emix-mpi) -Wl,-rpath,"$prefix/lib"
   env -u LD_LIBRARY_PATH "$work/shard_only"
+  # The installed `emix` under mpiexec runs the installed emix-mpi: one distributed fit, one
+  # report.
+  echo "== mpiexec -n 2 bin/emix fit"
+  "$prefix/bin/emix" generate --n 2000 --d 2 -k 2 --seed 1 -o "$work/mpi_x.npy" -q
+  env -u LD_LIBRARY_PATH "$mpiexec" -n 2 "$prefix/bin/emix" fit "$work/mpi_x.npy" -k 2 \
+      -o "$work/mpi_model.json" >"$work/mpi_fit.log" 2>&1
+  [ "$(grep -c "x 2 MPI ranks" "$work/mpi_fit.log")" = 1 ] ||
+    { echo "FAIL: mpiexec -n 2 bin/emix fit did not run one fit over 2 ranks:" >&2;
+      cat "$work/mpi_fit.log" >&2; exit 1; }
 fi
 [ "$(pkg-config --modversion emix)" = "$(sed -n 's/.*EMIX_VERSION_STRING "\(.*\)"/\1/p' "$prefix/include/emix/config.h")" ]
 echo "install test passed"

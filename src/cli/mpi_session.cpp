@@ -1,8 +1,13 @@
 #include "cli/mpi_session.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
+#include <string>
 
 #if EMIX_HAS_MPI
 #include "emix/mpi.hpp"
@@ -26,6 +31,20 @@ bool started_by_mpi_launcher() {
   return false;
 }
 
+#if !EMIX_HAS_MPI
+// The emix-mpi beside this program (cli/CMakeLists.txt), or "" when there is none.
+std::string mpi_program_beside_this_one() {
+  std::string self(4096, '\0');
+  const ssize_t length = readlink("/proc/self/exe", self.data(), self.size());
+  if (length <= 0 || static_cast<std::size_t>(length) >= self.size()) return {};
+  self.resize(static_cast<std::size_t>(length));
+  const std::size_t slash = self.rfind('/');
+  if (slash == std::string::npos) return {};
+  std::string beside = self.substr(0, slash + 1) + "emix-mpi";
+  return access(beside.c_str(), X_OK) == 0 ? beside : std::string();
+}
+#endif
+
 }  // namespace
 
 MpiSession::MpiSession(int* argc, char*** argv) {
@@ -37,12 +56,21 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   g_active = true;
 #else
   (void)argc;
-  (void)argv;
-  if (started_by_mpi_launcher()) {
+  if (!started_by_mpi_launcher()) return;
+  // This program links no MPI library, so that it starts where none is installed; under mpirun
+  // the one that does takes its place (same process, arguments and environment).
+  const std::string mpi_program = mpi_program_beside_this_one();
+  if (!mpi_program.empty()) {
+    execv(mpi_program.c_str(), *argv);
     std::fprintf(stderr,
-                 "emix: warning: started by an MPI launcher, but this emix was built without MPI: "
-                 "every process runs alone on all the data\n");
+                 "emix: warning: started by an MPI launcher, but %s did not start (%s): "
+                 "every process runs alone on all the data\n",
+                 mpi_program.c_str(), std::strerror(errno));
+    return;
   }
+  std::fprintf(stderr,
+               "emix: warning: started by an MPI launcher, but this emix was built without MPI: "
+               "every process runs alone on all the data\n");
 #endif
 }
 

@@ -1,5 +1,6 @@
-// `mpirun -np P emix fit ...`: MPI is initialised only when an MPI launcher started the program
-// (and emix was built with MPI), so the plain `emix` never touches MPI.
+// `mpirun -np P emix fit ...`: MPI is initialised only when an MPI launcher started the program.
+// `emix` links no MPI library; started by a launcher, it runs the `emix-mpi` beside it in its
+// place (cli/CMakeLists.txt), which initialises MPI here.
 #pragma once
 
 #include <exception>

@@ -11,26 +11,79 @@
 
 #if EMIX_HAS_CAIRO
 #include <cairo.h>
+#include <dlfcn.h>
 #endif
 
 namespace emix::cli {
-
-const char* plot_requirement() {
-  return "this build of emix has no PNG plotting: install cairo's development files (Debian: "
-         "libcairo2-dev) and rebuild emix";
-}
 
 #if !EMIX_HAS_CAIRO
 
 bool plot_available() { return false; }
 
+std::string plot_requirement() {
+  return "this build of emix has no PNG plotting: install cairo's development files (Debian: "
+         "libcairo2-dev) and rebuild emix";
+}
+
 void write_criteria_plot(io::OutputFile&, const SelectReport&, Family, int, int) {
-  throw NotAvailable(std::string("--plot: ") + plot_requirement());
+  throw NotAvailable("--plot: " + plot_requirement());
 }
 
 #else
 
-bool plot_available() { return true; }
+namespace {
+
+// cairo's functions this file calls, loaded from libcairo when a plot is first drawn rather than
+// linked, so that a machine without cairo runs every other command.
+// clang-format off
+#define EMIX_CAIRO_FUNCTIONS(X)                                                                   \
+  X(arc) X(create) X(destroy) X(fill) X(image_surface_create) X(line_to) X(move_to) X(paint)      \
+  X(rectangle) X(select_font_face) X(set_dash) X(set_font_size) X(set_line_width)                 \
+  X(set_source_rgb) X(show_text) X(status_to_string) X(stroke) X(surface_destroy)                 \
+  X(surface_flush) X(surface_write_to_png_stream) X(text_extents)
+// clang-format on
+
+struct Cairo {
+#define EMIX_CAIRO_POINTER(name) decltype(&::cairo_##name) name = nullptr;
+  EMIX_CAIRO_FUNCTIONS(EMIX_CAIRO_POINTER)
+#undef EMIX_CAIRO_POINTER
+  std::string load_error;  // empty once every function above was found
+};
+
+// The soname of cairo 1.x, the one the header compiled in describes.
+constexpr const char* kCairoLibrary = "libcairo.so.2";
+
+Cairo load_cairo() {
+  Cairo cairo;
+  void* library = dlopen(kCairoLibrary, RTLD_NOW | RTLD_LOCAL);
+  if (!library) {
+    const char* why = dlerror();
+    cairo.load_error = why ? why : kCairoLibrary;
+    return cairo;
+  }
+#define EMIX_CAIRO_LOAD(name)                                                                \
+  if (cairo.load_error.empty()) {                                                            \
+    cairo.name = reinterpret_cast<decltype(cairo.name)>(dlsym(library, "cairo_" #name));     \
+    if (!cairo.name) cairo.load_error = std::string(kCairoLibrary) + " has no cairo_" #name; \
+  }
+  EMIX_CAIRO_FUNCTIONS(EMIX_CAIRO_LOAD)
+#undef EMIX_CAIRO_LOAD
+  return cairo;  // the library stays loaded for the rest of the program
+}
+
+const Cairo& cairo_library() {
+  static const Cairo cairo = load_cairo();
+  return cairo;
+}
+
+}  // namespace
+
+bool plot_available() { return cairo_library().load_error.empty(); }
+
+std::string plot_requirement() {
+  return "cannot load cairo, which draws the plot (" + cairo_library().load_error +
+         "): install it (Debian: libcairo2)";
+}
 
 namespace {
 
@@ -57,14 +110,15 @@ const char* upper_name(Criterion c) {
 }
 
 void set_dash(cairo_t* cr, Criterion c) {
+  const Cairo& cairo = cairo_library();
   if (c == Criterion::kBic) {
-    cairo_set_dash(cr, nullptr, 0, 0);
+    cairo.set_dash(cr, nullptr, 0, 0);
   } else if (c == Criterion::kAic) {
     const double dash[] = {8.0, 4.0};
-    cairo_set_dash(cr, dash, 2, 0);
+    cairo.set_dash(cr, dash, 2, 0);
   } else {
     const double dash[] = {2.0, 3.0};
-    cairo_set_dash(cr, dash, 2, 0);
+    cairo.set_dash(cr, dash, 2, 0);
   }
 }
 
@@ -115,6 +169,8 @@ cairo_status_t write_png_bytes(void* closure, const unsigned char* data, unsigne
 
 void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family family, int width,
                          int height) {
+  if (!plot_available()) throw NotAvailable("--plot: " + plot_requirement());
+  const Cairo& cairo = cairo_library();
   const std::vector<SelectCandidate>& cands = report.candidates;
   std::vector<Covariance> covariances;
   for (const SelectCandidate& c : cands) {
@@ -149,10 +205,10 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
     k_max += 1;
   }
 
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
-  cairo_t* cr = cairo_create(surface);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
+  cairo_surface_t* surface = cairo.image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+  cairo_t* cr = cairo.create(surface);
+  cairo.set_source_rgb(cr, 1, 1, 1);
+  cairo.paint(cr);
 
   const double left = 90, right = 130, top = 40, bottom = 55;
   const double plot_w = std::max(10.0, width - left - right);
@@ -160,29 +216,29 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
   const auto px = [&](double k) { return left + (k - k_min) / (k_max - k_min) * plot_w; };
   const auto py = [&](double v) { return top + (y_max - v) / (y_max - y_min) * plot_h; };
 
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, 12);
+  cairo.select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo.set_font_size(cr, 12);
 
   // Axes, grid and ticks.
-  cairo_set_line_width(cr, 1);
-  cairo_set_source_rgb(cr, 0.85, 0.85, 0.85);
+  cairo.set_line_width(cr, 1);
+  cairo.set_source_rgb(cr, 0.85, 0.85, 0.85);
   double tick_step = 0;
   const std::vector<double> ticks = round_ticks(y_min, y_max, &tick_step);
   const double largest = std::max(std::abs(y_min), std::abs(y_max));
   for (double v : ticks) {
-    cairo_move_to(cr, left, py(v));
-    cairo_line_to(cr, left + plot_w, py(v));
+    cairo.move_to(cr, left, py(v));
+    cairo.line_to(cr, left + plot_w, py(v));
   }
-  cairo_stroke(cr);
-  cairo_set_source_rgb(cr, 0, 0, 0);
-  cairo_rectangle(cr, left, top, plot_w, plot_h);
-  cairo_stroke(cr);
+  cairo.stroke(cr);
+  cairo.set_source_rgb(cr, 0, 0, 0);
+  cairo.rectangle(cr, left, top, plot_w, plot_h);
+  cairo.stroke(cr);
   for (double v : ticks) {
     const std::string label = tick_label(v, tick_step, largest);
     cairo_text_extents_t ext;
-    cairo_text_extents(cr, label.c_str(), &ext);
-    cairo_move_to(cr, left - 6 - ext.width, py(v) + ext.height / 2);
-    cairo_show_text(cr, label.c_str());
+    cairo.text_extents(cr, label.c_str(), &ext);
+    cairo.move_to(cr, left - 6 - ext.width, py(v) + ext.height / 2);
+    cairo.show_text(cr, label.c_str());
   }
   std::vector<int> ks;
   for (const SelectCandidate& c : cands) ks.push_back(c.n_components);
@@ -192,28 +248,28 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
   for (std::size_t i = 0; i < ks.size(); i += step) {
     const std::string label = std::to_string(ks[i]);
     cairo_text_extents_t ext;
-    cairo_text_extents(cr, label.c_str(), &ext);
+    cairo.text_extents(cr, label.c_str(), &ext);
     const double x = px(ks[i]);
-    cairo_move_to(cr, x, top + plot_h);
-    cairo_line_to(cr, x, top + plot_h + 4);
-    cairo_stroke(cr);
-    cairo_move_to(cr, x - ext.width / 2, top + plot_h + 18);
-    cairo_show_text(cr, label.c_str());
+    cairo.move_to(cr, x, top + plot_h);
+    cairo.line_to(cr, x, top + plot_h + 4);
+    cairo.stroke(cr);
+    cairo.move_to(cr, x - ext.width / 2, top + plot_h + 18);
+    cairo.show_text(cr, label.c_str());
   }
   {
     const char* xlabel = "number of components K";
     cairo_text_extents_t ext;
-    cairo_text_extents(cr, xlabel, &ext);
-    cairo_move_to(cr, left + plot_w / 2 - ext.width / 2, top + plot_h + 40);
-    cairo_show_text(cr, xlabel);
+    cairo.text_extents(cr, xlabel, &ext);
+    cairo.move_to(cr, left + plot_w / 2 - ext.width / 2, top + plot_h + 40);
+    cairo.show_text(cr, xlabel);
     const std::string title = std::string("criteria against K (lower is better; best by ") +
                               upper_name(report.criterion) + " ringed)";
-    cairo_move_to(cr, left, top - 14);
-    cairo_show_text(cr, title.c_str());
+    cairo.move_to(cr, left, top - 14);
+    cairo.show_text(cr, title.c_str());
   }
 
   // One line per covariance type and criterion.
-  cairo_set_line_width(cr, 2);
+  cairo.set_line_width(cr, 2);
   for (Covariance cov : covariances) {
     const Rgb rgb = colour_of(cov);
     for (Criterion crit : criteria) {
@@ -228,71 +284,71 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
       }
       std::sort(points.begin(), points.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
-      cairo_set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
+      cairo.set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
       set_dash(cr, crit);
       bool pen_down = false;
       for (const auto& [k, v] : points) {
         if (std::isnan(v)) {
           pen_down = false;
         } else if (pen_down) {
-          cairo_line_to(cr, px(k), py(v));
+          cairo.line_to(cr, px(k), py(v));
         } else {
-          cairo_move_to(cr, px(k), py(v));
+          cairo.move_to(cr, px(k), py(v));
           pen_down = true;
         }
       }
-      cairo_stroke(cr);
+      cairo.stroke(cr);
       points.erase(std::remove_if(points.begin(), points.end(),
                                   [](const auto& p) { return std::isnan(p.second); }),
                    points.end());
-      cairo_set_dash(cr, nullptr, 0, 0);
+      cairo.set_dash(cr, nullptr, 0, 0);
       for (const auto& [k, v] : points) {
-        cairo_arc(cr, px(k), py(v), 2.5, 0, 2 * M_PI);
-        cairo_fill(cr);
+        cairo.arc(cr, px(k), py(v), 2.5, 0, 2 * M_PI);
+        cairo.fill(cr);
       }
     }
   }
   if (!cands.empty()) {
     const SelectCandidate& best = cands[report.best];
-    cairo_set_source_rgb(cr, 0, 0, 0);
-    cairo_set_line_width(cr, 1.5);
-    cairo_arc(cr, px(best.n_components), py(best.criterion(report.criterion)), 7, 0, 2 * M_PI);
-    cairo_stroke(cr);
+    cairo.set_source_rgb(cr, 0, 0, 0);
+    cairo.set_line_width(cr, 1.5);
+    cairo.arc(cr, px(best.n_components), py(best.criterion(report.criterion)), 7, 0, 2 * M_PI);
+    cairo.stroke(cr);
   }
 
   // Legend: colour is the covariance type, the dash the criterion.
   double ly = top + 10;
   const double lx = left + plot_w + 12;
-  cairo_set_line_width(cr, 2);
+  cairo.set_line_width(cr, 2);
   for (Covariance cov : covariances) {
     const Rgb rgb = colour_of(cov);
     for (Criterion crit : criteria) {
-      cairo_set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
+      cairo.set_source_rgb(cr, rgb.r, rgb.g, rgb.b);
       set_dash(cr, crit);
-      cairo_move_to(cr, lx, ly);
-      cairo_line_to(cr, lx + 28, ly);
-      cairo_stroke(cr);
-      cairo_set_dash(cr, nullptr, 0, 0);
-      cairo_set_source_rgb(cr, 0, 0, 0);
+      cairo.move_to(cr, lx, ly);
+      cairo.line_to(cr, lx + 28, ly);
+      cairo.stroke(cr);
+      cairo.set_dash(cr, nullptr, 0, 0);
+      cairo.set_source_rgb(cr, 0, 0, 0);
       const std::string label = family == Family::kGaussian
                                     ? std::string(to_string(cov)) + " " + upper_name(crit)
                                     : upper_name(crit);
-      cairo_move_to(cr, lx + 34, ly + 4);
-      cairo_show_text(cr, label.c_str());
+      cairo.move_to(cr, lx + 34, ly + 4);
+      cairo.show_text(cr, label.c_str());
       ly += 17;
     }
     ly += 4;
   }
 
-  cairo_destroy(cr);
-  cairo_surface_flush(surface);
+  cairo.destroy(cr);
+  cairo.surface_flush(surface);
   WriteState state{&out, {}};
-  const cairo_status_t status = cairo_surface_write_to_png_stream(surface, write_png_bytes, &state);
-  cairo_surface_destroy(surface);
+  const cairo_status_t status = cairo.surface_write_to_png_stream(surface, write_png_bytes, &state);
+  cairo.surface_destroy(surface);
   if (status != CAIRO_STATUS_SUCCESS) {
     throw IoError(
         "--plot " + out.path() + ": " +
-        (state.error.empty() ? std::string(cairo_status_to_string(status)) : state.error));
+        (state.error.empty() ? std::string(cairo.status_to_string(status)) : state.error));
   }
 }
 
