@@ -126,7 +126,8 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row);
 // The line of a text file's first line when the reader takes it for column names (a header, as
 // read_text does) although its cells are numbers (quoted, or pandas' 0, 1, ...); else 0.
 std::int64_t text_numeric_header_line(const std::string& path);
-// The number of rows, from the header (.npy) or the file's size (raw), reading no data.
+// The number of rows, from the header (.npy, checked against the file's size) or the file's size
+// (raw), reading no data.
 std::int64_t count_npy_rows(const std::string& path);
 std::int64_t count_raw_rows(const std::string& path, const ReadOptions& options);
 

@@ -339,16 +339,6 @@ NpyHeader read_header(InputFile& file) {
 
 }  // namespace
 
-std::int64_t count_npy_rows(const std::string& path) {
-  InputFile file(path);
-  const NpyHeader header = read_header(file);
-  if (header.shape.empty() || header.shape.size() > 2) {
-    throw_io(path, "is a " + std::to_string(header.shape.size()) + "-D array of shape " +
-                       shape_text(header.shape) + "; expected a 1-D or 2-D array");
-  }
-  return header.shape[0];
-}
-
 namespace {
 
 // The header's shape and element type, checked: 1-D or 2-D, not too large, and the whole array
@@ -387,6 +377,15 @@ NpyLayout layout_of(InputFile& file) {
                        " bytes of data) but only " + std::to_string(available) +
                        " bytes follow it");
   }
+  if (available > data_bytes) {
+    // numpy writes nothing after the data; bytes there mean that the header and the data
+    // disagree (rows appended without the header being rewritten, two files joined), and
+    // reading the rows the header names would drop the rest without a word.
+    throw_io(path, "the header says " + shape_text(header.shape) + " " +
+                       scalar_name(header.scalar) + " (" + std::to_string(data_bytes) +
+                       " bytes of data) but " + std::to_string(available) +
+                       " bytes follow it: the header does not describe the whole file");
+  }
   return layout;
 }
 
@@ -396,6 +395,8 @@ NpyLayout npy_layout(const std::string& path) {
   InputFile file(path);
   return layout_of(file);
 }
+
+std::int64_t count_npy_rows(const std::string& path) { return npy_layout(path).rows; }
 
 HostMatrix read_npy(const std::string& path, const ReadOptions& options) {
   check_row_options(path, options);
