@@ -549,9 +549,7 @@ emix::Statistics from_bytes(const nb::bytes& b) {
   return emix::Statistics::deserialize(b.c_str(), b.size());
 }
 
-}  // namespace
-
-NB_MODULE(_emix, m) {
+void define_module(nb::module_& m) {
   m.doc() = "emix's C++ library, bound for the emix package (use emix.GaussianMixture & co.)";
   g_main_thread = nb::cast<unsigned long>(
       nb::module_::import_("threading").attr("main_thread")().attr("ident"));
@@ -1113,4 +1111,27 @@ NB_MODULE(_emix, m) {
       nb::arg("model"), nb::arg("component"),
       "Whether a component's covariance is what a collapse onto coinciding rows leaves, which "
       "reg_covar = 0 fits re-seed (core/maximize.hpp).");
+}
+
+}  // namespace
+
+NB_MODULE(_emix, m) {
+  // nanobind registers each C++ type once per process. A second initialisation (an import after
+  // `del sys.modules["emix._emix"]`, as test harnesses and reloaders do) would find them taken
+  // and leave the new module without its classes; it gets the first module's contents instead.
+  static PyObject* first_module = nullptr;  // never released: the types live as long
+  if (first_module) {
+    PyObject* key = nullptr;
+    PyObject* value = nullptr;
+    Py_ssize_t position = 0;
+    PyObject* contents = PyModule_GetDict(first_module);
+    while (PyDict_Next(contents, &position, &key, &value)) {
+      const std::string name = nb::cast<std::string>(nb::handle(key));
+      if (name.rfind("__", 0) != 0 || name == "__doc__") m.attr(key) = nb::handle(value);
+    }
+    return;
+  }
+  define_module(m);
+  first_module = m.ptr();
+  Py_INCREF(first_module);
 }

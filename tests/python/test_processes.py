@@ -120,3 +120,35 @@ def test_a_child_forked_from_a_thread_hears_ctrl_c_inside_a_call(tmp_path):
     # Checked, the signal is heard within the 50 ms between checks and a 64th of the call;
     # unchecked, it waits for the call's end, three quarters of the call after it was sent.
     assert result["after_signal"] < result["whole"] / 2, result
+
+
+REIMPORTED = textwrap.dedent("""
+    import sys, warnings
+    import numpy as np
+    import emix
+
+    x = np.random.default_rng(0).normal(size=(500, 2))
+    first = emix.GaussianMixture(2, random_state=0, device="cpu").fit(x).means_
+    for name in [n for n in sys.modules if n == "emix" or n.startswith("emix.")]:
+        del sys.modules[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nanobind's "type ... was already registered"
+        import emix as again
+    assert again is not emix
+    second = again.GaussianMixture(2, random_state=0, device="cpu").fit(x).means_
+    np.testing.assert_array_equal(first, second)
+    try:
+        again.GaussianMixture(0).fit(x)
+    except emix.InvalidArgument:  # the first import's class: the same types in both
+        print("same errors")
+""")
+
+
+def test_emix_imported_again_after_being_removed_from_sys_modules_works():
+    """Test harnesses and reloaders delete a package from sys.modules and import it again. The
+    extension module ran its initialisation a second time, nanobind refused to register its
+    types again, and the new module lacked its classes (AttributeError: FitOptions)."""
+    run = subprocess.run([sys.executable, "-c", REIMPORTED], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "same errors" in run.stdout, run.stdout + run.stderr
