@@ -346,6 +346,12 @@ int main(int argc, char** argv) {
   keep_freed_memory();
   const emix::cli::MpiSession mpi(&argc, &argv);
   install_signal_handlers();
+  if (const auto differ = emix::cli::arguments_differ_between_ranks(argc, argv)) {
+    g_error_reported = 1;  // by the first rank that differs; the others stop without a word
+    if (!differ->empty()) report_error(*differ, 2);
+    emix::cli::wait_for_every_rank();
+    return 2;
+  }
   CLI::App app{
       "emix: mixture models (Gaussian, Bernoulli, binomial) fitted by EM on CPUs and "
       "NVIDIA GPUs"};

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +79,35 @@ MpiSession::~MpiSession() {
 #if EMIX_HAS_MPI
   if (g_active) MPI_Finalize();
   g_active = false;
+#endif
+}
+
+std::optional<std::string> arguments_differ_between_ranks(int argc, char** argv) {
+#if EMIX_HAS_MPI
+  if (!g_active) return std::nullopt;
+  std::string mine;  // the arguments, each ended by a NUL so that "a b" differs from "a", "b"
+  for (int i = 1; i < argc; ++i) mine.append(argv[i]).push_back('\0');
+  std::string first = mine;
+  long long length = static_cast<long long>(first.size());
+  MPI_Bcast(&length, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  first.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(first.data(), static_cast<int>(length), MPI_CHAR, 0, MPI_COMM_WORLD);
+  int first_differing = mine == first ? g_size : g_rank;
+  MPI_Allreduce(MPI_IN_PLACE, &first_differing, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first_differing == g_size) return std::nullopt;
+  if (first_differing != g_rank) return std::string();
+  const auto command_line = [](std::string arguments) {
+    if (!arguments.empty()) arguments.pop_back();
+    std::replace(arguments.begin(), arguments.end(), '\0', ' ');
+    return "'emix " + arguments + "'";
+  };
+  return "under mpirun every rank runs the same command with the same arguments, but rank " +
+         std::to_string(g_rank) + " was started with " + command_line(mine) + " and rank 0 with " +
+         command_line(first);
+#else
+  (void)argc;
+  (void)argv;
+  return std::nullopt;
 #endif
 }
 

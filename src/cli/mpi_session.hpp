@@ -4,6 +4,8 @@
 #pragma once
 
 #include <exception>
+#include <optional>
+#include <string>
 
 namespace emix::cli {
 
@@ -14,6 +16,13 @@ class MpiSession {
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
 };
+
+// Under mpirun, whether every rank was started with rank 0's arguments: ranks running different
+// commands (`mpirun -n 1 emix fit ... : -n 1 emix select ...`), or the same one with different
+// options, would wait for each other's collectives forever. Collective; nullopt without MPI or
+// when all agree. Otherwise every rank gets a value, and the first rank that differs gets the
+// message naming both command lines (the others get "", and stay silent).
+std::optional<std::string> arguments_differ_between_ranks(int argc, char** argv);
 
 // True between MpiSession's start and end when it initialised MPI.
 bool mpi_active();

@@ -4,7 +4,7 @@ P = 2 and 3 (each rank reads only its rows of the .npy; rank 0 gathers the per-r
 sample-weights file sharded the same way; `mpiexec emix select` against `emix select`; other
 commands run once,
 and a NaN in the last rank's rows ends every rank with one clear message and no model file,
-without hanging.
+without hanging, as do ranks started with different commands or options.
 
 Tolerance 1e-9 relative per parameter: the ranks' statistics are the single process's sums
 grouped differently (see tests/mpi/mpi_fit_test.cpp)."""
@@ -270,6 +270,22 @@ def main():
             elif named not in lines[0]:
                 failures.append(f"{bad_args} under 3 ranks: the error does not name {named}: "
                                 f"{lines[0]}")
+
+        # Ranks started with different commands, or different options (mpirun's "A : B"),
+        # waited for each other's collectives forever; now refused at the start, once.
+        for first, second, differing in ((["fit", data, "-k", "3"], ["select", data, "-k", "1..3"],
+                                          "rank 2"),
+                                         (["fit", data, "-k", "3"], ["fit", data, "-k", "4"],
+                                          "rank 2")):
+            mixed = os.path.join(tmp, "mixed.json")
+            r = run([args.mpiexec, "-n", "2", args.emix, *first, "-o", mixed, "-q", ":",
+                     "-n", "1", args.emix, *second, "-o", mixed, "-q"])
+            lines = [line for line in r.stderr.splitlines() if line.startswith("emix:")]
+            print(f"{first[0]} : {second[0]}:", lines[:1])
+            if (r.returncode == 0 or len(lines) != 1 or differing not in lines[0]
+                    or os.path.exists(mixed)):
+                failures.append(f"'{' '.join(first)} : {' '.join(second)}': exit "
+                                f"{r.returncode}, {lines}, output left: {os.path.exists(mixed)}")
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     return 1 if failures else 0
