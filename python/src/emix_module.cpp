@@ -1116,22 +1116,28 @@ void define_module(nb::module_& m) {
 }  // namespace
 
 NB_MODULE(_emix, m) {
-  // nanobind registers each C++ type once per process. A second initialisation (an import after
-  // `del sys.modules["emix._emix"]`, as test harnesses and reloaders do) would find them taken
-  // and leave the new module without its classes; it gets the first module's contents instead.
-  static PyObject* first_module = nullptr;  // never released: the types live as long
-  if (first_module) {
-    PyObject* key = nullptr;
-    PyObject* value = nullptr;
-    Py_ssize_t position = 0;
-    PyObject* contents = PyModule_GetDict(first_module);
-    while (PyDict_Next(contents, &position, &key, &value)) {
-      const std::string name = nb::cast<std::string>(nb::handle(key));
-      if (name.rfind("__", 0) != 0 || name == "__doc__") m.attr(key) = nb::handle(value);
+  // nanobind registers each C++ type once per interpreter. A second initialisation in the same
+  // interpreter (an import after `del sys.modules["emix._emix"]`, as test harnesses and
+  // reloaders do) would find them taken and leave the new module without its classes; it gets
+  // the first module's contents instead. The first module is kept in the interpreter's own
+  // dictionary, which a new interpreter does not share.
+  PyObject* interpreter = PyInterpreterState_GetDict(PyInterpreterState_Get());
+  const char* key = "emix._emix: the module first initialised";
+  if (interpreter) {
+    if (PyObject* first = PyDict_GetItemString(interpreter, key)) {
+      PyObject* name = nullptr;
+      PyObject* value = nullptr;
+      Py_ssize_t position = 0;
+      PyObject* contents = PyModule_GetDict(first);
+      while (PyDict_Next(contents, &position, &name, &value)) {
+        const std::string text = nb::cast<std::string>(nb::handle(name));
+        if (text.rfind("__", 0) != 0 || text == "__doc__") m.attr(name) = nb::handle(value);
+      }
+      return;
     }
-    return;
   }
   define_module(m);
-  first_module = m.ptr();
-  Py_INCREF(first_module);
+  if (interpreter && PyDict_SetItemString(interpreter, key, m.ptr()) != 0) {
+    throw nb::python_error();
+  }
 }

@@ -342,6 +342,7 @@ void refuse_numbers_out_of_double_range(CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  emix::cli::hand_over_to_mpi_program(argv);
   emix::cli::open_closed_standard_streams();
   keep_freed_memory();
   const emix::cli::MpiSession mpi(&argc, &argv);

@@ -32,21 +32,31 @@ bool started_by_mpi_launcher() {
   return false;
 }
 
-#if !EMIX_HAS_MPI
-// The emix-mpi beside this program (cli/CMakeLists.txt), or "" when there is none.
-std::string mpi_program_beside_this_one() {
+}  // namespace
+
+void hand_over_to_mpi_program(char** argv) {
+#if EMIX_HAS_MPI
+  (void)argv;
+#else
+  if (!started_by_mpi_launcher()) return;
+  // This program links no MPI library, so that it starts where none is installed; under mpirun
+  // the emix-mpi beside it, which does, takes its place (same process, arguments, environment
+  // and standard streams, closed ones included).
   std::string self(4096, '\0');
   const ssize_t length = readlink("/proc/self/exe", self.data(), self.size());
-  if (length <= 0 || static_cast<std::size_t>(length) >= self.size()) return {};
-  self.resize(static_cast<std::size_t>(length));
-  const std::size_t slash = self.rfind('/');
-  if (slash == std::string::npos) return {};
-  std::string beside = self.substr(0, slash + 1) + "emix-mpi";
-  return access(beside.c_str(), X_OK) == 0 ? beside : std::string();
-}
+  std::string mpi_program = "emix-mpi";
+  if (length > 0 && static_cast<std::size_t>(length) < self.size()) {
+    self.resize(static_cast<std::size_t>(length));
+    mpi_program.insert(0, self.substr(0, self.rfind('/') + 1));
+    execv(mpi_program.c_str(), argv);
+  }
+  const char* why = errno == ENOENT ? "there is none" : std::strerror(errno);
+  std::fprintf(stderr,
+               "emix: warning: started by an MPI launcher, but %s, the emix built with MPI, did "
+               "not start (%s): every process runs alone on all the data\n",
+               mpi_program.c_str(), why);
 #endif
-
-}  // namespace
+}
 
 MpiSession::MpiSession(int* argc, char*** argv) {
 #if EMIX_HAS_MPI
@@ -57,21 +67,7 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   g_active = true;
 #else
   (void)argc;
-  if (!started_by_mpi_launcher()) return;
-  // This program links no MPI library, so that it starts where none is installed; under mpirun
-  // the one that does takes its place (same process, arguments and environment).
-  const std::string mpi_program = mpi_program_beside_this_one();
-  if (!mpi_program.empty()) {
-    execv(mpi_program.c_str(), *argv);
-    std::fprintf(stderr,
-                 "emix: warning: started by an MPI launcher, but %s did not start (%s): "
-                 "every process runs alone on all the data\n",
-                 mpi_program.c_str(), std::strerror(errno));
-    return;
-  }
-  std::fprintf(stderr,
-               "emix: warning: started by an MPI launcher, but this emix was built without MPI: "
-               "every process runs alone on all the data\n");
+  (void)argv;
 #endif
 }
 

@@ -9,6 +9,12 @@
 
 namespace emix::cli {
 
+// In `emix`, started by an MPI launcher: runs the emix-mpi beside it in this process's place
+// (execv), and warns when there is none, or it did not start (the processes then run alone).
+// Returns at once otherwise, and in emix-mpi. First thing in main, before the standard streams
+// are touched, so that emix-mpi finds them as they were.
+void hand_over_to_mpi_program(char** argv);
+
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);

@@ -18,16 +18,13 @@ namespace emix::cli {
 
 #if !EMIX_HAS_CAIRO
 
-bool plot_available() { return false; }
-
-std::string plot_requirement() {
-  return "this build of emix has no PNG plotting: install cairo's development files (Debian: "
-         "libcairo2-dev) and rebuild emix";
+void require_plot() {
+  throw NotAvailable(
+      "--plot: this build of emix has no PNG plotting: install cairo's development files "
+      "(Debian: libcairo2-dev) and rebuild emix");
 }
 
-void write_criteria_plot(io::OutputFile&, const SelectReport&, Family, int, int) {
-  throw NotAvailable("--plot: " + plot_requirement());
-}
+void write_criteria_plot(io::OutputFile&, const SelectReport&, Family, int, int) { require_plot(); }
 
 #else
 
@@ -78,11 +75,12 @@ const Cairo& cairo_library() {
 
 }  // namespace
 
-bool plot_available() { return cairo_library().load_error.empty(); }
-
-std::string plot_requirement() {
-  return "cannot load cairo, which draws the plot (" + cairo_library().load_error +
-         "): install it (Debian: libcairo2)";
+void require_plot() {
+  const std::string& why = cairo_library().load_error;
+  if (!why.empty()) {
+    throw NotAvailable("--plot: cannot load cairo, which draws the plot (" + why +
+                       "): install it (Debian: libcairo2)");
+  }
 }
 
 namespace {
@@ -169,7 +167,7 @@ cairo_status_t write_png_bytes(void* closure, const unsigned char* data, unsigne
 
 void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family family, int width,
                          int height) {
-  if (!plot_available()) throw NotAvailable("--plot: " + plot_requirement());
+  require_plot();
   const Cairo& cairo = cairo_library();
   const std::vector<SelectCandidate>& cands = report.candidates;
   std::vector<Covariance> covariances;

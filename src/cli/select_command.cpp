@@ -326,7 +326,7 @@ void check_command_line(const SelectArgs& a, SelectOptions& options) {
                           ": the file name must end in .csv or .json (the format written)");
   }
   if (!a.plot.empty()) {
-    if (!plot_available()) throw NotAvailable("--plot: " + plot_requirement());
+    if (mpi_rank() == 0) require_plot();  // under mpirun rank 0 alone draws it
     if (a.plot_width < 200 || a.plot_width > 8192 || a.plot_height < 150 || a.plot_height > 8192) {
       throw InvalidArgument("--plot-width " + std::to_string(a.plot_width) + " --plot-height " +
                             std::to_string(a.plot_height) +
