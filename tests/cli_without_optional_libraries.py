@@ -35,7 +35,10 @@ def resolved_paths(binary, prefixes):
 
 
 def cairo_paths():
-    out = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
+    ldconfig = shutil.which("ldconfig") or shutil.which("ldconfig", path="/sbin:/usr/sbin")
+    if ldconfig is None:
+        return []
+    out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True).stdout
     return sorted({os.path.realpath(line.split("=>")[1].strip()) for line in out.splitlines()
                    if line.strip().startswith("libcairo.so.2 ") and "=>" in line})
 
