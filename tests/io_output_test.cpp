@@ -219,6 +219,41 @@ TEST_F(OutputFileTest, PipeReachedThroughProcSelfFdIsWrittenInPlace) {
   EXPECT_EQ(std::string(buffer, got > 0 ? static_cast<std::size_t>(got) : 0), "through the pipe");
 }
 
+// A name of one of the program's descriptors (what a shell's `>>` or `{ ...; } > f` opened) was
+// followed to the file behind it and renamed over: `>>` lost the file's contents, and what the
+// shell wrote there besides went to the replaced file.
+TEST_F(OutputFileTest, OwnDescriptorsAreWrittenInPlaceThroughACopy) {
+  file("log", "before\n");
+  const int appending = ::open(path("log").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(appending, 0);
+  const std::string number = std::to_string(appending);
+  for (const std::string& name : {"/dev/fd/" + number, "/proc/self/fd/" + number,
+                                  "/proc/" + std::to_string(::getpid()) + "/fd/" + number}) {
+    io::OutputFile out(name);
+    EXPECT_FALSE(out.replaced_by_rename()) << name;
+    out.write(name + "\n");
+    out.commit();
+    // The caller's descriptor goes on where the output ended, as the shell's does.
+    ASSERT_EQ(::write(appending, "after\n", 6), 6);
+  }
+  ::close(appending);
+  EXPECT_EQ(read("log"), "before\n/dev/fd/" + number + "\nafter\n/proc/self/fd/" + number +
+                             "\nafter\n/proc/" + std::to_string(::getpid()) + "/fd/" + number +
+                             "\nafter\n");
+  EXPECT_TRUE(temporaries().empty());
+
+  const int reading = ::open(path("log").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(reading, 0);
+  expect_error<IoError>([&] { io::OutputFile out("/dev/fd/" + std::to_string(reading)); },
+                        "/dev/fd/" + std::to_string(reading) +
+                            ": cannot write: the descriptor is open for reading only");
+  ::close(reading);
+  expect_error<IoError>([&] { io::OutputFile out("/dev/fd/" + std::to_string(reading)); },
+                        "/dev/fd/" + std::to_string(reading) + ": cannot write: descriptor " +
+                            std::to_string(reading) + " is not open");
+  EXPECT_EQ(read("log").substr(0, 7), "before\n");
+}
+
 TEST_F(OutputFileTest, FoldersSocketsAndMissingFoldersAreRefused) {
   fs::create_directory(dir_ / "folder");
   expect_error<IoError>([&] { io::OutputFile out(path("folder")); },

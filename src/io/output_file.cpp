@@ -134,6 +134,27 @@ std::string follow_links(const std::string& path) {
   cannot_write(path, "too many levels of symbolic links", ELOOP);
 }
 
+// The descriptor a name stands for when it is one of this process's own (/dev/stdout,
+// /dev/stderr, /dev/fd/N, /proc/self/fd/N, /proc/PID/fd/N with this PID), else -1. Such a name is
+// written through a copy of the descriptor: opening it anew would start at offset 0 without the
+// shell's O_APPEND, and renaming over the file behind it would drop what the shell, or another
+// program sharing the descriptor, wrote there.
+int own_descriptor_named(const std::string& path) {
+  if (path == "/dev/stdin") return STDIN_FILENO;
+  if (path == "/dev/stdout") return STDOUT_FILENO;
+  if (path == "/dev/stderr") return STDERR_FILENO;
+  std::string number;
+  for (const std::string& prefix : {std::string("/dev/fd/"), std::string("/proc/self/fd/"),
+                                    "/proc/" + std::to_string(::getpid()) + "/fd/"}) {
+    if (path.compare(0, prefix.size(), prefix) == 0) number = path.substr(prefix.size());
+  }
+  if (number.empty() || number.size() > 9 ||
+      number.find_first_not_of("0123456789") != std::string::npos) {
+    return -1;
+  }
+  return std::stoi(number);
+}
+
 int open_in_place(const std::string& path, const std::string& target) {
   int fd;
   do {
@@ -154,13 +175,19 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   const std::string name = name_of(path);
   if (name.empty() || name == "." || name == "..") cannot_write(path, "not a file name");
 
-  // The process's standard output itself (the program's "-"): written in place through a copy
-  // of fd 1, so that a shell's `>>` appends and `>` keeps its file; never replaced by a rename.
-  if (path == "/dev/stdout") {
+  // A descriptor of this process (standard output is the program's "-"): written in place
+  // through a copy, so that a shell's `>>` appends and `>` keeps its file; never replaced.
+  if (const int descriptor = own_descriptor_named(path); descriptor >= 0) {
     s.mode = State::Mode::kInPlace;
     s.target = path;
-    s.fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
-    if (s.fd < 0) cannot_write(path, "standard output is not open", errno);
+    const int flags = ::fcntl(descriptor, F_GETFL);
+    if (flags < 0)
+      cannot_write(path, "descriptor " + std::to_string(descriptor) + " is not open", errno);
+    if ((flags & O_ACCMODE) == O_RDONLY) {
+      cannot_write_as(EBADF, path, "the descriptor is open for reading only");
+    }
+    s.fd = ::fcntl(descriptor, F_DUPFD_CLOEXEC, 0);
+    if (s.fd < 0) cannot_write(path, "cannot copy the descriptor", errno);
     return;
   }
   // What the name leads to decides how it is written: only a regular file is ever replaced.
