@@ -614,7 +614,21 @@ TEST_F(CliTest, BadValuesAreNamedInTheirFile) {
   for (int i = 0; i < 20; ++i) weights += "1e-310\n";
   write("w.txt", weights);
   expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
-                 {"sample weights sum to 1.99", "e-309, below the smallest normal double"});
+                 {"w.txt: the sample weights below the smallest normal double", "sum to 1.99",
+                  "e-309 against 0 for the others"});
+  // Each below DBL_MIN but their sum above it: the engines' sum was still 0, and the E-step was
+  // said to overflow, with the advice to scale the weights down.
+  weights.clear();
+  for (int i = 0; i < 20; ++i) weights += "2e-309\n";
+  write("w.txt", weights);
+  expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
+                 {"w.txt: the sample weights below the smallest normal double", "scale them up"});
+  // Beside a normal weight they do not outweigh 2^53-fold, they would have been dropped silently.
+  weights.clear();
+  for (int i = 0; i < 20; ++i) weights += i == 3 ? "3e-308\n" : "1e-309\n";
+  write("w.txt", weights);
+  expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
+                 {"sum to 1.9", "e-308 against 3", "e-308 for the others"});
   // One such weight among normal ones counts as 0, and is taken.
   weights.clear();
   for (int i = 0; i < 20; ++i) weights += i == 3 ? "1e-310\n" : "1\n";

@@ -451,23 +451,26 @@ void Model::validate() const {
 void validate_sample_weight(const double* sample_weight, std::int64_t rows,
                             bool require_positive_sum) {
   if (!sample_weight) return;
-  double total = 0;
+  double normal_total = 0;
+  double subnormal_total = 0;
   for (std::int64_t n = 0; n < rows; ++n) {
     const double w = sample_weight[n];
     if (!std::isfinite(w) || w < 0) {
       throw DataError(DataError::Source::kSampleWeight, n + 1, 0,
                       "is " + number(w) + ", but a sample weight must be a finite number >= 0");
     }
-    total += w;
+    (w < DBL_MIN ? subnormal_total : normal_total) += w;
   }
+  const double total = normal_total + subnormal_total;
   // The engines flush subnormal numbers to zero (FTZ / DAZ): a weight below DBL_MIN counts as 0,
-  // harmless beside normal weights, but weights that are all that small left N_k = 0 and NaN
-  // weights after 100 iterations.
-  if (total > 0 && total < DBL_MIN) {
-    throw InvalidArgument("sample weights sum to " + number(total) +
-                          ", below the smallest normal double (" + number(DBL_MIN) +
-                          "), and the engines count such numbers as 0; only the weights' "
-                          "ratios matter: scale them up");
+  // harmless beside normal weights of 2^53 times its sum, but weights that are all that small
+  // left N_k = 0 (NaN weights, or an E-step said to overflow), and fewer of them would drop rows
+  // that matter from the fit without a word.
+  if (subnormal_total > 0 && !(subnormal_total * 0x1p53 <= normal_total)) {
+    throw InvalidArgument("sample weights below the smallest normal double (" + number(DBL_MIN) +
+                          "), which the engines count as 0, sum to " + number(subnormal_total) +
+                          " against " + number(normal_total) +
+                          " for the others; only the weights' ratios matter: scale them up");
   }
   if (!std::isfinite(total)) {
     throw InvalidArgument("sample weights sum to " + number(total) +
