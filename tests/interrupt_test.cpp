@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -197,6 +198,33 @@ TEST(InterruptCheck, InnerCheckAppliesThenTheOuterAgain) {
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
   emix::predict_proba(e.model, e.x(), e.options.engine);
   EXPECT_GT(outer_runs, 0);
+}
+
+// Checks held by unique_ptr may end out of order: the outer one ending first dropped the inner,
+// live one, and the inner one's end then gave back the destroyed outer one, which the next call
+// ran (a crash).
+TEST(InterruptCheck, ChecksMayEndInAnyOrder) {
+  const Evaluation e = evaluation(200000, 16);
+  int outer_runs = 0, inner_runs = 0;
+  auto outer = std::make_unique<emix::InterruptCheck>([&] { ++outer_runs; });
+  auto inner = std::make_unique<emix::InterruptCheck>([&] { ++inner_runs; });
+  outer.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  emix::predict_proba(e.model, e.x(), e.options.engine);
+  EXPECT_GT(inner_runs, 0);
+  inner.reset();
+  const int inner_before = inner_runs;
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  emix::predict_proba(e.model, e.x(), e.options.engine);
+  EXPECT_EQ(inner_runs, inner_before);
+  EXPECT_EQ(outer_runs, 0);
+}
+
+TEST(InterruptCheckDeathTest, EndingOnAnotherThreadAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto check = std::make_unique<emix::InterruptCheck>([] {});
+  EXPECT_DEATH(std::thread([&] { check.reset(); }).join(),
+               "emix::InterruptCheck destroyed on a thread other than the one that made it");
 }
 
 }  // namespace

@@ -142,6 +142,28 @@ TEST(OnlineEm, TheRunningStatisticsStartAsTheModelsOwn) {
 // step_decay 1 and step_offset m + 1: the first step's statistics are the mean of the model's
 // (as m batches) and the batch's. One full-covariance component: mean and covariance in closed
 // form.
+// The M-step's options were taken unchecked: a NaN reg_covar failed at the first batch blaming a
+// scale factor, a negative one at the first batch.
+TEST(OnlineEm, TheMStepsOptionsAreCheckedByTheConstructors) {
+  const emix::Model model =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, /*seed=*/4);
+  for (const double reg_covar : {std::nan(""), -1.0}) {
+    emix::OnlineOptions options;
+    options.mstep.reg_covar = reg_covar;
+    try {
+      emix::OnlineEm online(model, options);
+      ADD_FAILURE() << "reg_covar " << reg_covar << " was taken";
+    } catch (const emix::OptionError& e) {
+      EXPECT_EQ(e.option(), "reg_covar");
+    }
+    EXPECT_THROW(emix::OnlineEm(model, options, emix::Statistics(model), 1, 0.0),
+                 emix::OptionError);
+  }
+  emix::OnlineOptions options;
+  options.mstep.prob_epsilon = 0.7;
+  EXPECT_THROW(emix::OnlineEm(model, options), emix::OptionError);
+}
+
 TEST(OnlineEm, AStepOffsetWeighsTheModelAsThatManyBatches) {
   emix::Model model;
   model.covariance = Covariance::kFull;

@@ -323,6 +323,54 @@ TEST(StatisticsApi, BadInputsAreInvalidArguments) {
   EXPECT_NE(message_of([] { emix::merge_in_order({}); }).find("no statistics"), std::string::npos);
 }
 
+// Statistics whose vectors do not hold what K and D need (moved from, values() resized, or
+// default-constructed): recentred read and wrote past them (a crash), serialize wrote bytes that
+// only the receiving side refused, and merge named two equal shapes. Each now says what is wrong.
+TEST(StatisticsApi, StatisticsOfTheWrongSizesAreRefusedByEveryCall) {
+  const Problem p = make_problem(kKinds[0], 72);
+  const emix::Statistics good = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+  emix::Statistics resized = good;
+  resized.values().resize(3);
+  emix::Statistics moved_from = good;
+  const emix::Statistics taken = std::move(moved_from);
+  ASSERT_EQ(taken.values(), good.values());
+  const std::string need = " values, but K = 3 and D = 5 need 15 and " +
+                           std::to_string(good.values().size()) +
+                           " (moved from, or values() resized)";
+  EXPECT_EQ(message_of([&] { (void)resized.recentred(p.model.means); }),
+            "statistics: recentred: 15 centres and 3" + need);
+  EXPECT_EQ(message_of([&] { (void)resized.serialize(); }),
+            "statistics: serialize: 15 centres and 3" + need);
+  emix::Statistics copy = good;
+  EXPECT_EQ(message_of([&] { copy.merge(resized); }), "statistics: merge: 15 centres and 3" + need);
+  EXPECT_EQ(message_of([&] { resized.merge(good); }),
+            "statistics: merge into: 15 centres and 3" + need);
+  EXPECT_EQ(message_of([&] { emix::maximize(p.model, resized); }),
+            "maximize: 15 centres and 3" + need);
+  // A moved-from vector is left valid but unspecified: empty in practice, refused either way.
+  if (moved_from.values().empty()) {
+    EXPECT_EQ(message_of([&] { (void)moved_from.recentred(p.model.means); }),
+              "statistics: recentred: 0 centres and 0" + need);
+  }
+  EXPECT_EQ(message_of([] { (void)emix::Statistics().serialize(); }),
+            "statistics: serialize: statistics of K = 0 components and D = 0 features "
+            "(default-constructed, or moved from): make them from a model, accumulate, or "
+            "deserialize");
+  // The online EM that resumes from such statistics refuses them at once.
+  EXPECT_EQ(message_of([&] { emix::OnlineEm(p.model, {}, resized, 5, 0.0); }),
+            "online EM: the running statistics: 15 centres and 3" + need);
+}
+
+// implied_by takes reg_covar as maximize does: NaN gave NaN statistics, and -1 statistics that
+// no M-step takes.
+TEST(StatisticsApi, ImpliedByRefusesTheRegCovarMaximizeRefuses) {
+  const Problem p = make_problem(kKinds[0], 73);
+  for (const double reg_covar : {std::nan(""), -1.0, HUGE_VAL}) {
+    EXPECT_THROW((void)emix::Statistics::implied_by(p.model, reg_covar), emix::OptionError);
+  }
+  EXPECT_NO_THROW((void)emix::Statistics::implied_by(p.model, 0.0));
+}
+
 // Bytes changed after they were written into values an accumulation could give (a sum moved a
 // little) pass every value check: the checksum written with them (format version 3) refuses
 // them. Version 2, without a checksum (a pickled estimator's checkpoint may hold it), is still

@@ -146,6 +146,13 @@ TEST(OptionValidation, ThreadCountsBeyondTheLimitAreAnOptionError) {
   o.engine.n_threads = -1;
   EXPECT_EQ(error_of<OptionError>([&] { emix::validate(o); }),
             "n_threads is -1, must be 0 (OpenMP's default) to 1024");
+  // sample() took any count: -5 ran, 100000 failed to start its threads.
+  const emix::Model model =
+      emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, 1);
+  EXPECT_EQ(error_of<OptionError>([&] { emix::sample(model, 10, 1, -5); }),
+            "n_threads is -5, must be 0 (OpenMP's default) to 1024");
+  EXPECT_EQ(error_of<OptionError>([&] { emix::sample(model, 10, 1, 100000); }),
+            "n_threads is 100000, must be 0 (OpenMP's default) to 1024");
 }
 
 // A covariance type on a discrete family was accepted and ignored (EMIX_DIAG with Bernoulli

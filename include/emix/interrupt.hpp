@@ -27,6 +27,8 @@ void poll_interrupt();
 //   emix::FitReport r = emix::fit(x, options);  // may throw std::runtime_error
 //
 // Checks nest: the innermost on a thread applies, and the one around it again once it ends.
+// They may end in any order, but each on the thread that made it: destroying a check on
+// another thread aborts the program, as that thread could be running it at that moment.
 class InterruptCheck {
  public:
   explicit InterruptCheck(std::function<void()> check);

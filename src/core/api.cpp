@@ -255,6 +255,9 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_thre
   const cpu::ScopedNonStopFp non_stop;
   model.validate();
   if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
+  EngineOptions thread_count;
+  thread_count.n_threads = n_threads;
+  validate(thread_count);  // the range, and the message, of every other call's n_threads
   check_sample_memory(n, model.n_features);
   const int k = model.n_components, d = model.n_features;
   const std::size_t du = static_cast<std::size_t>(d);

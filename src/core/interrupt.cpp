@@ -1,5 +1,7 @@
 #include "core/interrupt.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 
 #include "cpu/fp_environment.hpp"
@@ -25,7 +27,23 @@ InterruptCheck::InterruptCheck(std::function<void()> check)
   current_check = this;
 }
 
-InterruptCheck::~InterruptCheck() { current_check = outer_; }
+InterruptCheck::~InterruptCheck() {
+  // Checks held by unique_ptr or as members may end in any order: this one is unlinked where it
+  // is, and the checks inside it stay. (Resetting the thread's innermost to outer_ dropped a live
+  // inner check, and later gave back one already destroyed.)
+  for (InterruptCheck** link = &current_check; *link != nullptr; link = &(*link)->outer_) {
+    if (*link == this) {
+      *link = outer_;
+      return;
+    }
+  }
+  // Not in this thread's chain: made on another thread, which may be running this very check
+  // now. Going on would leave that thread a pointer to a destroyed check.
+  std::fputs(
+      "emix::InterruptCheck destroyed on a thread other than the one that made it; aborting\n",
+      stderr);
+  std::abort();
+}
 
 namespace detail {
 

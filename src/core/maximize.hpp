@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "core/prepared_model.hpp"
@@ -40,6 +41,10 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
 // M-step's reg_covar makes a covariance again, as before the check.
 Model maximize_statistics(const Model& model, const Statistics& statistics,
                           const MStepOptions& options, std::vector<int>* empty, bool check_moments);
+
+// InvalidArgument, starting with `where`, unless `s` holds the K x D centres and the values its
+// layout has: what a default-constructed or moved-from object, or a resized values(), lacks.
+void check_statistics_sizes(const Statistics& s, const std::string& where);
 
 // Whether the scatter about the centres, moved to the new means (Q / N - delta delta^T), lost
 // the digits of a variance: where a mean moved by more than about 29 of its new standard

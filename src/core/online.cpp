@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/maximize.hpp"
+#include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/errors.hpp"
 
@@ -21,6 +22,7 @@ void check_options(const OnlineOptions& options) {
     throw InvalidArgument("online EM: step_offset = " + std::to_string(options.step_offset) +
                           " is below 1");
   }
+  validate_mstep_options(options.mstep.reg_covar, options.mstep.prob_epsilon);
 }
 
 }  // namespace
@@ -47,6 +49,7 @@ OnlineEm::OnlineEm(Model model, const OnlineOptions& options, Statistics running
                           " (or another family or covariance type), the model of " +
                           shape(model_.n_components, model_.n_features, trials));
   }
+  check_statistics_sizes(running_, "online EM: the running statistics");
   if (steps_ < 0) throw InvalidArgument("online EM: steps = " + std::to_string(steps_) + " < 0");
 }
 

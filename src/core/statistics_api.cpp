@@ -216,6 +216,25 @@ std::string inconsistent_moments(const Statistics& s) {
 
 }  // namespace
 
+void check_statistics_sizes(const Statistics& s, const std::string& where) {
+  if (s.n_components() < 1 || s.n_features() < 1) {
+    throw InvalidArgument(where + ": statistics of K = " + std::to_string(s.n_components()) +
+                          " components and D = " + std::to_string(s.n_features()) +
+                          " features (default-constructed, or moved from): make them from a "
+                          "model, accumulate, or deserialize");
+  }
+  const std::size_t kd =
+      static_cast<std::size_t>(s.n_components()) * static_cast<std::size_t>(s.n_features());
+  const std::size_t values = layout_of(s).size();
+  if (s.centres().size() != kd || s.values().size() != values) {
+    throw InvalidArgument(
+        where + ": " + std::to_string(s.centres().size()) + " centres and " +
+        std::to_string(s.values().size()) + " values, but K = " + std::to_string(s.n_components()) +
+        " and D = " + std::to_string(s.n_features()) + " need " + std::to_string(kd) + " and " +
+        std::to_string(values) + " (moved from, or values() resized)");
+  }
+}
+
 Statistics::Statistics(const Model& model)
     : family_(model.family),
       covariance_(model.covariance),
@@ -241,6 +260,8 @@ Statistics::Statistics(const Model& model)
 Statistics Statistics::implied_by(const Model& model, double reg_covar) {
   const cpu::ScopedNonStopFp non_stop;
   model.validate();
+  // As maximize takes it: the M-step with this reg_covar gives the model back.
+  validate_mstep_options(reg_covar, MStepOptions{}.prob_epsilon);
   Statistics s(model);
   const StatisticsLayout layout = layout_of(s);
   const int k = s.k_, d = s.d_;
@@ -310,6 +331,8 @@ constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
 }  // namespace
 
 Statistics& Statistics::merge(const Statistics& other) {
+  check_statistics_sizes(*this, "statistics: merge into");
+  check_statistics_sizes(other, "statistics: merge");
   if (other.family_ != family_ || other.covariance_ != covariance_ || other.k_ != k_ ||
       other.d_ != d_ || other.trials_ != trials_ || other.values_.size() != values_.size()) {
     throw InvalidArgument(
@@ -352,6 +375,7 @@ Statistics& Statistics::scale(double factor) {
 }
 
 Statistics Statistics::recentred(const std::vector<double>& centres) const {
+  check_statistics_sizes(*this, "statistics: recentred");
   const std::size_t kd = static_cast<std::size_t>(k_) * static_cast<std::size_t>(d_);
   if (centres.size() != kd) {
     throw InvalidArgument("statistics: " + std::to_string(centres.size()) +
@@ -402,6 +426,8 @@ Statistics Statistics::recentred(const std::vector<double>& centres) const {
 }
 
 std::vector<std::uint8_t> Statistics::serialize() const {
+  // Here, not where the bytes are read (another rank, a Dask worker), which could not say why.
+  check_statistics_sizes(*this, "statistics: serialize");
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.version = kFormatVersion;
@@ -558,11 +584,8 @@ Model maximize_statistics(const Model& model, const Statistics& statistics,
         " for a model of " +
         shape_of(model.family, model.covariance, model.n_components, model.n_features, trials));
   }
+  check_statistics_sizes(statistics, "maximize");
   const StatisticsLayout layout = layout_of(statistics);
-  if (statistics.values().size() != layout.size()) {
-    throw InvalidArgument("maximize: " + std::to_string(statistics.values().size()) +
-                          " statistics values, expected " + std::to_string(layout.size()));
-  }
   validate_mstep_options(options.reg_covar, options.prob_epsilon);
   std::string impossible = first_impossible_value(statistics);
   if (impossible.empty() && check_moments) impossible = inconsistent_moments(statistics);
