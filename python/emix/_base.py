@@ -13,7 +13,7 @@ from . import _emix
 from ._warnings import warn
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
-from ._chunks import adapter_for, is_chunk_source, named_sample
+from ._chunks import adapter_for, is_chunk_source, named_sample, reads_only_in_chunks
 from ._engine import engine_options
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
                        check_feature_names, check_random_state, fitted_feature_names)
@@ -320,8 +320,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The data in memory (see :meth:`fit`); a chunk source is a TypeError (call
-            ``fit``, then ``predict`` chunk by chunk).
+            The data (see :meth:`fit`): an array, an h5py dataset or an Arrow table; another
+            chunk source is a TypeError (call ``fit``, then ``predict`` chunk by chunk).
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -333,10 +333,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             Component labels (int64), as a NumPy array for host data and as an array of the
             input's kind, on its device, for device data.
         """
-        if is_chunk_source(X):  # before the fit: the estimator is left as it was
-            raise TypeError("fit_predict takes data in memory; for a chunk source call fit, "
-                            "then predict on each chunk")
+        if reads_only_in_chunks(X):  # before the fit: the estimator is left as it was
+            raise TypeError("fit_predict takes one array; for a chunk source call fit, then "
+                            "predict on each chunk")
         data = self._fit(X, sample_weight)
+        if data is None:  # an h5py dataset or an Arrow table: fitted by chunks, read whole here
+            return self.predict(X)
         return self._evaluate(_emix.predict, data)
 
     def _commit(self, attributes, drop=(), feature_names=_KEEP):

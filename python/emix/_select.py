@@ -55,7 +55,8 @@ class SelectResult:
         That candidate's row.
     best_estimator_ : GaussianMixture, BernoulliMixture or BinomialMixture
         The best candidate as a fitted estimator, equal to ``fit`` of an estimator with the
-        same parameters (``estimator(i)`` gives candidate ``candidates[i]``).
+        same parameters (``estimator(i)`` gives candidate ``candidates[i]``); emix.dask's
+        estimators when the data were a Dask array or DataFrame.
     engine : str
         Where the E-steps ran.
     seconds : float
@@ -289,6 +290,12 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     if not ks or not types:
         raise InvalidArgument("select: the grid is empty")
 
+    dask_data = type(X).__module__.split(".")[0] in ("dask", "dask_expr")
+    if dask_data:
+        # emix.dask's: their predict, score and bic on the Dask data run block by block, where
+        # the in-memory estimators' would compute the whole array in this process.
+        from .dask import BernoulliMixture, BinomialMixture, GaussianMixture  # noqa: F811
+
     def estimator(k, covariance):
         common = dict(n_components=k, n_init=n_init, random_state=random_state, device=device,
                       max_iter=max_iter, tol=tol, init_params=init_params, dtype=dtype)
@@ -302,7 +309,6 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     template._check_parameters()
     options = template._options(template._seed())
     named = named_sample(X)  # read before a Dask frame becomes chunks of a Dask array
-    dask_data = type(X).__module__.split(".")[0] in ("dask", "dask_expr")
     if dask_data or is_chunk_source(X):
         # Out of core: each chunk is read once per pass for every candidate still running. A
         # Dask array's (or DataFrame's) blocks compute their statistics where they are.

@@ -1072,6 +1072,9 @@ class _DaskMixture:
         if self.warm_start and self.__sklearn_is_fitted__():
             self._check_fitted_shape("fit with warm_start")
             model = self._model()
+            if model.n_features != X.shape[1]:  # as the in-memory fit says, before any pass
+                raise InvalidArgument(f"init model has {model.n_features} features, but the "
+                                      f"data have {X.shape[1]} columns")
         else:
             model, notes = self._initial_model(X, weights)
         if self.fixed_weights:  # before the passes, as the in-memory fit's validation refuses it

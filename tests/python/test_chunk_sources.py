@@ -439,9 +439,31 @@ def test_chunks_are_read_as_the_estimators_read_one_array(data, reference):
 
 def test_fit_predict_refuses_a_chunk_source_before_fitting(data):
     estimator = emix.GaussianMixture(2, device="cpu")
-    with pytest.raises(TypeError, match="fit_predict takes data in memory"):
+    with pytest.raises(TypeError, match="fit_predict takes one array"):
         estimator.fit_predict([data[:500], data[500:]])
     assert not hasattr(estimator, "weights_")  # the fit had run, and changed the estimator
+
+
+def test_fit_predict_takes_the_sources_predict_takes(tmp_path, data):
+    """An h5py dataset and an Arrow table, which fit and predict take, were refused by
+    fit_predict as chunk sources (in a Pipeline too); scikit-learn's fit_predict takes them."""
+    sources = []
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["x"] = data
+    pa = pytest.importorskip("pyarrow")
+    sources.append(pa.table({name: data[:, j] for j, name in enumerate("abc")}))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        sources.append(f["x"])
+        weights = np.linspace(0.5, 2.0, len(data))
+        for source in sources:
+            for sample_weight in (None, weights):
+                fitted = emix.GaussianMixture(2, device="cpu", random_state=0)
+                labels = fitted.fit_predict(source, sample_weight=sample_weight)
+                again = emix.GaussianMixture(2, device="cpu", random_state=0)
+                again.fit(source, sample_weight=sample_weight)
+                np.testing.assert_array_equal(labels, again.predict(source))
+                np.testing.assert_array_equal(fitted.means_, again.means_)
 
 
 def test_chunked_frames_keep_their_column_names(data):

@@ -413,6 +413,15 @@ def test_set_params_after_a_fit_changes_neither_shapes_nor_warm_starts(client, d
     estimator.set_params(n_components=2, covariance_type="diag")
     with pytest.raises(emix.InvalidArgument, match="covariance_type is 'diag', but the fitted"):
         estimator.fit(x)
+    # Data of another width: blamed on the Dask array's declared chunks before.
+    estimator.set_params(covariance_type="full")
+    narrow = x[:, :2]
+    with pytest.raises(emix.InvalidArgument,
+                       match=f"^init model has {data.shape[1]} features, but the data have 2 "):
+        estimator.fit(narrow)
+    with pytest.raises(emix.InvalidArgument,
+                       match=f"^init model has {data.shape[1]} features, but the data have 2 "):
+        emix.GaussianMixture(2, device="cpu", warm_start=True).fit(data).fit(data[:, :2])
 
 
 def test_criteria_statistics_and_selection_of_a_dask_array_run_blockwise(client, data,
@@ -440,7 +449,14 @@ def test_criteria_statistics_and_selection_of_a_dask_array_run_blockwise(client,
                                      for b in np.array_split(data, [250, 500, 750, 1000])])
     assert statistics == reference  # the same blocks, merged in the same tree: bitwise
     picked = emix.select(x, n_components=[2, 3], covariance_types=["diag"], device="cpu")
+    # Its estimators are emix.dask's: the in-memory ones computed the whole array here.
+    best = picked.best_estimator_
+    assert isinstance(best, emix.dask.GaussianMixture)
+    labels = best.predict(x)
+    assert isinstance(labels, da.Array)
+    assert float(best.bic(x)) == pytest.approx(picked.best_["bic"], rel=1e-12)
     monkeypatch.undo()
+    np.testing.assert_array_equal(labels.compute(), emix.GaussianMixture.predict(best, data))
     in_memory_pick = emix.select(data, n_components=[2, 3], covariance_types=["diag"],
                                  device="cpu")
     assert picked.best_["n_components"] == in_memory_pick.best_["n_components"]
