@@ -452,9 +452,62 @@ TEST_F(CliTest, GenerateRefusesATrueModelLargerThanMemoryBeforeAllocating) {
             "emix: error: -k 1000000 --d 64: the true model would hold 4160000000 parameters; "
             "generate draws models of at most 134217728\n");
   EXPECT_TRUE(listing().empty());
-  // The rows of one block are drawn in memory too.
-  expect_failure("generate --n 1000000000000 --d 2 -k 2 --block-rows 1000000000000 -o g.npy",
-                 {"--block-rows 1000000000000 x --d 2: a block of more than 134217728 values"});
+}
+
+// Binomial counts of 2^24 trials or more in float32: 16777217 was read as 16777216 (and taken as
+// a count of 2^24 trials), and generate wrote counts it never drew, without a word.
+TEST_F(CliTest, FloatPrecisionIsRefusedForCountsItWouldRound) {
+  write("counts.csv", "16777217\n3\n");
+  const std::string refusal =
+      "--precision float: float32 rounds whole numbers above 2^24 = 16777216, so with --trials "
+      "16777216 counts would be read as other counts; use --precision double";
+  for (const std::string command : {"fit", "select"}) {
+    expect_failure(command +
+                       " counts.csv -k 1 --family binomial --trials 16777216 --precision "
+                       "float -o out.json",
+                   {refusal + " (auto chooses it)"});
+  }
+  expect_failure(
+      "generate --n 10 --d 2 -k 2 --family binomial --trials 16777216 --precision "
+      "float -o g.npy",
+      {refusal});
+  EXPECT_EQ(listing(), std::set<std::string>{"counts.csv"});
+  // Below 2^24 trials float keeps a count above them above them: the value check refuses it.
+  expect_failure(
+      "fit counts.csv -k 1 --family binomial --trials 16777215 --precision float -q "
+      "-o model.json",
+      {"counts.csv: row 1, column 1 is 16777216, but a binomial mixture with trials = "
+       "16777215"});
+  // auto reads counts of more trials in double, exactly.
+  const CliRun r = emix("fit counts.csv -k 1 --family binomial --trials 20000000 -q -o model.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const emix::Model model = emix::io::read_model(path("model.json").string());
+  EXPECT_DOUBLE_EQ(model.probabilities[0], (16777217.0 + 3.0) / 2 / 20000000);
+}
+
+// --block-rows, a memory setting, changed the data: block b was drawn from stream b + 1 of the
+// seed, so where the blocks began decided the rows (only the first block's agreed). The rows are
+// now drawn in units whose size depends on D alone; a block is whole units, at most 2^27 values.
+TEST_F(CliTest, GeneratedDataDependOnTheSeedNotOnTheBlockRows) {
+  const auto values = [&](const std::string& name) {
+    const emix::HostMatrix m = emix::io::read_matrix(path(name).string());
+    return std::vector<double>(m.as<double>(), m.as<double>() + m.rows() * m.cols());
+  };
+  for (const std::string family : {"--covariance diag", "--family binomial --trials 7"}) {
+    const std::string common = "generate --d 3 -k 3 --seed 9 -q " + family;
+    ASSERT_EQ(emix(common + " --n 150000 -o whole.npy").code, 0);
+    const std::vector<double> whole = values("whole.npy");
+    ASSERT_EQ(whole.size(), 150000u * 3);
+    for (const std::string blocks : {"1000", "70000", "1000000000000"}) {
+      const CliRun r = emix(common + " --n 150000 --block-rows " + blocks + " -o blocks.npy");
+      ASSERT_EQ(r.code, 0) << r.err;
+      EXPECT_TRUE(values("blocks.npy") == whole) << family << ", --block-rows " << blocks;
+    }
+    ASSERT_EQ(emix(common + " --n 100001 --block-rows 777 -o prefix.npy").code, 0);
+    EXPECT_TRUE(values("prefix.npy") ==
+                std::vector<double>(whole.begin(), whole.begin() + 100001 * 3))
+        << family;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ void validate(const DataArgs& args) {
     throw NotAvailable("--device gpu: " + gpu_unavailable_reason() + "; use --device cpu or auto");
   }
   emix::validate(engine_options(args));
+  (void)resolve_precision(args);  // its refusal before any file is opened
 }
 
 EngineOptions engine_options(const DataArgs& args) {
@@ -121,7 +122,20 @@ EngineOptions engine_options(const DataArgs& args) {
   return options;
 }
 
+std::string rounded_float_counts(int trials) {
+  return "--precision float: float32 rounds whole numbers above 2^24 = 16777216, so with "
+         "--trials " +
+         std::to_string(trials) + " counts would be read as other counts";
+}
+
 DType resolve_precision(const DataArgs& args) {
+  if (args.binomial_trials >= kFloatCountTrialsLimit) {
+    if (args.precision == "float") {
+      throw InvalidArgument(rounded_float_counts(args.binomial_trials) +
+                            "; use --precision double (auto chooses it)");
+    }
+    return DType::kFloat64;
+  }
   if (args.precision == "float") return DType::kFloat32;
   if (args.precision == "double") return DType::kFloat64;
   const Device device = parse_device(args.device);

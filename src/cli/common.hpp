@@ -28,7 +28,15 @@ struct DataArgs {
   std::string device = "auto";     // --device
   std::string precision = "auto";  // --precision: auto, float or double
   bool quiet = false;              // --quiet
+  int binomial_trials = 0;         // --trials of a binomial fit or selection (0: none)
 };
+
+// float32 holds every whole number up to 2^24 and no run of them beyond: binomial counts of
+// more trials would be rounded to other counts, and at 2^24 trials a count of 2^24 + 1, which
+// must be refused, would pass as 2^24.
+constexpr int kFloatCountTrialsLimit = 1 << 24;
+// Why float is refused for `trials` (>= kFloatCountTrialsLimit).
+std::string rounded_float_counts(int trials);
 
 // Checks what only the command line knows (--dtype and --dims go together, --device gpu needs
 // a GPU), then the engine options through the library, before any file is opened.
@@ -36,6 +44,8 @@ void validate(const DataArgs& args);
 EngineOptions engine_options(const DataArgs& args);
 // "auto" is float32 where the GPU engine will run (--device gpu, or auto with a GPU), else
 // float64: the GPU's float throughput is what makes it fast, the CPU gains little from float.
+// Binomial counts of kFloatCountTrialsLimit trials or more are float64, and "float" is then
+// refused.
 DType resolve_precision(const DataArgs& args);
 // Reads INPUT (.npy, text, or raw binary with --dtype/--dims) in the resolved precision: rows
 // [first_row, first_row + row_count), row_count -1 for all. NaN and Inf pass through unless

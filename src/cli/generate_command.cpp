@@ -1,6 +1,7 @@
 // emix generate --n N --d D -k K --seed S -o DATA.npy [--truth MODEL.json]
 // Streams the rows in blocks, so N may exceed memory.
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/synthetic.hpp"
+#include "core/sampling.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
@@ -30,13 +32,6 @@ int run_generate(const GenerateArgs& a) {
   if (a.block_rows < 1) {
     throw InvalidArgument("--block-rows " + std::to_string(a.block_rows) + ": must be at least 1");
   }
-  // A block is drawn in memory before it is written: at most 2^27 values (1 GiB of doubles).
-  constexpr std::int64_t kMaxBlockValues = std::int64_t{1} << 27;
-  if (std::min(a.block_rows, a.n) > kMaxBlockValues / a.d) {
-    throw InvalidArgument("--block-rows " + std::to_string(a.block_rows) + " x --d " +
-                          std::to_string(a.d) + ": a block of more than " +
-                          std::to_string(kMaxBlockValues) + " values; use a smaller --block-rows");
-  }
   const Family family = parse_family(a.family);
   const Covariance covariance = parse_covariance(a.covariance);
   // As fit refuses them: an option that cannot apply is a mistake, not something to ignore.
@@ -49,6 +44,10 @@ int run_generate(const GenerateArgs& a) {
                           a.family + ")");
   }
   const DType dtype = a.precision == "float" ? DType::kFloat32 : DType::kFloat64;
+  if (dtype == DType::kFloat32 && family == Family::kBinomial &&
+      a.trials >= kFloatCountTrialsLimit) {
+    throw InvalidArgument(rounded_float_counts(a.trials) + "; use --precision double");
+  }
   // The true model is held (and its covariance factors drawn) in memory: bound it before
   // anything is allocated. 2^27 doubles is 1 GiB.
   const double per_component = family != Family::kGaussian ? a.d
@@ -86,16 +85,29 @@ int run_generate(const GenerateArgs& a) {
     }
   }
 
-  // Stream 0 of the seed draws the model, stream b + 1 the rows of block b, so a block's rows do
-  // not depend on the block before it.
+  // Stream 0 of the seed draws the model, stream u + 1 the rows of unit u, whose size depends on
+  // D alone: the data depend on the seed, never on --block-rows (a block is whole units, drawn
+  // in parallel), and the first m rows of --n N are those of --n m.
   const Model model = random_model(family, covariance, a.k, a.d, a.trials, derive_seed(a.seed, 0));
+  // A block is drawn in memory before it is written: at most 2^27 values (1 GiB of doubles).
+  constexpr std::int64_t kMaxBlockValues = std::int64_t{1} << 27;
+  const std::int64_t unit_rows =
+      std::max<std::int64_t>(1, std::min<std::int64_t>(65536, kMaxBlockValues / a.d));
+  const std::int64_t units_per_block =
+      std::clamp<std::int64_t>(a.block_rows / unit_rows + (a.block_rows % unit_rows != 0), 1,
+                               std::max<std::int64_t>(1, kMaxBlockValues / a.d / unit_rows));
   {
     io::NpyWriter writer(data_out, dtype, a.n, a.d);
     std::vector<float> narrow;
-    for (std::int64_t first = 0, block = 0; first < a.n; first += a.block_rows, ++block) {
-      const std::int64_t rows = std::min(a.block_rows, a.n - first);
-      const Sample s =
-          sample(model, rows, derive_seed(a.seed, static_cast<std::uint64_t>(block) + 1));
+    for (std::int64_t first = 0, first_unit = 0; first < a.n;
+         first += units_per_block * unit_rows, first_unit += units_per_block) {
+      const std::int64_t rows = std::min(units_per_block * unit_rows, a.n - first);
+      const Sample s = sample_in_blocks(model, rows, 0, unit_rows, [&](std::int64_t unit) {
+        const std::uint64_t seed =
+            derive_seed(a.seed, static_cast<std::uint64_t>(first_unit + unit) + 1);
+        return std::array<std::uint32_t, 4>{static_cast<std::uint32_t>(seed),
+                                            static_cast<std::uint32_t>(seed >> 32), 0, 0};
+      });
       if (dtype == DType::kFloat32) {
         narrow.assign(s.x.begin(), s.x.end());
         writer.append(narrow.data(), rows);

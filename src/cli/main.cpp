@@ -543,7 +543,10 @@ int main(int argc, char** argv) {
   generate->add_option("--precision", gen_args.precision, "element type written")
       ->check(CLI::IsMember({"float", "double"}))
       ->capture_default_str();
-  generate->add_option("--block-rows", gen_args.block_rows, "rows drawn and written at a time")
+  generate
+      ->add_option("--block-rows", gen_args.block_rows,
+                   "rows drawn (in parallel) and written at a time, at most 2^27 values' "
+                   "worth; the data do not depend on it")
       ->capture_default_str();
   generate->add_flag("-q,--quiet", gen_args.quiet, "no summary on stderr");
 
@@ -623,6 +626,7 @@ int main(int argc, char** argv) {
       } catch (const emix::Error& e) {
         return report_error(e.what(), 2, true);  // the command line's, alike on every rank
       }
+      if (fit_args.family == "binomial") fit_args.data.binomial_trials = fit_args.trials;
       return with_output_checked(emix::cli::run_fit(fit_args));
     }
     if (*select) {
@@ -649,6 +653,7 @@ int main(int argc, char** argv) {
       } catch (const emix::Error& e) {
         return report_error(e.what(), 2, true);  // the command line's, alike on every rank
       }
+      if (select_args.family == "binomial") select_args.data.binomial_trials = select_args.trials;
       return with_output_checked(emix::cli::run_select(select_args));
     }
     // Under mpirun only `fit` and `select` are distributed; every other command runs once, on

@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -15,6 +16,7 @@
 #include "core/engine.hpp"
 #include "core/evaluation.hpp"
 #include "core/prepared_model.hpp"
+#include "core/sampling.hpp"
 #include "core/threads.hpp"
 #include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
@@ -252,6 +254,15 @@ double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
 }
 
 Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {
+  return sample_in_blocks(model, n, n_threads, std::int64_t{1} << 16, [seed](std::int64_t block) {
+    return std::array<std::uint32_t, 4>{
+        static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+        static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32)};
+  });
+}
+
+Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::int64_t block_rows,
+                        const BlockSeed& block_seed) {
   const cpu::ScopedNonStopFp non_stop;
   model.validate();
   if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
@@ -296,11 +307,13 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_thre
   Sample out;
   out.x.resize(static_cast<std::size_t>(n) * du);
   out.labels.resize(static_cast<std::size_t>(n));
-  // Blocks of rows, each drawn from its own generator seeded by (seed, block): the sample
-  // depends on the seed alone, never on the threads that draw it, which run a block each
-  // (one thread took 2-6x NumPy's time for a million rows).
-  constexpr std::int64_t kBlockRows = std::int64_t{1} << 16;
-  const std::int64_t blocks = (n + kBlockRows - 1) / kBlockRows;
+  // Blocks of rows, each drawn from its own generator: the sample depends on the seeds alone,
+  // never on the threads that draw it, which run a block each (one thread took 2-6x NumPy's
+  // time for a million rows).
+  if (block_rows < 1) {
+    throw InvalidArgument("sample: blocks of " + std::to_string(block_rows) + " rows");
+  }
+  const std::int64_t blocks = (n + block_rows - 1) / block_rows;
   const int threads = usable_threads(n_threads);
   std::exception_ptr failure;  // the first, rethrown here: none may leave a parallel region
   const unsigned caller_modes = cpu::fp_control_register();
@@ -308,14 +321,13 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_thre
   for (std::int64_t b = 0; b < blocks; ++b) {
     try {
       const cpu::ScopedFpModes modes(caller_modes);
-      std::seed_seq sequence{static_cast<std::uint32_t>(seed),
-                             static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(b),
-                             static_cast<std::uint32_t>(b >> 32)};
+      const std::array<std::uint32_t, 4> words = block_seed(b);
+      std::seed_seq sequence(words.begin(), words.end());
       std::mt19937_64 rng(sequence);
       std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
       std::normal_distribution<double> normal(0.0, 1.0);
       std::uniform_real_distribution<double> uniform(0.0, 1.0);  // Bernoulli: a draw below p
-      const std::int64_t first_row = b * kBlockRows, end = std::min(n, first_row + kBlockRows);
+      const std::int64_t first_row = b * block_rows, end = std::min(n, first_row + block_rows);
       if (model.family == Family::kBinomial) {
         // The labels first, then component by component, its rows in order, with its D
         // distributions made once (one made per value cost most of the time; all K x D of them
@@ -330,9 +342,8 @@ Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_thre
         std::vector<std::binomial_distribution<int>> counts;
         for (int c = 0; c < k; ++c) {
           if (!present[static_cast<std::size_t>(c)]) continue;
-          std::seed_seq own{static_cast<std::uint32_t>(seed),
-                            static_cast<std::uint32_t>(seed >> 32), static_cast<std::uint32_t>(b),
-                            static_cast<std::uint32_t>(b >> 32), static_cast<std::uint32_t>(c) + 1};
+          std::seed_seq own{words[0], words[1], words[2], words[3],
+                            static_cast<std::uint32_t>(c) + 1};
           std::mt19937_64 values(own);
           counts.clear();
           for (int j = 0; j < d; ++j) {
