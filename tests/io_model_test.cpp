@@ -272,6 +272,11 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
   const std::string bad = file("bad.json", "{\"family\": \"gaussian\",\n \"weights\": [1,]}");
   expect_error<IoError>([&] { io::read_model(bad); },
                         bad + ": not valid JSON: line 2, column 16, in 'weights'[1]: syntax error");
+  // The token read is escaped as every excerpt is ("\n"), not as nlohmann writes it
+  // ("<U+000A>").
+  const std::string broken =
+      file("broken.json", "{\"family\": \"gaussian\",\n \"weights\": [1,\n\t]}");
+  expect_error<IoError>([&] { io::read_model(broken); }, "; last read: '1,\\n\\t]'");
 
   const std::string twice = file("twice.json", R"({"family": "gaussian", "covariance": "diag",
     "weights": [1], "means": [[0]], "covariances": [[1]], "means": [[5]]})");

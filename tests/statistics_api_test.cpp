@@ -361,6 +361,24 @@ TEST(StatisticsApi, StatisticsOfTheWrongSizesAreRefusedByEveryCall) {
             "online EM: the running statistics: 15 centres and 3" + need);
 }
 
+// A factor that takes the weight sum below DBL_MIN: every sum lost its digits, and the M-step of
+// scale(1e-320) moved the means by 5e-3 of their value, without a word. 1e-300 keeps them.
+TEST(StatisticsApi, ScalingIntoSubnormalNumbersIsRefused) {
+  const Problem p = make_problem(kKinds[0], 74);
+  const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+  emix::Statistics small = s;
+  small.scale(1e-300);
+  EXPECT_LT(
+      relative_difference(emix::maximize(p.model, small).means, emix::maximize(p.model, s).means),
+      1e-12);
+  emix::Statistics tiny = s;
+  EXPECT_NE(message_of([&] { tiny.scale(1e-320); }).find("below the smallest normal double"),
+            std::string::npos);
+  EXPECT_EQ(tiny.values(), s.values());  // refused before any change
+  tiny.scale(0.0);                       // empties them, as online EM's first step of size 1 does
+  EXPECT_EQ(tiny.weight_sum(), 0.0);
+}
+
 // implied_by takes reg_covar as maximize does: NaN gave NaN statistics, and -1 statistics that
 // no M-step takes.
 TEST(StatisticsApi, ImpliedByRefusesTheRegCovarMaximizeRefuses) {

@@ -1,5 +1,6 @@
 // The public statistics API (emix/statistics.hpp) over the engines' seam (core/statistics.hpp).
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -363,6 +364,17 @@ Statistics& Statistics::scale(double factor) {
   if (!(factor >= 0) || !std::isfinite(factor)) {
     throw InvalidArgument("statistics: scale factor " + number(factor) +
                           " is not a finite non-negative number");
+  }
+  // The weight sum scales every other sum: below DBL_MIN they lose their digits (and the
+  // engines read such numbers as 0), and an M-step of 1e-320 times the statistics moved the
+  // means by 5e-3 without a word. A factor of 0 empties them, as online EM's first step does.
+  const double weight =
+      values_.size() > StatisticsLayout::kWeightSum ? values_[StatisticsLayout::kWeightSum] : 0.0;
+  if (factor > 0 && weight >= DBL_MIN && weight * factor < DBL_MIN) {
+    throw InvalidArgument("statistics: scaling by " + number(factor) +
+                          " takes the weight sum from " + number(weight) + " to " +
+                          number(weight * factor) +
+                          ", below the smallest normal double: every sum would lose its digits");
   }
   for (std::size_t i = 0; i < values_.size(); ++i) {
     if (!representable(i, values_[i] * factor, values_[i] == kMinusInfinity)) {  // before any

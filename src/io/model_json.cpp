@@ -198,8 +198,30 @@ class BoundedDomBuilder {
   bool start_array(std::size_t) { return open(Json::array()); }
   bool end_array() { return close(); }
 
-  bool parse_error(std::size_t position, const std::string& last_token,
+  // nlohmann writes the control bytes of the token it read as "<U+000A>": given back, so that
+  // excerpt() escapes them as every other message does ("\n").
+  static std::string unescaped(const std::string& token) {
+    const auto hex = [](char c) {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    std::string bytes;
+    for (std::size_t i = 0; i < token.size(); ++i) {
+      if (token.compare(i, 5, "<U+00") == 0 && i + 8 <= token.size() && token[i + 7] == '>' &&
+          hex(token[i + 5]) >= 0 && hex(token[i + 5]) < 2 && hex(token[i + 6]) >= 0) {
+        bytes += static_cast<char>(hex(token[i + 5]) * 16 + hex(token[i + 6]));
+        i += 7;
+      } else {
+        bytes += token[i];
+      }
+    }
+    return bytes;
+  }
+
+  bool parse_error(std::size_t position, const std::string& token,
                    const nlohmann::detail::exception& error) {
+    const std::string last_token = unescaped(token);
     std::string where = location(position);
     if (!stack_.empty()) where += ", in " + pending_path();
     if (error.id == 406) {  // number overflow: the only out_of_range error parsing can raise
