@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _emix
 from ._emix import InvalidArgument
-from ._arrays import _FLOATS, _is_sparse, _target_dtype, numeric_numpy
+from ._arrays import _FLOATS, _is_sparse, _target_dtype, numeric_numpy, to_host_numpy
 
 # Rows per chunk for arrays cut by emix: about 64 MiB of float64 per chunk.
 _DEFAULT_CHUNK_BYTES = 64 << 20
@@ -203,10 +203,15 @@ class Chunks:
                 "pyarrow.parquet.ParquetFile to choose its chunks' rows)")
         self.source = source
         self.chunk_rows = None if chunk_rows is None else int(chunk_rows)
-        self.sample_weight = (None if sample_weight is None
-                              else np.ascontiguousarray(sample_weight, dtype=np.float64))
-        if self.sample_weight is not None and self.sample_weight.ndim != 1:
-            raise InvalidArgument("sample_weight must be 1-D")
+        if sample_weight is not None:
+            from ._base import as_real_weights  # _base imports this module
+
+            # Read as fit(X, sample_weight=...) reads them: complex numbers and times refused, a
+            # scalar (0-d) for every row (the adapter, which knows the rows, spreads it).
+            sample_weight = as_real_weights(to_host_numpy(sample_weight))
+            if sample_weight.ndim > 1:
+                raise InvalidArgument("sample_weight must be 1-D or a scalar")
+        self.sample_weight = sample_weight
 
     def _adapter(self, dtype):
         s = self.source
@@ -237,8 +242,9 @@ def chunked(source, chunk_rows=None, sample_weight=None):
         an Arrow Table, the most rows of a record batch; for a ParquetFile, each row group is
         cut into pieces of at most `chunk_rows` rows. Refused for other sources, which give
         their own chunks.
-    sample_weight : array-like of shape (n_samples,), optional
-        Weight of each row, over all chunks, for sources cut by rows.
+    sample_weight : array-like of shape (n_samples,) or float, optional
+        Weight of each row, over all chunks, for sources cut by rows; a scalar weighs every
+        row alike.
 
     Returns
     -------
@@ -286,14 +292,27 @@ def chunks_read_once(X, sample_weight, dtype):
             yield once._result(item, None, i)
 
 
+def _add_note(error, note):
+    """PEP 678's note on `error` (Python 3.11); on 3.10, kept where 3.11 keeps it, for the
+    tracebacks that show it (the exceptiongroup backport's)."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:
+        error.__notes__ = [*getattr(error, "__notes__", []), note]
+
+
 class _Adapter:
     """n_chunks() and chunk(i) -> (View, weights or None), as the C++ PyChunkSource calls, and
     known_rows(i): chunk i's rows when known without reading it, else -1 (the fit then reads
     every chunk once before its first iteration). Records each chunk's width, rows and weight
-    as it serves it (every chunk is read by the end of the fit's first E-step)."""
+    as it serves it (every chunk is read by the end of the fit's first E-step). Subclasses read
+    chunk i in _chunk(i)."""
 
     def __init__(self):
         self.seen = {}
+        # Passes over the source, for the note on an error it raises: a read of a chunk at or
+        # before the last one read starts another (as it restarts a re-iterable's iter()).
+        self.passes, self.last_read = 0, None
         # Without a dtype parameter, the chunks' widest element type where the source tells it
         # before they are read (_Reiterable), else the first chunk's: narrower chunks are
         # converted to it, wider ones refused.
@@ -302,6 +321,35 @@ class _Adapter:
 
     def known_rows(self, i):
         return -1
+
+    def chunk(self, i):
+        if self.last_read is None or i <= self.last_read:
+            self.passes += 1
+        self.last_read = i
+        try:
+            return self._chunk(i)
+        except InvalidArgument:
+            raise  # emix's own, which names the chunk
+        except Exception as error:
+            # The source's own error (a file gone, a type that changed), of its own type so that
+            # the caller's except clauses still catch it, but it did not say where it stopped.
+            _add_note(error, f"emix: raised while reading {self._where(i)} of the chunk source, "
+                             f"on pass {self.passes} over it")
+            raise
+
+    def _where(self, i):
+        """Chunk i as the library names it, "chunk 3 (rows 301..400)", where the rows of chunks
+        0 to i are known (told by the source, or read on an earlier pass); else "chunk 3"."""
+        rows = []
+        for j in range(i + 1):
+            known = self.known_rows(j)
+            rows.append(known if known >= 0 else self.seen[j][1] if j in self.seen else -1)
+        if min(rows) < 0:
+            return f"chunk {i}"
+        first = sum(rows[:-1])
+        if rows[-1] == 0:
+            return f"chunk {i} (no rows, after row {first})"
+        return f"chunk {i} (rows {first + 1}..{first + rows[-1]})"
 
     @property
     def n_features(self):
@@ -379,6 +427,9 @@ class _SlicedRows(_Adapter):
         self.rows = int(chunk_rows)
         self.total_rows = int(shape[0])
         self.w = sample_weight
+        if self.w is not None and self.w.ndim == 0:
+            # A scalar weighs every row alike (a read-only view, not a copy per row).
+            self.w = np.broadcast_to(self.w, (self.total_rows,))
         if self.w is not None and self.w.shape != (self.total_rows,):
             raise InvalidArgument(f"sample_weight has {self.w.shape[0]} values, but the data have "
                                   f"{self.total_rows} rows")
@@ -392,7 +443,7 @@ class _SlicedRows(_Adapter):
     def known_rows(self, i):
         return max(0, min(self.total_rows, (i + 1) * self.rows) - i * self.rows)
 
-    def chunk(self, i):
+    def _chunk(self, i):
         a, b = i * self.rows, min(self.total_rows, (i + 1) * self.rows)
         return self._result(self.x[a:b], None if self.w is None else self.w[a:b], i)
 
@@ -437,10 +488,28 @@ class _ArrowChunks(_Adapter):
             self.read = batches.__getitem__
             self.rows_of = lambda i: batches[i].num_rows
         else:
+            import pyarrow as pa
+
             fragments = list(source.get_fragments())
             self.n = len(fragments)
-            # In the dataset's column order: files may store their columns in other orders.
-            self.read = lambda i: fragments[i].to_table(schema=source.schema)
+
+            def own_types(physical):
+                # Each file in its own column types (cast to the dataset's schema, which takes
+                # the first file's, a float64 file after a float32 one was rounded and a float
+                # one after an int64 one refused), in the dataset's column order (files may
+                # store theirs in other orders); a column a file lacks reads as nulls, named so.
+                fields = []
+                for field in source.schema:
+                    j = physical.get_field_index(field.name)
+                    fields.append(physical.field(j) if j >= 0 else field)
+                return pa.schema(fields)
+
+            schemas = [own_types(fragment.physical_schema) for fragment in fragments]
+            self.read = lambda i: fragments[i].to_table(schema=schemas[i])
+            # The widest of the files' types, known before any is read, as for a list of tables.
+            types = [_schema_dtype(schema) for schema in schemas]
+            if dtype is None and types and all(t is not None for t in types):
+                self.first_dtype = np.result_type(*types)
         self.w = sample_weight
         # Row offsets of each chunk: from the metadata where it tells the rows (the fit may then
         # read chunks out of order, for its initialisation's sample, before a pass in order);
@@ -449,7 +518,8 @@ class _ArrowChunks(_Adapter):
         if self.rows_of is not None:
             for i in range(self.n):
                 self.first_rows[i + 1] = self.first_rows[i] + int(self.rows_of(i))
-            if self.w is not None and self.first_rows[self.n] != len(self.w):
+            if (self.w is not None and self.w.ndim == 1
+                    and self.first_rows[self.n] != len(self.w)):
                 raise InvalidArgument(f"sample_weight: {len(self.w)} weights for "
                                       f"{self.first_rows[self.n]} rows")
 
@@ -459,10 +529,12 @@ class _ArrowChunks(_Adapter):
     def known_rows(self, i):
         return -1 if self.rows_of is None else int(self.rows_of(i))
 
-    def chunk(self, i):
+    def _chunk(self, i):
         table = self.read(i)
         w = None
-        if self.w is not None:
+        if self.w is not None and self.w.ndim == 0:
+            w = np.full(table.num_rows, float(self.w))  # a scalar weighs every row alike
+        elif self.w is not None:
             a = self.first_rows[i]
             self.first_rows[i + 1] = a + table.num_rows
             w = self.w[a:a + table.num_rows]
@@ -497,18 +569,24 @@ def _item_rows(item):
         return -1
 
 
+def _schema_dtype(schema):
+    """The element type of the chunks of an Arrow schema, or None where their values decide it.
+
+    Float columns convert to their own type (_arrow_to_numpy); other types, whose NumPy type
+    depends on their values (nulls), leave it to the first chunk read."""
+    types = [str(field.type) for field in schema]
+    if not types or not all(t in ("float", "double") for t in types):
+        return None
+    return np.dtype(np.float32 if all(t == "float" for t in types) else np.float64)
+
+
 def _item_dtype(item):
     """The element type of a chunk source's item (an array, or an (array, weights) pair), or
     None where it does not say without being read."""
     if _as_pair(item) is not None:
         item = item[0]
     if _is_arrow_chunk(item):
-        # Float columns convert to their own type (_arrow_to_numpy); other types, whose NumPy
-        # type depends on their values (nulls), leave it to the first chunk read.
-        types = [field.type for field in item.schema]
-        if not types or not all(str(t) in ("float", "double") for t in types):
-            return None
-        return np.dtype(np.float32 if all(str(t) == "float" for t in types) else np.float64)
+        return _schema_dtype(item.schema)
     if _module_of(item) == "pandas" and hasattr(item, "dtypes"):
         # A frame's columns' types; extension types (nullable integers) leave it to the read.
         try:
@@ -539,7 +617,10 @@ class _Reiterable(_Adapter):
         # chunk 0's sake).
         # The rows each item's shape tells: the library compares every later read with them,
         # so that a source whose chunks change after this counting pass is caught there.
-        items = source if isinstance(source, (list, tuple)) else self._fresh()
+        if isinstance(source, (list, tuple)):
+            items = source
+        else:
+            items, self.passes = self._fresh(), 1  # this counting pass is one over the source
         types, self.rows = [], []
         for item in items:
             types.append(_item_dtype(item))
@@ -561,7 +642,7 @@ class _Reiterable(_Adapter):
     def known_rows(self, i):
         return self.rows[i]
 
-    def chunk(self, i):
+    def _chunk(self, i):
         if isinstance(self.source, (list, tuple)):
             item = self.source[i]
         else:

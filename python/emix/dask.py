@@ -382,6 +382,8 @@ class _RemoteBlocks(_Adapter):
                                       "(call sample_weight.compute_chunk_sizes() first)")
         else:
             w = np.asarray(w)
+            if w.ndim == 0:  # a scalar weighs every row alike, as the in-memory selection takes it
+                w = da.full(X.shape[0], float(w), chunks=(X.chunks[0],))
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
             raise InvalidArgument(f"sample_weight has shape {tuple(w.shape)}, but the data "
                                   f"have {X.shape[0]} rows")
@@ -963,10 +965,18 @@ class _DaskMixture:
             return None
         if not _is_dask_array(sample_weight):
             weights = _base.as_real_weights(sample_weight)
-            if weights.shape != (X.shape[0],):  # before dask cuts it into X's row blocks
+            if weights.ndim == 0:
+                # A scalar weighs every row alike, as the in-memory fit takes it (made where the
+                # blocks are, not sent there).
+                sample_weight = da.full(X.shape[0], float(weights), chunks=(X.chunks[0],))
+            elif weights.shape != (X.shape[0],):  # before dask cuts it into X's row blocks
                 raise InvalidArgument(f"sample_weight.shape == {weights.shape}, expected "
                                       f"{(X.shape[0],)}")
-            sample_weight = da.from_array(weights, chunks=(X.chunks[0],))
+            else:
+                sample_weight = da.from_array(weights, chunks=(X.chunks[0],))
+        elif sample_weight.ndim == 1 and any(math.isnan(c) for c in sample_weight.chunks[0]):
+            raise InvalidArgument("sample_weight: a Dask array with unknown chunk sizes "
+                                  "(call sample_weight.compute_chunk_sizes() first)")
         w = sample_weight.astype(np.float64)
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
             raise InvalidArgument(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")

@@ -1,6 +1,7 @@
 """Issue 14: fit over chunk sources (memmap, h5py, pyarrow, re-iterables) equals the in-memory
 fit to 1e-12 relative in float64; bad sources give errors that name the chunk."""
 
+import re
 import warnings
 
 import numpy as np
@@ -538,3 +539,161 @@ def test_lists_of_arrow_tables_and_record_batches_are_chunks(data, reference):
         fit([table.slice(0, 500), renamed.slice(500)])
     with pytest.raises(TypeError, match="not a chunk source"):
         reference.predict(tables)
+
+
+def test_an_error_the_source_raises_names_the_chunk_and_the_pass(tmp_path, data):
+    """An error of the source's own (a file gone, a file closed between passes) reached the
+    caller with no chunk or pass named. It keeps its type and message, so that the caller's
+    except clauses still catch it, and gains a note of the chunk and the pass; emix's own
+    errors, which name the chunk already, and KeyboardInterrupt gain none."""
+    pieces = [data[a:a + 50] for a in range(0, 500, 50)]
+
+    class Fails:
+        """Raises `error` on the pass `on_pass` over it: from iter(), or from next() when it
+        reaches chunk `at`."""
+
+        def __init__(self, error, on_pass=3, at=None):
+            self.error, self.on_pass, self.at, self.passes = error, on_pass, at, 0
+
+        def __iter__(self):
+            self.passes += 1
+            if self.passes >= self.on_pass and self.at is None:
+                raise self.error
+            return self.items(self.passes >= self.on_pass)
+
+        def items(self, fail):
+            for i, piece in enumerate(pieces):
+                if fail and i == self.at:
+                    raise self.error
+                yield piece
+
+    gone = OSError("file gone")
+    with pytest.raises(OSError) as raised:
+        fit(Fails(gone))
+    assert raised.value is gone and str(gone) == "file gone"
+    assert gone.__notes__ == ["emix: raised while reading chunk 0 (rows 1..50) of the chunk "
+                              "source, on pass 3 over it"]
+    down = Fails(RuntimeError("network down"), on_pass=5, at=6)
+    with pytest.raises(RuntimeError) as raised:
+        fit(down)
+    assert str(raised.value) == "network down"
+    assert raised.value.__notes__ == ["emix: raised while reading chunk 6 (rows 301..350) of "
+                                      f"the chunk source, on pass {down.passes} over it"]
+
+    class Shrinks:
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            return iter(pieces if self.passes < 3 else pieces[:5])
+
+    with pytest.raises(ValueError, match="chunk 5: the chunk source ended after") as raised:
+        fit(Shrinks())
+    assert not hasattr(raised.value, "__notes__")
+    with pytest.raises(KeyboardInterrupt) as raised:
+        fit(Fails(KeyboardInterrupt()))
+    assert not hasattr(raised.value, "__notes__")
+
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["x"] = data
+    f = h5py.File(tmp_path / "x.h5", "r")
+
+    def close(info):
+        if info.iteration == 2:
+            f.close()
+
+    with pytest.raises((OSError, RuntimeError)) as raised:  # h5py's, as it reads
+        fit(emix.chunked(f["x"], chunk_rows=300), callback=close, tol=0, max_iter=5)
+    assert raised.value.__notes__[0].startswith("emix: raised while reading chunk 0 (rows "
+                                                "1..300) of the chunk source, on pass ")
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds = pytest.importorskip("pyarrow.dataset")
+    directory = tmp_path / "parts"
+    directory.mkdir()
+    for i, a in enumerate(range(0, len(data), 250)):
+        pq.write_table(pa.table({f"f{j}": data[a:a + 250, j] for j in range(3)}),
+                       directory / f"part-{i}.parquet")
+
+    def remove(info):
+        if info.iteration == 2:
+            (directory / "part-2.parquet").unlink()
+
+    with pytest.raises(FileNotFoundError) as raised:
+        fit(ds.dataset(directory), callback=remove, tol=0, max_iter=5)
+    # The rows of a dataset's files are known once read: on the passes after the first.
+    assert raised.value.__notes__[0].startswith("emix: raised while reading chunk 2 (rows "
+                                                "501..750) of the chunk source, on pass ")
+
+
+def test_a_datasets_files_are_read_in_their_own_column_types(tmp_path, data):
+    """Each file of a pyarrow Dataset was cast to the dataset's schema, which takes the first
+    file's types: a float64 file after a float32 one was rounded to float32 without a word, and
+    a float file after an int64 one failed ("Float value 35.500000 was truncated converting to
+    int64"). Each file keeps its own types now, and the fit takes the widest, as for a list of
+    the same tables."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds = pytest.importorskip("pyarrow.dataset")
+    names = ["f0", "f1", "f2"]
+    for first_type in (np.float32, np.int64):
+        directory = tmp_path / np.dtype(first_type).name
+        directory.mkdir()
+        head = data[:400] * (100 if first_type == np.int64 else 1)
+        tables = [pa.table({name: head[:, j].astype(first_type) for j, name in enumerate(names)}),
+                  pa.table({name: data[400:, j] for j, name in enumerate(names)})]
+        pq.write_table(tables[0], directory / "part-0.parquet")
+        pq.write_table(tables[1].select(names[::-1]), directory / "part-1.parquet")  # reordered
+        fitted = fit(ds.dataset(directory))
+        assert fitted.report_.precision == "float64"
+        listed = fit(tables)
+        np.testing.assert_array_equal(fitted.means_, listed.means_)
+        np.testing.assert_array_equal(fitted.covariances_, listed.covariances_)
+    # Float32 files stay float32 when every file is.
+    directory = tmp_path / "single"
+    directory.mkdir()
+    for i, a in enumerate((0, 500)):
+        pq.write_table(pa.table({name: data[a:a + 500, j].astype(np.float32)
+                                 for j, name in enumerate(names)}),
+                       directory / f"part-{i}.parquet")
+    assert fit(ds.dataset(directory)).report_.precision == "float32"
+
+
+def test_sample_weight_of_chunks_is_read_as_fit_reads_it(tmp_path, data):
+    """emix.chunked(X, sample_weight=2.0) was refused ("sample_weight has 1 values, but the
+    data have 1000 rows") where fit(X, sample_weight=2.0) weighs every row alike, and complex
+    or time weights were taken (the imaginary part dropped, times as numbers) where fit refuses
+    them. Weights of chunks are read as fit reads them now: numbers in strings too."""
+    in_memory = fit(data, sample_weight=2.0)
+    assert_same_model(fit(emix.chunked(data, chunk_rows=300, sample_weight=2.0)), in_memory)
+    assert_same_model(fit(emix.chunked(data, chunk_rows=300, sample_weight=np.float32(2))),
+                      in_memory)
+    assert_same_model(fit(emix.chunked(data, chunk_rows=300, sample_weight=np.array(2.0))),
+                      in_memory)
+    text = np.array(["2"] * len(data))
+    assert_same_model(fit(emix.chunked(data, chunk_rows=300, sample_weight=text)),
+                      fit(data, sample_weight=text))
+    for bad, shown in ((-1.0, "-1"), (np.nan, "nan")):
+        with pytest.raises(ValueError, match=f"sample weights: row 1 is {shown}"):
+            fit(data, sample_weight=bad)
+        with pytest.raises(ValueError, match=f"sample weights: row 1 is {shown}"):
+            fit(emix.chunked(data, chunk_rows=300, sample_weight=bad))
+    for bad in (np.ones(len(data), complex), np.zeros(len(data), "datetime64[s]")):
+        message = f"sample_weight: element type {bad.dtype} is not real numbers"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            fit(data, sample_weight=bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            fit(emix.chunked(data, chunk_rows=300, sample_weight=bad))
+    with pytest.raises(ValueError, match="sample_weight must be 1-D or a scalar"):
+        emix.chunked(data, sample_weight=np.ones((len(data), 1)))
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    ds = pytest.importorskip("pyarrow.dataset")
+    table = pa.table({f"f{j}": data[:, j] for j in range(data.shape[1])})
+    pq.write_table(table, tmp_path / "x.parquet", row_group_size=300)
+    for source in (table, pq.ParquetFile(tmp_path / "x.parquet"),
+                   ds.dataset(tmp_path / "x.parquet")):
+        assert_same_model(fit(emix.chunked(source, sample_weight=2.0)), in_memory)

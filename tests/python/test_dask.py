@@ -227,6 +227,32 @@ def test_weights_that_sum_to_zero_are_an_invalid_argument(client):
         estimator.fit(da.from_array(data, chunks=(50, 4)), sample_weight=np.ones(5))
 
 
+def test_scalar_weights_and_weights_of_unknown_chunk_sizes(client, data):
+    """fit(x, sample_weight=2.0) was refused ("sample_weight.shape == (), expected (1200,)")
+    where the in-memory fit weighs every row alike, and so was emix.select of a Dask array;
+    weights of unknown chunk sizes (a Dask DataFrame's column as an array) said
+    "sample_weight.shape == (nan,)", without the hint that X and emix.select give."""
+    x = da.from_array(data, chunks=(300, data.shape[1]))
+    parameters = dict(n_components=2, random_state=0, device="cpu", tol=1e-4)
+    spread = np.full(len(data), 2.0)
+    scalar = emix.dask.GaussianMixture(**parameters).fit(x, sample_weight=2.0)
+    reference = emix.dask.GaussianMixture(**parameters).fit(x, sample_weight=spread)
+    assert scalar.n_iter_ == reference.n_iter_
+    np.testing.assert_array_equal(scalar.means_, reference.means_)
+    assert scalar.score(x, sample_weight=2.0).compute() == pytest.approx(scalar.score(data),
+                                                                         rel=1e-12)
+    grid = dict(n_components=[1, 2], covariance_types=["diag"], device="cpu")
+    picked = emix.select(x, sample_weight=2.0, **grid)
+    for a, b in zip(picked.candidates, emix.select(x, sample_weight=spread, **grid).candidates):
+        assert {**a, "seconds": 0} == {**b, "seconds": 0}
+    ones = da.ones(len(data), chunks=300)
+    unknown = ones[ones > 0]
+    assert np.isnan(unknown.shape[0])
+    with pytest.raises(emix.InvalidArgument, match=r"sample_weight: .* unknown chunk sizes "
+                                                   r"\(call sample_weight\.compute_chunk_sizes"):
+        emix.dask.GaussianMixture(**parameters).fit(x, sample_weight=unknown)
+
+
 def test_empty_and_collapsed_components_are_reseeded(client, data):
     """A component that empties (its mean far from every row) or collapses onto identical rows
     (reg_covar=0) moves onto a random row, taking one row's share of the weight, as in the
