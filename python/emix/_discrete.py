@@ -4,6 +4,7 @@ import numpy as np
 
 from . import _emix
 from ._emix import InvalidArgument
+from ._arrays import check_dtype_parameter
 from ._base import _BaseMixture, _is_int, _is_real, check_shape, check_weights
 
 _COMMON_PARAMETERS = """    n_components : int, default=1
@@ -266,6 +267,15 @@ class BinomialMixture(_DiscreteMixture):
 
     def _trials(self):
         return int(self.n_trials)
+
+    def _check_parameters(self):
+        super()._check_parameters()
+        # float32 holds every whole number up to 2^24 only: a count of 2^24 + 1 would be read
+        # as 2^24, taken as a count of 2^24 trials, and more trials' counts as other counts.
+        if check_dtype_parameter(self.dtype) == np.float32 and self._trials() >= 2**24:
+            raise InvalidArgument(f"dtype='float32' rounds whole numbers above 2^24 = 16777216, "
+                                  f"so with n_trials = {self._trials()} counts would be read as "
+                                  "other counts; use dtype=None or 'float64'")
 
     def _family_checks(self):
         return super()._family_checks() + [

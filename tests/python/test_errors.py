@@ -263,6 +263,17 @@ def test_discrete_data_outside_the_family():
     with pytest.raises(ValueError, match=r"'n_trials' parameter of BinomialMixture must be an "
                                          r"int in \[1, 2147483647\]"):
         emix.BinomialMixture(n_trials=0).fit(counts)
+    # float32 read 16777217 as 16777216, a count of 2^24 trials, without a word.
+    large = np.array([[16777217.0], [3.0]])
+    with pytest.raises(emix.InvalidArgument, match=r"^dtype='float32' rounds whole numbers above "
+                                                   r"2\^24 = 16777216, so with n_trials = "
+                                                   r"16777216 counts would be read as other"):
+        emix.BinomialMixture(n_trials=2**24, dtype="float32", device="cpu").fit(large)
+    with pytest.raises(ValueError, match="row 1, column 1 is 16777217, but a binomial mixture"):
+        emix.BinomialMixture(n_trials=2**24, device="cpu").fit(large)
+    fitted = emix.BinomialMixture(n_trials=2**24 - 1, dtype="float32", device="cpu")
+    with pytest.raises(ValueError, match="row 1, column 1 is 16777216, but a binomial mixture"):
+        fitted.fit(large)  # below 2^24 trials, a count above them stays above them
     with pytest.raises(ValueError, match="'prob_epsilon' parameter of BernoulliMixture"):
         emix.BernoulliMixture(prob_epsilon=0.5).fit(bits)
     with pytest.raises(ValueError, match=r"'probabilities' should be in the range \[0, 1\]"):
