@@ -293,10 +293,20 @@ TEST_F(CliTest, FullDiskDuringTheWriteNamesTheOutputAndLeavesNoFile) {
                           ProcessLimits{10000, RLIM_INFINITY});
   const CliRun r = finish(pid);
   EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("emix: error: resp.npy: cannot write: write failed: File too large", 0), 0u)
+  EXPECT_EQ(
+      r.err.rfind("emix: error: --responsibilities resp.npy: cannot write: write failed: File too "
+                  "large",
+                  0),
+      0u)
       << r.err;
   EXPECT_EQ(r.err.find("emix-tmp"), std::string::npos) << r.err;
   EXPECT_EQ(listing(), before);
+  // A device written in place names its option too, as every other output error does.
+  if (fs::exists("/dev/full")) {
+    expect_failure("fit data.npy -k 2 -q -o /dev/full",
+                   {"emix: error: -o /dev/full: cannot write: write failed: No space left on "
+                    "device"});
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

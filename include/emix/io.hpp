@@ -137,6 +137,9 @@ class OutputFile {
   const std::string& path() const;
   // False for a FIFO or a device, where a failure part way cannot be undone.
   bool replaced_by_rename() const;
+  // Said before the path in the messages of later failures (a program's "-o"), as the program
+  // names its outputs; the constructor's messages are the caller's to prefix.
+  void set_label(const std::string& label);
   // Writes all `size` bytes or throws IoError (and discards the file).
   void write(const void* data, std::size_t size);
   void write(const std::string& text) { write(text.data(), text.size()); }

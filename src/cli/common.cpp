@@ -394,6 +394,7 @@ io::OutputFile& StagedOutputs::stage(const std::string& target, const std::strin
   } catch (const IoError& e) {
     throw IoError(option + " " + e.what());  // "-o out/m.json: cannot write: ..."
   }
+  entries_.back().file->set_label(option);  // and so for a write that fails later
   return *entries_.back().file;
 }
 

@@ -94,6 +94,7 @@ const char* kind_of(mode_t mode) {
 struct OutputFile::State {
   enum class Mode { kReplace, kInPlace };
   std::string path;       // as the caller gave it: every message names this
+  std::string label;      // said before the path in messages of the writes ("-o"), or none
   std::string target;     // what is replaced: `path`, or the file a symbolic link leads to
   std::string temporary;  // kReplace only
   Mode mode = Mode::kReplace;
@@ -108,13 +109,17 @@ struct OutputFile::State {
 namespace {
 
 // `why` says it all; error_number() is `error`, as a caller tells the reasons apart.
-[[noreturn]] void cannot_write_as(int error, const std::string& path, const std::string& why) {
-  throw IoError(detail::quote_path(path) + ": cannot write: " + why, error, path);
+[[noreturn]] void cannot_write_as(int error, const std::string& path, const std::string& why,
+                                  const std::string& label = {}) {
+  throw IoError(
+      (label.empty() ? "" : label + " ") + detail::quote_path(path) + ": cannot write: " + why,
+      error, path);
 }
 
 // `why`, then the system's words for `error`.
-[[noreturn]] void cannot_write(const std::string& path, const std::string& why, int error = 0) {
-  cannot_write_as(error, path, error == 0 ? why : why + ": " + std::strerror(error));
+[[noreturn]] void cannot_write(const std::string& path, const std::string& why, int error = 0,
+                               const std::string& label = {}) {
+  cannot_write_as(error, path, error == 0 ? why : why + ": " + std::strerror(error), label);
 }
 
 // Follows symbolic links from `path` to the name they finally lead to, which may not exist yet
@@ -155,12 +160,12 @@ int own_descriptor_named(const std::string& path) {
   return std::stoi(number);
 }
 
-int open_in_place(const std::string& path, const std::string& target) {
+// -1 with errno where it cannot be opened.
+int open_in_place(const std::string& target) {
   int fd;
   do {
     fd = ::open(target.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) cannot_write(path, "cannot open it", errno);
   return fd;
 }
 
@@ -204,7 +209,8 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
         if (::access(path.c_str(), W_OK) != 0)
           cannot_write(path, "the FIFO is not writable", errno);
       } else {
-        s.fd = open_in_place(path, s.target);
+        s.fd = open_in_place(s.target);
+        if (s.fd < 0) cannot_write(path, "cannot open it", errno);
       }
       return;
     }
@@ -274,6 +280,8 @@ OutputFile::OutputFile(OutputFile&&) noexcept = default;
 
 const std::string& OutputFile::path() const { return state_->path; }
 
+void OutputFile::set_label(const std::string& label) { state_->label = label; }
+
 bool OutputFile::replaced_by_rename() const { return state_->mode == State::Mode::kReplace; }
 
 void OutputFile::discard() noexcept {
@@ -290,18 +298,20 @@ void OutputFile::discard() noexcept {
 
 void OutputFile::fail(const std::string& why, int error) {
   const std::string path = state_->path;
+  const std::string label = state_->label;
   discard();
-  cannot_write(path, why, error);
+  cannot_write(path, why, error, label);
 }
 
 void OutputFile::write(const void* data, std::size_t size) {
   State& s = *state_;
   if (s.committed || s.discarded) {
     cannot_write(s.path,
-                 std::string("the file was already ") + (s.committed ? "committed" : "discarded"));
+                 std::string("the file was already ") + (s.committed ? "committed" : "discarded"),
+                 0, s.label);
   }
-  if (s.finished) cannot_write(s.path, "the file was already finished");
-  if (s.fd < 0 && s.fifo) s.fd = open_in_place(s.path, s.target);
+  if (s.finished) cannot_write(s.path, "the file was already finished", 0, s.label);
+  if (s.fd < 0 && s.fifo && (s.fd = open_in_place(s.target)) < 0) fail("cannot open it", errno);
   const auto* bytes = static_cast<const unsigned char*>(data);
   while (size > 0) {
     // At most 1 GiB a call: Linux writes no more than about 2 GiB at once anyway.
@@ -320,10 +330,12 @@ void OutputFile::finish() {
   State& s = *state_;
   if (s.committed || s.discarded) {
     cannot_write(s.path,
-                 std::string("the file was already ") + (s.committed ? "committed" : "discarded"));
+                 std::string("the file was already ") + (s.committed ? "committed" : "discarded"),
+                 0, s.label);
   }
   if (s.finished) return;
-  if (s.fd < 0 && s.fifo) s.fd = open_in_place(s.path, s.target);  // an empty output
+  if (s.fd < 0 && s.fifo && (s.fd = open_in_place(s.target)) < 0)
+    fail("cannot open it", errno);  // an empty output
   // The bytes on the disk before the rename: after a crash of the machine the target then holds
   // the old file or the new one, never a new name over missing data. (A FIFO or a device, written
   // in place, has nothing to sync.)
