@@ -146,8 +146,9 @@ TEST(CapiStatistics, MaximizeReportsEmptyComponentsAndRefusesNoWeight) {
   ASSERT_EQ(emix_options_set_reg_covar(options, 1e-6), EMIX_OK);
   ASSERT_EQ(emix_options_set_prob_epsilon(options, 5.0), EMIX_OK);
   EXPECT_EQ(emix_maximize(model, statistics, options, &next), EMIX_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(emix_last_error()).find("prob_epsilon is 5, must be in (0, 0.5)"),
-            std::string::npos)
+  EXPECT_NE(
+      std::string(emix_last_error()).find("prob_epsilon is 5, must be in [2^-53 (1.1e-16), 0.5)"),
+      std::string::npos)
       << emix_last_error();
   EXPECT_EQ(next, nullptr);
   emix_statistics_destroy(statistics);

@@ -372,6 +372,10 @@ TEST_F(SelectTest, AFailedCandidateIsSaidToHaveFailed) {
   EXPECT_EQ(rows[0].best, "false");
   EXPECT_EQ(rows[2].failed, "false");
   EXPECT_NE(r.out.find("failed"), std::string::npos) << r.out;
+  // The table's reason is in the program's terms, as its warning on stderr: it said "reg_covar".
+  const std::string table = read_text(path("t.csv"));
+  EXPECT_NE(table.find("--reg-covar"), std::string::npos) << table;
+  EXPECT_EQ(table.find("reg_covar"), std::string::npos) << table;
 }
 
 }  // namespace

@@ -291,7 +291,7 @@ TEST_F(CliTest, ProbEpsilonBoundsBernoulliProbabilities) {
   EXPECT_EQ(model["probabilities"][0][0].get<double>(), 0.05);
   EXPECT_NEAR(model["probabilities"][0][1].get<double>(), 4.0 / 6.0, 1e-15);
   expect_failure("select data.txt -k 1 --family bernoulli --prob-epsilon 0.5",
-                 {"--prob-epsilon 0.5: must be in (0, 0.5)"});
+                 {"--prob-epsilon 0.5: must be in [2^-53 (1.1e-16), 0.5)"});
   // Column 1 is all 0: its clamp to 1 - 2e-17, which is 1, made the log-likelihood NaN. 6e-17
   // is below 2^-53 too, though 1 - 6e-17 rounds below 1.
   for (const char* epsilon : {"2e-17", "6e-17"}) {

@@ -103,8 +103,9 @@ class _DiscreteMixture(_BaseMixture):
                               "values count successes, which are >= 0")
 
     def _family_checks(self):
-        return [(_is_real(self.prob_epsilon) and 0 < self.prob_epsilon < 0.5, "prob_epsilon",
-                 "a float in (0, 0.5)")]
+        # The library's range: from 2^-53, so that 1 - prob_epsilon is below 1 in double.
+        return [(_is_real(self.prob_epsilon) and 2**-53 <= self.prob_epsilon < 0.5,
+                 "prob_epsilon", "a float in [2**-53, 0.5)")]
 
     def _family_options(self, options):
         options.trials = self._trials()

@@ -277,8 +277,9 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     # Checked whatever the family: each applies to one kind, and a bad value is a mistake.
     if not (_is_real(reg_covar) and 0 <= reg_covar < float("inf")):
         raise InvalidArgument(f"reg_covar must be a finite float >= 0, got {reg_covar!r}")
-    if not (_is_real(prob_epsilon) and 0 < prob_epsilon < 0.5):
-        raise InvalidArgument(f"prob_epsilon must be a float in (0, 0.5), got {prob_epsilon!r}")
+    if not (_is_real(prob_epsilon) and 2**-53 <= prob_epsilon < 0.5):
+        raise InvalidArgument(f"prob_epsilon must be a float in [2**-53, 0.5), got "
+                              f"{prob_epsilon!r}")
     types = list(covariance_types)
     for i, t in enumerate(types):
         if t not in _COVARIANCE_TYPES:

@@ -124,12 +124,13 @@ std::string number(double v) { return format("%.17g", v); }
 // A candidate that failed (and was left out of the choice).
 bool failed(const SelectCandidate& c) { return c.failed; }
 
-// Why a candidate failed: the library states it among its warnings ("" for one that did not).
+// Why a candidate failed: the library states it among its warnings ("" for one that did not),
+// in the program's terms ("increase --reg-covar"), as its warning on stderr says it.
 std::string failure_of(const SelectCandidate& c) {
   static const std::string kFailed = "failed, and left out of the choice: ";
   if (!failed(c)) return "";
   for (const std::string& w : c.fit.warnings) {
-    if (w.rfind(kFailed, 0) == 0) return w.substr(kFailed.size());
+    if (w.rfind(kFailed, 0) == 0) return in_flags(w.substr(kFailed.size()));
   }
   return "failed";
 }

@@ -342,26 +342,40 @@ double largest_precision(const Model& m) {
 }
 
 // Physical memory, or the cgroup's limit (containers, batch jobs) or this process's address
-// space or data limit (ulimit -v, -d), whichever is lowest.
-double memory_of_this_machine() {
+// space or data limit (ulimit -v, -d), whichever is lowest, and what sets it, for messages:
+// "more than the 0.3 GB " + `what`.
+struct UsableMemory {
+  double bytes = std::numeric_limits<double>::infinity();
+  std::string what = "of this machine";
+};
+
+UsableMemory usable_memory() {
+  UsableMemory usable;
   const long pages = ::sysconf(_SC_PHYS_PAGES);
   const long page_size = ::sysconf(_SC_PAGESIZE);
-  double bytes = pages > 0 && page_size > 0
-                     ? static_cast<double>(pages) * static_cast<double>(page_size)
-                     : std::numeric_limits<double>::infinity();
+  if (pages > 0 && page_size > 0) {
+    usable.bytes = static_cast<double>(pages) * static_cast<double>(page_size);
+  }
+  const auto lower = [&](double limit, const char* what) {
+    if (limit < usable.bytes) usable = {limit, what};
+  };
   for (const char* limit_file :
        {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
     std::ifstream in(limit_file);
     double limit = 0;
-    if (in >> limit && limit > 0) bytes = std::min(bytes, limit);  // "max" reads as nothing
+    if (in >> limit && limit > 0) {  // "max" reads as nothing
+      lower(limit, "this container may use (its control group's memory limit)");
+    }
   }
   for (const int resource : {RLIMIT_AS, RLIMIT_DATA}) {
     struct rlimit limit;
     if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
-      bytes = std::min(bytes, static_cast<double>(limit.rlim_cur));
+      lower(static_cast<double>(limit.rlim_cur),
+            resource == RLIMIT_AS ? "this process may use (its address-space limit, ulimit -v)"
+                                  : "this process may use (its data-segment limit, ulimit -d)");
     }
   }
-  return bytes;
+  return usable;
 }
 
 }  // namespace
@@ -585,8 +599,8 @@ void validate_mstep_options(double reg_covar, double prob_epsilon) {
                       "reg_covar is " + number(reg_covar) + ", must be a finite number >= 0");
   }
   if (!(prob_epsilon > 0 && prob_epsilon < 0.5)) {
-    throw OptionError("prob_epsilon",
-                      "prob_epsilon is " + number(prob_epsilon) + ", must be in (0, 0.5)");
+    throw OptionError("prob_epsilon", "prob_epsilon is " + number(prob_epsilon) +
+                                          ", must be in [2^-53 (1.1e-16), 0.5)");
   }
   // Probabilities are clamped to [prob_epsilon, 1 - prob_epsilon]: below 2^-53, 1 - prob_epsilon
   // rounds to 1, whose log(1 - p) is -inf, and a fit's log-likelihood became NaN.
@@ -677,8 +691,8 @@ FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) 
 void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
   const FitMemory m = fit_memory(rows, cols, o);
   const double needed = std::max(m.init_bytes, m.em_bytes);
-  const double available = memory_of_this_machine();
-  if (needed <= available) return;
+  const UsableMemory available = usable_memory();
+  if (needed <= available.bytes) return;
   const bool init = m.init_bytes >= m.em_bytes;
   const std::string restarts = o.n_init > 1 ? ", n_init = " + std::to_string(o.n_init) : "";
   // What to change: the D x D covariances where they take the memory (a tied model's does not
@@ -701,8 +715,8 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o)
   if (!init && !restarts.empty()) advice += " or fewer restarts";
   throw OutOfMemory("n_components = " + std::to_string(o.n_components) + (init ? "" : restarts) +
                     " needs at least " + gigabytes(needed) + " of memory (" +
-                    (init ? m.init_what : m.em_what) + "), more than the " + gigabytes(available) +
-                    " of this machine; " + advice);
+                    (init ? m.init_what : m.em_what) + "), more than the " +
+                    gigabytes(available.bytes) + " " + available.what + "; " + advice);
 }
 
 void check_select_memory(std::int64_t rows, std::int64_t cols,
@@ -716,34 +730,35 @@ void check_select_memory(std::int64_t rows, std::int64_t cols,
     em_bytes += m.em_bytes;  // every restart's
   }
   const double needed = init_bytes + em_bytes;
-  const double available = memory_of_this_machine();
-  if (needed <= available) return;
+  const UsableMemory available = usable_memory();
+  if (needed <= available.bytes) return;
   throw OutOfMemory("select: the grid's " + std::to_string(grid.size()) +
                     " candidates need at least " + gigabytes(needed) +
                     " of memory together (each run's model and statistics are held until the "
                     "joint passes end), more than the " +
-                    gigabytes(available) + " of this machine; use fewer or smaller candidates");
+                    gigabytes(available.bytes) + " " + available.what +
+                    "; use fewer or smaller candidates");
 }
 
 void check_result_memory(std::int64_t rows, int k) {
   // log p(x) and the labels for every row, and k responsibilities per row.
   const double needed = static_cast<double>(rows) * (12.0 + 8.0 * k);
-  const double available = memory_of_this_machine();
-  if (needed <= available) return;
+  const UsableMemory available = usable_memory();
+  if (needed <= available.bytes) return;
   throw OutOfMemory("the results for " + std::to_string(rows) + " rows" +
                     (k > 0 ? " x " + std::to_string(k) + " responsibilities" : std::string()) +
                     " need " + gigabytes(needed) + " of memory, more than the " +
-                    gigabytes(available) + " of this machine");
+                    gigabytes(available.bytes) + " " + available.what);
 }
 
 void check_sample_memory(std::int64_t rows, int cols) {
   // The rows in double and their int32 labels.
   const double needed = static_cast<double>(rows) * (8.0 * cols + 4.0);
-  const double available = memory_of_this_machine();
-  if (needed <= available) return;
+  const UsableMemory available = usable_memory();
+  if (needed <= available.bytes) return;
   throw OutOfMemory("sample: " + std::to_string(rows) + " rows x " + std::to_string(cols) +
                     " features need " + gigabytes(needed) + " of memory, more than the " +
-                    gigabytes(available) + " of this machine");
+                    gigabytes(available.bytes) + " " + available.what);
 }
 
 void validate_fit_arguments(const DataView& x, const FitOptions& o, const double* sample_weight) {

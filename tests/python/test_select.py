@@ -102,7 +102,7 @@ def test_bernoulli_select_and_errors():
         emix.select(x, random_state="x", device="cpu")
     with pytest.raises(ValueError, match="reg_covar must be a finite float >= 0, got -1"):
         emix.select(x, reg_covar=-1, family="bernoulli", device="cpu")
-    with pytest.raises(ValueError, match=r"prob_epsilon must be a float in \(0, 0.5\), got 0.7"):
+    with pytest.raises(ValueError, match=r"prob_epsilon must be a float in \[2\*\*-53, 0.5\), got 0.7"):
         emix.select(x, prob_epsilon=0.7, device="cpu")
     with pytest.raises(ValueError, match="covariance_types must be among .* got 'banana'"):
         emix.select(x, covariance_types=("banana",), family="bernoulli", device="cpu")
