@@ -266,6 +266,9 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
   const cpu::ScopedNonStopFp non_stop;
   model.validate();
   if (n < 0) throw InvalidArgument("sample: n is " + std::to_string(n) + ", must be >= 0");
+  if (block_rows < 1) {
+    throw InvalidArgument("sample: blocks of " + std::to_string(block_rows) + " rows");
+  }
   EngineOptions thread_count;
   thread_count.n_threads = n_threads;
   validate(thread_count);  // the range, and the message, of every other call's n_threads
@@ -310,9 +313,6 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
   // Blocks of rows, each drawn from its own generator: the sample depends on the seeds alone,
   // never on the threads that draw it, which run a block each (one thread took 2-6x NumPy's
   // time for a million rows).
-  if (block_rows < 1) {
-    throw InvalidArgument("sample: blocks of " + std::to_string(block_rows) + " rows");
-  }
   const std::int64_t blocks = (n + block_rows - 1) / block_rows;
   const int threads = usable_threads(n_threads);
   std::exception_ptr failure;  // the first, rethrown here: none may leave a parallel region
