@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/engine.hpp"
+#include "core/page_ranges.hpp"
 #include "core/prepared_model.hpp"
 #include "core/statistics.hpp"
 #include "emix/errors.hpp"
@@ -59,36 +60,20 @@ constexpr std::int64_t kCublasWorkspace = 32 * kMiB;  // NVIDIA's recommendation
 constexpr std::int64_t kGatherBatch = std::int64_t{1} << 16;
 constexpr std::int64_t kGatherBytes = 64 * kMiB;  // device memory gather_rows may take
 
-// Host ranges this process's engines registered, and how many engines stream from each: engines
-// over one host array (threads fitting it) share its registration, and the last one to end
-// releases it (the first one's cudaHostUnregister pulled the pages from under the others' copies
-// in flight, which had found them locked and registered nothing).
-struct HostRegistration {
-  std::uintptr_t end = 0;
-  int engines = 0;
+// The host pages this process's engines registered (page_ranges.hpp), under one lock. Never
+// destroyed: an engine held by a static object (a program's global) ends after the statics of
+// this file would have, and still releases its ranges here.
+struct HostRegistry {
+  std::mutex mutex;
+  PageRanges ranges;
 };
-std::mutex host_registry_mutex;
-std::map<std::uintptr_t, HostRegistration> host_registry;
-
-// Under host_registry_mutex: the registration covering [begin, end), counted for one more
-// engine, or null.
-void* share_registration(std::uintptr_t begin, std::uintptr_t end) {
-  auto it = host_registry.upper_bound(begin);
-  if (it == host_registry.begin()) return nullptr;
-  --it;
-  if (it->second.end < end) return nullptr;
-  ++it->second.engines;
-  return reinterpret_cast<void*>(it->first);
+HostRegistry& host_registry() {
+  static HostRegistry* const registry = new HostRegistry;
+  return *registry;
 }
 
-// One engine less on the registration at `first` (made by register_host_range or shared); the
-// last one unregisters it.
-void release_registration(void* first) noexcept {
-  const std::lock_guard<std::mutex> guard(host_registry_mutex);
-  const auto it = host_registry.find(reinterpret_cast<std::uintptr_t>(first));
-  if (it != host_registry.end() && --it->second.engines > 0) return;
-  if (it != host_registry.end()) host_registry.erase(it);
-  EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(first));
+void unregister_pages(std::uintptr_t first) noexcept {
+  EMIX_CUDA_TRY_NOTHROW(cudaHostUnregister(reinterpret_cast<void*>(first)));
 }
 
 enum class Mode { kFull, kTied, kDiag, kLinear };
@@ -287,9 +272,10 @@ class GpuEngine final : public GpuEngineBase {
   std::int64_t max_shared_ = 0;
   bool device_input_ = false;
   bool streaming_ = false;
-  // What this engine cudaHostRegister'ed of x and of the weights (unregistered at the end).
-  void* registered_x_ = nullptr;
-  void* registered_w_ = nullptr;
+  // The registry's ranges this engine holds (host_registry), released at its end; whether x's
+  // pages are page-locked by emix for it.
+  std::vector<std::uintptr_t> held_ranges_;
+  bool x_registered_ = false;
   bool staging_ = false;
 
   bool configured_ = false;
@@ -395,8 +381,8 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
       }
     }
   }
-  if (!device_input_ && data.data() == nullptr) start_streaming();
   try {
+    if (!device_input_ && data.data() == nullptr) start_streaming();
     compute_.synchronize();
   } catch (...) {
     unregister_host_memory();  // no destructor runs for a constructor that throws
@@ -406,9 +392,12 @@ GpuEngine<T>::GpuEngine(const DataView& x, const double* sample_weight,
 
 template <typename T>
 void GpuEngine<T>::unregister_host_memory() noexcept {
-  if (registered_x_ != nullptr) release_registration(registered_x_);
-  if (registered_w_ != nullptr) release_registration(registered_w_);
-  registered_x_ = registered_w_ = nullptr;
+  if (held_ranges_.empty()) return;
+  HostRegistry& registry = host_registry();
+  const std::lock_guard<std::mutex> guard(registry.mutex);
+  registry.ranges.release(held_ranges_, unregister_pages);
+  held_ranges_.clear();
+  x_registered_ = false;
 }
 
 template <typename T>
@@ -440,43 +429,51 @@ void GpuEngine<T>::start_streaming() {
   buffers_[static_cast<int>(Buf::kData)].reset();
   buffers_[static_cast<int>(Buf::kWeights)].reset();
   // Registration pins whole pages, and registering a page twice fails: the weights may begin on
-  // x's last page (two small heap arrays), or end on its first. Such a shared page is already
-  // locked, and only the pages between are registered.
-  const auto lock = [this](const void* p, std::int64_t bytes, void*& registered) {
-    if (p == nullptr || bytes <= 0) return true;
-    const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-    std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(p);
-    std::uintptr_t end = begin + static_cast<std::uintptr_t>(bytes);
-    const std::lock_guard<std::mutex> guard(host_registry_mutex);
-    if (void* shared = share_registration(begin, end)) {
-      registered = shared;
+  // x's last page (two small heap arrays), another engine may stream from the same rows or from
+  // the rows beside them. The registry shares the pages (page_ranges.hpp).
+  int read_only_supported = 0;
+  if (cudaDeviceGetAttribute(&read_only_supported, cudaDevAttrHostRegisterReadOnlySupported,
+                             device_) != cudaSuccess) {
+    (void)cudaGetLastError();
+    read_only_supported = 0;
+  }
+  PageRanges::Pinning pinning;
+  pinning.page_size = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  pinning.pin = [read_only_supported](std::uintptr_t first, std::uintptr_t bytes) {
+    void* const pages = reinterpret_cast<void*>(first);
+    if (cudaHostRegister(pages, bytes, cudaHostRegisterDefault) == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    // A read-only mapping (a .npy memory-mapped for reading) registers only as read-only, which
+    // is all the engine, reading it, needs; portable, as the default is.
+    if (read_only_supported != 0 &&
+        cudaHostRegister(pages, bytes, cudaHostRegisterPortable | cudaHostRegisterReadOnly) ==
+            cudaSuccess) {
       return true;
     }
-    const auto locked = [](std::uintptr_t at) {
-      return is_page_locked(reinterpret_cast<const void*>(at));
-    };
-    if (locked(begin) && locked(end - 1)) return true;
-    if (locked(begin)) begin = (begin / page + 1) * page;
-    if (end > begin && locked(end - 1)) end = (end - 1) / page * page;
-    if (end <= begin) return true;
-    if (!settings_.register_host_memory) return false;
-    void* const first = reinterpret_cast<void*>(begin);
-    if (cudaHostRegister(first, end - begin, cudaHostRegisterDefault) != cudaSuccess) {
-      (void)cudaGetLastError();
-      // A read-only mapping (a .npy memory-mapped for reading) registers only as read-only,
-      // which is all the engine, reading it, needs.
-      if (cudaHostRegister(first, end - begin, cudaHostRegisterReadOnly) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-      }
-    }
-    host_registry[begin] = HostRegistration{end, 1};
-    registered = first;
-    return true;
+    (void)cudaGetLastError();
+    return false;  // locked-memory limits: the engine stages instead
   };
-  const bool x_locked =
-      lock(x_.data, n_ * d_ * static_cast<std::int64_t>(sizeof(T)), registered_x_);
-  const bool w_locked = lock(h_weights_, n_ * 8, registered_w_);
+  pinning.unpin = unregister_pages;
+  pinning.locked = [](std::uintptr_t address) {
+    return is_page_locked(reinterpret_cast<const void*>(address));
+  };
+  HostRegistry& registry = host_registry();
+  const std::lock_guard<std::mutex> guard(registry.mutex);
+  const auto lock = [&](const void* p, std::int64_t bytes) {
+    const auto first = reinterpret_cast<std::uintptr_t>(p);
+    const auto size = static_cast<std::uintptr_t>(std::max<std::int64_t>(0, bytes));
+    if (p == nullptr || size == 0) return true;
+    if (!settings_.register_host_memory) {
+      // Staged, unless the pages are the caller's own page-locked memory: another engine's
+      // registration is not taken, so that this setting gives the staging path.
+      return !registry.ranges.meets_a_range(first, size, pinning.page_size) &&
+             pinning.locked(first) && pinning.locked(first + size - 1);
+    }
+    return registry.ranges.acquire(first, size, pinning, held_ranges_);
+  };
+  const bool x_locked = lock(x_.data, n_ * d_ * static_cast<std::int64_t>(sizeof(T)));
+  x_registered_ = x_locked && !held_ranges_.empty();
+  const bool w_locked = lock(h_weights_, n_ * 8);
   staging_ = !(x_locked && w_locked);
 }
 
@@ -485,7 +482,7 @@ EngineInfo GpuEngine<T>::info() const {
   EngineInfo info;
   info.device_input = device_input_;
   info.streaming = streaming_;
-  info.host_registered = registered_x_ != nullptr;
+  info.host_registered = x_registered_;
   info.staging = streaming_ && staging_;
   info.stream_slots = streaming_ ? kStreamSlots : 0;
   info.chunk_rows = last_launch_rows_;

@@ -521,6 +521,49 @@ TEST(GpuStatisticsPaths, EnginesOverOneHostArrayShareItsRegistration) {
   EXPECT_FALSE(host_page_locked(p.x.data() + p.x.size() / 2));
 }
 
+// Weights that begin on the rows' last page (one allocation), streamed by one engine with the
+// rows and by another without them, then the rows' second half by a third: the registration was
+// keyed by a trimmed range, so the second engine found no entry, held nothing, and streamed from
+// pages the first one's end unregistered.
+TEST(GpuStatisticsPaths, EnginesOverArraysSharingPagesKeepThemLocked) {
+  if (!emix::gpu_available()) GTEST_SKIP() << emix::gpu_unavailable_reason();
+  const Problem p = make_problem(Family::kGaussian, Covariance::kDiag, 3, 5, 3001, 81, true);
+  std::vector<double> both(p.x);
+  both.insert(both.end(), p.weights.begin(), p.weights.end());
+  const double* x = both.data();
+  const double* w = both.data() + p.x.size();
+  const emix::PreparedModel prepared = emix::prepare(p.model);
+  const std::int64_t half = p.n / 2;
+  auto weighted =
+      emix::gpu::create_engine(emix::DataView::host(x, p.n, p.d), w, gpu_options(Input::kStreamed),
+                               on_path(emix::gpu::GpuPath::kAuto));
+  auto rows =
+      emix::gpu::create_engine(emix::DataView::host(x, p.n, p.d), nullptr,
+                               gpu_options(Input::kStreamed), on_path(emix::gpu::GpuPath::kAuto));
+  auto second_half =
+      emix::gpu::create_engine(emix::DataView::host(x + half * p.d, p.n - half, p.d), nullptr,
+                               gpu_options(Input::kStreamed), on_path(emix::gpu::GpuPath::kAuto));
+  const std::vector<double> reference = statistics(*rows, prepared);
+  const std::vector<double> half_reference = statistics(*second_half, prepared);
+  for (const auto* engine : {weighted.get(), rows.get(), second_half.get()}) {
+    EXPECT_TRUE(emix::gpu::engine_info(*engine).host_registered);
+    EXPECT_FALSE(emix::gpu::engine_info(*engine).staging);
+  }
+  weighted.reset();
+  EXPECT_TRUE(host_page_locked(w - 1)) << "the rows' last page, shared with the weights";
+  EXPECT_TRUE(host_page_locked(x));
+  const std::vector<double> stats = statistics(*rows, prepared);
+  EXPECT_EQ(0, std::memcmp(stats.data(), reference.data(), stats.size() * sizeof(double)));
+  rows.reset();
+  EXPECT_TRUE(host_page_locked(x + half * p.d));
+  const std::vector<double> half_stats = statistics(*second_half, prepared);
+  EXPECT_EQ(
+      0, std::memcmp(half_stats.data(), half_reference.data(), half_stats.size() * sizeof(double)));
+  second_half.reset();
+  EXPECT_FALSE(host_page_locked(x + half * p.d));
+  EXPECT_FALSE(host_page_locked(w - 1));
+}
+
 // Rows in a read-only mapping (a .npy memory-mapped for reading) register as read-only and
 // stream straight from it, as heap rows do; registering them as writable fails, and they went
 // through staging copies.
@@ -550,8 +593,13 @@ TEST(GpuStatisticsPaths, AReadOnlyMappingStreamsWithoutStaging) {
         gpu_options(Input::kStreamed), on_path(emix::gpu::GpuPath::kAuto));
     const emix::gpu::EngineInfo info = emix::gpu::engine_info(*streamed);
     EXPECT_TRUE(info.streaming);
-    EXPECT_TRUE(info.host_registered);
-    EXPECT_FALSE(info.staging);
+    int read_only_supported = 0;
+    ASSERT_EQ(
+        cudaDeviceGetAttribute(&read_only_supported, cudaDevAttrHostRegisterReadOnlySupported, 0),
+        cudaSuccess);
+    // Where the device cannot register read-only memory, the mapping's rows are staged.
+    EXPECT_EQ(info.host_registered, read_only_supported != 0);
+    EXPECT_EQ(info.staging, read_only_supported == 0);
     const std::vector<double> reference = statistics(*heap, prepared);
     const std::vector<double> stats = statistics(*streamed, prepared);
     EXPECT_EQ(0, std::memcmp(stats.data(), reference.data(), stats.size() * sizeof(double)));
@@ -749,17 +797,27 @@ TEST(GpuAccuracy, RowsAtFarMeansOnTheGeneralPathGetTheirClosedForm) {
   m.n_components = 2;
   m.n_features = d;
   m.weights = {0.25, 0.75};
+  // Far in two coordinates that the covariance correlates: the device's products and sums of
+  // (x - c0) U then round unlike the host's (mean - c0) U, where with one far coordinate and
+  // U = I both sides rounded alike and cancelled exactly, with or without the retake.
   m.means.assign(2 * d, 0.0);
   m.means[0] = kFar;
+  m.means[1] = 0.3 * kFar;
   m.means[d] = -kFar;
+  m.means[d + 1] = -0.7 * kFar;
   m.covariances.assign(2 * static_cast<std::size_t>(d) * d, 0.0);
   for (int c = 0; c < 2; ++c) {
-    for (int j = 0; j < d; ++j) m.covariances[(static_cast<std::size_t>(c) * d + j) * d + j] = 1;
+    for (int j = 0; j < d; ++j) {
+      double* row = &m.covariances[(static_cast<std::size_t>(c) * d + j) * d];
+      row[j] = 1;
+      row[j ^ 1] = 0.5;  // 2 x 2 blocks [[1, 0.5], [0.5, 1]] down the diagonal
+    }
   }
   const std::vector<double> x(m.means);  // row 0 at mean 0, row 1 at mean 1
   const double half_log_two_pi = 0.5 * std::log(2 * std::acos(-1.0));
-  const std::vector<double> expected = {std::log(0.25) - d * half_log_two_pi,
-                                        std::log(0.75) - d * half_log_two_pi};
+  const double half_log_det = 0.5 * (d / 2) * std::log(0.75);
+  const std::vector<double> expected = {std::log(0.25) - d * half_log_two_pi - half_log_det,
+                                        std::log(0.75) - d * half_log_two_pi - half_log_det};
   emix::EngineOptions gpu;
   gpu.device = emix::Device::kGpu;
   const std::vector<double> log_prob =
@@ -1075,6 +1133,9 @@ TEST(GpuSanitize, EveryPathOnSmallData) {
             emix::gpu::GpuSettings staged = on_path(emix::gpu::GpuPath::kAuto);
             staged.register_host_memory = false;
             engines.push_back(engine_on(data, p, input, staged));
+            // Beside engines that registered the same rows: it stages all the same (it took
+            // their registration once, and the sanitizers never saw the staging path).
+            EXPECT_TRUE(emix::gpu::engine_info(*engines.back()).staging);
           }
 #else
           std::vector<std::unique_ptr<emix::Engine>> engines;
