@@ -251,8 +251,13 @@ class GaussianMixture(_BaseMixture):
     * Empty or collapsing components are re-seeded at a random row and reported (a
       :class:`emix.FitWarning` and ``report_.warnings``) instead of failing. A step that
       re-seeded does not count toward convergence; a fit that re-seeds to its end (a far row
-      or duplicated rows with ``reg_covar=0``, where scikit-learn raises too) raises
-      :class:`emix.NumericalError`, unless another of the ``n_init`` restarts did not.
+      or duplicated rows with ``reg_covar=0``, where scikit-learn usually raises too) raises
+      :class:`emix.NumericalError`, unless another of the ``n_init`` restarts did not. A
+      tied covariance that is singular with ``reg_covar=0`` raises at once (scikit-learn may
+      go on with one whose smallest eigenvalue is rounding).
+    * Each component's weight sum is used as it is: scikit-learn adds ``10 * eps`` to it, so a
+      nearly empty component's parameters differ by about ``10 * eps / N_k`` (the exact M-step
+      is emix's).
     * When only some of ``weights_init``, ``means_init`` and ``precisions_init`` are given,
       initialisation ``r`` runs emix's initialisation with seed ``random_state + r`` and
       replaces the given parameters.

@@ -565,3 +565,23 @@ def test_a_component_collapsing_onto_zero_rows_is_restarted_not_blamed_on_the_sc
                                          max_iter=200).fit(x.astype(dtype))
             except emix.NumericalError as error:  # a collapse reg_covar 0 cannot stop is fair
                 assert "flushes to zero" not in str(error), (dtype, covariance, k, str(error))
+
+
+def test_float32_fits_of_data_float32_cannot_hold_warn():
+    """dtype='float32' on float64 data far from the origin rounded them before anything else, and
+    the fit lost their digits (offset 1e6, spread 1: covariances 7e-3 off float64's) without a
+    word. It warns where the rounding exceeds 1e-4 of a column's spread."""
+    rng = np.random.default_rng(1)
+    base = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(4, 1, (200, 2))])
+    for offset in (0.0, 1e3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            estimator = emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0)
+            estimator.fit(base + offset)
+    far = base + [0.0, 1e6]
+    with pytest.warns(emix.FitWarning, match=r"dtype='float32' rounds column 2 \(values up to "
+                                             r"1e\+06, spread 2\.\d+\) by up to 0\.0\d+ of its"):
+        emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(far)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emix.GaussianMixture(2, device="cpu", random_state=0).fit(far)  # float64: nothing lost
