@@ -24,6 +24,12 @@ Model maximize(const Model& current, const StatisticsLayout& layout, const doubl
   // A sum of weight x squared deviation past double's range (weights of 3e305 each, their sum
   // finite; or values near the data's 2^500 limit over many rows) was taken for a singular
   // covariance, with advice about duplicate rows. The log-likelihood is the caller's to judge.
+  // Weights given in pieces (chunks, ranks), each below DBL_MIN, which the engines count as 0.
+  if (stats[StatisticsLayout::kWeightSum] == 0) {
+    throw NumericalError(
+        "the sample weights sum to 0 as the engines count them (each weight below the smallest "
+        "normal double, 2.2e-308, counts as 0); only their ratios matter: scale them up");
+  }
   for (std::size_t i = 0; i < layout.size(); ++i) {
     if (i != StatisticsLayout::kLogLikelihood && !std::isfinite(stats[i])) {
       throw NumericalError("the E-step's sums overflow double's range (one is " + number(stats[i]) +

@@ -462,8 +462,7 @@ void Model::validate() const {
   }
 }
 
-void validate_sample_weight(const double* sample_weight, std::int64_t rows,
-                            bool require_positive_sum) {
+void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows) {
   if (!sample_weight) return;
   double normal_total = 0;
   double subnormal_total = 0;
@@ -479,8 +478,10 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
   // The engines flush subnormal numbers to zero (FTZ / DAZ): a weight below DBL_MIN counts as 0,
   // harmless beside normal weights of 2^53 times its sum, but weights that are all that small
   // left N_k = 0 (NaN weights, or an E-step said to overflow), and fewer of them would drop rows
-  // that matter from the fit without a word.
-  if (subnormal_total > 0 && !(subnormal_total * 0x1p53 <= normal_total)) {
+  // that matter from the fit without a word. Judged over all the rows: a chunk of tiny weights
+  // beside one of normal ones is fine (a fit whose weights all count as 0 is refused by its
+  // M-step).
+  if (all_rows && subnormal_total > 0 && !(subnormal_total * 0x1p53 <= normal_total)) {
     throw InvalidArgument("sample weights below the smallest normal double (" + number(DBL_MIN) +
                           "), which the engines count as 0, sum to " + number(subnormal_total) +
                           " against " + number(normal_total) +
@@ -491,7 +492,7 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows,
                           " (their sum overflows double precision); only their ratios matter: "
                           "scale them down");
   }
-  if (require_positive_sum && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
+  if (all_rows && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
 }
 
 void validate(const EngineOptions& e) {

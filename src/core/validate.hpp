@@ -57,9 +57,10 @@ void validate_model_for_data(const Model& model, const DataView& x, bool summing
 // The data's shape alone, reading no value: rows and columns >= 1, a pointer, a width emix
 // supports and a size memory can hold. What reads values (the weights, say) checks it first.
 void check_data_shape(const DataView& x);
-// Finite, non-negative weights; with require_positive_sum, not all zero.
-void validate_sample_weight(const double* sample_weight, std::int64_t rows,
-                            bool require_positive_sum = true);
+// Finite, non-negative weights. With all_rows (the weights of all the data, not a chunk's or a
+// rank's), also not all zero, and those below DBL_MIN, which the engines count as 0, too few to
+// matter beside the others.
+void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows = true);
 // Throws OutOfMemory when what a fit of `rows` x `cols` with these options surely allocates
 // (a lower bound: initialisation's sample-by-K matrices, the statistics) exceeds the memory of
 // this machine (or of its cgroup), before any of it is allocated.

@@ -697,3 +697,17 @@ def test_sample_weight_of_chunks_is_read_as_fit_reads_it(tmp_path, data):
     for source in (table, pq.ParquetFile(tmp_path / "x.parquet"),
                    ds.dataset(tmp_path / "x.parquet")):
         assert_same_model(fit(emix.chunked(source, sample_weight=2.0)), in_memory)
+
+
+def test_a_chunk_of_tiny_weights_is_judged_with_the_other_chunks(data):
+    """Weights below DBL_MIN count as 0: the rule that refuses them where they would matter was
+    applied to each chunk alone, and refused a chunk of them beside a chunk of normal weights,
+    which the in-memory fit takes. Weights that all count as 0 are refused by the M-step."""
+    weights = np.where(np.arange(len(data)) < 500, 1.0, 1e-310)
+    pieces = [(data[:500], weights[:500]), (data[500:], weights[500:])]
+    whole = fit(data, sample_weight=weights)
+    assert_same_model(fit(pieces), whole)
+    tiny = [(data[:500], np.full(500, 1e-310)), (data[500:], np.full(len(data) - 500, 1e-310))]
+    with pytest.raises(emix.NumericalError, match="the sample weights sum to 0 as the engines "
+                                                  "count them"):
+        fit(tiny)
