@@ -469,8 +469,8 @@ TEST_F(CliTest, GenerateRefusesATrueModelLargerThanMemoryBeforeAllocating) {
 TEST_F(CliTest, FloatPrecisionIsRefusedForCountsItWouldRound) {
   write("counts.csv", "16777217\n3\n");
   const std::string refusal =
-      "--precision float: float32 rounds whole numbers above 2^24 = 16777216, so with --trials "
-      "16777216 counts would be read as other counts; use --precision double";
+      "--precision float: float32 rounds whole numbers above 2^24 = 16777216, so with 16777216 "
+      "trials counts would be read as other counts; use --precision double";
   for (const std::string command : {"fit", "select"}) {
     expect_failure(command +
                        " counts.csv -k 1 --family binomial --trials 16777216 --precision "
@@ -482,6 +482,15 @@ TEST_F(CliTest, FloatPrecisionIsRefusedForCountsItWouldRound) {
       "float -o g.npy",
       {refusal});
   EXPECT_EQ(listing(), std::set<std::string>{"counts.csv"});
+  // predict and score take the trials from the model.
+  write("small.csv", "1\n3\n");
+  ASSERT_EQ(emix("fit small.csv -k 1 --family binomial --trials 16777216 -q -o m.json").code, 0);
+  for (const std::string command :
+       {"predict m.json counts.csv -o p.npy", "score m.json counts.csv"}) {
+    expect_failure(command + " --precision float", {refusal + " (auto chooses it)"});
+  }
+  fs::remove(path("small.csv"));
+  fs::remove(path("m.json"));
   // Below 2^24 trials float keeps a count above them above them: the value check refuses it.
   expect_failure(
       "fit counts.csv -k 1 --family binomial --trials 16777215 --precision float -q "

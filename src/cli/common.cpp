@@ -123,9 +123,8 @@ EngineOptions engine_options(const DataArgs& args) {
 }
 
 std::string rounded_float_counts(int trials) {
-  return "--precision float: float32 rounds whole numbers above 2^24 = 16777216, so with "
-         "--trials " +
-         std::to_string(trials) + " counts would be read as other counts";
+  return "--precision float: float32 rounds whole numbers above 2^24 = 16777216, so with " +
+         std::to_string(trials) + " trials counts would be read as other counts";
 }
 
 DType resolve_precision(const DataArgs& args) {

@@ -545,8 +545,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   generate
       ->add_option("--block-rows", gen_args.block_rows,
-                   "rows drawn (in parallel) and written at a time, at most 2^27 values' "
-                   "worth; the data do not depend on it")
+                   "rows drawn (in parallel) and written at a time, in whole units of "
+                   "min(65536, 2^27 / D) rows and at most 2^27 values; the data do not depend on "
+                   "it")
       ->capture_default_str();
   generate->add_flag("-q,--quiet", gen_args.quiet, "no summary on stderr");
 

@@ -39,6 +39,15 @@ InputMatrix load_whole(const Model& model, const std::string& model_path, const 
   return x;
 }
 
+// The data options with a binomial model's trials, so that counts float32 would round are read
+// in double (and --precision float refused for them), as fit reads them.
+DataArgs with_model_trials(const DataArgs& args, const Model& model) {
+  DataArgs data = args;
+  if (model.family == Family::kBinomial) data.binomial_trials = model.trials;
+  (void)resolve_precision(data);  // its refusal before the data are read
+  return data;
+}
+
 }  // namespace
 
 int run_predict(const PredictArgs& a) {
@@ -49,19 +58,20 @@ int run_predict(const PredictArgs& a) {
   io::OutputFile& out = outputs.stage(a.output, "-o");
   require_output_extension(a.output, "-o", ".npy", "a NumPy array");
   const Model model = io::read_model(a.model);
-  const EngineOptions engine = engine_options(a.data);
+  const DataArgs data = with_model_trials(a.data, model);
+  const EngineOptions engine = engine_options(data);
   std::int64_t rows = 0;
   // A .npy INPUT larger than half the memory (or any, with --memory-map) is evaluated chunk by
   // chunk, its results streamed; anything else is evaluated whole.
   std::unique_ptr<io::MappedNpy> mapping =
-      open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows);
+      open_mapping(a.input, data, a.memory_map, a.map_chunk_rows);
   if (mapping) {
     check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), true);
     write_mapped_results(*mapping, a.input, model, engine, a.proba ? nullptr : &out,
                          a.proba ? &out : nullptr);
     rows = mapping->rows();
   } else {
-    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, true);
+    const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, true);
     const DataFiles files{a.input, "", 0, !a.data.raw_dtype.empty()};
     if (a.proba) {
       const std::vector<double> resp =
@@ -88,14 +98,15 @@ int run_predict(const PredictArgs& a) {
 int run_score(const ScoreArgs& a) {
   validate(a.data);
   const Model model = io::read_model(a.model);
-  const EngineOptions engine = engine_options(a.data);
+  const DataArgs data = with_model_trials(a.data, model);
+  const EngineOptions engine = engine_options(data);
   double value = 0;
   if (std::unique_ptr<io::MappedNpy> mapping =
-          open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows)) {
+          open_mapping(a.input, data, a.memory_map, a.map_chunk_rows)) {
     check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), false);
     value = score_mapped(*mapping, a.input, model, engine);
   } else {
-    const InputMatrix x = load_whole(model, a.model, a.input, a.data, a.memory_map, false);
+    const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, false);
     value = naming_files(DataFiles{a.input, "", 0, !a.data.raw_dtype.empty()},
                          [&] { return score(model, x.view(), engine); });
     note_text_header(a.input, a.data);
