@@ -21,16 +21,18 @@ struct Pins {
   std::map<std::uintptr_t, int> pinned;  // page -> times pinned
   std::vector<std::uintptr_t> callers;   // pages locked by the caller
   int pin_calls = 0;
-  int fail_at_call = -1;  // the pin call that fails (locked-memory limits), -1: none
+  int fail_at_call = -1;  // the first pin call that fails (locked-memory limits), -1: none
   PageRanges::Pinning pinning() {
     PageRanges::Pinning p;
     p.page_size = kPage;
     p.pin = [this](std::uintptr_t first, std::uintptr_t bytes) {
       EXPECT_EQ(first % kPage, 0u);
       EXPECT_EQ(bytes % kPage, 0u);
-      if (pin_calls++ == fail_at_call) return false;
+      const int call = pin_calls++;
+      if (fail_at_call >= 0 && call >= fail_at_call) return false;  // limits reached for good
       for (std::uintptr_t page = first; page < first + bytes; page += kPage) {
-        if (pinned.count(page) || is_callers(page)) ADD_FAILURE() << "page pinned twice";
+        if (pinned.count(page)) ADD_FAILURE() << "a page pinned twice by the ranges";
+        if (is_callers(page)) return false;  // as cudaHostRegister refuses a registered page
       }
       for (std::uintptr_t page = first; page < first + bytes; page += kPage) pinned[page] = 1;
       ranges[first] = bytes;
@@ -157,6 +159,31 @@ TEST(PageRanges, AFailedPinLeavesNothingAndTheCallersPagesAreTheirs) {
   EXPECT_EQ(pins.pin_calls, calls);  // the caller's pages: nothing pinned
   EXPECT_TRUE(c.empty());
   EXPECT_FALSE(ranges.meets_a_range(80 * kPage, kPage, kPage));
+}
+
+// The caller's page-locked rows (its cudaHostRegister of a heap array, from an address inside a
+// page), and weights that begin on their last page: the gap's ends were probed at page
+// boundaries, outside the caller's range, and the whole gap pinned again over the caller's
+// pages, which failed, and both arrays were staged.
+TEST(PageRanges, PagesTheCallerLockedAtAGapsEndsAreLeftOut) {
+  Pins pins;
+  PageRanges ranges;
+  auto p = pins.pinning();
+  const std::uintptr_t x = 12 * kPage + 100, x_bytes = 8 * kPage;  // pages 12..20
+  for (std::uintptr_t page = 12; page <= 20; ++page) pins.callers.push_back(page * kPage);
+  // The caller's registration shows in its bytes alone, [x, x + x_bytes), but pins its pages.
+  p.locked = [&](std::uintptr_t address) {
+    return (address >= x && address < x + x_bytes) || pins.pinned.count(address / kPage * kPage);
+  };
+  std::vector<std::uintptr_t> held;
+  ASSERT_TRUE(ranges.acquire(x, x_bytes, p, held));  // the caller's own: nothing pinned
+  EXPECT_TRUE(held.empty());
+  const std::uintptr_t w = x + x_bytes;  // begins on page 20, the caller's
+  ASSERT_TRUE(ranges.acquire(w, 5 * kPage, p, held));
+  ASSERT_EQ(pins.ranges.size(), 1u);
+  EXPECT_EQ(pins.ranges.begin()->first, 21 * kPage);  // after the caller's last page
+  ranges.release(held, p.unpin);
+  EXPECT_TRUE(pins.pinned.empty());
 }
 
 // A pin that throws (a bad_alloc) undoes the pins of the same call.

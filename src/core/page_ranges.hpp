@@ -46,23 +46,44 @@ class PageRanges {
         pinning.unpin(range);
       }
     };
-    for (const auto& [begin, end] : meeting.gaps) {
-      if (pinning.locked(begin) && pinning.locked(end - 1)) continue;
+    const std::uintptr_t page = pinning.page_size;
+    for (auto [begin, end] : meeting.gaps) {
+      // Pages the caller locked (cudaHostAlloc, its own cudaHostRegister, perhaps of a part of a
+      // page) are the caller's, used as they are: probed within [first, first + bytes), which
+      // the caller's allocation covers, and left out at either end of the gap.
+      const std::uintptr_t low = std::max(begin, first);
+      const std::uintptr_t high = std::min(end, first + bytes);
+      if (pinning.locked(low) && pinning.locked(high - 1)) continue;
+      if (pinning.locked(low)) begin = low / page * page + page;
+      if (pinning.locked(high - 1)) end = (high - 1) / page * page;
+      if (end <= begin) continue;
+      // A page at either end may be locked by the caller beyond what its probes show (its
+      // registration of part of that page pins all of it, and a second pin of it fails): the
+      // gap is tried again without it. Such a page, if pageable after all, is copied from all
+      // the same, only not asynchronously.
+      const std::pair<std::uintptr_t, std::uintptr_t> tries[] = {
+          {begin, end}, {begin + page, end}, {begin, end - page}, {begin + page, end - page}};
       bool pinned = false;
-      try {
-        ranges_.emplace(begin, Range{end, 0});  // before the pin, which it then records
-        pinned = pinning.pin(begin, end - begin);
-      } catch (...) {
-        ranges_.erase(begin);
-        undo();
-        throw;
+      for (const auto& [from, to] : tries) {
+        if (to <= from) continue;
+        try {
+          ranges_.emplace(from, Range{to, 0});  // before the pin, which it then records
+          pinned = pinning.pin(from, to - from);
+        } catch (...) {
+          ranges_.erase(from);
+          undo();
+          throw;
+        }
+        if (pinned) {
+          made.push_back(from);  // reserved
+          break;
+        }
+        ranges_.erase(from);
       }
-      if (!pinned) {
-        ranges_.erase(begin);
+      if (!pinned) {  // locked-memory limits
         undo();
         return false;
       }
-      made.push_back(begin);  // reserved
     }
     // Nothing below allocates (reserved above).
     for (const std::uintptr_t range : meeting.ranges) hold(range, held);
