@@ -252,6 +252,20 @@ TEST_F(OutputFileTest, OwnDescriptorsAreWrittenInPlaceThroughACopy) {
                         "/dev/fd/" + std::to_string(reading) + ": cannot write: descriptor " +
                             std::to_string(reading) + " is not open");
   EXPECT_EQ(read("log").substr(0, 7), "before\n");
+  // A link to such a name is written through the descriptor too.
+  const int again = ::open(path("log").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(again, 0);
+  fs::create_symlink("/dev/fd/" + std::to_string(again), dir_ / "link");
+  {
+    io::OutputFile out(path("link"));
+    EXPECT_FALSE(out.replaced_by_rename());
+    out.write("linked\n");
+    out.commit();
+  }
+  ::close(again);
+  EXPECT_EQ(read("log").substr(0, 7), "before\n");
+  EXPECT_EQ(read("log").substr(read("log").size() - 7), "linked\n");
+  EXPECT_TRUE(fs::is_symlink(dir_ / "link"));
 }
 
 TEST_F(OutputFileTest, FoldersSocketsAndMissingFoldersAreRefused) {

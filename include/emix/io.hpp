@@ -120,9 +120,10 @@ class MappedNpy final : public ChunkSource {
 //   - a symbolic link: the same, beside the file the link leads to; the link stays a link;
 //   - a FIFO or a character device (/dev/null, a terminal): written in place, since there is
 //     nothing to replace (a FIFO is opened at the first write, which waits for a reader);
-//   - a name of one of this process's descriptors (/dev/stdout, /dev/stderr, /dev/fd/N,
-//     /proc/self/fd/N): written in place through a copy of the descriptor, whatever it leads to
-//     (a file the shell opened with >> is appended to, and what else goes there is kept);
+//   - a name of one of this process's descriptors (/dev/stdin, /dev/stdout, /dev/stderr,
+//     /dev/fd/N, /proc/self/fd/N), or a symbolic link through one: written in place through a
+//     copy of the descriptor, whatever it leads to (a file the shell opened with >> is appended
+//     to, and what else goes there is kept);
 //   - anything else (a folder, a socket, a block device): refused.
 // The constructor makes every check and creates the temporary, so an output that cannot be
 // written fails before any slow work. Errors throw IoError naming the path as given.

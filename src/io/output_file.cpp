@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "emix/errors.hpp"
 #include "emix/io.hpp"
@@ -122,19 +123,21 @@ namespace {
   cannot_write_as(error, path, error == 0 ? why : why + ": " + std::strerror(error), label);
 }
 
-// Follows symbolic links from `path` to the name they finally lead to, which may not exist yet
-// (a link to a file not yet written). Relative link targets are relative to the link's folder.
-std::string follow_links(const std::string& path) {
-  std::string current = path;
+// `path`, then each name the symbolic links from it lead to, the last one the name they finally
+// lead to, which may not exist yet (a link to a file not yet written). Relative link targets are
+// relative to the link's folder.
+std::vector<std::string> names_through_links(const std::string& path) {
+  std::vector<std::string> names = {path};
   for (int hop = 0; hop < 40; ++hop) {
+    const std::string current = names.back();
     struct stat info;
-    if (::lstat(current.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) return current;
+    if (::lstat(current.c_str(), &info) != 0 || !S_ISLNK(info.st_mode)) return names;
     std::string target(PATH_MAX, '\0');
     const ssize_t length = ::readlink(current.c_str(), target.data(), target.size());
     if (length < 0) cannot_write(path, "cannot read the symbolic link", errno);
     target.resize(static_cast<std::size_t>(length));
     if (target.empty()) cannot_write(path, "a symbolic link with an empty target");
-    current = target[0] == '/' ? target : folder_of(current) + "/" + target;
+    names.push_back(target[0] == '/' ? target : folder_of(current) + "/" + target);
   }
   cannot_write(path, "too many levels of symbolic links", ELOOP);
 }
@@ -160,6 +163,15 @@ int own_descriptor_named(const std::string& path) {
   return std::stoi(number);
 }
 
+// own_descriptor_named of `path` or of a name its symbolic links lead through (a link named
+// out.npy to /dev/stdout), else -1.
+int own_descriptor_behind(const std::string& path) {
+  for (const std::string& name : names_through_links(path)) {
+    if (const int descriptor = own_descriptor_named(name); descriptor >= 0) return descriptor;
+  }
+  return -1;
+}
+
 // -1 with errno where it cannot be opened.
 int open_in_place(const std::string& target) {
   int fd;
@@ -182,7 +194,7 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
 
   // A descriptor of this process (standard output is the program's "-"): written in place
   // through a copy, so that a shell's `>>` appends and `>` keeps its file; never replaced.
-  if (const int descriptor = own_descriptor_named(path); descriptor >= 0) {
+  if (const int descriptor = own_descriptor_behind(path); descriptor >= 0) {
     s.mode = State::Mode::kInPlace;
     s.target = path;
     const int flags = ::fcntl(descriptor, F_GETFL);
@@ -231,7 +243,7 @@ OutputFile::OutputFile(const std::string& path) : state_(std::make_unique<State>
   }
   // A regular file, or nothing yet (perhaps at the end of a dangling link): the name the links
   // lead to is the one replaced, so that they stay links.
-  s.target = follow_links(path);
+  s.target = names_through_links(path).back();
 
   // A regular file or a new one: a temporary beside it, renamed over it by commit(). Its name
   // keeps at most 200 bytes of the target's, so that it stays within NAME_MAX.
