@@ -106,6 +106,19 @@ def _is_dask_frame(x):
         x, "to_dask_array")
 
 
+def _refuse_unknown_chunk_sizes(w):
+    """A Dask array of weights whose blocks' lengths are unknown cannot be aligned with X's."""
+    if w.ndim == 1 and any(math.isnan(c) for c in w.chunks[0]):
+        raise InvalidArgument("sample_weight: a Dask array with unknown chunk sizes "
+                              "(call sample_weight.compute_chunk_sizes() first)")
+
+
+def _spread_weight(value, X):
+    """A scalar weight for every row of X, as the in-memory fit takes it: made where X's
+    blocks are, not sent there."""
+    return da.full(X.shape[0], float(value), chunks=(X.chunks[0],))
+
+
 def _as_dask_array(x):
     """A Dask DataFrame as a Dask array with known block lengths (its partitions' rows), so
     that it runs blockwise like an array, not computed into memory; anything else as it is.
@@ -377,13 +390,11 @@ class _RemoteBlocks(_Adapter):
         X = self.x
         w = _as_dask_array(sample_weight) if _is_dask_frame(sample_weight) else sample_weight
         if _is_dask_array(w):
-            if w.ndim == 1 and any(math.isnan(c) for c in w.chunks[0]):
-                raise InvalidArgument("sample_weight: a Dask array with unknown chunk sizes "
-                                      "(call sample_weight.compute_chunk_sizes() first)")
+            _refuse_unknown_chunk_sizes(w)
         else:
             w = np.asarray(w)
-            if w.ndim == 0:  # a scalar weighs every row alike, as the in-memory selection takes it
-                w = da.full(X.shape[0], float(w), chunks=(X.chunks[0],))
+            if w.ndim == 0:
+                w = _spread_weight(w, X)
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
             raise InvalidArgument(f"sample_weight has shape {tuple(w.shape)}, but the data "
                                   f"have {X.shape[0]} rows")
@@ -966,17 +977,14 @@ class _DaskMixture:
         if not _is_dask_array(sample_weight):
             weights = _base.as_real_weights(sample_weight)
             if weights.ndim == 0:
-                # A scalar weighs every row alike, as the in-memory fit takes it (made where the
-                # blocks are, not sent there).
-                sample_weight = da.full(X.shape[0], float(weights), chunks=(X.chunks[0],))
+                sample_weight = _spread_weight(weights, X)
             elif weights.shape != (X.shape[0],):  # before dask cuts it into X's row blocks
                 raise InvalidArgument(f"sample_weight.shape == {weights.shape}, expected "
                                       f"{(X.shape[0],)}")
             else:
                 sample_weight = da.from_array(weights, chunks=(X.chunks[0],))
-        elif sample_weight.ndim == 1 and any(math.isnan(c) for c in sample_weight.chunks[0]):
-            raise InvalidArgument("sample_weight: a Dask array with unknown chunk sizes "
-                                  "(call sample_weight.compute_chunk_sizes() first)")
+        else:
+            _refuse_unknown_chunk_sizes(sample_weight)
         w = sample_weight.astype(np.float64)
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
             raise InvalidArgument(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")

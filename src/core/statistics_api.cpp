@@ -335,7 +335,7 @@ Statistics& Statistics::merge(const Statistics& other) {
   check_statistics_sizes(*this, "statistics: merge into");
   check_statistics_sizes(other, "statistics: merge");
   if (other.family_ != family_ || other.covariance_ != covariance_ || other.k_ != k_ ||
-      other.d_ != d_ || other.trials_ != trials_ || other.values_.size() != values_.size()) {
+      other.d_ != d_ || other.trials_ != trials_) {
     throw InvalidArgument(
         "statistics: cannot merge " +
         shape_of(other.family_, other.covariance_, other.k_, other.d_, other.trials_) + " into " +
