@@ -205,27 +205,22 @@ def _is_real(value):
 def _warn_of_float32_rounding(x, name):
     """A FitWarning where rounding float64 data to float32 (dtype='float32') loses more than
     1e-4 of a column's spread: data far from the origin (values of 1e6 with a spread of 1 keep
-    0.06 of it), which float32 cannot hold however the arithmetic is done after."""
+    0.06 of it), which float32 cannot hold however the arithmetic is done after. The library's
+    scan, as ``emix fit --precision float`` warns."""
     if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] < 2:
         return
-    rows = max(1, (1 << 22) // max(1, x.shape[1]))  # blocks, not a copy of all the data
-    largest, centre = np.zeros(x.shape[1]), x[0].copy()
-    sums, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    scan = _emix.Float32RoundingScan()
+    rows = max(1, (1 << 22) // max(1, x.shape[1]))  # a strided array is copied a block at a time
     for first in range(0, x.shape[0], rows):
-        block = x[first:first + rows]
-        np.maximum(largest, np.abs(block).max(axis=0), out=largest)
-        about = block - centre  # about a row: no cancellation for data far from the origin
-        sums += about.sum(axis=0)
-        squares += (about * about).sum(axis=0)
-    n = x.shape[0]
-    spread = np.sqrt(np.maximum(squares / n - (sums / n) ** 2, 0.0))
-    lost = largest * 2.0**-24 / np.where(spread > 0, spread, np.inf)
-    column = int(np.argmax(lost))
-    if np.isfinite(lost[column]) and lost[column] > 1e-4:
+        block = np.ascontiguousarray(x[first:first + rows])
+        scan.add(_emix.view(block))
+    worst = scan.worst()
+    if worst is not None:
+        column, largest, spread, lost = worst
         warn(f"{name}: dtype='float32' rounds column {column + 1} (values up to "
-             f"{largest[column]:.3g}, spread {spread[column]:.3g}) by up to {lost[column]:.2g} "
-             "of its spread, more than float32's 1e-4; subtract the column means first, or fit "
-             "in float64", FitWarning)
+             f"{largest:.3g}, spread {spread:.3g}) by up to {lost:.2g} of its spread, more "
+             "than float32's 1e-4; subtract the column means first, or fit in float64",
+             FitWarning)
 
 
 class _BaseMixture(DensityMixin, BaseEstimator):

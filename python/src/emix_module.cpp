@@ -19,6 +19,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <atomic>
@@ -29,10 +30,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "core/em.hpp"
+#include "core/float32_rounding.hpp"
 #include "core/maximize.hpp"
 #include "core/remote_chunks.hpp"
 #include "emix/emix.hpp"
@@ -616,6 +619,23 @@ void define_module(nb::module_& m) {
       .def_prop_ro("owner", [](const View& v) { return v.owner; });
   m.def("view", &make_view, nb::arg("array").noconvert(),
         "A View over a 2-D C-contiguous float32/float64 array (buffer protocol or DLPack).");
+  nb::class_<emix::detail::Float32RoundingScan>(
+      m, "Float32RoundingScan",
+      "What rounding data to float32 loses of each column's spread (core/float32_rounding.hpp).")
+      .def(nb::init<>())
+      .def(
+          "add", [](emix::detail::Float32RoundingScan& scan, const View& rows) { scan.add(rows.view); },
+          nb::arg("rows"), "Adds the next rows (a host View).")
+      .def(
+          "worst",
+          [](const emix::detail::Float32RoundingScan& scan)
+              -> std::optional<std::tuple<std::int64_t, double, double, double>> {
+            const auto worst = scan.worst();
+            if (!worst) return std::nullopt;
+            return std::make_tuple(worst->column, worst->largest, worst->spread, worst->lost);
+          },
+          "(column, largest, spread, lost) of the column that loses the most above 1e-4 of "
+          "its spread, or None.");
   m.def("device_view", &make_device_view, nb::arg("pointer"), nb::arg("rows"), nb::arg("cols"),
         nb::arg("dtype"), nb::arg("device_id"), nb::arg("owner"),
         "A View over CUDA memory given by address (for __cuda_array_interface__).");

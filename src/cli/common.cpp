@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli/mpi_session.hpp"
+#include "core/float32_rounding.hpp"
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
@@ -519,6 +520,49 @@ InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
     }
   }
   return InputMatrix(load_data(path, args, false));
+}
+
+namespace {
+
+// Whether INPUT's values may change when read as float32: text, and binary element types wider
+// than float32's 24-bit significand. A .npy read once (a pipe) is not read again for its header,
+// and is taken as exact: better no warning than one about float32 data.
+bool rounded_to_float32(const std::string& input, const DataArgs& args) {
+  if (resolve_precision(args) != DType::kFloat32) return false;
+  io::detail::Scalar scalar;
+  if (!args.raw_dtype.empty()) {
+    if (!io::detail::parse_scalar_name(args.raw_dtype, &scalar)) return false;
+  } else if (is_npy_path(input)) {
+    if (reads_once(input)) return false;
+    scalar = io::detail::npy_layout(input).scalar;
+  } else {
+    return true;  // text
+  }
+  using io::detail::Scalar;
+  return scalar == Scalar::kInt32 || scalar == Scalar::kUInt32 || scalar == Scalar::kInt64 ||
+         scalar == Scalar::kUInt64 || scalar == Scalar::kFloat64;
+}
+
+}  // namespace
+
+std::string float32_rounding_warning(const std::string& input, const DataArgs& args,
+                                     const InputMatrix& x, io::MappedNpy* mapping) {
+  if (!rounded_to_float32(input, args)) return {};
+  detail::Float32RoundingScan scan;
+  if (mapping != nullptr) {
+    for (std::int64_t i = 0; i < mapping->n_chunks(); ++i) scan.add(mapping->chunk(i));
+  } else {
+    scan.add(x.view());
+  }
+  const std::optional<detail::Float32Rounding> worst = scan.worst();
+  if (!worst) return {};
+  const std::string rounding =
+      args.precision == "float" ? "--precision float" : "--precision auto (float32 on the GPU)";
+  return input + ": " + rounding + " rounds column " + std::to_string(worst->column + 1) +
+         " (values up to " + format("%.3g", worst->largest) + ", spread " +
+         format("%.3g", worst->spread) + ") by up to " + format("%.2g", worst->lost) +
+         " of its spread, more than float32's 1e-4; subtract the column means first, or use "
+         "--precision double";
 }
 
 bool runs_on_gpu(const EngineOptions& engine) {

@@ -456,9 +456,12 @@ int run_select(const SelectArgs& a) {
   }
   if (plot_out != nullptr)
     write_criteria_plot(*plot_out, report, family, a.plot_width, a.plot_height);
+  // Every candidate was fitted to the same rounded data: said once, and in the best model's file.
+  const std::string rounding = float32_rounding_warning(a.input, a.data, x, mapping.get());
   if (model_out != nullptr) {
-    const SelectCandidate& best = report.candidates[report.best];
-    io::write_model(*model_out, best.fit.model, &best.fit);
+    FitReport best = report.candidates[report.best].fit;
+    if (!rounding.empty()) best.warnings.push_back(rounding);
+    io::write_model(*model_out, best.model, &best);
   }
   outputs.commit();
 
@@ -471,6 +474,7 @@ int run_select(const SelectArgs& a) {
     print_best(out, report, family, !a.sample_weight.empty(), written);
   }
   print_warnings(report, family, a.data.quiet);
+  if (!rounding.empty()) print_fit_warning(rounding, a.data.quiet);
   return 0;
 }
 
