@@ -638,17 +638,22 @@ TEST_F(CliTest, FitThatCannotFitInMemoryIsRefusedUpFront) {
 #if !EMIX_TEST_ADDRESS_SANITIZER  // AddressSanitizer needs terabytes of address space
   limits.address_space = rlim_t{16} << 30;
 #endif
-  const CliRun r = finish(start({"fit", "data.txt", "-k", "100000", "-o", "model.json"}, limits));
+  const CliRun r = finish(
+      start({"fit", "data.txt", "-k", "100000", "--init", "random", "-o", "model.json"}, limits));
   EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("emix: error: -k 100000 needs at least 209.7 GB of memory "
-                        "(initialisation holds 2 matrices of 131072 sampled rows x 100000 "
-                        "components in double precision), more than the ",
+  EXPECT_EQ(r.err.rfind("emix: error: -k 100000 needs at least 104.9 GB of memory "
+                        "(initialisation holds 131072 sampled rows x 1 features and their random "
+                        "responsibilities, 131072 x 100000 components in double precision), more "
+                        "than the ",
                         0),
             0u)
       << r.err;
   // The library's advice about its init_max_rows, which the program has no flag for, is left out.
   EXPECT_EQ(r.err.find("init_max_rows"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("; use fewer components\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("; use fewer components or the k-means++ initialisation (which holds no "
+                       "rows x components matrix)\n"),
+            std::string::npos)
+      << r.err;
   EXPECT_EQ(listing(), std::set<std::string>{"data.txt"});
 #if !EMIX_TEST_ADDRESS_SANITIZER
   // It names the limit that bound, not "of this machine", where the 16 GiB one binds (a machine

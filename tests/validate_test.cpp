@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/evaluation.hpp"
+#include "core/initialize.hpp"
 #include "core/prepared_model.hpp"
 #include "core/validate.hpp"
 #include "emix/emix.hpp"
@@ -251,16 +252,41 @@ TEST(OptionValidation, AFixedWeightOfZeroIsRefused) {
 TEST(FitValidation, AFitLargerThanTheMachineIsRefusedBeforeAllocating) {
   emix::FitOptions o;
   o.n_components = 1000000;
+  o.init = emix::Init::kRandom;
   const std::string message =
       error_of<emix::OutOfMemory>([&] { emix::check_fit_memory(10000000, 2, o); });
-  EXPECT_EQ(message.rfind("n_components = 1000000 needs at least 2097.2 GB of memory "
-                          "(initialisation holds 2 matrices of 131072 sampled rows x 1000000 "
-                          "components in double precision), more than the ",
+  EXPECT_EQ(message.rfind("n_components = 1000000 needs at least 1048.6 GB of memory "
+                          "(initialisation holds 131072 sampled rows x 2 features and their "
+                          "random responsibilities, 131072 x 1000000 components in double "
+                          "precision), more than the ",
                           0),
             0u)
       << message;
   o.n_components = 2;  // 4 MB of initialisation
   emix::check_fit_memory(10000000, 2, o);
+}
+
+// Old: every initialisation was counted as two sample x K matrices, 1.6 GB for K = 1000 on
+// 100,000 rows, and such a fit was refused under a 1.5 GB limit; k-means++ works from labels
+// and peaked at 55 MB there (bench/results/init-memory-2026-12-07.md). The counts are the
+// arrays initialize.cpp allocates, in closed form.
+TEST(FitValidation, InitialisationMemoryCountsWhatEachInitialisationHolds) {
+  emix::FitOptions o;
+  o.n_components = 1000;
+  const double rows = 100000, d = 2, blocks = 49;  // ceil(100000 / 2048)
+  o.init = emix::Init::kKMeansPlusPlus;
+  emix::InitMemory m = emix::initialization_memory(100000, 2, o);
+  EXPECT_EQ(m.bytes, 8 * (2 * rows * d + blocks * 1000 * (d + 1)));
+  EXPECT_FALSE(m.responsibilities_dominate);
+  o.init = emix::Init::kRandom;
+  m = emix::initialization_memory(100000, 2, o);
+  EXPECT_EQ(m.bytes, 8 * (rows * d + rows * 1000));
+  EXPECT_TRUE(m.responsibilities_dominate);
+  o.init = emix::Init::kRandomFromData;
+  m = emix::initialization_memory(100000, 2, o);
+  EXPECT_EQ(m.bytes, 8 * rows * d);
+  o.init_model = emix::Model();  // no initialisation at all
+  EXPECT_EQ(emix::initialization_memory(100000, 2, o).bytes, 0);
 }
 
 // Old: --n-init 30000000 reserved its runs until bad_alloc ("out of memory", exit 1); every

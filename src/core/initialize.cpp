@@ -837,6 +837,40 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
   throw InvalidArgument("initialisation: unknown method");
 }
 
+InitMemory initialization_memory(std::int64_t sample, std::int64_t cols, const FitOptions& o) {
+  InitMemory m;
+  if (o.init_model) return m;
+  const double n = static_cast<double>(sample);
+  const double d = static_cast<double>(cols);
+  const double k = o.n_components;
+  const auto whole = [](double value) { return std::to_string(static_cast<std::int64_t>(value)); };
+  const std::string rows = whole(n) + " sampled rows x " + whole(d) + " features";
+  double values = n * d;  // initialize_each's gathered sample
+  switch (o.init) {
+    case Init::kKMeansPlusPlus: {
+      // kmeans(): the centred copy, and block_sums / block_counts.
+      const double blocks = static_cast<double>(block_count(static_cast<Eigen::Index>(sample)));
+      values += n * d + blocks * k * (d + 1);
+      m.what = "initialisation holds 2 copies of " + rows + " and k-means' sums of " + whole(k) +
+               " components x " + whole(d) + " features for each of " + whole(blocks) +
+               " blocks of rows";
+      break;
+    }
+    case Init::kRandom:
+      values += n * k;
+      m.responsibilities_dominate = n * k >= n * d;
+      m.what = "initialisation holds " + rows + " and their random responsibilities, " + whole(n) +
+               " x " + whole(k) + " components";
+      break;
+    case Init::kRandomFromData:
+      m.what = "initialisation holds " + rows;
+      break;
+  }
+  m.bytes = 8 * values;
+  m.what += " in double precision";
+  return m;
+}
+
 Model initialize(Engine& engine, std::int64_t n_rows, int n_features,
                  const WeightGather& gather_weights, const FitOptions& options,
                  std::mt19937_64& rng, std::vector<std::string>* notes) {

@@ -29,6 +29,17 @@ enum class RowSampler { kAuto, kFlags, kHashSet };
 std::vector<std::int64_t> sample_rows(std::int64_t n_rows, std::int64_t count, std::mt19937_64& rng,
                                       RowSampler sampler = RowSampler::kAuto);
 
+// What initialisation holds at its peak for `sample` rows (at most init_max_rows) of `cols`
+// features, beside the data: the sampled rows; k-means++ also a centred copy of them and
+// k-means' per-block K x D sums (it works from labels, with no rows x components matrix);
+// random also the rows' random responsibilities (rows x K). Nothing with an init model.
+struct InitMemory {
+  double bytes = 0;
+  bool responsibilities_dominate = false;  // random's rows x K matrix is most of it
+  std::string what;                        // "initialisation holds ...", in words
+};
+InitMemory initialization_memory(std::int64_t sample, std::int64_t cols, const FitOptions& options);
+
 // Initial parameters from (a sample of at most options.init_max_rows of) the engine's rows;
 // gather_weights gives the sampled rows' weights.
 Model initialize(Engine& engine, std::int64_t n_rows, int n_features,

@@ -19,6 +19,7 @@
 #include <Eigen/Core>
 
 #include "core/cholesky.hpp"
+#include "core/initialize.hpp"
 #include "emix/errors.hpp"
 
 namespace emix {
@@ -642,28 +643,27 @@ void validate_fit_data(const DataView& x, const FitOptions& o) {
 
 namespace {
 
-// What a fit of o holds at its peak: initialisation's sample x K matrices, or the model, the
+// What a fit of o holds at its peak: initialisation's (initialization_memory), or the model, the
 // next model, the prepared model and the statistics, each at least K x D (K x D x D for full
 // covariances). what: which, in words.
 struct FitMemory {
   double init_bytes = 0;
   double em_bytes = 0;
-  bool matrices_dominate = false;  // the D x D covariances are most of em_bytes
+  bool matrices_dominate = false;               // the D x D covariances are most of em_bytes
+  bool init_responsibilities_dominate = false;  // random initialisation's rows x K matrix
   std::string init_what, em_what;
 };
 
 FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
   const double k = o.n_components;
   const double d = static_cast<double>(cols);
-  // Initialisation (unless an init model is given) holds sample x K responsibilities, and
-  // k-means++ / random also a second sample x K matrix (distances, weighted responsibilities).
-  const double sample = static_cast<double>(std::min(rows, o.init_max_rows));
-  const double init_matrices = o.init_model ? 0 : o.init == Init::kRandomFromData ? 1 : 2;
+  const InitMemory init = initialization_memory(std::min(rows, o.init_max_rows), cols, o);
   const bool gaussian = o.family == Family::kGaussian;
   const bool full = gaussian && o.covariance == Covariance::kFull;
   const bool tied = gaussian && o.covariance == Covariance::kTied;
   FitMemory m;
-  m.init_bytes = 8 * init_matrices * sample * k;
+  m.init_bytes = init.bytes;
+  m.init_responsibilities_dominate = init.responsibilities_dominate;
   // Every restart's run is held until the joint passes end (run_em), each with its own
   // generator, options and report besides its models: 8 KiB (std::mt19937_64 alone is 2.5).
   // Measured peaks (peak RSS of `emix fit` on 50 rows, D = 1000 and 2000, K = 1 and 2, 1 and 2
@@ -676,8 +676,7 @@ FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) 
   const double per_engine = 8 * 5 * matrices;
   m.em_bytes = runs * per_run + per_engine;
   m.matrices_dominate = 8 * 10 * matrices > 0.5 * (per_run + per_engine);
-  m.init_what = "initialisation holds " + whole(init_matrices) + " matrices of " + whole(sample) +
-                " sampled rows x " + whole(k) + " components in double precision";
+  m.init_what = init.what;
   m.em_what = "the model and its statistics hold " +
               (tied ? "a " + whole(d) + " x " + whole(d) + " covariance"
                     : whole(k) + " components x " + whole(d) +
@@ -701,9 +700,11 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o)
   // restarts.
   std::string advice;
   if (init) {
-    advice =
-        "use fewer components (or, from the library, a smaller init_max_rows: at least "
-        "n_components)";
+    advice = std::string("use fewer components") +
+             (m.init_responsibilities_dominate
+                  ? " or the k-means++ initialisation (which holds no rows x components matrix)"
+                  : "") +
+             " (or, from the library, a smaller init_max_rows: at least n_components)";
   } else if (m.matrices_dominate && o.covariance == Covariance::kTied) {
     advice = "use covariance diag or spherical (D values a component, not a D x D matrix)";
   } else if (m.matrices_dominate) {
