@@ -736,7 +736,9 @@ TEST_F(CliTest, PrecisionFloatWarnsWhereRoundingLosesAColumnsSpread) {
   const emix::HostMatrix far = emix::io::read_matrix(path("far.csv").string());
   emix::io::write_npy(path("far64.npy").string(), far);
   emix::io::write_npy(path("far32.npy").string(), far.converted(emix::DType::kFloat32));
-  r = emix("fit far64.npy -k 1 --device cpu --precision float --memory-map --map-chunk-rows 150 -o m64.json");
+  r = emix(
+      "fit far64.npy -k 1 --device cpu --precision float --memory-map --map-chunk-rows 150 -o "
+      "m64.json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("warning: far64.npy: --precision float rounds column 2"), std::string::npos)
       << r.err;

@@ -18,7 +18,10 @@
 
 namespace emix::io {
 
-enum class FileFormat { kAuto, kNpy, kText, kRaw };  // kAuto: by extension (.npy, else text)
+// kAuto: a .npy is NumPy; a .bin or .raw, or any file when raw_dtype is given, raw binary;
+// anything else text, unless its first bytes show NumPy, zip, gzip or other binary data (a .npy
+// under another name is read as one; the others are refused with what they are).
+enum class FileFormat { kAuto, kNpy, kText, kRaw };
 
 struct ReadOptions {
   FileFormat format = FileFormat::kAuto;

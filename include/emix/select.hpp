@@ -61,10 +61,11 @@ struct SelectCandidate {
   }
 };
 
-// A candidate whose fit fails numerically (a covariance that is not positive definite without
-// reg_covar, say) does not end the selection: it is reported with infinite criteria, a
-// log-likelihood of -inf and a warning giving the error, and is never the best. When every
-// candidate fails, select() throws the first one's NumericalError.
+// A candidate whose fit fails (a K larger than the rows, a covariance that is not positive
+// definite without reg_covar, components that kept collapsing) does not end the selection: it
+// is reported with infinite criteria, a log-likelihood of -inf and a warning giving the reason,
+// and is never the best. When every candidate fails, select() throws: InvalidArgument when every
+// K exceeds the rows, else NumericalError naming the first candidate's reason.
 struct SelectReport {
   std::vector<SelectCandidate> candidates;  // covariance types in the given order, then K
   std::size_t best = 0;  // the lowest criterion (the first such candidate on ties)
@@ -77,7 +78,7 @@ struct SelectReport {
 // Fits every candidate of the grid on x (N x D; sample_weight: host, N values or null) and
 // scores it. Deterministic: the same data, options and seed give bitwise the same report
 // (times aside), so the chosen model does not change from run to run. Throws InvalidArgument
-// for an empty grid, K < 1 or K > N, or anything fit() rejects.
+// for an empty grid, a K < 1, above init_max_rows or given twice, or anything fit() rejects.
 SelectReport select(const DataView& x, const SelectOptions& options,
                     const double* sample_weight = nullptr);
 

@@ -624,7 +624,8 @@ void define_module(nb::module_& m) {
       "What rounding data to float32 loses of each column's spread (core/float32_rounding.hpp).")
       .def(nb::init<>())
       .def(
-          "add", [](emix::detail::Float32RoundingScan& scan, const View& rows) { scan.add(rows.view); },
+          "add",
+          [](emix::detail::Float32RoundingScan& scan, const View& rows) { scan.add(rows.view); },
           nb::arg("rows"), "Adds the next rows (a host View).")
       .def(
           "worst",

@@ -47,11 +47,11 @@ void Float32RoundingScan::add(const DataView& x) {
                           std::to_string(centre_.size()));
   }
   if (x.dtype == DType::kFloat32) {
-    accumulate(static_cast<const float*>(x.data), x.rows, x.cols, centre_.data(),
-               largest_.data(), sums_.data(), squares_.data());
+    accumulate(static_cast<const float*>(x.data), x.rows, x.cols, centre_.data(), largest_.data(),
+               sums_.data(), squares_.data());
   } else {
-    accumulate(static_cast<const double*>(x.data), x.rows, x.cols, centre_.data(),
-               largest_.data(), sums_.data(), squares_.data());
+    accumulate(static_cast<const double*>(x.data), x.rows, x.cols, centre_.data(), largest_.data(),
+               sums_.data(), squares_.data());
   }
   rows_ += x.rows;
 }
