@@ -13,7 +13,8 @@ from . import _emix
 from ._warnings import warn
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
-from ._chunks import adapter_for, is_chunk_source, named_sample, reads_only_in_chunks
+from ._chunks import (adapter_for, converts_beyond_memory, is_chunk_source, named_sample,
+                      reads_only_in_chunks)
 from ._engine import engine_options
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
                        check_feature_names, check_random_state, fitted_feature_names)
@@ -202,6 +203,23 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _exact_in_float32(x):
+    """Whether float32 holds every value of x's element types (float32 itself, integers of 16
+    bits or fewer, booleans), so that dtype='float32' rounds nothing; False where the types are
+    not NumPy's (lists, tensors)."""
+    dtypes = getattr(x, "dtypes", None)  # a DataFrame's, per column
+    dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [getattr(x, "dtype", None)]
+    for dtype in dtypes:
+        try:
+            dtype = np.dtype(getattr(dtype, "numpy_dtype", dtype))  # nullable and Arrow columns
+        except TypeError:
+            return False
+        if not (dtype.kind == "b" or (dtype.kind in "iu" and dtype.itemsize <= 2)
+                or (dtype.kind == "f" and dtype.itemsize <= 4)):
+            return False
+    return bool(dtypes)
+
+
 def _warn_of_float32_rounding(x, name):
     """A FitWarning where rounding float64 data to float32 (dtype='float32') loses more than
     1e-4 of a column's spread: data far from the origin (values of 1e6 with a spread of 1 keep
@@ -385,7 +403,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         # Stored with the model: a fit that fails or is interrupted leaves the estimator as it
         # was, its feature names included (save() would record the new data's).
         names = fitted_feature_names(self, named_sample(X))
-        if is_chunk_source(X):
+        in_chunks = is_chunk_source(X) or converts_beyond_memory(X, dtype)
+        if in_chunks:
             source = adapter_for(X, sample_weight, dtype)
             n_features = source.peek_features()
 
@@ -394,8 +413,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         else:
             data = as_data(X, dtype, name)
             self._check_data_values(data)
-            if dtype == np.float32 and getattr(X, "dtype", None) == np.float64:
-                _warn_of_float32_rounding(X, name)
+            if dtype == np.float32 and not data.on_device and not _exact_in_float32(X):
+                # Float64 arrays are scanned as given; other data (frames, lists) as converted.
+                exact = isinstance(X, np.ndarray) and X.dtype == np.float64
+                _warn_of_float32_rounding(X if exact else data.source, name)
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if data.n_samples < 2:
                 # scikit-learn's minimum for a fit: one row has no spread, and its model would
@@ -429,7 +450,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                 report = self._fit_from_partial(run, n_features, seed, given)
             else:
                 report = run(self._options(seed), self._hook(0))
-        if is_chunk_source(X):
+        if in_chunks:
             if source.n_samples < 2:  # known once the chunks were read; as for an array
                 raise InvalidArgument(f"Found 1 sample in the chunks while a minimum of 2 is "
                                       f"required by {name}.")

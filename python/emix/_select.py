@@ -10,7 +10,7 @@ from . import _emix
 from ._warnings import warn
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
-from ._chunks import adapter_for, is_chunk_source, named_sample
+from ._chunks import adapter_for, converts_beyond_memory, is_chunk_source, named_sample
 from ._sklearn import ConvergenceWarning, check_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
@@ -310,7 +310,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     template._check_parameters()
     options = template._options(template._seed())
     named = named_sample(X)  # read before a Dask frame becomes chunks of a Dask array
-    if dask_data or is_chunk_source(X):
+    if dask_data or is_chunk_source(X) or converts_beyond_memory(X, check_dtype_parameter(dtype)):
         # Out of core: each chunk is read once per pass for every candidate still running. A
         # Dask array's (or DataFrame's) blocks compute their statistics where they are.
         if dask_data:

@@ -210,7 +210,7 @@ def accumulate(model, X, sample_weight=None, device=None):
     -------
     Statistics
     """
-    from ._chunks import chunks_read_once, is_chunk_source, named_sample
+    from ._chunks import chunks_read_once, converts_beyond_memory, is_chunk_source, named_sample
     from ._sklearn import check_feature_names
 
     m = native_model(model)
@@ -223,7 +223,7 @@ def accumulate(model, X, sample_weight=None, device=None):
         return accumulate_dask(model, X, sample_weight, device)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
-    if is_chunk_source(X):
+    if is_chunk_source(X) or converts_beyond_memory(X, dtype):
         parts, first_row = [], 0
         for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):
             if view.rows == 0:  # an empty row group or batch holds nothing

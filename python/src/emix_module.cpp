@@ -390,13 +390,17 @@ class PyChunkSource final : public emix::ChunkSource, public emix::RemoteChunks 
   emix::DataView chunk(std::int64_t i) override {
     nb::gil_scoped_acquire acquire;
     if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    // The last chunk is let go first (its view is valid only until this call): held through
+    // the adapter's call, two converted chunks were alive at once.
+    current_.reset();
+    weights_array_.reset();
+    weights_ = nb::object();
+    weights_pointer_ = nullptr;
     nb::object result = source_.attr("chunk")(i);
     auto pair = nb::cast<nb::tuple>(result);
     if (pair.size() != 2) throw emix::InvalidArgument("chunk source: chunk() must give a pair");
     current_ = nb::cast<View>(pair[0]);
     weights_ = nb::borrow<nb::object>(pair[1].ptr());
-    weights_pointer_ = nullptr;
-    weights_array_.reset();
     if (!weights_.is_none()) {
       // Held as a member: where nanobind had to convert the weights (float32, strided), the
       // converted array is owned by this handle alone and must outlive the chunk.

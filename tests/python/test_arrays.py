@@ -97,6 +97,65 @@ def test_other_layouts_are_converted_once(gaussian_data, make):
     np.testing.assert_array_equal(gm.means_, again.means_)
 
 
+def test_big_endian_float32_stays_float32(gaussian_data):
+    """HDF5 and FITS data are often big-endian: '>f4' is float32 all the same, and was promoted
+    to float64 (twice its memory)."""
+    x = gaussian_data.astype(">f4")
+    gm = emix.GaussianMixture(n_components=2, random_state=0, device="cpu").fit(x)
+    assert gm.report_.precision == "float32"
+    native = emix.GaussianMixture(n_components=2, random_state=0, device="cpu")
+    native.fit(gaussian_data.astype(np.float32))
+    np.testing.assert_array_equal(gm.means_, native.means_)
+
+
+@pytest.mark.parametrize("column_type, precision", [
+    ("Float64", "float64"), ("Float32", "float32"), ("float64[pyarrow]", "float64"),
+    ("float32[pyarrow]", "float32"), ("Int64", "float64"), ("mixed", "float64"),
+])
+def test_dataframes_are_converted_once_into_their_element_type(gaussian_data, column_type,
+                                                                precision):
+    """Nullable and Arrow-backed columns went through an object array (a Python float per
+    value, 6x the data at the peak) and came out float64 whatever their type; a frame of
+    mixed types was copied twice. They are now filled column by column into one C-ordered
+    array of the type the columns hold (bench/results/python-input-memory-2026-12-07.md)."""
+    pd = pytest.importorskip("pandas")
+    if "pyarrow" in column_type:
+        pytest.importorskip("pyarrow")
+    x = np.round(gaussian_data * 64) / 64  # exact in float32 and as integers below
+    if column_type == "Int64":
+        x = np.round(gaussian_data * 64)
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    if column_type == "mixed":
+        frame = frame.astype({"a": np.float32, "b": np.int64, "c": np.float32})
+    else:
+        frame = frame.astype(column_type)
+    data = emix._arrays.as_data(frame)
+    assert data.source.dtype == np.dtype(precision)
+    assert data.source.flags.c_contiguous
+    expected = frame.to_numpy(dtype=np.float64).astype(precision)
+    np.testing.assert_array_equal(data.source, expected)
+    gm = emix.GaussianMixture(n_components=2, random_state=0, device="cpu").fit(frame)
+    assert gm.report_.precision == precision
+    again = emix.GaussianMixture(n_components=2, random_state=0, device="cpu")
+    np.testing.assert_array_equal(gm.means_, again.fit(expected).means_)
+
+
+def test_missing_values_of_nullable_columns_are_named(gaussian_data):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(gaussian_data).astype("Float64")
+    frame.iloc[7, 1] = pd.NA
+    with pytest.raises(emix.InvalidArgument, match=r"NaN \(row 8, column 2\)"):
+        emix.GaussianMixture(n_components=2, device="cpu").fit(frame)
+
+
+def test_a_frame_beyond_float32_names_its_value():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.0, 1e39, 2.0]})
+    with pytest.raises(emix.InvalidArgument, match=r"row 2, column 2 is 1e\+39, beyond "
+                                                   r"float32's range"):
+        emix.GaussianMixture(n_components=1, device="cpu", dtype="float32").fit(frame)
+
+
 def test_dtype_parameter_chooses_the_element_type(gaussian_data):
     gm = emix.GaussianMixture(n_components=2, random_state=0, device="cpu", dtype="float32")
     gm.fit(gaussian_data)

@@ -711,3 +711,83 @@ def test_a_chunk_of_tiny_weights_is_judged_with_the_other_chunks(data):
     with pytest.raises(emix.NumericalError, match="the sample weights sum to 0 as the engines "
                                                   "count them"):
         fit(tiny)
+
+
+def test_a_converted_chunk_is_let_go_before_the_next_is_read(data, monkeypatch):
+    """The library held chunk i-1's converted array while the source converted chunk i: two
+    chunks' memory at once. Each converted chunk must be gone when the next is made."""
+    import gc
+    import weakref
+
+    made = []
+    convert = _chunks._as_chunk_array
+
+    def spy(x, dtype, index):
+        gc.collect()
+        alive = [i for i, ref in made if ref() is not None]
+        assert alive == [], f"chunks {alive} still held while chunk {index} is converted"
+        result = convert(x, dtype, index)
+        made.append((index, weakref.ref(result)))
+        return result
+
+    monkeypatch.setattr(_chunks, "_as_chunk_array", spy)
+    chunks = [np.round(data[i:i + 250] * 64).astype(np.int32) for i in range(0, 1000, 250)]
+    gm = fit(chunks, max_iter=3)
+    assert len(made) > 8  # every pass converted each integer chunk again
+    converted = np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks])
+    assert_same_model(gm, fit(converted, max_iter=3))
+
+
+def test_a_source_of_one_chunk_is_converted_once(data, monkeypatch):
+    """A pyarrow Table of one record batch (what Table.from_pandas makes) was converted again
+    on every pass: twice the in-memory fit's time. A source of one chunk is its data whole."""
+    pa = pytest.importorskip("pyarrow")
+    calls = []
+    convert = _chunks._as_chunk_array
+
+    def count(x, dtype, index):
+        calls.append(index)
+        return convert(x, dtype, index)
+
+    monkeypatch.setattr(_chunks, "_as_chunk_array", count)
+    table = pa.table({f"x{j}": data[:, j] for j in range(data.shape[1])})
+    assert len(table.to_batches()) == 1
+    gm = fit(table, max_iter=5, tol=0)
+    assert calls == [0]
+    assert gm.n_iter_ == 5
+    assert_same_model(gm, fit(data, max_iter=5, tol=0))
+
+
+def test_an_array_whose_conversion_would_not_fit_in_memory_is_read_in_chunks(data, reference,
+                                                                            monkeypatch):
+    """An int16 or big-endian memmap of a file larger than memory was converted whole into
+    float64. Where the copy would take more than half the physical memory (here made small),
+    fit, select and accumulate read it chunk by chunk; arrays used in place are not touched."""
+    monkeypatch.setattr(_chunks, "_physical_memory_bytes", lambda: 2 * data.size * 8 - 1)
+    big_endian = data.astype(">f8")
+    assert _chunks.converts_beyond_memory(big_endian, None)
+    assert not _chunks.converts_beyond_memory(data, None)  # used in place
+    assert not _chunks.converts_beyond_memory(data.astype(np.float32), None)
+    in_memory = emix.select(data, n_components=[2, 3], covariance_types=["diag"],
+                            random_state=0, device="cpu")
+    whole = emix.accumulate(reference, data)
+
+    def no_whole_copy(x, dtype, name):
+        raise AssertionError(f"{name} converted the whole array")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(emix._arrays, "_host_array", no_whole_copy)
+        gm = fit(big_endian)
+        selected = emix.select(big_endian, n_components=[2, 3], covariance_types=["diag"],
+                               random_state=0, device="cpu")
+        stats = emix.accumulate(reference, big_endian)
+    assert "chunks" in gm.report_.engine
+    assert_same_model(gm, reference)
+    assert "chunks" in selected.engine
+    assert selected.best_index_ == in_memory.best_index_
+    assert rel(selected.best_estimator_.means_, in_memory.best_estimator_.means_) < TOL
+    np.testing.assert_allclose(stats.sums, whole.sums, rtol=TOL)
+    # fit_predict fits by chunks, then reads the data whole for the labels.
+    np.testing.assert_array_equal(
+        emix.GaussianMixture(3, random_state=0, device="cpu", tol=1e-6).fit_predict(big_endian),
+        reference.predict(data))

@@ -582,6 +582,15 @@ def test_float32_fits_of_data_float32_cannot_hold_warn():
     with pytest.warns(emix.FitWarning, match=r"dtype='float32' rounds column 2 \(values up to "
                                              r"1e\+06, spread 2\.\d+\) by up to 0\.0\d+ of its"):
         emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(far)
+    # Frames and lists are scanned as converted; data already float32 have nothing to round.
+    pd = pytest.importorskip("pandas")
+    for given in (pd.DataFrame(far), far.tolist()):
+        with pytest.warns(emix.FitWarning, match=r"rounds column 2 \(values up to 1e\+06"):
+            emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(given)
+    for given in (far.astype(np.float32), pd.DataFrame(far.astype(np.float32))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(given)
     # Column-major and strided arrays are scanned a block of rows at a time, as they are.
     for layout in (np.asfortranarray(far), np.repeat(far, 2, axis=1)[:, ::2]):
         with pytest.warns(emix.FitWarning, match=r"rounds column 2 \(values up to 1e\+06"):
