@@ -197,6 +197,67 @@ TEST(StatisticsApi, RecentredStatisticsEqualThoseTakenAboutTheNewCentres) {
   }
 }
 
+// A step from a model 1e8 standard deviations from every row: the scatter about its means,
+// moved to the new ones, keeps none of a variance's digits. scatter_lost_digits says so, and the
+// statistics taken again under the same model about the new means (accumulate_about) give the
+// step fit() takes (it does the same second pass), where the first pass's covariances were off
+// by orders of magnitude.
+TEST(StatisticsApi, AStepThatLostTheScattersDigitsIsTakenAgainAboutTheNewMeans) {
+  for (const Kind& kind : kKinds) {
+    if (kind.family != Family::kGaussian) continue;
+    SCOPED_TRACE(emix::testing::describe(kind.family, kind.covariance) + " seed 61");
+    Problem p = make_problem(kind, 61);
+    emix::MStepOptions m;
+    const emix::Statistics near = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+    EXPECT_FALSE(emix::scatter_lost_digits(emix::maximize(p.model, near, m), near));
+    for (double& v : p.x) v += 1e8;
+    emix::FitOptions o;
+    o.covariance = kind.covariance;
+    o.n_components = p.model.n_components;
+    o.init_model = p.model;
+    o.max_iter = 1;
+    o.tol = 0;
+    o.engine = cpu();
+    const emix::FitReport r = emix::fit(p.rows(0, p.n), o);
+    const emix::Statistics first = emix::accumulate(p.model, p.rows(0, p.n), cpu());
+    const emix::Model lost = emix::maximize(p.model, first, m);
+    ASSERT_TRUE(emix::scatter_lost_digits(lost, first));
+    const emix::Statistics again =
+        emix::accumulate_about(p.model, lost.means, p.rows(0, p.n), cpu());
+    EXPECT_EQ(again.centres(), lost.means);
+    EXPECT_EQ(again.log_likelihood(), first.log_likelihood());
+    const emix::Model stepped = emix::maximize(p.model, again, m);
+    EXPECT_FALSE(emix::scatter_lost_digits(stepped, again));
+    // The components that took rows (fit re-seeds the others; maximize leaves that to its
+    // caller).
+    const std::size_t d = static_cast<std::size_t>(p.d);
+    const std::size_t per = stepped.covariance_size() / stepped.n_components;
+    const bool tied = kind.covariance == Covariance::kTied;
+    int with_rows = 0;
+    for (int c = 0; c < stepped.n_components; ++c) {
+      if (!(first.values()[3 + c] > 1e-9 * static_cast<double>(p.n))) continue;  // N_c
+      ++with_rows;
+      const auto slice = [](const std::vector<double>& v, std::size_t at, std::size_t count) {
+        return std::vector<double>(v.begin() + at, v.begin() + at + count);
+      };
+      EXPECT_EQ(slice(stepped.means, c * d, d), slice(r.model.means, c * d, d));
+      const std::size_t at = tied ? 0 : c * per, count = tied ? stepped.covariances.size() : per;
+      EXPECT_EQ(slice(stepped.covariances, at, count), slice(r.model.covariances, at, count));
+      EXPECT_GT(relative_difference(slice(lost.covariances, at, count),
+                                    slice(r.model.covariances, at, count)),
+                1e-3);
+    }
+    EXPECT_GE(with_rows, 1);
+  }
+  const Problem bernoulli = make_problem(Kind{Family::kBernoulli, Covariance::kFull}, 61);
+  EXPECT_EQ(message_of([&] {
+              emix::accumulate_about(bernoulli.model, bernoulli.model.probabilities,
+                                     bernoulli.rows(0, bernoulli.n), cpu());
+            }),
+            "accumulate_about: Bernoulli and binomial statistics are sums of x itself (not "
+            "centred)");
+}
+
 // Tied statistics are read as their sum over components (include/emix/statistics.hpp): moving
 // every Q_k into any one component's gives the same M-step to 1e-12 relative, and so does a
 // split into a component that holds no weight (its mean 10^3 standard deviations from every

@@ -106,6 +106,16 @@ Statistics merge_in_order(const std::vector<Statistics>& parts);
 Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine = {},
                       const double* sample_weight = nullptr);
 
+// The same E-step with the Gaussian sums taken about `centres` (K x D, row-major, finite)
+// instead of the model's means. A step that moved a mean by many standard deviations loses a
+// variance's digits in the scatter about the old centres (scatter_lost_digits): fit() then takes
+// the statistics again under the same model about the new means, and steps from those. A loop
+// of one's own (a distributed fit over accumulate and merge) does the same with this. Throws
+// InvalidArgument for a Bernoulli or binomial model (their statistics are not centred).
+Statistics accumulate_about(const Model& model, const std::vector<double>& centres,
+                            const DataView& x, const EngineOptions& engine = {},
+                            const double* sample_weight = nullptr);
+
 struct MStepOptions {
   double reg_covar = 1e-6;      // added to covariance diagonals
   double prob_epsilon = 1e-10;  // Bernoulli / binomial probabilities kept in [eps, 1 - eps]
@@ -122,5 +132,12 @@ struct MStepOptions {
 // returned as it is, for the caller to re-seed as fit() does.
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options = {},
                std::vector<int>* empty = nullptr);
+
+// Whether the step from `statistics` to `next` (maximize's result) lost a variance's digits: a
+// mean moved so far from the statistics' centres that the scatter about them, moved to the new
+// mean, kept under about 1e-14 of the variance in double (far less from float data). Take the
+// statistics again about next's means (accumulate_about, under the same model as before) and
+// maximize from those, as fit() does. False for Bernoulli and binomial models.
+bool scatter_lost_digits(const Model& next, const Statistics& statistics);
 
 }  // namespace emix

@@ -40,9 +40,9 @@ by their log-likelihood on that sample, and EM then runs once over the whole arr
 best: ``report_.best_init`` is 0, where the in-memory estimator runs every restart's EM over
 all rows and keeps the best result. A component that empties, or whose covariance no longer
 factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
-(or probabilities) moves to a random row, fetched from the array, it keeps its previous
-covariance (a collapsed one takes the weighted mean of the other components' covariances, where
-any are left) and
+(or probabilities) moves to a random row, fetched from the array, and its covariance becomes the
+weighted mean of the other components' covariances (where none has weight left, its previous
+one), and it
 gets one row's share of the weight; the fit report's warnings say which row. The
 row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
 is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
@@ -171,16 +171,18 @@ def accumulate(model, X, sample_weight=None, device=None):
                                first_rows, list(X.chunks[0]))
 
 
-def _model_state(model):
-    """A picklable description of a library Model (shipped to the workers)."""
+def _model_state(model, centres=None):
+    """A picklable description of a library Model (shipped to the workers), and the centres
+    its statistics are taken about where not its means (a second pass, _StatisticsPass)."""
     return (model.family, model.covariance, model.n_features, model.trials,
             np.ascontiguousarray(model.weights), np.ascontiguousarray(model.means).ravel(),
             np.ascontiguousarray(model.covariances).ravel(),
-            np.ascontiguousarray(model.probabilities).ravel())
+            np.ascontiguousarray(model.probabilities).ravel(),
+            None if centres is None else np.ascontiguousarray(centres, dtype=np.float64).ravel())
 
 
 def _model_of(state):
-    family, covariance, d, trials, w, means, covariances, probabilities = state
+    family, covariance, d, trials, w, means, covariances, probabilities, _ = state
     return _emix.Model(family, covariance, d, trials, w, means if means.size else None,
                        covariances if covariances.size else None,
                        probabilities if probabilities.size else None)
@@ -279,10 +281,15 @@ def _block_statistics(block, weights, state, device, first_row, index, rows=None
         return _unlike_declared(index, first_row, rows if rows is not None else x.shape[0],
                                 model.n_features, x.shape)
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
-        return _emix.Statistics(model).serialize()
+        empty = _emix.Statistics(model)
+        return (empty if state[-1] is None else empty.recentred(state[-1])).serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    centres = state[-1]
     try:
-        stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
+        if centres is None:
+            stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
+        else:
+            stats = _emix.accumulate_about(model, centres, _emix.view(x), _engine(device), w)
     except _emix.Error as error:
         return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
@@ -627,8 +634,8 @@ class _ResidentPass:
             raise
         return self
 
-    def statistics(self, model):
-        state = _model_state(model)
+    def statistics(self, model, centres=None):
+        state = _model_state(model, centres)
         pending = [actor.statistics(state) for actor in self.actors]
         parts, failure = [None] * self.n_blocks, None
         for indices, created, call in zip(self.indices, self.calls, pending):
@@ -682,10 +689,11 @@ class _StatisticsPass:
         self.engine = (f"dask ({len(self.blocks)} blocks"
                        f"{', resident on the workers' if self.resident else ''})")
 
-    def statistics(self, model, iteration):
+    def statistics(self, model, iteration, centres=None):
+        """The statistics under `model`, about `centres` where given (else its means)."""
         if self.resident is not None:
             try:
-                return self.resident.statistics(model)
+                return self.resident.statistics(model, centres)
             except _emix.Error:
                 raise
             except Exception:  # a worker lost ("Worker holding Actor was lost"), say
@@ -693,7 +701,7 @@ class _StatisticsPass:
                 self.engine = (f"dask ({len(self.blocks)} blocks, resident on the workers until "
                                f"iteration {iteration}, when a worker was lost)")
         return self.estimator._statistics(model, self.blocks, self.weight_blocks,
-                                          self.first_rows, self.rows)
+                                          self.first_rows, self.rows, centres)
 
     def close(self):
         if self.resident is not None:
@@ -847,13 +855,28 @@ class _Reseeder:
         n, d = self.X.shape
         parameters = {name: np.array(value, dtype=np.float64, copy=True)
                       for name, value in self.estimator._parameters_of(model).items()}
+        # An emptied component restarts from the others' covariances (core/em.cpp): its own
+        # says nothing of the data's scale, and beside components of variance reg_covar
+        # (constant data, K >= 3) one restarted from it emptied again, every step.
+        empty_restart = None
+        others = [c for c in range(model.n_components) if c not in empty]
+        if (empty and model.family == "gaussian" and model.covariance != "tied"
+                and sum(model.weights[c] for c in others) > 0):
+            empty_restart = _pooled_covariance(parameters, others)
+            # Others collapsed onto coinciding rows (reg_covar=0) pool to a singular matrix,
+            # which no E-step takes: the previous covariance then, as before.
+            if (_emix.numerically_singular(np.ascontiguousarray(empty_restart), reg_covar)
+                    if model.covariance == "full" else not np.all(empty_restart > 0)):
+                empty_restart = None
         for c, why in bad:
             row = int(self.rng.integers(n))
             x = np.asarray(self.X[row].compute(), dtype=np.float64)
             if "means" in parameters:
                 parameters["means"][c] = x
                 if model.covariance != "tied":
-                    if why != "was empty" and pool is not None:
+                    if why == "was empty" and empty_restart is not None:
+                        parameters["covariances"][c] = empty_restart
+                    elif why != "was empty" and pool is not None:
                         if restart is None:  # after the empty ones' re-seeds, as in C++
                             restart = _pooled_covariance(parameters, pool)
                         parameters["covariances"][c] = restart
@@ -1046,7 +1069,8 @@ class _DaskMixture:
             fan_in //= 2
         return fan_in
 
-    def _statistics(self, model, blocks, weight_blocks, first_rows=None, rows=None):
+    def _statistics(self, model, blocks, weight_blocks, first_rows=None, rows=None,
+                    centres=None):
         """The statistics of `blocks` (delayed arrays) under `model`, merged in merge_in_order's
         tree; first_rows: each block's first row in the whole array, for error messages; rows:
         each block's rows as the array declares them (checked), where known."""
@@ -1054,7 +1078,7 @@ class _DaskMixture:
             first_rows = [0] * len(blocks)
         if rows is None:
             rows = [None] * len(blocks)
-        state = _model_state(model)
+        state = _model_state(model, centres)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=False)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
@@ -1139,6 +1163,11 @@ class _DaskMixture:
                     break
                 previous = mean
                 next_model, empty = _emix.maximize(model, stats._native, mstep)
+                if _emix.scatter_lost_digits(next_model, stats._native):
+                    # As core/em.cpp: the same responsibilities (this model's), the statistics
+                    # taken again about the new means, and the step from those.
+                    again = passes.statistics(model, iteration, np.asarray(next_model.means))
+                    next_model, empty = _emix.maximize(model, again._native, mstep)
                 count = reseeder.count
                 model = reseeder.reseed(model, next_model, empty, iteration + 1)
                 reseeded = reseeder.count > count

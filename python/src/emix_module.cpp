@@ -953,6 +953,23 @@ void define_module(nb::module_& m) {
         return emix::accumulate(model, x.view, engine_for(x, engine), weights);
       },
       nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
+  m.def(
+      "accumulate_about",
+      [](const emix::Model& model, const std::vector<double>& centres, const View& x,
+         const emix::EngineOptions& engine, const std::optional<HostWeights>& sample_weight) {
+        const double* weights = weights_for(x, sample_weight);
+        const LibraryCall call;
+        return emix::accumulate_about(model, centres, x.view, engine_for(x, engine), weights);
+      },
+      nb::arg("model"), nb::arg("centres"), nb::arg("x"), nb::arg("engine"),
+      nb::arg("sample_weight").none());
+  m.def(
+      "scatter_lost_digits",
+      [](const emix::Model& next, const emix::Statistics& statistics) {
+        const LibraryCall call;
+        return emix::scatter_lost_digits(next, statistics);
+      },
+      nb::arg("next"), nb::arg("statistics"));
   nb::class_<emix::MStepOptions>(m, "MStepOptions", "Options of the M-step.")
       .def(nb::init<>())
       .def_rw("reg_covar", &emix::MStepOptions::reg_covar)

@@ -557,22 +557,70 @@ Statistics merge_in_order(const std::vector<Statistics>& parts) {
   return std::move(level.front());
 }
 
-Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
-                      const double* sample_weight) {
+namespace {
+
+// accumulate, about `centres` where given (K x D), else the model's.
+Statistics accumulate_centred(const Model& model, const std::vector<double>* centres,
+                              const DataView& x, const EngineOptions& engine,
+                              const double* sample_weight) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
+  const auto zero = [&] {
+    Statistics stats(model);
+    return centres != nullptr ? stats.recentred(*centres) : stats;
+  };
   if (x.rows == 0) {
     // A rank or chunk without rows: zero statistics, which merge as nothing.
     validate_model_for_width(model, x.cols);
-    return Statistics(model);
+    return zero();
   }
   validate_model_for_data(model, x, /*summing_squares=*/true);
   validate_sample_weight(sample_weight, x.rows, false);
   validate(engine);  // as predict and score check it
-  const PreparedModel prepared = prepare(model);
-  Statistics stats(model);
+  PreparedModel prepared = prepare(model);
+  Statistics stats = zero();
+  if (centres != nullptr) prepared.centres = *centres;
   std::unique_ptr<Engine> e = make_engine(x, sample_weight, engine);
   e->accumulate(prepared, stats.values().data());
   return stats;
+}
+
+}  // namespace
+
+Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
+                      const double* sample_weight) {
+  return accumulate_centred(model, nullptr, x, engine, sample_weight);
+}
+
+Statistics accumulate_about(const Model& model, const std::vector<double>& centres,
+                            const DataView& x, const EngineOptions& engine,
+                            const double* sample_weight) {
+  if (model.family != Family::kGaussian) {
+    throw InvalidArgument(
+        "accumulate_about: Bernoulli and binomial statistics are sums of x itself (not centred)");
+  }
+  const std::size_t kd =
+      static_cast<std::size_t>(model.n_components) * static_cast<std::size_t>(model.n_features);
+  if (centres.size() != kd) {
+    throw InvalidArgument("accumulate_about: " + std::to_string(centres.size()) +
+                          " centres for K x D = " + std::to_string(kd));
+  }
+  for (std::size_t i = 0; i < centres.size(); ++i) {
+    if (!std::isfinite(centres[i])) {
+      throw InvalidArgument("accumulate_about: centres[" + std::to_string(i) + "] is not finite");
+    }
+  }
+  return accumulate_centred(model, &centres, x, engine, sample_weight);
+}
+
+bool scatter_lost_digits(const Model& next, const Statistics& statistics) {
+  if (next.family != Family::kGaussian) return false;
+  if (statistics.family() != next.family || statistics.covariance() != next.covariance ||
+      statistics.n_components() != next.n_components ||
+      statistics.n_features() != next.n_features) {
+    throw InvalidArgument("scatter_lost_digits: the statistics are not of the model's shape");
+  }
+  check_statistics_sizes(statistics, "scatter_lost_digits");
+  return scatter_lost_digits(next, layout_of(statistics), statistics.values().data());
 }
 
 Model maximize(const Model& model, const Statistics& statistics, const MStepOptions& options,

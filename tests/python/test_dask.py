@@ -253,11 +253,54 @@ def test_scalar_weights_and_weights_of_unknown_chunk_sizes(client, data):
         emix.dask.GaussianMixture(**parameters).fit(x, sample_weight=unknown)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_a_step_far_from_the_start_is_taken_again_about_the_new_means(client, covariance_type):
+    """Data 1e8 from the starting means: the scatter about them, moved to the new means, kept
+    none of a variance's digits, and the Dask fit's covariances were 140 % off (the in-memory
+    fit takes the statistics again about the new means). Through the task graph and through
+    the resident blocks of a persisted array alike."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (2000, 2)), rng.normal(3, 1, (2000, 2))] + 1e8
+    precision = {"full": np.tile(np.eye(2), (2, 1, 1)), "diag": np.ones((2, 2)),
+                 "tied": np.eye(2), "spherical": np.ones(2)}[covariance_type]
+    parameters = dict(n_components=2, covariance_type=covariance_type, device="cpu", tol=0,
+                      max_iter=3, weights_init=[0.5, 0.5], means_init=[[0.0, 0.0], [1.0, 1.0]],
+                      precisions_init=precision * 1e-10)
+    reference = in_memory(x, **parameters)
+    blocks = da.from_array(x, chunks=(1000, 2))
+    for data in (blocks, blocks.persist()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = emix.dask.GaussianMixture(**parameters).fit(data)
+        np.testing.assert_allclose(fitted.covariances_, reference.covariances_, rtol=1e-12)
+        np.testing.assert_allclose(fitted.means_, reference.means_, rtol=1e-12)
+    assert "resident" in fitted.report_.engine
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_constant_data_fit_as_in_memory(client, covariance_type):
+    """1,000 copies of one row, K = 3: components empty at once, and one restarted from its own
+    covariance (initialisation's identity) beside others of variance reg_covar emptied again
+    every step, until the Dask fit failed "kept collapsing"; the in-memory fit converges."""
+    x = np.full((1000, 3), 5.0)
+    parameters = dict(n_components=3, covariance_type=covariance_type, random_state=0,
+                      device="cpu")
+    reference = in_memory(x, **parameters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = emix.dask.GaussianMixture(**parameters).fit(da.from_array(x, chunks=250))
+    assert reference.converged_ and fitted.converged_
+    assert fitted.n_iter_ == reference.n_iter_
+    np.testing.assert_allclose(fitted.means_, reference.means_, rtol=1e-12)
+    np.testing.assert_allclose(fitted.lower_bound_, reference.lower_bound_, rtol=1e-12)
+
+
 def test_empty_and_collapsed_components_are_reseeded(client, data):
     """A component that empties (its mean far from every row) or collapses onto identical rows
     (reg_covar=0) moves onto a random row, taking one row's share of the weight, as in the
-    in-memory fit; the report names the row. An empty one keeps its previous covariance, a
-    collapsed one takes the others' (its own was shrinking onto the rows it collapsed on)."""
+    in-memory fit; the report names the row. Both take the other components' covariances, by
+    their weights (an empty one's own says nothing of the data; a collapsed one's was shrinking
+    onto the rows it collapsed on)."""
     n = len(data)
     x = da.from_array(data, chunks=(300, 3))
     d = data.shape[1]
@@ -274,7 +317,8 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
     row = int(warning.rsplit(" ", 1)[1]) - 1  # messages number rows from 1
     assert 0 <= row < n
     assert np.array_equal(fitted.means_[3], data[row])
-    assert np.array_equal(fitted.covariances_[3], np.ones(d))
+    pooled = np.average(fitted.covariances_[:3], axis=0, weights=fitted.weights_[:3])
+    np.testing.assert_allclose(fitted.covariances_[3], pooled, rtol=1e-12)
     # One row's share, then the weights renormalised (the other three keep their M-step shares).
     assert fitted.weights_[3] == pytest.approx((1 / n) / (1 + 1 / n), rel=1e-12)
     assert np.array_equal(again.means_, fitted.means_)  # random_state fixes the row
@@ -282,6 +326,8 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
         warnings.simplefilter("ignore")
         in_memory_fit = in_memory(data, **parameters)
     assert "component 3 was empty; re-seeded at row" in in_memory_fit.report_.warnings[0]
+    # The same first M-step, so the same restart covariance, whatever row each drew.
+    np.testing.assert_allclose(fitted.covariances_, in_memory_fit.covariances_, rtol=1e-12)
 
     # Five identical rows far from the rest, and a component started on them with reg_covar=0:
     # its variances become exactly 0, and it is re-seeded rather than sent to the workers.
@@ -759,9 +805,9 @@ def test_the_first_bad_block_is_named_whoever_computes_it(client, data, monkeypa
     passes = []
     resident_statistics = emix.dask._ResidentPass.statistics
 
-    def counted(self, model):
+    def counted(self, model, centres=None):
         passes.append(self.n_blocks)
-        return resident_statistics(self, model)
+        return resident_statistics(self, model, centres)
 
     monkeypatch.setattr(emix.dask._ResidentPass, "statistics", counted)
     spoiled = data.copy()
