@@ -54,6 +54,20 @@ emix::EngineOptions cpu() {
   return o;
 }
 
+// fit()'s options for one EM step from `model` on the CPU engine.
+emix::FitOptions one_step_from(const emix::Model& model) {
+  emix::FitOptions o;
+  o.family = model.family;
+  o.covariance = model.covariance;
+  o.trials = model.trials;
+  o.n_components = model.n_components;
+  o.init_model = model;
+  o.max_iter = 1;
+  o.tol = 0;
+  o.engine = cpu();
+  return o;
+}
+
 // The message of the InvalidArgument fn throws, or "no exception".
 template <typename Fn>
 std::string message_of(Fn&& fn) {
@@ -131,15 +145,7 @@ TEST(StatisticsApi, AccumulateThenMaximizeIsOneIterationOfFit) {
   for (const Kind& kind : kKinds) {
     SCOPED_TRACE(emix::testing::describe(kind.family, kind.covariance) + " seed 41");
     const Problem p = make_problem(kind, 41);
-    emix::FitOptions o;
-    o.family = kind.family;
-    o.covariance = kind.covariance;
-    o.trials = p.model.trials;
-    o.n_components = p.model.n_components;
-    o.init_model = p.model;
-    o.max_iter = 1;
-    o.tol = 0;
-    o.engine = cpu();
+    const emix::FitOptions o = one_step_from(p.model);
     const emix::FitReport r = emix::fit(p.rows(0, p.n), o);
     const emix::Statistics s = emix::accumulate(p.model, p.rows(0, p.n), cpu());
     ASSERT_EQ(r.history.size(), 2u);
@@ -211,14 +217,7 @@ TEST(StatisticsApi, AStepThatLostTheScattersDigitsIsTakenAgainAboutTheNewMeans) 
     const emix::Statistics near = emix::accumulate(p.model, p.rows(0, p.n), cpu());
     EXPECT_FALSE(emix::scatter_lost_digits(emix::maximize(p.model, near, m), near));
     for (double& v : p.x) v += 1e8;
-    emix::FitOptions o;
-    o.covariance = kind.covariance;
-    o.n_components = p.model.n_components;
-    o.init_model = p.model;
-    o.max_iter = 1;
-    o.tol = 0;
-    o.engine = cpu();
-    const emix::FitReport r = emix::fit(p.rows(0, p.n), o);
+    const emix::FitReport r = emix::fit(p.rows(0, p.n), one_step_from(p.model));
     const emix::Statistics first = emix::accumulate(p.model, p.rows(0, p.n), cpu());
     const emix::Model lost = emix::maximize(p.model, first, m);
     ASSERT_TRUE(emix::scatter_lost_digits(lost, first));
