@@ -3,22 +3,25 @@
 # full and diag: the medians of the fit report's median iteration and of the whole fit over the
 # rounds, old and new alternating.
 #   bench/cpu_ab.sh OLD_EMIX NEW_EMIX [ROUNDS=3] [DIR=/tmp/emix-cpu-ab]
-# Separated: `emix generate` (2 x 10^5 x 16, K = 8). Overlapping: the same shape, eight unit
-# Gaussians with means in [-0.5, 0.5]^16 (made with $PYTHON, default python3, and NumPy). 20
+# Separated: `emix generate` (N x D = 2 x 10^5 x 16, K = 8). Overlapping: the same shape, K unit
+# Gaussians with means in [-0.5, 0.5]^D (made with $PYTHON, default python3, and NumPy). 20
 # iterations each (tol 0), seed 5, 2 threads.
-# COVARIANCES (default "full diag") picks the covariance types.
+# COVARIANCES (default "full diag") picks the covariance types; N, D and K the shape (wide data:
+# N=300 D=512 K=16).
 set -euo pipefail
 old=$1 new=$2 rounds=${3:-3} dir=${4:-/tmp/emix-cpu-ab}
+n=${N:-200000} d=${D:-16} k=${K:-8}
 mkdir -p "$dir"
 cd "$dir"
-[ -f sep.npy ] || "$new" generate --n 200000 --d 16 -k 8 --seed 1 -q -o sep.npy
-[ -f ovl.npy ] || "${PYTHON:-python3}" -c "
+sep=sep-${n}x${d}x${k}.npy ovl=ovl-${n}x${d}x${k}.npy
+[ -f $sep ] || "$new" generate --n $n --d $d -k $k --seed 1 -q -o $sep
+[ -f $ovl ] || "${PYTHON:-python3}" -c "
 import numpy as np
 rng = np.random.default_rng(2)
-means = rng.uniform(-0.5, 0.5, size=(8, 16))
-np.save('ovl.npy', means[rng.integers(0, 8, 200000)] + rng.normal(size=(200000, 16)))"
+means = rng.uniform(-0.5, 0.5, size=($k, $d))
+np.save('$ovl', means[rng.integers(0, $k, $n)] + rng.normal(size=($n, $d)))"
 run() {  # binary data covariance precision
-  "$1" fit "$2" -k 8 --covariance "$3" --precision "$4" --max-iter 20 --tol 0 --seed 5 \
+  "$1" fit "$2" -k $k --covariance "$3" --precision "$4" --max-iter 20 --tol 0 --seed 5 \
     --device cpu --threads 2 -q -o "$dir/m.json"
   python3 -c "
 import json, statistics
@@ -30,9 +33,9 @@ medians() {  # "iteration fit" pairs -> the median of each column
   echo "$(printf '%s\n' "$@" | cut -d' ' -f1 | sort -n | sed -n "${mid}p")" \
     "$(printf '%s\n' "$@" | cut -d' ' -f2 | sort -n | sed -n "${mid}p")"
 }
-printf '%-6s %-5s %-8s %-24s %-24s\n' data cov precision "old: iteration, fit (s)" \
+printf '%-20s %-9s %-8s %-24s %-24s\n' data cov precision "old: iteration, fit (s)" \
   "new: iteration, fit (s)"
-for data in sep ovl; do
+for data in sep-${n}x${d}x${k} ovl-${n}x${d}x${k}; do
   for cov in ${COVARIANCES:-full diag}; do
     for precision in double float; do
       o=() n=()
@@ -40,7 +43,7 @@ for data in sep ovl; do
         o+=("$(run "$old" $data.npy $cov $precision)")
         n+=("$(run "$new" $data.npy $cov $precision)")
       done
-      printf '%-6s %-5s %-8s %-24s %-24s\n' $data $cov $precision "$(medians "${o[@]}")" \
+      printf '%-20s %-9s %-8s %-24s %-24s\n' $data $cov $precision "$(medians "${o[@]}")" \
         "$(medians "${n[@]}")"
     done
   done

@@ -673,28 +673,63 @@ void raw_statistics(const TilePlan<T>& plan, const T* x, Eigen::Index rows, Scra
   }
 }
 
+// A tile's rows between row-major order (each row d apart) and column-major order (each column
+// `rows` apart). A whole column of the tile at a time, the row-major side touches one line in
+// each of 64 or more rows, and where rows are 1 KiB or more apart those lines share few L1 sets
+// and evict one another (at 4 KiB, D = 512 in double, all share one): the copy was 70 % of a
+// diag fit's time at D = 512, which ran 4 times slower than at D = 500. Such wide rows are
+// copied kTransposeRows rows at a time; narrower ones a whole column at a time, which was 3-7 %
+// faster at D = 16 (bench/results/cpu-transpose-2026-12-07.md).
+constexpr Eigen::Index kTransposeRows = 8;
+
+template <typename S>
+Eigen::Index transpose_block_rows(Eigen::Index rows, Eigen::Index d) {
+  return d * static_cast<Eigen::Index>(sizeof(S)) >= 1024 ? kTransposeRows : rows;
+}
+
+// out (column-major) = x - shift (row-major; no shift: the values as they are, converted to T).
+template <typename T, typename S>
+void rows_to_columns(const S* x, Eigen::Index rows, Eigen::Index d, const T* shift, T* out) {
+  const Eigen::Index block = transpose_block_rows<S>(rows, d);
+  for (Eigen::Index r0 = 0; r0 < rows; r0 += block) {
+    const Eigen::Index r1 = std::min(rows, r0 + block);
+    for (Eigen::Index j = 0; j < d; ++j) {
+      T* column = out + j * rows;
+      if (shift != nullptr) {
+        for (Eigen::Index r = r0; r < r1; ++r) column[r] = static_cast<T>(x[r * d + j]) - shift[j];
+      } else {
+        for (Eigen::Index r = r0; r < r1; ++r) column[r] = static_cast<T>(x[r * d + j]);
+      }
+    }
+  }
+}
+
+// out (row-major, rows x d) = x (column-major).
+template <typename T>
+void columns_to_rows(const T* x, Eigen::Index rows, Eigen::Index d, T* out) {
+  const Eigen::Index block = transpose_block_rows<T>(rows, d);
+  for (Eigen::Index r0 = 0; r0 < rows; r0 += block) {
+    const Eigen::Index r1 = std::min(rows, r0 + block);
+    for (Eigen::Index j = 0; j < d; ++j) {
+      const T* column = x + j * rows;
+      for (Eigen::Index r = r0; r < r1; ++r) out[r * d + j] = column[r];
+    }
+  }
+}
+
 // The feature matrix F (rows x P) of rows [begin, begin + rows), from the plan's kind and shift.
 template <typename T>
 void build_features(const TilePlan<T>& plan, std::int64_t begin, std::int64_t rows, Matrix<T>& f) {
   const int d = plan.d;
   const bool as_they_are = reads_rows_as_they_are(plan.kind);
   f.resize(rows, as_they_are ? d : plan.features);
+  const T* shift = as_they_are ? nullptr : plan.shift;
   if (plan.x_float != nullptr) {
-    Eigen::Map<const RowMatrix<float>> tile(plan.x_float + begin * d, rows, d);
-    if (as_they_are) {
-      f = tile.template cast<T>();
-      return;
-    }
-    f.leftCols(d) =
-        tile.template cast<T>().rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
+    rows_to_columns(plan.x_float + begin * d, rows, d, shift, f.data());
   } else {
-    Eigen::Map<const RowMatrix<T>> tile(plan.x + begin * d, rows, d);
-    if (as_they_are) {
-      f = tile;
-      return;
-    }
-    f.leftCols(d) = tile.rowwise() - Eigen::Map<const RowVector<T>>(plan.shift, d);
+    rows_to_columns(plan.x + begin * d, rows, d, shift, f.data());
   }
+  if (as_they_are) return;
   if (plan.kind == FeatureKind::kPairs) {
     Eigen::Index j = d;
     for (int a = 0; a < d; ++a) {
@@ -1049,7 +1084,8 @@ void direct_log_densities(const TilePlan<T>& plan, const Matrix<T>& x, Scratch<T
       }
     }
   } else {
-    s.by_rows = x;
+    s.by_rows.resize(rows, d);
+    columns_to_rows(x.data(), rows, d, s.by_rows.data());
     for (int c = 0; c < plan.k; ++c) {
       const Eigen::Map<const RowVector<T>> mean(plan.means + std::int64_t{c} * d, d);
       const Eigen::Map<const RowVector<T>> inverse_sd(plan.u + std::int64_t{c} * d, d);
