@@ -55,7 +55,9 @@ adds them in block order, so the selection is bitwise that of the same blocks re
 and the initialisation's sampled rows are fetched by tasks; only block 0 is computed here.
 
 ``predict``, ``predict_proba`` and ``score_samples`` of a Dask array return Dask arrays (one
-block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked.
+block per block of rows) and ``score`` a 0-d Dask array; nothing is computed until asked. Of a
+Dask DataFrame they are as lazy, their blocks of unknown length (as DataFrame.to_dask_array
+gives them; ``compute_chunk_sizes()`` finds them).
 """
 
 import asyncio
@@ -119,9 +121,10 @@ def _spread_weight(value, X):
     return da.full(X.shape[0], float(value), chunks=(X.chunks[0],))
 
 
-def _as_dask_array(x):
-    """A Dask DataFrame as a Dask array with known block lengths (its partitions' rows), so
-    that it runs blockwise like an array, not computed into memory; anything else as it is.
+def _as_dask_array(x, lengths=True):
+    """A Dask DataFrame as a Dask array, with known block lengths (its partitions' rows, which
+    computes the frame once) unless `lengths` is False (a lazy evaluation, which needs none),
+    so that it runs blockwise like an array, not computed into memory; anything else as it is.
     Nullable columns (Int64, Float64, boolean) become float64 with NaN for pd.NA, as the
     in-memory estimators read a pandas frame (as objects they were refused as not numeric);
     a column of anything else that is not a number is named."""
@@ -142,7 +145,7 @@ def _as_dask_array(x):
     numpy_kinds = {dtype for _, dtype in columns if isinstance(dtype, np.dtype)}
     if len(numpy_kinds) < len({dtype for _, dtype in columns}) or len(numpy_kinds) > 1:
         x = x.astype({name: "float64" for name, _ in columns}) if frame else x.astype("float64")
-    return x.to_dask_array(lengths=True)
+    return x.to_dask_array(lengths=True if lengths else None)
 
 
 def _named_like(x):
@@ -1008,6 +1011,9 @@ class _DaskMixture:
                 sample_weight = da.from_array(weights, chunks=(X.chunks[0],))
         else:
             _refuse_unknown_chunk_sizes(sample_weight)
+            if sample_weight.dtype.kind in "cVMm":  # astype would drop an imaginary part
+                raise InvalidArgument(f"sample_weight: element type {sample_weight.dtype} is "
+                                      "not real numbers")
         w = sample_weight.astype(np.float64)
         if w.ndim != 1 or w.shape[0] != X.shape[0]:
             raise InvalidArgument(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")
@@ -1020,12 +1026,12 @@ class _DaskMixture:
         if n < 2:
             raise InvalidArgument(f"Found array with {n} sample(s) (shape={X.shape}) while a "
                                   f"minimum of 2 is required by {type(self).__name__}.")
+        if self.n_components > n:  # also with every *_init given, as the in-memory fit
+            raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
+                                  f"{self.n_components}, n_samples = {n}")
         given = self._check_initial_parameters(d)
         if len(given) == len(self._init_parameters):
             return self._make_model(d, given), []
-        if self.n_components > n:
-            raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
-                                  f"{self.n_components}, n_samples = {n}")
         rows = _sample_rows(weights, n, self.init_sample_rows)
         sample = np.ascontiguousarray(X[rows].compute())
         w = None if weights is None else np.ascontiguousarray(weights[rows].compute())
@@ -1215,7 +1221,8 @@ class _DaskMixture:
     def _map(self, X, what):
         self._check_is_fitted()
         check_feature_names(self, _named_like(X), reset=False)
-        X = self._rows(_as_dask_array(X), blockwise=True)
+        # Lazy, as for a Dask array: computing the frame's lengths here read it at call time.
+        X = self._rows(_as_dask_array(X, lengths=False), blockwise=True)
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                   f"expecting {self.n_features_in_} features as input.")

@@ -658,8 +658,8 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
     fitted = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(frame)
     assert fitted.report_.engine == "dask (4 blocks)"  # before: computed, an in-memory fit
     assert list(fitted.feature_names_in_) == ["a", "b", "c"]
-    labels = fitted.predict(frame)
-    assert isinstance(labels, da.Array) and labels.shape == (len(data),)
+    labels = fitted.predict(frame)  # lazy: the partitions' lengths are known once computed
+    assert isinstance(labels, da.Array) and labels.compute_chunk_sizes().shape == (len(data),)
     # Nullable columns are numbers, as the in-memory estimators read them (Dask made them
     # objects, "not numeric"); a column of text is named.
     nullable = pd.DataFrame(data, columns=["a", "b", "c"])
@@ -763,6 +763,52 @@ def test_a_fit_of_one_row_is_refused_as_in_memory():
             emix.dask.GaussianMixture(1).fit(da.from_array(one_row))
     assert str(distributed_fit.value) == str(in_memory.value)
     assert "minimum of 2 is required" in str(in_memory.value)
+
+
+def test_evaluations_of_a_dask_dataframe_are_lazy(client):
+    """predict, predict_proba and score_samples of a Dask DataFrame read its partitions only
+    when their result is computed, once, as for a Dask array; they read the whole frame at
+    call time (its partitions' lengths) and again on compute()."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    data = overlapping_mixture(1, n=2000)
+    frame = dd.from_pandas(pd.DataFrame(data, columns=list("abc")), npartitions=4)
+    calls = []
+
+    def counted(part):
+        calls.append(len(part))
+        return part
+
+    with dask.config.set(scheduler="synchronous"):
+        gm = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(frame)
+        for method in ("predict", "predict_proba", "score_samples"):
+            lazy = frame.map_partitions(counted)  # Dask calls it on a 2-row sample for its meta
+            calls.clear()
+            result = getattr(gm, method)(lazy)
+            assert calls == [], method
+            np.testing.assert_array_equal(result.compute(), getattr(gm, method)(data))
+            assert len(calls) == 4, method
+
+
+def test_fewer_rows_than_components_and_complex_weights_are_refused_as_in_memory():
+    """Two rows, K = 3, every *_init given: the Dask fit returned a model, the in-memory one
+    refuses. Complex Dask weights lost their imaginary part; in memory they are refused."""
+    x = np.array([[0.0, 1.0], [2.0, 3.0]])
+    given = dict(n_components=3, device="cpu", weights_init=[0.2, 0.3, 0.5],
+                 means_init=np.zeros((3, 2)), precisions_init=np.ones((3, 2)),
+                 covariance_type="diag")
+    with dask.config.set(scheduler="synchronous"):
+        for fit in (lambda e: e.fit(x), lambda e: e.fit(da.from_array(x))):
+            with pytest.raises(emix.InvalidArgument, match="Expected n_samples >= n_components"):
+                fit(emix.dask.GaussianMixture(**given))
+        rows = np.arange(8.0).reshape(4, 2)
+        weights = np.ones(4) + 1j
+        with pytest.raises(emix.InvalidArgument, match="complex128 is not real numbers"):
+            emix.GaussianMixture(2, device="cpu").fit(rows, sample_weight=weights)
+        with pytest.raises(emix.InvalidArgument, match="complex128 is not real numbers"):
+            emix.dask.GaussianMixture(2, device="cpu").fit(
+                da.from_array(rows, chunks=2), sample_weight=da.from_array(weights, chunks=2))
 
 
 def test_a_persisted_array_is_fitted_by_actors_on_its_workers(client, data):
