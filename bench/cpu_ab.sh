@@ -38,13 +38,13 @@ printf '%-20s %-9s %-8s %-24s %-24s\n' data cov precision "old: iteration, fit (
 for data in sep-${n}x${d}x${k} ovl-${n}x${d}x${k}; do
   for cov in ${COVARIANCES:-full diag}; do
     for precision in double float; do
-      o=() n=()
+      old_times=() new_times=()
       for ((r = 0; r < rounds; ++r)); do
-        o+=("$(run "$old" $data.npy $cov $precision)")
-        n+=("$(run "$new" $data.npy $cov $precision)")
+        old_times+=("$(run "$old" $data.npy $cov $precision)")
+        new_times+=("$(run "$new" $data.npy $cov $precision)")
       done
-      printf '%-20s %-9s %-8s %-24s %-24s\n' $data $cov $precision "$(medians "${o[@]}")" \
-        "$(medians "${n[@]}")"
+      printf '%-20s %-9s %-8s %-24s %-24s\n' $data $cov $precision "$(medians "${old_times[@]}")" \
+        "$(medians "${new_times[@]}")"
     done
   done
 done

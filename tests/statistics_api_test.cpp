@@ -255,6 +255,18 @@ TEST(StatisticsApi, AStepThatLostTheScattersDigitsIsTakenAgainAboutTheNewMeans) 
             }),
             "accumulate_about: Bernoulli and binomial statistics are sums of x itself (not "
             "centred)");
+  const Problem gaussian = make_problem(Kind{Family::kGaussian, Covariance::kDiag}, 61);
+  EXPECT_EQ(message_of([&] {
+              emix::accumulate_about(gaussian.model, {1.0}, gaussian.rows(0, gaussian.n), cpu());
+            }),
+            "accumulate_about: 1 centres for K x D = 15");
+  const emix::Statistics of_bernoulli =
+      emix::accumulate(bernoulli.model, bernoulli.rows(0, bernoulli.n), cpu());
+  EXPECT_FALSE(emix::scatter_lost_digits(bernoulli.model, of_bernoulli));
+  EXPECT_EQ(message_of([&] {
+              emix::scatter_lost_digits(gaussian.model, of_bernoulli);
+            }).rfind("scatter_lost_digits: statistics of ", 0),
+            0u);
 }
 
 // Tied statistics are read as their sum over components (include/emix/statistics.hpp): moving

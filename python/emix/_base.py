@@ -203,29 +203,12 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _exact_in_float32(x):
-    """Whether float32 holds every value of x's element types (float32 itself, integers of 16
-    bits or fewer, booleans), so that dtype='float32' rounds nothing; False where the types are
-    not NumPy's (lists, tensors)."""
-    dtypes = getattr(x, "dtypes", None)  # a DataFrame's, per column
-    dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [getattr(x, "dtype", None)]
-    for dtype in dtypes:
-        try:
-            dtype = np.dtype(getattr(dtype, "numpy_dtype", dtype))  # nullable and Arrow columns
-        except TypeError:
-            return False
-        if not (dtype.kind == "b" or (dtype.kind in "iu" and dtype.itemsize <= 2)
-                or (dtype.kind == "f" and dtype.itemsize <= 4)):
-            return False
-    return bool(dtypes)
-
-
 def _warn_of_float32_rounding(x, name):
-    """A FitWarning where rounding float64 data to float32 (dtype='float32') loses more than
-    1e-4 of a column's spread: data far from the origin (values of 1e6 with a spread of 1 keep
-    0.06 of it), which float32 cannot hold however the arithmetic is done after. The library's
-    scan, as ``emix fit --precision float`` warns."""
-    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] < 2:
+    """A FitWarning where rounding float64 data to float32 (dtype='float32') changes a column
+    by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k with a
+    spread of 1 keep 0.03 of it), which float32 cannot hold however the arithmetic is done
+    after. The library's scan, as ``emix fit --precision float`` warns."""
+    if x.ndim != 2 or x.shape[0] < 2:
         return
     scan = _emix.Float32RoundingScan()
     rows = max(1, (1 << 22) // max(1, x.shape[1]))  # a strided array is copied a block at a time
@@ -413,10 +396,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         else:
             data = as_data(X, dtype, name)
             self._check_data_values(data)
-            if dtype == np.float32 and not data.on_device and not _exact_in_float32(X):
-                # Float64 arrays are scanned as given; other data (frames, lists) as converted.
-                exact = isinstance(X, np.ndarray) and X.dtype == np.float64
-                _warn_of_float32_rounding(X if exact else data.source, name)
+            if dtype == np.float32 and isinstance(X, np.ndarray) and X.dtype == np.float64:
+                # The values before the rounding: frames and lists are converted straight to
+                # float32, and not judged.
+                _warn_of_float32_rounding(X, name)
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if data.n_samples < 2:
                 # scikit-learn's minimum for a fit: one row has no spread, and its model would

@@ -22,7 +22,6 @@ What counts as a chunk source (:func:`is_chunk_source`):
 import collections.abc
 import math
 import numbers
-import os
 
 import numpy as np
 
@@ -75,16 +74,14 @@ def reads_only_in_chunks(x):
     return is_chunk_source(x)
 
 
-def _physical_memory_bytes():
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return float("inf")
+def _usable_memory_bytes():
+    # The library's measure: a container's or ulimit's limit binds before physical memory.
+    return _emix.usable_memory_bytes()
 
 
 def converts_beyond_memory(x, dtype):
     """Whether `x` is a host array that would be converted (its element type or layout is not
-    one the library reads in place) into a copy larger than half the physical memory: an int16
+    one the library reads in place) into a copy larger than half the memory this process may use: an int16
     or big-endian memmap of a file larger than memory, say, which was read whole into float64.
     fit, select and accumulate read such an array chunk by chunk instead, as emix.chunked(x)
     would and as `emix fit` reads a .npy that needs converting."""
@@ -93,7 +90,7 @@ def converts_beyond_memory(x, dtype):
     target = _target_dtype(x.dtype, dtype)
     if x.dtype == target and x.flags.c_contiguous:
         return False
-    return x.shape[0] * x.shape[1] * target.itemsize > 0.5 * _physical_memory_bytes()
+    return x.shape[0] * x.shape[1] * target.itemsize > 0.5 * _usable_memory_bytes()
 
 
 def is_one_shot(x):

@@ -13,6 +13,9 @@ in-memory estimator unchanged). Each EM iteration:
    so that few rounds of tasks follow the blocks: each costs the scheduler's latency);
 3. the client runs the M-step (:func:`emix.maximize`) and tests convergence exactly as ``fit``
    does (the change of the mean log-likelihood below ``tol``, at most ``max_iter`` M-steps).
+   Where the step moved a mean so far that the scatter about the old means lost a variance's
+   digits, steps 1 and 2 run again with the sums taken about the new means, and the M-step
+   from those, as ``fit`` does.
 
 The fitted model therefore equals ``fit`` of the same rows in memory, from the same initial
 parameters, up to the order of the sums (about 1e-15 relative per iteration).
@@ -41,8 +44,8 @@ best: ``report_.best_init`` is 0, where the in-memory estimator runs every resta
 all rows and keeps the best result. A component that empties, or whose covariance no longer
 factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
 (or probabilities) moves to a random row, fetched from the array, and its covariance becomes the
-weighted mean of the other components' covariances (where none has weight left, its previous
-one), and it
+weighted mean of the other components' covariances (its previous one where none has weight
+left, or where theirs pool to a singular matrix, which no E-step takes), and it
 gets one row's share of the weight; the fit report's warnings say which row. The
 row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
 is not the row the in-memory fit (which draws from its initialisation's generator) would pick.

@@ -38,6 +38,7 @@
 #include "core/float32_rounding.hpp"
 #include "core/maximize.hpp"
 #include "core/remote_chunks.hpp"
+#include "core/validate.hpp"
 #include "emix/emix.hpp"
 
 namespace nb = nanobind;
@@ -1117,6 +1118,9 @@ void define_module(nb::module_& m) {
       nb::arg("options"),
       "select over a chunk source: each chunk read once per pass for every candidate.");
 
+  m.def("usable_memory_bytes", &emix::usable_memory_bytes,
+        "What this process may allocate: the least of physical memory, the cgroup's limit and "
+        "ulimit -v / -d.");
   m.def("gpu_available", &emix::gpu_available,
         "True when this build has a GPU engine, a CUDA device answers and cuBLAS loads.");
   m.def("gpu_unavailable_reason", &emix::gpu_unavailable_reason,

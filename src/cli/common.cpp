@@ -522,37 +522,18 @@ InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
   return InputMatrix(load_data(path, args, false));
 }
 
-namespace {
-
-// Whether INPUT's values may change when read as float32: text, and binary element types wider
-// than float32's 24-bit significand. A .npy read once (a pipe) is not read again for its header,
-// and is taken as exact: better no warning than one about float32 data.
-bool rounded_to_float32(const std::string& input, const DataArgs& args) {
-  if (resolve_precision(args) != DType::kFloat32) return false;
-  io::detail::Scalar scalar;
-  if (!args.raw_dtype.empty()) {
-    if (!io::detail::parse_scalar_name(args.raw_dtype, &scalar)) return false;
-  } else if (is_npy_path(input)) {
-    if (reads_once(input)) return false;
-    scalar = io::detail::npy_layout(input).scalar;
-  } else {
-    return true;  // text
+std::string float32_rounding_warning(const std::string& input, const DataArgs& args) {
+  if (resolve_precision(args) != DType::kFloat32 || !args.raw_dtype.empty() ||
+      !is_npy_path(input) || reads_once(input)) {
+    return {};
   }
-  using io::detail::Scalar;
-  return scalar == Scalar::kInt32 || scalar == Scalar::kUInt32 || scalar == Scalar::kInt64 ||
-         scalar == Scalar::kUInt64 || scalar == Scalar::kFloat64;
-}
-
-}  // namespace
-
-std::string float32_rounding_warning(const std::string& input, const DataArgs& args,
-                                     const InputMatrix& x, io::MappedNpy* mapping) {
-  if (!rounded_to_float32(input, args)) return {};
   detail::Float32RoundingScan scan;
-  if (mapping != nullptr) {
-    for (std::int64_t i = 0; i < mapping->n_chunks(); ++i) scan.add(mapping->chunk(i));
-  } else {
-    scan.add(x.view());
+  try {
+    // The file's own values, in double, chunk by chunk: a float32 file has nothing to lose.
+    io::MappedNpy values(input, DType::kFloat64);
+    for (std::int64_t i = 0; i < values.n_chunks(); ++i) scan.add(values.chunk(i));
+  } catch (const IoError&) {
+    return {};  // a file system that cannot map it: no warning rather than another read
   }
   const std::optional<detail::Float32Rounding> worst = scan.worst();
   if (!worst) return {};

@@ -136,14 +136,13 @@ class InputMatrix {
   std::unique_ptr<io::MappedNpy> mapping_;
 };
 
-// The warning, in the program's terms, where the run rounds INPUT's values to float32
-// (--precision float, or auto on the GPU) and that loses more than 1e-4 of a column's spread
-// (detail::Float32RoundingScan), as the Python estimators' dtype='float32' warns; "" where it
-// does not. INPUT's rows are those the run holds: `x`, or `mapping`'s chunks where given (read
-// once more for this). Files whose values float32 holds exactly (float32, 16-bit integers) are
-// not scanned.
-std::string float32_rounding_warning(const std::string& input, const DataArgs& args,
-                                     const InputMatrix& x, io::MappedNpy* mapping);
+// The warning, in the program's terms, where the run reads a .npy INPUT as float32
+// (--precision float, or auto on the GPU) and that rounds a column by more than 1e-4 of its
+// spread (detail::Float32RoundingScan, over the file's own values mapped in double: one more
+// pass over it), as the Python estimators' dtype='float32' warns; "" where it does not. Text
+// and raw INPUT are parsed straight into float32, their values before the rounding never held,
+// and are not judged.
+std::string float32_rounding_warning(const std::string& input, const DataArgs& args);
 
 // Per-row results under `model` of a mapped INPUT, chunk by chunk, into open outputs (either
 // may be null): the labels (int32) and the N x K responsibilities (float64) stream to their

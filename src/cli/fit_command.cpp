@@ -346,9 +346,8 @@ int run_fit(const FitArgs& a) {
     const std::vector<double> resp = predict_proba(report.model, x.view(), options.engine);
     io::write_npy(*resp_out, resp.data(), x.rows(), report.model.n_components);
   }
-  // Among the fit's warnings, in the model file too: the model was fitted to rounded data. Under
-  // mpirun, as rank 0's rows show it.
-  const std::string rounding = float32_rounding_warning(a.input, a.data, x, mapping.get());
+  // Among the fit's warnings, in the model file too: the model was fitted to rounded data.
+  const std::string rounding = float32_rounding_warning(a.input, a.data);
   if (!rounding.empty()) report.warnings.push_back(rounding);
   io::write_model(*model_out, report.model, &report);
   outputs.commit();

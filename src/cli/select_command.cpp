@@ -457,7 +457,7 @@ int run_select(const SelectArgs& a) {
   if (plot_out != nullptr)
     write_criteria_plot(*plot_out, report, family, a.plot_width, a.plot_height);
   // Every candidate was fitted to the same rounded data: said once, and in the best model's file.
-  const std::string rounding = float32_rounding_warning(a.input, a.data, x, mapping.get());
+  const std::string rounding = float32_rounding_warning(a.input, a.data);
   if (model_out != nullptr) {
     FitReport best = report.candidates[report.best].fit;
     if (!rounding.empty()) best.warnings.push_back(rounding);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 #include "emix/errors.hpp"
 
@@ -12,7 +14,7 @@ namespace {
 
 template <typename T>
 void accumulate(const T* data, std::int64_t rows, std::int64_t cols, const double* centre,
-                double* largest, double* sums, double* squares) {
+                double* largest, double* sums, double* squares, double* rounding) {
   for (std::int64_t n = 0; n < rows; ++n) {
     const T* row = data + n * cols;
     for (std::int64_t d = 0; d < cols; ++d) {
@@ -21,6 +23,13 @@ void accumulate(const T* data, std::int64_t rows, std::int64_t cols, const doubl
       largest[d] = std::max(largest[d], std::fabs(value));
       sums[d] += about;
       squares[d] += about * about;
+      if constexpr (std::is_same_v<T, double>) {
+        // Beyond float's range the readers refuse the value; within it, what rounding changes.
+        if (std::fabs(value) <= std::numeric_limits<float>::max()) {
+          rounding[d] = std::max(rounding[d],
+                                 std::fabs(value - static_cast<double>(static_cast<float>(value))));
+        }
+      }
     }
   }
 }
@@ -42,16 +51,17 @@ void Float32RoundingScan::add(const DataView& x) {
     largest_.assign(cols, 0.0);
     sums_.assign(cols, 0.0);
     squares_.assign(cols, 0.0);
+    rounding_.assign(cols, 0.0);
   } else if (static_cast<std::size_t>(x.cols) != centre_.size()) {
     throw InvalidArgument("Float32RoundingScan: " + std::to_string(x.cols) + " columns after " +
                           std::to_string(centre_.size()));
   }
   if (x.dtype == DType::kFloat32) {
     accumulate(static_cast<const float*>(x.data), x.rows, x.cols, centre_.data(), largest_.data(),
-               sums_.data(), squares_.data());
+               sums_.data(), squares_.data(), rounding_.data());
   } else {
     accumulate(static_cast<const double*>(x.data), x.rows, x.cols, centre_.data(), largest_.data(),
-               sums_.data(), squares_.data());
+               sums_.data(), squares_.data(), rounding_.data());
   }
   rows_ += x.rows;
 }
@@ -64,7 +74,7 @@ std::optional<Float32Rounding> Float32RoundingScan::worst() const {
     const double mean = sums_[d] / n;
     const double spread = std::sqrt(std::max(squares_[d] / n - mean * mean, 0.0));
     if (!(spread > 0) || !std::isfinite(largest_[d])) continue;
-    const double lost = largest_[d] * std::ldexp(1.0, -24) / spread;
+    const double lost = rounding_[d] / spread;
     if (lost > kFloat32RoundingLimit && (!worst || lost > worst->lost)) {
       worst = Float32Rounding{static_cast<std::int64_t>(d), largest_[d], spread, lost};
     }

@@ -848,9 +848,12 @@ InitMemory initialization_memory(std::int64_t sample, std::int64_t cols, const F
   double values = n * d;  // initialize_each's gathered sample
   switch (o.init) {
     case Init::kKMeansPlusPlus: {
-      // kmeans(): the centred copy, and block_sums / block_counts.
+      // kmeans(): the centred copy, each seeding step's candidates' distances (`nearer`) and
+      // six more vectors of the rows (norms, nearest, score, ...), and block_sums /
+      // block_counts.
       const double blocks = static_cast<double>(block_count(static_cast<Eigen::Index>(sample)));
-      values += n * d + blocks * k * (d + 1);
+      const double candidates = 2 + std::floor(std::log(k));
+      values += n * d + (candidates + 6) * n + blocks * k * (d + 1);
       m.what = "initialisation holds 2 copies of " + rows + " and k-means' sums of " + whole(k) +
                " components x " + whole(d) + " features for each of " + whole(blocks) +
                " blocks of rows";

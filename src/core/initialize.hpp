@@ -29,10 +29,12 @@ enum class RowSampler { kAuto, kFlags, kHashSet };
 std::vector<std::int64_t> sample_rows(std::int64_t n_rows, std::int64_t count, std::mt19937_64& rng,
                                       RowSampler sampler = RowSampler::kAuto);
 
-// What initialisation holds at its peak for `sample` rows (at most init_max_rows) of `cols`
-// features, beside the data: the sampled rows; k-means++ also a centred copy of them and
-// k-means' per-block K x D sums (it works from labels, with no rows x components matrix);
-// random also the rows' random responsibilities (rows x K). Nothing with an init model.
+// What initialisation surely holds at its peak for `sample` rows (at most init_max_rows) of
+// `cols` features, beside the data (a lower bound: the M-step's per-thread sums are not
+// counted): the sampled rows; k-means++ also a centred copy of them, its seeding's vectors of
+// the rows and k-means' per-block K x D sums (it works from labels, with no rows x components
+// matrix); random also the rows' random responsibilities (rows x K). Nothing with an init
+// model.
 struct InitMemory {
   double bytes = 0;
   bool responsibilities_dominate = false;  // random's rows x K matrix is most of it

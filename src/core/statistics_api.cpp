@@ -559,6 +559,30 @@ Statistics merge_in_order(const std::vector<Statistics>& parts) {
 
 namespace {
 
+// InvalidArgument, starting with `what`, unless `model` is valid (or, for a step's result that
+// may have lost its digits, only of a consistent shape) and `statistics` are of its shape, with
+// the sizes that shape has.
+void check_model_and_statistics(const Model& model, const Statistics& statistics, const char* what,
+                                bool shape_only = false) {
+  if (shape_only) {
+    validate_model_shape(model);
+  } else {
+    model.validate();
+  }
+  const int trials = model.family == Family::kBinomial ? model.trials : 1;
+  if (statistics.family() != model.family || statistics.covariance() != model.covariance ||
+      statistics.n_components() != model.n_components ||
+      statistics.n_features() != model.n_features || statistics.trials() != trials) {
+    throw InvalidArgument(
+        std::string(what) + ": statistics of " +
+        shape_of(statistics.family(), statistics.covariance(), statistics.n_components(),
+                 statistics.n_features(), statistics.trials()) +
+        " for a model of " +
+        shape_of(model.family, model.covariance, model.n_components, model.n_features, trials));
+  }
+  check_statistics_sizes(statistics, what);
+}
+
 // accumulate, about `centres` where given (K x D), else the model's.
 Statistics accumulate_centred(const Model& model, const std::vector<double>* centres,
                               const DataView& x, const EngineOptions& engine,
@@ -613,13 +637,8 @@ Statistics accumulate_about(const Model& model, const std::vector<double>& centr
 }
 
 bool scatter_lost_digits(const Model& next, const Statistics& statistics) {
+  check_model_and_statistics(next, statistics, "scatter_lost_digits", /*shape_only=*/true);
   if (next.family != Family::kGaussian) return false;
-  if (statistics.family() != next.family || statistics.covariance() != next.covariance ||
-      statistics.n_components() != next.n_components ||
-      statistics.n_features() != next.n_features) {
-    throw InvalidArgument("scatter_lost_digits: the statistics are not of the model's shape");
-  }
-  check_statistics_sizes(statistics, "scatter_lost_digits");
   return scatter_lost_digits(next, layout_of(statistics), statistics.values().data());
 }
 
@@ -632,19 +651,7 @@ Model maximize(const Model& model, const Statistics& statistics, const MStepOpti
 Model maximize_statistics(const Model& model, const Statistics& statistics,
                           const MStepOptions& options, std::vector<int>* empty,
                           bool check_moments) {
-  model.validate();
-  const int trials = model.family == Family::kBinomial ? model.trials : 1;
-  if (statistics.family() != model.family || statistics.covariance() != model.covariance ||
-      statistics.n_components() != model.n_components ||
-      statistics.n_features() != model.n_features || statistics.trials() != trials) {
-    throw InvalidArgument(
-        "maximize: statistics of " +
-        shape_of(statistics.family(), statistics.covariance(), statistics.n_components(),
-                 statistics.n_features(), statistics.trials()) +
-        " for a model of " +
-        shape_of(model.family, model.covariance, model.n_components, model.n_features, trials));
-  }
-  check_statistics_sizes(statistics, "maximize");
+  check_model_and_statistics(model, statistics, "maximize");
   const StatisticsLayout layout = layout_of(statistics);
   validate_mstep_options(options.reg_covar, options.prob_epsilon);
   std::string impossible = first_impossible_value(statistics);

@@ -688,6 +688,8 @@ FitMemory fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) 
 
 }  // namespace
 
+double usable_memory_bytes() { return usable_memory().bytes; }
+
 void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& o) {
   const FitMemory m = fit_memory(rows, cols, o);
   const double needed = std::max(m.init_bytes, m.em_bytes);

@@ -66,6 +66,9 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool
 // this machine (or of its cgroup), before any of it is allocated.
 void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& options);
 // The same for a grid of candidates fitted together (select): all their runs at once.
+// What this process may allocate: the least of physical memory, the cgroup's limit and the
+// process's address-space and data limits (what check_fit_memory compares with).
+double usable_memory_bytes();
 void check_select_memory(std::int64_t rows, std::int64_t cols, const std::vector<FitOptions>& grid);
 
 // Throws OutOfMemory when the results of an evaluation of `rows` rows (log p(x), and `k`

@@ -763,7 +763,7 @@ def test_an_array_whose_conversion_would_not_fit_in_memory_is_read_in_chunks(dat
     """An int16 or big-endian memmap of a file larger than memory was converted whole into
     float64. Where the copy would take more than half the physical memory (here made small),
     fit, select and accumulate read it chunk by chunk; arrays used in place are not touched."""
-    monkeypatch.setattr(_chunks, "_physical_memory_bytes", lambda: 2 * data.size * 8 - 1)
+    monkeypatch.setattr(_chunks, "_usable_memory_bytes", lambda: 2 * data.size * 8 - 1)
     big_endian = data.astype(">f8")
     assert _chunks.converts_beyond_memory(big_endian, None)
     assert not _chunks.converts_beyond_memory(data, None)  # used in place
