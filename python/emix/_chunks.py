@@ -81,10 +81,10 @@ def _usable_memory_bytes():
 
 def converts_beyond_memory(x, dtype):
     """Whether `x` is a host array that would be converted (its element type or layout is not
-    one the library reads in place) into a copy larger than half the memory this process may use: an int16
-    or big-endian memmap of a file larger than memory, say, which was read whole into float64.
-    fit, select and accumulate read such an array chunk by chunk instead, as emix.chunked(x)
-    would and as `emix fit` reads a .npy that needs converting."""
+    one the library reads in place) into a copy larger than half the memory this process may
+    use: an int16 or big-endian memmap of a file larger than memory, say, which was read whole
+    into float64. fit, select and accumulate read such an array chunk by chunk instead, as
+    emix.chunked(x) would and as `emix fit` reads a .npy that needs converting."""
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         return False
     target = _target_dtype(x.dtype, dtype)

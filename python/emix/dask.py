@@ -286,11 +286,11 @@ def _block_statistics(block, weights, state, device, first_row, index, rows=None
     if (rows is not None and x.shape != declared) or (x.ndim != 2 and x.shape[0] > 0):
         return _unlike_declared(index, first_row, rows if rows is not None else x.shape[0],
                                 model.n_features, x.shape)
+    centres = state[-1]  # where a second pass takes the sums about the new means
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
         empty = _emix.Statistics(model)
-        return (empty if state[-1] is None else empty.recentred(state[-1])).serialize()
+        return (empty if centres is None else empty.recentred(centres)).serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
-    centres = state[-1]
     try:
         if centres is None:
             stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)

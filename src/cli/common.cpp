@@ -529,7 +529,14 @@ std::string float32_rounding_warning(const std::string& input, const DataArgs& a
   }
   detail::Float32RoundingScan scan;
   try {
-    // The file's own values, in double, chunk by chunk: a float32 file has nothing to lose.
+    // Element types float32 holds exactly have nothing to lose: not read again.
+    using io::detail::Scalar;
+    const Scalar scalar = io::detail::npy_layout(input).scalar;
+    if (scalar != Scalar::kFloat64 && scalar != Scalar::kInt32 && scalar != Scalar::kUInt32 &&
+        scalar != Scalar::kInt64 && scalar != Scalar::kUInt64) {
+      return {};
+    }
+    // The file's own values, in double, chunk by chunk.
     io::MappedNpy values(input, DType::kFloat64);
     for (std::int64_t i = 0; i < values.n_chunks(); ++i) scan.add(values.chunk(i));
   } catch (const IoError&) {
