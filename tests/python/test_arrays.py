@@ -140,6 +140,17 @@ def test_dataframes_are_converted_once_into_their_element_type(gaussian_data, co
     np.testing.assert_array_equal(gm.means_, again.fit(expected).means_)
 
 
+def test_wide_frames_of_several_types_are_converted_a_few_columns_at_a_time():
+    """Beyond 16 columns a frame is filled eight columns at a time: every value lands where
+    its column and row say, whatever the columns' types."""
+    pd = pytest.importorskip("pandas")
+    x = np.round(np.random.default_rng(4).normal(size=(300, 21)) * 64) / 64
+    frame = pd.DataFrame(x).astype({0: np.float32, 9: "Float64", 17: np.int64, 20: "Float32"})
+    data = emix._arrays.as_data(frame)
+    assert data.source.dtype == np.float64 and data.source.flags.c_contiguous
+    np.testing.assert_array_equal(data.source, frame.to_numpy(dtype=np.float64))
+
+
 def test_missing_values_of_nullable_columns_are_named(gaussian_data):
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(gaussian_data).astype("Float64")
