@@ -518,6 +518,48 @@ TEST(CapiInterrupt, TheCheckStopsTheCallsOfItsThread) {
   EXPECT_EQ(first.runs, 1);
 }
 
+// A model handle is checked and factored by its first evaluation and keeps that for the next
+// ones (it never changes): evaluations from several threads at once, the first ones among them,
+// give the C++ functions' results bitwise.
+TEST(CapiEvaluation, AHandleEvaluatedFromThreadsGivesTheFunctionsResults) {
+  const emix::Model truth =
+      emix::testing::random_model(emix::Family::kGaussian, emix::Covariance::kFull, 4, 6, 17);
+  const emix::Sample drawn = emix::sample(truth, 500, 3, 1);
+  emix::EngineOptions cpu;
+  cpu.device = emix::Device::kCpu;
+  const std::vector<double> expected =
+      emix::score_samples(truth, emix::DataView::host(drawn.x.data(), 500, 6), cpu);
+  const double expected_bic = emix::bic(truth, emix::DataView::host(drawn.x.data(), 500, 6), cpu);
+  Handles h;
+  ASSERT_EQ(emix_options_set_device(h.options, EMIX_DEVICE_CPU), EMIX_OK);
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, 4, 6, 1, truth.weights.data(),
+                              truth.means.data(), truth.covariances.data(), nullptr, &model),
+            EMIX_OK)
+      << emix_last_error();
+  h.keep(model);
+  std::vector<std::vector<double>> got(4, std::vector<double>(500));
+  std::vector<double> bics(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        EXPECT_EQ(emix_score_samples(model, h.options, drawn.x.data(), 500, 6, EMIX_FLOAT64,
+                                     EMIX_HOST, got[t].data()),
+                  EMIX_OK);
+        EXPECT_EQ(
+            emix_bic(model, h.options, drawn.x.data(), 500, 6, EMIX_FLOAT64, EMIX_HOST, &bics[t]),
+            EMIX_OK);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    EXPECT_EQ(got[t], expected);
+    EXPECT_EQ(bics[t], expected_bic);
+  }
+}
+
 // A rank or chunk without rows (an MPI code's empty shard) evaluates to no results, as
 // emix_accumulate takes it: the data and output pointers may then be NULL (malloc(0) may give
 // NULL). A score, a mean over no rows, is refused.

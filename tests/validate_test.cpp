@@ -11,8 +11,11 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "core/evaluation.hpp"
 #include "core/initialize.hpp"
@@ -96,15 +99,70 @@ TEST(ModelValidation, PrecisionBeyondFloat32IsRejectedForFloat32Data) {
   const Model m = diag_model(1e-39);
   const std::vector<float> x32 = {0, 0, 1, 1};
   const std::vector<double> x64 = {0, 0, 1, 1};
-  const std::string message = error_of<InvalidArgument>(
-      [&] { emix::validate_model_for_data(m, emix::DataView::host(x32.data(), 2, 2)); });
+  const emix::CheckedModel checked = emix::validate_and_prepare(m, 1);
+  const std::string message = error_of<InvalidArgument>([&] {
+    emix::validate_checked_model_for_data(m, checked, emix::DataView::host(x32.data(), 2, 2));
+  });
   EXPECT_EQ(message.rfind("model: a covariance is too small for float32 data (an entry of its "
                           "inverse is 1.0000000000000001e+39, beyond float32's range); use "
                           "float64 data",
                           0),
             0u)
       << message;
-  emix::validate_model_for_data(m, emix::DataView::host(x64.data(), 2, 2));
+  emix::validate_checked_model_for_data(m, checked, emix::DataView::host(x64.data(), 2, 2));
+}
+
+// validate_and_prepare lets prepare's factorisation stand for Model::validate's: the same
+// errors, word for word, and the prepared model prepare() gives, bitwise, on any thread count.
+TEST(ModelValidation, OneFactorisationChecksAndPreparesAsTheTwoDid) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  const int d = 150;  // wide enough that the factors' panels run on threads
+  for (const Covariance c : {Covariance::kFull, Covariance::kTied}) {
+    Model m;
+    m.covariance = c;
+    m.n_components = 3;
+    m.n_features = d;
+    m.weights = {0.2, 0.3, 0.5};
+    for (int i = 0; i < 3 * d; ++i) m.means.push_back(normal(rng));
+    const int blocks = c == Covariance::kTied ? 1 : 3;
+    for (int b = 0; b < blocks; ++b) {
+      Eigen::MatrixXd a = Eigen::MatrixXd::NullaryExpr(d, d, [&] { return normal(rng); });
+      const Eigen::MatrixXd spd = a * a.transpose() / d + Eigen::MatrixXd::Identity(d, d);
+      for (int i = 0; i < d * d; ++i) m.covariances.push_back(spd.data()[i]);
+    }
+    const emix::PreparedModel expected = emix::prepare(m);
+    for (const int threads : {1, 2}) {
+      const emix::CheckedModel checked = emix::validate_and_prepare(m, threads);
+      EXPECT_EQ(checked.prepared.prec_chol, expected.prec_chol);
+      EXPECT_EQ(checked.prepared.mean_prec, expected.mean_prec);
+      EXPECT_EQ(checked.prepared.log_norm, expected.log_norm);
+      EXPECT_EQ(checked.prepared.log_weights, expected.log_weights);
+      EXPECT_GT(checked.largest_precision, 0);
+    }
+    // Broken the three ways Model::validate names, in the last block (component 2 or tied).
+    const std::size_t last = static_cast<std::size_t>(blocks - 1) * d * d;
+    const auto same_error = [&](const Model& broken) {
+      const std::string expected_message = error_of<InvalidArgument>([&] { broken.validate(); });
+      EXPECT_EQ(error_of<InvalidArgument>([&] { emix::validate_and_prepare(broken, 2); }),
+                expected_message);
+      return expected_message;
+    };
+    Model indefinite = m;
+    indefinite.covariances[last] = -1;
+    EXPECT_NE(same_error(indefinite).find("is not positive definite"), std::string::npos);
+    Model asymmetric = m;
+    asymmetric.covariances[last + 1] += 1;
+    EXPECT_NE(same_error(asymmetric).find("is not symmetric"), std::string::npos);
+    Model overflowing = m;
+    // Its factor (1e-155 I) exists; its inverse (1e310 I) does not.
+    for (int i = 0; i < d; ++i) {
+      for (int j = 0; j < d; ++j) {
+        overflowing.covariances[last + static_cast<std::size_t>(i * d + j)] = i == j ? 1e-310 : 0;
+      }
+    }
+    EXPECT_NE(same_error(overflowing).find("too close to singular"), std::string::npos);
+  }
 }
 
 // K x D x D is checked before it is computed; it could wrap 64 bits.
@@ -552,6 +610,88 @@ TEST(Evaluation, ARowEveryComponentGivesMinusInfinityIsNotAssigned) {
       }
     }
   }
+}
+
+// An Evaluator checks and factors its model once, and the CPU engine keeps its evaluation plans
+// with it; its results are those of the functions that do it all per call, bitwise, for every
+// family and covariance type, float64 and float32 data through one evaluator (whose plans are
+// kept apart), the expanded and the direct path (D >= 128 full), a model far from the origin
+// (expanded about a component, or in double for float data), again and again, and from several
+// threads at once.
+TEST(Evaluation, AnEvaluatorGivesTheResultsOfTheFunctionsOnItsModel) {
+  struct Case {
+    Family family;
+    Covariance covariance;
+    int d;
+    double spread;
+  };
+  const std::vector<Case> cases = {{Family::kGaussian, Covariance::kFull, 5, 5.0},
+                                   {Family::kGaussian, Covariance::kTied, 5, 5.0},
+                                   {Family::kGaussian, Covariance::kDiag, 5, 5.0},
+                                   {Family::kGaussian, Covariance::kSpherical, 5, 5.0},
+                                   {Family::kBernoulli, Covariance::kFull, 5, 5.0},
+                                   {Family::kBinomial, Covariance::kFull, 5, 5.0},
+                                   {Family::kGaussian, Covariance::kFull, 130, 5.0},
+                                   {Family::kGaussian, Covariance::kFull, 5, 1e5},
+                                   {Family::kGaussian, Covariance::kDiag, 5, 1e5}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(emix::testing::describe(c.family, c.covariance) + ", D = " + std::to_string(c.d) +
+                 ", spread " + std::to_string(c.spread));
+    const int d = c.d;
+    const Model m = emix::testing::random_model(c.family, c.covariance, 3, d, 21, 4, c.spread);
+    const emix::Sample drawn = emix::sample(m, 300, 8, 1);
+    const std::vector<float> narrow(drawn.x.begin(), drawn.x.end());
+    std::vector<double> weights(300);
+    for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = 0.5 + static_cast<double>(i % 7);
+    const emix::Evaluator evaluator(m, 2);
+    EXPECT_EQ(evaluator.model().covariances, m.covariances);
+    const auto check = [&](const emix::DataView& x) {
+      const emix::EngineOptions o = cpu_engine();
+      for (int again = 0; again < 2; ++again) {
+        EXPECT_EQ(evaluator.predict(x, o), emix::predict(m, x, o));
+        EXPECT_EQ(evaluator.predict_proba(x, o), emix::predict_proba(m, x, o));
+        EXPECT_EQ(evaluator.score_samples(x, o), emix::score_samples(m, x, o));
+        EXPECT_EQ(evaluator.score(x, o, weights.data()), emix::score(m, x, o, weights.data()));
+        EXPECT_EQ(evaluator.bic(x, o), emix::bic(m, x, o));
+        EXPECT_EQ(evaluator.aic(x, o), emix::aic(m, x, o));
+      }
+    };
+    check(emix::DataView::host(drawn.x.data(), 300, d));
+    check(emix::DataView::host(narrow.data(), 300, d));
+    check(emix::DataView::host(drawn.x.data() + 7 * d, 1, d));  // one row
+    check(emix::DataView::host(narrow.data() + 7 * d, 1, d));
+    const auto view = emix::DataView::host(drawn.x.data(), 300, d);
+    const std::vector<double> expected = emix::score_samples(m, view, cpu_engine());
+    std::vector<std::vector<double>> got(4);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < got.size(); ++t) {
+      threads.emplace_back([&, t] {
+        emix::EngineOptions o = cpu_engine();
+        o.n_threads = 1;
+        for (int repeat = 0; repeat < 5; ++repeat) got[t] = evaluator.score_samples(view, o);
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (const std::vector<double>& values : got) EXPECT_EQ(values, expected);
+  }
+}
+
+// An Evaluator refuses what the functions refuse: a model Model::validate refuses (in its
+// constructor, with that message) and data of another width.
+TEST(Evaluation, AnEvaluatorRefusesWhatTheFunctionsRefuse) {
+  Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, 4);
+  m.covariances[4] = -2;  // component 0's second variance
+  const std::string message = error_of<InvalidArgument>([&] { m.validate(); });
+  EXPECT_EQ(error_of<InvalidArgument>([&] { emix::Evaluator evaluator(m); }), message);
+  EXPECT_THROW(emix::Evaluator(
+                   emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 4), -1),
+               InvalidArgument);
+  const emix::Evaluator evaluator(
+      emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 4));
+  const std::vector<double> x(8, 0.5);
+  EXPECT_EQ(
+      error_of<InvalidArgument>([&] { evaluator.predict(emix::DataView::host(x.data(), 2, 4)); }),
+      "the model has 3 features, but the data have 4 columns");
 }
 
 // Per-row results are computed a block of rows at a time (core/evaluation.hpp), so that a score

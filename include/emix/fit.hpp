@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,34 @@ double score(const Model& model, const DataView& x, const EngineOptions& engine 
 // -2 log L + p log N, and -2 log L + 2 p, with p = model.n_parameters().
 double bic(const Model& model, const DataView& x, const EngineOptions& engine = {});
 double aic(const Model& model, const DataView& x, const EngineOptions& engine = {});
+
+// A model checked and factored once, for many evaluations. predict and the functions above
+// check the model and factor each full or tied covariance on every call (at K = 16, D = 512
+// that is 0.13 s, where the evaluation of a few rows takes milliseconds); an Evaluator does it
+// once, in its constructor, and its methods give bitwise the results of those functions on its
+// model. An Evaluator is immutable and cheap to copy (the copies share one prepared model); its
+// methods may run on several threads at once.
+class Evaluator {
+ public:
+  // Throws InvalidArgument as Model::validate. n_threads: threads that factor covariances of
+  // 128 features or more (0: OpenMP's default); the factors are the same for any count.
+  explicit Evaluator(Model model, int n_threads = 0);
+
+  const Model& model() const;
+
+  std::vector<std::int32_t> predict(const DataView& x, const EngineOptions& engine = {}) const;
+  std::vector<double> predict_proba(const DataView& x, const EngineOptions& engine = {}) const;
+  std::vector<double> score_samples(const DataView& x, const EngineOptions& engine = {}) const;
+  double score(const DataView& x, const EngineOptions& engine = {},
+               const double* sample_weight = nullptr) const;
+  double bic(const DataView& x, const EngineOptions& engine = {}) const;
+  double aic(const DataView& x, const EngineOptions& engine = {}) const;
+
+  struct State;  // the library's
+
+ private:
+  std::shared_ptr<const State> state_;
+};
 
 // Draws n points from the model: x (n x D, row-major) and the component of each. The draws
 // depend on the seed alone (blocks of 65,536 rows, each from its own generator seeded by the

@@ -140,16 +140,17 @@ class _DiscreteMixture(_BaseMixture):
                 # what a later warm start or partial_fit goes on with
                 "_fitted_trials": model.trials}
 
-    def _model(self):
+    def _model_sources(self):
         # The fitted model is scored with the trials it was fitted with: n_trials, like
         # n_components, describes the next fit (one changed by set_params is refused there).
         state = vars(self)  # one fit's attributes, though another thread's fit commits now
         if "probabilities_" not in state:
             raise AttributeError("probabilities_ is not set")
-        probabilities = state["probabilities_"]
-        return self._make_model(probabilities.shape[1],
-                                {"weights": state["weights_"], "probabilities": probabilities},
-                                state.get("_fitted_trials"))
+        return state.get("_fitted_trials"), {"weights": state["weights_"],
+                                             "probabilities": state["probabilities_"]}
+
+    def _model_of(self, trials, sources):
+        return self._make_model(sources["probabilities"].shape[1], sources, trials)
 
 
 class BernoulliMixture(_DiscreteMixture):

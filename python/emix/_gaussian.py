@@ -350,7 +350,7 @@ class GaussianMixture(_BaseMixture):
                 "_fitted_cholesky": cholesky.copy(),
                 "_fitted_covariance_type": self.covariance_type}
 
-    def _model(self):
+    def _model_sources(self):
         # scikit-learn evaluates precisions_cholesky_: a caller who assigns it (or builds a model
         # from attributes) gets that; an assigned covariances_ is used too, which scikit-learn
         # would ignore. The fit's own arrays are used as they are, not round-tripped. The fitted
@@ -363,11 +363,21 @@ class GaussianMixture(_BaseMixture):
         fitted = state.get("_fitted_cholesky")
         if cholesky is not None and (fitted is None or covariances is None
                                      or not np.array_equal(cholesky, fitted)):
-            covariances = _covariances_from_cholesky(cholesky, kind)
+            sources = {"precisions_cholesky": cholesky}
         elif covariances is None:
             raise AttributeError("neither covariances_ nor precisions_cholesky_ is set")
+        else:
+            sources = {"covariances": covariances}
         if "means_" not in state:
             raise AttributeError("means_ is not set")
-        means = np.asarray(to_host_numpy(state["means_"]), dtype=np.float64)
-        return self._make_model(means.shape[1], {"weights": state["weights_"], "means": means,
+        sources["weights"] = state["weights_"]
+        sources["means"] = np.asarray(to_host_numpy(state["means_"]), dtype=np.float64)
+        return kind, sources
+
+    def _model_of(self, kind, sources):
+        covariances = sources.get("covariances")
+        if covariances is None:
+            covariances = _covariances_from_cholesky(sources["precisions_cholesky"], kind)
+        means = sources["means"]
+        return self._make_model(means.shape[1], {"weights": sources["weights"], "means": means,
                                                  "covariances": covariances}, kind)

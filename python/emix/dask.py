@@ -775,7 +775,8 @@ def _block_apply(block, state, device, what, n_components, block_info=None):
         dtype = np.int64 if what == "predict" else np.float64
         return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
     try:
-        return getattr(_emix, what)(_model_of(state), _emix.view(x), _engine(device))
+        evaluator = _emix.Evaluator(_model_of(state), 0)
+        return getattr(evaluator, what)(_emix.view(x), _engine(device))
     except _emix.Error as error:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
         index = block_info[0]["chunk-location"][0] if block_info else 0

@@ -711,6 +711,91 @@ void define_module(nb::module_& m) {
       .def("n_parameters", &emix::Model::n_parameters)
       .def("validate", &emix::Model::validate);
 
+  nb::class_<emix::Evaluator>(m, "Evaluator",
+                              "A model checked and factored once, for many evaluations "
+                              "(emix::Evaluator): predict and the others without the model's "
+                              "check and factorisation per call.")
+      .def(
+          "__init__",
+          [](emix::Evaluator* self, const emix::Model& model, int n_threads) {
+            const LibraryCall call;
+            new (self) emix::Evaluator(model, n_threads);
+          },
+          nb::arg("model"), nb::arg("n_threads"))
+      .def(
+          "parameter",
+          [](nb::handle self, const std::string& name) {
+            // The evaluator's own array, not a copy (its lifetime holds it): what a caller
+            // compares its parameters with, to tell whether this evaluator is still theirs.
+            const emix::Model& model = nb::cast<const emix::Evaluator&>(self).model();
+            const std::vector<double>* values = name == "weights"         ? &model.weights
+                                                : name == "means"         ? &model.means
+                                                : name == "covariances"   ? &model.covariances
+                                                : name == "probabilities" ? &model.probabilities
+                                                                          : nullptr;
+            if (values == nullptr) throw emix::InvalidArgument("no model parameter " + name);
+            return nb::ndarray<nb::numpy, const double>(values->data(), {values->size()}, self);
+          },
+          nb::arg("name"), "The model's parameter `name`, flat and read-only.")
+      .def(
+          "predict",
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+            std::vector<std::int64_t> labels;
+            {
+              const LibraryCall call;
+              const std::vector<std::int32_t> narrow = e.predict(x.view, engine_for(x, engine));
+              labels.assign(narrow.begin(), narrow.end());
+            }
+            return to_numpy(std::move(labels), {static_cast<size_t>(x.view.rows)});
+          },
+          nb::arg("x"), nb::arg("engine"))
+      .def(
+          "predict_proba",
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+            std::vector<double> resp;
+            {
+              const LibraryCall call;
+              resp = e.predict_proba(x.view, engine_for(x, engine));
+            }
+            return to_numpy(std::move(resp), {static_cast<size_t>(x.view.rows),
+                                              static_cast<size_t>(e.model().n_components)});
+          },
+          nb::arg("x"), nb::arg("engine"))
+      .def(
+          "score_samples",
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+            std::vector<double> log_prob;
+            {
+              const LibraryCall call;
+              log_prob = e.score_samples(x.view, engine_for(x, engine));
+            }
+            return to_numpy(std::move(log_prob), {static_cast<size_t>(x.view.rows)});
+          },
+          nb::arg("x"), nb::arg("engine"))
+      .def(
+          "score",
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine,
+             const std::optional<HostWeights>& sample_weight) {
+            const double* weights = weights_for(x, sample_weight);
+            const LibraryCall call;
+            return e.score(x.view, engine_for(x, engine), weights);
+          },
+          nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none())
+      .def(
+          "bic",
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+            const LibraryCall call;
+            return e.bic(x.view, engine_for(x, engine));
+          },
+          nb::arg("x"), nb::arg("engine"))
+      .def(
+          "aic",
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+            const LibraryCall call;
+            return e.aic(x.view, engine_for(x, engine));
+          },
+          nb::arg("x"), nb::arg("engine"));
+
   nb::class_<emix::IterationInfo>(m, "IterationInfo", "What one EM iteration did.")
       .def_ro("init_run", &emix::IterationInfo::init_run)
       .def_ro("iteration", &emix::IterationInfo::iteration)
@@ -795,66 +880,6 @@ void define_module(nb::module_& m) {
   m.def("fit", &fit, nb::arg("x"), nb::arg("options"), nb::arg("sample_weight").none(),
         nb::arg("callback").none(),
         "emix::fit on a View; callback(IterationInfo) runs after each iteration's E-step.");
-  m.def(
-      "predict",
-      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        // int64, scikit-learn's label type (and sample()'s), from the library's int32.
-        std::vector<std::int64_t> labels;
-        {
-          const LibraryCall call;
-          const std::vector<std::int32_t> narrow =
-              emix::predict(model, x.view, engine_for(x, engine));
-          labels.assign(narrow.begin(), narrow.end());
-        }
-        return to_numpy(std::move(labels), {static_cast<size_t>(x.view.rows)});
-      },
-      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
-  m.def(
-      "predict_proba",
-      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        std::vector<double> resp;
-        {
-          const LibraryCall call;
-          resp = emix::predict_proba(model, x.view, engine_for(x, engine));
-        }
-        return to_numpy(std::move(resp), {static_cast<size_t>(x.view.rows),
-                                          static_cast<size_t>(model.n_components)});
-      },
-      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
-  m.def(
-      "score_samples",
-      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        std::vector<double> log_prob;
-        {
-          const LibraryCall call;
-          log_prob = emix::score_samples(model, x.view, engine_for(x, engine));
-        }
-        return to_numpy(std::move(log_prob), {static_cast<size_t>(x.view.rows)});
-      },
-      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
-  m.def(
-      "score",
-      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine,
-         const std::optional<HostWeights>& sample_weight) {
-        const double* weights = weights_for(x, sample_weight);
-        const LibraryCall call;
-        return emix::score(model, x.view, engine_for(x, engine), weights);
-      },
-      nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
-  m.def(
-      "bic",
-      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        const LibraryCall call;
-        return emix::bic(model, x.view, engine_for(x, engine));
-      },
-      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
-  m.def(
-      "aic",
-      [](const emix::Model& model, const View& x, const emix::EngineOptions& engine) {
-        const LibraryCall call;
-        return emix::aic(model, x.view, engine_for(x, engine));
-      },
-      nb::arg("model"), nb::arg("x"), nb::arg("engine"));
   m.def(
       "sample",
       [](const emix::Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {

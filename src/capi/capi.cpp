@@ -121,6 +121,19 @@ emix_status evaluate(const char* fn, const emix_model* model, const void* x, int
   });
 }
 
+// The handle's model checked and factored, by this evaluation if it is the first.
+std::shared_ptr<const CheckedModel> checked_model_of(const emix_model* model,
+                                                     const EngineOptions& engine) {
+  validate(engine);  // before its threads factor the model
+  const std::lock_guard<std::mutex> lock(model->checked_mutex);
+  if (model->checked == nullptr) {
+    CheckedModel checked = validate_and_prepare(model->model, engine.n_threads);
+    checked.prepared.engine_cache = std::make_shared<EngineCache>();  // kept as it is from here
+    model->checked = std::make_shared<const CheckedModel>(std::move(checked));
+  }
+  return model->checked;
+}
+
 // The per-row evaluations: written straight into the caller's buffer, which is in the data's
 // memory space (a copy in between doubled the peak memory of a large predict_proba). Data
 // without rows write nothing and may come with null pointers.
@@ -133,7 +146,8 @@ emix_status evaluate_into(const char* fn, const emix_model* model, const emix_op
     const DataView view = data_view(x, rows, cols, dtype, memory);
     results.on_device = view.space == MemorySpace::kDevice;
     const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
-    evaluate_rows(model->model, view, engine_of(options), results);
+    const EngineOptions engine = engine_of(options);
+    evaluate_rows(model->model, *checked_model_of(model, engine), view, engine, results);
   });
 }
 
@@ -580,24 +594,31 @@ emix_status emix_score(const emix_model* model, const emix_options* options, con
                        const double* sample_weight, double* score) {
   return evaluate(
       "emix_score", model, x, rows, cols, dtype, memory, score, [&](const emix::DataView& view) {
-        *score = emix::score(model->model, view, emix::capi::engine_of(options), sample_weight);
+        const emix::EngineOptions engine = emix::capi::engine_of(options);
+        *score =
+            emix::score_checked(model->model, emix::capi::checked_model_of(model, engine).get(),
+                                view, engine, sample_weight);
       });
 }
 
 emix_status emix_bic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* bic) {
-  return evaluate("emix_bic", model, x, rows, cols, dtype, memory, bic,
-                  [&](const emix::DataView& view) {
-                    *bic = emix::bic(model->model, view, emix::capi::engine_of(options));
-                  });
+  return evaluate(
+      "emix_bic", model, x, rows, cols, dtype, memory, bic, [&](const emix::DataView& view) {
+        const emix::EngineOptions engine = emix::capi::engine_of(options);
+        *bic = emix::bic_checked(model->model, emix::capi::checked_model_of(model, engine).get(),
+                                 view, engine);
+      });
 }
 
 emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* aic) {
-  return evaluate("emix_aic", model, x, rows, cols, dtype, memory, aic,
-                  [&](const emix::DataView& view) {
-                    *aic = emix::aic(model->model, view, emix::capi::engine_of(options));
-                  });
+  return evaluate(
+      "emix_aic", model, x, rows, cols, dtype, memory, aic, [&](const emix::DataView& view) {
+        const emix::EngineOptions engine = emix::capi::engine_of(options);
+        *aic = emix::aic_checked(model->model, emix::capi::checked_model_of(model, engine).get(),
+                                 view, engine);
+      });
 }
 
 }  // extern "C"

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "capi/status.hpp"
+#include "core/validate.hpp"
 #include "cpu/fp_environment.hpp"
 #include "emix/emix.h"
 #include "emix/fit.hpp"
@@ -38,6 +41,10 @@ struct emix_options {
 struct emix_model {
   std::uint64_t tag = emix::capi::kModelTag;
   emix::Model model;
+  // The model checked and factored by its first evaluation, for the next ones (the handle's
+  // model never changes): checked_model_of.
+  mutable std::mutex checked_mutex;
+  mutable std::shared_ptr<const emix::CheckedModel> checked;
   std::optional<emix::FitReport> report;  // when the model came from a fit
   std::vector<std::string> warnings;      // the fit's, the file's, or emix_maximize's
   std::string fit_section;                // a file's "fit" section, written back as read

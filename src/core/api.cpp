@@ -124,13 +124,21 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
                    const RowResults& results, const BlockLogDensities& each_block,
                    std::int64_t block_rows) {
   validate(options);
+  evaluate_rows(model, validate_and_prepare(model, options.n_threads), x, options, results,
+                each_block, block_rows);
+}
+
+void evaluate_rows(const Model& model, const CheckedModel& checked, const DataView& x,
+                   const EngineOptions& options, const RowResults& results,
+                   const BlockLogDensities& each_block, std::int64_t block_rows) {
+  validate(options);
   if (x.rows == 0) {
     // A rank's or a chunk's share of nothing, as accumulate takes it: no results.
-    validate_model_for_width(model, x.cols);
+    check_model_width(model, x.cols);
     return;
   }
-  validate_model_for_data(model, x);
-  const PreparedModel prepared = prepare(model);
+  validate_checked_model_for_data(model, checked, x);
+  const PreparedModel& prepared = checked.prepared;
   const std::size_t k = static_cast<std::size_t>(model.n_components);
   const bool assigning = results.resp != nullptr || results.labels != nullptr;
   // Host buffers for what the caller does not take in host memory: the log-densities
@@ -188,69 +196,159 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
   }
 }
 
-std::vector<std::int32_t> predict(const Model& model, const DataView& x,
-                                  const EngineOptions& engine) {
+namespace {
+
+// evaluate_rows with the model's validate_and_prepare, or, when `checked` is null, taking it.
+void evaluate_model_rows(const Model& model, const CheckedModel* checked, const DataView& x,
+                         const EngineOptions& engine, const RowResults& results,
+                         const BlockLogDensities& each_block = {}) {
+  if (checked != nullptr) {
+    evaluate_rows(model, *checked, x, engine, results, each_block);
+  } else {
+    evaluate_rows(model, x, engine, results, each_block);
+  }
+}
+
+std::vector<std::int32_t> predict_checked(const Model& model, const CheckedModel* checked,
+                                          const DataView& x, const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   check_results_fit(x, 0);
   std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows));
   RowResults results;
   results.labels = labels.data();
-  evaluate_rows(model, x, engine, results);
+  evaluate_model_rows(model, checked, x, engine, results);
   return labels;
 }
 
-std::vector<double> predict_proba(const Model& model, const DataView& x,
-                                  const EngineOptions& engine) {
+std::vector<double> predict_proba_checked(const Model& model, const CheckedModel* checked,
+                                          const DataView& x, const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
   check_results_fit(x, model.n_components);
   std::vector<double> resp(static_cast<std::size_t>(x.rows) *
                            static_cast<std::size_t>(std::max(model.n_components, 0)));
   RowResults results;
   results.resp = resp.data();
-  evaluate_rows(model, x, engine, results);
+  evaluate_model_rows(model, checked, x, engine, results);
   return resp;
 }
 
-std::vector<double> score_samples(const Model& model, const DataView& x,
-                                  const EngineOptions& engine) {
+std::vector<double> score_samples_checked(const Model& model, const CheckedModel* checked,
+                                          const DataView& x, const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
   check_results_fit(x, 0);
   std::vector<double> log_prob(static_cast<std::size_t>(x.rows));
   RowResults results;
   results.log_prob = log_prob.data();
-  evaluate_rows(model, x, engine, results);
+  evaluate_model_rows(model, checked, x, engine, results);
   return log_prob;
 }
 
-double score(const Model& model, const DataView& x, const EngineOptions& engine,
-             const double* sample_weight) {
+}  // namespace
+
+double score_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                     const EngineOptions& engine, const double* sample_weight) {
   const cpu::ScopedNonStopFp non_stop;
   check_data_shape(x);  // before x.rows weights are read; and a mean of no rows is undefined
   validate_sample_weight(sample_weight, x.rows);
   // Summed a block at a time, in row order: the per-row log-densities are never held whole.
   double total = 0, weight = 0;
-  evaluate_rows(model, x, engine, RowResults{},
-                [&](std::int64_t first_row, std::int64_t rows, const double* log_prob) {
-                  for (std::int64_t i = 0; i < rows; ++i) {
-                    const double w = sample_weight ? sample_weight[first_row + i] : 1.0;
-                    total += w * log_prob[i];
-                    weight += w;
-                  }
-                });
+  evaluate_model_rows(model, checked, x, engine, RowResults{},
+                      [&](std::int64_t first_row, std::int64_t rows, const double* log_prob) {
+                        for (std::int64_t i = 0; i < rows; ++i) {
+                          const double w = sample_weight ? sample_weight[first_row + i] : 1.0;
+                          total += w * log_prob[i];
+                          weight += w;
+                        }
+                      });
   return total / weight;
 }
 
-double bic(const Model& model, const DataView& x, const EngineOptions& engine) {
+double bic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                   const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
-  const double log_likelihood = score(model, x, engine) * static_cast<double>(x.rows);
+  const double log_likelihood =
+      score_checked(model, checked, x, engine, nullptr) * static_cast<double>(x.rows);
   return -2.0 * log_likelihood +
          static_cast<double>(model.n_parameters()) * std::log(static_cast<double>(x.rows));
 }
 
-double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
+double aic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                   const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
-  const double log_likelihood = score(model, x, engine) * static_cast<double>(x.rows);
+  const double log_likelihood =
+      score_checked(model, checked, x, engine, nullptr) * static_cast<double>(x.rows);
   return -2.0 * log_likelihood + 2.0 * static_cast<double>(model.n_parameters());
+}
+
+std::vector<std::int32_t> predict(const Model& model, const DataView& x,
+                                  const EngineOptions& engine) {
+  return predict_checked(model, nullptr, x, engine);
+}
+
+std::vector<double> predict_proba(const Model& model, const DataView& x,
+                                  const EngineOptions& engine) {
+  return predict_proba_checked(model, nullptr, x, engine);
+}
+
+std::vector<double> score_samples(const Model& model, const DataView& x,
+                                  const EngineOptions& engine) {
+  return score_samples_checked(model, nullptr, x, engine);
+}
+
+double score(const Model& model, const DataView& x, const EngineOptions& engine,
+             const double* sample_weight) {
+  return score_checked(model, nullptr, x, engine, sample_weight);
+}
+
+double bic(const Model& model, const DataView& x, const EngineOptions& engine) {
+  return bic_checked(model, nullptr, x, engine);
+}
+
+double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
+  return aic_checked(model, nullptr, x, engine);
+}
+
+struct Evaluator::State {
+  Model model;
+  CheckedModel checked;
+};
+
+Evaluator::Evaluator(Model model, int n_threads) {
+  if (n_threads < 0) {
+    throw InvalidArgument("Evaluator: n_threads is " + std::to_string(n_threads) +
+                          ", must be >= 0 (0: OpenMP's default)");
+  }
+  const cpu::ScopedNonStopFp non_stop;
+  CheckedModel checked = validate_and_prepare(model, n_threads);
+  checked.prepared.engine_cache = std::make_shared<EngineCache>();  // kept as it is from here
+  state_ = std::make_shared<const State>(State{std::move(model), std::move(checked)});
+}
+
+const Model& Evaluator::model() const { return state_->model; }
+
+std::vector<std::int32_t> Evaluator::predict(const DataView& x, const EngineOptions& engine) const {
+  return predict_checked(state_->model, &state_->checked, x, engine);
+}
+
+std::vector<double> Evaluator::predict_proba(const DataView& x, const EngineOptions& engine) const {
+  return predict_proba_checked(state_->model, &state_->checked, x, engine);
+}
+
+std::vector<double> Evaluator::score_samples(const DataView& x, const EngineOptions& engine) const {
+  return score_samples_checked(state_->model, &state_->checked, x, engine);
+}
+
+double Evaluator::score(const DataView& x, const EngineOptions& engine,
+                        const double* sample_weight) const {
+  return score_checked(state_->model, &state_->checked, x, engine, sample_weight);
+}
+
+double Evaluator::bic(const DataView& x, const EngineOptions& engine) const {
+  return bic_checked(state_->model, &state_->checked, x, engine);
+}
+
+double Evaluator::aic(const DataView& x, const EngineOptions& engine) const {
+  return aic_checked(state_->model, &state_->checked, x, engine);
 }
 
 Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "core/prepared_model.hpp"
+#include "core/validate.hpp"
 #include "emix/data.hpp"
 #include "emix/model.hpp"
 #include "emix/options.hpp"
@@ -54,6 +55,21 @@ void far_row_log_joints(const PreparedModel& m, const double* x, double* log_joi
 // and call nothing.
 void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& options,
                    const RowResults& results, const BlockLogDensities& each_block = {},
+                   std::int64_t block_rows = kEvaluationBlockRows);
+// score, bic and aic (emix/fit.hpp) of a model validate_and_prepare took, or, where `checked` is
+// null, of one they check and factor.
+double score_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                     const EngineOptions& engine, const double* sample_weight);
+double bic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                   const EngineOptions& engine);
+double aic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                   const EngineOptions& engine);
+
+// evaluate_rows for a model validate_and_prepare took (an Evaluator's, the C API's model handle's):
+// the model is not checked or factored again.
+void evaluate_rows(const Model& model, const CheckedModel& checked, const DataView& x,
+                   const EngineOptions& options, const RowResults& results,
+                   const BlockLogDensities& each_block = {},
                    std::int64_t block_rows = kEvaluationBlockRows);
 
 }  // namespace emix

@@ -34,10 +34,14 @@ int thread_count(const PrepareOptions& options) { return usable_threads(options.
 // does not factor; with report_singular, returns false instead where numerically_singular(cov,
 // d, reg_covar) would call it singular.
 bool precision_cholesky(const double* cov, int d, int threads, const std::string& what,
-                        bool report_singular, double reg_covar, double* out, double* log_det) {
+                        bool report_singular, double reg_covar, double* out, double* log_det,
+                        bool model_errors) {
   Eigen::MatrixXd lower;
   const bool factored = cholesky_factor(cov, d, lower);
   if (report_singular && singular_factor(factored, lower, cov, reg_covar)) return false;
+  if (model_errors && !(factored && lower.diagonal().minCoeff() > 0)) {
+    throw InvalidArgument("model: " + what + " is not positive definite");
+  }
   if (!factored) {
     // Rounding decides whether a singular covariance fails to factor or leaves a pivot of 0.
     throw NumericalError(
@@ -138,8 +142,11 @@ PreparedModel prepare(const Model& model, const PrepareOptions& options) {
         try {
           const cpu::ScopedFpModes modes(caller_modes);
           factored[c] = precision_cholesky(
-              cov + at, p.d, across ? 1 : threads, "covariance of component " + std::to_string(c),
-              options.singular != nullptr, options.reg_covar, &p.prec_chol[at], &log_det[c]);
+              cov + at, p.d, across ? 1 : threads,
+              (options.model_errors ? "covariance " : "covariance of component ") +
+                  std::to_string(c),
+              options.singular != nullptr, options.reg_covar, &p.prec_chol[at], &log_det[c],
+              options.model_errors);
         } catch (...) {
           errors[c] = std::current_exception();
         }
@@ -162,7 +169,8 @@ PreparedModel prepare(const Model& model, const PrepareOptions& options) {
       p.prec_chol.resize(d * d);
       double shared = 0;
       precision_cholesky(cov, p.d, p.d >= kThreadedFactorFeatures ? thread_count(options) : 1,
-                         "tied covariance", false, 0, p.prec_chol.data(), &shared);
+                         "tied covariance", false, 0, p.prec_chol.data(), &shared,
+                         options.model_errors);
       Eigen::Map<const RowMatrix> u(p.prec_chol.data(), p.d, p.d);
       for (std::size_t c = 0; c < k; ++c) {
         log_det[c] = shared;

@@ -2,7 +2,10 @@
 // Engines read only this; they never see Model or the M-step.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "emix/model.hpp"
@@ -30,6 +33,29 @@ namespace emix {
 //
 // Every family: log_weights_k = log w_k, and the statistics are shifted by centres (K x D):
 // the current means for Gaussians, zero for Bernoulli / binomial.
+// What engines derive from a prepared model alone, kept for the next calls on the same prepared
+// model (an Evaluator's, a C API model handle's): values by key, each made once; two threads that
+// miss at once may both make one, and the first stored is kept. Thread-safe.
+class EngineCache {
+ public:
+  template <typename Value, typename Make>
+  std::shared_ptr<const Value> get_or_make(const std::string& key, Make&& make) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      const auto found = entries_.find(key);
+      if (found != entries_.end()) return std::static_pointer_cast<const Value>(found->second);
+    }
+    std::shared_ptr<const void> made = std::make_shared<const Value>(make());
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return std::static_pointer_cast<const Value>(
+        entries_.emplace(key, std::move(made)).first->second);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const void>> entries_;
+};
+
 struct PreparedModel {
   Family family = Family::kGaussian;
   Covariance covariance = Covariance::kFull;
@@ -52,6 +78,12 @@ struct PreparedModel {
   // leave it 0 and save its cost (the CPU engine does: about 5 % of a diag float32 E-step); the
   // EM driver asks for it only where a criterion uses it.
   bool entropy = true;
+
+  // Where engines keep what they derive from this model for later calls (the CPU engine's
+  // evaluation plans: for a full model of 64 features, five times a one-row predict's own
+  // work). Null, keeping nothing, unless the model is kept as it is for several calls: only an
+  // Evaluator's and a C API handle's are; anything that changes a prepared model drops it.
+  std::shared_ptr<EngineCache> engine_cache;
 };
 
 struct PrepareOptions {
@@ -67,6 +99,10 @@ struct PrepareOptions {
   // next E-step then take one factorisation.
   std::vector<int>* singular = nullptr;
   double reg_covar = 0;
+  // A covariance that does not factor is refused as Model::validate refuses it (InvalidArgument
+  // "model: covariance 2 is not positive definite") instead of by NumericalError: for
+  // validate_and_prepare, which lets prepare's factorisation stand for the model check's.
+  bool model_errors = false;
 };
 
 // Throws NumericalError if a covariance is not positive definite.

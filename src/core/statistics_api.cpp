@@ -597,10 +597,11 @@ Statistics accumulate_centred(const Model& model, const std::vector<double>* cen
     validate_model_for_width(model, x.cols);
     return zero();
   }
-  validate_model_for_data(model, x, /*summing_squares=*/true);
+  validate(engine);  // as predict and score check it; before its threads factor the model
+  CheckedModel checked = validate_and_prepare(model, engine.n_threads);
+  validate_checked_model_for_data(model, checked, x, /*summing_squares=*/true);
   validate_sample_weight(sample_weight, x.rows, false);
-  validate(engine);  // as predict and score check it
-  PreparedModel prepared = prepare(model);
+  PreparedModel prepared = std::move(checked.prepared);
   Statistics stats = zero();
   if (centres != nullptr) prepared.centres = *centres;
   std::unique_ptr<Engine> e = make_engine(x, sample_weight, engine);

@@ -231,31 +231,38 @@ void check_finite(const std::vector<double>& v, const char* name) {
   }
 }
 
-// The largest |entry| of the inverse of the symmetric matrix `a` (d x d); InvalidArgument when
-// it is not symmetric positive definite.
-double check_spd(const double* a, int d, const std::string& what) {
-  Eigen::Map<const RowMatrix> m(a, d, d);
-  const double scale = m.cwiseAbs().maxCoeff();
-  const double asymmetry = (m - m.transpose()).cwiseAbs().maxCoeff();
-  if (!(asymmetry <= 1e-8 * std::max(scale, 1e-300))) {
-    throw InvalidArgument("model: " + what + " is not symmetric");
-  }
-  Eigen::MatrixXd lower;
-  if (!cholesky_factor(a, d, lower) || !(lower.diagonal().minCoeff() > 0)) {
-    throw InvalidArgument("model: " + what + " is not positive definite");
-  }
-  // The E-step uses the inverse; a matrix so close to singular that its inverse overflows
-  // would turn every density into NaN. The inverse P = L^-T L^-1 is positive definite, so its
-  // largest entry is on its diagonal (|P_ij| <= sqrt(P_ii P_jj)): P_jj is the squared norm of
-  // column j of L^-1, without the D^3 product that forming P took (a third of a one-iteration
-  // fit's time at D = 2048).
-  const Eigen::MatrixXd lower_inverse = lower_triangular_inverse(lower, 1);
+// The largest entry of P = L^-T L^-1 given L^-1 (column-major; prepare's U = L^-T row-major is
+// the same array). P is positive definite, so its largest entry is on its diagonal (|P_ij| <=
+// sqrt(P_ii P_jj)): P_jj is the squared norm of column j of L^-1, without the D^3 product that
+// forming P took (a third of a one-iteration fit's time at D = 2048). The E-step uses the
+// inverse; a matrix so close to singular that its inverse overflows would turn every density
+// into NaN: InvalidArgument naming `what`.
+double largest_inverse_entry(const Eigen::Ref<const Eigen::MatrixXd>& lower_inverse,
+                             const std::string& what) {
   const double largest = lower_inverse.colwise().squaredNorm().maxCoeff();
   if (!std::isfinite(largest)) {
     throw InvalidArgument("model: " + what +
                           " is too close to singular: its inverse overflows double precision");
   }
   return largest;
+}
+
+// The largest |entry| of the inverse of the symmetric matrix `a` (d x d); InvalidArgument when
+// it is not symmetric positive definite. Without `factor`, only the symmetry is checked (and 0
+// returned): validate_and_prepare checks the rest from the factor prepare takes.
+double check_spd(const double* a, int d, const std::string& what, bool factor) {
+  Eigen::Map<const RowMatrix> m(a, d, d);
+  const double scale = m.cwiseAbs().maxCoeff();
+  const double asymmetry = (m - m.transpose()).cwiseAbs().maxCoeff();
+  if (!(asymmetry <= 1e-8 * std::max(scale, 1e-300))) {
+    throw InvalidArgument("model: " + what + " is not symmetric");
+  }
+  if (!factor) return 0;
+  Eigen::MatrixXd lower;
+  if (!cholesky_factor(a, d, lower) || !(lower.diagonal().minCoeff() > 0)) {
+    throw InvalidArgument("model: " + what + " is not positive definite");
+  }
+  return largest_inverse_entry(lower_triangular_inverse(lower, 1), what);
 }
 
 // Every parameter array's length fits in memory arithmetic: K x D x D is computed in 64 bits.
@@ -298,8 +305,9 @@ void check_shape(const Model& m) {
   }
 }
 
-// The largest entry of any component's precision matrix (the inverse covariance).
-double largest_precision(const Model& m) {
+// The largest entry of any component's precision matrix (the inverse covariance); without
+// `factor`, full and tied covariances are checked for symmetry only (check_spd) and count 0.
+double largest_precision(const Model& m, bool factor = true) {
   const int d = m.n_features;
   const std::size_t du = static_cast<std::size_t>(d);
   double largest = 0;
@@ -307,11 +315,11 @@ double largest_precision(const Model& m) {
     case Covariance::kFull:
       for (int c = 0; c < m.n_components; ++c) {
         largest = std::max(largest, check_spd(&m.covariances[static_cast<std::size_t>(c) * du * du],
-                                              d, "covariance " + std::to_string(c)));
+                                              d, "covariance " + std::to_string(c), factor));
       }
       break;
     case Covariance::kTied:
-      largest = check_spd(m.covariances.data(), d, "tied covariance");
+      largest = check_spd(m.covariances.data(), d, "tied covariance", factor);
       break;
     case Covariance::kDiag:
     case Covariance::kSpherical:
@@ -412,19 +420,22 @@ std::string count_of(std::int64_t count, const char* noun) {
 
 void validate_model_shape(const Model& model) { check_shape(model); }
 
-void Model::validate() const {
-  check_shape(*this);
-  const std::size_t k = static_cast<std::size_t>(n_components);
-  const std::size_t d = static_cast<std::size_t>(n_features);
-  check_size(weights, k, "weights");
-  check_finite(weights, "weights");
+namespace {
+
+// Model::validate, which returns largest_precision(model, factor) (0 for other families).
+double validate_model(const Model& m, bool factor) {
+  check_shape(m);
+  const std::size_t k = static_cast<std::size_t>(m.n_components);
+  const std::size_t d = static_cast<std::size_t>(m.n_features);
+  check_size(m.weights, k, "weights");
+  check_finite(m.weights, "weights");
   double total = 0;
   for (std::size_t i = 0; i < k; ++i) {
-    if (weights[i] < 0) {
+    if (m.weights[i] < 0) {
       throw InvalidArgument("model: weights[" + std::to_string(i) + "] is negative (" +
-                            number(weights[i]) + ")");
+                            number(m.weights[i]) + ")");
     }
-    total += weights[i];
+    total += m.weights[i];
   }
   if (std::abs(total - 1.0) > 1e-6) {
     std::ostringstream msg;
@@ -432,36 +443,40 @@ void Model::validate() const {
     msg << "model: weights sum to " << total << ", not 1";
     throw InvalidArgument(msg.str());
   }
-  if (family == Family::kGaussian) {
-    check_size(means, k * d, "means");
-    check_finite(means, "means");
-    check_size(covariances, covariance_size(), "covariances");
-    check_finite(covariances, "covariances");
-    largest_precision(*this);
-  } else {
-    if (covariance != Covariance::kFull) {
-      throw InvalidArgument(std::string("model: covariance type ") + to_string(covariance) +
-                            " applies to Gaussian mixtures only (a " + to_string(family) +
-                            " model's is the default, full)");
-    }
-    if (trials < 1) {
-      throw InvalidArgument("model: trials is " + std::to_string(trials) + ", must be at least 1");
-    }
-    if (family == Family::kBernoulli && trials != 1) {
-      throw InvalidArgument("model: a Bernoulli mixture has trials = 1, not " +
-                            std::to_string(trials));
-    }
-    check_size(probabilities, k * d, "probabilities");
-    check_finite(probabilities, "probabilities");
-    for (std::size_t i = 0; i < probabilities.size(); ++i) {
-      if (probabilities[i] < 0 || probabilities[i] > 1) {
-        throw InvalidArgument("model: probabilities[" + std::to_string(i / d) + "][" +
-                              std::to_string(i % d) + "] is " + number(probabilities[i]) +
-                              ", outside [0, 1]");
-      }
+  if (m.family == Family::kGaussian) {
+    check_size(m.means, k * d, "means");
+    check_finite(m.means, "means");
+    check_size(m.covariances, m.covariance_size(), "covariances");
+    check_finite(m.covariances, "covariances");
+    return largest_precision(m, factor);
+  }
+  if (m.covariance != Covariance::kFull) {
+    throw InvalidArgument(std::string("model: covariance type ") + to_string(m.covariance) +
+                          " applies to Gaussian mixtures only (a " + to_string(m.family) +
+                          " model's is the default, full)");
+  }
+  if (m.trials < 1) {
+    throw InvalidArgument("model: trials is " + std::to_string(m.trials) + ", must be at least 1");
+  }
+  if (m.family == Family::kBernoulli && m.trials != 1) {
+    throw InvalidArgument("model: a Bernoulli mixture has trials = 1, not " +
+                          std::to_string(m.trials));
+  }
+  check_size(m.probabilities, k * d, "probabilities");
+  check_finite(m.probabilities, "probabilities");
+  for (std::size_t i = 0; i < m.probabilities.size(); ++i) {
+    if (m.probabilities[i] < 0 || m.probabilities[i] > 1) {
+      throw InvalidArgument("model: probabilities[" + std::to_string(i / d) + "][" +
+                            std::to_string(i % d) + "] is " + number(m.probabilities[i]) +
+                            ", outside [0, 1]");
     }
   }
+  return 0;
 }
+
+}  // namespace
+
+void Model::validate() const { validate_model(*this, /*factor=*/true); }
 
 void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows) {
   if (!sample_weight) return;
@@ -616,9 +631,11 @@ void validate_mstep_options(double reg_covar, double prob_epsilon) {
 namespace {
 
 // The float32 E-step holds the precisions in float: one beyond FLT_MAX would be inf there.
-void check_precisions_for(const Model& model, DType dtype, const char* what) {
-  if (model.family != Family::kGaussian || dtype != DType::kFloat32) return;
-  const double largest = largest_precision(model);
+bool holds_precisions_in_float(const Model& model, DType dtype) {
+  return model.family == Family::kGaussian && dtype == DType::kFloat32;
+}
+
+void check_precisions_for_float(double largest, const char* what) {
   if (largest > FLT_MAX) {
     throw InvalidArgument(std::string(what) +
                           ": a covariance is too small for float32 data (an entry of its "
@@ -773,23 +790,56 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
   validate_fit_options(o, x.cols);
   // Once a fit, not per chunk (a Cholesky per component); a chunked or distributed fit meets the
   // same model in its first E-step (EmRun::prepare_next).
-  if (o.init_model) check_precisions_for(*o.init_model, x.dtype, "init model");
+  if (o.init_model && holds_precisions_in_float(*o.init_model, x.dtype)) {
+    check_precisions_for_float(largest_precision(*o.init_model), "init model");
+  }
   validate_fit_data(x, o);
   validate_sample_weight(sample_weight, x.rows);
   check_fit_memory(x.rows, x.cols, o);
 }
 
-void validate_model_for_width(const Model& model, std::int64_t cols) {
-  model.validate();
+void check_model_width(const Model& model, std::int64_t cols) {
   if (model.n_features != cols) {
     throw InvalidArgument("the model has " + std::to_string(model.n_features) +
                           " features, but the data have " + std::to_string(cols) + " columns");
   }
 }
 
-void validate_model_for_data(const Model& model, const DataView& x, bool summing_squares) {
-  validate_model_for_width(model, x.cols);
-  check_precisions_for(model, x.dtype, "model");
+void validate_model_for_width(const Model& model, std::int64_t cols) {
+  model.validate();
+  check_model_width(model, cols);
+}
+
+CheckedModel validate_and_prepare(const Model& model, int threads) {
+  CheckedModel checked;
+  checked.largest_precision = validate_model(model, /*factor=*/false);
+  PrepareOptions options;
+  options.threads = threads;
+  options.model_errors = true;
+  checked.prepared = prepare(model, options);
+  if (model.family == Family::kGaussian &&
+      (model.covariance == Covariance::kFull || model.covariance == Covariance::kTied)) {
+    const bool tied = model.covariance == Covariance::kTied;
+    const Eigen::Index d = model.n_features;
+    for (int c = 0; c < (tied ? 1 : model.n_components); ++c) {
+      // U_c row-major is L^-1 column-major.
+      const Eigen::Map<const Eigen::MatrixXd> lower_inverse(
+          &checked.prepared.prec_chol[static_cast<std::size_t>(c * d * d)], d, d);
+      checked.largest_precision =
+          std::max(checked.largest_precision,
+                   largest_inverse_entry(lower_inverse, tied ? "tied covariance"
+                                                             : "covariance " + std::to_string(c)));
+    }
+  }
+  return checked;
+}
+
+void validate_checked_model_for_data(const Model& model, const CheckedModel& checked,
+                                     const DataView& x, bool summing_squares) {
+  check_model_width(model, x.cols);
+  if (holds_precisions_in_float(model, x.dtype)) {
+    check_precisions_for_float(checked.largest_precision, "model");
+  }
   check_data(x, model.family, model.trials, summing_squares);
 }
 

@@ -40,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -677,16 +678,16 @@ class CpuEngine final : public Engine {
     // need no rounding.
     RowVector<double> shift_in_t = shift.template cast<T>().template cast<double>();
     if (!shift_in_t.allFinite()) shift_in_t.setZero();  // means near the largest double
-    std::optional<Plan<T>> plan;
-    if (!evaluation_needs_double(shift_in_t)) plan = plan_in<T>(model, shift_in_t);
+    std::shared_ptr<const std::optional<Plan<T>>> plan;
+    if (!evaluation_needs_double(shift_in_t)) plan = evaluation_plan<T>(model, shift_in_t);
     if constexpr (std::is_same_v<T, float>) {
-      if (!plan) {
-        evaluate_with(model, *plan_in<double>(model, shift), *promoted_kernels_, log_prob, resp,
-                      labels);
+      if (plan == nullptr || !*plan) {
+        evaluate_with(model, **evaluation_plan<double>(model, shift), *promoted_kernels_, log_prob,
+                      resp, labels);
         return;
       }
     }
-    evaluate_with(model, *plan, kernels_, log_prob, resp, labels);
+    evaluate_with(model, **plan, kernels_, log_prob, resp, labels);
   }
 
   void gather_rows(const std::int64_t* idx, std::int64_t count, double* out) override {
@@ -740,6 +741,25 @@ class CpuEngine final : public Engine {
     } else {
       return weights_outside_float_ || float_sums_could_overflow(data_, n_, d_, shift, weight_);
     }
+  }
+
+  // evaluate()'s plan_in<U>(model, shift): kept in the model's engine cache where it has one and
+  // the plan depends on the model alone (shift is the model's; a float plan of the direct path
+  // depends on the data's probe rows, and is made per call).
+  template <typename U>
+  std::shared_ptr<const std::optional<Plan<U>>> evaluation_plan(
+      const PreparedModel& model, const RowVector<double>& shift) const {
+    const auto make = [&] { return plan_in<U>(model, shift); };
+    const bool kept =
+        model.engine_cache != nullptr && (std::is_same_v<U, double> || !direct_is_faster(model));
+    if (!kept) return std::make_shared<const std::optional<Plan<U>>>(make());
+    // The instruction-set level decides a float plan's bias (Kernels::takes_raw_bias); a float
+    // engine's double plan (its model promoted) is about another shift than a double engine's.
+    const std::string key = std::string("cpu evaluate: ") +
+                            (std::is_same_v<T, float> ? "float data, " : "double data, ") +
+                            (std::is_same_v<U, float> ? "float plan, " : "double plan, ") +
+                            cpu::to_string(kernels_.level);
+    return model.engine_cache->get_or_make<std::optional<Plan<U>>>(key, make);
   }
 
   // A model's plan in arithmetic U about an expansion point (`preferred` where it serves), or in

@@ -453,6 +453,74 @@ def test_assigned_precisions_cholesky_is_what_predicts(gaussian_data, covariance
             < 1e-10
 
 
+def _fresh(estimator):
+    """A copy without the evaluator the estimator keeps (pickling drops it): made anew from the
+    attributes as they are now."""
+    return pickle.loads(pickle.dumps(estimator))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_the_kept_evaluator_follows_every_change_of_the_attributes(gaussian_data,
+                                                                   covariance_type):
+    """predict and the other evaluations keep the model checked and factored between calls:
+    every assignment and every change in place of an attribute the model is made of is seen,
+    each evaluation equalling that of an estimator made from the attributes as they are."""
+    gm = fitted(gaussian_data, covariance_type=covariance_type)
+    x = gaussian_data[:200]
+    first = gm._evaluator()
+    assert gm._evaluator() is first  # kept while nothing changes
+    assert np.array_equal(gm.score_samples(x), _fresh(gm).score_samples(x))
+    changes = [
+        lambda: gm.means_.__setitem__((0, 0), gm.means_[0, 0] + 0.5),
+        lambda: gm.covariances_.__imul__(1.5),
+        lambda: setattr(gm, "weights_", gm.weights_[::-1].copy()),
+        lambda: setattr(gm, "precisions_cholesky_", gm.precisions_cholesky_ * 0.8),
+        lambda: gm.precisions_cholesky_.__imul__(1.1),  # the assigned copy, changed in place
+        lambda: setattr(gm, "covariances_", gm.covariances_.copy()),  # same values: kept
+    ]
+    for number, change in enumerate(changes):
+        before = gm.score_samples(x)
+        kept = gm._evaluator()
+        change()
+        after = gm.score_samples(x)
+        if number == len(changes) - 1:
+            assert gm._evaluator() is kept and np.array_equal(after, before)
+            continue
+        assert gm._evaluator() is not kept, number
+        assert not np.array_equal(after, before), number
+        fresh = _fresh(gm)
+        assert np.array_equal(after, fresh.score_samples(x)), number
+        assert np.array_equal(gm.predict_proba(x), fresh.predict_proba(x)), number
+        assert gm.score(x) == fresh.score(x) and gm.bic(x) == fresh.bic(x), number
+
+
+def test_the_kept_evaluator_follows_the_discrete_attributes():
+    rng = np.random.default_rng(3)
+    x = (rng.random((300, 6)) < np.where(np.arange(300)[:, None] < 150, 0.2, 0.8)).astype(float)
+    bm = emix.BernoulliMixture(2, random_state=0, device="cpu").fit(x)
+    kept = bm._evaluator()
+    before = bm.score_samples(x)
+    bm.probabilities_[0, 0] = 0.5
+    assert bm._evaluator() is not kept
+    after = bm.score_samples(x)
+    assert not np.array_equal(after, before)
+    assert np.array_equal(after, _fresh(bm).score_samples(x))
+
+
+def test_an_evaluated_estimator_pickles_copies_and_evaluates_from_threads(gaussian_data):
+    """The kept evaluator (the library's object) is not pickled; threads share it."""
+    import concurrent.futures
+    import copy
+
+    gm = fitted(gaussian_data)
+    expected = gm.predict_proba(gaussian_data)
+    for other in (pickle.loads(pickle.dumps(gm)), copy.deepcopy(gm), copy.copy(gm)):
+        assert np.array_equal(other.predict_proba(gaussian_data), expected)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: gm.predict_proba(gaussian_data), range(16)))
+    assert all(np.array_equal(r, expected) for r in results)
+
+
 def test_verbose_may_be_a_bool(gaussian_data, capsys):
     fitted(gaussian_data, verbose=True, max_iter=2)
     assert "Initialization 0" in capsys.readouterr().out
