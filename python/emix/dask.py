@@ -64,11 +64,14 @@ gives them; ``compute_chunk_sizes()`` finds them).
 """
 
 import asyncio
+import collections
 import copyreg
 import inspect
 import math
+import threading
 import time
 import types
+import uuid
 
 import dask
 import dask.array as da
@@ -769,14 +772,47 @@ def tree_merge(parts, merge=_merge_bytes, fan_in=16):
     return parts[0]
 
 
-def _block_apply(block, state, device, what, n_components, block_info=None):
+# Each process's evaluators of the last few evaluations' models, by the token the client gave
+# the model (_Evaluation): a block's evaluation factors the model once per process, not once per
+# block (0.13 s for 16 full covariances of 512 features).
+_EVALUATORS = collections.OrderedDict()
+_EVALUATORS_LOCK = threading.Lock()
+_EVALUATORS_KEPT = 4
+
+
+class _Evaluation:
+    """A model to evaluate blocks under, as shipped to the workers: its state (_model_state) and
+    a token that no other model's evaluation has."""
+
+    def __init__(self, state):
+        self.state = state
+        self.token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self):
+        return self.token
+
+
+def _evaluator_of(evaluation):
+    # Made under the lock: a worker's threads that start an evaluation's blocks together wait
+    # for one evaluator rather than each factoring the model.
+    with _EVALUATORS_LOCK:
+        evaluator = _EVALUATORS.get(evaluation.token)
+        if evaluator is None:
+            evaluator = _emix.Evaluator(_model_of(evaluation.state), 0)
+            _EVALUATORS[evaluation.token] = evaluator
+            while len(_EVALUATORS) > _EVALUATORS_KEPT:
+                _EVALUATORS.popitem(last=False)
+        _EVALUATORS.move_to_end(evaluation.token)
+        return evaluator
+
+
+def _block_apply(block, evaluation, device, what, n_components, block_info=None):
     x = np.ascontiguousarray(block)
     if x.shape[0] == 0:
         dtype = np.int64 if what == "predict" else np.float64
         return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
     try:
-        evaluator = _emix.Evaluator(_model_of(state), 0)
-        return getattr(evaluator, what)(_emix.view(x), _engine(device))
+        return getattr(_evaluator_of(evaluation), what)(_emix.view(x), _engine(device))
     except _emix.Error as error:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
         index = block_info[0]["chunk-location"][0] if block_info else 0
@@ -1230,13 +1266,13 @@ class _DaskMixture:
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                   f"expecting {self.n_features_in_} features as input.")
-        state = _model_state(self._model())
+        evaluation = _Evaluation(_model_state(self._model()))
         dtype = np.int64 if what == "predict" else np.float64
         k = len(self.weights_)  # the fitted model's, whatever set_params changed since
         if what != "predict_proba":
-            return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,
+            return X.map_blocks(_block_apply, evaluation, self.device, what, k, dtype=dtype,
                                 drop_axis=1, chunks=(X.chunks[0],))
-        return X.map_blocks(_block_apply, state, self.device, what, k, dtype=dtype,
+        return X.map_blocks(_block_apply, evaluation, self.device, what, k, dtype=dtype,
                             chunks=(X.chunks[0], (k,)))
 
     def predict(self, X):

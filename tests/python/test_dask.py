@@ -987,3 +987,37 @@ def test_statistics_of_the_same_model_twice_log_no_scheduler_errors(client, data
         logger.removeHandler(messages)
     assert len(totals) == 1
     assert not [line for line in messages.lines if "Couldn't gather" in line]
+
+
+def test_a_process_makes_one_evaluator_per_evaluation_of_many_blocks(monkeypatch, data):
+    """The blocks of one evaluation share their process's evaluator of the model (its check and
+    factorisation made once), a later evaluation of another model its own, and few are kept."""
+    import emix.dask as emix_dask
+
+    fitted = in_memory(data, n_components=3, random_state=0, device="cpu")
+    expected = fitted.predict(data)  # before the count: the in-memory estimator makes one too
+    made = []
+    real = emix_dask._emix.Evaluator
+
+    def counting(model, threads):
+        made.append(model)
+        return real(model, threads)
+
+    monkeypatch.setattr(emix_dask._emix, "Evaluator", counting)
+    model = emix_dask.GaussianMixture(n_components=3, device="cpu")
+    model.__dict__.update(vars(fitted))
+    x = da.from_array(data, chunks=(100, 2))  # 12 blocks
+    with dask.config.set(scheduler="threads"):
+        assert np.array_equal(model.predict(x).compute(), expected)
+        assert len(made) == 1
+        model.means_ = model.means_ + 0.25
+        scores = model.score_samples(x).compute()
+        assert len(made) == 2
+    assert np.array_equal(scores, _fresh_scores(model, data))
+    assert len(emix_dask._EVALUATORS) <= emix_dask._EVALUATORS_KEPT
+
+
+def _fresh_scores(model, x):
+    again = emix.GaussianMixture(n_components=3, device="cpu")
+    again.__dict__.update(vars(model))
+    return again.score_samples(x)
