@@ -154,6 +154,15 @@ TEST(ModelValidation, OneFactorisationChecksAndPreparesAsTheTwoDid) {
     Model asymmetric = m;
     asymmetric.covariances[last + 1] += 1;
     EXPECT_NE(same_error(asymmetric).find("is not symmetric"), std::string::npos);
+    if (c == Covariance::kFull) {
+      // Two components broken two ways: the first one's problem is named, as validate names it
+      // (the one-factorisation check takes the symmetry of all components first).
+      Model two_ways = m;
+      two_ways.covariances[0] = -1;                                    // component 0: not definite
+      two_ways.covariances[static_cast<std::size_t>(d) * d + 1] += 1;  // component 1: asymmetric
+      EXPECT_NE(same_error(two_ways).find("covariance 0 is not positive definite"),
+                std::string::npos);
+    }
     Model overflowing = m;
     // Its factor (1e-155 I) exists; its inverse (1e310 I) does not.
     for (int i = 0; i < d; ++i) {
@@ -641,7 +650,7 @@ TEST(Evaluation, AnEvaluatorGivesTheResultsOfTheFunctionsOnItsModel) {
     const Model m = emix::testing::random_model(c.family, c.covariance, 3, d, 21, 4, c.spread);
     const emix::Sample drawn = emix::sample(m, 300, 8, 1);
     const std::vector<float> narrow(drawn.x.begin(), drawn.x.end());
-    std::vector<double> weights(300);
+    std::vector<double> weights(6000);  // for up to 6000 rows
     for (std::size_t i = 0; i < weights.size(); ++i) weights[i] = 0.5 + static_cast<double>(i % 7);
     const emix::Evaluator evaluator(m, 2);
     EXPECT_EQ(evaluator.model().covariances, m.covariances);
@@ -660,6 +669,13 @@ TEST(Evaluation, AnEvaluatorGivesTheResultsOfTheFunctionsOnItsModel) {
     check(emix::DataView::host(narrow.data(), 300, d));
     check(emix::DataView::host(drawn.x.data() + 7 * d, 1, d));  // one row
     check(emix::DataView::host(narrow.data() + 7 * d, 1, d));
+    if (d >= 128) {
+      // Enough float rows for the float direct path, whose plan reads the data (kept apart).
+      const emix::Sample more = emix::sample(m, 6000, 9, 1);
+      const std::vector<float> many(more.x.begin(), more.x.end());
+      check(emix::DataView::host(many.data(), 6000, d));
+      check(emix::DataView::host(narrow.data(), 300, d));
+    }
     const auto view = emix::DataView::host(drawn.x.data(), 300, d);
     const std::vector<double> expected = emix::score_samples(m, view, cpu_engine());
     std::vector<std::vector<double>> got(4);

@@ -379,6 +379,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             state["feature_names_in_"] = feature_names
         state.update(attributes)
         self.__dict__ = state
+        # The last model's evaluator is not kept beside the new one (the next evaluation would
+        # find it stale): about twice the covariances' memory.
+        try:
+            _EVALUATORS.pop(self, None)
+        except TypeError:  # not hashable: none kept
+            pass
 
     def _fit(self, X, sample_weight):
         self._check_parameters()
@@ -946,13 +952,16 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             cached = None
         if cached is not None and _made_from(cached, kind, sources):
             return cached[2]
-        evaluator = _emix.Evaluator(self._model_of(kind, sources), 0)
+        # The engine's threads (one in a process forked after emix ran threads) factor it.
+        evaluator = _emix.Evaluator(self._model_of(kind, sources), self._engine().n_threads)
         # What the evaluator was made from: its own arrays (no copy), a copy of what it holds
-        # only in another form (a Gaussian's precisions_cholesky_).
-        references = {name: (np.shape(value),
-                             evaluator.parameter(name) if name in _MODEL_PARAMETERS
-                             else np.array(value, dtype=np.float64).ravel())
-                      for name, value in sources.items()}
+        # only in another form (a Gaussian's precisions_cholesky_, maybe on a device).
+        references = {}
+        for name, value in sources.items():
+            value = to_host_numpy(value)
+            references[name] = (np.shape(value), evaluator.parameter(name)
+                                if name in _MODEL_PARAMETERS
+                                else np.array(value, dtype=np.float64).ravel())
         try:
             _EVALUATORS[self] = (kind, references, evaluator)
         except TypeError:
@@ -977,7 +986,7 @@ def _made_from(cached, kind, sources):
         return False
     for name, value in sources.items():
         shape, reference = references[name]
-        value = np.asarray(value)
+        value = np.asarray(to_host_numpy(value))
         if value.shape != shape or not np.array_equal(value.ravel(), reference):
             return False
     return True

@@ -146,8 +146,10 @@ class _DiscreteMixture(_BaseMixture):
         state = vars(self)  # one fit's attributes, though another thread's fit commits now
         if "probabilities_" not in state:
             raise AttributeError("probabilities_ is not set")
-        return state.get("_fitted_trials"), {"weights": state["weights_"],
-                                             "probabilities": state["probabilities_"]}
+        trials = state.get("_fitted_trials")
+        # A model built from assigned attributes has no fitted trials: n_trials, as it is now.
+        return self._trials() if trials is None else trials, {
+            "weights": state["weights_"], "probabilities": state["probabilities_"]}
 
     def _model_of(self, trials, sources):
         return self._make_model(sources["probabilities"].shape[1], sources, trials)

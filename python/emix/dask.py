@@ -71,7 +71,6 @@ import math
 import threading
 import time
 import types
-import uuid
 
 import dask
 import dask.array as da
@@ -774,19 +773,22 @@ def tree_merge(parts, merge=_merge_bytes, fan_in=16):
 
 # Each process's evaluators of the last few evaluations' models, by the token the client gave
 # the model (_Evaluation): a block's evaluation factors the model once per process, not once per
-# block (0.13 s for 16 full covariances of 512 features).
+# block (0.13 s for 16 full covariances of 512 features). A worker keeps up to
+# _EVALUATORS_KEPT of them for its life: about twice their covariances' memory each.
 _EVALUATORS = collections.OrderedDict()
 _EVALUATORS_LOCK = threading.Lock()
 _EVALUATORS_KEPT = 4
 
 
 class _Evaluation:
-    """A model to evaluate blocks under, as shipped to the workers: its state (_model_state) and
-    a token that no other model's evaluation has."""
+    """A model to evaluate blocks under, as shipped to the workers: its state (_model_state), the
+    device, and a token of both (their content's hash: the same model's evaluations share their
+    evaluators, and their identical tasks dedupe)."""
 
-    def __init__(self, state):
+    def __init__(self, state, device):
         self.state = state
-        self.token = uuid.uuid4().hex
+        self.device = device
+        self.token = dask.base.tokenize(state, device)
 
     def __dask_tokenize__(self):
         return self.token
@@ -798,7 +800,8 @@ def _evaluator_of(evaluation):
     with _EVALUATORS_LOCK:
         evaluator = _EVALUATORS.get(evaluation.token)
         if evaluator is None:
-            evaluator = _emix.Evaluator(_model_of(evaluation.state), 0)
+            evaluator = _emix.Evaluator(_model_of(evaluation.state),
+                                        _engine(evaluation.device).n_threads)
             _EVALUATORS[evaluation.token] = evaluator
             while len(_EVALUATORS) > _EVALUATORS_KEPT:
                 _EVALUATORS.popitem(last=False)
@@ -1266,7 +1269,7 @@ class _DaskMixture:
         if X.shape[1] != self.n_features_in_:
             raise InvalidArgument(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                                   f"expecting {self.n_features_in_} features as input.")
-        evaluation = _Evaluation(_model_state(self._model()))
+        evaluation = _Evaluation(_model_state(self._model()), self.device)
         dtype = np.int64 if what == "predict" else np.float64
         k = len(self.weights_)  # the fitted model's, whatever set_params changed since
         if what != "predict_proba":

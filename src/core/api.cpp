@@ -314,9 +314,9 @@ struct Evaluator::State {
 };
 
 Evaluator::Evaluator(Model model, int n_threads) {
-  if (n_threads < 0) {
+  if (n_threads < 0 || n_threads > kMaxThreads) {
     throw InvalidArgument("Evaluator: n_threads is " + std::to_string(n_threads) +
-                          ", must be >= 0 (0: OpenMP's default)");
+                          ", must be 0 (OpenMP's default) to " + std::to_string(kMaxThreads));
   }
   const cpu::ScopedNonStopFp non_stop;
   CheckedModel checked = validate_and_prepare(model, n_threads);

@@ -597,10 +597,10 @@ Statistics accumulate_centred(const Model& model, const std::vector<double>* cen
     validate_model_for_width(model, x.cols);
     return zero();
   }
-  validate(engine);  // as predict and score check it; before its threads factor the model
-  CheckedModel checked = validate_and_prepare(model, engine.n_threads);
+  CheckedModel checked = validate_and_prepare(model, factorisation_threads(engine));
   validate_checked_model_for_data(model, checked, x, /*summing_squares=*/true);
   validate_sample_weight(sample_weight, x.rows, false);
+  validate(engine);  // as predict and score check it
   PreparedModel prepared = std::move(checked.prepared);
   Statistics stats = zero();
   if (centres != nullptr) prepared.centres = *centres;

@@ -812,26 +812,38 @@ void validate_model_for_width(const Model& model, std::int64_t cols) {
 
 CheckedModel validate_and_prepare(const Model& model, int threads) {
   CheckedModel checked;
-  checked.largest_precision = validate_model(model, /*factor=*/false);
-  PrepareOptions options;
-  options.threads = threads;
-  options.model_errors = true;
-  checked.prepared = prepare(model, options);
-  if (model.family == Family::kGaussian &&
-      (model.covariance == Covariance::kFull || model.covariance == Covariance::kTied)) {
-    const bool tied = model.covariance == Covariance::kTied;
-    const Eigen::Index d = model.n_features;
-    for (int c = 0; c < (tied ? 1 : model.n_components); ++c) {
-      // U_c row-major is L^-1 column-major.
-      const Eigen::Map<const Eigen::MatrixXd> lower_inverse(
-          &checked.prepared.prec_chol[static_cast<std::size_t>(c * d * d)], d, d);
-      checked.largest_precision =
-          std::max(checked.largest_precision,
-                   largest_inverse_entry(lower_inverse, tied ? "tied covariance"
-                                                             : "covariance " + std::to_string(c)));
+  try {
+    checked.largest_precision = validate_model(model, /*factor=*/false);
+    PrepareOptions options;
+    options.threads = threads;
+    options.model_errors = true;
+    checked.prepared = prepare(model, options);
+    if (model.family == Family::kGaussian &&
+        (model.covariance == Covariance::kFull || model.covariance == Covariance::kTied)) {
+      const bool tied = model.covariance == Covariance::kTied;
+      const Eigen::Index d = model.n_features;
+      for (int c = 0; c < (tied ? 1 : model.n_components); ++c) {
+        // U_c row-major is L^-1 column-major.
+        const Eigen::Map<const Eigen::MatrixXd> lower_inverse(
+            &checked.prepared.prec_chol[static_cast<std::size_t>(c * d * d)], d, d);
+        checked.largest_precision = std::max(
+            checked.largest_precision,
+            largest_inverse_entry(lower_inverse,
+                                  tied ? "tied covariance" : "covariance " + std::to_string(c)));
+      }
     }
+  } catch (const InvalidArgument&) {
+    // The checks above take each kind of problem over all components in turn (symmetry, then
+    // the factors, then their inverses); Model::validate takes each component in turn. Its
+    // first problem is the one named.
+    model.validate();
+    throw;
   }
   return checked;
+}
+
+int factorisation_threads(const EngineOptions& engine) {
+  return engine.n_threads >= 0 && engine.n_threads <= kMaxThreads ? engine.n_threads : 1;
 }
 
 void validate_checked_model_for_data(const Model& model, const CheckedModel& checked,

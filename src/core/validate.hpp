@@ -61,14 +61,18 @@ struct CheckedModel {
   PreparedModel prepared;
   double largest_precision = 0;
 };
-// Throws Model::validate's errors. threads: PrepareOptions::threads.
+// Throws Model::validate's errors (its first, in its order). threads: PrepareOptions::threads.
 CheckedModel validate_and_prepare(const Model& model, int threads);
+// The threads `engine` asks for, where they are a valid count (else 1: the options' own check
+// names the value), for a factorisation that may run before that check.
+int factorisation_threads(const EngineOptions& engine);
 
 // A model validate_and_prepare took matches the data's width; host data hold finite values the
 // family accepts; the model's precisions are finite in the data's element type.
 // summing_squares: also refuse Gaussian values whose squares overflow (accumulate does).
 void validate_checked_model_for_data(const Model& model, const CheckedModel& checked,
                                      const DataView& x, bool summing_squares = false);
+// The data's shape alone, reading no value: rows and columns >= 1, a pointer, a width emix
 // supports and a size memory can hold. What reads values (the weights, say) checks it first.
 void check_data_shape(const DataView& x);
 // Finite, non-negative weights. With all_rows (the weights of all the data, not a chunk's or a

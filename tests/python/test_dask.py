@@ -991,7 +991,8 @@ def test_statistics_of_the_same_model_twice_log_no_scheduler_errors(client, data
 
 def test_a_process_makes_one_evaluator_per_evaluation_of_many_blocks(monkeypatch, data):
     """The blocks of one evaluation share their process's evaluator of the model (its check and
-    factorisation made once), a later evaluation of another model its own, and few are kept."""
+    factorisation made once), as later evaluations of the same model do; another model gets its
+    own, and the last few are kept."""
     import emix.dask as emix_dask
 
     fitted = in_memory(data, n_components=3, random_state=0, device="cpu")
@@ -1012,12 +1013,19 @@ def test_a_process_makes_one_evaluator_per_evaluation_of_many_blocks(monkeypatch
         assert len(made) == 1
         model.means_ = model.means_ + 0.25
         scores = model.score_samples(x).compute()
+        scored = dict(vars(model))  # the attributes the scores came from (replaced, not changed)
         assert len(made) == 2
-    assert np.array_equal(scores, _fresh_scores(model, data))
-    assert len(emix_dask._EVALUATORS) <= emix_dask._EVALUATORS_KEPT
-
-
-def _fresh_scores(model, x):
+        model.score_samples(x).compute()  # the same model again: its evaluator is kept
+        assert len(made) == 2
+        # More models than are kept: the oldest go, the newest stay.
+        for _ in range(emix_dask._EVALUATORS_KEPT + 1):
+            model.means_ = model.means_ + 0.25
+            model.predict(x).compute()
+        assert len(made) == 3 + emix_dask._EVALUATORS_KEPT
+        assert len(emix_dask._EVALUATORS) == emix_dask._EVALUATORS_KEPT
+        model.predict(x).compute()
+        assert len(made) == 3 + emix_dask._EVALUATORS_KEPT
+    monkeypatch.undo()
     again = emix.GaussianMixture(n_components=3, device="cpu")
-    again.__dict__.update(vars(model))
-    return again.score_samples(x)
+    again.__dict__.update(scored)
+    assert np.array_equal(scores, again.score_samples(data))

@@ -470,20 +470,21 @@ def test_the_kept_evaluator_follows_every_change_of_the_attributes(gaussian_data
     first = gm._evaluator()
     assert gm._evaluator() is first  # kept while nothing changes
     assert np.array_equal(gm.score_samples(x), _fresh(gm).score_samples(x))
+    same_values = 3
     changes = [
         lambda: gm.means_.__setitem__((0, 0), gm.means_[0, 0] + 0.5),
         lambda: gm.covariances_.__imul__(1.5),
         lambda: setattr(gm, "weights_", gm.weights_[::-1].copy()),
+        lambda: setattr(gm, "covariances_", gm.covariances_.copy()),  # same values: kept
         lambda: setattr(gm, "precisions_cholesky_", gm.precisions_cholesky_ * 0.8),
         lambda: gm.precisions_cholesky_.__imul__(1.1),  # the assigned copy, changed in place
-        lambda: setattr(gm, "covariances_", gm.covariances_.copy()),  # same values: kept
     ]
     for number, change in enumerate(changes):
         before = gm.score_samples(x)
         kept = gm._evaluator()
         change()
         after = gm.score_samples(x)
-        if number == len(changes) - 1:
+        if number == same_values:
             assert gm._evaluator() is kept and np.array_equal(after, before)
             continue
         assert gm._evaluator() is not kept, number
@@ -505,6 +506,21 @@ def test_the_kept_evaluator_follows_the_discrete_attributes():
     after = bm.score_samples(x)
     assert not np.array_equal(after, before)
     assert np.array_equal(after, _fresh(bm).score_samples(x))
+
+
+def test_a_binomial_model_of_assigned_attributes_follows_n_trials():
+    """A model built from assigned attributes has no fitted trials: it is scored with n_trials
+    as it is at each call, a kept evaluator too."""
+    rng = np.random.default_rng(5)
+    x = rng.binomial(4, 0.3, size=(200, 3)).astype(float)
+    bm = emix.BinomialMixture(2, n_trials=4, device="cpu")
+    bm.weights_ = np.array([0.4, 0.6])
+    bm.probabilities_ = np.array([[0.2, 0.3, 0.4], [0.5, 0.6, 0.7]])
+    four = bm.score_samples(x)
+    bm.set_params(n_trials=5)
+    five = bm.score_samples(x)
+    assert not np.array_equal(four, five)
+    assert np.array_equal(five, _fresh(bm).score_samples(x))
 
 
 def test_an_evaluated_estimator_pickles_copies_and_evaluates_from_threads(gaussian_data):
