@@ -243,7 +243,10 @@ emix_status emix_fit(const emix_options* options, const void* x, int64_t rows, i
  * any number of rows (results in device memory pass through host buffers of about that size). After
  * a failure the buffer's contents are unspecified. Data without rows (an empty rank's share) give
  * no results, and x and the buffer may then be NULL; a score, bic or aic of no rows, a mean over
- * nothing, is refused. */
+ * nothing, is refused. The model is checked and its covariances factored by its first
+ * evaluation, which the handle keeps for the next ones with the CPU engine's plans (up to about
+ * twice the covariances' memory, until the handle is destroyed); a model that fails the check
+ * fails every evaluation. Several threads may evaluate one handle at once. */
 
 /* Most probable component of each row: labels[rows]. */
 emix_status emix_predict(const emix_model* model, const emix_options* options, const void* x,

@@ -82,9 +82,8 @@ class Evaluator {
   double bic(const DataView& x, const EngineOptions& engine = {}) const;
   double aic(const DataView& x, const EngineOptions& engine = {}) const;
 
-  struct State;  // the library's
-
  private:
+  struct State;  // the model and its factors
   std::shared_ptr<const State> state_;
 };
 

@@ -809,13 +809,14 @@ def _evaluator_of(evaluation):
         return evaluator
 
 
-def _block_apply(block, evaluation, device, what, n_components, block_info=None):
+def _block_apply(block, evaluation, what, n_components, block_info=None):
     x = np.ascontiguousarray(block)
     if x.shape[0] == 0:
         dtype = np.int64 if what == "predict" else np.float64
         return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
     try:
-        return getattr(_evaluator_of(evaluation), what)(_emix.view(x), _engine(device))
+        return getattr(_evaluator_of(evaluation), what)(_emix.view(x),
+                                                         _engine(evaluation.device))
     except _emix.Error as error:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
         index = block_info[0]["chunk-location"][0] if block_info else 0
@@ -1273,9 +1274,9 @@ class _DaskMixture:
         dtype = np.int64 if what == "predict" else np.float64
         k = len(self.weights_)  # the fitted model's, whatever set_params changed since
         if what != "predict_proba":
-            return X.map_blocks(_block_apply, evaluation, self.device, what, k, dtype=dtype,
+            return X.map_blocks(_block_apply, evaluation, what, k, dtype=dtype,
                                 drop_axis=1, chunks=(X.chunks[0],))
-        return X.map_blocks(_block_apply, evaluation, self.device, what, k, dtype=dtype,
+        return X.map_blocks(_block_apply, evaluation, what, k, dtype=dtype,
                             chunks=(X.chunks[0], (k,)))
 
     def predict(self, X):

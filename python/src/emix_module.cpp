@@ -740,6 +740,7 @@ void define_module(nb::module_& m) {
       .def(
           "predict",
           [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+            // int64, scikit-learn's label type (and sample()'s), from the library's int32.
             std::vector<std::int64_t> labels;
             {
               const LibraryCall call;
