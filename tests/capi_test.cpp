@@ -39,6 +39,17 @@ struct Handles {
     models.push_back(m);
     return m;
   }
+  // A handle of a Gaussian model's arrays (emix_model_create; the C enum's covariance values are
+  // Covariance's), kept; null where it failed.
+  emix_model* create(const Model& m) {
+    emix_model* handle = nullptr;
+    EXPECT_EQ(emix_model_create(EMIX_GAUSSIAN, static_cast<int>(m.covariance), m.n_components,
+                                m.n_features, 1, m.weights.data(), m.means.data(),
+                                m.covariances.data(), nullptr, &handle),
+              EMIX_OK)
+        << emix_last_error();
+    return handle == nullptr ? nullptr : keep(handle);
+  }
 };
 
 std::vector<double> get(const emix_model* m, emix_status (*getter)(const emix_model*, double*),
@@ -166,12 +177,8 @@ TEST(CapiOptions, EveryOptionReachesTheFit) {
   const Model truth = random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 5);
   const Sample data = sample(truth, 500, 6);
   Handles h;
-  emix_model* start = nullptr;
-  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_DIAG, 2, 3, 1, truth.weights.data(),
-                              truth.means.data(), truth.covariances.data(), nullptr, &start),
-            EMIX_OK)
-      << emix_last_error();
-  h.keep(start);
+  emix_model* start = h.create(truth);
+  ASSERT_NE(start, nullptr);
   std::vector<int> seen;
   emix_options_set_n_components(h.options, 2);
   emix_options_set_covariance(h.options, EMIX_DIAG);
@@ -532,12 +539,8 @@ TEST(CapiEvaluation, AHandleEvaluatedFromThreadsGivesTheFunctionsResults) {
   const double expected_bic = emix::bic(truth, emix::DataView::host(drawn.x.data(), 500, 6), cpu);
   Handles h;
   ASSERT_EQ(emix_options_set_device(h.options, EMIX_DEVICE_CPU), EMIX_OK);
-  emix_model* model = nullptr;
-  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, 4, 6, 1, truth.weights.data(),
-                              truth.means.data(), truth.covariances.data(), nullptr, &model),
-            EMIX_OK)
-      << emix_last_error();
-  h.keep(model);
+  emix_model* model = h.create(truth);
+  ASSERT_NE(model, nullptr);
   std::vector<std::vector<double>> got(4, std::vector<double>(500));
   std::vector<double> bics(4);
   std::vector<std::thread> threads;

@@ -56,14 +56,7 @@ emix::EngineOptions cpu() {
 
 // fit()'s options for one EM step from `model` on the CPU engine.
 emix::FitOptions one_step_from(const emix::Model& model) {
-  emix::FitOptions o;
-  o.family = model.family;
-  o.covariance = model.covariance;
-  o.trials = model.trials;
-  o.n_components = model.n_components;
-  o.init_model = model;
-  o.max_iter = 1;
-  o.tol = 0;
+  emix::FitOptions o = emix::testing::steps_from(model, 1);
   o.engine = cpu();
   return o;
 }
