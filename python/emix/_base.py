@@ -1,5 +1,6 @@
 """What emix's estimators share: parameters, fitting, evaluation, reports and model files."""
 
+import base64
 import dataclasses
 import json
 import math
@@ -616,13 +617,21 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         # The online state is the library's object: pickled as its running statistics (bytes),
         # step count and last batch's score, from which partial_fit resumes the stream.
         state = dict(super().__getstate__())
-        online = state.pop("_online_", None)
+        checkpoint = self._online_checkpoint()
+        state.pop("_online_", None)
         state.pop("_online_settings_", None)
-        if online is not None:
-            state["_online_checkpoint_"] = (online.running_statistics.serialize(),
-                                            int(online.steps),
-                                            float(online.last_mean_log_likelihood))
+        if checkpoint is not None:
+            state["_online_checkpoint_"] = checkpoint
         return state
+
+    def _online_checkpoint(self):
+        """The online stream as (running statistics' bytes, steps, last batch's mean
+        log-likelihood), from which partial_fit resumes it; None without one."""
+        online = self.__dict__.get("_online_")
+        if online is None:
+            return self.__dict__.get("_online_checkpoint_")
+        return (online.running_statistics.serialize(), int(online.steps),
+                float(online.last_mean_log_likelihood))
 
     def _stream_offset(self):
         """The online stream's step_offset: the parameter's, or for 'auto' the offset the
@@ -885,7 +894,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
     def save(self, path):
         """Write the fitted model to a JSON model file, the format of ``emix fit -o``.
 
-        The file holds the parameters and, for a model fitted here, the fit's report; the
+        The file holds the parameters and, for a model fitted here, the fit's report, or for a
+        model partial_fit stepped, its stream (running statistics and step count, from which
+        the loaded model's partial_fit goes on as this one's would); the
         ``emix`` program reads it (``emix score``, ``emix predict``) and
         :func:`emix.load_model` reads it back. Its "estimator" section keeps the class, the
         parameters that are numbers, strings, booleans or None (``reg_covar``, ``tol``,
@@ -1019,6 +1030,17 @@ def _estimator_section(estimator):
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         section["feature_names_in"] = [str(name) for name in names]
+    checkpoint = estimator._online_checkpoint()
+    if checkpoint is not None:
+        # Without it a loaded model's partial_fit would start a new stream, whose first step
+        # (size 1) replaces the model by one batch's M-step.
+        running, steps, last = checkpoint
+        section["online"] = {
+            "steps": steps,
+            "step_offset": estimator._stream_offset(),
+            "last_mean_log_likelihood": last if math.isfinite(last) else None,
+            "running_statistics": base64.b64encode(running).decode("ascii"),
+        }
     return json.dumps(section)
 
 

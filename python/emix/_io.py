@@ -1,6 +1,8 @@
 """Model files: the JSON format of the emix program (``emix fit -o``, ``emix score``)."""
 
+import base64
 import json
+import math
 import os
 
 import numpy as np
@@ -30,7 +32,9 @@ def load_model(path):
         "estimator" section (:meth:`GaussianMixture.save` writes one), the estimator's
         parameters (``reg_covar``, ``tol``, ...) and ``feature_names_in_`` come from it;
         parameters this version does not know are ignored. Otherwise (a file of ``emix fit``)
-        they are the defaults.
+        they are the defaults. A model saved after ``partial_fit`` keeps its stream there:
+        ``n_iter_`` (steps) and ``lower_bound_`` come from it, and ``partial_fit`` goes on with
+        it.
 
     Raises
     ------
@@ -49,8 +53,9 @@ def load_model(path):
         estimator = BernoulliMixture(n_components=model.n_components)
     else:
         estimator = BinomialMixture(n_components=model.n_components, n_trials=model.trials)
+    online = None
     if estimator_text:
-        _restore_estimator(estimator, json.loads(estimator_text), model, path)
+        online = _restore_estimator(estimator, json.loads(estimator_text), model, path)
     estimator._set_model(model)
     estimator.n_features_in_ = model.n_features
     fit = json.loads(fit_text) if fit_text else None
@@ -73,6 +78,12 @@ def load_model(path):
         estimator.n_iter_ = 0
         estimator.lower_bound_ = np.float64("nan")
         estimator.lower_bounds_ = np.empty(0, dtype=np.float64)
+    if online is not None:  # as partial_fit left it; its next step goes on with the stream
+        checkpoint, offset = online
+        estimator._online_checkpoint_ = checkpoint
+        estimator._online_offset_ = offset
+        estimator.n_iter_ = checkpoint[1]
+        estimator.lower_bound_ = np.float64(checkpoint[2])
     return estimator
 
 
@@ -105,3 +116,38 @@ def _restore_estimator(estimator, section, model, path):
                 and all(isinstance(name, str) for name in names)):
             bad("feature_names_in", names, f"a list of {model.n_features} strings")
         estimator.feature_names_in_ = np.asarray(names, dtype=object)
+    online = section.get("online")
+    return None if online is None else _online_checkpoint(online, estimator, model, bad, path)
+
+
+def _online_checkpoint(online, estimator, model, bad, path):
+    """A partial_fit stream's state from the "estimator" section's "online" entry
+    (_base._estimator_section), checked against the model as partial_fit would resume it:
+    ((running statistics' bytes, steps, last mean log-likelihood), step offset)."""
+    if not isinstance(online, dict):
+        bad("online", online, "an object")
+    steps = online.get("steps")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0):
+        bad("online.steps", steps, "an integer >= 0")
+    offset = online.get("step_offset")
+    if not (isinstance(offset, (int, float)) and not isinstance(offset, bool)
+            and math.isfinite(offset) and offset > 0):
+        bad("online.step_offset", offset, "a number > 0")
+    last = online.get("last_mean_log_likelihood")
+    if last is None:
+        last = float("nan")
+    elif not (isinstance(last, (int, float)) and not isinstance(last, bool)):
+        bad("online.last_mean_log_likelihood", last, "a number or null")
+    encoded = online.get("running_statistics")
+    try:
+        running = base64.b64decode(encoded, validate=True)
+    except (TypeError, ValueError):
+        shown = encoded[:40] + "..." if isinstance(encoded, str) and len(encoded) > 40 else encoded
+        bad("online.running_statistics", shown, "base64 text")
+    try:
+        _emix.OnlineEm.resume(model, float(estimator.step_decay), float(offset),
+                              _emix.MStepOptions(), _emix.Statistics.deserialize(running),
+                              steps, float(last))
+    except _emix.InvalidArgument as error:
+        raise _emix.IoError(f"{path}: \"estimator\" entry \"online\": {error}") from None
+    return (running, steps, float(last)), float(offset)

@@ -8,6 +8,7 @@ for the decimal round trip of the printed score (17 significant digits, exact in
 """
 
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -228,6 +229,44 @@ def test_a_fit_section_entry_of_the_wrong_kind_is_an_io_error(tmp_path, key, val
     edited["fit"][key] = value
     path.write_text(json.dumps(edited))
     with pytest.raises(emix.IoError, match=f'"fit" entry "{key}"'):
+        emix.load_model(path)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("steps", -1, 'entry "online.steps" is -1'),
+    ("steps", 2.5, 'entry "online.steps" is 2.5'),
+    ("step_offset", 0, 'entry "online.step_offset" is 0'),
+    ("last_mean_log_likelihood", "high", 'entry "online.last_mean_log_likelihood"'),
+    ("running_statistics", "not base64!", 'entry "online.running_statistics"'),
+    ("running_statistics", "AAAA", 'entry "online": statistics bytes'),
+])
+def test_a_damaged_online_stream_is_an_io_error(tmp_path, key, value, expected):
+    # partial_fit's stream in a model file (tests/python/test_partial_fit.py resumes it):
+    # an entry that cannot resume it is refused at the file, not at the next partial_fit.
+    x = overlapping_mixture(5)
+    gm = emix.GaussianMixture(n_components=2, random_state=0, device="cpu")
+    gm.partial_fit(x[:100]).partial_fit(x[100:200])
+    path = tmp_path / "m.json"
+    gm.save(path)
+    edited = json.loads(path.read_text())
+    assert edited["estimator"]["online"]["steps"] == 2
+    edited["estimator"]["online"][key] = value
+    path.write_text(json.dumps(edited))
+    with pytest.raises(emix.IoError, match=re.escape(expected)):
+        emix.load_model(path)
+
+
+def test_an_online_stream_of_another_model_is_an_io_error(tmp_path):
+    # Running statistics of another model's shape (a file's model edited by hand, say).
+    x = overlapping_mixture(5)
+    path = tmp_path / "m.json"
+    emix.GaussianMixture(n_components=2, random_state=0, device="cpu").partial_fit(x).save(path)
+    other = emix.GaussianMixture(n_components=3, random_state=0, device="cpu").partial_fit(x)
+    edited = json.loads(path.read_text())
+    edited["estimator"]["online"] = json.loads(
+        emix._base._estimator_section(other))["online"]
+    path.write_text(json.dumps(edited))
+    with pytest.raises(emix.IoError, match="running statistics are of 3 components"):
         emix.load_model(path)
 
 
