@@ -11,6 +11,7 @@
 
 #include "core/em.hpp"
 #include "core/maximize.hpp"
+#include "core/threads.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -63,17 +64,21 @@ TEST_P(EveryShape, LogLikelihoodNeverDecreases) {
 
 TEST_P(EveryShape, BitwiseIdenticalWithOneTwoAndThreeThreads) {
   const Shape s = GetParam();
-  const emix::Model truth = emix::testing::random_model(s.family, s.covariance, 3, 5, 21, 6, 2.0);
-  const std::int64_t n = 40000;  // many tiles
+  // Work enough for three threads in every pass (threads_for_work: 2^22 multiply-adds each):
+  // the k-means of 2^17 rows x 8 centres x 10 features, and the engine's passes, take them.
+  const int k = 8, d = 10;
+  const emix::Model truth = emix::testing::random_model(s.family, s.covariance, k, d, 21, 6, 2.0);
+  const std::int64_t n = 1 << 17;
+  ASSERT_GE(emix::threads_for_work(static_cast<double>(n) * k * d, 3), 3);
   const emix::Sample data = emix::sample(truth, n, 22);
   std::vector<emix::FitReport> reports;
   for (int threads : {1, 2, 3}) {
-    emix::FitOptions o = options_for(s, 3);
+    emix::FitOptions o = options_for(s, k);
     o.tol = 0;
     o.max_iter = 5;
     o.seed = 5;
     o.engine.n_threads = threads;
-    reports.push_back(emix::fit(emix::DataView::host(data.x.data(), n, 5), o));
+    reports.push_back(emix::fit(emix::DataView::host(data.x.data(), n, d), o));
   }
   const auto same = [](const std::vector<double>& a, const std::vector<double>& b) {
     return a.size() == b.size() &&

@@ -45,15 +45,20 @@ constexpr Eigen::Index kBlockRows = 2048;
 
 Eigen::Index block_count(Eigen::Index n) { return (n + kBlockRows - 1) / kBlockRows; }
 
-// Calls body(block, begin, rows) for blocks [first, last) of n rows on `threads` threads, each
-// with FTZ / DAZ set for the duration. The caller's InterruptCheck runs between blocks: one pass
-// of an initialisation (the M-step of 131,072 random assignments, say) can take seconds.
+// Calls body(block, begin, rows) for blocks [first, last) of n rows, each with FTZ / DAZ set for
+// the duration, on up to `threads` threads: as many as rows x work_per_row (multiply-adds) keep
+// busy (threads_for_work), and no more than there are blocks. The caller's InterruptCheck runs
+// between blocks: one pass of an initialisation (the M-step of 131,072 random assignments, say)
+// can take seconds.
 template <typename Body>
 void for_each_block(Eigen::Index n, Eigen::Index first, Eigen::Index last, int threads,
-                    const Body& body) {
+                    double work_per_row, const Body& body) {
+  const Eigen::Index rows = std::min(n, last * kBlockRows) - first * kBlockRows;
+  const int used = static_cast<int>(std::min<Eigen::Index>(
+      last - first, threads_for_work(static_cast<double>(rows) * work_per_row, threads)));
   std::exception_ptr interrupted;
   std::atomic<bool> stop{false};
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(used) if (used > 1)
   {
     const cpu::ScopedFlushDenormals flush;
 #pragma omp for schedule(dynamic, 1)
@@ -71,8 +76,8 @@ void for_each_block(Eigen::Index n, Eigen::Index first, Eigen::Index last, int t
 }
 
 template <typename Body>
-void for_each_block(Eigen::Index n, int threads, const Body& body) {
-  for_each_block(n, 0, block_count(n), threads, body);
+void for_each_block(Eigen::Index n, int threads, double work_per_row, const Body& body) {
+  for_each_block(n, 0, block_count(n), threads, work_per_row, body);
 }
 
 // total (size values) = the sum, in block order, of body(begin, rows, sums) over the blocks of n
@@ -81,8 +86,8 @@ void for_each_block(Eigen::Index n, int threads, const Body& body) {
 // least): a full scatter at D = 2048 is 32 MiB a component, and one set of sums per block of all
 // the rows would have been K D / 2048 times the data's size.
 template <typename Body>
-void sum_blocks_in_order(Eigen::Index n, int threads, std::size_t size, double* total,
-                         const Body& body) {
+void sum_blocks_in_order(Eigen::Index n, int threads, double work_per_row, std::size_t size,
+                         double* total, const Body& body) {
   constexpr std::size_t kWaveBytes = std::size_t{64} << 20;
   const Eigen::Index blocks = block_count(n);
   const Eigen::Index wave = std::min(
@@ -93,7 +98,7 @@ void sum_blocks_in_order(Eigen::Index n, int threads, std::size_t size, double* 
   for (Eigen::Index first = 0; first < blocks; first += wave) {
     const Eigen::Index last = std::min(blocks, first + wave);
     std::fill(partial.begin(), partial.end(), 0.0);
-    for_each_block(n, first, last, threads,
+    for_each_block(n, first, last, threads, work_per_row,
                    [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
                      body(begin, rows, &partial[static_cast<std::size_t>(b - first) * size]);
                    });
@@ -224,23 +229,23 @@ Model maximize_from_assignments(const RowMatrix& x, const Eigen::VectorXd& w, co
     // Each component's weight and weighted sum, block by block, then its mean.
     const Eigen::Index per = k + std::int64_t{k} * d;
     std::vector<double> sums(static_cast<std::size_t>(block_count(n) * per), 0.0);
-    for_each_block(
-        n, thread_count(options), [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
-          double* nk = &sums[static_cast<std::size_t>(b * per)];
-          Eigen::Map<RowMatrix> sx(nk + k, k, d);
-          if (resp.size() == 0) {
-            for (Eigen::Index i = 0; i < rows; ++i) {
-              const int c = labels[static_cast<std::size_t>(begin + i)];
-              nk[c] += w[begin + i];
-              sx.row(c) += w[begin + i] * x.row(begin + i);
-            }
-            return;
-          }
-          const RowMatrix g =
-              resp.middleRows(begin, rows).array().colwise() * w.segment(begin, rows).array();
-          Eigen::Map<Eigen::RowVectorXd>(nk, k) = g.colwise().sum();
-          sx = g.transpose() * x.middleRows(begin, rows);
-        });
+    for_each_block(n, thread_count(options), static_cast<double>(per),
+                   [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
+                     double* nk = &sums[static_cast<std::size_t>(b * per)];
+                     Eigen::Map<RowMatrix> sx(nk + k, k, d);
+                     if (resp.size() == 0) {
+                       for (Eigen::Index i = 0; i < rows; ++i) {
+                         const int c = labels[static_cast<std::size_t>(begin + i)];
+                         nk[c] += w[begin + i];
+                         sx.row(c) += w[begin + i] * x.row(begin + i);
+                       }
+                       return;
+                     }
+                     const RowMatrix g = resp.middleRows(begin, rows).array().colwise() *
+                                         w.segment(begin, rows).array();
+                     Eigen::Map<Eigen::RowVectorXd>(nk, k) = g.colwise().sum();
+                     sx = g.transpose() * x.middleRows(begin, rows);
+                   });
     Eigen::RowVectorXd nk = Eigen::RowVectorXd::Zero(k);
     RowMatrix sx = RowMatrix::Zero(k, d);
     for (Eigen::Index b = 0; b < block_count(n); ++b) {
@@ -255,7 +260,7 @@ Model maximize_from_assignments(const RowMatrix& x, const Eigen::VectorXd& w, co
   const std::size_t size = layout.size();
   std::vector<double> stats(size, 0.0);
   sum_blocks_in_order(
-      n, thread_count(options), size, stats.data(),
+      n, thread_count(options), static_cast<double>(size), size, stats.data(),
       [&](Eigen::Index begin, Eigen::Index rows, double* block_stats) {
         const auto q_of = [&](int c) {
           return block_stats + layout.q() + static_cast<std::size_t>(c) * layout.q_per_component();
@@ -593,14 +598,14 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
       candidate_norms[t] = norms[picks[t]];
     }
     std::vector<double> potentials(static_cast<std::size_t>(candidates), 0.0);
-    sum_blocks_in_order(n, threads, potentials.size(), potentials.data(),
-                        [&](Eigen::Index begin, Eigen::Index rows, double* sums) {
-                          std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * seed_kp);
-                          seed(x.row(begin).data(), norms.data() + begin, w.data() + begin,
-                               nearest.data() + begin, rows, static_cast<int>(d),
-                               candidates_t.data(), candidate_norms.data(), candidates, seed_kp,
-                               dots.data(), nearer.data() + begin, n, sums);
-                        });
+    sum_blocks_in_order(
+        n, threads, static_cast<double>(candidates) * d, potentials.size(), potentials.data(),
+        [&](Eigen::Index begin, Eigen::Index rows, double* sums) {
+          std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * seed_kp);
+          seed(x.row(begin).data(), norms.data() + begin, w.data() + begin, nearest.data() + begin,
+               rows, static_cast<int>(d), candidates_t.data(), candidate_norms.data(), candidates,
+               seed_kp, dots.data(), nearer.data() + begin, n, sums);
+        });
     const int best = static_cast<int>(std::min_element(potentials.begin(), potentials.end()) -
                                       potentials.begin());
     centres.row(c) = x.row(picks[best]);
@@ -622,14 +627,16 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
     const Eigen::VectorXd centre_norms = centres.rowwise().squaredNorm();
     const bool last = it == iterations;
     centres_t.leftCols(k) = centres.transpose();
-    for_each_block(n, threads, [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
-      std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * kp);
-      const auto assign = width == 4 ? assign_block<4> : assign_block<8>;
-      block_changed[static_cast<std::size_t>(b)] = assign(
-          x.row(begin).data(), norms.data() + begin, w.data() + begin, rows, static_cast<int>(d),
-          centres_t.data(), centre_norms.data(), k, kp, !last, dots.data(), labels.data() + begin,
-          own.data() + begin, block_sums.row(b * k).data(), block_counts.row(b).data());
-    });
+    for_each_block(n, threads, static_cast<double>(k) * d,
+                   [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
+                     std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * kp);
+                     const auto assign = width == 4 ? assign_block<4> : assign_block<8>;
+                     block_changed[static_cast<std::size_t>(b)] =
+                         assign(x.row(begin).data(), norms.data() + begin, w.data() + begin, rows,
+                                static_cast<int>(d), centres_t.data(), centre_norms.data(), k, kp,
+                                !last, dots.data(), labels.data() + begin, own.data() + begin,
+                                block_sums.row(b * k).data(), block_counts.row(b).data());
+                   });
     const bool changed =
         std::find(block_changed.begin(), block_changed.end(), 1) != block_changed.end();
     if (!changed || last) break;

@@ -1031,16 +1031,8 @@ class CpuEngine final : public Engine {
     cpu::check_interrupted(runs);
   }
 
-  // Threads for a pass of about `work` multiply-adds (rows x components x features): at most one
-  // per 2^22 of them. Each parallel region wakes every thread, microseconds on an idle machine but
-  // up to a scheduler time slice (4 ms) on a busy one, which small data cannot repay: a diag fit
-  // of breast_cancer (569 x 30) took 20-28 ms an iteration with two threads on busy cores, 0.05 ms
-  // with one. Results do not depend on the thread count.
-  int threads_for(double work) const {
-    constexpr double kWorkPerThread = 1 << 22;
-    return static_cast<int>(
-        std::clamp(std::ceil(work / kWorkPerThread), 1.0, static_cast<double>(threads_)));
-  }
+  // Threads for a pass of about `work` multiply-adds (rows x components x features).
+  int threads_for(double work) const { return threads_for_work(work, threads_); }
 
   // Slots bound a model's memory (settings.slot_memory_bytes, 64 MiB); a power of two up to 64,
   // fixed by the problem's shape, never by the thread count.

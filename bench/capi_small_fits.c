@@ -1,0 +1,81 @@
+/* Wall time of whole small fits (k-means++ and k-means, then EM) through the C API, as a user
+ * fitting many small data sets (one per gene, per sample, per parameter of a sweep) pays it:
+ * N x D rows in two clusters 3 apart, K components, full covariance, float64, CPU engine with
+ * OpenMP's default thread count, a new seed each fit; the median and the 90th percentile of REPS
+ * fits. With "busy", a child process spins on one core meanwhile, as another program, a Dask
+ * worker or a second fit of a joblib loop does on a user's machine: a parallel region then waits
+ * for a thread the scheduler put behind it.
+ *   capi_small_fits N D K REPS [busy] */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emix/emix.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int by_value(const void* a, const void* b) {
+  const double x = *(const double*)a, y = *(const double*)b;
+  return (x > y) - (x < y);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 5) {
+    fprintf(stderr, "usage: %s N D K REPS [busy]\n", argv[0]);
+    return 2;
+  }
+  const long n = atol(argv[1]), d = atol(argv[2]);
+  const int k = atoi(argv[3]), reps = atoi(argv[4]);
+  const int busy = argc > 5 && strcmp(argv[5], "busy") == 0;
+  double* x = malloc(sizeof(double) * (size_t)(n * d));
+  double* seconds = malloc(sizeof(double) * (size_t)reps);
+  if (!x || !seconds || n < 1 || d < 1 || k < 1 || reps < 1) return 1;
+  srand(1);
+  for (long i = 0; i < n * d; ++i) x[i] = (i / d % 2 ? 3.0 : 0.0) + (double)rand() / RAND_MAX;
+  pid_t spinner = 0;
+  if (busy) {
+    spinner = fork();
+    if (spinner == 0) {
+      for (volatile unsigned long spin = 0;; ++spin) {
+      }
+    }
+  }
+  emix_options* options = NULL;
+  emix_options_create(&options);
+  emix_options_set_n_components(options, k);
+  emix_options_set_device(options, EMIX_DEVICE_CPU);
+  int status = 0;
+  for (int r = 0; r < reps && status == 0; ++r) {
+    emix_model* model = NULL;
+    emix_fit_result result;
+    emix_options_set_seed(options, (uint64_t)r);
+    const double start = now();
+    if (emix_fit(options, x, n, d, EMIX_FLOAT64, EMIX_HOST, NULL, &model, &result) != EMIX_OK) {
+      fprintf(stderr, "%s\n", emix_last_error());
+      status = 1;
+    }
+    seconds[r] = now() - start;
+    emix_model_destroy(model);
+  }
+  if (spinner > 0) {
+    kill(spinner, SIGKILL);
+    waitpid(spinner, NULL, 0);
+  }
+  if (status == 0) {
+    qsort(seconds, (size_t)reps, sizeof(double), by_value);
+    printf("N %ld, D %ld, K %d%s: median %.3f ms, p90 %.3f ms a fit\n", n, d, k,
+           busy ? ", one core busy" : "", 1e3 * seconds[reps / 2], 1e3 * seconds[reps * 9 / 10]);
+  }
+  emix_options_destroy(options);
+  free(x);
+  free(seconds);
+  return status;
+}
