@@ -599,7 +599,7 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
     }
     std::vector<double> potentials(static_cast<std::size_t>(candidates), 0.0);
     sum_blocks_in_order(
-        n, threads, static_cast<double>(candidates) * d, potentials.size(), potentials.data(),
+        n, threads, static_cast<double>(candidates * d), potentials.size(), potentials.data(),
         [&](Eigen::Index begin, Eigen::Index rows, double* sums) {
           std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * seed_kp);
           seed(x.row(begin).data(), norms.data() + begin, w.data() + begin, nearest.data() + begin,
@@ -627,7 +627,7 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
     const Eigen::VectorXd centre_norms = centres.rowwise().squaredNorm();
     const bool last = it == iterations;
     centres_t.leftCols(k) = centres.transpose();
-    for_each_block(n, threads, static_cast<double>(k) * d,
+    for_each_block(n, threads, static_cast<double>(k * d),
                    [&](Eigen::Index b, Eigen::Index begin, Eigen::Index rows) {
                      std::vector<double> dots(static_cast<std::size_t>(kAssignRows) * kp);
                      const auto assign = width == 4 ? assign_block<4> : assign_block<8>;
