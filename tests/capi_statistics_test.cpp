@@ -156,13 +156,12 @@ TEST(CapiStatistics, MaximizeReportsEmptyComponentsAndRefusesNoWeight) {
   emix_options_destroy(options);
 }
 
-// A component that takes one row with reg_covar 0 collapses (its covariance all zeros):
-// emix_maximize returned EMIX_OK and a model that every later call refused, emix_model_write
-// included, with no warning saying which component.
-TEST(CapiStatistics, MaximizeRefusesACollapsedComponentNamingIt) {
-  const double weights[2] = {0.5, 0.5}, means[4] = {0, 0, 100, 100};
-  const double covariances[8] = {1, 0, 0, 1, 1, 0, 0, 1};
-  const double x[10] = {0.1, 0.2, -0.3, 0.5, 0.7, -0.1, 0.2, 0.2, 100, 100};  // one row near 1
+// Two full components of unit covariance at `means`, the statistics of `rows` rows x (2
+// features), and emix_maximize with reg_covar 0: refused, naming covariance `component` and what
+// to do; with the default reg_covar, a model.
+void expect_collapse_refused(const double* means, const double* x, std::int64_t rows,
+                             int component) {
+  const double weights[2] = {0.5, 0.5}, covariances[8] = {1, 0, 0, 1, 1, 0, 0, 1};
   emix_model* model = nullptr;
   ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, 2, 2, 0, weights, means, covariances,
                               nullptr, &model),
@@ -172,12 +171,14 @@ TEST(CapiStatistics, MaximizeRefusesACollapsedComponentNamingIt) {
   ASSERT_EQ(emix_options_create(&options), EMIX_OK);
   ASSERT_EQ(emix_options_set_device(options, EMIX_DEVICE_CPU), EMIX_OK);
   emix_statistics* statistics = nullptr;
-  ASSERT_EQ(emix_accumulate(model, options, x, 5, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
-            EMIX_OK);
+  ASSERT_EQ(
+      emix_accumulate(model, options, x, rows, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+      EMIX_OK);
   ASSERT_EQ(emix_options_set_reg_covar(options, 0.0), EMIX_OK);
   emix_model* next = nullptr;
   EXPECT_EQ(emix_maximize(model, statistics, options, &next), EMIX_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(emix_last_error()).find("covariance 1 is not positive definite"),
+  EXPECT_NE(std::string(emix_last_error())
+                .find("covariance " + std::to_string(component) + " is not positive definite"),
             std::string::npos)
       << emix_last_error();
   EXPECT_NE(std::string(emix_last_error()).find("a fit re-seeds such a component"),
@@ -190,6 +191,37 @@ TEST(CapiStatistics, MaximizeRefusesACollapsedComponentNamingIt) {
   emix_statistics_destroy(statistics);
   emix_model_destroy(model);
   emix_options_destroy(options);
+}
+
+// A component that takes one row with reg_covar 0 collapses (its covariance all zeros):
+// emix_maximize returned EMIX_OK and a model that every later call refused, emix_model_write
+// included, with no warning saying which component.
+TEST(CapiStatistics, MaximizeRefusesACollapsedComponentNamingIt) {
+  const double means[4] = {0, 0, 100, 100};
+  const double x[10] = {0.1, 0.2, -0.3, 0.5, 0.7, -0.1, 0.2, 0.2, 100, 100};  // one row near 1
+  expect_collapse_refused(means, x, 5, 1);
+}
+
+// Rows on the line y = x: component 0's new covariance is singular, but rounding left its
+// Cholesky factorisation a pivot just above 0, which the model check passes; emix_maximize
+// returned EMIX_OK, and the model scored a row off the line at -4.5e15. A fit calls the same
+// covariance singular (16 d epsilon of a variance), and so does emix_maximize now.
+TEST(CapiStatistics, MaximizeRefusesACovarianceSingularToRounding) {
+  const double means[4] = {0.5, 0.5, 2.5, 2.5};
+  const double x[8] = {0, 0, 1, 1, 2, 2, 3, 3};
+  expect_collapse_refused(means, x, 4, 0);
+  // The case this test is for: the model check alone passes the M-step's result.
+  emix::Model start;
+  start.n_components = 2;
+  start.n_features = 2;
+  start.weights = {0.5, 0.5};
+  start.means.assign(means, means + 4);
+  start.covariances = {1, 0, 0, 1, 1, 0, 0, 1};
+  emix::MStepOptions unregularised;
+  unregularised.reg_covar = 0;
+  const emix::Model stepped =
+      emix::maximize(start, emix::accumulate(start, emix::DataView::host(x, 4, 2)), unregularised);
+  EXPECT_NO_THROW(stepped.validate());
 }
 
 }  // namespace

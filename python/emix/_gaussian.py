@@ -95,20 +95,20 @@ def _precisions_cholesky(covariances, covariance_type, model=None):
                 try:
                     np.linalg.cholesky(matrix)
                 except np.linalg.LinAlgError:
-                    _raise_not_positive(c, covariance_type)
+                    raise_not_positive(c, covariance_type)
             raise
         return np.swapaxes(np.linalg.inv(lower), -1, -2)
     bad = np.flatnonzero(~(covariances.reshape(-1) > 0))
     if bad.size:
-        _raise_not_positive(int(bad[0]) // (covariances.shape[-1] if covariances.ndim == 2 else 1),
+        raise_not_positive(int(bad[0]) // (covariances.shape[-1] if covariances.ndim == 2 else 1),
                             covariance_type)
     return 1.0 / np.sqrt(covariances)
 
 
-def _raise_not_positive(component, covariance_type):
-    # A model the M-step gave (emix.maximize), with reg_covar = 0 or with rows so far apart
-    # that their scatter overflows: fit re-seeds such a component, or stops with an error that
-    # names it.
+def raise_not_positive(component, covariance_type):
+    """InvalidArgument for a model the M-step gave (emix.maximize) with reg_covar = 0 or with
+    rows so far apart that their scatter overflows: fit re-seeds such a component, or stops
+    with an error that names it."""
     which = "the tied covariance" if covariance_type == "tied" else (
         f"the covariance of component {component}")
     raise InvalidArgument(f"{which} is not positive definite: its rows lie in a subspace (a "

@@ -15,6 +15,7 @@ from . import _emix
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, in_rows, is_device_array
 from ._engine import engine_options
+from ._gaussian import raise_not_positive
 
 
 class Statistics:
@@ -342,6 +343,15 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
             raise InvalidArgument(f"{name} must be a number, got {value!r}")
         setattr(options, name, type(getattr(options, name))(value))
     new_model, empty = _emix.maximize(m, statistics._native, options)
+    # What a fit re-seeds, refused as documented, before the model is checked: where rounding
+    # left its factorisation a pivot just above 0, that check passed a model that scored rows
+    # at -4e15.
+    try:
+        collapsed = _emix.collapsed_components(new_model, options.reg_covar)
+    except _emix.NumericalError:  # a singular tied covariance
+        collapsed = [0]
+    if collapsed:
+        raise_not_positive(collapsed[0], new_model.covariance)
     if isinstance(model, _emix.Model):
         return new_model
     out = copy.copy(model)

@@ -877,7 +877,7 @@ class _Reseeder:
 
     def reseed(self, previous, model, empty, iteration):
         reg_covar = self.mstep.reg_covar
-        singular = [c for c in _singular_components(model, reg_covar) if c not in empty]
+        singular = [c for c in _emix.collapsed_components(model, reg_covar) if c not in empty]
         # A collapsed component restarts from the other components' covariances (core/em.cpp,
         # pooled_covariance), when some are left.
         pool = [c for c in range(model.n_components) if c not in singular and c not in empty]
@@ -886,7 +886,7 @@ class _Reseeder:
             pool = None
         restart = None
         if singular and pool is None:
-            before = _singular_components(previous, reg_covar)
+            before = _emix.collapsed_components(previous, reg_covar)
             for c in singular:
                 if c in before:
                     raise _emix.NumericalError(
@@ -977,31 +977,6 @@ def _pooled_covariance(parameters, pool):
         total += weights[c]
         result += weights[c] * covariances[c]
     return result / total
-
-
-def _singular_components(model, reg_covar):
-    """Components whose covariance is singular by the in-memory fit's own rules
-    (_emix.numerically_singular; with reg_covar 0, _emix.covariance_unresolved too). A singular
-    tied covariance cannot be re-seeded: NumericalError, as in the in-memory fit."""
-    if model.family != "gaussian":
-        return []
-    unresolved = ([c for c in range(model.n_components)
-                   if _emix.covariance_unresolved(model, c)] if reg_covar == 0 else [])
-    covariances = np.asarray(model.covariances, dtype=np.float64)
-    if model.covariance in ("diag", "spherical"):
-        per_component = covariances.reshape(model.n_components, -1)
-        return [c for c in range(model.n_components)
-                if not np.all(per_component[c] > 0) or c in unresolved]
-    def factors(a):
-        return not _emix.numerically_singular(np.ascontiguousarray(a, dtype=np.float64),
-                                              reg_covar)
-
-    if model.covariance == "tied":
-        if not factors(covariances.reshape(model.n_features, model.n_features)):
-            raise _emix.NumericalError("the tied covariance is singular; the data may lie in a "
-                                       "subspace: increase reg_covar")
-        return []
-    return [c for c in range(model.n_components) if not factors(covariances[c]) or c in unresolved]
 
 
 _DEFAULT_INIT_SAMPLE_ROWS = 100_000

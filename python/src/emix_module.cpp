@@ -1170,19 +1170,9 @@ void define_module(nb::module_& m) {
       },
       nb::arg("covariance"), nb::arg("reg_covar"),
       "Whether an M-step's covariance is singular in double arithmetic (core/maximize.hpp).");
-  m.def(
-      "covariance_unresolved",
-      [](const emix::Model& model, int component) {
-        if (component < 0 || component >= model.n_components) {
-          throw emix::InvalidArgument("covariance_unresolved: component " +
-                                      std::to_string(component) + " is outside 0.." +
-                                      std::to_string(model.n_components - 1));
-        }
-        return emix::covariance_unresolved(model, component);
-      },
-      nb::arg("model"), nb::arg("component"),
-      "Whether a component's covariance is what a collapse onto coinciding rows leaves, which "
-      "reg_covar = 0 fits re-seed (core/maximize.hpp).");
+  m.def("collapsed_components", &emix::collapsed_components, nb::arg("model"), nb::arg("reg_covar"),
+        "The components of an M-step's result that a fit takes for collapsed and re-seeds; "
+        "NumericalError for a singular tied covariance (core/maximize.hpp).");
 }
 
 }  // namespace

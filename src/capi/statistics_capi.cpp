@@ -2,8 +2,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "capi/capi.hpp"
+#include "core/maximize.hpp"
 #include "emix/errors.hpp"
 #include "emix/statistics.hpp"
 
@@ -103,15 +105,23 @@ emix_status emix_maximize(const emix_model* model, const emix_statistics* statis
     auto handle = std::make_unique<emix_model>();
     std::vector<int> empty;
     handle->model = emix::maximize(model->model, statistics->statistics, m, &empty);
+    // emix::maximize returns a collapsed component as it is, for a C++ caller to re-seed; a C
+    // caller got EMIX_OK and a model every later call refused, even emix_model_write, or, where
+    // rounding left its factorisation a pivot just above 0, one that scored rows at -4e15.
+    const std::string why =
+        ": its rows lie in a subspace (a component collapsed; reg_covar > 0 prevents it) or "
+        "spread beyond double precision (rescale the data); a fit re-seeds such a component";
     try {
-      // emix::maximize returns a collapsed component as it is, for a C++ caller to re-seed; a C
-      // caller got EMIX_OK and a model every later call refused, even emix_model_write.
       handle->model.validate();
+      const std::vector<int> collapsed = emix::collapsed_components(handle->model, m.reg_covar);
+      if (!collapsed.empty()) {
+        throw emix::InvalidArgument("model: covariance " + std::to_string(collapsed.front()) +
+                                    " is not positive definite");
+      }
     } catch (const emix::InvalidArgument& e) {
-      throw emix::InvalidArgument(std::string(e.what()) +
-                                  ": its rows lie in a subspace (a component collapsed; reg_covar "
-                                  "> 0 prevents it) or spread beyond double precision (rescale "
-                                  "the data); a fit re-seeds such a component");
+      throw emix::InvalidArgument(std::string(e.what()) + why);
+    } catch (const emix::NumericalError& e) {  // a singular tied covariance
+      throw emix::InvalidArgument(std::string(e.what()) + why);
     }
     if (!empty.empty()) {  // told through the model's warnings, as a fit's are
       std::string which;

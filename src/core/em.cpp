@@ -52,51 +52,6 @@ std::string format_number(double value) {
   return buffer;
 }
 
-// Components whose (full or tied) covariance does not factor.
-std::vector<int> singular_components(const Model& model, double reg_covar) {
-  std::vector<int> bad;
-  if (model.family != Family::kGaussian) return bad;
-  const int d = model.n_features;
-  const auto factors = [d, reg_covar](const double* a) {
-    return !numerically_singular(a, d, reg_covar);
-  };
-  switch (model.covariance) {
-    case Covariance::kFull:
-      for (int c = 0; c < model.n_components; ++c) {
-        if (!factors(&model.covariances[static_cast<std::size_t>(c) * d * d])) bad.push_back(c);
-      }
-      break;
-    case Covariance::kTied:
-      if (!factors(model.covariances.data())) {
-        throw NumericalError(
-            "the tied covariance is singular; the data may lie in a subspace: increase reg_covar");
-      }
-      break;
-    case Covariance::kDiag:
-    case Covariance::kSpherical: {
-      const std::size_t per = model.covariances.size() / model.n_components;
-      for (std::size_t i = 0; i < model.covariances.size(); ++i) {
-        const int c = static_cast<int>(i / per);
-        if (!(model.covariances[i] > 0) && (bad.empty() || bad.back() != c)) bad.push_back(c);
-      }
-      break;
-    }
-  }
-  return bad;
-}
-
-// `singular` with the components whose covariance is what a collapse onto coinciding rows
-// leaves (covariance_unresolved; reg_covar 0 only), in order.
-std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vector<int> singular) {
-  if (reg_covar > 0) return singular;
-  for (int c = 0; c < model.n_components; ++c) {
-    if (covariance_unresolved(model, c)) singular.push_back(c);
-  }
-  std::sort(singular.begin(), singular.end());
-  singular.erase(std::unique(singular.begin(), singular.end()), singular.end());
-  return singular;
-}
-
 // What a component that collapsed or emptied restarts from: the mean of the covariances of the
 // components not in `excluded` (those that collapsed or emptied), by weight; empty for a tied
 // model or when no component is left. A collapsed component's own previous covariance was the
@@ -395,8 +350,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
       // No component is left to take a covariance from, and the collapsed one restarts from
       // its previous covariance; when that one is singular too, it has nothing to restart from
       // (one component over rows in a subspace, say).
-      const std::vector<int> before = with_unresolved(
-          model_, options_.reg_covar, singular_components(model_, options_.reg_covar));
+      const std::vector<int> before = collapsed_components(model_, options_.reg_covar);
       for (int c : singular) {
         if (std::find(before.begin(), before.end(), c) != before.end()) {
           throw NumericalError("component " + std::to_string(c) +
@@ -469,11 +423,9 @@ bool EmRun::data_in_subspace(Engine& engine) {
   const Model overall = maximize(all, prepared, values.data(), mstep_, &empty);
   if (!empty.empty()) return false;
   try {
-    return !with_unresolved(overall, options_.reg_covar,
-                            singular_components(overall, options_.reg_covar))
-                .empty();
+    return !collapsed_components(overall, options_.reg_covar).empty();
   } catch (const NumericalError&) {
-    return true;  // singular_components' word for a singular tied covariance
+    return true;  // collapsed_components' word for a singular tied covariance
   }
 }
 

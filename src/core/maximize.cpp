@@ -177,6 +177,48 @@ bool covariance_unresolved(const Model& model, int c) {
   return false;
 }
 
+std::vector<int> singular_components(const Model& model, double reg_covar) {
+  std::vector<int> bad;
+  if (model.family != Family::kGaussian) return bad;
+  const int d = model.n_features;
+  const auto factors = [d, reg_covar](const double* a) {
+    return !numerically_singular(a, d, reg_covar);
+  };
+  switch (model.covariance) {
+    case Covariance::kFull:
+      for (int c = 0; c < model.n_components; ++c) {
+        if (!factors(&model.covariances[static_cast<std::size_t>(c) * d * d])) bad.push_back(c);
+      }
+      break;
+    case Covariance::kTied:
+      if (!factors(model.covariances.data())) {
+        throw NumericalError(
+            "the tied covariance is singular; the data may lie in a subspace: increase reg_covar");
+      }
+      break;
+    case Covariance::kDiag:
+    case Covariance::kSpherical: {
+      const std::size_t per = model.covariances.size() / model.n_components;
+      for (std::size_t i = 0; i < model.covariances.size(); ++i) {
+        const int c = static_cast<int>(i / per);
+        if (!(model.covariances[i] > 0) && (bad.empty() || bad.back() != c)) bad.push_back(c);
+      }
+      break;
+    }
+  }
+  return bad;
+}
+
+std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vector<int> singular) {
+  if (reg_covar > 0) return singular;
+  for (int c = 0; c < model.n_components; ++c) {
+    if (covariance_unresolved(model, c)) singular.push_back(c);
+  }
+  std::sort(singular.begin(), singular.end());
+  singular.erase(std::unique(singular.begin(), singular.end()), singular.end());
+  return singular;
+}
+
 bool scatter_lost_digits(const Model& next, const StatisticsLayout& layout, const double* stats) {
   if (next.family != Family::kGaussian || !layout.has_scatter) return false;
   constexpr double kLargestRatio = 840;

@@ -78,6 +78,20 @@ bool numerically_singular(const double* covariance, int d, double reg_covar);
 // as nanosecond timestamps near 1.7e18 that differ by microseconds, stay above it.
 bool covariance_unresolved(const Model& model, int c);
 
+// Gaussian components of `model` (an M-step's result under this reg_covar) whose covariance does
+// not factor in double (numerically_singular; a diag or spherical variance not above 0), in
+// order; throws NumericalError for a singular tied covariance, which no re-seed mends.
+std::vector<int> singular_components(const Model& model, double reg_covar);
+
+// `singular` with the components whose covariance is what a collapse onto coinciding rows
+// leaves (covariance_unresolved; reg_covar 0 only), in order.
+std::vector<int> with_unresolved(const Model& model, double reg_covar, std::vector<int> singular);
+
+// The components a fit takes for collapsed and re-seeds: both of the above.
+inline std::vector<int> collapsed_components(const Model& model, double reg_covar) {
+  return with_unresolved(model, reg_covar, singular_components(model, reg_covar));
+}
+
 // The same with the layout and centres of `prepared`.
 inline Model maximize(const Model& current, const PreparedModel& prepared, const double* stats,
                       const MaximizeOptions& options, std::vector<int>* empty) {

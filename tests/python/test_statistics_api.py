@@ -149,6 +149,22 @@ def test_maximize_names_a_component_that_collapsed_without_reg_covar(covariance_
         emix.maximize(gm, emix.accumulate(gm, x))
 
 
+def test_maximize_refuses_a_covariance_singular_to_rounding():
+    # Rows on the line y = x: component 0's new covariance is singular, but rounding left its
+    # factorisation a pivot just above 0, which the model check passed; the model scored a row
+    # off the line at -4.5e15. fit calls it singular (16 d epsilon of a variance), and so does
+    # maximize.
+    x = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    gm = quiet_fit(emix.GaussianMixture(2, reg_covar=0, weights_init=[0.5, 0.5],
+                                        means_init=[[0.5, 0.5], [2.5, 2.5]],
+                                        precisions_init=np.stack([np.eye(2)] * 2),
+                                        random_state=0, device="cpu", max_iter=0), x)
+    with pytest.raises(emix.InvalidArgument,
+                       match="covariance of component 0 is not positive definite.*reg_covar > 0"):
+        emix.maximize(gm, emix.accumulate(gm, x))
+    emix.maximize(gm, emix.accumulate(gm, x), reg_covar=1e-6)  # the default: no collapse
+
+
 def test_maximize_refuses_a_corrupted_scatter():
     x = overlapping_mixture(12, n=200)
     gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu", max_iter=2), x)
