@@ -497,6 +497,16 @@ void expect_bad_sources_named(bool announce) {
   weightless.announce_rows = announce;
   const std::string zero_message = message_of([&] { emix::fit(weightless, o); });
   EXPECT_NE(zero_message.find("sample weights sum to 0"), std::string::npos) << zero_message;
+  // Weights all so small that their products with responsibilities flush to 0: the largest of
+  // every chunk's, judged once all are checked (a chunk of them beside larger ones is fine).
+  std::vector<double> tiny(1000, 1e-302);
+  VectorChunks underflowing(x, 1000, 3, 100, &tiny);
+  underflowing.announce_rows = announce;
+  const std::string tiny_message = message_of([&] { emix::fit(underflowing, o); });
+  EXPECT_NE(tiny_message.find("chunk source: sample weights are all below"), std::string::npos)
+      << tiny_message;
+  std::fill(tiny.begin() + 900, tiny.end(), 1.0);
+  EXPECT_NO_THROW(emix::fit(underflowing, o));
 
   // An Inf in the last chunk, with starting parameters given (no sample is read): found by the
   // first E-step, before any iteration is reported.

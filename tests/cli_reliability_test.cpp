@@ -726,6 +726,14 @@ TEST_F(CliTest, BadValuesAreNamedInTheirFile) {
   write("w.txt", weights);
   expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
                  {"sample weights sum to inf (their sum overflows double precision)"});
+  // Normal but all tiny: their products with responsibilities flushed to 0, every component was
+  // "empty", and a model of nonsense came out with exit 0.
+  weights.clear();
+  for (int i = 0; i < 20; ++i) weights += "1e-304\n";
+  write("w.txt", weights);
+  expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
+                 {"w.txt: the sample weights are all below", "the largest is 1e-304",
+                  "scale them up"});
 }
 
 // What a command prints is its result: when standard output cannot take it (a full disk, here

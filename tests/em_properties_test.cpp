@@ -124,6 +124,38 @@ TEST_P(EveryShape, IntegerSampleWeightsEqualRepeatedRows) {
   EXPECT_NEAR(weighted.log_likelihood, plain.log_likelihood, 1e-9 * std::abs(plain.log_likelihood));
 }
 
+// Only the weights' ratios matter: uniform weights of 2^-590 (a power of two scales every sum
+// exactly) give the unweighted fit bitwise, k-means start included, and its log-likelihood times
+// 2^-590. Below 2^-600 they are refused: uniform weights of 1e-302 once left every component
+// "empty" and returned a model of nonsense.
+TEST_P(EveryShape, TinyUniformWeightsGiveTheUnweightedFitOrAreRefused) {
+  const Shape s = GetParam();
+  const emix::Model truth = emix::testing::random_model(s.family, s.covariance, 2, 3, 41, 6, 2.0);
+  const std::int64_t n = 600;
+  const emix::Sample data = emix::sample(truth, n, 42);
+  emix::FitOptions o = options_for(s, 2);
+  o.seed = 43;
+  o.tol = 0;
+  o.max_iter = 10;
+  const emix::DataView x = emix::DataView::host(data.x.data(), n, 3);
+  const emix::FitReport plain = emix::fit(x, o);
+  const std::vector<double> tiny(n, std::ldexp(1.0, -590));
+  const emix::FitReport weighted = emix::fit(x, o, tiny.data());
+  EXPECT_EQ(weighted.model.weights, plain.model.weights);
+  EXPECT_EQ(weighted.model.means, plain.model.means);
+  EXPECT_EQ(weighted.model.covariances, plain.model.covariances);
+  EXPECT_EQ(weighted.model.probabilities, plain.model.probabilities);
+  EXPECT_EQ(weighted.log_likelihood, std::ldexp(plain.log_likelihood, -590));
+  const std::vector<double> tinier(n, 1e-302);
+  try {
+    emix::fit(x, o, tinier.data());
+    ADD_FAILURE() << "weights of 1e-302 were taken";
+  } catch (const emix::InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("the largest is 1e-302"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("scale them up"), std::string::npos) << e.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, EveryShape, ::testing::ValuesIn(kShapes),
                          [](const ::testing::TestParamInfo<Shape>& param_info) {
                            std::string name = emix::testing::describe(param_info.param.family,

@@ -366,7 +366,10 @@ class ChunkedEngine final : public Engine {
   void check_values(std::int64_t i, const DataView& view, const double* w) {
     check_values_of(i, view, w, "");
     double sum = 0;
-    for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) sum += w[r];
+    for (std::int64_t r = 0; w != nullptr && r < view.rows; ++r) {
+      sum += w[r];
+      largest_weight_ = std::max(largest_weight_, w[r]);
+    }
     chunk_weight_sums_[static_cast<std::size_t>(i)] = sum;
     checked_[static_cast<std::size_t>(i)] = true;
     if (++n_checked_ == static_cast<std::int64_t>(checked_.size()) && weighted_) {
@@ -374,6 +377,11 @@ class ChunkedEngine final : public Engine {
       weight_sum_ = 0;
       for (const double s : chunk_weight_sums_) weight_sum_ += s;
       if (!(weight_sum_ > 0)) throw InvalidArgument("chunk source: the sample weights sum to 0");
+      try {
+        check_largest_sample_weight(largest_weight_);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(std::string("chunk source: ") + e.what());
+      }
     }
   }
 
@@ -400,6 +408,7 @@ class ChunkedEngine final : public Engine {
   std::vector<bool> checked_;  // chunks whose values and weights have been checked
   std::vector<double> chunk_weight_sums_;
   double weight_sum_ = 0;  // once every chunk is checked
+  double largest_weight_ = 0;  // of the chunks checked so far
   std::int64_t n_checked_ = 0;
   std::vector<std::int64_t> chunk_rows_;
   std::vector<std::int64_t> first_row_;  // and the total at the end

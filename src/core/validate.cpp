@@ -478,10 +478,27 @@ double validate_model(const Model& m, bool factor) {
 
 void Model::validate() const { validate_model(*this, /*factor=*/true); }
 
+void check_largest_sample_weight(double largest) {
+  // Weights that are all tiny, though normal: each row's weight times its responsibilities (and
+  // squared deviations) falls below DBL_MIN, which the engines flush to 0. Uniform weights of
+  // 1e-298 moved the means by 2e-8 relative, of 1e-302 left every component "empty" and a
+  // model of nonsense with exit 0. Below 2^-600 (2.4e-181) no data set of sane scale needs
+  // them; above it a responsibility times a squared deviation keeps 1e127 of headroom.
+  constexpr double kSmallestLargestWeight = 0x1p-600;
+  if (largest < kSmallestLargestWeight) {
+    throw InvalidArgument("sample weights are all below " + number(kSmallestLargestWeight) +
+                          " (the largest is " + number(largest) +
+                          "): their products with the responsibilities fall below the smallest "
+                          "normal double, which the engines count as 0; only the weights' "
+                          "ratios matter: scale them up");
+  }
+}
+
 void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows) {
   if (!sample_weight) return;
   double normal_total = 0;
   double subnormal_total = 0;
+  double largest = 0;
   for (std::int64_t n = 0; n < rows; ++n) {
     const double w = sample_weight[n];
     if (!std::isfinite(w) || w < 0) {
@@ -489,6 +506,7 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool
                       "is " + number(w) + ", but a sample weight must be a finite number >= 0");
     }
     (w < DBL_MIN ? subnormal_total : normal_total) += w;
+    largest = std::max(largest, w);
   }
   const double total = normal_total + subnormal_total;
   // The engines flush subnormal numbers to zero (FTZ / DAZ): a weight below DBL_MIN counts as 0,
@@ -503,6 +521,7 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool
                           " against " + number(normal_total) +
                           " for the others; only the weights' ratios matter: scale them up");
   }
+  if (all_rows && total > 0) check_largest_sample_weight(largest);
   if (!std::isfinite(total)) {
     throw InvalidArgument("sample weights sum to " + number(total) +
                           " (their sum overflows double precision); only their ratios matter: "
