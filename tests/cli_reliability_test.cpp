@@ -731,9 +731,9 @@ TEST_F(CliTest, BadValuesAreNamedInTheirFile) {
   weights.clear();
   for (int i = 0; i < 20; ++i) weights += "1e-304\n";
   write("w.txt", weights);
-  expect_failure("fit data.npy -k 2 --sample-weight w.txt -o model.json",
-                 {"w.txt: the sample weights are all below", "the largest is 1e-304",
-                  "scale them up"});
+  expect_failure(
+      "fit data.npy -k 2 --sample-weight w.txt -o model.json",
+      {"w.txt: the sample weights are all below", "the largest is 1e-304", "scale them up"});
 }
 
 // What a command prints is its result: when standard output cannot take it (a full disk, here

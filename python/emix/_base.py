@@ -456,22 +456,35 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         initialisation. Here each initialisation r runs emix's initialisation alone (seed + r,
         max_iter 0), replaces the given parameters, and runs EM from there."""
         best = None
+        first_failure = None
         started = time.perf_counter()
         for run in range(int(self.n_init)):
-            options = self._options((seed + run) % 2**64)
-            options.n_init = 1
-            options.max_iter = 0
-            start = run_fit(options, None)
-            parameters = self._parameters_of(start.model)
-            parameters.update(given)
-            options = self._options(seed)
-            options.n_init = 1
-            options.init_model = self._make_model(n_features, parameters)
-            report = run_fit(options, self._hook(run))
+            try:
+                options = self._options((seed + run) % 2**64)
+                options.n_init = 1
+                options.max_iter = 0
+                start = run_fit(options, None)
+                parameters = self._parameters_of(start.model)
+                parameters.update(given)
+                options = self._options(seed)
+                options.n_init = 1
+                options.init_model = self._make_model(n_features, parameters)
+                report = run_fit(options, self._hook(run))
+            except _emix.NumericalError as error:
+                # A restart whose components kept collapsing is left out, as the library's own
+                # restarts are; the fit fails only when every one did.
+                if first_failure is None:
+                    first_failure = error
+                continue
             report.best_init = run
             report.init_seconds = report.init_seconds + start.seconds
             if best is None or _emix.better_restart(report.log_likelihood, best.log_likelihood):
                 best = report
+        if best is None:
+            if self.n_init == 1:
+                raise first_failure
+            raise _emix.NumericalError(f"all {self.n_init} restarts failed; the first: "
+                                       f"{first_failure}") from first_failure
         best.seconds = time.perf_counter() - started
         return best
 

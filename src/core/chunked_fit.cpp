@@ -407,7 +407,7 @@ class ChunkedEngine final : public Engine {
   std::int64_t rows_ = 0;
   std::vector<bool> checked_;  // chunks whose values and weights have been checked
   std::vector<double> chunk_weight_sums_;
-  double weight_sum_ = 0;  // once every chunk is checked
+  double weight_sum_ = 0;      // once every chunk is checked
   double largest_weight_ = 0;  // of the chunks checked so far
   std::int64_t n_checked_ = 0;
   std::vector<std::int64_t> chunk_rows_;

@@ -168,6 +168,31 @@ def test_a_restart_whose_components_kept_collapsing_fails_or_is_passed_over():
     assert not any("kept collapsing" in w for w in chosen_warnings)
 
 
+def test_restarts_from_some_given_parameters_pass_over_one_that_kept_collapsing():
+    """weights_init alone: each restart takes the rest from emix's initialisation (seed + r)
+    and runs EM on its own. Restart 0 keeps collapsing here (4 distinct rows, reg_covar=0);
+    the fit failed with it, though restarts 1..4 each converge alone. Where every restart
+    fails, the first's reason is given."""
+    X = np.repeat(np.random.default_rng(6).normal(size=(4, 3)), 10, axis=0)
+
+    def fit(k, n_init, random_state=0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return emix.GaussianMixture(k, covariance_type="diag", reg_covar=0, n_init=n_init,
+                                        weights_init=np.full(k, 1 / k), device="cpu",
+                                        random_state=random_state).fit(X)
+
+    with pytest.raises(emix.NumericalError, match="^components kept collapsing to the end"):
+        fit(2, 1)
+    alone = fit(2, 1, random_state=1)  # restart 1 is seed 0 + 1's initialisation
+    several = fit(2, 5)
+    assert several.report_.best_init == 1
+    np.testing.assert_array_equal(several.means_, alone.means_)
+    with pytest.raises(emix.NumericalError,
+                       match="^all 3 restarts failed; the first: components kept collapsing"):
+        fit(4, 3)
+
+
 def test_one_late_reseed_is_a_fit_that_ran_out_of_iterations():
     """A component collapses once, at iteration 40 (reg_covar=0); with max_iter 40 the step
     that re-seeded it cannot count toward convergence. That is a fit without enough iterations
