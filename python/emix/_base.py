@@ -1035,6 +1035,8 @@ def _estimator_section(estimator):
             value = check_dtype_parameter(value).name  # np.float32 itself too, as 'float32'
         if value is None or isinstance(value, (bool, str)):
             params[name] = value
+        elif isinstance(value, np.bool_):  # taken where a bool is (warm_start=np.True_)
+            params[name] = bool(value)
         elif _is_int(value):
             params[name] = int(value)
         elif _is_real(value) and math.isfinite(value):

@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _emix
 from ._emix import InvalidArgument
-from ._arrays import check_dtype_parameter
+from ._arrays import check_dtype_parameter, to_host_numpy
 from ._base import _BaseMixture, _is_int, _is_real, check_shape, check_weights
 
 _COMMON_PARAMETERS = """    n_components : int, default=1
@@ -148,8 +148,9 @@ class _DiscreteMixture(_BaseMixture):
             raise AttributeError("probabilities_ is not set")
         trials = state.get("_fitted_trials")
         # A model built from assigned attributes has no fitted trials: n_trials, as it is now.
+        probabilities = np.asarray(to_host_numpy(state["probabilities_"]), dtype=np.float64)
         return self._trials() if trials is None else trials, {
-            "weights": state["weights_"], "probabilities": state["probabilities_"]}
+            "weights": state["weights_"], "probabilities": probabilities}
 
     def _model_of(self, trials, sources):
         return self._make_model(sources["probabilities"].shape[1], sources, trials)

@@ -531,6 +531,9 @@ def test_the_kept_evaluator_follows_the_discrete_attributes():
     after = bm.score_samples(x)
     assert not np.array_equal(after, before)
     assert np.array_equal(after, _fresh(bm).score_samples(x))
+    # Lists, as GaussianMixture's means_ and covariances_ may be (an AttributeError on .shape).
+    bm.probabilities_ = bm.probabilities_.tolist()
+    assert np.array_equal(bm.score_samples(x), after)
 
 
 def test_a_binomial_model_of_assigned_attributes_follows_n_trials():

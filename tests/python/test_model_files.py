@@ -194,6 +194,17 @@ def test_parameters_and_feature_names_survive_a_round_trip(tmp_path):
         emix.load_model(path)
 
 
+def test_numpy_booleans_are_saved(tmp_path):
+    """warm_start=np.True_ is taken where a bool is, and was left out of the file: the loaded
+    model's warm_start was False."""
+    x = overlapping_mixture(8)
+    path = tmp_path / "m.json"
+    emix.GaussianMixture(2, warm_start=np.True_, fixed_weights=np.True_, random_state=0,
+                         device="cpu").fit(x).save(path)
+    loaded = emix.load_model(path)
+    assert loaded.warm_start is True and loaded.fixed_weights is True
+
+
 def test_a_dtype_given_as_a_type_is_saved(tmp_path):
     """dtype=np.float32 (the type, not the string) was left out of the file: the loaded model
     refitted in float64."""
