@@ -303,8 +303,10 @@ TEST(CapiModels, FilesRoundTripAndWarningsAreReadable) {
   EXPECT_EQ(read_json(again), written);
 
   // A section with fields missing or of other types is written back as it was, not as a record
-  // read into a report (which invented log_likelihood 0, n_iter 0, converged false, ...).
+  // read into a report (which invented log_likelihood 0, n_iter 0, converged false, ...); an
+  // "estimator" section too, which other programs own (null was read, then refused on writing).
   written["fit"] = {{"n_iter", "x"}, {"warnings", {"note", 3}}};
+  written["estimator"] = nullptr;
   {
     std::ofstream out(path);
     out << written.dump();

@@ -148,8 +148,8 @@ TEST_F(ModelFileTest, RoundTripIsBitwiseForEveryFamilyAndCovariance) {
 }
 
 // The "estimator" section (the Python package's class, parameters and feature names) is kept as
-// written and read back whole; a file without one reads as empty; text that is not a JSON
-// object is refused before anything is written.
+// written and read back whole; a file without one reads as empty; text that is not JSON is
+// refused before anything is written, and other JSON (a file's, as read) is written as it is.
 TEST_F(ModelFileTest, TheEstimatorSectionIsKeptForItsReader) {
   const Model m = random_model(Family::kGaussian, Covariance::kDiag, 2, 3, 7);
   const std::string section =
@@ -162,10 +162,15 @@ TEST_F(ModelFileTest, TheEstimatorSectionIsKeptForItsReader) {
   io::write_model(path("bare.json"), m);
   io::read_model(path("bare.json"), &fit, &estimator);
   EXPECT_EQ(estimator, "");
-  for (const std::string bad : {"[1, 2]", "{\"class\": ", "3"}) {
+  for (const std::string bad : {"{\"class\": ", "[1, 2", "nul"}) {
     EXPECT_THROW(io::write_model(path("bad.json"), m, nullptr, bad), emix::InvalidArgument) << bad;
   }
   EXPECT_EQ(entries(), (std::vector<std::string>{"bare.json", "m.json"}));
+  for (const std::string other : {"[1,2]", "3", "null"}) {
+    io::write_model(path("other.json"), m, nullptr, other);
+    io::read_model(path("other.json"), &fit, &estimator);
+    EXPECT_EQ(estimator, other);
+  }
 }
 
 TEST_F(ModelFileTest, LayoutIsTheDocumentedOne) {

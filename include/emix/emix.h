@@ -161,8 +161,9 @@ emix_status emix_options_set_iteration_control(emix_options* options,
 /* A check the library runs on the calling thread, about every 50 ms of the work of each call
  * made from that thread (emix_fit, emix_select, emix_predict, emix_accumulate, ...): between the
  * pieces of a CPU pass, between initialisation's k-means steps, between iterations. It returns 0
- * to go on, nonzero to stop: the call then returns EMIX_CANCELLED and leaves its outputs as
- * they were. An iteration control stops a fit between iterations; this reaches inside one, and
+ * to go on, nonzero to stop: the call then returns EMIX_CANCELLED, creates no handle (its
+ * handle outputs stay NULL) and writes no file; a per-row buffer (labels, responsibilities,
+ * log-densities) may hold the rows done before the stop, as after any failure. An iteration control stops a fit between iterations; this reaches inside one, and
  * into calls without options. The usual use: a signal handler sets a flag, the check returns it.
  *
  *   static volatile sig_atomic_t stop = 0;

@@ -218,8 +218,9 @@ Model read_model(const std::string& path, std::string* fit_section,
 // False when the text is empty or not a JSON object.
 bool read_fit_report(const std::string& fit_section, FitReport* report);
 // Writes the model and, when `report` is given, its "fit" section; a non-empty
-// `estimator_section` (the text of a JSON object: the Python package's estimator class, its
-// parameters and feature names) becomes the "estimator" section, which other readers ignore.
+// `estimator_section` (JSON text: from the Python package, an object of the estimator's class,
+// parameters and feature names; from read_model, whatever the file held) becomes the
+// "estimator" section, which other readers ignore.
 // Without a report, a non-empty `fit_section` (a file's, as read_model gives it) is written back
 // as it was read.
 void write_model(const std::string& path, const Model& model, const FitReport* report = nullptr,
