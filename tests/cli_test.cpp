@@ -249,6 +249,12 @@ TEST_F(CliTest, MoreComponentsThanRows) {
   generate(20);
   expect_failure("fit data.npy -k 50 -o model.json --labels labels.npy",
                  {"-k 50 is larger than the number of rows (20) in data.npy"});
+  // K from --init-model: the message named a -k that was never given.
+  ASSERT_EQ(emix("fit data.npy -k 2 -o two.json").code, 0);
+  write("one.csv", "1,2,3\n");
+  expect_failure("fit one.csv --init-model two.json -o model.json",
+                 {"--init-model two.json has 2 components, more than the number of rows (1) in "
+                  "one.csv"});
 }
 
 // The initialisation draws K starting points from a sample of at most 131072 rows; -k above it
@@ -339,6 +345,24 @@ TEST_F(CliTest, WholeInputProblemsNameTheFile) {
   write("w.bin", std::string(24, '\0'));
   expect_failure("fit raw.bin --dtype float64 --dims 2 -k 1 --sample-weight w.bin -o model.json",
                  {"--sample-weight w.bin: raw binary weights are not read"});
+}
+
+// A model the data's precision cannot take was "model: a covariance is too small for float32
+// data (...); use float64 data": the file unnamed, and advice in the library's words.
+TEST_F(CliTest, AModelFloat32CannotHoldIsNamedInItsFile) {
+  write("tiny.json",
+        R"({"format": "emix-model", "version": 1, "family": "gaussian", "covariance": "diag",
+            "n_components": 1, "n_features": 2, "weights": [1.0], "means": [[0, 0]],
+            "covariances": [[1e-40, 1]]})");
+  write("data.csv", "1,2\n3,4\n5,7\n");
+  const std::string problem = ": a covariance is too small for float32 data";
+  const std::string advice = "; use --precision double";
+  expect_failure("score tiny.json data.csv --precision float", {"tiny.json" + problem, advice});
+  expect_failure("predict tiny.json data.csv --precision float -o labels.npy",
+                 {"tiny.json" + problem, advice});
+  expect_failure("fit data.csv --init-model tiny.json --precision float -o model.json",
+                 {"--init-model tiny.json" + problem, advice});
+  EXPECT_EQ(emix("score tiny.json data.csv").code, 0);  // float64: taken
 }
 
 TEST_F(CliTest, BinomialCountAboveTrials) {

@@ -895,6 +895,25 @@ TEST(FitValidation, Float32CovariancesTooSmallForFloatAreNamed) {
             "1e+40, beyond float32's range); use float64 data");
 }
 
+// A start far from every row (means of 1e150, a variance of 1e-300) puts each at -inf at
+// iteration 0; the message blamed the data alone.
+TEST(FitValidation, AStartThatScoresEveryRowAtMinusInfinityIsNamed) {
+  const std::vector<double> x = {0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8};
+  emix::FitOptions o;
+  o.covariance = Covariance::kDiag;
+  o.n_components = 1;
+  o.engine.device = emix::Device::kCpu;
+  Model far = diag_model(1e-300);
+  far.means = {1e150, 1e150};
+  o.init_model = far;
+  const std::string message =
+      error_of<emix::NumericalError>([&] { emix::fit(emix::DataView::host(x.data(), 4, 2), o); });
+  EXPECT_NE(message.find("at iteration 0 (check the data and the initial model for extreme "
+                         "values)"),
+            std::string::npos)
+      << message;
+}
+
 // Only the weights' ratios matter. Equal weights of 1.5e305 (their sum finite) overflowed the
 // initialisation's weighted sums, and the fit failed as "covariance of component 0 is singular;
 // rows that coincide (duplicates) ...". Weights whose weighted log-likelihood overflows say so.

@@ -163,8 +163,9 @@ emix_status emix_options_set_iteration_control(emix_options* options,
  * pieces of a CPU pass, between initialisation's k-means steps, between iterations. It returns 0
  * to go on, nonzero to stop: the call then returns EMIX_CANCELLED, creates no handle (its
  * handle outputs stay NULL) and writes no file; a per-row buffer (labels, responsibilities,
- * log-densities) may hold the rows done before the stop, as after any failure. An iteration control stops a fit between iterations; this reaches inside one, and
- * into calls without options. The usual use: a signal handler sets a flag, the check returns it.
+ * log-densities) may hold the rows done before the stop, as after any failure. An iteration control
+ * stops a fit between iterations; this reaches inside one, and into calls without options. The
+ * usual use: a signal handler sets a flag, the check returns it.
  *
  *   static volatile sig_atomic_t stop = 0;
  *   static void on_sigint(int s) { (void)s; stop = 1; }

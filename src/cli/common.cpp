@@ -208,6 +208,18 @@ void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& 
   if (!files.sample_weight.empty() && message.rfind(weights, 0) == 0) {
     throw InvalidArgument(files.sample_weight + ": the " + message);
   }
+  for (const std::string model : {"model: ", "init model: "}) {
+    if (files.model.empty() || message.rfind(model, 0) != 0) continue;
+    std::string named = files.model + ": " + message.substr(model.size());
+    const std::string library_advice = "use float64 data";
+    if (named.size() >= library_advice.size() &&
+        named.compare(named.size() - library_advice.size(), library_advice.size(),
+                      library_advice) == 0) {
+      named.replace(named.size() - library_advice.size(), library_advice.size(),
+                    "use --precision double");
+    }
+    throw InvalidArgument(named);
+  }
   throw;
 }
 
@@ -562,24 +574,25 @@ namespace {
 // Calls evaluate(view, files) for every chunk of `source` in order, with `files` naming INPUT's
 // rows (the chunk reports a non-finite value itself, by INPUT's row).
 template <typename Evaluate>
-void for_each_chunk(io::MappedNpy& source, const std::string& input, Evaluate&& evaluate) {
+void for_each_chunk(io::MappedNpy& source, const std::string& input, const std::string& model,
+                    Evaluate&& evaluate) {
   for (std::int64_t i = 0; i < source.n_chunks(); ++i) {
     const DataView view = source.chunk(i);
-    evaluate(view, DataFiles{input, "", i * source.chunk_rows()});
+    evaluate(view, DataFiles{input, "", i * source.chunk_rows(), false, model});
   }
 }
 
 }  // namespace
 
 void write_mapped_results(io::MappedNpy& source, const std::string& input, const Model& model,
-                          const EngineOptions& engine, io::OutputFile* labels_out,
-                          io::OutputFile* resp_out) {
+                          const std::string& model_file, const EngineOptions& engine,
+                          io::OutputFile* labels_out, io::OutputFile* resp_out) {
   std::optional<io::NpyWriter> labels, resp;
   if (labels_out != nullptr) labels.emplace(*labels_out, io::NpyWriter::Int32Vector{source.rows()});
   if (resp_out != nullptr) {
     resp.emplace(*resp_out, DType::kFloat64, source.rows(), model.n_components);
   }
-  for_each_chunk(source, input, [&](const DataView& view, const DataFiles& files) {
+  for_each_chunk(source, input, model_file, [&](const DataView& view, const DataFiles& files) {
     if (labels) {
       const std::vector<std::int32_t> part =
           naming_files(files, [&] { return predict(model, view, engine); });
@@ -596,9 +609,9 @@ void write_mapped_results(io::MappedNpy& source, const std::string& input, const
 }
 
 double score_mapped(io::MappedNpy& source, const std::string& input, const Model& model,
-                    const EngineOptions& engine) {
+                    const std::string& model_file, const EngineOptions& engine) {
   double total = 0;
-  for_each_chunk(source, input, [&](const DataView& view, const DataFiles& files) {
+  for_each_chunk(source, input, model_file, [&](const DataView& view, const DataFiles& files) {
     const std::vector<double> log_prob =
         naming_files(files, [&] { return score_samples(model, view, engine); });
     for (const double value : log_prob) total += value;

@@ -69,6 +69,8 @@ struct DataFiles {
   std::string sample_weight;   // empty: none
   std::int64_t first_row = 0;  // file row of the view's first row, minus 1 (sharded reads)
   bool data_raw = false;       // read as raw binary (--dtype, --dims): no lines to name
+  // The model, as messages name it: the MODEL file, or "--init-model m.json"; empty: none.
+  std::string model = {};
 };
 
 // Runs `call`; a DataError becomes an InvalidArgument naming the file:
@@ -77,7 +79,9 @@ template <typename Call>
 auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
 [[noreturn]] void rethrow_in_file(const DataError& error, const DataFiles& files);
 // The library's word for the whole input ("data: 1048577 columns is more than ...", "sample
-// weights sum to 0") replaced by the file's name; any other error rethrown as it is.
+// weights sum to 0") or for the model ("model: ", "init model: ") replaced by the file's name,
+// and its advice to use float64 data by the option that does so ("m.json: a covariance is too
+// small for float32 data (...); use --precision double"); any other error rethrown as it is.
 [[noreturn]] void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& files);
 
 // Parses --seed: a whole number in 0 .. 2^64 - 1, or InvalidArgument naming `option` (a value
@@ -147,13 +151,14 @@ std::string float32_rounding_warning(const std::string& input, const DataArgs& a
 // Per-row results under `model` of a mapped INPUT, chunk by chunk, into open outputs (either
 // may be null): the labels (int32) and the N x K responsibilities (float64) stream to their
 // files and are never held whole; each chunk is read once for both (and evaluated once for
-// each). A value the model cannot take is named by INPUT's row.
+// each). A value the model cannot take is named by INPUT's row, a model the data cannot take
+// by `model_file` (DataFiles::model; empty: the library's word).
 void write_mapped_results(io::MappedNpy& source, const std::string& input, const Model& model,
-                          const EngineOptions& engine, io::OutputFile* labels_out,
-                          io::OutputFile* resp_out);
+                          const std::string& model_file, const EngineOptions& engine,
+                          io::OutputFile* labels_out, io::OutputFile* resp_out);
 // score() of a mapped INPUT: the mean log-likelihood per row, summed chunk by chunk in row order.
 double score_mapped(io::MappedNpy& source, const std::string& input, const Model& model,
-                    const EngineOptions& engine);
+                    const std::string& model_file, const EngineOptions& engine);
 
 // "INPUT: memory-mapped, 8 chunks of 700 rows[, converted to float64 chunk by chunk]" on stderr.
 void print_mapping(const std::string& input, io::MappedNpy& mapping);

@@ -256,7 +256,8 @@ int run_fit(const FitArgs& a) {
   std::unique_ptr<io::MappedNpy> mapping;
   std::int64_t total_rows = 0;
   std::vector<double> weights;
-  DataFiles files{a.input, a.sample_weight, 0, !a.data.raw_dtype.empty()};
+  DataFiles files{a.input, a.sample_weight, 0, !a.data.raw_dtype.empty(),
+                  a.init_model.empty() ? "" : "--init-model " + a.init_model};
   on_every_rank([&] {
     if (distributed) {
       RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);
@@ -273,8 +274,12 @@ int run_fit(const FitArgs& a) {
     // Shapes that involve two files are named here, with both files; the fit checks them too.
     if (total_rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
     if (k > total_rows) {
-      throw InvalidArgument("-k " + std::to_string(k) + " is larger than the number of rows (" +
-                            std::to_string(total_rows) + ") in " + a.input);
+      // K came from -k or from the init model, which the message names.
+      throw InvalidArgument((a.k_given ? "-k " + std::to_string(k) + " is larger than"
+                                       : "--init-model " + a.init_model + " has " +
+                                             std::to_string(k) + " components, more than") +
+                            " the number of rows (" + std::to_string(total_rows) + ") in " +
+                            a.input);
     }
     if (options.init_model && options.init_model->n_features != cols) {
       throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
@@ -338,7 +343,8 @@ int run_fit(const FitArgs& a) {
   if (!root) return 0;
 
   if (mapping) {
-    write_mapped_results(*mapping, a.input, report.model, options.engine, labels_out, resp_out);
+    write_mapped_results(*mapping, a.input, report.model, "", options.engine, labels_out,
+                         resp_out);
   } else if (!distributed && labels_out != nullptr) {
     io::write_npy(*labels_out, predict(report.model, x.view(), options.engine));
   }

@@ -67,12 +67,12 @@ int run_predict(const PredictArgs& a) {
       open_mapping(a.input, data, a.memory_map, a.map_chunk_rows);
   if (mapping) {
     check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), true);
-    write_mapped_results(*mapping, a.input, model, engine, a.proba ? nullptr : &out,
+    write_mapped_results(*mapping, a.input, model, a.model, engine, a.proba ? nullptr : &out,
                          a.proba ? &out : nullptr);
     rows = mapping->rows();
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, true);
-    const DataFiles files{a.input, "", 0, !a.data.raw_dtype.empty()};
+    const DataFiles files{a.input, "", 0, !a.data.raw_dtype.empty(), a.model};
     if (a.proba) {
       const std::vector<double> resp =
           naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
@@ -104,10 +104,10 @@ int run_score(const ScoreArgs& a) {
   if (std::unique_ptr<io::MappedNpy> mapping =
           open_mapping(a.input, data, a.memory_map, a.map_chunk_rows)) {
     check_shape(model, a.model, a.input, mapping->rows(), mapping->cols(), false);
-    value = score_mapped(*mapping, a.input, model, engine);
+    value = score_mapped(*mapping, a.input, model, a.model, engine);
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, false);
-    value = naming_files(DataFiles{a.input, "", 0, !a.data.raw_dtype.empty()},
+    value = naming_files(DataFiles{a.input, "", 0, !a.data.raw_dtype.empty(), a.model},
                          [&] { return score(model, x.view(), engine); });
     note_text_header(a.input, a.data);
   }

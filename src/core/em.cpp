@@ -221,9 +221,13 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
   if (!std::isfinite(log_likelihood)) {
     // Weights near double's limit (3e305 each) overflow the weighted sum, whatever the data.
     const bool huge_weights = stats.weight_sum() > std::ldexp(1.0, 1000);
+    // At iteration 0 a given start is as likely a cause: means of 1e150 with variances of
+    // 1e-300 put every row at -inf, and the data were blamed.
+    const bool given_start = iteration_ == 0 && options_.init_model.has_value();
     throw NumericalError(
         "the log-likelihood is " + format_number(log_likelihood) + " at iteration " +
-        std::to_string(iteration_) + " (check the data for extreme values" +
+        std::to_string(iteration_) + " (check the data" +
+        (given_start ? " and the initial model" : "") + " for extreme values" +
         (huge_weights ? "; or the sample weights, summing to " + format_number(stats.weight_sum()) +
                             ", overflow it: only their ratios matter, scale them down)"
                       : ")"));
