@@ -667,6 +667,25 @@ TEST_F(CliTest, FitThatCannotFitInMemoryIsRefusedUpFront) {
 #endif
 }
 
+// Old: the responsibilities (N x K doubles) were found too large for memory after the fit had
+// run. Now before it: before the fit's own check of the data, which here would name a NaN.
+TEST_F(CliTest, ResultsThatCannotFitInMemoryAreRefusedBeforeTheFit) {
+  std::string text;
+  for (int i = 0; i < 200000; ++i) text += i == 199999 ? "nan\n" : std::to_string(i % 997) + "\n";
+  write("data.txt", text);
+  const CliRun r = emix("fit data.txt -k 64000 -o model.json --responsibilities resp.npy");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("emix: error: the results for 200000 rows x 64000 responsibilities need "
+                        "102.4 GB of memory, more than the ",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_EQ(listing(), std::set<std::string>{"data.txt"});
+  // Labels alone need 12 bytes a row: the fit runs, and its check names the NaN.
+  expect_failure("fit data.txt -k 64000 -o model.json --labels labels.npy",
+                 {"data.txt: row 200000, column 1 is nan"});
+}
+
 // Old: a 20 MB error line with the control bytes of the input.
 TEST_F(CliTest, ErrorLinesQuoteShortPrintableExcerpts) {
   generate(20);

@@ -292,6 +292,13 @@ int run_fit(const FitArgs& a) {
     }
   });
 
+  // The per-row results are made after the fit, whole (streamed for a mapped INPUT): where they
+  // cannot fit in memory, say so before the fit rather than after it (1e6 rows x 64
+  // responsibilities under ulimit -v were refused once the fit had run).
+  if (!mapping && (labels_out != nullptr || resp_out != nullptr)) {
+    on_every_rank([&] { check_result_memory(x.rows(), resp_out != nullptr ? k : 0); });
+  }
+
   Progress progress(a.data.quiet || !root, a.n_init);
   options.on_iteration = [&progress](const IterationInfo& info) { progress(info); };
 
@@ -343,8 +350,7 @@ int run_fit(const FitArgs& a) {
   if (!root) return 0;
 
   if (mapping) {
-    write_mapped_results(*mapping, a.input, report.model, "", options.engine, labels_out,
-                         resp_out);
+    write_mapped_results(*mapping, a.input, report.model, "", options.engine, labels_out, resp_out);
   } else if (!distributed && labels_out != nullptr) {
     io::write_npy(*labels_out, predict(report.model, x.view(), options.engine));
   }
