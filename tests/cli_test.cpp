@@ -546,6 +546,11 @@ TEST_F(CliTest, NpyFileReadAsRawBinaryIsRefused) {
   ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -o model.json --quiet").code, 0);
   expect_failure("predict model.json data.npy --dtype float64 --dims 3 -o labels.npy",
                  {"data.npy: a .npy file"});
+  // A CSV read as raw binary: its characters became the numbers (means of 52 and 44, the codes
+  // of '4' and ',') with exit 0. Its name says it is text.
+  write("r.csv", "1,2\n3,4\n5,6\n7,8\n");
+  expect_failure("fit r.csv --dtype uint8 --dims 4 -k 1 -o model.json",
+                 {"r.csv: named as text (.csv), but --dtype and --dims read raw binary"});
 }
 
 // A .bin or .raw file is raw binary by its name; without --dtype the message named the

@@ -37,6 +37,14 @@ RawLayout raw_layout(const std::string& path, const ReadOptions& options) {
                           " (expected float32, float64, int8, uint8, int16, uint16, int32, "
                           "uint32, int64, uint64 or bool)");
   }
+  // Read as raw binary, a CSV's characters became numbers (uint8 gave means of 52 and 44, the
+  // codes of '4' and ','), and a model came out without a word. Its name says it is text.
+  const std::string extension = lower_extension(path);
+  if (extension == ".csv" || extension == ".tsv" || extension == ".tab" || extension == ".txt") {
+    throw InvalidArgument(name + ": named as text (" + extension +
+                          "), but --dtype and --dims read raw binary; leave them out to read "
+                          "it as text, or name a raw file *.bin");
+  }
   if (options.raw_cols < 1) {
     throw InvalidArgument(name + ": raw binary needs raw_cols >= 1, got " +
                           std::to_string(options.raw_cols));
