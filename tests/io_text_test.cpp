@@ -526,16 +526,23 @@ TEST_F(TextTest, RawRowSizeIsCheckedBeforeItIsUsed) {
   expect_error<IoError>([&] { io::read_matrix(p, options); }, "is not a multiple of the row size");
 }
 
-// The reader's guess that a first line of numbers is a header, which the program tells: pandas'
-// numbered names over real-valued rows, or numbers in quotes; never a header of names, nor a line
-// of numbers the next line leaves a row.
+// The reader's guesses about a first line of numbers, which the program tells: a header (pandas'
+// numbered names over real-valued rows, or numbers in quotes), or pandas' numbered names read as
+// a row (over whole numbers, or alone); never a header of names, nor a plain row.
 TEST_F(TextTest, AHeaderOfNumbersIsFoundForTheProgramToTell) {
-  EXPECT_EQ(io::text_numeric_header_line(file("names.csv", "a,b\n1,2\n")), 0);
-  EXPECT_EQ(io::text_numeric_header_line(file("pandas.txt", "0 1\n2.5 3\n4 5.5\n")), 1);
-  EXPECT_EQ(io::text_numeric_header_line(file("quoted.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), 1);
-  EXPECT_EQ(io::text_numeric_header_line(file("rows.csv", "1,2\n3,4\n")), 0);
-  EXPECT_EQ(io::text_numeric_header_line(file("counts.csv", "0,1\n1,2\n")), 0);
-  EXPECT_EQ(io::text_numeric_header_line(file("later.csv", "# made by hand\n\n0,1\n1.5,2\n")), 3);
+  const auto guess = [](const std::string& path) {
+    const io::FirstLineGuess g = io::text_first_line_guess(path);
+    return std::make_pair(g.line, g.read_as_header);
+  };
+  using Guess = std::pair<std::int64_t, bool>;
+  EXPECT_EQ(guess(file("names.csv", "a,b\n1,2\n")), Guess(0, false));
+  EXPECT_EQ(guess(file("pandas.txt", "0 1\n2.5 3\n4 5.5\n")), Guess(1, true));
+  EXPECT_EQ(guess(file("quoted.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), Guess(1, true));
+  EXPECT_EQ(guess(file("rows.csv", "1,2\n3,4\n")), Guess(0, false));
+  // pandas' names over whole numbers, and alone, are read as a row: a guess too.
+  EXPECT_EQ(guess(file("counts.csv", "0,1\n1,2\n")), Guess(1, false));
+  EXPECT_EQ(guess(file("alone.csv", "0,1\n")), Guess(1, false));
+  EXPECT_EQ(guess(file("later.csv", "# made by hand\n\n0,1\n1.5,2\n")), Guess(3, true));
   // As the reader counts rows: the header's line is not one.
   EXPECT_EQ(io::read_matrix(file("pandas2.txt", "0 1\n2.5 3\n4 5.5\n")).rows(), 2);
 }

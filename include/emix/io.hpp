@@ -53,11 +53,16 @@ std::vector<double> read_vector(const std::string& path);
 // lines either, which only the caller knows), is not a regular file (a pipe or a FIFO, which
 // cannot be read again), or has fewer rows.
 std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
-// The 1-based line of a text file that the reader takes for column names (a header) although its
-// cells are numbers: in quotes ("1","2"), or pandas' numbered names 0, 1, ... over rows written as
-// reals. A guess a user may have meant otherwise; 0 when the file is not text, its first line is
-// a row, or its header holds names.
-std::int64_t text_numeric_header_line(const std::string& path);
+// A guess about a text file's first line that a user may have meant otherwise: the 1-based line
+// the reader takes for column names (a header) although its cells are numbers, in quotes
+// ("1","2") or pandas' numbered names 0, 1, ... over rows written as reals; or the line of such
+// numbered names that it takes for a row, since the rows under it are whole numbers (counts, or
+// pandas' header of them). line 0: no guess (not text, a plain row, or a header of names).
+struct FirstLineGuess {
+  std::int64_t line = 0;
+  bool read_as_header = false;
+};
+FirstLineGuess text_first_line_guess(const std::string& path);
 
 // A .npy file memory-mapped read-only (and advised for sequential reading), given as chunks of
 // rows in `dtype`: for fitting data larger than memory (emix::fit(ChunkSource&, ...)). When the

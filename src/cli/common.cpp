@@ -287,17 +287,23 @@ bool names_a_terminal(const std::string& path) {
 void note_text_header(const std::string& input, const DataArgs& args) {
   std::error_code error;
   if (args.quiet || !args.raw_dtype.empty() || !fs::is_regular_file(input, error)) return;
-  std::int64_t line = 0;
+  io::FirstLineGuess guess;
   try {
-    line = io::text_numeric_header_line(input);
+    guess = io::text_first_line_guess(input);
   } catch (const std::exception&) {
     return;  // read already; a note is not worth an error
   }
-  if (line > 0) {
+  if (guess.line > 0 && guess.read_as_header) {
     std::fprintf(stderr,
                  "%s: line %lld, whose cells are numbers, read as column names (a header), not as "
                  "a row\n",
-                 input.c_str(), static_cast<long long>(line));
+                 input.c_str(), static_cast<long long>(guess.line));
+  } else if (guess.line > 0) {
+    // pandas' to_csv(index=False) of whole numbers: one row too many, said nothing of.
+    std::fprintf(stderr,
+                 "%s: line %lld, the numbers 0, 1, ... that pandas writes as column names, read "
+                 "as a row, as the rows under it are whole numbers; delete it if it is a header\n",
+                 input.c_str(), static_cast<long long>(guess.line));
   }
 }
 

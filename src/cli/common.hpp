@@ -53,8 +53,9 @@ DType resolve_precision(const DataArgs& args);
 HostMatrix load_data(const std::string& path, const DataArgs& args, bool require_finite,
                      std::int64_t first_row = 0, std::int64_t row_count = -1);
 // "INPUT: line L, whose cells are numbers, read as column names (a header), not as a row" on
-// standard error, unless quiet, where the reader took such a line of a text INPUT for a header
-// (io::text_numeric_header_line): a guess, which drops a line meant as a row, told.
+// standard error, unless quiet, where the reader took such a line of a text INPUT for a header,
+// or the note that it took pandas' numbered names for a row (io::text_first_line_guess): a
+// guess either way, which drops a row or adds one, told.
 void note_text_header(const std::string& input, const DataArgs& args);
 // INPUT's number of rows, read from its header where it has one.
 std::int64_t count_input_rows(const std::string& path, const DataArgs& args);

@@ -123,9 +123,8 @@ HostMatrix read_text(const std::string& path, const ReadOptions& options);
 HostMatrix read_raw(const std::string& path, const ReadOptions& options);
 // The line of a text file on which data row `row` (1-based) stands; 0 past the end.
 std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row);
-// The line of a text file's first line when the reader takes it for column names (a header, as
-// read_text does) although its cells are numbers (quoted, or pandas' 0, 1, ...); else 0.
-std::int64_t text_numeric_header_line(const std::string& path);
+// io::text_first_line_guess for a text file.
+FirstLineGuess text_first_line_guess(const std::string& path);
 // The number of rows, from the header (.npy, checked against the file's size) or the file's size
 // (raw), reading no data.
 std::int64_t count_npy_rows(const std::string& path);

@@ -99,10 +99,10 @@ std::int64_t text_line_of_row(const std::string& path, std::int64_t row) {
   return detail::text_line_of_data_row(path, row);
 }
 
-std::int64_t text_numeric_header_line(const std::string& path) {
+FirstLineGuess text_first_line_guess(const std::string& path) {
   ReadOptions options;
-  if (resolve_format(path, options) != FileFormat::kText) return 0;
-  return detail::text_numeric_header_line(path);
+  if (resolve_format(path, options) != FileFormat::kText) return {};
+  return detail::text_first_line_guess(path);
 }
 
 std::vector<double> read_vector(const std::string& path) {

@@ -565,7 +565,7 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   return 0;
 }
 
-std::int64_t text_numeric_header_line(const std::string& path) {
+FirstLineGuess text_first_line_guess(const std::string& path) {
   InputFile file(path);
   LineReader lines(file);
   std::vector<std::string_view> cells;
@@ -574,11 +574,11 @@ std::int64_t text_numeric_header_line(const std::string& path) {
   char separator = 0;
   while (lines.next(&line)) {
     if (holds_nothing(line)) continue;
-    if (held_line > 0) return written_as_reals(line, separator) ? held_line : 0;
+    if (held_line > 0) return {held_line, written_as_reals(line, separator)};
     separator = choose_separator(line, tab_separated_name(path));
     split(line, separator, &cells, /*keep_quotes=*/true);
     const FirstLine kind = classify_first_line(cells);
-    if (kind == FirstLine::kRow) return 0;
+    if (kind == FirstLine::kRow) return {};
     if (kind == FirstLine::kNumberedNames) {
       held_line = lines.line_number();
       continue;
@@ -587,11 +587,11 @@ std::int64_t text_numeric_header_line(const std::string& path) {
     // index header (",0,1"), could have been meant as a row.
     for (std::string_view cell : cells) {
       double value;
-      if (!unquote(cell).empty() && parse_number(unquote(cell), &value) != Parse::kOk) return 0;
+      if (!unquote(cell).empty() && parse_number(unquote(cell), &value) != Parse::kOk) return {};
     }
-    return lines.line_number();
+    return {lines.line_number(), true};
   }
-  return 0;
+  return {held_line, false};  // numbered names alone: the one row
 }
 
 }  // namespace emix::io::detail
