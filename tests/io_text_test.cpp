@@ -131,6 +131,12 @@ TEST_F(TextTest, QuotedCellsAreTheirContent) {
   EXPECT_EQ(io::text_line_of_row(numeric_names, 2), 3);  // messages count the header too
   const std::string open = file("open.csv", "x,y\n\"1.5,2\n");
   expect_error<IoError>([&] { io::read_matrix(open); }, "has 2 columns but row 1 has 1");
+  // The rows choose the separator under a header: a ';' in a name split every row into one
+  // cell ("the header (line 1) has 2 columns but row 1 has 1").
+  const std::string named = file("named.csv", "height (cm),weight; kg\n1,2\n3,4\n");
+  EXPECT_EQ(values_of(io::read_matrix(named)), (std::vector<double>{1, 2, 3, 4}));
+  const std::string semicolons = file("s.csv", "a,b;c\n1;2\n");  // and the other way round
+  EXPECT_EQ(values_of(io::read_matrix(semicolons)), (std::vector<double>{1, 2}));
 }
 
 // A file not named as binary is text unless its first bytes say otherwise: a .npy under another

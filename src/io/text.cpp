@@ -1,6 +1,7 @@
 // CSV, TSV and whitespace-separated text. The separator is chosen once per file from its first
-// non-comment line: a tab if the file is named *.tsv or *.tab and the line has one, else ';' if
-// it has one, else ',' if it has one, else runs of spaces and tabs.
+// non-comment line, or under a header from the first data row (the header is split as the rows
+// are: a name may hold a ';'): a tab if the file is named *.tsv or *.tab and the line has one,
+// else ';' if it has one, else ',' if it has one, else runs of spaces and tabs.
 // A first line none of whose cells is a number (or a missing-value marker such as NA) is a
 // header; blank lines and lines whose first non-blank character is '#' are skipped.
 #include <algorithm>
@@ -378,6 +379,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   std::string held;
   std::int64_t held_line = 0;
   std::int64_t held_cols = 0;
+  // A header of names, until the first data row chooses the separator both are split by.
+  std::string header;
 
   // One data row; false once the rows asked for are read.
   const auto read_row = [&](std::string_view text, std::int64_t line_number) {
@@ -484,6 +487,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       split(line, separator, &cells, /*keep_quotes=*/true);
       const FirstLine kind = classify_first_line(cells);
       if (kind == FirstLine::kHeader) {
+        header.assign(line);
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
         unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
@@ -495,6 +499,17 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         held_cols = static_cast<std::int64_t>(cells.size());
         continue;
       }
+    } else if (!header.empty()) {
+      // "height (cm),weight; kg" over "1,2": ';' from the header split every row into one cell.
+      // A row without ';' or ',' (whitespace, or a quote that does not close) keeps the header's.
+      const char from_row = choose_separator(line, tab_separated_name(path));
+      if (from_row != '\0' && from_row != separator) {
+        separator = from_row;
+        split(header, separator, &cells, /*keep_quotes=*/true);
+        header_cols = static_cast<std::int64_t>(cells.size());
+        unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
+      }
+      header.clear();
     } else if (held_line > 0) {
       if (written_as_reals(line, separator)) {
         header_cols = held_cols;
