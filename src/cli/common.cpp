@@ -452,12 +452,10 @@ Progress::Progress(bool quiet, int n_init)
 
 void Progress::operator()(const IterationInfo& info) {
   if (quiet_) return;
+  // Restarts take their iterations side by side, each pass serving all of them: on a terminal
+  // they share the one live line (a newline at each change of restart wrote two lines an
+  // iteration, and overwrote the last restart's every time).
   std::string line;
-  if (info.init_run != last_run_ && info.init_run > 0 && line_open_) {
-    std::fputc('\n', stderr);  // keep each restart's last line on screen
-    line_open_ = false;
-  }
-  last_run_ = info.init_run;
   if (n_init_ > 1) {
     line += "init " + std::to_string(info.init_run + 1) + "/" + std::to_string(n_init_) + "  ";
   }

@@ -254,7 +254,6 @@ class Progress {
   bool live_;
   int n_init_;
   bool line_open_ = false;
-  int last_run_ = -1;
 };
 
 // A fit's warnings (FitReport::warnings), each on its own stderr line: "warning: TEXT", or for
