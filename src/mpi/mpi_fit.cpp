@@ -381,6 +381,16 @@ Distributed distribute(MPI_Comm comm, const DataView& local_rows, const FitOptio
                           " over all ranks, which double precision cannot normalise by; "
                           "only the weights' ratios matter: rescale them");
     }
+    double largest = 0;
+    for (std::int64_t n = 0; local_sample_weight && n < local_rows.rows; ++n) {
+      largest = std::max(largest, local_sample_weight[n]);
+    }
+    check(MPI_Allreduce(MPI_IN_PLACE, &largest, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
+    try {
+      check_largest_sample_weight(largest);
+    } catch (const InvalidArgument& e) {
+      throw_on_every_rank(std::string(e.what()) + " (over all ranks)");
+    }
   }
 
   const int local_index = node_rank(comm);  // collective: every rank asks

@@ -578,6 +578,35 @@ int main(int argc, char** argv) {
               ": its rows are float32, but rank 0's are float64");
     }
     {
+      // Weights all tiny on every rank (their products with responsibilities flush to 0): each
+      // rank saw only its own, and the fit ran into nonsense. Refused on every rank, judged by
+      // the largest of all; one rank's weights of 1 make the others' harmless.
+      const emix::Model truth = gaussian(Covariance::kDiag, 2, 3);
+      const emix::Sample data = emix::sample(truth, 300, 9);
+      const Split mine = my_rows(300, {});
+      const auto view = emix::DataView::host(data.x.data() + mine.first * 3, mine.count, 3);
+      std::vector<double> tiny(static_cast<std::size_t>(std::max<std::int64_t>(mine.count, 1)),
+                               1e-302);
+      std::string message;
+      try {
+        emix::mpi::fit(MPI_COMM_WORLD, view, options_for(truth), tiny.data());
+      } catch (const emix::InvalidArgument& e) {
+        message = e.what();
+      }
+      EXPECT(message.find("sample weights are all below") != std::string::npos &&
+                 message.find("(over all ranks)") != std::string::npos,
+             "tiny weights on every rank: \"%s\"", message.c_str());
+      if (g_rank == g_size - 1) std::fill(tiny.begin(), tiny.end(), 1.0);
+      bool fitted = true;
+      try {
+        emix::mpi::fit(MPI_COMM_WORLD, view, options_for(truth), tiny.data());
+      } catch (const emix::Error& e) {
+        fitted = false;
+        std::printf("rank %d: %s\n", g_rank, e.what());
+      }
+      EXPECT(fitted, "tiny weights beside a rank of weights 1 were refused");
+    }
+    {
       // The caller's progress callback throws on the last rank at iteration 3: every rank ends
       // with that error rather than waiting for the rank that stopped.
       const emix::Model truth = gaussian(Covariance::kDiag, 2, 3);
