@@ -702,14 +702,15 @@ def test_sample_weight_of_chunks_is_read_as_fit_reads_it(tmp_path, data):
 def test_a_chunk_of_tiny_weights_is_judged_with_the_other_chunks(data):
     """Weights below DBL_MIN count as 0: the rule that refuses them where they would matter was
     applied to each chunk alone, and refused a chunk of them beside a chunk of normal weights,
-    which the in-memory fit takes. Weights that all count as 0 are refused by the M-step."""
+    which the in-memory fit takes. Weights that all count as 0 are refused once every chunk's
+    are checked, with all the others too small to keep digits (below 2^-600)."""
     weights = np.where(np.arange(len(data)) < 500, 1.0, 1e-310)
     pieces = [(data[:500], weights[:500]), (data[500:], weights[500:])]
     whole = fit(data, sample_weight=weights)
     assert_same_model(fit(pieces), whole)
     tiny = [(data[:500], np.full(500, 1e-310)), (data[500:], np.full(len(data) - 500, 1e-310))]
-    with pytest.raises(emix.NumericalError, match="the sample weights sum to 0 as the engines "
-                                                  "count them"):
+    with pytest.raises(emix.InvalidArgument, match=r"chunk source: sample weights are all "
+                                                   r"below .* \(the largest is 1e-310\)"):
         fit(tiny)
 
 
