@@ -295,8 +295,9 @@ int run_fit(const FitArgs& a) {
   // The per-row results are made after the fit, whole (streamed for a mapped INPUT): where they
   // cannot fit in memory, say so before the fit rather than after it (1e6 rows x 64
   // responsibilities under ulimit -v were refused once the fit had run).
-  if (!mapping && (labels_out != nullptr || resp_out != nullptr)) {
-    on_every_rank([&] { check_result_memory(x.rows(), resp_out != nullptr ? k : 0); });
+  // On every rank alike (only rank 0 stages the outputs): a collective.
+  if (!mapping && (!a.labels.empty() || !a.responsibilities.empty())) {
+    on_every_rank([&] { check_result_memory(x.rows(), a.responsibilities.empty() ? 0 : k); });
   }
 
   Progress progress(a.data.quiet || !root, a.n_init);
