@@ -340,6 +340,9 @@ double cost_limit() {
 // faster at D = 32 (bench/results/cpu-direct-high-dimension-2026-12-02.md). A float engine runs
 // them in float where that holds them (CpuEngine::float_direct_holds), else in double.
 constexpr int kDirectFromFeatures = 128;
+
+// A direct diag / spherical tile's rows, in bytes (CpuEngine::block_rows).
+constexpr std::int64_t kDirectDiagTileBytes = 1 << 20;
 bool direct_is_faster(const PreparedModel& p) {
   return p.family == Family::kGaussian && quadratic_pairs(p) && p.d >= kDirectFromFeatures;
 }
@@ -1050,8 +1053,18 @@ class CpuEngine final : public Engine {
   // became the kernels' own: full D = 16, K = 16 float64 0.155-0.160 s against 0.168-0.185, diag
   // 0.062-0.066 against 0.068, float32 diag 0.026 against 0.029.
   template <typename U>
-  std::int64_t block_rows(const Plan<U>& plan) const {
+  std::int64_t block_rows(const PreparedModel& model, const Plan<U>& plan) const {
     if (options_.block_rows > 0) return options_.block_rows;
+    if (plan.direct && !quadratic_pairs(model)) {
+      // Direct diag / spherical: about D multiply-adds a row for each component, which reads the
+      // tile's rows again (its log-densities, then its sums): memory-bound once the rows leave
+      // L2. About 1 MiB of rows, 64 to 256 of them: the full rule below gave 1024-row tiles of
+      // 8 MiB at D = 1024 (52 ms an iteration at 20000 x 1024, K = 8, against 30), and its
+      // fewest rows, 64, are what D = 4096 needs (16 rows took 3 times as long);
+      // bench/results/cpu-direct-diag-tiles-2026-12-07.md.
+      const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * d_;
+      return std::clamp<std::int64_t>(kDirectDiagTileBytes / row_bytes, 64, 256) / 16 * 16;
+    }
     if (plan.direct) {
       // A direct tile holds its rows (and a copy per component), not their features; what it
       // costs per tile is K x features of sums added into the slot. 1024 rows (fewer beyond
@@ -1080,7 +1093,7 @@ class CpuEngine final : public Engine {
     t.d = d_;
     t.k = model.k;
     t.features = plan.features;
-    t.block_rows = block_rows(plan);
+    t.block_rows = block_rows(model, plan);
     t.kind = feature_kind(model);
     t.shift = plan.shift_t.data();
     if (plan.direct) {
