@@ -50,7 +50,9 @@ gets one row's share of the weight; the fit report's warnings say which row. The
 row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
 is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
 The report's other warnings (the initialisation's notes, a model the data cannot identify) and
-the FitWarnings emitted are the in-memory fit's.
+the FitWarnings emitted are the in-memory fit's, but for ``dtype='float32'`` on float64 blocks:
+they are rounded where they are read, and not judged for what the rounding loses (a NumPy array
+is).
 
 :func:`emix.select` of a Dask array runs the same way: each pass of the selection is one task
 per block that returns the block's statistics under every candidate still running (the library
@@ -811,6 +813,15 @@ def _evaluator_of(evaluation):
 
 def _block_apply(block, evaluation, what, n_components, block_info=None):
     x = np.ascontiguousarray(block)
+    if block_info:
+        # A block that computes other rows than the array declares (a delayed block's function
+        # returned fewer) gave results of the wrong shape, and BIC a count not its rows'; fit
+        # refuses it (_block_values).
+        (first_row, end), (first_col, end_col) = block_info[0]["array-location"]
+        rows, cols = end - first_row, end_col - first_col
+        if rows == rows and x.shape != (rows, cols):  # known lengths only (NaN otherwise)
+            raise _unlike_declared(block_info[0]["chunk-location"][0], first_row, int(rows),
+                                   cols, x.shape)
     if x.shape[0] == 0:
         dtype = np.int64 if what == "predict" else np.float64
         return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
@@ -1052,8 +1063,21 @@ class _DaskMixture:
         if len(given) == len(self._init_parameters):
             return self._make_model(d, given), []
         rows = _sample_rows(weights, n, self.init_sample_rows)
-        sample = np.ascontiguousarray(X[rows].compute())
-        w = None if weights is None else np.ascontiguousarray(weights[rows].compute())
+        if len(rows) < self.n_components:
+            # Said of the sample, the library's word was "larger than the number of rows (3)"
+            # of data of 30000.
+            if len(rows) < min(n, self.init_sample_rows):  # the rows of positive weight
+                raise InvalidArgument(f"initialisation: only {len(rows)} rows have positive "
+                                      f"weight, fewer than n_components = {self.n_components}")
+            raise InvalidArgument(f"init_sample_rows = {self.init_sample_rows} is fewer than "
+                                  f"n_components = {self.n_components}: the initialisation "
+                                  "chooses the starting points among that many rows")
+        # Gathered by tasks that check each block against its declared shape (a block of
+        # other rows was NumPy's or Dask's error, naming no block), as fit's passes do; in X's
+        # type, as the in-memory initialisation reads them.
+        sample, w = _RemoteBlocks(X, weights, X.dtype, self.device).gather_rows(rows)
+        sample = np.ascontiguousarray(sample, dtype=X.dtype)
+        w = None if w is None else np.ascontiguousarray(w)
         options = self._options(self._seed())
         options.max_iter = 0
         options.tol = 0  # no "did not converge" for a run that takes no step
@@ -1276,8 +1300,8 @@ class _DaskMixture:
         """Mean (weighted) log-likelihood; a 0-d Dask array for Dask input."""
         if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().score(X, y, sample_weight)
-        log_prob = self.score_samples(X)
         if sample_weight is None:
+            log_prob = self.score_samples(X)
             # Counted as computed: a filtered array's rows are known only then.
             rows = log_prob.map_blocks(lambda b: np.array([b.shape[0]]), chunks=(1,),
                                        dtype=np.int64).sum()
@@ -1286,6 +1310,9 @@ class _DaskMixture:
         rows = self._rows(_as_dask_array(X))
         if rows.shape[0] == 0:
             raise _no_rows(type(self).__name__)
+        # From the rows the weights are cut by: a frame's evaluation has unknown block lengths
+        # (score_samples reads it lazily), and multiplying by the weights failed.
+        log_prob = self.score_samples(rows)
         w = self._weights(sample_weight, rows).map_blocks(_checked_weights, dtype=np.float64)
         total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
         return da.from_delayed(total, shape=(), dtype=np.float64)

@@ -621,6 +621,28 @@ def test_select_of_a_dask_array_refuses_blocks_unlike_their_declaration(client, 
         emix.dask.GaussianMixture(1, **start).fit(x.map_blocks(longer, dtype=float))
     with pytest.raises(emix.InvalidArgument, match=r"block 0 \(rows 1..2000\): 2000 x 1 values"):
         emix.dask.GaussianMixture(1, **start).fit(narrow)
+    # The initialisation's sample too (NumPy's or Dask's own error, naming no block).
+    for bad in (x.map_blocks(longer, dtype=float), narrow):
+        with pytest.raises(emix.InvalidArgument, match=r"declares 2000 x 3"):
+            emix.dask.GaussianMixture(2, device="cpu", random_state=0).fit(bad)
+    # A sample too small for K is named as what it is, not as the data ("n_components = 5 is
+    # larger than the number of rows (3)" of 6000).
+    with pytest.raises(emix.InvalidArgument, match="init_sample_rows = 3 is fewer than "
+                                                   "n_components = 5"):
+        emix.dask.GaussianMixture(5, init_sample_rows=3, device="cpu").fit(x)
+    one = da.from_array((np.arange(6000) == 7).astype(float), chunks=2000)
+    with pytest.raises(emix.InvalidArgument, match="initialisation: only 1 rows have positive "
+                                                   "weight, fewer than n_components = 2"):
+        emix.dask.GaussianMixture(2, device="cpu").fit(x, sample_weight=one)
+    # The evaluations too: predict gave 6500 labels for a declared 6000, and bic took 6000 rows
+    # beside the log-likelihood of 6500.
+    fitted = emix.dask.GaussianMixture(1, **start).fit(x)
+    for evaluate in (fitted.predict, fitted.score_samples, fitted.predict_proba):
+        with pytest.raises(emix.InvalidArgument, match=r"block 1 \(rows 2001..4000\): 2500 x 3 "
+                                                       "values, but the Dask array declares"):
+            evaluate(x.map_blocks(longer, dtype=float)).compute()
+    with pytest.raises(emix.InvalidArgument, match=r"block 1 \(rows 2001..4000\): 2500 x 3"):
+        fitted.bic(x.map_blocks(longer, dtype=float))
 
     w = np.ones(6000)
     w[4321] = -1.0
@@ -672,6 +694,12 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
                               precisions_init=from_nullable.precisions_, max_iter=0)
     assert from_nullable.score(dd.from_pandas(nullable, npartitions=4)).compute() == (
         pytest.approx(in_memory_fit.score(nullable.astype("float64").to_numpy()), rel=1e-12))
+    # A weighted score of a frame: its evaluation's block lengths were unknown, and multiplying
+    # by the weights (cut by the known lengths) failed to broadcast.
+    weights = np.random.default_rng(4).uniform(0.5, 2.0, len(data))
+    for given in (weights, dd.from_pandas(pd.Series(weights), npartitions=4)):
+        assert fitted.score(frame, sample_weight=given).compute() == pytest.approx(
+            fitted.score(np.asarray(data), sample_weight=weights), rel=1e-12)
     text = pd.DataFrame({"a": data[:, 0], "name": ["x"] * len(data)})
     with pytest.raises(emix.InvalidArgument, match="column 'name': element type"):
         emix.dask.GaussianMixture(2, device="cpu").fit(dd.from_pandas(text, npartitions=2))
