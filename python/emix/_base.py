@@ -205,25 +205,27 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _warn_of_float32_rounding(x, name):
-    """A FitWarning where rounding float64 data to float32 (dtype='float32') changes a column
-    by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k with a
-    spread of 1 keep 0.03 of it), which float32 cannot hold however the arithmetic is done
-    after. The library's scan, as ``emix fit --precision float`` warns."""
-    if x.ndim != 2 or x.shape[0] < 2:
-        return
+def float32_rounding_message(x, name):
+    """The warning (or None) where rounding float64 data to float32 (dtype='float32') changes a
+    column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
+    with a spread of 1 keep 0.03 of it), which float32 cannot hold however the arithmetic is
+    done after. The library's scan, as ``emix fit --precision float`` warns. Only float64
+    NumPy arrays are judged: frames and lists are converted straight to float32, and chunks
+    and Dask blocks where they are read."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float64) or x.ndim != 2 or x.shape[0] < 2:
+        return None
     scan = _emix.Float32RoundingScan()
     rows = max(1, (1 << 22) // max(1, x.shape[1]))  # a strided array is copied a block at a time
     for first in range(0, x.shape[0], rows):
         block = np.ascontiguousarray(x[first:first + rows])
         scan.add(_emix.view(block))
     worst = scan.worst()
-    if worst is not None:
-        column, largest, spread, lost = worst
-        warn(f"{name}: dtype='float32' rounds column {column + 1} (values up to "
-             f"{largest:.3g}, spread {spread:.3g}) by up to {lost:.2g} of its spread, more "
-             "than float32's 1e-4; subtract the column means first, or fit in float64",
-             FitWarning)
+    if worst is None:
+        return None
+    column, largest, spread, lost = worst
+    return (f"{name}: dtype='float32' rounds column {column + 1} (values up to {largest:.3g}, "
+            f"spread {spread:.3g}) by up to {lost:.2g} of its spread, more than float32's 1e-4; "
+            "subtract the column means first, or fit in float64")
 
 
 class _BaseMixture(DensityMixin, BaseEstimator):
@@ -404,10 +406,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         else:
             data = as_data(X, dtype, name)
             self._check_data_values(data)
-            if dtype == np.float32 and isinstance(X, np.ndarray) and X.dtype == np.float64:
-                # The values before the rounding: frames and lists are converted straight to
-                # float32, and not judged.
-                _warn_of_float32_rounding(X, name)
+            # The values before the rounding, among the fit's warnings (as the program writes
+            # its own into the model file).
+            rounding = float32_rounding_message(X, name) if dtype == np.float32 else None
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if data.n_samples < 2:
                 # scikit-learn's minimum for a fit: one row has no spread, and its model would
@@ -448,7 +449,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             self._set_fitted(report, n_features, source.weight_total, feature_names=names)
             return None
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
-        self._set_fitted(report, n_features, total, feature_names=names)
+        self._set_fitted(report, n_features, total, feature_names=names,
+                         more_warnings=[rounding] if rounding else [])
         return data
 
     def _fit_from_partial(self, run_fit, n_features, seed, given):
@@ -704,11 +706,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return hook
 
     def _set_fitted(self, report, n_features, total_weight, failed=False, candidate=None,
-                    feature_names=_KEEP):
+                    feature_names=_KEEP, more_warnings=()):
         """The fitted attributes from a fit's report, its warnings emitted. `candidate`: select's
         name for this fit ("K = 3, full"), which prefixes its FitWarnings; select then states
         non-convergence once for all its candidates. `feature_names`: as _commit takes them,
-        committed with the rest."""
+        committed with the rest. `more_warnings`: what the fit's caller found (the data's
+        rounding to float32), added to the report's."""
         attributes = self._model_attributes(report.model)
         attributes.update(
             _fit_weight_=float(total_weight),  # what step_offset='auto' weighs the fit as
@@ -721,6 +724,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             lower_bounds_=np.asarray(report.history[:-1], dtype=np.float64) / total_weight,
             n_features_in_=int(n_features),
             report_=FitReport._from_native(report))
+        attributes["report_"].warnings = list(attributes["report_"].warnings) + list(more_warnings)
         # A fit's model ends the online stream (its next partial_fit starts one from the
         # model); a fit that failed, its data refused say, leaves the stream as it was.
         self._commit(attributes, feature_names=feature_names,

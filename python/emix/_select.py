@@ -240,7 +240,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     SelectResult
         The table, the best candidate and a fitted estimator for each candidate.
     """
-    from ._base import _check_sample_weight, _is_int, _is_real
+    from ._base import FitWarning, _check_sample_weight, _is_int, _is_real, float32_rounding_message
     from ._discrete import BernoulliMixture, BinomialMixture
     from ._gaussian import _COVARIANCE_TYPES, GaussianMixture
 
@@ -328,6 +328,10 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         total = float(source.weight_total)
     else:
         data = as_data(X, check_dtype_parameter(dtype), "emix.select")
+        rounding = (float32_rounding_message(X, "emix.select")
+                    if check_dtype_parameter(dtype) == np.float32 else None)
+        if rounding:  # once, not for every candidate
+            warn(rounding, FitWarning)
         if data.n_samples < 2:  # as fit refuses it, each candidate being that fit
             raise InvalidArgument(f"Found array with {data.n_samples} sample(s) (shape="
                                   f"{(data.n_samples, data.n_features)}) while a minimum of 2 "

@@ -693,7 +693,13 @@ def test_float32_fits_of_data_float32_cannot_hold_warn():
     far = base + [0.0, 1e6]
     with pytest.warns(emix.FitWarning, match=r"dtype='float32' rounds column 2 \(values up to "
                                              r"1e\+06, spread 2\.\d+\) by up to 0\.0\d+ of its"):
-        emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(far)
+        rounded = emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(far)
+    # Among the fit's warnings too, as the program writes its own into the model file (the
+    # report had none); and emix.select warns of it, once (it said nothing).
+    assert [w for w in rounded.report_.warnings if "rounds column 2" in w]
+    with pytest.warns(emix.FitWarning, match=r"^emix.select: dtype='float32' rounds column 2") as seen:
+        emix.select(far, n_components=[1, 2], covariance_types="diag", dtype="float32")
+    assert len([w for w in seen if "rounds column" in str(w.message)]) == 1
     # Whole numbers float32 holds exactly lose nothing, however far out; data already float32
     # have nothing to round.
     for given in (np.round(far * 4), far.astype(np.float32)):
