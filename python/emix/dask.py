@@ -1160,6 +1160,9 @@ class _DaskMixture:
         X = self._rows(X)
         weights = self._weights(sample_weight, X)
         notes = []
+        # A start the caller gave (warm_start, *_init), which a -inf at iteration 0 may be due to.
+        given_start = (self.warm_start and self.__sklearn_is_fitted__()) or bool(
+            self._check_initial_parameters(X.shape[1]))
         if self.warm_start and self.__sklearn_is_fitted__():
             self._check_fitted_shape("fit with warm_start")
             model = self._model()
@@ -1192,9 +1195,11 @@ class _DaskMixture:
                     raise InvalidArgument("sample_weight: the sample weights sum to 0")
                 log_likelihood = stats.log_likelihood
                 if not np.isfinite(log_likelihood):
+                    blamed = ("the data and the initial model" if iteration == 0 and given_start
+                              else "the data")
                     raise _emix.NumericalError(
                         f"the log-likelihood is {log_likelihood} at iteration {iteration} "
-                        "(check the data for extreme values)")
+                        f"(check {blamed} for extreme values)")
                 mean = log_likelihood / stats.weight_sum
                 history.append(log_likelihood)
                 if hook is not None:  # verbose and the callback, as the in-memory fit calls them

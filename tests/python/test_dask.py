@@ -1057,3 +1057,16 @@ def test_a_process_makes_one_evaluator_per_evaluation_of_many_blocks(monkeypatch
     again = emix.GaussianMixture(n_components=3, device="cpu")
     again.__dict__.update(scored)
     assert np.array_equal(scores, again.score_samples(data))
+
+
+def test_a_start_that_scores_every_row_at_minus_infinity_is_named_as_in_memory():
+    """Means of 1e150 with variances of 1e-300 put every row at -inf at iteration 0: both fits
+    named the data alone."""
+    x = np.random.default_rng(0).normal(size=(400, 2))
+    start = dict(weights_init=[1.0], means_init=[[1e150, 1e150]],
+                 precisions_init=[[1e300, 1e300]], covariance_type="diag", device="cpu")
+    expected = r"at iteration 0 \(check the data and the initial model for extreme values\)"
+    with pytest.raises(emix.NumericalError, match=expected):
+        emix.GaussianMixture(1, **start).fit(x)
+    with pytest.raises(emix.NumericalError, match=expected):
+        emix.dask.GaussianMixture(1, **start).fit(da.from_array(x, chunks=100))
