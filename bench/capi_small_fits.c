@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   for (long i = 0; i < n_spinners; ++i) {
     spinners[i] = fork();
     if (spinners[i] == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // gone with the benchmark, however it ends
       for (volatile unsigned long spin = 0;; ++spin) {
       }
     }

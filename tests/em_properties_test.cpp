@@ -64,8 +64,9 @@ TEST_P(EveryShape, LogLikelihoodNeverDecreases) {
 
 TEST_P(EveryShape, BitwiseIdenticalWithOneTwoAndThreeThreads) {
   const Shape s = GetParam();
-  // Work enough for three threads in every pass (threads_for_work: 2^22 multiply-adds each):
-  // the k-means of 2^17 rows x 8 centres x 10 features, and the engine's passes, take them.
+  // Work enough for several threads in every pass (threads_for_work: 2^22 multiply-adds each):
+  // three for the k-means steps over 2^17 rows x 8 centres x 10 features and for the engine's
+  // passes, two for the k-means++ seeding (4 candidates a step).
   const int k = 8, d = 10;
   const emix::Model truth = emix::testing::random_model(s.family, s.covariance, k, d, 21, 6, 2.0);
   const std::int64_t n = 1 << 17;
@@ -154,6 +155,11 @@ TEST_P(EveryShape, TinyUniformWeightsGiveTheUnweightedFitOrAreRefused) {
     EXPECT_NE(std::string(e.what()).find("the largest is 1e-302"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("scale them up"), std::string::npos) << e.what();
   }
+  // A score has no responsibilities to lose: such weights are taken, and weigh every row alike
+  // (the sums in another order: 1e-12).
+  const double unweighted = emix::score(plain.model, x, o.engine);
+  EXPECT_NEAR(emix::score(plain.model, x, o.engine, tinier.data()), unweighted,
+              1e-12 * std::abs(unweighted));
 }
 
 INSTANTIATE_TEST_SUITE_P(All, EveryShape, ::testing::ValuesIn(kShapes),

@@ -57,10 +57,12 @@ std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
 // the reader takes for column names (a header) although its cells are numbers, in quotes
 // ("1","2") or pandas' numbered names 0, 1, ... over rows written as reals; or the line of such
 // numbered names that it takes for a row, since the rows under it are whole numbers (counts, or
-// pandas' header of them). line 0: no guess (not text, a plain row, or a header of names).
+// pandas' header of them) or none follow (only_line). line 0: no guess (not text, a plain row,
+// or a header of names).
 struct FirstLineGuess {
   std::int64_t line = 0;
   bool read_as_header = false;
+  bool only_line = false;
 };
 FirstLineGuess text_first_line_guess(const std::string& path);
 

@@ -205,6 +205,11 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+# How the library's error about a run whose components kept collapsing begins (core/em.cpp,
+# EmRun::kept_collapsing): the one failure its restarts pass over.
+_KEPT_COLLAPSING = "components kept collapsing to the end"
+
+
 def float32_rounding_message(x, name):
     """The warning (or None) where rounding float64 data to float32 (dtype='float32') changes a
     column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
@@ -406,9 +411,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         else:
             data = as_data(X, dtype, name)
             self._check_data_values(data)
-            # The values before the rounding, among the fit's warnings (as the program writes
-            # its own into the model file).
+            # The values before the rounding: warned of before the fit, which may fail for it,
+            # and among the fit's warnings after (as the program writes its own into the model
+            # file).
             rounding = float32_rounding_message(X, name) if dtype == np.float32 else None
+            if rounding:
+                warn(rounding, FitWarning)
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if data.n_samples < 2:
                 # scikit-learn's minimum for a fit: one row has no spread, and its model would
@@ -450,7 +458,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             return None
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
         self._set_fitted(report, n_features, total, feature_names=names,
-                         more_warnings=[rounding] if rounding else [])
+                         recorded_warnings=[rounding] if rounding else [])
         return data
 
     def _fit_from_partial(self, run_fit, n_features, seed, given):
@@ -474,7 +482,10 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                 report = run_fit(options, self._hook(run))
             except _emix.NumericalError as error:
                 # A restart whose components kept collapsing is left out, as the library's own
-                # restarts are; the fit fails only when every one did.
+                # restarts are (core/em.cpp, run_em: the fit fails only when every one did); any
+                # other failure ends the fit, as there.
+                if not str(error).startswith(_KEPT_COLLAPSING):
+                    raise
                 if first_failure is None:
                     first_failure = error
                 continue
@@ -485,7 +496,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         if best is None:
             if self.n_init == 1:
                 raise first_failure
-            raise _emix.NumericalError(f"all {self.n_init} restarts failed; the first: "
+            raise _emix.NumericalError(f"all {self.n_init} restarts kept collapsing; the first: "
                                        f"{first_failure}") from first_failure
         best.seconds = time.perf_counter() - started
         return best
@@ -706,12 +717,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         return hook
 
     def _set_fitted(self, report, n_features, total_weight, failed=False, candidate=None,
-                    feature_names=_KEEP, more_warnings=()):
+                    feature_names=_KEEP, recorded_warnings=()):
         """The fitted attributes from a fit's report, its warnings emitted. `candidate`: select's
         name for this fit ("K = 3, full"), which prefixes its FitWarnings; select then states
         non-convergence once for all its candidates. `feature_names`: as _commit takes them,
-        committed with the rest. `more_warnings`: what the fit's caller found (the data's
-        rounding to float32), added to the report's."""
+        committed with the rest. `recorded_warnings`: what the fit's caller found and warned of
+        already (the data's rounding to float32), added to the report's, not emitted again."""
         attributes = self._model_attributes(report.model)
         attributes.update(
             _fit_weight_=float(total_weight),  # what step_offset='auto' weighs the fit as
@@ -724,7 +735,6 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             lower_bounds_=np.asarray(report.history[:-1], dtype=np.float64) / total_weight,
             n_features_in_=int(n_features),
             report_=FitReport._from_native(report))
-        attributes["report_"].warnings = list(attributes["report_"].warnings) + list(more_warnings)
         # A fit's model ends the online stream (its next partial_fit starts one from the
         # model); a fit that failed, its data refused say, leaves the stream as it was.
         self._commit(attributes, feature_names=feature_names,
@@ -742,6 +752,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
                     warn(message, FitWarning)
                 else:  # select's caller, past select and this method
                     warn(f"{candidate}: {message}", FitWarning)
+        attributes["report_"].warnings.extend(recorded_warnings)
         # A select candidate that failed (its warning gives the error) has not merely not
         # converged: more iterations would not help.
         if candidate is None and not converged and self.max_iter > 0 and not failed:

@@ -109,11 +109,15 @@ def raise_not_positive(component, covariance_type):
     """InvalidArgument for a model the M-step gave (emix.maximize) with reg_covar = 0 or with
     rows so far apart that their scatter overflows: fit re-seeds such a component, or stops
     with an error that names it."""
-    which = "the tied covariance" if covariance_type == "tied" else (
-        f"the covariance of component {component}")
-    raise InvalidArgument(f"{which} is not positive definite: its rows lie in a subspace (a "
-                          "component collapsed; reg_covar > 0 prevents it) or spread beyond "
-                          "double precision (rescale the data); fit re-seeds such a component")
+    if covariance_type == "tied":  # no component to re-seed: a fit fails on it
+        raise InvalidArgument("the tied covariance is not positive definite: the rows lie in a "
+                              "subspace (a constant column, or one that combines others) or "
+                              "spread beyond double precision (rescale the data); increase "
+                              "reg_covar from 0")
+    raise InvalidArgument(f"the covariance of component {component} is not positive definite: "
+                          "its rows lie in a subspace (a component collapsed; reg_covar > 0 "
+                          "prevents it) or spread beyond double precision (rescale the data); "
+                          "fit re-seeds such a component")
 
 
 class GaussianMixture(_BaseMixture):

@@ -1160,10 +1160,8 @@ class _DaskMixture:
         X = self._rows(X)
         weights = self._weights(sample_weight, X)
         notes = []
-        # A start the caller gave (warm_start, *_init), which a -inf at iteration 0 may be due to.
-        given_start = (self.warm_start and self.__sklearn_is_fitted__()) or bool(
-            self._check_initial_parameters(X.shape[1]))
-        if self.warm_start and self.__sklearn_is_fitted__():
+        warm = self.warm_start and self.__sklearn_is_fitted__()
+        if warm:
             self._check_fitted_shape("fit with warm_start")
             model = self._model()
             if model.n_features != X.shape[1]:  # as the in-memory fit says, before any pass
@@ -1195,8 +1193,11 @@ class _DaskMixture:
                     raise InvalidArgument("sample_weight: the sample weights sum to 0")
                 log_likelihood = stats.log_likelihood
                 if not np.isfinite(log_likelihood):
-                    blamed = ("the data and the initial model" if iteration == 0 and given_start
-                              else "the data")
+                    # A start the caller gave (warm_start, *_init) may be the cause at iteration
+                    # 0 (checked again here only, on this rare path).
+                    given_start = iteration == 0 and (
+                        warm or bool(self._check_initial_parameters(X.shape[1])))
+                    blamed = "the data and the initial model" if given_start else "the data"
                     raise _emix.NumericalError(
                         f"the log-likelihood is {log_likelihood} at iteration {iteration} "
                         f"(check {blamed} for extreme values)")
@@ -1266,9 +1267,12 @@ class _DaskMixture:
 
     # --- evaluation over Dask arrays ----------------------------------------------------------
 
-    def _map(self, X, what):
+    def _map(self, X, what, names_checked=False):
+        """`what` of each block of X, lazily; `names_checked`: X is rows the caller converted
+        after checking its names (a frame's), which it no longer has."""
         self._check_is_fitted()
-        check_feature_names(self, _named_like(X), reset=False)
+        if not names_checked:
+            check_feature_names(self, _named_like(X), reset=False)
         # Lazy, as for a Dask array: computing the frame's lengths here read it at call time.
         X = self._rows(_as_dask_array(X, lengths=False), blockwise=True)
         if X.shape[1] != self.n_features_in_:
@@ -1312,12 +1316,14 @@ class _DaskMixture:
                                        dtype=np.int64).sum()
             total = dask.delayed(_mean_of_rows)(log_prob.sum(), rows, type(self).__name__)
             return da.from_delayed(total, shape=(), dtype=np.float64)
+        self._check_is_fitted()
+        check_feature_names(self, _named_like(X), reset=False)
         rows = self._rows(_as_dask_array(X))
         if rows.shape[0] == 0:
             raise _no_rows(type(self).__name__)
         # From the rows the weights are cut by: a frame's evaluation has unknown block lengths
         # (score_samples reads it lazily), and multiplying by the weights failed.
-        log_prob = self.score_samples(rows)
+        log_prob = self._map(rows, "score_samples", names_checked=True)
         w = self._weights(sample_weight, rows).map_blocks(_checked_weights, dtype=np.float64)
         total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
         return da.from_delayed(total, shape=(), dtype=np.float64)

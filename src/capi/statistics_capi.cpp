@@ -107,21 +107,29 @@ emix_status emix_maximize(const emix_model* model, const emix_statistics* statis
     handle->model = emix::maximize(model->model, statistics->statistics, m, &empty);
     // emix::maximize returns a collapsed component as it is, for a C++ caller to re-seed; a C
     // caller got EMIX_OK and a model every later call refused, even emix_model_write, or, where
-    // rounding left its factorisation a pivot just above 0, one that scored rows at -4e15.
+    // rounding left its factorisation a pivot just above 0, one that scored rows at -4e15. A
+    // tied covariance has no component to re-seed: a fit fails on it.
+    const bool tied = handle->model.covariance == emix::Covariance::kTied;
     const std::string why =
-        ": its rows lie in a subspace (a component collapsed; reg_covar > 0 prevents it) or "
-        "spread beyond double precision (rescale the data); a fit re-seeds such a component";
+        tied ? ": the rows lie in a subspace (a constant column, or one that combines others) or "
+               "spread beyond double precision (rescale the data); increase reg_covar from 0"
+             : ": its rows lie in a subspace (a component collapsed; reg_covar > 0 prevents it) or "
+               "spread beyond double precision (rescale the data); a fit re-seeds such a "
+               "component";
     try {
       handle->model.validate();
-      const std::vector<int> collapsed = emix::collapsed_components(handle->model, m.reg_covar);
-      if (!collapsed.empty()) {
-        throw emix::InvalidArgument("model: covariance " + std::to_string(collapsed.front()) +
-                                    " is not positive definite");
-      }
     } catch (const emix::InvalidArgument& e) {
       throw emix::InvalidArgument(std::string(e.what()) + why);
-    } catch (const emix::NumericalError& e) {  // a singular tied covariance
-      throw emix::InvalidArgument(std::string(e.what()) + why);
+    }
+    std::vector<int> collapsed;
+    try {
+      collapsed = emix::collapsed_components(handle->model, m.reg_covar);
+    } catch (const emix::NumericalError&) {  // the tied covariance
+      throw emix::InvalidArgument("model: tied covariance is not positive definite" + why);
+    }
+    if (!collapsed.empty()) {
+      throw emix::InvalidArgument("model: covariance " + std::to_string(collapsed.front()) +
+                                  " is not positive definite" + why);
     }
     if (!empty.empty()) {  // told through the model's warnings, as a fit's are
       std::string which;

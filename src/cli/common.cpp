@@ -208,9 +208,10 @@ void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& 
   if (!files.sample_weight.empty() && message.rfind(weights, 0) == 0) {
     throw InvalidArgument(files.sample_weight + ": the " + message);
   }
-  for (const std::string model : {"model: ", "init model: "}) {
-    if (files.model.empty() || message.rfind(model, 0) != 0) continue;
-    std::string named = files.model + ": " + message.substr(model.size());
+  for (const auto& [word, file] : {std::pair{std::string("model: "), files.model},
+                                   std::pair{std::string("init model: "), files.init_model}}) {
+    if (file.empty() || message.rfind(word, 0) != 0) continue;
+    std::string named = file + ": " + message.substr(word.size());
     const std::string library_advice = "use float64 data";
     if (named.size() >= library_advice.size() &&
         named.compare(named.size() - library_advice.size(), library_advice.size(),
@@ -302,8 +303,9 @@ void note_text_header(const std::string& input, const DataArgs& args) {
     // pandas' to_csv(index=False) of whole numbers: one row too many, said nothing of.
     std::fprintf(stderr,
                  "%s: line %lld, the numbers 0, 1, ... that pandas writes as column names, read "
-                 "as a row, as the rows under it are whole numbers; delete it if it is a header\n",
-                 input.c_str(), static_cast<long long>(guess.line));
+                 "as a row, as %s; delete it if it is a header\n",
+                 input.c_str(), static_cast<long long>(guess.line),
+                 guess.only_line ? "no row follows it" : "the rows under it are whole numbers");
   }
 }
 

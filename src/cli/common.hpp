@@ -70,8 +70,10 @@ struct DataFiles {
   std::string sample_weight;   // empty: none
   std::int64_t first_row = 0;  // file row of the view's first row, minus 1 (sharded reads)
   bool data_raw = false;       // read as raw binary (--dtype, --dims): no lines to name
-  // The model, as messages name it: the MODEL file, or "--init-model m.json"; empty: none.
+  // The model evaluated (MODEL), and a fit's --init-model ("--init-model m.json"), as messages
+  // name them for the library's "model: " and "init model: "; empty: none.
   std::string model = {};
+  std::string init_model = {};
 };
 
 // Runs `call`; a DataError becomes an InvalidArgument naming the file:

@@ -306,30 +306,23 @@ Model maximize_from_assignments(const RowMatrix& x, const Eigen::VectorXd& w, co
 void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& w,
                            const FitOptions& o, std::vector<std::string>* notes) {
   if (m.family != Family::kGaussian) return;
-  const int k = m.n_components, d = m.n_features;
-  const std::size_t per = m.covariance == Covariance::kTied ? 0 : m.covariance_size() / k;
-  const auto singular = [&](const double* a) {
-    if (m.covariance == Covariance::kDiag || m.covariance == Covariance::kSpherical) {
-      for (std::size_t i = 0; i < per; ++i) {
-        if (!(a[i] > 0)) return true;
-      }
-      return false;
+  // What a fit would re-seed (collapsed_components), the tied covariance as component 0.
+  const auto collapsed = [&o](const Model& model) {
+    try {
+      return collapsed_components(model, o.reg_covar);
+    } catch (const NumericalError&) {
+      return std::vector<int>{0};
     }
-    return numerically_singular(a, d, o.reg_covar);
   };
-  std::vector<int> bad;
-  for (int c = 0; c < (m.covariance == Covariance::kTied ? 1 : k); ++c) {
-    if (singular(m.covariances.data() + static_cast<std::size_t>(c) * per) ||
-        (o.reg_covar == 0 && covariance_unresolved(m, c))) {
-      bad.push_back(c);
-    }
-  }
+  const std::vector<int> bad = collapsed(m);
   if (bad.empty()) return;
   FitOptions single = o;
   single.n_components = 1;
   const Model overall =
       maximize_from_assignments(x, w, RowMatrix::Ones(x.rows(), 1), {}, single, nullptr);
-  if (singular(overall.covariances.data())) return;
+  if (!collapsed(overall).empty()) return;
+  const std::size_t per =
+      m.covariance == Covariance::kTied ? 0 : m.covariance_size() / m.n_components;
   std::string which;
   for (const int c : bad) {
     std::copy(overall.covariances.begin(), overall.covariances.end(),

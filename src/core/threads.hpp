@@ -20,8 +20,10 @@ int usable_threads(int requested);
 // of them. Each parallel region wakes every thread, microseconds on an idle machine but up to a
 // scheduler time slice (4 ms) on a busy one, which small data cannot repay: a diag fit of
 // breast_cancer (569 x 30) took 20-28 ms an iteration with two threads on busy cores, 0.05 ms
-// with one; the k-means of 1000 rows of one feature, 0.1 ms alone and 90-160 ms beside another
-// busy process. Callers' results do not depend on the thread count.
+// with one; a whole fit of 20000 rows of one feature, 1.7 ms on an idle machine, took 56 ms
+// with every core busy while the initialisation opened regions of two threads, 1.75 ms since
+// (bench/results/small-fits-busy-machine-2026-12-07.md). Callers' results do not depend on the
+// thread count.
 inline int threads_for_work(double multiply_adds, int threads) {
   constexpr double kWorkPerThread = 1 << 22;
   const double wanted = std::ceil(multiply_adds / kWorkPerThread);

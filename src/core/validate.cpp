@@ -494,8 +494,8 @@ void check_largest_sample_weight(double largest) {
   }
 }
 
-void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows) {
-  if (!sample_weight) return;
+double validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows) {
+  if (!sample_weight) return 0;
   double normal_total = 0;
   double subnormal_total = 0;
   double largest = 0;
@@ -521,13 +521,13 @@ void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool
                           " against " + number(normal_total) +
                           " for the others; only the weights' ratios matter: scale them up");
   }
-  if (all_rows && total > 0) check_largest_sample_weight(largest);
   if (!std::isfinite(total)) {
     throw InvalidArgument("sample weights sum to " + number(total) +
                           " (their sum overflows double precision); only their ratios matter: "
                           "scale them down");
   }
   if (all_rows && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
+  return largest;
 }
 
 void validate(const EngineOptions& e) {
@@ -813,7 +813,8 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
     check_precisions_for_float(largest_precision(*o.init_model), "init model");
   }
   validate_fit_data(x, o);
-  validate_sample_weight(sample_weight, x.rows);
+  const double largest_weight = validate_sample_weight(sample_weight, x.rows);
+  if (sample_weight) check_largest_sample_weight(largest_weight);  // a fit's rule, not a score's
   check_fit_memory(x.rows, x.cols, o);
 }
 

@@ -76,11 +76,14 @@ void validate_checked_model_for_data(const Model& model, const CheckedModel& che
 // supports and a size memory can hold. What reads values (the weights, say) checks it first.
 void check_data_shape(const DataView& x);
 // Finite, non-negative weights. With all_rows (the weights of all the data, not a chunk's or a
-// rank's), also not all zero, those below DBL_MIN, which the engines count as 0, too few to
-// matter beside the others, and not all tiny (check_largest_sample_weight).
-void validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows = true);
-// InvalidArgument, advising to scale them up, where the largest of all the rows' weights (some
-// positive) is so small that its products with responsibilities flush to 0.
+// rank's), also not all zero, and those below DBL_MIN, which the engines count as 0, too few to
+// matter beside the others. Returns the largest (0 without weights), for a fit's
+// check_largest_sample_weight.
+double validate_sample_weight(const double* sample_weight, std::int64_t rows,
+                              bool all_rows = true);
+// A fit's rule (in memory, in chunks, over ranks): InvalidArgument, advising to scale them up,
+// where the largest of all the rows' weights is so small that its products with the
+// responsibilities flush to 0. A score of such weights has no responsibilities, and is taken.
 void check_largest_sample_weight(double largest);
 // Throws OutOfMemory when what a fit of `rows` x `cols` with these options surely allocates
 // (a lower bound: initialisation's sample-by-K matrices, the statistics) exceeds the memory of

@@ -1061,9 +1061,14 @@ class CpuEngine final : public Engine {
       // L2. About 1 MiB of rows, 64 to 256 of them: the full rule below gave 1024-row tiles of
       // 8 MiB at D = 1024 (52 ms an iteration at 20000 x 1024, K = 8, against 30), and its
       // fewest rows, 64, are what D = 4096 needs (16 rows took 3 times as long);
-      // bench/results/cpu-direct-diag-tiles-2026-12-07.md.
+      // bench/results/cpu-direct-diag-tiles-2026-12-07.md. Fewer, as below, where that would
+      // leave under 16 tiles to share among threads: a diag tile is the only unit of a pass's
+      // parallel work.
       const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * d_;
-      return std::clamp<std::int64_t>(kDirectDiagTileBytes / row_bytes, 64, 256) / 16 * 16;
+      return std::clamp<std::int64_t>(std::min<std::int64_t>(kDirectDiagTileBytes / row_bytes,
+                                                             n_ / 16),
+                                      64, 256) /
+             16 * 16;
     }
     if (plan.direct) {
       // A direct tile holds its rows (and a copy per component), not their features; what it

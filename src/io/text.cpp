@@ -606,7 +606,7 @@ FirstLineGuess text_first_line_guess(const std::string& path) {
     }
     return {lines.line_number(), true};
   }
-  return {held_line, false};  // numbered names alone: the one row
+  return {held_line, false, held_line > 0};  // numbered names alone: the one row
 }
 
 }  // namespace emix::io::detail

@@ -698,8 +698,15 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
     # by the weights (cut by the known lengths) failed to broadcast.
     weights = np.random.default_rng(4).uniform(0.5, 2.0, len(data))
     for given in (weights, dd.from_pandas(pd.Series(weights), npartitions=4)):
-        assert fitted.score(frame, sample_weight=given).compute() == pytest.approx(
-            fitted.score(np.asarray(data), sample_weight=weights), rel=1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "X does not have valid feature names"
+            weighted = fitted.score(frame, sample_weight=given).compute()
+        assert weighted == pytest.approx(fitted.score(np.asarray(data), sample_weight=weights),
+                                         rel=1e-12)
+    # Its columns' names are checked as the unweighted score's are (the frame became rows
+    # without names first, and swapped columns scored silently).
+    with pytest.raises(ValueError, match="Feature names"):
+        fitted.score(frame[["b", "a", "c"]], sample_weight=weights)
     text = pd.DataFrame({"a": data[:, 0], "name": ["x"] * len(data)})
     with pytest.raises(emix.InvalidArgument, match="column 'name': element type"):
         emix.dask.GaussianMixture(2, device="cpu").fit(dd.from_pandas(text, npartitions=2))

@@ -189,8 +189,13 @@ def test_restarts_from_some_given_parameters_pass_over_one_that_kept_collapsing(
     assert several.report_.best_init == 1
     np.testing.assert_array_equal(several.means_, alone.means_)
     with pytest.raises(emix.NumericalError,
-                       match="^all 3 restarts failed; the first: components kept collapsing"):
+                       match="^all 3 restarts kept collapsing; the first: components kept "
+                             "collapsing"):
         fit(4, 3)
+    # Any other failure ends the fit at once, as the library's restarts do.
+    far = dict(means_init=[[1e150] * 3], precisions_init=[[1e300] * 3])
+    with pytest.raises(emix.NumericalError, match="^the log-likelihood is -inf at iteration 0"):
+        emix.GaussianMixture(1, covariance_type="diag", n_init=3, device="cpu", **far).fit(X)
 
 
 def test_one_late_reseed_is_a_fit_that_ran_out_of_iterations():
@@ -697,6 +702,12 @@ def test_float32_fits_of_data_float32_cannot_hold_warn():
     # Among the fit's warnings too, as the program writes its own into the model file (the
     # report had none); and emix.select warns of it, once (it said nothing).
     assert [w for w in rounded.report_.warnings if "rounds column 2" in w]
+    # Warned before the fit, which the rounding may make fail: then it matters most.
+    flat = np.c_[base[:, 0], 1e7 + 1e-1 * rng.normal(size=len(base))]
+    with pytest.warns(emix.FitWarning, match="rounds column 2"):
+        with pytest.raises(emix.NumericalError):
+            emix.GaussianMixture(2, dtype="float32", reg_covar=0, device="cpu",
+                                 random_state=0).fit(flat)
     with pytest.warns(emix.FitWarning, match=r"^emix.select: dtype='float32' rounds column 2") as seen:
         emix.select(far, n_components=[1, 2], covariance_types="diag", dtype="float32")
     assert len([w for w in seen if "rounds column" in str(w.message)]) == 1

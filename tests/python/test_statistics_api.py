@@ -163,6 +163,16 @@ def test_maximize_refuses_a_covariance_singular_to_rounding():
                        match="covariance of component 0 is not positive definite.*reg_covar > 0"):
         emix.maximize(gm, emix.accumulate(gm, x))
     emix.maximize(gm, emix.accumulate(gm, x), reg_covar=1e-6)  # the default: no collapse
+    # A tied covariance has no component a fit could re-seed: the advice is reg_covar's.
+    tied = quiet_fit(emix.GaussianMixture(2, covariance_type="tied", reg_covar=0,
+                                          weights_init=[0.5, 0.5],
+                                          means_init=[[0.5, 0.5], [2.5, 2.5]],
+                                          precisions_init=np.eye(2), random_state=0,
+                                          device="cpu", max_iter=0), x)
+    with pytest.raises(emix.InvalidArgument, match="^the tied covariance is not positive definite: "
+                                                   "the rows lie in a subspace .* increase "
+                                                   "reg_covar from 0$"):
+        emix.maximize(tied, emix.accumulate(tied, x))
 
 
 def test_maximize_refuses_a_corrupted_scatter():
