@@ -239,9 +239,9 @@ TEST(CapiStatistics, MaximizeRefusesACovarianceSingularToRounding) {
             EMIX_OK)
       << emix_last_error();
   emix_statistics* statistics = nullptr;
-  ASSERT_EQ(emix_accumulate(tied_model, nullptr, x, 4, 2, EMIX_FLOAT64, EMIX_HOST, nullptr,
-                            &statistics),
-            EMIX_OK);
+  ASSERT_EQ(
+      emix_accumulate(tied_model, nullptr, x, 4, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &statistics),
+      EMIX_OK);
   emix_options* options = nullptr;
   ASSERT_EQ(emix_options_create(&options), EMIX_OK);
   ASSERT_EQ(emix_options_set_reg_covar(options, 0.0), EMIX_OK);

@@ -683,13 +683,13 @@ TEST_F(CliTest, ResultsThatCannotFitInMemoryAreRefusedBeforeTheFit) {
   std::string text;
   for (int i = 0; i < 200000; ++i) text += i == 199999 ? "nan\n" : std::to_string(i % 997) + "\n";
   write("data.txt", text);
-  ProcessLimits limits;  // 16 GiB of address space: the case is the same on any machine
+  ProcessLimits limits;           // 16 GiB of address space: the case is the same on any machine
 #if !EMIX_TEST_ADDRESS_SANITIZER  // AddressSanitizer needs terabytes of address space
   limits.address_space = rlim_t{16} << 30;
 #endif
-  const CliRun r = finish(start({"fit", "data.txt", "-k", "64000", "-o", "model.json",
-                                 "--responsibilities", "resp.npy"},
-                                limits));
+  const CliRun r = finish(start(
+      {"fit", "data.txt", "-k", "64000", "-o", "model.json", "--responsibilities", "resp.npy"},
+      limits));
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_EQ(r.err.rfind("emix: error: the results for 200000 rows x 64000 responsibilities need "
                         "102.4 GB of memory, more than the ",

@@ -256,8 +256,9 @@ int run_fit(const FitArgs& a) {
   std::unique_ptr<io::MappedNpy> mapping;
   std::int64_t total_rows = 0;
   std::vector<double> weights;
-  DataFiles files{a.input, a.sample_weight, 0, !a.data.raw_dtype.empty(), "",
-                  a.init_model.empty() ? "" : "--init-model " + a.init_model};
+  DataFiles files{a.input, a.sample_weight,
+                  0,       !a.data.raw_dtype.empty(),
+                  "",      a.init_model.empty() ? "" : "--init-model " + a.init_model};
   on_every_rank([&] {
     if (distributed) {
       RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);

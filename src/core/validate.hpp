@@ -79,8 +79,7 @@ void check_data_shape(const DataView& x);
 // rank's), also not all zero, and those below DBL_MIN, which the engines count as 0, too few to
 // matter beside the others. Returns the largest (0 without weights), for a fit's
 // check_largest_sample_weight.
-double validate_sample_weight(const double* sample_weight, std::int64_t rows,
-                              bool all_rows = true);
+double validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows = true);
 // A fit's rule (in memory, in chunks, over ranks): InvalidArgument, advising to scale them up,
 // where the largest of all the rows' weights is so small that its products with the
 // responsibilities flush to 0. A score of such weights has no responsibilities, and is taken.

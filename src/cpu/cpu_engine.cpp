@@ -1065,9 +1065,8 @@ class CpuEngine final : public Engine {
       // leave under 16 tiles to share among threads: a diag tile is the only unit of a pass's
       // parallel work.
       const std::int64_t row_bytes = static_cast<std::int64_t>(sizeof(U)) * d_;
-      return std::clamp<std::int64_t>(std::min<std::int64_t>(kDirectDiagTileBytes / row_bytes,
-                                                             n_ / 16),
-                                      64, 256) /
+      return std::clamp<std::int64_t>(
+                 std::min<std::int64_t>(kDirectDiagTileBytes / row_bytes, n_ / 16), 64, 256) /
              16 * 16;
     }
     if (plan.direct) {
