@@ -370,8 +370,12 @@ Distributed distribute(MPI_Comm comm, const DataView& local_rows, const FitOptio
   double weight_sum = static_cast<double>(total_rows);
   if (weighted) {
     weight_sum = 0;
+    double largest = 0;  // for check_largest_sample_weight below, from the same pass
     if (local_sample_weight) {
-      for (std::int64_t n = 0; n < local_rows.rows; ++n) weight_sum += local_sample_weight[n];
+      for (std::int64_t n = 0; n < local_rows.rows; ++n) {
+        weight_sum += local_sample_weight[n];
+        largest = std::max(largest, local_sample_weight[n]);
+      }
     }
     ordered_sum(comm, &weight_sum, 1);
     if (!(weight_sum > 0)) throw_on_every_rank("sample weights sum to 0 over all ranks");
@@ -380,10 +384,6 @@ Distributed distribute(MPI_Comm comm, const DataView& local_rows, const FitOptio
       throw_on_every_rank("sample weights sum to " + number(weight_sum) +
                           " over all ranks, which double precision cannot normalise by; "
                           "only the weights' ratios matter: rescale them");
-    }
-    double largest = 0;
-    for (std::int64_t n = 0; local_sample_weight && n < local_rows.rows; ++n) {
-      largest = std::max(largest, local_sample_weight[n]);
     }
     check(MPI_Allreduce(MPI_IN_PLACE, &largest, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
     try {
