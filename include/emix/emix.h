@@ -125,9 +125,11 @@ emix_status emix_options_set_prob_epsilon(emix_options* options, double prob_eps
 emix_status emix_options_set_seed(emix_options* options, uint64_t seed);
 /* Engine: where the E-step runs. */
 emix_status emix_options_set_device(emix_options* options, int device);
-/* OpenMP threads of the CPU engine, 0 (the default) for OpenMP's default. In a process forked
-   after emix ran several threads, emix runs on one: GNU OpenMP's thread pool does not survive
-   fork(), and a parallel region in the child would never return. */
+/* OpenMP threads of the CPU engine, 0 (the default) for OpenMP's default; at most
+   OMP_THREAD_LIMIT. In a process forked after emix ran several threads, emix runs on one: GNU
+   OpenMP's thread pool does not survive fork(), and a parallel region in the child would never
+   return. A child forked after the program's own OpenMP regions (or another library's, on the
+   same GNU OpenMP as emix) is not seen: set 1 there, or its first fit hangs. */
 emix_status emix_options_set_n_threads(emix_options* options, int n_threads);
 emix_status emix_options_set_block_rows(emix_options* options, int64_t block_rows);
 emix_status emix_options_set_chunk_rows(emix_options* options, int64_t chunk_rows);

@@ -25,8 +25,10 @@ Device parse_device(const std::string& name);
 // Where and how the E-step runs. Results never depend on n_threads.
 struct EngineOptions {
   Device device = Device::kAuto;  // kAuto: the GPU engine when a GPU answers, else the CPU
-  // CPU engine: OpenMP threads, 0 = OpenMP's default. A process forked after emix ran several
-  // threads runs it on one: GNU OpenMP's thread pool does not survive fork().
+  // CPU engine: OpenMP threads, 0 = OpenMP's default; at most OMP_THREAD_LIMIT. A process
+  // forked after emix ran several threads runs it on one: GNU OpenMP's thread pool does not
+  // survive fork(). A child forked after the program's own OpenMP regions (on the same GNU
+  // OpenMP) is not seen: set 1 there, or its first parallel region never returns.
   int n_threads = 0;
   std::int64_t block_rows = 0;  // CPU engine: rows per tile, 0 = chosen from K and D
   std::int64_t chunk_rows = 0;  // GPU engine: rows per device chunk, 0 = chosen from memory

@@ -98,7 +98,7 @@ def check_dtype_parameter(dtype):
     return resolved
 
 
-def _shape_problem(shape, name):
+def _shape_problem(shape, name, min_samples=1):
     if len(shape) == 1:
         return ("Expected 2D array, got 1D array instead: shape=%r. Reshape your data either "
                 "using array.reshape(-1, 1) if your data has a single feature or "
@@ -106,8 +106,8 @@ def _shape_problem(shape, name):
     if len(shape) != 2:
         return f"Found array with dim {len(shape)}. {name} expected a 2D array."
     if shape[0] < 1:
-        return (f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is "
-                f"required by {name}.")
+        return (f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of "
+                f"{min_samples} is required by {name}.")
     if shape[1] < 1:
         return (f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is "
                 f"required by {name}.")
@@ -133,22 +133,35 @@ def _check_finite_host(x):
         _raise_not_finite(index, x[tuple(index)])
 
 
-def _refuse_pandas_times(x, name):
-    """A DataFrame (or Series) column of times, durations, periods or intervals is not a number
-    to fit: mixed with numeric columns, to_numpy(dtype=float64) read its times as their ticks
-    since 1970, silently (a datetime64 array alone is refused below)."""
-    dtypes = getattr(x, "dtypes", None)
+def _is_time_type(dtype):
+    if callable(getattr(dtype, "is_temporal", None)):  # polars: Date, Datetime, Duration, Time
+        return dtype.is_temporal()
+    return (getattr(dtype, "kind", "") in ("M", "m")
+            or str(dtype).startswith(("period", "interval")))
+
+
+def _refuse_frame_times(x, name):
+    """A pandas or polars column of times, durations, periods or intervals is not a number to
+    fit: mixed with numeric columns, pandas' to_numpy(dtype=float64) and polars' __array__ read
+    its times as their ticks (days, microseconds or nanoseconds), silently (a datetime64 array
+    alone is refused below)."""
+    if type(x).__name__ == "LazyFrame":
+        raise TypeError(f"{name}: a polars LazyFrame holds no rows until it is computed; pass "
+                        "frame.collect()")
+    schema = getattr(x, "schema", None)  # polars' column types; pandas' are its dtypes
+    dtypes = schema if _root_module(x) == "polars" and schema is not None else getattr(
+        x, "dtypes", None)
     columns = (list(dtypes.items()) if hasattr(dtypes, "items")
                else [(getattr(x, "name", None), getattr(x, "dtype", None))])
     for column, dtype in columns:
         text = str(dtype)
-        if getattr(dtype, "kind", "") in ("M", "m") or text.startswith(("period", "interval")):
-            where = f"column {column!r}" if column is not None else "the data"
+        if _is_time_type(dtype):
+            where = f"column {column!r}" if column not in (None, "") else "the data"
             raise InvalidArgument(f"{name}: {where} has element type {text}, which is not "
                                   "numeric; convert it to numbers explicitly or leave it out")
 
 
-def _host_array(x, dtype, name):
+def _host_array(x, dtype, name, min_samples=1):
     from ._chunks import reads_only_in_chunks
 
     if reads_only_in_chunks(x):
@@ -157,7 +170,7 @@ def _host_array(x, dtype, name):
                         "and select read those; call it chunk by chunk")
     given = x
     x = numeric_numpy(x, name, dtype)
-    problem = _shape_problem(x.shape, name)
+    problem = _shape_problem(x.shape, name, min_samples)
     if problem:
         raise InvalidArgument(problem)
     source = x
@@ -233,8 +246,16 @@ def numeric_numpy(x, name, dtype=None):
         x = x.detach()
     if _root_module(x) == "torch" and str(getattr(x, "dtype", "")) == "torch.bfloat16":
         x = x.float()  # NumPy has no bfloat16; float32 holds each of its values exactly
+    if _root_module(x) == "polars":
+        _refuse_frame_times(x, name)
+    if _root_module(x) == "pyarrow" and type(x).__name__ in ("Table", "RecordBatch"):
+        from ._chunks import _arrow_to_numpy
+
+        # As fit reads one: NumPy's own conversion turned a null into NaN and named neither a
+        # time column nor a column of text.
+        return _arrow_to_numpy(x, name)
     if _root_module(x) == "pandas" and hasattr(x, "to_numpy"):
-        _refuse_pandas_times(x, name)
+        _refuse_frame_times(x, name)
         frame = _frame_as_numpy(x, dtype)
         if frame is not None:
             return frame
@@ -267,7 +288,7 @@ def numeric_numpy(x, name, dtype=None):
     return x
 
 
-def _device_array(x, dtype, name):
+def _device_array(x, dtype, name, min_samples):
     """A CUDA array in a form the library can use in place, converted on the device by its
     own library when its dtype or layout does not fit."""
     root = _root_module(x)
@@ -275,7 +296,7 @@ def _device_array(x, dtype, name):
         import torch
 
         x = x.detach()
-        problem = _shape_problem(tuple(x.shape), name)
+        problem = _shape_problem(tuple(x.shape), name, min_samples)
         if problem:
             raise InvalidArgument(problem)
         if x.dtype.is_complex:
@@ -293,7 +314,7 @@ def _device_array(x, dtype, name):
     if root == "cupy":
         import cupy
 
-        problem = _shape_problem(tuple(x.shape), name)
+        problem = _shape_problem(tuple(x.shape), name, min_samples)
         if problem:
             raise InvalidArgument(problem)
         if x.dtype.kind == "c":
@@ -306,7 +327,7 @@ def _device_array(x, dtype, name):
         return x
     if hasattr(x, "__array_namespace__") and hasattr(x, "dtype"):  # JAX and other array API
         xp = x.__array_namespace__()
-        problem = _shape_problem(tuple(x.shape), name)
+        problem = _shape_problem(tuple(x.shape), name, min_samples)
         if problem:
             raise InvalidArgument(problem)
         current = str(x.dtype) if str(x.dtype) in ("float32", "float64") else "int64"
@@ -320,10 +341,10 @@ def _device_array(x, dtype, name):
     return x  # a bare __dlpack__ / __cuda_array_interface__ producer: used as it is
 
 
-def _view_of_cuda_array_interface(x, name):
+def _view_of_cuda_array_interface(x, name, min_samples):
     cai = x.__cuda_array_interface__
     shape = tuple(cai["shape"])
-    problem = _shape_problem(shape, name)
+    problem = _shape_problem(shape, name, min_samples)
     if problem:
         raise InvalidArgument(problem)
     typestr = cai["typestr"]
@@ -340,10 +361,11 @@ def _view_of_cuda_array_interface(x, name):
     return _emix.device_view(pointer, shape[0], shape[1], dtypes[typestr], -1, x)
 
 
-def as_data(x, dtype=None, name="emix"):
-    """Data for the library: in place where possible, converted once otherwise."""
+def as_data(x, dtype=None, name="emix", min_samples=1):
+    """Data for the library: in place where possible, converted once otherwise. `min_samples`
+    is what the message for no rows says is needed (a fit's 2, as scikit-learn's)."""
     if is_device_array(x):
-        x = _device_array(x, dtype, name)
+        x = _device_array(x, dtype, name, min_samples)
         if hasattr(type(x), "__dlpack__"):
             try:
                 view = _emix.view(x)
@@ -355,10 +377,10 @@ def as_data(x, dtype=None, name="emix"):
                                           f"dtype is {np.dtype(dtype).name}; convert it first")
                 return Data(view, x, True)
         if hasattr(x, "__cuda_array_interface__"):
-            return Data(_view_of_cuda_array_interface(x, name), x, True)
+            return Data(_view_of_cuda_array_interface(x, name, min_samples), x, True)
         raise InvalidArgument(f"{name}: cannot read this device array (it offers neither a usable "
                               "__dlpack__ nor __cuda_array_interface__)")
-    x = _host_array(x, dtype, name)
+    x = _host_array(x, dtype, name, min_samples)
     return Data(_emix.view(x), x, False)
 
 

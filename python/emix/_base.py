@@ -409,7 +409,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             def run(options, hook):
                 return _emix.fit_chunks(source, options, hook)
         else:
-            data = as_data(X, dtype, name)
+            data = as_data(X, dtype, name, min_samples=2)
             self._check_data_values(data)
             # The values before the rounding: warned of before the fit, which may fail for it,
             # and among the fit's warnings after (as the program writes its own into the model

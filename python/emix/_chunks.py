@@ -109,9 +109,11 @@ def is_chunk_source(x):
         return False
     if _is_h5py_dataset(x) or _is_arrow(x) or _is_chunk_list(x) or is_one_shot(x):
         return True
-    # Any other re-iterable that is not array-like: no __array__, no buffer, no DLPack.
+    # Any other re-iterable that is not array-like: no __array__, no buffer, no DLPack. A range
+    # is a sequence of numbers, which the estimators read as NumPy does (a 1-D array: refused as
+    # scikit-learn refuses it); a set has no order to re-read.
     return (isinstance(x, collections.abc.Iterable)
-            and not isinstance(x, (list, tuple, str, bytes, dict))
+            and not isinstance(x, (list, tuple, str, bytes, dict, range, set, frozenset))
             and not hasattr(x, "__array__") and not hasattr(x, "__dlpack__")
             and not hasattr(x, "__cuda_array_interface__")
             and not hasattr(x, "__array_interface__"))

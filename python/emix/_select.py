@@ -257,7 +257,14 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         except ValueError as e:
             raise InvalidArgument(f"random_state: {e}") from None
     # One K, not an error: as one covariance type may be given as a string.
-    ks = [n_components] if _is_int(n_components) else list(n_components)
+    if _is_int(n_components):
+        ks = [n_components]
+    elif isinstance(n_components, Iterable) and not isinstance(n_components,
+                                                                               (str, bytes)):
+        ks = list(n_components)
+    else:
+        raise InvalidArgument(f"n_components must be an int or an iterable of ints, got "
+                              f"{n_components!r}")
     for k in ks:
         if not _is_int(k):
             raise InvalidArgument(f"n_components must be ints, got {k!r}")
@@ -327,7 +334,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
                                   "required by emix.select.")
         total = float(source.weight_total)
     else:
-        data = as_data(X, check_dtype_parameter(dtype), "emix.select")
+        data = as_data(X, check_dtype_parameter(dtype), "emix.select", min_samples=2)
         rounding = (float32_rounding_message(X, "emix.select")
                     if check_dtype_parameter(dtype) == np.float32 else None)
         if rounding:  # once, not for every candidate

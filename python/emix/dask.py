@@ -853,6 +853,13 @@ def _checked_weights(w, block_info=None):
     return _refuse_bad_weights(w, block_info[0]["array-location"][0][0] if block_info else 0)
 
 
+def _counted_rows(log_prob):
+    """The rows of a blockwise evaluation, counted as it is computed: a filtered array's are
+    known only then."""
+    return log_prob.map_blocks(lambda b: np.array([b.shape[0]]), chunks=(1,),
+                               dtype=np.int64).sum()
+
+
 def _weighted_mean(total, weight_sum):
     if not weight_sum > 0:
         raise InvalidArgument("sample weights sum to 0")
@@ -1311,10 +1318,8 @@ class _DaskMixture:
             return super().score(X, y, sample_weight)
         if sample_weight is None:
             log_prob = self.score_samples(X)
-            # Counted as computed: a filtered array's rows are known only then.
-            rows = log_prob.map_blocks(lambda b: np.array([b.shape[0]]), chunks=(1,),
-                                       dtype=np.int64).sum()
-            total = dask.delayed(_mean_of_rows)(log_prob.sum(), rows, type(self).__name__)
+            total = dask.delayed(_mean_of_rows)(log_prob.sum(), _counted_rows(log_prob),
+                                                type(self).__name__)
             return da.from_delayed(total, shape=(), dtype=np.float64)
         self._check_is_fitted()
         check_feature_names(self, _named_like(X), reset=False)
@@ -1331,11 +1336,11 @@ class _DaskMixture:
     def _criterion(self, X, penalty):
         """-2 log L + penalty(n) over a Dask array, computed blockwise (a float, as the
         in-memory bic and aic return)."""
-        n = self._rows(_as_dask_array(X)).shape[0]
+        log_prob = self.score_samples(X)
+        log_likelihood, n = dask.compute(log_prob.sum(), _counted_rows(log_prob))
         if n == 0:
             raise _no_rows(type(self).__name__)
-        log_likelihood = float(self.score_samples(X).sum().compute())
-        return -2.0 * log_likelihood + penalty(n)
+        return -2.0 * float(log_likelihood) + penalty(int(n))
 
     def bic(self, X):
         """Bayesian information criterion; blockwise for Dask input (see the in-memory

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -99,7 +100,9 @@ int usable_threads(int requested) {
   static std::once_flag registered;
   std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
   if (forked_after_threads.load(std::memory_order_relaxed)) return 1;
-  const int threads = requested > 0 ? requested : omp_get_max_threads();
+  // OMP_THREAD_LIMIT caps every region's team: a count above it would be reported, not run.
+  const int threads = std::min(requested > 0 ? requested : omp_get_max_threads(),
+                               std::max(1, omp_get_thread_limit()));
   // Inside the caller's parallel region at OpenMP's nesting limit, a region of emix runs on one
   // thread whatever it asks: none to start.
   const bool nested = omp_get_active_level() >= omp_get_max_active_levels();

@@ -5,12 +5,16 @@
 
 namespace emix {
 
-// `requested`, or OpenMP's default for 0 or less; but 1 in a process forked after emix had run
+// `requested`, or OpenMP's default for 0 or less, at most OMP_THREAD_LIMIT; but 1 in a process
+// forked after emix had run
 // a region on several threads: GNU OpenMP's thread pool does not survive fork(), and the
 // child's first parallel region of more than one thread never returned (a C program that forked
 // after a fit of 2 threads hung in its child's fit). One thread is what such a child can use.
 // Only emix's own regions count: a child forked after the caller's OpenMP regions alone is not
-// seen, and the caller gives it n_threads = 1.
+// seen, and the caller gives it n_threads = 1 (emix.h says so). Counting the parent's threads at
+// fork() would see them, but also every thread of OpenBLAS or of a Python interpreter, which
+// leave GNU OpenMP's pool alone: every multiprocessing child of a NumPy session would run on
+// one thread.
 // The first time a count is asked for, emix starts that many threads itself (threads.cpp):
 // where they cannot start (ulimit -v) it throws OutOfMemory naming the remedy, where GNU OpenMP
 // would have ended the process.

@@ -388,6 +388,9 @@ def test_empty_blocks_unknown_chunk_sizes_and_global_rows(client, data):
                           whole.score_samples(data[300:]))
     assert float(whole.score(filtered).compute()) == pytest.approx(whole.score(data[300:]),
                                                                    rel=1e-14)
+    # bic and aic too (they asked for compute_chunk_sizes(), which score did not).
+    assert whole.bic(filtered) == pytest.approx(whole.bic(data[300:]), rel=1e-14)
+    assert whole.aic(filtered) == pytest.approx(whole.aic(data[300:]), rel=1e-14)
     spoilt = data.copy()
     spoilt[700, 1] = np.nan
     unknown = da.from_array(spoilt, chunks=(300, data.shape[1]))[keep]
@@ -450,8 +453,9 @@ def test_score_checks_weights_and_fit_calls_the_callback(client, data):
     with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
         fitted.score(nothing.compute_chunk_sizes(), sample_weight=np.ones(0)).compute()
     for criterion in (fitted.bic, fitted.aic):
-        with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
-            criterion(nothing.compute_chunk_sizes())
+        for rows in (nothing, nothing.compute_chunk_sizes()):
+            with pytest.raises(emix.InvalidArgument, match="Found array with 0 sample"):
+                criterion(rows)
     kept = x[x[:, 0] > 0]
     assert fitted.score(kept).compute() == pytest.approx(
         fitted.score(data[data[:, 0] > 0]), rel=1e-12)

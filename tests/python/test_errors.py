@@ -54,7 +54,8 @@ def test_other_cpp_errors_keep_their_usual_python_types():
 BAD_DATA = [
     (np.ones(10), ValueError, "Expected 2D array, got 1D array"),
     (np.ones((4, 3, 2)), ValueError, "Found array with dim 3"),
-    (np.ones((0, 3)), ValueError, r"0 sample\(s\) \(shape=\(0, 3\)\)"),
+    # A fit's minimum is 2 rows, as scikit-learn's (the message said 1 for no rows).
+    (np.ones((0, 3)), ValueError, r"0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 2 is "),
     (np.ones((5, 0)), ValueError, r"0 feature\(s\)"),
     (np.where(np.arange(30).reshape(10, 3) == 4, np.nan, 1.0), ValueError,
      r"Input X contains NaN \(row 2, column 2\)"),
@@ -99,6 +100,60 @@ def test_pandas_time_columns_are_refused_by_name(column):
     with pytest.raises(emix.InvalidArgument, match="not numeric"):
         gm(n_components=1).fit(frame[["t"]])
     assert gm(n_components=1).fit(frame[["x"]]).means_.shape == (1, 1)
+
+
+@pytest.mark.parametrize("column", ["date", "datetime", "duration", "time"])
+def test_polars_time_columns_are_refused_by_name(column):
+    """Beside a numeric column, polars' own conversion read a Date, Datetime, Duration or Time
+    column as its count of days, microseconds or nanoseconds: fitted silently (means of 1.7e15)."""
+    pl = pytest.importorskip("polars", reason="a polars DataFrame is the input")
+    import datetime
+
+    values = {"date": [datetime.date(2024, 1, i + 1) for i in range(6)],
+              "datetime": [datetime.datetime(2024, 1, i + 1) for i in range(6)],
+              "duration": [datetime.timedelta(hours=i) for i in range(6)],
+              "time": [datetime.time(i) for i in range(6)]}[column]
+    frame = pl.DataFrame({"x": np.arange(6.0), "t": values})
+    fitted = gm(n_components=1).fit(pl.DataFrame({"x": np.arange(6.0), "t": np.arange(6.0)}))
+    with pytest.raises(emix.InvalidArgument, match="column 't' has element type .* not numeric"):
+        gm(n_components=1).fit(frame)
+    with pytest.raises(emix.InvalidArgument, match="column 't' has element type .* not numeric"):
+        fitted.score_samples(frame)
+    with pytest.raises(emix.InvalidArgument, match="'t' has element type .* not numeric"):
+        gm(n_components=1).fit(frame["t"].to_frame())
+    with pytest.raises(TypeError, match=r"LazyFrame .* pass frame.collect\(\)"):
+        gm(n_components=1).fit(frame.lazy())
+    assert gm(n_components=1).fit(frame.select("x")).means_.shape == (1, 1)
+
+
+def test_an_arrow_table_is_checked_by_column_wherever_it_is_read():
+    """fit read a pyarrow Table through the chunk path, which names a column of times, text or
+    nulls; predict and score_samples read it through NumPy, which leaked a promotion error or
+    turned a null into NaN."""
+    pa = pytest.importorskip("pyarrow", reason="an Arrow table is the input")
+    import datetime
+
+    fitted = gm(n_components=1).fit(pa.table({"x": X[:, 0], "y": X[:, 1]}))
+    times = pa.table({"x": [0.1, 0.2], "y": pa.array([datetime.datetime(2024, 1, 1)] * 2)})
+    nulls = pa.table({"x": [0.1, None], "y": [1.0, 2.0]})
+    for method in (fitted.score_samples, fitted.predict, fitted.predict_proba):
+        with pytest.raises(emix.InvalidArgument, match=r"column 'y': element type datetime64"):
+            method(times)
+        with pytest.raises(emix.InvalidArgument, match="column 'x' has 1 missing value"):
+            method(nulls)
+    good = pa.table({"x": X[:5, 0], "y": X[:5, 1]})
+    np.testing.assert_array_equal(fitted.score_samples(good), fitted.score_samples(X[:5, :2]))
+    np.testing.assert_array_equal(fitted.score_samples(good.to_batches()[0]),
+                                  fitted.score_samples(X[:5, :2]))
+
+
+@pytest.mark.parametrize("data", [range(10), {1.0, 2.0}], ids=["range", "set"])
+def test_a_range_or_a_set_is_data_not_a_chunk_source(data):
+    """Any iterable that is not array-like was read as a chunk source, and a range was refused as
+    "chunk 0: expected a 2-D array", of chunks the user never made."""
+    with pytest.raises((ValueError, TypeError)) as caught:
+        gm(n_components=1).fit(data)
+    assert "chunk" not in str(caught.value)
 
 
 def test_huge_finite_values_are_not_mistaken_for_infinity():

@@ -247,6 +247,14 @@ def test_one_k_given_as_an_int(three_clusters):
 def test_the_k_grid_takes_ints_only(three_clusters):
     with pytest.raises(ValueError, match="n_components must be ints, got 2.7"):
         emix.select(three_clusters, n_components=[2.7], device="cpu")
+    # A scalar that is not an int said "'float' object is not iterable".
+    for value in (3.0, None, True):
+        with pytest.raises(ValueError, match="n_components must be an int or an iterable of "
+                                             f"ints, got {value!r}"):
+            emix.select(three_clusters, n_components=value, device="cpu")
+    with pytest.raises(ValueError, match=r"0 sample\(s\) .* minimum of 2 is required by "
+                                         "emix.select"):
+        emix.select(three_clusters[:0], n_components=2, device="cpu")
 
 
 def test_estimators_of_a_dataframe_know_its_columns(three_clusters):
