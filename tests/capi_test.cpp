@@ -74,7 +74,7 @@ TEST_P(CapiFit, EqualsTheCppFitAndEvaluations) {
   cpp.n_components = 3;
   cpp.family = s.family;
   cpp.covariance = s.covariance;
-  cpp.trials = 5;
+  cpp.trials = s.family == Family::kBinomial ? 5 : 1;
   cpp.seed = 3;
   cpp.max_iter = 25;
   cpp.engine.device = Device::kCpu;
@@ -85,7 +85,7 @@ TEST_P(CapiFit, EqualsTheCppFitAndEvaluations) {
   emix_options_set_n_components(h.options, 3);
   emix_options_set_family(h.options, static_cast<int>(s.family));
   emix_options_set_covariance(h.options, static_cast<int>(s.covariance));
-  emix_options_set_trials(h.options, 5);
+  if (s.family == Family::kBinomial) emix_options_set_trials(h.options, 5);
   emix_options_set_seed(h.options, 3);
   emix_options_set_max_iter(h.options, 25);
   ASSERT_EQ(emix_options_set_device(h.options, EMIX_DEVICE_CPU), EMIX_OK);
@@ -720,6 +720,17 @@ TEST(CapiErrors, EveryFailureIsAStatusWithAMessage) {
   EXPECT_STREQ(emix_last_error(),
                "emix_fit: n_threads is 100000, must be 0 (OpenMP's default) to 1024");
   emix_options_set_n_threads(h.options, 0);
+  EXPECT_EQ(model, nullptr);
+  // A trials count for a Bernoulli fit is a binomial fit meant: it was ignored.
+  emix_options_set_family(h.options, EMIX_BERNOULLI);
+  emix_options_set_trials(h.options, 3);
+  EXPECT_EQ(emix_fit(h.options, two_rows, 2, 2, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_STREQ(emix_last_error(),
+               "emix_fit: trials is 3, but trials applies to binomial mixtures only (a bernoulli "
+               "mixture keeps the default, 1)");
+  emix_options_set_family(h.options, EMIX_GAUSSIAN);
+  emix_options_set_trials(h.options, 1);
   EXPECT_EQ(model, nullptr);
   // A row count no memory holds (a mixed-up argument): refused before a value is read; scanning
   // the values crashed.

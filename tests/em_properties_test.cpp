@@ -324,6 +324,30 @@ TEST(Em, VariancesNearTheSubnormalsAreRefusedAboveThemExact) {
       EXPECT_NE(std::string(e.what()).find("rescale the data"), std::string::npos) << e.what();
     }
   }
+  // From a start far above the data's scale, every component reaches it at the first M-step:
+  // each was re-seeded as "collapsed (singular covariance)" from its own covariance, every step,
+  // and the fit ended in "kept collapsing" (or, at tol 0, returned the start unfitted).
+  std::vector<double> x = s.x;
+  for (double& v : x) v = std::ldexp(v, -505);
+  emix::FitOptions o;
+  o.n_components = 2;
+  o.covariance = Covariance::kDiag;
+  o.reg_covar = 0;
+  o.init_model = truth;
+  for (double& m : o.init_model->means) m = std::ldexp(m, -505);
+  for (const double tol : {1e-3, 0.0}) {
+    o.tol = tol;
+    o.max_iter = 10;
+    try {
+      emix::fit(emix::DataView::host(x.data(), 2000, 2), o);
+      ADD_FAILURE() << "data of variance 2^-1010 from a start of variance 1 were fitted";
+    } catch (const emix::NumericalError& e) {
+      EXPECT_NE(std::string(e.what()).find("the covariance of every component has a variance"),
+                std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("rescale the data"), std::string::npos) << e.what();
+    }
+  }
 }
 
 // A cluster of identical rows gives its k-means start a singular covariance when reg_covar is

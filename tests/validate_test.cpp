@@ -175,6 +175,26 @@ TEST(ModelValidation, OneFactorisationChecksAndPreparesAsTheTwoDid) {
 }
 
 // K x D x D is checked before it is computed; it could wrap 64 bits.
+// A value that is not finite was named by its place in the flat array: "'probabilities'[6] is
+// nan" of a model of two components, as if the seventh.
+TEST(ModelValidation, AValueThatIsNotFiniteIsNamedByItsIndexInEachDimension) {
+  Model m = emix::testing::random_model(Family::kGaussian, Covariance::kFull, 2, 3, 4);
+  m.covariances[1 * 9 + 2 * 3 + 1] = NAN;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: 'covariances'[1][2][1] is nan");
+  m = emix::testing::random_model(Family::kGaussian, Covariance::kTied, 2, 3, 4);
+  m.covariances[5] = INFINITY;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }), "model: 'covariances'[1][2] is inf");
+  m.means[4] = -INFINITY;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }), "model: 'means'[1][1] is -inf");
+  m = emix::testing::random_model(Family::kBernoulli, Covariance::kFull, 2, 6, 4);
+  m.probabilities[6] = NAN;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }),
+            "model: 'probabilities'[1][0] is nan");
+  m.weights[1] = NAN;
+  EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }), "model: 'weights'[1] is nan");
+}
+
 TEST(ModelValidation, ShapesTooLargeToCountAreRejectedBeforeAnyArrayIsRead) {
   Model m;
   m.family = Family::kGaussian;
@@ -821,6 +841,14 @@ TEST(FitValidation, ValuesWhoseSquaresOverflowAreNamed) {
   } catch (const DataError& e) {
     EXPECT_EQ(e.row(), 2);
     EXPECT_EQ(e.column(), 2);
+    // The square of 2^500 does not overflow: the reason is the sums' (it said "squares of
+    // values beyond 3.27e150 overflow double precision").
+    EXPECT_NE(std::string(e.what()).find(
+                  "too large: a Gaussian fit takes magnitudes below 3.273390607896142e+150 "
+                  "(2^500), so that its sums of squares over rows and features stay within "
+                  "double precision; rescale the data"),
+              std::string::npos)
+        << e.what();
   }
   x[3] = -std::ldexp(1.0, 499);  // below the limit
   emix::validate_fit_data(emix::DataView::host(x.data(), 3, 2), o);

@@ -335,13 +335,26 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
         throw_near_subnormals("the tied covariance", v, dtype_, options_.reg_covar);
       }
     } else {
+      // Every component there at once is the data's scale, not a collapse: with none left to
+      // restart from, each restarted from its own covariance, every step, with a warning that
+      // it was singular (data of variance 6e-300 from a start of 1e-3, reg_covar 0).
+      bool every_one_near = true;
+      double smallest = std::numeric_limits<double>::infinity();
       for (int c = 0; c < next.n_components; ++c) {
         const double v = smallest_variance(next.covariances.data() + c * per, next.covariance, d);
-        const bool listed = std::find(singular.begin(), singular.end(), c) != singular.end() ||
-                            std::find(empty.begin(), empty.end(), c) != empty.end();
-        if (near_subnormals(v, dtype_) && !listed) {
-          singular.push_back(c);  // collapsing: restarted from the others' covariance, below
+        const bool is_empty = std::find(empty.begin(), empty.end(), c) != empty.end();
+        const bool listed =
+            is_empty || std::find(singular.begin(), singular.end(), c) != singular.end();
+        if (near_subnormals(v, dtype_)) {
+          smallest = std::min(smallest, v);
+          if (!listed) singular.push_back(c);  // collapsing: restarted from the others', below
+        } else if (!is_empty) {
+          every_one_near = false;
         }
+      }
+      if (every_one_near && std::isfinite(smallest)) {
+        throw_near_subnormals("the covariance of every component", smallest, dtype_,
+                              options_.reg_covar);
       }
     }
   }

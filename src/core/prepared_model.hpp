@@ -86,10 +86,17 @@ struct PreparedModel {
   std::shared_ptr<EngineCache> engine_cache;
 };
 
+// The clamp of an evaluation's probabilities (predict, score, the statistics under a given
+// model): the smallest prob_epsilon a fit takes, so that every fitted model evaluates as its fit
+// did (at 1e-10, a model fitted with prob_epsilon 1e-14 scored its own rows 2e-10 off its
+// log-likelihood, and rows it nearly forbids whole units off), and a probability of exactly 0 or
+// 1 still has a finite log.
+inline constexpr double kEvaluationProbEpsilon = 0x1p-53;
+
 struct PrepareOptions {
   // Bernoulli / binomial probabilities are clamped to [prob_epsilon, 1 - prob_epsilon], so that
   // no log is infinite.
-  double prob_epsilon = 1e-10;
+  double prob_epsilon = kEvaluationProbEpsilon;
   // Full and tied covariances of 128 features or more factor on up to this many threads (0:
   // OpenMP's default, as EngineOptions::n_threads).
   int threads = 1;
@@ -107,7 +114,7 @@ struct PrepareOptions {
 
 // Throws NumericalError if a covariance is not positive definite.
 PreparedModel prepare(const Model& model, const PrepareOptions& options);
-PreparedModel prepare(const Model& model, double prob_epsilon = 1e-10);
+PreparedModel prepare(const Model& model, double prob_epsilon = kEvaluationProbEpsilon);
 
 // When float arithmetic would not hold a float model to float32's tolerance against float64
 // (1e-4 of a parameter), every engine computes it in double over the float rows: the CPU engine

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -79,8 +80,10 @@ void name_bad_value(const T* data, std::int64_t first, std::int64_t rows, std::i
       } else if (family == Family::kGaussian && limit_magnitude &&
                  std::abs(v) >= std::ldexp(1.0, kGaussianExponentLimit<T>)) {
         const bool is_double = sizeof(T) == 8;
-        problem = "is " + number(v) + ", too large: squares of values beyond " +
-                  number(std::ldexp(1.0, kGaussianExponentLimit<T>)) + " overflow " +
+        problem = "is " + number(v) + ", too large: a Gaussian fit takes magnitudes below " +
+                  number(std::ldexp(1.0, kGaussianExponentLimit<T>)) + " (2^" +
+                  std::to_string(kGaussianExponentLimit<T>) + "), so that its sums of squares " +
+                  "over rows and features stay within " +
                   (is_double ? "double precision; rescale the data"
                              : "single precision; rescale the data or use double precision");
       } else if (family == Family::kBernoulli && v != 0.0 && v != 1.0) {
@@ -222,11 +225,20 @@ void check_size(const std::vector<double>& v, std::size_t expected, const char* 
   }
 }
 
-void check_finite(const std::vector<double>& v, const char* name) {
+// `v` holds an array of the given extents, row-major: a value that is not finite is named by its
+// index in each ("'means'[1][3]", as the model file's reader names a value), not its place in `v`.
+void check_finite(const std::vector<double>& v, const char* name,
+                  std::initializer_list<std::size_t> extents) {
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (!std::isfinite(v[i])) {
-      throw InvalidArgument("model: '" + std::string(name) + "'[" + std::to_string(i) + "] is " +
-                            number(v[i]));
+      std::string index;
+      std::size_t rest = i, stride = v.size();
+      for (const std::size_t extent : extents) {
+        stride /= extent;
+        index += "[" + std::to_string(rest / stride) + "]";
+        rest %= stride;
+      }
+      throw InvalidArgument("model: '" + std::string(name) + "'" + index + " is " + number(v[i]));
     }
   }
 }
@@ -428,7 +440,7 @@ double validate_model(const Model& m, bool factor) {
   const std::size_t k = static_cast<std::size_t>(m.n_components);
   const std::size_t d = static_cast<std::size_t>(m.n_features);
   check_size(m.weights, k, "weights");
-  check_finite(m.weights, "weights");
+  check_finite(m.weights, "weights", {k});
   double total = 0;
   for (std::size_t i = 0; i < k; ++i) {
     if (m.weights[i] < 0) {
@@ -445,9 +457,22 @@ double validate_model(const Model& m, bool factor) {
   }
   if (m.family == Family::kGaussian) {
     check_size(m.means, k * d, "means");
-    check_finite(m.means, "means");
+    check_finite(m.means, "means", {k, d});
     check_size(m.covariances, m.covariance_size(), "covariances");
-    check_finite(m.covariances, "covariances");
+    switch (m.covariance) {
+      case Covariance::kFull:
+        check_finite(m.covariances, "covariances", {k, d, d});
+        break;
+      case Covariance::kDiag:
+        check_finite(m.covariances, "covariances", {k, d});
+        break;
+      case Covariance::kSpherical:
+        check_finite(m.covariances, "covariances", {k});
+        break;
+      case Covariance::kTied:
+        check_finite(m.covariances, "covariances", {d, d});
+        break;
+    }
     return largest_precision(m, factor);
   }
   if (m.covariance != Covariance::kFull) {
@@ -463,7 +488,7 @@ double validate_model(const Model& m, bool factor) {
                           std::to_string(m.trials));
   }
   check_size(m.probabilities, k * d, "probabilities");
-  check_finite(m.probabilities, "probabilities");
+  check_finite(m.probabilities, "probabilities", {k, d});
   for (std::size_t i = 0; i < m.probabilities.size(); ++i) {
     if (m.probabilities[i] < 0 || m.probabilities[i] > 1) {
       throw InvalidArgument("model: probabilities[" + std::to_string(i / d) + "][" +
@@ -574,6 +599,13 @@ void validate(const FitOptions& o) {
   }
   if (o.family == Family::kBinomial && o.trials < 1) {
     fail("trials", "trials is " + std::to_string(o.trials) + ", must be at least 1");
+  }
+  // As a covariance type for a discrete family: a trials count set for a Bernoulli fit is a
+  // binomial fit meant, not one to ignore.
+  if (o.family != Family::kBinomial && o.trials != 1) {
+    fail("trials", "trials is " + std::to_string(o.trials) + ", but trials applies to binomial " +
+                       "mixtures only (a " + to_string(o.family) +
+                       " mixture keeps the default, 1)");
   }
   if (o.family != Family::kGaussian && o.covariance != Covariance::kFull) {
     fail("covariance", std::string("covariance type ") + to_string(o.covariance) +

@@ -643,6 +643,32 @@ def test_a_fit_of_no_iterations_returns_the_model_its_lower_bound_scores():
     assert bm.score(x) == pytest.approx(bm.lower_bound_, rel=1e-14)
 
 
+def test_a_model_fitted_with_a_small_prob_epsilon_evaluates_as_its_fit_did(tmp_path):
+    """Evaluations clamped probabilities to [1e-10, 1 - 1e-10] whatever the fit's prob_epsilon:
+    a model fitted with 1e-14 scored its own rows 2e-10 off its lower bound, a row it nearly
+    forbids 9 units off the log-density its probabilities_ give, and the statistics of its rows
+    another log-likelihood than the fit's. Also for the model read back from its file."""
+    x = np.zeros((40, 4))
+    x[20:, 1:] = 1.0  # three features that split the rows exactly: probabilities 0 and 1
+    x[::3, 0] = 1.0
+    init = np.array([[0.4, 0.2, 0.3, 0.1], [0.5, 0.7, 0.8, 0.9]])
+    bm = emix.BernoulliMixture(2, probabilities_init=init, weights_init=[0.5, 0.5],
+                               prob_epsilon=1e-14, max_iter=30, tol=0, device="cpu").fit(x)
+    assert bm.probabilities_[:, 1:].min() == 1e-14  # the case this test is about
+    row = np.array([[0.0, 1.0, 1.0, 1.0]])
+    p = bm.probabilities_
+    # The closed form: log sum_k w_k prod_j p_kj^x_j (1 - p_kj)^(1 - x_j).
+    per_component = np.log(bm.weights_) + (row * np.log(p) + (1 - row) * np.log1p(-p)).sum(1)
+    expected = np.logaddexp.reduce(per_component)
+    bm.save(tmp_path / "model.json")
+    for model in (bm, emix.load_model(tmp_path / "model.json")):
+        assert model.score(x) == pytest.approx(model.lower_bound_, rel=1e-14)
+        assert model.score_samples(row)[0] == pytest.approx(expected, rel=1e-14)
+        statistics = emix.accumulate(model, x)
+        assert statistics.log_likelihood / len(x) == pytest.approx(model.lower_bound_,
+                                                                   rel=1e-14)
+
+
 def test_the_estimators_work_without_scikit_learn(tmp_path):
     """The README says the estimators work without scikit-learn: fit, predict, get_params,
     pickle, copy and emix.maximize with the package's stand-in base classes. (On Python 3.10
