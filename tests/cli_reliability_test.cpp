@@ -572,6 +572,17 @@ TEST_F(CliTest, FirstRowWithOneNonNumericCellIsAnErrorNotAHeader) {
             std::string::npos)
       << counted.err;
   EXPECT_NE(counted.err.find("over 4 rows"), std::string::npos) << counted.err;
+  // Where that row is what the family refuses, the error is the only line on stderr: it says
+  // so itself (it named a value of 2 in a file of 0s and 1s, and nothing of the guess).
+  write("wide.csv", "0,1,2,3\n1,0,1,1\n0,1,1,0\n");
+  expect_failure("fit wide.csv --family bernoulli -k 1 -o model.json",
+                 {"wide.csv: row 1, column 3 is 2, but a Bernoulli mixture needs 0 or 1 (line 1): "
+                  "that line holds the numbers 0, 1, ... that pandas writes as column names, "
+                  "read as a row"});
+  write("later.csv", "0,1,0,1\n1,0,1,1\n0,1,2,0\n");
+  const CliRun later = emix("fit later.csv --family bernoulli -k 1 -o model.json");
+  EXPECT_NE(later.code, 0);
+  EXPECT_EQ(later.err.find("pandas"), std::string::npos) << later.err;
 }
 
 // Old: silently clamped to 2^64 - 1 (and -1 wrapped), exit 0.

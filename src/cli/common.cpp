@@ -195,6 +195,19 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
   if (weights || !files.data_raw) {
     const std::int64_t line = io::text_line_of_row(path, row);
     if (line > 0) message += " (line " + std::to_string(line) + ")";
+    // The note after a fit says this of a line pandas' column names make; an error is the
+    // only line on stderr, so it says it here (a Bernoulli file's "0,1,2,3" failed at its 2).
+    io::FirstLineGuess guess;
+    try {
+      if (!weights && line > 0) guess = io::text_first_line_guess(path);
+    } catch (const std::exception&) {
+    }
+    if (guess.line == line && line > 0 && !guess.read_as_header) {
+      message +=
+          ": that line holds the numbers 0, 1, ... that pandas writes as column names, "
+          "read as a row as the rows under it are whole numbers; delete it if it is a "
+          "header";
+    }
   }
   throw InvalidArgument(message);
 }
