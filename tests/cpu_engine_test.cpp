@@ -1160,6 +1160,61 @@ TEST(CpuEngine, AStepFromABroadStartKeepsTheTightComponentsDigits) {
   }
 }
 
+// Two clusters 200 apart in three features, each constant in its first feature (pixels at an
+// image's border). A spherical M-step takes the mean of a component's variances, so the move of
+// its statistics to the centre is judged on their sum (one feature's variance of 0 made every
+// pass of load_digits run twice: bench/results/cpu-spherical-moved-digits-2026-12-07.md); diag
+// judges each variance, which is a parameter. One step from the true model, both within 1e-10
+// of the naive variances (the engine's bound on the move's rounding, relative to the variance).
+TEST(CpuEngine, ASphericalModelsMoveIsJudgedOnTheMeanOfItsVariances) {
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const int per_cluster = 400;
+  std::vector<double> x;
+  for (const double at : {-100.0, 100.0}) {
+    for (int i = 0; i < per_cluster; ++i)
+      x.insert(x.end(), {at, at + normal(rng), at + normal(rng)});
+  }
+  for (const Covariance covariance : {Covariance::kSpherical, Covariance::kDiag}) {
+    emix::Model m;
+    m.n_components = 2;
+    m.n_features = 3;
+    m.covariance = covariance;
+    m.weights = {0.5, 0.5};
+    m.means = {-100, -100, -100, 100, 100, 100};
+    m.covariances = covariance == Covariance::kSpherical
+                        ? std::vector<double>{0.7, 0.7}
+                        : std::vector<double>{1e-6, 1, 1, 1e-6, 1, 1};
+    emix::FitOptions o = emix::testing::steps_from(m, 1);
+    o.engine = cpu_only();
+    const emix::FitReport f = emix::fit(emix::DataView::host(x.data(), 2 * per_cluster, 3), o);
+    for (int c = 0; c < 2; ++c) {
+      // The clusters are 200 standard deviations apart: each row's responsibility is exactly
+      // 1 or 0, and the variances are those of each cluster's rows, in two passes.
+      std::vector<long double> variance(3, 0.0L);
+      for (int j = 0; j < 3; ++j) {
+        long double mean = 0;
+        for (int i = 0; i < per_cluster; ++i) mean += x[(c * per_cluster + i) * 3 + j];
+        mean /= per_cluster;
+        for (int i = 0; i < per_cluster; ++i) {
+          const long double deviation = x[(c * per_cluster + i) * 3 + j] - mean;
+          variance[j] += deviation * deviation / per_cluster;
+        }
+      }
+      if (covariance == Covariance::kSpherical) {
+        const double expected =
+            static_cast<double>((variance[0] + variance[1] + variance[2]) / 3) + o.reg_covar;
+        EXPECT_NEAR(f.model.covariances[c], expected, 1e-10 * expected) << c;
+      } else {
+        for (int j = 0; j < 3; ++j) {
+          const double expected = static_cast<double>(variance[j]) + o.reg_covar;
+          EXPECT_NEAR(f.model.covariances[c * 3 + j], expected, 1e-10 * expected) << c << ", " << j;
+        }
+      }
+    }
+  }
+}
+
 // The same rows under a tied model (covariance 1e6 I, means at 0 and at the duplicates). Its
 // tiles pool the quadratic sums about the data's median into one, and moving them to the far
 // centre rounds at eps N |m0 - c|^2 = 9e-4 of a scatter of 500; whether that kept the digits is
