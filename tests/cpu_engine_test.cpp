@@ -18,6 +18,7 @@
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "cpu/cpu_engine.hpp"
+#include "stats_compare.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -523,6 +524,14 @@ TEST(CpuEngine, ARowsResultsAreBitwiseTheSameAloneOrAmongOthers) {
   }
 }
 
+// One pass of a CPU engine over `view`: the statistics of `prepared`.
+std::vector<double> cpu_statistics(const emix::PreparedModel& prepared, emix::DataView view) {
+  const auto engine = emix::cpu::make_engine(view, nullptr, cpu_only(), {});
+  std::vector<double> out(prepared.layout.size());
+  engine->accumulate(prepared, out.data());
+  return out;
+}
+
 // A float engine's full or tied model at D >= 128 over fewer rows than its float path's probe
 // asks for (64 per point) runs as the double engine's direct path over its rows: bitwise the double
 // engine's statistics over the same float values. (It used to weigh a float expansion first,
@@ -543,14 +552,8 @@ TEST(CpuEngine, FloatModelsAtHighDimensionRunTheDoubleDirectPath) {
     const std::vector<float> x32(s.x.begin(), s.x.end());
     const std::vector<double> widened(x32.begin(), x32.end());
     const emix::PreparedModel prepared = emix::prepare(model);
-    const auto statistics = [&](emix::DataView view) {
-      const auto engine = emix::cpu::make_engine(view, nullptr, cpu_only(), {});
-      std::vector<double> out(prepared.layout.size());
-      engine->accumulate(prepared, out.data());
-      return out;
-    };
-    EXPECT_EQ(statistics(emix::DataView::host(x32.data(), 300, d)),
-              statistics(emix::DataView::host(widened.data(), 300, d)))
+    EXPECT_EQ(cpu_statistics(prepared, emix::DataView::host(x32.data(), 300, d)),
+              cpu_statistics(prepared, emix::DataView::host(widened.data(), 300, d)))
         << emix::to_string(covariance);
   }
 }
@@ -1213,6 +1216,41 @@ TEST(CpuEngine, ASphericalModelsMoveIsJudgedOnTheMeanOfItsVariances) {
       }
     }
   }
+}
+
+// The same kind of rows 6 apart, float32: the float pass of a spherical model is kept (its move
+// rounds float's 1e-7 of terms of about 40 against variances summing to 2). Judged per feature, as
+// before, the constant feature's variance of 0 refused it, and the pass was taken again in
+// double component by component: bitwise the statistics a double engine takes of the same
+// values, component by component too. Kept, the float statistics are float's own, within
+// float32's tolerance (1e-4) of the double engine's.
+TEST(CpuEngine, AFloatSphericalPassWithAFeatureConstantInEachComponentIsKept) {
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const int per_cluster = 400, n = 2 * per_cluster;
+  std::vector<float> x32;
+  for (const double at : {-3.0, 3.0}) {
+    for (int i = 0; i < per_cluster; ++i) {
+      for (const double v : {at, at + normal(rng), at + normal(rng)}) {
+        x32.push_back(static_cast<float>(v));
+      }
+    }
+  }
+  const std::vector<double> widened(x32.begin(), x32.end());
+  emix::Model model;
+  model.n_components = 2;
+  model.n_features = 3;
+  model.covariance = Covariance::kSpherical;
+  model.weights = {0.5, 0.5};
+  model.means = {-3, -3, -3, 3, 3, 3};
+  model.covariances = {0.7, 0.7};
+  const emix::PreparedModel prepared = emix::prepare(model);
+  const std::vector<double> in_float =
+      cpu_statistics(prepared, emix::DataView::host(x32.data(), n, 3));
+  const std::vector<double> in_double =
+      cpu_statistics(prepared, emix::DataView::host(widened.data(), n, 3));
+  EXPECT_NE(in_float, in_double);
+  EXPECT_TRUE(emix::testing::stats_close(prepared, in_float, in_double, 1e-4));
 }
 
 // The same rows under a tied model (covariance 1e6 I, means at 0 and at the duplicates). Its

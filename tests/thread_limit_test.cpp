@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <atomic>
 #include <string>
 #include <vector>
 
@@ -27,14 +26,6 @@ TEST(ThreadLimit, AFitRunsAndReportsNoMoreThreadsThanTheLimit) {
   const std::string expected =
       "cpu (" + std::to_string(limit) + (limit == 1 ? " thread, " : " threads, ");
   EXPECT_EQ(report.engine.rfind(expected, 0), 0u) << report.engine;
-  // What the limit leaves a region of this process: the team that really ran.
-  std::atomic<int> team{0};
-#pragma omp parallel num_threads(limit + 3)
-  {
-#pragma omp single
-    team = omp_get_num_threads();
-  }
-  EXPECT_EQ(team.load(), limit);
 }
 
 }  // namespace

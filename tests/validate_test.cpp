@@ -174,7 +174,6 @@ TEST(ModelValidation, OneFactorisationChecksAndPreparesAsTheTwoDid) {
   }
 }
 
-// K x D x D is checked before it is computed; it could wrap 64 bits.
 // A value that is not finite was named by its place in the flat array: "'probabilities'[6] is
 // nan" of a model of two components, as if the seventh.
 TEST(ModelValidation, AValueThatIsNotFiniteIsNamedByItsIndexInEachDimension) {
@@ -195,6 +194,7 @@ TEST(ModelValidation, AValueThatIsNotFiniteIsNamedByItsIndexInEachDimension) {
   EXPECT_EQ(error_of<InvalidArgument>([&] { m.validate(); }), "model: 'weights'[1] is nan");
 }
 
+// K x D x D is checked before it is computed; it could wrap 64 bits.
 TEST(ModelValidation, ShapesTooLargeToCountAreRejectedBeforeAnyArrayIsRead) {
   Model m;
   m.family = Family::kGaussian;

@@ -109,7 +109,8 @@ void emix_options_destroy(emix_options* options);
 emix_status emix_options_set_n_components(emix_options* options, int n_components);
 emix_status emix_options_set_family(emix_options* options, int family);
 emix_status emix_options_set_covariance(emix_options* options, int covariance);
-emix_status emix_options_set_trials(emix_options* options, int trials); /* binomial */
+/* Binomial: trials per entry; other families keep 1 (emix_fit refuses another value). */
+emix_status emix_options_set_trials(emix_options* options, int trials);
 emix_status emix_options_set_init(emix_options* options, int init);
 /* Starting parameters, used as given; overrides the init method. The model is copied; NULL
  * clears it. */
@@ -125,11 +126,12 @@ emix_status emix_options_set_prob_epsilon(emix_options* options, double prob_eps
 emix_status emix_options_set_seed(emix_options* options, uint64_t seed);
 /* Engine: where the E-step runs. */
 emix_status emix_options_set_device(emix_options* options, int device);
-/* OpenMP threads of the CPU engine, 0 (the default) for OpenMP's default; at most
-   OMP_THREAD_LIMIT. In a process forked after emix ran several threads, emix runs on one: GNU
-   OpenMP's thread pool does not survive fork(), and a parallel region in the child would never
-   return. A child forked after the program's own OpenMP regions (or another library's, on the
-   same GNU OpenMP as emix) is not seen: set 1 there, or its first fit hangs. */
+/* OpenMP threads of the CPU engine, 0 (the default) for OpenMP's default; at most what
+   OMP_THREAD_LIMIT leaves (inside the caller's parallel regions, an even share of it). In a
+   process forked after emix ran several threads, emix runs on one: GNU OpenMP's thread pool
+   does not survive fork(), and a parallel region in the child would never return. A child
+   forked after the program's own OpenMP regions (or another library's, on the same GNU OpenMP
+   as emix) is not seen: set 1 there, or its first fit hangs. */
 emix_status emix_options_set_n_threads(emix_options* options, int n_threads);
 emix_status emix_options_set_block_rows(emix_options* options, int64_t block_rows);
 emix_status emix_options_set_chunk_rows(emix_options* options, int64_t chunk_rows);

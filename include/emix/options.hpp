@@ -25,7 +25,8 @@ Device parse_device(const std::string& name);
 // Where and how the E-step runs. Results never depend on n_threads.
 struct EngineOptions {
   Device device = Device::kAuto;  // kAuto: the GPU engine when a GPU answers, else the CPU
-  // CPU engine: OpenMP threads, 0 = OpenMP's default; at most OMP_THREAD_LIMIT. A process
+  // CPU engine: OpenMP threads, 0 = OpenMP's default; at most what OMP_THREAD_LIMIT leaves
+  // (inside the caller's parallel regions, an even share of it). A process
   // forked after emix ran several threads runs it on one: GNU OpenMP's thread pool does not
   // survive fork(). A child forked after the program's own OpenMP regions (on the same GNU
   // OpenMP) is not seen: set 1 there, or its first parallel region never returns.
@@ -55,7 +56,7 @@ struct FitOptions {
   int n_components = 1;
   Family family = Family::kGaussian;
   Covariance covariance = Covariance::kFull;
-  int trials = 1;  // binomial: trials per entry
+  int trials = 1;  // binomial: trials per entry; 1 for other families (another is refused)
 
   Init init = Init::kKMeansPlusPlus;
   // Starting parameters, used exactly as given (component order kept); overrides `init`.

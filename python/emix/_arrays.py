@@ -151,12 +151,15 @@ def _refuse_frame_times(x, name):
     schema = getattr(x, "schema", None)  # polars' column types; pandas' are its dtypes
     dtypes = schema if _root_module(x) == "polars" and schema is not None else getattr(
         x, "dtypes", None)
-    columns = (list(dtypes.items()) if hasattr(dtypes, "items")
+    is_frame = hasattr(dtypes, "items")
+    columns = (list(dtypes.items()) if is_frame
                else [(getattr(x, "name", None), getattr(x, "dtype", None))])
     for column, dtype in columns:
         text = str(dtype)
         if _is_time_type(dtype):
-            where = f"column {column!r}" if column not in (None, "") else "the data"
+            # A frame's column by its name, "" included; a Series by its name where it has one.
+            named = is_frame or column not in (None, "")
+            where = f"column {column!r}" if named else "the data"
             raise InvalidArgument(f"{name}: {where} has element type {text}, which is not "
                                   "numeric; convert it to numbers explicitly or leave it out")
 

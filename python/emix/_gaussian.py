@@ -166,9 +166,9 @@ class GaussianMixture(_BaseMixture):
         Initial precisions (inverse covariances), of shape (n_components,) for 'spherical',
         (n_features, n_features) for 'tied', (n_components, n_features) for 'diag' and
         (n_components, n_features, n_features) for 'full'. emix starts from the covariances
-        they invert to, exact to about (condition number) x 1e-16 relative: from a precision
-        of condition number 1e10 the first step's log-likelihood is within about 1e-7 of
-        scikit-learn's, which evaluates the precision as given.
+        they invert to, exact to about (condition number) x 1e-16 relative, where
+        scikit-learn evaluates the precision as given (a review measured the first step's
+        log-likelihood 1e-7 apart at a condition number of 1e10).
     random_state : int, RandomState instance or None, default=None
         Seed of the initialisation and of :meth:`sample`. An int is emix's seed itself, so
         ``random_state=s`` fits exactly as ``emix fit --seed s``.

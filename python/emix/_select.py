@@ -257,6 +257,8 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         except ValueError as e:
             raise InvalidArgument(f"random_state: {e}") from None
     # One K, not an error: as one covariance type may be given as a string.
+    if isinstance(n_components, np.ndarray) and n_components.ndim == 0:
+        n_components = n_components.item()  # np.array(3): one K, as 3
     if _is_int(n_components):
         ks = [n_components]
     elif isinstance(n_components, Iterable) and not isinstance(n_components,

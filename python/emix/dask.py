@@ -1067,6 +1067,11 @@ class _DaskMixture:
             raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
                                   f"{self.n_components}, n_samples = {n}")
         given = self._check_initial_parameters(d)
+        if "probabilities" in given:
+            # As the in-memory fit starts (core/em.cpp, clamped_probabilities): its E-step and
+            # the model it returns read a given 0 or 1 as prob_epsilon or 1 - prob_epsilon.
+            given["probabilities"] = np.clip(given["probabilities"], self.prob_epsilon,
+                                             1.0 - self.prob_epsilon)
         if len(given) == len(self._init_parameters):
             return self._make_model(d, given), []
         rows = _sample_rows(weights, n, self.init_sample_rows)

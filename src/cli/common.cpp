@@ -203,10 +203,11 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
     } catch (const std::exception&) {
     }
     if (guess.line == line && line > 0 && !guess.read_as_header) {
-      message +=
-          ": that line holds the numbers 0, 1, ... that pandas writes as column names, "
-          "read as a row as the rows under it are whole numbers; delete it if it is a "
-          "header";
+      message += std::string(
+                     ": that line holds the numbers 0, 1, ... that pandas writes as "
+                     "column names, read as a row as ") +
+                 (guess.only_line ? "no row follows it" : "the rows under it are whole numbers") +
+                 "; delete it if it is a header";
     }
   }
   throw InvalidArgument(message);

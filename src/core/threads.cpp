@@ -94,15 +94,25 @@ int startable(int count) {
   return error;
 }
 
+// OMP_THREAD_LIMIT caps the threads of all teams together (a count above it would be reported,
+// not run): inside the caller's parallel regions, what the enclosing teams leave, shared evenly
+// among their threads (GNU OpenMP gives the first to ask more; results never depend on it).
+int threads_the_limit_leaves() {
+  int left = std::max(1, omp_get_thread_limit());
+  for (int level = 1; level <= omp_get_level(); ++level) {
+    left /= std::max(1, omp_get_team_size(level));
+  }
+  return std::max(1, left);
+}
+
 }  // namespace
 
 int usable_threads(int requested) {
   static std::once_flag registered;
   std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, after_fork_in_child); });
   if (forked_after_threads.load(std::memory_order_relaxed)) return 1;
-  // OMP_THREAD_LIMIT caps every region's team: a count above it would be reported, not run.
-  const int threads = std::min(requested > 0 ? requested : omp_get_max_threads(),
-                               std::max(1, omp_get_thread_limit()));
+  const int threads =
+      std::min(requested > 0 ? requested : omp_get_max_threads(), threads_the_limit_leaves());
   // Inside the caller's parallel region at OpenMP's nesting limit, a region of emix runs on one
   // thread whatever it asks: none to start.
   const bool nested = omp_get_active_level() >= omp_get_max_active_levels();

@@ -5,7 +5,8 @@
 
 namespace emix {
 
-// `requested`, or OpenMP's default for 0 or less, at most OMP_THREAD_LIMIT; but 1 in a process
+// `requested`, or OpenMP's default for 0 or less, at most what OMP_THREAD_LIMIT leaves (see
+// threads.cpp); but 1 in a process
 // forked after emix had run
 // a region on several threads: GNU OpenMP's thread pool does not survive fork(), and the
 // child's first parallel region of more than one thread never returned (a C program that forked

@@ -44,6 +44,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -1203,16 +1204,18 @@ class CpuEngine final : public Engine {
       } else {
         Eigen::Map<RowVector<double>> q(q_out, d);
         q = t.row(c).tail(d).array() + 2.0 * e.array() * s0.array() + nk * e.array().square();
-        if (about == nullptr && model.covariance == Covariance::kSpherical && nk > 0) {
+        if (about == nullptr && model.covariance == Covariance::kSpherical) {
           // The spherical M-step takes the mean of these variances: judged on their sum, not
           // each (a feature constant within a component, pixels at an image's border, lost its
           // tiny variance's digits to the move beside others of the data's size, and every pass
           // of load_digits, K = 32, was taken twice: 1.6x scikit-learn's time).
+          if (!(nk > 0) || e.isZero(0)) continue;  // nothing moved (moved_kept_digits alike)
           double variance = 0, terms = 0;
           for (int a = 0; a < d; ++a) {
-            const double mean = (s0[a] + nk * e[a]) / nk;
-            variance += q[a] / nk - mean * mean;
-            terms += (std::abs(t(c, d + a)) + 2 * std::abs(e[a] * s0[a]) + nk * e[a] * e[a]) / nk;
+            const auto [feature_variance, size] =
+                moved_variance(q[a], t(c, d + a), e[a], s0[a], nk);
+            variance += feature_variance;
+            terms += size;
           }
           kept = kept && variance > 0 && epsilon * terms <= tolerance * variance;
           continue;
@@ -1266,15 +1269,20 @@ class CpuEngine final : public Engine {
     return d + static_cast<Eigen::Index>(a) * d - static_cast<Eigen::Index>(a) * (a - 1) / 2;
   }
 
-  // A diagonal moved to the centre, q = q0 + 2 e s0 + N e^2, and the variance it gives,
-  // q / N - (s / N)^2 with s = s0 + N e: kept where the terms' rounding, epsilon times their
-  // size, is within `tolerance` of that variance.
+  // A diagonal moved to the centre, q = q0 + 2 e s0 + N e^2: the variance it gives,
+  // q / N - (s / N)^2 with s = s0 + N e, and the size of the terms whose rounding it carries.
+  static std::pair<double, double> moved_variance(double q, double q0, double e, double s0,
+                                                  double nk) {
+    const double s = s0 + nk * e;
+    return {q / nk - (s / nk) * (s / nk), (std::abs(q0) + 2 * std::abs(e * s0) + nk * e * e) / nk};
+  }
+
+  // Whether that variance is kept: the terms' rounding, epsilon times their size, within
+  // `tolerance` of it.
   static bool moved_kept_digits(double q, double q0, double e, double s0, double nk, double epsilon,
                                 double tolerance) {
     if (!(nk > 0) || e == 0) return true;
-    const double s = s0 + nk * e;
-    const double variance = q / nk - (s / nk) * (s / nk);
-    const double terms = (std::abs(q0) + 2 * std::abs(e * s0) + nk * e * e) / nk;
+    const auto [variance, terms] = moved_variance(q, q0, e, s0, nk);
     return variance > 0 && epsilon * terms <= tolerance * variance;
   }
 

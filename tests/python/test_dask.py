@@ -92,6 +92,25 @@ def test_dask_weights_and_bernoulli(client):
     assert rel(fitted.weights_, reference.weights_) < 1e-12
 
 
+def test_a_dask_fit_reads_given_probabilities_of_0_and_1_as_the_in_memory_fit(client):
+    """The in-memory fit moves a given 0 or 1 to prob_epsilon or 1 - prob_epsilon before its
+    first E-step; emix.dask took them as given, which its statistics then evaluated at 2^-53:
+    a start of no steps scored -19.16 against -12.71 in memory."""
+    rng = np.random.default_rng(5)
+    data = (rng.random((300, 4)) < 0.5).astype(float)
+    for given in (dict(weights_init=[0.5, 0.5]), {}):  # every parameter given, and some
+        parameters = dict(n_components=2, device="cpu", max_iter=0, random_state=0,
+                          probabilities_init=[[0.0, 1.0, 0.5, 0.5], [1.0, 0.0, 0.5, 0.5]],
+                          **given)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = emix.BernoulliMixture(**parameters).fit(data)
+            fitted = emix.dask.BernoulliMixture(**parameters).fit(
+                da.from_array(data, chunks=(100, 4)))
+        assert fitted.probabilities_.min() == reference.probabilities_.min() == 1e-10
+        assert fitted.lower_bound_ == pytest.approx(reference.lower_bound_, rel=1e-12)
+
+
 def test_reduction_is_merge_in_order_whatever_the_schedule(client, data):
     gm = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=1)
     x = da.from_array(data, chunks=(100, 3))

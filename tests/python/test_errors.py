@@ -100,6 +100,9 @@ def test_pandas_time_columns_are_refused_by_name(column):
     with pytest.raises(emix.InvalidArgument, match="not numeric"):
         gm(n_components=1).fit(frame[["t"]])
     assert gm(n_components=1).fit(frame[["x"]]).means_.shape == (1, 1)
+    # A column named "" is a column still, not "the data".
+    with pytest.raises(emix.InvalidArgument, match="column '' has element type"):
+        gm(n_components=1).fit(frame.rename(columns={"t": ""}))
 
 
 @pytest.mark.parametrize("column", ["date", "datetime", "duration", "time"])

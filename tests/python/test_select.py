@@ -248,6 +248,10 @@ def test_the_k_grid_takes_ints_only(three_clusters):
     with pytest.raises(ValueError, match="n_components must be ints, got 2.7"):
         emix.select(three_clusters, n_components=[2.7], device="cpu")
     # A scalar that is not an int said "'float' object is not iterable".
+    # A 0-d array of an int is one K, as the int.
+    assert [c["n_components"] for c in emix.select(three_clusters, n_components=np.array(2),
+                                                   covariance_types="diag", device="cpu")
+            .candidates] == [2]
     for value in (3.0, None, True):
         with pytest.raises(ValueError, match="n_components must be an int or an iterable of "
                                              f"ints, got {value!r}"):
