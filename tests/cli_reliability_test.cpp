@@ -583,7 +583,7 @@ TEST_F(CliTest, FirstRowWithOneNonNumericCellIsAnErrorNotAHeader) {
   expect_failure("fit alone.csv --family bernoulli -k 1 -o model.json",
                  {"alone.csv: row 1, column 3 is 2, but a Bernoulli mixture needs 0 or 1 (line 1): "
                   "that line holds the numbers 0, 1, ... that pandas writes as column names, "
-                  "read as a row as no row follows it"});
+                  "read as a row, as no row follows it"});
   write("later.csv", "0,1,0,1\n1,0,1,1\n0,1,2,0\n");
   const CliRun later = emix("fit later.csv --family bernoulli -k 1 -o model.json");
   EXPECT_NE(later.code, 0);

@@ -148,9 +148,9 @@ def _refuse_frame_times(x, name):
     if type(x).__name__ == "LazyFrame":
         raise TypeError(f"{name}: a polars LazyFrame holds no rows until it is computed; pass "
                         "frame.collect()")
-    schema = getattr(x, "schema", None)  # polars' column types; pandas' are its dtypes
-    dtypes = schema if _root_module(x) == "polars" and schema is not None else getattr(
-        x, "dtypes", None)
+    # A polars frame's column types are its schema (its dtypes are a list); pandas', its dtypes.
+    polars_frame = _root_module(x) == "polars" and hasattr(x, "schema")
+    dtypes = x.schema if polars_frame else getattr(x, "dtypes", None)
     is_frame = hasattr(dtypes, "items")
     columns = (list(dtypes.items()) if is_frame
                else [(getattr(x, "name", None), getattr(x, "dtype", None))])

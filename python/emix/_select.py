@@ -261,8 +261,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         n_components = n_components.item()  # np.array(3): one K, as 3
     if _is_int(n_components):
         ks = [n_components]
-    elif isinstance(n_components, Iterable) and not isinstance(n_components,
-                                                                               (str, bytes)):
+    elif isinstance(n_components, Iterable) and not isinstance(n_components, (str, bytes)):
         ks = list(n_components)
     else:
         raise InvalidArgument(f"n_components must be an int or an iterable of ints, got "

@@ -183,6 +183,20 @@ bool reads_once(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode);
 }
 
+namespace {
+
+// What a first line of pandas' numbered column names that the reader took for a row is: the
+// note after a fit, or the end of an error that names that line.
+std::string pandas_names_read_as_row(const io::FirstLineGuess& guess) {
+  return std::string(
+             "the numbers 0, 1, ... that pandas writes as column names, read as a row, "
+             "as ") +
+         (guess.only_line ? "no row follows it" : "the rows under it are whole numbers") +
+         "; delete it if it is a header";
+}
+
+}  // namespace
+
 void rethrow_in_file(const DataError& error, const DataFiles& files) {
   const bool weights = error.source() == DataError::Source::kSampleWeight;
   const std::string& path = weights ? files.sample_weight : files.data;
@@ -203,11 +217,7 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
     } catch (const std::exception&) {
     }
     if (guess.line == line && line > 0 && !guess.read_as_header) {
-      message += std::string(
-                     ": that line holds the numbers 0, 1, ... that pandas writes as "
-                     "column names, read as a row as ") +
-                 (guess.only_line ? "no row follows it" : "the rows under it are whole numbers") +
-                 "; delete it if it is a header";
+      message += ": that line holds " + pandas_names_read_as_row(guess);
     }
   }
   throw InvalidArgument(message);
@@ -315,11 +325,8 @@ void note_text_header(const std::string& input, const DataArgs& args) {
                  input.c_str(), static_cast<long long>(guess.line));
   } else if (guess.line > 0) {
     // pandas' to_csv(index=False) of whole numbers: one row too many, said nothing of.
-    std::fprintf(stderr,
-                 "%s: line %lld, the numbers 0, 1, ... that pandas writes as column names, read "
-                 "as a row, as %s; delete it if it is a header\n",
-                 input.c_str(), static_cast<long long>(guess.line),
-                 guess.only_line ? "no row follows it" : "the rows under it are whole numbers");
+    std::fprintf(stderr, "%s: line %lld, %s\n", input.c_str(), static_cast<long long>(guess.line),
+                 pandas_names_read_as_row(guess).c_str());
   }
 }
 

@@ -6,11 +6,10 @@
 namespace emix {
 
 // `requested`, or OpenMP's default for 0 or less, at most what OMP_THREAD_LIMIT leaves (see
-// threads.cpp); but 1 in a process
-// forked after emix had run
-// a region on several threads: GNU OpenMP's thread pool does not survive fork(), and the
-// child's first parallel region of more than one thread never returned (a C program that forked
-// after a fit of 2 threads hung in its child's fit). One thread is what such a child can use.
+// threads.cpp); but 1 in a process forked after emix had run a region on several threads: GNU
+// OpenMP's thread pool does not survive fork(), and the child's first parallel region of more
+// than one thread never returned (a C program that forked after a fit of 2 threads hung in its
+// child's fit). One thread is what such a child can use.
 // Only emix's own regions count: a child forked after the caller's OpenMP regions alone is not
 // seen, and the caller gives it n_threads = 1 (emix.h says so). Counting the parent's threads at
 // fork() would see them, but also every thread of OpenBLAS or of a Python interpreter, which
