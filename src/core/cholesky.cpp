@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <exception>
 #include <limits>
+#include <vector>
 
 #include "cpu/cpu_kernels.hpp"
 #include "cpu/fp_environment.hpp"
@@ -35,14 +37,24 @@ Eigen::MatrixXd lower_triangular_inverse(const Eigen::MatrixXd& lower, int threa
   const cpu::DenseKernels& dense = cpu::dense_kernels();
   const int panels = (d + kPanel - 1) / kPanel;
   const unsigned caller_modes = cpu::fp_control_register();
+  // Eigen's solve may take its work space from the heap: a std::bad_alloc is kept for after the
+  // region, which no exception may leave.
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(panels));
   // The first panels are the largest: dynamic scheduling hands them out first.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && panels > 1)
   for (int panel = 0; panel < panels; ++panel) {
-    const cpu::ScopedFpModes modes(caller_modes);
-    const int j0 = panel * kPanel;
-    dense.lower_inverse_columns(lower.data(), d, j0, std::min(kPanel, d - j0), inverse.data());
-    // The rows above the panel.
-    inverse.block(0, j0, j0, std::min(kPanel, d - j0)).setZero();
+    try {
+      const cpu::ScopedFpModes modes(caller_modes);
+      const int j0 = panel * kPanel;
+      dense.lower_inverse_columns(lower.data(), d, j0, std::min(kPanel, d - j0), inverse.data());
+      // The rows above the panel.
+      inverse.block(0, j0, j0, std::min(kPanel, d - j0)).setZero();
+    } catch (...) {
+      errors[static_cast<std::size_t>(panel)] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& error : errors) {
+    if (error) std::rethrow_exception(error);
   }
   return inverse;
 }

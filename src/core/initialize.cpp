@@ -56,8 +56,9 @@ void for_each_block(Eigen::Index n, Eigen::Index first, Eigen::Index last, int t
   const Eigen::Index rows = std::min(n, last * kBlockRows) - first * kBlockRows;
   const int used = static_cast<int>(std::min<Eigen::Index>(
       last - first, threads_for_work(static_cast<double>(rows) * work_per_row, threads)));
-  std::exception_ptr interrupted;
-  std::atomic<bool> stop{false};
+  std::exception_ptr interrupted;  // the thread that holds the caller's check writes it
+  std::exception_ptr failure;  // a block's error (std::bad_alloc), from the thread that claimed it
+  std::atomic<bool> stop{false}, failed{false};
 #pragma omp parallel num_threads(used) if (used > 1)
   {
     const cpu::ScopedFlushDenormals flush;
@@ -69,9 +70,15 @@ void for_each_block(Eigen::Index n, Eigen::Index first, Eigen::Index last, int t
         continue;
       }
       const Eigen::Index begin = b * kBlockRows;
-      body(b, begin, std::min(kBlockRows, n - begin));
+      try {
+        body(b, begin, std::min(kBlockRows, n - begin));
+      } catch (...) {  // no exception may leave a parallel region: it would end the process
+        if (!failed.exchange(true)) failure = std::current_exception();
+        stop.store(true, std::memory_order_relaxed);
+      }
     }
   }
+  if (failure) std::rethrow_exception(failure);
   if (interrupted) std::rethrow_exception(interrupted);
 }
 

@@ -879,7 +879,7 @@ class CpuEngine final : public Engine {
         for (TilePlan<U>& plan : plans) plan.threads = threads;
         const MaybeFlushDenormals guard(!keep_negligible_);
         kernels.add_statistics(plans.data(), count, layout, slot_queue);
-        cpu::check_interrupted(slot_queue);
+        cpu::rethrow_if_stopped(slot_queue);
         continue;
       }
 #pragma omp parallel num_threads(threads)
@@ -887,7 +887,7 @@ class CpuEngine final : public Engine {
         const MaybeFlushDenormals worker_guard(!keep_negligible_);
         kernels.add_statistics(plans.data(), count, layout, slot_queue);
       }
-      cpu::check_interrupted(slot_queue);
+      cpu::rethrow_if_stopped(slot_queue);
     }
   }
 
@@ -986,7 +986,7 @@ class CpuEngine final : public Engine {
       out.resp.resize(rows * k);
       cpu::WorkQueue one_run{1};
       kernels.evaluate(tiles, 1, one_run, out.log_prob.data(), out.resp.data(), nullptr);
-      cpu::check_interrupted(one_run);  // stopped, its results were never written
+      cpu::rethrow_if_stopped(one_run);  // stopped, its results were never written
     };
     Evaluation in_float, in_double;
     TilePlan<float> float_tiles = tile_plan(model, plan);
@@ -1032,7 +1032,7 @@ class CpuEngine final : public Engine {
       const MaybeFlushDenormals worker_guard(!keep_negligible_);
       kernels.evaluate(tiles, n_tiles, runs, log_prob, resp, labels);
     }
-    cpu::check_interrupted(runs);
+    cpu::rethrow_if_stopped(runs);
   }
 
   // Threads for a pass of about `work` multiply-adds (rows x components x features).

@@ -5,6 +5,7 @@
 // must not hand an inline function compiled for AVX-512 to code that runs on an older CPU.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 
@@ -129,15 +130,28 @@ inline std::int64_t packed_size(int k, int features) {
 //
 // The thread that holds the caller's InterruptCheck (emix/interrupt.hpp) runs it as it takes an
 // item; where it throws, the queue hands out nothing more and keeps the exception in
-// `interrupted`, which the caller rethrows after the parallel region (check_interrupted).
+// `interrupted`. An item that throws on any thread (std::bad_alloc of its work space) does the
+// same through fail(): an exception leaving a parallel region ends the process
+// (std::terminate), where the caller's program, a Python session or an MPI job, should get an
+// error. The caller rethrows either after the region (rethrow_if_stopped).
 struct WorkQueue {
   explicit WorkQueue(std::int64_t items) : size(items) {}
-  std::int64_t size = 0;  // items 0 .. size - 1
-  std::int64_t next = 0;  // the next item to take (under `omp atomic`)
-  std::exception_ptr interrupted;
+  std::int64_t size = 0;           // items 0 .. size - 1
+  std::int64_t next = 0;           // the next item to take (under `omp atomic`)
+  std::exception_ptr interrupted;  // written by the thread that holds the check only
+  std::exception_ptr failure;      // the first item's error, written by the thread that claimed it
+  std::atomic<bool> failed{false};
 };
 
-inline void check_interrupted(const WorkQueue& queue) {
+// From the thread whose item threw: the first error is kept, and no item is handed out after it.
+inline void fail(WorkQueue& queue, std::exception_ptr error) noexcept {
+  if (!queue.failed.exchange(true)) queue.failure = std::move(error);
+#pragma omp atomic write
+  queue.next = queue.size;
+}
+
+inline void rethrow_if_stopped(const WorkQueue& queue) {
+  if (queue.failure) std::rethrow_exception(queue.failure);
   if (queue.interrupted) std::rethrow_exception(queue.interrupted);
 }
 

@@ -1784,15 +1784,19 @@ template <typename T>
 void add_statistics(const TilePlan<T>* plans, int count, const SlotLayout& layout,
                     WorkQueue& queue) {
   if (count <= 0) return;
-  const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[static_cast<std::size_t>(count)]);
-  IndexVector first(count), last(count);
-  std::int64_t s = 0;
-  while (take(queue, s)) {
-    for (int i = 0; i < count; ++i) {
-      first[i] = first_tile_of_slot(s, queue.size, layout.n_rows, plans[i].block_rows);
-      last[i] = first_tile_of_slot(s + 1, queue.size, layout.n_rows, plans[i].block_rows);
+  try {
+    const std::unique_ptr<Scratch<T>[]> scratch(new Scratch<T>[static_cast<std::size_t>(count)]);
+    IndexVector first(count), last(count);
+    std::int64_t s = 0;
+    while (take(queue, s)) {
+      for (int i = 0; i < count; ++i) {
+        first[i] = first_tile_of_slot(s, queue.size, layout.n_rows, plans[i].block_rows);
+        last[i] = first_tile_of_slot(s + 1, queue.size, layout.n_rows, plans[i].block_rows);
+      }
+      add_slot_statistics(plans, count, layout, s, first, last, scratch.get(), queue);
     }
-    add_slot_statistics(plans, count, layout, s, first, last, scratch.get(), queue);
+  } catch (...) {  // called in a parallel region, which no exception may leave
+    fail(queue, std::current_exception());
   }
 }
 
@@ -1851,12 +1855,16 @@ void evaluate_tiles(const TilePlan<T>& plan, std::int64_t first, std::int64_t la
 template <typename T>
 void evaluate(const TilePlan<T>& plan, std::int64_t n_tiles, WorkQueue& queue, double* log_prob,
               double* resp, std::int32_t* labels) {
-  Scratch<T> s;
-  std::vector<std::int32_t> padded_labels;
-  std::int64_t r = 0;
-  while (take(queue, r)) {
-    evaluate_tiles(plan, r * n_tiles / queue.size, (r + 1) * n_tiles / queue.size, log_prob, resp,
-                   labels, s, padded_labels);
+  try {
+    Scratch<T> s;
+    std::vector<std::int32_t> padded_labels;
+    std::int64_t r = 0;
+    while (take(queue, r)) {
+      evaluate_tiles(plan, r * n_tiles / queue.size, (r + 1) * n_tiles / queue.size, log_prob, resp,
+                     labels, s, padded_labels);
+    }
+  } catch (...) {  // called in a parallel region, which no exception may leave
+    fail(queue, std::current_exception());
   }
 }
 
