@@ -2,6 +2,7 @@
 // serialised and maximised give bitwise the C++ results; bad calls give statuses and messages.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -91,6 +92,101 @@ TEST(CapiStatistics, MatchTheCppApi) {
   emix_statistics_destroy(back);
   emix_statistics_destroy(first);
   emix_statistics_destroy(second);
+  emix_model_destroy(model);
+  emix_options_destroy(options);
+}
+
+// A C caller can tell when statistics summed about the model's means lost digits of the new
+// covariances (two tight clusters 100 standard deviations of the model from its means), and take
+// the exact step as emix_fit does: the same rows again about the new means. Both calls give
+// bitwise what the C++ API gives, and the exact step is emix_fit's first step to 1e-12.
+TEST(CapiStatistics, AStepWhoseSumsLostDigitsIsDetectedAndTakenAgainAboutTheNewMeans) {
+  const int k = 2, d = 2;
+  const std::int64_t n = 400;
+  std::vector<double> x(static_cast<std::size_t>(n * d));
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int j = 0; j < d; ++j) {
+      const double wobble = 1e-3 * static_cast<double>((i * 7 + j * 3) % 11 - 5);
+      x[static_cast<std::size_t>(i * d + j)] = (i < n / 2 ? 1000.0 : -1000.0) + wobble;
+    }
+  }
+  const std::vector<double> weights{0.5, 0.5}, means{900, 900, -900, -900};
+  const std::vector<double> covariances{1, 0, 0, 1, 1, 0, 0, 1};
+  emix_model* model = nullptr;
+  ASSERT_EQ(emix_model_create(EMIX_GAUSSIAN, EMIX_FULL, k, d, 1, weights.data(), means.data(),
+                              covariances.data(), nullptr, &model),
+            EMIX_OK)
+      << emix_last_error();
+  emix_options* options = nullptr;
+  ASSERT_EQ(emix_options_create(&options), EMIX_OK);
+  ASSERT_EQ(emix_options_set_device(options, EMIX_DEVICE_CPU), EMIX_OK);
+
+  emix_statistics* about_means = nullptr;
+  ASSERT_EQ(emix_accumulate(model, options, x.data(), n, d, EMIX_FLOAT64, EMIX_HOST, nullptr,
+                            &about_means),
+            EMIX_OK);
+  emix_model* rough = nullptr;
+  ASSERT_EQ(emix_maximize(model, about_means, options, &rough), EMIX_OK) << emix_last_error();
+  int lost = -1;
+  ASSERT_EQ(emix_scatter_lost_digits(rough, about_means, &lost), EMIX_OK) << emix_last_error();
+  EXPECT_EQ(lost, 1);
+
+  std::vector<double> new_means(static_cast<std::size_t>(k * d));
+  ASSERT_EQ(emix_model_get_means(rough, new_means.data()), EMIX_OK);
+  emix_statistics* about_new = nullptr;
+  ASSERT_EQ(emix_accumulate_about(model, options, new_means.data(), x.data(), n, d, EMIX_FLOAT64,
+                                  EMIX_HOST, nullptr, &about_new),
+            EMIX_OK)
+      << emix_last_error();
+  emix_model* exact = nullptr;
+  ASSERT_EQ(emix_maximize(model, about_new, options, &exact), EMIX_OK) << emix_last_error();
+  ASSERT_EQ(emix_scatter_lost_digits(exact, about_new, &lost), EMIX_OK);
+  EXPECT_EQ(lost, 0);
+  std::vector<double> got(static_cast<std::size_t>(k * d * d));
+  ASSERT_EQ(emix_model_get_covariances(exact, got.data()), EMIX_OK);
+
+  emix::EngineOptions cpu;
+  cpu.device = emix::Device::kCpu;
+  const emix::DataView view = emix::DataView::host(x.data(), n, d);
+  emix::Model start;
+  start.family = emix::Family::kGaussian;
+  start.covariance = emix::Covariance::kFull;
+  start.n_components = k;
+  start.n_features = d;
+  start.weights = weights;
+  start.means = means;
+  start.covariances = covariances;
+  const emix::Model cpp = emix::maximize(start, emix::accumulate_about(start, new_means, view, cpu),
+                                         emix::MStepOptions{});
+  EXPECT_EQ(got, cpp.covariances);
+  emix::FitOptions one_step;
+  one_step.n_components = k;
+  one_step.init_model = start;
+  one_step.max_iter = 1;
+  one_step.tol = 0;
+  one_step.engine = cpu;
+  const emix::Model fitted = emix::fit(view, one_step).model;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(got[i], fitted.covariances[i], 1e-12 * std::abs(fitted.covariances[i] + 1e-300))
+        << i;
+  }
+  std::vector<double> rough_covariances(got.size());
+  ASSERT_EQ(emix_model_get_covariances(rough, rough_covariances.data()), EMIX_OK);
+  EXPECT_GT(std::abs(rough_covariances[0] - fitted.covariances[0]),
+            1e-9 * fitted.covariances[0]);  // what the check is for
+
+  emix_statistics* refused = about_new;
+  EXPECT_EQ(emix_accumulate_about(model, options, nullptr, x.data(), n, d, EMIX_FLOAT64, EMIX_HOST,
+                                  nullptr, &refused),
+            EMIX_INVALID_ARGUMENT);
+  EXPECT_EQ(refused, nullptr);
+  EXPECT_NE(std::string(emix_last_error()).find("centres"), std::string::npos);
+  EXPECT_EQ(emix_scatter_lost_digits(rough, about_means, nullptr), EMIX_INVALID_ARGUMENT);
+
+  emix_model_destroy(exact);
+  emix_statistics_destroy(about_new);
+  emix_model_destroy(rough);
+  emix_statistics_destroy(about_means);
   emix_model_destroy(model);
   emix_options_destroy(options);
 }

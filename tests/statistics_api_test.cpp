@@ -519,6 +519,50 @@ TEST(StatisticsApi, BytesChangedAfterWritingAreRefusedByTheChecksum) {
   EXPECT_NO_THROW(emix::Statistics::deserialize(discrete.data(), discrete.size()));
 }
 
+// Weights a fit refuses are refused by accumulate and online EM too, rather than giving a step
+// that silently differs from the unit-weight one (1e-300: means 1e-8 off; 1e-310: the rows
+// dropped). Statistics whose sums overflowed (a weight of 1e308) are refused where they are
+// made, and never become bytes that deserialize refuses or a merge that calls NaN an overflow.
+TEST(StatisticsApi, WeightsThatFlushOrOverflowAreRefusedWhereTheStatisticsAreMade) {
+  const Problem p = make_problem(kKinds[0], 75);
+  const emix::DataView rows = p.rows(0, p.n);
+  for (const double tiny : {1e-300, 1e-310}) {
+    const std::vector<double> w(static_cast<std::size_t>(p.n), tiny);
+    EXPECT_NE(message_of([&] {
+                emix::accumulate(p.model, rows, cpu(), w.data());
+              }).find("sample weights are all below"),
+              std::string::npos)
+        << tiny;
+    emix::OnlineEm online(p.model);
+    EXPECT_NE(message_of([&] {
+                online.partial_fit(rows, cpu(), w.data());
+              }).find("sample weights are all below"),
+              std::string::npos)
+        << tiny;
+    EXPECT_EQ(online.steps(), 0);
+  }
+  std::vector<double> huge(static_cast<std::size_t>(p.n), 1.0);
+  huge[0] = 1e308;
+  std::string overflow = "no exception";
+  try {
+    emix::accumulate(p.model, rows, cpu(), huge.data());
+  } catch (const emix::NumericalError& e) {
+    overflow = e.what();
+  }
+  EXPECT_NE(overflow.find("overflow"), std::string::npos) << overflow;
+  EXPECT_NE(overflow.find("scale them down"), std::string::npos) << overflow;
+
+  const emix::Statistics good = emix::accumulate(p.model, rows, cpu());
+  emix::Statistics with_nan = good;
+  with_nan.values()[5] = std::numeric_limits<double>::quiet_NaN();
+  emix::Statistics target = good;
+  const std::string merged = message_of([&] { target.merge(with_nan); });
+  EXPECT_NE(merged.find("is nan"), std::string::npos) << merged;
+  EXPECT_EQ(merged.find("overflow"), std::string::npos) << merged;
+  EXPECT_EQ(target.values(), good.values());
+  EXPECT_NE(message_of([&] { with_nan.serialize(); }).find("is nan"), std::string::npos);
+}
+
 // Bytes whose header is right but whose values no accumulation gives (one flipped bit) are
 // refused, and so are statistics without weight: the M-step would make NaN or negative weights of
 // them. Offsets: the 48-byte header, then K x D centres, then [log-likelihood, weight sum,

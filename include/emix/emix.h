@@ -317,6 +317,19 @@ emix_status emix_statistics_deserialize(const void* bytes, int64_t size,
  * precision. */
 emix_status emix_maximize(const emix_model* model, const emix_statistics* statistics,
                           const emix_options* options, emix_model** next);
+/* *lost = 1 where `statistics` (summed about the means of the model they were accumulated
+ * under) rounded away digits of the covariances of `next`, the model emix_maximize made of them:
+ * a mean that moved by far more than its component's spread. The exact step then: accumulate the
+ * same rows again under the same model about next's means (emix_accumulate_about), merge, and
+ * maximize those, as emix_fit does. 0 for Bernoulli and binomial statistics. */
+emix_status emix_scatter_lost_digits(const emix_model* next, const emix_statistics* statistics,
+                                     int* lost);
+/* emix_accumulate with the sums and second moments about `centres` (K x D doubles, row-major,
+ * finite) instead of the model's means; Gaussian mixtures only. */
+emix_status emix_accumulate_about(const emix_model* model, const emix_options* options,
+                                  const double* centres, const void* x, int64_t rows, int64_t cols,
+                                  int dtype, int memory, const double* sample_weight,
+                                  emix_statistics** statistics);
 
 /* ---- Model selection (emix/select.hpp) ----------------------------------------------------
  * A grid of numbers of components x covariance types fitted together, every pass over the data

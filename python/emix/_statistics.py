@@ -16,6 +16,7 @@ from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter, in_rows, is_device_array
 from ._engine import engine_options
 from ._gaussian import raise_not_positive
+from ._warnings import warn
 
 
 class Statistics:
@@ -188,7 +189,7 @@ def _engine(device):
     return engine_options(device)
 
 
-def accumulate(model, X, sample_weight=None, device=None):
+def accumulate(model, X, sample_weight=None, device=None, about=None):
     """The E-step of `model` over rows `X`: their sufficient statistics.
 
     Parameters
@@ -206,6 +207,12 @@ def accumulate(model, X, sample_weight=None, device=None):
         nothing (:func:`maximize` refuses statistics without any weight).
     device : {'auto', 'cpu', 'gpu'}, optional
         Where the E-step runs (default: the estimator's ``device``, else 'auto').
+    about : array-like of shape (n_components, n_features), optional
+        Gaussian mixtures: the points the sums and second moments are taken about (default: the
+        model's means). :func:`maximize` warns where statistics summed about the model's means
+        lost digits of a new covariance (a mean that moved by far more than its component's
+        spread); accumulating again about the new means, ``about=stepped.means_``, and
+        maximising those under the same model gives the step exactly, as ``fit`` does.
 
     Returns
     -------
@@ -224,16 +231,23 @@ def accumulate(model, X, sample_weight=None, device=None):
         return accumulate_dask(model, X, sample_weight, device)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
+    centres = _centres(m, about)
+
+    def one(view, weights):
+        if centres is None:
+            return _emix.accumulate(m, view, _engine(device), weights)
+        return _emix.accumulate_about(m, centres, view, _engine(device), weights)
+
     if is_chunk_source(X) or converts_beyond_memory(X, dtype):
         parts, first_row = [], 0
         for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):
-            if view.rows == 0:  # an empty row group or batch holds nothing
-                continue
-            if view.cols != m.n_features:
+            if view.cols != m.n_features:  # an empty chunk's too, as fit refuses it
                 raise InvalidArgument(f"chunk {i} has {view.cols} features, but the model has "
                                       f"{m.n_features}")
+            if view.rows == 0:  # an empty row group or batch holds nothing
+                continue
             try:
-                parts.append(_emix.accumulate(m, view, _engine(device), weights))
+                parts.append(one(view, weights))
             except _emix.InvalidArgument as error:
                 raise in_rows(error, first_row, view.rows, f"chunk {i}") from None
             first_row += view.rows
@@ -252,7 +266,7 @@ def accumulate(model, X, sample_weight=None, device=None):
 
             _check_sample_weight(sample_weight, 0, allow_all_zero=True)
         empty = np.empty((0, m.n_features), dtype=dtype or np.float64)
-        return Statistics(_emix.accumulate(m, _emix.view(empty), _engine(device), None))
+        return Statistics(one(_emix.view(empty), None))
     data = as_data(X, dtype, "emix.accumulate")
     if data.n_features != m.n_features:
         raise InvalidArgument(f"X has {data.n_features} features, but the model has "
@@ -262,7 +276,22 @@ def accumulate(model, X, sample_weight=None, device=None):
         from ._base import _check_sample_weight
 
         weights = _check_sample_weight(sample_weight, data.n_samples, allow_all_zero=True)
-    return Statistics(_emix.accumulate(m, data.view, _engine(device), weights))
+    return Statistics(one(data.view, weights))
+
+
+def _centres(model, about):
+    """`about` as the library's K x D centres (row-major doubles), or None for the means."""
+    if about is None:
+        return None
+    if model.family != "gaussian":
+        raise InvalidArgument("about: Bernoulli and binomial statistics are sums of the rows "
+                              "themselves, taken about no point")
+    centres = np.asarray(about, dtype=np.float64)
+    expected = (model.n_components, model.n_features)
+    if centres.shape != expected:
+        raise InvalidArgument(f"about has shape {centres.shape}, expected {expected} "
+                              "(n_components, n_features)")
+    return [float(c) for c in centres.ravel()]
 
 
 def merge_in_order(parts):
@@ -343,6 +372,14 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
             raise InvalidArgument(f"{name} must be a number, got {value!r}")
         setattr(options, name, type(getattr(options, name))(value))
     new_model, empty = _emix.maximize(m, statistics._native, options)
+    if _emix.scatter_lost_digits(new_model, statistics._native):
+        from ._base import FitWarning
+
+        warn("maximize: the statistics were summed about points far from the new means, which "
+             "rounded away digits of a covariance (a mean moved by far more than its "
+             "component's spread); for the exact step, accumulate the same rows again under "
+             "the same model with about=<the result>.means_ and maximize those, as fit does",
+             FitWarning)
     # What a fit re-seeds, refused as documented, before the model is checked: where rounding
     # left its factorisation a pivot just above 0, that check passed a model that scored rows
     # at -4e15.

@@ -28,6 +28,37 @@ emix_status emix_accumulate(const emix_model* model, const emix_options* options
   });
 }
 
+emix_status emix_accumulate_about(const emix_model* model, const emix_options* options,
+                                  const double* centres, const void* x, int64_t rows, int64_t cols,
+                                  int dtype, int memory, const double* sample_weight,
+                                  emix_statistics** statistics) {
+  return guarded("emix_accumulate_about", [&] {
+    emix::capi::clear_output(statistics);
+    require(model, "model");
+    require(centres, "centres");
+    require(statistics, "statistics");
+    if (options != nullptr) require(options, "options");  // NULL: the defaults
+    const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
+    const emix::EngineOptions engine = options ? options->fit.engine : emix::EngineOptions{};
+    const std::size_t size = static_cast<std::size_t>(model->model.n_components) *
+                             static_cast<std::size_t>(model->model.n_features);
+    auto handle = std::make_unique<emix_statistics>();
+    handle->statistics = emix::accumulate_about(
+        model->model, std::vector<double>(centres, centres + size), view, engine, sample_weight);
+    *statistics = handle.release();
+  });
+}
+
+emix_status emix_scatter_lost_digits(const emix_model* next, const emix_statistics* statistics,
+                                     int* lost) {
+  return guarded("emix_scatter_lost_digits", [&] {
+    require(next, "next");
+    require(statistics, "statistics");
+    require(lost, "lost");
+    *lost = emix::scatter_lost_digits(next->model, statistics->statistics) ? 1 : 0;
+  });
+}
+
 void emix_statistics_destroy(emix_statistics* statistics) {
   if (emix::capi::retire(statistics, "emix_statistics_destroy")) delete statistics;
 }

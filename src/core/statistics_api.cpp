@@ -346,6 +346,14 @@ Statistics& Statistics::merge(const Statistics& other) {
         "statistics: cannot merge statistics centred elsewhere (they come from E-steps under "
         "different models; recentred() moves them onto one model's means)");
   }
+  // NaN is no overflow, which the loop below would call it.
+  for (const Statistics* side : {static_cast<const Statistics*>(this), &other}) {
+    const std::string impossible = first_impossible_value(*side);
+    if (!impossible.empty()) {
+      throw InvalidArgument("statistics: cannot merge: in the statistics merged " +
+                            std::string(side == this ? "into, " : "in, ") + impossible);
+    }
+  }
   for (std::size_t i = 0; i < values_.size(); ++i) {
     const bool minus_infinite = values_[i] == kMinusInfinity || other.values_[i] == kMinusInfinity;
     if (!representable(i, values_[i] + other.values_[i], minus_infinite)) {  // before any changes
@@ -440,6 +448,9 @@ Statistics Statistics::recentred(const std::vector<double>& centres) const {
 std::vector<std::uint8_t> Statistics::serialize() const {
   // Here, not where the bytes are read (another rank, a Dask worker), which could not say why.
   check_statistics_sizes(*this, "statistics: serialize");
+  // Bytes that deserialize would refuse are refused here, where the cause is at hand.
+  const std::string impossible = first_impossible_value(*this);
+  if (!impossible.empty()) throw InvalidArgument("statistics: serialize: " + impossible);
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof kMagic);
   h.version = kFormatVersion;
@@ -599,13 +610,24 @@ Statistics accumulate_centred(const Model& model, const std::vector<double>* cen
   }
   CheckedModel checked = validate_and_prepare(model, factorisation_threads(engine));
   validate_checked_model_for_data(model, checked, x, /*summing_squares=*/true);
-  validate_sample_weight(sample_weight, x.rows, false);
+  const double largest_weight = validate_sample_weight(sample_weight, x.rows, false);
+  // A fit's rule for weights that flush to 0 (1e-300 moved the means by 1e-8, 1e-310 dropped
+  // the rows), for the rows at hand; all zero is allowed, a piece of the data that adds nothing.
+  if (largest_weight > 0) check_largest_sample_weight(largest_weight);
   validate(engine);  // as predict and score check it
   PreparedModel prepared = std::move(checked.prepared);
   Statistics stats = zero();
   if (centres != nullptr) prepared.centres = *centres;
   std::unique_ptr<Engine> e = make_engine(x, sample_weight, engine);
   e->accumulate(prepared, stats.values().data());
+  // Sums past double's range (weights of 1e308): refused here, which can say why, rather than
+  // where the statistics are next merged, serialised or maximised.
+  const std::string overflowed = first_impossible_value(stats);
+  if (!overflowed.empty()) {
+    throw NumericalError("accumulate: " + overflowed +
+                         ": the weighted sums overflow double's range; only the sample weights' "
+                         "ratios matter: scale them down (or rescale the data)");
+  }
   return stats;
 }
 

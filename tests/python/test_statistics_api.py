@@ -295,3 +295,59 @@ def test_statistics_options_and_centres_are_checked_where_they_come_in():
         statistics.recentred(np.where(np.arange(9).reshape(3, 3) == 4, np.nan, 0.0))
     halves = [emix.accumulate(model, h) for h in np.array_split(x, 2)]
     assert sum(halves) == halves[0] + halves[1]  # sum() starts from 0
+
+
+def test_a_step_whose_sums_lost_digits_warns_and_about_the_new_means_is_exact():
+    # Two tight clusters a long way from the start's means: sums about those means round away
+    # the digits of covariances of 1e-6 (2.7e-6 relative off the fit's step, silently, before).
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(500, 2)) * 1e-3 + 1000,
+                        rng.normal(size=(500, 2)) * 1e-3 - 1000])
+    params = dict(n_components=2, device="cpu", tol=0, weights_init=[0.5, 0.5],
+                  means_init=[[900.0, 900.0], [-900.0, -900.0]],
+                  precisions_init=np.array([np.eye(2)] * 2))
+    start = quiet_fit(emix.GaussianMixture(max_iter=0, **params), x)
+    one_step = quiet_fit(emix.GaussianMixture(max_iter=1, **params), x)
+    with pytest.warns(emix.FitWarning, match="about="):
+        rough = emix.maximize(start, emix.accumulate(start, x[:500]) + emix.accumulate(start,
+                                                                                       x[500:]))
+    assert rel(rough.covariances_, one_step.covariances_) > 1e-9  # what the warning is about
+    again = emix.accumulate(start, x[:500], about=rough.means_) + emix.accumulate(
+        start, x[500:], about=rough.means_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact = emix.maximize(start, again)
+    for name in ("weights_", "means_", "covariances_"):
+        assert rel(getattr(exact, name), getattr(one_step, name)) < 1e-12, name
+    with pytest.raises(emix.InvalidArgument, match=r"about has shape \(3, 2\)"):
+        emix.accumulate(start, x, about=np.zeros((3, 2)))
+
+
+def test_weights_that_flush_or_overflow_are_refused_where_statistics_are_made():
+    x = overlapping_mixture(3, n=400)
+    gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu"), x)
+    # As fit refuses them: 1e-300 gave a step 1e-8 off the unit-weight one, 1e-310 dropped the
+    # rows (a partial_fit batch without a step).
+    for tiny in (1e-300, 1e-310):
+        with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
+            emix.accumulate(gm, x, sample_weight=np.full(len(x), tiny))
+        stream = emix.GaussianMixture(2, random_state=0, device="cpu")
+        quiet_fit(stream, x)
+        stream.partial_fit(x[:200])
+        steps = stream.n_iter_
+        with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
+            stream.partial_fit(x[200:], sample_weight=np.full(200, tiny))
+        assert stream.n_iter_ == steps
+    # All zero is still a piece of the data that adds nothing.
+    assert emix.accumulate(gm, x, sample_weight=np.zeros(len(x))).weight_sum == 0
+    huge = np.ones(len(x))
+    huge[0] = 1e308
+    with pytest.raises(emix.NumericalError, match="overflow.*scale them down"):
+        emix.accumulate(gm, x, sample_weight=huge)
+
+
+def test_an_empty_chunk_of_another_width_is_refused_as_fit_refuses_it():
+    x = overlapping_mixture(3, n=400)
+    gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu"), x)
+    with pytest.raises(emix.InvalidArgument, match="chunk 1 has 7 features"):
+        emix.accumulate(gm, [x[:10], np.empty((0, 7)), x[10:]])
