@@ -13,7 +13,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -270,6 +272,56 @@ TEST_F(CliTest, FolderAndSocketOutputsAreRefused) {
   ::close(fd);
 }
 
+// Old: a predict streamed to standard output that met a NaN part way ended with the NaN's error
+// alone, the rows before it already written and nothing said of them.
+TEST_F(CliTest, AnErrorAfterAnInPlaceOutputBeganSaysItIsIncomplete) {
+  generate(2000);
+  ASSERT_EQ(emix("fit data.npy -k 2 -q -o model.json").code, 0);
+  std::ifstream in(path("data.npy"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t header =
+      10 + (static_cast<unsigned char>(bytes[8]) |
+            static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+  const double nan = std::nan("");
+  std::memcpy(&bytes[header + 1500 * 3 * sizeof(double)], &nan, sizeof nan);  // row 1501
+  write("late_nan.npy", bytes);
+  const CliRun r = emix("predict model.json late_nan.npy --memory-map --map-chunk-rows 100 -o -");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("row 1501"), std::string::npos) << r.err;
+  EXPECT_FALSE(r.out.empty());  // the labels of the chunks before it
+  EXPECT_NE(r.err.find("an output written in place (standard output, a FIFO or a device) was left "
+                       "incomplete"),
+            std::string::npos)
+      << r.err;
+  // A file is replaced whole or not at all: nothing to say.
+  const CliRun to_file =
+      emix("predict model.json late_nan.npy --memory-map --map-chunk-rows 100 -o labels.npy");
+  EXPECT_EQ(to_file.code, 2);
+  EXPECT_EQ(to_file.err.find("incomplete"), std::string::npos) << to_file.err;
+}
+
+// Old: --help and --version printed into a full disk ended in success.
+TEST_F(CliTest, HelpAndVersionWhoseOutputIsLostFail) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  for (const char* flag : {"--version", "--help", "fit --help"}) {
+    const std::string command = std::string("'") + EMIX_CLI_PATH + "' " + flag +
+                                " > /dev/full 2> '" + path("err.txt").string() + "'";
+    const int status = std::system(command.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 2) << flag;
+    EXPECT_NE(read_text(path("err.txt")).find("standard output"), std::string::npos) << flag;
+    fs::remove(path("err.txt"));
+  }
+}
+
+// Old: CLI11 saturated a 64-bit option at 2^63 - 1 (--chunk-rows 99999999999999999999 ran).
+TEST_F(CliTest, AWholeNumberPastSixtyFourBitsIsRefused) {
+  generate(200);
+  expect_failure(
+      "fit data.npy -k 2 -o model.json --chunk-rows 99999999999999999999",
+      {"--chunk-rows", "99999999999999999999", "beyond the range of a 64-bit whole number"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Outputs proved writable before the fit, and named as given
 
@@ -339,6 +391,11 @@ class SignalTest : public CliTest {
 TEST_F(SignalTest, SigintStopsAFitAndRemovesItsTemporaries) { stop_a_fit(SIGINT); }
 TEST_F(SignalTest, SigtermStopsAFitAndRemovesItsTemporaries) { stop_a_fit(SIGTERM); }
 TEST_F(SignalTest, SighupStopsAFitAndRemovesItsTemporaries) { stop_a_fit(SIGHUP); }
+
+// Old: the default action of these ended the program without a word, its temporaries left.
+TEST_F(SignalTest, SigquitStopsAFitAndRemovesItsTemporaries) { stop_a_fit(SIGQUIT); }
+TEST_F(SignalTest, Sigusr1StopsAFitAndRemovesItsTemporaries) { stop_a_fit(SIGUSR1); }
+TEST_F(SignalTest, SigxcpuStopsAFitAndRemovesItsTemporaries) { stop_a_fit(SIGXCPU); }
 
 // Old: a partial hidden temporary stayed (205 MB in the probe).
 TEST_F(SignalTest, SigtermDuringAWriteLeavesNoPartialFile) {

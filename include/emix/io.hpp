@@ -173,6 +173,9 @@ class OutputFile {
 // Async-signal-safe: for a SIGINT or SIGTERM handler that then ends the process (the
 // destructors, which would remove them, do not run then).
 void remove_temporary_files() noexcept;
+// Whether any OutputFile written in place (standard output, a FIFO, a device: nothing to
+// discard) has received bytes. Async-signal-safe: a command that ends early says what is left.
+bool in_place_output_begun() noexcept;
 
 // Writes a 2-D .npy file (format 1.0, little-endian, C order).
 void write_npy(const std::string& path, const HostMatrix& matrix);

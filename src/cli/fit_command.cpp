@@ -29,8 +29,9 @@ namespace emix::cli {
 
 namespace {
 
-// What only the command line decides: -k or --init-model, --trials with its family. Option
-// values themselves are checked by the library (emix::validate) once the options are built.
+// What only the command line decides: -k or --init-model (--trials against its family is
+// checked once the family is known, in run_fit). Option values themselves are checked by the
+// library (emix::validate) once the options are built.
 void check_flags(const FitArgs& a) {
   if (!a.k_given && a.init_model.empty()) {
     throw InvalidArgument(

@@ -143,11 +143,48 @@ volatile sig_atomic_t g_error_reported = 0;
 int report_error(const std::string& message, int code, bool same_on_every_rank = false) {
   if (!same_on_every_rank || emix::cli::mpi_rank() == 0) {
     std::fprintf(stderr, "emix: error: %s\n", one_printable_line(message).c_str());
+    // Files are replaced whole or not at all; what went to standard output, a FIFO or a device
+    // cannot be taken back.
+    if (emix::io::in_place_output_begun()) {
+      std::fputs(
+          "emix: note: an output written in place (standard output, a FIFO or a device) "
+          "was left incomplete\n",
+          stderr);
+    }
     std::fflush(stderr);
   }
   g_error_reported = 1;
   if (same_on_every_rank) emix::cli::wait_for_every_rank();
   return code;
+}
+
+// The signals that end the program through stop_on_signal: those that ask it to stop, and those
+// whose default would end it without a word and leave its temporaries (a CPU-time limit, an alarm,
+// a user signal). SIGPROF and SIGVTALRM are profilers'.
+constexpr int kStopSignals[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,
+                                SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU};
+
+const char* signal_name(int signal_number) {
+  switch (signal_number) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGALRM:
+      return "SIGALRM";
+    case SIGXCPU:
+      return "SIGXCPU";
+    default:
+      return "a signal";
+  }
 }
 
 // A signal that asks the program to stop ends it here and now, in the middle of a fit or a
@@ -166,17 +203,19 @@ extern "C" void stop_on_signal(int signal_number) {
   }
   emix::io::remove_temporary_files();
   if (g_error_reported) ::_exit(128 + signal_number);
-  const char* name = signal_number == SIGINT    ? "SIGINT"
-                     : signal_number == SIGTERM ? "SIGTERM"
-                                                : "SIGHUP";
   const char prefix[] = "emix: stopped by ";
   const char discarded[] = "; no output was left half written\n";
+  const char incomplete[] =
+      "; an output written in place (standard output, a FIFO or a device) was left incomplete, "
+      "no file was left half written\n";
   const char in_place[] = " after its outputs were written\n";
   const bool written = emix::cli::g_output_stage == OutputStage::kAllInPlace;
+  const char* name = signal_name(signal_number);
   ssize_t ignored = ::write(2, prefix, sizeof prefix - 1);
   ignored = ::write(2, name, std::strlen(name));
-  ignored = written ? ::write(2, in_place, sizeof in_place - 1)
-                    : ::write(2, discarded, sizeof discarded - 1);
+  ignored = written                             ? ::write(2, in_place, sizeof in_place - 1)
+            : emix::io::in_place_output_begun() ? ::write(2, incomplete, sizeof incomplete - 1)
+                                                : ::write(2, discarded, sizeof discarded - 1);
   (void)ignored;
   ::_exit(128 + signal_number);
 }
@@ -205,10 +244,12 @@ void install_signal_handlers() {
   std::memset(&action, 0, sizeof action);
   action.sa_handler = stop_on_signal;
   sigfillset(&action.sa_mask);  // one handler at a time: a second signal waits
-  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+  for (const int signal_number : kStopSignals) {
     struct sigaction previous;
-    // A signal the parent set to be ignored (nohup, a background job's SIGINT) stays ignored.
-    if (::sigaction(signal_number, nullptr, &previous) == 0 && previous.sa_handler == SIG_IGN) {
+    // A signal the parent set to be ignored (nohup, a background job's SIGINT) stays ignored,
+    // and one a preloaded library handles stays its.
+    if (::sigaction(signal_number, nullptr, &previous) == 0 &&
+        ((previous.sa_flags & SA_SIGINFO) != 0 || previous.sa_handler != SIG_DFL)) {
       continue;
     }
     ::sigaction(signal_number, &action, nullptr);
@@ -306,6 +347,17 @@ void read_whole_numbers_as_decimal(CLI::App& app) {
           }
           const std::size_t first_nonzero = value.find_first_not_of('0', digits);
           value.erase(digits, std::min(first_nonzero, value.size() - 1) - digits);
+          // CLI11 saturates a 64-bit option at its limit (--chunk-rows 99999999999999999999 ran
+          // as 2^63 - 1); narrower options it refuses itself.
+          errno = 0;
+          if (type == "UINT") {
+            (void)std::strtoull(value.c_str(), nullptr, 10);
+          } else {
+            (void)std::strtoll(value.c_str(), nullptr, 10);
+          }
+          if (errno == ERANGE) {
+            return "the value \"" + value + "\" is beyond the range of a 64-bit whole number";
+          }
           return std::string();
         },
         "", "decimal"));
@@ -575,15 +627,6 @@ int main(int argc, char** argv) {
           2, true);
     }
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ConversionError& e) {
-    return report_error(conversion_message(app, e.what()), 2, true);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    return report_error(e.what(), 2, true);
-  }
-
   // The command's status, unless what it printed could not all be written: `emix score m.json
   // x.npy > r.txt` on a full disk must not end in success with an empty r.txt.
   const auto with_output_checked = [](int status) {
@@ -594,6 +637,15 @@ int main(int argc, char** argv) {
     }
     return status;
   };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ConversionError& e) {
+    return report_error(conversion_message(app, e.what()), 2, true);
+  } catch (const CLI::ParseError& e) {
+    // --help, --version: printed on standard output, whose loss (> /dev/full) is an error too.
+    if (e.get_exit_code() == 0) return with_output_checked(app.exit(e));
+    return report_error(e.what(), 2, true);
+  }
   try {
     if (*fit) {
       try {

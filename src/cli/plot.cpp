@@ -344,9 +344,10 @@ void write_criteria_plot(io::OutputFile& out, const SelectReport& report, Family
   const cairo_status_t status = cairo.surface_write_to_png_stream(surface, write_png_bytes, &state);
   cairo.surface_destroy(surface);
   if (status != CAIRO_STATUS_SUCCESS) {
-    throw IoError(
-        "--plot " + out.path() + ": " +
-        (state.error.empty() ? std::string(cairo.status_to_string(status)) : state.error));
+    // The output's own error names the file already ("--plot out.png: cannot write: ...").
+    throw IoError(state.error.empty()
+                      ? "--plot " + out.path() + ": " + cairo.status_to_string(status)
+                      : state.error);
   }
 }
 

@@ -77,9 +77,9 @@ class ChunkedEngine final : public Engine {
 
   std::string name() const override {
     if (remote_ != nullptr) return remote_->engine_name();  // with the engine of its passes
-    return engine_name_.empty()
-               ? "chunks"
-               : engine_name_ + ", " + std::to_string(chunk_rows_.size()) + " chunks";
+    return engine_name_.empty() ? "chunks"
+                                : engine_name_ + ", " + std::to_string(chunk_rows_.size()) +
+                                      (chunk_rows_.size() == 1 ? " chunk" : " chunks");
   }
 
   std::int64_t rows() const { return rows_; }

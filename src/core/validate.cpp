@@ -700,8 +700,8 @@ void check_precisions_for_float(double largest, const char* what) {
 void validate_fit_options(const FitOptions& o, std::int64_t cols) {
   validate(o);
   if (o.init_model && o.init_model->n_features != cols) {
-    throw InvalidArgument("init model has " + std::to_string(o.init_model->n_features) +
-                          " features, but the data have " + std::to_string(cols) + " columns");
+    throw InvalidArgument("init model has " + count_of(o.init_model->n_features, "feature") +
+                          ", but the data have " + count_of(cols, "column"));
   }
 }
 
@@ -852,8 +852,8 @@ void validate_fit_arguments(const DataView& x, const FitOptions& o, const double
 
 void check_model_width(const Model& model, std::int64_t cols) {
   if (model.n_features != cols) {
-    throw InvalidArgument("the model has " + std::to_string(model.n_features) +
-                          " features, but the data have " + std::to_string(cols) + " columns");
+    throw InvalidArgument("the model has " + count_of(model.n_features, "feature") +
+                          ", but the data have " + count_of(cols, "column"));
   }
 }
 

@@ -40,6 +40,9 @@ struct TemporarySlot {
 
 TemporarySlot g_temporaries[kSlots];
 
+std::atomic<bool> g_in_place_output_begun{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "read by a signal handler");
+
 // The slot now holding `path`, or -1 when every slot is taken or the path is too long (the file
 // is then still removed by the destructor, but not by a signal handler).
 int register_temporary(const std::string& path) {
@@ -333,6 +336,7 @@ void OutputFile::write(const void* data, std::size_t size) {
       if (errno == EINTR) continue;
       fail("write failed", errno);
     }
+    if (done > 0 && s.mode == State::Mode::kInPlace) g_in_place_output_begun = true;
     bytes += done;
     size -= static_cast<std::size_t>(done);
   }
@@ -379,6 +383,8 @@ void OutputFile::commit() {
   unregister_temporary(s.slot);
   s.slot = -1;
 }
+
+bool in_place_output_begun() noexcept { return g_in_place_output_begun; }
 
 void remove_temporary_files() noexcept {
   for (TemporarySlot& slot : g_temporaries) {
