@@ -213,6 +213,29 @@ TEST_F(CliTest, StandardInputMayBeASocket) {
   EXPECT_TRUE(fs::exists(path("m.json")));
 }
 
+// Old: a regular file as standard input, part of it already read by an earlier command of the
+// shell (`{ head -n 1000 > /dev/null; emix fit -; } < data.csv`), was opened again by name and
+// read from its start: the rows the other command took were fitted too, silently.
+TEST_F(CliTest, StandardInputReadPartWayIsRefusedNotReadFromItsStart) {
+  std::string rows;
+  for (int i = 0; i < 100; ++i) rows += std::to_string(i % 7) + "," + std::to_string(i % 5) + "\n";
+  write("rows.csv", rows);
+  const int fd = ::open(path("rows.csv").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::lseek(fd, 40, SEEK_SET), 40);
+  ProcessLimits limits;
+  limits.standard_input = fd;
+  const CliRun r = finish(start({"fit", "-", "-k", "1", "-q", "-o", "m.json"}, limits), 60);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("already read up to byte 40"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("m.json")));
+  // From its start, it is read as a file named on the command line is.
+  ASSERT_EQ(::lseek(fd, 0, SEEK_SET), 0);
+  const CliRun whole = finish(start({"fit", "-", "-k", "1", "-q", "-o", "m.json"}, limits), 60);
+  ::close(fd);
+  EXPECT_EQ(whole.code, 0) << whole.err;
+}
+
 // Sample weights that overflow their sum are named by their file, as a bad weight is.
 TEST_F(CliTest, WeightsWhoseSumOverflowsNameTheirFile) {
   generate(20);

@@ -299,7 +299,40 @@ void throw_io(const std::string& path, const std::string& message, int error) {
   throw IoError(text, error, path);
 }
 
+int own_descriptor_named(const std::string& path) {
+  if (path == "/dev/stdin") return STDIN_FILENO;
+  if (path == "/dev/stdout") return STDOUT_FILENO;
+  if (path == "/dev/stderr") return STDERR_FILENO;
+  std::string number;
+  for (const std::string& prefix : {std::string("/dev/fd/"), std::string("/proc/self/fd/"),
+                                    "/proc/" + std::to_string(::getpid()) + "/fd/"}) {
+    if (path.compare(0, prefix.size(), prefix) == 0) number = path.substr(prefix.size());
+  }
+  if (number.empty() || number.size() > 9 ||
+      number.find_first_not_of("0123456789") != std::string::npos) {
+    return -1;
+  }
+  return std::stoi(number);
+}
+
 namespace {
+
+// A name of one of this process's descriptors (the CLI's "-" is /dev/stdin) over a regular file
+// that something read part way: opened anew by name, the file is read from its start, and the
+// rows an earlier command of the shell consumed (`{ head -n 1000 > /dev/null; emix score m -; }
+// < data.csv`) were read again, silently.
+void refuse_descriptor_read_part_way(const std::string& path) {
+  const int descriptor = own_descriptor_named(path);
+  if (descriptor < 0) return;
+  struct stat info;
+  if (::fstat(descriptor, &info) != 0 || !S_ISREG(info.st_mode)) return;
+  const off_t offset = ::lseek(descriptor, 0, SEEK_CUR);
+  if (offset <= 0) return;
+  throw_io(path, "the file behind it was already read up to byte " + std::to_string(offset) +
+                     ", and emix reads a file from its start: give the file's name, or pipe "
+                     "what is left (tail -c +" +
+                     std::to_string(offset + 1) + " FILE | emix ...)");
+}
 
 // The file; for /dev/stdin (the CLI's "-") that is not a regular file, the process's own
 // descriptor 0: a socket has no name to open again (ENXIO), and a pipe's is the same stream.
@@ -326,6 +359,7 @@ std::FILE* open_input(const std::string& path) {
 InputFile::InputFile(const std::string& path) : path_(path) {
   // The C library would read the name up to the NUL: another file.
   if (path.find('\0') != std::string::npos) throw_io(path, "a file name holds no NUL byte");
+  refuse_descriptor_read_part_way(path);
   file_ = open_input(path);
   if (file_ == nullptr) throw_io(path, "cannot open", errno);
   struct stat info;

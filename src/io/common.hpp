@@ -76,6 +76,10 @@ std::string lower_extension(const std::string& path);
 // Throws IoError "PATH: MESSAGE: strerror(error)".
 [[noreturn]] void throw_io(const std::string& path, const std::string& message, int error = 0);
 
+// The descriptor a name stands for when it is one of this process's own (/dev/stdin,
+// /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N, /proc/PID/fd/N with this PID), else -1.
+int own_descriptor_named(const std::string& path);
+
 // A file open for reading; every failure throws IoError naming it.
 class InputFile {
  public:

@@ -145,32 +145,16 @@ std::vector<std::string> names_through_links(const std::string& path) {
   cannot_write(path, "too many levels of symbolic links", ELOOP);
 }
 
-// The descriptor a name stands for when it is one of this process's own (/dev/stdout,
-// /dev/stderr, /dev/fd/N, /proc/self/fd/N, /proc/PID/fd/N with this PID), else -1. Such a name is
-// written through a copy of the descriptor: opening it anew would start at offset 0 without the
-// shell's O_APPEND, and renaming over the file behind it would drop what the shell, or another
-// program sharing the descriptor, wrote there.
-int own_descriptor_named(const std::string& path) {
-  if (path == "/dev/stdin") return STDIN_FILENO;
-  if (path == "/dev/stdout") return STDOUT_FILENO;
-  if (path == "/dev/stderr") return STDERR_FILENO;
-  std::string number;
-  for (const std::string& prefix : {std::string("/dev/fd/"), std::string("/proc/self/fd/"),
-                                    "/proc/" + std::to_string(::getpid()) + "/fd/"}) {
-    if (path.compare(0, prefix.size(), prefix) == 0) number = path.substr(prefix.size());
-  }
-  if (number.empty() || number.size() > 9 ||
-      number.find_first_not_of("0123456789") != std::string::npos) {
-    return -1;
-  }
-  return std::stoi(number);
-}
-
-// own_descriptor_named of `path` or of a name its symbolic links lead through (a link named
-// out.npy to /dev/stdout), else -1.
+// detail::own_descriptor_named of `path` or of a name its symbolic links lead through (a link
+// named out.npy to /dev/stdout), else -1. Such a name is written through a copy of the
+// descriptor: opening it anew would start at offset 0 without the shell's O_APPEND, and renaming
+// over the file behind it would drop what the shell, or another program sharing the descriptor,
+// wrote there.
 int own_descriptor_behind(const std::string& path) {
   for (const std::string& name : names_through_links(path)) {
-    if (const int descriptor = own_descriptor_named(name); descriptor >= 0) return descriptor;
+    if (const int descriptor = detail::own_descriptor_named(name); descriptor >= 0) {
+      return descriptor;
+    }
   }
   return -1;
 }
