@@ -56,9 +56,12 @@ std::vector<double> score_samples(const Model& model, const DataView& x,
 double score(const Model& model, const DataView& x, const EngineOptions& engine = {},
              const double* sample_weight = nullptr);
 
-// -2 log L + p log N, and -2 log L + 2 p, with p = model.n_parameters().
-double bic(const Model& model, const DataView& x, const EngineOptions& engine = {});
-double aic(const Model& model, const DataView& x, const EngineOptions& engine = {});
+// -2 log L + p log W, and -2 log L + 2 p, with p = model.n_parameters(), log L the weighted sum
+// sum_n w_n log p(x_n) and W the sum of the weights (N without; select's table counts so too).
+double bic(const Model& model, const DataView& x, const EngineOptions& engine = {},
+           const double* sample_weight = nullptr);
+double aic(const Model& model, const DataView& x, const EngineOptions& engine = {},
+           const double* sample_weight = nullptr);
 
 // A model checked and factored once, for many evaluations. predict and the functions above
 // check the model and factor each full or tied covariance on every call (at K = 16, D = 512
@@ -79,8 +82,10 @@ class Evaluator {
   std::vector<double> score_samples(const DataView& x, const EngineOptions& engine = {}) const;
   double score(const DataView& x, const EngineOptions& engine = {},
                const double* sample_weight = nullptr) const;
-  double bic(const DataView& x, const EngineOptions& engine = {}) const;
-  double aic(const DataView& x, const EngineOptions& engine = {}) const;
+  double bic(const DataView& x, const EngineOptions& engine = {},
+             const double* sample_weight = nullptr) const;
+  double aic(const DataView& x, const EngineOptions& engine = {},
+             const double* sample_weight = nullptr) const;
 
  private:
   struct State;  // the model and its factors

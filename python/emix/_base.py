@@ -856,13 +856,16 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         weights = _check_sample_weight(sample_weight, data.n_samples)
         return float(self._evaluator().score(data.view, self._engine(), weights))
 
-    def bic(self, X):
+    def bic(self, X, sample_weight=None):
         """Bayesian information criterion of the model on X (lower is better).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             The data.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows: log L is then sum_n w_n log p(x_n), and n the sum of the
+            weights, as :func:`emix.select`'s table counts a weighted fit.
 
         Returns
         -------
@@ -870,15 +873,18 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             ``-2 log L + p log n`` with p free parameters counted as scikit-learn does.
         """
         data = self._data(X)
-        return float(self._evaluator().bic(data.view, self._engine()))
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        return float(self._evaluator().bic(data.view, self._engine(), weights))
 
-    def aic(self, X):
+    def aic(self, X, sample_weight=None):
         """Akaike information criterion of the model on X (lower is better).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             The data.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows: log L is then sum_n w_n log p(x_n).
 
         Returns
         -------
@@ -886,7 +892,8 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             ``-2 log L + 2 p``.
         """
         data = self._data(X)
-        return float(self._evaluator().aic(data.view, self._engine()))
+        weights = _check_sample_weight(sample_weight, data.n_samples)
+        return float(self._evaluator().aic(data.view, self._engine(), weights))
 
     def sample(self, n_samples=1):
         """Draw points from the fitted model.

@@ -784,18 +784,22 @@ void define_module(nb::module_& m) {
           nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none())
       .def(
           "bic",
-          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine,
+             const std::optional<HostWeights>& sample_weight) {
+            const double* weights = weights_for(x, sample_weight);
             const LibraryCall call;
-            return e.bic(x.view, engine_for(x, engine));
+            return e.bic(x.view, engine_for(x, engine), weights);
           },
-          nb::arg("x"), nb::arg("engine"))
+          nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none() = nb::none())
       .def(
           "aic",
-          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine) {
+          [](const emix::Evaluator& e, const View& x, const emix::EngineOptions& engine,
+             const std::optional<HostWeights>& sample_weight) {
+            const double* weights = weights_for(x, sample_weight);
             const LibraryCall call;
-            return e.aic(x.view, engine_for(x, engine));
+            return e.aic(x.view, engine_for(x, engine), weights);
           },
-          nb::arg("x"), nb::arg("engine"));
+          nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none() = nb::none());
 
   nb::class_<emix::IterationInfo>(m, "IterationInfo", "What one EM iteration did.")
       .def_ro("init_run", &emix::IterationInfo::init_run)

@@ -13,6 +13,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/criteria.hpp"
 #include "core/engine.hpp"
 #include "core/evaluation.hpp"
 #include "core/prepared_model.hpp"
@@ -229,6 +230,17 @@ std::vector<double> predict_proba_checked(const Model& model, const CheckedModel
   RowResults results;
   results.resp = resp.data();
   evaluate_model_rows(model, checked, x, engine, results);
+  if (x.dtype == DType::kFloat32) {
+    // Each responsibility of a float32 evaluation holds float's 7 digits, and its row summed to 1
+    // only within 1e-7, which NumPy's choice(p=row) refuses (it asks 1.5e-8 of float64 rows):
+    // each row divided by its sum in double.
+    const std::size_t k = static_cast<std::size_t>(model.n_components);
+    for (std::size_t row = 0; row < resp.size(); row += k) {
+      double sum = 0;
+      for (std::size_t c = 0; c < k; ++c) sum += resp[row + c];
+      for (std::size_t c = 0; c < k; ++c) resp[row + c] /= sum;
+    }
+  }
   return resp;
 }
 
@@ -245,39 +257,52 @@ std::vector<double> score_samples_checked(const Model& model, const CheckedModel
 
 }  // namespace
 
-double score_checked(const Model& model, const CheckedModel* checked, const DataView& x,
-                     const EngineOptions& engine, const double* sample_weight) {
-  const cpu::ScopedNonStopFp non_stop;
+namespace {
+
+struct LogLikelihood {
+  double total = 0;   // sum_n w_n log p(x_n)
+  double weight = 0;  // sum_n w_n (N without weights)
+};
+
+LogLikelihood weighted_log_likelihood(const Model& model, const CheckedModel* checked,
+                                      const DataView& x, const EngineOptions& engine,
+                                      const double* sample_weight) {
   check_data_shape(x);  // before x.rows weights are read; and a mean of no rows is undefined
   validate_sample_weight(sample_weight, x.rows);
   // Summed a block at a time, in row order: the per-row log-densities are never held whole.
-  double total = 0, weight = 0;
+  LogLikelihood sum;
   evaluate_model_rows(model, checked, x, engine, RowResults{},
                       [&](std::int64_t first_row, std::int64_t rows, const double* log_prob) {
                         for (std::int64_t i = 0; i < rows; ++i) {
                           const double w = sample_weight ? sample_weight[first_row + i] : 1.0;
-                          total += w * log_prob[i];
-                          weight += w;
+                          sum.total += w * log_prob[i];
+                          sum.weight += w;
                         }
                       });
-  return total / weight;
+  return sum;
+}
+
+}  // namespace
+
+double score_checked(const Model& model, const CheckedModel* checked, const DataView& x,
+                     const EngineOptions& engine, const double* sample_weight) {
+  const cpu::ScopedNonStopFp non_stop;
+  const LogLikelihood sum = weighted_log_likelihood(model, checked, x, engine, sample_weight);
+  return sum.total / sum.weight;
 }
 
 double bic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
-                   const EngineOptions& engine) {
+                   const EngineOptions& engine, const double* sample_weight) {
   const cpu::ScopedNonStopFp non_stop;
-  const double log_likelihood =
-      score_checked(model, checked, x, engine, nullptr) * static_cast<double>(x.rows);
-  return -2.0 * log_likelihood +
-         static_cast<double>(model.n_parameters()) * std::log(static_cast<double>(x.rows));
+  const LogLikelihood sum = weighted_log_likelihood(model, checked, x, engine, sample_weight);
+  return bic_of(sum.total, model.n_parameters(), sum.weight);
 }
 
 double aic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
-                   const EngineOptions& engine) {
+                   const EngineOptions& engine, const double* sample_weight) {
   const cpu::ScopedNonStopFp non_stop;
-  const double log_likelihood =
-      score_checked(model, checked, x, engine, nullptr) * static_cast<double>(x.rows);
-  return -2.0 * log_likelihood + 2.0 * static_cast<double>(model.n_parameters());
+  const LogLikelihood sum = weighted_log_likelihood(model, checked, x, engine, sample_weight);
+  return aic_of(sum.total, model.n_parameters());
 }
 
 std::vector<std::int32_t> predict(const Model& model, const DataView& x,
@@ -300,12 +325,14 @@ double score(const Model& model, const DataView& x, const EngineOptions& engine,
   return score_checked(model, nullptr, x, engine, sample_weight);
 }
 
-double bic(const Model& model, const DataView& x, const EngineOptions& engine) {
-  return bic_checked(model, nullptr, x, engine);
+double bic(const Model& model, const DataView& x, const EngineOptions& engine,
+           const double* sample_weight) {
+  return bic_checked(model, nullptr, x, engine, sample_weight);
 }
 
-double aic(const Model& model, const DataView& x, const EngineOptions& engine) {
-  return aic_checked(model, nullptr, x, engine);
+double aic(const Model& model, const DataView& x, const EngineOptions& engine,
+           const double* sample_weight) {
+  return aic_checked(model, nullptr, x, engine, sample_weight);
 }
 
 struct Evaluator::State {
@@ -343,12 +370,14 @@ double Evaluator::score(const DataView& x, const EngineOptions& engine,
   return score_checked(state_->model, &state_->checked, x, engine, sample_weight);
 }
 
-double Evaluator::bic(const DataView& x, const EngineOptions& engine) const {
-  return bic_checked(state_->model, &state_->checked, x, engine);
+double Evaluator::bic(const DataView& x, const EngineOptions& engine,
+                      const double* sample_weight) const {
+  return bic_checked(state_->model, &state_->checked, x, engine, sample_weight);
 }
 
-double Evaluator::aic(const DataView& x, const EngineOptions& engine) const {
-  return aic_checked(state_->model, &state_->checked, x, engine);
+double Evaluator::aic(const DataView& x, const EngineOptions& engine,
+                      const double* sample_weight) const {
+  return aic_checked(state_->model, &state_->checked, x, engine, sample_weight);
 }
 
 Sample sample(const Model& model, std::int64_t n, std::uint64_t seed, int n_threads) {

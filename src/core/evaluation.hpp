@@ -61,9 +61,9 @@ void evaluate_rows(const Model& model, const DataView& x, const EngineOptions& o
 double score_checked(const Model& model, const CheckedModel* checked, const DataView& x,
                      const EngineOptions& engine, const double* sample_weight);
 double bic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
-                   const EngineOptions& engine);
+                   const EngineOptions& engine, const double* sample_weight = nullptr);
 double aic_checked(const Model& model, const CheckedModel* checked, const DataView& x,
-                   const EngineOptions& engine);
+                   const EngineOptions& engine, const double* sample_weight = nullptr);
 
 // evaluate_rows for a model validate_and_prepare took (an Evaluator's, the C API's model handle's):
 // the model is not checked or factored again.

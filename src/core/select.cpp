@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/criteria.hpp"
 #include "core/em.hpp"
 #include "core/engine.hpp"
 #include "core/initialize.hpp"
@@ -334,9 +335,8 @@ SelectReport select_on(Engine& engine, std::int64_t rows, int d, DType dtype,
     for (double s : c.fit.iteration_seconds) iterations += s;
     c.fit.seconds = init_seconds[i] + iterations;
     c.n_parameters = c.fit.model.n_parameters();
-    const double p = static_cast<double>(c.n_parameters);
-    c.bic = -2.0 * c.fit.log_likelihood + p * std::log(weight_sum);
-    c.aic = -2.0 * c.fit.log_likelihood + 2.0 * p;
+    c.bic = bic_of(c.fit.log_likelihood, c.n_parameters, weight_sum);
+    c.aic = aic_of(c.fit.log_likelihood, c.n_parameters);
     // The entropy of the responsibilities under the returned model: its last E-step took it,
     // with the log-likelihood, so the ICL costs no pass of its own.
     c.icl = c.bic + 2.0 * entropy;

@@ -777,3 +777,16 @@ def test_float32_fits_of_data_float32_cannot_hold_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         emix.GaussianMixture(2, device="cpu", random_state=0).fit(far)  # float64: nothing lost
+
+
+def test_float32_responsibilities_are_probabilities_numpy_samples_from():
+    # Old: each row summed to 1 within 8.6e-8 only, and choice(p=row) raised "probabilities do
+    # not sum to 1" (it asks 1.5e-8 of float64 rows).
+    from sklearn.datasets import load_iris
+
+    x = load_iris().data.astype(np.float32)
+    proba = emix.GaussianMixture(3, random_state=0).fit(x).predict_proba(x)
+    assert np.abs(proba.sum(axis=1) - 1).max() < 1e-15
+    rng = np.random.default_rng(0)
+    labels = [rng.choice(3, p=row) for row in proba]
+    assert len(labels) == len(x)
