@@ -370,9 +370,12 @@ TEST(FitValidation, InitialisationMemoryCountsWhatEachInitialisationHolds) {
   m = emix::initialization_memory(100000, 2, o);
   EXPECT_EQ(m.bytes, 8 * (rows * d + rows * 1000));
   EXPECT_TRUE(m.responsibilities_dominate);
-  o.init = emix::Init::kRandomFromData;
+  o.init = emix::Init::kRandomFromData;  // the rows' nearest seed, as lloyd() finds it
   m = emix::initialization_memory(100000, 2, o);
-  EXPECT_EQ(m.bytes, 8 * rows * d);
+  EXPECT_EQ(m.bytes, 8 * (2 * rows * d + 3 * rows + blocks * 1000 * (d + 1)));
+  o.family = emix::Family::kBernoulli;  // the rows alone
+  EXPECT_EQ(emix::initialization_memory(100000, 2, o).bytes, 8 * rows * d);
+  o.family = emix::Family::kGaussian;
   o.init_model = emix::Model();  // no initialisation at all
   EXPECT_EQ(emix::initialization_memory(100000, 2, o).bytes, 0);
 }

@@ -13,7 +13,9 @@ namespace emix {
 enum class Init {
   kKMeansPlusPlus,  // greedy k-means++ seeding refined by a few k-means iterations (default)
   kRandom,          // random responsibilities (scikit-learn's init_params="random")
-  kRandomFromData,  // K distinct random rows as means (scikit-learn's "random_from_data")
+  kRandomFromData,  // K distinct random rows as seeds, each row assigned to the nearest (Gaussian;
+                    // Bernoulli / binomial: halfway between a row and the data); scikit-learn's
+                    // "random_from_data"
 };
 enum class Device { kAuto, kCpu, kGpu };
 

@@ -155,9 +155,9 @@ class GaussianMixture(_BaseMixture):
         How the initial parameters are found. 'kmeans': greedy k-means++ seeding (2 + ln K
         candidates a step, as scikit-learn's) then up to 10 k-means (Lloyd) steps;
         'k-means++': the seeding alone, each point assigned to its nearest seed;
-        'random': random responsibilities; 'random_from_data': random distinct rows as means,
-        each component starting with the data's overall covariance. Initialisation looks at a
-        random sample of at most 131,072 rows.
+        'random': random responsibilities; 'random_from_data': random distinct rows as seeds,
+        each point assigned to its nearest seed (as 'k-means++' assigns to its seeds).
+        Initialisation looks at a random sample of at most 131,072 rows.
     weights_init : array-like of shape (n_components,), default=None
         Initial weights.
     means_init : array-like of shape (n_components, n_features), default=None
@@ -257,8 +257,9 @@ class GaussianMixture(_BaseMixture):
       (scikit-learn runs k-means to convergence), on a random sample of at most 131,072 rows.
       ``'k-means++'`` assigns every row to its nearest seed (scikit-learn gives the seeds
       alone responsibility 1, much like ``'random_from_data'``).
-      ``'random_from_data'`` starts each component from the data's covariance (scikit-learn
-      from ``reg_covar``, which makes the first E-step a nearest-point assignment).
+      ``'random_from_data'`` starts from the M-step of each row's nearest random row
+      (scikit-learn from those rows with covariances of ``reg_covar``, which makes its first
+      E-step that nearest-row assignment).
     * ``lower_bounds_`` holds scikit-learn's values (each E-step's, from the same start the
       same numbers); ``lower_bound_`` is the returned parameters' (above).
     * The parameters are taken from ``covariances_``, or from ``precisions_cholesky_`` when

@@ -564,6 +564,9 @@ EMIX_CPU_LEVEL_CLONES void seed_block(const double* x, const double* norms, cons
   }
 }
 
+std::vector<int> lloyd(const RowMatrix& x, const Eigen::VectorXd& norms, const Eigen::VectorXd& w,
+                       RowMatrix centres, int iterations, int threads);
+
 // Weighted greedy k-means++ seeding, then Lloyd iterations; returns labels. Each step draws
 // 2 + ln K candidates by their weighted squared distance to the nearest centre and keeps the one
 // that leaves the least total, as scikit-learn's KMeans seeds (Arthur and Vassilvitskii's
@@ -611,7 +614,15 @@ std::vector<int> kmeans(const RowMatrix& x, const Eigen::VectorXd& w, int k, int
     centres.row(c) = x.row(picks[best]);
     nearest = nearer.segment(static_cast<Eigen::Index>(best) * n, n);
   }
+  return lloyd(x, norms, w, std::move(centres), iterations, threads);
+}
 
+// Up to `iterations` Lloyd steps from `centres` (K x D, in x's coordinates; norms: x's squared row
+// norms); returns each row's nearest centre after them (with 0 steps, each row's nearest seed).
+std::vector<int> lloyd(const RowMatrix& x, const Eigen::VectorXd& norms, const Eigen::VectorXd& w,
+                       RowMatrix centres, int iterations, int threads) {
+  const Eigen::Index n = x.rows(), d = x.cols();
+  const int k = static_cast<int>(centres.rows());
   std::vector<int> labels(static_cast<std::size_t>(n), -1);
   Eigen::VectorXd own(n);  // squared distance of each row to its own centre
   const Eigen::Index blocks = block_count(n);
@@ -800,14 +811,35 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
       return out;
     }
     case Init::kRandomFromData: {
-      // K distinct rows of positive weight become the means; every component starts with the
-      // data's overall spread (scikit-learn starts from reg_covar alone, which makes the first
-      // E-step a nearest-point assignment).
       std::vector<Eigen::Index> candidates;
       for (Eigen::Index i = 0; i < n; ++i) {
         if (w[i] > 0) candidates.push_back(i);
       }
       std::shuffle(candidates.begin(), candidates.end(), rng);
+      if (options.family == Family::kGaussian) {
+        // K distinct rows of positive weight are the seeds, and every row joins the nearest (as
+        // 'k-means++' does with its seeds): the start is the M-step of that assignment.
+        // scikit-learn starts from the rows with covariances of reg_covar, whose first E-step is
+        // that assignment. Starting each component from the data's overall covariance left that
+        // E-step's responsibilities nearly equal: 5 of 20 starts on Old Faithful stopped at the
+        // saddle between its two clusters (scikit-learn: none).
+        const Eigen::RowVectorXd mean = (w.transpose() * x) / w.sum();
+        const RowMatrix centred = x.rowwise() - mean;
+        RowMatrix seeds(k, n_features);
+        for (int c = 0; c < k; ++c) seeds.row(c) = centred.row(candidates[c]);
+        const std::vector<int> labels = lloyd(centred, centred.rowwise().squaredNorm(), w,
+                                              std::move(seeds), 0, thread_count(options));
+        for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
+                                std::vector<std::string>* own_notes) {
+          std::vector<int> empty;
+          Model model = maximize_from_assignments(x, w, RowMatrix(), labels, o, &empty);
+          note_empty(empty, notes_once);
+          repair_singular_start(model, x, w, o, own_notes);
+          return model;
+        });
+        return out;
+      }
+      // Bernoulli and binomial: each component halfway between a random row and the data.
       RowMatrix one(n, 1);
       one.setOnes();
       for_each_covariance(
@@ -819,21 +851,9 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
             const std::size_t d = static_cast<std::size_t>(n_features);
             for (int c = 0; c < k; ++c) {
               const Eigen::RowVectorXd row = x.row(candidates[c]);
-              if (m.family == Family::kGaussian) {
-                Eigen::Map<Eigen::RowVectorXd>(&m.means[c * d], n_features) = row;
-                if (m.covariance == Covariance::kFull || m.covariance == Covariance::kDiag ||
-                    m.covariance == Covariance::kSpherical) {
-                  const std::size_t per = m.covariance_size() / k;
-                  std::copy(overall.covariances.begin(), overall.covariances.end(),
-                            m.covariances.begin() + c * per);
-                } else {
-                  m.covariances = overall.covariances;
-                }
-              } else {
-                for (std::size_t j = 0; j < d; ++j) {
-                  const double p = 0.5 * (row[j] / m.trials + overall.probabilities[j]);
-                  m.probabilities[c * d + j] = std::clamp(p, o.prob_epsilon, 1.0 - o.prob_epsilon);
-                }
+              for (std::size_t j = 0; j < d; ++j) {
+                const double p = 0.5 * (row[j] / m.trials + overall.probabilities[j]);
+                m.probabilities[c * d + j] = std::clamp(p, o.prob_epsilon, 1.0 - o.prob_epsilon);
               }
             }
             return m;
@@ -873,7 +893,15 @@ InitMemory initialization_memory(std::int64_t sample, std::int64_t cols, const F
                " x " + whole(k) + " components";
       break;
     case Init::kRandomFromData:
-      m.what = "initialisation holds " + rows;
+      // A Gaussian start: the centred copy, and lloyd's norms, labels, distances and sums of
+      // each block of rows.
+      if (o.family == Family::kGaussian) {
+        const double blocks = static_cast<double>(block_count(static_cast<Eigen::Index>(sample)));
+        values += n * d + 3 * n + blocks * k * (d + 1);
+        m.what = "initialisation holds 2 copies of " + rows;
+      } else {
+        m.what = "initialisation holds " + rows;
+      }
       break;
   }
   m.bytes = 8 * values;
