@@ -430,10 +430,13 @@ TEST_F(NpyTest, ConversionIsExactAndNamesTheFirstBadValueWhereverItIs) {
   // each edge of the blocks, in both element types and with and without the finite check.
   const std::int64_t rows = 3000, cols = 5;  // 15,000 values: three blocks and part of a fourth
   const double big = 1e300;
-  const double above_float = std::nextafter(static_cast<double>(FLT_MAX), big);
+  // Half a unit in the last place past FLT_MAX: the first double that rounds to float's infinity.
+  const double above_float = static_cast<double>(FLT_MAX) + 0x1p103;
+  const double rounds_to_max = std::nextafter(above_float, 0.0);
   std::vector<double> v(static_cast<std::size_t>(rows * cols));
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::ldexp(static_cast<double>(i) - 7000.5, -9);
-  const double specials[] = {-0.0, 5e-324, 1e-40, -1e-310, FLT_MAX, -FLT_MAX, 1.0 / 3.0};
+  const double specials[] = {-0.0,    5e-324,   1e-40,         -1e-310,
+                             FLT_MAX, -FLT_MAX, rounds_to_max, 1.0 / 3.0};
   for (std::size_t i = 0; i < std::size(specials); ++i) v[4090 + i] = specials[i];
   io::write_npy(path("good.npy"), v.data(), rows, cols);
   io::ReadOptions as_float;

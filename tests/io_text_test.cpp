@@ -152,6 +152,15 @@ TEST_F(TextTest, BinaryContentUnderATextNameIsRecognised) {
                         "gzip-compressed");
   expect_error<IoError>([&] { io::read_matrix(file("b.txt", std::string("1,2\n3,\0", 8))); },
                         "binary data (a NUL byte at byte 7)");
+  // Excel's "Unicode text": called binary data before, with advice about --dtype and --dims.
+  expect_error<IoError>(
+      [&] {
+        io::read_matrix(file("u.csv", std::string("\xFF\xFE"
+                                                  "1\0,\0"
+                                                  "2\0\n\0",
+                                                  10)));
+      },
+      "UTF-16 text");
 }
 
 TEST_F(TextTest, SeparatorsAreDetectedPerFile) {
@@ -317,6 +326,15 @@ TEST_F(TextTest, NonFiniteValuesNameRowAndColumn) {
   const std::string f = file("f.txt", "1e300\n");
   expect_error<InvalidArgument>([&] { io::read_matrix(f, as_float); },
                                 f + ": row 1, column 1: 1e+300 does not fit in float32");
+  // Old: FLT_MAX printed with 8 digits (3.4028235e38, above FLT_MAX as a double) was refused;
+  // it rounds to FLT_MAX, as NumPy reads it. Half a unit in the last place beyond rounds to inf.
+  const std::string edge = file("edge.txt", "3.4028235e38 -3.4028235e38\n");
+  const HostMatrix at_max = io::read_matrix(edge, as_float);
+  EXPECT_EQ(at_max.as<float>()[0], std::numeric_limits<float>::max());
+  EXPECT_EQ(at_max.as<float>()[1], -std::numeric_limits<float>::max());
+  const std::string past = file("past.txt", "3.4028236e38\n");
+  expect_error<InvalidArgument>([&] { io::read_matrix(past, as_float); },
+                                "does not fit in float32");
 
   // Without the check NaN and Inf written in the file pass through; a number no double holds
   // is still an error, since it would silently become inf.

@@ -104,7 +104,12 @@ std::size_t convert_typed(const unsigned char* src, bool swap, std::size_t count
         const std::size_t n = std::min(kBlock, count - first);
         const unsigned char* block = src + first * sizeof(S);
         if (!all_convertible<S, D>(block, n, check_finite)) {
-          return first + convert_each<S, D>(block, false, n, dst + first, check_finite, bad_value);
+          // The screen is conservative (values rounding down to FLT_MAX fail it too): only a
+          // value convert_each refuses ends the conversion.
+          const std::size_t done =
+              convert_each<S, D>(block, false, n, dst + first, check_finite, bad_value);
+          if (done < n) return first + done;
+          continue;
         }
         for (std::size_t i = 0; i < n; ++i) {
           dst[first + i] = static_cast<D>(load<S>(block + i * sizeof(S), false));
@@ -212,9 +217,15 @@ bool parse_scalar_name(std::string_view name, Scalar* scalar) {
 }
 
 float narrow_to_float(double value) {
-  constexpr double kMax = std::numeric_limits<float>::max();
-  if (value > kMax) return std::numeric_limits<float>::infinity();
-  if (value < -kMax) return -std::numeric_limits<float>::infinity();
+  // Rounded to nearest as the conversion rounds within float's range: up to half a unit in the
+  // last place past FLT_MAX (2^103) is FLT_MAX, from there on infinity (the tie goes to even,
+  // which FLT_MAX's odd significand is not); "3.4028235e38", FLT_MAX printed with 8 digits,
+  // is FLT_MAX, as NumPy reads it. The cast itself is undefined beyond the range.
+  constexpr float kMax = std::numeric_limits<float>::max();
+  constexpr double kFirstInfinite = static_cast<double>(kMax) + 0x1p103;
+  const float sign = value < 0 ? -1.0f : 1.0f;
+  if (std::abs(value) >= kFirstInfinite) return sign * std::numeric_limits<float>::infinity();
+  if (std::abs(value) > static_cast<double>(kMax)) return sign * kMax;
   return static_cast<float>(value);
 }
 

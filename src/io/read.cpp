@@ -38,6 +38,11 @@ FileFormat sniff_text_file(const std::string& path) {
                   ": gzip-compressed; decompress it first (emix reads .npy, text, and raw "
                   "binary with --dtype and --dims)");
   }
+  if (start.rfind("\xFF\xFE", 0) == 0 || start.rfind("\xFE\xFF", 0) == 0) {
+    throw IoError(path +
+                  ": UTF-16 text (it begins with a UTF-16 byte-order mark), which emix does not "
+                  "read: save it as UTF-8 (Excel: \"CSV UTF-8\"; iconv -f UTF-16 -t UTF-8)");
+  }
   const std::size_t nul = start.find('\0');
   if (nul != std::string_view::npos) {
     throw IoError(path + ": binary data (a NUL byte at byte " + std::to_string(nul + 1) +
