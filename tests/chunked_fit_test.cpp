@@ -238,7 +238,15 @@ class RemoteVectorChunks : public VectorChunks, public emix::RemoteChunks {
     for (std::int64_t i = 0; i < n_chunks(); ++i) {
       parts.push_back(emix::chunk_pass(pass, view(i),
                                        weights_ ? weights_->data() + i * per_ : nullptr, engine_));
+      if (merged_from >= 0 && i > merged_from) {
+        // Added into chunk merged_from's answer, in chunk order, as the fit would add them.
+        for (std::size_t e = 0; e < parts.back().size(); ++e) {
+          parts[static_cast<std::size_t>(merged_from)][e] += parts.back()[e];
+        }
+        parts.back().clear();
+      }
     }
+    if (empty_first) parts.front().clear();
     return parts;
   }
   void gather(const std::int64_t* idx, std::int64_t count, std::int64_t cols, double* rows,
@@ -261,6 +269,8 @@ class RemoteVectorChunks : public VectorChunks, public emix::RemoteChunks {
     return sums;
   }
   int passes = 0;
+  std::int64_t merged_from = -1;  // the chunks after it answer empty, their sums in its answer
+  bool empty_first = false;       // chunk 0 answers empty, its sums nowhere
 
  private:
   emix::DataView view(std::int64_t i) const {
@@ -326,6 +336,35 @@ TEST(ChunkedSelect, PassesComputedWhereTheChunksAreEqualReadingThemHere) {
           << e.what();
       EXPECT_EQ(remote.passes, 0);
     }
+  }
+}
+
+// A source may add its chunks' statistics together where they are (emix.dask does where every
+// block's would not fit the client's memory): their sum in the first answer, the chunks it holds
+// answering empty. Added in chunk order there, the fit is bitwise the one that adds them here. A
+// first answer that is empty holds no sums: refused.
+TEST(ChunkedFit, ASourceMayAddItsChunksStatisticsWhereTheyAre) {
+  SelectProblem problem = select_problem();
+  auto& [n, x, w, o] = problem;
+  emix::FitOptions fo = o.fit;
+  fo.n_components = 3;
+  fo.tol = 0;  // every step taken, whatever the data
+  fo.max_iter = 8;
+  for (const std::vector<double>* weights : std::vector<const std::vector<double>*>{nullptr, &w}) {
+    SCOPED_TRACE(weights ? "weighted" : "unweighted");
+    RemoteVectorChunks each(x, n, 4, 700, weights);
+    RemoteVectorChunks merged(x, n, 4, 700, weights);
+    merged.merged_from = 0;
+    const emix::FitReport a = emix::fit(each, fo);
+    const emix::FitReport b = emix::fit(merged, fo);
+    ASSERT_EQ(a.n_iter, 8);
+    EXPECT_EQ(b.history, a.history);
+    EXPECT_EQ(b.model.means, a.model.means);
+    EXPECT_EQ(b.model.covariances, a.model.covariances);
+    EXPECT_EQ(b.model.weights, a.model.weights);
+    RemoteVectorChunks first_empty(x, n, 4, 700, weights);
+    first_empty.empty_first = true;
+    EXPECT_THROW(emix::fit(first_empty, fo), emix::InvalidArgument);
   }
 }
 

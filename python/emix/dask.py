@@ -1,58 +1,51 @@
-"""emix's estimators on Dask arrays: the E-step per block on the workers, the M-step here.
+"""emix's estimators on Dask arrays: the E-step per block on the workers, the EM driver here.
 
 ``emix.dask.GaussianMixture``, ``BernoulliMixture`` and ``BinomialMixture`` take the same
 parameters as emix's estimators and accept a 2-D ``dask.array.Array`` (NumPy data go to the
-in-memory estimator unchanged). Each EM iteration:
+in-memory estimator unchanged). ``fit`` runs the library's own EM driver (``core/em.cpp``, the
+one every engine runs: convergence, re-seeding, the checks of its numbers) over a chunk source
+whose chunks are the array's blocks of rows (_RemoteBlocks, the library's RemoteChunks). Each
+pass over the data:
 
-1. every block of rows computes its sufficient statistics under the current model
-   (:func:`emix.accumulate`) on a worker and returns them as bytes
-   (:meth:`emix.Statistics.to_bytes`);
-2. the blocks' statistics are merged in one fixed tree, pairs (0, 1), (2, 3), ... then pairs of
-   those, as :func:`emix.merge_in_order` merges them, so the total is bitwise the same whatever
-   worker runs what and whenever (each merge task takes a whole subtree of up to 16 blocks,
-   so that few rounds of tasks follow the blocks: each costs the scheduler's latency);
-3. the client runs the M-step (:func:`emix.maximize`) and tests convergence exactly as ``fit``
-   does (the change of the mean log-likelihood below ``tol``, at most ``max_iter`` M-steps).
-   Where the step moved a mean so far that the scatter about the old means lost a variance's
-   digits, steps 1 and 2 run again with the sums taken about the new means, and the M-step
-   from those, as ``fit`` does.
+1. the pass's model goes to the workers as bytes; every block computes its sufficient
+   statistics under it where it is (the library's ``chunk_pass``, the same arithmetic as a
+   chunk read here) and returns them;
+2. the library adds the blocks' statistics in block order, whatever worker ran what and
+   whenever, runs the M-step, tests convergence, re-seeds, and so on, exactly as ``fit`` does.
 
 The fitted model therefore equals ``fit`` of the same rows in memory, from the same initial
-parameters, up to the order of the sums (about 1e-15 relative per iteration).
+parameters, up to the order of the sums (about 1e-15 relative per iteration), and a component
+re-seeded from the same start lands on the same row.
 
 Where the cluster holds the array as the fit reads it (``X = X.persist()``: float32 or float64
-in the estimator's ``dtype``, all columns in one block), step 1 and 2 skip the task graph: one
+in the estimator's ``dtype``, all columns in one block), a pass skips the task graph: one
 Dask actor per worker holds the blocks that worker has (balanced by rows over the workers'
-threads; a block moves once where Dask left a worker more than its share), the client calls
-each actor once per iteration, and merges the blocks' statistics in the same tree, so the total
-is bitwise the task graph's. A task graph costs 30-37 ms an iteration in scheduler round trips
-on a 2-core machine, the calls 5-10 ms. The actors keep their blocks alive until the fit ends, and
-the scheduler will not retire a worker that holds one meanwhile; if a worker is lost, the fit
-goes on through task graphs, which recompute what it held (``report_.engine`` says from which
-iteration). An array the fit must convert or rechunk first (integers, float64 fitted with
-``dtype="float32"``, columns in several blocks) and a Dask DataFrame also run task graphs:
-persist ``X.rechunk({1: -1}).astype(np.float64)``, say, to fit them through the actors.
+threads; a block moves once where Dask left a worker more than its share), and the client calls
+each actor once per pass; the blocks' statistics are the task graph's, bitwise, and so is the
+fit. A task graph costs 30-37 ms an iteration in scheduler round trips on a 2-core machine, the
+calls 5-10 ms. The actors keep their blocks alive until the fit ends, and the scheduler will not
+retire a worker that holds one meanwhile; if a worker is lost, the fit goes on through task
+graphs, which recompute what it held (``report_.engine`` says from which iteration). An array
+the fit must convert or rechunk first (integers, float64 fitted with ``dtype="float32"``,
+columns in several blocks) and a Dask DataFrame also run task graphs: persist
+``X.rechunk({1: -1}).astype(np.float64)``, say, to fit them through the actors. Where every
+block's statistics together would exceed ``merge_task_bytes`` (256 MiB; full covariances with
+large K D^2), the client would hold them all at once: the workers then add them in
+:func:`emix.merge_in_order`'s tree (tasks of up to 16 blocks) and send one total, through task
+graphs; the fit is as deterministic, but its sums are in that tree's order rather than block
+order.
 
 Initialisation: from the estimator's ``*_init`` parameters when all are given (then the fit is
 that of the in-memory estimator with the same parameters). Otherwise the estimator's own
 initialisation (``init_params``, ``n_init``, ``random_state``) runs on a deterministic sample
 of at most ``init_sample_rows`` rows (evenly spaced among the rows of positive weight, computed
-once to the client), and the
-given parameters replace the drawn ones. With ``n_init`` > 1 the restarts' starting models compete
-by their log-likelihood on that sample, and EM then runs once over the whole array from the
-best: ``report_.best_init`` is 0, where the in-memory estimator runs every restart's EM over
-all rows and keeps the best result. A component that empties, or whose covariance no longer
-factors (possible with ``reg_covar=0``), is re-seeded as the in-memory fit re-seeds it: its mean
-(or probabilities) moves to a random row, fetched from the array, and its covariance becomes the
-weighted mean of the other components' covariances (its previous one where none has weight
-left, or where theirs pool to a singular matrix, which no E-step takes), and it
-gets one row's share of the weight; the fit report's warnings say which row. The
-row comes from ``random_state``'s own generator, so the re-seeded fit is deterministic, but it
-is not the row the in-memory fit (which draws from its initialisation's generator) would pick.
-The report's other warnings (the initialisation's notes, a model the data cannot identify) and
-the FitWarnings emitted are the in-memory fit's, but for ``dtype='float32'`` on float64 blocks:
-they are rounded where they are read, and not judged for what the rounding loses (a NumPy array
-is).
+once to the client), and the given parameters replace the drawn ones. With ``n_init`` > 1 the
+restarts' starting models compete by their log-likelihood on that sample, and EM then runs once
+over the whole array from the best: ``report_.best_init`` is 0, where the in-memory estimator
+runs every restart's EM over all rows and keeps the best result. The report's warnings (the
+initialisation's notes, re-seeded rows, a model the data cannot identify) and the FitWarnings
+emitted are the in-memory fit's, but for ``dtype='float32'`` on float64 blocks: they are
+rounded where they are read, and not judged for what the rounding loses (a NumPy array is).
 
 :func:`emix.select` of a Dask array runs the same way: each pass of the selection is one task
 per block that returns the block's statistics under every candidate still running (the library
@@ -72,7 +65,6 @@ import inspect
 import math
 import threading
 import time
-import types
 
 import dask
 import dask.array as da
@@ -181,18 +173,16 @@ def accumulate(model, X, sample_weight=None, device=None):
                                first_rows, list(X.chunks[0]))
 
 
-def _model_state(model, centres=None):
-    """A picklable description of a library Model (shipped to the workers), and the centres
-    its statistics are taken about where not its means (a second pass, _StatisticsPass)."""
+def _model_state(model):
+    """A picklable description of a library Model (shipped to the workers)."""
     return (model.family, model.covariance, model.n_features, model.trials,
             np.ascontiguousarray(model.weights), np.ascontiguousarray(model.means).ravel(),
             np.ascontiguousarray(model.covariances).ravel(),
-            np.ascontiguousarray(model.probabilities).ravel(),
-            None if centres is None else np.ascontiguousarray(centres, dtype=np.float64).ravel())
+            np.ascontiguousarray(model.probabilities).ravel())
 
 
 def _model_of(state):
-    family, covariance, d, trials, w, means, covariances, probabilities, _ = state
+    family, covariance, d, trials, w, means, covariances, probabilities = state
     return _emix.Model(family, covariance, d, trials, w, means if means.size else None,
                        covariances if covariances.size else None,
                        probabilities if probabilities.size else None)
@@ -277,29 +267,23 @@ def _unlike_declared(index, first_row, rows, cols, shape):
         f"{cols} for it (its chunks or meta do not match what its tasks compute)")
 
 
-def _block_statistics(block, weights, state, device, first_row, index, rows=None):
+def _block_statistics(block, weights, state, device, first_row, index, rows):
     """The block's statistics as bytes, or the library's error about it (naming the row of the
     whole array) as a value: the merge carries the first block's error up the tree (see
     _merge_bytes), so that the error raised is the one in the lowest block whoever computed
     what, as the in-memory fit names the first bad row. `rows`: the block's rows as the array
-    declares them, where known (a block that computes fewer was fitted silently, and later
-    errors named rows off by the difference)."""
+    declares them (a block that computes fewer was fitted silently, and later errors named rows
+    off by the difference)."""
     x = np.ascontiguousarray(block)
     model = _model_of(state)
     declared = (rows, model.n_features)
-    if (rows is not None and x.shape != declared) or (x.ndim != 2 and x.shape[0] > 0):
-        return _unlike_declared(index, first_row, rows if rows is not None else x.shape[0],
-                                model.n_features, x.shape)
-    centres = state[-1]  # where a second pass takes the sums about the new means
+    if x.shape != declared:
+        return _unlike_declared(index, first_row, rows, model.n_features, x.shape)
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
-        empty = _emix.Statistics(model)
-        return (empty if centres is None else empty.recentred(centres)).serialize()
+        return _emix.Statistics(model).serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     try:
-        if centres is None:
-            stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
-        else:
-            stats = _emix.accumulate_about(model, centres, _emix.view(x), _engine(device), w)
+        stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
     except _emix.Error as error:
         return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
@@ -324,9 +308,8 @@ def _block_values(block, weights, dtype, index, first_row, rows, cols):
 
 
 def _block_pass(block, weights, pass_bytes, shape, device, index):
-    """A block's statistics under every model of a selection's pass (_RemoteBlocks) and the
-    engine's name, or the error about its values (naming the row of the whole array) as a
-    value."""
+    """A block's statistics under every model of a pass (_RemoteBlocks) and the engine's
+    name, or the error about its values (naming the row of the whole array) as a value."""
     dtype, first_row, rows, cols = shape
     try:
         x, w = _block_values(block, weights, dtype, index, first_row, rows, cols)
@@ -352,10 +335,16 @@ def _block_rows(block, weights, local, want_rows, shape, index):
             None if w is None else w[local])
 
 
-def _block_weight_sum(weights):
+def _block_weight_sum(weights, first_row, index):
     """The weights' sum, added in row order from 0 as the library sums a chunk's weights
-    (np.cumsum adds in order; np.sum does not)."""
+    (np.cumsum adds in order; np.sum does not), or the error naming a weight the fit refuses
+    (and its block) as a value: a negative or NaN one summed into "the weights sum to 0"."""
     w = np.asarray(weights, dtype=np.float64).ravel()
+    try:
+        _refuse_bad_weights(w, first_row)
+    except InvalidArgument as error:
+        return InvalidArgument(f"{error} (in block {index} (rows {first_row + 1}.."
+                               f"{first_row + w.size}))")
     return float(np.cumsum(w)[-1]) if w.size else 0.0
 
 
@@ -367,17 +356,33 @@ def _first_error(results):
     return results
 
 
+def _add_answers(a, b):
+    """Two blocks' answers to a pass (_block_pass) added, for tree_merge: the left one's error
+    first, as it comes first; a block without rows answers nothing."""
+    if isinstance(a, Exception) or b is None:
+        return a
+    if isinstance(b, Exception) or a is None:
+        return b
+    return a[0] + b[0], a[1]
+
+
 class _RemoteBlocks(_Adapter):
-    """emix.select's chunk source over a Dask array: a chunk per block of rows, whose passes run
-    where the blocks are (the library's RemoteChunks, through the C++ PyChunkSource).
+    """The library's chunk source over a Dask array for fit and emix.select: a chunk per block
+    of rows, whose passes run where the blocks are (the library's RemoteChunks, through the C++
+    PyChunkSource), so that the library's EM driver (core/em.cpp) fits Dask data as it fits
+    any other.
 
     Each pass is one task per block (on the cluster's workers when a dask.distributed Client is
     active, on Dask's local scheduler otherwise) returning the block's statistics under every
-    model still running; the initialisation's sample and re-seeding rows are fetched by tasks
-    too. Only block 0 is computed here, for the data's shape and type. Every block is read as
-    the type the array declares (float32 or float64 kept, else float64, or `dtype`). The
-    selection is bitwise that of the same chunks read here by the same engine (emix.chunked
-    with the blocks' rows)."""
+    model of the pass, or, after start_resident(), one call per worker of an actor that holds
+    that worker's blocks (_ResidentPass). Either way the library adds the blocks' statistics in
+    block order: the two are bitwise the same, and bitwise the same chunks read here by the
+    same engine (emix.chunked with the blocks' rows). Statistics too large for the client to
+    hold every block's (`fan_in` set: full covariances with large K D^2) are added on the
+    workers instead, in merge_in_order's tree, and the client receives one total. The
+    initialisation's sample and re-seeding rows are fetched by tasks. Only block 0 is computed
+    here, for the data's shape and type. Every block is read as the type the array declares
+    (float32 or float64 kept, else float64, or `dtype`)."""
 
     chunk_noun = "block"
 
@@ -394,11 +399,16 @@ class _RemoteBlocks(_Adapter):
         self.dtype = _target_dtype(X.dtype, dtype)
         self.first_rows = _first_rows(X)
         self.blocks = list(X.to_delayed().ravel())
-        self.weight_blocks = [None] * len(self.blocks)
+        self.weights, self.weight_blocks = None, [None] * len(self.blocks)
         if sample_weight is not None:
             self.weight_blocks = self._weight_blocks(sample_weight)
         self.sums = None
         self.worker_engine = None
+        self.fan_in = None  # blocks per merge task, where the workers add the blocks' answers
+        self.resident = None
+        # The EM iteration of the next pass (a fit's hook counts them), and the one whose pass
+        # found a worker lost, for the engine's name.
+        self.iteration, self.lost_at = 0, None
         self.where = self._where()
 
     def _weight_blocks(self, sample_weight):
@@ -429,8 +439,8 @@ class _RemoteBlocks(_Adapter):
         return len(self.blocks)
 
     def _where(self):
-        """Where the passes run ("12 Dask blocks on 2 Dask workers"), asked once: the library
-        names its engine for every candidate."""
+        """The blocks ("12 Dask blocks") and where their passes run ("2 Dask workers"), asked
+        once: the library names its engine for every candidate."""
         def count(n, noun):
             return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -440,10 +450,18 @@ class _RemoteBlocks(_Adapter):
         else:
             kind = getattr(dask.base.get_scheduler(), "__module__", "").rsplit(".", 1)[-1]
             where = f"Dask's {kind or 'local'} scheduler"
-        return f"{count(len(self.blocks), 'Dask block')} on {where}"
+        return count(len(self.blocks), "Dask block"), where
 
     def engine_name(self):
-        return self.where if self.worker_engine is None else f"{self.worker_engine}, {self.where}"
+        blocks, where = self.where
+        if self.resident is not None:
+            name = f"{blocks} resident on {where}"
+        elif self.lost_at is not None:
+            name = (f"{blocks} on {where} (resident until iteration {self.lost_at}, when a "
+                    "worker was lost)")
+        else:
+            name = f"{blocks} on {where}"
+        return name if self.worker_engine is None else f"{self.worker_engine}, {name}"
 
     def known_rows(self, i):
         return int(self.x.chunks[0][i])
@@ -457,12 +475,46 @@ class _RemoteBlocks(_Adapter):
         _block_values(x, w, dtype, i, first_row, rows, cols)  # as the workers check theirs
         return self._result(x, w, i)
 
+    def start_resident(self):
+        """Passes through one actor per worker from now on, where a dask.distributed cluster
+        holds every block of the array (persisted); else, or where the actors cannot start,
+        task graphs still. Call close() after the passes."""
+        self.resident = _ResidentPass.start(self.x, self.weights, self.device,
+                                            [self._shape(i) for i in range(len(self.blocks))])
+
+    def close(self):
+        """Releases the actors (and the weights they persisted)."""
+        if self.resident is not None:
+            self.resident.close()
+            self.resident = None
+
     def chunk_statistics(self, pass_bytes):
+        if self.resident is not None:
+            try:
+                return self._answers(self.resident.statistics(pass_bytes))
+            except _emix.Error:
+                raise
+            except Exception:  # a worker lost ("Worker holding Actor was lost"), say
+                # The task graphs recompute the blocks it held.
+                self.close()
+                self.lost_at = self.iteration
         shared = dask.delayed(pass_bytes)  # one key: sent once to each worker, not per block
         task = dask.delayed(_block_pass, pure=False)
-        parts = _first_error(dask.compute(*[
-            task(b, w, shared, self._shape(i), self.device, i)
-            for i, (b, w) in enumerate(zip(self.blocks, self.weight_blocks))]))
+        parts = [task(b, w, shared, self._shape(i), self.device, i)
+                 for i, (b, w) in enumerate(zip(self.blocks, self.weight_blocks))]
+        if self.fan_in is None:
+            return self._answers(dask.compute(*parts))
+        (total,) = dask.compute(tree_merge(parts, merge=_add_answers, fan_in=self.fan_in))
+        # In the first block with rows: the library adds from there (remote_chunks.hpp).
+        first = next(i for i, rows in enumerate(self.x.chunks[0]) if rows > 0)
+        answers = [None] * len(parts)
+        answers[first] = total
+        return self._answers(answers)
+
+    def _answers(self, parts):
+        """The blocks' statistics as the library takes them, the workers' engine noted, or the
+        first block's error raised."""
+        parts = _first_error(parts)
         named = next((p for p in parts if p is not None), None)
         if named is not None:
             self.worker_engine = named[1]
@@ -490,7 +542,9 @@ class _RemoteBlocks(_Adapter):
     def weight_sums(self):
         if self.sums is None:
             task = dask.delayed(_block_weight_sum, pure=False)
-            self.sums = list(dask.compute(*[task(w) for w in self.weight_blocks]))
+            self.sums = list(_first_error(dask.compute(*[
+                task(w, first, i)
+                for i, (w, first) in enumerate(zip(self.weight_blocks, self.first_rows))])))
         return self.sums
 
     @property
@@ -516,28 +570,27 @@ def _raised(total):
 
 class _BlockActor:
     """The blocks of a persisted array that one worker holds, as a Dask actor on that worker:
-    the client calls it once per EM iteration for their statistics, without a task graph and
-    the scheduler's round trips (30-37 ms an iteration on 2 cores, against 5-10 ms for the
-    calls). Its blocks run on the worker's number of threads, as its tasks would."""
+    the client calls it once per pass for their statistics, without a task graph and the
+    scheduler's round trips (30-37 ms an iteration on 2 cores, against 5-10 ms for the calls).
+    Its blocks run on the worker's number of threads, as its tasks would."""
 
-    def __init__(self, device, indices, first_rows, rows, weighted, *arrays):
+    def __init__(self, device, indices, shapes, weighted, *arrays):
         from concurrent.futures import ThreadPoolExecutor
 
         import distributed
 
         n = len(indices)
-        self.device, self.indices = device, indices
-        self.first_rows, self.rows = first_rows, rows
+        self.device, self.indices, self.shapes = device, indices, shapes
         self.blocks = arrays[:n]
         self.weights = arrays[n:] if weighted else (None,) * n
         threads = max(1, min(n, distributed.get_worker().state.nthreads))
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
-    def statistics(self, state):
-        """Each block's statistics as bytes, in the order of `indices`."""
+    def statistics(self, pass_bytes):
+        """Each block's answer to the pass (_block_pass), in the order of `indices`."""
         def one(j):
-            return _block_statistics(self.blocks[j], self.weights[j], state, self.device,
-                                     self.first_rows[j], self.indices[j], self.rows[j])
+            return _block_pass(self.blocks[j], self.weights[j], pass_bytes, self.shapes[j],
+                               self.device, self.indices[j])
 
         if self.pool is None:
             return [one(j) for j in range(len(self.blocks))]
@@ -591,16 +644,16 @@ def _balanced(who_has, nthreads, keys, rows):
 
 
 class _ResidentPass:
-    """The statistics pass over an array persisted on a dask.distributed cluster: one
-    _BlockActor per worker over the blocks it holds. The blocks' statistics come back to the
-    client, which merges them in merge_in_order's tree: bitwise the task graph's total."""
+    """The passes over an array persisted on a dask.distributed cluster: one _BlockActor per
+    worker over the blocks it holds. Each block's answer comes back to the client, as a task
+    graph's would (_RemoteBlocks)."""
 
     @classmethod
-    def start(cls, X, weights, device, model, max_bytes):
-        """The pass, or None where the task graph must run it: no distributed Client, X not all
-        in the cluster's memory, the blocks' statistics together over `max_bytes` (the client
-        holds them all at once), or actors that could not start. Weights are persisted here
-        (N numbers, read every pass)."""
+    def start(cls, X, weights, device, shapes):
+        """The passes, or None where task graphs must run them: no distributed Client, X not
+        all in the cluster's memory, or actors that could not start. `shapes`: each block's
+        (dtype, first row, rows, columns), as _block_pass takes them. Weights are persisted
+        here (N numbers, read every pass)."""
         client = _distributed_client()
         if client is None:
             return None
@@ -609,8 +662,6 @@ class _ResidentPass:
         keys = [key for (key,) in X.__dask_keys__()]
         held = {future.key: future for future in distributed.futures_of(X)}
         if not all(key in held for key in keys):
-            return None
-        if len(keys) * len(_emix.Statistics(model).serialize()) > max_bytes:
             return None
         self = cls()
         self.client, self.calls, self.actors, self.weights = client, [], [], None
@@ -624,7 +675,6 @@ class _ResidentPass:
                 weight_held = {f.key: f for f in distributed.futures_of(weights)}
                 weight_futures = [weight_held[key] for key in weights.__dask_keys__()]
             futures = [held[key] for key in keys]
-            first_rows = _first_rows(X)
             by_worker = _balanced(client.who_has(futures), nthreads, keys, X.chunks[0])
             self.indices, self.n_blocks = list(by_worker.values()), len(keys)
             for worker, indices in by_worker.items():
@@ -632,8 +682,8 @@ class _ResidentPass:
                 if weights is not None:
                     arrays += [weight_futures[i] for i in indices]
                 self.calls.append(client.submit(
-                    _BlockActor, device, indices, [first_rows[i] for i in indices],
-                    [X.chunks[0][i] for i in indices], weights is not None, *arrays, workers=[worker], allow_other_workers=True,
+                    _BlockActor, device, indices, [shapes[i] for i in indices],
+                    weights is not None, *arrays, workers=[worker], allow_other_workers=True,
                     actor=True, pure=False))
             self.actors = client.gather(self.calls)
         except Exception:  # a worker lost already, futures of another client, ...
@@ -644,9 +694,9 @@ class _ResidentPass:
             raise
         return self
 
-    def statistics(self, model, centres=None):
-        state = _model_state(model, centres)
-        pending = [actor.statistics(state) for actor in self.actors]
+    def statistics(self, pass_bytes):
+        """Each block's answer to the pass (_block_pass), in block order."""
+        pending = [actor.statistics(pass_bytes) for actor in self.actors]
         parts, failure = [None] * self.n_blocks, None
         for indices, created, call in zip(self.indices, self.calls, pending):
             try:  # every call answers before the first failure is raised
@@ -656,7 +706,7 @@ class _ResidentPass:
                 failure = failure or error
         if failure is not None:
             raise failure
-        return _raised(_merge_group(_merge_bytes, *parts))
+        return parts
 
     @staticmethod
     def _answer(created, call):
@@ -679,50 +729,6 @@ class _ResidentPass:
         except Exception:  # the cluster failing: what failed is reported, not this
             pass
         self.actors, self.calls, self.weights = [], [], None
-
-
-class _StatisticsPass:
-    """Each EM iteration's statistics of X under a model: from the resident actors where the
-    cluster holds X (_ResidentPass), else from a task graph per iteration, which also takes
-    over from the actors if a worker is lost (the scheduler recomputes the blocks it held)."""
-
-    def __init__(self, estimator, X, weights, model):
-        self.estimator = estimator
-        self.blocks = list(X.to_delayed().ravel())
-        self.first_rows = _first_rows(X)
-        self.rows = list(X.chunks[0])
-        self.weight_blocks = None if weights is None else list(weights.to_delayed().ravel())
-        self.resident = None
-        if estimator.resident_blocks:
-            self.resident = _ResidentPass.start(X, weights, estimator.device, model,
-                                                estimator.merge_task_bytes)
-        self.engine = (f"dask ({len(self.blocks)} blocks"
-                       f"{', resident on the workers' if self.resident else ''})")
-
-    def statistics(self, model, iteration, centres=None):
-        """The statistics under `model`, about `centres` where given (else its means)."""
-        if self.resident is not None:
-            try:
-                return self.resident.statistics(model, centres)
-            except _emix.Error:
-                raise
-            except Exception:  # a worker lost ("Worker holding Actor was lost"), say
-                self.close()
-                self.engine = (f"dask ({len(self.blocks)} blocks, resident on the workers until "
-                               f"iteration {iteration}, when a worker was lost)")
-        return self.estimator._statistics(model, self.blocks, self.weight_blocks,
-                                          self.first_rows, self.rows, centres)
-
-    def close(self):
-        if self.resident is not None:
-            self.resident.close()
-            self.resident = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _merge_bytes(a, b):
@@ -879,124 +885,6 @@ def _mean_of_rows(total, rows, name):
     return total / rows
 
 
-class _Reseeder:
-    """Moves components that emptied or collapsed onto random rows, as the in-memory EM driver
-    does (``src/core/em.cpp``), with the same warnings and the same limit on re-seeds."""
-
-    max_warnings = 20
-    max_reseeds = 1000
-
-    def __init__(self, estimator, X, mstep):
-        self.estimator, self.X, self.mstep = estimator, X, mstep
-        self.rng = None
-        self.count = 0
-        self.iterations = []  # the iterations whose parameters re-seeds made
-        self.warnings = []
-
-    def reseed(self, previous, model, empty, iteration):
-        reg_covar = self.mstep.reg_covar
-        singular = [c for c in _emix.collapsed_components(model, reg_covar) if c not in empty]
-        # A collapsed component restarts from the other components' covariances (core/em.cpp,
-        # pooled_covariance), when some are left.
-        pool = [c for c in range(model.n_components) if c not in singular and c not in empty]
-        if model.family != "gaussian" or model.covariance == "tied" or not singular or not (
-                sum(model.weights[c] for c in pool) > 0):
-            pool = None
-        restart = None
-        if singular and pool is None:
-            before = _emix.collapsed_components(previous, reg_covar)
-            for c in singular:
-                if c in before:
-                    raise _emix.NumericalError(
-                        f"component {c}: its covariance is singular, as was the one it would "
-                        "restart from; the data may lie in a subspace (a column that is a "
-                        "combination of others, or coinciding rows): increase reg_covar")
-        bad = [(c, "was empty") for c in empty]
-        bad += [(c, "collapsed (singular covariance)") for c in singular]
-        if not bad:
-            return model
-        if self.rng is None:
-            self.rng = np.random.default_rng(self.estimator._seed())
-        n, d = self.X.shape
-        parameters = {name: np.array(value, dtype=np.float64, copy=True)
-                      for name, value in self.estimator._parameters_of(model).items()}
-        # An emptied component restarts from the others' covariances (core/em.cpp): its own
-        # says nothing of the data's scale, and beside components of variance reg_covar
-        # (constant data, K >= 3) one restarted from it emptied again, every step.
-        empty_restart = None
-        others = [c for c in range(model.n_components) if c not in empty]
-        if (empty and model.family == "gaussian" and model.covariance != "tied"
-                and sum(model.weights[c] for c in others) > 0):
-            empty_restart = _pooled_covariance(parameters, others)
-            # Others collapsed onto coinciding rows (reg_covar=0) pool to a singular matrix,
-            # which no E-step takes: the previous covariance then, as before.
-            if (_emix.numerically_singular(np.ascontiguousarray(empty_restart), reg_covar)
-                    if model.covariance == "full" else not np.all(empty_restart > 0)):
-                empty_restart = None
-        for c, why in bad:
-            row = int(self.rng.integers(n))
-            x = np.asarray(self.X[row].compute(), dtype=np.float64)
-            if "means" in parameters:
-                parameters["means"][c] = x
-                if model.covariance != "tied":
-                    if why == "was empty" and empty_restart is not None:
-                        parameters["covariances"][c] = empty_restart
-                    elif why != "was empty" and pool is not None:
-                        if restart is None:  # after the empty ones' re-seeds, as in C++
-                            restart = _pooled_covariance(parameters, pool)
-                        parameters["covariances"][c] = restart
-                    else:
-                        parameters["covariances"][c] = np.asarray(previous.covariances)[c]
-            else:
-                eps = self.mstep.prob_epsilon
-                parameters["probabilities"][c] = np.clip(x / model.trials, eps, 1.0 - eps)
-            if not self.mstep.fixed_weights:
-                weights = parameters["weights"]
-                weights[c] = 1.0 / n
-                weights /= weights.sum()
-            self.count += 1
-            if not self.iterations or self.iterations[-1] != iteration:
-                self.iterations.append(iteration)
-            if self.count <= self.max_warnings:
-                self.warnings.append(f"iteration {iteration}: component {c} {why}; re-seeded at "
-                                     f"row {row + 1}")
-            if self.count > self.max_reseeds:
-                raise _emix.NumericalError(
-                    f"components kept collapsing ({self.count} re-seeds); try fewer components "
-                    f"or a larger reg_covar")
-        return self.estimator._make_model(d, parameters)
-
-    def check_end(self, converged, iteration, max_iter, tol):
-        """The in-memory fit's failure for a fit that re-seeded to its end (core/em.cpp): its
-        log-likelihood grows on points without bound, and its model says nothing."""
-        recent = max(2, max_iter // 10)
-        if (converged or tol <= 0 or max_iter <= 1
-                or sum(iteration - i < recent for i in self.iterations) < 2):
-            return
-        why = (f"components kept collapsing to the end ({self.count} re-seeds, the last at "
-               f"iteration {self.iterations[-1]}), so the fit could not converge")
-        if self.estimator._family != "gaussian":
-            why += "; use fewer components"
-        elif self.mstep.reg_covar == 0:
-            why += (": with reg_covar 0 a component's likelihood grows without bound on one row, "
-                    "or on rows that coincide, and EM kept finding such rows; increase reg_covar "
-                    "from 0 or use fewer components")
-        else:
-            why += "; use fewer components or a larger reg_covar"
-        raise _emix.NumericalError(why)
-
-
-def _pooled_covariance(parameters, pool):
-    """The weighted mean of the covariances of the components in `pool`, summed in component
-    order as core/em.cpp's pooled_covariance sums them."""
-    weights, covariances = parameters["weights"], parameters["covariances"]
-    total, result = 0.0, np.zeros_like(covariances[0])
-    for c in pool:
-        total += weights[c]
-        result += weights[c] * covariances[c]
-    return result / total
-
-
 _DEFAULT_INIT_SAMPLE_ROWS = 100_000
 
 
@@ -1008,7 +896,8 @@ class _DaskMixture:
             (_base._is_int(self.init_sample_rows) and self.init_sample_rows >= 1,
              "init_sample_rows", "an int >= 1")]
 
-    # The statistics one merge task may take in at once (see _fan_in).
+    # The statistics one merge task may take in at once (see _fan_in), and the client of every
+    # block's in a pass of fit: beyond, the workers add them (_RemoteBlocks.fan_in).
     merge_task_bytes = 256 * 2**20
     # Whether fit passes over an array the cluster holds (persisted) through one actor per
     # worker (_ResidentPass) rather than a task graph per iteration; False is for comparisons.
@@ -1056,24 +945,11 @@ class _DaskMixture:
             raise InvalidArgument(f"sample_weight.shape == {w.shape}, expected {(X.shape[0],)}")
         return w.rechunk((X.chunks[0],))
 
-    def _initial_model(self, X, weights):
-        """The starting model and the initialisation's notes (a component left empty, say), as
-        the in-memory fit's report opens with them."""
-        n, d = X.shape
-        if n < 2:
-            raise InvalidArgument(f"Found array with {n} sample(s) (shape={X.shape}) while a "
-                                  f"minimum of 2 is required by {type(self).__name__}.")
-        if self.n_components > n:  # also with every *_init given, as the in-memory fit
-            raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
-                                  f"{self.n_components}, n_samples = {n}")
-        given = self._check_initial_parameters(d)
-        if "probabilities" in given:
-            # As the in-memory fit starts (core/em.cpp, clamped_probabilities): its E-step and
-            # the model it returns read a given 0 or 1 as prob_epsilon or 1 - prob_epsilon.
-            given["probabilities"] = np.clip(given["probabilities"], self.prob_epsilon,
-                                             1.0 - self.prob_epsilon)
-        if len(given) == len(self._init_parameters):
-            return self._make_model(d, given), []
+    def _initial_model(self, source, weights, given, seed):
+        """The starting model from the initialisation on the sample, the `given` *_init
+        parameters replacing the drawn ones, and the initialisation's notes (a component left
+        empty, say), as the in-memory fit's report opens with them."""
+        n, d = source.x.shape
         rows = _sample_rows(weights, n, self.init_sample_rows)
         if len(rows) < self.n_components:
             # Said of the sample, the library's word was "larger than the number of rows (3)"
@@ -1087,10 +963,10 @@ class _DaskMixture:
         # Gathered by tasks that check each block against its declared shape (a block of
         # other rows was NumPy's or Dask's error, naming no block), as fit's passes do; in X's
         # type, as the in-memory initialisation reads them.
-        sample, w = _RemoteBlocks(X, weights, X.dtype, self.device).gather_rows(rows)
-        sample = np.ascontiguousarray(sample, dtype=X.dtype)
+        sample, w = source.gather_rows(rows)
+        sample = np.ascontiguousarray(sample, dtype=source.dtype)
         w = None if w is None else np.ascontiguousarray(w)
-        options = self._options(self._seed())
+        options = self._options(seed)
         options.max_iter = 0
         options.tol = 0  # no "did not converge" for a run that takes no step
         try:
@@ -1130,16 +1006,11 @@ class _DaskMixture:
             fan_in //= 2
         return fan_in
 
-    def _statistics(self, model, blocks, weight_blocks, first_rows=None, rows=None,
-                    centres=None):
+    def _statistics(self, model, blocks, weight_blocks, first_rows, rows):
         """The statistics of `blocks` (delayed arrays) under `model`, merged in merge_in_order's
         tree; first_rows: each block's first row in the whole array, for error messages; rows:
-        each block's rows as the array declares them (checked), where known."""
-        if first_rows is None:
-            first_rows = [0] * len(blocks)
-        if rows is None:
-            rows = [None] * len(blocks)
-        state = _model_state(model, centres)
+        each block's rows as the array declares them (checked)."""
+        state = _model_state(model)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=False)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
@@ -1149,7 +1020,8 @@ class _DaskMixture:
         return _raised(total)
 
     def fit(self, X, y=None, sample_weight=None):
-        """Fit by EM over a Dask array (per-block statistics, the M-step here).
+        """Fit by EM over a Dask array (per-block statistics on the workers, the library's EM
+        driver here).
 
         Parameters
         ----------
@@ -1171,95 +1043,67 @@ class _DaskMixture:
         started = time.perf_counter()
         X = self._rows(X)
         weights = self._weights(sample_weight, X)
-        notes = []
+        n, d = X.shape
+        if n < 2:
+            raise InvalidArgument(f"Found array with {n} sample(s) (shape={X.shape}) while a "
+                                  f"minimum of 2 is required by {type(self).__name__}.")
+        if self.n_components > n:  # also with every *_init given, as the in-memory fit
+            raise InvalidArgument(f"Expected n_samples >= n_components but got n_components = "
+                                  f"{self.n_components}, n_samples = {n}")
+        seed = self._seed()
         warm = self.warm_start and self.__sklearn_is_fitted__()
+        given = {}
         if warm:
             self._check_fitted_shape("fit with warm_start")
             model = self._model()
-            if model.n_features != X.shape[1]:  # as the in-memory fit says, before any pass
+            if model.n_features != d:  # as the in-memory fit says, before any pass
                 raise InvalidArgument(f"init model has {model.n_features} features, but the "
-                                      f"data have {X.shape[1]} columns")
+                                      f"data have {d} columns")
         else:
-            model, notes = self._initial_model(X, weights)
-        if self.fixed_weights:  # before the passes, as the in-memory fit's validation refuses it
-            zero = np.flatnonzero(np.asarray(model.weights) == 0)
-            if zero.size:
-                raise InvalidArgument(
-                    f"fixed_weights keeps the initial weights, and component {int(zero[0])} "
-                    "(0-based) has weight 0: no row can join it; give it a weight > 0, or fit "
-                    "one component fewer")
+            given = self._check_initial_parameters(d)
+        source = _RemoteBlocks(X, weights, X.dtype, self.device)
+        notes = []
+        if not warm:
+            if len(given) == len(self._init_parameters):
+                model = self._make_model(d, given)
+            else:
+                model, notes = self._initial_model(source, weights, given, seed)
+        if weights is not None and not source.weight_total > 0:
+            raise InvalidArgument("sample_weight: the sample weights sum to 0")
         init_seconds = time.perf_counter() - started
-        mstep = _emix.MStepOptions()
-        mstep.reg_covar = float(getattr(self, "reg_covar", mstep.reg_covar))
-        mstep.prob_epsilon = float(getattr(self, "prob_epsilon", mstep.prob_epsilon))
-        mstep.fixed_weights = bool(self.fixed_weights)
-        reseeder = _Reseeder(self, X, mstep)
+        options = self._options(seed)
+        options.init_model = model
+        options.n_init = 1
+        size = len(_emix.Statistics(model).serialize())
+        if source.n_chunks() * size > self.merge_task_bytes:
+            # Every block's statistics at once would not fit the client's budget: the workers
+            # add them (not bitwise the blocks added in order, but the same whoever runs what).
+            source.fan_in = self._fan_in(model)
+        elif self.resident_blocks:
+            source.start_resident()
         hook = self._hook(0)
-        history, iteration_seconds = [], []
-        iteration, previous, converged, reseeded = 0, None, False, False
-        with _StatisticsPass(self, X, weights, model) as passes:
-            while True:
-                t0 = time.perf_counter()
-                stats = passes.statistics(model, iteration)
-                if not stats.weight_sum > 0:
-                    raise InvalidArgument("sample_weight: the sample weights sum to 0")
-                log_likelihood = stats.log_likelihood
-                if not np.isfinite(log_likelihood):
-                    # A start the caller gave (warm_start, *_init) may be the cause at iteration
-                    # 0 (checked again here only, on this rare path).
-                    given_start = iteration == 0 and (
-                        warm or bool(self._check_initial_parameters(X.shape[1])))
-                    blamed = "the data and the initial model" if given_start else "the data"
-                    raise _emix.NumericalError(
-                        f"the log-likelihood is {log_likelihood} at iteration {iteration} "
-                        f"(check {blamed} for extreme values)")
-                mean = log_likelihood / stats.weight_sum
-                history.append(log_likelihood)
-                if hook is not None:  # verbose and the callback, as the in-memory fit calls them
-                    hook(types.SimpleNamespace(
-                        init_run=0, iteration=iteration, log_likelihood=log_likelihood,
-                        mean_log_likelihood=mean,
-                        change=float("nan") if previous is None else mean - previous,
-                        seconds=time.perf_counter() - t0))
-                # A step that re-seeded is not an EM step: its change says nothing of convergence.
-                if iteration > 0 and not reseeded and abs(mean - previous) < self.tol:
-                    converged = True
-                if converged or iteration == self.max_iter:
-                    reseeder.check_end(converged, iteration, self.max_iter, self.tol)
-                    iteration_seconds.append(time.perf_counter() - t0)
-                    break
-                previous = mean
-                next_model, empty = _emix.maximize(model, stats._native, mstep)
-                if _emix.scatter_lost_digits(next_model, stats._native):
-                    # As core/em.cpp: the same responsibilities (this model's), the statistics
-                    # taken again about the new means, and the step from those.
-                    again = passes.statistics(model, iteration, np.asarray(next_model.means))
-                    next_model, empty = _emix.maximize(model, again._native, mstep)
-                count = reseeder.count
-                model = reseeder.reseed(model, next_model, empty, iteration + 1)
-                reseeded = reseeder.count > count
-                iteration += 1
-                iteration_seconds.append(time.perf_counter() - t0)
-        report = _emix.FitReport()
-        report.model = model
-        report.log_likelihood = log_likelihood
-        report.mean_log_likelihood = mean
-        report.history = history
-        report.n_iter = iteration
-        report.converged = converged
-        report.best_init = 0
-        report.engine = passes.engine
-        report.precision = X.dtype.name
+
+        def on_iteration(info):
+            source.iteration = info.iteration + 1  # the next pass's, should a worker be lost
+            if hook is not None:
+                hook(info)
+
+        try:
+            report = _emix.fit_chunks(source, options, on_iteration)
+        except _emix.NumericalError as error:
+            # The library blames a start it was given; this one is the library's own
+            # initialisation where the caller gave none.
+            own = " and the initial model for extreme values"
+            if warm or given or own not in str(error):
+                raise
+            raise _emix.NumericalError(str(error).replace(own, " for extreme values")) from None
+        finally:
+            source.close()
+        # In the in-memory report's order: the initialisation's notes, then the library's.
+        report.warnings = notes + list(report.warnings)
+        report.init_seconds = report.init_seconds + init_seconds
         report.seconds = time.perf_counter() - started
-        report.setup_seconds = 0.0
-        report.init_seconds = init_seconds
-        report.iteration_seconds = iteration_seconds
-        # In the in-memory report's order: the initialisation's notes, what the iterations
-        # did, then what the data cannot identify of the fitted model.
-        report.warnings = (notes + reseeder.warnings
-                           + self._model_warnings(model, X[:model.n_components].compute()))
-        total = stats.weight_sum
-        self._set_fitted(report, X.shape[1], total, feature_names=names)
+        self._set_fitted(report, d, source.weight_total, feature_names=names)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -1326,6 +1170,11 @@ class _DaskMixture:
             total = dask.delayed(_mean_of_rows)(log_prob.sum(), _counted_rows(log_prob),
                                                 type(self).__name__)
             return da.from_delayed(total, shape=(), dtype=np.float64)
+        total = dask.delayed(_weighted_mean)(*self._weighted_sums(X, sample_weight))
+        return da.from_delayed(total, shape=(), dtype=np.float64)
+
+    def _weighted_sums(self, X, sample_weight):
+        """sum_n w_n log p(x_n) and sum_n w_n over a Dask array, as lazy Dask scalars."""
         self._check_is_fitted()
         check_feature_names(self, _named_like(X), reset=False)
         rows = self._rows(_as_dask_array(X))
@@ -1335,33 +1184,37 @@ class _DaskMixture:
         # (score_samples reads it lazily), and multiplying by the weights failed.
         log_prob = self._map(rows, "score_samples", names_checked=True)
         w = self._weights(sample_weight, rows).map_blocks(_checked_weights, dtype=np.float64)
-        total = dask.delayed(_weighted_mean)((log_prob * w).sum(), w.sum())
-        return da.from_delayed(total, shape=(), dtype=np.float64)
+        return (log_prob * w).sum(), w.sum()
 
-    def _criterion(self, X, penalty):
+    def _criterion(self, X, penalty, sample_weight):
         """-2 log L + penalty(n) over a Dask array, computed blockwise (a float, as the
-        in-memory bic and aic return)."""
-        log_prob = self.score_samples(X)
-        log_likelihood, n = dask.compute(log_prob.sum(), _counted_rows(log_prob))
-        if n == 0:
-            raise _no_rows(type(self).__name__)
-        return -2.0 * float(log_likelihood) + penalty(int(n))
+        in-memory bic and aic return); with weights, log L = sum_n w_n log p(x_n) and n their
+        sum, as the in-memory estimators count them."""
+        if sample_weight is None:
+            log_prob = self.score_samples(X)
+            log_likelihood, n = dask.compute(log_prob.sum(), _counted_rows(log_prob))
+            if n == 0:
+                raise _no_rows(type(self).__name__)
+            return -2.0 * float(log_likelihood) + penalty(float(n))
+        log_likelihood, weight = dask.compute(*self._weighted_sums(X, sample_weight))
+        _weighted_mean(log_likelihood, weight)  # its refusal of weights that sum to 0
+        return -2.0 * float(log_likelihood) + penalty(float(weight))
 
-    def bic(self, X):
+    def bic(self, X, sample_weight=None):
         """Bayesian information criterion; blockwise for Dask input (see the in-memory
         estimator)."""
         if not (_is_dask_array(X) or _is_dask_frame(X)):
-            return super().bic(X)
+            return super().bic(X, sample_weight)
         p = float(self._model().n_parameters())
-        return self._criterion(X, lambda n: p * np.log(n))
+        return self._criterion(X, lambda n: p * np.log(n), sample_weight)
 
-    def aic(self, X):
+    def aic(self, X, sample_weight=None):
         """Akaike information criterion; blockwise for Dask input (see the in-memory
         estimator)."""
         if not (_is_dask_array(X) or _is_dask_frame(X)):
-            return super().aic(X)
+            return super().aic(X, sample_weight)
         p = float(self._model().n_parameters())
-        return self._criterion(X, lambda n: 2.0 * p)
+        return self._criterion(X, lambda n: 2.0 * p, sample_weight)
 
 
 def _dask_init(in_memory):

@@ -366,7 +366,8 @@ emix::FitReport fit(const View& x, emix::FitOptions options,
 // (emix._chunks adapts arrays, HDF5 and Arrow datasets and re-iterables to that). The fit runs
 // without the GIL; each call into Python takes it for the call alone. The current chunk's View
 // and weights are held here, so that their memory stays valid until the next chunk() call.
-// An object that also has chunk_statistics(pass) -> one float64 array (or None) per chunk,
+// An object that also has chunk_statistics(pass) -> one float64 array (or None: no rows, or
+// rows whose sums an earlier chunk's answer holds, remote_chunks.hpp) per chunk,
 // gather_rows(idx) -> (rows, weights or None), weight_sums() -> one float per chunk,
 // engine_name() and chunk_noun computes passes where its chunks live (emix.dask's source over a
 // Dask array's blocks: RemoteChunks).
@@ -1159,21 +1160,9 @@ void define_module(nb::module_& m) {
   m.def("gpu_count", &emix::gpu_count, "CUDA devices the GPU engine can use.");
   m.def("version", [] { return std::string(emix::version()); });
   // The library's own rules, for the Python layer's loops that take the same decisions (the
-  // partial-initialisation restarts, emix.dask's re-seeding), so that the two never drift.
+  // partial-initialisation restarts, the statistics API's M-step), so that the two never drift.
   m.def("better_restart", &emix::better_restart, nb::arg("candidate"), nb::arg("best"),
         "Whether a restart with this log-likelihood replaces the best so far (core/em.hpp).");
-  m.def(
-      "numerically_singular",
-      [](const nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu>& covariance,
-         double reg_covar) {
-        if (covariance.shape(0) != covariance.shape(1)) {
-          throw emix::InvalidArgument("numerically_singular: the covariance is not square");
-        }
-        return emix::numerically_singular(covariance.data(), static_cast<int>(covariance.shape(0)),
-                                          reg_covar);
-      },
-      nb::arg("covariance"), nb::arg("reg_covar"),
-      "Whether an M-step's covariance is singular in double arithmetic (core/maximize.hpp).");
   m.def("collapsed_components", &emix::collapsed_components, nb::arg("model"), nb::arg("reg_covar"),
         "The components of an M-step's result that a fit takes for collapsed and re-seeds; "
         "NumericalError for a singular tied covariance (core/maximize.hpp).");

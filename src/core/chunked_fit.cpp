@@ -228,6 +228,8 @@ class ChunkedEngine final : public Engine {
  private:
   // Each chunk's statistics from where it lives, added in chunk order as accumulate_many adds
   // the chunks read here (chunks without rows skipped), so that the sums are bitwise the same.
+  // An empty answer for a chunk with rows is one the source added into an earlier chunk's
+  // (RemoteChunks::chunk_statistics); at least one answer holds the sums.
   void accumulate_remotely(const std::vector<const PreparedModel*>& models,
                            const std::vector<double*>& stats) {
     std::size_t total = 0;
@@ -237,9 +239,11 @@ class ChunkedEngine final : public Engine {
     }
     const std::vector<std::vector<double>> parts = remote_->chunk_statistics(encode_pass(models));
     if (parts.size() != chunk_rows_.size()) answer_of_wrong_size("chunk_statistics");
+    bool answered = false;
     for (std::size_t i = 0; i < parts.size(); ++i) {
-      if (chunk_rows_[i] == 0) continue;
+      if (chunk_rows_[i] == 0 || (answered && parts[i].empty())) continue;
       if (parts[i].size() != total) answer_of_wrong_size("chunk_statistics");
+      answered = true;
       const double* part = parts[i].data();
       for (std::size_t m = 0; m < models.size(); ++m) {
         for (std::size_t e = 0; e < models[m]->layout.size(); ++e) stats[m][e] += *part++;

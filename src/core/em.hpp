@@ -1,5 +1,7 @@
-// The EM driver's entry point behind fit() and mpi::fit(): both hand it an engine that holds
-// every row (for MPI, one that combines the ranks' statistics) and get the same iterations.
+// The EM driver's entry point behind every fit: fit() in memory, the chunked fit (chunked_fit.cpp,
+// also emix.dask's), mpi::fit() and each candidate of select(). Each hands it an engine over
+// every row (for MPI, one that combines the ranks' statistics; for chunks, one that walks them)
+// and gets the same iterations.
 #pragma once
 
 #include <chrono>

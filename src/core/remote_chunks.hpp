@@ -29,7 +29,10 @@ class RemoteChunks {
   // What the source calls a chunk in its messages ("block"), as its side names them.
   virtual std::string chunk_noun() = 0;
   // For each chunk, in order: chunk_pass(pass, chunk, its weights) on the chunk's side (empty
-  // for a chunk without rows). Errors about a chunk's values are raised, naming it.
+  // for a chunk without rows). Errors about a chunk's values are raised, naming it. A source may
+  // add chunks' answers together where they are, to bound this process's memory when they are
+  // large: the sum in the first answer with rows, the chunks it holds after it empty (then the
+  // fit's sums are the source's order of additions, not bitwise chunk order's).
   virtual std::vector<std::vector<double>> chunk_statistics(
       const std::vector<std::uint8_t>& pass) = 0;
   // Rows idx[0..count) (rows of the whole data, in any order) as doubles, count x cols

@@ -61,7 +61,9 @@ def test_dask_fit_equals_in_memory(client, data, covariance_type):
     for name in ("weights_", "means_", "covariances_"):
         assert rel(getattr(fitted, name), getattr(reference, name)) < 1e-12, name
     assert rel(fitted.lower_bounds_, reference.lower_bounds_) < 1e-12
-    assert "dask" in fitted.report_.engine
+    # The workers' engine, and where the passes ran.
+    assert fitted.report_.engine.startswith("cpu (1 thread")
+    assert fitted.report_.engine.endswith(", 5 Dask blocks on 2 Dask workers")
 
     labels = fitted.predict(x)
     assert isinstance(labels, da.Array)
@@ -120,7 +122,8 @@ def test_reduction_is_merge_in_order_whatever_the_schedule(client, data):
     estimator = emix.dask.GaussianMixture(3, device="cpu")
     blocks = list(x.to_delayed().ravel())
     for _ in range(2):
-        total = estimator._statistics(model, blocks, None)
+        total = estimator._statistics(model, blocks, None, list(range(0, len(data), 100)),
+                                      list(x.chunks[0]))
         assert total.to_bytes() == direct.to_bytes()
 
 
@@ -317,7 +320,8 @@ def test_constant_data_fit_as_in_memory(client, covariance_type):
 def test_empty_and_collapsed_components_are_reseeded(client, data):
     """A component that empties (its mean far from every row) or collapses onto identical rows
     (reg_covar=0) moves onto a random row, taking one row's share of the weight, as in the
-    in-memory fit; the report names the row. Both take the other components' covariances, by
+    in-memory fit: the same row from the same start (the library's EM driver runs both); the
+    report names it. Both take the other components' covariances, by
     their weights (an empty one's own says nothing of the data; a collapsed one's was shrinking
     onto the rows it collapsed on)."""
     n = len(data)
@@ -331,7 +335,7 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
         warnings.simplefilter("ignore")
         fitted = emix.dask.GaussianMixture(**parameters).fit(x)
         again = emix.dask.GaussianMixture(**parameters).fit(x)
-    (warning,) = fitted.report_.warnings
+    warning = fitted.report_.warnings[0]
     assert warning.startswith("iteration 1: component 3 was empty; re-seeded at row ")
     row = int(warning.rsplit(" ", 1)[1]) - 1  # messages number rows from 1
     assert 0 <= row < n
@@ -344,9 +348,10 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         in_memory_fit = in_memory(data, **parameters)
-    assert "component 3 was empty; re-seeded at row" in in_memory_fit.report_.warnings[0]
-    # The same first M-step, so the same restart covariance, whatever row each drew.
+    # The library's driver draws the row from the same generator, given the same start.
+    assert fitted.report_.warnings == in_memory_fit.report_.warnings
     np.testing.assert_allclose(fitted.covariances_, in_memory_fit.covariances_, rtol=1e-12)
+    np.testing.assert_allclose(fitted.means_, in_memory_fit.means_, rtol=1e-12)
 
     # Five identical rows far from the rest, and a component started on them with reg_covar=0:
     # its variances become exactly 0, and it is re-seeded rather than sent to the workers.
@@ -362,8 +367,9 @@ def test_empty_and_collapsed_components_are_reseeded(client, data):
             fitted = emix.dask.GaussianMixture(**collapsing).fit(
                 da.from_array(stacked, chunks=(400, 3)))
             reference = in_memory(stacked, **collapsing)
-        (warning,) = fitted.report_.warnings
+        warning = fitted.report_.warnings[0]
         assert "component 1 collapsed (singular covariance); re-seeded at row" in warning
+        assert fitted.report_.warnings == reference.report_.warnings
         assert "component 1 collapsed (singular covariance)" in reference.report_.warnings[0]
         row = int(warning.rsplit(" ", 1)[1]) - 1
         assert np.array_equal(fitted.means_[1], stacked[row])
@@ -531,6 +537,10 @@ def test_criteria_statistics_and_selection_of_a_dask_array_run_blockwise(client,
     whole.n_features_in_ = data.shape[1]
     assert rel(fitted.bic(x), whole.bic(data)) < 1e-12
     assert rel(fitted.aic(x), whole.aic(data)) < 1e-12
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=len(data))  # as weighted select counts
+    assert rel(fitted.bic(x, sample_weight=w), whole.bic(data, sample_weight=w)) < 1e-12
+    assert rel(fitted.aic(x, sample_weight=w), whole.aic(data, sample_weight=w)) < 1e-12
+    assert rel(fitted.bic(x, sample_weight=w), whole.bic(data)) > 1e-6
 
     as_array = da.Array.__array__
 
@@ -701,7 +711,8 @@ def test_a_dask_dataframe_is_fitted_blockwise_with_its_column_names(client, data
     pytest.importorskip("sklearn", reason="the feature-name checks are scikit-learn's")
     frame = dd.from_pandas(pd.DataFrame(data, columns=["a", "b", "c"]), npartitions=4)
     fitted = emix.dask.GaussianMixture(2, random_state=0, device="cpu").fit(frame)
-    assert fitted.report_.engine == "dask (4 blocks)"  # before: computed, an in-memory fit
+    # Before: computed, an in-memory fit.
+    assert fitted.report_.engine.endswith(", 4 Dask blocks on 2 Dask workers")
     assert list(fitted.feature_names_in_) == ["a", "b", "c"]
     labels = fitted.predict(frame)  # lazy: the partitions' lengths are known once computed
     assert isinstance(labels, da.Array) and labels.compute_chunk_sizes().shape == (len(data),)
@@ -887,8 +898,8 @@ def test_a_persisted_array_is_fitted_by_actors_on_its_workers(client, data):
             graph = emix.dask.GaussianMixture(**parameters).fit(lazy, sample_weight=sample_weight)
             resident = emix.dask.GaussianMixture(**parameters).fit(persisted,
                                                                    sample_weight=sample_weight)
-        assert graph.report_.engine == "dask (8 blocks)"
-        assert resident.report_.engine == "dask (8 blocks, resident on the workers)"
+        assert graph.report_.engine.endswith(", 8 Dask blocks on 2 Dask workers")
+        assert resident.report_.engine.endswith(", 8 Dask blocks resident on 2 Dask workers")
         assert resident.n_iter_ == graph.n_iter_ == reference.n_iter_ > 3
         for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
             assert np.array_equal(getattr(resident, name), getattr(graph, name)), name
@@ -909,9 +920,9 @@ def test_the_first_bad_block_is_named_whoever_computes_it(client, data, monkeypa
     passes = []
     resident_statistics = emix.dask._ResidentPass.statistics
 
-    def counted(self, model, centres=None):
+    def counted(self, pass_bytes):
         passes.append(self.n_blocks)
-        return resident_statistics(self, model, centres)
+        return resident_statistics(self, pass_bytes)
 
     monkeypatch.setattr(emix.dask._ResidentPass, "statistics", counted)
     spoiled = data.copy()
@@ -963,8 +974,8 @@ def test_a_fit_goes_on_through_task_graphs_when_a_worker_is_lost(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fitted = emix.dask.GaussianMixture(callback=kill_a_worker, **parameters).fit(x)
-    assert fitted.report_.engine == ("dask (8 blocks, resident on the workers until iteration "
-                                     "3, when a worker was lost)")
+    assert fitted.report_.engine.endswith(", 8 Dask blocks on 2 Dask workers (resident until "
+                                          "iteration 3, when a worker was lost)")
     assert fitted.report_.iteration_seconds[3] < 60
     for name in ("weights_", "means_", "covariances_"):
         assert rel(getattr(fitted, name), getattr(reference, name)) < 1e-12, name
@@ -1003,9 +1014,9 @@ def test_a_worker_of_several_threads_runs_its_blocks_on_all_of_them(data):
     results, pools = [], []
     actor_statistics = emix.dask._BlockActor.statistics
 
-    def noted(self, state):  # the actor runs in this process (processes=False)
+    def noted(self, pass_bytes):  # the actor runs in this process (processes=False)
         pools.append(0 if self.pool is None else self.pool._max_workers)
-        return actor_statistics(self, state)
+        return actor_statistics(self, pass_bytes)
 
     for threads in (1, 2):
         with mock.patch.object(emix.dask._BlockActor, "statistics", noted), \
@@ -1100,3 +1111,70 @@ def test_a_start_that_scores_every_row_at_minus_infinity_is_named_as_in_memory()
         emix.GaussianMixture(1, **start).fit(x)
     with pytest.raises(emix.NumericalError, match=expected):
         emix.dask.GaussianMixture(1, **start).fit(da.from_array(x, chunks=100))
+
+
+def test_data_at_the_scale_of_the_subnormals_fail_as_in_memory():
+    """Data of variance 1e-300 or less from a start of variance 1 (reg_covar=0): the step's
+    covariances fall where the engines flush statistics to zero. The in-memory fit names that;
+    the Dask fit, which ran its own EM loop, blamed the start ("the starting covariance of
+    component 0 has a variance of 9.9e-301", at 1e-150) or failed in the M-step ("maximize:
+    ... not positive semi-definite", at 1e-160). Both now run the library's driver."""
+    rng = np.random.default_rng(0)
+    for scale in (1e-150, 1e-160):
+        x = rng.normal(size=(2000, 2)) * scale
+        given = dict(weights_init=[0.5, 0.5], means_init=[[0.0, 0.0], [scale, scale]],
+                     precisions_init=np.ones((2, 2)), covariance_type="diag")
+        for start in ({}, given):  # the initialisation's own start, and one given
+            parameters = dict(n_components=2, reg_covar=0.0, random_state=0, device="cpu",
+                              **start)
+            with pytest.raises(emix.NumericalError) as in_memory_fit:
+                emix.GaussianMixture(**parameters).fit(x)
+            with dask.config.set(scheduler="synchronous"):
+                with pytest.raises(emix.NumericalError) as dask_fit:
+                    emix.dask.GaussianMixture(**parameters).fit(da.from_array(x, chunks=500))
+            assert str(dask_fit.value) == str(in_memory_fit.value), (scale, bool(start))
+            if scale == 1e-150 and start:
+                assert str(dask_fit.value).startswith("the covariance of every component has a "
+                                                      "variance of 9.")
+
+
+def test_statistics_too_large_for_the_client_are_added_on_the_workers(client, data,
+                                                                      monkeypatch):
+    """Where every block's statistics together would exceed merge_task_bytes (full covariances
+    with large K D^2), the workers add them in merge_in_order's tree and the client receives
+    one total, the persisted array's included (its actors would send every block's): the fit
+    still equals the in-memory one, and the first bad block is still the one named."""
+    start = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=0)
+    parameters = dict(n_components=3, device="cpu", tol=1e-6, weights_init=start.weights_,
+                      means_init=start.means_, precisions_init=start.precisions_)
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, size=len(data))
+    answers = []
+    run_pass = emix.dask._RemoteBlocks.chunk_statistics
+    monkeypatch.setattr(emix.dask._RemoteBlocks, "chunk_statistics",
+                        lambda self, p: answers.append(run_pass(self, p)) or answers[-1])
+    lazy = da.from_array(data, chunks=(150, data.shape[1]))
+    persisted = lazy.persist()
+    distributed.wait(persisted)
+    size = len(emix._emix.Statistics(start._model()).serialize())
+    for x in (lazy, persisted):
+        for sample_weight in (None, weights):
+            reference = in_memory(data, sample_weight=sample_weight, **parameters)
+            estimator = emix.dask.GaussianMixture(**parameters)
+            estimator.merge_task_bytes = 3 * size  # 8 blocks' are too many; merge tasks of 2
+            answers.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fitted = estimator.fit(x, sample_weight=sample_weight)
+            assert fitted.report_.engine.endswith(", 8 Dask blocks on 2 Dask workers")
+            assert answers and all(sum(a is not None for a in each) == 1 for each in answers)
+            assert fitted.n_iter_ == reference.n_iter_ > 3
+            for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+                assert rel(getattr(fitted, name), getattr(reference, name)) < 1e-12, name
+    spoiled = data.copy()
+    spoiled[200, 1] = np.nan
+    spoiled[1000, 0] = np.inf
+    estimator = emix.dask.GaussianMixture(**parameters)
+    estimator.merge_task_bytes = 3 * size
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"row 201, column 2 is nan \(in block 1 \(rows 151\.\.300\)\)"):
+        estimator.fit(da.from_array(spoiled, chunks=(150, data.shape[1])))
