@@ -17,6 +17,11 @@ const char* to_string(Covariance covariance);  // "full", "diag", "spherical", "
 Family parse_family(const std::string& name);  // throws InvalidArgument naming the value
 Covariance parse_covariance(const std::string& name);
 
+// The extents of a Gaussian mixture's covariances (and of their precision factors), outermost
+// first: full {K, D, D}, diag {K, D}, spherical {K}, tied {D, D}. The one statement of the rule,
+// for sizes, model files and the messages that name a value by its index.
+std::vector<std::size_t> covariance_extents(Covariance covariance, int k, int d);
+
 // A K-component mixture over D features. Every array is row-major and double.
 //
 //   weights        K            mixing weights, each in [0, 1], summing to 1
@@ -37,6 +42,9 @@ struct Model {
 
   // Number of doubles `covariances` holds for this model's shape.
   std::size_t covariance_size() const;
+  // Number of doubles of one block of `covariances`: a component's (D x D, D or 1), or for tied
+  // covariances the one all components share (D x D).
+  std::size_t covariance_block_size() const;
   // Free parameters (for BIC / AIC), counted as scikit-learn does.
   std::int64_t n_parameters() const;
   // Throws InvalidArgument naming the first problem: shapes, weights that are negative or do not

@@ -11,16 +11,9 @@ from ._engine import engine_options
 _COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
-def _precision_shape(covariance_type, n_components, n_features):
-    return {"full": (n_components, n_features, n_features),
-            "tied": (n_features, n_features),
-            "diag": (n_components, n_features),
-            "spherical": (n_components,)}[covariance_type]
-
-
 def _check_precisions(precisions, covariance_type, n_components, n_features):
     """scikit-learn's checks of precisions_init; returns the covariances they stand for."""
-    shape = _precision_shape(covariance_type, n_components, n_features)
+    shape = tuple(_emix.covariance_extents(covariance_type, n_components, n_features))
     precisions = check_shape(precisions, shape, "precisions")
     if covariance_type in ("full", "tied"):
         matrices = precisions.reshape(-1, n_features, n_features)

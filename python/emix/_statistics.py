@@ -185,10 +185,6 @@ def native_model(model):
     raise TypeError(f"expected a fitted emix estimator, got {type(model).__name__}")
 
 
-def _engine(device):
-    return engine_options(device)
-
-
 def accumulate(model, X, sample_weight=None, device=None, about=None):
     """The E-step of `model` over rows `X`: their sufficient statistics.
 
@@ -235,8 +231,8 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
 
     def one(view, weights):
         if centres is None:
-            return _emix.accumulate(m, view, _engine(device), weights)
-        return _emix.accumulate_about(m, centres, view, _engine(device), weights)
+            return _emix.accumulate(m, view, engine_options(device), weights)
+        return _emix.accumulate_about(m, centres, view, engine_options(device), weights)
 
     if is_chunk_source(X) or converts_beyond_memory(X, dtype):
         parts, first_row = [], 0

@@ -188,10 +188,6 @@ def _model_of(state):
                        probabilities if probabilities.size else None)
 
 
-def _engine(device):
-    return engine_options(device)
-
-
 def _in_block(error, index, first_row, rows):
     """The same library error, naming the row of the whole array (the library numbers rows
     within the block it is given), the block (its index along the rows, from 0) and its
@@ -283,7 +279,7 @@ def _block_statistics(block, weights, state, device, first_row, index, rows):
         return _emix.Statistics(model).serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     try:
-        stats = _emix.accumulate(model, _emix.view(x), _engine(device), w)
+        stats = _emix.accumulate(model, _emix.view(x), engine_options(device), w)
     except _emix.Error as error:
         return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
@@ -315,7 +311,7 @@ def _block_pass(block, weights, pass_bytes, shape, device, index):
         x, w = _block_values(block, weights, dtype, index, first_row, rows, cols)
         if rows == 0:
             return None
-        return _emix.chunk_pass(pass_bytes, _emix.view(x), _engine(device), w)
+        return _emix.chunk_pass(pass_bytes, _emix.view(x), engine_options(device), w)
     except _emix.InvalidArgument as error:
         return (error if str(error).startswith(f"block {index} ")
                 else _in_block(error, index, first_row, rows))
@@ -809,7 +805,7 @@ def _evaluator_of(evaluation):
         evaluator = _EVALUATORS.get(evaluation.token)
         if evaluator is None:
             evaluator = _emix.Evaluator(_model_of(evaluation.state),
-                                        _engine(evaluation.device).n_threads)
+                                        engine_options(evaluation.device).n_threads)
             _EVALUATORS[evaluation.token] = evaluator
             while len(_EVALUATORS) > _EVALUATORS_KEPT:
                 _EVALUATORS.popitem(last=False)
@@ -833,7 +829,7 @@ def _block_apply(block, evaluation, what, n_components, block_info=None):
         return np.empty((0, n_components) if what == "predict_proba" else (0,), dtype=dtype)
     try:
         return getattr(_evaluator_of(evaluation), what)(_emix.view(x),
-                                                         _engine(evaluation.device))
+                                                         engine_options(evaluation.device))
     except _emix.Error as error:
         first_row = block_info[0]["array-location"][0][0] if block_info else 0
         index = block_info[0]["chunk-location"][0] if block_info else 0

@@ -1163,6 +1163,13 @@ void define_module(nb::module_& m) {
   // partial-initialisation restarts, the statistics API's M-step), so that the two never drift.
   m.def("better_restart", &emix::better_restart, nb::arg("candidate"), nb::arg("best"),
         "Whether a restart with this log-likelihood replaces the best so far (core/em.hpp).");
+  m.def(
+      "covariance_extents",
+      [](const std::string& covariance, int k, int d) {
+        return emix::covariance_extents(emix::parse_covariance(covariance), k, d);
+      },
+      nb::arg("covariance"), nb::arg("n_components"), nb::arg("n_features"),
+      "The extents of a Gaussian mixture's covariances, outermost first (emix/model.hpp).");
   m.def("collapsed_components", &emix::collapsed_components, nb::arg("model"), nb::arg("reg_covar"),
         "The components of an M-step's result that a fit takes for collapsed and re-seeds; "
         "NumericalError for a singular tied covariance (core/maximize.hpp).");

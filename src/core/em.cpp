@@ -60,7 +60,7 @@ std::string format_number(double value) {
 // one far point, reg_covar 0).
 std::vector<double> pooled_covariance(const Model& model, const std::vector<int>& excluded) {
   if (model.family != Family::kGaussian || model.covariance == Covariance::kTied) return {};
-  const std::size_t per = model.covariance_size() / model.n_components;
+  const std::size_t per = model.covariance_block_size();
   std::vector<double> pooled(per, 0.0);
   double total = 0;
   for (int c = 0; c < model.n_components; ++c) {
@@ -164,7 +164,7 @@ bool near_subnormals(double variance, DType dtype) {
 // data's own clusters; a component no row chose has the identity).
 void check_start_above_subnormals(const Model& m, DType dtype, double reg_covar) {
   if (m.family != Family::kGaussian || reg_covar >= subnormal_bound(dtype)) return;
-  const std::size_t per = m.covariance_size() / m.n_components;
+  const std::size_t per = m.covariance_block_size();
   const int blocks = m.covariance == Covariance::kTied ? 1 : m.n_components;
   for (int c = 0; c < blocks; ++c) {
     const double v = smallest_variance(m.covariances.data() + c * per, m.covariance,
@@ -328,7 +328,7 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
                  singular.end());
   if (next.family == Family::kGaussian && options_.reg_covar < subnormal_bound(dtype_)) {
     const std::size_t d = static_cast<std::size_t>(next.n_features);
-    const std::size_t per = next.covariance_size() / next.n_components;
+    const std::size_t per = next.covariance_block_size();
     if (next.covariance == Covariance::kTied) {
       const double v = smallest_variance(next.covariances.data(), next.covariance, d);
       if (near_subnormals(v, dtype_)) {
@@ -459,7 +459,7 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why,
   if (next.family == Family::kGaussian) {
     std::copy(x.begin(), x.end(), next.means.begin() + c * d);
     if (next.covariance != Covariance::kTied) {
-      const std::size_t per = next.covariance_size() / next.n_components;
+      const std::size_t per = next.covariance_block_size();
       const auto from = restart_covariance != nullptr ? restart_covariance->begin()
                                                       : previous.covariances.begin() + c * per;
       std::copy(from, from + per, next.covariances.begin() + c * per);

@@ -328,8 +328,8 @@ void repair_singular_start(Model& m, const RowMatrix& x, const Eigen::VectorXd& 
   const Model overall =
       maximize_from_assignments(x, w, RowMatrix::Ones(x.rows(), 1), {}, single, nullptr);
   if (!collapsed(overall).empty()) return;
-  const std::size_t per =
-      m.covariance == Covariance::kTied ? 0 : m.covariance_size() / m.n_components;
+  // A tied model's one covariance is every component's: each copy lands on it.
+  const std::size_t per = m.covariance == Covariance::kTied ? 0 : m.covariance_block_size();
   std::string which;
   for (const int c : bad) {
     std::copy(overall.covariances.begin(), overall.covariances.end(),

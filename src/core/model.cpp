@@ -1,5 +1,6 @@
 #include "emix/model.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "core/validate.hpp"
@@ -94,21 +95,40 @@ Device parse_device(const std::string& name) {
   return parse_name(name, "device", kAll);
 }
 
-std::size_t Model::covariance_size() const {
-  if (family != Family::kGaussian) return 0;
-  const std::size_t k = static_cast<std::size_t>(n_components);
-  const std::size_t d = static_cast<std::size_t>(n_features);
+std::vector<std::size_t> covariance_extents(Covariance covariance, int k, int d) {
+  const std::size_t kk = static_cast<std::size_t>(std::max(k, 0));
+  const std::size_t dd = static_cast<std::size_t>(std::max(d, 0));
   switch (covariance) {
     case Covariance::kFull:
-      return k * d * d;
+      return {kk, dd, dd};
     case Covariance::kDiag:
-      return k * d;
+      return {kk, dd};
     case Covariance::kSpherical:
-      return k;
+      return {kk};
     case Covariance::kTied:
-      return d * d;
+      return {dd, dd};
   }
-  return 0;
+  return {};
+}
+
+std::size_t Model::covariance_size() const {
+  if (family != Family::kGaussian) return 0;
+  std::size_t size = 1;
+  for (const std::size_t extent : covariance_extents(covariance, n_components, n_features)) {
+    size *= extent;
+  }
+  return size;
+}
+
+std::size_t Model::covariance_block_size() const {
+  if (family != Family::kGaussian) return 0;
+  const std::vector<std::size_t> extents = covariance_extents(covariance, n_components, n_features);
+  std::size_t size = 1;
+  // Every extent but the components' (a tied model's are all D).
+  for (std::size_t i = covariance == Covariance::kTied ? 0 : 1; i < extents.size(); ++i) {
+    size *= extents[i];
+  }
+  return size;
 }
 
 std::int64_t Model::n_parameters() const {

@@ -68,19 +68,10 @@ class Reader {
 };
 
 std::size_t prec_chol_size(const PreparedModel& p) {
-  const std::size_t k = static_cast<std::size_t>(p.k), d = static_cast<std::size_t>(p.d);
   if (p.family != Family::kGaussian) return 0;
-  switch (p.covariance) {
-    case Covariance::kFull:
-      return k * d * d;
-    case Covariance::kTied:
-      return d * d;
-    case Covariance::kDiag:
-      return k * d;
-    case Covariance::kSpherical:
-      return k;
-  }
-  return 0;
+  std::size_t size = 1;
+  for (const std::size_t extent : covariance_extents(p.covariance, p.k, p.d)) size *= extent;
+  return size;
 }
 
 std::vector<PreparedModel> decode_pass(const std::vector<std::uint8_t>& pass) {

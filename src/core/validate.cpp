@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -228,7 +227,7 @@ void check_size(const std::vector<double>& v, std::size_t expected, const char* 
 // `v` holds an array of the given extents, row-major: a value that is not finite is named by its
 // index in each ("'means'[1][3]", as the model file's reader names a value), not its place in `v`.
 void check_finite(const std::vector<double>& v, const char* name,
-                  std::initializer_list<std::size_t> extents) {
+                  const std::vector<std::size_t>& extents) {
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (!std::isfinite(v[i])) {
       std::string index;
@@ -459,20 +458,8 @@ double validate_model(const Model& m, bool factor) {
     check_size(m.means, k * d, "means");
     check_finite(m.means, "means", {k, d});
     check_size(m.covariances, m.covariance_size(), "covariances");
-    switch (m.covariance) {
-      case Covariance::kFull:
-        check_finite(m.covariances, "covariances", {k, d, d});
-        break;
-      case Covariance::kDiag:
-        check_finite(m.covariances, "covariances", {k, d});
-        break;
-      case Covariance::kSpherical:
-        check_finite(m.covariances, "covariances", {k});
-        break;
-      case Covariance::kTied:
-        check_finite(m.covariances, "covariances", {d, d});
-        break;
-    }
+    check_finite(m.covariances, "covariances",
+                 covariance_extents(m.covariance, m.n_components, m.n_features));
     return largest_precision(m, factor);
   }
   if (m.covariance != Covariance::kFull) {

@@ -31,17 +31,14 @@ struct Dim {
 
 // The shape of the covariances array of a Gaussian model, outermost first.
 std::vector<Dim> covariance_shape(Covariance covariance, int k, int d) {
-  switch (covariance) {
-    case Covariance::kFull:
-      return {{k, "n_components"}, {d, "n_features"}, {d, "n_features"}};
-    case Covariance::kDiag:
-      return {{k, "n_components"}, {d, "n_features"}};
-    case Covariance::kSpherical:
-      return {{k, "n_components"}};
-    case Covariance::kTied:
-      return {{d, "n_features"}, {d, "n_features"}};
+  // The first extent is K's but for tied covariances, whose extents are all D.
+  std::vector<Dim> shape;
+  for (const std::size_t extent : covariance_extents(covariance, k, d)) {
+    const bool components = shape.empty() && covariance != Covariance::kTied;
+    shape.push_back(
+        {static_cast<std::int64_t>(extent), components ? "n_components" : "n_features"});
   }
-  return {};
+  return shape;
 }
 
 // The number of elements, saturating at SIZE_MAX (K x D x D of a hand-made model may not fit).
