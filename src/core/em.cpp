@@ -216,6 +216,37 @@ const PreparedModel& EmRun::prepare_next() {
 }
 
 void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point start) {
+  const double mean = record_iteration(stats, start);
+  if (report_.converged || iteration_ == options_.max_iter) {
+    note_kept_collapsing();
+    report_.iteration_seconds.push_back(seconds_since(start));
+    done_ = true;
+    return;
+  }
+  previous_mean_ = mean;
+  const int reseeds_before = reseeds_;
+  std::vector<int> empty;
+  Model next = m_step(engine, stats, &empty);
+  if (!empty.empty()) {
+    // An empty component's own covariance says nothing of the data's scale (at the start, the
+    // identity that initialisation gives a component no row chose): beside components of
+    // variance reg_covar (constant data, K >= 3) one restarted from it took a 10^-12 share and
+    // emptied again, every step, until the fit failed.
+    const std::vector<double> pooled = pooled_covariance(next, empty);
+    for (int c : empty) reseed(engine, next, c, "was empty", pooled.empty() ? nullptr : &pooled);
+  }
+  const std::vector<int> singular = collapsed_in_step(next, empty);
+  if (!singular.empty()) restart_collapsed(engine, next, singular, empty);
+  model_ = std::move(next);
+  reseeded_last_step_ = reseeds_ > reseeds_before;
+  ++iteration_;
+  // This iteration's time: its E-step pass and the M-step after it.
+  report_.iteration_seconds.push_back(seconds_since(start));
+}
+
+// The iteration's log-likelihood (refused where not finite), its report and hook, and whether it
+// converged; returns its mean per unit of weight.
+double EmRun::record_iteration(const Statistics& stats, Clock::time_point start) {
   const double log_likelihood = stats.log_likelihood();
   const double mean = log_likelihood / stats.weight_sum();
   if (!std::isfinite(log_likelihood)) {
@@ -255,42 +286,44 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
   if (iteration_ > 0 && !reseeded_last_step_ && std::abs(change) < options_.tol) {
     report_.converged = true;
   }
-  if (report_.converged || iteration_ == options_.max_iter) {
-    // Re-seeding to the end (in two or more of the last max(2, max_iter / 10) iterations): EM
-    // had no steps of its own to converge with. One re-seed there is a fit that ran out of
-    // iterations, not one that cannot converge. (A fit of one iteration, or of tol 0, is not
-    // asked to converge.)
-    const int recent = std::max(2, options_.max_iter / 10);
-    const auto recent_reseeds =
-        std::count_if(reseed_iterations_.begin(), reseed_iterations_.end(),
-                      [&](int reseeded) { return iteration_ - reseeded < recent; });
-    if (!report_.converged && options_.tol > 0 && options_.max_iter > 1 && recent_reseeds >= 2) {
-      std::ostringstream msg;
-      msg << "components kept collapsing to the end (" << reseeds_ << " re-seeds, the last at "
-          << "iteration " << reseed_iterations_.back() << "), so the fit could not converge";
-      if (options_.family != Family::kGaussian) {
-        msg << "; use fewer components";
-      } else if (options_.reg_covar == 0) {
-        msg << ": with reg_covar 0 a component's likelihood grows without bound on one row, or "
-               "on rows that coincide, and EM kept finding such rows; increase reg_covar from 0 "
-               "or use fewer components";
-      } else {
-        msg << "; use fewer components or a larger reg_covar";
-      }
-      kept_collapsing_ = msg.str();
-      if (options_.n_init > 1) msg << " (restart " << run_ << ")";
-      report_.warnings.push_back(msg.str());
-    }
-    report_.iteration_seconds.push_back(seconds_since(start));
-    done_ = true;
-    return;
-  }
-  previous_mean_ = mean;
-  const int reseeds_before = reseeds_;
+  return mean;
+}
 
-  std::vector<int> empty;
+// At the run's end, the warning (and kept_collapsing()) of a run that kept re-seeding.
+void EmRun::note_kept_collapsing() {
+  // Re-seeding to the end (in two or more of the last max(2, max_iter / 10) iterations): EM
+  // had no steps of its own to converge with. One re-seed there is a fit that ran out of
+  // iterations, not one that cannot converge. (A fit of one iteration, or of tol 0, is not
+  // asked to converge.)
+  const int recent = std::max(2, options_.max_iter / 10);
+  const auto recent_reseeds =
+      std::count_if(reseed_iterations_.begin(), reseed_iterations_.end(),
+                    [&](int reseeded) { return iteration_ - reseeded < recent; });
+  if (!report_.converged && options_.tol > 0 && options_.max_iter > 1 && recent_reseeds >= 2) {
+    std::ostringstream msg;
+    msg << "components kept collapsing to the end (" << reseeds_ << " re-seeds, the last at "
+        << "iteration " << reseed_iterations_.back() << "), so the fit could not converge";
+    if (options_.family != Family::kGaussian) {
+      msg << "; use fewer components";
+    } else if (options_.reg_covar == 0) {
+      msg << ": with reg_covar 0 a component's likelihood grows without bound on one row, or "
+             "on rows that coincide, and EM kept finding such rows; increase reg_covar from 0 "
+             "or use fewer components";
+    } else {
+      msg << "; use fewer components or a larger reg_covar";
+    }
+    kept_collapsing_ = msg.str();
+    if (options_.n_init > 1) msg << " (restart " << run_ << ")";
+    report_.warnings.push_back(msg.str());
+  }
+}
+
+// The M-step from the statistics, taken again from the same responsibilities centred on the new
+// means where the sums about the old ones lost a covariance's digits; `empty`: the components
+// left without weight.
+Model EmRun::m_step(Engine& engine, const Statistics& stats, std::vector<int>* empty) {
   Model next = maximize(model_, prepared_.layout, stats.centres().data(), stats.values().data(),
-                        mstep_, &empty);
+                        mstep_, empty);
   if (scatter_lost_digits(next, prepared_.layout, stats.values().data())) {
     // The same responsibilities (this model's), the statistics centred on the new means.
     PreparedModel recentred = prepared_;
@@ -299,16 +332,15 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
     std::vector<double> again(recentred.layout.size());
     engine.accumulate(recentred, again.data());
     next =
-        maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, &empty);
+        maximize(model_, recentred.layout, recentred.centres.data(), again.data(), mstep_, empty);
   }
-  if (!empty.empty()) {
-    // An empty component's own covariance says nothing of the data's scale (at the start, the
-    // identity that initialisation gives a component no row chose): beside components of
-    // variance reg_covar (constant data, K >= 3) one restarted from it took a 10^-12 share and
-    // emptied again, every step, until the fit failed.
-    const std::vector<double> pooled = pooled_covariance(next, empty);
-    for (int c : empty) reseed(engine, next, c, "was empty", pooled.empty() ? nullptr : &pooled);
-  }
+  return next;
+}
+
+// The components of the step's model that collapsed (a singular covariance, or one at the
+// subnormals' scale), the empty ones (re-seeded already) left out. Throws where every component
+// reached the subnormals' scale at once: that is the data's scale, not a collapse.
+std::vector<int> EmRun::collapsed_in_step(const Model& next, const std::vector<int>& empty) {
   std::vector<int> singular;
   if (next.family == Family::kGaussian && next.covariance == Covariance::kFull) {
     // The check's factorisations are the next E-step's.
@@ -358,53 +390,52 @@ void EmRun::advance(Engine& engine, const Statistics& stats, Clock::time_point s
       }
     }
   }
-  if (!singular.empty()) {
-    next_prepared_.reset();
-    std::vector<int> collapsed_or_empty = singular;
-    collapsed_or_empty.insert(collapsed_or_empty.end(), empty.begin(), empty.end());
-    const std::vector<double> pooled = pooled_covariance(next, collapsed_or_empty);
-    if (pooled.empty()) {
-      // No component is left to take a covariance from, and the collapsed one restarts from
-      // its previous covariance; when that one is singular too, it has nothing to restart from
-      // (one component over rows in a subspace, say).
-      const std::vector<int> before = collapsed_components(model_, options_.reg_covar);
-      for (int c : singular) {
-        if (std::find(before.begin(), before.end(), c) != before.end()) {
-          throw NumericalError("component " + std::to_string(c) +
-                               ": its covariance is singular, as was the one it would restart "
-                               "from; the data may lie in a subspace (a column that is a "
-                               "combination of others, or coinciding rows): increase reg_covar");
-        }
-      }
-    } else {
-      const double v = smallest_variance(pooled.data(), next.covariance,
-                                         static_cast<std::size_t>(next.n_features));
-      if (near_subnormals(v, dtype_)) {
-        // The components that did not collapse are as small: the data's scale.
-        throw_near_subnormals("the covariance of the components that did not collapse", v, dtype_,
-                              options_.reg_covar);
-      }
-    }
-    if (!subspace_checked_) {
-      subspace_checked_ = true;
-      if (data_in_subspace(engine)) {
-        throw NumericalError(
-            "component " + std::to_string(singular.front()) +
-            ": its covariance is singular, and so is the covariance of all rows together: the "
-            "data lie in a subspace (a constant column, or a column that is a combination of "
-            "others), where every component collapses wherever it restarts: increase reg_covar");
-      }
-    }
+  return singular;
+}
+
+// Re-seeds the collapsed components on random rows, each from the pooled covariance of the
+// others; throws where nothing is left to restart from, or the data lie in a subspace.
+void EmRun::restart_collapsed(Engine& engine, Model& next, const std::vector<int>& singular,
+                              const std::vector<int>& empty) {
+  next_prepared_.reset();
+  std::vector<int> collapsed_or_empty = singular;
+  collapsed_or_empty.insert(collapsed_or_empty.end(), empty.begin(), empty.end());
+  const std::vector<double> pooled = pooled_covariance(next, collapsed_or_empty);
+  if (pooled.empty()) {
+    // No component is left to take a covariance from, and the collapsed one restarts from
+    // its previous covariance; when that one is singular too, it has nothing to restart from
+    // (one component over rows in a subspace, say).
+    const std::vector<int> before = collapsed_components(model_, options_.reg_covar);
     for (int c : singular) {
-      reseed(engine, next, c, "collapsed (singular covariance)",
-             pooled.empty() ? nullptr : &pooled);
+      if (std::find(before.begin(), before.end(), c) != before.end()) {
+        throw NumericalError("component " + std::to_string(c) +
+                             ": its covariance is singular, as was the one it would restart "
+                             "from; the data may lie in a subspace (a column that is a "
+                             "combination of others, or coinciding rows): increase reg_covar");
+      }
+    }
+  } else {
+    const double v = smallest_variance(pooled.data(), next.covariance,
+                                       static_cast<std::size_t>(next.n_features));
+    if (near_subnormals(v, dtype_)) {
+      // The components that did not collapse are as small: the data's scale.
+      throw_near_subnormals("the covariance of the components that did not collapse", v, dtype_,
+                            options_.reg_covar);
     }
   }
-  model_ = std::move(next);
-  reseeded_last_step_ = reseeds_ > reseeds_before;
-  ++iteration_;
-  // This iteration's time: its E-step pass and the M-step after it.
-  report_.iteration_seconds.push_back(seconds_since(start));
+  if (!subspace_checked_) {
+    subspace_checked_ = true;
+    if (data_in_subspace(engine)) {
+      throw NumericalError(
+          "component " + std::to_string(singular.front()) +
+          ": its covariance is singular, and so is the covariance of all rows together: the "
+          "data lie in a subspace (a constant column, or a column that is a combination of "
+          "others), where every component collapses wherever it restarts: increase reg_covar");
+    }
+  }
+  for (int c : singular) {
+    reseed(engine, next, c, "collapsed (singular covariance)", pooled.empty() ? nullptr : &pooled);
+  }
 }
 
 // One component over every row: its covariance, with reg_covar, is singular when the data lie

@@ -73,6 +73,12 @@ class EmRun {
   const std::string& kept_collapsing() const { return kept_collapsing_; }
 
  private:
+  double record_iteration(const Statistics& stats, Clock::time_point start);
+  void note_kept_collapsing();
+  Model m_step(Engine& engine, const Statistics& stats, std::vector<int>* empty);
+  std::vector<int> collapsed_in_step(const Model& next, const std::vector<int>& empty);
+  void restart_collapsed(Engine& engine, Model& next, const std::vector<int>& singular,
+                         const std::vector<int>& empty);
   void reseed(Engine& engine, Model& next, int c, const char* why,
               const std::vector<double>* restart_covariance = nullptr);
   bool data_in_subspace(Engine& engine);
