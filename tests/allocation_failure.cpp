@@ -140,3 +140,28 @@ INSTANTIATE_TEST_SUITE_P(EveryCovariance, AllocationFailure,
                          });
 
 }  // namespace
+
+// A covariance of 128 features or more is inverted panel by panel on the threads
+// (cholesky.cpp's lower_triangular_inverse), Eigen's solve taking its work space from the heap.
+TEST(AllocationFailure, InFactoringAWideCovarianceIsAnExceptionOfTheCall) {
+  const int d = 300;
+  emix::Model model;
+  model.n_components = 1;
+  model.n_features = d;
+  model.weights = {1.0};
+  model.means.assign(d, 0.0);
+  model.covariances.assign(static_cast<std::size_t>(d) * d, 0.0);
+  for (int a = 0; a < d; ++a) {
+    for (int b = 0; b < d; ++b) {
+      model.covariances[static_cast<std::size_t>(a) * d + b] = a == b ? 2.0 : 0.5;
+    }
+  }
+  std::vector<double> x(static_cast<std::size_t>(20) * d);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i % 13) / 13.0;
+  emix::EngineOptions engine;
+  engine.device = emix::Device::kCpu;
+  engine.n_threads = 2;
+  const int failures = fail_each_parallel_allocation(
+      [&] { emix::score_samples(model, emix::DataView::host(x.data(), 20, d), engine); });
+  EXPECT_GT(failures, 0) << "no allocation in a parallel region: the test tests nothing";
+}

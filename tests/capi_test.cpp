@@ -137,6 +137,15 @@ TEST_P(CapiFit, EqualsTheCppFitAndEvaluations) {
                                resp.data()),
             EMIX_OK);
   EXPECT_EQ(resp, predict_proba(m, view));
+  // float32 rows: the C API's responsibilities are the C++ ones, each row summing to 1 in double
+  // (before, only the C++ function divided them by their sum: 2e-7 off through the C API).
+  ASSERT_EQ(
+      emix_predict_proba(model, h.options, xf.data(), 800, 4, EMIX_FLOAT32, EMIX_HOST, resp.data()),
+      EMIX_OK);
+  EXPECT_EQ(resp, predict_proba(m, view_f, cpp.engine));
+  for (std::size_t row = 0; row < resp.size(); row += 3) {
+    EXPECT_NEAR(resp[row] + resp[row + 1] + resp[row + 2], 1.0, 1e-15) << row / 3;
+  }
   ASSERT_EQ(emix_score_samples(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST,
                                log_prob.data()),
             EMIX_OK);

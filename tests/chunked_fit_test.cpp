@@ -247,6 +247,7 @@ class RemoteVectorChunks : public VectorChunks, public emix::RemoteChunks {
       }
     }
     if (empty_first) parts.front().clear();
+    if (lost >= 0) parts[static_cast<std::size_t>(lost)].clear();
     return parts;
   }
   void gather(const std::int64_t* idx, std::int64_t count, std::int64_t cols, double* rows,
@@ -271,6 +272,7 @@ class RemoteVectorChunks : public VectorChunks, public emix::RemoteChunks {
   int passes = 0;
   std::int64_t merged_from = -1;  // the chunks after it answer empty, their sums in its answer
   bool empty_first = false;       // chunk 0 answers empty, its sums nowhere
+  std::int64_t lost = -1;         // a chunk whose answer is lost (empty), none added into another
 
  private:
   emix::DataView view(std::int64_t i) const {
@@ -365,6 +367,18 @@ TEST(ChunkedFit, ASourceMayAddItsChunksStatisticsWhereTheyAre) {
     RemoteVectorChunks first_empty(x, n, 4, 700, weights);
     first_empty.empty_first = true;
     EXPECT_THROW(emix::fit(first_empty, fo), emix::InvalidArgument);
+    // An answer lost on the way is not one added into another's: its rows are missing from the
+    // sums' weight, which the fit checks once it has taken an empty answer (the review's case: a
+    // block of 300 rows left out of 1200, silently).
+    RemoteVectorChunks one_lost(x, n, 4, 700, weights);
+    one_lost.lost = 2;
+    std::string message = "no exception";
+    try {
+      emix::fit(one_lost, fo);
+    } catch (const emix::InvalidArgument& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("no other answer holds its rows"), std::string::npos) << message;
   }
 }
 

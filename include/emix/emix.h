@@ -267,7 +267,8 @@ emix_status emix_score_samples(const emix_model* model, const emix_options* opti
 emix_status emix_score(const emix_model* model, const emix_options* options, const void* x,
                        int64_t rows, int64_t cols, int dtype, int memory,
                        const double* sample_weight, double* score);
-/* -2 log L + p log N and -2 log L + 2 p. */
+/* -2 log L + p log N and -2 log L + 2 p, of unweighted rows (a weighted selection's table, and
+ * the C++ and Python bic / aic given sample weights, count log L and N by the weights). */
 emix_status emix_bic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* bic);
 emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,

@@ -220,14 +220,14 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
     m = native_model(model)
     if not isinstance(model, _emix.Model):  # columns named otherwise than the fit's: an error
         check_feature_names(model, named_sample(X), reset=False)
+    centres = _centres(m, about)
     if type(X).__module__.split(".")[0] in ("dask", "dask_expr"):
         # Blockwise on the workers, as emix.dask fits, not computed into memory here.
         from .dask import accumulate as accumulate_dask
 
-        return accumulate_dask(model, X, sample_weight, device)
+        return accumulate_dask(model, X, sample_weight, device, centres)
     dtype = check_dtype_parameter(getattr(model, "dtype", None))
     device = device or getattr(model, "device", "auto")
-    centres = _centres(m, about)
 
     def one(view, weights):
         if centres is None:

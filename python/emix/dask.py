@@ -153,9 +153,10 @@ def _named_like(x):
     return x._meta if _is_dask_frame(x) else x
 
 
-def accumulate(model, X, sample_weight=None, device=None):
-    """emix.accumulate of a Dask array: each block's statistics on the workers, merged in
-    merge_in_order's tree (emix.accumulate dispatches here)."""
+def accumulate(model, X, sample_weight=None, device=None, centres=None):
+    """emix.accumulate of a Dask array: each block's statistics on the workers (about `centres`,
+    K x D values, where given), merged in merge_in_order's tree (emix.accumulate dispatches
+    here)."""
     from ._statistics import native_model
 
     m = native_model(model)
@@ -170,7 +171,7 @@ def accumulate(model, X, sample_weight=None, device=None):
     first_rows = _first_rows(X)
     return mixture._statistics(m, list(X.to_delayed().ravel()),
                                None if weights is None else list(weights.to_delayed().ravel()),
-                               first_rows, list(X.chunks[0]))
+                               first_rows, list(X.chunks[0]), centres)
 
 
 def _model_state(model):
@@ -263,7 +264,7 @@ def _unlike_declared(index, first_row, rows, cols, shape):
         f"{cols} for it (its chunks or meta do not match what its tasks compute)")
 
 
-def _block_statistics(block, weights, state, device, first_row, index, rows):
+def _block_statistics(block, weights, state, device, first_row, index, rows, centres=None):
     """The block's statistics as bytes, or the library's error about it (naming the row of the
     whole array) as a value: the merge carries the first block's error up the tree (see
     _merge_bytes), so that the error raised is the one in the lowest block whoever computed
@@ -276,10 +277,17 @@ def _block_statistics(block, weights, state, device, first_row, index, rows):
     if x.shape != declared:
         return _unlike_declared(index, first_row, rows, model.n_features, x.shape)
     if x.shape[0] == 0:  # filtering and concatenating leave empty blocks
-        return _emix.Statistics(model).serialize()
+        empty = _emix.Statistics(model)
+        if centres is not None:
+            empty = empty.recentred(np.asarray(centres, dtype=np.float64))
+        return empty.serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     try:
-        stats = _emix.accumulate(model, _emix.view(x), engine_options(device), w)
+        if centres is None:
+            stats = _emix.accumulate(model, _emix.view(x), engine_options(device), w)
+        else:
+            stats = _emix.accumulate_about(model, centres, _emix.view(x), engine_options(device),
+                                           w)
     except _emix.Error as error:
         return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
@@ -862,10 +870,11 @@ def _counted_rows(log_prob):
                                dtype=np.int64).sum()
 
 
-def _weighted_mean(total, weight_sum):
-    if not weight_sum > 0:
-        raise InvalidArgument("sample weights sum to 0")
-    return total / weight_sum
+def _weighted_mean(total, normal_total, subnormal_total):
+    """sum_n w_n log p(x_n) per unit of weight, the weights' totals judged as the library
+    judges all the rows' weights (those below DBL_MIN count as 0; sums that overflow)."""
+    _emix.check_weight_totals(float(normal_total), float(subnormal_total))
+    return total / (normal_total + subnormal_total)
 
 
 def _no_rows(name):
@@ -1002,15 +1011,16 @@ class _DaskMixture:
             fan_in //= 2
         return fan_in
 
-    def _statistics(self, model, blocks, weight_blocks, first_rows, rows):
-        """The statistics of `blocks` (delayed arrays) under `model`, merged in merge_in_order's
-        tree; first_rows: each block's first row in the whole array, for error messages; rows:
-        each block's rows as the array declares them (checked)."""
+    def _statistics(self, model, blocks, weight_blocks, first_rows, rows, centres=None):
+        """The statistics of `blocks` (delayed arrays) under `model`, about `centres` where
+        given, merged in merge_in_order's tree; first_rows: each block's first row in the whole
+        array, for error messages; rows: each block's rows as the array declares them
+        (checked)."""
         state = _model_state(model)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=False)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
-                           first_row, i, declared)
+                           first_row, i, declared, centres)
                  for i, (b, first_row, declared) in enumerate(zip(blocks, first_rows, rows))]
         (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
         return _raised(total)
@@ -1053,8 +1063,11 @@ class _DaskMixture:
             self._check_fitted_shape("fit with warm_start")
             model = self._model()
             if model.n_features != d:  # as the in-memory fit says, before any pass
-                raise InvalidArgument(f"init model has {model.n_features} features, but the "
-                                      f"data have {d} columns")
+                # As the library words it (count_of): "1 feature", "3 columns".
+                raise InvalidArgument(
+                    f"init model has {model.n_features} feature"
+                    f"{'s' if model.n_features != 1 else ''}, but the data have {d} column"
+                    f"{'s' if d != 1 else ''}")
         else:
             given = self._check_initial_parameters(d)
         source = _RemoteBlocks(X, weights, X.dtype, self.device)
@@ -1170,7 +1183,8 @@ class _DaskMixture:
         return da.from_delayed(total, shape=(), dtype=np.float64)
 
     def _weighted_sums(self, X, sample_weight):
-        """sum_n w_n log p(x_n) and sum_n w_n over a Dask array, as lazy Dask scalars."""
+        """sum_n w_n log p(x_n) and the weights' totals at or above DBL_MIN and below it (the
+        library's check_weight_totals judges them) over a Dask array, as lazy Dask scalars."""
         self._check_is_fitted()
         check_feature_names(self, _named_like(X), reset=False)
         rows = self._rows(_as_dask_array(X))
@@ -1180,37 +1194,37 @@ class _DaskMixture:
         # (score_samples reads it lazily), and multiplying by the weights failed.
         log_prob = self._map(rows, "score_samples", names_checked=True)
         w = self._weights(sample_weight, rows).map_blocks(_checked_weights, dtype=np.float64)
-        return (log_prob * w).sum(), w.sum()
+        normal = w >= np.finfo(np.float64).tiny
+        return (log_prob * w).sum(), da.where(normal, w, 0).sum(), da.where(normal, 0, w).sum()
 
-    def _criterion(self, X, penalty, sample_weight):
-        """-2 log L + penalty(n) over a Dask array, computed blockwise (a float, as the
-        in-memory bic and aic return); with weights, log L = sum_n w_n log p(x_n) and n their
-        sum, as the in-memory estimators count them."""
+    def _criterion(self, X, sample_weight):
+        """log L and n over a Dask array, computed blockwise; with weights, log L is
+        sum_n w_n log p(x_n) and n their sum, as the in-memory estimators count them."""
         if sample_weight is None:
             log_prob = self.score_samples(X)
             log_likelihood, n = dask.compute(log_prob.sum(), _counted_rows(log_prob))
             if n == 0:
                 raise _no_rows(type(self).__name__)
-            return -2.0 * float(log_likelihood) + penalty(float(n))
-        log_likelihood, weight = dask.compute(*self._weighted_sums(X, sample_weight))
-        _weighted_mean(log_likelihood, weight)  # its refusal of weights that sum to 0
-        return -2.0 * float(log_likelihood) + penalty(float(weight))
+            return float(log_likelihood), float(n)
+        log_likelihood, normal, subnormal = dask.compute(*self._weighted_sums(X, sample_weight))
+        _emix.check_weight_totals(float(normal), float(subnormal))
+        return float(log_likelihood), float(normal + subnormal)
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion; blockwise for Dask input (see the in-memory
         estimator)."""
         if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().bic(X, sample_weight)
-        p = float(self._model().n_parameters())
-        return self._criterion(X, lambda n: p * np.log(n), sample_weight)
+        log_likelihood, n = self._criterion(X, sample_weight)
+        return _emix.bic_of(log_likelihood, self._model().n_parameters(), n)
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion; blockwise for Dask input (see the in-memory
         estimator)."""
         if not (_is_dask_array(X) or _is_dask_frame(X)):
             return super().aic(X, sample_weight)
-        p = float(self._model().n_parameters())
-        return self._criterion(X, lambda n: 2.0 * p, sample_weight)
+        log_likelihood, _ = self._criterion(X, sample_weight)
+        return _emix.aic_of(log_likelihood, self._model().n_parameters())
 
 
 def _dask_init(in_memory):

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/criteria.hpp"
 #include "core/em.hpp"
 #include "core/float32_rounding.hpp"
 #include "core/maximize.hpp"
@@ -1163,6 +1164,14 @@ void define_module(nb::module_& m) {
   // partial-initialisation restarts, the statistics API's M-step), so that the two never drift.
   m.def("better_restart", &emix::better_restart, nb::arg("candidate"), nb::arg("best"),
         "Whether a restart with this log-likelihood replaces the best so far (core/em.hpp).");
+  m.def("check_weight_totals", &emix::check_weight_totals, nb::arg("normal_total"),
+        nb::arg("subnormal_total"), nb::arg("all_rows") = true,
+        "The rule on sample weights (all finite and non-negative) from their totals at or above "
+        "DBL_MIN and below it (core/validate.hpp).");
+  m.def("bic_of", &emix::bic_of, nb::arg("log_likelihood"), nb::arg("parameters"),
+        nb::arg("weight"), "-2 log L + p log W (core/criteria.hpp).");
+  m.def("aic_of", &emix::aic_of, nb::arg("log_likelihood"), nb::arg("parameters"),
+        "-2 log L + 2 p (core/criteria.hpp).");
   m.def(
       "covariance_extents",
       [](const std::string& covariance, int k, int d) {

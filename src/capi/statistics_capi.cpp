@@ -12,41 +12,51 @@
 using emix::capi::guarded;
 using emix::capi::require;
 
-emix_status emix_accumulate(const emix_model* model, const emix_options* options, const void* x,
-                            int64_t rows, int64_t cols, int dtype, int memory,
-                            const double* sample_weight, emix_statistics** statistics) {
-  return guarded("emix_accumulate", [&] {
+namespace {
+
+// emix_accumulate and emix_accumulate_about: the statistics about `centres` where given (K x D),
+// else about the model's means.
+emix_status accumulate_about_or_means(const char* function, const emix_model* model,
+                                      const emix_options* options, const double* centres,
+                                      bool centres_given, const void* x, int64_t rows, int64_t cols,
+                                      int dtype, int memory, const double* sample_weight,
+                                      emix_statistics** statistics) {
+  return guarded(function, [&] {
     emix::capi::clear_output(statistics);
     require(model, "model");
+    if (centres_given) require(centres, "centres");
     require(statistics, "statistics");
     if (options != nullptr) require(options, "options");  // NULL: the defaults
     const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
     const emix::EngineOptions engine = options ? options->fit.engine : emix::EngineOptions{};
     auto handle = std::make_unique<emix_statistics>();
-    handle->statistics = emix::accumulate(model->model, view, engine, sample_weight);
+    if (centres_given) {
+      const std::size_t size = static_cast<std::size_t>(model->model.n_components) *
+                               static_cast<std::size_t>(model->model.n_features);
+      handle->statistics = emix::accumulate_about(
+          model->model, std::vector<double>(centres, centres + size), view, engine, sample_weight);
+    } else {
+      handle->statistics = emix::accumulate(model->model, view, engine, sample_weight);
+    }
     *statistics = handle.release();
   });
+}
+
+}  // namespace
+
+emix_status emix_accumulate(const emix_model* model, const emix_options* options, const void* x,
+                            int64_t rows, int64_t cols, int dtype, int memory,
+                            const double* sample_weight, emix_statistics** statistics) {
+  return accumulate_about_or_means("emix_accumulate", model, options, nullptr, false, x, rows, cols,
+                                   dtype, memory, sample_weight, statistics);
 }
 
 emix_status emix_accumulate_about(const emix_model* model, const emix_options* options,
                                   const double* centres, const void* x, int64_t rows, int64_t cols,
                                   int dtype, int memory, const double* sample_weight,
                                   emix_statistics** statistics) {
-  return guarded("emix_accumulate_about", [&] {
-    emix::capi::clear_output(statistics);
-    require(model, "model");
-    require(centres, "centres");
-    require(statistics, "statistics");
-    if (options != nullptr) require(options, "options");  // NULL: the defaults
-    const emix::DataView view = emix::capi::data_view(x, rows, cols, dtype, memory);
-    const emix::EngineOptions engine = options ? options->fit.engine : emix::EngineOptions{};
-    const std::size_t size = static_cast<std::size_t>(model->model.n_components) *
-                             static_cast<std::size_t>(model->model.n_features);
-    auto handle = std::make_unique<emix_statistics>();
-    handle->statistics = emix::accumulate_about(
-        model->model, std::vector<double>(centres, centres + size), view, engine, sample_weight);
-    *statistics = handle.release();
-  });
+  return accumulate_about_or_means("emix_accumulate_about", model, options, centres, true, x, rows,
+                                   cols, dtype, memory, sample_weight, statistics);
 }
 
 emix_status emix_scatter_lost_digits(const emix_model* next, const emix_statistics* statistics,

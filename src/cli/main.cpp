@@ -187,6 +187,20 @@ const char* signal_name(int signal_number) {
   }
 }
 
+// The end of a message of a command stopped part way: what it leaves of its outputs (files
+// are replaced whole or not at all; what went to standard output, a FIFO or a device cannot be
+// taken back). Async-signal-safe.
+void write_what_is_left() {
+  static constexpr char kDiscarded[] = "; no output was left half written\n";
+  static constexpr char kIncomplete[] =
+      "; an output written in place (standard output, a FIFO or a device) was left incomplete, "
+      "no file was left half written\n";
+  const ssize_t ignored = emix::io::in_place_output_begun()
+                              ? ::write(2, kIncomplete, sizeof kIncomplete - 1)
+                              : ::write(2, kDiscarded, sizeof kDiscarded - 1);
+  (void)ignored;
+}
+
 // A signal that asks the program to stop ends it here and now, in the middle of a fit or a
 // write: the temporaries are removed (the destructors that would remove them do not run after
 // _exit) and the exit code is the shell's 128 + signal number. Only async-signal-safe calls.
@@ -204,18 +218,15 @@ extern "C" void stop_on_signal(int signal_number) {
   emix::io::remove_temporary_files();
   if (g_error_reported) ::_exit(128 + signal_number);
   const char prefix[] = "emix: stopped by ";
-  const char discarded[] = "; no output was left half written\n";
-  const char incomplete[] =
-      "; an output written in place (standard output, a FIFO or a device) was left incomplete, "
-      "no file was left half written\n";
   const char in_place[] = " after its outputs were written\n";
-  const bool written = emix::cli::g_output_stage == OutputStage::kAllInPlace;
   const char* name = signal_name(signal_number);
   ssize_t ignored = ::write(2, prefix, sizeof prefix - 1);
   ignored = ::write(2, name, std::strlen(name));
-  ignored = written                             ? ::write(2, in_place, sizeof in_place - 1)
-            : emix::io::in_place_output_begun() ? ::write(2, incomplete, sizeof incomplete - 1)
-                                                : ::write(2, discarded, sizeof discarded - 1);
+  if (emix::cli::g_output_stage == OutputStage::kAllInPlace) {
+    ignored = ::write(2, in_place, sizeof in_place - 1);
+  } else {
+    write_what_is_left();
+  }
   (void)ignored;
   ::_exit(128 + signal_number);
 }
@@ -233,9 +244,10 @@ extern "C" void stop_on_bus_error(int signal_number, siginfo_t* info, void*) {
   const char message[] =
       "emix: error: an input file read through a memory mapping ended before its data did: "
       "another program truncated or rewrote it while emix ran (--no-memory-map reads a private "
-      "copy); no output was left half written\n";
-  ssize_t ignored = ::write(2, message, sizeof message - 1);
+      "copy)";
+  const ssize_t ignored = ::write(2, message, sizeof message - 1);
   (void)ignored;
+  write_what_is_left();
   ::_exit(2);
 }
 
@@ -356,7 +368,7 @@ void read_whole_numbers_as_decimal(CLI::App& app) {
             (void)std::strtoll(value.c_str(), nullptr, 10);
           }
           if (errno == ERANGE) {
-            return "the value \"" + value + "\" is beyond the range of a 64-bit whole number";
+            return "the value \"" + value + "\" is out of the option's range";
           }
           return std::string();
         },

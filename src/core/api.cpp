@@ -182,6 +182,16 @@ void evaluate_rows(const Model& model, const CheckedModel& checked, const DataVi
       evaluate_far_rows(prepared, *engine, rows, log_prob, resp, labels);
       check_evaluation(log_prob, resp, rows, model.n_components, assigning, first);
     }
+    if (resp != nullptr && x.dtype == DType::kFloat32) {
+      // Each responsibility of a float32 evaluation holds float's 7 digits, and its row summed
+      // to 1 only within 1e-7, which NumPy's choice(p=row) refuses (it asks 1.5e-8 of float64
+      // rows): each row divided by its sum in double.
+      for (std::size_t row = 0; row < static_cast<std::size_t>(rows) * k; row += k) {
+        double sum = 0;
+        for (std::size_t c = 0; c < k; ++c) sum += resp[row + c];
+        for (std::size_t c = 0; c < k; ++c) resp[row + c] /= sum;
+      }
+    }
     if (staged) {
       const std::size_t n = static_cast<std::size_t>(rows);
       if (results.log_prob) {
@@ -230,17 +240,6 @@ std::vector<double> predict_proba_checked(const Model& model, const CheckedModel
   RowResults results;
   results.resp = resp.data();
   evaluate_model_rows(model, checked, x, engine, results);
-  if (x.dtype == DType::kFloat32) {
-    // Each responsibility of a float32 evaluation holds float's 7 digits, and its row summed to 1
-    // only within 1e-7, which NumPy's choice(p=row) refuses (it asks 1.5e-8 of float64 rows):
-    // each row divided by its sum in double.
-    const std::size_t k = static_cast<std::size_t>(model.n_components);
-    for (std::size_t row = 0; row < resp.size(); row += k) {
-      double sum = 0;
-      for (std::size_t c = 0; c < k; ++c) sum += resp[row + c];
-      for (std::size_t c = 0; c < k; ++c) resp[row + c] /= sum;
-    }
-  }
   return resp;
 }
 

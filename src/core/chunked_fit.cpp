@@ -229,7 +229,8 @@ class ChunkedEngine final : public Engine {
   // Each chunk's statistics from where it lives, added in chunk order as accumulate_many adds
   // the chunks read here (chunks without rows skipped), so that the sums are bitwise the same.
   // An empty answer for a chunk with rows is one the source added into an earlier chunk's
-  // (RemoteChunks::chunk_statistics); at least one answer holds the sums.
+  // (RemoteChunks::chunk_statistics); at least one answer holds the sums, and then their weight
+  // must be every row's: an answer lost on the way would otherwise leave its rows out silently.
   void accumulate_remotely(const std::vector<const PreparedModel*>& models,
                            const std::vector<double*>& stats) {
     std::size_t total = 0;
@@ -239,15 +240,29 @@ class ChunkedEngine final : public Engine {
     }
     const std::vector<std::vector<double>> parts = remote_->chunk_statistics(encode_pass(models));
     if (parts.size() != chunk_rows_.size()) answer_of_wrong_size("chunk_statistics");
-    bool answered = false;
+    bool answered = false, merged = false;
     for (std::size_t i = 0; i < parts.size(); ++i) {
-      if (chunk_rows_[i] == 0 || (answered && parts[i].empty())) continue;
+      if (chunk_rows_[i] == 0) continue;
+      if (answered && parts[i].empty()) {
+        merged = true;
+        continue;
+      }
       if (parts[i].size() != total) answer_of_wrong_size("chunk_statistics");
       answered = true;
       const double* part = parts[i].data();
       for (std::size_t m = 0; m < models.size(); ++m) {
         for (std::size_t e = 0; e < models[m]->layout.size(); ++e) stats[m][e] += *part++;
       }
+    }
+    if (!merged) return;
+    // Unweighted, a count (exact in any order below 2^53); weighted, a sum of the weights in
+    // another order than weight_total()'s, within its rounding.
+    const double expected = weight_total();
+    const double got = stats[0][StatisticsLayout::kWeightSum];
+    if (!(std::abs(got - expected) <= (weighted_ ? 1e-9 * expected : 0.0))) {
+      throw InvalidArgument("chunk source: the answers of chunk_statistics hold a weight of " +
+                            number(got) + " where the chunks hold " + number(expected) +
+                            " (a chunk's answer empty, though no other answer holds its rows)");
     }
   }
 

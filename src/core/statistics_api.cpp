@@ -624,9 +624,11 @@ Statistics accumulate_centred(const Model& model, const std::vector<double>* cen
   // where the statistics are next merged, serialised or maximised.
   const std::string overflowed = first_impossible_value(stats);
   if (!overflowed.empty()) {
-    throw NumericalError("accumulate: " + overflowed +
-                         ": the weighted sums overflow double's range; only the sample weights' "
-                         "ratios matter: scale them down (or rescale the data)");
+    throw NumericalError("accumulate: " + overflowed + ": the sums overflow double's range; " +
+                         (sample_weight != nullptr
+                              ? "only the sample weights' ratios matter: scale them down (or "
+                                "rescale the data)"
+                              : "rescale the data (or the centres they are taken about)"));
   }
   return stats;
 }

@@ -520,6 +520,11 @@ double validate_sample_weight(const double* sample_weight, std::int64_t rows, bo
     (w < DBL_MIN ? subnormal_total : normal_total) += w;
     largest = std::max(largest, w);
   }
+  check_weight_totals(normal_total, subnormal_total, all_rows);
+  return largest;
+}
+
+void check_weight_totals(double normal_total, double subnormal_total, bool all_rows) {
   const double total = normal_total + subnormal_total;
   // The engines flush subnormal numbers to zero (FTZ / DAZ): a weight below DBL_MIN counts as 0,
   // harmless beside normal weights of 2^53 times its sum, but weights that are all that small
@@ -539,7 +544,6 @@ double validate_sample_weight(const double* sample_weight, std::int64_t rows, bo
                           "scale them down");
   }
   if (all_rows && !(total > 0)) throw InvalidArgument("sample weights sum to 0");
-  return largest;
 }
 
 void validate(const EngineOptions& e) {

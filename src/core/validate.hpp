@@ -80,6 +80,9 @@ void check_data_shape(const DataView& x);
 // matter beside the others. Returns the largest (0 without weights), for a fit's
 // check_largest_sample_weight.
 double validate_sample_weight(const double* sample_weight, std::int64_t rows, bool all_rows = true);
+// validate_sample_weight's rule on the weights' totals: those at or above DBL_MIN (normal) and
+// those below (subnormal), for weights summed elsewhere (emix.dask's blocks).
+void check_weight_totals(double normal_total, double subnormal_total, bool all_rows = true);
 // A fit's rule (in memory, in chunks, over ranks): InvalidArgument, advising to scale them up,
 // where the largest of all the rows' weights is so small that its products with the
 // responsibilities flush to 0. A score of such weights has no responsibilities, and is taken.

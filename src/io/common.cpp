@@ -34,11 +34,12 @@ S load(const unsigned char* p, bool swap) {
   return value;
 }
 
-// True when every value of src[0, count) (floating point, native byte order) converts to D
-// without an error: finite where check_finite asks, and, if finite, within D's range. No early
-// exit and no branch, so that it vectorises: the screen and the plain conversion after it cost
-// less than the value-by-value loop, which runs only on a block that fails, to find the first bad
-// value.
+// A conservative screen: true only when every value of src[0, count) (floating point, native
+// byte order) converts to D by a plain cast without an error: finite where check_finite asks,
+// and, if finite, within D's range. A block it fails goes through the value-by-value loop, which
+// finds the first bad value, if any (values that round down to FLT_MAX fail the screen and
+// convert). No early exit and no branch, so that it vectorises: the screen and the plain
+// conversion after it cost less than the value-by-value loop.
 template <typename S, typename D>
 bool all_convertible(const unsigned char* src, std::size_t count, bool check_finite) {
   constexpr double kMax = static_cast<double>(std::numeric_limits<D>::max()) <

@@ -39,8 +39,8 @@ const char* scalar_name(Scalar scalar);  // "bool", "int8", ..., "float64"
 // Parses a raw-binary dtype name ("float32", "uint16", ...); false when unknown.
 bool parse_scalar_name(std::string_view name, Scalar* scalar);
 
-// The double nearest to `value` as a float, +-inf beyond float's range (where a plain cast is
-// undefined behaviour).
+// The float nearest to `value`, rounding as the conversion rounds: up to half a unit in the last
+// place past FLT_MAX is FLT_MAX, beyond it +-inf (where a plain cast is undefined behaviour).
 float narrow_to_float(double value);
 
 // Converts `count` elements at `src` (of type `scalar`, byte-swapped when `swap`) to `dtype`

@@ -541,6 +541,12 @@ def test_criteria_statistics_and_selection_of_a_dask_array_run_blockwise(client,
     assert rel(fitted.bic(x, sample_weight=w), whole.bic(data, sample_weight=w)) < 1e-12
     assert rel(fitted.aic(x, sample_weight=w), whole.aic(data, sample_weight=w)) < 1e-12
     assert rel(fitted.bic(x, sample_weight=w), whole.bic(data)) > 1e-6
+    # Weights the in-memory criteria refuse are refused blockwise too (they gave -7785.9 and inf).
+    for bad in (np.full(len(data), 1e-310), np.full(len(data), 1e306)):
+        with pytest.raises(emix.InvalidArgument, match="sample weights"):
+            whole.bic(data, sample_weight=bad)
+        with pytest.raises(emix.InvalidArgument, match="sample weights"):
+            fitted.bic(x, sample_weight=bad)
 
     as_array = da.Array.__array__
 
@@ -1178,3 +1184,17 @@ def test_statistics_too_large_for_the_client_are_added_on_the_workers(client, da
     with pytest.raises(emix.InvalidArgument,
                        match=r"row 201, column 2 is nan \(in block 1 \(rows 151\.\.300\)\)"):
         estimator.fit(da.from_array(spoiled, chunks=(150, data.shape[1])))
+
+
+def test_statistics_about_given_centres_of_a_dask_array_are_the_arrays(client, data):
+    """emix.accumulate(..., about=) returned a Dask array's statistics about the model's means,
+    the centres given and their shape unread (the review's case)."""
+    gm = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=1)
+    about = np.asarray(gm.means_) + 0.5
+    x = da.from_array(data, chunks=(250, data.shape[1]))
+    blockwise = emix.accumulate(gm, x, about=about)
+    whole = emix.accumulate(gm, data, about=about)
+    np.testing.assert_array_equal(blockwise.centres, about)
+    assert rel(blockwise.second_moments, whole.second_moments) < 1e-12
+    with pytest.raises(emix.InvalidArgument, match="about has shape"):
+        emix.accumulate(gm, x, about=np.zeros((7, 7)))
