@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/accumulate_piece.hpp"
 #include "emix/emix.hpp"
 #include "test_util.hpp"
 
@@ -521,8 +522,10 @@ TEST(StatisticsApi, BytesChangedAfterWritingAreRefusedByTheChecksum) {
 
 // Weights a fit refuses are refused by accumulate and online EM too, rather than giving a step
 // that silently differs from the unit-weight one (1e-300: means 1e-8 off; 1e-310: the rows
-// dropped). Statistics whose sums overflowed (a weight of 1e308) are refused where they are
-// made, and never become bytes that deserialize refuses or a merge that calls NaN an overflow.
+// dropped); accumulate_piece leaves the rule to a caller who judges every piece's weights
+// together (a Dask block may hold only tiny weights beside blocks of normal ones). Statistics
+// whose sums overflowed (a weight of 1e308) are refused where they are made, and never become
+// bytes that deserialize refuses or a merge that calls NaN an overflow.
 TEST(StatisticsApi, WeightsThatFlushOrOverflowAreRefusedWhereTheStatisticsAreMade) {
   const Problem p = make_problem(kKinds[0], 75);
   const emix::DataView rows = p.rows(0, p.n);
@@ -533,6 +536,8 @@ TEST(StatisticsApi, WeightsThatFlushOrOverflowAreRefusedWhereTheStatisticsAreMad
               }).find("sample weights are all below"),
               std::string::npos)
         << tiny;
+    EXPECT_EQ(message_of([&] { emix::accumulate_piece(p.model, nullptr, rows, cpu(), w.data()); }),
+              "no exception");
     emix::OnlineEm online(p.model);
     EXPECT_NE(message_of([&] {
                 online.partial_fit(rows, cpu(), w.data());

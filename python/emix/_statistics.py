@@ -235,7 +235,9 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
         return _emix.accumulate_about(m, centres, view, engine_options(device), weights)
 
     if is_chunk_source(X) or converts_beyond_memory(X, dtype):
-        parts, first_row = [], 0
+        # Each chunk's weights are judged by a fit's rule on the largest with all the others': a
+        # chunk may hold only tiny weights beside chunks of normal ones.
+        parts, first_row, largest = [], 0, 0.0
         for i, (view, weights) in enumerate(chunks_read_once(X, sample_weight, dtype)):
             if view.cols != m.n_features:  # an empty chunk's too, as fit refuses it
                 raise InvalidArgument(f"chunk {i} has {view.cols} features, but the model has "
@@ -243,12 +245,17 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
             if view.rows == 0:  # an empty row group or batch holds nothing
                 continue
             try:
-                parts.append(one(view, weights))
+                parts.append(_emix.accumulate_piece(m, centres, view, engine_options(device),
+                                                    weights))
             except _emix.InvalidArgument as error:
                 raise in_rows(error, first_row, view.rows, f"chunk {i}") from None
+            if weights is not None:
+                largest = max(largest, float(np.max(weights)))
             first_row += view.rows
         if not parts:
             raise InvalidArgument("the chunk source gave no rows")
+        if largest > 0:
+            _emix.check_largest_sample_weight(largest)
         return Statistics(_emix.merge_in_order(parts))
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) == 2 and shape[0] == 0 and not is_device_array(X):
@@ -295,7 +302,8 @@ def merge_in_order(parts):
 
     The order is a balanced binary tree over the list index: pairs (0, 1), (2, 3), ..., then
     pairs of those sums, and so on, so that the total is bitwise the same for every caller
-    (``emix.dask`` reduces its blocks in exactly this tree).
+    (``emix.accumulate`` of a Dask array reduces its blocks in exactly this tree, and so does
+    an ``emix.dask`` fit whose blocks' statistics are too large for the client to hold).
 
     Parameters
     ----------

@@ -168,6 +168,12 @@ def accumulate(model, X, sample_weight=None, device=None, centres=None):
         raise InvalidArgument(f"X has {X.shape[1]} features, but the model has {m.n_features}")
     weights = mixture._weights(sample_weight, X)
     weights = None if weights is None else weights.map_blocks(_checked_weights, dtype=np.float64)
+    if weights is not None and X.shape[0] > 0:
+        # A fit's rule on the largest of all the blocks' weights (each block is a piece the
+        # library does not judge alone: one may hold only tiny weights beside normal ones).
+        largest = float(weights.max().compute())
+        if largest > 0:
+            _emix.check_largest_sample_weight(largest)
     first_rows = _first_rows(X)
     return mixture._statistics(m, list(X.to_delayed().ravel()),
                                None if weights is None else list(weights.to_delayed().ravel()),
@@ -283,11 +289,7 @@ def _block_statistics(block, weights, state, device, first_row, index, rows, cen
         return empty.serialize()
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     try:
-        if centres is None:
-            stats = _emix.accumulate(model, _emix.view(x), engine_options(device), w)
-        else:
-            stats = _emix.accumulate_about(model, centres, _emix.view(x), engine_options(device),
-                                           w)
+        stats = _emix.accumulate_piece(model, centres, _emix.view(x), engine_options(device), w)
     except _emix.Error as error:
         return _in_block(error, index, first_row, x.shape[0])
     return stats.serialize()
@@ -341,15 +343,16 @@ def _block_rows(block, weights, local, want_rows, shape, index):
 
 def _block_weight_sum(weights, first_row, index):
     """The weights' sum, added in row order from 0 as the library sums a chunk's weights
-    (np.cumsum adds in order; np.sum does not), or the error naming a weight the fit refuses
-    (and its block) as a value: a negative or NaN one summed into "the weights sum to 0"."""
+    (np.cumsum adds in order; np.sum does not), and the largest weight; or the error naming a
+    weight the fit refuses (and its block) as a value: a negative or NaN one summed into "the
+    weights sum to 0"."""
     w = np.asarray(weights, dtype=np.float64).ravel()
     try:
         _refuse_bad_weights(w, first_row)
     except InvalidArgument as error:
         return InvalidArgument(f"{error} (in block {index} (rows {first_row + 1}.."
                                f"{first_row + w.size}))")
-    return float(np.cumsum(w)[-1]) if w.size else 0.0
+    return (float(np.cumsum(w)[-1]), float(w.max())) if w.size else (0.0, 0.0)
 
 
 def _first_error(results):
@@ -407,6 +410,7 @@ class _RemoteBlocks(_Adapter):
         if sample_weight is not None:
             self.weight_blocks = self._weight_blocks(sample_weight)
         self.sums = None
+        self.largest_weight = None  # with the sums (weight_sums)
         self.worker_engine = None
         self.fan_in = None  # blocks per merge task, where the workers add the blocks' answers
         self.resident = None
@@ -546,9 +550,11 @@ class _RemoteBlocks(_Adapter):
     def weight_sums(self):
         if self.sums is None:
             task = dask.delayed(_block_weight_sum, pure=False)
-            self.sums = list(_first_error(dask.compute(*[
+            answers = _first_error(dask.compute(*[
                 task(w, first, i)
-                for i, (w, first) in enumerate(zip(self.weight_blocks, self.first_rows))])))
+                for i, (w, first) in enumerate(zip(self.weight_blocks, self.first_rows))]))
+            self.sums = [total for total, _ in answers]
+            self.largest_weight = max(largest for _, largest in answers)
         return self.sums
 
     @property
@@ -1077,8 +1083,12 @@ class _DaskMixture:
                 model = self._make_model(d, given)
             else:
                 model, notes = self._initial_model(source, weights, given, seed)
-        if weights is not None and not source.weight_total > 0:
-            raise InvalidArgument("sample_weight: the sample weights sum to 0")
+        if weights is not None:
+            if not source.weight_total > 0:
+                raise InvalidArgument("sample_weight: the sample weights sum to 0")
+            # A fit's rule on all the rows' weights (the library judges a chunk read here; the
+            # blocks are judged where they are).
+            _emix.check_largest_sample_weight(source.largest_weight)
         init_seconds = time.perf_counter() - started
         options = self._options(seed)
         options.init_model = model

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/accumulate_piece.hpp"
 #include "core/criteria.hpp"
 #include "core/em.hpp"
 #include "core/float32_rounding.hpp"
@@ -172,15 +173,14 @@ class LibraryCall {
 
 // A NumPy array that owns a vector's storage (no copy).
 template <typename T>
-nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, std::initializer_list<size_t> shape) {
+nb::ndarray<nb::numpy, T> to_numpy(std::vector<T>&& values, const std::vector<size_t>& shape) {
   auto* heap = new std::vector<T>(std::move(values));
   nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
-  return nb::ndarray<nb::numpy, T>(heap->data(), shape, owner);
+  return nb::ndarray<nb::numpy, T>(heap->data(), shape.size(), shape.data(), owner);
 }
 
 template <typename T>
-nb::ndarray<nb::numpy, T> to_numpy(const std::vector<T>& values,
-                                   std::initializer_list<size_t> shape) {
+nb::ndarray<nb::numpy, T> to_numpy(const std::vector<T>& values, const std::vector<size_t>& shape) {
   return to_numpy(std::vector<T>(values), shape);
 }
 
@@ -191,22 +191,18 @@ std::vector<double> to_vector(const std::optional<HostDoubles>& a) {
   return std::vector<double>(a->data(), a->data() + a->size());
 }
 
+// A Gaussian model's covariances, or their precision factors, in scikit-learn's shape for its
+// covariance type.
+nb::ndarray<nb::numpy, double> covariance_shaped(std::vector<double>&& values,
+                                                 const emix::Model& m) {
+  return to_numpy(std::move(values),
+                  emix::covariance_extents(m.covariance, m.n_components, m.n_features));
+}
+
 // The covariance array in scikit-learn's shape for the model's covariance type.
 nb::ndarray<nb::numpy, double> covariances_of(const emix::Model& m) {
-  const auto k = static_cast<size_t>(m.n_components);
-  const auto d = static_cast<size_t>(m.n_features);
   if (m.family != emix::Family::kGaussian) return to_numpy(std::vector<double>{}, {0});
-  switch (m.covariance) {
-    case emix::Covariance::kFull:
-      return to_numpy(m.covariances, {k, d, d});
-    case emix::Covariance::kDiag:
-      return to_numpy(m.covariances, {k, d});
-    case emix::Covariance::kSpherical:
-      return to_numpy(m.covariances, {k});
-    case emix::Covariance::kTied:
-      return to_numpy(m.covariances, {d, d});
-  }
-  return to_numpy(m.covariances, {m.covariances.size()});
+  return covariance_shaped(std::vector<double>(m.covariances), m);
 }
 
 // scikit-learn's precisions_cholesky_ (U with U U^T = Sigma^-1) of a Gaussian model in its
@@ -223,19 +219,7 @@ nb::ndarray<nb::numpy, double> precisions_cholesky_of(const emix::Model& m, int 
     const LibraryCall call;
     prepared = emix::prepare(m, options);
   }
-  const auto k = static_cast<size_t>(m.n_components);
-  const auto d = static_cast<size_t>(m.n_features);
-  switch (m.covariance) {
-    case emix::Covariance::kFull:
-      return to_numpy(std::move(prepared.prec_chol), {k, d, d});
-    case emix::Covariance::kDiag:
-      return to_numpy(std::move(prepared.prec_chol), {k, d});
-    case emix::Covariance::kSpherical:
-      return to_numpy(std::move(prepared.prec_chol), {k});
-    case emix::Covariance::kTied:
-      return to_numpy(std::move(prepared.prec_chol), {d, d});
-  }
-  return to_numpy(std::move(prepared.prec_chol), {prepared.prec_chol.size()});
+  return covariance_shaped(std::move(prepared.prec_chol), m);
 }
 
 emix::Model make_model(const std::string& family, const std::string& covariance, int n_features,
@@ -987,6 +971,20 @@ void define_module(nb::module_& m) {
       },
       nb::arg("model"), nb::arg("x"), nb::arg("engine"), nb::arg("sample_weight").none());
   m.def(
+      "accumulate_piece",
+      [](const emix::Model& model, const std::optional<std::vector<double>>& centres, const View& x,
+         const emix::EngineOptions& engine, const std::optional<HostWeights>& sample_weight) {
+        const double* weights = weights_for(x, sample_weight);
+        const LibraryCall call;
+        return emix::accumulate_piece(model, centres ? &*centres : nullptr, x.view,
+                                      engine_for(x, engine), weights);
+      },
+      nb::arg("model"), nb::arg("centres").none(), nb::arg("x"), nb::arg("engine"),
+      nb::arg("sample_weight").none(),
+      "accumulate of a piece of the rows whose weights the caller judges with all the others "
+      "(check_largest_sample_weight on the largest): a Dask block, a chunk (core/"
+      "accumulate_piece.hpp).");
+  m.def(
       "accumulate_about",
       [](const emix::Model& model, const std::vector<double>& centres, const View& x,
          const emix::EngineOptions& engine, const std::optional<HostWeights>& sample_weight) {
@@ -1168,6 +1166,8 @@ void define_module(nb::module_& m) {
         nb::arg("subnormal_total"), nb::arg("all_rows") = true,
         "The rule on sample weights (all finite and non-negative) from their totals at or above "
         "DBL_MIN and below it (core/validate.hpp).");
+  m.def("check_largest_sample_weight", &emix::check_largest_sample_weight, nb::arg("largest"),
+        "A fit's rule on the largest of all the rows' sample weights (core/validate.hpp).");
   m.def("bic_of", &emix::bic_of, nb::arg("log_likelihood"), nb::arg("parameters"),
         nb::arg("weight"), "-2 log L + p log W (core/criteria.hpp).");
   m.def("aic_of", &emix::aic_of, nb::arg("log_likelihood"), nb::arg("parameters"),

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -256,10 +257,13 @@ class ChunkedEngine final : public Engine {
     }
     if (!merged) return;
     // Unweighted, a count (exact in any order below 2^53); weighted, a sum of the weights in
-    // another order than weight_total()'s, within its rounding.
+    // another order than weight_total()'s, within the rounding of either (N eps of the total,
+    // for a block of 10^8 rows summed one by one 2e-9).
     const double expected = weight_total();
     const double got = stats[0][StatisticsLayout::kWeightSum];
-    if (!(std::abs(got - expected) <= (weighted_ ? 1e-9 * expected : 0.0))) {
+    const double rounding =
+        std::max(1e-9, 2.0 * static_cast<double>(rows_) * std::numeric_limits<double>::epsilon());
+    if (!(std::abs(got - expected) <= (weighted_ ? rounding * expected : 0.0))) {
       throw InvalidArgument("chunk source: the answers of chunk_statistics hold a weight of " +
                             number(got) + " where the chunks hold " + number(expected) +
                             " (a chunk's answer empty, though no other answer holds its rows)");

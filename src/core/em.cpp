@@ -338,8 +338,10 @@ Model EmRun::m_step(Engine& engine, const Statistics& stats, std::vector<int>* e
 }
 
 // The components of the step's model that collapsed (a singular covariance, or one at the
-// subnormals' scale), the empty ones (re-seeded already) left out. Throws where every component
-// reached the subnormals' scale at once: that is the data's scale, not a collapse.
+// subnormals' scale), the empty ones (re-seeded already) left out; a full model's factors, which
+// the check computes, are kept for the next E-step (next_prepared_). Throws where a tied
+// covariance, or every component at once, reached the subnormals' scale: that is the data's
+// scale, not a collapse.
 std::vector<int> EmRun::collapsed_in_step(const Model& next, const std::vector<int>& empty) {
   std::vector<int> singular;
   if (next.family == Family::kGaussian && next.covariance == Covariance::kFull) {

@@ -12,6 +12,7 @@
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 
+#include "core/accumulate_piece.hpp"
 #include "core/engine.hpp"
 #include "core/maximize.hpp"
 #include "core/prepared_model.hpp"
@@ -594,10 +595,11 @@ void check_model_and_statistics(const Model& model, const Statistics& statistics
   check_statistics_sizes(statistics, what);
 }
 
-// accumulate, about `centres` where given (K x D), else the model's.
+// accumulate, about `centres` where given (K x D), else the model's; the largest weight judged
+// by a fit's rule where asked.
 Statistics accumulate_centred(const Model& model, const std::vector<double>* centres,
                               const DataView& x, const EngineOptions& engine,
-                              const double* sample_weight) {
+                              const double* sample_weight, bool judge_largest_weight) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
   const auto zero = [&] {
     Statistics stats(model);
@@ -612,8 +614,8 @@ Statistics accumulate_centred(const Model& model, const std::vector<double>* cen
   validate_checked_model_for_data(model, checked, x, /*summing_squares=*/true);
   const double largest_weight = validate_sample_weight(sample_weight, x.rows, false);
   // A fit's rule for weights that flush to 0 (1e-300 moved the means by 1e-8, 1e-310 dropped
-  // the rows), for the rows at hand; all zero is allowed, a piece of the data that adds nothing.
-  if (largest_weight > 0) check_largest_sample_weight(largest_weight);
+  // the rows); all zero is allowed, a piece of the data that adds nothing.
+  if (judge_largest_weight && largest_weight > 0) check_largest_sample_weight(largest_weight);
   validate(engine);  // as predict and score check it
   PreparedModel prepared = std::move(checked.prepared);
   Statistics stats = zero();
@@ -633,16 +635,7 @@ Statistics accumulate_centred(const Model& model, const std::vector<double>* cen
   return stats;
 }
 
-}  // namespace
-
-Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
-                      const double* sample_weight) {
-  return accumulate_centred(model, nullptr, x, engine, sample_weight);
-}
-
-Statistics accumulate_about(const Model& model, const std::vector<double>& centres,
-                            const DataView& x, const EngineOptions& engine,
-                            const double* sample_weight) {
+void check_centres(const Model& model, const std::vector<double>& centres) {
   if (model.family != Family::kGaussian) {
     throw InvalidArgument(
         "accumulate_about: Bernoulli and binomial statistics are sums of x itself (not centred)");
@@ -658,7 +651,27 @@ Statistics accumulate_about(const Model& model, const std::vector<double>& centr
       throw InvalidArgument("accumulate_about: centres[" + std::to_string(i) + "] is not finite");
     }
   }
-  return accumulate_centred(model, &centres, x, engine, sample_weight);
+}
+
+}  // namespace
+
+Statistics accumulate_piece(const Model& model, const std::vector<double>* centres,
+                            const DataView& x, const EngineOptions& engine,
+                            const double* sample_weight) {
+  if (centres != nullptr) check_centres(model, *centres);
+  return accumulate_centred(model, centres, x, engine, sample_weight, false);
+}
+
+Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine,
+                      const double* sample_weight) {
+  return accumulate_centred(model, nullptr, x, engine, sample_weight, true);
+}
+
+Statistics accumulate_about(const Model& model, const std::vector<double>& centres,
+                            const DataView& x, const EngineOptions& engine,
+                            const double* sample_weight) {
+  check_centres(model, centres);
+  return accumulate_centred(model, &centres, x, engine, sample_weight, true);
 }
 
 bool scatter_lost_digits(const Model& next, const Statistics& statistics) {
@@ -689,8 +702,9 @@ Model maximize_statistics(const Model& model, const Statistics& statistics,
         "maximize: the statistics hold no weight (their N_k sum to 0): accumulate rows of "
         "positive weight first");
   }
+
   // A component that collapsed (a singular covariance without reg_covar) is returned as it is:
-  // callers re-seed it, as fit() and emix.dask do.
+  // callers re-seed it, as fit() does (emix.dask too, through it).
   return maximize(model, layout, statistics.centres().data(), statistics.values().data(), options,
                   empty);
 }

@@ -1198,3 +1198,33 @@ def test_statistics_about_given_centres_of_a_dask_array_are_the_arrays(client, d
     assert rel(blockwise.second_moments, whole.second_moments) < 1e-12
     with pytest.raises(emix.InvalidArgument, match="about has shape"):
         emix.accumulate(gm, x, about=np.zeros((7, 7)))
+
+
+def test_a_block_of_tiny_weights_beside_normal_ones_is_judged_with_them(client, data):
+    """Each block's weights were judged alone by the library's rule on the largest weight: a
+    block of weights 1e-200 beside blocks of weight 1 was refused where the in-memory
+    accumulate takes it (the review's case); all of them tiny is refused either way."""
+    gm = in_memory(data, n_components=3, random_state=0, device="cpu", max_iter=1)
+    x = da.from_array(data, chunks=(200, data.shape[1]))
+    w = np.ones(len(data))
+    w[:200] = 1e-200
+    blockwise = emix.accumulate(gm, x, sample_weight=w)
+    whole = emix.accumulate(gm, data, sample_weight=w)
+    assert rel(blockwise.counts, whole.counts) < 1e-12
+    with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
+        emix.accumulate(gm, x, sample_weight=np.full(len(data), 1e-200))
+
+
+def test_a_fit_from_a_given_start_judges_the_largest_weight_as_in_memory(client, data):
+    """With every *_init given (or warm_start) no initialisation sample judged the weights, and
+    the library judges only the chunks it reads itself: weights all 1e-302 were fitted, or
+    failed as "components kept collapsing" (the review's case)."""
+    d = data.shape[1]
+    params = dict(n_components=2, device="cpu", weights_init=[0.5, 0.5], means_init=data[:2],
+                  precisions_init=np.array([np.eye(d)] * 2))
+    w = np.full(len(data), 1e-302)
+    with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
+        emix.GaussianMixture(**params).fit(data, sample_weight=w)
+    x = da.from_array(data, chunks=(250, d))
+    with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
+        emix.dask.GaussianMixture(**params).fit(x, sample_weight=w)

@@ -327,10 +327,17 @@ def test_weights_that_flush_or_overflow_are_refused_where_statistics_are_made():
     x = overlapping_mixture(3, n=400)
     gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu"), x)
     # As fit refuses them: 1e-300 gave a step 1e-8 off the unit-weight one, 1e-310 dropped the
-    # rows (a partial_fit batch without a step).
+    # rows (a partial_fit batch without a step). Chunks are judged together, as a fit judges
+    # them: one of tiny weights beside one of normal weights is taken.
     for tiny in (1e-300, 1e-310):
         with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
             emix.accumulate(gm, x, sample_weight=np.full(len(x), tiny))
+        weights = np.concatenate([np.full(200, tiny), np.ones(len(x) - 200)])
+        chunks = emix.chunked(x, chunk_rows=200, sample_weight=weights)
+        assert emix.accumulate(gm, chunks).weight_sum == pytest.approx(len(x) - 200)
+        with pytest.raises(emix.InvalidArgument, match="sample weights are all below"):
+            emix.accumulate(gm, emix.chunked(x, chunk_rows=200,
+                                             sample_weight=np.full(len(x), tiny)))
         stream = emix.GaussianMixture(2, random_state=0, device="cpu")
         quiet_fit(stream, x)
         stream.partial_fit(x[:200])
