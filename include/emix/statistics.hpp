@@ -101,8 +101,10 @@ class Statistics {
 Statistics merge_in_order(const std::vector<Statistics>& parts);
 
 // The E-step of `model` over rows x (N x D, host or device): their statistics. sample_weight:
-// host, N non-negative values, or null for ones. Validates as fit() does. N = 0 (a rank or a
-// chunk without rows) gives zero statistics, which merge as nothing.
+// host, N non-negative values, or null for ones. Validates as fit() does, its rule on the
+// largest weight included (all below 2^-600: refused, for the rows given; all zero is taken, rows
+// that add nothing). N = 0 (a rank or a chunk without rows) gives zero statistics, which merge as
+// nothing.
 Statistics accumulate(const Model& model, const DataView& x, const EngineOptions& engine = {},
                       const double* sample_weight = nullptr);
 
