@@ -168,16 +168,10 @@ def accumulate(model, X, sample_weight=None, device=None, centres=None):
         raise InvalidArgument(f"X has {X.shape[1]} features, but the model has {m.n_features}")
     weights = mixture._weights(sample_weight, X)
     weights = None if weights is None else weights.map_blocks(_checked_weights, dtype=np.float64)
-    if weights is not None and X.shape[0] > 0:
-        # A fit's rule on the largest of all the blocks' weights (each block is a piece the
-        # library does not judge alone: one may hold only tiny weights beside normal ones).
-        largest = float(weights.max().compute())
-        if largest > 0:
-            _emix.check_largest_sample_weight(largest)
     first_rows = _first_rows(X)
     return mixture._statistics(m, list(X.to_delayed().ravel()),
                                None if weights is None else list(weights.to_delayed().ravel()),
-                               first_rows, list(X.chunks[0]), centres)
+                               first_rows, list(X.chunks[0]), centres, weights)
 
 
 def _model_state(model):
@@ -1017,19 +1011,29 @@ class _DaskMixture:
             fan_in //= 2
         return fan_in
 
-    def _statistics(self, model, blocks, weight_blocks, first_rows, rows, centres=None):
+    def _statistics(self, model, blocks, weight_blocks, first_rows, rows, centres=None,
+                    weights=None):
         """The statistics of `blocks` (delayed arrays) under `model`, about `centres` where
         given, merged in merge_in_order's tree; first_rows: each block's first row in the whole
         array, for error messages; rows: each block's rows as the array declares them
-        (checked)."""
+        (checked); weights: the Dask array weight_blocks come from, whose largest value a fit's
+        rule judges (each block is a piece the library does not judge alone: one may hold only
+        tiny weights beside normal ones), computed in the same pass."""
         state = _model_state(model)
         device = self.device
         per_block = dask.delayed(_block_statistics, pure=False)
         parts = [per_block(b, None if weight_blocks is None else weight_blocks[i], state, device,
                            first_row, i, declared, centres)
                  for i, (b, first_row, declared) in enumerate(zip(blocks, first_rows, rows))]
-        (total,) = dask.compute(tree_merge(parts, fan_in=self._fan_in(model)))
-        return _raised(total)
+        merged = tree_merge(parts, fan_in=self._fan_in(model))
+        if weights is None or weights.shape[0] == 0:
+            (total,) = dask.compute(merged)
+            return _raised(total)
+        total, largest = dask.compute(merged, weights.max())
+        total = _raised(total)  # a block's error first: it names the row
+        if largest > 0:
+            _emix.check_largest_sample_weight(float(largest))
+        return total
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit by EM over a Dask array (per-block statistics on the workers, the library's EM

@@ -776,20 +776,25 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
       }
     }
   };
+  // Each covariance type's start: the M-step of responsibilities `resp` (N x K), or of hard
+  // `labels` where resp is empty, its empty components noted and a singular start repaired.
+  const auto start_from_assignments = [&](const RowMatrix& resp, const std::vector<int>& labels) {
+    for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
+                            std::vector<std::string>* own_notes) {
+      std::vector<int> empty;
+      Model model = maximize_from_assignments(x, w, resp, labels, o, &empty);
+      note_empty(empty, notes_once);
+      repair_singular_start(model, x, w, o, own_notes);
+      return model;
+    });
+  };
   switch (options.init) {
     case Init::kKMeansPlusPlus: {
       // k-means on centred rows: squared distances then lose nothing to large offsets.
       const Eigen::RowVectorXd mean = (w.transpose() * x) / w.sum();
       const std::vector<int> labels = kmeans(
           x.rowwise() - mean, w, k, std::max(options.kmeans_iter, 0), thread_count(options), rng);
-      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
-                              std::vector<std::string>* own_notes) {
-        std::vector<int> empty;
-        Model model = maximize_from_assignments(x, w, RowMatrix(), labels, o, &empty);
-        note_empty(empty, notes_once);
-        repair_singular_start(model, x, w, o, own_notes);
-        return model;
-      });
+      start_from_assignments(RowMatrix(), labels);
       return out;
     }
     case Init::kRandom: {
@@ -800,14 +805,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
         for (int c = 0; c < k; ++c) resp(i, c) = uniform(rng);
       }
       resp.array().colwise() /= resp.rowwise().sum().array();
-      for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
-                              std::vector<std::string>* own_notes) {
-        std::vector<int> empty;
-        Model model = maximize_from_assignments(x, w, resp, {}, o, &empty);
-        note_empty(empty, notes_once);
-        repair_singular_start(model, x, w, o, own_notes);
-        return model;
-      });
+      start_from_assignments(resp, {});
       return out;
     }
     case Init::kRandomFromData: {
@@ -829,14 +827,7 @@ std::vector<InitialModel> initialize_each(Engine& engine, std::int64_t n_rows, i
         for (int c = 0; c < k; ++c) seeds.row(c) = centred.row(candidates[c]);
         const std::vector<int> labels = lloyd(centred, centred.rowwise().squaredNorm(), w,
                                               std::move(seeds), 0, thread_count(options));
-        for_each_covariance([&](const FitOptions& o, std::vector<std::string>* notes_once,
-                                std::vector<std::string>* own_notes) {
-          std::vector<int> empty;
-          Model model = maximize_from_assignments(x, w, RowMatrix(), labels, o, &empty);
-          note_empty(empty, notes_once);
-          repair_singular_start(model, x, w, o, own_notes);
-          return model;
-        });
+        start_from_assignments(RowMatrix(), labels);
         return out;
       }
       // Bernoulli and binomial: each component halfway between a random row and the data.
