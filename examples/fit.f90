@@ -45,7 +45,11 @@ program fit_fortran
   integer :: i, c, k, found
   integer(c_int64_t) :: size
   integer(c_int8_t), allocatable, target :: bytes(:)
-  real(c_double) :: log_likelihood, weight_sum
+  real(c_double) :: log_likelihood, weight_sum, log_likelihood_about, stepped_means(2, 3)
+  real(c_double) :: bic, bic_of_weights
+  real(c_double), target :: weights(n)
+  type(c_ptr) :: about
+  integer(c_int) :: lost
   character(len=64) :: path = "fit_fortran_model.json"  ! blank-padded: emix trims it
   integer(c_int), target :: stop_at = 2
 
@@ -103,6 +107,28 @@ program fit_fortran
   call check(emix_statistics_totals(merged, log_likelihood, weight_sum))
   call check(emix_maximize(model, merged, c_null_ptr, stepped))
   print '(a, f10.6)', 'map / reduce: mean log-likelihood ', log_likelihood / weight_sum
+  ! A step whose means moved far (by much more than their spread) loses the covariances' digits;
+  ! the exact step accumulates the same rows again about the new means. Here they barely moved,
+  ! and the statistics about them hold the same log-likelihood.
+  call check(emix_scatter_lost_digits(stepped, merged, lost))
+  call check(emix_model_get_means(stepped, stepped_means))
+  call check(emix_accumulate_about(model, c_null_ptr, stepped_means, c_loc(x), &
+                                   int(n, c_int64_t), 2_c_int64_t, EMIX_FLOAT64, EMIX_HOST, &
+                                   c_null_ptr, about))
+  call check(emix_statistics_totals(about, log_likelihood_about, weight_sum))
+  call emix_statistics_destroy(about)
+  print '(a, i0)', 'the step lost covariance digits: ', lost
+  if (lost /= 0 .or. abs(log_likelihood_about - log_likelihood) > 1d-9 * abs(log_likelihood)) &
+    error stop 1
+
+  ! BIC counting each row by its weight: weights of 1 count every row once.
+  weights = 1
+  call check(emix_bic(model, c_null_ptr, c_loc(x), int(n, c_int64_t), 2_c_int64_t, &
+                      EMIX_FLOAT64, EMIX_HOST, bic))
+  call check(emix_bic_weighted(model, c_null_ptr, c_loc(x), int(n, c_int64_t), 2_c_int64_t, &
+                               EMIX_FLOAT64, EMIX_HOST, c_loc(weights), bic_of_weights))
+  print '(a, f12.3, a, f12.3)', 'BIC ', bic, ', of weights 1: ', bic_of_weights
+  if (abs(bic_of_weights - bic) > 1d-9 * abs(bic)) error stop 1
 
   ! Choosing K: K = 1..5 with full and diagonal covariances, scored by BIC (covariance types
   ! as EMIX_FULL, EMIX_DIAG, ...; an empty array and 0 would try all four).

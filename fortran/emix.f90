@@ -523,6 +523,30 @@ module emix
       integer(c_int) :: status
     end function
 
+    ! As emix_bic / emix_aic, each row counted by its weight (sample_weight: c_loc(w) or
+    ! c_null_ptr).
+    function emix_bic_weighted(model, options, x, rows, cols, dtype, memory, sample_weight, &
+        bic) bind(c, name="emix_bic_weighted") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight
+      real(c_double), intent(out) :: bic
+      integer(c_int) :: status
+    end function
+
+    function emix_aic_weighted(model, options, x, rows, cols, dtype, memory, sample_weight, &
+        aic) bind(c, name="emix_aic_weighted") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options, x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight
+      real(c_double), intent(out) :: aic
+      integer(c_int) :: status
+    end function
+
     ! The statistics API: EM as map (accumulate) / reduce (merge) / M-step (maximize), for a
     ! code that holds its data in pieces (out of core, or over its own ranks).
     function emix_accumulate(model, options, x, rows, cols, dtype, memory, sample_weight, &
@@ -588,6 +612,30 @@ module emix
       import :: c_int, c_ptr
       type(c_ptr), value :: model, statistics, options  ! options may be c_null_ptr
       type(c_ptr), intent(out) :: next
+      integer(c_int) :: status
+    end function
+
+    ! lost = 1 where the statistics' move to next's means rounded away digits of its
+    ! covariances; the exact step then accumulates the same rows about next's means
+    ! (emix_accumulate_about, centres(D, K) as emix_model_get_means gives them).
+    function emix_scatter_lost_digits(next, statistics, lost) &
+        bind(c, name="emix_scatter_lost_digits") result(status)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: next, statistics
+      integer(c_int), intent(out) :: lost
+      integer(c_int) :: status
+    end function
+
+    function emix_accumulate_about(model, options, centres, x, rows, cols, dtype, memory, &
+        sample_weight, statistics) bind(c, name="emix_accumulate_about") result(status)
+      import :: c_double, c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: model, options
+      real(c_double), intent(in) :: centres(*)
+      type(c_ptr), value :: x
+      integer(c_int64_t), value :: rows, cols
+      integer(c_int), value :: dtype, memory
+      type(c_ptr), value :: sample_weight
+      type(c_ptr), intent(out) :: statistics
       integer(c_int) :: status
     end function
 
@@ -696,7 +744,8 @@ module emix
     emix_model_n_parameters, emix_model_warning_count, emix_model_warning, emix_fit, &
     emix_fit_mpi_f, emix_mpi_shard, emix_status_name, &
     emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic, &
-    emix_accumulate, emix_statistics_destroy, emix_statistics_merge, emix_statistics_totals, &
+    emix_bic_weighted, emix_aic_weighted, emix_accumulate, emix_accumulate_about, &
+    emix_scatter_lost_digits, emix_statistics_destroy, emix_statistics_merge, emix_statistics_totals, &
     emix_statistics_entropy, emix_statistics_serialize, emix_statistics_deserialize, &
     emix_maximize, emix_select, emix_select_mpi_f, emix_selection_destroy, &
     emix_selection_summary, emix_selection_candidate, emix_selection_model, &

@@ -8,12 +8,14 @@
 #include <xmmintrin.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -161,6 +163,45 @@ TEST_P(CapiFit, EqualsTheCppFitAndEvaluations) {
   ASSERT_EQ(emix_aic(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, &value),
             EMIX_OK);
   EXPECT_EQ(value, aic(m, view));
+
+  // Weighted criteria count a row of weight 2 as the row twice: the first 400 rows weighted 2,
+  // the rest 0, against those rows written out twice. The sums of log L run in another order:
+  // equal to 1e-12 relative (800 terms of size 10 summed in double lose about 1e-13).
+  std::vector<double> weights(800, 0.0);
+  std::fill(weights.begin(), weights.begin() + 400, 2.0);
+  std::vector<double> twice(data.x.begin(), data.x.begin() + 400 * 4);
+  twice.insert(twice.end(), data.x.begin(), data.x.begin() + 400 * 4);
+  using Criterion = emix_status (*)(const emix_model*, const emix_options*, const void*, int64_t,
+                                    int64_t, int, int, double*);
+  using WeightedCriterion = emix_status (*)(const emix_model*, const emix_options*, const void*,
+                                            int64_t, int64_t, int, int, const double*, double*);
+  const std::vector<std::pair<Criterion, WeightedCriterion>> criteria = {
+      {emix_bic, emix_bic_weighted}, {emix_aic, emix_aic_weighted}};
+  for (const auto& [unweighted, weighted] : criteria) {
+    double of_weights = 0, of_repeats = 0, of_rows = 0;
+    ASSERT_EQ(weighted(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST,
+                       weights.data(), &of_weights),
+              EMIX_OK)
+        << emix_last_error();
+    ASSERT_EQ(
+        unweighted(model, nullptr, twice.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, &of_repeats),
+        EMIX_OK);
+    EXPECT_NEAR(of_weights, of_repeats, 1e-12 * std::abs(of_repeats));
+    ASSERT_EQ(unweighted(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, &of_rows),
+              EMIX_OK);
+    EXPECT_NE(of_weights, of_rows);  // the weights reached the criterion
+    ASSERT_EQ(weighted(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST, nullptr,
+                       &of_weights),
+              EMIX_OK);
+    EXPECT_EQ(of_weights, of_rows);
+    weights[7] = -1;
+    EXPECT_EQ(weighted(model, nullptr, data.x.data(), 800, 4, EMIX_FLOAT64, EMIX_HOST,
+                       weights.data(), &of_weights),
+              EMIX_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(emix_last_error()).find("row 8 is -1"), std::string::npos)
+        << emix_last_error();
+    weights[7] = 2;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryFamily, CapiFit,

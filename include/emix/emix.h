@@ -267,12 +267,20 @@ emix_status emix_score_samples(const emix_model* model, const emix_options* opti
 emix_status emix_score(const emix_model* model, const emix_options* options, const void* x,
                        int64_t rows, int64_t cols, int dtype, int memory,
                        const double* sample_weight, double* score);
-/* -2 log L + p log N and -2 log L + 2 p, of unweighted rows (a weighted selection's table, and
- * the C++ and Python bic / aic given sample weights, count log L and N by the weights). */
+/* -2 log L + p log N and -2 log L + 2 p, of unweighted rows. */
 emix_status emix_bic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* bic);
 emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* aic);
+/* The same of weighted rows: log L and N count each row by its weight, as repetitions (a row of
+ * weight 2 counts as the row twice), as emix_fit's and emix_select's do. sample_weight: host,
+ * `rows` non-negative values, or NULL for emix_bic / emix_aic. */
+emix_status emix_bic_weighted(const emix_model* model, const emix_options* options, const void* x,
+                              int64_t rows, int64_t cols, int dtype, int memory,
+                              const double* sample_weight, double* bic);
+emix_status emix_aic_weighted(const emix_model* model, const emix_options* options, const void* x,
+                              int64_t rows, int64_t cols, int dtype, int memory,
+                              const double* sample_weight, double* aic);
 
 /* ---- Sufficient statistics (emix/statistics.hpp) ---------------------------------------------
  * The E-step's sums over some rows under one model: what out-of-core, distributed and online

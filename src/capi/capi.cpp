@@ -151,6 +151,19 @@ emix_status evaluate_into(const char* fn, const emix_model* model, const emix_op
   });
 }
 
+// emix_bic, emix_aic and their weighted forms; criterion is bic_checked or aic_checked.
+template <typename Criterion>
+emix_status information_criterion(const char* fn, Criterion criterion, const emix_model* model,
+                                  const emix_options* options, const void* x, int64_t rows,
+                                  int64_t cols, int dtype, int memory, const double* sample_weight,
+                                  double* out) {
+  return evaluate(fn, model, x, rows, cols, dtype, memory, out, [&](const DataView& view) {
+    const EngineOptions engine = engine_of(options);
+    *out =
+        criterion(model->model, checked_model_of(model, engine).get(), view, engine, sample_weight);
+  });
+}
+
 }  // namespace
 
 Covariance covariance_of(int value) {
@@ -270,6 +283,7 @@ using emix::capi::copy_array;
 using emix::capi::evaluate;
 using emix::capi::evaluate_into;
 using emix::capi::guarded;
+using emix::capi::information_criterion;
 using emix::capi::require;
 
 extern "C" {
@@ -601,24 +615,30 @@ emix_status emix_score(const emix_model* model, const emix_options* options, con
       });
 }
 
+emix_status emix_bic_weighted(const emix_model* model, const emix_options* options, const void* x,
+                              int64_t rows, int64_t cols, int dtype, int memory,
+                              const double* sample_weight, double* bic) {
+  return information_criterion("emix_bic_weighted", &emix::bic_checked, model, options, x, rows,
+                               cols, dtype, memory, sample_weight, bic);
+}
+
+emix_status emix_aic_weighted(const emix_model* model, const emix_options* options, const void* x,
+                              int64_t rows, int64_t cols, int dtype, int memory,
+                              const double* sample_weight, double* aic) {
+  return information_criterion("emix_aic_weighted", &emix::aic_checked, model, options, x, rows,
+                               cols, dtype, memory, sample_weight, aic);
+}
+
 emix_status emix_bic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* bic) {
-  return evaluate(
-      "emix_bic", model, x, rows, cols, dtype, memory, bic, [&](const emix::DataView& view) {
-        const emix::EngineOptions engine = emix::capi::engine_of(options);
-        *bic = emix::bic_checked(model->model, emix::capi::checked_model_of(model, engine).get(),
-                                 view, engine);
-      });
+  return information_criterion("emix_bic", &emix::bic_checked, model, options, x, rows, cols, dtype,
+                               memory, nullptr, bic);
 }
 
 emix_status emix_aic(const emix_model* model, const emix_options* options, const void* x,
                      int64_t rows, int64_t cols, int dtype, int memory, double* aic) {
-  return evaluate(
-      "emix_aic", model, x, rows, cols, dtype, memory, aic, [&](const emix::DataView& view) {
-        const emix::EngineOptions engine = emix::capi::engine_of(options);
-        *aic = emix::aic_checked(model->model, emix::capi::checked_model_of(model, engine).get(),
-                                 view, engine);
-      });
+  return information_criterion("emix_aic", &emix::aic_checked, model, options, x, rows, cols, dtype,
+                               memory, nullptr, aic);
 }
 
 }  // extern "C"
