@@ -224,15 +224,8 @@ int run_fit(const FitArgs& a) {
   options.covariance = covariance;
   options.trials = trials;
   options.init = init;
-  options.kmeans_iter = a.kmeans_iter;
   options.fixed_weights = a.fixed_weights;
-  options.n_init = a.n_init;
-  options.max_iter = a.max_iter;
-  options.tol = a.tol;
-  options.reg_covar = a.reg_covar;
-  options.prob_epsilon = a.prob_epsilon;
-  options.seed = a.seed;
-  options.engine = engine_options(a.data);
+  a.copy_into(options);
   // The library's own word for this limit names init_max_rows, an option the program does not
   // have: the initialisation draws the K starting points from a sample of that many rows.
   on_every_rank([&] {

@@ -116,6 +116,69 @@ MemoryMapFlags add_memory_map_options(CLI::App* app, std::int64_t& map_chunk_row
   return flags;
 }
 
+// The mapping flags and the data options of a command that reads INPUT.
+MemoryMapFlags add_input_options(CLI::App* app, emix::cli::InputArgs& args, const char* mapped) {
+  const MemoryMapFlags flags = add_memory_map_options(app, args.map_chunk_rows, mapped);
+  add_data_options(app, args.data);
+  return flags;
+}
+
+// The flags of emix::cli::EmArgs, shared by fit and select; read_into() completes the arguments
+// after parsing.
+struct EmFlags {
+  CLI::Option* family = nullptr;
+  CLI::Option* trials = nullptr;
+  CLI::Option* init = nullptr;
+  CLI::Option* kmeans_iter = nullptr;
+  CLI::Option* reg_covar = nullptr;
+  CLI::Option* prob_epsilon = nullptr;
+  std::string seed;
+
+  // Which flags were given, and the seed (an emix::Error where it is no seed).
+  void read_into(emix::cli::EmArgs& args) const {
+    args.seed = emix::cli::parse_seed(seed, "--seed");
+    args.trials_given = trials->count() > 0;
+    args.kmeans_iter_given = kmeans_iter->count() > 0;
+    args.reg_covar_given = reg_covar->count() > 0;
+    args.prob_epsilon_given = prob_epsilon->count() > 0;
+    if (args.family == "binomial") args.data.binomial_trials = args.trials;
+  }
+};
+
+EmFlags add_em_options(CLI::App* app, emix::cli::EmArgs& args, const std::string& n_init_help) {
+  EmFlags flags;
+  flags.seed = std::to_string(args.seed);
+  flags.family = app->add_option("--family", args.family, "mixture family")
+                     ->check(CLI::IsMember(kFamilies))
+                     ->capture_default_str();
+  flags.trials =
+      app->add_option("--trials", args.trials, "binomial: trials per entry (counts in 0..M)");
+  flags.init = app->add_option("--init", args.init, "initialisation")
+                   ->check(CLI::IsMember(kInits))
+                   ->capture_default_str();
+  flags.kmeans_iter =
+      app->add_option("--kmeans-iter", args.kmeans_iter,
+                      "kmeans++: k-means steps after the seeding (0: the seeding alone, each "
+                      "row assigned to its nearest seed, as the Python package's "
+                      "init_params='k-means++'; scikit-learn's starts from the seed rows alone)")
+          ->capture_default_str();
+  app->add_option("--sample-weight", args.sample_weight,
+                  "per-row weights (N values, .npy or text), acting as repetition counts");
+  app->add_option("--n-init", args.n_init, n_init_help)->capture_default_str();
+  add_max_iter_option(app, args.max_iter);
+  app->add_option("--tol", args.tol,
+                  "stop when the mean log-likelihood changes by less (0: run --max-iter)")
+      ->capture_default_str();
+  flags.reg_covar =
+      app->add_option("--reg-covar", args.reg_covar, "Gaussian: added to covariance diagonals")
+          ->capture_default_str();
+  flags.prob_epsilon = app->add_option("--prob-epsilon", args.prob_epsilon,
+                                       "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
+                           ->capture_default_str();
+  app->add_option("--seed", flags.seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
+  return flags;
+}
+
 // One line, at most about 1,000 characters, printable: a message may quote a file name or a
 // command-line value, and neither may break the one-line rule or send a terminal control bytes.
 std::string one_printable_line(const std::string& message) {
@@ -423,74 +486,28 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("emix ") + emix::kVersion);
   app.require_subcommand(1);
 
-  const emix::FitOptions defaults;
   emix::cli::FitArgs fit_args;
-  fit_args.n_init = defaults.n_init;
-  fit_args.kmeans_iter = defaults.kmeans_iter;
-  fit_args.max_iter = defaults.max_iter;
-  fit_args.tol = defaults.tol;
-  fit_args.reg_covar = defaults.reg_covar;
-  fit_args.prob_epsilon = defaults.prob_epsilon;
-  std::string fit_seed = std::to_string(defaults.seed);
   CLI::App* fit = app.add_subcommand("fit", "fit a mixture to INPUT and write MODEL.json");
   fit->add_option("INPUT", fit_args.input, "data: .npy, CSV / whitespace text, or raw binary")
       ->required();
   CLI::Option* k_opt = fit->add_option("-k,--n-components", fit_args.k,
                                        "number of components (default: the init model's)");
-  CLI::Option* family_opt = fit->add_option("--family", fit_args.family, "mixture family")
-                                ->check(CLI::IsMember(kFamilies))
-                                ->capture_default_str();
   CLI::Option* covariance_opt =
       fit->add_option("--covariance", fit_args.covariance, "Gaussian covariance type")
           ->check(CLI::IsMember(kCovariances))
-          ->capture_default_str();
-  CLI::Option* trials_opt =
-      fit->add_option("--trials", fit_args.trials, "binomial: trials per entry (counts in 0..M)");
-  CLI::Option* fit_init = fit->add_option("--init", fit_args.init, "initialisation")
-                              ->check(CLI::IsMember(kInits))
-                              ->capture_default_str();
-  CLI::Option* fit_kmeans_iter =
-      fit->add_option("--kmeans-iter", fit_args.kmeans_iter,
-                      "kmeans++: k-means steps after the seeding (0: the seeding alone, each "
-                      "row assigned to its nearest seed, as the Python package's "
-                      "init_params='k-means++'; scikit-learn's starts from the seed rows alone)")
           ->capture_default_str();
   fit->add_option("--init-model", fit_args.init_model,
                   "start from this model, used exactly as given (not with --init, "
                   "--kmeans-iter or --n-init above 1)");
   fit->add_flag("--fixed-weights", fit_args.fixed_weights, "keep the initial mixing weights");
-  fit->add_option("--sample-weight", fit_args.sample_weight,
-                  "per-row weights (N values, .npy or text), acting as repetition counts");
-  fit->add_option("--n-init", fit_args.n_init, "restarts; the best log-likelihood wins")
-      ->capture_default_str();
-  add_max_iter_option(fit, fit_args.max_iter);
-  fit->add_option("--tol", fit_args.tol,
-                  "stop when the mean log-likelihood changes by less (0: run --max-iter)")
-      ->capture_default_str();
-  CLI::Option* fit_reg_covar =
-      fit->add_option("--reg-covar", fit_args.reg_covar, "Gaussian: added to covariance diagonals")
-          ->capture_default_str();
-  CLI::Option* fit_prob_epsilon =
-      fit->add_option("--prob-epsilon", fit_args.prob_epsilon,
-                      "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
-          ->capture_default_str();
-  fit->add_option("--seed", fit_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
+  const EmFlags fit_em = add_em_options(fit, fit_args, "restarts; the best log-likelihood wins");
   fit->add_option("-o,--output", fit_args.output, "the fitted model (JSON)")->required();
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
   fit->add_option("--responsibilities", fit_args.responsibilities,
                   "also write the N x K responsibilities (float64 .npy)");
-  const MemoryMapFlags fit_map =
-      add_memory_map_options(fit, fit_args.map_chunk_rows, "instead of into memory");
-  add_data_options(fit, fit_args.data);
+  const MemoryMapFlags fit_map = add_input_options(fit, fit_args, "instead of into memory");
 
   emix::cli::SelectArgs select_args;
-  select_args.n_init = defaults.n_init;
-  select_args.kmeans_iter = defaults.kmeans_iter;
-  select_args.max_iter = defaults.max_iter;
-  select_args.tol = defaults.tol;
-  select_args.reg_covar = defaults.reg_covar;
-  select_args.prob_epsilon = defaults.prob_epsilon;
-  std::string select_seed = std::to_string(defaults.seed);
   CLI::App* select = app.add_subcommand(
       "select",
       "fit a grid of numbers of components x covariance types in shared passes over INPUT, print "
@@ -510,38 +527,7 @@ int main(int argc, char** argv) {
   select->add_option("--criterion", select_args.criterion, "what picks the best model (lowest)")
       ->check(CLI::IsMember({"bic", "aic", "icl"}))
       ->capture_default_str();
-  select->add_option("--family", select_args.family, "mixture family")
-      ->check(CLI::IsMember(kFamilies))
-      ->capture_default_str();
-  CLI::Option* select_trials = select->add_option("--trials", select_args.trials,
-                                                  "binomial: trials per entry (counts in 0..M)");
-  select->add_option("--init", select_args.init, "initialisation")
-      ->check(CLI::IsMember(kInits))
-      ->capture_default_str();
-  CLI::Option* select_kmeans_iter =
-      select
-          ->add_option("--kmeans-iter", select_args.kmeans_iter,
-                       "kmeans++: k-means steps after the seeding (0: the seeding alone)")
-          ->capture_default_str();
-  select->add_option("--sample-weight", select_args.sample_weight,
-                     "per-row weights (N values, .npy or text), acting as repetition counts");
-  select->add_option("--n-init", select_args.n_init, "restarts of each candidate")
-      ->capture_default_str();
-  add_max_iter_option(select, select_args.max_iter);
-  select
-      ->add_option("--tol", select_args.tol,
-                   "stop when the mean log-likelihood changes by less (0: run --max-iter)")
-      ->capture_default_str();
-  CLI::Option* select_reg_covar = select
-                                      ->add_option("--reg-covar", select_args.reg_covar,
-                                                   "Gaussian: added to covariance diagonals")
-                                      ->capture_default_str();
-  CLI::Option* select_prob_epsilon =
-      select
-          ->add_option("--prob-epsilon", select_args.prob_epsilon,
-                       "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
-          ->capture_default_str();
-  select->add_option("--seed", select_seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
+  const EmFlags select_em = add_em_options(select, select_args, "restarts of each candidate");
   select->add_option("-o,--output", select_args.output,
                      "the best model (JSON, as emix fit -o writes it)");
   select->add_option("--table", select_args.table,
@@ -555,9 +541,8 @@ int main(int argc, char** argv) {
   select->add_option("--plot-height", select_args.plot_height, "plot height, pixels")
       ->needs(plot_opt)
       ->capture_default_str();
-  const MemoryMapFlags select_map = add_memory_map_options(select, select_args.map_chunk_rows,
-                                                           "each chunk serving every candidate");
-  add_data_options(select, select_args.data);
+  const MemoryMapFlags select_map =
+      add_input_options(select, select_args, "each chunk serving every candidate");
   // select's table goes to stdout, and --quiet leaves it out too.
   select->get_option("--quiet")->description(
       "no table, progress or summary (warnings still print)");
@@ -570,18 +555,15 @@ int main(int argc, char** argv) {
   predict->add_option("-o,--output", predict_args.output, "labels (int32 .npy)")->required();
   predict->add_flag("--proba", predict_args.proba,
                     "write the N x K responsibilities (float64) instead of labels");
-  const MemoryMapFlags predict_map = add_memory_map_options(predict, predict_args.map_chunk_rows,
-                                                            "the results streamed to their file");
-  add_data_options(predict, predict_args.data);
+  const MemoryMapFlags predict_map =
+      add_input_options(predict, predict_args, "the results streamed to their file");
 
   emix::cli::ScoreArgs score_args;
   CLI::App* score =
       app.add_subcommand("score", "print the mean log-likelihood per row of INPUT under MODEL");
   score->add_option("MODEL", score_args.model, "model file (JSON)")->required();
   score->add_option("INPUT", score_args.input, "data")->required();
-  const MemoryMapFlags score_map =
-      add_memory_map_options(score, score_args.map_chunk_rows, "summed chunk by chunk");
-  add_data_options(score, score_args.data);
+  const MemoryMapFlags score_map = add_input_options(score, score_args, "summed chunk by chunk");
 
   emix::cli::GenerateArgs gen_args;
   CLI::App* generate = app.add_subcommand(
@@ -661,19 +643,15 @@ int main(int argc, char** argv) {
   try {
     if (*fit) {
       try {
-        fit_args.seed = emix::cli::parse_seed(fit_seed, "--seed");
+        fit_em.read_into(fit_args);
       } catch (const emix::Error& e) {
         return report_error(e.what(), 2, true);  // the command line's, alike on every rank
       }
       fit_args.k_given = k_opt->count() > 0;
-      fit_args.family_given = family_opt->count() > 0;
+      fit_args.family_given = fit_em.family->count() > 0;
       fit_args.covariance_given = covariance_opt->count() > 0;
-      fit_args.trials_given = trials_opt->count() > 0;
-      fit_args.reg_covar_given = fit_reg_covar->count() > 0;
-      fit_args.prob_epsilon_given = fit_prob_epsilon->count() > 0;
+      fit_args.init_given = fit_em.init->count() > 0;
       fit_args.memory_map = fit_map.memory_map();
-      fit_args.kmeans_iter_given = fit_kmeans_iter->count() > 0;
-      fit_args.init_given = fit_init->count() > 0;
       // Under mpirun only rank 0 writes, and its refusal must reach every rank: run_fit checks.
       if (!emix::cli::mpi_active()) {
         emix::cli::refuse_binary_on_terminal(
@@ -691,21 +669,16 @@ int main(int argc, char** argv) {
       } catch (const emix::Error& e) {
         return report_error(e.what(), 2, true);  // the command line's, alike on every rank
       }
-      if (fit_args.family == "binomial") fit_args.data.binomial_trials = fit_args.trials;
       return with_output_checked(emix::cli::run_fit(fit_args));
     }
     if (*select) {
       try {
-        select_args.seed = emix::cli::parse_seed(select_seed, "--seed");
+        select_em.read_into(select_args);
       } catch (const emix::Error& e) {
         return report_error(e.what(), 2, true);  // the command line's, alike on every rank
       }
-      select_args.trials_given = select_trials->count() > 0;
       select_args.covariance_given = select_covariance->count() > 0;
-      select_args.reg_covar_given = select_reg_covar->count() > 0;
-      select_args.prob_epsilon_given = select_prob_epsilon->count() > 0;
       select_args.memory_map = select_map.memory_map();
-      select_args.kmeans_iter_given = select_kmeans_iter->count() > 0;
       // --table names its format by its extension, so it has no "-". Under mpirun only rank 0
       // writes, and its refusal must reach every rank: run_select checks.
       if (!emix::cli::mpi_active()) {
@@ -718,7 +691,6 @@ int main(int argc, char** argv) {
       } catch (const emix::Error& e) {
         return report_error(e.what(), 2, true);  // the command line's, alike on every rank
       }
-      if (select_args.family == "binomial") select_args.data.binomial_trials = select_args.trials;
       return with_output_checked(emix::cli::run_select(select_args));
     }
     // Under mpirun only `fit` and `select` are distributed; every other command runs once, on

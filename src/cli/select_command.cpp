@@ -342,14 +342,7 @@ void check_command_line(const SelectArgs& a, SelectOptions& options) {
   if (a.kmeans_iter_given && fit.init != Init::kKMeansPlusPlus) {
     throw InvalidArgument("--kmeans-iter applies to --init kmeans++ only");
   }
-  fit.kmeans_iter = a.kmeans_iter;
-  fit.n_init = a.n_init;
-  fit.max_iter = a.max_iter;
-  fit.tol = a.tol;
-  fit.reg_covar = a.reg_covar;
-  fit.prob_epsilon = a.prob_epsilon;
-  fit.seed = a.seed;
-  fit.engine = engine_options(a.data);
+  a.copy_into(fit);
   {
     FitOptions check = fit;  // every value once, with the grid's largest K
     check.n_components =
