@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -16,11 +17,15 @@ namespace {
 
 using emix::argmax_strided;
 using emix::log_binomial_coefficient;
-using emix::log_sum_exp_strided;
 using emix::responsibility;
 using emix::weighted_log_prob;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// log sum_k exp(v[k * stride]), as the engines compose it.
+double log_sum_exp_strided(const double* v, int n, std::int64_t stride) {
+  return emix::log_sum_exp_value(emix::log_sum_exp_parts(v, n, stride));
+}
 
 double lse(const std::vector<double>& v) {
   return log_sum_exp_strided(v.data(), static_cast<int>(v.size()), 1);

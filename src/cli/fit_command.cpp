@@ -29,14 +29,31 @@ namespace emix::cli {
 
 namespace {
 
-// What only the command line decides: -k or --init-model (--trials against its family is
-// checked once the family is known, in run_fit). Option values themselves are checked by the
-// library (emix::validate) once the options are built.
-void check_flags(const FitArgs& a) {
+// What only the command line decides: -k or --init-model, and the flags that cannot go with
+// --init-model or with another --init (--trials against its family is checked once the family
+// is known, in fit_options). Option values themselves are checked by the library
+// (emix::validate) once the options are built.
+void check_flags(const FitArgs& a, Init init) {
   if (!a.k_given && a.init_model.empty()) {
     throw InvalidArgument(
         "-k K is required (the number of components), unless --init-model gives the model to "
         "start from");
+  }
+  if (a.kmeans_iter_given && (init != Init::kKMeansPlusPlus || !a.init_model.empty())) {
+    throw InvalidArgument("--kmeans-iter applies to --init kmeans++ only" +
+                          std::string(a.init_model.empty() ? "" : ", not to --init-model"));
+  }
+  // The model given is the start: an --init beside it was ignored, and restarts all ran the
+  // same fit ("best of 5 inits: #1").
+  if (!a.init_model.empty() && a.init_given) {
+    throw InvalidArgument("--init " + a.init +
+                          " does not apply with --init-model (the model "
+                          "given is the start)");
+  }
+  if (!a.init_model.empty() && a.n_init > 1) {
+    throw InvalidArgument("--n-init " + std::to_string(a.n_init) +
+                          " with --init-model: every restart would start from the same model "
+                          "and end alike");
   }
 }
 
@@ -133,72 +150,51 @@ FitReport fit_mapped(io::MappedNpy& source, const FitOptions& options, const dou
   return naming_files(files, [&] { return fit(source, options); });
 }
 
-}  // namespace
+// The outputs of rank 0 (of the only process without mpirun), each opened (its temporary
+// created) before the slow work, so that an output that cannot be written fails now rather than
+// after the fit; the model is staged last so that it is also renamed into place last.
+struct FitOutputs {
+  StagedOutputs staged;
+  std::vector<std::string> written;
+  io::OutputFile* labels = nullptr;
+  io::OutputFile* responsibilities = nullptr;
+  io::OutputFile* model = nullptr;
+};
 
-int run_fit(const FitArgs& a) {
-  on_every_rank([&] {  // --device gpu is checked against each rank's own machine
-    validate(a.data);
-    check_flags(a);
-  });
+void stage_outputs(const FitArgs& a, bool distributed, FitOutputs& out) {
+  if (distributed) {  // a "-" is /dev/stdout by now, which rank 0 writes
+    refuse_binary_on_terminal(
+        {{"--labels", a.labels, ".npy"}, {"--responsibilities", a.responsibilities, ".npy"}});
+  }
+  out.staged.add_input(a.input, "INPUT");
+  out.staged.add_input(a.init_model, "--init-model", "-o");  // refining a model in place
+  out.staged.add_input(a.sample_weight, "--sample-weight");
+  // Each name is checked after stage(), whose refusal to overwrite an input matters more; a
+  // refused name's temporary is removed with the others.
+  if (!a.labels.empty()) {
+    out.labels = &out.staged.stage(a.labels, "--labels");
+    require_output_extension(a.labels, "--labels", ".npy", "a NumPy int32 array");
+    out.written.push_back(a.labels);
+  }
+  if (!a.responsibilities.empty()) {
+    out.responsibilities = &out.staged.stage(a.responsibilities, "--responsibilities");
+    require_output_extension(a.responsibilities, "--responsibilities", ".npy",
+                             "a NumPy float64 array");
+    out.written.push_back(a.responsibilities);
+  }
+  out.model = &out.staged.stage(a.output, "-o");
+  require_output_extension(a.output, "-o", ".json", "a JSON model file");
+  out.written.push_back(a.output);
+}
+
+// The fit's options: the flags, reconciled with --init-model, and every value checked before
+// the data are read (a bad --max-iter does not wait for a large INPUT to load). On every rank
+// alike.
+FitOptions fit_options(const FitArgs& a, Init init) {
   Family family = parse_family(a.family);
   Covariance covariance = parse_covariance(a.covariance);
-  const Init init = parse_init(a.init);
-  if (a.kmeans_iter_given && (init != Init::kKMeansPlusPlus || !a.init_model.empty())) {
-    throw InvalidArgument("--kmeans-iter applies to --init kmeans++ only" +
-                          std::string(a.init_model.empty() ? "" : ", not to --init-model"));
-  }
-  // The model given is the start: an --init beside it was ignored, and restarts all ran the
-  // same fit ("best of 5 inits: #1").
-  if (!a.init_model.empty() && a.init_given) {
-    throw InvalidArgument("--init " + a.init +
-                          " does not apply with --init-model (the model "
-                          "given is the start)");
-  }
-  if (!a.init_model.empty() && a.n_init > 1) {
-    throw InvalidArgument("--n-init " + std::to_string(a.n_init) +
-                          " with --init-model: every restart would start from the same model "
-                          "and end alike");
-  }
   int k = a.k;
   int trials = a.trials;
-  const bool distributed = mpi_active();
-  const bool root = mpi_rank() == 0;  // under mpirun, the rank that writes and reports
-
-  // Every output is opened (its temporary created) before the slow work, so an output that
-  // cannot be written fails now rather than after the fit; the model is staged last so that it
-  // is also renamed into place last.
-  StagedOutputs outputs;
-  std::vector<std::string> written;
-  io::OutputFile* labels_out = nullptr;
-  io::OutputFile* resp_out = nullptr;
-  io::OutputFile* model_out = nullptr;
-  on_every_rank([&] {
-    if (!root) return;
-    if (distributed) {  // a "-" is /dev/stdout by now, which rank 0 writes
-      refuse_binary_on_terminal(
-          {{"--labels", a.labels, ".npy"}, {"--responsibilities", a.responsibilities, ".npy"}});
-    }
-    outputs.add_input(a.input, "INPUT");
-    outputs.add_input(a.init_model, "--init-model", "-o");  // refining a model in place
-    outputs.add_input(a.sample_weight, "--sample-weight");
-    // Each name is checked after stage(), whose refusal to overwrite an input matters more; a
-    // refused name's temporary is removed with the others.
-    if (!a.labels.empty()) {
-      labels_out = &outputs.stage(a.labels, "--labels");
-      require_output_extension(a.labels, "--labels", ".npy", "a NumPy int32 array");
-      written.push_back(a.labels);
-    }
-    if (!a.responsibilities.empty()) {
-      resp_out = &outputs.stage(a.responsibilities, "--responsibilities");
-      require_output_extension(a.responsibilities, "--responsibilities", ".npy",
-                               "a NumPy float64 array");
-      written.push_back(a.responsibilities);
-    }
-    model_out = &outputs.stage(a.output, "-o");
-    require_output_extension(a.output, "-o", ".json", "a JSON model file");
-    written.push_back(a.output);
-  });
-
   FitOptions options;
   on_every_rank([&] {  // under mpirun every rank finds the same fault: one reports it
     if (!a.init_model.empty()) {
@@ -238,85 +234,146 @@ int run_fit(const FitArgs& a) {
         " components (the initialisation chooses them among a random sample of at most " + limit +
         " rows)");
   });
-  // Every option value before the data are read: a bad --max-iter does not wait for a large
-  // INPUT to load.
   on_every_rank([&] { validate_naming_flags(options); });
+  return options;
+}
 
-  // This process's rows: all of them, or under mpirun its rank's even share. A single process
-  // leaves NaN / Inf to the fit's validation (one scan of the data, which names the file's row
-  // through naming_files); under mpirun the reader checks them, since a rank's error reaches the
-  // others as text only.
+// This process's rows: all of them (in memory, or a mapping of a .npy), or under mpirun its
+// rank's even share, with their weights.
+struct FitInput {
   InputMatrix x;
   std::unique_ptr<io::MappedNpy> mapping;
-  std::int64_t total_rows = 0;
+  std::int64_t total_rows = 0;  // of the whole INPUT, every rank's
   std::vector<double> weights;
-  DataFiles files{a.input, a.sample_weight,
-                  0,       !a.data.raw_dtype.empty(),
-                  "",      a.init_model.empty() ? "" : "--init-model " + a.init_model};
-  on_every_rank([&] {
-    if (distributed) {
-      RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);
-      x = std::move(mine.x);
-      total_rows = mine.total_rows;
-      files.first_row = mine.first_row;
-    } else if ((mapping = open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows))) {
-      total_rows = mapping->rows();
-    } else {
-      x = InputMatrix::open(a.input, a.data, a.memory_map);
-      total_rows = x.rows();
-    }
-    const std::int64_t cols = mapping ? mapping->cols() : x.cols();
-    // Shapes that involve two files are named here, with both files; the fit checks them too.
-    if (total_rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
-    if (k > total_rows) {
-      // K came from -k or from the init model, which the message names.
-      throw InvalidArgument((a.k_given ? "-k " + std::to_string(k) + " is larger than"
-                                       : "--init-model " + a.init_model + " has " +
-                                             std::to_string(k) + " components, more than") +
-                            " the number of rows (" + std::to_string(total_rows) + ") in " +
-                            a.input);
-    }
-    if (options.init_model && options.init_model->n_features != cols) {
-      throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
-                            std::to_string(options.init_model->n_features) + ", but " + a.input +
-                            " has " + count_of(cols, "column"));
-    }
-    if (!a.sample_weight.empty()) {
-      weights = load_sample_weights(a.sample_weight, total_rows, files.first_row,
-                                    mapping ? total_rows : x.rows(), a.input);
-    }
+  DataFiles files;
+};
+
+// A single process leaves NaN / Inf to the fit's validation (one scan of the data, which names
+// the file's row through naming_files); under mpirun the reader checks them, since a rank's
+// error reaches the others as text only. Shapes that involve two files are named here, with
+// both files; the fit checks them too.
+void read_input(const FitArgs& a, const FitOptions& options, bool distributed, FitInput& in) {
+  in.files = DataFiles{a.input, a.sample_weight,
+                       0,       !a.data.raw_dtype.empty(),
+                       "",      a.init_model.empty() ? "" : "--init-model " + a.init_model};
+  if (distributed) {
+    RankRows mine = read_rank_rows(a.input, a.data, a.memory_map, a.map_chunk_rows);
+    in.x = std::move(mine.x);
+    in.total_rows = mine.total_rows;
+    in.files.first_row = mine.first_row;
+  } else if ((in.mapping = open_mapping(a.input, a.data, a.memory_map, a.map_chunk_rows))) {
+    in.total_rows = in.mapping->rows();
+  } else {
+    in.x = InputMatrix::open(a.input, a.data, a.memory_map);
+    in.total_rows = in.x.rows();
+  }
+  const std::int64_t cols = in.mapping ? in.mapping->cols() : in.x.cols();
+  const int k = options.n_components;
+  if (in.total_rows == 0) throw InvalidArgument(a.input + ": no rows to fit");
+  if (k > in.total_rows) {
+    // K came from -k or from the init model, which the message names.
+    throw InvalidArgument((a.k_given ? "-k " + std::to_string(k) + " is larger than"
+                                     : "--init-model " + a.init_model + " has " +
+                                           std::to_string(k) + " components, more than") +
+                          " the number of rows (" + std::to_string(in.total_rows) + ") in " +
+                          a.input);
+  }
+  if (options.init_model && options.init_model->n_features != cols) {
+    throw InvalidArgument("--init-model " + a.init_model + " has n_features " +
+                          std::to_string(options.init_model->n_features) + ", but " + a.input +
+                          " has " + count_of(cols, "column"));
+  }
+  if (!a.sample_weight.empty()) {
+    in.weights = load_sample_weights(a.sample_weight, in.total_rows, in.files.first_row,
+                                     in.mapping ? in.total_rows : in.x.rows(), a.input);
+  }
+}
+
+FitReport run_em(const FitInput& in, const FitOptions& options, bool distributed) {
+  const double* w = in.weights.empty() ? nullptr : in.weights.data();
+#if EMIX_HAS_MPI
+  if (distributed) {
+    return naming_files_on_every_rank(
+        in.files, [&] { return mpi::fit(MPI_COMM_WORLD, in.x.view(), options, w); });
+  }
+#else
+  (void)distributed;
+#endif
+  if (in.mapping) return fit_mapped(*in.mapping, options, w, in.files);
+  return naming_files(in.files, [&] { return fit(in.x.view(), options, w); });
+}
+
+#if EMIX_HAS_MPI
+// Each rank labels its own rows; rank 0 writes them all in rank order. A collective.
+void write_distributed_results(const FitArgs& a, const FitInput& in, const Model& model,
+                               const EngineOptions& engine, FitOutputs& out) {
+  const bool has_rows = in.x.rows() > 0;
+  if (!a.labels.empty()) {
+    std::vector<std::int32_t> labels;
+    on_every_rank([&] {
+      if (has_rows) labels = predict(model, in.x.view(), engine);
+    });
+    write_distributed_labels(out.labels, labels, in.total_rows);
+  }
+  if (!a.responsibilities.empty()) {
+    std::vector<double> resp;
+    on_every_rank([&] {
+      if (has_rows) resp = predict_proba(model, in.x.view(), engine);
+    });
+    write_distributed_responsibilities(out.responsibilities, resp, in.total_rows,
+                                       model.n_components);
+  }
+}
+#endif
+
+// Rank 0's per-row results of a fit that was not distributed: streamed for a mapped INPUT.
+void write_results(const FitArgs& a, const FitInput& in, const Model& model,
+                   const EngineOptions& engine, FitOutputs& out) {
+  if (in.mapping) {
+    write_mapped_results(*in.mapping, a.input, model, "", engine, out.labels, out.responsibilities);
+    return;
+  }
+  if (out.labels != nullptr) io::write_npy(*out.labels, predict(model, in.x.view(), engine));
+  if (out.responsibilities != nullptr) {
+    const std::vector<double> resp = predict_proba(model, in.x.view(), engine);
+    io::write_npy(*out.responsibilities, resp.data(), in.x.rows(), model.n_components);
+  }
+}
+
+}  // namespace
+
+int run_fit(const FitArgs& a) {
+  const Init init = parse_init(a.init);
+  on_every_rank([&] {  // --device gpu is checked against each rank's own machine
+    validate(a.data);
+    check_flags(a, init);
   });
+  const bool distributed = mpi_active();
+  const bool root = mpi_rank() == 0;  // under mpirun, the rank that writes and reports
+
+  FitOutputs outputs;
+  on_every_rank([&] {
+    if (root) stage_outputs(a, distributed, outputs);
+  });
+  FitOptions options = fit_options(a, init);
+  FitInput input;
+  on_every_rank([&] { read_input(a, options, distributed, input); });
 
   // The per-row results are made after the fit, whole (streamed for a mapped INPUT): where they
   // cannot fit in memory, say so before the fit rather than after it (1e6 rows x 64
   // responsibilities under ulimit -v were refused once the fit had run).
   // On every rank alike (only rank 0 stages the outputs): a collective.
-  if (!mapping && (!a.labels.empty() || !a.responsibilities.empty())) {
-    on_every_rank([&] { check_result_memory(x.rows(), a.responsibilities.empty() ? 0 : k); });
+  if (!input.mapping && (!a.labels.empty() || !a.responsibilities.empty())) {
+    on_every_rank([&] {
+      check_result_memory(input.x.rows(), a.responsibilities.empty() ? 0 : options.n_components);
+    });
   }
 
   Progress progress(a.data.quiet || !root, a.n_init);
   options.on_iteration = [&progress](const IterationInfo& info) { progress(info); };
-
   FitReport report;
   try {
-    const double* w = weights.empty() ? nullptr : weights.data();
-#if EMIX_HAS_MPI
-    if (distributed) {
-      report = naming_files_on_every_rank(
-          files, [&] { return mpi::fit(MPI_COMM_WORLD, x.view(), options, w); });
-    } else if (mapping) {
-      report = fit_mapped(*mapping, options, w, files);
-    } else {
-      report = naming_files(files, [&] { return fit(x.view(), options, w); });
-    }
-#else
-    if (mapping) {
-      report = fit_mapped(*mapping, options, w, files);
-    } else {
-      report = naming_files(files, [&] { return fit(x.view(), options, w); });
-    }
-#endif
+    report = run_em(input, options, distributed);
   } catch (...) {
     progress.finish();
     throw;
@@ -324,45 +381,20 @@ int run_fit(const FitArgs& a) {
   progress.finish();
 
 #if EMIX_HAS_MPI
-  if (distributed) {
-    // Each rank labels its own rows; rank 0 writes them all in rank order.
-    const bool has_rows = x.rows() > 0;
-    if (!a.labels.empty()) {
-      std::vector<std::int32_t> labels;
-      on_every_rank([&] {
-        if (has_rows) labels = predict(report.model, x.view(), options.engine);
-      });
-      write_distributed_labels(labels_out, labels, total_rows);
-    }
-    if (!a.responsibilities.empty()) {
-      std::vector<double> resp;
-      on_every_rank([&] {
-        if (has_rows) resp = predict_proba(report.model, x.view(), options.engine);
-      });
-      write_distributed_responsibilities(resp_out, resp, total_rows, report.model.n_components);
-    }
-  }
+  if (distributed) write_distributed_results(a, input, report.model, options.engine, outputs);
 #endif
   if (!root) return 0;
-
-  if (mapping) {
-    write_mapped_results(*mapping, a.input, report.model, "", options.engine, labels_out, resp_out);
-  } else if (!distributed && labels_out != nullptr) {
-    io::write_npy(*labels_out, predict(report.model, x.view(), options.engine));
-  }
-  if (!mapping && !distributed && resp_out != nullptr) {
-    const std::vector<double> resp = predict_proba(report.model, x.view(), options.engine);
-    io::write_npy(*resp_out, resp.data(), x.rows(), report.model.n_components);
-  }
+  if (!distributed) write_results(a, input, report.model, options.engine, outputs);
   // Among the fit's warnings, in the model file too: the model was fitted to rounded data.
   const std::string rounding = float32_rounding_warning(a.input, a.data);
   if (!rounding.empty()) report.warnings.push_back(rounding);
-  io::write_model(*model_out, report.model, &report);
-  outputs.commit();
+  io::write_model(*outputs.model, report.model, &report);
+  outputs.staged.commit();
   // After the fit: an error must stay the only line on stderr.
-  if (mapping && !a.data.quiet) print_mapping(a.input, *mapping);
-  if (!mapping) note_text_header(a.input, a.data);
-  print_summary(report, options, total_rows, !a.sample_weight.empty(), written, a.data.quiet);
+  if (input.mapping && !a.data.quiet) print_mapping(a.input, *input.mapping);
+  if (!input.mapping) note_text_header(a.input, a.data);
+  print_summary(report, options, input.total_rows, !a.sample_weight.empty(), outputs.written,
+                a.data.quiet);
   return 0;
 }
 

@@ -83,11 +83,6 @@ EMIX_HD inline V log_sum_exp_value(const LogSumExp<V>& p) {
   return p.max + log_of(p.sum);
 }
 
-template <typename V>
-EMIX_HD inline V log_sum_exp_strided(const V* v, int n, std::int64_t stride) {
-  return log_sum_exp_value(log_sum_exp_parts(v, n, stride));
-}
-
 // p(k | x) = exp(v_k - max) / sum. Not exp(v_k - lse): lse rounds at the scale of |v_k|, which
 // would make the responsibilities of rows with large |log p| sum to 1 only within |v| * 1e-16.
 // Zero when every component has density zero (max = -inf), where the ratio would be 0 / 0, and
