@@ -786,4 +786,20 @@ TEST_F(CliTest, PrecisionFloatWarnsWhereRoundingLosesAColumnsSpread) {
   EXPECT_EQ(r.err.find("rounds column 2", first + 1), std::string::npos) << r.err;
   const nlohmann::json best = read_json(path("best.json")).at("fit").at("warnings");
   EXPECT_NE(best.dump().find("rounds column 2"), std::string::npos) << best;
+
+  // predict and score of such data in float32 are as wrong as a fit of them (at 1e9 every row
+  // took one label): they warned of nothing, even where the fit would have.
+  ASSERT_EQ(emix("fit far.npy -k 2 --device cpu --precision double -o m.json").code, 0);
+  for (const std::string command :
+       {"predict m.json far.npy --device cpu --precision float -o labels.npy",
+        "predict m.json far.npy --device cpu --precision float --proba -q -o proba.npy",
+        "score m.json far.npy --device cpu --precision float",
+        "score m.json far.npy --device cpu --precision float --memory-map"}) {
+    r = emix(command);
+    ASSERT_EQ(r.code, 0) << command << ": " << r.err;
+    EXPECT_NE(r.err.find(warning), std::string::npos) << command << ": " << r.err;
+  }
+  r = emix("score m.json far.npy --device cpu --precision double");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("rounds column"), std::string::npos) << r.err;
 }

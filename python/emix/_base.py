@@ -14,7 +14,7 @@ import numpy as np
 from . import _emix
 from ._warnings import warn
 from ._emix import InvalidArgument
-from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
+from ._arrays import as_data, check_dtype_parameter, is_device_array, like_input, to_host_numpy
 from ._chunks import (adapter_for, converts_beyond_memory, is_chunk_source, named_sample,
                       reads_only_in_chunks)
 from ._engine import engine_options
@@ -210,27 +210,63 @@ def _is_real(value):
 _KEPT_COLLAPSING = "components kept collapsing to the end"
 
 
-def float32_rounding_message(x, name):
-    """The warning (or None) where rounding float64 data to float32 (dtype='float32') changes a
-    column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
-    with a spread of 1 keep 0.03 of it), which float32 cannot hold however the arithmetic is
-    done after. The library's scan, as ``emix fit --precision float`` warns. Only float64
-    NumPy arrays are judged: frames and lists are converted straight to float32, and chunks
-    and Dask blocks where they are read."""
-    if not (isinstance(x, np.ndarray) and x.dtype == np.float64) or x.ndim != 2 or x.shape[0] < 2:
+def _may_lose_in_float32(dtype):
+    """Values of this type that float32 may not hold: wider floats, and integers past 2^24."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        return True  # a pandas extension type (nullable Int64, say): judged by its values
+    return (dtype.kind == "f" and dtype.itemsize > 4) or (dtype.kind in "iu" and
+                                                          dtype.itemsize > 2)
+
+
+def _float64_blocks(x):
+    """Host data `x` as float64 blocks of rows, for the rounding scan: None where its values
+    could lose nothing in float32, or cannot be read as numbers (their conversion names that)."""
+    if type(x).__module__.partition(".")[0] == "pandas" and hasattr(x, "iloc"):
+        if not any(_may_lose_in_float32(t) for t in x.dtypes):
+            return None
+        rows = max(1, (1 << 22) // max(1, x.shape[1]))
+        return (np.ascontiguousarray(x.iloc[first:first + rows].to_numpy(dtype=np.float64))
+                for first in range(0, x.shape[0], rows))
+    if not isinstance(x, np.ndarray):
+        if is_device_array(x) or is_chunk_source(x):
+            return None  # converted where they are; a host tensor below, through NumPy
+        try:
+            x = np.asarray(x)
+        except Exception:
+            return None
+    if x.ndim != 2 or x.shape[0] < 2 or not _may_lose_in_float32(x.dtype):
         return None
-    scan = _emix.Float32RoundingScan()
     rows = max(1, (1 << 22) // max(1, x.shape[1]))  # a strided array is copied a block at a time
-    for first in range(0, x.shape[0], rows):
-        block = np.ascontiguousarray(x[first:first + rows])
-        scan.add(_emix.view(block))
+    return (np.ascontiguousarray(x[first:first + rows], dtype=np.float64)
+            for first in range(0, x.shape[0], rows))
+
+
+def float32_rounding_message(x, name, remedy="fit in float64"):
+    """The warning (or None) where rounding the data to float32 (dtype='float32') changes a
+    column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
+    with a spread of 1 keep 0.03 of it; epoch seconds keep none), which float32 cannot hold
+    however the arithmetic is done after. The library's scan, as ``emix fit --precision float``
+    warns, of host data whose values float32 may not hold: float64 (and wider) or integer
+    arrays, frames and lists; device arrays and chunk sources are converted where they are,
+    unjudged."""
+    try:
+        blocks = _float64_blocks(x)
+        if blocks is None:
+            return None
+        scan = _emix.Float32RoundingScan()
+        for block in blocks:
+            scan.add(_emix.view(block))
+    except Exception:
+        return None  # data that do not convert: their conversion for the fit names the problem
     worst = scan.worst()
     if worst is None:
         return None
     column, largest, spread, lost = worst
     return (f"{name}: dtype='float32' rounds column {column + 1} (values up to {largest:.3g}, "
             f"spread {spread:.3g}) by up to {lost:.2g} of its spread, more than float32's 1e-4; "
-            "subtract the column means first, or fit in float64")
+            f"subtract the column means first, or {remedy}")
 
 
 class _BaseMixture(DensityMixin, BaseEstimator):
@@ -454,6 +490,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             if source.n_samples < 2:  # known once the chunks were read; as for an array
                 raise InvalidArgument(f"Found 1 sample in the chunks while a minimum of 2 is "
                                       f"required by {name}.")
+            if names is None and getattr(source, "first_frame", None) is not None:
+                # An iterable of frames, whose names no one could read before its first chunk.
+                names = fitted_feature_names(self, source.first_frame)
             self._set_fitted(report, n_features, source.weight_total, feature_names=names)
             return None
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
@@ -553,7 +592,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             names = _KEEP
         else:  # stored with the first step's model
             names = fitted_feature_names(self, X)
-        data = as_data(X, check_dtype_parameter(self.dtype), name)
+        dtype = check_dtype_parameter(self.dtype)
+        data = as_data(X, dtype, name)
+        if dtype == np.float32:
+            rounding = float32_rounding_message(X, name)
+            if rounding:
+                warn(rounding, FitWarning)
         weights = _check_sample_weight(sample_weight, data.n_samples)
         online = state.get("_online_")
         if fitted:
@@ -775,7 +819,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         self._check_is_fitted()
         check_feature_names(self, X, reset=False)
         name = type(self).__name__
-        data = as_data(X, check_dtype_parameter(self.dtype), name)
+        dtype = check_dtype_parameter(self.dtype)
+        data = as_data(X, dtype, name)
+        if dtype == np.float32:
+            rounding = float32_rounding_message(X, name, "evaluate in float64 (dtype='float64')")
+            if rounding:
+                warn(rounding, UserWarning)
         # A model built from assigned attributes has no n_features_in_ (scikit-learn then skips
         # this check too); the library names a width that disagrees with the model's.
         if data.n_features != getattr(self, "n_features_in_", data.n_features):

@@ -341,6 +341,12 @@ class _Adapter:
         self.first_dtype = None
         self.first_dtype_chunk = None
         self._only_chunk = None
+        # Chunk 0's column names and, without its rows, the frame or table that held them, as
+        # first read: every chunk of every pass must have them (a frame whose columns were
+        # reordered on a later pass is other data); named_sample cannot look inside a source
+        # that is only iterable, and its fit takes feature_names_in_ from first_frame.
+        self.columns = None
+        self.first_frame = None
 
     def known_rows(self, i):
         return -1
@@ -408,11 +414,16 @@ class _Adapter:
             names = list(x.column_names)
         if names is not None:
             # Frames (or tables) of other columns are other data, whatever their widths.
-            if index == 0 or not hasattr(self, "columns"):
+            if self.columns is None:
                 self.columns = names
+                # scikit-learn reads a Table's names, not a RecordBatch's.
+                self.first_frame = (x.iloc[:0] if _module_of(x) == "pandas"
+                                    else x.schema.empty_table())
             elif names != self.columns:
-                raise InvalidArgument(f"chunk {index}: its columns {names} are not chunk 0's "
-                                      f"{self.columns}")
+                raise InvalidArgument(
+                    f"chunk {index}: its columns {names} are not {self.columns}, chunk 0's on "
+                    f"the first pass (pass {self.passes} now): a chunk source must give the "
+                    "same columns in every chunk, on every pass")
         x = _as_chunk_array(x, self.dtype, index)
         if self.dtype is None:
             if self.first_dtype is None:

@@ -330,6 +330,8 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
             source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))
         n_features = source.peek_features()
         report = _emix.select_chunks(source, ks, [str(t) for t in types], criterion, options)
+        if getattr(source, "first_frame", None) is not None:
+            named = source.first_frame  # an iterable of frames: its names, read with chunk 0
         if source.n_samples < 2:  # known once the chunks were read; as for an array
             raise InvalidArgument("Found 1 sample in the chunks while a minimum of 2 is "
                                   "required by emix.select.")

@@ -48,6 +48,13 @@ DataArgs with_model_trials(const DataArgs& args, const Model& model) {
   return data;
 }
 
+// The evaluation of data that --precision float (or auto, on the GPU) rounded past float32's
+// 1e-4 of a column's spread is as wrong as a fit of them: the same warning, even with --quiet.
+void warn_of_rounding(const std::string& input, const DataArgs& data) {
+  const std::string rounding = float32_rounding_warning(input, data);
+  if (!rounding.empty()) print_fit_warning(rounding, false);
+}
+
 }  // namespace
 
 int run_predict(const PredictArgs& a) {
@@ -83,6 +90,7 @@ int run_predict(const PredictArgs& a) {
     rows = x.rows();
   }
   outputs.commit();
+  warn_of_rounding(a.input, data);
   if (!a.data.quiet) {
     if (mapping) print_mapping(a.input, *mapping);
     if (!mapping) note_text_header(a.input, a.data);
@@ -111,6 +119,7 @@ int run_score(const ScoreArgs& a) {
                          [&] { return score(model, x.view(), engine); });
     note_text_header(a.input, a.data);
   }
+  warn_of_rounding(a.input, data);
   // 17 significant digits: the printed number reads back as the same double.
   std::printf("%.17g\n", value);
   return 0;

@@ -779,6 +779,39 @@ def test_float32_fits_of_data_float32_cannot_hold_warn():
         emix.GaussianMixture(2, device="cpu", random_state=0).fit(far)  # float64: nothing lost
 
 
+def test_float32_rounding_is_judged_for_every_host_input_and_every_use():
+    """Only float64 NumPy arrays were judged: a DataFrame, a list, a longdouble or an int64
+    array (epoch seconds) of data float32 cannot hold was fitted silently, to a model of zero
+    spread (two blobs 4 apart at 1e9: both means 1e9), and predict / score / partial_fit of an
+    estimator with dtype='float32' rounded such data without a word (every row one label)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    base = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(4, 1, (200, 2))])
+    far = base + [0.0, 1e9]
+    epochs = np.round(far * 1000).astype(np.int64)  # milliseconds: integers past 2^24
+    inputs = {"DataFrame": pd.DataFrame(far, columns=["a", "b"]), "list": far.tolist(),
+              "longdouble": far.astype(np.longdouble), "int64": epochs}
+    for kind, x in inputs.items():
+        with pytest.warns(emix.FitWarning, match=r"dtype='float32' rounds column 2 "):
+            emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(x)
+    estimator = emix.GaussianMixture(2, device="cpu", random_state=0).fit(far)
+    estimator.set_params(dtype="float32")
+    for method in ("predict", "predict_proba", "score_samples", "score"):
+        with pytest.warns(UserWarning, match=r"rounds column 2 .*evaluate in float64 "
+                                             r"\(dtype='float64'\)"):
+            getattr(estimator, method)(far)
+    with pytest.warns(emix.FitWarning, match="rounds column 2"):
+        emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).partial_fit(far)
+    # Nothing to warn of: frames of float32 or small integers, and data near the origin.
+    quiet = [pd.DataFrame(far.astype(np.float32)), pd.DataFrame(np.round(base).astype(np.int16)),
+             base.tolist(), np.round(base * 100).astype(np.int64)]
+    for x in quiet:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(x)
+            estimator.predict(x)
+
+
 def test_float32_responsibilities_are_probabilities_numpy_samples_from():
     # Old: each row summed to 1 within 8.6e-8 only, and choice(p=row) raised "probabilities do
     # not sum to 1" (it asks 1.5e-8 of float64 rows).
