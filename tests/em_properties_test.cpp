@@ -315,7 +315,10 @@ TEST(Em, VariancesNearTheSubnormalsAreRefusedAboveThemExact) {
     EXPECT_NEAR(std::ldexp(small.model.covariances[i], 880), plain.model.covariances[i],
                 1e-10 * plain.model.covariances[i]);
   }
-  for (const auto& [exponent, as_float] : {std::pair{-505, false}, std::pair{-62, true}}) {
+  // Below 2^-512 the start's own sums of squares are flushed to zero: a variance of 0, which
+  // was blamed on rows that coincide ("increase reg_covar"), for data of 1000 distinct rows.
+  for (const auto& [exponent, as_float] : {std::pair{-505, false}, std::pair{-515, false},
+                                           std::pair{-540, false}, std::pair{-62, true}}) {
     try {
       fit_scaled(exponent, as_float);
       ADD_FAILURE() << "data scaled by 2^" << exponent << " were fitted";

@@ -151,25 +151,45 @@ bool near_subnormals(double variance, DType dtype) {
                                         double reg_covar) {
   const bool is_double = dtype == DType::kFloat64;
   throw NumericalError(
-      which + " has a variance of " + format_number(variance) +
-      ", so small that its statistics fall among the numbers below " +
-      format_number(is_double ? DBL_MIN : FLT_MIN) + " that the engine flushes to zero (" +
-      (is_double ? "double" : "single") +
+      which + " has a variance of " +
+      (variance == 0 ? std::string("0 about means whose squares, as its statistics, fall")
+                     : format_number(variance) + ", so small that its statistics fall") +
+      " among the numbers below " + format_number(is_double ? DBL_MIN : FLT_MIN) +
+      " that the engine flushes to zero (" + (is_double ? "double" : "single") +
       " precision): rescale the data (multiply them by a power of two, which is exact)" +
       (is_double ? "" : ", use float64 data,") + " or increase reg_covar" +
       (reg_covar == 0 ? " from 0" : ""));
 }
 
+// The largest magnitude of a mean of the components whose covariance block is `c` (tied: all).
+double largest_mean(const Model& m, int c) {
+  const bool tied = m.covariance == Covariance::kTied;
+  const std::size_t d = static_cast<std::size_t>(m.n_features);
+  double largest = 0;
+  for (int k = tied ? 0 : c; k < (tied ? m.n_components : c + 1); ++k) {
+    for (std::size_t j = 0; j < d; ++j) largest = std::max(largest, std::abs(m.means[k * d + j]));
+  }
+  return largest;
+}
+
 // The start's covariances: near the subnormals only where the data are (a k-means start is the
-// data's own clusters; a component no row chose has the identity).
-void check_start_above_subnormals(const Model& m, DType dtype, double reg_covar) {
+// data's own clusters; a component no row chose has the identity). With `flushed`, the variances
+// of 0 about means whose squares are below the bound, checked before the start is factored
+// (which fails for them): the data's scale too, not rows that coincide, the start's sums of
+// squares having been flushed to zero (data scaled by 1e-155 were told to raise reg_covar);
+// without, the variances above 0, after the float32 check of the factors, whose words come
+// first where both apply.
+void check_start_above_subnormals(const Model& m, DType dtype, double reg_covar, bool flushed) {
   if (m.family != Family::kGaussian || reg_covar >= subnormal_bound(dtype)) return;
   const std::size_t per = m.covariance_block_size();
   const int blocks = m.covariance == Covariance::kTied ? 1 : m.n_components;
   for (int c = 0; c < blocks; ++c) {
     const double v = smallest_variance(m.covariances.data() + c * per, m.covariance,
                                        static_cast<std::size_t>(m.n_features));
-    if (near_subnormals(v, dtype)) {
+    const double mean = largest_mean(m, c);
+    const bool below = flushed ? v == 0 && mean > 0 && mean < std::sqrt(subnormal_bound(dtype))
+                               : near_subnormals(v, dtype);
+    if (below) {
       throw_near_subnormals(m.covariance == Covariance::kTied
                                 ? std::string("the tied covariance")
                                 : "the starting covariance of component " + std::to_string(c),
@@ -203,6 +223,7 @@ PrepareOptions EmRun::prepare_options() const {
 
 const PreparedModel& EmRun::prepare_next() {
   detail::poll_interrupt();
+  if (iteration_ == 0) check_start_above_subnormals(model_, dtype_, options_.reg_covar, true);
   if (next_prepared_) {
     prepared_ = std::move(*next_prepared_);
     next_prepared_.reset();
@@ -210,7 +231,7 @@ const PreparedModel& EmRun::prepare_next() {
     prepared_ = prepare_in_fit(model_, prepare_options(), options_.reg_covar);
   }
   if (dtype_ == DType::kFloat32) check_float_precisions(prepared_, options_.reg_covar);
-  if (iteration_ == 0) check_start_above_subnormals(model_, dtype_, options_.reg_covar);
+  if (iteration_ == 0) check_start_above_subnormals(model_, dtype_, options_.reg_covar, false);
   prepared_.entropy = want_entropy_;
   return prepared_;
 }
