@@ -283,6 +283,15 @@ TEST_F(ModelFileTest, MalformedFilesNameTheKeyAndTheFile) {
       file("broken.json", "{\"family\": \"gaussian\",\n \"weights\": [1,\n\t]}");
   expect_error<IoError>([&] { io::read_model(broken); }, "; last read: '1,\\n\\t]'");
 
+  // nlohmann's lexer ends its input at a NUL byte: what followed one was never read. NUL bytes
+  // that end the file (padding) are its end.
+  const std::string valid = R"({"family": "gaussian", "covariance": "diag", "weights": [1],
+    "means": [[0]], "covariances": [[1]]})";
+  EXPECT_NO_THROW(io::read_model(file("padded.json", valid + std::string(3, '\0') + "\n")));
+  const std::string nul = file("nul.json", valid + std::string(1, '\0') + "not JSON {");
+  expect_error<IoError>([&] { io::read_model(nul); },
+                        nul + ": not valid JSON: line 2, column 42: a NUL byte");
+
   const std::string twice = file("twice.json", R"({"family": "gaussian", "covariance": "diag",
     "weights": [1], "means": [[0]], "covariances": [[1]], "means": [[5]]})");
   expect_error<IoError>([&] { io::read_model(twice); },

@@ -202,7 +202,9 @@ void emix_model_destroy(emix_model* model);
 
 /* Model files (JSON, see the README). Writing a fitted model includes its fit summary. A model
  * read from a file keeps the file's fit summary (its warnings: emix_model_warning_count) and any
- * "estimator" section (the Python package's), and writes them back as they were. */
+ * "estimator" section (the Python package's), and writes them back as they were. A model made by
+ * emix_maximize or emix_model_create has no fit summary: its file holds the parameters alone
+ * (an M-step's warnings are not written). */
 emix_status emix_model_read(const char* path, emix_model** model);
 emix_status emix_model_write(const emix_model* model, const char* path);
 

@@ -144,8 +144,8 @@ class FitReport:
 
         def whole(key):
             value = fit.get(key, 0)
-            if not _is_int(value):
-                bad(key, "a whole number")
+            if not (_is_int(value) and 0 <= value < 2**31):  # a count, or a restart's index
+                bad(key, "a whole number from 0 to 2147483647")
             return int(value)
 
         def numbers(key):

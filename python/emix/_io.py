@@ -1,6 +1,7 @@
 """Model files: the JSON format of the emix program (``emix fit -o``, ``emix score``)."""
 
 import base64
+import copy
 import json
 import math
 import os
@@ -54,8 +55,9 @@ def load_model(path):
     else:
         estimator = BinomialMixture(n_components=model.n_components, n_trials=model.trials)
     online = None
-    if estimator_text:
-        online = _restore_estimator(estimator, json.loads(estimator_text), model, path)
+    section = json.loads(estimator_text) if estimator_text else None
+    if section is not None:  # "estimator": null, which the library keeps as it is, is none
+        online = _restore_estimator(estimator, section, model, path)
     estimator._set_model(model)
     estimator.n_features_in_ = model.n_features
     fit = json.loads(fit_text) if fit_text else None
@@ -106,8 +108,18 @@ def _restore_estimator(estimator, section, model, path):
     known = set(estimator.get_params(deep=False)) - {"n_components", "covariance_type",
                                                      "n_trials", *MACHINE_PARAMETERS}
     estimator.set_params(**{name: value for name, value in params.items() if name in known})
+    seed = params.get("random_state")
+    if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool)
+                             and 0 <= seed < 2**64)):
+        bad("params.random_state", seed, "null or a whole number in [0, 2**64)")
+    # What a fit would refuse later, refused at the file: the parameters and the starting ones.
+    # n_components is the model's, which a fit's initialisation bounds but a model need not be
+    # (a file of 140,000 components, which this function's save wrote, was refused).
+    probe = copy.copy(estimator)
+    probe.n_components = min(model.n_components, _emix.FitOptions().init_max_rows)
     try:
-        estimator._check_parameters()  # what a fit would refuse later, refused at the file
+        probe._check_parameters()
+        estimator._check_initial_parameters(model.n_features)
     except _emix.InvalidArgument as error:
         raise _emix.IoError(f"{path}: \"estimator\" params: {error}") from None
     names = section.get("feature_names_in")

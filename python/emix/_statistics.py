@@ -343,10 +343,13 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
     Returns
     -------
     estimator
-        A copy of `model` with the new parameters (its fit report, if any, dropped). An empty
-        component (a Gaussian one under 1e-12 of the total weight, a Bernoulli or binomial one
-        at N_k = 0) keeps its parameters and is listed in the copy's ``empty_components_``
-        (``fit`` would re-seed it).
+        A copy of `model` with the new parameters and no fit report, as a model file without
+        a fit section loads (``report_`` None, ``converged_`` False, ``n_iter_`` 0,
+        ``lower_bound_`` NaN, ``lower_bounds_`` empty). An empty component (a Gaussian one
+        under 1e-12 of the total weight, a Bernoulli or binomial one at N_k = 0) keeps its
+        parameters and is listed in the copy's ``empty_components_`` (``fit`` would re-seed
+        it), which :meth:`~GaussianMixture.save` does not write: a model file holds
+        parameters and a fit's summary.
 
     Raises
     ------
@@ -403,6 +406,11 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
                       "_online_offset_"):
         out.__dict__.pop(attribute, None)
     out._set_model(new_model)
+    # No fit made it: as load_model leaves a model file without a fit section (report_ was
+    # missing, an AttributeError).
+    out.report_, out.converged_, out.n_iter_ = None, False, 0
+    out.lower_bound_ = np.float64("nan")
+    out.lower_bounds_ = np.empty(0, dtype=np.float64)
     # The statistics' weight, as a fit's: what a partial_fit going on from it with
     # step_offset='auto' weighs the model as (the original fit's stayed, whatever was summed).
     out._fit_weight_ = float(statistics.weight_sum)

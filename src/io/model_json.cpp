@@ -1,4 +1,5 @@
 // The model file: {"format": "emix-model", "version": 1, "family": ..., ...} (see README).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -556,6 +557,20 @@ Model read_model(const std::string& path, std::string* fit_section,
                  std::string* estimator_section) {
   const cpu::ScopedNonStopFp non_stop;  // strtod raises overflow on 1e400 (fp_environment.hpp)
   const std::string text = read_whole_file(path);
+  // nlohmann's lexer takes a NUL byte for the end of its input, so whatever followed one went
+  // unread: a file with another's bytes after a NUL loaded as the first. JSON holds none raw;
+  // NUL bytes (and white space) that end a file are padding, and are read as the end.
+  const std::size_t nul = text.find('\0');
+  if (nul != std::string::npos &&
+      text.find_first_not_of(std::string("\0 \t\r\n", 5), nul) != std::string::npos) {
+    const std::size_t line_start = text.rfind('\n', nul);
+    const std::size_t line =
+        1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + nul, '\n'));
+    const std::size_t column = line_start == std::string::npos ? nul + 1 : nul - line_start;
+    throw IoError(detail::quote_path(path) + ": not valid JSON: line " + std::to_string(line) +
+                  ", column " + std::to_string(column) +
+                  ": a NUL byte before more of the file (JSON holds NUL only as \\u0000)");
+  }
   Json root;
   BoundedDomBuilder builder(path, text, &root);
   Json::sax_parse(text, &builder);

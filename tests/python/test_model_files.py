@@ -306,3 +306,50 @@ def test_load_model_reads_what_the_program_reads(tmp_path, before, after):
     assert np.array_equal(loaded.means_, gm.means_)
     assert loaded.n_iter_ == gm.n_iter_ and loaded.converged_ == gm.converged_
     assert loaded.lower_bound_ == gm.lower_bound_
+
+
+def test_model_files_python_writes_or_the_library_takes_load(tmp_path):
+    """Files Python could not read back: a model of more components than a fit starts (its save
+    wrote n_components = 140,000 into params, which the load checked as a fit's), and an
+    "estimator" section of null, which the library keeps as it is. A fit section's n_iter past
+    int's range loaded, and save() then failed with nanobind's TypeError; a random_state or
+    means_init that no fit could use loaded too, and failed only at fit, unnamed."""
+    rng = np.random.default_rng(0)
+    k = 140_000
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({
+        "format": "emix-model", "version": 1, "family": "gaussian", "covariance": "spherical",
+        "n_components": k, "n_features": 1, "weights": (np.ones(k) / k).tolist(),
+        "means": rng.normal(size=(k, 1)).tolist(), "covariances": [1.0] * k}))
+    big = emix.load_model(path)
+    big.save(tmp_path / "again.json")
+    again = emix.load_model(tmp_path / "again.json")
+    assert again.n_components == k and np.array_equal(again.means_, big.means_)
+
+    gm = emix.GaussianMixture(2, random_state=0, device="cpu").fit(overlapping_mixture(3, n=200))
+    gm.save(path)
+    saved = json.loads(path.read_text())
+    saved["estimator"] = None
+    path.write_text(json.dumps(saved))
+    assert np.array_equal(emix.load_model(path).means_, gm.means_)
+
+    for key, value in (("n_iter", 10**10), ("n_iter", -5), ("best_init", -1)):
+        saved = json.loads((tmp_path / "again.json").read_text())
+        saved.setdefault("fit", {})[key] = value
+        path.write_text(json.dumps(saved))
+        with pytest.raises(emix.IoError, match=f'"fit" entry "{key}" is {value}, expected a '
+                                               "whole number from 0 to 2147483647"):
+            emix.load_model(path)
+
+    gm.save(path)
+    for key, value, expected in (
+            ("random_state", "abc", r'"params.random_state" is \'abc\''),
+            ("random_state", -1, r'"params.random_state" is -1'),
+            ("means_init", [[1, 2]], r"params: The parameter 'means' should have"),
+            ("weights_init", [0.5, 0.6], r'"estimator" params: .*weights')):
+        edited = json.loads(path.read_text())
+        edited["estimator"]["params"][key] = value
+        (tmp_path / "edited.json").write_text(json.dumps(edited))
+        with pytest.raises(emix.IoError, match=expected):
+            emix.load_model(tmp_path / "edited.json")
+

@@ -358,3 +358,17 @@ def test_an_empty_chunk_of_another_width_is_refused_as_fit_refuses_it():
     gm = quiet_fit(emix.GaussianMixture(2, random_state=0, device="cpu"), x)
     with pytest.raises(emix.InvalidArgument, match="chunk 1 has 7 features"):
         emix.accumulate(gm, [x[:10], np.empty((0, 7)), x[10:]])
+
+
+def test_a_maximized_copy_says_no_fit_made_it_as_a_loaded_model_file_does(tmp_path):
+    """The copy had no report_ at all (an AttributeError) where a model file without a fit
+    section loads with report_ None; it kept the source's converged_ and n_iter_ neither."""
+    x = overlapping_mixture(20240607, n=600)
+    fitted = emix.GaussianMixture(2, random_state=0, device="cpu").fit(x)
+    stepped = emix.maximize(fitted, emix.accumulate(fitted, x))
+    stepped.save(tmp_path / "m.json")
+    loaded = emix.load_model(tmp_path / "m.json")
+    for model in (stepped, loaded):
+        assert model.report_ is None and model.converged_ is False and model.n_iter_ == 0
+        assert np.isnan(model.lower_bound_) and model.lower_bounds_.shape == (0,)
+    assert np.array_equal(loaded.means_, stepped.means_)
