@@ -316,7 +316,7 @@ TEST(Em, VariancesNearTheSubnormalsAreRefusedAboveThemExact) {
                 1e-10 * plain.model.covariances[i]);
   }
   // Below 2^-512 the start's own sums of squares are flushed to zero: a variance of 0, which
-  // was blamed on rows that coincide ("increase reg_covar"), for data of 1000 distinct rows.
+  // was blamed on rows that coincide ("increase reg_covar"), for data of 2000 distinct rows.
   for (const auto& [exponent, as_float] : {std::pair{-505, false}, std::pair{-515, false},
                                            std::pair{-540, false}, std::pair{-62, true}}) {
     try {
@@ -350,6 +350,19 @@ TEST(Em, VariancesNearTheSubnormalsAreRefusedAboveThemExact) {
           << e.what();
       EXPECT_NE(std::string(e.what()).find("rescale the data"), std::string::npos) << e.what();
     }
+  }
+  // Rows that coincide at 2^-500 (squares of 2^-1000, normal numbers): nothing was flushed, and
+  // the message names the rows, not the scale.
+  std::vector<double> same(200, std::ldexp(1.0, -500));
+  emix::FitOptions one;
+  one.n_components = 1;
+  one.reg_covar = 0;
+  try {
+    emix::fit(emix::DataView::host(same.data(), 100, 2), one);
+    ADD_FAILURE() << "100 coinciding rows were fitted with reg_covar 0";
+  } catch (const emix::NumericalError& e) {
+    EXPECT_NE(std::string(e.what()).find("rows that coincide"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("flushes to zero"), std::string::npos) << e.what();
   }
 }
 

@@ -14,9 +14,9 @@ import numpy as np
 from . import _emix
 from ._warnings import warn
 from ._emix import InvalidArgument
-from ._arrays import as_data, check_dtype_parameter, is_device_array, like_input, to_host_numpy
-from ._chunks import (adapter_for, converts_beyond_memory, is_chunk_source, named_sample,
-                      reads_only_in_chunks)
+from ._arrays import as_data, check_dtype_parameter, like_input, to_host_numpy
+from ._chunks import (_module_of, adapter_for, converts_beyond_memory, is_chunk_source,
+                      named_sample, reads_only_in_chunks)
 from ._engine import engine_options
 from ._sklearn import (BaseEstimator, ConvergenceWarning, DensityMixin, NotFittedError,
                        check_feature_names, check_random_state, fitted_feature_names)
@@ -222,20 +222,18 @@ def _may_lose_in_float32(dtype):
 
 def _float64_blocks(x):
     """Host data `x` as float64 blocks of rows, for the rounding scan: None where its values
-    could lose nothing in float32, or cannot be read as numbers (their conversion names that)."""
-    if type(x).__module__.partition(".")[0] == "pandas" and hasattr(x, "iloc"):
+    could lose nothing in float32, or where reading them again would cost what the fit's own
+    conversion did (array-likes that compute or copy their values: those are not judged)."""
+    if _module_of(x) == "pandas" and hasattr(x, "iloc"):
         if not any(_may_lose_in_float32(t) for t in x.dtypes):
             return None
         rows = max(1, (1 << 22) // max(1, x.shape[1]))
         return (np.ascontiguousarray(x.iloc[first:first + rows].to_numpy(dtype=np.float64))
                 for first in range(0, x.shape[0], rows))
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)  # Python floats: an array of them is small beside the list
     if not isinstance(x, np.ndarray):
-        if is_device_array(x) or is_chunk_source(x):
-            return None  # converted where they are; a host tensor below, through NumPy
-        try:
-            x = np.asarray(x)
-        except Exception:
-            return None
+        return None
     if x.ndim != 2 or x.shape[0] < 2 or not _may_lose_in_float32(x.dtype):
         return None
     rows = max(1, (1 << 22) // max(1, x.shape[1]))  # a strided array is copied a block at a time
@@ -248,9 +246,9 @@ def float32_rounding_message(x, name, remedy="fit in float64"):
     column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
     with a spread of 1 keep 0.03 of it; epoch seconds keep none), which float32 cannot hold
     however the arithmetic is done after. The library's scan, as ``emix fit --precision float``
-    warns, of host data whose values float32 may not hold: float64 (and wider) or integer
-    arrays, frames and lists; device arrays and chunk sources are converted where they are,
-    unjudged."""
+    warns, of NumPy arrays, pandas frames and lists whose values float32 may not hold (float64
+    and wider, integers); other array-likes, device arrays and chunk sources are converted
+    where they are, unjudged."""
     try:
         blocks = _float64_blocks(x)
         if blocks is None:
@@ -258,8 +256,8 @@ def float32_rounding_message(x, name, remedy="fit in float64"):
         scan = _emix.Float32RoundingScan()
         for block in blocks:
             scan.add(_emix.view(block))
-    except Exception:
-        return None  # data that do not convert: their conversion for the fit names the problem
+    except (TypeError, ValueError):
+        return None  # values that are no numbers: the fit's own conversion names them
     worst = scan.worst()
     if worst is None:
         return None
@@ -267,6 +265,16 @@ def float32_rounding_message(x, name, remedy="fit in float64"):
     return (f"{name}: dtype='float32' rounds column {column + 1} (values up to {largest:.3g}, "
             f"spread {spread:.3g}) by up to {lost:.2g} of its spread, more than float32's 1e-4; "
             f"subtract the column means first, or {remedy}")
+
+
+def warn_float32_rounding(x, dtype, name, category=FitWarning, remedy="fit in float64"):
+    """float32_rounding_message's warning, where `dtype` is float32; the message or None."""
+    if dtype != np.float32:
+        return None
+    message = float32_rounding_message(x, name, remedy)
+    if message:
+        warn(message, category)
+    return message
 
 
 class _BaseMixture(DensityMixin, BaseEstimator):
@@ -441,6 +449,9 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         if in_chunks:
             source = adapter_for(X, sample_weight, dtype)
             n_features = source.peek_features()
+            if names is None and source.first_frame is not None:
+                # An iterable of frames, whose names no one could read before its chunk 0.
+                names = fitted_feature_names(self, source.first_frame)
 
             def run(options, hook):
                 return _emix.fit_chunks(source, options, hook)
@@ -450,9 +461,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             # The values before the rounding: warned of before the fit, which may fail for it,
             # and among the fit's warnings after (as the program writes its own into the model
             # file).
-            rounding = float32_rounding_message(X, name) if dtype == np.float32 else None
-            if rounding:
-                warn(rounding, FitWarning)
+            rounding = warn_float32_rounding(X, dtype, name)
             weights = _check_sample_weight(sample_weight, data.n_samples)
             if data.n_samples < 2:
                 # scikit-learn's minimum for a fit: one row has no spread, and its model would
@@ -490,9 +499,6 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             if source.n_samples < 2:  # known once the chunks were read; as for an array
                 raise InvalidArgument(f"Found 1 sample in the chunks while a minimum of 2 is "
                                       f"required by {name}.")
-            if names is None and getattr(source, "first_frame", None) is not None:
-                # An iterable of frames, whose names no one could read before its first chunk.
-                names = fitted_feature_names(self, source.first_frame)
             self._set_fitted(report, n_features, source.weight_total, feature_names=names)
             return None
         total = float(weights.sum()) if weights is not None else float(data.n_samples)
@@ -594,10 +600,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             names = fitted_feature_names(self, X)
         dtype = check_dtype_parameter(self.dtype)
         data = as_data(X, dtype, name)
-        if dtype == np.float32:
-            rounding = float32_rounding_message(X, name)
-            if rounding:
-                warn(rounding, FitWarning)
+        warn_float32_rounding(X, dtype, name)
         weights = _check_sample_weight(sample_weight, data.n_samples)
         online = state.get("_online_")
         if fitted:
@@ -666,14 +669,16 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         # is never changed, and an interrupted step leaves it as it was.
         online = online.stepped(data.view, self._engine(), weights)
         attributes = self._model_attributes(online.model)
+        # No fit's report: report_ None and lower_bounds_ empty, as maximize's copy and a model
+        # file without a fit section have them (they were removed, an AttributeError).
         attributes.update(_online_=online, _online_settings_=settings,
                           n_features_in_=int(data.n_features), n_iter_=int(online.steps),
                           lower_bound_=np.float64(online.last_mean_log_likelihood),
-                          converged_=False)
+                          converged_=False, report_=None,
+                          lower_bounds_=np.empty(0, dtype=np.float64))
         if offset is not None:
             attributes["_online_offset_"] = offset
-        self._commit(attributes, drop=("_online_checkpoint_", "report_", "lower_bounds_"),
-                     feature_names=names)
+        self._commit(attributes, drop=("_online_checkpoint_",), feature_names=names)
         weightless = np.flatnonzero(np.asarray(attributes["weights_"]) == 0)
         if weightless.size:
             # fit re-seeds such a component on a row; online EM, which sees each batch once,
@@ -821,10 +826,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
         data = as_data(X, dtype, name)
-        if dtype == np.float32:
-            rounding = float32_rounding_message(X, name, "evaluate in float64 (dtype='float64')")
-            if rounding:
-                warn(rounding, UserWarning)
+        warn_float32_rounding(X, dtype, name, UserWarning, "evaluate in float64 (dtype='float64')")
         # A model built from assigned attributes has no n_features_in_ (scikit-learn then skips
         # this check too); the library names a width that disagrees with the model's.
         if data.n_features != getattr(self, "n_features_in_", data.n_features):

@@ -341,10 +341,10 @@ class _Adapter:
         self.first_dtype = None
         self.first_dtype_chunk = None
         self._only_chunk = None
-        # Chunk 0's column names and, without its rows, the frame or table that held them, as
-        # first read: every chunk of every pass must have them (a frame whose columns were
-        # reordered on a later pass is other data); named_sample cannot look inside a source
-        # that is only iterable, and its fit takes feature_names_in_ from first_frame.
+        # The first frame's (or table's) column names, as first read: every frame of every pass
+        # must have them (one whose columns were reordered on a later pass is other data). And
+        # chunk 0's frame without its rows: named_sample cannot look inside a source that is
+        # only iterable, and its fit takes feature_names_in_ from first_frame.
         self.columns = None
         self.first_frame = None
 
@@ -408,7 +408,7 @@ class _Adapter:
 
     def _result(self, x, w, index):
         names = None
-        if _module_of(x) == "pandas" and getattr(x, "columns", None) is not None:
+        if _module_of(x) in ("pandas", "polars") and getattr(x, "columns", None) is not None:
             names = [str(c) for c in x.columns]
         elif _is_arrow_chunk(x):
             names = list(x.column_names)
@@ -416,9 +416,13 @@ class _Adapter:
             # Frames (or tables) of other columns are other data, whatever their widths.
             if self.columns is None:
                 self.columns = names
-                # scikit-learn reads a Table's names, not a RecordBatch's.
-                self.first_frame = (x.iloc[:0] if _module_of(x) == "pandas"
-                                    else x.schema.empty_table())
+                if index == 0:
+                    # Without rows, and holding none of the chunk's (iloc's view would keep
+                    # them for the whole fit); scikit-learn reads a Table's names, not a
+                    # RecordBatch's.
+                    self.first_frame = (x.iloc[:0].copy() if _module_of(x) == "pandas"
+                                        else x.clear() if _module_of(x) == "polars"
+                                        else x.schema.empty_table())
             elif names != self.columns:
                 raise InvalidArgument(
                     f"chunk {index}: its columns {names} are not {self.columns}, chunk 0's on "

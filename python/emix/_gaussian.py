@@ -182,12 +182,12 @@ class GaussianMixture(_BaseMixture):
         float32 data under its own initialisation). Float32 data are computed at float32's
         accuracy: per-row log-densities within about 1e-5 of double's, responsibilities within
         about 1e-6 (some paths of the CPU engine take them in double). Pass
-        ``dtype='float64'`` for double accuracy. 'float32' on host data float32 may not hold
-        (float64 or integer arrays, frames, lists) warns where the rounding loses more than
-        1e-4 of a column's spread (data far from the origin, epoch times): a FitWarning from
-        fit and partial_fit (also in ``report_.warnings``), a UserWarning from the
-        evaluations; chunk sources and Dask arrays are rounded where they are read, and not
-        judged.
+        ``dtype='float64'`` for double accuracy. 'float32' on NumPy arrays, pandas frames or
+        lists of values float32 may not hold (float64, integers) warns where the rounding
+        loses more than 1e-4 of a column's spread (data far from the origin, epoch times): a
+        FitWarning from fit (also in ``report_.warnings``) and partial_fit, a UserWarning
+        from the evaluations; other array-likes, chunk sources and Dask arrays are rounded
+        where they are read, and not judged.
     fixed_weights : bool, default=False
         Keep the initial mixing weights throughout the fit.
     callback : callable, default=None

@@ -120,7 +120,7 @@ def _restore_estimator(estimator, section, model, path):
     try:
         probe._check_parameters()
         estimator._check_initial_parameters(model.n_features)
-    except _emix.InvalidArgument as error:
+    except (ValueError, TypeError) as error:  # emix.InvalidArgument, or NumPy's of a bad array
         raise _emix.IoError(f"{path}: \"estimator\" params: {error}") from None
     names = section.get("feature_names_in")
     if names is not None:

@@ -11,7 +11,7 @@ from ._warnings import warn
 from ._emix import InvalidArgument
 from ._arrays import as_data, check_dtype_parameter
 from ._chunks import adapter_for, converts_beyond_memory, is_chunk_source, named_sample
-from ._sklearn import ConvergenceWarning, check_feature_names
+from ._sklearn import ConvergenceWarning, check_feature_names, fitted_feature_names
 
 _CRITERIA = ("bic", "aic", "icl")
 _FAMILIES = ("gaussian", "bernoulli", "binomial")
@@ -240,7 +240,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     SelectResult
         The table, the best candidate and a fitted estimator for each candidate.
     """
-    from ._base import FitWarning, _check_sample_weight, _is_int, _is_real, float32_rounding_message
+    from ._base import _check_sample_weight, _is_int, _is_real, warn_float32_rounding
     from ._discrete import BernoulliMixture, BinomialMixture
     from ._gaussian import _COVARIANCE_TYPES, GaussianMixture
 
@@ -329,19 +329,18 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         else:
             source = adapter_for(X, sample_weight, check_dtype_parameter(dtype))
         n_features = source.peek_features()
-        report = _emix.select_chunks(source, ks, [str(t) for t in types], criterion, options)
-        if getattr(source, "first_frame", None) is not None:
+        if (getattr(source, "first_frame", None) is not None
+                and fitted_feature_names(template, named) is None):
             named = source.first_frame  # an iterable of frames: its names, read with chunk 0
+        report = _emix.select_chunks(source, ks, [str(t) for t in types], criterion, options)
         if source.n_samples < 2:  # known once the chunks were read; as for an array
             raise InvalidArgument("Found 1 sample in the chunks while a minimum of 2 is "
                                   "required by emix.select.")
         total = float(source.weight_total)
     else:
         data = as_data(X, check_dtype_parameter(dtype), "emix.select", min_samples=2)
-        rounding = (float32_rounding_message(X, "emix.select")
-                    if check_dtype_parameter(dtype) == np.float32 else None)
-        if rounding:  # once, not for every candidate
-            warn(rounding, FitWarning)
+        # Once, not for every candidate.
+        rounding = warn_float32_rounding(X, check_dtype_parameter(dtype), "emix.select")
         if data.n_samples < 2:  # as fit refuses it, each candidate being that fit
             raise InvalidArgument(f"Found array with {data.n_samples} sample(s) (shape="
                                   f"{(data.n_samples, data.n_features)}) while a minimum of 2 "

@@ -145,8 +145,9 @@ struct EmFlags {
   }
 };
 
-EmFlags add_em_options(CLI::App* app, emix::cli::EmArgs& args, const std::string& n_init_help) {
-  EmFlags flags;
+// `flags` is the caller's, and lives as long as the parse: --seed is parsed into its text.
+void add_em_options(CLI::App* app, emix::cli::EmArgs& args, const std::string& n_init_help,
+                    EmFlags& flags) {
   flags.seed = std::to_string(args.seed);
   flags.family = app->add_option("--family", args.family, "mixture family")
                      ->check(CLI::IsMember(kFamilies))
@@ -176,7 +177,6 @@ EmFlags add_em_options(CLI::App* app, emix::cli::EmArgs& args, const std::string
                                        "Bernoulli / binomial probabilities kept in [eps, 1 - eps]")
                            ->capture_default_str();
   app->add_option("--seed", flags.seed, "random seed, 0 to 2^64 - 1")->capture_default_str();
-  return flags;
 }
 
 // One line, at most about 1,000 characters, printable: a message may quote a file name or a
@@ -496,11 +496,12 @@ int main(int argc, char** argv) {
       fit->add_option("--covariance", fit_args.covariance, "Gaussian covariance type")
           ->check(CLI::IsMember(kCovariances))
           ->capture_default_str();
+  EmFlags fit_em;
+  add_em_options(fit, fit_args, "restarts; the best log-likelihood wins", fit_em);
   fit->add_option("--init-model", fit_args.init_model,
                   "start from this model, used exactly as given (not with --init, "
                   "--kmeans-iter or --n-init above 1)");
   fit->add_flag("--fixed-weights", fit_args.fixed_weights, "keep the initial mixing weights");
-  const EmFlags fit_em = add_em_options(fit, fit_args, "restarts; the best log-likelihood wins");
   fit->add_option("-o,--output", fit_args.output, "the fitted model (JSON)")->required();
   fit->add_option("--labels", fit_args.labels, "also write each row's component (int32 .npy)");
   fit->add_option("--responsibilities", fit_args.responsibilities,
@@ -527,7 +528,8 @@ int main(int argc, char** argv) {
   select->add_option("--criterion", select_args.criterion, "what picks the best model (lowest)")
       ->check(CLI::IsMember({"bic", "aic", "icl"}))
       ->capture_default_str();
-  const EmFlags select_em = add_em_options(select, select_args, "restarts of each candidate");
+  EmFlags select_em;
+  add_em_options(select, select_args, "restarts of each candidate", select_em);
   select->add_option("-o,--output", select_args.output,
                      "the best model (JSON, as emix fit -o writes it)");
   select->add_option("--table", select_args.table,

@@ -1,5 +1,6 @@
 // The model file: {"format": "emix-model", "version": 1, "family": ..., ...} (see README).
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -604,9 +605,16 @@ bool read_fit_report(const std::string& fit_section, FitReport* report) {
     if (it->is_number()) *out = it->get<double>();
     if (it->is_null()) *out = std::numeric_limits<double>::quiet_NaN();
   };
+  // A count or an index: a value past int's range (hand-edited) is left out, as a wrong kind
+  // is, not wrapped.
   const auto integer = [&](const char* key, int* out) {
     const auto it = fit.find(key);
-    if (it != fit.end() && it->is_number_integer()) *out = it->get<int>();
+    if (it == fit.end() || !it->is_number_integer()) return;
+    if (it->is_number_unsigned()
+            ? it->get<std::uint64_t>() <= INT_MAX
+            : it->get<std::int64_t>() >= 0 && it->get<std::int64_t>() <= INT_MAX) {
+      *out = static_cast<int>(it->get<std::int64_t>());
+    }
   };
   const auto text = [&](const char* key, std::string* out) {
     const auto it = fit.find(key);

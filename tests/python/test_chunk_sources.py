@@ -515,6 +515,27 @@ def test_frames_whose_columns_change_on_a_later_pass_are_refused(data):
     chosen = emix.select(Frames(reorder_from_pass=10 ** 6), n_components=[2],
                          covariance_types=["diag"], device="cpu").estimator(0)
     assert list(chosen.feature_names_in_) == ["a", "b", "c"]
+    # The names are chunk 0's, read without its rows (a view would hold them for the fit), or
+    # none: a frame that comes second in a list of an array and a frame names nothing.
+    source = _chunks.adapter_for(Frames(reorder_from_pass=10 ** 6), None, None)
+    source.peek_features()
+    assert list(source.first_frame.columns) == ["a", "b", "c"] and len(source.first_frame) == 0
+    for block in getattr(source.first_frame, "_mgr").blocks:  # pandas' own arrays
+        assert block.values.base is None or block.values.base.nbytes == 0
+    assert not hasattr(fit([data[:500], frames[0]]), "feature_names_in_")
+    # polars frames too.
+    pl = pytest.importorskip("polars")
+    polars_frames = [pl.from_pandas(frame) for frame in frames]
+
+    class PolarsFrames(Frames):
+        def __iter__(self):
+            self.passes += 1
+            for frame in polars_frames:
+                yield (frame.select(["c", "b", "a"]) if self.passes >= self.reorder_from_pass
+                       else frame)
+
+    with pytest.raises(ValueError, match=r"chunk 0: its columns \['c', 'b', 'a'\]"):
+        fit(PolarsFrames(reorder_from_pass=3))
 
 
 def test_arrow_sources_record_their_column_names(tmp_path, data):

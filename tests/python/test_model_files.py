@@ -346,10 +346,11 @@ def test_model_files_python_writes_or_the_library_takes_load(tmp_path):
             ("random_state", "abc", r'"params.random_state" is \'abc\''),
             ("random_state", -1, r'"params.random_state" is -1'),
             ("means_init", [[1, 2]], r"params: The parameter 'means' should have"),
-            ("weights_init", [0.5, 0.6], r'"estimator" params: .*weights')):
+            ("weights_init", [0.5, 0.6], r'"estimator" params: .*weights'),
+            ("means_init", "abc", r'"estimator" params: '),
+            ("weights_init", {"a": 1}, r'"estimator" params: ')):
         edited = json.loads(path.read_text())
         edited["estimator"]["params"][key] = value
         (tmp_path / "edited.json").write_text(json.dumps(edited))
         with pytest.raises(emix.IoError, match=expected):
             emix.load_model(tmp_path / "edited.json")
-

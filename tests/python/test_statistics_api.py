@@ -372,3 +372,6 @@ def test_a_maximized_copy_says_no_fit_made_it_as_a_loaded_model_file_does(tmp_pa
         assert model.report_ is None and model.converged_ is False and model.n_iter_ == 0
         assert np.isnan(model.lower_bound_) and model.lower_bounds_.shape == (0,)
     assert np.array_equal(loaded.means_, stepped.means_)
+    # partial_fit's steps, which no fit's report describes either (both were removed).
+    streamed = emix.GaussianMixture(2, random_state=0, device="cpu").fit(x).partial_fit(x[:100])
+    assert streamed.report_ is None and streamed.lower_bounds_.shape == (0,)
