@@ -745,8 +745,8 @@ module emix
     emix_fit_mpi_f, emix_mpi_shard, emix_status_name, &
     emix_predict, emix_predict_proba, emix_score_samples, emix_score, emix_bic, emix_aic, &
     emix_bic_weighted, emix_aic_weighted, emix_accumulate, emix_accumulate_about, &
-    emix_scatter_lost_digits, emix_statistics_destroy, emix_statistics_merge, emix_statistics_totals, &
-    emix_statistics_entropy, emix_statistics_serialize, emix_statistics_deserialize, &
+    emix_scatter_lost_digits, emix_statistics_destroy, emix_statistics_merge, &
+    emix_statistics_totals, emix_statistics_entropy, emix_statistics_serialize, emix_statistics_deserialize, &
     emix_maximize, emix_select, emix_select_mpi_f, emix_selection_destroy, &
     emix_selection_summary, emix_selection_candidate, emix_selection_model, &
     emix_selection_warning, emix_selection_warning_text

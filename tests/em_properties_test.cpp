@@ -316,7 +316,8 @@ TEST(Em, VariancesNearTheSubnormalsAreRefusedAboveThemExact) {
                 1e-10 * plain.model.covariances[i]);
   }
   // Below 2^-512 the start's own sums of squares are flushed to zero: a variance of 0, which
-  // was blamed on rows that coincide ("increase reg_covar"), for data of 2000 distinct rows.
+  // was blamed on rows that coincide ("increase reg_covar"), for data of 2000 distinct rows;
+  // so were rows at 2^-500 that differ by 2^-530 (their deviations' squares flush).
   for (const auto& [exponent, as_float] : {std::pair{-505, false}, std::pair{-515, false},
                                            std::pair{-540, false}, std::pair{-62, true}}) {
     try {
@@ -351,14 +352,22 @@ TEST(Em, VariancesNearTheSubnormalsAreRefusedAboveThemExact) {
       EXPECT_NE(std::string(e.what()).find("rescale the data"), std::string::npos) << e.what();
     }
   }
-  // Rows that coincide at 2^-500 (squares of 2^-1000, normal numbers): nothing was flushed, and
-  // the message names the rows, not the scale.
-  std::vector<double> same(200, std::ldexp(1.0, -500));
-  emix::FitOptions one;
-  one.n_components = 1;
-  one.reg_covar = 0;
+  std::vector<double> offset = s.x;
+  for (double& v : offset) v = std::ldexp(1.0, -500) + std::ldexp(v, -530);
+  emix::FitOptions single;
+  single.n_components = 1;
+  single.reg_covar = 0;
   try {
-    emix::fit(emix::DataView::host(same.data(), 100, 2), one);
+    emix::fit(emix::DataView::host(offset.data(), 2000, 2), single);
+    ADD_FAILURE() << "rows of 2^-500 + 2^-530 N(0, 1) were fitted";
+  } catch (const emix::NumericalError& e) {
+    EXPECT_NE(std::string(e.what()).find("flushes to zero"), std::string::npos) << e.what();
+  }
+  // Rows that coincide at 2^-400, where distinct rows' deviations (at least 2^-452) square to
+  // normal numbers: nothing was flushed, and the message names the rows, not the scale.
+  std::vector<double> same(200, std::ldexp(1.0, -400));
+  try {
+    emix::fit(emix::DataView::host(same.data(), 100, 2), single);
     ADD_FAILURE() << "100 coinciding rows were fitted with reg_covar 0";
   } catch (const emix::NumericalError& e) {
     EXPECT_NE(std::string(e.what()).find("rows that coincide"), std::string::npos) << e.what();

@@ -223,8 +223,9 @@ Model read_model(const std::string& path, std::string* fit_section,
                  std::string* estimator_section = nullptr);
 // A "fit" section's text (as read_model gives it) read back into `report`, whose model is left
 // alone: what a model read and written again keeps (the C API's handles). A field the section
-// lacks or holds as another type keeps its default, a null number (a non-finite value when
-// written) reads as NaN; nothing throws, as the section is a record that read_model ignores.
+// lacks or holds as another type (or a count outside 0..INT_MAX) keeps its default, a null
+// number (a non-finite value when written) reads as NaN; nothing throws, as the section is a
+// record that read_model ignores.
 // False when the text is empty or not a JSON object.
 bool read_fit_report(const std::string& fit_section, FitReport* report);
 // Writes the model and, when `report` is given, its "fit" section; a non-empty

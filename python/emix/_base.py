@@ -220,34 +220,44 @@ def _may_lose_in_float32(dtype):
                                                           dtype.itemsize > 2)
 
 
+# polars' types whose values float32 holds exactly.
+_POLARS_EXACT_IN_FLOAT32 = {"Float32", "Int8", "Int16", "UInt8", "UInt16", "Boolean"}
+
+
 def _float64_blocks(x):
     """Host data `x` as float64 blocks of rows, for the rounding scan: None where its values
     could lose nothing in float32, or where reading them again would cost what the fit's own
-    conversion did (array-likes that compute or copy their values: those are not judged)."""
-    if _module_of(x) == "pandas" and hasattr(x, "iloc"):
+    conversion did (other array-likes, which may compute their values: not judged)."""
+    module = _module_of(x)
+    if module == "pandas" and hasattr(x, "iloc"):
         if not any(_may_lose_in_float32(t) for t in x.dtypes):
             return None
-        rows = max(1, (1 << 22) // max(1, x.shape[1]))
-        return (np.ascontiguousarray(x.iloc[first:first + rows].to_numpy(dtype=np.float64))
-                for first in range(0, x.shape[0], rows))
-    if isinstance(x, (list, tuple)):
-        x = np.asarray(x)  # Python floats: an array of them is small beside the list
-    if not isinstance(x, np.ndarray):
+        block = lambda first, rows: x.iloc[first:first + rows].to_numpy(dtype=np.float64)
+    elif module == "polars" and hasattr(x, "slice"):
+        if all(str(t) in _POLARS_EXACT_IN_FLOAT32 for t in x.dtypes):
+            return None
+        block = lambda first, rows: x.slice(first, rows).to_numpy()
+    else:
+        if isinstance(x, (list, tuple)):
+            x = np.asarray(x)  # Python floats: an array of them is small beside the list
+        if not (isinstance(x, np.ndarray) and x.ndim == 2 and _may_lose_in_float32(x.dtype)):
+            return None
+        block = lambda first, rows: x[first:first + rows]
+    if len(x.shape) != 2 or x.shape[0] < 2:
         return None
-    if x.ndim != 2 or x.shape[0] < 2 or not _may_lose_in_float32(x.dtype):
-        return None
-    rows = max(1, (1 << 22) // max(1, x.shape[1]))  # a strided array is copied a block at a time
-    return (np.ascontiguousarray(x[first:first + rows], dtype=np.float64)
+    # A block of rows at a time: a frame's columns, or a strided array, are copied as they go.
+    rows = max(1, (1 << 22) // max(1, x.shape[1]))
+    return (np.ascontiguousarray(block(first, rows), dtype=np.float64)
             for first in range(0, x.shape[0], rows))
 
 
-def float32_rounding_message(x, name, remedy="fit in float64"):
+def float32_rounding_message(x, name, remedy="subtract the column means first, or fit in float64"):
     """The warning (or None) where rounding the data to float32 (dtype='float32') changes a
     column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
     with a spread of 1 keep 0.03 of it; epoch seconds keep none), which float32 cannot hold
     however the arithmetic is done after. The library's scan, as ``emix fit --precision float``
-    warns, of NumPy arrays, pandas frames and lists whose values float32 may not hold (float64
-    and wider, integers); other array-likes, device arrays and chunk sources are converted
+    warns, of NumPy arrays, pandas and polars frames and lists whose values float32 may not hold
+    (float64 and wider, integers); other array-likes, device arrays and chunk sources are converted
     where they are, unjudged."""
     try:
         blocks = _float64_blocks(x)
@@ -264,10 +274,11 @@ def float32_rounding_message(x, name, remedy="fit in float64"):
     column, largest, spread, lost = worst
     return (f"{name}: dtype='float32' rounds column {column + 1} (values up to {largest:.3g}, "
             f"spread {spread:.3g}) by up to {lost:.2g} of its spread, more than float32's 1e-4; "
-            f"subtract the column means first, or {remedy}")
+            f"{remedy}")
 
 
-def warn_float32_rounding(x, dtype, name, category=FitWarning, remedy="fit in float64"):
+def warn_float32_rounding(x, dtype, name, category=FitWarning,
+                          remedy="subtract the column means first, or fit in float64"):
     """float32_rounding_message's warning, where `dtype` is float32; the message or None."""
     if dtype != np.float32:
         return None
@@ -826,6 +837,7 @@ class _BaseMixture(DensityMixin, BaseEstimator):
         name = type(self).__name__
         dtype = check_dtype_parameter(self.dtype)
         data = as_data(X, dtype, name)
+        # A fitted model's data cannot be centred alone: its means are the data's as they are.
         warn_float32_rounding(X, dtype, name, UserWarning, "evaluate in float64 (dtype='float64')")
         # A model built from assigned attributes has no n_features_in_ (scikit-learn then skips
         # this check too); the library names a width that disagrees with the model's.

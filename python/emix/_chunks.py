@@ -345,7 +345,7 @@ class _Adapter:
         # must have them (one whose columns were reordered on a later pass is other data). And
         # chunk 0's frame without its rows: named_sample cannot look inside a source that is
         # only iterable, and its fit takes feature_names_in_ from first_frame.
-        self.columns = None
+        self.columns, self.columns_chunk = None, None
         self.first_frame = None
 
     def known_rows(self, i):
@@ -415,7 +415,7 @@ class _Adapter:
         if names is not None:
             # Frames (or tables) of other columns are other data, whatever their widths.
             if self.columns is None:
-                self.columns = names
+                self.columns, self.columns_chunk = names, index
                 if index == 0:
                     # Without rows, and holding none of the chunk's (iloc's view would keep
                     # them for the whole fit); scikit-learn reads a Table's names, not a
@@ -425,9 +425,9 @@ class _Adapter:
                                         else x.schema.empty_table())
             elif names != self.columns:
                 raise InvalidArgument(
-                    f"chunk {index}: its columns {names} are not {self.columns}, chunk 0's on "
-                    f"the first pass (pass {self.passes} now): a chunk source must give the "
-                    "same columns in every chunk, on every pass")
+                    f"chunk {index}: its columns {names} are not {self.columns}, chunk "
+                    f"{self.columns_chunk}'s on the first pass (pass {self.passes} now): a chunk "
+                    "source must give the same columns in every chunk, on every pass")
         x = _as_chunk_array(x, self.dtype, index)
         if self.dtype is None:
             if self.first_dtype is None:

@@ -70,11 +70,14 @@ _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
     lower_bounds_ : ndarray of shape (n_iter_,)
         Mean log-likelihood measured by each iteration's E-step, under the parameters before
         its M-step (the initial ones first), as scikit-learn's; the returned parameters' value
-        is ``lower_bound_``, and ``report_.history`` holds all ``n_iter_ + 1``.
+        is ``lower_bound_``, and ``report_.history`` holds all ``n_iter_ + 1``. Empty where
+        no fit made the parameters (``partial_fit``, ``emix.maximize``, a model file without a
+        fit section).
     n_features_in_ : int
         Number of features seen during fit.
-    report_ : emix.FitReport
+    report_ : emix.FitReport or None
         The fit's report: history, engine, warnings (identifiability among them), timings.
+        None where no fit made the parameters (as for ``lower_bounds_``).
 """
 
 

@@ -182,8 +182,8 @@ class GaussianMixture(_BaseMixture):
         float32 data under its own initialisation). Float32 data are computed at float32's
         accuracy: per-row log-densities within about 1e-5 of double's, responsibilities within
         about 1e-6 (some paths of the CPU engine take them in double). Pass
-        ``dtype='float64'`` for double accuracy. 'float32' on NumPy arrays, pandas frames or
-        lists of values float32 may not hold (float64, integers) warns where the rounding
+        ``dtype='float64'`` for double accuracy. 'float32' on NumPy arrays, pandas or polars
+        frames or lists of values float32 may not hold (float64, integers) warns where the rounding
         loses more than 1e-4 of a column's spread (data far from the origin, epoch times): a
         FitWarning from fit (also in ``report_.warnings``) and partial_fit, a UserWarning
         from the evaluations; other array-likes, chunk sources and Dask arrays are rounded
@@ -225,11 +225,14 @@ class GaussianMixture(_BaseMixture):
     lower_bounds_ : ndarray of shape (n_iter_,)
         Mean log-likelihood measured by each iteration's E-step, under the parameters before
         its M-step (the initial ones first), as scikit-learn's; the returned parameters' value
-        is ``lower_bound_``, and ``report_.history`` holds all ``n_iter_ + 1``.
+        is ``lower_bound_``, and ``report_.history`` holds all ``n_iter_ + 1``. Empty where
+        no fit made the parameters (``partial_fit``, ``emix.maximize``, a model file without a
+        fit section).
     n_features_in_ : int
         Number of features seen during fit.
-    report_ : emix.FitReport
-        The fit's report: history, engine, warnings, timings.
+    report_ : emix.FitReport or None
+        The fit's report: history, engine, warnings, timings. None where no fit made the
+        parameters (as for ``lower_bounds_``).
 
     See Also
     --------

@@ -318,6 +318,7 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
     template._check_parameters()
     options = template._options(template._seed())
     named = named_sample(X)  # read before a Dask frame becomes chunks of a Dask array
+    rounding = None  # chunks and Dask blocks are rounded where they are read, unjudged
     if dask_data or is_chunk_source(X) or converts_beyond_memory(X, check_dtype_parameter(dtype)):
         # Out of core: each chunk is read once per pass for every candidate still running. A
         # Dask array's (or DataFrame's) blocks compute their statistics where they are.
@@ -355,7 +356,10 @@ def select(X, n_components=range(1, 11), covariance_types=("full", "diag", "sphe
         name = f"K = {c.n_components}" + (f", {covariance}" if family == "gaussian" else "")
         failed = c.failed
         e = estimator(c.n_components, covariance)
-        e._set_fitted(c.fit, n_features, total, failed=failed, candidate=name)
+        # The rounding's warning among each candidate's, as fit records it (select emitted it
+        # once, above).
+        e._set_fitted(c.fit, n_features, total, failed=failed, candidate=name,
+                      recorded_warnings=[rounding] if rounding else ())
         check_feature_names(e, named, reset=True)  # a DataFrame's, as fit records
         estimators.append(e)
         if not e.converged_ and max_iter > 0 and not failed:

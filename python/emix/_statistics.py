@@ -401,9 +401,7 @@ def maximize(model, statistics, reg_covar=None, prob_epsilon=None, fixed_weights
     out = copy.copy(model)
     # The online stream's state too, in every form copy.copy may leave it (__getstate__ turns
     # it into a checkpoint): the copy's next partial_fit starts a stream of its own.
-    for attribute in ("report_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
-                      "_online_", "_online_settings_", "_online_checkpoint_",
-                      "_online_offset_"):
+    for attribute in ("_online_", "_online_settings_", "_online_checkpoint_", "_online_offset_"):
         out.__dict__.pop(attribute, None)
     out._set_model(new_model)
     # No fit made it: as load_model leaves a model file without a fit section (report_ was

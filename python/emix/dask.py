@@ -45,7 +45,8 @@ over the whole array from the best: ``report_.best_init`` is 0, where the in-mem
 runs every restart's EM over all rows and keeps the best result. The report's warnings (the
 initialisation's notes, re-seeded rows, a model the data cannot identify) and the FitWarnings
 emitted are the in-memory fit's, but for ``dtype='float32'`` on float64 blocks: they are
-rounded where they are read, and not judged for what the rounding loses (a NumPy array is).
+rounded where they are read, and not judged for what the rounding loses (a NumPy array, a
+pandas or polars frame and a list are).
 
 :func:`emix.select` of a Dask array runs the same way: each pass of the selection is one task
 per block that returns the block's statistics under every candidate still running (the library

@@ -561,7 +561,8 @@ InputMatrix InputMatrix::open(const std::string& path, const DataArgs& args,
   return InputMatrix(load_data(path, args, false));
 }
 
-std::string float32_rounding_warning(const std::string& input, const DataArgs& args) {
+std::string float32_rounding_warning(const std::string& input, const DataArgs& args,
+                                     bool evaluation) {
   if (resolve_precision(args) != DType::kFloat32 || !args.raw_dtype.empty() ||
       !is_npy_path(input) || reads_once(input)) {
     return {};
@@ -588,8 +589,10 @@ std::string float32_rounding_warning(const std::string& input, const DataArgs& a
   return input + ": " + rounding + " rounds column " + std::to_string(worst->column + 1) +
          " (values up to " + format("%.3g", worst->largest) + ", spread " +
          format("%.3g", worst->spread) + ") by up to " + format("%.2g", worst->lost) +
-         " of its spread, more than float32's 1e-4; subtract the column means first, or use "
-         "--precision double";
+         " of its spread, more than float32's 1e-4; " +
+         // A fitted model's data cannot be centred alone: its means are the data's.
+         (evaluation ? "use --precision double"
+                     : "subtract the column means first, or use --precision double");
 }
 
 bool runs_on_gpu(const EngineOptions& engine) {

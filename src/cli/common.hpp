@@ -148,8 +148,10 @@ class InputMatrix {
 // spread (detail::Float32RoundingScan, over the file's own values mapped in double: one more
 // pass over it), as the Python estimators' dtype='float32' warns; "" where it does not. Text
 // and raw INPUT are parsed straight into float32, their values before the rounding never held,
-// and are not judged.
-std::string float32_rounding_warning(const std::string& input, const DataArgs& args);
+// and are not judged. An `evaluation` (predict, score) is not told to centre the data: the
+// model's means are the data's as they are.
+std::string float32_rounding_warning(const std::string& input, const DataArgs& args,
+                                     bool evaluation = false);
 
 // Per-row results under `model` of a mapped INPUT, chunk by chunk, into open outputs (either
 // may be null): the labels (int32) and the N x K responsibilities (float64) stream to their

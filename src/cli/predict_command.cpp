@@ -51,7 +51,7 @@ DataArgs with_model_trials(const DataArgs& args, const Model& model) {
 // The evaluation of data that --precision float (or auto, on the GPU) rounded past float32's
 // 1e-4 of a column's spread is as wrong as a fit of them: the same warning, even with --quiet.
 void warn_of_rounding(const std::string& input, const DataArgs& data) {
-  const std::string rounding = float32_rounding_warning(input, data);
+  const std::string rounding = float32_rounding_warning(input, data, true);
   if (!rounding.empty()) print_fit_warning(rounding, false);
 }
 

@@ -152,8 +152,8 @@ bool near_subnormals(double variance, DType dtype) {
   const bool is_double = dtype == DType::kFloat64;
   throw NumericalError(
       which + " has a variance of " +
-      (variance == 0 ? std::string("0 about means whose squares (unless its rows coincide), as "
-                                   "its statistics, fall")
+      (variance == 0 ? std::string("0 about means so small that the squares of its rows' "
+                                   "deviations (unless the rows coincide), as its statistics, fall")
                      : format_number(variance) + ", so small that its statistics fall") +
       " among the numbers below " + format_number(is_double ? DBL_MIN : FLT_MIN) +
       " that the engine flushes to zero (" + (is_double ? "double" : "single") +
@@ -175,7 +175,8 @@ double largest_mean(const Model& m, int c) {
 
 // The start's covariances: near the subnormals only where the data are (a k-means start is the
 // data's own clusters; a component no row chose has the identity). With `flushed`, the variances
-// of 0 about means whose squares are below DBL_MIN, checked before the start is factored
+// of 0 about means so small that the rows' deviations may square below DBL_MIN, checked before
+// the start is factored
 // (which fails for them): the data's scale too, not rows that coincide, the start's sums of
 // squares having been flushed to zero (data scaled by 1e-155 were told to raise reg_covar);
 // without, the variances above 0, after the float32 check of the factors, whose words come
@@ -188,9 +189,11 @@ void check_start_above_subnormals(const Model& m, DType dtype, double reg_covar,
     const double v = smallest_variance(m.covariances.data() + c * per, m.covariance,
                                        static_cast<std::size_t>(m.n_features));
     const double mean = largest_mean(m, c);
-    // The start is computed in double: squares of rows under sqrt(DBL_MIN) are flushed there.
-    const bool below =
-        flushed ? v == 0 && mean > 0 && mean < std::sqrt(DBL_MIN) : near_subnormals(v, dtype);
+    // The start is computed in double, where squares below DBL_MIN are flushed: distinct rows
+    // about a mean m may differ by as little as eps m, so any may flush under
+    // sqrt(DBL_MIN) / eps (rows of 1e-150 + 1e-160 noise were blamed on coinciding rows).
+    const bool below = flushed ? v == 0 && mean > 0 && mean < std::sqrt(DBL_MIN) / DBL_EPSILON
+                               : near_subnormals(v, dtype);
     if (below) {
       throw_near_subnormals(m.covariance == Covariance::kTied
                                 ? std::string("the tied covariance")

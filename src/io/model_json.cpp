@@ -605,7 +605,7 @@ bool read_fit_report(const std::string& fit_section, FitReport* report) {
     if (it->is_number()) *out = it->get<double>();
     if (it->is_null()) *out = std::numeric_limits<double>::quiet_NaN();
   };
-  // A count or an index: a value past int's range (hand-edited) is left out, as a wrong kind
+  // A count or an index: a value outside 0..INT_MAX (hand-edited) is left out, as a wrong kind
   // is, not wrapped.
   const auto integer = [&](const char* key, int* out) {
     const auto it = fit.find(key);

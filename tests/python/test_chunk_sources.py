@@ -523,6 +523,9 @@ def test_frames_whose_columns_change_on_a_later_pass_are_refused(data):
     for block in getattr(source.first_frame, "_mgr").blocks:  # pandas' own arrays
         assert block.values.base is None or block.values.base.nbytes == 0
     assert not hasattr(fit([data[:500], frames[0]]), "feature_names_in_")
+    with pytest.raises(ValueError, match=r"chunk 2: its columns \['c', 'b', 'a'\] are not "
+                                         r"\['a', 'b', 'c'\], chunk 1's on the first pass"):
+        fit([data[:300], frames[1], frames[2][["c", "b", "a"]]])
     # polars frames too.
     pl = pytest.importorskip("polars")
     polars_frames = [pl.from_pandas(frame) for frame in frames]

@@ -791,15 +791,23 @@ def test_float32_rounding_is_judged_for_every_host_input_and_every_use():
     epochs = np.round(far * 1000).astype(np.int64)  # milliseconds: integers past 2^24
     inputs = {"DataFrame": pd.DataFrame(far, columns=["a", "b"]), "list": far.tolist(),
               "longdouble": far.astype(np.longdouble), "int64": epochs}
+    pl = pytest.importorskip("polars")
+    inputs["polars"] = pl.DataFrame(far, schema=["a", "b"])
     for kind, x in inputs.items():
         with pytest.warns(emix.FitWarning, match=r"dtype='float32' rounds column 2 "):
             emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).fit(x)
     estimator = emix.GaussianMixture(2, device="cpu", random_state=0).fit(far)
     estimator.set_params(dtype="float32")
     for method in ("predict", "predict_proba", "score_samples", "score"):
-        with pytest.warns(UserWarning, match=r"rounds column 2 .*evaluate in float64 "
-                                             r"\(dtype='float64'\)"):
+        # Not "subtract the column means": the model's means are the data's as they are.
+        with pytest.warns(UserWarning, match=r"of its spread, more than float32's 1e-4; "
+                                             r"evaluate in float64 \(dtype='float64'\)$"):
             getattr(estimator, method)(far)
+    # select records it among each candidate's warnings, as fit does.
+    with pytest.warns(emix.FitWarning, match="rounds column 2"):
+        chosen = emix.select(far, n_components=[2], covariance_types=["diag"], dtype="float32",
+                             device="cpu").estimator(0)
+    assert [w for w in chosen.report_.warnings if "rounds column 2" in w]
     with pytest.warns(emix.FitWarning, match="rounds column 2"):
         emix.GaussianMixture(2, dtype="float32", device="cpu", random_state=0).partial_fit(far)
     # Nothing to warn of: frames of float32 or small integers, and data near the origin.
