@@ -63,7 +63,9 @@ def _is_arrow_chunk(x):
 def _is_chunk_item(item):
     if _as_pair(item) is not None or (isinstance(item, tuple) and item):
         item = item[0]  # an (array, weights) pair, or a mistaken tuple
-    return getattr(item, "ndim", None) == 2 or _is_arrow_chunk(item)
+    # polars frames, as Arrow's objects, have no ndim.
+    return (getattr(item, "ndim", None) == 2 or _is_arrow_chunk(item)
+            or (_module_of(item) == "polars" and type(item).__name__ == "DataFrame"))
 
 
 def reads_only_in_chunks(x):
@@ -423,11 +425,14 @@ class _Adapter:
                     self.first_frame = (x.iloc[:0].copy() if _module_of(x) == "pandas"
                                         else x.clear() if _module_of(x) == "polars"
                                         else x.schema.empty_table())
-            elif names != self.columns:
+            elif names != self.columns and index == self.columns_chunk:
                 raise InvalidArgument(
-                    f"chunk {index}: its columns {names} are not {self.columns}, chunk "
-                    f"{self.columns_chunk}'s on the first pass (pass {self.passes} now): a chunk "
-                    "source must give the same columns in every chunk, on every pass")
+                    f"chunk {index}: its columns {names} are not {self.columns}, its own on the "
+                    f"first pass (pass {self.passes} now): a chunk source must give the same "
+                    "chunks on every pass")
+            elif names != self.columns:
+                raise InvalidArgument(f"chunk {index}: its columns {names} are not chunk "
+                                      f"{self.columns_chunk}'s {self.columns}")
         x = _as_chunk_array(x, self.dtype, index)
         if self.dtype is None:
             if self.first_dtype is None:
