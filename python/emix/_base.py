@@ -251,14 +251,17 @@ def _float64_blocks(x):
             for first in range(0, x.shape[0], rows))
 
 
-def float32_rounding_message(x, name, remedy="subtract the column means first, or fit in float64"):
+_CENTRE_OR_FLOAT64 = "subtract the column means first, or fit in float64"
+
+
+def float32_rounding_message(x, name, remedy=_CENTRE_OR_FLOAT64):
     """The warning (or None) where rounding the data to float32 (dtype='float32') changes a
     column by more than 1e-4 of its spread: data far from the origin (values of 1e6 + 0.37 k
     with a spread of 1 keep 0.03 of it; epoch seconds keep none), which float32 cannot hold
     however the arithmetic is done after. The library's scan, as ``emix fit --precision float``
     warns, of NumPy arrays, pandas and polars frames and lists whose values float32 may not hold
-    (float64 and wider, integers); other array-likes, device arrays and chunk sources are converted
-    where they are, unjudged."""
+    (float64 and wider, integers); other array-likes, device arrays and chunk sources are
+    converted where they are, unjudged."""
     try:
         blocks = _float64_blocks(x)
         if blocks is None:
@@ -277,8 +280,7 @@ def float32_rounding_message(x, name, remedy="subtract the column means first, o
             f"{remedy}")
 
 
-def warn_float32_rounding(x, dtype, name, category=FitWarning,
-                          remedy="subtract the column means first, or fit in float64"):
+def warn_float32_rounding(x, dtype, name, category=FitWarning, remedy=_CENTRE_OR_FLOAT64):
     """float32_rounding_message's warning, where `dtype` is float32; the message or None."""
     if dtype != np.float32:
         return None
