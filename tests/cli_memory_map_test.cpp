@@ -127,6 +127,24 @@ TEST_F(MemoryMapTest, MappedPagesGiveTheInMemoryModel) {
 // A float64 .npy fitted in float64 is used in place (no --memory-map, not chunked): the model,
 // labels and responsibilities are bitwise those of the copy --no-memory-map reads, and predict
 // of the same file gives the fit's labels.
+// --map-chunk-rows alone was ignored without a word: for a .npy the automatic choice read it
+// whole, and for text or with --no-memory-map it could not apply. It maps a .npy now, and is
+// refused where no mapping can be.
+TEST_F(MemoryMapTest, ChunkRowsMapTheFileOrAreRefused) {
+  CliRun r = emix("fit data.npy" + fit_args() + " --map-chunk-rows 700 -o mapped.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("data.npy: memory-mapped, 8 chunks of 700 rows\n"), std::string::npos)
+      << r.err;
+  r = emix("score mapped.json data.npy --device cpu --map-chunk-rows 700");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ofstream(path("data.csv")) << "1,2,3\n4,5,6\n7,8,9\n";
+  expect_failure("fit data.csv -k 1 --device cpu --map-chunk-rows 700 -o t.json",
+                 {"--map-chunk-rows reads .npy files only; data.csv is not one"});
+  expect_failure("score mapped.json data.npy --map-chunk-rows 700 --no-memory-map",
+                 {"--map-chunk-rows sets the chunks of a mapping, which --no-memory-map turns "
+                  "off"});
+}
+
 TEST_F(MemoryMapTest, AFileInTheRunsTypeUsedInPlaceGivesBitwiseTheCopysResults) {
   CliRun r = emix("fit data.npy" + fit_args() +
                   " --no-memory-map -o copy.json --labels l0.npy --responsibilities r0.npy");

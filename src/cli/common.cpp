@@ -520,18 +520,30 @@ double physical_memory_bytes() {
 std::unique_ptr<io::MappedNpy> open_mapping(const std::string& input, const DataArgs& data,
                                             const std::string& memory_map,
                                             std::int64_t map_chunk_rows) {
-  if (memory_map == "off") return nullptr;
+  // --map-chunk-rows asks for the mapping, as --memory-map does: it was ignored, without a
+  // word, for text, with --no-memory-map, and for a .npy the automatic choice read whole.
+  const bool chunk_rows_given = map_chunk_rows != 0;
+  if (memory_map == "off") {
+    if (chunk_rows_given) {
+      throw InvalidArgument(
+          "--map-chunk-rows sets the chunks of a mapping, which --no-memory-map "
+          "turns off");
+    }
+    return nullptr;
+  }
   const bool npy = is_npy_path(input) && data.raw_dtype.empty();
-  if (memory_map == "on") {
+  if (memory_map == "on" || chunk_rows_given) {
     if (!npy) {
-      throw InvalidArgument("--memory-map reads .npy files only; " + input + " is not one");
+      throw InvalidArgument(std::string(memory_map == "on" ? "--memory-map" : "--map-chunk-rows") +
+                            " reads .npy files only; " + input + " is not one");
     }
   } else if (!npy) {
     return nullptr;
   }
   const DType dtype = resolve_precision(data);
-  if (memory_map == "auto" && !(static_cast<double>(io::MappedNpy::describe(input, dtype).bytes) >
-                                0.5 * physical_memory_bytes())) {
+  if (memory_map == "auto" && !chunk_rows_given &&
+      !(static_cast<double>(io::MappedNpy::describe(input, dtype).bytes) >
+        0.5 * physical_memory_bytes())) {
     return nullptr;
   }
   auto mapping = std::make_unique<io::MappedNpy>(input, dtype, map_chunk_rows);

@@ -106,7 +106,8 @@ MemoryMapFlags add_memory_map_options(CLI::App* app, std::int64_t& map_chunk_row
               what + " (default: when the copy would take more than half the physical memory)");
   flags.off = app->add_flag("--no-memory-map", kNoMemoryMapHelp)->excludes(flags.on);
   app->add_option("--map-chunk-rows", map_chunk_rows,
-                  "memory-mapped INPUT: rows per chunk (0: about 64 MiB)")
+                  "memory-mapped INPUT: rows per chunk (0: about 64 MiB); above 0, the .npy "
+                  "INPUT is mapped as with --memory-map")
       ->check(CLI::Validator(
           [](const std::string& value) {
             return value.rfind('-', 0) == 0 ? "must be 0 or more, not " + value : std::string();
