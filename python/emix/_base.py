@@ -240,7 +240,7 @@ def _float64_blocks(x):
     else:
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)  # Python floats: an array of them is small beside the list
-        if not (isinstance(x, np.ndarray) and x.ndim == 2 and _may_lose_in_float32(x.dtype)):
+        if not (isinstance(x, np.ndarray) and _may_lose_in_float32(x.dtype)):
             return None
         block = lambda first, rows: x[first:first + rows]
     if len(x.shape) != 2 or x.shape[0] < 2:

@@ -606,14 +606,11 @@ bool read_fit_report(const std::string& fit_section, FitReport* report) {
     if (it->is_null()) *out = std::numeric_limits<double>::quiet_NaN();
   };
   // A count or an index: a value outside 0..INT_MAX (hand-edited) is left out, as a wrong kind
-  // is, not wrapped.
+  // is, not wrapped. nlohmann reads a whole number without a sign as unsigned, and only those.
   const auto integer = [&](const char* key, int* out) {
     const auto it = fit.find(key);
-    if (it == fit.end() || !it->is_number_integer()) return;
-    if (it->is_number_unsigned()
-            ? it->get<std::uint64_t>() <= INT_MAX
-            : it->get<std::int64_t>() >= 0 && it->get<std::int64_t>() <= INT_MAX) {
-      *out = static_cast<int>(it->get<std::int64_t>());
+    if (it != fit.end() && it->is_number_unsigned() && it->get<std::uint64_t>() <= INT_MAX) {
+      *out = static_cast<int>(it->get<std::uint64_t>());
     }
   };
   const auto text = [&](const char* key, std::string* out) {
