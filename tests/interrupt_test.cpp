@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "cpu/fp_environment.hpp"
@@ -159,6 +160,39 @@ TEST(InterruptCheck, StopsPredictAndIsRunOnlyOnItsThread) {
   EXPECT_FALSE(other_thread);
   // Another thread's calls run without it.
   std::thread([&] { EXPECT_NO_THROW(emix::predict(model, x, engine)); }).join();
+}
+
+// sample() runs the check too, on the calling thread alone, inside a block of rows as well as
+// between blocks: a Gaussian over 256 full features in one block (65,536 rows take about a
+// second) and binomial counts in many blocks.
+TEST(InterruptCheck, StopsSample) {
+  const std::pair<emix::Model, std::int64_t> draws[] = {
+      {emix::testing::random_model(Family::kGaussian, Covariance::kFull, 4, 256, /*seed=*/8),
+       65536},
+      {emix::testing::random_model(Family::kBinomial, Covariance::kFull, 8, 64, /*seed=*/8,
+                                   /*trials=*/50),
+       400000}};
+  for (const auto& [model, n] : draws) {
+    SCOPED_TRACE(model.family == Family::kGaussian ? "gaussian" : "binomial");
+    const auto start = Clock::now();
+    emix::sample(model, n, 1, 2);
+    const auto whole = Clock::now() - start;
+
+    const std::thread::id caller = std::this_thread::get_id();
+    bool other_thread = false;
+    Deadline deadline(Clock::now() + whole / 2);
+    {
+      const emix::InterruptCheck check([&] {
+        if (std::this_thread::get_id() != caller) other_thread = true;
+        deadline();
+      });
+      EXPECT_THROW(emix::sample(model, n, 1, 2), Stop);
+    }
+    const auto after_throw = Clock::now() - deadline.thrown;
+    EXPECT_GE(deadline.runs, 1);
+    EXPECT_LT(after_throw, whole / 4) << seconds(after_throw) << " s against " << seconds(whole);
+    EXPECT_FALSE(other_thread);
+  }
 }
 
 // The check runs under the caller's floating-point modes, not the pass's (which flushes

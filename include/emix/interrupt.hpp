@@ -11,9 +11,9 @@ void poll_interrupt();
 }
 
 // While an InterruptCheck lives, the library's calls made on its thread (fit, select, predict,
-// score, accumulate, ...) run `check` on that thread, under the floating-point modes it had when
-// the check was made, about every 50 ms of their work: between the pieces of a CPU pass (a 64th
-// of it or less), between initialisation's k-means steps and between iterations. An exception
+// score, accumulate, sample, ...) run `check` on that thread, under the floating-point modes it had
+// when the check was made, about every 50 ms of their work: between the pieces of a CPU pass (a
+// 64th of it or less), between initialisation's k-means steps and between iterations. An exception
 // the check throws ends the call and propagates out of it as the call's own errors do: what the
 // call holds is freed and its outputs are left as they were. FitOptions::on_iteration stops a fit
 // between iterations; this reaches inside one, and into calls that have no options. Not checked:

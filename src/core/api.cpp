@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -16,6 +17,7 @@
 #include "core/criteria.hpp"
 #include "core/engine.hpp"
 #include "core/evaluation.hpp"
+#include "core/interrupt.hpp"
 #include "core/prepared_model.hpp"
 #include "core/sampling.hpp"
 #include "core/threads.hpp"
@@ -441,10 +443,20 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
   // time for a million rows).
   const std::int64_t blocks = (n + block_rows - 1) / block_rows;
   const int threads = usable_threads(n_threads);
-  std::exception_ptr failure;  // the first, rethrown here: none may leave a parallel region
+  std::exception_ptr failure;      // the first, rethrown here: none may leave a parallel region
+  std::exception_ptr interrupted;  // the caller's InterruptCheck's, from the thread that holds it
+  std::atomic<bool> stop{false};
+  // Every 256 rows of a block (at its `row`): 65,536 rows over 512 full features take seconds.
+  const auto stopping = [&](std::int64_t row) {
+    if (row % 256 == 0 && detail::interrupt_requested(interrupted)) {
+      stop.store(true, std::memory_order_relaxed);
+    }
+    return stop.load(std::memory_order_relaxed);
+  };
   const unsigned caller_modes = cpu::fp_control_register();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (blocks > 1)
   for (std::int64_t b = 0; b < blocks; ++b) {
+    if (stop.load(std::memory_order_relaxed)) continue;
     try {
       const cpu::ScopedFpModes modes(caller_modes);
       const std::array<std::uint32_t, 4> words = block_seed(b);
@@ -465,6 +477,7 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
           out.labels[static_cast<std::size_t>(i)] = c;
           present[static_cast<std::size_t>(c)] = true;
         }
+        if (stopping(0)) continue;
         std::vector<std::binomial_distribution<int>> counts;
         for (int c = 0; c < k; ++c) {
           if (!present[static_cast<std::size_t>(c)]) continue;
@@ -477,6 +490,7 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
                                                                   static_cast<std::size_t>(j)]);
           }
           for (std::int64_t i = first_row; i < end; ++i) {
+            if (stopping(i - first_row)) break;
             if (out.labels[static_cast<std::size_t>(i)] != c) continue;
             double* row = &out.x[static_cast<std::size_t>(i) * du];
             for (int j = 0; j < d; ++j) row[j] = counts[static_cast<std::size_t>(j)](values);
@@ -486,6 +500,7 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
       }
       Eigen::VectorXd z(d);
       for (std::int64_t i = first_row; i < end; ++i) {
+        if (stopping(i - first_row)) break;
         const int c = component(rng);
         out.labels[static_cast<std::size_t>(i)] = c;
         double* row = &out.x[static_cast<std::size_t>(i) * du];
@@ -513,6 +528,7 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
     }
   }
   if (failure) std::rethrow_exception(failure);
+  if (interrupted) std::rethrow_exception(interrupted);
   return out;
 }
 
