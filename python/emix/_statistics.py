@@ -242,7 +242,10 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
             if view.cols != m.n_features:  # an empty chunk's too, as fit refuses it
                 raise InvalidArgument(f"chunk {i} has {view.cols} features, but the model has "
                                       f"{m.n_features}")
-            if view.rows == 0:  # an empty row group or batch holds nothing
+            if view.rows == 0:
+                # An empty row group or batch adds zero statistics, kept in its place: the merge's
+                # tree pairs the chunks as fit's and emix.dask's do, empty ones included.
+                parts.append(one(view, None))
                 continue
             try:
                 parts.append(_emix.accumulate_piece(m, centres, view, engine_options(device),
@@ -253,7 +256,7 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
                 largest = max(largest, float(np.max(weights)))
             first_row += view.rows
         if not parts:
-            raise InvalidArgument("the chunk source gave no rows")
+            raise InvalidArgument("the chunk source gave no chunks")
         if largest > 0:
             _emix.check_largest_sample_weight(largest)
         return Statistics(_emix.merge_in_order(parts))
