@@ -98,18 +98,22 @@ std::vector<double> load_sample_weights(const std::string& path, std::int64_t to
                             ": its values are on one row; under mpirun the weights file must "
                             "hold one value per row (N values, or N x 1)");
     }
-    check_weight_count(path, rows_in_file, total_rows, input);
     io::ReadOptions options;
+    options.require_finite = false;
+    if (rows_in_file > 0) {
+      // Its width before its count: a 5 x 3 file was said to hold 5 values.
+      options.row_count = 1;
+      const std::int64_t cols = io::read_matrix(path, options).cols();
+      if (cols != 1) {
+        throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got a " +
+                              std::to_string(rows_in_file) + " x " + std::to_string(cols) +
+                              " matrix (under mpirun the weights file must be N values or N x 1)");
+      }
+    }
+    check_weight_count(path, rows_in_file, total_rows, input);
     options.first_row = first_row;
     options.row_count = row_count;
-    options.require_finite = false;
     const HostMatrix m = io::read_matrix(path, options);
-    if (m.cols() != 1) {
-      throw InvalidArgument("--sample-weight " + path + ": expected one value per row, got " +
-                            std::to_string(m.cols()) +
-                            " columns (under mpirun the weights file "
-                            "must be N values or N x 1)");
-    }
     weights.assign(m.as<double>(), m.as<double>() + m.rows());
   }
   // Checked here, where the file and the first row are known (under mpirun the library would

@@ -144,7 +144,24 @@ def main():
         memory_grid = ["-k", "60,120", "--covariance", "full", "--n-init", "3", "-q"]
         with open(weights.replace(".npy", ".csv"), "w") as f:
             f.write("\n".join(["1"] * 30001))
+        # A value only the library judges (a Bernoulli 0.5 on the last rank) is named by the
+        # file's row, as one process names it: it said "data: row ...".
+        halves = os.path.join(tmp, "halves.npy")
+        binary = (np.random.default_rng(6).random((600, 3)) < 0.5).astype(np.float64)
+        binary[590, 1] = 0.5
+        np.save(halves, binary)
+        wide_weights = os.path.join(tmp, "w53.npy")
+        np.save(wide_weights, np.ones((5, 3)))
         for name, command, words, stdin in (
+                ("a Bernoulli value out of range", [args.mpiexec, "-n", "3", args.emix, "fit",
+                                                    halves, "--family", "bernoulli", "-k", "2",
+                                                    "-o", os.path.join(tmp, "b.json")],
+                 f"rank 2 of 3: {halves}: row 591, column 2 is 0.5", None),
+                # Its width first: it was said to hold 5 values.
+                ("a 5 x 3 weights file", [args.mpiexec, "-n", "2", args.emix, "fit", data,
+                                          "-k", "2", "--sample-weight", wide_weights,
+                                          "-o", os.path.join(tmp, "w.json")],
+                 "expected one value per row, got a 5 x 3 matrix", None),
                 ("every candidate failing", [args.mpiexec, "-n", "3", args.emix, "select",
                                              constant, "-k", "1..2", "--covariance", "full",
                                              "--reg-covar", "0"], "every candidate failed", None),
@@ -167,12 +184,12 @@ def main():
                 else:
                     r = run(command)
             except subprocess.TimeoutExpired:
-                failures.append(f"select, {name}: no answer within the timeout (a hang)")
+                failures.append(f"{command[4]}, {name}: no answer within the timeout (a hang)")
                 continue
             errors = [line for line in r.stderr.splitlines() if line.startswith("emix: error:")]
-            print(f"select, {name}:", errors[:1])
+            print(f"{command[4]}, {name}:", errors[:1])
             if r.returncode == 0 or len(errors) != 1 or words not in errors[0]:
-                failures.append(f"select, {name}: exit {r.returncode}, {errors}")
+                failures.append(f"{command[4]}, {name}: exit {r.returncode}, {errors}")
 
         # Binary output to standard output, redirected: mpirun gives each rank a terminal for
         # its standard output whatever mpirun's own is, and the refusal to write a .npy to a
