@@ -242,6 +242,11 @@ TEST_F(TextTest, CellsThatAreNoNumberSayWhatTheyLikelyAre) {
   const std::string last_hole = file("last_hole.csv", "1,2,3\n4,5,\n");
   expect_error<IoError>([&] { io::read_matrix(last_hole, chunk); },
                         last_hole + ": row 2, column 3 is empty (line 2); a missing value?");
+  // Row 1's empty last cell under a header that names that column is a missing value too (a
+  // TSV's "1\t" was told to remove trailing separators, which only that row had).
+  const std::string named = file("named.tsv", "a\tb\n1\t\n3\t4\n");
+  expect_error<IoError>([&] { io::read_matrix(named); },
+                        named + ": row 1, column 2 is empty (line 2); a missing value?");
   const std::string hole = file("hole.csv", "a,b\n1,2\n3,\n");
   expect_error<IoError>([&] { io::read_matrix(hole); },
                         hole +

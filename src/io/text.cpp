@@ -368,6 +368,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   std::int64_t header_cols = -1;
   std::int64_t header_line = 0;
   bool unnamed_first_column = false;  // the header's first cell is empty
+  bool named_last_column = false;     // the header names its last column: an empty cell there
+                                      // is a missing value, not a trailing separator's column
   // Row 1, which sets the column count, ends with a separator: an empty last column in every row.
   bool rows_end_with_separator = false;
   bool seen_first = false;
@@ -438,7 +440,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         // What a cell that is no number usually means, when the row names do not explain it.
         std::string why = row_names;
         if (why.empty() && cell.empty() && c + 1 == cols && rows_end_with_separator &&
-            ends_with_separator()) {
+            !named_last_column && ends_with_separator()) {
           why =
               "; the line ends with a separator, which makes an empty last column: remove the "
               "trailing separators";
@@ -491,6 +493,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
         unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
+        named_last_column = !cells.empty() && !unquote(cells.back()).empty();
         continue;
       }
       if (kind == FirstLine::kNumberedNames) {
@@ -508,12 +511,14 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         split(header, separator, &cells, /*keep_quotes=*/true);
         header_cols = static_cast<std::int64_t>(cells.size());
         unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
+        named_last_column = !cells.empty() && !unquote(cells.back()).empty();
       }
       header.clear();
     } else if (held_line > 0) {
       if (written_as_reals(line, separator)) {
         header_cols = held_cols;
         header_line = held_line;
+        named_last_column = true;  // pandas' numbers name every column
       } else if (!read_row(held, held_line)) {
         break;
       }
