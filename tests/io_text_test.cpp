@@ -247,6 +247,16 @@ TEST_F(TextTest, CellsThatAreNoNumberSayWhatTheyLikelyAre) {
   const std::string named = file("named.tsv", "a\tb\n1\t\n3\t4\n");
   expect_error<IoError>([&] { io::read_matrix(named); },
                         named + ": row 1, column 2 is empty (line 2); a missing value?");
+  // pandas' numbered names name every column too; a header split again by the rows' separator
+  // (';') is judged by its cells then, and its last is empty.
+  const std::string numbered = file("numbered.csv", "0,1\n1.5,\n3.5,4.5\n");
+  expect_error<IoError>([&] { io::read_matrix(numbered); },
+                        numbered + ": row 1, column 2 is empty (line 2); a missing value?");
+  const std::string resplit = file("resplit.csv", "a,b;\n1;\n3;4\n");
+  expect_error<IoError>([&] { io::read_matrix(resplit); },
+                        resplit +
+                            ": row 1, column 2 is empty (line 2); the line ends with a "
+                            "separator");
   const std::string hole = file("hole.csv", "a,b\n1,2\n3,\n");
   expect_error<IoError>([&] { io::read_matrix(hole); },
                         hole +

@@ -244,7 +244,7 @@ def accumulate(model, X, sample_weight=None, device=None, about=None):
                                       f"{m.n_features}")
             if view.rows == 0:
                 # An empty row group or batch adds zero statistics, kept in its place: the merge's
-                # tree pairs the chunks as fit's and emix.dask's do, empty ones included.
+                # tree pairs the chunks as emix.dask's pairs its blocks, empty ones included.
                 parts.append(one(view, None))
                 continue
             try:

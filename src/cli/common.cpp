@@ -247,14 +247,9 @@ void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& 
   const std::string whole = error.what();
   const std::string rank = whole.substr(0, rank_prefix_length(whole));
   const std::string message = whole.substr(rank.size());
-  const std::string data = "data: ", weight_row = "sample weights: row ",
-                    weights = "sample weights ";
+  const std::string data = "data: ", weights = "sample weights ";
   if (!files.data.empty() && message.rfind(data, 0) == 0) {
     throw InvalidArgument(rank + files.data + ": " + message.substr(data.size()));
-  }
-  if (!files.sample_weight.empty() && message.rfind(weight_row, 0) == 0) {
-    throw InvalidArgument(rank + files.sample_weight + ": row " +
-                          message.substr(weight_row.size()));
   }
   if (!files.sample_weight.empty() && message.rfind(weights, 0) == 0) {
     throw InvalidArgument(rank + files.sample_weight + ": the " + message);

@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <Eigen/Cholesky>
@@ -446,85 +448,109 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
   std::exception_ptr failure;      // the first, rethrown here: none may leave a parallel region
   std::exception_ptr interrupted;  // the caller's InterruptCheck's, from the thread that holds it
   std::atomic<bool> stop{false};
-  // Every 256 rows of a block (at its `row`): 65,536 rows over 512 full features take seconds.
+  // The check every ~65,536 multiply-adds of a block's rows (65,536 rows over 512 full features
+  // take seconds), counted from the block's first row.
+  const std::int64_t rows_per_check =
+      std::max<std::int64_t>(1, (std::int64_t{1} << 16) / static_cast<std::int64_t>(du * du));
   const auto stopping = [&](std::int64_t row) {
-    if (row % 256 == 0 && detail::interrupt_requested(interrupted)) {
+    if (row % rows_per_check == 0 && detail::interrupt_requested(interrupted)) {
       stop.store(true, std::memory_order_relaxed);
     }
     return stop.load(std::memory_order_relaxed);
   };
   const unsigned caller_modes = cpu::fp_control_register();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (blocks > 1)
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    if (stop.load(std::memory_order_relaxed)) continue;
-    try {
-      const cpu::ScopedFpModes modes(caller_modes);
-      const std::array<std::uint32_t, 4> words = block_seed(b);
-      std::seed_seq sequence(words.begin(), words.end());
-      std::mt19937_64 rng(sequence);
-      std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
-      std::normal_distribution<double> normal(0.0, 1.0);
-      std::uniform_real_distribution<double> uniform(0.0, 1.0);  // Bernoulli: a draw below p
-      const std::int64_t first_row = b * block_rows, end = std::min(n, first_row + block_rows);
-      if (model.family == Family::kBinomial) {
-        // The labels first, then component by component, its rows in order, with its D
-        // distributions made once (one made per value cost most of the time; all K x D of them
-        // at once, memory), each component from its own generator: the first m rows stay
-        // sample(m)'s.
-        std::vector<bool> present(static_cast<std::size_t>(k), false);
-        for (std::int64_t i = first_row; i < end; ++i) {
-          const int c = component(rng);
-          out.labels[static_cast<std::size_t>(i)] = c;
-          present[static_cast<std::size_t>(c)] = true;
+  const auto draw_block = [&](std::int64_t b) {
+    const cpu::ScopedFpModes modes(caller_modes);
+    const std::array<std::uint32_t, 4> words = block_seed(b);
+    std::seed_seq sequence(words.begin(), words.end());
+    std::mt19937_64 rng(sequence);
+    std::discrete_distribution<int> component(model.weights.begin(), model.weights.end());
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);  // Bernoulli: a draw below p
+    const std::int64_t first_row = b * block_rows, end = std::min(n, first_row + block_rows);
+    if (model.family == Family::kBinomial) {
+      // The labels first, then component by component, its rows in order, with its D
+      // distributions made once (one made per value cost most of the time; all K x D of them
+      // at once, memory), each component from its own generator: the first m rows stay
+      // sample(m)'s.
+      std::vector<bool> present(static_cast<std::size_t>(k), false);
+      for (std::int64_t i = first_row; i < end; ++i) {
+        const int c = component(rng);
+        out.labels[static_cast<std::size_t>(i)] = c;
+        present[static_cast<std::size_t>(c)] = true;
+      }
+      std::vector<std::binomial_distribution<int>> counts;
+      for (int c = 0; c < k; ++c) {
+        if (stopping(0)) return;
+        if (!present[static_cast<std::size_t>(c)]) continue;
+        std::seed_seq own{words[0], words[1], words[2], words[3],
+                          static_cast<std::uint32_t>(c) + 1};
+        std::mt19937_64 values(own);
+        counts.clear();
+        for (int j = 0; j < d; ++j) {
+          counts.emplace_back(
+              model.trials,
+              model.probabilities[static_cast<std::size_t>(c) * du + static_cast<std::size_t>(j)]);
         }
-        if (stopping(0)) continue;
-        std::vector<std::binomial_distribution<int>> counts;
-        for (int c = 0; c < k; ++c) {
-          if (!present[static_cast<std::size_t>(c)]) continue;
-          std::seed_seq own{words[0], words[1], words[2], words[3],
-                            static_cast<std::uint32_t>(c) + 1};
-          std::mt19937_64 values(own);
-          counts.clear();
-          for (int j = 0; j < d; ++j) {
-            counts.emplace_back(model.trials, model.probabilities[static_cast<std::size_t>(c) * du +
-                                                                  static_cast<std::size_t>(j)]);
-          }
-          for (std::int64_t i = first_row; i < end; ++i) {
-            if (stopping(i - first_row)) break;
-            if (out.labels[static_cast<std::size_t>(i)] != c) continue;
-            double* row = &out.x[static_cast<std::size_t>(i) * du];
-            for (int j = 0; j < d; ++j) row[j] = counts[static_cast<std::size_t>(j)](values);
-          }
+        for (std::int64_t i = first_row; i < end; ++i) {
+          if (stopping(i - first_row)) return;
+          if (out.labels[static_cast<std::size_t>(i)] != c) continue;
+          double* row = &out.x[static_cast<std::size_t>(i) * du];
+          for (int j = 0; j < d; ++j) row[j] = counts[static_cast<std::size_t>(j)](values);
+        }
+      }
+      return;
+    }
+    Eigen::VectorXd z(d);
+    for (std::int64_t i = first_row; i < end; ++i) {
+      if (stopping(i - first_row)) return;
+      const int c = component(rng);
+      out.labels[static_cast<std::size_t>(i)] = c;
+      double* row = &out.x[static_cast<std::size_t>(i) * du];
+      const std::size_t first = static_cast<std::size_t>(c) * du;
+      if (model.family == Family::kBernoulli) {
+        for (int j = 0; j < d; ++j) {
+          row[j] = uniform(rng) < model.probabilities[first + j] ? 1 : 0;
         }
         continue;
       }
-      Eigen::VectorXd z(d);
-      for (std::int64_t i = first_row; i < end; ++i) {
-        if (stopping(i - first_row)) break;
-        const int c = component(rng);
-        out.labels[static_cast<std::size_t>(i)] = c;
-        double* row = &out.x[static_cast<std::size_t>(i) * du];
-        const std::size_t first = static_cast<std::size_t>(c) * du;
-        if (model.family == Family::kBernoulli) {
-          for (int j = 0; j < d; ++j) {
-            row[j] = uniform(rng) < model.probabilities[first + j] ? 1 : 0;
-          }
-          continue;
-        }
-        for (int j = 0; j < d; ++j) z[j] = normal(rng);
-        const Eigen::Map<const Eigen::VectorXd> mean(&model.means[first], d);
-        if (dense) {
-          const Eigen::MatrixXd& factor =
-              factors[model.covariance == Covariance::kTied ? 0 : static_cast<std::size_t>(c)];
-          Eigen::Map<Eigen::VectorXd>(row, d) = mean + factor.triangularView<Eigen::Lower>() * z;
-        } else {
-          Eigen::Map<Eigen::VectorXd>(row, d) =
-              mean + deviations.row(c).transpose().cwiseProduct(z);
+      for (int j = 0; j < d; ++j) z[j] = normal(rng);
+      const Eigen::Map<const Eigen::VectorXd> mean(&model.means[first], d);
+      if (dense) {
+        const Eigen::MatrixXd& factor =
+            factors[model.covariance == Covariance::kTied ? 0 : static_cast<std::size_t>(c)];
+        Eigen::Map<Eigen::VectorXd>(row, d) = mean + factor.triangularView<Eigen::Lower>() * z;
+      } else {
+        Eigen::Map<Eigen::VectorXd>(row, d) = mean + deviations.row(c).transpose().cwiseProduct(z);
+      }
+    }
+  };
+  std::atomic<std::int64_t> blocks_done{0};
+#pragma omp parallel num_threads(threads) if (blocks > 1)
+  {
+#pragma omp for schedule(dynamic, 1) nowait
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      if (!stop.load(std::memory_order_relaxed)) {
+        try {
+          draw_block(b);
+        } catch (...) {
+#pragma omp critical(emix_sample_failure)
+          if (!failure) failure = std::current_exception();
+          stop.store(true, std::memory_order_relaxed);
         }
       }
-    } catch (...) {
-#pragma omp critical(emix_sample_failure)
-      if (!failure) failure = std::current_exception();
+      blocks_done.fetch_add(1, std::memory_order_relaxed);
+    }
+    // The caller's thread, its share drawn, runs the check while the others draw theirs: it
+    // would wait at the region's end for up to a block without it.
+#pragma omp master
+    while (blocks_done.load(std::memory_order_relaxed) < blocks &&
+           !stop.load(std::memory_order_relaxed)) {
+      if (detail::interrupt_requested(interrupted)) {
+        stop.store(true, std::memory_order_relaxed);
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     }
   }
   if (failure) std::rethrow_exception(failure);

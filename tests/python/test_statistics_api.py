@@ -235,8 +235,8 @@ def test_accumulate_over_a_chunk_source():
     with pytest.raises(ValueError, match="chunk 1"):
         emix.accumulate(gm, [x[:10], x[10:20, :2]])
     # An empty piece (an empty row group, a filtered batch) adds zero statistics in its place
-    # in the merge's tree, as fit and emix.dask take it: bitwise the merge of every piece's.
-    # Dropped, it paired the pieces after it otherwise (1.4e-14 apart here).
+    # in the merge's tree, as emix.dask's tree takes an empty block: bitwise the merge of every
+    # piece's. Dropped, it paired the pieces after it otherwise.
     with_empty = [x[:1], x[1:1], x[1:150], x[150:]]
     assert emix.accumulate(gm, with_empty) == \
         emix.merge_in_order([emix.accumulate(gm, p) for p in with_empty])
