@@ -293,6 +293,7 @@ FitReport run_em(const FitInput& in, const FitOptions& options, bool distributed
   const double* w = in.weights.empty() ? nullptr : in.weights.data();
 #if EMIX_HAS_MPI
   if (distributed) {
+    check_rank_values(in.x.view(), options, in.files);
     return naming_files_on_every_rank(
         in.files, [&] { return mpi::fit(MPI_COMM_WORLD, in.x.view(), options, w); });
   }

@@ -128,4 +128,10 @@ std::vector<double> load_sample_weights(const std::string& path, std::int64_t to
   return weights;
 }
 
+void check_rank_values(const DataView& x, const FitOptions& options, const DataFiles& files) {
+  on_every_rank([&] {
+    if (x.rows > 0) naming_files(files, [&] { validate_fit_data(x, options); });
+  });
+}
+
 }  // namespace emix::cli

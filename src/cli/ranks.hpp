@@ -46,6 +46,11 @@ std::vector<double> load_sample_weights(const std::string& path, std::int64_t to
                                         std::int64_t first_row, std::int64_t row_count,
                                         const std::string& input);
 
+// The values the family refuses (a Bernoulli 0.5) in this rank's rows, named by the file's row
+// and line as one process names them, which mpi::fit and mpi::select, given rows alone, cannot.
+// A collective: every rank throws when one does.
+void check_rank_values(const DataView& x, const FitOptions& options, const DataFiles& files);
+
 // Runs a collective library call (mpi::fit, mpi::select): an error about the data that every
 // rank holds alike is named by its file, as one process names it, and still held alike.
 template <typename Call>

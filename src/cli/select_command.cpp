@@ -427,6 +427,7 @@ int run_select(const SelectArgs& a) {
   const SelectReport report = [&] {
 #if EMIX_HAS_MPI
     if (distributed) {
+      check_rank_values(x.view(), options.fit, files);
       return naming_files_on_every_rank(
           files, [&] { return mpi::select(MPI_COMM_WORLD, x.view(), options, weight_data); });
     }

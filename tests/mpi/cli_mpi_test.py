@@ -144,12 +144,14 @@ def main():
         memory_grid = ["-k", "60,120", "--covariance", "full", "--n-init", "3", "-q"]
         with open(weights.replace(".npy", ".csv"), "w") as f:
             f.write("\n".join(["1"] * 30001))
-        # A value only the library judges (a Bernoulli 0.5 on the last rank) is named by the
-        # file's row, as one process names it: it said "data: row ...".
+        # A value only the family refuses (a Bernoulli 0.5 on the last rank) is named by the
+        # file's row, and a text file's line, as one process names it: it said "data: row ...".
         halves = os.path.join(tmp, "halves.npy")
         binary = (np.random.default_rng(6).random((600, 3)) < 0.5).astype(np.float64)
         binary[590, 1] = 0.5
         np.save(halves, binary)
+        halves_text = os.path.join(tmp, "halves.csv")
+        np.savetxt(halves_text, binary, delimiter=",", fmt="%g")
         wide_weights = os.path.join(tmp, "w53.npy")
         np.save(wide_weights, np.ones((5, 3)))
         for name, command, words, stdin in (
@@ -157,6 +159,11 @@ def main():
                                                     halves, "--family", "bernoulli", "-k", "2",
                                                     "-o", os.path.join(tmp, "b.json")],
                  f"rank 2 of 3: {halves}: row 591, column 2 is 0.5", None),
+                ("a Bernoulli value out of range in text", [args.mpiexec, "-n", "3", args.emix,
+                                                            "select", halves_text, "--family",
+                                                            "bernoulli", "-k", "1..2"],
+                 f"rank 2 of 3: {halves_text}: row 591, column 2 is 0.5, but a Bernoulli mixture "
+                 "needs 0 or 1 (line 591)", None),
                 # Its width first: it was said to hold 5 values.
                 ("a 5 x 3 weights file", [args.mpiexec, "-n", "2", args.emix, "fit", data,
                                           "-k", "2", "--sample-weight", wide_weights,
