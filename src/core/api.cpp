@@ -492,9 +492,12 @@ Sample sample_in_blocks(const Model& model, std::int64_t n, int n_threads, std::
               model.trials,
               model.probabilities[static_cast<std::size_t>(c) * du + static_cast<std::size_t>(j)]);
         }
+        // Counting the rows drawn, not the K x rows labels read: a check per label read cost
+        // half again a draw of K = 256 components over one feature.
+        std::int64_t drawn = 0;
         for (std::int64_t i = first_row; i < end; ++i) {
-          if (stopping(i - first_row)) return;
           if (out.labels[static_cast<std::size_t>(i)] != c) continue;
+          if (stopping(drawn++)) return;
           double* row = &out.x[static_cast<std::size_t>(i) * du];
           for (int j = 0; j < d; ++j) row[j] = counts[static_cast<std::size_t>(j)](values);
         }
