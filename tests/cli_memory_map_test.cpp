@@ -124,9 +124,6 @@ TEST_F(MemoryMapTest, MappedPagesGiveTheInMemoryModel) {
   }
 }
 
-// A float64 .npy fitted in float64 is used in place (no --memory-map, not chunked): the model,
-// labels and responsibilities are bitwise those of the copy --no-memory-map reads, and predict
-// of the same file gives the fit's labels.
 // --map-chunk-rows alone was ignored without a word: for a .npy the automatic choice read it
 // whole, and for text or with --no-memory-map it could not apply. It maps a .npy now, and is
 // refused where no mapping can be.
@@ -145,6 +142,9 @@ TEST_F(MemoryMapTest, ChunkRowsMapTheFileOrAreRefused) {
                   "off"});
 }
 
+// A float64 .npy fitted in float64 is used in place (no --memory-map, not chunked): the model,
+// labels and responsibilities are bitwise those of the copy --no-memory-map reads, and predict
+// of the same file gives the fit's labels.
 TEST_F(MemoryMapTest, AFileInTheRunsTypeUsedInPlaceGivesBitwiseTheCopysResults) {
   CliRun r = emix("fit data.npy" + fit_args() +
                   " --no-memory-map -o copy.json --labels l0.npy --responsibilities r0.npy");

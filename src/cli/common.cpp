@@ -223,36 +223,14 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
   throw InvalidArgument(message);
 }
 
-namespace {
-
-// The length of the "rank R of N: " an MPI fit puts before the error of the rank that found it
-// (a Bernoulli value out of range on rank 2), or 0.
-std::size_t rank_prefix_length(const std::string& message) {
-  const auto digits = [&](std::size_t at) {
-    std::size_t end = at;
-    while (end < message.size() && std::isdigit(static_cast<unsigned char>(message[end]))) ++end;
-    return end > at ? end : std::string::npos;
-  };
-  if (message.rfind("rank ", 0) != 0) return 0;
-  std::size_t at = digits(5);
-  if (at == std::string::npos || message.compare(at, 4, " of ") != 0) return 0;
-  at = digits(at + 4);
-  if (at == std::string::npos || message.compare(at, 2, ": ") != 0) return 0;
-  return at + 2;
-}
-
-}  // namespace
-
 void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& files) {
-  const std::string whole = error.what();
-  const std::string rank = whole.substr(0, rank_prefix_length(whole));
-  const std::string message = whole.substr(rank.size());
+  const std::string message = error.what();
   const std::string data = "data: ", weights = "sample weights ";
   if (!files.data.empty() && message.rfind(data, 0) == 0) {
-    throw InvalidArgument(rank + files.data + ": " + message.substr(data.size()));
+    throw InvalidArgument(files.data + ": " + message.substr(data.size()));
   }
   if (!files.sample_weight.empty() && message.rfind(weights, 0) == 0) {
-    throw InvalidArgument(rank + files.sample_weight + ": the " + message);
+    throw InvalidArgument(files.sample_weight + ": the " + message);
   }
   for (const auto& [word, file] : {std::pair{std::string("model: "), files.model},
                                    std::pair{std::string("init model: "), files.init_model}}) {
@@ -265,7 +243,7 @@ void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& 
       named.replace(named.size() - library_advice.size(), library_advice.size(),
                     "use --precision double");
     }
-    throw InvalidArgument(rank + named);
+    throw InvalidArgument(named);
   }
   throw;
 }

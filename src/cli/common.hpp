@@ -84,8 +84,7 @@ auto naming_files(const DataFiles& files, Call&& call) -> decltype(call());
 // The library's word for the whole input ("data: 1048577 columns is more than ...", "sample
 // weights sum to 0") or for the model ("model: ", "init model: ") replaced by the file's name,
 // and its advice to use float64 data by the option that does so ("m.json: a covariance is too
-// small for float32 data (...); use --precision double"), after the "rank R of N: " of an MPI
-// fit's error; any other error rethrown as it is.
+// small for float32 data (...); use --precision double"); any other error rethrown as it is.
 [[noreturn]] void rethrow_whole_input_in_file(const InvalidArgument& error, const DataFiles& files);
 
 // Parses --seed: a whole number in 0 .. 2^64 - 1, or InvalidArgument naming `option` (a value
