@@ -69,7 +69,14 @@ TEST_F(TextTest, AnIndexColumnIsRefusedNotFitted) {
   const std::string named_rows = file("rn.csv", "\"\",\"x\"\n\"a\",1.5\n\"b\",3\n");
   expect_error<IoError>([&] { io::read_matrix(named_rows); },
                         "row 1, column 1: 'a' is not a number (line 2); column 1 has no name in "
-                        "the header: row names or an index?");
+                        "the header (line 1): row names or an index?");
+  // pandas reads that index back as a column named "Unnamed: 0", which to_csv(index=False)
+  // then writes under that name: it was fitted as a feature (the clusters were row numbers).
+  const std::string reexported = file("re.csv", "Unnamed: 0,x\n0,1.5\n1,3\n2,0.5\n");
+  expect_error<IoError>([&] { io::read_matrix(reexported); },
+                        "column 1 is named 'Unnamed: 0' in the header (line 1), pandas' name for "
+                        "a column without one (an index written to the file, read back and "
+                        "written again) and holds whole numbers only (0, 1, ...)");
   EXPECT_EQ(values_of(io::read_matrix(file("one.csv", ",x\n0,1.5\n"))),
             (std::vector<double>{0, 1.5}));
   EXPECT_EQ(values_of(io::read_matrix(file("named.csv", "id,x\n0,1.5\n1,3\n"))),
@@ -102,6 +109,16 @@ TEST_F(TextTest, PandasNumberedNamesAreAHeaderOverRealValues) {
   // pandas names one unnamed column "0" too.
   EXPECT_EQ(values_of(io::read_matrix(file("one.csv", "0\n0.5\n1.5\n"))),
             (std::vector<double>{0, 0.5, 1.5}));
+  // Other whole numbers one apart (years) in three columns or more: names over reals too, a row
+  // over whole numbers; in two columns a row ("3,4" over reals is likelier data than names).
+  const std::string years = file("years.csv", "2019,2020,2021\n1.5,2,3\n4,5,6.25\n");
+  EXPECT_EQ(values_of(io::read_matrix(years)), (std::vector<double>{1.5, 2, 3, 4, 5, 6.25}));
+  EXPECT_EQ(io::text_line_of_row(years, 1), 2);
+  const std::string year_counts = file("year_counts.csv", "2019,2020,2021\n3,0,1\n");
+  EXPECT_EQ(io::read_matrix(year_counts).rows(), 2);
+  EXPECT_EQ(io::text_line_of_row(year_counts, 1), 1);
+  EXPECT_EQ(io::read_matrix(file("pair.csv", "3,4\n1.5,2\n")).rows(), 2);
+  EXPECT_EQ(io::read_matrix(file("down.csv", "3,2,1\n1.5,2,3\n")).rows(), 2);
   const std::string ragged = file("ragged.csv", "0,1,2\n1.5,2\n");
   expect_error<IoError>([&] { io::read_matrix(ragged); },
                         "the header (line 1) has 3 columns but row 1 has 2 (line 2)");
@@ -130,6 +147,13 @@ TEST_F(TextTest, QuotedCellsAreTheirContent) {
   const std::string numeric_names = file("n.csv", "\"1\",\"2\"\n0.5,0.7\n0.1,0.2\n");
   EXPECT_EQ(values_of(io::read_matrix(numeric_names)), (std::vector<double>{0.5, 0.7, 0.1, 0.2}));
   EXPECT_EQ(io::text_line_of_row(numeric_names, 2), 3);  // messages count the header too
+  // Where every line quotes every cell (Python's csv.QUOTE_ALL), the first is a row: it was taken
+  // for names, and every label was one row off its data.
+  const std::string quote_all = file("all.csv", "\"0.5\",\"0.7\"\n\"0.1\",\"0.2\"\n");
+  EXPECT_EQ(values_of(io::read_matrix(quote_all)), (std::vector<double>{0.5, 0.7, 0.1, 0.2}));
+  EXPECT_EQ(io::text_line_of_row(quote_all, 2), 2);
+  EXPECT_EQ(values_of(io::read_matrix(file("one_quoted.csv", "\"0.5\",\"0.7\"\n"))),
+            (std::vector<double>{0.5, 0.7}));
   const std::string open = file("open.csv", "x,y\n\"1.5,2\n");
   expect_error<IoError>([&] { io::read_matrix(open); }, "has 2 columns but row 1 has 1");
   // The rows choose the separator under a header: a ';' in a name split every row into one
@@ -319,10 +343,27 @@ TEST_F(TextTest, NonNumericCellsAfterTheFirstLineAreErrors) {
   const std::string two = file("two.csv", "a,b\nc,d\n1,2\n");
   expect_error<IoError>([&] { io::read_matrix(two); },
                         two + ": row 1, column 1: 'c' is not a number (line 2)");
-  // Decimal commas in a ';' file are not numbers.
+  // Decimal commas in a ';' file, and thousands separators, are not numbers; the message says
+  // what they likely are, as it does for a column of text.
   const std::string eu = file("eu.csv", "a;b\n1,5;2,5\n");
   expect_error<IoError>([&] { io::read_matrix(eu); },
-                        eu + ": row 1, column 1: '1,5' is not a number (line 2)");
+                        eu + ": row 1, column 1: '1,5' is not a number (line 2); a decimal comma "
+                             "or a thousands separator? emix reads numbers written as 1234.5");
+  const std::string thousands = file("thousands.csv", "a,b\n\"1,304.5\",2\n");
+  expect_error<IoError>([&] { io::read_matrix(thousands); },
+                        "'1,304.5' is not a number (line 2); a decimal comma or a thousands "
+                        "separator?");
+  const std::string ids = file("ids.csv", "id,x\ns0,1.5\ns1,2\n");
+  expect_error<IoError>([&] { io::read_matrix(ids); },
+                        ids +
+                            ": row 1, column 1: 's0' is not a number (line 2); emix reads "
+                            "numbers only: drop a column of text (names, IDs, categories)");
+  const std::string signs = file("signs.csv", "a,b\n1,+-\n");
+  expect_error<IoError>([&] { io::read_matrix(signs); }, "'+-' is not a number (line 2)");
+  // A model file given where data go ("the header (line 1) has 1 columns but row 1 has 2").
+  const std::string model = file("model.json", "{\n  \"format\": \"emix-model\",\n}\n");
+  expect_error<IoError>([&] { io::read_matrix(model); },
+                        model + ": a JSON file (a model file?), read as data");
 }
 
 TEST_F(TextTest, NonFiniteValuesNameRowAndColumn) {
@@ -575,7 +616,12 @@ TEST_F(TextTest, AHeaderOfNumbersIsFoundForTheProgramToTell) {
   using Guess = std::tuple<std::int64_t, bool, bool>;
   EXPECT_EQ(guess(file("names.csv", "a,b\n1,2\n")), Guess(0, false, false));
   EXPECT_EQ(guess(file("pandas.txt", "0 1\n2.5 3\n4 5.5\n")), Guess(1, true, false));
-  EXPECT_EQ(guess(file("quoted.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), Guess(1, true, false));
+  EXPECT_EQ(guess(file("quoted.csv", "\"1\",\"2\"\n3,4.5\n")), Guess(1, true, false));
+  EXPECT_EQ(guess(file("years.csv", "2019,2020,2021\n3,4.5,6\n")), Guess(1, true, false));
+  // Rows like the others: quoted numbers over lines that quote every cell, years over counts.
+  EXPECT_EQ(guess(file("quote_all.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), Guess(0, false, false));
+  EXPECT_EQ(guess(file("year_counts.csv", "2019,2020,2021\n3,4,6\n")), Guess(0, false, false));
+  EXPECT_EQ(guess(file("quoted_alone.csv", "\"1\",\"2\"\n")), Guess(0, false, false));
   EXPECT_EQ(guess(file("rows.csv", "1,2\n3,4\n")), Guess(0, false, false));
   // pandas' names over whole numbers, and alone, are read as a row: a guess too.
   EXPECT_EQ(guess(file("counts.csv", "0,1\n1,2\n")), Guess(1, false, false));

@@ -5,6 +5,7 @@
 // A first line none of whose cells is a number (or a missing-value marker such as NA) is a
 // header; blank lines and lines whose first non-blank character is '#' are skipped.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -282,6 +283,19 @@ std::string whole_number_text(double v) {
   return buffer;
 }
 
+// The name of a column a header leaves unnamed: none, or the one pandas gives it when it reads
+// such a file ("Unnamed: 0"), which its to_csv(index=False) then writes.
+bool is_index_name(std::string_view name) { return name.empty() || name == "Unnamed: 0"; }
+
+// What the header on `line` says of column 1 when is_index_name.
+std::string first_column_unnamed(std::string_view name, std::int64_t line) {
+  const std::string header = "in the header (line " + std::to_string(line) + ")";
+  if (name.empty()) return "column 1 has no name " + header;
+  return "column 1 is named '" + std::string(name) + "' " + header +
+         ", pandas' name for a column without one (an index written to the file, read back and "
+         "written again)";
+}
+
 // How an unnamed first column is told to go.
 constexpr const char* kLeaveTheIndexOut =
     "pandas' to_csv and R's write.csv write one by default; write the file without it "
@@ -310,6 +324,46 @@ bool is_numbered_names(const std::vector<std::string_view>& cells) {
   return true;
 }
 
+// Whole numbers one apart from one other than 0 ("2019,2020,2021": years), in three columns or
+// more: over rows written as reals, names (pandas would read them as a header); over whole
+// numbers, a row. Two columns ("3,4") are too likely a first row of reals.
+bool is_consecutive_names(const std::vector<std::string_view>& cells) {
+  if (cells.size() < 3) return false;
+  long long first = 0;
+  const auto [end, error] =
+      std::from_chars(cells[0].data(), cells[0].data() + cells[0].size(), first);
+  if (error != std::errc() || end != cells[0].data() + cells[0].size() || first == 0) {
+    return false;
+  }
+  for (std::size_t i = 1; i < cells.size(); ++i) {
+    if (cells[i] != std::to_string(first + static_cast<long long>(i))) return false;
+  }
+  return true;
+}
+
+// Every cell in double quotes and a number inside them: a header of numbered names ("1","2", as
+// R writes them) or, where every line quotes every cell (Python's csv.QUOTE_ALL), a row.
+bool is_quoted_numbers(const std::vector<std::string_view>& cells) {
+  for (std::string_view cell : cells) {
+    double value;
+    if (cell.size() < 3 || cell.front() != '"' || cell.back() != '"' ||
+        parse_number(unquote(cell), &value) != Parse::kOk) {
+      return false;
+    }
+  }
+  return !cells.empty();
+}
+
+// Whether a line quotes every cell.
+bool quotes_every_cell(std::string_view line, char separator) {
+  std::vector<std::string_view> cells;
+  split(line, separator, &cells, /*keep_quotes=*/true);
+  for (std::string_view cell : cells) {
+    if (cell.size() < 2 || cell.front() != '"' || cell.back() != '"') return false;
+  }
+  return !cells.empty();
+}
+
 // Whether a line has a number written as a real ("1.5", "2.0", "3e-4"): real-valued data, under
 // which a first line of the whole numbers 0, 1, ... is pandas' names, not a row. A line of whole
 // numbers (counts) leaves that first line a row.
@@ -324,6 +378,28 @@ bool written_as_reals(std::string_view line, char separator) {
     }
   }
   return false;
+}
+
+// What a cell that is not a number may be, where neither a missing value nor a comment explains
+// it: a number with a comma inside (a decimal comma, as European spreadsheets export, or a
+// thousands separator), or text (names, IDs, categories).
+std::string not_a_number_hint(std::string_view cell) {
+  const bool number_like = !cell.empty() && cell.find(',') != std::string_view::npos &&
+                           cell.find_first_not_of("0123456789,.+-") == std::string_view::npos &&
+                           cell.find_first_of("0123456789") != std::string_view::npos;
+  if (number_like) {
+    return "; a decimal comma or a thousands separator? emix reads numbers written as 1234.5: "
+           "write them so (pandas reads these with read_csv's decimal=',' or thousands=',', and "
+           "its to_csv writes them so)";
+  }
+  const bool text = std::any_of(cell.begin(), cell.end(), [](char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) != 0;
+  });
+  if (text) {
+    return "; emix reads numbers only: drop a column of text (names, IDs, categories) or encode "
+           "it as numbers first";
+  }
+  return {};
 }
 
 // What a '#' after values on a line means to emix, for the message about that line: NumPy's
@@ -342,15 +418,26 @@ bool holds_nothing(std::string_view line) {
 }
 
 // What a file's first line is, from its cells with their quotes. Both readers of rows
-// (read_text_as, text_line_of_data_row) ask this, so that they count rows alike.
+// (read_text_as, text_line_of_data_row) ask this, so that they count rows alike. The kinds
+// between kHeader and kRow are held until the next line tells which (held_line_is_header).
 enum class FirstLine {
   kHeader,
-  kNumberedNames,  // a header over rows written as reals, else a row (written_as_reals)
+  kNumberedNames,     // pandas' 0, 1, ...: a header over rows written as reals, else a row
+  kConsecutiveNames,  // 2019, 2020, 2021: the same
+  kQuotedNumbers,     // "1","2": a row over rows that quote every cell, else a header
   kRow,
 };
 FirstLine classify_first_line(const std::vector<std::string_view>& cells) {
+  if (is_quoted_numbers(cells)) return FirstLine::kQuotedNumbers;
   if (is_header(cells) || is_numbered_header(cells)) return FirstLine::kHeader;
-  return is_numbered_names(cells) ? FirstLine::kNumberedNames : FirstLine::kRow;
+  if (is_numbered_names(cells)) return FirstLine::kNumberedNames;
+  return is_consecutive_names(cells) ? FirstLine::kConsecutiveNames : FirstLine::kRow;
+}
+
+// Whether a held first line (of a kind between kHeader and kRow) is a header, by the line after.
+bool held_line_is_header(FirstLine kind, std::string_view next, char separator) {
+  if (kind == FirstLine::kQuotedNumbers) return !quotes_every_cell(next, separator);
+  return written_as_reals(next, separator);
 }
 
 template <typename T>
@@ -367,7 +454,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   std::int64_t cols = -1;
   std::int64_t header_cols = -1;
   std::int64_t header_line = 0;
-  bool unnamed_first_column = false;  // the header's first cell is empty
+  bool unnamed_first_column = false;  // the header's first cell is empty (is_index_name)
+  std::string first_name;             // that cell
   bool named_last_column = false;     // the header names its last column: an empty cell there
                                       // is a missing value, not a trailing separator's column
   // Row 1, which sets the column count, ends with a separator: an empty last column in every row.
@@ -376,9 +464,9 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   char separator = 0;
   std::int64_t data_row = 0;  // data rows seen so far; the current one's 1-based number
   std::string_view line;
-  // A first line of pandas' numbered names (is_numbered_names), held until the next line says
-  // whether it is a header or a row.
+  // A first line that the next one tells to be a header or a row (classify_first_line).
   std::string held;
+  FirstLine held_kind = FirstLine::kRow;
   std::int64_t held_line = 0;
   std::int64_t held_cols = 0;
   // A header of names, until the first data row chooses the separator both are split by.
@@ -432,11 +520,10 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       };
       if (status == Parse::kNotNumber) {
         // R's row names ("a", "b", ...) under a nameless first column.
-        const std::string row_names =
-            c == 0 && unnamed_first_column
-                ? std::string("; column 1 has no name in the header: row names or an index? ") +
-                      kLeaveTheIndexOut
-                : std::string();
+        const std::string row_names = c == 0 && unnamed_first_column
+                                          ? "; " + first_column_unnamed(first_name, header_line) +
+                                                ": row names or an index? " + kLeaveTheIndexOut
+                                          : std::string();
         // What a cell that is no number usually means, when the row names do not explain it.
         std::string why = row_names;
         if (why.empty() && cell.empty() && c + 1 == cols && rows_end_with_separator &&
@@ -450,6 +537,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
           why = std::string(
               "; a missing value? emix needs every value: drop or impute the rows "
               "that miss one");
+        } else if (why.empty()) {
+          why = not_a_number_hint(cell);
         }
         if (cell.empty()) throw_io(path, where() + " is empty" + at_line() + why);
         throw_io(path, where() + ": " + excerpt(cell) + " is not a number" + at_line() + why);
@@ -485,6 +574,12 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
                  "a .npy file, read as text: emix reads a .npy only from a regular file, not "
                  "through a pipe or a FIFO; write it to a regular file named *.npy");
       }
+      if (const std::string_view start = trim(line); !start.empty() && start.front() == '{') {
+        throw_io(path,
+                 "a JSON file (a model file?), read as data: emix reads rows of numbers (.csv, "
+                 ".tsv, .txt, .npy); a model file goes where a command takes MODEL (emix predict "
+                 "MODEL.json INPUT)");
+      }
       separator = choose_separator(line, tab_separated_name(path));
       split(line, separator, &cells, /*keep_quotes=*/true);
       const FirstLine kind = classify_first_line(cells);
@@ -492,12 +587,14 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         header.assign(line);
         header_cols = static_cast<std::int64_t>(cells.size());
         header_line = lines.line_number();
-        unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
+        unnamed_first_column = cells.size() > 1 && is_index_name(unquote(cells[0]));
+        first_name.assign(unquote(cells[0]));
         named_last_column = !cells.empty() && !unquote(cells.back()).empty();
         continue;
       }
-      if (kind == FirstLine::kNumberedNames) {
+      if (kind != FirstLine::kRow) {
         held.assign(line);
+        held_kind = kind;
         held_line = lines.line_number();
         held_cols = static_cast<std::int64_t>(cells.size());
         continue;
@@ -510,15 +607,16 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         separator = from_row;
         split(header, separator, &cells, /*keep_quotes=*/true);
         header_cols = static_cast<std::int64_t>(cells.size());
-        unnamed_first_column = cells.size() > 1 && unquote(cells[0]).empty();
+        unnamed_first_column = cells.size() > 1 && is_index_name(unquote(cells[0]));
+        first_name.assign(unquote(cells[0]));
         named_last_column = !cells.empty() && !unquote(cells.back()).empty();
       }
       header.clear();
     } else if (held_line > 0) {
-      if (written_as_reals(line, separator)) {
+      if (held_line_is_header(held_kind, line, separator)) {
         header_cols = held_cols;
         header_line = held_line;
-        named_last_column = true;  // pandas' numbers name every column
+        named_last_column = true;  // numbers name every column
       } else if (!read_row(held, held_line)) {
         break;
       }
@@ -534,8 +632,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
   const std::int64_t rows =
       static_cast<std::int64_t>(values.size()) / std::max<std::int64_t>(cols, 1);
   if (unnamed_first_column && holds_whole_numbers(values, cols)) {
-    throw_io(path, "column 1 has no name in the header (line " + std::to_string(header_line) +
-                       ") and holds whole numbers only (" + whole_number_text(values[0]) + ", " +
+    throw_io(path, first_column_unnamed(first_name, header_line) +
+                       " and holds whole numbers only (" + whole_number_text(values[0]) + ", " +
                        whole_number_text(values[static_cast<std::size_t>(cols)]) +
                        ", ...): an index or row names, not a feature. " + kLeaveTheIndexOut);
   }
@@ -560,6 +658,7 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   std::vector<std::string_view> cells;
   bool seen_first = false;
   char separator = 0;
+  FirstLine held_kind = FirstLine::kRow;
   std::int64_t held_line = 0;
   std::int64_t data_row = 0;
   std::string_view line;
@@ -571,12 +670,13 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
       split(line, separator, &cells, /*keep_quotes=*/true);
       const FirstLine kind = classify_first_line(cells);
       if (kind == FirstLine::kHeader) continue;
-      if (kind == FirstLine::kNumberedNames) {
+      if (kind != FirstLine::kRow) {
+        held_kind = kind;
         held_line = lines.line_number();
         continue;
       }
     } else if (held_line > 0) {
-      if (!written_as_reals(line, separator) && ++data_row == row) return held_line;
+      if (!held_line_is_header(held_kind, line, separator) && ++data_row == row) return held_line;
       held_line = 0;
     }
     if (++data_row == row) return lines.line_number();
@@ -590,28 +690,38 @@ FirstLineGuess text_first_line_guess(const std::string& path) {
   LineReader lines(file);
   std::vector<std::string_view> cells;
   std::string_view line;
+  FirstLine held_kind = FirstLine::kRow;
   std::int64_t held_line = 0;
   char separator = 0;
   while (lines.next(&line)) {
     if (holds_nothing(line)) continue;
-    if (held_line > 0) return {held_line, written_as_reals(line, separator)};
+    if (held_line > 0) {
+      // Read as a row, only pandas' numbered names may have been meant otherwise: years over
+      // counts, or quoted numbers over lines that quote every cell, are rows like the others.
+      if (held_line_is_header(held_kind, line, separator)) return {held_line, true};
+      return held_kind == FirstLine::kNumberedNames ? FirstLineGuess{held_line, false}
+                                                    : FirstLineGuess{};
+    }
     separator = choose_separator(line, tab_separated_name(path));
     split(line, separator, &cells, /*keep_quotes=*/true);
     const FirstLine kind = classify_first_line(cells);
     if (kind == FirstLine::kRow) return {};
-    if (kind == FirstLine::kNumberedNames) {
+    if (kind != FirstLine::kHeader) {
+      held_kind = kind;
       held_line = lines.line_number();
       continue;
     }
-    // A header of names ("a,b") is plain; one whose cells are numbers in quotes, or pandas'
-    // index header (",0,1"), could have been meant as a row.
+    // A header of names ("a,b") is plain; one of numbers in quotes beside empty cells
+    // ("","1","2"), or pandas' index header (",0,1"), could have been meant as a row.
     for (std::string_view cell : cells) {
       double value;
       if (!unquote(cell).empty() && parse_number(unquote(cell), &value) != Parse::kOk) return {};
     }
     return {lines.line_number(), true};
   }
-  return {held_line, false, held_line > 0};  // numbered names alone: the one row
+  // A held line alone is the one row; pandas' numbered names may have been meant as a header.
+  if (held_kind != FirstLine::kNumberedNames) return {};
+  return {held_line, false, held_line > 0};
 }
 
 }  // namespace emix::io::detail
