@@ -117,6 +117,28 @@ TEST_F(CliTest, VersionAndHelp) {
 TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
   expect_failure("fti data.npy -k 2 -o model.json", {"unknown command 'fti'", "fit, select"});
   generate(20);
+  // An option the command lacks is named with the one meant, even where a required one is
+  // missing too: CLI11 said "The following arguments were not expected: 2 --n-component", or
+  // "--output is required" for a mistyped --max-iter.
+  expect_failure("fit data.npy --n-component 2 -o m.json",
+                 {"emix fit has no option --n-component: did you mean --n-components? (emix fit "
+                  "--help lists the options)"});
+  expect_failure("fit data.npy -k 2 --max_iter 5",
+                 {"no option --max_iter: did you mean --max-iter?"});
+  expect_failure("fit data.npy -k 2 --covariance-type full -o m.json",
+                 {"no option --covariance-type: did you mean --covariance?"});
+  expect_failure("fit data.npy -k 2 --cov full -o m.json", {"did you mean --covariance?"});
+  expect_failure("fit data.npy -k 2 --random-state 1 -o m.json", {"did you mean --seed?"});
+  expect_failure("fit data.npy -K 2 -o m.json", {"no option -K: did you mean -k?"});
+  expect_failure("select data.npy --kmax 3", {"no option --kmax: did you mean --n-components?"});
+  expect_failure("score m.json data.npy -o x", {"emix score has no option -o (emix score --help"});
+  expect_failure("fit data.npy -k 2 -k 3 -o m.json",
+                 {"--n-components is given 2 times: give it once"});
+  // A missing or an extra argument: what the command takes.
+  expect_failure("predict data.npy -o p.npy",
+                 {"INPUT is required: emix predict MODEL INPUT [options]"});
+  expect_failure("fit data.npy extra.csv -k 2 -o m.json",
+                 {"extra.csv: emix fit INPUT [options] (emix fit --help lists the options)"});
   expect_failure("fit data.npy -k 2 --map-chunk-rows -5 -o model.json",
                  {"--map-chunk-rows: must be 0 or more, not -5"});
   const CliRun demo = emix("demo --threads 100000");
@@ -127,6 +149,19 @@ TEST_F(CliTest, MistypedCommandsAndOptionsAreNamed) {
   ASSERT_EQ(emix("fit data.npy -k 2 --device cpu -o model.json").code, 0);
   write("empty.csv", "");
   expect_failure("score model.json empty.csv", {"empty.csv"});
+  // Data and model in each other's place, or select's table given as a model.
+  expect_failure("predict data.npy model.json -o p.npy",
+                 {"data.npy: a .npy file (data), not a model file; data? a model file is a JSON "
+                  "object, as emix fit -o writes it (emix predict and score take MODEL first, "
+                  "then INPUT)"});
+  write("rows.csv", "a,b\n1,2\n");
+  expect_failure("score rows.csv model.json", {"rows.csv: not valid JSON", "take MODEL first"});
+  expect_failure("fit model.json -k 2 -o m2.json",
+                 {"model.json: a JSON file (a model file?), read as data"});
+  ASSERT_EQ(
+      emix("select data.npy -k 1..2 --covariance diag --device cpu --table t.json -o b.json").code,
+      0);
+  expect_failure("score t.json data.npy", {"a table of emix select's candidates (--table)"});
   // An output named for another format than the one written (.npy bytes in l.csv, which the
   // next reader parses as text).
   expect_failure("fit data.npy -k 2 -o m2.json --labels l.csv",

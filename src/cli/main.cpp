@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -381,6 +383,119 @@ std::string conversion_message(const CLI::App& app, const std::string& what) {
          " --help lists the options";
 }
 
+// Edits (insertions, deletions, substitutions) between two names.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The option of `command` a user likely meant by `typed`, an option it does not have: the same
+// name in other case or with '_' for '-', scikit-learn's name for it, one a typo away, one it
+// begins or that begins it (--cov, --covariance-type), one two typos away; "" when none is close.
+std::string nearest_option(const CLI::App& command, const std::string& typed) {
+  std::string normal = typed;
+  for (char& c : normal) c = c == '_' ? '-' : c;
+  // Names a user of scikit-learn (or of another command) would type.
+  static const std::pair<const char*, const char*> kOtherNames[] = {
+      {"--random-state", "--seed"},       {"--covariance-type", "--covariance"},
+      {"--init-params", "--init"},        {"--n-iter", "--max-iter"},
+      {"--n-clusters", "--n-components"}, {"--kmax", "--n-components"},
+      {"--k-max", "--n-components"},      {"--dims", "--d"},
+  };
+  std::vector<std::string> long_names, short_names;
+  for (const CLI::Option* option : command.get_options()) {
+    for (const std::string& name : option->get_lnames()) long_names.push_back("--" + name);
+    for (const std::string& name : option->get_snames()) short_names.push_back("-" + name);
+  }
+  for (const auto& [theirs, ours] : kOtherNames) {
+    if (normal == theirs &&
+        std::find(long_names.begin(), long_names.end(), ours) != long_names.end()) {
+      return ours;
+    }
+  }
+  const auto lower = [](std::string name) {
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+  };
+  // A short option only by its case (-K for -k): one letter is too far from any other.
+  if (normal.size() == 2) {
+    for (const std::string& name : short_names) {
+      if (lower(name) == lower(normal)) return name;
+    }
+    return {};
+  }
+  std::string by_prefix, by_two;
+  for (const std::string& name : long_names) {
+    const std::size_t distance = edit_distance(lower(normal), name);
+    if (distance <= 1) return name;
+    const bool prefix = std::min(name.size(), normal.size()) >= 5 &&
+                        (normal.rfind(name, 0) == 0 || name.rfind(normal, 0) == 0);
+    if (prefix && by_prefix.empty()) by_prefix = name;
+    if (distance == 2 && by_two.empty()) by_two = name;
+  }
+  return by_prefix.empty() ? by_two : by_prefix;
+}
+
+// CLI11's messages for a command line it cannot parse list what it did not expect, values first
+// ("The following arguments were not expected: 2 --n-component"), or the option alone ("INPUT
+// is required", though an INPUT was given before -o). Each is said as the command's own errors
+// are: the option it does not know and the one meant, the arguments the command takes.
+std::string parse_error_message(CLI::App& app, const CLI::ParseError& error, int argc,
+                                char** argv) {
+  const std::string what = error.what();
+  const CLI::App* command = nullptr;
+  for (const CLI::App* known : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (argc > 1 && known->get_name() == argv[1]) command = known;
+  }
+  if (command == nullptr) return what;
+  const std::string name = command->get_name();
+  std::string usage = "emix " + name;
+  for (const CLI::Option* option : command->get_options()) {
+    if (option->get_positional()) usage += " " + option->get_name();
+  }
+  usage += " [options]";
+  const std::string help = "emix " + name + " --help lists the options";
+  // An option the command does not have comes first: CLI11 may find a required one missing
+  // first ("--output is required" for `fit x.npy -k 2 --max_iter 5`).
+  for (int i = 2; i < argc; ++i) {
+    std::string typed = argv[i];
+    if (typed == "--") break;
+    double number;
+    if (typed.size() < 2 || typed[0] != '-' || CLI::detail::lexical_cast(typed, number)) continue;
+    typed = typed.substr(0, typed.find('='));
+    if (typed.size() > 2 && typed[1] != '-') typed = typed.substr(0, 2);  // -k3
+    if (command->get_option_no_throw(typed) != nullptr || typed == "-h" || typed == "--help") {
+      continue;
+    }
+    const std::string meant = nearest_option(*command, typed);
+    return "emix " + name + " has no option " + typed +
+           (meant.empty() ? "" : ": did you mean " + meant + "?") + " (" + help + ")";
+  }
+  if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr) {
+    return what + ": " + usage + " (" + help + ")";
+  }
+  if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr &&
+      what.find(" is required") != std::string::npos) {
+    return what + ": " + usage + " (" + help + ")";
+  }
+  const std::string at_most = ": At Most 1 required but received ";
+  if (const std::size_t at = what.find(at_most); at != std::string::npos) {
+    return what.substr(0, at) + " is given " + what.substr(at + at_most.size()) +
+           " times: give it once";
+  }
+  return what;
+}
+
 // fn(option) for every option of every command.
 template <typename Fn>
 void for_each_option(CLI::App& app, Fn&& fn) {
@@ -641,7 +756,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // --help, --version: printed on standard output, whose loss (> /dev/full) is an error too.
     if (e.get_exit_code() == 0) return with_output_checked(app.exit(e));
-    return report_error(e.what(), 2, true);
+    return report_error(parse_error_message(app, e, argc, argv), 2, true);
   }
   try {
     if (*fit) {

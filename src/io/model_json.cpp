@@ -326,7 +326,12 @@ class ModelReader {
     if (!root_.is_object()) fail("the top level is " + describe(root_) + ", expected an object");
     if (const Json* format = find("format")) {
       if (!format->is_string() || format->get_ref<const std::string&>() != kFormat) {
-        fail("'format' is " + describe(*format) + ", expected \"" + kFormat + "\"");
+        const bool table =
+            format->is_string() && format->get_ref<const std::string&>() == "emix-select";
+        fail("'format' is " + describe(*format) + ", expected \"" + kFormat + "\"" +
+             (table ? ": a table of emix select's candidates (--table); the best model is the "
+                      "file its -o writes"
+                    : ""));
       }
     }
     if (const Json* version = find("version")) {
@@ -558,6 +563,15 @@ Model read_model(const std::string& path, std::string* fit_section,
                  std::string* estimator_section) {
   const cpu::ScopedNonStopFp non_stop;  // strtod raises overflow on 1e400 (fp_environment.hpp)
   const std::string text = read_whole_file(path);
+  // Data given where the model goes (`emix predict x.npy m.json`): said "not valid JSON: line 1,
+  // column 8: a NUL byte".
+  const std::size_t start = text.find_first_not_of(" \t\r\n");
+  const std::string data_hint =
+      "; data? a model file is a JSON object, as emix fit -o writes it (emix predict and "
+      "score take MODEL first, then INPUT)";
+  if (text.rfind("\x93NUMPY", 0) == 0) {
+    throw IoError(detail::quote_path(path) + ": a .npy file (data), not a model file" + data_hint);
+  }
   // nlohmann's lexer takes a NUL byte for the end of its input, so whatever followed one went
   // unread: a file with another's bytes after a NUL loaded as the first. JSON holds none raw;
   // NUL bytes (and white space) that end a file are padding, and are read as the end.
@@ -574,7 +588,13 @@ Model read_model(const std::string& path, std::string* fit_section,
   }
   Json root;
   BoundedDomBuilder builder(path, text, &root);
-  Json::sax_parse(text, &builder);
+  try {
+    Json::sax_parse(text, &builder);
+  } catch (const IoError& e) {
+    // A text file of data (`emix score data.csv m.json`), whose first line is no JSON value.
+    if (start == std::string::npos || text[start] == '{' || text[start] == '[') throw;
+    throw IoError(e.what() + data_hint);
+  }
   const Model model = ModelReader(path, root).read();
   const auto section = [&](const char* key, std::string* out) {
     if (out == nullptr) return;
