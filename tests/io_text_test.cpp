@@ -1,4 +1,5 @@
 // CSV / whitespace text and raw binary input.
+#include <locale.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "emix/errors.hpp"
+#include "emix/fit.hpp"
 #include "emix/io.hpp"
 
 namespace {
@@ -364,6 +366,51 @@ TEST_F(TextTest, NonNumericCellsAfterTheFirstLineAreErrors) {
   const std::string model = file("model.json", "{\n  \"format\": \"emix-model\",\n}\n");
   expect_error<IoError>([&] { io::read_matrix(model); },
                         model + ": a JSON file (a model file?), read as data");
+}
+
+// A host program's locale (setlocale(LC_ALL, "de_DE.UTF-8"): a decimal comma) changes nothing:
+// the parse of a number out of double's range fell back on strtod, which read "2.5e-400" as 2
+// and "1.5e400" as 1 there, and messages wrote "-0,5" beside "0.9".
+TEST_F(TextTest, NumbersReadAndNamedAlikeInAHostsCommaLocale) {
+  const auto comma_locale = [&] {
+    if (setlocale(LC_ALL, "de_DE.UTF-8") != nullptr) return true;
+    // Debian's small images have C and C.UTF-8 only: build one where localedef can.
+    const std::string command =
+        "localedef -i de_DE -f UTF-8 '" + path("de_DE.UTF-8") + "' > /dev/null 2>&1";
+    if (std::system(command.c_str()) != 0) return false;
+    setenv("LOCPATH", path("").c_str(), 1);
+    const bool set = setlocale(LC_ALL, "de_DE.UTF-8") != nullptr;
+    unsetenv("LOCPATH");
+    return set;
+  };
+  if (!comma_locale() || std::string(localeconv()->decimal_point) != ",") {
+    setlocale(LC_ALL, "C");
+    GTEST_SKIP() << "no locale with a decimal comma (de_DE.UTF-8), and localedef could not make "
+                    "one";
+  }
+  const HostMatrix m = io::read_matrix(file("far.csv", "2.5e-400,1.5\n3,-4.25\n"));
+  const std::vector<double> values = values_of(m);
+  bool out_of_range_refused = false;
+  try {
+    io::read_matrix(file("huge.csv", "1.5e400,1\n"));
+  } catch (const InvalidArgument& e) {
+    out_of_range_refused =
+        std::string(e.what()).find("out of the range of float64") != std::string::npos;
+  }
+  emix::FitOptions options;
+  options.n_components = 1;
+  options.reg_covar = -0.5;
+  std::string message;
+  try {
+    const std::vector<double> x = {1, 2, 3, 4};
+    emix::fit(emix::DataView::host(x.data(), 4, 1), options);
+  } catch (const emix::Error& e) {
+    message = e.what();
+  }
+  setlocale(LC_ALL, "C");
+  EXPECT_EQ(values, (std::vector<double>{0, 1.5, 3, -4.25}));
+  EXPECT_TRUE(out_of_range_refused);
+  EXPECT_NE(message.find("-0.5"), std::string::npos) << message;
 }
 
 TEST_F(TextTest, NonFiniteValuesNameRowAndColumn) {

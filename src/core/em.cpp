@@ -12,6 +12,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/c_numbers.hpp"
 #include "core/em.hpp"
 #include "core/engine.hpp"
 #include "core/initialize.hpp"
@@ -47,6 +48,7 @@ namespace {
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 std::string format_number(double value) {
+  const CNumbers c_numbers;
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.6g", value);
   return buffer;

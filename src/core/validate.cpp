@@ -18,6 +18,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include "core/c_numbers.hpp"
 #include "core/cholesky.hpp"
 #include "core/initialize.hpp"
 #include "emix/errors.hpp"
@@ -27,6 +28,7 @@ namespace emix {
 // Shortest text that reads back as the same double ("2", "0.1", "5e-324").
 std::string number(double value) {
   if (std::isnan(value)) return "nan";  // printf may write "-nan"
+  const CNumbers c_numbers;
   char text[32];
   // A whole number as one ("10", where the shortest %g that reads back is "1e+01").
   if (value == std::trunc(value) && std::fabs(value) < 0x1p53) {
@@ -49,6 +51,7 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 std::string whole(double value) { return std::to_string(static_cast<std::int64_t>(value)); }
 
 std::string gigabytes(double bytes) {
+  const CNumbers c_numbers;
   char text[32];
   std::snprintf(text, sizeof text, "%.1f GB", bytes / 1e9);
   return text;

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/c_numbers.hpp"
 #include "core/validate.hpp"
 #include "emix/errors.hpp"
 #include "io/common.hpp"
@@ -225,6 +226,7 @@ Parse parse_number(std::string_view cell, double* value) {
   if (result.ec == std::errc::result_out_of_range) {
     // from_chars leaves the value unset; strtod gives +-HUGE_VAL (inf) or the nearest tiny value.
     const std::string copy(first, last);
+    const CNumbers c_numbers;
     *value = std::strtod(copy.c_str(), nullptr);
     return std::isfinite(*value) ? Parse::kOk : Parse::kOutOfRange;
   }
@@ -278,6 +280,7 @@ bool holds_whole_numbers(const std::vector<T>& values, std::int64_t cols) {
 
 // A whole number as written: 3, not 3.000000.
 std::string whole_number_text(double v) {
+  const CNumbers c_numbers;
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.17g", v);
   return buffer;
