@@ -3,6 +3,7 @@
 #include "emix/emix.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #if defined(__x86_64__)
 #include <xmmintrin.h>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -613,6 +615,63 @@ TEST(CapiEvaluation, AHandleEvaluatedFromThreadsGivesTheFunctionsResults) {
     EXPECT_EQ(got[t], expected);
     EXPECT_EQ(bics[t], expected_bic);
   }
+}
+
+// A host thread of 128 KiB of stack (musl's default, as on Alpine; an OMP_STACKSIZE) fits a full
+// model over 160 features, evaluates and selects, and reads a model back: Eigen's triangular
+// solve kept up to 128 KiB of scratch space on the stack and crashed it (SIGSEGV), and a model
+// file was read through a 64 KiB buffer there. Run in a child process, whose crash fails the
+// test rather than ending the others.
+TEST(CapiHost, AThreadOfMuslsDefaultStackFitsAndReadsModels) {
+  if (EMIX_TEST_ADDRESS_SANITIZER) {
+    GTEST_SKIP() << "AddressSanitizer's redzones take several times the stack of a plain build";
+  }
+  const emix::Model truth =
+      emix::testing::random_model(emix::Family::kGaussian, emix::Covariance::kFull, 3, 160, 5);
+  const emix::Sample drawn = emix::sample(truth, 2000, 7, 1);
+  const std::string path = ::testing::TempDir() + "capi_small_stack.json";
+  struct Work {
+    const double* x;
+    const char* path;
+    bool ok;
+  } work{drawn.x.data(), path.c_str(), false};
+  const auto on_small_stack = [](void* argument) -> void* {
+    Work& w = *static_cast<Work*>(argument);
+    emix_options* options = nullptr;
+    emix_model* model = nullptr;
+    emix_model* again = nullptr;
+    emix_selection* selection = nullptr;
+    std::vector<std::int32_t> labels(2000);
+    const int grid[] = {1, 2};
+    w.ok = emix_options_create(&options) == EMIX_OK &&
+           emix_options_set_device(options, EMIX_DEVICE_CPU) == EMIX_OK &&
+           emix_options_set_n_components(options, 3) == EMIX_OK &&
+           emix_options_set_max_iter(options, 3) == EMIX_OK &&
+           emix_fit(options, w.x, 2000, 160, EMIX_FLOAT64, EMIX_HOST, nullptr, &model, nullptr) ==
+               EMIX_OK &&
+           emix_predict(model, options, w.x, 2000, 160, EMIX_FLOAT64, EMIX_HOST, labels.data()) ==
+               EMIX_OK &&
+           emix_select(options, grid, 2, nullptr, 0, 0, w.x, 2000, 160, EMIX_FLOAT64, EMIX_HOST,
+                       nullptr, &selection) == EMIX_OK &&
+           emix_model_write(model, w.path) == EMIX_OK && emix_model_read(w.path, &again) == EMIX_OK;
+    emix_selection_destroy(selection);
+    emix_model_destroy(again);
+    emix_model_destroy(model);
+    emix_options_destroy(options);
+    return nullptr;
+  };
+  EXPECT_EXIT(
+      {
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setstacksize(&attributes, 128 * 1024);
+        pthread_t thread;
+        if (pthread_create(&thread, &attributes, on_small_stack, &work) != 0) std::exit(3);
+        pthread_join(thread, nullptr);
+        std::exit(work.ok ? 0 : 2);
+      },
+      ::testing::ExitedWithCode(0), "");
+  std::remove(path.c_str());
 }
 
 // A rank or chunk without rows (an MPI code's empty shard) evaluates to no results, as

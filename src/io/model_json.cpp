@@ -543,9 +543,11 @@ std::string read_whole_file(const std::string& path) {
                                "of at most 1 GiB");
   }
   std::string text;
-  char buffer[1 << 16];
+  // On the heap: a host's thread may have a small stack (musl's 128 KiB).
+  std::vector<char> chunk(std::size_t{1} << 16);
+  char* const buffer = chunk.data();
   while (true) {
-    const std::size_t got = file.read_some(buffer, sizeof buffer);
+    const std::size_t got = file.read_some(buffer, chunk.size());
     if (got == 0) break;
     if (text.size() + got > kMaxModelBytes) {
       detail::throw_io(path, "is longer than 1 GiB; emix reads model files of at most 1 GiB");
