@@ -786,13 +786,15 @@ TEST_F(CliTest, ResultsThatCannotFitInMemoryAreRefusedBeforeTheFit) {
       {"fit", "data.txt", "-k", "64000", "-o", "model.json", "--responsibilities", "resp.npy"},
       limits));
   EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("emix: error: the results for 200000 rows x 64000 responsibilities need "
-                        "102.4 GB of memory, more than the ",
+  EXPECT_EQ(r.err.rfind("emix: error: the results for 200000 rows (64000 responsibilities "
+                        "(float64) per row) need 102.4 GB of memory, more than the ",
                         0),
             0u)
       << r.err;
+  EXPECT_NE(r.err.find("; for a .npy INPUT, --memory-map streams the results"), std::string::npos)
+      << r.err;
   EXPECT_EQ(listing(), std::set<std::string>{"data.txt"});
-  // Labels alone need 12 bytes a row: the fit runs, and its check names the NaN.
+  // Labels alone need 4 bytes a row: the fit runs, and its check names the NaN.
   expect_failure("fit data.txt -k 64000 -o model.json --labels labels.npy",
                  {"data.txt: row 200000, column 1 is nan"});
 }

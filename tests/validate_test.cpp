@@ -476,17 +476,33 @@ TEST(Sampling, MoreRowsThanTheMachineHoldsAreRefusedBeforeAllocating) {
 }
 
 // N x K responsibilities are the result of predict_proba; their size is checked before it is
-// allocated.
+// allocated, as each evaluation's results: what it allocates, not the three results together
+// (12 + 8 K bytes a row refused 2^31 rows' log-densities, 17 GB, as 26 GB on a 25 GB machine).
 TEST(Evaluation, ResultsLargerThanTheMachineAreRefusedBeforeAllocating) {
-  const std::string message =
-      error_of<emix::OutOfMemory>([] { emix::check_result_memory(std::int64_t{1} << 40, 1000); });
-  // 2^40 x (12 + 8 x 1000) bytes.
-  EXPECT_EQ(message.rfind("the results for 1099511627776 rows x 1000 responsibilities need "
-                          "8809287.2 GB of memory, more than the ",
+  const std::string message = error_of<emix::OutOfMemory>([] {
+    emix::check_result_memory(std::int64_t{1} << 40, 8000, "1000 responsibilities (float64)");
+  });
+  // 2^40 x 8 x 1000 bytes.
+  EXPECT_EQ(message.rfind("the results for 1099511627776 rows (1000 responsibilities (float64) "
+                          "per row) need 8796093.0 GB of memory, more than the ",
                           0),
             0u)
       << message;
-  emix::check_result_memory(1000, 1000);
+  emix::check_result_memory(1000, 8000, "");
+  // Through the evaluations: each names its own results.
+  const emix::Model m = emix::testing::random_model(Family::kGaussian, Covariance::kDiag, 2, 1, 1);
+  const double x = 0;
+  const emix::DataView huge = emix::DataView::host(&x, std::int64_t{1} << 50, 1);
+  EXPECT_EQ(error_of<emix::OutOfMemory>([&] { emix::predict(m, huge); })
+                .rfind("the results for 1125899906842624 rows (a label (int32) per row) need "
+                       "4503599.6 GB",
+                       0),
+            0u);
+  EXPECT_EQ(error_of<emix::OutOfMemory>([&] { emix::score_samples(m, huge); })
+                .rfind("the results for 1125899906842624 rows (a log-density (float64) per row) "
+                       "need 9007199.3 GB",
+                       0),
+            0u);
 }
 
 // The CPU engine, whatever answers: its log-densities of full models are GEMMs over the features

@@ -278,6 +278,18 @@ std::string lower_extension(const std::string& path);
 void require_output_extension(const std::string& path, const std::string& option,
                               const std::string& extension, const std::string& what);
 
+// Runs `call`; an OutOfMemory for results held whole says that --memory-map streams them.
+template <typename Call>
+auto check_with_memory_map_hint(Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const OutOfMemory& e) {
+    throw OutOfMemory(std::string(e.what()) +
+                      "; for a .npy INPUT, --memory-map streams the results to the output file "
+                      "instead of holding them");
+  }
+}
+
 template <typename Call>
 auto naming_files(const DataFiles& files, Call&& call) -> decltype(call()) {
   try {

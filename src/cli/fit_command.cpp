@@ -366,7 +366,14 @@ int run_fit(const FitArgs& a) {
   // On every rank alike (only rank 0 stages the outputs): a collective.
   if (!input.mapping && (!a.labels.empty() || !a.responsibilities.empty())) {
     on_every_rank([&] {
-      check_result_memory(input.x.rows(), a.responsibilities.empty() ? 0 : options.n_components);
+      const bool labels = !a.labels.empty(), resp = !a.responsibilities.empty();
+      const std::string k = std::to_string(options.n_components);
+      check_with_memory_map_hint([&] {
+        check_result_memory(
+            input.x.rows(), (labels ? 4.0 : 0.0) + (resp ? 8.0 * options.n_components : 0.0),
+            std::string(labels ? "a label (int32)" : "") + (labels && resp ? " and " : "") +
+                (resp ? k + " responsibilities (float64)" : ""));
+      });
     });
   }
 

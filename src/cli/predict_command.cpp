@@ -81,11 +81,14 @@ int run_predict(const PredictArgs& a) {
     const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, true);
     const DataFiles files{a.input, "", 0, !a.data.raw_dtype.empty(), a.model};
     if (a.proba) {
-      const std::vector<double> resp =
-          naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
+      const std::vector<double> resp = check_with_memory_map_hint([&] {
+        return naming_files(files, [&] { return predict_proba(model, x.view(), engine); });
+      });
       io::write_npy(out, resp.data(), x.rows(), model.n_components);
     } else {
-      io::write_npy(out, naming_files(files, [&] { return predict(model, x.view(), engine); }));
+      io::write_npy(out, check_with_memory_map_hint([&] {
+                      return naming_files(files, [&] { return predict(model, x.view(), engine); });
+                    }));
     }
     rows = x.rows();
   }

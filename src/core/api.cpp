@@ -36,10 +36,10 @@ const char* version() { return EMIX_VERSION_STRING; }
 namespace {
 
 // Before results of the data's size are allocated: a shape that can be read (data without rows
-// have no results) and results that fit in memory.
-void check_results_fit(const DataView& x, int k) {
+// have no results) and results (`bytes_per_row` each, `what`) that fit in memory.
+void check_results_fit(const DataView& x, double bytes_per_row, const std::string& what) {
   if (x.rows != 0) check_data_shape(x);
-  check_result_memory(x.rows, k);
+  check_result_memory(x.rows, bytes_per_row, what);
 }
 
 // Rows of a Gaussian block that an engine left NaN (their log-density or responsibilities) or
@@ -227,7 +227,7 @@ void evaluate_model_rows(const Model& model, const CheckedModel* checked, const 
 std::vector<std::int32_t> predict_checked(const Model& model, const CheckedModel* checked,
                                           const DataView& x, const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;  // the caller may trap exceptions (fp_environment.hpp)
-  check_results_fit(x, 0);
+  check_results_fit(x, sizeof(std::int32_t), "a label (int32)");
   std::vector<std::int32_t> labels(static_cast<std::size_t>(x.rows));
   RowResults results;
   results.labels = labels.data();
@@ -238,7 +238,8 @@ std::vector<std::int32_t> predict_checked(const Model& model, const CheckedModel
 std::vector<double> predict_proba_checked(const Model& model, const CheckedModel* checked,
                                           const DataView& x, const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
-  check_results_fit(x, model.n_components);
+  check_results_fit(x, 8.0 * model.n_components,
+                    std::to_string(model.n_components) + " responsibilities (float64)");
   std::vector<double> resp(static_cast<std::size_t>(x.rows) *
                            static_cast<std::size_t>(std::max(model.n_components, 0)));
   RowResults results;
@@ -250,7 +251,7 @@ std::vector<double> predict_proba_checked(const Model& model, const CheckedModel
 std::vector<double> score_samples_checked(const Model& model, const CheckedModel* checked,
                                           const DataView& x, const EngineOptions& engine) {
   const cpu::ScopedNonStopFp non_stop;
-  check_results_fit(x, 0);
+  check_results_fit(x, sizeof(double), "a log-density (float64)");
   std::vector<double> log_prob(static_cast<std::size_t>(x.rows));
   RowResults results;
   results.log_prob = log_prob.data();

@@ -806,14 +806,12 @@ void check_select_memory(std::int64_t rows, std::int64_t cols,
                     "; use fewer or smaller candidates");
 }
 
-void check_result_memory(std::int64_t rows, int k) {
-  // log p(x) and the labels for every row, and k responsibilities per row.
-  const double needed = static_cast<double>(rows) * (12.0 + 8.0 * k);
+void check_result_memory(std::int64_t rows, double bytes_per_row, const std::string& what) {
+  const double needed = static_cast<double>(rows) * bytes_per_row;
   const UsableMemory available = usable_memory();
   if (needed <= available.bytes) return;
-  throw OutOfMemory("the results for " + std::to_string(rows) + " rows" +
-                    (k > 0 ? " x " + std::to_string(k) + " responsibilities" : std::string()) +
-                    " need " + gigabytes(needed) + " of memory, more than the " +
+  throw OutOfMemory("the results for " + std::to_string(rows) + " rows (" + what +
+                    " per row) need " + gigabytes(needed) + " of memory, more than the " +
                     gigabytes(available.bytes) + " " + available.what);
 }
 

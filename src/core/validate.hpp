@@ -97,9 +97,9 @@ void check_fit_memory(std::int64_t rows, std::int64_t cols, const FitOptions& op
 double usable_memory_bytes();
 void check_select_memory(std::int64_t rows, std::int64_t cols, const std::vector<FitOptions>& grid);
 
-// Throws OutOfMemory when the results of an evaluation of `rows` rows (log p(x), and `k`
-// responsibilities per row when k > 0) cannot fit in memory, before they are allocated.
-void check_result_memory(std::int64_t rows, int k);
+// Throws OutOfMemory when the results of an evaluation of `rows` rows, `bytes_per_row` each
+// (`what`: "a label (int32)"), cannot fit in memory, before they are allocated.
+void check_result_memory(std::int64_t rows, double bytes_per_row, const std::string& what);
 // OutOfMemory when sample() of `rows` x `cols` would not fit in this machine's memory.
 void check_sample_memory(std::int64_t rows, int cols);
 
