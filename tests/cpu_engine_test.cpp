@@ -18,6 +18,7 @@
 #include "core/engine.hpp"
 #include "core/prepared_model.hpp"
 #include "cpu/cpu_engine.hpp"
+#include "emix/errors.hpp"
 #include "stats_compare.hpp"
 #include "test_util.hpp"
 
@@ -247,6 +248,22 @@ std::vector<double> rows_by_component(const emix::Sample& s, int d) {
 // Means 10^4 apart need the direct path at every D; at D = 130 (where full and tied run it anyway)
 // also means a few standard deviations apart, where a tied model projects each row once
 // (take_tied_projection_once) rather than once per component.
+// The pass's feature count of a full or tied model, D + D (D + 1) / 2, was an int product:
+// negative at D = 46,341, 32,767 at D = 65,535, and its slots were then written past their end.
+// Beyond an int it is refused (a model that wide holds 34 GB of covariances a component).
+TEST(CpuEngine, FeatureCountsBeyondAnIntAreRefused) {
+  EXPECT_EQ(emix::cpu::feature_count(Family::kGaussian, Covariance::kFull, 46341), 1073813652);
+  EXPECT_EQ(emix::cpu::feature_count(Family::kGaussian, Covariance::kFull, 65534), 2147450879);
+  EXPECT_EQ(emix::cpu::feature_count(Family::kGaussian, Covariance::kTied, 16), 152);
+  EXPECT_EQ(emix::cpu::feature_count(Family::kGaussian, Covariance::kDiag, 1 << 20), 1 << 21);
+  EXPECT_EQ(emix::cpu::feature_count(Family::kBernoulli, Covariance::kFull, 1 << 20), 1 << 20);
+  for (const int d : {65535, 92682, 1 << 20}) {
+    for (const Covariance c : {Covariance::kFull, Covariance::kTied}) {
+      EXPECT_THROW(emix::cpu::feature_count(Family::kGaussian, c, d), emix::InvalidArgument) << d;
+    }
+  }
+}
+
 TEST(CpuEngine, DirectPathStatisticsMatchNaiveReference) {
   IsaLevel levels[8];
   const int n_levels = emix::cpu::compiled_levels(levels, 8);

@@ -55,6 +55,23 @@
 #include "emix/errors.hpp"
 
 namespace emix {
+
+int cpu::feature_count(Family family, Covariance covariance, int d) {
+  if (family != Family::kGaussian) return d;
+  if (covariance != Covariance::kFull && covariance != Covariance::kTied) return 2 * d;
+  // In int, D (D + 1) wrapped from D = 46,341 (a negative count), and at 65,535 the count itself
+  // does not fit (it was 32,767): slots that small were written D (D + 1) / 2 pairs each.
+  const std::int64_t features = d + std::int64_t{d} * (d + 1) / 2;
+  if (features > std::numeric_limits<int>::max()) {
+    throw InvalidArgument("a " + std::string(covariance == Covariance::kFull ? "full" : "tied") +
+                          " Gaussian over " + std::to_string(d) +
+                          " features: the CPU engine takes full and tied covariances over at "
+                          "most 65,534 features (its D + D (D + 1) / 2 products of features "
+                          "are counted in int); use diag or spherical");
+  }
+  return static_cast<int>(features);
+}
+
 namespace {
 
 using cpu::FeatureKind;
@@ -75,10 +92,8 @@ bool quadratic_pairs(const PreparedModel& p) {
          (p.covariance == Covariance::kFull || p.covariance == Covariance::kTied);
 }
 
-// Number of feature columns for the model's shape.
 int feature_count(const PreparedModel& p) {
-  if (p.family != Family::kGaussian) return p.d;
-  return quadratic_pairs(p) ? p.d + p.d * (p.d + 1) / 2 : 2 * p.d;
+  return cpu::feature_count(p.family, p.covariance, p.d);
 }
 
 // What one pass needs, in the data's element type.

@@ -28,6 +28,11 @@ std::unique_ptr<Engine> make_engine(const DataView& x, const double* sample_weig
                                     const EngineOptions& options,
                                     const CpuEngineSettings& settings);
 
+// The feature columns of one pass for a model's shape: D (Bernoulli, binomial), 2 D (diag,
+// spherical) or D + D (D + 1) / 2 (full, tied). InvalidArgument where they exceed an int (full or
+// tied over 65,535 features or more), whose plans and kernels count them in int.
+int feature_count(Family family, Covariance covariance, int d);
+
 // The level EMIX_CPU_LEVEL names, or best_level() when it is unset or empty; InvalidArgument
 // for a name that is not a level, or a level this build or CPU lacks.
 IsaLevel level_from_environment();
