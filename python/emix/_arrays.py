@@ -257,16 +257,20 @@ def numeric_numpy(x, name, dtype=None):
         # As fit reads one: NumPy's own conversion turned a null into NaN and named neither a
         # time column nor a column of text.
         return _arrow_to_numpy(x, name)
+    frame = x if _root_module(x) in ("pandas", "polars") and hasattr(x, "columns") else None
     if _root_module(x) == "pandas" and hasattr(x, "to_numpy"):
         _refuse_frame_times(x, name)
-        frame = _frame_as_numpy(x, dtype)
-        if frame is not None:
-            return frame
+        converted_frame = _frame_as_numpy(x, dtype)
+        if converted_frame is not None:
+            return converted_frame
         # Nullable columns (Float64, Int64) hold pd.NA, which NumPy cannot read as a number:
         # NaN, which the finiteness check then names.
         converted = x.to_numpy()
-        x = (x.to_numpy(dtype=np.float64, na_value=np.nan) if converted.dtype == object
-             else converted)
+        try:
+            x = (x.to_numpy(dtype=np.float64, na_value=np.nan) if converted.dtype == object
+                 else converted)
+        except (TypeError, ValueError) as error:
+            _raise_naming_the_column(frame, name, error)
     if not isinstance(x, np.ndarray):
         device = _dlpack_device(x)
         if device is not None and device[0] in (_DL_CPU, _DL_CUDA_HOST):
@@ -286,9 +290,32 @@ def numeric_numpy(x, name, dtype=None):
     if x.dtype.kind not in "fiub":
         # Objects and strings that read as numbers are numbers, as scikit-learn's
         # GaussianMixture takes them; anything else raises NumPy's own TypeError / ValueError
-        # ("could not convert string to float: 'a'").
-        x = x.astype(np.float64)
+        # ("could not convert string to float: 'a'"), with a frame's column named.
+        try:
+            x = x.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            if frame is None:
+                raise
+            _raise_naming_the_column(frame, name, error)
     return x
+
+
+def _raise_naming_the_column(frame, name, error):
+    """A pandas or polars frame that does not convert to numbers: the first column that does
+    not, named as a pyarrow Table's is (pandas' own message named the value alone, as
+    scikit-learn's does: "could not convert string to float: 'Paris'")."""
+    for column in frame.columns:
+        series = frame[column]
+        try:
+            if _root_module(frame) == "pandas":
+                series.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                np.asarray(series.to_numpy()).astype(np.float64)
+        except (TypeError, ValueError) as column_error:
+            raise InvalidArgument(
+                f"{name}: column {column!r} ({series.dtype}) does not hold numbers "
+                f"({column_error}); leave it out, or encode it as numbers first") from error
+    raise error
 
 
 def _device_array(x, dtype, name, min_samples):

@@ -327,6 +327,12 @@ class _BaseMixture(DensityMixin, BaseEstimator):
             (self.step_offset == "auto" if isinstance(self.step_offset, str) else
              _is_real(self.step_offset) and 1 <= self.step_offset < float("inf"),
              "step_offset", "'auto' or a finite float >= 1"),
+            # A Generator (np.random.default_rng) was refused by check_random_state's message,
+            # which named no parameter.
+            (self.random_state is None or _is_int(self.random_state)
+             or isinstance(self.random_state, np.random.RandomState), "random_state",
+             "an int in [0, 2**64), a numpy.random.RandomState or None (as in scikit-learn, "
+             "not a numpy.random.Generator: pass an int it draws, rng.integers(2**63))"),
         ]
         checks += self._family_checks()
         for ok, parameter, expected in checks:

@@ -81,6 +81,13 @@ _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
 """
 
 
+
+def _number(value):
+    """A value as the library's messages write one: a whole number as one, else the shortest
+    text that reads back as it (16777217, not 1.67772e+07)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
 class _DiscreteMixture(_BaseMixture):
     _init_parameters = ("weights", "probabilities")
 
@@ -100,10 +107,26 @@ class _DiscreteMixture(_BaseMixture):
         x = data.source
         if data.on_device or x.size == 0 or not x.min() < 0:
             return
-        row, column = np.argwhere(x < 0)[0]
-        raise InvalidArgument(f"Negative values in data passed to {type(self).__name__}: "
-                              f"row {row + 1}, column {column + 1} is {x[row, column]:g}; its "
-                              "values count successes, which are >= 0")
+        trials = self._trials()
+        rule = ("a Bernoulli mixture needs 0 or 1" if isinstance(self, BernoulliMixture) else
+                f"a binomial mixture with n_trials = {trials} needs a whole number of successes "
+                f"in 0..{trials}")
+        negative = tuple(int(i) for i in np.unravel_index(np.argmax(x < 0), x.shape))
+        first = self._first_value_not_a_count(x)
+        said = f"row {negative[0] + 1}, column {negative[1] + 1} is {_number(x[negative])}"
+        if first != negative:
+            # An earlier value is refused too (0.13 before -0.2 in Gaussian data): named as the
+            # first, with the family's rule (the negative value alone said neither).
+            said = (f"{said}; the first value refused is row {first[0] + 1}, column "
+                    f"{first[1] + 1}: {_number(x[first])}")
+        raise InvalidArgument(f"Negative values in data passed to {type(self).__name__}: {said}; "
+                              f"{rule}")
+
+    def _first_value_not_a_count(self, x):
+        """(row, column) of the first value (in row-major order) that is not a count in
+        0 ... trials, as the library finds it; on the error path only (a temporary of x's size)."""
+        not_counts = (x < 0) | (x > self._trials()) | (x != np.floor(x))
+        return tuple(int(i) for i in np.unravel_index(np.argmax(not_counts), x.shape))
 
     def _family_checks(self):
         # The library's range: from 2^-53, so that 1 - prob_epsilon is below 1 in double.
@@ -275,6 +298,23 @@ class BinomialMixture(_DiscreteMixture):
 
     def _trials(self):
         return int(self.n_trials)
+
+    def _check_data_values(self, data):
+        super()._check_data_values(data)
+        # Counts above n_trials, where the first value the library refuses is one: it said
+        # "trials = 1" and no parameter, to a caller who never set n_trials (its default is 1).
+        x = data.source
+        if data.on_device or x.size == 0 or not x.max() > self._trials():
+            return
+        row, column = self._first_value_not_a_count(x)
+        if x[row, column] > self._trials():
+            trials = self._trials()
+            default = " (BinomialMixture's default)" if self.n_trials == 1 else ""
+            raise InvalidArgument(
+                f"data: row {row + 1}, column {column + 1} is {_number(x[row, column])}, but a "
+                f"binomial mixture with n_trials = {trials}{default} needs a whole number of "
+                f"successes in 0..{trials}: set n_trials to the number of trials behind each "
+                "count")
 
     def _check_parameters(self):
         super()._check_parameters()

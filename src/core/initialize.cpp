@@ -675,8 +675,11 @@ std::vector<int> lloyd(const RowMatrix& x, const Eigen::VectorXd& norms, const E
 
 void note_empty(const std::vector<int>& empty, std::vector<std::string>* notes) {
   if (!empty.empty() && notes) {
+    // scikit-learn's k-means says "Number of distinct clusters (1) found smaller than
+    // n_clusters (2). Possibly due to duplicate points in X": the usual cause.
     notes->push_back("initialisation left " + std::to_string(empty.size()) +
-                     " component(s) empty; they start from placeholder parameters");
+                     " component(s) empty (fewer distinct rows than components? rows that "
+                     "coincide leave a component none); they start from placeholder parameters");
   }
 }
 

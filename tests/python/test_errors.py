@@ -228,6 +228,15 @@ def test_more_components_than_rows():
         gm(n_components=60).fit(X)
 
 
+def test_components_the_start_leaves_empty_are_said_to_be_likely_duplicates():
+    """The warning said "left 1 component(s) empty" and not why; scikit-learn's k-means names
+    duplicate points."""
+    duplicates = np.repeat(X[:2], 10, axis=0)  # 2 distinct rows, 3 components
+    with pytest.warns(emix.FitWarning, match=r"left 1 component\(s\) empty \(fewer distinct "
+                                             r"rows than components\? rows that coincide"):
+        gm(n_components=3, reg_covar=1e-3).fit(duplicates)
+
+
 @pytest.mark.parametrize("parameters, message", [
     (dict(weights_init=[0.5, 0.3, 0.2]), r"'weights' should have the shape of \(2,\)"),
     (dict(weights_init=[1.5, -0.5]), r"'weights' should be in the range \[0, 1\]"),
@@ -313,8 +322,14 @@ def test_discrete_data_outside_the_family():
     counts = np.random.default_rng(0).integers(0, 4, size=(20, 2)).astype(float)
     counts[0, 1] = 4
     with pytest.raises(ValueError, match=r"row 1, column 2 is 4, but a binomial mixture with "
-                                         r"trials = 3 needs a whole number of successes in 0..3"):
+                                         r"n_trials = 3 needs a whole number of successes in "
+                                         r"0..3: set n_trials to the number of trials behind"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
+    # n_trials left at its default is named as such ("trials = 1" named no parameter).
+    with pytest.raises(ValueError, match=r"^data: row 1, column 1 is 3, but a binomial mixture "
+                                         r"with n_trials = 1 \(BinomialMixture's default\) "
+                                         r"needs"):
+        emix.BinomialMixture(n_components=2, device="cpu").fit(counts)
     counts[0, 1] = 1.5
     with pytest.raises(ValueError, match="is 1.5, but a binomial mixture"):
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
@@ -336,6 +351,59 @@ def test_discrete_data_outside_the_family():
         emix.BernoulliMixture(prob_epsilon=0.5).fit(bits)
     with pytest.raises(ValueError, match=r"'probabilities' should be in the range \[0, 1\]"):
         emix.BernoulliMixture(n_components=2, probabilities_init=np.full((2, 4), 1.5)).fit(bits)
+
+
+def test_discrete_data_are_named_by_their_first_value_outside_the_family():
+    """A negative value was named alone, with the rule for counts, where an earlier value was
+    refused by the family too: Gaussian data given to a Bernoulli mixture were told of row 1,
+    column 2's -0.13 ("its values count successes, which are >= 0"), not of column 1's 0.13.
+    The message still opens as the positive_only tag promises scikit-learn."""
+    gaussian = np.array([[0.13, -0.13], [1.0, 0.0]])
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"^Negative values in data passed to BernoulliMixture: row 1, "
+                             r"column 2 is -0.13; the first value refused is row 1, column 1: "
+                             r"0.13; a Bernoulli mixture needs 0 or 1$"):
+        emix.BernoulliMixture(device="cpu").fit(gaussian)
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"^Negative values in data passed to BernoulliMixture: row 1, "
+                             r"column 2 is -1; a Bernoulli mixture needs 0 or 1$"):
+        emix.BernoulliMixture(device="cpu").fit([[1.0, -1.0], [-1.0, 1.0]])
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"^Negative values in data passed to BinomialMixture: row 1, "
+                             r"column 2 is -2; a binomial mixture with n_trials = 3 needs a "
+                             r"whole number of successes in 0..3$"):
+        emix.BinomialMixture(n_trials=3, device="cpu").fit([[1.0, -2.0], [3.0, 9.0]])
+    # Without a negative value, the library names the first (as `emix fit` does).
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"^data: row 1, column 1 is 0.13, but a Bernoulli mixture needs 0"):
+        emix.BernoulliMixture(device="cpu").fit(np.abs(gaussian))
+
+
+def test_a_frames_column_of_text_is_named():
+    """pandas' own message named the value alone ("could not convert string to float:
+    'Paris'"), where a datetime column and an Arrow table's column of text are named."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "city": ["Paris", "Rome", "Oslo"],
+                          "b": [0.5, 1.5, 2.5]})
+    message = r"column 'city' \((object|str|string)\) does not hold numbers \(could not convert"
+    with pytest.raises(emix.InvalidArgument, match=message):
+        gm().fit(frame)
+    with pytest.raises(emix.InvalidArgument, match=r"column 'city' \(category\) does not hold"):
+        gm().fit(frame.astype({"city": "category"}))
+    polars = pytest.importorskip("polars")
+    with pytest.raises(emix.InvalidArgument, match=r"column 'city' \(String\) does not hold"):
+        gm().fit(polars.from_pandas(frame))
+
+
+def test_a_numpy_generator_as_random_state_is_named():
+    """check_random_state's message ("Generator(PCG64) cannot be used to seed a
+    numpy.random.RandomState instance") named no parameter; scikit-learn's names it."""
+    with pytest.raises(emix.InvalidArgument,
+                       match=r"The 'random_state' parameter of GaussianMixture must be an int in "
+                             r"\[0, 2\*\*64\), a numpy.random.RandomState or None \(as in "
+                             r"scikit-learn, not a numpy.random.Generator"):
+        gm(random_state=np.random.default_rng(0)).fit(X)
+    gm(random_state=np.random.RandomState(0)).fit(X)
 
 
 def test_numerical_failure_is_a_runtime_error_and_a_value_error():
