@@ -460,6 +460,40 @@ TEST_F(CliTest, PredictWithModelOfOtherShape) {
   expect_failure("predict model.json wide.csv -o labels.npy", {"wide.csv", "4 columns"});
 }
 
+// A model the Python package fitted on named columns records them; a header that names the same
+// columns in another order was evaluated as it stood (the score of the wrong columns, said
+// nothing of), where Python refuses it. Other names are taken in order, with a warning.
+TEST_F(CliTest, ColumnsNamedInAnotherOrderThanTheModelsAreRefused) {
+  write("named.json",
+        R"({"format": "emix-model", "version": 1, "family": "gaussian", "covariance": "diag",
+            "n_components": 1, "n_features": 2, "weights": [1], "means": [[0, 10]],
+            "covariances": [[1, 1]],
+            "estimator": {"class": "GaussianMixture", "feature_names_in": ["a", "b"]}})");
+  write("in_order.csv", "a,b\n0.5,10.5\n-0.5,9\n");
+  write("swapped.csv", "b,a\n10.5,0.5\n9,-0.5\n");
+  write("other.csv", "x,y\n0.5,10.5\n-0.5,9\n");
+  write("unnamed.csv", "0.5,10.5\n-0.5,9\n");
+  const CliRun right = emix("score named.json in_order.csv");
+  ASSERT_EQ(right.code, 0) << right.err;
+  expect_failure("score named.json swapped.csv",
+                 {"swapped.csv: its header names the columns b, a, and the model (named.json) "
+                  "was fitted on a, b: the same names in another order; write the columns in "
+                  "the model's order"});
+  expect_failure("predict named.json swapped.csv -o labels.npy", {"in another order"});
+  const CliRun other = emix("score named.json other.csv");
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_EQ(other.out, right.out);
+  EXPECT_NE(other.err.find("warning: other.csv: its header names the columns x, y, and the model "
+                           "(named.json) was fitted on a, b: the columns are taken in their "
+                           "order"),
+            std::string::npos)
+      << other.err;
+  const CliRun unnamed = emix("score named.json unnamed.csv");
+  ASSERT_EQ(unnamed.code, 0) << unnamed.err;
+  EXPECT_EQ(unnamed.out, right.out);
+  EXPECT_EQ(unnamed.err.find("warning"), std::string::npos) << unnamed.err;
+}
+
 TEST_F(CliTest, OutputIntoMissingFolder) {
   generate(20);
   expect_failure("fit data.npy -k 2 -o no/such/model.json", {"no/such"});

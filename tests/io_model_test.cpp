@@ -520,4 +520,16 @@ TEST_F(ModelFileTest, WritingThroughALinkKeepsTheLink) {
   expect_same(io::read_model(path("target.json")), m);
 }
 
+// The column names the program checks INPUT's header against: the Python package's
+// feature_names_in_, or none where the section records none or is no JSON it reads (the section
+// is a record read_model ignores, so nothing throws).
+TEST(EstimatorSection, FeatureNamesAreReadOrNone) {
+  EXPECT_EQ(io::estimator_feature_names(R"({"class": "X", "feature_names_in": ["a", "b c"]})"),
+            (std::vector<std::string>{"a", "b c"}));
+  for (const char* section : {"", "[]", "{", R"({"class": "X"})", R"({"feature_names_in": "a"})",
+                              R"({"feature_names_in": ["a", 1]})"}) {
+    EXPECT_TRUE(io::estimator_feature_names(section).empty()) << section;
+  }
+}
+
 }  // namespace

@@ -674,6 +674,18 @@ TEST_F(TextTest, AHeaderOfNumbersIsFoundForTheProgramToTell) {
   EXPECT_EQ(guess(file("counts.csv", "0,1\n1,2\n")), Guess(1, false, false));
   EXPECT_EQ(guess(file("alone.csv", "0,1\n")), Guess(1, false, true));
   EXPECT_EQ(guess(file("later.csv", "# made by hand\n\n0,1\n1.5,2\n")), Guess(3, true, false));
+  // The names of a header, as the reader takes the first line (a header, or numbers the rows
+  // under them make one); none where it is a row.
+  EXPECT_EQ(io::text_column_names(file("n1.csv", "\"a\",b c\n1,2\n")),
+            (std::vector<std::string>{"a", "b c"}));
+  EXPECT_EQ(io::text_column_names(file("n2.csv", "height (cm),weight; kg\n1,2\n")),
+            (std::vector<std::string>{"height (cm)", "weight; kg"}));
+  EXPECT_EQ(io::text_column_names(file("n3.txt", "0 1\n2.5 3\n")),
+            (std::vector<std::string>{"0", "1"}));
+  EXPECT_TRUE(io::text_column_names(file("n4.csv", "0,1\n1,2\n")).empty());
+  EXPECT_TRUE(io::text_column_names(file("n5.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")).empty());
+  EXPECT_TRUE(io::text_column_names(file("n6.csv", "1.5,2\n")).empty());
+  EXPECT_TRUE(io::text_column_names(file("n7.csv", "0,1\n")).empty());
   // As the reader counts rows: the header's line is not one.
   EXPECT_EQ(io::read_matrix(file("pandas2.txt", "0 1\n2.5 3\n4 5.5\n")).rows(), 2);
 }

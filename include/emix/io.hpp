@@ -65,6 +65,10 @@ struct FirstLineGuess {
   bool only_line = false;
 };
 FirstLineGuess text_first_line_guess(const std::string& path);
+// The column names a text file's header gives (as read_matrix takes its first line: names, or
+// numbers that the rows under them make a header), without their quotes; empty when its first
+// line is a row, or the file is not text or not a regular file (a pipe, read once already).
+std::vector<std::string> text_column_names(const std::string& path);
 
 // A .npy file memory-mapped read-only (and advised for sequential reading), given as chunks of
 // rows in `dtype`: for fitting data larger than memory (emix::fit(ChunkSource&, ...)). When the
@@ -228,6 +232,10 @@ Model read_model(const std::string& path, std::string* fit_section,
 // record that read_model ignores.
 // False when the text is empty or not a JSON object.
 bool read_fit_report(const std::string& fit_section, FitReport* report);
+// The feature names an "estimator" section (read_model's) records: the Python package's
+// feature_names_in_ of a model fitted on named columns. Empty when it records none, or is no
+// JSON object (the section is a record read_model ignores: nothing throws).
+std::vector<std::string> estimator_feature_names(const std::string& estimator_section);
 // Writes the model and, when `report` is given, its "fit" section; a non-empty
 // `estimator_section` (JSON text: from the Python package, an object of the estimator's class,
 // parameters and feature names; from read_model, whatever the file held) becomes the

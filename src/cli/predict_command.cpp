@@ -1,6 +1,7 @@
 // emix predict MODEL.json INPUT -o LABELS.npy [--proba]
 // emix score MODEL.json INPUT
 // Both stream a .npy INPUT larger than memory chunk by chunk (--memory-map), as fit does.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -55,6 +56,41 @@ void warn_of_rounding(const std::string& input, const DataArgs& data) {
   if (!rounding.empty()) print_fit_warning(rounding, false);
 }
 
+// "a, b, c", at most eight names.
+std::string listed(const std::vector<std::string>& names) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < 8; ++i) {
+    out += (i == 0 ? "" : ", ") + names[i];
+  }
+  return names.size() > 8 ? out + ", ..." : out;
+}
+
+// INPUT's header against the feature names of a model the Python package fitted on named
+// columns (its estimator section): the same names in another order were evaluated column by
+// column as they stood, said nothing of (Python refuses them, as scikit-learn does); other
+// names of as many columns are evaluated in order, with a warning.
+void check_column_names(const DataArgs& data, const std::string& input, const std::string& model,
+                        const std::string& estimator_section) {
+  if (!data.raw_dtype.empty()) return;
+  const std::vector<std::string> fitted = io::estimator_feature_names(estimator_section);
+  if (fitted.empty()) return;
+  const std::vector<std::string> named = io::text_column_names(input);
+  if (named.size() != fitted.size() || named == fitted) return;
+  std::vector<std::string> sorted_named = named, sorted_fitted = fitted;
+  std::sort(sorted_named.begin(), sorted_named.end());
+  std::sort(sorted_fitted.begin(), sorted_fitted.end());
+  const std::string said = input + ": its header names the columns " + listed(named) +
+                           ", and the model (" + model + ") was fitted on " + listed(fitted);
+  if (sorted_named == sorted_fitted) {
+    throw InvalidArgument(said +
+                          ": the same names in another order; write the columns in the model's "
+                          "order");
+  }
+  if (!data.quiet) {
+    std::fprintf(stderr, "warning: %s: the columns are taken in their order\n", said.c_str());
+  }
+}
+
 }  // namespace
 
 int run_predict(const PredictArgs& a) {
@@ -64,7 +100,8 @@ int run_predict(const PredictArgs& a) {
   outputs.add_input(a.input, "INPUT");
   io::OutputFile& out = outputs.stage(a.output, "-o");
   require_output_extension(a.output, "-o", ".npy", "a NumPy array");
-  const Model model = io::read_model(a.model);
+  std::string estimator_section;
+  const Model model = io::read_model(a.model, nullptr, &estimator_section);
   const DataArgs data = with_model_trials(a.data, model);
   const EngineOptions engine = engine_options(data);
   std::int64_t rows = 0;
@@ -79,6 +116,7 @@ int run_predict(const PredictArgs& a) {
     rows = mapping->rows();
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, true);
+    check_column_names(a.data, a.input, a.model, estimator_section);
     const DataFiles files{a.input, "", 0, !a.data.raw_dtype.empty(), a.model};
     if (a.proba) {
       const std::vector<double> resp = check_with_memory_map_hint([&] {
@@ -108,7 +146,8 @@ int run_predict(const PredictArgs& a) {
 
 int run_score(const ScoreArgs& a) {
   validate(a.data);
-  const Model model = io::read_model(a.model);
+  std::string estimator_section;
+  const Model model = io::read_model(a.model, nullptr, &estimator_section);
   const DataArgs data = with_model_trials(a.data, model);
   const EngineOptions engine = engine_options(data);
   double value = 0;
@@ -118,6 +157,7 @@ int run_score(const ScoreArgs& a) {
     value = score_mapped(*mapping, a.input, model, a.model, engine);
   } else {
     const InputMatrix x = load_whole(model, a.model, a.input, data, a.memory_map, false);
+    check_column_names(a.data, a.input, a.model, estimator_section);
     value = naming_files(DataFiles{a.input, "", 0, !a.data.raw_dtype.empty(), a.model},
                          [&] { return score(model, x.view(), engine); });
     note_text_header(a.input, a.data);

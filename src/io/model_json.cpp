@@ -616,6 +616,19 @@ Model read_model(const std::string& path, std::string* fit_section,
   return model;
 }
 
+std::vector<std::string> estimator_feature_names(const std::string& estimator_section) {
+  const Json section = Json::parse(estimator_section, nullptr, /*allow_exceptions=*/false);
+  if (!section.is_object()) return {};
+  const auto names = section.find("feature_names_in");
+  if (names == section.end() || !names->is_array()) return {};
+  std::vector<std::string> out;
+  for (const Json& name : *names) {
+    if (!name.is_string()) return {};
+    out.push_back(name.get<std::string>());
+  }
+  return out;
+}
+
 bool read_fit_report(const std::string& fit_section, FitReport* report) {
   const cpu::ScopedNonStopFp non_stop;
   if (fit_section.empty()) return false;

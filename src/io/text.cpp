@@ -688,6 +688,37 @@ std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   return 0;
 }
 
+std::vector<std::string> text_column_names(const std::string& path) {
+  InputFile file(path);
+  LineReader lines(file);
+  std::vector<std::string_view> cells;
+  std::string first;
+  FirstLine kind = FirstLine::kRow;
+  char separator = 0;
+  bool row_seen = false;
+  std::string_view line;
+  while (lines.next(&line)) {
+    if (holds_nothing(line)) continue;
+    if (first.empty()) {
+      first.assign(line);
+      separator = choose_separator(line, tab_separated_name(path));
+      split(line, separator, &cells, /*keep_quotes=*/true);
+      kind = classify_first_line(cells);
+      if (kind == FirstLine::kRow) return {};
+      continue;
+    }
+    // The first row decides, as read_text_as: a held line's kind, a header's separator.
+    row_seen = true;
+    if (kind != FirstLine::kHeader && !held_line_is_header(kind, line, separator)) return {};
+    const char from_row = choose_separator(line, tab_separated_name(path));
+    if (kind == FirstLine::kHeader && from_row != '\0') separator = from_row;
+    break;
+  }
+  if (first.empty() || (kind != FirstLine::kHeader && !row_seen)) return {};
+  split(first, separator, &cells);
+  return std::vector<std::string>(cells.begin(), cells.end());
+}
+
 FirstLineGuess text_first_line_guess(const std::string& path) {
   InputFile file(path);
   LineReader lines(file);
