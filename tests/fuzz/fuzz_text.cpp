@@ -1,8 +1,10 @@
 // Fuzz harness: the CSV / whitespace text reader. Invariants as for .npy
-// (fuzz_matrix_checks.hpp), and text_line_of_row names a line that exists for every row read.
+// (fuzz_matrix_checks.hpp), text_line_of_row names a line that exists for every row read, and
+// text_column_names gives a name to each column read.
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "emix/io.hpp"
 #include "fuzz_input.hpp"
@@ -27,6 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const std::int64_t line = emix::io::text_line_of_row(path, row);
       if (line <= previous || line > lines) emix::fuzz::finding("text_line_of_row out of order");
       previous = line;
+    }
+    // A header's names, where the read took its first line for one, name every column read.
+    const std::vector<std::string> names = emix::io::text_column_names(path);
+    if (rows > 0 && !names.empty() &&
+        static_cast<std::int64_t>(names.size()) != emix::io::read_matrix(path, options).cols()) {
+      emix::fuzz::finding("text_column_names disagrees with the read's columns");
     }
   });
   return 0;
