@@ -492,6 +492,18 @@ TEST_F(CliTest, ColumnsNamedInAnotherOrderThanTheModelsAreRefused) {
   ASSERT_EQ(unnamed.code, 0) << unnamed.err;
   EXPECT_EQ(unnamed.out, right.out);
   EXPECT_EQ(unnamed.err.find("warning"), std::string::npos) << unnamed.err;
+  // Names that are numbers (pandas' default names, as strings) in another order over counts are
+  // read as a row, which the model's names say was meant as a header.
+  write("numbered.json",
+        R"({"format": "emix-model", "version": 1, "family": "gaussian", "covariance": "diag",
+            "n_components": 1, "n_features": 2, "weights": [1], "means": [[0, 10]],
+            "covariances": [[1, 1]], "estimator": {"feature_names_in": ["0", "1"]}})");
+  write("numbered.csv", "1,0\n10,1\n9,0\n");
+  expect_failure("score numbered.json numbered.csv",
+                 {"numbered.csv: line 1 (1, 0) holds the names of the features the model "
+                  "(numbered.json) was fitted on, but was read as a row of data, as names that "
+                  "are numbers can be: delete the line and write the columns in the model's "
+                  "order (0, 1)"});
 }
 
 TEST_F(CliTest, OutputIntoMissingFolder) {

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <locale>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "emix/errors.hpp"
 #include "emix/fit.hpp"
 #include "emix/io.hpp"
+#include "emix/model.hpp"
 
 namespace {
 
@@ -111,16 +113,18 @@ TEST_F(TextTest, PandasNumberedNamesAreAHeaderOverRealValues) {
   // pandas names one unnamed column "0" too.
   EXPECT_EQ(values_of(io::read_matrix(file("one.csv", "0\n0.5\n1.5\n"))),
             (std::vector<double>{0, 0.5, 1.5}));
-  // Other whole numbers one apart (years) in three columns or more: names over reals too, a row
-  // over whole numbers; in two columns a row ("3,4" over reals is likelier data than names).
+  // Years (four-digit whole numbers one apart, three or more) are names, over reals and over
+  // counts per year; other runs of whole numbers ("1,2,3", "3,4") are a row, as is a pair of
+  // years.
   const std::string years = file("years.csv", "2019,2020,2021\n1.5,2,3\n4,5,6.25\n");
   EXPECT_EQ(values_of(io::read_matrix(years)), (std::vector<double>{1.5, 2, 3, 4, 5, 6.25}));
   EXPECT_EQ(io::text_line_of_row(years, 1), 2);
-  const std::string year_counts = file("year_counts.csv", "2019,2020,2021\n3,0,1\n");
-  EXPECT_EQ(io::read_matrix(year_counts).rows(), 2);
-  EXPECT_EQ(io::text_line_of_row(year_counts, 1), 1);
-  EXPECT_EQ(io::read_matrix(file("pair.csv", "3,4\n1.5,2\n")).rows(), 2);
-  EXPECT_EQ(io::read_matrix(file("down.csv", "3,2,1\n1.5,2,3\n")).rows(), 2);
+  const std::string year_counts = file("year_counts.csv", "\"2019\",\"2020\",\"2021\"\n3,0,1\n");
+  EXPECT_EQ(io::read_matrix(year_counts).rows(), 1);
+  EXPECT_EQ(io::text_line_of_row(year_counts, 1), 2);
+  EXPECT_EQ(io::read_matrix(file("run.csv", "1,2,3\n4.5,5,6\n7,8.25,9\n")).rows(), 3);
+  EXPECT_EQ(io::read_matrix(file("pair.csv", "2019,2020\n1.5,2\n")).rows(), 2);
+  EXPECT_EQ(io::read_matrix(file("down.csv", "2021,2020,2019\n1.5,2,3\n")).rows(), 2);
   const std::string ragged = file("ragged.csv", "0,1,2\n1.5,2\n");
   expect_error<IoError>([&] { io::read_matrix(ragged); },
                         "the header (line 1) has 3 columns but row 1 has 2 (line 2)");
@@ -150,10 +154,15 @@ TEST_F(TextTest, QuotedCellsAreTheirContent) {
   EXPECT_EQ(values_of(io::read_matrix(numeric_names)), (std::vector<double>{0.5, 0.7, 0.1, 0.2}));
   EXPECT_EQ(io::text_line_of_row(numeric_names, 2), 3);  // messages count the header too
   // Where every line quotes every cell (Python's csv.QUOTE_ALL), the first is a row: it was taken
-  // for names, and every label was one row off its data.
+  // for names, and every label was one row off its data. pandas' numbered names written so stay
+  // a header over reals (to_csv(index=False, quoting=QUOTE_ALL) of a frame's default names).
   const std::string quote_all = file("all.csv", "\"0.5\",\"0.7\"\n\"0.1\",\"0.2\"\n");
   EXPECT_EQ(values_of(io::read_matrix(quote_all)), (std::vector<double>{0.5, 0.7, 0.1, 0.2}));
   EXPECT_EQ(io::text_line_of_row(quote_all, 2), 2);
+  const std::string pandas_all =
+      file("pandas_all.csv", "\"0\",\"1\"\n\"1.5\",\"2.5\"\n\"3\",\"4\"\n");
+  EXPECT_EQ(values_of(io::read_matrix(pandas_all)), (std::vector<double>{1.5, 2.5, 3, 4}));
+  EXPECT_EQ(io::text_line_of_row(pandas_all, 1), 2);
   EXPECT_EQ(values_of(io::read_matrix(file("one_quoted.csv", "\"0.5\",\"0.7\"\n"))),
             (std::vector<double>{0.5, 0.7}));
   const std::string open = file("open.csv", "x,y\n\"1.5,2\n");
@@ -368,9 +377,10 @@ TEST_F(TextTest, NonNumericCellsAfterTheFirstLineAreErrors) {
                         model + ": a JSON file (a model file?), read as data");
 }
 
-// A host program's locale (setlocale(LC_ALL, "de_DE.UTF-8"): a decimal comma) changes nothing:
-// the parse of a number out of double's range fell back on strtod, which read "2.5e-400" as 2
-// and "1.5e400" as 1 there, and messages wrote "-0,5" beside "0.9".
+// A host program's locale (setlocale(LC_ALL, "de_DE.UTF-8"), or C++'s global locale: a decimal
+// comma) changes nothing: the parse of a number out of double's range fell back on strtod, which
+// read "2.5e-400" as 2 and "1.5e400" as 1 there, and messages wrote "-0,5" beside "0.9", or
+// "0,9" where a stream wrote them.
 TEST_F(TextTest, NumbersReadAndNamedAlikeInAHostsCommaLocale) {
   const auto comma_locale = [&] {
     if (setlocale(LC_ALL, "de_DE.UTF-8") != nullptr) return true;
@@ -379,15 +389,15 @@ TEST_F(TextTest, NumbersReadAndNamedAlikeInAHostsCommaLocale) {
         "localedef -i de_DE -f UTF-8 '" + path("de_DE.UTF-8") + "' > /dev/null 2>&1";
     if (std::system(command.c_str()) != 0) return false;
     setenv("LOCPATH", path("").c_str(), 1);
-    const bool set = setlocale(LC_ALL, "de_DE.UTF-8") != nullptr;
-    unsetenv("LOCPATH");
-    return set;
+    return setlocale(LC_ALL, "de_DE.UTF-8") != nullptr;
   };
   if (!comma_locale() || std::string(localeconv()->decimal_point) != ",") {
     setlocale(LC_ALL, "C");
+    unsetenv("LOCPATH");
     GTEST_SKIP() << "no locale with a decimal comma (de_DE.UTF-8), and localedef could not make "
                     "one";
   }
+  const std::locale previous = std::locale::global(std::locale("de_DE.UTF-8"));
   const HostMatrix m = io::read_matrix(file("far.csv", "2.5e-400,1.5\n3,-4.25\n"));
   const std::vector<double> values = values_of(m);
   bool out_of_range_refused = false;
@@ -407,10 +417,26 @@ TEST_F(TextTest, NumbersReadAndNamedAlikeInAHostsCommaLocale) {
   } catch (const emix::Error& e) {
     message = e.what();
   }
+  emix::Model model;
+  model.covariance = emix::Covariance::kDiag;
+  model.n_components = 2;
+  model.n_features = 1;
+  model.weights = {0.5, 0.4};
+  model.means = {0, 1};
+  model.covariances = {1, 1};
+  std::string weights_message;
+  try {
+    model.validate();
+  } catch (const InvalidArgument& e) {
+    weights_message = e.what();
+  }
+  std::locale::global(previous);
   setlocale(LC_ALL, "C");
+  unsetenv("LOCPATH");
   EXPECT_EQ(values, (std::vector<double>{0, 1.5, 3, -4.25}));
   EXPECT_TRUE(out_of_range_refused);
   EXPECT_NE(message.find("-0.5"), std::string::npos) << message;
+  EXPECT_NE(weights_message.find("weights sum to 0.9"), std::string::npos) << weights_message;
 }
 
 TEST_F(TextTest, NonFiniteValuesNameRowAndColumn) {
@@ -664,28 +690,38 @@ TEST_F(TextTest, AHeaderOfNumbersIsFoundForTheProgramToTell) {
   EXPECT_EQ(guess(file("names.csv", "a,b\n1,2\n")), Guess(0, false, false));
   EXPECT_EQ(guess(file("pandas.txt", "0 1\n2.5 3\n4 5.5\n")), Guess(1, true, false));
   EXPECT_EQ(guess(file("quoted.csv", "\"1\",\"2\"\n3,4.5\n")), Guess(1, true, false));
+  // Years as names, over reals and over counts alike.
   EXPECT_EQ(guess(file("years.csv", "2019,2020,2021\n3,4.5,6\n")), Guess(1, true, false));
-  // Rows like the others: quoted numbers over lines that quote every cell, years over counts.
-  EXPECT_EQ(guess(file("quote_all.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), Guess(0, false, false));
-  EXPECT_EQ(guess(file("year_counts.csv", "2019,2020,2021\n3,4,6\n")), Guess(0, false, false));
+  EXPECT_EQ(guess(file("year_counts.csv", "2019,2020,2021\n3,4,6\n")), Guess(1, true, false));
+  // Quoted numbers over lines that quote every cell (csv.QUOTE_ALL): a row, said to be one
+  // (every_line_quoted); pandas' quoted numbered names over quoted reals: a header.
+  const io::FirstLineGuess quote_all =
+      io::text_first_line_guess(file("quote_all.csv", "\"1\",\"2\"\n\"3\",\"4\"\n"));
+  EXPECT_EQ(std::make_tuple(quote_all.line, quote_all.read_as_header, quote_all.every_line_quoted),
+            std::make_tuple(std::int64_t{1}, false, true));
   EXPECT_EQ(guess(file("quoted_alone.csv", "\"1\",\"2\"\n")), Guess(0, false, false));
+  EXPECT_EQ(guess(file("quoted_names.csv", "\"0\",\"1\"\n\"2.5\",\"3\"\n")), Guess(1, true, false));
+  EXPECT_EQ(guess(file("quoted_counts.csv", "\"0\",\"1\"\n\"2\",\"3\"\n")), Guess(1, false, false));
   EXPECT_EQ(guess(file("rows.csv", "1,2\n3,4\n")), Guess(0, false, false));
   // pandas' names over whole numbers, and alone, are read as a row: a guess too.
   EXPECT_EQ(guess(file("counts.csv", "0,1\n1,2\n")), Guess(1, false, false));
   EXPECT_EQ(guess(file("alone.csv", "0,1\n")), Guess(1, false, true));
   EXPECT_EQ(guess(file("later.csv", "# made by hand\n\n0,1\n1.5,2\n")), Guess(3, true, false));
-  // The names of a header, as the reader takes the first line (a header, or numbers the rows
-  // under them make one); none where it is a row.
-  EXPECT_EQ(io::text_column_names(file("n1.csv", "\"a\",b c\n1,2\n")),
-            (std::vector<std::string>{"a", "b c"}));
-  EXPECT_EQ(io::text_column_names(file("n2.csv", "height (cm),weight; kg\n1,2\n")),
-            (std::vector<std::string>{"height (cm)", "weight; kg"}));
-  EXPECT_EQ(io::text_column_names(file("n3.txt", "0 1\n2.5 3\n")),
-            (std::vector<std::string>{"0", "1"}));
-  EXPECT_TRUE(io::text_column_names(file("n4.csv", "0,1\n1,2\n")).empty());
-  EXPECT_TRUE(io::text_column_names(file("n5.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")).empty());
-  EXPECT_TRUE(io::text_column_names(file("n6.csv", "1.5,2\n")).empty());
-  EXPECT_TRUE(io::text_column_names(file("n7.csv", "0,1\n")).empty());
+  // The first line as the reader takes it (a header, or numbers the rows under them make one),
+  // with its cells unquoted and split as the rows are.
+  const auto first_line = [](const std::string& path) {
+    const io::TextFirstLine first = io::text_first_line(path);
+    return std::make_tuple(first.line, first.cells, first.header);
+  };
+  using Line = std::tuple<std::int64_t, std::vector<std::string>, bool>;
+  EXPECT_EQ(first_line(file("n1.csv", "# c\n\"a\",b c\n1,2\n")), Line(2, {"a", "b c"}, true));
+  EXPECT_EQ(first_line(file("n2.csv", "height (cm),weight; kg\n1,2\n")),
+            Line(1, {"height (cm)", "weight; kg"}, true));
+  EXPECT_EQ(first_line(file("n3.txt", "0 1\n2.5 3\n")), Line(1, {"0", "1"}, true));
+  EXPECT_EQ(first_line(file("n4.csv", "0,1\n1,2\n")), Line(1, {"0", "1"}, false));
+  EXPECT_EQ(first_line(file("n5.csv", "\"1\",\"2\"\n\"3\",\"4\"\n")), Line(1, {"1", "2"}, false));
+  EXPECT_EQ(first_line(file("n6.csv", "1.5,2\n")), Line(1, {"1.5", "2"}, false));
+  EXPECT_EQ(first_line(file("n7.csv", "\n")), Line(0, {}, false));
   // As the reader counts rows: the header's line is not one.
   EXPECT_EQ(io::read_matrix(file("pandas2.txt", "0 1\n2.5 3\n4 5.5\n")).rows(), 2);
 }

@@ -63,12 +63,21 @@ struct FirstLineGuess {
   std::int64_t line = 0;
   bool read_as_header = false;
   bool only_line = false;
+  // Read as a row: numbers in quotes over lines that quote every cell (Python's csv.QUOTE_ALL),
+  // rather than pandas' numbered names.
+  bool every_line_quoted = false;
 };
 FirstLineGuess text_first_line_guess(const std::string& path);
-// The column names a text file's header gives (as read_matrix takes its first line: names, or
-// numbers that the rows under them make a header), without their quotes; empty when its first
-// line is a row, or the file is not text or not a regular file (a pipe, read once already).
-std::vector<std::string> text_column_names(const std::string& path);
+// A text file's first line as read_matrix takes it: its 1-based line, its cells without their
+// quotes, and whether it is a header (names, or numbers that the rows under them make one) or a
+// row. Line 0 and no cells where the file is not text or not a regular file (a pipe, read once
+// already) or has no line of data.
+struct TextFirstLine {
+  std::int64_t line = 0;
+  std::vector<std::string> cells;
+  bool header = false;
+};
+TextFirstLine text_first_line(const std::string& path);
 
 // A .npy file memory-mapped read-only (and advised for sequential reading), given as chunks of
 // rows in `dtype`: for fitting data larger than memory (emix::fit(ChunkSource&, ...)). When the

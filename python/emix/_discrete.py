@@ -81,12 +81,12 @@ _COMMON_ATTRIBUTES = """    weights_ : ndarray of shape (n_components,)
 """
 
 
-
 def _number(value):
     """A value as the library's messages write one: a whole number as one, else the shortest
     text that reads back as it (16777217, not 1.67772e+07)."""
     value = float(value)
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
 
 class _DiscreteMixture(_BaseMixture):
     _init_parameters = ("weights", "probabilities")
@@ -103,7 +103,8 @@ class _DiscreteMixture(_BaseMixture):
     def _check_data_values(self, data):
         # The positive_only tag promises scikit-learn this wording for negative values; the
         # library's own check (which also names values that are not counts) follows. One
-        # reduction over the data, without a temporary; where a value is negative, its place.
+        # reduction over the data, without a temporary; where a value is negative, its place and
+        # the first value refused.
         x = data.source
         if data.on_device or x.size == 0 or not x.min() < 0:
             return
@@ -309,7 +310,7 @@ class BinomialMixture(_DiscreteMixture):
         row, column = self._first_value_not_a_count(x)
         if x[row, column] > self._trials():
             trials = self._trials()
-            default = " (BinomialMixture's default)" if self.n_trials == 1 else ""
+            default = " (the default)" if self.n_trials == 1 else ""
             raise InvalidArgument(
                 f"data: row {row + 1}, column {column + 1} is {_number(x[row, column])}, but a "
                 f"binomial mixture with n_trials = {trials}{default} needs a whole number of "

@@ -185,9 +185,13 @@ bool reads_once(const std::string& path) {
 
 namespace {
 
-// What a first line of pandas' numbered column names that the reader took for a row is: the
-// note after a fit, or the end of an error that names that line.
-std::string pandas_names_read_as_row(const io::FirstLineGuess& guess) {
+// What a first line of numbers that could have been names, which the reader took for a row, is:
+// the note after a fit, or the end of an error that names that line.
+std::string first_line_read_as_row(const io::FirstLineGuess& guess) {
+  if (guess.every_line_quoted) {
+    return "numbers in quotes, read as a row, as the lines under it quote every cell too "
+           "(csv.QUOTE_ALL); delete it if it is a header";
+  }
   return std::string(
              "the numbers 0, 1, ... that pandas writes as column names, read as a row, "
              "as ") +
@@ -217,7 +221,7 @@ void rethrow_in_file(const DataError& error, const DataFiles& files) {
     } catch (const std::exception&) {
     }
     if (guess.line == line && line > 0 && !guess.read_as_header) {
-      message += ": that line holds " + pandas_names_read_as_row(guess);
+      message += ": that line holds " + first_line_read_as_row(guess);
     }
   }
   throw InvalidArgument(message);
@@ -326,7 +330,7 @@ void note_text_header(const std::string& input, const DataArgs& args) {
   } else if (guess.line > 0) {
     // pandas' to_csv(index=False) of whole numbers: one row too many, said nothing of.
     std::fprintf(stderr, "%s: line %lld, %s\n", input.c_str(), static_cast<long long>(guess.line),
-                 pandas_names_read_as_row(guess).c_str());
+                 first_line_read_as_row(guess).c_str());
   }
 }
 

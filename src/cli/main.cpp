@@ -470,14 +470,21 @@ std::string parse_error_message(CLI::App& app, const CLI::ParseError& error, int
   for (int i = 2; i < argc; ++i) {
     std::string typed = argv[i];
     if (typed == "--") break;
-    double number;
-    if (typed.size() < 2 || typed[0] != '-' || CLI::detail::lexical_cast(typed, number)) continue;
     typed = typed.substr(0, typed.find('='));
-    if (typed.size() > 2 && typed[1] != '-') typed = typed.substr(0, 2);  // -k3
-    if (command->get_option_no_throw(typed) != nullptr || typed == "-h" || typed == "--help") {
+    // CLI11 takes "-1w.csv", "-.5" and "-" for values, as it does negative numbers.
+    if (typed.size() < 2 || typed[0] != '-' || std::isdigit(static_cast<unsigned char>(typed[1])) ||
+        typed[1] == '.') {
       continue;
     }
-    const std::string meant = nearest_option(*command, typed);
+    std::string meant;
+    if (typed[1] != '-') {
+      // "-k3" is -k with its value; "-max_iter", whose -m no option has, meant --max_iter.
+      if (command->get_option_no_throw(typed.substr(0, 2)) != nullptr || typed == "-h") continue;
+      if (typed.size() > 2) meant = nearest_option(*command, "-" + typed);
+    } else if (command->get_option_no_throw(typed) != nullptr || typed == "--help") {
+      continue;
+    }
+    if (meant.empty()) meant = nearest_option(*command, typed);
     return "emix " + name + " has no option " + typed +
            (meant.empty() ? "" : ": did you mean " + meant + "?") + " (" + help + ")";
   }

@@ -68,17 +68,29 @@ std::string listed(const std::vector<std::string>& names) {
 // INPUT's header against the feature names of a model the Python package fitted on named
 // columns (its estimator section): the same names in another order were evaluated column by
 // column as they stood, said nothing of (Python refuses them, as scikit-learn does); other
-// names of as many columns are evaluated in order, with a warning.
+// names of as many columns are evaluated in order, with a warning. Names that are numbers
+// ("0,1,2", or "1,0,2" over reals) may have been read as a row: the model's names tell.
 void check_column_names(const DataArgs& data, const std::string& input, const std::string& model,
                         const std::string& estimator_section) {
   if (!data.raw_dtype.empty()) return;
   const std::vector<std::string> fitted = io::estimator_feature_names(estimator_section);
   if (fitted.empty()) return;
-  const std::vector<std::string> named = io::text_column_names(input);
-  if (named.size() != fitted.size() || named == fitted) return;
+  const io::TextFirstLine first = io::text_first_line(input);
+  const std::vector<std::string>& named = first.cells;
+  if (named.size() != fitted.size() || (first.header && named == fitted)) return;
   std::vector<std::string> sorted_named = named, sorted_fitted = fitted;
   std::sort(sorted_named.begin(), sorted_named.end());
   std::sort(sorted_fitted.begin(), sorted_fitted.end());
+  if (!first.header) {
+    if (sorted_named != sorted_fitted) return;
+    throw InvalidArgument(
+        input + ": line " + std::to_string(first.line) + " (" + listed(named) +
+        ") holds the names of the features the model (" + model +
+        ") was fitted on, but was read as a row of data, as names that are "
+        "numbers can be: delete the line" +
+        (named == fitted ? ""
+                         : " and write the columns in the model's order (" + listed(fitted) + ")"));
+  }
   const std::string said = input + ": its header names the columns " + listed(named) +
                            ", and the model (" + model + ") was fitted on " + listed(fitted);
   if (sorted_named == sorted_fitted) {

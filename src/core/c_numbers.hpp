@@ -7,7 +7,8 @@
 
 namespace emix {
 
-// While one lives, this thread's numbers are the "C" locale's (uselocale: no other thread's).
+// While one lives, this thread's locale is "C" (uselocale: no other thread's), numbers included:
+// every category, since the library formats and parses nothing else by the locale.
 class CNumbers {
  public:
   CNumbers() : previous_(c_numeric() != locale_t{} ? uselocale(c_numeric()) : locale_t{}) {}

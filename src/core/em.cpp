@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <locale>
 #include <random>
 #include <sstream>
 
@@ -329,6 +330,7 @@ void EmRun::note_kept_collapsing() {
                     [&](int reseeded) { return iteration_ - reseeded < recent; });
   if (!report_.converged && options_.tol > 0 && options_.max_iter > 1 && recent_reseeds >= 2) {
     std::ostringstream msg;
+    msg.imbue(std::locale::classic());  // not a host's global locale: 1.234 for 1234
     msg << "components kept collapsing to the end (" << reseeds_ << " re-seeds, the last at "
         << "iteration " << reseed_iterations_.back() << "), so the fit could not converge";
     if (options_.family != Family::kGaussian) {
@@ -539,6 +541,7 @@ void EmRun::reseed(Engine& engine, Model& next, int c, const char* why,
     for (double& w : next.weights) w /= total;
   }
   std::ostringstream msg;
+  msg.imbue(std::locale::classic());  // not a host's global locale: 1.234 for 1234
   msg << "iteration " << iteration_ + 1 << ": component " << c << " " << why
       << "; re-seeded at row " << row + 1;
   if (options_.n_init > 1) msg << " (restart " << run_ << ")";

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <locale>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -453,6 +454,7 @@ double validate_model(const Model& m, bool factor) {
   }
   if (std::abs(total - 1.0) > 1e-6) {
     std::ostringstream msg;
+    msg.imbue(std::locale::classic());  // not a host's global locale: 1.234 for 1234
     msg.precision(10);
     msg << "model: weights sum to " << total << ", not 1";
     throw InvalidArgument(msg.str());

@@ -129,8 +129,8 @@ HostMatrix read_raw(const std::string& path, const ReadOptions& options);
 std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row);
 // io::text_first_line_guess for a text file.
 FirstLineGuess text_first_line_guess(const std::string& path);
-// io::text_column_names for a text file.
-std::vector<std::string> text_column_names(const std::string& path);
+// io::text_first_line for a text file.
+TextFirstLine text_first_line(const std::string& path);
 // The number of rows, from the header (.npy, checked against the file's size) or the file's size
 // (raw), reading no data.
 std::int64_t count_npy_rows(const std::string& path);

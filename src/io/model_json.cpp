@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <locale>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -91,6 +92,7 @@ void check_written(const std::string& path, const char* key, const std::vector<d
     // JSON has no NaN or Inf; nlohmann would write null, which read_model then rejects.
     if (!std::isfinite(values[i])) {
       std::ostringstream text;
+      text.imbue(std::locale::classic());  // not a host's global locale: 1.234 for 1234
       text << values[i];
       throw InvalidArgument(detail::quote_path(path) + ": cannot write the model: '" + key +
                             "' element " + std::to_string(i) + " is " + text.str());
@@ -532,8 +534,20 @@ class ModelReader {
   const Json& root_;
 };
 
+// What data given where a model goes (`emix predict x.npy m.json`) are told after what they are.
+constexpr const char* kDataForAModel =
+    "; data? a model file is a JSON object, as emix fit -o writes it (emix predict and score "
+    "take MODEL first, then INPUT)";
+
 std::string read_whole_file(const std::string& path) {
   detail::InputFile file(path);
+  // A .npy is named by its first bytes, before its size (one of 900 MB was read whole first, one
+  // over 1 GiB refused as too long): it said "not valid JSON: line 1, column 8: a NUL byte".
+  char magic[6] = {};
+  const std::size_t got_magic = file.read_some(magic, sizeof magic);
+  if (got_magic == sizeof magic && std::string_view(magic, sizeof magic) == "\x93NUMPY") {
+    detail::throw_io(path, std::string("a .npy file (data), not a model file") + kDataForAModel);
+  }
   // A model file holds K x D x D numbers at most; 1 GiB of text is far beyond any that a fit
   // writes, and a longer file (or an endless device) is refused rather than read into memory.
   constexpr std::uint64_t kMaxModelBytes = std::uint64_t{1} << 30;
@@ -542,7 +556,7 @@ std::string read_whole_file(const std::string& path) {
                                " bytes; emix reads model files "
                                "of at most 1 GiB");
   }
-  std::string text;
+  std::string text(magic, got_magic);
   // On the heap: a host's thread may have a small stack (musl's 128 KiB).
   std::vector<char> chunk(std::size_t{1} << 16);
   char* const buffer = chunk.data();
@@ -565,15 +579,7 @@ Model read_model(const std::string& path, std::string* fit_section,
                  std::string* estimator_section) {
   const cpu::ScopedNonStopFp non_stop;  // strtod raises overflow on 1e400 (fp_environment.hpp)
   const std::string text = read_whole_file(path);
-  // Data given where the model goes (`emix predict x.npy m.json`): said "not valid JSON: line 1,
-  // column 8: a NUL byte".
   const std::size_t start = text.find_first_not_of(" \t\r\n");
-  const std::string data_hint =
-      "; data? a model file is a JSON object, as emix fit -o writes it (emix predict and "
-      "score take MODEL first, then INPUT)";
-  if (text.rfind("\x93NUMPY", 0) == 0) {
-    throw IoError(detail::quote_path(path) + ": a .npy file (data), not a model file" + data_hint);
-  }
   // nlohmann's lexer takes a NUL byte for the end of its input, so whatever followed one went
   // unread: a file with another's bytes after a NUL loaded as the first. JSON holds none raw;
   // NUL bytes (and white space) that end a file are padding, and are read as the end.
@@ -595,7 +601,7 @@ Model read_model(const std::string& path, std::string* fit_section,
   } catch (const IoError& e) {
     // A text file of data (`emix score data.csv m.json`), whose first line is no JSON value.
     if (start == std::string::npos || text[start] == '{' || text[start] == '[') throw;
-    throw IoError(e.what() + data_hint);
+    throw IoError(e.what() + std::string(kDataForAModel));
   }
   const Model model = ModelReader(path, root).read();
   const auto section = [&](const char* key, std::string* out) {

@@ -110,11 +110,11 @@ FirstLineGuess text_first_line_guess(const std::string& path) {
   return detail::text_first_line_guess(path);
 }
 
-std::vector<std::string> text_column_names(const std::string& path) {
+TextFirstLine text_first_line(const std::string& path) {
   struct stat info;
   if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return {};
   if (resolve_format(path, ReadOptions()) != FileFormat::kText) return {};
-  return detail::text_column_names(path);
+  return detail::text_first_line(path);
 }
 
 std::vector<double> read_vector(const std::string& path) {

@@ -299,10 +299,17 @@ std::string first_column_unnamed(std::string_view name, std::int64_t line) {
          "written again)";
 }
 
-// How an unnamed first column is told to go.
-constexpr const char* kLeaveTheIndexOut =
-    "pandas' to_csv and R's write.csv write one by default; write the file without it "
-    "(to_csv(..., index=False), write.csv(..., row.names = FALSE)), or name the column";
+// How a first column is told to go that is_index_name calls an index (`name`: its name).
+std::string leave_the_index_out(std::string_view name) {
+  // to_csv(index=False) wrote "Unnamed: 0" itself: the index was read back as a column first.
+  if (!name.empty()) {
+    return "read the file with pandas' read_csv(..., index_col=0), or drop the column "
+           "(df.drop(columns='" +
+           std::string(name) + "')), before to_csv(..., index=False)";
+  }
+  return "pandas' to_csv and R's write.csv write one by default; write the file without it "
+         "(to_csv(..., index=False), write.csv(..., row.names = FALSE)), or name the column";
+}
 
 // pandas' header of a frame with its default column names and its index: ",0,1,...,D-2" (an
 // empty name, then the numbers 0, 1, ...). is_header takes numbers for data; this one is names.
@@ -327,19 +334,20 @@ bool is_numbered_names(const std::vector<std::string_view>& cells) {
   return true;
 }
 
-// Whole numbers one apart from one other than 0 ("2019,2020,2021": years), in three columns or
-// more: over rows written as reals, names (pandas would read them as a header); over whole
-// numbers, a row. Two columns ("3,4") are too likely a first row of reals.
-bool is_consecutive_names(const std::vector<std::string_view>& cells) {
+// Years as names: three or more whole numbers one apart, of four digits ("2019,2020,2021"). Over
+// counts per year as well as over reals a header (the commands tell the guess): such a first row
+// of data is far less likely. Other runs ("1,2,3" over "4.5,5,6") are a row, as before.
+bool is_year_names(const std::vector<std::string_view>& cells) {
   if (cells.size() < 3) return false;
-  long long first = 0;
+  int first = 0;
   const auto [end, error] =
       std::from_chars(cells[0].data(), cells[0].data() + cells[0].size(), first);
-  if (error != std::errc() || end != cells[0].data() + cells[0].size() || first == 0) {
+  if (error != std::errc() || end != cells[0].data() + cells[0].size() || first < 1000 ||
+      first + static_cast<std::int64_t>(cells.size()) - 1 > 9999) {
     return false;
   }
   for (std::size_t i = 1; i < cells.size(); ++i) {
-    if (cells[i] != std::to_string(first + static_cast<long long>(i))) return false;
+    if (cells[i] != std::to_string(first + static_cast<int>(i))) return false;
   }
   return true;
 }
@@ -395,10 +403,8 @@ std::string not_a_number_hint(std::string_view cell) {
            "write them so (pandas reads these with read_csv's decimal=',' or thousands=',', and "
            "its to_csv writes them so)";
   }
-  const bool text = std::any_of(cell.begin(), cell.end(), [](char c) {
-    return std::isalpha(static_cast<unsigned char>(c)) != 0;
-  });
-  if (text) {
+  // Text begins with a letter ("s0", "Paris"); "1e" and "0x1A" are numbers written wrong.
+  if (!cell.empty() && std::isalpha(static_cast<unsigned char>(cell.front())) != 0) {
     return "; emix reads numbers only: drop a column of text (names, IDs, categories) or encode "
            "it as numbers first";
   }
@@ -420,27 +426,81 @@ bool holds_nothing(std::string_view line) {
   return start == line.size() || line[start] == '#';
 }
 
-// What a file's first line is, from its cells with their quotes. Both readers of rows
-// (read_text_as, text_line_of_data_row) ask this, so that they count rows alike. The kinds
-// between kHeader and kRow are held until the next line tells which (held_line_is_header).
+// What a file's first line is, from its cells with their quotes. Every reader of a text file's
+// rows asks this, so that they count rows alike. The kinds between kHeader and kRow are held
+// until the next line tells which (held_line_is_header).
 enum class FirstLine {
   kHeader,
-  kNumberedNames,     // pandas' 0, 1, ...: a header over rows written as reals, else a row
-  kConsecutiveNames,  // 2019, 2020, 2021: the same
-  kQuotedNumbers,     // "1","2": a row over rows that quote every cell, else a header
+  kNumberedNames,  // pandas' 0, 1, ...: a header over rows written as reals, else a row
+  kQuotedNames,    // the same in quotes: a header over rows written as reals or not quoted
+  kQuotedNumbers,  // "1","2": a row over rows that quote every cell (QUOTE_ALL), else a header
   kRow,
 };
 FirstLine classify_first_line(const std::vector<std::string_view>& cells) {
-  if (is_quoted_numbers(cells)) return FirstLine::kQuotedNumbers;
-  if (is_header(cells) || is_numbered_header(cells)) return FirstLine::kHeader;
-  if (is_numbered_names(cells)) return FirstLine::kNumberedNames;
-  return is_consecutive_names(cells) ? FirstLine::kConsecutiveNames : FirstLine::kRow;
+  if (is_quoted_numbers(cells)) {
+    std::vector<std::string_view> bare(cells.size());
+    std::transform(cells.begin(), cells.end(), bare.begin(), unquote);
+    if (is_year_names(bare)) return FirstLine::kHeader;
+    return is_numbered_names(bare) ? FirstLine::kQuotedNames : FirstLine::kQuotedNumbers;
+  }
+  if (is_header(cells) || is_numbered_header(cells) || is_year_names(cells)) {
+    return FirstLine::kHeader;
+  }
+  return is_numbered_names(cells) ? FirstLine::kNumberedNames : FirstLine::kRow;
 }
 
 // Whether a held first line (of a kind between kHeader and kRow) is a header, by the line after.
 bool held_line_is_header(FirstLine kind, std::string_view next, char separator) {
-  if (kind == FirstLine::kQuotedNumbers) return !quotes_every_cell(next, separator);
-  return written_as_reals(next, separator);
+  switch (kind) {
+    case FirstLine::kQuotedNumbers:
+      return !quotes_every_cell(next, separator);
+    case FirstLine::kQuotedNames:
+      return !quotes_every_cell(next, separator) || written_as_reals(next, separator);
+    default:
+      return written_as_reals(next, separator);
+  }
+}
+
+// How the readers take a text file's first line: a header or a row (for the kinds held, as the
+// line after it says), and the separator its cells are split by (under a header, the first
+// row's, as read_text_as splits a header again).
+struct FirstLineReading {
+  std::string text;  // the line; empty for a file without one
+  std::int64_t line = 0;
+  FirstLine kind = FirstLine::kRow;
+  char separator = 0;
+  bool header = false;
+  bool row_follows = false;  // another line of data follows it
+};
+
+FirstLineReading read_first_line(const std::string& path) {
+  InputFile file(path);
+  LineReader lines(file);
+  std::vector<std::string_view> cells;
+  std::string_view line;
+  FirstLineReading out;
+  while (lines.next(&line)) {
+    if (holds_nothing(line)) continue;
+    if (out.line == 0) {
+      out.text.assign(line);
+      out.line = lines.line_number();
+      out.separator = choose_separator(line, tab_separated_name(path));
+      split(line, out.separator, &cells, /*keep_quotes=*/true);
+      out.kind = classify_first_line(cells);
+      out.header = out.kind == FirstLine::kHeader;
+      if (out.kind == FirstLine::kRow) return out;
+      continue;
+    }
+    out.row_follows = true;
+    if (out.kind != FirstLine::kHeader) {
+      out.header = held_line_is_header(out.kind, line, out.separator);
+    } else if (const char from_row = choose_separator(line, tab_separated_name(path));
+               from_row != '\0') {
+      out.separator = from_row;
+    }
+    return out;
+  }
+  return out;
 }
 
 template <typename T>
@@ -525,7 +585,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
         // R's row names ("a", "b", ...) under a nameless first column.
         const std::string row_names = c == 0 && unnamed_first_column
                                           ? "; " + first_column_unnamed(first_name, header_line) +
-                                                ": row names or an index? " + kLeaveTheIndexOut
+                                                ": row names or an index? " +
+                                                leave_the_index_out(first_name)
                                           : std::string();
         // What a cell that is no number usually means, when the row names do not explain it.
         std::string why = row_names;
@@ -638,7 +699,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
     throw_io(path, first_column_unnamed(first_name, header_line) +
                        " and holds whole numbers only (" + whole_number_text(values[0]) + ", " +
                        whole_number_text(values[static_cast<std::size_t>(cols)]) +
-                       ", ...): an index or row names, not a feature. " + kLeaveTheIndexOut);
+                       ", ...): an index or row names, not a feature. " +
+                       leave_the_index_out(first_name));
   }
   HostMatrix out(dtype, rows, cols);
   if (!values.empty()) std::memcpy(out.data(), values.data(), values.size() * sizeof(T));
@@ -656,106 +718,46 @@ HostMatrix read_text(const std::string& path, const ReadOptions& options) {
 
 std::int64_t text_line_of_data_row(const std::string& path, std::int64_t row) {
   if (row < 1) return 0;
+  const FirstLineReading first = read_first_line(path);
   InputFile file(path);
   LineReader lines(file);
-  std::vector<std::string_view> cells;
-  bool seen_first = false;
-  char separator = 0;
-  FirstLine held_kind = FirstLine::kRow;
-  std::int64_t held_line = 0;
   std::int64_t data_row = 0;
   std::string_view line;
   while (lines.next(&line)) {
-    if (holds_nothing(line)) continue;
-    if (!seen_first) {
-      seen_first = true;
-      separator = choose_separator(line, tab_separated_name(path));
-      split(line, separator, &cells, /*keep_quotes=*/true);
-      const FirstLine kind = classify_first_line(cells);
-      if (kind == FirstLine::kHeader) continue;
-      if (kind != FirstLine::kRow) {
-        held_kind = kind;
-        held_line = lines.line_number();
-        continue;
-      }
-    } else if (held_line > 0) {
-      if (!held_line_is_header(held_kind, line, separator) && ++data_row == row) return held_line;
-      held_line = 0;
-    }
+    if (holds_nothing(line) || (first.header && lines.line_number() == first.line)) continue;
     if (++data_row == row) return lines.line_number();
   }
-  if (held_line > 0 && ++data_row == row) return held_line;
   return 0;
 }
 
-std::vector<std::string> text_column_names(const std::string& path) {
-  InputFile file(path);
-  LineReader lines(file);
+TextFirstLine text_first_line(const std::string& path) {
+  const FirstLineReading first = read_first_line(path);
   std::vector<std::string_view> cells;
-  std::string first;
-  FirstLine kind = FirstLine::kRow;
-  char separator = 0;
-  bool row_seen = false;
-  std::string_view line;
-  while (lines.next(&line)) {
-    if (holds_nothing(line)) continue;
-    if (first.empty()) {
-      first.assign(line);
-      separator = choose_separator(line, tab_separated_name(path));
-      split(line, separator, &cells, /*keep_quotes=*/true);
-      kind = classify_first_line(cells);
-      if (kind == FirstLine::kRow) return {};
-      continue;
-    }
-    // The first row decides, as read_text_as: a held line's kind, a header's separator.
-    row_seen = true;
-    if (kind != FirstLine::kHeader && !held_line_is_header(kind, line, separator)) return {};
-    const char from_row = choose_separator(line, tab_separated_name(path));
-    if (kind == FirstLine::kHeader && from_row != '\0') separator = from_row;
-    break;
-  }
-  if (first.empty() || (kind != FirstLine::kHeader && !row_seen)) return {};
-  split(first, separator, &cells);
-  return std::vector<std::string>(cells.begin(), cells.end());
+  split(first.text, first.separator, &cells);
+  return {first.line, std::vector<std::string>(cells.begin(), cells.end()), first.header};
 }
 
 FirstLineGuess text_first_line_guess(const std::string& path) {
-  InputFile file(path);
-  LineReader lines(file);
-  std::vector<std::string_view> cells;
-  std::string_view line;
-  FirstLine held_kind = FirstLine::kRow;
-  std::int64_t held_line = 0;
-  char separator = 0;
-  while (lines.next(&line)) {
-    if (holds_nothing(line)) continue;
-    if (held_line > 0) {
-      // Read as a row, only pandas' numbered names may have been meant otherwise: years over
-      // counts, or quoted numbers over lines that quote every cell, are rows like the others.
-      if (held_line_is_header(held_kind, line, separator)) return {held_line, true};
-      return held_kind == FirstLine::kNumberedNames ? FirstLineGuess{held_line, false}
-                                                    : FirstLineGuess{};
-    }
-    separator = choose_separator(line, tab_separated_name(path));
-    split(line, separator, &cells, /*keep_quotes=*/true);
-    const FirstLine kind = classify_first_line(cells);
-    if (kind == FirstLine::kRow) return {};
-    if (kind != FirstLine::kHeader) {
-      held_kind = kind;
-      held_line = lines.line_number();
-      continue;
-    }
-    // A header of names ("a,b") is plain; one of numbers in quotes beside empty cells
-    // ("","1","2"), or pandas' index header (",0,1"), could have been meant as a row.
+  const FirstLineReading first = read_first_line(path);
+  if (first.kind == FirstLine::kRow) return {};
+  if (first.header) {
+    if (first.kind != FirstLine::kHeader) return {first.line, true};
+    // A header of names ("a,b") is plain; one of numbers (years, or in quotes beside empty
+    // cells: "","1","2"), or pandas' index header (",0,1"), could have been meant as a row.
+    std::vector<std::string_view> cells;
+    split(first.text, first.separator, &cells);
     for (std::string_view cell : cells) {
       double value;
-      if (!unquote(cell).empty() && parse_number(unquote(cell), &value) != Parse::kOk) return {};
+      if (!cell.empty() && parse_number(cell, &value) != Parse::kOk) return {};
     }
-    return {lines.line_number(), true};
+    return {first.line, true};
   }
-  // A held line alone is the one row; pandas' numbered names may have been meant as a header.
-  if (held_kind != FirstLine::kNumberedNames) return {};
-  return {held_line, false, held_line > 0};
+  // Read as a row: numbered names may have been meant as a header, and so may quoted numbers
+  // over lines that quote every cell; alone, quoted numbers are the one row.
+  if (first.kind == FirstLine::kQuotedNumbers) {
+    return first.row_follows ? FirstLineGuess{first.line, false, false, true} : FirstLineGuess{};
+  }
+  return {first.line, false, !first.row_follows};
 }
 
 }  // namespace emix::io::detail

@@ -327,7 +327,7 @@ def test_discrete_data_outside_the_family():
         emix.BinomialMixture(n_components=2, n_trials=3, device="cpu").fit(counts)
     # n_trials left at its default is named as such ("trials = 1" named no parameter).
     with pytest.raises(ValueError, match=r"^data: row 1, column 1 is 3, but a binomial mixture "
-                                         r"with n_trials = 1 \(BinomialMixture's default\) "
+                                         r"with n_trials = 1 \(the default\) "
                                          r"needs"):
         emix.BinomialMixture(n_components=2, device="cpu").fit(counts)
     counts[0, 1] = 1.5
