@@ -54,10 +54,11 @@ std::vector<double> read_vector(const std::string& path);
 // cannot be read again), or has fewer rows.
 std::int64_t text_line_of_row(const std::string& path, std::int64_t row);
 // A guess about a text file's first line that a user may have meant otherwise: the 1-based line
-// the reader takes for column names (a header) although its cells are numbers, in quotes
-// ("1","2") or pandas' numbered names 0, 1, ... over rows written as reals; or the line of such
-// numbered names that it takes for a row, since the rows under it are whole numbers (counts, or
-// pandas' header of them) or none follow (only_line). line 0: no guess (not text, a plain row,
+// the reader takes for column names (a header) although its cells are numbers (in quotes,
+// "1","2"; years, 2019,2020,2021; pandas' numbered names 0, 1, ... over rows written as reals);
+// or the line of such numbered names that it takes for a row, since the rows under it are whole
+// numbers (counts, or pandas' header of them) or none follow (only_line), or of quoted numbers
+// over lines that quote every cell (every_line_quoted). line 0: no guess (not text, a plain row,
 // or a header of names).
 struct FirstLineGuess {
   std::int64_t line = 0;

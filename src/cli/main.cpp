@@ -470,17 +470,23 @@ std::string parse_error_message(CLI::App& app, const CLI::ParseError& error, int
   for (int i = 2; i < argc; ++i) {
     std::string typed = argv[i];
     if (typed == "--") break;
+    // The value of the option before it, whatever it looks like (--sample-weight -w.csv).
+    const CLI::Option* before = i > 2 ? command->get_option_no_throw(argv[i - 1]) : nullptr;
+    if (before != nullptr && before->get_expected_min() > 0) continue;
     typed = typed.substr(0, typed.find('='));
-    // CLI11 takes "-1w.csv", "-.5" and "-" for values, as it does negative numbers.
+    // CLI11 takes "-1w.csv", "-.5", "-inf" and "-" for values, as it does negative numbers.
+    double number;
     if (typed.size() < 2 || typed[0] != '-' || std::isdigit(static_cast<unsigned char>(typed[1])) ||
-        typed[1] == '.') {
+        typed[1] == '.' || CLI::detail::lexical_cast(typed, number)) {
       continue;
     }
     std::string meant;
     if (typed[1] != '-') {
-      // "-k3" is -k with its value; "-max_iter", whose -m no option has, meant --max_iter.
+      // "-k3" is -k with its value; "-max_iter", whose -m no option has, meant --max_iter, and
+      // "-K3" -k.
       if (command->get_option_no_throw(typed.substr(0, 2)) != nullptr || typed == "-h") continue;
       if (typed.size() > 2) meant = nearest_option(*command, "-" + typed);
+      if (meant.empty() && typed.size() > 2) meant = nearest_option(*command, typed.substr(0, 2));
     } else if (command->get_option_no_throw(typed) != nullptr || typed == "--help") {
       continue;
     }

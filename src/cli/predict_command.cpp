@@ -69,7 +69,8 @@ std::string listed(const std::vector<std::string>& names) {
 // columns (its estimator section): the same names in another order were evaluated column by
 // column as they stood, said nothing of (Python refuses them, as scikit-learn does); other
 // names of as many columns are evaluated in order, with a warning. Names that are numbers
-// ("0,1,2", or "1,0,2" over reals) may have been read as a row: the model's names tell.
+// ("1,0,2") may have been read as a row: a warning says so where they are the model's in another
+// order (in the model's order, pandas' 0, 1, ..., the reader's own note says it).
 void check_column_names(const DataArgs& data, const std::string& input, const std::string& model,
                         const std::string& estimator_section) {
   if (!data.raw_dtype.empty()) return;
@@ -82,14 +83,16 @@ void check_column_names(const DataArgs& data, const std::string& input, const st
   std::sort(sorted_named.begin(), sorted_named.end());
   std::sort(sorted_fitted.begin(), sorted_fitted.end());
   if (!first.header) {
-    if (sorted_named != sorted_fitted) return;
-    throw InvalidArgument(
-        input + ": line " + std::to_string(first.line) + " (" + listed(named) +
-        ") holds the names of the features the model (" + model +
-        ") was fitted on, but was read as a row of data, as names that are "
-        "numbers can be: delete the line" +
-        (named == fitted ? ""
-                         : " and write the columns in the model's order (" + listed(fitted) + ")"));
+    // Binary or count data may begin with such a row: a warning, not a refusal.
+    if (sorted_named == sorted_fitted && named != fitted && !data.quiet) {
+      std::fprintf(stderr,
+                   "warning: %s: line %lld (%s) holds the names of the features the model (%s) "
+                   "was fitted on, in another order, and was read as a row of data: if it is a "
+                   "header, delete it and write the columns in the model's order (%s)\n",
+                   input.c_str(), static_cast<long long>(first.line), listed(named).c_str(),
+                   model.c_str(), listed(fitted).c_str());
+    }
+    return;
   }
   const std::string said = input + ": its header names the columns " + listed(named) +
                            ", and the model (" + model + ") was fitted on " + listed(fitted);

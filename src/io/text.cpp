@@ -336,7 +336,7 @@ bool is_numbered_names(const std::vector<std::string_view>& cells) {
 
 // Years as names: three or more whole numbers one apart, of four digits ("2019,2020,2021"). Over
 // counts per year as well as over reals a header (the commands tell the guess): such a first row
-// of data is far less likely. Other runs ("1,2,3" over "4.5,5,6") are a row, as before.
+// of data is far less likely; alone, a row. Other runs ("1,2,3" over "4.5,5,6") are a row.
 bool is_year_names(const std::vector<std::string_view>& cells) {
   if (cells.size() < 3) return false;
   int first = 0;
@@ -431,6 +431,7 @@ bool holds_nothing(std::string_view line) {
 // until the next line tells which (held_line_is_header).
 enum class FirstLine {
   kHeader,
+  kYearNames,      // 2019, 2020, 2021, quoted or not: a header over any row, alone a row
   kNumberedNames,  // pandas' 0, 1, ...: a header over rows written as reals, else a row
   kQuotedNames,    // the same in quotes: a header over rows written as reals or not quoted
   kQuotedNumbers,  // "1","2": a row over rows that quote every cell (QUOTE_ALL), else a header
@@ -440,18 +441,19 @@ FirstLine classify_first_line(const std::vector<std::string_view>& cells) {
   if (is_quoted_numbers(cells)) {
     std::vector<std::string_view> bare(cells.size());
     std::transform(cells.begin(), cells.end(), bare.begin(), unquote);
-    if (is_year_names(bare)) return FirstLine::kHeader;
+    if (is_year_names(bare)) return FirstLine::kYearNames;
     return is_numbered_names(bare) ? FirstLine::kQuotedNames : FirstLine::kQuotedNumbers;
   }
-  if (is_header(cells) || is_numbered_header(cells) || is_year_names(cells)) {
-    return FirstLine::kHeader;
-  }
+  if (is_header(cells) || is_numbered_header(cells)) return FirstLine::kHeader;
+  if (is_year_names(cells)) return FirstLine::kYearNames;
   return is_numbered_names(cells) ? FirstLine::kNumberedNames : FirstLine::kRow;
 }
 
 // Whether a held first line (of a kind between kHeader and kRow) is a header, by the line after.
 bool held_line_is_header(FirstLine kind, std::string_view next, char separator) {
   switch (kind) {
+    case FirstLine::kYearNames:
+      return true;
     case FirstLine::kQuotedNumbers:
       return !quotes_every_cell(next, separator);
     case FirstLine::kQuotedNames:
@@ -753,7 +755,8 @@ FirstLineGuess text_first_line_guess(const std::string& path) {
     return {first.line, true};
   }
   // Read as a row: numbered names may have been meant as a header, and so may quoted numbers
-  // over lines that quote every cell; alone, quoted numbers are the one row.
+  // over lines that quote every cell; alone, quoted numbers or years are the one row.
+  if (first.kind == FirstLine::kYearNames) return {};
   if (first.kind == FirstLine::kQuotedNumbers) {
     return first.row_follows ? FirstLineGuess{first.line, false, false, true} : FirstLineGuess{};
   }

@@ -10,6 +10,27 @@
 #include "fuzz_input.hpp"
 #include "fuzz_matrix_checks.hpp"
 
+namespace {
+
+// Lines that hold data: not blank (spaces and tabs) and not a comment ('#' first), a byte-order
+// mark before the first line skipped, lines ending at "\n", "\r\n" or a lone "\r".
+std::int64_t data_lines(const std::uint8_t* data, std::size_t size) {
+  std::size_t i = size >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF ? 3 : 0;
+  std::int64_t count = 0;
+  while (i < size) {
+    std::size_t end = i;
+    while (end < size && data[end] != '\n' && data[end] != '\r') ++end;
+    std::size_t first = i;
+    while (first < end && (data[first] == ' ' || data[first] == '\t')) ++first;
+    if (first < end && data[first] != '#') ++count;
+    i = end < size && data[end] == '\r' && end + 1 < size && data[end + 1] == '\n' ? end + 2
+                                                                                   : end + 1;
+  }
+  return count;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static emix::fuzz::MemoryFile file("emix-fuzz-text");
   const std::string& path = file.hold(data, size);
@@ -30,10 +51,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (line <= previous || line > lines) emix::fuzz::finding("text_line_of_row out of order");
       previous = line;
     }
-    // The first line, as the read takes it: a header names every column read; a row is row 1.
+    // The first line, as the read takes it: a header names every column read; a row is row 1;
+    // the rows read are the lines of data less the header (counted here, apart from both).
     const emix::io::TextFirstLine first = emix::io::text_first_line(path);
     // (Line 0: a file the public function, unlike this forced text read, takes for binary.)
     if (rows > 0 && first.line != 0) {
+      if (rows != data_lines(data, size) - (first.header ? 1 : 0)) {
+        emix::fuzz::finding("text_first_line's header disagrees with the rows read");
+      }
       const emix::HostMatrix all = emix::io::read_matrix(path, options);
       if (static_cast<std::int64_t>(first.cells.size()) != all.cols()) {
         emix::fuzz::finding("text_first_line's cells disagree with the read's columns");
