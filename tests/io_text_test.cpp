@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "io_test_util.hpp"
+#include "sanitizers.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -382,6 +383,10 @@ TEST_F(TextTest, NonNumericCellsAfterTheFirstLineAreErrors) {
 // read "2.5e-400" as 2 and "1.5e400" as 1 there, and messages wrote "-0,5" beside "0.9", or
 // "0,9" where a stream wrote them.
 TEST_F(TextTest, NumbersReadAndNamedAlikeInAHostsCommaLocale) {
+  if (EMIX_TEST_ADDRESS_SANITIZER) {
+    // glibc's setlocale keeps the LOCPATH it parsed, which LeakSanitizer reports (85 bytes).
+    GTEST_SKIP() << "glibc's LOCPATH list is never freed; the plain build runs this test";
+  }
   const auto comma_locale = [&] {
     if (setlocale(LC_ALL, "de_DE.UTF-8") != nullptr) return true;
     // Debian's small images have C and C.UTF-8 only: build one where localedef can.
