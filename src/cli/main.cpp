@@ -494,11 +494,10 @@ std::string parse_error_message(CLI::App& app, const CLI::ParseError& error, int
     return "emix " + name + " has no option " + typed +
            (meant.empty() ? "" : ": did you mean " + meant + "?") + " (" + help + ")";
   }
-  if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr) {
-    return what + ": " + usage + " (" + help + ")";
-  }
-  if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr &&
-      what.find(" is required") != std::string::npos) {
+  // An argument too many, or one missing: what the command takes.
+  if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr ||
+      (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr &&
+       what.find(" is required") != std::string::npos)) {
     return what + ": " + usage + " (" + help + ")";
   }
   const std::string at_most = ": At Most 1 required but received ";

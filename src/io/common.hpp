@@ -69,6 +69,11 @@ std::string excerpt(std::string_view text, std::size_t max_bytes = 40);
 // A path for a message: as given when it is at most 512 bytes without control characters
 // (UTF-8 names stay readable), else quoted and shortened as excerpt() does.
 std::string quote_path(const std::string& path);
+// Whether bytes begin as every .npy file does (NumPy's magic string): a .npy named or sent
+// where text or a model was expected.
+inline bool starts_with_npy_magic(std::string_view bytes) {
+  return bytes.substr(0, 6) == std::string_view("\x93NUMPY", 6);
+}
 
 // The file name's extension, lower case, with its dot (".npy"); "" for none.
 std::string lower_extension(const std::string& path);

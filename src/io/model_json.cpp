@@ -545,7 +545,7 @@ std::string read_whole_file(const std::string& path) {
   // over 1 GiB refused as too long): it said "not valid JSON: line 1, column 8: a NUL byte".
   char magic[6] = {};
   const std::size_t got_magic = file.read_some(magic, sizeof magic);
-  if (got_magic == sizeof magic && std::string_view(magic, sizeof magic) == "\x93NUMPY") {
+  if (detail::starts_with_npy_magic(std::string_view(magic, got_magic))) {
     detail::throw_io(path, std::string("a .npy file (data), not a model file") + kDataForAModel);
   }
   // A model file holds K x D x D numbers at most; 1 GiB of text is far beyond any that a fit

@@ -27,7 +27,7 @@ FileFormat sniff_text_file(const std::string& path) {
   in.read(head, sizeof head);
   const std::size_t got = static_cast<std::size_t>(in.gcount());
   const std::string_view start(head, got);
-  if (start.rfind("\x93NUMPY", 0) == 0) return FileFormat::kNpy;
+  if (detail::starts_with_npy_magic(start)) return FileFormat::kNpy;
   if (start.rfind("PK\x03\x04", 0) == 0) {
     throw IoError(path +
                   ": a zip archive (an .npz?), which emix does not read: save each array "

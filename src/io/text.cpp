@@ -278,14 +278,6 @@ bool holds_whole_numbers(const std::vector<T>& values, std::int64_t cols) {
   return rows >= 2;
 }
 
-// A whole number as written: 3, not 3.000000.
-std::string whole_number_text(double v) {
-  const CNumbers c_numbers;
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.17g", v);
-  return buffer;
-}
-
 // The name of a column a header leaves unnamed: none, or the one pandas gives it when it reads
 // such a file ("Unnamed: 0"), which its to_csv(index=False) then writes.
 bool is_index_name(std::string_view name) { return name.empty() || name == "Unnamed: 0"; }
@@ -635,7 +627,7 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       seen_first = true;
       // A pipe or FIFO is not sniffed (that would consume it): a .npy through one is told by
       // its first bytes here, rather than read as a text header.
-      if (line.rfind("\x93NUMPY", 0) == 0) {
+      if (starts_with_npy_magic(line)) {
         throw_io(path,
                  "a .npy file, read as text: emix reads a .npy only from a regular file, not "
                  "through a pipe or a FIFO; write it to a regular file named *.npy");
@@ -699,8 +691,8 @@ HostMatrix read_text_as(InputFile& file, const ReadOptions& options) {
       static_cast<std::int64_t>(values.size()) / std::max<std::int64_t>(cols, 1);
   if (unnamed_first_column && holds_whole_numbers(values, cols)) {
     throw_io(path, first_column_unnamed(first_name, header_line) +
-                       " and holds whole numbers only (" + whole_number_text(values[0]) + ", " +
-                       whole_number_text(values[static_cast<std::size_t>(cols)]) +
+                       " and holds whole numbers only (" + number(values[0]) + ", " +
+                       number(values[static_cast<std::size_t>(cols)]) +
                        ", ...): an index or row names, not a feature. " +
                        leave_the_index_out(first_name));
   }
